@@ -1,0 +1,416 @@
+"""The check stage: compare a run's measured metrics against its criteria.
+
+`load_criteria` merges the criteria to check (run spec < criteria file <
+`--set criteria.X=EXPR`), `evaluate_criteria` turns them into one
+`CriterionResult` each, and `render_lines` / `junit_xml` / `write_junit`
+report them. No CLI code lives here.
+
+Comparison rules:
+
+* `>=`, `>`, `<=`, `<` are exact float comparisons (so `>=` passes at
+  equality and `>` fails there).
+* `==` on a numeric metric is *not* exact: it passes when
+  ``|measured - threshold| <= 1e-9 * max(1, |threshold|)``, because a
+  measured float rarely equals a decimal literal bit for bit.
+* `T +- tol` passes when ``|measured - T| <= tol`` plus the same 1e-9
+  relative slack, so a value exactly at the (decimal) tolerance passes even
+  when binary rounding puts it a hair outside (``|0.88 - 0.87| > 0.01`` in
+  floats).
+* Categorical metrics compare strings with `==` / `!=`; a bool value is read
+  as ``"true"`` / ``"false"``.
+* A missing (None) or NaN measured value fails every criterion, `!=` included,
+  as does a value of the wrong type (a string for a numeric metric, a number
+  for a categorical one).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.errors import InvalidInput
+from auditor.spec import (
+    CATEGORICAL_METRICS,
+    NUMERIC_METRICS,
+    Criterion,
+    Spec,
+    parse_criterion,
+)
+
+REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
+MeasuredValue = float | str | bool | None
+
+# Decimals shown per unit (NUMERIC_METRICS values); others fall back to repr.
+_DECIMALS: dict[str, int] = {
+    "fraction": 4,
+    "ms": 2,
+    "MB": 2,
+    "millions": 3,
+    "s": 2,
+    "images/s": 1,
+}
+_ORDERED: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+# A failed `a op b` is reported as the relation that does hold: `12.31 >= 10`.
+_NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="}
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """The outcome of checking one criterion against the measured metrics."""
+
+    metric: str
+    expr: str
+    op: str
+    threshold: float | str
+    tolerance: float | None
+    measured: float | str | None
+    passed: bool
+    detail: str
+
+
+# --- evaluation -----------------------------------------------------------
+
+
+def evaluate_criteria(
+    criteria: list[Criterion],
+    metrics: dict[str, MeasuredValue],
+    notes: dict[str, str] | None = None,
+) -> list[CriterionResult]:
+    """Check each criterion against `metrics`, in order.
+
+    `notes` maps a metric to the reason it was not measured (used in the
+    detail when its value is None or absent, e.g. "no validation split").
+    """
+    notes = notes or {}
+    return [_evaluate(c, metrics.get(c.metric), notes.get(c.metric)) for c in criteria]
+
+
+def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None) -> CriterionResult:
+    if value is None:
+        reason = f"not measured: {note}" if note else "not measured: no value recorded"
+        return _result(crit, None, False, reason)
+    if _is_number(value) and math.isnan(float(value)):
+        return _result(crit, float(value), False, "measured NaN")
+    if crit.metric in CATEGORICAL_METRICS:
+        return _evaluate_categorical(crit, value)
+    return _evaluate_numeric(crit, value)
+
+
+def _result(crit: Criterion, measured: float | str | None, passed: bool, detail: str) -> CriterionResult:
+    return CriterionResult(
+        metric=crit.metric,
+        expr=crit.expr.strip(),
+        op=crit.op,
+        threshold=crit.threshold,
+        tolerance=crit.tolerance,
+        measured=measured,
+        passed=passed,
+        detail=detail,
+    )
+
+
+def _evaluate_categorical(crit: Criterion, value: MeasuredValue) -> CriterionResult:
+    if isinstance(value, bool):
+        measured = "true" if value else "false"
+    elif isinstance(value, str):
+        measured = value
+    else:
+        # A number here is a producer bug; `!= x` must not pass on it.
+        shown = float(value) if _is_number(value) else str(value)
+        return _result(crit, shown, False, f"measured {value!r} is not a {crit.metric} value")
+    if crit.op not in ("==", "!="):
+        raise ValueError(f"operator {crit.op!r} is not valid for categorical {crit.metric}")
+    passed = (measured == crit.threshold) == (crit.op == "==")
+    shown_op = crit.op if passed else _NEGATED[crit.op]
+    return _result(crit, measured, passed, f"{measured} {shown_op} {crit.threshold}")
+
+
+def _is_number(value: Any) -> bool:
+    # numbers.Real covers numpy scalars; bool is an int but never a measurement.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:
+    if not _is_number(value):
+        return _result(crit, str(value), False, f"measured {value!r} is not a number")
+    measured = float(value)  # type: ignore[arg-type]  # _is_number checked it
+    passed = _numeric_passes(crit, measured)
+    return _result(crit, measured, passed, _numeric_detail(crit, measured, passed))
+
+
+def _numeric_passes(crit: Criterion, measured: float) -> bool:
+    threshold = float(crit.threshold)
+    slack = REL_EPS * max(1.0, abs(threshold))
+    if crit.op in _ORDERED:
+        return _ORDERED[crit.op](measured, threshold)
+    if crit.op == "+-":
+        return abs(measured - threshold) <= float(crit.tolerance or 0.0) + slack
+    close = abs(measured - threshold) <= slack
+    if crit.op == "==":
+        return close
+    if crit.op == "!=":
+        return not close
+    raise ValueError(f"unknown operator {crit.op!r}")
+
+
+def _numeric_detail(crit: Criterion, measured: float, passed: bool) -> str:
+    shown = _display_measured(crit, measured)
+    threshold = _exact(float(crit.threshold))
+    if crit.op == "+-":
+        diff = abs(measured - float(crit.threshold))
+        cmp = "<=" if passed else ">"
+        return f"|{shown} - {threshold}| = {diff:.3g} {cmp} {_exact(float(crit.tolerance or 0.0))}"
+    shown_op = crit.op if passed else _NEGATED[crit.op]
+    return f"{shown} {shown_op} {threshold}"
+
+
+# --- formatting -----------------------------------------------------------
+
+
+def format_value(metric: str, value: float | str | None) -> str:
+    """A measured value as shown to people: fractions to 4 decimals, ms/MB to 2."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if not math.isfinite(value):
+        return str(value)  # nan, inf, -inf
+    decimals = _DECIMALS.get(NUMERIC_METRICS.get(metric, ""))
+    return f"{value:.{decimals}f}" if decimals is not None else _exact(value)
+
+
+def _exact(value: float) -> str:
+    """Shortest text that round-trips; integers without a trailing `.0`."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _display_measured(crit: Criterion, measured: float) -> str:
+    # Rounding must never make a result look wrong (0.84996 shown as 0.8500
+    # failing `>= 0.85`): fall back to the exact value when it would.
+    shown = format_value(crit.metric, measured)
+    if not math.isfinite(measured):
+        return shown
+    if _numeric_passes(crit, float(shown)) != _numeric_passes(crit, measured):
+        return _exact(measured)
+    if crit.op in ("==", "!=", "+-") and float(shown) != measured:
+        return _exact(measured)  # the difference is the point of these operators
+    return shown
+
+
+def _shown(result: CriterionResult) -> str:
+    if isinstance(result.measured, float) and result.metric in NUMERIC_METRICS:
+        crit = Criterion(
+            metric=result.metric,
+            expr=result.expr,
+            op=result.op,  # type: ignore[arg-type]
+            threshold=result.threshold,
+            tolerance=result.tolerance,
+        )
+        return _display_measured(crit, result.measured)
+    return format_value(result.metric, result.measured)
+
+
+def _unusual(r: CriterionResult) -> bool:
+    m = r.measured
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return True
+    return isinstance(m, str) != (r.metric in CATEGORICAL_METRICS)
+
+
+def render_lines(results: list[CriterionResult]) -> list[str]:
+    """One `PASS|FAIL  metric expr  (measured X)` line each, then a summary line."""
+    lines = []
+    for r in results:
+        status = "PASS" if r.passed else "FAIL"
+        # Missing, NaN or wrong-typed values: the detail says why it failed.
+        why = r.detail if _unusual(r) else f"measured {_shown(r)}"
+        lines.append(f"{status}  {r.metric} {r.expr}  ({why})")
+    lines.append(summary_line(results))
+    return lines
+
+
+def summary_line(results: list[CriterionResult]) -> str:
+    """`N/M criteria passed: PASS|FAIL`."""
+    n_pass = sum(r.passed for r in results)
+    verdict = "PASS" if overall(results) else "FAIL"
+    return f"{n_pass}/{len(results)} criteria passed: {verdict}"
+
+
+def overall(results: list[CriterionResult]) -> bool:
+    """True when every criterion passed; an empty list passes (callers say so)."""
+    return all(r.passed for r in results)
+
+
+# --- JUnit ----------------------------------------------------------------
+
+# Characters XML 1.0 forbids even when escaped; ElementTree writes them as-is.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _XML_INVALID.sub("?", text)
+
+
+def junit_xml(results: list[CriterionResult], suite_name: str) -> str:
+    """The results as a JUnit XML document (one testsuite, one testcase each)."""
+    failures = sum(not r.passed for r in results)
+    counts = {"tests": str(len(results)), "failures": str(failures), "errors": "0"}
+    root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": "0"})
+    for r in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": "auditor.criteria", "name": _xml_text(f"{r.metric} {r.expr}")},
+        )
+        detail = _xml_text(r.detail)
+        if not r.passed:
+            failure = ET.SubElement(case, "failure", {"message": detail, "type": "CriterionFailed"})
+            failure.text = detail
+        ET.SubElement(case, "system-out").text = detail
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(results: list[CriterionResult], suite_name: str, path: Path) -> None:
+    """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
+    path = Path(path)
+    directory = path.parent
+    if not directory.is_dir():
+        raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
+    data = junit_xml(results, suite_name).encode("utf-8")
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot write JUnit report: {exc.strerror or exc}") from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; CI readers need to read it
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- loading --------------------------------------------------------------
+
+_SET_PREFIX = "criteria."
+_NULL_WORDS = {"", "null", "~", "Null", "NULL"}  # YAML nulls: remove the criterion
+_SPEC_KEYS = frozenset(Spec.model_fields)
+
+
+def load_criteria(
+    base: dict[str, str],
+    file: Path | None,
+    sets: list[str],
+    *,
+    base_source: str = "run spec",
+) -> dict[str, str]:
+    """The criteria to check: the run's own, replaced by `file`, then `--set` items.
+
+    `file` is a YAML mapping, either `{criteria: {...}}` (e.g. a whole spec)
+    or a bare `{metric: expr}` mapping; it replaces the run's criteria
+    entirely. Each `sets` item is `criteria.METRIC=EXPR`; an empty or null
+    EXPR removes that criterion. Every surviving expression is parsed; any
+    problem raises InvalidInput naming its source and `criteria.<metric>`.
+    `base_source` names where `base` came from (e.g. the audit.json path).
+    """
+    criteria: dict[str, Any] = dict(base)
+    sources = dict.fromkeys(criteria, base_source)
+    if file is not None:
+        criteria = _read_criteria_file(Path(file))
+        sources = dict.fromkeys(criteria, str(file))
+    for item in sets:
+        metric, expr = _parse_set(item)
+        if expr is None:
+            criteria.pop(metric, None)
+        else:
+            criteria[metric] = expr
+            sources[metric] = "--set"
+    for metric, expr in criteria.items():
+        try:
+            parse_criterion(metric, expr)
+        except ValueError as exc:
+            raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {exc}") from None
+    return criteria
+
+
+def _read_criteria_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(
+            f"{path}: not valid YAML (quote expressions, e.g. test_acc: \">= 0.85\"): {exc}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{path}: criteria file must be a YAML mapping, got {type(raw).__name__}")
+    if "criteria" in raw:
+        section = raw["criteria"]
+        if section is None:
+            return {}
+        if not isinstance(section, dict):
+            raise InvalidInput(f"{path}: criteria: must be a mapping of metric: expression")
+        return _drop_nulls(section)
+    spec_keys = sorted(k for k in map(str, raw) if k in _SPEC_KEYS)
+    if spec_keys:
+        # A spec without a criteria section would silently check nothing.
+        raise InvalidInput(f"{path}: criteria: missing (a spec file with no criteria section)")
+    return _drop_nulls(raw)
+
+
+def _drop_nulls(mapping: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in mapping.items() if v is not None and v != ""}
+
+
+def _parse_set(item: str) -> tuple[str, str | None]:
+    """`criteria.METRIC=EXPR` -> (METRIC, EXPR or None to remove)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    metric = key.removeprefix(_SET_PREFIX)
+    if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:
+        raise InvalidInput(
+            f"--set {item!r}: only criteria.<metric>=EXPR can be set in check"
+            " (other spec fields are fixed by the run)"
+        )
+    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
+        known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
+        raise InvalidInput(f"--set: criteria.{metric}: unknown metric {metric!r}; known: {known}")
+    # Not YAML-parsed: `>= 0.9` and `!= diverged` are YAML syntax errors.
+    if raw.strip() in _NULL_WORDS:
+        return metric, None
+    expr = _unquote(raw.strip())
+    return metric, expr or None
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1].strip()
+    return text

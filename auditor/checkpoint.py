@@ -1,0 +1,149 @@
+"""Checkpoints: atomic writes with a verified sha256, and safe loading.
+
+A checkpoint `X.pt` is written to a temp file, fsynced and renamed into
+place; its digest then goes to `X.pt.sha256` the same way. A file without a
+matching digest (killed between the two renames, or corrupted later) is never
+loaded as intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from auditor.errors import InvalidInput
+
+STEP_GLOB = "step-*.pt"
+KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def to_bytes(payload: dict[str, Any]) -> bytes:
+    """Serialise a payload with torch.save into memory."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def save(path: Path, payload: dict[str, Any]) -> str:
+    """Atomically write a checkpoint and its digest sidecar; return the sha256."""
+    return save_bytes(path, to_bytes(payload))
+
+
+def save_bytes(path: Path, data: bytes) -> str:
+    """Atomically write serialised checkpoint bytes and their digest sidecar."""
+    digest = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(digest_path(path), f"{digest}  {path.name}\n".encode())
+    return digest
+
+
+def digest_path(path: Path) -> Path:
+    """The sidecar file holding a checkpoint's sha256."""
+    return path.with_name(path.name + ".sha256")
+
+
+def verify(path: Path) -> str | None:
+    """None if `path` is intact (digest matches), else the reason it is not."""
+    if not path.is_file():
+        return "missing"
+    side = digest_path(path)
+    if not side.is_file():
+        return "no digest file (write was interrupted)"
+    expected = side.read_text().split()[0] if side.read_text().strip() else ""
+    actual = sha256_file(path)
+    return None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
+
+
+def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True; raise InvalidInput when unusable."""
+    if check_digest and (reason := verify(path)) is not None:
+        raise InvalidInput(f"{path}: checkpoint is not intact: {reason}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InvalidInput(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise InvalidInput(f"{path}: not an auditor checkpoint (no 'model' entry)")
+    return payload
+
+
+def candidates(ckpt_dir: Path) -> list[Path]:
+    """Resume candidates: last.pt and step checkpoints, newest position first."""
+    paths = [p for p in [ckpt_dir / "last.pt", *ckpt_dir.glob(STEP_GLOB)] if p.is_file()]
+    return sorted(paths, key=lambda p: (_position(p), p.name), reverse=True)
+
+
+def _position(path: Path) -> int:
+    # Global step is encoded in step checkpoint names; last.pt is read for it.
+    if path.name.startswith("step-"):
+        return int(path.stem.split("-")[1])
+    try:
+        return int(load(path, check_digest=False).get("global_step", -1))
+    except InvalidInput:
+        return -1
+
+
+def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint whose digest verifies, and the ones skipped (with reasons)."""
+    skipped: list[tuple[Path, str]] = []
+    for p in candidates(ckpt_dir):
+        reason = verify(p)
+        if reason is None:
+            return p, skipped
+        skipped.append((p, reason))
+    return None, skipped
+
+
+def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
+    """Delete all but the newest `keep` step checkpoints (and their digests)."""
+    steps = sorted(ckpt_dir.glob(STEP_GLOB), key=_position, reverse=True)
+    for p in steps[keep:]:
+        p.unlink(missing_ok=True)
+        digest_path(p).unlink(missing_ok=True)
+
+
+def weights_only_bytes(state_dict: dict[str, torch.Tensor]) -> int:
+    """Size in bytes of a bare state dict as torch.save writes it."""
+    return len(to_bytes(state_dict))

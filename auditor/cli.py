@@ -1,0 +1,211 @@
+"""Command-line interface: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes for every subcommand: 0 success, 1 a check failed, 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from auditor import __version__
+from auditor.errors import InvalidInput
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DEFAULT_SPEC = "smoke"  # the embedded synthetic spec
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec field before validation (VALUE parsed as YAML), repeatable",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("models", help="list registered models with exact parameter counts")
+    sub.add_parser("schema", help="print the JSON Schema of the spec")
+
+    p = sub.add_parser("validate", help="validate specs and print the resolved spec")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    _add_set(p)
+
+    p = sub.add_parser("run", help="train, measure and write the reproducibility sheet")
+    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, metavar="SPEC",
+                   help=f"spec file or shipped spec name (default: {DEFAULT_SPEC})")  # fmt: skip
+    _add_set(p)
+    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
+    p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
+
+    p = sub.add_parser("render", help="re-render the sheet from RUN_DIR/audit.json alone")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
+    p.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    _add_set(p)
+
+    p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("--data-root", type=Path, required=True, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("measure", help="parameters, size and batch-1 latency of a checkpoint")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+# --- subcommands --------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from auditor.models import count_parameters, create_model, list_models, model_info
+
+    print(f"{'model':<10} {'params':>12}  family")
+    for name in list_models():
+        total, _ = count_parameters(create_model(name))
+        print(f"{name:<10} {total:>12,}  {model_info(name).family}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from auditor.spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from auditor.spec import load_spec, resolved_dict, spec_hash
+
+    errors = []
+    for path in args.specs:
+        try:
+            spec = load_spec(path, args.sets)
+        except InvalidInput as exc:
+            errors.append(str(exc))
+            continue
+        print(f"# {path}: valid (sha256 {spec_hash(spec)})")
+        print(yaml.safe_dump(resolved_dict(spec), sort_keys=False), end="")
+    if errors:
+        raise InvalidInput("\n".join(errors))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from auditor.runner import execute
+    from auditor.spec import load_spec
+
+    spec = load_spec(args.spec, args.sets)
+    argv = ["auditor", "run", args.spec, *[a for s in args.sets for a in ("--set", s)]]
+    argv += ["--out", str(args.out)] if str(args.out) != "." else []
+    try:
+        outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: {' '.join(argv)} --resume", file=sys.stderr)
+        return 130
+    _print_outcome(outcome.audit, outcome.report_dir)
+    return EXIT_OK if outcome.passed else EXIT_FAILED
+
+
+def _print_outcome(audit: dict, report_dir: Path) -> None:
+    from auditor.check import CriterionResult, render_lines
+
+    results = [CriterionResult(**c) for c in audit["criteria"]]
+    for line in render_lines(results):
+        print(line)
+    print(f"status {audit['run']['status']}; sheet: {report_dir / 'REPRODUCIBILITY.md'}")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from auditor.render import render_run
+
+    path = render_run(args.run_dir)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from auditor.check import evaluate_criteria, load_criteria, overall, render_lines, write_junit
+    from auditor.runner import read_audit
+    from auditor.spec import parse_criterion
+
+    audit = read_audit(args.run_dir)
+    criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets)
+    parsed = [parse_criterion(k, v) for k, v in criteria.items()]
+    notes = {c["metric"]: c["detail"] for c in audit["criteria"] if c["measured"] is None}
+    results = evaluate_criteria(parsed, audit["metrics"], notes)
+    if args.junit:
+        write_junit(results, f"auditor.{audit['run']['name']}", args.junit)
+    if not results:
+        print("no criteria defined: nothing to check")
+    for line in render_lines(results):
+        print(line)
+    return EXIT_OK if overall(results) else EXIT_FAILED
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from auditor.inspect import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, args.data_root, args.device)
+    print(json.dumps(report, indent=2) if args.json else _table(report))
+    return EXIT_OK
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from auditor.inspect import measure_checkpoint
+
+    report = measure_checkpoint(args.checkpoint, args.device, args.iters)
+    print(json.dumps(report, indent=2) if args.json else _table(report))
+    return EXIT_OK
+
+
+def _table(report: dict) -> str:
+    lines = []
+    for key, value in report.items():
+        if isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k:<22} {_fmt(v)}" for k, v in value.items()]
+        else:
+            lines.append(f"{key:<24} {_fmt(value)}")
+    return "\n".join(lines)
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "models": cmd_models, "schema": cmd_schema, "validate": cmd_validate, "run": cmd_run,
+    "render": cmd_render, "check": cmd_check, "evaluate": cmd_evaluate, "measure": cmd_measure,
+}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `auditor` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InvalidInput as exc:
+        print(f"auditor {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID

@@ -1,0 +1,381 @@
+"""Data stage: CIFAR-10 (or a synthetic stand-in) as uint8 tensors, with provenance.
+
+Images stay uint8 of shape (N, 3, 32, 32) until a batch is drawn; augmentation
+(random crop with zero padding, horizontal flip) and normalisation run on whole
+batches as tensor ops on the training device. All data randomness is
+counter-based: the split comes from (seed, "split"), the order of epoch e from
+(seed, "shuffle", e) and the augmentation of step s of epoch e from
+(seed, "augment", e, s). A resumed run therefore replays exactly the batches
+and augmentations that an uninterrupted one sees, with no generator state to
+carry beyond the (epoch, step) position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from auditor.errors import InvalidInput
+from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
+
+CIFAR_DIR = "cifar-10-batches-py"
+IMAGE_SHAPE = (3, 32, 32)
+SYNTHETIC_CLASSES = tuple(f"pattern{k}" for k in range(10))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the data came from and whether it is the official CIFAR-10."""
+
+    dataset: str
+    root: str | None  # absolute path read, None for synthetic
+    official: bool | None  # None for synthetic
+    files: dict[str, str]  # file -> "ok" | "md5 mismatch" | "missing"
+    note: str
+    fingerprint: str  # sha256 over train+test images and labels as read
+    n_train_files: int  # images in the training files before split/limit
+    n_test_files: int
+    normalization: str  # "cifar10-correct" | "cifar10-legacy-std" | "custom"
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """The split data set, on the CPU, uint8 images and int64 labels."""
+
+    train_x: torch.Tensor  # (N_train, 3, 32, 32) uint8
+    train_y: torch.Tensor  # (N_train,) int64
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+    provenance: Provenance
+
+    def sizes(self) -> dict[str, int]:
+        """Images per split."""
+        return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed for one named random stream, independent of the others."""
+    blob = "/".join(str(k) for k in (seed, *keys)).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & (2**63 - 1)
+
+
+def generator(seed: int, *keys: object) -> torch.Generator:
+    """A CPU torch.Generator for the stream named by `keys`."""
+    return torch.Generator().manual_seed(derive_seed(seed, *keys))
+
+
+# --- reading CIFAR-10 -------------------------------------------------------
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batch dicts without executing arbitrary code."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("copyreg", "_reconstructor"),
+        ("builtins", "object"),
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file -> (images (N,3,32,32) uint8, labels (N,) int64)."""
+    try:
+        with path.open("rb") as f:
+            d = _SafeUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"{path}: not a readable CIFAR-10 batch pickle ({exc})") from None
+    if not isinstance(d, dict) or "data" not in d or "labels" not in d:
+        raise InvalidInput(f"{path}: expected a dict with 'data' and 'labels' keys")
+    data, labels = np.asarray(d["data"]), np.asarray(d["labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise InvalidInput(
+            f"{path}: 'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}"
+        )
+    if labels.shape != (data.shape[0],):
+        raise InvalidInput(
+            f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {data.shape[0]} images"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise InvalidInput(f"{path}: labels must be in 0..9, got {labels.min()}..{labels.max()}")
+    return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def _official_lists() -> tuple[list[list[str]], list[list[str]], dict[str, str]]:
+    from torchvision.datasets import CIFAR10
+
+    return CIFAR10.train_list, CIFAR10.test_list, CIFAR10.meta
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download(root: Path) -> None:
+    """Fetch the official archive with torchvision's downloader (needs network)."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        CIFAR10(str(root), train=True, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise InvalidInput(
+            f"data.download: could not download CIFAR-10 into {root} ({exc}); "
+            f"place the official {CIFAR_DIR}/ there or use dataset: synthetic"
+        ) from None
+
+
+def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
+    """Read the official layout under `spec.root` into uint8 arrays + a file report.
+
+    Returns (train_x, train_y, test_x, test_y, classes, files, base).
+    A partial or modified copy still loads; `files` says what differs.
+    """
+    root = Path(spec.root).expanduser().resolve()
+    base = root / CIFAR_DIR
+    if not base.is_dir() and spec.download:
+        _download(root)
+    if not base.is_dir():
+        raise InvalidInput(
+            f"data.root: {root} has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 "
+            "python layout there (data_batch_1..5, test_batch, batches.meta), "
+            "or set data.download: true"
+        )
+    train_list, test_list, meta = _official_lists()
+    files = {name: _file_status(base / name, md5) for name, md5 in train_list + test_list}
+    files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
+    present = [n for n, _ in train_list if files[n] != "missing"]
+    if not present or files["test_batch"] == "missing":
+        missing = [n for n, s in files.items() if s == "missing" and n != meta["filename"]]
+        raise InvalidInput(f"data.root: {base} is missing batch files: {', '.join(missing)}")
+    train = [_read_batch(base / n) for n in present]
+    test_x, test_y = _read_batch(base / "test_batch")
+    classes = _read_classes(base / meta["filename"])
+    return (
+        np.concatenate([x for x, _ in train]),
+        np.concatenate([y for _, y in train]),
+        test_x,
+        test_y,
+        classes,
+        files,
+        base,
+    )
+
+
+def _file_status(path: Path, md5: str) -> str:
+    if not path.is_file():
+        return "missing"
+    return "ok" if _md5(path) == md5 else "md5 mismatch"
+
+
+def _read_classes(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        return tuple(str(k) for k in range(10))
+    try:
+        with path.open("rb") as f:
+            meta = _SafeUnpickler(f, encoding="latin1").load()
+        return tuple(str(n) for n in meta["label_names"])
+    except Exception:
+        raise InvalidInput(f"{path}: not a readable batches.meta pickle") from None
+
+
+def _unofficial_note(files: dict[str, str]) -> str:
+    bad = {n: s for n, s in files.items() if s != "ok"}
+    if not bad:
+        return "all files match the official CIFAR-10 MD5s"
+    parts = [f"{n} {s}" for n, s in sorted(bad.items())]
+    return "NOT the official CIFAR-10: " + "; ".join(parts)
+
+
+# --- synthetic --------------------------------------------------------------
+
+
+def make_synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A learnable 10-class 32x32 set: class k is a grating at angle k*pi/10 with a tint.
+
+    Per image: random frequency, phase, contrast and Gaussian pixel noise, so
+    the task needs spatial features, not just the mean colour.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, size=n)
+    theta = y * np.pi / 10 + rng.normal(0, 0.05, n)  # radians
+    freq = rng.uniform(0.10, 0.25, n)  # cycles per pixel
+    phase = rng.uniform(0, 2 * np.pi, n)
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)  # (32, 32)
+    proj = np.cos(theta)[:, None, None] * xx + np.sin(theta)[:, None, None] * yy
+    wave = np.sin(2 * np.pi * freq[:, None, None] * proj + phase[:, None, None])  # (n,32,32)
+    tint = 0.6 + 0.4 * np.stack([np.cos(y), np.sin(y), np.cos(2 * y)], 1)  # (n, 3)
+    contrast = rng.uniform(40, 90, n)
+    img = 128 + contrast[:, None, None, None] * tint[:, :, None, None] * wave[:, None]
+    img += rng.normal(0, 25, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+def _synthetic_arrays(spec: DataSpec) -> tuple[np.ndarray, ...]:
+    # Fixed data seeds: the data set is the same whatever the run seed.
+    tx, ty = make_synthetic(spec.synthetic.train, seed=1)
+    vx, vy = make_synthetic(spec.synthetic.test, seed=2)
+    return tx, ty, vx, vy
+
+
+# --- assembling the bundle --------------------------------------------------
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the raw bytes of the given arrays, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def normalization_kind(spec: DataSpec) -> str:
+    """Which normalisation the spec uses, so the sheet can name it."""
+    close = lambda a, b: all(abs(x - y) < 5e-4 for x, y in zip(a, b))  # noqa: E731
+    if close(spec.std, CIFAR10_STD):
+        return "cifar10-correct"
+    if close(spec.std, CIFAR10_STD_LEGACY):
+        return "cifar10-legacy-std"
+    return "custom"
+
+
+def split_train_val(n: int, val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of range(n) into (train indices, val indices), each sorted."""
+    perm = torch.randperm(n, generator=generator(seed, "split")).numpy()
+    return np.sort(perm[val:]), np.sort(perm[:val])
+
+
+def load_data(spec: DataSpec, seed: int) -> DataBundle:
+    """Read and split the data set named by the spec; raise InvalidInput on bad data."""
+    if spec.dataset == "synthetic":
+        tx, ty, sx, sy = _synthetic_arrays(spec)
+        classes, files, root, official = SYNTHETIC_CLASSES, {}, None, None
+        note = "procedurally generated (auditor.data.make_synthetic), not CIFAR-10"
+    else:
+        tx, ty, sx, sy, classes, files, base = read_cifar10(spec)
+        root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
+        if spec.require_official and not official:
+            raise InvalidInput(f"data.require_official: {base}: {note}")
+    if spec.val_split >= len(ty):
+        raise InvalidInput(
+            f"data.val_split: {spec.val_split} must be smaller than the {len(ty)} training images"
+        )
+    prov = Provenance(
+        dataset=spec.dataset, root=root, official=official, files=files, note=note,
+        fingerprint=fingerprint(tx, ty, sx, sy), n_train_files=len(ty), n_test_files=len(sy),
+        normalization=normalization_kind(spec),
+    )  # fmt: skip
+    tr, va = split_train_val(len(ty), spec.val_split, seed)
+    tr = tr[: spec.limit_train] if spec.limit_train else tr
+    te = np.arange(len(sy))[: spec.limit_test] if spec.limit_test else np.arange(len(sy))
+    t = torch.from_numpy
+    return DataBundle(
+        train_x=t(tx[tr]), train_y=t(ty[tr]), val_x=t(tx[va]), val_y=t(ty[va]),
+        test_x=t(sx[te]), test_y=t(sy[te]), classes=tuple(classes), provenance=prov,
+    )  # fmt: skip
+
+
+# --- batches on the device ----------------------------------------------------
+
+
+def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample random crop (zero padding) and horizontal flip of a uint8 batch.
+
+    x: (B, C, H, W) uint8 on any device; the random parameters are drawn on the
+    CPU from `gen` (so the stream is the same on every device) and applied as
+    one gather on x's device. Equivalent to torchvision's RandomCrop(H,
+    padding, fill=0) followed by RandomHorizontalFlip(p=0.5), per sample.
+    """
+    b, c, h, w = x.shape
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
+    flip = torch.randint(0, 2, (b,), generator=gen).bool() & hflip
+    if padding:
+        x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    ar_h, ar_w = torch.arange(h), torch.arange(w)
+    rows = dy[:, None] + ar_h  # (B, H)
+    cols = torch.where(flip[:, None], dx[:, None] + (w - 1 - ar_w), dx[:, None] + ar_w)  # (B, W)
+    dev = x.device
+    bi = torch.arange(b)[:, None, None, None].to(dev, non_blocking=True)
+    ci = torch.arange(c)[None, :, None, None].to(dev, non_blocking=True)
+    ri = rows[:, None, :, None].to(dev, non_blocking=True)
+    wi = cols[:, None, None, :].to(dev, non_blocking=True)
+    return x[bi, ci, ri, wi]  # (B, C, H, W)
+
+
+def normalize(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
+    """uint8 (B,C,H,W) -> float32 normalised; mean/std are (1,C,1,1) on x's device."""
+    out = (x.float() / 255.0 - mean) / std
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Training steps per epoch (the last partial batch is kept)."""
+    return -(-n // batch_size)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch (CPU int64)."""
+    return torch.randperm(n, generator=generator(seed, "shuffle", epoch))
+
+
+def train_batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: DataSpec,
+    seed: int,
+    epoch: int,
+    batch_size: int,
+    start_step: int = 0,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield (step, augmented uint8 images, labels) of one epoch from `start_step` on.
+
+    x, y are resident on the training device; only the index and augmentation
+    parameters (a few hundred bytes a step) cross from the host.
+    """
+    order = epoch_order(len(y), seed, epoch)
+    for step in range(start_step, steps_per_epoch(len(y), batch_size)):
+        idx = order[step * batch_size : (step + 1) * batch_size].to(x.device, non_blocking=True)
+        gen = generator(seed, "augment", epoch, step)
+        xb = augment(x[idx], spec.augment.crop_padding, spec.augment.hflip, gen)
+        yield step, xb, y[idx]
+
+
+def read_test_set(root: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], dict[str, str | bool]]:
+    """Only the test batch (and class names) of a CIFAR-10 copy under `root`.
+
+    Returns (images uint8 (N,3,32,32), labels int64, classes, provenance facts).
+    """
+    base = Path(root).expanduser().resolve() / CIFAR_DIR
+    path = base / "test_batch"
+    if not path.is_file():
+        raise InvalidInput(f"--data-root: {path} not found (expected the official CIFAR-10 python layout)")
+    _, test_list, meta = _official_lists()
+    x, y = _read_batch(path)
+    official = _md5(path) == dict(test_list)["test_batch"]
+    facts = {"test_batch": str(path), "official": official, "fingerprint": fingerprint(x, y)}
+    return torch.from_numpy(x), torch.from_numpy(y), _read_classes(base / meta["filename"]), facts

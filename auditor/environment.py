@@ -1,0 +1,139 @@
+"""Environment capture: software versions, hardware, git state, command line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+import torchvision
+
+import auditor
+
+
+@dataclass(frozen=True)
+class GPUInfo:
+    """One CUDA device as NVML (or torch, when NVML is absent) reports it."""
+
+    name: str
+    memory_total_mb: float
+    driver: str | None
+    source: str  # "nvml" | "torch"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where and how a run happened."""
+
+    python: str
+    torch: str
+    torchvision: str
+    numpy: str
+    auditor: str
+    cuda: str | None
+    cudnn: int | None
+    device: str
+    gpu: GPUInfo | None
+    cpu_model: str
+    cpu_cores_logical: int
+    cpu_cores_physical: int | None
+    ram_gb: float
+    os: str
+    torch_threads: int
+    git_commit: str | None
+    git_dirty: bool | None
+    command: str
+    cwd: str
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_info(device: torch.device) -> GPUInfo | None:
+    """Name, memory and driver of the CUDA device; NVML first, torch as fallback."""
+    if device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            h = pynvml.nvmlDeviceGetHandleByIndex(index)
+            name = pynvml.nvmlDeviceGetName(h)
+            return GPUInfo(
+                name=name.decode() if isinstance(name, bytes) else name,
+                memory_total_mb=pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**20,
+                driver=_decode(pynvml.nvmlSystemGetDriverVersion()),
+                source="nvml",
+            )
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML library or no permission: fall back to torch
+        props = torch.cuda.get_device_properties(index)
+        return GPUInfo(props.name, props.total_memory / 2**20, None, "torch")
+
+
+def _decode(v: str | bytes) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def git_state(where: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git work tree containing `where`, or (None, None)."""
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        return run("rev-parse", "HEAD"), bool(run("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
+    """Capture the environment of the current process for `device`."""
+    cwd = Path.cwd()
+    commit, dirty = git_state(cwd)
+    mem = psutil.virtual_memory().total
+    return Environment(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        numpy=np.__version__,
+        auditor=auditor.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        device=str(device),
+        gpu=gpu_info(device),
+        cpu_model=cpu_model(),
+        cpu_cores_logical=psutil.cpu_count(logical=True) or os.cpu_count() or 0,
+        cpu_cores_physical=psutil.cpu_count(logical=False),
+        ram_gb=round(mem / 2**30, 1),
+        os=platform.platform(),
+        torch_threads=torch.get_num_threads(),
+        git_commit=commit,
+        git_dirty=dirty,
+        command=shlex.join(argv if argv is not None else ["auditor", *sys.argv[1:]]),
+        cwd=str(cwd),
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

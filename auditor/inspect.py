@@ -1,0 +1,81 @@
+"""`auditor evaluate` / `auditor measure`: check a checkpoint's claims on its own.
+
+Both rebuild the model from the resolved spec stored inside the checkpoint,
+so nothing but the checkpoint (and, for accuracy, a copy of the data) is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from auditor import checkpoint, environment
+from auditor.data import read_test_set
+from auditor.errors import InvalidInput
+from auditor.measure import MB, accuracy, latency, size
+from auditor.models import create_model
+from auditor.spec import Spec, validate_spec
+
+
+def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module]:
+    """(embedded spec, model with the checkpoint's weights), on the CPU."""
+    if not path.is_file():
+        raise InvalidInput(f"{path}: checkpoint not found")
+    # A copied checkpoint may travel without its digest file: verify when present.
+    state = checkpoint.load(path, check_digest=checkpoint.digest_path(path).is_file())
+    if not isinstance(state.get("spec"), dict):
+        raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
+    spec = validate_spec(state["spec"], f"{path} (embedded spec)")
+    model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {exc}") from None
+    return spec, model
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = environment.resolve_device(name)
+    except RuntimeError as exc:
+        raise InvalidInput(f"--device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput(f"--device: {name} requested but CUDA is not available here")
+    return device
+
+
+def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[str, Any]:
+    """Overall and per-class test accuracy of a checkpoint on the data under `data_root`."""
+    spec, model = model_from_checkpoint(path)
+    device = _device(device_name)
+    x, y, classes, facts = read_test_set(data_root)
+    model = model.to(device)
+    if spec.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    mean = torch.tensor(spec.data.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.data.std, device=device).view(1, 3, 1, 1)
+    acc = accuracy(model, x.to(device), y.to(device), mean, std, spec.train, classes, "test")
+    return {
+        "checkpoint": str(path), "run": spec.name, "device": str(device), "data": facts,
+        "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
+    }  # fmt: skip
+
+
+def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
+    """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
+    spec, model = model_from_checkpoint(path)
+    device = _device(device_name)
+    lat_spec = spec.measure.latency if iters is None else spec.measure.latency.model_copy(update={"iters": max(iters, 5)})
+    gpu = environment.gpu_info(device)
+    lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
+    s = size(model, path)
+    return {
+        "checkpoint": str(path), "run": spec.name, "model": spec.model.name,
+        "params_total": s.params_total, "params_trainable": s.params_trainable,
+        "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
+        "latency": asdict(lat),
+    }  # fmt: skip

@@ -1,0 +1,139 @@
+"""Measure stage: accuracy, size and batch-1 latency of the selected model.
+
+Latency is measured on the eager, unwrapped model in FP32 and eval mode,
+after warm-up, timing each iteration separately with perf_counter; on CUDA
+the device is synchronised before the clock is read at both ends, so each
+sample is the full time of one forward pass.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditor import checkpoint
+from auditor.models import count_parameters
+from auditor.spec import Latency, TrainSpec
+from auditor.train import evaluate
+
+MB = 1e6  # sizes are reported in decimal megabytes
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Distribution of per-iteration forward times, in milliseconds."""
+
+    device: str
+    device_name: str  # GPU name, or CPU model
+    threads: int  # torch intra-op threads (CPU timing depends on it)
+    batch_size: int
+    warmup: int
+    iters: int
+    dtype: str
+    channels_last: bool
+    median_ms: float
+    p95_ms: float
+    mean_ms: float
+    iqr_ms: float
+    min_ms: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Accuracy of a model on one split."""
+
+    split: str
+    n: int
+    acc: float
+    loss: float
+    per_class: dict[str, float]
+    confusion: list[list[int]]  # rows: true class, columns: predicted
+
+
+@dataclass(frozen=True)
+class Size:
+    """Parameter counts and on-disk sizes."""
+
+    params_total: int
+    params_trainable: int
+    checkpoint_bytes: int | None  # the full checkpoint file (model + optimiser + RNG ...)
+    weights_bytes: int  # a bare state_dict as torch.save writes it
+
+
+def confusion_matrix(y: torch.Tensor, pred: torch.Tensor, k: int) -> np.ndarray:
+    """(k, k) counts, rows = true class, columns = predicted class."""
+    idx = y.cpu().long() * k + pred.cpu().long()
+    return torch.bincount(idx, minlength=k * k).view(k, k).numpy()
+
+
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+    train: TrainSpec, classes: tuple[str, ...], split: str,
+) -> Accuracy:
+    """Overall and per-class accuracy with the confusion matrix."""
+    loss, acc, pred = evaluate(model, x, y, mean, std, train)
+    cm = confusion_matrix(y, pred, len(classes))
+    totals = cm.sum(1)
+    per_class = {c: float(cm[i, i] / totals[i]) if totals[i] else float("nan") for i, c in enumerate(classes)}
+    return Accuracy(split, len(y), acc, loss, per_class, cm.tolist())
+
+
+def size(model: nn.Module, checkpoint_path: Path | None) -> Size:
+    """Parameter counts and byte sizes of the checkpoint file and bare weights."""
+    total, trainable = count_parameters(model)
+    ckpt_bytes = checkpoint_path.stat().st_size if checkpoint_path and checkpoint_path.is_file() else None
+    return Size(total, trainable, ckpt_bytes, checkpoint.weights_only_bytes(model.state_dict()))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last: bool, device_name: str) -> LatencyResult:
+    """Batch-`spec.batch_size` FP32 forward latency over `spec.iters` timed iterations."""
+    model = model.to(device).eval()
+    x = torch.randn(spec.batch_size, 3, 32, 32, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    samples = []
+    with torch.inference_mode():
+        for i in range(spec.warmup + spec.iters):
+            _sync(device)
+            t0 = time.perf_counter()
+            model(x)
+            _sync(device)
+            if i >= spec.warmup:
+                samples.append((time.perf_counter() - t0) * 1e3)
+    return _summarise(samples, spec, device, channels_last, device_name)
+
+
+def _summarise(samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str) -> LatencyResult:
+    q1, q3 = np.percentile(samples, [25, 75])
+    sync = "torch.cuda.synchronize() before and after each" if device.type == "cuda" else "no device sync needed (CPU)"
+    return LatencyResult(
+        device=str(device), device_name=name, threads=torch.get_num_threads(),
+        batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype="float32",
+        channels_last=channels_last, median_ms=statistics.median(samples),
+        p95_ms=float(np.percentile(samples, 95)), mean_ms=statistics.fmean(samples),
+        iqr_ms=float(q3 - q1), min_ms=min(samples),
+        method=(
+            f"eager model, eval mode, torch.inference_mode, {spec.warmup} untimed warm-up "
+            f"iterations, then {spec.iters} iterations each timed with time.perf_counter; {sync}"
+        ),
+    )  # fmt: skip
+
+
+def peak_memory(device: torch.device) -> dict[str, float | None]:
+    """Peak process RSS (MB) and, on CUDA, peak allocated device memory (MB)."""
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    cuda = torch.cuda.max_memory_allocated(device) / MB if device.type == "cuda" else None
+    return {"peak_rss_mb": rss_kb * 1024 / MB, "cuda_max_allocated_mb": cuda}

@@ -1,0 +1,98 @@
+"""Seeding and determinism: applied before anything touches CUDA, recorded as in force.
+
+Nothing here runs at import time; the CLI calls `enforce` once per run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from auditor.spec import Spec
+
+CUBLAS_CONFIG = ":4096:8"  # workspace config cuBLAS needs for deterministic GEMMs
+
+
+@dataclass(frozen=True)
+class DeterminismState:
+    """The determinism flags read back after setting them (what is in force)."""
+
+    seed: int
+    requested: bool
+    cudnn_deterministic: bool
+    cudnn_benchmark: bool
+    deterministic_algorithms: bool
+    cublas_workspace_config: str | None
+    torch_threads: int
+    interop_threads: int
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # NumPy's legacy seed is 32-bit
+    torch.manual_seed(seed)  # also seeds all CUDA devices, lazily
+
+
+def enforce(seed: int, enabled: bool) -> DeterminismState:
+    """Seed every generator and set the determinism flags; return what is in force.
+
+    With `enabled`, cuDNN is deterministic with benchmarking off and torch
+    raises on ops that have no deterministic implementation. Without it,
+    cudnn.benchmark is switched on (the fast setting) and the sheet says so.
+    """
+    if enabled:
+        # Must be in the environment before the CUDA context is created.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_CONFIG)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+    torch.use_deterministic_algorithms(enabled)
+    seed_everything(seed)
+    return read_state(seed, enabled)
+
+
+def read_state(seed: int, requested: bool) -> DeterminismState:
+    """Read the determinism flags back from torch and the environment."""
+    return DeterminismState(
+        seed=seed,
+        requested=requested,
+        cudnn_deterministic=bool(torch.backends.cudnn.deterministic),
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+        deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+        cublas_workspace_config=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        torch_threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+    )
+
+
+def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> list[str]:
+    """Name every source of run-to-run variation in force, so a verdict comes with causes."""
+    cuda = device.startswith("cuda")
+    t = spec.train
+    found: list[str] = []
+    if cuda and state.cudnn_benchmark:
+        found.append("cudnn.benchmark is on: convolution algorithms are chosen by timing")
+    if cuda and not state.cudnn_deterministic:
+        found.append("cudnn.deterministic is off: cuDNN may pick non-deterministic kernels")
+    if not state.deterministic_algorithms:
+        found.append(
+            "torch.use_deterministic_algorithms is off: ops with non-deterministic "
+            "kernels (e.g. scatter_add/index_add on CUDA) run without an error"
+        )
+    if cuda and state.cublas_workspace_config is None:
+        found.append("CUBLAS_WORKSPACE_CONFIG is unset: cuBLAS GEMMs may vary")
+    if t.compile == "max-autotune":
+        found.append("torch.compile max-autotune benchmarks kernels: choices can vary per run")
+    elif t.compile != "off" and cuda:
+        found.append(f"torch.compile ({t.compile}): inductor kernels differ from eager numerics")
+    if t.amp != "off":
+        found.append(f"AMP {t.amp}: reduced-precision arithmetic amplifies any reordering")
+    found.append(
+        f"thread count {state.torch_threads}: CPU reductions are only reproducible "
+        "at the same thread count"
+    )
+    return found

@@ -1,0 +1,333 @@
+"""Orchestration of `auditor run`, called only by the CLI.
+
+A run is built in staging folders (`reports/<name>.partial`,
+`checkpoints/<name>.partial`) and promoted over any earlier run of the same
+name only once it has finished, so an existing run is never half-overwritten.
+An interrupted run stays in staging, where `--resume` finds it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from auditor import checkpoint, environment, repro
+from auditor.check import evaluate_criteria
+from auditor.data import DataBundle, load_data
+from auditor.errors import InvalidInput
+from auditor.measure import MB, accuracy, latency, peak_memory, size
+from auditor.models import create_model, model_info
+from auditor.spec import Spec, diff_specs, resolved_dict, spec_hash
+from auditor.train import RunFiles, StepHook, TrainResult, fit
+
+SCHEMA_VERSION = 1
+STAGING = ".partial"
+# Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
+ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
+ENV_NOISE_AT = "AUDITOR_INJECT_NOISE_AT_STEP"  # add unseeded noise to the weights there
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Final and staging folders of one run."""
+
+    out: Path
+    reports: Path
+    checkpoints: Path
+
+    @property
+    def reports_staging(self) -> Path:
+        return self.reports.with_name(self.reports.name + STAGING)
+
+    @property
+    def ckpt_staging(self) -> Path:
+        return self.checkpoints.with_name(self.checkpoints.name + STAGING)
+
+
+def run_paths(out: Path, name: str) -> RunPaths:
+    """Where run `name` lives under the output root `out`."""
+    return RunPaths(out, out / "reports" / name, out / "checkpoints" / name)
+
+
+# --- staging and resume ---------------------------------------------------------
+
+
+def prepare_dirs(paths: RunPaths, resume: bool) -> None:
+    """Create the staging folders; on --resume, seed them from a finished run if needed."""
+    if not resume and paths.ckpt_staging.exists():
+        raise InvalidInput(
+            f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
+            "--resume, or remove that folder to start over"
+        )
+    if resume and not paths.ckpt_staging.exists():
+        if not (paths.checkpoints / "last.pt").is_file():
+            raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
+        shutil.copytree(paths.checkpoints, paths.ckpt_staging)
+    try:
+        paths.ckpt_staging.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(paths.reports_staging, ignore_errors=True)
+        (paths.reports_staging / "figures").mkdir(parents=True)
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {paths.out}: {exc.strerror}") from None
+
+
+def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint in staging, checked against the current spec."""
+    found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
+    notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
+    for n in notes:
+        log(f"resume: {n}")
+    if found is None:
+        if skipped:
+            raise InvalidInput(f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)})")
+        return None, notes
+    state = checkpoint.load(found)
+    if state.get("spec_hash") != spec_hash(spec):
+        changed = diff_specs(state.get("spec", {}), resolved_dict(spec))
+        raise InvalidInput(
+            f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
+            f", now {spec_hash(spec)[:12]}); changed: {'; '.join(changed[:8]) or 'unknown'}"
+        )
+    log(f"resume: continuing from {found.name} (global step {state['global_step']})")
+    return found, notes
+
+
+def promote(staging: Path, final: Path) -> None:
+    """Replace `final` by `staging` (rename old aside first, delete it last)."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- fault injection (verify) -----------------------------------------------------
+
+
+def hooks_from_env() -> StepHook | None:
+    """Step hook from the fault-injection variables, or None when none is set."""
+    kill_at, noise_at = os.environ.get(ENV_KILL_AT), os.environ.get(ENV_NOISE_AT)
+    if kill_at is None and noise_at is None:
+        return None
+
+    def hook(step: int, model: torch.nn.Module) -> None:
+        if noise_at is not None and step == int(noise_at):
+            with torch.no_grad():  # deliberately unseeded: a fresh generator from OS entropy
+                p = next(model.parameters())
+                g = torch.Generator(device=p.device).manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+                p.add_(torch.randn(p.shape, generator=g, device=p.device) * 1e-3)
+        if kill_at is not None and step == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the CLI needs to report and pick an exit code."""
+
+    audit: dict[str, Any]
+    report_dir: Path
+    passed: bool
+
+
+def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:
+    """Run a validated spec end to end; raise InvalidInput on bad input."""
+    started, t_wall = datetime.now(timezone.utc), time.perf_counter()
+    paths = run_paths(out, spec.name)
+    det = repro.enforce(spec.seed, spec.determinism.enabled)  # before anything touches CUDA
+    device = environment.resolve_device(spec.train.device)
+    data = load_data(spec.data, spec.seed)
+    prepare_dirs(paths, resume)
+    resume_from, resume_notes = find_resume_point(paths, spec, log) if resume else (None, [])
+    env = environment.capture(device, argv)
+    torch.manual_seed(spec.seed)  # model init draws from the global generator
+    model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
+    files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
+    result = fit(spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log)
+    t_measure = time.perf_counter()
+    measured = measure_run(spec, model, data, device, paths.ckpt_staging, env)
+    audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes)
+    audit["run"].update(
+        started_utc=started.isoformat(timespec="seconds"),
+        finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
+    )  # fmt: skip
+    write_run_files(audit, result, paths.reports_staging)
+    from auditor.render import render_run
+
+    render_run(paths.reports_staging)
+    promote(paths.reports_staging, paths.reports)
+    promote(paths.ckpt_staging, paths.checkpoints)
+    return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
+
+
+def measure_run(spec: Spec, model: torch.nn.Module, data: DataBundle, device: torch.device, ckpt_dir: Path, env: environment.Environment) -> dict[str, Any]:
+    """Load the selected checkpoint into `model` and measure it."""
+    best = ckpt_dir / "best.pt"
+    evaluated = best if best.is_file() else None
+    if evaluated is not None:
+        model.load_state_dict(checkpoint.load(evaluated)["model"])
+    mean = torch.tensor(spec.data.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.data.std, device=device).view(1, 3, 1, 1)
+    test = accuracy(
+        model, data.test_x.to(device), data.test_y.to(device), mean, std, spec.train, data.classes, "test"
+    ) if evaluated is not None else None  # fmt: skip
+    name = env.gpu.name if env.gpu else env.cpu_model
+    lat = latency(model, spec.measure.latency, device, spec.train.channels_last, name)
+    return {
+        "evaluated_checkpoint": evaluated.name if evaluated else None,
+        "test": asdict(test) if test else None,
+        "size": asdict(size(model, evaluated)),
+        "latency": asdict(lat),
+        "memory": peak_memory(device),
+    }
+
+
+def _checkpoint_facts(ckpt_dir: Path, rel: Path) -> dict[str, Any]:
+    facts = {}
+    for name in ("last", "best"):
+        p = ckpt_dir / f"{name}.pt"
+        if p.is_file():
+            state = checkpoint.load(p)
+            facts[name] = {
+                "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": checkpoint.sha256_file(p),
+                "epoch": len(state["history"]), "global_step": int(state["global_step"]),
+                "contents": sorted(state.keys()),
+            }  # fmt: skip
+    return facts
+
+
+def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | None) -> dict[str, Any]:
+    h = result.history
+    has_val = result.selection_split == "val"
+    size_, lat, test = measured["size"], measured["latency"], measured["test"]
+    ckpt_b = size_["checkpoint_bytes"]
+    return {
+        "test_acc": test["acc"] if test else None,
+        "best_val_acc": result.best_metric if has_val else None,
+        "final_val_acc": h[-1].val_acc if h and has_val else None,
+        "final_train_acc": h[-1].train_acc if h else None,
+        "latency_ms": lat["median_ms"],
+        "params_m": size_["params_total"] / 1e6,
+        "checkpoint_mb": ckpt_b / MB if ckpt_b is not None else None,
+        "train_time_s": result.train_time_s,
+        "images_per_s": result.images_per_s,
+        "peak_rss_mb": measured["memory"]["peak_rss_mb"],
+        "status": result.status,
+        "official_data": official,
+    }
+
+
+def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, str]:
+    notes = {}
+    if result.selection_split != "val":
+        notes["best_val_acc"] = notes["final_val_acc"] = "not measured: the spec has no validation split"
+    if measured["test"] is None:
+        notes["test_acc"] = f"not measured: no best checkpoint (run {result.status})"
+    return notes
+
+
+def assemble(
+    spec: Spec, spec_path: str, paths: RunPaths, det: repro.DeterminismState,
+    env: environment.Environment, data: DataBundle, result: TrainResult,
+    measured: dict[str, Any], resume_notes: list[str],
+) -> dict[str, Any]:
+    """The audit record: everything the sheet and `check` read."""
+    metrics = _metrics(result, measured, data.provenance.official)
+    criteria = evaluate_criteria(spec.parsed_criteria(), metrics, _metric_notes(result, measured))
+    rel_ckpt = paths.checkpoints.relative_to(paths.out)
+    train = asdict(result)
+    train.pop("step_losses")  # in steps.csv
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
+            "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
+            "resumed_from": Path(result.resumed_from).name if result.resumed_from else None,
+            "resume_notes": resume_notes,
+        },  # fmt: skip
+        "spec": resolved_dict(spec),
+        "spec_hash": spec_hash(spec),
+        "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(spec, det, env.device)},
+        "environment": asdict(env),
+        "data": {**asdict(data.provenance), "sizes": data.sizes(), "classes": list(data.classes)},
+        "model": {**asdict(model_info(spec.model.name)), "norm": spec.model.norm, "num_classes": spec.model.num_classes},
+        "training": {**train, "epochs_planned": spec.train.epochs, "steps_per_epoch": _spe(result)},
+        "measurements": measured,
+        "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt),
+        "metrics": metrics,
+        "criteria": [asdict(c) for c in criteria],
+        "verdict": "PASS" if all(c.passed for c in criteria) and result.status != "diverged" else "FAIL",
+        "verification": None,
+    }
+
+
+def _spe(result: TrainResult) -> int | None:
+    return len(result.step_losses) // result.epochs_run if result.epochs_run else None
+
+
+def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path) -> None:
+    """audit.json, metrics.csv, steps.csv and the resolved spec, each written atomically."""
+    write_json(report_dir / "audit.json", audit)
+    rows = [asdict(h) for h in result.history]
+    write_csv(report_dir / "metrics.csv", rows, list(rows[0]) if rows else ["epoch"])
+    write_csv(report_dir / "steps.csv", [{"step": i, "loss": v} for i, v in enumerate(result.step_losses)], ["step", "loss"])
+    checkpoint.atomic_write_bytes(
+        report_dir / "spec.resolved.yaml", yaml.safe_dump(audit["spec"], sort_keys=False).encode()
+    )
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (NaN written as null so any JSON reader accepts it)."""
+    text = json.dumps(_nan_to_none(obj), indent=2, allow_nan=False)
+    checkpoint.atomic_write_bytes(path, text.encode() + b"\n")
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """Atomic CSV write."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    checkpoint.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_audit(run_dir: Path) -> dict[str, Any]:
+    """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
+    path = run_dir / "audit.json"
+    try:
+        audit = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
+    if not isinstance(audit, dict) or audit.get("schema_version") != SCHEMA_VERSION:
+        raise InvalidInput(f"{path}: unsupported audit schema_version {audit.get('schema_version') if isinstance(audit, dict) else None!r}")
+    return audit

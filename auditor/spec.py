@@ -1,0 +1,453 @@
+"""The run spec: one YAML file that describes a run completely.
+
+`load_spec` reads the YAML, applies `--set` overrides, validates strictly
+(unknown keys, wrong types and out-of-range values are errors) and returns a
+frozen `Spec`. Every later stage takes its own section of it. The resolved
+spec (all defaults filled in) and its sha256 are written with every artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from auditor.errors import InvalidInput
+
+# The correct CIFAR-10 per-channel statistics over the 50k training images,
+# and the widely copied (wrong) std that is accepted but flagged.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
+
+
+class _Section(BaseModel):
+    """Base for every spec section: strict types, no unknown keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Determinism(_Section):
+    enabled: bool = True
+
+
+class Augment(_Section):
+    crop_padding: Annotated[int, Field(ge=0, le=16)] = 4  # pixels of zero padding
+    hflip: bool = True
+
+
+class SyntheticSize(_Section):
+    train: Annotated[int, Field(ge=10)] = 2000  # images
+    test: Annotated[int, Field(ge=10)] = 500
+
+
+Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class DataSpec(_Section):
+    dataset: Literal["cifar10", "synthetic"] = "cifar10"
+    root: str = "data"  # holds cifar-10-batches-py/; relative to the working dir
+    download: bool = False
+    require_official: bool = False  # fail unless the files match the official MD5s
+    val_split: Annotated[int, Field(ge=0)] = 5000  # images held out of train
+    mean: Triple = list(CIFAR10_MEAN)
+    std: Triple = list(CIFAR10_STD)
+    augment: Augment = Augment()
+    limit_train: Annotated[int, Field(ge=1)] | None = None  # cap for smoke runs
+    limit_test: Annotated[int, Field(ge=1)] | None = None
+    synthetic: SyntheticSize = SyntheticSize()
+
+    @field_validator("mean")
+    @classmethod
+    def _mean_in_unit_range(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 <= m <= 1.0 for m in v):
+            raise ValueError(f"each mean must be in [0, 1] (pixel scale), got {v}")
+        return v
+
+    @field_validator("std")
+    @classmethod
+    def _std_positive(cls, v: list[float]) -> list[float]:
+        if any(not s > 0.0 for s in v):
+            raise ValueError(f"each std must be > 0, got {v}")
+        return v
+
+
+class ModelSpec(_Section):
+    name: str = "resnet18"
+    norm: Literal["batch", "group", "none"] = "batch"
+    num_classes: Annotated[int, Field(ge=2)] = 10
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from auditor.models import list_models
+
+        if v not in list_models():
+            raise ValueError(f"unknown model {v!r}; known: {', '.join(list_models())}")
+        return v
+
+
+class Optimizer(_Section):
+    name: Literal["sgd"] = "sgd"
+    lr: Annotated[float, Field(gt=0)] = 0.1
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    weight_decay: Annotated[float, Field(ge=0)] = 5.0e-4
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> Optimizer:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: true needs momentum > 0")
+        return self
+
+
+class Schedule(_Section):
+    name: Literal["cosine", "multistep", "constant"] = "cosine"
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # fractional epochs allowed
+    eta_min: Annotated[float, Field(ge=0)] = 0.0  # cosine floor, absolute lr
+    milestones: list[Annotated[float, Field(gt=0)]] = []  # epochs (multistep)
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # multistep decay factor
+
+    @model_validator(mode="after")
+    def _milestones_for_multistep(self) -> Schedule:
+        if self.name == "multistep" and not self.milestones:
+            raise ValueError("multistep needs milestones (epochs), e.g. [100, 150]")
+        if sorted(self.milestones) != list(self.milestones):
+            raise ValueError(f"milestones must be increasing, got {self.milestones}")
+        return self
+
+
+class EarlyStopping(_Section):
+    floor: Annotated[float, Field(ge=0, le=1)] = 0.0  # val acc (fraction) before patience counts
+    patience: Annotated[int, Field(ge=1)] = 15  # epochs without improvement
+
+
+def _off_alias(v: Any) -> Any:
+    # YAML 1.1 reads a bare `off` as False; treat it as the string "off".
+    return "off" if v is False else v
+
+
+class TrainSpec(_Section):
+    epochs: Annotated[int, Field(ge=1)] = 200
+    max_steps: Annotated[int, Field(ge=1)] | None = None  # stop early after this many steps (budgets)
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    eval_batch_size: Annotated[int, Field(ge=1)] = 500
+    optimizer: Optimizer = Optimizer()
+    schedule: Schedule = Schedule()
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    early_stopping: EarlyStopping | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None  # mid-epoch checkpoints
+    log_every_steps: Annotated[int, Field(ge=1)] = 50  # host reads the loss only here
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        if v is True:
+            raise ValueError("amp: true is ambiguous; use bf16 or fp16")
+        return _off_alias(v)
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_off(cls, v: Any) -> Any:
+        return "default" if v is True else _off_alias(v)
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _milestones_within_epochs(self) -> TrainSpec:
+        late = [m for m in self.schedule.milestones if m >= self.epochs]
+        if self.schedule.name == "multistep" and late:
+            raise ValueError(f"schedule.milestones {late} are not before epochs={self.epochs}")
+        return self
+
+
+class Latency(_Section):
+    batch_size: Annotated[int, Field(ge=1)] = 1
+    warmup: Annotated[int, Field(ge=0)] = 50  # untimed iterations
+    iters: Annotated[int, Field(ge=5)] = 300  # timed iterations
+
+
+class MeasureSpec(_Section):
+    latency: Latency = Latency()
+
+
+# --- criteria -------------------------------------------------------------
+
+# metric -> (kind, unit-range note). Accuracy metrics are fractions in [0, 1].
+NUMERIC_METRICS: dict[str, str] = {
+    "test_acc": "fraction",
+    "best_val_acc": "fraction",
+    "final_val_acc": "fraction",
+    "final_train_acc": "fraction",
+    "latency_ms": "ms",
+    "params_m": "millions",
+    "checkpoint_mb": "MB",
+    "train_time_s": "s",
+    "images_per_s": "images/s",
+    "peak_rss_mb": "MB",
+}
+CATEGORICAL_METRICS: dict[str, tuple[str, ...]] = {
+    "status": ("completed", "diverged", "early_stopped"),
+    "reproducible": ("bitwise", "tolerance", "diverged"),
+    "official_data": ("true", "false"),
+}
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_CMP_RE = re.compile(rf"^\s*(>=|<=|==|>|<)\s*({_NUM})\s*$")
+_TOL_RE = re.compile(rf"^\s*({_NUM})\s*(?:\+-|\+/-|±)\s*({_NUM})\s*$")
+_CAT_RE = re.compile(r"^\s*(==|!=)\s*([A-Za-z_]+)\s*$")
+
+
+class Criterion(BaseModel):
+    """A parsed criterion: `metric op threshold`, or `metric == target +- tol`."""
+
+    model_config = ConfigDict(frozen=True)
+    metric: str
+    expr: str
+    op: Literal[">=", ">", "<=", "<", "==", "!=", "+-"]
+    threshold: float | str
+    tolerance: float | None = None
+
+
+def parse_criterion(metric: str, expr: Any) -> Criterion:
+    """Parse one criterion expression; raise ValueError with a precise reason."""
+    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
+        known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
+        raise ValueError(f"unknown metric {metric!r}; known: {known}")
+    if not isinstance(expr, str):
+        raise ValueError(f"must be a quoted string like \">= 0.85\", got {expr!r}")
+    if metric in CATEGORICAL_METRICS:
+        return _parse_categorical(metric, expr)
+    if m := _CMP_RE.match(expr):
+        crit = Criterion(metric=metric, expr=expr, op=m[1], threshold=float(m[2]))
+    elif m := _TOL_RE.match(expr):
+        crit = Criterion(
+            metric=metric, expr=expr, op="+-", threshold=float(m[1]), tolerance=float(m[2])
+        )
+        if crit.tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0 in {expr!r}")
+    else:
+        raise ValueError(
+            f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==)"
+            " or '<number> +- <tolerance>'"
+        )
+    if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
+        raise ValueError(f"{metric} is a fraction in [0, 1], got threshold {crit.threshold}")
+    return crit
+
+
+def _parse_categorical(metric: str, expr: str) -> Criterion:
+    allowed = CATEGORICAL_METRICS[metric]
+    m = _CAT_RE.match(expr)
+    if not m or m[2] not in allowed:
+        raise ValueError(
+            f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
+            + ", ".join(allowed)
+        )
+    return Criterion(metric=metric, expr=expr, op=m[1], threshold=m[2])
+
+
+class VerifySpec(_Section):
+    # max |a-b| over compared tensors accepted as `tolerance` when allow_tolerance
+    tolerance: Annotated[float, Field(ge=0)] = 1e-6
+    allow_tolerance: bool = False
+
+
+class Spec(_Section):
+    """A complete, validated run description."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", min_length=1, max_length=128)]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 42
+    determinism: Determinism = Determinism()
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    measure: MeasureSpec = MeasureSpec()
+    verify: VerifySpec = VerifySpec()
+    criteria: dict[str, str] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _not_dots(cls, v: str) -> str:
+        if v in {".", ".."}:
+            raise ValueError("must not be '.' or '..'")
+        return v
+
+    @field_validator("criteria", mode="before")
+    @classmethod
+    def _criteria_parse(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for metric, expr in v.items():
+                parse_criterion(str(metric), expr)
+        return v
+
+    def parsed_criteria(self) -> list[Criterion]:
+        """The criteria as parsed `Criterion` objects, in spec order."""
+        return [parse_criterion(k, v) for k, v in self.criteria.items()]
+
+
+# --- loading --------------------------------------------------------------
+
+
+def resource_dir(name: str) -> Path:
+    """A data folder shipped with the package (`specs`, `templates`).
+
+    Installed, it lives inside the package; in a source checkout (editable
+    install) it is the top-level folder beside `auditor/`.
+    """
+    here = Path(__file__).resolve().parent
+    for cand in (here / name, here.parent / name):
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError(f"auditor installation is missing its {name}/ folder")
+
+
+def resolve_spec_path(arg: str) -> Path:
+    """A spec path as given, or a shipped spec by name (`smoke`, `specs/smoke.yaml`)."""
+    p = Path(arg)
+    if p.is_file():
+        return p
+    rel = Path(*p.parts[1:]) if p.parts[:1] == ("specs",) and len(p.parts) > 1 else p
+    shipped = resource_dir("specs")
+    for cand in (shipped / rel, shipped / f"{rel}.yaml"):
+        if cand.is_file():
+            return cand
+    raise InvalidInput(f"{arg}: spec file not found (and no shipped spec of that name)")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=VALUE` into (["a","b","c"], yaml-parsed VALUE)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"--set {item!r}: value is not a YAML scalar: {exc}") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with every `--set KEY=VALUE` applied (before validation)."""
+    out = json.loads(json.dumps(raw))  # deep copy of plain YAML data
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping from `path`, raising InvalidInput on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read spec: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{path}: the spec must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per error: `source: field.path: message, got VALUE`."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        msg = e["msg"].removeprefix("Value error, ")
+        msg = msg[0].lower() + msg[1:] if msg else msg
+        got = "" if e["type"] == "missing" else f", got {_short(e.get('input'))}"
+        if e["type"] == "extra_forbidden":
+            msg, got = "unknown key (not in the spec schema)", ""
+        lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_spec(raw: dict[str, Any], source: str) -> Spec:
+    """Validate a raw mapping; raise InvalidInput naming `source` and field paths."""
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as err:
+        raise InvalidInput(format_validation_error(source, err)) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Read, override and validate a spec file (or a shipped spec by name)."""
+    p = resolve_spec_path(str(path))
+    raw = apply_overrides(read_yaml(p), overrides or [])
+    return validate_spec(raw, str(path))
+
+
+def resolved_dict(spec: Spec) -> dict[str, Any]:
+    """The spec with every default filled in, as plain JSON data."""
+    return spec.model_dump(mode="json")
+
+
+def spec_hash(spec: Spec) -> str:
+    """sha256 over the canonical JSON of the resolved spec."""
+    blob = json.dumps(resolved_dict(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def diff_specs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two resolved specs."""
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        va, vb, path = a.get(key), b.get(key), f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff_specs(va, vb, path + ".")
+        elif va != vb and not (_is_nan(va) and _is_nan(vb)):
+            out.append(f"{path}: {va!r} -> {vb!r}")
+    return out
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec, for editor completion."""
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "auditor run spec"
+    return schema

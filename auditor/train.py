@@ -1,0 +1,458 @@
+"""Training stage: SGD with a per-step schedule, checkpoints that resume bit for bit.
+
+The host never waits on the device inside a step: per-step losses go into a
+device buffer, and the loss is read back only at logging points, at
+checkpoints and at the end of an epoch. Best-model selection uses the
+validation split, or the test split when there is none (recorded as such).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditor import checkpoint
+from auditor.data import DataBundle, normalize, steps_per_epoch, train_batches
+from auditor.errors import InvalidInput
+from auditor.spec import DataSpec, Schedule, TrainSpec
+
+StepHook = Callable[[int, nn.Module], None]  # (global step, model) after each step
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of metrics.csv."""
+
+    epoch: int  # 1-based
+    lr: float  # at the end of the epoch
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None  # on the selection split (val, or test without val)
+    epoch_s: float
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training produced; the measure stage loads `best_path`."""
+
+    status: str  # completed | early_stopped | diverged
+    epochs_run: int
+    history: list[EpochRecord]
+    step_losses: list[float]
+    best_epoch: int | None
+    best_metric: float | None
+    selection_split: str  # "val" | "test"
+    train_time_s: float  # sum of epoch wall times (excludes measurement)
+    images_per_s: float  # training images / train_time_s
+    diverged_at_step: int | None
+    resumed_from: str | None
+    compile_s: float | None = None  # wall time of the first compiled step (incl. compile)
+
+
+@dataclass
+class RunFiles:
+    """Where checkpoints go and what identifies the run they belong to."""
+
+    ckpt_dir: Path
+    spec: dict[str, Any]
+    spec_hash: str
+
+
+@dataclass
+class _Loop:
+    """Mutable state of one training loop."""
+
+    train: TrainSpec
+    data_spec: DataSpec
+    seed: int
+    model: nn.Module  # unwrapped: its state_dict is what checkpoints hold
+    step_fn: nn.Module  # the module called in training steps (compiled or not)
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    loss_fn: nn.Module
+    device: torch.device
+    tensors: dict[str, torch.Tensor]  # data resident on the device
+    files: RunFiles
+    spe: int  # steps per epoch
+    epoch: int = 0  # 0-based epoch in progress
+    step: int = 0  # next step within the epoch
+    history: list[EpochRecord] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    partial: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=lambda: {"metric": None, "epoch": None, "since": 0})
+    train_time_s: float = 0.0
+    compile_s: float | None = None
+
+
+# --- optimisation pieces ------------------------------------------------------
+
+
+def lr_factor(step: int, spe: int, epochs: int, sched: Schedule, base_lr: float) -> float:
+    """Multiplier of the base lr at global step `step` (0-based), per step.
+
+    Linear warm-up over `warmup_epochs` (fractional), then cosine to eta_min,
+    multistep decay at epoch milestones, or constant.
+    """
+    t = step / spe  # epochs elapsed, fractional
+    if sched.warmup_epochs > 0 and t < sched.warmup_epochs:
+        return (step + 1) / (sched.warmup_epochs * spe)
+    if sched.name == "constant":
+        return 1.0
+    if sched.name == "multistep":
+        return sched.gamma ** sum(t >= m for m in sched.milestones)
+    span = max(epochs - sched.warmup_epochs, 1e-12)
+    progress = min((t - sched.warmup_epochs) / span, 1.0)
+    floor = sched.eta_min / base_lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.SGD:
+    """SGD over all parameters (weight decay applies to every parameter)."""
+    o = train.optimizer
+    return torch.optim.SGD(
+        model.parameters(), lr=o.lr, momentum=o.momentum,
+        weight_decay=o.weight_decay, nesterov=o.nesterov,
+    )  # fmt: skip
+
+
+def build_scheduler(opt: torch.optim.Optimizer, train: TrainSpec, spe: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step LambdaLR following `lr_factor`."""
+    s, lr = train.schedule, train.optimizer.lr
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, spe, train.epochs, s, lr)
+    )
+
+
+def check_device_support(train: TrainSpec, device: torch.device) -> None:
+    """Raise InvalidInput for toggles the resolved device cannot run."""
+    if device.type == "cpu" and train.amp == "fp16":
+        raise InvalidInput("train.amp: fp16 needs a CUDA device (GradScaler); use bf16 on CPU")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput(f"train.device: {device} requested but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InvalidInput(f"train.device: {device} does not exist ({torch.cuda.device_count()} GPUs)")
+
+
+# --- steps and epochs ---------------------------------------------------------
+
+
+def train_step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step; returns (loss, correct count) as device tensors (no sync)."""
+    dtype = AMP_DTYPES[loop.train.amp]
+    with torch.autocast(loop.device.type, dtype=dtype, enabled=dtype is not None):
+        logits = loop.step_fn(x)  # (B, classes)
+        loss = loop.loss_fn(logits, y)
+    loop.opt.zero_grad(set_to_none=True)
+    loop.scaler.scale(loss).backward()
+    loop.scaler.step(loop.opt)
+    loop.scaler.update()
+    loop.sched.step()
+    return loss.detach().float(), (logits.argmax(1) == y).sum()
+
+
+def _device_stats(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-epoch accumulators on the device: (step losses, loss sum, correct)."""
+    z = lambda: torch.zeros((), device=loop.device)  # noqa: E731
+    losses = torch.full((loop.spe,), float("nan"), device=loop.device)
+    done = loop.partial.get("losses", [])
+    losses[: len(done)] = torch.tensor(done, device=loop.device)
+    return losses, z() + loop.partial.get("loss_sum", 0.0), z() + loop.partial.get("correct", 0.0)
+
+
+def train_one_epoch(
+    loop: _Loop, hook: StepHook | None, log: Callable[[str], None]
+) -> tuple[float, float, bool, int]:
+    """Run the rest of the current epoch; returns (mean loss, acc, all finite, images)."""
+    t0 = time.perf_counter() - loop.partial.get("elapsed", 0.0)
+    losses, loss_sum, correct = _device_stats(loop)
+    tx, ty = loop.tensors["train_x"], loop.tensors["train_y"]
+    mean, std = loop.tensors["mean"], loop.tensors["std"]
+    batches = train_batches(tx, ty, loop.data_spec, loop.seed, loop.epoch, loop.train.batch_size, loop.step)
+    for step, xb, yb in _progress(batches, loop, log):
+        ts = time.perf_counter()
+        loss, corr = train_step(loop, normalize(xb, mean, std, loop.train.channels_last), yb)
+        if loop.compile_s is None and loop.train.compile != "off":
+            loop.compile_s = _sync_time(loop.device, ts)
+        losses[step], loss_sum, correct = loss, loss_sum + loss * len(yb), correct + corr
+        loop.step = step + 1
+        if hook is not None:
+            hook(loop.epoch * loop.spe + step, loop.model)
+        if (step + 1) % loop.train.log_every_steps == 0 and not math.isfinite(loss.item()):
+            break  # diverged: the epoch-end check below records where
+        if _budget_reached(loop):
+            break
+        if _checkpoint_due(loop):
+            loop.partial = _partial(losses, loss_sum, correct, time.perf_counter() - t0, loop.step)
+            save_step_checkpoint(loop)
+    n = min(len(ty), loop.step * loop.train.batch_size)  # images seen this epoch
+    done = losses[: loop.step].cpu().tolist()
+    loop.step_losses += done
+    loop.partial = {"elapsed": time.perf_counter() - t0}
+    return loss_sum.item() / n, correct.item() / n, all(math.isfinite(v) for v in done), n
+
+
+def _sync_time(device: torch.device, start: float) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def _budget_reached(loop: _Loop) -> bool:
+    cap = loop.train.max_steps
+    return cap is not None and loop.epoch * loop.spe + loop.step >= cap
+
+
+def _checkpoint_due(loop: _Loop) -> bool:
+    every = loop.train.checkpoint_every_steps
+    return every is not None and (loop.epoch * loop.spe + loop.step) % every == 0 and loop.step < loop.spe
+
+
+def _partial(losses: torch.Tensor, loss_sum: torch.Tensor, correct: torch.Tensor, elapsed: float, step: int) -> dict[str, Any]:
+    return {
+        "losses": losses[:step].cpu().tolist(), "loss_sum": loss_sum.item(),
+        "correct": correct.item(), "elapsed": elapsed,
+    }  # fmt: skip
+
+
+def _progress(batches: Any, loop: _Loop, log: Callable[[str], None]) -> Any:
+    """tqdm bar on a terminal; plain iteration (epoch lines only) otherwise."""
+    if not sys.stderr.isatty():
+        return batches
+    from tqdm import tqdm
+
+    desc = f"epoch {loop.epoch + 1}/{loop.train.epochs}"
+    return tqdm(batches, total=loop.spe, initial=loop.step, desc=desc, leave=False, file=sys.stderr)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+    train: TrainSpec,
+) -> tuple[float, float, torch.Tensor]:
+    """(mean loss, accuracy, predictions) of `model` on uint8 images x (N,3,32,32).
+
+    Runs in eval mode with the training's autocast setting, in batches of
+    train.eval_batch_size; predictions come back on the CPU.
+    """
+    was_training = model.training
+    model.eval()
+    dtype = AMP_DTYPES[train.amp]
+    loss_sum, preds = torch.zeros((), device=x.device), []
+    for i in range(0, len(y), train.eval_batch_size):
+        xb = normalize(x[i : i + train.eval_batch_size], mean, std, train.channels_last)
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(xb).float()
+        loss_sum += nn.functional.cross_entropy(logits, y[i : i + len(xb)], reduction="sum")
+        preds.append(logits.argmax(1))
+    model.train(was_training)
+    pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
+    n = max(len(y), 1)
+    return loss_sum.item() / n, (pred == y).sum().item() / n, pred.cpu()
+
+
+# --- checkpoints ----------------------------------------------------------------
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(state["python"])
+
+
+def payload(loop: _Loop) -> dict[str, Any]:
+    """Everything needed to continue the run exactly from the current position."""
+    return {
+        "format": 1,
+        "model": loop.model.state_dict(),
+        "optimizer": loop.opt.state_dict(),
+        "scheduler": loop.sched.state_dict(),
+        "scaler": loop.scaler.state_dict(),
+        "rng": _rng_state(loop.device),
+        "epoch": loop.epoch, "step_in_epoch": loop.step,
+        "global_step": loop.epoch * loop.spe + loop.step,
+        "partial": loop.partial, "history": [asdict(h) for h in loop.history],
+        "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
+        "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
+        "spec": loop.files.spec, "spec_hash": loop.files.spec_hash,
+    }  # fmt: skip
+
+
+def save_step_checkpoint(loop: _Loop) -> None:
+    """Mid-epoch checkpoint `step-<global step>.pt`; keeps the newest two."""
+    g = loop.epoch * loop.spe + loop.step
+    path = loop.files.ckpt_dir / f"step-{g:08d}.pt"
+    checkpoint.save(path, payload(loop))
+    checkpoint.prune_step_checkpoints(loop.files.ckpt_dir)
+
+
+def save_epoch_checkpoints(loop: _Loop, improved: bool) -> None:
+    """`last.pt` every epoch, `best.pt` (the same bytes) when the metric improved."""
+    data = checkpoint.to_bytes(payload(loop))
+    for name in ["last", "best"] if improved else ["last"]:
+        checkpoint.save_bytes(loop.files.ckpt_dir / f"{name}.pt", data)
+
+
+def restore(loop: _Loop, state: dict[str, Any]) -> None:
+    """Load a checkpoint payload into the loop (model, optimiser, RNGs, position)."""
+    loop.model.load_state_dict(state["model"])
+    loop.opt.load_state_dict(state["optimizer"])
+    loop.sched.load_state_dict(state["scheduler"])
+    loop.scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"], loop.device)
+    loop.epoch, loop.step = int(state["epoch"]), int(state["step_in_epoch"])
+    loop.partial = dict(state["partial"])
+    loop.history = [EpochRecord(**h) for h in state["history"]]
+    loop.step_losses = state["step_losses"].tolist()
+    loop.best = dict(state["best"])
+    loop.train_time_s, loop.compile_s = float(state["train_time_s"]), state["compile_s"]
+
+
+# --- the loop -------------------------------------------------------------------
+
+
+def _device_tensors(data: DataBundle, data_spec: DataSpec, device: torch.device) -> dict[str, torch.Tensor]:
+    """Move the whole uint8 data set to the device once (CIFAR-10 is ~180 MB)."""
+    t = {k: getattr(data, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+    t["mean"] = torch.tensor(data_spec.mean, device=device).view(1, 3, 1, 1)
+    t["std"] = torch.tensor(data_spec.std, device=device).view(1, 3, 1, 1)
+    return t
+
+
+def build_loop(
+    train: TrainSpec, data_spec: DataSpec, seed: int, model: nn.Module, data: DataBundle,
+    device: torch.device, files: RunFiles,
+) -> _Loop:
+    """Assemble optimiser, schedule, scaler, loss and device data around `model`."""
+    check_device_support(train, device)
+    model = model.to(device)
+    if train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_fn = model
+    if train.compile != "off":
+        step_fn = torch.compile(model, mode=None if train.compile == "default" else train.compile)
+    spe = steps_per_epoch(len(data.train_y), train.batch_size)
+    opt = build_optimizer(model, train)
+    return _Loop(
+        train=train, data_spec=data_spec, seed=seed, model=model, step_fn=step_fn, opt=opt,
+        sched=build_scheduler(opt, train, spe),
+        scaler=torch.amp.GradScaler(device.type, enabled=train.amp == "fp16"),
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=train.label_smoothing),
+        device=device, tensors=_device_tensors(data, data_spec, device), files=files, spe=spe,
+    )  # fmt: skip
+
+
+def _selection_split(loop: _Loop) -> str:
+    return "val" if len(loop.tensors["val_y"]) else "test"
+
+
+def _end_epoch(loop: _Loop, loss: float, acc: float, n: int) -> EpochRecord:
+    """Evaluate on the selection split and close the epoch's record."""
+    split = _selection_split(loop)
+    t = loop.tensors
+    vloss, vacc, _ = evaluate(loop.model, t[f"{split}_x"], t[f"{split}_y"], t["mean"], t["std"], loop.train)
+    elapsed = loop.partial.get("elapsed", 0.0)
+    loop.train_time_s += elapsed
+    return EpochRecord(
+        epoch=loop.epoch + 1, lr=loop.opt.param_groups[0]["lr"], train_loss=loss, train_acc=acc,
+        val_loss=vloss, val_acc=vacc, epoch_s=elapsed,
+        images_per_s=n / elapsed if elapsed > 0 else 0.0,
+    )  # fmt: skip
+
+
+def _update_best(loop: _Loop, rec: EpochRecord) -> bool:
+    """Track the best selection metric; True when this epoch improved it."""
+    best = loop.best
+    if best["metric"] is None or (rec.val_acc or 0.0) > best["metric"]:
+        loop.best = {"metric": rec.val_acc, "epoch": rec.epoch, "since": 0}
+        return True
+    best["since"] += 1
+    return False
+
+
+def _should_stop_early(loop: _Loop) -> bool:
+    es = loop.train.early_stopping
+    return es is not None and (loop.best["metric"] or 0.0) >= es.floor and loop.best["since"] >= es.patience
+
+
+def _log_epoch(rec: EpochRecord, split: str, total: int, log: Callable[[str], None]) -> None:
+    log(
+        f"epoch {rec.epoch}/{total}  lr {rec.lr:.4g}  train loss {rec.train_loss:.4f} "
+        f"acc {rec.train_acc:.4f}  {split} loss {rec.val_loss:.4f} acc {rec.val_acc:.4f}  "
+        f"{rec.epoch_s:.1f}s  {rec.images_per_s:.0f} img/s"
+    )
+
+
+def fit(
+    train: TrainSpec, data_spec: DataSpec, seed: int, model: nn.Module, data: DataBundle,
+    device: torch.device, files: RunFiles, resume: Path | None = None,
+    hook: StepHook | None = None, log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train `model` per the spec sections, writing checkpoints under files.ckpt_dir."""
+    loop = build_loop(train, data_spec, seed, model, data, device, files)
+    if resume is not None:
+        restore(loop, checkpoint.load(resume))
+    status, diverged_at = "completed", None
+    while loop.epoch < train.epochs:
+        loss, acc, finite, n = train_one_epoch(loop, hook, log)
+        if not finite or not math.isfinite(loss):
+            status, diverged_at = "diverged", _first_nonfinite(loop.step_losses)
+            log(f"loss became non-finite at step {diverged_at}: stopping (status diverged)")
+            break
+        rec = _end_epoch(loop, loss, acc, n)
+        loop.history.append(rec)
+        improved = _update_best(loop, rec)
+        _log_epoch(rec, _selection_split(loop), train.epochs, log)
+        loop.epoch, loop.step, loop.partial = loop.epoch + 1, 0, {}
+        save_epoch_checkpoints(loop, improved)
+        if train.max_steps is not None and len(loop.step_losses) >= train.max_steps:
+            log(f"step budget reached: {train.max_steps} steps")
+            break
+        if _should_stop_early(loop):
+            status = "early_stopped"
+            log(f"early stopping: no improvement for {loop.best['since']} epochs")
+            break
+    return _result(loop, status, diverged_at, resume)
+
+
+def _first_nonfinite(values: list[float]) -> int | None:
+    return next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+
+
+def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | None) -> TrainResult:
+    images = sum(h.images_per_s * h.epoch_s for h in loop.history)
+    return TrainResult(
+        status=status, epochs_run=len(loop.history), history=list(loop.history),
+        step_losses=list(loop.step_losses), best_epoch=loop.best["epoch"],
+        best_metric=loop.best["metric"], selection_split=_selection_split(loop),
+        train_time_s=loop.train_time_s,
+        images_per_s=images / loop.train_time_s if loop.train_time_s > 0 else 0.0,
+        diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
+        compile_s=loop.compile_s,
+    )  # fmt: skip

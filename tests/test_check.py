@@ -1,0 +1,465 @@
+"""Tests for the check stage: evaluating, loading and reporting criteria."""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from auditor.check import (
+    CriterionResult,
+    evaluate_criteria,
+    format_value,
+    junit_xml,
+    load_criteria,
+    overall,
+    render_lines,
+    write_junit,
+)
+from auditor.errors import InvalidInput
+from auditor.spec import parse_criterion
+
+
+def check_one(metric: str, expr: str, value: object, notes: dict[str, str] | None = None) -> CriterionResult:
+    (result,) = evaluate_criteria([parse_criterion(metric, expr)], {metric: value}, notes)  # type: ignore[dict-item]
+    return result
+
+
+# --- numeric operators ----------------------------------------------------
+
+NUMERIC_CASES = [
+    # (metric, expr, measured, passes)
+    ("test_acc", ">= 0.85", 0.85, True),  # >= at equality passes
+    ("test_acc", ">= 0.85", 0.8712, True),
+    ("test_acc", ">= 0.85", 0.8499, False),
+    ("test_acc", "> 0.85", 0.85, False),  # > at equality fails
+    ("test_acc", "> 0.85", 0.8501, True),
+    ("latency_ms", "<= 10", 10.0, True),
+    ("latency_ms", "<= 10", 10.01, False),
+    ("latency_ms", "< 10", 10.0, False),
+    ("latency_ms", "< 10", 9.99, True),
+    ("latency_ms", "< 10", 12.31, False),
+    ("params_m", "== 0.269722", 0.269722, True),
+    # == tolerates float noise of ~1e-9 relative, not more
+    ("params_m", "== 0.3", 0.1 + 0.2, True),
+    ("params_m", "== 0.269722", 0.269723, False),
+    ("images_per_s", "== 1000", 1000 * (1 + 5e-10), True),
+    ("images_per_s", "== 1000", 1000 * (1 + 5e-9), False),
+    # +- at exactly the tolerance passes, also where binary rounding
+    # makes |0.88 - 0.87| a hair above 0.01
+    ("final_val_acc", "0.5 +- 0.25", 0.75, True),
+    ("final_val_acc", "0.5 +- 0.25", 0.25, True),
+    ("final_val_acc", "0.87 +- 0.01", 0.88, True),
+    ("final_val_acc", "0.87 +- 0.01", 0.86, True),
+    ("final_val_acc", "0.87 +- 0.01", 0.8801, False),
+    ("final_val_acc", "0.87 +- 0.01", 0.8599, False),
+    ("final_val_acc", "0.87 +- 0", 0.87, True),
+    ("train_time_s", "< 60", 59, True),  # ints are numbers too
+    ("latency_ms", "< 10", math.inf, False),
+    ("latency_ms", "> 10", math.inf, True),
+]
+
+
+@pytest.mark.parametrize(("metric", "expr", "measured", "passes"), NUMERIC_CASES)
+def test_numeric_operators(metric: str, expr: str, measured: float, passes: bool) -> None:
+    result = check_one(metric, expr, measured)
+    assert result.passed is passes
+    assert result.measured == float(measured)
+    assert isinstance(result.measured, float)
+    assert result.detail
+
+
+def test_result_carries_the_parsed_criterion() -> None:
+    result = check_one("final_val_acc", " 0.87 +- 0.01 ", 0.88)
+    assert (result.metric, result.expr, result.op) == ("final_val_acc", "0.87 +- 0.01", "+-")
+    assert (result.threshold, result.tolerance) == (0.87, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("metric", "expr", "measured", "detail"),
+    [
+        ("test_acc", ">= 0.85", 0.8712, "0.8712 >= 0.85"),
+        ("latency_ms", "< 10", 12.3094, "12.31 >= 10"),
+        ("test_acc", "> 0.85", 0.85, "0.8500 <= 0.85"),
+        ("status", "== completed", "diverged", "diverged != completed"),
+        ("final_val_acc", "0.87 +- 0.01", 0.9, "|0.9000 - 0.87| = 0.03 > 0.01"),
+    ],
+)
+def test_detail_text(metric: str, expr: str, measured: object, detail: str) -> None:
+    assert check_one(metric, expr, measured).detail == detail
+
+
+def test_rounding_never_makes_a_failure_look_like_a_pass() -> None:
+    result = check_one("test_acc", ">= 0.85", 0.84996)
+    assert not result.passed
+    assert result.detail == "0.84996 < 0.85"  # not "0.8500 < 0.85"
+
+
+# --- missing, NaN and wrong-typed values ----------------------------------
+
+
+@pytest.mark.parametrize(("metric", "expr"), [("best_val_acc", ">= 0.9"), ("status", "!= diverged")])
+def test_none_fails_with_the_note_as_reason(metric: str, expr: str) -> None:
+    result = check_one(metric, expr, None, notes={metric: "no validation split"})
+    assert result.passed is False
+    assert result.measured is None
+    assert result.detail == "not measured: no validation split"
+
+
+def test_missing_metric_fails_even_without_a_note() -> None:
+    (result,) = evaluate_criteria([parse_criterion("latency_ms", "< 10")], {})
+    assert result.passed is False
+    assert result.measured is None
+    assert result.detail.startswith("not measured")
+
+
+@pytest.mark.parametrize(
+    ("metric", "expr"),
+    [
+        ("test_acc", ">= 0.0"),
+        ("latency_ms", "< 1e9"),
+        ("final_val_acc", "0.5 +- 1"),
+        ("status", "!= diverged"),  # NaN must not satisfy a negation
+    ],
+)
+def test_nan_fails_with_a_reason(metric: str, expr: str) -> None:
+    result = check_one(metric, expr, math.nan)
+    assert result.passed is False
+    assert isinstance(result.measured, float) and math.isnan(result.measured)
+    assert "NaN" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("metric", "expr", "value"),
+    [
+        ("test_acc", ">= 0.5", "0.9"),  # a string is not a number
+        ("test_acc", ">= 0.0", True),  # nor is a bool
+        ("status", "!= diverged", 1.0),  # a number is not a category
+    ],
+)
+def test_wrong_type_fails(metric: str, expr: str, value: object) -> None:
+    result = check_one(metric, expr, value)
+    assert result.passed is False
+    assert "not a" in result.detail
+
+
+# --- categorical operators ------------------------------------------------
+
+CATEGORICAL_CASES = [
+    ("status", "== completed", "completed", True, "completed"),
+    ("status", "== completed", "early_stopped", False, "early_stopped"),
+    ("status", "!= diverged", "completed", True, "completed"),
+    ("status", "!= diverged", "diverged", False, "diverged"),
+    ("reproducible", "== bitwise", "bitwise", True, "bitwise"),
+    ("reproducible", "== bitwise", "tolerance", False, "tolerance"),
+    ("official_data", "== true", True, True, "true"),
+    ("official_data", "== true", False, False, "false"),
+    ("official_data", "!= true", False, True, "false"),
+    ("official_data", "!= false", False, False, "false"),
+    ("official_data", "== false", "false", True, "false"),  # already a string
+]
+
+
+@pytest.mark.parametrize(("metric", "expr", "value", "passes", "measured"), CATEGORICAL_CASES)
+def test_categorical_operators(metric: str, expr: str, value: object, passes: bool, measured: str) -> None:
+    result = check_one(metric, expr, value)
+    assert result.passed is passes
+    assert result.measured == measured
+
+
+def test_evaluate_keeps_order_and_overall() -> None:
+    criteria = [parse_criterion("test_acc", ">= 0.5"), parse_criterion("status", "== completed")]
+    results = evaluate_criteria(criteria, {"test_acc": 0.9, "status": "diverged"})
+    assert [r.metric for r in results] == ["test_acc", "status"]
+    assert [r.passed for r in results] == [True, False]
+    assert overall(results) is False
+    assert overall(results[:1]) is True
+    assert overall([]) is True
+
+
+# --- load_criteria --------------------------------------------------------
+
+BASE = {"test_acc": ">= 0.85", "latency_ms": "< 10"}
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_without_file_or_sets_keeps_the_run_criteria() -> None:
+    assert load_criteria(BASE, None, []) == BASE
+
+
+def test_criteria_file_replaces_the_run_criteria(tmp_path: Path) -> None:
+    f = write(tmp_path / "c.yaml", 'status: "== completed"\ntest_acc: ">= 0.9"\n')
+    assert load_criteria(BASE, f, []) == {"status": "== completed", "test_acc": ">= 0.9"}
+
+
+def test_criteria_file_in_spec_shape(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "spec.yaml",
+        'name: x\ntrain:\n  epochs: 3\ncriteria:\n  test_acc: ">= 0.5"\n  official_data: "== true"\n',
+    )
+    assert load_criteria(BASE, f, []) == {"test_acc": ">= 0.5", "official_data": "== true"}
+
+
+def test_spec_file_without_criteria_is_rejected(tmp_path: Path) -> None:
+    # It would replace the run's criteria with nothing and pass vacuously.
+    f = write(tmp_path / "spec.yaml", "name: x\ntrain:\n  epochs: 3\n")
+    with pytest.raises(InvalidInput, match=r"spec\.yaml: criteria: missing"):
+        load_criteria(BASE, f, [])
+
+
+def test_precedence_run_then_file_then_set(tmp_path: Path) -> None:
+    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.9"\nparams_m: "< 12"\n')
+    got = load_criteria(
+        {"test_acc": ">= 0.1", "status": "== completed"},
+        f,
+        ["criteria.test_acc=>= 0.95", "criteria.reproducible=== bitwise"],
+    )
+    # status came only from the run, so the file dropped it
+    assert got == {"test_acc": ">= 0.95", "params_m": "< 12", "reproducible": "== bitwise"}
+
+
+def test_set_overrides_run_criteria_without_file() -> None:
+    got = load_criteria(BASE, None, ["criteria.latency_ms=< 5", "criteria.status=!= diverged"])
+    assert got == {"test_acc": ">= 0.85", "latency_ms": "< 5", "status": "!= diverged"}
+
+
+@pytest.mark.parametrize("empty", ["", "  ", "null", "~", '""', "''"])
+def test_set_empty_value_removes_a_criterion(empty: str) -> None:
+    assert load_criteria(BASE, None, [f"criteria.latency_ms={empty}"]) == {"test_acc": ">= 0.85"}
+
+
+def test_set_removing_an_absent_criterion_is_fine() -> None:
+    assert load_criteria(BASE, None, ["criteria.status="]) == BASE
+
+
+def test_set_quoted_value_is_unquoted() -> None:
+    assert load_criteria({}, None, ["criteria.test_acc='>= 0.5'"]) == {"test_acc": ">= 0.5"}
+
+
+def test_file_null_or_empty_values_are_dropped(tmp_path: Path) -> None:
+    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nlatency_ms:\nstatus: ""\n')
+    assert load_criteria(BASE, f, []) == {"test_acc": ">= 0.5"}
+
+
+def test_empty_criteria_section_clears_everything(tmp_path: Path) -> None:
+    f = write(tmp_path / "c.yaml", "criteria: {}\n")
+    assert load_criteria(BASE, f, []) == {}
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "reason"),
+    [
+        ('test_acc: ">= abc"\n', "criteria.test_acc", "cannot parse"),
+        ('criteria:\n  latency_ms: "<< 3"\n', "criteria.latency_ms", "cannot parse"),
+        ('test_acc: ">= 85"\n', "criteria.test_acc", "fraction"),
+        ('status: "== finished"\n', "criteria.status", "cannot parse"),
+        ('bogus_metric: ">= 1"\n', "criteria.bogus_metric", "unknown metric"),
+        ("test_acc: 0.85\n", "criteria.test_acc", "quoted string"),
+    ],
+)
+def test_bad_file_entry_names_file_and_field(tmp_path: Path, content: str, field: str, reason: str) -> None:
+    f = write(tmp_path / "ci-criteria.yaml", content)
+    with pytest.raises(InvalidInput) as info:
+        load_criteria({}, f, [])
+    msg = str(info.value)
+    assert msg.startswith(f"{f}: {field}: ")
+    assert reason in msg
+
+
+@pytest.mark.parametrize(
+    ("item", "field", "reason"),
+    [
+        ("criteria.test_acc=>= abc", "criteria.test_acc", "cannot parse"),
+        ("criteria.official_data=== maybe", "criteria.official_data", "cannot parse"),
+        ("criteria.latency_ms=0.5 +- -1", "criteria.latency_ms", "cannot parse"),
+        ("criteria.nope=>= 1", "criteria.nope", "unknown metric"),
+        ("criteria.nope=", "criteria.nope", "unknown metric"),  # a typo, even when removing
+    ],
+)
+def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_criteria(BASE, None, [item])
+    msg = str(info.value)
+    assert msg.startswith(f"--set: {field}: ")
+    assert reason in msg
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["train.epochs=5", "seed=1", "criteria=x", "criteria.=x", "criteria.test_acc.x=>= 1", "criteria.test_acc"],
+)
+def test_set_outside_criteria_is_rejected(item: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_criteria(BASE, None, [item])
+    msg = str(info.value)
+    assert "--set" in msg and repr(item) in msg
+    assert "only criteria." in msg and "in check" in msg
+
+
+def test_bad_run_criterion_names_its_source() -> None:
+    with pytest.raises(InvalidInput, match=r"^runs/x/audit\.json: criteria\.test_acc: cannot parse"):
+        load_criteria({"test_acc": "about 0.9"}, None, [], base_source="runs/x/audit.json")
+
+
+def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
+    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.9"\n')
+    assert load_criteria({"test_acc": "about 0.9"}, f, []) == {"test_acc": ">= 0.9"}
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("test_acc: >= 0.85\n", "not valid YAML"),  # unquoted `>` is YAML syntax
+        ("- a\n- b\n", "must be a YAML mapping"),
+        ("criteria: [1, 2]\n", "criteria: must be a mapping"),
+    ],
+)
+def test_malformed_file_is_invalid_input(tmp_path: Path, content: str, reason: str) -> None:
+    f = write(tmp_path / "c.yaml", content)
+    with pytest.raises(InvalidInput) as info:
+        load_criteria(BASE, f, [])
+    assert str(info.value).startswith(f"{f}: ")
+    assert reason in str(info.value)
+
+
+def test_missing_file_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="cannot read criteria file"):
+        load_criteria(BASE, tmp_path / "nope.yaml", [])
+
+
+# --- rendering ------------------------------------------------------------
+
+
+def sample_results() -> list[CriterionResult]:
+    criteria = [
+        parse_criterion("test_acc", ">= 0.85"),
+        parse_criterion("latency_ms", "< 10"),
+        parse_criterion("best_val_acc", ">= 0.9"),
+        parse_criterion("official_data", "== true"),
+    ]
+    metrics = {"test_acc": 0.8712, "latency_ms": 12.3094, "best_val_acc": None, "official_data": True}
+    return evaluate_criteria(criteria, metrics, {"best_val_acc": "no validation split"})  # type: ignore[arg-type]
+
+
+def test_render_lines() -> None:
+    assert render_lines(sample_results()) == [
+        "PASS  test_acc >= 0.85  (measured 0.8712)",
+        "FAIL  latency_ms < 10  (measured 12.31)",
+        "FAIL  best_val_acc >= 0.9  (not measured: no validation split)",
+        "PASS  official_data == true  (measured true)",
+        "2/4 criteria passed: FAIL",
+    ]
+
+
+def test_render_summary_all_pass_and_empty() -> None:
+    results = sample_results()
+    passing = [results[0], results[3]]
+    assert render_lines(passing)[-1] == "2/2 criteria passed: PASS"
+    assert render_lines([]) == ["0/0 criteria passed: PASS"]
+
+
+def test_render_nan_and_wrong_type_say_why() -> None:
+    nan = check_one("test_acc", ">= 0.5", math.nan)
+    text = check_one("test_acc", ">= 0.5", "high")
+    lines = render_lines([nan, text])
+    assert lines[0] == "FAIL  test_acc >= 0.5  (measured NaN)"
+    assert lines[1].startswith("FAIL  test_acc >= 0.5  (measured 'high' is not a number")
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "text"),
+    [
+        ("test_acc", 0.87123, "0.8712"),
+        ("latency_ms", 12.3094, "12.31"),
+        ("checkpoint_mb", 42.666, "42.67"),
+        ("peak_rss_mb", 1024, "1024.00"),
+        ("params_m", 0.269722, "0.270"),
+        ("status", "completed", "completed"),
+        ("latency_ms", math.nan, "nan"),
+        ("test_acc", None, "n/a"),
+    ],
+)
+def test_format_value(metric: str, value: float | str | None, text: str) -> None:
+    assert format_value(metric, value) == text
+
+
+# --- JUnit ----------------------------------------------------------------
+
+
+def test_junit_xml_structure() -> None:
+    root = ET.fromstring(junit_xml(sample_results(), "smoke-run"))
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert suite.attrib == {
+        "name": "smoke-run",
+        "tests": "4",
+        "failures": "2",
+        "errors": "0",
+        "skipped": "0",
+    }
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [
+        "test_acc >= 0.85",
+        "latency_ms < 10",
+        "best_val_acc >= 0.9",
+        "official_data == true",
+    ]
+    assert {c.get("classname") for c in cases} == {"auditor.criteria"}
+    failed = [c.get("name") for c in cases if c.find("failure") is not None]
+    assert failed == ["latency_ms < 10", "best_val_acc >= 0.9"]
+    failure = cases[2].find("failure")
+    assert failure is not None
+    assert failure.get("type") == "CriterionFailed"
+    assert failure.get("message") == "not measured: no validation split"
+    assert [c.findtext("system-out") for c in cases] == [r.detail for r in sample_results()]
+
+
+def test_junit_xml_empty_and_odd_characters() -> None:
+    root = ET.fromstring(junit_xml([], "none"))
+    assert root.find("testsuite").get("tests") == "0"  # type: ignore[union-attr]
+    result = check_one("test_acc", ">= 0.5", None, notes={"test_acc": 'bad <"&> \x01 text'})
+    root = ET.fromstring(junit_xml([result], "s&<'\""))
+    assert root.find("testsuite").get("name") == "s&<'\""  # type: ignore[union-attr]
+    assert "bad <\"&>" in root.findtext("testsuite/testcase/system-out", "")
+
+
+def test_write_junit(tmp_path: Path) -> None:
+    target = tmp_path / "junit.xml"
+    target.write_text("old", encoding="utf-8")
+    write_junit(sample_results(), "smoke", target)
+    root = ET.parse(target).getroot()
+    assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
+    assert os.listdir(tmp_path) == ["junit.xml"]  # no temp file left behind
+
+
+def test_write_junit_to_missing_dir_is_invalid_input(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "junit.xml"
+    with pytest.raises(InvalidInput, match=r"junit\.xml: cannot write JUnit report"):
+        write_junit(sample_results(), "smoke", target)
+    assert not target.parent.exists()
+
+
+def test_write_junit_onto_a_directory_is_invalid_input(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InvalidInput, match="cannot write JUnit report"):
+        write_junit(sample_results(), "smoke", tmp_path / "out")
+    assert os.listdir(tmp_path) == ["out"]  # temp file cleaned up
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
+def test_write_junit_to_read_only_dir_is_invalid_input(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(InvalidInput, match="cannot write JUnit report"):
+            write_junit(sample_results(), "smoke", ro / "junit.xml")
+    finally:
+        ro.chmod(0o755)

@@ -1,0 +1,217 @@
+"""Tests for the model registry and the ResNet / plain networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from auditor.models import (
+    ModelInfo,
+    UnknownModelError,
+    count_parameters,
+    create_model,
+    group_count,
+    list_models,
+    model_info,
+    register_model,
+)
+
+# Too big to backprop through quickly on a 2-core CPU: forward-only, eval, no_grad.
+FORWARD_ONLY = {"resnet50", "resnet110", "plain110"}
+
+EXACT_PARAMS = {
+    "resnet18": 11_173_962,
+    "resnet34": 21_282_122,
+    "resnet50": 23_520_842,
+    # Option-A (parameter-free) shortcuts. The often-quoted 272,474 is the
+    # count with option-B (1x1 conv + BN) projections: 272,474 - 2,752.
+    "resnet20": 269_722,
+}
+PAPER_PARAMS = {"resnet56": 0.85e6, "resnet110": 1.7e6}  # He et al. 2016, Table 6
+CIFAR_DEPTHS = (8, 20, 32, 44, 56, 110)
+
+
+def _images(batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, 3, 32, 32)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def test_registry_contents() -> None:
+    names = list_models()
+    assert names == sorted(names)
+    expected = {"resnet18", "resnet34", "resnet50"}
+    expected |= {f"{kind}{d}" for kind in ("resnet", "plain") for d in CIFAR_DEPTHS}
+    assert set(names) == expected
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward(name: str) -> None:
+    model = create_model(name, num_classes=7)
+    x = _images()
+    if name in FORWARD_ONLY:
+        model.eval()
+        with torch.no_grad():
+            assert model(x).shape == (2, 7)
+        return
+    logits = model(x)
+    assert logits.shape == (2, 7)
+    logits.square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_PARAMS))
+def test_exact_parameter_counts(name: str) -> None:
+    total, trainable = count_parameters(create_model(name, num_classes=10, norm="batch"))
+    assert total == trainable == EXACT_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+def test_paper_parameter_counts(name: str) -> None:
+    total, _ = count_parameters(create_model(name))
+    assert total == pytest.approx(PAPER_PARAMS[name], rel=0.03)
+
+
+@pytest.mark.parametrize("depth", CIFAR_DEPTHS)
+def test_plain_twin_has_same_parameter_count(depth: int) -> None:
+    resnet = count_parameters(create_model(f"resnet{depth}"))
+    plain = count_parameters(create_model(f"plain{depth}"))
+    assert resnet == plain
+
+
+def test_count_parameters_trainable_split() -> None:
+    model = create_model("resnet8")
+    model.fc.requires_grad_(False)
+    total, trainable = count_parameters(model)
+    assert total - trainable == model.fc.weight.numel() + model.fc.bias.numel()
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_norm_variants(norm: str) -> None:
+    model = create_model("resnet8", norm=norm)
+    norm_type = {"batch": nn.BatchNorm2d, "group": nn.GroupNorm}.get(norm)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if norm_type is None:
+        assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in model.modules())
+        assert all(c.bias is not None for c in convs)
+    else:
+        assert any(isinstance(m, norm_type) for m in model.modules())
+        assert all(c.bias is None for c in convs)
+    logits = model(_images())
+    assert logits.shape == (2, 10)
+    logits.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_group_norm_group_rule() -> None:
+    assert [group_count(c) for c in (16, 32, 64, 2048)] == [16, 32, 32, 32]
+    assert group_count(48) == 24 and group_count(7) == 7
+    gns = [m for m in create_model("resnet8", norm="group").modules()
+           if isinstance(m, nn.GroupNorm)]
+    assert {(m.num_channels, m.num_groups) for m in gns} == {(16, 16), (32, 32), (64, 32)}
+
+
+def test_unknown_model_lists_known_names() -> None:
+    with pytest.raises(UnknownModelError) as excinfo:
+        create_model("resnet9000")
+    message = str(excinfo.value)
+    assert "resnet9000" in message
+    assert all(name in message for name in list_models())
+    assert isinstance(excinfo.value, KeyError) and isinstance(excinfo.value, ValueError)
+    with pytest.raises(UnknownModelError):
+        model_info("resnet9000")
+
+
+@pytest.mark.parametrize("norm", ["layer", "Batch", "", None])
+def test_invalid_norm_raises(norm: object) -> None:
+    with pytest.raises(ValueError, match="norm"):
+        create_model("resnet8", norm=norm)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 2.0, True])
+def test_invalid_num_classes_raises(num_classes: object) -> None:
+    with pytest.raises(ValueError, match="num_classes"):
+        create_model("resnet8", num_classes=num_classes)  # type: ignore[arg-type]
+
+
+def test_duplicate_registration_rejected() -> None:
+    def resnet8(*, num_classes: int = 10, norm: str = "batch") -> nn.Module:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(resnet8)
+
+
+@pytest.mark.parametrize("name", ["resnet8", "resnet18"])
+def test_same_seed_same_weights(name: str) -> None:
+    torch.manual_seed(123)
+    a = create_model(name).state_dict()
+    torch.manual_seed(123)
+    b = create_model(name).state_dict()
+    torch.manual_seed(124)
+    c = create_model(name).state_dict()
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_state_dict_keys_are_plain() -> None:
+    keys = list(create_model("resnet8").state_dict())
+    assert keys[0] == "conv1.weight"
+    assert "fc.weight" in keys and "stages.0.0.conv1.weight" in keys
+    assert not any(k.startswith(("module.", "_orig_mod.", "model.")) for k in keys)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_channels_last_matches_contiguous(name: str) -> None:
+    model = create_model(name).eval()
+    x = _images()
+    with torch.no_grad():
+        expected = model(x)
+        model.to(memory_format=torch.channels_last)
+        actual = model(x.to(memory_format=torch.channels_last))
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_info(name: str) -> None:
+    info = model_info(name)
+    assert isinstance(info, ModelInfo) and info.name == name
+    assert info.depth == int(name.removeprefix("resnet").removeprefix("plain"))
+    assert len(info.stage_widths) == len(info.blocks_per_stage)
+    assert "no max-pool" in info.stem
+    if name.startswith("plain"):
+        assert (info.family, info.shortcut) == ("plain-cifar", "none")
+    elif info.family == "resnet-cifar":
+        assert info.stage_widths == (16, 32, 64)
+        assert 6 * info.blocks_per_stage[0] + 2 == info.depth
+    else:
+        assert info.family == "resnet-imagenet-style"
+        assert info.stage_widths == (64, 128, 256, 512)
+    with pytest.raises(AttributeError):
+        info.depth = 0  # type: ignore[misc]  # frozen
+
+
+def test_model_info_block_kinds() -> None:
+    assert model_info("resnet50").block == "bottleneck"
+    assert model_info("resnet18").block == model_info("plain20").block == "basic"
+
+
+@pytest.mark.parametrize("name", ["resnet8", "plain8"])
+def test_traces_without_graph_breaks(name: str) -> None:
+    # Dynamo tracing only (backend="eager"): fails on any graph break or
+    # data-dependent Python control flow, without paying for codegen.
+    torch._dynamo.reset()
+    model = create_model(name).to(memory_format=torch.channels_last).eval()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    x = _images().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+    torch._dynamo.reset()
