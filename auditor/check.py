@@ -85,6 +85,10 @@ class CriterionResult:
     detail: str
 
 
+# Both carry metric, op, threshold and tolerance, which is all a comparison needs.
+_Comparison = Criterion | CriterionResult
+
+
 # --- evaluation -----------------------------------------------------------
 
 
@@ -155,7 +159,7 @@ def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:
     return _result(crit, measured, passed, _numeric_detail(crit, measured, passed))
 
 
-def _numeric_passes(crit: Criterion, measured: float) -> bool:
+def _numeric_passes(crit: _Comparison, measured: float) -> bool:
     threshold = float(crit.threshold)
     slack = REL_EPS * max(1.0, abs(threshold))
     if crit.op in _ORDERED:
@@ -203,7 +207,7 @@ def _exact(value: float) -> str:
     return repr(value)
 
 
-def _display_measured(crit: Criterion, measured: float) -> str:
+def _display_measured(crit: _Comparison, measured: float) -> str:
     # Rounding must never make a result look wrong (0.84996 shown as 0.8500
     # failing `>= 0.85`): fall back to the exact value when it would.
     shown = format_value(crit.metric, measured)
@@ -218,14 +222,7 @@ def _display_measured(crit: Criterion, measured: float) -> str:
 
 def _shown(result: CriterionResult) -> str:
     if isinstance(result.measured, float) and result.metric in NUMERIC_METRICS:
-        crit = Criterion(
-            metric=result.metric,
-            expr=result.expr,
-            op=result.op,  # type: ignore[arg-type]
-            threshold=result.threshold,
-            tolerance=result.tolerance,
-        )
-        return _display_measured(crit, result.measured)
+        return _display_measured(result, result.measured)
     return format_value(result.metric, result.measured)
 
 
@@ -341,7 +338,7 @@ def load_criteria(
     problem raises InvalidInput naming its source and `criteria.<metric>`.
     `base_source` names where `base` came from (e.g. the audit.json path).
     """
-    criteria: dict[str, Any] = dict(base)
+    criteria: dict[str, Any] = _drop_nulls(base)
     sources = dict.fromkeys(criteria, base_source)
     if file is not None:
         criteria = _read_criteria_file(Path(file))

@@ -45,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
 
+    p = sub.add_parser("verify", help="train twice and once killed+resumed; compare bit for bit")
+    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, metavar="SPEC",
+                   help=f"spec file or shipped spec name (default: {DEFAULT_SPEC})")  # fmt: skip
+    _add_set(p)
+    p.add_argument("--out", type=Path, default=Path("."), help="root of verify/<name>/ (the work dir)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N", help="budget: set train.epochs to N")
+    budget.add_argument("--steps", type=int, metavar="N", help="budget: set train.max_steps to N")
+    p.add_argument("--kill-at", type=int, metavar="STEP",
+                   help="global step (0-based) after which run K is SIGKILLed (default: mid-epoch, mid-budget)")  # fmt: skip
+
     p = sub.add_parser("render", help="re-render the sheet from RUN_DIR/audit.json alone")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
@@ -65,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ablate", help="run variants x seeds of a base spec and aggregate them")
+    p.add_argument("ablation", metavar="ABLATION", help="ablation YAML file or shipped ablation name")
+    p.add_argument("--list", action="store_true", help="print the variants and their overrides")
+    p.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
+    p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants")
+    p.add_argument("--seeds", type=int, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
+    _add_set(p)
+    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
+    p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
+    p.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
     return parser
 
 
@@ -140,13 +162,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from auditor.verify import run_cli
+
+    return run_cli(args, _log)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from auditor.check import evaluate_criteria, load_criteria, overall, render_lines, write_junit
     from auditor.runner import read_audit
     from auditor.spec import parse_criterion
 
     audit = read_audit(args.run_dir)
-    criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets)
+    source = str(args.run_dir / "audit.json")
+    criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
     parsed = [parse_criterion(k, v) for k, v in criteria.items()]
     notes = {c["metric"]: c["detail"] for c in audit["criteria"] if c["measured"] is None}
     results = evaluate_criteria(parsed, audit["metrics"], notes)
@@ -175,6 +204,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from auditor.ablate import cmd_ablate as run_ablate
+
+    return run_ablate(args)
+
+
 def _table(report: dict) -> str:
     lines = []
     for key, value in report.items():
@@ -196,7 +231,8 @@ def _log(msg: str) -> None:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "models": cmd_models, "schema": cmd_schema, "validate": cmd_validate, "run": cmd_run,
-    "render": cmd_render, "check": cmd_check, "evaluate": cmd_evaluate, "measure": cmd_measure,
+    "render": cmd_render, "verify": cmd_verify, "check": cmd_check, "evaluate": cmd_evaluate, "measure": cmd_measure,
+    "ablate": cmd_ablate,
 }  # fmt: skip
 
 

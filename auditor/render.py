@@ -1,9 +1,836 @@
-"""Render stage (placeholder until the template lands)."""
+"""Render stage: the Markdown reproducibility sheet (model card) from audit.json alone.
+
+`render_run(run_dir)` reads `RUN_DIR/audit.json`, draws the learning curves
+into `RUN_DIR/figures/` and writes `RUN_DIR/REPRODUCIBILITY.md` atomically, so
+a sheet can be re-rendered at any time without retraining. `render_text` is
+the pure part (audit dict in, Markdown out) that golden tests pin down.
+
+Every statement on the sheet is derived from a fact in the audit record: the
+checklist is ticked by the predicates in `checklist`, never by hand. The
+template holds layout only; all formatting is done by the helpers below,
+registered as Jinja filters, and the template runs under StrictUndefined so a
+missing field raises instead of printing a blank.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import shlex
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from auditor.checkpoint import atomic_write_bytes
+from auditor.errors import InvalidInput
 from auditor.runner import read_audit
+from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
+
+TEMPLATE = "reproducibility.md.j2"
+SHEET = "REPRODUCIBILITY.md"
+FIGURES_DIR = "figures"
+LEARNING_CURVES = "learning_curves"
+MAX_EPOCH_ROWS = 30  # longer histories show the first and last EPOCH_EDGE rows
+EPOCH_EDGE = 10
+IMAGENET_STEM = "7x7 conv (64 ch), stride 2, padding 3, then 3x3 max-pool, stride 2"
+FIGURE_DPI = 100
+
+__all__ = ["render_run", "render_text", "draw_figures", "make_environment", "build_context", "FILTERS"]
+
+
+# --- public API ---------------------------------------------------------------------
+
 
 def render_run(run_dir: Path) -> Path:
+    """Render `run_dir/REPRODUCIBILITY.md` (and its figures) from `run_dir/audit.json`.
+
+    Raises InvalidInput when audit.json is missing, unreadable, or lacks a
+    field the sheet needs. Returns the path of the sheet.
+    """
+    run_dir = Path(run_dir)
     audit = read_audit(run_dir)
-    out = run_dir / "REPRODUCIBILITY.md"
-    out.write_text(f"# {audit['run']['name']}\n")
+    figures, notes = draw_figures(audit, run_dir / FIGURES_DIR)
+    try:
+        text = render_text(audit, figures, notes)
+    except (jinja2.UndefinedError, KeyError) as exc:
+        raise InvalidInput(
+            f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet "
+            f"(missing {exc})"
+        ) from None
+    out = run_dir / SHEET
+    atomic_write_bytes(out, text.encode("utf-8"))
     return out
+
+
+def render_text(
+    audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str] | None = None
+) -> str:
+    """The sheet as Markdown: a pure function of the audit record and the figure paths.
+
+    `figures` maps a figure name (`learning_curves`) to its path relative to
+    the sheet, or None when it was not drawn; `figure_notes` optionally says
+    why (shown instead of the image).
+    """
+    env = make_environment()
+    context = build_context(audit, figures, figure_notes or {})
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def make_environment() -> jinja2.Environment:
+    """The Jinja environment: StrictUndefined, the shipped templates, every filter."""
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        loader=jinja2.FileSystemLoader(resource_dir("templates")),
+        autoescape=False,  # Markdown, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+# --- figures ------------------------------------------------------------------------
+
+
+def draw_figures(audit: dict[str, Any], fig_dir: Path) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Draw the learning curves; return (figure -> relative path or None, figure -> why not)."""
+    history = audit["training"]["history"]
+    if not history:
+        return {LEARNING_CURVES: None}, {LEARNING_CURVES: "no completed epoch to plot"}
+    try:
+        import matplotlib.style
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        return {LEARNING_CURVES: None}, {
+            LEARNING_CURVES: f"figures unavailable: matplotlib is not importable ({exc}); "
+            "install matplotlib and run `auditor render` again"
+        }
+    split = audit["training"]["selection_split"]
+    # The Agg canvas is chosen here explicitly (no global backend switch, no pyplot
+    # state); the default style makes the output independent of any matplotlibrc.
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(12, 3.6), dpi=FIGURE_DPI)
+        FigureCanvasAgg(fig)
+        _plot_curves(fig, history, split)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
+    name = f"{LEARNING_CURVES}.png"
+    atomic_write_bytes(fig_dir / name, buf.getvalue())
+    return {LEARNING_CURVES: f"{fig_dir.name}/{name}"}, {}
+
+
+def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str) -> None:
+    epochs = [h["epoch"] for h in history]
+    val = lambda k: [math.nan if h[k] is None else h[k] for h in history]  # noqa: E731
+    from matplotlib.ticker import MaxNLocator
+
+    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
+    for ax, key, title in ((ax_loss, "loss", "Loss"), (ax_acc, "acc", "Accuracy")):
+        ax.plot(epochs, val(f"train_{key}"), marker="o", markersize=3, label="train")
+        ax.plot(epochs, val(f"val_{key}"), marker="o", markersize=3, label=f"{split} (selection)")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    ax_lr.plot(epochs, val("lr"), marker="o", markersize=3, color="tab:green")
+    ax_lr.set_title("Learning rate (end of epoch)")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.grid(True, alpha=0.3)
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+
+
+# --- formatting filters -----------------------------------------------------------------
+
+NA = "n/a"
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def na(x: Any) -> str:
+    """`n/a` for None, else str(x)."""
+    return NA if x is None else str(x)
+
+
+def num(x: float | int | None) -> str:
+    """Shortest exact form of a number: 0.05, 5e-06, 3 (integral floats lose `.0`)."""
+    if _missing(x):
+        return NA
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return str(x)
+        if x.is_integer() and abs(x) < 1e15:
+            return str(int(x))
+        return repr(x)
+    return str(x)
+
+
+def fixed(x: float | None, decimals: int = 4) -> str:
+    """A float with a fixed number of decimals (losses)."""
+    return NA if _missing(x) else f"{x:.{decimals}f}"
+
+
+def pct(x: float | None, decimals: int = 2) -> str:
+    """A fraction as a percentage: 0.9867 -> 98.67%."""
+    return NA if _missing(x) else f"{100 * x:.{decimals}f}%"
+
+
+def ms(x: float | None) -> str:
+    """Milliseconds, three decimals."""
+    return NA if _missing(x) else f"{x:,.3f} ms"
+
+
+def mb(x: float | None) -> str:
+    """A value already in (decimal) megabytes."""
+    return NA if _missing(x) else f"{x:,.1f} MB"
+
+
+def bytes_mb(n: int | None) -> str:
+    """A byte count as decimal MB with the exact count: 0.64 MB (643,025 bytes)."""
+    return NA if n is None else f"{n / 1e6:,.2f} MB ({n:,} bytes)"
+
+
+def thousands(n: int | float | None) -> str:
+    """Thousands separators: 11173962 -> 11,173,962."""
+    if _missing(n):
+        return NA
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
+
+
+def millions(n: int | None) -> str:
+    """A count in millions: 11.17 M, or 0.0753 M below one million."""
+    if n is None:
+        return NA
+    return f"{n / 1e6:.2f} M" if n >= 1_000_000 else f"{n / 1e6:.3g} M"
+
+
+def seconds(s: float | None) -> str:
+    """Seconds, with h/min added from two minutes up."""
+    if _missing(s):
+        return NA
+    text = f"{s:,.1f} s"
+    if s >= 120:
+        h, rem = divmod(int(round(s)), 3600)
+        m, sec = divmod(rem, 60)
+        text += f" ({h} h {m:02d} min)" if h else f" ({m} min {sec:02d} s)"
+    return text
+
+
+def rate(x: float | None) -> str:
+    """Images per second."""
+    return NA if _missing(x) else f"{x:,.1f} images/s"
+
+
+def yesno(x: bool | None, yes: str = "yes", no: str = "no", unknown: str = "unknown") -> str:
+    """yes / no / unknown for a bool or None."""
+    return unknown if x is None else (yes if x else no)
+
+
+def short_sha(s: str | None, n: int = 12) -> str:
+    """The first `n` hex digits of a digest."""
+    return NA if s is None else str(s)[:n]
+
+
+def code(x: Any) -> str:
+    """An inline code span (n/a for None), safe for values containing backticks."""
+    if x is None:
+        return NA
+    text = str(x)
+    if "`" not in text:
+        return f"`{text}`"
+    fence = "``" if "``" not in text else "```"
+    return f"{fence} {text} {fence}"
+
+
+def cell(x: Any) -> str:
+    """Escape a value for a Markdown table cell (pipes, newlines)."""
+    return str(x).replace("\\|", "|").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], align: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table; `align` is one letter per column (l, r, c)."""
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+    align = align or "l" * len(headers)
+    lines = [
+        "| " + " | ".join(cell(h) for h in headers) + " |",
+        "|" + "|".join(marks[a] for a in align) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def shq(x: Any) -> str:
+    """Quote a word for a POSIX shell (only when needed)."""
+    return shlex.quote(str(x))
+
+
+_YAML_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_.() -]*[A-Za-z0-9_.)]|[A-Za-z]")
+_YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}
+
+
+def yaml_scalar(x: Any) -> str:
+    """A value as one YAML scalar that YAML 1.1 and 1.2 parsers read back identically.
+
+    Strings stay plain only when they start with a letter and are not a
+    boolean/null word (so `1e5`, `true`, `off` are quoted); others are written
+    as JSON strings, which are valid double-quoted YAML.
+    """
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, (int, float)):
+        return num(x)
+    s = str(x)
+    if _YAML_PLAIN.fullmatch(s) and s.lower() not in _YAML_RESERVED:
+        return s
+    return json.dumps(s, ensure_ascii=False)
+
+
+def cudnn_version(v: int | None) -> str:
+    """cuDNN's integer version as x.y.z: 92400 -> 9.24.0 (92400), 8902 -> 8.9.2."""
+    if v is None:
+        return "none"
+    if v >= 90000:  # cuDNN 9 packs major * 10000 + minor * 100 + patch
+        major, minor, patch = v // 10000, v % 10000 // 100, v % 100
+    else:  # earlier versions: major * 1000 + minor * 100 + patch
+        major, minor, patch = v // 1000, v % 1000 // 100, v % 100
+    return f"{major}.{minor}.{patch} ({v})"
+
+
+def triple(xs: Sequence[float] | None) -> str:
+    """Per-channel statistics to four decimals: (0.2470, 0.2435, 0.2616)."""
+    return NA if xs is None else "(" + ", ".join(f"{x:.4f}" for x in xs) + ")"
+
+
+def listing(xs: Iterable[Any] | None, empty: str = "none") -> str:
+    """Comma-separated values, or `empty`."""
+    items = [num(x) if isinstance(x, (int, float)) else str(x) for x in (xs or [])]
+    return ", ".join(items) if items else empty
+
+
+def code_list(xs: Iterable[Any] | None, empty: str = "none") -> str:
+    """Comma-separated inline code spans."""
+    items = [code(x) for x in (xs or [])]
+    return ", ".join(items) if items else empty
+
+
+def blockquote(text: str) -> str:
+    """Prefix every line with `> `."""
+    return "\n".join(f"> {line}" if line else ">" for line in str(text).splitlines())
+
+
+def any_value(x: Any) -> str:
+    """A value of unknown shape (dict, list, number, str) as one readable line."""
+    if isinstance(x, dict):
+        return ", ".join(f"{k}: {any_value(v)}" for k, v in x.items()) or "none"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(any_value(v) for v in x) or "none"
+    return num(x) if isinstance(x, (int, float)) else na(x)
+
+
+def checkbox(ok: bool) -> str:
+    """A task-list box."""
+    return "[x]" if ok else "[ ]"
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "na": na, "num": num, "fixed": fixed, "pct": pct, "ms": ms, "mb": mb, "bytes_mb": bytes_mb,
+    "thousands": thousands, "millions": millions, "seconds": seconds, "rate": rate,
+    "yesno": yesno, "short_sha": short_sha, "code": code, "cell": cell, "md_table": md_table,
+    "shq": shq, "yaml_scalar": yaml_scalar, "cudnn_version": cudnn_version, "triple": triple,
+    "listing": listing, "code_list": code_list, "blockquote": blockquote, "any_value": any_value,
+    "checkbox": checkbox,
+}  # fmt: skip
+
+
+# --- the view: facts prepared for the template ---------------------------------------------
+
+
+def build_context(
+    audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str]
+) -> dict[str, Any]:
+    """Everything the template needs: the raw audit plus rows and sentences derived from it."""
+    v: dict[str, Any] = {}
+    v.update(_summary(audit))
+    v.update(_architecture(audit))
+    v.update(_hyperparameters(audit))
+    v.update(_data(audit))
+    v.update(_determinism(audit))
+    v.update(_results(audit))
+    v.update(_measurements(audit))
+    v.update(_checkpoints(audit))
+    v.update(_reproduce(audit))
+    v.update(_criteria(audit))
+    v.update(_verification(audit))
+    v["figure"] = figures.get(LEARNING_CURVES)
+    v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
+    v["front_matter"] = _front_matter(audit)
+    v["checklist"] = checklist(audit)
+    return {"audit": audit, "v": v}
+
+
+def _front_matter(audit: dict[str, Any]) -> dict[str, Any]:
+    dataset = audit["data"]["dataset"]
+    test_acc = audit["metrics"]["test_acc"]
+    metrics = [] if _missing(test_acc) else [{"type": "accuracy", "value": test_acc, "name": "Test accuracy"}]
+    return {
+        "dataset_id": dataset,
+        "dataset_name": "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
+        "metrics": metrics,
+    }
+
+
+def _summary(audit: dict[str, Any]) -> dict[str, Any]:
+    run, tr, crit = audit["run"], audit["training"], audit["criteria"]
+    status = run["status"]
+    n_pass = sum(bool(c["passed"]) for c in crit)
+    reasons = [f"criterion `{c['metric']} {c['expr']}` failed" for c in crit if not c["passed"]]
+    if status == "diverged":
+        reasons.insert(0, "training diverged")
+    env = audit["environment"]
+    gpu = env["gpu"]
+    hw = gpu["name"] if gpu else env["cpu_model"]
+    diverged = None
+    if status == "diverged":
+        step = tr["diverged_at_step"]
+        where = f"at global step {step} (0-based)" if step is not None else "(step not recorded)"
+        diverged = (
+            f"**FAIL — TRAINING DIVERGED.** The training loss became non-finite {where} and training "
+            f"stopped after {tr['epochs_run']} completed epoch(s) of {tr['epochs_planned']} planned. "
+            "No metric on this sheet describes a successfully trained model."
+        )
+    return {
+        "verdict": audit["verdict"],
+        "title_suffix": " (FAIL: TRAINING DIVERGED)" if status == "diverged" else "",
+        "n_pass": n_pass,
+        "n_criteria": len(crit),
+        "fail_reasons": reasons,
+        "diverged_banner": diverged,
+        "hardware": hw,
+        "date": str(run["finished_utc"])[:10],
+        "status_text": {"completed": "completed", "early_stopped": "early stopped",
+                        "diverged": "DIVERGED"}.get(status, status),  # fmt: skip
+    }
+
+
+_FAMILY_NOTES = {
+    "resnet-cifar": (
+        "CIFAR-native: He et al. (2016), Sec. 4.2 designed this net for 32x32 inputs (depth 6n+2, "
+        "three stages of 16/32/64 channels); it has no ImageNet stem to adapt."
+    ),
+    "plain-cifar": (
+        "CIFAR-native: the plain (shortcut-free) twin of He et al. (2016), Sec. 4.2, designed for "
+        "32x32 inputs; it has no ImageNet stem to adapt."
+    ),
+    "resnet-imagenet-style": (
+        "ImageNet architecture (torchvision) adapted to CIFAR-10: the 7x7 stride-2 conv and the "
+        "max-pool are replaced by a 3x3 stride-1 conv, so a 32x32 image is not shrunk to 8x8 before "
+        "the first stage."
+    ),
+}
+
+
+def _stem_facts(stem: str) -> tuple[str, str]:
+    """(max-pool, spatial size entering stage 1 for a 32x32 input) read from the stem text."""
+    m = re.search(r"stride (\d+)", stem)
+    pool = "no max-pool" not in stem and "max-pool" in stem
+    if not m:
+        return ("yes" if pool else "none"), "see stem"
+    size = 32 // int(m[1]) // (2 if pool else 1)
+    return ("yes" if pool else "none"), f"{size}x{size}"
+
+
+def _architecture(audit: dict[str, Any]) -> dict[str, Any]:
+    m = audit["model"]
+    pool, res = _stem_facts(m["stem"])
+    rows = [
+        ["Stem", m["stem"], IMAGENET_STEM],
+        ["Max-pool after the stem", pool, "3x3, stride 2"],
+        ["Spatial size entering stage 1 (32x32 input)", res, "8x8"],
+    ]
+    widths = listing(m["stage_widths"])
+    if m["block"] == "bottleneck":
+        widths += " (bottleneck widths; each stage outputs 4x as many channels)"
+    return {
+        "family_note": _FAMILY_NOTES.get(m["family"], f"family {m['family']}: no note recorded"),
+        "stem_rows": rows,
+        "stage_widths": widths,
+    }
+
+
+def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
+    t = audit["spec"]["train"]
+    s = t["schedule"]
+    name = s["name"]
+    warm = f"linear warm-up over {num(s['warmup_epochs'])} epoch(s), then " if s["warmup_epochs"] else ""
+    body = {
+        "cosine": f"cosine decay to eta_min = {num(s['eta_min'])}",
+        "multistep": f"multiply by gamma = {num(s['gamma'])} at epochs {listing(s['milestones'])}",
+        "constant": "constant",
+    }.get(name, name)
+    unused = "not used by this schedule"
+    es = t["early_stopping"]
+    return {
+        "schedule_text": f"{name}: {warm}{body} (lr updated every step)",
+        "milestones_text": (
+            listing(s["milestones"]) if name == "multistep" else f"{listing(s['milestones'])} ({unused})"
+        ),
+        "gamma_text": num(s["gamma"]) if name == "multistep" else f"{num(s['gamma'])} ({unused})",
+        "eta_min_text": num(s["eta_min"]) if name == "cosine" else f"{num(s['eta_min'])} ({unused})",
+        "early_stopping_text": "off" if es is None else (
+            f"patience {es['patience']} epochs without improvement of the selection accuracy, "
+            f"counted once it reaches {pct(es['floor'])}"
+        ),
+        "max_steps_text": "none" if t["max_steps"] is None else f"{t['max_steps']:,} steps",
+        "ckpt_every_text": "end of each epoch only" if t["checkpoint_every_steps"] is None
+        else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch",
+    }  # fmt: skip
+
+
+def _data(audit: dict[str, Any]) -> dict[str, Any]:
+    d, ds = audit["data"], audit["spec"]["data"]
+    if d["official"] is None:
+        provenance = f"not applicable: {d['note']}"
+    elif d["official"]:
+        provenance = f"official CIFAR-10 ({d['note']})"
+    else:
+        provenance = f"**{d['note']}**"
+    kind = d["normalization"]
+    legacy_warning = None
+    if kind == "cifar10-legacy-std":
+        legacy_warning = (
+            f"The normalisation std {triple(ds['std'])} is the widely copied legacy value "
+            f"{triple(CIFAR10_STD_LEGACY)}, which is not the per-channel std of the CIFAR-10 training "
+            f"images. The correct std is {triple(CIFAR10_STD)}. A model trained this way expects "
+            "inputs normalised the same (wrong) way."
+        )
+    norm_text = {
+        "cifar10-correct": "CIFAR-10 training-set statistics (correct std)",
+        "cifar10-legacy-std": "**legacy std (wrong)**, see the warning below",
+        "custom": "custom (neither the CIFAR-10 statistics nor the legacy std)",
+    }.get(kind, kind)
+    aug = ds["augment"]
+    parts = []
+    if aug["crop_padding"]:
+        parts.append(f"random 32x32 crop after {aug['crop_padding']} px zero padding")
+    if aug["hflip"]:
+        parts.append("random horizontal flip (p = 0.5)")
+    return {
+        "root_text": code(d["root"]) if d["root"] is not None else "n/a (generated in memory)",
+        "provenance_text": provenance,
+        "file_rows": [
+            [name, code(status) if status == "ok" else f"**{status}**"]
+            for name, status in sorted(d["files"].items())
+        ],
+        "normalization_text": norm_text,
+        "legacy_std_warning": legacy_warning,
+        "augment_text": "; ".join(parts) if parts else "none",
+    }  # fmt: skip
+
+
+def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
+    det = audit["determinism"]
+    cuda = str(audit["environment"]["device"]).startswith("cuda")
+    ok = det["cudnn_deterministic"] and not det["cudnn_benchmark"] and det["deterministic_algorithms"]
+    if cuda:
+        ok = ok and det["cublas_workspace_config"] is not None
+    evidence = (
+        f"cudnn.deterministic={det['cudnn_deterministic']}, cudnn.benchmark={det['cudnn_benchmark']}, "
+        f"use_deterministic_algorithms={det['deterministic_algorithms']}, "
+        f"CUBLAS_WORKSPACE_CONFIG={det['cublas_workspace_config']} (read back after setting)"
+    )
+    return bool(ok), evidence
+
+
+def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
+    det = audit["determinism"]
+    ok, _ = _flags_in_force(audit)
+    if not det["requested"]:
+        note = (
+            "Determinism was switched off in the spec (`determinism.enabled: false`): fast, "
+            "non-deterministic settings are in force."
+        )
+    elif not ok:
+        note = (
+            "**Determinism was requested but the flags read back are not all deterministic** "
+            "(see the table)."
+        )
+    else:
+        note = "Determinism was requested and every flag read back is in its deterministic setting."
+    return {"determinism_note": note}
+
+
+def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[list[list[str]], int]:
+    def row(h: dict[str, Any]) -> list[str]:
+        ep = f"**{h['epoch']}** (best)" if h["epoch"] == best_epoch else str(h["epoch"])
+        return [
+            ep, f"{h['lr']:.4g}", fixed(h["train_loss"]), pct(h["train_acc"]), fixed(h["val_loss"]),
+            pct(h["val_acc"]), f"{h['epoch_s']:,.1f}", f"{h['images_per_s']:,.1f}",
+        ]  # fmt: skip
+
+    if len(history) <= MAX_EPOCH_ROWS:
+        return [row(h) for h in history], 0
+    omitted = len(history) - 2 * EPOCH_EDGE
+    gap = ["…", f"({omitted} epochs omitted; all rows in metrics.csv)", "", "", "", "", "", ""]
+    return [row(h) for h in history[:EPOCH_EDGE]] + [gap] + [row(h) for h in history[-EPOCH_EDGE:]], omitted
+
+
+def _results(audit: dict[str, Any]) -> dict[str, Any]:
+    tr, meas, run = audit["training"], audit["measurements"], audit["run"]
+    split = tr["selection_split"]
+    test = meas["test"]
+    rows, omitted = _epoch_rows(tr["history"], tr["best_epoch"])
+    final = tr["history"][-1] if tr["history"] else None
+    headers = [
+        "Epoch", "lr (end)", "Train loss", "Train acc", f"{split} loss", f"{split} acc",
+        "Time (s)", "Images/s",
+    ]  # fmt: skip
+    selection_warning = None
+    if split == "test":
+        selection_warning = (
+            "**The best checkpoint was selected on the TEST set**, because this spec has no validation "
+            f"split (`data.val_split: {audit['spec']['data']['val_split']}`). The test accuracy reported "
+            "below is therefore optimistically biased: it is the best of "
+            f"{tr['epochs_run']} epoch(s) as scored on the test set itself, not a held-out estimate."
+        )
+    per_class_rows, confusion_rows, confusion_headers = [], [], []
+    if test is not None:
+        classes = list(test["per_class"])
+        for i, c in enumerate(classes):
+            row = test["confusion"][i]
+            per_class_rows.append([c, pct(test["per_class"][c]), f"{row[i]:,}", f"{sum(row):,}"])
+        confusion_headers = ["true \\ predicted", *classes]
+        confusion_rows = [[c, *[f"{n:,}" for n in test["confusion"][i]]] for i, c in enumerate(classes)]
+    if test is None:
+        test_text = f"not measured: no best checkpoint (run {run['status']})"
+    else:
+        test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']})"
+    stop = None
+    if run["status"] == "completed" and tr["epochs_run"] < tr["epochs_planned"]:
+        stop = f"stopped by the step budget (`train.max_steps: {audit['spec']['train']['max_steps']}`)"
+    elif run["status"] == "early_stopped":
+        stop = "stopped early: no improvement of the selection accuracy within the patience"
+    return {
+        "epoch_rows": rows,
+        "epoch_headers": headers,
+        "epochs_omitted": omitted,
+        "selection_warning": selection_warning,
+        "per_class_rows": per_class_rows,
+        "confusion_headers": confusion_headers,
+        "confusion_rows": confusion_rows,
+        "test_text": test_text,
+        "stop_text": stop,
+        "test_loss": test["loss"] if test else None,
+        "test_short": pct(test["acc"]) if test else "not measured",
+        "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
+            f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split"
+        ),
+        "final_selection_acc": final["val_acc"] if final else None,
+        "final_train_loss": final["train_loss"] if final else None,
+        "confusion_align": "l" + "r" * (len(confusion_headers) - 1) if confusion_headers else "l",
+    }
+
+
+def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
+    meas = audit["measurements"]
+    lat = meas["latency"]
+    sync = str(lat["device"]).startswith("cuda")
+    model_note = (
+        f"the selected checkpoint ({meas['evaluated_checkpoint']})"
+        if meas["evaluated_checkpoint"]
+        else "the final in-memory weights (no best checkpoint was written)"
+    )
+    cuda_mem = meas["memory"]["cuda_max_allocated_mb"]
+    ckpt_bytes = meas["size"]["checkpoint_bytes"]
+    return {
+        "ckpt_file_text": bytes_mb(ckpt_bytes) if ckpt_bytes is not None else "n/a (no checkpoint evaluated)",
+        "latency_model_note": model_note,
+        "latency_on_cuda": sync,
+        "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
+    }
+
+
+def _checkpoints(audit: dict[str, Any]) -> dict[str, Any]:
+    ck = audit["checkpoints"]
+    rows = [
+        [name, code(c["path"]), bytes_mb(c["bytes"]), code(c["sha256"]), str(c["epoch"]),
+         f"{c['global_step']:,}"]
+        for name, c in ck.items()
+    ]
+    content_rows = [[name, code_list(c["contents"])] for name, c in ck.items()]
+    same = "last" in ck and "best" in ck and ck["last"]["sha256"] == ck["best"]["sha256"]
+    return {"ckpt_rows": rows, "ckpt_content_rows": content_rows, "ckpt_identical": same}
+
+
+def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
+    run, ck = audit["run"], audit["checkpoints"]
+    best = ck.get("best")
+    return {
+        "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
+        "best_path": best["path"] if best else None,
+    }
+
+
+def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
+    from auditor.check import format_value
+
+    rows = []
+    for c in audit["criteria"]:
+        rows.append([
+            code(c["metric"]), code(c["expr"]), format_value(c["metric"], c["measured"]),
+            "PASS" if c["passed"] else "**FAIL**", c["detail"],
+        ])  # fmt: skip
+    return {"criteria_rows": rows}
+
+
+_VERDICT_TEXT = {
+    "bitwise": "every compared tensor is bit-for-bit identical between the runs",
+    "tolerance": "the runs are not bit-identical, but every compared tensor is within the accepted tolerance",
+    "diverged": "the runs are NOT reproducible: their results differ beyond the accepted tolerance",
+}
+
+
+def _verification(audit: dict[str, Any]) -> dict[str, Any]:
+    ver = audit["verification"]
+    if ver is None:
+        return {"verified": False, "verification_rows": [], "tensor_rows": []}
+    verdict = ver["verdict"]
+    first = ver["first_divergence"]
+    if first is None:
+        first_text = "none: the runs agree at every compared point"
+    else:
+        rest = {k: val for k, val in first.items() if k != "step"}
+        first_text = f"step {num(first['step'])}" + (f" ({any_value(rest)})" if rest else "")
+    rows = [
+        ["Verdict", f"**{verdict}**: {_VERDICT_TEXT.get(verdict, 'unrecognised verdict')}"],
+        ["Runs compared", code_list(ver["runs"])],
+        ["Device", any_value(ver["device"])],
+        ["Budget", any_value(ver["budget"])],
+        ["First divergence", first_text],
+        ["Tolerance (spec `verify.tolerance`)", f"{num(audit['spec']['verify']['tolerance'])} "
+         f"(`verify.allow_tolerance`: {yesno(audit['spec']['verify']['allow_tolerance'])})"],
+    ]  # fmt: skip
+    tensor_rows = [
+        [code(t["name"]), code(short_sha(t["sha256_a"], 16)), code(short_sha(t["sha256_b"], 16)),
+         num(t["max_abs_diff"]), yesno(t["equal"])]
+        for t in ver["tensors"]
+    ]  # fmt: skip
+    return {
+        "verified": True,
+        "verification_verdict": verdict,
+        "verification_failed": verdict not in ("bitwise", "tolerance"),
+        "verification_rows": rows,
+        "tensor_rows": tensor_rows,
+        "verification_notes": list(ver["notes"]),
+    }
+
+
+# --- the checklist ---------------------------------------------------------------------------
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _spec_hash_matches(audit: dict[str, Any]) -> bool | None:
+    """Whether `spec_hash` is the hash of the recorded resolved spec (None: cannot tell)."""
+    from auditor.spec import spec_hash, validate_spec
+
+    try:
+        return spec_hash(validate_spec(audit["spec"], "audit.json spec")) == audit["spec_hash"]
+    except InvalidInput:
+        return None
+
+
+def checklist(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reproducibility checklist: each item ticked only by the fact that supports it."""
+    items: list[dict[str, Any]] = []
+
+    def add(ok: bool, label: str, evidence: str) -> None:
+        items.append({"ok": bool(ok), "label": label, "evidence": evidence})
+
+    det, env, tr = audit["determinism"], audit["environment"], audit["training"]
+    data, ck, lat = audit["data"], audit["checkpoints"], audit["measurements"]["latency"]
+    ver, crit = audit["verification"], audit["criteria"]
+
+    seed_ok = isinstance(det["seed"], int) and det["seed"] == audit["spec"]["seed"]
+    add(seed_ok, "Seed recorded", f"seed {det['seed']} in force (spec seed {audit['spec']['seed']})")
+
+    flags_ok, flags_evidence = _flags_in_force(audit)
+    add(flags_ok, "Determinism flags in force (read back)", flags_evidence)
+
+    if data["official"] is None:
+        add(False, "Data provenance official", f"{data['dataset']} data: {data['note']}")
+    else:
+        add(data["official"], "Data provenance official", data["note"])
+
+    split = tr["selection_split"]
+    add(split == "val", "No model selection on the test set",
+        f"best checkpoint selected on the {split} split"
+        + ("" if split == "val" else " (no validation split): the test accuracy is optimistically biased"))
+
+    digests = [c["sha256"] for c in ck.values()]
+    ck_ok = bool(digests) and all(isinstance(d, str) and _HEX64.match(d) for d in digests)
+    add(ck_ok, "Checkpoint digests recorded",
+        f"sha256 of {', '.join(ck)} recorded" if ck_ok else "no checkpoint digest recorded")  # fmt: skip
+
+    h = audit["spec_hash"]
+    recorded = isinstance(h, str) and bool(_HEX64.match(h))
+    match = _spec_hash_matches(audit) if recorded else None
+    if not recorded:
+        add(False, "Resolved spec hash recorded", "no sha256 of the resolved spec recorded")
+    elif match is False:
+        add(False, "Resolved spec hash recorded", f"`{h[:12]}` does NOT match the recorded resolved spec")
+    else:
+        how = (
+            "matches the recorded resolved spec" if match
+            else "could not be recomputed from the recorded spec"
+        )  # fmt: skip
+        add(True, "Resolved spec hash recorded", f"sha256 `{h[:12]}`, {how}")
+
+    commit, dirty = env["git_commit"], env["git_dirty"]
+    if commit is None:
+        add(False, "Git tree clean",
+            "no git commit recorded (not run inside a git work tree, or git unavailable)")  # fmt: skip
+    else:
+        state = {False: "no uncommitted changes", True: "uncommitted changes to tracked files"}
+        shown = state.get(dirty, "dirty state unknown")
+        add(dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {shown}")
+
+    env_ok = all(env[k] for k in ("python", "torch", "torchvision", "numpy", "os", "command"))
+    add(env_ok, "Environment captured",
+        f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+        f"numpy {env['numpy']}, device {env['device']}, command recorded")  # fmt: skip
+
+    cuda = str(lat["device"]).startswith("cuda")
+    synced = "synchronize" in str(lat["method"])
+    lat_ok = lat["warmup"] > 0 and lat["iters"] > 0 and (synced or not cuda)
+    add(lat_ok, "Latency measured with warm-up" + (" and device sync" if cuda else ""),
+        f"{lat['warmup']} warm-up + {lat['iters']} timed iterations on {lat['device']}"
+        + ("; device synchronised around each" if cuda and synced else "")
+        + ("; NOT synchronised on CUDA" if cuda and not synced else ""))  # fmt: skip
+
+    if ver is None:
+        add(False, "Reproducibility verified by re-running", "not verified (run `auditor verify`)")
+    else:
+        add(ver["verdict"] in ("bitwise", "tolerance"), "Reproducibility verified by re-running",
+            f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}")  # fmt: skip
+
+    add(tr["status"] != "diverged", "Training finished without divergence", f"status {tr['status']}")
+
+    n_pass = sum(bool(c["passed"]) for c in crit)
+    if not crit:
+        add(False, "Criteria all pass", "no criteria defined: nothing was gated")
+    else:
+        add(n_pass == len(crit), "Criteria all pass", f"{n_pass}/{len(crit)} criteria passed")
+    return items

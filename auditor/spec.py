@@ -299,6 +299,7 @@ class Spec(_Section):
     @classmethod
     def _criteria_parse(cls, v: Any) -> Any:
         if isinstance(v, dict):
+            v = {k: e for k, e in v.items() if e is not None}  # `null` removes a criterion
             for metric, expr in v.items():
                 parse_criterion(str(metric), expr)
         return v
@@ -309,6 +310,22 @@ class Spec(_Section):
 
 
 # --- loading --------------------------------------------------------------
+
+
+class SpecLoader(yaml.SafeLoader):
+    """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with the spec loader."""
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def resource_dir(name: str) -> Path:
@@ -343,9 +360,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"--set {item!r}: value is not a YAML scalar: {exc}") from None
+        value = load_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        # Not YAML (e.g. `>= 0.9`, which YAML reads as a block scalar): keep the
+        # text; validation still rejects it wherever a string is not allowed.
+        value = raw.strip()
     return key.split("."), value
 
 
@@ -374,7 +393,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read spec: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
     if raw is None:

@@ -6,6 +6,7 @@ import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,9 @@ from auditor.errors import InvalidInput
 from auditor.spec import parse_criterion
 
 
-def check_one(metric: str, expr: str, value: object, notes: dict[str, str] | None = None) -> CriterionResult:
-    (result,) = evaluate_criteria([parse_criterion(metric, expr)], {metric: value}, notes)  # type: ignore[dict-item]
+def check_one(metric: str, expr: str, value: Any, notes: dict[str, str] | None = None) -> CriterionResult:
+    """Evaluate the single criterion `metric: expr` against one measured value."""
+    (result,) = evaluate_criteria([parse_criterion(metric, expr)], {metric: value}, notes)
     return result
 
 
@@ -278,7 +280,7 @@ def test_bad_file_entry_names_file_and_field(tmp_path: Path, content: str, field
     [
         ("criteria.test_acc=>= abc", "criteria.test_acc", "cannot parse"),
         ("criteria.official_data=== maybe", "criteria.official_data", "cannot parse"),
-        ("criteria.latency_ms=0.5 +- -1", "criteria.latency_ms", "cannot parse"),
+        ("criteria.latency_ms=0.5 +- -1", "criteria.latency_ms", "tolerance must be >= 0"),
         ("criteria.nope=>= 1", "criteria.nope", "unknown metric"),
         ("criteria.nope=", "criteria.nope", "unknown metric"),  # a typo, even when removing
     ],
@@ -293,7 +295,14 @@ def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None
 
 @pytest.mark.parametrize(
     "item",
-    ["train.epochs=5", "seed=1", "criteria=x", "criteria.=x", "criteria.test_acc.x=>= 1", "criteria.test_acc"],
+    [
+        "train.epochs=5",
+        "seed=1",
+        "criteria=x",
+        "criteria.=x",
+        "criteria.test_acc.x=>= 1",
+        "criteria.test_acc",  # no `=`
+    ],
 )
 def test_set_outside_criteria_is_rejected(item: str) -> None:
     with pytest.raises(InvalidInput) as info:
@@ -344,8 +353,13 @@ def sample_results() -> list[CriterionResult]:
         parse_criterion("best_val_acc", ">= 0.9"),
         parse_criterion("official_data", "== true"),
     ]
-    metrics = {"test_acc": 0.8712, "latency_ms": 12.3094, "best_val_acc": None, "official_data": True}
-    return evaluate_criteria(criteria, metrics, {"best_val_acc": "no validation split"})  # type: ignore[arg-type]
+    metrics: dict[str, Any] = {
+        "test_acc": 0.8712,
+        "latency_ms": 12.3094,
+        "best_val_acc": None,
+        "official_data": True,
+    }
+    return evaluate_criteria(criteria, metrics, {"best_val_acc": "no validation split"})
 
 
 def test_render_lines() -> None:
@@ -441,7 +455,8 @@ def test_write_junit(tmp_path: Path) -> None:
 
 def test_write_junit_to_missing_dir_is_invalid_input(tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "junit.xml"
-    with pytest.raises(InvalidInput, match=r"junit\.xml: cannot write JUnit report"):
+    expected = r"junit\.xml: cannot write JUnit report: directory .* does not exist"
+    with pytest.raises(InvalidInput, match=expected):
         write_junit(sample_results(), "smoke", target)
     assert not target.parent.exists()
 

@@ -1,0 +1,735 @@
+"""`auditor ablate`: variants x seeds of one base spec, each a normal `auditor run`.
+
+An ablation file names a base spec, overrides applied to every run, a list of
+seeds and named variants (each a list of `KEY=VALUE` overrides). Every
+(variant, seed) pair is resolved to a full spec and validated before anything
+runs; then each pair runs as its own `python -m auditor run ...` process and
+writes its own reproducibility sheet. The ablation's page (`ABLATIONS.md`),
+`ablations.json` and figures are built from the runs' `audit.json` files alone,
+so they can be rebuilt at any time (`--render-only`).
+
+Override order for one run: base spec, the file's `overrides`, the command
+line's `--set`, the variant's overrides, then `seed=<seed>` and
+`name=<ablation>-<variant>-s<seed>`; a later override wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from auditor.errors import InvalidInput
+from auditor.spec import (
+    Spec,
+    apply_overrides,
+    format_validation_error,
+    parse_override,
+    read_yaml,
+    resolve_spec_path,
+    resource_dir,
+    spec_hash,
+    validate_spec,
+)
+
+SCHEMA_VERSION = 1
+NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
+# metric key in audit.json `metrics` -> (label, kind)
+METRICS: dict[str, tuple[str, str]] = {
+    "best_val_acc": ("best val acc", "acc"),
+    "final_val_acc": ("final val acc", "acc"),
+    "test_acc": ("test acc", "acc"),
+    "train_time_s": ("train time", "seconds"),
+    "params_m": ("params", "millions"),
+}
+REFERENCE_METRICS = ("best_val_acc", "final_val_acc", "test_acc")
+EXIT_INTERRUPTED = 130
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+# --- the ablation file --------------------------------------------------------------
+
+
+class Reference(BaseModel):
+    """Published numbers for one variant (fractions), shown beside ours."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    best_val_acc: Fraction | None = None
+    final_val_acc: Fraction | None = None
+    test_acc: Fraction | None = None
+
+
+def _check_override(item: str) -> str:
+    try:
+        path, _ = parse_override(item)
+    except InvalidInput as exc:
+        raise ValueError(str(exc).replace("--set ", "override ", 1)) from None
+    if path[0] in RESERVED_KEYS and len(path) == 1:
+        raise ValueError(f"override {item!r}: {path[0]} is set by ablate for every run; remove it")
+    return item
+
+
+Override = Annotated[str, AfterValidator(_check_override)]
+VariantName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=48)]
+
+
+class Ablation(BaseModel):
+    """A validated ablation file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    name: Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=64)]
+    description: str = ""
+    base: Annotated[str, Field(min_length=1)]
+    overrides: list[Override] = []
+    seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1)]
+    variants: Annotated[dict[VariantName, list[Override]], Field(min_length=1)]
+    figure: Literal["depth"] | None = None
+    reference: dict[str, Reference] = {}
+    reference_note: str = ""
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_unique(cls, v: list[int]) -> list[int]:
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"seeds must be unique, repeated: {dup}")
+        return v
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _variants_none_is_empty(cls, v: Any) -> Any:
+        # `cosine:` with nothing after it (YAML null) means "the base": no overrides.
+        return {k: ([] if x is None else x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _reference_names_variants(self) -> Ablation:
+        unknown = [k for k in self.reference if k not in self.variants]
+        if unknown:
+            raise ValueError(f"reference names unknown variants {unknown}; variants: {', '.join(self.variants)}")
+        return self
+
+
+def resolve_ablation_path(arg: str) -> Path:
+    """An ablation file as given, or a shipped one by name (`resnet18_cifar10`)."""
+    p = Path(arg)
+    if p.is_file():
+        return p
+    parts = p.parts
+    for prefix in (("specs", "ablations"), ("ablations",)):
+        if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
+            parts = parts[len(prefix) :]
+            break
+    shipped = resource_dir("specs") / "ablations"
+    rel = Path(*parts) if parts else p
+    for cand in (shipped / rel, shipped / f"{rel}.yaml"):
+        if cand.is_file():
+            return cand
+    raise InvalidInput(f"{arg}: ablation file not found (and no shipped ablation of that name)")
+
+
+def load_ablation(arg: str) -> tuple[Path, Ablation]:
+    """Read and strictly validate an ablation file."""
+    path = resolve_ablation_path(arg)
+    raw = read_yaml(path)
+    try:
+        return path, Ablation.model_validate(raw)
+    except ValidationError as err:
+        msg = format_validation_error(str(arg), err).replace(
+            "unknown key (not in the spec schema)",
+            f"unknown key (an ablation file has: {', '.join(Ablation.model_fields)})",
+        )
+        raise InvalidInput(msg) from None
+
+
+def resolve_base(abl_path: Path, abl: Ablation, source: str) -> Path:
+    """The base spec: relative to the ablation file's folder, else a path or shipped spec name."""
+    cand = abl_path.parent / abl.base
+    if cand.is_file():
+        return cand
+    try:
+        return resolve_spec_path(abl.base)
+    except InvalidInput:
+        raise InvalidInput(
+            f"{source}: base: {abl.base!r} not found relative to {abl_path.parent} "
+            "nor as a path or shipped spec name"
+        ) from None
+
+
+# --- the plan ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One (variant, seed) pair, resolved and validated."""
+
+    variant: str
+    seed: int
+    name: str
+    overrides: tuple[str, ...]  # every --set passed to `auditor run`, in order
+    spec: Spec
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every run of an ablation invocation, in execution order."""
+
+    source: str  # the ablation file as the user named it
+    path: Path
+    ablation: Ablation
+    base_path: Path
+    cli_sets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    seeds_note: str
+    variants: tuple[str, ...]
+    runs: tuple[PlannedRun, ...]
+    figure: str | None
+    warnings: tuple[str, ...]
+
+    def runs_of(self, variant: str) -> list[PlannedRun]:
+        return [r for r in self.runs if r.variant == variant]
+
+
+def run_name(ablation: str, variant: str, seed: int) -> str:
+    return f"{ablation}-{variant}-s{seed}"
+
+
+def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int], str]:
+    """The first n seeds; beyond the list, continue from max+1 (deterministically)."""
+    if n is None:
+        return list(seeds), ""
+    if n < 1:
+        raise InvalidInput(f"--seeds: must be >= 1, got {n}")
+    if n <= len(seeds):
+        return list(seeds[:n]), f"--seeds {n}: the first {n} of the file's seeds {seeds}"
+    extra = list(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
+    note = (
+        f"--seeds {n}: {source} lists {len(seeds)} seeds {seeds}; "
+        f"extended with {extra} (continuing from max+1)"
+    )
+    return list(seeds) + extra, note
+
+
+def _keys(items: list[str] | tuple[str, ...]) -> set[str]:
+    return {".".join(parse_override(i)[0]) for i in items}
+
+
+def build_plan(
+    source: str, cli_sets: list[str] | None = None, only: list[str] | None = None,
+    n_seeds: int | None = None, depth_figure: bool = False,
+) -> Plan:  # fmt: skip
+    """Resolve and validate every (variant, seed) pair; raise InvalidInput naming all problems."""
+    path, abl = load_ablation(source)
+    cli_sets = list(cli_sets or [])
+    for item in cli_sets:
+        parse_override(item)  # syntax errors name the --set item
+    only = list(only or [])
+    unknown = [v for v in only if v not in abl.variants]
+    if unknown:
+        raise InvalidInput(
+            f"{source}: --only: unknown variant {', '.join(map(repr, unknown))}; "
+            f"variants: {', '.join(abl.variants)}"
+        )
+    variants = [v for v in abl.variants if not only or v in only]
+    seeds, seeds_note = choose_seeds(abl.seeds, n_seeds, source)
+    base_path = resolve_base(path, abl, source)
+    base_raw = read_yaml(base_path)
+    warnings = []
+    cli_keys = _keys(cli_sets)
+    for v in variants:
+        shadowed = sorted(cli_keys & _keys(abl.variants[v]))
+        if shadowed:
+            warnings.append(
+                f"variant {v!r} sets {', '.join(shadowed)} itself; its value wins over --set"
+            )
+
+    runs: list[PlannedRun] = []
+    errors: dict[str, list[str]] = {}
+    for v in variants:
+        errs: list[str] = []
+        for seed in seeds:
+            name = run_name(abl.name, v, seed)
+            overrides = (*abl.overrides, *cli_sets, *abl.variants[v], f"seed={seed}", f"name={name}")
+            where = f"{source}: variant {v!r}"
+            try:
+                raw = apply_overrides(base_raw, list(overrides))
+                spec = validate_spec(raw, where)
+            except InvalidInput as exc:
+                msg = str(exc)
+                lines = msg.splitlines() if msg.startswith(where) else [f"{where}: {msg}"]
+                errs += [line for line in lines if line not in errs]
+                continue
+            if spec.name != name:  # the name override must survive YAML parsing unchanged
+                errs.append(f"{where}: name: resolved to {spec.name!r}, expected {name!r}")
+                continue
+            runs.append(PlannedRun(v, seed, name, tuple(overrides), spec, spec_hash(spec)))
+        if errs:
+            errors[v] = errs
+    if errors:
+        raise InvalidInput(_merge_errors(source, abl.base, errors, len(variants)))
+    return Plan(
+        source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
+        seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
+        figure="depth" if depth_figure else abl.figure, warnings=tuple(warnings),
+    )  # fmt: skip
+
+
+def _merge_errors(source: str, base: str, errors: dict[str, list[str]], n_variants: int) -> str:
+    """One line per problem; a problem shared by every variant is reported once, on the base."""
+    stripped = {
+        v: [line.removeprefix(f"{source}: variant {v!r}: ") for line in lines] for v, lines in errors.items()
+    }
+    every = len(errors) == n_variants > 1
+    common = set.intersection(*(set(s) for s in stripped.values())) if every else set()
+    lines = [
+        f"{source}: base {base} with the overrides (every variant): {c}"
+        for c in next(iter(stripped.values()))
+        if c in common
+    ]
+    for v, items in stripped.items():
+        lines += [f"{source}: variant {v!r}: {c}" for c in items if c not in common]
+    return "\n".join(lines)
+
+
+# --- run state on disk ---------------------------------------------------------------
+
+
+def report_dir(out: Path, run: str) -> Path:
+    return out / "reports" / run
+
+
+def run_state(out: Path, run: PlannedRun) -> str:
+    """'finished' (same spec hash), 'resume' (interrupted staging dir), 'stale' or 'new'."""
+    audit = _read_json(report_dir(out, run.name) / "audit.json")
+    if audit is not None and audit.get("spec_hash") == run.spec_hash:
+        return "finished"
+    if (out / "checkpoints" / f"{run.name}.partial").is_dir():
+        return "resume"
+    return "stale" if audit is not None else "new"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def display_path(p: Path) -> str:
+    """`p` relative to the working directory when it lies below it, else absolute."""
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p.resolve())
+
+
+def run_argv(plan: Plan, run: PlannedRun, out: Path, resume: bool) -> list[str]:
+    """`auditor run` arguments (after the program) for one pair."""
+    argv = ["run", display_path(plan.base_path)]
+    for item in run.overrides:
+        argv += ["--set", item]
+    argv += ["--out", str(out)]
+    return argv + (["--resume"] if resume else [])
+
+
+def shell_command(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in ["auditor", *argv])
+
+
+# --- aggregation -----------------------------------------------------------------------
+
+
+def summarize(values: list[float | None]) -> dict[str, Any]:
+    """n, mean, sample std (ddof=1; null for n=1), min and max of the non-null values."""
+    xs = [float(x) for x in values if x is not None]
+    if not xs:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    return {
+        "n": len(xs), "mean": statistics.mean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else None,
+        "min": min(xs), "max": max(xs),
+    }  # fmt: skip
+
+
+def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
+    """The ablation record, rebuilt from the runs' audit.json files alone.
+
+    A run counts only when its audit.json exists and its spec hash equals the
+    planned spec's; others are listed as missing (not run yet) or stale (run
+    with a different spec).
+    """
+    abl = plan.ablation
+    abl_name, here = abl.name, report_dir(out, abl.name)
+    variants = []
+    for v in plan.variants:
+        runs, missing = [], []
+        for r in plan.runs_of(v):
+            rdir = report_dir(out, r.name)
+            audit = _read_json(rdir / "audit.json")
+            if audit is None or audit.get("spec_hash") != r.spec_hash:
+                missing.append({"seed": r.seed, "name": r.name, "why": "stale" if audit else "not run"})
+                continue
+            m = audit.get("metrics", {})
+            training = audit.get("training", {})
+            runs.append({
+                "seed": r.seed, "name": r.name, "spec_hash": r.spec_hash,
+                "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
+                "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
+                "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
+                "selection_split": training.get("selection_split"),
+                "epochs_run": training.get("epochs_run"),
+                "model": audit.get("model", {}).get("name"), "family": audit.get("model", {}).get("family"),
+                "metrics": {k: m.get(k) for k in METRICS},
+            })  # fmt: skip
+        stats = {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS}
+        ref = abl.reference.get(v)
+        variants.append({
+            "name": v, "overrides": list(abl.variants[v]), "n": len(runs),
+            "seeds": [r["seed"] for r in runs], "stats": stats, "runs": runs, "missing": missing,
+            "selected_on_test": [r["name"] for r in runs if r["selection_split"] == "test"],
+            "reference": ref.model_dump() if ref else None,
+        })  # fmt: skip
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ablation": {
+            "name": abl_name, "description": abl.description, "file": display_path(plan.path),
+            "base": abl.base, "base_path": display_path(plan.base_path), "overrides": list(abl.overrides),
+            "cli_overrides": list(plan.cli_sets), "seeds": list(plan.seeds), "seeds_note": plan.seeds_note,
+            "variants_selected": list(plan.variants), "variants_all": list(abl.variants),
+            "figure": plan.figure, "reference_note": abl.reference_note,
+        },  # fmt: skip
+        "variants": variants,
+    }
+
+
+def _rel(target: Path, start: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+# --- figures -------------------------------------------------------------------------
+
+
+def _curves(run_dirs: list[Path]) -> dict[str, list[list[float]]]:
+    """Per-epoch val_acc / train_acc series of each run (from audit.json)."""
+    out: dict[str, list[list[float]]] = {"val_acc": [], "train_acc": [], "split": []}
+    for d in run_dirs:
+        audit = _read_json(d / "audit.json") or {}
+        hist = audit.get("training", {}).get("history", [])
+        out["val_acc"].append([h.get("val_acc") for h in hist])
+        out["train_acc"].append([h.get("train_acc") for h in hist])
+        out["split"].append(audit.get("training", {}).get("selection_split"))
+    return out
+
+
+def _band(series: list[list[float | None]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Epochs (1-based), mean, min and max over the runs that reached each epoch."""
+    length = max((len(s) for s in series), default=0)
+    epochs, mean, lo, hi = [], [], [], []
+    for i in range(length):
+        xs = [s[i] for s in series if i < len(s) and s[i] is not None]
+        if xs:
+            epochs.append(i + 1)
+            mean.append(statistics.mean(xs))
+            lo.append(min(xs))
+            hi.append(max(xs))
+    return epochs, mean, lo, hi
+
+
+def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
+    """Write figures/val_acc.png (and figures/depth.png when asked); say why when impossible."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display; selected here, not at import time
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        return {"available": False, "note": "matplotlib is not installed: no figures were drawn", "files": []}
+    fig_dir = here / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"]]) for v in record["variants"]}
+    splits = sorted({s for c in data.values() for s in c["split"] if s})
+    split_label = " / ".join(splits) or "val"
+    files = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, c) in enumerate(data.items()):
+        epochs, mean, lo, hi = _band(c["val_acc"])
+        if not epochs:
+            continue
+        color = f"C{i % 10}"
+        n = len(c["val_acc"])
+        ax.plot(epochs, [100 * x for x in mean], color=color, lw=1.8, label=f"{name} (n={n})", marker="o" if len(epochs) == 1 else None)
+        if n > 1:
+            ax.fill_between(epochs, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.18, lw=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{split_label} accuracy (%)")
+    ax.set_title(f"{record['ablation']['name']}: per-epoch {split_label} accuracy, mean over seeds (band: min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(fig_dir / "val_acc.png", dpi=120)
+    plt.close(fig)
+    files.append({"path": "figures/val_acc.png", "caption": (
+        f"Per-epoch accuracy on the {split_label} split of every variant: line = mean over seeds, "
+        "band = min-max over seeds."
+    )})  # fmt: skip
+
+    if record["ablation"]["figure"] == "depth":
+        files.append(_depth_figure(plt, record, data, fig_dir, split_label))
+    return {"available": True, "note": "", "files": files}
+
+
+def _depth_figure(
+    plt: Any, record: dict[str, Any], data: dict[str, Any], fig_dir: Path, split_label: str
+) -> dict[str, str]:
+    """He et al. (2016) Fig. 6 style: train error dashed/thin, held-out error bold, per network."""
+    from matplotlib.ticker import MaxNLocator
+
+    family = {v["name"]: (v["runs"][0]["family"] if v["runs"] else None) for v in record["variants"]}
+    groups = {"plain": [n for n, f in family.items() if f and f.startswith("plain")]}
+    groups["residual"] = [n for n in family if n not in groups["plain"]]
+    groups = {k: v for k, v in groups.items() if v}
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(6 * max(len(groups), 1), 4.5), squeeze=False)
+    for ax, (title, names) in zip(axes[0], groups.items(), strict=False):
+        for i, name in enumerate(names):
+            c, color = data[name], f"C{list(family).index(name) % 10}"
+            ep, tr, _, _ = _band(c["train_acc"])
+            ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--")
+            ep, va, _, _ = _band(c["val_acc"])
+            ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{title} networks")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("error (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title=f"bold: {split_label} error; dashed: training error", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(fig_dir / "depth.png", dpi=120)
+    plt.close(fig)
+    return {"path": "figures/depth.png", "caption": (
+        f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error "
+        f"(running, on augmented training batches), bold = error on the {split_label} split "
+        "(He et al. plot test error; here it is the split each run selected on). Mean over seeds."
+    )}  # fmt: skip
+
+
+# --- rendering -----------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"
+
+
+def fmt_stat(stat: dict[str, Any], kind: str, n_total: int | None = None) -> str:
+    """`93.91 ± 0.12 %`, `123.4 ± 5.6 s`, `11.17 M`; `—` when nothing was measured."""
+    mean, std, n = stat["mean"], stat["std"], stat["n"]
+    if mean is None:
+        return "—"
+    if kind == "acc":
+        text = f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "") + " %"
+    elif kind == "seconds":
+        text = f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "") + " s"
+    else:  # params: identical across seeds for one architecture
+        same = stat["min"] == stat["max"]
+        text = f"{mean:.2f}" + ("" if same or std is None else f" ± {std:.2f}") + " M"
+    if n_total is not None and n != n_total:
+        text += f" (n={n})"
+    return text
+
+
+def fmt_value(x: float | None, kind: str) -> str:
+    if x is None:
+        return "—"
+    return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{x:.2f} M")
+
+
+def fmt_delta(ours: dict[str, Any], ref: float | None) -> str:
+    if ours["mean"] is None or ref is None:
+        return "—"
+    return f"{100 * (ours['mean'] - ref):+.2f} pp"
+
+
+def fmt_overrides(items: list[str]) -> str:
+    return ", ".join(f"`{i}`" for i in items) if items else "(none: the base)"
+
+
+def _env() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(resource_dir("templates")), undefined=StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False,
+    )  # fmt: skip
+    env.filters.update(stat=fmt_stat, value=fmt_value, pct=_pct, delta=fmt_delta, overrides=fmt_overrides)
+    return env
+
+
+def render_ablation(here: Path) -> Path:
+    """(Re)write ABLATIONS.md and the figures from `here/ablations.json` and the runs' audit.json."""
+    record = _read_json(here / "ablations.json")
+    if record is None or record.get("schema_version") != SCHEMA_VERSION:
+        raise InvalidInput(f"{here}: no readable ablations.json (is this an `auditor ablate` report folder?)")
+    figures = make_figures(record, here)
+    ref_metrics = [
+        k for k in REFERENCE_METRICS
+        if any(v["reference"] and v["reference"].get(k) is not None for v in record["variants"])
+    ]  # fmt: skip
+    text = _env().get_template("ablations.md.j2").render(
+        a=record["ablation"], variants=record["variants"], metrics=METRICS, figures=figures,
+        ref_metrics=ref_metrics, any_test_selection=any(v["selected_on_test"] for v in record["variants"]),
+        any_missing=any(v["missing"] for v in record["variants"]),
+    )  # fmt: skip
+    from auditor.checkpoint import atomic_write_bytes
+
+    out = here / "ABLATIONS.md"
+    atomic_write_bytes(out, text.encode())
+    return out
+
+
+def write_outputs(out: Path, plan: Plan) -> Path:
+    """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page."""
+    from auditor.runner import write_json
+
+    here = report_dir(out, plan.ablation.name)
+    if (here / "audit.json").exists():
+        raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")
+    record = aggregate(out, plan)
+    try:
+        write_json(here / "ablations.json", record)
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+    return render_ablation(here)
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def _print(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def print_list(plan_source: str) -> None:
+    path, abl = load_ablation(plan_source)
+    _print(f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}")
+    _print(f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}")
+    _print(f"# seeds: {abl.seeds}")
+    width = max(len(v) for v in abl.variants)
+    for v, items in abl.variants.items():
+        _print(f"{v:<{width}}  {' '.join(items) if items else '(base)'}")
+
+
+def print_plan(plan: Plan, out: Path) -> None:
+    abl = plan.ablation
+    _print(f"# ablation {abl.name!r} ({display_path(plan.path)}): base {display_path(plan.base_path)}")
+    _print(f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}")
+    if plan.cli_sets:
+        _print(f"# --set (every run, before the variant's own): {' '.join(plan.cli_sets)}")
+    _print(f"# seeds: {list(plan.seeds)}" + (f"  ({plan.seeds_note})" if plan.seeds_note else ""))
+    _print(f"# {len(plan.runs)} runs: {len(plan.variants)} variants x {len(plan.seeds)} seeds; out: {out}")
+    for w in plan.warnings:
+        _print(f"# note: {w}")
+    for r in plan.runs:
+        state = run_state(out, r)
+        label = {"finished": "skip (finished)", "resume": "resume (interrupted)",
+                 "stale": "run (replaces a run of a different spec)", "new": "run"}[state]  # fmt: skip
+        _print(f"{r.name}  variant {r.variant}  seed {r.seed}  sha256 {r.spec_hash[:12]}  [{label}]")
+        _print(f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}")
+        _print(f"  {shell_command(run_argv(plan, r, out, state == 'resume'))}")
+
+
+def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
+    """Run every pair in order (one process each); skip finished ones; resume interrupted ones."""
+    total, failed_criteria = len(plan.runs), []
+    for i, r in enumerate(plan.runs, 1):
+        head = f"[{i}/{total}] {r.name}"
+        state = run_state(out, r)
+        if state == "finished":
+            _print(f"{head}: skip (finished)")
+            continue
+        argv = run_argv(plan, r, out, resume=state == "resume")
+        _print(f"{head}: {'resume' if state == 'resume' else 'run'}: {shell_command(argv)}")
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv])
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            rc = proc.wait()  # the run got the same SIGINT and saves its state
+            _print(f"\ninterrupted at {r.name}; continue with: {relaunch}")
+            return EXIT_INTERRUPTED
+        if rc == 2:
+            raise InvalidInput(
+                f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
+                f"(exit 2, message above); stopped before the remaining {total - i} runs"
+            )
+        if rc == EXIT_INTERRUPTED or rc < 0:
+            _print(f"{head}: interrupted (exit {rc}); continue with: {relaunch}")
+            return EXIT_INTERRUPTED
+        if run_state(out, r) != "finished":  # rc 1 from a crash leaves no audit.json
+            _print(f"auditor ablate: error: {r.name}: `auditor run` exited {rc} without a finished report; stopped")
+            return rc or 1
+        if rc == 1:
+            failed_criteria.append(r.name)
+    if failed_criteria:
+        _print(f"note: {len(failed_criteria)} runs failed their own criteria (see their sheets): "
+               + ", ".join(failed_criteria))  # fmt: skip
+    return 0
+
+
+def relaunch_command(args: argparse.Namespace) -> str:
+    argv = ["ablate", args.ablation, *[a for s in args.sets for a in ("--set", s)]]
+    argv += ["--only", *args.only] if args.only else []
+    argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
+    argv += ["--depth-figure"] if args.depth_figure else []
+    argv += ["--out", str(args.out)] if str(args.out) != "." else []
+    return shell_command(argv)
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """`auditor ablate`: --list, --dry-run, --render-only, or run every pair then aggregate."""
+    if args.list:
+        print_list(args.ablation)
+        return 0
+    plan = build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
+    out = args.out
+    if args.dry_run:
+        print_plan(plan, out)
+        _print("# dry run: nothing was run or written")
+        return 0
+    if not args.render_only:
+        _print(f"# ablation {plan.ablation.name!r}: {len(plan.runs)} runs "
+               f"({len(plan.variants)} variants x seeds {list(plan.seeds)}); out: {out}")  # fmt: skip
+        if plan.seeds_note:
+            _print(f"# {plan.seeds_note}")
+        for w in plan.warnings:
+            _print(f"# note: {w}")
+        rc = execute_plan(plan, out, relaunch_command(args))
+        if rc != 0:
+            return rc
+    page = write_outputs(out, plan)
+    record = _read_json(page.parent / "ablations.json") or {}
+    missing = sum(len(v["missing"]) for v in record.get("variants", []))
+    if missing:
+        _print(f"note: {missing} planned runs have no finished report yet (listed on the page)")
+    _print(f"ablation page: {page}")
+    return 0

@@ -1,0 +1,689 @@
+"""`auditor verify`: train one spec three times and compare the runs bit for bit.
+
+Run A and run B are twin runs, each in a fresh process. Run K is killed with
+SIGKILL in the middle of an epoch (right after global step `kill_at`, 0-based)
+and continued with `auditor run --resume` in another fresh process. A vs B
+and A vs K are compared on the per-step training losses (steps.csv), the
+per-epoch metrics (metrics.csv without its timing columns) and every tensor of
+the final checkpoint (`last.pt`: model parameters, BN buffers, optimiser
+momentum buffers keyed by parameter name).
+
+The verdict is `bitwise` (everything identical), `tolerance` (every
+difference <= spec.verify.tolerance; a pass only with
+spec.verify.allow_tolerance) or `diverged`. It goes into run A's audit.json
+as the `verification` block (see `build_block`), into `metrics.reproducible`
+(so a `reproducible: "== bitwise"` criterion gates on it), and into
+`<out>/verify/<name>/verify.json`.
+
+Everything lives under `<out>/verify/<name>/` (verify's own folder, replaced
+on every invocation); the user's `<out>/reports/<name>` and
+`<out>/checkpoints/<name>` are never touched. Runs are sequential.
+
+Test-only fault injection (never set in normal use):
+
+* `AUDITOR_INJECT_NOISE_AT_STEP=N` in verify's environment is forwarded to
+  one run only, the one named by `AUDITOR_VERIFY_NOISE_RUN` (a, b or k;
+  default b); that run adds unseeded noise to its weights after step N.
+* `AUDITOR_VERIFY_CORRUPT_NEWEST=1` flips bytes in run K's newest checkpoint
+  after the kill and before the resume, so the resume must fall back to the
+  previous intact one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor import checkpoint
+from auditor.errors import InvalidInput
+from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, read_audit, run_paths, write_json
+from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
+
+ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
+ENV_CORRUPT_NEWEST = "AUDITOR_VERIFY_CORRUPT_NEWEST"  # test-only: corrupt K's newest checkpoint
+TIMING_COLUMNS = ("epoch_s", "images_per_s")  # metrics.csv columns that are wall-clock, not results
+TOP_N = 10
+PAIRS = (("a", "b"), ("a", "k"))
+Log = Callable[[str], None]
+
+
+class RunFailed(Exception):
+    """A training process of verify crashed (not a verdict: exit code 1 with its log tail)."""
+
+
+# --- planning -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The resolved spec and the step arithmetic every run shares."""
+
+    spec: Spec
+    workdir: Path
+    steps_per_epoch: int
+    total_steps: int
+    checkpoint_every: int
+    kill_at: int
+    budget: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def total_steps(epochs: int, max_steps: int | None, spe: int) -> int:
+    """Global steps a run trains for: epochs * steps per epoch, capped by max_steps."""
+    return min(epochs * spe, max_steps) if max_steps is not None else epochs * spe
+
+
+def resume_position(kill_at: int, spe: int, every: int) -> int:
+    """Global position (steps done) of the newest checkpoint written before a kill after step `kill_at`.
+
+    Step checkpoints are written after position p when p % every == 0 and p is
+    inside an epoch; last.pt at every epoch end. The checkpoint at kill_at + 1
+    is never written (the kill comes first). 0 means none: start from scratch.
+    """
+    for p in range(kill_at, 0, -1):
+        if p % spe == 0 or p % every == 0:
+            return p
+    return 0
+
+
+def checkpoint_name(position: int, spe: int) -> str | None:
+    """File name of the checkpoint at a global position (None for position 0)."""
+    if position == 0:
+        return None
+    return "last.pt" if position % spe == 0 else f"step-{position:08d}.pt"
+
+
+def default_kill_step(total: int, spe: int, every: int) -> int:
+    """A step in the middle of an epoch, near the middle of the budget, after a step checkpoint.
+
+    Prefers a kill that must replay at least two steps and skips an epoch's
+    last step (whose kill would look like an epoch boundary). Falls back to the
+    middle step when no step checkpoint can precede a kill (tiny budgets).
+    """
+    candidates = []
+    for s in range(total):
+        p = resume_position(s, spe, every)
+        if s % spe != spe - 1 and p % spe != 0 and p // spe == s // spe:
+            candidates.append(s)
+    if not candidates:
+        return total // 2
+    return min(candidates, key=lambda s: (abs(2 * s - (total - 1)), s == resume_position(s, spe, every), s))
+
+
+def make_plan(
+    spec_arg: str, sets: list[str], out: Path, epochs: int | None, steps: int | None, kill_at: int | None
+) -> Plan:
+    """Resolve the spec with the budget and checkpoint cadence; validate --kill-at. Raises InvalidInput."""
+    from auditor.data import load_data, steps_per_epoch
+
+    for flag, value in (("--epochs", epochs), ("--steps", steps)):
+        if value is not None and value < 1:
+            raise InvalidInput(f"{flag}: must be >= 1, got {value}")
+    budget_sets = [f"train.epochs={epochs}"] if epochs is not None else []
+    budget_sets += [f"train.max_steps={steps}"] if steps is not None else []
+    spec = load_spec(spec_arg, [*sets, *budget_sets])
+    data = load_data(spec.data, spec.seed)
+    n_train = len(data.train_y)
+    del data
+    if n_train == 0:
+        raise InvalidInput(f"{spec_arg}: no training images after the validation split")
+    spe = steps_per_epoch(n_train, spec.train.batch_size)
+    total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
+    notes = []
+    every = spec.train.checkpoint_every_steps
+    if every is None:
+        every = max(1, spe // 4)
+        raw = resolved_dict(spec)
+        raw["train"]["checkpoint_every_steps"] = every
+        spec = validate_spec(raw, spec_arg)
+        notes.append(
+            f"train.checkpoint_every_steps was unset: verify set it to {every} (a quarter epoch) "
+            "for all three runs, so they stay comparable"
+        )
+    if steps is not None and steps > spec.train.epochs * spe:
+        notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
+    if kill_at is not None and not 0 <= kill_at < total:
+        raise InvalidInput(
+            f"--kill-at: {kill_at} is outside the budget (global steps 0..{total - 1}: "
+            f"{spec.train.epochs} epochs x {spe} steps"
+            + (f", capped at max_steps {spec.train.max_steps})" if spec.train.max_steps else ")")
+        )
+    k = default_kill_step(total, spe, every) if kill_at is None else kill_at
+    budget = {
+        "epochs": spec.train.epochs, "steps": spec.train.max_steps, "total_steps": total,
+        "steps_per_epoch": spe, "checkpoint_every_steps": every,
+        "source": "--epochs" if epochs is not None else "--steps" if steps is not None else "spec",
+    }  # fmt: skip
+    return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes)
+
+
+# --- the runs -------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """One training process that verify started."""
+
+    id: str  # a | b | k
+    role: str
+    returncode: int
+    wall_s: float
+    log: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "role": self.role, "returncode": self.returncode,
+                "wall_s": round(self.wall_s, 3), "log": self.log}  # fmt: skip
+
+
+def _child_env(run_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_KILL_AT, ENV_NOISE_AT)}
+    noise_at = os.environ.get(ENV_NOISE_AT)
+    if noise_at is not None and os.environ.get(ENV_NOISE_RUN, "b") == run_id:
+        env[ENV_NOISE_AT] = noise_at
+    env.update(extra or {})
+    return env
+
+
+def _check_injection_env(total: int) -> list[str]:
+    noise_at, noise_run = os.environ.get(ENV_NOISE_AT), os.environ.get(ENV_NOISE_RUN)
+    if noise_run is not None and noise_run not in ("a", "b", "k"):
+        raise InvalidInput(f"{ENV_NOISE_RUN}: must be a, b or k, got {noise_run!r}")
+    if noise_at is None:
+        if noise_run is not None:
+            raise InvalidInput(f"{ENV_NOISE_RUN} is set but {ENV_NOISE_AT} is not")
+        return []
+    try:
+        step = int(noise_at)
+    except ValueError:
+        raise InvalidInput(f"{ENV_NOISE_AT}: expected a global step, got {noise_at!r}") from None
+    if not 0 <= step < total:
+        raise InvalidInput(f"{ENV_NOISE_AT}: {step} is outside the budget (0..{total - 1})")
+    return [
+        f"test-only fault injection: unseeded noise added to run {noise_run or 'b'}'s weights "
+        f"after step {step} ({ENV_NOISE_AT})"
+    ]
+
+
+def _start(
+    plan: Plan, spec_file: Path, run_id: str, role: str, log: Log, *, resume: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> RunRecord:
+    cmd = [sys.executable, "-m", "auditor", "run", str(spec_file), "--out", str(plan.workdir / run_id)]
+    cmd += ["--resume"] if resume else []
+    log_path = plan.workdir / "logs" / f"{run_id}-{role}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log(f"verify: run {run_id} ({role}) ...")
+    t0 = time.perf_counter()
+    with log_path.open("wb") as f:
+        f.write(("$ " + " ".join(cmd) + "\n").encode())
+        f.flush()
+        rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                            env=_child_env(run_id, extra_env), check=False).returncode  # fmt: skip
+    rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
+    log(f"verify: run {run_id} ({role}) exited {rc} after {rec.wall_s:.1f}s")
+    return rec
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _finished(plan: Plan, rec: RunRecord) -> dict[str, Any]:
+    """The audit of a run that must have finished; raise on a crash or bad input."""
+    log_path = plan.workdir / rec.log
+    report = run_paths(plan.workdir / rec.id, plan.spec.name).reports
+    if rec.returncode == 2:
+        raise InvalidInput(f"run {rec.id} ({rec.role}) rejected its input:\n{_tail(log_path, 5)}")
+    if rec.returncode not in (0, 1) or not (report / "audit.json").is_file():
+        raise RunFailed(
+            f"run {rec.id} ({rec.role}) failed with exit code {rec.returncode}; log {log_path}:\n{_tail(log_path)}"
+        )
+    return read_audit(report)  # exit 1 = its own criteria failed: still a finished run
+
+
+def corrupt_newest(ckpt_dir: Path) -> str | None:
+    """Flip bytes in the middle of the newest checkpoint (test-only fault injection)."""
+    cands = checkpoint.candidates(ckpt_dir)
+    if not cands:
+        return None
+    p = cands[0]
+    data = bytearray(p.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 16] = bytes(b ^ 0xFF for b in data[mid : mid + 16])
+    p.write_bytes(bytes(data))
+    return p.name
+
+
+def run_killed(plan: Plan, spec_file: Path, log: Log) -> tuple[list[RunRecord], dict[str, Any], dict[str, Any]]:
+    """Run K: killed after step plan.kill_at, then resumed. Returns (records, audit, facts)."""
+    name, k = plan.spec.name, plan.kill_at
+    killed = _start(plan, spec_file, "k", "killed", log, extra_env={ENV_KILL_AT: str(k)})
+    facts: dict[str, Any] = {"kill_signal": None, "notes": [], "resumed_from": None, "resume_notes": []}
+    if killed.returncode != -signal.SIGKILL:
+        audit = _finished(plan, killed)
+        facts["notes"].append(
+            f"run K was not killed: it finished (exit {killed.returncode}, status "
+            f"{audit['run']['status']}) before reaching step {k}; compared as it is"
+        )
+        return [killed], audit, facts
+    facts["kill_signal"] = "SIGKILL"
+    staging = run_paths(plan.workdir / "k", name).ckpt_staging
+    if os.environ.get(ENV_CORRUPT_NEWEST):
+        hit = corrupt_newest(staging) if staging.is_dir() else None
+        facts["notes"].append(
+            f"test-only fault injection: corrupted {hit} before resuming ({ENV_CORRUPT_NEWEST})"
+            if hit else f"test-only fault injection: no checkpoint to corrupt ({ENV_CORRUPT_NEWEST})"
+        )
+    found, skipped = checkpoint.newest_intact(staging) if staging.is_dir() else (None, [])
+    resume = staging.is_dir() and not (found is None and skipped)
+    if not resume:  # `run --resume` would refuse: start run K over from scratch
+        why = "; ".join(f"{p.name}: {r}" for p, r in skipped) or "no staging folder"
+        facts["notes"].append(f"no intact checkpoint after the kill ({why}): run K restarted from scratch")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(run_paths(plan.workdir / "k", name).reports_staging, ignore_errors=True)
+    resumed = _start(plan, spec_file, "k", "resumed", log, resume=resume)
+    audit = _finished(plan, resumed)
+    facts["resumed_from"] = audit["run"].get("resumed_from")
+    facts["resume_notes"] = list(audit["run"].get("resume_notes") or [])
+    facts["notes"] += [f"resume: {n}" for n in facts["resume_notes"]]
+    expected = checkpoint_name(resume_position(k, plan.steps_per_epoch, plan.checkpoint_every), plan.steps_per_epoch)
+    if facts["resumed_from"] is None and resume:
+        facts["notes"].append(
+            f"killed after step {k} before any checkpoint was written: the resumed process "
+            "found none and trained from scratch (resumed from scratch)"
+        )
+    elif facts["resumed_from"] is not None:
+        where = f"resumed from {facts['resumed_from']}"
+        if facts["resumed_from"] != expected:
+            where += f" (newest written before the kill: {expected}; it fell back past it, see resume notes)"
+        facts["notes"].append(where)
+    return [killed, resumed], audit, facts
+
+
+# --- comparison -----------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+    except FileNotFoundError:
+        return [], []
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _abs_diff(a: float | None, b: float | None) -> float | None:
+    """|a - b|, or None when not comparable (missing or non-finite)."""
+    if a is None or b is None:
+        return None
+    d = abs(a - b)
+    return d if math.isfinite(d) else None
+
+
+def compare_losses(a: list[str], b: list[str]) -> dict[str, Any]:
+    """Per-step loss streams (as written, so equal means bit-identical floats)."""
+    first, max_diff, comparable = None, 0.0, len(a) == len(b)
+    for i in range(max(len(a), len(b))):
+        va, vb = (a[i] if i < len(a) else None), (b[i] if i < len(b) else None)
+        if va == vb:
+            continue
+        first = i if first is None else first
+        d = _abs_diff(_num(va), _num(vb))
+        if d is None:
+            comparable = False
+        else:
+            max_diff = max(max_diff, d)
+    return {
+        "steps_a": len(a), "steps_b": len(b), "equal": first is None,
+        "first_divergence": first,
+        "loss_a": _num(a[first]) if first is not None and first < len(a) else None,
+        "loss_b": _num(b[first]) if first is not None and first < len(b) else None,
+        "max_abs_diff": max_diff if comparable else None,
+    }  # fmt: skip
+
+
+def compare_metrics(a: list[dict[str, str]], b: list[dict[str, str]]) -> dict[str, Any]:
+    """Per-epoch metrics, timing columns excluded."""
+    diffs, max_diff, comparable = [], 0.0, len(a) == len(b)
+    for ra, rb in zip(a, b):
+        for col in ra:
+            if col in TIMING_COLUMNS or ra.get(col) == rb.get(col):
+                continue
+            d = _abs_diff(_num(ra.get(col)), _num(rb.get(col)))
+            diffs.append({"epoch": ra.get("epoch"), "column": col, "a": ra.get(col), "b": rb.get(col), "abs_diff": d})
+            if d is None:
+                comparable = False
+            else:
+                max_diff = max(max_diff, d)
+    return {
+        "epochs_a": len(a), "epochs_b": len(b), "excluded_columns": list(TIMING_COLUMNS),
+        "equal": not diffs and len(a) == len(b), "max_abs_diff": max_diff if comparable else None,
+        "differences": diffs[:TOP_N],
+    }  # fmt: skip
+
+
+def tensor_sha256(t: Any) -> str:
+    """sha256 of a tensor's raw bytes in logical (contiguous, row-major) order."""
+    import torch
+
+    t = t.detach().cpu().contiguous().reshape(-1)
+    return hashlib.sha256(t.view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def state_tensors(payload: dict[str, Any], param_names: list[str]) -> dict[str, Any]:
+    """Model tensors (parameters and buffers) and optimiser state keyed by parameter name."""
+    import torch
+
+    out = {f"model.{k}": v for k, v in payload["model"].items() if torch.is_tensor(v)}
+    opt = payload.get("optimizer") or {}
+    ids = [i for g in opt.get("param_groups", []) for i in g["params"]]
+    names = dict(zip(ids, param_names)) if len(ids) == len(param_names) else {}
+    for i, st in sorted(opt.get("state", {}).items()):
+        for key, v in st.items():
+            if torch.is_tensor(v):
+                out[f"optimizer.{names.get(i, f'param{i}')}.{key}"] = v
+    return out
+
+
+def compare_tensors(ta: dict[str, Any], tb: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per tensor name in either state (sha256 each side, max |a-b|)."""
+    rows = []
+    for name in list(ta) + [n for n in tb if n not in ta]:
+        a, b = ta.get(name), tb.get(name)
+        sa = tensor_sha256(a) if a is not None else None
+        sb = tensor_sha256(b) if b is not None else None
+        same_kind = a is not None and b is not None and a.dtype == b.dtype and a.shape == b.shape
+        equal = same_kind and sa == sb
+        diff: float | None = 0.0 if equal else None
+        if same_kind and not equal:
+            d = (a.detach().cpu().double() - b.detach().cpu().double()).abs().max().item() if a.numel() else 0.0
+            diff = d if math.isfinite(d) else None
+        row = {"name": name, "sha256_a": sa, "sha256_b": sb, "max_abs_diff": diff, "equal": equal}
+        if not same_kind:
+            row["note"] = "missing on one side" if a is None or b is None else (
+                f"{a.dtype}{list(a.shape)} vs {b.dtype}{list(b.shape)}")  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _load_last(run_root: Path, name: str) -> dict[str, Any] | None:
+    p = run_paths(run_root, name).checkpoints / "last.pt"
+    return checkpoint.load(p) if p.is_file() else None
+
+
+def compare_pair(workdir: Path, name: str, x: str, y: str, param_names: list[str]) -> dict[str, Any]:
+    """Compare run x (the reference) and run y."""
+    rx, ry = run_paths(workdir / x, name).reports, run_paths(workdir / y, name).reports
+    losses = compare_losses(*[[r["loss"] for r in _read_csv(d / "steps.csv")[1]] for d in (rx, ry)])
+    metrics = compare_metrics(_read_csv(rx / "metrics.csv")[1], _read_csv(ry / "metrics.csv")[1])
+    px, py = _load_last(workdir / x, name), _load_last(workdir / y, name)
+    notes = []
+    if px is None or py is None:
+        missing = [r for r, p in ((x, px), (y, py)) if p is None]
+        notes.append(f"no last.pt in run {' and '.join(missing)}: final tensors not compared")
+        tensors = []
+    else:
+        tensors = compare_tensors(state_tensors(px, param_names), state_tensors(py, param_names))
+    t_equal = all(t["equal"] for t in tensors) and (px is None) == (py is None)
+    diffs = [losses["max_abs_diff"], metrics["max_abs_diff"], *[t["max_abs_diff"] for t in tensors]]
+    comparable = all(d is not None for d in diffs) and (px is None) == (py is None)
+    differing = sorted((t for t in tensors if not t["equal"]), key=lambda t: -(t["max_abs_diff"] or math.inf))
+    return {
+        "pair": f"{x}-{y}",
+        "equal": losses["equal"] and metrics["equal"] and t_equal,
+        "max_abs_diff": max(d for d in diffs if d is not None) if comparable else None,
+        "losses": losses,
+        "metrics": metrics,
+        "tensors_compared": len(tensors),
+        "tensors_equal": sum(t["equal"] for t in tensors),
+        "top_tensors": [{"name": t["name"], "max_abs_diff": t["max_abs_diff"]} for t in differing[:TOP_N]],
+        "tensors": tensors,
+        "notes": notes,
+    }
+
+
+def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per tensor over both pairs (a-b, a-k): differing ones first, largest difference first.
+
+    `sha256_a`/`sha256_b`/`sha256_k` are each run's digest; `max_abs_diff` and
+    `equal` cover both pairs, `*_ab` / `*_ak` each pair alone.
+    """
+    by_pair = {p["pair"]: {t["name"]: t for t in p["tensors"]} for p in pairs}
+    ab, ak = by_pair.get("a-b", {}), by_pair.get("a-k", {})
+    rows = []
+    for name in list(ab) + [n for n in ak if n not in ab]:
+        tb, tk = ab.get(name), ak.get(name)
+        diffs = [t["max_abs_diff"] for t in (tb, tk) if t is not None]
+        equal = all(t is not None and t["equal"] for t in (tb, tk))
+        rows.append({
+            "name": name,
+            "sha256_a": (tb or tk)["sha256_a"],
+            "sha256_b": tb["sha256_b"] if tb else None,
+            "sha256_k": tk["sha256_b"] if tk else None,
+            "max_abs_diff": None if None in diffs or len(diffs) < 2 else max(diffs),
+            "equal": equal,
+            "max_abs_diff_ab": tb["max_abs_diff"] if tb else None, "equal_ab": bool(tb and tb["equal"]),
+            "max_abs_diff_ak": tk["max_abs_diff"] if tk else None, "equal_ak": bool(tk and tk["equal"]),
+        })  # fmt: skip
+    differing = sorted((r for r in rows if not r["equal"]), key=lambda r: -(r["max_abs_diff"] if r["max_abs_diff"] is not None else math.inf))
+    return differing + [r for r in rows if r["equal"]]
+
+
+def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
+    """bitwise | tolerance | diverged."""
+    if all(p["equal"] for p in pairs):
+        return "bitwise"
+    if all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs):
+        return "tolerance"
+    return "diverged"
+
+
+def first_divergence(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Earliest step at which a pair's loss streams differ (loss_a: run A, loss_b: the pair's other run)."""
+    hits = [(p["losses"]["first_divergence"], i, p) for i, p in enumerate(pairs) if p["losses"]["first_divergence"] is not None]
+    if not hits:
+        return None
+    step, _, p = min(hits, key=lambda h: (h[0], h[1]))
+    return {"step": step, "pair": p["pair"], "loss_a": p["losses"]["loss_a"], "loss_b": p["losses"]["loss_b"]}
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    block: dict[str, Any]
+    passed: bool
+    report_dir: Path
+
+
+def _param_names(spec: Spec) -> list[str]:
+    from auditor.models import create_model
+
+    model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
+    return [n for n, _ in model.named_parameters()]
+
+
+def write_spec_file(plan: Plan) -> Path:
+    """The one resolved spec every run uses; checked to round-trip to the same hash."""
+    path = plan.workdir / "spec.yaml"
+    checkpoint.atomic_write_bytes(path, yaml.safe_dump(resolved_dict(plan.spec), sort_keys=False).encode())
+    if spec_hash(load_spec(path)) != spec_hash(plan.spec):
+        raise InvalidInput(f"{path}: the resolved spec does not round-trip through YAML")
+    return path
+
+
+def verify(
+    spec_arg: str, sets: list[str], out: Path, *, epochs: int | None = None, steps: int | None = None,
+    kill_at: int | None = None, log: Log = print,
+) -> VerifyOutcome:
+    """Plan, run A, B and K, compare, and write the evidence. Raises InvalidInput / RunFailed."""
+    plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at)
+    notes = [*plan.notes, *_check_injection_env(plan.total_steps)]
+    name = plan.spec.name
+    if plan.workdir.exists():
+        shutil.rmtree(plan.workdir)
+    try:
+        plan.workdir.mkdir(parents=True)
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+    spec_file = write_spec_file(plan)
+    log(f"verify: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), checkpoint every "
+        f"{plan.checkpoint_every}, kill after step {plan.kill_at}; work dir {plan.workdir}")  # fmt: skip
+
+    rec_a = _start(plan, spec_file, "a", "reference", log)
+    audit_a = _finished(plan, rec_a)
+    rec_b = _start(plan, spec_file, "b", "twin", log)
+    _finished(plan, rec_b)
+    recs_k, _, facts = run_killed(plan, spec_file, log)
+    notes += facts["notes"]
+
+    pairs = [compare_pair(plan.workdir, name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
+    for p in pairs:
+        notes += [f"{p['pair']}: {n}" for n in p["notes"]]
+    tol = plan.spec.verify
+    verdict = decide(pairs, tol.tolerance)
+    passed = verdict == "bitwise" or (verdict == "tolerance" and tol.allow_tolerance)
+    if verdict == "tolerance" and not tol.allow_tolerance:
+        notes.append(f"differences are within verify.tolerance {tol.tolerance:g} but verify.allow_tolerance is false")
+    fd = first_divergence(pairs)
+    if verdict != "bitwise" and fd is None:
+        notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
+    top = sorted(
+        ({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]),
+        key=lambda t: -(t["max_abs_diff"] if t["max_abs_diff"] is not None else math.inf),
+    )[:TOP_N]
+    k_desc = (
+        f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), resumed from {facts['resumed_from'] or 'scratch'}"
+        if facts["kill_signal"] else f"k: not killed (finished before step {plan.kill_at})"
+    )  # fmt: skip
+    block = {
+        "verdict": verdict,
+        "passed": passed,
+        "tolerance": tol.tolerance,
+        "allow_tolerance": tol.allow_tolerance,
+        "runs": ["a: reference", "b: twin", k_desc],
+        "processes": [r.as_dict() for r in (rec_a, rec_b, *recs_k)],
+        "device": audit_a["environment"]["device"],
+        "budget": plan.budget,
+        "kill_at_step": plan.kill_at,
+        "kill_signal": facts["kill_signal"],
+        "resumed_from": facts["resumed_from"],
+        "resume_notes": facts["resume_notes"],
+        "first_divergence": fd,
+        "top_tensors": top,
+        "tensors": merge_tensor_rows(pairs),
+        "pairs": [{k: v for k, v in p.items() if k != "tensors"} for p in pairs],
+        "nondeterminism_sources": list(audit_a["determinism"].get("nondeterminism_sources", [])),
+        "spec_hash": spec_hash(plan.spec),
+        "work_dir": str(plan.workdir),
+        "notes": notes,
+    }
+    report_a = run_paths(plan.workdir / "a", name).reports
+    record_in_audit(report_a, plan.spec, block)
+    write_json(plan.workdir / "verify.json", block)
+    return VerifyOutcome(block, passed, report_a)
+
+
+def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any]) -> None:
+    """Put the block into run A's audit.json, re-evaluate its criteria and re-render its sheet."""
+    from auditor.check import evaluate_criteria
+
+    audit = read_audit(report_dir)
+    audit["verification"] = block
+    audit["metrics"]["reproducible"] = block["verdict"]
+    notes = {
+        c["metric"]: str(c["detail"]).removeprefix("not measured: ")
+        for c in audit.get("criteria", []) if c.get("measured") is None and c["metric"] != "reproducible"
+    }  # fmt: skip
+    results = evaluate_criteria(spec.parsed_criteria(), audit["metrics"], notes)
+    audit["criteria"] = [asdict(r) for r in results]
+    ok = all(r.passed for r in results) and audit["run"]["status"] != "diverged"
+    audit["verdict"] = "PASS" if ok else "FAIL"
+    write_json(report_dir / "audit.json", audit)
+    from auditor.render import render_run
+
+    try:
+        render_run(report_dir)
+    except Exception as exc:  # the sheet is derived; the evidence is already on disk
+        block["notes"].append(f"could not re-render the sheet: {type(exc).__name__}: {exc}")
+        print(f"auditor verify: warning: could not re-render {report_dir}: {exc}", file=sys.stderr)
+
+
+def summary(outcome: VerifyOutcome) -> str:
+    """The short human report printed to stdout."""
+    b = outcome.block
+    bud = b["budget"]
+    verdict = b["verdict"].upper() + (" (pass)" if outcome.passed else " (FAIL)")
+    lines = [
+        f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}",
+        f"  budget: {bud['total_steps']} steps ({bud['epochs']} epochs x {bud['steps_per_epoch']} steps"
+        + (f", max_steps {bud['steps']}" if bud["steps"] else "") + f"), checkpoint every {bud['checkpoint_every_steps']}",
+        f"  run K: killed after step {b['kill_at_step']} by {b['kill_signal'] or 'nothing (not killed)'}, "
+        f"resumed from {b['resumed_from'] or 'scratch'}",
+    ]
+    for p in b["pairs"]:
+        lo, me = p["losses"], p["metrics"]
+        state = "identical" if p["equal"] else f"max |diff| {_g(p['max_abs_diff'])}"
+        lines.append(
+            f"  {p['pair']}: {state}; losses {lo['steps_a']}/{lo['steps_b']} steps "
+            f"{'equal' if lo['equal'] else 'differ from step ' + str(lo['first_divergence'])}; "
+            f"metrics {'equal' if me['equal'] else 'differ'}; tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
+        )
+    fd = b["first_divergence"]
+    lines.append(
+        "  first divergence: none" if fd is None else
+        f"  first divergence: step {fd['step']} ({fd['pair']}: loss {_g(fd['loss_a'])} vs {_g(fd['loss_b'])})"
+    )  # fmt: skip
+    if b["top_tensors"]:
+        lines.append("  top differing tensors:")
+        lines += [f"    {t['pair']} {t['name']}: max |diff| {_g(t['max_abs_diff'])}" for t in b["top_tensors"][:5]]
+    if b["verdict"] != "bitwise":
+        lines.append("  likely causes (nondeterminism sources in force):")
+        lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none recorded"]
+    lines += [f"  note: {n}" for n in b["notes"]]
+    lines.append(f"  evidence: {Path(b['work_dir']) / 'verify.json'}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
+    return "\n".join(lines)
+
+
+def _g(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.6g}"
+
+
+def run_cli(args: Any, log: Log) -> int:
+    """`auditor verify` behind the CLI: 0 reproducible, 1 not (or a run crashed); InvalidInput -> 2."""
+    try:
+        outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
+                         kill_at=args.kill_at, log=log)  # fmt: skip
+    except RunFailed as exc:
+        print(f"auditor verify: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nauditor verify: interrupted", file=sys.stderr)
+        return 130
+    print(summary(outcome))
+    return 0 if outcome.passed else 1
+

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real CIFAR-10 subset, tiny specs, the CLI entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET = REPO.parent / "shared" / "data" / "cifar10-subset"
+HAVE_SUBSET = (SUBSET / "cifar-10-batches-py").is_dir()
+requires_subset = pytest.mark.skipif(
+    not HAVE_SUBSET, reason=f"real CIFAR-10 subset not found at {SUBSET} (present in CI)"
+)
+
+# A fast synthetic run: resnet8, ~600 images, 2 epochs (a few seconds on 2 cores).
+TINY_SETS = [
+    "data.synthetic.train=600", "data.synthetic.test=200", "data.val_split=100",
+    "train.epochs=2", "train.batch_size=64", "measure.latency.warmup=2", "measure.latency.iters=5",
+    "criteria.best_val_acc=>= 0.2",  # the shipped 0.5 needs the full smoke budget
+    "criteria.latency_ms=null",  # timings vary with machine load: tests never gate on them
+]  # fmt: skip
+
+
+def sets(*items: str) -> list[str]:
+    """`--set` arguments for the CLI from KEY=VALUE items."""
+    return [a for item in items for a in ("--set", item)]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m auditor ARGS` in a fresh process (the real entry point)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *args], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2, no traceback, and the message names every fragment."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for frag in fragments:
+        assert frag in proc.stderr, (frag, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished tiny synthetic run, shared read-only by tests (its --out root)."""
+    out = tmp_path_factory.mktemp("smoke_run")
+    proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -1,0 +1,211 @@
+"""`auditor run/render/check/evaluate/measure` end to end through the real entry point."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SUBSET, TINY_SETS, assert_clean_error, requires_subset, run_cli, sets
+
+from auditor.checkpoint import sha256_file
+
+
+def audit_of(out: Path, name: str = "smoke") -> dict:
+    return json.loads((out / "reports" / name / "audit.json").read_text())
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_run_writes_every_artifact(smoke_run: Path) -> None:
+    rep, ck = smoke_run / "reports" / "smoke", smoke_run / "checkpoints" / "smoke"
+    for f in ["REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures"]:
+        assert (rep / f).exists(), f
+    for f in ["last.pt", "best.pt", "last.pt.sha256", "best.pt.sha256"]:
+        assert (ck / f).is_file(), f
+    assert not list(smoke_run.glob("*/*.partial"))  # staging promoted
+    audit = audit_of(smoke_run)
+    assert audit["schema_version"] == 1 and audit["verdict"] == "PASS"
+    assert audit["training"]["status"] == "completed" and audit["training"]["epochs_run"] == 2
+    assert audit["training"]["images_per_s"] > 0
+    for name in ("last", "best"):
+        facts = audit["checkpoints"][name]
+        assert facts["sha256"] == sha256_file(smoke_run / facts["path"])
+        assert {"model", "optimizer", "scheduler", "scaler", "rng", "spec", "spec_hash"} <= set(facts["contents"])
+    m = audit["metrics"]
+    assert 0 <= m["test_acc"] <= 1 and m["params_m"] == pytest.approx(75_290 / 1e6)
+    assert m["checkpoint_mb"] == pytest.approx((ck / "best.pt").stat().st_size / 1e6)
+    lat = audit["measurements"]["latency"]
+    assert lat["median_ms"] > 0 and lat["iters"] == 5 and lat["threads"] >= 1
+    cm = audit["measurements"]["test"]["confusion"]
+    assert sum(map(sum, cm)) == audit["data"]["sizes"]["test"] == 200
+    assert audit["determinism"]["deterministic_algorithms"] is True
+    assert audit["environment"]["torch"] == torch.__version__
+    rows = list(csv.DictReader((rep / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_s", "images_per_s"} <= rows[0].keys()
+    steps = list(csv.DictReader((rep / "steps.csv").open()))
+    assert len(steps) == 2 * 8  # 500 training images / batch 64 = 8 steps per epoch
+
+
+def test_models_lists_exact_counts() -> None:
+    proc = run_cli("models")
+    assert proc.returncode == 0
+    assert "11,173,962" in proc.stdout and "resnet20" in proc.stdout and "plain110" in proc.stdout
+
+
+def test_failed_criterion_exits_1_and_still_writes_the_sheet(tmp_path: Path) -> None:
+    proc = run_cli("run", "smoke", *sets(*TINY_SETS, "train.epochs=1", 'criteria.best_val_acc=">= 0.999"'), "--out", str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    assert "FAIL  best_val_acc >= 0.999" in proc.stdout
+    assert (tmp_path / "reports/smoke/REPRODUCIBILITY.md").is_file()
+    assert audit_of(tmp_path)["verdict"] == "FAIL"
+
+
+def test_diverged_run_fails_the_gate(tmp_path: Path) -> None:
+    proc = run_cli("run", "smoke", *sets(*TINY_SETS, "train.optimizer.lr=10.0", "model.norm=none"), "--out", str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    audit = audit_of(tmp_path)
+    assert audit["run"]["status"] == "diverged" and audit["verdict"] == "FAIL"
+    assert audit["training"]["diverged_at_step"] is not None
+
+
+def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) -> None:
+    """SIGKILL mid-run (no cleanup), then --resume: final weights equal bit for bit."""
+    args = ["run", "smoke", *sets(*TINY_SETS, "train.checkpoint_every_steps=3"), "--out", str(tmp_path)]
+    killed = run_cli(*args, env={"AUDITOR_KILL_AT_STEP": "11"})  # step 11: mid epoch 2
+    assert killed.returncode == -9
+    assert (tmp_path / "checkpoints/smoke.partial").is_dir() and not (tmp_path / "reports/smoke").exists()
+    fresh = run_cli(*args)  # a fresh start would discard the interrupted run: refused
+    assert_clean_error(fresh, "interrupted run", "--resume")
+    resumed = run_cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resume: continuing from step-00000009.pt" in resumed.stderr
+    reference = run_cli("run", "smoke", *sets(*TINY_SETS, "train.checkpoint_every_steps=3"), "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0
+    a, b = weights(tmp_path / "checkpoints/smoke/last.pt"), weights(tmp_path / "ref/checkpoints/smoke/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = lambda out: (out / "reports/smoke/steps.csv").read_text()  # noqa: E731
+    assert steps(tmp_path) == steps(tmp_path / "ref")
+    assert audit_of(tmp_path)["run"]["resumed_from"] == "step-00000009.pt"
+
+
+def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path: Path, smoke_run: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(smoke_run, out)
+    before = {p: p.read_bytes() for p in (out / "reports/smoke").rglob("*") if p.is_file()}
+    killed = run_cli("run", "smoke", *sets(*TINY_SETS, "seed=5"), "--out", str(out), env={"AUDITOR_KILL_AT_STEP": "3"})
+    assert killed.returncode == -9
+    assert {p: p.read_bytes() for p in (out / "reports/smoke").rglob("*") if p.is_file()} == before
+
+
+def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
+    assert_clean_error(run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), "--resume"), "--resume: no checkpoint")
+    out = tmp_path / "other"
+    shutil.copytree(smoke_run, out)
+    other_spec = run_cli("run", "smoke", *sets(*TINY_SETS, "seed=9"), "--out", str(out), "--resume")
+    assert_clean_error(other_spec, "written by a different spec", "seed: 0 -> 9")
+    shutil.rmtree(out / "checkpoints/smoke.partial")
+    last = out / "checkpoints/smoke/last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated: digest no longer matches
+    corrupt = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
+    assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch")
+
+
+def test_unwritable_out_is_invalid_input(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert_clean_error(run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(blocker)), "--out: cannot write under")
+
+
+def test_render_from_audit_json_alone(tmp_path: Path, smoke_run: Path) -> None:
+    src = smoke_run / "reports/smoke"
+    copy = tmp_path / "copy"
+    shutil.copytree(src, copy)
+    (copy / "REPRODUCIBILITY.md").unlink()
+    proc = run_cli("render", str(copy))  # no checkpoints, no data, no training
+    assert proc.returncode == 0, proc.stderr
+    assert (copy / "REPRODUCIBILITY.md").read_text() == (src / "REPRODUCIBILITY.md").read_text()
+    assert_clean_error(run_cli("render", str(tmp_path / "nothing")), "no audit.json")
+
+
+def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
+    rep = smoke_run / "reports/smoke"
+    ok = run_cli("check", str(rep), "--junit", str(tmp_path / "j.xml"))
+    assert ok.returncode == 0 and "criteria passed: PASS" in ok.stdout
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite is not None and int(suite.get("tests")) == len(audit_of(smoke_run)["criteria"])
+    assert int(suite.get("failures")) == 0
+    strict = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 0.9999"), "--junit", str(tmp_path / "f.xml"))
+    assert strict.returncode == 1 and "FAIL  best_val_acc" in strict.stdout
+    assert ET.parse(tmp_path / "f.xml").getroot().find("testsuite").get("failures") == "1"
+    crit = tmp_path / "crit.yaml"
+    crit.write_text('criteria:\n  params_m: "< 0.01"\n')
+    assert run_cli("check", str(rep), "--criteria", str(crit)).returncode == 1
+    crit.write_text('criteria:\n  params_m: "less than 1"\n')
+    assert_clean_error(run_cli("check", str(rep), "--criteria", str(crit)), str(crit), "criteria.params_m")
+
+
+def test_measure_checkpoint(smoke_run: Path) -> None:
+    proc = run_cli("measure", str(smoke_run / "checkpoints/smoke/best.pt"), "--device", "cpu", "--iters", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["params_total"] == 75_290 and report["latency"]["iters"] == 5
+    assert report["checkpoint_mb"] == pytest.approx((smoke_run / "checkpoints/smoke/best.pt").stat().st_size / 1e6)
+
+
+def test_bad_checkpoint_is_invalid_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert_clean_error(run_cli("measure", str(bad)), "bad.pt: cannot load checkpoint")
+    assert_clean_error(run_cli("measure", str(tmp_path / "none.pt")), "none.pt: checkpoint not found")
+    assert_clean_error(run_cli("evaluate", str(bad), "--data-root", str(tmp_path)), "bad.pt")
+
+
+@requires_subset
+def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
+    """A synthetic-trained model on real CIFAR-10: the plumbing works, accuracy is near chance."""
+    proc = run_cli("evaluate", str(smoke_run / "checkpoints/smoke/best.pt"), "--data-root", str(SUBSET), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["n"] == 1017 and report["data"]["official"] is False
+    assert set(report["per_class_acc"]) == {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+    assert 0.0 <= report["test_acc"] <= 0.3
+
+
+@pytest.mark.slow
+@requires_subset
+def test_real_data_acceptance_resnet20(tmp_path: Path) -> None:
+    """resnet20, 8 epochs, batch 128, SGD lr 0.1 cosine, wd 5e-4, seed 42, no val split: test acc >= 0.40."""
+    proc = run_cli(
+        "run", "specs/resnet20_cifar10.yaml", "--out", str(tmp_path),
+        *sets("name=acceptance", f"data.root={SUBSET}", "data.val_split=0", "train.epochs=8",
+              "train.optimizer.weight_decay=5e-4", "train.schedule.name=cosine", "train.schedule.milestones=[]",
+              "train.device=cpu", "seed=42", "criteria.test_acc=>= 0.40"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    audit = audit_of(tmp_path, "acceptance")
+    assert audit["metrics"]["test_acc"] >= 0.40
+    assert audit["training"]["selection_split"] == "test"
+    assert audit["data"]["official"] is False
+    print(f"acceptance: test_acc {audit['metrics']['test_acc']:.4f}, wall {audit['run']['wall_time_s']:.0f}s")
+
+
+def test_version() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("auditor ")
+
+
+def test_spec_hash_in_checkpoint_matches_audit(smoke_run: Path) -> None:
+    state = torch.load(smoke_run / "checkpoints/smoke/last.pt", weights_only=True)
+    assert state["spec_hash"] == audit_of(smoke_run)["spec_hash"]
+    assert hashlib.sha256((smoke_run / "checkpoints/smoke/last.pt").read_bytes()).hexdigest() == (
+        (smoke_run / "checkpoints/smoke/last.pt.sha256").read_text().split()[0]
+    )

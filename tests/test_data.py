@@ -1,0 +1,243 @@
+"""Data: the real subset, provenance, split, augmentation, bad input, download boundary."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SUBSET, assert_clean_error, requires_subset, run_cli, sets
+
+from auditor import data as D
+from auditor.errors import InvalidInput
+from auditor.spec import DataSpec
+
+# sha256 over the subset's train+test images and labels as read (see its SHA256SUMS).
+SUBSET_FINGERPRINT = "0818e027d9247fd12b69b6ea40acd508d4717eba363422757805379c69c70aec"
+
+
+def subset_spec(**kw: object) -> DataSpec:
+    return DataSpec(root=str(SUBSET), **{"val_split": 0, **kw})
+
+
+@requires_subset
+def test_real_subset_loads_flagged_unofficial() -> None:
+    b = D.load_data(subset_spec(), seed=0)
+    assert b.sizes() == {"train": 4068, "val": 0, "test": 1017}
+    assert b.train_x.dtype == torch.uint8 and b.train_x.shape[1:] == (3, 32, 32)
+    for y in (b.train_y, b.test_y):
+        assert y.dtype == torch.int64 and int(y.min()) == 0 and int(y.max()) == 9
+    p = b.provenance
+    assert p.official is False
+    assert p.files["data_batch_5"] == "missing" and p.files["data_batch_1"] == "md5 mismatch"
+    assert p.files["batches.meta"] == "ok"
+    assert "NOT the official CIFAR-10" in p.note
+    assert p.fingerprint == SUBSET_FINGERPRINT
+    assert b.classes[:3] == ("airplane", "automobile", "bird")
+    # Real photographs, not noise: the per-channel mean is close to CIFAR-10's.
+    mean = b.train_x.float().mean((0, 2, 3)) / 255
+    assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.02)
+
+
+@requires_subset
+def test_require_official_rejects_the_subset() -> None:
+    with pytest.raises(InvalidInput, match="data.require_official: .*NOT the official"):
+        D.load_data(subset_spec(require_official=True), seed=0)
+
+
+@requires_subset
+def test_split_is_seeded_disjoint_and_sized() -> None:
+    a = D.load_data(subset_spec(val_split=500), seed=1)
+    b = D.load_data(subset_spec(val_split=500), seed=1)
+    c = D.load_data(subset_spec(val_split=500), seed=2)
+    assert a.sizes() == {"train": 3568, "val": 500, "test": 1017}
+    assert torch.equal(a.val_x, b.val_x) and not torch.equal(a.val_x, c.val_x)
+    tr, va = D.split_train_val(4068, 500, seed=1)
+    assert not set(tr) & set(va) and len(set(tr) | set(va)) == 4068
+
+
+@requires_subset
+def test_limit_train_caps_training_images_only() -> None:
+    b = D.load_data(subset_spec(val_split=100, limit_train=256, limit_test=64), seed=0)
+    assert b.sizes() == {"train": 256, "val": 100, "test": 64}
+
+
+@requires_subset
+def test_val_split_larger_than_data_is_invalid() -> None:
+    with pytest.raises(InvalidInput, match="data.val_split: 5000 must be smaller than the 4068"):
+        D.load_data(subset_spec(val_split=5000), seed=0)
+
+
+def test_synthetic_is_deterministic_and_balanced() -> None:
+    spec = DataSpec(dataset="synthetic", val_split=100)
+    a, b = D.load_data(spec, 0), D.load_data(spec, 0)
+    assert a.provenance.fingerprint == b.provenance.fingerprint
+    assert a.provenance.official is None and a.sizes() == {"train": 1900, "val": 100, "test": 500}
+    counts = torch.bincount(a.train_y, minlength=10)
+    assert counts.min() > 120  # roughly balanced over 10 classes
+
+
+def test_normalization_kind_flags_the_legacy_std() -> None:
+    assert D.normalization_kind(DataSpec()) == "cifar10-correct"
+    assert D.normalization_kind(DataSpec(std=[0.2023, 0.1994, 0.2010])) == "cifar10-legacy-std"
+    assert D.normalization_kind(DataSpec(std=[0.5, 0.5, 0.5])) == "custom"
+
+
+# --- augmentation ---------------------------------------------------------------
+
+
+def _reference_crop_flip(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Per-image loop doing what torchvision's RandomCrop(pad, fill=0)+HFlip do."""
+    b = len(x)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    flip = torch.randint(0, 2, (b,), generator=gen).bool()
+    out = []
+    for i in range(b):
+        p = torch.nn.functional.pad(x[i], (pad,) * 4)[:, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
+        out.append(p.flip(-1) if flip[i] else p)
+    return torch.stack(out)
+
+
+def _images(n: int = 64) -> torch.Tensor:
+    return torch.from_numpy(D.make_synthetic(n, seed=3)[0])
+
+
+def test_augment_equals_per_image_reference() -> None:
+    x = _images()
+    got = D.augment(x, 4, True, D.generator(7, "augment", 0, 0))
+    assert torch.equal(got, _reference_crop_flip(x, 4, D.generator(7, "augment", 0, 0)))
+
+
+def test_augment_deterministic_per_seed_and_differs_across_seeds() -> None:
+    x = _images()
+    a = D.augment(x, 4, True, D.generator(1, "augment", 0, 0))
+    b = D.augment(x, 4, True, D.generator(1, "augment", 0, 0))
+    c = D.augment(x, 4, True, D.generator(2, "augment", 0, 0))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_augment_distribution() -> None:
+    """Offsets cover 0..2p uniformly-ish, half the images are flipped, padding is zero."""
+    x = torch.full((4000, 3, 32, 32), 200, dtype=torch.uint8)
+    x[..., :16] = 100  # left half darker, so a flip is visible
+    out = D.augment(x, 4, True, D.generator(0, "dist"))
+    flipped = (out[:, 0, 16, 20] == 100) & (out[:, 0, 16, 11] == 200)
+    assert 0.45 < flipped.float().mean() < 0.55
+    zero_rows = (out[:, 0, :, 16] == 0).sum(1)  # rows of padding seen at column 16: |dy - 4|
+    hist = torch.bincount(zero_rows, minlength=5).float() / len(out)
+    assert hist[0] == pytest.approx(1 / 9, abs=0.03)  # dy == 4: no padding row
+    assert hist[1:5] == pytest.approx(torch.full((4,), 2 / 9), abs=0.03)
+    assert torch.equal(D.augment(x, 0, False, D.generator(0, "x")), x)  # identity when off
+
+
+def test_train_batches_replay_from_any_step() -> None:
+    x, y = _images(300), torch.arange(300) % 10
+    spec = DataSpec(dataset="synthetic")
+    full = list(D.train_batches(x, y, spec, 5, epoch=2, batch_size=64))
+    tail = list(D.train_batches(x, y, spec, 5, epoch=2, batch_size=64, start_step=3))
+    assert len(full) == D.steps_per_epoch(300, 64) == 5
+    for (s1, x1, y1), (s2, x2, y2) in zip(full[3:], tail):
+        assert s1 == s2 and torch.equal(x1, x2) and torch.equal(y1, y2)
+    other = list(D.train_batches(x, y, spec, 5, epoch=3, batch_size=64))
+    assert not torch.equal(full[0][2], other[0][2])  # a new order each epoch
+
+
+def test_normalize_shapes_and_memory_format() -> None:
+    x = _images(4)
+    mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
+    out = D.normalize(x, mean, torch.full((1, 3, 1, 1), 0.25), channels_last=True)
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out[0, 0, 0, 0], (x[0, 0, 0, 0] / 255 - 0.5) / 0.25)
+
+
+# --- bad input ------------------------------------------------------------------
+
+
+def _fake_root(tmp_path: Path, n: int = 20, batches: tuple[str, ...] = ("data_batch_1", "test_batch")) -> Path:
+    base = tmp_path / D.CIFAR_DIR
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in batches:
+        d = {"batch_label": name, "labels": rng.integers(0, 10, n).tolist(),
+             "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}  # fmt: skip
+        (base / name).write_bytes(pickle.dumps(d, protocol=4))
+    return tmp_path
+
+
+def test_fake_copy_loads_as_unofficial(tmp_path: Path) -> None:
+    b = D.load_data(DataSpec(root=str(_fake_root(tmp_path)), val_split=5), 0)
+    assert b.sizes() == {"train": 15, "val": 5, "test": 20}
+    assert b.provenance.official is False and b.provenance.files["batches.meta"] == "missing"
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (lambda base: shutil.rmtree(base), "has no cifar-10-batches-py/ folder"),
+        (lambda base: (base / "test_batch").unlink(), "missing batch files: .*test_batch"),
+        (lambda base: (base / "data_batch_1").write_bytes(b"\x80\x04garbage"), "data_batch_1: not a readable"),
+        (lambda base: (base / "data_batch_1").write_bytes(b""), "data_batch_1: not a readable"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]})),
+         r"'data' must be uint8 of shape \(N, 3072\)"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]})),
+         "1 labels for 2 images"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 12]})),
+         r"labels must be in 0..9"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps(["not", "a", "dict"])), "expected a dict"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": shutil.rmtree, "labels": []})),
+         "refusing to load shutil.rmtree"),
+    ],
+    ids=["no-folder", "no-test-batch", "corrupt", "empty", "shape", "label-count", "label-range", "not-dict", "code"],
+)  # fmt: skip
+def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:
+    root = _fake_root(tmp_path)
+    break_it(root / D.CIFAR_DIR)
+    with pytest.raises(InvalidInput, match=message):
+        D.load_data(DataSpec(root=str(root), val_split=0), 0)
+
+
+def test_missing_data_root_through_cli_exits_2(tmp_path: Path) -> None:
+    proc = run_cli("run", "specs/resnet20_cifar10.yaml", *sets(f"data.root={tmp_path / 'nowhere'}"), "--out", str(tmp_path))
+    assert_clean_error(proc, "data.root:", "nowhere has no cifar-10-batches-py/ folder")
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network here: the downloader's failure becomes InvalidInput naming the root."""
+    import torchvision.datasets
+
+    calls = []
+
+    def offline(self, root: str, train: bool, download: bool) -> None:
+        calls.append((root, download))
+        raise RuntimeError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", offline)
+    with pytest.raises(InvalidInput, match="data.download: could not download CIFAR-10 into .*network unreachable"):
+        D.load_data(DataSpec(root=str(tmp_path), download=True), 0)
+    assert calls == [(str(tmp_path.resolve()), True)]
+
+
+def test_download_success_path_reads_what_the_downloader_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    def fake_download(self, root: str, train: bool, download: bool) -> None:
+        _fake_root(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", fake_download)
+    b = D.load_data(DataSpec(root=str(tmp_path / "dl"), download=True, val_split=0), 0)
+    assert b.sizes()["test"] == 20
+
+
+def test_download_not_attempted_when_data_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.datasets
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("downloader called although the data is present")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", boom)
+    D.load_data(DataSpec(root=str(_fake_root(tmp_path)), download=True, val_split=0), 0)

@@ -1,0 +1,494 @@
+"""Tests for the render stage: the reproducibility sheet built from audit.json alone.
+
+The golden test compares `render_text(fixtures/audit_golden.json)` with
+`fixtures/REPRODUCIBILITY.golden.md` character for character. After a
+deliberate change to the template or the formatting helpers, regenerate the
+golden file and review its diff before committing it:
+
+    AUDITOR_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_render.py -k golden
+
+`audit_golden.json` is a fixture derived from a real smoke run with the
+volatile fields (dates, paths, git commit, host names) fixed; edit it freely,
+but keep `spec_hash` equal to the hash of its `spec` (see `rehash`). Variants
+(diverged, selection on test, legacy std, verification, ...) are made from it
+in code below. The figures are not part of the golden comparison.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+from auditor import render
+from auditor.errors import InvalidInput
+from auditor.render import render_run, render_text
+from auditor.spec import CIFAR10_STD_LEGACY, resource_dir, spec_hash, validate_spec
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN_AUDIT = FIXTURES / "audit_golden.json"
+GOLDEN_SHEET = FIXTURES / "REPRODUCIBILITY.golden.md"
+FIGURES = {"learning_curves": "figures/learning_curves.png"}
+NO_FIGURES: dict[str, str | None] = {"learning_curves": None}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def golden_audit() -> dict[str, Any]:
+    return json.loads(GOLDEN_AUDIT.read_text())
+
+
+def rehash(audit: dict[str, Any]) -> dict[str, Any]:
+    """Keep spec_hash consistent after editing audit['spec'] (as a real run would be)."""
+    audit["spec_hash"] = spec_hash(validate_spec(audit["spec"], "fixture"))
+    return audit
+
+
+def text_of(audit: dict[str, Any], figures: dict[str, str | None] = FIGURES) -> str:
+    return render_text(audit, figures)
+
+
+def front_matter(text: str) -> dict[str, Any]:
+    assert text.startswith("---\n")
+    block = text.split("\n---\n", 1)[0].removeprefix("---\n")
+    return yaml.safe_load(block)
+
+
+def section(text: str, heading: str) -> str:
+    """The body of one `## heading` section."""
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def checklist_line(text: str, label: str) -> str:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("- [") and f"**{label}**" in ln]
+    return line
+
+
+def write_run_dir(tmp_path: Path, audit: dict[str, Any]) -> Path:
+    run_dir = tmp_path / "reports" / "smoke"
+    run_dir.mkdir(parents=True)
+    (run_dir / "audit.json").write_text(json.dumps(audit, indent=2))
+    return run_dir
+
+
+# --- variants ----------------------------------------------------------------------------
+
+
+def diverged_audit() -> dict[str, Any]:
+    """Loss went non-finite in epoch 1: no epoch record, no checkpoint, no test accuracy."""
+    a = golden_audit()
+    a["run"]["status"] = "diverged"
+    tr = a["training"]
+    tr.update(status="diverged", epochs_run=0, history=[], best_epoch=None, best_metric=None,
+              diverged_at_step=7, train_time_s=0.0, images_per_s=0.0, steps_per_epoch=None)  # fmt: skip
+    m = a["measurements"]
+    m.update(evaluated_checkpoint=None, test=None)
+    m["size"]["checkpoint_bytes"] = None
+    a["checkpoints"] = {}
+    a["metrics"].update(test_acc=None, best_val_acc=None, final_val_acc=None, final_train_acc=None,
+                        checkpoint_mb=None, status="diverged")  # fmt: skip
+    for c in a["criteria"]:
+        if c["metric"] == "status":
+            c.update(measured="diverged", passed=False, detail="diverged != completed")
+        elif c["metric"] in ("best_val_acc", "checkpoint_mb"):
+            c.update(measured=None, passed=False, detail="not measured: no value recorded")
+    a["verdict"] = "FAIL"
+    return a
+
+
+def selection_on_test_audit() -> dict[str, Any]:
+    a = golden_audit()
+    a["spec"]["data"]["val_split"] = 0
+    a["data"]["sizes"].update(train=1500, val=0)
+    a["training"]["selection_split"] = "test"
+    a["metrics"].update(best_val_acc=None, final_val_acc=None)
+    return rehash(a)
+
+
+def cifar_audit(std: list[float], official: bool = True) -> dict[str, Any]:
+    a = golden_audit()
+    a["spec"]["data"].update(dataset="cifar10", std=std, mean=[0.4914, 0.4822, 0.4465])
+    files = {f"data_batch_{i}": "ok" for i in range(1, 6)} | {"test_batch": "ok", "batches.meta": "ok"}
+    note = "all files match the official CIFAR-10 MD5s"
+    if not official:
+        files["data_batch_3"] = "md5 mismatch"
+        note = "NOT the official CIFAR-10: data_batch_3 md5 mismatch"
+    kind = "cifar10-legacy-std" if std == list(CIFAR10_STD_LEGACY) else "cifar10-correct"
+    a["data"].update(dataset="cifar10", root="/data/cifar", official=official, files=files, note=note,
+                     normalization=kind, classes=["airplane", "automobile", "bird", "cat", "deer",
+                                                  "dog", "frog", "horse", "ship", "truck"])  # fmt: skip
+    a["metrics"]["official_data"] = official
+    return rehash(a)
+
+
+VERIFICATION = {
+    "verdict": "bitwise",
+    "runs": ["verify/run-a", "verify/run-b"],
+    "device": "cpu",
+    "budget": {"steps": 40},
+    "first_divergence": None,
+    "tensors": [
+        {"name": "model.fc.weight", "sha256_a": "ab" * 32, "sha256_b": "ab" * 32,
+         "max_abs_diff": 0.0, "equal": True},
+        {"name": "optimizer.momentum", "sha256_a": "cd" * 32, "sha256_b": "cd" * 32,
+         "max_abs_diff": 0.0, "equal": True},
+    ],
+    "notes": ["both runs used 2 threads"],
+}
+
+
+def verified_audit(verdict: str = "bitwise") -> dict[str, Any]:
+    a = golden_audit()
+    a["verification"] = copy.deepcopy(VERIFICATION)
+    a["verification"]["verdict"] = verdict
+    if verdict == "diverged":
+        a["verification"]["first_divergence"] = {"step": 12, "tensor": "model.fc.weight"}
+        a["verification"]["tensors"][0].update(sha256_b="ef" * 32, max_abs_diff=0.003, equal=False)
+    return a
+
+
+# --- golden ---------------------------------------------------------------------------------
+
+
+def test_golden_sheet() -> None:
+    text = text_of(golden_audit())
+    if os.environ.get("AUDITOR_UPDATE_GOLDEN") == "1":
+        GOLDEN_SHEET.write_text(text, encoding="utf-8")
+    assert GOLDEN_SHEET.is_file(), "no golden file: run with AUDITOR_UPDATE_GOLDEN=1 once and review it"
+    assert text == GOLDEN_SHEET.read_text(encoding="utf-8")
+
+
+def test_sections_in_order() -> None:
+    text = text_of(golden_audit())
+    headings = [ln[3:] for ln in text.splitlines() if ln.startswith("## ")]
+    assert headings == [
+        "Architecture", "Hyperparameters", "Data", "Optimisations in force",
+        "Determinism and seeding in force", "Environment", "Results", "Latency and size",
+        "Checkpoints", "Reproduce", "Criteria", "Determinism evidence", "Reproducibility checklist",
+    ]  # fmt: skip
+    title = text.split("\n---\n", 1)[1].lstrip().splitlines()
+    assert title[0] == "# Reproducibility sheet: smoke"
+    assert title[2].startswith("**Verdict: PASS** · 4/4 criteria passed · status: **completed**")
+
+
+def test_template_has_no_hand_ticked_box() -> None:
+    template = (resource_dir("templates") / render.TEMPLATE).read_text()
+    assert "[x]" not in template and "- [ ]" not in template
+
+
+# --- render_run -----------------------------------------------------------------------------
+
+
+def test_render_run_writes_sheet_and_png_deterministically(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path, golden_audit())
+    out = render_run(run_dir)
+    assert out == run_dir / "REPRODUCIBILITY.md"
+    png = run_dir / "figures" / "learning_curves.png"
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    first_md, first_png = out.read_text(), png.read_bytes()
+    assert first_md == GOLDEN_SHEET.read_text()  # render_run and render_text agree
+    assert "(figures/learning_curves.png)" in first_md
+    render_run(run_dir)
+    assert out.read_text() == first_md
+    assert png.read_bytes() == first_png
+    assert not [p for p in run_dir.rglob("*.tmp")]  # atomic writes leave no temp files
+
+
+def test_matplotlib_missing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r} (test)")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    run_dir = write_run_dir(tmp_path, golden_audit())
+    text = render_run(run_dir).read_text()
+    assert not (run_dir / "figures" / "learning_curves.png").exists()
+    assert "figures unavailable: matplotlib is not importable" in text
+    assert "![Learning curves" not in text
+
+
+def test_missing_or_corrupt_audit_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="no audit.json"):
+        render_run(tmp_path)
+    (tmp_path / "audit.json").write_text("{not json")
+    with pytest.raises(InvalidInput, match="unreadable audit record"):
+        render_run(tmp_path)
+    assert not (tmp_path / "REPRODUCIBILITY.md").exists()
+
+
+def test_cli_render_without_audit_exits_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "auditor", "render", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "no audit.json" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_matplotlib_is_imported_only_inside_functions() -> None:
+    # Static check (a subprocess import costs seconds): no module-level statement of
+    # render.py imports matplotlib, so importing it never selects a backend.
+    tree = ast.parse(Path(render.__file__).read_text())
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for sub in ast.walk(node):
+            names = [a.name for a in sub.names] if isinstance(sub, ast.Import) else []
+            names += [sub.module or ""] if isinstance(sub, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "matplotlib" for n in names), ast.dump(sub)
+
+
+# --- StrictUndefined: no silent blanks --------------------------------------------------------
+
+
+TEMPLATE_ONLY_FIELDS = [("environment", "ram_gb"), ("data", "fingerprint"), ("model", "depth")]
+REQUIRED_FIELDS = [("determinism", "seed"), ("training", "history"), ("run", "out"), ("verification", None)]
+
+
+@pytest.mark.parametrize(("section_", "key"), TEMPLATE_ONLY_FIELDS)
+def test_missing_template_field_raises(section_: str, key: str) -> None:
+    audit = golden_audit()
+    del audit[section_][key]
+    with pytest.raises(jinja2.UndefinedError):
+        text_of(audit)
+
+
+@pytest.mark.parametrize(("section_", "key"), REQUIRED_FIELDS)
+def test_missing_any_required_field_raises(section_: str, key: str | None) -> None:
+    audit = golden_audit()
+    if key is None:
+        del audit[section_]
+    else:
+        del audit[section_][key]
+    with pytest.raises((jinja2.UndefinedError, KeyError)):
+        text_of(audit)
+
+
+def test_render_run_reports_incomplete_audit_as_invalid_input(tmp_path: Path) -> None:
+    audit = golden_audit()
+    del audit["environment"]["ram_gb"]
+    run_dir = write_run_dir(tmp_path, audit)
+    with pytest.raises(InvalidInput, match="incomplete audit record"):
+        render_run(run_dir)
+
+
+# --- front matter -----------------------------------------------------------------------------
+
+
+def test_front_matter_is_hugging_face_metadata() -> None:
+    meta = front_matter(text_of(golden_audit()))
+    assert meta["library_name"] == "pytorch"
+    assert meta["tags"] == ["image-classification", "reproducibility", "auditor", "resnet8"]
+    assert meta["datasets"] == ["synthetic"]
+    assert meta["metrics"] == ["accuracy"]
+    (entry,) = meta["model-index"]
+    assert entry["name"] == "smoke"
+    (result,) = entry["results"]
+    assert result["task"]["type"] == "image-classification"
+    assert result["dataset"] == {"name": "synthetic (auditor)", "type": "synthetic", "split": "test"}
+    assert result["metrics"] == [{"type": "accuracy", "value": 0.96, "name": "Test accuracy"}]
+
+
+def test_front_matter_quotes_names_yaml_would_misread() -> None:
+    audit = golden_audit()
+    audit["run"]["name"] = "true"
+    meta = front_matter(text_of(audit))
+    assert meta["model-index"][0]["name"] == "true"
+
+
+def test_front_matter_cifar_and_missing_accuracy() -> None:
+    meta = front_matter(text_of(cifar_audit([0.2470, 0.2435, 0.2616])))
+    assert meta["datasets"] == ["cifar10"]
+    assert meta["model-index"][0]["results"][0]["dataset"]["name"] == "CIFAR-10"
+    meta = front_matter(text_of(diverged_audit(), NO_FIGURES))
+    assert meta["model-index"][0]["results"][0]["metrics"] == []
+
+
+# --- variants -----------------------------------------------------------------------------------
+
+
+def test_selection_on_test_set_is_stated_plainly() -> None:
+    text = text_of(selection_on_test_audit())
+    assert "**The best checkpoint was selected on the TEST set**" in text
+    assert "no validation split" in text and "optimistically biased" in text
+    assert checklist_line(text, "No model selection on the test set").startswith("- [ ]")
+    golden = text_of(golden_audit())
+    assert "selected on the TEST set" not in golden
+    assert checklist_line(golden, "No model selection on the test set").startswith("- [x]")
+
+
+def test_legacy_std_warning() -> None:
+    text = text_of(cifar_audit(list(CIFAR10_STD_LEGACY)))
+    data = section(text, "Data")
+    assert "> [!WARNING]" in data
+    assert "(0.2023, 0.1994, 0.2010) is the widely copied legacy value" in data
+    assert "The correct std is (0.2470, 0.2435, 0.2616)" in data
+    correct = section(text_of(cifar_audit([0.2470, 0.2435, 0.2616])), "Data")
+    assert "| Normalisation kind | CIFAR-10 training-set statistics (correct std) |" in correct
+    assert "[!WARNING]" not in correct
+
+
+def test_official_and_unofficial_provenance() -> None:
+    text = text_of(cifar_audit([0.2470, 0.2435, 0.2616]))
+    assert "| data_batch_1 | `ok` |" in text
+    assert checklist_line(text, "Data provenance official").startswith("- [x]")
+    text = text_of(cifar_audit([0.2470, 0.2435, 0.2616], official=False))
+    assert "| data_batch_3 | **md5 mismatch** |" in text
+    assert "**NOT the official CIFAR-10: data_batch_3 md5 mismatch**" in text
+    assert checklist_line(text, "Data provenance official").startswith("- [ ]")
+    synthetic = text_of(golden_audit())
+    assert checklist_line(synthetic, "Data provenance official").startswith("- [ ]")
+
+
+def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path, diverged_audit())
+    text = render_run(run_dir).read_text()
+    lines = text.split("\n---\n", 1)[1].lstrip().splitlines()
+    assert lines[0] == "# Reproducibility sheet: smoke (FAIL: TRAINING DIVERGED)"
+    assert lines[2].startswith("**Verdict: FAIL** · 1/4 criteria passed · status: **DIVERGED**")
+    banner = "> [!CAUTION]\n> **FAIL — TRAINING DIVERGED.** The training loss became non-finite at global step 7"
+    assert banner in text
+    assert "Why it failed: training diverged; criterion `best_val_acc >= 0.5` failed" in text
+    assert "No checkpoint was recorded." in text
+    assert "no best checkpoint was written, so there is nothing to evaluate" in text
+    assert "Learning curves not drawn: no completed epoch to plot" in text
+    assert not (run_dir / "figures" / "learning_curves.png").exists()
+    assert checklist_line(text, "Training finished without divergence").startswith("- [ ]")
+    assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
+    assert checklist_line(text, "Checkpoint digests recorded").startswith("- [ ]")
+
+
+def test_verification_present_renders_evidence_and_ticks_box() -> None:
+    text = text_of(verified_audit())
+    ev = section(text, "Determinism evidence")
+    assert "| Verdict | **bitwise**: every compared tensor is bit-for-bit identical between the runs |" in ev
+    assert "| Runs compared | `verify/run-a`, `verify/run-b` |" in ev
+    assert "| First divergence | none: the runs agree at every compared point |" in ev
+    assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
+    assert "- both runs used 2 threads" in ev
+    assert "not verified" not in ev
+    assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [x]")
+
+
+def test_verification_absent_says_how_to_verify() -> None:
+    text = text_of(golden_audit())
+    ev = section(text, "Determinism evidence")
+    assert "**This run was not verified.**" in ev
+    assert "auditor verify reports/smoke/spec.resolved.yaml" in ev
+    assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [ ]")
+
+
+def test_verification_diverged_is_not_ticked() -> None:
+    text = text_of(verified_audit("diverged"))
+    ev = section(text, "Determinism evidence")
+    assert "> [!CAUTION]\n> Verification verdict **diverged**" in ev
+    assert "| First divergence | step 12 (tensor: model.fc.weight) |" in ev
+    assert "| 0.003 | no |" in ev
+    assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [ ]")
+
+
+def test_long_history_is_truncated_to_first_and_last_ten() -> None:
+    audit = golden_audit()
+    base = audit["training"]["history"][0]
+    audit["training"]["history"] = [dict(base, epoch=e) for e in range(1, 41)]
+    audit["training"].update(epochs_run=40, best_epoch=40)
+    text = text_of(audit)
+    rows = [ln for ln in section(text, "Results").splitlines() if ln.startswith("| ")]
+    epochs = [ln.split("|")[1].strip() for ln in rows]
+    assert "| 10 |" in "\n".join(rows) and "| 31 |" in "\n".join(rows)
+    assert not any(e in ("11", "30", "20") for e in epochs)
+    assert "| … | (20 epochs omitted; all rows in metrics.csv) |" in text
+    assert "| **40** (best) |" in text
+
+
+# --- checklist: never ticked without the fact ---------------------------------------------------
+
+
+def test_golden_checklist_ticks() -> None:
+    text = text_of(golden_audit())
+    ticked = {
+        "Seed recorded": True, "Determinism flags in force (read back)": True,
+        "Data provenance official": False, "No model selection on the test set": True,
+        "Checkpoint digests recorded": True, "Resolved spec hash recorded": True, "Git tree clean": True,
+        "Environment captured": True, "Latency measured with warm-up": True,
+        "Reproducibility verified by re-running": False, "Training finished without divergence": True,
+        "Criteria all pass": True,
+    }  # fmt: skip
+    for label, ok in ticked.items():
+        assert checklist_line(text, label).startswith("- [x]" if ok else "- [ ]"), label
+
+
+def test_checklist_unticks_on_contrary_facts() -> None:
+    audit = golden_audit()
+    audit["environment"]["git_dirty"] = True
+    audit["determinism"]["cudnn_benchmark"] = True
+    audit["spec_hash"] = "0" * 64
+    audit["criteria"] = []
+    text = text_of(audit)
+    assert checklist_line(text, "Git tree clean").startswith("- [ ]")
+    assert "uncommitted changes" in checklist_line(text, "Git tree clean")
+    assert checklist_line(text, "Determinism flags in force (read back)").startswith("- [ ]")
+    assert "flags read back are not all deterministic" in text
+    assert "does NOT match" in checklist_line(text, "Resolved spec hash recorded")
+    assert checklist_line(text, "Resolved spec hash recorded").startswith("- [ ]")
+    assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
+    assert "No criteria are defined in the spec, so nothing was gated" in text
+    audit = golden_audit()
+    audit["environment"]["git_commit"] = None
+    audit["environment"]["git_dirty"] = None
+    assert checklist_line(text_of(audit), "Git tree clean").startswith("- [ ]")
+
+
+def test_cuda_latency_needs_sync() -> None:
+    audit = golden_audit()
+    audit["environment"].update(device="cuda:0", gpu={"name": "NVIDIA H100", "memory_total_mb": 81559.0,
+                                                      "driver": "580.1", "source": "nvml"})  # fmt: skip
+    lat = audit["measurements"]["latency"]
+    lat.update(device="cuda:0", device_name="NVIDIA H100",
+               method="eager model ...; torch.cuda.synchronize() before and after each")  # fmt: skip
+    audit["measurements"]["memory"]["cuda_max_allocated_mb"] = 123.456
+    text = text_of(audit)
+    assert checklist_line(text, "Latency measured with warm-up and device sync").startswith("- [x]")
+    assert "| CUDA max allocated | 123.5 MB |" in text
+    assert "| GPU | NVIDIA H100, 81,559.0 MB, driver 580.1 (via nvml) |" in text
+    lat["method"] = "eager model, no sync"
+    assert checklist_line(text_of(audit), "Latency measured with warm-up and device sync").startswith("- [ ]")
+
+
+# --- formatting helpers -------------------------------------------------------------------------
+
+
+def test_filters() -> None:
+    f = render.FILTERS
+    assert f["pct"](0.98666) == "98.67%" and f["pct"](None) == "n/a"
+    assert f["thousands"](11173962) == "11,173,962"
+    assert f["millions"](11173962) == "11.17 M" and f["millions"](75290) == "0.0753 M"
+    assert f["bytes_mb"](643025) == "0.64 MB (643,025 bytes)"
+    assert f["ms"](1.19394) == "1.194 ms"
+    assert f["num"](0.0005) == "0.0005" and f["num"](3.0) == "3" and f["num"](1e-06) == "1e-06"
+    assert f["yesno"](True) == "yes" and f["yesno"](None) == "unknown"
+    assert f["short_sha"]("0123456789abcdef") == "0123456789ab"
+    assert f["cudnn_version"](92400) == "9.24.0 (92400)" and f["cudnn_version"](8902) == "8.9.2 (8902)"
+    assert f["seconds"](3725.0) == "3,725.0 s (1 h 02 min)"
+    for s in ("1e5", "true", "off", "123", "a: b", "x #y", "", "synthetic (auditor)", "resnet8", "N"):
+        assert yaml.safe_load(f"k: {f['yaml_scalar'](s)}") == {"k": s}, s
+    assert f["yaml_scalar"]("1e5") == '"1e5"' and f["yaml_scalar"]("resnet8") == "resnet8"
+    assert f["yaml_scalar"](0.96) == "0.96"
+    assert f["code"]("a`b") == "`` a`b ``"
+    assert f["md_table"]([["a|b", "c\nd"]], ["x", "y"], "lr") == "| x | y |\n|:---|---:|\n| a\\|b | c d |"

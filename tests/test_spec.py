@@ -1,0 +1,175 @@
+"""Spec: shipped specs validate, bad specs give exit 2 with the field path, overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, assert_clean_error, run_cli
+
+from auditor.cli import main
+from auditor.errors import InvalidInput
+from auditor.spec import (
+    apply_overrides,
+    load_spec,
+    parse_criterion,
+    resolve_spec_path,
+    spec_hash,
+    validate_spec,
+)
+
+SHIPPED = sorted((REPO / "specs").rglob("*.yaml"))
+RUN_SPECS = [p for p in SHIPPED if "ablations" not in p.parts]
+
+
+@pytest.mark.parametrize("path", RUN_SPECS, ids=lambda p: p.name)
+def test_shipped_specs_validate(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.name
+    assert len(spec_hash(spec)) == 64
+
+
+def test_he_et_al_specs_follow_the_paper() -> None:
+    for name in ["resnet20", "resnet56", "resnet110", "plain20", "plain56"]:
+        spec = load_spec(REPO / "specs" / f"{name}_cifar10.yaml")
+        t = spec.train
+        assert spec.model.name == name
+        assert (t.batch_size, t.optimizer.lr, t.optimizer.weight_decay) == (128, 0.1, 1e-4)
+        assert t.schedule.name == "multistep" and t.schedule.gamma == 0.1
+        assert [m / t.epochs for m in t.schedule.milestones] == pytest.approx([0.5, 0.75], abs=0.01)
+
+
+def test_reference_spec_matches_issue_configuration() -> None:
+    spec = load_spec(REPO / "specs" / "resnet18_cifar10.yaml")
+    assert spec.data.std == [0.2470, 0.2435, 0.2616]
+    assert spec.train.amp == "off" and spec.train.compile == "off"  # YAML's bare `off`
+    assert spec.criteria == {"test_acc": ">= 0.85", "latency_ms": "< 10", "checkpoint_mb": "< 100"}
+
+
+BAD = [
+    ({"train": {"optimizer": {"lr": -1}}}, "train.optimizer.lr", "greater than 0"),
+    ({"train": {"optimizer": {"momentum": 1.0}}}, "train.optimizer.momentum", "less than 1"),
+    ({"train": {"epochs": 0}}, "train.epochs", "greater than or equal to 1"),
+    ({"train": {"batch_size": "128"}}, "train.batch_size", "valid integer"),
+    ({"data": {"std": [0.2, 0.0, 0.2]}}, "data.std", "> 0"),
+    ({"data": {"std": [0.2, 0.2]}}, "data.std", "at least 3"),
+    ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding", "greater than or equal to 0"),
+    ({"model": {"num_classes": 1}}, "model.num_classes", "greater than or equal to 2"),
+    ({"model": {"name": "resnet9000"}}, "model.name", "unknown model"),
+    ({"data": {"dataset": "imagenet"}}, "data.dataset", "'cifar10' or 'synthetic'"),
+    ({"train": {"optimiser": {}}}, "train.optimiser", "unknown key"),
+    ({"bogus": 1}, "bogus", "unknown key"),
+    ({"train": {"amp": True}}, "train.amp", "ambiguous"),
+    ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
+    ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule", "needs milestones"),
+    ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train", "not before epochs"),
+    ({"criteria": {"test_acc": ">= 85"}}, "criteria", "fraction in [0, 1]"),
+    ({"criteria": {"test_acc": "at least 0.9"}}, "criteria", "cannot parse"),
+    ({"criteria": {"top5": ">= 0.9"}}, "criteria", "unknown metric"),
+    ({"criteria": {"latency_ms": 10}}, "criteria", "quoted string"),
+    ({"name": "has space"}, "name", "pattern"),
+]
+
+
+@pytest.mark.parametrize(("patch", "field", "message"), BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_bad_spec_exit_2_names_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture, patch: dict, field: str, message: str) -> None:
+    raw = {"name": "bad", **patch}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {field}" in err
+    assert message in err
+
+
+def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("name: x\ntrain:\n  optimizer: {lr: -1}\n")
+    proc = run_cli("validate", str(path))
+    assert_clean_error(proc, f"{path}: train.optimizer.lr: input should be greater than 0, got -1")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "must be a YAML mapping"), ("", "name: field required")],
+)
+def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_spec_file(capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", "no/such/spec.yaml"]) == 2
+    assert "no/such/spec.yaml: spec file not found" in capsys.readouterr().err
+
+
+def test_overrides_apply_before_validation() -> None:
+    spec = load_spec("smoke", ["train.epochs=7", "train.optimizer.lr=5e-3", "train.schedule.milestones=[2, 4]",
+                               "train.schedule.name=multistep", "train.early_stopping.patience=3"])  # fmt: skip
+    assert spec.train.epochs == 7
+    assert spec.train.optimizer.lr == 0.005  # `5e-3` is a float, not YAML 1.1's string
+    assert spec.train.schedule.milestones == [2, 4]
+    assert spec.train.early_stopping is not None and spec.train.early_stopping.patience == 3
+
+
+def test_override_errors_are_clean() -> None:
+    with pytest.raises(InvalidInput, match="expected KEY=VALUE"):
+        apply_overrides({}, ["train.epochs"])
+    with pytest.raises(InvalidInput, match="train.epochs is a value, not a section"):
+        apply_overrides({"train": {"epochs": 3}}, ["train.epochs.x=1"])
+    with pytest.raises(InvalidInput, match=r"train\.optimizer\.lrr: unknown key"):
+        load_spec("smoke", ["train.optimizer.lrr=0.1"])
+
+
+def test_override_does_not_mutate_input() -> None:
+    raw = {"train": {"epochs": 3}}
+    apply_overrides(raw, ["train.epochs=9"])
+    assert raw == {"train": {"epochs": 3}}
+
+
+def test_hash_is_stable_and_sensitive() -> None:
+    a, b = load_spec("smoke"), load_spec("smoke")
+    assert spec_hash(a) == spec_hash(b)
+    assert spec_hash(load_spec("smoke", ["seed=1"])) != spec_hash(a)
+    # Defaults are part of the hash: spelling out a default changes nothing.
+    assert spec_hash(load_spec("smoke", ["train.label_smoothing=0.0"])) == spec_hash(a)
+
+
+def test_shipped_spec_by_name() -> None:
+    assert resolve_spec_path("smoke").name == "smoke.yaml"
+    assert resolve_spec_path("specs/smoke.yaml").name == "smoke.yaml"
+
+
+@pytest.mark.parametrize(
+    ("metric", "expr", "op", "threshold", "tol"),
+    [("test_acc", ">= 0.85", ">=", 0.85, None), ("latency_ms", "<10", "<", 10.0, None),
+     ("params_m", "11.17 +- 0.01", "+-", 11.17, 0.01), ("params_m", "11.17 ± 0.01", "+-", 11.17, 0.01),
+     ("checkpoint_mb", "== 1e2", "==", 100.0, None), ("status", "== completed", "==", "completed", None),
+     ("reproducible", "== bitwise", "==", "bitwise", None)],
+)  # fmt: skip
+def test_parse_criterion(metric: str, expr: str, op: str, threshold: float | str, tol: float | None) -> None:
+    c = parse_criterion(metric, expr)
+    assert (c.op, c.threshold, c.tolerance) == (op, threshold, tol)
+
+
+def test_categorical_criterion_rejects_unknown_value() -> None:
+    with pytest.raises(ValueError, match="bitwise, tolerance, diverged"):
+        parse_criterion("reproducible", "== yes")
+
+
+def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "train" in schema["properties"] and schema["additionalProperties"] is False
+
+
+def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", "smoke", "--set", "train.epochs=5"]) == 0
+    out = capsys.readouterr().out
+    resolved = yaml.safe_load(out.split("\n", 1)[1])
+    assert resolved["train"]["epochs"] == 5
+    assert resolved["train"]["eval_batch_size"] == 500  # defaults filled in

@@ -1,0 +1,139 @@
+"""Training stage: schedule, determinism, resume equivalence, toggles, divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from auditor import checkpoint, repro
+from auditor.data import load_data
+from auditor.errors import InvalidInput
+from auditor.models import create_model
+from auditor.spec import Schedule, Spec, load_spec, resolved_dict, spec_hash
+from auditor.train import RunFiles, check_device_support, fit, lr_factor
+
+TINY = ["data.synthetic.train=300", "data.synthetic.test=100", "data.val_split=60",
+        "train.epochs=2", "train.batch_size=64", "model.name=resnet8"]  # fmt: skip
+
+
+def tiny_spec(*extra: str) -> Spec:
+    return load_spec("smoke", [*TINY, *extra])
+
+
+def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None):
+    repro.enforce(spec.seed, spec.determinism.enabled)
+    data = load_data(spec.data, spec.seed)
+    torch.manual_seed(spec.seed)
+    model = create_model(spec.model.name, num_classes=10, norm=spec.model.norm)
+    files = RunFiles(ckpt_dir, resolved_dict(spec), spec_hash(spec))
+    result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, resume, log=lambda m: None)
+    return result, model
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# --- schedule -----------------------------------------------------------------
+
+
+def test_cosine_with_fractional_warmup() -> None:
+    s = Schedule(name="cosine", warmup_epochs=0.5, eta_min=0.001)
+    spe, epochs, lr = 10, 4, 0.1
+    assert lr_factor(0, spe, epochs, s, lr) == pytest.approx(1 / 5)  # first of 5 warm-up steps
+    assert lr_factor(4, spe, epochs, s, lr) == pytest.approx(1.0)  # end of warm-up
+    assert lr_factor(5, spe, epochs, s, lr) == pytest.approx(1.0)  # cosine starts at the top
+    assert lr_factor(40, spe, epochs, s, lr) == pytest.approx(0.01)  # eta_min / lr at the end
+    one = Schedule(name="cosine", warmup_epochs=1, eta_min=0.001)
+    assert lr_factor(30, spe, 5, one, lr) == pytest.approx(0.505)  # halfway through 4 cosine epochs
+
+
+def test_multistep_and_constant() -> None:
+    m = Schedule(name="multistep", milestones=[2, 3], gamma=0.1)
+    assert [lr_factor(e * 10, 10, 4, m, 0.1) for e in range(4)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert lr_factor(19, 10, 4, m, 0.1) == 1.0  # decays at the epoch boundary, not before
+    assert lr_factor(123, 10, 4, Schedule(name="constant"), 0.1) == 1.0
+
+
+# --- determinism and resume ------------------------------------------------------
+
+
+def test_same_seed_identical_weights_and_losses(tmp_path: Path) -> None:
+    spec = tiny_spec()
+    r1, m1 = train_tiny(spec, tmp_path / "a")
+    r2, m2 = train_tiny(spec, tmp_path / "b")
+    assert r1.step_losses == r2.step_losses
+    assert_same_state(m1.state_dict(), m2.state_dict())
+    r3, m3 = train_tiny(tiny_spec("seed=1"), tmp_path / "c")
+    assert r3.step_losses != r1.step_losses
+
+
+def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    spec = tiny_spec("train.checkpoint_every_steps=2")
+    full, model_full = train_tiny(spec, tmp_path / "full")
+    # Same run, stopped by a step budget after 5 steps (mid epoch 1 of 5 steps each... ) ...
+    budget = tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=3")
+    train_tiny(budget, tmp_path / "cut")
+    step_ckpt = tmp_path / "cut" / "step-00000002.pt"
+    assert checkpoint.verify(step_ckpt) is None
+    # ... and resumed from its mid-epoch checkpoint under the full spec's identity.
+    state = checkpoint.load(step_ckpt)
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 2)
+    state["spec"], state["spec_hash"] = resolved_dict(spec), spec_hash(spec)
+    checkpoint.save(tmp_path / "resume" / "step-00000002.pt", state)
+    resumed, model_resumed = train_tiny(spec, tmp_path / "resume", tmp_path / "resume" / "step-00000002.pt")
+    assert resumed.step_losses == full.step_losses
+    assert_same_state(model_resumed.state_dict(), model_full.state_dict())
+    assert [h.val_acc for h in resumed.history] == [h.val_acc for h in full.history]
+
+
+@pytest.mark.parametrize("toggle", ["train.channels_last=true", "train.amp=bf16"])
+def test_cpu_toggles_train_and_stay_deterministic(tmp_path: Path, toggle: str) -> None:
+    spec = tiny_spec(toggle, "train.epochs=1")
+    r1, m1 = train_tiny(spec, tmp_path / "a")
+    r2, m2 = train_tiny(spec, tmp_path / "b")
+    assert r1.status == "completed" and all(torch.isfinite(torch.tensor(r1.step_losses)))
+    assert r1.step_losses == r2.step_losses
+    assert_same_state(m1.state_dict(), m2.state_dict())
+
+
+@pytest.mark.slow
+def test_compile_on_a_tiny_model(tmp_path: Path) -> None:
+    """torch.compile trains, and checkpoints hold the unwrapped model's keys."""
+    spec = tiny_spec("train.compile=default", "train.epochs=1", "data.synthetic.train=130")
+    result, model = train_tiny(spec, tmp_path)
+    assert result.status == "completed" and result.compile_s is not None and result.compile_s > 0
+    keys = checkpoint.load(tmp_path / "last.pt")["model"].keys()
+    assert keys == model.state_dict().keys()
+    assert not any(k.startswith(("_orig_mod.", "module.")) for k in keys)
+
+
+def test_fp16_on_cpu_is_invalid() -> None:
+    with pytest.raises(InvalidInput, match="train.amp: fp16 needs a CUDA device"):
+        check_device_support(tiny_spec("train.amp=fp16").train, torch.device("cpu"))
+
+
+def test_divergence_stops_the_run(tmp_path: Path) -> None:
+    # Without normalisation, lr 10 overflows to NaN within a few steps.
+    result, _ = train_tiny(tiny_spec("train.optimizer.lr=10.0", "model.norm=none"), tmp_path)
+    assert result.status == "diverged"
+    assert result.diverged_at_step is not None
+    assert not torch.isfinite(torch.tensor(result.step_losses[result.diverged_at_step]))
+    assert all(torch.isfinite(torch.tensor(result.step_losses[: result.diverged_at_step])))
+
+
+def test_early_stopping_after_patience(tmp_path: Path) -> None:
+    # lr 0 never improves after epoch 1: patience 1 stops at epoch 2 of 5.
+    spec = tiny_spec("train.epochs=5", "train.optimizer.lr=1e-12", "train.early_stopping={floor: 0.0, patience: 1}")
+    result, _ = train_tiny(spec, tmp_path)
+    assert result.status == "early_stopped"
+    assert result.epochs_run == 2 and result.best_epoch == 1
+
+
+def test_selection_split_is_test_without_validation(tmp_path: Path) -> None:
+    result, _ = train_tiny(tiny_spec("data.val_split=0", "train.epochs=1"), tmp_path)
+    assert result.selection_split == "test"
