@@ -240,7 +240,10 @@ def build_plan(
     path, abl = load_ablation(source)
     cli_sets = list(cli_sets or [])
     for item in cli_sets:
-        parse_override(item)  # syntax errors name the --set item
+        key = parse_override(item)[0]  # syntax errors name the --set item
+        if key in [["seed"], ["name"]]:
+            hint = "use --seeds N or the file's seeds" if key == ["seed"] else "rename the ablation"
+            raise InvalidInput(f"--set {item!r}: {key[0]} is set by ablate for every run; {hint}")
     only = list(only or [])
     unknown = [v for v in only if v not in abl.variants]
     if unknown:
@@ -441,6 +444,13 @@ def _curves(run_dirs: list[Path]) -> dict[str, list[list[float]]]:
     return out
 
 
+def _split_mark(curves: dict[str, Any], mixed: bool) -> str:
+    """Legend suffix naming the split when variants differ in it."""
+    if not mixed:
+        return ""
+    return " [" + "/".join(sorted({s for s in curves["split"] if s})) + "]"
+
+
 def _band(series: list[list[float | None]]) -> tuple[list[int], list[float], list[float], list[float]]:
     """Epochs (1-based), mean, min and max over the runs that reached each epoch."""
     length = max((len(s) for s in series), default=0)
@@ -469,7 +479,8 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"]]) for v in record["variants"]}
     splits = sorted({s for c in data.values() for s in c["split"] if s})
-    split_label = " / ".join(splits) or "val"
+    mixed = len(splits) > 1
+    split_label = splits[0] if len(splits) == 1 else ("held-out" if mixed else "val")
     files = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -479,30 +490,31 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
             continue
         color = f"C{i % 10}"
         n = len(c["val_acc"])
-        ax.plot(epochs, [100 * x for x in mean], color=color, lw=1.8, label=f"{name} (n={n})", marker="o" if len(epochs) == 1 else None)
+        ax.plot(epochs, [100 * x for x in mean], color=color, lw=1.8, label=f"{name}{_split_mark(c, mixed)} (n={n})", marker="o" if len(epochs) == 1 else None)
         if n > 1:
             ax.fill_between(epochs, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.18, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{split_label} accuracy (%)")
-    ax.set_title(f"{record['ablation']['name']}: per-epoch {split_label} accuracy, mean over seeds (band: min-max)")
+    ax.set_title(f"{record['ablation']['name']}: mean over seeds, band min-max", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(fig_dir / "val_acc.png", dpi=120)
     plt.close(fig)
     files.append({"path": "figures/val_acc.png", "caption": (
-        f"Per-epoch accuracy on the {split_label} split of every variant: line = mean over seeds, "
-        "band = min-max over seeds."
+        f"Per-epoch accuracy on the {split_label} split of every variant"
+        + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
+        + ": line = mean over seeds, band = min-max over seeds."
     )})  # fmt: skip
 
     if record["ablation"]["figure"] == "depth":
-        files.append(_depth_figure(plt, record, data, fig_dir, split_label))
+        files.append(_depth_figure(plt, record, data, fig_dir, split_label, mixed))
     return {"available": True, "note": "", "files": files}
 
 
 def _depth_figure(
-    plt: Any, record: dict[str, Any], data: dict[str, Any], fig_dir: Path, split_label: str
+    plt: Any, record: dict[str, Any], data: dict[str, Any], fig_dir: Path, split_label: str, mixed: bool
 ) -> dict[str, str]:
     """He et al. (2016) Fig. 6 style: train error dashed/thin, held-out error bold, per network."""
     from matplotlib.ticker import MaxNLocator
@@ -516,9 +528,10 @@ def _depth_figure(
         for i, name in enumerate(names):
             c, color = data[name], f"C{list(family).index(name) % 10}"
             ep, tr, _, _ = _band(c["train_acc"])
-            ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--")
+            dot = {"marker": "o"} if len(ep) == 1 else {}  # a single epoch has no line to draw
+            ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--", **({"marker": "x"} if dot else {}))
             ep, va, _, _ = _band(c["val_acc"])
-            ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=name)
+            ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=f"{name}{_split_mark(c, mixed)}", **dot)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{title} networks")
         ax.set_xlabel("epoch")
@@ -530,7 +543,7 @@ def _depth_figure(
     plt.close(fig)
     return {"path": "figures/depth.png", "caption": (
         f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error "
-        f"(running, on augmented training batches), bold = error on the {split_label} split "
+        f"(running, on augmented training batches), bold = error on the {split_label} split{' (legend: [val] or [test])' if mixed else ''} "
         "(He et al. plot test error; here it is the split each run selected on). Mean over seeds."
     )}  # fmt: skip
 
@@ -654,7 +667,8 @@ def print_plan(plan: Plan, out: Path) -> None:
         state = run_state(out, r)
         label = {"finished": "skip (finished)", "resume": "resume (interrupted)",
                  "stale": "run (replaces a run of a different spec)", "new": "run"}[state]  # fmt: skip
-        _print(f"{r.name}  variant {r.variant}  seed {r.seed}  sha256 {r.spec_hash[:12]}  [{label}]")
+        _print(f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]")
+        _print(f"  spec sha256: {r.spec_hash}")
         _print(f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}")
         _print(f"  {shell_command(run_argv(plan, r, out, state == 'resume'))}")
 
@@ -686,7 +700,8 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
             _print(f"{head}: interrupted (exit {rc}); continue with: {relaunch}")
             return EXIT_INTERRUPTED
         if run_state(out, r) != "finished":  # rc 1 from a crash leaves no audit.json
-            _print(f"auditor ablate: error: {r.name}: `auditor run` exited {rc} without a finished report; stopped")
+            print(f"auditor ablate: error: {r.name}: `auditor run` exited {rc} without a finished report; "
+                  "stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
             return rc or 1
         if rc == 1:
             failed_criteria.append(r.name)

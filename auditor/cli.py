@@ -97,7 +97,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from auditor.models import count_parameters, create_model, list_models, model_info
 
     print(f"{'model':<10} {'params':>12}  family")
-    for name in list_models():
+    for name in sorted(list_models(), key=lambda n: (model_info(n).family, model_info(n).depth)):
         total, _ = count_parameters(create_model(name))
         print(f"{name:<10} {total:>12,}  {model_info(name).family}")
     return EXIT_OK

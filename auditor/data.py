@@ -357,9 +357,9 @@ def train_batches(
     x, y are resident on the training device; only the index and augmentation
     parameters (a few hundred bytes a step) cross from the host.
     """
-    order = epoch_order(len(y), seed, epoch)
+    order = epoch_order(len(y), seed, epoch).to(x.device)  # one transfer per epoch
     for step in range(start_step, steps_per_epoch(len(y), batch_size)):
-        idx = order[step * batch_size : (step + 1) * batch_size].to(x.device, non_blocking=True)
+        idx = order[step * batch_size : (step + 1) * batch_size]
         gen = generator(seed, "augment", epoch, step)
         xb = augment(x[idx], spec.augment.crop_padding, spec.augment.hflip, gen)
         yield step, xb, y[idx]

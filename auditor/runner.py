@@ -269,7 +269,7 @@ def assemble(
         "environment": asdict(env),
         "data": {**asdict(data.provenance), "sizes": data.sizes(), "classes": list(data.classes)},
         "model": {**asdict(model_info(spec.model.name)), "norm": spec.model.norm, "num_classes": spec.model.num_classes},
-        "training": {**train, "epochs_planned": spec.train.epochs, "steps_per_epoch": _spe(result)},
+        "training": {**train, "epochs_planned": spec.train.epochs},
         "measurements": measured,
         "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt),
         "metrics": metrics,
@@ -277,10 +277,6 @@ def assemble(
         "verdict": "PASS" if all(c.passed for c in criteria) and result.status != "diverged" else "FAIL",
         "verification": None,
     }
-
-
-def _spe(result: TrainResult) -> int | None:
-    return len(result.step_losses) // result.epochs_run if result.epochs_run else None
 
 
 def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path) -> None:

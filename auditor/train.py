@@ -60,6 +60,7 @@ class TrainResult:
     diverged_at_step: int | None
     resumed_from: str | None
     compile_s: float | None = None  # wall time of the first compiled step (incl. compile)
+    steps_per_epoch: int = 0
 
 
 @dataclass
@@ -454,5 +455,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         train_time_s=loop.train_time_s,
         images_per_s=images / loop.train_time_s if loop.train_time_s > 0 else 0.0,
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
-        compile_s=loop.compile_s,
+        compile_s=loop.compile_s, steps_per_epoch=loop.spe,
     )  # fmt: skip

@@ -11,7 +11,7 @@ momentum buffers keyed by parameter name).
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
 spec.verify.allow_tolerance) or `diverged`. It goes into run A's audit.json
-as the `verification` block (see `build_block`), into `metrics.reproducible`
+as the `verification` block (see `verify`), into `metrics.reproducible`
 (so a `reproducible: "== bitwise"` criterion gates on it), and into
 `<out>/verify/<name>/verify.json`.
 
@@ -252,7 +252,8 @@ def _finished(plan: Plan, rec: RunRecord) -> dict[str, Any]:
         raise InvalidInput(f"run {rec.id} ({rec.role}) rejected its input:\n{_tail(log_path, 5)}")
     if rec.returncode not in (0, 1) or not (report / "audit.json").is_file():
         raise RunFailed(
-            f"run {rec.id} ({rec.role}) failed with exit code {rec.returncode}; log {log_path}:\n{_tail(log_path)}"
+            f"run {rec.id} ({rec.role}) failed with exit code {rec.returncode}; "
+            f"log {log_path}:\n{_tail(log_path)}"
         )
     return read_audit(report)  # exit 1 = its own criteria failed: still a finished run
 
@@ -270,7 +271,9 @@ def corrupt_newest(ckpt_dir: Path) -> str | None:
     return p.name
 
 
-def run_killed(plan: Plan, spec_file: Path, log: Log) -> tuple[list[RunRecord], dict[str, Any], dict[str, Any]]:
+def run_killed(
+    plan: Plan, spec_file: Path, log: Log
+) -> tuple[list[RunRecord], dict[str, Any], dict[str, Any]]:
     """Run K: killed after step plan.kill_at, then resumed. Returns (records, audit, facts)."""
     name, k = plan.spec.name, plan.kill_at
     killed = _start(plan, spec_file, "k", "killed", log, extra_env={ENV_KILL_AT: str(k)})
@@ -302,7 +305,8 @@ def run_killed(plan: Plan, spec_file: Path, log: Log) -> tuple[list[RunRecord], 
     facts["resumed_from"] = audit["run"].get("resumed_from")
     facts["resume_notes"] = list(audit["run"].get("resume_notes") or [])
     facts["notes"] += [f"resume: {n}" for n in facts["resume_notes"]]
-    expected = checkpoint_name(resume_position(k, plan.steps_per_epoch, plan.checkpoint_every), plan.steps_per_epoch)
+    spe = plan.steps_per_epoch
+    expected = checkpoint_name(resume_position(k, spe, plan.checkpoint_every), spe)
     if facts["resumed_from"] is None and resume:
         facts["notes"].append(
             f"killed after step {k} before any checkpoint was written: the resumed process "
@@ -373,7 +377,9 @@ def compare_metrics(a: list[dict[str, str]], b: list[dict[str, str]]) -> dict[st
             if col in TIMING_COLUMNS or ra.get(col) == rb.get(col):
                 continue
             d = _abs_diff(_num(ra.get(col)), _num(rb.get(col)))
-            diffs.append({"epoch": ra.get("epoch"), "column": col, "a": ra.get(col), "b": rb.get(col), "abs_diff": d})
+            diffs.append(
+                {"epoch": ra.get("epoch"), "column": col, "a": ra.get(col), "b": rb.get(col), "abs_diff": d}
+            )
             if d is None:
                 comparable = False
             else:
@@ -419,7 +425,8 @@ def compare_tensors(ta: dict[str, Any], tb: dict[str, Any]) -> list[dict[str, An
         equal = same_kind and sa == sb
         diff: float | None = 0.0 if equal else None
         if same_kind and not equal:
-            d = (a.detach().cpu().double() - b.detach().cpu().double()).abs().max().item() if a.numel() else 0.0
+            da, db = a.detach().cpu().double(), b.detach().cpu().double()
+            d = (da - db).abs().max().item() if a.numel() else 0.0
             diff = d if math.isfinite(d) else None
         row = {"name": name, "sha256_a": sa, "sha256_b": sb, "max_abs_diff": diff, "equal": equal}
         if not same_kind:
@@ -450,7 +457,7 @@ def compare_pair(workdir: Path, name: str, x: str, y: str, param_names: list[str
     t_equal = all(t["equal"] for t in tensors) and (px is None) == (py is None)
     diffs = [losses["max_abs_diff"], metrics["max_abs_diff"], *[t["max_abs_diff"] for t in tensors]]
     comparable = all(d is not None for d in diffs) and (px is None) == (py is None)
-    differing = sorted((t for t in tensors if not t["equal"]), key=lambda t: -(t["max_abs_diff"] or math.inf))
+    differing = sorted((t for t in tensors if not t["equal"]), key=_by_diff)
     return {
         "pair": f"{x}-{y}",
         "equal": losses["equal"] and metrics["equal"] and t_equal,
@@ -463,6 +470,11 @@ def compare_pair(workdir: Path, name: str, x: str, y: str, param_names: list[str
         "tensors": tensors,
         "notes": notes,
     }
+
+
+def _by_diff(row: dict[str, Any]) -> float:
+    """Sort key: largest difference first, not-comparable (None) before everything."""
+    return -(row["max_abs_diff"] if row["max_abs_diff"] is not None else math.inf)
 
 
 def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -488,7 +500,7 @@ def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "max_abs_diff_ab": tb["max_abs_diff"] if tb else None, "equal_ab": bool(tb and tb["equal"]),
             "max_abs_diff_ak": tk["max_abs_diff"] if tk else None, "equal_ak": bool(tk and tk["equal"]),
         })  # fmt: skip
-    differing = sorted((r for r in rows if not r["equal"]), key=lambda r: -(r["max_abs_diff"] if r["max_abs_diff"] is not None else math.inf))
+    differing = sorted((r for r in rows if not r["equal"]), key=_by_diff)
     return differing + [r for r in rows if r["equal"]]
 
 
@@ -503,7 +515,8 @@ def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
 
 def first_divergence(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Earliest step at which a pair's loss streams differ (loss_a: run A, loss_b: the pair's other run)."""
-    hits = [(p["losses"]["first_divergence"], i, p) for i, p in enumerate(pairs) if p["losses"]["first_divergence"] is not None]
+    hits = [(p["losses"]["first_divergence"], i, p) for i, p in enumerate(pairs)]
+    hits = [h for h in hits if h[0] is not None]
     if not hits:
         return None
     step, _, p = min(hits, key=lambda h: (h[0], h[1]))
@@ -544,9 +557,9 @@ def verify(
     plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at)
     notes = [*plan.notes, *_check_injection_env(plan.total_steps)]
     name = plan.spec.name
-    if plan.workdir.exists():
-        shutil.rmtree(plan.workdir)
     try:
+        if plan.workdir.is_dir():
+            shutil.rmtree(plan.workdir)  # verify's own evidence from an earlier invocation
         plan.workdir.mkdir(parents=True)
     except OSError as exc:
         raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
@@ -568,16 +581,16 @@ def verify(
     verdict = decide(pairs, tol.tolerance)
     passed = verdict == "bitwise" or (verdict == "tolerance" and tol.allow_tolerance)
     if verdict == "tolerance" and not tol.allow_tolerance:
-        notes.append(f"differences are within verify.tolerance {tol.tolerance:g} but verify.allow_tolerance is false")
+        notes.append(
+            f"differences are within verify.tolerance {tol.tolerance:g} but verify.allow_tolerance is false"
+        )
     fd = first_divergence(pairs)
     if verdict != "bitwise" and fd is None:
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
-    top = sorted(
-        ({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]),
-        key=lambda t: -(t["max_abs_diff"] if t["max_abs_diff"] is not None else math.inf),
-    )[:TOP_N]
+    top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
     k_desc = (
-        f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), resumed from {facts['resumed_from'] or 'scratch'}"
+        f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), "
+        f"resumed from {facts['resumed_from'] or 'scratch'}"
         if facts["kill_signal"] else f"k: not killed (finished before step {plan.kill_at})"
     )  # fmt: skip
     block = {
@@ -641,7 +654,8 @@ def summary(outcome: VerifyOutcome) -> str:
     lines = [
         f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}",
         f"  budget: {bud['total_steps']} steps ({bud['epochs']} epochs x {bud['steps_per_epoch']} steps"
-        + (f", max_steps {bud['steps']}" if bud["steps"] else "") + f"), checkpoint every {bud['checkpoint_every_steps']}",
+        + (f", max_steps {bud['steps']}" if bud["steps"] else "")
+        + f"), checkpoint every {bud['checkpoint_every_steps']}",
         f"  run K: killed after step {b['kill_at_step']} by {b['kill_signal'] or 'nothing (not killed)'}, "
         f"resumed from {b['resumed_from'] or 'scratch'}",
     ]
@@ -651,7 +665,8 @@ def summary(outcome: VerifyOutcome) -> str:
         lines.append(
             f"  {p['pair']}: {state}; losses {lo['steps_a']}/{lo['steps_b']} steps "
             f"{'equal' if lo['equal'] else 'differ from step ' + str(lo['first_divergence'])}; "
-            f"metrics {'equal' if me['equal'] else 'differ'}; tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
+            f"metrics {'equal' if me['equal'] else 'differ'}; "
+            f"tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
         )
     fd = b["first_divergence"]
     lines.append(
@@ -660,12 +675,16 @@ def summary(outcome: VerifyOutcome) -> str:
     )  # fmt: skip
     if b["top_tensors"]:
         lines.append("  top differing tensors:")
-        lines += [f"    {t['pair']} {t['name']}: max |diff| {_g(t['max_abs_diff'])}" for t in b["top_tensors"][:5]]
+        lines += [
+            f"    {t['pair']} {t['name']}: max |diff| {_g(t['max_abs_diff'])}"
+            for t in b["top_tensors"][:5]
+        ]
     if b["verdict"] != "bitwise":
         lines.append("  likely causes (nondeterminism sources in force):")
         lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none recorded"]
     lines += [f"  note: {n}" for n in b["notes"]]
-    lines.append(f"  evidence: {Path(b['work_dir']) / 'verify.json'}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
+    evidence = Path(b["work_dir"]) / "verify.json"
+    lines.append(f"  evidence: {evidence}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
     return "\n".join(lines)
 
 

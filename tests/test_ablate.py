@@ -1,0 +1,326 @@
+"""Tests for `auditor ablate`: file validation, planning, resumable runs and the aggregate page."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auditor.ablate import build_plan, choose_seeds, fmt_stat, make_figures, summarize
+from auditor.errors import InvalidInput
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET = REPO.parent / "shared" / "data" / "cifar10-subset"
+PRESETS = REPO / "specs" / "ablations"
+
+# 2 variants x 2 seeds of the shipped smoke spec, shrunk to a few seconds per run.
+TINY = """\
+name: tiny
+description: two schedules x two seeds on synthetic data
+base: smoke
+overrides:
+  - train.epochs=1
+  - data.synthetic.train=240
+  - data.synthetic.test=60
+  - data.val_split=60
+  - measure.latency.warmup=0
+  - measure.latency.iters=5
+seeds: [0, 1]
+variants:
+  cosine: []
+  constant: [train.schedule.name=constant]
+reference:
+  cosine: {best_val_acc: 0.5}
+"""
+VARIANTS, SEEDS = ("cosine", "constant"), (0, 1)
+ACC = ("best_val_acc", "final_val_acc", "test_acc")
+# The tiny-budget options documented in both presets' comments.
+TINY_BUDGET = [
+    "train.epochs=1", "train.schedule.milestones=[0.5]", "data.root=../shared/data/cifar10-subset",
+    "data.limit_train=256", "data.val_split=128", "data.limit_test=256", "train.device=cpu",
+    "measure.latency.warmup=0", "measure.latency.iters=5",
+]  # fmt: skip
+
+
+def ablate(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`auditor ablate ARGS` in a fresh process, as a user would call it."""
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", "ablate", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def sets(items: list[str]) -> list[str]:
+    return [a for s in items for a in ("--set", s)]
+
+
+def assert_invalid(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, f"{n!r} not in: {proc.stderr}"
+
+
+# --- validation before any run (fast) ---------------------------------------------------
+
+
+def test_bad_override_fails_before_training(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.yaml", TINY.replace(
+        "  constant: [train.schedule.name=constant]",
+        "  constant: [train.schedule.name=constant]\n  nobn: [model.norm=none, train.optimizer.lr=-1]",
+    ))  # fmt: skip
+    proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
+    assert_invalid(proc, "x.yaml: variant 'nobn': train.optimizer.lr", "got -1")
+    assert not (tmp_path / "out").exists()  # nothing ran, not even the valid variants
+
+
+def test_override_path_not_in_schema(tmp_path: Path) -> None:
+    write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.optimiser.lr=0.1]"))
+    proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
+    assert_invalid(proc, "x.yaml: variant 'cosine': train.optimiser: unknown key")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_only_variant(tmp_path: Path) -> None:
+    write(tmp_path / "x.yaml", TINY)
+    proc = ablate("x.yaml", "--only", "nobn", "--out", "out", cwd=tmp_path)
+    assert_invalid(proc, "x.yaml", "'nobn'", "cosine, constant")
+    assert not (tmp_path / "out").exists()
+
+
+def test_base_that_does_not_validate(tmp_path: Path) -> None:
+    write(tmp_path / "base.yaml", "name: b\ndata: {dataset: synthetic}\ntrain: {epochs: 2, optimiser: {}}\n")
+    write(tmp_path / "x.yaml", "name: x\nbase: base.yaml\nseeds: [0]\nvariants: {a: [], b: [train.epochs=3]}\n")
+    proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
+    assert_invalid(proc, "x.yaml: base base.yaml", "train.optimiser: unknown key")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_base(tmp_path: Path) -> None:
+    write(tmp_path / "x.yaml", TINY.replace("base: smoke", "base: nowhere.yaml"))
+    with pytest.raises(InvalidInput, match=r"x.yaml: base: 'nowhere.yaml' not found"):
+        build_plan(str(tmp_path / "x.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("seeds: [0, 1]", "seeds: [0, 1, 0]"), "seeds: seeds must be unique"),
+        (("seeds: [0, 1]", "seeds: []"), "seeds: list should have at least 1 item"),
+        (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
+        (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
+        (("cosine: []", "'co sine': []"), "variants.co sine.[key]"),
+        (("cosine: {best_val_acc: 0.5}", "nobn: {best_val_acc: 0.5}"), "unknown variants ['nobn']"),
+        (("cosine: {best_val_acc: 0.5}", "cosine: {best_val_acc: 94.1}"), "reference.cosine.best_val_acc"),
+    ],
+)
+def test_ablation_file_is_strict(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
+    f = write(tmp_path / "x.yaml", TINY.replace(*edit))
+    with pytest.raises(InvalidInput) as exc:
+        build_plan(str(f))
+    assert str(f) in str(exc.value) and needle.lower() in str(exc.value).lower(), str(exc.value)
+
+
+def test_override_order_and_names(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.epochs=2]"))
+    plan = build_plan(str(f), cli_sets=["train.epochs=5", "train.batch_size=32"])
+    by = {(r.variant, r.seed): r for r in plan.runs}
+    assert [r.name for r in plan.runs] == [f"tiny-{v}-s{s}" for v in VARIANTS for s in SEEDS]
+    assert by["cosine", 1].spec.train.epochs == 2  # the variant wins over --set
+    assert by["constant", 1].spec.train.epochs == 5  # --set wins over the file's overrides
+    assert by["constant", 0].spec.train.batch_size == 32
+    assert by["constant", 1].spec.seed == 1 and by["constant", 1].spec.name == "tiny-constant-s1"
+    assert any("variant 'cosine' sets train.epochs" in w for w in plan.warnings)
+    assert len({r.spec_hash for r in plan.runs}) == 4
+
+
+def test_seeds_option() -> None:
+    assert choose_seeds([3, 1, 2], 2, "f")[0] == [3, 1]
+    seeds, note = choose_seeds([0, 1, 2], 5, "f")
+    assert seeds == [0, 1, 2, 3, 4] and "extended with [3, 4]" in note
+    with pytest.raises(InvalidInput, match="--seeds"):
+        choose_seeds([0], 0, "f")
+
+
+def test_summary_and_format() -> None:
+    s = summarize([0.9391, 0.9379, None, 0.9403])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(statistics.mean([0.9391, 0.9379, 0.9403]))
+    assert s["std"] == pytest.approx(statistics.stdev([0.9391, 0.9379, 0.9403]))
+    assert fmt_stat(s, "acc", 4) == f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} % (n=3)"
+    one = summarize([0.5])
+    assert one["std"] is None and fmt_stat(one, "acc", 1) == "50.00 %"
+    assert fmt_stat(summarize([None]), "acc", 1) == "—"
+
+
+def test_figures_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    figs = make_figures({"variants": [], "ablation": {"name": "x", "figure": None}}, tmp_path)
+    assert figs["available"] is False and "matplotlib is not installed" in figs["note"]
+
+
+# --- shipped presets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("preset", "n_variants"), [("resnet18_cifar10", 7), ("plain_vs_resnet", 5)])
+def test_presets_validate(preset: str, n_variants: int) -> None:
+    plan = build_plan(str(PRESETS / f"{preset}.yaml"))
+    assert len(plan.variants) == n_variants and list(plan.seeds) == [0, 1, 2]
+    assert len(plan.runs) == 3 * n_variants
+    tiny = build_plan(str(PRESETS / f"{preset}.yaml"), cli_sets=TINY_BUDGET, n_seeds=1)
+    assert all(r.spec.train.epochs == 1 and r.spec.train.device == "cpu" for r in tiny.runs)
+
+
+def test_resnet18_preset_contents() -> None:
+    plan = build_plan(str(PRESETS / "resnet18_cifar10.yaml"))
+    spec = {r.variant: r.spec for r in plan.runs if r.seed == 0}
+    assert all(s.train.epochs == 100 for s in spec.values())
+    assert spec["multistep"].train.schedule.name == "multistep"
+    assert spec["multistep"].train.schedule.milestones == [50, 75]
+    assert spec["constant"].train.schedule.name == "constant" and spec["cosine"].train.schedule.name == "cosine"
+    assert spec["no-bn"].model.norm == "none" and spec["no-bn"].train.optimizer.lr == 0.01
+    assert spec["resnet34"].model.name == "resnet34" and spec["resnet50"].model.name == "resnet50"
+    assert spec["batch32"].train.batch_size == 32
+    assert plan.ablation.reference["cosine"].best_val_acc == 0.941
+
+
+def test_plain_vs_resnet_preset_contents() -> None:
+    plan = build_plan(str(PRESETS / "plain_vs_resnet.yaml"))
+    spec = {r.variant: r.spec for r in plan.runs if r.seed == 0}
+    assert {v: s.model.name for v, s in spec.items()} == {v: v for v in spec}
+    assert spec["resnet110"].train.schedule.warmup_epochs == 1
+    assert spec["resnet20"].train.schedule.milestones == [82, 123] and plan.figure == "depth"
+    assert plan.ablation.reference["resnet110"].test_acc == 0.9357
+
+
+@pytest.mark.parametrize("preset", ["resnet18_cifar10", "plain_vs_resnet"])
+def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
+    listed = ablate(f"specs/ablations/{preset}.yaml", "--list", cwd=REPO)
+    assert listed.returncode == 0, listed.stderr
+    plan = build_plan(str(PRESETS / f"{preset}.yaml"))
+    for v in plan.variants:
+        assert re.search(rf"^{re.escape(v)}\s", listed.stdout, re.M), listed.stdout
+    out = tmp_path / "out"
+    dry = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--out", str(out), cwd=REPO)
+    assert dry.returncode == 0, dry.stderr
+    for r in plan.runs:
+        assert r.name in dry.stdout and r.spec_hash[:12] in dry.stdout
+    assert dry.stdout.count("auditor run ") == len(plan.runs)
+    assert not out.exists()
+
+
+# --- real runs (slow) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The tiny ablation, run once through the real CLI."""
+    root = tmp_path_factory.mktemp("ablate")
+    write(root / "tiny.yaml", TINY)
+    proc = ablate("tiny.yaml", "--out", "out", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root, proc
+
+
+def _audits(out: Path) -> dict[str, list[dict]]:
+    return {
+        v: [json.loads((out / "reports" / f"tiny-{v}-s{s}" / "audit.json").read_text()) for s in SEEDS]
+        for v in VARIANTS
+    }
+
+
+def test_dry_run_runs_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY)
+    proc = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("auditor run ") == 4 and "--set seed=1 --set name=tiny-constant-s1" in proc.stdout
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, _ = tiny_out
+    here = root / "out" / "reports" / "tiny"
+    page = (here / "ABLATIONS.md").read_text()
+    record = json.loads((here / "ablations.json").read_text())
+    audits = _audits(root / "out")
+    for v in VARIANTS:
+        row = next(line for line in page.splitlines() if line.startswith(f"| {v} | 2 |"))
+        rec = next(x for x in record["variants"] if x["name"] == v)
+        for key in (*ACC, "train_time_s"):
+            xs = [a["metrics"][key] for a in audits[v]]
+            mean, std = statistics.mean(xs), statistics.stdev(xs)
+            assert rec["stats"][key]["mean"] == pytest.approx(mean)
+            assert rec["stats"][key]["std"] == pytest.approx(std)
+            cell = f"{100 * mean:.2f} ± {100 * std:.2f} %" if key in ACC else f"{mean:.1f} ± {std:.1f} s"
+            assert f"| {cell} |" in row, (cell, row)
+        assert [r["metrics"]["test_acc"] for r in rec["runs"]] == [a["metrics"]["test_acc"] for a in audits[v]]
+        links = re.findall(r"\]\(([^)]+REPRODUCIBILITY\.md)\)", row)
+        assert len(links) == 2 and all((here / link).is_file() for link in links)
+    assert "reference (single run)" in page and "50.00 %" in page
+    assert (here / "figures" / "val_acc.png").stat().st_size > 0
+    assert "![figures/val_acc.png](figures/val_acc.png)" in page
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, _ = tiny_out
+    audit_files = sorted((root / "out" / "reports").glob("tiny-*/audit.json"))
+    assert len(audit_files) == 4
+    before = {p: p.stat().st_mtime_ns for p in audit_files}
+    proc = ablate("tiny.yaml", "--out", "out", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("skip (finished)") == 4 and "auditor run" not in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in audit_files} == before
+
+
+@pytest.mark.slow
+def test_resume_and_new_seeds_are_planned(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, _ = tiny_out
+    staging = root / "out" / "checkpoints" / "tiny-cosine-s2.partial"
+    staging.mkdir()
+    try:
+        proc = ablate("tiny.yaml", "--seeds", "3", "--dry-run", "--out", "out", cwd=root)
+    finally:
+        staging.rmdir()
+    assert proc.returncode == 0, proc.stderr
+    lines = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("tiny-")}
+    assert "[resume (interrupted)]" in lines["tiny-cosine-s2"] and "[run]" in lines["tiny-constant-s2"]
+    assert "[skip (finished)]" in lines["tiny-cosine-s0"]
+    assert "extended with [2]" in proc.stdout
+    assert re.search(r"--set name=tiny-cosine-s2 --out out --resume$", proc.stdout, re.M)
+
+
+@pytest.mark.slow
+def test_render_only_rebuilds_from_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, _ = tiny_out
+    here = root / "out" / "reports" / "tiny"
+    table = [ln for ln in (here / "ABLATIONS.md").read_text().splitlines() if ln.startswith("| c")]
+    shutil.rmtree(here)
+    proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert [ln for ln in (here / "ABLATIONS.md").read_text().splitlines() if ln.startswith("| c")] == table
+    assert (here / "ablations.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SUBSET.is_dir(), reason=f"real CIFAR-10 subset not found at {SUBSET}")
+def test_preset_tiny_budget_on_real_subset(tmp_path: Path) -> None:
+    args = ["specs/ablations/plain_vs_resnet.yaml", "--only", "resnet20", "--seeds", "1", "--out", str(tmp_path)]
+    proc = ablate(*args, *sets(TINY_BUDGET), cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    here = tmp_path / "reports" / "plain-vs-resnet-cifar10"
+    page = (here / "ABLATIONS.md").read_text()
+    assert "| resnet20 | 1 |" in page and (here / "figures" / "depth.png").is_file()
+    assert "91.25 %" in page  # He et al.'s ResNet-20, labelled as a single reported run

@@ -1,0 +1,363 @@
+"""Tests for `auditor verify`: twin runs, kill + resume, fault injection, the evidence block.
+
+The end-to-end tests (marked slow) each start one `python -m auditor verify`
+process, which trains the tiny synthetic spec four times (A, B, K killed, K
+resumed), one process after the other. The rest run in-process in well under
+a second each, apart from the one CLI test that checks for a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from auditor import checkpoint
+from auditor.cli import main
+from auditor.errors import InvalidInput
+from auditor.runner import ENV_NOISE_AT, find_resume_point, run_paths
+from auditor.spec import load_spec, resolved_dict, spec_hash
+from auditor.verify import (
+    ENV_CORRUPT_NEWEST,
+    ENV_NOISE_RUN,
+    checkpoint_name,
+    compare_losses,
+    compare_metrics,
+    compare_tensors,
+    decide,
+    default_kill_step,
+    first_divergence,
+    make_plan,
+    resume_position,
+    state_tensors,
+    verify,
+)
+
+# 356 synthetic images - 100 held out = 256 training images = 8 steps of 32 per epoch;
+# 2 epochs = 16 global steps. verify sets checkpoint_every_steps to 8 // 4 = 2.
+TINY = [
+    "data.synthetic.train=356", "data.synthetic.test=100", "data.val_split=100",
+    "train.batch_size=32", "model.name=resnet8",
+    "measure.latency.warmup=0", "measure.latency.iters=5",
+    "criteria.reproducible=== bitwise",  # gated on the verdict once verify has recorded it
+]  # fmt: skip
+SETS = [a for s in TINY for a in ("--set", s)]
+SPE, TOTAL, EVERY = 8, 16, 2
+
+
+def _verify(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m auditor verify smoke` on the tiny spec, 2 epochs, in a fresh process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITOR_")}
+    full_env["OMP_NUM_THREADS"] = "1"  # the box has 2 shared cores; the same for every run
+    full_env.update(env or {})
+    cmd = [sys.executable, "-m", "auditor", "verify", "smoke", *SETS, "--epochs", "2", "--out", str(out)]
+    cmd += args
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600, check=False)
+
+
+def _evidence(out: Path) -> tuple[dict, dict, str]:
+    """verify.json, run A's audit.json and run A's sheet."""
+    work = out / "verify" / "smoke"
+    report = work / "a" / "reports" / "smoke"
+    block = json.loads((work / "verify.json").read_text())
+    audit = json.loads((report / "audit.json").read_text())
+    return block, audit, (report / "REPRODUCIBILITY.md").read_text()
+
+
+def _pair(block: dict, name: str) -> dict:
+    return next(p for p in block["pairs"] if p["pair"] == name)
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+# --- end to end -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path) -> None:
+    user = tmp_path / "reports" / "smoke"
+    user.mkdir(parents=True)
+    (user / "audit.json").write_text('{"mine": true}\n')
+    (tmp_path / "checkpoints" / "smoke").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "smoke" / "last.pt").write_bytes(b"user checkpoint")
+    stale = tmp_path / "verify" / "smoke" / "stale.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("from an earlier verify")
+    before = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
+
+    proc = _verify(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    block, audit, sheet = _evidence(tmp_path)
+
+    assert block["verdict"] == "bitwise" and block["passed"] is True
+    assert block["kill_signal"] == "SIGKILL"
+    k = default_kill_step(TOTAL, SPE, EVERY)
+    assert block["kill_at_step"] == k and 0 < k % SPE < SPE - 1  # mid-epoch
+    assert block["resumed_from"] == checkpoint_name(resume_position(k, SPE, EVERY), SPE)
+    assert block["resumed_from"].startswith("step-")  # a mid-epoch step checkpoint
+    assert [p["returncode"] for p in block["processes"] if p["role"] == "killed"] == [-9]
+    assert block["budget"]["epochs"] == 2 and block["budget"]["total_steps"] == TOTAL
+    assert block["budget"]["checkpoint_every_steps"] == EVERY
+    assert block["first_divergence"] is None and block["top_tensors"] == []
+    for name in ("a-b", "a-k"):
+        pair = _pair(block, name)
+        assert pair["equal"] and pair["max_abs_diff"] == 0
+        assert pair["losses"]["steps_a"] == pair["losses"]["steps_b"] == TOTAL
+        assert pair["metrics"]["equal"] and pair["metrics"]["epochs_a"] == 2
+        assert pair["tensors_compared"] == pair["tensors_equal"] > 0
+    names = {t["name"] for t in block["tensors"]}
+    assert "model.norm1.running_mean" in names and "model.norm1.num_batches_tracked" in names  # BN buffers
+    assert "optimizer.conv1.weight.momentum_buffer" in names  # keyed by parameter name
+    assert all(t["equal"] and t["sha256_a"] == t["sha256_b"] == t["sha256_k"] for t in block["tensors"])
+    assert any("checkpoint_every_steps" in n for n in block["notes"])
+    assert block["nondeterminism_sources"] == audit["determinism"]["nondeterminism_sources"]
+
+    assert audit["verification"]["verdict"] == "bitwise"
+    assert audit["metrics"]["reproducible"] == "bitwise"
+    (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
+    assert crit["passed"] and crit["measured"] == "bitwise"
+    assert "## Determinism evidence" in sheet and "**bitwise**" in sheet
+    assert "BITWISE" in proc.stdout and "first divergence: none" in proc.stdout
+
+    after = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
+    assert after == before  # the user's own run is never touched
+    assert not stale.exists()  # verify's own earlier work dir is replaced
+    assert not (tmp_path / "verify" / "smoke" / "a" / "reports" / "smoke.partial").exists()
+
+
+@pytest.mark.slow
+def test_cpu_toggles_and_resume_past_a_corrupted_checkpoint(tmp_path: Path) -> None:
+    """channels_last + bf16 autocast on the CPU; the resume must skip a corrupted newest checkpoint."""
+    # Killed after step 13: step-00000010.pt and step-00000012.pt are kept (newer than last.pt at 8);
+    # the newest is corrupted, so the resume falls back to step-00000010.pt.
+    proc = _verify(
+        tmp_path, "--set", "train.channels_last=true", "--set", "train.amp=bf16", "--kill-at", "13",
+        env={ENV_CORRUPT_NEWEST: "1"},
+    )  # fmt: skip
+    block, audit, _ = _evidence(tmp_path)
+    assert audit["spec"]["train"]["channels_last"] is True and audit["spec"]["train"]["amp"] == "bf16"
+    assert block["kill_at_step"] == 13 and block["kill_signal"] == "SIGKILL"
+    assert block["resumed_from"] == "step-00000010.pt"
+    assert any("corrupted step-00000012.pt" in n for n in block["notes"])
+    assert any("skipped step-00000012.pt: sha256 mismatch" in n for n in block["notes"])
+    assert any("fell back" in n for n in block["notes"])
+    # On the CPU both toggles are deterministic: bf16 autocast changes the numerics,
+    # not their run-to-run order, so twin and resumed runs stay bit-identical.
+    assert block["verdict"] == "bitwise", proc.stdout + proc.stderr
+    assert proc.returncode == 0
+    assert any("AMP bf16" in s for s in block["nondeterminism_sources"])  # named as a risk all the same
+
+
+@pytest.mark.slow
+def test_injected_noise_diverges_and_kill_before_any_checkpoint_resumes_from_scratch(tmp_path: Path) -> None:
+    noise = 5
+    proc = _verify(tmp_path, "--kill-at", "0", env={ENV_NOISE_AT: str(noise), ENV_NOISE_RUN: "b"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    block, audit, sheet = _evidence(tmp_path)
+
+    assert block["verdict"] == "diverged" and block["passed"] is False
+    fd = block["first_divergence"]
+    assert fd["step"] == noise + 1 and fd["pair"] == "a-b" and fd["loss_a"] != fd["loss_b"]
+    ab = _pair(block, "a-b")
+    assert not ab["equal"] and ab["losses"]["first_divergence"] == noise + 1
+    assert ab["top_tensors"] and ab["top_tensors"][0]["max_abs_diff"] > 0
+    assert block["top_tensors"][0]["pair"] == "a-b"
+    assert block["tensors"][0]["equal"] is False  # differing tensors listed first
+    assert any("noise" in n and "run b" in n for n in block["notes"])
+
+    # Run K was killed after its very first step, before any checkpoint existed:
+    # the resumed process trained from scratch and was still compared.
+    assert block["kill_at_step"] == 0 and block["kill_signal"] == "SIGKILL"
+    assert block["resumed_from"] is None
+    assert any("from scratch" in n for n in block["notes"])
+    ak = _pair(block, "a-k")
+    assert ak["equal"] and ak["losses"]["steps_b"] == TOTAL and ak["tensors_compared"] > 0
+
+    assert audit["metrics"]["reproducible"] == "diverged"
+    (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
+    assert not crit["passed"] and crit["measured"] == "diverged" and audit["verdict"] == "FAIL"
+    assert "DIVERGED" in proc.stdout and f"first divergence: step {noise + 1}" in proc.stdout
+    assert "likely causes" in proc.stdout
+    assert "## Determinism evidence" in sheet and "**diverged**" in sheet
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def test_unknown_spec_key_exits_2_without_traceback(tmp_path: Path) -> None:
+    keep = tmp_path / "verify" / "smoke" / "keep.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("evidence of an earlier verify")
+    cmd = [sys.executable, "-m", "auditor", "verify", "smoke", "--set", "train.bogus=1"]
+    cmd += ["--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "train.bogus" in proc.stderr and "unknown key" in proc.stderr
+    assert keep.exists()  # bad input never removes an earlier work dir
+
+
+@pytest.mark.parametrize("kill_at", [TOTAL, 10_000, -1])
+def test_kill_at_outside_the_budget_exits_2(
+    tmp_path: Path, kill_at: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["verify", "smoke", *SETS, "--epochs", "2", "--out", str(tmp_path), "--kill-at", str(kill_at)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--kill-at" in err and f"0..{TOTAL - 1}" in err
+    assert not (tmp_path / "verify").exists()
+
+
+def test_epochs_and_steps_are_exclusive_and_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", "smoke", "--epochs", "1", "--steps", "3", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert main(["verify", "smoke", *SETS, "--steps", "0", "--out", str(tmp_path)]) == 2
+    assert "--steps: must be >= 1" in capsys.readouterr().err
+
+
+def test_bad_injection_variable_is_invalid_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_NOISE_AT, "5")
+    monkeypatch.setenv(ENV_NOISE_RUN, "z")
+    with pytest.raises(InvalidInput, match=ENV_NOISE_RUN):
+        verify("smoke", TINY, tmp_path, epochs=2)
+    assert not (tmp_path / "verify").exists()
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
+    plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
+    assert (plan.steps_per_epoch, plan.total_steps, plan.checkpoint_every) == (SPE, TOTAL, EVERY)
+    assert plan.spec.train.checkpoint_every_steps == EVERY and plan.spec.train.epochs == 2
+    assert plan.workdir == tmp_path / "verify" / "smoke"
+    assert plan.budget["source"] == "--epochs"
+    steps = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3"], tmp_path, None, 11, None)
+    assert steps.total_steps == 11 and steps.checkpoint_every == 3 and steps.spec.train.max_steps == 11
+    assert not any("checkpoint_every_steps" in n for n in steps.notes)  # the spec's own cadence is kept
+
+
+def test_resume_arithmetic() -> None:
+    # 8 steps/epoch, step checkpoint every 2: positions 2, 4, 6 | last.pt at 8 | 10, 12, 14.
+    assert [resume_position(s, 8, 2) for s in (0, 1, 2, 3, 7, 8, 9, 13)] == [0, 0, 2, 2, 6, 8, 8, 12]
+    assert checkpoint_name(0, 8) is None and checkpoint_name(8, 8) == "last.pt"
+    assert checkpoint_name(6, 8) == "step-00000006.pt"
+    k = default_kill_step(16, 8, 2)
+    p = resume_position(k, 8, 2)
+    assert 0 < k % 8 < 7 and p % 8 != 0 and p // 8 == k // 8 and abs(k - 7.5) <= 2
+    assert default_kill_step(30, 10, 3) == 14  # resumes from step-00000012.pt, replays 12..14
+    assert default_kill_step(1, 1, 1) == 0  # no room for a step checkpoint: mid-budget fallback
+
+
+# --- comparison -----------------------------------------------------------------------------
+
+
+def test_compare_losses_finds_first_divergence() -> None:
+    same = compare_losses(["1.5", "1.25"], ["1.5", "1.25"])
+    assert same["equal"] and same["first_divergence"] is None and same["max_abs_diff"] == 0
+    diff = compare_losses(["1.5", "1.25", "1.0"], ["1.5", "1.2500001", "2.0"])
+    assert diff["first_divergence"] == 1 and diff["loss_a"] == 1.25 and diff["max_abs_diff"] == 1.0
+    short = compare_losses(["1.5", "1.25"], ["1.5"])
+    assert short["first_divergence"] == 1 and short["loss_b"] is None and short["max_abs_diff"] is None
+    fd = first_divergence([{"pair": "a-b", "losses": short}, {"pair": "a-k", "losses": diff}])
+    assert fd == {"step": 1, "pair": "a-b", "loss_a": 1.25, "loss_b": None}
+
+
+def test_compare_metrics_ignores_timing_columns() -> None:
+    row = {"epoch": "1", "lr": "0.1", "train_loss": "2.0", "val_acc": "0.5"}
+    row |= {"epoch_s": "3.2", "images_per_s": "100"}
+    timing_only = compare_metrics([row], [row | {"epoch_s": "9.9", "images_per_s": "7"}])
+    assert timing_only["equal"] and timing_only["max_abs_diff"] == 0
+    loss = compare_metrics([row], [row | {"train_loss": "2.5"}])
+    assert not loss["equal"] and loss["max_abs_diff"] == 0.5
+    assert loss["differences"][0]["column"] == "train_loss"
+
+
+def test_tensor_comparison_layout_and_optimizer_names() -> None:
+    w = torch.randn(4, 3, 3, 3)
+    cl = w.to(memory_format=torch.channels_last)
+    rows = compare_tensors({"w": w, "n": torch.tensor(7)}, {"w": cl, "n": torch.tensor(7)})
+    assert all(r["equal"] and r["max_abs_diff"] == 0 for r in rows)  # logical order, not storage order
+    nudged = w.clone()
+    nudged[0, 0, 0, 0] += 1e-3
+    (r,) = compare_tensors({"w": w}, {"w": nudged})
+    assert not r["equal"] and r["sha256_a"] != r["sha256_b"] and abs(r["max_abs_diff"] - 1e-3) < 1e-6
+    (m,) = compare_tensors({"w": w}, {"w": w[:2]})
+    assert m["max_abs_diff"] is None and "vs" in m["note"]
+    (bf,) = compare_tensors({"b": w.bfloat16()}, {"b": w.bfloat16()})
+    assert bf["equal"]
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 2)).sum().backward()
+    opt.step()
+    names = [n for n, _ in model.named_parameters()]
+    flat = state_tensors({"model": model.state_dict(), "optimizer": opt.state_dict()}, names)
+    assert "model.1.running_var" in flat and "model.1.num_batches_tracked" in flat
+    assert {f"optimizer.{n}.momentum_buffer" for n in names} <= set(flat)
+
+
+def test_verdict_levels() -> None:
+    def pair(equal: bool, diff: float | None) -> dict:
+        return {"equal": equal, "max_abs_diff": diff}
+
+    assert decide([pair(True, 0.0), pair(True, 0.0)], 1e-6) == "bitwise"
+    assert decide([pair(True, 0.0), pair(False, 1e-7)], 1e-6) == "tolerance"
+    assert decide([pair(False, 1e-3), pair(True, 0.0)], 1e-6) == "diverged"
+    assert decide([pair(False, None), pair(True, 0.0)], 1.0) == "diverged"  # not comparable
+
+
+# --- checkpoint faults (in-process, no training) ---------------------------------------------
+
+
+def _fake_checkpoints(tmp_path: Path, positions: list[int]) -> tuple:
+    spec = load_spec("smoke", TINY)
+    paths = run_paths(tmp_path, spec.name)
+    paths.ckpt_staging.mkdir(parents=True)
+    for g in positions:
+        name = "last.pt" if g % SPE == 0 else f"step-{g:08d}.pt"
+        payload = {"model": {"w": torch.full((2,), float(g))}, "global_step": g,
+                   "spec": resolved_dict(spec), "spec_hash": spec_hash(spec)}  # fmt: skip
+        checkpoint.save(paths.ckpt_staging / name, payload)
+    return spec, paths
+
+
+def test_resume_falls_back_past_a_corrupted_newest_checkpoint(tmp_path: Path) -> None:
+    spec, paths = _fake_checkpoints(tmp_path, [8, 10, 12])
+    newest = paths.ckpt_staging / "step-00000012.pt"
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    logged: list[str] = []
+    found, notes = find_resume_point(paths, spec, logged.append)
+    assert found is not None and found.name == "step-00000010.pt"
+    assert len(notes) == 1 and notes[0].startswith("skipped step-00000012.pt: sha256 mismatch")
+    assert any("continuing from step-00000010.pt" in m for m in logged)
+
+
+def test_half_written_checkpoint_is_never_loaded(tmp_path: Path) -> None:
+    spec, paths = _fake_checkpoints(tmp_path, [8, 10])
+    d = paths.ckpt_staging
+    # Killed mid-write: the temp file of the next checkpoint, and one renamed before its digest.
+    (d / ".step-00000014.pt.abc123.tmp").write_bytes(b"\x80\x02partial")
+    torn = d / "step-00000012.pt"
+    torn.write_bytes((d / "step-00000010.pt").read_bytes()[:100])
+    found, notes = find_resume_point(paths, spec, lambda _m: None)
+    assert found is not None and found.name == "step-00000010.pt"
+    assert notes == ["skipped step-00000012.pt: no digest file (write was interrupted)"]
+    with pytest.raises(InvalidInput, match="not intact"):
+        checkpoint.load(torn)
+    assert checkpoint.load(found)["global_step"] == 10
