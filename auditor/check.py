@@ -28,9 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from auditor.checkpoint import atomic_write_bytes
 from auditor.errors import InvalidInput
 from auditor.spec import (
     CATEGORICAL_METRICS,
@@ -296,23 +295,9 @@ def write_junit(results: list[CriterionResult], suite_name: str, path: Path) -> 
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
     data = junit_xml(results, suite_name).encode("utf-8")
     try:
-        _atomic_write(path, data)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot write JUnit report: {exc.strerror or exc}") from None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; CI readers need to read it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- loading --------------------------------------------------------------
@@ -411,3 +396,8 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1].strip()
     return text
+
+
+def verdict(results: list[CriterionResult], status: str) -> str:
+    """PASS when every criterion passed and training did not diverge, else FAIL."""
+    return "PASS" if overall(results) and status != "diverged" else "FAIL"

@@ -25,11 +25,8 @@ KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
 
 def sha256_file(path: Path) -> str:
     """sha256 of a file's bytes."""
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -37,6 +34,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -46,6 +44,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(d: Path) -> None:
@@ -91,7 +95,11 @@ def verify(path: Path) -> str | None:
     side = digest_path(path)
     if not side.is_file():
         return "no digest file (write was interrupted)"
-    expected = side.read_text().split()[0] if side.read_text().strip() else ""
+    try:
+        words = side.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return "unreadable digest file"
+    expected = words[0] if words else ""
     actual = sha256_file(path)
     return None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
 

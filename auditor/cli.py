@@ -177,8 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     source = str(args.run_dir / "audit.json")
     criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
     parsed = [parse_criterion(k, v) for k, v in criteria.items()]
-    notes = {c["metric"]: c["detail"] for c in audit["criteria"] if c["measured"] is None}
-    results = evaluate_criteria(parsed, audit["metrics"], notes)
+    results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
     if args.junit:
         write_junit(results, f"auditor.{audit['run']['name']}", args.junit)
     if not results:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from auditor.errors import InvalidInput
-from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
+from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
 
 CIFAR_DIR = "cifar-10-batches-py"
 IMAGE_SHAPE = (3, 32, 32)
@@ -127,11 +127,8 @@ def _official_lists() -> tuple[list[list[str]], list[list[str]], dict[str, str]]
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _download(root: Path) -> None:
@@ -187,7 +184,10 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
 def _file_status(path: Path, md5: str) -> str:
     if not path.is_file():
         return "missing"
-    return "ok" if _md5(path) == md5 else "md5 mismatch"
+    try:
+        return "ok" if _md5(path) == md5 else "md5 mismatch"
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def _read_classes(path: Path) -> tuple[str, ...]:
@@ -254,6 +254,8 @@ def fingerprint(*arrays: np.ndarray) -> str:
 def normalization_kind(spec: DataSpec) -> str:
     """Which normalisation the spec uses, so the sheet can name it."""
     close = lambda a, b: all(abs(x - y) < 5e-4 for x, y in zip(a, b))  # noqa: E731
+    if not close(spec.mean, CIFAR10_MEAN):
+        return "custom"
     if close(spec.std, CIFAR10_STD):
         return "cifar10-correct"
     if close(spec.std, CIFAR10_STD_LEGACY):
@@ -311,18 +313,16 @@ def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) ->
     b, c, h, w = x.shape
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
-    flip = torch.randint(0, 2, (b,), generator=gen).bool() & hflip
+    flip = torch.randint(0, 2, (b,), generator=gen) * int(hflip)
+    dy, dx, flip = torch.stack([dy, dx, flip]).to(x.device, non_blocking=True)  # one copy
     if padding:
         x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    ar_h, ar_w = torch.arange(h), torch.arange(w)
+    ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
     rows = dy[:, None] + ar_h  # (B, H)
-    cols = torch.where(flip[:, None], dx[:, None] + (w - 1 - ar_w), dx[:, None] + ar_w)  # (B, W)
-    dev = x.device
-    bi = torch.arange(b)[:, None, None, None].to(dev, non_blocking=True)
-    ci = torch.arange(c)[None, :, None, None].to(dev, non_blocking=True)
-    ri = rows[:, None, :, None].to(dev, non_blocking=True)
-    wi = cols[:, None, None, :].to(dev, non_blocking=True)
-    return x[bi, ci, ri, wi]  # (B, C, H, W)
+    cols = dx[:, None] + torch.where(flip[:, None].bool(), w - 1 - ar_w, ar_w)  # (B, W)
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
 
 
 def normalize(
@@ -331,6 +331,14 @@ def normalize(
     """uint8 (B,C,H,W) -> float32 normalised; mean/std are (1,C,1,1) on x's device."""
     out = (x.float() / 255.0 - mean) / std
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+def norm_tensors(spec: DataSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spec's mean and std as (1, 3, 1, 1) float32 tensors on `device`."""
+    def as_tensor(v: list[float]) -> torch.Tensor:
+        return torch.tensor(v, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    return as_tensor(spec.mean), as_tensor(spec.std)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -23,7 +23,7 @@ class GPUInfo:
     """One CUDA device as NVML (or torch, when NVML is absent) reports it."""
 
     name: str
-    memory_total_mb: float
+    memory_total_mb: float  # decimal megabytes (1e6 bytes)
     driver: str | None
     source: str  # "nvml" | "torch"
 
@@ -78,7 +78,7 @@ def gpu_info(device: torch.device) -> GPUInfo | None:
             name = pynvml.nvmlDeviceGetName(h)
             return GPUInfo(
                 name=name.decode() if isinstance(name, bytes) else name,
-                memory_total_mb=pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**20,
+                memory_total_mb=pynvml.nvmlDeviceGetMemoryInfo(h).total / 1e6,
                 driver=_decode(pynvml.nvmlSystemGetDriverVersion()),
                 source="nvml",
             )
@@ -86,7 +86,7 @@ def gpu_info(device: torch.device) -> GPUInfo | None:
             pynvml.nvmlShutdown()
     except Exception:  # no NVML library or no permission: fall back to torch
         props = torch.cuda.get_device_properties(index)
-        return GPUInfo(props.name, props.total_memory / 2**20, None, "torch")
+        return GPUInfo(props.name, props.total_memory / 1e6, None, "torch")
 
 
 def _decode(v: str | bytes) -> str:
@@ -94,12 +94,15 @@ def _decode(v: str | bytes) -> str:
 
 
 def git_state(where: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git work tree containing `where`, or (None, None)."""
+    """(commit, dirty) of the git work tree containing `where`, or (None, None).
+
+    Untracked files count as dirty: an untracked module can change what runs.
+    """
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        return run("rev-parse", "HEAD"), bool(run("status", "--porcelain", "--untracked-files=no"))
+        return run("rev-parse", "HEAD"), bool(run("status", "--porcelain"))
     except (OSError, subprocess.SubprocessError):
         return None, None
 

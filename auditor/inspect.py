@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from auditor import checkpoint, environment
-from auditor.data import read_test_set
+from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, size
 from auditor.models import create_model
@@ -53,11 +53,11 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
     spec, model = model_from_checkpoint(path)
     device = _device(device_name)
     x, y, classes, facts = read_test_set(data_root)
-    model = model.to(device)
-    if spec.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    mean = torch.tensor(spec.data.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.data.std, device=device).view(1, 3, 1, 1)
+    if len(classes) != spec.model.num_classes:
+        raise InvalidInput(f"--data-root: {len(classes)} classes there, the model has {spec.model.num_classes}")
+    fmt = torch.channels_last if spec.train.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=fmt)
+    mean, std = norm_tensors(spec.data, device)
     acc = accuracy(model, x.to(device), y.to(device), mean, std, spec.train, classes, "test")
     return {
         "checkpoint": str(path), "run": spec.name, "device": str(device), "data": facts,
@@ -69,7 +69,9 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[
     """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
     spec, model = model_from_checkpoint(path)
     device = _device(device_name)
-    lat_spec = spec.measure.latency if iters is None else spec.measure.latency.model_copy(update={"iters": max(iters, 5)})
+    if iters is not None and iters < 5:
+        raise InvalidInput(f"--iters: at least 5 timed iterations are needed for a median and p95, got {iters}")
+    lat_spec = spec.measure.latency if iters is None else spec.measure.latency.model_copy(update={"iters": iters})
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)

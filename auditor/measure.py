@@ -20,7 +20,7 @@ from torch import nn
 
 from auditor import checkpoint
 from auditor.models import count_parameters
-from auditor.spec import Latency, TrainSpec
+from auditor.spec import Latency, MeasureSpec, TrainSpec
 from auditor.train import evaluate
 
 MB = 1e6  # sizes are reported in decimal megabytes
@@ -38,6 +38,7 @@ class LatencyResult:
     iters: int
     dtype: str
     channels_last: bool
+    synchronized: bool  # the device was synchronised around every timed iteration
     median_ms: float
     p95_ms: float
     mean_ms: float
@@ -93,36 +94,40 @@ def size(model: nn.Module, checkpoint_path: Path | None) -> Size:
     return Size(total, trainable, ckpt_bytes, checkpoint.weights_only_bytes(model.state_dict()))
 
 
-def _sync(device: torch.device) -> None:
+def _sync(device: torch.device) -> bool:
+    """Wait for queued device work; True when there was a device to wait for."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        return True
+    return False
 
 
 def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last: bool, device_name: str) -> LatencyResult:
     """Batch-`spec.batch_size` FP32 forward latency over `spec.iters` timed iterations."""
-    model = model.to(device).eval()
-    x = torch.randn(spec.batch_size, 3, 32, 32, device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    samples = []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=fmt).eval()
+    x = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    samples, synced = [], True
     with torch.inference_mode():
         for i in range(spec.warmup + spec.iters):
-            _sync(device)
+            synced &= _sync(device)
             t0 = time.perf_counter()
             model(x)
-            _sync(device)
+            synced &= _sync(device)
             if i >= spec.warmup:
                 samples.append((time.perf_counter() - t0) * 1e3)
-    return _summarise(samples, spec, device, channels_last, device_name)
+    return _summarise(samples, spec, device, channels_last, device_name, synced)
 
 
-def _summarise(samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str) -> LatencyResult:
+def _summarise(
+    samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str, synced: bool
+) -> LatencyResult:
     q1, q3 = np.percentile(samples, [25, 75])
-    sync = "torch.cuda.synchronize() before and after each" if device.type == "cuda" else "no device sync needed (CPU)"
+    sync = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
     return LatencyResult(
         device=str(device), device_name=name, threads=torch.get_num_threads(),
         batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype="float32",
-        channels_last=channels_last, median_ms=statistics.median(samples),
+        channels_last=channels_last, synchronized=synced, median_ms=statistics.median(samples),
         p95_ms=float(np.percentile(samples, 95)), mean_ms=statistics.fmean(samples),
         iqr_ms=float(q3 - q1), min_ms=min(samples),
         method=(
@@ -137,3 +142,32 @@ def peak_memory(device: torch.device) -> dict[str, float | None]:
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     cuda = torch.cuda.max_memory_allocated(device) / MB if device.type == "cuda" else None
     return {"peak_rss_mb": rss_kb * 1024 / MB, "cuda_max_allocated_mb": cuda}
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Everything the measure stage found out about the selected model."""
+
+    evaluated_checkpoint: str | None  # file name, None when there was none to load
+    test: Accuracy | None
+    size: Size
+    latency: LatencyResult
+    memory: dict[str, float | None]
+
+
+def measure(
+    spec: MeasureSpec, train: TrainSpec, model: nn.Module, test: tuple[torch.Tensor, torch.Tensor],
+    norm: tuple[torch.Tensor, torch.Tensor], classes: tuple[str, ...], device: torch.device,
+    selected: Path | None, device_name: str,
+) -> Measurements:
+    """Test accuracy, size, latency and peak memory of `model` (already holding `selected`'s weights).
+
+    `test` holds uint8 images (N,3,32,32) and labels on `device`; `norm` the
+    (1,3,1,1) mean and std. Without a selected checkpoint (a run that
+    diverged before its first epoch ended) accuracy is not measured.
+    """
+    acc = None
+    if selected is not None:
+        acc = accuracy(model, *test, *norm, train, classes, "test")
+    lat = latency(model, spec.latency, device, train.channels_last, device_name)
+    return Measurements(selected.name if selected else None, acc, size(model, selected), lat, peak_memory(device))

@@ -29,6 +29,7 @@ class DeterminismState:
     cublas_workspace_config: str | None
     torch_threads: int
     interop_threads: int
+    cuda_initialized_before: bool  # CUDA already up when enforced: CUBLAS config may not apply
 
 
 def seed_everything(seed: int) -> None:
@@ -45,6 +46,7 @@ def enforce(seed: int, enabled: bool) -> DeterminismState:
     raises on ops that have no deterministic implementation. Without it,
     cudnn.benchmark is switched on (the fast setting) and the sheet says so.
     """
+    cuda_was_up = torch.cuda.is_initialized()
     if enabled:
         # Must be in the environment before the CUDA context is created.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_CONFIG)
@@ -52,10 +54,10 @@ def enforce(seed: int, enabled: bool) -> DeterminismState:
     torch.backends.cudnn.benchmark = not enabled
     torch.use_deterministic_algorithms(enabled)
     seed_everything(seed)
-    return read_state(seed, enabled)
+    return read_state(seed, enabled, cuda_was_up)
 
 
-def read_state(seed: int, requested: bool) -> DeterminismState:
+def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False) -> DeterminismState:
     """Read the determinism flags back from torch and the environment."""
     return DeterminismState(
         seed=seed,
@@ -66,6 +68,7 @@ def read_state(seed: int, requested: bool) -> DeterminismState:
         cublas_workspace_config=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         torch_threads=torch.get_num_threads(),
         interop_threads=torch.get_num_interop_threads(),
+        cuda_initialized_before=cuda_initialized_before,
     )
 
 
@@ -85,6 +88,8 @@ def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> 
         )
     if cuda and state.cublas_workspace_config is None:
         found.append("CUBLAS_WORKSPACE_CONFIG is unset: cuBLAS GEMMs may vary")
+    elif cuda and state.cuda_initialized_before:
+        found.append("CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set: it may not apply")
     if t.compile == "max-autotune":
         found.append("torch.compile max-autotune benchmarks kernels: choices can vary per run")
     elif t.compile != "off" and cuda:

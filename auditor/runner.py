@@ -24,15 +24,20 @@ import torch
 import yaml
 
 from auditor import checkpoint, environment, repro
-from auditor.check import evaluate_criteria
-from auditor.data import DataBundle, load_data
+from auditor.check import evaluate_criteria, verdict
+from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.measure import MB, accuracy, latency, peak_memory, size
+from auditor.measure import MB, measure
 from auditor.models import create_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, spec_hash
-from auditor.train import RunFiles, StepHook, TrainResult, fit
+from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit
 
 SCHEMA_VERSION = 1
+AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "run": dict, "spec": dict, "spec_hash": str, "determinism": dict, "environment": dict,
+    "data": dict, "model": dict, "training": dict, "measurements": dict, "checkpoints": dict,
+    "metrics": dict, "criteria": list, "verdict": str,
+}  # fmt: skip
 STAGING = ".partial"
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
@@ -104,6 +109,23 @@ def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | Non
     return found, notes
 
 
+def check_classes(spec: Spec, data: DataBundle) -> None:
+    """The model's output size must match the data's classes."""
+    if spec.model.num_classes != len(data.classes):
+        raise InvalidInput(
+            f"model.num_classes: {spec.model.num_classes}, but {spec.data.dataset} has "
+            f"{len(data.classes)} classes"
+        )
+
+
+def recover_interrupted_promote(paths: RunPaths) -> None:
+    """Put back `<name>.old` when a promote was killed between its two renames."""
+    for final in (paths.checkpoints, paths.reports):
+        old = final.with_name(final.name + ".old")
+        if old.is_dir() and not final.exists():
+            os.replace(old, final)
+
+
 def promote(staging: Path, final: Path) -> None:
     """Replace `final` by `staging` (rename old aside first, delete it last)."""
     old = final.with_name(final.name + ".old")
@@ -153,7 +175,10 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     paths = run_paths(out, spec.name)
     det = repro.enforce(spec.seed, spec.determinism.enabled)  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
+    check_device_support(spec.train, device)
     data = load_data(spec.data, spec.seed)
+    check_classes(spec, data)
+    recover_interrupted_promote(paths)
     prepare_dirs(paths, resume)
     resume_from, resume_notes = find_resume_point(paths, spec, log) if resume else (None, [])
     env = environment.capture(device, argv)
@@ -173,31 +198,22 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     from auditor.render import render_run
 
     render_run(paths.reports_staging)
-    promote(paths.reports_staging, paths.reports)
+    # Checkpoints first: a report never points at checkpoints it was not written with.
     promote(paths.ckpt_staging, paths.checkpoints)
+    promote(paths.reports_staging, paths.reports)
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
 
 
 def measure_run(spec: Spec, model: torch.nn.Module, data: DataBundle, device: torch.device, ckpt_dir: Path, env: environment.Environment) -> dict[str, Any]:
-    """Load the selected checkpoint into `model` and measure it."""
+    """Load the selected checkpoint (best.pt) into `model` and measure it."""
     best = ckpt_dir / "best.pt"
-    evaluated = best if best.is_file() else None
-    if evaluated is not None:
-        model.load_state_dict(checkpoint.load(evaluated)["model"])
-    mean = torch.tensor(spec.data.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.data.std, device=device).view(1, 3, 1, 1)
-    test = accuracy(
-        model, data.test_x.to(device), data.test_y.to(device), mean, std, spec.train, data.classes, "test"
-    ) if evaluated is not None else None  # fmt: skip
+    selected = best if best.is_file() else None
+    if selected is not None:
+        model.load_state_dict(checkpoint.load(selected)["model"])
+    test = (data.test_x.to(device), data.test_y.to(device))
     name = env.gpu.name if env.gpu else env.cpu_model
-    lat = latency(model, spec.measure.latency, device, spec.train.channels_last, name)
-    return {
-        "evaluated_checkpoint": evaluated.name if evaluated else None,
-        "test": asdict(test) if test else None,
-        "size": asdict(size(model, evaluated)),
-        "latency": asdict(lat),
-        "memory": peak_memory(device),
-    }
+    found = measure(spec.measure, spec.train, model, test, norm_tensors(spec.data, device), data.classes, device, selected, name)
+    return asdict(found)
 
 
 def _checkpoint_facts(ckpt_dir: Path, rel: Path) -> dict[str, Any]:
@@ -227,6 +243,7 @@ def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | Non
         "latency_ms": lat["median_ms"],
         "params_m": size_["params_total"] / 1e6,
         "checkpoint_mb": ckpt_b / MB if ckpt_b is not None else None,
+        "weights_mb": size_["weights_bytes"] / MB,
         "train_time_s": result.train_time_s,
         "images_per_s": result.images_per_s,
         "peak_rss_mb": measured["memory"]["peak_rss_mb"],
@@ -236,11 +253,11 @@ def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | Non
 
 
 def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, str]:
-    notes = {}
+    notes = {"reproducible": "not verified: run `auditor verify` on this spec"}
     if result.selection_split != "val":
-        notes["best_val_acc"] = notes["final_val_acc"] = "not measured: the spec has no validation split"
+        notes["best_val_acc"] = notes["final_val_acc"] = "the spec has no validation split"
     if measured["test"] is None:
-        notes["test_acc"] = f"not measured: no best checkpoint (run {result.status})"
+        notes["test_acc"] = f"no best checkpoint (run {result.status})"
     return notes
 
 
@@ -251,7 +268,8 @@ def assemble(
 ) -> dict[str, Any]:
     """The audit record: everything the sheet and `check` read."""
     metrics = _metrics(result, measured, data.provenance.official)
-    criteria = evaluate_criteria(spec.parsed_criteria(), metrics, _metric_notes(result, measured))
+    notes = _metric_notes(result, measured)
+    criteria = evaluate_criteria(spec.parsed_criteria(), metrics, notes)
     rel_ckpt = paths.checkpoints.relative_to(paths.out)
     train = asdict(result)
     train.pop("step_losses")  # in steps.csv
@@ -273,8 +291,9 @@ def assemble(
         "measurements": measured,
         "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt),
         "metrics": metrics,
+        "metric_notes": notes,  # why a metric is null; `check` reuses these
         "criteria": [asdict(c) for c in criteria],
-        "verdict": "PASS" if all(c.passed for c in criteria) and result.status != "diverged" else "FAIL",
+        "verdict": verdict(criteria, result.status),
         "verification": None,
     }
 
@@ -322,8 +341,12 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         audit = json.loads(path.read_text())
     except FileNotFoundError:
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
-    if not isinstance(audit, dict) or audit.get("schema_version") != SCHEMA_VERSION:
-        raise InvalidInput(f"{path}: unsupported audit schema_version {audit.get('schema_version') if isinstance(audit, dict) else None!r}")
+    version = audit.get("schema_version") if isinstance(audit, dict) else None
+    if version != SCHEMA_VERSION:
+        raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
+    missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
+    if missing:
+        raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
     return audit

@@ -8,6 +8,7 @@ spec (all defaults filled in) and its sha256 are written with every artifact.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -176,10 +177,15 @@ class TrainSpec(_Section):
         return v
 
     @model_validator(mode="after")
-    def _milestones_within_epochs(self) -> TrainSpec:
-        late = [m for m in self.schedule.milestones if m >= self.epochs]
-        if self.schedule.name == "multistep" and late:
+    def _schedule_fits_run(self) -> TrainSpec:
+        s = self.schedule
+        late = [m for m in s.milestones if m >= self.epochs]
+        if s.name == "multistep" and late:
             raise ValueError(f"schedule.milestones {late} are not before epochs={self.epochs}")
+        if s.warmup_epochs >= self.epochs:
+            raise ValueError(f"schedule.warmup_epochs={s.warmup_epochs} must be less than epochs={self.epochs}")
+        if s.name == "cosine" and s.eta_min > self.optimizer.lr:
+            raise ValueError(f"schedule.eta_min={s.eta_min} is above optimizer.lr={self.optimizer.lr}")
         return self
 
 
@@ -203,7 +209,8 @@ NUMERIC_METRICS: dict[str, str] = {
     "final_train_acc": "fraction",
     "latency_ms": "ms",
     "params_m": "millions",
-    "checkpoint_mb": "MB",
+    "checkpoint_mb": "MB",  # best.pt as written: weights + optimiser + RNG + history
+    "weights_mb": "MB",  # a bare state_dict (the deployable model)
     "train_time_s": "s",
     "images_per_s": "images/s",
     "peak_rss_mb": "MB",
@@ -293,6 +300,8 @@ class Spec(_Section):
     def _not_dots(cls, v: str) -> str:
         if v in {".", ".."}:
             raise ValueError("must not be '.' or '..'")
+        if v.endswith((".partial", ".old")):
+            raise ValueError("must not end in .partial or .old (reserved for staging folders)")
         return v
 
     @field_validator("criteria", mode="before")
@@ -370,7 +379,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with every `--set KEY=VALUE` applied (before validation)."""
-    out = json.loads(json.dumps(raw))  # deep copy of plain YAML data
+    out = copy.deepcopy(raw)
     for item in overrides:
         path, value = parse_override(item)
         node = out
@@ -392,6 +401,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read spec: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not a UTF-8 text file") from None
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -444,7 +455,12 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
 
 def spec_hash(spec: Spec) -> str:
     """sha256 over the canonical JSON of the resolved spec."""
-    blob = json.dumps(resolved_dict(spec), sort_keys=True, separators=(",", ":"))
+    return hash_resolved(resolved_dict(spec))
+
+
+def hash_resolved(resolved: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of a resolved spec given as plain data."""
+    blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

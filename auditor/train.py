@@ -1,8 +1,10 @@
 """Training stage: SGD with a per-step schedule, checkpoints that resume bit for bit.
 
 The host never waits on the device inside a step: per-step losses go into a
-device buffer, and the loss is read back only at logging points, at
-checkpoints and at the end of an epoch. Best-model selection uses the
+device buffer, and the loss is read back only at logging points (a NaN
+check every `log_every_steps`), at checkpoints and at the end of an epoch.
+(With amp fp16, torch's GradScaler itself reads the inf check back every
+step; bf16 needs no scaler.) Best-model selection uses the
 validation split, or the test split when there is none (recorded as such).
 """
 
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from auditor import checkpoint
-from auditor.data import DataBundle, normalize, steps_per_epoch, train_batches
+from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.errors import InvalidInput
 from auditor.spec import DataSpec, Schedule, TrainSpec
 
@@ -35,7 +37,8 @@ class EpochRecord:
     """One row of metrics.csv."""
 
     epoch: int  # 1-based
-    lr: float  # at the end of the epoch
+    steps: int  # optimisation steps run in this epoch (fewer than a full epoch under max_steps)
+    lr: float  # used by the epoch's last step
     train_loss: float
     train_acc: float
     val_loss: float | None
@@ -197,8 +200,9 @@ def train_one_epoch(
         if _budget_reached(loop):
             break
         if _checkpoint_due(loop):
-            loop.partial = _partial(losses, loss_sum, correct, time.perf_counter() - t0, loop.step)
-            save_step_checkpoint(loop)
+            loop.partial = _partial(losses, loss_sum, correct, t0, loop.device, loop.step)
+            if all(math.isfinite(v) for v in loop.partial["losses"]):  # never save NaN weights
+                save_step_checkpoint(loop)
     n = min(len(ty), loop.step * loop.train.batch_size)  # images seen this epoch
     done = losses[: loop.step].cpu().tolist()
     loop.step_losses += done
@@ -222,10 +226,14 @@ def _checkpoint_due(loop: _Loop) -> bool:
     return every is not None and (loop.epoch * loop.spe + loop.step) % every == 0 and loop.step < loop.spe
 
 
-def _partial(losses: torch.Tensor, loss_sum: torch.Tensor, correct: torch.Tensor, elapsed: float, step: int) -> dict[str, Any]:
+def _partial(
+    losses: torch.Tensor, loss_sum: torch.Tensor, correct: torch.Tensor, t0: float, device: torch.device, step: int
+) -> dict[str, Any]:
+    """Host copy of the epoch's accumulators so far (a sync point: checkpoints only)."""
+    done = losses[:step].cpu().tolist()  # waits for the queued steps
     return {
-        "losses": losses[:step].cpu().tolist(), "loss_sum": loss_sum.item(),
-        "correct": correct.item(), "elapsed": elapsed,
+        "losses": done, "loss_sum": loss_sum.item(), "correct": correct.item(),
+        "elapsed": _sync_time(device, t0),
     }  # fmt: skip
 
 
@@ -316,7 +324,8 @@ def save_step_checkpoint(loop: _Loop) -> None:
 def save_epoch_checkpoints(loop: _Loop, improved: bool) -> None:
     """`last.pt` every epoch, `best.pt` (the same bytes) when the metric improved."""
     data = checkpoint.to_bytes(payload(loop))
-    for name in ["last", "best"] if improved else ["last"]:
+    # best first: a kill in between never leaves last.pt naming a best.pt that is not there
+    for name in ["best", "last"] if improved else ["last"]:
         checkpoint.save_bytes(loop.files.ckpt_dir / f"{name}.pt", data)
 
 
@@ -341,8 +350,7 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
 def _device_tensors(data: DataBundle, data_spec: DataSpec, device: torch.device) -> dict[str, torch.Tensor]:
     """Move the whole uint8 data set to the device once (CIFAR-10 is ~180 MB)."""
     t = {k: getattr(data, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-    t["mean"] = torch.tensor(data_spec.mean, device=device).view(1, 3, 1, 1)
-    t["std"] = torch.tensor(data_spec.std, device=device).view(1, 3, 1, 1)
+    t["mean"], t["std"] = norm_tensors(data_spec, device)
     return t
 
 
@@ -381,10 +389,16 @@ def _end_epoch(loop: _Loop, loss: float, acc: float, n: int) -> EpochRecord:
     elapsed = loop.partial.get("elapsed", 0.0)
     loop.train_time_s += elapsed
     return EpochRecord(
-        epoch=loop.epoch + 1, lr=loop.opt.param_groups[0]["lr"], train_loss=loss, train_acc=acc,
+        epoch=loop.epoch + 1, steps=loop.step, lr=_last_step_lr(loop), train_loss=loss, train_acc=acc,
         val_loss=vloss, val_acc=vacc, epoch_s=elapsed,
         images_per_s=n / elapsed if elapsed > 0 else 0.0,
     )  # fmt: skip
+
+
+def _last_step_lr(loop: _Loop) -> float:
+    # After the scheduler's step the optimiser holds the *next* step's lr.
+    last = loop.sched.last_epoch - 1
+    return loop.sched.base_lrs[0] * loop.sched.lr_lambdas[0](last)
 
 
 def _update_best(loop: _Loop, rec: EpochRecord) -> bool:
@@ -421,6 +435,13 @@ def fit(
         restore(loop, checkpoint.load(resume))
     status, diverged_at = "completed", None
     while loop.epoch < train.epochs:
+        if _budget_reached(loop):
+            log(f"step budget reached: {train.max_steps} steps")
+            break
+        if _should_stop_early(loop):  # checked here too, so resuming a stopped run trains nothing
+            status = "early_stopped"
+            log(f"early stopping: no improvement for {loop.best['since']} epochs")
+            break
         loss, acc, finite, n = train_one_epoch(loop, hook, log)
         if not finite or not math.isfinite(loss):
             status, diverged_at = "diverged", _first_nonfinite(loop.step_losses)
@@ -430,15 +451,9 @@ def fit(
         loop.history.append(rec)
         improved = _update_best(loop, rec)
         _log_epoch(rec, _selection_split(loop), train.epochs, log)
-        loop.epoch, loop.step, loop.partial = loop.epoch + 1, 0, {}
+        if loop.step >= loop.spe:  # a budget can stop mid-epoch: keep the true position then
+            loop.epoch, loop.step, loop.partial = loop.epoch + 1, 0, {}
         save_epoch_checkpoints(loop, improved)
-        if train.max_steps is not None and len(loop.step_losses) >= train.max_steps:
-            log(f"step budget reached: {train.max_steps} steps")
-            break
-        if _should_stop_early(loop):
-            status = "early_stopped"
-            log(f"early stopping: no improvement for {loop.best['since']} epochs")
-            break
     return _result(loop, status, diverged_at, resume)
 
 

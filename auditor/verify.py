@@ -49,6 +49,7 @@ import yaml
 
 from auditor import checkpoint
 from auditor.errors import InvalidInput
+from auditor.check import verdict
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, read_audit, run_paths, write_json
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -454,7 +455,8 @@ def compare_pair(workdir: Path, name: str, x: str, y: str, param_names: list[str
         tensors = []
     else:
         tensors = compare_tensors(state_tensors(px, param_names), state_tensors(py, param_names))
-    t_equal = all(t["equal"] for t in tensors) and (px is None) == (py is None)
+    # Nothing compared proves nothing: no final weights can never count as equal.
+    t_equal = bool(tensors) and all(t["equal"] for t in tensors)
     diffs = [losses["max_abs_diff"], metrics["max_abs_diff"], *[t["max_abs_diff"] for t in tensors]]
     comparable = all(d is not None for d in diffs) and (px is None) == (py is None)
     differing = sorted((t for t in tensors if not t["equal"]), key=_by_diff)
@@ -628,14 +630,11 @@ def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any]) -> None
     audit = read_audit(report_dir)
     audit["verification"] = block
     audit["metrics"]["reproducible"] = block["verdict"]
-    notes = {
-        c["metric"]: str(c["detail"]).removeprefix("not measured: ")
-        for c in audit.get("criteria", []) if c.get("measured") is None and c["metric"] != "reproducible"
-    }  # fmt: skip
+    notes = {k: v for k, v in audit.get("metric_notes", {}).items() if k != "reproducible"}
+    audit["metric_notes"] = notes
     results = evaluate_criteria(spec.parsed_criteria(), audit["metrics"], notes)
     audit["criteria"] = [asdict(r) for r in results]
-    ok = all(r.passed for r in results) and audit["run"]["status"] != "diverged"
-    audit["verdict"] = "PASS" if ok else "FAIL"
+    audit["verdict"] = verdict(results, audit["run"]["status"])
     write_json(report_dir / "audit.json", audit)
     from auditor.render import render_run
 

@@ -119,6 +119,23 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch")
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("train.amp=fp16", "train.amp: fp16 needs a CUDA device"),
+     ("model.num_classes=12", "model.num_classes: 12, but synthetic has 10 classes")],
+)
+def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override: str, message: str) -> None:
+    assert_clean_error(run_cli("run", "smoke", *sets(*TINY_SETS, override), "--out", str(tmp_path)), message)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "reports").exists()
+
+
+def test_check_explains_unmeasured_metrics_once(smoke_run: Path) -> None:
+    proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== bitwise"))
+    assert proc.returncode == 1
+    assert "not measured: not verified: run `auditor verify`" in proc.stdout
+    assert "not measured: not measured" not in proc.stdout
+
+
 def test_unwritable_out_is_invalid_input(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

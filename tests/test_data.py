@@ -84,6 +84,7 @@ def test_normalization_kind_flags_the_legacy_std() -> None:
     assert D.normalization_kind(DataSpec()) == "cifar10-correct"
     assert D.normalization_kind(DataSpec(std=[0.2023, 0.1994, 0.2010])) == "cifar10-legacy-std"
     assert D.normalization_kind(DataSpec(std=[0.5, 0.5, 0.5])) == "custom"
+    assert D.normalization_kind(DataSpec(mean=[0.5, 0.5, 0.5])) == "custom"  # right std, wrong mean
 
 
 # --- augmentation ---------------------------------------------------------------

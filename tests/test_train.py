@@ -137,3 +137,41 @@ def test_early_stopping_after_patience(tmp_path: Path) -> None:
 def test_selection_split_is_test_without_validation(tmp_path: Path) -> None:
     result, _ = train_tiny(tiny_spec("data.val_split=0", "train.epochs=1"), tmp_path)
     assert result.selection_split == "test"
+
+
+def test_budget_mid_epoch_keeps_the_true_position(tmp_path: Path) -> None:
+    # 240 training images / 64 = 4 steps per epoch; a 6-step budget stops mid epoch 2.
+    spec = tiny_spec("train.max_steps=6")
+    result, _ = train_tiny(spec, tmp_path)
+    assert len(result.step_losses) == 6
+    assert [h.steps for h in result.history] == [4, 2]
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (6, 1, 2)
+    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt")  # resuming a finished run trains nothing
+    assert again.step_losses == result.step_losses and len(again.history) == 2
+
+
+def test_resuming_an_early_stopped_run_trains_nothing(tmp_path: Path) -> None:
+    spec = tiny_spec("train.epochs=5", "train.optimizer.lr=1e-12", "train.early_stopping={floor: 0.0, patience: 1}")
+    first, _ = train_tiny(spec, tmp_path)
+    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt")
+    assert again.status == "early_stopped" and again.step_losses == first.step_losses
+
+
+def test_epoch_lr_is_the_lr_its_steps_used(tmp_path: Path) -> None:
+    spec = tiny_spec("train.schedule={name: multistep, milestones: [1], gamma: 0.1}")
+    result, _ = train_tiny(spec, tmp_path)
+    assert [h.lr for h in result.history] == pytest.approx([0.05, 0.005])  # decays from epoch 2 on
+
+
+def test_best_is_written_before_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    real = checkpoint.save_bytes
+
+    def spy(path: Path, data: bytes) -> str:
+        order.append(path.name)
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoint, "save_bytes", spy)
+    train_tiny(tiny_spec("train.epochs=1"), tmp_path)
+    assert order == ["best.pt", "last.pt"]

@@ -1,0 +1,189 @@
+"""bench/throughput.py: the two pipelines it compares train on the same thing, and its harness runs.
+
+Correctness only; nothing here times anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from auditor.data import augment, generator, load_data, normalize
+from auditor.models import create_model
+from auditor.spec import DataSpec, SyntheticSize
+
+REPO = Path(__file__).resolve().parents[1]
+MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+PAD = 4
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """bench/throughput.py imported as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_throughput", REPO / "bench" / "throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_flags():
+    """The harness sets global determinism flags; leave them (and the thread count) as found.
+
+    One intra-op thread: tiny models gain nothing from more, and on a busy machine
+    OpenMP barriers with a descheduled thread would make these tests slow.
+    """
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(saved[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+    torch.utils.deterministic.fill_uninitialized_memory = saved[3]
+
+
+def uint8_batch(n: int = 12, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def augment_params(gen: torch.Generator, b: int) -> tuple[list[int], list[int], list[bool]]:
+    """The (dy, dx, flip) that auditor.data.augment draws from `gen`, in its order."""
+    dy = torch.randint(0, 2 * PAD + 1, (b,), generator=gen)
+    dx = torch.randint(0, 2 * PAD + 1, (b,), generator=gen)
+    flip = torch.randint(0, 2, (b,), generator=gen).bool()
+    return dy.tolist(), dx.tolist(), flip.tolist()
+
+
+def conventional_batch(x: torch.Tensor, params: tuple[list[int], list[int], list[bool]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per PIL image, what RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize
+    do once their random draws are fixed: (uint8 crops (B,C,H,W), normalised float batch)."""
+    crops, normed = [], []
+    for img, dy, dx, flip in zip(x.permute(0, 2, 3, 1).numpy(), *params):
+        pil = TF.crop(TF.pad(Image.fromarray(img), PAD, fill=0), dy, dx, 32, 32)
+        pil = TF.hflip(pil) if flip else pil
+        crops.append(torch.from_numpy(np.array(pil)).permute(2, 0, 1))
+        normed.append(TF.normalize(TF.to_tensor(pil), MEAN, STD))
+    return torch.stack(crops), torch.stack(normed)  # the DataLoader's default collate stacks
+
+
+def auditor_batch(x: torch.Tensor, seed_key: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    xb = augment(x, PAD, True, generator(*seed_key))
+    return xb, normalize(xb, mean, std, channels_last=False)
+
+
+def loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    model = copy.deepcopy(model).train()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    return loss.detach(), [p.grad.detach().clone() for p in model.parameters()]
+
+
+def test_augment_is_torchvision_crop_and_flip_exactly() -> None:
+    x, key = uint8_batch(), (7, "augment", 0, 3)
+    params = augment_params(generator(*key), len(x))
+    assert any(params[2]) and not all(params[2]), "the draw should mix flipped and unflipped images"
+    crops, _ = conventional_batch(x, params)
+    ours, _ = auditor_batch(x, key)
+    assert ours.dtype == torch.uint8 and torch.equal(ours, crops)
+
+
+def test_fast_and_conventional_paths_give_the_same_loss_and_grads() -> None:
+    """Same batch, same crop/flip draws: the model sees the same input and computes the same loss.
+
+    Both normalisations are x/255, then -mean, then /std in float32, elementwise in the same
+    order, so today the inputs (and therefore loss and grads) are bitwise equal. The check is
+    allclose so that a future fused normalisation (x*a+b, a different rounding) still passes;
+    a crop/flip or channel mix-up would change the loss far beyond these tolerances.
+    """
+    x, key = uint8_batch(), (7, "augment", 0, 3)
+    _, conv = conventional_batch(x, augment_params(generator(*key), len(x)))
+    _, fast = auditor_batch(x, key)
+    assert fast.shape == conv.shape == (len(x), 3, 32, 32)
+    assert torch.allclose(fast, conv, rtol=0, atol=1e-6)
+    y = torch.arange(len(x)) % 10
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10, norm="batch")
+    la, ga = loss_and_grads(model, conv, y)
+    lb, gb = loss_and_grads(model, fast, y)
+    assert torch.allclose(la, lb, rtol=1e-5, atol=1e-6), (la, lb)
+    for a, b in zip(ga, gb, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bench_transform_is_the_conventional_one(bench) -> None:
+    from torchvision import transforms as T
+
+    tf = bench.conventional_transform(MEAN, STD)
+    kinds = [type(t) for t in tf.transforms]
+    assert kinds == [T.RandomCrop, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
+    assert tf.transforms[0].padding == PAD and tf.transforms[0].size == (32, 32)
+
+
+@pytest.fixture(scope="module")
+def tiny(bench):
+    """A tiny synthetic set (48 images: 3 steps of 16)."""
+    spec = DataSpec(dataset="synthetic", val_split=0, synthetic=SyntheticSize(train=48, test=10))
+    data = load_data(spec, 0)
+    return spec, data
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_conventional_pipeline_trains_two_steps(bench, tiny, workers: int) -> None:
+    spec, data = tiny
+    p = bench.ConventionalPipeline("resnet8", data, spec, torch.device("cpu"), 16, workers)
+    before = [t.detach().clone() for t in p.model.parameters()]
+    ips = bench.timed_run(p, 2, torch.device("cpu"))
+    assert ips > 0 and len(p.losses) == 2 + p.repeat_warmup
+    assert all(np.isfinite(p.losses))
+    assert any(not torch.equal(a, b) for a, b in zip(before, p.model.parameters()))
+
+
+def test_auditor_pipeline_trains_two_steps(bench, tiny, tmp_path: Path) -> None:
+    spec, data = tiny
+    p = bench.AuditorPipeline("resnet8", data, spec, torch.device("cpu"), 16, ckpt_dir=tmp_path)
+    assert p.spec.determinism.enabled and p.spec.train.amp == "off" and not p.spec.train.channels_last
+    assert p.spec.train.compile == "off" and p.loop.spe == 3
+    assert bench.timed_run(p, 2, torch.device("cpu")) > 0
+    assert len(p.step_losses) == 2 and torch.are_deterministic_algorithms_enabled()
+    assert p.run(2) == 16 + 16 and p.epoch == 1  # crosses the epoch boundary into a new epoch
+
+
+def test_both_pipelines_start_from_the_same_weights(bench, tiny, tmp_path: Path) -> None:
+    spec, data = tiny
+    a = bench.ConventionalPipeline("resnet8", data, spec, torch.device("cpu"), 16, 0)
+    b = bench.AuditorPipeline("resnet8", data, spec, torch.device("cpu"), 16, ckpt_dir=tmp_path)
+    sa, sb = a.model.state_dict(), b.loop.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    oa, ob = a.opt.param_groups[0], b.loop.opt.param_groups[0]
+    assert (oa["lr"], oa["momentum"], oa["weight_decay"]) == (ob["lr"], ob["momentum"], ob["weight_decay"])
+
+
+def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> None:
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=2, repeats=1, warmup=1,
+                    workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, det_steps=2,
+                    log=lambda m: None)  # fmt: skip
+    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=True)
+    rows = {r["label"]: r for r in res["rows"]}
+    assert set(rows) == {"(a) conventional", bench.DEFAULT_CONFIG.label}
+    assert all(r["images_per_s"]["median"] > 0 and r["steps"] == 2 for r in rows.values())
+    det = rows[bench.DEFAULT_CONFIG.label]["determinism"]  # two in-process twin runs, bit for bit
+    assert det["bitwise"] and det["tensors"] > 0 and len(det["losses_a"]) == 2, det
+    text = "\n".join(bench.throughput_table(res))
+    assert "ratio to (a)" in text and "yes (2 steps" in text
+    md = bench.results_markdown({"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
+                                 "command": "python bench/throughput.py", "throughput": [res]})  # fmt: skip
+    assert "No GPU was available" in md or torch.cuda.is_available()
