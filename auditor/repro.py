@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.utils.deterministic
 
 from auditor.spec import Spec
 
@@ -26,6 +27,7 @@ class DeterminismState:
     cudnn_deterministic: bool
     cudnn_benchmark: bool
     deterministic_algorithms: bool
+    fill_uninitialized_memory: bool  # torch fills torch.empty() memory (a few % slower, safer)
     cublas_workspace_config: str | None
     torch_threads: int
     interop_threads: int
@@ -65,6 +67,7 @@ def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False
         cudnn_deterministic=bool(torch.backends.cudnn.deterministic),
         cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
         deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+        fill_uninitialized_memory=bool(torch.utils.deterministic.fill_uninitialized_memory),
         cublas_workspace_config=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         torch_threads=torch.get_num_threads(),
         interop_threads=torch.get_num_interop_threads(),

@@ -145,8 +145,8 @@ def test_conventional_pipeline_trains_two_steps(bench, tiny, workers: int) -> No
     spec, data = tiny
     p = bench.ConventionalPipeline("resnet8", data, spec, torch.device("cpu"), 16, workers)
     before = [t.detach().clone() for t in p.model.parameters()]
-    ips = bench.timed_run(p, 2, torch.device("cpu"))
-    assert ips > 0 and len(p.losses) == 2 + p.repeat_warmup
+    ips, busy = bench.timed_run(p, 2, torch.device("cpu"))
+    assert ips > 0 and 0 <= busy <= 1 and len(p.losses) == 2 + p.repeat_warmup
     assert all(np.isfinite(p.losses))
     assert any(not torch.equal(a, b) for a, b in zip(before, p.model.parameters()))
 
@@ -156,7 +156,7 @@ def test_auditor_pipeline_trains_two_steps(bench, tiny, tmp_path: Path) -> None:
     p = bench.AuditorPipeline("resnet8", data, spec, torch.device("cpu"), 16, ckpt_dir=tmp_path)
     assert p.spec.determinism.enabled and p.spec.train.amp == "off" and not p.spec.train.channels_last
     assert p.spec.train.compile == "off" and p.loop.spe == 3
-    assert bench.timed_run(p, 2, torch.device("cpu")) > 0
+    assert bench.timed_run(p, 2, torch.device("cpu"))[0] > 0
     assert len(p.step_losses) == 2 and torch.are_deterministic_algorithms_enabled()
     assert p.run(2) == 16 + 16 and p.epoch == 1  # crosses the epoch boundary into a new epoch
 
@@ -175,7 +175,7 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     spec, data = tiny
     s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=2, repeats=1, warmup=1,
                     workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, det_steps=2,
-                    log=lambda m: None)  # fmt: skip
+                    retries=0, log=lambda m: None)  # fmt: skip
     res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=True)
     rows = {r["label"]: r for r in res["rows"]}
     assert set(rows) == {"(a) conventional", bench.DEFAULT_CONFIG.label}
@@ -187,3 +187,4 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     md = bench.results_markdown({"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
                                  "command": "python bench/throughput.py", "throughput": [res]})  # fmt: skip
     assert "No GPU was available" in md or torch.cuda.is_available()
+    assert "## Against the targets" in md and "vs conventional, resnet8" in md

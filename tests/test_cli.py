@@ -226,3 +226,27 @@ def test_spec_hash_in_checkpoint_matches_audit(smoke_run: Path) -> None:
     assert hashlib.sha256((smoke_run / "checkpoints/smoke/last.pt").read_bytes()).hexdigest() == (
         (smoke_run / "checkpoints/smoke/last.pt.sha256").read_text().split()[0]
     )
+
+
+@pytest.mark.slow
+def test_non_editable_install_ships_specs_and_templates(tmp_path: Path) -> None:
+    """`pip install .` (not -e) must carry specs/ and templates/ inside the package."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert pip.returncode == 0, pip.stderr
+    probe = "import auditor.spec as s; print(s.resource_dir('templates')); print(s.resolve_spec_path('smoke'))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    templates, smoke = (Path(p) for p in out.stdout.split())
+    assert templates.is_relative_to(target) and (templates / "reproducibility.md.j2").is_file()
+    assert smoke.is_relative_to(target) and smoke.name == "smoke.yaml"
+    assert (target / "auditor/specs/ablations/plain_vs_resnet.yaml").is_file()
