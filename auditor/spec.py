@@ -182,8 +182,8 @@ class TrainSpec(_Section):
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
             raise ValueError(f"schedule.milestones {late} are not before epochs={self.epochs}")
-        if s.warmup_epochs >= self.epochs:
-            raise ValueError(f"schedule.warmup_epochs={s.warmup_epochs} must be less than epochs={self.epochs}")
+        if s.warmup_epochs > self.epochs:
+            raise ValueError(f"schedule.warmup_epochs={s.warmup_epochs} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
             raise ValueError(f"schedule.eta_min={s.eta_min} is above optimizer.lr={self.optimizer.lr}")
         return self

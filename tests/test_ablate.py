@@ -199,7 +199,7 @@ def test_plain_vs_resnet_preset_contents() -> None:
     spec = {r.variant: r.spec for r in plan.runs if r.seed == 0}
     assert {v: s.model.name for v, s in spec.items()} == {v: v for v in spec}
     assert spec["resnet110"].train.schedule.warmup_epochs == 1
-    assert spec["resnet20"].train.schedule.milestones == [82, 123] and plan.figure == "depth"
+    assert spec["resnet20"].train.schedule.milestones == [91, 136] and plan.figure == "depth"
     assert plan.ablation.reference["resnet110"].test_acc == 0.9357
 
 

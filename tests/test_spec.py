@@ -70,7 +70,7 @@ BAD = [
     ({"criteria": {"latency_ms": 10}}, "criteria", "quoted string"),
     ({"name": "has space"}, "name", "pattern"),
     ({"name": "x.partial"}, "name", "reserved for staging"),
-    ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 2}}}, "train", "warmup_epochs=2.0 must be less than"),
+    ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train", "warmup_epochs=3.0 must be at most"),
     ({"train": {"schedule": {"eta_min": 1.0}}}, "train", "eta_min=1.0 is above optimizer.lr"),
 ]
 

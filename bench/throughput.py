@@ -1,0 +1,1227 @@
+#!/usr/bin/env python
+"""Training throughput: a conventional PyTorch pipeline vs the auditor's training path.
+
+    python bench/throughput.py                      # resnet20, A/B only
+    python bench/throughput.py --all --write-results
+    python bench/throughput.py --model resnet18 --matrix --steps 4 --repeats 3
+
+(a) CONVENTIONAL: a torchvision-style dataset (uint8 HWC arrays -> PIL per
+    image, exactly what torchvision.datasets.CIFAR10.__getitem__ does) with
+    RandomCrop(32, padding=4), RandomHorizontalFlip(), ToTensor(), Normalize()
+    per image, through DataLoader(shuffle=True, num_workers=W), and the plain
+    eager fp32 loop with `loss.item()` every step; torch's default (non
+    deterministic) flags, as a typical script leaves them.
+(b) AUDITOR: `auditor.train.build_loop` + `auditor.data.train_batches` +
+    `normalize` + `auditor.train.train_step`, the body of `train_one_epoch`
+    (device-side loss accumulators, host read only at log points), after
+    `auditor.repro.enforce` exactly as `auditor run` calls it.
+
+Same data (the real CIFAR-10 subset when present, else synthetic), same model
+init (torch.manual_seed(SEED) before create_model), same batch size, SGD lr 0.1
+momentum 0.9 wd 5e-4 (constant lr), same number of steps. Each timed repeat
+runs the pipelines in alternating order after untimed warm-up steps; a
+DataLoader iterator is created fresh (workers started) per repeat and shut
+down after it, so its workers never compete with the other pipeline.
+
+The script prints figures and never asserts them. Run it on a quiet machine:
+`os.getloadavg()` is printed before and after every timed section, and each
+timed repeat records the share of the machine's CPU that other processes used
+meanwhile; a disturbed repeat (> --quiet-threshold) is discarded and rerun.
+See bench/README.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditor import repro
+from auditor.data import DataBundle, load_data, normalize, train_batches
+from auditor.models import create_model
+from auditor.spec import (
+    DataSpec,
+    Determinism,
+    ModelSpec,
+    Optimizer,
+    Schedule,
+    Spec,
+    SyntheticSize,
+    TrainSpec,
+    resolved_dict,
+    spec_hash,
+)
+from auditor.train import RunFiles, build_loop, train_step
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET = REPO.parent / "shared" / "data" / "cifar10-subset"
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+SEED = 42
+LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
+# Defaults sized for a 2-core CPU (one timed repeat of either pipeline ~5-20 s).
+DEFAULT_STEPS = {"resnet20": 20, "resnet18": 4}
+DEFAULT_REPEATS = {"resnet20": 5, "resnet18": 3}
+FALLBACK_STEPS, FALLBACK_REPEATS = 10, 3
+
+
+# --- machine ------------------------------------------------------------------------
+
+
+def loadavg() -> tuple[float, float, float] | None:
+    """(1, 5, 15)-minute load averages, or None where the OS has none."""
+    try:
+        return tuple(round(v, 2) for v in os.getloadavg())  # type: ignore[return-value]
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether the CPU advertises bf16 instructions (without them CPU autocast bf16 is emulated)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """What the figures depend on: hardware, versions, threads, load."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(),
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cuda_available": torch.cuda.is_available(), "device": str(device), "gpu": gpu,
+        "loadavg_start": loadavg(),
+    }  # fmt: skip
+
+
+class ForeignCpu:
+    """Share of the machine's CPU time used by other processes (and VM steal) over an interval.
+
+    System-wide busy time from /proc/stat (psutil) minus this process tree's CPU time
+    (DataLoader workers included), divided by wall time x cores. 0 on a quiet machine.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil, self._me = psutil, psutil.Process()
+        self._t0 = self._busy0 = self._own0 = 0.0
+
+    def _busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+    def _own(self) -> float:
+        total = 0.0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                c = proc.cpu_times()
+                total += c.user + c.system + getattr(c, "children_user", 0.0) + getattr(c, "children_system", 0.0)
+            except self._psutil.Error:  # a worker that exited in between
+                pass
+        return total
+
+    def start(self) -> None:
+        self._t0, self._busy0, self._own0 = time.perf_counter(), self._busy(), self._own()
+
+    def stop(self) -> float:
+        wall = time.perf_counter() - self._t0
+        foreign = (self._busy() - self._busy0) - (self._own() - self._own0)
+        return max(0.0, foreign / max(wall * (os.cpu_count() or 1), 1e-9))
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued device work before a clock is read (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def bench_data_spec(root: Path | None = SUBSET, synthetic_train: int = 4000) -> DataSpec:
+    """The real subset (all 4068 training images, no val split) if present, else synthetic."""
+    if root is not None and (Path(root) / "cifar-10-batches-py").is_dir():
+        return DataSpec(dataset="cifar10", root=str(root), val_split=0)
+    return DataSpec(
+        dataset="synthetic", val_split=0, synthetic=SyntheticSize(train=synthetic_train, test=10)
+    )  # fmt: skip
+
+
+def describe_data(spec: DataSpec, data: DataBundle) -> str:
+    if spec.dataset == "synthetic":
+        return f"synthetic ({len(data.train_y)} train images; real subset not found)"
+    return f"CIFAR-10 subset at {spec.root} ({len(data.train_y)} train images)"
+
+
+# --- (a) the conventional pipeline --------------------------------------------------
+
+
+class PILImageDataset(torch.utils.data.Dataset):
+    """torchvision.datasets.CIFAR10's item access: HWC uint8 array -> PIL image -> transform."""
+
+    def __init__(self, images_hwc: np.ndarray, labels: list[int], transform: Callable[[Any], Any]):
+        self.images, self.labels, self.transform = images_hwc, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def conventional_transform(mean: list[float], std: list[float], padding: int = 4) -> Callable[[Any], Any]:
+    """The usual CIFAR-10 training transform, applied per PIL image."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.RandomCrop(32, padding=padding), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std),
+    ])  # fmt: skip
+
+
+def default_workers() -> int:
+    """DataLoader workers a typical script uses on this box: 2 (the PyTorch CIFAR-10
+    tutorial's value), never more than the cores."""
+    return max(0, min(2, os.cpu_count() or 1))
+
+
+def sgd(model: nn.Module) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+
+def init_model(name: str, device: torch.device) -> nn.Module:
+    """The same initial weights for every pipeline (the runner's seeding order)."""
+    torch.manual_seed(SEED)
+    return create_model(name, num_classes=10, norm="batch").to(device)
+
+
+def set_conventional_flags() -> None:
+    """torch's defaults: what a script that sets no determinism flags runs under."""
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.benchmark = False
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    torch.backends.mkldnn.enabled = True
+
+
+class ConventionalPipeline:
+    """(a): DataLoader + per-image PIL transforms + the textbook eager fp32 loop."""
+
+    label = "(a) conventional"
+    repeat_warmup = 1  # a fresh iterator per repeat: one untimed step lets the workers fill the queue
+
+    def __init__(self, model_name: str, data: DataBundle, data_spec: DataSpec, device: torch.device,
+                 batch_size: int, workers: int) -> None:  # fmt: skip
+        self.device, self.workers = device, workers
+        images = data.train_x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 32, 32, 3) like CIFAR10.data
+        tf = conventional_transform(list(data_spec.mean), list(data_spec.std), data_spec.augment.crop_padding)
+        self.dataset = PILImageDataset(images, data.train_y.tolist(), tf)
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+            pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(SEED),
+        )  # fmt: skip
+        self.model = init_model(model_name, device)
+        self.model.train()
+        self.opt = sgd(self.model)
+        self.criterion = nn.CrossEntropyLoss()
+        self.losses: list[float] = []
+        self._it: Iterator[Any] | None = None
+
+    def begin(self) -> None:
+        """Start a repeat: torch default flags, a fresh iterator (workers start here)."""
+        set_conventional_flags()
+        self._it = iter(self.loader)
+
+    def end(self) -> None:
+        """Shut the workers down so they never run during the other pipeline's turn."""
+        self._it = None
+
+    def _next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._it is None:
+            self.begin()
+        try:
+            return next(self._it)  # type: ignore[arg-type]
+        except StopIteration:  # epoch boundary: a new epoch, as a training script starts one
+            self._it = iter(self.loader)
+            return next(self._it)
+
+    def run(self, steps: int) -> int:
+        """`steps` training steps; returns the number of images trained on."""
+        images = 0
+        for _ in range(steps):
+            x, y = self._next()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss = self.criterion(self.model(x), y)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            self.losses.append(loss.item())
+            images += len(y)
+        return images
+
+
+# --- (b) the auditor path ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration of the auditor path: spec toggles plus diagnostic-only flags."""
+
+    label: str
+    amp: str = "off"
+    channels_last: bool = False
+    compile: str = "off"
+    determinism: bool = True
+    # Diagnostics, not spec fields: torch's NaN-filling of new tensors under
+    # use_deterministic_algorithms (torch default True), and foreach SGD.
+    fill_uninitialized_memory: bool = True
+    foreach: bool | None = None
+    mkldnn: bool = True  # torch.backends.mkldnn.enabled (oneDNN convolutions on CPU)
+
+
+DEFAULT_CONFIG = Config("(b) auditor, default toggles (determinism on)")
+FAST_CPU_CONFIG = Config("channels_last + fill_uninitialized_memory off", channels_last=True, fill_uninitialized_memory=False)
+PROFILED_CONFIGS = [DEFAULT_CONFIG, FAST_CPU_CONFIG]
+
+
+def matrix_configs(device: torch.device, diagnostics: bool) -> list[Config]:
+    """The toggle matrix for (b); fp16 only where a CUDA device is."""
+    rows = [
+        DEFAULT_CONFIG,
+        Config("channels_last", channels_last=True),
+        Config("amp bf16", amp="bf16"),
+        *([Config("amp fp16", amp="fp16")] if device.type == "cuda" else []),
+        Config("compile default", compile="default"),
+        Config("determinism off", determinism=False),
+        Config("det on, fill_uninitialized_memory off", fill_uninitialized_memory=False),
+        FAST_CPU_CONFIG,
+        Config("channels_last + compile + fill_uninitialized_memory off", channels_last=True, compile="default",
+               fill_uninitialized_memory=False),
+    ]
+    if diagnostics:
+        rows += [Config("foreach SGD", foreach=True), Config("mkldnn (oneDNN) off", mkldnn=False)]
+    return rows
+
+
+def auditor_spec(model_name: str, data_spec: DataSpec, batch_size: int, device: torch.device, cfg: Config) -> Spec:
+    """A run spec with the spec defaults except the benchmark's data/model/optimiser and `cfg`'s toggles."""
+    train = TrainSpec(
+        batch_size=batch_size, device=str(device), amp=cfg.amp, channels_last=cfg.channels_last,
+        compile=cfg.compile, schedule=Schedule(name="constant"),
+        optimizer=Optimizer(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
+    )  # fmt: skip
+    return Spec(
+        name="bench", seed=SEED, determinism=Determinism(enabled=cfg.determinism), data=data_spec,
+        model=ModelSpec(name=model_name), train=train,
+    )  # fmt: skip
+
+
+class AuditorPipeline:
+    """(b): the auditor's training loop, built and stepped with the library's own functions."""
+
+    def __init__(self, model_name: str, data: DataBundle, data_spec: DataSpec, device: torch.device,
+                 batch_size: int, cfg: Config = DEFAULT_CONFIG, ckpt_dir: Path | None = None) -> None:  # fmt: skip
+        self.cfg, self.device = cfg, device
+        self.label = cfg.label
+        self.repeat_warmup = 0  # no per-repeat state to warm
+        self.spec = auditor_spec(model_name, data_spec, batch_size, device, cfg)
+        self.apply_flags()  # before anything touches the device, as the runner does
+        torch.manual_seed(self.spec.seed)  # model init draws from the global generator
+        model = create_model(model_name, num_classes=10, norm="batch")
+        files = RunFiles(ckpt_dir or Path(tempfile.gettempdir()) / "auditor-bench-unused",
+                         resolved_dict(self.spec), spec_hash(self.spec))  # fmt: skip
+        self.loop = build_loop(self.spec.train, self.spec.data, self.spec.seed, model, data, device, files)
+        if cfg.foreach is not None:
+            for g in self.loop.opt.param_groups:
+                g["foreach"] = cfg.foreach
+        self.epoch, self.step_losses = 0, []  # type: ignore[var-annotated]
+        self._batches: Iterator[tuple[int, torch.Tensor, torch.Tensor]] | None = None
+        self._new_epoch()
+
+    def apply_flags(self) -> None:
+        repro.enforce(self.spec.seed, self.spec.determinism.enabled)
+        torch.utils.deterministic.fill_uninitialized_memory = self.cfg.fill_uninitialized_memory
+        torch.backends.mkldnn.enabled = self.cfg.mkldnn
+
+    def _new_epoch(self) -> None:
+        loop, t = self.loop, self.loop.tensors
+        self._batches = train_batches(
+            t["train_x"], t["train_y"], loop.data_spec, loop.seed, self.epoch, loop.train.batch_size
+        )  # fmt: skip
+        # train_one_epoch's device-side accumulators
+        self._losses = torch.full((loop.spe,), float("nan"), device=loop.device)
+        self._loss_sum = torch.zeros((), device=loop.device)
+        self._correct = torch.zeros((), device=loop.device)
+
+    def begin(self) -> None:
+        self.apply_flags()
+
+    def end(self) -> None:
+        pass
+
+    def _next(self) -> tuple[int, torch.Tensor, torch.Tensor]:
+        try:
+            return next(self._batches)  # type: ignore[arg-type]
+        except StopIteration:
+            self.epoch += 1
+            self._new_epoch()
+            return next(self._batches)  # type: ignore[arg-type]
+
+    def run(self, steps: int) -> int:
+        """`steps` steps of train_one_epoch's body; returns the number of images."""
+        loop, t = self.loop, self.loop.tensors
+        images = 0
+        for _ in range(steps):
+            step, xb, yb = self._next()
+            loss, corr = train_step(loop, normalize(xb, t["mean"], t["std"], loop.train.channels_last), yb)
+            self._losses[step], self._loss_sum, self._correct = loss, self._loss_sum + loss * len(yb), self._correct + corr
+            if (step + 1) % loop.train.log_every_steps == 0:
+                math.isfinite(loss.item())  # the host's only read, at log points
+            self.step_losses.append(loss)
+            images += len(yb)
+        return images
+
+
+# --- timing -----------------------------------------------------------------------
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Median, quartiles, min, max of a sample."""
+    if not values:
+        return {"n": 0}
+    q1, q3 = np.percentile(values, [25, 75])
+    return {
+        "n": len(values), "median": statistics.median(values), "q1": float(q1), "q3": float(q3),
+        "min": min(values), "max": max(values),
+    }  # fmt: skip
+
+
+def timed_run(pipe: Any, steps: int, device: torch.device, meter: ForeignCpu | None = None) -> tuple[float, float]:
+    """One repeat: begin, the pipeline's per-repeat warm-up steps untimed, `steps` timed.
+
+    Returns (images/s, share of the machine's CPU other processes used meanwhile).
+    """
+    meter = meter or ForeignCpu()
+    pipe.begin()
+    try:
+        if pipe.repeat_warmup:
+            pipe.run(pipe.repeat_warmup)
+        sync(device)
+        meter.start()
+        t0 = time.perf_counter()
+        images = pipe.run(steps)
+        sync(device)
+        dt = time.perf_counter() - t0
+        return images / dt, meter.stop()
+    finally:
+        pipe.end()
+
+
+@dataclass
+class Samples:
+    """Timed repeats of one pipeline: kept ones, and attempts discarded as disturbed."""
+
+    images_per_s: list[float] = field(default_factory=list)
+    foreign_cpu: list[float] = field(default_factory=list)
+    discarded: list[tuple[float, float]] = field(default_factory=list)  # (images/s, foreign share)
+
+
+def interleaved(pipes: list[Any], steps: dict[str, int], repeats: int, device: torch.device,
+                log: Callable[[str], None] = print, quiet: float = 0.10, retries: int = 2) -> dict[str, Samples]:  # fmt: skip
+    """images/s of each pipeline over `repeats` rounds; the order reverses every round.
+
+    A repeat during which other processes used more than `quiet` of the machine's CPU is
+    discarded and run again, at most `retries` times (the last attempt is kept regardless).
+    """
+    out = {p.label: Samples() for p in pipes}
+    meter = ForeignCpu()
+    for r in range(repeats):
+        order = pipes if r % 2 == 0 else pipes[::-1]
+        for p in order:
+            if r >= getattr(p, "repeats", repeats):
+                continue
+            for attempt in range(retries + 1):
+                v, busy = timed_run(p, steps[p.label], device, meter)
+                if busy <= quiet or attempt == retries:
+                    break
+                out[p.label].discarded.append((v, busy))
+                log(f"    repeat {r + 1}/{repeats}  {p.label:48s} {v:8.1f} img/s  DISCARDED: other processes "
+                    f"used {busy:.0%} of the CPU; retrying")  # fmt: skip
+            out[p.label].images_per_s.append(v)
+            out[p.label].foreign_cpu.append(busy)
+            log(f"    repeat {r + 1}/{repeats}  {p.label:48s} {v:8.1f} img/s  other processes {busy:4.0%} of CPU  "
+                f"load {loadavg()}")  # fmt: skip
+    return out
+
+
+def warm(pipe: Any, steps: int, device: torch.device, budget_s: float = math.inf) -> tuple[float, float]:
+    """Untimed first steps of a fresh pipeline (allocator, oneDNN primitives, compilation).
+
+    Runs `steps` + 1 steps one at a time, stopping early (after at least two) once
+    `budget_s` is spent; returns (total seconds, the last step's seconds), the latter
+    sizing the timed repeats.
+    """
+    pipe.begin()
+    try:
+        total, last = 0.0, 0.0
+        for i in range(max(steps, 1) + 1):
+            t0 = time.perf_counter()
+            pipe.run(1)
+            sync(device)
+            last = time.perf_counter() - t0
+            total += last
+            if i >= 1 and total > budget_s:
+                break
+        return total, last
+    finally:
+        pipe.end()
+
+
+def steps_within(budget_s: float, step_s: float, steps: int) -> int:
+    """At most `steps`, fewer for a configuration so slow that a repeat would exceed the budget."""
+    return max(1, min(steps, int(budget_s // max(step_s, 1e-9))))
+
+
+# --- bitwise determinism of a configuration -------------------------------------------
+
+
+def _tensor_rows(ta: dict[str, torch.Tensor], tb: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """Per-tensor equality: auditor.verify.compare_tensors when it is there, else torch.equal."""
+    try:
+        from auditor.verify import compare_tensors
+
+        rows = compare_tensors(ta, tb)
+        if rows and all("equal" in r and "name" in r for r in rows):
+            return rows
+    except Exception:  # verify.py is someone else's and may change: fall back
+        pass
+    rows = []
+    for name in ta.keys() | tb.keys():
+        a, b = ta.get(name), tb.get(name)
+        eq = a is not None and b is not None and a.dtype == b.dtype and a.shape == b.shape and torch.equal(
+            a.detach().cpu().contiguous().view(-1).view(torch.uint8),
+            b.detach().cpu().contiguous().view(-1).view(torch.uint8),
+        )  # fmt: skip
+        rows.append({"name": name, "equal": bool(eq)})
+    return rows
+
+
+def state_of(pipe: AuditorPipeline) -> dict[str, torch.Tensor]:
+    """Model tensors and optimiser momentum buffers, keyed by name."""
+    out = {f"model.{k}": v for k, v in pipe.loop.model.state_dict().items()}
+    names = [n for n, _ in pipe.loop.model.named_parameters()]
+    for n, p in zip(names, pipe.loop.model.parameters()):
+        buf = pipe.loop.opt.state.get(p, {}).get("momentum_buffer")
+        if buf is not None:
+            out[f"optimizer.{n}.momentum_buffer"] = buf
+    return out
+
+
+def determinism_check(make: Callable[[], AuditorPipeline], steps: int) -> dict[str, Any]:
+    """Train twice in-process from the same seed; compare step losses and final state bit for bit."""
+    runs = []
+    for _ in range(2):
+        p = make()
+        p.begin()
+        p.run(steps)
+        losses = torch.stack(p.step_losses).detach().float().cpu()
+        runs.append((losses, {k: v.detach().cpu().clone() for k, v in state_of(p).items()}))
+        del p
+    (la, sa), (lb, sb) = runs
+    losses_equal = torch.equal(la.view(torch.int32), lb.view(torch.int32))
+    rows = _tensor_rows(sa, sb)
+    differing = [r["name"] for r in rows if not r["equal"]]
+    return {
+        "steps": steps, "losses_equal": losses_equal, "tensors": len(rows),
+        "tensors_equal": len(rows) - len(differing), "differing": differing[:5],
+        "bitwise": losses_equal and not differing,
+        "losses_a": la.tolist(), "losses_b": lb.tolist(),
+    }  # fmt: skip
+
+
+# --- throughput sections ------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """What every throughput section of one model shares."""
+
+    model: str
+    device: torch.device
+    batch_size: int
+    steps: int
+    repeats: int
+    warmup: int
+    workers: int
+    data: DataBundle
+    data_spec: DataSpec
+    data_desc: str
+    ckpt_dir: Path
+    det_steps: int = 3
+    max_repeat_s: float = 30.0
+    quiet: float = 0.10  # max share of the CPU other processes may use during a kept repeat
+    retries: int = 2
+    log: Callable[[str], None] = print
+    notes: list[str] = field(default_factory=list)
+
+
+def make_auditor(s: Setup, cfg: Config) -> AuditorPipeline:
+    return AuditorPipeline(s.model, s.data, s.data_spec, s.device, s.batch_size, cfg, s.ckpt_dir)
+
+
+def make_conventional(s: Setup) -> ConventionalPipeline:
+    return ConventionalPipeline(s.model, s.data, s.data_spec, s.device, s.batch_size, s.workers)
+
+
+def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict[str, Any]:
+    """(a) and each auditor configuration, interleaved; ratios to (a) and to the default (b)."""
+    s.log(f"[{s.model}] building pipelines: (a) + {len(configs)} auditor configuration(s), "
+          f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    pipes: list[Any] = [make_conventional(s)]
+    failed: dict[str, str] = {}
+    for cfg in configs:
+        try:
+            pipes.append(make_auditor(s, cfg))
+        except Exception as exc:  # e.g. a toggle the device cannot run
+            failed[cfg.label] = _short_error(exc)
+    warmup_s, step_s, steps = {}, {}, {}
+    for p in list(pipes):
+        try:
+            warmup_s[p.label], step_s[p.label] = warm(p, s.warmup, s.device, s.max_repeat_s)
+        except Exception as exc:  # e.g. compile without a working C++ toolchain
+            failed[p.label] = _short_error(exc)
+            pipes.remove(p)
+            continue
+        steps[p.label] = steps_within(s.max_repeat_s, step_s[p.label], s.steps)
+        cut = f" (capped from {s.steps} by --max-repeat-s {s.max_repeat_s:g})" if steps[p.label] < s.steps else ""
+        if step_s[p.label] > s.max_repeat_s:  # hopeless (e.g. bf16 emulated on the CPU): one repeat is enough
+            p.repeats = 1
+            cut += "; a single repeat (one step exceeds --max-repeat-s)"
+        s.log(f"  warm-up {p.label}: {warmup_s[p.label]:.1f}s, last step {step_s[p.label]:.2f}s; "
+              f"timing {steps[p.label]} steps per repeat{cut}")  # fmt: skip
+    for label, err in failed.items():
+        s.log(f"  {label}: FAILED ({err})")
+    load_before = loadavg()
+    samples = interleaved(pipes, steps, s.repeats, s.device, s.log, s.quiet, s.retries)
+    load_after = loadavg()
+    med = {k: statistics.median(v.images_per_s) for k, v in samples.items()}
+    base_a, base_b = med[pipes[0].label], med.get(DEFAULT_CONFIG.label)
+    rows = []
+    for p in pipes:
+        sm = samples[p.label]
+        rows.append({
+            "label": p.label, "config": asdict(p.cfg) if isinstance(p, AuditorPipeline) else None,
+            "images_per_s": summarize(sm.images_per_s), "samples": sm.images_per_s,
+            "foreign_cpu": sm.foreign_cpu, "discarded": sm.discarded, "steps": steps[p.label],
+            "warmup_s": warmup_s[p.label], "step_s_estimate": step_s[p.label],
+            "ratio_to_a": med[p.label] / base_a, "ratio_to_default_b": med[p.label] / base_b if base_b else None,
+        })  # fmt: skip
+    del pipes
+    rows += [{"label": k, "failed": v} for k, v in failed.items()]
+    if check_determinism:
+        for row in rows:
+            cfg = next((c for c in configs if c.label == row["label"]), None)
+            if cfg is None or "failed" in row:
+                continue
+            if row["step_s_estimate"] * 4 > 2 * s.max_repeat_s:  # two twin runs of two steps
+                row["determinism_skipped"] = f"one step takes {row['step_s_estimate']:.0f}s (> --max-repeat-s / 2)"
+                s.log(f"  determinism check skipped for {cfg.label}: {row['determinism_skipped']}")
+                continue
+            n = max(2, steps_within(s.max_repeat_s, row["step_s_estimate"], s.det_steps))
+            s.log(f"  determinism check ({n} steps, twice): {cfg.label}")
+            row["determinism"] = determinism_check(lambda c=cfg: make_auditor(s, c), n)
+    return {
+        "model": s.model, "device": str(s.device), "batch_size": s.batch_size, "steps": s.steps,
+        "repeats": s.repeats, "warmup_steps": s.warmup, "workers": s.workers, "data": s.data_desc,
+        "torch_threads": torch.get_num_threads(), "max_repeat_s": s.max_repeat_s, "quiet": s.quiet,
+        "retries": s.retries,
+        "loadavg_before": load_before, "loadavg_after": load_after, "rows": rows,
+    }  # fmt: skip
+
+
+def _short_error(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {msg[0][:200] if msg else ''}"
+
+
+def print_throughput(res: dict[str, Any], log: Callable[[str], None] = print) -> None:
+    log(f"\n== {res['model']} on {res['device']}, batch {res['batch_size']}, up to {res['steps']} timed steps x "
+        f"{res['repeats']} repeats, DataLoader workers {res['workers']}, torch threads {res['torch_threads']}")  # fmt: skip
+    log(f"   data: {res['data']}; load before {res['loadavg_before']} after {res['loadavg_after']}")
+    for line in throughput_table(res):
+        log("   " + line)
+
+
+def _det_cell(row: dict[str, Any]) -> str:
+    d = row.get("determinism")
+    if d is None:
+        if row.get("determinism_skipped"):
+            return f"not checked: {row['determinism_skipped']}"
+        return "n/a (no determinism flags)" if row.get("config") is None else "-"
+    if d["bitwise"]:
+        return f"yes ({d['steps']} steps, {d['tensors']} tensors)"
+    return f"NO (losses equal: {d['losses_equal']}, {d['tensors_equal']}/{d['tensors']} tensors equal)"
+
+
+def throughput_table(res: dict[str, Any]) -> list[str]:
+    """Markdown table of one throughput section."""
+    lines = [
+        "| pipeline / configuration | images/s median | IQR | min-max | timed steps x repeats | other processes' CPU share (max) | discarded repeats | ratio to (a) | ratio to default (b) | bitwise deterministic (in-process twin runs) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in res["rows"]:
+        if "failed" in r:
+            lines.append(f"| {r['label']} | failed: {r['failed']} | | | | | | | | |")
+            continue
+        st = r["images_per_s"]
+        rb = f"{r['ratio_to_default_b']:.2f}x" if r["ratio_to_default_b"] else "-"
+        lines.append(
+            f"| {r['label']} | {st['median']:.1f} | {st['q1']:.1f}-{st['q3']:.1f} | {st['min']:.1f}-{st['max']:.1f} "
+            f"| {r['steps']} x {st['n']} | {max(r['foreign_cpu']):.0%} | {len(r['discarded'])} "
+            f"| {r['ratio_to_a']:.2f}x | {rb} | {_det_cell(r)} |"
+        )
+    return lines
+
+
+# --- where (b)'s time goes --------------------------------------------------------------
+
+# aten op -> category, for the profile summary (anything else: "other")
+OP_GROUPS = {
+    "convolution (forward)": ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution",
+                              "aten::conv2d", "aten::_slow_conv2d_forward", "aten::thnn_conv2d"),
+    "convolution (backward)": ("aten::convolution_backward", "aten::_slow_conv2d_backward"),
+    "batch norm": ("aten::native_batch_norm", "aten::native_batch_norm_backward", "aten::batch_norm",
+                   "aten::_batch_norm_impl_index", "aten::_native_batch_norm_legit"),
+    "NaN-fill of new tensors (deterministic mode)": ("aten::fill_",),
+    "relu / add / other elementwise": ("aten::threshold_backward", "aten::clamp_min_", "aten::relu_", "aten::add",
+                                       "aten::add_", "aten::mul_", "aten::mul", "aten::div", "aten::sub",
+                                       "aten::div_", "aten::sub_", "aten::addcmul_", "aten::where"),
+    "data: gather / pad / index / copies": ("aten::index", "aten::constant_pad_nd", "aten::copy_", "aten::randint",
+                                           "aten::random_", "aten::randperm", "aten::to", "aten::_to_copy",
+                                           "aten::index_put_", "aten::pad", "aten::arange"),
+    "optimizer (SGD)": ("Optimizer.step#SGD.step", "aten::_foreach_add_", "aten::_foreach_mul_",
+                        "aten::_foreach_add", "aten::_fused_sgd_"),
+}  # fmt: skip
+
+
+def profile_auditor(s: Setup, cfg: Config, steps: int = 3, top: int = 12) -> dict[str, Any]:
+    """torch.profiler over `steps` steps of (b): self CPU time per op and per category."""
+    from torch.profiler import ProfilerActivity, profile
+
+    pipe = make_auditor(s, cfg)
+    warm(pipe, s.warmup, s.device, s.max_repeat_s)
+    pipe.begin()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.device.type == "cuda" else [])
+    t0 = time.perf_counter()
+    with profile(activities=acts) as prof:
+        pipe.run(steps)
+        sync(s.device)
+    wall = time.perf_counter() - t0
+    events = [(e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()]
+    total = sum(t for _, t, _ in events) or 1.0
+    group_of = {op: g for g, ops in OP_GROUPS.items() for op in ops}
+    groups: dict[str, float] = {}
+    for key, t, _ in events:
+        g = group_of.get(key, "other (python, autograd engine, small ops)")
+        groups[g] = groups.get(g, 0.0) + t
+    return {
+        "model": s.model, "config": cfg.label, "steps": steps, "wall_s": wall, "threads": torch.get_num_threads(),
+        "self_cpu_s": total / 1e6,
+        "groups": sorted(((g, t / total) for g, t in groups.items()), key=lambda kv: -kv[1]),
+        "top_ops": [(k, t / total, n) for k, t, n in sorted(events, key=lambda e: -e[1])[:top]],
+    }  # fmt: skip
+
+
+def profile_lines(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in results:
+        lines += [f"**{r['model']}, {r['config']}** ({r['steps']} steps, {r['threads']} threads, {r['wall_s']:.1f}s wall, "
+                  f"{r['self_cpu_s']:.1f}s self CPU as the profiler counts it)", "",
+                  "| category | share of self CPU |", "| --- | ---: |"]  # fmt: skip
+        lines += [f"| {g} | {share * 100:.1f}% |" for g, share in r["groups"]]
+        lines += ["", "| op | share | calls |", "| --- | ---: | ---: |"]
+        lines += [f"| `{k}` | {share * 100:.1f}% | {n} |" for k, share, n in r["top_ops"]]
+        lines.append("")
+    return lines
+
+
+# --- auditing overhead ------------------------------------------------------------------
+
+OVERHEAD_SPECS = {
+    "smoke": lambda epochs: ["smoke"],
+    "subset-resnet20": lambda epochs: [
+        str(REPO / "specs" / "resnet20_cifar10.yaml"), "--set", "name=bench-subset-resnet20",
+        "--set", f"data.root={SUBSET}", "--set", "data.val_split=0", "--set", f"train.epochs={epochs}",
+        "--set", "train.optimizer.weight_decay=5e-4", "--set", "train.schedule.name=cosine",
+        "--set", "train.schedule.milestones=[]", "--set", "train.device=cpu", "--set", "seed=42",
+    ],
+}  # fmt: skip
+
+# (module, function, phase) wrapped with timers in the breakdown child process.
+PHASES = [
+    ("auditor.repro", "enforce", "seeding + determinism flags"),
+    ("auditor.runner", "load_data", "data loading"),
+    ("auditor.runner", "prepare_dirs", "staging folders"),
+    ("auditor.environment", "capture", "environment capture"),
+    ("auditor.runner", "create_model", "model construction"),
+    ("auditor.train", "build_loop", "loop build (data to device)"),
+    ("auditor.train", "train_one_epoch", "training steps"),
+    ("auditor.train", "evaluate", "per-epoch evaluation (selection split)"),
+    ("auditor.train", "save_epoch_checkpoints", "checkpointing"),
+    ("auditor.train", "save_step_checkpoint", "checkpointing"),
+    ("auditor.runner", "measure_run", "measurement (test acc, size, latency)"),
+    ("auditor.runner", "assemble", "audit record"),
+    ("auditor.runner", "write_run_files", "writing audit.json / csv"),
+    ("auditor.render", "render_run", "rendering the sheet"),
+    ("auditor.runner", "promote", "promoting staging folders"),
+]
+
+
+def overhead_child(argv: list[str]) -> int:
+    """`auditor run ARGV` in this process with timers around each stage (exclusive times).
+
+    Writes `<--out>/bench_phases.json`. Used by `--overhead` for the breakdown only.
+    """
+    t_start = time.perf_counter()
+    import importlib
+
+    from auditor import cli
+
+    t_imported = time.perf_counter()
+    totals: dict[str, float] = {}
+    stack: list[float] = []  # child time accumulated per open frame
+
+    def wrap(fn: Callable[..., Any], phase: str) -> Callable[..., Any]:
+        def timed(*a: Any, **k: Any) -> Any:
+            stack.append(0.0)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                dt = time.perf_counter() - t0
+                child = stack.pop()
+                totals[phase] = totals.get(phase, 0.0) + dt - child
+                if stack:
+                    stack[-1] += dt
+
+        return timed
+
+    missing = []
+    for mod_name, attr, phase in PHASES:
+        mod = importlib.import_module(mod_name)
+        if callable(getattr(mod, attr, None)):
+            setattr(mod, attr, wrap(getattr(mod, attr), phase))
+        else:
+            missing.append(f"{mod_name}.{attr}")
+    t0 = time.perf_counter()
+    code = cli.main(argv)
+    t_main = time.perf_counter() - t0
+    out = Path(argv[argv.index("--out") + 1])
+    (out / "bench_phases.json").write_text(json.dumps({
+        "phases": totals, "main_s": t_main, "import_s": t_imported - t_start, "missing": missing, "exit": code,
+    }, indent=2))  # fmt: skip
+    return 0
+
+
+def _read_audit(out: Path) -> dict[str, Any]:
+    found = sorted(out.glob("reports/*/audit.json"))
+    if not found:
+        raise RuntimeError(f"no audit.json under {out}")
+    return json.loads(found[0].read_text())
+
+
+def run_command(args: list[str], cwd: Path, log: Callable[[str], None]) -> tuple[float, subprocess.CompletedProcess]:
+    log("    $ " + shlex.join(args))
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=7200)
+    return time.perf_counter() - t0, proc
+
+
+def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Time `python -m auditor run` as a subprocess; optionally a second, instrumented run."""
+    with tempfile.TemporaryDirectory(prefix="auditor-bench-") as tmp:
+        out = Path(tmp) / "plain"
+        cmd = [sys.executable, "-m", "auditor", "run", *args, "--out", str(out)]
+        load0 = loadavg()
+        proc_s, proc = run_command(cmd, Path(tmp), log)
+        if proc.returncode not in (0, 1):  # 1 = a criterion failed; the run itself finished
+            raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+        audit = _read_audit(out)
+        wall, train = audit["run"]["wall_time_s"], audit["training"]["train_time_s"]
+        res = {
+            "name": name, "command": shlex.join(cmd[:1] + ["-m", "auditor", "run", *args, "--out", "<tmp>"]),
+            "exit": proc.returncode, "process_wall_s": proc_s, "run_wall_time_s": wall, "train_time_s": train,
+            "measure_time_s": audit["run"].get("measure_time_s"),
+            "epochs": audit["training"].get("epochs_run"), "images_per_s": audit["training"].get("images_per_s"),
+            "overhead_in_process": (wall - train) / wall, "overhead_whole_command": (proc_s - train) / proc_s,
+            "startup_and_imports_s": proc_s - wall, "loadavg_before": load0, "loadavg_after": loadavg(),
+        }  # fmt: skip
+        if breakdown:
+            out2 = Path(tmp) / "instrumented"
+            cmd2 = [sys.executable, str(Path(__file__).resolve()), "--overhead-child", "run", *args, "--out", str(out2)]
+            proc2_s, proc2 = run_command(cmd2, Path(tmp), log)
+            if proc2.returncode == 0 and (out2 / "bench_phases.json").is_file():
+                ph = json.loads((out2 / "bench_phases.json").read_text())
+                ph["process_wall_s"] = proc2_s
+                ph["unattributed_s"] = ph["main_s"] - sum(ph["phases"].values())
+                res["breakdown"] = ph
+            else:
+                res["breakdown_error"] = proc2.stderr[-1000:]
+    return res
+
+
+def overhead(epochs: int, breakdown: bool, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    out = []
+    for name, make_args in OVERHEAD_SPECS.items():
+        if name.startswith("subset") and not (SUBSET / "cifar-10-batches-py").is_dir():
+            log(f"  {name}: skipped (no subset at {SUBSET})")
+            continue
+        log(f"  overhead: {name}")
+        out.append(overhead_one(name, make_args(epochs), breakdown, log))
+    return out
+
+
+def overhead_lines(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| run | epochs | whole command s | `run.wall_time_s` | training steps s | measure s | overhead in-process | overhead whole command |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['name']} | {r['epochs']} | {r['process_wall_s']:.1f} | {r['run_wall_time_s']:.1f} | {r['train_time_s']:.1f} "
+            f"| {r['measure_time_s']:.2f} | {r['overhead_in_process'] * 100:.1f}% | {r['overhead_whole_command'] * 100:.1f}% |"
+        )
+    for r in results:
+        b = r.get("breakdown")
+        if not b:
+            continue
+        lines += ["", f"Breakdown of `{r['name']}` (instrumented second run, exclusive seconds; whole command "
+                      f"{b['process_wall_s']:.1f}s, of which python start-up + imports "
+                      f"{b['process_wall_s'] - b['main_s']:.1f}s):", "",
+                  "| phase | s | share of whole command |", "| --- | ---: | ---: |"]  # fmt: skip
+        items = sorted(b["phases"].items(), key=lambda kv: -kv[1])
+        items.append(("python start-up + imports", b["process_wall_s"] - b["main_s"]))
+        items.append(("unattributed (CLI, spec, logging, glue)", b["unattributed_s"]))
+        for phase, sec in items:
+            lines.append(f"| {phase} | {sec:.2f} | {sec / b['process_wall_s'] * 100:.1f}% |")
+        a = auditing_only(b)
+        lines += ["", f"Excluding the per-epoch evaluation (model selection, which a conventional script does too), "
+                      f"the auditing overhead of this run is {a['in_process'] * 100:.1f}% in-process and "
+                      f"{a['whole_command'] * 100:.1f}% of the whole command."]  # fmt: skip
+    return lines
+
+
+def auditing_only(b: dict[str, Any]) -> dict[str, float]:
+    """Share of the instrumented run outside training steps and per-epoch evaluation."""
+    ph = b["phases"]
+    work = ph.get("training steps", 0.0) + ph.get("per-epoch evaluation (selection split)", 0.0)
+    return {
+        "in_process": (b["main_s"] - work) / b["main_s"],
+        "whole_command": (b["process_wall_s"] - work) / b["process_wall_s"],
+    }
+
+
+# --- latency method check -----------------------------------------------------------
+
+
+def latency_check(model_name: str, device: torch.device, rounds: int, iters: int, warmup: int) -> dict[str, Any]:
+    """auditor.measure.latency vs torch.utils.benchmark's blocked_autorange, alternating."""
+    from torch.utils import benchmark
+
+    from auditor.measure import latency
+    from auditor.spec import Latency
+
+    model = init_model(model_name, device).eval()
+    x = torch.randn(1, 3, 32, 32, device=device)
+    ours, theirs = [], []
+    for _ in range(rounds):
+        r = latency(model, Latency(batch_size=1, warmup=warmup, iters=iters), device, False, cpu_model())
+        ours.append(r.median_ms)
+        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+        with torch.inference_mode():
+            m = timer.blocked_autorange(min_run_time=max(1.0, r.median_ms * iters / 1e3))
+        theirs.append(m.median * 1e3)
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return {
+        "model": model_name, "device": str(device), "threads": torch.get_num_threads(), "batch_size": 1,
+        "auditor_median_ms": a, "benchmark_median_ms": b, "relative_diff": (a - b) / b,
+        "auditor_rounds_ms": ours, "benchmark_rounds_ms": theirs, "iters": iters, "warmup": warmup,
+        "loadavg": loadavg(),
+    }  # fmt: skip
+
+
+def latency_lines(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| model | device | threads | `auditor.measure.latency` median ms | `benchmark.Timer.blocked_autorange` median ms | relative difference | load avg |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['device']} | {r['threads']} | {r['auditor_median_ms']:.3f} | {r['benchmark_median_ms']:.3f} "
+            f"| {r['relative_diff'] * 100:+.1f}% | {r['loadavg']} |"
+        )
+    return lines
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def targets_lines(report: dict[str, Any]) -> list[str]:
+    """The figures measured in this invocation against the project's targets (reported, never asserted)."""
+    lines = []
+    for res in report.get("throughput", []):
+        rows = {r["label"]: r for r in res["rows"] if "failed" not in r}
+        tag = f"{res['model']}, {res['device']}, {res['torch_threads']} threads, batch {res['batch_size']}"
+        b = rows.get(DEFAULT_CONFIG.label)
+        if b:
+            lines.append(f"- auditor path (default, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
+                         f"(target >= 1.5x, aim 2x): {_verdict(b['ratio_to_a'] >= 1.5)}")  # fmt: skip
+        det = [r for r in rows.values() if r["config"] and r["config"]["determinism"]
+               and r.get("determinism", {}).get("bitwise")]  # fmt: skip
+        if len(det) > 1:
+            best = max(det, key=lambda r: r["ratio_to_a"])
+            lines.append(f"- fastest configuration that stayed bitwise deterministic, {tag}: {best['label']}, "
+                         f"{best['ratio_to_a']:.2f}x the conventional pipeline, {best['ratio_to_default_b']:.2f}x the default")  # fmt: skip
+        off = rows.get("determinism off")
+        if b and off:
+            cost = off["images_per_s"]["median"] / b["images_per_s"]["median"] - 1
+            lines.append(f"- determinism overhead, {tag}: {cost * 100:+.1f}% (determinism off vs on; target <= 5%): "
+                         f"{_verdict(cost <= 0.05)}")  # fmt: skip
+    for r in report.get("overhead", []):
+        if not r["name"].startswith("subset"):
+            continue
+        note = "" if r["epochs"] == 8 else f" (run with {r['epochs']} epochs; the target is for 8)"
+        lines.append(f"- auditing overhead, resnet20 subset run{note}: {r['overhead_in_process'] * 100:.1f}% in-process, "
+                     f"{r['overhead_whole_command'] * 100:.1f}% of the whole command (target <= 3%): "
+                     f"{_verdict(r['overhead_in_process'] <= 0.03)} in-process")  # fmt: skip
+        if r.get("breakdown"):
+            a = auditing_only(r["breakdown"])
+            lines.append(f"  - excluding per-epoch evaluation (model selection): {a['in_process'] * 100:.1f}% in-process, "
+                         f"{a['whole_command'] * 100:.1f}% whole command: {_verdict(a['in_process'] <= 0.03)} in-process")  # fmt: skip
+    for r in report.get("latency", []):
+        lines.append(f"- latency method vs torch.utils.benchmark, {r['model']} on {r['device']}: "
+                     f"{r['relative_diff'] * 100:+.1f}% (target within 10%): {_verdict(abs(r['relative_diff']) <= 0.10)}")  # fmt: skip
+    return lines
+
+
+# --- RESULTS.md ----------------------------------------------------------------------
+
+
+def results_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    cuda = m["cuda_available"] and report["device"].startswith("cuda")
+    out = [
+        "# Throughput benchmark results", "",
+        f"Generated by `bench/throughput.py` on {m['date_utc']}.", "",
+        "## Machine", "",
+        f"- CPU: {m['cpu_model']} ({m['cpu_count']} logical cores); torch {m['torch']}, "
+        f"{m['torch_threads']} intra-op threads, {m['torch_interop_threads']} inter-op threads, oneDNN {m['mkldnn']}",
+        f"- OS: {m['os']}; Python {m['python']}",
+        f"- Device benchmarked: {report['device']}" + (f" ({m['gpu']})" if m["gpu"] else ""),
+        f"- Load average (1, 5, 15 min) at start: {m['loadavg_start']}; at end: {report.get('loadavg_end')}",
+    ]  # fmt: skip
+    if not cuda:
+        out.append(
+            "- **No GPU was available: CUDA figures were not measured.** Nothing here is a GPU "
+            "estimate; rerun with `--device cuda` on a GPU machine."
+            if not m["cuda_available"] else
+            "- CUDA is available on this machine but this run benchmarked the CPU: no CUDA figures here."
+        )
+    out.append(f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16): {m['cpu_bf16_native']}")
+    out += ["", "## Command", "", "```", report["command"], "```", ""]
+    for res in report.get("throughput", []):
+        out += [
+            f"## Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}", "",
+            f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
+            f"{res['max_repeat_s']:g}s), {res['repeats']} repeats in alternating order, after {res['warmup_steps']} + 1 "
+            f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
+            f"for (a)'s fresh DataLoader iterator; "
+            f"torch threads {res['torch_threads']}; a repeat during which other processes used more than "
+            f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "
+            f"DataLoader num_workers={res['workers']}; data: {res['data']}; "
+            f"load average before {res['loadavg_before']}, after {res['loadavg_after']}.", "",
+            *throughput_table(res), "",
+        ]  # fmt: skip
+    if report.get("profile"):
+        out += ["## Where the auditor path's time goes (torch.profiler)", "", *profile_lines(report["profile"])]
+    if report.get("overhead"):
+        out += ["## Auditing overhead (`auditor run` time outside training steps)", "", *overhead_lines(report["overhead"]), ""]
+        out += [f"Commands: " + "; ".join(f"`{r['command']}`" for r in report["overhead"]), ""]
+    if report.get("latency"):
+        out += ["## Latency method check (batch 1, fp32, eval)", "", *latency_lines(report["latency"]), ""]
+    if (targets := targets_lines(report)):
+        out += ["## Against the targets", "", *targets, ""]
+    if report.get("notes"):
+        out += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
+    return "\n".join(out) + "\n"
+
+
+# --- CLI ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", nargs="+", default=None, help="model name(s) (default resnet20; --all: resnet20 resnet18)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default: resnet20 5, resnet18 3)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per pipeline before timing")
+    p.add_argument("--max-repeat-s", type=float, default=30.0,
+                   help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
+    p.add_argument("--quiet-threshold", type=float, default=0.10,
+                   help="discard and rerun a repeat during which other processes used more than this share of the CPU")
+    p.add_argument("--retries", type=int, default=2, help="reruns of a disturbed repeat before it is kept anyway")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="torch.set_num_threads value(s); each gets its own throughput section (default: torch's)")
+    p.add_argument("--data-root", type=Path, default=SUBSET, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
+    p.add_argument("--matrix", action="store_true", help="toggle matrix for (b), with bitwise determinism checks")
+    p.add_argument("--diagnostics", action="store_true", help="matrix: also foreach SGD and oneDNN off")
+    p.add_argument("--det-steps", type=int, default=3, help="steps of each twin run in the determinism checks")
+    p.add_argument("--overhead", action="store_true", help="auditing overhead of `auditor run` (smoke, subset)")
+    p.add_argument("--overhead-epochs", type=int, default=8, help="epochs of the subset overhead run")
+    p.add_argument("--no-breakdown", action="store_true", help="overhead: skip the instrumented second run")
+    p.add_argument("--profile", action="store_true", help="torch.profiler over a few steps of (b): where its time goes")
+    p.add_argument("--latency-check", action="store_true", help="auditor.measure.latency vs torch.utils.benchmark")
+    p.add_argument("--latency-rounds", type=int, default=5, help="alternating rounds of the two latency methods")
+    p.add_argument("--all", action="store_true", help="--matrix --profile --overhead --latency-check")
+    p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_MD.relative_to(REPO)}")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
+    a = p.parse_args(argv)
+    if a.all:
+        a.matrix = a.overhead = a.latency_check = a.profile = True
+    if a.model is None:
+        a.model = ["resnet20", "resnet18"] if a.all else ["resnet20"]
+    return a
+
+
+def busy_warning(load: tuple[float, float, float] | None, seconds: float = 2.0, quiet: float = 0.10) -> str | None:
+    """A warning when other processes are using a noticeable share of the CPU right now.
+
+    Measured over `seconds` with ForeignCpu (the load average also counts this
+    benchmark's own recent runs, so it is reported but not used to decide).
+    """
+    meter = ForeignCpu()
+    meter.start()
+    time.sleep(seconds)
+    busy = meter.stop()
+    if busy > quiet:
+        return (f"machine busy: other processes used {busy:.0%} of the CPU just before the benchmark (load "
+                f"average {load}); with several torch threads, OpenMP barriers stall whenever one thread is "
+                "descheduled. Disturbed repeats are discarded and rerun, but treat the figures as rough.")  # fmt: skip
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["--overhead-child"]:
+        return overhead_child(raw[1:])
+    a = parse_args(raw)
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device here; nothing measured", file=sys.stderr)
+        return 2
+    if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
+    default_threads = torch.get_num_threads()
+    report: dict[str, Any] = {
+        "command": shlex.join(["python", "bench/throughput.py", *raw]),
+        "machine": machine_info(device), "device": str(device), "throughput": [], "notes": [],
+    }  # fmt: skip
+    m = report["machine"]
+    print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
+          f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
+    if (warning := busy_warning(m["loadavg_start"])) is not None:
+        print("WARNING: " + warning)
+        report["notes"].append(warning)
+    data_spec = bench_data_spec(None if a.synthetic else a.data_root)
+    data = load_data(data_spec, SEED)
+    workers = default_workers() if a.workers is None else a.workers
+    with tempfile.TemporaryDirectory(prefix="auditor-bench-ckpt-") as ckpt:
+        for threads in a.threads or [default_threads]:
+            torch.set_num_threads(threads)
+            for name in a.model:
+                s = Setup(
+                    model=name, device=device, batch_size=a.batch_size,
+                    steps=a.steps or DEFAULT_STEPS.get(name, FALLBACK_STEPS),
+                    repeats=a.repeats or DEFAULT_REPEATS.get(name, FALLBACK_REPEATS), warmup=a.warmup,
+                    workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data),
+                    ckpt_dir=Path(ckpt), det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
+                    quiet=a.quiet_threshold, retries=a.retries,
+                )  # fmt: skip
+                configs = matrix_configs(device, a.diagnostics) if a.matrix else [DEFAULT_CONFIG]
+                res = throughput(s, configs, check_determinism=a.matrix)
+                report["throughput"].append(res)
+                print_throughput(res)
+                if a.profile:
+                    for cfg in PROFILED_CONFIGS:
+                        report.setdefault("profile", []).append(profile_auditor(s, cfg))
+                        for line in profile_lines(report["profile"][-1:]):
+                            print("   " + line)
+    torch.set_num_threads(default_threads)
+    if a.overhead:
+        print("\n== auditing overhead (subprocesses, torch's default thread count)")
+        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print)
+        for line in overhead_lines(report["overhead"]):
+            print("   " + line)
+    if a.latency_check:
+        print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
+        report["latency"] = [latency_check(n, device, a.latency_rounds, 300, 50) for n in a.model]
+        for line in latency_lines(report["latency"]):
+            print("   " + line)
+    report["loadavg_end"] = loadavg()
+    if (targets := targets_lines(report)):
+        print("\n== against the targets (reported, not asserted)")
+        for line in targets:
+            print("   " + line)
+    print(f"\nload average at end: {report['loadavg_end']}")
+    if a.json:
+        a.json.write_text(json.dumps(report, indent=2, default=str))
+    if a.write_results:
+        RESULTS_MD.write_text(results_markdown(report))
+        print(f"wrote {RESULTS_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
