@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from auditor import repro
+from auditor.environment import cpu_model
 from auditor.data import DataBundle, load_data, normalize, train_batches
 from auditor.models import create_model
 from auditor.spec import (
@@ -90,16 +91,6 @@ def loadavg() -> tuple[float, float, float] | None:
         return tuple(round(v, 2) for v in os.getloadavg())  # type: ignore[return-value]
     except (AttributeError, OSError):
         return None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_has_native_bf16() -> bool | None:
@@ -160,6 +151,20 @@ class ForeignCpu:
         wall = time.perf_counter() - self._t0
         foreign = (self._busy() - self._busy0) - (self._own() - self._own0)
         return max(0.0, foreign / max(wall * (os.cpu_count() or 1), 1e-9))
+
+
+def wait_for_quiet(quiet: float, max_wait_s: float, log: Callable[[str], None] = print, sample_s: float = 2.0) -> float:
+    """Sample other processes' CPU share until it is at most `quiet` or `max_wait_s` passed; return the last share."""
+    meter, waited = ForeignCpu(), 0.0
+    while True:
+        meter.start()
+        time.sleep(sample_s)
+        busy = meter.stop()
+        if busy <= quiet or waited >= max_wait_s:
+            if waited:
+                log(f"    waited {waited:.0f}s for other processes to quieten (now {busy:.0%} of the CPU)")
+            return busy
+        waited += sample_s
 
 
 def sync(device: torch.device) -> None:
@@ -461,11 +466,13 @@ class Samples:
 
 
 def interleaved(pipes: list[Any], steps: dict[str, int], repeats: int, device: torch.device,
-                log: Callable[[str], None] = print, quiet: float = 0.10, retries: int = 2) -> dict[str, Samples]:  # fmt: skip
+                log: Callable[[str], None] = print, quiet: float = 0.05, retries: int = 2,
+                wait_s: float = 120.0) -> dict[str, Samples]:  # fmt: skip
     """images/s of each pipeline over `repeats` rounds; the order reverses every round.
 
     A repeat during which other processes used more than `quiet` of the machine's CPU is
-    discarded and run again, at most `retries` times (the last attempt is kept regardless).
+    discarded and run again, at most `retries` times (the last attempt is kept regardless),
+    after waiting up to `wait_s` for the machine to quieten.
     """
     out = {p.label: Samples() for p in pipes}
     meter = ForeignCpu()
@@ -481,6 +488,7 @@ def interleaved(pipes: list[Any], steps: dict[str, int], repeats: int, device: t
                 out[p.label].discarded.append((v, busy))
                 log(f"    repeat {r + 1}/{repeats}  {p.label:48s} {v:8.1f} img/s  DISCARDED: other processes "
                     f"used {busy:.0%} of the CPU; retrying")  # fmt: skip
+                wait_for_quiet(quiet, wait_s, log)
             out[p.label].images_per_s.append(v)
             out[p.label].foreign_cpu.append(busy)
             log(f"    repeat {r + 1}/{repeats}  {p.label:48s} {v:8.1f} img/s  other processes {busy:4.0%} of CPU  "
@@ -593,8 +601,9 @@ class Setup:
     ckpt_dir: Path
     det_steps: int = 3
     max_repeat_s: float = 30.0
-    quiet: float = 0.10  # max share of the CPU other processes may use during a kept repeat
+    quiet: float = 0.05  # max share of the CPU other processes may use during a kept repeat
     retries: int = 2
+    wait_s: float = 120.0  # before a retry, wait up to this long for the machine to quieten
     log: Callable[[str], None] = print
     notes: list[str] = field(default_factory=list)
 
@@ -636,7 +645,7 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
     for label, err in failed.items():
         s.log(f"  {label}: FAILED ({err})")
     load_before = loadavg()
-    samples = interleaved(pipes, steps, s.repeats, s.device, s.log, s.quiet, s.retries)
+    samples = interleaved(pipes, steps, s.repeats, s.device, s.log, s.quiet, s.retries, s.wait_s)
     load_after = loadavg()
     med = {k: statistics.median(v.images_per_s) for k, v in samples.items()}
     base_a, base_b = med[pipes[0].label], med.get(DEFAULT_CONFIG.label)
@@ -864,20 +873,32 @@ def _read_audit(out: Path) -> dict[str, Any]:
     return json.loads(found[0].read_text())
 
 
-def run_command(args: list[str], cwd: Path, log: Callable[[str], None]) -> tuple[float, subprocess.CompletedProcess]:
+@dataclass
+class Quiet:
+    """How long to wait for other processes before a measurement, and what counts as quiet."""
+
+    share: float = 0.05
+    wait_s: float = 120.0
+
+
+def run_command(args: list[str], cwd: Path, log: Callable[[str], None], quiet: Quiet) -> tuple[float, subprocess.CompletedProcess, float]:
+    """(wall seconds, the finished process, other processes' CPU share meanwhile)."""
+    wait_for_quiet(quiet.share, quiet.wait_s, log)
     log("    $ " + shlex.join(args))
+    meter = ForeignCpu()
+    meter.start()
     t0 = time.perf_counter()
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=7200)
-    return time.perf_counter() - t0, proc
+    return time.perf_counter() - t0, proc, meter.stop()
 
 
-def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str], None], quiet: Quiet) -> dict[str, Any]:
     """Time `python -m auditor run` as a subprocess; optionally a second, instrumented run."""
     with tempfile.TemporaryDirectory(prefix="auditor-bench-") as tmp:
         out = Path(tmp) / "plain"
         cmd = [sys.executable, "-m", "auditor", "run", *args, "--out", str(out)]
         load0 = loadavg()
-        proc_s, proc = run_command(cmd, Path(tmp), log)
+        proc_s, proc, busy = run_command(cmd, Path(tmp), log, quiet)
         if proc.returncode not in (0, 1):  # 1 = a criterion failed; the run itself finished
             raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
         audit = _read_audit(out)
@@ -889,14 +910,15 @@ def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str
             "epochs": audit["training"].get("epochs_run"), "images_per_s": audit["training"].get("images_per_s"),
             "overhead_in_process": (wall - train) / wall, "overhead_whole_command": (proc_s - train) / proc_s,
             "startup_and_imports_s": proc_s - wall, "loadavg_before": load0, "loadavg_after": loadavg(),
+            "foreign_cpu": busy,
         }  # fmt: skip
         if breakdown:
             out2 = Path(tmp) / "instrumented"
             cmd2 = [sys.executable, str(Path(__file__).resolve()), "--overhead-child", "run", *args, "--out", str(out2)]
-            proc2_s, proc2 = run_command(cmd2, Path(tmp), log)
+            proc2_s, proc2, busy2 = run_command(cmd2, Path(tmp), log, quiet)
             if proc2.returncode == 0 and (out2 / "bench_phases.json").is_file():
                 ph = json.loads((out2 / "bench_phases.json").read_text())
-                ph["process_wall_s"] = proc2_s
+                ph["process_wall_s"], ph["foreign_cpu"] = proc2_s, busy2
                 ph["unattributed_s"] = ph["main_s"] - sum(ph["phases"].values())
                 res["breakdown"] = ph
             else:
@@ -904,26 +926,27 @@ def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str
     return res
 
 
-def overhead(epochs: int, breakdown: bool, log: Callable[[str], None]) -> list[dict[str, Any]]:
+def overhead(epochs: int, breakdown: bool, log: Callable[[str], None], quiet: Quiet | None = None) -> list[dict[str, Any]]:
     out = []
     for name, make_args in OVERHEAD_SPECS.items():
         if name.startswith("subset") and not (SUBSET / "cifar-10-batches-py").is_dir():
             log(f"  {name}: skipped (no subset at {SUBSET})")
             continue
         log(f"  overhead: {name}")
-        out.append(overhead_one(name, make_args(epochs), breakdown, log))
+        out.append(overhead_one(name, make_args(epochs), breakdown, log, quiet or Quiet()))
     return out
 
 
 def overhead_lines(results: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| run | epochs | whole command s | `run.wall_time_s` | training steps s | measure s | overhead in-process | overhead whole command |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | epochs | whole command s | `run.wall_time_s` | training steps s | measure s | overhead in-process | overhead whole command | other processes' CPU share |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r['name']} | {r['epochs']} | {r['process_wall_s']:.1f} | {r['run_wall_time_s']:.1f} | {r['train_time_s']:.1f} "
-            f"| {r['measure_time_s']:.2f} | {r['overhead_in_process'] * 100:.1f}% | {r['overhead_whole_command'] * 100:.1f}% |"
+            f"| {r['measure_time_s']:.2f} | {r['overhead_in_process'] * 100:.1f}% | {r['overhead_whole_command'] * 100:.1f}% "
+            f"| {r['foreign_cpu']:.0%} |"
         )
     for r in results:
         b = r.get("breakdown")
@@ -931,7 +954,8 @@ def overhead_lines(results: list[dict[str, Any]]) -> list[str]:
             continue
         lines += ["", f"Breakdown of `{r['name']}` (instrumented second run, exclusive seconds; whole command "
                       f"{b['process_wall_s']:.1f}s, of which python start-up + imports "
-                      f"{b['process_wall_s'] - b['main_s']:.1f}s):", "",
+                      f"{b['process_wall_s'] - b['main_s']:.1f}s; other processes used {b.get('foreign_cpu', 0):.0%} "
+                      f"of the CPU meanwhile):", "",
                   "| phase | s | share of whole command |", "| --- | ---: | ---: |"]  # fmt: skip
         items = sorted(b["phases"].items(), key=lambda kv: -kv[1])
         items.append(("python start-up + imports", b["process_wall_s"] - b["main_s"]))
@@ -958,7 +982,8 @@ def auditing_only(b: dict[str, Any]) -> dict[str, float]:
 # --- latency method check -----------------------------------------------------------
 
 
-def latency_check(model_name: str, device: torch.device, rounds: int, iters: int, warmup: int) -> dict[str, Any]:
+def latency_check(model_name: str, device: torch.device, rounds: int, iters: int, warmup: int,
+                  quiet: Quiet | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """auditor.measure.latency vs torch.utils.benchmark's blocked_autorange, alternating."""
     from torch.utils import benchmark
 
@@ -967,32 +992,37 @@ def latency_check(model_name: str, device: torch.device, rounds: int, iters: int
 
     model = init_model(model_name, device).eval()
     x = torch.randn(1, 3, 32, 32, device=device)
-    ours, theirs = [], []
+    ours, theirs, busy = [], [], []
+    quiet = quiet or Quiet()
+    meter = ForeignCpu()
     for _ in range(rounds):
+        wait_for_quiet(quiet.share, quiet.wait_s, log)
+        meter.start()
         r = latency(model, Latency(batch_size=1, warmup=warmup, iters=iters), device, False, cpu_model())
         ours.append(r.median_ms)
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
         with torch.inference_mode():
             m = timer.blocked_autorange(min_run_time=max(1.0, r.median_ms * iters / 1e3))
         theirs.append(m.median * 1e3)
+        busy.append(meter.stop())
     a, b = statistics.median(ours), statistics.median(theirs)
     return {
         "model": model_name, "device": str(device), "threads": torch.get_num_threads(), "batch_size": 1,
         "auditor_median_ms": a, "benchmark_median_ms": b, "relative_diff": (a - b) / b,
         "auditor_rounds_ms": ours, "benchmark_rounds_ms": theirs, "iters": iters, "warmup": warmup,
-        "loadavg": loadavg(),
+        "loadavg": loadavg(), "foreign_cpu": busy,
     }  # fmt: skip
 
 
 def latency_lines(results: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | device | threads | `auditor.measure.latency` median ms | `benchmark.Timer.blocked_autorange` median ms | relative difference | load avg |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "| model | device | threads | `auditor.measure.latency` median ms | `benchmark.Timer.blocked_autorange` median ms | relative difference | rounds | other processes' CPU share (max) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r['model']} | {r['device']} | {r['threads']} | {r['auditor_median_ms']:.3f} | {r['benchmark_median_ms']:.3f} "
-            f"| {r['relative_diff'] * 100:+.1f}% | {r['loadavg']} |"
+            f"| {r['relative_diff'] * 100:+.1f}% | {len(r['auditor_rounds_ms'])} | {max(r['foreign_cpu']):.0%} |"
         )
     return lines
 
@@ -1106,9 +1136,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per pipeline before timing")
     p.add_argument("--max-repeat-s", type=float, default=30.0,
                    help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
-    p.add_argument("--quiet-threshold", type=float, default=0.10,
+    p.add_argument("--quiet-threshold", type=float, default=0.05,
                    help="discard and rerun a repeat during which other processes used more than this share of the CPU")
     p.add_argument("--retries", type=int, default=2, help="reruns of a disturbed repeat before it is kept anyway")
+    p.add_argument("--wait-quiet-s", type=float, default=120.0,
+                   help="before a rerun, an overhead run or a latency round, wait up to this long for other processes to stop")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
     p.add_argument("--threads", type=int, nargs="+", default=None,
@@ -1171,7 +1203,7 @@ def main(argv: list[str] | None = None) -> int:
     m = report["machine"]
     print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
           f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
-    if (warning := busy_warning(m["loadavg_start"])) is not None:
+    if (warning := busy_warning(m["loadavg_start"], quiet=a.quiet_threshold)) is not None:
         print("WARNING: " + warning)
         report["notes"].append(warning)
     data_spec = bench_data_spec(None if a.synthetic else a.data_root)
@@ -1187,7 +1219,7 @@ def main(argv: list[str] | None = None) -> int:
                     repeats=a.repeats or DEFAULT_REPEATS.get(name, FALLBACK_REPEATS), warmup=a.warmup,
                     workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data),
                     ckpt_dir=Path(ckpt), det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
-                    quiet=a.quiet_threshold, retries=a.retries,
+                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
                 )  # fmt: skip
                 configs = matrix_configs(device, a.diagnostics) if a.matrix else [DEFAULT_CONFIG]
                 res = throughput(s, configs, check_determinism=a.matrix)
@@ -1201,12 +1233,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(default_threads)
     if a.overhead:
         print("\n== auditing overhead (subprocesses, torch's default thread count)")
-        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print)
+        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print, Quiet(a.quiet_threshold, a.wait_quiet_s))
         for line in overhead_lines(report["overhead"]):
             print("   " + line)
     if a.latency_check:
         print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
-        report["latency"] = [latency_check(n, device, a.latency_rounds, 300, 50) for n in a.model]
+        quiet = Quiet(a.quiet_threshold, a.wait_quiet_s)
+        report["latency"] = [latency_check(n, device, a.latency_rounds, 300, 50, quiet) for n in a.model]
         for line in latency_lines(report["latency"]):
             print("   " + line)
     report["loadavg_end"] = loadavg()
