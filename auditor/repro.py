@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
-from auditor.spec import Spec
+from auditor.spec import Determinism, Spec
 
 CUBLAS_CONFIG = ":4096:8"  # workspace config cuBLAS needs for deterministic GEMMs
 
@@ -41,13 +41,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds all CUDA devices, lazily
 
 
-def enforce(seed: int, enabled: bool) -> DeterminismState:
+def enforce(seed: int, spec: Determinism) -> DeterminismState:
     """Seed every generator and set the determinism flags; return what is in force.
 
-    With `enabled`, cuDNN is deterministic with benchmarking off and torch
+    With `spec.enabled`, cuDNN is deterministic with benchmarking off and torch
     raises on ops that have no deterministic implementation. Without it,
     cudnn.benchmark is switched on (the fast setting) and the sheet says so.
     """
+    enabled = spec.enabled
     cuda_was_up = torch.cuda.is_initialized()
     if enabled:
         # Must be in the environment before the CUDA context is created.
@@ -55,6 +56,9 @@ def enforce(seed: int, enabled: bool) -> DeterminismState:
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
     torch.use_deterministic_algorithms(enabled)
+    # Read by torch only while deterministic algorithms are on; set either way so
+    # that one run never inherits another's setting in the same process.
+    torch.utils.deterministic.fill_uninitialized_memory = spec.fill_uninitialized_memory
     seed_everything(seed)
     return read_state(seed, enabled, cuda_was_up)
 
@@ -88,6 +92,11 @@ def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> 
         found.append(
             "torch.use_deterministic_algorithms is off: ops with non-deterministic "
             "kernels (e.g. scatter_add/index_add on CUDA) run without an error"
+        )
+    if state.deterministic_algorithms and not state.fill_uninitialized_memory:
+        found.append(
+            "fill_uninitialized_memory is off: an op that read memory it never wrote would "
+            "go unnoticed here (`auditor verify`'s twin runs would catch it)"
         )
     if cuda and state.cublas_workspace_config is None:
         found.append("CUBLAS_WORKSPACE_CONFIG is unset: cuBLAS GEMMs may vary")

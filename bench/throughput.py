@@ -304,38 +304,36 @@ class ConventionalPipeline:
 
 @dataclass(frozen=True)
 class Config:
-    """One configuration of the auditor path: spec toggles plus diagnostic-only flags."""
+    """One configuration of the auditor path: spec toggles (spec defaults) plus diagnostic-only flags."""
 
     label: str
     amp: str = "off"
-    channels_last: bool = False
+    channels_last: bool = True
     compile: str = "off"
     determinism: bool = True
-    # Diagnostics, not spec fields: torch's NaN-filling of new tensors under
-    # use_deterministic_algorithms (torch default True), and foreach SGD.
-    fill_uninitialized_memory: bool = True
+    fill_uninitialized_memory: bool = False  # determinism.fill_uninitialized_memory
+    # Diagnostics, not spec fields: foreach SGD and oneDNN on/off.
     foreach: bool | None = None
     mkldnn: bool = True  # torch.backends.mkldnn.enabled (oneDNN convolutions on CPU)
 
 
-DEFAULT_CONFIG = Config("(b) auditor, default toggles (determinism on)")
-FAST_CPU_CONFIG = Config("channels_last + fill_uninitialized_memory off", channels_last=True, fill_uninitialized_memory=False)
-PROFILED_CONFIGS = [DEFAULT_CONFIG, FAST_CPU_CONFIG]
+DEFAULT_CONFIG = Config("(b) auditor, spec defaults (determinism on)")
+PLAIN_CONFIG = Config("channels_last off, fill_uninitialized_memory on (torch's defaults)", channels_last=False,
+                      fill_uninitialized_memory=True)  # fmt: skip
+PROFILED_CONFIGS = [DEFAULT_CONFIG, PLAIN_CONFIG]
 
 
 def matrix_configs(device: torch.device, diagnostics: bool) -> list[Config]:
-    """The toggle matrix for (b); fp16 only where a CUDA device is."""
+    """The toggle matrix for (b), each row one change from the spec defaults; fp16 only on CUDA."""
     rows = [
         DEFAULT_CONFIG,
-        Config("channels_last", channels_last=True),
+        Config("channels_last off", channels_last=False),
+        Config("fill_uninitialized_memory on", fill_uninitialized_memory=True),
+        PLAIN_CONFIG,
         Config("amp bf16", amp="bf16"),
         *([Config("amp fp16", amp="fp16")] if device.type == "cuda" else []),
         Config("compile default", compile="default"),
         Config("determinism off", determinism=False),
-        Config("det on, fill_uninitialized_memory off", fill_uninitialized_memory=False),
-        FAST_CPU_CONFIG,
-        Config("channels_last + compile + fill_uninitialized_memory off", channels_last=True, compile="default",
-               fill_uninitialized_memory=False),
     ]
     if diagnostics:
         rows += [Config("foreach SGD", foreach=True), Config("mkldnn (oneDNN) off", mkldnn=False)]
@@ -350,7 +348,8 @@ def auditor_spec(model_name: str, data_spec: DataSpec, batch_size: int, device: 
         optimizer=Optimizer(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
     )  # fmt: skip
     return Spec(
-        name="bench", seed=SEED, determinism=Determinism(enabled=cfg.determinism), data=data_spec,
+        name="bench", seed=SEED, data=data_spec,
+        determinism=Determinism(enabled=cfg.determinism, fill_uninitialized_memory=cfg.fill_uninitialized_memory),
         model=ModelSpec(name=model_name), train=train,
     )  # fmt: skip
 
@@ -378,8 +377,7 @@ class AuditorPipeline:
         self._new_epoch()
 
     def apply_flags(self) -> None:
-        repro.enforce(self.spec.seed, self.spec.determinism.enabled)
-        torch.utils.deterministic.fill_uninitialized_memory = self.cfg.fill_uninitialized_memory
+        repro.enforce(self.spec.seed, self.spec.determinism)
         torch.backends.mkldnn.enabled = self.cfg.mkldnn
 
     def _new_epoch(self) -> None:
@@ -616,6 +614,39 @@ def make_conventional(s: Setup) -> ConventionalPipeline:
     return ConventionalPipeline(s.model, s.data, s.data_spec, s.device, s.batch_size, s.workers)
 
 
+def training_flops_per_image(model_name: str, batch_size: int) -> float:
+    """FLOPs of one fp32 training step (forward + backward, as torch's FlopCounterMode counts them) per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(SEED)
+    model = create_model(model_name, num_classes=10, norm="batch")
+    x, y = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / batch_size
+
+
+def matmul_peak_gflops(device: torch.device, n: int = 2048, tries: int = 12) -> float:
+    """Best fp32 GEMM rate (GFLOP/s) over `tries` n x n products: a practical ceiling for conv-bound steps."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = 0.0
+    for i in range(tries + 2):
+        sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        sync(device)
+        if i >= 2:  # two untimed products warm the BLAS
+            best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def compute_ceiling(model_name: str, batch_size: int, device: torch.device) -> dict[str, float]:
+    """The images/s an fp32 step could reach if it ran at the measured GEMM peak."""
+    flops = training_flops_per_image(model_name, batch_size)
+    peak = matmul_peak_gflops(device)
+    return {"gflop_per_image": flops / 1e9, "matmul_peak_gflops": peak, "ceiling_images_per_s": peak * 1e9 / flops}
+
+
 def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict[str, Any]:
     """(a) and each auditor configuration, interleaved; ratios to (a) and to the default (b)."""
     s.log(f"[{s.model}] building pipelines: (a) + {len(configs)} auditor configuration(s), "
@@ -644,6 +675,9 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
               f"timing {steps[p.label]} steps per repeat{cut}")  # fmt: skip
     for label, err in failed.items():
         s.log(f"  {label}: FAILED ({err})")
+    ceiling = compute_ceiling(s.model, s.batch_size, s.device)
+    s.log(f"  fp32 ceiling: {ceiling['gflop_per_image']:.3f} GFLOP per training image, GEMM peak "
+          f"{ceiling['matmul_peak_gflops']:.0f} GFLOP/s -> at most {ceiling['ceiling_images_per_s']:.0f} images/s")  # fmt: skip
     load_before = loadavg()
     samples = interleaved(pipes, steps, s.repeats, s.device, s.log, s.quiet, s.retries, s.wait_s)
     load_after = loadavg()
@@ -678,7 +712,7 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
         "repeats": s.repeats, "warmup_steps": s.warmup, "workers": s.workers, "data": s.data_desc,
         "torch_threads": torch.get_num_threads(), "max_repeat_s": s.max_repeat_s, "quiet": s.quiet,
         "retries": s.retries,
-        "loadavg_before": load_before, "loadavg_after": load_after, "rows": rows,
+        "loadavg_before": load_before, "loadavg_after": load_after, "rows": rows, "ceiling": ceiling,
     }  # fmt: skip
 
 
@@ -691,7 +725,7 @@ def print_throughput(res: dict[str, Any], log: Callable[[str], None] = print) ->
     log(f"\n== {res['model']} on {res['device']}, batch {res['batch_size']}, up to {res['steps']} timed steps x "
         f"{res['repeats']} repeats, DataLoader workers {res['workers']}, torch threads {res['torch_threads']}")  # fmt: skip
     log(f"   data: {res['data']}; load before {res['loadavg_before']} after {res['loadavg_after']}")
-    for line in throughput_table(res):
+    for line in [*throughput_table(res), *ceiling_lines(res)]:
         log("   " + line)
 
 
@@ -709,21 +743,39 @@ def _det_cell(row: dict[str, Any]) -> str:
 def throughput_table(res: dict[str, Any]) -> list[str]:
     """Markdown table of one throughput section."""
     lines = [
-        "| pipeline / configuration | images/s median | IQR | min-max | timed steps x repeats | other processes' CPU share (max) | discarded repeats | ratio to (a) | ratio to default (b) | bitwise deterministic (in-process twin runs) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| pipeline / configuration | images/s median | IQR | min-max | timed steps x repeats | other processes' CPU share (max) | discarded repeats | ratio to (a) | ratio to default (b) | share of fp32 ceiling | bitwise deterministic (in-process twin runs) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    cap = res.get("ceiling", {}).get("ceiling_images_per_s")
     for r in res["rows"]:
         if "failed" in r:
-            lines.append(f"| {r['label']} | failed: {r['failed']} | | | | | | | | |")
+            lines.append(f"| {r['label']} | failed: {r['failed']} | | | | | | | | | |")
             continue
         st = r["images_per_s"]
         rb = f"{r['ratio_to_default_b']:.2f}x" if r["ratio_to_default_b"] else "-"
         lines.append(
             f"| {r['label']} | {st['median']:.1f} | {st['q1']:.1f}-{st['q3']:.1f} | {st['min']:.1f}-{st['max']:.1f} "
             f"| {r['steps']} x {st['n']} | {max(r['foreign_cpu']):.0%} | {len(r['discarded'])} "
-            f"| {r['ratio_to_a']:.2f}x | {rb} | {_det_cell(r)} |"
-        )
+            f"| {r['ratio_to_a']:.2f}x | {rb} | {st['median'] / cap:.0%} | {_det_cell(r)} |" if cap else
+            f"| {r['ratio_to_a']:.2f}x | {rb} | - | {_det_cell(r)} |"
+        )  # fmt: skip
     return lines
+
+
+def ceiling_lines(res: dict[str, Any]) -> list[str]:
+    """What the fp32 arithmetic allows: the ceiling and the share of it each target needs."""
+    c = res.get("ceiling")
+    a = next((r for r in res["rows"] if r["label"] == ConventionalPipeline.label and "failed" not in r), None)
+    if not c or not a:
+        return []
+    base, cap = a["images_per_s"]["median"], c["ceiling_images_per_s"]
+    return [
+        f"fp32 compute ceiling: one training step needs {c['gflop_per_image']:.3f} GFLOP per image "
+        f"(torch.utils.flop_counter, forward + backward); the best fp32 {2048}x{2048} GEMM here ran at "
+        f"{c['matmul_peak_gflops']:.0f} GFLOP/s, so no fp32 pipeline can exceed about {cap:.0f} images/s "
+        f"({cap / base:.2f}x the conventional pipeline). 1.5x (a) = {1.5 * base:.0f} images/s = "
+        f"{1.5 * base / cap:.0%} of that ceiling; 2x = {2 * base / cap:.0%}.",
+    ]
 
 
 # --- where (b)'s time goes --------------------------------------------------------------
@@ -1042,8 +1094,13 @@ def targets_lines(report: dict[str, Any]) -> list[str]:
         tag = f"{res['model']}, {res['device']}, {res['torch_threads']} threads, batch {res['batch_size']}"
         b = rows.get(DEFAULT_CONFIG.label)
         if b:
-            lines.append(f"- auditor path (default, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
+            lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
                          f"(target >= 1.5x, aim 2x): {_verdict(b['ratio_to_a'] >= 1.5)}")  # fmt: skip
+            c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
+            if c and a:
+                need = 1.5 * a["images_per_s"]["median"] / c["ceiling_images_per_s"]
+                lines.append(f"  - 1.5x needs {need:.0%} of the fp32 GEMM-peak ceiling; the default reaches "
+                             f"{b['images_per_s']['median'] / c['ceiling_images_per_s']:.0%}")  # fmt: skip
         det = [r for r in rows.values() if r["config"] and r["config"]["determinism"]
                and r.get("determinism", {}).get("bitwise")]  # fmt: skip
         if len(det) > 1:
@@ -1120,7 +1177,7 @@ def results_markdown(report: dict[str, Any]) -> str:
             f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "
             f"DataLoader num_workers={res['workers']}; data: {res['data']}; "
             f"load average before {res['loadavg_before']}, after {res['loadavg_after']}.", "",
-            *throughput_table(res), "",
+            *throughput_table(res), "", *ceiling_lines(res), "",
         ]  # fmt: skip
     if report.get("profile"):
         out += ["### Where the auditor path's time goes (torch.profiler)", "", *profile_lines(report["profile"])]

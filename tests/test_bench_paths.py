@@ -154,8 +154,9 @@ def test_conventional_pipeline_trains_two_steps(bench, tiny, workers: int) -> No
 def test_auditor_pipeline_trains_two_steps(bench, tiny, tmp_path: Path) -> None:
     spec, data = tiny
     p = bench.AuditorPipeline("resnet8", data, spec, torch.device("cpu"), 16, ckpt_dir=tmp_path)
-    assert p.spec.determinism.enabled and p.spec.train.amp == "off" and not p.spec.train.channels_last
-    assert p.spec.train.compile == "off" and p.loop.spe == 3
+    assert p.spec.determinism == bench.Determinism() and p.spec.train.amp == "off"  # the spec defaults
+    assert p.spec.train.channels_last == bench.TrainSpec().channels_last and p.spec.train.compile == "off"
+    assert p.loop.spe == 3 and torch.utils.deterministic.fill_uninitialized_memory is False
     assert bench.timed_run(p, 2, torch.device("cpu"))[0] > 0
     assert len(p.step_losses) == 2 and torch.are_deterministic_algorithms_enabled()
     assert p.run(2) == 16 + 16 and p.epoch == 1  # crosses the epoch boundary into a new epoch

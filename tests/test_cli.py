@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from conftest import SUBSET, TINY_SETS, assert_clean_error, requires_subset, run_cli, sets
 
 from auditor.checkpoint import sha256_file
@@ -46,8 +47,11 @@ def test_run_writes_every_artifact(smoke_run: Path) -> None:
     assert lat["median_ms"] > 0 and lat["iters"] == 5 and lat["threads"] >= 1
     cm = audit["measurements"]["test"]["confusion"]
     assert sum(map(sum, cm)) == audit["data"]["sizes"]["test"] == 200
-    assert audit["determinism"]["deterministic_algorithms"] is True
+    det = audit["determinism"]
+    assert det["deterministic_algorithms"] is True and det["fill_uninitialized_memory"] is False
+    assert audit["spec"]["train"]["channels_last"] is True  # the default memory format
     assert audit["environment"]["torch"] == torch.__version__
+    assert audit["environment"]["torchvision"] == torchvision.__version__
     rows = list(csv.DictReader((rep / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_s", "images_per_s"} <= rows[0].keys()

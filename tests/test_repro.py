@@ -1,0 +1,67 @@
+"""Seeding and determinism flags: what `enforce` sets is what the record says is in force."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+import torch.utils.deterministic
+
+from auditor import repro
+from auditor.spec import Determinism, Spec
+
+
+@pytest.fixture(autouse=True)
+def _restore_flags() -> Iterator[None]:
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
+    yield
+    torch.use_deterministic_algorithms(saved[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+    torch.utils.deterministic.fill_uninitialized_memory = saved[3]
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_enforce_sets_and_reads_back_every_flag(fill: bool) -> None:
+    state = repro.enforce(7, Determinism(enabled=True, fill_uninitialized_memory=fill))
+    assert state.requested and state.seed == 7
+    assert state.deterministic_algorithms and torch.are_deterministic_algorithms_enabled()
+    assert state.cudnn_deterministic and not state.cudnn_benchmark
+    assert state.fill_uninitialized_memory is fill is torch.utils.deterministic.fill_uninitialized_memory
+    assert state.cublas_workspace_config == repro.CUBLAS_CONFIG or state.cublas_workspace_config is not None
+    assert state.torch_threads == torch.get_num_threads()
+
+
+def test_enforce_off_is_the_fast_setting_and_says_so() -> None:
+    state = repro.enforce(0, Determinism(enabled=False))
+    assert not state.deterministic_algorithms and state.cudnn_benchmark and not state.cudnn_deterministic
+    sources = repro.nondeterminism_sources(Spec(name="x", determinism={"enabled": False}), state, "cpu")
+    assert any("use_deterministic_algorithms is off" in s for s in sources)
+    assert not any("fill_uninitialized_memory" in s for s in sources)  # irrelevant when determinism is off
+
+
+def test_fill_off_is_named_as_a_caveat_only_when_off() -> None:
+    spec = Spec(name="x")
+    assert spec.determinism.fill_uninitialized_memory is False  # the default: faster, still deterministic
+    off = repro.nondeterminism_sources(spec, repro.enforce(0, spec.determinism), "cpu")
+    on_spec = Spec(name="x", determinism={"fill_uninitialized_memory": True})
+    on = repro.nondeterminism_sources(on_spec, repro.enforce(0, on_spec.determinism), "cpu")
+    assert any("fill_uninitialized_memory is off" in s for s in off)
+    assert not any("fill_uninitialized_memory" in s for s in on)
+
+
+def test_seed_everything_repeats_every_generator() -> None:
+    def draw() -> tuple[float, float, torch.Tensor]:
+        return random.random(), float(np.random.rand()), torch.rand(3)
+
+    repro.seed_everything(123)
+    first = draw()
+    repro.seed_everything(123)
+    second = draw()
+    repro.seed_everything(124)
+    other = draw()
+    assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+    assert first[:2] != other[:2] and not torch.equal(first[2], other[2])
