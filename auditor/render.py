@@ -144,7 +144,9 @@ def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str) -> None:
     ax_lr.grid(True, alpha=0.3)
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
+    # Fixed margins (inches-stable at this figure size): tight_layout would cost a
+    # third of the drawing time for the same look.
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.91, wspace=0.2)
 
 
 # --- formatting filters -----------------------------------------------------------------

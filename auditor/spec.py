@@ -150,7 +150,7 @@ class TrainSpec(_Section):
     epochs: Annotated[int, Field(ge=1)] = 200
     max_steps: Annotated[int, Field(ge=1)] | None = None  # stop early after this many steps (budgets)
     batch_size: Annotated[int, Field(ge=1)] = 128
-    eval_batch_size: Annotated[int, Field(ge=1)] = 500
+    eval_batch_size: Annotated[int, Field(ge=1)] = 256  # CPU: smaller batches stay in cache
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0

@@ -174,4 +174,4 @@ def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
     out = capsys.readouterr().out
     resolved = yaml.safe_load(out.split("\n", 1)[1])
     assert resolved["train"]["epochs"] == 5
-    assert resolved["train"]["eval_batch_size"] == 500  # defaults filled in
+    assert resolved["train"]["eval_batch_size"] == 256  # defaults filled in
