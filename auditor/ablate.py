@@ -468,22 +468,28 @@ def _band(series: list[list[float | None]]) -> tuple[list[int], list[float], lis
 def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
     """Write figures/val_acc.png (and figures/depth.png when asked); say why when impossible."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display; selected here, not at import time
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
+        import matplotlib.style
     except ImportError:
         return {"available": False, "note": "matplotlib is not installed: no figures were drawn", "files": []}
     fig_dir = here / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    with matplotlib.style.context("default"):  # independent of any matplotlibrc
+        return {"available": True, "note": "", "files": _draw_figures(record, here, fig_dir)}
+
+
+def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dict[str, str]]:
+    from matplotlib.ticker import MaxNLocator
+
+    from auditor.render import agg_figure, write_png
+
     data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"]]) for v in record["variants"]}
     splits = sorted({s for c in data.values() for s in c["split"] if s})
     mixed = len(splits) > 1
     split_label = splits[0] if len(splits) == 1 else ("held-out" if mixed else "val")
     files = []
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = agg_figure((7, 4.5))
+    ax = fig.subplots()
     for i, (name, c) in enumerate(data.items()):
         epochs, mean, lo, hi = _band(c["val_acc"])
         if not epochs:
@@ -500,8 +506,7 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(fig_dir / "val_acc.png", dpi=120)
-    plt.close(fig)
+    write_png(fig, fig_dir / "val_acc.png")
     files.append({"path": "figures/val_acc.png", "caption": (
         f"Per-epoch accuracy on the {split_label} split of every variant"
         + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
@@ -509,21 +514,24 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
     )})  # fmt: skip
 
     if record["ablation"]["figure"] == "depth":
-        files.append(_depth_figure(plt, record, data, fig_dir, split_label, mixed))
-    return {"available": True, "note": "", "files": files}
+        files.append(_depth_figure(record, data, fig_dir, split_label, mixed))
+    return files
 
 
 def _depth_figure(
-    plt: Any, record: dict[str, Any], data: dict[str, Any], fig_dir: Path, split_label: str, mixed: bool
+    record: dict[str, Any], data: dict[str, Any], fig_dir: Path, split_label: str, mixed: bool
 ) -> dict[str, str]:
     """He et al. (2016) Fig. 6 style: train error dashed/thin, held-out error bold, per network."""
     from matplotlib.ticker import MaxNLocator
+
+    from auditor.render import agg_figure, write_png
 
     family = {v["name"]: (v["runs"][0]["family"] if v["runs"] else None) for v in record["variants"]}
     groups = {"plain": [n for n, f in family.items() if f and f.startswith("plain")]}
     groups["residual"] = [n for n in family if n not in groups["plain"]]
     groups = {k: v for k, v in groups.items() if v}
-    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(6 * max(len(groups), 1), 4.5), squeeze=False)
+    fig = agg_figure((6 * max(len(groups), 1), 4.5))
+    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)
     for ax, (title, names) in zip(axes[0], groups.items(), strict=False):
         for i, name in enumerate(names):
             c, color = data[name], f"C{list(family).index(name) % 10}"
@@ -539,8 +547,7 @@ def _depth_figure(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title=f"bold: {split_label} error; dashed: training error", title_fontsize=7)
     fig.tight_layout()
-    fig.savefig(fig_dir / "depth.png", dpi=120)
-    plt.close(fig)
+    write_png(fig, fig_dir / "depth.png")
     return {"path": "figures/depth.png", "caption": (
         f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error "
         f"(running, on augmented training batches), bold = error on the {split_label} split{' (legend: [val] or [test])' if mixed else ''} "
@@ -623,7 +630,7 @@ def render_ablation(here: Path) -> Path:
 
 def write_outputs(out: Path, plan: Plan) -> Path:
     """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page."""
-    from auditor.runner import write_json
+    from auditor.audit import write_json
 
     here = report_dir(out, plan.ablation.name)
     if (here / "audit.json").exists():

@@ -169,8 +169,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from auditor.audit import read_audit
     from auditor.check import evaluate_criteria, load_criteria, overall, render_lines, write_junit
-    from auditor.runner import read_audit
     from auditor.spec import parse_criterion
 
     audit = read_audit(args.run_dir)

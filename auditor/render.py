@@ -25,9 +25,9 @@ from typing import Any
 
 import jinja2
 
+from auditor.audit import read_audit
 from auditor.checkpoint import atomic_write_bytes
 from auditor.errors import InvalidInput
-from auditor.runner import read_audit
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
 
 TEMPLATE = "reproducibility.md.j2"
@@ -104,25 +104,36 @@ def draw_figures(audit: dict[str, Any], fig_dir: Path) -> tuple[dict[str, str | 
         return {LEARNING_CURVES: None}, {LEARNING_CURVES: "no completed epoch to plot"}
     try:
         import matplotlib.style
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
     except ImportError as exc:
         return {LEARNING_CURVES: None}, {
             LEARNING_CURVES: f"figures unavailable: matplotlib is not importable ({exc}); "
             "install matplotlib and run `auditor render` again"
         }
     split = audit["training"]["selection_split"]
-    # The Agg canvas is chosen here explicitly (no global backend switch, no pyplot
-    # state); the default style makes the output independent of any matplotlibrc.
+    # The default style makes the output independent of any matplotlibrc.
     with matplotlib.style.context("default"):
-        fig = Figure(figsize=(12, 3.6), dpi=FIGURE_DPI)
-        FigureCanvasAgg(fig)
+        fig = agg_figure((12, 3.6))
         _plot_curves(fig, history, split)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-    name = f"{LEARNING_CURVES}.png"
-    atomic_write_bytes(fig_dir / name, buf.getvalue())
+        name = f"{LEARNING_CURVES}.png"
+        write_png(fig, fig_dir / name)
     return {LEARNING_CURVES: f"{fig_dir.name}/{name}"}, {}
+
+
+def agg_figure(figsize: tuple[float, float]) -> Any:
+    """A matplotlib Figure drawn by an explicit Agg canvas: no pyplot state, no global backend switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=FIGURE_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def write_png(fig: Any, path: Path) -> None:
+    """Save `fig` as PNG atomically, without a timestamp or version in its metadata."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str) -> None:

@@ -8,9 +8,6 @@ An interrupted run stays in staging, where `--resume` finds it.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import shutil
 import signal
@@ -24,6 +21,7 @@ import torch
 import yaml
 
 from auditor import checkpoint, environment, repro
+from auditor.audit import SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_json
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
@@ -32,38 +30,9 @@ from auditor.models import create_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, spec_hash
 from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit
 
-SCHEMA_VERSION = 1
-AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
-    "run": dict, "spec": dict, "spec_hash": str, "determinism": dict, "environment": dict,
-    "data": dict, "model": dict, "training": dict, "measurements": dict, "checkpoints": dict,
-    "metrics": dict, "criteria": list, "verdict": str,
-}  # fmt: skip
-STAGING = ".partial"
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
 ENV_NOISE_AT = "AUDITOR_INJECT_NOISE_AT_STEP"  # add unseeded noise to the weights there
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Final and staging folders of one run."""
-
-    out: Path
-    reports: Path
-    checkpoints: Path
-
-    @property
-    def reports_staging(self) -> Path:
-        return self.reports.with_name(self.reports.name + STAGING)
-
-    @property
-    def ckpt_staging(self) -> Path:
-        return self.checkpoints.with_name(self.checkpoints.name + STAGING)
-
-
-def run_paths(out: Path, name: str) -> RunPaths:
-    """Where run `name` lives under the output root `out`."""
-    return RunPaths(out, out / "reports" / name, out / "checkpoints" / name)
 
 
 # --- staging and resume ---------------------------------------------------------
@@ -173,7 +142,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     """Run a validated spec end to end; raise InvalidInput on bad input."""
     started, t_wall = datetime.now(timezone.utc), time.perf_counter()
     paths = run_paths(out, spec.name)
-    det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
+    det = repro.enforce(spec.seed, spec.determinism, spec.train.compile != "off")  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
     check_device_support(spec.train, device)
     data = load_data(spec.data, spec.seed)
@@ -307,46 +276,3 @@ def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path
     checkpoint.atomic_write_bytes(
         report_dir / "spec.resolved.yaml", yaml.safe_dump(audit["spec"], sort_keys=False).encode()
     )
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (NaN written as null so any JSON reader accepts it)."""
-    text = json.dumps(_nan_to_none(obj), indent=2, allow_nan=False)
-    checkpoint.atomic_write_bytes(path, text.encode() + b"\n")
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    return obj
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    """Atomic CSV write."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    checkpoint.atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def read_audit(run_dir: Path) -> dict[str, Any]:
-    """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
-    path = run_dir / "audit.json"
-    try:
-        audit = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
-    version = audit.get("schema_version") if isinstance(audit, dict) else None
-    if version != SCHEMA_VERSION:
-        raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
-    missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
-    if missing:
-        raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
-    return audit

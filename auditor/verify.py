@@ -48,9 +48,10 @@ from typing import Any
 import yaml
 
 from auditor import checkpoint
-from auditor.errors import InvalidInput
+from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict
-from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, read_audit, run_paths, write_json
+from auditor.errors import InvalidInput
+from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)

@@ -377,7 +377,7 @@ class AuditorPipeline:
         self._new_epoch()
 
     def apply_flags(self) -> None:
-        repro.enforce(self.spec.seed, self.spec.determinism)
+        repro.enforce(self.spec.seed, self.spec.determinism, self.spec.train.compile != "off")
         torch.backends.mkldnn.enabled = self.cfg.mkldnn
 
     def _new_epoch(self) -> None:
@@ -1034,23 +1034,26 @@ def auditing_only(b: dict[str, Any]) -> dict[str, float]:
 # --- latency method check -----------------------------------------------------------
 
 
-def latency_check(model_name: str, device: torch.device, rounds: int, iters: int, warmup: int,
+def latency_check(model_name: str, device: torch.device, rounds: int,
                   quiet: Quiet | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
-    """auditor.measure.latency vs torch.utils.benchmark's blocked_autorange, alternating."""
+    """auditor.measure.latency with the spec's defaults vs torch.utils.benchmark's blocked_autorange, alternating."""
     from torch.utils import benchmark
 
     from auditor.measure import latency
     from auditor.spec import Latency
 
-    model = init_model(model_name, device).eval()
-    x = torch.randn(1, 3, 32, 32, device=device)
+    spec, channels_last = Latency(), TrainSpec().channels_last  # what a default run's sheet measures
+    iters, warmup = spec.iters, spec.warmup
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = init_model(model_name, device).to(memory_format=fmt).eval()
+    x = torch.randn(1, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     ours, theirs, busy = [], [], []
     quiet = quiet or Quiet()
     meter = ForeignCpu()
     for _ in range(rounds):
         wait_for_quiet(quiet.share, quiet.wait_s, log)
         meter.start()
-        r = latency(model, Latency(batch_size=1, warmup=warmup, iters=iters), device, False, cpu_model())
+        r = latency(model, spec, device, channels_last, cpu_model())
         ours.append(r.median_ms)
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
         with torch.inference_mode():
@@ -1062,18 +1065,21 @@ def latency_check(model_name: str, device: torch.device, rounds: int, iters: int
         "model": model_name, "device": str(device), "threads": torch.get_num_threads(), "batch_size": 1,
         "auditor_median_ms": a, "benchmark_median_ms": b, "relative_diff": (a - b) / b,
         "auditor_rounds_ms": ours, "benchmark_rounds_ms": theirs, "iters": iters, "warmup": warmup,
+        "channels_last": channels_last,
         "loadavg": loadavg(), "foreign_cpu": busy,
     }  # fmt: skip
 
 
 def latency_lines(results: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | device | threads | `auditor.measure.latency` median ms | `benchmark.Timer.blocked_autorange` median ms | relative difference | rounds | other processes' CPU share (max) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | device | threads | memory format | `auditor.measure.latency` (warm-up + timed iterations) median ms | `benchmark.Timer.blocked_autorange` median ms | relative difference | rounds | other processes' CPU share (max) |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
+        fmt = "channels_last" if r.get("channels_last") else "contiguous"
         lines.append(
-            f"| {r['model']} | {r['device']} | {r['threads']} | {r['auditor_median_ms']:.3f} | {r['benchmark_median_ms']:.3f} "
+            f"| {r['model']} | {r['device']} | {r['threads']} | {fmt} | ({r['warmup']} + {r['iters']}) {r['auditor_median_ms']:.3f} "
+            f"| {r['benchmark_median_ms']:.3f} "
             f"| {r['relative_diff'] * 100:+.1f}% | {len(r['auditor_rounds_ms'])} | {max(r['foreign_cpu']):.0%} |"
         )
     return lines
@@ -1321,7 +1327,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.latency_check:
         print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
         quiet = Quiet(a.quiet_threshold, a.wait_quiet_s)
-        report["latency"] = [latency_check(n, device, a.latency_rounds, 300, 50, quiet) for n in a.model]
+        report["latency"] = [latency_check(n, device, a.latency_rounds, quiet) for n in a.model]
         for line in latency_lines(report["latency"]):
             print("   " + line)
     report["loadavg_end"] = loadavg()

@@ -76,7 +76,7 @@ def assert_invalid(proc: subprocess.CompletedProcess[str], *needles: str) -> Non
 
 
 def test_bad_override_fails_before_training(tmp_path: Path) -> None:
-    f = write(tmp_path / "x.yaml", TINY.replace(
+    write(tmp_path / "x.yaml", TINY.replace(
         "  constant: [train.schedule.name=constant]",
         "  constant: [train.schedule.name=constant]\n  nobn: [model.norm=none, train.optimizer.lr=-1]",
     ))  # fmt: skip

@@ -23,7 +23,7 @@ def tiny_spec(*extra: str) -> Spec:
 
 
 def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None):
-    repro.enforce(spec.seed, spec.determinism)
+    repro.enforce(spec.seed, spec.determinism, spec.train.compile != "off")
     data = load_data(spec.data, spec.seed)
     torch.manual_seed(spec.seed)
     model = create_model(spec.model.name, num_classes=10, norm=spec.model.norm)
@@ -175,3 +175,48 @@ def test_best_is_written_before_last(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(checkpoint, "save_bytes", spy)
     train_tiny(tiny_spec("train.epochs=1"), tmp_path)
     assert order == ["best.pt", "last.pt"]
+
+
+def _host_reads_per_epoch(tmp_path: Path, *extra: str) -> tuple[list[int], int]:
+    """Device->host reads (item/tolist/cpu/bool/float/int) inside each train_one_epoch, and its steps."""
+    import auditor.train as T
+
+    reads: list[int] = []
+    inside = [False]
+
+    def counting(name: str):
+        real = getattr(torch.Tensor, name)
+
+        def wrapper(self: torch.Tensor, *a, **k):
+            if inside[0]:
+                reads[-1] += 1
+            return real(self, *a, **k)
+
+        return wrapper
+
+    real_epoch = T.train_one_epoch
+
+    def epoch(*a, **k):
+        reads.append(0)
+        inside[0] = True
+        try:
+            return real_epoch(*a, **k)
+        finally:
+            inside[0] = False
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("item", "tolist", "cpu", "__bool__", "__float__", "__int__"):
+            mp.setattr(torch.Tensor, name, counting(name))
+        mp.setattr(T, "train_one_epoch", epoch)
+        result, _ = train_tiny(tiny_spec(*extra), tmp_path)
+    return reads, len(result.step_losses) // len(result.history)
+
+
+def test_no_host_read_per_step(tmp_path: Path) -> None:
+    """The loop never waits for the device per step: host reads per epoch do not grow with its steps."""
+    short, spe_short = _host_reads_per_epoch(tmp_path / "a", "train.log_every_steps=1000")
+    long, spe_long = _host_reads_per_epoch(tmp_path / "b", "train.log_every_steps=1000", "data.synthetic.train=1260")
+    # epoch end only: the step losses (cpu + tolist), the loss sum and the correct count
+    assert spe_long >= 4 * spe_short and short == long and max(short) <= 4
+    logged, _ = _host_reads_per_epoch(tmp_path / "c", "train.log_every_steps=2", "data.synthetic.train=1260")
+    assert logged[0] == long[0] + spe_long // 2  # one loss read every 2 steps: the counter sees syncs

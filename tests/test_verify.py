@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from auditor import checkpoint
+from auditor.audit import run_paths
 from auditor.cli import main
 from auditor.errors import InvalidInput
-from auditor.runner import ENV_NOISE_AT, find_resume_point, run_paths
+from auditor.runner import ENV_NOISE_AT, find_resume_point
 from auditor.spec import load_spec, resolved_dict, spec_hash
 from auditor.verify import (
     ENV_CORRUPT_NEWEST,

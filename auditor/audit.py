@@ -1,0 +1,90 @@
+"""The audit record: where a run's files live, and reading and writing them.
+
+`audit.json` is the single source the sheet, `check`, `verify` and `ablate`
+read; every write here is atomic, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditor.checkpoint import atomic_write_bytes
+from auditor.errors import InvalidInput
+
+SCHEMA_VERSION = 1
+AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "run": dict, "spec": dict, "spec_hash": str, "determinism": dict, "environment": dict,
+    "data": dict, "model": dict, "training": dict, "measurements": dict, "checkpoints": dict,
+    "metrics": dict, "criteria": list, "verdict": str,
+}  # fmt: skip
+STAGING = ".partial"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Final and staging folders of one run."""
+
+    out: Path
+    reports: Path
+    checkpoints: Path
+
+    @property
+    def reports_staging(self) -> Path:
+        return self.reports.with_name(self.reports.name + STAGING)
+
+    @property
+    def ckpt_staging(self) -> Path:
+        return self.checkpoints.with_name(self.checkpoints.name + STAGING)
+
+
+def run_paths(out: Path, name: str) -> RunPaths:
+    """Where run `name` lives under the output root `out`."""
+    return RunPaths(out, out / "reports" / name, out / "checkpoints" / name)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (NaN written as null so any JSON reader accepts it)."""
+    text = json.dumps(_nan_to_none(obj), indent=2, allow_nan=False)
+    atomic_write_bytes(path, text.encode() + b"\n")
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """Atomic CSV write."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_audit(run_dir: Path) -> dict[str, Any]:
+    """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
+    path = run_dir / "audit.json"
+    try:
+        audit = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
+    version = audit.get("schema_version") if isinstance(audit, dict) else None
+    if version != SCHEMA_VERSION:
+        raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
+    missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
+    if missing:
+        raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
+    return audit
