@@ -765,81 +765,107 @@ def _spec_hash_matches(audit: dict[str, Any]) -> bool:
     return hash_resolved(audit["spec"]) == audit["spec_hash"]
 
 
+Item = tuple[bool, str, str]  # (ticked, label, evidence)
+
+
 def checklist(audit: dict[str, Any]) -> list[dict[str, Any]]:
     """The reproducibility checklist: each item ticked only by the fact that supports it."""
-    items: list[dict[str, Any]] = []
+    checks: list[Callable[[dict[str, Any]], Item]] = [
+        _seed_item, _flags_item, _provenance_item, _selection_item, _digests_item, _spec_hash_item,
+        _git_item, _environment_item, _latency_item, _verified_item, _divergence_item, _criteria_item,
+    ]  # fmt: skip
+    return [{"ok": bool(ok), "label": label, "evidence": ev} for ok, label, ev in (c(audit) for c in checks)]
 
-    def add(ok: bool, label: str, evidence: str) -> None:
-        items.append({"ok": bool(ok), "label": label, "evidence": evidence})
 
-    det, env, tr = audit["determinism"], audit["environment"], audit["training"]
-    data, ck, lat = audit["data"], audit["checkpoints"], audit["measurements"]["latency"]
-    ver, crit = audit["verification"], audit["criteria"]
+def _seed_item(audit: dict[str, Any]) -> Item:
+    det, seed = audit["determinism"], audit["spec"]["seed"]
+    ok = isinstance(det["seed"], int) and det["seed"] == seed
+    return ok, "Seed recorded", f"seed {det['seed']} in force (spec seed {seed})"
 
-    seed_ok = isinstance(det["seed"], int) and det["seed"] == audit["spec"]["seed"]
-    add(seed_ok, "Seed recorded", f"seed {det['seed']} in force (spec seed {audit['spec']['seed']})")
 
-    flags_ok, flags_evidence = _flags_in_force(audit)
-    add(flags_ok, "Determinism flags in force (read back)", flags_evidence)
+def _flags_item(audit: dict[str, Any]) -> Item:
+    ok, evidence = _flags_in_force(audit)
+    return ok, "Determinism flags in force (read back)", evidence
 
+
+def _provenance_item(audit: dict[str, Any]) -> Item:
+    data = audit["data"]
     if data["official"] is None:
-        add(False, "Data provenance official", f"{data['dataset']} data: {data['note']}")
-    else:
-        add(data["official"], "Data provenance official", data["note"])
+        return False, "Data provenance official", f"{data['dataset']} data: {data['note']}"
+    return data["official"], "Data provenance official", data["note"]
 
-    split = tr["selection_split"]
-    add(split == "val", "No model selection on the test set",
-        f"best checkpoint selected on the {split} split"
-        + ("" if split == "val" else " (no validation split): the test accuracy is optimistically biased"))
 
+def _selection_item(audit: dict[str, Any]) -> Item:
+    split = audit["training"]["selection_split"]
+    caveat = "" if split == "val" else " (no validation split): the test accuracy is optimistically biased"
+    evidence = f"best checkpoint selected on the {split} split{caveat}"
+    return split == "val", "No model selection on the test set", evidence
+
+
+def _digests_item(audit: dict[str, Any]) -> Item:
+    ck = audit["checkpoints"]
     digests = [c["sha256"] for c in ck.values()]
-    ck_ok = bool(digests) and all(isinstance(d, str) and _HEX64.match(d) for d in digests)
-    add(ck_ok, "Checkpoint digests recorded",
-        f"sha256 of {', '.join(ck)} recorded" if ck_ok else "no checkpoint digest recorded")  # fmt: skip
+    ok = bool(digests) and all(isinstance(d, str) and _HEX64.match(d) for d in digests)
+    evidence = f"sha256 of {', '.join(ck)} recorded" if ok else "no checkpoint digest recorded"
+    return ok, "Checkpoint digests recorded", evidence
 
-    h = audit["spec_hash"]
-    recorded = isinstance(h, str) and bool(_HEX64.match(h))
-    if not recorded:
-        add(False, "Resolved spec hash recorded", "no sha256 of the resolved spec recorded")
-    elif not _spec_hash_matches(audit):
-        add(False, "Resolved spec hash recorded", f"`{h[:12]}` does NOT match the recorded resolved spec")
-    else:
-        add(True, "Resolved spec hash recorded", f"sha256 `{h[:12]}`, matches the recorded resolved spec")
 
-    commit, dirty = env["git_commit"], env["git_dirty"]
+def _spec_hash_item(audit: dict[str, Any]) -> Item:
+    h, label = audit["spec_hash"], "Resolved spec hash recorded"
+    if not (isinstance(h, str) and _HEX64.match(h)):
+        return False, label, "no sha256 of the resolved spec recorded"
+    if not _spec_hash_matches(audit):
+        return False, label, f"`{h[:12]}` does NOT match the recorded resolved spec"
+    return True, label, f"sha256 `{h[:12]}`, matches the recorded resolved spec"
+
+
+def _git_item(audit: dict[str, Any]) -> Item:
+    commit, dirty = audit["environment"]["git_commit"], audit["environment"]["git_dirty"]
     if commit is None:
-        add(False, "Git tree clean",
-            "no git commit recorded (not run inside a git work tree, or git unavailable)")  # fmt: skip
-    else:
-        state = {False: "no uncommitted changes", True: "uncommitted changes to tracked files"}
-        shown = state.get(dirty, "dirty state unknown")
-        add(dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {shown}")
+        return False, "Git tree clean", (
+            "no git commit recorded (not run inside a git work tree, or git unavailable)"
+        )
+    states = {False: "no uncommitted changes", True: "uncommitted changes to tracked files"}
+    state = states.get(dirty, "dirty state unknown")
+    return dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {state}"
 
-    env_ok = all(env[k] for k in ("python", "torch", "torchvision", "numpy", "os", "command"))
-    add(env_ok, "Environment captured",
+
+def _environment_item(audit: dict[str, Any]) -> Item:
+    env = audit["environment"]
+    ok = all(env[k] for k in ("python", "torch", "torchvision", "numpy", "os", "command"))
+    return ok, "Environment captured", (
         f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-        f"numpy {env['numpy']}, device {env['device']}, command recorded")  # fmt: skip
+        f"numpy {env['numpy']}, device {env['device']}, command recorded"
+    )
 
+
+def _latency_item(audit: dict[str, Any]) -> Item:
+    lat = audit["measurements"]["latency"]
     cuda = str(lat["device"]).startswith("cuda")
     synced = bool(lat["synchronized"])  # recorded by the timing loop itself
-    lat_ok = lat["warmup"] > 0 and lat["iters"] > 0 and (synced or not cuda)
-    add(lat_ok, "Latency measured with warm-up" + (" and device sync" if cuda else ""),
-        f"{lat['warmup']} warm-up + {lat['iters']} timed iterations on {lat['device']}"
-        + ("; device synchronised around each" if cuda and synced else "")
-        + ("; NOT synchronised on CUDA" if cuda and not synced else ""))  # fmt: skip
+    ok = lat["warmup"] > 0 and lat["iters"] > 0 and (synced or not cuda)
+    evidence = f"{lat['warmup']} warm-up + {lat['iters']} timed iterations on {lat['device']}"
+    if cuda:
+        evidence += "; device synchronised around each" if synced else "; NOT synchronised on CUDA"
+    return ok, "Latency measured with warm-up" + (" and device sync" if cuda else ""), evidence
 
+
+def _verified_item(audit: dict[str, Any]) -> Item:
+    ver, label = audit["verification"], "Reproducibility verified by re-running"
     if ver is None:
-        add(False, "Reproducibility verified by re-running", "not verified (run `auditor verify`)")
-    else:
-        passed = ver["verdict"] == "bitwise" or (ver["verdict"] == "tolerance" and ver["allow_tolerance"])
-        add(passed, "Reproducibility verified by re-running",
-            f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}")  # fmt: skip
+        return False, label, "not verified (run `auditor verify`)"
+    passed = ver["verdict"] == "bitwise" or (ver["verdict"] == "tolerance" and ver["allow_tolerance"])
+    return passed, label, f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
 
-    add(tr["status"] != "diverged", "Training finished without divergence", f"status {tr['status']}")
 
-    n_pass = sum(bool(c["passed"]) for c in crit)
+def _divergence_item(audit: dict[str, Any]) -> Item:
+    status = audit["training"]["status"]
+    return status != "diverged", "Training finished without divergence", f"status {status}"
+
+
+def _criteria_item(audit: dict[str, Any]) -> Item:
+    crit = audit["criteria"]
     if not crit:
-        add(False, "Criteria all pass", "no criteria defined: nothing was gated")
-    else:
-        add(n_pass == len(crit), "Criteria all pass", f"{n_pass}/{len(crit)} criteria passed")
-    return items
+        return False, "Criteria all pass", "no criteria defined: nothing was gated"
+    n_pass = sum(bool(c["passed"]) for c in crit)
+    return n_pass == len(crit), "Criteria all pass", f"{n_pass}/{len(crit)} criteria passed"

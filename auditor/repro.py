@@ -41,27 +41,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds all CUDA devices, lazily
 
 
-def set_deterministic_algorithms(enabled: bool, compiling: bool) -> None:
-    """torch.use_deterministic_algorithms(enabled), importing inductor only when something compiles.
-
-    The public setter imports torch._inductor.config (~1.5 s on 2 cores) to set
-    inductor's own flag, which only torch.compile reads; without compilation the
-    core flag alone is the whole effect. Read back with are_deterministic_algorithms_enabled.
-    """
-    core = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if compiling or core is None:
-        torch.use_deterministic_algorithms(enabled)
-    else:
-        core(enabled, warn_only=False)
-
-
-def enforce(seed: int, spec: Determinism, compiling: bool = False) -> DeterminismState:
+def enforce(seed: int, spec: Determinism) -> DeterminismState:
     """Seed every generator and set the determinism flags; return what is in force.
 
     With `spec.enabled`, cuDNN is deterministic with benchmarking off and torch
     raises on ops that have no deterministic implementation. Without it,
     cudnn.benchmark is switched on (the fast setting) and the sheet says so.
-    `compiling` (torch.compile will run) also sets inductor's determinism flag.
     """
     enabled = spec.enabled
     cuda_was_up = torch.cuda.is_initialized()
@@ -70,7 +55,7 @@ def enforce(seed: int, spec: Determinism, compiling: bool = False) -> Determinis
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_CONFIG)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
-    set_deterministic_algorithms(enabled, compiling)
+    torch.use_deterministic_algorithms(enabled)
     # Read by torch only while deterministic algorithms are on; set either way so
     # that one run never inherits another's setting in the same process.
     torch.utils.deterministic.fill_uninitialized_memory = spec.fill_uninitialized_memory

@@ -142,7 +142,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     """Run a validated spec end to end; raise InvalidInput on bad input."""
     started, t_wall = datetime.now(timezone.utc), time.perf_counter()
     paths = run_paths(out, spec.name)
-    det = repro.enforce(spec.seed, spec.determinism, spec.train.compile != "off")  # before anything touches CUDA
+    det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
     check_device_support(spec.train, device)
     data = load_data(spec.data, spec.seed)

@@ -559,13 +559,7 @@ def verify(
     """Plan, run A, B and K, compare, and write the evidence. Raises InvalidInput / RunFailed."""
     plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at)
     notes = [*plan.notes, *_check_injection_env(plan.total_steps)]
-    name = plan.spec.name
-    try:
-        if plan.workdir.is_dir():
-            shutil.rmtree(plan.workdir)  # verify's own evidence from an earlier invocation
-        plan.workdir.mkdir(parents=True)
-    except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+    _fresh_workdir(plan, out)
     spec_file = write_spec_file(plan)
     log(f"verify: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), checkpoint every "
         f"{plan.checkpoint_every}, kill after step {plan.kill_at}; work dir {plan.workdir}")  # fmt: skip
@@ -577,16 +571,35 @@ def verify(
     recs_k, _, facts = run_killed(plan, spec_file, log)
     notes += facts["notes"]
 
-    pairs = [compare_pair(plan.workdir, name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
-    for p in pairs:
-        notes += [f"{p['pair']}: {n}" for n in p["notes"]]
+    pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
+    block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, notes)
+    report_a = run_paths(plan.workdir / "a", plan.spec.name).reports
+    record_in_audit(report_a, plan.spec, block)
+    write_json(plan.workdir / "verify.json", block)
+    return VerifyOutcome(block, block["passed"], report_a)
+
+
+def _fresh_workdir(plan: Plan, out: Path) -> None:
+    """Replace verify's own evidence from an earlier invocation with an empty work dir."""
+    try:
+        if plan.workdir.is_dir():
+            shutil.rmtree(plan.workdir)
+        plan.workdir.mkdir(parents=True)
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+
+
+def evidence_block(
+    plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, Any], records: list[RunRecord],
+    facts: dict[str, Any], notes: list[str],
+) -> dict[str, Any]:
+    """The verification record: verdict, first divergence, largest differences, runs and notes."""
+    notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
     tol = plan.spec.verify
     verdict = decide(pairs, tol.tolerance)
-    passed = verdict == "bitwise" or (verdict == "tolerance" and tol.allow_tolerance)
     if verdict == "tolerance" and not tol.allow_tolerance:
-        notes.append(
-            f"differences are within verify.tolerance {tol.tolerance:g} but verify.allow_tolerance is false"
-        )
+        notes.append(f"differences are within verify.tolerance {tol.tolerance:g} "
+                     "but verify.allow_tolerance is false")  # fmt: skip
     fd = first_divergence(pairs)
     if verdict != "bitwise" and fd is None:
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
@@ -596,13 +609,13 @@ def verify(
         f"resumed from {facts['resumed_from'] or 'scratch'}"
         if facts["kill_signal"] else f"k: not killed (finished before step {plan.kill_at})"
     )  # fmt: skip
-    block = {
+    return {
         "verdict": verdict,
-        "passed": passed,
+        "passed": verdict == "bitwise" or (verdict == "tolerance" and tol.allow_tolerance),
         "tolerance": tol.tolerance,
         "allow_tolerance": tol.allow_tolerance,
         "runs": ["a: reference", "b: twin", k_desc],
-        "processes": [r.as_dict() for r in (rec_a, rec_b, *recs_k)],
+        "processes": [r.as_dict() for r in records],
         "device": audit_a["environment"]["device"],
         "budget": plan.budget,
         "kill_at_step": plan.kill_at,
@@ -618,10 +631,6 @@ def verify(
         "work_dir": str(plan.workdir),
         "notes": notes,
     }
-    report_a = run_paths(plan.workdir / "a", name).reports
-    record_in_audit(report_a, plan.spec, block)
-    write_json(plan.workdir / "verify.json", block)
-    return VerifyOutcome(block, passed, report_a)
 
 
 def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ def tiny_spec(*extra: str) -> Spec:
 
 
 def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None):
-    repro.enforce(spec.seed, spec.determinism, spec.train.compile != "off")
+    repro.enforce(spec.seed, spec.determinism)
     data = load_data(spec.data, spec.seed)
     torch.manual_seed(spec.seed)
     model = create_model(spec.model.name, num_classes=10, norm=spec.model.norm)
