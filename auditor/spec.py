@@ -44,7 +44,7 @@ class _Section(BaseModel):
 class Determinism(_Section):
     enabled: bool = True
     # torch's NaN-filling of fresh torch.empty() memory under deterministic algorithms.
-    # It only matters to an op that reads memory it never wrote; it costs 6-20% of a
+    # It only matters to an op that reads memory it never wrote; it costs 3-6% of a
     # CPU training step (bench/RESULTS.md), and `auditor verify` checks the weights are
     # bitwise reproducible anyway. Turn it on to hunt such an op.
     fill_uninitialized_memory: bool = False
@@ -157,7 +157,7 @@ class TrainSpec(_Section):
     early_stopping: EarlyStopping | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: Literal["off", "bf16", "fp16"] = "off"
-    channels_last: bool = True  # NHWC activations and weights: +15-20% on CPU (oneDNN), deterministic
+    channels_last: bool = True  # NHWC: +18-28% CPU training (bench/RESULTS.md), deterministic
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None  # mid-epoch checkpoints
     log_every_steps: Annotated[int, Field(ge=1)] = 50  # host reads the loss only here
