@@ -585,7 +585,9 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         note = "Determinism was requested and every flag read back is in its deterministic setting."
-    return {"determinism_note": note}
+    # Records written before the flag was recorded lack it: say so rather than refuse to render.
+    fill = yesno(det.get("fill_uninitialized_memory"), unknown="not recorded")
+    return {"determinism_note": note, "fill_uninitialized_memory": fill}
 
 
 def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[list[list[str]], int]:

@@ -345,6 +345,16 @@ def test_legacy_std_warning() -> None:
     assert "[!WARNING]" not in correct
 
 
+def test_fill_flag_row_and_records_without_it() -> None:
+    audit = golden_audit()
+    row = "| `torch.utils.deterministic.fill_uninitialized_memory` | {} |"
+    assert row.format("yes") in text_of(audit)
+    audit["determinism"]["fill_uninitialized_memory"] = False
+    assert row.format("no") in text_of(audit)
+    del audit["determinism"]["fill_uninitialized_memory"]  # a record written before the flag was recorded
+    assert row.format("not recorded") in text_of(audit)
+
+
 def test_official_and_unofficial_provenance() -> None:
     text = text_of(cifar_audit([0.2470, 0.2435, 0.2616]))
     assert "| data_batch_1 | `ok` |" in text
