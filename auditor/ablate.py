@@ -43,8 +43,10 @@ from auditor.spec import (
     parse_override,
     read_yaml,
     resolve_spec_path,
+    resolved_dict,
     resource_dir,
     spec_hash,
+    training_hash,
     validate_spec,
 )
 
@@ -320,13 +322,19 @@ def report_dir(out: Path, run: str) -> Path:
 
 
 def run_state(out: Path, run: PlannedRun) -> str:
-    """'finished' (same spec hash), 'resume' (interrupted staging dir), 'stale' or 'new'."""
+    """'finished' (same spec hash), 'resume' (interrupted staging dir), 'rejudge' (finished under a
+    spec that differs only outside training: `--resume` re-measures and re-judges it without
+    training), 'stale' or 'new'."""
     audit = _read_json(report_dir(out, run.name) / "audit.json")
     if audit is not None and audit.get("spec_hash") == run.spec_hash:
         return "finished"
     if (out / "checkpoints" / f"{run.name}.partial").is_dir():
         return "resume"
-    return "stale" if audit is not None else "new"
+    if audit is None:
+        return "new"
+    recorded = audit.get("spec")
+    same = isinstance(recorded, dict) and training_hash(recorded) == training_hash(resolved_dict(run.spec))
+    return "rejudge" if same else "stale"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -673,11 +681,12 @@ def print_plan(plan: Plan, out: Path) -> None:
     for r in plan.runs:
         state = run_state(out, r)
         label = {"finished": "skip (finished)", "resume": "resume (interrupted)",
+                 "rejudge": "re-judge (changed only outside training: no training)",
                  "stale": "run (replaces a run of a different spec)", "new": "run"}[state]  # fmt: skip
         _print(f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]")
         _print(f"  spec sha256: {r.spec_hash}")
         _print(f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}")
-        _print(f"  {shell_command(run_argv(plan, r, out, state == 'resume'))}")
+        _print(f"  {shell_command(run_argv(plan, r, out, state in ('resume', 'rejudge')))}")
 
 
 def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
@@ -689,8 +698,8 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         if state == "finished":
             _print(f"{head}: skip (finished)")
             continue
-        argv = run_argv(plan, r, out, resume=state == "resume")
-        _print(f"{head}: {'resume' if state == 'resume' else 'run'}: {shell_command(argv)}")
+        argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
+        _print(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv])
         try:
             rc = proc.wait()

@@ -27,7 +27,7 @@ from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
 from auditor.measure import MB, measure
 from auditor.models import create_model, model_info
-from auditor.spec import Spec, diff_specs, resolved_dict, spec_hash
+from auditor.spec import Spec, diff_specs, resolved_dict, spec_hash, training_hash
 from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
@@ -68,14 +68,26 @@ def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | Non
             raise InvalidInput(f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)})")
         return None, notes
     state = checkpoint.load(found)
-    if state.get("spec_hash") != spec_hash(spec):
-        changed = diff_specs(state.get("spec", {}), resolved_dict(spec))
-        raise InvalidInput(
-            f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
-            f", now {spec_hash(spec)[:12]}); changed: {'; '.join(changed[:8]) or 'unknown'}"
-        )
+    for n in resume_spec_notes(found, state, spec):
+        log(f"resume: {n}")
+        notes.append(n)
     log(f"resume: continuing from {found.name} (global step {state['global_step']})")
     return found, notes
+
+
+def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[str]:
+    """Accept a checkpoint of the same spec, or of one changed only outside training; else refuse."""
+    if state.get("spec_hash") == spec_hash(spec):
+        return []
+    before, now = state.get("spec"), resolved_dict(spec)
+    changed = diff_specs(before if isinstance(before, dict) else {}, now)
+    if isinstance(before, dict) and training_hash(before) == training_hash(now):
+        return [f"{found.name} was written under a spec that differs only outside training "
+                f"({'; '.join(changed)}); this run records the new spec"]  # fmt: skip
+    raise InvalidInput(
+        f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
+        f", now {spec_hash(spec)[:12]}); changed: {'; '.join(changed[:8]) or 'unknown'}"
+    )
 
 
 def check_classes(spec: Spec, data: DataBundle) -> None:

@@ -463,6 +463,16 @@ def spec_hash(spec: Spec) -> str:
     return hash_resolved(resolved_dict(spec))
 
 
+# Top-level sections that do not change what is trained (they act after training or
+# only describe it): an interrupted run may resume under a spec that differs only here.
+NON_TRAINING_KEYS = ("description", "criteria", "measure", "verify")
+
+
+def training_hash(resolved: dict[str, Any]) -> str:
+    """sha256 of a resolved spec without its NON_TRAINING_KEYS: equal means the same training."""
+    return hash_resolved({k: v for k, v in resolved.items() if k not in NON_TRAINING_KEYS})
+
+
 def hash_resolved(resolved: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of a resolved spec given as plain data."""
     blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"))

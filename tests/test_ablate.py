@@ -303,6 +303,19 @@ def test_resume_and_new_seeds_are_planned(tiny_out: tuple[Path, subprocess.Compl
 
 
 @pytest.mark.slow
+def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, _ = tiny_out
+    stricter = ablate("tiny.yaml", "--set", "criteria.best_val_acc=>= 0.2", "--dry-run", "--out", "out", cwd=root)
+    assert stricter.returncode == 0, stricter.stderr
+    lines = [ln for ln in stricter.stdout.splitlines() if ln.startswith("tiny-")]
+    assert len(lines) == 4 and all("[re-judge (changed only outside training: no training)]" in ln for ln in lines)
+    assert len(re.findall(r" --resume$", stricter.stdout, re.M)) == 4
+    longer = ablate("tiny.yaml", "--set", "train.epochs=3", "--dry-run", "--out", "out", cwd=root)
+    assert longer.returncode == 0, longer.stderr
+    assert sum("[run (replaces a run of a different spec)]" in ln for ln in longer.stdout.splitlines()) == 4
+
+
+@pytest.mark.slow
 def test_render_only_rebuilds_from_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     root, _ = tiny_out
     here = root / "out" / "reports" / "tiny"

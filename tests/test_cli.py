@@ -117,6 +117,15 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     other_spec = run_cli("run", "smoke", *sets(*TINY_SETS, "seed=9"), "--out", str(out), "--resume")
     assert_clean_error(other_spec, "written by a different spec", "seed: 0 -> 9")
     shutil.rmtree(out / "checkpoints/smoke.partial")
+    # A criterion is not training: a finished run resumes (trains nothing) and is re-judged.
+    stricter = run_cli("run", "smoke", *sets(*TINY_SETS, "criteria.best_val_acc=>= 0.999"), "--out", str(out), "--resume")
+    assert stricter.returncode == 1, stricter.stderr  # the new criterion fails
+    assert "differs only outside training" in stricter.stderr and "criteria.best_val_acc" in stricter.stderr
+    audit = audit_of(out)
+    assert audit["spec"]["criteria"]["best_val_acc"] == ">= 0.999" and audit["verdict"] == "FAIL"
+    assert any("differs only outside training" in n for n in audit["run"]["resume_notes"])
+    assert audit["training"]["history"] == audit_of(smoke_run)["training"]["history"]  # nothing retrained
+    shutil.rmtree(out / "checkpoints/smoke.partial", ignore_errors=True)
     last = out / "checkpoints/smoke/last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated: digest no longer matches
     corrupt = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")

@@ -15,8 +15,11 @@ from auditor.spec import (
     apply_overrides,
     load_spec,
     parse_criterion,
+    hash_resolved,
     resolve_spec_path,
+    resolved_dict,
     spec_hash,
+    training_hash,
 )
 
 SHIPPED = sorted((REPO / "specs").rglob("*.yaml"))
@@ -175,3 +178,13 @@ def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
     resolved = yaml.safe_load(out.split("\n", 1)[1])
     assert resolved["train"]["epochs"] == 5
     assert resolved["train"]["eval_batch_size"] == 256  # defaults filled in
+
+
+def test_training_hash_ignores_only_what_does_not_train() -> None:
+    base = resolved_dict(load_spec("smoke"))
+    same = [("criteria.test_acc=>= 0.9", True), ("description=x", True), ("measure.latency.iters=7", True),
+            ("verify.tolerance=0.1", True), ("seed=1", False), ("train.epochs=4", False), ("data.val_split=10", False)]
+    for override, equal in same:
+        other = resolved_dict(load_spec("smoke", [override]))
+        assert hash_resolved(other) != hash_resolved(base), override
+        assert (training_hash(other) == training_hash(base)) is equal, override
