@@ -334,7 +334,11 @@ def run_state(out: Path, run: PlannedRun) -> str:
         return "new"
     recorded = audit.get("spec")
     same = isinstance(recorded, dict) and training_hash(recorded) == training_hash(resolved_dict(run.spec))
-    return "rejudge" if same else "stale"
+    # Re-judging resumes from last.pt: a run without one (diverged early, checkpoints
+    # deleted) or one that diverged (the resume would train its last epoch again) re-runs.
+    resumable = (out / "checkpoints" / run.name / "last.pt").is_file()
+    diverged = audit.get("run", {}).get("status") == "diverged"
+    return "rejudge" if same and resumable and not diverged else "stale"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -63,7 +63,12 @@ def torchvision_version() -> str | None:
     version_py = Path(found.origin).with_name("version.py")
     text = version_py.read_text() if version_py.is_file() else ""
     m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
-    return m.group(1) if m else metadata.version("torchvision")
+    if m:
+        return m.group(1)
+    try:
+        return metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def cpu_model() -> str:

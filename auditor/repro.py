@@ -95,8 +95,8 @@ def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> 
         )
     if state.deterministic_algorithms and not state.fill_uninitialized_memory:
         found.append(
-            "fill_uninitialized_memory is off: an op that read memory it never wrote would "
-            "go unnoticed here (`auditor verify`'s twin runs would catch it)"
+            "fill_uninitialized_memory is off: an op that read memory it never wrote would go "
+            "unnoticed (twin runs may read the same leftover bytes; set it on to hunt such an op)"
         )
     if cuda and state.cublas_workspace_config is None:
         found.append("CUBLAS_WORKSPACE_CONFIG is unset: cuBLAS GEMMs may vary")

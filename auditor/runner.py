@@ -83,7 +83,8 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     changed = diff_specs(before if isinstance(before, dict) else {}, now)
     if isinstance(before, dict) and training_hash(before) == training_hash(now):
         return [f"{found.name} was written under a spec that differs only outside training "
-                f"({'; '.join(changed)}); this run records the new spec"]  # fmt: skip
+                f"({'; '.join(changed)}); this run records the new spec, checkpoints written "
+                "before the resume keep the old one"]  # fmt: skip
     raise InvalidInput(
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
         f", now {spec_hash(spec)[:12]}); changed: {'; '.join(changed[:8]) or 'unknown'}"

@@ -44,9 +44,10 @@ class _Section(BaseModel):
 class Determinism(_Section):
     enabled: bool = True
     # torch's NaN-filling of fresh torch.empty() memory under deterministic algorithms.
-    # It only matters to an op that reads memory it never wrote; it costs 3-6% of a
-    # CPU training step (bench/RESULTS.md), and `auditor verify` checks the weights are
-    # bitwise reproducible anyway. Turn it on to hunt such an op.
+    # It only matters to an op that reads memory it never wrote (none is known in these
+    # models; `auditor verify` checks the result is bitwise reproducible, though twin runs
+    # may read the same leftover bytes); it costs 3-6% of a CPU training step
+    # (bench/RESULTS.md). Turn it on to hunt such an op.
     fill_uninitialized_memory: bool = False
 
 

@@ -310,6 +310,15 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_out: tuple[Pa
     lines = [ln for ln in stricter.stdout.splitlines() if ln.startswith("tiny-")]
     assert len(lines) == 4 and all("[re-judge (changed only outside training: no training)]" in ln for ln in lines)
     assert len(re.findall(r" --resume$", stricter.stdout, re.M)) == 4
+    last = root / "out" / "checkpoints" / "tiny-cosine-s0" / "last.pt"
+    saved = last.read_bytes()
+    last.unlink()  # nothing to resume from: that pair must re-run, not fail its resume
+    try:
+        no_ckpt = ablate("tiny.yaml", "--set", "criteria.best_val_acc=>= 0.2", "--dry-run", "--out", "out", cwd=root)
+    finally:
+        last.write_bytes(saved)
+    line = next(ln for ln in no_ckpt.stdout.splitlines() if ln.startswith("tiny-cosine-s0"))
+    assert "[run (replaces a run of a different spec)]" in line
     longer = ablate("tiny.yaml", "--set", "train.epochs=3", "--dry-run", "--out", "out", cwd=root)
     assert longer.returncode == 0, longer.stderr
     assert sum("[run (replaces a run of a different spec)]" in ln for ln in longer.stdout.splitlines()) == 4

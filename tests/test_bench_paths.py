@@ -185,6 +185,11 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert det["bitwise"] and det["tensors"] > 0 and len(det["losses_a"]) == 2, det
     text = "\n".join(bench.throughput_table(res))
     assert "ratio to (a)" in text and "yes (2 steps" in text
+    c = res["ceiling"]  # FLOPs per image x GEMM rate: positive, and the table shows each row's share
+    assert c["gflop_per_image"] > 0 and c["matmul_peak_gflops"] > 0 and c["ceiling_images_per_s"] > 0
+    old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
+    for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
+        assert len({line.count("|") for line in table}) == 1  # every row has every column
     md = bench.results_markdown({"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
                                  "command": "python bench/throughput.py", "throughput": [res]})  # fmt: skip
     assert "No GPU was available" in md or torch.cuda.is_available()

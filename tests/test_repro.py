@@ -15,7 +15,8 @@ from auditor.spec import Determinism, Spec
 
 
 @pytest.fixture(autouse=True)
-def _restore_flags() -> Iterator[None]:
+def _restore_flags(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # enforce sets it; restored after
     saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
              torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
     yield
@@ -31,7 +32,7 @@ def test_enforce_sets_and_reads_back_every_flag(fill: bool) -> None:
     assert state.deterministic_algorithms and torch.are_deterministic_algorithms_enabled()
     assert state.cudnn_deterministic and not state.cudnn_benchmark
     assert state.fill_uninitialized_memory is fill is torch.utils.deterministic.fill_uninitialized_memory
-    assert state.cublas_workspace_config == repro.CUBLAS_CONFIG or state.cublas_workspace_config is not None
+    assert state.cublas_workspace_config == repro.CUBLAS_CONFIG
     assert state.torch_threads == torch.get_num_threads()
 
 
