@@ -43,10 +43,9 @@ from auditor.spec import (
     parse_override,
     read_yaml,
     resolve_spec_path,
-    resolved_dict,
     resource_dir,
+    same_training,
     spec_hash,
-    training_hash,
     validate_spec,
 )
 
@@ -325,20 +324,21 @@ def run_state(out: Path, run: PlannedRun) -> str:
     """'finished' (same spec hash), 'resume' (interrupted staging dir), 'rejudge' (finished under a
     spec that differs only outside training: `--resume` re-measures and re-judges it without
     training), 'stale' or 'new'."""
-    audit = _read_json(report_dir(out, run.name) / "audit.json")
+    from auditor.audit import run_paths  # lazily: it imports torch, which a plan does not need
+
+    paths = run_paths(out, run.name)
+    audit = _read_json(paths.reports / "audit.json")
     if audit is not None and audit.get("spec_hash") == run.spec_hash:
         return "finished"
-    if (out / "checkpoints" / f"{run.name}.partial").is_dir():
+    if paths.ckpt_staging.is_dir():
         return "resume"
     if audit is None:
         return "new"
-    recorded = audit.get("spec")
-    same = isinstance(recorded, dict) and training_hash(recorded) == training_hash(resolved_dict(run.spec))
     # Re-judging resumes from last.pt: a run without one (diverged early, checkpoints
     # deleted) or one that diverged (the resume would train its last epoch again) re-runs.
-    resumable = (out / "checkpoints" / run.name / "last.pt").is_file()
     diverged = audit.get("run", {}).get("status") == "diverged"
-    return "rejudge" if same and resumable and not diverged else "stale"
+    rejudge = same_training(audit.get("spec"), run.spec) and paths.last_checkpoint.is_file() and not diverged
+    return "rejudge" if rejudge else "stale"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -41,6 +41,11 @@ class RunPaths:
     def ckpt_staging(self) -> Path:
         return self.checkpoints.with_name(self.checkpoints.name + STAGING)
 
+    @property
+    def last_checkpoint(self) -> Path:
+        """A finished run's last.pt: what `--resume` on a finished run starts from."""
+        return self.checkpoints / "last.pt"
+
 
 def run_paths(out: Path, name: str) -> RunPaths:
     """Where run `name` lives under the output root `out`."""

@@ -398,6 +398,11 @@ def _unquote(text: str) -> str:
     return text
 
 
+def verification_passed(verdict: str, allow_tolerance: bool) -> bool:
+    """A verify verdict passes when bitwise, or within tolerance where the spec allows it."""
+    return verdict == "bitwise" or (verdict == "tolerance" and allow_tolerance)
+
+
 def verdict(results: list[CriterionResult], status: str) -> str:
     """PASS when every criterion passed and training did not diverge, else FAIL."""
     return "PASS" if overall(results) and status != "diverged" else "FAIL"

@@ -26,6 +26,7 @@ from typing import Any
 import jinja2
 
 from auditor.audit import read_audit
+from auditor.check import verification_passed
 from auditor.checkpoint import atomic_write_bytes
 from auditor.errors import InvalidInput
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
@@ -856,8 +857,7 @@ def _verified_item(audit: dict[str, Any]) -> Item:
     ver, label = audit["verification"], "Reproducibility verified by re-running"
     if ver is None:
         return False, label, "not verified (run `auditor verify`)"
-    passed = ver["verdict"] == "bitwise" or (ver["verdict"] == "tolerance" and ver["allow_tolerance"])
-    return passed, label, f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
+    return verification_passed(ver["verdict"], bool(ver.get("allow_tolerance"))), label, f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
 
 
 def _divergence_item(audit: dict[str, Any]) -> Item:

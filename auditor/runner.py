@@ -27,7 +27,7 @@ from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
 from auditor.measure import MB, measure
 from auditor.models import create_model, model_info
-from auditor.spec import Spec, diff_specs, resolved_dict, spec_hash, training_hash
+from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
 from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
@@ -46,7 +46,7 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> None:
             "--resume, or remove that folder to start over"
         )
     if resume and not paths.ckpt_staging.exists():
-        if not (paths.checkpoints / "last.pt").is_file():
+        if not paths.last_checkpoint.is_file():
             raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
         shutil.copytree(paths.checkpoints, paths.ckpt_staging)
     try:
@@ -79,9 +79,9 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     """Accept a checkpoint of the same spec, or of one changed only outside training; else refuse."""
     if state.get("spec_hash") == spec_hash(spec):
         return []
-    before, now = state.get("spec"), resolved_dict(spec)
-    changed = diff_specs(before if isinstance(before, dict) else {}, now)
-    if isinstance(before, dict) and training_hash(before) == training_hash(now):
+    before = state.get("spec")
+    changed = diff_specs(before if isinstance(before, dict) else {}, resolved_dict(spec))
+    if same_training(before, spec):
         return [f"{found.name} was written under a spec that differs only outside training "
                 f"({'; '.join(changed)}); this run records the new spec, checkpoints written "
                 "before the resume keep the old one"]  # fmt: skip

@@ -474,6 +474,11 @@ def training_hash(resolved: dict[str, Any]) -> str:
     return hash_resolved({k: v for k, v in resolved.items() if k not in NON_TRAINING_KEYS})
 
 
+def same_training(recorded: Any, spec: Spec) -> bool:
+    """Whether a recorded resolved spec (from a checkpoint or audit.json) trains exactly as `spec`."""
+    return isinstance(recorded, dict) and training_hash(recorded) == training_hash(resolved_dict(spec))
+
+
 def hash_resolved(resolved: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of a resolved spec given as plain data."""
     blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"))

@@ -49,7 +49,7 @@ import yaml
 
 from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
-from auditor.check import verdict
+from auditor.check import verdict, verification_passed
 from auditor.errors import InvalidInput
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
@@ -611,7 +611,7 @@ def evidence_block(
     )  # fmt: skip
     return {
         "verdict": verdict,
-        "passed": verdict == "bitwise" or (verdict == "tolerance" and tol.allow_tolerance),
+        "passed": verification_passed(verdict, tol.allow_tolerance),
         "tolerance": tol.tolerance,
         "allow_tolerance": tol.allow_tolerance,
         "runs": ["a: reference", "b: twin", k_desc],

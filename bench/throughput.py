@@ -69,7 +69,8 @@ from auditor.spec import (
     resolved_dict,
     spec_hash,
 )
-from auditor.train import RunFiles, build_loop, train_step
+from auditor.train import RunFiles, _device_stats, build_loop, train_step
+from auditor.verify import compare_tensors, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET = REPO.parent / "shared" / "data" / "cifar10-subset"
@@ -251,7 +252,7 @@ class ConventionalPipeline:
 
     def __init__(self, model_name: str, data: DataBundle, data_spec: DataSpec, device: torch.device,
                  batch_size: int, workers: int) -> None:  # fmt: skip
-        self.device, self.workers = device, workers
+        self.device = device
         images = data.train_x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 32, 32, 3) like CIFAR10.data
         tf = conventional_transform(list(data_spec.mean), list(data_spec.std), data_spec.augment.crop_padding)
         self.dataset = PILImageDataset(images, data.train_y.tolist(), tf)
@@ -364,8 +365,7 @@ class AuditorPipeline:
         self.repeat_warmup = 0  # no per-repeat state to warm
         self.spec = auditor_spec(model_name, data_spec, batch_size, device, cfg)
         self.apply_flags()  # before anything touches the device, as the runner does
-        torch.manual_seed(self.spec.seed)  # model init draws from the global generator
-        model = create_model(model_name, num_classes=10, norm="batch")
+        model = init_model(model_name, device)  # the same initial weights as (a)
         files = RunFiles(ckpt_dir or Path(tempfile.gettempdir()) / "auditor-bench-unused",
                          resolved_dict(self.spec), spec_hash(self.spec))  # fmt: skip
         self.loop = build_loop(self.spec.train, self.spec.data, self.spec.seed, model, data, device, files)
@@ -385,10 +385,7 @@ class AuditorPipeline:
         self._batches = train_batches(
             t["train_x"], t["train_y"], loop.data_spec, loop.seed, self.epoch, loop.train.batch_size
         )  # fmt: skip
-        # train_one_epoch's device-side accumulators
-        self._losses = torch.full((loop.spe,), float("nan"), device=loop.device)
-        self._loss_sum = torch.zeros((), device=loop.device)
-        self._correct = torch.zeros((), device=loop.device)
+        self._losses, self._loss_sum, self._correct = _device_stats(loop)  # train_one_epoch's accumulators
 
     def begin(self) -> None:
         self.apply_flags()
@@ -525,36 +522,11 @@ def steps_within(budget_s: float, step_s: float, steps: int) -> int:
 # --- bitwise determinism of a configuration -------------------------------------------
 
 
-def _tensor_rows(ta: dict[str, torch.Tensor], tb: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    """Per-tensor equality: auditor.verify.compare_tensors when it is there, else torch.equal."""
-    try:
-        from auditor.verify import compare_tensors
-
-        rows = compare_tensors(ta, tb)
-        if rows and all("equal" in r and "name" in r for r in rows):
-            return rows
-    except Exception:  # verify.py is someone else's and may change: fall back
-        pass
-    rows = []
-    for name in ta.keys() | tb.keys():
-        a, b = ta.get(name), tb.get(name)
-        eq = a is not None and b is not None and a.dtype == b.dtype and a.shape == b.shape and torch.equal(
-            a.detach().cpu().contiguous().view(-1).view(torch.uint8),
-            b.detach().cpu().contiguous().view(-1).view(torch.uint8),
-        )  # fmt: skip
-        rows.append({"name": name, "equal": bool(eq)})
-    return rows
-
-
 def state_of(pipe: AuditorPipeline) -> dict[str, torch.Tensor]:
-    """Model tensors and optimiser momentum buffers, keyed by name."""
-    out = {f"model.{k}": v for k, v in pipe.loop.model.state_dict().items()}
-    names = [n for n, _ in pipe.loop.model.named_parameters()]
-    for n, p in zip(names, pipe.loop.model.parameters()):
-        buf = pipe.loop.opt.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            out[f"optimizer.{n}.momentum_buffer"] = buf
-    return out
+    """Model tensors and optimiser state keyed by name, as `auditor verify` compares them."""
+    model, opt = pipe.loop.model, pipe.loop.opt
+    payload = {"model": model.state_dict(), "optimizer": opt.state_dict()}
+    return state_tensors(payload, [n for n, _ in model.named_parameters()])
 
 
 def determinism_check(make: Callable[[], AuditorPipeline], steps: int) -> dict[str, Any]:
@@ -569,7 +541,7 @@ def determinism_check(make: Callable[[], AuditorPipeline], steps: int) -> dict[s
         del p
     (la, sa), (lb, sb) = runs
     losses_equal = torch.equal(la.view(torch.int32), lb.view(torch.int32))
-    rows = _tensor_rows(sa, sb)
+    rows = compare_tensors(sa, sb)
     differing = [r["name"] for r in rows if not r["equal"]]
     return {
         "steps": steps, "losses_equal": losses_equal, "tensors": len(rows),
@@ -603,7 +575,6 @@ class Setup:
     retries: int = 2
     wait_s: float = 120.0  # before a retry, wait up to this long for the machine to quieten
     log: Callable[[str], None] = print
-    notes: list[str] = field(default_factory=list)
 
 
 def make_auditor(s: Setup, cfg: Config) -> AuditorPipeline:
