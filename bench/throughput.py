@@ -388,7 +388,10 @@ class AuditorPipeline:
         self._losses, self._loss_sum, self._correct = _device_stats(loop)  # train_one_epoch's accumulators
 
     def begin(self) -> None:
+        """Start a repeat at step 0 of the epoch, as (a)'s fresh iterator does: the short last
+        batch (and, compiled, its recompile) stays out of timed repeats shorter than an epoch."""
         self.apply_flags()
+        self._new_epoch()
 
     def end(self) -> None:
         pass
