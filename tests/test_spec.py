@@ -75,6 +75,8 @@ BAD = [
     ({"name": "x.partial"}, "name", "reserved for staging"),
     ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train", "warmup_epochs=3.0 must be at most"),
     ({"train": {"schedule": {"eta_min": 1.0}}}, "train", "eta_min=1.0 is above optimizer.lr"),
+    ({"determinism": {"fill_uninitialized_memory": "sometimes"}}, "determinism.fill_uninitialized_memory", "valid boolean"),
+    ({"train": {"channels_last": "nhwc"}}, "train.channels_last", "valid boolean"),
 ]
 
 
