@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +12,7 @@ from torch import nn
 from auditor.models import (
     ModelInfo,
     UnknownModelError,
+    ZeroPadShortcut,
     count_parameters,
     create_model,
     group_count,
@@ -178,6 +182,45 @@ def test_channels_last_matches_contiguous(name: str) -> None:
         actual = model(x.to(memory_format=torch.channels_last))
     scale = expected.abs().max().item()
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_zeropad_shortcut_is_subsample_and_pad(memory_format: torch.memory_format) -> None:
+    """The pooled shortcut equals the textbook slice + pad, in value and in gradient."""
+    x = torch.randn(4, 3, 7, 9).contiguous(memory_format=memory_format).requires_grad_()
+    y = ZeroPadShortcut(stride=2, extra_channels=5)(x)
+    ref = torch.nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 0, 5))
+    assert y.shape == (4, 8, 4, 5) and torch.equal(y, ref)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    (gref,) = torch.autograd.grad(ref, x, g)
+    assert torch.equal(gx, gref)
+    assert gx.is_contiguous(memory_format=memory_format)
+
+
+@pytest.mark.parametrize("name", sorted(set(list_models()) - FORWARD_ONLY))
+def test_channels_last_gradients_stay_channels_last(name: str) -> None:
+    """Every activation's gradient keeps channels_last, so no backward op mixes formats
+    (a mixed-format ReLU backward is ~20x slower on CPU than a same-format one)."""
+    model = create_model(name).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    mixed: list[str] = []
+
+    def watch(label: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> None:
+            def check(g: torch.Tensor) -> None:
+                if not g.is_contiguous(memory_format=torch.channels_last):
+                    mixed.append(f"{label}: grad strides {g.stride()}")
+
+            out.register_hook(check)
+
+        return hook
+
+    for label, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv2d, nn.BatchNorm2d, nn.ReLU)):
+            mod.register_forward_hook(watch(label))
+    model(x).sum().backward()
+    assert not mixed, mixed
 
 
 @pytest.mark.parametrize("name", list_models())
