@@ -187,6 +187,8 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert "ratio to (a)" in text and "yes (2 steps" in text
     c = res["ceiling"]  # FLOPs per image x GEMM rate: positive, and the table shows each row's share
     assert c["gflop_per_image"] > 0 and c["matmul_peak_gflops"] > 0 and c["ceiling_images_per_s"] > 0
+    assert len(c["matmul_peak_measured_gflops"]) == 2  # before and after the repeats; the best is used
+    assert c["matmul_peak_gflops"] == max(c["matmul_peak_measured_gflops"])
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column
@@ -194,3 +196,25 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
                                  "command": "python bench/throughput.py", "throughput": [res]})  # fmt: skip
     assert "No GPU was available" in md or torch.cuda.is_available()
     assert "## Against the targets" in md and "vs conventional, resnet8" in md
+
+
+def test_pool_ceilings_uses_the_runs_best_gemm_rate_per_device_and_threads(bench) -> None:
+    def section(threads: int, peaks: list[float] | None, single: float | None = None) -> dict:
+        c = {"gflop_per_image": 0.5, "matmul_peak_gflops": single, "ceiling_images_per_s": 0.0}
+        if peaks is not None:
+            c = bench.with_peaks({"gflop_per_image": 0.5}, peaks)
+        return {"device": "cpu", "torch_threads": threads, "ceiling": c}
+
+    # a slow moment (120) in one section; the old single-value form; another thread count; no ceiling
+    slow, fast, legacy = section(2, [120.0, 130.0]), section(2, [180.0, 175.0]), section(2, None, 150.0)
+    one_thread, none = section(1, [90.0]), {"device": "cpu", "torch_threads": 2}
+    bench.pool_ceilings([slow, fast, legacy, one_thread, none])
+    for res in (slow, fast, legacy):
+        assert res["ceiling"]["matmul_peak_gflops"] == 180.0
+        assert res["ceiling"]["ceiling_images_per_s"] == pytest.approx(360.0)
+    assert slow["ceiling"]["matmul_peak_measured_gflops"] == [120.0, 130.0]  # its own figures are kept
+    assert legacy["ceiling"]["matmul_peak_measured_gflops"] == [150.0]
+    assert one_thread["ceiling"]["matmul_peak_gflops"] == 90.0 and "ceiling" not in none
+    line = bench.peak_provenance(slow["ceiling"])
+    assert "measured 120, 130 GFLOP/s before and after" in line
+    assert "before its repeats" in bench.peak_provenance(legacy["ceiling"])
