@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +175,28 @@ def test_fake_copy_loads_as_unofficial(tmp_path: Path) -> None:
     b = D.load_data(DataSpec(root=str(_fake_root(tmp_path)), val_split=5), 0)
     assert b.sizes() == {"train": 15, "val": 5, "test": 20}
     assert b.provenance.official is False and b.provenance.files["batches.meta"] == "missing"
+
+
+def test_official_file_list_matches_torchvision() -> None:
+    from torchvision.datasets import CIFAR10
+
+    assert [list(t) for t in D.OFFICIAL_TRAIN] == CIFAR10.train_list
+    assert [list(t) for t in D.OFFICIAL_TEST] == CIFAR10.test_list
+    assert D.OFFICIAL_META == CIFAR10.meta and D.CIFAR_DIR == CIFAR10.base_folder
+
+
+def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
+    """torchvision's import drags in torch._dynamo (seconds); only the download path needs it."""
+    code = (
+        "import sys\n"
+        "from auditor.data import load_data, read_test_set\n"
+        "from auditor.spec import DataSpec\n"
+        f"load_data(DataSpec(root={str(_fake_root(tmp_path))!r}, val_split=5), 0)\n"
+        f"read_test_set({str(tmp_path)!r})\n"
+        "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
