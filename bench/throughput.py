@@ -634,17 +634,19 @@ def pool_ceilings(sections: list[dict[str, Any]]) -> None:
     def key(res: dict[str, Any]) -> tuple[str, int]:
         return res["device"], res["torch_threads"]
 
-    for res in sections:  # reports saved before pooling hold a single, unlisted measurement
-        if (c := res.get("ceiling")) and "matmul_peak_measured_gflops" not in c:
-            c["matmul_peak_measured_gflops"] = [c["matmul_peak_gflops"]]
     best: dict[tuple[str, int], float] = {}
     for res in sections:
         if c := res.get("ceiling"):
-            best[key(res)] = max(best.get(key(res), 0.0), *c["matmul_peak_measured_gflops"])
+            best[key(res)] = max(best.get(key(res), 0.0), *own_peaks(c))
     for res in sections:
         if c := res.get("ceiling"):
-            c["matmul_peak_gflops"] = best[key(res)]
-            c["ceiling_images_per_s"] = best[key(res)] / c["gflop_per_image"]
+            res["ceiling"] = {**with_peaks(c, [best[key(res)]]), "matmul_peak_measured_gflops": own_peaks(c),
+                              "pooled": True}  # fmt: skip
+
+
+def own_peaks(c: dict[str, Any]) -> list[float]:
+    """The GEMM rates a section measured itself (reports saved before pooling hold one, unlisted)."""
+    return list(c.get("matmul_peak_measured_gflops", [c["matmul_peak_gflops"]]))
 
 
 def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict[str, Any]:
@@ -783,9 +785,10 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
 
 def peak_provenance(c: dict[str, Any]) -> str:
     """How the ceiling's GEMM rate was found, with this section's own measurements."""
-    own = c.get("matmul_peak_measured_gflops", [c["matmul_peak_gflops"]])
+    own = own_peaks(c)
     when = "before its repeats" if len(own) == 1 else "before and after its repeats"
-    return (f"the best of 12 products, pooled over this run's sections on the same device and thread count; "
+    where = "pooled over this run's sections on the same device and thread count; " if c.get("pooled") else ""
+    return (f"the best of 12 products, {where}"
             f"this section measured {', '.join(f'{g:.0f}' for g in own)} GFLOP/s {when}")
 
 

@@ -216,5 +216,10 @@ def test_pool_ceilings_uses_the_runs_best_gemm_rate_per_device_and_threads(bench
     assert legacy["ceiling"]["matmul_peak_measured_gflops"] == [150.0]
     assert one_thread["ceiling"]["matmul_peak_gflops"] == 90.0 and "ceiling" not in none
     line = bench.peak_provenance(slow["ceiling"])
-    assert "measured 120, 130 GFLOP/s before and after" in line
+    assert "measured 120, 130 GFLOP/s before and after" in line and "pooled over" in line
+    assert "pooled" not in bench.peak_provenance(bench.with_peaks({"gflop_per_image": 0.5}, [99.0]))
+    sections = [slow, fast, legacy, one_thread, none]
+    again = copy.deepcopy(sections)  # pooling twice (a saved report re-rendered) changes nothing
+    bench.pool_ceilings(again)
+    assert again == sections
     assert "before its repeats" in bench.peak_provenance(legacy["ceiling"])

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from auditor.models import (
+    GlobalAvgPool,
     ModelInfo,
     UnknownModelError,
     ZeroPadShortcut,
@@ -195,6 +196,20 @@ def test_zeropad_shortcut_is_subsample_and_pad(memory_format: torch.memory_forma
     (gx,) = torch.autograd.grad(y, x, g)
     (gref,) = torch.autograd.grad(ref, x, g)
     assert torch.equal(gx, gref)
+    assert gx.is_contiguous(memory_format=memory_format)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_global_avg_pool_is_the_spatial_mean(memory_format: torch.memory_format) -> None:
+    """Same mean as AdaptiveAvgPool2d(1) + flatten (up to summation order), non-square maps too."""
+    x = torch.randn(3, 5, 3, 7).contiguous(memory_format=memory_format).requires_grad_()
+    y = GlobalAvgPool()(x)
+    ref = torch.flatten(nn.AdaptiveAvgPool2d(1)(x), 1)
+    assert y.shape == (3, 5)
+    torch.testing.assert_close(y, ref)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    torch.testing.assert_close(gx, torch.autograd.grad(ref, x, g)[0])
     assert gx.is_contiguous(memory_format=memory_format)
 
 
