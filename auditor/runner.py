@@ -68,7 +68,7 @@ def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | Non
             raise InvalidInput(f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)})")
         return None, notes
     state = checkpoint.load(found)
-    for n in resume_spec_notes(found, state, spec):
+    for n in [*resume_spec_notes(found, state, spec), *resume_version_notes(found, state)]:
         log(f"resume: {n}")
         notes.append(n)
     log(f"resume: continuing from {found.name} (global step {state['global_step']})")
@@ -89,6 +89,17 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
         f", now {spec_hash(spec)[:12]}); changed: {'; '.join(changed[:8]) or 'unknown'}"
     )
+
+
+def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
+    """A note when the checkpoint was written by other software than the one continuing it."""
+    now, then = checkpoint.software_versions(), state.get("versions")
+    if then == now:
+        return []
+    listed = lambda v: ", ".join(f"{k} {v.get(k, '?')}" for k in now)  # noqa: E731
+    was = listed(then) if isinstance(then, dict) else "software versions it did not record"
+    return [f"{found.name} was written with {was}; this run continues with {listed(now)}: "
+            "the result may differ in its last bits from an uninterrupted run under either"]  # fmt: skip
 
 
 def check_classes(spec: Spec, data: DataBundle) -> None:

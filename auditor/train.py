@@ -310,6 +310,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash,
+        "versions": checkpoint.software_versions(),
     }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import torch
 import torchvision
 from conftest import SUBSET, TINY_SETS, assert_clean_error, requires_subset, run_cli, sets
 
+from auditor import checkpoint
 from auditor.checkpoint import sha256_file
 
 
@@ -127,6 +128,16 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     assert audit["training"]["history"] == audit_of(smoke_run)["training"]["history"]  # nothing retrained
     shutil.rmtree(out / "checkpoints/smoke.partial", ignore_errors=True)
     last = out / "checkpoints/smoke/last.pt"
+    for pt in (out / "checkpoints/smoke").glob("*.pt"):  # as if an older auditor had written them
+        state = checkpoint.load(pt)
+        assert state["versions"] == checkpoint.software_versions()
+        checkpoint.save(pt, {**state, "versions": {"auditor": "0.0.1", "torch": state["versions"]["torch"]}})
+    older = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
+    assert older.returncode == 0, older.stderr  # resumable; the sheet says which software wrote it
+    note = f".pt was written with auditor 0.0.1, torch {torch.__version__}; this run continues with auditor"
+    assert any(note in n for n in audit_of(out)["run"]["resume_notes"]), audit_of(out)["run"]
+    assert note in (out / "reports/smoke/REPRODUCIBILITY.md").read_text()
+    shutil.rmtree(out / "checkpoints/smoke.partial", ignore_errors=True)
     last.write_bytes(last.read_bytes()[:1000])  # truncated: digest no longer matches
     corrupt = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
     assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch")
