@@ -46,7 +46,7 @@ class Determinism(_Section):
     # torch's NaN-filling of fresh torch.empty() memory under deterministic algorithms.
     # It only matters to an op that reads memory it never wrote (none is known in these
     # models; `auditor verify` checks the result is bitwise reproducible, though twin runs
-    # may read the same leftover bytes); it costs 3-6% of a CPU training step
+    # may read the same leftover bytes); it costs 1-3% of a CPU training step
     # (bench/RESULTS.md). Turn it on to hunt such an op.
     fill_uninitialized_memory: bool = False
 
@@ -158,7 +158,7 @@ class TrainSpec(_Section):
     early_stopping: EarlyStopping | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: Literal["off", "bf16", "fp16"] = "off"
-    channels_last: bool = True  # NHWC: +18-28% CPU training (bench/RESULTS.md), deterministic
+    channels_last: bool = True  # NHWC: +16-17% CPU training (bench/RESULTS.md), deterministic
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None  # mid-epoch checkpoints
     log_every_steps: Annotated[int, Field(ge=1)] = 50  # host reads the loss only here
