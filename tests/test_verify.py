@@ -331,7 +331,8 @@ def _fake_checkpoints(tmp_path: Path, positions: list[int]) -> tuple:
     for g in positions:
         name = "last.pt" if g % SPE == 0 else f"step-{g:08d}.pt"
         payload = {"model": {"w": torch.full((2,), float(g))}, "global_step": g,
-                   "spec": resolved_dict(spec), "spec_hash": spec_hash(spec)}  # fmt: skip
+                   "spec": resolved_dict(spec), "spec_hash": spec_hash(spec),
+                   "versions": checkpoint.software_versions()}  # fmt: skip
         checkpoint.save(paths.ckpt_staging / name, payload)
     return spec, paths
 
