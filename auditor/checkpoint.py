@@ -63,13 +63,6 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def software_versions() -> dict[str, str]:
-    """The software whose numerics a checkpoint depends on; recorded in every checkpoint."""
-    from auditor import __version__
-
-    return {"auditor": __version__, "torch": str(torch.__version__)}  # a plain str: weights_only loads it
-
-
 def to_bytes(payload: dict[str, Any]) -> bytes:
     """Serialise a payload with torch.save into memory."""
     buf = io.BytesIO()

@@ -135,10 +135,6 @@ OFFICIAL_TEST = (("test_batch", "40351d587109b95175f43aff81a1287e"),)
 OFFICIAL_META = {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
 
 
-def _official_lists() -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, str]]:
-    return list(OFFICIAL_TRAIN), list(OFFICIAL_TEST), dict(OFFICIAL_META)
-
-
 def _md5(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "md5").hexdigest()
@@ -173,10 +169,10 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
             "python layout there (data_batch_1..5, test_batch, batches.meta), "
             "or set data.download: true"
         )
-    train_list, test_list, meta = _official_lists()
-    files = {name: _file_status(base / name, md5) for name, md5 in train_list + test_list}
+    meta = OFFICIAL_META
+    files = {name: _file_status(base / name, md5) for name, md5 in OFFICIAL_TRAIN + OFFICIAL_TEST}
     files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
-    present = [n for n, _ in train_list if files[n] != "missing"]
+    present = [n for n, _ in OFFICIAL_TRAIN if files[n] != "missing"]
     if not present or files["test_batch"] == "missing":
         missing = [n for n, s in files.items() if s == "missing" and n != meta["filename"]]
         raise InvalidInput(f"data.root: {base} is missing batch files: {', '.join(missing)}")
@@ -395,8 +391,7 @@ def read_test_set(root: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ..
     path = base / "test_batch"
     if not path.is_file():
         raise InvalidInput(f"--data-root: {path} not found (expected the official CIFAR-10 python layout)")
-    _, test_list, meta = _official_lists()
     x, y = _read_batch(path)
-    official = _md5(path) == dict(test_list)["test_batch"]
+    official = _md5(path) == dict(OFFICIAL_TEST)["test_batch"]
     facts = {"test_batch": str(path), "official": official, "fingerprint": fingerprint(x, y)}
-    return torch.from_numpy(x), torch.from_numpy(y), _read_classes(base / meta["filename"]), facts
+    return torch.from_numpy(x), torch.from_numpy(y), _read_classes(base / OFFICIAL_META["filename"]), facts

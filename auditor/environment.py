@@ -125,17 +125,23 @@ def git_state(where: Path) -> tuple[str | None, bool | None]:
         return None, None
 
 
+def software_versions() -> dict[str, str]:
+    """The software whose numerics a run depends on (also recorded in every checkpoint)."""
+    return {"auditor": auditor.__version__, "torch": str(torch.__version__)}  # plain str: weights_only loads it
+
+
 def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
     """Capture the environment of the current process for `device`."""
     cwd = Path.cwd()
     commit, dirty = git_state(cwd)
     mem = psutil.virtual_memory().total
+    versions = software_versions()
     return Environment(
         python=platform.python_version(),
-        torch=torch.__version__,
+        torch=versions["torch"],
         torchvision=torchvision_version(),
         numpy=np.__version__,
-        auditor=auditor.__version__,
+        auditor=versions["auditor"],
         cuda=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         device=str(device),

@@ -857,7 +857,8 @@ def _verified_item(audit: dict[str, Any]) -> Item:
     ver, label = audit["verification"], "Reproducibility verified by re-running"
     if ver is None:
         return False, label, "not verified (run `auditor verify`)"
-    return verification_passed(ver["verdict"], bool(ver.get("allow_tolerance"))), label, f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
+    ok = verification_passed(ver["verdict"], bool(ver.get("allow_tolerance")))
+    return ok, label, f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
 
 
 def _divergence_item(audit: dict[str, Any]) -> Item:

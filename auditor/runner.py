@@ -93,7 +93,7 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
 
 def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
     """A note when the checkpoint was written by other software than the one continuing it."""
-    now, then = checkpoint.software_versions(), state.get("versions")
+    now, then = environment.software_versions(), state.get("versions")
     if then == now:
         return []
     listed = lambda v: ", ".join(f"{k} {v.get(k, '?')}" for k in now)  # noqa: E731

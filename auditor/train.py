@@ -25,6 +25,7 @@ from torch import nn
 
 from auditor import checkpoint
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
+from auditor.environment import software_versions
 from auditor.errors import InvalidInput
 from auditor.spec import DataSpec, Schedule, TrainSpec
 
@@ -310,7 +311,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash,
-        "versions": checkpoint.software_versions(),
+        "versions": software_versions(),
     }  # fmt: skip
 
 

@@ -623,9 +623,14 @@ def compute_ceiling(model_name: str, batch_size: int, device: torch.device) -> d
 def with_peaks(ceiling: dict[str, Any], peaks: list[float]) -> dict[str, Any]:
     """`ceiling` with `peaks` (GFLOP/s) added to its measurements, and the best of them as its peak."""
     measured = [*ceiling.get("matmul_peak_measured_gflops", []), *peaks]
-    best = max(measured)
-    return {**ceiling, "matmul_peak_measured_gflops": measured, "matmul_peak_gflops": best,
-            "ceiling_images_per_s": best / ceiling["gflop_per_image"]}  # fmt: skip
+    return ceiling_record(ceiling["gflop_per_image"], measured, max(measured))
+
+
+def ceiling_record(gflop_per_image: float, measured: list[float], peak: float, pooled: bool = False) -> dict[str, Any]:
+    """A section's ceiling: its own GEMM rates, the rate it uses, and the images/s that rate allows."""
+    record = {"gflop_per_image": gflop_per_image, "matmul_peak_measured_gflops": measured,
+              "matmul_peak_gflops": peak, "ceiling_images_per_s": peak / gflop_per_image}  # fmt: skip
+    return {**record, "pooled": True} if pooled else record
 
 
 def pool_ceilings(sections: list[dict[str, Any]]) -> None:
@@ -640,8 +645,7 @@ def pool_ceilings(sections: list[dict[str, Any]]) -> None:
             best[key(res)] = max(best.get(key(res), 0.0), *own_peaks(c))
     for res in sections:
         if c := res.get("ceiling"):
-            res["ceiling"] = {**with_peaks(c, [best[key(res)]]), "matmul_peak_measured_gflops": own_peaks(c),
-                              "pooled": True}  # fmt: skip
+            res["ceiling"] = ceiling_record(c["gflop_per_image"], own_peaks(c), best[key(res)], pooled=True)
 
 
 def own_peaks(c: dict[str, Any]) -> list[float]:

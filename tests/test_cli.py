@@ -16,6 +16,7 @@ from conftest import SUBSET, TINY_SETS, assert_clean_error, requires_subset, run
 
 from auditor import checkpoint
 from auditor.checkpoint import sha256_file
+from auditor.environment import software_versions
 
 
 def audit_of(out: Path, name: str = "smoke") -> dict:
@@ -130,7 +131,7 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     last = out / "checkpoints/smoke/last.pt"
     for pt in (out / "checkpoints/smoke").glob("*.pt"):  # as if an older auditor had written them
         state = checkpoint.load(pt)
-        assert state["versions"] == checkpoint.software_versions()
+        assert state["versions"] == software_versions()
         checkpoint.save(pt, {**state, "versions": {"auditor": "0.0.1", "torch": state["versions"]["torch"]}})
     older = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
     assert older.returncode == 0, older.stderr  # resumable; the sheet says which software wrote it
