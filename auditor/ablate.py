@@ -49,7 +49,7 @@ from auditor.spec import (
     validate_spec,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
 # metric key in audit.json `metrics` -> (label, kind)
@@ -341,6 +341,40 @@ def run_state(out: Path, run: PlannedRun) -> str:
     return "rejudge" if rejudge else "stale"
 
 
+def software_label(audit: dict[str, Any]) -> str:
+    """'auditor V, torch V, DEVICE' from a run's audit.json: what its numerics depend on."""
+    env = audit.get("environment") or {}
+    device = env.get("device") or "unknown device"
+    if env.get("gpu"):
+        device += f" ({env['gpu']})"
+    return f"auditor {env.get('auditor') or 'unknown'}, torch {env.get('torch') or 'unknown'}, {device}"
+
+
+def version_change(audit: dict[str, Any]) -> str | None:
+    """How the auditor/torch versions that made a finished run differ from this one's, if they do."""
+    from auditor.environment import software_versions  # lazily: it imports torch
+
+    env, now = audit.get("environment") or {}, software_versions()
+    changed = [f"{k} {env.get(k) or 'unknown'} (now {v})" for k, v in now.items() if env.get(k) != v]
+    return ", ".join(changed) or None
+
+
+def mixed_software(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """{software label: run names} over the counted runs when they differ; {} when all agree."""
+    by_label: dict[str, list[str]] = {}
+    for v in variants:
+        for r in v["runs"]:
+            by_label.setdefault(r["software"], []).append(r["name"])
+    return by_label if len(by_label) > 1 else {}
+
+
+def skip_label(out: Path, run: PlannedRun) -> str:
+    """How the plan shows a finished run it skips; names any software change since it ran."""
+    audit = _read_json(report_dir(out, run.name) / "audit.json") or {}
+    change = version_change(audit)
+    return f"skip (finished with {change}; delete its report to re-run)" if change else "skip (finished)"
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -412,6 +446,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
                 "selection_split": training.get("selection_split"),
                 "epochs_run": training.get("epochs_run"),
                 "model": audit.get("model", {}).get("name"), "family": audit.get("model", {}).get("family"),
+                "software": software_label(audit),
                 "metrics": {k: m.get(k) for k in METRICS},
             })  # fmt: skip
         stats = {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS}
@@ -432,6 +467,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
             "figure": plan.figure, "reference_note": abl.reference_note,
         },  # fmt: skip
         "variants": variants,
+        "mixed_software": mixed_software(variants),
     }
 
 
@@ -631,7 +667,7 @@ def render_ablation(here: Path) -> Path:
     text = _env().get_template("ablations.md.j2").render(
         a=record["ablation"], variants=record["variants"], metrics=METRICS, figures=figures,
         ref_metrics=ref_metrics, any_test_selection=any(v["selected_on_test"] for v in record["variants"]),
-        any_missing=any(v["missing"] for v in record["variants"]),
+        any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
     )  # fmt: skip
     from auditor.checkpoint import atomic_write_bytes
 
@@ -684,9 +720,11 @@ def print_plan(plan: Plan, out: Path) -> None:
         _print(f"# note: {w}")
     for r in plan.runs:
         state = run_state(out, r)
-        label = {"finished": "skip (finished)", "resume": "resume (interrupted)",
-                 "rejudge": "re-judge (changed only outside training: no training)",
-                 "stale": "run (replaces a run of a different spec)", "new": "run"}[state]  # fmt: skip
+        label = skip_label(out, r) if state == "finished" else {
+            "resume": "resume (interrupted)",
+            "rejudge": "re-judge (changed only outside training: no training)",
+            "stale": "run (replaces a run of a different spec)", "new": "run",
+        }[state]  # fmt: skip
         _print(f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]")
         _print(f"  spec sha256: {r.spec_hash}")
         _print(f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}")
@@ -700,7 +738,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         head = f"[{i}/{total}] {r.name}"
         state = run_state(out, r)
         if state == "finished":
-            _print(f"{head}: skip (finished)")
+            _print(f"{head}: {skip_label(out, r)}")
             continue
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         _print(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
@@ -766,5 +804,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     missing = sum(len(v["missing"]) for v in record.get("variants", []))
     if missing:
         _print(f"note: {missing} planned runs have no finished report yet (listed on the page)")
+    if record.get("mixed_software"):
+        _print(f"note: the runs were made with {len(record['mixed_software'])} different software versions "
+               "or devices; their last bits are not comparable (listed on the page)")  # fmt: skip
     _print(f"ablation page: {page}")
     return 0

@@ -11,8 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from auditor.ablate import build_plan, choose_seeds, fmt_stat, make_figures, summarize
+import auditor
+from auditor.ablate import (
+    build_plan,
+    choose_seeds,
+    fmt_stat,
+    make_figures,
+    software_label,
+    summarize,
+    version_change,
+)
 from auditor.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,6 +281,10 @@ def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[
     assert "reference (single run)" in page and "50.00 %" in page
     assert (here / "figures" / "val_acc.png").stat().st_size > 0
     assert "![figures/val_acc.png](figures/val_acc.png)" in page
+    software = f"auditor {auditor.__version__}, torch {torch.__version__}, cpu"
+    rows = [line for line in page.splitlines() if re.match(r"\| (cosine|constant) \| [01] \|", line)]
+    assert len(rows) == 4 and all(row.endswith(f"| {software} |") for row in rows)
+    assert record["mixed_software"] == {} and "different software" not in page
 
 
 @pytest.mark.slow
@@ -334,6 +348,48 @@ def test_render_only_rebuilds_from_audits(tiny_out: tuple[Path, subprocess.Compl
     assert proc.returncode == 0, proc.stderr
     assert [ln for ln in (here / "ABLATIONS.md").read_text().splitlines() if ln.startswith("| c")] == table
     assert (here / "ablations.json").is_file()
+
+
+@pytest.mark.slow
+def test_runs_made_by_other_software_are_named(
+    tiny_out: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, _ = tiny_out
+    path = root / "out" / "reports" / "tiny-constant-s1" / "audit.json"
+    saved = path.read_text()
+    audit = json.loads(saved)
+    audit["environment"]["auditor"] = "0.1.0"
+    path.write_text(json.dumps(audit))
+    try:
+        plan = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=root)
+        render = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root)
+        page = (root / "out" / "reports" / "tiny" / "ABLATIONS.md").read_text()
+    finally:
+        path.write_text(saved)
+        assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root).returncode == 0
+    assert plan.returncode == 0 and render.returncode == 0, plan.stderr + render.stderr
+    lines = {ln.split()[0]: ln for ln in plan.stdout.splitlines() if ln.startswith("tiny-")}
+    changed = f"[skip (finished with auditor 0.1.0 (now {auditor.__version__}); delete its report to re-run)]"
+    assert changed in lines.pop("tiny-constant-s1")
+    assert all("[skip (finished)]" in ln for ln in lines.values()) and len(lines) == 3
+    assert "note: the runs were made with 2 different software versions or devices" in render.stdout
+    section = page.split("### Runs made with different software or devices")[1].split("##")[0]
+    now = f"auditor {auditor.__version__}, torch {torch.__version__}, cpu"
+    assert f"- {now}: `tiny-cosine-s0`, `tiny-cosine-s1`, `tiny-constant-s0`" in section
+    assert f"- auditor 0.1.0, torch {torch.__version__}, cpu: `tiny-constant-s1`" in section
+
+
+def test_software_label_and_version_change() -> None:
+    env = {"auditor": auditor.__version__, "torch": str(torch.__version__), "device": "cuda:0"}
+    env["gpu"] = "NVIDIA H100"
+    label = software_label({"environment": env})
+    assert label == f"auditor {auditor.__version__}, torch {torch.__version__}, cuda:0 (NVIDIA H100)"
+    assert software_label({}) == "auditor unknown, torch unknown, unknown device"
+    assert version_change({"environment": env}) is None
+    old = version_change({"environment": {**env, "torch": "2.0.0"}})
+    assert old == f"torch 2.0.0 (now {torch.__version__})"
+    unknown = version_change({})
+    assert unknown == f"auditor unknown (now {auditor.__version__}), torch unknown (now {torch.__version__})"
 
 
 @pytest.mark.slow
