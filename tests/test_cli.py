@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from conftest import SUBSET, TINY_SETS, assert_clean_error, requires_subset, run_cli, sets
+from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, requires_subset, run_cli, sets
 
 from auditor import checkpoint
 from auditor.checkpoint import sha256_file
@@ -239,6 +239,30 @@ def test_real_data_acceptance_resnet20(tmp_path: Path) -> None:
     assert audit["training"]["selection_split"] == "test"
     assert audit["data"]["official"] is False
     print(f"acceptance: test_acc {audit['metrics']['test_acc']:.4f}, wall {audit['run']['wall_time_s']:.0f}s")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_fast_preset_without_cuda_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    proc = run_cli("run", "specs/resnet18_fast.yaml", "--out", str(tmp_path), cwd=REPO)
+    assert_clean_error(proc, "train.device: cuda requested but CUDA is not available here")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@requires_subset
+def test_fast_preset_runs_on_cuda_on_a_tiny_budget(tmp_path: Path) -> None:
+    """The fast preset's CUDA path (bf16, channels_last, compile, deterministic) end to end."""
+    tiny = ("name=fast", f"data.root={SUBSET}", "data.val_split=512", "data.limit_test=512", "train.epochs=2",
+            "train.log_every_steps=2", "measure.latency.warmup=5", "measure.latency.iters=20")  # fmt: skip
+    proc = run_cli("run", "specs/resnet18_fast.yaml", "--out", str(tmp_path), *sets(*tiny), cwd=REPO)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: the full-budget criteria fail
+    audit = audit_of(tmp_path, "fast")
+    assert audit["run"]["status"] == "completed" and audit["environment"]["device"].startswith("cuda")
+    det = audit["determinism"]
+    assert det["cudnn_deterministic"] and not det["cudnn_benchmark"] and det["deterministic_algorithms"]
+    latency = audit["measurements"]["latency"]
+    assert audit["training"]["compile_s"] > 0 and latency["synchronized"] and latency["median_ms"] > 0
 
 
 def test_version() -> None:

@@ -50,6 +50,18 @@ def test_reference_spec_matches_issue_configuration() -> None:
     assert spec.criteria == {"test_acc": ">= 0.85", "latency_ms": "< 10", "checkpoint_mb": "< 100"}
 
 
+def test_fast_preset_is_the_fast_configuration_and_still_deterministic() -> None:
+    spec = load_spec(REPO / "specs" / "resnet18_fast.yaml")
+    t = spec.train
+    assert (spec.model.name, spec.data.dataset) == ("resnet18", "cifar10")
+    assert (t.device, t.amp, t.channels_last, t.compile) == ("cuda", "bf16", True, "default")
+    assert t.batch_size > 128 and t.label_smoothing > 0 and t.schedule.name == "cosine"
+    assert spec.determinism.enabled  # speed never silently costs reproducibility
+    assert spec.data.val_split > 0  # the checkpoint is never selected on the test set
+    assert t.log_every_steps >= 45_000 // t.batch_size  # at most one loss read per epoch
+    assert spec.criteria == {"test_acc": ">= 0.94", "train_time_s": "< 60"}
+
+
 BAD = [
     ({"train": {"optimizer": {"lr": -1}}}, "train.optimizer.lr", "greater than 0"),
     ({"train": {"optimizer": {"momentum": 1.0}}}, "train.optimizer.momentum", "less than 1"),
