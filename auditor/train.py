@@ -169,7 +169,7 @@ def train_step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     return loss.detach().float(), (logits.argmax(1) == y).sum()
 
 
-def _device_stats(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def epoch_accumulators(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-epoch accumulators on the device: (step losses, loss sum, correct)."""
     z = lambda: torch.zeros((), device=loop.device)  # noqa: E731
     losses = torch.full((loop.spe,), float("nan"), device=loop.device)
@@ -183,7 +183,7 @@ def train_one_epoch(
 ) -> tuple[float, float, bool, int]:
     """Run the rest of the current epoch; returns (mean loss, acc, all finite, images)."""
     t0 = time.perf_counter() - loop.partial.get("elapsed", 0.0)
-    losses, loss_sum, correct = _device_stats(loop)
+    losses, loss_sum, correct = epoch_accumulators(loop)
     tx, ty = loop.tensors["train_x"], loop.tensors["train_y"]
     mean, std = loop.tensors["mean"], loop.tensors["std"]
     batches = train_batches(tx, ty, loop.data_spec, loop.seed, loop.epoch, loop.train.batch_size, loop.step)

@@ -53,8 +53,9 @@ import numpy as np
 import torch
 from torch import nn
 
+import auditor
 from auditor import repro
-from auditor.environment import cpu_model
+from auditor.environment import cpu_model, git_state, gpu_info
 from auditor.data import DataBundle, load_data, normalize, train_batches
 from auditor.models import create_model
 from auditor.spec import (
@@ -69,7 +70,7 @@ from auditor.spec import (
     resolved_dict,
     spec_hash,
 )
-from auditor.train import RunFiles, _device_stats, build_loop, train_step
+from auditor.train import RunFiles, build_loop, epoch_accumulators, train_step
 from auditor.verify import compare_tensors, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,10 +87,13 @@ FALLBACK_STEPS, FALLBACK_REPEATS = 10, 3
 # --- machine ------------------------------------------------------------------------
 
 
-def loadavg() -> tuple[float, float, float] | None:
-    """(1, 5, 15)-minute load averages, or None where the OS has none."""
+def loadavg() -> list[float] | None:
+    """[1, 5, 15]-minute load averages, or None where the OS has none.
+
+    A list, so that a report prints the same whether rendered live or from its JSON.
+    """
     try:
-        return tuple(round(v, 2) for v in os.getloadavg())  # type: ignore[return-value]
+        return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
 
@@ -105,15 +109,18 @@ def cpu_has_native_bf16() -> bool | None:
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     """What the figures depend on: hardware, versions, threads, load."""
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    gpu = gpu_info(device)  # NVML (name, memory, driver) where available
+    commit, dirty = git_state(REPO)
     return {
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "auditor": auditor.__version__, "git_commit": commit, "git_dirty": dirty,
+        "gpu_driver": gpu.driver if gpu else None,
         "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "mkldnn": torch.backends.mkldnn.is_available(),
-        "cuda_available": torch.cuda.is_available(), "device": str(device), "gpu": gpu,
+        "cuda_available": torch.cuda.is_available(), "device": str(device), "gpu": gpu.name if gpu else None,
         "loadavg_start": loadavg(),
     }  # fmt: skip
 
@@ -385,7 +392,7 @@ class AuditorPipeline:
         self._batches = train_batches(
             t["train_x"], t["train_y"], loop.data_spec, loop.seed, self.epoch, loop.train.batch_size
         )  # fmt: skip
-        self._losses, self._loss_sum, self._correct = _device_stats(loop)  # train_one_epoch's accumulators
+        self._losses, self._loss_sum, self._correct = epoch_accumulators(loop)  # train_one_epoch's accumulators
 
     def begin(self) -> None:
         """Start a repeat at step 0 of the epoch, as (a)'s fresh iterator does: the short last
@@ -1176,6 +1183,19 @@ RESULTS_INTRO = (
 )
 
 
+def code_line(m: dict[str, Any]) -> list[str]:
+    """The measured code's version and commit (reports from before they were recorded have none)."""
+    if "git_commit" not in m:
+        return []
+    commit = m["git_commit"] or "unknown (not a git checkout)"
+    dirty = " with uncommitted changes" if m["git_dirty"] else ""
+    return [f"- Code: auditor {m['auditor']}, commit {commit}{dirty}"]
+
+
+def gpu_label(m: dict[str, Any]) -> str:
+    return m["gpu"] + (f", driver {m['gpu_driver']}" if m.get("gpu_driver") else "")
+
+
 def results_markdown(report: dict[str, Any]) -> str:
     """One run as a Markdown block (level-2 heading per run, level-3 per section)."""
     m = report["machine"]
@@ -1187,7 +1207,8 @@ def results_markdown(report: dict[str, Any]) -> str:
         f"{m['torch_threads']} intra-op threads by default, {m['torch_interop_threads']} inter-op threads, "
         f"oneDNN {m['mkldnn']}",
         f"- OS: {m['os']}; Python {m['python']}",
-        f"- Device benchmarked: {report['device']}" + (f" ({m['gpu']})" if m["gpu"] else ""),
+        *code_line(m),
+        f"- Device benchmarked: {report['device']}" + (f" ({gpu_label(m)})" if m["gpu"] else ""),
         f"- Load average (1, 5, 15 min) at start: {m['loadavg_start']}; at end: {report.get('loadavg_end')}",
     ]  # fmt: skip
     if not cuda:
@@ -1281,7 +1302,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def busy_warning(load: tuple[float, float, float] | None, seconds: float = 2.0, quiet: float = 0.10) -> str | None:
+def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 0.10) -> str | None:
     """A warning when other processes are using a noticeable share of the CPU right now.
 
     Measured over `seconds` with ForeignCpu (the load average also counts this

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+import auditor
 from auditor.data import augment, generator, load_data, normalize
 from auditor.models import create_model
 from auditor.spec import DataSpec, SyntheticSize
@@ -192,10 +194,14 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column
-    md = bench.results_markdown({"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
-                                 "command": "python bench/throughput.py", "throughput": [res]})  # fmt: skip
+    report = {"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
+              "command": "python bench/throughput.py", "throughput": [res], "loadavg_end": bench.loadavg()}
+    md = bench.results_markdown(report)
     assert "No GPU was available" in md or torch.cuda.is_available()
     assert "## Against the targets" in md and "vs conventional, resnet8" in md
+    assert f"- Code: auditor {auditor.__version__}, commit " in md  # which code the figures measured
+    saved = json.loads(json.dumps(report, default=str))  # as --json writes it and --render-json reads it
+    assert bench.results_markdown(saved) == md
 
 
 def test_pool_ceilings_uses_the_runs_best_gemm_rate_per_device_and_threads(bench) -> None:
