@@ -17,6 +17,7 @@ import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -132,7 +133,9 @@ OFFICIAL_TRAIN = (
     ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
 )
 OFFICIAL_TEST = (("test_batch", "40351d587109b95175f43aff81a1287e"),)
-OFFICIAL_META = {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
+OFFICIAL_META = MappingProxyType(  # read-only: one caller must not change what the next one checks
+    {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
+)
 
 
 def _md5(path: Path) -> str:

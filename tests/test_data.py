@@ -183,6 +183,8 @@ def test_official_file_list_matches_torchvision() -> None:
     assert [list(t) for t in D.OFFICIAL_TRAIN] == CIFAR10.train_list
     assert [list(t) for t in D.OFFICIAL_TEST] == CIFAR10.test_list
     assert D.OFFICIAL_META == CIFAR10.meta and D.CIFAR_DIR == CIFAR10.base_folder
+    with pytest.raises(TypeError):
+        D.OFFICIAL_META["md5"] = "0" * 32  # type: ignore[index]
 
 
 def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
