@@ -233,6 +233,60 @@ def _keys(items: list[str] | tuple[str, ...]) -> set[str]:
     return {".".join(parse_override(i)[0]) for i in items}
 
 
+def _check_cli_sets(cli_sets: list[str]) -> None:
+    """--set items parse, and none sets what ablate sets for every run."""
+    for item in cli_sets:
+        key = parse_override(item)[0]  # syntax errors name the --set item
+        if key in [["seed"], ["name"]]:
+            hint = "use --seeds N or the file's seeds" if key == ["seed"] else "rename the ablation"
+            raise InvalidInput(f"--set {item!r}: {key[0]} is set by ablate for every run; {hint}")
+
+
+def _select_variants(source: str, abl: Ablation, only: list[str]) -> list[str]:
+    """The file's variants in file order, or those named by --only (all must exist)."""
+    unknown = [v for v in only if v not in abl.variants]
+    if unknown:
+        raise InvalidInput(
+            f"{source}: --only: unknown variant {', '.join(map(repr, unknown))}; "
+            f"variants: {', '.join(abl.variants)}"
+        )
+    return [v for v in abl.variants if not only or v in only]
+
+
+def _shadow_warnings(abl: Ablation, variants: list[str], cli_sets: list[str]) -> list[str]:
+    """A variant's own override of a --set key wins; say so rather than surprise."""
+    cli_keys = _keys(cli_sets)
+    return [
+        f"variant {v!r} sets {', '.join(shadowed)} itself; its value wins over --set"
+        for v in variants
+        if (shadowed := sorted(cli_keys & _keys(abl.variants[v])))
+    ]
+
+
+def _resolve_variant(
+    source: str, abl: Ablation, base_raw: dict[str, Any], cli_sets: list[str], v: str, seeds: list[int],
+) -> tuple[list[PlannedRun], list[str]]:  # fmt: skip
+    """Every seed's run of variant `v`, validated; (runs, problems) with duplicate problems once."""
+    runs: list[PlannedRun] = []
+    errs: list[str] = []
+    where = f"{source}: variant {v!r}"
+    for seed in seeds:
+        name = run_name(abl.name, v, seed)
+        overrides = (*abl.overrides, *cli_sets, *abl.variants[v], f"seed={seed}", f"name={name}")
+        try:
+            spec = validate_spec(apply_overrides(base_raw, list(overrides)), where)
+        except InvalidInput as exc:
+            msg = str(exc)
+            lines = msg.splitlines() if msg.startswith(where) else [f"{where}: {msg}"]
+            errs += [line for line in lines if line not in errs]
+            continue
+        if spec.name != name:  # the name override must survive YAML parsing unchanged
+            errs.append(f"{where}: name: resolved to {spec.name!r}, expected {name!r}")
+            continue
+        runs.append(PlannedRun(v, seed, name, tuple(overrides), spec, spec_hash(spec)))
+    return runs, errs
+
+
 def build_plan(
     source: str, cli_sets: list[str] | None = None, only: list[str] | None = None,
     n_seeds: int | None = None, depth_figure: bool = False,
@@ -240,51 +294,16 @@ def build_plan(
     """Resolve and validate every (variant, seed) pair; raise InvalidInput naming all problems."""
     path, abl = load_ablation(source)
     cli_sets = list(cli_sets or [])
-    for item in cli_sets:
-        key = parse_override(item)[0]  # syntax errors name the --set item
-        if key in [["seed"], ["name"]]:
-            hint = "use --seeds N or the file's seeds" if key == ["seed"] else "rename the ablation"
-            raise InvalidInput(f"--set {item!r}: {key[0]} is set by ablate for every run; {hint}")
-    only = list(only or [])
-    unknown = [v for v in only if v not in abl.variants]
-    if unknown:
-        raise InvalidInput(
-            f"{source}: --only: unknown variant {', '.join(map(repr, unknown))}; "
-            f"variants: {', '.join(abl.variants)}"
-        )
-    variants = [v for v in abl.variants if not only or v in only]
+    _check_cli_sets(cli_sets)
+    variants = _select_variants(source, abl, list(only or []))
     seeds, seeds_note = choose_seeds(abl.seeds, n_seeds, source)
     base_path = resolve_base(path, abl, source)
     base_raw = read_yaml(base_path)
-    warnings = []
-    cli_keys = _keys(cli_sets)
-    for v in variants:
-        shadowed = sorted(cli_keys & _keys(abl.variants[v]))
-        if shadowed:
-            warnings.append(
-                f"variant {v!r} sets {', '.join(shadowed)} itself; its value wins over --set"
-            )
-
     runs: list[PlannedRun] = []
     errors: dict[str, list[str]] = {}
     for v in variants:
-        errs: list[str] = []
-        for seed in seeds:
-            name = run_name(abl.name, v, seed)
-            overrides = (*abl.overrides, *cli_sets, *abl.variants[v], f"seed={seed}", f"name={name}")
-            where = f"{source}: variant {v!r}"
-            try:
-                raw = apply_overrides(base_raw, list(overrides))
-                spec = validate_spec(raw, where)
-            except InvalidInput as exc:
-                msg = str(exc)
-                lines = msg.splitlines() if msg.startswith(where) else [f"{where}: {msg}"]
-                errs += [line for line in lines if line not in errs]
-                continue
-            if spec.name != name:  # the name override must survive YAML parsing unchanged
-                errs.append(f"{where}: name: resolved to {spec.name!r}, expected {name!r}")
-                continue
-            runs.append(PlannedRun(v, seed, name, tuple(overrides), spec, spec_hash(spec)))
+        v_runs, errs = _resolve_variant(source, abl, base_raw, cli_sets, v, seeds)
+        runs += v_runs
         if errs:
             errors[v] = errs
     if errors:
@@ -292,7 +311,7 @@ def build_plan(
     return Plan(
         source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
-        figure="depth" if depth_figure else abl.figure, warnings=tuple(warnings),
+        figure="depth" if depth_figure else abl.figure, warnings=tuple(_shadow_warnings(abl, variants, cli_sets)),
     )  # fmt: skip
 
 

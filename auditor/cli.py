@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from auditor import __version__
 from auditor.errors import InvalidInput
@@ -30,25 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     sub.add_parser("models", help="list registered models with exact parameter counts")
     sub.add_parser("schema", help="print the JSON Schema of the spec")
-
     p = sub.add_parser("validate", help="validate specs and print the resolved spec")
     p.add_argument("specs", nargs="+", metavar="SPEC")
     _add_set(p)
+    _add_training_commands(sub)
+    _add_report_commands(sub)
+    _add_ablate(sub)
+    return parser
 
-    p = sub.add_parser("run", help="train, measure and write the reproducibility sheet")
+
+def _add_spec_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, metavar="SPEC",
                    help=f"spec file or shipped spec name (default: {DEFAULT_SPEC})")  # fmt: skip
     _add_set(p)
+
+
+def _add_training_commands(sub: Any) -> None:
+    p = sub.add_parser("run", help="train, measure and write the reproducibility sheet")
+    _add_spec_arg(p)
     p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
 
     p = sub.add_parser("verify", help="train twice and once killed+resumed; compare bit for bit")
-    p.add_argument("spec", nargs="?", default=DEFAULT_SPEC, metavar="SPEC",
-                   help=f"spec file or shipped spec name (default: {DEFAULT_SPEC})")  # fmt: skip
-    _add_set(p)
+    _add_spec_arg(p)
     p.add_argument("--out", type=Path, default=Path("."), help="root of verify/<name>/ (the work dir)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, metavar="N", help="budget: set train.epochs to N")
@@ -56,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-at", type=int, metavar="STEP",
                    help="global step (0-based) after which run K is SIGKILLed (default: mid-epoch, mid-budget)")  # fmt: skip
 
+
+def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("render", help="re-render the sheet from RUN_DIR/audit.json alone")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
@@ -77,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
     p.add_argument("--json", action="store_true")
 
+
+def _add_ablate(sub: Any) -> None:
     p = sub.add_parser("ablate", help="run variants x seeds of a base spec and aggregate them")
     p.add_argument("ablation", metavar="ABLATION", help="ablation YAML file or shipped ablation name")
     p.add_argument("--list", action="store_true", help="print the variants and their overrides")
@@ -87,7 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
     p.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
-    return parser
 
 
 # --- subcommands --------------------------------------------------------------------
