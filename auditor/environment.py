@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -86,25 +87,37 @@ def gpu_info(device: torch.device) -> GPUInfo | None:
     """Name, memory and driver of the CUDA device; NVML first, torch as fallback."""
     if device.type != "cuda":
         return None
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(device.index if device.index is not None else torch.cuda.current_device())
     try:
         import pynvml
 
         pynvml.nvmlInit()
         try:
-            h = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(h)
+            h = _nvml_handle(pynvml, str(props.uuid))
             return GPUInfo(
-                name=name.decode() if isinstance(name, bytes) else name,
+                name=_decode(pynvml.nvmlDeviceGetName(h)),
                 memory_total_mb=pynvml.nvmlDeviceGetMemoryInfo(h).total / 1e6,
                 driver=_decode(pynvml.nvmlSystemGetDriverVersion()),
                 source="nvml",
             )
         finally:
             pynvml.nvmlShutdown()
-    except Exception:  # no NVML library or no permission: fall back to torch
-        props = torch.cuda.get_device_properties(index)
+    except Exception:  # no NVML library, no permission, no matching device (e.g. a MIG slice)
         return GPUInfo(props.name, props.total_memory / 1e6, None, "torch")
+
+
+def _nvml_handle(pynvml: Any, cuda_uuid: str) -> Any:
+    """The NVML device whose UUID is the CUDA device's.
+
+    By UUID, not by index: NVML numbers GPUs in PCI order and ignores
+    CUDA_VISIBLE_DEVICES, so CUDA's device 0 need not be NVML's device 0.
+    NVML's UUIDs carry a "GPU-" prefix that torch's may lack.
+    """
+    for i in range(pynvml.nvmlDeviceGetCount()):
+        h = pynvml.nvmlDeviceGetHandleByIndex(i)
+        if _decode(pynvml.nvmlDeviceGetUUID(h)).removeprefix("GPU-") == cuda_uuid.removeprefix("GPU-"):
+            return h
+    raise LookupError(f"no NVML device has UUID {cuda_uuid}")
 
 
 def _decode(v: str | bytes) -> str:

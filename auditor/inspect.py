@@ -45,6 +45,8 @@ def _device(name: str) -> torch.device:
         raise InvalidInput(f"--device: {exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInput(f"--device: {name} requested but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InvalidInput(f"--device: {name} does not exist ({torch.cuda.device_count()} GPUs)")
     return device
 
 

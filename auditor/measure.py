@@ -3,7 +3,9 @@
 Latency is measured on the eager, unwrapped model in FP32 and eval mode,
 after warm-up, timing each iteration separately with perf_counter; on CUDA
 the device is synchronised before the clock is read at both ends, so each
-sample is the full time of one forward pass.
+sample is the full time of one forward pass, and the record says when cuDNN
+ran the fp32 convolutions in TF32 (torch's default). Peak memory is the
+whole run's (data, training, measurement), not this stage's alone.
 """
 
 from __future__ import annotations
@@ -124,9 +126,11 @@ def _summarise(
 ) -> LatencyResult:
     q1, q3 = np.percentile(samples, [25, 75])
     sync = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
+    tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32  # cuDNN's default: TF32 convolutions
     return LatencyResult(
         device=str(device), device_name=name, threads=torch.get_num_threads(),
-        batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype="float32",
+        batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters,
+        dtype="float32 (convolutions in TF32: torch.backends.cudnn.allow_tf32)" if tf32 else "float32",
         channels_last=channels_last, synchronized=synced, median_ms=statistics.median(samples),
         p95_ms=float(np.percentile(samples, 95)), mean_ms=statistics.fmean(samples),
         iqr_ms=float(q3 - q1), min_ms=min(samples),
@@ -138,7 +142,7 @@ def _summarise(
 
 
 def peak_memory(device: torch.device) -> dict[str, float | None]:
-    """Peak process RSS (MB) and, on CUDA, peak allocated device memory (MB)."""
+    """Peak process RSS (MB) and, on CUDA, peak allocated device memory (MB), over the whole run so far."""
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     cuda = torch.cuda.max_memory_allocated(device) / MB if device.type == "cuda" else None
     return {"peak_rss_mb": rss_kb * 1024 / MB, "cuda_max_allocated_mb": cuda}

@@ -246,8 +246,9 @@ class GlobalAvgPool(nn.Module):
 
     An average pool whose window is the whole map. AdaptiveAvgPool2d(1) computes the same
     mean, but on CPU its backward returns a contiguous (NCHW) gradient for a channels_last
-    input, which makes the last ReLU's backward mix formats (about 20x slower there). The
-    two sum in different orders, so their last bits may differ: runs trained before this
+    input, which makes the last ReLU's backward mix formats (about 20x slower there), and on
+    CUDA its backward has no deterministic implementation (torch.use_deterministic_algorithms
+    raises), while avg_pool2d's has. The two sum in different orders, so their last bits may differ: runs trained before this
     module replaced AdaptiveAvgPool2d are not bitwise comparable with runs trained after.
     """
 

@@ -588,7 +588,8 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
         note = "Determinism was requested and every flag read back is in its deterministic setting."
     # Records written before the flag was recorded lack it: say so rather than refuse to render.
     fill = yesno(det.get("fill_uninitialized_memory"), unknown="not recorded")
-    return {"determinism_note": note, "fill_uninitialized_memory": fill}
+    tf32 = {k: yesno(det.get(k), unknown="not recorded") for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}
+    return {"determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32}
 
 
 def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[list[list[str]], int]:

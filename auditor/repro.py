@@ -32,6 +32,10 @@ class DeterminismState:
     torch_threads: int
     interop_threads: int
     cuda_initialized_before: bool  # CUDA already up when enforced: CUBLAS config may not apply
+    # TF32 (10-bit mantissa) for fp32 work on CUDA; torch's defaults: on for cuDNN convolutions,
+    # off for matmuls. Deterministic either way, but it is not IEEE fp32 arithmetic.
+    cudnn_allow_tf32: bool
+    cuda_matmul_allow_tf32: bool
 
 
 def seed_everything(seed: int) -> None:
@@ -76,6 +80,8 @@ def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False
         torch_threads=torch.get_num_threads(),
         interop_threads=torch.get_num_interop_threads(),
         cuda_initialized_before=cuda_initialized_before,
+        cudnn_allow_tf32=bool(torch.backends.cudnn.allow_tf32),
+        cuda_matmul_allow_tf32=bool(torch.backends.cuda.matmul.allow_tf32),
     )
 
 
@@ -103,7 +109,10 @@ def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> 
     elif cuda and state.cuda_initialized_before:
         found.append("CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set: it may not apply")
     if t.compile == "max-autotune":
-        found.append("torch.compile max-autotune benchmarks kernels: choices can vary per run")
+        found.append(
+            "torch.compile max-autotune benchmarks kernels: choices can vary per run "
+            "(TORCHINDUCTOR_DETERMINISTIC=1 makes inductor skip on-device benchmarking)"
+        )
     elif t.compile != "off" and cuda:
         found.append(f"torch.compile ({t.compile}): inductor kernels differ from eager numerics")
     if t.amp != "off":

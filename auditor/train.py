@@ -161,12 +161,13 @@ def train_step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     with torch.autocast(loop.device.type, dtype=dtype, enabled=dtype is not None):
         logits = loop.step_fn(x)  # (B, classes)
         loss = loop.loss_fn(logits, y)
+    correct = (logits.argmax(1) == y).sum()  # read the outputs before backward (CUDA graphs reuse buffers)
     loop.opt.zero_grad(set_to_none=True)
     loop.scaler.scale(loss).backward()
     loop.scaler.step(loop.opt)
     loop.scaler.update()
     loop.sched.step()
-    return loss.detach().float(), (logits.argmax(1) == y).sum()
+    return loss.detach().float(), correct
 
 
 def epoch_accumulators(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -791,6 +791,11 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
         f"convolutions ran as fast as that GEMM would reach about {cap:.0f} images/s "
         f"({cap / base:.2f}x the conventional pipeline). 1.5x (a) = {1.5 * base:.0f} images/s = "
         f"{1.5 * base / cap:.0%} of that ceiling; 2x = {2 * base / cap:.0%}.",
+        *([] if not str(res["device"]).startswith("cuda") else [
+            "", "On CUDA, cuDNN runs fp32 convolutions in TF32 by default (torch.backends.cudnn.allow_tf32) "
+            "while this GEMM is strict fp32 (torch.backends.cuda.matmul.allow_tf32 off), so a configuration "
+            "can exceed 100% of this ceiling.",
+        ]),  # fmt: skip
     ]
 
 
@@ -1086,10 +1091,11 @@ def latency_check(model_name: str, device: torch.device, rounds: int,
     ours, theirs, busy = [], [], []
     quiet = quiet or Quiet()
     meter = ForeignCpu()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     for _ in range(rounds):
         wait_for_quiet(quiet.share, quiet.wait_s, log)
         meter.start()
-        r = latency(model, spec, device, channels_last, cpu_model())
+        r = latency(model, spec, device, channels_last, name)
         ours.append(r.median_ms)
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
         with torch.inference_mode():

@@ -229,3 +229,13 @@ def test_pool_ceilings_uses_the_runs_best_gemm_rate_per_device_and_threads(bench
     bench.pool_ceilings(again)
     assert again == sections
     assert "before its repeats" in bench.peak_provenance(legacy["ceiling"])
+
+
+def test_ceiling_text_names_tf32_on_cuda_only(bench) -> None:
+    def res(device: str) -> dict:
+        a = {"label": bench.ConventionalPipeline.label, "images_per_s": {"median": 100.0}}
+        return {"device": device, "rows": [a], "ceiling": bench.ceiling_record(0.5, [200.0], 200.0)}
+
+    cpu, cuda = "\n".join(bench.ceiling_lines(res("cpu"))), "\n".join(bench.ceiling_lines(res("cuda:0")))
+    assert "about 400 images/s (4.00x the conventional pipeline)" in cpu and "TF32" not in cpu
+    assert cuda.startswith(cpu) and "cuDNN runs fp32 convolutions in TF32" in cuda

@@ -16,6 +16,7 @@ from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, requires_subse
 
 from auditor import checkpoint
 from auditor.checkpoint import sha256_file
+from auditor.errors import InvalidInput
 from auditor.environment import software_versions
 
 
@@ -51,6 +52,8 @@ def test_run_writes_every_artifact(smoke_run: Path) -> None:
     assert sum(map(sum, cm)) == audit["data"]["sizes"]["test"] == 200
     det = audit["determinism"]
     assert det["deterministic_algorithms"] is True and det["fill_uninitialized_memory"] is False
+    assert (det["cudnn_allow_tf32"], det["cuda_matmul_allow_tf32"]) == (True, False)  # torch's defaults, read back
+    assert lat["dtype"] == "float32"  # the CPU: no TF32
     assert audit["spec"]["train"]["channels_last"] is True  # the default memory format
     assert audit["environment"]["torch"] == torch.__version__
     assert audit["environment"]["torchvision"] == torchvision.__version__
@@ -211,6 +214,19 @@ def test_bad_checkpoint_is_invalid_input(tmp_path: Path) -> None:
     assert_clean_error(run_cli("evaluate", str(bad), "--data-root", str(tmp_path)), "bad.pt")
 
 
+def test_measure_device_errors(smoke_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor import inspect as auditor_inspect
+
+    best = str(smoke_run / "checkpoints/smoke/best.pt")
+    if not torch.cuda.is_available():
+        assert_clean_error(run_cli("measure", best, "--device", "cuda"), "--device: cuda requested but CUDA")
+    assert_clean_error(run_cli("measure", best, "--device", "gpu"), "--device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(InvalidInput, match=r"--device: cuda:3 does not exist \(1 GPUs\)"):
+        auditor_inspect._device("cuda:3")
+
+
 @requires_subset
 def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
     """A synthetic-trained model on real CIFAR-10: the plumbing works, accuracy is near chance."""
@@ -253,7 +269,8 @@ def test_fast_preset_without_cuda_exits_2_and_writes_nothing(tmp_path: Path) -> 
 @requires_subset
 def test_fast_preset_runs_on_cuda_on_a_tiny_budget(tmp_path: Path) -> None:
     """The fast preset's CUDA path (bf16, channels_last, compile, deterministic) end to end."""
-    tiny = ("name=fast", f"data.root={SUBSET}", "data.val_split=512", "data.limit_test=512", "train.epochs=2",
+    # 4,068 - 68 = 4,000 training images: 8 full batches of 500, no recompile for a short one
+    tiny = ("name=fast", f"data.root={SUBSET}", "data.val_split=68", "data.limit_test=512", "train.epochs=2",
             "train.log_every_steps=2", "measure.latency.warmup=5", "measure.latency.iters=20")  # fmt: skip
     proc = run_cli("run", "specs/resnet18_fast.yaml", "--out", str(tmp_path), *sets(*tiny), cwd=REPO)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: the full-budget criteria fail

@@ -355,6 +355,16 @@ def test_fill_flag_row_and_records_without_it() -> None:
     assert row.format("not recorded") in text_of(audit)
 
 
+def test_tf32_rows_and_records_without_them() -> None:
+    audit = golden_audit()
+    conv = "| `torch.backends.cudnn.allow_tf32` (CUDA: fp32 convolutions in TF32) | {} |"
+    matmul = "| `torch.backends.cuda.matmul.allow_tf32` (CUDA: fp32 matmuls in TF32) | {} |"
+    assert "cudnn_allow_tf32" not in audit["determinism"]  # the fixture predates the flags
+    assert conv.format("not recorded") in text_of(audit) and matmul.format("not recorded") in text_of(audit)
+    audit["determinism"].update(cudnn_allow_tf32=True, cuda_matmul_allow_tf32=False)
+    assert conv.format("yes") in text_of(audit) and matmul.format("no") in text_of(audit)
+
+
 def test_official_and_unofficial_provenance() -> None:
     text = text_of(cifar_audit([0.2470, 0.2435, 0.2616]))
     assert "| data_batch_1 | `ok` |" in text
@@ -476,7 +486,7 @@ def test_cuda_latency_needs_sync() -> None:
     audit["measurements"]["memory"]["cuda_max_allocated_mb"] = 123.456
     text = text_of(audit)
     assert checklist_line(text, "Latency measured with warm-up and device sync").startswith("- [x]")
-    assert "| CUDA max allocated | 123.5 MB |" in text
+    assert "| CUDA max allocated (whole run) | 123.5 MB |" in text
     assert "| GPU | NVIDIA H100, 81,559.0 MB, driver 580.1 (via nvml) |" in text
     lat["synchronized"] = False  # the loop's own record decides, not the method text
     assert checklist_line(text_of(audit), "Latency measured with warm-up and device sync").startswith("- [ ]")

@@ -36,6 +36,17 @@ def test_enforce_sets_and_reads_back_every_flag(fill: bool) -> None:
     assert state.torch_threads == torch.get_num_threads()
 
 
+def test_tf32_flags_are_read_back_not_assumed() -> None:
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        for conv, matmul in [(True, False), (False, True)]:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
+            state = repro.read_state(0, True)
+            assert (state.cudnn_allow_tf32, state.cuda_matmul_allow_tf32) == (conv, matmul)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def test_enforce_off_is_the_fast_setting_and_says_so() -> None:
     state = repro.enforce(0, Determinism(enabled=False))
     assert not state.deterministic_algorithms and state.cudnn_benchmark and not state.cudnn_deterministic

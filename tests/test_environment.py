@@ -1,0 +1,90 @@
+"""Environment capture: versions, devices, git state; the GPU found by UUID, not by index."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import auditor
+from auditor import environment
+
+
+class FakeNVML:
+    """NVML on a 3-GPU box, in PCI order; records whether it was shut down."""
+
+    def __init__(self) -> None:
+        self.gpus = [("GPU-aaaa", b"GPU zero"), ("GPU-bbbb", b"GPU one"), ("GPU-cccc", b"GPU two")]
+        self.shut = False
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        self.shut = True
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetUUID(self, h: int) -> str:
+        return self.gpus[h][0]
+
+    def nvmlDeviceGetName(self, h: int) -> bytes:
+        return self.gpus[h][1]
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:
+        return SimpleNamespace(total=(h + 1) * 10**9)
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "580.1"
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> FakeNVML:
+    """CUDA device 0 is NVML's device 2 (as under CUDA_VISIBLE_DEVICES=2); no GPU needed."""
+    nvml = FakeNVML()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    props = SimpleNamespace(uuid="cccc", name="GPU two (torch)", total_memory=40 * 10**9)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    return nvml
+
+
+def test_gpu_is_found_by_uuid_not_by_index(fake_cuda: FakeNVML) -> None:
+    info = environment.gpu_info(torch.device("cuda:0"))
+    assert info == environment.GPUInfo("GPU two", 3000.0, "580.1", "nvml")
+    assert fake_cuda.shut
+
+
+def test_gpu_without_a_matching_nvml_device_falls_back_to_torch(fake_cuda: FakeNVML) -> None:
+    fake_cuda.gpus.pop()  # e.g. a MIG slice, whose UUID NVML lists elsewhere
+    info = environment.gpu_info(torch.device("cuda"))
+    assert info == environment.GPUInfo("GPU two (torch)", 40000.0, None, "torch")
+    assert fake_cuda.shut
+
+
+def test_no_gpu_info_on_the_cpu() -> None:
+    assert environment.gpu_info(torch.device("cpu")) is None
+
+
+def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not a git checkout
+    env = environment.capture(torch.device("cpu"), ["auditor", "run", "smoke"])
+    assert (env.auditor, env.torch) == (auditor.__version__, str(torch.__version__))
+    assert environment.software_versions() == {"auditor": env.auditor, "torch": env.torch}
+    assert env.device == "cpu" and env.gpu is None and env.torch_threads == torch.get_num_threads()
+    assert (env.git_commit, env.git_dirty) == (None, None)
+    assert env.command == "auditor run smoke" and env.cwd == str(tmp_path)
+
+
+def test_resolve_device() -> None:
+    assert environment.resolve_device("cpu") == torch.device("cpu")
+    assert environment.resolve_device("cuda:1") == torch.device("cuda", 1)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert environment.resolve_device("auto").type == expected

@@ -1,0 +1,89 @@
+"""Measure stage: accuracy with the confusion matrix, sizes, latency records, peak memory."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from auditor import measure
+from auditor.models import create_model
+from auditor.spec import Latency, TrainSpec
+
+CLASSES = ("a", "b", "c")
+
+
+class Constant(nn.Module):
+    """Predicts class `k` for every image; (B,3,H,W) -> (B,3) logits."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(x), len(CLASSES)) + self.w
+        logits[:, self.k] = 1.0
+        return logits
+
+
+def test_confusion_matrix_rows_are_true_classes() -> None:
+    y, pred = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 0, 2])
+    cm = measure.confusion_matrix(y, pred, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_accuracy_per_class_and_totals() -> None:
+    x = torch.zeros(6, 3, 32, 32, dtype=torch.uint8)
+    y = torch.tensor([1, 1, 1, 0, 2, 2])
+    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+    train = TrainSpec(eval_batch_size=4, channels_last=False)  # two batches: 4 + 2
+    acc = measure.accuracy(Constant(1), x, y, mean, std, train, CLASSES, "test")
+    assert (acc.split, acc.n, acc.acc) == ("test", 6, pytest.approx(0.5))
+    assert acc.per_class == {"a": 0.0, "b": 1.0, "c": 0.0}
+    assert acc.confusion == [[0, 1, 0], [0, 3, 0], [0, 2, 0]]
+
+
+def test_size_counts_parameters_and_bytes(tmp_path: Path) -> None:
+    model = create_model("resnet8")
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"x" * 1234)
+    s = measure.size(model, ckpt)
+    assert s.params_total == sum(p.numel() for p in model.parameters()) == s.params_trainable
+    assert s.checkpoint_bytes == 1234
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    assert s.weights_bytes == len(buf.getvalue())
+    assert measure.size(model, None).checkpoint_bytes is None
+    assert measure.size(model, tmp_path / "absent.pt").checkpoint_bytes is None
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_latency_on_the_cpu_records_what_it_did(channels_last: bool) -> None:
+    spec = Latency(batch_size=2, warmup=1, iters=5)
+    lat = measure.latency(create_model("resnet8"), spec, torch.device("cpu"), channels_last, "test CPU")
+    assert (lat.batch_size, lat.warmup, lat.iters, lat.channels_last) == (2, 1, 5, channels_last)
+    assert lat.dtype == "float32" and not lat.synchronized and lat.threads == torch.get_num_threads()
+    assert 0 < lat.min_ms <= lat.median_ms <= lat.p95_ms and lat.iqr_ms >= 0
+    assert "5 iterations each timed" in lat.method and "no device sync needed (CPU)" in lat.method
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_cuda_latency_record_states_tf32_convolutions(allow: bool) -> None:
+    """On CUDA, fp32 convolutions run in TF32 when cuDNN allows it (torch's default): say so."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow
+    try:
+        lat = measure._summarise([1.0, 2.0, 3.0, 4.0, 5.0], Latency(iters=5), torch.device("cuda"), True, "GPU", True)
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    assert ("TF32" in lat.dtype) is allow and lat.dtype.startswith("float32")
+    assert lat.median_ms == 3.0 and "torch.cuda.synchronize() before and after each" in lat.method
+
+
+def test_peak_memory_on_the_cpu() -> None:
+    mem = measure.peak_memory(torch.device("cpu"))
+    assert mem["peak_rss_mb"] > 10 and mem["cuda_max_allocated_mb"] is None
