@@ -348,6 +348,17 @@ def matrix_configs(device: torch.device, diagnostics: bool) -> list[Config]:
     return rows
 
 
+def select_rows(rows: list[Config], labels: list[str] | None) -> list[Config]:
+    """The default row plus the rows named by `labels` (all rows when None); ValueError names unknown ones."""
+    if labels is None:
+        return rows
+    known = [r.label for r in rows]
+    unknown = [x for x in labels if x not in known]
+    if unknown:
+        raise ValueError(f"--rows: unknown row {', '.join(map(repr, unknown))}; rows: {', '.join(map(repr, known))}")
+    return [r for r in rows if r is DEFAULT_CONFIG or r.label in labels]
+
+
 def auditor_spec(model_name: str, data_spec: DataSpec, batch_size: int, device: torch.device, cfg: Config) -> Spec:
     """A run spec with the spec defaults except the benchmark's data/model/optimiser and `cfg`'s toggles."""
     train = TrainSpec(
@@ -1287,6 +1298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     p.add_argument("--matrix", action="store_true", help="toggle matrix for (b), with bitwise determinism checks")
     p.add_argument("--diagnostics", action="store_true", help="matrix: also foreach SGD and oneDNN off")
+    p.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
+                   help='matrix: only these rows besides the default, e.g. --rows "determinism off"')
     p.add_argument("--det-steps", type=int, default=3, help="steps of each twin run in the determinism checks")
     p.add_argument("--overhead", action="store_true", help="auditing overhead of `auditor run` (smoke, subset)")
     p.add_argument("--overhead-epochs", type=int, default=8, help="epochs of the subset overhead run")
@@ -1341,6 +1354,11 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no CUDA device here; nothing measured", file=sys.stderr)
         return 2
+    try:
+        configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
+    except ValueError as exc:
+        print(f"{exc}; nothing measured", file=sys.stderr)
+        return 2
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
     default_threads = torch.get_num_threads()
@@ -1369,7 +1387,6 @@ def main(argv: list[str] | None = None) -> int:
                     ckpt_dir=Path(ckpt), det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
                     quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
                 )  # fmt: skip
-                configs = matrix_configs(device, a.diagnostics) if a.matrix else [DEFAULT_CONFIG]
                 res = throughput(s, configs, check_determinism=a.matrix)
                 report["throughput"].append(res)
                 print_throughput(res)

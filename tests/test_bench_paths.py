@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -239,3 +240,25 @@ def test_ceiling_text_names_tf32_on_cuda_only(bench) -> None:
     cpu, cuda = "\n".join(bench.ceiling_lines(res("cpu"))), "\n".join(bench.ceiling_lines(res("cuda:0")))
     assert "about 400 images/s (4.00x the conventional pipeline)" in cpu and "TF32" not in cpu
     assert cuda.startswith(cpu) and "cuDNN runs fp32 convolutions in TF32" in cuda
+
+
+def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
+    rows = bench.matrix_configs(torch.device("cpu"), diagnostics=False)
+    assert bench.select_rows(rows, None) == rows
+    picked = bench.select_rows(rows, ["determinism off"])
+    assert [r.label for r in picked] == [bench.DEFAULT_CONFIG.label, "determinism off"]
+    with pytest.raises(ValueError, match=r"--rows: unknown row 'amp fp16'; rows: .*'determinism off'"):
+        bench.select_rows(rows, ["amp fp16"])  # a CUDA-only row
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--device", "cuda"], "--device cuda: no CUDA device here; nothing measured"),
+     (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'")],
+)
+def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: str) -> None:
+    if args[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("checks the refusal on a machine without CUDA")
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "machine:" not in proc.stdout  # stopped before anything was measured
