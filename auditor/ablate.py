@@ -364,8 +364,8 @@ def software_label(audit: dict[str, Any]) -> str:
     """'auditor V, torch V, DEVICE' from a run's audit.json: what its numerics depend on."""
     env = audit.get("environment") or {}
     device = env.get("device") or "unknown device"
-    if env.get("gpu"):
-        device += f" ({env['gpu']})"
+    if isinstance(env.get("gpu"), dict):  # environment.GPUInfo as recorded
+        device += f" ({env['gpu'].get('name')})"
     return f"auditor {env.get('auditor') or 'unknown'}, torch {env.get('torch') or 'unknown'}, {device}"
 
 

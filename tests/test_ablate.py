@@ -381,7 +381,7 @@ def test_runs_made_by_other_software_are_named(
 
 def test_software_label_and_version_change() -> None:
     env = {"auditor": auditor.__version__, "torch": str(torch.__version__), "device": "cuda:0"}
-    env["gpu"] = "NVIDIA H100"
+    env["gpu"] = {"name": "NVIDIA H100", "memory_total_mb": 81559.0, "driver": "580.1", "source": "nvml"}
     label = software_label({"environment": env})
     assert label == f"auditor {auditor.__version__}, torch {torch.__version__}, cuda:0 (NVIDIA H100)"
     assert software_label({}) == "auditor unknown, torch unknown, unknown device"
