@@ -484,7 +484,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
             "cli_overrides": list(plan.cli_sets), "seeds": list(plan.seeds), "seeds_note": plan.seeds_note,
             "variants_selected": list(plan.variants), "variants_all": list(abl.variants),
             "figure": plan.figure, "reference_note": abl.reference_note,
-        },  # fmt: skip
+        },
         "variants": variants,
         "mixed_software": mixed_software(variants),
     }

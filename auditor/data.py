@@ -80,7 +80,7 @@ def generator(seed: int, *keys: object) -> torch.Generator:
 class _SafeUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR batch dicts without executing arbitrary code."""
 
-    _ALLOWED = {
+    _ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"),
@@ -90,7 +90,7 @@ class _SafeUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),
         ("copyreg", "_reconstructor"),
         ("builtins", "object"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
@@ -265,7 +265,7 @@ def fingerprint(*arrays: np.ndarray) -> str:
 
 def normalization_kind(spec: DataSpec) -> str:
     """Which normalisation the spec uses, so the sheet can name it."""
-    close = lambda a, b: all(abs(x - y) < 5e-4 for x, y in zip(a, b))  # noqa: E731
+    close = lambda a, b: all(abs(x - y) < 5e-4 for x, y in zip(a, b))
     if not close(spec.mean, CIFAR10_MEAN):
         return "custom"
     if close(spec.std, CIFAR10_STD):

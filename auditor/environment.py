@@ -130,7 +130,7 @@ def git_state(where: Path) -> tuple[str | None, bool | None]:
     Untracked files count as dirty: an untracked module can change what runs.
     """
     try:
-        run = lambda *a: subprocess.run(  # noqa: E731
+        run = lambda *a: subprocess.run(
             ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         return run("rev-parse", "HEAD"), bool(run("status", "--porcelain"))

@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "NORMS",
     "BasicBlock",
     "Bottleneck",
     "ModelInfo",
-    "NORMS",
     "ResNet",
     "UnknownModelError",
     "count_parameters",

@@ -40,7 +40,7 @@ EPOCH_EDGE = 10
 IMAGENET_STEM = "7x7 conv (64 ch), stride 2, padding 3, then 3x3 max-pool, stride 2"
 FIGURE_DPI = 100
 
-__all__ = ["render_run", "render_text", "draw_figures", "make_environment", "build_context", "FILTERS"]
+__all__ = ["FILTERS", "build_context", "draw_figures", "make_environment", "render_run", "render_text"]
 
 
 # --- public API ---------------------------------------------------------------------
@@ -139,7 +139,7 @@ def write_png(fig: Any, path: Path) -> None:
 
 def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str) -> None:
     epochs = [h["epoch"] for h in history]
-    val = lambda k: [math.nan if h[k] is None else h[k] for h in history]  # noqa: E731
+    val = lambda k: [math.nan if h[k] is None else h[k] for h in history]
     from matplotlib.ticker import MaxNLocator
 
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
@@ -175,7 +175,7 @@ def na(x: Any) -> str:
     return NA if x is None else str(x)
 
 
-def num(x: float | int | None) -> str:
+def num(x: float | None) -> str:
     """Shortest exact form of a number: 0.05, 5e-06, 3 (integral floats lose `.0`)."""
     if _missing(x):
         return NA
@@ -215,7 +215,7 @@ def bytes_mb(n: int | None) -> str:
     return NA if n is None else f"{n / 1e6:,.2f} MB ({n:,} bytes)"
 
 
-def thousands(n: int | float | None) -> str:
+def thousands(n: float | None) -> str:
     """Thousands separators: 11173962 -> 11,173,962."""
     if _missing(n):
         return NA
@@ -235,7 +235,7 @@ def seconds(s: float | None) -> str:
         return NA
     text = f"{s:,.1f} s"
     if s >= 120:
-        h, rem = divmod(int(round(s)), 3600)
+        h, rem = divmod(round(s), 3600)
         m, sec = divmod(rem, 60)
         text += f" ({h} h {m:02d} min)" if h else f" ({m} min {sec:02d} s)"
     return text
@@ -438,7 +438,7 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
         "hardware": hw,
         "date": str(run["finished_utc"])[:10],
         "status_text": {"completed": "completed", "early_stopped": "early stopped",
-                        "diverged": "DIVERGED"}.get(status, status),  # fmt: skip
+                        "diverged": "DIVERGED"}.get(status, status),
     }
 
 

@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
     now, then = environment.software_versions(), state.get("versions")
     if then == now:
         return []
-    listed = lambda v: ", ".join(f"{k} {v.get(k, '?')}" for k in now)  # noqa: E731
+    listed = lambda v: ", ".join(f"{k} {v.get(k, '?')}" for k in now)
     was = listed(then) if isinstance(then, dict) else "software versions it did not record"
     return [f"{found.name} was written with {was}; this run continues with {listed(now)}: "
             "the result may differ in its last bits from an uninterrupted run under either"]  # fmt: skip
@@ -164,7 +164,7 @@ class RunOutcome:
 
 def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:
     """Run a validated spec end to end; raise InvalidInput on bad input."""
-    started, t_wall = datetime.now(timezone.utc), time.perf_counter()
+    started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
     det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
@@ -184,7 +184,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes)
     audit["run"].update(
         started_utc=started.isoformat(timespec="seconds"),
-        finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
         wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
     )  # fmt: skip
     write_run_files(audit, result, paths.reports_staging)
@@ -273,7 +273,7 @@ def assemble(
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": Path(result.resumed_from).name if result.resumed_from else None,
             "resume_notes": resume_notes,
-        },  # fmt: skip
+        },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),
         "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(spec, det, env.device)},

@@ -172,7 +172,7 @@ def train_step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
 
 def epoch_accumulators(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-epoch accumulators on the device: (step losses, loss sum, correct)."""
-    z = lambda: torch.zeros((), device=loop.device)  # noqa: E731
+    z = lambda: torch.zeros((), device=loop.device)
     losses = torch.full((loop.spe,), float("nan"), device=loop.device)
     done = loop.partial.get("losses", [])
     losses[: len(done)] = torch.tensor(done, device=loop.device)

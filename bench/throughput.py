@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,8 @@ from torch import nn
 
 import auditor
 from auditor import repro
-from auditor.environment import cpu_model, git_state, gpu_info
 from auditor.data import DataBundle, load_data, normalize, train_batches
+from auditor.environment import cpu_model, git_state, gpu_info
 from auditor.models import create_model
 from auditor.spec import (
     DataSpec,
@@ -112,7 +112,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     gpu = gpu_info(device)  # NVML (name, memory, driver) where available
     commit, dirty = git_state(REPO)
     return {
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "auditor": auditor.__version__, "git_commit": commit, "git_dirty": dirty,
         "gpu_driver": gpu.driver if gpu else None,
         "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
@@ -806,7 +806,7 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
             "", "On CUDA, cuDNN runs fp32 convolutions in TF32 by default (torch.backends.cudnn.allow_tf32) "
             "while this GEMM is strict fp32 (torch.backends.cuda.matmul.allow_tf32 off), so a configuration "
             "can exceed 100% of this ceiling.",
-        ]),  # fmt: skip
+        ]),
     ]
 
 
@@ -987,7 +987,7 @@ def run_command(args: list[str], cwd: Path, log: Callable[[str], None], quiet: Q
     meter = ForeignCpu()
     meter.start()
     t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=7200)
+    proc = subprocess.run(args, cwd=cwd, check=False, capture_output=True, text=True, timeout=7200)
     return time.perf_counter() - t0, proc, meter.stop()
 
 

@@ -37,7 +37,7 @@ def run_cli(
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args], cwd=cwd, env=full_env,
-        capture_output=True, text=True, timeout=timeout,
+        check=False, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
 

@@ -62,7 +62,7 @@ def ablate(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedP
     """`auditor ablate ARGS` in a fresh process, as a user would call it."""
     return subprocess.run(
         [sys.executable, "-m", "auditor", "ablate", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
 
@@ -219,7 +219,7 @@ def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     plan = build_plan(str(PRESETS / f"{preset}.yaml"))
     for v in plan.variants:
-        assert re.search(rf"^{re.escape(v)}\s", listed.stdout, re.M), listed.stdout
+        assert re.search(rf"^{re.escape(v)}\s", listed.stdout, re.MULTILINE), listed.stdout
     out = tmp_path / "out"
     dry = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--out", str(out), cwd=REPO)
     assert dry.returncode == 0, dry.stderr
@@ -313,7 +313,7 @@ def test_resume_and_new_seeds_are_planned(tiny_out: tuple[Path, subprocess.Compl
     assert "[resume (interrupted)]" in lines["tiny-cosine-s2"] and "[run]" in lines["tiny-constant-s2"]
     assert "[skip (finished)]" in lines["tiny-cosine-s0"]
     assert "extended with [2]" in proc.stdout
-    assert re.search(r"--set name=tiny-cosine-s2 --out out --resume$", proc.stdout, re.M)
+    assert re.search(r"--set name=tiny-cosine-s2 --out out --resume$", proc.stdout, re.MULTILINE)
 
 
 @pytest.mark.slow
@@ -323,7 +323,7 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_out: tuple[Pa
     assert stricter.returncode == 0, stricter.stderr
     lines = [ln for ln in stricter.stdout.splitlines() if ln.startswith("tiny-")]
     assert len(lines) == 4 and all("[re-judge (changed only outside training: no training)]" in ln for ln in lines)
-    assert len(re.findall(r" --resume$", stricter.stdout, re.M)) == 4
+    assert len(re.findall(r" --resume$", stricter.stdout, re.MULTILINE)) == 4
     last = root / "out" / "checkpoints" / "tiny-cosine-s0" / "last.pt"
     saved = last.read_bytes()
     last.unlink()  # nothing to resume from: that pair must re-run, not fail its resume

@@ -16,8 +16,8 @@ from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, requires_subse
 
 from auditor import checkpoint
 from auditor.checkpoint import sha256_file
-from auditor.errors import InvalidInput
 from auditor.environment import software_versions
+from auditor.errors import InvalidInput
 
 
 def audit_of(out: Path, name: str = "smoke") -> dict:
@@ -101,7 +101,7 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert reference.returncode == 0
     a, b = weights(tmp_path / "checkpoints/smoke/last.pt"), weights(tmp_path / "ref/checkpoints/smoke/last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    steps = lambda out: (out / "reports/smoke/steps.csv").read_text()  # noqa: E731
+    steps = lambda out: (out / "reports/smoke/steps.csv").read_text()
     assert steps(tmp_path) == steps(tmp_path / "ref")
     assert audit_of(tmp_path)["run"]["resumed_from"] == "step-00000009.pt"
 
@@ -301,17 +301,15 @@ def test_non_editable_install_ships_specs_and_templates(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from conftest import REPO
-
     target = tmp_path / "site"
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(REPO)],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr
     probe = "import auditor.spec as s; print(s.resource_dir('templates')); print(s.resolve_spec_path('smoke'))"
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+                         check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     templates, smoke = (Path(p) for p in out.stdout.split())
     assert templates.is_relative_to(target) and (templates / "reproducibility.md.j2").is_file()

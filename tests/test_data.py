@@ -197,7 +197,7 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
         f"read_test_set({str(tmp_path)!r})\n"
         "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 
 

@@ -235,7 +235,7 @@ def test_missing_or_corrupt_audit_is_invalid_input(tmp_path: Path) -> None:
 def test_cli_render_without_audit_exits_2(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "auditor", "render", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        check=False, capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "no audit.json" in proc.stderr

@@ -13,9 +13,9 @@ from auditor.cli import main
 from auditor.errors import InvalidInput
 from auditor.spec import (
     apply_overrides,
+    hash_resolved,
     load_spec,
     parse_criterion,
-    hash_resolved,
     resolve_spec_path,
     resolved_dict,
     spec_hash,

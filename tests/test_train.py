@@ -68,7 +68,7 @@ def test_same_seed_identical_weights_and_losses(tmp_path: Path) -> None:
     r2, m2 = train_tiny(spec, tmp_path / "b")
     assert r1.step_losses == r2.step_losses
     assert_same_state(m1.state_dict(), m2.state_dict())
-    r3, m3 = train_tiny(tiny_spec("seed=1"), tmp_path / "c")
+    r3, _m3 = train_tiny(tiny_spec("seed=1"), tmp_path / "c")
     assert r3.step_losses != r1.step_losses
 
 
