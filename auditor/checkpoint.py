@@ -110,7 +110,7 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
         raise InvalidInput(f"{path}: checkpoint is not intact: {reason}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # a truncated or foreign file fails in many ways: all are bad input
         raise InvalidInput(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise InvalidInput(f"{path}: not an auditor checkpoint (no 'model' entry)")

@@ -209,7 +209,7 @@ def _read_classes(path: Path) -> tuple[str, ...]:
         with path.open("rb") as f:
             meta = _SafeUnpickler(f, encoding="latin1").load()
         return tuple(str(n) for n in meta["label_names"])
-    except Exception:
+    except Exception:  # unpickling errors, a refused class, a missing key: all are bad input
         raise InvalidInput(f"{path}: not a readable batches.meta pickle") from None
 
 
