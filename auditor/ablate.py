@@ -361,11 +361,17 @@ def run_state(out: Path, run: PlannedRun) -> str:
 
 
 def software_label(audit: dict[str, Any]) -> str:
-    """'auditor V, torch V, DEVICE' from a run's audit.json: what its numerics depend on."""
+    """'auditor V, torch V, DEVICE (MODEL...)' from a run's audit.json: what its numerics depend on.
+
+    CPU runs name the CPU model and torch's thread count (reductions split by thread);
+    CUDA runs the GPU model, whatever its index.
+    """
     env = audit.get("environment") or {}
-    device = env.get("device") or "unknown device"
+    device = str(env.get("device") or "unknown device").split(":")[0]
     if isinstance(env.get("gpu"), dict):  # environment.GPUInfo as recorded
         device += f" ({env['gpu'].get('name')})"
+    elif device == "cpu":
+        device += f" ({env.get('cpu_model') or 'unknown model'}, {env.get('torch_threads') or '?'} threads)"
     return f"auditor {env.get('auditor') or 'unknown'}, torch {env.get('torch') or 'unknown'}, {device}"
 
 

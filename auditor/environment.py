@@ -114,8 +114,12 @@ def _nvml_handle(pynvml: Any, cuda_uuid: str) -> Any:
     NVML's UUIDs carry a "GPU-" prefix that torch's may lack.
     """
     for i in range(pynvml.nvmlDeviceGetCount()):
-        h = pynvml.nvmlDeviceGetHandleByIndex(i)
-        if _decode(pynvml.nvmlDeviceGetUUID(h)).removeprefix("GPU-") == cuda_uuid.removeprefix("GPU-"):
+        try:
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            uuid = _decode(pynvml.nvmlDeviceGetUUID(h))
+        except pynvml.NVMLError:  # e.g. no permission on another user's GPU: not ours anyway
+            continue
+        if uuid.removeprefix("GPU-") == cuda_uuid.removeprefix("GPU-"):
             return h
     raise LookupError(f"no NVML device has UUID {cuda_uuid}")
 

@@ -121,16 +121,23 @@ def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last
     return _summarise(samples, spec, device, channels_last, device_name, synced)
 
 
+def fp32_kind(device: torch.device) -> str:
+    """'float32', or which fp32 ops CUDA runs in TF32 (cuDNN convolutions by torch's default)."""
+    if device.type != "cuda":
+        return "float32"
+    flags = {"convolutions": torch.backends.cudnn.allow_tf32, "matmuls": torch.backends.cuda.matmul.allow_tf32}
+    tf32 = [name for name, on in flags.items() if on]
+    return f"float32 ({' and '.join(tf32)} in TF32)" if tf32 else "float32"
+
+
 def _summarise(
     samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str, synced: bool
 ) -> LatencyResult:
     q1, q3 = np.percentile(samples, [25, 75])
     sync = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
-    tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32  # cuDNN's default: TF32 convolutions
     return LatencyResult(
         device=str(device), device_name=name, threads=torch.get_num_threads(),
-        batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters,
-        dtype="float32 (convolutions in TF32: torch.backends.cudnn.allow_tf32)" if tf32 else "float32",
+        batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype=fp32_kind(device),
         channels_last=channels_last, synchronized=synced, median_ms=statistics.median(samples),
         p95_ms=float(np.percentile(samples, 95)), mean_ms=statistics.fmean(samples),
         iqr_ms=float(q3 - q1), min_ms=min(samples),

@@ -248,8 +248,9 @@ class GlobalAvgPool(nn.Module):
     mean, but on CPU its backward returns a contiguous (NCHW) gradient for a channels_last
     input, which makes the last ReLU's backward mix formats (about 20x slower there), and on
     CUDA its backward has no deterministic implementation (torch.use_deterministic_algorithms
-    raises), while avg_pool2d's has. The two sum in different orders, so their last bits may differ: runs trained before this
-    module replaced AdaptiveAvgPool2d are not bitwise comparable with runs trained after.
+    raises), while avg_pool2d's has. The two sum in different orders, so their last bits may
+    differ: runs trained before this module replaced AdaptiveAvgPool2d are not bitwise
+    comparable with runs trained after.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

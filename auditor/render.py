@@ -588,8 +588,16 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
         note = "Determinism was requested and every flag read back is in its deterministic setting."
     # Records written before the flag was recorded lack it: say so rather than refuse to render.
     fill = yesno(det.get("fill_uninitialized_memory"), unknown="not recorded")
-    tf32 = {k: yesno(det.get(k), unknown="not recorded") for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}
+    device = str(audit["environment"]["device"])
+    tf32 = {k: _tf32_cell(det.get(k), device) for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}
     return {"determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32}
+
+
+def _tf32_cell(flag: bool | None, device: str) -> str:
+    """A TF32 flag as read back; on a CPU run it was in force but changed nothing."""
+    if flag is None:
+        return "not recorded"
+    return yesno(flag) if device.startswith("cuda") else f"n/a on {device} (flag: {yesno(flag)})"
 
 
 def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[list[list[str]], int]:

@@ -738,6 +738,7 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
         "torch_threads": torch.get_num_threads(), "max_repeat_s": s.max_repeat_s, "quiet": s.quiet,
         "retries": s.retries,
         "loadavg_before": load_before, "loadavg_after": load_after, "rows": rows, "ceiling": ceiling,
+        "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32},
     }  # fmt: skip
 
 
@@ -802,12 +803,18 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
         f"convolutions ran as fast as that GEMM would reach about {cap:.0f} images/s "
         f"({cap / base:.2f}x the conventional pipeline). 1.5x (a) = {1.5 * base:.0f} images/s = "
         f"{1.5 * base / cap:.0%} of that ceiling; 2x = {2 * base / cap:.0%}.",
-        *([] if not str(res["device"]).startswith("cuda") else [
-            "", "On CUDA, cuDNN runs fp32 convolutions in TF32 by default (torch.backends.cudnn.allow_tf32) "
-            "while this GEMM is strict fp32 (torch.backends.cuda.matmul.allow_tf32 off), so a configuration "
-            "can exceed 100% of this ceiling.",
-        ]),
+        *tf32_note(res),
     ]
+
+
+def tf32_note(res: dict[str, Any]) -> list[str]:
+    """On CUDA with TF32 convolutions and a strict-fp32 GEMM (as recorded), the ceiling can be exceeded."""
+    tf32 = res.get("tf32") or {}
+    if not str(res["device"]).startswith("cuda") or not tf32.get("cudnn") or tf32.get("matmul"):
+        return []
+    return ["", "cuDNN ran fp32 convolutions in TF32 (torch.backends.cudnn.allow_tf32) while this GEMM was "
+                "strict fp32 (torch.backends.cuda.matmul.allow_tf32 off), so a configuration can exceed 100% "
+                "of this ceiling."]  # fmt: skip
 
 
 def peak_provenance(c: dict[str, Any]) -> str:
@@ -1210,6 +1217,7 @@ def code_line(m: dict[str, Any]) -> list[str]:
 
 
 def gpu_label(m: dict[str, Any]) -> str:
+    """GPU name, with the driver where the report recorded one."""
     return m["gpu"] + (f", driver {m['gpu_driver']}" if m.get("gpu_driver") else "")
 
 
@@ -1321,6 +1329,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def argument_problem(a: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments before anything is measured, or None."""
+    if a.rows is not None and not a.matrix:
+        return "--rows picks rows of the toggle matrix: add --matrix (or --all)"
+    try:
+        device = torch.device(a.device)
+    except RuntimeError:
+        return f"--device {a.device}: not a device (cpu, cuda or cuda:N)"
+    if device.type not in ("cpu", "cuda"):
+        return f"--device {a.device}: only cpu and cuda are benchmarked"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return f"--device {a.device}: no CUDA device here"
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return f"--device {a.device}: no such GPU ({torch.cuda.device_count()} here)"
+    return None
+
+
 def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 0.10) -> str | None:
     """A warning when other processes are using a noticeable share of the CPU right now.
 
@@ -1350,10 +1375,10 @@ def main(argv: list[str] | None = None) -> int:
         write_results(reports, append=a.append_results)
         print(f"wrote {RESULTS_MD}")
         return 0
-    device = torch.device(a.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("--device cuda: no CUDA device here; nothing measured", file=sys.stderr)
+    if (problem := argument_problem(a)) is not None:
+        print(f"{problem}; nothing measured", file=sys.stderr)
         return 2
+    device = torch.device(a.device)
     try:
         configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
     except ValueError as exc:

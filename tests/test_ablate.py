@@ -281,7 +281,9 @@ def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[
     assert "reference (single run)" in page and "50.00 %" in page
     assert (here / "figures" / "val_acc.png").stat().st_size > 0
     assert "![figures/val_acc.png](figures/val_acc.png)" in page
-    software = f"auditor {auditor.__version__}, torch {torch.__version__}, cpu"
+    env = audits["cosine"][0]["environment"]
+    software = f"auditor {auditor.__version__}, torch {torch.__version__}, cpu ({env['cpu_model']}, "
+    software += f"{env['torch_threads']} threads)"
     rows = [line for line in page.splitlines() if re.match(r"\| (cosine|constant) \| [01] \|", line)]
     assert len(rows) == 4 and all(row.endswith(f"| {software} |") for row in rows)
     assert record["mixed_software"] == {} and "different software" not in page
@@ -374,16 +376,21 @@ def test_runs_made_by_other_software_are_named(
     assert all("[skip (finished)]" in ln for ln in lines.values()) and len(lines) == 3
     assert "note: the runs were made with 2 different software versions or devices" in render.stdout
     section = page.split("### Runs made with different software or devices")[1].split("##")[0]
-    now = f"auditor {auditor.__version__}, torch {torch.__version__}, cpu"
+    cpu = f"cpu ({audit['environment']['cpu_model']}, {audit['environment']['torch_threads']} threads)"
+    now = f"auditor {auditor.__version__}, torch {torch.__version__}, {cpu}"
     assert f"- {now}: `tiny-cosine-s0`, `tiny-cosine-s1`, `tiny-constant-s0`" in section
-    assert f"- auditor 0.1.0, torch {torch.__version__}, cpu: `tiny-constant-s1`" in section
+    assert f"- auditor 0.1.0, torch {torch.__version__}, {cpu}: `tiny-constant-s1`" in section
 
 
 def test_software_label_and_version_change() -> None:
     env = {"auditor": auditor.__version__, "torch": str(torch.__version__), "device": "cuda:0"}
     env["gpu"] = {"name": "NVIDIA H100", "memory_total_mb": 81559.0, "driver": "580.1", "source": "nvml"}
     label = software_label({"environment": env})
-    assert label == f"auditor {auditor.__version__}, torch {torch.__version__}, cuda:0 (NVIDIA H100)"
+    assert label == f"auditor {auditor.__version__}, torch {torch.__version__}, cuda (NVIDIA H100)"
+    assert software_label({"environment": {**env, "device": "cuda"}}) == label  # the index is not the GPU
+    cpu = {**env, "device": "cpu", "gpu": None, "cpu_model": "AMD EPYC", "torch_threads": 2}
+    assert software_label({"environment": cpu}).endswith(", cpu (AMD EPYC, 2 threads)")
+    assert software_label({"environment": {**cpu, "torch_threads": 16}}) != software_label({"environment": cpu})
     assert software_label({}) == "auditor unknown, torch unknown, unknown device"
     assert version_change({"environment": env}) is None
     old = version_change({"environment": {**env, "torch": "2.0.0"}})

@@ -232,14 +232,18 @@ def test_pool_ceilings_uses_the_runs_best_gemm_rate_per_device_and_threads(bench
     assert "before its repeats" in bench.peak_provenance(legacy["ceiling"])
 
 
-def test_ceiling_text_names_tf32_on_cuda_only(bench) -> None:
-    def res(device: str) -> dict:
+def test_ceiling_text_names_tf32_on_cuda_when_recorded(bench) -> None:
+    def text(device: str, tf32: dict | None = None) -> str:
         a = {"label": bench.ConventionalPipeline.label, "images_per_s": {"median": 100.0}}
-        return {"device": device, "rows": [a], "ceiling": bench.ceiling_record(0.5, [200.0], 200.0)}
+        res = {"device": device, "rows": [a], "ceiling": bench.ceiling_record(0.5, [200.0], 200.0)}
+        return "\n".join(bench.ceiling_lines({**res, "tf32": tf32} if tf32 is not None else res))
 
-    cpu, cuda = "\n".join(bench.ceiling_lines(res("cpu"))), "\n".join(bench.ceiling_lines(res("cuda:0")))
+    cpu = text("cpu", {"cudnn": True, "matmul": False})
     assert "about 400 images/s (4.00x the conventional pipeline)" in cpu and "TF32" not in cpu
-    assert cuda.startswith(cpu) and "cuDNN runs fp32 convolutions in TF32" in cuda
+    cuda = text("cuda:0", {"cudnn": True, "matmul": False})
+    assert cuda.startswith(cpu) and "cuDNN ran fp32 convolutions in TF32" in cuda
+    assert "TF32" not in text("cuda:0", {"cudnn": True, "matmul": True})  # the GEMM ran in TF32 too
+    assert "TF32" not in text("cuda:0", {"cudnn": False, "matmul": False}) + text("cuda:0")  # strict / unrecorded
 
 
 def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
@@ -254,6 +258,9 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--device", "cuda"], "--device cuda: no CUDA device here; nothing measured"),
+     (["--device", "gpu"], "--device gpu: not a device (cpu, cuda or cuda:N)"),
+     (["--device", "meta"], "--device meta: only cpu and cuda are benchmarked"),
+     (["--rows", "determinism off"], "--rows picks rows of the toggle matrix: add --matrix"),
      (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'")],
 )
 def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: str) -> None:

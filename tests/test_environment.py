@@ -16,9 +16,13 @@ from auditor import environment
 class FakeNVML:
     """NVML on a 3-GPU box, in PCI order; records whether it was shut down."""
 
+    class NVMLError(Exception):
+        pass
+
     def __init__(self) -> None:
         self.gpus = [("GPU-aaaa", b"GPU zero"), ("GPU-bbbb", b"GPU one"), ("GPU-cccc", b"GPU two")]
         self.shut = False
+        self.refused: set[int] = set()  # devices this user may not query
 
     def nvmlInit(self) -> None:
         pass
@@ -33,6 +37,8 @@ class FakeNVML:
         return i
 
     def nvmlDeviceGetUUID(self, h: int) -> str:
+        if h in self.refused:
+            raise self.NVMLError("Insufficient Permissions")
         return self.gpus[h][0]
 
     def nvmlDeviceGetName(self, h: int) -> bytes:
@@ -60,6 +66,11 @@ def test_gpu_is_found_by_uuid_not_by_index(fake_cuda: FakeNVML) -> None:
     info = environment.gpu_info(torch.device("cuda:0"))
     assert info == environment.GPUInfo("GPU two", 3000.0, "580.1", "nvml")
     assert fake_cuda.shut
+
+
+def test_a_gpu_nvml_refuses_to_describe_is_skipped(fake_cuda: FakeNVML) -> None:
+    fake_cuda.refused = {0, 1}
+    assert environment.gpu_info(torch.device("cuda:0")) == environment.GPUInfo("GPU two", 3000.0, "580.1", "nvml")
 
 
 def test_gpu_without_a_matching_nvml_device_falls_back_to_torch(fake_cuda: FakeNVML) -> None:

@@ -71,16 +71,21 @@ def test_latency_on_the_cpu_records_what_it_did(channels_last: bool) -> None:
     assert "5 iterations each timed" in lat.method and "no device sync needed (CPU)" in lat.method
 
 
-@pytest.mark.parametrize("allow", [True, False])
-def test_cuda_latency_record_states_tf32_convolutions(allow: bool) -> None:
+@pytest.mark.parametrize(
+    ("conv", "matmul", "dtype"),
+    [(True, False, "float32 (convolutions in TF32)"), (False, False, "float32"),
+     (True, True, "float32 (convolutions and matmuls in TF32)"), (False, True, "float32 (matmuls in TF32)")],
+)
+def test_cuda_latency_record_states_tf32(conv: bool, matmul: bool, dtype: str) -> None:
     """On CUDA, fp32 convolutions run in TF32 when cuDNN allows it (torch's default): say so."""
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
     try:
         lat = measure._summarise([1.0, 2.0, 3.0, 4.0, 5.0], Latency(iters=5), torch.device("cuda"), True, "GPU", True)
+        cpu = measure.fp32_kind(torch.device("cpu"))
     finally:
-        torch.backends.cudnn.allow_tf32 = saved
-    assert ("TF32" in lat.dtype) is allow and lat.dtype.startswith("float32")
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    assert lat.dtype == dtype and cpu == "float32"
     assert lat.median_ms == 3.0 and "torch.cuda.synchronize() before and after each" in lat.method
 
 

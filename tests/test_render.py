@@ -362,6 +362,9 @@ def test_tf32_rows_and_records_without_them() -> None:
     assert "cudnn_allow_tf32" not in audit["determinism"]  # the fixture predates the flags
     assert conv.format("not recorded") in text_of(audit) and matmul.format("not recorded") in text_of(audit)
     audit["determinism"].update(cudnn_allow_tf32=True, cuda_matmul_allow_tf32=False)
+    on_cpu = text_of(audit)  # the fixture is a CPU run: the flags changed nothing
+    assert conv.format("n/a on cpu (flag: yes)") in on_cpu and matmul.format("n/a on cpu (flag: no)") in on_cpu
+    audit["environment"]["device"] = "cuda:0"
     assert conv.format("yes") in text_of(audit) and matmul.format("no") in text_of(audit)
 
 
