@@ -50,10 +50,20 @@ class Environment:
     ram_gb: float
     os: str
     torch_threads: int
+    cpu_bf16_native: bool | None  # avx512_bf16 / amx_bf16: without them CPU bf16 autocast is emulated
     git_commit: str | None
     git_dirty: bool | None
     command: str
     cwd: str
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether the CPU advertises bf16 instructions (None where /proc/cpuinfo is absent)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def torchvision_version() -> str | None:
@@ -169,6 +179,7 @@ def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
         ram_gb=round(mem / 2**30, 1),
         os=platform.platform(),
         torch_threads=torch.get_num_threads(),
+        cpu_bf16_native=cpu_has_native_bf16(),
         git_commit=commit,
         git_dirty=dirty,
         command=shlex.join(argv if argv is not None else ["auditor", *sys.argv[1:]]),

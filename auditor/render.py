@@ -590,7 +590,8 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     fill = yesno(det.get("fill_uninitialized_memory"), unknown="not recorded")
     device = str(audit["environment"]["device"])
     tf32 = {k: _tf32_cell(det.get(k), device) for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}
-    return {"determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32}
+    bf16 = yesno(audit["environment"].get("cpu_bf16_native"), unknown="not recorded")
+    return {"determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32, "cpu_bf16": bf16}
 
 
 def _tf32_cell(flag: bool | None, device: str) -> str:
@@ -667,6 +668,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         ),
         "final_selection_acc": final["val_acc"] if final else None,
         "final_train_loss": final["train_loss"] if final else None,
+        "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         "confusion_align": "l" + "r" * (len(confusion_headers) - 1) if confusion_headers else "l",
     }
 

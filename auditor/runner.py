@@ -28,7 +28,7 @@ from auditor.errors import InvalidInput
 from auditor.measure import MB, measure
 from auditor.models import create_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
-from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit
+from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit, toggle_notes
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
@@ -175,6 +175,9 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     prepare_dirs(paths, resume)
     resume_from, resume_notes = find_resume_point(paths, spec, log) if resume else (None, [])
     env = environment.capture(device, argv)
+    notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
+    for note in notes:
+        log(f"note: {note}")
     torch.manual_seed(spec.seed)  # model init draws from the global generator
     model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
     files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
@@ -183,6 +186,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     measured = measure_run(spec, model, data, device, paths.ckpt_staging, env)
     audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes)
     audit["run"].update(
+        toggle_notes=notes,
         started_utc=started.isoformat(timespec="seconds"),
         finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
         wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,

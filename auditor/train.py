@@ -145,11 +145,22 @@ def build_scheduler(opt: torch.optim.Optimizer, train: TrainSpec, spe: int) -> t
 def check_device_support(train: TrainSpec, device: torch.device) -> None:
     """Raise InvalidInput for toggles the resolved device cannot run."""
     if device.type == "cpu" and train.amp == "fp16":
-        raise InvalidInput("train.amp: fp16 needs a CUDA device (GradScaler); use bf16 on CPU")
+        raise InvalidInput("train.amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInput(f"train.device: {device} requested but CUDA is not available here")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise InvalidInput(f"train.device: {device} does not exist ({torch.cuda.device_count()} GPUs)")
+
+
+def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool | None) -> list[str]:
+    """Warnings about toggles that run but cost far more than they look on this machine."""
+    notes = []
+    if device.type == "cpu" and train.amp == "bf16" and cpu_bf16_native is False:
+        notes.append(
+            "train.amp=bf16 on a CPU without bf16 instructions (avx512_bf16 / amx_bf16): autocast "
+            "emulates bf16, about 10x slower than fp32 on the machine of bench/RESULTS.md"
+        )
+    return notes
 
 
 # --- steps and epochs ---------------------------------------------------------

@@ -56,7 +56,7 @@ from torch import nn
 import auditor
 from auditor import repro
 from auditor.data import DataBundle, load_data, normalize, train_batches
-from auditor.environment import cpu_model, git_state, gpu_info
+from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info
 from auditor.models import create_model
 from auditor.spec import (
     DataSpec,
@@ -96,15 +96,6 @@ def loadavg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
-
-
-def cpu_has_native_bf16() -> bool | None:
-    """Whether the CPU advertises bf16 instructions (without them CPU autocast bf16 is emulated)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:

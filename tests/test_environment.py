@@ -92,6 +92,7 @@ def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: py
     assert env.device == "cpu" and env.gpu is None and env.torch_threads == torch.get_num_threads()
     assert (env.git_commit, env.git_dirty) == (None, None)
     assert env.command == "auditor run smoke" and env.cwd == str(tmp_path)
+    assert env.cpu_bf16_native is environment.cpu_has_native_bf16()
 
 
 def test_resolve_device() -> None:

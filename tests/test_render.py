@@ -368,6 +368,17 @@ def test_tf32_rows_and_records_without_them() -> None:
     assert conv.format("yes") in text_of(audit) and matmul.format("no") in text_of(audit)
 
 
+def test_toggle_notes_and_bf16_row_and_records_without_them() -> None:
+    audit = golden_audit()
+    row = "| CPU bf16 instructions (avx512_bf16 / amx_bf16) | {} |"
+    assert row.format("not recorded") in text_of(audit) and "Notes on the toggles" not in text_of(audit)
+    audit["environment"]["cpu_bf16_native"] = False
+    audit["run"]["toggle_notes"] = ["train.amp=bf16 on a CPU without bf16 instructions: slow"]
+    text = text_of(audit)
+    assert row.format("no") in text
+    assert "| Notes on the toggles | train.amp=bf16 on a CPU without bf16 instructions: slow |" in text
+
+
 def test_official_and_unofficial_provenance() -> None:
     text = text_of(cifar_audit([0.2470, 0.2435, 0.2616]))
     assert "| data_batch_1 | `ok` |" in text

@@ -12,7 +12,7 @@ from auditor.data import load_data
 from auditor.errors import InvalidInput
 from auditor.models import create_model
 from auditor.spec import Schedule, Spec, load_spec, resolved_dict, spec_hash
-from auditor.train import RunFiles, check_device_support, fit, lr_factor
+from auditor.train import RunFiles, check_device_support, fit, lr_factor, toggle_notes
 
 TINY = ["data.synthetic.train=300", "data.synthetic.test=100", "data.val_split=60",
         "train.epochs=2", "train.batch_size=64", "model.name=resnet8"]  # fmt: skip
@@ -220,3 +220,14 @@ def test_no_host_read_per_step(tmp_path: Path) -> None:
     assert spe_long >= 4 * spe_short and short == long and max(short) <= 4
     logged, _ = _host_reads_per_epoch(tmp_path / "c", "train.log_every_steps=2", "data.synthetic.train=1260")
     assert logged[0] == long[0] + spe_long // 2  # one loss read every 2 steps: the counter sees syncs
+
+
+def test_toggle_notes_warn_of_emulated_bf16_only() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    bf16 = tiny_spec("train.amp=bf16").train
+    [note] = toggle_notes(bf16, cpu, cpu_bf16_native=False)
+    assert "autocast emulates bf16" in note and "10x slower" in note
+    assert toggle_notes(bf16, cpu, cpu_bf16_native=True) == []
+    assert toggle_notes(bf16, cpu, cpu_bf16_native=None) == []  # unknown: no claim either way
+    assert toggle_notes(bf16, cuda, cpu_bf16_native=False) == []
+    assert toggle_notes(tiny_spec().train, cpu, cpu_bf16_native=False) == []

@@ -145,8 +145,11 @@ def test_cpu_toggles_and_resume_past_a_corrupted_checkpoint(tmp_path: Path) -> N
         tmp_path, "--set", "train.channels_last=true", "--set", "train.amp=bf16", "--kill-at", "13",
         env={ENV_CORRUPT_NEWEST: "1"},
     )  # fmt: skip
-    block, audit, _ = _evidence(tmp_path)
+    block, audit, sheet = _evidence(tmp_path)
     assert audit["spec"]["train"]["channels_last"] is True and audit["spec"]["train"]["amp"] == "bf16"
+    emulated = audit["environment"]["cpu_bf16_native"] is False  # this machine: no bf16 instructions
+    assert any("autocast emulates bf16" in n for n in audit["run"]["toggle_notes"]) is emulated
+    assert ("| Notes on the toggles | train.amp=bf16 on a CPU without bf16 instructions" in sheet) is emulated
     assert block["kill_at_step"] == 13 and block["kill_signal"] == "SIGKILL"
     assert block["resumed_from"] == "step-00000010.pt"
     assert any("corrupted step-00000012.pt" in n for n in block["notes"])
