@@ -367,12 +367,19 @@ def software_label(audit: dict[str, Any]) -> str:
     CUDA runs the GPU model, whatever its index.
     """
     env = audit.get("environment") or {}
+    versions = f"auditor {env.get('auditor') or 'unknown'}, torch {env.get('torch') or 'unknown'}"
+    return f"{versions}, {_device_label(env)}"
+
+
+def _device_label(env: dict[str, Any]) -> str:
+    """'cpu (MODEL, N threads)' or 'cuda (GPU MODEL)' from an environment record."""
     device = str(env.get("device") or "unknown device").split(":")[0]
     if isinstance(env.get("gpu"), dict):  # environment.GPUInfo as recorded
-        device += f" ({env['gpu'].get('name')})"
-    elif device == "cpu":
-        device += f" ({env.get('cpu_model') or 'unknown model'}, {env.get('torch_threads') or '?'} threads)"
-    return f"auditor {env.get('auditor') or 'unknown'}, torch {env.get('torch') or 'unknown'}, {device}"
+        return f"{device} ({env['gpu'].get('name')})"
+    if device == "cpu":
+        threads = env.get("torch_threads") or "?"
+        return f"{device} ({env.get('cpu_model') or 'unknown model'}, {threads} threads)"
+    return device
 
 
 def version_change(audit: dict[str, Any]) -> str | None:
@@ -393,11 +400,29 @@ def mixed_software(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
     return by_label if len(by_label) > 1 else {}
 
 
+def device_change(audit: dict[str, Any], run: PlannedRun) -> str | None:
+    """How the device that made a finished run differs from the one it would run on now, if it does."""
+    import torch
+
+    from auditor.environment import cpu_model, gpu_info, resolve_device
+
+    device = resolve_device(run.spec.train.device)
+    gpu = gpu_info(device) if device.type == "cuda" and torch.cuda.is_available() else None
+    now = _device_label({
+        "device": str(device), "gpu": vars(gpu) if gpu else None, "cpu_model": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
+    })  # fmt: skip
+    then = _device_label(audit.get("environment") or {})
+    return None if then == now else f"{then} (now {now})"
+
+
 def skip_label(out: Path, run: PlannedRun) -> str:
-    """How the plan shows a finished run it skips; names any software change since it ran."""
+    """How the plan shows a finished run it skips; names any software or device change since it ran."""
     audit = _read_json(report_dir(out, run.name) / "audit.json") or {}
-    change = version_change(audit)
-    return f"skip (finished with {change}; delete its report to re-run)" if change else "skip (finished)"
+    changes = [c for c in (version_change(audit), device_change(audit, run)) if c]
+    if not changes:
+        return "skip (finished)"
+    return f"skip (finished with {', '.join(changes)}; delete its report to re-run)"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -357,28 +357,35 @@ def test_runs_made_by_other_software_are_named(
     tiny_out: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     root, _ = tiny_out
-    path = root / "out" / "reports" / "tiny-constant-s1" / "audit.json"
-    saved = path.read_text()
-    audit = json.loads(saved)
-    audit["environment"]["auditor"] = "0.1.0"
-    path.write_text(json.dumps(audit))
+    reports = root / "out" / "reports"
+    edits = {"tiny-constant-s1": ("auditor", "0.1.0"), "tiny-cosine-s1": ("cpu_model", "Other CPU")}
+    saved = {run: (reports / run / "audit.json").read_text() for run in edits}
+    for run, (key, value) in edits.items():
+        audit = json.loads(saved[run])
+        audit["environment"][key] = value
+        (reports / run / "audit.json").write_text(json.dumps(audit))
     try:
         plan = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=root)
         render = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root)
-        page = (root / "out" / "reports" / "tiny" / "ABLATIONS.md").read_text()
+        page = (reports / "tiny" / "ABLATIONS.md").read_text()
     finally:
-        path.write_text(saved)
+        for run, text in saved.items():
+            (reports / run / "audit.json").write_text(text)
         assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root).returncode == 0
     assert plan.returncode == 0 and render.returncode == 0, plan.stderr + render.stderr
+    env = json.loads((reports / "tiny-cosine-s0" / "audit.json").read_text())["environment"]
+    cpu = f"cpu ({env['cpu_model']}, {env['torch_threads']} threads)"
     lines = {ln.split()[0]: ln for ln in plan.stdout.splitlines() if ln.startswith("tiny-")}
-    changed = f"[skip (finished with auditor 0.1.0 (now {auditor.__version__}); delete its report to re-run)]"
-    assert changed in lines.pop("tiny-constant-s1")
-    assert all("[skip (finished)]" in ln for ln in lines.values()) and len(lines) == 3
-    assert "note: the runs were made with 2 different software versions or devices" in render.stdout
+    redo = "delete its report to re-run)]"
+    assert f"[skip (finished with auditor 0.1.0 (now {auditor.__version__}); {redo}" in lines.pop("tiny-constant-s1")
+    moved = f"cpu (Other CPU, {env['torch_threads']} threads) (now {cpu})"
+    assert f"[skip (finished with {moved}; {redo}" in lines.pop("tiny-cosine-s1")
+    assert all("[skip (finished)]" in ln for ln in lines.values()) and len(lines) == 2
+    assert "note: the runs were made with 3 different software versions or devices" in render.stdout
     section = page.split("### Runs made with different software or devices")[1].split("##")[0]
-    cpu = f"cpu ({audit['environment']['cpu_model']}, {audit['environment']['torch_threads']} threads)"
-    now = f"auditor {auditor.__version__}, torch {torch.__version__}, {cpu}"
-    assert f"- {now}: `tiny-cosine-s0`, `tiny-cosine-s1`, `tiny-constant-s0`" in section
+    now = f"auditor {auditor.__version__}, torch {torch.__version__}"
+    assert f"- {now}, {cpu}: `tiny-cosine-s0`, `tiny-constant-s0`" in section
+    assert f"- {now}, cpu (Other CPU, {env['torch_threads']} threads): `tiny-cosine-s1`" in section
     assert f"- auditor 0.1.0, torch {torch.__version__}, {cpu}: `tiny-constant-s1`" in section
 
 
