@@ -1354,18 +1354,108 @@ def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 
     return None
 
 
+def render_saved(a: argparse.Namespace) -> int:
+    """--render-json: rebuild RESULTS.md from saved reports; measure nothing."""
+    reports = [json.loads(p.read_text()) for p in a.render_json]
+    for r in reports:
+        pool_ceilings(r.get("throughput", []))
+    write_results(reports, append=a.append_results)
+    print(f"wrote {RESULTS_MD}")
+    return 0
+
+
+def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, Any]:
+    """The report skeleton: command, machine, and a warning when the machine is busy right now."""
+    report: dict[str, Any] = {
+        "command": shlex.join(["python", "bench/throughput.py", *raw]),
+        "machine": machine_info(device), "device": str(device), "throughput": [], "notes": [],
+    }  # fmt: skip
+    m = report["machine"]
+    print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
+          f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
+    if (warning := busy_warning(m["loadavg_start"], quiet=quiet)) is not None:
+        print("WARNING: " + warning)
+        report["notes"].append(warning)
+    return report
+
+
+def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[Setup]:
+    """One Setup per (thread count, model), with torch's thread count set while it is in use."""
+    data_spec = bench_data_spec(None if a.synthetic else a.data_root)
+    data = load_data(data_spec, SEED)
+    workers = default_workers() if a.workers is None else a.workers
+    default_threads = torch.get_num_threads()
+    try:
+        for threads in a.threads or [default_threads]:
+            torch.set_num_threads(threads)
+            for name in a.model:
+                yield Setup(
+                    model=name, device=device, batch_size=a.batch_size,
+                    steps=a.steps or DEFAULT_STEPS.get(name, FALLBACK_STEPS),
+                    repeats=a.repeats or DEFAULT_REPEATS.get(name, FALLBACK_REPEATS), warmup=a.warmup,
+                    workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data),
+                    ckpt_dir=ckpt, det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
+                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
+                )  # fmt: skip
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def throughput_sections(
+    a: argparse.Namespace, device: torch.device, configs: list[Config], report: dict[str, Any]
+) -> None:
+    """Every throughput section (and its profile), then the run-wide GEMM ceiling pooling."""
+    with tempfile.TemporaryDirectory(prefix="auditor-bench-ckpt-") as ckpt:
+        for s in setups(a, device, Path(ckpt)):
+            res = throughput(s, configs, check_determinism=a.matrix)
+            report["throughput"].append(res)
+            print_throughput(res)
+            for cfg in PROFILED_CONFIGS if a.profile else []:
+                report.setdefault("profile", []).append(profile_auditor(s, cfg))
+                print_lines(profile_lines(report["profile"][-1:]))
+    pool_ceilings(report["throughput"])
+
+
+def print_lines(lines: list[str]) -> None:
+    """Indented under the section heading printed before."""
+    for line in lines:
+        print("   " + line)
+
+
+def other_sections(a: argparse.Namespace, device: torch.device, report: dict[str, Any]) -> None:
+    """Auditing overhead and the latency method check, when asked for."""
+    quiet = Quiet(a.quiet_threshold, a.wait_quiet_s)
+    if a.overhead:
+        print("\n== auditing overhead (subprocesses, torch's default thread count)")
+        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print, quiet)
+        print_lines(overhead_lines(report["overhead"]))
+    if a.latency_check:
+        print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
+        report["latency"] = [latency_check(n, device, a.latency_rounds, quiet) for n in a.model]
+        print_lines(latency_lines(report["latency"]))
+
+
+def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Print the targets, then write the JSON and RESULTS.md as asked."""
+    report["loadavg_end"] = loadavg()
+    if (targets := targets_lines(report)):
+        print("\n== against the targets (reported, not asserted)")
+        print_lines(targets)
+    print(f"\nload average at end: {report['loadavg_end']}")
+    if a.json:
+        a.json.write_text(json.dumps(report, indent=2, default=str))
+    if a.write_results or a.append_results:
+        write_results([report], append=a.append_results and not a.write_results)
+        print(f"wrote {RESULTS_MD}")
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["--overhead-child"]:
         return overhead_child(raw[1:])
     a = parse_args(raw)
     if a.render_json:
-        reports = [json.loads(p.read_text()) for p in a.render_json]
-        for r in reports:
-            pool_ceilings(r.get("throughput", []))
-        write_results(reports, append=a.append_results)
-        print(f"wrote {RESULTS_MD}")
-        return 0
+        return render_saved(a)
     if (problem := argument_problem(a)) is not None:
         print(f"{problem}; nothing measured", file=sys.stderr)
         return 2
@@ -1377,64 +1467,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
-    default_threads = torch.get_num_threads()
-    report: dict[str, Any] = {
-        "command": shlex.join(["python", "bench/throughput.py", *raw]),
-        "machine": machine_info(device), "device": str(device), "throughput": [], "notes": [],
-    }  # fmt: skip
-    m = report["machine"]
-    print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
-          f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
-    if (warning := busy_warning(m["loadavg_start"], quiet=a.quiet_threshold)) is not None:
-        print("WARNING: " + warning)
-        report["notes"].append(warning)
-    data_spec = bench_data_spec(None if a.synthetic else a.data_root)
-    data = load_data(data_spec, SEED)
-    workers = default_workers() if a.workers is None else a.workers
-    with tempfile.TemporaryDirectory(prefix="auditor-bench-ckpt-") as ckpt:
-        for threads in a.threads or [default_threads]:
-            torch.set_num_threads(threads)
-            for name in a.model:
-                s = Setup(
-                    model=name, device=device, batch_size=a.batch_size,
-                    steps=a.steps or DEFAULT_STEPS.get(name, FALLBACK_STEPS),
-                    repeats=a.repeats or DEFAULT_REPEATS.get(name, FALLBACK_REPEATS), warmup=a.warmup,
-                    workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data),
-                    ckpt_dir=Path(ckpt), det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
-                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
-                )  # fmt: skip
-                res = throughput(s, configs, check_determinism=a.matrix)
-                report["throughput"].append(res)
-                print_throughput(res)
-                if a.profile:
-                    for cfg in PROFILED_CONFIGS:
-                        report.setdefault("profile", []).append(profile_auditor(s, cfg))
-                        for line in profile_lines(report["profile"][-1:]):
-                            print("   " + line)
-    torch.set_num_threads(default_threads)
-    pool_ceilings(report["throughput"])
-    if a.overhead:
-        print("\n== auditing overhead (subprocesses, torch's default thread count)")
-        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print, Quiet(a.quiet_threshold, a.wait_quiet_s))
-        for line in overhead_lines(report["overhead"]):
-            print("   " + line)
-    if a.latency_check:
-        print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
-        quiet = Quiet(a.quiet_threshold, a.wait_quiet_s)
-        report["latency"] = [latency_check(n, device, a.latency_rounds, quiet) for n in a.model]
-        for line in latency_lines(report["latency"]):
-            print("   " + line)
-    report["loadavg_end"] = loadavg()
-    if (targets := targets_lines(report)):
-        print("\n== against the targets (reported, not asserted)")
-        for line in targets:
-            print("   " + line)
-    print(f"\nload average at end: {report['loadavg_end']}")
-    if a.json:
-        a.json.write_text(json.dumps(report, indent=2, default=str))
-    if a.write_results or a.append_results:
-        write_results([report], append=a.append_results and not a.write_results)
-        print(f"wrote {RESULTS_MD}")
+    report = new_report(raw, device, a.quiet_threshold)
+    throughput_sections(a, device, configs, report)
+    other_sections(a, device, report)
+    finish(a, report)
     return 0
 
 
