@@ -339,25 +339,25 @@ def report_dir(out: Path, run: str) -> Path:
     return out / "reports" / run
 
 
-def run_state(out: Path, run: PlannedRun) -> str:
-    """'finished' (same spec hash), 'resume' (interrupted staging dir), 'rejudge' (finished under a
-    spec that differs only outside training: `--resume` re-measures and re-judges it without
-    training), 'stale' or 'new'."""
+def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
+    """(state, the run's audit.json or None), read once. The state is 'finished' (same spec hash),
+    'resume' (interrupted staging dir), 'rejudge' (finished under a spec that differs only outside
+    training: `--resume` re-measures and re-judges it without training), 'stale' or 'new'."""
     from auditor.audit import run_paths  # lazily: it imports torch, which a plan does not need
 
     paths = run_paths(out, run.name)
     audit = _read_json(paths.reports / "audit.json")
     if audit is not None and audit.get("spec_hash") == run.spec_hash:
-        return "finished"
+        return "finished", audit
     if paths.ckpt_staging.is_dir():
-        return "resume"
+        return "resume", audit
     if audit is None:
-        return "new"
+        return "new", audit
     # Re-judging resumes from last.pt: a run without one (diverged early, checkpoints
     # deleted) or one that diverged (the resume would train its last epoch again) re-runs.
     diverged = audit.get("run", {}).get("status") == "diverged"
     rejudge = same_training(audit.get("spec"), run.spec) and paths.last_checkpoint.is_file() and not diverged
-    return "rejudge" if rejudge else "stale"
+    return ("rejudge" if rejudge else "stale"), audit
 
 
 def software_label(audit: dict[str, Any]) -> str:
@@ -367,12 +367,13 @@ def software_label(audit: dict[str, Any]) -> str:
     CUDA runs the GPU model, whatever its index.
     """
     env = audit.get("environment") or {}
-    versions = f"auditor {env.get('auditor') or 'unknown'}, torch {env.get('torch') or 'unknown'}"
-    return f"{versions}, {_device_label(env)}"
+    return f"auditor {_part(env, 'auditor')}, torch {_part(env, 'torch')}, {_part(env, 'device')}"
 
 
-def _device_label(env: dict[str, Any]) -> str:
-    """'cpu (MODEL, N threads)' or 'cuda (GPU MODEL)' from an environment record."""
+def _part(env: dict[str, Any], key: str) -> str:
+    """One fact of an environment record that a run's numerics depend on: a version or the device."""
+    if key != "device":
+        return str(env.get(key) or "unknown")
     device = str(env.get("device") or "unknown device").split(":")[0]
     if isinstance(env.get("gpu"), dict):  # environment.GPUInfo as recorded
         return f"{device} ({env['gpu'].get('name')})"
@@ -382,13 +383,17 @@ def _device_label(env: dict[str, Any]) -> str:
     return device
 
 
+def _changes(then: dict[str, Any], now: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """'KEY THEN (now NOW)' for each fact that differs between two environment records."""
+    changed = [(k, _part(then, k), _part(now, k)) for k in keys]
+    return [f"{a} (now {b})" if k == "device" else f"{k} {a} (now {b})" for k, a, b in changed if a != b]
+
+
 def version_change(audit: dict[str, Any]) -> str | None:
     """How the auditor/torch versions that made a finished run differ from this one's, if they do."""
     from auditor.environment import software_versions  # lazily: it imports torch
 
-    env, now = audit.get("environment") or {}, software_versions()
-    changed = [f"{k} {env.get(k) or 'unknown'} (now {v})" for k, v in now.items() if env.get(k) != v]
-    return ", ".join(changed) or None
+    return ", ".join(_changes(audit.get("environment") or {}, software_versions(), ("auditor", "torch"))) or None
 
 
 def mixed_software(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -400,26 +405,27 @@ def mixed_software(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
     return by_label if len(by_label) > 1 else {}
 
 
-def device_change(audit: dict[str, Any], run: PlannedRun) -> str | None:
-    """How the device that made a finished run differs from the one it would run on now, if it does."""
+def this_machine(plan: Plan) -> dict[str, dict[str, Any]]:
+    """This machine's environment facts, as a run records them, per train.device the plan names.
+
+    Probed once per plan (NVML, /proc/cpuinfo), not once per run.
+    """
     import torch
 
-    from auditor.environment import cpu_model, gpu_info, resolve_device
+    from auditor.environment import cpu_model, gpu_info, resolve_device, software_versions
 
-    device = resolve_device(run.spec.train.device)
-    gpu = gpu_info(device) if device.type == "cuda" and torch.cuda.is_available() else None
-    now = _device_label({
-        "device": str(device), "gpu": vars(gpu) if gpu else None, "cpu_model": cpu_model(),
-        "torch_threads": torch.get_num_threads(),
-    })  # fmt: skip
-    then = _device_label(audit.get("environment") or {})
-    return None if then == now else f"{then} (now {now})"
+    common = {**software_versions(), "cpu_model": cpu_model(), "torch_threads": torch.get_num_threads()}
+    facts = {}
+    for name in {r.spec.train.device for r in plan.runs}:
+        device = resolve_device(name)
+        gpu = gpu_info(device) if device.type == "cuda" and torch.cuda.is_available() else None
+        facts[name] = {**common, "device": str(device), "gpu": vars(gpu) if gpu else None}
+    return facts
 
 
-def skip_label(out: Path, run: PlannedRun) -> str:
+def skip_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
     """How the plan shows a finished run it skips; names any software or device change since it ran."""
-    audit = _read_json(report_dir(out, run.name) / "audit.json") or {}
-    changes = [c for c in (version_change(audit), device_change(audit, run)) if c]
+    changes = _changes(audit.get("environment") or {}, now, ("auditor", "torch", "device"))
     if not changes:
         return "skip (finished)"
     return f"skip (finished with {', '.join(changes)}; delete its report to re-run)"
@@ -768,9 +774,10 @@ def print_plan(plan: Plan, out: Path) -> None:
     _print(f"# {len(plan.runs)} runs: {len(plan.variants)} variants x {len(plan.seeds)} seeds; out: {out}")
     for w in plan.warnings:
         _print(f"# note: {w}")
+    now = this_machine(plan)
     for r in plan.runs:
-        state = run_state(out, r)
-        label = skip_label(out, r) if state == "finished" else {
+        state, audit = run_state(out, r)
+        label = skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
             "resume": "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)",
             "stale": "run (replaces a run of a different spec)", "new": "run",
@@ -783,12 +790,12 @@ def print_plan(plan: Plan, out: Path) -> None:
 
 def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
     """Run every pair in order (one process each); skip finished ones; resume interrupted ones."""
-    total, failed_criteria = len(plan.runs), []
+    total, failed_criteria, now = len(plan.runs), [], this_machine(plan)
     for i, r in enumerate(plan.runs, 1):
         head = f"[{i}/{total}] {r.name}"
-        state = run_state(out, r)
+        state, audit = run_state(out, r)
         if state == "finished":
-            _print(f"{head}: {skip_label(out, r)}")
+            _print(f"{head}: {skip_label(audit or {}, now[r.spec.train.device])}")
             continue
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         _print(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
@@ -807,7 +814,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         if rc == EXIT_INTERRUPTED or rc < 0:
             _print(f"{head}: interrupted (exit {rc}); continue with: {relaunch}")
             return EXIT_INTERRUPTED
-        if run_state(out, r) != "finished":  # rc 1 from a crash leaves no audit.json
+        if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
             print(f"auditor ablate: error: {r.name}: `auditor run` exited {rc} without a finished report; "
                   "stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
             return rc or 1
@@ -856,6 +863,6 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         _print(f"note: {missing} planned runs have no finished report yet (listed on the page)")
     if record.get("mixed_software"):
         _print(f"note: the runs were made with {len(record['mixed_software'])} different software versions "
-               "or devices; their last bits are not comparable (listed on the page)")  # fmt: skip
+               "or devices; their last bits may differ (listed on the page)")  # fmt: skip
     _print(f"ablation page: {page}")
     return 0

@@ -187,6 +187,17 @@ def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
     )
 
 
+def cuda_problem(device: torch.device) -> str | None:
+    """Why a CUDA `device` cannot be used here ('requested but ...', 'does not exist ...'), or None."""
+    if device.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return "requested but CUDA is not available here"
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        return f"does not exist ({torch.cuda.device_count()} GPUs)"
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` -> cuda when available, else cpu; otherwise the named device."""
     if name == "auto":

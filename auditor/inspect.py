@@ -43,10 +43,8 @@ def _device(name: str) -> torch.device:
         device = environment.resolve_device(name)
     except RuntimeError as exc:
         raise InvalidInput(f"--device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInput(f"--device: {name} requested but CUDA is not available here")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InvalidInput(f"--device: {name} does not exist ({torch.cuda.device_count()} GPUs)")
+    if (problem := environment.cuda_problem(device)) is not None:
+        raise InvalidInput(f"--device: {name} {problem}")
     return device
 
 

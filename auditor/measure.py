@@ -22,6 +22,7 @@ from torch import nn
 
 from auditor import checkpoint
 from auditor.models import count_parameters
+from auditor.repro import tf32_flags
 from auditor.spec import Latency, MeasureSpec, TrainSpec
 from auditor.train import evaluate
 
@@ -125,8 +126,7 @@ def fp32_kind(device: torch.device) -> str:
     """'float32', or which fp32 ops CUDA runs in TF32 (cuDNN convolutions by torch's default)."""
     if device.type != "cuda":
         return "float32"
-    flags = {"convolutions": torch.backends.cudnn.allow_tf32, "matmuls": torch.backends.cuda.matmul.allow_tf32}
-    tf32 = [name for name, on in flags.items() if on]
+    tf32 = [name for name, on in zip(("convolutions", "matmuls"), tf32_flags(), strict=True) if on]
     return f"float32 ({' and '.join(tf32)} in TF32)" if tf32 else "float32"
 
 

@@ -67,8 +67,14 @@ def enforce(seed: int, spec: Determinism) -> DeterminismState:
     return read_state(seed, enabled, cuda_was_up)
 
 
+def tf32_flags() -> tuple[bool, bool]:
+    """(cuDNN convolutions, cuBLAS matmuls) run fp32 work in TF32 on CUDA, as torch is set now."""
+    return bool(torch.backends.cudnn.allow_tf32), bool(torch.backends.cuda.matmul.allow_tf32)
+
+
 def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False) -> DeterminismState:
     """Read the determinism flags back from torch and the environment."""
+    conv_tf32, matmul_tf32 = tf32_flags()
     return DeterminismState(
         seed=seed,
         requested=requested,
@@ -80,8 +86,8 @@ def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False
         torch_threads=torch.get_num_threads(),
         interop_threads=torch.get_num_interop_threads(),
         cuda_initialized_before=cuda_initialized_before,
-        cudnn_allow_tf32=bool(torch.backends.cudnn.allow_tf32),
-        cuda_matmul_allow_tf32=bool(torch.backends.cuda.matmul.allow_tf32),
+        cudnn_allow_tf32=conv_tf32,
+        cuda_matmul_allow_tf32=matmul_tf32,
     )
 
 

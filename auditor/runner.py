@@ -177,16 +177,15 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     env = environment.capture(device, argv)
     notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
     for note in notes:
-        log(f"note: {note}")
+        log(f"note: {note}")  # said before training, as well as in the sheet
     torch.manual_seed(spec.seed)  # model init draws from the global generator
     model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
     files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
     result = fit(spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log)
     t_measure = time.perf_counter()
     measured = measure_run(spec, model, data, device, paths.ckpt_staging, env)
-    audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes)
+    audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes)
     audit["run"].update(
-        toggle_notes=notes,
         started_utc=started.isoformat(timespec="seconds"),
         finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
         wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
@@ -261,7 +260,7 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
 def assemble(
     spec: Spec, spec_path: str, paths: RunPaths, det: repro.DeterminismState,
     env: environment.Environment, data: DataBundle, result: TrainResult,
-    measured: dict[str, Any], resume_notes: list[str],
+    measured: dict[str, Any], resume_notes: list[str], toggle_notes: list[str],
 ) -> dict[str, Any]:
     """The audit record: everything the sheet and `check` read."""
     metrics = _metrics(result, measured, data.provenance.official)
@@ -276,7 +275,7 @@ def assemble(
             "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": Path(result.resumed_from).name if result.resumed_from else None,
-            "resume_notes": resume_notes,
+            "resume_notes": resume_notes, "toggle_notes": toggle_notes,
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -25,7 +25,7 @@ from torch import nn
 
 from auditor import checkpoint
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
-from auditor.environment import software_versions
+from auditor.environment import cuda_problem, software_versions
 from auditor.errors import InvalidInput
 from auditor.spec import DataSpec, Schedule, TrainSpec
 
@@ -146,10 +146,8 @@ def check_device_support(train: TrainSpec, device: torch.device) -> None:
     """Raise InvalidInput for toggles the resolved device cannot run."""
     if device.type == "cpu" and train.amp == "fp16":
         raise InvalidInput("train.amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInput(f"train.device: {device} requested but CUDA is not available here")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InvalidInput(f"train.device: {device} does not exist ({torch.cuda.device_count()} GPUs)")
+    if (problem := cuda_problem(device)) is not None:
+        raise InvalidInput(f"train.device: {device} {problem}")
 
 
 def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool | None) -> list[str]:

@@ -729,7 +729,7 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
         "torch_threads": torch.get_num_threads(), "max_repeat_s": s.max_repeat_s, "quiet": s.quiet,
         "retries": s.retries,
         "loadavg_before": load_before, "loadavg_after": load_after, "rows": rows, "ceiling": ceiling,
-        "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32},
+        "tf32": dict(zip(("cudnn", "matmul"), repro.tf32_flags(), strict=True)),
     }  # fmt: skip
 
 
@@ -1084,7 +1084,7 @@ def auditing_only(b: dict[str, Any]) -> dict[str, float]:
 # --- latency method check -----------------------------------------------------------
 
 
-def latency_check(model_name: str, device: torch.device, rounds: int,
+def latency_check(model_name: str, device: torch.device, device_name: str, rounds: int,
                   quiet: Quiet | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """auditor.measure.latency with the spec's defaults vs torch.utils.benchmark's blocked_autorange, alternating."""
     from torch.utils import benchmark
@@ -1100,11 +1100,10 @@ def latency_check(model_name: str, device: torch.device, rounds: int,
     ours, theirs, busy = [], [], []
     quiet = quiet or Quiet()
     meter = ForeignCpu()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     for _ in range(rounds):
         wait_for_quiet(quiet.share, quiet.wait_s, log)
         meter.start()
-        r = latency(model, spec, device, channels_last, name)
+        r = latency(model, spec, device, channels_last, device_name)
         ours.append(r.median_ms)
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
         with torch.inference_mode():
@@ -1431,7 +1430,8 @@ def other_sections(a: argparse.Namespace, device: torch.device, report: dict[str
         print_lines(overhead_lines(report["overhead"]))
     if a.latency_check:
         print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
-        report["latency"] = [latency_check(n, device, a.latency_rounds, quiet) for n in a.model]
+        name = report["machine"]["gpu"] or report["machine"]["cpu_model"]  # as the sheet names the device
+        report["latency"] = [latency_check(n, device, name, a.latency_rounds, quiet) for n in a.model]
         print_lines(latency_lines(report["latency"]))
 
 
