@@ -57,7 +57,7 @@ import auditor
 from auditor import repro
 from auditor.data import DataBundle, load_data, normalize, train_batches
 from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info
-from auditor.models import create_model
+from auditor.models import create_model, list_models
 from auditor.spec import (
     DataSpec,
     Determinism,
@@ -1274,37 +1274,52 @@ def write_results(reports: list[dict[str, Any]], path: Path = RESULTS_MD, append
 # --- CLI ----------------------------------------------------------------------------
 
 
+def at_least(kind: Callable[[str], Any], minimum: float, strict: bool = False) -> Callable[[str], Any]:
+    """An argparse type: `kind(text)`, at least `minimum` (above it when `strict`); argparse turns
+    the ValueError into a usage message and exit code 2."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < minimum or (strict and value == minimum):
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = f"{kind.__name__} {'>' if strict else '>='} {minimum:g}"  # argparse's name for the type
+    return parse
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", nargs="+", default=None, help="model name(s) (default resnet20; --all: resnet20 resnet18)")
+    p.add_argument("--model", nargs="+", default=None, choices=list_models(), metavar="MODEL",
+                   help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default: resnet20 5, resnet18 3)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per pipeline before timing")
-    p.add_argument("--max-repeat-s", type=float, default=30.0,
+    p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4)")
+    p.add_argument("--repeats", type=at_least(int, 1), default=None, help="timed repeats (default: resnet20 5, resnet18 3)")
+    p.add_argument("--warmup", type=at_least(int, 0), default=2, help="untimed warm-up steps per pipeline before timing")
+    p.add_argument("--max-repeat-s", type=at_least(float, 0, strict=True), default=30.0,
                    help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
-    p.add_argument("--quiet-threshold", type=float, default=0.05,
+    p.add_argument("--quiet-threshold", type=at_least(float, 0), default=0.05,
                    help="discard and rerun a repeat during which other processes used more than this share of the CPU")
-    p.add_argument("--retries", type=int, default=2, help="reruns of a disturbed repeat before it is kept anyway")
-    p.add_argument("--wait-quiet-s", type=float, default=120.0,
+    p.add_argument("--retries", type=at_least(int, 0), default=2, help="reruns of a disturbed repeat before it is kept anyway")
+    p.add_argument("--wait-quiet-s", type=at_least(float, 0), default=120.0,
                    help="before a rerun, an overhead run or a latency round, wait up to this long for other processes to stop")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
-    p.add_argument("--threads", type=int, nargs="+", default=None,
+    p.add_argument("--batch-size", type=at_least(int, 1), default=128)
+    p.add_argument("--workers", type=at_least(int, 0), default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
+    p.add_argument("--threads", type=at_least(int, 1), nargs="+", default=None,
                    help="torch.set_num_threads value(s); each gets its own throughput section (default: torch's)")
-    p.add_argument("--data-root", type=Path, default=SUBSET, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help=f"folder holding cifar-10-batches-py/ (default: {SUBSET} when present, else synthetic)")
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     p.add_argument("--matrix", action="store_true", help="toggle matrix for (b), with bitwise determinism checks")
     p.add_argument("--diagnostics", action="store_true", help="matrix: also foreach SGD and oneDNN off")
     p.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
                    help='matrix: only these rows besides the default, e.g. --rows "determinism off"')
-    p.add_argument("--det-steps", type=int, default=3, help="steps of each twin run in the determinism checks")
+    p.add_argument("--det-steps", type=at_least(int, 1), default=3, help="steps of each twin run in the determinism checks")
     p.add_argument("--overhead", action="store_true", help="auditing overhead of `auditor run` (smoke, subset)")
-    p.add_argument("--overhead-epochs", type=int, default=8, help="epochs of the subset overhead run")
+    p.add_argument("--overhead-epochs", type=at_least(int, 1), default=8, help="epochs of the subset overhead run")
     p.add_argument("--no-breakdown", action="store_true", help="overhead: skip the instrumented second run")
     p.add_argument("--profile", action="store_true", help="torch.profiler over a few steps of (b): where its time goes")
     p.add_argument("--latency-check", action="store_true", help="auditor.measure.latency vs torch.utils.benchmark")
-    p.add_argument("--latency-rounds", type=int, default=5, help="alternating rounds of the two latency methods")
+    p.add_argument("--latency-rounds", type=at_least(int, 1), default=5, help="alternating rounds of the two latency methods")
     p.add_argument("--all", action="store_true", help="--matrix --profile --overhead --latency-check")
     p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_MD.relative_to(REPO)} (replacing it)")
     p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_MD.relative_to(REPO)}")
@@ -1323,6 +1338,8 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     """What is wrong with the arguments before anything is measured, or None."""
     if a.rows is not None and not a.matrix:
         return "--rows picks rows of the toggle matrix: add --matrix (or --all)"
+    if a.data_root is not None and not (a.data_root / "cifar-10-batches-py").is_dir():
+        return f"--data-root {a.data_root}: no cifar-10-batches-py/ folder there"
     try:
         device = torch.device(a.device)
     except RuntimeError:
@@ -1380,7 +1397,7 @@ def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, 
 
 def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[Setup]:
     """One Setup per (thread count, model), with torch's thread count set while it is in use."""
-    data_spec = bench_data_spec(None if a.synthetic else a.data_root)
+    data_spec = bench_data_spec(None if a.synthetic else a.data_root or SUBSET)
     data = load_data(data_spec, SEED)
     workers = default_workers() if a.workers is None else a.workers
     default_threads = torch.get_num_threads()

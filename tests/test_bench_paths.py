@@ -261,7 +261,15 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--device", "gpu"], "--device gpu: not a device (cpu, cuda or cuda:N)"),
      (["--device", "meta"], "--device meta: only cpu and cuda are benchmarked"),
      (["--rows", "determinism off"], "--rows picks rows of the toggle matrix: add --matrix"),
-     (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'")],
+     (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'"),
+     (["--data-root", "/nonexistent"], "--data-root /nonexistent: no cifar-10-batches-py/ folder there"),
+     (["--model", "bogus"], "argument --model: invalid choice: 'bogus'"),
+     (["--steps", "0"], "argument --steps: invalid int >= 1 value: '0'"),
+     (["--repeats", "-1"], "argument --repeats: invalid int >= 1 value: '-1'"),
+     (["--threads", "0"], "argument --threads: invalid int >= 1 value: '0'"),
+     (["--batch-size", "0"], "argument --batch-size: invalid int >= 1 value: '0'"),
+     (["--workers", "-1"], "argument --workers: invalid int >= 0 value: '-1'"),
+     (["--max-repeat-s", "0"], "argument --max-repeat-s: invalid float > 0 value: '0'")],
 )
 def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: str) -> None:
     if args[:2] == ["--device", "cuda"] and torch.cuda.is_available():
