@@ -48,6 +48,8 @@ from auditor.spec import (
 )
 
 REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
+DIVERGED = "diverged"  # the run status that fails a run whatever its criteria say
+DIVERGED_DETAIL = "training diverged: a diverged run fails whatever its criteria say"
 MeasuredValue = float | str | bool | None
 
 # Decimals shown per unit (NUMERIC_METRICS values); others fall back to repr.
@@ -232,23 +234,29 @@ def _unusual(r: CriterionResult) -> bool:
     return isinstance(m, str) != (r.metric in CATEGORICAL_METRICS)
 
 
-def render_lines(results: list[CriterionResult]) -> list[str]:
-    """One `PASS|FAIL  metric expr  (measured X)` line each, then a summary line."""
+def render_lines(results: list[CriterionResult], status: str | None = None) -> list[str]:
+    """One `PASS|FAIL  metric expr  (measured X)` line each, then a summary line.
+
+    With the run's `status`, a diverged run gets a FAIL line of its own: it
+    fails whatever its criteria say (see `verdict`).
+    """
     lines = []
     for r in results:
-        status = "PASS" if r.passed else "FAIL"
+        status_word = "PASS" if r.passed else "FAIL"
         # Missing, NaN or wrong-typed values: the detail says why it failed.
         why = r.detail if _unusual(r) else f"measured {_shown(r)}"
-        lines.append(f"{status}  {r.metric} {r.expr}  ({why})")
-    lines.append(summary_line(results))
+        lines.append(f"{status_word}  {r.metric} {r.expr}  ({why})")
+    if status == DIVERGED:
+        lines.append(f"FAIL  {DIVERGED_DETAIL}")
+    lines.append(summary_line(results, status))
     return lines
 
 
-def summary_line(results: list[CriterionResult]) -> str:
-    """`N/M criteria passed: PASS|FAIL`."""
+def summary_line(results: list[CriterionResult], status: str | None = None) -> str:
+    """`N/M criteria passed: PASS|FAIL`, naming a diverged run when `status` says so."""
     n_pass = sum(r.passed for r in results)
-    verdict = "PASS" if overall(results) else "FAIL"
-    return f"{n_pass}/{len(results)} criteria passed: {verdict}"
+    diverged = "; training diverged" if status == DIVERGED else ""
+    return f"{n_pass}/{len(results)} criteria passed{diverged}: {verdict(results, status)}"
 
 
 def overall(results: list[CriterionResult]) -> bool:
@@ -266,20 +274,23 @@ def _xml_text(text: str) -> str:
     return _XML_INVALID.sub("?", text)
 
 
-def junit_xml(results: list[CriterionResult], suite_name: str) -> str:
-    """The results as a JUnit XML document (one testsuite, one testcase each)."""
-    failures = sum(not r.passed for r in results)
-    counts = {"tests": str(len(results)), "failures": str(failures), "errors": "0"}
+def junit_xml(results: list[CriterionResult], suite_name: str, status: str | None = None) -> str:
+    """The results as a JUnit XML document (one testsuite, one testcase each).
+
+    A diverged run (`status`) adds a failing `auditor.run` testcase, so the
+    report fails exactly when `verdict` does.
+    """
+    cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, r.passed) for r in results]
+    if status == DIVERGED:
+        cases.append(("auditor.run", "training status", DIVERGED_DETAIL, False))
+    failures = sum(not passed for *_, passed in cases)
+    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0"}
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
     suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": "0"})
-    for r in results:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            {"classname": "auditor.criteria", "name": _xml_text(f"{r.metric} {r.expr}")},
-        )
-        detail = _xml_text(r.detail)
-        if not r.passed:
+    for classname, name, text, passed in cases:
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(name)})
+        detail = _xml_text(text)
+        if not passed:
             failure = ET.SubElement(case, "failure", {"message": detail, "type": "CriterionFailed"})
             failure.text = detail
         ET.SubElement(case, "system-out").text = detail
@@ -287,13 +298,13 @@ def junit_xml(results: list[CriterionResult], suite_name: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(results: list[CriterionResult], suite_name: str, path: Path) -> None:
+def write_junit(results: list[CriterionResult], suite_name: str, path: Path, status: str | None = None) -> None:
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
     path = Path(path)
     directory = path.parent
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
-    data = junit_xml(results, suite_name).encode("utf-8")
+    data = junit_xml(results, suite_name, status).encode("utf-8")
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
@@ -403,6 +414,10 @@ def verification_passed(verdict: str, allow_tolerance: bool) -> bool:
     return verdict == "bitwise" or (verdict == "tolerance" and allow_tolerance)
 
 
-def verdict(results: list[CriterionResult], status: str) -> str:
-    """PASS when every criterion passed and training did not diverge, else FAIL."""
-    return "PASS" if overall(results) and status != "diverged" else "FAIL"
+def verdict(results: list[CriterionResult], status: str | None) -> str:
+    """PASS when every criterion passed and training did not diverge, else FAIL.
+
+    `auditor run` and `auditor check` both judge by this, so the CI gate
+    and the run agree on a run that diverged after its best checkpoint.
+    """
+    return "PASS" if overall(results) and status != DIVERGED else "FAIL"

@@ -159,7 +159,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
     from auditor.check import CriterionResult, render_lines
 
     results = [CriterionResult(**c) for c in audit["criteria"]]
-    for line in render_lines(results):
+    for line in render_lines(results, audit["run"]["status"]):
         print(line)
     print(f"status {audit['run']['status']}; sheet: {report_dir / 'REPRODUCIBILITY.md'}")
 
@@ -180,7 +180,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from auditor.audit import read_audit
-    from auditor.check import evaluate_criteria, load_criteria, overall, render_lines, write_junit
+    from auditor.check import evaluate_criteria, load_criteria, render_lines, verdict, write_junit
     from auditor.spec import parse_criterion
 
     audit = read_audit(args.run_dir)
@@ -188,13 +188,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
     parsed = [parse_criterion(k, v) for k, v in criteria.items()]
     results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
+    status = audit["run"].get("status")
     if args.junit:
-        write_junit(results, f"auditor.{audit['run']['name']}", args.junit)
+        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status)
     if not results:
         print("no criteria defined: nothing to check")
-    for line in render_lines(results):
+    for line in render_lines(results, status):
         print(line)
-    return EXIT_OK if overall(results) else EXIT_FAILED
+    return EXIT_OK if verdict(results, status) == "PASS" else EXIT_FAILED
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from auditor.check import (
     load_criteria,
     overall,
     render_lines,
+    verdict,
     write_junit,
 )
 from auditor.errors import InvalidInput
@@ -377,6 +378,23 @@ def test_render_summary_all_pass_and_empty() -> None:
     passing = [results[0], results[3]]
     assert render_lines(passing)[-1] == "2/2 criteria passed: PASS"
     assert render_lines([]) == ["0/0 criteria passed: PASS"]
+
+
+def test_a_diverged_run_fails_whatever_its_criteria() -> None:
+    passing = [sample_results()[0]]
+    assert verdict(passing, "completed") == "PASS" and verdict(passing, None) == "PASS"
+    assert verdict(passing, "diverged") == "FAIL"
+    assert render_lines(passing, "diverged")[-2:] == [
+        "FAIL  training diverged: a diverged run fails whatever its criteria say",
+        "1/1 criteria passed; training diverged: FAIL",
+    ]
+    assert render_lines(passing, "completed") == render_lines(passing)
+    root = ET.fromstring(junit_xml(passing, "run", "diverged"))
+    suite = root.find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    failed = [c for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert [(c.get("classname"), c.get("name")) for c in failed] == [("auditor.run", "training status")]
+    assert junit_xml(passing, "run", "completed") == junit_xml(passing, "run")
 
 
 def test_render_nan_and_wrong_type_say_why() -> None:

@@ -84,6 +84,16 @@ def test_diverged_run_fails_the_gate(tmp_path: Path) -> None:
     audit = audit_of(tmp_path)
     assert audit["run"]["status"] == "diverged" and audit["verdict"] == "FAIL"
     assert audit["training"]["diverged_at_step"] is not None
+    assert "FAIL  training diverged" in proc.stdout
+    # The CI gate agrees with the run even when every criterion it checks passes.
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text('criteria:\n  params_m: "< 100"\n')
+    junit = tmp_path / "junit.xml"
+    gate = run_cli("check", str(tmp_path / "reports/smoke"), "--criteria", str(lenient), "--junit", str(junit))
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "PASS  params_m < 100" in gate.stdout
+    assert "1/1 criteria passed; training diverged: FAIL" in gate.stdout
+    assert 'failures="1"' in junit.read_text()
 
 
 def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) -> None:
