@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -181,7 +182,10 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     torch.manual_seed(spec.seed)  # model init draws from the global generator
     model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
     files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
-    result = fit(spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log)
+    result = fit(
+        spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
+        progress=sys.stderr.isatty(),
+    )
     t_measure = time.perf_counter()
     measured = measure_run(spec, model, data, device, paths.ckpt_staging, env)
     audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes)

@@ -188,16 +188,17 @@ def epoch_accumulators(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return losses, z() + loop.partial.get("loss_sum", 0.0), z() + loop.partial.get("correct", 0.0)
 
 
-def train_one_epoch(
-    loop: _Loop, hook: StepHook | None, log: Callable[[str], None]
-) -> tuple[float, float, bool, int]:
-    """Run the rest of the current epoch; returns (mean loss, acc, all finite, images)."""
+def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) -> tuple[float, float, bool, int]:
+    """Run the rest of the current epoch, or up to train.max_steps; returns (mean loss, acc, all finite, images).
+
+    `progress` shows a tqdm bar (the CLI asks for one on a terminal).
+    """
     t0 = time.perf_counter() - loop.partial.get("elapsed", 0.0)
     losses, loss_sum, correct = epoch_accumulators(loop)
     tx, ty = loop.tensors["train_x"], loop.tensors["train_y"]
     mean, std = loop.tensors["mean"], loop.tensors["std"]
     batches = train_batches(tx, ty, loop.data_spec, loop.seed, loop.epoch, loop.train.batch_size, loop.step)
-    for step, xb, yb in _progress(batches, loop, log):
+    for step, xb, yb in _progress(batches, loop) if progress else batches:
         ts = time.perf_counter()
         loss, corr = train_step(loop, normalize(xb, mean, std, loop.train.channels_last), yb)
         if loop.compile_s is None and loop.train.compile != "off":
@@ -248,10 +249,8 @@ def _partial(
     }  # fmt: skip
 
 
-def _progress(batches: Any, loop: _Loop, log: Callable[[str], None]) -> Any:
-    """tqdm bar on a terminal; plain iteration (epoch lines only) otherwise."""
-    if not sys.stderr.isatty():
-        return batches
+def _progress(batches: Any, loop: _Loop) -> Any:
+    """`batches` wrapped in a tqdm bar on stderr."""
     from tqdm import tqdm
 
     desc = f"epoch {loop.epoch + 1}/{loop.train.epochs}"
@@ -439,9 +438,12 @@ def _log_epoch(rec: EpochRecord, split: str, total: int, log: Callable[[str], No
 def fit(
     train: TrainSpec, data_spec: DataSpec, seed: int, model: nn.Module, data: DataBundle,
     device: torch.device, files: RunFiles, resume: Path | None = None,
-    hook: StepHook | None = None, log: Callable[[str], None] = print,
+    hook: StepHook | None = None, log: Callable[[str], None] = print, progress: bool = False,
 ) -> TrainResult:
-    """Train `model` per the spec sections, writing checkpoints under files.ckpt_dir."""
+    """Train `model` per the spec sections, writing checkpoints under files.ckpt_dir.
+
+    `log` takes the epoch lines and notes; `progress` adds a per-step tqdm bar.
+    """
     loop = build_loop(train, data_spec, seed, model, data, device, files)
     if resume is not None:
         restore(loop, checkpoint.load(resume))
@@ -454,7 +456,7 @@ def fit(
             status = "early_stopped"
             log(f"early stopping: no improvement for {loop.best['since']} epochs")
             break
-        loss, acc, finite, n = train_one_epoch(loop, hook, log)
+        loss, acc, finite, n = train_one_epoch(loop, hook, progress)
         if not finite or not math.isfinite(loss):
             status, diverged_at = "diverged", _first_nonfinite(loop.step_losses)
             log(f"loss became non-finite at step {diverged_at}: stopping (status diverged)")

@@ -11,10 +11,11 @@
     per image, through DataLoader(shuffle=True, num_workers=W), and the plain
     eager fp32 loop with `loss.item()` every step; torch's default (non
     deterministic) flags, as a typical script leaves them.
-(b) AUDITOR: `auditor.train.build_loop` + `auditor.data.train_batches` +
-    `normalize` + `auditor.train.train_step`, the body of `train_one_epoch`
-    (device-side loss accumulators, host read only at log points), after
-    `auditor.repro.enforce` exactly as `auditor run` calls it.
+(b) AUDITOR: `auditor.train.build_loop` + `auditor.train.train_one_epoch`
+    itself, stopped after the timed steps by the spec's step budget
+    (`train.max_steps`), so the timed loop is `auditor run`'s (device-side loss
+    accumulators, host read only at log points), after `auditor.repro.enforce`
+    exactly as `auditor run` calls it.
 
 Same data (the real CIFAR-10 subset when present, else synthetic), same model
 init (torch.manual_seed(SEED) before create_model), same batch size, SGD lr 0.1
@@ -55,7 +56,7 @@ from torch import nn
 
 import auditor
 from auditor import repro
-from auditor.data import DataBundle, load_data, normalize, train_batches
+from auditor.data import DataBundle, load_data
 from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info
 from auditor.models import create_model, list_models
 from auditor.spec import (
@@ -70,7 +71,7 @@ from auditor.spec import (
     resolved_dict,
     spec_hash,
 )
-from auditor.train import RunFiles, build_loop, epoch_accumulators, train_step
+from auditor.train import RunFiles, build_loop, train_one_epoch
 from auditor.verify import compare_tensors, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -381,51 +382,45 @@ class AuditorPipeline:
         if cfg.foreach is not None:
             for g in self.loop.opt.param_groups:
                 g["foreach"] = cfg.foreach
-        self.epoch, self.step_losses = 0, []  # type: ignore[var-annotated]
-        self._batches: Iterator[tuple[int, torch.Tensor, torch.Tensor]] | None = None
-        self._new_epoch()
+        self.step_losses: list[float] = []  # the steps this pipeline ran, in order
 
     def apply_flags(self) -> None:
+        """The determinism flags as `auditor run` sets them, and this row's oneDNN switch."""
         repro.enforce(self.spec.seed, self.spec.determinism)
         torch.backends.mkldnn.enabled = self.cfg.mkldnn
-
-    def _new_epoch(self) -> None:
-        loop, t = self.loop, self.loop.tensors
-        self._batches = train_batches(
-            t["train_x"], t["train_y"], loop.data_spec, loop.seed, self.epoch, loop.train.batch_size
-        )  # fmt: skip
-        self._losses, self._loss_sum, self._correct = epoch_accumulators(loop)  # train_one_epoch's accumulators
 
     def begin(self) -> None:
         """Start a repeat at step 0 of the epoch, as (a)'s fresh iterator does: the short last
         batch (and, compiled, its recompile) stays out of timed repeats shorter than an epoch."""
         self.apply_flags()
-        self._new_epoch()
+        self.loop.step, self.loop.partial = 0, {}
 
     def end(self) -> None:
-        pass
-
-    def _next(self) -> tuple[int, torch.Tensor, torch.Tensor]:
-        try:
-            return next(self._batches)  # type: ignore[arg-type]
-        except StopIteration:
-            self.epoch += 1
-            self._new_epoch()
-            return next(self._batches)  # type: ignore[arg-type]
+        """Nothing to shut down (no workers)."""
 
     def run(self, steps: int) -> int:
-        """`steps` steps of train_one_epoch's body; returns the number of images."""
-        loop, t = self.loop, self.loop.tensors
-        images = 0
-        for _ in range(steps):
-            step, xb, yb = self._next()
-            loss, corr = train_step(loop, normalize(xb, t["mean"], t["std"], loop.train.channels_last), yb)
-            self._losses[step], self._loss_sum, self._correct = loss, self._loss_sum + loss * len(yb), self._correct + corr
-            if (step + 1) % loop.train.log_every_steps == 0:
-                math.isfinite(loss.item())  # the host's only read, at log points
-            self.step_losses.append(loss)
-            images += len(yb)
+        """`steps` steps of `train.train_one_epoch` itself, stopped by a step budget; returns images.
+
+        The budget is the spec's `train.max_steps`, set to where this call
+        should stop, so every per-step check of the real loop (budget,
+        checkpoint cadence, log-point loss read) runs as in `auditor run`.
+        """
+        loop, images = self.loop, 0
+        while steps > 0:
+            if loop.step >= loop.spe:
+                loop.epoch, loop.step, loop.partial = loop.epoch + 1, 0, {}
+            start, n = loop.step, min(steps, loop.spe - loop.step)
+            loop.train = self.spec.train.model_copy(update={"max_steps": loop.epoch * loop.spe + start + n})
+            before = len(loop.step_losses)
+            train_one_epoch(loop, None)
+            # train_one_epoch lists the epoch's losses from step 0; earlier calls' steps are NaN here.
+            self.step_losses += loop.step_losses[before + start :]
+            images += self._images_through(loop.step) - self._images_through(start)
+            steps -= loop.step - start
         return images
+
+    def _images_through(self, step: int) -> int:
+        return min(len(self.loop.tensors["train_y"]), step * self.loop.train.batch_size)
 
 
 # --- timing -----------------------------------------------------------------------
@@ -548,7 +543,7 @@ def determinism_check(make: Callable[[], AuditorPipeline], steps: int) -> dict[s
         p = make()
         p.begin()
         p.run(steps)
-        losses = torch.stack(p.step_losses).detach().float().cpu()
+        losses = torch.tensor(p.step_losses, dtype=torch.float32)
         runs.append((losses, {k: v.detach().cpu().clone() for k, v in state_of(p).items()}))
         del p
     (la, sa), (lb, sb) = runs

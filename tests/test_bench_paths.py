@@ -21,7 +21,8 @@ from PIL import Image
 import auditor
 from auditor.data import augment, generator, load_data, normalize
 from auditor.models import create_model
-from auditor.spec import DataSpec, SyntheticSize
+from auditor.spec import DataSpec, SyntheticSize, resolved_dict, spec_hash
+from auditor.train import RunFiles, fit
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
@@ -162,7 +163,23 @@ def test_auditor_pipeline_trains_two_steps(bench, tiny, tmp_path: Path) -> None:
     assert p.loop.spe == 3 and torch.utils.deterministic.fill_uninitialized_memory is False
     assert bench.timed_run(p, 2, torch.device("cpu"))[0] > 0
     assert len(p.step_losses) == 2 and torch.are_deterministic_algorithms_enabled()
-    assert p.run(2) == 16 + 16 and p.epoch == 1  # crosses the epoch boundary into a new epoch
+    assert p.run(2) == 16 + 16 and p.loop.epoch == 1  # crosses the epoch boundary into a new epoch
+
+
+def test_auditor_pipeline_steps_are_those_of_auditor_run(bench, tiny, tmp_path: Path) -> None:
+    """The bench times `fit`'s own loop: the same losses, bit for bit, over an epoch boundary."""
+    spec, data = tiny
+    p = bench.AuditorPipeline("resnet8", data, spec, torch.device("cpu"), 16, ckpt_dir=tmp_path / "b")
+    p.begin()
+    assert p.run(4) == 48 + 16 and p.run(2) == 32  # 3 steps per epoch: 4 + 2 steps end epoch 2
+    run_spec = p.spec.model_copy(update={"train": p.spec.train.model_copy(update={"epochs": 2})})
+    model = bench.init_model("resnet8", torch.device("cpu"))
+    files = RunFiles(tmp_path / "fit", resolved_dict(run_spec), spec_hash(run_spec))
+    result = fit(run_spec.train, spec, run_spec.seed, model, data, torch.device("cpu"), files, log=lambda m: None)
+    assert len(result.step_losses) == len(p.step_losses) == 6
+    assert torch.equal(torch.tensor(result.step_losses), torch.tensor(p.step_losses))
+    fitted, timed = model.state_dict(), p.loop.model.state_dict()
+    assert all(torch.equal(fitted[k], timed[k]) for k in fitted)
 
 
 def test_both_pipelines_start_from_the_same_weights(bench, tiny, tmp_path: Path) -> None:
