@@ -138,15 +138,16 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
 
 @pytest.mark.slow
 def test_cpu_toggles_and_resume_past_a_corrupted_checkpoint(tmp_path: Path) -> None:
-    """channels_last + bf16 autocast on the CPU; the resume must skip a corrupted newest checkpoint."""
+    """NCHW (channels_last off; on is the default) + bf16 autocast on the CPU; the resume
+    must skip a corrupted newest checkpoint."""
     # Killed after step 13: step-00000010.pt and step-00000012.pt are kept (newer than last.pt at 8);
     # the newest is corrupted, so the resume falls back to step-00000010.pt.
     proc = _verify(
-        tmp_path, "--set", "train.channels_last=true", "--set", "train.amp=bf16", "--kill-at", "13",
+        tmp_path, "--set", "train.channels_last=false", "--set", "train.amp=bf16", "--kill-at", "13",
         env={ENV_CORRUPT_NEWEST: "1"},
     )  # fmt: skip
     block, audit, sheet = _evidence(tmp_path)
-    assert audit["spec"]["train"]["channels_last"] is True and audit["spec"]["train"]["amp"] == "bf16"
+    assert audit["spec"]["train"]["channels_last"] is False and audit["spec"]["train"]["amp"] == "bf16"
     emulated = audit["environment"]["cpu_bf16_native"] is False  # this machine: no bf16 instructions
     assert any("autocast emulates bf16" in n for n in audit["run"]["toggle_notes"]) is emulated
     assert ("| Notes on the toggles | train.amp=bf16 on a CPU without bf16 instructions" in sheet) is emulated
