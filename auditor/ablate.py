@@ -76,6 +76,7 @@ class Reference(BaseModel):
     best_val_acc: Fraction | None = None
     final_val_acc: Fraction | None = None
     test_acc: Fraction | None = None
+    note: str | None = None  # what the numbers are, e.g. "one run" or "best of 5 runs (mean 93.39 %)"
 
 
 def _check_override(item: str) -> str:
@@ -689,6 +690,15 @@ def fmt_value(x: float | None, kind: str) -> str:
     return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{x:.2f} M")
 
 
+def fmt_reference(ref: dict[str, Any] | None, metric: str) -> str:
+    """A variant's published `metric` with what it is (its note), or `—`."""
+    value = ref.get(metric) if ref else None
+    if value is None:
+        return "—"
+    note = ref.get("note") if ref else None
+    return fmt_value(value, "acc") + (f" ({note})" if note else "")
+
+
 def fmt_delta(ours: dict[str, Any], ref: float | None) -> str:
     if ours["mean"] is None or ref is None:
         return "—"
@@ -706,7 +716,9 @@ def _env() -> Any:
         loader=FileSystemLoader(resource_dir("templates")), undefined=StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False,
     )  # fmt: skip
-    env.filters.update(stat=fmt_stat, value=fmt_value, pct=_pct, delta=fmt_delta, overrides=fmt_overrides)
+    env.filters.update(
+        stat=fmt_stat, value=fmt_value, pct=_pct, delta=fmt_delta, overrides=fmt_overrides, reference=fmt_reference
+    )
     return env
 
 

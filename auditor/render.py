@@ -114,7 +114,7 @@ def draw_figures(audit: dict[str, Any], fig_dir: Path) -> tuple[dict[str, str | 
     # The default style makes the output independent of any matplotlibrc.
     with matplotlib.style.context("default"):
         fig = agg_figure((12, 3.6))
-        _plot_curves(fig, history, split)
+        _plot_curves(fig, history, split, train_loss_label(audit))
         name = f"{LEARNING_CURVES}.png"
         write_png(fig, fig_dir / name)
     return {LEARNING_CURVES: f"{fig_dir.name}/{name}"}, {}
@@ -137,14 +137,15 @@ def write_png(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str) -> None:
+def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str, train_loss: str) -> None:
     epochs = [h["epoch"] for h in history]
     val = lambda k: [math.nan if h[k] is None else h[k] for h in history]
     from matplotlib.ticker import MaxNLocator
 
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     for ax, key, title in ((ax_loss, "loss", "Loss"), (ax_acc, "acc", "Accuracy")):
-        ax.plot(epochs, val(f"train_{key}"), marker="o", markersize=3, label="train")
+        train_label = "train" if key == "acc" else train_loss.replace("Train loss", "train", 1)
+        ax.plot(epochs, val(f"train_{key}"), marker="o", markersize=3, label=train_label)
         ax.plot(epochs, val(f"val_{key}"), marker="o", markersize=3, label=f"{split} (selection)")
         ax.set_title(title)
         ax.set_xlabel("epoch")
@@ -591,7 +592,18 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     device = str(audit["environment"]["device"])
     tf32 = {k: _tf32_cell(det.get(k), device) for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}
     bf16 = yesno(audit["environment"].get("cpu_bf16_native"), unknown="not recorded")
-    return {"determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32, "cpu_bf16": bf16}
+    return {
+        "determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32, "cpu_bf16": bf16,
+        "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
+    }  # fmt: skip
+
+
+def _seeding_text(det: dict[str, Any]) -> str:
+    """Which generators the run seeded, as the record names them (older records: not recorded)."""
+    seeded = det.get("seeded")
+    if not seeded:
+        return f"Seed {det['seed']}; which generators were seeded is not recorded in this record."
+    return f"{listing(seeded)} were seeded with {det['seed']}."
 
 
 def _tf32_cell(flag: bool | None, device: str) -> str:
@@ -616,51 +628,68 @@ def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[
     return [row(h) for h in history[:EPOCH_EDGE]] + [gap] + [row(h) for h in history[-EPOCH_EDGE:]], omitted
 
 
+def train_loss_label(audit: dict[str, Any]) -> str:
+    """'Train loss', naming label smoothing when on: it raises the training loss's floor, and the
+    held-out loss is plain cross-entropy, so the two are not on one scale then."""
+    smoothing = audit["spec"]["train"].get("label_smoothing") or 0
+    return f"Train loss (label smoothing {num(smoothing)})" if smoothing else "Train loss"
+
+
+def _selection_warning(audit: dict[str, Any]) -> str | None:
+    tr = audit["training"]
+    if tr["selection_split"] != "test":
+        return None
+    return (
+        "**The best checkpoint was selected on the TEST set**, because this spec has no validation "
+        f"split (`data.val_split: {audit['spec']['data']['val_split']}`). The test accuracy reported "
+        "below is therefore optimistically biased: it is the best of "
+        f"{tr['epochs_run']} epoch(s) as scored on the test set itself, not a held-out estimate."
+    )
+
+
+def _per_class(test: dict[str, Any] | None) -> dict[str, Any]:
+    """Per-class accuracy rows and the confusion matrix (rows: true class) of the test record."""
+    if test is None:
+        return {"per_class_rows": [], "confusion_headers": [], "confusion_rows": [], "confusion_align": "l"}
+    classes = list(test["per_class"])
+    per_class = [
+        [c, pct(test["per_class"][c]), f"{test['confusion'][i][i]:,}", f"{sum(test['confusion'][i]):,}"]
+        for i, c in enumerate(classes)
+    ]
+    confusion = [[c, *[f"{n:,}" for n in test["confusion"][i]]] for i, c in enumerate(classes)]
+    headers = ["true \\ predicted", *classes]
+    return {
+        "per_class_rows": per_class, "confusion_headers": headers, "confusion_rows": confusion,
+        "confusion_align": "l" + "r" * len(classes),
+    }  # fmt: skip
+
+
+def _stop_text(audit: dict[str, Any]) -> str | None:
+    tr, status = audit["training"], audit["run"]["status"]
+    if status == "completed" and tr["epochs_run"] < tr["epochs_planned"]:
+        return f"stopped by the step budget (`train.max_steps: {audit['spec']['train']['max_steps']}`)"
+    if status == "early_stopped":
+        return "stopped early: no improvement of the selection accuracy within the patience"
+    return None
+
+
 def _results(audit: dict[str, Any]) -> dict[str, Any]:
     tr, meas, run = audit["training"], audit["measurements"], audit["run"]
-    split = tr["selection_split"]
-    test = meas["test"]
+    split, test = tr["selection_split"], meas["test"]
     rows, omitted = _epoch_rows(tr["history"], tr["best_epoch"])
     final = tr["history"][-1] if tr["history"] else None
     headers = [
-        "Epoch", "lr (end)", "Train loss", "Train acc", f"{split} loss", f"{split} acc",
+        "Epoch", "lr (end)", train_loss_label(audit), "Train acc", f"{split} loss", f"{split} acc",
         "Time (s)", "Images/s",
     ]  # fmt: skip
-    selection_warning = None
-    if split == "test":
-        selection_warning = (
-            "**The best checkpoint was selected on the TEST set**, because this spec has no validation "
-            f"split (`data.val_split: {audit['spec']['data']['val_split']}`). The test accuracy reported "
-            "below is therefore optimistically biased: it is the best of "
-            f"{tr['epochs_run']} epoch(s) as scored on the test set itself, not a held-out estimate."
-        )
-    per_class_rows, confusion_rows, confusion_headers = [], [], []
-    if test is not None:
-        classes = list(test["per_class"])
-        for i, c in enumerate(classes):
-            row = test["confusion"][i]
-            per_class_rows.append([c, pct(test["per_class"][c]), f"{row[i]:,}", f"{sum(row):,}"])
-        confusion_headers = ["true \\ predicted", *classes]
-        confusion_rows = [[c, *[f"{n:,}" for n in test["confusion"][i]]] for i, c in enumerate(classes)]
     if test is None:
         test_text = f"not measured: no best checkpoint (run {run['status']})"
     else:
         test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']})"
-    stop = None
-    if run["status"] == "completed" and tr["epochs_run"] < tr["epochs_planned"]:
-        stop = f"stopped by the step budget (`train.max_steps: {audit['spec']['train']['max_steps']}`)"
-    elif run["status"] == "early_stopped":
-        stop = "stopped early: no improvement of the selection accuracy within the patience"
     return {
-        "epoch_rows": rows,
-        "epoch_headers": headers,
-        "epochs_omitted": omitted,
-        "selection_warning": selection_warning,
-        "per_class_rows": per_class_rows,
-        "confusion_headers": confusion_headers,
-        "confusion_rows": confusion_rows,
-        "test_text": test_text,
-        "stop_text": stop,
+        "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
+        "selection_warning": _selection_warning(audit), **_per_class(test),
+        "test_text": test_text, "stop_text": _stop_text(audit),
         "test_loss": test["loss"] if test else None,
         "test_short": pct(test["acc"]) if test else "not measured",
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
@@ -669,8 +698,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "final_selection_acc": final["val_acc"] if final else None,
         "final_train_loss": final["train_loss"] if final else None,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
-        "confusion_align": "l" + "r" * (len(confusion_headers) - 1) if confusion_headers else "l",
-    }
+    }  # fmt: skip
 
 
 def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
@@ -793,8 +821,11 @@ def checklist(audit: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _seed_item(audit: dict[str, Any]) -> Item:
     det, seed = audit["determinism"], audit["spec"]["seed"]
-    ok = isinstance(det["seed"], int) and det["seed"] == seed
-    return ok, "Seed recorded", f"seed {det['seed']} in force (spec seed {seed})"
+    label, found = "Seed in force (read back)", det.get("torch_initial_seed")
+    if found is None:  # records written before the read-back
+        return False, label, f"seed {det['seed']} requested; torch's seed was not read back in this record"
+    ok = isinstance(found, int) and found == seed == det["seed"]
+    return ok, label, f"torch.initial_seed() read back after seeding: {found} (spec seed {seed})"
 
 
 def _flags_item(audit: dict[str, Any]) -> Item:

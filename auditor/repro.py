@@ -36,13 +36,19 @@ class DeterminismState:
     # off for matmuls. Deterministic either way, but it is not IEEE fp32 arithmetic.
     cudnn_allow_tf32: bool
     cuda_matmul_allow_tf32: bool
+    seeded: tuple[str, ...]  # the generators seed_everything seeded, as it names them
+    torch_initial_seed: int  # torch.initial_seed() read back after seeding
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+SEEDED = ("Python's random", "NumPy's global generator", "torch (CPU and every CUDA device)")
+
+
+def seed_everything(seed: int) -> tuple[str, ...]:
+    """Seed Python, NumPy and torch (CPU and every CUDA device); return what was seeded."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # NumPy's legacy seed is 32-bit
     torch.manual_seed(seed)  # also seeds all CUDA devices, lazily
+    return SEEDED
 
 
 def enforce(seed: int, spec: Determinism) -> DeterminismState:
@@ -63,8 +69,8 @@ def enforce(seed: int, spec: Determinism) -> DeterminismState:
     # Read by torch only while deterministic algorithms are on; set either way so
     # that one run never inherits another's setting in the same process.
     torch.utils.deterministic.fill_uninitialized_memory = spec.fill_uninitialized_memory
-    seed_everything(seed)
-    return read_state(seed, enabled, cuda_was_up)
+    seeded = seed_everything(seed)
+    return read_state(seed, enabled, cuda_was_up, seeded)
 
 
 def tf32_flags() -> tuple[bool, bool]:
@@ -72,8 +78,10 @@ def tf32_flags() -> tuple[bool, bool]:
     return bool(torch.backends.cudnn.allow_tf32), bool(torch.backends.cuda.matmul.allow_tf32)
 
 
-def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False) -> DeterminismState:
-    """Read the determinism flags back from torch and the environment."""
+def read_state(
+    seed: int, requested: bool, cuda_initialized_before: bool = False, seeded: tuple[str, ...] = ()
+) -> DeterminismState:
+    """Read the determinism flags (and torch's seed) back from torch and the environment."""
     conv_tf32, matmul_tf32 = tf32_flags()
     return DeterminismState(
         seed=seed,
@@ -88,6 +96,8 @@ def read_state(seed: int, requested: bool, cuda_initialized_before: bool = False
         cuda_initialized_before=cuda_initialized_before,
         cudnn_allow_tf32=conv_tf32,
         cuda_matmul_allow_tf32=matmul_tf32,
+        seeded=seeded,
+        torch_initial_seed=torch.initial_seed(),
     )
 
 

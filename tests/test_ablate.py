@@ -17,6 +17,7 @@ import auditor
 from auditor.ablate import (
     build_plan,
     choose_seeds,
+    fmt_reference,
     fmt_stat,
     make_figures,
     software_label,
@@ -46,7 +47,7 @@ variants:
   cosine: []
   constant: [train.schedule.name=constant]
 reference:
-  cosine: {best_val_acc: 0.5}
+  cosine: {best_val_acc: 0.5, note: made-up figure}
 """
 VARIANTS, SEEDS = ("cosine", "constant"), (0, 1)
 ACC = ("best_val_acc", "final_val_acc", "test_acc")
@@ -131,8 +132,8 @@ def test_missing_base(tmp_path: Path) -> None:
         (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
         (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
         (("cosine: []", "'co sine': []"), "variants.co sine.[key]"),
-        (("cosine: {best_val_acc: 0.5}", "nobn: {best_val_acc: 0.5}"), "unknown variants ['nobn']"),
-        (("cosine: {best_val_acc: 0.5}", "cosine: {best_val_acc: 94.1}"), "reference.cosine.best_val_acc"),
+        (("cosine: {best_val_acc: 0.5,", "nobn: {best_val_acc: 0.5,"), "unknown variants ['nobn']"),
+        (("cosine: {best_val_acc: 0.5,", "cosine: {best_val_acc: 94.1,"), "reference.cosine.best_val_acc"),
     ],
 )
 def test_ablation_file_is_strict(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
@@ -211,6 +212,14 @@ def test_plain_vs_resnet_preset_contents() -> None:
     assert spec["resnet110"].train.schedule.warmup_epochs == 1
     assert spec["resnet20"].train.schedule.milestones == [91, 136] and plan.figure == "depth"
     assert plan.ablation.reference["resnet110"].test_acc == 0.9357
+    assert plan.ablation.reference["resnet110"].note == "best of 5 runs; mean 93.39 %"
+
+
+def test_reference_cells_say_what_the_number_is() -> None:
+    assert fmt_reference({"test_acc": 0.9357, "note": "best of 5 runs"}, "test_acc") == "93.57 % (best of 5 runs)"
+    assert fmt_reference({"test_acc": 0.9125}, "test_acc") == "91.25 %"  # records without notes
+    assert fmt_reference({"test_acc": 0.9125, "note": None}, "best_val_acc") == "—"
+    assert fmt_reference(None, "test_acc") == "—"
 
 
 @pytest.mark.parametrize("preset", ["resnet18_cifar10", "plain_vs_resnet"])
@@ -278,7 +287,7 @@ def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[
         assert [r["metrics"]["test_acc"] for r in rec["runs"]] == [a["metrics"]["test_acc"] for a in audits[v]]
         links = re.findall(r"\]\(([^)]+REPRODUCIBILITY\.md)\)", row)
         assert len(links) == 2 and all((here / link).is_file() for link in links)
-    assert "reference (single run)" in page and "50.00 %" in page
+    assert "| reference | Δ |" in page and "| 50.00 % (made-up figure) |" in page
     assert (here / "figures" / "val_acc.png").stat().st_size > 0
     assert "![figures/val_acc.png](figures/val_acc.png)" in page
     env = audits["cosine"][0]["environment"]

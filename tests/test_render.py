@@ -359,24 +359,47 @@ def test_tf32_rows_and_records_without_them() -> None:
     audit = golden_audit()
     conv = "| `torch.backends.cudnn.allow_tf32` (CUDA: fp32 convolutions in TF32) | {} |"
     matmul = "| `torch.backends.cuda.matmul.allow_tf32` (CUDA: fp32 matmuls in TF32) | {} |"
-    assert "cudnn_allow_tf32" not in audit["determinism"]  # the fixture predates the flags
-    assert conv.format("not recorded") in text_of(audit) and matmul.format("not recorded") in text_of(audit)
-    audit["determinism"].update(cudnn_allow_tf32=True, cuda_matmul_allow_tf32=False)
     on_cpu = text_of(audit)  # the fixture is a CPU run: the flags changed nothing
     assert conv.format("n/a on cpu (flag: yes)") in on_cpu and matmul.format("n/a on cpu (flag: no)") in on_cpu
     audit["environment"]["device"] = "cuda:0"
     assert conv.format("yes") in text_of(audit) and matmul.format("no") in text_of(audit)
+    for key in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32"):  # a record written before the flags
+        del audit["determinism"][key]
+    assert conv.format("not recorded") in text_of(audit) and matmul.format("not recorded") in text_of(audit)
 
 
 def test_toggle_notes_and_bf16_row_and_records_without_them() -> None:
     audit = golden_audit()
     row = "| CPU bf16 instructions (avx512_bf16 / amx_bf16) | {} |"
-    assert row.format("not recorded") in text_of(audit) and "Notes on the toggles" not in text_of(audit)
-    audit["environment"]["cpu_bf16_native"] = False
+    assert row.format("no") in text_of(audit) and "Notes on the toggles" not in text_of(audit)
     audit["run"]["toggle_notes"] = ["train.amp=bf16 on a CPU without bf16 instructions: slow"]
+    assert "| Notes on the toggles | train.amp=bf16 on a CPU without bf16 instructions: slow |" in text_of(audit)
+    del audit["environment"]["cpu_bf16_native"], audit["run"]["toggle_notes"]  # an older record
+    assert row.format("not recorded") in text_of(audit) and "Notes on the toggles" not in text_of(audit)
+
+
+def test_label_smoothing_is_named_beside_the_training_loss() -> None:
+    audit = golden_audit()
+    header = "| Epoch | lr (end) | {} | Train acc |"
+    assert header.format("Train loss") in section(text_of(audit), "Results")
+    audit["spec"]["train"]["label_smoothing"] = 0.1  # the held-out loss stays plain cross-entropy
+    assert header.format("Train loss (label smoothing 0.1)") in section(text_of(rehash(audit)), "Results")
+
+
+def test_seeding_is_read_back_and_records_without_it() -> None:
+    audit = golden_audit()
     text = text_of(audit)
-    assert row.format("no") in text
-    assert "| Notes on the toggles | train.amp=bf16 on a CPU without bf16 instructions: slow |" in text
+    assert "| Seed (requested) / `torch.initial_seed()` read back | 0 / 0 |" in text
+    assert "Python's random, NumPy's global generator, torch (CPU and every CUDA device) were seeded with 0." in text
+    assert checklist_line(text, "Seed in force (read back)").startswith("- [x]")
+    audit["determinism"]["torch_initial_seed"] = 12345  # something re-seeded torch: contrary fact
+    assert checklist_line(text_of(audit), "Seed in force (read back)").startswith("- [ ]")
+    del audit["determinism"]["torch_initial_seed"], audit["determinism"]["seeded"]  # an older record
+    old = text_of(audit)
+    assert "| Seed (requested) / `torch.initial_seed()` read back | 0 / n/a |" in old
+    assert "which generators were seeded is not recorded in this record" in old
+    line = checklist_line(old, "Seed in force (read back)")
+    assert line.startswith("- [ ]") and "torch's seed was not read back in this record" in line
 
 
 def test_official_and_unofficial_provenance() -> None:
@@ -458,7 +481,7 @@ def test_long_history_is_truncated_to_first_and_last_ten() -> None:
 def test_golden_checklist_ticks() -> None:
     text = text_of(golden_audit())
     ticked = {
-        "Seed recorded": True, "Determinism flags in force (read back)": True,
+        "Seed in force (read back)": True, "Determinism flags in force (read back)": True,
         "Data provenance official": False, "No model selection on the test set": True,
         "Checkpoint digests recorded": True, "Resolved spec hash recorded": True, "Git tree clean": True,
         "Environment captured": True, "Latency measured with warm-up": True,

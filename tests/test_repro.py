@@ -65,6 +65,12 @@ def test_fill_off_is_named_as_a_caveat_only_when_off() -> None:
     assert not any("fill_uninitialized_memory" in s for s in on)
 
 
+def test_enforce_reads_the_seed_back() -> None:
+    state = repro.enforce(7, Determinism())
+    assert state.torch_initial_seed == 7 == torch.initial_seed() and state.seeded == repro.SEEDED
+    assert repro.read_state(3, True).torch_initial_seed == 7  # read back, not copied from the argument
+
+
 def test_seed_everything_repeats_every_generator() -> None:
     def draw() -> tuple[float, float, torch.Tensor]:
         return random.random(), float(np.random.rand()), torch.rand(3)
