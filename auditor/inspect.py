@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from auditor import checkpoint, environment
@@ -18,7 +19,7 @@ from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, size
 from auditor.models import create_model
-from auditor.spec import Spec, validate_spec
+from auditor.spec import Latency, Spec, spec_hash, validate_spec
 
 
 def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module]:
@@ -60,23 +61,32 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
     mean, std = norm_tensors(spec.data, device)
     acc = accuracy(model, x.to(device), y.to(device), mean, std, spec.train, classes, "test")
     return {
-        "checkpoint": str(path), "run": spec.name, "device": str(device), "data": facts,
+        "checkpoint": str(path), "run": spec.name, "spec_hash": spec_hash(spec), "device": str(device), "data": facts,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
     }  # fmt: skip
+
+
+def _latency_spec(latency: Latency, iters: int | None) -> Latency:
+    """The checkpoint's latency settings with `--iters` applied and validated as the spec field is."""
+    if iters is None:
+        return latency
+    try:
+        return Latency.model_validate({**latency.model_dump(), "iters": iters})
+    except ValidationError as err:
+        why = err.errors()[0]["msg"].lower()
+        raise InvalidInput(f"--iters: {why} (as the spec's measure.latency.iters), got {iters}") from None
 
 
 def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
     """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
     spec, model = model_from_checkpoint(path)
     device = _device(device_name)
-    if iters is not None and iters < 5:
-        raise InvalidInput(f"--iters: at least 5 timed iterations are needed for a median and p95, got {iters}")
-    lat_spec = spec.measure.latency if iters is None else spec.measure.latency.model_copy(update={"iters": iters})
+    lat_spec = _latency_spec(spec.measure.latency, iters)
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)
     return {
-        "checkpoint": str(path), "run": spec.name, "model": spec.model.name,
+        "checkpoint": str(path), "run": spec.name, "spec_hash": spec_hash(spec), "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "latency": asdict(lat),

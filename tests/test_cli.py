@@ -6,6 +6,8 @@ import csv
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -68,6 +70,21 @@ def test_models_lists_exact_counts() -> None:
     proc = run_cli("models")
     assert proc.returncode == 0
     assert "11,173,962" in proc.stdout and "resnet20" in proc.stdout and "plain110" in proc.stdout
+
+
+def test_output_into_a_closed_pipe_is_no_traceback() -> None:
+    """`auditor models | head -0`: the reader is gone before auditor prints (it starts slower)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )  # fmt: skip
+    proc.stdout.close()  # type: ignore[union-attr]
+    stderr = proc.stderr.read()  # type: ignore[union-attr]
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
+
+
+def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:
+    best = str(smoke_run / "checkpoints/smoke/best.pt")
+    assert_clean_error(run_cli("measure", best, "--iters", "3"), "--iters", "greater than or equal to 5", "got 3")
 
 
 def test_failed_criterion_exits_1_and_still_writes_the_sheet(tmp_path: Path) -> None:
@@ -213,6 +230,7 @@ def test_measure_checkpoint(smoke_run: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["params_total"] == 75_290 and report["latency"]["iters"] == 5
+    assert report["spec_hash"] == checkpoint.load(smoke_run / "checkpoints/smoke/best.pt")["spec_hash"]
     assert report["checkpoint_mb"] == pytest.approx((smoke_run / "checkpoints/smoke/best.pt").stat().st_size / 1e6)
 
 
@@ -228,9 +246,10 @@ def test_measure_device_errors(smoke_run: Path, monkeypatch: pytest.MonkeyPatch)
     from auditor import inspect as auditor_inspect
 
     best = str(smoke_run / "checkpoints/smoke/best.pt")
-    if not torch.cuda.is_available():
-        assert_clean_error(run_cli("measure", best, "--device", "cuda"), "--device: cuda requested but CUDA")
     assert_clean_error(run_cli("measure", best, "--device", "gpu"), "--device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InvalidInput, match=r"--device: cuda requested but CUDA is not available here"):
+        auditor_inspect._device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(InvalidInput, match=r"--device: cuda:3 does not exist \(1 GPUs\)"):
@@ -243,7 +262,7 @@ def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
     proc = run_cli("evaluate", str(smoke_run / "checkpoints/smoke/best.pt"), "--data-root", str(SUBSET), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["n"] == 1017 and report["data"]["official"] is False
+    assert report["n"] == 1017 and report["data"]["official"] is False and len(report["spec_hash"]) == 64
     assert set(report["per_class_acc"]) == {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
     assert 0.0 <= report["test_acc"] <= 0.3
 
