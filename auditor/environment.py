@@ -57,13 +57,24 @@ class Environment:
     cwd: str
 
 
-def cpu_has_native_bf16() -> bool | None:
-    """Whether the CPU advertises bf16 instructions (None where /proc/cpuinfo is absent)."""
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def read_cpuinfo() -> str | None:
+    """The text of /proc/cpuinfo, or None where there is none (not Linux)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return CPUINFO.read_text()
     except OSError:
         return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU advertises bf16 instructions, from `cpuinfo` (read now when not given);
+    None where there is no /proc/cpuinfo."""
+    text = read_cpuinfo() if cpuinfo is None else cpuinfo
+    if text is None:
+        return None
+    return "avx512_bf16" in text or "amx_bf16" in text
 
 
 def torchvision_version() -> str | None:
@@ -82,14 +93,12 @@ def torchvision_version() -> str | None:
         return None
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, from `cpuinfo` (/proc/cpuinfo, read now when not given) on Linux."""
+    text = read_cpuinfo() if cpuinfo is None else cpuinfo
+    for line in (text or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -163,6 +172,7 @@ def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
     commit, dirty = git_state(cwd)
     mem = psutil.virtual_memory().total
     versions = software_versions()
+    cpuinfo = read_cpuinfo()
     return Environment(
         python=platform.python_version(),
         torch=versions["torch"],
@@ -173,13 +183,13 @@ def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
         cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         device=str(device),
         gpu=gpu_info(device),
-        cpu_model=cpu_model(),
+        cpu_model=cpu_model(cpuinfo),
         cpu_cores_logical=psutil.cpu_count(logical=True) or os.cpu_count() or 0,
         cpu_cores_physical=psutil.cpu_count(logical=False),
         ram_gb=round(mem / 2**30, 1),
         os=platform.platform(),
         torch_threads=torch.get_num_threads(),
-        cpu_bf16_native=cpu_has_native_bf16(),
+        cpu_bf16_native=cpu_has_native_bf16(cpuinfo),
         git_commit=commit,
         git_dirty=dirty,
         command=shlex.join(argv if argv is not None else ["auditor", *sys.argv[1:]]),

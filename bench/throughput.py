@@ -57,7 +57,7 @@ from torch import nn
 import auditor
 from auditor import repro
 from auditor.data import DataBundle, load_data
-from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info
+from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info, read_cpuinfo
 from auditor.models import create_model, list_models
 from auditor.spec import (
     DataSpec,
@@ -103,12 +103,13 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     """What the figures depend on: hardware, versions, threads, load."""
     gpu = gpu_info(device)  # NVML (name, memory, driver) where available
     commit, dirty = git_state(REPO)
+    cpuinfo = read_cpuinfo()
     return {
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "auditor": auditor.__version__, "git_commit": commit, "git_dirty": dirty,
         "gpu_driver": gpu.driver if gpu else None,
         "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(),
+        "cpu_model": cpu_model(cpuinfo), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(cpuinfo),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "mkldnn": torch.backends.mkldnn.is_available(),

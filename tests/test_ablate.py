@@ -251,6 +251,14 @@ def tiny_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
     return root, proc
 
 
+@pytest.fixture
+def tiny_copy(tiny_out: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> Path:
+    """A private copy of the tiny ablation's folder, for tests that change it (order-independent)."""
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_out[0], root)
+    return root
+
+
 def _audits(out: Path) -> dict[str, list[dict]]:
     return {
         v: [json.loads((out / "reports" / f"tiny-{v}-s{s}" / "audit.json").read_text()) for s in SEEDS]
@@ -299,8 +307,8 @@ def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[
 
 
 @pytest.mark.slow
-def test_rerun_skips_finished(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    root, _ = tiny_out
+def test_rerun_skips_finished(tiny_copy: Path) -> None:
+    root = tiny_copy
     audit_files = sorted((root / "out" / "reports").glob("tiny-*/audit.json"))
     assert len(audit_files) == 4
     before = {p: p.stat().st_mtime_ns for p in audit_files}
@@ -311,14 +319,11 @@ def test_rerun_skips_finished(tiny_out: tuple[Path, subprocess.CompletedProcess[
 
 
 @pytest.mark.slow
-def test_resume_and_new_seeds_are_planned(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    root, _ = tiny_out
+def test_resume_and_new_seeds_are_planned(tiny_copy: Path) -> None:
+    root = tiny_copy
     staging = root / "out" / "checkpoints" / "tiny-cosine-s2.partial"
     staging.mkdir()
-    try:
-        proc = ablate("tiny.yaml", "--seeds", "3", "--dry-run", "--out", "out", cwd=root)
-    finally:
-        staging.rmdir()
+    proc = ablate("tiny.yaml", "--seeds", "3", "--dry-run", "--out", "out", cwd=root)
     assert proc.returncode == 0, proc.stderr
     lines = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("tiny-")}
     assert "[resume (interrupted)]" in lines["tiny-cosine-s2"] and "[run]" in lines["tiny-constant-s2"]
@@ -328,20 +333,16 @@ def test_resume_and_new_seeds_are_planned(tiny_out: tuple[Path, subprocess.Compl
 
 
 @pytest.mark.slow
-def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    root, _ = tiny_out
+def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_copy: Path) -> None:
+    root = tiny_copy
     stricter = ablate("tiny.yaml", "--set", "criteria.best_val_acc=>= 0.2", "--dry-run", "--out", "out", cwd=root)
     assert stricter.returncode == 0, stricter.stderr
     lines = [ln for ln in stricter.stdout.splitlines() if ln.startswith("tiny-")]
     assert len(lines) == 4 and all("[re-judge (changed only outside training: no training)]" in ln for ln in lines)
     assert len(re.findall(r" --resume$", stricter.stdout, re.MULTILINE)) == 4
     last = root / "out" / "checkpoints" / "tiny-cosine-s0" / "last.pt"
-    saved = last.read_bytes()
     last.unlink()  # nothing to resume from: that pair must re-run, not fail its resume
-    try:
-        no_ckpt = ablate("tiny.yaml", "--set", "criteria.best_val_acc=>= 0.2", "--dry-run", "--out", "out", cwd=root)
-    finally:
-        last.write_bytes(saved)
+    no_ckpt = ablate("tiny.yaml", "--set", "criteria.best_val_acc=>= 0.2", "--dry-run", "--out", "out", cwd=root)
     line = next(ln for ln in no_ckpt.stdout.splitlines() if ln.startswith("tiny-cosine-s0"))
     assert "[run (replaces a run of a different spec)]" in line
     longer = ablate("tiny.yaml", "--set", "train.epochs=3", "--dry-run", "--out", "out", cwd=root)
@@ -350,8 +351,8 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_out: tuple[Pa
 
 
 @pytest.mark.slow
-def test_render_only_rebuilds_from_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    root, _ = tiny_out
+def test_render_only_rebuilds_from_audits(tiny_copy: Path) -> None:
+    root = tiny_copy
     here = root / "out" / "reports" / "tiny"
     table = [ln for ln in (here / "ABLATIONS.md").read_text().splitlines() if ln.startswith("| c")]
     shutil.rmtree(here)
@@ -362,25 +363,17 @@ def test_render_only_rebuilds_from_audits(tiny_out: tuple[Path, subprocess.Compl
 
 
 @pytest.mark.slow
-def test_runs_made_by_other_software_are_named(
-    tiny_out: tuple[Path, subprocess.CompletedProcess[str]],
-) -> None:
-    root, _ = tiny_out
+def test_runs_made_by_other_software_are_named(tiny_copy: Path) -> None:
+    root = tiny_copy
     reports = root / "out" / "reports"
     edits = {"tiny-constant-s1": ("auditor", "0.1.0"), "tiny-cosine-s1": ("cpu_model", "Other CPU")}
-    saved = {run: (reports / run / "audit.json").read_text() for run in edits}
     for run, (key, value) in edits.items():
-        audit = json.loads(saved[run])
+        audit = json.loads((reports / run / "audit.json").read_text())
         audit["environment"][key] = value
         (reports / run / "audit.json").write_text(json.dumps(audit))
-    try:
-        plan = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=root)
-        render = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root)
-        page = (reports / "tiny" / "ABLATIONS.md").read_text()
-    finally:
-        for run, text in saved.items():
-            (reports / run / "audit.json").write_text(text)
-        assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root).returncode == 0
+    plan = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=root)
+    render = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=root)
+    page = (reports / "tiny" / "ABLATIONS.md").read_text()
     assert plan.returncode == 0 and render.returncode == 0, plan.stderr + render.stderr
     env = json.loads((reports / "tiny-cosine-s0" / "audit.json").read_text())["environment"]
     cpu = f"cpu ({env['cpu_model']}, {env['torch_threads']} threads)"

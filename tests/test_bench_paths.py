@@ -215,7 +215,10 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     report = {"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
               "command": "python bench/throughput.py", "throughput": [res], "loadavg_end": bench.loadavg()}
     md = bench.results_markdown(report)
-    assert "No GPU was available" in md or torch.cuda.is_available()
+    no_gpu, cpu_only = "No GPU was available: CUDA figures were not measured", "this run benchmarked the CPU"
+    assert (no_gpu in md, cpu_only in md) == (not torch.cuda.is_available(), torch.cuda.is_available())
+    with_gpu = {**report, "machine": {**report["machine"], "cuda_available": True}}
+    assert cpu_only in bench.results_markdown(with_gpu) and no_gpu not in bench.results_markdown(with_gpu)
     assert "## Against the targets" in md and "vs conventional, resnet8" in md
     assert f"- Code: auditor {auditor.__version__}, commit " in md  # which code the figures measured
     saved = json.loads(json.dumps(report, default=str))  # as --json writes it and --render-json reads it

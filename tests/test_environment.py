@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -93,6 +94,24 @@ def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: py
     assert (env.git_commit, env.git_dirty) == (None, None)
     assert env.command == "auditor run smoke" and env.cwd == str(tmp_path)
     assert env.cpu_bf16_native is environment.cpu_has_native_bf16()
+    fake = "processor\t: 0\nmodel name\t: Fake CPU 9000\nflags\t\t: fpu avx2 amx_bf16\n"
+    monkeypatch.setattr(environment, "read_cpuinfo", lambda: fake)  # read once per capture
+    env = environment.capture(torch.device("cpu"), ["auditor"])
+    assert (env.cpu_model, env.cpu_bf16_native) == ("Fake CPU 9000", True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("fpu avx2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True)],
+)
+def test_cpu_bf16_detection(flags: str, native: bool) -> None:
+    assert environment.cpu_has_native_bf16(f"model name\t: X\nflags\t\t: {flags}\n") is native
+
+
+def test_cpu_model_without_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "CPUINFO", Path("/nonexistent/cpuinfo"))
+    assert environment.read_cpuinfo() is None and environment.cpu_has_native_bf16() is None
+    assert environment.cpu_model() == (platform.processor() or platform.machine())
 
 
 def test_resolve_device() -> None:

@@ -16,7 +16,10 @@ from auditor.spec import Determinism, Spec
 
 @pytest.fixture(autouse=True)
 def _restore_flags(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # enforce sets it; restored after
+    # enforce sets it. setenv first makes monkeypatch record the value before the test (or its
+    # absence), so it is restored afterwards; delenv alone records nothing when it was unset.
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
              torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
     yield
