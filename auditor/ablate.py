@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.errors import InvalidInput
+from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.spec import (
     Spec,
     apply_overrides,
@@ -61,7 +61,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "params_m": ("params", "millions"),
 }
 REFERENCE_METRICS = ("best_val_acc", "final_val_acc", "test_acc")
-EXIT_INTERRUPTED = 130
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -818,7 +817,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
             rc = proc.wait()  # the run got the same SIGINT and saves its state
             _print(f"\ninterrupted at {r.name}; continue with: {relaunch}")
             return EXIT_INTERRUPTED
-        if rc == 2:
+        if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
                 f"(exit 2, message above); stopped before the remaining {total - i} runs"
@@ -829,13 +828,13 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
             print(f"auditor ablate: error: {r.name}: `auditor run` exited {rc} without a finished report; "
                   "stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
-            return rc or 1
-        if rc == 1:
+            return rc or EXIT_FAILED
+        if rc == EXIT_FAILED:
             failed_criteria.append(r.name)
     if failed_criteria:
         _print(f"note: {len(failed_criteria)} runs failed their own criteria (see their sheets): "
                + ", ".join(failed_criteria))  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def relaunch_command(args: argparse.Namespace) -> str:
@@ -851,13 +850,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """`auditor ablate`: --list, --dry-run, --render-only, or run every pair then aggregate."""
     if args.list:
         print_list(args.ablation)
-        return 0
+        return EXIT_OK
     plan = build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
     out = args.out
     if args.dry_run:
         print_plan(plan, out)
         _print("# dry run: nothing was run or written")
-        return 0
+        return EXIT_OK
     if not args.render_only:
         _print(f"# ablation {plan.ablation.name!r}: {len(plan.runs)} runs "
                f"({len(plan.variants)} variants x seeds {list(plan.seeds)}); out: {out}")  # fmt: skip
@@ -866,7 +865,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         for w in plan.warnings:
             _print(f"# note: {w}")
         rc = execute_plan(plan, out, relaunch_command(args))
-        if rc != 0:
+        if rc != EXIT_OK:
             return rc
     page = write_outputs(out, plan)
     record = _read_json(page.parent / "ablations.json") or {}
@@ -877,4 +876,4 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         _print(f"note: the runs were made with {len(record['mixed_software'])} different software versions "
                "or devices; their last bits may differ (listed on the page)")  # fmt: skip
     _print(f"ablation page: {page}")
-    return 0
+    return EXIT_OK

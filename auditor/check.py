@@ -44,6 +44,7 @@ from auditor.spec import (
     NUMERIC_METRICS,
     Criterion,
     Spec,
+    load_yaml,
     parse_criterion,
 )
 
@@ -356,7 +357,7 @@ def load_criteria(
 
 def _read_criteria_file(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.errors import InvalidInput
+from auditor.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    InvalidInput,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipe reader that stopped
 DEFAULT_SPEC = "smoke"  # the embedded synthetic spec
 
 
@@ -152,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: {' '.join(argv)} --resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED
 

@@ -1,4 +1,10 @@
-"""Error types that the CLI maps to exit codes."""
+"""Error types that the CLI maps to exit codes, and the exit codes."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a criterion failed, the run diverged, or verification found a difference
+EXIT_INVALID = 2  # bad input (InvalidInput): spec, data, checkpoint, path
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipe reader that stopped
 
 
 class InvalidInput(Exception):

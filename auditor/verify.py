@@ -50,7 +50,7 @@ import yaml
 from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
-from auditor.errors import InvalidInput
+from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -250,9 +250,9 @@ def _finished(plan: Plan, rec: RunRecord) -> dict[str, Any]:
     """The audit of a run that must have finished; raise on a crash or bad input."""
     log_path = plan.workdir / rec.log
     report = run_paths(plan.workdir / rec.id, plan.spec.name).reports
-    if rec.returncode == 2:
+    if rec.returncode == EXIT_INVALID:
         raise InvalidInput(f"run {rec.id} ({rec.role}) rejected its input:\n{_tail(log_path, 5)}")
-    if rec.returncode not in (0, 1) or not (report / "audit.json").is_file():
+    if rec.returncode not in (EXIT_OK, EXIT_FAILED) or not (report / "audit.json").is_file():
         raise RunFailed(
             f"run {rec.id} ({rec.role}) failed with exit code {rec.returncode}; "
             f"log {log_path}:\n{_tail(log_path)}"
@@ -708,10 +708,10 @@ def run_cli(args: Any, log: Log) -> int:
                          kill_at=args.kill_at, log=log)  # fmt: skip
     except RunFailed as exc:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("\nauditor verify: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     print(summary(outcome))
-    return 0 if outcome.passed else 1
+    return EXIT_OK if outcome.passed else EXIT_FAILED
 
