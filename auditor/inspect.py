@@ -18,7 +18,7 @@ from auditor import checkpoint, environment
 from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, size
-from auditor.models import create_model
+from auditor.models import build_model
 from auditor.spec import Latency, Spec, spec_hash, validate_spec
 
 
@@ -31,7 +31,7 @@ def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module]:
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
     spec = validate_spec(state["spec"], f"{path} (embedded spec)")
-    model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
+    model = build_model(spec.model)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from auditor.spec import ModelSpec
 
 __all__ = [
     "NORMS",
@@ -158,6 +161,11 @@ def create_model(name: str, *, num_classes: int = 10, norm: str = "batch") -> nn
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     return factory(num_classes=num_classes, norm=norm)
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """The model stage: the spec's model, its parameters drawn from torch's global RNG."""
+    return create_model(spec.name, num_classes=spec.num_classes, norm=spec.norm)
 
 
 def model_info(name: str) -> ModelInfo:

@@ -27,7 +27,7 @@ from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
 from auditor.measure import MB, measure
-from auditor.models import create_model, model_info
+from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
 from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit, toggle_notes
 
@@ -180,7 +180,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     for note in notes:
         log(f"note: {note}")  # said before training, as well as in the sheet
     torch.manual_seed(spec.seed)  # model init draws from the global generator
-    model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
+    model = build_model(spec.model)
     files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
     result = fit(
         spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,

@@ -537,9 +537,9 @@ class VerifyOutcome:
 
 
 def _param_names(spec: Spec) -> list[str]:
-    from auditor.models import create_model
+    from auditor.models import build_model
 
-    model = create_model(spec.model.name, num_classes=spec.model.num_classes, norm=spec.model.norm)
+    model = build_model(spec.model)
     return [n for n, _ in model.named_parameters()]
 
 

@@ -18,7 +18,7 @@
     exactly as `auditor run` calls it.
 
 Same data (the real CIFAR-10 subset when present, else synthetic), same model
-init (torch.manual_seed(SEED) before create_model), same batch size, SGD lr 0.1
+init (torch.manual_seed(SEED) before build_model), same batch size, SGD lr 0.1
 momentum 0.9 wd 5e-4 (constant lr), same number of steps. Each timed repeat
 runs the pipelines in alternating order after untimed warm-up steps; a
 DataLoader iterator is created fresh (workers started) per repeat and shut
@@ -58,7 +58,7 @@ import auditor
 from auditor import repro
 from auditor.data import DataBundle, load_data
 from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info, read_cpuinfo
-from auditor.models import create_model, list_models
+from auditor.models import build_model, list_models
 from auditor.spec import (
     DataSpec,
     Determinism,
@@ -232,7 +232,7 @@ def sgd(model: nn.Module) -> torch.optim.SGD:
 def init_model(name: str, device: torch.device) -> nn.Module:
     """The same initial weights for every pipeline (the runner's seeding order)."""
     torch.manual_seed(SEED)
-    return create_model(name, num_classes=10, norm="batch").to(device)
+    return build_model(ModelSpec(name=name)).to(device)
 
 
 def set_conventional_flags() -> None:
@@ -598,7 +598,7 @@ def training_flops_per_image(model_name: str, batch_size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(SEED)
-    model = create_model(model_name, num_classes=10, norm="batch")
+    model = build_model(ModelSpec(name=model_name))
     x, y = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
     with FlopCounterMode(display=False) as counter:
         nn.functional.cross_entropy(model(x), y).backward()
@@ -893,7 +893,7 @@ PHASES = [
     ("auditor.runner", "load_data", "data loading"),
     ("auditor.runner", "prepare_dirs", "staging folders"),
     ("auditor.environment", "capture", "environment capture"),
-    ("auditor.runner", "create_model", "model construction"),
+    ("auditor.runner", "build_model", "model construction"),
     ("auditor.train", "build_loop", "loop build (data to device)"),
     ("auditor.train", "train_one_epoch", "training steps"),
     ("auditor.train", "evaluate", "per-epoch evaluation (selection split)"),

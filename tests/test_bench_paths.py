@@ -297,3 +297,11 @@ def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: s
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), *args], check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "machine:" not in proc.stdout  # stopped before anything was measured
+
+
+def test_overhead_phases_name_functions_the_runner_calls(bench) -> None:
+    """The breakdown wraps functions by name: a renamed one would silently time nothing."""
+    import importlib
+
+    for module, name, _ in bench.PHASES:
+        assert callable(getattr(importlib.import_module(module), name, None)), f"{module}.{name}"
