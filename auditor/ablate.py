@@ -474,6 +474,42 @@ def summarize(values: list[float | None]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> dict[str, Any]:
+    """One finished run as the ablation record lists it (links relative to the page folder)."""
+    m, training, model = audit.get("metrics", {}), audit.get("training", {}), audit.get("model", {})
+    return {
+        "seed": r.seed, "name": r.name, "spec_hash": r.spec_hash,
+        "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
+        "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
+        "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
+        "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
+        "model": model.get("name"), "family": model.get("family"),
+        "software": software_label(audit),
+        "metrics": {k: m.get(k) for k in METRICS},
+    }  # fmt: skip
+
+
+def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]:
+    """A variant's finished runs, its missing ones (not run / stale) and its statistics."""
+    runs, missing = [], []
+    for r in plan.runs_of(v):
+        rdir = report_dir(out, r.name)
+        audit = _read_json(rdir / "audit.json")
+        if audit is None or audit.get("spec_hash") != r.spec_hash:
+            missing.append({"seed": r.seed, "name": r.name, "why": "stale" if audit else "not run"})
+        else:
+            runs.append(_run_row(r, audit, rdir, here))
+    ref = plan.ablation.reference.get(v)
+    return {
+        "name": v, "overrides": list(plan.ablation.variants[v]), "n": len(runs),
+        "seeds": [r["seed"] for r in runs],
+        "stats": {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS},
+        "runs": runs, "missing": missing,
+        "selected_on_test": [r["name"] for r in runs if r["selection_split"] == "test"],
+        "reference": ref.model_dump() if ref else None,
+    }  # fmt: skip
+
+
 def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
     """The ablation record, rebuilt from the runs' audit.json files alone.
 
@@ -482,41 +518,12 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
     with a different spec).
     """
     abl = plan.ablation
-    abl_name, here = abl.name, report_dir(out, abl.name)
-    variants = []
-    for v in plan.variants:
-        runs, missing = [], []
-        for r in plan.runs_of(v):
-            rdir = report_dir(out, r.name)
-            audit = _read_json(rdir / "audit.json")
-            if audit is None or audit.get("spec_hash") != r.spec_hash:
-                missing.append({"seed": r.seed, "name": r.name, "why": "stale" if audit else "not run"})
-                continue
-            m = audit.get("metrics", {})
-            training = audit.get("training", {})
-            runs.append({
-                "seed": r.seed, "name": r.name, "spec_hash": r.spec_hash,
-                "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
-                "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
-                "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
-                "selection_split": training.get("selection_split"),
-                "epochs_run": training.get("epochs_run"),
-                "model": audit.get("model", {}).get("name"), "family": audit.get("model", {}).get("family"),
-                "software": software_label(audit),
-                "metrics": {k: m.get(k) for k in METRICS},
-            })  # fmt: skip
-        stats = {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS}
-        ref = abl.reference.get(v)
-        variants.append({
-            "name": v, "overrides": list(abl.variants[v]), "n": len(runs),
-            "seeds": [r["seed"] for r in runs], "stats": stats, "runs": runs, "missing": missing,
-            "selected_on_test": [r["name"] for r in runs if r["selection_split"] == "test"],
-            "reference": ref.model_dump() if ref else None,
-        })  # fmt: skip
+    here = report_dir(out, abl.name)
+    variants = [_variant_record(out, plan, v, here) for v in plan.variants]
     return {
         "schema_version": SCHEMA_VERSION,
         "ablation": {
-            "name": abl_name, "description": abl.description, "file": display_path(plan.path),
+            "name": abl.name, "description": abl.description, "file": display_path(plan.path),
             "base": abl.base, "base_path": display_path(plan.base_path), "overrides": list(abl.overrides),
             "cli_overrides": list(plan.cli_sets), "seeds": list(plan.seeds), "seeds_note": plan.seeds_note,
             "variants_selected": list(plan.variants), "variants_all": list(abl.variants),
@@ -524,7 +531,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         },
         "variants": variants,
         "mixed_software": mixed_software(variants),
-    }
+    }  # fmt: skip
 
 
 def _rel(target: Path, start: Path) -> str:

@@ -125,11 +125,44 @@ def default_kill_step(total: int, spe: int, every: int) -> int:
     return min(candidates, key=lambda s: (abs(2 * s - (total - 1)), s == resume_position(s, spe, every), s))
 
 
+def _training_images(spec: Spec, spec_arg: str) -> int:
+    """How many images one epoch trains on (the data stage's split, provenance checks included)."""
+    from auditor.data import load_data
+
+    n_train = len(load_data(spec.data, spec.seed).train_y)
+    if n_train == 0:
+        raise InvalidInput(f"{spec_arg}: no training images after the validation split")
+    return n_train
+
+
+def _with_checkpoint_cadence(spec: Spec, spe: int, spec_arg: str) -> tuple[Spec, list[str]]:
+    """The spec with mid-epoch checkpoints (a quarter epoch) when it has none, and a note saying so."""
+    if spec.train.checkpoint_every_steps is not None:
+        return spec, []
+    every = max(1, spe // 4)  # a kill then lands between checkpoints, not only at epoch ends
+    raw = resolved_dict(spec)
+    raw["train"]["checkpoint_every_steps"] = every
+    note = (
+        f"train.checkpoint_every_steps was unset: verify set it to {every} (a quarter epoch) "
+        "for all three runs, so they stay comparable"
+    )
+    return validate_spec(raw, spec_arg), [note]
+
+
+def _check_kill_at(kill_at: int | None, total: int, spec: Spec, spe: int) -> None:
+    if kill_at is not None and not 0 <= kill_at < total:
+        raise InvalidInput(
+            f"--kill-at: {kill_at} is outside the budget (global steps 0..{total - 1}: "
+            f"{spec.train.epochs} epochs x {spe} steps"
+            + (f", capped at max_steps {spec.train.max_steps})" if spec.train.max_steps else ")")
+        )
+
+
 def make_plan(
     spec_arg: str, sets: list[str], out: Path, epochs: int | None, steps: int | None, kill_at: int | None
 ) -> Plan:
     """Resolve the spec with the budget and checkpoint cadence; validate --kill-at. Raises InvalidInput."""
-    from auditor.data import load_data, steps_per_epoch
+    from auditor.data import steps_per_epoch
 
     for flag, value in (("--epochs", epochs), ("--steps", steps)):
         if value is not None and value < 1:
@@ -137,38 +170,20 @@ def make_plan(
     budget_sets = [f"train.epochs={epochs}"] if epochs is not None else []
     budget_sets += [f"train.max_steps={steps}"] if steps is not None else []
     spec = load_spec(spec_arg, [*sets, *budget_sets])
-    data = load_data(spec.data, spec.seed)
-    n_train = len(data.train_y)
-    del data
-    if n_train == 0:
-        raise InvalidInput(f"{spec_arg}: no training images after the validation split")
-    spe = steps_per_epoch(n_train, spec.train.batch_size)
+    spe = steps_per_epoch(_training_images(spec, spec_arg), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
-    notes = []
+    spec, notes = _with_checkpoint_cadence(spec, spe, spec_arg)
     every = spec.train.checkpoint_every_steps
-    if every is None:
-        every = max(1, spe // 4)
-        raw = resolved_dict(spec)
-        raw["train"]["checkpoint_every_steps"] = every
-        spec = validate_spec(raw, spec_arg)
-        notes.append(
-            f"train.checkpoint_every_steps was unset: verify set it to {every} (a quarter epoch) "
-            "for all three runs, so they stay comparable"
-        )
+    assert every is not None  # set just above when the spec had none
     if steps is not None and steps > spec.train.epochs * spe:
         notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
-    if kill_at is not None and not 0 <= kill_at < total:
-        raise InvalidInput(
-            f"--kill-at: {kill_at} is outside the budget (global steps 0..{total - 1}: "
-            f"{spec.train.epochs} epochs x {spe} steps"
-            + (f", capped at max_steps {spec.train.max_steps})" if spec.train.max_steps else ")")
-        )
-    k = default_kill_step(total, spe, every) if kill_at is None else kill_at
+    _check_kill_at(kill_at, total, spec, spe)
     budget = {
         "epochs": spec.train.epochs, "steps": spec.train.max_steps, "total_steps": total,
         "steps_per_epoch": spe, "checkpoint_every_steps": every,
         "source": "--epochs" if epochs is not None else "--steps" if steps is not None else "spec",
     }  # fmt: skip
+    k = default_kill_step(total, spe, every) if kill_at is None else kill_at
     return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes)
 
 
@@ -273,22 +288,9 @@ def corrupt_newest(ckpt_dir: Path) -> str | None:
     return p.name
 
 
-def run_killed(
-    plan: Plan, spec_file: Path, log: Log
-) -> tuple[list[RunRecord], dict[str, Any], dict[str, Any]]:
-    """Run K: killed after step plan.kill_at, then resumed. Returns (records, audit, facts)."""
-    name, k = plan.spec.name, plan.kill_at
-    killed = _start(plan, spec_file, "k", "killed", log, extra_env={ENV_KILL_AT: str(k)})
-    facts: dict[str, Any] = {"kill_signal": None, "notes": [], "resumed_from": None, "resume_notes": []}
-    if killed.returncode != -signal.SIGKILL:
-        audit = _finished(plan, killed)
-        facts["notes"].append(
-            f"run K was not killed: it finished (exit {killed.returncode}, status "
-            f"{audit['run']['status']}) before reaching step {k}; compared as it is"
-        )
-        return [killed], audit, facts
-    facts["kill_signal"] = "SIGKILL"
-    staging = run_paths(plan.workdir / "k", name).ckpt_staging
+def _prepare_resume(plan: Plan, facts: dict[str, Any]) -> bool:
+    """After the kill: whether `run --resume` can continue run K; if not, clear it for a fresh start."""
+    staging = run_paths(plan.workdir / "k", plan.spec.name).ckpt_staging
     if os.environ.get(ENV_CORRUPT_NEWEST):
         hit = corrupt_newest(staging) if staging.is_dir() else None
         facts["notes"].append(
@@ -301,17 +303,17 @@ def run_killed(
         why = "; ".join(f"{p.name}: {r}" for p, r in skipped) or "no staging folder"
         facts["notes"].append(f"no intact checkpoint after the kill ({why}): run K restarted from scratch")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(run_paths(plan.workdir / "k", name).reports_staging, ignore_errors=True)
-    resumed = _start(plan, spec_file, "k", "resumed", log, resume=resume)
-    audit = _finished(plan, resumed)
-    facts["resumed_from"] = audit["run"].get("resumed_from")
-    facts["resume_notes"] = list(audit["run"].get("resume_notes") or [])
-    facts["notes"] += [f"resume: {n}" for n in facts["resume_notes"]]
+        shutil.rmtree(run_paths(plan.workdir / "k", plan.spec.name).reports_staging, ignore_errors=True)
+    return resume
+
+
+def _note_resume_point(plan: Plan, facts: dict[str, Any], resume: bool) -> None:
+    """Say where the resumed process continued from, against the newest checkpoint before the kill."""
     spe = plan.steps_per_epoch
-    expected = checkpoint_name(resume_position(k, spe, plan.checkpoint_every), spe)
+    expected = checkpoint_name(resume_position(plan.kill_at, spe, plan.checkpoint_every), spe)
     if facts["resumed_from"] is None and resume:
         facts["notes"].append(
-            f"killed after step {k} before any checkpoint was written: the resumed process "
+            f"killed after step {plan.kill_at} before any checkpoint was written: the resumed process "
             "found none and trained from scratch (resumed from scratch)"
         )
     elif facts["resumed_from"] is not None:
@@ -319,6 +321,30 @@ def run_killed(
         if facts["resumed_from"] != expected:
             where += f" (newest written before the kill: {expected}; it fell back past it, see resume notes)"
         facts["notes"].append(where)
+
+
+def run_killed(
+    plan: Plan, spec_file: Path, log: Log
+) -> tuple[list[RunRecord], dict[str, Any], dict[str, Any]]:
+    """Run K: killed after step plan.kill_at, then resumed. Returns (records, audit, facts)."""
+    k = plan.kill_at
+    killed = _start(plan, spec_file, "k", "killed", log, extra_env={ENV_KILL_AT: str(k)})
+    facts: dict[str, Any] = {"kill_signal": None, "notes": [], "resumed_from": None, "resume_notes": []}
+    if killed.returncode != -signal.SIGKILL:
+        audit = _finished(plan, killed)
+        facts["notes"].append(
+            f"run K was not killed: it finished (exit {killed.returncode}, status "
+            f"{audit['run']['status']}) before reaching step {k}; compared as it is"
+        )
+        return [killed], audit, facts
+    facts["kill_signal"] = "SIGKILL"
+    resume = _prepare_resume(plan, facts)
+    resumed = _start(plan, spec_file, "k", "resumed", log, resume=resume)
+    audit = _finished(plan, resumed)
+    facts["resumed_from"] = audit["run"].get("resumed_from")
+    facts["resume_notes"] = list(audit["run"].get("resume_notes") or [])
+    facts["notes"] += [f"resume: {n}" for n in facts["resume_notes"]]
+    _note_resume_point(plan, facts, resume)
     return [killed, resumed], audit, facts
 
 
