@@ -71,7 +71,7 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 class Reference(BaseModel):
     """Published numbers for one variant (fractions), shown beside ours."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
     best_val_acc: Fraction | None = None
     final_val_acc: Fraction | None = None
     test_acc: Fraction | None = None
@@ -95,7 +95,7 @@ VariantName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_lengt
 class Ablation(BaseModel):
     """A validated ablation file."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
     name: Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=64)]
     description: str = ""
     base: Annotated[str, Field(min_length=1)]

@@ -54,18 +54,19 @@ def run_paths(out: Path, name: str) -> RunPaths:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (NaN written as null so any JSON reader accepts it)."""
-    text = json.dumps(_nan_to_none(obj), indent=2, allow_nan=False)
+    """Atomic JSON write (NaN and ±inf written as null so any JSON reader accepts it)."""
+    text = json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
     atomic_write_bytes(path, text.encode() + b"\n")
 
 
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
+def finite_or_none(obj: Any) -> Any:
+    """`obj` with every non-finite float (a diverged loss, an overflow) replaced by None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
+        return {k: finite_or_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
+        return [finite_or_none(v) for v in obj]
     return obj
 
 

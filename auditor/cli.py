@@ -209,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from auditor.inspect import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.data_root, args.device)
-    print(json.dumps(report, indent=2) if args.json else _table(report))
+    print(_json(report) if args.json else _table(report))
     return EXIT_OK
 
 
@@ -217,7 +217,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from auditor.inspect import measure_checkpoint
 
     report = measure_checkpoint(args.checkpoint, args.device, args.iters)
-    print(json.dumps(report, indent=2) if args.json else _table(report))
+    print(_json(report) if args.json else _table(report))
     return EXIT_OK
 
 
@@ -225,6 +225,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from auditor.ablate import cmd_ablate as run_ablate
 
     return run_ablate(args)
+
+
+def _json(report: dict) -> str:
+    """Strict JSON (a NaN loss from non-finite weights is written as null, as in audit.json)."""
+    from auditor.audit import finite_or_none
+
+    return json.dumps(finite_or_none(report), indent=2, allow_nan=False)
 
 
 def _table(report: dict) -> str:

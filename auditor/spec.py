@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,9 +37,9 @@ CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
 
 
 class _Section(BaseModel):
-    """Base for every spec section: strict types, no unknown keys, immutable."""
+    """Base for every spec section: strict types, no unknown keys, immutable, finite numbers."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Determinism(_Section):
@@ -265,6 +266,8 @@ def parse_criterion(metric: str, expr: Any) -> Criterion:
             f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==)"
             " or '<number> +- <tolerance>'"
         )
+    if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
+        raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
         raise ValueError(f"{metric} is a fraction in [0, 1], got threshold {crit.threshold}")
     return crit
@@ -316,7 +319,10 @@ class Spec(_Section):
         if isinstance(v, dict):
             v = {k: e for k, e in v.items() if e is not None}  # `null` removes a criterion
             for metric, expr in v.items():
-                parse_criterion(str(metric), expr)
+                try:
+                    parse_criterion(str(metric), expr)
+                except ValueError as exc:  # located at criteria.<metric> by format_validation_error
+                    raise ValueError(f"{_SUBKEY}{metric}: {exc}") from None
         return v
 
     def parsed_criteria(self) -> list[Criterion]:
@@ -328,7 +334,24 @@ class Spec(_Section):
 
 
 class SpecLoader(yaml.SafeLoader):
-    """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings."""
+    """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings, and
+    rejects a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {line}; first given on line {seen[key]})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            if isinstance(key, Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 SpecLoader.add_implicit_resolver(
@@ -420,14 +443,26 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+_SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
+
+
 def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line per error: `source: field.path: message, got VALUE`."""
+    """One line per error: `source: field.path: message, got VALUE`.
+
+    A message that already shows the offending value (", got ...") is not
+    given a second one; "@key: why" from a validator extends the path.
+    """
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:] if msg else msg
         got = "" if e["type"] == "missing" else f", got {_short(e.get('input'))}"
+        if msg.startswith(_SUBKEY) and ": " in msg:
+            key, msg = msg[len(_SUBKEY) :].split(": ", 1)
+            loc, got = f"{loc}.{key}", ""  # the message quotes the expression itself
+        if ", got " in msg:
+            got = ""
+        msg = msg[0].lower() + msg[1:] if msg else msg
         if e["type"] == "extra_forbidden":
             msg, got = "unknown key (not in the spec schema)", ""
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")

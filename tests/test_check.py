@@ -496,3 +496,11 @@ def test_write_junit_to_read_only_dir_is_invalid_input(tmp_path: Path) -> None:
             write_junit(sample_results(), "smoke", ro / "junit.xml")
     finally:
         ro.chmod(0o755)
+
+
+def test_a_criteria_file_with_a_key_twice_is_rejected(tmp_path: Path) -> None:
+    """Last-one-wins would silently drop the stricter of two gates."""
+    f = tmp_path / "dup.yaml"
+    f.write_text('test_acc: ">= 0.9"\ntest_acc: ">= 0.1"\n')
+    with pytest.raises(InvalidInput, match=r"dup.yaml: .*duplicate key 'test_acc' \(line 2; first given on line 1\)"):
+        load_criteria({}, f, [])

@@ -15,6 +15,7 @@ from auditor.spec import (
     apply_overrides,
     hash_resolved,
     load_spec,
+    load_yaml,
     parse_criterion,
     resolve_spec_path,
     resolved_dict,
@@ -81,10 +82,14 @@ BAD = [
     ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
     ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule", "needs milestones"),
     ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train", "not before epochs"),
-    ({"criteria": {"test_acc": ">= 85"}}, "criteria", "fraction in [0, 1]"),
-    ({"criteria": {"test_acc": "at least 0.9"}}, "criteria", "cannot parse"),
-    ({"criteria": {"top5": ">= 0.9"}}, "criteria", "unknown metric"),
-    ({"criteria": {"latency_ms": 10}}, "criteria", "quoted string"),
+    ({"criteria": {"test_acc": ">= 85"}}, "criteria.test_acc", "fraction in [0, 1]"),
+    ({"criteria": {"test_acc": "at least 0.9"}}, "criteria.test_acc", "cannot parse"),
+    ({"criteria": {"top5": ">= 0.9"}}, "criteria.top5", "unknown metric"),
+    ({"criteria": {"latency_ms": 10}}, "criteria.latency_ms", "quoted string"),
+    ({"criteria": {"latency_ms": "< 1e999"}}, "criteria.latency_ms", "numbers must be finite"),
+    ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr", "finite number"),
+    ({"data": {"std": [0.2, float("inf"), 0.2]}}, "data.std.1", "finite number"),
+    ({"verify": {"tolerance": float("inf")}}, "verify.tolerance", "finite number"),
     ({"name": "has space"}, "name", "pattern"),
     ({"name": "x.partial"}, "name", "reserved for staging"),
     ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train", "warmup_epochs=3.0 must be at most"),
@@ -103,6 +108,36 @@ def test_bad_spec_exit_2_names_file_and_field(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert f"{path}: {field}" in err
     assert message in err
+
+
+def test_a_message_shows_the_bad_value_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ntrain: {device: mps}\ncriteria: {test_acc: 0.9}\n")
+    assert main(["validate", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert any(ln.endswith("train.device: must be auto, cpu, cuda or cuda:N, got 'mps'") for ln in lines), lines
+    assert any(ln.endswith("criteria.test_acc: must be a quoted string like \">= 0.85\", got 0.9") for ln in lines)
+    assert all(ln.count(", got ") <= 1 for ln in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\nseed: 1\nseed: 2\n", "duplicate key 'seed' (line 3; first given on line 2)"),
+        ("name: x\ntrain:\n  epochs: 1\n  epochs: 2\n", "duplicate key 'epochs' (line 4; first given on line 3)"),
+    ],
+)
+def test_duplicate_keys_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err
+
+
+def test_merge_keys_may_be_overridden() -> None:
+    raw = load_yaml("base: &b {epochs: 1, batch_size: 64}\ntrain:\n  <<: *b\n  epochs: 2\n")
+    assert raw["train"] == {"epochs": 2, "batch_size": 64}
 
 
 def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
