@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 from auditor.errors import InvalidInput
 
 STEP_GLOB = "step-*.pt"
+STEP_NAME = re.compile(r"^step-(\d+)\.pt$")  # what save_step_checkpoint names them
 KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
 
 
@@ -117,16 +119,21 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
     return payload
 
 
+def step_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """The step checkpoints the trainer wrote (`step-<digits>.pt`); other files are not ours."""
+    return [p for p in ckpt_dir.glob(STEP_GLOB) if STEP_NAME.match(p.name) and p.is_file()]
+
+
 def candidates(ckpt_dir: Path) -> list[Path]:
     """Resume candidates: last.pt and step checkpoints, newest position first."""
-    paths = [p for p in [ckpt_dir / "last.pt", *ckpt_dir.glob(STEP_GLOB)] if p.is_file()]
-    return sorted(paths, key=lambda p: (_position(p), p.name), reverse=True)
+    last = [ckpt_dir / "last.pt"] if (ckpt_dir / "last.pt").is_file() else []
+    return sorted([*last, *step_checkpoints(ckpt_dir)], key=lambda p: (_position(p), p.name), reverse=True)
 
 
 def _position(path: Path) -> int:
     # Global step is encoded in step checkpoint names; last.pt is read for it.
-    if path.name.startswith("step-"):
-        return int(path.stem.split("-")[1])
+    if m := STEP_NAME.match(path.name):
+        return int(m[1])
     try:
         return int(load(path, check_digest=False).get("global_step", -1))
     except InvalidInput:
@@ -146,7 +153,7 @@ def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
 
 def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
     """Delete all but the newest `keep` step checkpoints (and their digests)."""
-    steps = sorted(ckpt_dir.glob(STEP_GLOB), key=_position, reverse=True)
+    steps = sorted(step_checkpoints(ckpt_dir), key=_position, reverse=True)
     for p in steps[keep:]:
         p.unlink(missing_ok=True)
         digest_path(p).unlink(missing_ok=True)

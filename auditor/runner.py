@@ -39,8 +39,11 @@ ENV_NOISE_AT = "AUDITOR_INJECT_NOISE_AT_STEP"  # add unseeded noise to the weigh
 # --- staging and resume ---------------------------------------------------------
 
 
-def prepare_dirs(paths: RunPaths, resume: bool) -> None:
-    """Create the staging folders; on --resume, seed them from a finished run if needed."""
+def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
+    """Create the staging folders; on --resume, seed them from a finished run if needed.
+
+    Returns True when it seeded checkpoint staging from the finished run.
+    """
     if not resume and paths.ckpt_staging.exists():
         raise InvalidInput(
             f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
@@ -50,12 +53,36 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> None:
         if not paths.last_checkpoint.is_file():
             raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
         shutil.copytree(paths.checkpoints, paths.ckpt_staging)
+        seeded = True
+    else:
+        seeded = False
     try:
         paths.ckpt_staging.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
         (paths.reports_staging / "figures").mkdir(parents=True)
     except OSError as exc:
         raise InvalidInput(f"--out: cannot write under {paths.out}: {exc.strerror}") from None
+    return seeded
+
+
+def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path | None, list[str]]:
+    """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch).
+
+    A refused resume of a finished run removes the staging copy it made, so
+    nothing looks like an interrupted run afterwards, and names the user's
+    own checkpoint rather than the copy.
+    """
+    seeded = prepare_dirs(paths, resume)
+    if not resume:
+        return None, []
+    try:
+        return find_resume_point(paths, spec, log)
+    except InvalidInput as exc:
+        if not seeded:
+            raise
+        shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
+        shutil.rmtree(paths.reports_staging, ignore_errors=True)
+        raise InvalidInput(str(exc).replace(str(paths.ckpt_staging), str(paths.checkpoints))) from None
 
 
 def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | None, list[str]]:
@@ -173,8 +200,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     data = load_data(spec.data, spec.seed)
     check_classes(spec, data)
     recover_interrupted_promote(paths)
-    prepare_dirs(paths, resume)
-    resume_from, resume_notes = find_resume_point(paths, spec, log) if resume else (None, [])
+    resume_from, resume_notes = stage_run(paths, spec, resume, log)
     env = environment.capture(device, argv)
     notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
     for note in notes:

@@ -147,8 +147,9 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     out = tmp_path / "other"
     shutil.copytree(smoke_run, out)
     other_spec = run_cli("run", "smoke", *sets(*TINY_SETS, "seed=9"), "--out", str(out), "--resume")
-    assert_clean_error(other_spec, "written by a different spec", "seed: 0 -> 9")
-    shutil.rmtree(out / "checkpoints/smoke.partial")
+    assert_clean_error(other_spec, f"{out / 'checkpoints/smoke/last.pt'}: checkpoint was written by a different spec", "seed: 0 -> 9")
+    # The refusal leaves nothing that looks like an interrupted run: a plain run is not refused.
+    assert not (out / "checkpoints/smoke.partial").exists() and not (out / "reports/smoke.partial").exists()
     # A criterion is not training: a finished run resumes (trains nothing) and is re-judged.
     stricter = run_cli("run", "smoke", *sets(*TINY_SETS, "criteria.best_val_acc=>= 0.999"), "--out", str(out), "--resume")
     assert stricter.returncode == 1, stricter.stderr  # the new criterion fails
