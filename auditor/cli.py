@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -156,10 +157,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: {' '.join(argv)} --resume", file=sys.stderr)
+        print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED
+
+
+def _interrupted_hint(out: Path, name: str, argv: list[str]) -> str:
+    """How to go on after Ctrl-C, as a command a shell takes verbatim."""
+    from auditor.audit import run_paths
+
+    if run_paths(out, name).ckpt_staging.is_dir():
+        return f"interrupted; continue with: {shlex.join([*argv, '--resume'])}"
+    return f"interrupted before anything was staged; start again with: {shlex.join(argv)}"
 
 
 def _print_outcome(audit: dict, report_dir: Path) -> None:
@@ -266,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:  # before a command's own handler took over (e.g. while importing torch)
+        print(f"\nauditor {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InvalidInput as exc:
         print(f"auditor {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -80,6 +83,33 @@ def test_output_into_a_closed_pipe_is_no_traceback() -> None:
     proc.stdout.close()  # type: ignore[union-attr]
     stderr = proc.stderr.read()  # type: ignore[union-attr]
     assert proc.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
+
+
+def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path) -> None:
+    """SIGINT mid-training: exit 130 and a shell-quoted --resume command (`>=` is no redirect)."""
+    args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    staging = tmp_path / "checkpoints/smoke.partial"
+    deadline = time.monotonic() + 120
+    while not staging.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    hint = err.strip().splitlines()[-1]
+    assert hint.startswith("interrupted; continue with: ")
+    again = shlex.split(hint.removeprefix("interrupted; continue with: "))
+    assert again == ["auditor", *args[:-2], "--out", str(tmp_path), "--resume"]
+    assert "'criteria.best_val_acc=>= 0.2'" in hint
+
+
+def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
+    from auditor.cli import _interrupted_hint
+
+    argv = ["auditor", "run", "smoke", "--set", "criteria.test_acc=>= 0.1"]
+    hint = _interrupted_hint(tmp_path, "smoke", argv)  # nothing staged under tmp_path
+    assert hint == "interrupted before anything was staged; start again with: " + shlex.join(argv)
 
 
 def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:
