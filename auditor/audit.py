@@ -23,6 +23,12 @@ AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
     "data": dict, "model": dict, "training": dict, "measurements": dict, "checkpoints": dict,
     "metrics": dict, "criteria": list, "verdict": str,
 }  # fmt: skip
+# Nested fields `check` and `render` read without further checks: (path, types, required).
+NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
+    (("run", "name"), str, True), (("run", "status"), str, True),
+    (("training", "history"), list, True), (("spec", "criteria"), dict, False),
+    (("metric_notes",), dict, False), (("verification",), (dict, type(None)), False),
+]  # fmt: skip
 STAGING = ".partial"
 
 
@@ -92,6 +98,16 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if version != SCHEMA_VERSION:
         raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
     missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
+    missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
     if missing:
         raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
     return audit
+
+
+def _nested_ok(audit: dict[str, Any], keys: tuple[str, ...], kind: type | tuple[type, ...], required: bool) -> bool:
+    node: Any = audit
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return not required and isinstance(node, dict)  # absent optional field; a malformed parent fails
+        node = node[key]
+    return isinstance(node, kind)

@@ -360,6 +360,8 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
         raw = load_yaml(path.read_text(encoding="utf-8"))  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(
             f"{path}: not valid YAML (quote expressions, e.g. test_acc: \">= 0.85\"): {exc}"

@@ -34,7 +34,7 @@ def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module]:
     model = build_model(spec.model)
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
         raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {exc}") from None
     return spec, model
 

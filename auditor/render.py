@@ -54,17 +54,22 @@ def render_run(run_dir: Path) -> Path:
     """
     run_dir = Path(run_dir)
     audit = read_audit(run_dir)
-    figures, notes = draw_figures(audit, run_dir / FIGURES_DIR)
     try:
+        figures, notes = draw_figures(audit, run_dir / FIGURES_DIR)
         text = render_text(audit, figures, notes)
+        atomic_write_bytes(run_dir / SHEET, text.encode("utf-8"))
+    except OSError as exc:  # a read-only or full report folder
+        raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {exc.strerror or exc}") from None
     except (jinja2.UndefinedError, KeyError) as exc:
         raise InvalidInput(
             f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet "
             f"(missing {exc})"
         ) from None
-    out = run_dir / SHEET
-    atomic_write_bytes(out, text.encode("utf-8"))
-    return out
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong kind (hand-edited record)
+        raise InvalidInput(
+            f"{run_dir / 'audit.json'}: malformed audit record, cannot render the sheet ({type(exc).__name__}: {exc})"
+        ) from None
+    return run_dir / SHEET
 
 
 def render_text(

@@ -504,3 +504,10 @@ def test_a_criteria_file_with_a_key_twice_is_rejected(tmp_path: Path) -> None:
     f.write_text('test_acc: ">= 0.9"\ntest_acc: ">= 0.1"\n')
     with pytest.raises(InvalidInput, match=r"dup.yaml: .*duplicate key 'test_acc' \(line 2; first given on line 1\)"):
         load_criteria({}, f, [])
+
+
+def test_a_criteria_file_that_is_not_text_is_rejected(tmp_path: Path) -> None:
+    f = tmp_path / "bin.yaml"
+    f.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InvalidInput, match="bin.yaml: criteria file is not UTF-8 text"):
+        load_criteria({}, f, [])

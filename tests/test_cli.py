@@ -273,6 +273,12 @@ def test_bad_checkpoint_is_invalid_input(tmp_path: Path) -> None:
     assert_clean_error(run_cli("evaluate", str(bad), "--data-root", str(tmp_path)), "bad.pt")
 
 
+def test_checkpoint_whose_weights_are_not_a_state_dict(tmp_path: Path, smoke_run: Path) -> None:
+    state = checkpoint.load(smoke_run / "checkpoints/smoke/best.pt")
+    checkpoint.save(tmp_path / "odd.pt", {**state, "model": "not a state dict"})
+    assert_clean_error(run_cli("measure", str(tmp_path / "odd.pt")), "odd.pt: weights do not fit resnet8")
+
+
 def test_measure_device_errors(smoke_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from auditor import inspect as auditor_inspect
 

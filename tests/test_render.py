@@ -550,3 +550,45 @@ def test_filters() -> None:
     assert f["yaml_scalar"](0.96) == "0.96"
     assert f["code"]("a`b") == "`` a`b ``"
     assert f["md_table"]([["a|b", "c\nd"]], ["x", "y"], "lr") == "| x | y |\n|:---|---:|\n| a\\|b | c d |"
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda a: a["spec"].update(criteria=["test_acc >= 0.5"]), "spec.criteria"),
+        (lambda a: a.update(metric_notes="x"), "metric_notes"),
+        (lambda a: a["run"].pop("name"), "run.name"),
+        (lambda a: a["training"].update(history="x"), "training.history"),
+        (lambda a: a.update(verification="x"), "verification"),
+    ],
+)
+def test_malformed_nested_fields_are_bad_input_for_render_and_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture, edit: Any, named: str
+) -> None:
+    from auditor.cli import main
+
+    audit = golden_audit()
+    edit(audit)
+    run_dir = write_run_dir(tmp_path, audit)
+    for command in (["render", str(run_dir)], ["check", str(run_dir), "--junit", str(tmp_path / "j.xml")]):
+        assert main(command) == 2, command
+        assert f"incomplete audit record: missing or malformed {named}" in capsys.readouterr().err
+
+
+def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path) -> None:
+    audit = golden_audit()
+    audit["measurements"]["latency"]["median_ms"] = "fast"  # hand-edited
+    with pytest.raises(InvalidInput, match=r"malformed audit record, cannot render the sheet \(\w+Error"):
+        render_run(write_run_dir(tmp_path, audit))
+
+
+def test_a_read_only_report_folder_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a read-only mount (chmod would not stop root): the write fails with EROFS."""
+    run_dir = write_run_dir(tmp_path, golden_audit())
+
+    def read_only(path: Path, data: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(render, "atomic_write_bytes", read_only)
+    with pytest.raises(InvalidInput, match="cannot write the sheet or its figures: Read-only file system"):
+        render_run(run_dir)
