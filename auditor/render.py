@@ -847,6 +847,8 @@ def _provenance_item(audit: dict[str, Any]) -> Item:
 
 def _selection_item(audit: dict[str, Any]) -> Item:
     split = audit["training"]["selection_split"]
+    if audit["training"]["best_epoch"] is None:
+        return False, "No model selection on the test set", "no checkpoint was selected (no completed epoch)"
     caveat = "" if split == "val" else " (no validation split): the test accuracy is optimistically biased"
     evidence = f"best checkpoint selected on the {split} split{caveat}"
     return split == "val", "No model selection on the test set", evidence

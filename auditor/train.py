@@ -100,6 +100,7 @@ class _Loop:
     partial: dict[str, float] = field(default_factory=dict)
     best: dict[str, Any] = field(default_factory=lambda: {"metric": None, "epoch": None, "since": 0})
     train_time_s: float = 0.0
+    unrecorded_images: int = 0  # images of a diverged epoch, which has no EpochRecord
     compile_s: float | None = None
 
 
@@ -458,6 +459,9 @@ def fit(
             break
         loss, acc, finite, n = train_one_epoch(loop, hook, progress)
         if not finite or not math.isfinite(loss):
+            # The steps up to the divergence trained too: their time and images count.
+            loop.train_time_s += loop.partial.get("elapsed", 0.0)
+            loop.unrecorded_images += n
             status, diverged_at = "diverged", _first_nonfinite(loop.step_losses)
             log(f"loss became non-finite at step {diverged_at}: stopping (status diverged)")
             break
@@ -476,7 +480,7 @@ def _first_nonfinite(values: list[float]) -> int | None:
 
 
 def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | None) -> TrainResult:
-    images = sum(h.images_per_s * h.epoch_s for h in loop.history)
+    images = sum(h.images_per_s * h.epoch_s for h in loop.history) + loop.unrecorded_images
     return TrainResult(
         status=status, epochs_run=len(loop.history), history=list(loop.history),
         step_losses=list(loop.step_losses), best_epoch=loop.best["epoch"],

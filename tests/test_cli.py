@@ -131,6 +131,9 @@ def test_diverged_run_fails_the_gate(tmp_path: Path) -> None:
     audit = audit_of(tmp_path)
     assert audit["run"]["status"] == "diverged" and audit["verdict"] == "FAIL"
     assert audit["training"]["diverged_at_step"] is not None
+    # The steps before the divergence ran: their time is measured, not recorded as zero.
+    assert audit["metrics"]["train_time_s"] > 0 and audit["metrics"]["images_per_s"] > 0
+    assert audit["metrics"]["official_data"] is False  # synthetic data is known not to be CIFAR-10
     assert "FAIL  training diverged" in proc.stdout
     # The CI gate agrees with the run even when every criterion it checks passes.
     lenient = tmp_path / "lenient.yaml"

@@ -430,6 +430,8 @@ def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
     assert checklist_line(text, "Training finished without divergence").startswith("- [ ]")
     assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
     assert checklist_line(text, "Checkpoint digests recorded").startswith("- [ ]")
+    selection = checklist_line(text, "No model selection on the test set")  # nothing was selected at all
+    assert selection.startswith("- [ ]") and "no checkpoint was selected" in selection
 
 
 def test_verification_present_renders_evidence_and_ticks_box() -> None:
