@@ -18,7 +18,8 @@ Comparison rules:
   floats).
 * Categorical metrics compare strings with `==` / `!=`; a bool value is read
   as ``"true"`` / ``"false"``.
-* A missing (None) or NaN measured value fails every criterion, `!=` included,
+* A missing (None), NaN or infinite measured value, or a fraction outside
+  [0, 1], fails every criterion, `!=` included,
   as does a value of the wrong type (a string for a numeric metric, a number
   for a categorical one).
 """
@@ -157,6 +158,10 @@ def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:
     if not _is_number(value):
         return _result(crit, str(value), False, f"measured {value!r} is not a number")
     measured = float(value)  # type: ignore[arg-type]  # _is_number checked it
+    if not math.isfinite(measured):  # the runner writes null, never inf: a hand-edited record
+        return _result(crit, measured, False, f"measured {measured} is not a finite number")
+    if NUMERIC_METRICS[crit.metric] == "fraction" and not 0 <= measured <= 1:
+        return _result(crit, measured, False, f"measured {measured} is not a fraction in [0, 1]")
     passed = _numeric_passes(crit, measured)
     return _result(crit, measured, passed, _numeric_detail(crit, measured, passed))
 
@@ -230,7 +235,9 @@ def _shown(result: CriterionResult) -> str:
 
 def _unusual(r: CriterionResult) -> bool:
     m = r.measured
-    if m is None or (isinstance(m, float) and math.isnan(m)):
+    if m is None or (isinstance(m, float) and not math.isfinite(m)):
+        return True
+    if NUMERIC_METRICS.get(r.metric) == "fraction" and isinstance(m, float) and not 0 <= m <= 1:
         return True
     return isinstance(m, str) != (r.metric in CATEGORICAL_METRICS)
 

@@ -219,6 +219,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from auditor.inspect import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.data_root, args.device)
+    for warning in report["warnings"]:
+        print(f"auditor evaluate: warning: {warning}", file=sys.stderr)
     print(_json(report) if args.json else _table(report))
     return EXIT_OK
 

@@ -63,7 +63,22 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
     return {
         "checkpoint": str(path), "run": spec.name, "spec_hash": spec_hash(spec), "device": str(device), "data": facts,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
+        "warnings": evaluation_warnings(spec, model),
     }  # fmt: skip
+
+
+def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:
+    """Why an accuracy of this checkpoint on CIFAR-10 may mean nothing."""
+    warnings = []
+    if spec.data.dataset != "cifar10":
+        warnings.append(
+            f"the model was trained on {spec.data.dataset} data, whose classes are not CIFAR-10's: "
+            "this accuracy says nothing about the run"
+        )
+    bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        warnings.append(f"{len(bad)} weight tensors hold non-finite values (e.g. {bad[0]}): the model is broken")
+    return warnings
 
 
 def _latency_spec(latency: Latency, iters: int | None) -> Latency:

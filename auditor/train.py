@@ -63,7 +63,7 @@ class TrainResult:
     images_per_s: float  # training images / train_time_s
     diverged_at_step: int | None
     resumed_from: str | None
-    compile_s: float | None = None  # wall time of the first compiled step (incl. compile)
+    compile_s: float | None = None  # wall time of the first step at each batch shape (incl. compile)
     steps_per_epoch: int = 0
 
 
@@ -102,6 +102,7 @@ class _Loop:
     train_time_s: float = 0.0
     unrecorded_images: int = 0  # images of a diverged epoch, which has no EpochRecord
     compile_s: float | None = None
+    compiled_sizes: set[int] = field(default_factory=set)  # batch sizes compiled in this process
 
 
 # --- optimisation pieces ------------------------------------------------------
@@ -202,8 +203,10 @@ def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) 
     for step, xb, yb in _progress(batches, loop) if progress else batches:
         ts = time.perf_counter()
         loss, corr = train_step(loop, normalize(xb, mean, std, loop.train.channels_last), yb)
-        if loop.compile_s is None and loop.train.compile != "off":
-            loop.compile_s = _sync_time(loop.device, ts)
+        if loop.train.compile != "off" and len(yb) not in loop.compiled_sizes:
+            # A new batch shape (the short last batch) compiles again: count that step too.
+            loop.compiled_sizes.add(len(yb))
+            loop.compile_s = (loop.compile_s or 0.0) + _sync_time(loop.device, ts)
         losses[step], loss_sum, correct = loss, loss_sum + loss * len(yb), correct + corr
         loop.step = step + 1
         if hook is not None:

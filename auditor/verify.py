@@ -582,37 +582,59 @@ def verify(
     spec_arg: str, sets: list[str], out: Path, *, epochs: int | None = None, steps: int | None = None,
     kill_at: int | None = None, log: Log = print,
 ) -> VerifyOutcome:
-    """Plan, run A, B and K, compare, and write the evidence. Raises InvalidInput / RunFailed."""
+    """Plan, run A, B and K, compare, and write the evidence. Raises InvalidInput / RunFailed.
+
+    Evidence from an earlier invocation is set aside, not deleted, until this
+    one has written its own: an interrupted or failed re-verify puts it back.
+    """
     plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at)
     notes = [*plan.notes, *_check_injection_env(plan.total_steps)]
-    _fresh_workdir(plan, out)
+    previous = _set_aside_workdir(plan, out)
+    try:
+        block, report_a = _run_and_compare(plan, notes, log)
+    except BaseException:  # Ctrl-C included: the earlier evidence must survive
+        if previous is not None:
+            shutil.rmtree(plan.workdir, ignore_errors=True)
+            os.replace(previous, plan.workdir)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+    return VerifyOutcome(block, block["passed"], report_a)
+
+
+def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, Any], Path]:
+    """Runs A, B and K in plan.workdir, compared; the evidence written there and into A's record."""
     spec_file = write_spec_file(plan)
     log(f"verify: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), checkpoint every "
         f"{plan.checkpoint_every}, kill after step {plan.kill_at}; work dir {plan.workdir}")  # fmt: skip
-
     rec_a = _start(plan, spec_file, "a", "reference", log)
     audit_a = _finished(plan, rec_a)
     rec_b = _start(plan, spec_file, "b", "twin", log)
     _finished(plan, rec_b)
     recs_k, _, facts = run_killed(plan, spec_file, log)
-    notes += facts["notes"]
-
     pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
-    block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, notes)
+    block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, [*notes, *facts["notes"]])
     report_a = run_paths(plan.workdir / "a", plan.spec.name).reports
     record_in_audit(report_a, plan.spec, block)
     write_json(plan.workdir / "verify.json", block)
-    return VerifyOutcome(block, block["passed"], report_a)
+    return block, report_a
 
 
-def _fresh_workdir(plan: Plan, out: Path) -> None:
-    """Replace verify's own evidence from an earlier invocation with an empty work dir."""
+def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
+    """An empty work dir; an earlier one moved to `<workdir>.old` (returned), or None if there was none."""
+    old = plan.workdir.with_name(plan.workdir.name + ".old")
     try:
+        if old.is_dir():  # a verify was killed mid-way: its work dir is partial, `.old` the evidence
+            shutil.rmtree(plan.workdir, ignore_errors=True)
+            os.replace(old, plan.workdir)
+        previous = None
         if plan.workdir.is_dir():
-            shutil.rmtree(plan.workdir)
+            os.replace(plan.workdir, old)
+            previous = old
         plan.workdir.mkdir(parents=True)
     except OSError as exc:
         raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+    return previous
 
 
 def evidence_block(

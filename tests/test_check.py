@@ -62,7 +62,7 @@ NUMERIC_CASES = [
     ("final_val_acc", "0.87 +- 0", 0.87, True),
     ("train_time_s", "< 60", 59, True),  # ints are numbers too
     ("latency_ms", "< 10", math.inf, False),
-    ("latency_ms", "> 10", math.inf, True),
+    ("latency_ms", "> 10", math.inf, False),  # not finite: never a measurement
 ]
 
 
@@ -511,3 +511,18 @@ def test_a_criteria_file_that_is_not_text_is_rejected(tmp_path: Path) -> None:
     f.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InvalidInput, match="bin.yaml: criteria file is not UTF-8 text"):
         load_criteria({}, f, [])
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "detail"),
+    [
+        ("best_val_acc", math.inf, "measured inf is not a finite number"),
+        ("latency_ms", -math.inf, "measured -inf is not a finite number"),
+        ("test_acc", 1.5, "measured 1.5 is not a fraction in [0, 1]"),
+    ],
+)
+def test_impossible_measurements_fail_and_say_why(metric: str, value: float, detail: str) -> None:
+    """The runner never writes these; a tampered record must not pass a gate with them."""
+    (r,) = evaluate_criteria([parse_criterion(metric, ">= 0.5" if metric != "latency_ms" else "< 10")], {metric: value})
+    assert not r.passed and r.detail == detail
+    assert render_lines([r])[0].endswith(f"({detail})")

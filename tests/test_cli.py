@@ -305,6 +305,19 @@ def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
     assert report["n"] == 1017 and report["data"]["official"] is False and len(report["spec_hash"]) == 64
     assert set(report["per_class_acc"]) == {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
     assert 0.0 <= report["test_acc"] <= 0.3
+    assert report["warnings"] == [
+        "the model was trained on synthetic data, whose classes are not CIFAR-10's: this accuracy says nothing about the run"
+    ]  # fmt: skip
+    assert f"auditor evaluate: warning: {report['warnings'][0]}" in proc.stderr
+
+
+def test_evaluation_warns_about_non_finite_weights(smoke_run: Path) -> None:
+    from auditor.inspect import evaluation_warnings, model_from_checkpoint
+
+    spec, model = model_from_checkpoint(smoke_run / "checkpoints/smoke/best.pt")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    assert any("non-finite values" in w for w in evaluation_warnings(spec, model))
 
 
 @pytest.mark.slow

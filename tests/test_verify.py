@@ -14,11 +14,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from auditor import checkpoint
+from auditor import verify as verify_mod
 from auditor.audit import run_paths
 from auditor.cli import main
 from auditor.environment import software_versions
@@ -368,3 +370,26 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not intact"):
         checkpoint.load(torn)
     assert checkpoint.load(found)["global_step"] == 10
+
+
+def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or a crash) in a second `auditor verify` must not cost the first one's evidence."""
+    workdir = tmp_path / "verify" / "smoke"
+    workdir.mkdir(parents=True)
+    (workdir / "verify.json").write_text("earlier evidence")
+
+    def interrupted(plan: Any, notes: list[str], log: Any) -> None:
+        (plan.workdir / "a").mkdir()  # it had started writing
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_mod, "_run_and_compare", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+    assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
+    assert not workdir.with_name("smoke.old").exists()
+    # A verify killed outright (no chance to put it back) leaves `.old`: the next one restores it first.
+    os.replace(workdir, workdir.with_name("smoke.old"))
+    (workdir / "a").mkdir(parents=True)
+    with pytest.raises(KeyboardInterrupt):
+        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+    assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
