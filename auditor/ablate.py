@@ -21,8 +21,10 @@ import shlex
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -53,13 +55,13 @@ SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
 # metric key in audit.json `metrics` -> (label, kind)
-METRICS: dict[str, tuple[str, str]] = {
+METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "best_val_acc": ("best val acc", "acc"),
     "final_val_acc": ("final val acc", "acc"),
     "test_acc": ("test acc", "acc"),
     "train_time_s": ("train time", "seconds"),
     "params_m": ("params", "millions"),
-}
+})
 REFERENCE_METRICS = ("best_val_acc", "final_val_acc", "test_acc")
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -206,10 +208,12 @@ class Plan:
     warnings: tuple[str, ...]
 
     def runs_of(self, variant: str) -> list[PlannedRun]:
+        """The planned runs of one variant, in seed order."""
         return [r for r in self.runs if r.variant == variant]
 
 
 def run_name(ablation: str, variant: str, seed: int) -> str:
+    """A run's name: `<ablation>-<variant>-s<seed>`."""
     return f"{ablation}-{variant}-s{seed}"
 
 
@@ -336,6 +340,7 @@ def _merge_errors(source: str, base: str, errors: dict[str, list[str]], n_varian
 
 
 def report_dir(out: Path, run: str) -> Path:
+    """Where `auditor run` writes the report folder of run `run` under `out`."""
     return out / "reports" / run
 
 
@@ -457,6 +462,7 @@ def run_argv(plan: Plan, run: PlannedRun, out: Path, resume: bool) -> list[str]:
 
 
 def shell_command(argv: list[str]) -> str:
+    """The `auditor ARGV` command line, quoted for a POSIX shell."""
     return " ".join(shlex.quote(a) for a in ["auditor", *argv])
 
 
@@ -691,6 +697,7 @@ def fmt_stat(stat: dict[str, Any], kind: str, n_total: int | None = None) -> str
 
 
 def fmt_value(x: float | None, kind: str) -> str:
+    """One published or measured value: `93.57 %`, `12.3 s`, `11.17 M`; `—` when absent."""
     if x is None:
         return "—"
     return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{x:.2f} M")
@@ -706,12 +713,14 @@ def fmt_reference(ref: dict[str, Any] | None, metric: str) -> str:
 
 
 def fmt_delta(ours: dict[str, Any], ref: float | None) -> str:
+    """Our mean minus the reference, in percentage points; `—` when either is missing."""
     if ours["mean"] is None or ref is None:
         return "—"
     return f"{100 * (ours['mean'] - ref):+.2f} pp"
 
 
 def fmt_overrides(items: list[str]) -> str:
+    """A variant's overrides as inline code, or `(none: the base)`."""
     return ", ".join(f"`{i}`" for i in items) if items else "(none: the base)"
 
 
@@ -773,6 +782,7 @@ def _print(msg: str = "") -> None:
 
 
 def print_list(plan_source: str) -> None:
+    """`--list`: the ablation file, its overrides and variants."""
     path, abl = load_ablation(plan_source)
     _print(f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}")
     _print(f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}")
@@ -783,6 +793,7 @@ def print_list(plan_source: str) -> None:
 
 
 def print_plan(plan: Plan, out: Path) -> None:
+    """`--dry-run`: every planned pair, its state and its `auditor run` command."""
     abl = plan.ablation
     _print(f"# ablation {abl.name!r} ({display_path(plan.path)}): base {display_path(plan.base_path)}")
     _print(f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}")
@@ -845,6 +856,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
 
 
 def relaunch_command(args: argparse.Namespace) -> str:
+    """The `auditor ablate` command that continues this invocation after an interruption."""
     argv = ["ablate", args.ablation, *[a for s in args.sets for a in ("--set", s)]]
     argv += ["--only", *args.only] if args.only else []
     argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []

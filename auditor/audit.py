@@ -42,10 +42,12 @@ class RunPaths:
 
     @property
     def reports_staging(self) -> Path:
+        """The report folder being written; promoted over `reports` when the run ends."""
         return self.reports.with_name(self.reports.name + STAGING)
 
     @property
     def ckpt_staging(self) -> Path:
+        """The checkpoint folder being written; promoted over `checkpoints` when the run ends."""
         return self.checkpoints.with_name(self.checkpoints.name + STAGING)
 
     @property

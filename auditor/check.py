@@ -31,9 +31,10 @@ import numbers
 import operator
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -55,23 +56,23 @@ DIVERGED_DETAIL = "training diverged: a diverged run fails whatever its criteria
 MeasuredValue = float | str | bool | None
 
 # Decimals shown per unit (NUMERIC_METRICS values); others fall back to repr.
-_DECIMALS: dict[str, int] = {
+_DECIMALS: Mapping[str, int] = MappingProxyType({
     "fraction": 4,
     "ms": 2,
     "MB": 2,
     "millions": 3,
     "s": 2,
     "images/s": 1,
-}
-_ORDERED: dict[str, Callable[[float, float], bool]] = {
+})
+_ORDERED: Mapping[str, Callable[[float, float], bool]] = MappingProxyType({
     ">=": operator.ge,
     ">": operator.gt,
     "<=": operator.le,
     "<": operator.lt,
-}
+})
 
 # A failed `a op b` is reported as the relation that does hold: `12.31 >= 10`.
-_NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="}
+_NEGATED = MappingProxyType({">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="})
 
 
 @dataclass(frozen=True)

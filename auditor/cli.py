@@ -112,6 +112,7 @@ def _add_ablate(sub: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """`auditor models`: registered models with exact parameter counts."""
     from auditor.models import count_parameters, create_model, list_models, model_info
 
     print(f"{'model':<10} {'params':>12}  family")
@@ -122,6 +123,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    """`auditor schema`: the spec's JSON Schema."""
     from auditor.spec import json_schema
 
     print(json.dumps(json_schema(), indent=2))
@@ -129,6 +131,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
     import yaml
 
     from auditor.spec import load_spec, resolved_dict, spec_hash
@@ -148,6 +151,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.runner import execute
     from auditor.spec import load_spec
 
@@ -182,6 +186,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.render import render_run
 
     path = render_run(args.run_dir)
@@ -190,12 +195,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """`auditor verify`: twin runs and a kill/resume run, compared tensor by tensor."""
     from auditor.verify import run_cli
 
     return run_cli(args, _log)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """`auditor check`: re-judge a run's criteria (or others) for CI; exit 1 when it fails."""
     from auditor.audit import read_audit
     from auditor.check import evaluate_criteria, load_criteria, render_lines, verdict, write_junit
     from auditor.spec import parse_criterion
@@ -216,6 +223,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`auditor evaluate`: a checkpoint's accuracy on the user's own copy of the data."""
     from auditor.inspect import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.data_root, args.device)
@@ -226,6 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
+    """`auditor measure`: a checkpoint's parameters, sizes and batch-1 latency."""
     from auditor.inspect import measure_checkpoint
 
     report = measure_checkpoint(args.checkpoint, args.device, args.iters)
@@ -234,6 +243,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
+    """`auditor ablate`: variants x seeds, then the mean ± std page."""
     from auditor.ablate import cmd_ablate as run_ablate
 
     return run_ablate(args)

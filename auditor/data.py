@@ -93,6 +93,7 @@ class _SafeUnpickler(pickle.Unpickler):
     })
 
     def find_class(self, module: str, name: str) -> object:
+        """Only the numpy and builtin types a CIFAR-10 batch holds; anything else is refused."""
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)

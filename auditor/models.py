@@ -262,6 +262,7 @@ class GlobalAvgPool(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C): the mean over the spatial dimensions."""
         return torch.flatten(F.avg_pool2d(x, kernel_size=x.shape[-2:]), 1)
 
 

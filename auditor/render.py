@@ -19,8 +19,9 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jinja2
@@ -365,14 +366,14 @@ def checkbox(ok: bool) -> str:
     return "[x]" if ok else "[ ]"
 
 
-FILTERS: dict[str, Callable[..., str]] = {
+FILTERS: Mapping[str, Callable[..., str]] = MappingProxyType({
     "na": na, "num": num, "fixed": fixed, "pct": pct, "ms": ms, "mb": mb, "bytes_mb": bytes_mb,
     "thousands": thousands, "millions": millions, "seconds": seconds, "rate": rate,
     "yesno": yesno, "short_sha": short_sha, "code": code, "cell": cell, "md_table": md_table,
     "shq": shq, "yaml_scalar": yaml_scalar, "cudnn_version": cudnn_version, "triple": triple,
     "listing": listing, "code_list": code_list, "blockquote": blockquote, "any_value": any_value,
     "checkbox": checkbox,
-}  # fmt: skip
+})  # fmt: skip
 
 
 # --- the view: facts prepared for the template ---------------------------------------------

@@ -13,8 +13,9 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -43,6 +44,8 @@ class _Section(BaseModel):
 
 
 class Determinism(_Section):
+    """Seeding aside, the determinism flags `auditor run` sets (on by default)."""
+
     enabled: bool = True
     # torch's NaN-filling of fresh torch.empty() memory under deterministic algorithms.
     # It only matters to an op that reads memory it never wrote (none is known in these
@@ -53,11 +56,15 @@ class Determinism(_Section):
 
 
 class Augment(_Section):
+    """Per-sample training augmentation, done as batched tensor ops on the device."""
+
     crop_padding: Annotated[int, Field(ge=0, le=16)] = 4  # pixels of zero padding
     hflip: bool = True
 
 
 class SyntheticSize(_Section):
+    """Image counts of the procedurally generated data set (dataset: synthetic)."""
+
     train: Annotated[int, Field(ge=10)] = 2000  # images
     test: Annotated[int, Field(ge=10)] = 500
 
@@ -66,6 +73,8 @@ Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
 
 
 class DataSpec(_Section):
+    """Where the data comes from, how it is split, normalised and augmented."""
+
     dataset: Literal["cifar10", "synthetic"] = "cifar10"
     root: str = "data"  # holds cifar-10-batches-py/; relative to the working dir
     download: bool = False
@@ -94,6 +103,8 @@ class DataSpec(_Section):
 
 
 class ModelSpec(_Section):
+    """A registered model (see `auditor models`), its head size and its normalisation layers."""
+
     name: str = "resnet18"
     norm: Literal["batch", "group", "none"] = "batch"
     num_classes: Annotated[int, Field(ge=2)] = 10
@@ -109,6 +120,8 @@ class ModelSpec(_Section):
 
 
 class Optimizer(_Section):
+    """SGD (momentum, optional Nesterov, weight decay); lr is the base rate the schedule scales."""
+
     name: Literal["sgd"] = "sgd"
     lr: Annotated[float, Field(gt=0)] = 0.1
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
@@ -123,6 +136,8 @@ class Optimizer(_Section):
 
 
 class Schedule(_Section):
+    """The learning-rate schedule over epochs, with an optional linear warm-up."""
+
     name: Literal["cosine", "multistep", "constant"] = "cosine"
     warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # fractional epochs allowed
     eta_min: Annotated[float, Field(ge=0)] = 0.0  # cosine floor, absolute lr
@@ -139,6 +154,8 @@ class Schedule(_Section):
 
 
 class EarlyStopping(_Section):
+    """Stop when the selection accuracy has not improved for `patience` epochs."""
+
     floor: Annotated[float, Field(ge=0, le=1)] = 0.0  # val acc (fraction) before patience counts
     patience: Annotated[int, Field(ge=1)] = 15  # epochs without improvement
 
@@ -149,6 +166,8 @@ def _off_alias(v: Any) -> Any:
 
 
 class TrainSpec(_Section):
+    """The training loop: budget, batch sizes, device and the speed toggles."""
+
     epochs: Annotated[int, Field(ge=1)] = 200
     max_steps: Annotated[int, Field(ge=1)] | None = None  # stop early after this many steps (budgets)
     batch_size: Annotated[int, Field(ge=1)] = 128
@@ -197,19 +216,23 @@ class TrainSpec(_Section):
 
 
 class Latency(_Section):
+    """Batch-1 latency measurement: untimed warm-up, then individually timed iterations."""
+
     batch_size: Annotated[int, Field(ge=1)] = 1
     warmup: Annotated[int, Field(ge=0)] = 20  # untimed iterations
     iters: Annotated[int, Field(ge=5)] = 200  # timed iterations (median and p95 are reported)
 
 
 class MeasureSpec(_Section):
+    """What the measure stage does after training."""
+
     latency: Latency = Latency()
 
 
 # --- criteria -------------------------------------------------------------
 
 # metric -> (kind, unit-range note). Accuracy metrics are fractions in [0, 1].
-NUMERIC_METRICS: dict[str, str] = {
+NUMERIC_METRICS: Mapping[str, str] = MappingProxyType({
     "test_acc": "fraction",
     "best_val_acc": "fraction",
     "final_val_acc": "fraction",
@@ -221,12 +244,12 @@ NUMERIC_METRICS: dict[str, str] = {
     "train_time_s": "s",
     "images_per_s": "images/s",
     "peak_rss_mb": "MB",
-}
-CATEGORICAL_METRICS: dict[str, tuple[str, ...]] = {
+})
+CATEGORICAL_METRICS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "status": ("completed", "diverged", "early_stopped"),
     "reproducible": ("bitwise", "tolerance", "diverged"),
     "official_data": ("true", "false"),
-}
+})
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _CMP_RE = re.compile(rf"^\s*(>=|<=|==|>|<)\s*({_NUM})\s*$")
 _TOL_RE = re.compile(rf"^\s*({_NUM})\s*(?:\+-|\+/-|±)\s*({_NUM})\s*$")
@@ -286,6 +309,7 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
 
 class VerifySpec(_Section):
     # max |a-b| over compared tensors accepted as `tolerance` when allow_tolerance
+    """What `auditor verify` accepts as reproduced."""
     tolerance: Annotated[float, Field(ge=0)] = 1e-6
     allow_tolerance: bool = False
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from auditor.errors import InvalidInput
 from auditor.spec import DataSpec, Schedule, TrainSpec
 
 StepHook = Callable[[int, nn.Module], None]  # (global step, model) after each step
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = MappingProxyType({"off": None, "bf16": torch.bfloat16, "fp16": torch.float16})
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ class RunRecord:
     log: str
 
     def as_dict(self) -> dict[str, Any]:
+        """The record as verify.json stores it (wall time rounded to ms)."""
         return {"id": self.id, "role": self.role, "returncode": self.returncode,
                 "wall_s": round(self.wall_s, 3), "log": self.log}  # fmt: skip
 
@@ -557,6 +558,7 @@ def first_divergence(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class VerifyOutcome:
+    """The evidence block, whether it passed, and run A's report folder."""
     block: dict[str, Any]
     passed: bool
     report_dir: Path
