@@ -725,16 +725,12 @@ def fmt_overrides(items: list[str]) -> str:
 
 
 def _env() -> Any:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from auditor.render import make_environment
 
-    env = Environment(
-        loader=FileSystemLoader(resource_dir("templates")), undefined=StrictUndefined,
-        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False,
-    )  # fmt: skip
-    env.filters.update(
-        stat=fmt_stat, value=fmt_value, pct=_pct, delta=fmt_delta, overrides=fmt_overrides, reference=fmt_reference
-    )
-    return env
+    return make_environment({
+        "stat": fmt_stat, "value": fmt_value, "pct": _pct, "delta": fmt_delta, "overrides": fmt_overrides,
+        "reference": fmt_reference,
+    })  # fmt: skip
 
 
 def render_ablation(here: Path) -> Path:

@@ -49,7 +49,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read from /proc where it can be (os.umask can only read by setting it,
+    which for a moment would give any file created by another thread mode 0666)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # the fallback sets a strict mask, never a permissive one, meanwhile
     os.umask(mask)
     return mask
 

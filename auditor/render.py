@@ -87,8 +87,9 @@ def render_text(
     return env.get_template(TEMPLATE).render(**context)
 
 
-def make_environment() -> jinja2.Environment:
-    """The Jinja environment: StrictUndefined, the shipped templates, every filter."""
+def make_environment(filters: Mapping[str, Callable[..., str]] | None = None) -> jinja2.Environment:
+    """The Jinja environment of the shipped templates: StrictUndefined, Markdown, `filters`
+    (default: the sheet's FILTERS)."""
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
@@ -97,7 +98,7 @@ def make_environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(FILTERS)
+    env.filters.update(FILTERS if filters is None else filters)
     return env
 
 
