@@ -371,9 +371,8 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise InvalidInput(
-            f"{path}: not valid YAML (quote expressions, e.g. test_acc: \">= 0.85\"): {exc}"
-        ) from None
+        hint = "" if "duplicate key" in str(exc) else ' (quote expressions, e.g. test_acc: ">= 0.85")'
+        raise InvalidInput(f"{path}: not valid YAML{hint}: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: criteria file must be a YAML mapping, got {type(raw).__name__}")
     if "criteria" in raw:

@@ -189,7 +189,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.render import render_run
 
-    path = render_run(args.run_dir)
+    try:
+        path = render_run(args.run_dir)
+    except (TypeError, ValueError, AttributeError) as exc:  # a value of the wrong kind in a hand-edited record
+        raise InvalidInput(
+            f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -287,7 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a pipe is block-buffered: a closed reader must surface here, not at exit
+        return code
     except KeyboardInterrupt:  # before a command's own handler took over (e.g. while importing torch)
         print(f"\nauditor {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

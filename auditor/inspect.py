@@ -19,11 +19,11 @@ from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, size
 from auditor.models import build_model
-from auditor.spec import Latency, Spec, spec_hash, validate_spec
+from auditor.spec import Latency, Spec, validate_spec
 
 
-def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module]:
-    """(embedded spec, model with the checkpoint's weights), on the CPU."""
+def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module, str | None]:
+    """(embedded spec, model with the checkpoint's weights on the CPU, the spec hash the run recorded)."""
     if not path.is_file():
         raise InvalidInput(f"{path}: checkpoint not found")
     # A copied checkpoint may travel without its digest file: verify when present.
@@ -36,7 +36,8 @@ def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module]:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
         raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {exc}") from None
-    return spec, model
+    recorded = state.get("spec_hash")  # as written, not recomputed under today's defaults
+    return spec, model, recorded if isinstance(recorded, str) else None
 
 
 def _device(name: str) -> torch.device:
@@ -51,7 +52,7 @@ def _device(name: str) -> torch.device:
 
 def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[str, Any]:
     """Overall and per-class test accuracy of a checkpoint on the data under `data_root`."""
-    spec, model = model_from_checkpoint(path)
+    spec, model, recorded_hash = model_from_checkpoint(path)
     device = _device(device_name)
     x, y, classes, facts = read_test_set(data_root)
     if len(classes) != spec.model.num_classes:
@@ -61,7 +62,7 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
     mean, std = norm_tensors(spec.data, device)
     acc = accuracy(model, x.to(device), y.to(device), mean, std, spec.train, classes, "test")
     return {
-        "checkpoint": str(path), "run": spec.name, "spec_hash": spec_hash(spec), "device": str(device), "data": facts,
+        "checkpoint": str(path), "run": spec.name, "spec_hash": recorded_hash, "device": str(device), "data": facts,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
         "warnings": evaluation_warnings(spec, model),
     }  # fmt: skip
@@ -94,14 +95,14 @@ def _latency_spec(latency: Latency, iters: int | None) -> Latency:
 
 def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
     """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
-    spec, model = model_from_checkpoint(path)
+    spec, model, recorded_hash = model_from_checkpoint(path)
     device = _device(device_name)
     lat_spec = _latency_spec(spec.measure.latency, iters)
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)
     return {
-        "checkpoint": str(path), "run": spec.name, "spec_hash": spec_hash(spec), "model": spec.model.name,
+        "checkpoint": str(path), "run": spec.name, "spec_hash": recorded_hash, "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "latency": asdict(lat),

@@ -52,7 +52,13 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
     if resume and not paths.ckpt_staging.exists():
         if not paths.last_checkpoint.is_file():
             raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
-        shutil.copytree(paths.checkpoints, paths.ckpt_staging)
+        try:
+            shutil.copytree(paths.checkpoints, paths.ckpt_staging)
+        except BaseException as exc:  # a half copy must not pass for an interrupted run
+            shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise InvalidInput(f"--out: cannot write under {paths.out}: {exc.strerror or exc}") from None
+            raise
         seeded = True
     else:
         seeded = False
@@ -77,12 +83,14 @@ def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path
         return None, []
     try:
         return find_resume_point(paths, spec, log)
-    except InvalidInput as exc:
+    except BaseException as exc:  # refused, or Ctrl-C: the copy of the finished run goes
         if not seeded:
             raise
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
-        raise InvalidInput(str(exc).replace(str(paths.ckpt_staging), str(paths.checkpoints))) from None
+        if isinstance(exc, InvalidInput):
+            raise InvalidInput(str(exc).replace(str(paths.ckpt_staging), str(paths.checkpoints))) from None
+        raise
 
 
 def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | None, list[str]]:

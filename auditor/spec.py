@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -362,19 +362,17 @@ class SpecLoader(yaml.SafeLoader):
     rejects a key given twice in one mapping (plain YAML keeps the last silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
+        seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
-                continue
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-            line = key_node.start_mark.line + 1
-            if isinstance(key, Hashable) and key in seen:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` may be overridden; complex keys are not spec keys
+            key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1  # as written
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {line}; first given on line {seen[key]})",
+                    None, None, f"duplicate key {key_node.value!r} (line {line}; first given on line {seen[key]})",
                     key_node.start_mark,
                 )  # fmt: skip
-            if isinstance(key, Hashable):
-                seen[key] = line
+            seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 

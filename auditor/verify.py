@@ -594,14 +594,27 @@ def verify(
     previous = _set_aside_workdir(plan, out)
     try:
         block, report_a = _run_and_compare(plan, notes, log)
+    except (RunFailed, InvalidInput) as exc:
+        if previous is None:
+            raise
+        failed = _put_back(plan.workdir, previous)  # the message's logs moved to `failed`
+        raise type(exc)(str(exc).replace(str(plan.workdir), str(failed))) from None
     except BaseException:  # Ctrl-C included: the earlier evidence must survive
         if previous is not None:
-            shutil.rmtree(plan.workdir, ignore_errors=True)
-            os.replace(previous, plan.workdir)
+            _put_back(plan.workdir, previous)
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
     return VerifyOutcome(block, block["passed"], report_a)
+
+
+def _put_back(workdir: Path, previous: Path) -> Path:
+    """Move this attempt to `<workdir>.failed` (returned) and the earlier evidence back in place."""
+    failed = workdir.with_name(workdir.name + ".failed")
+    shutil.rmtree(failed, ignore_errors=True)
+    os.replace(workdir, failed)
+    os.replace(previous, workdir)
+    return failed
 
 
 def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, Any], Path]:
@@ -626,9 +639,11 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     """An empty work dir; an earlier one moved to `<workdir>.old` (returned), or None if there was none."""
     old = plan.workdir.with_name(plan.workdir.name + ".old")
     try:
-        if old.is_dir():  # a verify was killed mid-way: its work dir is partial, `.old` the evidence
+        if old.is_dir() and not (plan.workdir / "verify.json").is_file():
+            # A verify killed mid-way: its work dir is partial, `.old` holds the evidence.
             shutil.rmtree(plan.workdir, ignore_errors=True)
             os.replace(old, plan.workdir)
+        shutil.rmtree(old, ignore_errors=True)  # left by a verify that finished: its evidence is newer
         previous = None
         if plan.workdir.is_dir():
             os.replace(plan.workdir, old)
@@ -760,7 +775,8 @@ def run_cli(args: Any, log: Log) -> int:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("\nauditor verify: interrupted", file=sys.stderr)
+        print("\nauditor verify: interrupted; any earlier evidence under verify/ was kept. "
+              "Run the same command again to verify.", file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     print(summary(outcome))
     return EXIT_OK if outcome.passed else EXIT_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -77,8 +78,10 @@ def test_models_lists_exact_counts() -> None:
 
 def test_output_into_a_closed_pipe_is_no_traceback() -> None:
     """`auditor models | head -0`: the reader is gone before auditor prints (it starts slower)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout block-buffered, as usual
     proc = subprocess.Popen(
-        [sys.executable, "-m", "auditor", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "auditor", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
     )  # fmt: skip
     proc.stdout.close()  # type: ignore[union-attr]
     stderr = proc.stderr.read()  # type: ignore[union-attr]
@@ -314,7 +317,7 @@ def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
 def test_evaluation_warns_about_non_finite_weights(smoke_run: Path) -> None:
     from auditor.inspect import evaluation_warnings, model_from_checkpoint
 
-    spec, model = model_from_checkpoint(smoke_run / "checkpoints/smoke/best.pt")
+    spec, model, _ = model_from_checkpoint(smoke_run / "checkpoints/smoke/best.pt")
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
     assert any("non-finite values" in w for w in evaluation_warnings(spec, model))

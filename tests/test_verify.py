@@ -393,3 +393,32 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
     with pytest.raises(KeyboardInterrupt):
         verify_mod.verify("smoke", [], tmp_path, epochs=1)
     assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
+
+
+def test_a_crashed_reverify_keeps_its_logs_beside_the_earlier_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir = tmp_path / "verify" / "smoke"
+    workdir.mkdir(parents=True)
+    (workdir / "verify.json").write_text("earlier evidence")
+
+    def crashed(plan: Any, notes: list[str], log: Any) -> None:
+        (plan.workdir / "logs").mkdir()
+        (plan.workdir / "logs" / "b-twin.log").write_text("the crash")
+        raise verify_mod.RunFailed(f"run b (twin) failed with exit code 1; log {plan.workdir / 'logs' / 'b-twin.log'}")
+
+    monkeypatch.setattr(verify_mod, "_run_and_compare", crashed)
+    with pytest.raises(verify_mod.RunFailed) as info:
+        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+    named = Path(str(info.value).rsplit("log ", 1)[1])
+    assert named == workdir.with_name("smoke.failed") / "logs" / "b-twin.log" and named.read_text() == "the crash"
+    assert (workdir / "verify.json").read_text() == "earlier evidence"
+
+
+def test_a_finished_verify_is_not_replaced_by_a_leftover_old_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after writing its evidence but before deleting `.old`: the newer evidence stays."""
+    workdir = tmp_path / "verify" / "smoke"
+    (workdir.with_name("smoke.old")).mkdir(parents=True)
+    workdir.mkdir()
+    (workdir / "verify.json").write_text("newer evidence")
+    plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
+    assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
+    assert (workdir.with_name("smoke.old") / "verify.json").read_text() == "newer evidence"
