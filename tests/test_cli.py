@@ -149,6 +149,7 @@ def test_diverged_run_fails_the_gate(tmp_path: Path) -> None:
     assert 'failures="1"' in junit.read_text()
 
 
+@pytest.mark.slow  # several `auditor` processes
 def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) -> None:
     """SIGKILL mid-run (no cleanup), then --resume: final weights equal bit for bit."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.checkpoint_every_steps=3"), "--out", str(tmp_path)]
@@ -178,6 +179,7 @@ def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path: Path, smoke_
     assert {p: p.read_bytes() for p in (out / "reports/smoke").rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow  # several `auditor` processes
 def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     assert_clean_error(run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), "--resume"), "--resume: no checkpoint")
     out = tmp_path / "other"
@@ -245,6 +247,7 @@ def test_render_from_audit_json_alone(tmp_path: Path, smoke_run: Path) -> None:
     assert_clean_error(run_cli("render", str(tmp_path / "nothing")), "no audit.json")
 
 
+@pytest.mark.slow  # several `auditor` processes
 def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     rep = smoke_run / "reports/smoke"
     ok = run_cli("check", str(rep), "--junit", str(tmp_path / "j.xml"))
