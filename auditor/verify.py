@@ -40,7 +40,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,41 @@ class Plan:
     kill_at: int
     budget: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    faults: Faults = field(default_factory=lambda: Faults())
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Test-only fault injection, read once from the environment by the CLI (`Faults.from_env`)."""
+
+    noise_at: int | None = None  # unseeded noise into one run's weights after this global step
+    noise_run: str = "b"  # which run gets it: a | b | k
+    corrupt_newest: bool = False  # corrupt run K's newest checkpoint before it resumes
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Faults:
+        """Parse the AUDITOR_* variables; InvalidInput names a bad one."""
+        noise_at, noise_run = env.get(ENV_NOISE_AT), env.get(ENV_NOISE_RUN)
+        if noise_run is not None and noise_run not in ("a", "b", "k"):
+            raise InvalidInput(f"{ENV_NOISE_RUN}: must be a, b or k, got {noise_run!r}")
+        if noise_at is None and noise_run is not None:
+            raise InvalidInput(f"{ENV_NOISE_RUN} is set but {ENV_NOISE_AT} is not")
+        try:
+            step = None if noise_at is None else int(noise_at)
+        except ValueError:
+            raise InvalidInput(f"{ENV_NOISE_AT}: expected a global step, got {noise_at!r}") from None
+        return cls(step, noise_run or "b", bool(env.get(ENV_CORRUPT_NEWEST)))
+
+    def notes(self, total: int) -> list[str]:
+        """What will be injected, for the evidence; InvalidInput when the step is outside the budget."""
+        if self.noise_at is None:
+            return []
+        if not 0 <= self.noise_at < total:
+            raise InvalidInput(f"{ENV_NOISE_AT}: {self.noise_at} is outside the budget (0..{total - 1})")
+        return [
+            f"test-only fault injection: unseeded noise added to run {self.noise_run}'s weights "
+            f"after step {self.noise_at} ({ENV_NOISE_AT})"
+        ]
 
 
 def total_steps(epochs: int, max_steps: int | None, spe: int) -> int:
@@ -159,7 +194,8 @@ def _check_kill_at(kill_at: int | None, total: int, spec: Spec, spe: int) -> Non
 
 
 def make_plan(
-    spec_arg: str, sets: list[str], out: Path, epochs: int | None, steps: int | None, kill_at: int | None
+    spec_arg: str, sets: list[str], out: Path, epochs: int | None, steps: int | None, kill_at: int | None,
+    faults: Faults | None = None,
 ) -> Plan:
     """Resolve the spec with the budget and checkpoint cadence; validate --kill-at. Raises InvalidInput."""
     from auditor.data import steps_per_epoch
@@ -184,7 +220,7 @@ def make_plan(
         "source": "--epochs" if epochs is not None else "--steps" if steps is not None else "spec",
     }  # fmt: skip
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
-    return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes)
+    return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults())
 
 
 # --- the runs -------------------------------------------------------------------------
@@ -206,33 +242,13 @@ class RunRecord:
                 "wall_s": round(self.wall_s, 3), "log": self.log}  # fmt: skip
 
 
-def _child_env(run_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (ENV_KILL_AT, ENV_NOISE_AT)}
-    noise_at = os.environ.get(ENV_NOISE_AT)
-    if noise_at is not None and os.environ.get(ENV_NOISE_RUN, "b") == run_id:
-        env[ENV_NOISE_AT] = noise_at
+def _child_env(faults: Faults, run_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for run `run_id`, with only the faults meant for that run."""
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_KILL_AT, ENV_NOISE_AT, ENV_NOISE_RUN)}
+    if faults.noise_at is not None and faults.noise_run == run_id:
+        env[ENV_NOISE_AT] = str(faults.noise_at)
     env.update(extra or {})
     return env
-
-
-def _check_injection_env(total: int) -> list[str]:
-    noise_at, noise_run = os.environ.get(ENV_NOISE_AT), os.environ.get(ENV_NOISE_RUN)
-    if noise_run is not None and noise_run not in ("a", "b", "k"):
-        raise InvalidInput(f"{ENV_NOISE_RUN}: must be a, b or k, got {noise_run!r}")
-    if noise_at is None:
-        if noise_run is not None:
-            raise InvalidInput(f"{ENV_NOISE_RUN} is set but {ENV_NOISE_AT} is not")
-        return []
-    try:
-        step = int(noise_at)
-    except ValueError:
-        raise InvalidInput(f"{ENV_NOISE_AT}: expected a global step, got {noise_at!r}") from None
-    if not 0 <= step < total:
-        raise InvalidInput(f"{ENV_NOISE_AT}: {step} is outside the budget (0..{total - 1})")
-    return [
-        f"test-only fault injection: unseeded noise added to run {noise_run or 'b'}'s weights "
-        f"after step {step} ({ENV_NOISE_AT})"
-    ]
 
 
 def _start(
@@ -249,7 +265,7 @@ def _start(
         f.write(("$ " + " ".join(cmd) + "\n").encode())
         f.flush()
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                            env=_child_env(run_id, extra_env), check=False).returncode  # fmt: skip
+                            env=_child_env(plan.faults, run_id, extra_env), check=False).returncode  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
     log(f"verify: run {run_id} ({role}) exited {rc} after {rec.wall_s:.1f}s")
     return rec
@@ -292,7 +308,7 @@ def corrupt_newest(ckpt_dir: Path) -> str | None:
 def _prepare_resume(plan: Plan, facts: dict[str, Any]) -> bool:
     """After the kill: whether `run --resume` can continue run K; if not, clear it for a fresh start."""
     staging = run_paths(plan.workdir / "k", plan.spec.name).ckpt_staging
-    if os.environ.get(ENV_CORRUPT_NEWEST):
+    if plan.faults.corrupt_newest:
         hit = corrupt_newest(staging) if staging.is_dir() else None
         facts["notes"].append(
             f"test-only fault injection: corrupted {hit} before resuming ({ENV_CORRUPT_NEWEST})"
@@ -582,15 +598,15 @@ def write_spec_file(plan: Plan) -> Path:
 
 def verify(
     spec_arg: str, sets: list[str], out: Path, *, epochs: int | None = None, steps: int | None = None,
-    kill_at: int | None = None, log: Log = print,
+    kill_at: int | None = None, log: Log = print, faults: Faults | None = None,
 ) -> VerifyOutcome:
     """Plan, run A, B and K, compare, and write the evidence. Raises InvalidInput / RunFailed.
 
     Evidence from an earlier invocation is set aside, not deleted, until this
     one has written its own: an interrupted or failed re-verify puts it back.
     """
-    plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at)
-    notes = [*plan.notes, *_check_injection_env(plan.total_steps)]
+    plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at, faults)
+    notes = [*plan.notes, *plan.faults.notes(plan.total_steps)]
     previous = _set_aside_workdir(plan, out)
     try:
         block, report_a = _run_and_compare(plan, notes, log)
@@ -770,7 +786,7 @@ def run_cli(args: Any, log: Log) -> int:
     """`auditor verify` behind the CLI: 0 reproducible, 1 not (or a run crashed); InvalidInput -> 2."""
     try:
         outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
-                         kill_at=args.kill_at, log=log)  # fmt: skip
+                         kill_at=args.kill_at, log=log, faults=Faults.from_env(os.environ))  # fmt: skip
     except RunFailed as exc:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

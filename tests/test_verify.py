@@ -236,12 +236,37 @@ def test_epochs_and_steps_are_exclusive_and_positive(
     assert "--steps: must be >= 1" in capsys.readouterr().err
 
 
-def test_bad_injection_variable_is_invalid_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_injection_variable_is_invalid_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(ENV_NOISE_AT, "5")
     monkeypatch.setenv(ENV_NOISE_RUN, "z")
-    with pytest.raises(InvalidInput, match=ENV_NOISE_RUN):
-        verify("smoke", TINY, tmp_path, epochs=2)
+    assert main(["verify", "smoke", *SETS, "--epochs", "2", "--out", str(tmp_path)]) == 2  # the CLI reads the env
+    assert f"{ENV_NOISE_RUN}: must be a, b or k, got 'z'" in capsys.readouterr().err
     assert not (tmp_path / "verify").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({ENV_NOISE_RUN: "a"}, "is set but"),
+        ({ENV_NOISE_AT: "five"}, "expected a global step"),
+    ],
+)
+def test_fault_variables_are_parsed_once(env: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        verify_mod.Faults.from_env(env)
+
+
+def test_faults_reach_only_their_run_and_are_checked_against_the_budget() -> None:
+    faults = verify_mod.Faults.from_env({ENV_NOISE_AT: "5", ENV_NOISE_RUN: "k", verify_mod.ENV_CORRUPT_NEWEST: "1"})
+    assert faults == verify_mod.Faults(noise_at=5, noise_run="k", corrupt_newest=True)
+    assert verify_mod._child_env(faults, "k")[ENV_NOISE_AT] == "5"
+    assert ENV_NOISE_AT not in verify_mod._child_env(faults, "b")
+    assert "run k's weights after step 5" in faults.notes(total=10)[0]
+    with pytest.raises(InvalidInput, match="outside the budget"):
+        faults.notes(total=5)
+    assert verify_mod.Faults.from_env({}) == verify_mod.Faults()
 
 
 # --- planning -------------------------------------------------------------------------------
