@@ -48,6 +48,7 @@ from auditor.spec import (
     Spec,
     load_yaml,
     parse_criterion,
+    yaml_problem,
 )
 
 REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
@@ -372,7 +373,7 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         hint = "" if "duplicate key" in str(exc) else ' (quote expressions, e.g. test_acc: ">= 0.85")'
-        raise InvalidInput(f"{path}: not valid YAML{hint}: {exc}") from None
+        raise InvalidInput(f"{path}: not valid YAML{hint}: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: criteria file must be a YAML mapping, got {type(raw).__name__}")
     if "criteria" in raw:

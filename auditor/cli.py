@@ -191,7 +191,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     try:
         path = render_run(args.run_dir)
-    except (TypeError, ValueError, AttributeError) as exc:  # a value of the wrong kind in a hand-edited record
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:  # a wrongly shaped value, hand-edited
         raise InvalidInput(
             f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
             f"({type(exc).__name__}: {exc})"
@@ -222,7 +222,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.junit:
         write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status)
     if not results:
-        print("no criteria defined: nothing to check")
+        print("no criteria defined" + (": nothing to check" if status != "diverged" else ""))
     for line in render_lines(results, status):
         print(line)
     return EXIT_OK if verdict(results, status) == "PASS" else EXIT_FAILED

@@ -421,11 +421,22 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     try:
         value = load_yaml(raw) if raw.strip() else ""
+    except yaml.constructor.ConstructorError as exc:  # valid YAML, refused: a key given twice
+        raise InvalidInput(f"--set {item!r}: {yaml_problem(exc)}") from None
     except yaml.YAMLError:
         # Not YAML (e.g. `>= 0.9`, which YAML reads as a block scalar): keep the
         # text; validation still rejects it wherever a string is not allowed.
         value = raw.strip()
     return key.split("."), value
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line with its position (not PyYAML's multi-line excerpt of the text)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark and "line " not in exc.problem else ""
+        return f"{exc.problem}{where}"
+    return str(exc)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -457,7 +468,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
+        raise InvalidInput(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -613,14 +613,15 @@ def verify(
     except (RunFailed, InvalidInput) as exc:
         if previous is None:
             raise
-        failed = _put_back(plan.workdir, previous)  # the message's logs moved to `failed`
-        raise type(exc)(str(exc).replace(str(plan.workdir), str(failed))) from None
+        failed = _put_back(plan.workdir, previous)  # the log the message points to moved to `failed`
+        raise type(exc)(str(exc).replace(f"log {plan.workdir}", f"log {failed}")) from None
     except BaseException:  # Ctrl-C included: the earlier evidence must survive
         if previous is not None:
             _put_back(plan.workdir, previous)
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+    shutil.rmtree(plan.workdir.with_name(plan.workdir.name + ".failed"), ignore_errors=True)  # superseded
     return VerifyOutcome(block, block["passed"], report_a)
 
 
@@ -661,9 +662,11 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
             os.replace(old, plan.workdir)
         shutil.rmtree(old, ignore_errors=True)  # left by a verify that finished: its evidence is newer
         previous = None
-        if plan.workdir.is_dir():
+        if (plan.workdir / "verify.json").is_file():  # evidence: kept until this verify has its own
             os.replace(plan.workdir, old)
             previous = old
+        else:  # an attempt that never finished is not evidence
+            shutil.rmtree(plan.workdir, ignore_errors=True)
         plan.workdir.mkdir(parents=True)
     except OSError as exc:
         raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None

@@ -583,7 +583,10 @@ def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path) -
     audit["measurements"]["latency"]["median_ms"] = "fast"  # hand-edited
     from auditor.cli import main
 
-    assert main(["render", str(write_run_dir(tmp_path, audit))]) == 2  # the runner's own render would raise
+    assert main(["render", str(write_run_dir(tmp_path / "a", audit))]) == 2  # the runner's own render would raise
+    audit = golden_audit()
+    audit["measurements"]["test"]["confusion"][5] = [0]  # a row cut short
+    assert main(["render", str(write_run_dir(tmp_path / "b", audit))]) == 2
 
 
 def test_a_read_only_report_folder_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

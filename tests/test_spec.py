@@ -239,3 +239,16 @@ def test_training_hash_ignores_only_what_does_not_train() -> None:
         other = resolved_dict(load_spec("smoke", [override]))
         assert hash_resolved(other) != hash_resolved(base), override
         assert (training_hash(other) == training_hash(base)) is equal, override
+
+
+def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ntrain: [1, 2\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("(line 3, column 1)") and "<unicode string>" not in err and len(err.splitlines()) == 1
+
+
+def test_a_duplicate_key_in_a_set_value_names_the_set(capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", "smoke", "--set", "train.optimizer={name: sgd, lr: 0.1, lr: 0.2}"]) == 2
+    assert "--set 'train.optimizer={name: sgd, lr: 0.1, lr: 0.2}': duplicate key 'lr'" in capsys.readouterr().err

@@ -40,7 +40,6 @@ from auditor.verify import (
     make_plan,
     resume_position,
     state_tensors,
-    verify,
 )
 
 # 356 synthetic images - 100 held out = 256 training images = 8 steps of 32 per epoch;
@@ -447,3 +446,12 @@ def test_a_finished_verify_is_not_replaced_by_a_leftover_old_folder(tmp_path: Pa
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
     assert (workdir.with_name("smoke.old") / "verify.json").read_text() == "newer evidence"
+
+
+def test_an_unfinished_attempt_is_not_kept_as_evidence(tmp_path: Path) -> None:
+    """A first verify that failed left no verify.json: the next one starts clean, restores nothing."""
+    workdir = tmp_path / "verify" / "smoke"
+    (workdir / "b").mkdir(parents=True)
+    plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
+    assert verify_mod._set_aside_workdir(plan, tmp_path) is None
+    assert workdir.is_dir() and not any(workdir.iterdir()) and not workdir.with_name("smoke.old").exists()
