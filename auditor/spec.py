@@ -341,7 +341,8 @@ class Spec(_Section):
     @classmethod
     def _criteria_parse(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            v = {k: e for k, e in v.items() if e is not None}  # `null` removes a criterion
+            # `null` (or an empty value, as `--set criteria.X=` gives) removes a criterion, as in `check`.
+            v = {k: e for k, e in v.items() if e is not None and e != ""}
             for metric, expr in v.items():
                 try:
                     parse_criterion(str(metric), expr)

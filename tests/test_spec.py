@@ -252,3 +252,9 @@ def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pyte
 def test_a_duplicate_key_in_a_set_value_names_the_set(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "smoke", "--set", "train.optimizer={name: sgd, lr: 0.1, lr: 0.2}"]) == 2
     assert "--set 'train.optimizer={name: sgd, lr: 0.1, lr: 0.2}': duplicate key 'lr'" in capsys.readouterr().err
+
+
+def test_an_empty_criterion_value_removes_it_as_in_check() -> None:
+    spec = load_spec("smoke", ["criteria.best_val_acc=", "criteria.latency_ms=null"])
+    assert "best_val_acc" not in spec.criteria and "latency_ms" not in spec.criteria
+    assert "checkpoint_mb" in spec.criteria  # the others stay
