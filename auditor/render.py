@@ -610,7 +610,25 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32, "cpu_bf16": bf16,
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
+        "host_memory": host_memory_text(audit),
     }  # fmt: skip
+
+
+def host_memory_text(audit: dict[str, Any]) -> str:
+    """`train.host_memory` as requested, set and read back (older records: not recorded)."""
+    hm = audit["training"].get("host_memory")
+    if not hm:
+        return "not recorded"
+    if hm["large_blocks_from_heap"] is None:
+        found = "not read back"
+    else:
+        source = "the heap (reused, no page faults)" if hm["large_blocks_from_heap"] else "fresh mmap (unmapped on free)"
+        found = f"read back: a 64 MiB block comes from {source}"
+    if hm["mmap_threshold"] is None and hm["trim_threshold"] is None:
+        return f"{hm['requested']}: {hm['allocator']}, left as it was; {found}"
+    sets = [f"{k} {thousands(hm[f]) + ' bytes' if hm[f] is not None else 'rejected'}"
+            for k, f in (("M_MMAP_THRESHOLD", "mmap_threshold"), ("M_TRIM_THRESHOLD", "trim_threshold"))]
+    return f"{hm['requested']}: {hm['allocator']} mallopt {', '.join(sets)}; {found}"
 
 
 def _seeding_text(det: dict[str, Any]) -> str:

@@ -178,7 +178,10 @@ class TrainSpec(_Section):
     early_stopping: EarlyStopping | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: Literal["off", "bf16", "fp16"] = "off"
-    channels_last: bool = True  # NHWC: +16-17% CPU training (bench/RESULTS.md), deterministic
+    channels_last: bool = True  # NHWC: faster CPU convolutions (bench/RESULTS.md), deterministic
+    # retain: freed host memory stays in the heap for reuse, so a CPU step does not page-fault
+    # its activations in anew (auditor.hostmem); release: the C library's defaults.
+    host_memory: Literal["retain", "release"] = "retain"
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None  # mid-epoch checkpoints
     log_every_steps: Annotated[int, Field(ge=1)] = 50  # host reads the loss only here
@@ -533,14 +536,26 @@ def spec_hash(spec: Spec) -> str:
     return hash_resolved(resolved_dict(spec))
 
 
-# Top-level sections that do not change what is trained (they act after training or
-# only describe it): an interrupted run may resume under a spec that differs only here.
-NON_TRAINING_KEYS = ("description", "criteria", "measure", "verify")
+# Keys (dotted paths) that do not change what is trained: sections that act after
+# training or only describe it, and train.host_memory, which changes where memory comes
+# from, not what is computed. An interrupted run may resume under a spec that differs only here.
+NON_TRAINING_KEYS = ("description", "criteria", "measure", "verify", "train.host_memory")
 
 
 def training_hash(resolved: dict[str, Any]) -> str:
     """sha256 of a resolved spec without its NON_TRAINING_KEYS: equal means the same training."""
-    return hash_resolved({k: v for k, v in resolved.items() if k not in NON_TRAINING_KEYS})
+    return hash_resolved(_without(resolved, [k.split(".") for k in NON_TRAINING_KEYS]))
+
+
+def _without(tree: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
+    """A copy of `tree` without the keys at `paths` (each a list of nested keys)."""
+    out = {}
+    for key, value in tree.items():
+        inner = [p[1:] for p in paths if p[0] == key]
+        if [] in inner:
+            continue
+        out[key] = _without(value, inner) if inner and isinstance(value, dict) else value
+    return out
 
 
 def same_training(recorded: Any, spec: Spec) -> bool:

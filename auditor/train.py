@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from auditor import checkpoint
+from auditor import checkpoint, hostmem
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.environment import cuda_problem, software_versions
 from auditor.errors import InvalidInput
@@ -66,6 +66,7 @@ class TrainResult:
     resumed_from: str | None
     compile_s: float | None = None  # wall time of the first step at each batch shape (incl. compile)
     steps_per_epoch: int = 0
+    host_memory: hostmem.HostMemory | None = None  # train.host_memory as set and read back
 
 
 @dataclass
@@ -94,6 +95,7 @@ class _Loop:
     tensors: dict[str, torch.Tensor]  # data resident on the device
     files: RunFiles
     spe: int  # steps per epoch
+    host_memory: hostmem.HostMemory
     epoch: int = 0  # 0-based epoch in progress
     step: int = 0  # next step within the epoch
     history: list[EpochRecord] = field(default_factory=list)
@@ -376,6 +378,7 @@ def build_loop(
 ) -> _Loop:
     """Assemble optimiser, schedule, scaler, loss and device data around `model`."""
     check_device_support(train, device)
+    host_memory = hostmem.configure(train.host_memory)  # before the data and model allocate
     model = model.to(device)
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -390,6 +393,7 @@ def build_loop(
         scaler=torch.amp.GradScaler(device.type, enabled=train.amp == "fp16"),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=train.label_smoothing),
         device=device, tensors=_device_tensors(data, data_spec, device), files=files, spe=spe,
+        host_memory=host_memory,
     )  # fmt: skip
 
 
@@ -492,5 +496,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         train_time_s=loop.train_time_s,
         images_per_s=images / loop.train_time_s if loop.train_time_s > 0 else 0.0,
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
-        compile_s=loop.compile_s, steps_per_epoch=loop.spe,
+        compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory,
     )  # fmt: skip

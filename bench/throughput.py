@@ -36,9 +36,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing.connection
 import os
 import platform
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -56,7 +58,7 @@ import torch
 from torch import nn
 
 import auditor
-from auditor import repro
+from auditor import hostmem, repro
 from auditor.data import DataBundle, load_data
 from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info, read_cpuinfo
 from auditor.models import build_model, list_models
@@ -318,14 +320,15 @@ class Config:
     compile: str = "off"
     determinism: bool = True
     fill_uninitialized_memory: bool = False  # determinism.fill_uninitialized_memory
+    host_memory: str = "retain"  # train.host_memory
     # Diagnostics, not spec fields: foreach SGD and oneDNN on/off.
     foreach: bool | None = None
     mkldnn: bool = True  # torch.backends.mkldnn.enabled (oneDNN convolutions on CPU)
 
 
 DEFAULT_CONFIG = Config("(b) auditor, spec defaults (determinism on)")
-PLAIN_CONFIG = Config("channels_last off, fill_uninitialized_memory on (torch's defaults)", channels_last=False,
-                      fill_uninitialized_memory=True)  # fmt: skip
+PLAIN_CONFIG = Config("channels_last off, fill_uninitialized_memory on, host_memory release (torch's and glibc's defaults)",
+                      channels_last=False, fill_uninitialized_memory=True, host_memory="release")  # fmt: skip
 PROFILED_CONFIGS = [DEFAULT_CONFIG, PLAIN_CONFIG]
 
 
@@ -335,6 +338,7 @@ def matrix_configs(device: torch.device, diagnostics: bool) -> list[Config]:
         DEFAULT_CONFIG,
         Config("channels_last off", channels_last=False),
         Config("fill_uninitialized_memory on", fill_uninitialized_memory=True),
+        Config("host_memory release", host_memory="release"),
         PLAIN_CONFIG,
         Config("amp bf16", amp="bf16"),
         *([Config("amp fp16", amp="fp16")] if device.type == "cuda" else []),
@@ -361,7 +365,7 @@ def auditor_spec(model_name: str, data_spec: DataSpec, batch_size: int, device: 
     """A run spec with the spec defaults except the benchmark's data/model/optimiser and `cfg`'s toggles."""
     train = TrainSpec(
         batch_size=batch_size, device=str(device), amp=cfg.amp, channels_last=cfg.channels_last,
-        compile=cfg.compile, schedule=Schedule(name="constant"),
+        compile=cfg.compile, host_memory=cfg.host_memory, schedule=Schedule(name="constant"),
         optimizer=Optimizer(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
     )  # fmt: skip
     return Spec(
@@ -473,9 +477,8 @@ class Samples:
     discarded: list[tuple[float, float]] = field(default_factory=list)  # (images/s, foreign share)
 
 
-def interleaved(pipes: list[Any], steps: dict[str, int], repeats: int, device: torch.device,
-                log: Callable[[str], None] = print, quiet: float = 0.05, retries: int = 2,
-                wait_s: float = 120.0) -> dict[str, Samples]:  # fmt: skip
+def interleaved(pipes: list[Isolated], steps: dict[str, int], repeats: int, log: Callable[[str], None] = print,
+                quiet: float = 0.05, retries: int = 2, wait_s: float = 120.0) -> dict[str, Samples]:  # fmt: skip
     """images/s of each pipeline over `repeats` rounds; the order reverses every round.
 
     A repeat during which other processes used more than `quiet` of the machine's CPU is
@@ -483,14 +486,13 @@ def interleaved(pipes: list[Any], steps: dict[str, int], repeats: int, device: t
     after waiting up to `wait_s` for the machine to quieten.
     """
     out = {p.label: Samples() for p in pipes}
-    meter = ForeignCpu()
     for r in range(repeats):
         order = pipes if r % 2 == 0 else pipes[::-1]
         for p in order:
-            if r >= getattr(p, "repeats", repeats):
+            if p.repeats is not None and r >= p.repeats:
                 continue
             for attempt in range(retries + 1):
-                v, busy = timed_run(p, steps[p.label], device, meter)
+                v, busy = p.timed(steps[p.label])
                 if busy <= quiet or attempt == retries:
                     break
                 out[p.label].discarded.append((v, busy))
@@ -615,30 +617,67 @@ def training_flops_per_image(model_name: str, batch_size: int) -> float:
 GEMM_N, GEMM_TRIES = 2048, 12  # the ceiling's fp32 GEMM: n x n products, the best of this many timed
 
 
-def matmul_peak_gflops(device: torch.device, n: int = GEMM_N, tries: int = GEMM_TRIES) -> float:
-    """Best fp32 GEMM rate (GFLOP/s) over `tries` n x n products: a practical ceiling for conv-bound steps."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def _best_rate(product: Callable[[], Any], flop: float, device: torch.device, tries: int) -> float:
+    """Best GFLOP/s of `product` over `tries` timed calls after two untimed ones."""
     best = 0.0
     for i in range(tries + 2):
         sync(device)
         t0 = time.perf_counter()
-        a @ b
+        product()
         sync(device)
-        if i >= 2:  # two untimed products warm the BLAS
-            best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+        if i >= 2:  # two untimed products warm the library
+            best = max(best, flop / (time.perf_counter() - t0) / 1e9)
     return best
+
+
+def matmul_peak_gflops(device: torch.device, n: int = GEMM_N, tries: int = GEMM_TRIES) -> float:
+    """Best fp32 GEMM rate (GFLOP/s) of `a @ b` (the BLAS library) over `tries` n x n products."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return _best_rate(lambda: a @ b, 2 * n**3, device, tries)
+
+
+def conv_gemm_peak_gflops(device: torch.device, n: int = GEMM_N, tries: int = GEMM_TRIES) -> float:
+    """The same n x n x n fp32 product run as a 1x1 convolution over n pixels (oneDNN on the CPU).
+
+    torch's CPU matmul goes to MKL, which takes a slower code path on non-Intel processors
+    (about half oneDNN's rate on the AMD EPYC of RESULTS.md); the convolutions run on oneDNN.
+    """
+    x = torch.randn(1, n, 32, n // 32, device=device).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(n, n, 1, 1, device=device).contiguous(memory_format=torch.channels_last)
+    return _best_rate(lambda: nn.functional.conv2d(x, w), 2 * n**3, device, tries)
+
+
+def gemm_peaks(device: torch.device) -> dict[str, float]:
+    """The GEMM rate of each fp32 backend the step's work can run on (CPU: BLAS and oneDNN; CUDA: cuBLAS).
+
+    On CUDA a convolution may run in TF32 (torch's default), so only the strict-fp32 matmul counts there.
+    """
+    peaks = {"BLAS matmul": matmul_peak_gflops(device)}
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        peaks["oneDNN 1x1 convolution"] = conv_gemm_peak_gflops(device)
+    return peaks
 
 
 def compute_ceiling(model_name: str, batch_size: int, device: torch.device) -> dict[str, Any]:
     """The images/s an fp32 step could reach if it ran at the measured GEMM peak."""
     flops = training_flops_per_image(model_name, batch_size)
-    return with_peaks({"gflop_per_image": flops / 1e9}, [matmul_peak_gflops(device)])
+    return with_peaks({"gflop_per_image": flops / 1e9}, gemm_peaks(device))
 
 
-def with_peaks(ceiling: dict[str, Any], peaks: list[float]) -> dict[str, Any]:
-    """`ceiling` with `peaks` (GFLOP/s) added to its measurements, and the best of them as its peak."""
-    measured = [*ceiling.get("matmul_peak_measured_gflops", []), *peaks]
-    return ceiling_record(ceiling["gflop_per_image"], measured, max(measured))
+def with_peaks(ceiling: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
+    """`ceiling` with one more measurement (GFLOP/s per backend): its best is added to the section's
+    measurements, each backend keeps its best, and the best of all is the ceiling's peak."""
+    measured = [*ceiling.get("matmul_peak_measured_gflops", []), max(peaks.values())]
+    backends = dict(ceiling.get("gemm_backends", {}))
+    for name, rate in peaks.items():
+        backends[name] = max(backends.get(name, 0.0), rate)
+    return {**ceiling_record(ceiling["gflop_per_image"], measured, max(measured)), "gemm_backends": backends}
+
+
+def gemm_backends_text(c: dict[str, Any]) -> str:
+    """'BLAS matmul 223, oneDNN 1x1 convolution 464 GFLOP/s' (reports from before it was recorded: empty)."""
+    backends = c.get("gemm_backends") or {}
+    return ", ".join(f"{k} {v:.0f}" for k, v in backends.items()) + (" GFLOP/s" if backends else "")
 
 
 def ceiling_record(gflop_per_image: float, measured: list[float], peak: float, pooled: bool = False) -> dict[str, Any]:
@@ -660,7 +699,8 @@ def pool_ceilings(sections: list[dict[str, Any]]) -> None:
             best[key(res)] = max(best.get(key(res), 0.0), *own_peaks(c))
     for res in sections:
         if c := res.get("ceiling"):
-            res["ceiling"] = ceiling_record(c["gflop_per_image"], own_peaks(c), best[key(res)], pooled=True)
+            pooled = ceiling_record(c["gflop_per_image"], own_peaks(c), best[key(res)], pooled=True)
+            res["ceiling"] = {**pooled, **({"gemm_backends": c["gemm_backends"]} if "gemm_backends" in c else {})}
 
 
 def own_peaks(c: dict[str, Any]) -> list[float]:
@@ -668,27 +708,160 @@ def own_peaks(c: dict[str, Any]) -> list[float]:
     return list(c.get("matmul_peak_measured_gflops", [c["matmul_peak_gflops"]]))
 
 
-def build_pipelines(s: Setup, configs: list[Config]) -> tuple[list[Any], dict[str, str]]:
-    """(a) and one (b) per configuration; the configurations that failed to build, with why."""
-    pipes: list[Any] = [make_conventional(s)]
-    failed: dict[str, str] = {}
-    for cfg in configs:
+# --- each pipeline in a process of its own --------------------------------------------
+
+
+def setup_fields(s: Setup) -> dict[str, Any]:
+    """What a child process needs to rebuild `s` (it loads the data itself, from the same spec and seed)."""
+    fields = {k: getattr(s, k) for k in ("model", "batch_size", "steps", "repeats", "warmup", "workers",
+                                         "data_spec", "data_desc", "det_steps", "max_repeat_s")}  # fmt: skip
+    return {**fields, "device": str(s.device), "ckpt_dir": str(s.ckpt_dir), "threads": torch.get_num_threads()}
+
+
+class Isolated:
+    """One pipeline, built and stepped in a Python process of its own (`--pipeline-child`).
+
+    Each pipeline sets process-wide state: the determinism flags, glibc's allocator
+    thresholds (`train.host_memory`), oneDNN's primitive cache, compiled kernels. In one
+    shared process what one pipeline set would carry over to the next (the auditor's
+    allocator setting would speed (a) up too), so each runs alone in its own process, as a
+    training script would. The parent only sends commands; the child times its own steps.
+    """
+
+    def __init__(self, s: Setup, cfg: Config | None) -> None:
+        parent, child = socket.socketpair()
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--pipeline-child",
+                                      str(child.fileno())], pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)  # fmt: skip
+        child.close()
+        self.conn = multiprocessing.connection.Connection(parent.detach())
+        self.cfg, self.label = cfg, cfg.label if cfg else ConventionalPipeline.label
+        self.repeats: int | None = None  # fewer timed repeats than the section's (set for a hopeless row)
+        self.facts: dict[str, Any] = {}  # from the child once built: pid, allocator probe
+        self.conn.send(("build", (setup_fields(s), asdict(cfg) if cfg else None)))
+
+    def call(self, command: str, *args: Any) -> Any:
+        """Run `command` in the child and return its result; RuntimeError carries a child's error."""
+        if command != "ready":
+            self.conn.send((command, args))
         try:
-            pipes.append(make_auditor(s, cfg))
-        except Exception as exc:  # e.g. a toggle the device cannot run
-            failed[cfg.label] = _short_error(exc)
+            ok, value = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the process of {self.label!r} ended (exit code {self.proc.wait()})") from None
+        if not ok:
+            raise RuntimeError(value)
+        return value
+
+    def ready(self) -> dict[str, Any]:
+        """Wait until the child has built its pipeline; returns its process facts (pid, allocator probe)."""
+        return self.call("ready")
+
+    def warm(self, steps: int, budget_s: float) -> tuple[float, float]:
+        """`warm` in the child: (total seconds, the last step's seconds)."""
+        return tuple(self.call("warm", steps, budget_s))
+
+    def timed(self, steps: int) -> tuple[float, float]:
+        """`timed_run` in the child: (images/s, other processes' CPU share)."""
+        return tuple(self.call("timed", steps))
+
+    def determinism(self, steps: int) -> dict[str, Any]:
+        """`determinism_check` of this configuration in the child (twin runs in that process)."""
+        return self.call("determinism", steps)
+
+    def profile(self) -> dict[str, Any]:
+        """`profile_auditor` of this configuration in the child."""
+        return self.call("profile")
+
+    def close(self) -> None:
+        """Stop the child (killed if it does not exit within a minute)."""
+        try:
+            self.conn.send(("close", ()))
+        except OSError:
+            pass
+        self.conn.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Child:
+    """The child side of `Isolated`: one pipeline and the commands it serves."""
+
+    def __init__(self) -> None:
+        self.s: Setup | None = None
+        self.cfg: Config | None = None
+        self.pipe: Any = None
+
+    def build(self, fields: dict[str, Any], cfg: dict[str, Any] | None) -> dict[str, Any]:
+        torch.set_num_threads(fields.pop("threads"))
+        fields.update(device=torch.device(fields["device"]), ckpt_dir=Path(fields["ckpt_dir"]))
+        self.s = Setup(**fields, data=load_data(fields["data_spec"], SEED), log=lambda m: None)
+        self.cfg = Config(**cfg) if cfg else None
+        self.pipe = make_auditor(self.s, self.cfg) if self.cfg else make_conventional(self.s)
+        return {"pid": os.getpid(), "large_blocks_from_heap": large_blocks_from_heap()}
+
+    def warm(self, steps: int, budget_s: float) -> tuple[float, float]:
+        return warm(self.pipe, steps, self.s.device, budget_s)
+
+    def timed(self, steps: int) -> tuple[float, float]:
+        return timed_run(self.pipe, steps, self.s.device)
+
+    def determinism(self, steps: int) -> dict[str, Any]:
+        return determinism_check(lambda: make_auditor(self.s, self.cfg), steps)
+
+    def profile(self) -> dict[str, Any]:
+        return profile_auditor(self.s, self.cfg)
+
+
+def large_blocks_from_heap() -> bool | None:
+    """This process's allocator as `auditor.hostmem` reads it back (None: not glibc)."""
+    found = hostmem._glibc()
+    return hostmem.probe_large_blocks_from_heap(found[0]) if found else None
+
+
+def pipeline_child(fd: int) -> int:
+    """`--pipeline-child FD`: serve one pipeline's commands over the socket FD until told to close."""
+    conn, child = multiprocessing.connection.Connection(fd), _Child()
+    while True:
+        try:
+            command, args = conn.recv()
+        except EOFError:
+            return 0
+        if command == "close":
+            return 0
+        try:
+            conn.send((True, getattr(child, command)(*args)))
+        except Exception as exc:  # reported to the parent, which records the row as failed
+            conn.send((False, _short_error(exc)))
+
+
+def build_pipelines(s: Setup, configs: list[Config]) -> tuple[list[Isolated], dict[str, str]]:
+    """(a) and one (b) per configuration, each in its own process, built in parallel; the
+    configurations that failed to build, with why."""
+    started = [Isolated(s, None), *(Isolated(s, cfg) for cfg in configs)]
+    pipes: list[Isolated] = []
+    failed: dict[str, str] = {}
+    for p in started:
+        try:
+            p.facts = p.ready()
+            pipes.append(p)
+        except RuntimeError as exc:  # e.g. a toggle the device cannot run
+            failed[p.label] = str(exc)
+            p.close()
     return pipes, failed
 
 
-def warm_pipelines(s: Setup, pipes: list[Any], failed: dict[str, str]) -> dict[str, tuple[float, float, int]]:
+def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> dict[str, tuple[float, float, int]]:
     """Warm each pipeline; per label (warm-up s, last step s, timed steps per repeat). Drops failures."""
     plan: dict[str, tuple[float, float, int]] = {}
     for p in list(pipes):
         try:
-            warmup_s, step_s = warm(p, s.warmup, s.device, s.max_repeat_s)
-        except Exception as exc:  # e.g. compile without a working C++ toolchain
-            failed[p.label] = _short_error(exc)
+            warmup_s, step_s = p.warm(s.warmup, s.max_repeat_s)
+        except RuntimeError as exc:  # e.g. compile without a working C++ toolchain
+            failed[p.label] = str(exc)
             pipes.remove(p)
+            p.close()
             continue
         steps = steps_within(s.max_repeat_s, step_s, s.steps)
         cut = f" (capped from {s.steps} by --max-repeat-s {s.max_repeat_s:g})" if steps < s.steps else ""
@@ -700,7 +873,7 @@ def warm_pipelines(s: Setup, pipes: list[Any], failed: dict[str, str]) -> dict[s
     return plan
 
 
-def throughput_rows(pipes: list[Any], samples: dict[str, Any], plan: dict[str, tuple[float, float, int]]) -> list[dict[str, Any]]:
+def throughput_rows(pipes: list[Isolated], samples: dict[str, Any], plan: dict[str, tuple[float, float, int]]) -> list[dict[str, Any]]:
     """One row per timed pipeline: images/s, spread, and ratios to (a) and to the default (b)."""
     med = {k: statistics.median(v.images_per_s) for k, v in samples.items()}
     base_a, base_b = med[pipes[0].label], med.get(DEFAULT_CONFIG.label)
@@ -708,56 +881,65 @@ def throughput_rows(pipes: list[Any], samples: dict[str, Any], plan: dict[str, t
     for p in pipes:
         sm, (warmup_s, step_s, steps) = samples[p.label], plan[p.label]
         rows.append({
-            "label": p.label, "config": asdict(p.cfg) if isinstance(p, AuditorPipeline) else None,
+            "label": p.label, "config": asdict(p.cfg) if p.cfg else None,
             "images_per_s": summarize(sm.images_per_s), "samples": sm.images_per_s,
             "foreign_cpu": sm.foreign_cpu, "discarded": sm.discarded, "steps": steps,
             "warmup_s": warmup_s, "step_s_estimate": step_s,
             "ratio_to_a": med[p.label] / base_a, "ratio_to_default_b": med[p.label] / base_b if base_b else None,
+            "large_blocks_from_heap": p.facts["large_blocks_from_heap"],
         })  # fmt: skip
     return rows
 
 
-def check_rows_determinism(s: Setup, configs: list[Config], rows: list[dict[str, Any]]) -> None:
-    """Twin in-process runs of each timed configuration, compared bit for bit (into its row)."""
+def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str, Any]]) -> None:
+    """Twin runs of each timed configuration in its own process, compared bit for bit (into its row)."""
+    by_label = {p.label: p for p in pipes if p.cfg is not None}
     for row in rows:
-        cfg = next((c for c in configs if c.label == row["label"]), None)
-        if cfg is None or "failed" in row:
+        p = by_label.get(row["label"])
+        if p is None or "failed" in row:
             continue
         if row["step_s_estimate"] * 4 > 2 * s.max_repeat_s:  # two twin runs of two steps
             row["determinism_skipped"] = f"one step takes {row['step_s_estimate']:.0f}s (> --max-repeat-s / 2)"
-            s.log(f"  determinism check skipped for {cfg.label}: {row['determinism_skipped']}")
+            s.log(f"  determinism check skipped for {p.label}: {row['determinism_skipped']}")
             continue
         n = max(2, steps_within(s.max_repeat_s, row["step_s_estimate"], s.det_steps))
-        s.log(f"  determinism check ({n} steps, twice): {cfg.label}")
-        row["determinism"] = determinism_check(lambda c=cfg: make_auditor(s, c), n)
+        s.log(f"  determinism check ({n} steps, twice): {p.label}")
+        try:
+            row["determinism"] = p.determinism(n)
+        except RuntimeError as exc:
+            row["determinism_skipped"] = f"failed: {exc}"
 
 
 def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict[str, Any]:
     """(a) and each auditor configuration, interleaved; ratios to (a) and to the default (b)."""
-    s.log(f"[{s.model}] building pipelines: (a) + {len(configs)} auditor configuration(s), "
+    s.log(f"[{s.model}] building pipelines, one process each: (a) + {len(configs)} auditor configuration(s), "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
     pipes, failed = build_pipelines(s, configs)
-    plan = warm_pipelines(s, pipes, failed)
-    for label, err in failed.items():
-        s.log(f"  {label}: FAILED ({err})")
-    ceiling = compute_ceiling(s.model, s.batch_size, s.device)
-    s.log(f"  fp32 ceiling: {ceiling['gflop_per_image']:.3f} GFLOP per training image, GEMM peak "
-          f"{ceiling['matmul_peak_gflops']:.0f} GFLOP/s -> at most {ceiling['ceiling_images_per_s']:.0f} images/s")  # fmt: skip
-    load_before = loadavg()
-    steps = {label: n for label, (_, _, n) in plan.items()}
-    samples = interleaved(pipes, steps, s.repeats, s.device, s.log, s.quiet, s.retries, s.wait_s)
-    load_after = loadavg()
-    ceiling = with_peaks(ceiling, [matmul_peak_gflops(s.device)])  # again after the repeats: keep the best
-    rows = throughput_rows(pipes, samples, plan)
-    del pipes
-    rows += [{"label": k, "failed": v} for k, v in failed.items()]
-    if check_determinism:
-        check_rows_determinism(s, configs, rows)
+    try:
+        plan = warm_pipelines(s, pipes, failed)
+        for label, err in failed.items():
+            s.log(f"  {label}: FAILED ({err})")
+        ceiling = compute_ceiling(s.model, s.batch_size, s.device)
+        s.log(f"  fp32 ceiling: {ceiling['gflop_per_image']:.3f} GFLOP per training image, GEMM peak "
+              f"{ceiling['matmul_peak_gflops']:.0f} GFLOP/s ({gemm_backends_text(ceiling)}) -> at most "
+              f"{ceiling['ceiling_images_per_s']:.0f} images/s")  # fmt: skip
+        load_before = loadavg()
+        steps = {label: n for label, (_, _, n) in plan.items()}
+        samples = interleaved(pipes, steps, s.repeats, s.log, s.quiet, s.retries, s.wait_s)
+        load_after = loadavg()
+        ceiling = with_peaks(ceiling, gemm_peaks(s.device))  # again after the repeats: keep the best
+        rows = throughput_rows(pipes, samples, plan)
+        rows += [{"label": k, "failed": v} for k, v in failed.items()]
+        if check_determinism:
+            check_rows_determinism(s, pipes, rows)
+    finally:
+        for p in pipes:
+            p.close()
     return {
         "model": s.model, "device": str(s.device), "batch_size": s.batch_size, "steps": s.steps,
         "repeats": s.repeats, "warmup_steps": s.warmup, "workers": s.workers, "data": s.data_desc,
         "torch_threads": torch.get_num_threads(), "max_repeat_s": s.max_repeat_s, "quiet": s.quiet,
-        "retries": s.retries,
+        "retries": s.retries, "isolated": True,
         "loadavg_before": load_before, "loadavg_after": load_after, "rows": rows, "ceiling": ceiling,
         "tf32": dict(zip(("cudnn", "matmul"), repro.tf32_flags(), strict=True)),
     }  # fmt: skip
@@ -819,8 +1001,8 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
     base, cap = a["images_per_s"]["median"], c["ceiling_images_per_s"]
     return [
         f"Practical fp32 compute ceiling: one training step needs {c['gflop_per_image']:.3f} GFLOP per image "
-        f"(torch.utils.flop_counter, forward + backward); the best fp32 {GEMM_N}x{GEMM_N} GEMM here ran at "
-        f"{c['matmul_peak_gflops']:.0f} GFLOP/s ({peak_provenance(c)}; not the hardware peak), so an fp32 "
+        f"(torch.utils.flop_counter, forward + backward); the best fp32 {GEMM_N}x{GEMM_N}x{GEMM_N} product here "
+        f"ran at {c['matmul_peak_gflops']:.0f} GFLOP/s ({peak_provenance(c)}; not the hardware peak), so an fp32 "
         f"pipeline whose "
         f"convolutions ran as fast as that GEMM would reach about {cap:.0f} images/s "
         f"({cap / base:.2f}x the conventional pipeline). 1.5x (a) = {1.5 * base:.0f} images/s = "
@@ -844,8 +1026,9 @@ def peak_provenance(c: dict[str, Any]) -> str:
     own = own_peaks(c)
     when = "before its repeats" if len(own) == 1 else "before and after its repeats"
     where = "pooled over this run's sections on the same device and thread count; " if c.get("pooled") else ""
-    return (f"the best of {GEMM_TRIES} products, {where}"
-            f"this section measured {', '.join(f'{g:.0f}' for g in own)} GFLOP/s {when}")
+    backends = f"; best per backend: {gemm_backends_text(c)}" if c.get("gemm_backends") else ""
+    return (f"the best of {GEMM_TRIES} products per backend, {where}"
+            f"this section measured {', '.join(f'{g:.0f}' for g in own)} GFLOP/s {when}{backends}")
 
 
 # --- where (b)'s time goes --------------------------------------------------------------
@@ -895,6 +1078,16 @@ def profile_auditor(s: Setup, cfg: Config, steps: int = 3, top: int = 12) -> dic
         "groups": sorted(((g, t / total) for g, t in groups.items()), key=lambda kv: -kv[1]),
         "top_ops": [(k, t / total, n) for k, t, n in sorted(events, key=lambda e: -e[1])[:top]],
     }  # fmt: skip
+
+
+def profile_isolated(s: Setup, cfg: Config) -> dict[str, Any]:
+    """`profile_auditor` in a process of its own, as the throughput rows run."""
+    p = Isolated(s, cfg)
+    try:
+        p.facts = p.ready()
+        return p.profile()
+    finally:
+        p.close()
 
 
 def profile_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -1483,7 +1676,7 @@ def throughput_sections(
             report["throughput"].append(res)
             print_throughput(res)
             for cfg in PROFILED_CONFIGS if a.profile else []:
-                report.setdefault("profile", []).append(profile_auditor(s, cfg))
+                report.setdefault("profile", []).append(profile_isolated(s, cfg))
                 print_lines(profile_lines(report["profile"][-1:]))
     pool_ceilings(report["throughput"])
 
@@ -1527,6 +1720,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["--overhead-child"]:
         return overhead_child(raw[1:])
+    if raw[:1] == ["--pipeline-child"]:
+        return pipeline_child(int(raw[1]))
     a = parse_args(raw)
     if a.render_json:
         return render_saved(a)

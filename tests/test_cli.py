@@ -61,6 +61,10 @@ def test_run_writes_every_artifact(smoke_run: Path) -> None:
     assert (det["cudnn_allow_tf32"], det["cuda_matmul_allow_tf32"]) == (True, False)  # torch's defaults, read back
     assert lat["dtype"] == "float32"  # the CPU: no TF32
     assert audit["spec"]["train"]["channels_last"] is True  # the default memory format
+    hm = audit["training"]["host_memory"]  # the default: freed blocks stay in the heap, read back
+    assert hm["requested"] == "retain"
+    if hm["allocator"].startswith("glibc"):
+        assert hm["mmap_threshold"] is not None and hm["large_blocks_from_heap"] in (True, None)
     assert audit["environment"]["torch"] == torch.__version__
     assert audit["environment"]["torchvision"] == torchvision.__version__
     rows = list(csv.DictReader((rep / "metrics.csv").open()))

@@ -606,3 +606,22 @@ def test_the_sheet_says_whose_method_descriptions_it_prints() -> None:
     assert "(the run itself used" not in text_of(audit)  # the fixture's version is this renderer's
     audit["environment"]["auditor"] = "0.0.9"
     assert f"those of auditor {auditor.__version__} (the run itself used auditor 0.0.9);" in text_of(audit)
+
+
+def test_host_memory_row_and_records_without_it() -> None:
+    audit = golden_audit()
+    row = "| Host memory (`train.host_memory`: freed blocks kept for reuse or returned) | {} |"
+    assert row.format(
+        "retain: glibc 2.36 mallopt M_MMAP_THRESHOLD 1,073,741,824 bytes, M_TRIM_THRESHOLD 2,147,483,647 bytes; "
+        "read back: a 64 MiB block comes from the heap (reused, no page faults)"
+    ) in text_of(audit)
+    audit["training"]["host_memory"] = {"requested": "release", "allocator": "glibc 2.36", "mmap_threshold": None,
+                                        "trim_threshold": None, "large_blocks_from_heap": False}  # fmt: skip
+    assert row.format(
+        "release: glibc 2.36, left as it was; read back: a 64 MiB block comes from fresh mmap (unmapped on free)"
+    ) in text_of(audit)
+    audit["training"]["host_memory"] = {"requested": "retain", "allocator": "musl (not glibc)", "mmap_threshold": None,
+                                        "trim_threshold": None, "large_blocks_from_heap": None}  # fmt: skip
+    assert row.format("retain: musl (not glibc), left as it was; not read back") in text_of(audit)
+    del audit["training"]["host_memory"]  # a record written before the setting existed
+    assert row.format("not recorded") in text_of(audit)

@@ -19,6 +19,7 @@ from auditor.spec import (
     parse_criterion,
     resolve_spec_path,
     resolved_dict,
+    same_training,
     spec_hash,
     training_hash,
 )
@@ -96,6 +97,7 @@ BAD = [
     ({"train": {"schedule": {"eta_min": 1.0}}}, "train", "eta_min=1.0 is above optimizer.lr"),
     ({"determinism": {"fill_uninitialized_memory": "sometimes"}}, "determinism.fill_uninitialized_memory", "valid boolean"),
     ({"train": {"channels_last": "nhwc"}}, "train.channels_last", "valid boolean"),
+    ({"train": {"host_memory": "keep"}}, "train.host_memory", "'retain' or 'release'"),
 ]
 
 
@@ -234,7 +236,8 @@ def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
 def test_training_hash_ignores_only_what_does_not_train() -> None:
     base = resolved_dict(load_spec("smoke"))
     same = [("criteria.test_acc=>= 0.9", True), ("description=x", True), ("measure.latency.iters=7", True),
-            ("verify.tolerance=0.1", True), ("seed=1", False), ("train.epochs=4", False), ("data.val_split=10", False)]
+            ("verify.tolerance=0.1", True), ("train.host_memory=release", True), ("seed=1", False),
+            ("train.epochs=4", False), ("train.channels_last=false", False), ("data.val_split=10", False)]
     for override, equal in same:
         other = resolved_dict(load_spec("smoke", [override]))
         assert hash_resolved(other) != hash_resolved(base), override
@@ -258,3 +261,11 @@ def test_an_empty_criterion_value_removes_it_as_in_check() -> None:
     spec = load_spec("smoke", ["criteria.best_val_acc=", "criteria.latency_ms=null"])
     assert "best_val_acc" not in spec.criteria and "latency_ms" not in spec.criteria
     assert "checkpoint_mb" in spec.criteria  # the others stay
+
+
+def test_training_hash_of_a_record_written_before_host_memory_existed() -> None:
+    """Runs and checkpoints recorded before train.host_memory stay resumable and skippable."""
+    spec = load_spec("smoke")
+    old = resolved_dict(spec)
+    del old["train"]["host_memory"]
+    assert same_training(old, spec) and hash_resolved(old) != spec_hash(spec)

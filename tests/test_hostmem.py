@@ -1,0 +1,91 @@
+"""train.host_memory: glibc's treatment of large freed blocks, set and read back."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+
+from auditor import hostmem
+
+GLIBC = platform.libc_ver()[0] == "glibc"
+requires_glibc = pytest.mark.skipif(not GLIBC, reason="the allocator setting applies to glibc only")
+
+
+def fresh_process(code: str) -> dict:
+    """Run `code` (which prints one JSON value) in a new interpreter: mallopt is process-wide."""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@requires_glibc
+def test_release_leaves_glibc_as_it_is_and_reads_back_mmap() -> None:
+    got = fresh_process(
+        "import json, dataclasses; from auditor import hostmem; "
+        "print(json.dumps(dataclasses.asdict(hostmem.configure('release'))))"
+    )
+    assert got["requested"] == "release" and got["allocator"].startswith("glibc ")
+    assert got["mmap_threshold"] is None and got["trim_threshold"] is None
+    assert got["large_blocks_from_heap"] in (False, None)  # glibc's default: a 64 MiB block is mmapped
+
+
+@requires_glibc
+def test_retain_sets_the_thresholds_and_the_probe_sees_it() -> None:
+    got = fresh_process(
+        "import json, dataclasses; from auditor import hostmem; "
+        "before = hostmem.configure('release').large_blocks_from_heap; "
+        "print(json.dumps([before, dataclasses.asdict(hostmem.configure('retain'))]))"
+    )
+    before, after = got
+    assert before is not True
+    assert after["mmap_threshold"] in hostmem.MMAP_THRESHOLDS and after["trim_threshold"] == hostmem.TRIM_THRESHOLD
+    assert after["large_blocks_from_heap"] in (True, None)
+
+
+def test_another_c_library_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostmem.platform, "libc_ver", lambda: ("", ""))
+    got = hostmem.configure("retain")
+    assert asdict(got) == {
+        "requested": "retain", "allocator": "unknown C library (not glibc)", "mmap_threshold": None,
+        "trim_threshold": None, "large_blocks_from_heap": None,
+    }  # fmt: skip
+
+
+TRAIN_FEW_STEPS = """
+import hashlib, json, sys, torch
+from pathlib import Path
+from auditor import repro
+from auditor.data import load_data
+from auditor.models import build_model
+from auditor.spec import load_spec, resolved_dict, spec_hash
+from auditor.train import RunFiles, fit
+spec = load_spec("smoke", ["model.name=resnet8", "data.synthetic.train=400", "data.synthetic.test=10",
+                           "data.val_split=10", "train.batch_size=128", "train.max_steps=3",
+                           "train.host_memory=" + sys.argv[1]])
+repro.enforce(spec.seed, spec.determinism)
+data = load_data(spec.data, spec.seed)
+torch.manual_seed(spec.seed)
+model = build_model(spec.model)
+files = RunFiles(Path(sys.argv[2]), resolved_dict(spec), spec_hash(spec))
+result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, log=lambda s: None)
+digest = hashlib.sha256()
+for k, v in sorted(model.state_dict().items()):
+    digest.update(k.encode() + v.detach().contiguous().numpy().tobytes())
+print(json.dumps([result.step_losses, digest.hexdigest(), result.host_memory.requested]))
+"""
+
+
+@pytest.mark.slow
+def test_the_setting_changes_no_bit_of_training(tmp_path) -> None:
+    """Where memory comes from must not change what is computed: same losses, same weights."""
+    runs = {}
+    for mode in ("retain", "release"):
+        out = subprocess.run([sys.executable, "-c", TRAIN_FEW_STEPS, mode, str(tmp_path / mode)],
+                             check=True, capture_output=True, text=True, timeout=600)  # fmt: skip
+        runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs["retain"][2] == "retain" and runs["release"][2] == "release"
+    assert runs["retain"][:2] == runs["release"][:2]
