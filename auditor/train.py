@@ -161,7 +161,7 @@ def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool |
     if device.type == "cpu" and train.amp == "bf16" and cpu_bf16_native is False:
         notes.append(
             "train.amp=bf16 on a CPU without bf16 instructions (avx512_bf16 / amx_bf16): autocast "
-            "emulates bf16, about 10x slower than fp32 on the machine of bench/RESULTS.md"
+            "emulates bf16, about 10x slower than fp32 on an AMD EPYC without them (bench/throughput.py)"
         )
     return notes
 

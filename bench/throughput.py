@@ -751,9 +751,9 @@ class Isolated:
             raise RuntimeError(value)
         return value
 
-    def ready(self) -> dict[str, Any]:
-        """Wait until the child has built its pipeline; returns its process facts (pid, allocator probe)."""
-        return self.call("ready")
+    def ready(self) -> None:
+        """Wait until the child has built its pipeline, and keep its process facts (pid, allocator probe)."""
+        self.facts = self.call("ready")
 
     def warm(self, steps: int, budget_s: float) -> tuple[float, float]:
         """`warm` in the child: (total seconds, the last step's seconds)."""
@@ -844,7 +844,7 @@ def build_pipelines(s: Setup, configs: list[Config]) -> tuple[list[Isolated], di
     failed: dict[str, str] = {}
     for p in started:
         try:
-            p.facts = p.ready()
+            p.ready()
             pipes.append(p)
         except RuntimeError as exc:  # e.g. a toggle the device cannot run
             failed[p.label] = str(exc)
@@ -1084,7 +1084,7 @@ def profile_isolated(s: Setup, cfg: Config) -> dict[str, Any]:
     """`profile_auditor` in a process of its own, as the throughput rows run."""
     p = Isolated(s, cfg)
     try:
-        p.facts = p.ready()
+        p.ready()
         return p.profile()
     finally:
         p.close()
