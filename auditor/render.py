@@ -623,7 +623,8 @@ def host_memory_text(audit: dict[str, Any]) -> str:
         found = "not read back"
     else:
         source = "the heap (reused, no page faults)" if hm["large_blocks_from_heap"] else "fresh mmap (unmapped on free)"
-        found = f"read back: a 64 MiB block comes from {source}"
+        size = f"{hm['probe_bytes'] / 2**20:g} MiB" if hm.get("probe_bytes") else "large"
+        found = f"read back: a {size} block comes from {source}"
     if hm["mmap_threshold"] is None and hm["trim_threshold"] is None:
         return f"{hm['requested']}: {hm['allocator']}, left as it was; {found}"
     sets = [f"{k} {thousands(hm[f]) + ' bytes' if hm[f] is not None else 'rejected'}"

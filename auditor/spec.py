@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from auditor.errors import InvalidInput
+from auditor.hostmem import HostMemoryMode
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
 # and the widely copied (wrong) std that is accepted but flagged.
@@ -181,7 +182,7 @@ class TrainSpec(_Section):
     channels_last: bool = True  # NHWC: faster CPU convolutions (bench/RESULTS.md), deterministic
     # retain: freed host memory stays in the heap for reuse, so a CPU step does not page-fault
     # its activations in anew (auditor.hostmem); release: the C library's defaults.
-    host_memory: Literal["retain", "release"] = "retain"
+    host_memory: HostMemoryMode = "retain"
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None  # mid-epoch checkpoints
     log_every_steps: Annotated[int, Field(ge=1)] = 50  # host reads the loss only here
@@ -538,7 +539,9 @@ def spec_hash(spec: Spec) -> str:
 
 # Keys (dotted paths) that do not change what is trained: sections that act after
 # training or only describe it, and train.host_memory, which changes where memory comes
-# from, not what is computed. An interrupted run may resume under a spec that differs only here.
+# from, not what is computed (the speed it gave is recorded with the training, in
+# audit.json's training.host_memory). An interrupted run may resume under a spec that
+# differs only here.
 NON_TRAINING_KEYS = ("description", "criteria", "measure", "verify", "train.host_memory")
 
 

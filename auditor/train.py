@@ -378,7 +378,7 @@ def build_loop(
 ) -> _Loop:
     """Assemble optimiser, schedule, scaler, loss and device data around `model`."""
     check_device_support(train, device)
-    host_memory = hostmem.configure(train.host_memory)  # before the data and model allocate
+    host_memory = hostmem.configure(train.host_memory)  # before the loop allocates anything
     model = model.to(device)
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)

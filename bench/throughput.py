@@ -40,6 +40,7 @@ import multiprocessing.connection
 import os
 import platform
 import shlex
+import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -320,7 +322,7 @@ class Config:
     compile: str = "off"
     determinism: bool = True
     fill_uninitialized_memory: bool = False  # determinism.fill_uninitialized_memory
-    host_memory: str = "retain"  # train.host_memory
+    host_memory: hostmem.HostMemoryMode = "retain"  # train.host_memory
     # Diagnostics, not spec fields: foreach SGD and oneDNN on/off.
     foreach: bool | None = None
     mkldnn: bool = True  # torch.backends.mkldnn.enabled (oneDNN convolutions on CPU)
@@ -725,35 +727,54 @@ class Isolated:
     thresholds (`train.host_memory`), oneDNN's primitive cache, compiled kernels. In one
     shared process what one pipeline set would carry over to the next (the auditor's
     allocator setting would speed (a) up too), so each runs alone in its own process, as a
-    training script would. The parent only sends commands; the child times its own steps.
+    training script would. The parent sends commands; the child times its own steps.
     """
 
     def __init__(self, s: Setup, cfg: Config | None) -> None:
         parent, child = socket.socketpair()
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--pipeline-child",
-                                      str(child.fileno())], pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)  # fmt: skip
-        child.close()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--pipeline-child", str(child.fileno())],
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
         self.conn = multiprocessing.connection.Connection(parent.detach())
         self.cfg, self.label = cfg, cfg.label if cfg else ConventionalPipeline.label
         self.repeats: int | None = None  # fewer timed repeats than the section's (set for a hopeless row)
-        self.facts: dict[str, Any] = {}  # from the child once built: pid, allocator probe
-        self.conn.send(("build", (setup_fields(s), asdict(cfg) if cfg else None)))
+        self.facts: dict[str, Any] = {}  # from the child once built: its allocator probe
+        self._built = False
+        self._send("build", setup_fields(s), asdict(cfg) if cfg else None)
 
-    def call(self, command: str, *args: Any) -> Any:
-        """Run `command` in the child and return its result; RuntimeError carries a child's error."""
-        if command != "ready":
+    def _send(self, command: str, *args: Any) -> None:
+        try:
             self.conn.send((command, args))
+        except OSError as exc:  # the child is gone
+            raise RuntimeError(f"the process of {self.label!r} is gone ({exc})") from None
+
+    def _reply(self) -> Any:
         try:
             ok, value = self.conn.recv()
-        except EOFError:
-            raise RuntimeError(f"the process of {self.label!r} ended (exit code {self.proc.wait()})") from None
+        except (EOFError, OSError):
+            raise RuntimeError(f"the process of {self.label!r} ended (exit code {self.proc.poll()})") from None
         if not ok:
             raise RuntimeError(value)
         return value
 
+    def call(self, command: str, *args: Any) -> Any:
+        """Run `command` in the built child and return its result; RuntimeError carries a child's error."""
+        self.ready()
+        self._send(command, *args)
+        return self._reply()
+
     def ready(self) -> None:
-        """Wait until the child has built its pipeline, and keep its process facts (pid, allocator probe)."""
-        self.facts = self.call("ready")
+        """Wait until the child has built its pipeline (once), and keep its facts (allocator probe)."""
+        if not self._built:
+            self.facts = self._reply()  # the answer to the "build" sent by __init__
+            self._built = True
 
     def warm(self, steps: int, budget_s: float) -> tuple[float, float]:
         """`warm` in the child: (total seconds, the last step's seconds)."""
@@ -768,21 +789,35 @@ class Isolated:
         return self.call("determinism", steps)
 
     def profile(self) -> dict[str, Any]:
-        """`profile_auditor` of this configuration in the child."""
+        """`profile_auditor` of this pipeline in the child."""
         return self.call("profile")
 
-    def close(self) -> None:
-        """Stop the child (killed if it does not exit within a minute)."""
+    def close(self, wait_s: float = 60.0) -> None:
+        """Stop the child: asked to exit, killed if it has not within `wait_s` (0: at once)."""
         try:
             self.conn.send(("close", ()))
         except OSError:
             pass
         self.conn.close()
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@contextmanager
+def closing_all(pipes: list[Isolated]) -> Iterator[list[Isolated]]:
+    """Close every pipeline in `pipes` (as it is when the block ends); on an error or Ctrl-C,
+    kill them at once instead of waiting for a busy child to finish its command."""
+    try:
+        yield pipes
+    except BaseException:
+        for p in pipes:
+            p.close(wait_s=0)
+        raise
+    for p in pipes:
+        p.close()
 
 
 class _Child:
@@ -794,62 +829,69 @@ class _Child:
         self.pipe: Any = None
 
     def build(self, fields: dict[str, Any], cfg: dict[str, Any] | None) -> dict[str, Any]:
+        """Rebuild the parent's Setup (the data loaded with SEED, as `setups` loads it) and the pipeline."""
         torch.set_num_threads(fields.pop("threads"))
         fields.update(device=torch.device(fields["device"]), ckpt_dir=Path(fields["ckpt_dir"]))
         self.s = Setup(**fields, data=load_data(fields["data_spec"], SEED), log=lambda m: None)
         self.cfg = Config(**cfg) if cfg else None
         self.pipe = make_auditor(self.s, self.cfg) if self.cfg else make_conventional(self.s)
-        return {"pid": os.getpid(), "large_blocks_from_heap": large_blocks_from_heap()}
+        return {"large_blocks_from_heap": hostmem.read_back()}
 
     def warm(self, steps: int, budget_s: float) -> tuple[float, float]:
+        """Untimed first steps (`warm`)."""
         return warm(self.pipe, steps, self.s.device, budget_s)
 
     def timed(self, steps: int) -> tuple[float, float]:
+        """One timed repeat (`timed_run`)."""
         return timed_run(self.pipe, steps, self.s.device)
 
     def determinism(self, steps: int) -> dict[str, Any]:
+        """Twin runs of fresh pipelines of this configuration (`determinism_check`)."""
         return determinism_check(lambda: make_auditor(self.s, self.cfg), steps)
 
     def profile(self) -> dict[str, Any]:
-        return profile_auditor(self.s, self.cfg)
-
-
-def large_blocks_from_heap() -> bool | None:
-    """This process's allocator as `auditor.hostmem` reads it back (None: not glibc)."""
-    found = hostmem._glibc()
-    return hostmem.probe_large_blocks_from_heap(found[0]) if found else None
+        """The profiler over a few steps of this pipeline (`profile_auditor`)."""
+        return profile_auditor(self.s, self.pipe)
 
 
 def pipeline_child(fd: int) -> int:
-    """`--pipeline-child FD`: serve one pipeline's commands over the socket FD until told to close."""
+    """`--pipeline-child FD`: serve one pipeline's commands over the socket FD until told to close.
+
+    Ctrl-C reaches the whole process group: the parent stops the children, which ignore it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn, child = multiprocessing.connection.Connection(fd), _Child()
     while True:
         try:
             command, args = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the parent is gone
             return 0
         if command == "close":
             return 0
         try:
-            conn.send((True, getattr(child, command)(*args)))
+            reply = (True, getattr(child, command)(*args))
         except Exception as exc:  # reported to the parent, which records the row as failed
-            conn.send((False, _short_error(exc)))
+            reply = (False, _short_error(exc))
+        try:
+            conn.send(reply)
+        except OSError:
+            return 0
 
 
-def build_pipelines(s: Setup, configs: list[Config]) -> tuple[list[Isolated], dict[str, str]]:
-    """(a) and one (b) per configuration, each in its own process, built in parallel; the
-    configurations that failed to build, with why."""
-    started = [Isolated(s, None), *(Isolated(s, cfg) for cfg in configs)]
-    pipes: list[Isolated] = []
+def build_pipelines(s: Setup, configs: list[Config], pipes: list[Isolated]) -> dict[str, str]:
+    """Start (a) and one (b) per configuration, each in its own process, built in parallel, into
+    `pipes` (which the caller closes); return the ones that failed to build, with why."""
+    for cfg in [None, *configs]:
+        pipes.append(Isolated(s, cfg))
     failed: dict[str, str] = {}
-    for p in started:
+    for p in list(pipes):
         try:
             p.ready()
-            pipes.append(p)
         except RuntimeError as exc:  # e.g. a toggle the device cannot run
             failed[p.label] = str(exc)
+            pipes.remove(p)
             p.close()
-    return pipes, failed
+    return failed
 
 
 def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> dict[str, tuple[float, float, int]]:
@@ -876,7 +918,7 @@ def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> d
 def throughput_rows(pipes: list[Isolated], samples: dict[str, Any], plan: dict[str, tuple[float, float, int]]) -> list[dict[str, Any]]:
     """One row per timed pipeline: images/s, spread, and ratios to (a) and to the default (b)."""
     med = {k: statistics.median(v.images_per_s) for k, v in samples.items()}
-    base_a, base_b = med[pipes[0].label], med.get(DEFAULT_CONFIG.label)
+    base_a, base_b = med.get(ConventionalPipeline.label), med.get(DEFAULT_CONFIG.label)  # None: it failed
     rows = []
     for p in pipes:
         sm, (warmup_s, step_s, steps) = samples[p.label], plan[p.label]
@@ -885,7 +927,8 @@ def throughput_rows(pipes: list[Isolated], samples: dict[str, Any], plan: dict[s
             "images_per_s": summarize(sm.images_per_s), "samples": sm.images_per_s,
             "foreign_cpu": sm.foreign_cpu, "discarded": sm.discarded, "steps": steps,
             "warmup_s": warmup_s, "step_s_estimate": step_s,
-            "ratio_to_a": med[p.label] / base_a, "ratio_to_default_b": med[p.label] / base_b if base_b else None,
+            "ratio_to_a": med[p.label] / base_a if base_a else None,
+            "ratio_to_default_b": med[p.label] / base_b if base_b else None,
             "large_blocks_from_heap": p.facts["large_blocks_from_heap"],
         })  # fmt: skip
     return rows
@@ -914,8 +957,8 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
     """(a) and each auditor configuration, interleaved; ratios to (a) and to the default (b)."""
     s.log(f"[{s.model}] building pipelines, one process each: (a) + {len(configs)} auditor configuration(s), "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
-    pipes, failed = build_pipelines(s, configs)
-    try:
+    with closing_all([]) as pipes:
+        failed = build_pipelines(s, configs, pipes)
         plan = warm_pipelines(s, pipes, failed)
         for label, err in failed.items():
             s.log(f"  {label}: FAILED ({err})")
@@ -932,9 +975,6 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
         rows += [{"label": k, "failed": v} for k, v in failed.items()]
         if check_determinism:
             check_rows_determinism(s, pipes, rows)
-    finally:
-        for p in pipes:
-            p.close()
     return {
         "model": s.model, "device": str(s.device), "batch_size": s.batch_size, "steps": s.steps,
         "repeats": s.repeats, "warmup_steps": s.warmup, "workers": s.workers, "data": s.data_desc,
@@ -973,21 +1013,22 @@ def _det_cell(row: dict[str, Any]) -> str:
 def throughput_table(res: dict[str, Any]) -> list[str]:
     """Markdown table of one throughput section."""
     lines = [
-        "| pipeline / configuration | images/s median | IQR | min-max | timed steps x repeats | other processes' CPU share (max) | discarded repeats | ratio to (a) | ratio to default (b) | share of fp32 ceiling | bitwise deterministic (in-process twin runs) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| pipeline / configuration | images/s median | IQR | min-max | timed steps x repeats | other processes' CPU share (max) | discarded repeats | ratio to (a) | ratio to default (b) | share of fp32 ceiling | a 64 MiB block from (glibc, in its process) | bitwise deterministic (twin runs in its process) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     cap = res.get("ceiling", {}).get("ceiling_images_per_s")
     for r in res["rows"]:
         if "failed" in r:
-            lines.append(f"| {r['label']} | failed: {r['failed']} | | | | | | | | | |")
+            lines.append(f"| {r['label']} | failed: {r['failed']} | | | | | | | | | | |")
             continue
         st = r["images_per_s"]
-        rb = f"{r['ratio_to_default_b']:.2f}x" if r["ratio_to_default_b"] else "-"
+        ra, rb = (f"{r[k]:.2f}x" if r[k] else "-" for k in ("ratio_to_a", "ratio_to_default_b"))
+        heap = {True: "heap", False: "mmap"}.get(r.get("large_blocks_from_heap"), "-")
         share = f"{st['median'] / cap:.0%}" if cap else "-"
         lines.append(
             f"| {r['label']} | {st['median']:.1f} | {st['q1']:.1f}-{st['q3']:.1f} | {st['min']:.1f}-{st['max']:.1f} "
             f"| {r['steps']} x {st['n']} | {max(r['foreign_cpu']):.0%} | {len(r['discarded'])} "
-            f"| {r['ratio_to_a']:.2f}x | {rb} | {share} | {_det_cell(r)} |"
+            f"| {ra} | {rb} | {share} | {heap} | {_det_cell(r)} |"
         )
     return lines
 
@@ -1052,11 +1093,10 @@ OP_GROUPS = {
 }  # fmt: skip
 
 
-def profile_auditor(s: Setup, cfg: Config, steps: int = 3, top: int = 12) -> dict[str, Any]:
-    """torch.profiler over `steps` steps of (b): self CPU time per op and per category."""
+def profile_auditor(s: Setup, pipe: AuditorPipeline, steps: int = 3, top: int = 12) -> dict[str, Any]:
+    """torch.profiler over `steps` steps of a fresh (b) pipeline: self CPU time per op and per category."""
     from torch.profiler import ProfilerActivity, profile
 
-    pipe = make_auditor(s, cfg)
     warm(pipe, s.warmup, s.device, s.max_repeat_s)
     pipe.begin()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.device.type == "cuda" else [])
@@ -1073,7 +1113,7 @@ def profile_auditor(s: Setup, cfg: Config, steps: int = 3, top: int = 12) -> dic
         g = group_of.get(key, "other (python, autograd engine, small ops)")
         groups[g] = groups.get(g, 0.0) + t
     return {
-        "model": s.model, "config": cfg.label, "steps": steps, "wall_s": wall, "threads": torch.get_num_threads(),
+        "model": s.model, "config": pipe.label, "steps": steps, "wall_s": wall, "threads": torch.get_num_threads(),
         "self_cpu_s": total / 1e6,
         "groups": sorted(((g, t / total) for g, t in groups.items()), key=lambda kv: -kv[1]),
         "top_ops": [(k, t / total, n) for k, t, n in sorted(events, key=lambda e: -e[1])[:top]],
@@ -1082,12 +1122,8 @@ def profile_auditor(s: Setup, cfg: Config, steps: int = 3, top: int = 12) -> dic
 
 def profile_isolated(s: Setup, cfg: Config) -> dict[str, Any]:
     """`profile_auditor` in a process of its own, as the throughput rows run."""
-    p = Isolated(s, cfg)
-    try:
-        p.ready()
+    with closing_all([Isolated(s, cfg)]) as (p,):
         return p.profile()
-    finally:
-        p.close()
 
 
 def profile_lines(results: list[dict[str, Any]]) -> list[str]:
@@ -1397,7 +1433,9 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
     rows = {r["label"]: r for r in res["rows"] if "failed" not in r}
     tag = f"{res['model']}, {res['device']}, {res['torch_threads']} threads, batch {res['batch_size']}"
     b = rows.get(DEFAULT_CONFIG.label)
-    if b:
+    if b and b["ratio_to_a"] is None:
+        lines.append(f"- auditor path vs conventional, {tag}: not measured ((a) failed)")
+    elif b:
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
                      f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): {_verdict(b['ratio_to_a'] >= t['speedup'])}")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
@@ -1406,7 +1444,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
             lines.append(f"  - {t['speedup']}x needs {need:.0%} of the fp32 GEMM-peak ceiling; the default reaches "
                          f"{b['images_per_s']['median'] / c['ceiling_images_per_s']:.0%}")  # fmt: skip
     det = [r for r in rows.values() if r["config"] and r["config"]["determinism"]
-           and r.get("determinism", {}).get("bitwise")]  # fmt: skip
+           and r.get("determinism", {}).get("bitwise") and r["ratio_to_a"] is not None]  # fmt: skip
     if len(det) > 1:
         best = max(det, key=lambda r: r["ratio_to_a"])
         lines.append(f"- fastest configuration that stayed bitwise deterministic, {tag}: {best['label']}, "
@@ -1737,8 +1775,12 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
     report = new_report(raw, device, a.quiet_threshold)
-    throughput_sections(a, device, configs, report)
-    other_sections(a, device, report)
+    try:
+        throughput_sections(a, device, configs, report)
+        other_sections(a, device, report)
+    except KeyboardInterrupt:  # the pipelines' processes are stopped on the way out
+        print("\ninterrupted: no results written", file=sys.stderr)
+        return 130
     finish(a, report)
     return 0
 

@@ -312,3 +312,24 @@ def test_overhead_phases_name_functions_that_exist(bench) -> None:
 
     for module, name, _ in bench.PHASES:
         assert callable(getattr(importlib.import_module(module), name, None)), f"{module}.{name}"
+
+
+def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny, tmp_path: Path) -> None:
+    import psutil
+
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=1, repeats=1, warmup=1,
+                    workers=-1, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, retries=0,
+                    log=lambda m: None)  # fmt: skip  # (a)'s DataLoader refuses -1 workers
+    fp16 = bench.Config("amp fp16", amp="fp16")  # CUDA only: refused on the CPU
+    res = bench.throughput(s, [bench.DEFAULT_CONFIG, fp16], check_determinism=False)
+    rows = {r["label"]: r for r in res["rows"]}
+    assert "num_workers" in rows["(a) conventional"]["failed"]
+    assert "fp16 needs a CUDA device" in rows["amp fp16"]["failed"]
+    b = rows[bench.DEFAULT_CONFIG.label]
+    assert b["images_per_s"]["median"] > 0 and b["ratio_to_a"] is None  # no ratio to a pipeline that did not run
+    assert len({line.count("|") for line in bench.throughput_table(res)}) == 1
+    assert "vs conventional, resnet8, cpu, 1 threads, batch 16: not measured ((a) failed)" in bench.targets_lines(
+        {"throughput": [res]})[0]
+    children = psutil.Process().children(recursive=True)
+    assert not [c for c in children if "--pipeline-child" in " ".join(c.cmdline())]

@@ -42,8 +42,11 @@ def test_retain_sets_the_thresholds_and_the_probe_sees_it() -> None:
     )
     before, after = got
     assert before is not True
-    assert after["mmap_threshold"] in hostmem.MMAP_THRESHOLDS and after["trim_threshold"] == hostmem.TRIM_THRESHOLD
-    assert after["large_blocks_from_heap"] in (True, None)
+    if after["mmap_threshold"] is None:  # a glibc that refuses a 1 GiB threshold: said so, and the probe agrees
+        assert after["large_blocks_from_heap"] is not True
+    else:
+        assert after["mmap_threshold"] == hostmem.MMAP_THRESHOLD and after["large_blocks_from_heap"] in (True, None)
+    assert after["trim_threshold"] == hostmem.TRIM_THRESHOLD and after["probe_bytes"] == hostmem.PROBE_BYTES
 
 
 def test_another_c_library_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,8 +54,17 @@ def test_another_c_library_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     got = hostmem.configure("retain")
     assert asdict(got) == {
         "requested": "retain", "allocator": "unknown C library (not glibc)", "mmap_threshold": None,
-        "trim_threshold": None, "large_blocks_from_heap": None,
+        "trim_threshold": None, "large_blocks_from_heap": None, "probe_bytes": hostmem.PROBE_BYTES,
     }  # fmt: skip
+    assert hostmem.read_back() is None
+
+
+def test_a_glibc_without_mallopt_is_named_and_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostmem.platform, "libc_ver", lambda: ("glibc", "2.99"))
+    monkeypatch.setattr(hostmem.ctypes, "CDLL", lambda name: object())  # no mallopt, no mallinfo2
+    got = hostmem.configure("retain")
+    assert (got.allocator, got.mmap_threshold, got.large_blocks_from_heap) == ("glibc 2.99 (mallopt unavailable)", None, None)
+    assert hostmem.read_back() is None
 
 
 TRAIN_FEW_STEPS = """
@@ -63,8 +75,10 @@ from auditor.data import load_data
 from auditor.models import build_model
 from auditor.spec import load_spec, resolved_dict, spec_hash
 from auditor.train import RunFiles, fit
-spec = load_spec("smoke", ["model.name=resnet8", "data.synthetic.train=400", "data.synthetic.test=10",
-                           "data.val_split=10", "train.batch_size=128", "train.max_steps=3",
+# batch 512: the first stage's maps are 512x16x32x32 fp32 = 32 MiB, above glibc's largest dynamic
+# mmap threshold, so under release every step maps them afresh, and under retain reuses heap blocks.
+spec = load_spec("smoke", ["model.name=resnet8", "data.synthetic.train=1546", "data.synthetic.test=10",
+                           "data.val_split=10", "train.batch_size=512", "train.max_steps=3",
                            "train.host_memory=" + sys.argv[1]])
 repro.enforce(spec.seed, spec.determinism)
 data = load_data(spec.data, spec.seed)
@@ -75,7 +89,7 @@ result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"),
 digest = hashlib.sha256()
 for k, v in sorted(model.state_dict().items()):
     digest.update(k.encode() + v.detach().contiguous().numpy().tobytes())
-print(json.dumps([result.step_losses, digest.hexdigest(), result.host_memory.requested]))
+print(json.dumps([result.step_losses, digest.hexdigest(), result.host_memory.large_blocks_from_heap]))
 """
 
 
@@ -87,5 +101,7 @@ def test_the_setting_changes_no_bit_of_training(tmp_path) -> None:
         out = subprocess.run([sys.executable, "-c", TRAIN_FEW_STEPS, mode, str(tmp_path / mode)],
                              check=True, capture_output=True, text=True, timeout=600)  # fmt: skip
         runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    assert runs["retain"][2] == "retain" and runs["release"][2] == "release"
+    if GLIBC:  # the two runs really took their memory from different places
+        assert runs["retain"][2] in (True, None) and runs["release"][2] in (False, None)
+    assert len(runs["retain"][0]) == 3
     assert runs["retain"][:2] == runs["release"][:2]

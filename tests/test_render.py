@@ -616,12 +616,18 @@ def test_host_memory_row_and_records_without_it() -> None:
         "read back: a 64 MiB block comes from the heap (reused, no page faults)"
     ) in text_of(audit)
     audit["training"]["host_memory"] = {"requested": "release", "allocator": "glibc 2.36", "mmap_threshold": None,
-                                        "trim_threshold": None, "large_blocks_from_heap": False}  # fmt: skip
+                                        "trim_threshold": None, "large_blocks_from_heap": False,
+                                        "probe_bytes": 64 << 20}  # fmt: skip
     assert row.format(
         "release: glibc 2.36, left as it was; read back: a 64 MiB block comes from fresh mmap (unmapped on free)"
     ) in text_of(audit)
     audit["training"]["host_memory"] = {"requested": "retain", "allocator": "musl (not glibc)", "mmap_threshold": None,
                                         "trim_threshold": None, "large_blocks_from_heap": None}  # fmt: skip
     assert row.format("retain: musl (not glibc), left as it was; not read back") in text_of(audit)
+    audit["training"]["host_memory"] = {"requested": "retain", "allocator": "glibc 2.31", "mmap_threshold": None,
+                                        "trim_threshold": 2147483647, "large_blocks_from_heap": False,
+                                        "probe_bytes": 32 << 20}  # fmt: skip
+    assert row.format("retain: glibc 2.31 mallopt M_MMAP_THRESHOLD rejected, M_TRIM_THRESHOLD 2,147,483,647 bytes; "
+                      "read back: a 32 MiB block comes from fresh mmap (unmapped on free)") in text_of(audit)
     del audit["training"]["host_memory"]  # a record written before the setting existed
     assert row.format("not recorded") in text_of(audit)
