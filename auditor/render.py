@@ -386,6 +386,7 @@ def build_context(
     v.update(_hyperparameters(audit))
     v.update(_data(audit))
     v.update(_determinism(audit))
+    v["host_memory"] = host_memory_text(audit)  # the optimisations table
     v.update(_results(audit))
     v.update(_measurements(audit))
     v.update(_checkpoints(audit))
@@ -610,7 +611,6 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32, "cpu_bf16": bf16,
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
-        "host_memory": host_memory_text(audit),
     }  # fmt: skip
 
 
