@@ -37,7 +37,9 @@ from pydantic import (
     model_validator,
 )
 
+from auditor.audit import run_paths, write_json
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
+from auditor.fileio import atomic_write_bytes
 from auditor.spec import (
     Spec,
     apply_overrides,
@@ -348,8 +350,6 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     """(state, the run's audit.json or None), read once. The state is 'finished' (same spec hash),
     'resume' (interrupted staging dir), 'rejudge' (finished under a spec that differs only outside
     training: `--resume` re-measures and re-judges it without training), 'stale' or 'new'."""
-    from auditor.audit import run_paths  # lazily: it imports torch, which a plan does not need
-
     paths = run_paths(out, run.name)
     audit = _read_json(paths.reports / "audit.json")
     if audit is not None and audit.get("spec_hash") == run.spec_hash:
@@ -748,8 +748,6 @@ def render_ablation(here: Path) -> Path:
         ref_metrics=ref_metrics, any_test_selection=any(v["selected_on_test"] for v in record["variants"]),
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
     )  # fmt: skip
-    from auditor.checkpoint import atomic_write_bytes
-
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
     return out
@@ -757,8 +755,6 @@ def render_ablation(here: Path) -> Path:
 
 def write_outputs(out: Path, plan: Plan) -> Path:
     """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page."""
-    from auditor.audit import write_json
-
     here = report_dir(out, plan.ablation.name)
     if (here / "audit.json").exists():
         raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.checkpoint import atomic_write_bytes
 from auditor.errors import InvalidInput
+from auditor.fileio import atomic_write_bytes
 
 SCHEMA_VERSION = 1
 AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {

@@ -39,8 +39,8 @@ from typing import Any
 
 import yaml
 
-from auditor.checkpoint import atomic_write_bytes
 from auditor.errors import InvalidInput
+from auditor.fileio import atomic_write_bytes
 from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,

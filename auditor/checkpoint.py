@@ -10,67 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from auditor.errors import InvalidInput
+from auditor.fileio import atomic_write_bytes, sha256_file
 
 STEP_GLOB = "step-*.pt"
 STEP_NAME = re.compile(r"^step-(\d+)\.pt$")  # what save_step_checkpoint names them
 KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    """The process umask, read from /proc where it can be (os.umask can only read by setting it,
-    which for a moment would give any file created by another thread mode 0666)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o077)  # the fallback sets a strict mask, never a permissive one, meanwhile
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def to_bytes(payload: dict[str, Any]) -> bytes:

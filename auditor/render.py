@@ -28,8 +28,8 @@ import jinja2
 
 from auditor.audit import read_audit
 from auditor.check import verification_passed
-from auditor.checkpoint import atomic_write_bytes
 from auditor.errors import InvalidInput
+from auditor.fileio import atomic_write_bytes
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
 
 TEMPLATE = "reproducibility.md.j2"

@@ -29,6 +29,7 @@ from auditor.audit import SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
+from auditor.fileio import atomic_write_bytes, sha256_file
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -278,7 +279,7 @@ def _checkpoint_facts(ckpt_dir: Path, rel: Path) -> dict[str, Any]:
         if p.is_file():
             state = checkpoint.load(p)
             facts[name] = {
-                "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": checkpoint.sha256_file(p),
+                "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": sha256_file(p),
                 "epoch": len(state["history"]), "global_step": int(state["global_step"]),
                 "contents": sorted(state.keys()),
             }  # fmt: skip
@@ -359,6 +360,6 @@ def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path
     rows = [asdict(h) for h in result.history]
     write_csv(report_dir / "metrics.csv", rows, list(rows[0]) if rows else ["epoch"])
     write_csv(report_dir / "steps.csv", [{"step": i, "loss": v} for i, v in enumerate(result.step_losses)], ["step", "loss"])
-    checkpoint.atomic_write_bytes(
+    atomic_write_bytes(
         report_dir / "spec.resolved.yaml", yaml.safe_dump(audit["spec"], sort_keys=False).encode()
     )

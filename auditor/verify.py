@@ -51,6 +51,7 @@ from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
+from auditor.fileio import atomic_write_bytes
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -590,7 +591,7 @@ def _param_names(spec: Spec) -> list[str]:
 def write_spec_file(plan: Plan) -> Path:
     """The one resolved spec every run uses; checked to round-trip to the same hash."""
     path = plan.workdir / "spec.yaml"
-    checkpoint.atomic_write_bytes(path, yaml.safe_dump(resolved_dict(plan.spec), sort_keys=False).encode())
+    atomic_write_bytes(path, yaml.safe_dump(resolved_dict(plan.spec), sort_keys=False).encode())
     if spec_hash(load_spec(path)) != spec_hash(plan.spec):
         raise InvalidInput(f"{path}: the resolved spec does not round-trip through YAML")
     return path

@@ -1,0 +1,52 @@
+"""Atomic writes and digests (`auditor.fileio`), which every written file goes through."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auditor.fileio import atomic_write_bytes, sha256_file
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "audit.json"
+    atomic_write_bytes(path, b"old")
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["audit.json"]
+
+
+def test_atomic_write_gives_the_usual_mode_not_mkstemps_0600(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "f", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o640
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "REPRODUCIBILITY.md"
+    path.write_bytes(b"the user's sheet")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, "not bytes")  # type: ignore[arg-type]  # fails inside the write
+    assert path.read_bytes() == b"the user's sheet"
+    assert [p.name for p in tmp_path.iterdir()] == ["REPRODUCIBILITY.md"]
+
+
+def test_sha256_file(tmp_path: Path) -> None:
+    data = os.urandom(3 * 2**20 + 7)
+    (tmp_path / "blob").write_bytes(data)
+    assert sha256_file(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+
+
+def test_importing_it_does_not_import_torch() -> None:
+    code = "import sys, auditor.fileio; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
