@@ -106,6 +106,7 @@ class _Loop:
     unrecorded_images: int = 0  # images of a diverged epoch, which has no EpochRecord
     compile_s: float | None = None
     compiled_sizes: set[int] = field(default_factory=set)  # batch sizes compiled in this process
+    writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
 
 # --- optimisation pieces ------------------------------------------------------
@@ -213,6 +214,7 @@ def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) 
         losses[step], loss_sum, correct = loss, loss_sum + loss * len(yb), correct + corr
         loop.step = step + 1
         if hook is not None:
+            loop.writer.wait()  # fault injection may SIGKILL here: what was saved must be on disk
             hook(loop.epoch * loop.spe + step, loop.model)
         if (step + 1) % loop.train.log_every_steps == 0 and not math.isfinite(loss.item()):
             break  # diverged: the epoch-end check below records where
@@ -332,19 +334,21 @@ def payload(loop: _Loop) -> dict[str, Any]:
 
 
 def save_step_checkpoint(loop: _Loop) -> None:
-    """Mid-epoch checkpoint `step-<global step>.pt`; keeps the newest two."""
+    """Mid-epoch checkpoint `step-<global step>.pt`, written in the background; keeps the newest two."""
     g = loop.epoch * loop.spe + loop.step
     path = loop.files.ckpt_dir / f"step-{g:08d}.pt"
-    checkpoint.save(path, payload(loop))
-    checkpoint.prune_step_checkpoints(loop.files.ckpt_dir)
+    loop.writer.wait()  # the previous checkpoint first: one payload in memory at a time
+    loop.writer.submit(checkpoint.save_bytes, path, checkpoint.to_bytes(payload(loop)))
+    loop.writer.submit(checkpoint.prune_step_checkpoints, loop.files.ckpt_dir)  # after it landed
 
 
 def save_epoch_checkpoints(loop: _Loop, improved: bool) -> None:
-    """`last.pt` every epoch, `best.pt` (the same bytes) when the metric improved."""
-    data = checkpoint.to_bytes(payload(loop))
+    """`last.pt` every epoch, `best.pt` (the same bytes) when the metric improved, written in the background."""
+    loop.writer.wait()  # the previous checkpoint first: one payload in memory at a time
+    data = checkpoint.to_bytes(payload(loop))  # the snapshot, taken before training goes on
     # best first: a kill in between never leaves last.pt naming a best.pt that is not there
-    for name in ["best", "last"] if improved else ["last"]:
-        checkpoint.save_bytes(loop.files.ckpt_dir / f"{name}.pt", data)
+    names = ["best", "last"] if improved else ["last"]
+    loop.writer.submit(checkpoint.save_copies, [loop.files.ckpt_dir / f"{n}.pt" for n in names], data)
 
 
 def restore(loop: _Loop, state: dict[str, Any]) -> None:
@@ -456,6 +460,16 @@ def fit(
     loop = build_loop(train, data_spec, seed, model, data, device, files)
     if resume is not None:
         restore(loop, checkpoint.load(resume))
+    with loop.writer:  # every checkpoint is on disk when fit returns (or raises)
+        status, diverged_at = _train_epochs(loop, hook, progress, log)
+    return _result(loop, status, diverged_at, resume)
+
+
+def _train_epochs(
+    loop: _Loop, hook: StepHook | None, progress: bool, log: Callable[[str], None]
+) -> tuple[str, int | None]:
+    """Epochs until the end, a budget, early stopping or divergence: (status, diverged at step)."""
+    train = loop.train
     status, diverged_at = "completed", None
     while loop.epoch < train.epochs:
         if _budget_reached(loop):
@@ -480,7 +494,7 @@ def fit(
         if loop.step >= loop.spe:  # a budget can stop mid-epoch: keep the true position then
             loop.epoch, loop.step, loop.partial = loop.epoch + 1, 0, {}
         save_epoch_checkpoints(loop, improved)
-    return _result(loop, status, diverged_at, resume)
+    return status, diverged_at
 
 
 def _first_nonfinite(values: list[float]) -> int | None:

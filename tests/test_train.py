@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -165,17 +166,19 @@ def test_epoch_lr_is_the_lr_its_steps_used(tmp_path: Path) -> None:
     assert [h.lr for h in result.history] == pytest.approx([0.05, 0.005])  # decays from epoch 2 on
 
 
-def test_best_is_written_before_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_best_is_written_before_last_and_on_disk_when_fit_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     order: list[str] = []
-    real = checkpoint.save_bytes
+    real = checkpoint.atomic_write_bytes
 
-    def spy(path: Path, data: bytes) -> str:
+    def spy(path: Path, data: bytes) -> None:
+        time.sleep(0.2)  # a slow disk: fit must still return only after the files landed
+        real(path, data)
         order.append(path.name)
-        return real(path, data)
 
-    monkeypatch.setattr(checkpoint, "save_bytes", spy)
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", spy)
     train_tiny(tiny_spec("train.epochs=1"), tmp_path)
-    assert order == ["best.pt", "last.pt"]
+    assert order == ["best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256"]
+    assert checkpoint.verify(tmp_path / "best.pt") is None and checkpoint.verify(tmp_path / "last.pt") is None
 
 
 def _host_reads_per_epoch(tmp_path: Path, *extra: str) -> tuple[list[int], int]:
