@@ -323,11 +323,21 @@ def augment(x: torch.Tensor, padding: int, hflip: bool, gen: torch.Generator) ->
     one gather on x's device. Equivalent to torchvision's RandomCrop(H,
     padding, fill=0) followed by RandomHorizontalFlip(p=0.5), per sample.
     """
-    b, c, h, w = x.shape
+    return apply_augment(x, augment_params(len(x), padding, hflip, gen).to(x.device), padding)
+
+
+def augment_params(b: int, padding: int, hflip: bool, gen: torch.Generator) -> torch.Tensor:
+    """(3, b) int64 on the CPU: each sample's crop offsets dy, dx in [0, 2*padding] and flip flag."""
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
     flip = torch.randint(0, 2, (b,), generator=gen) * int(hflip)
-    dy, dx, flip = torch.stack([dy, dx, flip]).to(x.device, non_blocking=True)  # one copy
+    return torch.stack([dy, dx, flip])
+
+
+def apply_augment(x: torch.Tensor, params: torch.Tensor, padding: int) -> torch.Tensor:
+    """Crop and flip uint8 x (B, C, H, W) per sample as `params` (3, B), on x's device, say."""
+    b, c, h, w = x.shape
+    dy, dx, flip = params
     if padding:
         x = torch.nn.functional.pad(x, (padding, padding, padding, padding))
     ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
@@ -364,6 +374,20 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator(seed, "shuffle", epoch))
 
 
+def epoch_augment_params(n: int, spec: DataSpec, seed: int, epoch: int, batch_size: int, start_step: int = 0) -> torch.Tensor:
+    """(3, images of steps start_step..end) augmentation parameters of one epoch, on the CPU.
+
+    Each step's columns come from that step's own generator, exactly as `augment`
+    draws them, so a resumed epoch replays the same crops and flips.
+    """
+    a = spec.augment
+    parts = [
+        augment_params(min(batch_size, n - step * batch_size), a.crop_padding, a.hflip, generator(seed, "augment", epoch, step))
+        for step in range(start_step, steps_per_epoch(n, batch_size))
+    ]  # fmt: skip
+    return torch.cat(parts, dim=1) if parts else torch.empty((3, 0), dtype=torch.long)
+
+
 def train_batches(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -375,15 +399,18 @@ def train_batches(
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """Yield (step, augmented uint8 images, labels) of one epoch from `start_step` on.
 
-    x, y are resident on the training device; only the index and augmentation
-    parameters (a few hundred bytes a step) cross from the host.
+    x, y are resident on the training device. The sample order and every
+    step's augmentation parameters cross from the host once per epoch (two
+    copies of at most 32 bytes an image): on CUDA a copy from pageable host
+    memory may wait for the stream, so none happens per step.
     """
-    order = epoch_order(len(y), seed, epoch).to(x.device)  # one transfer per epoch
+    order = epoch_order(len(y), seed, epoch).to(x.device)
+    params = epoch_augment_params(len(y), spec, seed, epoch, batch_size, start_step).to(x.device)
+    first = start_step * batch_size  # params[:, 0] belongs to sample `first` of the order
     for step in range(start_step, steps_per_epoch(len(y), batch_size)):
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        gen = generator(seed, "augment", epoch, step)
-        xb = augment(x[idx], spec.augment.crop_padding, spec.augment.hflip, gen)
-        yield step, xb, y[idx]
+        lo, hi = step * batch_size, min((step + 1) * batch_size, len(y))
+        idx = order[lo:hi]
+        yield step, apply_augment(x[idx], params[:, lo - first : hi - first], spec.augment.crop_padding), y[idx]
 
 
 def read_test_set(root: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], dict[str, str | bool]]:

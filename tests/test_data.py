@@ -149,6 +149,39 @@ def test_train_batches_replay_from_any_step() -> None:
     assert not torch.equal(full[0][2], other[0][2])  # a new order each epoch
 
 
+def test_train_batches_are_augment_step_by_step() -> None:
+    """Drawing an epoch's parameters up front keeps each step's stream: old checkpoints resume the same."""
+    x, y = _images(300), torch.arange(300) % 10
+    spec = DataSpec(dataset="synthetic", augment={"crop_padding": 3, "hflip": True})
+    order = D.epoch_order(300, 5, 1)
+    for step, xb, yb in D.train_batches(x, y, spec, 5, epoch=1, batch_size=64, start_step=1):
+        idx = order[step * 64 : (step + 1) * 64]
+        assert torch.equal(xb, D.augment(x[idx], 3, True, D.generator(5, "augment", 1, step))), step
+        assert torch.equal(yb, y[idx])
+    assert len(xb) == 300 - 4 * 64  # the short last batch too
+
+
+def _transfers_per_epoch(n: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(Tensor.to calls while one epoch of train_batches is drawn, its steps)."""
+    calls = [0]
+    real = torch.Tensor.to
+
+    def counting(self: torch.Tensor, *a, **k):
+        calls[0] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting)
+    steps = len(list(D.train_batches(_images(n), torch.arange(n) % 10, DataSpec(dataset="synthetic"), 0, 0, 16)))
+    monkeypatch.undo()
+    return calls[0], steps
+
+
+def test_host_to_device_copies_per_epoch_do_not_grow_with_its_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA a copy from pageable host memory may wait for the stream: none may happen per step."""
+    short, long = _transfers_per_epoch(64, monkeypatch), _transfers_per_epoch(640, monkeypatch)
+    assert long[1] == 10 * short[1] and short[0] == long[0] == 2  # the order and the parameters
+
+
 def test_normalize_shapes_and_memory_format() -> None:
     x = _images(4)
     mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
