@@ -64,11 +64,14 @@ class BackgroundWriter:
     """Runs checkpoint writes on one background thread, in the order submitted.
 
     `wait()` blocks until every submitted write has landed and re-raises the
-    first failure (a full disk surfaces at the next checkpoint or at the end
-    of training, as the same OSError). Used as a context manager it waits on
-    the way out; when the block is already leaving with an exception (Ctrl-C),
-    pending writes still land, but that exception is the one that propagates.
-    The thread starts on the first submit: a loop that never checkpoints has none.
+    first failure as it was raised (a full disk is the same OSError as
+    before); `raise_if_failed()` does so without blocking, so the training
+    loop can stop at the next step instead of training on for an epoch whose
+    checkpoint cannot be written. Used as a context manager it waits on the
+    way out; when the block is already leaving with an exception (Ctrl-C),
+    pending writes still land, that exception is the one that propagates, and
+    a write that failed meanwhile is added to it as a note. The thread starts
+    on the first submit: a loop that never checkpoints has none.
     """
 
     def __init__(self) -> None:
@@ -85,6 +88,12 @@ class BackgroundWriter:
         for future in pending:
             future.result()
 
+    def raise_if_failed(self) -> None:
+        """Raise the exception of a write that already failed; forget the ones that landed."""
+        while self._pending and self._pending[0].done():
+            future = self._pending.pop(0)
+            future.result()
+
     def __enter__(self) -> Self:
         return self
 
@@ -93,9 +102,10 @@ class BackgroundWriter:
     ) -> None:
         try:
             self.wait()
-        except OSError:
-            if exc_type is None:
+        except Exception as failed:
+            if exc is None:
                 raise
+            exc.add_note(f"a pending checkpoint write failed too: {type(failed).__name__}: {failed}")
         finally:
             self._pool.shutdown(wait=True)
 

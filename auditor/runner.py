@@ -220,10 +220,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     torch.manual_seed(spec.seed)  # model init draws from the global generator
     model = build_model(spec.model)
     files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
-    result = fit(
-        spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
-        progress=sys.stderr.isatty(),
-    )
+    result = train_staged(spec, model, data, device, files, resume_from, log)
     with long_lived_frozen():
         t_measure = time.perf_counter()
         measured = measure_run(spec, model, data, device, paths.ckpt_staging, env)
@@ -241,6 +238,24 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     promote(paths.ckpt_staging, paths.checkpoints)
     promote(paths.reports_staging, paths.reports)
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
+
+
+def train_staged(
+    spec: Spec, model: torch.nn.Module, data: DataBundle, device: torch.device, files: RunFiles,
+    resume_from: Path | None, log: Any,
+) -> TrainResult:
+    """`fit` into the staging folder; a checkpoint that cannot be written (full disk) is a clean error."""
+    try:
+        return fit(
+            spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
+            progress=sys.stderr.isatty(),
+        )  # fmt: skip
+    except OSError as exc:
+        where = exc.filename or files.ckpt_dir
+        raise InvalidInput(
+            f"{where}: cannot write a checkpoint: {exc.strerror or exc}; the run so far stays in "
+            f"{files.ckpt_dir} (the newest intact checkpoint is kept): make room, then continue with --resume"
+        ) from None
 
 
 @contextmanager

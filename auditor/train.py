@@ -213,6 +213,7 @@ def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) 
             loop.compile_s = (loop.compile_s or 0.0) + _sync_time(loop.device, ts)
         losses[step], loss_sum, correct = loss, loss_sum + loss * len(yb), correct + corr
         loop.step = step + 1
+        loop.writer.raise_if_failed()  # a full disk stops training now, not an epoch later
         if hook is not None:
             loop.writer.wait()  # fault injection may SIGKILL here: what was saved must be on disk
             hook(loop.epoch * loop.spe + step, loop.model)
@@ -338,8 +339,13 @@ def save_step_checkpoint(loop: _Loop) -> None:
     g = loop.epoch * loop.spe + loop.step
     path = loop.files.ckpt_dir / f"step-{g:08d}.pt"
     loop.writer.wait()  # the previous checkpoint first: one payload in memory at a time
-    loop.writer.submit(checkpoint.save_bytes, path, checkpoint.to_bytes(payload(loop)))
-    loop.writer.submit(checkpoint.prune_step_checkpoints, loop.files.ckpt_dir)  # after it landed
+    loop.writer.submit(_save_and_prune, path, checkpoint.to_bytes(payload(loop)))
+
+
+def _save_and_prune(path: Path, data: bytes) -> None:
+    """One job: the older step checkpoints go only once the new one has landed intact."""
+    checkpoint.save_bytes(path, data)
+    checkpoint.prune_step_checkpoints(path.parent)
 
 
 def save_epoch_checkpoints(loop: _Loop, improved: bool) -> None:

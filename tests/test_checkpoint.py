@@ -39,46 +39,62 @@ def test_newest_intact_skips_a_corrupted_file_with_its_reason(tmp_path: Path) ->
     assert [(p.name, r.split(" (")[0]) for p, r in skipped] == [("step-00000006.pt", "sha256 mismatch")]
 
 
-def test_background_writer_keeps_order_and_starts_no_thread_until_used(tmp_path: Path) -> None:
-    before = {t.name for t in threading.enumerate()}
-    writer = checkpoint.BackgroundWriter()
-    assert {t.name for t in threading.enumerate()} == before
-    order: list[int] = []
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("auditor-checkpoint") and t.is_alive()]
 
-    def slow(i: int) -> None:
-        time.sleep(0.05 if i == 0 else 0.0)  # the first job is the slowest: order must still hold
+
+def test_background_writer_keeps_order_and_starts_no_thread_until_used(tmp_path: Path) -> None:
+    writer = checkpoint.BackgroundWriter()
+    assert _writer_threads() == []
+    order: list[int] = []
+    first_may_finish = threading.Event()
+
+    def job(i: int) -> None:
+        if i == 0:
+            first_may_finish.wait(5)  # the first job is the slowest: the order must still hold
         order.append(i)
 
     with writer:
         for i in range(4):
-            writer.submit(slow, i)
-        checkpoint_path = tmp_path / "last.pt"
-        writer.submit(checkpoint.save_copies, [tmp_path / "best.pt", checkpoint_path], b"payload")
+            writer.submit(job, i)
+        writer.submit(checkpoint.save_copies, [tmp_path / "best.pt", tmp_path / "last.pt"], b"payload")
+        assert order == [] and len(_writer_threads()) == 1
+        first_may_finish.set()
     assert order == [0, 1, 2, 3]  # and all done once the block is left
-    assert checkpoint.verify(checkpoint_path) is None and (tmp_path / "best.pt").read_bytes() == b"payload"
-    assert not any(t.name.startswith("auditor-checkpoint") and t.is_alive() for t in threading.enumerate())
+    assert checkpoint.verify(tmp_path / "last.pt") is None and (tmp_path / "best.pt").read_bytes() == b"payload"
+    assert checkpoint.verify(tmp_path / "best.pt") is None
+    assert _writer_threads() == []
 
 
-def test_a_failed_background_write_surfaces_at_the_next_wait(tmp_path: Path) -> None:
+def test_a_failed_background_write_surfaces_without_waiting_and_at_the_next_wait(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     writer = checkpoint.BackgroundWriter()
     with pytest.raises(OSError), writer:
         writer.submit(checkpoint.save_bytes, blocker / "last.pt", b"x")  # its folder is a file
+        deadline = time.monotonic() + 10
+        with pytest.raises(OSError):  # polled, as the training loop does after each step
+            while time.monotonic() < deadline:
+                writer.raise_if_failed()
+        writer.submit(checkpoint.save_bytes, blocker / "best.pt", b"x")
         with pytest.raises(OSError):
             writer.wait()
-        writer.submit(checkpoint.save_bytes, blocker / "best.pt", b"x")
+        writer.submit(checkpoint.save_bytes, blocker / "x.pt", b"x")  # and on the way out
     assert blocker.read_text() == "not a folder"
 
 
 def test_leaving_with_an_exception_lands_pending_writes_and_keeps_that_exception(tmp_path: Path) -> None:
-    def slow_save(path: Path, data: bytes) -> None:
-        time.sleep(0.2)
+    (tmp_path / "file").write_text("not a folder")
+    may_write = threading.Event()
+
+    def held_save(path: Path, data: bytes) -> None:
+        may_write.wait(5)
         checkpoint.save_bytes(path, data)
 
-    with pytest.raises(KeyboardInterrupt), checkpoint.BackgroundWriter() as writer:
-        writer.submit(slow_save, tmp_path / "last.pt", b"epoch 3")
-        writer.submit(checkpoint.save_bytes, tmp_path / "file" / "x.pt", b"x")  # will fail below
-        (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(KeyboardInterrupt) as err, checkpoint.BackgroundWriter() as writer:
+        writer.submit(held_save, tmp_path / "last.pt", b"epoch 3")
+        writer.submit(checkpoint.save_bytes, tmp_path / "file" / "x.pt", b"x")  # fails: its folder is a file
+        may_write.set()
         raise KeyboardInterrupt  # Ctrl-C during the next epoch
     assert checkpoint.verify(tmp_path / "last.pt") is None  # the newest checkpoint landed
+    assert any("a pending checkpoint write failed too" in note for note in err.value.__notes__)

@@ -235,3 +235,25 @@ def test_toggle_notes_warn_of_emulated_bf16_only() -> None:
     assert toggle_notes(bf16, cpu, cpu_bf16_native=None) == []  # unknown: no claim either way
     assert toggle_notes(bf16, cuda, cpu_bf16_native=False) == []
     assert toggle_notes(tiny_spec().train, cpu, cpu_bf16_native=False) == []
+
+
+def test_fault_injection_finds_every_submitted_checkpoint_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify's kill hook may SIGKILL the run: the checkpoints handed to the background writer must have landed."""
+    real = checkpoint.atomic_write_bytes
+
+    def slow(path: Path, data: bytes) -> None:
+        time.sleep(0.3)  # longer than a tiny step
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", slow)
+    spec = tiny_spec("train.epochs=2")
+    seen: dict[int, str | None] = {}
+    repro.enforce(spec.seed, spec.determinism)
+    data = load_data(spec.data, spec.seed)
+    model = create_model(spec.model.name, num_classes=10, norm=spec.model.norm)
+    files = RunFiles(tmp_path, resolved_dict(spec), spec_hash(spec))
+    hook = lambda step, model: seen.setdefault(step, checkpoint.verify(tmp_path / "last.pt"))
+    result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, hook=hook, log=lambda m: None)
+    spe = result.steps_per_epoch
+    assert seen[spe - 1] == "missing"  # the last step of epoch 1 comes before its checkpoint
+    assert seen[spe] is None  # the first step of epoch 2 finds it intact
