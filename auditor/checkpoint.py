@@ -115,18 +115,22 @@ def digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def recorded_digest(path: Path) -> str:
+    """The sha256 written beside `path` ('' when its sidecar is empty); once `verify` passed, the file's own."""
+    words = digest_path(path).read_text(encoding="ascii").split()
+    return words[0] if words else ""
+
+
 def verify(path: Path) -> str | None:
     """None if `path` is intact (digest matches), else the reason it is not."""
     if not path.is_file():
         return "missing"
-    side = digest_path(path)
-    if not side.is_file():
+    if not digest_path(path).is_file():
         return "no digest file (write was interrupted)"
     try:
-        words = side.read_text(encoding="ascii").split()
+        expected = recorded_digest(path)
     except (OSError, UnicodeDecodeError):
         return "unreadable digest file"
-    expected = words[0] if words else ""
     actual = sha256_file(path)
     return None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
 

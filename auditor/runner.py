@@ -29,7 +29,7 @@ from auditor.audit import SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, sha256_file
+from auditor.fileio import atomic_write_bytes
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -292,9 +292,9 @@ def _checkpoint_facts(ckpt_dir: Path, rel: Path) -> dict[str, Any]:
     for name in ("last", "best"):
         p = ckpt_dir / f"{name}.pt"
         if p.is_file():
-            state = checkpoint.load(p)
+            state = checkpoint.load(p)  # verifies the file against its recorded digest: no second hash
             facts[name] = {
-                "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": sha256_file(p),
+                "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": checkpoint.recorded_digest(p),
                 "epoch": len(state["history"]), "global_step": int(state["global_step"]),
                 "contents": sorted(state.keys()),
             }  # fmt: skip

@@ -701,8 +701,7 @@ def pool_ceilings(sections: list[dict[str, Any]]) -> None:
             best[key(res)] = max(best.get(key(res), 0.0), *own_peaks(c))
     for res in sections:
         if c := res.get("ceiling"):
-            pooled = ceiling_record(c["gflop_per_image"], own_peaks(c), best[key(res)], pooled=True)
-            res["ceiling"] = {**pooled, **({"gemm_backends": c["gemm_backends"]} if "gemm_backends" in c else {})}
+            res["ceiling"] = {**c, **ceiling_record(c["gflop_per_image"], own_peaks(c), best[key(res)], pooled=True)}
 
 
 def own_peaks(c: dict[str, Any]) -> list[float]:
