@@ -36,7 +36,14 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="auditor",
+        description="Reproducibility audits for deep-learning training: one YAML spec, trained under "
+        "enforced seeding and determinism, measured, and written up as a sheet CI can gate on.",
+        epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged or "
+        f"verification found a difference; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
+        f"path); {EXIT_INTERRUPTED} interrupted. `auditor COMMAND --help` describes each command.",
+    )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("models", help="list registered models with exact parameter counts")

@@ -374,6 +374,14 @@ def test_fast_preset_runs_on_cuda_on_a_tiny_budget(tmp_path: Path) -> None:
     assert audit["training"]["compile_s"] > 0 and latency["synchronized"] and latency["median_ms"] > 0
 
 
+def test_help_names_every_command_and_the_exit_codes() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "Reproducibility audits" in proc.stdout
+    for command in ("models", "schema", "validate", "run", "verify", "render", "check", "evaluate", "measure", "ablate"):
+        assert f"    {command} " in proc.stdout, command
+    assert "Exit codes: 0 success; 1 a criterion failed" in " ".join(proc.stdout.split())
+
+
 def test_version() -> None:
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("auditor ")
