@@ -37,6 +37,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
 
+_SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
 class _Section(BaseModel):
     """Base for every spec section: strict types, no unknown keys, immutable, finite numbers."""
@@ -132,7 +133,7 @@ class Optimizer(_Section):
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> Optimizer:
         if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov: true needs momentum > 0")
+            raise ValueError(f"{_SUBKEY}nesterov: true needs momentum > 0 (momentum is {self.momentum})")
         return self
 
 
@@ -148,9 +149,9 @@ class Schedule(_Section):
     @model_validator(mode="after")
     def _milestones_for_multistep(self) -> Schedule:
         if self.name == "multistep" and not self.milestones:
-            raise ValueError("multistep needs milestones (epochs), e.g. [100, 150]")
+            raise ValueError(f"{_SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
         if sorted(self.milestones) != list(self.milestones):
-            raise ValueError(f"milestones must be increasing, got {self.milestones}")
+            raise ValueError(f"{_SUBKEY}milestones: must be increasing, got {self.milestones}")
         return self
 
 
@@ -191,7 +192,7 @@ class TrainSpec(_Section):
     @classmethod
     def _amp_off(cls, v: Any) -> Any:
         if v is True:
-            raise ValueError("amp: true is ambiguous; use bf16 or fp16")
+            raise ValueError("true is ambiguous; use bf16 or fp16")
         return _off_alias(v)
 
     @field_validator("compile", mode="before")
@@ -211,11 +212,14 @@ class TrainSpec(_Section):
         s = self.schedule
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
-            raise ValueError(f"schedule.milestones {late} are not before epochs={self.epochs}")
+            raise ValueError(
+                f"{_SUBKEY}schedule.milestones: {late} are not before epochs={self.epochs} "
+                "(milestones are epochs: scale them with train.epochs)"
+            )
         if s.warmup_epochs > self.epochs:
-            raise ValueError(f"schedule.warmup_epochs={s.warmup_epochs} must be at most epochs={self.epochs}")
+            raise ValueError(f"{_SUBKEY}schedule.warmup_epochs: {s.warmup_epochs} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
-            raise ValueError(f"schedule.eta_min={s.eta_min} is above optimizer.lr={self.optimizer.lr}")
+            raise ValueError(f"{_SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
         return self
 
 
@@ -481,9 +485,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-_SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
-
-
 def format_validation_error(source: str, err: ValidationError) -> str:
     """One line per error: `source: field.path: message, got VALUE`.
 
@@ -494,7 +495,9 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
-        got = "" if e["type"] == "missing" else f", got {_short(e.get('input'))}"
+        # A whole section (a cross-field check) is no help as the offending value.
+        whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
+        got = "" if e["type"] == "missing" or whole_section else f", got {_short(e.get('input'))}"
         if msg.startswith(_SUBKEY) and ": " in msg:
             key, msg = msg[len(_SUBKEY) :].split(": ", 1)
             loc, got = f"{loc}.{key}", ""  # the message quotes the expression itself

@@ -81,8 +81,10 @@ BAD = [
     ({"bogus": 1}, "bogus", "unknown key"),
     ({"train": {"amp": True}}, "train.amp", "ambiguous"),
     ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
-    ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule", "needs milestones"),
-    ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train", "not before epochs"),
+    ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule.milestones", "needs milestones"),
+    ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing, got [3.0, 2.0]"),
+    ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train.schedule.milestones", "[12.0] are not before epochs=10"),
+    ({"train": {"optimizer": {"nesterov": True, "momentum": 0}}}, "train.optimizer.nesterov", "needs momentum > 0"),
     ({"criteria": {"test_acc": ">= 85"}}, "criteria.test_acc", "fraction in [0, 1]"),
     ({"criteria": {"test_acc": "at least 0.9"}}, "criteria.test_acc", "cannot parse"),
     ({"criteria": {"top5": ">= 0.9"}}, "criteria.top5", "unknown metric"),
@@ -93,8 +95,8 @@ BAD = [
     ({"verify": {"tolerance": float("inf")}}, "verify.tolerance", "finite number"),
     ({"name": "has space"}, "name", "pattern"),
     ({"name": "x.partial"}, "name", "reserved for staging"),
-    ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train", "warmup_epochs=3.0 must be at most"),
-    ({"train": {"schedule": {"eta_min": 1.0}}}, "train", "eta_min=1.0 is above optimizer.lr"),
+    ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train.schedule.warmup_epochs", "3.0 must be at most epochs=2"),
+    ({"train": {"schedule": {"eta_min": 1.0}}}, "train.schedule.eta_min", "1.0 is above optimizer.lr"),
     ({"determinism": {"fill_uninitialized_memory": "sometimes"}}, "determinism.fill_uninitialized_memory", "valid boolean"),
     ({"train": {"channels_last": "nhwc"}}, "train.channels_last", "valid boolean"),
     ({"train": {"host_memory": "keep"}}, "train.host_memory", "'retain' or 'release'"),
@@ -108,8 +110,9 @@ def test_bad_spec_exit_2_names_file_and_field(tmp_path: Path, capsys: pytest.Cap
     path.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{path}: {field}" in err
+    assert f"{path}: {field}: " in err
     assert message in err
+    assert ', got {"' not in err  # a cross-field check names its field, not the whole section
 
 
 def test_a_message_shows_the_bad_value_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
