@@ -511,7 +511,8 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
     warm = f"linear warm-up over {num(s['warmup_epochs'])} epoch(s), then " if s["warmup_epochs"] else ""
     body = {
         "cosine": f"cosine decay to eta_min = {num(s['eta_min'])}",
-        "multistep": f"multiply by gamma = {num(s['gamma'])} at epochs {listing(s['milestones'])}",
+        "multistep": f"multiply by gamma = {num(s['gamma'])} at epoch{'s' * (len(s['milestones']) != 1)} "
+        f"{listing(s['milestones'])}",
         "constant": "constant",
     }.get(name, name)
     unused = "not used by this schedule"

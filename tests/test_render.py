@@ -387,6 +387,14 @@ def test_label_smoothing_is_named_beside_the_training_loss() -> None:
     assert header.format("Train loss (label smoothing 0.1)") in section(text_of(rehash(audit)), "Results")
 
 
+@pytest.mark.parametrize(("milestones", "said"), [([1], "at epoch 1 "), ([1, 2], "at epochs 1, 2 ")])
+def test_multistep_schedule_names_its_milestones(milestones: list[int], said: str) -> None:
+    audit = golden_audit()
+    audit["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": milestones, "gamma": 0.5}
+    text = section(text_of(rehash(audit)), "Hyperparameters")
+    assert f"then multiply by gamma = 0.5 {said}(lr updated every step) |" in text
+
+
 def test_seeding_is_read_back_and_records_without_it() -> None:
     audit = golden_audit()
     text = text_of(audit)
