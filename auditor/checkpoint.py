@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 import re
+import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -140,12 +143,39 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
     if check_digest and (reason := verify(path)) is not None:
         raise InvalidInput(f"{path}: checkpoint is not intact: {reason}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. a foreign pickle's protocol: the failure says enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file fails in many ways: all are bad input
-        raise InvalidInput(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+        raise InvalidInput(f"{path}: cannot load checkpoint ({load_failure(path, exc)})") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise InvalidInput(f"{path}: not an auditor checkpoint (no 'model' entry)")
     return payload
+
+
+def load_failure(path: Path, exc: Exception) -> str:
+    """Why torch.load(weights_only=True) refused `path`, in one line.
+
+    torch's own message for a refused pickle advises `weights_only=False`,
+    which would run code from the file: it is never repeated here.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    first = str(exc).strip().split("\n")[0].split(". ")[0]
+    if not head:
+        return "empty file"
+    if is_zip and isinstance(exc, pickle.UnpicklingError):
+        detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]
+        return f"holds an object that loading with weights_only=True refuses: {detail or 'unsupported pickle'}"
+    if is_zip:
+        return f"{type(exc).__name__}: {first}"
+    if head == b"PK\x03\x04":  # a zip's first entry, but no central directory: cut short
+        return f"a truncated or damaged zip archive ({type(exc).__name__}: {first})"
+    return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
 
 
 def step_checkpoints(ckpt_dir: Path) -> list[Path]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import collections
+import pickle
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from auditor import checkpoint
+from auditor.errors import InvalidInput
 
 
 def _write(path: Path, step: int) -> Path:
@@ -41,6 +47,46 @@ def test_newest_intact_skips_a_corrupted_file_with_its_reason(tmp_path: Path) ->
 
 def _writer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("auditor-checkpoint") and t.is_alive()]
+
+
+class _Foreign:  # a class torch.load(weights_only=True) must refuse
+    pass
+
+
+def _zip_cut_short(path: Path) -> None:
+    torch.save({"model": {"w": torch.ones(64)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+
+
+UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
+    ("empty", lambda p: p.write_bytes(b""), "(empty file)"),
+    ("json", lambda p: p.write_text('{"model": 1}'), "not a torch.save file"),
+    ("plain pickle", lambda p: p.write_bytes(pickle.dumps({"model": 1})), "not a torch.save file"),
+    ("cut short", _zip_cut_short, "a truncated or damaged zip archive"),
+    ("foreign object", lambda p: torch.save({"model": _Foreign()}, p), "weights_only=True refuses: Unsupported global"),
+    ("a folder", lambda p: p.mkdir(), "unreadable"),
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), [u[1:] for u in UNLOADABLE], ids=[u[0] for u in UNLOADABLE])
+def test_an_unloadable_file_says_why_in_one_line(tmp_path: Path, make: Callable[[Path], object], reason: str) -> None:
+    path = tmp_path / "x.pt"
+    make(path)
+    with warnings.catch_warnings(), pytest.raises(InvalidInput) as err:
+        warnings.simplefilter("error")  # torch's warnings about a foreign pickle stay out of the user's way
+        checkpoint.load(path, check_digest=False)
+    message = str(err.value)
+    assert message.startswith(f"{path}: cannot load checkpoint (") and reason in message
+    assert "\n" not in message and "\x1b" not in message and "weights_only=False" not in message
+
+
+def test_tensors_in_plain_containers_load_and_a_payload_without_weights_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "seen": collections.Counter("ab")}, path)
+    assert torch.equal(checkpoint.load(path, check_digest=False)["model"]["w"], torch.ones(2))
+    torch.save({"w": torch.ones(2)}, path)
+    with pytest.raises(InvalidInput, match="not an auditor checkpoint"):
+        checkpoint.load(path, check_digest=False)
 
 
 def test_background_writer_keeps_order_and_starts_no_thread_until_used(tmp_path: Path) -> None:
