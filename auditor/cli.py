@@ -307,8 +307,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nauditor {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except InvalidInput as exc:
-        print(f"auditor {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _report_error(args.command, str(exc))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return EXIT_BROKEN_PIPE
+        return _broken_pipe()
+    except OSError as exc:  # a path the OS refused (too long, not a folder, ...) that no stage named
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _report_error(args.command, f"{where}{exc.strerror or exc}")
+
+
+def _report_error(command: str, message: str) -> int:
+    """Print `auditor CMD: error: ...` on stderr; exit code 2 (141 when stderr's reader is gone)."""
+    try:
+        print(f"auditor {command}: error: {message}", file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        return _broken_pipe()
+    return EXIT_INVALID
+
+
+def _broken_pipe() -> int:
+    """Exit code 141; stdout and stderr go to /dev/null so that nothing fails again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a stream replaced by one without a file descriptor
+            pass
+    return EXIT_BROKEN_PIPE

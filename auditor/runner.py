@@ -151,17 +151,54 @@ def check_classes(spec: Spec, data: DataBundle) -> None:
         )
 
 
+def aside(final: Path) -> Path:
+    """Where `promote` moves the earlier run's folder while it puts the new one in place."""
+    return final.with_name(final.name + ".old")
+
+
+def _holds_a_run(folder: Path, marker: str) -> bool:
+    """A real folder holding what a run leaves there, or nothing at all (nothing to lose)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    return any(folder.glob(marker)) or not any(folder.iterdir())
+
+
+# What each final folder of a run holds, by which its set-aside copy is recognised.
+RUN_MARKERS = (("checkpoints", "*.pt"), ("reports", "audit.json"))
+
+
 def recover_interrupted_promote(paths: RunPaths) -> None:
     """Put back `<name>.old` when a promote was killed between its two renames."""
-    for final in (paths.checkpoints, paths.reports):
-        old = final.with_name(final.name + ".old")
-        if old.is_dir() and not final.exists():
+    for attr, marker in RUN_MARKERS:
+        final: Path = getattr(paths, attr)
+        old = aside(final)
+        if _holds_a_run(old, marker) and not final.exists():
             os.replace(old, final)
+
+
+def check_run_folders(paths: RunPaths) -> None:
+    """Refuse, before training, anything in the way of replacing an earlier run cleanly.
+
+    A run replaces its folders by renaming (`promote`): a file where a run's
+    folder goes, or something of the user's under the reserved `<name>.old`,
+    would make it fail half-way (checkpoints replaced, reports not) or delete
+    the user's files.
+    """
+    for attr, marker in RUN_MARKERS:
+        final: Path = getattr(paths, attr)
+        if final.exists() and not final.is_dir():
+            raise InvalidInput(f"{final}: not a folder, but this run writes its {attr} there; move it away")
+        old = aside(final)
+        if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
+            raise InvalidInput(
+                f"{old}: in the way: a run moves its earlier {attr} folder to this reserved name while it "
+                "replaces it, and this is not such a folder; move it away"
+            )
 
 
 def promote(staging: Path, final: Path) -> None:
     """Replace `final` by `staging` (rename old aside first, delete it last)."""
-    old = final.with_name(final.name + ".old")
+    old = aside(final)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
@@ -212,6 +249,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     data = load_data(spec.data, spec.seed)
     check_classes(spec, data)
     recover_interrupted_promote(paths)
+    check_run_folders(paths)
     resume_from, resume_notes = stage_run(paths, spec, resume, log)
     env = environment.capture(device, argv)
     notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
@@ -250,6 +288,8 @@ def train_staged(
             spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
             progress=sys.stderr.isatty(),
         )  # fmt: skip
+    except BrokenPipeError:  # the log's reader went away (`| head`): not a disk problem
+        raise
     except OSError as exc:
         where = exc.filename or files.ckpt_dir
         raise InvalidInput(

@@ -92,6 +92,31 @@ def test_output_into_a_closed_pipe_is_no_traceback() -> None:
     assert proc.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
 
 
+def test_a_closed_log_pipe_mid_run_exits_141_and_keeps_the_run_resumable(tmp_path: Path) -> None:
+    """`auditor run ... 2>&1 | head -1`: the log's reader goes away during training.
+
+    That is neither a disk problem (no "cannot write a checkpoint" advice) nor a failed criterion (exit 1).
+    """
+    args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141, first
+    assert (tmp_path / "checkpoints/smoke.partial").is_dir() and not (tmp_path / "reports/smoke").exists()
+
+
+def test_a_path_the_os_refuses_is_bad_input_naming_it(tmp_path: Path, smoke_run: Path) -> None:
+    """A name longer than the file system allows (ENAMETOOLONG), wherever a path is given."""
+    long = tmp_path / ("x" * 300)
+    best = str(smoke_run / "checkpoints/smoke/best.pt")
+    for args in (["validate", f"{long}.yaml"], ["run", "smoke", "--out", str(long)], ["measure", f"{long}.pt"],
+                 ["evaluate", best, "--data-root", str(long)]):  # fmt: skip
+        assert_clean_error(run_cli(*args), str(long), "File name too long")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path) -> None:
     """SIGINT mid-training: exit 130 and a shell-quoted --resume command (`>=` is no redirect)."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]

@@ -51,3 +51,49 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(
     monkeypatch.undo()
     outcome = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert outcome.audit["run"]["status"] == "completed" and (paths.reports / "REPRODUCIBILITY.md").is_file()
+
+
+def _finished_run(out: Path) -> tuple[object, dict[str, bytes]]:
+    """A finished tiny run under `out`, and the bytes of its report and checkpoint files."""
+    spec = load_spec("smoke", TINY_SETS)
+    execute(spec, "smoke", out, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    return spec, files
+
+
+@pytest.mark.parametrize("where", ["reports/smoke.old", "checkpoints/smoke.old"])
+@pytest.mark.parametrize("kind", ["a file", "a folder of the user's"])
+def test_something_under_the_reserved_old_name_is_refused_before_training(tmp_path: Path, where: str, kind: str) -> None:
+    """Neither a half-replaced run (new checkpoints, old report) nor the user's files deleted."""
+    spec, before = _finished_run(tmp_path)
+    blocker = tmp_path / where
+    if kind == "a file":
+        blocker.write_text("mine")
+    else:
+        blocker.mkdir()
+        (blocker / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match=rf"{blocker}: in the way: .*move it away"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    after = {str(p.relative_to(tmp_path)): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    mine = {k: v for k, v in after.items() if k.startswith(where)}
+    assert {k: v for k, v in after.items() if k not in mine} == before and set(mine.values()) == {b"mine"}
+    assert not list(tmp_path.glob("*/*.partial"))  # refused before anything was staged
+
+
+def test_a_file_where_the_run_folder_goes_is_refused_before_training(tmp_path: Path) -> None:
+    spec = load_spec("smoke", TINY_SETS)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/smoke").write_text("mine")
+    with pytest.raises(InvalidInput, match="reports/smoke: not a folder, but this run writes its reports there"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert (tmp_path / "reports/smoke").read_text() == "mine" and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_promote_killed_between_its_renames_is_put_back_and_the_run_replaced(tmp_path: Path) -> None:
+    """`.old` holding the earlier run, no final folder: restored first, then replaced as usual."""
+    spec, before = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    paths.reports.rename(paths.reports.with_name("smoke.old"))  # killed after the first rename
+    outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert outcome.audit["run"]["status"] == "completed"
+    assert not paths.reports.with_name("smoke.old").exists() and (paths.reports / "audit.json").is_file()
