@@ -91,7 +91,7 @@ def test_a_file_where_the_run_folder_goes_is_refused_before_training(tmp_path: P
 
 def test_a_promote_killed_between_its_renames_is_put_back_and_the_run_replaced(tmp_path: Path) -> None:
     """`.old` holding the earlier run, no final folder: restored first, then replaced as usual."""
-    spec, before = _finished_run(tmp_path)
+    spec, _ = _finished_run(tmp_path)
     paths = run_paths(tmp_path, spec.name)
     paths.reports.rename(paths.reports.with_name("smoke.old"))  # killed after the first rename
     outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
