@@ -621,7 +621,7 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
     ax.set_ylabel(f"{split_label} accuracy (%)")
     ax.set_title(f"{record['ablation']['name']}: mean over seeds, band min-max", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_or_note(ax, fontsize=8)
     fig.tight_layout()
     write_png(fig, fig_dir / "val_acc.png")
     files.append({"path": "figures/val_acc.png", "caption": (
@@ -633,6 +633,14 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
     if record["ablation"]["figure"] == "depth":
         files.append(_depth_figure(record, data, fig_dir, split_label, mixed))
     return files
+
+
+def _legend_or_note(ax: Any, **legend: Any) -> None:
+    """The legend, or a note on an empty plot that no run has finished an epoch yet."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**legend)
+    else:
+        ax.text(0.5, 0.5, "no finished epochs yet", transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
 def _depth_figure(
@@ -662,7 +670,7 @@ def _depth_figure(
         ax.set_xlabel("epoch")
         ax.set_ylabel("error (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title=f"bold: {split_label} error; dashed: training error", title_fontsize=7)
+        _legend_or_note(ax, fontsize=8, title=f"bold: {split_label} error; dashed: training error", title_fontsize=7)
     fig.tight_layout()
     write_png(fig, fig_dir / "depth.png")
     return {"path": "figures/depth.png", "caption": (

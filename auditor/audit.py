@@ -93,10 +93,16 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     try:
         audit = json.loads(path.read_text())
     except FileNotFoundError:
+        if not run_dir.exists():
+            raise InvalidInput(f"{run_dir}: no such folder") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
+    except NotADirectoryError:
+        raise InvalidInput(f"{run_dir}: a file, not a report folder (give the folder that holds audit.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
-    version = audit.get("schema_version") if isinstance(audit, dict) else None
+    if not isinstance(audit, dict):
+        raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
+    version = audit.get("schema_version")
     if version != SCHEMA_VERSION:
         raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
     missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]

@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes
+from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
@@ -312,6 +312,10 @@ def write_junit(results: list[CriterionResult], suite_name: str, path: Path, sta
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
     path = Path(path)
     directory = path.parent
+    if path.is_dir():
+        raise InvalidInput(f"{path}: cannot write JUnit report: a folder; give a file name, e.g. results.xml")
+    if (blocker := file_in_the_way(directory)) is not None:
+        raise InvalidInput(f"{path}: cannot write JUnit report: {blocker} is a file, not a folder")
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
     data = junit_xml(results, suite_name, status).encode("utf-8")
@@ -374,6 +378,8 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         hint = "" if "duplicate key" in str(exc) else ' (quote expressions, e.g. test_acc: ">= 0.85")'
         raise InvalidInput(f"{path}: not valid YAML{hint}: {yaml_problem(exc)}") from None
+    if raw is None:
+        raise InvalidInput(f'{path}: criteria file is empty (expected lines of metric: expression, e.g. test_acc: ">= 0.85")')
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: criteria file must be a YAML mapping, got {type(raw).__name__}")
     if "criteria" in raw:

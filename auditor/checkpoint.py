@@ -134,8 +134,10 @@ def verify(path: Path) -> str | None:
         expected = recorded_digest(path)
     except (OSError, UnicodeDecodeError):
         return "unreadable digest file"
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
+        return f"damaged digest file {digest_path(path).name} (no sha256 in it)"
     actual = sha256_file(path)
-    return None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
+    return None if actual == expected.lower() else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
 
 
 def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:

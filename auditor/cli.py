@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_commands(sub)
     _add_report_commands(sub)
     _add_ablate(sub)
+    for command_parser in sub.choices.values():  # stray arguments are reported with the command's usage
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
@@ -79,12 +81,18 @@ def _add_training_commands(sub: Any) -> None:
                    help="global step (0-based) after which run K is SIGKILLed (default: mid-epoch, mid-budget)")  # fmt: skip
 
 
+def _run_dir(text: str) -> Path:
+    """A run's report folder; its audit.json, given instead, names the folder too."""
+    path = Path(text)
+    return path.parent if path.name == "audit.json" and path.is_file() else path
+
+
 def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("render", help="re-render the sheet from RUN_DIR/audit.json alone")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR")
 
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR")
     p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
     p.add_argument("--junit", type=Path, help="also write JUnit XML here")
     _add_set(p)
@@ -105,14 +113,15 @@ def _add_report_commands(sub: Any) -> None:
 def _add_ablate(sub: Any) -> None:
     p = sub.add_parser("ablate", help="run variants x seeds of a base spec and aggregate them")
     p.add_argument("ablation", metavar="ABLATION", help="ablation YAML file or shipped ablation name")
-    p.add_argument("--list", action="store_true", help="print the variants and their overrides")
-    p.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
+    mode = p.add_mutually_exclusive_group()  # each asks for something else than running the plan
+    mode.add_argument("--list", action="store_true", help="print the variants and their overrides")
+    mode.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
+    mode.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants")
     p.add_argument("--seeds", type=int, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
     _add_set(p)
     p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
-    p.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
 
 
 # --- subcommands --------------------------------------------------------------------
@@ -298,7 +307,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `auditor` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, stray = parser.parse_known_args(argv)
+    if stray:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader must surface here, not at exit

@@ -99,6 +99,13 @@ class _SafeUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _array(value: object, path: Path, key: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nesting, ...
+        raise InvalidInput(f"{path}: {key!r} is not a rectangular array ({exc})") from None
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file -> (images (N,3,32,32) uint8, labels (N,) int64)."""
     try:
@@ -108,15 +115,17 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidInput(f"{path}: not a readable CIFAR-10 batch pickle ({exc})") from None
     if not isinstance(d, dict) or "data" not in d or "labels" not in d:
         raise InvalidInput(f"{path}: expected a dict with 'data' and 'labels' keys")
-    data, labels = np.asarray(d["data"]), np.asarray(d["labels"])
+    data, labels = _array(d["data"], path, "data"), _array(d["labels"], path, "labels")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise InvalidInput(
             f"{path}: 'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}"
         )
-    if labels.shape != (data.shape[0],):
-        raise InvalidInput(
-            f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {data.shape[0]} images"
-        )
+    if labels.ndim != 1:
+        raise InvalidInput(f"{path}: 'labels' must be a flat list of integers, got shape {labels.shape}")
+    if labels.shape[0] != data.shape[0]:
+        raise InvalidInput(f"{path}: {labels.shape[0]} labels for {data.shape[0]} images")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidInput(f"{path}: labels must be integers in 0..9, got {labels.dtype} (e.g. {labels[0]!r})")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise InvalidInput(f"{path}: labels must be in 0..9, got {labels.min()}..{labels.max()}")
     return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
@@ -168,11 +177,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     if not base.is_dir() and spec.download:
         _download(root)
     if not base.is_dir():
-        raise InvalidInput(
-            f"data.root: {root} has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 "
-            "python layout there (data_batch_1..5, test_batch, batches.meta), "
-            "or set data.download: true"
-        )
+        raise InvalidInput(f"data.root: {root} {_why_no_cifar_dir(root)}")
     meta = OFFICIAL_META
     files = {name: _file_status(base / name, md5) for name, md5 in OFFICIAL_TRAIN + OFFICIAL_TEST}
     files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
@@ -191,6 +196,20 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
         classes,
         files,
         base,
+    )
+
+
+def _why_no_cifar_dir(root: Path) -> str:
+    """Why `root` holds no CIFAR_DIR/, with what to set instead when that is clear."""
+    if root.name == CIFAR_DIR:
+        return f"is the {CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root.parent}"
+    if not root.exists():
+        return "does not exist; set data.root to the folder that holds cifar-10-batches-py/, or set data.download: true"
+    if not root.is_dir():
+        return "is not a folder"
+    return (
+        f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
+        "(data_batch_1..5, test_batch, batches.meta), or set data.download: true"
     )
 
 

@@ -62,3 +62,17 @@ def _fsync_dir(d: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The first of `path`'s parents, or `path` itself, that exists but is not a folder.
+
+    Creating folders under such a path fails with "Not a directory" naming the
+    deepest path; this names the file that causes it.
+    """
+    for p in [*reversed(path.parents), path]:
+        if p.exists() and not p.is_dir():
+            return p
+        if not p.exists():
+            return None
+    return None

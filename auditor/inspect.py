@@ -19,13 +19,13 @@ from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, size
 from auditor.models import build_model
-from auditor.spec import Latency, Spec, validate_spec
+from auditor.spec import DEVICE_FORM, DEVICE_FORMS, Latency, Spec, validate_spec
 
 
 def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module, str | None]:
     """(embedded spec, model with the checkpoint's weights on the CPU, the spec hash the run recorded)."""
     if not path.is_file():
-        raise InvalidInput(f"{path}: checkpoint not found")
+        raise InvalidInput(f"{path}: {'a folder, not a checkpoint file' if path.is_dir() else 'checkpoint not found'}")
     # A copied checkpoint may travel without its digest file: verify when present.
     state = checkpoint.load(path, check_digest=checkpoint.digest_path(path).is_file())
     if not isinstance(state.get("spec"), dict):
@@ -41,10 +41,9 @@ def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module, str | None]:
 
 
 def _device(name: str) -> torch.device:
-    try:
-        device = environment.resolve_device(name)
-    except RuntimeError as exc:
-        raise InvalidInput(f"--device: {exc}") from None
+    if not DEVICE_FORM.fullmatch(name):  # torch knows many more device types; this build runs these
+        raise InvalidInput(f"--device: {DEVICE_FORMS}, got {name!r}")
+    device = environment.resolve_device(name)
     if (problem := environment.cuda_problem(device)) is not None:
         raise InvalidInput(f"--device: {name} {problem}")
     return device

@@ -9,6 +9,7 @@ An interrupted run stays in staging, where `--resume` finds it.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from auditor.audit import SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes
+from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -61,7 +62,7 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
         except BaseException as exc:  # a half copy must not pass for an interrupted run
             shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise InvalidInput(f"--out: cannot write under {paths.out}: {exc.strerror or exc}") from None
+                raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
             raise
         seeded = True
     else:
@@ -71,8 +72,14 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
         (paths.reports_staging / "figures").mkdir(parents=True)
     except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {paths.out}: {exc.strerror}") from None
+        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
     return seeded
+
+
+def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
+    """The OS's reason, naming the file in the way when a folder could not be made for one."""
+    blocker = file_in_the_way(paths.ckpt_staging) or file_in_the_way(paths.reports_staging)
+    return f"{blocker} is a file, not a folder" if blocker else str(exc.strerror or exc)
 
 
 def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path | None, list[str]]:
@@ -101,11 +108,14 @@ def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | Non
     """The newest intact checkpoint in staging, checked against the current spec."""
     found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
+    if found is None and skipped:
+        raise InvalidInput(
+            f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); "
+            "to start over, run without --resume"
+        )
     for n in notes:
         log(f"resume: {n}")
     if found is None:
-        if skipped:
-            raise InvalidInput(f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)})")
         return None, notes
     state = checkpoint.load(found)
     for n in [*resume_spec_notes(found, state, spec), *resume_version_notes(found, state)]:
@@ -176,6 +186,25 @@ def recover_interrupted_promote(paths: RunPaths) -> None:
             os.replace(old, final)
 
 
+def check_recordable(spec: Spec, spec_path: str, out: Path, argv: list[str]) -> None:
+    """Refuse, before training, text the record cannot hold: a path or argument that is not UTF-8.
+
+    The shell hands such bytes over as lone surrogates; audit.json escapes them,
+    but the sheet is UTF-8 text and could not be written after training.
+    """
+    texts = [("--out", str(out)), ("spec", spec_path), ("working directory", os.getcwd())]
+    texts += [("argument", a) for a in argv] + [("spec", json.dumps(resolved_dict(spec), ensure_ascii=False))]
+    for label, text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise InvalidInput(
+                f"{label} {shown}: not valid UTF-8; the audit record and the sheet are UTF-8 text and could "
+                "not record it: rename it, or run from a folder whose path is UTF-8"
+            ) from None
+
+
 def check_run_folders(paths: RunPaths) -> None:
     """Refuse, before training, anything in the way of replacing an earlier run cleanly.
 
@@ -243,6 +272,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     """Run a validated spec end to end; raise InvalidInput on bad input."""
     started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
+    check_recordable(spec, spec_path, out, argv)
     det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
     check_device_support(spec.train, device)

@@ -37,6 +37,9 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
 
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices a run can name
+DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
+
 _SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
 class _Section(BaseModel):
@@ -78,7 +81,7 @@ class DataSpec(_Section):
     """Where the data comes from, how it is split, normalised and augmented."""
 
     dataset: Literal["cifar10", "synthetic"] = "cifar10"
-    root: str = "data"  # holds cifar-10-batches-py/; relative to the working dir
+    root: Annotated[str, Field(min_length=1)] = "data"  # holds cifar-10-batches-py/; relative to the working dir
     download: bool = False
     require_official: bool = False  # fail unless the files match the official MD5s
     val_split: Annotated[int, Field(ge=0)] = 5000  # images held out of train
@@ -102,6 +105,16 @@ class DataSpec(_Section):
         if any(not s > 0.0 for s in v):
             raise ValueError(f"each std must be > 0, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _val_split_leaves_training_images(self) -> DataSpec:
+        # CIFAR-10's size is known only once its files are read (the data stage checks it then).
+        if self.dataset == "synthetic" and self.val_split >= self.synthetic.train:
+            raise ValueError(
+                f"{_SUBKEY}val_split: {self.val_split} must be smaller than the "
+                f"{self.synthetic.train} training images (data.synthetic.train)"
+            )
+        return self
 
 
 class ModelSpec(_Section):
@@ -203,8 +216,8 @@ class TrainSpec(_Section):
     @field_validator("device")
     @classmethod
     def _device_form(cls, v: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
-            raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {v!r}")
+        if not DEVICE_FORM.fullmatch(v):
+            raise ValueError(f"{DEVICE_FORMS}, got {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -367,8 +380,26 @@ class Spec(_Section):
 
 
 class SpecLoader(yaml.SafeLoader):
-    """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings, and
-    rejects a key given twice in one mapping (plain YAML keeps the last silently)."""
+    """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings,
+    rejects a key given twice in one mapping (plain YAML keeps the last silently)
+    and an alias inside the node it names (a structure containing itself)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        opened: set[str] = self.__dict__.setdefault("_open_anchors", set())
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) and anchor in opened:
+            raise yaml.composer.ComposerError(
+                None, None, f"the alias *{anchor} is inside the node it names (a structure containing itself)",
+                event.start_mark,
+            )  # fmt: skip
+        if anchor is None or isinstance(event, yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        opened.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            opened.discard(anchor)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[tuple[str, str], int] = {}
@@ -420,6 +451,8 @@ def resolve_spec_path(arg: str) -> Path:
     for cand in (shipped / rel, shipped / f"{rel}.yaml"):
         if cand.is_file():
             return cand
+    if p.is_dir():
+        raise InvalidInput(f"{arg}: a folder, not a spec file")
     raise InvalidInput(f"{arg}: spec file not found (and no shipped spec of that name)")
 
 
@@ -501,13 +534,30 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         if msg.startswith(_SUBKEY) and ": " in msg:
             key, msg = msg[len(_SUBKEY) :].split(": ", 1)
             loc, got = f"{loc}.{key}", ""  # the message quotes the expression itself
-        if ", got " in msg:
+        if ", got " in msg or (isinstance(e.get("input"), str) and repr(e["input"]) in msg):  # shown already
             got = ""
         msg = msg[0].lower() + msg[1:] if msg else msg
         if e["type"] == "extra_forbidden":
             msg, got = "unknown key (not in the spec schema)", ""
+        if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
+            msg = plain(e.get("ctx") or {})
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
+
+
+# pydantic's wording where it speaks of Python rather than of the spec
+_PLAIN_MESSAGES = {
+    "model_type": lambda ctx: "must be a section (a mapping of settings)",
+    "dict_type": lambda ctx: "must be a mapping",
+    "too_short": lambda ctx: f"needs at least {_values(ctx.get('min_length'))}",
+    "too_long": lambda ctx: f"takes at most {_values(ctx.get('max_length'))}",
+    "string_too_short": lambda ctx: "must not be empty" if ctx.get("min_length") == 1
+    else f"needs at least {ctx.get('min_length')} characters",
+}
+
+
+def _values(n: object) -> str:
+    return f"{n} value" if n == 1 else f"{n} values"
 
 
 def _short(value: Any) -> str:

@@ -128,7 +128,7 @@ def test_missing_base(tmp_path: Path) -> None:
     ("edit", "needle"),
     [
         (("seeds: [0, 1]", "seeds: [0, 1, 0]"), "seeds: seeds must be unique"),
-        (("seeds: [0, 1]", "seeds: []"), "seeds: list should have at least 1 item"),
+        (("seeds: [0, 1]", "seeds: []"), "seeds: needs at least 1 value, got []"),
         (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
         (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
         (("cosine: []", "'co sine': []"), "variants.co sine.[key]"),
@@ -236,6 +236,21 @@ def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
         assert r.name in dry.stdout and r.spec_hash[:12] in dry.stdout
     assert dry.stdout.count("auditor run ") == len(plan.runs)
     assert not out.exists()
+
+
+def test_modes_that_each_run_nothing_are_exclusive(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY)
+    proc = ablate("tiny.yaml", "--list", "--render-only", cwd=tmp_path)
+    assert proc.returncode == 2 and "argument --render-only: not allowed with argument --list" in proc.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.yaml"]
+
+
+def test_render_only_before_any_run_says_so_without_warnings(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY)
+    proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "4 planned runs have no finished report yet" in proc.stdout + proc.stderr
+    assert (tmp_path / "out/reports/tiny/figures/val_acc.png").is_file()
 
 
 # --- real runs (slow) ---------------------------------------------------------------------

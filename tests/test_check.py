@@ -328,6 +328,8 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
     [
         ("test_acc: >= 0.85\n", "not valid YAML"),  # unquoted `>` is YAML syntax
         ("- a\n- b\n", "must be a YAML mapping"),
+        ("", "criteria file is empty (expected lines of metric: expression"),  # not "no criteria": a gate never passes by default
+        ("# nothing yet\n", "criteria file is empty"),
         ("criteria: [1, 2]\n", "criteria: must be a mapping"),
     ],
 )
@@ -481,9 +483,16 @@ def test_write_junit_to_missing_dir_is_invalid_input(tmp_path: Path) -> None:
 
 def test_write_junit_onto_a_directory_is_invalid_input(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    with pytest.raises(InvalidInput, match="cannot write JUnit report"):
+    with pytest.raises(InvalidInput, match="cannot write JUnit report: a folder; give a file name"):
         write_junit(sample_results(), "smoke", tmp_path / "out")
     assert os.listdir(tmp_path) == ["out"]  # temp file cleaned up
+
+
+def test_write_junit_under_a_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(InvalidInput, match=f"cannot write JUnit report: {tmp_path / 'f'} is a file, not a folder"):
+        write_junit(sample_results(), "smoke", tmp_path / "f" / "sub" / "junit.xml")
+    assert (tmp_path / "f").read_text() == "mine"
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")

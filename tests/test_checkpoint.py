@@ -80,6 +80,18 @@ def test_an_unloadable_file_says_why_in_one_line(tmp_path: Path, make: Callable[
     assert "\n" not in message and "\x1b" not in message and "weights_only=False" not in message
 
 
+def test_a_damaged_digest_file_is_named_as_the_damaged_part(tmp_path: Path) -> None:
+    path = _write(tmp_path / "last.pt", 1)
+    digest = checkpoint.digest_path(path).read_text()
+    checkpoint.digest_path(path).write_text(digest.upper())  # written by hand: still the same digest
+    assert checkpoint.verify(path) is None
+    for garbage in ("", "zzz\n", digest[:40]):
+        checkpoint.digest_path(path).write_text(garbage)
+        assert checkpoint.verify(path) == "damaged digest file last.pt.sha256 (no sha256 in it)"
+    checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")
+    assert checkpoint.verify(path).startswith("sha256 mismatch (file ")
+
+
 def test_tensors_in_plain_containers_load_and_a_payload_without_weights_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.pt"
     torch.save({"model": {"w": torch.ones(2)}, "seen": collections.Counter("ab")}, path)

@@ -239,7 +239,8 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     shutil.rmtree(out / "checkpoints/smoke.partial", ignore_errors=True)
     last.write_bytes(last.read_bytes()[:1000])  # truncated: digest no longer matches
     corrupt = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
-    assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch")
+    assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch", "to start over, run without --resume")
+    assert corrupt.stderr.count("sha256 mismatch") == 1, corrupt.stderr  # said once, in the error
 
 
 @pytest.mark.parametrize(
@@ -273,7 +274,26 @@ def test_render_from_audit_json_alone(tmp_path: Path, smoke_run: Path) -> None:
     proc = run_cli("render", str(copy))  # no checkpoints, no data, no training
     assert proc.returncode == 0, proc.stderr
     assert (copy / "REPRODUCIBILITY.md").read_text() == (src / "REPRODUCIBILITY.md").read_text()
-    assert_clean_error(run_cli("render", str(tmp_path / "nothing")), "no audit.json")
+    (copy / "REPRODUCIBILITY.md").unlink()
+    assert run_cli("render", str(copy / "audit.json")).returncode == 0  # the record itself names its folder
+    assert (copy / "REPRODUCIBILITY.md").read_text() == (src / "REPRODUCIBILITY.md").read_text()
+
+
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_a_report_folder_that_is_not_one_says_what_it_is(tmp_path: Path, command: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list/audit.json").write_text("[]")
+    (tmp_path / "file.csv").write_text("x")
+    for given, said in [("nothing", "nothing: no such folder"), ("empty", "empty: no audit.json"),
+                        ("file.csv", "file.csv: a file, not a report folder"),
+                        ("list", "audit.json: not an audit record (a JSON object), got JSON list")]:  # fmt: skip
+        assert_clean_error(run_cli(command, str(tmp_path / given)), said)
+
+
+def test_a_folder_given_as_a_spec_or_checkpoint_says_so(tmp_path: Path) -> None:
+    assert_clean_error(run_cli("validate", str(tmp_path)), f"{tmp_path}: a folder, not a spec file")
+    assert_clean_error(run_cli("measure", str(tmp_path)), f"{tmp_path}: a folder, not a checkpoint file")
 
 
 @pytest.mark.slow  # several `auditor` processes
@@ -321,7 +341,10 @@ def test_measure_device_errors(smoke_run: Path, monkeypatch: pytest.MonkeyPatch)
     from auditor import inspect as auditor_inspect
 
     best = str(smoke_run / "checkpoints/smoke/best.pt")
-    assert_clean_error(run_cli("measure", best, "--device", "gpu"), "--device")
+    assert_clean_error(run_cli("measure", best, "--device", "gpu"), "--device: must be auto, cpu, cuda or cuda:N, got 'gpu'")
+    for other in ("meta", "mps", "xpu", "CPU", "cuda:x"):  # device types torch names but this tool cannot measure on
+        with pytest.raises(InvalidInput, match=rf"--device: must be auto, cpu, cuda or cuda:N, got '{other}'"):
+            auditor_inspect._device(other)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InvalidInput, match=r"--device: cuda requested but CUDA is not available here"):
         auditor_inspect._device("cuda")
@@ -405,6 +428,12 @@ def test_help_names_every_command_and_the_exit_codes() -> None:
     for command in ("models", "schema", "validate", "run", "verify", "render", "check", "evaluate", "measure", "ablate"):
         assert f"    {command} " in proc.stdout, command
     assert "Exit codes: 0 success; 1 a criterion failed" in " ".join(proc.stdout.split())
+
+
+def test_a_stray_argument_is_reported_with_the_command_s_usage() -> None:
+    proc = run_cli("schema", "--json")
+    assert proc.returncode == 2 and proc.stderr.startswith("usage: auditor schema")
+    assert "auditor schema: error: unrecognized arguments: --json" in proc.stderr
 
 
 def test_version() -> None:

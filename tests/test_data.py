@@ -139,7 +139,7 @@ def test_augment_distribution() -> None:
 
 def test_train_batches_replay_from_any_step() -> None:
     x, y = _images(300), torch.arange(300) % 10
-    spec = DataSpec(dataset="synthetic")
+    spec = DataSpec(dataset="synthetic", val_split=0)
     full = list(D.train_batches(x, y, spec, 5, epoch=2, batch_size=64))
     tail = list(D.train_batches(x, y, spec, 5, epoch=2, batch_size=64, start_step=3))
     assert len(full) == D.steps_per_epoch(300, 64) == 5
@@ -152,7 +152,7 @@ def test_train_batches_replay_from_any_step() -> None:
 def test_train_batches_are_augment_step_by_step() -> None:
     """Drawing an epoch's parameters up front keeps each step's stream: old checkpoints resume the same."""
     x, y = _images(300), torch.arange(300) % 10
-    spec = DataSpec(dataset="synthetic", augment={"crop_padding": 3, "hflip": True})
+    spec = DataSpec(dataset="synthetic", val_split=0, augment={"crop_padding": 3, "hflip": True})
     order = D.epoch_order(300, 5, 1)
     for step, xb, yb in D.train_batches(x, y, spec, 5, epoch=1, batch_size=64, start_step=1):
         idx = order[step * 64 : (step + 1) * 64]
@@ -171,7 +171,7 @@ def _transfers_per_epoch(n: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, 
         return real(self, *a, **k)
 
     monkeypatch.setattr(torch.Tensor, "to", counting)
-    steps = len(list(D.train_batches(_images(n), torch.arange(n) % 10, DataSpec(dataset="synthetic"), 0, 0, 16)))
+    steps = len(list(D.train_batches(_images(n), torch.arange(n) % 10, DataSpec(dataset="synthetic", val_split=0), 0, 0, 16)))
     monkeypatch.undo()
     return calls[0], steps
 
@@ -247,11 +247,22 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
          "1 labels for 2 images"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 12]})),
          r"labels must be in 0..9"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": ["cat", 1]})),
+         r"labels must be integers in 0..9, got <U\d+ \(e.g. np.str_\('cat'\)\)"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0.5, 1]})),
+         "labels must be integers in 0..9, got float64"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], [1]]})),
+         r"'labels' must be a flat list of integers, got shape \(2, 1\)"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": None})),
+         r"'labels' must be a flat list of integers, got shape \(\)"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], [1, 2]]})),
+         "'labels' is not a rectangular array"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps(["not", "a", "dict"])), "expected a dict"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": shutil.rmtree, "labels": []})),
          "refusing to load shutil.rmtree"),
     ],
-    ids=["no-folder", "no-test-batch", "corrupt", "empty", "shape", "label-count", "label-range", "not-dict", "code"],
+    ids=["no-folder", "no-test-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
+         "label-float", "label-nested", "label-none", "label-ragged", "not-dict", "code"],
 )  # fmt: skip
 def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:
     root = _fake_root(tmp_path)
@@ -262,8 +273,21 @@ def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, mes
 
 def test_missing_data_root_through_cli_exits_2(tmp_path: Path) -> None:
     proc = run_cli("run", "specs/resnet20_cifar10.yaml", *sets(f"data.root={tmp_path / 'nowhere'}"), "--out", str(tmp_path))
-    assert_clean_error(proc, "data.root:", "nowhere has no cifar-10-batches-py/ folder")
+    assert_clean_error(proc, "data.root:", "nowhere does not exist; set data.root to the folder that holds")
     assert not (tmp_path / "reports").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_data_root_that_is_not_the_folder_holding_the_set_says_what_to_set(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path)
+    inner = root / D.CIFAR_DIR
+    with pytest.raises(InvalidInput, match=f"is the {D.CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root}$"):
+        D.load_data(DataSpec(root=str(inner), val_split=0), 0)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInput, match="file is not a folder"):
+        D.load_data(DataSpec(root=str(tmp_path / "file"), val_split=0), 0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInput, match=f"empty has no {D.CIFAR_DIR}/ folder; expected the official"):
+        D.load_data(DataSpec(root=str(tmp_path / "empty"), val_split=0), 0)
 
 
 def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

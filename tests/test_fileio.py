@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.fileio import atomic_write_bytes, sha256_file
+from auditor.fileio import atomic_write_bytes, file_in_the_way, sha256_file
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -50,3 +50,12 @@ def test_importing_it_does_not_import_torch() -> None:
     code = "import sys, auditor.fileio; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_file_in_the_way_names_the_file_a_folder_was_needed_for(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("x")
+    assert file_in_the_way(tmp_path / "a" / "f" / "b" / "c") == tmp_path / "a" / "f"
+    assert file_in_the_way(tmp_path / "a" / "f") == tmp_path / "a" / "f"
+    assert file_in_the_way(tmp_path / "a" / "new" / "b") is None
+    assert file_in_the_way(tmp_path / "a") is None

@@ -97,3 +97,23 @@ def test_a_promote_killed_between_its_renames_is_put_back_and_the_run_replaced(t
     outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert outcome.audit["run"]["status"] == "completed"
     assert not paths.reports.with_name("smoke.old").exists() and (paths.reports / "audit.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["--out", "argument"])
+def test_a_path_that_is_not_utf8_is_refused_before_training(tmp_path: Path, where: str) -> None:
+    """The shell passes such bytes as lone surrogates: the sheet (UTF-8) could not be written after training."""
+    odd = tmp_path / "bad\udcffname"  # the byte 0xff, as Python decodes it from argv or a file name
+    odd.mkdir()
+    spec = load_spec("smoke", TINY_SETS)
+    out, argv = (odd, ["auditor", "run"]) if where == "--out" else (tmp_path, ["auditor", "run", "--set", f"x={odd}"])
+    with pytest.raises(InvalidInput, match=rf"{where} .*bad\\xffname: not valid UTF-8"):
+        execute(spec, "smoke", out, resume=False, argv=argv, log=lambda m: None)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [odd.name]  # nothing staged
+
+
+def test_a_file_where_a_parent_folder_goes_is_named(tmp_path: Path) -> None:
+    spec = load_spec("smoke", TINY_SETS)
+    (tmp_path / "checkpoints").write_text("mine")
+    with pytest.raises(InvalidInput, match=f"--out: cannot write under {tmp_path}: {tmp_path / 'checkpoints'} is a file"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert (tmp_path / "checkpoints").read_text() == "mine"

@@ -72,7 +72,12 @@ BAD = [
     ({"train": {"epochs": 0}}, "train.epochs", "greater than or equal to 1"),
     ({"train": {"batch_size": "128"}}, "train.batch_size", "valid integer"),
     ({"data": {"std": [0.2, 0.0, 0.2]}}, "data.std", "> 0"),
-    ({"data": {"std": [0.2, 0.2]}}, "data.std", "at least 3"),
+    ({"data": {"std": [0.2, 0.2]}}, "data.std", "needs at least 3 values, got [0.2, 0.2]"),
+    ({"data": {"mean": [0.5] * 4}}, "data.mean", "takes at most 3 values, got [0.5, 0.5, 0.5, 0.5]"),
+    ({"train": 5}, "train", "must be a section (a mapping of settings), got 5"),
+    ({"data": {"augment": None}}, "data.augment", "must be a section (a mapping of settings), got None"),
+    ({"criteria": 5}, "criteria", "must be a mapping, got 5"),
+    ({"data": {"root": ""}}, "data.root", "must not be empty, got ''"),  # not silently the working directory
     ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding", "greater than or equal to 0"),
     ({"model": {"num_classes": 1}}, "model.num_classes", "greater than or equal to 2"),
     ({"model": {"name": "resnet9000"}}, "model.name", "unknown model"),
@@ -80,6 +85,8 @@ BAD = [
     ({"train": {"optimiser": {}}}, "train.optimiser", "unknown key"),
     ({"bogus": 1}, "bogus", "unknown key"),
     ({"train": {"amp": True}}, "train.amp", "ambiguous"),
+    ({"data": {"dataset": "synthetic", "val_split": 1500, "synthetic": {"train": 1500}}}, "data.val_split",
+     "1500 must be smaller than the 1500 training images (data.synthetic.train)"),
     ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
     ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule.milestones", "needs milestones"),
     ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing, got [3.0, 2.0]"),
@@ -125,14 +132,23 @@ def test_a_message_shows_the_bad_value_once(tmp_path: Path, capsys: pytest.Captu
     assert all(ln.count(", got ") <= 1 for ln in lines), lines
 
 
+def test_a_value_the_message_quotes_is_not_repeated_and_a_number_always_shown(capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", "smoke", "--set", "model.name=resnet9000", "--set", "train.optimizer.lr=0"]) == 2
+    err = capsys.readouterr().err
+    assert "model.name: unknown model 'resnet9000'; known: " in err and "got 'resnet9000'" not in err
+    assert "train.optimizer.lr: input should be greater than 0, got 0" in err
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("name: x\nseed: 1\nseed: 2\n", "duplicate key 'seed' (line 3; first given on line 2)"),
         ("name: x\ntrain:\n  epochs: 1\n  epochs: 2\n", "duplicate key 'epochs' (line 4; first given on line 3)"),
+        ("a: &x [*x]\n", "the alias *x is inside the node it names (a structure containing itself) (line 1, column 8)"),
+        ("name: x\nmodel: &m {name: resnet8, x: {y: [*m]}}\n", "the alias *m is inside the node it names"),
     ],
 )
-def test_duplicate_keys_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
+def test_duplicate_keys_and_self_containing_aliases_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     path = tmp_path / "dup.yaml"
     path.write_text(text)
     assert main(["validate", str(path)]) == 2
@@ -143,6 +159,8 @@ def test_duplicate_keys_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_merge_keys_may_be_overridden() -> None:
     raw = load_yaml("base: &b {epochs: 1, batch_size: 64}\ntrain:\n  <<: *b\n  epochs: 2\n")
     assert raw["train"] == {"epochs": 2, "batch_size": 64}
+    again = load_yaml("a: &x {k: &y [1]}\nb: {c: *x, d: *x, e: *y}\n")  # an alias used twice, one from inside
+    assert again["b"] == {"c": {"k": [1]}, "d": {"k": [1]}, "e": [1]}
 
 
 def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
