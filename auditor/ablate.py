@@ -153,7 +153,7 @@ def resolve_ablation_path(arg: str) -> Path:
 def load_ablation(arg: str) -> tuple[Path, Ablation]:
     """Read and strictly validate an ablation file."""
     path = resolve_ablation_path(arg)
-    raw = read_yaml(path)
+    raw = read_yaml(path, "ablation file")
     try:
         return path, Ablation.model_validate(raw)
     except ValidationError as err:
@@ -305,6 +305,8 @@ def build_plan(
     seeds, seeds_note = choose_seeds(abl.seeds, n_seeds, source)
     base_path = resolve_base(path, abl, source)
     base_raw = read_yaml(base_path)
+    if {"variants", "base"} <= base_raw.keys():
+        raise InvalidInput(f"{source}: base: {base_path} is an ablation file; the base must be a spec")
     runs: list[PlannedRun] = []
     errors: dict[str, list[str]] = {}
     for v in variants:
@@ -502,7 +504,9 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         rdir = report_dir(out, r.name)
         audit = _read_json(rdir / "audit.json")
         if audit is None or audit.get("spec_hash") != r.spec_hash:
-            missing.append({"seed": r.seed, "name": r.name, "why": "stale" if audit else "not run"})
+            unreadable = audit is None and (rdir / "audit.json").exists()
+            why = "stale" if audit else ("its audit.json is unreadable" if unreadable else "not run")
+            missing.append({"seed": r.seed, "name": r.name, "why": why})
         else:
             runs.append(_run_row(r, audit, rdir, here))
     ref = plan.ablation.reference.get(v)

@@ -32,7 +32,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError as exc:  # the error would name the temp file, which is gone after this
+            raise IsADirectoryError(exc.errno, "a folder is where this file goes", str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

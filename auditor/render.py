@@ -60,7 +60,8 @@ def render_run(run_dir: Path) -> Path:
         text = render_text(audit, figures, notes)
         atomic_write_bytes(run_dir / SHEET, text.encode("utf-8"))
     except OSError as exc:  # a read-only or full report folder
-        raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {exc.strerror or exc}") from None
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {where}{exc.strerror or exc}") from None
     except (jinja2.UndefinedError, KeyError) as exc:
         raise InvalidInput(
             f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet "

@@ -499,12 +499,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping from `path`, raising InvalidInput on any problem."""
+def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
+    """Read a YAML mapping (a `what`) from `path`, raising InvalidInput on any problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read spec: {exc.strerror}") from None
+        raise InvalidInput(f"{path}: cannot read {what}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not a UTF-8 text file") from None
     try:
@@ -514,7 +514,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{path}: the spec must be a YAML mapping, got {type(raw).__name__}")
+        raise InvalidInput(f"{path}: the {what} must be a YAML mapping, got {type(raw).__name__}")
     return raw
 
 

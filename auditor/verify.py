@@ -51,7 +51,7 @@ from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
-from auditor.fileio import atomic_write_bytes
+from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -670,7 +670,9 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
             shutil.rmtree(plan.workdir, ignore_errors=True)
         plan.workdir.mkdir(parents=True)
     except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+        blocker = file_in_the_way(plan.workdir)
+        why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or plan.workdir}: {exc.strerror}"
+        raise InvalidInput(f"--out: cannot write under {out}: {why}") from None
     return previous
 
 

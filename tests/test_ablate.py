@@ -124,6 +124,16 @@ def test_missing_base(tmp_path: Path) -> None:
         build_plan(str(tmp_path / "x.yaml"))
 
 
+def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Path) -> None:
+    inner = write(tmp_path / "inner.yaml", TINY)
+    write(tmp_path / "x.yaml", TINY.replace("base: smoke", f"base: {inner}"))
+    with pytest.raises(InvalidInput, match=rf"x.yaml: base: {inner} is an ablation file; the base must be a spec$"):
+        build_plan(str(tmp_path / "x.yaml"))
+    write(tmp_path / "y.yaml", "- a\n- b\n")
+    with pytest.raises(InvalidInput, match="y.yaml: the ablation file must be a YAML mapping, got list"):
+        build_plan(str(tmp_path / "y.yaml"))
+
+
 @pytest.mark.parametrize(
     ("edit", "needle"),
     [
@@ -247,10 +257,14 @@ def test_modes_that_each_run_nothing_are_exclusive(tmp_path: Path) -> None:
 
 def test_render_only_before_any_run_says_so_without_warnings(tmp_path: Path) -> None:
     write(tmp_path / "tiny.yaml", TINY)
+    (tmp_path / "out/reports/tiny-cosine-s0").mkdir(parents=True)
+    (tmp_path / "out/reports/tiny-cosine-s0/audit.json").write_text('{"truncated": ')
     proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr and "4 planned runs have no finished report yet" in proc.stdout + proc.stderr
     assert (tmp_path / "out/reports/tiny/figures/val_acc.png").is_file()
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "`tiny-cosine-s0` (its audit.json is unreadable)" in page and "`tiny-cosine-s1` (not run)" in page
 
 
 # --- real runs (slow) ---------------------------------------------------------------------

@@ -59,3 +59,11 @@ def test_file_in_the_way_names_the_file_a_folder_was_needed_for(tmp_path: Path) 
     assert file_in_the_way(tmp_path / "a" / "f") == tmp_path / "a" / "f"
     assert file_in_the_way(tmp_path / "a" / "new" / "b") is None
     assert file_in_the_way(tmp_path / "a") is None
+
+
+def test_a_folder_where_the_file_goes_is_named_not_the_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "audit.json").mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        atomic_write_bytes(tmp_path / "audit.json", b"x")
+    assert err.value.filename == str(tmp_path / "audit.json")
+    assert os.listdir(tmp_path) == ["audit.json"]  # no temp file left

@@ -233,6 +233,13 @@ def test_missing_or_corrupt_audit_is_invalid_input(tmp_path: Path) -> None:
     assert not (tmp_path / "REPRODUCIBILITY.md").exists()
 
 
+def test_a_folder_where_the_sheet_goes_is_named(tmp_path: Path) -> None:
+    (tmp_path / "audit.json").write_text(GOLDEN_AUDIT.read_text())
+    (tmp_path / "REPRODUCIBILITY.md").mkdir()
+    with pytest.raises(InvalidInput, match=f"{tmp_path / 'REPRODUCIBILITY.md'}: a folder is where this file goes"):
+        render_run(tmp_path)
+
+
 def test_cli_render_without_audit_exits_2(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "auditor", "render", str(tmp_path)],

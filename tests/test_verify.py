@@ -214,6 +214,14 @@ def test_unknown_spec_key_exits_2_without_traceback(tmp_path: Path) -> None:
     assert keep.exists()  # bad input never removes an earlier work dir
 
 
+def test_a_file_where_the_work_dir_goes_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "verify").mkdir()
+    (tmp_path / "verify" / "smoke").write_text("mine")
+    assert main(["verify", "smoke", "--steps", "2", "--out", str(tmp_path)]) == 2
+    assert f"--out: cannot write under {tmp_path}: {tmp_path / 'verify' / 'smoke'} is a file" in capsys.readouterr().err
+    assert (tmp_path / "verify" / "smoke").read_text() == "mine"
+
+
 @pytest.mark.parametrize("kill_at", [TOTAL, 10_000, -1])
 def test_kill_at_outside_the_budget_exits_2(
     tmp_path: Path, kill_at: int, capsys: pytest.CaptureFixture[str]
