@@ -121,7 +121,7 @@ def digest_path(path: Path) -> Path:
 def recorded_digest(path: Path) -> str:
     """The sha256 written beside `path` ('' when its sidecar is empty); once `verify` passed, the file's own."""
     words = digest_path(path).read_text(encoding="ascii").split()
-    return words[0] if words else ""
+    return words[0].lower() if words else ""
 
 
 def verify(path: Path) -> str | None:
@@ -137,7 +137,7 @@ def verify(path: Path) -> str | None:
     if not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
         return f"damaged digest file {digest_path(path).name} (no sha256 in it)"
     actual = sha256_file(path)
-    return None if actual == expected.lower() else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
+    return None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
 
 
 def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
@@ -155,6 +155,10 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
     return payload
 
 
+# torch.save's legacy (non-zip) format opens with a pickled magic number (protocol 2, LONG1).
+LEGACY_HEAD = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+
+
 def load_failure(path: Path, exc: Exception) -> str:
     """Why torch.load(weights_only=True) refused `path`, in one line.
 
@@ -163,19 +167,21 @@ def load_failure(path: Path, exc: Exception) -> str:
     """
     try:
         with path.open("rb") as f:
-            head = f.read(4)
+            head = f.read(len(LEGACY_HEAD))
         is_zip = zipfile.is_zipfile(path)
     except OSError as err:
         return f"unreadable: {err.strerror or err}"
     first = str(exc).strip().split("\n")[0].split(". ")[0]
     if not head:
         return "empty file"
+    detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]
     if is_zip and isinstance(exc, pickle.UnpicklingError):
-        detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]
         return f"holds an object that loading with weights_only=True refuses: {detail or 'unsupported pickle'}"
     if is_zip:
         return f"{type(exc).__name__}: {first}"
-    if head == b"PK\x03\x04":  # a zip's first entry, but no central directory: cut short
+    if head == LEGACY_HEAD:  # torch.save's format before torch 1.6: refused content, or cut short
+        return f"a legacy-format torch.save file that loading with weights_only=True refuses: {detail or first}"
+    if head[:4] == b"PK\x03\x04":  # a zip's first entry, but no central directory: cut short
         return f"a truncated or damaged zip archive ({type(exc).__name__}: {first})"
     return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
 

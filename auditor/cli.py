@@ -6,6 +6,7 @@ Exit codes for every subcommand: 0 success, 1 a check failed, 2 invalid input.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shlex
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "enforced seeding and determinism, measured, and written up as a sheet CI can gate on.",
         epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged or "
         f"verification found a difference; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
-        f"path); {EXIT_INTERRUPTED} interrupted. `auditor COMMAND --help` describes each command.",
+        f"path); {EXIT_INTERRUPTED} interrupted; {EXIT_BROKEN_PIPE} its output pipe closed early. "
+        "`auditor COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,7 +86,10 @@ def _add_training_commands(sub: Any) -> None:
 def _run_dir(text: str) -> Path:
     """A run's report folder; its audit.json, given instead, names the folder too."""
     path = Path(text)
-    return path.parent if path.name == "audit.json" and path.is_file() else path
+    try:
+        return path.parent if path.name == "audit.json" and path.is_file() else path
+    except OSError:  # a name too long, ...: the command reports it
+        return path
 
 
 def _add_report_commands(sub: Any) -> None:
@@ -321,9 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report_error(args.command, str(exc))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         return _broken_pipe()
-    except OSError as exc:  # a path the OS refused (too long, not a folder, ...) that no stage named
-        where = f"{exc.filename}: " if exc.filename else ""
-        return _report_error(args.command, f"{where}{exc.strerror or exc}")
+    except OSError as exc:
+        if exc.errno not in PATH_ERRNOS or exc.filename is None:
+            raise  # not about a path the user gave (a full disk, a broken install, ...): not bad input
+        names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return _report_error(args.command, f"{names}: {exc.strerror or exc}")
+
+
+# A path the OS refused, which no stage reported itself: bad input naming that path.
+PATH_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOENT, errno.EACCES, errno.EROFS}
+)
 
 
 def _report_error(command: str, message: str) -> int:

@@ -172,6 +172,8 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     Returns (train_x, train_y, test_x, test_y, classes, files, base).
     A partial or modified copy still loads; `files` says what differs.
     """
+    if not spec.root:  # Path("") would silently be the working directory
+        raise InvalidInput("data.root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
     root = Path(spec.root).expanduser().resolve()
     base = root / CIFAR_DIR
     if not base.is_dir() and spec.download:
@@ -201,7 +203,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
 
 def _why_no_cifar_dir(root: Path) -> str:
     """Why `root` holds no CIFAR_DIR/, with what to set instead when that is clear."""
-    if root.name == CIFAR_DIR:
+    if root.name == CIFAR_DIR and root.is_dir():
         return f"is the {CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root.parent}"
     if not root.exists():
         return "does not exist; set data.root to the folder that holds cifar-10-batches-py/, or set data.download: true"

@@ -93,7 +93,7 @@ def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path
     if not resume:
         return None, []
     try:
-        return find_resume_point(paths, spec, log)
+        return find_resume_point(paths, spec, log, seeded)
     except BaseException as exc:  # refused, or Ctrl-C: the copy of the finished run goes
         if not seeded:
             raise
@@ -104,14 +104,19 @@ def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path
         raise
 
 
-def find_resume_point(paths: RunPaths, spec: Spec, log: Any) -> tuple[Path | None, list[str]]:
-    """The newest intact checkpoint in staging, checked against the current spec."""
+def find_resume_point(
+    paths: RunPaths, spec: Spec, log: Any, seeded: bool = False
+) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint in staging, checked against the current spec.
+
+    `seeded`: staging is a copy of the finished run (removed again if this refuses).
+    """
     found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
     if found is None and skipped:
+        fresh = "run without --resume" if seeded else f"remove {paths.ckpt_staging} and run without --resume"
         raise InvalidInput(
-            f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); "
-            "to start over, run without --resume"
+            f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); to start over, {fresh}"
         )
     for n in notes:
         log(f"resume: {n}")
@@ -178,12 +183,31 @@ RUN_MARKERS = (("checkpoints", "*.pt"), ("reports", "audit.json"))
 
 
 def recover_interrupted_promote(paths: RunPaths) -> None:
-    """Put back `<name>.old` when a promote was killed between its two renames."""
+    """Finish or undo a promote that was killed part-way.
+
+    Killed between the two promotes (checkpoints already the new run's), the
+    new report is complete in staging: it is promoted, so that a report never
+    sits beside checkpoints it was not written with. Killed between the two
+    renames of one promote, `<name>.old` is put back.
+    """
+    if _report_of_promoted_checkpoints(paths):
+        promote(paths.reports_staging, paths.reports)
     for attr, marker in RUN_MARKERS:
         final: Path = getattr(paths, attr)
         old = aside(final)
-        if _holds_a_run(old, marker) and not final.exists():
+        if _holds_a_run(old, marker) and not (final.exists() or final.is_symlink()):
             os.replace(old, final)
+
+
+def _report_of_promoted_checkpoints(paths: RunPaths) -> bool:
+    """The staged report is finished and records the checkpoints now in place (by their digests)."""
+    if paths.ckpt_staging.exists() or not (paths.reports_staging / "REPRODUCIBILITY.md").is_file():
+        return False
+    try:
+        recorded = json.loads((paths.reports_staging / "audit.json").read_text())["checkpoints"]["last"]["sha256"]
+        return recorded == checkpoint.recorded_digest(paths.last_checkpoint)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def check_recordable(spec: Spec, spec_path: str, out: Path, argv: list[str]) -> None:
@@ -215,7 +239,7 @@ def check_run_folders(paths: RunPaths) -> None:
     """
     for attr, marker in RUN_MARKERS:
         final: Path = getattr(paths, attr)
-        if final.exists() and not final.is_dir():
+        if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
             raise InvalidInput(f"{final}: not a folder, but this run writes its {attr} there; move it away")
         old = aside(final)
         if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
@@ -226,13 +250,29 @@ def check_run_folders(paths: RunPaths) -> None:
 
 
 def promote(staging: Path, final: Path) -> None:
-    """Replace `final` by `staging` (rename old aside first, delete it last)."""
+    """Replace `final` by `staging` (rename old aside first, delete it last).
+
+    `<name>.old` is renamed to a hidden trash name before it is deleted, so
+    that a deletion cut short never leaves a partial `.old` behind.
+    """
     old = aside(final)
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
+    _discard(old)
+    if final.exists() or final.is_symlink():
         os.replace(final, old)
     os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
+    _discard(old)
+
+
+def _discard(path: Path) -> None:
+    """Remove a folder (or a link to one: the link, not its target), by way of a trash name."""
+    for left in path.parent.glob(f".{path.name}.trash-*"):  # from a deletion cut short
+        shutil.rmtree(left, ignore_errors=True)
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 # --- fault injection (verify) -----------------------------------------------------
@@ -298,14 +338,30 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
             finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
             wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
         )  # fmt: skip
-        write_run_files(audit, result, paths.reports_staging)
-        from auditor.render import render_run
-
-        render_run(paths.reports_staging)
-    # Checkpoints first: a report never points at checkpoints it was not written with.
-    promote(paths.ckpt_staging, paths.checkpoints)
-    promote(paths.reports_staging, paths.reports)
+        finish_staged(paths, audit, result)
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
+
+
+def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -> None:
+    """Write the record and the sheet into staging, then promote both folders.
+
+    A write that fails (a full disk) loses no training: the run is kept, and
+    `--resume` measures and writes it again without training.
+    """
+    from auditor.render import render_run
+
+    try:
+        write_run_files(audit, result, paths.reports_staging)
+        render_run(paths.reports_staging)
+        # Checkpoints first: a report never points at checkpoints it was not written with.
+        promote(paths.ckpt_staging, paths.checkpoints)
+        promote(paths.reports_staging, paths.reports)
+    except OSError as exc:
+        where = exc.filename or paths.reports_staging
+        raise InvalidInput(
+            f"{where}: cannot write the finished run: {exc.strerror or exc}; its training is kept: "
+            "make room, then run the same command with --resume, which writes it without training again"
+        ) from None
 
 
 def train_staged(

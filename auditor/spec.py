@@ -81,7 +81,7 @@ class DataSpec(_Section):
     """Where the data comes from, how it is split, normalised and augmented."""
 
     dataset: Literal["cifar10", "synthetic"] = "cifar10"
-    root: Annotated[str, Field(min_length=1)] = "data"  # holds cifar-10-batches-py/; relative to the working dir
+    root: str = "data"  # holds cifar-10-batches-py/; relative to the working dir (empty: refused when read)
     download: bool = False
     require_official: bool = False  # fail unless the files match the official MD5s
     val_split: Annotated[int, Field(ge=0)] = 5000  # images held out of train

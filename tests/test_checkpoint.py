@@ -65,6 +65,8 @@ UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
     ("cut short", _zip_cut_short, "a truncated or damaged zip archive"),
     ("foreign object", lambda p: torch.save({"model": _Foreign()}, p), "weights_only=True refuses: Unsupported global"),
     ("a folder", lambda p: p.mkdir(), "unreadable"),
+    ("legacy format, refused object", lambda p: torch.save({"model": _Foreign()}, p, _use_new_zipfile_serialization=False),
+     "a legacy-format torch.save file that loading with weights_only=True refuses: Unsupported global"),
 ]
 
 
@@ -84,7 +86,7 @@ def test_a_damaged_digest_file_is_named_as_the_damaged_part(tmp_path: Path) -> N
     path = _write(tmp_path / "last.pt", 1)
     digest = checkpoint.digest_path(path).read_text()
     checkpoint.digest_path(path).write_text(digest.upper())  # written by hand: still the same digest
-    assert checkpoint.verify(path) is None
+    assert checkpoint.verify(path) is None and checkpoint.recorded_digest(path) == digest.split()[0]
     for garbage in ("", "zzz\n", digest[:40]):
         checkpoint.digest_path(path).write_text(garbage)
         assert checkpoint.verify(path) == "damaged digest file last.pt.sha256 (no sha256 in it)"
@@ -95,6 +97,8 @@ def test_a_damaged_digest_file_is_named_as_the_damaged_part(tmp_path: Path) -> N
 def test_tensors_in_plain_containers_load_and_a_payload_without_weights_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.pt"
     torch.save({"model": {"w": torch.ones(2)}, "seen": collections.Counter("ab")}, path)
+    assert torch.equal(checkpoint.load(path, check_digest=False)["model"]["w"], torch.ones(2))
+    torch.save({"model": {"w": torch.ones(2)}}, path, _use_new_zipfile_serialization=False)  # the legacy format loads
     assert torch.equal(checkpoint.load(path, check_digest=False)["model"]["w"], torch.ones(2))
     torch.save({"w": torch.ones(2)}, path)
     with pytest.raises(InvalidInput, match="not an auditor checkpoint"):

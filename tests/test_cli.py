@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -112,7 +114,8 @@ def test_a_path_the_os_refuses_is_bad_input_naming_it(tmp_path: Path, smoke_run:
     long = tmp_path / ("x" * 300)
     best = str(smoke_run / "checkpoints/smoke/best.pt")
     for args in (["validate", f"{long}.yaml"], ["run", "smoke", "--out", str(long)], ["measure", f"{long}.pt"],
-                 ["evaluate", best, "--data-root", str(long)]):  # fmt: skip
+                 ["evaluate", best, "--data-root", str(long)], ["render", f"{long}/audit.json"],
+                 ["check", f"{long}/audit.json"]):  # fmt: skip
         assert_clean_error(run_cli(*args), str(long), "File name too long")
     assert list(tmp_path.iterdir()) == []
 
@@ -240,6 +243,7 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     last.write_bytes(last.read_bytes()[:1000])  # truncated: digest no longer matches
     corrupt = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
     assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch", "to start over, run without --resume")
+    assert "remove" not in corrupt.stderr  # resuming a finished run: nothing of it is to be removed
     assert corrupt.stderr.count("sha256 mismatch") == 1, corrupt.stderr  # said once, in the error
 
 
@@ -426,8 +430,26 @@ def test_help_names_every_command_and_the_exit_codes() -> None:
     proc = run_cli("--help")
     assert proc.returncode == 0 and "Reproducibility audits" in proc.stdout
     for command in ("models", "schema", "validate", "run", "verify", "render", "check", "evaluate", "measure", "ablate"):
-        assert f"    {command} " in proc.stdout, command
-    assert "Exit codes: 0 success; 1 a criterion failed" in " ".join(proc.stdout.split())
+        assert re.search(rf"^\s+{command}\s", proc.stdout, re.MULTILINE), command  # whatever the terminal width
+    text = " ".join(proc.stdout.split())
+    assert "Exit codes: 0 success; 1 a criterion failed" in text and "141 its output pipe closed early" in text
+
+
+def test_only_an_os_error_about_a_given_path_is_bad_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A full disk or a broken install is no bad input (exit 2 would send verify and ablate looking at the spec)."""
+    from auditor import cli
+
+    def failing(exc: OSError):
+        return lambda args: (_ for _ in ()).throw(exc)
+
+    monkeypatch.setitem(cli.COMMANDS, "models", failing(OSError(errno.ENAMETOOLONG, "File name too long", "x" * 300)))
+    assert cli.main(["models"]) == 2 and f"{'x' * 300}: File name too long" in capsys.readouterr().err
+    monkeypatch.setitem(cli.COMMANDS, "models", failing(OSError(errno.EISDIR, "Is a directory", "a", None, "b")))
+    assert cli.main(["models"]) == 2 and "a -> b: Is a directory" in capsys.readouterr().err
+    for other in (OSError(errno.ENOSPC, "No space left on device", "f"), OSError(errno.ENOENT, "no such thing")):
+        monkeypatch.setitem(cli.COMMANDS, "models", failing(other))
+        with pytest.raises(OSError):
+            cli.main(["models"])
 
 
 def test_a_stray_argument_is_reported_with_the_command_s_usage() -> None:

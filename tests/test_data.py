@@ -288,6 +288,10 @@ def test_a_data_root_that_is_not_the_folder_holding_the_set_says_what_to_set(tmp
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInput, match=f"empty has no {D.CIFAR_DIR}/ folder; expected the official"):
         D.load_data(DataSpec(root=str(tmp_path / "empty"), val_split=0), 0)
+    with pytest.raises(InvalidInput, match=f"{tmp_path / 'nowhere' / D.CIFAR_DIR} does not exist"):
+        D.load_data(DataSpec(root=str(tmp_path / "nowhere" / D.CIFAR_DIR), val_split=0), 0)
+    with pytest.raises(InvalidInput, match="data.root: empty; give the folder"):  # not silently the working directory
+        D.load_data(DataSpec(root="", val_split=0), 0)
 
 
 def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

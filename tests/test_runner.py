@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import errno
 import gc
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY_SETS
 
-from auditor import checkpoint
+from auditor import checkpoint, runner
 from auditor.audit import run_paths
 from auditor.errors import InvalidInput
-from auditor.runner import execute, long_lived_frozen
-from auditor.spec import load_spec
+from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
+from auditor.spec import Spec, load_spec
 
 
 def test_long_lived_frozen_freezes_only_inside_the_block() -> None:
@@ -53,12 +55,15 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(
     assert outcome.audit["run"]["status"] == "completed" and (paths.reports / "REPRODUCIBILITY.md").is_file()
 
 
-def _finished_run(out: Path) -> tuple[object, dict[str, bytes]]:
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _finished_run(out: Path) -> tuple[Spec, dict[str, bytes]]:
     """A finished tiny run under `out`, and the bytes of its report and checkpoint files."""
     spec = load_spec("smoke", TINY_SETS)
     execute(spec, "smoke", out, resume=False, argv=["auditor", "run"], log=lambda m: None)
-    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    return spec, files
+    return spec, _files(out)
 
 
 @pytest.mark.parametrize("where", ["reports/smoke.old", "checkpoints/smoke.old"])
@@ -89,14 +94,91 @@ def test_a_file_where_the_run_folder_goes_is_refused_before_training(tmp_path: P
     assert (tmp_path / "reports/smoke").read_text() == "mine" and not (tmp_path / "checkpoints").exists()
 
 
-def test_a_promote_killed_between_its_renames_is_put_back_and_the_run_replaced(tmp_path: Path) -> None:
-    """`.old` holding the earlier run, no final folder: restored first, then replaced as usual."""
-    spec, _ = _finished_run(tmp_path)
+def test_a_promote_killed_between_its_renames_is_put_back(tmp_path: Path) -> None:
+    """`.old` holding the earlier run and no final folder: the earlier run is put back as it was."""
+    spec, before = _finished_run(tmp_path)
     paths = run_paths(tmp_path, spec.name)
-    paths.reports.rename(paths.reports.with_name("smoke.old"))  # killed after the first rename
+    for final in (paths.checkpoints, paths.reports):
+        final.rename(final.with_name("smoke.old"))  # killed after the first rename of that promote
+        recover_interrupted_promote(paths)
+        assert _files(tmp_path) == before
+    paths.reports.rename(paths.reports.with_name("smoke.old"))
     outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert outcome.audit["run"]["status"] == "completed"
     assert not paths.reports.with_name("smoke.old").exists() and (paths.reports / "audit.json").is_file()
+
+
+def test_a_run_killed_between_its_two_promotes_gets_its_own_report(tmp_path: Path) -> None:
+    """Checkpoints already promoted, the finished report still in staging: promoted, not the earlier one put back."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    new = load_spec("smoke", [*TINY_SETS, "seed=7"])
+    with pytest.MonkeyPatch.context() as mp:
+        real = runner.promote
+        mp.setattr(runner, "promote", lambda staging, final: real(staging, final) if final == paths.checkpoints else None)
+        execute(new, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert paths.reports_staging.is_dir() and json.loads((paths.reports / "audit.json").read_text())["spec"]["seed"] == 0
+    recover_interrupted_promote(paths)
+    audit = json.loads((paths.reports / "audit.json").read_text())
+    assert audit["spec"]["seed"] == 7 and not paths.reports_staging.exists()
+    assert audit["checkpoints"]["last"]["sha256"] == checkpoint.recorded_digest(paths.last_checkpoint)
+
+
+def test_a_symlinked_run_folder_is_replaced_each_time_and_a_dangling_one_refused(tmp_path: Path) -> None:
+    spec = load_spec("smoke", TINY_SETS)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "smoke").mkdir(parents=True)
+    (elsewhere / "smoke" / "mine.txt").write_text("mine")
+    (tmp_path / "out/reports").mkdir(parents=True)
+    (tmp_path / "out/reports/smoke").symlink_to(elsewhere / "smoke")
+    for _ in range(2):  # the link was left behind as smoke.old, which then blocked the next run
+        execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert sorted(p.name for p in (tmp_path / "out/reports").iterdir()) == ["smoke"]
+    assert (elsewhere / "smoke" / "mine.txt").read_text() == "mine"  # the link goes, never what it points at
+    shutil.rmtree(tmp_path / "out/reports/smoke")
+    (tmp_path / "out/reports/smoke").symlink_to(tmp_path / "unmounted" / "smoke")
+    with pytest.raises(InvalidInput, match="reports/smoke: not a folder, but this run writes its reports there"):
+        execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert not (tmp_path / "out/checkpoints/smoke.partial").exists()
+
+
+def test_a_deletion_cut_short_leaves_no_partial_old_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    real_rmtree = shutil.rmtree
+
+    def cut_short(path: Path, ignore_errors: bool = False) -> None:
+        victim = next((p for p in Path(path).rglob("*") if p.is_file()), None)
+        if victim is not None:
+            victim.unlink()  # one file deleted, then "killed"
+            return
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(runner.shutil, "rmtree", cut_short)
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    monkeypatch.undo()
+    assert not paths.reports.with_name("smoke.old").exists() and not paths.checkpoints.with_name("smoke.old").exists()
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
+    assert not list(paths.reports.parent.glob(".*trash*"))  # the leftover went with the next promote
+
+
+def test_a_write_failing_after_training_keeps_the_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = load_spec("smoke", TINY_SETS)
+    paths = run_paths(tmp_path, spec.name)
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(paths.reports_staging / "audit.json"))
+
+    monkeypatch.setattr(runner, "write_run_files", disk_full)
+    with pytest.raises(InvalidInput, match=r"audit.json: cannot write the finished run: No space left on device; .*--resume"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    monkeypatch.undo()
+    trained = checkpoint.load(paths.ckpt_staging / "last.pt")
+    logged: list[str] = []
+    outcome = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=logged.append)
+    assert outcome.audit["run"]["status"] == "completed" and outcome.audit["run"]["resumed_from"] == "last.pt"
+    assert not any(m.startswith("epoch ") for m in logged), logged  # measured and written, not trained again
+    assert outcome.audit["training"]["history"] == [{**h} for h in trained["history"]]
 
 
 @pytest.mark.parametrize("where", ["--out", "argument"])
@@ -117,3 +199,15 @@ def test_a_file_where_a_parent_folder_goes_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=f"--out: cannot write under {tmp_path}: {tmp_path / 'checkpoints'} is a file"):
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert (tmp_path / "checkpoints").read_text() == "mine"
+
+
+def test_resume_with_no_intact_checkpoint_says_how_to_start_over(tmp_path: Path) -> None:
+    """An interrupted run's staging folder must go before a fresh start; a finished run's copy goes by itself."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    shutil.copytree(paths.checkpoints, paths.ckpt_staging)  # as an interrupted run leaves it
+    for pt in paths.ckpt_staging.glob("*.pt"):
+        pt.write_bytes(b"damaged")
+    with pytest.raises(InvalidInput, match=rf"to start over, remove {paths.ckpt_staging} and run without --resume$"):
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert paths.ckpt_staging.is_dir()  # the user decides

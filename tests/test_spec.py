@@ -77,7 +77,6 @@ BAD = [
     ({"train": 5}, "train", "must be a section (a mapping of settings), got 5"),
     ({"data": {"augment": None}}, "data.augment", "must be a section (a mapping of settings), got None"),
     ({"criteria": 5}, "criteria", "must be a mapping, got 5"),
-    ({"data": {"root": ""}}, "data.root", "must not be empty, got ''"),  # not silently the working directory
     ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding", "greater than or equal to 0"),
     ({"model": {"num_classes": 1}}, "model.num_classes", "greater than or equal to 2"),
     ({"model": {"name": "resnet9000"}}, "model.name", "unknown model"),
