@@ -41,6 +41,7 @@ from auditor.audit import run_paths, write_json
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes
 from auditor.spec import (
+    NAME_PATTERN,
     Spec,
     apply_overrides,
     format_validation_error,
@@ -54,7 +55,6 @@ from auditor.spec import (
 )
 
 SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
-NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
 # metric key in audit.json `metrics` -> (label, kind)
 METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({

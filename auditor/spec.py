@@ -37,6 +37,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
 
+NAME_PATTERN = r"^[A-Za-z0-9._-]+$"  # run and variant names: file and folder names anywhere
 DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices a run can name
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
@@ -338,7 +339,7 @@ class VerifySpec(_Section):
 class Spec(_Section):
     """A complete, validated run description."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", min_length=1, max_length=128)]
+    name: Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=128)]
     description: str = ""
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 42
     determinism: Determinism = Determinism()
@@ -526,7 +527,8 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     """
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
+        loc = ".".join(p for p in parts if p != "[key]") + (" (the name)" if "[key]" in parts else "")
         msg = e["msg"].removeprefix("Value error, ")
         # A whole section (a cross-field check) is no help as the offending value.
         whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
@@ -551,6 +553,8 @@ _PLAIN_MESSAGES = {
     "dict_type": lambda ctx: "must be a mapping",
     "too_short": lambda ctx: f"needs at least {_values(ctx.get('min_length'))}",
     "too_long": lambda ctx: f"takes at most {_values(ctx.get('max_length'))}",
+    "string_pattern_mismatch": lambda ctx: "may contain only letters, digits, '.', '_' and '-'"
+    if ctx.get("pattern") == NAME_PATTERN else f"must match {ctx.get('pattern')}",
     "string_too_short": lambda ctx: "must not be empty" if ctx.get("min_length") == 1
     else f"needs at least {ctx.get('min_length')} characters",
 }
