@@ -394,7 +394,9 @@ def build_loop(
         model = model.to(memory_format=torch.channels_last)
     step_fn = model
     if train.compile != "off":
-        step_fn = torch.compile(model, mode=None if train.compile == "default" else train.compile)
+        # dynamic=False: torch would otherwise switch every step after a short last batch to a
+        # dynamic-batch graph, which a resumed process does not compile: other kernels, other bits.
+        step_fn = torch.compile(model, mode=None if train.compile == "default" else train.compile, dynamic=False)
     spe = steps_per_epoch(len(data.train_y), train.batch_size)
     opt = build_optimizer(model, train)
     return _Loop(
