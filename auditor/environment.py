@@ -208,6 +208,13 @@ def cuda_problem(device: torch.device) -> str | None:
     return None
 
 
+def make_current(device: torch.device) -> None:
+    """Make a `cuda:N` device the current one: what does not take a device (a benchmark Timer,
+    some of torch.compile's CUDA-graph machinery) uses the current device, GPU 0 by default."""
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` -> cuda when available, else cpu; otherwise the named device."""
     if name == "auto":

@@ -46,6 +46,7 @@ def _device(name: str) -> torch.device:
     device = environment.resolve_device(name)
     if (problem := environment.cuda_problem(device)) is not None:
         raise InvalidInput(f"--device: {name} {problem}")
+    environment.make_current(device)
     return device
 
 

@@ -135,6 +135,9 @@ def _summarise(
 ) -> LatencyResult:
     q1, q3 = np.percentile(samples, [25, 75])
     sync = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
+    if device.type == "cuda":  # cuDNN's algorithm choice, and so the time, depends on these
+        sync += (f"; cudnn.deterministic={torch.backends.cudnn.deterministic}, "
+                 f"cudnn.benchmark={torch.backends.cudnn.benchmark}")  # fmt: skip
     return LatencyResult(
         device=str(device), device_name=name, threads=torch.get_num_threads(),
         batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype=fp32_kind(device),

@@ -607,11 +607,13 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
         note = "Determinism was requested and every flag read back is in its deterministic setting."
     # Records written before the flag was recorded lack it: say so rather than refuse to render.
     fill = yesno(det.get("fill_uninitialized_memory"), unknown="not recorded")
+    inductor = yesno(det.get("inductor_deterministic"), unknown="not recorded")
     device = str(audit["environment"]["device"])
     tf32 = {k: _tf32_cell(det.get(k), device) for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}
     bf16 = yesno(audit["environment"].get("cpu_bf16_native"), unknown="not recorded")
     return {
-        "determinism_note": note, "fill_uninitialized_memory": fill, "tf32": tf32, "cpu_bf16": bf16,
+        "determinism_note": note, "fill_uninitialized_memory": fill, "inductor_deterministic": inductor,
+        "tf32": tf32, "cpu_bf16": bf16,
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
     }  # fmt: skip
 

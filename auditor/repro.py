@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,8 @@ class DeterminismState:
     # off for matmuls. Deterministic either way, but it is not IEEE fp32 arithmetic.
     cudnn_allow_tf32: bool
     cuda_matmul_allow_tf32: bool
+    # torch.compile's inductor never picks a kernel by timing it (set by use_deterministic_algorithms)
+    inductor_deterministic: bool
     seeded: tuple[str, ...]  # the generators seed_everything seeded, as it names them
     torch_initial_seed: int  # torch.initial_seed() read back after seeding
 
@@ -75,13 +78,30 @@ def enforce(seed: int, spec: Determinism) -> DeterminismState:
 
 def tf32_flags() -> tuple[bool, bool]:
     """(cuDNN convolutions, cuBLAS matmuls) run fp32 work in TF32 on CUDA, as torch is set now."""
-    return bool(torch.backends.cudnn.allow_tf32), bool(torch.backends.cuda.matmul.allow_tf32)
+    return (
+        _tf32(lambda: torch.backends.cudnn.allow_tf32, lambda: torch.backends.cudnn.conv.fp32_precision),
+        _tf32(lambda: torch.backends.cuda.matmul.allow_tf32, lambda: torch.backends.cuda.matmul.fp32_precision),
+    )
+
+
+def _tf32(legacy: Callable[[], bool], precision: Callable[[], str]) -> bool:
+    """The legacy allow_tf32 flag, or, where torch's per-operator precision API was used (the
+    legacy getter then refuses to answer for settings that differ by operator), that API's."""
+    try:
+        return bool(legacy())
+    except RuntimeError:
+        chosen = precision()
+        return (chosen if chosen != "none" else torch.backends.fp32_precision) == "tf32"  # "none": the global
 
 
 def read_state(
     seed: int, requested: bool, cuda_initialized_before: bool = False, seeded: tuple[str, ...] = ()
 ) -> DeterminismState:
     """Read the determinism flags (and torch's seed) back from torch and the environment."""
+    # Imported here, not with this module: it takes about 0.8 s, which enforce's call of
+    # torch.use_deterministic_algorithms has paid already (it sets the flag).
+    import torch._inductor.config as inductor_config
+
     conv_tf32, matmul_tf32 = tf32_flags()
     return DeterminismState(
         seed=seed,
@@ -96,6 +116,7 @@ def read_state(
         cuda_initialized_before=cuda_initialized_before,
         cudnn_allow_tf32=conv_tf32,
         cuda_matmul_allow_tf32=matmul_tf32,
+        inductor_deterministic=bool(inductor_config.deterministic),
         seeded=seeded,
         torch_initial_seed=torch.initial_seed(),
     )
@@ -124,12 +145,12 @@ def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> 
         found.append("CUBLAS_WORKSPACE_CONFIG is unset: cuBLAS GEMMs may vary")
     elif cuda and state.cuda_initialized_before:
         found.append("CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set: it may not apply")
-    if t.compile == "max-autotune":
+    if t.compile != "off" and (cuda or t.compile == "max-autotune") and not state.inductor_deterministic:
         found.append(
-            "torch.compile max-autotune benchmarks kernels: choices can vary per run "
-            "(TORCHINDUCTOR_DETERMINISTIC=1 makes inductor skip on-device benchmarking)"
+            f"torch.compile ({t.compile}) with inductor's deterministic mode off: it picks kernels "
+            "(autotuning, Triton configurations) by timing them, so the choice can vary per run"
         )
-    elif t.compile != "off" and cuda:
+    if t.compile != "off" and cuda:
         found.append(f"torch.compile ({t.compile}): inductor kernels differ from eager numerics")
     if t.amp != "off":
         found.append(f"AMP {t.amp}: reduced-precision arithmetic amplifies any reordering")

@@ -62,7 +62,7 @@ from torch import nn
 import auditor
 from auditor import hostmem, repro
 from auditor.data import DataBundle, load_data
-from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info, read_cpuinfo
+from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info, make_current, read_cpuinfo
 from auditor.models import build_model, list_models
 from auditor.spec import (
     DataSpec,
@@ -88,6 +88,16 @@ LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
 DEFAULT_STEPS = {"resnet20": 20, "resnet18": 4}
 DEFAULT_REPEATS = {"resnet20": 5, "resnet18": 3}
 FALLBACK_STEPS, FALLBACK_REPEATS = 10, 3
+# On a GPU a step takes milliseconds: a repeat is every full batch of one epoch, so that the
+# per-epoch work (order, crop/flip parameters, their copies to the device) weighs as in training.
+CUDA_REPEATS = 10
+
+
+def default_steps(model: str, device: torch.device, n_train: int, batch_size: int) -> int:
+    """Timed steps per repeat when --steps is not given."""
+    if device.type == "cuda":
+        return max(1, n_train // batch_size)
+    return DEFAULT_STEPS.get(model, FALLBACK_STEPS)
 
 
 # --- machine ------------------------------------------------------------------------
@@ -831,6 +841,7 @@ class _Child:
         """Rebuild the parent's Setup (the data loaded with SEED, as `setups` loads it) and the pipeline."""
         torch.set_num_threads(fields.pop("threads"))
         fields.update(device=torch.device(fields["device"]), ckpt_dir=Path(fields["ckpt_dir"]))
+        make_current(fields["device"])
         self.s = Setup(**fields, data=load_data(fields["data_spec"], SEED), log=lambda m: None)
         self.cfg = Config(**cfg) if cfg else None
         self.pipe = make_auditor(self.s, self.cfg) if self.cfg else make_conventional(self.s)
@@ -1023,7 +1034,8 @@ def throughput_table(res: dict[str, Any]) -> list[str]:
         st = r["images_per_s"]
         ra, rb = (f"{r[k]:.2f}x" if r[k] else "-" for k in ("ratio_to_a", "ratio_to_default_b"))
         heap = {True: "heap", False: "mmap"}.get(r.get("large_blocks_from_heap"), "-")
-        share = f"{st['median'] / cap:.0%}" if cap else "-"
+        amp = (r.get("config") or {}).get("amp", "off")
+        share = f"n/a ({amp}, not fp32)" if amp != "off" else (f"{st['median'] / cap:.0%}" if cap else "-")
         lines.append(
             f"| {r['label']} | {st['median']:.1f} | {st['q1']:.1f}-{st['q3']:.1f} | {st['min']:.1f}-{st['max']:.1f} "
             f"| {r['steps']} x {st['n']} | {max(r['foreign_cpu']):.0%} | {len(r['discarded'])} "
@@ -1113,7 +1125,7 @@ def profile_auditor(s: Setup, pipe: AuditorPipeline, steps: int = 3, top: int = 
         groups[g] = groups.get(g, 0.0) + t
     return {
         "model": s.model, "config": pipe.label, "steps": steps, "wall_s": wall, "threads": torch.get_num_threads(),
-        "self_cpu_s": total / 1e6,
+        "self_cpu_s": total / 1e6, "device": str(s.device),
         "groups": sorted(((g, t / total) for g, t in groups.items()), key=lambda kv: -kv[1]),
         "top_ops": [(k, t / total, n) for k, t, n in sorted(events, key=lambda e: -e[1])[:top]],
     }  # fmt: skip
@@ -1129,8 +1141,10 @@ def profile_lines(results: list[dict[str, Any]]) -> list[str]:
     """RESULTS.md lines: where (b)'s step time goes, per op group."""
     lines = []
     for r in results:
+        # On CUDA the host's self time is launch and dispatch work; kernel time is not in it.
+        host_only = " (host side: launches and dispatch, not GPU kernel time)" if r.get("device", "cpu") != "cpu" else ""
         lines += [f"**{r['model']}, {r['config']}** ({r['steps']} steps, {r['threads']} threads, {r['wall_s']:.1f}s wall, "
-                  f"{r['self_cpu_s']:.1f}s self CPU as the profiler counts it)", "",
+                  f"{r['self_cpu_s']:.1f}s self CPU as the profiler counts it{host_only})", "",
                   "| category | share of self CPU |", "| --- | ---: |"]  # fmt: skip
         lines += [f"| {g} | {share * 100:.1f}% |" for g, share in r["groups"]]
         lines += ["", "| op | share | calls |", "| --- | ---: | ---: |"]
@@ -1379,7 +1393,11 @@ def latency_check(model_name: str, device: torch.device, device_name: str, round
         meter.start()
         r = latency(model, spec, device, channels_last, device_name)
         ours.append(r.median_ms)
-        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+        # On CUDA each call waits for its result, as measure.latency's synchronised samples do; without
+        # it, blocked_autorange (synchronised per block) would time calls queued behind each other.
+        stmt = "model(x); torch.cuda.synchronize(device)" if device.type == "cuda" else "model(x)"
+        timer = benchmark.Timer(stmt=stmt, globals={"model": model, "x": x, "torch": torch, "device": device},
+                                num_threads=torch.get_num_threads())  # fmt: skip
         with torch.inference_mode():
             m = timer.blocked_autorange(min_run_time=max(1.0, r.median_ms * iters / 1e3))
         theirs.append(m.median * 1e3)
@@ -1590,8 +1608,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", nargs="+", default=None, choices=list_models(), metavar="MODEL",
                    help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4)")
-    p.add_argument("--repeats", type=at_least(int, 1), default=None, help="timed repeats (default: resnet20 5, resnet18 3)")
+    p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4; on CUDA every full batch of one epoch)")
+    p.add_argument("--repeats", type=at_least(int, 1), default=None, help=f"timed repeats (default: resnet20 5, resnet18 3; on CUDA {CUDA_REPEATS})")
     p.add_argument("--warmup", type=at_least(int, 0), default=2, help="untimed warm-up steps per pipeline before timing")
     p.add_argument("--max-repeat-s", type=at_least(float, 0, strict=True), default=30.0,
                    help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
@@ -1705,8 +1723,9 @@ def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[
             for name in a.model:
                 yield Setup(
                     model=name, device=device, batch_size=a.batch_size,
-                    steps=a.steps or DEFAULT_STEPS.get(name, FALLBACK_STEPS),
-                    repeats=a.repeats or DEFAULT_REPEATS.get(name, FALLBACK_REPEATS), warmup=a.warmup,
+                    steps=a.steps or default_steps(name, device, len(data.train_y), a.batch_size),
+                    repeats=a.repeats or (CUDA_REPEATS if device.type == "cuda" else DEFAULT_REPEATS.get(name, FALLBACK_REPEATS)),
+                    warmup=a.warmup,
                     workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data),
                     ckpt_dir=ckpt, det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
                     quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
@@ -1785,6 +1804,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
+    make_current(device)
     report = new_report(raw, device, a.quiet_threshold)
     try:
         throughput_sections(a, device, configs, report)

@@ -216,6 +216,10 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column
+    b_row = rows[bench.DEFAULT_CONFIG.label]
+    bf16 = {**b_row, "label": "amp bf16", "config": {**b_row["config"], "amp": "bf16"}}
+    shares = [ln.split("|")[10].strip() for ln in bench.throughput_table({**res, "rows": [b_row, bf16]})[2:]]
+    assert shares[0].endswith("%") and shares[1] == "n/a (bf16, not fp32)"  # an fp32 ceiling says nothing of bf16
     report = {"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
               "command": "python bench/throughput.py", "throughput": [res], "loadavg_end": bench.loadavg()}
     md = bench.results_markdown(report)
@@ -332,3 +336,18 @@ def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny
         {"throughput": [res]})[0]
     children = psutil.Process().children(recursive=True)
     assert not [c for c in children if "--pipeline-child" in " ".join(c.cmdline())]
+
+
+def test_profile_lines_say_cuda_host_time_is_not_kernel_time(bench) -> None:
+    r = {"model": "resnet20", "config": "default", "steps": 3, "threads": 2, "wall_s": 0.5, "self_cpu_s": 0.4,
+         "groups": [("convolution (forward)", 1.0)], "top_ops": [("aten::conv", 1.0, 3)]}  # fmt: skip
+    host_only = "not GPU kernel time"
+    assert host_only in bench.profile_lines([{**r, "device": "cuda:0"}])[0]
+    assert host_only not in bench.profile_lines([{**r, "device": "cpu"}])[0]
+    assert host_only not in bench.profile_lines([r])[0]  # a saved report from before the device was recorded
+
+
+def test_default_steps_fill_an_epoch_on_cuda_only(bench) -> None:
+    assert bench.default_steps("resnet18", torch.device("cpu"), 4068, 128) == bench.DEFAULT_STEPS["resnet18"]
+    assert bench.default_steps("resnet18", torch.device("cuda"), 4068, 128) == 31  # full batches only
+    assert bench.default_steps("resnet18", torch.device("cuda:1"), 100, 128) == 1

@@ -87,6 +87,8 @@ def test_cuda_latency_record_states_tf32(conv: bool, matmul: bool, dtype: str) -
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
     assert lat.dtype == dtype and cpu == "float32"
     assert lat.median_ms == 3.0 and "torch.cuda.synchronize() before and after each" in lat.method
+    flags = f"cudnn.deterministic={torch.backends.cudnn.deterministic}, cudnn.benchmark={torch.backends.cudnn.benchmark}"
+    assert lat.method.endswith(flags)  # they choose cuDNN's algorithms, and so the time
 
 
 def test_peak_memory_on_the_cpu() -> None:

@@ -363,6 +363,16 @@ def test_fill_flag_row_and_records_without_it() -> None:
     assert row.format("not recorded") in text_of(audit)
 
 
+def test_inductor_flag_row_and_records_without_it() -> None:
+    audit = golden_audit()
+    row = "| `torch._inductor.config.deterministic` (torch.compile picks no kernel by timing it) | {} |"
+    assert row.format("yes") in text_of(audit)
+    audit["determinism"]["inductor_deterministic"] = False
+    assert row.format("no") in text_of(audit)
+    del audit["determinism"]["inductor_deterministic"]  # a record written before the flag was recorded
+    assert row.format("not recorded") in text_of(audit)
+
+
 def test_tf32_rows_and_records_without_them() -> None:
     audit = golden_audit()
     conv = "| `torch.backends.cudnn.allow_tf32` (CUDA: fp32 convolutions in TF32) | {} |"

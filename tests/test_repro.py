@@ -50,6 +50,19 @@ def test_tf32_flags_are_read_back_not_assumed() -> None:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def test_tf32_flags_set_through_the_per_operator_api_are_read_too() -> None:
+    """Once conv and rnn precision differ, torch's legacy cudnn.allow_tf32 getter raises instead of answering."""
+    saved = torch.backends.cudnn.conv.fp32_precision
+    try:
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        with pytest.raises(RuntimeError):
+            _ = torch.backends.cudnn.allow_tf32
+        assert repro.read_state(0, True).cudnn_allow_tf32 is False
+    finally:
+        torch.backends.cudnn.conv.fp32_precision = saved
+    assert repro.tf32_flags()[0] is bool(torch.backends.cudnn.allow_tf32)
+
+
 def test_enforce_off_is_the_fast_setting_and_says_so() -> None:
     state = repro.enforce(0, Determinism(enabled=False))
     assert not state.deterministic_algorithms and state.cudnn_benchmark and not state.cudnn_deterministic
@@ -87,3 +100,19 @@ def test_seed_everything_repeats_every_generator() -> None:
     assert first[:2] == second[:2] and torch.equal(first[2], second[2])
     assert first[:2] != other[:2] and not torch.equal(first[2], other[2])
 
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_inductor_kernel_choice_by_timing_is_named_only_where_it_happens(enabled: bool) -> None:
+    """torch.use_deterministic_algorithms also switches inductor's deterministic mode (no autotuning)."""
+    import torch._inductor.config as inductor_config
+
+    state = repro.enforce(0, Determinism(enabled=enabled))
+    assert state.inductor_deterministic is enabled is inductor_config.deterministic  # read back
+    timing = "picks kernels (autotuning, Triton configurations) by timing them"
+    for compile_mode, device, named in [("default", "cuda", not enabled), ("max-autotune", "cpu", not enabled),
+                                        ("default", "cpu", False), ("off", "cuda", False)]:  # fmt: skip
+        spec = Spec(name="x", determinism={"enabled": enabled}, train={"compile": compile_mode})
+        sources = repro.nondeterminism_sources(spec, state, device)
+        assert any(timing in s for s in sources) is named, (compile_mode, device, sources)
+    repro.enforce(0, Determinism())  # leave the process as the other tests expect it
