@@ -62,7 +62,14 @@ from torch import nn
 import auditor
 from auditor import hostmem, repro
 from auditor.data import DataBundle, load_data
-from auditor.environment import cpu_has_native_bf16, cpu_model, git_state, gpu_info, make_current, read_cpuinfo
+from auditor.environment import (
+    cpu_has_native_bf16,
+    cpu_model,
+    git_state,
+    gpu_info,
+    make_current,
+    read_cpuinfo,
+)
 from auditor.models import build_model, list_models
 from auditor.spec import (
     DataSpec,
