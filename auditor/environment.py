@@ -208,6 +208,23 @@ def cuda_problem(device: torch.device) -> str | None:
     return None
 
 
+def compute_setting(device: torch.device) -> dict[str, Any]:
+    """What a run's last bits depend on besides the software: the device type, the processor
+    and, on the CPU, torch's thread count (reductions are split by thread)."""
+    cuda = device.type == "cuda"
+    return {
+        "device": device.type,
+        "processor": torch.cuda.get_device_name(device) if cuda else cpu_model(),
+        "torch_threads": None if cuda else torch.get_num_threads(),
+    }
+
+
+def describe_setting(setting: dict[str, Any]) -> str:
+    """'cpu (AMD EPYC, 2 torch threads)' or 'cuda (NVIDIA H100)'."""
+    threads = setting.get("torch_threads")
+    return f"{setting.get('device')} ({setting.get('processor')}" + (f", {threads} torch threads)" if threads else ")")
+
+
 def make_current(device: torch.device) -> None:
     """Make a `cuda:N` device the current one: what does not take a device (a benchmark Timer,
     some of torch.compile's CUDA-graph machinery) uses the current device, GPU 0 by default."""

@@ -775,6 +775,8 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     best = ck.get("best")
     return {
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
+        # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
+        "resolved_spec_abs": str(Path(run["out"]) / run["report_dir"] / "spec.resolved.yaml"),
         "best_path": best["path"] if best else None,
     }
 

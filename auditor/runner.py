@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
-from auditor.train import RunFiles, StepHook, TrainResult, check_device_support, fit, toggle_notes
+from auditor.train import EpochRecord, RunFiles, StepHook, TrainResult, check_device_support, fit, toggle_notes
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
@@ -82,7 +82,9 @@ def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
     return f"{blocker} is a file, not a folder" if blocker else str(exc.strerror or exc)
 
 
-def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path | None, list[str]]:
+def stage_run(
+    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device
+) -> tuple[Path | None, list[str]]:
     """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch).
 
     A refused resume of a finished run removes the staging copy it made, so
@@ -93,7 +95,7 @@ def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path
     if not resume:
         return None, []
     try:
-        return find_resume_point(paths, spec, log, seeded)
+        return find_resume_point(paths, spec, log, device, seeded)
     except BaseException as exc:  # refused, or Ctrl-C: the copy of the finished run goes
         if not seeded:
             raise
@@ -105,7 +107,7 @@ def stage_run(paths: RunPaths, spec: Spec, resume: bool, log: Any) -> tuple[Path
 
 
 def find_resume_point(
-    paths: RunPaths, spec: Spec, log: Any, seeded: bool = False
+    paths: RunPaths, spec: Spec, log: Any, device: torch.device, seeded: bool = False
 ) -> tuple[Path | None, list[str]]:
     """The newest intact checkpoint in staging, checked against the current spec.
 
@@ -123,7 +125,9 @@ def find_resume_point(
     if found is None:
         return None, notes
     state = checkpoint.load(found)
-    for n in [*resume_spec_notes(found, state, spec), *resume_version_notes(found, state)]:
+    notes_now = [*resume_spec_notes(found, state, spec), *resume_version_notes(found, state),
+                 *resume_compute_notes(found, state, device)]  # fmt: skip
+    for n in notes_now:
         log(f"resume: {n}")
         notes.append(n)
     log(f"resume: continuing from {found.name} (global step {state['global_step']})")
@@ -155,6 +159,19 @@ def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
     was = listed(then) if isinstance(then, dict) else "software versions it did not record"
     return [f"{found.name} was written with {was}; this run continues with {listed(now)}: "
             "the result may differ in its last bits from an uninterrupted run under either"]  # fmt: skip
+
+
+def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.device) -> list[str]:
+    """A note when the checkpoint was written on another device, processor or CPU thread count."""
+    then, now = state.get("compute"), environment.compute_setting(device)
+    if not isinstance(then, dict):
+        return []  # written before checkpoints recorded it: nothing to compare
+    same = all(then.get(k) == now[k] for k in ("device", "processor", "torch_threads"))
+    if same:
+        return []
+    return [f"{found.name} was written on {environment.describe_setting(then)}; this run continues on "
+            f"{environment.describe_setting(now)}: the result may differ in its last bits from an "
+            "uninterrupted run on either"]  # fmt: skip
 
 
 def check_classes(spec: Spec, data: DataBundle) -> None:
@@ -321,7 +338,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     check_classes(spec, data)
     recover_interrupted_promote(paths)
     check_run_folders(paths)
-    resume_from, resume_notes = stage_run(paths, spec, resume, log)
+    resume_from, resume_notes = stage_run(paths, spec, resume, log, device)
     env = environment.capture(device, argv)
     notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
     for note in notes:
@@ -500,7 +517,7 @@ def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path
     """audit.json, metrics.csv, steps.csv and the resolved spec, each written atomically."""
     write_json(report_dir / "audit.json", audit)
     rows = [asdict(h) for h in result.history]
-    write_csv(report_dir / "metrics.csv", rows, list(rows[0]) if rows else ["epoch"])
+    write_csv(report_dir / "metrics.csv", rows, [f.name for f in fields(EpochRecord)])  # a header even with no epoch
     write_csv(report_dir / "steps.csv", [{"step": i, "loss": v} for i, v in enumerate(result.step_losses)], ["step", "loss"])
     atomic_write_bytes(
         report_dir / "spec.resolved.yaml", yaml.safe_dump(audit["spec"], sort_keys=False).encode()

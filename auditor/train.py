@@ -26,7 +26,7 @@ from torch import nn
 
 from auditor import checkpoint, hostmem
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
-from auditor.environment import cuda_problem, software_versions
+from auditor.environment import compute_setting, cuda_problem, software_versions
 from auditor.errors import InvalidInput
 from auditor.spec import DataSpec, Schedule, TrainSpec
 
@@ -96,6 +96,7 @@ class _Loop:
     files: RunFiles
     spe: int  # steps per epoch
     host_memory: hostmem.HostMemory
+    compute: dict[str, Any]  # environment.compute_setting: recorded in checkpoints, checked on resume
     epoch: int = 0  # 0-based epoch in progress
     step: int = 0  # next step within the epoch
     history: list[EpochRecord] = field(default_factory=list)
@@ -330,7 +331,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash,
-        "versions": software_versions(),
+        "versions": software_versions(), "compute": loop.compute,
     }  # fmt: skip
 
 
@@ -405,7 +406,7 @@ def build_loop(
         scaler=torch.amp.GradScaler(device.type, enabled=train.amp == "fp16"),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=train.label_smoothing),
         device=device, tensors=_device_tensors(data, data_spec, device), files=files, spe=spe,
-        host_memory=host_memory,
+        host_memory=host_memory, compute=compute_setting(device),
     )  # fmt: skip
 
 

@@ -170,6 +170,8 @@ def test_diverged_run_fails_the_gate(tmp_path: Path) -> None:
     assert audit["metrics"]["train_time_s"] > 0 and audit["metrics"]["images_per_s"] > 0
     assert audit["metrics"]["official_data"] is False  # synthetic data is known not to be CIFAR-10
     assert "FAIL  training diverged" in proc.stdout
+    header = (tmp_path / "reports/smoke/metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("epoch,") and "val_acc" in header  # the usual columns, even with no epoch row
     # The CI gate agrees with the run even when every criterion it checks passes.
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text('criteria:\n  params_m: "< 100"\n')
@@ -456,6 +458,29 @@ def test_a_stray_argument_is_reported_with_the_command_s_usage() -> None:
     proc = run_cli("schema", "--json")
     assert proc.returncode == 2 and proc.stderr.startswith("usage: auditor schema")
     assert "auditor schema: error: unrecognized arguments: --json" in proc.stderr
+
+
+@pytest.mark.slow  # two short runs on the real subset
+@requires_subset
+def test_the_sheet_s_retrain_command_works_with_a_relative_data_root(tmp_path: Path) -> None:
+    """data.root relative to the working directory (as in the shipped specs): the pasted command finds the data."""
+    tiny = ("data.root=../shared/data/cifar10-subset", "data.val_split=128", "data.limit_train=256",
+            "data.limit_test=128", "train.epochs=1", "train.schedule.milestones=[0.5]", "measure.latency.iters=5",
+            "measure.latency.warmup=1", "criteria={}")  # fmt: skip
+    first = run_cli("run", "resnet20_cifar10", *sets(*tiny), "--out", str(tmp_path), cwd=REPO)
+    assert first.returncode == 0, first.stderr
+    before = audit_of(tmp_path, "resnet20-cifar10")
+    losses = (tmp_path / "reports/resnet20-cifar10/steps.csv").read_text()
+    sheet = (tmp_path / "reports/resnet20-cifar10/REPRODUCIBILITY.md").read_text()
+    block = sheet.split("## Reproduce", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    retrain = next(line for line in block if "spec.resolved.yaml" in line and not line.startswith("#"))
+    again = subprocess.run(["bash", "-c", f"cd {shlex.quote(str(tmp_path))} && {retrain}"],
+                           capture_output=True, text=True, timeout=300, check=False,
+                           env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})  # fmt: skip
+    assert again.returncode == 0, retrain + "\n" + again.stderr
+    after = audit_of(tmp_path, "resnet20-cifar10")
+    assert after["spec_hash"] == before["spec_hash"] and after["run"]["finished_utc"] >= before["run"]["finished_utc"]
+    assert (tmp_path / "reports/resnet20-cifar10/steps.csv").read_text() == losses  # retrained, same losses
 
 
 def test_version() -> None:

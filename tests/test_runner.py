@@ -211,3 +211,22 @@ def test_resume_with_no_intact_checkpoint_says_how_to_start_over(tmp_path: Path)
     with pytest.raises(InvalidInput, match=rf"to start over, remove {paths.ckpt_staging} and run without --resume$"):
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert paths.ckpt_staging.is_dir()  # the user decides
+
+
+def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
+    """CPU reductions are split by thread: a resume on another count is no longer an uninterrupted run's twin."""
+    from auditor.environment import cpu_model
+
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    state = checkpoint.load(paths.last_checkpoint)
+    threads = torch.get_num_threads()
+    assert state["compute"] == {"device": "cpu", "processor": cpu_model(), "torch_threads": threads}
+    same = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert not any("torch threads" in n for n in same.audit["run"]["resume_notes"])
+    checkpoint.save(paths.last_checkpoint, {**state, "compute": {**state["compute"], "torch_threads": threads + 1}})
+    moved = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    note = (f"last.pt was written on cpu ({cpu_model()}, {threads + 1} torch threads); this run continues on "
+            f"cpu ({cpu_model()}, {threads} torch threads): the result may differ in its last bits")  # fmt: skip
+    assert any(n.startswith(note) for n in moved.audit["run"]["resume_notes"]), moved.audit["run"]["resume_notes"]
+    assert note in (paths.reports / "REPRODUCIBILITY.md").read_text()

@@ -383,7 +383,7 @@ def test_resume_falls_back_past_a_corrupted_newest_checkpoint(tmp_path: Path) ->
     data[len(data) // 2] ^= 0xFF
     newest.write_bytes(bytes(data))
     logged: list[str] = []
-    found, notes = find_resume_point(paths, spec, logged.append)
+    found, notes = find_resume_point(paths, spec, logged.append, torch.device("cpu"))
     assert found is not None and found.name == "step-00000010.pt"
     assert len(notes) == 1 and notes[0].startswith("skipped step-00000012.pt: sha256 mismatch")
     assert any("continuing from step-00000010.pt" in m for m in logged)
@@ -396,7 +396,7 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path: Path) -> None:
     (d / ".step-00000014.pt.abc123.tmp").write_bytes(b"\x80\x02partial")
     torn = d / "step-00000012.pt"
     torn.write_bytes((d / "step-00000010.pt").read_bytes()[:100])
-    found, notes = find_resume_point(paths, spec, lambda _m: None)
+    found, notes = find_resume_point(paths, spec, lambda _m: None, torch.device("cpu"))
     assert found is not None and found.name == "step-00000010.pt"
     assert notes == ["skipped step-00000012.pt: no digest file (write was interrupted)"]
     with pytest.raises(InvalidInput, match="not intact"):
