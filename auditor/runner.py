@@ -34,7 +34,15 @@ from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
-from auditor.train import EpochRecord, RunFiles, StepHook, TrainResult, check_device_support, fit, toggle_notes
+from auditor.train import (
+    EpochRecord,
+    RunFiles,
+    StepHook,
+    TrainResult,
+    check_device_support,
+    fit,
+    toggle_notes,
+)
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
@@ -166,12 +174,14 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
     then, now = state.get("compute"), environment.compute_setting(device)
     if not isinstance(then, dict):
         return []  # written before checkpoints recorded it: nothing to compare
-    same = all(then.get(k) == now[k] for k in ("device", "processor", "torch_threads"))
-    if same:
+    if all(then.get(k) == now[k] for k in ("device", "processor", "torch_threads")):
         return []
-    return [f"{found.name} was written on {environment.describe_setting(then)}; this run continues on "
-            f"{environment.describe_setting(now)}: the result may differ in its last bits from an "
-            "uninterrupted run on either"]  # fmt: skip
+    note = (
+        f"{found.name} was written on {environment.describe_setting(then)}; this run continues on "
+        f"{environment.describe_setting(now)}: the result may differ in its last bits from an "
+        "uninterrupted run on either"
+    )
+    return [note]
 
 
 def check_classes(spec: Spec, data: DataBundle) -> None:

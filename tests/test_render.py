@@ -476,7 +476,7 @@ def test_verification_absent_says_how_to_verify() -> None:
     text = text_of(golden_audit())
     ev = section(text, "Determinism evidence")
     assert "**This run was not verified.**" in ev
-    assert "auditor verify reports/smoke/spec.resolved.yaml" in ev
+    assert "auditor verify /runs/golden/reports/smoke/spec.resolved.yaml --out /runs/golden" in ev
     assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [ ]")
 
 
