@@ -702,6 +702,14 @@ def _per_class(test: dict[str, Any] | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def epochs_run_text(tr: dict[str, Any]) -> str:
+    """'3', or '0.71 (20 steps)' where a step budget stopped the last epoch part-way."""
+    spe, steps = tr.get("steps_per_epoch") or 0, [h.get("steps") for h in tr["history"]]
+    if not spe or None in steps or sum(steps) >= tr["epochs_run"] * spe:  # whole epochs (or not recorded)
+        return str(tr["epochs_run"])
+    return f"{sum(steps) / spe:.2f} ({sum(steps):,} steps)"
+
+
 def _stop_text(audit: dict[str, Any]) -> str | None:
     tr, status = audit["training"], audit["run"]["status"]
     if status == "completed" and tr["epochs_run"] < tr["epochs_planned"]:
@@ -727,7 +735,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
-        "test_text": test_text, "stop_text": _stop_text(audit),
+        "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
         "test_loss": test["loss"] if test else None,
         "test_short": pct(test["acc"]) if test else "not measured",
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
@@ -753,9 +761,28 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "ckpt_file_text": bytes_mb(ckpt_bytes) if ckpt_bytes is not None else "n/a (no checkpoint evaluated)",
         "latency_model_note": model_note,
+        "latency_spread_note": latency_spread_note(lat),
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
     }
+
+
+# Above this IQR / median, the timed iterations did not run alike (another process, a
+# frequency change): the median then says more about the machine than about the model.
+UNSTEADY_IQR_SHARE = 0.25
+
+
+def latency_spread_note(lat: dict[str, Any]) -> str | None:
+    """A warning when the latency samples spread too widely to judge a criterion on, else None."""
+    median, iqr = lat["median_ms"], lat["iqr_ms"]
+    if not median or iqr <= UNSTEADY_IQR_SHARE * median:
+        return None
+    return (
+        f"**Unsteady timing:** the IQR is {iqr / median:.0%} of the median (p95 {lat['p95_ms']:.3f} ms, "
+        f"min {lat['min_ms']:.3f} ms): the iterations did not run alike, most likely because other work "
+        "shared the machine. A latency criterion judged on this median may not hold on a quiet machine; "
+        "`auditor measure` on the checkpoint measures it again."
+    )
 
 
 def _checkpoints(audit: dict[str, Any]) -> dict[str, Any]:

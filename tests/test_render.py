@@ -373,6 +373,35 @@ def test_inductor_flag_row_and_records_without_it() -> None:
     assert row.format("not recorded") in text_of(audit)
 
 
+def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() -> None:
+    audit = golden_audit()
+    assert "for 3 of 3 planned epochs" in text_of(audit)
+    tr = audit["training"]
+    tr.update(epochs_run=1, epochs_planned=182, history=[{**tr["history"][0], "steps": 13}])
+    audit["spec"]["train"]["max_steps"] = 13
+    text = text_of(rehash(audit))
+    assert "for 0.68 (13 steps) of 182 planned epochs" in text and "| Epochs (planned / run) | 182 / 0.68 (13 steps) |" in text
+
+
+def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
+    audit = golden_audit()
+    assert "Run started " in text_of(audit) and "| Peak process RSS (whole run: " in text_of(audit)
+    audit["run"]["resumed_from"] = "step-00000012.pt"
+    text = text_of(audit)
+    assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
+    assert "the training time below sums every process's epochs" in text
+    assert "| Peak process RSS (the resumed process only) |" in text
+
+
+def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
+    audit = golden_audit()
+    lat = audit["measurements"]["latency"]
+    assert "Unsteady timing" not in text_of(audit) and lat["iqr_ms"] <= 0.25 * lat["median_ms"]
+    lat.update(median_ms=198.0, iqr_ms=375.0, p95_ms=551.0, min_ms=15.6)  # measured on a busy machine
+    note = section(text_of(audit), "Latency and size")
+    assert "**Unsteady timing:** the IQR is 189% of the median (p95 551.000 ms, min 15.600 ms)" in note
+
+
 def test_tf32_rows_and_records_without_them() -> None:
     audit = golden_audit()
     conv = "| `torch.backends.cudnn.allow_tf32` (CUDA: fp32 convolutions in TF32) | {} |"
