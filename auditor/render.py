@@ -827,6 +827,30 @@ _VERDICT_TEXT = {
 }
 
 
+def budget_text(budget: Any) -> str:
+    """'38 steps (2 epochs x 19 steps), checkpoint every 4 steps', or the record as it is."""
+    try:
+        text = f"{budget['total_steps']:,} steps ({num(budget['epochs'])} epochs x {budget['steps_per_epoch']:,} steps"
+        text += f", max_steps {budget['steps']:,})" if budget.get("steps") else ")"
+        return text + f", checkpoint every {budget['checkpoint_every_steps']:,} steps"
+    except (KeyError, TypeError, ValueError):  # a record of another shape: shown, not refused
+        return any_value(budget)
+
+
+def pair_text(pair: dict[str, Any]) -> str:
+    """What one comparison found: tensors, per-step losses and per-epoch metrics."""
+    losses, metrics = pair.get("losses") or {}, pair.get("metrics") or {}
+    parts = [f"tensors {pair.get('tensors_equal', '?')}/{pair.get('tensors_compared', '?')} identical"
+             + ("" if pair.get("equal") else f" (max abs diff {num(pair.get('max_abs_diff'))})")]  # fmt: skip
+    if losses:
+        steps = f"{losses.get('steps_a')}/{losses.get('steps_b')} steps"
+        parts.append(f"losses of {steps} " + ("equal" if losses.get("equal")
+                     else f"differ from step {losses.get('first_divergence')}"))  # fmt: skip
+    if metrics:
+        parts.append("per-epoch metrics " + ("equal" if metrics.get("equal") else "differ"))
+    return "; ".join(parts)
+
+
 def _verification(audit: dict[str, Any]) -> dict[str, Any]:
     ver = audit["verification"]
     if ver is None:
@@ -842,14 +866,15 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
         ["Verdict", f"**{verdict}**: {_VERDICT_TEXT.get(verdict, 'unrecognised verdict')}"],
         ["Runs compared", code_list(ver["runs"])],
         ["Device", any_value(ver["device"])],
-        ["Budget", any_value(ver["budget"])],
+        ["Budget", budget_text(ver["budget"])],
+        *[[f"Runs {p['pair'].upper()}", pair_text(p)] for p in ver.get("pairs") or []],
         ["First divergence", first_text],
         ["Tolerance (spec `verify.tolerance`)", f"{num(audit['spec']['verify']['tolerance'])} "
          f"(`verify.allow_tolerance`: {yesno(audit['spec']['verify']['allow_tolerance'])})"],
     ]  # fmt: skip
     tensor_rows = [
         [code(t["name"]), code(short_sha(t["sha256_a"], 16)), code(short_sha(t["sha256_b"], 16)),
-         num(t["max_abs_diff"]), yesno(t["equal"])]
+         code(short_sha(t["sha256_k"], 16)) if t.get("sha256_k") else "n/a", num(t["max_abs_diff"]), yesno(t["equal"])]
         for t in ver["tensors"]
     ]  # fmt: skip
     return {

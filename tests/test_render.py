@@ -134,20 +134,29 @@ def cifar_audit(std: list[float], official: bool = True) -> dict[str, Any]:
     return rehash(a)
 
 
-VERIFICATION = {
+VERIFICATION = {  # the shape auditor verify records
     "verdict": "bitwise",
-    "runs": ["verify/run-a", "verify/run-b"],
+    "runs": ["a: reference", "b: twin", "k: killed after step 17 (SIGKILL), resumed from step-00000016.pt"],
     "device": "cpu",
-    "budget": {"steps": 40},
+    "budget": {"epochs": 2, "steps": None, "total_steps": 38, "steps_per_epoch": 19, "checkpoint_every_steps": 4,
+               "source": "--epochs"},
     "first_divergence": None,
+    "pairs": [
+        {"pair": "a-b", "equal": True, "max_abs_diff": 0.0, "tensors_compared": 2, "tensors_equal": 2,
+         "losses": {"steps_a": 38, "steps_b": 38, "equal": True, "first_divergence": None},
+         "metrics": {"equal": True}},
+        {"pair": "a-k", "equal": False, "max_abs_diff": 2e-7, "tensors_compared": 2, "tensors_equal": 1,
+         "losses": {"steps_a": 38, "steps_b": 38, "equal": False, "first_divergence": 18},
+         "metrics": {"equal": False}},
+    ],
     "tensors": [
-        {"name": "model.fc.weight", "sha256_a": "ab" * 32, "sha256_b": "ab" * 32,
+        {"name": "model.fc.weight", "sha256_a": "ab" * 32, "sha256_b": "ab" * 32, "sha256_k": "ab" * 32,
          "max_abs_diff": 0.0, "equal": True},
-        {"name": "optimizer.momentum", "sha256_a": "cd" * 32, "sha256_b": "cd" * 32,
+        {"name": "optimizer.momentum", "sha256_a": "cd" * 32, "sha256_b": "cd" * 32, "sha256_k": "cd" * 32,
          "max_abs_diff": 0.0, "equal": True},
     ],
     "notes": ["both runs used 2 threads"],
-}
+}  # fmt: skip
 
 
 def verified_audit(verdict: str = "bitwise") -> dict[str, Any]:
@@ -493,12 +502,27 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     text = text_of(verified_audit())
     ev = section(text, "Determinism evidence")
     assert "| Verdict | **bitwise**: every compared tensor is bit-for-bit identical between the runs |" in ev
-    assert "| Runs compared | `verify/run-a`, `verify/run-b` |" in ev
+    assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
+    assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
+    assert "| Runs A-B | tensors 2/2 identical; losses of 38/38 steps equal; per-epoch metrics equal |" in ev
+    assert ("| Runs A-K | tensors 1/2 identical (max abs diff 2e-07); losses of 38/38 steps differ from step 18; "
+            "per-epoch metrics differ |") in ev  # fmt: skip
     assert "| First divergence | none: the runs agree at every compared point |" in ev
-    assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
+    assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
     assert "- both runs used 2 threads" in ev
     assert "not verified" not in ev
     assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [x]")
+
+
+def test_a_verification_recorded_in_an_older_shape_still_renders() -> None:
+    audit = verified_audit()
+    ver = audit["verification"]
+    ver["budget"] = {"steps": 40}
+    del ver["pairs"]
+    for t in ver["tensors"]:
+        del t["sha256_k"]
+    ev = section(text_of(audit), "Determinism evidence")
+    assert "| Budget | steps: 40 |" in ev and "| `model.fc.weight` | `abababababababab` | `abababababababab` | n/a |" in ev
 
 
 def test_verification_absent_says_how_to_verify() -> None:
