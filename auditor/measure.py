@@ -152,10 +152,19 @@ def _summarise(
 
 
 def peak_memory(device: torch.device) -> dict[str, float | None]:
-    """Peak process RSS (MB) and, on CUDA, peak allocated device memory (MB), over the whole run so far."""
+    """Peak process RSS (MB) and, on CUDA, the peak device memory held in tensors and the peak
+    reserved by torch's caching allocator (MB), over the whole run so far.
+
+    Reserved is what the GPU must have free for the run (allocated leaves out the allocator's
+    cache and fragmentation); neither counts the CUDA context and the libraries' workspaces.
+    """
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    cuda = torch.cuda.max_memory_allocated(device) / MB if device.type == "cuda" else None
-    return {"peak_rss_mb": rss_kb * 1024 / MB, "cuda_max_allocated_mb": cuda}
+    cuda = device.type == "cuda"
+    return {
+        "peak_rss_mb": rss_kb * 1024 / MB,
+        "cuda_max_allocated_mb": torch.cuda.max_memory_allocated(device) / MB if cuda else None,
+        "cuda_max_reserved_mb": torch.cuda.max_memory_reserved(device) / MB if cuda else None,
+    }
 
 
 @dataclass(frozen=True)

@@ -764,7 +764,16 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
         "latency_spread_note": latency_spread_note(lat),
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
+        "cuda_reserved_text": cuda_reserved_text(meas["memory"], cuda_mem is not None),
     }
+
+
+def cuda_reserved_text(memory: dict[str, Any], cuda: bool) -> str:
+    """Peak memory reserved by torch's CUDA allocator; records from before it was measured say so."""
+    if not cuda:
+        return "n/a (not a CUDA run)"
+    reserved = memory.get("cuda_max_reserved_mb")
+    return mb(reserved) if reserved is not None else "not recorded"
 
 
 # Above this IQR / median, the timed iterations did not run alike (another process, a

@@ -93,4 +93,4 @@ def test_cuda_latency_record_states_tf32(conv: bool, matmul: bool, dtype: str) -
 
 def test_peak_memory_on_the_cpu() -> None:
     mem = measure.peak_memory(torch.device("cpu"))
-    assert mem["peak_rss_mb"] > 10 and mem["cuda_max_allocated_mb"] is None
+    assert mem["peak_rss_mb"] > 10 and mem["cuda_max_allocated_mb"] is None and mem["cuda_max_reserved_mb"] is None

@@ -605,6 +605,9 @@ def test_cuda_latency_needs_sync() -> None:
     text = text_of(audit)
     assert checklist_line(text, "Latency measured with warm-up and device sync").startswith("- [x]")
     assert "| CUDA max allocated (whole run) | 123.5 MB |" in text
+    assert "| CUDA max reserved by torch's allocator (whole run; without the CUDA context) | not recorded |" in text
+    audit["measurements"]["memory"]["cuda_max_reserved_mb"] = 160.0
+    assert "| CUDA max reserved by torch's allocator (whole run; without the CUDA context) | 160.0 MB |" in text_of(audit)
     assert "| GPU | NVIDIA H100, 81,559.0 MB, driver 580.1 (via nvml) |" in text
     lat["synchronized"] = False  # the loop's own record decides, not the method text
     assert checklist_line(text_of(audit), "Latency measured with warm-up and device sync").startswith("- [ ]")
