@@ -797,7 +797,7 @@ def run_cli(args: Any, log: Log) -> int:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("\nauditor verify: interrupted; any earlier evidence under verify/ was kept ; where it "
+        print("\nauditor verify: interrupted; any earlier evidence under verify/ was kept; where it "
               "was put back, this attempt's runs and logs are in verify/<name>.failed/ until the next "
               "verify finishes. Run the same command again to verify.", file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
