@@ -87,7 +87,8 @@ from auditor.train import RunFiles, build_loop, train_one_epoch
 from auditor.verify import compare_tensors, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
-SUBSET = REPO.parent / "shared" / "data" / "cifar10-subset"
+# The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points.
+SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset")
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 SEED = 42
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4

@@ -464,7 +464,7 @@ def test_a_stray_argument_is_reported_with_the_command_s_usage() -> None:
 @requires_subset
 def test_the_sheet_s_retrain_command_works_with_a_relative_data_root(tmp_path: Path) -> None:
     """data.root relative to the working directory (as in the shipped specs): the pasted command finds the data."""
-    tiny = ("data.root=../shared/data/cifar10-subset", "data.val_split=128", "data.limit_train=256",
+    tiny = (f"data.root={os.path.relpath(SUBSET, REPO)}", "data.val_split=128", "data.limit_train=256",
             "data.limit_test=128", "train.epochs=1", "train.schedule.milestones=[0.5]", "measure.latency.iters=5",
             "measure.latency.warmup=1", "criteria={}")  # fmt: skip
     first = run_cli("run", "resnet20_cifar10", *sets(*tiny), "--out", str(tmp_path), cwd=REPO)
