@@ -712,7 +712,10 @@ def epochs_run_text(tr: dict[str, Any]) -> str:
 
 def _stop_text(audit: dict[str, Any]) -> str | None:
     tr, status = audit["training"], audit["run"]["status"]
-    if status == "completed" and tr["epochs_run"] < tr["epochs_planned"]:
+    steps = [h.get("steps") for h in tr["history"]]
+    planned_steps = tr["epochs_planned"] * (tr.get("steps_per_epoch") or 0)
+    short = None not in steps and planned_steps and sum(steps) < planned_steps  # inside the last epoch too
+    if status == "completed" and (tr["epochs_run"] < tr["epochs_planned"] or short):
         return f"stopped by the step budget (`train.max_steps: {audit['spec']['train']['max_steps']}`)"
     if status == "early_stopped":
         return "stopped early: no improvement of the selection accuracy within the patience"
@@ -761,7 +764,7 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "ckpt_file_text": bytes_mb(ckpt_bytes) if ckpt_bytes is not None else "n/a (no checkpoint evaluated)",
         "latency_model_note": model_note,
-        "latency_spread_note": latency_spread_note(lat),
+        "latency_spread_note": latency_spread_note(lat, meas["evaluated_checkpoint"]),
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
         "cuda_reserved_text": cuda_reserved_text(meas["memory"], cuda_mem is not None),
@@ -781,16 +784,16 @@ def cuda_reserved_text(memory: dict[str, Any], cuda: bool) -> str:
 UNSTEADY_IQR_SHARE = 0.25
 
 
-def latency_spread_note(lat: dict[str, Any]) -> str | None:
+def latency_spread_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
     """A warning when the latency samples spread too widely to judge a criterion on, else None."""
     median, iqr = lat["median_ms"], lat["iqr_ms"]
     if not median or iqr <= UNSTEADY_IQR_SHARE * median:
         return None
+    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
     return (
         f"**Unsteady timing:** the IQR is {iqr / median:.0%} of the median (p95 {lat['p95_ms']:.3f} ms, "
         f"min {lat['min_ms']:.3f} ms): the iterations did not run alike, most likely because other work "
-        "shared the machine. A latency criterion judged on this median may not hold on a quiet machine; "
-        "`auditor measure` on the checkpoint measures it again."
+        f"shared the machine. A latency criterion judged on this median may not hold on a quiet machine.{again}"
     )
 
 
@@ -812,7 +815,7 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
         # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
-        "resolved_spec_abs": str(Path(run["out"]) / run["report_dir"] / "spec.resolved.yaml"),
+        "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),
         "best_path": best["path"] if best else None,
     }
 
@@ -849,14 +852,17 @@ def budget_text(budget: Any) -> str:
 def pair_text(pair: dict[str, Any]) -> str:
     """What one comparison found: tensors, per-step losses and per-epoch metrics."""
     losses, metrics = pair.get("losses") or {}, pair.get("metrics") or {}
-    parts = [f"tensors {pair.get('tensors_equal', '?')}/{pair.get('tensors_compared', '?')} identical"
-             + ("" if pair.get("equal") else f" (max abs diff {num(pair.get('max_abs_diff'))})")]  # fmt: skip
+    compared = pair.get("tensors_compared")
+    parts = [f"final tensors {pair.get('tensors_equal', '?')}/{compared} identical" if compared != 0
+             else "final tensors not compared (no last checkpoint)"]  # fmt: skip
     if losses:
         steps = f"{losses.get('steps_a')}/{losses.get('steps_b')} steps"
         parts.append(f"losses of {steps} " + ("equal" if losses.get("equal")
                      else f"differ from step {losses.get('first_divergence')}"))  # fmt: skip
     if metrics:
         parts.append("per-epoch metrics " + ("equal" if metrics.get("equal") else "differ"))
+    if not pair.get("equal"):
+        parts.append(f"largest difference {num(pair.get('max_abs_diff'))} (over losses, metrics and tensors)")
     return "; ".join(parts)
 
 

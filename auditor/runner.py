@@ -172,8 +172,13 @@ def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
 def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.device) -> list[str]:
     """A note when the checkpoint was written on another device, processor or CPU thread count."""
     then, now = state.get("compute"), environment.compute_setting(device)
-    if not isinstance(then, dict):
-        return []  # written before checkpoints recorded it: nothing to compare
+    if not isinstance(then, dict):  # written before checkpoints recorded it
+        unknown = (
+            f"{found.name} did not record the device, processor and torch thread count it was written "
+            f"on; this run continues on {environment.describe_setting(now)}: on another one, the result "
+            "may differ in its last bits from an uninterrupted run"
+        )
+        return [unknown]
     if all(then.get(k) == now[k] for k in ("device", "processor", "torch_threads")):
         return []
     note = (

@@ -798,7 +798,7 @@ def run_cli(args: Any, log: Log) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\nauditor verify: interrupted; any earlier evidence under verify/ was kept; where it "
-              "was put back, this attempt's runs and logs are in verify/<name>.failed/ until the next "
+              f"was put back, this attempt's runs and logs are in {args.out / 'verify'}/<name>.failed/ until the next "
               "verify finishes. Run the same command again to verify.", file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     print(summary(outcome))

@@ -88,7 +88,7 @@ from auditor.verify import compare_tensors, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 # The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points.
-SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset")
+SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset").resolve()
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 SEED = 42
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SUBSET
 
 import auditor
 from auditor.ablate import (
@@ -27,7 +29,6 @@ from auditor.ablate import (
 from auditor.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[1]
-SUBSET = REPO.parent / "shared" / "data" / "cifar10-subset"
 PRESETS = REPO / "specs" / "ablations"
 
 # 2 variants x 2 seeds of the shipped smoke spec, shrunk to a few seconds per run.
@@ -53,7 +54,7 @@ VARIANTS, SEEDS = ("cosine", "constant"), (0, 1)
 ACC = ("best_val_acc", "final_val_acc", "test_acc")
 # The tiny-budget options documented in both presets' comments.
 TINY_BUDGET = [
-    "train.epochs=1", "train.schedule.milestones=[0.5]", "data.root=../shared/data/cifar10-subset",
+    "train.epochs=1", "train.schedule.milestones=[0.5]", f"data.root={os.path.relpath(SUBSET, REPO)}",
     "data.limit_train=256", "data.val_split=128", "data.limit_test=256", "train.device=cpu",
     "measure.latency.warmup=0", "measure.latency.iters=5",
 ]  # fmt: skip

@@ -374,7 +374,7 @@ def test_fill_flag_row_and_records_without_it() -> None:
 
 def test_inductor_flag_row_and_records_without_it() -> None:
     audit = golden_audit()
-    row = "| `torch._inductor.config.deterministic` (torch.compile picks no kernel by timing it) | {} |"
+    row = "| `torch._inductor.config.deterministic` (torch.compile: no kernel choice by timing that could change the numerics) | {} |"
     assert row.format("yes") in text_of(audit)
     audit["determinism"]["inductor_deterministic"] = False
     assert row.format("no") in text_of(audit)
@@ -390,6 +390,10 @@ def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() ->
     audit["spec"]["train"]["max_steps"] = 13
     text = text_of(rehash(audit))
     assert "for 0.68 (13 steps) of 182 planned epochs" in text and "| Epochs (planned / run) | 182 / 0.68 (13 steps) |" in text
+    assert "stopped by the step budget (`train.max_steps: 13`)" in text
+    tr.update(epochs_planned=1)  # stopped inside the last planned epoch: still said
+    audit["spec"]["train"]["epochs"] = 1
+    assert "stopped by the step budget (`train.max_steps: 13`)" in text_of(rehash(audit))
 
 
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
@@ -400,6 +404,8 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
     assert "the training time below sums every process's epochs" in text
     assert "| Peak process RSS (the resumed process only) |" in text
+    assert "| CUDA max allocated (the resumed process only) |" in text
+    assert "| CUDA max reserved by torch's allocator (the resumed process only; without the CUDA context) |" in text
 
 
 def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
@@ -409,6 +415,9 @@ def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
     lat.update(median_ms=198.0, iqr_ms=375.0, p95_ms=551.0, min_ms=15.6)  # measured on a busy machine
     note = section(text_of(audit), "Latency and size")
     assert "**Unsteady timing:** the IQR is 189% of the median (p95 551.000 ms, min 15.600 ms)" in note
+    assert "`auditor measure` on best.pt measures it again." in note
+    audit["measurements"]["evaluated_checkpoint"] = None  # the final in-memory weights: no file to measure
+    assert "auditor measure" not in section(text_of(audit), "Latency and size")
 
 
 def test_tf32_rows_and_records_without_them() -> None:
@@ -504,9 +513,9 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     assert "| Verdict | **bitwise**: every compared tensor is bit-for-bit identical between the runs |" in ev
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
-    assert "| Runs A-B | tensors 2/2 identical; losses of 38/38 steps equal; per-epoch metrics equal |" in ev
-    assert ("| Runs A-K | tensors 1/2 identical (max abs diff 2e-07); losses of 38/38 steps differ from step 18; "
-            "per-epoch metrics differ |") in ev  # fmt: skip
+    assert "| Runs A-B | final tensors 2/2 identical; losses of 38/38 steps equal; per-epoch metrics equal |" in ev
+    assert ("| Runs A-K | final tensors 1/2 identical; losses of 38/38 steps differ from step 18; "
+            "per-epoch metrics differ; largest difference 2e-07 (over losses, metrics and tensors) |") in ev  # fmt: skip
     assert "| First divergence | none: the runs agree at every compared point |" in ev
     assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
     assert "- both runs used 2 threads" in ev

@@ -230,3 +230,8 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
             f"cpu ({cpu_model()}, {threads} torch threads): the result may differ in its last bits")  # fmt: skip
     assert any(n.startswith(note) for n in moved.audit["run"]["resume_notes"]), moved.audit["run"]["resume_notes"]
     assert note in (paths.reports / "REPRODUCIBILITY.md").read_text()
+    older = {k: v for k, v in state.items() if k != "compute"}  # written before checkpoints recorded it
+    checkpoint.save(paths.last_checkpoint, older)
+    unknown = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert any(n.startswith("last.pt did not record the device, processor and torch thread count")
+               for n in unknown.audit["run"]["resume_notes"])  # fmt: skip

@@ -23,7 +23,7 @@ from auditor import checkpoint
 from auditor import verify as verify_mod
 from auditor.audit import run_paths
 from auditor.cli import main
-from auditor.environment import software_versions
+from auditor.environment import compute_setting, software_versions
 from auditor.errors import InvalidInput
 from auditor.runner import ENV_NOISE_AT, find_resume_point
 from auditor.spec import load_spec, resolved_dict, spec_hash
@@ -371,7 +371,7 @@ def _fake_checkpoints(tmp_path: Path, positions: list[int]) -> tuple:
         name = "last.pt" if g % SPE == 0 else f"step-{g:08d}.pt"
         payload = {"model": {"w": torch.full((2,), float(g))}, "global_step": g,
                    "spec": resolved_dict(spec), "spec_hash": spec_hash(spec),
-                   "versions": software_versions()}  # fmt: skip
+                   "versions": software_versions(), "compute": compute_setting(torch.device("cpu"))}  # fmt: skip
         checkpoint.save(paths.ckpt_staging / name, payload)
     return spec, paths
 
