@@ -43,6 +43,7 @@ class Provenance:
     n_train_files: int  # images in the training files before split/limit
     n_test_files: int
     normalization: str  # "cifar10-correct" | "cifar10-legacy-std" | "custom"
+    test_fingerprint: str | None = None  # sha256 over the test images and labels alone: what evaluate prints
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,7 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     prov = Provenance(
         dataset=spec.dataset, root=root, official=official, files=files, note=note,
         fingerprint=fingerprint(tx, ty, sx, sy), n_train_files=len(ty), n_test_files=len(sy),
-        normalization=normalization_kind(spec),
+        normalization=normalization_kind(spec), test_fingerprint=fingerprint(sx, sy),
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr

@@ -573,6 +573,7 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "normalization_text": norm_text,
         "legacy_std_warning": legacy_warning,
         "augment_text": "; ".join(parts) if parts else "none",
+        "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
     }  # fmt: skip
 
 

@@ -277,6 +277,13 @@ def test_missing_data_root_through_cli_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "reports").exists() and not (tmp_path / "checkpoints").exists()
 
 
+def test_the_test_set_fingerprint_is_the_one_evaluate_prints_for_the_same_copy(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path)
+    bundle = D.load_data(DataSpec(root=str(root), val_split=5), 0)
+    *_, facts = D.read_test_set(root)
+    assert bundle.provenance.test_fingerprint == facts["fingerprint"] != bundle.provenance.fingerprint
+
+
 def test_a_data_root_that_is_not_the_folder_holding_the_set_says_what_to_set(tmp_path: Path) -> None:
     root = _fake_root(tmp_path)
     inner = root / D.CIFAR_DIR

@@ -420,6 +420,14 @@ def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
     assert "auditor measure" not in section(text_of(audit), "Latency and size")
 
 
+def test_test_set_fingerprint_row_and_records_without_it() -> None:
+    audit = golden_audit()
+    row = "| Test-set fingerprint (the test images and labels alone; `auditor evaluate` prints it for its copy) | {} |"
+    assert row.format(f"`{audit['data']['test_fingerprint']}`") in text_of(audit)
+    del audit["data"]["test_fingerprint"]  # a record written before it was recorded
+    assert row.format("not recorded") in text_of(audit)
+
+
 def test_tf32_rows_and_records_without_them() -> None:
     audit = golden_audit()
     conv = "| `torch.backends.cudnn.allow_tf32` (CUDA: fp32 convolutions in TF32) | {} |"
