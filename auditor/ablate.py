@@ -446,6 +446,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def count(n: int, noun: str) -> str:
+    """'1 run', '3 runs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def display_path(p: Path) -> str:
     """`p` relative to the working directory when it lies below it, else absolute."""
     try:
@@ -804,7 +809,8 @@ def print_plan(plan: Plan, out: Path) -> None:
     if plan.cli_sets:
         _print(f"# --set (every run, before the variant's own): {' '.join(plan.cli_sets)}")
     _print(f"# seeds: {list(plan.seeds)}" + (f"  ({plan.seeds_note})" if plan.seeds_note else ""))
-    _print(f"# {len(plan.runs)} runs: {len(plan.variants)} variants x {len(plan.seeds)} seeds; out: {out}")
+    _print(f"# {count(len(plan.runs), 'run')}: {count(len(plan.variants), 'variant')} x "
+           f"{count(len(plan.seeds), 'seed')}; out: {out}")
     for w in plan.warnings:
         _print(f"# note: {w}")
     now = this_machine(plan)
@@ -842,7 +848,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
-                f"(exit 2, message above); stopped before the remaining {total - i} runs"
+                f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
             )
         if rc == EXIT_INTERRUPTED or rc < 0:
             _print(f"{head}: interrupted (exit {rc}); continue with: {relaunch}")
@@ -854,7 +860,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         if rc == EXIT_FAILED:
             failed_criteria.append(r.name)
     if failed_criteria:
-        _print(f"note: {len(failed_criteria)} runs failed their own criteria (see their sheets): "
+        _print(f"note: {count(len(failed_criteria), 'run')} failed their own criteria (see their sheets): "
                + ", ".join(failed_criteria))  # fmt: skip
     return EXIT_OK
 
@@ -881,8 +887,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         _print("# dry run: nothing was run or written")
         return EXIT_OK
     if not args.render_only:
-        _print(f"# ablation {plan.ablation.name!r}: {len(plan.runs)} runs "
-               f"({len(plan.variants)} variants x seeds {list(plan.seeds)}); out: {out}")  # fmt: skip
+        _print(f"# ablation {plan.ablation.name!r}: {count(len(plan.runs), 'run')} "
+               f"({count(len(plan.variants), 'variant')} x seeds {list(plan.seeds)}); out: {out}")  # fmt: skip
         if plan.seeds_note:
             _print(f"# {plan.seeds_note}")
         for w in plan.warnings:
@@ -894,7 +900,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     record = _read_json(page.parent / "ablations.json") or {}
     missing = sum(len(v["missing"]) for v in record.get("variants", []))
     if missing:
-        _print(f"note: {missing} planned runs have no finished report yet (listed on the page)")
+        _print(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} no finished report yet (listed on the page)")
     if record.get("mixed_software"):
         _print(f"note: the runs were made with {len(record['mixed_software'])} different software versions "
                "or devices; their last bits may differ (listed on the page)")  # fmt: skip

@@ -448,3 +448,9 @@ def test_preset_tiny_budget_on_real_subset(tmp_path: Path) -> None:
     page = (here / "ABLATIONS.md").read_text()
     assert "| resnet20 | 1 |" in page and (here / "figures" / "depth.png").is_file()
     assert "91.25 %" in page  # He et al.'s ResNet-20, labelled as a single reported run
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    from auditor.ablate import count
+
+    assert (count(1, "run"), count(0, "run"), count(4, "planned run")) == ("1 run", "0 runs", "4 planned runs")
