@@ -134,10 +134,10 @@ def _summarise(
     samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str, synced: bool
 ) -> LatencyResult:
     q1, q3 = np.percentile(samples, [25, 75])
-    sync = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
+    how = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
     if device.type == "cuda":  # cuDNN's algorithm choice, and so the time, depends on these
-        sync += (f"; cudnn.deterministic={torch.backends.cudnn.deterministic}, "
-                 f"cudnn.benchmark={torch.backends.cudnn.benchmark}")  # fmt: skip
+        how += (f"; cudnn.deterministic={torch.backends.cudnn.deterministic}, "
+                f"cudnn.benchmark={torch.backends.cudnn.benchmark}")  # fmt: skip
     return LatencyResult(
         device=str(device), device_name=name, threads=torch.get_num_threads(),
         batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype=fp32_kind(device),
@@ -146,7 +146,7 @@ def _summarise(
         iqr_ms=float(q3 - q1), min_ms=min(samples),
         method=(
             f"eager model, eval mode, torch.inference_mode, {spec.warmup} untimed warm-up "
-            f"iterations, then {spec.iters} iterations each timed with time.perf_counter; {sync}"
+            f"iterations, then {spec.iters} iterations each timed with time.perf_counter; {how}"
         ),
     )  # fmt: skip
 

@@ -399,7 +399,20 @@ def build_context(
     v["front_matter"] = _front_matter(audit)
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
+    v.update(_process_scope(audit["run"]))
     return {"audit": audit, "v": v}
+
+
+def _process_scope(run: dict[str, Any]) -> dict[str, Any]:
+    """When the run took place, and what its memory peaks cover: a resumed run's are its last process's."""
+    times = f"{run['started_utc']}, finished {run['finished_utc']} (wall time {seconds(run['wall_time_s'])}"
+    if not run["resumed_from"]:
+        return {"run_time_text": f"Run started {times}).", "memory_scope": None}
+    return {
+        "run_time_text": f"This process (resumed from `{run['resumed_from']}`) started {times}; "
+        "the training time below sums every process's epochs).",
+        "memory_scope": "the resumed process only",
+    }
 
 
 def _generated_text(run_version: str) -> str:
@@ -703,19 +716,23 @@ def _per_class(test: dict[str, Any] | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _steps_short_of(tr: dict[str, Any], epochs: int) -> int | None:
+    """The steps trained, when fewer than `epochs` whole epochs; None when as many or more, or not recorded."""
+    spe, steps = tr.get("steps_per_epoch") or 0, [h.get("steps") for h in tr["history"]]
+    if not spe or None in steps or sum(steps) >= epochs * spe:
+        return None
+    return sum(steps)
+
+
 def epochs_run_text(tr: dict[str, Any]) -> str:
     """'3', or '0.71 (20 steps)' where a step budget stopped the last epoch part-way."""
-    spe, steps = tr.get("steps_per_epoch") or 0, [h.get("steps") for h in tr["history"]]
-    if not spe or None in steps or sum(steps) >= tr["epochs_run"] * spe:  # whole epochs (or not recorded)
-        return str(tr["epochs_run"])
-    return f"{sum(steps) / spe:.2f} ({sum(steps):,} steps)"
+    steps = _steps_short_of(tr, tr["epochs_run"])
+    return str(tr["epochs_run"]) if steps is None else f"{steps / tr['steps_per_epoch']:.2f} ({steps:,} steps)"
 
 
 def _stop_text(audit: dict[str, Any]) -> str | None:
     tr, status = audit["training"], audit["run"]["status"]
-    steps = [h.get("steps") for h in tr["history"]]
-    planned_steps = tr["epochs_planned"] * (tr.get("steps_per_epoch") or 0)
-    short = None not in steps and planned_steps and sum(steps) < planned_steps  # inside the last epoch too
+    short = _steps_short_of(tr, tr["epochs_planned"]) is not None  # inside the last planned epoch too
     if status == "completed" and (tr["epochs_run"] < tr["epochs_planned"] or short):
         return f"stopped by the step budget (`train.max_steps: {audit['spec']['train']['max_steps']}`)"
     if status == "early_stopped":

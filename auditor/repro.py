@@ -37,7 +37,8 @@ class DeterminismState:
     # off for matmuls. Deterministic either way, but it is not IEEE fp32 arithmetic.
     cudnn_allow_tf32: bool
     cuda_matmul_allow_tf32: bool
-    # torch.compile's inductor never picks a kernel by timing it (set by use_deterministic_algorithms)
+    # torch.compile's inductor makes no kernel choice by timing that could change the numerics
+    # (set by use_deterministic_algorithms)
     inductor_deterministic: bool
     seeded: tuple[str, ...]  # the generators seed_everything seeded, as it names them
     torch_initial_seed: int  # torch.initial_seed() read back after seeding

@@ -364,8 +364,9 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     result = train_staged(spec, model, data, device, files, resume_from, log)
     with long_lived_frozen():
         t_measure = time.perf_counter()
-        measured = measure_run(spec, model, data, device, paths.ckpt_staging, env)
-        audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes)
+        final = load_final_checkpoints(paths.ckpt_staging)
+        measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
+        audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes, final)
         audit["run"].update(
             started_utc=started.isoformat(timespec="seconds"),
             finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -434,29 +435,48 @@ def long_lived_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def measure_run(spec: Spec, model: torch.nn.Module, data: DataBundle, device: torch.device, ckpt_dir: Path, env: environment.Environment) -> dict[str, Any]:
-    """Load the selected checkpoint (best.pt) into `model` and measure it."""
-    best = ckpt_dir / "best.pt"
-    selected = best if best.is_file() else None
-    if selected is not None:
-        model.load_state_dict(checkpoint.load(selected)["model"])
+def load_final_checkpoints(ckpt_dir: Path) -> dict[str, dict[str, Any]]:
+    """last.pt and best.pt, each verified against its digest; byte-identical files (best.pt
+    after an improving last epoch) are deserialised once."""
+    loaded: dict[str, dict[str, Any]] = {}
+    by_digest: dict[str, dict[str, Any]] = {}
+    for name in ("last", "best"):
+        p = ckpt_dir / f"{name}.pt"
+        if not p.is_file():
+            continue
+        twin = by_digest.get(checkpoint.recorded_digest(p)) if checkpoint.digest_path(p).is_file() else None
+        if twin is not None and checkpoint.verify(p) is None:
+            loaded[name] = twin
+        else:
+            loaded[name] = checkpoint.load(p)  # verifies the file against its recorded digest
+            by_digest[checkpoint.recorded_digest(p)] = loaded[name]
+    return loaded
+
+
+def measure_run(
+    spec: Spec, model: torch.nn.Module, data: DataBundle, device: torch.device, ckpt_dir: Path,
+    env: environment.Environment, best_state: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Put the selected checkpoint's weights (best.pt, loaded as `best_state`) into `model` and measure it."""
+    selected = ckpt_dir / "best.pt" if best_state is not None else None
+    if best_state is not None:
+        model.load_state_dict(best_state["model"])
     test = (data.test_x.to(device), data.test_y.to(device))
     name = env.gpu.name if env.gpu else env.cpu_model
     found = measure(spec.measure, spec.train, model, test, norm_tensors(spec.data, device), data.classes, device, selected, name)
     return asdict(found)
 
 
-def _checkpoint_facts(ckpt_dir: Path, rel: Path) -> dict[str, Any]:
+def _checkpoint_facts(ckpt_dir: Path, rel: Path, loaded: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Path, size, digest and position of each checkpoint in `loaded` (verified when loaded)."""
     facts = {}
-    for name in ("last", "best"):
+    for name, state in loaded.items():
         p = ckpt_dir / f"{name}.pt"
-        if p.is_file():
-            state = checkpoint.load(p)  # verifies the file against its recorded digest: no second hash
-            facts[name] = {
-                "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": checkpoint.recorded_digest(p),
-                "epoch": len(state["history"]), "global_step": int(state["global_step"]),
-                "contents": sorted(state.keys()),
-            }  # fmt: skip
+        facts[name] = {
+            "path": str(rel / p.name), "bytes": p.stat().st_size, "sha256": checkpoint.recorded_digest(p),
+            "epoch": len(state["history"]), "global_step": int(state["global_step"]),
+            "contents": sorted(state.keys()),
+        }  # fmt: skip
     return facts
 
 
@@ -495,8 +515,9 @@ def assemble(
     spec: Spec, spec_path: str, paths: RunPaths, det: repro.DeterminismState,
     env: environment.Environment, data: DataBundle, result: TrainResult,
     measured: dict[str, Any], resume_notes: list[str], toggle_notes: list[str],
+    final: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """The audit record: everything the sheet and `check` read."""
+    """The audit record: everything the sheet and `check` read (`final`: `load_final_checkpoints`)."""
     metrics = _metrics(result, measured, data.provenance.official)
     notes = _metric_notes(result, measured)
     criteria = evaluate_criteria(spec.parsed_criteria(), metrics, notes)
@@ -519,7 +540,7 @@ def assemble(
         "model": {**asdict(model_info(spec.model.name)), "norm": spec.model.norm, "num_classes": spec.model.num_classes},
         "training": {**train, "epochs_planned": spec.train.epochs},
         "measurements": measured,
-        "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt),
+        "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt, final),
         "metrics": metrics,
         "metric_notes": notes,  # why a metric is null; `check` reuses these
         "criteria": [asdict(c) for c in criteria],

@@ -43,6 +43,7 @@ DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
 _SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
+
 class _Section(BaseModel):
     """Base for every spec section: strict types, no unknown keys, immutable, finite numbers."""
 

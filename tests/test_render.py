@@ -362,23 +362,19 @@ def test_legacy_std_warning() -> None:
     assert "[!WARNING]" not in correct
 
 
-def test_fill_flag_row_and_records_without_it() -> None:
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [("fill_uninitialized_memory", "`torch.utils.deterministic.fill_uninitialized_memory`"),
+     ("inductor_deterministic",
+      "`torch._inductor.config.deterministic` (torch.compile: no kernel choice by timing that could change the numerics)")],
+)  # fmt: skip
+def test_flag_rows_and_records_without_them(key: str, label: str) -> None:
     audit = golden_audit()
-    row = "| `torch.utils.deterministic.fill_uninitialized_memory` | {} |"
+    row = f"| {label} | {{}} |"
     assert row.format("yes") in text_of(audit)
-    audit["determinism"]["fill_uninitialized_memory"] = False
+    audit["determinism"][key] = False
     assert row.format("no") in text_of(audit)
-    del audit["determinism"]["fill_uninitialized_memory"]  # a record written before the flag was recorded
-    assert row.format("not recorded") in text_of(audit)
-
-
-def test_inductor_flag_row_and_records_without_it() -> None:
-    audit = golden_audit()
-    row = "| `torch._inductor.config.deterministic` (torch.compile: no kernel choice by timing that could change the numerics) | {} |"
-    assert row.format("yes") in text_of(audit)
-    audit["determinism"]["inductor_deterministic"] = False
-    assert row.format("no") in text_of(audit)
-    del audit["determinism"]["inductor_deterministic"]  # a record written before the flag was recorded
+    del audit["determinism"][key]  # a record written before the flag was recorded
     assert row.format("not recorded") in text_of(audit)
 
 

@@ -235,3 +235,18 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     unknown = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert any(n.startswith("last.pt did not record the device, processor and torch thread count")
                for n in unknown.audit["run"]["resume_notes"])  # fmt: skip
+
+
+def test_identical_final_checkpoints_are_verified_each_and_deserialised_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    assert checkpoint.recorded_digest(paths.checkpoints / "best.pt") == checkpoint.recorded_digest(paths.last_checkpoint)
+    loads, verified = [], []
+    real_load, real_verify = checkpoint.load, checkpoint.verify
+    monkeypatch.setattr(checkpoint, "load", lambda p, **k: loads.append(p.name) or real_load(p, **k))
+    monkeypatch.setattr(checkpoint, "verify", lambda p: verified.append(p.name) or real_verify(p))
+    final = runner.load_final_checkpoints(paths.checkpoints)
+    assert final["best"] is final["last"] and loads == ["last.pt"] and verified == ["last.pt", "best.pt"]
+    (paths.checkpoints / "best.pt").write_bytes(b"damaged")  # its digest no longer matches: refused, not reused
+    with pytest.raises(InvalidInput, match="best.pt: checkpoint is not intact: sha256 mismatch"):
+        runner.load_final_checkpoints(paths.checkpoints)
