@@ -524,12 +524,15 @@ def assemble(
     rel_ckpt = paths.checkpoints.relative_to(paths.out)
     train = asdict(result)
     train.pop("step_losses")  # in steps.csv
+    # The file's name, not its staging path, which no longer exists once the run is promoted.
+    resumed_from = Path(result.resumed_from).name if result.resumed_from else None
+    train["resumed_from"] = resumed_from
     return {
         "schema_version": SCHEMA_VERSION,
         "run": {
             "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
-            "resumed_from": Path(result.resumed_from).name if result.resumed_from else None,
+            "resumed_from": resumed_from,
             "resume_notes": resume_notes, "toggle_notes": toggle_notes,
         },
         "spec": resolved_dict(spec),

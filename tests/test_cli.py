@@ -201,7 +201,9 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = lambda out: (out / "reports/smoke/steps.csv").read_text()
     assert steps(tmp_path) == steps(tmp_path / "ref")
-    assert audit_of(tmp_path)["run"]["resumed_from"] == "step-00000009.pt"
+    audit = audit_of(tmp_path)
+    assert audit["run"]["resumed_from"] == audit["training"]["resumed_from"] == "step-00000009.pt"
+    assert ".partial" not in json.dumps(audit)  # no staging path survives the promote
 
 
 def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path: Path, smoke_run: Path) -> None:
