@@ -835,7 +835,18 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
         # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
         "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),
         "best_path": best["path"] if best else None,
+        "evaluate_note": _evaluate_note(audit["data"]["dataset"], best is not None),
     }
+
+
+def _evaluate_note(dataset: str, has_best: bool) -> str | None:
+    """Why the sheet offers no `auditor evaluate` command (None: it offers one)."""
+    if not has_best:
+        return "no best checkpoint was written, so there is nothing to evaluate"
+    if dataset != "cifar10":
+        return (f"trained on {dataset} data: `auditor evaluate` reads CIFAR-10, "
+                "whose accuracy says nothing about this model")  # fmt: skip
+    return None
 
 
 def _criteria(audit: dict[str, Any]) -> dict[str, Any]:

@@ -491,6 +491,14 @@ def test_official_and_unofficial_provenance() -> None:
     assert checklist_line(synthetic, "Data provenance official").startswith("- [ ]")
 
 
+def test_evaluate_command_only_for_a_cifar10_run() -> None:
+    cifar = text_of(cifar_audit([0.2470, 0.2435, 0.2616]))
+    assert "auditor evaluate " in cifar and "--data-root DIR" in cifar
+    synthetic = text_of(golden_audit())
+    assert "auditor evaluate " not in synthetic.split("## Reproduce", 1)[1].split("## Criteria", 1)[0]
+    assert "# (trained on synthetic data: `auditor evaluate` reads CIFAR-10" in synthetic
+
+
 def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
     run_dir = write_run_dir(tmp_path, diverged_audit())
     text = render_run(run_dir).read_text()
