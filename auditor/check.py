@@ -224,8 +224,8 @@ def _display_measured(crit: _Comparison, measured: float) -> str:
         return shown
     if _numeric_passes(crit, float(shown)) != _numeric_passes(crit, measured):
         return _exact(measured)
-    if crit.op in ("==", "!=", "+-") and float(shown) != measured:
-        return _exact(measured)  # the difference is the point of these operators
+    if crit.op in ("==", "!=") and float(shown) != measured:
+        return _exact(measured)  # the difference is the point of these operators (`+-` prints it)
     return shown
 
 

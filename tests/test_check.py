@@ -89,6 +89,10 @@ def test_result_carries_the_parsed_criterion() -> None:
         ("test_acc", "> 0.85", 0.85, "0.8500 <= 0.85"),
         ("status", "== completed", "diverged", "diverged != completed"),
         ("final_val_acc", "0.87 +- 0.01", 0.9, "|0.9000 - 0.87| = 0.03 > 0.01"),
+        # rounded where the rounding keeps the outcome: the difference is printed beside it
+        ("final_val_acc", "0.87 +- 0.01", 0.8723456789, "|0.8723 - 0.87| = 0.00235 <= 0.01"),
+        ("final_val_acc", "0.87 +- 0.01", 0.88000004, "|0.88000004 - 0.87| = 0.01 > 0.01"),
+        ("final_val_acc", "== 0.87", 0.8700001, "0.8700001 != 0.87"),
     ],
 )
 def test_detail_text(metric: str, expr: str, measured: object, detail: str) -> None:
