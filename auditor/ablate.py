@@ -875,6 +875,22 @@ def relaunch_command(args: argparse.Namespace) -> str:
     return shell_command(argv)
 
 
+def page_plan(args: argparse.Namespace, plan: Plan) -> Plan:
+    """The plan the page covers: every variant of the file, whichever ones --only ran.
+
+    A page of the selected variants alone would replace the page of a whole
+    ablation; it is the fallback only when the other variants do not resolve.
+    """
+    if len(plan.variants) == len(plan.ablation.variants):
+        return plan
+    try:
+        return build_plan(args.ablation, args.sets, None, args.seeds, args.depth_figure)
+    except InvalidInput as exc:
+        first = str(exc).splitlines()[0]
+        _print(f"note: the page shows only the variants selected with --only; the others do not resolve: {first}")
+        return plan
+
+
 def cmd_ablate(args: argparse.Namespace) -> int:
     """`auditor ablate`: --list, --dry-run, --render-only, or run every pair then aggregate."""
     if args.list:
@@ -896,7 +912,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         rc = execute_plan(plan, out, relaunch_command(args))
         if rc != EXIT_OK:
             return rc
-    page = write_outputs(out, plan)
+    page = write_outputs(out, page_plan(args, plan))
     record = _read_json(page.parent / "ablations.json") or {}
     missing = sum(len(v["missing"]) for v in record.get("variants", []))
     if missing:

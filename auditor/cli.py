@@ -122,7 +122,7 @@ def _add_ablate(sub: Any) -> None:
     mode.add_argument("--list", action="store_true", help="print the variants and their overrides")
     mode.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
     mode.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
-    p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants")
+    p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")
     p.add_argument("--seeds", type=int, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
     _add_set(p)
     p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")

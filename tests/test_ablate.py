@@ -380,6 +380,35 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_copy: Path) -
     assert sum("[run (replaces a run of a different spec)]" in ln for ln in longer.stdout.splitlines()) == 4
 
 
+def test_only_runs_some_variants_but_the_page_covers_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY)
+    proc = ablate("tiny.yaml", "--only", "constant", "--render-only", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "- Variants on this page: cosine, constant\n" in page and "selected with `--only`" not in page
+    assert "`tiny-cosine-s0` (not run)" in page and "4 planned runs have no finished report yet" in proc.stdout
+
+
+def test_only_falls_back_to_its_variants_when_the_others_do_not_resolve(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY.replace("constant: [train.schedule.name=constant]", "constant: [train.epochs=-1]"))
+    proc = ablate("tiny.yaml", "--only", "cosine", "--render-only", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the page shows only the variants selected with --only; the others do not resolve: " in proc.stdout
+    assert "train.epochs" in proc.stdout
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "- Variants on this page: cosine (selected with `--only`, as the others do not resolve" in page
+
+
+@pytest.mark.slow
+def test_only_keeps_the_finished_variants_on_the_page(tiny_copy: Path) -> None:
+    here = tiny_copy / "out" / "reports" / "tiny"
+    before = [ln for ln in (here / "ABLATIONS.md").read_text().splitlines() if ln.startswith("| c")]
+    proc = ablate("tiny.yaml", "--only", "cosine", "--out", "out", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "# ablation 'tiny': 2 runs (1 variant x seeds [0, 1])" in proc.stdout
+    assert [ln for ln in (here / "ABLATIONS.md").read_text().splitlines() if ln.startswith("| c")] == before
+
+
 @pytest.mark.slow
 def test_render_only_rebuilds_from_audits(tiny_copy: Path) -> None:
     root = tiny_copy
