@@ -865,6 +865,7 @@ _VERDICT_TEXT = {
     "bitwise": "every compared tensor is bit-for-bit identical between the runs",
     "tolerance": "the runs are not bit-identical, but every compared tensor is within the accepted tolerance",
     "diverged": "the runs are NOT reproducible: their results differ beyond the accepted tolerance",
+    "unresumed": "NOT verified: run K did not continue from a checkpoint after its kill, so the resume went untested",
 }
 
 
@@ -925,6 +926,10 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
         "verified": True,
         "verification_verdict": verdict,
         "verification_failed": verdict not in ("bitwise", "tolerance"),
+        "verification_banner": (
+            "the runs agree, but run K did NOT resume from a checkpoint: the kill/resume path went untested"
+            if verdict == "unresumed" else "re-running this spec did NOT reproduce it"
+        ),
         "verification_rows": rows,
         "tensor_rows": tensor_rows,
         "verification_notes": list(ver["notes"]),

@@ -10,7 +10,10 @@ momentum buffers keyed by parameter name).
 
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
-spec.verify.allow_tolerance) or `diverged`. It goes into run A's audit.json
+spec.verify.allow_tolerance), `diverged`, or `unresumed`: the runs agree
+but run K did not continue from a checkpoint after its kill (all were
+damaged, or it finished first), so the resume path went untested and
+verify fails. A kill that no checkpoint can precede is refused up front. It goes into run A's audit.json
 as the `verification` block (see `verify`), into `metrics.reproducible`
 (so a `reproducible: "== bitwise"` criterion gates on it), and into
 `<out>/verify/<name>/verify.json`.
@@ -148,14 +151,16 @@ def default_kill_step(total: int, spe: int, every: int) -> int:
     """A step in the middle of an epoch, near the middle of the budget, after a step checkpoint.
 
     Prefers a kill that must replay at least two steps and skips an epoch's
-    last step (whose kill would look like an epoch boundary). Falls back to the
-    middle step when no step checkpoint can precede a kill (tiny budgets).
+    last step (whose kill would look like an epoch boundary). Falls back to a
+    kill after an epoch-end checkpoint when no step checkpoint can precede one,
+    then to the middle step when no checkpoint can (`make_plan` refuses that).
     """
     candidates = []
     for s in range(total):
         p = resume_position(s, spe, every)
         if s % spe != spe - 1 and p % spe != 0 and p // spe == s // spe:
             candidates.append(s)
+    candidates = candidates or [s for s in range(total) if resume_position(s, spe, every) > 0]
     if not candidates:
         return total // 2
     return min(candidates, key=lambda s: (abs(2 * s - (total - 1)), s == resume_position(s, spe, every), s))
@@ -171,15 +176,19 @@ def _training_images(spec: Spec, spec_arg: str) -> int:
     return n_train
 
 
-def _with_checkpoint_cadence(spec: Spec, spe: int, spec_arg: str) -> tuple[Spec, list[str]]:
-    """The spec with mid-epoch checkpoints (a quarter epoch) when it has none, and a note saying so."""
+def _with_checkpoint_cadence(spec: Spec, spe: int, total: int, spec_arg: str) -> tuple[Spec, list[str]]:
+    """The spec with mid-epoch checkpoints when it has none (a quarter of an epoch, or of a
+    shorter budget), and a note saying so."""
     if spec.train.checkpoint_every_steps is not None:
         return spec, []
-    every = max(1, spe // 4)  # a kill then lands between checkpoints, not only at epoch ends
+    # A kill then lands between checkpoints, not only at epoch ends, and a
+    # budget shorter than an epoch still writes checkpoints before its kill.
+    every = max(1, min(spe, total) // 4)
     raw = resolved_dict(spec)
     raw["train"]["checkpoint_every_steps"] = every
+    quarter = "a quarter epoch" if spe <= total else "a quarter of the budget"
     note = (
-        f"train.checkpoint_every_steps was unset: verify set it to {every} (a quarter epoch) "
+        f"train.checkpoint_every_steps was unset: verify set it to {every} ({quarter}) "
         "for all three runs, so they stay comparable"
     )
     return validate_spec(raw, spec_arg), [note]
@@ -192,6 +201,22 @@ def _check_kill_at(kill_at: int | None, total: int, spec: Spec, spe: int) -> Non
             f"{spec.train.epochs} epochs x {spe} steps"
             + (f", capped at max_steps {spec.train.max_steps})" if spec.train.max_steps else ")")
         )
+
+
+def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every: int) -> None:
+    """Refuse a kill that no checkpoint precedes: its resume would train from scratch, untested."""
+    if resume_position(k, spe, every) > 0:
+        return
+    if total < 2:
+        raise InvalidInput(f"the budget is {total} step: verify needs at least 2 (one to checkpoint after, "
+                           "one to kill after); use a larger --steps or --epochs")  # fmt: skip
+    first = min(every, spe)  # the first checkpoint is written after this many steps
+    cadence = f"checkpoints after every {every} steps and at each epoch end ({spe} steps)"
+    if chosen:
+        raise InvalidInput(f"--kill-at: {k} comes before the first checkpoint ({cadence}), so the resume "
+                           f"would train from scratch and go untested; use --kill-at {first} or later")  # fmt: skip
+    raise InvalidInput(f"no checkpoint is written within the budget of {total} steps ({cadence}), so no kill "
+                       "could be resumed; lower train.checkpoint_every_steps or raise the budget")  # fmt: skip
 
 
 def make_plan(
@@ -209,7 +234,7 @@ def make_plan(
     spec = load_spec(spec_arg, [*sets, *budget_sets])
     spe = steps_per_epoch(_training_images(spec, spec_arg), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
-    spec, notes = _with_checkpoint_cadence(spec, spe, spec_arg)
+    spec, notes = _with_checkpoint_cadence(spec, spe, total, spec_arg)
     every = spec.train.checkpoint_every_steps
     assert every is not None  # set just above when the spec had none
     if steps is not None and steps > spec.train.epochs * spe:
@@ -221,6 +246,7 @@ def make_plan(
         "source": "--epochs" if epochs is not None else "--steps" if steps is not None else "spec",
     }  # fmt: skip
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
+    _check_resume_is_exercised(k, kill_at is not None, total, spe, every)
     return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults())
 
 
@@ -268,7 +294,9 @@ def _start(
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                             env=_child_env(plan.faults, run_id, extra_env), check=False).returncode  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
-    log(f"verify: run {run_id} ({role}) exited {rc} after {rec.wall_s:.1f}s")
+    why = {EXIT_FAILED: " (its own sheet says FAIL at this budget; the comparison decides verify's verdict)",
+           -signal.SIGKILL: " (killed, as planned)" if extra_env and ENV_KILL_AT in extra_env else ""}  # fmt: skip
+    log(f"verify: run {run_id} ({role}) exited {rc}{why.get(rc, '')} after {rec.wall_s:.1f}s")
     return rec
 
 
@@ -683,7 +711,12 @@ def evidence_block(
     """The verification record: verdict, first divergence, largest differences, runs and notes."""
     notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
     tol = plan.spec.verify
+    resumed = facts["kill_signal"] is not None and facts["resumed_from"] is not None
     verdict = decide(pairs, tol.tolerance)
+    if verdict != "diverged" and not resumed:
+        notes.append(f"the runs agree ({verdict}), but run K did not continue from a checkpoint after "
+                     "a kill, so the resume went untested: verdict unresumed")  # fmt: skip
+        verdict = "unresumed"
     if verdict == "tolerance" and not tol.allow_tolerance:
         notes.append(f"differences are within verify.tolerance {tol.tolerance:g} "
                      "but verify.allow_tolerance is false")  # fmt: skip
@@ -775,7 +808,7 @@ def summary(outcome: VerifyOutcome) -> str:
             f"    {t['pair']} {t['name']}: max |diff| {_g(t['max_abs_diff'])}"
             for t in b["top_tensors"][:5]
         ]
-    if b["verdict"] != "bitwise":
+    if b["verdict"] in ("tolerance", "diverged"):
         lines.append("  likely causes (nondeterminism sources in force):")
         lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none recorded"]
     lines += [f"  note: {n}" for n in b["notes"]]

@@ -165,9 +165,11 @@ def test_cpu_toggles_and_resume_past_a_corrupted_checkpoint(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_injected_noise_diverges_and_kill_before_any_checkpoint_resumes_from_scratch(tmp_path: Path) -> None:
+def test_injected_noise_diverges_and_kill_after_a_lost_checkpoint_restarts_from_scratch(tmp_path: Path) -> None:
     noise = 5
-    proc = _verify(tmp_path, "--kill-at", "0", env={ENV_NOISE_AT: str(noise), ENV_NOISE_RUN: "b"})
+    # Killed after step 2: step-00000002.pt is the only checkpoint, and it is corrupted before the resume.
+    env = {ENV_NOISE_AT: str(noise), ENV_NOISE_RUN: "b", ENV_CORRUPT_NEWEST: "1"}
+    proc = _verify(tmp_path, "--kill-at", "2", env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     block, audit, sheet = _evidence(tmp_path)
@@ -182,11 +184,12 @@ def test_injected_noise_diverges_and_kill_before_any_checkpoint_resumes_from_scr
     assert block["tensors"][0]["equal"] is False  # differing tensors listed first
     assert any("noise" in n and "run b" in n for n in block["notes"])
 
-    # Run K was killed after its very first step, before any checkpoint existed:
-    # the resumed process trained from scratch and was still compared.
-    assert block["kill_at_step"] == 0 and block["kill_signal"] == "SIGKILL"
+    # Run K lost its only checkpoint: it restarted from scratch and was still compared;
+    # the divergence of run B decides the verdict.
+    assert block["kill_at_step"] == 2 and block["kill_signal"] == "SIGKILL"
     assert block["resumed_from"] is None
-    assert any("from scratch" in n for n in block["notes"])
+    assert any("run K restarted from scratch" in n for n in block["notes"])
+    assert not any("verdict unresumed" in n for n in block["notes"])
     ak = _pair(block, "a-k")
     assert ak["equal"] and ak["losses"]["steps_b"] == TOTAL and ak["tensors_compared"] > 0
 
@@ -196,6 +199,21 @@ def test_injected_noise_diverges_and_kill_before_any_checkpoint_resumes_from_scr
     assert "DIVERGED" in proc.stdout and f"first divergence: step {noise + 1}" in proc.stdout
     assert "likely causes" in proc.stdout
     assert "## Determinism evidence" in sheet and "**diverged**" in sheet
+
+
+@pytest.mark.slow
+def test_runs_that_agree_without_a_resume_are_unresumed_and_fail(tmp_path: Path) -> None:
+    proc = _verify(tmp_path, "--kill-at", "2", env={ENV_CORRUPT_NEWEST: "1"})  # its only checkpoint is lost
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    block, audit, sheet = _evidence(tmp_path)
+    assert block["verdict"] == "unresumed" and block["passed"] is False
+    assert all(p["equal"] for p in block["pairs"])  # the runs agree: only the resume is missing
+    assert block["resumed_from"] is None and any("verdict unresumed" in n for n in block["notes"])
+    assert audit["metrics"]["reproducible"] == "unresumed" and audit["verdict"] == "FAIL"
+    assert "UNRESUMED (FAIL)" in proc.stdout and "likely causes" not in proc.stdout
+    assert "verify: run k (killed) exited -9 (killed, as planned)" in proc.stdout + proc.stderr
+    banner = "Verification verdict **unresumed**: the runs agree, but run K did NOT resume from a checkpoint"
+    assert banner in sheet
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -299,7 +317,36 @@ def test_resume_arithmetic() -> None:
     p = resume_position(k, 8, 2)
     assert 0 < k % 8 < 7 and p % 8 != 0 and p // 8 == k // 8 and abs(k - 7.5) <= 2
     assert default_kill_step(30, 10, 3) == 14  # resumes from step-00000012.pt, replays 12..14
-    assert default_kill_step(1, 1, 1) == 0  # no room for a step checkpoint: mid-budget fallback
+    assert default_kill_step(1, 1, 1) == 0  # no room for any checkpoint: mid-budget (make_plan refuses it)
+    assert default_kill_step(6, 2, 4) == 3  # no step checkpoint fits: after an epoch-end one (last.pt at 2 or 4)
+    assert resume_position(default_kill_step(6, 2, 4), 2, 4) > 0
+
+
+def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_path: Path) -> None:
+    plan = make_plan("smoke", TINY, tmp_path, epochs=None, steps=6, kill_at=None)  # 6 of 8 steps of an epoch
+    assert plan.checkpoint_every == 1 and any("a quarter of the budget" in n for n in plan.notes)
+    assert resume_position(plan.kill_at, SPE, plan.checkpoint_every) > 0
+
+
+@pytest.mark.parametrize(
+    ("sets", "steps", "kill_at", "message"),
+    [
+        ([], None, 0, "--kill-at: 0 comes before the first checkpoint (checkpoints after every 2 steps and at "
+                      "each epoch end (8 steps)), so the resume would train from scratch and go untested; "
+                      "use --kill-at 2 or later"),
+        (["train.checkpoint_every_steps=2"], 1, None, "the budget is 1 step: verify needs at least 2"),
+        (["train.checkpoint_every_steps=100"], 6, None, "no checkpoint is written within the budget of 6 steps "
+                                                        "(checkpoints after every 100 steps and at each epoch end"),
+    ],
+)  # fmt: skip
+def test_a_kill_no_checkpoint_precedes_is_refused(
+    tmp_path: Path, sets: list[str], steps: int | None, kill_at: int | None, message: str
+) -> None:
+    epochs = None if steps else 2
+    with pytest.raises(InvalidInput) as exc:
+        make_plan("smoke", [*TINY, *sets], tmp_path, epochs=epochs, steps=steps, kill_at=kill_at)
+    assert message in str(exc.value)
+    assert not (tmp_path / "verify").exists()
 
 
 # --- comparison -----------------------------------------------------------------------------
