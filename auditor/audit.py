@@ -56,6 +56,10 @@ class RunPaths:
         return self.checkpoints / "last.pt"
 
 
+# What the tool writes under an output root (`--out`): runs' reports and checkpoints, verify's runs.
+OUTPUT_DIRS = ("reports", "checkpoints", "verify")
+
+
 def run_paths(out: Path, name: str) -> RunPaths:
     """Where run `name` lives under the output root `out`."""
     return RunPaths(out, out / "reports" / name, out / "checkpoints" / name)

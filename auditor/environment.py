@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -53,6 +54,8 @@ class Environment:
     cpu_bf16_native: bool | None  # avx512_bf16 / amx_bf16: without them CPU bf16 autocast is emulated
     git_commit: str | None
     git_dirty: bool | None
+    # files changed, outside the tool's own output folders: {"tracked": n, "untracked": m}
+    git_changes: dict[str, int] | None
     command: str
     cwd: str
 
@@ -147,18 +150,44 @@ def _decode(v: str | bytes) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def git_state(where: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git work tree containing `where`, or (None, None).
+@dataclass(frozen=True)
+class GitState:
+    """The git work tree a run started in (all None outside one, or without git)."""
 
-    Untracked files count as dirty: an untracked module can change what runs.
+    commit: str | None
+    dirty: bool | None
+    changes: dict[str, int] | None  # {"tracked": files changed, "untracked": files not in git}
+
+
+def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
+    """Commit and uncommitted changes of the git work tree containing `where`.
+
+    Untracked files count as dirty (an untracked module can change what
+    runs), except under `outputs`: the tool's own output folders, which a run
+    has already begun to write when this is read.
     """
     try:
         run = lambda *a: subprocess.run(
             ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        return run("rev-parse", "HEAD"), bool(run("status", "--porcelain"))
+        ).stdout
+        commit, top = run("rev-parse", "HEAD").strip(), Path(run("rev-parse", "--show-toplevel").strip())
+        excluded = [f":(top,literal,exclude){rel}" for rel in _inside(top, outputs)]
+        lines = run("status", "--porcelain", "--", ":/", *excluded).splitlines()
     except (OSError, subprocess.SubprocessError):
-        return None, None
+        return GitState(None, None, None)
+    untracked = sum(line.startswith("?? ") for line in lines)
+    return GitState(commit, bool(lines), {"tracked": len(lines) - untracked, "untracked": untracked})
+
+
+def _inside(top: Path, paths: Sequence[Path]) -> list[str]:
+    """`paths` that lie inside the work tree `top`, relative to it (git refuses the others)."""
+    found = []
+    for p in paths:
+        try:
+            found.append(p.resolve().relative_to(top.resolve()).as_posix())
+        except ValueError:
+            continue
+    return [f for f in found if f != "."]
 
 
 def software_versions() -> dict[str, str]:
@@ -166,10 +195,10 @@ def software_versions() -> dict[str, str]:
     return {"auditor": auditor.__version__, "torch": str(torch.__version__)}  # plain str: weights_only loads it
 
 
-def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
-    """Capture the environment of the current process for `device`."""
+def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequence[Path] = ()) -> Environment:
+    """Capture the environment of the current process for `device` (`outputs`: see `git_state`)."""
     cwd = Path.cwd()
-    commit, dirty = git_state(cwd)
+    git = git_state(cwd, outputs)
     mem = psutil.virtual_memory().total
     versions = software_versions()
     cpuinfo = read_cpuinfo()
@@ -190,8 +219,9 @@ def capture(device: torch.device, argv: list[str] | None = None) -> Environment:
         os=platform.platform(),
         torch_threads=torch.get_num_threads(),
         cpu_bf16_native=cpu_has_native_bf16(cpuinfo),
-        git_commit=commit,
-        git_dirty=dirty,
+        git_commit=git.commit,
+        git_dirty=git.dirty,
+        git_changes=git.changes,
         command=shlex.join(argv if argv is not None else ["auditor", *sys.argv[1:]]),
         cwd=str(cwd),
     )

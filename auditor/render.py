@@ -627,7 +627,7 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     bf16 = yesno(audit["environment"].get("cpu_bf16_native"), unknown="not recorded")
     return {
         "determinism_note": note, "fill_uninitialized_memory": fill, "inductor_deterministic": inductor,
-        "tf32": tf32, "cpu_bf16": bf16,
+        "tf32": tf32, "cpu_bf16": bf16, "git_text": git_changes_text(audit["environment"]),
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
     }  # fmt: skip
 
@@ -1013,9 +1013,27 @@ def _git_item(audit: dict[str, Any]) -> Item:
         return False, "Git tree clean", (
             "no git commit recorded (not run inside a git work tree, or git unavailable)"
         )
-    states = {False: "no uncommitted changes", True: "uncommitted changes to tracked files"}
-    state = states.get(dirty, "dirty state unknown")
-    return dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {state}"
+    return dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {git_changes_text(audit['environment'])}"
+
+
+def git_changes_text(env: dict[str, Any]) -> str:
+    """'no uncommitted changes', '2 changed tracked files and 1 untracked file', ..."""
+    dirty, changes = env["git_dirty"], env.get("git_changes")
+    if dirty is None:
+        return "dirty state unknown"
+    outputs = "; the tool's own output folders (reports/, checkpoints/, verify/) not counted"
+    if not dirty:
+        return "no uncommitted changes" + (outputs if changes else "")
+    parts = [count_of(changes["tracked"], "changed tracked file"),
+             count_of(changes["untracked"], "untracked file")] if changes else []  # fmt: skip
+    if not any(parts):  # recorded before the counts were
+        return "uncommitted changes or untracked files"
+    return " and ".join(p for p in parts if p) + outputs
+
+
+def count_of(n: int, noun: str) -> str:
+    """'' for 0, '1 file', '3 files'."""
+    return "" if not n else f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _environment_item(audit: dict[str, Any]) -> Item:

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from auditor import checkpoint, environment, repro
-from auditor.audit import SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_json
+from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_json
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
@@ -47,6 +47,7 @@ from auditor.train import (
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
 ENV_NOISE_AT = "AUDITOR_INJECT_NOISE_AT_STEP"  # add unseeded noise to the weights there
+ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --out (see output_folders)
 
 
 # --- staging and resume ---------------------------------------------------------
@@ -310,6 +311,13 @@ def _discard(path: Path) -> None:
 # --- fault injection (verify) -----------------------------------------------------
 
 
+def output_folders(out: Path, verify_out: str | None = None) -> list[Path]:
+    """The tool's own output folders under `out` (and, for verify's runs, under verify's
+    `--out`), which the run's git state leaves out: the run has begun writing there."""
+    roots = [out, *([Path(verify_out)] if verify_out else [])]
+    return [root / d for root in roots for d in OUTPUT_DIRS]
+
+
 def hooks_from_env() -> StepHook | None:
     """Step hook from the fault-injection variables, or None when none is set."""
     kill_at, noise_at = os.environ.get(ENV_KILL_AT), os.environ.get(ENV_NOISE_AT)
@@ -354,7 +362,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     recover_interrupted_promote(paths)
     check_run_folders(paths)
     resume_from, resume_notes = stage_run(paths, spec, resume, log, device)
-    env = environment.capture(device, argv)
+    env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
     notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
     for note in notes:
         log(f"note: {note}")  # said before training, as well as in the sheet

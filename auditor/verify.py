@@ -55,7 +55,7 @@ from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way
-from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT
+from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
@@ -287,12 +287,13 @@ def _start(
     log_path = plan.workdir / "logs" / f"{run_id}-{role}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log(f"verify: run {run_id} ({role}) ...")
+    own = {ENV_OUTPUT_ROOT: str(plan.workdir.parent.parent)}  # verify's --out: its runs' git state leaves it out
     t0 = time.perf_counter()
     with log_path.open("wb") as f:
         f.write(("$ " + " ".join(cmd) + "\n").encode())
         f.flush()
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                            env=_child_env(plan.faults, run_id, extra_env), check=False).returncode  # fmt: skip
+                            env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})}), check=False).returncode  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
     why = {EXIT_FAILED: " (its own sheet says FAIL at this budget; the comparison decides verify's verdict)",
            -signal.SIGKILL: " (killed, as planned)" if extra_env and ENV_KILL_AT in extra_env else ""}  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,13 +87,41 @@ def test_no_gpu_info_on_the_cpu() -> None:
     assert environment.gpu_info(torch.device("cpu")) is None
 
 
+def _git(repo: Path, *args: str) -> None:
+    ident = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
+    subprocess.run(["git", *ident, *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_state_counts_changes_but_not_the_tools_own_outputs(tmp_path: Path) -> None:
+    repo = tmp_path / "project"
+    (repo / "sub").mkdir(parents=True)
+    (repo / "train.py").write_text("print('v1')\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "train.py")
+    _git(repo, "commit", "-qm", "first")
+    out = repo / "runs"
+    outputs = [out / "reports", out / "checkpoints", out / "verify", tmp_path / "elsewhere" / "reports"]
+    for d in ("reports/r.partial", "checkpoints/r", "verify/r/a"):
+        (out / d).mkdir(parents=True)
+        (out / d / "f").write_text("written by a run")
+    state = environment.git_state(repo / "sub", outputs)  # from a subfolder: the whole work tree counts
+    assert state.dirty is False and state.changes == {"tracked": 0, "untracked": 0} and len(state.commit or "") == 40
+    assert environment.git_state(repo, []).changes == {"tracked": 0, "untracked": 1}  # runs/ counted without outputs
+    (out / "notes.txt").write_text("mine")  # beside the outputs: the user's, counted
+    (repo / "train.py").write_text("print('v2')\n")
+    state = environment.git_state(repo / "sub", outputs)
+    assert state.dirty is True and state.changes == {"tracked": 1, "untracked": 1}
+    assert environment.git_state(tmp_path, outputs) == environment.GitState(None, None, None)  # not a work tree
+
+
 def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # not a git checkout
     env = environment.capture(torch.device("cpu"), ["auditor", "run", "smoke"])
     assert (env.auditor, env.torch) == (auditor.__version__, str(torch.__version__))
     assert environment.software_versions() == {"auditor": env.auditor, "torch": env.torch}
     assert env.device == "cpu" and env.gpu is None and env.torch_threads == torch.get_num_threads()
-    assert (env.git_commit, env.git_dirty) == (None, None)
+    assert (env.git_commit, env.git_dirty, env.git_changes) == (None, None, None)
     assert env.command == "auditor run smoke" and env.cwd == str(tmp_path)
     assert env.cpu_bf16_native is environment.cpu_has_native_bf16()
     fake = "processor\t: 0\nmodel name\t: Fake CPU 9000\nflags\t\t: fpu avx2 amx_bf16\n"

@@ -615,6 +615,26 @@ def test_checklist_unticks_on_contrary_facts() -> None:
     assert checklist_line(text_of(audit), "Git tree clean").startswith("- [ ]")
 
 
+@pytest.mark.parametrize(
+    ("dirty", "changes", "text"),
+    [
+        (False, {"tracked": 0, "untracked": 0}, "no uncommitted changes; the tool's own output folders (reports/, checkpoints/, verify/) not counted"),
+        (True, {"tracked": 2, "untracked": 0}, "2 changed tracked files; the tool's own output folders"),
+        (True, {"tracked": 1, "untracked": 3}, "1 changed tracked file and 3 untracked files; the tool's own"),
+        (True, {"tracked": 0, "untracked": 1}, "commit `0123456789ab`, 1 untracked file; the tool's"),
+        (True, None, "uncommitted changes or untracked files"),  # recorded before the counts were
+        (False, None, "commit `0123456789ab`, no uncommitted changes"),
+    ],
+)  # fmt: skip
+def test_git_state_says_what_is_uncommitted(dirty: bool, changes: dict | None, text: str) -> None:
+    audit = golden_audit()
+    audit["environment"].update(git_dirty=dirty, git_changes=changes)
+    if changes is None:
+        del audit["environment"]["git_changes"]
+    line = checklist_line(text_of(audit), "Git tree clean")
+    assert line.startswith("- [ ]" if dirty else "- [x]") and text in line
+
+
 def test_cuda_latency_needs_sync() -> None:
     audit = golden_audit()
     audit["environment"].update(device="cuda:0", gpu={"name": "NVIDIA H100", "memory_total_mb": 81559.0,

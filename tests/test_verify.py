@@ -54,14 +54,16 @@ SETS = [a for s in TINY for a in ("--set", s)]
 SPE, TOTAL, EVERY = 8, 16, 2
 
 
-def _verify(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _verify(
+    out: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m auditor verify smoke` on the tiny spec, 2 epochs, in a fresh process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITOR_")}
     full_env["OMP_NUM_THREADS"] = "1"  # the box has 2 shared cores; the same for every run
     full_env.update(env or {})
     cmd = [sys.executable, "-m", "auditor", "verify", "smoke", *SETS, "--epochs", "2", "--out", str(out)]
     cmd += args
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600, check=False, cwd=cwd)
 
 
 def _evidence(out: Path) -> tuple[dict, dict, str]:
@@ -96,8 +98,11 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     stale.parent.mkdir(parents=True)
     stale.write_text("from an earlier verify")
     before = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
+    ident = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
+    for git in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "empty"]):  # a clean work tree
+        subprocess.run(["git", *ident, *git], cwd=tmp_path, check=True, capture_output=True)
 
-    proc = _verify(tmp_path)
+    proc = _verify(tmp_path, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     block, audit, sheet = _evidence(tmp_path)
 
@@ -124,6 +129,8 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     assert any("checkpoint_every_steps" in n for n in block["notes"])
     assert block["nondeterminism_sources"] == audit["determinism"]["nondeterminism_sources"]
 
+    # verify's runs write under verify/ and the user's run folders are there: neither makes the tree dirty
+    assert (audit["environment"]["git_dirty"], audit["environment"]["git_changes"]) == (False, {"tracked": 0, "untracked": 0})
     assert audit["verification"]["verdict"] == "bitwise"
     assert audit["metrics"]["reproducible"] == "bitwise"
     (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
