@@ -100,19 +100,20 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR")
     p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
     p.add_argument("--junit", type=Path, help="also write JUnit XML here")
-    _add_set(p)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
+                   help="add or replace a criterion (an empty or null EXPR removes it), repeatable")  # fmt: skip
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     p.add_argument("--data-root", type=Path, required=True, help="folder holding cifar-10-batches-py/")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("measure", help="parameters, size and batch-1 latency of a checkpoint")
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _add_ablate(sub: Any) -> None:

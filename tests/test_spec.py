@@ -289,3 +289,20 @@ def test_training_hash_of_a_record_written_before_host_memory_existed() -> None:
     old = resolved_dict(spec)
     del old["train"]["host_memory"]
     assert same_training(old, spec) and hash_resolved(old) != spec_hash(spec)
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+@pytest.mark.parametrize("path", RUN_SPECS, ids=lambda p: p.name)
+def test_shipped_specs_say_exactly_what_resolves(path: Path) -> None:
+    """Every value in a shipped spec is the resolved value, not one validation coerces: YAML
+    reads an unquoted `off` as false, which the JSON Schema (and a reader of the file) rejects."""
+    resolved = _leaves(resolved_dict(load_spec(path)))
+    raw = _leaves(yaml.safe_load(path.read_text()))  # as PyYAML (YAML 1.1) and most editors read it
+    same_kind = lambda a, b: type(a) is type(b) or {type(a), type(b)} == {int, float}  # 1 for 1.0 is fine
+    assert {k: v for k, v in raw.items() if resolved.get(k) != v or not same_kind(resolved.get(k), v)} == {}
+
