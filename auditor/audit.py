@@ -56,6 +56,13 @@ class RunPaths:
         return self.checkpoints / "last.pt"
 
 
+# The kernel counts CPU time in ticks (10 ms on Linux): over a shorter window, other
+# processes' share of the CPU (measure.ForeignCpu) is mostly rounding and is not recorded.
+MIN_CPU_WINDOW_S = 0.25
+# At or above this share of all cores used by other processes while the latency was
+# timed, the timed model's threads had to wait for cores: its median is inflated.
+BUSY_CPU_SHARE = 0.10
+
 # What the tool writes under an output root (`--out`): runs' reports and checkpoints, verify's runs.
 OUTPUT_DIRS = ("reports", "checkpoints", "verify")
 

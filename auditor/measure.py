@@ -4,12 +4,15 @@ Latency is measured on the eager, unwrapped model in FP32 and eval mode,
 after warm-up, timing each iteration separately with perf_counter; on CUDA
 the device is synchronised before the clock is read at both ends, so each
 sample is the full time of one forward pass, and the record says when cuDNN
-ran the fp32 convolutions in TF32 (torch's default). Peak memory is the
-whole run's (data, training, measurement), not this stage's alone.
+ran the fp32 convolutions in TF32 (torch's default). The share of the CPU
+other processes used meanwhile is recorded with it: a busy machine inflates
+the figure without widening its spread. Peak memory is the whole run's
+(data, training, measurement), not this stage's alone.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -17,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from torch import nn
 
 from auditor import checkpoint
+from auditor.audit import MIN_CPU_WINDOW_S
 from auditor.models import count_parameters
 from auditor.repro import tf32_flags
 from auditor.spec import Latency, MeasureSpec, TrainSpec
@@ -48,6 +53,8 @@ class LatencyResult:
     iqr_ms: float
     min_ms: float
     method: str
+    other_cpu_share: float | None  # other processes' share of all cores while timed (None: see below)
+    other_cpu_window_s: float  # the timed iterations' wall time; under MIN_CPU_WINDOW_S the share is None
 
 
 @dataclass(frozen=True)
@@ -110,16 +117,69 @@ def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt).eval()
     x = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
-    samples, synced = [], True
+    samples, synced, meter = [], True, ForeignCpu(min_window_s=MIN_CPU_WINDOW_S)
     with torch.inference_mode():
         for i in range(spec.warmup + spec.iters):
+            if i == spec.warmup:
+                meter.start()
             synced &= _sync(device)
             t0 = time.perf_counter()
             model(x)
             synced &= _sync(device)
             if i >= spec.warmup:
                 samples.append((time.perf_counter() - t0) * 1e3)
-    return _summarise(samples, spec, device, channels_last, device_name, synced)
+    share = meter.stop()
+    return _summarise(samples, spec, device, channels_last, device_name, synced, share, meter.window_s)
+
+
+class ForeignCpu:
+    """Share of the machine's CPU time used by other processes (and VM steal) over an interval.
+
+    System-wide busy time (psutil, /proc/stat on Linux) minus this process tree's CPU
+    time, divided by wall time x logical cores: 0 on a quiet machine, 0.5 when another
+    process kept half the cores busy.
+    """
+
+    def __init__(self, min_window_s: float = 0.0) -> None:
+        self._me = psutil.Process()
+        self._t0 = self._busy0 = self._own0 = 0.0
+        self._ok = True
+        self.min_window_s = min_window_s  # shorter intervals give None
+        self.window_s = 0.0  # the last interval's wall time
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+    def _own(self) -> float:
+        total = 0.0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                c = proc.cpu_times()
+                total += c.user + c.system + getattr(c, "children_user", 0.0) + getattr(c, "children_system", 0.0)
+            except psutil.Error:  # a child that exited in between
+                pass
+        return total
+
+    def start(self) -> None:
+        """Start an interval."""
+        try:
+            self._t0, self._busy0, self._own0 = time.perf_counter(), self._busy(), self._own()
+        except (psutil.Error, OSError):  # no /proc/stat in a sandbox: the share is unknown
+            self._ok = False
+
+    def stop(self) -> float | None:
+        """Other processes' share of the CPU since `start`, in [0, 1]; None where it could not be
+        read or the interval was shorter than `min_window_s`."""
+        self.window_s = wall = time.perf_counter() - self._t0
+        if not self._ok or wall < self.min_window_s:
+            return None
+        try:
+            foreign = (self._busy() - self._busy0) - (self._own() - self._own0)
+        except (psutil.Error, OSError):
+            return None
+        return min(1.0, max(0.0, foreign / max(wall * (os.cpu_count() or 1), 1e-9)))
 
 
 def fp32_kind(device: torch.device) -> str:
@@ -131,7 +191,8 @@ def fp32_kind(device: torch.device) -> str:
 
 
 def _summarise(
-    samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str, synced: bool
+    samples: list[float], spec: Latency, device: torch.device, channels_last: bool, name: str, synced: bool,
+    other_cpu: float | None = None, window_s: float = 0.0,
 ) -> LatencyResult:
     q1, q3 = np.percentile(samples, [25, 75])
     how = "torch.cuda.synchronize() before and after each" if synced else "no device sync needed (CPU)"
@@ -143,7 +204,7 @@ def _summarise(
         batch_size=spec.batch_size, warmup=spec.warmup, iters=spec.iters, dtype=fp32_kind(device),
         channels_last=channels_last, synchronized=synced, median_ms=statistics.median(samples),
         p95_ms=float(np.percentile(samples, 95)), mean_ms=statistics.fmean(samples),
-        iqr_ms=float(q3 - q1), min_ms=min(samples),
+        iqr_ms=float(q3 - q1), min_ms=min(samples), other_cpu_share=other_cpu, other_cpu_window_s=window_s,
         method=(
             f"eager model, eval mode, torch.inference_mode, {spec.warmup} untimed warm-up "
             f"iterations, then {spec.iters} iterations each timed with time.perf_counter; {how}"

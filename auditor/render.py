@@ -26,7 +26,7 @@ from typing import Any
 
 import jinja2
 
-from auditor.audit import read_audit
+from auditor.audit import BUSY_CPU_SHARE, MIN_CPU_WINDOW_S, read_audit
 from auditor.check import verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes
@@ -783,6 +783,8 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
         "ckpt_file_text": bytes_mb(ckpt_bytes) if ckpt_bytes is not None else "n/a (no checkpoint evaluated)",
         "latency_model_note": model_note,
         "latency_spread_note": latency_spread_note(lat, meas["evaluated_checkpoint"]),
+        "latency_busy_note": latency_busy_note(lat, meas["evaluated_checkpoint"]),
+        "other_cpu_text": other_cpu_text(lat),
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
         "cuda_reserved_text": cuda_reserved_text(meas["memory"], cuda_mem is not None),
@@ -813,6 +815,29 @@ def latency_spread_note(lat: dict[str, Any], checkpoint_name: str | None) -> str
         f"min {lat['min_ms']:.3f} ms): the iterations did not run alike, most likely because other work "
         f"shared the machine. A latency criterion judged on this median may not hold on a quiet machine.{again}"
     )
+
+
+def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
+    """A warning when other processes used the CPU while the latency was timed, else None."""
+    share = lat.get("other_cpu_share")
+    if share is None or share < BUSY_CPU_SHARE:
+        return None
+    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
+    return (
+        f"**Busy machine:** other processes used {share:.0%} of the CPU while the latency was timed. "
+        "The timed model's threads then wait for cores, which inflates every iteration alike (the IQR "
+        f"need not widen); a latency criterion judged on this median may not hold on a quiet machine.{again}"
+    )
+
+
+def other_cpu_text(lat: dict[str, Any]) -> str:
+    """'12%', or why there is no share: too short a window, or not recorded."""
+    share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
+    if share is not None:
+        return f"{share:.0%}"
+    if window is not None and window < MIN_CPU_WINDOW_S:
+        return f"n/a (timed for {window:.2f} s, too short for the kernel's 10 ms CPU-time ticks)"
+    return "not recorded"
 
 
 def _checkpoints(audit: dict[str, Any]) -> dict[str, Any]:

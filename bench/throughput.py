@@ -70,6 +70,7 @@ from auditor.environment import (
     make_current,
     read_cpuinfo,
 )
+from auditor.measure import ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.spec import (
     DataSpec,
@@ -125,11 +126,11 @@ def loadavg() -> list[float] | None:
 def machine_info(device: torch.device) -> dict[str, Any]:
     """What the figures depend on: hardware, versions, threads, load."""
     gpu = gpu_info(device)  # NVML (name, memory, driver) where available
-    commit, dirty = git_state(REPO)
+    git = git_state(REPO)
     cpuinfo = read_cpuinfo()
     return {
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "auditor": auditor.__version__, "git_commit": commit, "git_dirty": dirty,
+        "auditor": auditor.__version__, "git_commit": git.commit, "git_dirty": git.dirty,
         "gpu_driver": gpu.driver if gpu else None,
         "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
         "cpu_model": cpu_model(cpuinfo), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(cpuinfo),
@@ -139,44 +140,6 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(), "device": str(device), "gpu": gpu.name if gpu else None,
         "loadavg_start": loadavg(),
     }  # fmt: skip
-
-
-class ForeignCpu:
-    """Share of the machine's CPU time used by other processes (and VM steal) over an interval.
-
-    System-wide busy time from /proc/stat (psutil) minus this process tree's CPU time
-    (DataLoader workers included), divided by wall time x cores. 0 on a quiet machine.
-    """
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._psutil, self._me = psutil, psutil.Process()
-        self._t0 = self._busy0 = self._own0 = 0.0
-
-    def _busy(self) -> float:
-        t = self._psutil.cpu_times()
-        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
-
-    def _own(self) -> float:
-        total = 0.0
-        for proc in [self._me, *self._me.children(recursive=True)]:
-            try:
-                c = proc.cpu_times()
-                total += c.user + c.system + getattr(c, "children_user", 0.0) + getattr(c, "children_system", 0.0)
-            except self._psutil.Error:  # a worker that exited in between
-                pass
-        return total
-
-    def start(self) -> None:
-        """Start an interval."""
-        self._t0, self._busy0, self._own0 = time.perf_counter(), self._busy(), self._own()
-
-    def stop(self) -> float:
-        """Other processes' share of the CPU since `start` (0 on a quiet machine)."""
-        wall = time.perf_counter() - self._t0
-        foreign = (self._busy() - self._busy0) - (self._own() - self._own0)
-        return max(0.0, foreign / max(wall * (os.cpu_count() or 1), 1e-9))
 
 
 def wait_for_quiet(quiet: float, max_wait_s: float, log: Callable[[str], None] = print, sample_s: float = 2.0) -> float:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +73,44 @@ def test_latency_on_the_cpu_records_what_it_did(channels_last: bool) -> None:
     assert lat.dtype == "float32" and not lat.synchronized and lat.threads == torch.get_num_threads()
     assert 0 < lat.min_ms <= lat.median_ms <= lat.p95_ms and lat.iqr_ms >= 0
     assert "5 iterations each timed" in lat.method and "no device sync needed (CPU)" in lat.method
+    assert lat.other_cpu_window_s > 0
+    # 5 iterations of a tiny model: too short a window for the kernel's CPU-time ticks
+    assert lat.other_cpu_share is None if lat.other_cpu_window_s < measure.MIN_CPU_WINDOW_S else 0 <= lat.other_cpu_share <= 1
+
+
+def test_foreign_cpu_counts_other_processes_not_this_one(tmp_path: Path) -> None:
+    stop = tmp_path / "stop"
+    spin = f"import os\nwhile not os.path.exists({str(stop)!r}): pass"
+    # Started through a shell that exits at once: the spinner is not this process's child.
+    subprocess.run(["sh", "-c", f'"{sys.executable}" -c "$0" >/dev/null 2>&1 &', spin], check=True)
+    try:
+        time.sleep(0.3)  # the spinner is up
+        meter = measure.ForeignCpu()
+        meter.start()
+        deadline = time.perf_counter() + 0.6
+        while time.perf_counter() < deadline:  # this process busy too: its own time is not counted
+            sum(range(1000))
+        share = meter.stop()
+    finally:
+        stop.write_text("")
+    cores = os.cpu_count() or 1
+    assert share is not None and 0.5 / cores < share <= 1  # one spinning core of `cores`
+
+
+def test_foreign_cpu_is_none_where_the_cpu_times_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable() -> None:
+        raise PermissionError("/proc/stat")
+
+    monkeypatch.setattr(measure.psutil, "cpu_times", unreadable)
+    meter = measure.ForeignCpu()
+    meter.start()
+    assert meter.stop() is None
+
+
+def test_foreign_cpu_is_none_over_a_window_shorter_than_the_ticks() -> None:
+    meter = measure.ForeignCpu(min_window_s=10.0)
+    meter.start()
+    assert meter.stop() is None and 0 < meter.window_s < 10
 
 
 @pytest.mark.parametrize(

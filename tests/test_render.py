@@ -753,3 +753,24 @@ def test_host_memory_row_and_records_without_it() -> None:
                       "read back: a 32 MiB block comes from fresh mmap (unmapped on free)") in text_of(audit)
     del audit["training"]["host_memory"]  # a record written before the setting existed
     assert row.format("not recorded") in text_of(audit)
+
+
+@pytest.mark.parametrize(
+    ("share", "window", "row", "busy"),
+    [
+        (0.012, 0.3, "1%", False),
+        (0.5, 30.0, "50%", True),
+        (None, 0.06, "n/a (timed for 0.06 s, too short for the kernel's 10 ms CPU-time ticks)", False),
+        (None, None, "not recorded", False),  # recorded before the share was
+    ],
+)  # fmt: skip
+def test_other_processes_cpu_share_while_timed(share: float | None, window: float | None, row: str, busy: bool) -> None:
+    audit = golden_audit()
+    lat = audit["measurements"]["latency"]
+    lat.update(other_cpu_share=share, other_cpu_window_s=window)
+    for key in [k for k in ("other_cpu_share", "other_cpu_window_s") if lat[k] is None]:
+        del lat[key]
+    text = text_of(audit)
+    assert f"| Other processes' share of the CPU while timed | {row} |" in text
+    assert ("**Busy machine:** other processes used 50% of the CPU while the latency was timed" in text) is busy
+

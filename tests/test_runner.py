@@ -250,3 +250,18 @@ def test_identical_final_checkpoints_are_verified_each_and_deserialised_once(tmp
     (paths.checkpoints / "best.pt").write_bytes(b"damaged")  # its digest no longer matches: refused, not reused
     with pytest.raises(InvalidInput, match="best.pt: checkpoint is not intact: sha256 mismatch"):
         runner.load_final_checkpoints(paths.checkpoints)
+
+
+def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor import measure
+
+    monkeypatch.setattr(measure.ForeignCpu, "stop", lambda self: 0.5)  # as if another process held half the CPU
+    logged: list[str] = []
+    outcome = execute(load_spec("smoke", TINY_SETS), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                      log=logged.append)  # fmt: skip
+    assert outcome.audit["measurements"]["latency"]["other_cpu_share"] == 0.5
+    assert "note: other processes used 50% of the CPU while the latency was timed" in "\n".join(logged)
+    assert "**Busy machine:**" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
+
