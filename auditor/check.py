@@ -188,8 +188,11 @@ def _numeric_detail(crit: Criterion, measured: float, passed: bool) -> str:
     threshold = _exact(float(crit.threshold))
     if crit.op == "+-":
         diff = abs(measured - float(crit.threshold))
+        tol = float(crit.tolerance or 0.0)
         cmp = "<=" if passed else ">"
-        return f"|{shown} - {threshold}| = {diff:.3g} {cmp} {_exact(float(crit.tolerance or 0.0))}"
+        # 3 significant digits, unless they would read as the other outcome (0.01000004 > 0.01)
+        diff_text = f"{diff:.3g}" if (float(f"{diff:.3g}") <= tol) == (diff <= tol) else _exact(diff)
+        return f"|{shown} - {threshold}| = {diff_text} {cmp} {_exact(tol)}"
     shown_op = crit.op if passed else _NEGATED[crit.op]
     return f"{shown} {shown_op} {threshold}"
 

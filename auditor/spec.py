@@ -274,7 +274,7 @@ CATEGORICAL_METRICS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "official_data": ("true", "false"),
 })
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_CMP_RE = re.compile(rf"^\s*(>=|<=|==|>|<)\s*({_NUM})\s*$")
+_CMP_RE = re.compile(rf"^\s*(>=|<=|==|!=|>|<)\s*({_NUM})\s*$")
 _TOL_RE = re.compile(rf"^\s*({_NUM})\s*(?:\+-|\+/-|±)\s*({_NUM})\s*$")
 _CAT_RE = re.compile(r"^\s*(==|!=)\s*([A-Za-z_]+)\s*$")
 
@@ -309,8 +309,8 @@ def parse_criterion(metric: str, expr: Any) -> Criterion:
             raise ValueError(f"tolerance must be >= 0 in {expr!r}")
     else:
         raise ValueError(
-            f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==)"
-            " or '<number> +- <tolerance>'"
+            f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
+            " or '<number> +- <tolerance>' (also +/- or ±)"
         )
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
@@ -327,6 +327,10 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
             + ", ".join(allowed)
         )
+    if metric == "reproducible" and m[1] == "!=":
+        # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance
+        # where verify.allow_tolerance is false.
+        raise ValueError(f"cannot use {expr!r}: name the verdict that passes, '== bitwise' (or '== tolerance')")
     return Criterion(metric=metric, expr=expr, op=m[1], threshold=m[2])
 
 

@@ -51,6 +51,8 @@ NUMERIC_CASES = [
     ("params_m", "== 0.269722", 0.269723, False),
     ("images_per_s", "== 1000", 1000 * (1 + 5e-10), True),
     ("images_per_s", "== 1000", 1000 * (1 + 5e-9), False),
+    ("params_m", "!= 0.3", 0.1 + 0.2, False),  # != is the negation of == with the same slack
+    ("params_m", "!= 0.3", 0.31, True),
     # +- at exactly the tolerance passes, also where binary rounding
     # makes |0.88 - 0.87| a hair above 0.01
     ("final_val_acc", "0.5 +- 0.25", 0.75, True),
@@ -91,7 +93,7 @@ def test_result_carries_the_parsed_criterion() -> None:
         ("final_val_acc", "0.87 +- 0.01", 0.9, "|0.9000 - 0.87| = 0.03 > 0.01"),
         # rounded where the rounding keeps the outcome: the difference is printed beside it
         ("final_val_acc", "0.87 +- 0.01", 0.8723456789, "|0.8723 - 0.87| = 0.00235 <= 0.01"),
-        ("final_val_acc", "0.87 +- 0.01", 0.88000004, "|0.88000004 - 0.87| = 0.01 > 0.01"),
+        ("final_val_acc", "0.87 +- 0.01", 0.88000004, "|0.88000004 - 0.87| = 0.010000039999999988 > 0.01"),
         ("final_val_acc", "== 0.87", 0.8700001, "0.8700001 != 0.87"),
     ],
 )
@@ -267,6 +269,8 @@ def test_empty_criteria_section_clears_everything(tmp_path: Path) -> None:
         ('criteria:\n  latency_ms: "<< 3"\n', "criteria.latency_ms", "cannot parse"),
         ('test_acc: ">= 85"\n', "criteria.test_acc", "fraction"),
         ('status: "== finished"\n', "criteria.status", "cannot parse"),
+        # != would pass a failed verification (unresumed, tolerance without allow_tolerance)
+        ('reproducible: "!= diverged"\n', "criteria.reproducible", "name the verdict that passes, '== bitwise'"),
         ('bogus_metric: ">= 1"\n', "criteria.bogus_metric", "unknown metric"),
         ("test_acc: 0.85\n", "criteria.test_acc", "quoted string"),
     ],
