@@ -40,6 +40,7 @@ from pydantic import (
 from auditor.audit import run_paths, write_json
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes
+from auditor.render import count
 from auditor.spec import (
     NAME_PATTERN,
     Spec,
@@ -444,11 +445,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def count(n: int, noun: str) -> str:
-    """'1 run', '3 runs'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def display_path(p: Path) -> str:

@@ -232,7 +232,16 @@ def _display_measured(crit: _Comparison, measured: float) -> str:
     return shown
 
 
-def _shown(result: CriterionResult) -> str:
+def shown_measured(result: CriterionResult | Mapping[str, Any]) -> str:
+    """A result's measured value as `check` prints it: rounded, unless that would mislead.
+
+    Takes a CriterionResult or its dict in audit.json (a dict of another shape: plain rounding).
+    """
+    if not isinstance(result, CriterionResult):
+        try:
+            result = CriterionResult(**result)
+        except TypeError:
+            return format_value(str(result.get("metric")), result.get("measured"))
     if isinstance(result.measured, float) and result.metric in NUMERIC_METRICS:
         return _display_measured(result, result.measured)
     return format_value(result.metric, result.measured)
@@ -257,7 +266,7 @@ def render_lines(results: list[CriterionResult], status: str | None = None) -> l
     for r in results:
         status_word = "PASS" if r.passed else "FAIL"
         # Missing, NaN or wrong-typed values: the detail says why it failed.
-        why = r.detail if _unusual(r) else f"measured {_shown(r)}"
+        why = r.detail if _unusual(r) else f"measured {shown_measured(r)}"
         lines.append(f"{status_word}  {r.metric} {r.expr}  ({why})")
     if status == DIVERGED:
         lines.append(f"FAIL  {DIVERGED_DETAIL}")

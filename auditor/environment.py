@@ -156,35 +156,42 @@ class GitState:
 
     commit: str | None
     dirty: bool | None
-    changes: dict[str, int] | None  # {"tracked": files changed, "untracked": files not in git}
+    # {"tracked": tracked files changed, "untracked": untracked paths (a new folder counts once)}
+    changes: dict[str, int] | None
 
 
 def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
     """Commit and uncommitted changes of the git work tree containing `where`.
 
-    Untracked files count as dirty (an untracked module can change what
-    runs), except under `outputs`: the tool's own output folders, which a run
-    has already begun to write when this is read.
+    A change to a tracked file counts wherever it is. Untracked files count
+    too (an untracked module can change what runs), except under `outputs`:
+    the tool's own output folders, which a run has begun to write when this
+    is read.
     """
     try:
         run = lambda *a: subprocess.run(
             ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout
         commit, top = run("rev-parse", "HEAD").strip(), Path(run("rev-parse", "--show-toplevel").strip())
+        tracked = run("status", "--porcelain", "--untracked-files=no", "--", ":/").splitlines()
         excluded = [f":(top,literal,exclude){rel}" for rel in _inside(top, outputs)]
-        lines = run("status", "--porcelain", "--", ":/", *excluded).splitlines()
+        listed = run("status", "--porcelain", "--untracked-files=normal", "--", ":/", *excluded).splitlines()
     except (OSError, subprocess.SubprocessError):
         return GitState(None, None, None)
-    untracked = sum(line.startswith("?? ") for line in lines)
-    return GitState(commit, bool(lines), {"tracked": len(lines) - untracked, "untracked": untracked})
+    untracked = sum(line.startswith("?? ") for line in listed)
+    return GitState(commit, bool(tracked) or untracked > 0, {"tracked": len(tracked), "untracked": untracked})
 
 
 def _inside(top: Path, paths: Sequence[Path]) -> list[str]:
-    """`paths` that lie inside the work tree `top`, relative to it (git refuses the others)."""
+    """`paths` that lie inside the work tree `top`, relative to it (git refuses the others).
+
+    A path's last component is kept as it is: a symlinked `checkpoints/` on
+    a scratch disk is still the entry git lists inside the work tree.
+    """
     found = []
     for p in paths:
         try:
-            found.append(p.resolve().relative_to(top.resolve()).as_posix())
+            found.append((p.parent.resolve() / p.name).relative_to(top.resolve()).as_posix())
         except ValueError:
             continue
     return [f for f in found if f != "."]

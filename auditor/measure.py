@@ -54,7 +54,7 @@ class LatencyResult:
     min_ms: float
     method: str
     other_cpu_share: float | None  # other processes' share of all cores while timed (None: see below)
-    other_cpu_window_s: float  # the timed iterations' wall time; under MIN_CPU_WINDOW_S the share is None
+    other_cpu_window_s: float  # wall time of warm-up + timed iterations; under MIN_CPU_WINDOW_S no share
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,9 @@ def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last
     model = model.to(device, memory_format=fmt).eval()
     x = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     samples, synced, meter = [], True, ForeignCpu(min_window_s=MIN_CPU_WINDOW_S)
+    meter.start()  # over the warm-up too: the same work, and a longer window than the ticks
     with torch.inference_mode():
         for i in range(spec.warmup + spec.iters):
-            if i == spec.warmup:
-                meter.start()
             synced &= _sync(device)
             t0 = time.perf_counter()
             model(x)
@@ -133,24 +132,32 @@ def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last
 
 
 class ForeignCpu:
-    """Share of the machine's CPU time used by other processes (and VM steal) over an interval.
+    """Share of this process's CPUs' time used by other processes (and VM steal) over an interval.
 
-    System-wide busy time (psutil, /proc/stat on Linux) minus this process tree's CPU
-    time, divided by wall time x logical cores: 0 on a quiet machine, 0.5 when another
-    process kept half the cores busy.
+    The busy time of the CPUs this process may run on (psutil per-CPU times,
+    /proc/stat on Linux) minus this process tree's CPU time, divided by wall
+    time x those CPUs: 0 on a quiet machine, 0.5 when another process kept
+    half of them busy. A container's CPU quota is not seen (only its CPU set).
     """
 
     def __init__(self, min_window_s: float = 0.0) -> None:
         self._me = psutil.Process()
+        self._cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self._t0 = self._busy0 = self._own0 = 0.0
         self._ok = True
         self.min_window_s = min_window_s  # shorter intervals give None
         self.window_s = 0.0  # the last interval's wall time
 
-    @staticmethod
-    def _busy() -> float:
-        t = psutil.cpu_times()
-        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+    @property
+    def n_cpus(self) -> int:
+        """How many CPUs the share is of."""
+        return len(self._cpus) if self._cpus else (os.cpu_count() or 1)
+
+    def _busy(self) -> float:
+        per_cpu = psutil.cpu_times(percpu=True)
+        chosen = [per_cpu[i] for i in self._cpus if i < len(per_cpu)] if self._cpus else per_cpu
+        keys = ("user", "nice", "system", "irq", "softirq", "steal")
+        return sum(getattr(t, k, 0.0) for t in chosen for k in keys)
 
     def _own(self) -> float:
         total = 0.0
@@ -179,7 +186,7 @@ class ForeignCpu:
             foreign = (self._busy() - self._busy0) - (self._own() - self._own0)
         except (psutil.Error, OSError):
             return None
-        return min(1.0, max(0.0, foreign / max(wall * (os.cpu_count() or 1), 1e-9)))
+        return min(1.0, max(0.0, foreign / max(wall * self.n_cpus, 1e-9)))
 
 
 def fp32_kind(device: torch.device) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import jinja2
 
-from auditor.audit import BUSY_CPU_SHARE, MIN_CPU_WINDOW_S, read_audit
+from auditor.audit import MIN_CPU_WINDOW_S, busy_cpu, read_audit
 from auditor.check import verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes
@@ -820,7 +820,7 @@ def latency_spread_note(lat: dict[str, Any], checkpoint_name: str | None) -> str
 def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
     """A warning when other processes used the CPU while the latency was timed, else None."""
     share = lat.get("other_cpu_share")
-    if share is None or share < BUSY_CPU_SHARE:
+    if not busy_cpu(share):
         return None
     again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
     return (
@@ -836,7 +836,8 @@ def other_cpu_text(lat: dict[str, Any]) -> str:
     if share is not None:
         return f"{share:.0%}"
     if window is not None and window < MIN_CPU_WINDOW_S:
-        return f"n/a (timed for {window:.2f} s, too short for the kernel's 10 ms CPU-time ticks)"
+        return (f"n/a (measured over {window:.2f} s; under {MIN_CPU_WINDOW_S:g} s the kernel's 10 ms "
+                "CPU-time ticks make it mostly rounding)")  # fmt: skip
     return "not recorded"
 
 
@@ -875,12 +876,12 @@ def _evaluate_note(dataset: str, has_best: bool) -> str | None:
 
 
 def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
-    from auditor.check import format_value
+    from auditor.check import shown_measured
 
     rows = []
     for c in audit["criteria"]:
         rows.append([
-            code(c["metric"]), code(c["expr"]), format_value(c["metric"], c["measured"]),
+            code(c["metric"]), code(c["expr"]), shown_measured(c),
             "PASS" if c["passed"] else "**FAIL**", c["detail"],
         ])  # fmt: skip
     return {"criteria_rows": rows}
@@ -890,7 +891,13 @@ _VERDICT_TEXT = {
     "bitwise": "every compared tensor is bit-for-bit identical between the runs",
     "tolerance": "the runs are not bit-identical, but every compared tensor is within the accepted tolerance",
     "diverged": "the runs are NOT reproducible: their results differ beyond the accepted tolerance",
-    "unresumed": "NOT verified: run K did not continue from a checkpoint after its kill, so the resume went untested",
+    "unresumed": "NOT verified: run K did not continue from a checkpoint after a kill, so the resume went untested",
+}
+
+
+_VERIFY_BANNER = {
+    "unresumed": "the runs agree, but run K did NOT resume from a checkpoint: the kill/resume path went untested",
+    "tolerance": "the runs differ within verify.tolerance, but verify.allow_tolerance is false, so that is not a pass",
 }
 
 
@@ -950,11 +957,8 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "verified": True,
         "verification_verdict": verdict,
-        "verification_failed": verdict not in ("bitwise", "tolerance"),
-        "verification_banner": (
-            "the runs agree, but run K did NOT resume from a checkpoint: the kill/resume path went untested"
-            if verdict == "unresumed" else "re-running this spec did NOT reproduce it"
-        ),
+        "verification_failed": not verification_passed(verdict, bool(ver.get("allow_tolerance"))),
+        "verification_banner": _VERIFY_BANNER.get(verdict, "re-running this spec did NOT reproduce it"),
         "verification_rows": rows,
         "tensor_rows": tensor_rows,
         "verification_notes": list(ver["notes"]),
@@ -1046,19 +1050,19 @@ def git_changes_text(env: dict[str, Any]) -> str:
     dirty, changes = env["git_dirty"], env.get("git_changes")
     if dirty is None:
         return "dirty state unknown"
-    outputs = "; the tool's own output folders (reports/, checkpoints/, verify/) not counted"
+    outputs = "; untracked files in the tool's output folders under --out not counted"
     if not dirty:
         return "no uncommitted changes" + (outputs if changes else "")
-    parts = [count_of(changes["tracked"], "changed tracked file"),
-             count_of(changes["untracked"], "untracked file")] if changes else []  # fmt: skip
-    if not any(parts):  # recorded before the counts were
+    found = [(changes[k], noun) for k, noun in (("tracked", "changed tracked file"), ("untracked", "untracked path"))
+             if changes and changes.get(k)]  # fmt: skip
+    if not found:  # recorded before the counts were
         return "uncommitted changes or untracked files"
-    return " and ".join(p for p in parts if p) + outputs
+    return " and ".join(count(n, noun) for n, noun in found) + outputs
 
 
-def count_of(n: int, noun: str) -> str:
-    """'' for 0, '1 file', '3 files'."""
-    return "" if not n else f"{n} {noun}{'' if n == 1 else 's'}"
+def count(n: int, noun: str) -> str:
+    """'1 run', '3 runs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _environment_item(audit: dict[str, Any]) -> Item:

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from auditor import checkpoint, environment, repro
-from auditor.audit import BUSY_CPU_SHARE, OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, run_paths, write_csv, write_json
+from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, busy_cpu, run_paths, write_csv, write_json
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
@@ -374,7 +374,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
         t_measure = time.perf_counter()
         final = load_final_checkpoints(paths.ckpt_staging)
         measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
-        if (busy := measured["latency"]["other_cpu_share"] or 0.0) >= BUSY_CPU_SHARE:
+        if busy_cpu(busy := measured["latency"]["other_cpu_share"]):
             log(f"note: other processes used {busy:.0%} of the CPU while the latency was timed: "
                 "the latency figure is inflated (see the sheet)")  # fmt: skip
         audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes, final)

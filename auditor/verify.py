@@ -10,10 +10,11 @@ momentum buffers keyed by parameter name).
 
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
-spec.verify.allow_tolerance), `diverged`, or `unresumed`: the runs agree
-but run K did not continue from a checkpoint after its kill (all were
-damaged, or it finished first), so the resume path went untested and
-verify fails. A kill that no checkpoint can precede is refused up front. It goes into run A's audit.json
+spec.verify.allow_tolerance), `diverged`, or `unresumed` (the runs agree
+but run K did not continue from a checkpoint after a kill: its checkpoints
+were all damaged, or it stopped early before the kill step, so the resume
+went untested and verify fails; a kill that no checkpoint can precede is
+refused up front). The verdict goes into run A's audit.json
 as the `verification` block (see `verify`), into `metrics.reproducible`
 (so a `reproducible: "== bitwise"` criterion gates on it), and into
 `<out>/verify/<name>/verify.json`.
@@ -212,7 +213,7 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
                            "one to kill after); use a larger --steps or --epochs")  # fmt: skip
     first = min(every, spe)  # the first checkpoint is written after this many steps
     cadence = f"checkpoints after every {every} steps and at each epoch end ({spe} steps)"
-    if chosen:
+    if chosen and first < total:
         raise InvalidInput(f"--kill-at: {k} comes before the first checkpoint ({cadence}), so the resume "
                            f"would train from scratch and go untested; use --kill-at {first} or later")  # fmt: skip
     raise InvalidInput(f"no checkpoint is written within the budget of {total} steps ({cadence}), so no kill "
@@ -295,7 +296,9 @@ def _start(
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                             env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})}), check=False).returncode  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
-    why = {EXIT_FAILED: " (its own sheet says FAIL at this budget; the comparison decides verify's verdict)",
+    judged = (run_paths(plan.workdir / run_id, plan.spec.name).reports / "audit.json").is_file()
+    why = {EXIT_FAILED: " (its own sheet says FAIL at this budget; the comparison decides verify's verdict)"
+           if judged else " (it crashed: see its log)",
            -signal.SIGKILL: " (killed, as planned)" if extra_env and ENV_KILL_AT in extra_env else ""}  # fmt: skip
     log(f"verify: run {run_id} ({role}) exited {rc}{why.get(rc, '')} after {rec.wall_s:.1f}s")
     return rec
@@ -715,8 +718,9 @@ def evidence_block(
     resumed = facts["kill_signal"] is not None and facts["resumed_from"] is not None
     verdict = decide(pairs, tol.tolerance)
     if verdict != "diverged" and not resumed:
-        notes.append(f"the runs agree ({verdict}), but run K did not continue from a checkpoint after "
-                     "a kill, so the resume went untested: verdict unresumed")  # fmt: skip
+        why = "it was not killed" if facts["kill_signal"] is None else "no checkpoint was intact after its kill"
+        notes.append(f"the runs agree ({verdict}), but run K did not continue from a checkpoint ({why}), "
+                     "so the resume went untested: verdict unresumed")  # fmt: skip
         verdict = "unresumed"
     if verdict == "tolerance" and not tol.allow_tolerance:
         notes.append(f"differences are within verify.tolerance {tol.tolerance:g} "

@@ -70,7 +70,7 @@ from auditor.environment import (
     make_current,
     read_cpuinfo,
 )
-from auditor.measure import ForeignCpu
+from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.spec import (
     DataSpec,
@@ -140,6 +140,14 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(), "device": str(device), "gpu": gpu.name if gpu else None,
         "loadavg_start": loadavg(),
     }  # fmt: skip
+
+
+class ForeignCpu(_ForeignCpu):
+    """auditor's meter of other processes' CPU share, NaN (shown as such) where it cannot be read."""
+
+    def stop(self) -> float:  # type: ignore[override]
+        share = super().stop()
+        return math.nan if share is None else share
 
 
 def wait_for_quiet(quiet: float, max_wait_s: float, log: Callable[[str], None] = print, sample_s: float = 2.0) -> float:

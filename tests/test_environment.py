@@ -115,6 +115,23 @@ def test_git_state_counts_changes_but_not_the_tools_own_outputs(tmp_path: Path) 
     assert environment.git_state(tmp_path, outputs) == environment.GitState(None, None, None)  # not a work tree
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_state_counts_tracked_changes_in_output_folders_and_follows_no_symlink(tmp_path: Path) -> None:
+    repo, scratch = tmp_path / "project", tmp_path / "scratch"
+    (repo / "verify").mkdir(parents=True)
+    (repo / "verify" / "tool.py").write_text("v1\n")  # a tracked folder that shares an output folder's name
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "first")
+    scratch.mkdir()
+    (scratch / "last.pt").write_bytes(b"weights")
+    (repo / "checkpoints").symlink_to(scratch)  # checkpoints on a scratch disk
+    outputs = [repo / d for d in ("reports", "checkpoints", "verify")]
+    assert environment.git_state(repo, outputs).changes == {"tracked": 0, "untracked": 0}
+    (repo / "verify" / "tool.py").write_text("v2\n")
+    assert environment.git_state(repo, outputs).changes == {"tracked": 1, "untracked": 0}
+
+
 def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # not a git checkout
     env = environment.capture(torch.device("cpu"), ["auditor", "run", "smoke"])
