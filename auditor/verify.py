@@ -12,7 +12,7 @@ The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
 spec.verify.allow_tolerance), `diverged`, or `unresumed` (the runs agree
 but run K did not continue from a checkpoint after a kill: its checkpoints
-were all damaged, or it stopped early before the kill step, so the resume
+were all damaged, or it stopped before its first checkpoint, so the resume
 went untested and verify fails; a kill that no checkpoint can precede is
 refused up front). The verdict goes into run A's audit.json
 as the `verification` block (see `verify`), into `metrics.reproducible`
@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -398,6 +398,24 @@ def run_killed(
     return [killed, resumed], audit, facts
 
 
+def kill_within(plan: Plan, steps_a: int, status: str, notes: list[str], log: Log) -> Plan:
+    """The plan with its kill moved inside run A's `steps_a` steps when A stopped early
+    (early stopping, divergence): run K stops where its twin did, so a later kill never comes."""
+    if plan.kill_at < steps_a:
+        return plan
+    spe, every = plan.steps_per_epoch, plan.checkpoint_every
+    k = default_kill_step(steps_a, spe, every) if steps_a else 0
+    if steps_a == 0 or resume_position(k, spe, every) == 0:
+        notes.append(f"run A stopped ({status}) after {steps_a} steps, before any checkpoint a kill could "
+                     f"resume from: run K cannot be killed after step {plan.kill_at}")  # fmt: skip
+        return plan
+    note = (f"run A stopped ({status}) after {steps_a} steps, before the planned kill after step "
+            f"{plan.kill_at}: run K is killed after step {k} instead")  # fmt: skip
+    notes.append(note)
+    log(f"verify: {note}")
+    return replace(plan, kill_at=k)
+
+
 # --- comparison -----------------------------------------------------------------------
 
 
@@ -674,6 +692,8 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
         f"{plan.checkpoint_every}, kill after step {plan.kill_at}; work dir {plan.workdir}")  # fmt: skip
     rec_a = _start(plan, spec_file, "a", "reference", log)
     audit_a = _finished(plan, rec_a)
+    steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
+    plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log)
     rec_b = _start(plan, spec_file, "b", "twin", log)
     _finished(plan, rec_b)
     recs_k, _, facts = run_killed(plan, spec_file, log)

@@ -318,6 +318,19 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
     assert not any("checkpoint_every_steps" in n for n in steps.notes)  # the spec's own cadence is kept
 
 
+def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Path) -> None:
+    plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
+    notes: list[str] = []
+    assert verify_mod.kill_within(plan, TOTAL, "completed", notes, print) is plan and notes == []
+    moved = verify_mod.kill_within(plan, 5, "early_stopped", notes, lambda m: None)  # stopped before the kill
+    assert moved.kill_at < 5 and resume_position(moved.kill_at, SPE, EVERY) > 0
+    assert notes == [f"run A stopped (early_stopped) after 5 steps, before the planned kill after step "
+                     f"{plan.kill_at}: run K is killed after step {moved.kill_at} instead"]  # fmt: skip
+    notes.clear()
+    assert verify_mod.kill_within(plan, 1, "diverged", notes, print) is plan  # no checkpoint within 1 step
+    assert "before any checkpoint a kill could resume from" in notes[0]
+
+
 def test_resume_arithmetic() -> None:
     # 8 steps/epoch, step checkpoint every 2: positions 2, 4, 6 | last.pt at 8 | 10, 12, 14.
     assert [resume_position(s, 8, 2) for s in (0, 1, 2, 3, 7, 8, 9, 13)] == [0, 0, 2, 2, 6, 8, 8, 12]
