@@ -324,8 +324,9 @@ def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Pa
     assert verify_mod.kill_within(plan, TOTAL, "completed", notes, print) is plan and notes == []
     moved = verify_mod.kill_within(plan, 5, "early_stopped", notes, lambda m: None)  # stopped before the kill
     assert moved.kill_at < 5 and resume_position(moved.kill_at, SPE, EVERY) > 0
-    assert notes == [f"run A stopped (early_stopped) after 5 steps, before the planned kill after step "
-                     f"{plan.kill_at}: run K is killed after step {moved.kill_at} instead"]  # fmt: skip
+    expected = (f"run A stopped (early_stopped) after 5 steps, before the planned kill after step "
+                f"{plan.kill_at}: run K is killed after step {moved.kill_at} instead")  # fmt: skip
+    assert notes == [expected]
     notes.clear()
     assert verify_mod.kill_within(plan, 1, "diverged", notes, print) is plan  # no checkpoint within 1 step
     assert "before any checkpoint a kill could resume from" in notes[0]
