@@ -172,9 +172,9 @@ def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
         run = lambda *a: subprocess.run(
             ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout
-        commit, top = run("rev-parse", "HEAD").strip(), Path(run("rev-parse", "--show-toplevel").strip())
+        commit, top = run("rev-parse", "HEAD", "--show-toplevel").split("\n")[:2]
         tracked = run("status", "--porcelain", "--untracked-files=no", "--", ":/").splitlines()
-        excluded = [f":(top,literal,exclude){rel}" for rel in _inside(top, outputs)]
+        excluded = [f":(top,literal,exclude){rel}" for rel in _inside(Path(top), outputs)]
         listed = run("status", "--porcelain", "--untracked-files=normal", "--", ":/", *excluded).splitlines()
     except (OSError, subprocess.SubprocessError):
         return GitState(None, None, None)
