@@ -182,10 +182,11 @@ def bench_data_spec(root: Path | None = SUBSET, synthetic_train: int = 4000) -> 
     )  # fmt: skip
 
 
-def describe_data(spec: DataSpec, data: DataBundle) -> str:
-    """One line naming the data the pipelines trained on."""
+def describe_data(spec: DataSpec, data: DataBundle, chosen: bool = False) -> str:
+    """One line naming the data the pipelines trained on (`chosen`: synthetic by --synthetic)."""
     if spec.dataset == "synthetic":
-        return f"synthetic ({len(data.train_y)} train images; real subset not found)"
+        why = "--synthetic" if chosen else f"no CIFAR-10 subset at {SUBSET}"
+        return f"synthetic ({len(data.train_y)} train images; {why})"
     return f"CIFAR-10 subset at {spec.root} ({len(data.train_y)} train images)"
 
 
@@ -507,7 +508,7 @@ def warm(pipe: Any, steps: int, device: torch.device, budget_s: float = math.inf
     pipe.begin()
     try:
         total, last = 0.0, 0.0
-        for i in range(max(steps, 1) + 1):
+        for i in range(steps + 1):
             t0 = time.perf_counter()
             pipe.run(1)
             sync(device)
@@ -1023,6 +1024,16 @@ def throughput_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ceiling_exceeded(res: dict[str, Any]) -> float | None:
+    """The largest share of the fp32 ceiling an fp32 row reached, when above 1 (else None):
+    then the GEMM rate measured is no ceiling on this machine and thread count."""
+    cap = (res.get("ceiling") or {}).get("ceiling_images_per_s")
+    shares = [r["images_per_s"]["median"] / cap for r in res["rows"]
+              if cap and "failed" not in r and (r.get("config") or {}).get("amp", "off") == "off"]  # fmt: skip
+    top = max(shares, default=0.0)
+    return top if top > 1 else None
+
+
 def ceiling_lines(res: dict[str, Any]) -> list[str]:
     """What the fp32 arithmetic allows: the ceiling and the share of it each target needs."""
     c = res.get("ceiling")
@@ -1039,6 +1050,10 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
         f"({cap / base:.2f}x the conventional pipeline). 1.5x (a) = {1.5 * base:.0f} images/s = "
         f"{1.5 * base / cap:.0%} of that ceiling; 2x = {2 * base / cap:.0%}.",
         *tf32_note(res),
+        *([] if (over := ceiling_exceeded(res)) is None else [
+            "", (f"**Not a ceiling here:** an fp32 configuration reached {over:.0%} of it, so on this machine and "
+                 "thread count that GEMM rate is no upper bound (the GEMM kernels ran below the convolutions' "
+                 "rate); read the shares above as ratios to that GEMM, not as shares of a limit.")]),
     ]
 
 
@@ -1071,7 +1086,7 @@ OP_GROUPS = {
     "convolution (backward)": ("aten::convolution_backward", "aten::_slow_conv2d_backward"),
     "batch norm": ("aten::native_batch_norm", "aten::native_batch_norm_backward", "aten::batch_norm",
                    "aten::_batch_norm_impl_index", "aten::_native_batch_norm_legit"),
-    "NaN-fill of new tensors (deterministic mode)": ("aten::fill_",),
+    "fill_ (incl. NaN-fill of new tensors, when fill_uninitialized_memory is on)": ("aten::fill_",),
     "relu / add / other elementwise": ("aten::threshold_backward", "aten::clamp_min_", "aten::relu_", "aten::add",
                                        "aten::add_", "aten::mul_", "aten::mul", "aten::div", "aten::sub",
                                        "aten::div_", "aten::sub_", "aten::addcmul_", "aten::where"),
@@ -1134,13 +1149,14 @@ def profile_lines(results: list[dict[str, Any]]) -> list[str]:
 
 # --- auditing overhead ------------------------------------------------------------------
 
-OVERHEAD_SPECS = {
-    "smoke": lambda epochs: ["smoke"],
-    "subset-resnet20": lambda epochs: [
+# (epochs, device, data root) -> `auditor run` arguments
+OVERHEAD_SPECS: dict[str, Callable[[int, str, Path], list[str]]] = {
+    "smoke": lambda epochs, device, root: ["smoke", "--set", f"train.device={device}"],
+    "subset-resnet20": lambda epochs, device, root: [
         str(REPO / "specs" / "resnet20_cifar10.yaml"), "--set", "name=bench-subset-resnet20",
-        "--set", f"data.root={SUBSET}", "--set", "data.val_split=0", "--set", f"train.epochs={epochs}",
+        "--set", f"data.root={root}", "--set", "data.val_split=0", "--set", f"train.epochs={epochs}",
         "--set", "train.optimizer.weight_decay=5e-4", "--set", "train.schedule.name=cosine",
-        "--set", "train.schedule.milestones=[]", "--set", "train.device=cpu", "--set", "seed=42",
+        "--set", "train.schedule.milestones=[]", "--set", f"train.device={device}", "--set", "seed=42",
     ],
 }  # fmt: skip
 
@@ -1288,15 +1304,20 @@ def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str
     return res
 
 
-def overhead(epochs: int, breakdown: bool, log: Callable[[str], None], quiet: Quiet | None = None) -> list[dict[str, Any]]:
-    """`auditor run` of the smoke and subset specs in child processes, with the time outside training steps."""
+def overhead(
+    epochs: int, breakdown: bool, log: Callable[[str], None], quiet: Quiet | None = None,
+    device: str = "cpu", root: Path | None = SUBSET,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """`auditor run` of the smoke and subset specs on `device` in child processes, with the time
+    outside training steps; the subset run reads `root` (None: --synthetic, skipped)."""
     out = []
     for name, make_args in OVERHEAD_SPECS.items():
-        if name.startswith("subset") and not (SUBSET / "cifar-10-batches-py").is_dir():
-            log(f"  {name}: skipped (no subset at {SUBSET})")
+        if name.startswith("subset") and (root is None or not (root / "cifar-10-batches-py").is_dir()):
+            log(f"  {name}: skipped ({'--synthetic' if root is None else f'no CIFAR-10 subset at {root}'})")
             continue
         log(f"  overhead: {name}")
-        out.append(overhead_one(name, make_args(epochs), breakdown, log, quiet or Quiet()))
+        res = overhead_one(name, make_args(epochs, device, root or SUBSET), breakdown, log, quiet or Quiet())
+        out.append({**res, "device": device})
     return out
 
 
@@ -1414,6 +1435,17 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _pct(value: float, target: float) -> str:
+    """A signed percentage, with a second decimal where one decimal would hide the side of the target."""
+    digits = 2 if abs(value - target) < 0.0005 else 1
+    return f"{value * 100:+.{digits}f}%"
+
+
+def _few(st: dict[str, Any], steps: int) -> str:
+    """A caveat on a verdict drawn from fewer than 3 repeats (an unmeasured spread)."""
+    return "" if st["n"] >= 3 else f" (from {st['n']} repeat(s) of {steps} steps: indicative only)"
+
+
 # The issue's targets; the report compares with them and never asserts them.
 TARGETS = MappingProxyType({
     "speedup": 1.5, "speedup_aim": 2.0,  # auditor path / conventional, training images/s
@@ -1445,9 +1477,10 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
         lines.append(f"- auditor path vs conventional, {tag}: not measured ((a) failed)")
     elif b:
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
-                     f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): {_verdict(b['ratio_to_a'] >= t['speedup'])}")  # fmt: skip
+                     f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): {_verdict(b['ratio_to_a'] >= t['speedup'])}"
+                     f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
-        if c and a:
+        if c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
             need = t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"]
             lines.append(f"  - {t['speedup']}x needs {need:.0%} of the fp32 GEMM-peak ceiling; the default reaches "
                          f"{b['images_per_s']['median'] / c['ceiling_images_per_s']:.0%}")  # fmt: skip
@@ -1460,8 +1493,9 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
     off = rows.get("determinism off")
     if b and off:
         cost = off["images_per_s"]["median"] / b["images_per_s"]["median"] - 1
-        lines.append(f"- determinism overhead, {tag}: {cost * 100:+.1f}% (determinism off vs on; target <= "
-                     f"{t['determinism_overhead']:.0%}): {_verdict(cost <= t['determinism_overhead'])}")  # fmt: skip
+        lines.append(f"- determinism overhead, {tag}: {_pct(cost, t['determinism_overhead'])} (determinism off vs on; "
+                     f"target <= {t['determinism_overhead']:.0%}): {_verdict(cost <= t['determinism_overhead'])}"
+                     f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
     return lines
 
 
@@ -1548,7 +1582,8 @@ def results_markdown(report: dict[str, Any]) -> str:
     if report.get("profile"):
         out += ["### Where the auditor path's time goes (torch.profiler)", "", *profile_lines(report["profile"])]
     if report.get("overhead"):
-        out += ["### Auditing overhead (`auditor run` time outside training steps)", "",
+        where = "".join(sorted({f", on {r['device']}" for r in report["overhead"] if r.get("device")}))
+        out += [f"### Auditing overhead (`auditor run` time outside training steps{where})", "",
                 *overhead_lines(report["overhead"]), "",
                 "Commands: " + "; ".join(f"`{r['command']}`" for r in report["overhead"]), ""]  # fmt: skip
     if report.get("latency"):
@@ -1573,8 +1608,8 @@ def at_least(kind: Callable[[str], Any], minimum: float, strict: bool = False) -
     the ValueError into a usage message and exit code 2."""
     def parse(text: str) -> Any:
         value = kind(text)
-        if value < minimum or (strict and value == minimum):
-            raise ValueError(text)
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise ValueError(text)  # nan and inf too: they would break the arithmetic after measuring
         return value
 
     parse.__name__ = f"{kind.__name__} {'>' if strict else '>='} {minimum:g}"  # argparse's name for the type
@@ -1589,7 +1624,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4; on CUDA every full batch of one epoch)")
     p.add_argument("--repeats", type=at_least(int, 1), default=None, help=f"timed repeats (default: resnet20 5, resnet18 3; on CUDA {CUDA_REPEATS})")
-    p.add_argument("--warmup", type=at_least(int, 0), default=2, help="untimed warm-up steps per pipeline before timing")
+    p.add_argument("--warmup", type=at_least(int, 1), default=2,
+                   help="untimed warm-up steps per pipeline before timing (at least 1: oneDNN builds its kernels then)")
     p.add_argument("--max-repeat-s", type=at_least(float, 0, strict=True), default=30.0,
                    help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
     p.add_argument("--quiet-threshold", type=at_least(float, 0), default=0.05,
@@ -1622,6 +1658,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="measure nothing: write RESULTS.md from reports saved with --json (with --append-results: append)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
+    a.defaults = {dest: p.get_default(dest) for dest in vars(a)}  # tells an option given from one left alone
     if a.all:
         a.matrix = a.overhead = a.latency_check = a.profile = True
     if a.model is None:
@@ -1629,10 +1666,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def argument_problem(a: argparse.Namespace) -> str | None:
-    """What is wrong with the arguments before anything is measured, or None."""
-    if a.rows is not None and not a.matrix:
-        return "--rows picks rows of the toggle matrix: add --matrix (or --all)"
+# Options that only a section reads: (option, its dest, that section's dest).
+SECTION_OPTIONS = [
+    ("--rows", "rows", "matrix"), ("--diagnostics", "diagnostics", "matrix"), ("--det-steps", "det_steps", "matrix"),
+    ("--overhead-epochs", "overhead_epochs", "overhead"), ("--no-breakdown", "no_breakdown", "overhead"),
+    ("--latency-rounds", "latency_rounds", "latency_check"),
+]  # fmt: skip
+SECTION_FLAGS = {"matrix": "--matrix", "overhead": "--overhead", "latency_check": "--latency-check"}
+MEASURING = ["matrix", "overhead", "profile", "latency_check", "json", "rows", "threads", "steps", "repeats",
+             "synthetic", "data_root", "write_results"]  # fmt: skip
+
+
+def argument_problem(a: argparse.Namespace, defaults: dict[str, Any] | None = None) -> str | None:
+    """What is wrong with the arguments before anything is measured, or None.
+
+    `defaults` (the parser's) tells an option left alone from one given: a section's
+    option given without its section would be ignored, so it is refused.
+    """
+    defaults = defaults or {}
+    if a.write_results and a.append_results:
+        return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
+    if a.render_json is not None:
+        given = [d for d in MEASURING if getattr(a, d) not in (None, False, defaults.get(d))]
+        if given:
+            return (f"--render-json measures nothing and takes only --append-results; "
+                    f"drop --{given[0].replace('_', '-')}")  # fmt: skip
+        return None
+    for option, dest, section in SECTION_OPTIONS:
+        if dest in defaults and getattr(a, dest) != defaults[dest] and not getattr(a, section):
+            return f"{option} is for {SECTION_FLAGS[section]}: add {SECTION_FLAGS[section]} (or --all)"
+    if a.synthetic and a.data_root is not None:
+        return "--synthetic and --data-root name different data: give one"
+    for option, values in (("--model", a.model), ("--threads", a.threads or [])):
+        if len(set(values)) < len(values):
+            return f"{option}: a value is listed twice ({' '.join(map(str, values))})"
+    if a.json is not None and not (a.json.parent.is_dir() and os.access(a.json.parent, os.W_OK)):
+        return f"--json {a.json}: {a.json.parent} is not a writable folder (checked now, not after measuring)"
     if a.data_root is not None and not (a.data_root / "cifar-10-batches-py").is_dir():
         return f"--data-root {a.data_root}: no cifar-10-batches-py/ folder there"
     try:
@@ -1666,8 +1735,14 @@ def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 
 
 
 def render_saved(a: argparse.Namespace) -> int:
-    """--render-json: rebuild RESULTS.md from saved reports; measure nothing."""
-    reports = [json.loads(p.read_text()) for p in a.render_json]
+    """--render-json: rebuild RESULTS.md from saved reports; measure nothing (2: a report unreadable)."""
+    reports = []
+    for p in a.render_json:
+        try:
+            reports.append(json.loads(p.read_text()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            print(f"throughput.py: error: --render-json {p}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            return 2
     for r in reports:
         pool_ceilings(r.get("throughput", []))
     write_results(reports, append=a.append_results)
@@ -1685,6 +1760,11 @@ def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, 
     print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
           f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
     if (warning := busy_warning(m["loadavg_start"], quiet=quiet)) is not None:
+        print("WARNING: " + warning)
+        report["notes"].append(warning)
+    source = Path(auditor.__file__).resolve().parent
+    if not source.is_relative_to(REPO):  # the code measured is not this checkout's: its commit says nothing
+        warning = f"auditor was imported from {source}, not from this checkout ({REPO}): the commit above is not the code measured"
         print("WARNING: " + warning)
         report["notes"].append(warning)
     return report
@@ -1705,7 +1785,7 @@ def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[
                     steps=a.steps or default_steps(name, device, len(data.train_y), a.batch_size),
                     repeats=a.repeats or (CUDA_REPEATS if device.type == "cuda" else DEFAULT_REPEATS.get(name, FALLBACK_REPEATS)),
                     warmup=a.warmup,
-                    workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data),
+                    workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data, a.synthetic),
                     ckpt_dir=ckpt, det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
                     quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
                 )  # fmt: skip
@@ -1738,8 +1818,9 @@ def other_sections(a: argparse.Namespace, device: torch.device, report: dict[str
     """Auditing overhead and the latency method check, when asked for."""
     quiet = Quiet(a.quiet_threshold, a.wait_quiet_s)
     if a.overhead:
-        print("\n== auditing overhead (subprocesses, torch's default thread count)")
-        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print, quiet)
+        print(f"\n== auditing overhead (subprocesses on {device}, torch's default thread count)")
+        root = None if a.synthetic else (a.data_root or SUBSET)
+        report["overhead"] = overhead(a.overhead_epochs, not a.no_breakdown, print, quiet, str(device), root)
         print_lines(overhead_lines(report["overhead"]))
     if a.latency_check:
         print(f"\n== latency method check (torch threads {torch.get_num_threads()})")
@@ -1758,7 +1839,7 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
     if a.json:
         a.json.write_text(json.dumps(report, indent=2, default=str))
     if a.write_results or a.append_results:
-        write_results([report], append=a.append_results and not a.write_results)
+        write_results([report], append=a.append_results)
         print(f"wrote {RESULTS_MD}")
 
 
@@ -1770,11 +1851,11 @@ def main(argv: list[str] | None = None) -> int:
     if raw[:1] == ["--pipeline-child"]:
         return pipeline_child(int(raw[1]))
     a = parse_args(raw)
-    if a.render_json:
-        return render_saved(a)
-    if (problem := argument_problem(a)) is not None:
+    if (problem := argument_problem(a, a.defaults)) is not None:
         print(f"{problem}; nothing measured", file=sys.stderr)
         return 2
+    if a.render_json:
+        return render_saved(a)
     device = torch.device(a.device)
     try:
         configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]

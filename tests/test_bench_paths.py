@@ -213,6 +213,13 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert c["gflop_per_image"] > 0 and c["matmul_peak_gflops"] > 0 and c["ceiling_images_per_s"] > 0
     assert len(c["matmul_peak_measured_gflops"]) == 2  # before and after the repeats; the best is used
     assert c["matmul_peak_gflops"] == max(c["matmul_peak_measured_gflops"])
+    assert bench.ceiling_exceeded(res) is None or "Not a ceiling here" in "\n".join(bench.ceiling_lines(res))
+    beaten = copy.deepcopy(res)  # a GEMM rate the pipelines beat (1 thread on some CPUs) is no ceiling
+    beaten["ceiling"]["ceiling_images_per_s"] = rows[bench.DEFAULT_CONFIG.label]["images_per_s"]["median"] / 1.3
+    assert bench.ceiling_exceeded(beaten) == pytest.approx(1.3)
+    assert "**Not a ceiling here:** an fp32 configuration reached 130% of it" in "\n".join(bench.ceiling_lines(beaten))
+    assert not any("needs" in line for line in bench._throughput_targets(beaten))
+    assert any("(from 1 repeat(s) of 2 steps: indicative only)" in line for line in bench._throughput_targets(res))
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column
@@ -291,7 +298,19 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
     [(["--device", "cuda"], "--device cuda: no CUDA device here; nothing measured"),
      (["--device", "gpu"], "--device gpu: not a device (cpu, cuda or cuda:N)"),
      (["--device", "meta"], "--device meta: only cpu and cuda are benchmarked"),
-     (["--rows", "determinism off"], "--rows picks rows of the toggle matrix: add --matrix"),
+     (["--rows", "determinism off"], "--rows is for --matrix: add --matrix (or --all)"),
+     (["--diagnostics"], "--diagnostics is for --matrix: add --matrix"),
+     (["--overhead-epochs", "2"], "--overhead-epochs is for --overhead: add --overhead"),
+     (["--latency-rounds", "3"], "--latency-rounds is for --latency-check: add --latency-check"),
+     (["--write-results", "--append-results"], "--write-results replaces RESULTS.md and --append-results appends"),
+     (["--render-json", "x.json", "--matrix"], "--render-json measures nothing and takes only --append-results; drop"),
+     (["--render-json", "/nonexistent.json"], "--render-json /nonexistent.json: No such file or directory"),
+     (["--synthetic", "--data-root", "/tmp"], "--synthetic and --data-root name different data: give one"),
+     (["--threads", "1", "1"], "--threads: a value is listed twice (1 1)"),
+     (["--json", "/nonexistent/dir/x.json"], "--json /nonexistent/dir/x.json: /nonexistent/dir is not a writable folder"),
+     (["--max-repeat-s", "nan"], "argument --max-repeat-s: invalid float > 0 value: 'nan'"),
+     (["--wait-quiet-s", "inf"], "argument --wait-quiet-s: invalid float >= 0 value: 'inf'"),
+     (["--warmup", "0"], "argument --warmup: invalid int >= 1 value: '0'"),
      (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'"),
      (["--data-root", "/nonexistent"], "--data-root /nonexistent: no cifar-10-batches-py/ folder there"),
      (["--model", "bogus"], "argument --model: invalid choice: 'bogus'"),
@@ -351,3 +370,8 @@ def test_default_steps_fill_an_epoch_on_cuda_only(bench) -> None:
     assert bench.default_steps("resnet18", torch.device("cpu"), 4068, 128) == bench.DEFAULT_STEPS["resnet18"]
     assert bench.default_steps("resnet18", torch.device("cuda"), 4068, 128) == 31  # full batches only
     assert bench.default_steps("resnet18", torch.device("cuda:1"), 100, 128) == 1
+
+
+def test_a_percentage_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
+    assert bench._pct(0.0503, 0.05) == "+5.03%" and bench._pct(-0.012, 0.05) == "-1.2%"
+
