@@ -57,17 +57,25 @@ class RunPaths:
 
 
 # The kernel counts CPU time in 10 ms ticks (Linux), so other processes' share of the
-# CPU (measure.ForeignCpu) is off by up to about 2 ticks / window: 2% over 1 s. Over a
-# shorter window it is not recorded.
-MIN_CPU_WINDOW_S = 1.0
-# At or above this share of the CPUs used by other processes while the latency was
-# timed, the timed model's threads had to wait for them: its median is inflated.
+# CPU (measure.ForeignCpu) is uncertain by about 2 ticks over its window (cpu_share_error);
+# under MIN_CPU_WINDOW_S (20% uncertain) it is not recorded.
+MIN_CPU_WINDOW_S = 0.1
+# Other processes' share of the CPUs at or above this while the latency was timed (beyond
+# its uncertainty): the timed model's threads had to wait for them, so its median is inflated.
 BUSY_CPU_SHARE = 0.10
 
 
-def busy_cpu(share: float | None) -> bool:
-    """Whether other processes' CPU `share` calls for a warning (judged as shown: whole percent)."""
-    return share is not None and round(share, 2) >= BUSY_CPU_SHARE
+def cpu_share_error(window_s: float) -> float:
+    """Uncertainty of a CPU share measured over `window_s` seconds: two 10 ms ticks."""
+    return 0.02 / max(window_s, 1e-9)
+
+
+def busy_cpu(share: float | None, window_s: float | None) -> bool:
+    """Whether other processes' CPU `share` calls for a warning: above BUSY_CPU_SHARE by more
+    than its uncertainty (judged as shown: whole percent)."""
+    if share is None or window_s is None:
+        return False
+    return round(share - cpu_share_error(window_s), 2) >= BUSY_CPU_SHARE
 
 # What the tool writes under an output root (`--out`): runs' reports and checkpoints, verify's runs.
 OUTPUT_DIRS = ("reports", "checkpoints", "verify")

@@ -32,7 +32,7 @@ import operator
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -237,14 +237,14 @@ def shown_measured(result: CriterionResult | Mapping[str, Any]) -> str:
 
     Takes a CriterionResult or its dict in audit.json (a dict of another shape: plain rounding).
     """
-    if not isinstance(result, CriterionResult):
-        try:
-            result = CriterionResult(**result)
-        except TypeError:
-            return format_value(str(result.get("metric")), result.get("measured"))
+    if not isinstance(result, CriterionResult):  # the fields it has; extra ones are ignored
+        result = CriterionResult(**{f.name: result.get(f.name) for f in fields(CriterionResult)})
     if isinstance(result.measured, float) and result.metric in NUMERIC_METRICS:
-        return _display_measured(result, result.measured)
-    return format_value(result.metric, result.measured)
+        try:
+            return _display_measured(result, result.measured)
+        except (TypeError, ValueError):  # a hand-edited record: a threshold or operator it cannot compare with
+            pass
+    return format_value(str(result.metric), result.measured)
 
 
 def _unusual(r: CriterionResult) -> bool:

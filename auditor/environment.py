@@ -172,10 +172,13 @@ def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
         run = lambda *a: subprocess.run(
             ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout
-        commit, top = run("rev-parse", "HEAD", "--show-toplevel").split("\n")[:2]
-        tracked = run("status", "--porcelain", "--untracked-files=no", "--", ":/").splitlines()
+        commit, top, *_ = [*run("rev-parse", "HEAD", "--show-toplevel").splitlines(), "", ""]
+        if not commit or not top:  # an old git inside .git prints no top level
+            return GitState(None, None, None)
+        status = ("--no-optional-locks", "status", "--porcelain")  # never takes index.lock from the user's git
+        tracked = run(*status, "--untracked-files=no", "--", ":/").splitlines()
         excluded = [f":(top,literal,exclude){rel}" for rel in _inside(Path(top), outputs)]
-        listed = run("status", "--porcelain", "--untracked-files=normal", "--", ":/", *excluded).splitlines()
+        listed = run(*status, "--untracked-files=normal", "--", ":/", *excluded).splitlines()
     except (OSError, subprocess.SubprocessError):
         return GitState(None, None, None)
     untracked = sum(line.startswith("?? ") for line in listed)

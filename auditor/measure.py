@@ -53,8 +53,8 @@ class LatencyResult:
     iqr_ms: float
     min_ms: float
     method: str
-    other_cpu_share: float | None  # other processes' share of all cores while timed (None: see below)
-    other_cpu_window_s: float  # wall time of warm-up + timed iterations; under MIN_CPU_WINDOW_S no share
+    other_cpu_share: float | None  # other processes' share of this process's CPUs (None: see below)
+    other_cpu_window_s: float  # over warm-up + timed iterations; under MIN_CPU_WINDOW_S no share
 
 
 @dataclass(frozen=True)
@@ -142,22 +142,28 @@ class ForeignCpu:
 
     def __init__(self, min_window_s: float = 0.0) -> None:
         self._me = psutil.Process()
-        self._cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self._t0 = self._busy0 = self._own0 = 0.0
         self._ok = True
         self.min_window_s = min_window_s  # shorter intervals give None
         self.window_s = 0.0  # the last interval's wall time
-
-    @property
-    def n_cpus(self) -> int:
-        """How many CPUs the share is of."""
-        return len(self._cpus) if self._cpus else (os.cpu_count() or 1)
+        try:
+            listed = len(psutil.cpu_times(percpu=True))  # the online CPUs, by position, not by id
+        except (psutil.Error, OSError):
+            listed, self._ok = os.cpu_count() or 1, False
+        affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        # Position i is CPU i only when every CPU is listed (none offline, none renumbered by a
+        # container's /proc): otherwise the share is of all the CPUs listed.
+        whole = not affinity or listed != os.cpu_count() or affinity[-1] >= listed
+        self._cpus: list[int] | None = None if whole else affinity
+        self.n_cpus = listed if whole else len(affinity)  # how many CPUs the share is of
 
     def _busy(self) -> float:
-        per_cpu = psutil.cpu_times(percpu=True)
-        chosen = [per_cpu[i] for i in self._cpus if i < len(per_cpu)] if self._cpus else per_cpu
         keys = ("user", "nice", "system", "irq", "softirq", "steal")
-        return sum(getattr(t, k, 0.0) for t in chosen for k in keys)
+        if self._cpus is None:
+            t = psutil.cpu_times()
+            return sum(getattr(t, k, 0.0) for k in keys)
+        per_cpu = psutil.cpu_times(percpu=True)
+        return sum(getattr(per_cpu[i], k, 0.0) for i in self._cpus for k in keys)
 
     def _own(self) -> float:
         total = 0.0

@@ -26,7 +26,7 @@ from typing import Any
 
 import jinja2
 
-from auditor.audit import MIN_CPU_WINDOW_S, busy_cpu, read_audit
+from auditor.audit import MIN_CPU_WINDOW_S, busy_cpu, cpu_share_error, read_audit
 from auditor.check import verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes
@@ -820,7 +820,7 @@ def latency_spread_note(lat: dict[str, Any], checkpoint_name: str | None) -> str
 def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
     """A warning when other processes used the CPU while the latency was timed, else None."""
     share = lat.get("other_cpu_share")
-    if not busy_cpu(share):
+    if not busy_cpu(share, lat.get("other_cpu_window_s")):
         return None
     again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
     return (
@@ -831,13 +831,15 @@ def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str |
 
 
 def other_cpu_text(lat: dict[str, Any]) -> str:
-    """'12%', or why there is no share: too short a window, or not recorded."""
+    """'12% ± 7% (over 0.29 s)', or why there is no share: too short a window, or not recorded."""
     share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
+    if share is not None and window:
+        return f"{share:.0%} ± {cpu_share_error(window):.0%} (over {window:.2f} s; 10 ms CPU-time ticks)"
     if share is not None:
         return f"{share:.0%}"
     if window is not None and window < MIN_CPU_WINDOW_S:
-        return (f"n/a (measured over {window:.2f} s; under {MIN_CPU_WINDOW_S:g} s the kernel's 10 ms "
-                "CPU-time ticks make it mostly rounding)")  # fmt: skip
+        return (f"not recorded: the iterations took {window:.2f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
+                "kernel's 10 ms CPU-time ticks leave it more than 20% uncertain")  # fmt: skip
     return "not recorded"
 
 

@@ -374,7 +374,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
         t_measure = time.perf_counter()
         final = load_final_checkpoints(paths.ckpt_staging)
         measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
-        if busy_cpu(busy := measured["latency"]["other_cpu_share"]):
+        lat = measured["latency"]
+        if busy_cpu(busy := lat["other_cpu_share"], lat["other_cpu_window_s"]):
             log(f"note: other processes used {busy:.0%} of the CPU while the latency was timed: "
                 "the latency figure is inflated (see the sheet)")  # fmt: skip
         audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes, final)

@@ -693,6 +693,8 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     rec_a = _start(plan, spec_file, "a", "reference", log)
     audit_a = _finished(plan, rec_a)
     steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
+    diverged_at = audit_a["training"].get("diverged_at_step")  # no checkpoint is written from there on
+    steps_a = min(steps_a, diverged_at) if diverged_at is not None else steps_a
     plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log)
     rec_b = _start(plan, spec_file, "b", "twin", log)
     _finished(plan, rec_b)

@@ -1052,8 +1052,9 @@ def ceiling_lines(res: dict[str, Any]) -> list[str]:
         *tf32_note(res),
         *([] if (over := ceiling_exceeded(res)) is None else [
             "", (f"**Not a ceiling here:** an fp32 configuration reached {over:.0%} of it, so on this machine and "
-                 "thread count that GEMM rate is no upper bound (the GEMM kernels ran below the convolutions' "
-                 "rate); read the shares above as ratios to that GEMM, not as shares of a limit.")]),
+                 "thread count that GEMM rate is no upper bound ("
+                 + ("TF32 convolutions, above" if tf32_note(res) else "the GEMM kernels ran below the convolutions' rate")
+                 + "); read the shares above as ratios to that GEMM, not as shares of a limit.")]),
     ]
 
 
@@ -1436,9 +1437,12 @@ def _verdict(ok: bool) -> str:
 
 
 def _pct(value: float, target: float) -> str:
-    """A signed percentage, with a second decimal where one decimal would hide the side of the target."""
-    digits = 2 if abs(value - target) < 0.0005 else 1
-    return f"{value * 100:+.{digits}f}%"
+    """A signed percentage, with as many decimals as it takes to show which side of `target` it is on."""
+    for digits in range(1, 7):
+        text = f"{value * 100:+.{digits}f}%"
+        if (float(text[:-1]) / 100 <= target) == (value <= target):
+            return text
+    return text
 
 
 def _few(st: dict[str, Any], steps: int) -> str:
@@ -1637,7 +1641,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=at_least(int, 0), default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
     p.add_argument("--threads", type=at_least(int, 1), nargs="+", default=None,
                    help="torch.set_num_threads value(s); each gets its own throughput section (default: torch's)")
-    p.add_argument("--data-root", type=Path, default=None,
+    p.add_argument("--data-root", type=lambda text: Path(text).expanduser().resolve(), default=None,  # the overhead runs elsewhere
                    help=f"folder holding cifar-10-batches-py/ (default: {SUBSET} when present, else synthetic)")
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     p.add_argument("--matrix", action="store_true", help="toggle matrix for (b), with bitwise determinism checks")
@@ -1659,6 +1663,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
     a.defaults = {dest: p.get_default(dest) for dest in vars(a)}  # tells an option given from one left alone
+    a.given = [dest for dest in vars(a) if dest != "defaults" and getattr(a, dest) != a.defaults[dest]]  # before --all
     if a.all:
         a.matrix = a.overhead = a.latency_check = a.profile = True
     if a.model is None:
@@ -1673,8 +1678,6 @@ SECTION_OPTIONS = [
     ("--latency-rounds", "latency_rounds", "latency_check"),
 ]  # fmt: skip
 SECTION_FLAGS = {"matrix": "--matrix", "overhead": "--overhead", "latency_check": "--latency-check"}
-MEASURING = ["matrix", "overhead", "profile", "latency_check", "json", "rows", "threads", "steps", "repeats",
-             "synthetic", "data_root", "write_results"]  # fmt: skip
 
 
 def argument_problem(a: argparse.Namespace, defaults: dict[str, Any] | None = None) -> str | None:
@@ -1687,7 +1690,7 @@ def argument_problem(a: argparse.Namespace, defaults: dict[str, Any] | None = No
     if a.write_results and a.append_results:
         return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
     if a.render_json is not None:
-        given = [d for d in MEASURING if getattr(a, d) not in (None, False, defaults.get(d))]
+        given = [d for d in getattr(a, "given", []) if d not in ("render_json", "append_results")]
         if given:
             return (f"--render-json measures nothing and takes only --append-results; "
                     f"drop --{given[0].replace('_', '-')}")  # fmt: skip
@@ -1700,8 +1703,9 @@ def argument_problem(a: argparse.Namespace, defaults: dict[str, Any] | None = No
     for option, values in (("--model", a.model), ("--threads", a.threads or [])):
         if len(set(values)) < len(values):
             return f"{option}: a value is listed twice ({' '.join(map(str, values))})"
-    if a.json is not None and not (a.json.parent.is_dir() and os.access(a.json.parent, os.W_OK)):
-        return f"--json {a.json}: {a.json.parent} is not a writable folder (checked now, not after measuring)"
+    if a.json is not None and (a.json.is_dir() or not (a.json.parent.is_dir() and os.access(a.json.parent, os.W_OK))):
+        where = f"{a.json} is a folder" if a.json.is_dir() else f"{a.json.parent} is not a writable folder"
+        return f"--json {a.json}: {where} (checked now, not after measuring)"
     if a.data_root is not None and not (a.data_root / "cifar-10-batches-py").is_dir():
         return f"--data-root {a.data_root}: no cifar-10-batches-py/ folder there"
     try:
@@ -1743,6 +1747,9 @@ def render_saved(a: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"throughput.py: error: --render-json {p}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
             return 2
+        if not (isinstance(reports[-1], dict) and {"machine", "command"} <= reports[-1].keys()):
+            print(f"throughput.py: error: --render-json {p}: not a report written by --json", file=sys.stderr)
+            return 2
     for r in reports:
         pool_ceilings(r.get("throughput", []))
     write_results(reports, append=a.append_results)
@@ -1763,7 +1770,7 @@ def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, 
         print("WARNING: " + warning)
         report["notes"].append(warning)
     source = Path(auditor.__file__).resolve().parent
-    if not source.is_relative_to(REPO):  # the code measured is not this checkout's: its commit says nothing
+    if source != REPO / "auditor":  # the code measured is not this checkout's (an installed copy): its commit says nothing
         warning = f"auditor was imported from {source}, not from this checkout ({REPO}): the commit above is not the code measured"
         print("WARNING: " + warning)
         report["notes"].append(warning)

@@ -88,7 +88,7 @@ def test_no_gpu_info_on_the_cpu() -> None:
 
 
 def _git(repo: Path, *args: str) -> None:
-    ident = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
+    ident = ["-c", "user.email=test@example.com", "-c", "user.name=test", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", *ident, *args], cwd=repo, check=True, capture_output=True)
 
 

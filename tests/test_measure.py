@@ -109,6 +109,27 @@ def test_foreign_cpu_is_none_where_the_cpu_times_cannot_be_read(monkeypatch: pyt
     assert meter.stop() is None
 
 
+@pytest.mark.parametrize(
+    ("listed", "cpu_count", "affinity", "cpus", "n"),
+    [
+        (8, 8, {2, 3}, [2, 3], 2),  # a CPU set: its CPUs only
+        (4, 8, {4, 5, 6, 7}, None, 4),  # a container's /proc lists its CPUs as 0-3: all of those
+        (6, 8, {0, 7}, None, 6),  # offline CPUs shift the positions: all CPUs listed
+    ],
+)
+def test_foreign_cpu_counts_the_cpus_it_can_name(
+    monkeypatch: pytest.MonkeyPatch, listed: int, cpu_count: int, affinity: set[int], cpus: list[int] | None, n: int
+) -> None:
+    times = measure.psutil.cpu_times
+    monkeypatch.setattr(measure.psutil, "cpu_times", lambda percpu=False: [times()] * listed if percpu else times())
+    monkeypatch.setattr(measure.os, "cpu_count", lambda: cpu_count)
+    monkeypatch.setattr(measure.os, "sched_getaffinity", lambda pid: affinity, raising=False)
+    meter = measure.ForeignCpu()
+    assert (meter._cpus, meter.n_cpus) == (cpus, n)
+    meter.start()
+    assert meter.stop() is not None
+
+
 def test_foreign_cpu_is_none_over_a_window_shorter_than_the_ticks() -> None:
     meter = measure.ForeignCpu(min_window_s=10.0)
     meter.start()

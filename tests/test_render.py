@@ -578,6 +578,10 @@ def test_criteria_table_never_rounds_a_failure_into_a_pass() -> None:
     row = audit["criteria"][0]  # best_val_acc >= 0.5
     row.update(measured=0.49996, passed=False, detail="0.49996 < 0.5")
     assert "| `best_val_acc` | `>= 0.5` | 0.49996 | **FAIL** |" in text_of(audit)  # not 0.5000 FAIL
+    row["added_later"] = "a field of a newer record"
+    assert "| `best_val_acc` | `>= 0.5` | 0.49996 | **FAIL** |" in text_of(audit)
+    for broken in ({"threshold": None}, {"threshold": "abc"}, {"op": "=~"}):  # hand-edited: shown, never a crash
+        assert "| `best_val_acc` | `>= 0.5` | 0.5000 | **FAIL** |" in text_of(audit | {"criteria": [row | broken]})
 
 
 def test_long_history_is_truncated_to_first_and_last_ten() -> None:
@@ -775,12 +779,13 @@ def test_host_memory_row_and_records_without_it() -> None:
 @pytest.mark.parametrize(
     ("share", "window", "row", "busy"),
     [
-        (0.012, 1.3, "1%", False),
-        (0.5, 30.0, "50%", True),
-        (0.096, 2.0, "10%", True),  # judged as shown
-        (0.094, 2.0, "9%", False),
-        (None, 0.06, "n/a (measured over 0.06 s; under 1 s the kernel's 10 ms CPU-time ticks make it mostly rounding)",
-         False),
+        (0.012, 1.3, "1% ± 2% (over 1.30 s; 10 ms CPU-time ticks)", False),
+        (0.5, 30.0, "50% ± 0% (over 30.00 s; 10 ms CPU-time ticks)", True),
+        (0.16, 0.29, "16% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", False),  # within its uncertainty of 10%
+        (0.18, 0.29, "18% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", True),
+        (0.115, 4.0, "12% ± 0% (over 4.00 s; 10 ms CPU-time ticks)", True),  # judged as shown
+        (None, 0.06, ("not recorded: the iterations took 0.06 s, under 0.1 s, where the kernel's 10 ms CPU-time "
+                      "ticks leave it more than 20% uncertain"), False),
         (None, None, "not recorded", False),  # recorded before the share was
     ],
 )  # fmt: skip
@@ -791,6 +796,7 @@ def test_other_processes_cpu_share_while_timed(share: float | None, window: floa
     for key in [k for k in ("other_cpu_share", "other_cpu_window_s") if lat[k] is None]:
         del lat[key]
     text = text_of(audit)
-    assert f"| Other processes' share of its CPUs while timed (their busy time less this process tree's; psutil) | {row} |" in text
+    label = "Other processes' share of its CPUs over the warm-up and timed iterations (their busy time less this process tree's; psutil)"
+    assert f"| {label} | {row} |" in text
     assert ("**Busy machine:** other processes used" in text) is busy
 

@@ -257,7 +257,11 @@ def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
 ) -> None:
     from auditor import measure
 
-    monkeypatch.setattr(measure.ForeignCpu, "stop", lambda self: 0.5)  # as if another process held half the CPU
+    def half(self: measure.ForeignCpu) -> float:  # as if another process held half the CPU for 2 s
+        self.window_s = 2.0
+        return 0.5
+
+    monkeypatch.setattr(measure.ForeignCpu, "stop", half)
     logged: list[str] = []
     outcome = execute(load_spec("smoke", TINY_SETS), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
                       log=logged.append)  # fmt: skip
