@@ -270,7 +270,7 @@ NUMERIC_METRICS: Mapping[str, str] = MappingProxyType({
 })
 CATEGORICAL_METRICS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "status": ("completed", "diverged", "early_stopped"),
-    "reproducible": ("bitwise", "tolerance", "diverged", "unresumed"),
+    "reproducible": ("bitwise", "tolerance", "diverged", "unresumed", "incomplete"),
     "official_data": ("true", "false"),
 })
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"

@@ -10,7 +10,9 @@ momentum buffers keyed by parameter name).
 
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
-spec.verify.allow_tolerance), `diverged`, or `unresumed` (the runs agree
+spec.verify.allow_tolerance), `diverged`, `incomplete` (nothing differs, but
+the runs wrote no final checkpoint to compare: they diverged first; a fail), or
+`unresumed` (the runs agree
 but run K did not continue from a checkpoint after a kill: its checkpoints
 were all damaged, or it stopped before its first checkpoint, so the resume
 went untested and verify fails; a kill that no checkpoint can precede is
@@ -601,10 +603,17 @@ def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return differing + [r for r in rows if r["equal"]]
 
 
+def _unweighed(p: dict[str, Any]) -> bool:
+    """Equal losses and metrics, and no final weights to compare (no last.pt: the run diverged first)."""
+    return p.get("tensors_compared") == 0 and p["losses"]["equal"] and p["metrics"]["equal"]
+
+
 def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
-    """bitwise | tolerance | diverged."""
+    """bitwise | incomplete (nothing differs, but final weights went uncompared) | tolerance | diverged."""
     if all(p["equal"] for p in pairs):
         return "bitwise"
+    if all(p["equal"] or _unweighed(p) for p in pairs):
+        return "incomplete"
     if all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs):
         return "tolerance"
     return "diverged"
@@ -748,7 +757,10 @@ def evidence_block(
         notes.append(f"differences are within verify.tolerance {tol.tolerance:g} "
                      "but verify.allow_tolerance is false")  # fmt: skip
     fd = first_divergence(pairs)
-    if verdict != "bitwise" and fd is None:
+    if verdict == "incomplete":
+        notes.append("the runs agree on every step's loss and every epoch's metrics, but no final checkpoint "
+                     "was written (the training diverged first), so their final weights were not compared")  # fmt: skip
+    elif verdict != "bitwise" and fd is None:
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
     k_desc = (

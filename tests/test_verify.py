@@ -226,6 +226,21 @@ def test_runs_that_agree_without_a_resume_are_unresumed_and_fail(tmp_path: Path)
     assert banner in sheet
 
 
+@pytest.mark.slow
+def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path: Path) -> None:
+    proc = _verify(tmp_path, "--set", "train.optimizer.lr=1e8")  # non-finite within a few steps, every run alike
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    block, audit, sheet = _evidence(tmp_path)
+    assert "Verification verdict **incomplete**: the runs agree, but wrote no final checkpoint" in sheet
+    diverged_at = audit["training"]["diverged_at_step"]
+    assert audit["run"]["status"] == "diverged" and diverged_at < default_kill_step(TOTAL, SPE, EVERY)
+    assert any(n.startswith("run A stopped (diverged) after") for n in block["notes"])
+    assert block["kill_signal"] == "SIGKILL" and block["kill_at_step"] < diverged_at and block["resumed_from"]
+    assert block["verdict"] == "incomplete" and block["passed"] is False  # no last.pt: weights uncompared
+    assert all(p["losses"]["equal"] and p["tensors_compared"] == 0 for p in block["pairs"])
+    assert "INCOMPLETE (FAIL)" in proc.stdout and "likely causes" not in proc.stdout
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
@@ -422,13 +437,17 @@ def test_tensor_comparison_layout_and_optimizer_names() -> None:
 
 
 def test_verdict_levels() -> None:
-    def pair(equal: bool, diff: float | None) -> dict:
-        return {"equal": equal, "max_abs_diff": diff}
+    def pair(equal: bool, diff: float | None, tensors: int = 5) -> dict:
+        same = {"equal": diff == 0}
+        return {"equal": equal, "max_abs_diff": diff, "tensors_compared": tensors, "losses": same, "metrics": same}
 
     assert decide([pair(True, 0.0), pair(True, 0.0)], 1e-6) == "bitwise"
     assert decide([pair(True, 0.0), pair(False, 1e-7)], 1e-6) == "tolerance"
     assert decide([pair(False, 1e-3), pair(True, 0.0)], 1e-6) == "diverged"
     assert decide([pair(False, None), pair(True, 0.0)], 1.0) == "diverged"  # not comparable
+    # no last.pt in either run (diverged before one was written): nothing differs, nothing proves the weights
+    assert decide([pair(False, 0.0, tensors=0), pair(False, 0.0, tensors=0)], 1e-6) == "incomplete"
+    assert decide([pair(False, 1e-3, tensors=0), pair(True, 0.0)], 1e-6) == "diverged"  # losses differ
 
 
 # --- checkpoint faults (in-process, no training) ---------------------------------------------
