@@ -809,12 +809,17 @@ def latency_spread_note(lat: dict[str, Any], checkpoint_name: str | None) -> str
     median, iqr = lat["median_ms"], lat["iqr_ms"]
     if not median or iqr <= UNSTEADY_IQR_SHARE * median:
         return None
-    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
     return (
         f"**Unsteady timing:** the IQR is {iqr / median:.0%} of the median (p95 {lat['p95_ms']:.3f} ms, "
         f"min {lat['min_ms']:.3f} ms): the iterations did not run alike, most likely because other work "
-        f"shared the machine. A latency criterion judged on this median may not hold on a quiet machine.{again}"
+        f"shared the machine. A latency criterion judged on this median{_quiet_hint(checkpoint_name)}"
     )
+
+
+def _quiet_hint(checkpoint_name: str | None) -> str:
+    """How a latency warning ends: the criterion may not hold on a quiet machine, and how to re-measure."""
+    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
+    return f" may not hold on a quiet machine.{again}"
 
 
 def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
@@ -822,21 +827,18 @@ def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str |
     share = lat.get("other_cpu_share")
     if not busy_cpu(share, lat.get("other_cpu_window_s")):
         return None
-    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
     return (
         f"**Busy machine:** other processes used {share:.0%} of the CPU while the latency was timed. "
         "The timed model's threads then wait for cores, which inflates every iteration alike (the IQR "
-        f"need not widen); a latency criterion judged on this median may not hold on a quiet machine.{again}"
+        f"need not widen); a latency criterion judged on this median{_quiet_hint(checkpoint_name)}"
     )
 
 
 def other_cpu_text(lat: dict[str, Any]) -> str:
     """'12% ± 7% (over 0.29 s)', or why there is no share: too short a window, or not recorded."""
     share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
-    if share is not None and window:
+    if share is not None:  # recorded with its window, always
         return f"{share:.0%} ± {cpu_share_error(window):.0%} (over {window:.2f} s; 10 ms CPU-time ticks)"
-    if share is not None:
-        return f"{share:.0%}"
     if window is not None and window < MIN_CPU_WINDOW_S:
         return (f"not recorded: the iterations took {window:.2f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
                 "kernel's 10 ms CPU-time ticks leave it more than 20% uncertain")  # fmt: skip

@@ -211,8 +211,10 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
     return any(folder.glob(marker)) or not any(folder.iterdir())
 
 
-# What each final folder of a run holds, by which its set-aside copy is recognised.
-RUN_MARKERS = (("checkpoints", "*.pt"), ("reports", "audit.json"))
+def _run_folders(paths: RunPaths) -> list[tuple[str, Path, str]]:
+    """(what, final folder, what a run leaves there) for each folder a run replaces; the marker
+    recognises a set-aside copy of an earlier run."""
+    return [("checkpoints", paths.checkpoints, "*.pt"), ("reports", paths.reports, "audit.json")]
 
 
 def recover_interrupted_promote(paths: RunPaths) -> None:
@@ -225,8 +227,7 @@ def recover_interrupted_promote(paths: RunPaths) -> None:
     """
     if _report_of_promoted_checkpoints(paths):
         promote(paths.reports_staging, paths.reports)
-    for attr, marker in RUN_MARKERS:
-        final: Path = getattr(paths, attr)
+    for _, final, marker in _run_folders(paths):
         old = aside(final)
         if _holds_a_run(old, marker) and not (final.exists() or final.is_symlink()):
             os.replace(old, final)
@@ -270,8 +271,7 @@ def check_run_folders(paths: RunPaths) -> None:
     would make it fail half-way (checkpoints replaced, reports not) or delete
     the user's files.
     """
-    for attr, marker in RUN_MARKERS:
-        final: Path = getattr(paths, attr)
+    for attr, final, marker in _run_folders(paths):
         if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
             raise InvalidInput(f"{final}: not a folder, but this run writes its {attr} there; move it away")
         old = aside(final)
@@ -456,12 +456,14 @@ def load_final_checkpoints(ckpt_dir: Path) -> dict[str, dict[str, Any]]:
         p = ckpt_dir / f"{name}.pt"
         if not p.is_file():
             continue
-        twin = by_digest.get(checkpoint.recorded_digest(p)) if checkpoint.digest_path(p).is_file() else None
+        digest = checkpoint.recorded_digest(p) if checkpoint.digest_path(p).is_file() else None
+        twin = by_digest.get(digest) if digest else None
         if twin is not None and checkpoint.verify(p) is None:
             loaded[name] = twin
         else:
             loaded[name] = checkpoint.load(p)  # verifies the file against its recorded digest
-            by_digest[checkpoint.recorded_digest(p)] = loaded[name]
+            if digest:
+                by_digest[digest] = loaded[name]
     return loaded
 
 

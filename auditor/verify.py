@@ -406,8 +406,8 @@ def kill_within(plan: Plan, steps_a: int, status: str, notes: list[str], log: Lo
     if plan.kill_at < steps_a:
         return plan
     spe, every = plan.steps_per_epoch, plan.checkpoint_every
-    k = default_kill_step(steps_a, spe, every) if steps_a else 0
-    if steps_a == 0 or resume_position(k, spe, every) == 0:
+    k = default_kill_step(steps_a, spe, every)
+    if resume_position(k, spe, every) == 0:  # 0 steps included: kill 0
         notes.append(f"run A stopped ({status}) after {steps_a} steps, before any checkpoint a kill could "
                      f"resume from: run K cannot be killed after step {plan.kill_at}")  # fmt: skip
         return plan

@@ -1662,8 +1662,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="measure nothing: write RESULTS.md from reports saved with --json (with --append-results: append)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
-    a.defaults = {dest: p.get_default(dest) for dest in vars(a)}  # tells an option given from one left alone
-    a.given = [dest for dest in vars(a) if dest != "defaults" and getattr(a, dest) != a.defaults[dest]]  # before --all
+    a.given = [dest for dest in vars(a) if getattr(a, dest) != p.get_default(dest)]  # options given, before --all
     if a.all:
         a.matrix = a.overhead = a.latency_check = a.profile = True
     if a.model is None:
@@ -1671,33 +1670,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-# Options that only a section reads: (option, its dest, that section's dest).
-SECTION_OPTIONS = [
-    ("--rows", "rows", "matrix"), ("--diagnostics", "diagnostics", "matrix"), ("--det-steps", "det_steps", "matrix"),
-    ("--overhead-epochs", "overhead_epochs", "overhead"), ("--no-breakdown", "no_breakdown", "overhead"),
-    ("--latency-rounds", "latency_rounds", "latency_check"),
-]  # fmt: skip
-SECTION_FLAGS = {"matrix": "--matrix", "overhead": "--overhead", "latency_check": "--latency-check"}
+# Options that only a section reads (dest -> that section's dest): given without it, refused.
+SECTION_OPTIONS = {
+    "rows": "matrix", "diagnostics": "matrix", "det_steps": "matrix",
+    "overhead_epochs": "overhead", "no_breakdown": "overhead", "latency_rounds": "latency_check",
+}  # fmt: skip
 
 
-def argument_problem(a: argparse.Namespace, defaults: dict[str, Any] | None = None) -> str | None:
-    """What is wrong with the arguments before anything is measured, or None.
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
-    `defaults` (the parser's) tells an option left alone from one given: a section's
-    option given without its section would be ignored, so it is refused.
-    """
-    defaults = defaults or {}
+
+def argument_problem(a: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments before anything is measured, or None (`a.given`: see parse_args)."""
+    given = getattr(a, "given", [])
     if a.write_results and a.append_results:
         return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
     if a.render_json is not None:
-        given = [d for d in getattr(a, "given", []) if d not in ("render_json", "append_results")]
-        if given:
-            return (f"--render-json measures nothing and takes only --append-results; "
-                    f"drop --{given[0].replace('_', '-')}")  # fmt: skip
+        others = [d for d in given if d not in ("render_json", "append_results")]
+        if others:
+            return f"--render-json measures nothing and takes only --append-results; drop {_flag(others[0])}"
         return None
-    for option, dest, section in SECTION_OPTIONS:
-        if dest in defaults and getattr(a, dest) != defaults[dest] and not getattr(a, section):
-            return f"{option} is for {SECTION_FLAGS[section]}: add {SECTION_FLAGS[section]} (or --all)"
+    for dest in given:
+        if (section := SECTION_OPTIONS.get(dest)) is not None and not getattr(a, section):
+            return f"{_flag(dest)} is for {_flag(section)}: add {_flag(section)} (or --all)"
     if a.synthetic and a.data_root is not None:
         return "--synthetic and --data-root name different data: give one"
     for option, values in (("--model", a.model), ("--threads", a.threads or [])):
@@ -1858,7 +1854,7 @@ def main(argv: list[str] | None = None) -> int:
     if raw[:1] == ["--pipeline-child"]:
         return pipeline_child(int(raw[1]))
     a = parse_args(raw)
-    if (problem := argument_problem(a, a.defaults)) is not None:
+    if (problem := argument_problem(a)) is not None:
         print(f"{problem}; nothing measured", file=sys.stderr)
         return 2
     if a.render_json:
