@@ -59,7 +59,7 @@ from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
-from auditor.spec import Spec, load_spec, resolved_dict, spec_hash, validate_spec
+from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
 ENV_CORRUPT_NEWEST = "AUDITOR_VERIFY_CORRUPT_NEWEST"  # test-only: corrupt K's newest checkpoint
@@ -739,16 +739,11 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     return previous
 
 
-def evidence_block(
-    plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, Any], records: list[RunRecord],
-    facts: dict[str, Any], notes: list[str],
-) -> dict[str, Any]:
-    """The verification record: verdict, first divergence, largest differences, runs and notes."""
-    notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
-    tol = plan.spec.verify
-    resumed = facts["kill_signal"] is not None and facts["resumed_from"] is not None
+def settle_verdict(pairs: list[dict[str, Any]], tol: VerifySpec, facts: dict[str, Any], notes: list[str]) -> str:
+    """`decide`'s verdict on the pairs, made `unresumed` when run K did not continue from a
+    checkpoint; appends to `notes` what the verdict needs said."""
     verdict = decide(pairs, tol.tolerance)
-    if verdict != "diverged" and not resumed:
+    if verdict != "diverged" and (facts["kill_signal"] is None or facts["resumed_from"] is None):
         why = "it was not killed" if facts["kill_signal"] is None else "no checkpoint was intact after its kill"
         notes.append(f"the runs agree ({verdict}), but run K did not continue from a checkpoint ({why}), "
                      "so the resume went untested: verdict unresumed")  # fmt: skip
@@ -756,12 +751,23 @@ def evidence_block(
     if verdict == "tolerance" and not tol.allow_tolerance:
         notes.append(f"differences are within verify.tolerance {tol.tolerance:g} "
                      "but verify.allow_tolerance is false")  # fmt: skip
-    fd = first_divergence(pairs)
     if verdict == "incomplete":
         notes.append("the runs agree on every step's loss and every epoch's metrics, but no final checkpoint "
                      "was written (the training diverged first), so their final weights were not compared")  # fmt: skip
-    elif verdict != "bitwise" and fd is None:
+    elif verdict != "bitwise" and first_divergence(pairs) is None:
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
+    return verdict
+
+
+def evidence_block(
+    plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, Any], records: list[RunRecord],
+    facts: dict[str, Any], notes: list[str],
+) -> dict[str, Any]:
+    """The verification record: verdict, first divergence, largest differences, runs and notes."""
+    notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
+    tol = plan.spec.verify
+    verdict = settle_verdict(pairs, tol, facts, notes)
+    fd = first_divergence(pairs)
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
     k_desc = (
         f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), "
