@@ -56,6 +56,9 @@ class RunPaths:
         return self.checkpoints / "last.pt"
 
 
+# The CUBLAS_WORKSPACE_CONFIG values torch's deterministic mode accepts (it raises at the
+# first cuBLAS call otherwise); repro sets the first, the sheet ticks its flags box for either.
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 # The kernel counts CPU time in 10 ms ticks (Linux), so other processes' share of the
 # CPU (measure.ForeignCpu) is uncertain by about 2 ticks over its window (cpu_share_error);
 # under MIN_CPU_WINDOW_S (20% uncertain) it is not recorded.

@@ -26,7 +26,7 @@ from typing import Any
 
 import jinja2
 
-from auditor.audit import MIN_CPU_WINDOW_S, busy_cpu, cpu_share_error, read_audit
+from auditor.audit import CUBLAS_DETERMINISTIC, MIN_CPU_WINDOW_S, busy_cpu, cpu_share_error, read_audit
 from auditor.check import verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes
@@ -594,8 +594,8 @@ def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
     det = audit["determinism"]
     cuda = str(audit["environment"]["device"]).startswith("cuda")
     ok = det["cudnn_deterministic"] and not det["cudnn_benchmark"] and det["deterministic_algorithms"]
-    if cuda:
-        ok = ok and det["cublas_workspace_config"] is not None
+    if cuda:  # a config torch accepts, set before CUDA was up
+        ok = ok and det["cublas_workspace_config"] in CUBLAS_DETERMINISTIC and not det["cuda_initialized_before"]
     evidence = (
         f"cudnn.deterministic={det['cudnn_deterministic']}, cudnn.benchmark={det['cudnn_benchmark']}, "
         f"use_deterministic_algorithms={det['deterministic_algorithms']}, "

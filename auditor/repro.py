@@ -14,9 +14,10 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
+from auditor.audit import CUBLAS_DETERMINISTIC
 from auditor.spec import Determinism, Spec
 
-CUBLAS_CONFIG = ":4096:8"  # workspace config cuBLAS needs for deterministic GEMMs
+CUBLAS_CONFIG = CUBLAS_DETERMINISTIC[0]  # workspace config cuBLAS needs for deterministic GEMMs
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ def enforce(seed: int, spec: Determinism) -> DeterminismState:
     torch.utils.deterministic.fill_uninitialized_memory = spec.fill_uninitialized_memory
     seeded = seed_everything(seed)
     return read_state(seed, enabled, cuda_was_up, seeded)
+
+
+def cublas_problem(state: DeterminismState, device: torch.device) -> str | None:
+    """Why deterministic mode cannot run cuBLAS on `device` with the workspace config in force
+    (one the shell set before the run, which `enforce` keeps), or None."""
+    value = state.cublas_workspace_config
+    if device.type != "cuda" or not state.deterministic_algorithms or value in CUBLAS_DETERMINISTIC:
+        return None
+    return (
+        f"CUBLAS_WORKSPACE_CONFIG={value!r} in the environment: deterministic mode on CUDA needs "
+        f"{' or '.join(CUBLAS_DETERMINISTIC)} (torch refuses any other value at the first matrix "
+        "product); unset it (the run sets :4096:8) or set one of those"
+    )
 
 
 def tf32_flags() -> tuple[bool, bool]:

@@ -356,6 +356,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
     check_device_support(spec.train, device)
+    if (problem := repro.cublas_problem(det, device)) is not None:
+        raise InvalidInput(problem)
     environment.make_current(device)
     data = load_data(spec.data, spec.seed)
     check_classes(spec, data)

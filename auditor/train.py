@@ -117,11 +117,13 @@ def lr_factor(step: int, spe: int, epochs: int, sched: Schedule, base_lr: float)
     """Multiplier of the base lr at global step `step` (0-based), per step.
 
     Linear warm-up over `warmup_epochs` (fractional), then cosine to eta_min,
-    multistep decay at epoch milestones, or constant.
+    multistep decay at epoch milestones, or constant. A warm-up of a fractional
+    number of steps (0.5 epochs of 19 steps) reaches the base lr at its last step
+    and never passes it.
     """
     t = step / spe  # epochs elapsed, fractional
     if sched.warmup_epochs > 0 and t < sched.warmup_epochs:
-        return (step + 1) / (sched.warmup_epochs * spe)
+        return min(1.0, (step + 1) / (sched.warmup_epochs * spe))
     if sched.name == "constant":
         return 1.0
     if sched.name == "multistep":

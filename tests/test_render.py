@@ -637,6 +637,21 @@ def test_checklist_unticks_on_contrary_facts() -> None:
 
 
 @pytest.mark.parametrize(
+    ("config", "cuda_up_before", "ticked"),
+    [(":4096:8", False, True), (":16:8", False, True), (None, False, False), (":0:0", False, False),
+     (":4096:8", True, False)],
+)
+def test_cuda_flags_box_needs_a_cublas_config_torch_accepts_set_in_time(
+    config: str | None, cuda_up_before: bool, ticked: bool
+) -> None:
+    audit = golden_audit()
+    audit["environment"]["device"] = "cuda:0"
+    audit["determinism"].update(cublas_workspace_config=config, cuda_initialized_before=cuda_up_before)
+    line = checklist_line(text_of(audit), "Determinism flags in force (read back)")
+    assert line.startswith("- [x]" if ticked else "- [ ]")
+
+
+@pytest.mark.parametrize(
     ("dirty", "changes", "text"),
     [
         (False, {"tracked": 0, "untracked": 0}, "no uncommitted changes; untracked files in the tool's output folders under --out not counted"),

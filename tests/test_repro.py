@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -37,6 +38,21 @@ def test_enforce_sets_and_reads_back_every_flag(fill: bool) -> None:
     assert state.fill_uninitialized_memory is fill is torch.utils.deterministic.fill_uninitialized_memory
     assert state.cublas_workspace_config == repro.CUBLAS_CONFIG
     assert state.torch_threads == torch.get_num_threads()
+
+
+def test_an_inherited_cublas_config_is_kept_and_refused_on_cuda_unless_torch_accepts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":0:0")
+    state = repro.enforce(0, Determinism(enabled=True))
+    assert state.cublas_workspace_config == ":0:0"  # the shell's value is kept, not overwritten
+    problem = repro.cublas_problem(state, torch.device("cuda", 0))
+    assert problem is not None and "':0:0'" in problem and ":16:8" in problem
+    assert repro.cublas_problem(state, torch.device("cpu")) is None  # no cuBLAS on the CPU
+    for ok in (":16:8", ":4096:8"):
+        assert repro.cublas_problem(replace(state, cublas_workspace_config=ok), torch.device("cuda", 0)) is None
+    off = repro.enforce(0, Determinism(enabled=False))
+    assert repro.cublas_problem(off, torch.device("cuda", 0)) is None  # only deterministic mode checks it
 
 
 def test_tf32_flags_are_read_back_not_assumed() -> None:

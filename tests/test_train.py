@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -51,6 +52,17 @@ def test_cosine_with_fractional_warmup() -> None:
     assert lr_factor(40, spe, epochs, s, lr) == pytest.approx(0.01)  # eta_min / lr at the end
     one = Schedule(name="cosine", warmup_epochs=1, eta_min=0.001)
     assert lr_factor(30, spe, 5, one, lr) == pytest.approx(0.505)  # halfway through 4 cosine epochs
+
+
+@pytest.mark.parametrize("name", ["cosine", "multistep", "constant"])
+@pytest.mark.parametrize(("warmup", "spe"), [(0.5, 19), (0.3, 7), (1.25, 10), (2, 3)])
+def test_warmup_never_passes_the_base_lr(name: str, warmup: float, spe: int) -> None:
+    s = Schedule(name=name, warmup_epochs=warmup, eta_min=0.0, milestones=[3] if name == "multistep" else [])
+    factors = [lr_factor(step, spe, 4, s, 0.1) for step in range(4 * spe)]
+    assert max(factors) == pytest.approx(1.0)
+    assert all(f <= 1.0 for f in factors)
+    ramp = factors[: math.ceil(warmup * spe)]
+    assert ramp == sorted(ramp) and ramp[-1] == 1.0  # rises to the base lr within the warm-up
 
 
 def test_multistep_and_constant() -> None:
