@@ -216,7 +216,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, AttributeError, IndexError) as exc:  # a wrongly shaped value, hand-edited
         raise InvalidInput(
             f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
-            f"({type(exc).__name__}: {exc})"
+            f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "
+            "auditor's renderer: please report it with the file"
         ) from None
     print(f"wrote {path}")
     return EXIT_OK

@@ -56,8 +56,12 @@ def render_run(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     audit = read_audit(run_dir)
     try:
-        figures, notes = draw_figures(audit, run_dir / FIGURES_DIR)
+        figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
         text = render_text(audit, figures, notes)
+        # Written only once the text has rendered: a record the template cannot render leaves
+        # the earlier sheet and figures as they were, together.
+        for path, png in pngs.items():
+            atomic_write_bytes(path, png)
         atomic_write_bytes(run_dir / SHEET, text.encode("utf-8"))
     except OSError as exc:  # a read-only or full report folder
         where = f"{exc.filename}: " if exc.filename else ""
@@ -102,26 +106,29 @@ def make_environment(filters: Mapping[str, Callable[..., str]] | None = None) ->
 # --- figures ------------------------------------------------------------------------
 
 
-def draw_figures(audit: dict[str, Any], fig_dir: Path) -> tuple[dict[str, str | None], dict[str, str]]:
-    """Draw the learning curves; return (figure -> relative path or None, figure -> why not)."""
+def draw_figures(
+    audit: dict[str, Any], fig_dir: Path
+) -> tuple[dict[str, str | None], dict[str, str], dict[Path, bytes]]:
+    """Draw the learning curves in memory; return (figure -> path relative to the sheet or
+    None, figure -> why not, file to write under `fig_dir` -> its PNG bytes)."""
     history = audit["training"]["history"]
     if not history:
-        return {LEARNING_CURVES: None}, {LEARNING_CURVES: "no completed epoch to plot"}
+        return {LEARNING_CURVES: None}, {LEARNING_CURVES: "no completed epoch to plot"}, {}
     try:
         import matplotlib.style
     except ImportError as exc:
         return {LEARNING_CURVES: None}, {
             LEARNING_CURVES: f"figures unavailable: matplotlib is not importable ({exc}); "
             "install matplotlib and run `auditor render` again"
-        }
+        }, {}
     split = audit["training"]["selection_split"]
     # The default style makes the output independent of any matplotlibrc.
     with matplotlib.style.context("default"):
         fig = agg_figure((12, 3.6))
         _plot_curves(fig, history, split, train_loss_label(audit))
         name = f"{LEARNING_CURVES}.png"
-        write_png(fig, fig_dir / name)
-    return {LEARNING_CURVES: f"{fig_dir.name}/{name}"}, {}
+        png = png_bytes(fig)
+    return {LEARNING_CURVES: f"{fig_dir.name}/{name}"}, {}, {fig_dir / name: png}
 
 
 def agg_figure(figsize: tuple[float, float]) -> Any:
@@ -134,11 +141,16 @@ def agg_figure(figsize: tuple[float, float]) -> Any:
     return fig
 
 
-def write_png(fig: Any, path: Path) -> None:
-    """Save `fig` as PNG atomically, without a timestamp or version in its metadata."""
+def png_bytes(fig: Any) -> bytes:
+    """`fig` as PNG, without a timestamp or version in its metadata (the same bytes each time)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_png(fig: Any, path: Path) -> None:
+    """Save `fig` as PNG atomically."""
+    atomic_write_bytes(path, png_bytes(fig))
 
 
 def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str, train_loss: str) -> None:

@@ -815,9 +815,11 @@ def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any]) -> None
 
     try:
         render_run(report_dir)
-    except Exception as exc:  # the sheet is derived; the evidence is already on disk
-        block["notes"].append(f"could not re-render the sheet: {type(exc).__name__}: {exc}")
-        print(f"auditor verify: warning: could not re-render {report_dir}: {exc}", file=sys.stderr)
+    except InvalidInput as exc:  # e.g. an unwritable figures folder; the evidence is on disk
+        block["notes"].append(f"could not re-render the sheet ({exc}); it predates this verification: "
+                              f"run `auditor render {report_dir}` once that is mended")  # fmt: skip
+        write_json(report_dir / "audit.json", audit)  # the block is audit's: the note goes on record
+        print(f"auditor verify: warning: {block['notes'][-1]}", file=sys.stderr)
 
 
 def summary(outcome: VerifyOutcome) -> str:

@@ -304,6 +304,8 @@ def test_render_run_reports_incomplete_audit_as_invalid_input(tmp_path: Path) ->
     run_dir = write_run_dir(tmp_path, audit)
     with pytest.raises(InvalidInput, match="incomplete audit record"):
         render_run(run_dir)
+    # The figure draws from the history, which is intact; it is not written beside no sheet.
+    assert not (run_dir / "figures").exists() and not (run_dir / "REPRODUCIBILITY.md").exists()
 
 
 # --- front matter -----------------------------------------------------------------------------

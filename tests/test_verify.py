@@ -553,3 +553,29 @@ def test_an_unfinished_attempt_is_not_kept_as_evidence(tmp_path: Path) -> None:
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     assert verify_mod._set_aside_workdir(plan, tmp_path) is None
     assert workdir.is_dir() and not any(workdir.iterdir()) and not workdir.with_name("smoke.old").exists()
+
+
+def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor import render
+    from auditor.spec import validate_spec
+
+    audit = json.loads((Path(__file__).parent / "fixtures" / "audit_golden.json").read_text())
+    report = tmp_path / "reports" / "smoke"
+    report.mkdir(parents=True)
+    (report / "audit.json").write_text(json.dumps(audit))
+    (report / "REPRODUCIBILITY.md").write_text("the earlier sheet")
+
+    def read_only(path: Path, data: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(render, "atomic_write_bytes", read_only)  # the record itself is still writable
+    block = {"verdict": "bitwise", "notes": []}
+    verify_mod.record_in_audit(report, validate_spec(audit["spec"], "fixture"), block)
+    recorded = json.loads((report / "audit.json").read_text())
+    assert recorded["metrics"]["reproducible"] == "bitwise"
+    (note,) = recorded["verification"]["notes"]
+    assert "could not re-render the sheet" in note and f"auditor render {report}" in note
+    assert (report / "REPRODUCIBILITY.md").read_text() == "the earlier sheet"
+    assert "warning: could not re-render the sheet" in capsys.readouterr().err
