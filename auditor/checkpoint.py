@@ -1,9 +1,11 @@
 """Checkpoints: atomic writes with a verified sha256, and safe loading.
 
 A checkpoint `X.pt` is written to a temp file, fsynced and renamed into
-place; its digest then goes to `X.pt.sha256` the same way. A file without a
-matching digest (killed between the two renames, or corrupted later) is never
-loaded as intact.
+place; its digest goes first to `X.pt.sha256.next` and, once the file is in
+place, is renamed to `X.pt.sha256`. A file whose digest matches neither is
+never loaded as intact (corrupted later, or cut short); one that matches the
+`.next` digest landed and its write was killed before the last rename, which
+`verify` then completes, so a kill at any moment leaves `X.pt` usable.
 
 Training hands its checkpoints to a `BackgroundWriter`: the payload is
 serialised on the training thread (that is the snapshot), and hashing,
@@ -30,7 +32,7 @@ from typing import Any, Self
 import torch
 
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, sha256_file
+from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
 
 STEP_GLOB = "step-*.pt"
 STEP_NAME = re.compile(r"^step-(\d+)\.pt$")  # what save_step_checkpoint names them
@@ -58,8 +60,9 @@ def save_copies(paths: Sequence[Path], data: bytes) -> str:
     """Write the same serialised bytes (hashed once) to each of `paths`, in that order."""
     digest = hashlib.sha256(data).hexdigest()
     for path in paths:
+        atomic_write_bytes(next_digest_path(path), f"{digest}  {path.name}\n".encode())
         atomic_write_bytes(path, data)
-        atomic_write_bytes(digest_path(path), f"{digest}  {path.name}\n".encode())
+        replace_durably(next_digest_path(path), digest_path(path))
     return digest
 
 
@@ -118,16 +121,42 @@ def digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def next_digest_path(path: Path) -> Path:
+    """The digest of a write of `path` in progress (renamed to `digest_path` once it landed)."""
+    return path.with_name(path.name + ".sha256.next")
+
+
 def recorded_digest(path: Path) -> str:
     """The sha256 written beside `path` ('' when its sidecar is empty); once `verify` passed, the file's own."""
-    words = digest_path(path).read_text(encoding="ascii").split()
+    return _first_word(digest_path(path))
+
+
+def _first_word(sidecar: Path) -> str:
+    words = sidecar.read_text(encoding="ascii").split()
     return words[0].lower() if words else ""
 
 
 def verify(path: Path) -> str | None:
-    """None if `path` is intact (digest matches), else the reason it is not."""
+    """None if `path` is intact (digest matches), else the reason it is not.
+
+    A file that matches the digest of a write in progress (`next_digest_path`) landed
+    before that write was killed: the digest's rename is completed here.
+    """
     if not path.is_file():
         return "missing"
+    reason = _check_sidecar(path)
+    if reason is None or not (nxt := next_digest_path(path)).is_file():
+        return reason
+    try:
+        if _first_word(nxt) != sha256_file(path):
+            return reason
+        replace_durably(nxt, digest_path(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{reason}; {nxt.name} matches, but it could not be put in place ({exc})"
+    return None
+
+
+def _check_sidecar(path: Path) -> str | None:
     if not digest_path(path).is_file():
         return "no digest file (write was interrupted)"
     try:
@@ -224,6 +253,7 @@ def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) ->
     for p in steps[keep:]:
         p.unlink(missing_ok=True)
         digest_path(p).unlink(missing_ok=True)
+        next_digest_path(p).unlink(missing_ok=True)
 
 
 def weights_only_bytes(state_dict: dict[str, torch.Tensor]) -> int:

@@ -42,6 +42,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def replace_durably(src: Path, dst: Path) -> None:
+    """Rename `src` over `dst` (same folder) and make the rename survive a power cut."""
+    os.replace(src, dst)
+    _fsync_dir(dst.parent)
+
+
 def _umask() -> int:
     """The process umask, read from /proc where it can be (os.umask can only read by setting it,
     which for a moment would give any file created by another thread mode 0666)."""

@@ -15,6 +15,7 @@ import torch
 
 from auditor import checkpoint
 from auditor.errors import InvalidInput
+from auditor.fileio import sha256_file
 
 
 def _write(path: Path, step: int) -> Path:
@@ -91,6 +92,43 @@ def test_a_damaged_digest_file_is_named_as_the_damaged_part(tmp_path: Path) -> N
         checkpoint.digest_path(path).write_text(garbage)
         assert checkpoint.verify(path) == "damaged digest file last.pt.sha256 (no sha256 in it)"
     checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")
+    assert checkpoint.verify(path).startswith("sha256 mismatch (file ")
+
+
+class _Killed(BaseException):
+    """A kill between two file operations of a save."""
+
+
+@pytest.mark.parametrize("landed", [0, 1, 2], ids=["before the next digest", "before the file", "before the digest's rename"])
+def test_a_save_killed_at_any_point_leaves_an_intact_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, landed: int
+) -> None:
+    path = _write(tmp_path / "last.pt", 1)
+    done: list[str] = []
+
+    def until_killed(fn: Callable[..., None]) -> Callable[..., None]:
+        def operation(*args: object) -> None:
+            if len(done) == landed:
+                raise _Killed
+            done.append(fn.__name__)
+            fn(*args)
+        return operation
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", until_killed(checkpoint.atomic_write_bytes))
+    monkeypatch.setattr(checkpoint, "replace_durably", until_killed(checkpoint.replace_durably))
+    with pytest.raises(_Killed):
+        _write(path, 2)
+    monkeypatch.undo()
+    assert checkpoint.verify(path) is None
+    assert checkpoint.load(path)["global_step"] == (2 if landed == 2 else 1)  # the new file once it landed
+    assert checkpoint.recorded_digest(path) == sha256_file(path)
+    assert checkpoint.newest_intact(tmp_path) == (path, [])
+
+
+def test_a_next_digest_does_not_vouch_for_another_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "last.pt", 1)
+    checkpoint.next_digest_path(path).write_text(checkpoint.digest_path(path).read_text())
+    path.write_bytes(path.read_bytes()[:-8] + b"corrupt!")
     assert checkpoint.verify(path).startswith("sha256 mismatch (file ")
 
 

@@ -214,7 +214,9 @@ def test_best_is_written_before_last_and_on_disk_when_fit_returns(tmp_path: Path
 
     monkeypatch.setattr(checkpoint, "atomic_write_bytes", spy)
     train_tiny(tiny_spec("train.epochs=1"), tmp_path)
-    assert order == ["best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256"]
+    # Each file's digest goes first (as .next, renamed once the file landed).
+    assert order == ["best.pt.sha256.next", "best.pt", "last.pt.sha256.next", "last.pt"]
+    assert not list(tmp_path.glob("*.next"))
     assert checkpoint.verify(tmp_path / "best.pt") is None and checkpoint.verify(tmp_path / "last.pt") is None
 
 
