@@ -4,8 +4,8 @@ A CPU training step allocates and frees activations and gradients of up to tens 
 (resnet18, batch 128: 32 MiB per 64-channel feature map). glibc serves blocks above its
 mmap threshold (dynamic, at most 32 MiB) with a fresh mmap and unmaps them on free, so
 the kernel page-faults and zeroes that memory again on every step. Keeping them made CPU
-training about 5% faster for resnet18 and for resnet20 in bench/RESULTS.md (each pipeline
-in its own process). `train.host_memory: retain` raises the threshold to 1 GiB and the
+training 2.5% (resnet18) to 7% (resnet20) faster in bench/RESULTS.md (each pipeline in
+its own process). `train.host_memory: retain` raises the threshold to 1 GiB and the
 trim threshold to 2 GiB (glibc `mallopt`), so freed blocks stay in the heap and are reused.
 It changes where memory comes from, not what a correct op computes: only an op that reads
 memory it never wrote could tell (fresh mmap pages are zero, a reused block holds old

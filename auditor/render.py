@@ -621,8 +621,9 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     ok, _ = _flags_in_force(audit)
     if not det["requested"]:
         note = (
-            "Determinism was switched off in the spec (`determinism.enabled: false`): fast, "
-            "non-deterministic settings are in force."
+            "Determinism was switched off in the spec (`determinism.enabled: false`): "
+            "non-deterministic settings (cudnn.benchmark's timed choice of kernels on CUDA, no "
+            "refusal of non-deterministic ops) are in force."
         )
     elif not ok:
         note = (

@@ -61,7 +61,8 @@ def enforce(seed: int, spec: Determinism) -> DeterminismState:
 
     With `spec.enabled`, cuDNN is deterministic with benchmarking off and torch
     raises on ops that have no deterministic implementation. Without it,
-    cudnn.benchmark is switched on (the fast setting) and the sheet says so.
+    cudnn.benchmark is switched on (CUDA: convolution kernels chosen by timing them, the
+    fast setting there) and the sheet says so.
     """
     enabled = spec.enabled
     cuda_was_up = torch.cuda.is_initialized()

@@ -93,7 +93,8 @@ SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared"
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 SEED = 42
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
-# Defaults sized for a 2-core CPU (one timed repeat of either pipeline ~5-20 s).
+# Defaults sized for a 2-core CPU (one timed repeat of either pipeline took 2-3 s for resnet20
+# and 4-6 s for resnet18 in RESULTS.md).
 DEFAULT_STEPS = {"resnet20": 20, "resnet18": 4}
 DEFAULT_REPEATS = {"resnet20": 5, "resnet18": 3}
 FALLBACK_STEPS, FALLBACK_REPEATS = 10, 3
@@ -667,7 +668,7 @@ def with_peaks(ceiling: dict[str, Any], peaks: dict[str, float]) -> dict[str, An
 
 
 def gemm_backends_text(c: dict[str, Any]) -> str:
-    """'BLAS matmul 223, oneDNN 1x1 convolution 464 GFLOP/s' (reports from before it was recorded: empty)."""
+    """'BLAS matmul 239, oneDNN 1x1 convolution 501 GFLOP/s' (reports from before it was recorded: empty)."""
     backends = c.get("gemm_backends") or {}
     return ", ".join(f"{k} {v:.0f}" for k, v in backends.items()) + (" GFLOP/s" if backends else "")
 
@@ -1231,7 +1232,7 @@ def overhead_child(argv: list[str]) -> int:
             missing.append(f"{mod_name}.{attr}")
     t0 = time.perf_counter()
     # torch imports torch._dynamo on first use of torch.optim or of
-    # use_deterministic_algorithms (~1.4 s on 2 cores): a cost any training script
+    # use_deterministic_algorithms (0.85-0.88 s on 2 cores in RESULTS.md): a cost any training script
     # pays, timed on its own here so the breakdown does not charge it to a stage.
     import torch._dynamo  # noqa: F401
 
