@@ -227,7 +227,10 @@ def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) 
             break
         if _checkpoint_due(loop):
             loop.partial = _partial(losses, loss_sum, correct, t0, loop.device, loop.step)
-            if all(math.isfinite(v) for v in loop.partial["losses"]):  # never save NaN weights
+            # Saved only while every loss so far is finite. The weights are not checked: an update
+            # that overflows them shows as a non-finite loss at the next step, and a resume from
+            # such a checkpoint diverges at that same step, as the uninterrupted run does.
+            if all(math.isfinite(v) for v in loop.partial["losses"]):
                 save_step_checkpoint(loop)
     n = min(len(ty), loop.step * loop.train.batch_size)  # images seen this epoch
     done = losses[: loop.step].cpu().tolist()

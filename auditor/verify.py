@@ -716,9 +716,32 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     return block, report_a
 
 
+MARKERS = ("verify.json", "spec.yaml", "logs")  # a work dir holds one as soon as its first run starts
+
+
+def _made_by_verify(folder: Path) -> bool:
+    """A real folder that holds what verify writes first, or nothing (a verify killed at once).
+    An earlier version's other files beside them go with it."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return any((folder / m).exists() for m in MARKERS) or not any(folder.iterdir())
+
+
 def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
-    """An empty work dir; an earlier one moved to `<workdir>.old` (returned), or None if there was none."""
+    """An empty work dir; an earlier one moved to `<workdir>.old` (returned), or None if there was none.
+
+    Refuses (InvalidInput) a folder there that verify did not make: it would delete it.
+    """
     old = plan.workdir.with_name(plan.workdir.name + ".old")
+    for folder in (plan.workdir, old, plan.workdir.with_name(plan.workdir.name + ".failed")):
+        if folder.is_file() and not folder.is_symlink():
+            raise InvalidInput(f"--out: cannot write under {out}: {folder} is a file, not a folder; move it away")
+        if (folder.exists() or folder.is_symlink()) and not _made_by_verify(folder):
+            raise InvalidInput(
+                f"{folder}: in the way: verify keeps its runs and evidence in {plan.workdir} (an earlier "
+                f"verify's in {old.name}, a failed attempt's in {plan.workdir.name}.failed), and this holds "
+                "something else; move it away or choose another --out"
+            )
     try:
         if old.is_dir() and not (plan.workdir / "verify.json").is_file():
             # A verify killed mid-way: its work dir is partial, `.old` holds the evidence.

@@ -88,7 +88,7 @@ def test_same_seed_identical_weights_and_losses(tmp_path: Path) -> None:
 def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
     spec = tiny_spec("train.checkpoint_every_steps=2")
     full, model_full = train_tiny(spec, tmp_path / "full")
-    # Same run, stopped by a step budget after 5 steps (mid epoch 1 of 5 steps each... ) ...
+    # Same run, stopped by a step budget after 3 steps (mid epoch 1 of 4: 240 images, batch 64) ...
     budget = tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=3")
     train_tiny(budget, tmp_path / "cut")
     step_ckpt = tmp_path / "cut" / "step-00000002.pt"

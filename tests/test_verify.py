@@ -96,7 +96,7 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     (tmp_path / "checkpoints" / "smoke").mkdir(parents=True)
     (tmp_path / "checkpoints" / "smoke" / "last.pt").write_bytes(b"user checkpoint")
     stale = tmp_path / "verify" / "smoke" / "stale.txt"
-    stale.parent.mkdir(parents=True)
+    (stale.parent / "logs").mkdir(parents=True)  # an earlier verify's folder: its logs, and a file
     stale.write_text("from an earlier verify")
     before = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
     has_git = shutil.which("git") is not None
@@ -501,7 +501,8 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
     (workdir / "verify.json").write_text("earlier evidence")
 
     def interrupted(plan: Any, notes: list[str], log: Any) -> None:
-        (plan.workdir / "a").mkdir()  # it had started writing
+        verify_mod.write_spec_file(plan)  # it had started writing
+        (plan.workdir / "a").mkdir()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(verify_mod, "_run_and_compare", interrupted)
@@ -512,6 +513,7 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
     # A verify killed outright (no chance to put it back) leaves `.old`: the next one restores it first.
     os.replace(workdir, workdir.with_name("smoke.old"))
     (workdir / "a").mkdir(parents=True)
+    (workdir / "spec.yaml").write_text("")
     with pytest.raises(KeyboardInterrupt):
         verify_mod.verify("smoke", [], tmp_path, epochs=1)
     assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
@@ -550,9 +552,32 @@ def test_an_unfinished_attempt_is_not_kept_as_evidence(tmp_path: Path) -> None:
     """A first verify that failed left no verify.json: the next one starts clean, restores nothing."""
     workdir = tmp_path / "verify" / "smoke"
     (workdir / "b").mkdir(parents=True)
+    (workdir / "spec.yaml").write_text("")
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     assert verify_mod._set_aside_workdir(plan, tmp_path) is None
     assert workdir.is_dir() and not any(workdir.iterdir()) and not workdir.with_name("smoke.old").exists()
+
+
+@pytest.mark.parametrize("suffix", ["", ".old", ".failed"])
+def test_a_folder_verify_did_not_make_is_never_deleted(tmp_path: Path, suffix: str) -> None:
+    """verify/<name> (and its .old, .failed) may be a user's folder, e.g. under --out . in a repo."""
+    plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
+    theirs = tmp_path / "verify" / f"smoke{suffix}"
+    (theirs / "a").mkdir(parents=True)
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match=f"{theirs}: in the way: .*holds something else; move it away"):
+        verify_mod._set_aside_workdir(plan, tmp_path)
+    assert (theirs / "notes.txt").read_text() == "mine"
+    shutil.rmtree(theirs)
+    theirs.write_text("a file of mine")
+    with pytest.raises(InvalidInput, match=f"{theirs} is a file, not a folder"):
+        verify_mod._set_aside_workdir(plan, tmp_path)
+    assert theirs.read_text() == "a file of mine"
+    theirs.unlink()
+    theirs.symlink_to(tmp_path)  # a link is refused: what it points to is not verify's
+    with pytest.raises(InvalidInput, match="in the way"):
+        verify_mod._set_aside_workdir(plan, tmp_path)
+    assert theirs.is_symlink()
 
 
 def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(
