@@ -38,7 +38,16 @@ from pydantic import (
 )
 
 from auditor.audit import run_paths, write_json
-from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
+from auditor.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    InvalidInput,
+    Terminated,
+    exit_code,
+    stop_word,
+)
 from auditor.fileio import atomic_write_bytes
 from auditor.render import count
 from auditor.spec import (
@@ -837,10 +846,12 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv])
         try:
             rc = proc.wait()
-        except KeyboardInterrupt:
-            rc = proc.wait()  # the run got the same SIGINT and saves its state
-            _print(f"\ninterrupted at {r.name}; continue with: {relaunch}")
-            return EXIT_INTERRUPTED
+        except KeyboardInterrupt as stop:
+            if isinstance(stop, Terminated):  # sent to this process only: pass it on
+                proc.terminate()
+            rc = proc.wait()  # the run got the same signal and saves its state
+            _print(f"\n{stop_word(stop)} at {r.name}; continue with: {relaunch}")
+            return exit_code(stop)
         if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "

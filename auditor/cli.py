@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +23,11 @@ from auditor.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_TERMINATED,
     InvalidInput,
+    Terminated,
+    exit_code,
+    stop_word,
 )
 
 DEFAULT_SPEC = "smoke"  # the embedded synthetic spec
@@ -43,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "enforced seeding and determinism, measured, and written up as a sheet CI can gate on.",
         epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged or "
         f"verification found a difference; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
-        f"path); {EXIT_INTERRUPTED} interrupted; {EXIT_BROKEN_PIPE} its output pipe closed early. "
+        f"path); {EXIT_INTERRUPTED} interrupted (Ctrl-C); {EXIT_TERMINATED} terminated (SIGTERM), which "
+        "stops as cleanly as Ctrl-C; {EXIT_BROKEN_PIPE} its output pipe closed early. "
         "`auditor COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
@@ -182,20 +188,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv += ["--out", str(args.out)] if str(args.out) != "." else []
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
-    except KeyboardInterrupt:
-        print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop))}", file=sys.stderr)
+        return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
-def _interrupted_hint(out: Path, name: str, argv: list[str]) -> str:
-    """How to go on after Ctrl-C, as a command a shell takes verbatim."""
+def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted") -> str:
+    """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim."""
     from auditor.audit import run_paths
 
     if run_paths(out, name).ckpt_staging.is_dir():
-        return f"interrupted; continue with: {shlex.join([*argv, '--resume'])}"
-    return f"interrupted before anything was staged; start again with: {shlex.join(argv)}"
+        return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
+    return f"{word} before anything was staged; start again with: {shlex.join(argv)}"
 
 
 def _print_outcome(audit: dict, report_dir: Path) -> None:
@@ -317,13 +323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, stray = parser.parse_known_args(argv)
     if stray:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    previous = _stop_on_sigterm()
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader must surface here, not at exit
         return code
-    except KeyboardInterrupt:  # before a command's own handler took over (e.g. while importing torch)
-        print(f"\nauditor {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
+        print(f"\nauditor {args.command}: {stop_word(stop)}", file=sys.stderr)
+        return exit_code(stop)
     except InvalidInput as exc:
         return _report_error(args.command, str(exc))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
@@ -333,6 +340,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # not about a path the user gave (a full disk, a broken install, ...): not bad input
         names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
         return _report_error(args.command, f"{names}: {exc.strerror or exc}")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM raise Terminated (a KeyboardInterrupt) for the command's duration; return the
+    handler it replaced (None where no handler can be set: not the main thread)."""
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:
+        return None
 
 
 # A path the OS refused, which no stage reported itself: bad input naming that path.

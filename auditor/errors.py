@@ -5,6 +5,22 @@ EXIT_FAILED = 1  # a criterion failed, the run diverged, or verification found a
 EXIT_INVALID = 2  # bad input (InvalidInput): spec, data, checkpoint, path
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipe reader that stopped
+EXIT_TERMINATED = 143  # 128 + SIGTERM (a CI job's timeout, `kill`)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that it stops as cleanly: checkpoints being
+    written land, the run stays resumable, child processes are stopped."""
+
+
+def exit_code(stop: KeyboardInterrupt) -> int:
+    """The exit code of a stop by Ctrl-C (130) or SIGTERM (143)."""
+    return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+
+
+def stop_word(stop: KeyboardInterrupt) -> str:
+    """'interrupted' (Ctrl-C) or 'terminated (SIGTERM)'."""
+    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
 
 
 class InvalidInput(Exception):

@@ -56,7 +56,7 @@ import yaml
 from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
-from auditor.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidInput
+from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, exit_code, stop_word
 from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
@@ -899,11 +899,11 @@ def run_cli(args: Any, log: Log) -> int:
     except RunFailed as exc:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("\nauditor verify: interrupted; any earlier evidence under verify/ was kept; where it "
+    except KeyboardInterrupt as stop:
+        print(f"\nauditor verify: {stop_word(stop)}; any earlier evidence under verify/ was kept; where it "
               f"was put back, this attempt's runs and logs are in {args.out / 'verify'}/<name>.failed/ until the next "
               "verify finishes. Run the same command again to verify.", file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        return exit_code(stop)
     print(summary(outcome))
     return EXIT_OK if outcome.passed else EXIT_FAILED
 

@@ -119,8 +119,12 @@ def test_a_path_the_os_refuses_is_bad_input_naming_it(tmp_path: Path, smoke_run:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path) -> None:
-    """SIGINT mid-training: exit 130 and a shell-quoted --resume command (`>=` is no redirect)."""
+@pytest.mark.parametrize(
+    ("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
+)
+def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, code: int, word: str) -> None:
+    """SIGINT (or a CI job's SIGTERM) mid-training: exit 130 (143) and a shell-quoted --resume command
+    (`>=` is no redirect)."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -128,12 +132,12 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path) -> None:
     deadline = time.monotonic() + 120
     while not staging.is_dir() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == code and "Traceback" not in err, err
     hint = err.strip().splitlines()[-1]
-    assert hint.startswith("interrupted; continue with: ")
-    again = shlex.split(hint.removeprefix("interrupted; continue with: "))
+    assert hint.startswith(f"{word}; continue with: ")
+    again = shlex.split(hint.removeprefix(f"{word}; continue with: "))
     assert again == ["auditor", *args[:-2], "--out", str(tmp_path), "--resume"]
     assert "'criteria.best_val_acc=>= 0.2'" in hint
 
