@@ -256,6 +256,16 @@ def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) ->
         next_digest_path(p).unlink(missing_ok=True)
 
 
+def discard_leftovers(ckpt_dir: Path) -> None:
+    """Remove what writes killed part-way left (temp files, digests of files that never landed),
+    so that a finished run's folder holds its checkpoints and their digests only."""
+    for nxt in ckpt_dir.glob("*.sha256.next"):
+        verify(nxt.with_name(nxt.name.removesuffix(".sha256.next")))  # completes a rename cut short
+        nxt.unlink(missing_ok=True)
+    for left in ckpt_dir.glob(".*.tmp"):
+        left.unlink(missing_ok=True)
+
+
 def weights_only_bytes(state_dict: dict[str, torch.Tensor]) -> int:
     """Size in bytes of a bare state dict as torch.save writes it."""
     return len(to_bytes(state_dict))

@@ -198,10 +198,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted") -> str:
     """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim."""
     from auditor.audit import run_paths
+    from auditor.checkpoint import candidates
 
-    if run_paths(out, name).ckpt_staging.is_dir():
+    staging = run_paths(out, name).ckpt_staging
+    if staging.is_dir() and candidates(staging):
         return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
-    return f"{word} before anything was staged; start again with: {shlex.join(argv)}"
+    return f"{word} before the first checkpoint; start again with: {shlex.join(argv)}"
 
 
 def _print_outcome(audit: dict, report_dir: Path) -> None:

@@ -56,8 +56,12 @@ ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --
 def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
     """Create the staging folders; on --resume, seed them from a finished run if needed.
 
-    Returns True when it seeded checkpoint staging from the finished run.
+    Returns True when it seeded checkpoint staging from the finished run. A staging
+    folder without a checkpoint (a run stopped before its first) holds nothing to
+    continue: it goes, rather than refuse the next run as an interrupted one.
     """
+    if not resume and paths.ckpt_staging.is_dir() and not checkpoint.candidates(paths.ckpt_staging):
+        shutil.rmtree(paths.ckpt_staging)
     if not resume and paths.ckpt_staging.exists():
         raise InvalidInput(
             f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
@@ -76,11 +80,14 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
         seeded = True
     else:
         seeded = False
+    made = not paths.ckpt_staging.exists()
     try:
         paths.ckpt_staging.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
         (paths.reports_staging / "figures").mkdir(parents=True)
     except OSError as exc:
+        if made:  # a run that cannot start leaves nothing that looks like an interrupted one
+            shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
     return seeded
 
@@ -132,6 +139,7 @@ def find_resume_point(
     for n in notes:
         log(f"resume: {n}")
     if found is None:
+        log("resume: the interrupted run wrote no checkpoint: training from the start")
         return None, notes
     state = checkpoint.load(found)
     notes_now = [*resume_spec_notes(found, state, spec), *resume_version_notes(found, state),
@@ -401,6 +409,7 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -
     try:
         write_run_files(audit, result, paths.reports_staging)
         render_run(paths.reports_staging)
+        checkpoint.discard_leftovers(paths.ckpt_staging)
         # Checkpoints first: a report never points at checkpoints it was not written with.
         promote(paths.ckpt_staging, paths.checkpoints)
         promote(paths.reports_staging, paths.reports)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import pickle
 import threading
 import time
@@ -198,3 +199,18 @@ def test_leaving_with_an_exception_lands_pending_writes_and_keeps_that_exception
         raise KeyboardInterrupt  # Ctrl-C during the next epoch
     assert checkpoint.verify(tmp_path / "last.pt") is None  # the newest checkpoint landed
     assert any("a pending checkpoint write failed too" in note for note in err.value.__notes__)
+
+
+def test_leftovers_of_killed_writes_go_and_a_landed_file_keeps_its_digest(tmp_path: Path) -> None:
+    best = _write(tmp_path / "best.pt", 1)
+    nxt = checkpoint.next_digest_path(best)
+    new = checkpoint.to_bytes({"model": {}, "global_step": 2})
+    nxt.write_text(hashlib.sha256(new).hexdigest() + "  best.pt\n")
+    best.write_bytes(new)  # landed; killed before its digest's rename
+    last = _write(tmp_path / "last.pt", 2)
+    checkpoint.next_digest_path(last).write_text("0" * 64 + "  last.pt\n")  # a write that never landed
+    (tmp_path / ".last.pt.x1y2.tmp").write_bytes(b"half a file")
+    checkpoint.discard_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256"]
+    assert checkpoint.verify(best) is None and checkpoint.load(best)["global_step"] == 2
+    assert checkpoint.verify(last) is None

@@ -130,8 +130,8 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, cod
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     staging = tmp_path / "checkpoints/smoke.partial"
     deadline = time.monotonic() + 120
-    while not staging.is_dir() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not (staging / "last.pt.sha256").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first epoch's checkpoint is there to continue from
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code and "Traceback" not in err, err
@@ -147,7 +147,9 @@ def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
 
     argv = ["auditor", "run", "smoke", "--set", "criteria.test_acc=>= 0.1"]
     hint = _interrupted_hint(tmp_path, "smoke", argv)  # nothing staged under tmp_path
-    assert hint == "interrupted before anything was staged; start again with: " + shlex.join(argv)
+    assert hint == "interrupted before the first checkpoint; start again with: " + shlex.join(argv)
+    (tmp_path / "checkpoints" / "smoke.partial").mkdir(parents=True)  # staged, but no checkpoint yet
+    assert _interrupted_hint(tmp_path, "smoke", argv) == hint
 
 
 def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:

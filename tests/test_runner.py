@@ -269,3 +269,33 @@ def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
     assert "note: other processes used 50% of the CPU while the latency was timed" in "\n".join(logged)
     assert "**Busy machine:**" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
 
+
+
+def test_a_staging_folder_without_a_checkpoint_is_no_interrupted_run(tmp_path: Path) -> None:
+    """A run stopped before its first checkpoint left an empty staging folder: the next run starts."""
+    paths = run_paths(tmp_path, "smoke")
+    paths.ckpt_staging.mkdir(parents=True)
+    (paths.ckpt_staging / ".last.pt.x1.tmp").write_bytes(b"half")  # its only write, killed
+    assert runner.prepare_dirs(paths, resume=False) is False
+    assert paths.ckpt_staging.is_dir() and not any(paths.ckpt_staging.iterdir())
+    checkpoint.save(paths.ckpt_staging / "last.pt", {"model": {}, "global_step": 3})
+    with pytest.raises(InvalidInput, match="an interrupted run of this name exists"):
+        runner.prepare_dirs(paths, resume=False)  # one with a checkpoint is kept for --resume
+
+
+def test_a_run_that_cannot_start_leaves_no_staging_folder(tmp_path: Path) -> None:
+    paths = run_paths(tmp_path, "smoke")
+    paths.reports_staging.parent.write_text("a file where reports/ goes")
+    with pytest.raises(InvalidInput, match="is a file, not a folder"):
+        runner.prepare_dirs(paths, resume=False)
+    assert not paths.ckpt_staging.exists()
+
+
+def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: Path) -> None:
+    spec = load_spec("smoke", TINY_SETS)
+    paths = run_paths(tmp_path, "smoke")
+    paths.ckpt_staging.mkdir(parents=True)
+    said: list[str] = []
+    found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"))
+    assert found is None and notes == []
+    assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
