@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged or "
         f"verification found a difference; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
         f"path); {EXIT_INTERRUPTED} interrupted (Ctrl-C); {EXIT_TERMINATED} terminated (SIGTERM), which "
-        "stops as cleanly as Ctrl-C; {EXIT_BROKEN_PIPE} its output pipe closed early. "
+        f"stops as cleanly as Ctrl-C; {EXIT_BROKEN_PIPE} its output pipe closed early. "
         "`auditor COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
@@ -62,9 +62,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_commands(sub)
     _add_report_commands(sub)
     _add_ablate(sub)
-    for command_parser in sub.choices.values():  # stray arguments are reported with the command's usage
+    for name, command_parser in sub.choices.items():  # stray arguments are reported with the command's usage
         command_parser.set_defaults(command_parser=command_parser)
+        command_parser.description = DESCRIPTIONS[name]
     return parser
+
+
+_GATE = "Exit 0 pass, 1 a criterion failed or the run diverged, 2 invalid input"
+DESCRIPTIONS = {
+    "models": "List the registered models with their exact parameter counts (CIFAR-10 heads).",
+    "schema": "Print the JSON Schema of the spec (for editors and other validators).",
+    "validate": "Validate each SPEC strictly (unknown keys rejected, --set applied first) and print it "
+    "resolved, with its sha256. Exit 0 all valid, 2 otherwise.",
+    "run": "Train SPEC under enforced seeding and determinism, measure the model (test accuracy, "
+    "batch-1 latency, size) and write reports/<name>/ (audit.json, REPRODUCIBILITY.md, CSVs) and "
+    "checkpoints/<name>/ under --out. An earlier run of that name is replaced only when this one "
+    f"finishes. {_GATE}, 130 interrupted (143 on SIGTERM): continue with --resume.",
+    "verify": "Train SPEC three times at a small budget (twin runs A and B, and run K, killed after "
+    "a step and resumed) and compare their losses, metrics and final tensors bit for bit; the verdict "
+    "goes into run A's sheet and <out>/verify/<name>/verify.json. Exit 0 reproducible, 1 not (or a run "
+    "crashed), 2 invalid input.",
+    "render": "Rebuild RUN_DIR/REPRODUCIBILITY.md and its figures from RUN_DIR/audit.json alone (no "
+    "training, no torch import). Exit 0, or 2 for a missing or malformed record.",
+    "check": "Re-evaluate a finished run's criteria from RUN_DIR/audit.json, or criteria given with "
+    f"--criteria / --set, and print one line per criterion: the CI gate. {_GATE}.",
+    "evaluate": "Overall and per-class accuracy of CHECKPOINT on the CIFAR-10 test batch under "
+    "--data-root, with the model rebuilt from the spec stored in the checkpoint. Exit 0, or 2.",
+    "measure": "Parameter count, checkpoint and weight sizes, and batch-1 FP32 latency of CHECKPOINT's "
+    "model, rebuilt from the spec stored in it. Exit 0, or 2.",
+    "ablate": "Run every variant x seed of an ablation file (a base spec with overrides), one "
+    "`auditor run` each, skipping finished runs and resuming interrupted ones, and write a page "
+    "aggregating the seeds. Exit 0 when every run finished (runs that failed their own criteria are "
+    "listed), 2 invalid input, 130 interrupted; a run that crashed stops it with that run's exit code.",
+}
 
 
 def _add_spec_arg(p: argparse.ArgumentParser) -> None:
@@ -76,12 +106,12 @@ def _add_spec_arg(p: argparse.ArgumentParser) -> None:
 def _add_training_commands(sub: Any) -> None:
     p = sub.add_parser("run", help="train, measure and write the reproducibility sheet")
     _add_spec_arg(p)
-    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
+    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
 
     p = sub.add_parser("verify", help="train twice and once killed+resumed; compare bit for bit")
     _add_spec_arg(p)
-    p.add_argument("--out", type=Path, default=Path("."), help="root of verify/<name>/ (the work dir)")
+    p.add_argument("--out", type=Path, default=Path("."), help="root of verify/<name>/ (the work dir; default: here)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, metavar="N", help="budget: set train.epochs to N")
     budget.add_argument("--steps", type=int, metavar="N", help="budget: set train.max_steps to N")
@@ -99,24 +129,26 @@ def _run_dir(text: str) -> Path:
 
 
 def _add_report_commands(sub: Any) -> None:
+    run_dir_help = "a run's report folder (reports/<name>), or its audit.json"
     p = sub.add_parser("render", help="re-render the sheet from RUN_DIR/audit.json alone")
-    p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
 
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
-    p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
     p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
     p.add_argument("--junit", type=Path, help="also write JUnit XML here")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (an empty or null EXPR removes it), repeatable")  # fmt: skip
 
+    ckpt_help = "a checkpoint an `auditor run` wrote (its .sha256 beside it is checked when present)"
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help=ckpt_help)
     p.add_argument("--data-root", type=Path, required=True, help="folder holding cifar-10-batches-py/")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("measure", help="parameters, size and batch-1 latency of a checkpoint")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help=ckpt_help)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -132,7 +164,7 @@ def _add_ablate(sub: Any) -> None:
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")
     p.add_argument("--seeds", type=int, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
     _add_set(p)
-    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/")
+    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
 
 

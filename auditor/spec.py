@@ -9,6 +9,7 @@ spec (all defaults filled in) and its sha256 are written with every artifact.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import json
 import math
@@ -548,6 +549,10 @@ def format_validation_error(source: str, err: ValidationError) -> str:
             msg, got = "unknown key (not in the spec schema)", ""
         if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
             msg = plain(e.get("ctx") or {})
+        if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
+            value = e["input"]
+            shown = str(value).lower() if isinstance(value, bool) else str(value)  # as YAML writes it
+            got = f", got {shown}: YAML reads that unquoted value as {kind}; quote it"
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
 
@@ -569,6 +574,17 @@ def _values(n: object) -> str:
     return f"{n} value" if n == 1 else f"{n} values"
 
 
+def _yaml_kind(value: Any) -> str | None:
+    """What YAML made of an unquoted scalar meant as text (`on`, `2024-01-01`, `1e3`), or None."""
+    if isinstance(value, bool):
+        return "a boolean (as it does on/off/yes/no/true/false)"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return None
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -584,6 +600,8 @@ def validate_spec(raw: dict[str, Any], source: str) -> Spec:
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name)."""
+    for item in overrides or []:  # a malformed --set first: `--set train.epochs 1` left `1` as the spec
+        parse_override(item)
     p = resolve_spec_path(str(path))
     raw = apply_overrides(read_yaml(p), overrides or [])
     return validate_spec(raw, str(path))

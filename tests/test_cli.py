@@ -531,3 +531,15 @@ def test_commands_that_need_no_model_never_import_torch(tmp_path: Path, request:
     modules = imported_modules(proc)
     assert "auditor" in modules  # the parse saw the imports at all
     assert "torch" not in modules and "torchvision" not in modules
+
+
+def test_every_command_help_describes_it() -> None:
+    from auditor.cli import COMMANDS, DESCRIPTIONS
+
+    assert set(DESCRIPTIONS) == set(COMMANDS)
+    for command in COMMANDS:
+        proc = run_cli(command, "--help")
+        assert proc.returncode == 0, proc.stderr
+        first_words = " ".join(DESCRIPTIONS[command].split()[:4])
+        assert first_words in " ".join(proc.stdout.split()), command
+    assert "{" not in run_cli("--help").stdout  # every exit code in the epilog is filled in

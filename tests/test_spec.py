@@ -195,6 +195,20 @@ def test_overrides_apply_before_validation() -> None:
     assert spec.train.early_stopping is not None and spec.train.early_stopping.patience == 3
 
 
+@pytest.mark.parametrize(
+    ("value", "shown", "kind"),
+    [("on", "true", "a boolean"), ("no", "false", "a boolean"), ("2024-01-01", "2024-01-01", "a date"), ("12", "12", "a number")],
+)
+def test_an_unquoted_value_yaml_reads_as_another_type_says_to_quote_it(value: str, shown: str, kind: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [f"name={value}"])
+    assert str(err.value) == (
+        f"smoke: name: input should be a valid string, got {shown}: YAML reads that unquoted value as {kind}"
+        + (" (as it does on/off/yes/no/true/false)" if kind == "a boolean" else "") + "; quote it"
+    )
+    assert load_spec("smoke", [f"name='{value}'"]).name == value
+
+
 def test_override_errors_are_clean() -> None:
     with pytest.raises(InvalidInput, match="expected KEY=VALUE"):
         apply_overrides({}, ["train.epochs"])
@@ -202,6 +216,9 @@ def test_override_errors_are_clean() -> None:
         apply_overrides({"train": {"epochs": 3}}, ["train.epochs.x=1"])
     with pytest.raises(InvalidInput, match=r"train\.optimizer\.lrr: unknown key"):
         load_spec("smoke", ["train.optimizer.lrr=0.1"])
+    # `--set train.epochs 1` hands argparse `1` as the spec: the malformed --set is what is named.
+    with pytest.raises(InvalidInput, match=r"--set 'train.epochs': expected KEY=VALUE"):
+        load_spec("1", ["train.epochs"])
 
 
 def test_override_does_not_mutate_input() -> None:
