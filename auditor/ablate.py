@@ -55,6 +55,7 @@ from auditor.spec import (
     Spec,
     apply_overrides,
     format_validation_error,
+    names_a_path,
     parse_override,
     read_yaml,
     resolve_spec_path,
@@ -147,6 +148,10 @@ def resolve_ablation_path(arg: str) -> Path:
     p = Path(arg)
     if p.is_file():
         return p
+    if p.is_dir():
+        raise InvalidInput(f"{arg}: a folder, not an ablation file")
+    if names_a_path(arg):
+        raise InvalidInput(f"{arg}: ablation file not found")
     parts = p.parts
     for prefix in (("specs", "ablations"), ("ablations",)):
         if parts[: len(prefix)] == prefix and len(parts) > len(prefix):

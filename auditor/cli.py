@@ -337,6 +337,8 @@ def _table(report: dict) -> str:
 
 
 def _fmt(v: object) -> str:
+    if isinstance(v, list):
+        return "; ".join(map(str, v)) or "none"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 

@@ -40,6 +40,15 @@ def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module, str | None]:
     return spec, model, recorded if isinstance(recorded, str) else None
 
 
+def integrity(path: Path) -> str:
+    """Whether the checkpoint's bytes were checked against its digest file (`model_from_checkpoint`
+    refuses a mismatch), in words."""
+    sidecar = checkpoint.digest_path(path)
+    if sidecar.is_file():
+        return f"sha256 matches {sidecar.name}"
+    return f"not checked: no {sidecar.name} beside it (a copy made without it)"
+
+
 def _device(name: str) -> torch.device:
     if not DEVICE_FORM.fullmatch(name):  # torch knows many more device types; this build runs these
         raise InvalidInput(f"--device: {DEVICE_FORMS}, got {name!r}")
@@ -62,7 +71,8 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
     mean, std = norm_tensors(spec.data, device)
     acc = accuracy(model, x.to(device), y.to(device), mean, std, spec.train, classes, "test")
     return {
-        "checkpoint": str(path), "run": spec.name, "spec_hash": recorded_hash, "device": str(device), "data": facts,
+        "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
+        "device": str(device), "data": facts,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
         "warnings": evaluation_warnings(spec, model),
     }  # fmt: skip
@@ -102,7 +112,8 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)
     return {
-        "checkpoint": str(path), "run": spec.name, "spec_hash": recorded_hash, "model": spec.model.name,
+        "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
+        "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "latency": asdict(lat),

@@ -409,6 +409,7 @@ def build_context(
     v["figure"] = figures.get(LEARNING_CURVES)
     v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
     v["front_matter"] = _front_matter(audit)
+    v["data_qualifier"] = f" ({q})" if (q := _cifar_qualifier(audit["data"])) else ""
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
     v.update(_process_scope(audit["run"]))
@@ -447,9 +448,21 @@ def _front_matter(audit: dict[str, Any]) -> dict[str, Any]:
     metrics = [] if _missing(test_acc) else [{"type": "accuracy", "value": test_acc, "name": name}]
     return {
         "dataset_id": dataset,
-        "dataset_name": "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
+        "dataset_name": f"CIFAR-10 ({q})" if (q := _cifar_qualifier(audit["data"])) else
+        "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
         "metrics": metrics,
     }
+
+
+def _cifar_qualifier(data: dict[str, Any]) -> str:
+    """How CIFAR-10 data differs from the official test set ('' when it does not, or is not CIFAR-10)."""
+    if data["dataset"] != "cifar10":
+        return ""
+    parts = ["not the official files"] if data["official"] is False else []
+    test, files = data["sizes"]["test"], data.get("n_test_files")
+    if files and test < files:
+        parts.append(f"{test:,} of the {files:,} test images there")
+    return "; ".join(parts)
 
 
 def _summary(audit: dict[str, Any]) -> dict[str, Any]:

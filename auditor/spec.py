@@ -448,11 +448,18 @@ def resource_dir(name: str) -> Path:
     raise FileNotFoundError(f"auditor installation is missing its {name}/ folder")
 
 
+def names_a_path(arg: str) -> bool:
+    """`./x.yaml`, `../x.yaml`, `/abs/x.yaml`: the user means that file, never a shipped one of its name."""
+    return arg.startswith(("/", "./", "../", "~"))
+
+
 def resolve_spec_path(arg: str) -> Path:
     """A spec path as given, or a shipped spec by name (`smoke`, `specs/smoke.yaml`)."""
     p = Path(arg)
     if p.is_file():
         return p
+    if names_a_path(arg) and not p.is_dir():
+        raise InvalidInput(f"{arg}: spec file not found")
     rel = Path(*p.parts[1:]) if p.parts[:1] == ("specs",) and len(p.parts) > 1 else p
     shipped = resource_dir("specs")
     for cand in (shipped / rel, shipped / f"{rel}.yaml"):

@@ -483,3 +483,14 @@ def test_counts_agree_with_their_nouns() -> None:
     from auditor.ablate import count
 
     assert (count(1, "run"), count(0, "run"), count(4, "planned run")) == ("1 run", "0 runs", "4 planned runs")
+
+
+def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor.ablate import resolve_ablation_path
+
+    with pytest.raises(InvalidInput, match=f"^{re.escape(str(tmp_path))}: a folder, not an ablation file$"):
+        resolve_ablation_path(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert resolve_ablation_path("resnet18_cifar10").is_file()  # shipped, by name
+    with pytest.raises(InvalidInput, match=r"^\./specs/ablations/resnet18_cifar10\.yaml: ablation file not found$"):
+        resolve_ablation_path("./specs/ablations/resnet18_cifar10.yaml")  # a path: never the shipped one

@@ -340,6 +340,21 @@ def test_front_matter_cifar_and_missing_accuracy() -> None:
     assert meta["model-index"][0]["results"][0]["metrics"] == []
 
 
+@pytest.mark.parametrize(
+    ("official", "test_files", "qualifier"),
+    [(True, 500, ""), (False, 500, "not the official files"), (True, 10_000, "500 of the 10,000 test images there"),
+     (False, 1_017, "not the official files; 500 of the 1,017 test images there")],
+)
+def test_cifar_data_other_than_the_official_test_set_is_said_so(official: bool, test_files: int, qualifier: str) -> None:
+    """The model card's dataset and the headline name what the accuracy was measured on."""
+    audit = cifar_audit([0.2470, 0.2435, 0.2616], official=official)
+    audit["data"]["n_test_files"] = test_files  # the run measured sizes.test = 500 of them
+    text = text_of(audit)
+    name = front_matter(text)["model-index"][0]["results"][0]["dataset"]["name"]
+    assert name == (f"CIFAR-10 ({qualifier})" if qualifier else "CIFAR-10")
+    assert ("on **cifar10**" + (f" ({qualifier})" if qualifier else "") + " (1,200 training images)") in text
+
+
 # --- variants -----------------------------------------------------------------------------------
 
 

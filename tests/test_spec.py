@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,15 @@ def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_missing_spec_file(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "no/such/spec.yaml"]) == 2
     assert "no/such/spec.yaml: spec file not found" in capsys.readouterr().err
+
+
+def test_a_spec_named_by_path_never_falls_back_to_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no specs/ folder here
+    assert resolve_spec_path("specs/smoke.yaml").is_file()  # a shipped spec by its place in the repo
+    assert resolve_spec_path("smoke").is_file()
+    for given in ("./specs/smoke.yaml", "../specs/smoke.yaml", str(tmp_path / "specs/smoke.yaml")):
+        with pytest.raises(InvalidInput, match=f"^{re.escape(given)}: spec file not found$"):
+            resolve_spec_path(given)
 
 
 def test_overrides_apply_before_validation() -> None:
