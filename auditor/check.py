@@ -296,11 +296,14 @@ def _xml_text(text: str) -> str:
     return _XML_INVALID.sub("?", text)
 
 
-def junit_xml(results: list[CriterionResult], suite_name: str, status: str | None = None) -> str:
+def junit_xml(
+    results: list[CriterionResult], suite_name: str, status: str | None = None, spec_hash: str | None = None
+) -> str:
     """The results as a JUnit XML document (one testsuite, one testcase each).
 
     A diverged run (`status`) adds a failing `auditor.run` testcase, so the
-    report fails exactly when `verdict` does.
+    report fails exactly when `verdict` does. `spec_hash`, the run's resolved
+    spec's, goes into the suite's properties, as into every artifact of a run.
     """
     cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, r.passed) for r in results]
     if status == DIVERGED:
@@ -309,6 +312,9 @@ def junit_xml(results: list[CriterionResult], suite_name: str, status: str | Non
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0"}
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
     suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": "0"})
+    if spec_hash is not None:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", {"name": "auditor.spec_hash", "value": _xml_text(spec_hash)})
     for classname, name, text, passed in cases:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(name)})
         detail = _xml_text(text)
@@ -320,7 +326,10 @@ def junit_xml(results: list[CriterionResult], suite_name: str, status: str | Non
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(results: list[CriterionResult], suite_name: str, path: Path, status: str | None = None) -> None:
+def write_junit(
+    results: list[CriterionResult], suite_name: str, path: Path, status: str | None = None,
+    spec_hash: str | None = None,
+) -> None:
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
     path = Path(path)
     directory = path.parent
@@ -330,7 +339,7 @@ def write_junit(results: list[CriterionResult], suite_name: str, path: Path, sta
         raise InvalidInput(f"{path}: cannot write JUnit report: {blocker} is a file, not a folder")
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
-    data = junit_xml(results, suite_name, status).encode("utf-8")
+    data = junit_xml(results, suite_name, status, spec_hash).encode("utf-8")
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:

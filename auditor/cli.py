@@ -283,7 +283,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
     status = audit["run"].get("status")
     if args.junit:
-        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status)
+        spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
+        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash)
     if not results:
         print("no criteria defined" + (": nothing to check" if status != "diverged" else ""))
     for line in render_lines(results, status):

@@ -317,6 +317,8 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert suite is not None and int(suite.get("tests")) == len(audit_of(smoke_run)["criteria"])
     assert int(suite.get("failures")) == 0
+    (prop,) = suite.findall("properties/property")  # the run's spec hash, as every artifact carries it
+    assert prop.attrib == {"name": "auditor.spec_hash", "value": audit_of(smoke_run)["spec_hash"]}
     strict = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 0.9999"), "--junit", str(tmp_path / "f.xml"))
     assert strict.returncode == 1 and "FAIL  best_val_acc" in strict.stdout
     assert ET.parse(tmp_path / "f.xml").getroot().find("testsuite").get("failures") == "1"
