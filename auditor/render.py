@@ -409,6 +409,7 @@ def build_context(
     v["figure"] = figures.get(LEARNING_CURVES)
     v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
     v["front_matter"] = _front_matter(audit)
+    v["judged_again"] = _judged_again(audit)
     v["data_qualifier"] = f" ({q})" if (q := _cifar_qualifier(audit["data"])) else ""
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
@@ -452,6 +453,28 @@ def _front_matter(audit: dict[str, Any]) -> dict[str, Any]:
         "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
         "metrics": metrics,
     }
+
+
+def _judged_again(audit: dict[str, Any]) -> str | None:
+    """A warning when the stored verdict or criteria disagree with the record's own metrics judged
+    again (as `auditor check` does): the record was edited, or written by another version."""
+    from auditor.check import evaluate_criteria, verdict
+    from auditor.spec import parse_criterion
+
+    try:
+        parsed = [parse_criterion(k, v) for k, v in (audit["spec"].get("criteria") or {}).items()]
+    except InvalidInput as exc:
+        return f"This record's criteria cannot be judged again ({exc}); the verdict above is as stored."
+    results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
+    again = verdict(results, audit["run"]["status"])
+    stored = [(c["metric"], bool(c["passed"])) for c in audit["criteria"]]
+    if again == audit["verdict"] and [(r.metric, r.passed) for r in results] == stored:
+        return None
+    return (
+        f"audit.json's stored verdict ({audit['verdict']}) or criteria results disagree with its own metrics "
+        f"judged again by this auditor ({again}): the record was changed after the run, or written by another "
+        "version. `auditor check` gates on the metrics; this sheet shows what is stored."
+    )
 
 
 def _cifar_qualifier(data: dict[str, Any]) -> str:

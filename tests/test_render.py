@@ -115,6 +115,9 @@ def selection_on_test_audit() -> dict[str, Any]:
     a["data"]["sizes"].update(train=1500, val=0)
     a["training"]["selection_split"] = "test"
     a["metrics"].update(best_val_acc=None, final_val_acc=None)
+    # A run without a val split would fail a best_val_acc criterion: this one has none.
+    del a["spec"]["criteria"]["best_val_acc"]
+    a["criteria"] = [c for c in a["criteria"] if c["metric"] != "best_val_acc"]
     return rehash(a)
 
 
@@ -353,6 +356,22 @@ def test_cifar_data_other_than_the_official_test_set_is_said_so(official: bool, 
     name = front_matter(text)["model-index"][0]["results"][0]["dataset"]["name"]
     assert name == (f"CIFAR-10 ({qualifier})" if qualifier else "CIFAR-10")
     assert ("on **cifar10**" + (f" ({qualifier})" if qualifier else "") + " (1,200 training images)") in text
+
+
+JUDGED_AGAIN = "judged again by this auditor"
+
+
+def test_a_record_whose_stored_verdict_its_metrics_contradict_says_so() -> None:
+    for audit in (golden_audit(), diverged_audit(), selection_on_test_audit(), verified_audit(),
+                  cifar_audit([0.2470, 0.2435, 0.2616])):  # fmt: skip
+        assert JUDGED_AGAIN not in text_of(audit, NO_FIGURES)  # records as runs write them
+    edited = golden_audit()
+    edited["metrics"]["latency_ms"] = 999.0  # the criterion `latency_ms < 50` fails on it now
+    text = text_of(edited)
+    assert "stored verdict (PASS) or criteria results disagree with its own metrics judged again by this auditor (FAIL)" in text
+    edited = golden_audit()
+    edited["verdict"] = "MAYBE"
+    assert "stored verdict (MAYBE)" in text_of(edited)
 
 
 # --- variants -----------------------------------------------------------------------------------
