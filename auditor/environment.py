@@ -81,7 +81,8 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
 
 
 def torchvision_version() -> str | None:
-    """torchvision's version string (with its local tag, e.g. +cu130) without importing it (~2 s)."""
+    """torchvision's version string (with its local tag, e.g. +cu130) without importing it (about
+    1.4 s after torch on 2 cores: it imports torch._dynamo)."""
     found = importlib.util.find_spec("torchvision")  # a top-level name: finds, does not import
     if found is None or found.origin is None:
         return None

@@ -240,7 +240,8 @@ class ZeroPadShortcut(nn.Module):
         """(N, C, H, W) -> (N, C + extra, ceil(H/s), ceil(W/s))."""
         # A 1x1 average pool is exactly x[:, :, ::s, ::s] (same values, same gradient), but
         # its backward keeps channels_last; the slice's backward writes a contiguous (NCHW)
-        # gradient, and the mixed-format ReLU backward upstream ran about 20x slower on CPU.
+        # gradient, and the mixed-format ReLU backward upstream ran 26-35x slower on CPU (its
+        # backward alone at batch 128 and resnet20's map sizes, on the machine of bench/RESULTS.md).
         x = F.avg_pool2d(x, kernel_size=1, stride=self.stride)
         # F.pad pads dims from the last backwards: (W_l, W_r, H_t, H_b, C_front, C_back).
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
@@ -254,7 +255,7 @@ class GlobalAvgPool(nn.Module):
 
     An average pool whose window is the whole map. AdaptiveAvgPool2d(1) computes the same
     mean, but on CPU its backward returns a contiguous (NCHW) gradient for a channels_last
-    input, which makes the last ReLU's backward mix formats (about 20x slower there), and on
+    input, which makes the last ReLU's backward mix formats (26-35x slower there), and on
     CUDA its backward has no deterministic implementation (torch.use_deterministic_algorithms
     raises), while avg_pool2d's has. The two sum in different orders, so their last bits may
     differ: runs trained before this module replaced AdaptiveAvgPool2d are not bitwise

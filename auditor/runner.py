@@ -446,8 +446,8 @@ def long_lived_frozen() -> Iterator[None]:
     """Leave every object alive now out of garbage collection until the block ends.
 
     After training the process holds some 340,000 long-lived objects (torch and its compiler
-    stack, the data); a full collection walks them all (0.1-0.17 s on the machine of
-    bench/RESULTS.md), and assembling the record and importing matplotlib for the sheet
+    stack, the data); a full collection walks them all (about 0.18 s on the machine
+    of bench/RESULTS.md), and assembling the record and importing matplotlib for the sheet
     triggered such collections. Cyclic garbage left by training waits until the block ends,
     when everything is unfrozen, so nothing outlives the run that would not have.
     """

@@ -515,7 +515,7 @@ def imported_modules(proc: subprocess.CompletedProcess) -> set[str]:
 
 @pytest.mark.parametrize("command", ["check", "render", "schema", "ablate --list"])
 def test_commands_that_need_no_model_never_import_torch(tmp_path: Path, request: pytest.FixtureRequest, command: str) -> None:
-    """A CI gate (`check`) or a re-render pays no torch import (about 1.5 s and 600 MB on 2 cores).
+    """A CI gate (`check`) or a re-render pays no torch import (1.3-1.4 s and 650 MB on 2 cores).
 
     (`validate` does: it checks model names against the registry, which lives with the models.)
     """
