@@ -494,3 +494,29 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
     assert resolve_ablation_path("resnet18_cifar10").is_file()  # shipped, by name
     with pytest.raises(InvalidInput, match=r"^\./specs/ablations/resnet18_cifar10\.yaml: ablation file not found$"):
         resolve_ablation_path("./specs/ablations/resnet18_cifar10.yaml")  # a path: never the shipped one
+
+
+def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM reaches ablate only (a CI timeout), unlike Ctrl-C, which the whole process group gets."""
+    from auditor import ablate
+    from auditor.errors import EXIT_TERMINATED, Terminated
+
+    calls: list[str] = []
+
+    class Run:  # stands in for the `auditor run` child process
+        def __init__(self, argv: list[str]) -> None:
+            calls.append("start")
+
+        def wait(self) -> int:
+            calls.append("wait")
+            if calls.count("wait") == 1:
+                raise Terminated  # the signal arrives while ablate waits
+            return 143 if "terminate" in calls else 0
+
+        def terminate(self) -> None:
+            calls.append("terminate")
+
+    monkeypatch.setattr(ablate.subprocess, "Popen", Run)
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
+    assert ablate.execute_plan(plan, tmp_path, "auditor ablate ...") == EXIT_TERMINATED
+    assert calls == ["start", "wait", "terminate", "wait"]
