@@ -186,8 +186,10 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
     present = [n for n, _ in OFFICIAL_TRAIN if files[n] != "missing"]
     if not present or files["test_batch"] == "missing":
-        missing = [n for n, s in files.items() if s == "missing" and n != meta["filename"]]
-        raise InvalidInput(f"data.root: {base} is missing batch files: {', '.join(missing)}")
+        # What a run needs: the test batch and at least one training batch (a partial copy loads).
+        needed = (["test_batch"] if files["test_batch"] == "missing" else []) + (
+            [] if present else ["a training batch (data_batch_1..5)"])  # fmt: skip
+        raise InvalidInput(f"data.root: {base} is missing {' and '.join(needed)}")
     train = [_read_batch(base / n) for n in present]
     test_x, test_y = _read_batch(base / "test_batch")
     classes = _read_classes(base / meta["filename"])

@@ -95,7 +95,9 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
 def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
     """The OS's reason, naming the file in the way when a folder could not be made for one."""
     blocker = file_in_the_way(paths.ckpt_staging) or file_in_the_way(paths.reports_staging)
-    return f"{blocker} is a file, not a folder" if blocker else str(exc.strerror or exc)
+    if blocker:
+        return f"{blocker} is a file, not a folder"
+    return f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc)
 
 
 def stage_run(

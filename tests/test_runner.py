@@ -299,3 +299,18 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"))
     assert found is None and notes == []
     assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
+
+
+def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a read-only reports/ mount (chmod would not stop root): the folder refused is named."""
+    paths = run_paths(tmp_path, "smoke")
+    real_mkdir = Path.mkdir
+
+    def read_only_reports(self: Path, *args: object, **kwargs: object) -> None:
+        if self.is_relative_to(tmp_path / "reports"):
+            raise OSError(30, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only_reports)
+    with pytest.raises(InvalidInput, match=f"cannot write under {tmp_path}: {paths.reports_staging}/figures: Read-only"):
+        runner.prepare_dirs(paths, resume=False)
