@@ -43,6 +43,7 @@ from auditor.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_TERMINATED,
     InvalidInput,
     Terminated,
     exit_code,
@@ -852,8 +853,8 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
         try:
             rc = proc.wait()
         except KeyboardInterrupt as stop:
-            if isinstance(stop, Terminated):  # sent to this process only: pass it on
-                proc.terminate()
+            if isinstance(stop, Terminated):  # perhaps sent to this process only: pass it on (a run
+                proc.terminate()  # that got it too ignores a second one)
             rc = proc.wait()  # the run got the same signal and saves its state
             _print(f"\n{stop_word(stop)} at {r.name}; continue with: {relaunch}")
             return exit_code(stop)
@@ -862,7 +863,7 @@ def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
                 f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
             )
-        if rc == EXIT_INTERRUPTED or rc < 0:
+        if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or rc < 0:
             _print(f"{head}: interrupted (exit {rc}); continue with: {relaunch}")
             return EXIT_INTERRUPTED
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json

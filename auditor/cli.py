@@ -81,7 +81,7 @@ DESCRIPTIONS = {
     "verify": "Train SPEC three times at a small budget (twin runs A and B, and run K, killed after "
     "a step and resumed) and compare their losses, metrics and final tensors bit for bit; the verdict "
     "goes into run A's sheet and <out>/verify/<name>/verify.json. Exit 0 reproducible, 1 not (or a run "
-    "crashed), 2 invalid input.",
+    "crashed), 2 invalid input, 130 interrupted (143 on SIGTERM).",
     "render": "Rebuild RUN_DIR/REPRODUCIBILITY.md and its figures from RUN_DIR/audit.json alone (no "
     "training, no torch import). Exit 0, or 2 for a missing or malformed record.",
     "check": "Re-evaluate a finished run's criteria from RUN_DIR/audit.json, or criteria given with "
@@ -93,7 +93,8 @@ DESCRIPTIONS = {
     "ablate": "Run every variant x seed of an ablation file (a base spec with overrides), one "
     "`auditor run` each, skipping finished runs and resuming interrupted ones, and write a page "
     "aggregating the seeds. Exit 0 when every run finished (runs that failed their own criteria are "
-    "listed), 2 invalid input, 130 interrupted; a run that crashed stops it with that run's exit code.",
+    "listed), 2 invalid input, 130 interrupted (143 on SIGTERM); a run that crashed stops it with that "
+    "run's exit code.",
 }
 
 
@@ -378,21 +379,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
         return _report_error(args.command, f"{names}: {exc.strerror or exc}")
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if previous is not _UNSET and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, previous)  # unless a SIGTERM came: the process is stopping
+
+
+_UNSET = object()  # no handler was installed
 
 
 def _stop_on_sigterm() -> Any:
-    """Make SIGTERM raise Terminated (a KeyboardInterrupt) for the command's duration; return the
-    handler it replaced (None where no handler can be set: not the main thread)."""
+    """Make the first SIGTERM raise Terminated (a KeyboardInterrupt) for the command's duration, and
+    ignore any after it, so that the clean stop it starts is not cut short (a process group, or
+    ablate passing it on, can deliver two). Return the handler replaced, or _UNSET where none was
+    installed: not the main thread, or SIGTERM ignored already (as a parent may arrange)."""
 
     def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated
 
     try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+            return _UNSET
         return signal.signal(signal.SIGTERM, terminate)
     except ValueError:
-        return None
+        return _UNSET
 
 
 # A path the OS refused, which no stage reported itself: bad input naming that path.

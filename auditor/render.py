@@ -463,18 +463,30 @@ def _judged_again(audit: dict[str, Any]) -> str | None:
 
     try:
         parsed = [parse_criterion(k, v) for k, v in (audit["spec"].get("criteria") or {}).items()]
-    except InvalidInput as exc:
-        return f"This record's criteria cannot be judged again ({exc}); the verdict above is as stored."
+    except (ValueError, InvalidInput) as exc:  # e.g. a metric this version does not know
+        return f"This record's criteria cannot be judged again here ({_one_line(exc)}): the verdict above is as stored."
     results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
     again = verdict(results, audit["run"]["status"])
-    stored = [(c["metric"], bool(c["passed"])) for c in audit["criteria"]]
-    if again == audit["verdict"] and [(r.metric, r.passed) for r in results] == stored:
+    now = {r.metric: r.passed for r in results}
+    stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}
+    differ = [f"`{m}` stored {_pf(stored.get(m))}, now {_pf(now.get(m))}" for m in {**stored, **now}
+              if stored.get(m) != now.get(m)]  # fmt: skip
+    if again == audit["verdict"] and not differ:
         return None
     return (
-        f"audit.json's stored verdict ({audit['verdict']}) or criteria results disagree with its own metrics "
-        f"judged again by this auditor ({again}): the record was changed after the run, or written by another "
-        "version. `auditor check` gates on the metrics; this sheet shows what is stored."
+        f"audit.json does not agree with its own metrics judged again by this auditor: verdict stored "
+        f"{audit['verdict']}, now {again}" + (f"; {', '.join(differ)}" if differ else "") + ". The record was "
+        "changed after the run, or written by another version; `auditor check` gates on the metrics, and this "
+        "sheet shows what is stored."
     )
+
+
+def _pf(passed: bool | None) -> str:
+    return "absent" if passed is None else "PASS" if passed else "FAIL"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _cifar_qualifier(data: dict[str, Any]) -> str:

@@ -497,7 +497,7 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
 
 
 def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGTERM reaches ablate only (a CI timeout), unlike Ctrl-C, which the whole process group gets."""
+    """SIGTERM may reach ablate only (`kill PID`), unlike Ctrl-C, which the whole process group gets."""
     from auditor import ablate
     from auditor.errors import EXIT_TERMINATED, Terminated
 
@@ -520,3 +520,23 @@ def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: py
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
     assert ablate.execute_plan(plan, tmp_path, "auditor ablate ...") == EXIT_TERMINATED
     assert calls == ["start", "wait", "terminate", "wait"]
+
+
+def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor import ablate
+    from auditor.errors import EXIT_INTERRUPTED
+
+    class Run:  # `auditor run` stopped cleanly by a SIGTERM sent to it alone: exit 143
+        def __init__(self, argv: list[str]) -> None:
+            pass
+
+        def wait(self) -> int:
+            return 143
+
+    monkeypatch.setattr(ablate.subprocess, "Popen", Run)
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
+    assert ablate.execute_plan(plan, tmp_path, "auditor ablate again") == EXIT_INTERRUPTED
+    out = capsys.readouterr()
+    assert "interrupted (exit 143); continue with: auditor ablate again" in out.out + out.err

@@ -120,11 +120,14 @@ def test_a_path_the_os_refuses_is_bad_input_naming_it(tmp_path: Path, smoke_run:
 
 
 @pytest.mark.parametrize(
-    ("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
+    ("signum", "times", "code", "word"),
+    [(signal.SIGINT, 1, 130, "interrupted"), (signal.SIGTERM, 1, 143, "terminated (SIGTERM)"),
+     (signal.SIGTERM, 3, 143, "terminated (SIGTERM)")],  # a process group's, then ablate's passed on
+    ids=["sigint", "sigterm", "sigterm-thrice"],
 )
-def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, code: int, word: str) -> None:
+def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, times: int, code: int, word: str) -> None:
     """SIGINT (or a CI job's SIGTERM) mid-training: exit 130 (143) and a shell-quoted --resume command
-    (`>=` is no redirect)."""
+    (`>=` is no redirect). SIGTERMs after the first do not cut the clean stop short."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -132,7 +135,10 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, cod
     deadline = time.monotonic() + 120
     while not (staging / "last.pt.sha256").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the first epoch's checkpoint is there to continue from
-    proc.send_signal(signum)
+    for i in range(times):
+        if i:
+            time.sleep(0.1)
+        proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code and "Traceback" not in err, err
     hint = err.strip().splitlines()[-1]
@@ -533,6 +539,14 @@ def test_commands_that_need_no_model_never_import_torch(tmp_path: Path, request:
     modules = imported_modules(proc)
     assert "auditor" in modules  # the parse saw the imports at all
     assert "torch" not in modules and "torchvision" not in modules
+
+
+def test_an_in_process_main_leaves_the_sigterm_handler_as_it_was() -> None:
+    from auditor.cli import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["models"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_every_command_help_describes_it() -> None:

@@ -368,10 +368,13 @@ def test_a_record_whose_stored_verdict_its_metrics_contradict_says_so() -> None:
     edited = golden_audit()
     edited["metrics"]["latency_ms"] = 999.0  # the criterion `latency_ms < 50` fails on it now
     text = text_of(edited)
-    assert "stored verdict (PASS) or criteria results disagree with its own metrics judged again by this auditor (FAIL)" in text
+    assert "judged again by this auditor: verdict stored PASS, now FAIL; `latency_ms` stored PASS, now FAIL." in text
     edited = golden_audit()
     edited["verdict"] = "MAYBE"
-    assert "stored verdict (MAYBE)" in text_of(edited)
+    assert "verdict stored MAYBE, now PASS." in text_of(edited)
+    edited = golden_audit()  # a metric another version knows: the sheet still renders, and says so
+    edited["spec"]["criteria"]["future_metric"] = ">= 1"
+    assert "criteria cannot be judged again here (unknown metric 'future_metric'; known:" in text_of(edited)
 
 
 # --- variants -----------------------------------------------------------------------------------
