@@ -236,6 +236,11 @@ def _position(path: Path) -> int:
         return -1
 
 
+def has_checkpoint(ckpt_dir: Path) -> bool:
+    """Whether `ckpt_dir` holds a checkpoint to continue from (intact or not), without loading one."""
+    return (ckpt_dir / "last.pt").is_file() or bool(step_checkpoints(ckpt_dir))
+
+
 def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest checkpoint whose digest verifies, and the ones skipped (with reasons)."""
     skipped: list[tuple[Path, str]] = []

@@ -222,6 +222,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
     except KeyboardInterrupt as stop:
+        from auditor.runner import discard_unstarted
+
+        discard_unstarted(args.out.resolve(), spec.name)
         print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop))}", file=sys.stderr)
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
@@ -231,10 +234,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted") -> str:
     """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim."""
     from auditor.audit import run_paths
-    from auditor.checkpoint import candidates
+    from auditor.checkpoint import has_checkpoint
 
     staging = run_paths(out, name).ckpt_staging
-    if staging.is_dir() and candidates(staging):
+    if staging.is_dir() and has_checkpoint(staging):
         return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
     return f"{word} before the first checkpoint; start again with: {shlex.join(argv)}"
 

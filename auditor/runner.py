@@ -56,40 +56,57 @@ ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --
 def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
     """Create the staging folders; on --resume, seed them from a finished run if needed.
 
-    Returns True when it seeded checkpoint staging from the finished run. A staging
-    folder without a checkpoint (a run stopped before its first) holds nothing to
-    continue: it goes, rather than refuse the next run as an interrupted one.
+    Returns True when it seeded checkpoint staging from the finished run. A start that
+    fails removes the staging folder it made (or seeded), so nothing looks like an
+    interrupted run afterwards.
     """
-    if not resume and paths.ckpt_staging.is_dir() and not checkpoint.candidates(paths.ckpt_staging):
-        shutil.rmtree(paths.ckpt_staging)
     if not resume and paths.ckpt_staging.exists():
-        raise InvalidInput(
-            f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
-            "--resume, or remove that folder to start over"
-        )
-    if resume and not paths.ckpt_staging.exists():
-        if not paths.last_checkpoint.is_file():
-            raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
-        try:
-            shutil.copytree(paths.checkpoints, paths.ckpt_staging)
-        except BaseException as exc:  # a half copy must not pass for an interrupted run
-            shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
-            raise
-        seeded = True
-    else:
-        seeded = False
+        raise InvalidInput(_interrupted_run_exists(paths))
     made = not paths.ckpt_staging.exists()
+    seeded = resume and made and _seed_from_finished(paths)
     try:
         paths.ckpt_staging.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
         (paths.reports_staging / "figures").mkdir(parents=True)
     except OSError as exc:
-        if made:  # a run that cannot start leaves nothing that looks like an interrupted one
+        if made:
             shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
     return seeded
+
+
+def _interrupted_run_exists(paths: RunPaths) -> str:
+    """Why a fresh start is refused: staging holds an interrupted run (or one running now)."""
+    if checkpoint.has_checkpoint(paths.ckpt_staging):
+        return (f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
+                "--resume, or remove that folder to start over")  # fmt: skip
+    return (
+        f"{paths.ckpt_staging}: a run of this name was stopped before its first checkpoint, or is running "
+        "now; if none is, remove that folder to start over (or run with --resume, which trains from the start)"
+    )
+
+
+def _seed_from_finished(paths: RunPaths) -> bool:
+    """Copy the finished run's checkpoints into staging for --resume (True), or refuse."""
+    if not paths.last_checkpoint.is_file():
+        raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
+    try:
+        shutil.copytree(paths.checkpoints, paths.ckpt_staging)
+    except BaseException as exc:  # a half copy must not pass for an interrupted run
+        shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+        raise
+    return True
+
+
+def discard_unstarted(out: Path, name: str) -> None:
+    """After Ctrl-C or SIGTERM: remove this run's staging folders when no checkpoint was written
+    (nothing to continue), so that the same command starts again."""
+    paths = run_paths(out, name)
+    if paths.ckpt_staging.is_dir() and not checkpoint.has_checkpoint(paths.ckpt_staging):
+        shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
+        shutil.rmtree(paths.reports_staging, ignore_errors=True)
 
 
 def _why_not_writable(paths: RunPaths, exc: OSError) -> str:

@@ -148,6 +148,22 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, tim
     assert "'criteria.best_val_acc=>= 0.2'" in hint
 
 
+def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_to_continue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor import runner
+    from auditor.cli import main
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt  # training had begun: staging exists, no checkpoint yet
+
+    monkeypatch.setattr(runner, "train_staged", stopped)
+    argv = ["run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path)]
+    assert main(argv) == 130
+    assert "interrupted before the first checkpoint; start again with: " in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints/smoke.partial").exists() and not (tmp_path / "reports/smoke.partial").exists()
+
+
 def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
     from auditor.cli import _interrupted_hint
 

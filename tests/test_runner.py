@@ -271,16 +271,31 @@ def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
 
 
 
-def test_a_staging_folder_without_a_checkpoint_is_no_interrupted_run(tmp_path: Path) -> None:
-    """A run stopped before its first checkpoint left an empty staging folder: the next run starts."""
+def test_a_staging_folder_without_a_checkpoint_is_discarded_by_its_own_run_only(tmp_path: Path) -> None:
+    """Stopped before its first checkpoint: the stopped run removes it; another run, which cannot
+    tell it from a run still going, refuses and says what it may be."""
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
-    (paths.ckpt_staging / ".last.pt.x1.tmp").write_bytes(b"half")  # its only write, killed
+    paths.reports_staging.mkdir(parents=True)
+    with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now; if none is, remove"):
+        runner.prepare_dirs(paths, resume=False)
+    runner.discard_unstarted(tmp_path, "smoke")  # what `auditor run` does on Ctrl-C or SIGTERM
+    assert not paths.ckpt_staging.exists() and not paths.reports_staging.exists()
     assert runner.prepare_dirs(paths, resume=False) is False
-    assert paths.ckpt_staging.is_dir() and not any(paths.ckpt_staging.iterdir())
-    checkpoint.save(paths.ckpt_staging / "last.pt", {"model": {}, "global_step": 3})
-    with pytest.raises(InvalidInput, match="an interrupted run of this name exists"):
-        runner.prepare_dirs(paths, resume=False)  # one with a checkpoint is kept for --resume
+    checkpoint.save(paths.ckpt_staging / "step-00000002.pt", {"model": {}, "global_step": 2})
+    runner.discard_unstarted(tmp_path, "smoke")  # a checkpoint to continue from stays
+    with pytest.raises(InvalidInput, match="an interrupted run of this name exists; continue it with --resume"):
+        runner.prepare_dirs(paths, resume=False)
+
+
+def test_a_resume_that_cannot_start_removes_its_copy_of_the_finished_run(tmp_path: Path) -> None:
+    paths = run_paths(tmp_path, "smoke")
+    checkpoint.save(paths.checkpoints / "last.pt", {"model": {}, "global_step": 9})
+    paths.reports_staging.parent.mkdir(parents=True)
+    paths.reports_staging.write_text("a file where the report staging folder goes")
+    with pytest.raises(InvalidInput, match="cannot write under"):
+        runner.prepare_dirs(paths, resume=True)
+    assert not paths.ckpt_staging.exists() and (paths.checkpoints / "last.pt").is_file()
 
 
 def test_a_run_that_cannot_start_leaves_no_staging_folder(tmp_path: Path) -> None:
