@@ -146,7 +146,7 @@ class Ablation(BaseModel):
 
 def resolve_ablation_path(arg: str) -> Path:
     """An ablation file as given, or a shipped one by name (`resnet18_cifar10`)."""
-    p = Path(arg)
+    p = Path(arg).expanduser()
     if p.is_file():
         return p
     if p.is_dir():

@@ -5,7 +5,8 @@ place; its digest goes first to `X.pt.sha256.next` and, once the file is in
 place, is renamed to `X.pt.sha256`. A file whose digest matches neither is
 never loaded as intact (corrupted later, or cut short); one that matches the
 `.next` digest landed and its write was killed before the last rename, which
-`verify` then completes, so a kill at any moment leaves `X.pt` usable.
+`verify` accepts (and `discard_leftovers` completes), so a kill at any moment leaves
+`X.pt` usable.
 
 Training hands its checkpoints to a `BackgroundWriter`: the payload is
 serialised on the training thread (that is the snapshot), and hashing,
@@ -136,11 +137,13 @@ def _first_word(sidecar: Path) -> str:
     return words[0].lower() if words else ""
 
 
-def verify(path: Path) -> str | None:
+def verify(path: Path, *, complete: bool = False) -> str | None:
     """None if `path` is intact (digest matches), else the reason it is not.
 
-    A file that matches the digest of a write in progress (`next_digest_path`) landed
-    before that write was killed: the digest's rename is completed here.
+    A file that matches the digest of a write in progress (`next_digest_path`) landed, and
+    its write was killed before the digest's rename (or is finishing now): intact. With
+    `complete` (the run that owns the folder, no writer running) that rename is done here;
+    commands that only read never rename in a folder a live run may be writing.
     """
     if not path.is_file():
         return "missing"
@@ -150,7 +153,8 @@ def verify(path: Path) -> str | None:
     try:
         if _first_word(nxt) != sha256_file(path):
             return reason
-        replace_durably(nxt, digest_path(path))
+        if complete:
+            replace_durably(nxt, digest_path(path))
     except (OSError, UnicodeDecodeError) as exc:
         return f"{reason}; {nxt.name} matches, but it could not be put in place ({exc})"
     return None
@@ -265,7 +269,7 @@ def discard_leftovers(ckpt_dir: Path) -> None:
     """Remove what writes killed part-way left (temp files, digests of files that never landed),
     so that a finished run's folder holds its checkpoints and their digests only."""
     for nxt in ckpt_dir.glob("*.sha256.next"):
-        verify(nxt.with_name(nxt.name.removesuffix(".sha256.next")))  # completes a rename cut short
+        verify(nxt.with_name(nxt.name.removesuffix(".sha256.next")), complete=True)  # a rename cut short
         nxt.unlink(missing_ok=True)
     for left in ckpt_dir.glob(".*.tmp"):
         left.unlink(missing_ok=True)

@@ -46,7 +46,7 @@ def integrity(path: Path) -> str:
     sidecar = checkpoint.digest_path(path)
     if sidecar.is_file():
         return f"sha256 matches {sidecar.name}"
-    return f"not checked: no {sidecar.name} beside it (a copy made without it)"
+    return f"not checked: no {sidecar.name} beside it"
 
 
 def _device(name: str) -> torch.device:

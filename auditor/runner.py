@@ -428,7 +428,6 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -
     try:
         write_run_files(audit, result, paths.reports_staging)
         render_run(paths.reports_staging)
-        checkpoint.discard_leftovers(paths.ckpt_staging)
         # Checkpoints first: a report never points at checkpoints it was not written with.
         promote(paths.ckpt_staging, paths.checkpoints)
         promote(paths.reports_staging, paths.reports)
@@ -479,7 +478,9 @@ def long_lived_frozen() -> Iterator[None]:
 
 def load_final_checkpoints(ckpt_dir: Path) -> dict[str, dict[str, Any]]:
     """last.pt and best.pt, each verified against its digest; byte-identical files (best.pt
-    after an improving last epoch) are deserialised once."""
+    after an improving last epoch) are deserialised once. Digest renames that a killed
+    earlier process left undone are completed first, so the digests read are the files'."""
+    checkpoint.discard_leftovers(ckpt_dir)
     loaded: dict[str, dict[str, Any]] = {}
     by_digest: dict[str, dict[str, Any]] = {}
     for name in ("last", "best"):

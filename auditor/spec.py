@@ -449,13 +449,14 @@ def resource_dir(name: str) -> Path:
 
 
 def names_a_path(arg: str) -> bool:
-    """`./x.yaml`, `../x.yaml`, `/abs/x.yaml`: the user means that file, never a shipped one of its name."""
-    return arg.startswith(("/", "./", "../", "~"))
+    """`./x.yaml`, `../x.yaml`, `/abs/x.yaml`, `~/x.yaml`: the user means that file, never a shipped
+    one of its name (a bare `x`, or `specs/x.yaml` as in this repository, may be one)."""
+    return Path(arg).is_absolute() or arg.startswith(("./", "../", "~", ".\\", "..\\"))
 
 
 def resolve_spec_path(arg: str) -> Path:
     """A spec path as given, or a shipped spec by name (`smoke`, `specs/smoke.yaml`)."""
-    p = Path(arg)
+    p = Path(arg).expanduser()
     if p.is_file():
         return p
     if names_a_path(arg) and not p.is_dir():

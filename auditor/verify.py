@@ -716,15 +716,17 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     return block, report_a
 
 
-MARKERS = ("verify.json", "spec.yaml", "logs")  # a work dir holds one as soon as its first run starts
+WORKDIR_MARKER = ".auditor-verify"  # written first into every work dir verify makes
 
 
 def _made_by_verify(folder: Path) -> bool:
-    """A real folder that holds what verify writes first, or nothing (a verify killed at once).
-    An earlier version's other files beside them go with it."""
+    """A real folder verify made: its marker, or nothing at all (killed at once), or what
+    versions before the marker left (their evidence, or their spec beside their logs)."""
     if folder.is_symlink() or not folder.is_dir():
         return False
-    return any((folder / m).exists() for m in MARKERS) or not any(folder.iterdir())
+    if (folder / WORKDIR_MARKER).is_file() or not any(folder.iterdir()):
+        return True
+    return (folder / "verify.json").is_file() or ((folder / "spec.yaml").is_file() and (folder / "logs").is_dir())
 
 
 def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
@@ -755,6 +757,7 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
         else:  # an attempt that never finished is not evidence
             shutil.rmtree(plan.workdir, ignore_errors=True)
         plan.workdir.mkdir(parents=True)
+        (plan.workdir / WORKDIR_MARKER).write_text("a work dir of auditor verify: it replaces this folder\n")
     except OSError as exc:
         blocker = file_in_the_way(plan.workdir)
         why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or plan.workdir}: {exc.strerror}"

@@ -122,8 +122,13 @@ def test_a_save_killed_at_any_point_leaves_an_intact_checkpoint(
     monkeypatch.undo()
     assert checkpoint.verify(path) is None
     assert checkpoint.load(path)["global_step"] == (2 if landed == 2 else 1)  # the new file once it landed
-    assert checkpoint.recorded_digest(path) == sha256_file(path)
     assert checkpoint.newest_intact(tmp_path) == (path, [])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    checkpoint.verify(path)  # a reader (evaluate, measure) renames nothing: a live run may be writing
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    checkpoint.discard_leftovers(tmp_path)  # the run that owns the folder completes the rename
+    assert checkpoint.recorded_digest(path) == sha256_file(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "last.pt.sha256"]
 
 
 def test_a_next_digest_does_not_vouch_for_another_file(tmp_path: Path) -> None:

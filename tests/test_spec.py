@@ -191,9 +191,12 @@ def test_a_spec_named_by_path_never_falls_back_to_the_shipped_one(tmp_path: Path
     monkeypatch.chdir(tmp_path)  # no specs/ folder here
     assert resolve_spec_path("specs/smoke.yaml").is_file()  # a shipped spec by its place in the repo
     assert resolve_spec_path("smoke").is_file()
-    for given in ("./specs/smoke.yaml", "../specs/smoke.yaml", str(tmp_path / "specs/smoke.yaml")):
+    for given in ("./specs/smoke.yaml", "../specs/smoke.yaml", str(tmp_path / "specs/smoke.yaml"), "~/smoke.yaml"):
         with pytest.raises(InvalidInput, match=f"^{re.escape(given)}: spec file not found$"):
             resolve_spec_path(given)
+    monkeypatch.setenv("HOME", str(tmp_path))  # a quoted ~ the shell did not expand
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    assert resolve_spec_path("~/mine.yaml") == tmp_path / "mine.yaml"
 
 
 def test_overrides_apply_before_validation() -> None:

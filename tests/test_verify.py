@@ -96,7 +96,8 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     (tmp_path / "checkpoints" / "smoke").mkdir(parents=True)
     (tmp_path / "checkpoints" / "smoke" / "last.pt").write_bytes(b"user checkpoint")
     stale = tmp_path / "verify" / "smoke" / "stale.txt"
-    (stale.parent / "logs").mkdir(parents=True)  # an earlier verify's folder: its logs, and a file
+    (stale.parent / "logs").mkdir(parents=True)  # an earlier verify's folder: its marker, its logs, a file
+    (stale.parent / verify_mod.WORKDIR_MARKER).write_text("")
     stale.write_text("from an earlier verify")
     before = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
     has_git = shutil.which("git") is not None
@@ -513,7 +514,7 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
     # A verify killed outright (no chance to put it back) leaves `.old`: the next one restores it first.
     os.replace(workdir, workdir.with_name("smoke.old"))
     (workdir / "a").mkdir(parents=True)
-    (workdir / "spec.yaml").write_text("")
+    (workdir / verify_mod.WORKDIR_MARKER).write_text("")
     with pytest.raises(KeyboardInterrupt):
         verify_mod.verify("smoke", [], tmp_path, epochs=1)
     assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
@@ -553,9 +554,11 @@ def test_an_unfinished_attempt_is_not_kept_as_evidence(tmp_path: Path) -> None:
     workdir = tmp_path / "verify" / "smoke"
     (workdir / "b").mkdir(parents=True)
     (workdir / "spec.yaml").write_text("")
+    (workdir / "logs").mkdir()  # as a verify before the marker left it
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     assert verify_mod._set_aside_workdir(plan, tmp_path) is None
-    assert workdir.is_dir() and not any(workdir.iterdir()) and not workdir.with_name("smoke.old").exists()
+    assert [p.name for p in workdir.iterdir()] == [verify_mod.WORKDIR_MARKER]  # a fresh start, marked as verify's
+    assert not workdir.with_name("smoke.old").exists()
 
 
 @pytest.mark.parametrize("suffix", ["", ".old", ".failed"])
@@ -563,7 +566,8 @@ def test_a_folder_verify_did_not_make_is_never_deleted(tmp_path: Path, suffix: s
     """verify/<name> (and its .old, .failed) may be a user's folder, e.g. under --out . in a repo."""
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     theirs = tmp_path / "verify" / f"smoke{suffix}"
-    (theirs / "a").mkdir(parents=True)
+    (theirs / "logs").mkdir(parents=True)  # names verify uses too, but not its marker
+    (theirs / "a").mkdir()
     (theirs / "notes.txt").write_text("mine")
     with pytest.raises(InvalidInput, match=f"{theirs}: in the way: .*holds something else; move it away"):
         verify_mod._set_aside_workdir(plan, tmp_path)
