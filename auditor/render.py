@@ -661,6 +661,10 @@ def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
         f"use_deterministic_algorithms={det['deterministic_algorithms']}, "
         f"CUBLAS_WORKSPACE_CONFIG={det['cublas_workspace_config']} (read back after setting)"
     )
+    if cuda and det["cuda_initialized_before"]:
+        evidence += "; CUDA was initialised before that config was set, so it may not apply"
+    elif cuda and det["cublas_workspace_config"] not in CUBLAS_DETERMINISTIC:
+        evidence += f"; deterministic cuBLAS needs {' or '.join(CUBLAS_DETERMINISTIC)}"
     return bool(ok), evidence
 
 

@@ -688,6 +688,8 @@ def test_cuda_flags_box_needs_a_cublas_config_torch_accepts_set_in_time(
     audit["determinism"].update(cublas_workspace_config=config, cuda_initialized_before=cuda_up_before)
     line = checklist_line(text_of(audit), "Determinism flags in force (read back)")
     assert line.startswith("- [x]" if ticked else "- [ ]")
+    assert ("may not apply" in line) is cuda_up_before
+    assert ("deterministic cuBLAS needs :4096:8 or :16:8" in line) is (not ticked and not cuda_up_before)
 
 
 @pytest.mark.parametrize(
