@@ -56,7 +56,7 @@ from auditor.spec import (
     Spec,
     apply_overrides,
     format_validation_error,
-    names_a_path,
+    given_or_shipped,
     parse_override,
     read_yaml,
     resolve_spec_path,
@@ -146,24 +146,7 @@ class Ablation(BaseModel):
 
 def resolve_ablation_path(arg: str) -> Path:
     """An ablation file as given, or a shipped one by name (`resnet18_cifar10`)."""
-    p = Path(arg).expanduser()
-    if p.is_file():
-        return p
-    if p.is_dir():
-        raise InvalidInput(f"{arg}: a folder, not an ablation file")
-    if names_a_path(arg):
-        raise InvalidInput(f"{arg}: ablation file not found")
-    parts = p.parts
-    for prefix in (("specs", "ablations"), ("ablations",)):
-        if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
-            parts = parts[len(prefix) :]
-            break
-    shipped = resource_dir("specs") / "ablations"
-    rel = Path(*parts) if parts else p
-    for cand in (shipped / rel, shipped / f"{rel}.yaml"):
-        if cand.is_file():
-            return cand
-    raise InvalidInput(f"{arg}: ablation file not found (and no shipped ablation of that name)")
+    return given_or_shipped(arg, resource_dir("specs") / "ablations", (("specs", "ablations"), ("ablations",)), "ablation")
 
 
 def load_ablation(arg: str) -> tuple[Path, Ablation]:

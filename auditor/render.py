@@ -408,9 +408,10 @@ def build_context(
     v.update(_verification(audit))
     v["figure"] = figures.get(LEARNING_CURVES)
     v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
-    v["front_matter"] = _front_matter(audit)
+    qualifier = _cifar_qualifier(audit["data"])
+    v["front_matter"] = _front_matter(audit, qualifier)
     v["judged_again"] = _judged_again(audit)
-    v["data_qualifier"] = f" ({q})" if (q := _cifar_qualifier(audit["data"])) else ""
+    v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
     v.update(_process_scope(audit["run"]))
@@ -440,7 +441,7 @@ def _generated_text(run_version: str) -> str:
     return text + "; nothing on this sheet is entered by hand."
 
 
-def _front_matter(audit: dict[str, Any]) -> dict[str, Any]:
+def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
     dataset = audit["data"]["dataset"]
     test_acc = audit["metrics"]["test_acc"]
     name = "Test accuracy"
@@ -449,7 +450,7 @@ def _front_matter(audit: dict[str, Any]) -> dict[str, Any]:
     metrics = [] if _missing(test_acc) else [{"type": "accuracy", "value": test_acc, "name": name}]
     return {
         "dataset_id": dataset,
-        "dataset_name": f"CIFAR-10 ({q})" if (q := _cifar_qualifier(audit["data"])) else
+        "dataset_name": f"CIFAR-10 ({qualifier})" if qualifier else
         "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
         "metrics": metrics,
     }

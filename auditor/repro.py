@@ -88,7 +88,7 @@ def cublas_problem(state: DeterminismState, device: torch.device) -> str | None:
     return (
         f"CUBLAS_WORKSPACE_CONFIG={value!r} in the environment: deterministic mode on CUDA needs "
         f"{' or '.join(CUBLAS_DETERMINISTIC)} (torch refuses any other value at the first matrix "
-        "product); unset it (the run sets :4096:8) or set one of those"
+        f"product); unset it (the run sets {CUBLAS_CONFIG}) or set one of those"
     )
 
 

@@ -63,7 +63,9 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
     if not resume and paths.ckpt_staging.exists():
         raise InvalidInput(_interrupted_run_exists(paths))
     made = not paths.ckpt_staging.exists()
-    seeded = resume and made and _seed_from_finished(paths)
+    seeded = resume and made
+    if seeded:
+        _seed_from_finished(paths)
     try:
         paths.ckpt_staging.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
@@ -86,8 +88,8 @@ def _interrupted_run_exists(paths: RunPaths) -> str:
     )
 
 
-def _seed_from_finished(paths: RunPaths) -> bool:
-    """Copy the finished run's checkpoints into staging for --resume (True), or refuse."""
+def _seed_from_finished(paths: RunPaths) -> None:
+    """Copy the finished run's checkpoints into staging for --resume, or refuse."""
     if not paths.last_checkpoint.is_file():
         raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
     try:
@@ -97,7 +99,6 @@ def _seed_from_finished(paths: RunPaths) -> bool:
         if isinstance(exc, OSError):
             raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
         raise
-    return True
 
 
 def discard_unstarted(out: Path, name: str) -> None:
@@ -114,7 +115,7 @@ def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
     blocker = file_in_the_way(paths.ckpt_staging) or file_in_the_way(paths.reports_staging)
     if blocker:
         return f"{blocker} is a file, not a folder"
-    return f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc)
+    return (f"{exc.filename}: " if exc.filename else "") + str(exc.strerror or exc)
 
 
 def stage_run(

@@ -456,19 +456,29 @@ def names_a_path(arg: str) -> bool:
 
 def resolve_spec_path(arg: str) -> Path:
     """A spec path as given, or a shipped spec by name (`smoke`, `specs/smoke.yaml`)."""
+    return given_or_shipped(arg, resource_dir("specs"), (("specs",),), "spec")
+
+
+def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> Path:
+    """The `what` file `arg` names, or else a shipped one under `shipped` by name (`x`, `x.yaml`,
+    either after one of `prefixes`, where this repository keeps them); a path (`names_a_path`)
+    is only ever the file it names."""
     p = Path(arg).expanduser()
     if p.is_file():
         return p
-    if names_a_path(arg) and not p.is_dir():
-        raise InvalidInput(f"{arg}: spec file not found")
-    rel = Path(*p.parts[1:]) if p.parts[:1] == ("specs",) and len(p.parts) > 1 else p
-    shipped = resource_dir("specs")
-    for cand in (shipped / rel, shipped / f"{rel}.yaml"):
-        if cand.is_file():
-            return cand
+    if not names_a_path(arg):
+        parts = p.parts
+        for prefix in prefixes:
+            if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
+                parts = parts[len(prefix) :]
+                break
+        for cand in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml"):
+            if cand.is_file():
+                return cand
     if p.is_dir():
-        raise InvalidInput(f"{arg}: a folder, not a spec file")
-    raise InvalidInput(f"{arg}: spec file not found (and no shipped spec of that name)")
+        raise InvalidInput(f"{arg}: a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what} file")
+    shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name)"
+    raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -765,9 +765,11 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     return previous
 
 
-def settle_verdict(pairs: list[dict[str, Any]], tol: VerifySpec, facts: dict[str, Any], notes: list[str]) -> str:
+def settle_verdict(
+    pairs: list[dict[str, Any]], tol: VerifySpec, facts: dict[str, Any], fd: dict[str, Any] | None, notes: list[str]
+) -> str:
     """`decide`'s verdict on the pairs, made `unresumed` when run K did not continue from a
-    checkpoint; appends to `notes` what the verdict needs said."""
+    checkpoint; appends to `notes` what the verdict needs said (`fd`: `first_divergence(pairs)`)."""
     verdict = decide(pairs, tol.tolerance)
     if verdict != "diverged" and (facts["kill_signal"] is None or facts["resumed_from"] is None):
         why = "it was not killed" if facts["kill_signal"] is None else "no checkpoint was intact after its kill"
@@ -780,7 +782,7 @@ def settle_verdict(pairs: list[dict[str, Any]], tol: VerifySpec, facts: dict[str
     if verdict == "incomplete":
         notes.append("the runs agree on every step's loss and every epoch's metrics, but no final checkpoint "
                      "was written (the training diverged first), so their final weights were not compared")  # fmt: skip
-    elif verdict != "bitwise" and first_divergence(pairs) is None:
+    elif verdict != "bitwise" and fd is None:
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
     return verdict
 
@@ -792,8 +794,8 @@ def evidence_block(
     """The verification record: verdict, first divergence, largest differences, runs and notes."""
     notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
     tol = plan.spec.verify
-    verdict = settle_verdict(pairs, tol, facts, notes)
     fd = first_divergence(pairs)
+    verdict = settle_verdict(pairs, tol, facts, fd, notes)
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
     k_desc = (
         f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), "
