@@ -15,13 +15,12 @@ line's `--set`, the variant's overrides, then `seed=<seed>` and
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -42,11 +41,9 @@ from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
-    EXIT_OK,
     EXIT_TERMINATED,
     InvalidInput,
     Terminated,
-    exit_code,
     stop_word,
 )
 from auditor.fileio import atomic_write_bytes
@@ -777,36 +774,35 @@ def write_outputs(out: Path, plan: Plan) -> Path:
     return render_ablation(here)
 
 
-# --- the command -----------------------------------------------------------------------
+# --- running a plan ----------------------------------------------------------------
 
 
-def _print(msg: str = "") -> None:
-    print(msg, flush=True)
+Log = Callable[[str], None]
 
 
-def print_list(plan_source: str) -> None:
+def list_lines(plan_source: str) -> list[str]:
     """`--list`: the ablation file, its overrides and variants."""
     path, abl = load_ablation(plan_source)
-    _print(f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}")
-    _print(f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}")
-    _print(f"# seeds: {abl.seeds}")
     width = max(len(v) for v in abl.variants)
-    for v, items in abl.variants.items():
-        _print(f"{v:<{width}}  {' '.join(items) if items else '(base)'}")
+    return [
+        f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}",
+        f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}",
+        f"# seeds: {abl.seeds}",
+        *(f"{v:<{width}}  {' '.join(items) if items else '(base)'}" for v, items in abl.variants.items()),
+    ]
 
 
-def print_plan(plan: Plan, out: Path) -> None:
+def plan_lines(plan: Plan, out: Path) -> list[str]:
     """`--dry-run`: every planned pair, its state and its `auditor run` command."""
     abl = plan.ablation
-    _print(f"# ablation {abl.name!r} ({display_path(plan.path)}): base {display_path(plan.base_path)}")
-    _print(f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}")
+    lines = [f"# ablation {abl.name!r} ({display_path(plan.path)}): base {display_path(plan.base_path)}",
+             f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}"]  # fmt: skip
     if plan.cli_sets:
-        _print(f"# --set (every run, before the variant's own): {' '.join(plan.cli_sets)}")
-    _print(f"# seeds: {list(plan.seeds)}" + (f"  ({plan.seeds_note})" if plan.seeds_note else ""))
-    _print(f"# {count(len(plan.runs), 'run')}: {count(len(plan.variants), 'variant')} x "
-           f"{count(len(plan.seeds), 'seed')}; out: {out}")
-    for w in plan.warnings:
-        _print(f"# note: {w}")
+        lines.append(f"# --set (every run, before the variant's own): {' '.join(plan.cli_sets)}")
+    lines.append(f"# seeds: {list(plan.seeds)}" + (f"  ({plan.seeds_note})" if plan.seeds_note else ""))
+    lines.append(f"# {count(len(plan.runs), 'run')}: {count(len(plan.variants), 'variant')} x "
+                 f"{count(len(plan.seeds), 'seed')}; out: {out}")  # fmt: skip
+    lines += [f"# note: {w}" for w in plan.warnings]
     now = this_machine(plan)
     for r in plan.runs:
         state, audit = run_state(out, r)
@@ -815,63 +811,69 @@ def print_plan(plan: Plan, out: Path) -> None:
             "rejudge": "re-judge (changed only outside training: no training)",
             "stale": "run (replaces a run of a different spec)", "new": "run",
         }[state]  # fmt: skip
-        _print(f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]")
-        _print(f"  spec sha256: {r.spec_hash}")
-        _print(f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}")
-        _print(f"  {shell_command(run_argv(plan, r, out, state in ('resume', 'rejudge')))}")
+        lines += [f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]", f"  spec sha256: {r.spec_hash}",
+                  f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}",
+                  f"  {shell_command(run_argv(plan, r, out, state in ('resume', 'rejudge')))}"]  # fmt: skip
+    return lines
 
 
-def execute_plan(plan: Plan, out: Path, relaunch: str) -> int:
-    """Run every pair in order (one process each); skip finished ones; resume interrupted ones."""
+def header_lines(plan: Plan, out: Path) -> list[str]:
+    """What is about to run, printed before the first run starts."""
+    runs = f"{count(len(plan.runs), 'run')} ({count(len(plan.variants), 'variant')} x seeds {list(plan.seeds)})"
+    return [
+        f"# ablation {plan.ablation.name!r}: {runs}; out: {out}",
+        *([f"# {plan.seeds_note}"] if plan.seeds_note else []),
+        *(f"# note: {w}" for w in plan.warnings),
+    ]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How running a plan ended: every run finished, or one stopped it (`stopped_at`)."""
+
+    failed_criteria: tuple[str, ...] = ()  # finished runs whose own criteria failed
+    stopped_at: str | None = None  # the run whose process ended without a finished report
+    returncode: int = 0  # that process's exit status (negative: the signal that killed it)
+    interrupted: bool = False  # it was stopped (Ctrl-C, SIGTERM, a kill) rather than crashed
+
+
+def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
+    """Run every pair in order (one `auditor run` process each); skip finished ones; resume
+    interrupted ones. A Ctrl-C or SIGTERM to this process waits for the run's own clean stop
+    (passing on a SIGTERM the run may not have received) and is raised again."""
     total, failed_criteria, now = len(plan.runs), [], this_machine(plan)
     for i, r in enumerate(plan.runs, 1):
         head = f"[{i}/{total}] {r.name}"
         state, audit = run_state(out, r)
         if state == "finished":
-            _print(f"{head}: {skip_label(audit or {}, now[r.spec.train.device])}")
+            log(f"{head}: {skip_label(audit or {}, now[r.spec.train.device])}")
             continue
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
-        _print(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
+        log(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv])
         try:
             rc = proc.wait()
         except KeyboardInterrupt as stop:
             if isinstance(stop, Terminated):  # perhaps sent to this process only: pass it on (a run
                 proc.terminate()  # that got it too ignores a second one)
-            rc = proc.wait()  # the run got the same signal and saves its state
-            _print(f"\n{stop_word(stop)} at {r.name}; continue with: {relaunch}")
-            return exit_code(stop)
+            proc.wait()  # the run got the same signal and saves its state
+            log(f"\n{stop_word(stop)} at {r.name}")
+            raise
         if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
                 f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
             )
         if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or rc < 0:
-            _print(f"{head}: interrupted (exit {rc}); continue with: {relaunch}")
-            return EXIT_INTERRUPTED
+            return Execution(tuple(failed_criteria), r.name, rc, interrupted=True)
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
-            print(f"auditor ablate: error: {r.name}: `auditor run` exited {rc} without a finished report; "
-                  "stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
-            return rc or EXIT_FAILED
+            return Execution(tuple(failed_criteria), r.name, rc)
         if rc == EXIT_FAILED:
             failed_criteria.append(r.name)
-    if failed_criteria:
-        _print(f"note: {count(len(failed_criteria), 'run')} failed their own criteria (see their sheets): "
-               + ", ".join(failed_criteria))  # fmt: skip
-    return EXIT_OK
+    return Execution(tuple(failed_criteria))
 
 
-def relaunch_command(args: argparse.Namespace) -> str:
-    """The `auditor ablate` command that continues this invocation after an interruption."""
-    argv = ["ablate", args.ablation, *[a for s in args.sets for a in ("--set", s)]]
-    argv += ["--only", *args.only] if args.only else []
-    argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
-    argv += ["--depth-figure"] if args.depth_figure else []
-    argv += ["--out", str(args.out)] if str(args.out) != "." else []
-    return shell_command(argv)
-
-
-def page_plan(args: argparse.Namespace, plan: Plan) -> Plan:
+def page_plan(plan: Plan, source: str, cli_sets: list[str], n_seeds: int | None, depth_figure: bool, log: Log) -> Plan:
     """The plan the page covers: every variant of the file, whichever ones --only ran.
 
     A page of the selected variants alone would replace the page of a whole
@@ -880,41 +882,22 @@ def page_plan(args: argparse.Namespace, plan: Plan) -> Plan:
     if len(plan.variants) == len(plan.ablation.variants):
         return plan
     try:
-        return build_plan(args.ablation, args.sets, None, args.seeds, args.depth_figure)
+        return build_plan(source, cli_sets, None, n_seeds, depth_figure)
     except InvalidInput as exc:
         first = str(exc).splitlines()[0]
-        _print(f"note: the page shows only the variants selected with --only; the others do not resolve: {first}")
+        log(f"note: the page shows only the variants selected with --only; the others do not resolve: {first}")
         return plan
 
 
-def cmd_ablate(args: argparse.Namespace) -> int:
-    """`auditor ablate`: --list, --dry-run, --render-only, or run every pair then aggregate."""
-    if args.list:
-        print_list(args.ablation)
-        return EXIT_OK
-    plan = build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
-    out = args.out
-    if args.dry_run:
-        print_plan(plan, out)
-        _print("# dry run: nothing was run or written")
-        return EXIT_OK
-    if not args.render_only:
-        _print(f"# ablation {plan.ablation.name!r}: {count(len(plan.runs), 'run')} "
-               f"({count(len(plan.variants), 'variant')} x seeds {list(plan.seeds)}); out: {out}")  # fmt: skip
-        if plan.seeds_note:
-            _print(f"# {plan.seeds_note}")
-        for w in plan.warnings:
-            _print(f"# note: {w}")
-        rc = execute_plan(plan, out, relaunch_command(args))
-        if rc != EXIT_OK:
-            return rc
-    page = write_outputs(out, page_plan(args, plan))
+def page_notes(page: Path) -> list[str]:
+    """What the written page leaves open: runs without a finished report, mixed software."""
     record = _read_json(page.parent / "ablations.json") or {}
     missing = sum(len(v["missing"]) for v in record.get("variants", []))
+    notes = []
     if missing:
-        _print(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} no finished report yet (listed on the page)")
+        notes.append(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} "
+                     "no finished report yet (listed on the page)")  # fmt: skip
     if record.get("mixed_software"):
-        _print(f"note: the runs were made with {len(record['mixed_software'])} different software versions "
-               "or devices; their last bits may differ (listed on the page)")  # fmt: skip
-    _print(f"ablation page: {page}")
-    return EXIT_OK
+        notes.append(f"note: the runs were made with {len(record['mixed_software'])} different software "
+                     "versions or devices; their last bits may differ (listed on the page)")  # fmt: skip
+    return notes

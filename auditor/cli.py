@@ -268,10 +268,23 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """`auditor verify`: twin runs and a kill/resume run, compared tensor by tensor."""
-    from auditor.verify import run_cli
+    """`auditor verify`: twin runs and a kill/resume run, compared tensor by tensor; exit 1 when
+    they differ or a run crashed."""
+    from auditor.verify import Faults, RunFailed, summary, verify
 
-    return run_cli(args, _log)
+    try:
+        outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
+                         kill_at=args.kill_at, log=_log, faults=Faults.from_env(os.environ))  # fmt: skip
+    except RunFailed as exc:
+        print(f"auditor verify: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt as stop:
+        print(f"\nauditor verify: {stop_word(stop)}; any earlier evidence under verify/ was kept; where it "
+              f"was put back, this attempt's runs and logs are in {args.out / 'verify'}/<name>.failed/ until the next "
+              "verify finishes. Run the same command again to verify.", file=sys.stderr)  # fmt: skip
+        return exit_code(stop)
+    print(summary(outcome))
+    return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -317,10 +330,70 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    """`auditor ablate`: variants x seeds, then the mean ± std page."""
-    from auditor.ablate import cmd_ablate as run_ablate
+    """`auditor ablate`: --list, --dry-run, --render-only, or every variant x seed, then the mean ± std page."""
+    from auditor import ablate
 
-    return run_ablate(args)
+    if args.list:
+        return _say(ablate.list_lines(args.ablation))
+    plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
+    if args.dry_run:
+        return _say([*ablate.plan_lines(plan, args.out), "# dry run: nothing was run or written"])
+    if not args.render_only:
+        _say(ablate.header_lines(plan, args.out))
+        code = _run_ablation(args, plan)
+        if code != EXIT_OK:
+            return code
+    whole = ablate.page_plan(plan, args.ablation, args.sets, args.seeds, args.depth_figure, _progress)
+    page = ablate.write_outputs(args.out, whole)
+    return _say([*ablate.page_notes(page), f"ablation page: {page}"])
+
+
+def _run_ablation(args: argparse.Namespace, plan: Any) -> int:
+    """Run the plan's pairs; after a stop, say how to continue."""
+    from auditor.ablate import execute_plan
+    from auditor.render import count
+
+    again = f"continue with: {_ablate_relaunch(args)}"
+    try:
+        done = execute_plan(plan, args.out, _progress)
+    except KeyboardInterrupt as stop:
+        _progress(again)
+        return exit_code(stop)
+    if done.interrupted:
+        _progress(f"{done.stopped_at}: interrupted (exit {done.returncode}); {again}")
+        return EXIT_INTERRUPTED
+    if done.stopped_at:  # a crash: no finished report
+        print(f"auditor ablate: error: {done.stopped_at}: `auditor run` exited {done.returncode} without a "
+              "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
+        return done.returncode or EXIT_FAILED
+    if done.failed_criteria:
+        _progress(f"note: {count(len(done.failed_criteria), 'run')} failed their own criteria (see their sheets): "
+                  + ", ".join(done.failed_criteria))  # fmt: skip
+    return EXIT_OK
+
+
+def _ablate_relaunch(args: argparse.Namespace) -> str:
+    """The `auditor ablate` command that continues this invocation after an interruption."""
+    from auditor.ablate import shell_command
+
+    argv = ["ablate", args.ablation, *[a for s in args.sets for a in ("--set", s)]]
+    argv += ["--only", *args.only] if args.only else []
+    argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
+    argv += ["--depth-figure"] if args.depth_figure else []
+    argv += ["--out", str(args.out)] if str(args.out) != "." else []
+    return shell_command(argv)
+
+
+def _progress(msg: str) -> None:
+    """A line of ablate's progress on stdout, flushed before a run's own output follows."""
+    print(msg, flush=True)
+
+
+def _say(lines: list[str]) -> int:
+    """Print `lines` as progress; exit 0."""
+    for line in lines:
+        _progress(line)
+    return EXIT_OK
 
 
 def _json(report: dict) -> str:

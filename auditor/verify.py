@@ -56,7 +56,7 @@ import yaml
 from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
-from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, exit_code, stop_word
+from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
@@ -711,7 +711,7 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
     block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, [*notes, *facts["notes"]])
     report_a = run_paths(plan.workdir / "a", plan.spec.name).reports
-    record_in_audit(report_a, plan.spec, block)
+    record_in_audit(report_a, plan.spec, block, log)
     write_json(plan.workdir / "verify.json", block)
     return block, report_a
 
@@ -826,8 +826,9 @@ def evidence_block(
     }
 
 
-def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any]) -> None:
-    """Put the block into run A's audit.json, re-evaluate its criteria and re-render its sheet."""
+def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any], log: Log) -> None:
+    """Put the block into run A's audit.json, re-evaluate its criteria and re-render its sheet
+    (a sheet that cannot be re-rendered is noted in the block and logged as a warning)."""
     from auditor.check import evaluate_criteria
 
     audit = read_audit(report_dir)
@@ -847,7 +848,7 @@ def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any]) -> None
         block["notes"].append(f"could not re-render the sheet ({exc}); it predates this verification: "
                               f"run `auditor render {report_dir}` once that is mended")  # fmt: skip
         write_json(report_dir / "audit.json", audit)  # the block is audit's: the note goes on record
-        print(f"auditor verify: warning: {block['notes'][-1]}", file=sys.stderr)
+        log(f"auditor verify: warning: {block['notes'][-1]}")
 
 
 def summary(outcome: VerifyOutcome) -> str:
@@ -894,21 +895,3 @@ def summary(outcome: VerifyOutcome) -> str:
 
 def _g(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
-
-
-def run_cli(args: Any, log: Log) -> int:
-    """`auditor verify` behind the CLI: 0 reproducible, 1 not (or a run crashed); InvalidInput -> 2."""
-    try:
-        outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
-                         kill_at=args.kill_at, log=log, faults=Faults.from_env(os.environ))  # fmt: skip
-    except RunFailed as exc:
-        print(f"auditor verify: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt as stop:
-        print(f"\nauditor verify: {stop_word(stop)}; any earlier evidence under verify/ was kept; where it "
-              f"was put back, this attempt's runs and logs are in {args.out / 'verify'}/<name>.failed/ until the next "
-              "verify finishes. Run the same command again to verify.", file=sys.stderr)  # fmt: skip
-        return exit_code(stop)
-    print(summary(outcome))
-    return EXIT_OK if outcome.passed else EXIT_FAILED
-

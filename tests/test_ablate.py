@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from auditor.ablate import (
     summarize,
     version_change,
 )
+from auditor.cli import main
 from auditor.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[1]
@@ -499,7 +501,7 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
 def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM may reach ablate only (`kill PID`), unlike Ctrl-C, which the whole process group gets."""
     from auditor import ablate
-    from auditor.errors import EXIT_TERMINATED, Terminated
+    from auditor.errors import Terminated, stop_word
 
     calls: list[str] = []
 
@@ -518,8 +520,11 @@ def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
-    assert ablate.execute_plan(plan, tmp_path, "auditor ablate ...") == EXIT_TERMINATED
+    said: list[str] = []
+    with pytest.raises(Terminated):
+        ablate.execute_plan(plan, tmp_path, said.append)
     assert calls == ["start", "wait", "terminate", "wait"]
+    assert said[-1] == f"\n{stop_word(Terminated())} at {plan.runs[0].name}"
 
 
 def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
@@ -537,6 +542,64 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
-    assert ablate.execute_plan(plan, tmp_path, "auditor ablate again") == EXIT_INTERRUPTED
+    done = ablate.execute_plan(plan, tmp_path, lambda msg: None)
+    assert done == ablate.Execution((), plan.runs[0].name, 143, interrupted=True)
+
+    argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
+    assert main(argv) == EXIT_INTERRUPTED
+    again = shlex.join(["auditor", *argv])
+    assert f"{plan.runs[0].name}: interrupted (exit 143); continue with: {again}" in capsys.readouterr().out
+    assert not (tmp_path / "reports" / "resnet18_cifar10").exists()  # no page for a stopped ablation
+
+
+@pytest.mark.parametrize(
+    ("wait", "code", "said"),
+    [(1, 1, "`auditor run` exited 1 without a finished report; stopped"),  # a crash: that run's exit code
+     (KeyboardInterrupt, 130, "\ninterrupted at {name}\ncontinue with: {again}")],  # Ctrl-C while it runs
+)  # fmt: skip
+def test_ablate_reports_how_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    wait: int | type[BaseException], code: int, said: str,
+) -> None:  # fmt: skip
+    from auditor import ablate
+
+    class Run:  # stands in for the `auditor run` child, which writes no report
+        def __init__(self, argv: list[str]) -> None:
+            self.waited = 0
+
+        def wait(self) -> int:
+            self.waited += 1
+            if isinstance(wait, type) and self.waited == 1:
+                raise wait()
+            return 130 if isinstance(wait, type) else wait
+
+    monkeypatch.setattr(ablate.subprocess, "Popen", Run)
+    argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
+    assert main(argv) == code
+    name = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1).runs[0].name
     out = capsys.readouterr()
-    assert "interrupted (exit 143); continue with: auditor ablate again" in out.out + out.err
+    assert said.format(name=name, again=shlex.join(["auditor", *argv])) in out.out + out.err
+    assert not (tmp_path / "reports" / "resnet18_cifar10").exists()  # no page for a stopped ablation
+
+
+def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor import ablate
+
+    started: list[str] = []
+
+    class Run:  # `auditor run` that finished with a sheet saying FAIL: exit 1
+        def __init__(self, argv: list[str]) -> None:
+            started.append(argv[0])
+
+        def wait(self) -> int:
+            return 1
+
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=2)
+    states = iter(["new", "finished", "new", "finished"])  # before and after each run
+    monkeypatch.setattr(ablate.subprocess, "Popen", Run)
+    monkeypatch.setattr(ablate, "run_state", lambda out, r: (next(states), None))
+    done = ablate.execute_plan(plan, tmp_path, lambda msg: None)
+    assert done == ablate.Execution(tuple(r.name for r in plan.runs))
+    assert len(started) == 2
