@@ -47,6 +47,7 @@ from auditor.spec import (
     Criterion,
     Spec,
     load_yaml,
+    override_text,
     parse_criterion,
     yaml_problem,
 )
@@ -54,6 +55,7 @@ from auditor.spec import (
 REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
 DIVERGED = "diverged"  # the run status that fails a run whatever its criteria say
 DIVERGED_DETAIL = "training diverged: a diverged run fails whatever its criteria say"
+NONE_REQUIRED_DETAIL = "no criteria defined: nothing was gated, and --require-criteria asks for at least one"
 MeasuredValue = float | str | bool | None
 
 # Decimals shown per unit (NUMERIC_METRICS values); others fall back to repr.
@@ -256,11 +258,12 @@ def _unusual(r: CriterionResult) -> bool:
     return isinstance(m, str) != (r.metric in CATEGORICAL_METRICS)
 
 
-def render_lines(results: list[CriterionResult], status: str | None = None) -> list[str]:
+def render_lines(results: list[CriterionResult], status: str | None = None, require_criteria: bool = False) -> list[str]:
     """One `PASS|FAIL  metric expr  (measured X)` line each, then a summary line.
 
     With the run's `status`, a diverged run gets a FAIL line of its own: it
-    fails whatever its criteria say (see `verdict`).
+    fails whatever its criteria say (see `verdict`); so does an empty `results`
+    when `require_criteria`.
     """
     lines = []
     for r in results:
@@ -270,15 +273,17 @@ def render_lines(results: list[CriterionResult], status: str | None = None) -> l
         lines.append(f"{status_word}  {r.metric} {r.expr}  ({why})")
     if status == DIVERGED:
         lines.append(f"FAIL  {DIVERGED_DETAIL}")
-    lines.append(summary_line(results, status))
+    if require_criteria and not results:
+        lines.append(f"FAIL  {NONE_REQUIRED_DETAIL}")
+    lines.append(summary_line(results, status, require_criteria))
     return lines
 
 
-def summary_line(results: list[CriterionResult], status: str | None = None) -> str:
+def summary_line(results: list[CriterionResult], status: str | None = None, require_criteria: bool = False) -> str:
     """`N/M criteria passed: PASS|FAIL`, naming a diverged run when `status` says so."""
     n_pass = sum(r.passed for r in results)
     diverged = "; training diverged" if status == DIVERGED else ""
-    return f"{n_pass}/{len(results)} criteria passed{diverged}: {verdict(results, status)}"
+    return f"{n_pass}/{len(results)} criteria passed{diverged}: {verdict(results, status, require_criteria)}"
 
 
 def overall(results: list[CriterionResult]) -> bool:
@@ -297,17 +302,21 @@ def _xml_text(text: str) -> str:
 
 
 def junit_xml(
-    results: list[CriterionResult], suite_name: str, status: str | None = None, spec_hash: str | None = None
+    results: list[CriterionResult], suite_name: str, status: str | None = None, spec_hash: str | None = None,
+    require_criteria: bool = False,
 ) -> str:
     """The results as a JUnit XML document (one testsuite, one testcase each).
 
-    A diverged run (`status`) adds a failing `auditor.run` testcase, so the
-    report fails exactly when `verdict` does. `spec_hash`, the run's resolved
-    spec's, goes into the suite's properties, as into every artifact of a run.
+    A diverged run (`status`) adds a failing `auditor.run` testcase, and so does
+    an empty `results` when `require_criteria`, so the report fails exactly when
+    `verdict` does. `spec_hash`, the run's resolved spec's, goes into the suite's
+    properties, as into every artifact of a run.
     """
     cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, r.passed) for r in results]
     if status == DIVERGED:
         cases.append(("auditor.run", "training status", DIVERGED_DETAIL, False))
+    if require_criteria and not results:
+        cases.append(("auditor.run", "criteria defined", NONE_REQUIRED_DETAIL, False))
     failures = sum(not passed for *_, passed in cases)
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0"}
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
@@ -328,7 +337,7 @@ def junit_xml(
 
 def write_junit(
     results: list[CriterionResult], suite_name: str, path: Path, status: str | None = None,
-    spec_hash: str | None = None,
+    spec_hash: str | None = None, require_criteria: bool = False,
 ) -> None:
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
     path = Path(path)
@@ -339,7 +348,7 @@ def write_junit(
         raise InvalidInput(f"{path}: cannot write JUnit report: {blocker} is a file, not a folder")
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
-    data = junit_xml(results, suite_name, status, spec_hash).encode("utf-8")
+    data = junit_xml(results, suite_name, status, spec_hash, require_criteria).encode("utf-8")
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
@@ -434,10 +443,13 @@ def _parse_set(item: str) -> tuple[str, str | None]:
     if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
         known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
         raise InvalidInput(f"--set: criteria.{metric}: unknown metric {metric!r}; known: {known}")
-    # Not YAML-parsed: `>= 0.9` and `!= diverged` are YAML syntax errors.
-    if raw.strip() in _NULL_WORDS:
+    # Not YAML-parsed: `>= 0.9` and `!= diverged` are YAML syntax errors. A trailing
+    # `# comment` goes all the same, as it does from `auditor run --set`.
+    text = raw.strip()
+    text = text if text[:1] in ("'", '"') else override_text(text)
+    if text in _NULL_WORDS:
         return metric, None
-    expr = _unquote(raw.strip())
+    expr = _unquote(text)
     return metric, expr or None
 
 
@@ -452,10 +464,12 @@ def verification_passed(verdict: str, allow_tolerance: bool) -> bool:
     return verdict == "bitwise" or (verdict == "tolerance" and allow_tolerance)
 
 
-def verdict(results: list[CriterionResult], status: str | None) -> str:
-    """PASS when every criterion passed and training did not diverge, else FAIL.
+def verdict(results: list[CriterionResult], status: str | None, require_criteria: bool = False) -> str:
+    """PASS when every criterion passed and training did not diverge, else FAIL; with
+    `require_criteria`, also FAIL when there was no criterion to pass.
 
     `auditor run` and `auditor check` both judge by this, so the CI gate
     and the run agree on a run that diverged after its best checkpoint.
     """
-    return "PASS" if overall(results) and status != DIVERGED else "FAIL"
+    gated = bool(results) or not require_criteria
+    return "PASS" if gated and overall(results) and status != DIVERGED else "FAIL"

@@ -140,6 +140,8 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("--junit", type=Path, help="also write JUnit XML here")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (an empty or null EXPR removes it), repeatable")  # fmt: skip
+    p.add_argument("--require-criteria", action="store_true",
+                   help="fail (exit 1) when no criterion is left to check, rather than pass with nothing gated")  # fmt: skip
 
     ckpt_help = "a checkpoint an `auditor run` wrote (its .sha256 beside it is checked when present)"
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
@@ -299,14 +301,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     parsed = [parse_criterion(k, v) for k, v in criteria.items()]
     results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
     status = audit["run"].get("status")
+    required = args.require_criteria
     if args.junit:
         spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
-        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash)
-    if not results:
+        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash, required)
+    if not results and not required:
         print("no criteria defined" + (": nothing to check" if status != "diverged" else ""))
-    for line in render_lines(results, status):
+    for line in render_lines(results, status, required):
         print(line)
-    return EXIT_OK if verdict(results, status) == "PASS" else EXIT_FAILED
+    return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -386,6 +386,10 @@ class Spec(_Section):
 # --- loading --------------------------------------------------------------
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
 class SpecLoader(yaml.SafeLoader):
     """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings,
     rejects a key given twice in one mapping (plain YAML keeps the last silently)
@@ -415,7 +419,7 @@ class SpecLoader(yaml.SafeLoader):
                 continue  # `<<: *base` may be overridden; complex keys are not spec keys
             key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1  # as written
             if key in seen:
-                raise yaml.constructor.ConstructorError(
+                raise DuplicateKey(
                     None, None, f"duplicate key {key_node.value!r} (line {line}; first given on line {seen[key]})",
                     key_node.start_mark,
                 )  # fmt: skip
@@ -488,13 +492,19 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     try:
         value = load_yaml(raw) if raw.strip() else ""
-    except yaml.constructor.ConstructorError as exc:  # valid YAML, refused: a key given twice
+    except DuplicateKey as exc:  # valid YAML, refused
         raise InvalidInput(f"--set {item!r}: {yaml_problem(exc)}") from None
     except yaml.YAMLError:
-        # Not YAML (e.g. `>= 0.9`, which YAML reads as a block scalar): keep the
-        # text; validation still rejects it wherever a string is not allowed.
-        value = raw.strip()
+        # Not YAML (`>= 0.9` opens a block scalar, `!= diverged` names a tag): keep
+        # the text; validation still rejects it wherever a string is not allowed.
+        value = override_text(raw)
     return key.split("."), value
+
+
+def override_text(raw: str) -> str:
+    """A `--set` VALUE taken as plain text: stripped, and without a trailing `# comment`
+    (YAML's rule for a plain value, so that `>= 0.9  # lenient` reads as `>= 0.9`)."""
+    return re.split(r"\s#", raw.strip(), maxsplit=1)[0].rstrip()
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -621,8 +631,14 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     for item in overrides or []:  # a malformed --set first: `--set train.epochs 1` left `1` as the spec
         parse_override(item)
     p = resolve_spec_path(str(path))
-    raw = apply_overrides(read_yaml(p), overrides or [])
-    return validate_spec(raw, str(path))
+    given = read_yaml(p)
+    try:
+        return validate_spec(apply_overrides(given, overrides or []), str(path))
+    except InvalidInput as exc:
+        if given:
+            raise
+        raise InvalidInput(f"{path}: the spec file is empty (blank lines or comments only); a spec needs at "
+                           f"least `name: <run name>`\n{exc}") from None  # fmt: skip
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -407,6 +407,20 @@ def test_a_diverged_run_fails_whatever_its_criteria() -> None:
     assert junit_xml(passing, "run", "completed") == junit_xml(passing, "run")
 
 
+def test_required_criteria_fail_a_run_that_has_none() -> None:
+    passing = [sample_results()[0]]
+    assert verdict([], "completed") == "PASS" and verdict([], "completed", require_criteria=True) == "FAIL"
+    assert verdict(passing, "completed", require_criteria=True) == "PASS"
+    assert render_lines([], "completed", require_criteria=True) == [
+        "FAIL  no criteria defined: nothing was gated, and --require-criteria asks for at least one",
+        "0/0 criteria passed: FAIL",
+    ]
+    assert render_lines(passing, None, require_criteria=True) == render_lines(passing)
+    suite = ET.fromstring(junit_xml([], "run", "completed", require_criteria=True)).find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("1", "1")
+    assert junit_xml(passing, "run", require_criteria=True) == junit_xml(passing, "run")
+
+
 def test_render_nan_and_wrong_type_say_why() -> None:
     nan = check_one("test_acc", ">= 0.5", math.nan)
     text = check_one("test_acc", ">= 0.5", "high")

@@ -349,6 +349,12 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     assert run_cli("check", str(rep), "--criteria", str(crit)).returncode == 1
     crit.write_text('criteria:\n  params_m: "less than 1"\n')
     assert_clean_error(run_cli("check", str(rep), "--criteria", str(crit)), str(crit), "criteria.params_m")
+    crit.write_text("criteria: {}\n")  # nothing left to gate: passes, unless criteria are required
+    assert run_cli("check", str(rep), "--criteria", str(crit)).returncode == 0
+    required = run_cli("check", str(rep), "--criteria", str(crit), "--require-criteria", "--junit", str(tmp_path / "r.xml"))
+    assert required.returncode == 1 and required.stdout.startswith("FAIL  no criteria defined")
+    assert ET.parse(tmp_path / "r.xml").getroot().find("testsuite").get("failures") == "1"
+    assert run_cli("check", str(rep), "--require-criteria").returncode == 0
 
 
 def test_measure_checkpoint(smoke_run: Path) -> None:

@@ -19,6 +19,7 @@ from auditor.spec import (
     load_spec,
     load_yaml,
     parse_criterion,
+    parse_override,
     resolve_spec_path,
     resolved_dict,
     same_training,
@@ -173,8 +174,10 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "must be a YAML mapping"), ("", "name: field required")],
-)
+    [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "must be a YAML mapping"),
+     ("", "s.yaml: the spec file is empty (blank lines or comments only); a spec needs at least `name: <run name>`\n"),
+     ("# only a comment\n\n", "the spec file is empty"), ("", "s.yaml: name: field required")],
+)  # fmt: skip
 def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(text)
@@ -306,6 +309,35 @@ def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pyte
 def test_a_duplicate_key_in_a_set_value_names_the_set(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "smoke", "--set", "train.optimizer={name: sgd, lr: 0.1, lr: 0.2}"]) == 2
     assert "--set 'train.optimizer={name: sgd, lr: 0.1, lr: 0.2}': duplicate key 'lr'" in capsys.readouterr().err
+
+
+def test_an_empty_spec_file_is_fine_once_set_names_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("# every field from --set\n")
+    assert load_spec(str(path), ["name=from-set"]).name == "from-set"
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "read"),
+    [("test_acc", ">= 0.9  # lenient", ">= 0.9"), ("test_acc", "0.1 +- 0.1 # c", "0.1 +- 0.1"),
+     ("status", "!= diverged\t# tab", "!= diverged")],
+)  # fmt: skip
+def test_a_trailing_comment_in_a_set_value_goes_as_in_check(metric: str, value: str, read: str) -> None:
+    from auditor.check import load_criteria
+
+    assert load_spec("smoke", [f"criteria.{metric}={value}"]).criteria[metric] == read
+    assert load_criteria({}, None, [f"criteria.{metric}={value}"]) == {metric: read}
+
+
+def test_a_hash_without_a_blank_before_it_is_no_comment() -> None:
+    assert parse_override("description=>= 0.9#not-a-comment")[1] == ">= 0.9#not-a-comment"  # YAML's rule
+
+
+def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
+    spec = load_spec("smoke", ["criteria.status=!= diverged"])  # `!=` opens a YAML tag
+    assert spec.criteria["status"] == "!= diverged"
+    with pytest.raises(InvalidInput, match=r"--set 'train\.optimizer=\{lr: 1, lr: 2\}': duplicate key 'lr'"):
+        load_spec("smoke", ["train.optimizer={lr: 1, lr: 2}"])  # still refused: it is YAML, with a key twice
 
 
 def test_an_empty_criterion_value_removes_it_as_in_check() -> None:
