@@ -1196,16 +1196,8 @@ def phase_target(mod_name: str, attr: str) -> tuple[Any, str]:
     return owner, name
 
 
-def overhead_child(argv: list[str]) -> int:
-    """`auditor run ARGV` in this process with timers around each stage (exclusive times).
-
-    Writes `<--out>/bench_phases.json`. Used by `--overhead` for the breakdown only.
-    """
-    t_start = time.perf_counter()
-    from auditor import cli
-
-    t_imported = time.perf_counter()
-    totals: dict[str, float] = {}
+def exclusive_timer(totals: dict[str, float]) -> Callable[[Callable[..., Any], str], Callable[..., Any]]:
+    """`wrap(fn, phase)`: fn, adding to `totals[phase]` its time less that of wrapped calls inside it."""
     stack: list[float] = []  # child time accumulated per open frame
 
     def wrap(fn: Callable[..., Any], phase: str) -> Callable[..., Any]:
@@ -1223,6 +1215,11 @@ def overhead_child(argv: list[str]) -> int:
 
         return timed
 
+    return wrap
+
+
+def instrument_phases(wrap: Callable[[Callable[..., Any], str], Callable[..., Any]]) -> list[str]:
+    """Replace each PHASES target by `wrap(target, phase)`; return the targets not found."""
     missing = []
     for mod_name, attr, phase in PHASES:
         owner, name = phase_target(mod_name, attr)
@@ -1230,6 +1227,20 @@ def overhead_child(argv: list[str]) -> int:
             setattr(owner, name, wrap(getattr(owner, name), phase))
         else:
             missing.append(f"{mod_name}.{attr}")
+    return missing
+
+
+def overhead_child(argv: list[str]) -> int:
+    """`auditor run ARGV` in this process with timers around each stage (exclusive times).
+
+    Writes `<--out>/bench_phases.json`. Used by `--overhead` for the breakdown only.
+    """
+    t_start = time.perf_counter()
+    from auditor import cli
+
+    t_imported = time.perf_counter()
+    totals: dict[str, float] = {}
+    missing = instrument_phases(exclusive_timer(totals))
     t0 = time.perf_counter()
     # torch imports torch._dynamo on first use of torch.optim or of
     # use_deterministic_algorithms (0.85-0.88 s on 2 cores in RESULTS.md): a cost any training script
@@ -1544,8 +1555,8 @@ def gpu_label(m: dict[str, Any]) -> str:
     return m["gpu"] + (f", driver {m['gpu_driver']}" if m.get("gpu_driver") else "")
 
 
-def results_markdown(report: dict[str, Any]) -> str:
-    """One run as a Markdown block (level-2 heading per run, level-3 per section)."""
+def machine_lines(report: dict[str, Any]) -> list[str]:
+    """A run's heading, command and the machine it measured."""
     m = report["machine"]
     cuda = m["cuda_available"] and report["device"].startswith("cuda")
     out = [
@@ -1566,24 +1577,34 @@ def results_markdown(report: dict[str, Any]) -> str:
             if not m["cuda_available"] else
             "- CUDA is available on this machine but this run benchmarked the CPU: no CUDA figures here."
         )  # fmt: skip
-    out += [f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16): {m['cpu_bf16_native']}", ""]
+    return [*out, f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16): {m['cpu_bf16_native']}", ""]
+
+
+def throughput_section(res: dict[str, Any]) -> list[str]:
+    """One throughput section: how it was timed, its table and the fp32 ceiling."""
+    return [
+        f"### Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}, "
+        f"{res['torch_threads']} torch threads", "",
+        f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
+        f"{res['max_repeat_s']:g}s), {res['repeats']} repeats in alternating order, after {res['warmup_steps']} + 1 "
+        f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
+        f"for (a)'s fresh DataLoader iterator; a repeat during which other processes used more than "
+        f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "
+        f"DataLoader num_workers={res['workers']}; data: {res['data']}; "
+        f"load average before {res['loadavg_before']}, after {res['loadavg_after']}.", "",
+        *throughput_table(res), "", *ceiling_lines(res), "",
+    ]  # fmt: skip
+
+
+def results_markdown(report: dict[str, Any]) -> str:
+    """One run as a Markdown block (level-2 heading per run, level-3 per section)."""
+    out = machine_lines(report)
     if report.get("notes"):
         out += [*[f"- NOTE: {n}" for n in report["notes"]], ""]
     if (targets := targets_lines(report)):
         out += ["### Against the targets", "", *targets, ""]
     for res in report.get("throughput", []):
-        out += [
-            f"### Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}, "
-            f"{res['torch_threads']} torch threads", "",
-            f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
-            f"{res['max_repeat_s']:g}s), {res['repeats']} repeats in alternating order, after {res['warmup_steps']} + 1 "
-            f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
-            f"for (a)'s fresh DataLoader iterator; a repeat during which other processes used more than "
-            f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "
-            f"DataLoader num_workers={res['workers']}; data: {res['data']}; "
-            f"load average before {res['loadavg_before']}, after {res['loadavg_after']}.", "",
-            *throughput_table(res), "", *ceiling_lines(res), "",
-        ]  # fmt: skip
+        out += throughput_section(res)
     if report.get("profile"):
         out += ["### Where the auditor path's time goes (torch.profiler)", "", *profile_lines(report["profile"])]
     if report.get("overhead"):
@@ -1621,12 +1642,8 @@ def at_least(kind: Callable[[str], Any], minimum: float, strict: bool = False) -
     return parse
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line; bad values exit 2 through argparse before anything is measured."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", nargs="+", default=None, choices=list_models(), metavar="MODEL",
-                   help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+def add_timing_options(p: argparse.ArgumentParser) -> None:
+    """How each throughput section is timed: steps, repeats, quiet-machine rules, batch, threads."""
     p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4; on CUDA every full batch of one epoch)")
     p.add_argument("--repeats", type=at_least(int, 1), default=None, help=f"timed repeats (default: resnet20 5, resnet18 3; on CUDA {CUDA_REPEATS})")
     p.add_argument("--warmup", type=at_least(int, 1), default=2,
@@ -1642,9 +1659,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=at_least(int, 0), default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
     p.add_argument("--threads", type=at_least(int, 1), nargs="+", default=None,
                    help="torch.set_num_threads value(s); each gets its own throughput section (default: torch's)")
-    p.add_argument("--data-root", type=lambda text: Path(text).expanduser().resolve(), default=None,  # the overhead runs elsewhere
-                   help=f"folder holding cifar-10-batches-py/ (default: {SUBSET} when present, else synthetic)")
-    p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
+
+
+def add_section_options(p: argparse.ArgumentParser) -> None:
+    """The sections besides throughput: toggle matrix, overhead, profile, latency check."""
     p.add_argument("--matrix", action="store_true", help="toggle matrix for (b), with bitwise determinism checks")
     p.add_argument("--diagnostics", action="store_true", help="matrix: also foreach SGD and oneDNN off")
     p.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
@@ -1657,6 +1675,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-check", action="store_true", help="auditor.measure.latency vs torch.utils.benchmark")
     p.add_argument("--latency-rounds", type=at_least(int, 1), default=5, help="alternating rounds of the two latency methods")
     p.add_argument("--all", action="store_true", help="--matrix --profile --overhead --latency-check")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; bad values exit 2 through argparse before anything is measured."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", nargs="+", default=None, choices=list_models(), metavar="MODEL",
+                   help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--data-root", type=lambda text: Path(text).expanduser().resolve(), default=None,  # the overhead runs elsewhere
+                   help=f"folder holding cifar-10-batches-py/ (default: {SUBSET} when present, else synthetic)")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
+    add_timing_options(p)
+    add_section_options(p)
     p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_MD.relative_to(REPO)} (replacing it)")
     p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_MD.relative_to(REPO)}")
     p.add_argument("--render-json", type=Path, nargs="+", default=None, metavar="JSON",
