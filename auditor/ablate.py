@@ -44,7 +44,6 @@ from auditor.errors import (
     EXIT_TERMINATED,
     InvalidInput,
     Terminated,
-    stop_word,
 )
 from auditor.fileio import atomic_write_bytes
 from auditor.render import count
@@ -833,6 +832,7 @@ class Execution:
 
     failed_criteria: tuple[str, ...] = ()  # finished runs whose own criteria failed
     stopped_at: str | None = None  # the run whose process ended without a finished report
+    position: int = 0  # its place in the plan's runs, from 1
     returncode: int = 0  # that process's exit status (negative: the signal that killed it)
     interrupted: bool = False  # it was stopped (Ctrl-C, SIGTERM, a kill) rather than crashed
 
@@ -840,7 +840,7 @@ class Execution:
 def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
     """Run every pair in order (one `auditor run` process each); skip finished ones; resume
     interrupted ones. A Ctrl-C or SIGTERM to this process waits for the run's own clean stop
-    (passing on a SIGTERM the run may not have received) and is raised again."""
+    (passing on a SIGTERM the run may not have received) and propagates."""
     total, failed_criteria, now = len(plan.runs), [], this_machine(plan)
     for i, r in enumerate(plan.runs, 1):
         head = f"[{i}/{total}] {r.name}"
@@ -857,7 +857,6 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
             if isinstance(stop, Terminated):  # perhaps sent to this process only: pass it on (a run
                 proc.terminate()  # that got it too ignores a second one)
             proc.wait()  # the run got the same signal and saves its state
-            log(f"\n{stop_word(stop)} at {r.name}")
             raise
         if rc == EXIT_INVALID:
             raise InvalidInput(
@@ -865,16 +864,17 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
                 f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
             )
         if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or rc < 0:
-            return Execution(tuple(failed_criteria), r.name, rc, interrupted=True)
+            return Execution(tuple(failed_criteria), r.name, i, rc, interrupted=True)
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
-            return Execution(tuple(failed_criteria), r.name, rc)
+            return Execution(tuple(failed_criteria), r.name, i, rc)
         if rc == EXIT_FAILED:
             failed_criteria.append(r.name)
     return Execution(tuple(failed_criteria))
 
 
-def page_plan(plan: Plan, source: str, cli_sets: list[str], n_seeds: int | None, depth_figure: bool, log: Log) -> Plan:
-    """The plan the page covers: every variant of the file, whichever ones --only ran.
+def page_plan(plan: Plan, n_seeds: int | None, log: Log) -> Plan:
+    """The plan the page covers: every variant of the file, whichever ones --only ran
+    (`n_seeds`: the --seeds the plan was built with).
 
     A page of the selected variants alone would replace the page of a whole
     ablation; it is the fallback only when the other variants do not resolve.
@@ -882,7 +882,7 @@ def page_plan(plan: Plan, source: str, cli_sets: list[str], n_seeds: int | None,
     if len(plan.variants) == len(plan.ablation.variants):
         return plan
     try:
-        return build_plan(source, cli_sets, None, n_seeds, depth_figure)
+        return build_plan(plan.source, list(plan.cli_sets), None, n_seeds, plan.figure == "depth")
     except InvalidInput as exc:
         first = str(exc).splitlines()[0]
         log(f"note: the page shows only the variants selected with --only; the others do not resolve: {first}")

@@ -47,7 +47,7 @@ from auditor.spec import (
     Criterion,
     Spec,
     load_yaml,
-    override_text,
+    override_value,
     parse_criterion,
     yaml_problem,
 )
@@ -358,7 +358,6 @@ def write_junit(
 # --- loading --------------------------------------------------------------
 
 _SET_PREFIX = "criteria."
-_NULL_WORDS = {"", "null", "~", "Null", "NULL"}  # YAML nulls: remove the criterion
 _SPEC_KEYS = frozenset(Spec.model_fields)
 
 
@@ -443,20 +442,11 @@ def _parse_set(item: str) -> tuple[str, str | None]:
     if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
         known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
         raise InvalidInput(f"--set: criteria.{metric}: unknown metric {metric!r}; known: {known}")
-    # Not YAML-parsed: `>= 0.9` and `!= diverged` are YAML syntax errors. A trailing
-    # `# comment` goes all the same, as it does from `auditor run --set`.
-    text = raw.strip()
-    text = text if text[:1] in ("'", '"') else override_text(text)
-    if text in _NULL_WORDS:
+    # Read as `auditor run --set` reads it: YAML, or the text where it is not YAML (`>= 0.9`).
+    value = override_value(raw, item)
+    if value is None or value == "":
         return metric, None
-    expr = _unquote(text)
-    return metric, expr or None
-
-
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1].strip()
-    return text
+    return metric, str(value).strip()
 
 
 def verification_passed(verdict: str, allow_tolerance: bool) -> bool:

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor import __version__
 from auditor.errors import (
@@ -29,6 +29,9 @@ from auditor.errors import (
     exit_code,
     stop_word,
 )
+
+if TYPE_CHECKING:  # the commands import what they use when they run (torch is slow to import)
+    from auditor.ablate import Plan
 
 DEFAULT_SPEC = "smoke"  # the embedded synthetic spec
 
@@ -85,7 +88,8 @@ DESCRIPTIONS = {
     "render": "Rebuild RUN_DIR/REPRODUCIBILITY.md and its figures from RUN_DIR/audit.json alone (no "
     "training, no torch import). Exit 0, or 2 for a missing or malformed record.",
     "check": "Re-evaluate a finished run's criteria from RUN_DIR/audit.json, or criteria given with "
-    f"--criteria / --set, and print one line per criterion: the CI gate. {_GATE}.",
+    "--criteria / --set, and print one line per criterion: the CI gate. Exit 0 pass, 1 a criterion "
+    "failed, the run diverged or (with --require-criteria) no criterion is defined, 2 invalid input.",
     "evaluate": "Overall and per-class accuracy of CHECKPOINT on the CIFAR-10 test batch under "
     "--data-root, with the model rebuilt from the spec stored in the checkpoint. Exit 0, or 2.",
     "measure": "Parameter count, checkpoint and weight sizes, and batch-1 FP32 latency of CHECKPOINT's "
@@ -346,12 +350,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         code = _run_ablation(args, plan)
         if code != EXIT_OK:
             return code
-    whole = ablate.page_plan(plan, args.ablation, args.sets, args.seeds, args.depth_figure, _progress)
-    page = ablate.write_outputs(args.out, whole)
+    page = ablate.write_outputs(args.out, ablate.page_plan(plan, args.seeds, _progress))
     return _say([*ablate.page_notes(page), f"ablation page: {page}"])
 
 
-def _run_ablation(args: argparse.Namespace, plan: Any) -> int:
+def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
     """Run the plan's pairs; after a stop, say how to continue."""
     from auditor.ablate import execute_plan
     from auditor.render import count
@@ -359,11 +362,12 @@ def _run_ablation(args: argparse.Namespace, plan: Any) -> int:
     again = f"continue with: {_ablate_relaunch(args)}"
     try:
         done = execute_plan(plan, args.out, _progress)
-    except KeyboardInterrupt as stop:
-        _progress(again)
+    except KeyboardInterrupt as stop:  # after the run it was waiting for (if any) stopped cleanly
+        _progress(f"\n{stop_word(stop)}; {again}")
         return exit_code(stop)
     if done.interrupted:
-        _progress(f"{done.stopped_at}: interrupted (exit {done.returncode}); {again}")
+        head = f"[{done.position}/{len(plan.runs)}] {done.stopped_at}"
+        _progress(f"{head}: interrupted (exit {done.returncode}); {again}")
         return EXIT_INTERRUPTED
     if done.stopped_at:  # a crash: no finished report
         print(f"auditor ablate: error: {done.stopped_at}: `auditor run` exited {done.returncode} without a "

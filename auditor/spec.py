@@ -435,8 +435,12 @@ SpecLoader.add_implicit_resolver(
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML text with the spec loader."""
-    return yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
+    """Parse YAML text with the spec loader; a scalar YAML cannot build (the date `2024-13-45`)
+    is a YAML error like any other, not a ValueError."""
+    try:
+        return yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(None, None, f"an unquoted value YAML cannot read: {exc}") from None
 
 
 def resource_dir(name: str) -> Path:
@@ -486,25 +490,28 @@ def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], .
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split `a.b.c=VALUE` into (["a","b","c"], yaml-parsed VALUE)."""
+    """Split `a.b.c=VALUE` into (["a","b","c"], `override_value(VALUE)`)."""
     key, sep, raw = item.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
+    return key.split("."), override_value(raw, item)
+
+
+def override_value(raw: str, item: str) -> Any:
+    """A `--set` VALUE: parsed as YAML (`""` for a blank one), or, where it is not YAML (`>= 0.9`
+    opens a block scalar, `!= diverged` names a tag), the text itself, without a trailing
+    `# comment` as YAML would drop it. Validation still rejects text wherever a string is not
+    allowed. A mapping with a key given twice is refused (InvalidInput naming `item`)."""
     try:
-        value = load_yaml(raw) if raw.strip() else ""
+        return load_yaml(raw) if raw.strip() else ""
     except DuplicateKey as exc:  # valid YAML, refused
         raise InvalidInput(f"--set {item!r}: {yaml_problem(exc)}") from None
     except yaml.YAMLError:
-        # Not YAML (`>= 0.9` opens a block scalar, `!= diverged` names a tag): keep
-        # the text; validation still rejects it wherever a string is not allowed.
-        value = override_text(raw)
-    return key.split("."), value
-
-
-def override_text(raw: str) -> str:
-    """A `--set` VALUE taken as plain text: stripped, and without a trailing `# comment`
-    (YAML's rule for a plain value, so that `>= 0.9  # lenient` reads as `>= 0.9`)."""
-    return re.split(r"\s#", raw.strip(), maxsplit=1)[0].rstrip()
+        text = raw.strip()
+        comment = re.search(r"\s#", text)
+        if comment and not any(q in text[: comment.start()] for q in "'\""):  # a quoted '#' is text
+            text = text[: comment.start()].rstrip()
+        return text
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -632,13 +639,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
         parse_override(item)
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
-    try:
-        return validate_spec(apply_overrides(given, overrides or []), str(path))
-    except InvalidInput as exc:
-        if given:
-            raise
-        raise InvalidInput(f"{path}: the spec file is empty (blank lines or comments only); a spec needs at "
-                           f"least `name: <run name>`\n{exc}") from None  # fmt: skip
+    raw = apply_overrides(given, overrides or [])
+    if not raw.get("name") and not given:
+        raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
+                           "spec needs at least `name: <run name>`")  # fmt: skip
+    return validate_spec(raw, str(path))
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -501,7 +501,7 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
 def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM may reach ablate only (`kill PID`), unlike Ctrl-C, which the whole process group gets."""
     from auditor import ablate
-    from auditor.errors import Terminated, stop_word
+    from auditor.errors import Terminated
 
     calls: list[str] = []
 
@@ -520,11 +520,9 @@ def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
-    said: list[str] = []
     with pytest.raises(Terminated):
-        ablate.execute_plan(plan, tmp_path, said.append)
+        ablate.execute_plan(plan, tmp_path, lambda msg: None)
     assert calls == ["start", "wait", "terminate", "wait"]
-    assert said[-1] == f"\n{stop_word(Terminated())} at {plan.runs[0].name}"
 
 
 def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
@@ -543,23 +541,24 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
     done = ablate.execute_plan(plan, tmp_path, lambda msg: None)
-    assert done == ablate.Execution((), plan.runs[0].name, 143, interrupted=True)
+    assert done == ablate.Execution((), plan.runs[0].name, 1, 143, interrupted=True)
 
     argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
     assert main(argv) == EXIT_INTERRUPTED
     again = shlex.join(["auditor", *argv])
-    assert f"{plan.runs[0].name}: interrupted (exit 143); continue with: {again}" in capsys.readouterr().out
+    assert f"[1/1] {plan.runs[0].name}: interrupted (exit 143); continue with: {again}" in capsys.readouterr().out
     assert not (tmp_path / "reports" / "resnet18_cifar10").exists()  # no page for a stopped ablation
 
 
 @pytest.mark.parametrize(
-    ("wait", "code", "said"),
-    [(1, 1, "`auditor run` exited 1 without a finished report; stopped"),  # a crash: that run's exit code
-     (KeyboardInterrupt, 130, "\ninterrupted at {name}\ncontinue with: {again}")],  # Ctrl-C while it runs
+    ("where", "code", "stream", "said"),
+    [("crash", 1, "err", "auditor ablate: error: {name}: `auditor run` exited 1 without a finished report; stopped"),
+     ("wait", 130, "out", "\ninterrupted; continue with: {again}"),  # Ctrl-C while a run goes
+     ("between", 130, "out", "\ninterrupted; continue with: {again}")],  # Ctrl-C between runs
 )  # fmt: skip
 def test_ablate_reports_how_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    wait: int | type[BaseException], code: int, said: str,
+    where: str, code: int, stream: str, said: str,
 ) -> None:  # fmt: skip
     from auditor import ablate
 
@@ -569,21 +568,26 @@ def test_ablate_reports_how_it_stopped(
 
         def wait(self) -> int:
             self.waited += 1
-            if isinstance(wait, type) and self.waited == 1:
-                raise wait()
-            return 130 if isinstance(wait, type) else wait
+            if where == "wait" and self.waited == 1:
+                raise KeyboardInterrupt
+            return 130 if where == "wait" else 1
+
+    def stop_between(plan: ablate.Plan) -> dict[str, dict[str, object]]:
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
+    if where == "between":
+        monkeypatch.setattr(ablate, "this_machine", stop_between)
     argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
     assert main(argv) == code
     name = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1).runs[0].name
     out = capsys.readouterr()
-    assert said.format(name=name, again=shlex.join(["auditor", *argv])) in out.out + out.err
+    assert said.format(name=name, again=shlex.join(["auditor", *argv])) in getattr(out, stream)
     assert not (tmp_path / "reports" / "resnet18_cifar10").exists()  # no page for a stopped ablation
 
 
 def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from auditor import ablate
 
@@ -603,3 +607,9 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
     done = ablate.execute_plan(plan, tmp_path, lambda msg: None)
     assert done == ablate.Execution(tuple(r.name for r in plan.runs))
     assert len(started) == 2
+
+    states = iter(["new", "finished", "new", "finished"])  # again, through the command
+    assert main(["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert f"note: 2 runs failed their own criteria (see their sheets): {plan.runs[0].name}, {plan.runs[1].name}" in said
+    assert "ablation page: " in said  # the page is written all the same

@@ -175,8 +175,10 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "message"),
     [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "must be a YAML mapping"),
-     ("", "s.yaml: the spec file is empty (blank lines or comments only); a spec needs at least `name: <run name>`\n"),
-     ("# only a comment\n\n", "the spec file is empty"), ("", "s.yaml: name: field required")],
+     ("", "s.yaml: the spec file sets nothing (it is empty or holds only comments); a spec needs at least `name: "),
+     ("# only a comment\n\n", "the spec file sets nothing"), ("{}", "the spec file sets nothing"),
+     ("seed: 1\n", "s.yaml: name: field required"),
+     ("description: 2024-13-45\n", "s.yaml: not valid YAML: an unquoted value YAML cannot read: month must be in 1..12")],
 )  # fmt: skip
 def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     path = tmp_path / "s.yaml"
@@ -315,12 +317,15 @@ def test_an_empty_spec_file_is_fine_once_set_names_the_run(tmp_path: Path) -> No
     path = tmp_path / "empty.yaml"
     path.write_text("# every field from --set\n")
     assert load_spec(str(path), ["name=from-set"]).name == "from-set"
+    with pytest.raises(InvalidInput, match=r"^[^\n]*empty\.yaml: train\.epochs: input should be a valid integer"):
+        load_spec(str(path), ["name=from-set", "train.epochs=abc"])  # the error itself, not "sets nothing"
 
 
 @pytest.mark.parametrize(
     ("metric", "value", "read"),
     [("test_acc", ">= 0.9  # lenient", ">= 0.9"), ("test_acc", "0.1 +- 0.1 # c", "0.1 +- 0.1"),
-     ("status", "!= diverged\t# tab", "!= diverged")],
+     ("status", "!= diverged\t# tab", "!= diverged"), ("status", "'!= diverged' # c", "!= diverged"),
+     ("status", '"!= diverged"  # c', "!= diverged")],
 )  # fmt: skip
 def test_a_trailing_comment_in_a_set_value_goes_as_in_check(metric: str, value: str, read: str) -> None:
     from auditor.check import load_criteria
@@ -329,8 +334,18 @@ def test_a_trailing_comment_in_a_set_value_goes_as_in_check(metric: str, value: 
     assert load_criteria({}, None, [f"criteria.{metric}={value}"]) == {metric: read}
 
 
-def test_a_hash_without_a_blank_before_it_is_no_comment() -> None:
+def test_a_hash_without_a_blank_before_it_or_quoted_is_no_comment() -> None:
     assert parse_override("description=>= 0.9#not-a-comment")[1] == ">= 0.9#not-a-comment"  # YAML's rule
+    assert parse_override("description='a #b' c")[1] == "'a #b' c"  # not YAML; the '#' is inside quotes
+    assert parse_override("description=2024-13-45")[1] == "2024-13-45"  # no date: text, not a traceback
+
+
+@pytest.mark.parametrize("removal", ["", "# no criterion", " # none", "null  # none"])
+def test_a_criterion_set_to_nothing_with_a_comment_is_removed_as_in_check(removal: str) -> None:
+    from auditor.check import load_criteria
+
+    assert "best_val_acc" not in load_spec("smoke", [f"criteria.best_val_acc={removal}"]).criteria
+    assert load_criteria({"best_val_acc": ">= 0.5"}, None, [f"criteria.best_val_acc={removal}"]) == {}
 
 
 def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
