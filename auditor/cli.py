@@ -227,10 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv += ["--out", str(args.out)] if str(args.out) != "." else []
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
-    except KeyboardInterrupt as stop:
-        from auditor.runner import discard_unstarted
-
-        discard_unstarted(args.out.resolve(), spec.name)
+    except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop))}", file=sys.stderr)
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)

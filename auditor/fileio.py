@@ -85,3 +85,23 @@ def file_in_the_way(path: Path) -> Path | None:
         if not p.exists():
             return None
     return None
+
+
+def lock_folder(folder: Path) -> int | None:
+    """A descriptor of `folder` under an exclusive flock, held until it is closed (or the process
+    ends); BlockingIOError when another process holds the lock. None where there is no flock
+    (not POSIX, or a file system without locks): nothing is locked then."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:  # ENOLCK and the like: a file system that cannot lock
+        os.close(fd)
+        return None
+    return fd

@@ -30,7 +30,7 @@ from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, busy_cpu, run_p
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way
+from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_folder
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -53,21 +53,56 @@ ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --
 # --- staging and resume ---------------------------------------------------------
 
 
-def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
-    """Create the staging folders; on --resume, seed them from a finished run if needed.
+@contextmanager
+def claimed_staging(paths: RunPaths) -> Iterator[tuple[bool, bool]]:
+    """Hold this run's checkpoint staging folder (made here if missing) under an exclusive lock
+    for the block: (made here, locked). Whoever holds the lock owns both staging folders, so a
+    run that finds them unlocked knows no run of this name is going on in this --out.
+    InvalidInput when another process holds it. A block left by an exception (a failed start,
+    Ctrl-C, SIGTERM) before the first checkpoint removes the staging folders: nothing to continue."""
+    try:
+        paths.ckpt_staging.mkdir(parents=True)
+        made = True
+    except FileExistsError:
+        made = False
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+    if not paths.ckpt_staging.is_dir():
+        raise InvalidInput(f"--out: cannot write under {paths.out}: {paths.ckpt_staging} is a file, not a folder")
+    try:
+        fd = lock_folder(paths.ckpt_staging)
+    except BlockingIOError:
+        raise InvalidInput(
+            f"{paths.ckpt_staging}: a run of this name is going on in this --out (another process holds "
+            "this folder); wait for it to finish, or run under another name or --out"
+        ) from None
+    try:
+        yield made, fd is not None
+    except BaseException:
+        if fd is not None or made:  # its own: unlocked, a folder found here may be a live run's
+            discard_unstarted(paths)
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
 
-    Returns True when it seeded checkpoint staging from the finished run. A start that
-    fails removes the staging folder it made (or seeded), so nothing looks like an
-    interrupted run afterwards.
+
+def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> bool:
+    """Fill the claimed staging folders; on --resume, seed them from a finished run if needed.
+
+    `made`: claimed_staging made the checkpoint staging folder (else it held an earlier run's);
+    `locked`: it holds that folder's lock. Returns True when it seeded checkpoint staging from
+    the finished run. A start that fails removes the staging folder it made (or seeded), so
+    nothing looks like an interrupted run afterwards.
     """
-    if not resume and paths.ckpt_staging.exists():
-        raise InvalidInput(_interrupted_run_exists(paths))
-    made = not paths.ckpt_staging.exists()
+    if not resume and not made:
+        if checkpoint.has_checkpoint(paths.ckpt_staging) or not locked:
+            raise InvalidInput(_interrupted_run_exists(paths))
+        _empty(paths.ckpt_staging)  # a run killed before its first checkpoint: nothing to continue
     seeded = resume and made
     if seeded:
         _seed_from_finished(paths)
     try:
-        paths.ckpt_staging.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
         (paths.reports_staging / "figures").mkdir(parents=True)
     except OSError as exc:
@@ -77,14 +112,24 @@ def prepare_dirs(paths: RunPaths, resume: bool) -> bool:
     return seeded
 
 
+def _empty(folder: Path) -> None:
+    """Remove what `folder` holds, keeping the folder (and the lock on it)."""
+    for item in folder.iterdir():
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
+
+
 def _interrupted_run_exists(paths: RunPaths) -> str:
-    """Why a fresh start is refused: staging holds an interrupted run (or one running now)."""
+    """Why a fresh start is refused: staging holds an interrupted run (or, where folders cannot
+    be locked, perhaps one running now)."""
     if checkpoint.has_checkpoint(paths.ckpt_staging):
         return (f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
                 "--resume, or remove that folder to start over")  # fmt: skip
     return (
         f"{paths.ckpt_staging}: a run of this name was stopped before its first checkpoint, or is running "
-        "now; if none is, remove that folder to start over (or run with --resume, which trains from the start)"
+        "now (this file system cannot lock folders to tell); if none is, remove that folder to start over"
     )
 
 
@@ -93,7 +138,7 @@ def _seed_from_finished(paths: RunPaths) -> None:
     if not paths.last_checkpoint.is_file():
         raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
     try:
-        shutil.copytree(paths.checkpoints, paths.ckpt_staging)
+        shutil.copytree(paths.checkpoints, paths.ckpt_staging, dirs_exist_ok=True)  # into the claimed folder
     except BaseException as exc:  # a half copy must not pass for an interrupted run
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -101,10 +146,9 @@ def _seed_from_finished(paths: RunPaths) -> None:
         raise
 
 
-def discard_unstarted(out: Path, name: str) -> None:
-    """After Ctrl-C or SIGTERM: remove this run's staging folders when no checkpoint was written
-    (nothing to continue), so that the same command starts again."""
-    paths = run_paths(out, name)
+def discard_unstarted(paths: RunPaths) -> None:
+    """By the run that claimed the staging folders, when it stops or fails: remove them when no
+    checkpoint was written (nothing to continue), so that the same command starts again."""
     if paths.ckpt_staging.is_dir() and not checkpoint.has_checkpoint(paths.ckpt_staging):
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
@@ -119,15 +163,15 @@ def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
 
 
 def stage_run(
-    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device
+    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: tuple[bool, bool]
 ) -> tuple[Path | None, list[str]]:
     """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch).
 
-    A refused resume of a finished run removes the staging copy it made, so
-    nothing looks like an interrupted run afterwards, and names the user's
-    own checkpoint rather than the copy.
+    `claimed`: what claimed_staging yielded. A refused resume of a finished run removes the
+    staging copy it made, so nothing looks like an interrupted run afterwards, and names the
+    user's own checkpoint rather than the copy.
     """
-    seeded = prepare_dirs(paths, resume)
+    seeded = prepare_dirs(paths, resume, *claimed)
     if not resume:
         return None, []
     try:
@@ -376,10 +420,11 @@ class RunOutcome:
     passed: bool
 
 
-def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:
-    """Run a validated spec end to end; raise InvalidInput on bad input."""
-    started, t_wall = datetime.now(UTC), time.perf_counter()
-    paths = run_paths(out, spec.name)
+def check_and_load(
+    spec: Spec, spec_path: str, out: Path, argv: list[str]
+) -> tuple[repro.DeterminismState, torch.device, DataBundle]:
+    """What a run settles before it claims its folders: the spec recordable, seeds and
+    determinism flags in force, the device usable, the data loaded and fitting the model."""
     check_recordable(spec, spec_path, out, argv)
     det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
     device = environment.resolve_device(spec.train.device)
@@ -389,32 +434,42 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     environment.make_current(device)
     data = load_data(spec.data, spec.seed)
     check_classes(spec, data)
+    return det, device, data
+
+
+def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:
+    """Run a validated spec end to end; raise InvalidInput on bad input. A run stopped (Ctrl-C,
+    SIGTERM) or failed before its first checkpoint removes its staging folders (nothing to continue)."""
+    started, t_wall = datetime.now(UTC), time.perf_counter()
+    paths = run_paths(out, spec.name)
+    det, device, data = check_and_load(spec, spec_path, out, argv)
     recover_interrupted_promote(paths)
     check_run_folders(paths)
-    resume_from, resume_notes = stage_run(paths, spec, resume, log, device)
-    env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
-    notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
-    for note in notes:
-        log(f"note: {note}")  # said before training, as well as in the sheet
-    torch.manual_seed(spec.seed)  # model init draws from the global generator
-    model = build_model(spec.model)
-    files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
-    result = train_staged(spec, model, data, device, files, resume_from, log)
-    with long_lived_frozen():
-        t_measure = time.perf_counter()
-        final = load_final_checkpoints(paths.ckpt_staging)
-        measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
-        lat = measured["latency"]
-        if busy_cpu(busy := lat["other_cpu_share"], lat["other_cpu_window_s"]):
-            log(f"note: other processes used {busy:.0%} of the CPU while the latency was timed: "
-                "the latency figure is inflated (see the sheet)")  # fmt: skip
-        audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes, final)
-        audit["run"].update(
-            started_utc=started.isoformat(timespec="seconds"),
-            finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-            wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
-        )  # fmt: skip
-        finish_staged(paths, audit, result)
+    with claimed_staging(paths) as claimed:
+        resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
+        env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
+        notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
+        for note in notes:
+            log(f"note: {note}")  # said before training, as well as in the sheet
+        torch.manual_seed(spec.seed)  # model init draws from the global generator
+        model = build_model(spec.model)
+        files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
+        result = train_staged(spec, model, data, device, files, resume_from, log)
+        with long_lived_frozen():
+            t_measure = time.perf_counter()
+            final = load_final_checkpoints(paths.ckpt_staging)
+            measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
+            lat = measured["latency"]
+            if busy_cpu(busy := lat["other_cpu_share"], lat["other_cpu_window_s"]):
+                log(f"note: other processes used {busy:.0%} of the CPU while the latency was timed: "
+                    "the latency figure is inflated (see the sheet)")  # fmt: skip
+            audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes, final)
+            audit["run"].update(
+                started_utc=started.isoformat(timespec="seconds"),
+                finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+                wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
+            )  # fmt: skip
+            finish_staged(paths, audit, result)
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
 
 

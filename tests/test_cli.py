@@ -233,6 +233,23 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert ".partial" not in json.dumps(audit)  # no staging path survives the promote
 
 
+def test_a_second_run_of_a_name_going_on_in_the_same_out_is_refused(tmp_path: Path) -> None:
+    from auditor.audit import run_paths
+    from auditor.fileio import lock_folder
+
+    staging = run_paths(tmp_path, "smoke").ckpt_staging
+    staging.mkdir(parents=True)
+    holder = lock_folder(staging)  # as the run going on holds it
+    try:
+        for resume in ([], ["--resume"]):
+            proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), *resume)
+            assert_clean_error(proc, f"{staging}: a run of this name is going on in this --out")
+    finally:
+        if holder is not None:
+            os.close(holder)
+    assert staging.is_dir() and not any(staging.iterdir()) and not (tmp_path / "reports").exists()
+
+
 def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path: Path, smoke_run: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(smoke_run, out)

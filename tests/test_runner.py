@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import gc
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import torch
 from conftest import TINY_SETS
 
 from auditor import checkpoint, runner
-from auditor.audit import run_paths
-from auditor.errors import InvalidInput
+from auditor.audit import RunPaths, run_paths
+from auditor.errors import InvalidInput, Terminated
+from auditor.fileio import lock_folder
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
 from auditor.spec import Spec, load_spec
 
@@ -271,21 +273,60 @@ def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
 
 
 
-def test_a_staging_folder_without_a_checkpoint_is_discarded_by_its_own_run_only(tmp_path: Path) -> None:
-    """Stopped before its first checkpoint: the stopped run removes it; another run, which cannot
-    tell it from a run still going, refuses and says what it may be."""
+def start(paths: RunPaths, resume: bool) -> bool:
+    """`prepare_dirs` as `execute` calls it: in the staging folder it has claimed."""
+    with runner.claimed_staging(paths) as claimed:
+        return runner.prepare_dirs(paths, resume, *claimed)
+
+
+def test_a_run_of_this_name_going_on_is_refused_and_an_abandoned_one_taken_over(tmp_path: Path) -> None:
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
-    paths.reports_staging.mkdir(parents=True)
-    with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now; if none is, remove"):
-        runner.prepare_dirs(paths, resume=False)
-    runner.discard_unstarted(tmp_path, "smoke")  # what `auditor run` does on Ctrl-C or SIGTERM
-    assert not paths.ckpt_staging.exists() and not paths.reports_staging.exists()
-    assert runner.prepare_dirs(paths, resume=False) is False
+    left = paths.ckpt_staging / ".last.pt.x1.tmp"  # as a run killed before its first checkpoint leaves
+    left.write_bytes(b"half")
+    holder = lock_folder(paths.ckpt_staging)  # another process's run, going on (another open file: flock conflicts)
+    assert holder is not None
+    try:
+        with pytest.raises(InvalidInput, match=f"{paths.ckpt_staging}: a run of this name is going on in this --out"):
+            start(paths, resume=False)
+        with pytest.raises(InvalidInput, match="a run of this name is going on"):
+            start(paths, resume=True)  # --resume would write into it too
+        assert left.is_file()  # a live run's folder is left alone
+    finally:
+        os.close(holder)
+    assert start(paths, resume=False) is False  # nobody holds it: taken over and emptied
+    assert not left.exists() and (paths.reports_staging / "figures").is_dir()
     checkpoint.save(paths.ckpt_staging / "step-00000002.pt", {"model": {}, "global_step": 2})
-    runner.discard_unstarted(tmp_path, "smoke")  # a checkpoint to continue from stays
     with pytest.raises(InvalidInput, match="an interrupted run of this name exists; continue it with --resume"):
-        runner.prepare_dirs(paths, resume=False)
+        start(paths, resume=False)
+    assert (paths.ckpt_staging / "step-00000002.pt").is_file()  # kept for --resume
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated, RuntimeError])
+def test_a_run_stopped_before_its_first_checkpoint_removes_its_staging(tmp_path: Path, stop: type[BaseException]) -> None:
+    paths = run_paths(tmp_path, "smoke")
+    with pytest.raises(stop), runner.claimed_staging(paths) as claimed:
+        runner.prepare_dirs(paths, False, *claimed)
+        raise stop
+    assert not paths.ckpt_staging.exists() and not paths.reports_staging.exists()  # the same command starts again
+    with pytest.raises(stop), runner.claimed_staging(paths) as claimed:
+        runner.prepare_dirs(paths, False, *claimed)
+        checkpoint.save(paths.ckpt_staging / "step-00000002.pt", {"model": {}, "global_step": 2})
+        raise stop
+    assert (paths.ckpt_staging / "step-00000002.pt").is_file()  # something to continue from stays
+
+
+def test_where_folders_cannot_be_locked_a_found_staging_folder_is_refused_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "lock_folder", lambda folder: None)  # no flock: not POSIX, or such a file system
+    paths = run_paths(tmp_path, "smoke")
+    paths.ckpt_staging.mkdir(parents=True)
+    with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now .*cannot lock"):
+        start(paths, resume=False)
+    assert paths.ckpt_staging.is_dir()  # perhaps a live run's: not removed
+    shutil.rmtree(paths.ckpt_staging)
+    assert start(paths, resume=False) is False  # one it makes itself is its own
 
 
 def test_a_resume_that_cannot_start_removes_its_copy_of_the_finished_run(tmp_path: Path) -> None:
@@ -294,7 +335,7 @@ def test_a_resume_that_cannot_start_removes_its_copy_of_the_finished_run(tmp_pat
     paths.reports_staging.parent.mkdir(parents=True)
     paths.reports_staging.write_text("a file where the report staging folder goes")
     with pytest.raises(InvalidInput, match="cannot write under"):
-        runner.prepare_dirs(paths, resume=True)
+        start(paths, resume=True)
     assert not paths.ckpt_staging.exists() and (paths.checkpoints / "last.pt").is_file()
 
 
@@ -302,7 +343,7 @@ def test_a_run_that_cannot_start_leaves_no_staging_folder(tmp_path: Path) -> Non
     paths = run_paths(tmp_path, "smoke")
     paths.reports_staging.parent.write_text("a file where reports/ goes")
     with pytest.raises(InvalidInput, match="is a file, not a folder"):
-        runner.prepare_dirs(paths, resume=False)
+        start(paths, resume=False)
     assert not paths.ckpt_staging.exists()
 
 
@@ -311,7 +352,7 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
     said: list[str] = []
-    found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"))
+    found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), (False, True))
     assert found is None and notes == []
     assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
 
@@ -328,4 +369,4 @@ def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(Path, "mkdir", read_only_reports)
     with pytest.raises(InvalidInput, match=f"cannot write under {tmp_path}: {paths.reports_staging}/figures: Read-only"):
-        runner.prepare_dirs(paths, resume=False)
+        start(paths, resume=False)
