@@ -87,15 +87,16 @@ def file_in_the_way(path: Path) -> Path | None:
     return None
 
 
-def lock_folder(folder: Path) -> int | None:
-    """A descriptor of `folder` under an exclusive flock, held until it is closed (or the process
-    ends); BlockingIOError when another process holds the lock. None where there is no flock
-    (not POSIX, or a file system without locks): nothing is locked then."""
+def lock_file(path: Path) -> int | None:
+    """A descriptor of `path` (made empty if missing) under an exclusive flock, held until it is
+    closed (or the process ends); BlockingIOError when another process holds the lock. None
+    where there is no flock (not POSIX, or a file system without it): nothing is locked then.
+    Opened for writing, as NFS needs for an exclusive lock."""
     try:
         import fcntl
     except ImportError:
         return None
-    fd = os.open(folder, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -104,4 +105,7 @@ def lock_folder(folder: Path) -> int | None:
     except OSError:  # ENOLCK and the like: a file system that cannot lock
         os.close(fd)
         return None
+    except BaseException:  # Ctrl-C: no descriptor (and lock) may outlive the call
+        os.close(fd)
+        raise
     return fd

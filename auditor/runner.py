@@ -3,7 +3,9 @@
 A run is built in staging folders (`reports/<name>.partial`,
 `checkpoints/<name>.partial`) and promoted over any earlier run of the same
 name only once it has finished, so an existing run is never half-overwritten.
-An interrupted run stays in staging, where `--resume` finds it.
+An interrupted run stays in staging, where `--resume` finds it. A run holds the
+flock on `checkpoints/.<name>.lock` from before it touches those folders until it
+has promoted them, so two runs of one name in one output root never mix.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -30,7 +32,7 @@ from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, busy_cpu, run_p
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_folder
+from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_file
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -53,45 +55,75 @@ ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --
 # --- staging and resume ---------------------------------------------------------
 
 
+class Claim(NamedTuple):
+    """What claimed_run found: whether it made the checkpoint staging folder (else an earlier
+    run's was there) and whether it holds the run's lock (not where files cannot be locked)."""
+
+    made: bool
+    locked: bool
+
+
+def lock_path(paths: RunPaths) -> Path:
+    """The run's lock file, beside its checkpoint folder: it never moves, unlike the folders."""
+    return paths.checkpoints.with_name(f".{paths.checkpoints.name}.lock")
+
+
 @contextmanager
-def claimed_staging(paths: RunPaths) -> Iterator[tuple[bool, bool]]:
-    """Hold this run's checkpoint staging folder (made here if missing) under an exclusive lock
-    for the block: (made here, locked). Whoever holds the lock owns both staging folders, so a
-    run that finds them unlocked knows no run of this name is going on in this --out.
-    InvalidInput when another process holds it. A block left by an exception (a failed start,
-    Ctrl-C, SIGTERM) before the first checkpoint removes the staging folders: nothing to continue."""
+def claimed_run(paths: RunPaths) -> Iterator[Claim]:
+    """Hold the run's lock for the block (InvalidInput when another process holds it), finish a
+    promotion an earlier run left half done, and make or find the checkpoint staging folder. Whoever holds the
+    lock owns the run's folders, from the leftovers' check to the promotion, so a run that finds
+    staging while holding it knows no run of this name is going on in this --out. A block left
+    by an exception (a failed start, Ctrl-C, SIGTERM) before the first checkpoint removes the
+    staging folders: nothing to continue."""
+    fd = _take_lock(paths)
     try:
-        paths.ckpt_staging.mkdir(parents=True)
-        made = True
-    except FileExistsError:
-        made = False
-    except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
-    if not paths.ckpt_staging.is_dir():
-        raise InvalidInput(f"--out: cannot write under {paths.out}: {paths.ckpt_staging} is a file, not a folder")
-    try:
-        fd = lock_folder(paths.ckpt_staging)
-    except BlockingIOError:
-        raise InvalidInput(
-            f"{paths.ckpt_staging}: a run of this name is going on in this --out (another process holds "
-            "this folder); wait for it to finish, or run under another name or --out"
-        ) from None
-    try:
-        yield made, fd is not None
-    except BaseException:
-        if fd is not None or made:  # its own: unlocked, a folder found here may be a live run's
-            discard_unstarted(paths)
-        raise
+        recover_interrupted_promote(paths)
+        made = _make_ckpt_staging(paths)
+        try:
+            yield Claim(made, fd is not None)
+        except BaseException:
+            if fd is not None or made:  # its own: unlocked, a folder found here may be a live run's
+                discard_unstarted(paths)
+            raise
     finally:
         if fd is not None:
             os.close(fd)
 
 
+def _take_lock(paths: RunPaths) -> int | None:
+    """flock on the run's lock file; None where files cannot be locked."""
+    lock = lock_path(paths)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return lock_file(lock)
+    except BlockingIOError:
+        raise InvalidInput(
+            f"{lock}: a run named {paths.checkpoints.name!r} is going on in this --out (another process holds "
+            "this lock); wait for it to finish, or run under another name or --out"
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+
+
+def _make_ckpt_staging(paths: RunPaths) -> bool:
+    """Make the checkpoint staging folder; False when one was there already."""
+    try:
+        paths.ckpt_staging.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if not paths.ckpt_staging.is_dir():
+            raise InvalidInput(f"--out: cannot write under {paths.out}: {paths.ckpt_staging} is a file, not a folder") from None
+        return False
+    except OSError as exc:
+        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+
+
 def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> bool:
     """Fill the claimed staging folders; on --resume, seed them from a finished run if needed.
 
-    `made`: claimed_staging made the checkpoint staging folder (else it held an earlier run's);
-    `locked`: it holds that folder's lock. Returns True when it seeded checkpoint staging from
+    `made`: claimed_run made the checkpoint staging folder (else it held an earlier run's);
+    `locked`: it holds the run's lock. Returns True when it seeded checkpoint staging from
     the finished run. A start that fails removes the staging folder it made (or seeded), so
     nothing looks like an interrupted run afterwards.
     """
@@ -163,11 +195,11 @@ def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
 
 
 def stage_run(
-    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: tuple[bool, bool]
+    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: Claim
 ) -> tuple[Path | None, list[str]]:
     """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch).
 
-    `claimed`: what claimed_staging yielded. A refused resume of a finished run removes the
+    `claimed`: what claimed_run yielded. A refused resume of a finished run removes the
     staging copy it made, so nothing looks like an interrupted run afterwards, and names the
     user's own checkpoint rather than the copy.
     """
@@ -443,9 +475,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
     det, device, data = check_and_load(spec, spec_path, out, argv)
-    recover_interrupted_promote(paths)
-    check_run_folders(paths)
-    with claimed_staging(paths) as claimed:
+    check_run_folders(paths)  # before the lock file is made: a refused run leaves nothing
+    with claimed_run(paths) as claimed:
         resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
         env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
         notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
@@ -473,6 +504,9 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
 
 
+NOTHING_KEPT = "no checkpoint had been written, so nothing is kept: make room, then run the same command again"
+
+
 def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -> None:
     """Write the record and the sheet into staging, then promote both folders.
 
@@ -489,9 +523,11 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -
         promote(paths.reports_staging, paths.reports)
     except OSError as exc:
         where = exc.filename or paths.reports_staging
+        promoted = not paths.ckpt_staging.exists()
         raise InvalidInput(
-            f"{where}: cannot write the finished run: {exc.strerror or exc}; its training is kept: "
-            "make room, then run the same command with --resume, which writes it without training again"
+            f"{where}: cannot write the finished run: {exc.strerror or exc}; "
+            + ("its training is kept: make room, then run the same command with --resume, which writes it "
+               "without training again" if promoted or checkpoint.has_checkpoint(paths.ckpt_staging) else NOTHING_KEPT)
         ) from None
 
 
@@ -510,8 +546,9 @@ def train_staged(
     except OSError as exc:
         where = exc.filename or files.ckpt_dir
         raise InvalidInput(
-            f"{where}: cannot write a checkpoint: {exc.strerror or exc}; the run so far stays in "
-            f"{files.ckpt_dir} (the newest intact checkpoint is kept): make room, then continue with --resume"
+            f"{where}: cannot write a checkpoint: {exc.strerror or exc}; "
+            + (f"the run so far stays in {files.ckpt_dir} (the newest intact checkpoint is kept): make room, "
+               "then continue with --resume" if checkpoint.has_checkpoint(files.ckpt_dir) else NOTHING_KEPT)
         ) from None
 
 

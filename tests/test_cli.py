@@ -233,21 +233,23 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert ".partial" not in json.dumps(audit)  # no staging path survives the promote
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs are not locked there")
 def test_a_second_run_of_a_name_going_on_in_the_same_out_is_refused(tmp_path: Path) -> None:
     from auditor.audit import run_paths
-    from auditor.fileio import lock_folder
+    from auditor.fileio import lock_file
+    from auditor.runner import lock_path
 
-    staging = run_paths(tmp_path, "smoke").ckpt_staging
-    staging.mkdir(parents=True)
-    holder = lock_folder(staging)  # as the run going on holds it
+    paths = run_paths(tmp_path, "smoke")
+    paths.ckpt_staging.mkdir(parents=True)
+    holder = lock_file(lock_path(paths))  # as the run going on holds it
+    assert holder is not None, "this file system cannot lock files"
     try:
         for resume in ([], ["--resume"]):
             proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), *resume)
-            assert_clean_error(proc, f"{staging}: a run of this name is going on in this --out")
+            assert_clean_error(proc, f"{lock_path(paths)}: a run named 'smoke' is going on in this --out")
     finally:
-        if holder is not None:
-            os.close(holder)
-    assert staging.is_dir() and not any(staging.iterdir()) and not (tmp_path / "reports").exists()
+        os.close(holder)
+    assert not any(paths.ckpt_staging.iterdir()) and not (tmp_path / "reports").exists()  # its folders untouched
 
 
 def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path: Path, smoke_run: Path) -> None:
@@ -257,6 +259,12 @@ def test_interrupted_rerun_leaves_the_finished_run_intact(tmp_path: Path, smoke_
     killed = run_cli("run", "smoke", *sets(*TINY_SETS, "seed=5"), "--out", str(out), env={"AUDITOR_KILL_AT_STEP": "3"})
     assert killed.returncode == -9
     assert {p: p.read_bytes() for p in (out / "reports/smoke").rglob("*") if p.is_file()} == before
+    # SIGKILLed before its first checkpoint: its staging holds nothing, and no process holds its
+    # lock, so the same command takes the folder over (no --resume, no folder to remove by hand).
+    assert not any(p.name.endswith(".pt") for p in (out / "checkpoints/smoke.partial").iterdir())
+    again = run_cli("run", "smoke", *sets(*TINY_SETS, "seed=5"), "--out", str(out))
+    assert again.returncode in (0, 1), again.stderr
+    assert audit_of(out)["spec"]["seed"] == 5 and not (out / "checkpoints/smoke.partial").exists()
 
 
 @pytest.mark.slow  # several `auditor` processes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.fileio import atomic_write_bytes, file_in_the_way, sha256_file
+from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_file, sha256_file
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -67,3 +68,36 @@ def test_a_folder_where_the_file_goes_is_named_not_the_temp_file(tmp_path: Path)
         atomic_write_bytes(tmp_path / "audit.json", b"x")
     assert err.value.filename == str(tmp_path / "audit.json")
     assert os.listdir(tmp_path) == ["audit.json"]  # no temp file left
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock there")
+def test_lock_file_is_exclusive_between_open_files_until_closed(tmp_path: Path) -> None:
+    first = lock_file(tmp_path / "run.lock")
+    assert first is not None
+    with pytest.raises(BlockingIOError):
+        lock_file(tmp_path / "run.lock")
+    os.close(first)
+    second = lock_file(tmp_path / "run.lock")
+    assert second is not None
+    os.close(second)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock there")
+def test_a_file_system_that_cannot_lock_gives_no_lock_and_keeps_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    closed: list[int] = []
+    real_close = os.close
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    def close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    monkeypatch.setattr(os, "close", close)
+    assert lock_file(tmp_path / "run.lock") is None and len(closed) == 1

@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from conftest import TINY_SETS
 from auditor import checkpoint, runner
 from auditor.audit import RunPaths, run_paths
 from auditor.errors import InvalidInput, Terminated
-from auditor.fileio import lock_folder
+from auditor.fileio import lock_file
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
 from auditor.spec import Spec, load_spec
 
@@ -48,13 +49,27 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(
     with pytest.raises(InvalidInput) as err:
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     paths = run_paths(tmp_path, spec.name)
-    assert "cannot write a checkpoint: No space left on device" in str(err.value) and "--resume" in str(err.value)
+    assert "cannot write a checkpoint: No space left on device" in str(err.value) and "continue with --resume" in str(err.value)
     assert str(paths.ckpt_staging / "last.pt") in str(err.value)
     assert torch.load(paths.ckpt_staging / "last.pt", weights_only=False)["global_step"] > 0  # epoch 1 intact
     assert not paths.checkpoints.exists() and not paths.reports.exists()  # nothing promoted
     monkeypatch.undo()
     outcome = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert outcome.audit["run"]["status"] == "completed" and (paths.reports / "REPRODUCIBILITY.md").is_file()
+
+
+def test_a_first_checkpoint_that_cannot_be_written_keeps_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full)
+    with pytest.raises(InvalidInput) as err:
+        execute(load_spec("smoke", TINY_SETS), "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert str(err.value).endswith(f"; {runner.NOTHING_KEPT}") and "--resume" not in str(err.value)
+    paths = run_paths(tmp_path, "smoke")
+    assert not paths.ckpt_staging.exists() and not paths.reports_staging.exists()  # the same command starts again
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -274,23 +289,33 @@ def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
 
 
 def start(paths: RunPaths, resume: bool) -> bool:
-    """`prepare_dirs` as `execute` calls it: in the staging folder it has claimed."""
-    with runner.claimed_staging(paths) as claimed:
+    """`prepare_dirs` as `execute` calls it: in the run it has claimed."""
+    with runner.claimed_run(paths) as claimed:
         return runner.prepare_dirs(paths, resume, *claimed)
 
 
+needs_flock = pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs are not locked there")
+
+
+def hold_lock(paths: RunPaths) -> int:
+    """Take the run's lock as another process's run would (flock locks conflict between open files)."""
+    paths.checkpoints.parent.mkdir(parents=True, exist_ok=True)
+    fd = lock_file(runner.lock_path(paths))
+    assert fd is not None, "this file system cannot lock files"
+    return fd
+
+
+@needs_flock
 def test_a_run_of_this_name_going_on_is_refused_and_an_abandoned_one_taken_over(tmp_path: Path) -> None:
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
     left = paths.ckpt_staging / ".last.pt.x1.tmp"  # as a run killed before its first checkpoint leaves
     left.write_bytes(b"half")
-    holder = lock_folder(paths.ckpt_staging)  # another process's run, going on (another open file: flock conflicts)
-    assert holder is not None
+    holder = hold_lock(paths)
     try:
-        with pytest.raises(InvalidInput, match=f"{paths.ckpt_staging}: a run of this name is going on in this --out"):
-            start(paths, resume=False)
-        with pytest.raises(InvalidInput, match="a run of this name is going on"):
-            start(paths, resume=True)  # --resume would write into it too
+        for resume in (False, True):  # --resume would write into the live run's folder too
+            with pytest.raises(InvalidInput, match=f"{runner.lock_path(paths)}: a run named 'smoke' is going on"):
+                start(paths, resume=resume)
         assert left.is_file()  # a live run's folder is left alone
     finally:
         os.close(holder)
@@ -302,24 +327,43 @@ def test_a_run_of_this_name_going_on_is_refused_and_an_abandoned_one_taken_over(
     assert (paths.ckpt_staging / "step-00000002.pt").is_file()  # kept for --resume
 
 
+@needs_flock
+def test_the_lock_is_held_through_the_promotion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock holds a file, not a name: a lock on the staging folder would have moved with it."""
+    refused: list[str] = []
+    real = runner.promote
+
+    def promote_then_try_a_second_run(staging: Path, final: Path) -> None:
+        real(staging, final)
+        with pytest.raises(InvalidInput) as err:
+            start(run_paths(tmp_path, "smoke"), resume=False)
+        refused.append(str(err.value))
+
+    monkeypatch.setattr(runner, "promote", promote_then_try_a_second_run)
+    execute(load_spec("smoke", TINY_SETS), "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert len(refused) == 2 and all("a run named 'smoke' is going on" in r for r in refused)  # after each promotion
+    assert (tmp_path / "reports/smoke/REPRODUCIBILITY.md").is_file()
+    assert start(run_paths(tmp_path, "smoke"), resume=False) is False  # let go when the run ended
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated, RuntimeError])
 def test_a_run_stopped_before_its_first_checkpoint_removes_its_staging(tmp_path: Path, stop: type[BaseException]) -> None:
     paths = run_paths(tmp_path, "smoke")
-    with pytest.raises(stop), runner.claimed_staging(paths) as claimed:
+    with pytest.raises(stop), runner.claimed_run(paths) as claimed:
         runner.prepare_dirs(paths, False, *claimed)
         raise stop
     assert not paths.ckpt_staging.exists() and not paths.reports_staging.exists()  # the same command starts again
-    with pytest.raises(stop), runner.claimed_staging(paths) as claimed:
+    with pytest.raises(stop), runner.claimed_run(paths) as claimed:
         runner.prepare_dirs(paths, False, *claimed)
         checkpoint.save(paths.ckpt_staging / "step-00000002.pt", {"model": {}, "global_step": 2})
         raise stop
     assert (paths.ckpt_staging / "step-00000002.pt").is_file()  # something to continue from stays
 
 
-def test_where_folders_cannot_be_locked_a_found_staging_folder_is_refused_and_kept(
+def test_where_files_cannot_be_locked_a_found_staging_folder_is_refused_and_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "lock_folder", lambda folder: None)  # no flock: not POSIX, or such a file system
+    monkeypatch.setattr(runner, "lock_file", lambda path: None)  # no flock: not POSIX, or such a file system
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
     with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now .*cannot lock"):
