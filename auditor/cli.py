@@ -80,7 +80,8 @@ DESCRIPTIONS = {
     "run": "Train SPEC under enforced seeding and determinism, measure the model (test accuracy, "
     "batch-1 latency, size) and write reports/<name>/ (audit.json, REPRODUCIBILITY.md, CSVs) and "
     "checkpoints/<name>/ under --out. An earlier run of that name is replaced only when this one "
-    f"finishes. {_GATE}, 130 interrupted (143 on SIGTERM): continue with --resume.",
+    f"finishes. {_GATE}, 130 interrupted (143 on SIGTERM), with how to go on (--resume, once a "
+    "checkpoint was written).",
     "verify": "Train SPEC three times at a small budget (twin runs A and B, and run K, killed after "
     "a step and resumed) and compare their losses, metrics and final tensors bit for bit; the verdict "
     "goes into run A's sheet and <out>/verify/<name>/verify.json. Exit 0 reproducible, 1 not (or a run "
@@ -238,8 +239,13 @@ def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interr
     """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim."""
     from auditor.audit import run_paths
     from auditor.checkpoint import has_checkpoint
+    from auditor.runner import report_awaits_promotion
 
-    staging = run_paths(out, name).ckpt_staging
+    paths = run_paths(out, name)
+    if report_awaits_promotion(paths):  # stopped between the checkpoints' promotion and the report's
+        return (f"{word} while putting the finished run in place (its report waits in staging); put it in "
+                f"place without training again with: {shlex.join([*argv, '--resume'])}")  # fmt: skip
+    staging = paths.ckpt_staging
     if staging.is_dir() and has_checkpoint(staging):
         return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
     return f"{word} before the first checkpoint; start again with: {shlex.join(argv)}"

@@ -88,15 +88,20 @@ def file_in_the_way(path: Path) -> Path | None:
 
 
 def lock_file(path: Path) -> int | None:
-    """A descriptor of `path` (made empty if missing) under an exclusive flock, held until it is
-    closed (or the process ends); BlockingIOError when another process holds the lock. None
+    """A descriptor of `path` (created, empty, if missing) under an exclusive flock, held until it
+    is closed (or the process ends); BlockingIOError when another process holds the lock. None
     where there is no flock (not POSIX, or a file system without it): nothing is locked then.
-    Opened for writing, as NFS needs for an exclusive lock."""
+    Opened for writing, as NFS needs for an exclusive lock, or for reading where another user's
+    file may not be written (a local flock needs no more); a link there is refused (ELOOP)."""
     try:
         import fcntl
     except ImportError:
         return None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY | flags)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

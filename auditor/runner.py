@@ -70,14 +70,15 @@ def lock_path(paths: RunPaths) -> Path:
 
 @contextmanager
 def claimed_run(paths: RunPaths) -> Iterator[Claim]:
-    """Hold the run's lock for the block (InvalidInput when another process holds it), finish a
-    promotion an earlier run left half done, and make or find the checkpoint staging folder. Whoever holds the
-    lock owns the run's folders, from the leftovers' check to the promotion, so a run that finds
-    staging while holding it knows no run of this name is going on in this --out. A block left
-    by an exception (a failed start, Ctrl-C, SIGTERM) before the first checkpoint removes the
-    staging folders: nothing to continue."""
+    """Hold the run's lock for the block (InvalidInput when another process holds it), check and
+    settle what an earlier run left, and make or find the checkpoint staging folder. Whoever
+    holds the lock owns the run's folders, from that check to the promotion, so a run that
+    finds staging while holding it knows no run of this name is going on in this --out. The
+    lock file stays, also after a refused start. A block left by an exception (a failed start,
+    Ctrl-C, SIGTERM) before the first checkpoint removes the staging folders: nothing to continue."""
     fd = _take_lock(paths)
     try:
+        check_run_folders(paths)
         recover_interrupted_promote(paths)
         made = _make_ckpt_staging(paths)
         try:
@@ -113,7 +114,8 @@ def _make_ckpt_staging(paths: RunPaths) -> bool:
         return True
     except FileExistsError:
         if not paths.ckpt_staging.is_dir():
-            raise InvalidInput(f"--out: cannot write under {paths.out}: {paths.ckpt_staging} is a file, not a folder") from None
+            where = f"{paths.ckpt_staging} is a file, not a folder"
+            raise InvalidInput(f"--out: cannot write under {paths.out}: {where}") from None
         return False
     except OSError as exc:
         raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
@@ -145,7 +147,7 @@ def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> boo
 
 
 def _empty(folder: Path) -> None:
-    """Remove what `folder` holds, keeping the folder (and the lock on it)."""
+    """Remove what `folder` holds, keeping the folder."""
     for item in folder.iterdir():
         if item.is_dir() and not item.is_symlink():
             shutil.rmtree(item)
@@ -161,7 +163,7 @@ def _interrupted_run_exists(paths: RunPaths) -> str:
                 "--resume, or remove that folder to start over")  # fmt: skip
     return (
         f"{paths.ckpt_staging}: a run of this name was stopped before its first checkpoint, or is running "
-        "now (this file system cannot lock folders to tell); if none is, remove that folder to start over"
+        "now (files cannot be locked here to tell); if none is, remove that folder to start over"
     )
 
 
@@ -329,7 +331,7 @@ def recover_interrupted_promote(paths: RunPaths) -> None:
     sits beside checkpoints it was not written with. Killed between the two
     renames of one promote, `<name>.old` is put back.
     """
-    if _report_of_promoted_checkpoints(paths):
+    if report_awaits_promotion(paths):
         promote(paths.reports_staging, paths.reports)
     for _, final, marker in _run_folders(paths):
         old = aside(final)
@@ -337,7 +339,7 @@ def recover_interrupted_promote(paths: RunPaths) -> None:
             os.replace(old, final)
 
 
-def _report_of_promoted_checkpoints(paths: RunPaths) -> bool:
+def report_awaits_promotion(paths: RunPaths) -> bool:
     """The staged report is finished and records the checkpoints now in place (by their digests)."""
     if paths.ckpt_staging.exists() or not (paths.reports_staging / "REPRODUCIBILITY.md").is_file():
         return False
@@ -475,7 +477,6 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
     det, device, data = check_and_load(spec, spec_path, out, argv)
-    check_run_folders(paths)  # before the lock file is made: a refused run leaves nothing
     with claimed_run(paths) as claimed:
         resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
         env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))

@@ -38,7 +38,8 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
 
-NAME_PATTERN = r"^[A-Za-z0-9._-]+$"  # run and variant names: file and folder names anywhere
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file and folder names anywhere;
+# not hidden ones, which the tool keeps for itself (`checkpoints/.<name>.lock`, `.<name>.old.trash-*`)
 DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices a run can name
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
@@ -598,7 +599,8 @@ _PLAIN_MESSAGES = {
     "dict_type": lambda ctx: "must be a mapping",
     "too_short": lambda ctx: f"needs at least {_values(ctx.get('min_length'))}",
     "too_long": lambda ctx: f"takes at most {_values(ctx.get('max_length'))}",
-    "string_pattern_mismatch": lambda ctx: "may contain only letters, digits, '.', '_' and '-'"
+    "string_pattern_mismatch": lambda ctx: "may contain only letters, digits, '.', '_' and '-', and may "
+    "not start with '.'"
     if ctx.get("pattern") == NAME_PATTERN else f"must match {ctx.get('pattern')}",
     "string_too_short": lambda ctx: "must not be empty" if ctx.get("min_length") == 1
     else f"needs at least {ctx.get('min_length')} characters",

@@ -172,6 +172,21 @@ def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
     assert hint == "interrupted before the first checkpoint; start again with: " + shlex.join(argv)
     (tmp_path / "checkpoints" / "smoke.partial").mkdir(parents=True)  # staged, but no checkpoint yet
     assert _interrupted_hint(tmp_path, "smoke", argv) == hint
+    # Stopped after the checkpoints were put in place, before the finished report was.
+    from auditor import checkpoint
+    from auditor.audit import run_paths
+
+    paths = run_paths(tmp_path, "smoke")
+    paths.ckpt_staging.rmdir()
+    checkpoint.save(paths.last_checkpoint, {"model": {}, "global_step": 9})
+    paths.reports_staging.mkdir(parents=True)
+    (paths.reports_staging / "REPRODUCIBILITY.md").write_text("finished")
+    last = {"sha256": checkpoint.recorded_digest(paths.last_checkpoint)}
+    (paths.reports_staging / "audit.json").write_text(json.dumps({"checkpoints": {"last": last}}))
+    assert _interrupted_hint(tmp_path, "smoke", argv) == (
+        "interrupted while putting the finished run in place (its report waits in staging); put it in place "
+        f"without training again with: {shlex.join([*argv, '--resume'])}"
+    )
 
 
 def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:

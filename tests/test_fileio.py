@@ -74,8 +74,11 @@ def test_a_folder_where_the_file_goes_is_named_not_the_temp_file(tmp_path: Path)
 def test_lock_file_is_exclusive_between_open_files_until_closed(tmp_path: Path) -> None:
     first = lock_file(tmp_path / "run.lock")
     assert first is not None
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     with pytest.raises(BlockingIOError):
         lock_file(tmp_path / "run.lock")
+    if open_before is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_before  # the refused attempt kept no descriptor
     os.close(first)
     second = lock_file(tmp_path / "run.lock")
     assert second is not None
@@ -101,3 +104,30 @@ def test_a_file_system_that_cannot_lock_gives_no_lock_and_keeps_no_descriptor(
     monkeypatch.setattr(fcntl, "flock", no_locks)
     monkeypatch.setattr(os, "close", close)
     assert lock_file(tmp_path / "run.lock") is None and len(closed) == 1
+
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock there")
+def test_another_users_lock_file_is_locked_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "run.lock"
+    path.touch()
+    real_open, modes = os.open, []
+
+    def not_writable(file: object, flags: int, *args: object) -> int:  # as another user's file, umask 022
+        modes.append(flags & os.O_ACCMODE)
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(os, "open", not_writable)
+    fd = lock_file(path)
+    assert fd is not None and modes == [os.O_RDWR, os.O_RDONLY]
+    os.close(fd)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock there")
+def test_a_link_where_the_lock_file_goes_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "run.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError) as err:
+        lock_file(tmp_path / "run.lock")
+    assert err.value.errno == errno.ELOOP and not (tmp_path / "elsewhere").exists()

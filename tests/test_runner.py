@@ -108,7 +108,8 @@ def test_a_file_where_the_run_folder_goes_is_refused_before_training(tmp_path: P
     (tmp_path / "reports/smoke").write_text("mine")
     with pytest.raises(InvalidInput, match="reports/smoke: not a folder, but this run writes its reports there"):
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
-    assert (tmp_path / "reports/smoke").read_text() == "mine" and not (tmp_path / "checkpoints").exists()
+    assert (tmp_path / "reports/smoke").read_text() == "mine"
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [".smoke.lock"]  # only the lock file stays
 
 
 def test_a_promote_killed_between_its_renames_is_put_back(tmp_path: Path) -> None:
@@ -189,6 +190,15 @@ def test_a_write_failing_after_training_keeps_the_training(tmp_path: Path, monke
     monkeypatch.setattr(runner, "write_run_files", disk_full)
     with pytest.raises(InvalidInput, match=r"audit.json: cannot write the finished run: No space left on device; .*--resume"):
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    keep = paths.ckpt_staging.with_name("kept")
+    shutil.copytree(paths.ckpt_staging, keep)
+    for f in paths.ckpt_staging.iterdir():  # a run that wrote no checkpoint (it diverged at once) keeps nothing
+        f.unlink()
+    with pytest.raises(InvalidInput) as err:
+        runner.finish_staged(paths, {}, None)  # type: ignore[arg-type]  # the disk is still full
+    assert str(err.value).endswith(f"; {runner.NOTHING_KEPT}")
+    shutil.rmtree(paths.ckpt_staging)
+    keep.rename(paths.ckpt_staging)
     monkeypatch.undo()
     trained = checkpoint.load(paths.ckpt_staging / "last.pt")
     logged: list[str] = []
@@ -335,8 +345,9 @@ def test_the_lock_is_held_through_the_promotion(tmp_path: Path, monkeypatch: pyt
 
     def promote_then_try_a_second_run(staging: Path, final: Path) -> None:
         real(staging, final)
-        with pytest.raises(InvalidInput) as err:
-            start(run_paths(tmp_path, "smoke"), resume=False)
+        with pytest.raises(InvalidInput) as err:  # the whole start, leftovers' check included
+            execute(load_spec("smoke", TINY_SETS), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                    log=lambda m: None)  # fmt: skip
         refused.append(str(err.value))
 
     monkeypatch.setattr(runner, "promote", promote_then_try_a_second_run)
@@ -366,7 +377,7 @@ def test_where_files_cannot_be_locked_a_found_staging_folder_is_refused_and_kept
     monkeypatch.setattr(runner, "lock_file", lambda path: None)  # no flock: not POSIX, or such a file system
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
-    with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now .*cannot lock"):
+    with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now .*cannot be locked"):
         start(paths, resume=False)
     assert paths.ckpt_staging.is_dir()  # perhaps a live run's: not removed
     shutil.rmtree(paths.ckpt_staging)
@@ -396,7 +407,7 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
     said: list[str] = []
-    found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), (False, True))
+    found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), runner.Claim(made=False, locked=True))
     assert found is None and notes == []
     assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
 

@@ -102,8 +102,9 @@ BAD = [
     ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr", "finite number"),
     ({"data": {"std": [0.2, float("inf"), 0.2]}}, "data.std.1", "finite number"),
     ({"verify": {"tolerance": float("inf")}}, "verify.tolerance", "finite number"),
-    ({"name": "has space"}, "name", "may contain only letters, digits, '.', '_' and '-', got 'has space'"),
+    ({"name": "has space"}, "name", "may contain only letters, digits, '.', '_' and '-', and may not start with '.', got 'has space'"),
     ({"name": "x.partial"}, "name", "reserved for staging"),
+    ({"name": ".a.lock"}, "name", "and may not start with '.', got '.a.lock'"),  # another run's lock file
     ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train.schedule.warmup_epochs", "3.0 must be at most epochs=2"),
     ({"train": {"schedule": {"eta_min": 1.0}}}, "train.schedule.eta_min", "1.0 is above optimizer.lr"),
     ({"determinism": {"fill_uninitialized_memory": "sometimes"}}, "determinism.fill_uninitialized_memory", "valid boolean"),
