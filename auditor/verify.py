@@ -46,7 +46,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way
+from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_file
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -664,8 +665,40 @@ def verify(
 
     Evidence from an earlier invocation is set aside, not deleted, until this
     one has written its own: an interrupted or failed re-verify puts it back.
+    Another verify of the same name into the same `out` is refused while this one goes on.
     """
     plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at, faults)
+    with held_workdir(plan, out):
+        return _verify_planned(plan, out, log)
+
+
+@contextmanager
+def held_workdir(plan: Plan, out: Path) -> Iterator[None]:
+    """Hold the flock on `<out>/verify/.<name>.lock` (a file that stays) for the block, so that
+    two verifies of one name never move or delete each other's work dir; InvalidInput when
+    another process holds it. Where files cannot be locked, nothing is held."""
+    lock = plan.workdir.with_name(f".{plan.workdir.name}.lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = lock_file(lock)
+    except BlockingIOError:
+        raise InvalidInput(
+            f"{lock}: a verify of {plan.spec.name!r} is going on in this --out (another process holds this "
+            "lock); wait for it to finish, or use another --out"
+        ) from None
+    except OSError as exc:
+        blocker = file_in_the_way(lock.parent)
+        why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or lock}: {exc.strerror}"
+        raise InvalidInput(f"--out: cannot write under {out}: {why}") from None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
+    """`verify` once the work dir is held: set the earlier evidence aside, run, compare, settle."""
     notes = [*plan.notes, *plan.faults.notes(plan.total_steps)]
     previous = _set_aside_workdir(plan, out)
     try:

@@ -607,3 +607,21 @@ def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(tmp_path: Path, mon
     assert "could not re-render the sheet" in note and f"auditor render {report}" in note
     assert (report / "REPRODUCIBILITY.md").read_text() == "the earlier sheet"
     assert said == [f"auditor verify: warning: {note}"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock: verifies are not locked there")
+def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
+    from auditor.fileio import lock_file
+
+    plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
+    plan.workdir.mkdir(parents=True)
+    (plan.workdir / verify_mod.WORKDIR_MARKER).write_text("the live verify's\n")
+    lock = plan.workdir.with_name(".smoke.lock")
+    holder = lock_file(lock)  # as the verify going on holds it
+    assert holder is not None, "this file system cannot lock files"
+    try:
+        with pytest.raises(InvalidInput, match=f"{lock}: a verify of 'smoke' is going on in this --out"):
+            verify_mod.verify("smoke", [], tmp_path, epochs=1, log=lambda m: None)
+    finally:
+        os.close(holder)
+    assert [p.name for p in plan.workdir.iterdir()] == [verify_mod.WORKDIR_MARKER]  # its work dir untouched
