@@ -587,7 +587,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
             msg = plain(e.get("ctx") or {})
         if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
             value = e["input"]
-            shown = str(value).lower() if isinstance(value, bool) else str(value)  # as YAML writes it
+            shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)  # as YAML writes it
             got = f", got {shown}: YAML reads that unquoted value as {kind}; quote it"
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
@@ -612,18 +612,21 @@ def _values(n: object) -> str:
 
 
 def _yaml_kind(value: Any) -> str | None:
-    """What YAML made of an unquoted scalar meant as text (`on`, `2024-01-01`, `1e3`), or None."""
+    """What YAML made of an unquoted scalar meant as text (`on`, `2024-01-01`, `1e3`, `null`), or None."""
     if isinstance(value, bool):
         return "a boolean (as it does on/off/yes/no/true/false)"
     if isinstance(value, datetime.date):
         return "a date"
     if isinstance(value, (int, float)):
         return "a number"
+    if value is None:
+        return "nothing (null, as it does an empty value, null and ~)"
     return None
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
+    """The offending value as the spec's YAML would show it (`null`, not Python's None), shortened."""
+    text = json.dumps(value) if isinstance(value, (dict, list)) or value is None else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

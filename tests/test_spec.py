@@ -78,7 +78,7 @@ BAD = [
     ({"data": {"std": [0.2, 0.2]}}, "data.std", "needs at least 3 values, got [0.2, 0.2]"),
     ({"data": {"mean": [0.5] * 4}}, "data.mean", "takes at most 3 values, got [0.5, 0.5, 0.5, 0.5]"),
     ({"train": 5}, "train", "must be a section (a mapping of settings), got 5"),
-    ({"data": {"augment": None}}, "data.augment", "must be a section (a mapping of settings), got None"),
+    ({"data": {"augment": None}}, "data.augment", "must be a section (a mapping of settings), got null"),
     ({"criteria": 5}, "criteria", "must be a mapping, got 5"),
     ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding", "greater than or equal to 0"),
     ({"model": {"num_classes": 1}}, "model.num_classes", "greater than or equal to 2"),
@@ -216,8 +216,9 @@ def test_overrides_apply_before_validation() -> None:
 
 @pytest.mark.parametrize(
     ("value", "shown", "kind"),
-    [("on", "true", "a boolean"), ("no", "false", "a boolean"), ("2024-01-01", "2024-01-01", "a date"), ("12", "12", "a number")],
-)
+    [("on", "true", "a boolean"), ("no", "false", "a boolean"), ("2024-01-01", "2024-01-01", "a date"), ("12", "12", "a number"),
+     ("null", "null", "nothing (null, as it does an empty value, null and ~)")],
+)  # fmt: skip
 def test_an_unquoted_value_yaml_reads_as_another_type_says_to_quote_it(value: str, shown: str, kind: str) -> None:
     with pytest.raises(InvalidInput) as err:
         load_spec("smoke", [f"name={value}"])
