@@ -760,8 +760,9 @@ def render_ablation(here: Path) -> Path:
     return out
 
 
-def write_outputs(out: Path, plan: Plan) -> Path:
-    """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page."""
+def write_outputs(out: Path, plan: Plan) -> tuple[Path, dict[str, Any]]:
+    """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page and the
+    record it was rendered from."""
     here = report_dir(out, plan.ablation.name)
     if (here / "audit.json").exists():
         raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")
@@ -770,7 +771,7 @@ def write_outputs(out: Path, plan: Plan) -> Path:
         write_json(here / "ablations.json", record)
     except OSError as exc:
         raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
-    return render_ablation(here)
+    return render_ablation(here), record
 
 
 # --- running a plan ----------------------------------------------------------------
@@ -889,15 +890,15 @@ def page_plan(plan: Plan, n_seeds: int | None, log: Log) -> Plan:
         return plan
 
 
-def page_notes(page: Path) -> list[str]:
-    """What the written page leaves open: runs without a finished report, mixed software."""
-    record = _read_json(page.parent / "ablations.json") or {}
-    missing = sum(len(v["missing"]) for v in record.get("variants", []))
+def page_notes(record: dict[str, Any]) -> list[str]:
+    """What the page of `record` (write_outputs') leaves open: runs without a finished report,
+    mixed software."""
+    missing = sum(len(v["missing"]) for v in record["variants"])
     notes = []
     if missing:
         notes.append(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip
-    if record.get("mixed_software"):
+    if record["mixed_software"]:
         notes.append(f"note: the runs were made with {len(record['mixed_software'])} different software "
                      "versions or devices; their last bits may differ (listed on the page)")  # fmt: skip
     return notes

@@ -45,6 +45,7 @@ from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
     Criterion,
+    DuplicateKey,
     Spec,
     load_yaml,
     override_value,
@@ -111,6 +112,13 @@ def evaluate_criteria(
     """
     notes = notes or {}
     return [_evaluate(c, metrics.get(c.metric), notes.get(c.metric)) for c in criteria]
+
+
+def judge(criteria: Mapping[str, str], audit: Mapping[str, Any]) -> list[CriterionResult]:
+    """`criteria` (metric -> expression) parsed and evaluated on a record's metrics and notes, as
+    `auditor check` does; ValueError for an expression that does not parse."""
+    parsed = [parse_criterion(k, v) for k, v in criteria.items()]
+    return evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
 
 
 def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None) -> CriterionResult:
@@ -271,10 +279,7 @@ def render_lines(results: list[CriterionResult], status: str | None = None, requ
         # Missing, NaN or wrong-typed values: the detail says why it failed.
         why = r.detail if _unusual(r) else f"measured {shown_measured(r)}"
         lines.append(f"{status_word}  {r.metric} {r.expr}  ({why})")
-    if status == DIVERGED:
-        lines.append(f"FAIL  {DIVERGED_DETAIL}")
-    if require_criteria and not results:
-        lines.append(f"FAIL  {NONE_REQUIRED_DETAIL}")
+    lines += [f"FAIL  {detail}" for _, detail in run_failures(results, status, require_criteria)]
     lines.append(summary_line(results, status, require_criteria))
     return lines
 
@@ -313,10 +318,7 @@ def junit_xml(
     properties, as into every artifact of a run.
     """
     cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, r.passed) for r in results]
-    if status == DIVERGED:
-        cases.append(("auditor.run", "training status", DIVERGED_DETAIL, False))
-    if require_criteria and not results:
-        cases.append(("auditor.run", "criteria defined", NONE_REQUIRED_DETAIL, False))
+    cases += [("auditor.run", name, detail, False) for name, detail in run_failures(results, status, require_criteria)]
     failures = sum(not passed for *_, passed in cases)
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0"}
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
@@ -405,7 +407,7 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        hint = "" if "duplicate key" in str(exc) else ' (quote expressions, e.g. test_acc: ">= 0.85")'
+        hint = "" if isinstance(exc, DuplicateKey) else ' (quote expressions, e.g. test_acc: ">= 0.85")'
         raise InvalidInput(f"{path}: not valid YAML{hint}: {yaml_problem(exc)}") from None
     if raw is None:
         raise InvalidInput(f'{path}: criteria file is empty (expected lines of metric: expression, e.g. test_acc: ">= 0.85")')
@@ -461,5 +463,14 @@ def verdict(results: list[CriterionResult], status: str | None, require_criteria
     `auditor run` and `auditor check` both judge by this, so the CI gate
     and the run agree on a run that diverged after its best checkpoint.
     """
-    gated = bool(results) or not require_criteria
-    return "PASS" if gated and overall(results) and status != DIVERGED else "FAIL"
+    return "PASS" if overall(results) and not run_failures(results, status, require_criteria) else "FAIL"
+
+
+def run_failures(results: list[CriterionResult], status: str | None, require_criteria: bool) -> list[tuple[str, str]]:
+    """Why the run fails whatever its criteria say, as (JUnit test name, detail) pairs: training
+    diverged, or no criterion is defined while `require_criteria`. verdict, the printed lines and
+    the JUnit report all judge by this."""
+    failures = [("training status", DIVERGED_DETAIL)] if status == DIVERGED else []
+    if require_criteria and not results:
+        failures.append(("criteria defined", NONE_REQUIRED_DETAIL))
+    return failures

@@ -147,11 +147,11 @@ def verify(path: Path, *, complete: bool = False) -> str | None:
     """
     if not path.is_file():
         return "missing"
-    reason = _check_sidecar(path)
+    reason, actual = _check_sidecar(path)
     if reason is None or not (nxt := next_digest_path(path)).is_file():
         return reason
     try:
-        if _first_word(nxt) != sha256_file(path):
+        if _first_word(nxt) != (actual or sha256_file(path)):  # the file is hashed once
             return reason
         if complete:
             replace_durably(nxt, digest_path(path))
@@ -160,17 +160,18 @@ def verify(path: Path, *, complete: bool = False) -> str | None:
     return None
 
 
-def _check_sidecar(path: Path) -> str | None:
+def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
+    """(None, or why `path` does not match its digest file; the file's sha256 where computed)."""
     if not digest_path(path).is_file():
-        return "no digest file (write was interrupted)"
+        return "no digest file (write was interrupted)", None
     try:
         expected = recorded_digest(path)
     except (OSError, UnicodeDecodeError):
-        return "unreadable digest file"
+        return "unreadable digest file", None
     if not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
-        return f"damaged digest file {digest_path(path).name} (no sha256 in it)"
+        return f"damaged digest file {digest_path(path).name} (no sha256 in it)", None
     actual = sha256_file(path)
-    return None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"
+    return (None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"), actual
 
 
 def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:

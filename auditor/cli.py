@@ -224,8 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from auditor.spec import load_spec
 
     spec = load_spec(args.spec, args.sets)
-    argv = ["auditor", "run", args.spec, *[a for s in args.sets for a in ("--set", s)]]
-    argv += ["--out", str(args.out)] if str(args.out) != "." else []
+    argv = ["auditor", "run", args.spec, *_set_args(args.sets), *_out_args(args.out)]
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
@@ -245,8 +244,7 @@ def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interr
     if report_awaits_promotion(paths):  # stopped between the checkpoints' promotion and the report's
         return (f"{word} while putting the finished run in place (its report waits in staging); put it in "
                 f"place without training again with: {shlex.join([*argv, '--resume'])}")  # fmt: skip
-    staging = paths.ckpt_staging
-    if staging.is_dir() and has_checkpoint(staging):
+    if has_checkpoint(paths.ckpt_staging):
         return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
     return f"{word} before the first checkpoint; start again with: {shlex.join(argv)}"
 
@@ -299,14 +297,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """`auditor check`: re-judge a run's criteria (or others) for CI; exit 1 when it fails."""
     from auditor.audit import read_audit
-    from auditor.check import evaluate_criteria, load_criteria, render_lines, verdict, write_junit
-    from auditor.spec import parse_criterion
+    from auditor.check import judge, load_criteria, render_lines, verdict, write_junit
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
     criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
-    parsed = [parse_criterion(k, v) for k, v in criteria.items()]
-    results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
+    results = judge(criteria, audit)
     status = audit["run"].get("status")
     required = args.require_criteria
     if args.junit:
@@ -353,8 +349,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         code = _run_ablation(args, plan)
         if code != EXIT_OK:
             return code
-    page = ablate.write_outputs(args.out, ablate.page_plan(plan, args.seeds, _progress))
-    return _say([*ablate.page_notes(page), f"ablation page: {page}"])
+    page, record = ablate.write_outputs(args.out, ablate.page_plan(plan, args.seeds, _progress))
+    return _say([*ablate.page_notes(record), f"ablation page: {page}"])
 
 
 def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
@@ -386,12 +382,21 @@ def _ablate_relaunch(args: argparse.Namespace) -> str:
     """The `auditor ablate` command that continues this invocation after an interruption."""
     from auditor.ablate import shell_command
 
-    argv = ["ablate", args.ablation, *[a for s in args.sets for a in ("--set", s)]]
+    argv = ["ablate", args.ablation, *_set_args(args.sets)]
     argv += ["--only", *args.only] if args.only else []
     argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
     argv += ["--depth-figure"] if args.depth_figure else []
-    argv += ["--out", str(args.out)] if str(args.out) != "." else []
-    return shell_command(argv)
+    return shell_command([*argv, *_out_args(args.out)])
+
+
+def _set_args(sets: list[str]) -> list[str]:
+    """`--set` items as they were given, for a command to print."""
+    return [a for item in sets for a in ("--set", item)]
+
+
+def _out_args(out: Path) -> list[str]:
+    """`--out OUT`, unless it is the default (here)."""
+    return ["--out", str(out)] if str(out) != "." else []
 
 
 def _progress(msg: str) -> None:

@@ -13,7 +13,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from auditor.errors import InvalidInput
 
 
 def sha256_file(path: Path) -> str:
@@ -114,3 +118,30 @@ def lock_file(path: Path) -> int | None:
         os.close(fd)
         raise
     return fd
+
+
+def lock_beside(folder: Path) -> Path:
+    """The lock file of `folder`: `.<name>.lock` beside it, which stays put when the folder is
+    renamed or replaced."""
+    return folder.with_name(f".{folder.name}.lock")
+
+
+@contextmanager
+def held_lock(lock: Path, busy: str, out: Path) -> Iterator[bool]:
+    """Hold `lock_file(lock)` (its folder made if missing) for the block: True, or False where
+    files cannot be locked. InvalidInput `{lock}: {busy}` when another process holds it, and
+    `--out: cannot write under {out}: ...` when it cannot be made."""
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = lock_file(lock)
+    except BlockingIOError:
+        raise InvalidInput(f"{lock}: {busy}") from None
+    except OSError as exc:
+        blocker = file_in_the_way(lock.parent)
+        why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or lock}: {exc.strerror or exc}"
+        raise InvalidInput(f"--out: cannot write under {out}: {why}") from None
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)

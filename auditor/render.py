@@ -27,7 +27,7 @@ from typing import Any
 import jinja2
 
 from auditor.audit import CUBLAS_DETERMINISTIC, MIN_CPU_WINDOW_S, busy_cpu, cpu_share_error, read_audit
-from auditor.check import verification_passed
+from auditor.check import judge, verdict, verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
@@ -459,14 +459,10 @@ def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
 def _judged_again(audit: dict[str, Any]) -> str | None:
     """A warning when the stored verdict or criteria disagree with the record's own metrics judged
     again (as `auditor check` does): the record was edited, or written by another version."""
-    from auditor.check import evaluate_criteria, verdict
-    from auditor.spec import parse_criterion
-
     try:
-        parsed = [parse_criterion(k, v) for k, v in (audit["spec"].get("criteria") or {}).items()]
-    except (ValueError, InvalidInput) as exc:  # e.g. a metric this version does not know
+        results = judge(audit["spec"].get("criteria") or {}, audit)
+    except ValueError as exc:  # e.g. a metric this version does not know
         return f"This record's criteria cannot be judged again here ({_one_line(exc)}): the verdict above is as stored."
-    results = evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
     again = verdict(results, audit["run"]["status"])
     now = {r.metric: r.passed for r in results}
     stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}

@@ -32,7 +32,7 @@ from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, busy_cpu, run_p
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_file
+from auditor.fileio import atomic_write_bytes, file_in_the_way, held_lock, lock_beside
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -65,7 +65,7 @@ class Claim(NamedTuple):
 
 def lock_path(paths: RunPaths) -> Path:
     """The run's lock file, beside its checkpoint folder: it never moves, unlike the folders."""
-    return paths.checkpoints.with_name(f".{paths.checkpoints.name}.lock")
+    return lock_beside(paths.checkpoints)
 
 
 @contextmanager
@@ -76,35 +76,18 @@ def claimed_run(paths: RunPaths) -> Iterator[Claim]:
     finds staging while holding it knows no run of this name is going on in this --out. The
     lock file stays, also after a refused start. A block left by an exception (a failed start,
     Ctrl-C, SIGTERM) before the first checkpoint removes the staging folders: nothing to continue."""
-    fd = _take_lock(paths)
-    try:
+    busy = (f"a run named {paths.checkpoints.name!r} is going on in this --out (another process holds this "
+            "lock); wait for it to finish, or run under another name or --out")  # fmt: skip
+    with held_lock(lock_path(paths), busy, paths.out) as locked:
         check_run_folders(paths)
         recover_interrupted_promote(paths)
         made = _make_ckpt_staging(paths)
         try:
-            yield Claim(made, fd is not None)
+            yield Claim(made, locked)
         except BaseException:
-            if fd is not None or made:  # its own: unlocked, a folder found here may be a live run's
+            if locked or made:  # its own: unlocked, a folder found here may be a live run's
                 discard_unstarted(paths)
             raise
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-def _take_lock(paths: RunPaths) -> int | None:
-    """flock on the run's lock file; None where files cannot be locked."""
-    lock = lock_path(paths)
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        return lock_file(lock)
-    except BlockingIOError:
-        raise InvalidInput(
-            f"{lock}: a run named {paths.checkpoints.name!r} is going on in this --out (another process holds "
-            "this lock); wait for it to finish, or run under another name or --out"
-        ) from None
-    except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
 
 
 def _make_ckpt_staging(paths: RunPaths) -> bool:
@@ -130,8 +113,8 @@ def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> boo
     nothing looks like an interrupted run afterwards.
     """
     if not resume and not made:
-        if checkpoint.has_checkpoint(paths.ckpt_staging) or not locked:
-            raise InvalidInput(_interrupted_run_exists(paths))
+        if (interrupted := checkpoint.has_checkpoint(paths.ckpt_staging)) or not locked:
+            raise InvalidInput(_interrupted_run_exists(paths, interrupted))
         _empty(paths.ckpt_staging)  # a run killed before its first checkpoint: nothing to continue
     seeded = resume and made
     if seeded:
@@ -155,10 +138,10 @@ def _empty(folder: Path) -> None:
             item.unlink()
 
 
-def _interrupted_run_exists(paths: RunPaths) -> str:
-    """Why a fresh start is refused: staging holds an interrupted run (or, where folders cannot
-    be locked, perhaps one running now)."""
-    if checkpoint.has_checkpoint(paths.ckpt_staging):
+def _interrupted_run_exists(paths: RunPaths, interrupted: bool) -> str:
+    """Why a fresh start is refused: staging holds an interrupted run (`interrupted`: it has a
+    checkpoint), or, where files cannot be locked, perhaps one running now."""
+    if interrupted:
         return (f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
                 "--resume, or remove that folder to start over")  # fmt: skip
     return (

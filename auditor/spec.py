@@ -526,9 +526,13 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with every `--set KEY=VALUE` applied (before validation)."""
+    return apply_parsed(raw, [(item, *parse_override(item)) for item in overrides])
+
+
+def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) -> dict[str, Any]:
+    """`apply_overrides` for items parse_override has read already: (item, key path, value)."""
     out = copy.deepcopy(raw)
-    for item in overrides:
-        path, value = parse_override(item)
+    for item, path, value in parsed:
         node = out
         for i, part in enumerate(path[:-1]):
             child = node.get(part)
@@ -640,11 +644,11 @@ def validate_spec(raw: dict[str, Any], source: str) -> Spec:
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name)."""
-    for item in overrides or []:  # a malformed --set first: `--set train.epochs 1` left `1` as the spec
-        parse_override(item)
+    # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
+    parsed = [(item, *parse_override(item)) for item in overrides or []]
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
-    raw = apply_overrides(given, overrides or [])
+    raw = apply_parsed(given, parsed)
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip

@@ -58,7 +58,7 @@ from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_file
+from auditor.fileio import atomic_write_bytes, file_in_the_way, held_lock, lock_beside
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -677,24 +677,10 @@ def held_workdir(plan: Plan, out: Path) -> Iterator[None]:
     """Hold the flock on `<out>/verify/.<name>.lock` (a file that stays) for the block, so that
     two verifies of one name never move or delete each other's work dir; InvalidInput when
     another process holds it. Where files cannot be locked, nothing is held."""
-    lock = plan.workdir.with_name(f".{plan.workdir.name}.lock")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = lock_file(lock)
-    except BlockingIOError:
-        raise InvalidInput(
-            f"{lock}: a verify of {plan.spec.name!r} is going on in this --out (another process holds this "
-            "lock); wait for it to finish, or use another --out"
-        ) from None
-    except OSError as exc:
-        blocker = file_in_the_way(lock.parent)
-        why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or lock}: {exc.strerror}"
-        raise InvalidInput(f"--out: cannot write under {out}: {why}") from None
-    try:
+    busy = (f"a verify of {plan.spec.name!r} is going on in this --out (another process holds this lock); "
+            "wait for it to finish, or use another --out")  # fmt: skip
+    with held_lock(lock_beside(plan.workdir), busy, out):
         yield
-    finally:
-        if fd is not None:
-            os.close(fd)
 
 
 def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import TINY_SETS
 
-from auditor import checkpoint, runner
+from auditor import checkpoint, fileio, runner
 from auditor.audit import RunPaths, run_paths
 from auditor.errors import InvalidInput, Terminated
 from auditor.fileio import lock_file
@@ -374,7 +374,7 @@ def test_a_run_stopped_before_its_first_checkpoint_removes_its_staging(tmp_path:
 def test_where_files_cannot_be_locked_a_found_staging_folder_is_refused_and_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "lock_file", lambda path: None)  # no flock: not POSIX, or such a file system
+    monkeypatch.setattr(fileio, "lock_file", lambda path: None)  # no flock: not POSIX, or such a file system
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
     with pytest.raises(InvalidInput, match="stopped before its first checkpoint, or is running now .*cannot be locked"):
