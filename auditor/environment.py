@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import platform
 import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +53,8 @@ class Environment:
     os: str
     torch_threads: int
     cpu_bf16_native: bool | None  # avx512_bf16 / amx_bf16: without them CPU bf16 autocast is emulated
+    cpu_affinity: int  # CPUs this process may run on
+    cpu_quota: float | None  # CPUs' worth of time per second its cgroups allow; None: no quota found
     git_commit: str | None
     git_dirty: bool | None
     # files changed, outside the tool's own output folders: {"tracked": n, "untracked": m}
@@ -78,6 +81,92 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
     if text is None:
         return None
     return "avx512_bf16" in text or "amx_bf16" in text
+
+
+PROC_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_quota(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs' worth of time per second this process's cgroups allow: the smallest CFS quota /
+    period over its cgroup and the ancestors (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` and
+    `cpu.cfs_period_us`). None where no quota is set or none can be read (not Linux).
+
+    A container limited to 2 CPUs on a 64-core host still shows 64 cores and torch still starts
+    one thread per core: the threads then take turns within the quota (CPU affinity, which
+    torch does follow, is a different limit).
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if hierarchy == "0" and not controllers:
+            quotas += _quotas_up(root, path, _v2_quota)
+        elif "cpu" in controllers.split(","):
+            mount = root / controllers if (root / controllers).is_dir() else root / "cpu"
+            quotas += _quotas_up(mount, path, _v1_quota)
+    return min(quotas, default=None)
+
+
+def _quotas_up(mount: Path, path: str, read: Callable[[Path], float | None]) -> list[float]:
+    """`read(folder)` for the cgroup at `path` under `mount` and each ancestor up to the mount.
+    A container often sees its own cgroup as the mount's root while /proc names the host's
+    path: where that path is not there, the mount's root alone is read."""
+    here = mount / path.strip("/")
+    if not here.is_dir():
+        here = mount
+    found = []
+    for folder in [here, *here.parents]:
+        if (quota := read(folder)) is not None:
+            found.append(quota)
+        if folder == mount or mount not in folder.parents:
+            break
+    return found
+
+
+def _v2_quota(folder: Path) -> float | None:
+    """`cpu.max` ("max 100000" or "200000 100000": quota and period in microseconds) as CPUs."""
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _v1_quota(folder: Path) -> float | None:
+    """`cpu.cfs_quota_us` (-1: none) over `cpu.cfs_period_us`, as CPUs."""
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+        return None if quota < 0 else quota / period
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; all of them where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def oversubscription_note(threads: int, affinity: int | None, quota: float | None) -> str | None:
+    """A note when torch runs more CPU threads than this process's CPUs can run at once, else None."""
+    limits = [(affinity, f"this process's CPU affinity allows {affinity} CPUs")] if affinity else []
+    if quota is not None:
+        limits.append((max(1, math.floor(quota)), f"this process's cgroup CPU quota is {quota:g} CPUs"))
+    over = [(n, why) for n, why in limits if threads > n]
+    if not over:
+        return None
+    n, why = min(over)
+    return (
+        f"torch runs {threads} CPU threads but {why}: the threads take turns, which slows training "
+        f"and inflates latency; set OMP_NUM_THREADS={n} for the next run (CPU results reproduce bit "
+        "for bit only at the same thread count)"
+    )
 
 
 def torchvision_version() -> str | None:
@@ -230,12 +319,22 @@ def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequen
         os=platform.platform(),
         torch_threads=torch.get_num_threads(),
         cpu_bf16_native=cpu_has_native_bf16(cpuinfo),
+        cpu_affinity=usable_cpus(),
+        cpu_quota=cgroup_cpu_quota(),
         git_commit=git.commit,
         git_dirty=git.dirty,
         git_changes=git.changes,
         command=shlex.join(argv if argv is not None else ["auditor", *sys.argv[1:]]),
         cwd=str(cwd),
     )
+
+
+def cpu_notes(env: Environment) -> list[str]:
+    """Warnings about how this process's CPUs are shared out, for a run on the CPU."""
+    if not env.device.startswith("cpu"):
+        return []
+    note = oversubscription_note(env.torch_threads, env.cpu_affinity, env.cpu_quota)
+    return [note] if note else []
 
 
 def cuda_problem(device: torch.device) -> str | None:

@@ -117,4 +117,13 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "latency": asdict(lat),
+        "notes": _cpu_notes(device),
     }  # fmt: skip
+
+
+def _cpu_notes(device: torch.device) -> list[str]:
+    """On the CPU, a note when torch runs more threads than the process's CPUs (which inflates the latency)."""
+    if device.type != "cpu":
+        return []
+    note = environment.oversubscription_note(torch.get_num_threads(), environment.usable_cpus(), environment.cgroup_cpu_quota())
+    return [note] if note else []

@@ -399,6 +399,7 @@ def build_context(
     v.update(_hyperparameters(audit))
     v.update(_data(audit))
     v.update(_determinism(audit))
+    v.update(_cpus(audit))
     v["host_memory"] = host_memory_text(audit)  # the optimisations table
     v.update(_results(audit))
     v.update(_measurements(audit))
@@ -692,6 +693,20 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
         "tf32": tf32, "cpu_bf16": bf16, "git_text": git_changes_text(audit["environment"]),
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
     }  # fmt: skip
+
+
+def cpus_text(affinity: int, quota: float | None) -> str:
+    """'2 (CPU affinity); no cgroup CPU quota', or the quota in CPUs."""
+    limit = "no cgroup CPU quota" if quota is None else f"cgroup CPU quota of {quota:g} CPUs"
+    return f"{affinity} (CPU affinity); {limit}"
+
+
+def _cpus(audit: dict[str, Any]) -> dict[str, Any]:
+    """The CPUs the run could use (affinity, cgroup quota) and notes on their share-out; records
+    written before these were captured say so."""
+    env = audit["environment"]
+    text = cpus_text(env["cpu_affinity"], env.get("cpu_quota")) if "cpu_affinity" in env else "not recorded"
+    return {"cpus_text": text, "environment_notes": audit["run"].get("environment_notes") or []}
 
 
 def host_memory_text(audit: dict[str, Any]) -> str:

@@ -464,7 +464,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
         resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
         env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
         notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
-        for note in notes:
+        for note in (*notes, *environment.cpu_notes(env)):
             log(f"note: {note}")  # said before training, as well as in the sheet
         torch.manual_seed(spec.seed)  # model init draws from the global generator
         model = build_model(spec.model)
@@ -656,6 +656,7 @@ def assemble(
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
             "resume_notes": resume_notes, "toggle_notes": toggle_notes,
+            "environment_notes": environment.cpu_notes(env),
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -63,15 +63,19 @@ import auditor
 from auditor import hostmem, repro
 from auditor.data import DataBundle, load_data
 from auditor.environment import (
+    cgroup_cpu_quota,
     cpu_has_native_bf16,
     cpu_model,
     git_state,
     gpu_info,
     make_current,
+    oversubscription_note,
     read_cpuinfo,
+    usable_cpus,
 )
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
+from auditor.render import cpus_text
 from auditor.spec import (
     DataSpec,
     Determinism,
@@ -135,6 +139,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "gpu_driver": gpu.driver if gpu else None,
         "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
         "cpu_model": cpu_model(cpuinfo), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(cpuinfo),
+        "cpu_affinity": usable_cpus(), "cpu_quota": cgroup_cpu_quota(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "mkldnn": torch.backends.mkldnn.is_available(),
@@ -1577,7 +1582,18 @@ def machine_lines(report: dict[str, Any]) -> list[str]:
             if not m["cuda_available"] else
             "- CUDA is available on this machine but this run benchmarked the CPU: no CUDA figures here."
         )  # fmt: skip
-    return [*out, f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16): {m['cpu_bf16_native']}", ""]
+    out.append(f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16): {m['cpu_bf16_native']}")
+    return [*out, *cpu_share_lines(m), ""]
+
+
+def cpu_share_lines(m: dict[str, Any]) -> list[str]:
+    """The CPUs the bench could use, and a warning when torch ran more threads than those
+    (reports saved before these were recorded: nothing)."""
+    if "cpu_affinity" not in m:
+        return []
+    note = oversubscription_note(m["torch_threads"], m["cpu_affinity"], m["cpu_quota"])
+    return [f"- CPUs this process could use: {cpus_text(m['cpu_affinity'], m['cpu_quota'])}",
+            *([f"- **Warning:** {note}"] if note else [])]
 
 
 def throughput_section(res: dict[str, Any]) -> list[str]:

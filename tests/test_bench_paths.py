@@ -376,6 +376,16 @@ def test_default_steps_fill_an_epoch_on_cuda_only(bench) -> None:
     assert bench.default_steps("resnet18", torch.device("cuda:1"), 100, 128) == 1
 
 
+def test_machine_lines_say_which_cpus_the_bench_could_use(bench) -> None:
+    m = bench.machine_info(torch.device("cpu"))
+    assert bench.cpu_share_lines(m)[0] == f"- CPUs this process could use: {m['cpu_affinity']} (CPU affinity); " + (
+        "no cgroup CPU quota" if m["cpu_quota"] is None else f"cgroup CPU quota of {m['cpu_quota']:g} CPUs")
+    over = {**m, "torch_threads": 4, "cpu_affinity": 2, "cpu_quota": None}
+    assert bench.cpu_share_lines(over)[1].startswith("- **Warning:** torch runs 4 CPU threads")
+    old = {k: v for k, v in m.items() if k not in ("cpu_affinity", "cpu_quota")}
+    assert bench.cpu_share_lines(old) == []  # a report saved before they were recorded
+
+
 def test_a_percentage_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
     assert bench._pct(0.0503, 0.05) == "+5.03%" and bench._pct(-0.012, 0.05) == "-1.2%"
     assert bench._pct(0.05004, 0.05) == "+5.004%"  # not +5.00% NOT met

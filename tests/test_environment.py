@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import platform
 import shutil
 import subprocess
@@ -166,3 +168,80 @@ def test_resolve_device() -> None:
     assert environment.resolve_device("cuda:1") == torch.device("cuda", 1)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert environment.resolve_device("auto").type == expected
+
+
+# --- the CPUs a process may use: affinity and cgroup CPU quota ----------------------------
+
+
+def fake_cgroups(tmp_path: Path, proc_lines: list[str], files: dict[str, str]) -> tuple[Path, Path]:
+    """A /proc/self/cgroup with `proc_lines` and a cgroup mount holding `files` (path -> text)."""
+    proc, root = tmp_path / "proc_self_cgroup", tmp_path / "sys_fs_cgroup"
+    proc.write_text("".join(f"{line}\n" for line in proc_lines))
+    root.mkdir()
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return proc, root
+
+
+@pytest.mark.parametrize(
+    ("proc_lines", "files", "quota"),
+    [
+        # cgroup v2: the smallest quota over the process's cgroup and its ancestors
+        (["0::/user.slice/job"], {"user.slice/job/cpu.max": "max 100000", "user.slice/cpu.max": "150000 100000"}, 1.5),
+        (["0::/a/b"], {"a/b/cpu.max": "50000 100000", "a/cpu.max": "400000 100000", "cpu.max": "max 100000"}, 0.5),
+        (["0::/a/b"], {"a/b/cpu.max": "max 100000", "a/cpu.max": "max 100000"}, None),  # limits, none set
+        # a container: /proc names the host's path, the mount's root is the container's cgroup
+        (["0::/kubepods/pod1/c1"], {"cpu.max": "200000 100000"}, 2.0),
+        # cgroup v1, cpu and cpuacct mounted together; -1 is no quota
+        (["5:memory:/docker/x", "4:cpu,cpuacct:/docker/x"],
+         {"cpu,cpuacct/docker/x/cpu.cfs_quota_us": "-1", "cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000",
+          "cpu,cpuacct/docker/cpu.cfs_quota_us": "300000", "cpu,cpuacct/docker/cpu.cfs_period_us": "100000"}, 3.0),
+        (["4:cpu:/"], {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),
+        # unreadable or malformed files tell nothing, rather than fail the run
+        (["0::/"], {"cpu.max": "garbage"}, None),
+        (["0::/"], {"cpu.max": "100000 0"}, None),
+        (["0::/"], {}, None),
+        (["not a cgroup line"], {}, None),
+    ],
+)  # fmt: skip
+def test_cgroup_cpu_quota(tmp_path: Path, proc_lines: list[str], files: dict[str, str], quota: float | None) -> None:
+    proc, root = fake_cgroups(tmp_path, proc_lines, files)
+    assert environment.cgroup_cpu_quota(proc, root) == quota
+
+
+def test_cgroup_cpu_quota_without_proc(tmp_path: Path) -> None:
+    assert environment.cgroup_cpu_quota(tmp_path / "none", tmp_path) is None  # not Linux
+
+
+@pytest.mark.parametrize(
+    ("threads", "affinity", "quota", "said"),
+    [
+        (2, 2, None, None),
+        (2, 2, 2.0, None),
+        (3, 2, None, "torch runs 3 CPU threads but this process's CPU affinity allows 2 CPUs"),
+        (8, 64, 2.5, "torch runs 8 CPU threads but this process's cgroup CPU quota is 2.5 CPUs"),
+        (4, 3, 2.0, "this process's cgroup CPU quota is 2 CPUs: "),  # the tighter limit is named
+        (2, 8, 0.5, "this process's cgroup CPU quota is 0.5 CPUs"),  # under one CPU: one thread
+        (1, 8, 0.5, None),
+    ],
+)
+def test_oversubscription_note(threads: int, affinity: int, quota: float | None, said: str | None) -> None:
+    note = environment.oversubscription_note(threads, affinity, quota)
+    if said is None:
+        assert note is None
+        return
+    assert note is not None and said in note
+    expected = max(1, min(affinity, int(quota) if quota else affinity))
+    assert f"set OMP_NUM_THREADS={expected} for the next run" in note
+
+
+def test_capture_records_the_cpus_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "cgroup_cpu_quota", lambda: 0.5)
+    env = environment.capture(torch.device("cpu"), ["auditor"])
+    assert env.cpu_affinity == len(os.sched_getaffinity(0)) and env.cpu_quota == 0.5
+    two = dataclasses.replace(env, torch_threads=2, cpu_affinity=2)
+    [note] = environment.cpu_notes(two)
+    assert "cgroup CPU quota is 0.5 CPUs" in note
+    assert environment.cpu_notes(dataclasses.replace(two, cpu_quota=None)) == []
+    assert environment.cpu_notes(dataclasses.replace(two, device="cuda:0")) == []  # CPU threads do not train there

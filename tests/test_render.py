@@ -486,6 +486,20 @@ def test_toggle_notes_and_bf16_row_and_records_without_them() -> None:
     assert row.format("not recorded") in text_of(audit) and "Notes on the toggles" not in text_of(audit)
 
 
+def test_cpus_row_and_notes_and_records_without_them() -> None:
+    audit = golden_audit()
+    row = "| CPUs this process may use | {} |"
+    assert row.format("2 (CPU affinity); no cgroup CPU quota") in section(text_of(audit), "Environment")
+    assert "Notes on the CPUs" not in text_of(audit)
+    audit["environment"]["cpu_quota"] = 1.5
+    audit["run"]["environment_notes"] = ["torch runs 2 CPU threads but the quota is 1.5 CPUs"]
+    env_section = section(text_of(audit), "Environment")
+    assert row.format("2 (CPU affinity); cgroup CPU quota of 1.5 CPUs") in env_section
+    assert "| Notes on the CPUs | torch runs 2 CPU threads but the quota is 1.5 CPUs |" in env_section
+    del audit["environment"]["cpu_affinity"], audit["environment"]["cpu_quota"], audit["run"]["environment_notes"]
+    assert row.format("not recorded") in text_of(audit) and "Notes on the CPUs" not in text_of(audit)
+
+
 def test_label_smoothing_is_named_beside_the_training_loss() -> None:
     audit = golden_audit()
     header = "| Epoch | lr (end) | {} | Train acc |"

@@ -14,7 +14,8 @@ import pytest
 import torch
 from conftest import TINY_SETS
 
-from auditor import checkpoint, fileio, runner
+from auditor import checkpoint, environment, fileio, runner
+from auditor import inspect as auditor_inspect
 from auditor.audit import RunPaths, run_paths
 from auditor.errors import InvalidInput, Terminated
 from auditor.fileio import lock_file
@@ -30,6 +31,26 @@ def test_long_lived_frozen_freezes_only_inside_the_block() -> None:
     with pytest.raises(KeyError), long_lived_frozen():
         raise KeyError("x")  # a failing run unfreezes too
     assert gc.get_freeze_count() == 0
+
+
+def test_a_cpu_quota_under_torchs_threads_is_said_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's CPU quota below torch's thread count: the run says so before training, the
+    record and the sheet keep it, and `auditor measure` says it of the checkpoint's latency."""
+    monkeypatch.setattr(environment, "cgroup_cpu_quota", lambda: 0.5)
+    threads, logged = torch.get_num_threads(), []
+    torch.set_num_threads(2)  # over the quota's one thread on any machine
+    try:
+        outcome = execute(load_spec("smoke", TINY_SETS), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                          log=logged.append)  # fmt: skip
+        measured = auditor_inspect.measure_checkpoint(tmp_path / "checkpoints/smoke/best.pt", "cpu", iters=5)
+    finally:
+        torch.set_num_threads(threads)
+    [note] = outcome.audit["run"]["environment_notes"]
+    assert note.startswith("torch runs 2 CPU threads but this process's cgroup CPU quota is 0.5 CPUs")
+    assert "set OMP_NUM_THREADS=1 for the next run" in note and f"note: {note}" in logged
+    assert outcome.audit["environment"]["cpu_quota"] == 0.5
+    assert f"| Notes on the CPUs | {note} |" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
+    assert measured["notes"] == [note]
 
 
 def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(
