@@ -113,20 +113,28 @@ def _sync(device: torch.device) -> bool:
 
 
 def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last: bool, device_name: str) -> LatencyResult:
-    """Batch-`spec.batch_size` FP32 forward latency over `spec.iters` timed iterations."""
+    """Batch-`spec.batch_size` FP32 forward latency over `spec.iters` timed iterations.
+
+    Times `model` in eval mode, moved to `device` in the given memory format (in place, as
+    `Module.to` is); its train/eval mode is put back afterwards.
+    """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=fmt).eval()
+    was_training = model.to(device, memory_format=fmt).training
     x = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     samples, synced, meter = [], True, ForeignCpu(min_window_s=MIN_CPU_WINDOW_S)
     meter.start()  # over the warm-up too: the same work, and a longer window than the ticks
-    with torch.inference_mode():
-        for i in range(spec.warmup + spec.iters):
-            synced &= _sync(device)
-            t0 = time.perf_counter()
-            model(x)
-            synced &= _sync(device)
-            if i >= spec.warmup:
-                samples.append((time.perf_counter() - t0) * 1e3)
+    try:
+        with torch.inference_mode():
+            model.eval()
+            for i in range(spec.warmup + spec.iters):
+                synced &= _sync(device)
+                t0 = time.perf_counter()
+                model(x)
+                synced &= _sync(device)
+                if i >= spec.warmup:
+                    samples.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        model.train(was_training)
     share = meter.stop()
     return _summarise(samples, spec, device, channels_last, device_name, synced, share, meter.window_s)
 

@@ -77,6 +77,16 @@ def test_latency_on_the_cpu_records_what_it_did(channels_last: bool) -> None:
     assert lat.other_cpu_share is None if lat.other_cpu_window_s < measure.MIN_CPU_WINDOW_S else 0 <= lat.other_cpu_share <= 1
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_latency_times_eval_mode_and_gives_the_model_back_in_its_mode(training: bool) -> None:
+    model = create_model("resnet8").train(training)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    measure.latency(model, Latency(batch_size=2, warmup=1, iters=5), torch.device("cpu"), False, "test CPU")
+    assert all(m.training is training for m in model.modules())
+    # batch norm ran in eval mode: its running statistics and batch count did not move
+    assert all(torch.equal(buffers[k], v) for k, v in model.state_dict().items())
+
+
 def test_foreign_cpu_counts_other_processes_not_this_one(tmp_path: Path) -> None:
     stop, ready = tmp_path / "stop", tmp_path / "ready"
     spin = (f"import os, time\nopen({str(ready)!r}, 'w').close()\nend = time.monotonic() + 30\n"
