@@ -45,7 +45,7 @@ from auditor.errors import (
     InvalidInput,
     Terminated,
 )
-from auditor.fileio import atomic_write_bytes
+from auditor.fileio import atomic_write_bytes, out_error, why_not_writable
 from auditor.render import count
 from auditor.spec import (
     NAME_PATTERN,
@@ -770,7 +770,7 @@ def write_outputs(out: Path, plan: Plan) -> tuple[Path, dict[str, Any]]:
     try:
         write_json(here / "ablations.json", record)
     except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {out}: {exc.strerror}") from None
+        raise out_error(out, why_not_writable(exc, here)) from None
     return render_ablation(here), record
 
 

@@ -91,6 +91,21 @@ def file_in_the_way(path: Path) -> Path | None:
     return None
 
 
+def out_error(out: Path, why: str) -> InvalidInput:
+    """The error for an output folder that cannot be written: `--out: cannot write under OUT: WHY`."""
+    return InvalidInput(f"--out: cannot write under {out}: {why}")
+
+
+def why_not_writable(exc: OSError, *folders: Path, path: Path | None = None) -> str:
+    """Why a write failed: the file in the way of one of `folders` (a folder could not be made
+    under a file), else the OS's reason with the file it names (or `path`)."""
+    for folder in folders:
+        if blocker := file_in_the_way(folder):
+            return f"{blocker} is a file, not a folder"
+    where = exc.filename or path
+    return (f"{where}: " if where else "") + str(exc.strerror or exc)
+
+
 def lock_file(path: Path) -> int | None:
     """A descriptor of `path` (created, empty, if missing) under an exclusive flock, held until it
     is closed (or the process ends); BlockingIOError when another process holds the lock. None
@@ -137,9 +152,7 @@ def held_lock(lock: Path, busy: str, out: Path) -> Iterator[bool]:
     except BlockingIOError:
         raise InvalidInput(f"{lock}: {busy}") from None
     except OSError as exc:
-        blocker = file_in_the_way(lock.parent)
-        why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or lock}: {exc.strerror or exc}"
-        raise InvalidInput(f"--out: cannot write under {out}: {why}") from None
+        raise out_error(out, why_not_writable(exc, lock.parent, path=lock)) from None
     try:
         yield fd is not None
     finally:

@@ -32,7 +32,7 @@ from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, busy_cpu, run_p
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, held_lock, lock_beside
+from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
@@ -97,11 +97,10 @@ def _make_ckpt_staging(paths: RunPaths) -> bool:
         return True
     except FileExistsError:
         if not paths.ckpt_staging.is_dir():
-            where = f"{paths.ckpt_staging} is a file, not a folder"
-            raise InvalidInput(f"--out: cannot write under {paths.out}: {where}") from None
+            raise out_error(paths.out, f"{paths.ckpt_staging} is a file, not a folder") from None
         return False
     except OSError as exc:
-        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+        raise out_error(paths.out, _why_not_writable(paths, exc)) from None
 
 
 def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> bool:
@@ -125,7 +124,7 @@ def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> boo
     except OSError as exc:
         if made:
             shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
-        raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+        raise out_error(paths.out, _why_not_writable(paths, exc)) from None
     return seeded
 
 
@@ -159,7 +158,7 @@ def _seed_from_finished(paths: RunPaths) -> None:
     except BaseException as exc:  # a half copy must not pass for an interrupted run
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise InvalidInput(f"--out: cannot write under {paths.out}: {_why_not_writable(paths, exc)}") from None
+            raise out_error(paths.out, _why_not_writable(paths, exc)) from None
         raise
 
 
@@ -172,11 +171,8 @@ def discard_unstarted(paths: RunPaths) -> None:
 
 
 def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
-    """The OS's reason, naming the file in the way when a folder could not be made for one."""
-    blocker = file_in_the_way(paths.ckpt_staging) or file_in_the_way(paths.reports_staging)
-    if blocker:
-        return f"{blocker} is a file, not a folder"
-    return (f"{exc.filename}: " if exc.filename else "") + str(exc.strerror or exc)
+    """Why a staging folder could not be written (`fileio.why_not_writable`)."""
+    return why_not_writable(exc, paths.ckpt_staging, paths.reports_staging)
 
 
 def stage_run(

@@ -58,7 +58,7 @@ from auditor import checkpoint
 from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, held_lock, lock_beside
+from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
 
@@ -756,7 +756,7 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     old = plan.workdir.with_name(plan.workdir.name + ".old")
     for folder in (plan.workdir, old, plan.workdir.with_name(plan.workdir.name + ".failed")):
         if folder.is_file() and not folder.is_symlink():
-            raise InvalidInput(f"--out: cannot write under {out}: {folder} is a file, not a folder; move it away")
+            raise out_error(out, f"{folder} is a file, not a folder; move it away")
         if (folder.exists() or folder.is_symlink()) and not _made_by_verify(folder):
             raise InvalidInput(
                 f"{folder}: in the way: verify keeps its runs and evidence in {plan.workdir} (an earlier "
@@ -778,9 +778,7 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
         plan.workdir.mkdir(parents=True)
         (plan.workdir / WORKDIR_MARKER).write_text("a work dir of auditor verify: it replaces this folder\n")
     except OSError as exc:
-        blocker = file_in_the_way(plan.workdir)
-        why = f"{blocker} is a file, not a folder" if blocker else f"{exc.filename or plan.workdir}: {exc.strerror}"
-        raise InvalidInput(f"--out: cannot write under {out}: {why}") from None
+        raise out_error(out, why_not_writable(exc, plan.workdir, path=plan.workdir)) from None
     return previous
 
 

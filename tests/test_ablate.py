@@ -270,6 +270,15 @@ def test_render_only_before_any_run_says_so_without_warnings(tmp_path: Path) -> 
     assert "`tiny-cosine-s0` (its audit.json is unreadable)" in page and "`tiny-cosine-s1` (not run)" in page
 
 
+def test_a_page_that_cannot_be_written_names_what_is_in_the_way(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY)
+    (tmp_path / "out/reports").mkdir(parents=True)
+    (tmp_path / "out/reports/tiny").write_text("a file where the page's folder goes\n")
+    proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
+    assert_invalid(proc, "--out: cannot write under out: out/reports/tiny is a file, not a folder")
+    assert (tmp_path / "out/reports/tiny").read_text() == "a file where the page's folder goes\n"
+
+
 # --- real runs (slow) ---------------------------------------------------------------------
 
 

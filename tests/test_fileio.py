@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_file, sha256_file
+from auditor.fileio import (
+    atomic_write_bytes,
+    file_in_the_way,
+    lock_file,
+    out_error,
+    sha256_file,
+    why_not_writable,
+)
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -60,6 +67,17 @@ def test_file_in_the_way_names_the_file_a_folder_was_needed_for(tmp_path: Path) 
     assert file_in_the_way(tmp_path / "a" / "f") == tmp_path / "a" / "f"
     assert file_in_the_way(tmp_path / "a" / "new" / "b") is None
     assert file_in_the_way(tmp_path / "a") is None
+
+
+def test_why_not_writable_names_the_file_in_the_way_else_the_os_reason(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "a.tmp"))
+    assert why_not_writable(full, tmp_path / "f" / "sub") == f"{tmp_path / 'f'} is a file, not a folder"
+    assert why_not_writable(full, tmp_path / "free") == f"{tmp_path / 'a.tmp'}: No space left on device"
+    unnamed = OSError(errno.EROFS, "Read-only file system")
+    assert why_not_writable(unnamed, path=tmp_path / "lock") == f"{tmp_path / 'lock'}: Read-only file system"
+    assert why_not_writable(unnamed) == "Read-only file system"
+    assert str(out_error(Path("out"), "why")) == "--out: cannot write under out: why"
 
 
 def test_a_folder_where_the_file_goes_is_named_not_the_temp_file(tmp_path: Path) -> None:
