@@ -700,13 +700,13 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
-    shutil.rmtree(plan.workdir.with_name(plan.workdir.name + ".failed"), ignore_errors=True)  # superseded
+    shutil.rmtree(failed_dir(plan.workdir), ignore_errors=True)  # superseded
     return VerifyOutcome(block, block["passed"], report_a)
 
 
 def _put_back(workdir: Path, previous: Path) -> Path:
     """Move this attempt to `<workdir>.failed` (returned) and the earlier evidence back in place."""
-    failed = workdir.with_name(workdir.name + ".failed")
+    failed = failed_dir(workdir)
     shutil.rmtree(failed, ignore_errors=True)
     os.replace(workdir, failed)
     os.replace(previous, workdir)
@@ -738,6 +738,16 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
 WORKDIR_MARKER = ".auditor-verify"  # written first into every work dir verify makes
 
 
+def old_dir(workdir: Path) -> Path:
+    """Where an earlier verify's evidence waits while this one runs."""
+    return workdir.with_name(workdir.name + ".old")
+
+
+def failed_dir(workdir: Path) -> Path:
+    """Where an attempt that failed is kept, its logs for reading, once the earlier evidence is back."""
+    return workdir.with_name(workdir.name + ".failed")
+
+
 def _made_by_verify(folder: Path) -> bool:
     """A real folder verify made: its marker, or nothing at all (killed at once), or what
     versions before the marker left (their evidence, or their spec beside their logs)."""
@@ -753,14 +763,14 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
 
     Refuses (InvalidInput) a folder there that verify did not make: it would delete it.
     """
-    old = plan.workdir.with_name(plan.workdir.name + ".old")
-    for folder in (plan.workdir, old, plan.workdir.with_name(plan.workdir.name + ".failed")):
+    old = old_dir(plan.workdir)
+    for folder in (plan.workdir, old, failed_dir(plan.workdir)):
         if folder.is_file() and not folder.is_symlink():
             raise out_error(out, f"{folder} is a file, not a folder; move it away")
         if (folder.exists() or folder.is_symlink()) and not _made_by_verify(folder):
             raise InvalidInput(
                 f"{folder}: in the way: verify keeps its runs and evidence in {plan.workdir} (an earlier "
-                f"verify's in {old.name}, a failed attempt's in {plan.workdir.name}.failed), and this holds "
+                f"verify's in {old.name}, a failed attempt's in {failed_dir(plan.workdir).name}), and this holds "
                 "something else; move it away or choose another --out"
             )
     try:
