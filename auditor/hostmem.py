@@ -23,9 +23,8 @@ from __future__ import annotations
 import ctypes
 import platform
 from dataclasses import dataclass
-from typing import Literal
 
-HostMemoryMode = Literal["retain", "release"]
+from auditor.spec import HostMemoryMode
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc <malloc.h>)
 MMAP_THRESHOLD = 1 << 30  # bytes: blocks up to 1 GiB come from the heap

@@ -30,13 +30,14 @@ from pydantic import (
 )
 
 from auditor.errors import InvalidInput
-from auditor.hostmem import HostMemoryMode
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
 # and the widely copied (wrong) std that is accepted but flagged.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_STD_LEGACY = (0.2023, 0.1994, 0.2010)
+
+HostMemoryMode = Literal["retain", "release"]  # train.host_memory (auditor.hostmem applies it)
 
 NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file and folder names anywhere;
 # not hidden ones, which the tool keeps for itself (`checkpoints/.<name>.lock`, `.<name>.old.trash-*`)
