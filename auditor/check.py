@@ -350,11 +350,29 @@ def write_junit(
         raise InvalidInput(f"{path}: cannot write JUnit report: {blocker} is a file, not a folder")
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
+    if not _replaceable(path):
+        raise InvalidInput(
+            f"{path}: cannot write JUnit report: the file there is not a JUnit report (the run's record, "
+            "its sheet, a criteria file?), and writing would replace it; give another file name"
+        )
     data = junit_xml(results, suite_name, status, spec_hash, require_criteria).encode("utf-8")
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot write JUnit report: {exc.strerror or exc}") from None
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether `--junit` may write `path`: nothing there, an empty file, or an earlier JUnit
+    report (CI writes one each time); never any other file, such as the audit.json just read."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        return True
+    except OSError:  # unreadable: the write reports why it fails
+        return True
+    return not head.strip() or (head.lstrip().startswith(b"<?xml") and b"<testsuite" in head)
 
 
 # --- loading --------------------------------------------------------------

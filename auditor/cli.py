@@ -142,7 +142,7 @@ def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
     p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
-    p.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    p.add_argument("--junit", type=Path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (an empty or null EXPR removes it), repeatable")  # fmt: skip
     p.add_argument("--require-criteria", action="store_true",

@@ -488,11 +488,27 @@ def test_junit_xml_empty_and_odd_characters() -> None:
 
 def test_write_junit(tmp_path: Path) -> None:
     target = tmp_path / "junit.xml"
-    target.write_text("old", encoding="utf-8")
+    write_junit([], "smoke", target)  # an earlier report, as CI leaves one: replaced
     write_junit(sample_results(), "smoke", target)
     root = ET.parse(target).getroot()
     assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
     assert os.listdir(tmp_path) == ["junit.xml"]  # no temp file left behind
+    (tmp_path / "empty.xml").touch()  # nothing to lose
+    write_junit(sample_results(), "smoke", tmp_path / "empty.xml")
+    assert ET.parse(tmp_path / "empty.xml").getroot().tag == "testsuites"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("audit.json", b'{"schema_version": 1}'), ("criteria.yaml", b"test_acc: '>= 0.9'\n"),
+     ("REPRODUCIBILITY.md", b"---\nlibrary_name: pytorch\n"), ("best.pt", b"PK\x03\x04weights"),
+     ("other.xml", b'<?xml version="1.0"?>\n<project/>\n')],
+)  # fmt: skip
+def test_write_junit_never_replaces_a_file_that_is_not_a_junit_report(tmp_path: Path, name: str, content: bytes) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InvalidInput, match=f"{name}: cannot write JUnit report: the file there is not a JUnit report"):
+        write_junit(sample_results(), "smoke", tmp_path / name)
+    assert (tmp_path / name).read_bytes() == content and os.listdir(tmp_path) == [name]
 
 
 def test_write_junit_to_missing_dir_is_invalid_input(tmp_path: Path) -> None:

@@ -397,6 +397,16 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     assert run_cli("check", str(rep), "--require-criteria").returncode == 0
 
 
+def test_check_junit_never_replaces_the_record_it_read(tmp_path: Path, smoke_run: Path) -> None:
+    rep = tmp_path / "smoke"
+    shutil.copytree(smoke_run / "reports/smoke", rep)  # a copy: a regression must not spoil the shared run
+    before = {p.name: p.read_bytes() for p in rep.iterdir() if p.is_file()}
+    for target in ("audit.json", "REPRODUCIBILITY.md"):
+        proc = run_cli("check", str(rep), "--junit", str(rep / target))
+        assert_clean_error(proc, f"{rep / target}: cannot write JUnit report: the file there is not a JUnit report")
+    assert {p.name: p.read_bytes() for p in rep.iterdir() if p.is_file()} == before
+
+
 def test_measure_checkpoint(smoke_run: Path) -> None:
     proc = run_cli("measure", str(smoke_run / "checkpoints/smoke/best.pt"), "--device", "cpu", "--iters", "5", "--json")
     assert proc.returncode == 0, proc.stderr
