@@ -181,19 +181,21 @@ def _training_images(spec: Spec, spec_arg: str) -> int:
 
 
 def _with_checkpoint_cadence(spec: Spec, spe: int, total: int, spec_arg: str) -> tuple[Spec, list[str]]:
-    """The spec with mid-epoch checkpoints when it has none (a quarter of an epoch, or of a
-    shorter budget), and a note saying so."""
+    """The spec with mid-epoch checkpoints when it has none (every quarter of an epoch, or of a
+    shorter budget, rounded down, at least every step), and a note saying so."""
     if spec.train.checkpoint_every_steps is not None:
         return spec, []
     # A kill then lands between checkpoints, not only at epoch ends, and a
     # budget shorter than an epoch still writes checkpoints before its kill.
-    every = max(1, min(spe, total) // 4)
+    base = min(spe, total)
+    every = max(1, base // 4)
     raw = resolved_dict(spec)
     raw["train"]["checkpoint_every_steps"] = every
-    quarter = "a quarter epoch" if spe <= total else "a quarter of the budget"
+    share = "a quarter" if every * 4 == base else str(every)
+    unit = "an epoch" if spe <= total else "the budget"
     note = (
-        f"train.checkpoint_every_steps was unset: verify set it to {every} ({quarter}) "
-        "for all three runs, so they stay comparable"
+        f"train.checkpoint_every_steps was unset: verify set it to {every} ({share} of the {base} steps "
+        f"of {unit}) for all three runs, so they stay comparable"
     )
     return validate_spec(raw, spec_arg), [note]
 
@@ -401,19 +403,26 @@ def run_killed(
     return [killed, resumed], audit, facts
 
 
-def kill_within(plan: Plan, steps_a: int, status: str, notes: list[str], log: Log) -> Plan:
+def kill_within(
+    plan: Plan, steps_a: int, status: str, notes: list[str], log: Log, diverged_at: int | None = None
+) -> Plan:
     """The plan with its kill moved inside run A's `steps_a` steps when A stopped early
-    (early stopping, divergence): run K stops where its twin did, so a later kill never comes."""
-    if plan.kill_at < steps_a:
+    (early stopping, divergence): run K stops where its twin did, so a later kill never comes.
+    A run that diverged writes no checkpoint from its first non-finite loss (`diverged_at`, a
+    0-based step) on, so the kill moves before that."""
+    limit = steps_a if diverged_at is None else min(steps_a, diverged_at)
+    if plan.kill_at < limit:
         return plan
     spe, every = plan.steps_per_epoch, plan.checkpoint_every
-    k = default_kill_step(steps_a, spe, every)
+    k = default_kill_step(limit, spe, every)
+    why = (f"run A stopped ({status}) after {steps_a} steps" if diverged_at is None else
+           f"run A diverged: {diverged_at} of its {steps_a} step losses were finite before the first "
+           "non-finite one, after which no checkpoint is written")  # fmt: skip
     if resume_position(k, spe, every) == 0:  # 0 steps included: kill 0
-        notes.append(f"run A stopped ({status}) after {steps_a} steps, before any checkpoint a kill could "
-                     f"resume from: run K cannot be killed after step {plan.kill_at}")  # fmt: skip
+        notes.append(f"{why}, before any checkpoint a kill could resume from: run K cannot be killed "
+                     f"after step {plan.kill_at}")  # fmt: skip
         return plan
-    note = (f"run A stopped ({status}) after {steps_a} steps, before the planned kill after step "
-            f"{plan.kill_at}: run K is killed after step {k} instead")  # fmt: skip
+    note = f"{why}, before the planned kill after step {plan.kill_at}: run K is killed after step {k} instead"
     notes.append(note)
     log(f"verify: {note}")
     return replace(plan, kill_at=k)
@@ -721,9 +730,8 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     rec_a = _start(plan, spec_file, "a", "reference", log)
     audit_a = _finished(plan, rec_a)
     steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
-    diverged_at = audit_a["training"].get("diverged_at_step")  # no checkpoint is written from there on
-    steps_a = min(steps_a, diverged_at) if diverged_at is not None else steps_a
-    plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log)
+    diverged_at = audit_a["training"].get("diverged_at_step")
+    plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log, diverged_at)
     rec_b = _start(plan, spec_file, "b", "twin", log)
     _finished(plan, rec_b)
     recs_k, _, facts = run_killed(plan, spec_file, log)

@@ -235,7 +235,9 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     assert "Verification verdict **incomplete**: the runs agree, but wrote no final checkpoint" in sheet
     diverged_at = audit["training"]["diverged_at_step"]
     assert audit["run"]["status"] == "diverged" and diverged_at < default_kill_step(TOTAL, SPE, EVERY)
-    assert any(n.startswith("run A stopped (diverged) after") for n in block["notes"])
+    steps_a = len((tmp_path / "verify/smoke/a/reports/smoke/steps.csv").read_text().splitlines()) - 1  # header
+    said = f"run A diverged: {diverged_at} of its {steps_a} step losses were finite before the first non-finite one"
+    assert any(n.startswith(said) for n in block["notes"]), block["notes"]
     assert block["kill_signal"] == "SIGKILL" and block["kill_at_step"] < diverged_at and block["resumed_from"]
     assert block["verdict"] == "incomplete" and block["passed"] is False  # no last.pt: weights uncompared
     assert all(p["losses"]["equal"] and p["tensors_compared"] == 0 for p in block["pairs"])
@@ -336,6 +338,7 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
 
 def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Path) -> None:
     plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
+    assert any("set it to 2 (a quarter of the 8 steps of an epoch)" in n for n in plan.notes)
     notes: list[str] = []
     assert verify_mod.kill_within(plan, TOTAL, "completed", notes, print) is plan and notes == []
     moved = verify_mod.kill_within(plan, 5, "early_stopped", notes, lambda m: None)  # stopped before the kill
@@ -344,8 +347,14 @@ def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Pa
                 f"{plan.kill_at}: run K is killed after step {moved.kill_at} instead")  # fmt: skip
     assert notes == [expected]
     notes.clear()
-    assert verify_mod.kill_within(plan, 1, "diverged", notes, print) is plan  # no checkpoint within 1 step
+    assert verify_mod.kill_within(plan, 1, "diverged", notes, print, diverged_at=1) is plan  # no checkpoint within 1 step
     assert "before any checkpoint a kill could resume from" in notes[0]
+    notes.clear()  # 8 steps run, the loss non-finite from step 5 on: the kill moves before step 5
+    diverged = verify_mod.kill_within(plan, 8, "diverged", notes, lambda m: None, diverged_at=5)
+    assert diverged.kill_at < 5 and resume_position(diverged.kill_at, SPE, EVERY) > 0
+    assert notes == [f"run A diverged: 5 of its 8 step losses were finite before the first non-finite one, after "
+                     f"which no checkpoint is written, before the planned kill after step {plan.kill_at}: run K is "
+                     f"killed after step {diverged.kill_at} instead"]  # fmt: skip
 
 
 def test_resume_arithmetic() -> None:
@@ -363,7 +372,7 @@ def test_resume_arithmetic() -> None:
 
 def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_path: Path) -> None:
     plan = make_plan("smoke", TINY, tmp_path, epochs=None, steps=6, kill_at=None)  # 6 of 8 steps of an epoch
-    assert plan.checkpoint_every == 1 and any("a quarter of the budget" in n for n in plan.notes)
+    assert plan.checkpoint_every == 1 and any("set it to 1 (1 of the 6 steps of the budget)" in n for n in plan.notes)
     assert resume_position(plan.kill_at, SPE, plan.checkpoint_every) > 0
 
 
