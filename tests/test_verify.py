@@ -352,9 +352,10 @@ def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Pa
     notes.clear()  # 8 steps run, the loss non-finite from step 5 on: the kill moves before step 5
     diverged = verify_mod.kill_within(plan, 8, "diverged", notes, lambda m: None, diverged_at=5)
     assert diverged.kill_at < 5 and resume_position(diverged.kill_at, SPE, EVERY) > 0
-    assert notes == [f"run A diverged: 5 of its 8 step losses were finite before the first non-finite one, after "
-                     f"which no checkpoint is written, before the planned kill after step {plan.kill_at}: run K is "
-                     f"killed after step {diverged.kill_at} instead"]  # fmt: skip
+    said = (f"run A diverged: 5 of its 8 step losses were finite before the first non-finite one, after which "
+            f"no checkpoint is written, before the planned kill after step {plan.kill_at}: run K is killed after "
+            f"step {diverged.kill_at} instead")  # fmt: skip
+    assert notes == [said]
 
 
 def test_resume_arithmetic() -> None:
