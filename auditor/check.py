@@ -145,6 +145,10 @@ def _result(crit: Criterion, measured: float | str | None, passed: bool, detail:
     )
 
 
+# Values that meet `== key` besides the key itself: identical runs are within any tolerance.
+ALSO_MEETS: Mapping[tuple[str, str], tuple[str, ...]] = MappingProxyType({("reproducible", "tolerance"): ("bitwise",)})
+
+
 def _evaluate_categorical(crit: Criterion, value: MeasuredValue) -> CriterionResult:
     if isinstance(value, bool):
         measured = "true" if value else "false"
@@ -156,7 +160,10 @@ def _evaluate_categorical(crit: Criterion, value: MeasuredValue) -> CriterionRes
         return _result(crit, shown, False, f"measured {value!r} is not a {crit.metric} value")
     if crit.op not in ("==", "!="):
         raise ValueError(f"operator {crit.op!r} is not valid for categorical {crit.metric}")
-    passed = (measured == crit.threshold) == (crit.op == "==")
+    also = measured in ALSO_MEETS.get((crit.metric, str(crit.threshold)), ())
+    passed = (measured == crit.threshold or also) == (crit.op == "==")
+    if also:
+        return _result(crit, measured, passed, f"{measured} meets {crit.threshold} (identical is within any tolerance)")
     shown_op = crit.op if passed else _NEGATED[crit.op]
     return _result(crit, measured, passed, f"{measured} {shown_op} {crit.threshold}")
 

@@ -333,7 +333,7 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
     if metric == "reproducible" and m[1] == "!=":
         # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance
         # where verify.allow_tolerance is false.
-        raise ValueError(f"cannot use {expr!r}: name the verdict that passes, '== bitwise' (or '== tolerance')")
+        raise ValueError(f"cannot use {expr!r}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)")
     return Criterion(metric=metric, expr=expr, op=m[1], threshold=m[2])
 
 

@@ -164,6 +164,10 @@ CATEGORICAL_CASES = [
     ("status", "!= diverged", "diverged", False, "diverged"),
     ("reproducible", "== bitwise", "bitwise", True, "bitwise"),
     ("reproducible", "== bitwise", "tolerance", False, "tolerance"),
+    ("reproducible", "== tolerance", "tolerance", True, "tolerance"),
+    ("reproducible", "== tolerance", "bitwise", True, "bitwise"),  # identical is within any tolerance
+    ("reproducible", "== tolerance", "unresumed", False, "unresumed"),
+    ("reproducible", "== tolerance", "diverged", False, "diverged"),
     ("official_data", "== true", True, True, "true"),
     ("official_data", "== true", False, False, "false"),
     ("official_data", "!= true", False, True, "false"),
@@ -177,6 +181,12 @@ def test_categorical_operators(metric: str, expr: str, value: object, passes: bo
     result = check_one(metric, expr, value)
     assert result.passed is passes
     assert result.measured == measured
+
+
+def test_a_bitwise_verdict_meets_a_tolerance_criterion_and_says_why() -> None:
+    result = check_one("reproducible", "== tolerance", "bitwise")
+    assert result.passed and result.detail == "bitwise meets tolerance (identical is within any tolerance)"
+    assert check_one("reproducible", "== bitwise", "bitwise").detail == "bitwise == bitwise"
 
 
 def test_evaluate_keeps_order_and_overall() -> None:
