@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,33 @@ def busy_cpu(share: float | None, window_s: float | None) -> bool:
     if share is None or window_s is None:
         return False
     return round(share - cpu_share_error(window_s), 2) >= BUSY_CPU_SHARE
+
+
+# Above this IQR / median, the timed iterations did not run alike (another process, a
+# frequency change): the median then says more about the machine than about the model.
+UNSTEADY_IQR_SHARE = 0.25
+
+
+def latency_warnings(lat: Mapping[str, Any], checkpoint_name: str | None) -> dict[str, tuple[str, str]]:
+    """Warnings on a latency record (measure.LatencyResult as a dict), by kind ("spread",
+    "busy"), each (title, text); `checkpoint_name` names what `auditor measure` can re-time."""
+    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
+    judged = f"a latency criterion judged on this median may not hold on a quiet machine.{again}"
+    found = {}
+    median, iqr = lat["median_ms"], lat["iqr_ms"]
+    if median and iqr > UNSTEADY_IQR_SHARE * median:
+        found["spread"] = ("Unsteady timing", (
+            f"the IQR is {iqr / median:.0%} of the median (p95 {lat['p95_ms']:.3f} ms, min {lat['min_ms']:.3f} ms): "
+            f"the iterations did not run alike, most likely because other work shared the machine. {judged[0].upper()}{judged[1:]}"
+        ))  # fmt: skip
+    share = lat.get("other_cpu_share")
+    if busy_cpu(share, lat.get("other_cpu_window_s")):
+        found["busy"] = ("Busy machine", (
+            f"other processes used {share:.0%} of the CPU while the latency was timed. The timed model's threads "
+            f"then wait for cores, which inflates every iteration alike (the IQR need not widen); {judged}"
+        ))  # fmt: skip
+    return found
+
 
 # What the tool writes under an output root (`--out`): runs' reports and checkpoints, verify's runs.
 OUTPUT_DIRS = ("reports", "checkpoints", "verify")

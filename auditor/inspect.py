@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from auditor import checkpoint, environment
+from auditor.audit import latency_warnings
 from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, size
@@ -117,7 +118,7 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "latency": asdict(lat),
-        "notes": _cpu_notes(device),
+        "notes": [*_cpu_notes(device), *(f"{t}: {text}" for t, text in latency_warnings(asdict(lat), None).values())],
     }  # fmt: skip
 
 

@@ -26,7 +26,13 @@ from typing import Any
 
 import jinja2
 
-from auditor.audit import CUBLAS_DETERMINISTIC, MIN_CPU_WINDOW_S, busy_cpu, cpu_share_error, read_audit
+from auditor.audit import (
+    CUBLAS_DETERMINISTIC,
+    MIN_CPU_WINDOW_S,
+    cpu_share_error,
+    latency_warnings,
+    read_audit,
+)
 from auditor.check import judge, verdict, verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes
@@ -856,11 +862,11 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
     )
     cuda_mem = meas["memory"]["cuda_max_allocated_mb"]
     ckpt_bytes = meas["size"]["checkpoint_bytes"]
+    warnings = latency_warnings(lat, meas["evaluated_checkpoint"])
     return {
         "ckpt_file_text": bytes_mb(ckpt_bytes) if ckpt_bytes is not None else "n/a (no checkpoint evaluated)",
         "latency_model_note": model_note,
-        "latency_spread_note": latency_spread_note(lat, meas["evaluated_checkpoint"]),
-        "latency_busy_note": latency_busy_note(lat, meas["evaluated_checkpoint"]),
+        **{f"latency_{kind}_note": warning_text(warnings.get(kind)) for kind in ("spread", "busy")},
         "other_cpu_text": other_cpu_text(lat),
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
@@ -876,39 +882,9 @@ def cuda_reserved_text(memory: dict[str, Any], cuda: bool) -> str:
     return mb(reserved) if reserved is not None else "not recorded"
 
 
-# Above this IQR / median, the timed iterations did not run alike (another process, a
-# frequency change): the median then says more about the machine than about the model.
-UNSTEADY_IQR_SHARE = 0.25
-
-
-def latency_spread_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
-    """A warning when the latency samples spread too widely to judge a criterion on, else None."""
-    median, iqr = lat["median_ms"], lat["iqr_ms"]
-    if not median or iqr <= UNSTEADY_IQR_SHARE * median:
-        return None
-    return (
-        f"**Unsteady timing:** the IQR is {iqr / median:.0%} of the median (p95 {lat['p95_ms']:.3f} ms, "
-        f"min {lat['min_ms']:.3f} ms): the iterations did not run alike, most likely because other work "
-        f"shared the machine. A latency criterion judged on this median{_quiet_hint(checkpoint_name)}"
-    )
-
-
-def _quiet_hint(checkpoint_name: str | None) -> str:
-    """How a latency warning ends: the criterion may not hold on a quiet machine, and how to re-measure."""
-    again = f" `auditor measure` on {checkpoint_name} measures it again." if checkpoint_name else ""
-    return f" may not hold on a quiet machine.{again}"
-
-
-def latency_busy_note(lat: dict[str, Any], checkpoint_name: str | None) -> str | None:
-    """A warning when other processes used the CPU while the latency was timed, else None."""
-    share = lat.get("other_cpu_share")
-    if not busy_cpu(share, lat.get("other_cpu_window_s")):
-        return None
-    return (
-        f"**Busy machine:** other processes used {share:.0%} of the CPU while the latency was timed. "
-        "The timed model's threads then wait for cores, which inflates every iteration alike (the IQR "
-        f"need not widen); a latency criterion judged on this median{_quiet_hint(checkpoint_name)}"
-    )
+def warning_text(warning: tuple[str, str] | None) -> str | None:
+    """'**Title:** text' for the sheet, or None."""
+    return f"**{warning[0]}:** {warning[1]}" if warning else None
 
 
 def other_cpu_text(lat: dict[str, Any]) -> str:

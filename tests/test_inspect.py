@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from auditor import checkpoint
+from auditor import checkpoint, measure
 from auditor import inspect as auditor_inspect
 from auditor.errors import InvalidInput
 from auditor.models import build_model
@@ -113,3 +113,19 @@ def test_measure_checkpoint_reports_the_recorded_hash_sizes_and_a_latency(tmp_pa
     assert report["params_total"] == sum(p.numel() for p in build_model(spec.model).parameters())
     assert report["checkpoint_mb"] * 1e6 == pytest.approx(path.stat().st_size)  # decimal MB
     assert report["latency"]["iters"] == 5 and report["latency"]["median_ms"] > 0
+
+
+def test_measure_says_when_the_latency_was_timed_on_a_busy_machine(
+    tmp_path: Path, spec: Spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sheet's busy-machine and unsteady-timing warnings send users to `auditor measure`,
+    which says the same of its own timing."""
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    quiet = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["latency"]
+    busy = {**quiet, "other_cpu_share": 0.5, "other_cpu_window_s": 2.0, "median_ms": 2.0, "iqr_ms": 1.0}
+    monkeypatch.setattr(auditor_inspect, "latency", lambda *a, **k: measure.LatencyResult(**busy))
+    monkeypatch.setattr(auditor_inspect, "_cpu_notes", lambda device: [])
+    notes = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
+    assert [n.split(":")[0] for n in notes] == ["Unsteady timing", "Busy machine"]
+    assert notes[1].startswith("Busy machine: other processes used 50% of the CPU while the latency was timed")
+    assert notes[1].endswith("may not hold on a quiet machine.")  # no `auditor measure` hint from measure itself
