@@ -35,7 +35,7 @@ from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
-from auditor.spec import Spec, diff_specs, resolved_dict, same_training, spec_hash
+from auditor.spec import Spec, resolved_dict, same_training, spec_hash, training_changes
 from auditor.train import (
     EpochRecord,
     RunFiles,
@@ -233,14 +233,16 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     if state.get("spec_hash") == spec_hash(spec):
         return []
     before = state.get("spec")
-    changed = diff_specs(before if isinstance(before, dict) else {}, resolved_dict(spec))
+    training, outside = training_changes(before if isinstance(before, dict) else {}, spec)
     if same_training(before, spec):
         return [f"{found.name} was written under a spec that differs only outside training "
-                f"({'; '.join(changed)}); this run records the new spec, checkpoints written "
+                f"({'; '.join(outside)}); this run records the new spec, checkpoints written "
                 "before the resume keep the old one"]  # fmt: skip
+    allowed = f"; also changed, which alone would not stop a resume: {'; '.join(outside[:8])}" if outside else ""
     raise InvalidInput(
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
-        f", now {spec_hash(spec)[:12]}); changed: {'; '.join(changed[:8]) or 'unknown'}"
+        f", now {spec_hash(spec)[:12]}); changed in what is trained: {'; '.join(training[:8]) or 'unknown'}"
+        f"{allowed}"
     )
 
 

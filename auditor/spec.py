@@ -591,9 +591,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
             msg = plain(e.get("ctx") or {})
         if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
-            value = e["input"]
-            shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)  # as YAML writes it
-            got = f", got {shown}: YAML reads that unquoted value as {kind}; quote it"
+            got = f", got {value_text(e['input'])}: YAML reads that unquoted value as {kind}; quote it"
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
 
@@ -629,9 +627,19 @@ def _yaml_kind(value: Any) -> str | None:
     return None
 
 
+def value_text(value: Any) -> str:
+    """A spec value as its YAML would show it (`null`, `true`, `2024-01-01`, not Python's None,
+    True, datetime.date(2024, 1, 1)); text in quotes."""
+    if isinstance(value, (dict, list, bool)) or value is None:
+        return json.dumps(value, default=str)
+    if isinstance(value, (datetime.date, datetime.time)):  # YAML's unquoted dates and times
+        return value.isoformat()
+    return repr(value)
+
+
 def _short(value: Any) -> str:
-    """The offending value as the spec's YAML would show it (`null`, not Python's None), shortened."""
-    text = json.dumps(value) if isinstance(value, (dict, list)) or value is None else repr(value)
+    """The offending value as the spec's YAML would show it, shortened."""
+    text = value_text(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -679,6 +687,15 @@ def training_hash(resolved: dict[str, Any]) -> str:
     return hash_resolved(_without(resolved, [k.split(".") for k in NON_TRAINING_KEYS]))
 
 
+def training_changes(recorded: dict[str, Any], spec: Spec) -> tuple[list[str], list[str]]:
+    """(changes that alter the training, changes outside it: NON_TRAINING_KEYS) from a recorded
+    resolved spec to `spec`, each as `diff_specs` words them."""
+    now = resolved_dict(spec)
+    paths = [k.split(".") for k in NON_TRAINING_KEYS]
+    training = diff_specs(_without(recorded, paths), _without(now, paths))
+    return training, [c for c in diff_specs(recorded, now) if c not in training]
+
+
 def _without(tree: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
     """A copy of `tree` without the keys at `paths` (each a list of nested keys)."""
     out = {}
@@ -709,7 +726,7 @@ def diff_specs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[s
         if isinstance(va, dict) and isinstance(vb, dict):
             out += diff_specs(va, vb, path + ".")
         elif va != vb and not (_is_nan(va) and _is_nan(vb)):
-            out.append(f"{path}: {va!r} -> {vb!r}")
+            out.append(f"{path}: {value_text(va)} -> {value_text(vb)}")
     return out
 
 

@@ -20,7 +20,7 @@ from auditor.audit import RunPaths, run_paths
 from auditor.errors import InvalidInput, Terminated
 from auditor.fileio import lock_file
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
-from auditor.spec import Spec, load_spec
+from auditor.spec import Spec, load_spec, resolved_dict, spec_hash
 
 
 def test_long_lived_frozen_freezes_only_inside_the_block() -> None:
@@ -51,6 +51,19 @@ def test_a_cpu_quota_under_torchs_threads_is_said_and_recorded(tmp_path: Path, m
     assert outcome.audit["environment"]["cpu_quota"] == 0.5
     assert f"| Notes on the CPUs | {note} |" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
     assert measured["notes"] == [note]
+
+
+def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_change(tmp_path: Path) -> None:
+    old = load_spec("smoke", TINY_SETS)
+    state = {"spec": resolved_dict(old), "spec_hash": spec_hash(old)}
+    new = load_spec("smoke", [*TINY_SETS, "seed=9", "criteria.test_acc=>= 0.99"])
+    with pytest.raises(InvalidInput) as err:
+        runner.resume_spec_notes(tmp_path / "last.pt", state, new)
+    message = str(err.value)
+    assert "changed in what is trained: seed: 0 -> 9; also changed, which alone would not stop a resume: " in message
+    assert message.endswith("criteria.test_acc: null -> '>= 0.99'")
+    [note] = runner.resume_spec_notes(tmp_path / "last.pt", state, load_spec("smoke", [*TINY_SETS, "description=x"]))
+    assert note.startswith("last.pt was written under a spec that differs only outside training (description: ")
 
 
 def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ from auditor.spec import (
     resolved_dict,
     same_training,
     spec_hash,
+    training_changes,
     training_hash,
 )
 
@@ -80,6 +82,8 @@ BAD = [
     ({"train": 5}, "train", "must be a section (a mapping of settings), got 5"),
     ({"data": {"augment": None}}, "data.augment", "must be a section (a mapping of settings), got null"),
     ({"criteria": 5}, "criteria", "must be a mapping, got 5"),
+    ({"train": {"epochs": datetime.date(2024, 1, 1)}}, "train.epochs", "valid integer, got 2024-01-01"),  # as YAML wrote it
+    ({"train": {"epochs": True}}, "train.epochs", "got true"),
     ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding", "greater than or equal to 0"),
     ({"model": {"num_classes": 1}}, "model.num_classes", "greater than or equal to 2"),
     ({"model": {"name": "resnet9000"}}, "model.name", "unknown model"),
@@ -300,6 +304,16 @@ def test_training_hash_ignores_only_what_does_not_train() -> None:
         other = resolved_dict(load_spec("smoke", [override]))
         assert hash_resolved(other) != hash_resolved(base), override
         assert (training_hash(other) == training_hash(base)) is equal, override
+
+
+def test_training_changes_split_what_trains_from_what_does_not() -> None:
+    before = resolved_dict(load_spec("smoke"))
+    now = load_spec("smoke", ["train.max_steps=40", "criteria.test_acc=>= 0.99", "train.channels_last=false"])
+    training, outside = training_changes(before, now)
+    assert training == ["train.channels_last: true -> false", "train.max_steps: null -> 40"]  # as YAML writes them
+    assert outside == ["criteria.test_acc: null -> '>= 0.99'"]
+    training, outside = training_changes(before, load_spec("smoke", ["description=x"]))
+    assert training == [] and outside == [f"description: {before['description']!r} -> 'x'"]
 
 
 def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
