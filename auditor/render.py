@@ -35,7 +35,7 @@ from auditor.audit import (
 )
 from auditor.check import judge, verdict, verification_passed
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes
+from auditor.fileio import atomic_write_bytes, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
 
 TEMPLATE = "reproducibility.md.j2"
@@ -69,9 +69,9 @@ def render_run(run_dir: Path) -> Path:
         for path, png in pngs.items():
             atomic_write_bytes(path, png)
         atomic_write_bytes(run_dir / SHEET, text.encode("utf-8"))
-    except OSError as exc:  # a read-only or full report folder
-        where = f"{exc.filename}: " if exc.filename else ""
-        raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {where}{exc.strerror or exc}") from None
+    except OSError as exc:  # a read-only or full report folder, or a file where `figures/` goes
+        why = why_not_writable(exc, run_dir / FIGURES_DIR)
+        raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {why}") from None
     except (jinja2.UndefinedError, KeyError) as exc:
         raise InvalidInput(
             f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet "

@@ -814,6 +814,14 @@ def test_a_read_only_report_folder_is_bad_input(tmp_path: Path, monkeypatch: pyt
         render_run(run_dir)
 
 
+def test_a_file_where_the_figures_go_is_named(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path, golden_audit())
+    (run_dir / "figures").write_text("mine\n")
+    with pytest.raises(InvalidInput, match=f"cannot write the sheet or its figures: {run_dir / 'figures'} is a file, not a folder"):
+        render_run(run_dir)
+    assert (run_dir / "figures").read_text() == "mine\n" and not (run_dir / "REPRODUCIBILITY.md").exists()
+
+
 def test_the_sheet_says_whose_method_descriptions_it_prints() -> None:
     audit = golden_audit()
     assert "(the run itself used" not in text_of(audit)  # the fixture's version is this renderer's
