@@ -442,14 +442,27 @@ def check_and_load(
     determinism flags in force, the device usable, the data loaded and fitting the model."""
     check_recordable(spec, spec_path, out, argv)
     det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
-    device = environment.resolve_device(spec.train.device)
-    check_device_support(spec.train, device)
-    if (problem := repro.cublas_problem(det, device)) is not None:
-        raise InvalidInput(problem)
-    environment.make_current(device)
-    data = load_data(spec.data, spec.seed)
-    check_classes(spec, data)
+    with spec_source(spec_path):
+        device = environment.resolve_device(spec.train.device)
+        check_device_support(spec.train, device)
+        if (problem := repro.cublas_problem(det, device)) is not None:
+            raise InvalidInput(problem)
+        environment.make_current(device)
+        data = load_data(spec.data, spec.seed)
+        check_classes(spec, data)
     return det, device, data
+
+
+@contextmanager
+def spec_source(source: str) -> Iterator[None]:
+    """Name the spec in an error a stage raises about one of its fields (`train.amp: ...`
+    becomes `SPEC: train.amp: ...`), as validation does; other errors pass unchanged."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if str(exc).split(".", 1)[0].split(":", 1)[0] in Spec.model_fields:
+            raise InvalidInput(f"{source}: {exc}") from None
+        raise
 
 
 def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:

@@ -320,8 +320,9 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("train.amp=fp16", "train.amp: fp16 needs a CUDA device"),
-     ("model.num_classes=12", "model.num_classes: 12, but synthetic has 10 classes")],
+    [("train.amp=fp16", "error: smoke: train.amp: fp16 needs a CUDA device"),  # named with its spec, as validation does
+     ("model.num_classes=12", "error: smoke: model.num_classes: 12, but synthetic has 10 classes"),
+     ("data.dataset=cifar10", "error: smoke: data.root: ")],
 )
 def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override: str, message: str) -> None:
     assert_clean_error(run_cli("run", "smoke", *sets(*TINY_SETS, override), "--out", str(tmp_path)), message)

@@ -53,6 +53,13 @@ def test_a_cpu_quota_under_torchs_threads_is_said_and_recorded(tmp_path: Path, m
     assert measured["notes"] == [note]
 
 
+def test_spec_source_names_the_spec_in_errors_about_its_fields() -> None:
+    with pytest.raises(InvalidInput, match=r"^specs/x\.yaml: train\.amp: fp16 needs CUDA$"), runner.spec_source("specs/x.yaml"):
+        raise InvalidInput("train.amp: fp16 needs CUDA")
+    with pytest.raises(InvalidInput, match=r"^/data/test_batch: not a readable CIFAR-10 batch$"), runner.spec_source("x"):
+        raise InvalidInput("/data/test_batch: not a readable CIFAR-10 batch")  # about a file: named already
+
+
 def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_change(tmp_path: Path) -> None:
     old = load_spec("smoke", TINY_SETS)
     state = {"spec": resolved_dict(old), "spec_hash": spec_hash(old)}
