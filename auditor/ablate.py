@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.audit import run_paths, write_json
+from auditor.audit import chose_on_test, run_paths, write_json
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -510,7 +510,7 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         "seeds": [r["seed"] for r in runs],
         "stats": {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS},
         "runs": runs, "missing": missing,
-        "selected_on_test": [r["name"] for r in runs if r["selection_split"] == "test"],
+        "selected_on_test": [r["name"] for r in runs if chose_on_test(r["selection_split"], r["epochs_run"] or 0)],
         "reference": ref.model_dump() if ref else None,
     }  # fmt: skip
 

@@ -82,6 +82,12 @@ def busy_cpu(share: float | None, window_s: float | None) -> bool:
     return round(share - cpu_share_error(window_s), 2) >= BUSY_CPU_SHARE
 
 
+def chose_on_test(selection_split: str | None, epochs_scored: int) -> bool:
+    """Whether a run's checkpoint was chosen among several epochs by their test-set scores
+    (one scored epoch is no choice, so no selection bias)."""
+    return selection_split == "test" and epochs_scored > 1
+
+
 # Above this IQR / median, the timed iterations did not run alike (another process, a
 # frequency change): the median then says more about the machine than about the model.
 UNSTEADY_IQR_SHARE = 0.25

@@ -355,6 +355,8 @@ def test_cifar_data_other_than_the_official_test_set_is_said_so(official: bool, 
     text = text_of(audit)
     name = front_matter(text)["model-index"][0]["results"][0]["dataset"]["name"]
     assert name == (f"CIFAR-10 ({qualifier})" if qualifier else "CIFAR-10")
+    # the Hub's `datasets` link names the official set: only for the official test set
+    assert front_matter(text).get("datasets") == (None if qualifier else ["cifar10"])
     assert ("on **cifar10**" + (f" ({qualifier})" if qualifier else "") + " (1,200 training images)") in text
 
 
@@ -388,6 +390,16 @@ def test_selection_on_test_set_is_stated_plainly() -> None:
     golden = text_of(golden_audit())
     assert "selected on the TEST set" not in golden
     assert checklist_line(golden, "No model selection on the test set").startswith("- [x]")
+
+
+def test_one_epoch_scored_on_the_test_set_is_no_selection() -> None:
+    audit = selection_on_test_audit()
+    audit["training"]["history"] = audit["training"]["history"][:1]
+    text = text_of(audit, NO_FIGURES)
+    assert "**The test set was the selection split**" in text and "only one epoch was scored on it" in text
+    assert "optimistically biased" not in text and "selected on the TEST set" not in text
+    line = checklist_line(text, "No model selection on the test set")
+    assert line.startswith("- [x]") and "only one epoch was scored: no choice was made" in line
 
 
 def test_legacy_std_warning() -> None:
@@ -565,6 +577,9 @@ def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
     assert "no best checkpoint was written, so there is nothing to evaluate" in text
     assert "Learning curves not drawn: no completed epoch to plot" in text
     assert not (run_dir / "figures" / "learning_curves.png").exists()
+    # the time and images of the steps up to the divergence count, and the sheet says so
+    assert "(sum of the epoch wall times, the steps of the epoch that diverged included; excludes" in text
+    assert "the steps of the epoch that diverged" not in text_of(golden_audit())
     assert checklist_line(text, "Training finished without divergence").startswith("- [ ]")
     assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
     assert checklist_line(text, "Checkpoint digests recorded").startswith("- [ ]")
