@@ -38,7 +38,6 @@ from pydantic import (
 
 from auditor.audit import chose_on_test, run_paths, write_json
 from auditor.errors import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_TERMINATED,
@@ -831,7 +830,6 @@ def header_lines(plan: Plan, out: Path) -> list[str]:
 class Execution:
     """How running a plan ended: every run finished, or one stopped it (`stopped_at`)."""
 
-    failed_criteria: tuple[str, ...] = ()  # finished runs whose own criteria failed
     stopped_at: str | None = None  # the run whose process ended without a finished report
     position: int = 0  # its place in the plan's runs, from 1
     returncode: int = 0  # that process's exit status (negative: the signal that killed it)
@@ -842,7 +840,7 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
     """Run every pair in order (one `auditor run` process each); skip finished ones; resume
     interrupted ones. A Ctrl-C or SIGTERM to this process waits for the run's own clean stop
     (passing on a SIGTERM the run may not have received) and propagates."""
-    total, failed_criteria, now = len(plan.runs), [], this_machine(plan)
+    total, now = len(plan.runs), this_machine(plan)
     for i, r in enumerate(plan.runs, 1):
         head = f"[{i}/{total}] {r.name}"
         state, audit = run_state(out, r)
@@ -865,12 +863,10 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
                 f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
             )
         if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or rc < 0:
-            return Execution(tuple(failed_criteria), r.name, i, rc, interrupted=True)
+            return Execution(r.name, i, rc, interrupted=True)
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
-            return Execution(tuple(failed_criteria), r.name, i, rc)
-        if rc == EXIT_FAILED:
-            failed_criteria.append(r.name)
-    return Execution(tuple(failed_criteria))
+            return Execution(r.name, i, rc)
+    return Execution()
 
 
 def page_plan(plan: Plan, n_seeds: int | None, log: Log) -> Plan:
@@ -891,10 +887,14 @@ def page_plan(plan: Plan, n_seeds: int | None, log: Log) -> Plan:
 
 
 def page_notes(record: dict[str, Any]) -> list[str]:
-    """What the page of `record` (write_outputs') leaves open: runs without a finished report,
-    mixed software."""
+    """What the page of `record` (write_outputs') leaves open: runs that failed (their own
+    criteria, or a divergence), runs without a finished report, mixed software."""
     missing = sum(len(v["missing"]) for v in record["variants"])
+    failed = [r["name"] for v in record["variants"] for r in v["runs"] if r["verdict"] != "PASS"]
     notes = []
+    if failed:
+        notes.append(f"note: {count(len(failed), 'run')} on the page failed (their own criteria, or training "
+                     f"diverged; see their sheets): {', '.join(failed)}")  # fmt: skip
     if missing:
         notes.append(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip

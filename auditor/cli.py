@@ -97,8 +97,8 @@ DESCRIPTIONS = {
     "model, rebuilt from the spec stored in it. Exit 0, or 2.",
     "ablate": "Run every variant x seed of an ablation file (a base spec with overrides), one "
     "`auditor run` each, skipping finished runs and resuming interrupted ones, and write a page "
-    "aggregating the seeds. Exit 0 when every run finished (runs that failed their own criteria are "
-    "listed), 2 invalid input, 130 interrupted (143 on SIGTERM); a run that crashed stops it with that "
+    "aggregating the seeds. Exit 0 when every run finished (the runs on the page that failed their own criteria "
+    "or diverged are listed), 2 invalid input, 130 interrupted (143 on SIGTERM); a run that crashed stops it with that "
     "run's exit code.",
 }
 
@@ -356,7 +356,6 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
     """Run the plan's pairs; after a stop, say how to continue."""
     from auditor.ablate import execute_plan
-    from auditor.render import count
 
     again = f"continue with: {_ablate_relaunch(args)}"
     try:
@@ -372,9 +371,6 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
         print(f"auditor ablate: error: {done.stopped_at}: `auditor run` exited {done.returncode} without a "
               "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
         return done.returncode or EXIT_FAILED
-    if done.failed_criteria:
-        _progress(f"note: {count(len(done.failed_criteria), 'run')} failed their own criteria (see their sheets): "
-                  + ", ".join(done.failed_criteria))  # fmt: skip
     return EXIT_OK
 
 

@@ -550,7 +550,7 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
     done = ablate.execute_plan(plan, tmp_path, lambda msg: None)
-    assert done == ablate.Execution((), plan.runs[0].name, 1, 143, interrupted=True)
+    assert done == ablate.Execution(plan.runs[0].name, 1, 143, interrupted=True)
 
     argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
     assert main(argv) == EXIT_INTERRUPTED
@@ -600,25 +600,31 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
 ) -> None:
     from auditor import ablate
 
-    started: list[str] = []
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=2)
+    hashes, started = {r.name: r.spec_hash for r in plan.runs}, []
 
     class Run:  # `auditor run` that finished with a sheet saying FAIL: exit 1
-        def __init__(self, argv: list[str]) -> None:
-            started.append(argv[0])
+        def __init__(self, cmd: list[str]) -> None:
+            name = next(a.split("=", 1)[1] for a in cmd if a.startswith("name="))
+            started.append(name)
+            (tmp_path / "reports" / name).mkdir(parents=True, exist_ok=True)
+            audit = {"spec_hash": hashes[name], "verdict": "FAIL", "run": {"status": "completed"}}
+            (tmp_path / "reports" / name / "audit.json").write_text(json.dumps(audit))
 
         def wait(self) -> int:
             return 1
 
-    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=2)
     states = iter(["new", "finished", "new", "finished"])  # before and after each run
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     monkeypatch.setattr(ablate, "run_state", lambda out, r: (next(states), None))
-    done = ablate.execute_plan(plan, tmp_path, lambda msg: None)
-    assert done == ablate.Execution(tuple(r.name for r in plan.runs))
-    assert len(started) == 2
+    assert ablate.execute_plan(plan, tmp_path, lambda msg: None) == ablate.Execution()  # all ran: none stopped it
+    assert started == list(hashes)
 
-    states = iter(["new", "finished", "new", "finished"])  # again, through the command
+    # Again through the command: the first run failed in an earlier call (skipped now), the second runs.
+    shutil.rmtree(tmp_path / "reports" / plan.runs[1].name)
+    states = iter(["finished", "new", "finished"])
     assert main(["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "2", "--out", str(tmp_path)]) == 0
     said = capsys.readouterr().out
-    assert f"note: 2 runs failed their own criteria (see their sheets): {plan.runs[0].name}, {plan.runs[1].name}" in said
+    names = f"{plan.runs[0].name}, {plan.runs[1].name}"
+    assert f"note: 2 runs on the page failed (their own criteria, or training diverged; see their sheets): {names}" in said
     assert "ablation page: " in said  # the page is written all the same
