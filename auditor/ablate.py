@@ -48,6 +48,7 @@ from auditor.fileio import atomic_write_bytes, out_error, why_not_writable
 from auditor.render import count
 from auditor.spec import (
     NAME_PATTERN,
+    SUBKEY,
     Spec,
     apply_overrides,
     format_validation_error,
@@ -135,7 +136,7 @@ class Ablation(BaseModel):
     def _reference_names_variants(self) -> Ablation:
         unknown = [k for k in self.reference if k not in self.variants]
         if unknown:
-            raise ValueError(f"reference names unknown variants {unknown}; variants: {', '.join(self.variants)}")
+            raise ValueError(f"{SUBKEY}reference: names unknown variants {unknown}; variants: {', '.join(self.variants)}")
         return self
 
 

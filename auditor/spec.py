@@ -44,7 +44,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file 
 DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices a run can name
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
-_SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
+SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
 
 class _Section(BaseModel):
@@ -116,7 +116,7 @@ class DataSpec(_Section):
         # CIFAR-10's size is known only once its files are read (the data stage checks it then).
         if self.dataset == "synthetic" and self.val_split >= self.synthetic.train:
             raise ValueError(
-                f"{_SUBKEY}val_split: {self.val_split} must be smaller than the "
+                f"{SUBKEY}val_split: {self.val_split} must be smaller than the "
                 f"{self.synthetic.train} training images (data.synthetic.train)"
             )
         return self
@@ -151,7 +151,7 @@ class Optimizer(_Section):
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> Optimizer:
         if self.nesterov and self.momentum == 0:
-            raise ValueError(f"{_SUBKEY}nesterov: true needs momentum > 0 (momentum is {self.momentum})")
+            raise ValueError(f"{SUBKEY}nesterov: true needs momentum > 0 (momentum is {self.momentum})")
         return self
 
 
@@ -167,9 +167,9 @@ class Schedule(_Section):
     @model_validator(mode="after")
     def _milestones_for_multistep(self) -> Schedule:
         if self.name == "multistep" and not self.milestones:
-            raise ValueError(f"{_SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
+            raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
         if sorted(self.milestones) != list(self.milestones):
-            raise ValueError(f"{_SUBKEY}milestones: must be increasing, got {self.milestones}")
+            raise ValueError(f"{SUBKEY}milestones: must be increasing, got {self.milestones}")
         return self
 
 
@@ -231,13 +231,13 @@ class TrainSpec(_Section):
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
             raise ValueError(
-                f"{_SUBKEY}schedule.milestones: {late} are not before epochs={self.epochs} "
+                f"{SUBKEY}schedule.milestones: {late} are not before epochs={self.epochs} "
                 "(milestones are epochs: scale them with train.epochs)"
             )
         if s.warmup_epochs > self.epochs:
-            raise ValueError(f"{_SUBKEY}schedule.warmup_epochs: {s.warmup_epochs} must be at most epochs={self.epochs}")
+            raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {s.warmup_epochs} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
-            raise ValueError(f"{_SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
+            raise ValueError(f"{SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
         return self
 
 
@@ -377,7 +377,7 @@ class Spec(_Section):
                 try:
                     parse_criterion(str(metric), expr)
                 except ValueError as exc:  # located at criteria.<metric> by format_validation_error
-                    raise ValueError(f"{_SUBKEY}{metric}: {exc}") from None
+                    raise ValueError(f"{SUBKEY}{metric}: {exc}") from None
         return v
 
     def parsed_criteria(self) -> list[Criterion]:
@@ -580,9 +580,9 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         # A whole section (a cross-field check) is no help as the offending value.
         whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
         got = "" if e["type"] == "missing" or whole_section else f", got {_short(e.get('input'))}"
-        if msg.startswith(_SUBKEY) and ": " in msg:
-            key, msg = msg[len(_SUBKEY) :].split(": ", 1)
-            loc, got = f"{loc}.{key}", ""  # the message quotes the expression itself
+        if msg.startswith(SUBKEY) and ": " in msg:
+            key, msg = msg[len(SUBKEY) :].split(": ", 1)
+            loc, got = f"{loc}.{key}" if loc else key, ""  # the message quotes the expression itself
         if ", got " in msg or (isinstance(e.get("input"), str) and repr(e["input"]) in msg):  # shown already
             got = ""
         msg = msg[0].lower() + msg[1:] if msg else msg
