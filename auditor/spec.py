@@ -735,8 +735,24 @@ def _is_nan(v: Any) -> bool:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the spec, for editor completion."""
+    """JSON Schema of the spec, for editor completion: what validation checks in code (the
+    registered model names, the device forms, the criteria's metrics, YAML's `off` and `true`
+    for the toggles) written into it, so an editor rejects what `validate` rejects."""
+    from auditor.models import list_models
+
     schema = Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "auditor run spec"
+    defs = schema["$defs"]
+    defs["ModelSpec"]["properties"]["name"]["enum"] = list_models()
+    train = defs["TrainSpec"]["properties"]
+    train["device"]["pattern"] = f"^(?:{DEVICE_FORM.pattern})$"
+    for key, words in (("amp", [False]), ("compile", [False, True])):  # YAML 1.1 reads off as false
+        text = {k: train[key].pop(k) for k in ("enum", "type")}
+        train[key]["anyOf"] = [text, {"enum": words}]
+    metric = lambda what: {"type": ["string", "null"], "description": f"{what}; null removes the criterion"}
+    schema["properties"]["criteria"] |= {"additionalProperties": False, "properties": {
+        **{m: metric(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})") for m, unit in NUMERIC_METRICS.items()},
+        **{m: metric(f"'== <value>' or '!= <value>', value one of {', '.join(v)}") for m, v in CATEGORICAL_METRICS.items()},
+    }}  # fmt: skip
     return schema

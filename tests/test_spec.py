@@ -14,9 +14,13 @@ from conftest import REPO, assert_clean_error, run_cli
 
 from auditor.cli import main
 from auditor.errors import InvalidInput
+from auditor.models import list_models
 from auditor.spec import (
+    CATEGORICAL_METRICS,
+    NUMERIC_METRICS,
     apply_overrides,
     hash_resolved,
+    json_schema,
     load_spec,
     load_yaml,
     parse_criterion,
@@ -285,6 +289,25 @@ def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> Non
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert "train" in schema["properties"] and schema["additionalProperties"] is False
+
+
+def test_schema_holds_what_validation_checks_in_code() -> None:
+    """An editor using the schema rejects what `validate` rejects: unknown models, devices and
+    metrics; it accepts YAML's `off`/`true` for the toggles, as validation does."""
+    schema = json_schema()
+    model, train = schema["$defs"]["ModelSpec"]["properties"], schema["$defs"]["TrainSpec"]["properties"]
+    assert model["name"]["enum"] == list_models() and "resnet9" not in model["name"]["enum"]
+    pattern = re.compile(train["device"]["pattern"])
+    assert all(pattern.search(d) for d in ("auto", "cpu", "cuda", "cuda:1")) and not any(
+        pattern.search(d) for d in ("gpu", "cuda:", "cpu0", " cpu"))
+    criteria = schema["properties"]["criteria"]
+    assert criteria["additionalProperties"] is False and set(criteria["properties"]) == {*NUMERIC_METRICS, *CATEGORICAL_METRICS}
+    assert {"enum": [False, True]} in train["compile"]["anyOf"] and {"enum": [False]} in train["amp"]["anyOf"]
+    for path in RUN_SPECS:  # every shipped spec within the schema's added constraints
+        raw = yaml.safe_load(path.read_text())
+        assert raw.get("model", {}).get("name", "resnet18") in model["name"]["enum"], path
+        assert pattern.search(raw.get("train", {}).get("device", "auto")), path
+        assert set(raw.get("criteria", {})) <= set(criteria["properties"]), path
 
 
 def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
