@@ -486,6 +486,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
         "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
+        "chose_on_test": chose_on_test(training),
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit),
         "metrics": {k: m.get(k) for k in METRICS},
@@ -510,7 +511,8 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         "seeds": [r["seed"] for r in runs],
         "stats": {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS},
         "runs": runs, "missing": missing,
-        "selected_on_test": [r["name"] for r in runs if chose_on_test(r["selection_split"], r["epochs_run"] or 0)],
+        "no_val_split": [r["name"] for r in runs if r["selection_split"] == "test"],
+        "selected_on_test": [r["name"] for r in runs if r["chose_on_test"]],
         "reference": ref.model_dump() if ref else None,
     }  # fmt: skip
 
@@ -752,7 +754,8 @@ def render_ablation(here: Path) -> Path:
     ]  # fmt: skip
     text = _env().get_template("ablations.md.j2").render(
         a=record["ablation"], variants=record["variants"], metrics=METRICS, figures=figures,
-        ref_metrics=ref_metrics, any_test_selection=any(v["selected_on_test"] for v in record["variants"]),
+        ref_metrics=ref_metrics, any_test_selection=any(v["no_val_split"] for v in record["variants"]),
+        any_test_choice=any(v["selected_on_test"] for v in record["variants"]),
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
     )  # fmt: skip
     out = here / "ABLATIONS.md"

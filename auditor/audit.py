@@ -82,10 +82,10 @@ def busy_cpu(share: float | None, window_s: float | None) -> bool:
     return round(share - cpu_share_error(window_s), 2) >= BUSY_CPU_SHARE
 
 
-def chose_on_test(selection_split: str | None, epochs_scored: int) -> bool:
+def chose_on_test(training: Mapping[str, Any]) -> bool:
     """Whether a run's checkpoint was chosen among several epochs by their test-set scores
-    (one scored epoch is no choice, so no selection bias)."""
-    return selection_split == "test" and epochs_scored > 1
+    (one scored epoch is no choice, so no selection bias); `training`: a record's section."""
+    return training.get("selection_split") == "test" and (training.get("epochs_run") or 0) > 1
 
 
 # Above this IQR / median, the timed iterations did not run alike (another process, a

@@ -154,14 +154,18 @@ def usable_cpus() -> int:
 
 
 def oversubscription_note(threads: int, affinity: int | None, quota: float | None) -> str | None:
-    """A note when torch runs more CPU threads than this process's CPUs can run at once, else None."""
-    limits = [(affinity, f"this process's CPU affinity allows {affinity} CPUs")] if affinity else []
-    if quota is not None:
-        limits.append((max(1, math.floor(quota)), f"this process's cgroup CPU quota is {quota:g} CPUs"))
+    """A note when torch runs more CPU threads than this process's CPUs can run at once, else None.
+
+    The tighter limit is named; at a tie the quota, which torch does not see.
+    """
+    cpus = lambda n: f"{n:g} CPU" + ("" if n == 1 else "s")
+    limits = [] if quota is None else [(max(1, math.floor(quota)), f"this process's cgroup CPU quota is {cpus(quota)}")]
+    if affinity:
+        limits.append((affinity, f"this process's CPU affinity allows {cpus(affinity)}"))
     over = [(n, why) for n, why in limits if threads > n]
     if not over:
         return None
-    n, why = min(over)
+    n, why = min(over, key=lambda limit: limit[0])  # the first of equals: the quota
     return (
         f"torch runs {threads} CPU threads but {why}: the threads take turns, which slows training "
         f"and inflates latency; set OMP_NUM_THREADS={n} for the next run (CPU results reproduce bit "
@@ -329,12 +333,17 @@ def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequen
     )
 
 
-def cpu_notes(env: Environment) -> list[str]:
-    """Warnings about how this process's CPUs are shared out, for a run on the CPU."""
-    if not env.device.startswith("cpu"):
+def cpu_notes(device: str, threads: int, affinity: int | None, quota: float | None) -> list[str]:
+    """Warnings about how this process's CPUs are shared out, for work on the CPU `device`."""
+    if not device.startswith("cpu"):
         return []
-    note = oversubscription_note(env.torch_threads, env.cpu_affinity, env.cpu_quota)
+    note = oversubscription_note(threads, affinity, quota)
     return [note] if note else []
+
+
+def run_cpu_notes(env: Environment) -> list[str]:
+    """`cpu_notes` for the run `env` describes."""
+    return cpu_notes(env.device, env.torch_threads, env.cpu_affinity, env.cpu_quota)
 
 
 def cuda_problem(device: torch.device) -> str | None:

@@ -123,8 +123,5 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[
 
 
 def _cpu_notes(device: torch.device) -> list[str]:
-    """On the CPU, a note when torch runs more threads than the process's CPUs (which inflates the latency)."""
-    if device.type != "cpu":
-        return []
-    note = environment.oversubscription_note(torch.get_num_threads(), environment.usable_cpus(), environment.cgroup_cpu_quota())
-    return [note] if note else []
+    """`environment.cpu_notes` for this process now: more torch threads than CPUs inflates the latency."""
+    return environment.cpu_notes(str(device), torch.get_num_threads(), environment.usable_cpus(), environment.cgroup_cpu_quota())

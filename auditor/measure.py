@@ -116,10 +116,10 @@ def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last
     """Batch-`spec.batch_size` FP32 forward latency over `spec.iters` timed iterations.
 
     Times `model` in eval mode, moved to `device` in the given memory format (in place, as
-    `Module.to` is); its train/eval mode is put back afterwards.
+    `Module.to` is); each submodule's train/eval mode is put back afterwards.
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    was_training = model.to(device, memory_format=fmt).training
+    modes = {m: m.training for m in model.to(device, memory_format=fmt).modules()}
     x = torch.randn(spec.batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     samples, synced, meter = [], True, ForeignCpu(min_window_s=MIN_CPU_WINDOW_S)
     meter.start()  # over the warm-up too: the same work, and a longer window than the ticks
@@ -134,7 +134,8 @@ def latency(model: nn.Module, spec: Latency, device: torch.device, channels_last
                 if i >= spec.warmup:
                     samples.append((time.perf_counter() - t0) * 1e3)
     finally:
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     share = meter.stop()
     return _summarise(samples, spec, device, channels_last, device_name, synced, share, meter.window_s)
 

@@ -453,13 +453,14 @@ def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
     dataset = audit["data"]["dataset"]
     test_acc = audit["metrics"]["test_acc"]
     name = "Test accuracy"
-    if selected_on_test(audit["training"]):
+    if chose_on_test(audit["training"]):
         name += " (checkpoint selected on the test split: optimistically biased)"
     metrics = [] if _missing(test_acc) else [{"type": "accuracy", "value": test_acc, "name": name}]
     return {
         "dataset_id": dataset,
-        # The Hub's `datasets` links the card to the official set: not for a copy that differs from it.
-        "datasets": [] if qualifier else [dataset],
+        # The Hub's `datasets` links the card to the official set: not for a copy that differs from
+        # it, nor for the synthetic data (no Hub dataset).
+        "datasets": [dataset] if dataset == "cifar10" and not qualifier else [],
         "dataset_name": f"CIFAR-10 ({qualifier})" if qualifier else
         "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
         "metrics": metrics,
@@ -773,21 +774,17 @@ def train_loss_label(audit: dict[str, Any]) -> str:
     return f"Train loss (label smoothing {num(smoothing)})" if smoothing else "Train loss"
 
 
-def selected_on_test(tr: dict[str, Any]) -> bool:
-    """Whether the record's checkpoint was chosen by test-set scores (`audit.chose_on_test`)."""
-    return chose_on_test(tr["selection_split"], len(tr["history"]))
-
-
 def _selection_warning(audit: dict[str, Any]) -> str | None:
     tr = audit["training"]
     if tr["selection_split"] != "test":
         return None
     split = f"split (`data.val_split: {audit['spec']['data']['val_split']}`)"
-    if not selected_on_test(tr):
+    if not chose_on_test(tr):
+        scored = "only one epoch was" if tr["history"] else "no epoch was"
+        unbiased = ": the test accuracy below is not biased by selection" if tr["history"] else ""
         return (
             f"**The test set was the selection split**, because this spec has no validation {split}, but "
-            f"{'only one epoch was' if tr['history'] else 'no epoch was'} scored on it, so no checkpoint was "
-            "chosen by its test score: the test accuracy below is not biased by selection."
+            f"{scored} scored on it, so no checkpoint was chosen by its test score{unbiased}."
         )
     return (
         "**The best checkpoint was selected on the TEST set**, because this spec has no validation "
@@ -1090,12 +1087,14 @@ def _selection_item(audit: dict[str, Any]) -> Item:
     split = audit["training"]["selection_split"]
     if audit["training"]["best_epoch"] is None:
         return False, "No model selection on the test set", "no checkpoint was selected (no completed epoch)"
-    chose = selected_on_test(audit["training"])
-    caveat = (
-        "" if split == "val" else " (no validation split): the test accuracy is optimistically biased" if chose
-        else " (no validation split), but only one epoch was scored: no choice was made"
-    )
-    return not chose, "No model selection on the test set", f"best checkpoint selected on the {split} split{caveat}"
+    chose = chose_on_test(audit["training"])
+    label = "No model selection on the test set"
+    if split == "val":
+        return True, label, "best checkpoint selected on the val split"
+    if chose:
+        return False, label, "best checkpoint selected on the test split (no validation split): the test accuracy is optimistically biased"
+    return True, label, ("the test split was the selection split (no validation split), but only one epoch was "
+                         "scored: no checkpoint was chosen by it")  # fmt: skip
 
 
 def _digests_item(audit: dict[str, Any]) -> Item:

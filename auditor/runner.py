@@ -238,12 +238,17 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
         return [f"{found.name} was written under a spec that differs only outside training "
                 f"({'; '.join(outside)}); this run records the new spec, checkpoints written "
                 "before the resume keep the old one"]  # fmt: skip
-    allowed = f"; also changed, which alone would not stop a resume: {'; '.join(outside[:8])}" if outside else ""
+    allowed = f"; also changed, which alone would not stop a resume: {_listed(outside)}" if outside else ""
     raise InvalidInput(
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
-        f", now {spec_hash(spec)[:12]}); changed in what is trained: {'; '.join(training[:8]) or 'unknown'}"
-        f"{allowed}"
+        f", now {spec_hash(spec)[:12]}); changed in what is trained: {_listed(training) or 'unknown'}{allowed}"
     )
+
+
+def _listed(changes: list[str], most: int = 8) -> str:
+    """The first `most` changes, and how many more there are."""
+    more = f" (and {len(changes) - most} more)" if len(changes) > most else ""
+    return "; ".join(changes[:most]) + more
 
 
 def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
@@ -475,7 +480,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
         resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
         env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
         notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
-        for note in (*notes, *environment.cpu_notes(env)):
+        for note in (*notes, *environment.run_cpu_notes(env)):
             log(f"note: {note}")  # said before training, as well as in the sheet
         torch.manual_seed(spec.seed)  # model init draws from the global generator
         model = build_model(spec.model)
@@ -667,7 +672,7 @@ def assemble(
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
             "resume_notes": resume_notes, "toggle_notes": toggle_notes,
-            "environment_notes": environment.cpu_notes(env),
+            "environment_notes": environment.run_cpu_notes(env),
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -750,9 +750,15 @@ def json_schema() -> dict[str, Any]:
     for key, words in (("amp", [False]), ("compile", [False, True])):  # YAML 1.1 reads off as false
         text = {k: train[key].pop(k) for k in ("enum", "type")}
         train[key]["anyOf"] = [text, {"enum": words}]
-    metric = lambda what: {"type": ["string", "null"], "description": f"{what}; null removes the criterion"}
     schema["properties"]["criteria"] |= {"additionalProperties": False, "properties": {
-        **{m: metric(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})") for m, unit in NUMERIC_METRICS.items()},
-        **{m: metric(f"'== <value>' or '!= <value>', value one of {', '.join(v)}") for m, v in CATEGORICAL_METRICS.items()},
+        **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})")
+           for m, unit in NUMERIC_METRICS.items()},
+        **{m: _criterion_schema(f"'{ops} <value>', value one of {', '.join(v)}")
+           for m, v in CATEGORICAL_METRICS.items() for ops in ["==" if m == "reproducible" else "== or !="]},
     }}  # fmt: skip
     return schema
+
+
+def _criterion_schema(form: str) -> dict[str, Any]:
+    """One criterion's JSON Schema: an expression of `form`, or null to remove it."""
+    return {"type": ["string", "null"], "description": f"{form}; null removes the criterion"}

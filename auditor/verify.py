@@ -59,7 +59,7 @@ from auditor.audit import read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
-from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT
+from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, spec_source
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
@@ -174,7 +174,8 @@ def _training_images(spec: Spec, spec_arg: str) -> int:
     """How many images one epoch trains on (the data stage's split, provenance checks included)."""
     from auditor.data import load_data
 
-    n_train = len(load_data(spec.data, spec.seed).train_y)
+    with spec_source(spec_arg):  # `data.root: ...` named with the spec, as `auditor run` does
+        n_train = len(load_data(spec.data, spec.seed).train_y)
     if n_train == 0:
         raise InvalidInput(f"{spec_arg}: no training images after the validation split")
     return n_train
@@ -191,11 +192,11 @@ def _with_checkpoint_cadence(spec: Spec, spe: int, total: int, spec_arg: str) ->
     every = max(1, base // 4)
     raw = resolved_dict(spec)
     raw["train"]["checkpoint_every_steps"] = every
-    share = "a quarter" if every * 4 == base else str(every)
     unit = "an epoch" if spe <= total else "the budget"
+    share = f"a checkpoint every {every} of the {base} steps of {unit}" + (", a quarter" if every * 4 == base else "")
     note = (
-        f"train.checkpoint_every_steps was unset: verify set it to {every} ({share} of the {base} steps "
-        f"of {unit}) for all three runs, so they stay comparable"
+        f"train.checkpoint_every_steps was unset: verify set it to {every} ({share}) for all three runs, "
+        "so they stay comparable"
     )
     return validate_spec(raw, spec_arg), [note]
 

@@ -279,6 +279,22 @@ def test_a_page_that_cannot_be_written_names_what_is_in_the_way(tmp_path: Path) 
     assert (tmp_path / "out/reports/tiny").read_text() == "a file where the page's folder goes\n"
 
 
+@pytest.mark.parametrize(("epochs", "said"), [
+    (1, "each scored one epoch only, so no checkpoint was chosen by it and their test\n    acc is not biased"),
+    (2, "the test acc of those that scored more than one epoch is optimistically biased"),
+])  # fmt: skip
+def test_runs_without_a_validation_split_are_footnoted_by_what_it_means(tmp_path: Path, epochs: int, said: str) -> None:
+    ablation = write(tmp_path / "tiny.yaml", TINY)
+    for r in build_plan(str(ablation)).runs:  # finished runs as their records say, selected on the test split
+        audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"},
+                 "training": {"selection_split": "test" if r.variant == "cosine" else "val", "epochs_run": epochs}}
+        (tmp_path / "out/reports" / r.name).mkdir(parents=True)
+        (tmp_path / "out/reports" / r.name / "audit.json").write_text(json.dumps(audit))
+    assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "| cosine [^test] |" in page and "| constant |" in page and said in page
+
+
 # --- real runs (slow) ---------------------------------------------------------------------
 
 

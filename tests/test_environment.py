@@ -222,6 +222,8 @@ def test_cgroup_cpu_quota_without_proc(tmp_path: Path) -> None:
         (3, 2, None, "torch runs 3 CPU threads but this process's CPU affinity allows 2 CPUs"),
         (8, 64, 2.5, "torch runs 8 CPU threads but this process's cgroup CPU quota is 2.5 CPUs"),
         (4, 3, 2.0, "this process's cgroup CPU quota is 2 CPUs: "),  # the tighter limit is named
+        (2, 1, 0.5, "this process's cgroup CPU quota is 0.5 CPUs: "),  # a tie: the quota, which torch does not see
+        (2, 1, None, "this process's CPU affinity allows 1 CPU: "),
         (2, 8, 0.5, "this process's cgroup CPU quota is 0.5 CPUs"),  # under one CPU: one thread
         (1, 8, 0.5, None),
     ],
@@ -241,7 +243,7 @@ def test_capture_records_the_cpus_the_process_may_use(monkeypatch: pytest.Monkey
     env = environment.capture(torch.device("cpu"), ["auditor"])
     assert env.cpu_affinity == len(os.sched_getaffinity(0)) and env.cpu_quota == 0.5
     two = dataclasses.replace(env, torch_threads=2, cpu_affinity=2)
-    [note] = environment.cpu_notes(two)
+    [note] = environment.run_cpu_notes(two)
     assert "cgroup CPU quota is 0.5 CPUs" in note
-    assert environment.cpu_notes(dataclasses.replace(two, cpu_quota=None)) == []
-    assert environment.cpu_notes(dataclasses.replace(two, device="cuda:0")) == []  # CPU threads do not train there
+    assert environment.run_cpu_notes(dataclasses.replace(two, cpu_quota=None)) == []
+    assert environment.run_cpu_notes(dataclasses.replace(two, device="cuda:0")) == []  # CPU threads do not train there

@@ -80,9 +80,10 @@ def test_latency_on_the_cpu_records_what_it_did(channels_last: bool) -> None:
 @pytest.mark.parametrize("training", [True, False])
 def test_latency_times_eval_mode_and_gives_the_model_back_in_its_mode(training: bool) -> None:
     model = create_model("resnet8").train(training)
+    frozen = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)).train(not training)  # mixed modes
     buffers = {k: v.clone() for k, v in model.state_dict().items()}
     measure.latency(model, Latency(batch_size=2, warmup=1, iters=5), torch.device("cpu"), False, "test CPU")
-    assert all(m.training is training for m in model.modules())
+    assert all(m.training is (training if m is not frozen else not training) for m in model.modules())
     # batch norm ran in eval mode: its running statistics and batch count did not move
     assert all(torch.equal(buffers[k], v) for k, v in model.state_dict().items())
 

@@ -338,7 +338,7 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
 
 def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Path) -> None:
     plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
-    assert any("set it to 2 (a quarter of the 8 steps of an epoch)" in n for n in plan.notes)
+    assert any("set it to 2 (a checkpoint every 2 of the 8 steps of an epoch, a quarter)" in n for n in plan.notes)
     notes: list[str] = []
     assert verify_mod.kill_within(plan, TOTAL, "completed", notes, print) is plan and notes == []
     moved = verify_mod.kill_within(plan, 5, "early_stopped", notes, lambda m: None)  # stopped before the kill
@@ -347,7 +347,7 @@ def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Pa
                 f"{plan.kill_at}: run K is killed after step {moved.kill_at} instead")  # fmt: skip
     assert notes == [expected]
     notes.clear()
-    assert verify_mod.kill_within(plan, 1, "diverged", notes, print, diverged_at=1) is plan  # no checkpoint within 1 step
+    assert verify_mod.kill_within(plan, 2, "diverged", notes, print, diverged_at=1) is plan  # no checkpoint within 1 step
     assert "before any checkpoint a kill could resume from" in notes[0]
     notes.clear()  # 8 steps run, the loss non-finite from step 5 on: the kill moves before step 5
     diverged = verify_mod.kill_within(plan, 8, "diverged", notes, lambda m: None, diverged_at=5)
@@ -373,7 +373,7 @@ def test_resume_arithmetic() -> None:
 
 def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_path: Path) -> None:
     plan = make_plan("smoke", TINY, tmp_path, epochs=None, steps=6, kill_at=None)  # 6 of 8 steps of an epoch
-    assert plan.checkpoint_every == 1 and any("set it to 1 (1 of the 6 steps of the budget)" in n for n in plan.notes)
+    assert plan.checkpoint_every == 1 and any("set it to 1 (a checkpoint every 1 of the 6 steps of the budget)" in n for n in plan.notes)
     assert resume_position(plan.kill_at, SPE, plan.checkpoint_every) > 0
 
 
@@ -396,6 +396,12 @@ def test_a_kill_no_checkpoint_precedes_is_refused(
     with pytest.raises(InvalidInput) as exc:
         make_plan("smoke", [*TINY, *sets], tmp_path, epochs=epochs, steps=steps, kill_at=kill_at)
     assert message in str(exc.value)
+    assert not (tmp_path / "verify").exists()
+
+
+def test_missing_data_is_named_with_the_spec_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=rf"^smoke: data\.root: {tmp_path / 'none'} does not exist"):
+        make_plan("smoke", [*TINY, "data.dataset=cifar10", f"data.root={tmp_path / 'none'}"], tmp_path, 2, None, None)
     assert not (tmp_path / "verify").exists()
 
 
