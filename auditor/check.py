@@ -26,10 +26,12 @@ Comparison rules:
 
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
 import operator
 import re
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -357,11 +359,8 @@ def write_junit(
         raise InvalidInput(f"{path}: cannot write JUnit report: {blocker} is a file, not a folder")
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
-    if not _replaceable(path):
-        raise InvalidInput(
-            f"{path}: cannot write JUnit report: the file there is not a JUnit report (the run's record, "
-            "its sheet, a criteria file?), and writing would replace it; give another file name"
-        )
+    if (refused := _not_replaceable(path)) is not None:
+        raise InvalidInput(f"{path}: cannot write JUnit report: {refused}; give another file name")
     data = junit_xml(results, suite_name, status, spec_hash, require_criteria).encode("utf-8")
     try:
         atomic_write_bytes(path, data)
@@ -369,17 +368,22 @@ def write_junit(
         raise InvalidInput(f"{path}: cannot write JUnit report: {exc.strerror or exc}") from None
 
 
-def _replaceable(path: Path) -> bool:
-    """Whether `--junit` may write `path`: nothing there, an empty file, or an earlier JUnit
-    report (CI writes one each time); never any other file, such as the audit.json just read."""
+def _not_replaceable(path: Path) -> str | None:
+    """Why `--junit` may not write `path`, or None: it may replace nothing, an empty file or an
+    earlier JUnit report (CI writes one each time), never any other file (such as the audit.json
+    just read), nor a device, pipe or socket (reading one could block, replacing one is wrong)."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return "not a regular file (a device, pipe or socket)"
         with path.open("rb") as f:
-            head = f.read(4096)
+            head = f.read(4096).removeprefix(codecs.BOM_UTF8).lstrip()
     except FileNotFoundError:
-        return True
-    except OSError:  # unreadable: the write reports why it fails
-        return True
-    return not head.strip() or (head.lstrip().startswith(b"<?xml") and b"<testsuite" in head)
+        return None
+    except OSError as exc:
+        return f"the file there cannot be read to tell whether it is an earlier JUnit report ({exc.strerror or exc})"
+    if not head or (head.startswith((b"<?xml", b"<testsuite")) and b"<testsuite" in head):
+        return None
+    return "the file there is not a JUnit report (the run's record, its sheet, a criteria file?), and writing would replace it"
 
 
 # --- loading --------------------------------------------------------------

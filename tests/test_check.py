@@ -508,6 +508,23 @@ def test_write_junit(tmp_path: Path) -> None:
     assert ET.parse(tmp_path / "empty.xml").getroot().tag == "testsuites"
 
 
+def test_write_junit_never_reads_or_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # reading it would block until a writer came
+    with pytest.raises(InvalidInput, match="pipe: cannot write JUnit report: not a regular file"):
+        write_junit(sample_results(), "smoke", fifo)
+    with pytest.raises(InvalidInput, match="cannot write JUnit report: not a regular file"):
+        write_junit(sample_results(), "smoke", Path(os.devnull))  # reads as empty; root could replace it
+    assert Path(os.devnull).is_char_device()
+
+
+def test_write_junit_replaces_a_report_another_tool_wrote(tmp_path: Path) -> None:
+    other = tmp_path / "results.xml"
+    other.write_bytes(b"\xef\xbb\xbf<testsuites><testsuite name='pytest'/></testsuites>")  # a BOM, no declaration
+    write_junit(sample_results(), "smoke", other)
+    assert ET.parse(other).getroot().get("name") == "smoke"
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [("audit.json", b'{"schema_version": 1}'), ("criteria.yaml", b"test_acc: '>= 0.9'\n"),
