@@ -88,6 +88,18 @@ def chose_on_test(training: Mapping[str, Any]) -> bool:
     return training.get("selection_split") == "test" and (training.get("epochs_run") or 0) > 1
 
 
+def losses_text(losses: Mapping[str, Any]) -> str:
+    """How two runs' per-step losses compare (verify's `compare_losses` record): 'losses of all
+    7 steps equal', 'losses of 2 of 7 steps differ, first at step 5'."""
+    a, b, first = losses.get("steps_a"), losses.get("steps_b"), losses.get("first_divergence")
+    if losses.get("equal"):
+        return f"losses of all {a} steps equal"
+    lengths = "" if a == b else f" (the runs wrote {a} and {b} steps)"
+    if losses.get("steps_differ") is None:  # a record written before the count was kept
+        return f"losses differ from step {first}{lengths}"
+    return f"losses of {losses['steps_differ']} of {max(a or 0, b or 0)} steps differ, first at step {first}{lengths}"
+
+
 # Above this IQR / median, the timed iterations did not run alike (another process, a
 # frequency change): the median then says more about the machine than about the model.
 UNSTEADY_IQR_SHARE = 0.25

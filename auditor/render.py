@@ -32,6 +32,7 @@ from auditor.audit import (
     chose_on_test,
     cpu_share_error,
     latency_warnings,
+    losses_text,
     read_audit,
 )
 from auditor.check import judge, verdict, verification_passed
@@ -991,9 +992,7 @@ def pair_text(pair: dict[str, Any]) -> str:
     parts = [f"final tensors {pair.get('tensors_equal', '?')}/{compared} identical" if compared != 0
              else "final tensors not compared (no last checkpoint)"]  # fmt: skip
     if losses:
-        steps = f"{losses.get('steps_a')}/{losses.get('steps_b')} steps"
-        parts.append(f"losses of {steps} " + ("equal" if losses.get("equal")
-                     else f"differ from step {losses.get('first_divergence')}"))  # fmt: skip
+        parts.append(losses_text(losses))
     if metrics:
         parts.append("per-epoch metrics " + ("equal" if metrics.get("equal") else "differ"))
     if not pair.get("equal"):

@@ -55,7 +55,7 @@ from typing import Any
 import yaml
 
 from auditor import checkpoint
-from auditor.audit import read_audit, run_paths, write_json
+from auditor.audit import losses_text, read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
@@ -458,12 +458,12 @@ def _abs_diff(a: float | None, b: float | None) -> float | None:
 
 def compare_losses(a: list[str], b: list[str]) -> dict[str, Any]:
     """Per-step loss streams (as written, so equal means bit-identical floats)."""
-    first, max_diff, comparable = None, 0.0, len(a) == len(b)
+    first, max_diff, comparable, differ = None, 0.0, len(a) == len(b), 0
     for i in range(max(len(a), len(b))):
         va, vb = (a[i] if i < len(a) else None), (b[i] if i < len(b) else None)
         if va == vb:
             continue
-        first = i if first is None else first
+        first, differ = (i if first is None else first), differ + 1
         d = _abs_diff(_num(va), _num(vb))
         if d is None:
             comparable = False
@@ -471,7 +471,7 @@ def compare_losses(a: list[str], b: list[str]) -> dict[str, Any]:
             max_diff = max(max_diff, d)
     return {
         "steps_a": len(a), "steps_b": len(b), "equal": first is None,
-        "first_divergence": first,
+        "first_divergence": first, "steps_differ": differ,  # steps one run has and the other lacks count
         "loss_a": _num(a[first]) if first is not None and first < len(a) else None,
         "loss_b": _num(b[first]) if first is not None and first < len(b) else None,
         "max_abs_diff": max_diff if comparable else None,
@@ -904,8 +904,7 @@ def summary(outcome: VerifyOutcome) -> str:
         lo, me = p["losses"], p["metrics"]
         state = "identical" if p["equal"] else f"max |diff| {_g(p['max_abs_diff'])}"
         lines.append(
-            f"  {p['pair']}: {state}; losses {lo['steps_a']}/{lo['steps_b']} steps "
-            f"{'equal' if lo['equal'] else 'differ from step ' + str(lo['first_divergence'])}; "
+            f"  {p['pair']}: {state}; {losses_text(lo)}; "
             f"metrics {'equal' if me['equal'] else 'differ'}; "
             f"tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
         )

@@ -594,9 +594,13 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     assert "| Verdict | **bitwise**: every compared tensor is bit-for-bit identical between the runs |" in ev
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
-    assert "| Runs A-B | final tensors 2/2 identical; losses of 38/38 steps equal; per-epoch metrics equal |" in ev
-    assert ("| Runs A-K | final tensors 1/2 identical; losses of 38/38 steps differ from step 18; "
+    assert "| Runs A-B | final tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |" in ev
+    # a record written before the count of differing steps was kept
+    assert ("| Runs A-K | final tensors 1/2 identical; losses differ from step 18; "
             "per-epoch metrics differ; largest difference 2e-07 (over losses, metrics and tensors) |") in ev  # fmt: skip
+    counted = verified_audit()
+    counted["verification"]["pairs"][1]["losses"]["steps_differ"] = 2
+    assert "| Runs A-K | final tensors 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in text_of(counted)
     assert "| First divergence | none: the runs agree at every compared point |" in ev
     assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
     assert "- both runs used 2 threads" in ev

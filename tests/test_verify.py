@@ -22,7 +22,7 @@ import torch
 
 from auditor import checkpoint
 from auditor import verify as verify_mod
-from auditor.audit import run_paths
+from auditor.audit import losses_text, run_paths
 from auditor.cli import main
 from auditor.environment import compute_setting, software_versions
 from auditor.errors import InvalidInput
@@ -417,6 +417,11 @@ def test_compare_losses_finds_first_divergence() -> None:
     assert short["first_divergence"] == 1 and short["loss_b"] is None and short["max_abs_diff"] is None
     fd = first_divergence([{"pair": "a-b", "losses": short}, {"pair": "a-k", "losses": diff}])
     assert fd == {"step": 1, "pair": "a-b", "loss_a": 1.25, "loss_b": None}
+    # how many steps differ, not how many each run wrote
+    assert (same["steps_differ"], diff["steps_differ"], short["steps_differ"]) == (0, 2, 1)
+    assert losses_text(same) == "losses of all 2 steps equal"
+    assert losses_text(diff) == "losses of 2 of 3 steps differ, first at step 1"
+    assert losses_text(short) == "losses of 1 of 2 steps differ, first at step 1 (the runs wrote 2 and 1 steps)"
 
 
 def test_compare_metrics_ignores_timing_columns() -> None:
