@@ -860,9 +860,9 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "final_selection_acc": final["val_acc"] if final else None,
         "final_train_loss": final["train_loss"] if final else None,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
-        "train_time_scope": "sum of the epoch wall times" + (
+        "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
-        ) + "; excludes the measure stage",
+        ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage",
     }  # fmt: skip
 
 

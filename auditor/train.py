@@ -60,7 +60,7 @@ class TrainResult:
     best_epoch: int | None
     best_metric: float | None
     selection_split: str  # "val" | "test"
-    train_time_s: float  # sum of epoch wall times (excludes measurement)
+    train_time_s: float  # training steps' wall time summed over epochs (not evaluation, epoch-end checkpoints)
     images_per_s: float  # training images / train_time_s
     diverged_at_step: int | None
     resumed_from: str | None

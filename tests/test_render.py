@@ -579,7 +579,7 @@ def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
     assert "Learning curves not drawn: no completed epoch to plot" in text
     assert not (run_dir / "figures" / "learning_curves.png").exists()
     # the time and images of the steps up to the divergence count, and the sheet says so
-    assert "(sum of the epoch wall times, the steps of the epoch that diverged included; excludes" in text
+    assert "(the training steps' wall time, summed over the epochs, the steps of the epoch that diverged included; excludes" in text
     assert "the steps of the epoch that diverged" not in text_of(golden_audit())
     assert checklist_line(text, "Training finished without divergence").startswith("- [ ]")
     assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
