@@ -598,6 +598,11 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         f"{listing(s['milestones'])}",
         "constant": "constant",
     }.get(name, name)
+    hidden = [m for m in s["milestones"] if m < s["warmup_epochs"]] if name == "multistep" else []
+    if hidden:  # train.lr_factor: the warm-up's ramp ignores them; their decay applies when it ends
+        body += (f"; the warm-up ignores the milestone{'s' * (len(hidden) != 1)} within it ({listing(hidden)}): "
+                 f"{'their' if len(hidden) != 1 else 'its'} decay applies at once when the warm-up ends, "
+                 f"at epoch {num(s['warmup_epochs'])}")  # fmt: skip
     unused = "not used by this schedule"
     es = t["early_stopping"]
     return {

@@ -34,7 +34,8 @@ import auditor
 from auditor import render
 from auditor.errors import InvalidInput
 from auditor.render import render_run, render_text
-from auditor.spec import CIFAR10_STD_LEGACY, resource_dir, spec_hash, validate_spec
+from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resource_dir, spec_hash, validate_spec
+from auditor.train import lr_factor
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN_AUDIT = FIXTURES / "audit_golden.json"
@@ -519,6 +520,17 @@ def test_label_smoothing_is_named_beside_the_training_loss() -> None:
     assert header.format("Train loss") in section(text_of(audit), "Results")
     audit["spec"]["train"]["label_smoothing"] = 0.1  # the held-out loss stays plain cross-entropy
     assert header.format("Train loss (label smoothing 0.1)") in section(text_of(rehash(audit)), "Results")
+
+
+def test_milestones_within_the_warm_up_are_said_to_wait_for_its_end() -> None:
+    """train.lr_factor ramps up through them and applies their decay when the warm-up ends."""
+    audit = golden_audit()
+    audit["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": [0.5, 2], "gamma": 0.1, "warmup_epochs": 1}
+    text = section(text_of(rehash(audit)), "Hyperparameters")
+    assert ("multistep: linear warm-up over 1 epoch(s), then multiply by gamma = 0.1 at epochs 0.5, 2; the warm-up "
+            "ignores the milestone within it (0.5): its decay applies at once when the warm-up ends, at epoch 1") in text
+    assert lr_factor(9, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == 1.0
+    assert lr_factor(10, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize(("milestones", "said"), [([1], "at epoch 1 "), ([1, 2], "at epochs 1, 2 ")])
