@@ -67,13 +67,18 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
     x, y, classes, facts = read_test_set(data_root)
     if len(classes) != spec.model.num_classes:
         raise InvalidInput(f"--data-root: {len(classes)} classes there, the model has {spec.model.num_classes}")
+    total, limit = len(y), spec.data.limit_test
+    if limit and limit < total:  # the run scored the first `limit` test images (data stage): so does this
+        x, y = x[:limit], y[:limit]
     fmt = torch.channels_last if spec.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
     mean, std = norm_tensors(spec.data, device)
     acc = accuracy(model, x.to(device), y.to(device), mean, std, spec.train, classes, "test")
+    scope = (f"the first {acc.n:,} of the {total:,} test images, as the run's data.limit_test" if acc.n < total
+             else f"all {total:,} test images")  # fmt: skip
     return {
         "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
-        "device": str(device), "data": facts,
+        "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
         "warnings": evaluation_warnings(spec, model),
     }  # fmt: skip

@@ -452,6 +452,23 @@ def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
     assert f"auditor evaluate: warning: {report['warnings'][0]}" in proc.stderr
 
 
+@requires_subset
+def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_path: Path) -> None:
+    """A run scored on data.limit_test images: evaluate scores the same images and gets its figure."""
+    run = run_cli("run", "smoke", "--out", str(tmp_path), *sets(
+        *TINY_SETS, "data.dataset=cifar10", f"data.root={SUBSET}", "data.limit_train=256", "data.val_split=64",
+        "data.limit_test=100", "train.epochs=1", "criteria.best_val_acc=null"))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    audit = audit_of(tmp_path)
+    proc = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(SUBSET), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["scored"] == "the first 100 of the 1,017 test images, as the run's data.limit_test"
+    assert report["n"] == audit["measurements"]["test"]["n"] == 100
+    assert report["test_acc"] == audit["metrics"]["test_acc"] and report["warnings"] == []
+    assert report["data"]["fingerprint"] == audit["data"]["test_fingerprint"]  # the files the run read
+
+
 @pytest.mark.slow
 @requires_subset
 def test_real_data_acceptance_resnet20(tmp_path: Path) -> None:
