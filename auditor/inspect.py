@@ -18,7 +18,7 @@ from auditor import checkpoint, environment
 from auditor.audit import latency_warnings
 from auditor.data import norm_tensors, read_test_set
 from auditor.errors import InvalidInput
-from auditor.measure import MB, accuracy, latency, size
+from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
 from auditor.spec import DEVICE_FORM, DEVICE_FORMS, Latency, Spec, validate_spec
 
@@ -92,8 +92,7 @@ def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:
             f"the model was trained on {spec.data.dataset} data, whose classes are not CIFAR-10's: "
             "this accuracy says nothing about the run"
         )
-    bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:
+    if bad := nonfinite_tensors(model):
         warnings.append(f"{len(bad)} weight tensors hold non-finite values (e.g. {bad[0]}): the model is broken")
     return warnings
 

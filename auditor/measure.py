@@ -259,6 +259,13 @@ class Measurements:
     size: Size
     latency: LatencyResult
     memory: dict[str, float | None]
+    nonfinite: list[str]  # state-dict tensors (weights, buffers) holding inf/NaN: a broken model
+
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    """Names of `model`'s floating-point state-dict tensors (parameters and buffers, such as batch
+    norm's running variance) that hold an inf or NaN: such a model computes nothing meaningful."""
+    return [k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
 
 
 def measure(
@@ -276,4 +283,6 @@ def measure(
     if selected is not None:
         acc = accuracy(model, *test, *norm, train, classes, "test")
     lat = latency(model, spec.latency, device, train.channels_last, device_name)
-    return Measurements(selected.name if selected else None, acc, size(model, selected), lat, peak_memory(device))
+    return Measurements(
+        selected.name if selected else None, acc, size(model, selected), lat, peak_memory(device), nonfinite_tensors(model)
+    )

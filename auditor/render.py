@@ -849,16 +849,24 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "Epoch", "lr (end)", train_loss_label(audit), "Train acc", f"{split} loss", f"{split} acc",
         "Time (s)", "Images/s",
     ]  # fmt: skip
+    broken = meas.get("nonfinite")  # records written before the check have none
     if test is None:
         test_text = f"not measured: no best checkpoint (run {run['status']})"
+    elif broken:
+        test_text = f"not reported: {audit['metric_notes'].get('test_acc', 'the model is broken')}"
     else:
         test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']})"
     return {
+        "broken_warning": (
+            f"**Broken model:** {meas['evaluated_checkpoint']} holds inf or NaN in {count(len(broken), 'tensor')} "
+            f"({code_list(broken[:5])}{', ...' if len(broken) > 5 else ''}): its outputs are not numbers, so the "
+            "test figures below (accuracy, loss, per-class, confusion) describe no working model."
+        ) if broken else None,
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
         "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
         "test_loss": test["loss"] if test else None,
-        "test_short": pct(test["acc"]) if test else "not measured",
+        "test_short": "not reported (broken model)" if broken else pct(test["acc"]) if test else "not measured",
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
             f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split"
         ),

@@ -624,7 +624,7 @@ def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | Non
     size_, lat, test = measured["size"], measured["latency"], measured["test"]
     ckpt_b = size_["checkpoint_bytes"]
     return {
-        "test_acc": test["acc"] if test else None,
+        "test_acc": test["acc"] if test and not measured["nonfinite"] else None,  # a broken model's is noise
         "best_val_acc": result.best_metric if has_val else None,
         "final_val_acc": h[-1].val_acc if h and has_val else None,
         "final_train_acc": h[-1].train_acc if h else None,
@@ -646,7 +646,15 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
         notes["best_val_acc"] = notes["final_val_acc"] = "the spec has no validation split"
     if measured["test"] is None:
         notes["test_acc"] = f"no best checkpoint (run {result.status})"
+    elif bad := measured["nonfinite"]:
+        notes["test_acc"] = broken_model_note(measured["evaluated_checkpoint"], bad, measured["test"]["acc"])
     return notes
+
+
+def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -> str:
+    """Why the test accuracy of a model with non-finite weights is not reported."""
+    return (f"{checkpoint_name} holds non-finite values in {len(bad)} tensor{'s' * (len(bad) != 1)} (e.g. {bad[0]}): "
+            f"the model is broken, and its accuracy as measured ({acc:.2%}) means nothing")  # fmt: skip
 
 
 def assemble(

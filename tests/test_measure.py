@@ -88,6 +88,15 @@ def test_latency_times_eval_mode_and_gives_the_model_back_in_its_mode(training: 
     assert all(torch.equal(buffers[k], v) for k, v in model.state_dict().items())
 
 
+def test_nonfinite_tensors_finds_weights_and_buffers() -> None:
+    model = create_model("resnet8")
+    assert measure.nonfinite_tensors(model) == []
+    bn = next(name for name, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
+    model.get_submodule(bn).running_var[0] = float("inf")  # a buffer: what a diverging run leaves
+    model.fc.weight.data[0, 0] = float("nan")
+    assert measure.nonfinite_tensors(model) == [f"{bn}.running_var", "fc.weight"]
+
+
 def test_foreign_cpu_counts_other_processes_not_this_one(tmp_path: Path) -> None:
     stop, ready = tmp_path / "stop", tmp_path / "ready"
     spin = (f"import os, time\nopen({str(ready)!r}, 'w').close()\nend = time.monotonic() + 30\n"

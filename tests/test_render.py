@@ -854,6 +854,19 @@ def test_a_file_where_the_figures_go_is_named(tmp_path: Path) -> None:
     assert (run_dir / "figures").read_text() == "mine\n" and not (run_dir / "REPRODUCIBILITY.md").exists()
 
 
+def test_a_broken_selected_model_is_said_and_its_accuracy_not_published() -> None:
+    audit = golden_audit()
+    audit["measurements"]["nonfinite"] = ["bn1.running_var", "layer1.0.bn1.running_var"]
+    audit["metrics"]["test_acc"] = None  # as the runner records it (runner._metrics)
+    audit["metric_notes"]["test_acc"] = "best.pt holds non-finite values in 2 tensors (e.g. bn1.running_var): ..."
+    text = text_of(audit)
+    assert "> **Broken model:** best.pt holds inf or NaN in 2 tensors (`bn1.running_var`, `layer1.0.bn1.running_var`)" in text
+    assert "| Test accuracy | not reported: best.pt holds non-finite values in 2 tensors" in text
+    assert "test accuracy not reported (broken model)." in text
+    assert front_matter(text)["model-index"][0]["results"][0].get("metrics") in (None, [])  # nothing published
+    assert "Broken model" not in text_of(golden_audit())
+
+
 def test_the_sheet_says_whose_method_descriptions_it_prints() -> None:
     audit = golden_audit()
     assert "(the run itself used" not in text_of(audit)  # the fixture's version is this renderer's

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -52,6 +53,21 @@ def test_a_cpu_quota_under_torchs_threads_is_said_and_recorded(tmp_path: Path, m
     assert outcome.audit["environment"]["cpu_quota"] == 0.5
     assert f"| Notes on the CPUs | {note} |" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
     assert measured["notes"][0] == note  # then any warning on the timing itself
+
+
+def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
+    """Its accuracy is measured (the record keeps it) but not offered to criteria or the model card."""
+    test = {"acc": 0.1032, "n": 1017}
+    measured = {"test": test, "nonfinite": ["bn1.running_var"], "evaluated_checkpoint": "best.pt",
+                "size": {"checkpoint_bytes": 10, "params_total": 1, "weights_bytes": 1},
+                "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
+    result = SimpleNamespace(history=[], selection_split="val", best_metric=None, train_time_s=1.0,
+                             images_per_s=1.0, status="diverged")  # fmt: skip
+    assert runner._metrics(result, measured, False)["test_acc"] is None
+    note = runner._metric_notes(result, measured)["test_acc"]
+    assert note == ("best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): the model is broken, "
+                    "and its accuracy as measured (10.32%) means nothing")  # fmt: skip
+    assert runner._metrics(result, {**measured, "nonfinite": []}, False)["test_acc"] == 0.1032
 
 
 def test_spec_source_names_the_spec_in_errors_about_its_fields() -> None:
