@@ -45,7 +45,7 @@ from auditor.errors import (
     Terminated,
 )
 from auditor.fileio import atomic_write_bytes, out_error, why_not_writable
-from auditor.render import count
+from auditor.render import cifar_qualifier, count
 from auditor.spec import (
     NAME_PATTERN,
     SUBKEY,
@@ -486,11 +486,24 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
         "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
-        "chose_on_test": chose_on_test(training),
+        "chose_on_test": chose_on_test(training), "data_label": _data_label(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit),
         "metrics": {k: m.get(k) for k in METRICS},
     }  # fmt: skip
+
+
+def _data_label(data: Any) -> str | None:
+    """What a run was scored on when it is not the official CIFAR-10 test set, else None."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("dataset") != "cifar10":
+        return f"{data.get('dataset')} data"
+    try:
+        qualifier = cifar_qualifier(data)
+    except (KeyError, TypeError):  # a record too old or too damaged to tell
+        return "CIFAR-10 data whose provenance the record does not give"
+    return f"CIFAR-10 ({qualifier})" if qualifier else None
 
 
 def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]:
@@ -756,6 +769,7 @@ def render_ablation(here: Path) -> Path:
         a=record["ablation"], variants=record["variants"], metrics=METRICS, figures=figures,
         ref_metrics=ref_metrics, any_test_selection=any(v["no_val_split"] for v in record["variants"]),
         any_test_choice=any(v["selected_on_test"] for v in record["variants"]),
+        data_labels=sorted({r["data_label"] for v in record["variants"] for r in v["runs"] if r.get("data_label")}),
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
     )  # fmt: skip
     out = here / "ABLATIONS.md"

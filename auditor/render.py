@@ -417,7 +417,7 @@ def build_context(
     v.update(_verification(audit))
     v["figure"] = figures.get(LEARNING_CURVES)
     v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
-    qualifier = _cifar_qualifier(audit["data"])
+    qualifier = cifar_qualifier(audit["data"])
     v["front_matter"] = _front_matter(audit, qualifier)
     v["judged_again"] = _judged_again(audit)
     v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
@@ -498,7 +498,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _cifar_qualifier(data: dict[str, Any]) -> str:
+def cifar_qualifier(data: dict[str, Any]) -> str:
     """How CIFAR-10 data differs from the official test set ('' when it does not, or is not CIFAR-10)."""
     if data["dataset"] != "cifar10":
         return ""

@@ -295,6 +295,21 @@ def test_runs_without_a_validation_split_are_footnoted_by_what_it_means(tmp_path
     assert "| cosine [^test] |" in page and "| constant |" in page and said in page
 
 
+def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_path: Path) -> None:
+    ablation = write(tmp_path / "tiny.yaml", TINY)
+    subset = {"dataset": "cifar10", "official": False, "sizes": {"test": 256}, "n_test_files": 1017}
+    for r in build_plan(str(ablation)).runs:
+        audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"}, "data": subset,
+                 "training": {"selection_split": "val", "epochs_run": 1}, "metrics": {"best_val_acc": 0.4}}
+        (tmp_path / "out/reports" / r.name).mkdir(parents=True)
+        (tmp_path / "out/reports" / r.name / "audit.json").write_text(json.dumps(audit))
+    assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    said = ("**Not the reference's test set:** our runs were scored on CIFAR-10 (not the official files; 256 of the "
+            "1,017 test images there), not on the\nofficial CIFAR-10 test set")  # fmt: skip
+    assert said in page
+
+
 # --- real runs (slow) ---------------------------------------------------------------------
 
 
