@@ -129,8 +129,14 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, tim
     """SIGINT (or a CI job's SIGTERM) mid-training: exit 130 (143) and a shell-quoted --resume command
     (`>=` is no redirect). SIGTERMs after the first do not cut the clean stop short."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
-    proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # A shell without job control starts background jobs with SIGINT ignored, which a child inherits
+    # (and Python then keeps): with a handler here instead, the run starts with the default action.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     staging = tmp_path / "checkpoints/smoke.partial"
     deadline = time.monotonic() + 120
     while not (staging / "last.pt.sha256").is_file() and proc.poll() is None and time.monotonic() < deadline:
