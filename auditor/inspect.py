@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from pydantic import ValidationError
@@ -23,8 +23,17 @@ from auditor.models import build_model
 from auditor.spec import DEVICE_FORM, DEVICE_FORMS, Latency, Spec, validate_spec
 
 
-def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module, str | None]:
-    """(embedded spec, model with the checkpoint's weights on the CPU, the spec hash the run recorded)."""
+class Loaded(NamedTuple):
+    """A checkpoint's model and what the run recorded with it."""
+
+    spec: Spec  # the embedded resolved spec
+    model: nn.Module  # with the checkpoint's weights, on the CPU
+    spec_hash: str | None  # as the run recorded it
+    test_fingerprint: str | None  # the test set the run was scored on (None: not recorded)
+
+
+def model_from_checkpoint(path: Path) -> Loaded:
+    """The checkpoint's model, spec, spec hash and test-set fingerprint as the run recorded them."""
     if not path.is_file():
         raise InvalidInput(f"{path}: {'a folder, not a checkpoint file' if path.is_dir() else 'checkpoint not found'}")
     # A copied checkpoint may travel without its digest file: verify when present.
@@ -38,7 +47,8 @@ def model_from_checkpoint(path: Path) -> tuple[Spec, nn.Module, str | None]:
     except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
         raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {exc}") from None
     recorded = state.get("spec_hash")  # as written, not recomputed under today's defaults
-    return spec, model, recorded if isinstance(recorded, str) else None
+    test = state.get("test_fingerprint")  # checkpoints written before it was recorded have none
+    return Loaded(spec, model, recorded if isinstance(recorded, str) else None, test if isinstance(test, str) else None)
 
 
 def integrity(path: Path) -> str:
@@ -62,7 +72,7 @@ def _device(name: str) -> torch.device:
 
 def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[str, Any]:
     """Overall and per-class test accuracy of a checkpoint on the data under `data_root`."""
-    spec, model, recorded_hash = model_from_checkpoint(path)
+    spec, model, recorded_hash, run_test = model_from_checkpoint(path)
     device = _device(device_name)
     x, y, classes, facts = read_test_set(data_root)
     if len(classes) != spec.model.num_classes:
@@ -80,8 +90,18 @@ def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[s
         "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
-        "warnings": evaluation_warnings(spec, model),
+        "warnings": [*evaluation_warnings(spec, model), *_copy_warnings(spec, run_test, facts["fingerprint"])],
     }  # fmt: skip
+
+
+def _copy_warnings(spec: Spec, run_test: str | None, here: str) -> list[str]:
+    """A warning when the CIFAR-10 test set here is not the one the run was scored on (a run on
+    other data has its own warning)."""
+    if spec.data.dataset != "cifar10" or run_test is None or run_test == here:
+        return []
+    why = (f"the test images or labels here (sha256 {here[:12]}) are not those the run was scored on "
+           f"({run_test[:12]}): this accuracy is not the run's to reproduce")  # fmt: skip
+    return [why]
 
 
 def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:
@@ -110,7 +130,7 @@ def _latency_spec(latency: Latency, iters: int | None) -> Latency:
 
 def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
     """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
-    spec, model, recorded_hash = model_from_checkpoint(path)
+    spec, model, recorded_hash, _ = model_from_checkpoint(path)
     device = _device(device_name)
     lat_spec = _latency_spec(spec.measure.latency, iters)
     gpu = environment.gpu_info(device)

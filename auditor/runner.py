@@ -484,7 +484,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
             log(f"note: {note}")  # said before training, as well as in the sheet
         torch.manual_seed(spec.seed)  # model init draws from the global generator
         model = build_model(spec.model)
-        files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec))
+        files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), data.provenance.test_fingerprint)
         result = train_staged(spec, model, data, device, files, resume_from, log)
         with long_lived_frozen():
             t_measure = time.perf_counter()

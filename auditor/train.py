@@ -76,6 +76,7 @@ class RunFiles:
     ckpt_dir: Path
     spec: dict[str, Any]
     spec_hash: str
+    test_fingerprint: str | None = None  # the data stage's; `auditor evaluate` compares a copy's with it
 
 
 @dataclass
@@ -336,7 +337,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "partial": loop.partial, "history": [asdict(h) for h in loop.history],
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
-        "spec": loop.files.spec, "spec_hash": loop.files.spec_hash,
+        "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
         "versions": software_versions(), "compute": loop.compute,
     }  # fmt: skip
 

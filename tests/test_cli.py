@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -473,6 +474,19 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     assert report["n"] == audit["measurements"]["test"]["n"] == 100
     assert report["test_acc"] == audit["metrics"]["test_acc"] and report["warnings"] == []
     assert report["data"]["fingerprint"] == audit["data"]["test_fingerprint"]  # the files the run read
+    # A copy with one label changed: evaluate says it is not the test set the run was scored on.
+    copy = tmp_path / "copy" / "cifar-10-batches-py"
+    copy.mkdir(parents=True)
+    shutil.copy(SUBSET / "cifar-10-batches-py" / "batches.meta", copy)
+    batch = pickle.loads((SUBSET / "cifar-10-batches-py" / "test_batch").read_bytes(), encoding="bytes")
+    labels = batch[b"labels" if b"labels" in batch else "labels"]
+    labels[0] = (labels[0] + 1) % 10
+    (copy / "test_batch").write_bytes(pickle.dumps(batch))
+    other = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
+    assert other.returncode == 0, other.stderr
+    [warning] = json.loads(other.stdout)["warnings"]
+    assert warning.startswith("the test images or labels here (sha256 ") and "are not those the run was scored on" in warning
+    assert f"({audit['data']['test_fingerprint'][:12]})" in warning and f"auditor evaluate: warning: {warning}" in other.stderr
 
 
 @pytest.mark.slow

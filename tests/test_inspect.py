@@ -31,7 +31,7 @@ def save_checkpoint(path: Path, spec: Spec, changes: dict[str, object] | None = 
 
 def test_the_model_comes_back_from_the_embedded_spec_with_its_weights(tmp_path: Path, spec: Spec) -> None:
     path = save_checkpoint(tmp_path / "best.pt", spec)
-    got_spec, model, recorded = auditor_inspect.model_from_checkpoint(path)
+    got_spec, model, recorded, _ = auditor_inspect.model_from_checkpoint(path)
     assert spec_hash(got_spec) == recorded == spec_hash(spec)
     saved = checkpoint.load(path)["model"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
@@ -90,7 +90,7 @@ def test_device_names_this_build_cannot_measure_on_are_refused(monkeypatch: pyte
 
 
 def test_non_finite_weights_are_warned_about(tmp_path: Path, spec: Spec) -> None:
-    spec_, model, _ = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "best.pt", spec))
+    spec_, model, _, _ = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "best.pt", spec))
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
     assert any("non-finite values" in w for w in auditor_inspect.evaluation_warnings(spec_, model))
