@@ -58,6 +58,7 @@ from auditor.spec import (
     resolve_spec_path,
     resource_dir,
     same_training,
+    set_args,
     spec_hash,
     validate_spec,
 )
@@ -451,10 +452,7 @@ def display_path(p: Path) -> str:
 
 def run_argv(plan: Plan, run: PlannedRun, out: Path, resume: bool) -> list[str]:
     """`auditor run` arguments (after the program) for one pair."""
-    argv = ["run", display_path(plan.base_path)]
-    for item in run.overrides:
-        argv += ["--set", item]
-    argv += ["--out", str(out)]
+    argv = ["run", display_path(plan.base_path), *set_args(run.overrides), "--out", str(out)]
     return argv + (["--resume"] if resume else [])
 
 
@@ -486,7 +484,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
         "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
-        "chose_on_test": chose_on_test(training), "data_label": _data_label(audit.get("data")),
+        "data_label": _data_label(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit),
         "metrics": {k: m.get(k) for k in METRICS},
@@ -525,7 +523,7 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         "stats": {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS},
         "runs": runs, "missing": missing,
         "no_val_split": [r["name"] for r in runs if r["selection_split"] == "test"],
-        "selected_on_test": [r["name"] for r in runs if r["chose_on_test"]],
+        "selected_on_test": [r["name"] for r in runs if chose_on_test(r)],  # the row has its keys
         "reference": ref.model_dump() if ref else None,
     }  # fmt: skip
 

@@ -221,10 +221,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.runner import execute
-    from auditor.spec import load_spec
+    from auditor.spec import load_spec, set_args
 
     spec = load_spec(args.spec, args.sets)
-    argv = ["auditor", "run", args.spec, *_set_args(args.sets), *_out_args(args.out)]
+    argv = ["auditor", "run", args.spec, *set_args(args.sets), *_out_args(args.out)]
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
@@ -377,17 +377,13 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
 def _ablate_relaunch(args: argparse.Namespace) -> str:
     """The `auditor ablate` command that continues this invocation after an interruption."""
     from auditor.ablate import shell_command
+    from auditor.spec import set_args
 
-    argv = ["ablate", args.ablation, *_set_args(args.sets)]
+    argv = ["ablate", args.ablation, *set_args(args.sets)]
     argv += ["--only", *args.only] if args.only else []
     argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
     argv += ["--depth-figure"] if args.depth_figure else []
     return shell_command([*argv, *_out_args(args.out)])
-
-
-def _set_args(sets: list[str]) -> list[str]:
-    """`--set` items as they were given, for a command to print."""
-    return [a for item in sets for a in ("--set", item)]
 
 
 def _out_args(out: Path) -> list[str]:

@@ -141,8 +141,8 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[
         "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
-        "latency": asdict(lat),
-        "notes": [*_cpu_notes(device), *(f"{t}: {text}" for t, text in latency_warnings(asdict(lat), None).values())],
+        "latency": (timed := asdict(lat)),
+        "notes": [*_cpu_notes(device), *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
     }  # fmt: skip
 
 

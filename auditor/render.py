@@ -786,8 +786,8 @@ def _selection_warning(audit: dict[str, Any]) -> str | None:
         return None
     split = f"split (`data.val_split: {audit['spec']['data']['val_split']}`)"
     if not chose_on_test(tr):
-        scored = "only one epoch was" if tr["history"] else "no epoch was"
-        unbiased = ": the test accuracy below is not biased by selection" if tr["history"] else ""
+        scored = "only one epoch was" if tr["epochs_run"] else "no epoch was"
+        unbiased = ": the test accuracy below is not biased by selection" if tr["epochs_run"] else ""
         return (
             f"**The test set was the selection split**, because this spec has no validation {split}, but "
             f"{scored} scored on it, so no checkpoint was chosen by its test score{unbiased}."
@@ -795,7 +795,7 @@ def _selection_warning(audit: dict[str, Any]) -> str | None:
     return (
         "**The best checkpoint was selected on the TEST set**, because this spec has no validation "
         f"{split}. The test accuracy reported below is therefore optimistically biased: it is the best of "
-        f"{len(tr['history'])} epochs as scored on the test set itself, not a held-out estimate."
+        f"{tr['epochs_run']} epochs as scored on the test set itself, not a held-out estimate."
     )
 
 

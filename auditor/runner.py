@@ -28,7 +28,15 @@ import torch
 import yaml
 
 from auditor import checkpoint, environment, repro
-from auditor.audit import OUTPUT_DIRS, SCHEMA_VERSION, RunPaths, busy_cpu, run_paths, write_csv, write_json
+from auditor.audit import (
+    OUTPUT_DIRS,
+    SCHEMA_VERSION,
+    RunPaths,
+    latency_warnings,
+    run_paths,
+    write_csv,
+    write_json,
+)
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput
@@ -184,7 +192,7 @@ def stage_run(
     staging copy it made, so nothing looks like an interrupted run afterwards, and names the
     user's own checkpoint rather than the copy.
     """
-    seeded = prepare_dirs(paths, resume, *claimed)
+    seeded = prepare_dirs(paths, resume, made=claimed.made, locked=claimed.locked)
     if not resume:
         return None, []
     try:
@@ -479,8 +487,9 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     with claimed_run(paths) as claimed:
         resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
         env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
-        notes = toggle_notes(spec.train, device, env.cpu_bf16_native)
-        for note in (*notes, *environment.run_cpu_notes(env)):
+        notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
+                 "environment_notes": environment.run_cpu_notes(env)}  # fmt: skip
+        for note in (*notes["toggle_notes"], *notes["environment_notes"]):
             log(f"note: {note}")  # said before training, as well as in the sheet
         torch.manual_seed(spec.seed)  # model init draws from the global generator
         model = build_model(spec.model)
@@ -491,10 +500,11 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
             final = load_final_checkpoints(paths.ckpt_staging)
             measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
             lat = measured["latency"]
-            if busy_cpu(busy := lat["other_cpu_share"], lat["other_cpu_window_s"]):
-                log(f"note: other processes used {busy:.0%} of the CPU while the latency was timed: "
-                    "the latency figure is inflated (see the sheet)")  # fmt: skip
-            audit = assemble(spec, spec_path, paths, det, env, data, result, measured, resume_notes, notes, final)
+            if "busy" in latency_warnings(lat, None):
+                log(f"note: other processes used {lat['other_cpu_share']:.0%} of the CPU while the latency was "
+                    "timed: the latency figure is inflated (see the sheet)")  # fmt: skip
+            notes["resume_notes"] = resume_notes
+            audit = assemble(spec, spec_path, paths, det, env, data, result, measured, notes, final)
             audit["run"].update(
                 started_utc=started.isoformat(timespec="seconds"),
                 finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -660,10 +670,10 @@ def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -
 def assemble(
     spec: Spec, spec_path: str, paths: RunPaths, det: repro.DeterminismState,
     env: environment.Environment, data: DataBundle, result: TrainResult,
-    measured: dict[str, Any], resume_notes: list[str], toggle_notes: list[str],
-    final: dict[str, dict[str, Any]],
+    measured: dict[str, Any], run_notes: dict[str, list[str]], final: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """The audit record: everything the sheet and `check` read (`final`: `load_final_checkpoints`)."""
+    """The audit record: everything the sheet and `check` read (`final`: `load_final_checkpoints`;
+    `run_notes`: the resume, toggle and environment notes)."""
     metrics = _metrics(result, measured, data.provenance.official)
     notes = _metric_notes(result, measured)
     criteria = evaluate_criteria(spec.parsed_criteria(), metrics, notes)
@@ -679,8 +689,7 @@ def assemble(
             "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
-            "resume_notes": resume_notes, "toggle_notes": toggle_notes,
-            "environment_notes": environment.run_cpu_notes(env),
+            **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -527,7 +527,17 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with every `--set KEY=VALUE` applied (before validation)."""
-    return apply_parsed(raw, [(item, *parse_override(item)) for item in overrides])
+    return apply_parsed(raw, parse_overrides(overrides))
+
+
+def set_args(items: Sequence[str]) -> list[str]:
+    """`--set KEY=VALUE` items as a command's arguments again, in their order."""
+    return [a for item in items for a in ("--set", item)]
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, list[str], Any]]:
+    """Each `--set KEY=VALUE` item with its parsed key path and value (`parse_override`)."""
+    return [(item, *parse_override(item)) for item in items]
 
 
 def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) -> dict[str, Any]:
@@ -654,7 +664,7 @@ def validate_spec(raw: dict[str, Any], source: str) -> Spec:
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name)."""
     # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
-    parsed = [(item, *parse_override(item)) for item in overrides or []]
+    parsed = parse_overrides(overrides or [])
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
     raw = apply_parsed(given, parsed)
@@ -753,10 +763,15 @@ def json_schema() -> dict[str, Any]:
     schema["properties"]["criteria"] |= {"additionalProperties": False, "properties": {
         **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})")
            for m, unit in NUMERIC_METRICS.items()},
-        **{m: _criterion_schema(f"'{ops} <value>', value one of {', '.join(v)}")
-           for m, v in CATEGORICAL_METRICS.items() for ops in ["==" if m == "reproducible" else "== or !="]},
+        **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}")
+           for m, v in CATEGORICAL_METRICS.items()},
     }}  # fmt: skip
     return schema
+
+
+def _categorical_ops(metric: str) -> str:
+    """The operators a categorical criterion takes: `reproducible` refuses '!=' (_parse_categorical)."""
+    return "==" if metric == "reproducible" else "== or !="
 
 
 def _criterion_schema(form: str) -> dict[str, Any]:

@@ -463,7 +463,9 @@ def compare_losses(a: list[str], b: list[str]) -> dict[str, Any]:
         va, vb = (a[i] if i < len(a) else None), (b[i] if i < len(b) else None)
         if va == vb:
             continue
-        first, differ = (i if first is None else first), differ + 1
+        differ += 1
+        if first is None:
+            first = i
         d = _abs_diff(_num(va), _num(vb))
         if d is None:
             comparable = False
