@@ -22,7 +22,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from auditor.errors import InvalidInput
+from auditor.errors import InvalidInput, SpecFieldError
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
 
 CIFAR_DIR = "cifar-10-batches-py"
@@ -161,8 +161,9 @@ def _download(root: Path) -> None:
     try:
         CIFAR10(str(root), train=True, download=True)
     except Exception as exc:  # network errors come in many types
-        raise InvalidInput(
-            f"data.download: could not download CIFAR-10 into {root} ({exc}); "
+        raise SpecFieldError(
+            "data.download",
+            f"could not download CIFAR-10 into {root} ({exc}); "
             f"place the official {CIFAR_DIR}/ there or use dataset: synthetic"
         ) from None
 
@@ -174,13 +175,13 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     A partial or modified copy still loads; `files` says what differs.
     """
     if not spec.root:  # Path("") would silently be the working directory
-        raise InvalidInput("data.root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
+        raise SpecFieldError("data.root", "empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
     root = Path(spec.root).expanduser().resolve()
     base = root / CIFAR_DIR
     if not base.is_dir() and spec.download:
         _download(root)
     if not base.is_dir():
-        raise InvalidInput(f"data.root: {root} {_why_no_cifar_dir(root)}")
+        raise SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
     meta = OFFICIAL_META
     files = {name: _file_status(base / name, md5) for name, md5 in OFFICIAL_TRAIN + OFFICIAL_TEST}
     files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
@@ -189,7 +190,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
         # What a run needs: the test batch and at least one training batch (a partial copy loads).
         needed = (["test_batch"] if files["test_batch"] == "missing" else []) + (
             [] if present else ["a training batch (data_batch_1..5)"])  # fmt: skip
-        raise InvalidInput(f"data.root: {base} is missing {' and '.join(needed)}")
+        raise SpecFieldError("data.root", f"{base} is missing {' and '.join(needed)}")
     train = [_read_batch(base / n) for n in present]
     test_x, test_y = _read_batch(base / "test_batch")
     classes = _read_classes(base / meta["filename"])
@@ -316,10 +317,10 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         tx, ty, sx, sy, classes, files, base = read_cifar10(spec)
         root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
         if spec.require_official and not official:
-            raise InvalidInput(f"data.require_official: {base}: {note}")
+            raise SpecFieldError("data.require_official", f"{base}: {note}")
     if spec.val_split >= len(ty):
-        raise InvalidInput(
-            f"data.val_split: {spec.val_split} must be smaller than the {len(ty)} training images"
+        raise SpecFieldError(
+            "data.val_split", f"{spec.val_split} must be smaller than the {len(ty)} training images"
         )
     prov = Provenance(
         dataset=spec.dataset, root=root, official=official, files=files, note=note,

@@ -29,3 +29,15 @@ class InvalidInput(Exception):
     The message must name what was wrong and where; the CLI prints it without
     a traceback.
     """
+
+
+class SpecFieldError(InvalidInput):
+    """Bad input found at one field of the spec by a later stage (`train.amp`, `data.root`).
+
+    The message reads `FIELD: PROBLEM`; the CLI puts the spec's file in front, as
+    validation does (`runner.spec_source`).
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field

@@ -39,7 +39,7 @@ from auditor.audit import (
 )
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
-from auditor.errors import InvalidInput
+from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
@@ -293,8 +293,8 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
 def check_classes(spec: Spec, data: DataBundle) -> None:
     """The model's output size must match the data's classes."""
     if spec.model.num_classes != len(data.classes):
-        raise InvalidInput(
-            f"model.num_classes: {spec.model.num_classes}, but {spec.data.dataset} has "
+        raise SpecFieldError(
+            "model.num_classes", f"{spec.model.num_classes}, but {spec.data.dataset} has "
             f"{len(data.classes)} classes"
         )
 
@@ -472,10 +472,8 @@ def spec_source(source: str) -> Iterator[None]:
     becomes `SPEC: train.amp: ...`), as validation does; other errors pass unchanged."""
     try:
         yield
-    except InvalidInput as exc:
-        if str(exc).split(".", 1)[0].split(":", 1)[0] in Spec.model_fields:
-            raise InvalidInput(f"{source}: {exc}") from None
-        raise
+    except SpecFieldError as exc:
+        raise InvalidInput(f"{source}: {exc}") from None
 
 
 def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:

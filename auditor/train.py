@@ -27,7 +27,7 @@ from torch import nn
 from auditor import checkpoint, hostmem
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.environment import compute_setting, cuda_problem, software_versions
-from auditor.errors import InvalidInput
+from auditor.errors import SpecFieldError
 from auditor.spec import DataSpec, Schedule, TrainSpec
 
 StepHook = Callable[[int, nn.Module], None]  # (global step, model) after each step
@@ -155,9 +155,9 @@ def build_scheduler(opt: torch.optim.Optimizer, train: TrainSpec, spe: int) -> t
 def check_device_support(train: TrainSpec, device: torch.device) -> None:
     """Raise InvalidInput for toggles the resolved device cannot run."""
     if device.type == "cpu" and train.amp == "fp16":
-        raise InvalidInput("train.amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
+        raise SpecFieldError("train.amp", "fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
     if (problem := cuda_problem(device)) is not None:
-        raise InvalidInput(f"train.device: {device} {problem}")
+        raise SpecFieldError("train.device", f"{device} {problem}")
 
 
 def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool | None) -> list[str]:

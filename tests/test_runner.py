@@ -18,7 +18,7 @@ from conftest import TINY_SETS
 from auditor import checkpoint, environment, fileio, runner
 from auditor import inspect as auditor_inspect
 from auditor.audit import RunPaths, run_paths
-from auditor.errors import InvalidInput, Terminated
+from auditor.errors import InvalidInput, SpecFieldError, Terminated
 from auditor.fileio import lock_file
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash
@@ -72,9 +72,12 @@ def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
 
 def test_spec_source_names_the_spec_in_errors_about_its_fields() -> None:
     with pytest.raises(InvalidInput, match=r"^specs/x\.yaml: train\.amp: fp16 needs CUDA$"), runner.spec_source("specs/x.yaml"):
-        raise InvalidInput("train.amp: fp16 needs CUDA")
+        raise SpecFieldError("train.amp", "fp16 needs CUDA")
     with pytest.raises(InvalidInput, match=r"^/data/test_batch: not a readable CIFAR-10 batch$"), runner.spec_source("x"):
         raise InvalidInput("/data/test_batch: not a readable CIFAR-10 batch")  # about a file: named already
+    # Decided by the error's type, not its text: a path that starts like a section stays as it is.
+    with pytest.raises(InvalidInput, match=r"^data\.v2/test_batch: truncated$"), runner.spec_source("x"):
+        raise InvalidInput("data.v2/test_batch: truncated")
 
 
 def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_change(tmp_path: Path) -> None:
