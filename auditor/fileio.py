@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from auditor.errors import InvalidInput
@@ -141,6 +143,27 @@ def lock_beside(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.lock")
 
 
+def _note_holder(fd: int) -> None:
+    """Write who holds the lock into its file, for the message of a process that finds it busy."""
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    note = f"process {os.getpid()} on {socket.gethostname()} since {since}\n"
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note.encode(), 0)
+    except OSError:  # opened read-only (another user's lock file): it locks all the same
+        pass
+
+
+def lock_holder(lock: Path) -> str:
+    """Who holds `lock` as its holder wrote it ('process PID on HOST since TIME'), or '' when
+    the file holds no such note (a holder that could not write it, or one just starting)."""
+    try:
+        note = lock.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return note if note.startswith("process ") and "\n" not in note and len(note) < 300 else ""
+
+
 @contextmanager
 def held_lock(lock: Path, busy: str, out: Path) -> Iterator[bool]:
     """Hold `lock_file(lock)` (its folder made if missing) for the block: True, or False where
@@ -150,9 +173,12 @@ def held_lock(lock: Path, busy: str, out: Path) -> Iterator[bool]:
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = lock_file(lock)
     except BlockingIOError:
-        raise InvalidInput(f"{lock}: {busy}") from None
+        holder = lock_holder(lock)
+        raise InvalidInput(f"{lock}: {busy}" + (f" (holder: {holder})" if holder else "")) from None
     except OSError as exc:
         raise out_error(out, why_not_writable(exc, lock.parent, path=lock)) from None
+    if fd is not None:
+        _note_holder(fd)
     try:
         yield fd is not None
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from auditor.errors import InvalidInput
 from auditor.fileio import (
     atomic_write_bytes,
     file_in_the_way,
+    held_lock,
     lock_file,
     out_error,
     sha256_file,
@@ -149,3 +152,27 @@ def test_a_link_where_the_lock_file_goes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError) as err:
         lock_file(tmp_path / "run.lock")
     assert err.value.errno == errno.ELOOP and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock there")
+def test_a_busy_lock_names_its_holder_and_another_users_lock_file_holds_without_the_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = tmp_path / ".smoke.lock"
+    # flock locks conflict between open files, so a second hold in this process is refused
+    with held_lock(lock, "a run is going on", tmp_path), pytest.raises(InvalidInput) as err, \
+            held_lock(lock, "a run is going on", tmp_path):  # fmt: skip
+        pass
+    holder = f"process {os.getpid()} on {socket.gethostname()} since "
+    assert str(err.value).startswith(f"{lock}: a run is going on (holder: {holder}")
+    lock.write_text("")  # a holder that could not write its note (read-only lock file)
+    real_open = os.open
+
+    def read_only(file: object, flags: int, *args: object) -> int:
+        return real_open(file, flags & ~os.O_ACCMODE | os.O_RDONLY, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with held_lock(lock, "a run is going on", tmp_path) as locked:
+        assert locked and lock.read_text() == ""
+        with pytest.raises(InvalidInput, match=r"a run is going on$"), held_lock(lock, "a run is going on", tmp_path):
+            pass
