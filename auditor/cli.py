@@ -151,7 +151,7 @@ def _add_report_commands(sub: Any) -> None:
     ckpt_help = "a checkpoint an `auditor run` wrote (its .sha256 beside it is checked when present)"
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help=ckpt_help)
-    p.add_argument("--data-root", type=Path, required=True, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--data-root", required=True, help="folder holding cifar-10-batches-py/")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

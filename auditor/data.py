@@ -13,7 +13,7 @@ carry beyond the (epoch, step) position.
 from __future__ import annotations
 
 import hashlib
-import pickle
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
+from auditor import unpickle
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
 
@@ -78,26 +79,15 @@ def generator(seed: int, *keys: object) -> torch.Generator:
 # --- reading CIFAR-10 -------------------------------------------------------
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickles the CIFAR batch dicts without executing arbitrary code."""
-
-    _ALLOWED = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-        ("copyreg", "_reconstructor"),
-        ("builtins", "object"),
-    })
-
-    def find_class(self, module: str, name: str) -> object:
-        """Only the numpy and builtin types a CIFAR-10 batch holds; anything else is refused."""
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+def _unpickle(path: Path, what: str) -> object:
+    """The object in a CIFAR-10 pickle file, read by `unpickle.load` (no code runs, no numpy
+    on the file's structure); InvalidInput naming `path` when it cannot be read or is not one."""
+    try:
+        return unpickle.load(path)
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # a corrupt pickle fails in many ways (EOFError, AttributeError, MemoryError, ...)
+        raise InvalidInput(f"{path}: not a readable {what} pickle ({exc or type(exc).__name__})") from None
 
 
 def _array(value: object, path: Path, key: str) -> np.ndarray:
@@ -109,11 +99,7 @@ def _array(value: object, path: Path, key: str) -> np.ndarray:
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file -> (images (N,3,32,32) uint8, labels (N,) int64)."""
-    try:
-        with path.open("rb") as f:
-            d = _SafeUnpickler(f, encoding="latin1").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
-        raise InvalidInput(f"{path}: not a readable CIFAR-10 batch pickle ({exc})") from None
+    d = _unpickle(path, "CIFAR-10 batch")
     if not isinstance(d, dict) or "data" not in d or "labels" not in d:
         raise InvalidInput(f"{path}: expected a dict with 'data' and 'labels' keys")
     data, labels = _array(d["data"], path, "data"), _array(d["labels"], path, "labels")
@@ -126,7 +112,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape[0] != data.shape[0]:
         raise InvalidInput(f"{path}: {labels.shape[0]} labels for {data.shape[0]} images")
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise InvalidInput(f"{path}: labels must be integers in 0..9, got {labels.dtype} (e.g. {labels[0]!r})")
+        bad = next(v for v in labels.tolist() if not (type(v) is int and 0 <= v <= 9))
+        raise InvalidInput(f"{path}: labels must be integers in 0..9, got {labels.dtype} (e.g. {bad!r})")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise InvalidInput(f"{path}: labels must be in 0..9, got {labels.min()}..{labels.max()}")
     return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
@@ -158,9 +145,12 @@ def _download(root: Path) -> None:
     """Fetch the official archive with torchvision's downloader (needs network)."""
     from torchvision.datasets import CIFAR10
 
+    made = not root.exists()
     try:
         CIFAR10(str(root), train=True, download=True)
     except Exception as exc:  # network errors come in many types
+        if made and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # the folder torchvision made for the archive: leave nothing behind
         raise SpecFieldError(
             "data.download",
             f"could not download CIFAR-10 into {root} ({exc}); "
@@ -178,7 +168,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
         raise SpecFieldError("data.root", "empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
     root = Path(spec.root).expanduser().resolve()
     base = root / CIFAR_DIR
-    if not base.is_dir() and spec.download:
+    if not base.is_dir() and spec.download and (root.is_dir() or not root.exists()):
         _download(root)
     if not base.is_dir():
         raise SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
@@ -193,6 +183,10 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
         raise SpecFieldError("data.root", f"{base} is missing {' and '.join(needed)}")
     train = [_read_batch(base / n) for n in present]
     test_x, test_y = _read_batch(base / "test_batch")
+    if not len(test_y):
+        raise InvalidInput(f"{base / 'test_batch'}: holds no images")
+    if not sum(len(y) for _, y in train):
+        raise InvalidInput(f"{base}: the training batches ({', '.join(present)}) hold no images")
     classes = _read_classes(base / meta["filename"])
     return (
         np.concatenate([x for x, _ in train]),
@@ -205,21 +199,35 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     )
 
 
-def _why_no_cifar_dir(root: Path) -> str:
-    """Why `root` holds no CIFAR_DIR/, with what to set instead when that is clear."""
+def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
+    """Why `root` (given as `setting`) holds no CIFAR_DIR/, with what to set instead when that
+    is clear; the spec's data.root is also told of data.download."""
+    download = ", or set data.download: true" if setting == "data.root" else ""
     if root.name == CIFAR_DIR and root.is_dir():
-        return f"is the {CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root.parent}"
+        return f"is the {CIFAR_DIR}/ folder itself; set {setting} to the folder that holds it, {root.parent}"
     if not root.exists():
-        return "does not exist; set data.root to the folder that holds cifar-10-batches-py/, or set data.download: true"
+        return f"does not exist; set {setting} to the folder that holds {CIFAR_DIR}/{download}"
     if not root.is_dir():
         return "is not a folder"
     return (
         f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
-        "(data_batch_1..5, test_batch, batches.meta), or set data.download: true"
+        f"(data_batch_1..5, test_batch, batches.meta){download}"
     )
 
 
+def not_a_file(path: Path) -> str | None:
+    """What stands at `path` where a file should, when it is not a regular file (None for a file
+    or nothing): a folder, a dangling link, or a FIFO, socket or device (reading one would hang)."""
+    if path.is_file() or not os.path.lexists(path):
+        return None
+    if path.is_dir():
+        return "a folder"
+    return "a link to nothing" if not path.exists() else "not a regular file (a FIFO, socket or device)"
+
+
 def _file_status(path: Path, md5: str) -> str:
+    if (what := not_a_file(path)) is not None:
+        raise InvalidInput(f"{path}: {what}, where CIFAR-10's {path.name} goes")
     if not path.is_file():
         return "missing"
     try:
@@ -231,12 +239,13 @@ def _file_status(path: Path, md5: str) -> str:
 def _read_classes(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         return tuple(str(k) for k in range(10))
-    try:
-        with path.open("rb") as f:
-            meta = _SafeUnpickler(f, encoding="latin1").load()
-        return tuple(str(n) for n in meta["label_names"])
-    except Exception:  # unpickling errors, a refused class, a missing key: all are bad input
-        raise InvalidInput(f"{path}: not a readable batches.meta pickle") from None
+    meta = _unpickle(path, "batches.meta")
+    names = meta.get("label_names") if isinstance(meta, dict) else None
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise InvalidInput(f"{path}: expected a dict whose 'label_names' is a list of class names")
+    if len(names) != 10 or len(set(names)) != 10:
+        raise InvalidInput(f"{path}: 'label_names' must be 10 distinct class names, got {names!r:.200}")
+    return tuple(names)
 
 
 def _unofficial_note(files: dict[str, str]) -> str:
@@ -438,16 +447,23 @@ def train_batches(
         yield step, apply_augment(x[idx], params[:, lo - first : hi - first], spec.augment.crop_padding), y[idx]
 
 
-def read_test_set(root: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], dict[str, str | bool]]:
+def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], dict[str, str | bool]]:
     """Only the test batch (and class names) of a CIFAR-10 copy under `root`.
 
     Returns (images uint8 (N,3,32,32), labels int64, classes, provenance facts).
     """
-    base = Path(root).expanduser().resolve() / CIFAR_DIR
+    if not str(root):  # "" (as Path(""), the working directory) is a mistake: '.' says it
+        raise InvalidInput("--data-root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
+    folder = Path(root).expanduser().resolve()
+    base = folder / CIFAR_DIR
+    if not base.is_dir():
+        raise InvalidInput(f"--data-root: {folder} {_why_no_cifar_dir(folder, '--data-root')}")
     path = base / "test_batch"
-    if not path.is_file():
-        raise InvalidInput(f"--data-root: {path} not found (expected the official CIFAR-10 python layout)")
+    if (what := not_a_file(path)) is not None or not path.is_file():
+        raise InvalidInput(f"--data-root: {path}: {what or 'not found'} (expected the official CIFAR-10 python layout)")
     x, y = _read_batch(path)
+    if not len(y):
+        raise InvalidInput(f"{path}: holds no images")
     official = _md5(path) == dict(OFFICIAL_TEST)["test_batch"]
     facts = {"test_batch": str(path), "official": official, "fingerprint": fingerprint(x, y)}
     return torch.from_numpy(x), torch.from_numpy(y), _read_classes(base / OFFICIAL_META["filename"]), facts

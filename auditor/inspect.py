@@ -70,7 +70,7 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def evaluate_checkpoint(path: Path, data_root: Path, device_name: str) -> dict[str, Any]:
+def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[str, Any]:
     """Overall and per-class test accuracy of a checkpoint on the data under `data_root`."""
     spec, model, recorded_hash, run_test = model_from_checkpoint(path)
     device = _device(device_name)

@@ -25,6 +25,12 @@ TINY_SETS = [
     "criteria.latency_ms=null",  # timings vary with machine load: tests never gate on them
 ]  # fmt: skip
 
+# 62 bytes that give numpy's dtype a crafted state: numpy's own unpickling crashes the process.
+CRASHES_NUMPY = (
+    b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87R"
+    b"(K\x03X\x01\x00\x00\x00|M90J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb."
+)
+
 
 def sets(*items: str) -> list[str]:
     """`--set` arguments for the CLI from KEY=VALUE items."""

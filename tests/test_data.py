@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SUBSET, assert_clean_error, requires_subset, run_cli, sets
+from conftest import CRASHES_NUMPY, SUBSET, assert_clean_error, requires_subset, run_cli, sets
 
 from auditor import data as D
 from auditor.errors import InvalidInput
@@ -204,6 +205,11 @@ def _fake_root(tmp_path: Path, n: int = 20, batches: tuple[str, ...] = ("data_ba
     return tmp_path
 
 
+def _replace(path: Path, make) -> None:
+    path.unlink()
+    make(path)
+
+
 def test_fake_copy_loads_as_unofficial(tmp_path: Path) -> None:
     b = D.load_data(DataSpec(root=str(_fake_root(tmp_path)), val_split=5), 0)
     assert b.sizes() == {"train": 15, "val": 5, "test": 20}
@@ -249,7 +255,7 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 12]})),
          r"labels must be in 0..9"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": ["cat", 1]})),
-         r"labels must be integers in 0..9, got <U\d+ \(e.g. np.str_\('cat'\)\)"),
+         r"labels must be integers in 0..9, got <U\d+ \(e.g. 'cat'\)"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0.5, 1]})),
          "labels must be integers in 0..9, got float64"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], [1]]})),
@@ -261,9 +267,29 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps(["not", "a", "dict"])), "expected a dict"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": shutil.rmtree, "labels": []})),
          "refusing to load shutil.rmtree"),
+        (lambda base: (base / "data_batch_1").write_bytes(b"\x80\x02}K\x01a."),  # APPEND to a dict: AttributeError
+         r"data_batch_1: not a readable CIFAR-10 batch pickle \('dict' object has no attribute 'append'\)"),
+        (lambda base: (base / "test_batch").write_bytes(CRASHES_NUMPY), "test_batch: not a readable .*unexpected numpy dtype state"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [2**70, 1]})),
+         r"labels must be integers in 0..9, got object \(e.g. 1180591620717411303424\)"),
+        (lambda base: _replace(base / "data_batch_1", lambda p: p.mkdir()), "data_batch_1: a folder, where CIFAR-10's data_batch_1 goes"),
+        (lambda base: _replace(base / "test_batch", lambda p: p.symlink_to(base / "gone")), "test_batch: a link to nothing"),
+        (lambda base: _replace(base / "data_batch_1", os.mkfifo), "data_batch_1: not a regular file"),  # reading it would hang
+        (lambda base: (base / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
+         "test_batch: holds no images$"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
+         r"the training batches \(data_batch_1\) hold no images$"),
+        (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": ["cat"] * 10})),
+         "batches.meta: 'label_names' must be 10 distinct class names"),
+        (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(k) for k in range(11)]})),
+         "batches.meta: 'label_names' must be 10 distinct class names"),
+        (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": "abcdefghij"})),
+         "batches.meta: expected a dict whose 'label_names' is a list of class names"),
     ],
     ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
-         "label-float", "label-nested", "label-none", "label-ragged", "not-dict", "code"],
+         "label-float", "label-nested", "label-none", "label-ragged", "not-dict", "code", "attribute-error", "crafted-dtype",
+         "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "meta-repeats", "meta-11",
+         "meta-str"],
 )  # fmt: skip
 def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:
     root = _fake_root(tmp_path)
@@ -316,6 +342,49 @@ def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(InvalidInput, match="data.download: could not download CIFAR-10 into .*network unreachable"):
         D.load_data(DataSpec(root=str(tmp_path), download=True), 0)
     assert calls == [(str(tmp_path.resolve()), True)]
+
+
+def test_a_failed_download_removes_the_root_it_made_and_a_file_as_root_is_not_downloaded_into(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision.datasets
+
+    calls = []
+
+    def offline(self, root: str, train: bool, download: bool) -> None:
+        calls.append(root)
+        Path(root).mkdir(parents=True, exist_ok=True)  # as torchvision does before fetching
+        raise RuntimeError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", offline)
+    with pytest.raises(InvalidInput, match="could not download"):
+        D.load_data(DataSpec(root=str(tmp_path / "new"), download=True), 0)
+    assert calls and not (tmp_path / "new").exists()  # no empty folder left behind
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(InvalidInput, match="could not download"):
+        D.load_data(DataSpec(root=str(tmp_path / "kept"), download=True), 0)
+    assert (tmp_path / "kept").is_dir()  # the user's folder stays
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInput, match="data.root: .*file is not a folder$"):
+        D.load_data(DataSpec(root=str(tmp_path / "file"), download=True), 0)
+    assert len(calls) == 2
+
+
+def test_evaluate_data_root_is_checked_as_data_root_is(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path / "copy")
+    assert len(D.read_test_set(root)[1]) == 20
+    with pytest.raises(InvalidInput, match=r"--data-root: empty; give the folder"):
+        D.read_test_set("")
+    with pytest.raises(InvalidInput, match=f"is the {D.CIFAR_DIR}/ folder itself; set --data-root to the folder that holds it, {root}$"):
+        D.read_test_set(root / D.CIFAR_DIR)
+    with pytest.raises(InvalidInput, match=f"nowhere does not exist; set --data-root to the folder that holds {D.CIFAR_DIR}/$"):
+        D.read_test_set(tmp_path / "nowhere")
+    (root / D.CIFAR_DIR / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []}))
+    with pytest.raises(InvalidInput, match="test_batch: holds no images$"):
+        D.read_test_set(root)
+    _replace(root / D.CIFAR_DIR / "test_batch", lambda p: p.mkdir())
+    with pytest.raises(InvalidInput, match="test_batch: a folder"):
+        D.read_test_set(root)
 
 
 def test_download_success_path_reads_what_the_downloader_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
