@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from pydantic import (
 
 from auditor.audit import chose_on_test, run_paths, write_json
 from auditor.errors import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_TERMINATED,
@@ -102,6 +104,17 @@ def _check_override(item: str) -> str:
 
 
 Override = Annotated[str, AfterValidator(_check_override)]
+
+
+def _keys_once(items: list[str]) -> list[str]:
+    """One list of overrides sets each key once: a second would silently win over the first."""
+    keys = [".".join(parse_override(item)[0]) for item in items]
+    if repeated := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ValueError(f"sets {', '.join(repeated)} more than once; give each key once")
+    return items
+
+
+Overrides = Annotated[list[Override], AfterValidator(_keys_once)]
 VariantName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=48)]
 
 
@@ -112,9 +125,9 @@ class Ablation(BaseModel):
     name: Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=64)]
     description: str = ""
     base: Annotated[str, Field(min_length=1)]
-    overrides: list[Override] = []
+    overrides: Overrides = []
     seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1)]
-    variants: Annotated[dict[VariantName, list[Override]], Field(min_length=1)]
+    variants: Annotated[dict[VariantName, Overrides], Field(min_length=1)]
     figure: Literal["depth"] | None = None
     reference: dict[str, Reference] = {}
     reference_note: str = ""
@@ -842,6 +855,11 @@ def header_lines(plan: Plan, out: Path) -> list[str]:
     ]
 
 
+# Signals that stop a run rather than crash it (a kill -9 too: the run resumes from its checkpoints);
+# a run killed by another (SIGSEGV, SIGABRT) crashed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class Execution:
     """How running a plan ended: every run finished, or one stopped it (`stopped_at`)."""
@@ -850,6 +868,19 @@ class Execution:
     position: int = 0  # its place in the plan's runs, from 1
     returncode: int = 0  # that process's exit status (negative: the signal that killed it)
     interrupted: bool = False  # it was stopped (Ctrl-C, SIGTERM, a kill) rather than crashed
+
+    def ended(self) -> str:
+        """How the stopped run's process ended: 'exited 1', 'was killed by SIGSEGV'."""
+        if self.returncode >= 0:
+            return f"exited {self.returncode}"
+        try:
+            return f"was killed by {signal.Signals(-self.returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-self.returncode}"
+
+    def exit_code(self) -> int:
+        """This command's exit code for a crashed run: its own, or 128 + its signal, as a shell says."""
+        return 128 - self.returncode if self.returncode < 0 else self.returncode or EXIT_FAILED
 
 
 def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
@@ -878,7 +909,7 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
                 f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
             )
-        if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or rc < 0:
+        if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or -rc in STOP_SIGNALS:
             return Execution(r.name, i, rc, interrupted=True)
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
             return Execution(r.name, i, rc)

@@ -200,19 +200,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
-    import yaml
+    from auditor.spec import load_spec, resolved_dict, resolved_yaml, spec_hash
 
-    from auditor.spec import load_spec, resolved_dict, spec_hash
-
-    errors = []
+    errors, printed = [], 0
     for path in args.specs:
         try:
             spec = load_spec(path, args.sets)
         except InvalidInput as exc:
             errors.append(str(exc))
             continue
-        print(f"# {path}: valid (sha256 {spec_hash(spec)})")
-        print(yaml.safe_dump(resolved_dict(spec), sort_keys=False), end="")
+        print(("---\n" if printed else "") + f"# {path}: valid (sha256 {spec_hash(spec)})")  # one YAML stream
+        print(resolved_yaml(resolved_dict(spec)), end="")
+        printed += 1
     if errors:
         raise InvalidInput("\n".join(errors))
     return EXIT_OK
@@ -368,9 +367,9 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
         _progress(f"{head}: interrupted (exit {done.returncode}); {again}")
         return EXIT_INTERRUPTED
     if done.stopped_at:  # a crash: no finished report
-        print(f"auditor ablate: error: {done.stopped_at}: `auditor run` exited {done.returncode} without a "
+        print(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
               "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
-        return done.returncode or EXIT_FAILED
+        return done.exit_code()
     return EXIT_OK
 
 

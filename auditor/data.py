@@ -164,8 +164,6 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     Returns (train_x, train_y, test_x, test_y, classes, files, base).
     A partial or modified copy still loads; `files` says what differs.
     """
-    if not spec.root:  # Path("") would silently be the working directory
-        raise SpecFieldError("data.root", "empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
     root = Path(spec.root).expanduser().resolve()
     base = root / CIFAR_DIR
     if not base.is_dir() and spec.download and (root.is_dir() or not root.exists()):

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-import yaml
 
 from auditor import checkpoint, environment, repro
 from auditor.audit import (
@@ -43,7 +42,7 @@ from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
-from auditor.spec import Spec, resolved_dict, same_training, spec_hash, training_changes
+from auditor.spec import Spec, resolved_dict, resolved_yaml, same_training, spec_hash, training_changes
 from auditor.train import (
     EpochRecord,
     RunFiles,
@@ -290,15 +289,6 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
     return [note]
 
 
-def check_classes(spec: Spec, data: DataBundle) -> None:
-    """The model's output size must match the data's classes."""
-    if spec.model.num_classes != len(data.classes):
-        raise SpecFieldError(
-            "model.num_classes", f"{spec.model.num_classes}, but {spec.data.dataset} has "
-            f"{len(data.classes)} classes"
-        )
-
-
 def aside(final: Path) -> Path:
     """Where `promote` moves the earlier run's folder while it puts the new one in place."""
     return final.with_name(final.name + ".old")
@@ -461,8 +451,7 @@ def check_and_load(
         if (problem := repro.cublas_problem(det, device)) is not None:
             raise InvalidInput(problem)
         environment.make_current(device)
-        data = load_data(spec.data, spec.seed)
-        check_classes(spec, data)
+        data = load_data(spec.data, spec.seed)  # spec validation checked model.num_classes against it
     return det, device, data
 
 
@@ -713,5 +702,5 @@ def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path
     write_csv(report_dir / "metrics.csv", rows, [f.name for f in fields(EpochRecord)])  # a header even with no epoch
     write_csv(report_dir / "steps.csv", [{"step": i, "loss": v} for i, v in enumerate(result.step_losses)], ["step", "loss"])
     atomic_write_bytes(
-        report_dir / "spec.resolved.yaml", yaml.safe_dump(audit["spec"], sort_keys=False).encode()
+        report_dir / "spec.resolved.yaml", resolved_yaml(audit["spec"]).encode()
     )

@@ -44,6 +44,10 @@ NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file 
 DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices a run can name
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
+# Folder suffixes the tool keeps for itself: runs' staging and previous folders, verify's failed attempts.
+RESERVED_SUFFIXES = (".partial", ".old", ".failed")
+DATASET_CLASSES = MappingProxyType({"cifar10": 10, "synthetic": 10})
+
 SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
 
@@ -75,8 +79,9 @@ class Augment(_Section):
 class SyntheticSize(_Section):
     """Image counts of the procedurally generated data set (dataset: synthetic)."""
 
-    train: Annotated[int, Field(ge=10)] = 2000  # images
-    test: Annotated[int, Field(ge=10)] = 500
+    # images; at most a million (3 GB of uint8 pixels), where larger sizes fail to allocate
+    train: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
+    test: Annotated[int, Field(ge=10, le=1_000_000)] = 500
 
 
 Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
@@ -110,6 +115,14 @@ class DataSpec(_Section):
         if any(not s > 0.0 for s in v):
             raise ValueError(f"each std must be > 0, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _settings_fit_the_dataset(self) -> DataSpec:
+        if self.dataset == "cifar10" and not self.root:  # Path("") would silently be the working directory
+            raise ValueError(f"{SUBKEY}root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
+        if self.dataset == "synthetic" and self.require_official:
+            raise ValueError(f"{SUBKEY}require_official: true asks for the official CIFAR-10 files; dataset is synthetic")
+        return self
 
     @model_validator(mode="after")
     def _val_split_leaves_training_images(self) -> DataSpec:
@@ -168,8 +181,8 @@ class Schedule(_Section):
     def _milestones_for_multistep(self) -> Schedule:
         if self.name == "multistep" and not self.milestones:
             raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
-        if sorted(self.milestones) != list(self.milestones):
-            raise ValueError(f"{SUBKEY}milestones: must be increasing, got {self.milestones}")
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:], strict=False)):
+            raise ValueError(f"{SUBKEY}milestones: must be increasing (each once), got {self.milestones}")
         return self
 
 
@@ -244,7 +257,7 @@ class TrainSpec(_Section):
 class Latency(_Section):
     """Batch-1 latency measurement: untimed warm-up, then individually timed iterations."""
 
-    batch_size: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 1  # images a timed forward; 4096 x 12 KB in fp32
     warmup: Annotated[int, Field(ge=0)] = 20  # untimed iterations
     iters: Annotated[int, Field(ge=5)] = 200  # timed iterations (median and p95 are reported)
 
@@ -363,13 +376,15 @@ class Spec(_Section):
     def _not_dots(cls, v: str) -> str:
         if v in {".", ".."}:
             raise ValueError("must not be '.' or '..'")
-        if v.endswith((".partial", ".old")):
-            raise ValueError("must not end in .partial or .old (reserved for staging folders)")
+        if v.endswith(RESERVED_SUFFIXES):
+            raise ValueError(f"must not end in {', '.join(RESERVED_SUFFIXES)} (reserved for the tool's own folders)")
         return v
 
     @field_validator("criteria", mode="before")
     @classmethod
     def _criteria_parse(cls, v: Any) -> Any:
+        if v is None:  # `criteria:` with nothing under it: none, as in a criteria file
+            return {}
         if isinstance(v, dict):
             # `null` (or an empty value, as `--set criteria.X=` gives) removes a criterion, as in `check`.
             v = {k: e for k, e in v.items() if e is not None and e != ""}
@@ -379,6 +394,16 @@ class Spec(_Section):
                 except ValueError as exc:  # located at criteria.<metric> by format_validation_error
                     raise ValueError(f"{SUBKEY}{metric}: {exc}") from None
         return v
+
+    @model_validator(mode="after")
+    def _classes_fit_the_data(self) -> Spec:
+        classes = DATASET_CLASSES[self.data.dataset]
+        if self.model.num_classes != classes:
+            raise ValueError(
+                f"{SUBKEY}model.num_classes: {self.model.num_classes}, but data.dataset "
+                f"{self.data.dataset} has {classes} classes"
+            )
+        return self
 
     def parsed_criteria(self) -> list[Criterion]:
         """The criteria as parsed `Criterion` objects, in spec order."""
@@ -417,8 +442,8 @@ class SpecLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` may be overridden; complex keys are not spec keys
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # complex keys are not spec keys (validation refuses them)
             key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1  # as written
             if key in seen:
                 raise DuplicateKey(
@@ -429,11 +454,49 @@ class SpecLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Numbers as YAML 1.2 reads them. PyYAML's YAML 1.1 rules read `5e-4` as text, `017` as octal
+# 15, `0b101` as 5 and `1:20` as base 60 (80); here they are 0.0005, 17, text and text.
+# `0o17`, `0x1f` and `1_000` still read as numbers.
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
+    _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$"), list("-+0123456789")
 )
+SpecLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+|[0-9][0-9_]*(?=[eE]))(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)  # fmt: skip
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """An integer in decimal (leading zeros allowed: `017` is 17), `0o` octal or `0x` hex."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+    if digits[:2] in ("0o", "0x"):
+        return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
+    return sign * int(digits)
+
+
+SpecLoader.add_constructor(_INT, _construct_int)
+
+
+def _construct_date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A date or time as SafeLoader builds it; one that is none (`2024-13-45`) is a YAML error
+    at its line, not a ValueError from nowhere."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} reads as a date but is none ({exc}); quote it if it is text", node.start_mark
+        ) from None
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 
 
 def load_yaml(text: str) -> Any:
@@ -521,7 +584,10 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
         mark = exc.problem_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark and "line " not in exc.problem else ""
-        return f"{exc.problem}{where}"
+        problem = f"{exc.context}, {exc.problem}" if exc.context and exc.problem.startswith("but ") else exc.problem
+        return f"{problem}{where}"
+    if isinstance(exc, yaml.reader.ReaderError):  # not a MarkedYAMLError: its str() quotes "<unicode string>"
+        return f"{str(exc).splitlines()[0]} (character {exc.position + 1})"
     return str(exc)
 
 
@@ -553,7 +619,19 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
                 where = ".".join(path[: i + 1])
                 raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
             node = child
-        node[path[-1]] = value
+        old = node.get(path[-1])
+        node[path[-1]] = merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra`'s keys set, section by section: `--set 'train.optimizer={lr: 0.05}'`
+    changes the learning rate and keeps the optimizer's other settings, as
+    `--set train.optimizer.lr=0.05` does."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        out[key] = merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     return out
 
 
@@ -568,12 +646,20 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+        raise InvalidInput(f"{path}: not valid YAML{_quote_hint(exc, text)}: {yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: the {what} must be a YAML mapping, got {type(raw).__name__}")
     return raw
+
+
+def _quote_hint(exc: yaml.YAMLError, text: str) -> str:
+    """A hint to quote criteria when the line YAML stopped at holds an unquoted `>= 0.9`."""
+    mark = getattr(exc, "problem_mark", None)
+    lines = text.splitlines()
+    line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    return ' (quote expressions, e.g. test_acc: ">= 0.85")' if re.search(r":\s*[<>!=]", line) else ""
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:
@@ -598,6 +684,10 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         msg = msg[0].lower() + msg[1:] if msg else msg
         if e["type"] == "extra_forbidden":
             msg, got = "unknown key (not in the spec schema)", ""
+        if e["type"] == "invalid_key":  # loc ends with the key itself, as text
+            loc, kind = ".".join(parts[:-1]), _yaml_kind(e.get("input"))
+            msg = f"a key must be text, got {value_text(e.get('input'))}"
+            got = f": YAML reads that unquoted key as {kind}; quote it" if kind else ""
         if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
             msg = plain(e.get("ctx") or {})
         if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
@@ -677,6 +767,12 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
 def resolved_dict(spec: Spec) -> dict[str, Any]:
     """The spec with every default filled in, as plain JSON data."""
     return spec.model_dump(mode="json")
+
+
+def resolved_yaml(resolved: dict[str, Any]) -> str:
+    """A resolved spec as the YAML text `validate` prints and runs write (`spec.resolved.yaml`),
+    text in any language as written (not as escapes)."""
+    return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
 
 
 def spec_hash(spec: Spec) -> str:
@@ -760,10 +856,16 @@ def json_schema() -> dict[str, Any]:
     for key, words in (("amp", [False]), ("compile", [False, True])):  # YAML 1.1 reads off as false
         text = {k: train[key].pop(k) for k in ("enum", "type")}
         train[key]["anyOf"] = [text, {"enum": words}]
+    data = defs["DataSpec"]["properties"]
+    data["mean"]["items"] |= {"minimum": 0, "maximum": 1}
+    data["std"]["items"] |= {"exclusiveMinimum": 0}
+    schema["properties"]["name"]["not"] = {"pattern": "(?:" + "|".join(re.escape(x) for x in RESERVED_SUFFIXES) + ")$"}
+    numeric = "^(?:" + _CMP_RE.pattern.strip("^$") + "|" + _TOL_RE.pattern.strip("^$") + ")$"
     schema["properties"]["criteria"] |= {"additionalProperties": False, "properties": {
-        **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})")
+        **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})", numeric)
            for m, unit in NUMERIC_METRICS.items()},
-        **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}")
+        **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}",
+                                rf"^\s*(?:{_categorical_ops(m).replace(' or ', '|')})\s*(?:{'|'.join(v)})\s*$")
            for m, v in CATEGORICAL_METRICS.items()},
     }}  # fmt: skip
     return schema
@@ -774,6 +876,7 @@ def _categorical_ops(metric: str) -> str:
     return "==" if metric == "reproducible" else "== or !="
 
 
-def _criterion_schema(form: str) -> dict[str, Any]:
-    """One criterion's JSON Schema: an expression of `form`, or null to remove it."""
-    return {"type": ["string", "null"], "description": f"{form}; null removes the criterion"}
+def _criterion_schema(form: str, pattern: str) -> dict[str, Any]:
+    """One criterion's JSON Schema: an expression of `form` (matching `pattern`), or null to remove it."""
+    return {"anyOf": [{"type": "string", "pattern": pattern}, {"type": "null"}],
+            "description": f"{form}; null removes the criterion"}  # fmt: skip

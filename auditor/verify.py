@@ -52,15 +52,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from auditor import checkpoint
 from auditor.audit import losses_text, read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, spec_source
-from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, spec_hash, validate_spec
+from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, resolved_yaml, spec_hash, validate_spec
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
 ENV_CORRUPT_NEWEST = "AUDITOR_VERIFY_CORRUPT_NEWEST"  # test-only: corrupt K's newest checkpoint
@@ -663,7 +661,7 @@ def _param_names(spec: Spec) -> list[str]:
 def write_spec_file(plan: Plan) -> Path:
     """The one resolved spec every run uses; checked to round-trip to the same hash."""
     path = plan.workdir / "spec.yaml"
-    atomic_write_bytes(path, yaml.safe_dump(resolved_dict(plan.spec), sort_keys=False).encode())
+    atomic_write_bytes(path, resolved_yaml(resolved_dict(plan.spec)).encode())
     if spec_hash(load_spec(path)) != spec_hash(plan.spec):
         raise InvalidInput(f"{path}: the resolved spec does not round-trip through YAML")
     return path

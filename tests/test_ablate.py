@@ -144,6 +144,7 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
         (("seeds: [0, 1]", "seeds: []"), "seeds: needs at least 1 value, got []"),
         (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
         (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
+        (("cosine: []", "cosine: [train.epochs=2, train.epochs=3]"), "variants.cosine: sets train.epochs more than once"),
         (("cosine: []", "'co sine': []"), "variants.co sine (the name): may contain only letters, digits"),
         (("cosine: {best_val_acc: 0.5,", "nobn: {best_val_acc: 0.5,"), "x.yaml: reference: names unknown variants ['nobn']"),
         (("cosine: {best_val_acc: 0.5,", "cosine: {best_val_acc: 94.1,"), "reference.cosine.best_val_acc"),
@@ -588,6 +589,31 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
     again = shlex.join(["auditor", *argv])
     assert f"[1/1] {plan.runs[0].name}: interrupted (exit 143); continue with: {again}" in capsys.readouterr().out
     assert not (tmp_path / "reports" / "resnet18_cifar10").exists()  # no page for a stopped ablation
+
+
+@pytest.mark.parametrize(("returncode", "interrupted"), [(-9, True), (-11, False), (-6, False)])
+def test_a_run_killed_by_a_crash_signal_is_a_crash_not_an_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], returncode: int, interrupted: bool
+) -> None:
+    from auditor import ablate
+
+    class Run:  # `auditor run` killed by a signal: SIGKILL stops it (it resumes); SIGSEGV, SIGABRT crash it
+        def __init__(self, argv: list[str]) -> None:
+            pass
+
+        def wait(self) -> int:
+            return returncode
+
+    monkeypatch.setattr(ablate.subprocess, "Popen", Run)
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
+    assert ablate.execute_plan(plan, tmp_path, lambda msg: None).interrupted is interrupted
+    argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
+    assert main(argv) == 128 - returncode if not interrupted else 130
+    out, err = capsys.readouterr()
+    if not interrupted:
+        name = {-11: "SIGSEGV", -6: "SIGABRT"}[returncode]
+        assert f"{plan.runs[0].name}: `auditor run` was killed by {name} without a finished report" in err
+        assert "interrupted" not in out
 
 
 @pytest.mark.parametrize(

@@ -328,7 +328,7 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [("train.amp=fp16", "error: smoke: train.amp: fp16 needs a CUDA device"),  # named with its spec, as validation does
-     ("model.num_classes=12", "error: smoke: model.num_classes: 12, but synthetic has 10 classes"),
+     ("model.num_classes=12", "error: smoke: model.num_classes: 12, but data.dataset synthetic has 10 classes"),
      ("data.dataset=cifar10", "error: smoke: data.root: ")],
 )
 def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override: str, message: str) -> None:

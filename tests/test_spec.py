@@ -18,6 +18,7 @@ from auditor.models import list_models
 from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
+    Spec,
     apply_overrides,
     hash_resolved,
     json_schema,
@@ -99,7 +100,14 @@ BAD = [
      "1500 must be smaller than the 1500 training images (data.synthetic.train)"),
     ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
     ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule.milestones", "needs milestones"),
-    ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing, got [3.0, 2.0]"),
+    ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing (each once), got [3.0, 2.0]"),
+    ({"train": {"schedule": {"name": "multistep", "milestones": [1, 1]}}}, "train.schedule.milestones", "must be increasing (each once), got [1.0, 1.0]"),
+    ({"model": {"num_classes": 100}}, "model.num_classes", "100, but data.dataset cifar10 has 10 classes"),
+    ({"data": {"root": ""}}, "data.root", "empty; give the folder that holds cifar-10-batches-py/"),
+    ({"data": {"dataset": "synthetic", "val_split": 10, "require_official": True}}, "data.require_official", "dataset is synthetic"),
+    ({"data": {"synthetic": {"train": 10**11}}}, "data.synthetic.train", "less than or equal to 1000000"),
+    ({"measure": {"latency": {"batch_size": 10**20}}}, "measure.latency.batch_size", "less than or equal to 4096"),
+    ({"name": "x.failed"}, "name", "reserved for the tool's own folders"),  # verify's failed attempts
     ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train.schedule.milestones", "[12.0] are not before epochs=10"),
     ({"train": {"optimizer": {"nesterov": True, "momentum": 0}}}, "train.optimizer.nesterov", "needs momentum > 0"),
     ({"criteria": {"test_acc": ">= 85"}}, "criteria.test_acc", "fraction in [0, 1]"),
@@ -111,7 +119,7 @@ BAD = [
     ({"data": {"std": [0.2, float("inf"), 0.2]}}, "data.std.1", "finite number"),
     ({"verify": {"tolerance": float("inf")}}, "verify.tolerance", "finite number"),
     ({"name": "has space"}, "name", "may contain only letters, digits, '.', '_' and '-', and may not start with '.', got 'has space'"),
-    ({"name": "x.partial"}, "name", "reserved for staging"),
+    ({"name": "x.partial"}, "name", "reserved for the tool"),
     ({"name": ".a.lock"}, "name", "and may not start with '.', got '.a.lock'"),  # another run's lock file
     ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train.schedule.warmup_epochs", "3.0 must be at most epochs=2"),
     ({"train": {"schedule": {"eta_min": 1.0}}}, "train.schedule.eta_min", "1.0 is above optimizer.lr"),
@@ -187,7 +195,14 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("", "s.yaml: the spec file sets nothing (it is empty or holds only comments); a spec needs at least `name: "),
      ("# only a comment\n\n", "the spec file sets nothing"), ("{}", "the spec file sets nothing"),
      ("seed: 1\n", "s.yaml: name: field required"),
-     ("description: 2024-13-45\n", "s.yaml: not valid YAML: an unquoted value YAML cannot read: month must be in 1..12")],
+     ("description: 2024-13-45\n", "s.yaml: not valid YAML: 2024-13-45 reads as a date but is none (month must be in 1..12); quote it if it is text (line 1, column 14)"),
+     ("name: x\n---\nname: y\n", "s.yaml: not valid YAML: expected a single document in the stream, but found another document (line 2, column 1)"),
+     ("name: x\ncriteria:\n  test_acc: >= 0.9\n", 's.yaml: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
+     ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
+     ("name: x\ntrain:\n  1: 2\n", "s.yaml: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
+     ("name: x\0\n", "s.yaml: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
+     ("a: &a {lr: 0.1}\nb: &b {lr: 0.7}\nname: x\ntrain:\n  optimizer:\n    <<: *a\n    <<: *b\n",
+      "duplicate key '<<' (line 7; first given on line 6)")],
 )  # fmt: skip
 def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     path = tmp_path / "s.yaml"
@@ -249,6 +264,35 @@ def test_override_errors_are_clean() -> None:
         load_spec("1", ["train.epochs"])
 
 
+def test_a_mapping_set_on_a_section_merges_into_it() -> None:
+    spec = load_spec("resnet56_cifar10", ["train.optimizer={lr: 0.05}", "train.schedule={warmup_epochs: 1}"])
+    recipe = load_spec("resnet56_cifar10")
+    assert spec.train.optimizer.lr == 0.05 and spec.train.optimizer.weight_decay == recipe.train.optimizer.weight_decay
+    assert spec.train.schedule.name == "multistep" and spec.train.schedule.milestones == recipe.train.schedule.milestones
+    assert spec.train.schedule.warmup_epochs == 1
+    assert load_spec("smoke", ["criteria={test_acc: '>= 0.2'}"]).criteria == {**load_spec("smoke").criteria, "test_acc": ">= 0.2"}
+    assert load_spec("smoke", ["criteria=null"]).criteria == {}  # `criteria:` with nothing: none, as in a criteria file
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("017", 17), ("08", 8), ("0o17", 15), ("0x1f", 31), ("1_000", 1000), ("-5", -5), ("5e-4", 5e-4), ("1e3", 1000.0),
+     ("1.", 1.0), (".5", 0.5), ("0b101", "0b101"), ("1:20", "1:20"), ("1:0.5", "1:0.5")],
+)  # fmt: skip
+def test_numbers_are_read_as_yaml_1_2_reads_them(text: str, value: object) -> None:
+    """Not YAML 1.1's octal `017` (15), binary `0b101` or base-60 `1:20` (80)."""
+    got = load_yaml(f"v: {text}")["v"]
+    assert got == value and type(got) is type(value)
+
+
+def test_validate_prints_one_yaml_stream_with_text_as_written(capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", "smoke", "smoke", "--set", "description=héllo wörld"]) == 0
+    out = capsys.readouterr().out
+    docs = list(yaml.safe_load_all(out))
+    assert len(docs) == 2 and docs[0] == docs[1] and docs[0]["description"] == "héllo wörld"
+    assert "description: héllo wörld\n" in out  # not "h\xE9llo"
+
+
 def test_override_does_not_mutate_input() -> None:
     raw = {"train": {"epochs": 3}}
     apply_overrides(raw, ["train.epochs=9"])
@@ -308,6 +352,18 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
         assert raw.get("model", {}).get("name", "resnet18") in model["name"]["enum"], path
         assert pattern.search(raw.get("train", {}).get("device", "auto")), path
         assert set(raw.get("criteria", {})) <= set(criteria["properties"]), path
+        for metric, expr in raw.get("criteria", {}).items():
+            assert re.search(criteria["properties"][metric]["anyOf"][0]["pattern"], expr), (path, metric)
+    for metric, expr, valid in [("test_acc", ">= 0.9", True), ("test_acc", " 0.9 +/- 0.01", True), ("latency_ms", "< 1e3", True),
+                                ("images_per_s", "1000 ± 5", True), ("test_acc", "banana", False), ("test_acc", ">= ", False),
+                                ("reproducible", "== bitwise", True), ("reproducible", "!= diverged", False),
+                                ("status", "!= diverged", True), ("status", "== done", False)]:  # fmt: skip
+        assert bool(re.search(criteria["properties"][metric]["anyOf"][0]["pattern"], expr)) is valid, (metric, expr)
+        assert (Spec.model_validate({"name": "x", "criteria": {metric: expr}}) is not None) if valid else True
+    reserved = re.compile(schema["properties"]["name"]["not"]["pattern"])
+    assert all(reserved.search(f"run{x}") for x in (".partial", ".old", ".failed")) and not reserved.search("run.v2")
+    data = schema["$defs"]["DataSpec"]["properties"]
+    assert data["mean"]["items"]["maximum"] == 1 and data["std"]["items"]["exclusiveMinimum"] == 0
 
 
 def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
