@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -183,20 +184,29 @@ def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
 
 
 def stage_run(
-    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: Claim
-) -> tuple[Path | None, list[str]]:
-    """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch).
+    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: Claim, data_fingerprint: str
+) -> tuple[Path | None, list[str], bool]:
+    """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch),
+    its notes, and whether staging is a copy of the finished run (`seeded_copy`).
 
-    `claimed`: what claimed_run yielded. A refused resume of a finished run removes the
-    staging copy it made, so nothing looks like an interrupted run afterwards, and names the
-    user's own checkpoint rather than the copy.
+    `claimed`: what claimed_run yielded; `data_fingerprint`: the data read for this run.
     """
     seeded = prepare_dirs(paths, resume, made=claimed.made, locked=claimed.locked)
     if not resume:
-        return None, []
+        return None, [], False
+    with seeded_copy(paths, seeded):
+        found, notes = find_resume_point(paths, spec, log, device, data_fingerprint, seeded)
+    return found, notes, seeded
+
+
+@contextmanager
+def seeded_copy(paths: RunPaths, seeded: bool) -> Iterator[None]:
+    """A resume of a finished run works on a copy of it in staging (`seeded`): whatever stops it
+    (refused, a bad checkpoint, Ctrl-C) removes the copy, so that nothing looks like an
+    interrupted run afterwards, and an error names the user's checkpoint rather than the copy."""
     try:
-        return find_resume_point(paths, spec, log, device, seeded)
-    except BaseException as exc:  # refused, or Ctrl-C: the copy of the finished run goes
+        yield
+    except BaseException as exc:
         if not seeded:
             raise
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
@@ -207,9 +217,9 @@ def stage_run(
 
 
 def find_resume_point(
-    paths: RunPaths, spec: Spec, log: Any, device: torch.device, seeded: bool = False
+    paths: RunPaths, spec: Spec, log: Any, device: torch.device, data_fingerprint: str, seeded: bool = False
 ) -> tuple[Path | None, list[str]]:
-    """The newest intact checkpoint in staging, checked against the current spec.
+    """The newest intact checkpoint in staging, checked against the current spec and data.
 
     `seeded`: staging is a copy of the finished run (removed again if this refuses).
     """
@@ -226,8 +236,8 @@ def find_resume_point(
         log("resume: the interrupted run wrote no checkpoint: training from the start")
         return None, notes
     state = checkpoint.load(found)
-    notes_now = [*resume_spec_notes(found, state, spec), *resume_version_notes(found, state),
-                 *resume_compute_notes(found, state, device)]  # fmt: skip
+    notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint),
+                 *resume_version_notes(found, state), *resume_compute_notes(found, state, device)]  # fmt: skip
     for n in notes_now:
         log(f"resume: {n}")
         notes.append(n)
@@ -252,10 +262,26 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     )
 
 
-def _listed(changes: list[str], most: int = 8) -> str:
-    """The first `most` changes, and how many more there are."""
+def resume_data_notes(found: Path, state: dict[str, Any], fingerprint: str) -> list[str]:
+    """Refuse a checkpoint of a run that trained on other data (a data.root that now holds other
+    images: the spec alone cannot tell); a note when the checkpoint does not say."""
+    recorded = state.get("data_fingerprint")
+    if recorded is None:  # checkpoints written before the fingerprint was recorded
+        return [(f"{found.name} does not record the fingerprint of the data it trained on (an earlier version "
+                 "wrote it): that the data is the same could not be checked")]  # fmt: skip
+    if recorded != fingerprint:
+        raise InvalidInput(
+            f"{found}: the run trained on other data (fingerprint {str(recorded)[:12]}) than the data read now "
+            f"({fingerprint[:12]}): continuing would mix two data sets; resume with the data it trained on, or "
+            "start again without --resume"
+        )
+    return []
+
+
+def _listed(changes: list[str], most: int = 8, sep: str = "; ") -> str:
+    """The first `most` changes (or names), and how many more there are."""
     more = f" (and {len(changes) - most} more)" if len(changes) > most else ""
-    return "; ".join(changes[:most]) + more
+    return sep.join(changes[:most]) + more
 
 
 def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
@@ -299,6 +325,19 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
     if not folder.is_dir() or folder.is_symlink():
         return False
     return any(folder.glob(marker)) or not any(folder.iterdir())
+
+
+# What a run writes at the top of each of its folders (fileio's `.*.tmp` files too, left by a write
+# cut short). Anything else there is the user's, which replacing the folder would delete.
+RUN_FILES = {
+    "checkpoints": ("*.pt", "*.pt.sha256", "*.pt.sha256.next", ".*.tmp"),
+    "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp"),
+}
+
+
+def foreign_files(folder: Path, attr: str) -> list[str]:
+    """Names at the top of `folder` (a run's `attr` folder) that no run writes there."""
+    return sorted(p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in RUN_FILES[attr]))
 
 
 def _run_folders(paths: RunPaths) -> list[tuple[str, Path, str]]:
@@ -364,6 +403,11 @@ def check_run_folders(paths: RunPaths) -> None:
     for attr, final, marker in _run_folders(paths):
         if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
             raise InvalidInput(f"{final}: not a folder, but this run writes its {attr} there; move it away")
+        if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
+            raise InvalidInput(
+                f"{final}: holds {_listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder when it "
+                "finishes, which would delete them: move them away"
+            )
         old = aside(final)
         if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
             raise InvalidInput(
@@ -471,34 +515,48 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
     det, device, data = check_and_load(spec, spec_path, out, argv)
+    prov = data.provenance
     with claimed_run(paths) as claimed:
-        resume_from, resume_notes = stage_run(paths, spec, resume, log, device, claimed)
-        env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
-        notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
-                 "environment_notes": environment.run_cpu_notes(env)}  # fmt: skip
-        for note in (*notes["toggle_notes"], *notes["environment_notes"]):
-            log(f"note: {note}")  # said before training, as well as in the sheet
-        torch.manual_seed(spec.seed)  # model init draws from the global generator
-        model = build_model(spec.model)
-        files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), data.provenance.test_fingerprint)
-        result = train_staged(spec, model, data, device, files, resume_from, log)
-        with long_lived_frozen():
-            t_measure = time.perf_counter()
-            final = load_final_checkpoints(paths.ckpt_staging)
-            measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
-            lat = measured["latency"]
-            if "busy" in latency_warnings(lat, None):
-                log(f"note: other processes used {lat['other_cpu_share']:.0%} of the CPU while the latency was "
-                    "timed: the latency figure is inflated (see the sheet)")  # fmt: skip
-            notes["resume_notes"] = resume_notes
-            audit = assemble(spec, spec_path, paths, det, env, data, result, measured, notes, final)
-            audit["run"].update(
-                started_utc=started.isoformat(timespec="seconds"),
-                finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-                wall_time_s=time.perf_counter() - t_wall, measure_time_s=time.perf_counter() - t_measure,
-            )  # fmt: skip
-            finish_staged(paths, audit, result)
+        resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint)
+        with seeded_copy(paths, seeded):
+            env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
+            notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
+                     "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes}  # fmt: skip
+            for note in (*notes["toggle_notes"], *notes["environment_notes"]):
+                log(f"note: {note}")  # said before training, as well as in the sheet
+            torch.manual_seed(spec.seed)  # model init draws from the global generator
+            model = build_model(spec.model)
+            files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint, prov.fingerprint)
+            result = train_staged(spec, model, data, device, files, resume_from, log)
+            run = (det, env, device, data, model)
+            audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall))
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
+
+
+def measure_and_write(
+    spec: Spec, spec_path: str, paths: RunPaths, run: tuple[Any, Any, torch.device, DataBundle, torch.nn.Module],
+    result: TrainResult, notes: dict[str, list[str]], log: Any, begun: tuple[datetime, float],
+) -> dict[str, Any]:
+    """Measure the trained run, assemble its audit record, write it with the sheet and promote
+    the run (`finish_staged`). `run`: (determinism state, environment, device, data, model);
+    `begun`: when the run started (UTC) and `time.perf_counter()` then."""
+    det, env, device, data, model = run
+    with long_lived_frozen():
+        t_measure = time.perf_counter()
+        final = load_final_checkpoints(paths.ckpt_staging)
+        measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
+        lat = measured["latency"]
+        if "busy" in latency_warnings(lat, None):
+            log(f"note: other processes used {lat['other_cpu_share']:.0%} of the CPU while the latency was "
+                "timed: the latency figure is inflated (see the sheet)")  # fmt: skip
+        audit = assemble(spec, spec_path, paths, det, env, data, result, measured, notes, final)
+        audit["run"].update(
+            started_utc=begun[0].isoformat(timespec="seconds"),
+            finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+            wall_time_s=time.perf_counter() - begun[1], measure_time_s=time.perf_counter() - t_measure,
+        )  # fmt: skip
+        finish_staged(paths, audit, result)
+    return audit
 
 
 NOTHING_KEPT = "no checkpoint had been written, so nothing is kept: make room, then run the same command again"

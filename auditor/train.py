@@ -77,6 +77,7 @@ class RunFiles:
     spec: dict[str, Any]
     spec_hash: str
     test_fingerprint: str | None = None  # the data stage's; `auditor evaluate` compares a copy's with it
+    data_fingerprint: str | None = None  # train + test as read; a resume refuses other data
 
 
 @dataclass
@@ -338,6 +339,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
+        "data_fingerprint": loop.files.data_fingerprint,
         "versions": software_versions(), "compute": loop.compute,
     }  # fmt: skip
 

@@ -32,6 +32,24 @@ CRASHES_NUMPY = (
 )
 
 
+def fake_cifar_root(
+    root: Path, n: int = 20, batches: tuple[str, ...] = ("data_batch_1", "test_batch"), seed: int = 0
+) -> Path:
+    """A small CIFAR-10 copy in the official layout under `root` (random images, `n` a batch)."""
+    import pickle
+
+    import numpy as np
+
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in batches:
+        d = {"batch_label": name, "labels": rng.integers(0, 10, n).tolist(),
+             "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}  # fmt: skip
+        (base / name).write_bytes(pickle.dumps(d, protocol=4))
+    return root
+
+
 def sets(*items: str) -> list[str]:
     """`--set` arguments for the CLI from KEY=VALUE items."""
     return [a for item in items for a in ("--set", item)]

@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CRASHES_NUMPY, SUBSET, assert_clean_error, requires_subset, run_cli, sets
+from conftest import (
+    CRASHES_NUMPY,
+    SUBSET,
+    assert_clean_error,
+    fake_cifar_root,
+    requires_subset,
+    run_cli,
+    sets,
+)
 from pydantic import ValidationError
 
 from auditor import data as D
@@ -195,24 +203,13 @@ def test_normalize_shapes_and_memory_format() -> None:
 # --- bad input ------------------------------------------------------------------
 
 
-def _fake_root(tmp_path: Path, n: int = 20, batches: tuple[str, ...] = ("data_batch_1", "test_batch")) -> Path:
-    base = tmp_path / D.CIFAR_DIR
-    base.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in batches:
-        d = {"batch_label": name, "labels": rng.integers(0, 10, n).tolist(),
-             "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}  # fmt: skip
-        (base / name).write_bytes(pickle.dumps(d, protocol=4))
-    return tmp_path
-
-
 def _replace(path: Path, make) -> None:
     path.unlink()
     make(path)
 
 
 def test_fake_copy_loads_as_unofficial(tmp_path: Path) -> None:
-    b = D.load_data(DataSpec(root=str(_fake_root(tmp_path)), val_split=5), 0)
+    b = D.load_data(DataSpec(root=str(fake_cifar_root(tmp_path)), val_split=5), 0)
     assert b.sizes() == {"train": 15, "val": 5, "test": 20}
     assert b.provenance.official is False and b.provenance.files["batches.meta"] == "missing"
 
@@ -233,7 +230,7 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
         "import sys\n"
         "from auditor.data import load_data, read_test_set\n"
         "from auditor.spec import DataSpec\n"
-        f"load_data(DataSpec(root={str(_fake_root(tmp_path))!r}, val_split=5), 0)\n"
+        f"load_data(DataSpec(root={str(fake_cifar_root(tmp_path))!r}, val_split=5), 0)\n"
         f"read_test_set({str(tmp_path)!r})\n"
         "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
     )
@@ -293,7 +290,7 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
          "meta-str"],
 )  # fmt: skip
 def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:
-    root = _fake_root(tmp_path)
+    root = fake_cifar_root(tmp_path)
     break_it(root / D.CIFAR_DIR)
     with pytest.raises(InvalidInput, match=message):
         D.load_data(DataSpec(root=str(root), val_split=0), 0)
@@ -306,14 +303,14 @@ def test_missing_data_root_through_cli_exits_2(tmp_path: Path) -> None:
 
 
 def test_the_test_set_fingerprint_is_the_one_evaluate_prints_for_the_same_copy(tmp_path: Path) -> None:
-    root = _fake_root(tmp_path)
+    root = fake_cifar_root(tmp_path)
     bundle = D.load_data(DataSpec(root=str(root), val_split=5), 0)
     *_, facts = D.read_test_set(root)
     assert bundle.provenance.test_fingerprint == facts["fingerprint"] != bundle.provenance.fingerprint
 
 
 def test_a_data_root_that_is_not_the_folder_holding_the_set_says_what_to_set(tmp_path: Path) -> None:
-    root = _fake_root(tmp_path)
+    root = fake_cifar_root(tmp_path)
     inner = root / D.CIFAR_DIR
     with pytest.raises(InvalidInput, match=f"is the {D.CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root}$"):
         D.load_data(DataSpec(root=str(inner), val_split=0), 0)
@@ -372,7 +369,7 @@ def test_a_failed_download_removes_the_root_it_made_and_a_file_as_root_is_not_do
 
 
 def test_evaluate_data_root_is_checked_as_data_root_is(tmp_path: Path) -> None:
-    root = _fake_root(tmp_path / "copy")
+    root = fake_cifar_root(tmp_path / "copy")
     assert len(D.read_test_set(root)[1]) == 20
     with pytest.raises(InvalidInput, match=r"--data-root: empty; give the folder"):
         D.read_test_set("")
@@ -392,7 +389,7 @@ def test_download_success_path_reads_what_the_downloader_wrote(tmp_path: Path, m
     import torchvision.datasets
 
     def fake_download(self, root: str, train: bool, download: bool) -> None:
-        _fake_root(Path(root))
+        fake_cifar_root(Path(root))
 
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", fake_download)
     b = D.load_data(DataSpec(root=str(tmp_path / "dl"), download=True, val_split=0), 0)
@@ -406,4 +403,4 @@ def test_download_not_attempted_when_data_present(tmp_path: Path, monkeypatch: p
         raise AssertionError("downloader called although the data is present")
 
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", boom)
-    D.load_data(DataSpec(root=str(_fake_root(tmp_path)), download=True, val_split=0), 0)
+    D.load_data(DataSpec(root=str(fake_cifar_root(tmp_path)), download=True, val_split=0), 0)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY_SETS
+from conftest import TINY_SETS, fake_cifar_root
 
 from auditor import checkpoint, environment, fileio, runner
 from auditor import inspect as auditor_inspect
@@ -135,7 +135,8 @@ def test_a_first_checkpoint_that_cannot_be_written_keeps_nothing_and_says_so(
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    """Every file under `out` but the lock files, whose holder note each run rewrites."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.suffix != ".lock"}
 
 
 def _finished_run(out: Path) -> tuple[Spec, dict[str, bytes]]:
@@ -158,10 +159,73 @@ def test_something_under_the_reserved_old_name_is_refused_before_training(tmp_pa
         (blocker / "notes.txt").write_text("mine")
     with pytest.raises(InvalidInput, match=rf"{blocker}: in the way: .*move it away"):
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
-    after = {str(p.relative_to(tmp_path)): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    after = _files(tmp_path)
     mine = {k: v for k, v in after.items() if k.startswith(where)}
     assert {k: v for k, v in after.items() if k not in mine} == before and set(mine.values()) == {b"mine"}
     assert not list(tmp_path.glob("*/*.partial"))  # refused before anything was staged
+
+
+@pytest.mark.parametrize("where", ["reports/smoke", "checkpoints/smoke"])
+def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_deleted(tmp_path: Path, where: str) -> None:
+    """A folder of the user's at a run's name, and a file added to a finished run's folder (a
+    JUnit report): replacing the folder would delete them."""
+    spec = load_spec("smoke", TINY_SETS)
+    mine = tmp_path / where / "notes.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    with pytest.raises(InvalidInput, match=rf"{mine.parent}: holds notes.md, which no run writes; .*move them away"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert mine.read_text() == "mine" and not list(tmp_path.glob("*/*.partial"))
+    mine.unlink()
+    mine.parent.rmdir()
+    spec, before = _finished_run(tmp_path)
+    (tmp_path / where / "junit.xml").write_text("mine")
+    for resume in (False, True):  # a re-run, and a resume that re-judges the finished run
+        with pytest.raises(InvalidInput, match=r"holds junit.xml, which no run writes"):
+            execute(spec, "smoke", tmp_path, resume=resume, argv=["auditor", "run"], log=lambda m: None)
+    assert _files(tmp_path) == {**before, f"{where}/junit.xml": b"mine"}
+
+
+def _cifar_run(out: Path, root: Path) -> Spec:
+    """A finished tiny run on a small CIFAR-10 copy under `root`."""
+    fake_cifar_root(root, n=64)
+    spec = load_spec("smoke", [*TINY_SETS, "data.dataset=cifar10", f"data.root={root}", "data.val_split=16",
+                               "train.batch_size=16", "criteria.best_val_acc=null"])  # fmt: skip
+    execute(spec, "smoke", out, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    return spec
+
+
+def test_a_resume_on_other_data_under_the_same_root_is_refused_and_leaves_no_copy(tmp_path: Path) -> None:
+    """The spec names a folder, not its images: a copy swapped in under data.root would have mixed
+    two data sets into one run (and the resumed run of a finished one re-judged other data)."""
+    spec = _cifar_run(tmp_path / "out", tmp_path / "data")
+    before = _files(tmp_path / "out")
+    fake_cifar_root(tmp_path / "data", n=64, seed=1)  # other images, same spec
+    with pytest.raises(InvalidInput, match=r"checkpoints/smoke/last.pt: the run trained on other data \(fingerprint "):
+        execute(spec, "smoke", tmp_path / "out", resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert _files(tmp_path / "out") == before and not list((tmp_path / "out").glob("*/*.partial"))
+
+
+def test_a_resume_of_a_finished_run_stopped_or_refused_later_leaves_no_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its staging copy must go, or every later plain run is refused as 'interrupted'."""
+    spec, before = _finished_run(tmp_path)
+
+    def stopped(run_dir: Path) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the sheet is drawn
+
+    monkeypatch.setattr("auditor.render.render_run", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    monkeypatch.undo()
+    assert _files(tmp_path) == before and not list(tmp_path.glob("*/*.partial"))
+    best = tmp_path / "checkpoints/smoke/best.pt"
+    best.write_bytes(best.read_bytes()[:-1] + b"x")  # no longer its digest
+    with pytest.raises(InvalidInput, match=rf"^{best}: checkpoint is not intact"):  # the user's file, not the copy
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert not list(tmp_path.glob("*/*.partial"))
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
 
 
 def test_a_file_where_the_run_folder_goes_is_refused_before_training(tmp_path: Path) -> None:
@@ -469,8 +533,9 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
     said: list[str] = []
-    found, notes = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), runner.Claim(made=False, locked=True))
-    assert found is None and notes == []
+    claim = runner.Claim(made=False, locked=True)
+    found, notes, seeded = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), claim, "f" * 64)
+    assert found is None and notes == [] and not seeded
     assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
 
 

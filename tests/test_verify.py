@@ -475,6 +475,9 @@ def test_verdict_levels() -> None:
 # --- checkpoint faults (in-process, no training) ---------------------------------------------
 
 
+DATA = "d" * 64  # the fingerprint of the data the fake checkpoints trained on, and of the data read now
+
+
 def _fake_checkpoints(tmp_path: Path, positions: list[int]) -> tuple:
     spec = load_spec("smoke", TINY)
     paths = run_paths(tmp_path, spec.name)
@@ -482,7 +485,7 @@ def _fake_checkpoints(tmp_path: Path, positions: list[int]) -> tuple:
     for g in positions:
         name = "last.pt" if g % SPE == 0 else f"step-{g:08d}.pt"
         payload = {"model": {"w": torch.full((2,), float(g))}, "global_step": g,
-                   "spec": resolved_dict(spec), "spec_hash": spec_hash(spec),
+                   "spec": resolved_dict(spec), "spec_hash": spec_hash(spec), "data_fingerprint": DATA,
                    "versions": software_versions(), "compute": compute_setting(torch.device("cpu"))}  # fmt: skip
         checkpoint.save(paths.ckpt_staging / name, payload)
     return spec, paths
@@ -495,7 +498,7 @@ def test_resume_falls_back_past_a_corrupted_newest_checkpoint(tmp_path: Path) ->
     data[len(data) // 2] ^= 0xFF
     newest.write_bytes(bytes(data))
     logged: list[str] = []
-    found, notes = find_resume_point(paths, spec, logged.append, torch.device("cpu"))
+    found, notes = find_resume_point(paths, spec, logged.append, torch.device("cpu"), DATA)
     assert found is not None and found.name == "step-00000010.pt"
     assert len(notes) == 1 and notes[0].startswith("skipped step-00000012.pt: sha256 mismatch")
     assert any("continuing from step-00000010.pt" in m for m in logged)
@@ -508,7 +511,7 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path: Path) -> None:
     (d / ".step-00000014.pt.abc123.tmp").write_bytes(b"\x80\x02partial")
     torn = d / "step-00000012.pt"
     torn.write_bytes((d / "step-00000010.pt").read_bytes()[:100])
-    found, notes = find_resume_point(paths, spec, lambda _m: None, torch.device("cpu"))
+    found, notes = find_resume_point(paths, spec, lambda _m: None, torch.device("cpu"), DATA)
     assert found is not None and found.name == "step-00000010.pt"
     assert notes == ["skipped step-00000012.pt: no digest file (write was interrupted)"]
     with pytest.raises(InvalidInput, match="not intact"):
