@@ -161,6 +161,14 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def spec_hash_matches(audit: dict[str, Any]) -> bool:
+    """Whether `spec_hash` is the sha256 of the resolved spec recorded beside it (False: the
+    record was edited after the run)."""
+    from auditor.spec import hash_resolved
+
+    return hash_resolved(audit["spec"]) == audit["spec_hash"]
+
+
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"

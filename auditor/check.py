@@ -503,3 +503,22 @@ def run_failures(results: list[CriterionResult], status: str | None, require_cri
     if require_criteria and not results:
         failures.append(("criteria defined", NONE_REQUIRED_DETAIL))
     return failures
+
+
+def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
+    """How the stored verdict and criteria results differ from the record's own criteria judged
+    again on its metrics ('verdict stored PASS, now FAIL; `test_acc` stored PASS, now FAIL'), or
+    None where they agree. ValueError where they cannot be judged here (an unknown metric)."""
+    results = judge(audit["spec"].get("criteria") or {}, audit)
+    again = verdict(results, audit["run"]["status"])
+    now = {r.metric: r.passed for r in results}
+    stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}
+    differ = [f"`{m}` stored {_pass_word(stored.get(m))}, now {_pass_word(now.get(m))}" for m in {**stored, **now}
+              if stored.get(m) != now.get(m)]  # fmt: skip
+    if again == audit["verdict"] and not differ:
+        return None
+    return f"verdict stored {audit['verdict']}, now {again}" + (f"; {', '.join(differ)}" if differ else "")
+
+
+def _pass_word(passed: bool | None) -> str:
+    return "absent" if passed is None else "PASS" if passed else "FAIL"

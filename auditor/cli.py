@@ -295,11 +295,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """`auditor check`: re-judge a run's criteria (or others) for CI; exit 1 when it fails."""
-    from auditor.audit import read_audit
-    from auditor.check import judge, load_criteria, render_lines, verdict, write_junit
+    from auditor.audit import read_audit, spec_hash_matches
+    from auditor.check import judge, load_criteria, render_lines, stored_verdict_differs, verdict, write_junit
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
+    if not spec_hash_matches(audit):
+        raise InvalidInput(
+            f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
+            "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
+        )
+    try:
+        differs = stored_verdict_differs(audit)
+    except ValueError:  # judged below, with the reason
+        differs = None
+    if differs:
+        print(f"auditor check: warning: {source}: the stored verdict does not agree with the record's metrics judged "
+              f"again ({differs}): the record was changed after the run, or written by another version; this check "
+              "gates on the metrics as recorded", file=sys.stderr)  # fmt: skip
     criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
     results = judge(criteria, audit)
     status = audit["run"].get("status")

@@ -34,8 +34,9 @@ from auditor.audit import (
     latency_warnings,
     losses_text,
     read_audit,
+    spec_hash_matches,
 )
-from auditor.check import judge, verdict, verification_passed
+from auditor.check import stored_verdict_differs, verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
@@ -466,32 +467,6 @@ def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
         "CIFAR-10" if dataset == "cifar10" else f"{dataset} (auditor)",
         "metrics": metrics,
     }
-
-
-def _judged_again(audit: dict[str, Any]) -> str | None:
-    """A warning when the stored verdict or criteria disagree with the record's own metrics judged
-    again (as `auditor check` does): the record was edited, or written by another version."""
-    try:
-        results = judge(audit["spec"].get("criteria") or {}, audit)
-    except ValueError as exc:  # e.g. a metric this version does not know
-        return f"This record's criteria cannot be judged again here ({_one_line(exc)}): the verdict above is as stored."
-    again = verdict(results, audit["run"]["status"])
-    now = {r.metric: r.passed for r in results}
-    stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}
-    differ = [f"`{m}` stored {_pf(stored.get(m))}, now {_pf(now.get(m))}" for m in {**stored, **now}
-              if stored.get(m) != now.get(m)]  # fmt: skip
-    if again == audit["verdict"] and not differ:
-        return None
-    return (
-        f"audit.json does not agree with its own metrics judged again by this auditor: verdict stored "
-        f"{audit['verdict']}, now {again}" + (f"; {', '.join(differ)}" if differ else "") + ". The record was "
-        "changed after the run, or written by another version; `auditor check` gates on the metrics, and this "
-        "sheet shows what is stored."
-    )
-
-
-def _pf(passed: bool | None) -> str:
-    return "absent" if passed is None else "PASS" if passed else "FAIL"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -1055,13 +1030,6 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _spec_hash_matches(audit: dict[str, Any]) -> bool:
-    """Whether `spec_hash` is the sha256 of the resolved spec recorded beside it."""
-    from auditor.spec import hash_resolved
-
-    return hash_resolved(audit["spec"]) == audit["spec_hash"]
-
-
 Item = tuple[bool, str, str]  # (ticked, label, evidence)
 
 
@@ -1109,6 +1077,20 @@ def _selection_item(audit: dict[str, Any]) -> Item:
                          "scored: no checkpoint was chosen by it")  # fmt: skip
 
 
+def _judged_again(audit: dict[str, Any]) -> str | None:
+    """A warning when the stored verdict or criteria disagree with the record's own metrics judged
+    again (as `auditor check` does): the record was edited, or written by another version."""
+    try:
+        differs = stored_verdict_differs(audit)
+    except ValueError as exc:  # e.g. a metric this version does not know
+        return f"This record's criteria cannot be judged again here ({_one_line(exc)}): the verdict above is as stored."
+    return differs and (
+        f"audit.json does not agree with its own metrics judged again by this auditor: {differs}. The record was "
+        "changed after the run, or written by another version; `auditor check` gates on the metrics, and this "
+        "sheet shows what is stored."
+    )
+
+
 def _digests_item(audit: dict[str, Any]) -> Item:
     ck = audit["checkpoints"]
     digests = [c["sha256"] for c in ck.values()]
@@ -1121,7 +1103,7 @@ def _spec_hash_item(audit: dict[str, Any]) -> Item:
     h, label = audit["spec_hash"], "Resolved spec hash recorded"
     if not (isinstance(h, str) and _HEX64.match(h)):
         return False, label, "no sha256 of the resolved spec recorded"
-    if not _spec_hash_matches(audit):
+    if not spec_hash_matches(audit):
         return False, label, f"`{h[:12]}` does NOT match the recorded resolved spec"
     return True, label, f"sha256 `{h[:12]}`, matches the recorded resolved spec"
 

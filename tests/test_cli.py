@@ -336,6 +336,21 @@ def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "reports").exists()
 
 
+def test_check_refuses_a_record_whose_spec_was_edited_and_warns_of_edited_metrics(tmp_path: Path, smoke_run: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    loosened = {**audit, "spec": {**audit["spec"], "criteria": {}}}  # the gate removed by hand
+    (run / "audit.json").write_text(json.dumps(loosened))
+    assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: its resolved spec does not match its spec_hash")
+    passed = next(c for c in audit["criteria"] if c["metric"] == "checkpoint_mb")
+    edited = {**audit, "metrics": {**audit["metrics"], "checkpoint_mb": 1e6}}  # a metric changed by hand
+    (run / "audit.json").write_text(json.dumps(edited))
+    proc = run_cli("check", str(run))
+    assert passed["passed"] and proc.returncode == 1  # judged on the metrics as recorded
+    assert "warning: " in proc.stderr and "verdict stored PASS, now FAIL; `checkpoint_mb` stored PASS, now FAIL" in proc.stderr
+
+
 def test_check_explains_unmeasured_metrics_once(smoke_run: Path) -> None:
     proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== bitwise"))
     assert proc.returncode == 1
