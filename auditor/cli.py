@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -458,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     previous = _stop_on_sigterm()
     try:
+        if args.command in TORCH_COMMANDS:
+            with signals_held():
+                importlib.import_module("torch")
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader must surface here, not at exit
         return code
@@ -479,6 +484,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _UNSET = object()  # no handler was installed
+TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that import torch first thing
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for the block, then raise them (KeyboardInterrupt, Terminated).
+
+    For importing torch: an interrupt inside its import (or numpy's) leaves the modules
+    half-made, so the stop would end in an AttributeError (exit 1, which CI reads as a failed
+    criterion) or a C++ abort instead of exit 130/143. A signal ignored stays ignored; does
+    nothing off the main thread.
+    """
+    held: list[int] = []
+    wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None)]
+    try:
+        previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in wanted}
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if held:
+        raise Terminated if held[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 def _stop_on_sigterm() -> Any:

@@ -25,6 +25,7 @@ from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, requires_subse
 
 from auditor import checkpoint
 from auditor.environment import software_versions
+from auditor.errors import Terminated
 from auditor.fileio import sha256_file
 
 
@@ -664,6 +665,23 @@ def test_commands_that_need_no_model_never_import_torch(tmp_path: Path, request:
     modules = imported_modules(proc)
     assert "auditor" in modules  # the parse saw the imports at all
     assert "torch" not in modules and "torchvision" not in modules
+
+
+@pytest.mark.parametrize(("sig", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
+    """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)
+    or a C++ abort instead of exit 130/143."""
+    from auditor.cli import signals_held
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    finished = False
+    with pytest.raises(raised), signals_held():
+        os.kill(os.getpid(), sig)
+        time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
+        finished = True
+    assert finished and {s: signal.getsignal(s) for s in before} == before
+    with signals_held():  # nothing held: nothing raised
+        pass
 
 
 def test_an_in_process_main_leaves_the_sigterm_handler_as_it_was() -> None:
