@@ -47,7 +47,7 @@ from auditor.errors import (
     Terminated,
 )
 from auditor.fileio import atomic_write_bytes, out_error, why_not_writable
-from auditor.render import cifar_qualifier, count
+from auditor.render import cifar_qualifier
 from auditor.spec import (
     NAME_PATTERN,
     SUBKEY,
@@ -64,6 +64,7 @@ from auditor.spec import (
     spec_hash,
     validate_spec,
 )
+from auditor.words import count
 
 SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run

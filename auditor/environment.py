@@ -21,6 +21,7 @@ import psutil
 import torch
 
 import auditor
+from auditor.words import count
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,9 @@ def oversubscription_note(threads: int, affinity: int | None, quota: float | Non
 
     The tighter limit is named; at a tie the quota, which torch does not see.
     """
-    cpus = lambda n: f"{n:g} CPU" + ("" if n == 1 else "s")
-    limits = [] if quota is None else [(max(1, math.floor(quota)), f"this process's cgroup CPU quota is {cpus(quota)}")]
+    limits = [] if quota is None else [(max(1, math.floor(quota)), f"this process's cgroup CPU quota is {count(quota, 'CPU')}")]
     if affinity:
-        limits.append((affinity, f"this process's CPU affinity allows {cpus(affinity)}"))
+        limits.append((affinity, f"this process's CPU affinity allows {count(affinity, 'CPU')}"))
     over = [(n, why) for n, why in limits if threads > n]
     if not over:
         return None
@@ -371,7 +371,7 @@ def compute_setting(device: torch.device) -> dict[str, Any]:
 def describe_setting(setting: dict[str, Any]) -> str:
     """'cpu (AMD EPYC, 2 torch threads)' or 'cuda (NVIDIA H100)'."""
     threads = setting.get("torch_threads")
-    return f"{setting.get('device')} ({setting.get('processor')}" + (f", {threads} torch threads)" if threads else ")")
+    return f"{setting.get('device')} ({setting.get('processor')}" + (f", {count(threads, 'torch thread')})" if threads else ")")
 
 
 def make_current(device: torch.device) -> None:

@@ -40,6 +40,7 @@ from auditor.check import stored_verdict_differs, verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
+from auditor.words import count
 
 TEMPLATE = "reproducibility.md.j2"
 SHEET = "REPRODUCIBILITY.md"
@@ -422,6 +423,8 @@ def build_context(
     v["front_matter"] = _front_matter(audit, qualifier)
     v["judged_again"] = _judged_again(audit)
     v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
+    v["train_images"] = count(audit["data"]["sizes"]["train"], "training image")
+    v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
     v.update(_process_scope(audit["run"]))
@@ -1077,6 +1080,14 @@ def _selection_item(audit: dict[str, Any]) -> Item:
                          "scored: no checkpoint was chosen by it")  # fmt: skip
 
 
+def _batch_sizes(train: dict[str, Any], n_train: int) -> str:
+    """'128 / 256', and what a training batch larger than the training set amounts to."""
+    text = f"{train['batch_size']} / {train['eval_batch_size']}"
+    if train["batch_size"] > n_train:
+        text += f" (larger than the training set: each epoch is one step on all {count(n_train, 'training image')})"
+    return text
+
+
 def _judged_again(audit: dict[str, Any]) -> str | None:
     """A warning when the stored verdict or criteria disagree with the record's own metrics judged
     again (as `auditor check` does): the record was edited, or written by another version."""
@@ -1130,11 +1141,6 @@ def git_changes_text(env: dict[str, Any]) -> str:
     if not found:  # recorded before the counts were
         return "uncommitted changes or untracked files"
     return " and ".join(count(n, noun) for n, noun in found) + outputs
-
-
-def count(n: int, noun: str) -> str:
-    """'1 run', '3 runs'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _environment_item(audit: dict[str, Any]) -> Item:

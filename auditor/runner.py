@@ -53,6 +53,7 @@ from auditor.train import (
     fit,
     toggle_notes,
 )
+from auditor.words import count
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
@@ -708,7 +709,7 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
 
 def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -> str:
     """Why the test accuracy of a model with non-finite weights is not reported."""
-    return (f"{checkpoint_name} holds non-finite values in {len(bad)} tensor{'s' * (len(bad) != 1)} (e.g. {bad[0]}): "
+    return (f"{checkpoint_name} holds non-finite values in {count(len(bad), 'tensor')} (e.g. {bad[0]}): "
             f"the model is broken, and its accuracy as measured ({acc:.2%}) means nothing")  # fmt: skip
 
 

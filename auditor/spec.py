@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from auditor.errors import InvalidInput
+from auditor.words import count
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
 # and the widely copied (wrong) std that is accepted but flagged.
@@ -711,7 +712,7 @@ _PLAIN_MESSAGES = {
 
 
 def _values(n: object) -> str:
-    return f"{n} value" if n == 1 else f"{n} values"
+    return count(n, "value") if isinstance(n, int) else f"{n} values"
 
 
 def _yaml_kind(value: Any) -> str | None:

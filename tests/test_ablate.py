@@ -523,7 +523,7 @@ def test_preset_tiny_budget_on_real_subset(tmp_path: Path) -> None:
 
 
 def test_counts_agree_with_their_nouns() -> None:
-    from auditor.ablate import count
+    from auditor.words import count
 
     assert (count(1, "run"), count(0, "run"), count(4, "planned run")) == ("1 run", "0 runs", "4 planned runs")
 

@@ -445,6 +445,18 @@ def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() ->
     assert "stopped by the step budget (`train.max_steps: 13`)" in text_of(rehash(audit))
 
 
+def test_a_training_set_of_one_image_and_a_batch_larger_than_the_set_are_said_as_such() -> None:
+    audit = golden_audit()
+    n, batch = audit["data"]["sizes"]["train"], audit["spec"]["train"]["batch_size"]
+    assert f"({n:,} training images)" in text_of(audit) and "larger than the training set" not in text_of(audit)
+    audit["spec"]["train"]["batch_size"] = n + 1
+    text = text_of(rehash(audit))
+    assert f"| {n + 1} / {audit['spec']['train']['eval_batch_size']} (larger than the training set: each epoch is one " \
+           f"step on all {n:,} training images) |" in text and batch <= n
+    audit["data"]["sizes"]["train"] = 1
+    assert "(1 training image)" in text_of(rehash(audit))
+
+
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
     audit = golden_audit()
     assert "Run started " in text_of(audit) and "| Peak process RSS (whole run: " in text_of(audit)

@@ -1,0 +1,9 @@
+"""Counted nouns for messages and the sheet, in one place for every stage: '1 run', '3 runs'."""
+
+from __future__ import annotations
+
+
+def count(n: float, noun: str) -> str:
+    """`n` and `noun`, plural unless `n` is 1: '1 run', '2 runs', '1.5 CPUs', '4,068 training images'."""
+    number = f"{n:,}" if isinstance(n, int) else f"{n:g}"
+    return f"{number} {noun}" if n == 1 else f"{number} {noun}s"

@@ -1,0 +1,10 @@
+"""Counted nouns (`auditor.words`), shared by every stage's messages and the sheet."""
+
+from __future__ import annotations
+
+from auditor.words import count
+
+
+def test_counted_nouns_are_singular_for_one() -> None:
+    assert [count(1, "torch thread"), count(2, "CPU"), count(1.5, "CPU"), count(4068, "training image")] == [
+        "1 torch thread", "2 CPUs", "1.5 CPUs", "4,068 training images"]  # fmt: skip
