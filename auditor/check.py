@@ -403,8 +403,8 @@ def load_criteria(
 
     `file` is a YAML mapping, either `{criteria: {...}}` (e.g. a whole spec)
     or a bare `{metric: expr}` mapping; it replaces the run's criteria
-    entirely. Each `sets` item is `criteria.METRIC=EXPR`; an empty or null
-    EXPR removes that criterion. Every surviving expression is parsed; any
+    entirely. Each `sets` item is `criteria.METRIC=EXPR`; a null EXPR removes
+    that criterion, an empty one is refused (an unset variable must not drop a gate). Every surviving expression is parsed; any
     problem raises InvalidInput naming its source and `criteria.<metric>`.
     `base_source` names where `base` came from (e.g. the audit.json path).
     """
@@ -457,7 +457,7 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
 
 
 def _drop_nulls(mapping: dict[Any, Any]) -> dict[str, Any]:
-    return {str(k): v for k, v in mapping.items() if v is not None and v != ""}
+    return {str(k): v for k, v in mapping.items() if v is not None}
 
 
 def _parse_set(item: str) -> tuple[str, str | None]:
@@ -475,8 +475,10 @@ def _parse_set(item: str) -> tuple[str, str | None]:
         raise InvalidInput(f"--set: criteria.{metric}: unknown metric {metric!r}; known: {known}")
     # Read as `auditor run --set` reads it: YAML, or the text where it is not YAML (`>= 0.9`).
     value = override_value(raw, item)
-    if value is None or value == "":
+    if value is None:
         return metric, None
+    if not str(value).strip():
+        raise InvalidInput(f"--set {item!r}: criteria.{metric}: empty; write null to remove the criterion")
     return metric, str(value).strip()
 
 

@@ -387,9 +387,12 @@ class Spec(_Section):
         if v is None:  # `criteria:` with nothing under it: none, as in a criteria file
             return {}
         if isinstance(v, dict):
-            # `null` (or an empty value, as `--set criteria.X=` gives) removes a criterion, as in `check`.
-            v = {k: e for k, e in v.items() if e is not None and e != ""}
+            # `null` removes a criterion, as in `check`; an empty text (`--set criteria.X=` with an
+            # unset variable in a CI script) is refused rather than taken to remove the gate.
+            v = {k: e for k, e in v.items() if e is not None}
             for metric, expr in v.items():
+                if isinstance(expr, str) and not expr.strip():
+                    raise ValueError(f"{SUBKEY}{metric}: empty; write null to remove the criterion")
                 try:
                     parse_criterion(str(metric), expr)
                 except ValueError as exc:  # located at criteria.<metric> by format_validation_error

@@ -249,22 +249,32 @@ def test_set_overrides_run_criteria_without_file() -> None:
     assert got == {"test_acc": ">= 0.85", "latency_ms": "< 5", "status": "!= diverged"}
 
 
-@pytest.mark.parametrize("empty", ["", "  ", "null", "~", '""', "''"])
-def test_set_empty_value_removes_a_criterion(empty: str) -> None:
-    assert load_criteria(BASE, None, [f"criteria.latency_ms={empty}"]) == {"test_acc": ">= 0.85"}
+@pytest.mark.parametrize("null", ["null", "~", "Null"])
+def test_set_null_removes_a_criterion(null: str) -> None:
+    assert load_criteria(BASE, None, [f"criteria.latency_ms={null}"]) == {"test_acc": ">= 0.85"}
+
+
+@pytest.mark.parametrize("empty", ["", "  ", '""', "''"])
+def test_set_empty_value_is_refused_not_taken_to_remove_the_gate(empty: str) -> None:
+    """`--set criteria.test_acc=$THRESHOLD` with the variable unset must not drop the gate."""
+    with pytest.raises(InvalidInput, match="criteria.latency_ms: empty; write null to remove the criterion"):
+        load_criteria(BASE, None, [f"criteria.latency_ms={empty}"])
 
 
 def test_set_removing_an_absent_criterion_is_fine() -> None:
-    assert load_criteria(BASE, None, ["criteria.status="]) == BASE
+    assert load_criteria(BASE, None, ["criteria.status=null"]) == BASE
 
 
 def test_set_quoted_value_is_unquoted() -> None:
     assert load_criteria({}, None, ["criteria.test_acc='>= 0.5'"]) == {"test_acc": ">= 0.5"}
 
 
-def test_file_null_or_empty_values_are_dropped(tmp_path: Path) -> None:
-    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nlatency_ms:\nstatus: ""\n')
+def test_file_null_values_are_dropped_and_empty_ones_refused(tmp_path: Path) -> None:
+    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nlatency_ms:\n')
     assert load_criteria(BASE, f, []) == {"test_acc": ">= 0.5"}
+    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nstatus: ""\n')
+    with pytest.raises(InvalidInput, match="criteria.status: cannot parse ''"):
+        load_criteria(BASE, f, [])
 
 
 def test_empty_criteria_section_clears_everything(tmp_path: Path) -> None:

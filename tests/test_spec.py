@@ -435,7 +435,7 @@ def test_a_hash_without_a_blank_before_it_or_quoted_is_no_comment() -> None:
     assert parse_override("description=2024-13-45")[1] == "2024-13-45"  # no date: text, not a traceback
 
 
-@pytest.mark.parametrize("removal", ["", "# no criterion", " # none", "null  # none"])
+@pytest.mark.parametrize("removal", ["# no criterion", " # none", "null  # none"])
 def test_a_criterion_set_to_nothing_with_a_comment_is_removed_as_in_check(removal: str) -> None:
     from auditor.check import load_criteria
 
@@ -450,10 +450,13 @@ def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
         load_spec("smoke", ["train.optimizer={lr: 1, lr: 2}"])  # still refused: it is YAML, with a key twice
 
 
-def test_an_empty_criterion_value_removes_it_as_in_check() -> None:
-    spec = load_spec("smoke", ["criteria.best_val_acc=", "criteria.latency_ms=null"])
+def test_a_null_criterion_removes_it_and_an_empty_one_is_refused_as_in_check() -> None:
+    spec = load_spec("smoke", ["criteria.best_val_acc=~", "criteria.latency_ms=null"])
     assert "best_val_acc" not in spec.criteria and "latency_ms" not in spec.criteria
     assert "checkpoint_mb" in spec.criteria  # the others stay
+    for empty in ("", "  ", "''"):  # `--set criteria.test_acc=$UNSET` in a CI script must not drop the gate
+        with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write null to remove the criterion"):
+            load_spec("smoke", [f"criteria.best_val_acc={empty}"])
 
 
 def test_training_hash_of_a_record_written_before_host_memory_existed() -> None:
