@@ -278,7 +278,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """`auditor verify`: twin runs and a kill/resume run, compared tensor by tensor; exit 1 when
     they differ or a run crashed."""
-    from auditor.verify import Faults, RunFailed, failed_dir, summary, verify
+    from auditor.verify import Faults, RunFailed, summary, verify
 
     try:
         outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
@@ -287,9 +287,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as stop:
-        print(f"\nauditor verify: {stop_word(stop)}; any earlier evidence under verify/ was kept; where it "
-              f"was put back, this attempt's runs and logs are in {failed_dir(args.out / 'verify' / '<name>')}/ until the next "
-              "verify finishes. Run the same command again to verify.", file=sys.stderr)  # fmt: skip
+        print(f"\nauditor verify: {stop_word(stop)} (said above: where its runs and any earlier evidence are); "
+              "run the same command again to verify", file=sys.stderr)  # fmt: skip
         return exit_code(stop)
     print(summary(outcome))
     return EXIT_OK if outcome.passed else EXIT_FAILED

@@ -194,6 +194,9 @@ def stage_run(
     """
     seeded = prepare_dirs(paths, resume, made=claimed.made, locked=claimed.locked)
     if not resume:
+        if (paths.reports / "audit.json").is_file():
+            log(f"note: {paths.reports} holds an earlier run of this name; this run replaces it when it "
+                "finishes, and it stays as it is until then")  # fmt: skip
         return None, [], False
     with seeded_copy(paths, seeded):
         found, notes = find_resume_point(paths, spec, log, device, data_fingerprint, seeded)

@@ -704,9 +704,15 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
             raise
         failed = _put_back(plan.workdir, previous)  # the log the message points to moved to `failed`
         raise type(exc)(str(exc).replace(f"log {plan.workdir}", f"log {failed}")) from None
-    except BaseException:  # Ctrl-C included: the earlier evidence must survive
+    except BaseException as exc:  # Ctrl-C included: the earlier evidence must survive
+        stopped = isinstance(exc, KeyboardInterrupt)
         if previous is not None:
-            _put_back(plan.workdir, previous)
+            failed = _put_back(plan.workdir, previous)
+            if stopped:
+                log(f"verify: the earlier evidence is back in {plan.workdir}/; this attempt's runs and logs are "
+                    f"in {failed}/ until the next verify finishes")  # fmt: skip
+        elif stopped:
+            log(f"verify: this attempt's runs and logs are in {plan.workdir}/")
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)

@@ -228,6 +228,14 @@ def test_a_resume_of_a_finished_run_stopped_or_refused_later_leaves_no_copy(
     execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
 
 
+def test_a_rerun_says_it_will_replace_the_earlier_run(tmp_path: Path) -> None:
+    spec, _ = _finished_run(tmp_path)
+    said: list[str] = []
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append)
+    assert f"note: {tmp_path / 'reports/smoke'} holds an earlier run of this name; this run replaces it when it finishes" \
+        ", and it stays as it is until then" in said
+
+
 def test_a_file_where_the_run_folder_goes_is_refused_before_training(tmp_path: Path) -> None:
     spec = load_spec("smoke", TINY_SETS)
     (tmp_path / "reports").mkdir()

@@ -531,10 +531,13 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(verify_mod, "_run_and_compare", interrupted)
+    said: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+        verify_mod.verify("smoke", [], tmp_path, epochs=1, log=said.append)
     assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
     assert not workdir.with_name("smoke.old").exists()
+    assert said[-1] == (f"verify: the earlier evidence is back in {workdir}/; this attempt's runs and logs are in "
+                        f"{workdir.with_name('smoke.failed')}/ until the next verify finishes")  # where, by name
     # A verify killed outright (no chance to put it back) leaves `.old`: the next one restores it first.
     os.replace(workdir, workdir.with_name("smoke.old"))
     (workdir / "a").mkdir(parents=True)
