@@ -267,13 +267,17 @@ def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) ->
 
 
 def discard_leftovers(ckpt_dir: Path) -> None:
-    """Remove what writes killed part-way left (temp files, digests of files that never landed),
-    so that a finished run's folder holds its checkpoints and their digests only."""
+    """Remove what writes and deletions killed part-way left (temp files, digests of files that
+    never landed or are gone), so that a finished run's folder holds its checkpoints and their
+    digests only."""
     for nxt in ckpt_dir.glob("*.sha256.next"):
         verify(nxt.with_name(nxt.name.removesuffix(".sha256.next")), complete=True)  # a rename cut short
         nxt.unlink(missing_ok=True)
     for left in ckpt_dir.glob(".*.tmp"):
         left.unlink(missing_ok=True)
+    for digest in ckpt_dir.glob("*.pt.sha256"):  # a deletion (pruning) cut short between the two files
+        if not digest.with_name(digest.name.removesuffix(".sha256")).exists():
+            digest.unlink(missing_ok=True)
 
 
 def weights_only_bytes(state_dict: dict[str, torch.Tensor]) -> int:

@@ -226,8 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, args.sets)
     argv = ["auditor", "run", args.spec, *set_args(args.sets), *_out_args(args.out)]
+    recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
-        outcome = execute(spec, args.spec, args.out.resolve(), args.resume, argv, log=_log)
+        outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log)
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop))}", file=sys.stderr)
         return exit_code(stop)

@@ -424,6 +424,9 @@ def build_context(
     v["judged_again"] = _judged_again(audit)
     v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
     v["train_images"] = count(audit["data"]["sizes"]["train"], "training image")
+    # Records before the command kept --resume hold a resumed run's command without it.
+    v["resumed_from_text"] = _resumed_from_text(audit["run"]["resumed_from"], audit["checkpoints"])
+    v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
@@ -1078,6 +1081,14 @@ def _selection_item(audit: dict[str, Any]) -> Item:
         return False, label, "best checkpoint selected on the test split (no validation split): the test accuracy is optimistically biased"
     return True, label, ("the test split was the selection split (no validation split), but only one epoch was "
                          "scored: no checkpoint was chosen by it")  # fmt: skip
+
+
+def _resumed_from_text(name: str | None, checkpoints: dict[str, Any]) -> str:
+    """The checkpoint a resumed run continued from, and whether it is among those kept."""
+    if not name:
+        return NA
+    kept = {Path(str(c.get("path", ""))).name for c in checkpoints.values() if isinstance(c, dict)}
+    return name if name in kept else f"{name} (a checkpoint of the interrupted run, not kept)"
 
 
 def _batch_sizes(train: dict[str, Any], n_train: int) -> str:

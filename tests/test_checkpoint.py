@@ -215,6 +215,8 @@ def test_leftovers_of_killed_writes_go_and_a_landed_file_keeps_its_digest(tmp_pa
     last = _write(tmp_path / "last.pt", 2)
     checkpoint.next_digest_path(last).write_text("0" * 64 + "  last.pt\n")  # a write that never landed
     (tmp_path / ".last.pt.x1y2.tmp").write_bytes(b"half a file")
+    pruned = _write(tmp_path / "step-00000014.pt", 3)
+    pruned.unlink()  # pruning killed between the checkpoint and its digest
     checkpoint.discard_leftovers(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256"]
     assert checkpoint.verify(best) is None and checkpoint.load(best)["global_step"] == 2

@@ -463,10 +463,24 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     audit["run"]["resumed_from"] = "step-00000012.pt"
     text = text_of(audit)
     assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
+    assert "| Resumed from | step-00000012.pt (a checkpoint of the interrupted run, not kept)" in text
+    audit["run"]["resumed_from"] = Path(audit["checkpoints"]["last"]["path"]).name  # resumed from one kept
+    assert f"| Resumed from | {audit['run']['resumed_from']} " in text_of(audit)
     assert "the training time below sums every process's epochs" in text
     assert "| Peak process RSS (the resumed process only) |" in text
     assert "| CUDA max allocated (the resumed process only) |" in text
     assert "| CUDA max reserved by torch's allocator (the resumed process only; without the CUDA context) |" in text
+
+
+def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_original() -> None:
+    audit = golden_audit()
+    command = audit["environment"]["command"]
+    text = text_of(audit)
+    assert "# the original command, as run from" in text and f"&& {command} --resume)" in text
+    audit["environment"]["command"] = f"{command} --resume"
+    text = text_of(audit)
+    assert "| Command (this run's last process, a resume) |" in text and "--resume --resume" not in text
+    assert "# the original command" not in text and "# the command of this run's last process (a resume" in text
 
 
 def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
