@@ -427,6 +427,7 @@ def build_context(
     # Records before the command kept --resume hold a resumed run's command without it.
     v["resumed_from_text"] = _resumed_from_text(audit["run"]["resumed_from"], audit["checkpoints"])
     v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
+    v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
@@ -587,7 +588,7 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
     unused = "not used by this schedule"
     es = t["early_stopping"]
     return {
-        "schedule_text": f"{name}: {warm}{body} (lr updated every step)",
+        "schedule_text": f"{name}: {warm}{body} (lr updated every step){_within_warmup(audit['training'], s)}",
         "milestones_text": (
             listing(s["milestones"]) if name == "multistep" else f"{listing(s['milestones'])} ({unused})"
         ),
@@ -707,8 +708,16 @@ def _cpus(audit: dict[str, Any]) -> dict[str, Any]:
 
 
 def host_memory_text(audit: dict[str, Any]) -> str:
-    """`train.host_memory` as requested, set and read back (older records: not recorded)."""
-    hm = audit["training"].get("host_memory")
+    """`train.host_memory` as requested, set and read back (older records: not recorded), and
+    whether the run was resumed under another setting."""
+    text = _host_memory_setting(audit["training"].get("host_memory"))
+    if any("train.host_memory" in note for note in audit["run"].get("resume_notes") or []):
+        text += ("; this process's setting: the steps before the resume ran under the one the resume notes name, "
+                 "and the training throughput mixes both")  # fmt: skip
+    return text
+
+
+def _host_memory_setting(hm: dict[str, Any] | None) -> str:
     if not hm:
         return "not recorded"
     if hm["large_blocks_from_heap"] is None:
@@ -803,6 +812,15 @@ def _steps_short_of(tr: dict[str, Any], epochs: int) -> int | None:
     if not spe or None in steps or sum(steps) >= epochs * spe:
         return None
     return sum(steps)
+
+
+def _within_warmup(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
+    """A note when the run stopped before its warm-up ended: it never reached the schedule after it."""
+    spe, steps = tr.get("steps_per_epoch") or 0, [h.get("steps") for h in tr["history"]]
+    if not spe or None in steps or not schedule["warmup_epochs"] or sum(steps) >= schedule["warmup_epochs"] * spe:
+        return ""
+    return (f"; this run stopped within the warm-up, after {epochs_run_text(tr)} epochs: its lr only rose, "
+            "and what follows the warm-up never took effect")  # fmt: skip
 
 
 def epochs_run_text(tr: dict[str, Any]) -> str:
@@ -1089,6 +1107,21 @@ def _resumed_from_text(name: str | None, checkpoints: dict[str, Any]) -> str:
         return NA
     kept = {Path(str(c.get("path", ""))).name for c in checkpoints.values() if isinstance(c, dict)}
     return name if name in kept else f"{name} (a checkpoint of the interrupted run, not kept)"
+
+
+def _limits_text(spec_data: dict[str, Any], data: dict[str, Any]) -> str:
+    """`limit_train / limit_test`, each said to have had no effect where the split held no more."""
+    there = {"limit_train": data["n_train_files"] - data["sizes"]["val"], "limit_test": data["n_test_files"]}
+    parts = []
+    for key, available in there.items():
+        limit = spec_data.get(key)
+        if limit is None:
+            parts.append(NA)
+        elif limit >= available:
+            parts.append(f"{limit:,} (no effect: {available:,} there)")
+        else:
+            parts.append(f"{limit:,}")
+    return " / ".join(parts)
 
 
 def _batch_sizes(train: dict[str, Any], n_train: int) -> str:

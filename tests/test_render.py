@@ -457,6 +457,29 @@ def test_a_training_set_of_one_image_and_a_batch_larger_than_the_set_are_said_as
     assert "(1 training image)" in text_of(rehash(audit))
 
 
+def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_effect() -> None:
+    audit = golden_audit()
+    assert "stopped within the warm-up" not in text_of(audit)
+    tr = audit["training"]
+    tr.update(epochs_run=1, epochs_planned=182, history=[{**tr["history"][0], "steps": 13}])
+    audit["spec"]["train"] |= {"max_steps": 13, "epochs": 182}
+    audit["spec"]["train"]["schedule"] |= {"name": "cosine", "warmup_epochs": 2, "milestones": []}
+    text = text_of(rehash(audit))
+    assert "(lr updated every step); this run stopped within the warm-up, after 0.68 (13 steps) epochs: its lr only " \
+           "rose, and what follows the warm-up never took effect" in text
+
+
+def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
+    audit = golden_audit()
+    d = audit["data"]
+    train_there = d["n_train_files"] - d["sizes"]["val"]
+    audit["spec"]["data"] |= {"limit_train": train_there + 5, "limit_test": 3}
+    text = text_of(rehash(audit))
+    assert f"| `limit_train` / `limit_test` | {train_there + 5:,} (no effect: {train_there:,} there) / 3 |" in text
+    audit["spec"]["data"] |= {"limit_train": None, "limit_test": None}
+    assert "| `limit_train` / `limit_test` | n/a / n/a |" in text_of(rehash(audit))
+
+
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
     audit = golden_audit()
     assert "Run started " in text_of(audit) and "| Peak process RSS (whole run: " in text_of(audit)
@@ -923,6 +946,10 @@ def test_host_memory_row_and_records_without_it() -> None:
                       "read back: a 32 MiB block comes from fresh mmap (unmapped on free)") in text_of(audit)
     del audit["training"]["host_memory"]  # a record written before the setting existed
     assert row.format("not recorded") in text_of(audit)
+    note = "last.pt was written under a spec that differs only outside training (train.host_memory: 'retain' -> 'release')"
+    audit["run"]["resume_notes"] = [note]
+    assert row.format("not recorded; this process's setting: the steps before the resume ran under the one the "
+                      "resume notes name, and the training throughput mixes both") in text_of(audit)
 
 
 @pytest.mark.parametrize(
