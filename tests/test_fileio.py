@@ -176,3 +176,16 @@ def test_a_busy_lock_names_its_holder_and_another_users_lock_file_holds_without_
         assert locked and lock.read_text() == ""
         with pytest.raises(InvalidInput, match=r"a run is going on$"), held_lock(lock, "a run is going on", tmp_path):
             pass
+
+
+def test_a_folder_that_refuses_new_files_is_reported_at_the_file_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a read-only report folder (chmod does not stop root): not at the temp file's name."""
+    import tempfile
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".REPRODUCIBILITY.md.x1.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as err:
+        atomic_write_bytes(tmp_path / "REPRODUCIBILITY.md", b"x")
+    assert err.value.filename == str(tmp_path / "REPRODUCIBILITY.md") and err.value.strerror == "Permission denied"
