@@ -456,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `auditor` console script."""
     parser = build_parser()
     args, stray = parser.parse_known_args(argv)
+    if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
+        args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
     if stray:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     previous = _stop_on_sigterm()

@@ -285,6 +285,12 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(text: str, value: object) -> No
     assert got == value and type(got) is type(value)
 
 
+def test_validate_takes_specs_on_both_sides_of_a_set(capsys: pytest.CaptureFixture) -> None:
+    assert main(["validate", "smoke", "--set", "seed=7", "resnet20_cifar10"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [d["name"] for d in docs] == ["smoke", "resnet20-cifar10"] and {d["seed"] for d in docs} == {7}
+
+
 def test_validate_prints_one_yaml_stream_with_text_as_written(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "smoke", "smoke", "--set", "description=héllo wörld"]) == 0
     out = capsys.readouterr().out
