@@ -45,6 +45,7 @@ from auditor.errors import (
     EXIT_TERMINATED,
     InvalidInput,
     Terminated,
+    parent_env,
 )
 from auditor.fileio import atomic_write_bytes, out_error, why_not_writable
 from auditor.render import cifar_qualifier
@@ -897,7 +898,7 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
             continue
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         log(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
-        proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv])
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env())
         try:
             rc = proc.wait()
         except KeyboardInterrupt as stop:

@@ -29,6 +29,7 @@ from auditor.errors import (
     InvalidInput,
     Terminated,
     exit_code,
+    stop_with_parent,
     stop_word,
 )
 
@@ -224,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from auditor.runner import execute
     from auditor.spec import load_spec, set_args
 
+    stop_with_parent()
     spec = load_spec(args.spec, args.sets)
     argv = ["auditor", "run", args.spec, *set_args(args.sets), *_out_args(args.out)]
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it

@@ -1,4 +1,9 @@
-"""Error types that the CLI maps to exit codes, and the exit codes."""
+"""Error types that the CLI maps to exit codes, the exit codes, and how a run started by
+`verify` or `ablate` stops when they are killed outright."""
+
+import os
+import signal
+import sys
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a criterion failed, the run diverged, or verification found a difference
@@ -41,3 +46,28 @@ class SpecFieldError(InvalidInput):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+
+
+ENV_PARENT_PID = "AUDITOR_PARENT_PID"  # set by verify and ablate for the `auditor run` processes they start
+
+
+def parent_env() -> dict[str, str]:
+    """The environment for an `auditor run` this process starts and waits for."""
+    return {**os.environ, ENV_PARENT_PID: str(os.getpid())}
+
+
+def stop_with_parent() -> None:
+    """Where `verify` or `ablate` started this process (ENV_PARENT_PID) and is killed outright
+    (SIGKILL, which it cannot pass on), receive SIGTERM, which stops a run cleanly and
+    resumably, rather than train on as an orphan. Linux only (PR_SET_PDEATHSIG); elsewhere nothing."""
+    parent = os.environ.get(ENV_PARENT_PID)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # the parent died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)

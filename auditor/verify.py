@@ -55,7 +55,7 @@ from typing import Any
 from auditor import checkpoint
 from auditor.audit import losses_text, read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
-from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
+from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, spec_source
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, resolved_yaml, spec_hash, validate_spec
@@ -276,7 +276,7 @@ class RunRecord:
 
 def _child_env(faults: Faults, run_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment for run `run_id`, with only the faults meant for that run."""
-    env = {k: v for k, v in os.environ.items() if k not in (ENV_KILL_AT, ENV_NOISE_AT, ENV_NOISE_RUN)}
+    env = {k: v for k, v in parent_env().items() if k not in (ENV_KILL_AT, ENV_NOISE_AT, ENV_NOISE_RUN)}
     if faults.noise_at is not None and faults.noise_run == run_id:
         env[ENV_NOISE_AT] = str(faults.noise_at)
     env.update(extra or {})

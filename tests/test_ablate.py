@@ -547,7 +547,7 @@ def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: py
     calls: list[str] = []
 
     class Run:  # stands in for the `auditor run` child process
-        def __init__(self, argv: list[str]) -> None:
+        def __init__(self, argv: list[str], **kwargs: object) -> None:
             calls.append("start")
 
         def wait(self) -> int:
@@ -573,7 +573,7 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
     from auditor.errors import EXIT_INTERRUPTED
 
     class Run:  # `auditor run` stopped cleanly by a SIGTERM sent to it alone: exit 143
-        def __init__(self, argv: list[str]) -> None:
+        def __init__(self, argv: list[str], **kwargs: object) -> None:
             pass
 
         def wait(self) -> int:
@@ -598,7 +598,7 @@ def test_a_run_killed_by_a_crash_signal_is_a_crash_not_an_interruption(
     from auditor import ablate
 
     class Run:  # `auditor run` killed by a signal: SIGKILL stops it (it resumes); SIGSEGV, SIGABRT crash it
-        def __init__(self, argv: list[str]) -> None:
+        def __init__(self, argv: list[str], **kwargs: object) -> None:
             pass
 
         def wait(self) -> int:
@@ -629,7 +629,7 @@ def test_ablate_reports_how_it_stopped(
     from auditor import ablate
 
     class Run:  # stands in for the `auditor run` child, which writes no report
-        def __init__(self, argv: list[str]) -> None:
+        def __init__(self, argv: list[str], **kwargs: object) -> None:
             self.waited = 0
 
         def wait(self) -> int:
@@ -661,7 +661,7 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
     hashes, started = {r.name: r.spec_hash for r in plan.runs}, []
 
     class Run:  # `auditor run` that finished with a sheet saying FAIL: exit 1
-        def __init__(self, cmd: list[str]) -> None:
+        def __init__(self, cmd: list[str], **kwargs: object) -> None:
             name = next(a.split("=", 1)[1] for a in cmd if a.startswith("name="))
             started.append(name)
             (tmp_path / "reports" / name).mkdir(parents=True, exist_ok=True)

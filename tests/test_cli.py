@@ -667,6 +667,33 @@ def test_commands_that_need_no_model_never_import_torch(tmp_path: Path, request:
     assert "torch" not in modules and "torchvision" not in modules
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_run_started_by_verify_or_ablate_stops_when_its_parent_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL reaches verify or ablate alone: their run must not train on as an orphan."""
+    parent = (
+        "import subprocess, sys, time\n"
+        "from auditor.errors import parent_env\n"
+        f"child = subprocess.Popen([sys.executable, '-m', 'auditor', 'run', 'smoke', '--set', 'train.epochs=500', "
+        f"'--out', {str(tmp_path)!r}], env=parent_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    time.sleep(8)  # training by now
+    proc.kill()
+    proc.wait()
+
+    def alive(pid: int) -> bool:  # a zombie (no init to reap it here) has stopped too
+        status = Path(f"/proc/{pid}/status")
+        return status.exists() and "\nState:\tZ" not in status.read_text()
+
+    deadline = time.monotonic() + 60
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(child), "the run trained on after its parent was killed"
+
+
 @pytest.mark.parametrize(("sig", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
     """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)
