@@ -108,9 +108,16 @@ def _check_override(item: str) -> str:
 Override = Annotated[str, AfterValidator(_check_override)]
 
 
+def _leaf_keys(path: list[str], value: Any) -> list[str]:
+    """The dotted keys an override sets: each one a mapping for a section sets (it merges)."""
+    if isinstance(value, dict) and value and path != ["criteria"]:
+        return [k for key, v in value.items() for k in _leaf_keys([*path, str(key)], v)]
+    return [".".join(path)]
+
+
 def _keys_once(items: list[str]) -> list[str]:
     """One list of overrides sets each key once: a second would silently win over the first."""
-    keys = [".".join(parse_override(item)[0]) for item in items]
+    keys = [k for item in items for k in _leaf_keys(*parse_override(item))]
     if repeated := sorted({k for k in keys if keys.count(k) > 1}):
         raise ValueError(f"sets {', '.join(repeated)} more than once; give each key once")
     return items

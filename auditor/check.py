@@ -514,7 +514,10 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     results = judge(audit["spec"].get("criteria") or {}, audit)
     again = verdict(results, audit["run"]["status"])
     now = {r.metric: r.passed for r in results}
-    stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}
+    try:
+        stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}
+    except (KeyError, TypeError) as exc:  # entries edited by hand: reported as what cannot be judged
+        raise ValueError(f"the stored criteria results are malformed ({type(exc).__name__}: {exc})") from None
     differ = [f"`{m}` stored {_pass_word(stored.get(m))}, now {_pass_word(now.get(m))}" for m in {**stored, **now}
               if stored.get(m) != now.get(m)]  # fmt: skip
     if again == audit["verdict"] and not differ:

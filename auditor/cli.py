@@ -232,14 +232,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log)
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
-        print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop))}", file=sys.stderr)
+        print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume)}", file=sys.stderr)
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
-def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted") -> str:
-    """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim."""
+def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted", resume: bool = False) -> str:
+    """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim. `resume`: the
+    command was a --resume, perhaps of a finished run, whose copy the stop removed."""
     from auditor.audit import run_paths
     from auditor.checkpoint import has_checkpoint
     from auditor.runner import report_awaits_promotion
@@ -250,6 +251,8 @@ def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interr
                 f"place without training again with: {shlex.join([*argv, '--resume'])}")  # fmt: skip
     if has_checkpoint(paths.ckpt_staging):
         return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
+    if resume and has_checkpoint(paths.checkpoints):  # re-judging the finished run: it is as it was
+        return f"{word}; the finished run is as it was: re-judge it again with: {shlex.join([*argv, '--resume'])}"
     return f"{word} before the first checkpoint; start again with: {shlex.join(argv)}"
 
 
@@ -493,7 +496,7 @@ TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that impor
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM for the block, then raise them (KeyboardInterrupt, Terminated).
+    """Hold Ctrl-C and SIGTERM for the block, then deliver the first held to the handlers in force.
 
     For importing torch: an interrupt inside its import (or numpy's) leaves the modules
     half-made, so the stop would end in an AttributeError (exit 1, which CI reads as a failed
@@ -512,8 +515,8 @@ def signals_held() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if held:
-        raise Terminated if held[0] == signal.SIGTERM else KeyboardInterrupt
+        if held:  # delivered again, now to the handlers in force (main's: the first SIGTERM ignores any after it)
+            signal.raise_signal(held[0])
 
 
 def _stop_on_sigterm() -> Any:

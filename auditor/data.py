@@ -87,7 +87,7 @@ def _unpickle(path: Path, what: str) -> object:
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # a corrupt pickle fails in many ways (EOFError, AttributeError, MemoryError, ...)
-        raise InvalidInput(f"{path}: not a readable {what} pickle ({exc or type(exc).__name__})") from None
+        raise InvalidInput(f"{path}: not a readable {what} pickle ({str(exc) or type(exc).__name__})") from None
 
 
 def _array(value: object, path: Path, key: str) -> np.ndarray:

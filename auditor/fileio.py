@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,7 +165,21 @@ def lock_holder(lock: Path) -> str:
         note = lock.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return ""
-    return note if note.startswith("process ") and "\n" not in note and len(note) < 300 else ""
+    m = re.fullmatch(r"process (\d+) on (\S+) since \S+", note)
+    if m is None or (m[2] == socket.gethostname() and not _alive(int(m[1]))):
+        return ""  # no note, or one an earlier holder left (a holder that opened the file read-only writes none)
+    return note
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 @contextmanager
@@ -186,4 +201,6 @@ def held_lock(lock: Path, busy: str, out: Path) -> Iterator[bool]:
         yield fd is not None
     finally:
         if fd is not None:
+            with suppress(OSError):  # opened read-only: nothing of ours to clear
+                os.ftruncate(fd, 0)  # the note names a holder only while it holds the lock
             os.close(fd)

@@ -40,7 +40,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
     state = checkpoint.load(path, check_digest=checkpoint.digest_path(path).is_file())
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
-    spec = validate_spec(state["spec"], f"{path} (embedded spec)")
+    spec = validate_spec(state["spec"], f"{path} (embedded spec)", recorded=True)
     model = build_model(spec.model)
     try:
         model.load_state_dict(state["model"])

@@ -425,7 +425,7 @@ def build_context(
     v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
     v["train_images"] = count(audit["data"]["sizes"]["train"], "training image")
     # Records before the command kept --resume hold a resumed run's command without it.
-    v["resumed_from_text"] = _resumed_from_text(audit["run"]["resumed_from"], audit["checkpoints"])
+    v["resumed_from_text"] = _resumed_from_text(audit["run"])
     v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
     v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
@@ -1101,12 +1101,13 @@ def _selection_item(audit: dict[str, Any]) -> Item:
                          "scored: no checkpoint was chosen by it")  # fmt: skip
 
 
-def _resumed_from_text(name: str | None, checkpoints: dict[str, Any]) -> str:
-    """The checkpoint a resumed run continued from, and whether it is among those kept."""
+def _resumed_from_text(run: dict[str, Any]) -> str:
+    """The checkpoint a resumed run continued from, and whether the run kept it (older records
+    do not say)."""
+    name = run["resumed_from"]
     if not name:
         return NA
-    kept = {Path(str(c.get("path", ""))).name for c in checkpoints.values() if isinstance(c, dict)}
-    return name if name in kept else f"{name} (a checkpoint of the interrupted run, not kept)"
+    return f"{name} (a checkpoint of the interrupted run, not kept)" if run.get("resumed_from_kept") is False else name
 
 
 def _limits_text(spec_data: dict[str, Any], data: dict[str, Any]) -> str:

@@ -211,7 +211,7 @@ def seeded_copy(paths: RunPaths, seeded: bool) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        if not seeded:
+        if not seeded or not paths.ckpt_staging.exists():  # promoted already: a staged report waits for the next run
             raise
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
@@ -229,8 +229,8 @@ def find_resume_point(
     """
     found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
+    fresh = "run without --resume" if seeded else f"remove {paths.ckpt_staging} and run without --resume"
     if found is None and skipped:
-        fresh = "run without --resume" if seeded else f"remove {paths.ckpt_staging} and run without --resume"
         raise InvalidInput(
             f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); to start over, {fresh}"
         )
@@ -240,7 +240,7 @@ def find_resume_point(
         log("resume: the interrupted run wrote no checkpoint: training from the start")
         return None, notes
     state = checkpoint.load(found)
-    notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint),
+    notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh),
                  *resume_version_notes(found, state), *resume_compute_notes(found, state, device)]  # fmt: skip
     for n in notes_now:
         log(f"resume: {n}")
@@ -266,9 +266,10 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     )
 
 
-def resume_data_notes(found: Path, state: dict[str, Any], fingerprint: str) -> list[str]:
+def resume_data_notes(found: Path, state: dict[str, Any], fingerprint: str, fresh: str) -> list[str]:
     """Refuse a checkpoint of a run that trained on other data (a data.root that now holds other
-    images: the spec alone cannot tell); a note when the checkpoint does not say."""
+    images: the spec alone cannot tell); a note when the checkpoint does not say. `fresh`: how to
+    start over instead."""
     recorded = state.get("data_fingerprint")
     if recorded is None:  # checkpoints written before the fingerprint was recorded
         return [(f"{found.name} does not record the fingerprint of the data it trained on (an earlier version "
@@ -277,7 +278,7 @@ def resume_data_notes(found: Path, state: dict[str, Any], fingerprint: str) -> l
         raise InvalidInput(
             f"{found}: the run trained on other data (fingerprint {str(recorded)[:12]}) than the data read now "
             f"({fingerprint[:12]}): continuing would mix two data sets; resume with the data it trained on, or "
-            "start again without --resume"
+            f"to start over, {fresh}"
         )
     return []
 
@@ -333,15 +334,22 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
 
 # What a run writes at the top of each of its folders (fileio's `.*.tmp` files too, left by a write
 # cut short). Anything else there is the user's, which replacing the folder would delete.
+_CHECKPOINTS = ("last.pt", "best.pt", "step-*.pt")
 RUN_FILES = {
-    "checkpoints": ("*.pt", "*.pt.sha256", "*.pt.sha256.next", ".*.tmp"),
+    "checkpoints": (*_CHECKPOINTS, *(c + ".sha256" for c in _CHECKPOINTS), *(c + ".sha256.next" for c in _CHECKPOINTS),
+                    ".*.tmp"),
     "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp"),
-}
+    "reports/figures": ("*.png", ".*.tmp"),
+}  # fmt: skip
 
 
 def foreign_files(folder: Path, attr: str) -> list[str]:
-    """Names at the top of `folder` (a run's `attr` folder) that no run writes there."""
-    return sorted(p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in RUN_FILES[attr]))
+    """Names in `folder` (a run's `attr` folder, and its figures/) that no run writes there."""
+    found = [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in RUN_FILES[attr])]
+    figures = folder / "figures"
+    if f"{attr}/figures" in RUN_FILES and figures.is_dir() and not figures.is_symlink():
+        found += [f"figures/{n}" for n in foreign_files(figures, f"{attr}/figures")]
+    return sorted(found)
 
 
 def _run_folders(paths: RunPaths) -> list[tuple[str, Path, str]]:
@@ -738,6 +746,8 @@ def assemble(
             "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
+            # whether it is among the checkpoints the run keeps (pruning deletes older step checkpoints)
+            "resumed_from_kept": Path(result.resumed_from).is_file() if result.resumed_from else None,
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
         },
         "spec": resolved_dict(spec),

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -48,6 +49,16 @@ DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 # Folder suffixes the tool keeps for itself: runs' staging and previous folders, verify's failed attempts.
 RESERVED_SUFFIXES = (".partial", ".old", ".failed")
 DATASET_CLASSES = MappingProxyType({"cifar10": 10, "synthetic": 10})
+
+# Validation context for a spec a run recorded (in a checkpoint): checks added after runs could be
+# recorded with such values guard new runs only, so an older checkpoint still evaluates.
+RECORDED = MappingProxyType({"recorded": True})
+
+
+def _new_run(info: ValidationInfo) -> bool:
+    """Whether the spec validated is for a new run (not one a run recorded)."""
+    return not (info.context or {}).get("recorded")
+
 
 SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
@@ -118,7 +129,9 @@ class DataSpec(_Section):
         return v
 
     @model_validator(mode="after")
-    def _settings_fit_the_dataset(self) -> DataSpec:
+    def _settings_fit_the_dataset(self, info: ValidationInfo) -> DataSpec:
+        if not _new_run(info):
+            return self
         if self.dataset == "cifar10" and not self.root:  # Path("") would silently be the working directory
             raise ValueError(f"{SUBKEY}root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
         if self.dataset == "synthetic" and self.require_official:
@@ -179,10 +192,11 @@ class Schedule(_Section):
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # multistep decay factor
 
     @model_validator(mode="after")
-    def _milestones_for_multistep(self) -> Schedule:
+    def _milestones_for_multistep(self, info: ValidationInfo) -> Schedule:
         if self.name == "multistep" and not self.milestones:
             raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
-        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:], strict=False)):
+        pairs = list(zip(self.milestones, self.milestones[1:], strict=False))
+        if any(b < a for a, b in pairs) or (_new_run(info) and any(b == a for a, b in pairs)):
             raise ValueError(f"{SUBKEY}milestones: must be increasing (each once), got {self.milestones}")
         return self
 
@@ -374,10 +388,10 @@ class Spec(_Section):
 
     @field_validator("name")
     @classmethod
-    def _not_dots(cls, v: str) -> str:
+    def _not_dots(cls, v: str, info: ValidationInfo) -> str:
         if v in {".", ".."}:
             raise ValueError("must not be '.' or '..'")
-        if v.endswith(RESERVED_SUFFIXES):
+        if v.endswith(RESERVED_SUFFIXES) and (_new_run(info) or not v.endswith(".failed")):  # .failed: reserved later
             raise ValueError(f"must not end in {', '.join(RESERVED_SUFFIXES)} (reserved for the tool's own folders)")
         return v
 
@@ -400,9 +414,9 @@ class Spec(_Section):
         return v
 
     @model_validator(mode="after")
-    def _classes_fit_the_data(self) -> Spec:
+    def _classes_fit_the_data(self, info: ValidationInfo) -> Spec:
         classes = DATASET_CLASSES[self.data.dataset]
-        if self.model.num_classes != classes:
+        if self.model.num_classes != classes and _new_run(info):
             raise ValueError(
                 f"{SUBKEY}model.num_classes: {self.model.num_classes}, but data.dataset "
                 f"{self.data.dataset} has {classes} classes"
@@ -467,11 +481,11 @@ SpecLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 SpecLoader.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$"), list("-+0123456789")
+    _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$"), list("-+0123456789")
 )
 SpecLoader.add_implicit_resolver(
     _FLOAT,
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+|[0-9][0-9_]*(?=[eE]))(?:[eE][-+]?[0-9]+)?"
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*|[0-9][0-9_]*(?=[eE]))(?:[eE][-+]?[0-9]+)?"
                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."),
 )  # fmt: skip
@@ -501,6 +515,14 @@ def _construct_date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
 
 
 SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
+
+
+class SpecDumper(yaml.SafeDumper):
+    """SafeDumper that quotes text as SpecLoader would otherwise read it (a name `08` or `1e5`
+    written bare would read back as a number): the resolved spec it writes reads back the same."""
+
+
+SpecDumper.yaml_implicit_resolvers = {first: list(rs) for first, rs in SpecLoader.yaml_implicit_resolvers.items()}
 
 
 def load_yaml(text: str) -> Any:
@@ -624,7 +646,8 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
                 raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
             node = child
         old = node.get(path[-1])
-        node[path[-1]] = merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        section = isinstance(old, dict) and isinstance(value, dict) and path != ["criteria"]
+        node[path[-1]] = merged(old, value) if section else value  # criteria: a mapping of its own, replaced
     return out
 
 
@@ -747,10 +770,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate_spec(raw: dict[str, Any], source: str) -> Spec:
-    """Validate a raw mapping; raise InvalidInput naming `source` and field paths."""
+def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False) -> Spec:
+    """Validate a raw mapping; raise InvalidInput naming `source` and field paths. `recorded`: a
+    spec a run recorded, held only to the checks there were when runs could record it (RECORDED)."""
     try:
-        return Spec.model_validate(raw)
+        return Spec.model_validate(raw, context=RECORDED if recorded else None)
     except ValidationError as err:
         raise InvalidInput(format_validation_error(source, err)) from None
 
@@ -776,7 +800,7 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
 def resolved_yaml(resolved: dict[str, Any]) -> str:
     """A resolved spec as the YAML text `validate` prints and runs write (`spec.resolved.yaml`),
     text in any language as written (not as escapes)."""
-    return yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+    return yaml.dump(resolved, Dumper=SpecDumper, sort_keys=False, allow_unicode=True)
 
 
 def spec_hash(spec: Spec) -> str:

@@ -12,6 +12,7 @@ bytes that shape needs. Nothing of numpy runs on the file's structure.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,28 @@ class DTypeStub:
             self.dtype = self.dtype.newbyteorder(order)
 
 
+class Budget:
+    """The bytes the stand-ins may still build from one file: twice its size (a protocol 2 file
+    from Python 3 decodes each array's bytes once as text, then once into the array). One byte
+    string used again and again would otherwise build copies without bound."""
+
+    def __init__(self, file_bytes: int) -> None:
+        self.left = 2 * file_bytes + 4096
+
+    def charge(self, n: int) -> None:
+        """Spend `n` bytes; UnpicklingError when the file builds more than it holds."""
+        self.left -= n
+        if self.left < 0:
+            raise pickle.UnpicklingError("the file builds more data than it holds (the same bytes used again and again)")
+
+
 class ArrayStub:
     """Stands for the empty array `_reconstruct` makes, until its pickled state fills it."""
 
     array: np.ndarray | None = None
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
 
     def __setstate__(self, state: object) -> None:
         """numpy's array state: ([version,] shape, dtype, is_fortran, raw bytes)."""
@@ -59,12 +78,14 @@ class ArrayStub:
             raise pickle.UnpicklingError("unexpected numpy array state")
         shape, dtype, fortran, raw = state
         fortran = isinstance(fortran, int) and fortran == 1  # True, or 1 in an old pickle
-        self.array = array_from_bytes(raw, dtype, shape, "F" if fortran else "C")
+        self.array = array_from_bytes(raw, dtype, shape, "F" if fortran else "C", self.budget)
 
 
-def array_from_bytes(raw: object, dtype: object, shape: object, order: object) -> np.ndarray:
-    """A writable array of `shape` from exactly its bytes; UnpicklingError for anything else."""
+def array_from_bytes(raw: object, dtype: object, shape: object, order: object, budget: Budget) -> np.ndarray:
+    """A writable array of `shape` from exactly its bytes, charged to `budget`; UnpicklingError
+    for anything else."""
     if isinstance(raw, str):  # a Python 2 pickle's str, read as latin-1 (one byte a character)
+        budget.charge(len(raw))
         raw = raw.encode("latin-1")
     if not isinstance(raw, (bytes, bytearray)) or not isinstance(dtype, DTypeStub):
         raise pickle.UnpicklingError("numpy array without plain bytes and a plain dtype")
@@ -75,24 +96,10 @@ def array_from_bytes(raw: object, dtype: object, shape: object, order: object) -
         raise pickle.UnpicklingError(f"numpy array with shape {shape!r}")
     if math.prod(shape) * dtype.dtype.itemsize != len(raw):
         raise pickle.UnpicklingError(f"numpy array of shape {shape} and dtype {dtype.dtype} with {len(raw)} bytes")
+    budget.charge(len(raw))
     # A native-order copy, as numpy's unpickling gives (frombuffer's view would be read-only).
     flat = np.frombuffer(raw, dtype=dtype.dtype).astype(dtype.dtype.newbyteorder("="))
     return flat.reshape(shape, order="F" if order == "F" else "C")
-
-
-def _reconstruct(subtype: object, shape: object, typecode: object) -> ArrayStub:
-    if subtype is not NDArrayName:
-        raise pickle.UnpicklingError("_reconstruct of something other than numpy.ndarray")
-    return ArrayStub()
-
-
-def _frombuffer(buf: object, dtype: object, shape: object, order: object) -> np.ndarray:
-    """Protocol 5's form of an array (in-band buffer)."""
-    return array_from_bytes(bytes(buf) if isinstance(buf, memoryview) else buf, dtype, shape, order)
-
-
-def _scalar(dtype: object, raw: object = b"") -> np.generic:
-    return array_from_bytes(raw, dtype, (), "C")[()]
 
 
 def _empty_bytes(*args: object) -> bytes:
@@ -102,32 +109,51 @@ def _empty_bytes(*args: object) -> bytes:
     return b""
 
 
-def _encode(text: object, encoding: object = "utf-8") -> bytes:
-    """`_codecs.encode`, as protocol 2 pickles bytes from Python 3 (latin-1 only)."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("_codecs.encode other than a str to latin-1")
-    return text.encode("latin-1")
-
-
-_NAMES: dict[tuple[str, str], Any] = {
-    **{(m, "_reconstruct"): _reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "scalar"): _scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
-    ("numpy", "ndarray"): NDArrayName,
-    ("numpy", "dtype"): DTypeStub,
-    ("_codecs", "encode"): _encode,
-    **{(m, "bytes"): _empty_bytes for m in ("builtins", "__builtin__")},
-}
+MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")  # numpy 1's module name, and numpy 2's
+NUMERIC = ("numpy.core.numeric", "numpy._core.numeric")
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """Resolves only the names a CIFAR-10 pickle holds, to the checked stand-ins above."""
+    """Resolves only the names a CIFAR-10 pickle holds, to checked stand-ins that build at most
+    `Budget` bytes."""
+
+    def __init__(self, file: Any, file_bytes: int) -> None:
+        super().__init__(file, encoding="latin1")
+        self.budget = Budget(file_bytes)
+        self.names: dict[tuple[str, str], Any] = {
+            **{(m, "_reconstruct"): self._reconstruct for m in MULTIARRAY},
+            **{(m, "scalar"): self._scalar for m in MULTIARRAY},
+            **{(m, "_frombuffer"): self._frombuffer for m in NUMERIC},
+            ("numpy", "ndarray"): NDArrayName,
+            ("numpy", "dtype"): DTypeStub,
+            ("_codecs", "encode"): self._encode,
+            **{(m, "bytes"): _empty_bytes for m in ("builtins", "__builtin__")},
+        }
 
     def find_class(self, module: str, name: str) -> Any:
         """The stand-in for `module.name`; UnpicklingError for any other name."""
-        if (module, name) not in _NAMES:
+        if (module, name) not in self.names:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return _NAMES[(module, name)]
+        return self.names[(module, name)]
+
+    def _reconstruct(self, subtype: object, shape: object, typecode: object) -> ArrayStub:
+        if subtype is not NDArrayName:
+            raise pickle.UnpicklingError("_reconstruct of something other than numpy.ndarray")
+        return ArrayStub(self.budget)
+
+    def _frombuffer(self, buf: object, dtype: object, shape: object, order: object) -> np.ndarray:
+        """Protocol 5's form of an array (in-band buffer)."""
+        return array_from_bytes(buf, dtype, shape, order, self.budget)
+
+    def _scalar(self, dtype: object, raw: object = b"") -> np.generic:
+        return array_from_bytes(raw, dtype, (), "C", self.budget)[()]
+
+    def _encode(self, text: object, encoding: object = "utf-8") -> bytes:
+        """`_codecs.encode`, as protocol 2 pickles bytes from Python 3 (latin-1 only)."""
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise pickle.UnpicklingError("_codecs.encode other than a str to latin-1")
+        self.budget.charge(len(text))
+        return text.encode("latin-1")
 
 
 def _resolved(value: object) -> object:
@@ -148,7 +174,7 @@ def load(path: Path) -> object:
     (a corrupt one fails in many ways: UnpicklingError, EOFError, AttributeError, MemoryError, ...).
     """
     with path.open("rb") as f:
-        obj = SafeUnpickler(f, encoding="latin1").load()
+        obj = SafeUnpickler(f, os.fstat(f.fileno()).st_size).load()
     if isinstance(obj, dict):
         return {key: _resolved(value) for key, value in obj.items()}
     return _resolved(obj)

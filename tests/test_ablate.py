@@ -145,6 +145,8 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
         (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
         (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
         (("cosine: []", "cosine: [train.epochs=2, train.epochs=3]"), "variants.cosine: sets train.epochs more than once"),
+        (("cosine: []", "cosine: ['train.optimizer={lr: 0.1}', train.optimizer.lr=0.2]"),
+         "variants.cosine: sets train.optimizer.lr more than once"),
         (("cosine: []", "'co sine': []"), "variants.co sine (the name): may contain only letters, digits"),
         (("cosine: {best_val_acc: 0.5,", "nobn: {best_val_acc: 0.5,"), "x.yaml: reference: names unknown variants ['nobn']"),
         (("cosine: {best_val_acc: 0.5,", "cosine: {best_val_acc: 94.1,"), "reference.cosine.best_val_acc"),

@@ -195,6 +195,11 @@ def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
         "interrupted while putting the finished run in place (its report waits in staging); put it in place "
         f"without training again with: {shlex.join([*argv, '--resume'])}"
     )
+    # A --resume re-judging the finished run, stopped: its copy is gone, the finished run as it was.
+    shutil.rmtree(paths.reports_staging)
+    assert _interrupted_hint(tmp_path, "smoke", argv, resume=True) == (
+        f"interrupted; the finished run is as it was: re-judge it again with: {shlex.join([*argv, '--resume'])}"
+    )
 
 
 def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:
@@ -350,6 +355,10 @@ def test_check_refuses_a_record_whose_spec_was_edited_and_warns_of_edited_metric
     proc = run_cli("check", str(run))
     assert passed["passed"] and proc.returncode == 1  # judged on the metrics as recorded
     assert "warning: " in proc.stderr and "verdict stored PASS, now FAIL; `checkpoint_mb` stored PASS, now FAIL" in proc.stderr
+    for stored in ([{"metric": "status"}], ["x"]):  # stored results edited by hand: no traceback, judged as recorded
+        (run / "audit.json").write_text(json.dumps({**audit, "criteria": stored}))
+        proc = run_cli("check", str(run))
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_check_explains_unmeasured_metrics_once(smoke_run: Path) -> None:
@@ -698,17 +707,25 @@ def test_a_run_started_by_verify_or_ablate_stops_when_its_parent_is_killed_outri
 def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
     """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)
     or a C++ abort instead of exit 130/143."""
-    from auditor.cli import signals_held
+    from auditor.cli import _stop_on_sigterm, signals_held
 
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    finished = False
-    with pytest.raises(raised), signals_held():
-        os.kill(os.getpid(), sig)
-        time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
-        finished = True
-    assert finished and {s: signal.getsignal(s) for s in before} == before
-    with signals_held():  # nothing held: nothing raised
-        pass
+    previous = _stop_on_sigterm()  # as main() runs a command: SIGTERM raises Terminated, then is ignored
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        finished = False
+        with pytest.raises(raised), signals_held():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
+            finished = True
+        assert finished
+        if sig == signal.SIGTERM:  # delivered to main's handler, which ignores a second SIGTERM
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        else:
+            assert {s: signal.getsignal(s) for s in before} == before
+        with signals_held():  # nothing held: nothing raised
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_an_in_process_main_leaves_the_sigterm_handler_as_it_was() -> None:

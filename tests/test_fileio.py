@@ -19,6 +19,7 @@ from auditor.fileio import (
     file_in_the_way,
     held_lock,
     lock_file,
+    lock_holder,
     out_error,
     sha256_file,
     why_not_writable,
@@ -189,3 +190,15 @@ def test_a_folder_that_refuses_new_files_is_reported_at_the_file_meant(tmp_path:
     with pytest.raises(PermissionError) as err:
         atomic_write_bytes(tmp_path / "REPRODUCIBILITY.md", b"x")
     assert err.value.filename == str(tmp_path / "REPRODUCIBILITY.md") and err.value.strerror == "Permission denied"
+
+
+def test_a_holder_note_of_a_process_gone_is_not_named_and_a_release_clears_the_note(tmp_path: Path) -> None:
+    lock, host = tmp_path / ".smoke.lock", socket.gethostname()
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    lock.write_text(f"process {done.stdout.strip()} on {host} since 2026-01-01T00:00:00+00:00\n")  # left by a holder gone
+    assert lock_holder(lock) == ""
+    lock.write_text(f"process {os.getpid()} on {host} since 2026-01-01T00:00:00+00:00\n")
+    assert lock_holder(lock).startswith(f"process {os.getpid()} on {host}")
+    with held_lock(lock, "busy", tmp_path):
+        assert lock_holder(lock).startswith(f"process {os.getpid()} on {host} since ")
+    assert lock.read_text() == ""  # released: the note named a holder only while it held the lock

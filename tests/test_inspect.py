@@ -40,6 +40,20 @@ def test_the_model_comes_back_from_the_embedded_spec_with_its_weights(tmp_path: 
     ]  # fmt: skip
 
 
+def test_a_checkpoint_of_a_run_that_later_checks_would_refuse_still_loads(tmp_path: Path, spec: Spec) -> None:
+    """Checks added after runs recorded such specs guard new runs only: evaluate and measure read the run."""
+    recorded = resolved_dict(spec)
+    recorded["name"] = "sweep.failed"  # before .failed was reserved
+    recorded["train"]["schedule"] |= {"name": "multistep", "milestones": [1, 1]}  # before milestones had to differ
+    recorded["data"]["require_official"] = True  # before synthetic data refused it
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"spec": recorded})
+    assert auditor_inspect.model_from_checkpoint(path).spec.name == "sweep.failed"
+    recorded["train"]["schedule"]["milestones"] = [2, 1]  # refused by every version: still refused
+    path = save_checkpoint(tmp_path / "other.pt", spec, {"spec": recorded})
+    with pytest.raises(InvalidInput, match=r"other.pt \(embedded spec\): train.schedule.milestones: must be increasing"):
+        auditor_inspect.model_from_checkpoint(path)
+
+
 def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not(tmp_path: Path, spec: Spec) -> None:
     path = save_checkpoint(tmp_path / "best.pt", spec)
     assert auditor_inspect.integrity(path) == "sha256 matches best.pt.sha256"

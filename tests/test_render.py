@@ -486,9 +486,11 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     audit["run"]["resumed_from"] = "step-00000012.pt"
     text = text_of(audit)
     assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
-    assert "| Resumed from | step-00000012.pt (a checkpoint of the interrupted run, not kept)" in text
-    audit["run"]["resumed_from"] = Path(audit["checkpoints"]["last"]["path"]).name  # resumed from one kept
-    assert f"| Resumed from | {audit['run']['resumed_from']} " in text_of(audit)
+    assert "| Resumed from | step-00000012.pt " in text  # a record that does not say whether it was kept
+    audit["run"]["resumed_from_kept"] = False  # pruned once newer ones were written
+    assert "| Resumed from | step-00000012.pt (a checkpoint of the interrupted run, not kept)" in text_of(audit)
+    audit["run"]["resumed_from_kept"] = True
+    assert "| Resumed from | step-00000012.pt " in text_of(audit)
     assert "the training time below sums every process's epochs" in text
     assert "| Peak process RSS (the resumed process only) |" in text
     assert "| CUDA max allocated (the resumed process only) |" in text

@@ -179,11 +179,13 @@ def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_dele
     mine.unlink()
     mine.parent.rmdir()
     spec, before = _finished_run(tmp_path)
-    (tmp_path / where / "junit.xml").write_text("mine")
+    mine = {"reports/smoke": ["junit.xml", "figures/notes.txt"], "checkpoints/smoke": ["junit.xml", "pretrained.pt"]}[where]
+    for name in mine:
+        (tmp_path / where / name).write_text("mine")
     for resume in (False, True):  # a re-run, and a resume that re-judges the finished run
-        with pytest.raises(InvalidInput, match=r"holds junit.xml, which no run writes"):
+        with pytest.raises(InvalidInput, match=rf"holds {', '.join(sorted(mine))}, which no run writes"):
             execute(spec, "smoke", tmp_path, resume=resume, argv=["auditor", "run"], log=lambda m: None)
-    assert _files(tmp_path) == {**before, f"{where}/junit.xml": b"mine"}
+    assert _files(tmp_path) == {**before, **{f"{where}/{name}": b"mine" for name in mine}}
 
 
 def _cifar_run(out: Path, root: Path) -> Spec:
@@ -226,6 +228,30 @@ def test_a_resume_of_a_finished_run_stopped_or_refused_later_leaves_no_copy(
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert not list(tmp_path.glob("*/*.partial"))
     execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
+
+
+def test_a_resume_of_a_finished_run_stopped_between_its_promotes_keeps_the_report_for_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoints are in place: the staged report must stay, for the next run to put in place."""
+    _finished_run(tmp_path)
+    real, calls = runner.promote, []
+
+    def stopped_second(staging: Path, final: Path) -> None:
+        calls.append(final)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # between the checkpoints' promote and the report's
+        real(staging, final)
+
+    monkeypatch.setattr(runner, "promote", stopped_second)
+    rejudged = load_spec("smoke", [*TINY_SETS, "criteria.checkpoint_mb=< 4"])
+    with pytest.raises(KeyboardInterrupt):
+        execute(rejudged, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    paths = run_paths(tmp_path, "smoke")
+    assert runner.report_awaits_promotion(paths)
+    monkeypatch.undo()
+    runner.recover_interrupted_promote(paths)
+    assert json.loads((paths.reports / "audit.json").read_text())["spec"]["criteria"]["checkpoint_mb"] == "< 4"
 
 
 def test_a_rerun_says_it_will_replace_the_earlier_run(tmp_path: Path) -> None:

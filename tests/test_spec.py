@@ -28,6 +28,7 @@ from auditor.spec import (
     parse_override,
     resolve_spec_path,
     resolved_dict,
+    resolved_yaml,
     same_training,
     spec_hash,
     training_changes,
@@ -270,19 +271,28 @@ def test_a_mapping_set_on_a_section_merges_into_it() -> None:
     assert spec.train.optimizer.lr == 0.05 and spec.train.optimizer.weight_decay == recipe.train.optimizer.weight_decay
     assert spec.train.schedule.name == "multistep" and spec.train.schedule.milestones == recipe.train.schedule.milestones
     assert spec.train.schedule.warmup_epochs == 1
-    assert load_spec("smoke", ["criteria={test_acc: '>= 0.2'}"]).criteria == {**load_spec("smoke").criteria, "test_acc": ">= 0.2"}
+    # criteria is not a section but the list of gates: a mapping given for it replaces them, as it always has
+    assert load_spec("smoke", ["criteria={test_acc: '>= 0.2'}"]).criteria == {"test_acc": ">= 0.2"}
+    assert load_spec("smoke", ["criteria={}"]).criteria == {}
     assert load_spec("smoke", ["criteria=null"]).criteria == {}  # `criteria:` with nothing: none, as in a criteria file
 
 
 @pytest.mark.parametrize(
     ("text", "value"),
     [("017", 17), ("08", 8), ("0o17", 15), ("0x1f", 31), ("1_000", 1000), ("-5", -5), ("5e-4", 5e-4), ("1e3", 1000.0),
-     ("1.", 1.0), (".5", 0.5), ("0b101", "0b101"), ("1:20", "1:20"), ("1:0.5", "1:0.5")],
+     ("1.", 1.0), (".5", 0.5), ("0b101", "0b101"), ("1:20", "1:20"), ("1:0.5", "1:0.5"), ("0o_", "0o_"), ("0x_1", "0x_1")],
 )  # fmt: skip
 def test_numbers_are_read_as_yaml_1_2_reads_them(text: str, value: object) -> None:
     """Not YAML 1.1's octal `017` (15), binary `0b101` or base-60 `1:20` (80)."""
     got = load_yaml(f"v: {text}")["v"]
     assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("name", ["08", "019", "0o17", "0x1f", "1e5", "1_000", "1.5", "true", "null", "2024-01-01"])
+def test_the_resolved_spec_written_reads_back_the_same(name: str) -> None:
+    """A name YAML would read as a number, a boolean or a date is quoted where the spec is written."""
+    spec = load_spec("smoke", [f"name='{name}'", "train.optimizer.lr=1e-5"])
+    assert load_yaml(resolved_yaml(resolved_dict(spec))) == resolved_dict(spec)
 
 
 def test_validate_takes_specs_on_both_sides_of_a_set(capsys: pytest.CaptureFixture) -> None:

@@ -74,6 +74,22 @@ def test_anything_but_plain_arrays_is_refused(tmp_path: Path, blob: bytes, messa
         _load(tmp_path, blob)
 
 
+def test_bytes_used_again_and_again_cannot_build_more_than_the_file_holds(tmp_path: Path) -> None:
+    """One memoised byte string handed to the array builder many times: each call would copy it."""
+    from numpy._core.numeric import _frombuffer
+
+    chunk = bytes(1 << 20)
+
+    class Again:
+        def __reduce__(self) -> tuple:
+            return _frombuffer, (chunk, np.dtype("u1"), (len(chunk),), "C")
+
+    blob = pickle.dumps({"data": [Again() for _ in range(50)]}, protocol=4)  # the chunk is in the file once
+    assert len(blob) < 2 * len(chunk)
+    with pytest.raises(pickle.UnpicklingError, match="builds more data than it holds"):
+        _load(tmp_path, blob)
+
+
 def test_a_crafted_dtype_state_is_refused_where_numpy_would_crash(tmp_path: Path) -> None:
     """In a child process: were it to crash, the test fails instead of the test run."""
     path = tmp_path / "test_batch"
