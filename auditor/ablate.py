@@ -237,12 +237,15 @@ def run_name(ablation: str, variant: str, seed: int) -> str:
     return f"{ablation}-{variant}-s{seed}"
 
 
+MAX_SEEDS = 1000  # runs per variant; a mistyped count would otherwise plan millions of runs
+
+
 def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int], str]:
     """The first n seeds; beyond the list, continue from max+1 (deterministically)."""
     if n is None:
         return list(seeds), ""
-    if n < 1:
-        raise InvalidInput(f"--seeds: must be >= 1, got {n}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise InvalidInput(f"--seeds: must be 1 to {MAX_SEEDS} (each seed trains every variant once), got {n}")
     if n <= len(seeds):
         return list(seeds[:n]), f"--seeds {n}: the first {n} of the file's seeds {seeds}"
     extra = list(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
@@ -505,6 +508,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
         "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
+        "broken": bool(audit.get("measurements", {}).get("nonfinite")),  # its selected model holds inf/NaN
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
         "data_label": _data_label(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),

@@ -1217,8 +1217,10 @@ def _verified_item(audit: dict[str, Any]) -> Item:
 
 
 def _divergence_item(audit: dict[str, Any]) -> Item:
-    status = audit["training"]["status"]
-    return status != "diverged", "Training finished without divergence", f"status {status}"
+    status, label = audit["training"]["status"], "Training finished without divergence"
+    if broken := audit["measurements"].get("nonfinite"):  # records written before the check have none
+        return False, label, f"status {status}, but the selected model holds inf or NaN in {count(len(broken), 'tensor')}"
+    return status != "diverged", label, f"status {status}"
 
 
 def _criteria_item(audit: dict[str, Any]) -> Item:

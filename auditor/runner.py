@@ -692,7 +692,7 @@ def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | Non
     ckpt_b = size_["checkpoint_bytes"]
     return {
         "test_acc": test["acc"] if test and not measured["nonfinite"] else None,  # a broken model's is noise
-        "best_val_acc": result.best_metric if has_val else None,
+        "best_val_acc": result.best_metric if has_val and not measured["nonfinite"] else None,  # measured on it
         "final_val_acc": h[-1].val_acc if h and has_val else None,
         "final_train_acc": h[-1].train_acc if h else None,
         "latency_ms": lat["median_ms"],
@@ -715,6 +715,8 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
         notes["test_acc"] = f"no best checkpoint (run {result.status})"
     elif bad := measured["nonfinite"]:
         notes["test_acc"] = broken_model_note(measured["evaluated_checkpoint"], bad, measured["test"]["acc"])
+        if result.selection_split == "val" and result.best_metric is not None:  # the selected epoch's, the same model
+            notes["best_val_acc"] = broken_model_note(measured["evaluated_checkpoint"], bad, result.best_metric)
     return notes
 
 

@@ -176,8 +176,9 @@ def test_seeds_option() -> None:
     assert choose_seeds([3, 1, 2], 2, "f")[0] == [3, 1]
     seeds, note = choose_seeds([0, 1, 2], 5, "f")
     assert seeds == [0, 1, 2, 3, 4] and "extended with [3, 4]" in note
-    with pytest.raises(InvalidInput, match="--seeds"):
-        choose_seeds([0], 0, "f")
+    for n in (0, 1001, 10**23):  # a mistyped count planned millions of runs (or overflowed)
+        with pytest.raises(InvalidInput, match="--seeds: must be 1 to 1000"):
+            choose_seeds([0], n, "f")
 
 
 def test_summary_and_format() -> None:
@@ -687,3 +688,16 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
     names = f"{plan.runs[0].name}, {plan.runs[1].name}"
     assert f"note: 2 runs on the page failed (their own criteria, or training diverged; see their sheets): {names}" in said
     assert "ablation page: " in said  # the page is written all the same
+
+
+def test_a_run_whose_selected_model_is_broken_is_marked_on_the_page(tmp_path: Path) -> None:
+    """Its accuracies are withheld (runner._metrics): the page says why its cells are empty."""
+    from types import SimpleNamespace
+
+    from auditor import ablate
+
+    r = SimpleNamespace(seed=0, name="tiny-lr1000-s0", spec_hash="h")
+    audit = {"run": {"status": "completed"}, "verdict": "FAIL", "measurements": {"nonfinite": ["bn1.running_var"]},
+             "metrics": {"best_val_acc": None, "test_acc": None}}  # fmt: skip
+    assert ablate._run_row(r, audit, tmp_path / "run", tmp_path)["broken"] is True
+    assert ablate._run_row(r, {**audit, "measurements": {"nonfinite": []}}, tmp_path / "run", tmp_path)["broken"] is False

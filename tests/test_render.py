@@ -914,6 +914,7 @@ def test_a_broken_selected_model_is_said_and_its_accuracy_not_published() -> Non
     assert "> **Broken model:** best.pt holds inf or NaN in 2 tensors (`bn1.running_var`, `layer1.0.bn1.running_var`)" in text
     assert "| Test accuracy | not reported: best.pt holds non-finite values in 2 tensors" in text
     assert "test accuracy not reported (broken model)." in text
+    assert "- [ ] **Training finished without divergence**: status completed, but the selected model holds inf or NaN in 2 tensors" in text
     assert front_matter(text)["model-index"][0]["results"][0].get("metrics") in (None, [])  # nothing published
     assert "Broken model" not in text_of(golden_audit())
 

@@ -68,6 +68,11 @@ def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
     assert note == ("best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): the model is broken, "
                     "and its accuracy as measured (10.32%) means nothing")  # fmt: skip
     assert runner._metrics(result, {**measured, "nonfinite": []}, False)["test_acc"] == 0.1032
+    # Its validation accuracy was measured on the same broken model (the selected epoch's): withheld too.
+    result.best_metric, result.status = 0.17, "completed"
+    assert runner._metrics(result, measured, False)["best_val_acc"] is None
+    assert runner._metric_notes(result, measured)["best_val_acc"].endswith("its accuracy as measured (17.00%) means nothing")
+    assert runner._metrics(result, {**measured, "nonfinite": []}, False)["best_val_acc"] == 0.17
 
 
 def test_spec_source_names_the_spec_in_errors_about_its_fields() -> None:
