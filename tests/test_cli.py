@@ -709,7 +709,9 @@ def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, rais
     or a C++ abort instead of exit 130/143."""
     from auditor.cli import _stop_on_sigterm, signals_held
 
-    previous = _stop_on_sigterm()  # as main() runs a command: SIGTERM raises Terminated, then is ignored
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _stop_on_sigterm()  # as main() runs a command: SIGTERM raises Terminated, then is ignored
     try:
         before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         finished = False
@@ -726,6 +728,7 @@ def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, rais
             pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def test_an_in_process_main_leaves_the_sigterm_handler_as_it_was() -> None:
