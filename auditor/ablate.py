@@ -568,6 +568,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "ablation": {
             "name": abl.name, "description": abl.description, "file": display_path(plan.path),
+            "file_from_out": _rel(plan.path, out),  # the file itself, wherever the command ran
             "base": abl.base, "base_path": display_path(plan.base_path), "overrides": list(abl.overrides),
             "cli_overrides": list(plan.cli_sets), "seeds": list(plan.seeds), "seeds_note": plan.seeds_note,
             "variants_selected": list(plan.variants), "variants_all": list(abl.variants),
@@ -801,13 +802,60 @@ def render_ablation(here: Path) -> Path:
     return out
 
 
-def write_outputs(out: Path, plan: Plan) -> tuple[Path, dict[str, Any]]:
-    """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page and the
-    record it was rendered from."""
+def check_page_folder(out: Path, plan: Plan) -> None:
+    """Refuse, before anything runs, a page folder that is not this ablation's: a run's report
+    folder of the same name, or the page of another ablation file with the same name."""
     here = report_dir(out, plan.ablation.name)
     if (here / "audit.json").exists():
         raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")
+    earlier = _read_json(here / "ablations.json")
+    theirs = earlier.get("ablation", {}).get("file_from_out") if isinstance(earlier, dict) else None  # older: none
+    # The file's path from --out stays when both move together (a clone elsewhere, another working
+    # directory) and differs for another file of the same name.
+    if theirs is not None and theirs != _rel(plan.path, out):
+        raise InvalidInput(
+            f"{here}: holds the page of the ablation in {theirs} (from --out), also named {plan.ablation.name!r}; "
+            "rename one of them, or use another --out"
+        )
+
+
+def check_run_names(out: Path, plan: Plan) -> None:
+    """Refuse run names another ablation's page in `out` lists for another of its variants: names
+    join ablation, variant and seed with '-', which both may contain (`tiny` + `abl-cos` and
+    `tiny-abl` + `cos`), so one ablation's run would replace the other's."""
+    mine = {r.name for r in plan.runs}
+    clashes = []
+    for page in sorted((out / "reports").glob("*/ablations.json")):
+        record = _read_json(page)
+        name = record.get("ablation", {}).get("name") if isinstance(record, dict) else None
+        if name is None or name == plan.ablation.name:
+            continue
+        clashes += [f"{r['name']} (variant {v['name']!r} of ablation {name!r})" for v in record.get("variants", [])
+                    for r in [*v.get("runs", []), *v.get("missing", [])] if r.get("name") in mine]  # fmt: skip
+    if clashes:
+        raise InvalidInput(
+            f"{out}: runs of this ablation would take the names of another's: {', '.join(clashes[:5])}; rename the "
+            "ablation or the variant, or use another --out"
+        )
+
+
+def counted_runs(record: dict[str, Any]) -> int:
+    """How many finished runs an ablation record counts."""
+    return sum(len(v["runs"]) for v in record["variants"])
+
+
+def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page and the
+    record it was rendered from. `render_only`: refuse a page that would count no run where the
+    page there counted some (other --set or --seeds than the runs were made with), or none at all."""
+    check_page_folder(out, plan)
+    here = report_dir(out, plan.ablation.name)
     record = aggregate(out, plan)
+    if render_only and not counted_runs(record):
+        earlier = _read_json(here / "ablations.json")
+        was = (f"; the page there counts {counted_runs(earlier)} with --set {earlier['ablation']['cli_overrides']} "
+               f"and seeds {earlier['ablation']['seeds']}") if isinstance(earlier, dict) and "variants" in earlier else ""
+        raise InvalidInput(f"--render-only: no finished run of this plan under {out}{was}; nothing was rewritten")
     try:
         write_json(here / "ablations.json", record)
     except OSError as exc:

@@ -361,6 +361,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.list:
         return _say(ablate.list_lines(args.ablation))
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
+    ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
+    ablate.check_run_names(args.out, plan)
     if args.dry_run:
         return _say([*ablate.plan_lines(plan, args.out), "# dry run: nothing was run or written"])
     if not args.render_only:
@@ -368,7 +370,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         code = _run_ablation(args, plan)
         if code != EXIT_OK:
             return code
-    page, record = ablate.write_outputs(args.out, ablate.page_plan(plan, args.seeds, _progress))
+    page, record = ablate.write_outputs(args.out, ablate.page_plan(plan, args.seeds, _progress), args.render_only)
     return _say([*ablate.page_notes(record), f"ablation page: {page}"])
 
 

@@ -1707,7 +1707,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_MD.relative_to(REPO)} (replacing it)")
     p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_MD.relative_to(REPO)}")
     p.add_argument("--render-json", type=Path, nargs="+", default=None, metavar="JSON",
-                   help="measure nothing: write RESULTS.md from reports saved with --json (with --append-results: append)")
+                   help="measure nothing: write RESULTS.md from reports saved with --json (with --write-results or --append-results)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
     a.given = [dest for dest in vars(a) if getattr(a, dest) != p.get_default(dest)]  # options given, before --all
@@ -1735,9 +1735,11 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     if a.write_results and a.append_results:
         return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
     if a.render_json is not None:
-        others = [d for d in given if d not in ("render_json", "append_results")]
+        others = [d for d in given if d not in ("render_json", "append_results", "write_results")]
         if others:
-            return f"--render-json measures nothing and takes only --append-results; drop {_flag(others[0])}"
+            return f"--render-json measures nothing and takes only --write-results or --append-results; drop {_flag(others[0])}"
+        if not (a.write_results or a.append_results):  # the shipped RESULTS.md is replaced only when asked
+            return f"--render-json writes {RESULTS_MD.name}: add --write-results to replace it, or --append-results"
         return None
     for dest in given:
         if (section := SECTION_OPTIONS.get(dest)) is not None and not getattr(a, section):

@@ -335,6 +335,31 @@ def tiny_copy(tiny_out: tuple[Path, subprocess.CompletedProcess[str]], tmp_path:
     return root
 
 
+def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anything_runs(tiny_copy: Path) -> None:
+    page = tiny_copy / "out/reports/tiny/ABLATIONS.md"
+    before = page.read_bytes()
+    other = tiny_copy / "other"
+    other.mkdir()
+    write(other / "tiny.yaml", TINY.replace("constant:", "flat:"))  # another file, the same name
+    proc = ablate(str(other / "tiny.yaml"), "--out", "out", cwd=tiny_copy)
+    assert proc.returncode == 2 and "out/reports/tiny: holds the page of the ablation in ../tiny.yaml (from --out)" in proc.stderr
+    assert "[1/" not in proc.stdout and page.read_bytes() == before  # refused before any run
+    # Run names join ablation, variant and seed with '-': (tiny-co, sine) and (tiny, co-sine) both make tiny-co-sine-s0.
+    write(tiny_copy / "clash.yaml", TINY.replace("name: tiny", "name: tiny-co").replace("cosine:", "sine:").replace(
+        "  cosine: {best", "  sine: {best"))  # tiny-co + sine -> tiny-co-sine-s0; tiny + co-sine would be the same
+    write(tiny_copy / "clash2.yaml", TINY.replace("cosine:", "co-sine:").replace("  cosine: {best", "  co-sine: {best"))
+    proc = ablate("clash.yaml", "--out", "out2", cwd=tiny_copy, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    proc = ablate("clash2.yaml", "--out", "out2", "--dry-run", cwd=tiny_copy)
+    assert proc.returncode == 2 and "would take the names of another's: tiny-co-sine-s0 (variant 'sine' of ablation 'tiny-co')" in proc.stderr
+    # --render-only under other --set/--seeds than the runs were made with: no page of nothing
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
+    assert proc.returncode == 2 and "--render-only: no finished run of this plan under out; the page there counts 4" in proc.stderr
+    assert page.read_bytes() == before
+    proc = ablate("tiny.yaml", "--out", "typo", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 2 and not (tiny_copy / "typo/reports/tiny/ABLATIONS.md").exists()
+
+
 def _audits(out: Path) -> dict[str, list[dict]]:
     return {
         v: [json.loads((out / "reports" / f"tiny-{v}-s{s}" / "audit.json").read_text()) for s in SEEDS]

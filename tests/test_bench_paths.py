@@ -304,14 +304,15 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--overhead-epochs", "2"], "--overhead-epochs is for --overhead: add --overhead"),
      (["--latency-rounds", "3"], "--latency-rounds is for --latency-check: add --latency-check"),
      (["--write-results", "--append-results"], "--write-results replaces RESULTS.md and --append-results appends"),
-     (["--render-json", "x.json", "--matrix"], "--render-json measures nothing and takes only --append-results; drop"),
-     (["--render-json", "/nonexistent.json"], "--render-json /nonexistent.json: No such file or directory"),
+     (["--render-json", "x.json", "--matrix"], "--render-json measures nothing and takes only --write-results or --append-results; drop"),
+     (["--render-json", "/nonexistent.json", "--append-results"], "--render-json /nonexistent.json: No such file or directory"),
+     (["--render-json", "x.json"], "--render-json writes RESULTS.md: add --write-results to replace it, or --append-results"),
      (["--synthetic", "--data-root", "/tmp"], "--synthetic and --data-root name different data: give one"),
      (["--threads", "1", "1"], "--threads: a value is listed twice (1 1)"),
      (["--json", "/nonexistent/dir/x.json"], "--json /nonexistent/dir/x.json: /nonexistent/dir is not a writable folder"),
      (["--json", "/tmp"], "--json /tmp: /tmp is a folder"),
-     (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --append-results; drop --model"),
-     (["--render-json", "x.json", "--all"], "--render-json measures nothing and takes only --append-results; drop --all"),
+     (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --write-results or --append-results; drop --model"),
+     (["--render-json", "x.json", "--all"], "--render-json measures nothing and takes only --write-results or --append-results; drop --all"),
      (["--max-repeat-s", "nan"], "argument --max-repeat-s: invalid float > 0 value: 'nan'"),
      (["--wait-quiet-s", "inf"], "argument --wait-quiet-s: invalid float >= 0 value: 'inf'"),
      (["--warmup", "0"], "argument --warmup: invalid int >= 1 value: '0'"),
@@ -394,6 +395,6 @@ def test_a_percentage_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
 def test_render_json_refuses_a_file_that_is_not_a_saved_report(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "list.json"
     saved.write_text("[]")
-    assert bench.main(["--render-json", str(saved)]) == 2
+    assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
     assert f"--render-json {saved}: not a report written by --json" in capsys.readouterr().err
 
