@@ -406,8 +406,9 @@ def _part(env: dict[str, Any], key: str) -> str:
     if isinstance(env.get("gpu"), dict):  # environment.GPUInfo as recorded
         return f"{device} ({env['gpu'].get('name')})"
     if device == "cpu":
-        threads = env.get("torch_threads") or "?"
-        return f"{device} ({env.get('cpu_model') or 'unknown model'}, {threads} threads)"
+        threads = env.get("torch_threads")
+        threads_text = count(threads, "thread") if isinstance(threads, int) else "? threads"
+        return f"{device} ({env.get('cpu_model') or 'unknown model'}, {threads_text})"
     return device
 
 
@@ -847,15 +848,17 @@ def counted_runs(record: dict[str, Any]) -> int:
 def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Path, dict[str, Any]]:
     """Aggregate, write ablations.json, render ABLATIONS.md and figures; return the page and the
     record it was rendered from. `render_only`: refuse a page that would count no run where the
-    page there counted some (other --set or --seeds than the runs were made with), or none at all."""
+    page there counted some (other --set or --seeds than the runs were made with)."""
     check_page_folder(out, plan)
     here = report_dir(out, plan.ablation.name)
     record = aggregate(out, plan)
-    if render_only and not counted_runs(record):
-        earlier = _read_json(here / "ablations.json")
-        was = (f"; the page there counts {counted_runs(earlier)} with --set {earlier['ablation']['cli_overrides']} "
-               f"and seeds {earlier['ablation']['seeds']}") if isinstance(earlier, dict) and "variants" in earlier else ""
-        raise InvalidInput(f"--render-only: no finished run of this plan under {out}{was}; nothing was rewritten")
+    earlier = _read_json(here / "ablations.json") if render_only and not counted_runs(record) else None
+    if isinstance(earlier, dict) and "variants" in earlier and counted_runs(earlier):
+        raise InvalidInput(
+            f"--render-only: no finished run of this plan under {out}, where the page counts {counted_runs(earlier)}, "
+            f"made with --set {earlier['ablation']['cli_overrides']} and seeds {earlier['ablation']['seeds']}; "
+            "give those, or run the plan; nothing was rewritten"
+        )
     try:
         write_json(here / "ablations.json", record)
     except OSError as exc:

@@ -90,6 +90,7 @@ from auditor.spec import (
 )
 from auditor.train import RunFiles, build_loop, train_one_epoch
 from auditor.verify import compare_tensors, state_tensors
+from auditor.words import count
 
 REPO = Path(__file__).resolve().parents[1]
 # The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points.
@@ -989,7 +990,7 @@ def _short_error(exc: BaseException) -> str:
 def print_throughput(res: dict[str, Any], log: Callable[[str], None] = print) -> None:
     """A throughput section's table and ceiling, as the run goes."""
     log(f"\n== {res['model']} on {res['device']}, batch {res['batch_size']}, up to {res['steps']} timed steps x "
-        f"{res['repeats']} repeats, DataLoader workers {res['workers']}, torch threads {res['torch_threads']}")  # fmt: skip
+        f"{count(res['repeats'], 'repeat')}, DataLoader workers {res['workers']}, torch threads {res['torch_threads']}")  # fmt: skip
     log(f"   data: {res['data']}; load before {res['loadavg_before']} after {res['loadavg_after']}")
     for line in [*throughput_table(res), *ceiling_lines(res)]:
         log("   " + line)
@@ -1144,7 +1145,7 @@ def profile_lines(results: list[dict[str, Any]]) -> list[str]:
     for r in results:
         # On CUDA the host's self time is launch and dispatch work; kernel time is not in it.
         host_only = " (host side: launches and dispatch, not GPU kernel time)" if r.get("device", "cpu") != "cpu" else ""
-        lines += [f"**{r['model']}, {r['config']}** ({r['steps']} steps, {r['threads']} threads, {r['wall_s']:.1f}s wall, "
+        lines += [f"**{r['model']}, {r['config']}** ({count(r['steps'], 'step')}, {count(r['threads'], 'thread')}, {r['wall_s']:.1f}s wall, "
                   f"{r['self_cpu_s']:.1f}s self CPU as the profiler counts it{host_only})", "",
                   "| category | share of self CPU |", "| --- | ---: |"]  # fmt: skip
         lines += [f"| {g} | {share * 100:.1f}% |" for g, share in r["groups"]]
@@ -1492,7 +1493,7 @@ def targets_lines(report: dict[str, Any]) -> list[str]:
 def _throughput_targets(res: dict[str, Any]) -> list[str]:
     lines, t = [], TARGETS
     rows = {r["label"]: r for r in res["rows"] if "failed" not in r}
-    tag = f"{res['model']}, {res['device']}, {res['torch_threads']} threads, batch {res['batch_size']}"
+    tag = f"{res['model']}, {res['device']}, {count(res['torch_threads'], 'thread')}, batch {res['batch_size']}"
     b = rows.get(DEFAULT_CONFIG.label)
     if b and b["ratio_to_a"] is None:
         lines.append(f"- auditor path vs conventional, {tag}: not measured ((a) failed)")
@@ -1523,7 +1524,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
 def _overhead_targets(r: dict[str, Any]) -> list[str]:
     t = TARGETS
     epochs = t["overhead_epochs"]
-    note = "" if r["epochs"] == epochs else f" (run with {r['epochs']} epochs; the target is for {epochs})"
+    note = "" if r["epochs"] == epochs else f" (run with {count(r['epochs'], 'epoch')}; the target is for {epochs})"
     lines = [f"- auditing overhead, resnet20 subset run{note}: {r['overhead_in_process'] * 100:.1f}% in-process, "
              f"{r['overhead_whole_command'] * 100:.1f}% of the whole command (target <= {t['auditing_overhead']:.0%}): "
              f"{_verdict(r['overhead_in_process'] <= t['auditing_overhead'])} in-process"]  # fmt: skip
@@ -1600,9 +1601,9 @@ def throughput_section(res: dict[str, Any]) -> list[str]:
     """One throughput section: how it was timed, its table and the fp32 ceiling."""
     return [
         f"### Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}, "
-        f"{res['torch_threads']} torch threads", "",
+        f"{count(res['torch_threads'], 'torch thread')}", "",
         f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
-        f"{res['max_repeat_s']:g}s), {res['repeats']} repeats in alternating order, after {res['warmup_steps']} + 1 "
+        f"{res['max_repeat_s']:g}s), {count(res['repeats'], 'repeat')} in alternating order, after {res['warmup_steps']} + 1 "
         f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
         f"for (a)'s fresh DataLoader iterator; a repeat during which other processes used more than "
         f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "
@@ -1810,7 +1811,7 @@ def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, 
         "machine": machine_info(device), "device": str(device), "throughput": [], "notes": [],
     }  # fmt: skip
     m = report["machine"]
-    print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
+    print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {count(m['torch_threads'], 'thread')}, "
           f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
     if (warning := busy_warning(m["loadavg_start"], quiet=quiet)) is not None:
         print("WARNING: " + warning)

@@ -354,10 +354,8 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     assert proc.returncode == 2 and "would take the names of another's: tiny-co-sine-s0 (variant 'sine' of ablation 'tiny-co')" in proc.stderr
     # --render-only under other --set/--seeds than the runs were made with: no page of nothing
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
-    assert proc.returncode == 2 and "--render-only: no finished run of this plan under out; the page there counts 4" in proc.stderr
+    assert proc.returncode == 2 and "--render-only: no finished run of this plan under out, where the page counts 4" in proc.stderr
     assert page.read_bytes() == before
-    proc = ablate("tiny.yaml", "--out", "typo", "--render-only", cwd=tiny_copy)
-    assert proc.returncode == 2 and not (tiny_copy / "typo/reports/tiny/ABLATIONS.md").exists()
 
 
 def _audits(out: Path) -> dict[str, list[dict]]:

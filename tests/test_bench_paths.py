@@ -356,7 +356,7 @@ def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny
     b = rows[bench.DEFAULT_CONFIG.label]
     assert b["images_per_s"]["median"] > 0 and b["ratio_to_a"] is None  # no ratio to a pipeline that did not run
     assert len({line.count("|") for line in bench.throughput_table(res)}) == 1
-    assert "vs conventional, resnet8, cpu, 1 threads, batch 16: not measured ((a) failed)" in bench.targets_lines(
+    assert "vs conventional, resnet8, cpu, 1 thread, batch 16: not measured ((a) failed)" in bench.targets_lines(
         {"throughput": [res]})[0]
     children = psutil.Process().children(recursive=True)
     assert not [c for c in children if "--pipeline-child" in " ".join(c.cmdline())]
