@@ -748,8 +748,7 @@ def assemble(
             "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
-            # whether it is among the checkpoints the run keeps (pruning deletes older step checkpoints)
-            "resumed_from_kept": Path(result.resumed_from).is_file() if result.resumed_from else None,
+            "resumed_from_kept": Path(result.resumed_from).is_file() if result.resumed_from else None,  # not pruned
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
         },
         "spec": resolved_dict(spec),
