@@ -172,6 +172,9 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     """Read and strictly validate an ablation file."""
     path = resolve_ablation_path(arg)
     raw = read_yaml(path, "ablation file")
+    if "variants" not in raw and {"train", "model", "data"} & raw.keys():  # a spec given where an ablation goes
+        raise InvalidInput(f"{arg}: a spec, not an ablation file (which names a base spec, seeds and variants); "
+                           "run a spec with `auditor run`")  # fmt: skip
     try:
         return path, Ablation.model_validate(raw)
     except ValidationError as err:
@@ -872,15 +875,16 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
 Log = Callable[[str], None]
 
 
-def list_lines(plan_source: str) -> list[str]:
-    """`--list`: the ablation file, its overrides and variants."""
+def list_lines(plan_source: str, only: list[str] | None = None) -> list[str]:
+    """`--list`: the ablation file, its overrides and variants (those of `only`, when given)."""
     path, abl = load_ablation(plan_source)
-    width = max(len(v) for v in abl.variants)
+    chosen = _select_variants(plan_source, abl, only or [])
+    width = max(len(v) for v in chosen)
     return [
         f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}",
         f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}",
         f"# seeds: {abl.seeds}",
-        *(f"{v:<{width}}  {' '.join(items) if items else '(base)'}" for v, items in abl.variants.items()),
+        *(f"{v:<{width}}  {' '.join(abl.variants[v]) or '(base)'}" for v in chosen),
     ]
 
 
@@ -970,8 +974,8 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
             raise
         if rc == EXIT_INVALID:
             raise InvalidInput(
-                f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` rejected its input "
-                f"(exit 2, message above); stopped before the remaining {count(total - i, 'run')}"
+                f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` refused to go on "
+                f"(exit 2: bad input, or a file it could not write; message above); stopped before the remaining {count(total - i, 'run')}"
             )
         if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or -rc in STOP_SIGNALS:
             return Execution(r.name, i, rc, interrupted=True)

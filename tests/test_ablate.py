@@ -255,6 +255,16 @@ def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_list_takes_only_and_a_spec_given_as_an_ablation_is_named_as_such(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.yaml", TINY)
+    listed = ablate("tiny.yaml", "--list", "--only", "constant", cwd=tmp_path)
+    assert listed.returncode == 0 and "constant" in listed.stdout and "\ncosine" not in listed.stdout
+    proc = ablate("tiny.yaml", "--list", "--only", "nope", cwd=tmp_path)
+    assert proc.returncode == 2 and "--only: unknown variant 'nope'" in proc.stderr
+    proc = ablate(str(REPO / "specs/smoke.yaml"), "--list", cwd=tmp_path)
+    assert proc.returncode == 2 and "a spec, not an ablation file" in proc.stderr and proc.stderr.count("\n") == 1
+
+
 def test_modes_that_each_run_nothing_are_exclusive(tmp_path: Path) -> None:
     write(tmp_path / "tiny.yaml", TINY)
     proc = ablate("tiny.yaml", "--list", "--render-only", cwd=tmp_path)
