@@ -56,6 +56,7 @@ from auditor.spec import (
     apply_overrides,
     format_validation_error,
     given_or_shipped,
+    merges_into,
     parse_override,
     read_yaml,
     resolve_spec_path,
@@ -110,7 +111,7 @@ Override = Annotated[str, AfterValidator(_check_override)]
 
 def _leaf_keys(path: list[str], value: Any) -> list[str]:
     """The dotted keys an override sets: each one a mapping for a section sets (it merges)."""
-    if isinstance(value, dict) and value and path != ["criteria"]:
+    if merges_into(path, value) and value:
         return [k for key, v in value.items() for k in _leaf_keys([*path, str(key)], v)]
     return [".".join(path)]
 

@@ -266,6 +266,12 @@ def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) ->
         next_digest_path(p).unlink(missing_ok=True)
 
 
+# The files a run's checkpoint folder holds: its checkpoints and their digests (pending ones too).
+FILE_PATTERNS = tuple(
+    name for c in ("last.pt", "best.pt", STEP_GLOB) for name in (c, digest_path(Path(c)).name, next_digest_path(Path(c)).name)
+)
+
+
 def discard_leftovers(ckpt_dir: Path) -> None:
     """Remove what writes and deletions killed part-way left (temp files, digests of files that
     never landed or are gone), so that a finished run's folder holds its checkpoints and their

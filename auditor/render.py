@@ -806,18 +806,21 @@ def _per_class(test: dict[str, Any] | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _steps_short_of(tr: dict[str, Any], epochs: int) -> int | None:
+def _steps_trained(tr: dict[str, Any]) -> int | None:
+    """The training steps the history records, or None where the record does not say (older records)."""
+    steps = [h.get("steps") for h in tr["history"]]
+    return None if not tr.get("steps_per_epoch") or None in steps else sum(steps)
+
+
+def _steps_short_of(tr: dict[str, Any], epochs: float) -> int | None:
     """The steps trained, when fewer than `epochs` whole epochs; None when as many or more, or not recorded."""
-    spe, steps = tr.get("steps_per_epoch") or 0, [h.get("steps") for h in tr["history"]]
-    if not spe or None in steps or sum(steps) >= epochs * spe:
-        return None
-    return sum(steps)
+    steps = _steps_trained(tr)
+    return None if steps is None or steps >= epochs * tr["steps_per_epoch"] else steps
 
 
 def _within_warmup(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
     """A note when the run stopped before its warm-up ended: it never reached the schedule after it."""
-    spe, steps = tr.get("steps_per_epoch") or 0, [h.get("steps") for h in tr["history"]]
-    if not spe or None in steps or not schedule["warmup_epochs"] or sum(steps) >= schedule["warmup_epochs"] * spe:
+    if not schedule["warmup_epochs"] or _steps_short_of(tr, schedule["warmup_epochs"]) is None:
         return ""
     return (f"; this run stopped within the warm-up, after {epochs_run_text(tr)} epochs: its lr only rose, "
             "and what follows the warm-up never took effect")  # fmt: skip

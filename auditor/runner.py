@@ -334,10 +334,8 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
 
 # What a run writes at the top of each of its folders (fileio's `.*.tmp` files too, left by a write
 # cut short). Anything else there is the user's, which replacing the folder would delete.
-_CHECKPOINTS = ("last.pt", "best.pt", "step-*.pt")
 RUN_FILES = {
-    "checkpoints": (*_CHECKPOINTS, *(c + ".sha256" for c in _CHECKPOINTS), *(c + ".sha256.next" for c in _CHECKPOINTS),
-                    ".*.tmp"),
+    "checkpoints": (*checkpoint.FILE_PATTERNS, ".*.tmp"),
     "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp"),
     "reports/figures": ("*.png", ".*.tmp"),
 }  # fmt: skip

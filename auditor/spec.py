@@ -646,9 +646,14 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
                 raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
             node = child
         old = node.get(path[-1])
-        section = isinstance(old, dict) and isinstance(value, dict) and path != ["criteria"]
-        node[path[-1]] = merged(old, value) if section else value  # criteria: a mapping of its own, replaced
+        node[path[-1]] = merged(old, value) if isinstance(old, dict) and merges_into(path, value) else value
     return out
+
+
+def merges_into(path: list[str], value: Any) -> bool:
+    """Whether a `--set` of `value` at `path` merges into the section there rather than replacing
+    it: a mapping does, except for `criteria`, the list of gates, which it replaces."""
+    return isinstance(value, dict) and path != ["criteria"]
 
 
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
