@@ -846,7 +846,7 @@ def check_run_names(out: Path, plan: Plan) -> None:
 
 def counted_runs(record: dict[str, Any]) -> int:
     """How many finished runs an ablation record counts."""
-    return sum(len(v["runs"]) for v in record["variants"])
+    return sum(v["n"] for v in record["variants"])
 
 
 def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Path, dict[str, Any]]:

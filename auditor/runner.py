@@ -719,7 +719,8 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
 
 
 def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -> str:
-    """Why the test accuracy of a model with non-finite weights is not reported."""
+    """Why an accuracy measured on a model with non-finite weights (test, or the selected epoch's
+    validation) is not reported."""
     return (f"{checkpoint_name} holds non-finite values in {count(len(bad), 'tensor')} (e.g. {bad[0]}): "
             f"the model is broken, and its accuracy as measured ({acc:.2%}) means nothing")  # fmt: skip
 
