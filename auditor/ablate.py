@@ -639,9 +639,7 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
 
 
 def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dict[str, str]]:
-    from matplotlib.ticker import MaxNLocator
-
-    from auditor.render import agg_figure, write_png
+    from auditor.render import agg_figure, epoch_axis, write_png
 
     data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"]]) for v in record["variants"]}
     splits = sorted({s for c in data.values() for s in c["split"] if s})
@@ -660,8 +658,7 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
         ax.plot(epochs, [100 * x for x in mean], color=color, lw=1.8, label=f"{name}{_split_mark(c, mixed)} (n={n})", marker="o" if len(epochs) == 1 else None)
         if n > 1:
             ax.fill_between(epochs, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.18, lw=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(f"{split_label} accuracy (%)")
     ax.set_title(f"{record['ablation']['name']}: mean over seeds, band min-max", fontsize=10)
     ax.grid(alpha=0.3)
@@ -691,9 +688,7 @@ def _depth_figure(
     record: dict[str, Any], data: dict[str, Any], fig_dir: Path, split_label: str, mixed: bool
 ) -> dict[str, str]:
     """He et al. (2016) Fig. 6 style: train error dashed/thin, held-out error bold, per network."""
-    from matplotlib.ticker import MaxNLocator
-
-    from auditor.render import agg_figure, write_png
+    from auditor.render import agg_figure, epoch_axis, write_png
 
     family = {v["name"]: (v["runs"][0]["family"] if v["runs"] else None) for v in record["variants"]}
     groups = {"plain": [n for n, f in family.items() if f and f.startswith("plain")]}
@@ -709,9 +704,8 @@ def _depth_figure(
             ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--", **({"marker": "x"} if dot else {}))
             ep, va, _, _ = _band(c["val_acc"])
             ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=f"{name}{_split_mark(c, mixed)}", **dot)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epoch_axis(ax)
         ax.set_title(f"{title} networks")
-        ax.set_xlabel("epoch")
         ax.set_ylabel("error (%)")
         ax.grid(alpha=0.3)
         _legend_or_note(ax, fontsize=8, title=f"bold: {split_label} error; dashed: training error", title_fontsize=7)

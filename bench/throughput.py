@@ -952,8 +952,8 @@ def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str,
 
 def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict[str, Any]:
     """(a) and each auditor configuration, interleaved; ratios to (a) and to the default (b)."""
-    s.log(f"[{s.model}] building pipelines, one process each: (a) + {len(configs)} auditor configuration(s), "
-          f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    s.log(f"[{s.model}] building pipelines, one process each: (a) + {count(len(configs), 'auditor configuration')}, "
+          f"{count(torch.get_num_threads(), 'torch thread')}")  # fmt: skip
     with closing_all([]) as pipes:
         failed = build_pipelines(s, configs, pipes)
         plan = warm_pipelines(s, pipes, failed)
@@ -1465,7 +1465,7 @@ def _pct(value: float, target: float) -> str:
 
 def _few(st: dict[str, Any], steps: int) -> str:
     """A caveat on a verdict drawn from fewer than 3 repeats (an unmeasured spread)."""
-    return "" if st["n"] >= 3 else f" (from {st['n']} repeat(s) of {steps} steps: indicative only)"
+    return "" if st["n"] >= 3 else f" (from {count(st['n'], 'repeat')} of {count(steps, 'step')}: indicative only)"
 
 
 # The issue's targets; the report compares with them and never asserts them.

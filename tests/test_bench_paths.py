@@ -220,7 +220,7 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert bench.ceiling_exceeded(beaten) == pytest.approx(1.3)
     assert "**Not a ceiling here:** an fp32 configuration reached 130% of it" in "\n".join(bench.ceiling_lines(beaten))
     assert not any("needs" in line for line in bench._throughput_targets(beaten))
-    assert any("(from 1 repeat(s) of 2 steps: indicative only)" in line for line in bench._throughput_targets(res))
+    assert any("(from 1 repeat of 2 steps: indicative only)" in line for line in bench._throughput_targets(res))
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column

@@ -33,7 +33,7 @@ import yaml
 import auditor
 from auditor import render
 from auditor.errors import InvalidInput
-from auditor.render import render_run, render_text
+from auditor.render import agg_figure, epoch_axis, render_run, render_text
 from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resource_dir, spec_hash, validate_spec
 from auditor.train import lr_factor
 
@@ -235,6 +235,20 @@ def test_matplotlib_missing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not (run_dir / "figures" / "learning_curves.png").exists()
     assert "figures unavailable: matplotlib is not importable" in text
     assert "![Learning curves" not in text
+
+
+@pytest.mark.parametrize("epochs", [[1], [1, 2], list(range(1, 31))])
+def test_epoch_axes_tick_whole_epochs_even_for_a_single_epoch(epochs: list[int]) -> None:
+    pytest.importorskip("matplotlib")
+    fig = agg_figure((6, 4))
+    ax = fig.subplots()
+    ax.plot(epochs, [50.0] * len(epochs), marker="o")
+    epoch_axis(ax)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert shown and all(float(t).is_integer() for t in shown), (shown, (lo, hi))
+    assert ax.get_xlabel() == "epoch"
 
 
 def test_missing_or_corrupt_audit_is_invalid_input(tmp_path: Path) -> None:
@@ -465,8 +479,12 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
     audit["spec"]["train"] |= {"max_steps": 13, "epochs": 182}
     audit["spec"]["train"]["schedule"] |= {"name": "cosine", "warmup_epochs": 2, "milestones": []}
     text = text_of(rehash(audit))
-    assert "(lr updated every step); this run stopped within the warm-up, after 0.68 (13 steps) epochs: its lr only " \
+    assert "(lr updated every step); this run stopped within the warm-up, after 0.68 epochs (13 steps): its lr only " \
            "rose, and what follows the warm-up never took effect" in text
+    # A step budget of exactly one epoch (19 steps) inside a 2-epoch warm-up: one whole epoch, said in the singular.
+    tr["history"] = [{**tr["history"][0], "steps": tr["steps_per_epoch"]}]
+    audit["spec"]["train"]["max_steps"] = tr["steps_per_epoch"]
+    assert "this run stopped within the warm-up, after 1 epoch: its lr only rose" in text_of(rehash(audit))
 
 
 def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
@@ -578,7 +596,7 @@ def test_milestones_within_the_warm_up_are_said_to_wait_for_its_end() -> None:
     audit = golden_audit()
     audit["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": [0.5, 2], "gamma": 0.1, "warmup_epochs": 1}
     text = section(text_of(rehash(audit)), "Hyperparameters")
-    assert ("multistep: linear warm-up over 1 epoch(s), then multiply by gamma = 0.1 at epochs 0.5, 2; the warm-up "
+    assert ("multistep: linear warm-up over 1 epoch, then multiply by gamma = 0.1 at epochs 0.5, 2; the warm-up "
             "ignores the milestone within it (0.5): its decay applies at once when the warm-up ends, at epoch 1") in text
     assert lr_factor(9, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == 1.0
     assert lr_factor(10, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == pytest.approx(0.1)
@@ -635,7 +653,7 @@ def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
     assert lines[0] == "# Reproducibility sheet: smoke (FAIL: TRAINING DIVERGED)"
     assert lines[2].startswith("**Verdict: FAIL** · 1/4 criteria passed · status: **DIVERGED**")
     banner = "> [!CAUTION]\n> **FAIL — TRAINING DIVERGED.** The training loss became non-finite at global step 7"
-    assert banner in text
+    assert banner in text and "training stopped after 0 completed epochs of 3 planned." in text
     assert "Why it failed: training diverged; criterion `best_val_acc >= 0.5` failed" in text
     assert "No checkpoint was recorded." in text
     assert "no best checkpoint was written, so there is nothing to evaluate" in text

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from auditor.words import count
+from auditor.words import count, plural
 
 
 def test_counted_nouns_are_singular_for_one() -> None:
     assert [count(1, "torch thread"), count(2, "CPU"), count(1.5, "CPU"), count(4068, "training image")] == [
         "1 torch thread", "2 CPUs", "1.5 CPUs", "4,068 training images"]  # fmt: skip
+
+
+def test_a_noun_alone_follows_a_number_said_elsewhere() -> None:
+    assert [plural(1, "epoch"), plural(2, "epoch"), plural(0, "milestone"), plural(0.5, "epoch")] == [
+        "epoch", "epochs", "milestones", "epochs"]  # fmt: skip
