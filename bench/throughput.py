@@ -1897,6 +1897,20 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         print(f"wrote {RESULTS_MD}")
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the bench is: its temporary folders and pipelines are removed on the way out."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def refuse(problem: object) -> int:
+    """Exit status 2 with `problem` said as argparse says its own argument errors."""
+    print(f"{Path(sys.argv[0]).name}: error: {problem}; nothing measured", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sections the flags ask for, print them, and write the reports asked for."""
     raw = sys.argv[1:] if argv is None else argv
@@ -1906,26 +1920,25 @@ def main(argv: list[str] | None = None) -> int:
         return pipeline_child(int(raw[1]))
     a = parse_args(raw)
     if (problem := argument_problem(a)) is not None:
-        print(f"{problem}; nothing measured", file=sys.stderr)
-        return 2
+        return refuse(problem)
     if a.render_json:
         return render_saved(a)
     device = torch.device(a.device)
     try:
         configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
     except ValueError as exc:
-        print(f"{exc}; nothing measured", file=sys.stderr)
-        return 2
+        return refuse(exc)
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
     make_current(device)
     report = new_report(raw, device, a.quiet_threshold)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         throughput_sections(a, device, configs, report)
         other_sections(a, device, report)
-    except KeyboardInterrupt:  # the pipelines' processes are stopped on the way out
-        print("\ninterrupted: no results written", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:  # the pipelines' processes are stopped on the way out
+        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: no results written", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     finish(a, report)
     return 0
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -331,7 +333,29 @@ def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: s
         pytest.skip("checks the refusal on a machine without CUDA")
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), *args], check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "throughput.py: error: " in proc.stderr  # the bench's own refusals are said as argparse says its own
     assert "machine:" not in proc.stdout  # stopped before anything was measured
+
+
+def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: Path) -> None:
+    import psutil
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(REPO / "bench" / "throughput.py"), "--synthetic", "--model", "resnet20", "--steps", "200"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:  # the pipelines' processes exist, and the temporary folder with them
+            if "building pipelines" in line:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert list(tmp_path.glob("auditor-bench-*")), "the bench made no temporary folder to clean up"
+        proc.send_signal(signal.SIGTERM)  # to the bench alone, not its process group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "terminated: no results written" in err and "Traceback" not in err, err
+    assert not list(tmp_path.glob("auditor-bench-*"))
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_overhead_phases_name_functions_that_exist(bench) -> None:
