@@ -350,7 +350,7 @@ def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: 
         children = psutil.Process(proc.pid).children(recursive=True)
         assert list(tmp_path.glob("auditor-bench-*")), "the bench made no temporary folder to clean up"
         proc.send_signal(signal.SIGTERM)  # to the bench alone, not its process group
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 143 and "terminated: no results written" in err and "Traceback" not in err, err
