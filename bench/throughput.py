@@ -1597,13 +1597,19 @@ def cpu_share_lines(m: dict[str, Any]) -> list[str]:
             *([f"- **Warning:** {note}"] if note else [])]
 
 
+def _single_repeats(res: dict[str, Any]) -> str:
+    """Which rows ran once: one of their steps took longer than --max-repeat-s allows a repeat."""
+    once = [r["label"] for r in res["rows"] if "failed" not in r and r["images_per_s"]["n"] < res["repeats"]]
+    return f" (once for {', '.join(once)}: one step exceeded {res['max_repeat_s']:g}s)" if once else ""
+
+
 def throughput_section(res: dict[str, Any]) -> list[str]:
     """One throughput section: how it was timed, its table and the fp32 ceiling."""
     return [
         f"### Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}, "
         f"{count(res['torch_threads'], 'torch thread')}", "",
         f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
-        f"{res['max_repeat_s']:g}s), {count(res['repeats'], 'repeat')} in alternating order, after {res['warmup_steps']} + 1 "
+        f"{res['max_repeat_s']:g}s), {count(res['repeats'], 'repeat')} in alternating order{_single_repeats(res)}, after {res['warmup_steps']} + 1 "
         f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
         f"for (a)'s fresh DataLoader iterator; a repeat during which other processes used more than "
         f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "

@@ -358,6 +358,15 @@ def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: 
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
+def test_a_row_timed_once_is_named_in_its_sections_header(bench) -> None:
+    row = lambda label, n: {"label": label, "images_per_s": {"n": n}}
+    res = {"repeats": 3, "max_repeat_s": 30.0, "rows": [row("(a) conventional", 3), row("amp bf16", 1),
+                                                        {"label": "amp fp16", "failed": "fp16 needs a CUDA device"}]}
+    assert bench._single_repeats(res) == " (once for amp bf16: one step exceeded 30s)"
+    res["rows"][1]["images_per_s"]["n"] = 3
+    assert bench._single_repeats(res) == ""
+
+
 def test_overhead_phases_name_functions_that_exist(bench) -> None:
     """The breakdown wraps functions by name: a renamed or removed one would silently time nothing."""
     for module, attr, _ in bench.PHASES:
