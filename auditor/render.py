@@ -228,6 +228,12 @@ def fixed(x: float | None, decimals: int = 4) -> str:
     return NA if _missing(x) else f"{x:.{decimals}f}"
 
 
+def loss_cell(x: float | None) -> str:
+    """An epoch's loss: every epoch records both, so a missing one was non-finite
+    (audit.json writes NaN and inf as null)."""
+    return "non-finite" if x is None or not math.isfinite(x) else fixed(x)
+
+
 def pct(x: float | None, decimals: int = 2) -> str:
     """A fraction as a percentage: 0.9867 -> 98.67%."""
     return NA if _missing(x) else f"{100 * x:.{decimals}f}%"
@@ -759,7 +765,7 @@ def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[
     def row(h: dict[str, Any]) -> list[str]:
         ep = f"**{h['epoch']}** (best)" if h["epoch"] == best_epoch else str(h["epoch"])
         return [
-            ep, f"{h['lr']:.4g}", fixed(h["train_loss"]), pct(h["train_acc"]), fixed(h["val_loss"]),
+            ep, f"{h['lr']:.4g}", loss_cell(h["train_loss"]), pct(h["train_acc"]), loss_cell(h["val_loss"]),
             pct(h["val_acc"]), f"{h['epoch_s']:,.1f}", f"{h['images_per_s']:,.1f}",
         ]  # fmt: skip
 

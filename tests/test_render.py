@@ -487,6 +487,14 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
     assert "this run stopped within the warm-up, after 1 epoch: its lr only rose" in text_of(rehash(audit))
 
 
+def test_a_non_finite_epoch_loss_is_said_as_such_not_as_missing() -> None:
+    audit = golden_audit()
+    audit["training"]["history"][0]["val_loss"] = None  # audit.json holds a NaN or inf loss as null
+    rows = [r for r in text_of(rehash(audit)).splitlines() if r.startswith("| 1 | 0.04523 |")]
+    assert len(rows) == 1 and rows[0].split(" | ")[4] == "non-finite", rows
+    assert "| 1 | 0.04523 | 2.0907 | 27.08% | 1.1748 |" in text_of(golden_audit())
+
+
 def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
     audit = golden_audit()
     d = audit["data"]
