@@ -762,11 +762,20 @@ def _yaml_kind(value: Any) -> str | None:
 def value_text(value: Any) -> str:
     """A spec value as its YAML would show it (`null`, `true`, `2024-01-01`, not Python's None,
     True, datetime.date(2024, 1, 1)); text in quotes."""
-    if isinstance(value, (dict, list, bool)) or value is None:
-        return json.dumps(value, default=str)
-    if isinstance(value, (datetime.date, datetime.time)):  # YAML's unquoted dates and times
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_inner_text(k)}: {_inner_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_inner_text(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # YAML's unquoted dates and times, at any depth
         return value.isoformat()
     return repr(value)
+
+
+def _inner_text(value: Any) -> str:
+    """An item of a list or mapping: text double-quoted, as a JSON-like flow collection shows it."""
+    return json.dumps(value) if isinstance(value, str) else value_text(value)
 
 
 def _short(value: Any) -> str:

@@ -90,6 +90,11 @@ BAD = [
     ({"criteria": 5}, "criteria", "must be a mapping, got 5"),
     ({"train": {"epochs": datetime.date(2024, 1, 1)}}, "train.epochs", "valid integer, got 2024-01-01"),  # as YAML wrote it
     ({"train": {"epochs": True}}, "train.epochs", "got true"),
+    ({"data": {"mean": [datetime.date(2024, 1, 1), "x", None]}}, "data.mean.0", 'got 2024-01-01'),
+    ({"data": {"mean": [[datetime.date(2024, 1, 1), "x"]]}}, "data.mean.0",
+     'got [2024-01-01, "x"]'),  # a date inside a list as YAML wrote it, not JSON-quoted
+    ({"train": {"optimizer": {"name": {1: [datetime.date(2024, 1, 1), True]}}}}, "train.optimizer.name",
+     'got {1: [2024-01-01, true]}'),
     ({"data": {"augment": {"crop_padding": -1}}}, "data.augment.crop_padding", "greater than or equal to 0"),
     ({"model": {"num_classes": 1}}, "model.num_classes", "greater than or equal to 2"),
     ({"model": {"name": "resnet9000"}}, "model.name", "unknown model"),
