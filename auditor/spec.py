@@ -457,7 +457,11 @@ class SpecLoader(yaml.SafeLoader):
         finally:
             opened.discard(anchor)
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        """The mapping as written, checked before any construction: a merge (`<<`) rewrites the
+        node it merges from in place, so a mapping that both merges and overrides a key would
+        show that key twice to a check made while constructing it after such a rewrite."""
+        node = super().compose_mapping_node(anchor)
         seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -469,7 +473,7 @@ class SpecLoader(yaml.SafeLoader):
                     key_node.start_mark,
                 )  # fmt: skip
             seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+        return node
 
 
 # Numbers as YAML 1.2 reads them. PyYAML's YAML 1.1 rules read `5e-4` as text, `017` as octal

@@ -186,6 +186,11 @@ def test_merge_keys_may_be_overridden() -> None:
     assert raw["train"] == {"epochs": 2, "batch_size": 64}
     again = load_yaml("a: &x {k: &y [1]}\nb: {c: *x, d: *x, e: *y}\n")  # an alias used twice, one from inside
     assert again["b"] == {"c": {"k": [1]}, "d": {"k": [1]}, "e": [1]}
+    # A mapping that merges and overrides, itself merged into a section read before it is
+    # (the merge rewrote it in place, and the check saw the merged key twice).
+    chained = load_yaml("base: &b {lr: 1, momentum: 0.9}\ntrain:\n  optimizer: &m\n    <<: *b\n    lr: 2\n"
+                        "other:\n  <<: *m\n")
+    assert chained["train"]["optimizer"] == chained["other"] == {"lr": 2, "momentum": 0.9}
 
 
 def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> None:
