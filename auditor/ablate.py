@@ -47,7 +47,7 @@ from auditor.errors import (
     Terminated,
     parent_env,
 )
-from auditor.fileio import atomic_write_bytes, out_error, why_not_writable
+from auditor.fileio import atomic_write_bytes, lock_holder, out_error, why_not_writable
 from auditor.render import cifar_qualifier
 from auditor.spec import (
     NAME_PATTERN,
@@ -375,12 +375,16 @@ def report_dir(out: Path, run: str) -> Path:
 
 def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     """(state, the run's audit.json or None), read once. The state is 'finished' (same spec hash),
+    'running' (a live process on this machine holds the run's lock now, e.g. a second ablate;
+    a holder elsewhere cannot be checked, and the run itself refuses while it holds the lock),
     'resume' (interrupted staging dir), 'rejudge' (finished under a spec that differs only outside
     training: `--resume` re-measures and re-judges it without training), 'stale' or 'new'."""
     paths = run_paths(out, run.name)
     audit = _read_json(paths.reports / "audit.json")
     if audit is not None and audit.get("spec_hash") == run.spec_hash:
         return "finished", audit
+    if lock_holder(paths.lock, this_host_only=True):
+        return "running", audit
     if paths.ckpt_staging.is_dir():
         return "resume", audit
     if audit is None:
@@ -898,6 +902,7 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
     for r in plan.runs:
         state, audit = run_state(out, r)
         label = skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
+            "running": f"going on now in another process ({lock_holder(run_paths(out, r.name).lock)})",
             "resume": "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)",
             "stale": "run (replaces a run of a different spec)", "new": "run",
@@ -957,6 +962,10 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         if state == "finished":
             log(f"{head}: {skip_label(audit or {}, now[r.spec.train.device])}")
             continue
+        if state == "running":
+            raise InvalidInput(f"{run_paths(out, r.name).lock}: run {r.name} is going on in another process "
+                               f"({lock_holder(run_paths(out, r.name).lock)}); wait for it to finish, then run "
+                               f"this ablation again: it continues from the runs finished")
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         log(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env())

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes
+from auditor.fileio import atomic_write_bytes, lock_beside
 
 SCHEMA_VERSION = 1
 AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -50,6 +50,11 @@ class RunPaths:
     def ckpt_staging(self) -> Path:
         """The checkpoint folder being written; promoted over `checkpoints` when the run ends."""
         return self.checkpoints.with_name(self.checkpoints.name + STAGING)
+
+    @property
+    def lock(self) -> Path:
+        """The run's lock file, beside its checkpoint folder: it never moves, unlike the folders."""
+        return lock_beside(self.checkpoints)
 
     @property
     def last_checkpoint(self) -> Path:

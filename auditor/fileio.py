@@ -158,15 +158,18 @@ def _note_holder(fd: int) -> None:
         pass
 
 
-def lock_holder(lock: Path) -> str:
+def lock_holder(lock: Path, this_host_only: bool = False) -> str:
     """Who holds `lock` as its holder wrote it ('process PID on HOST since TIME'), or '' when
-    the file holds no such note (a holder that could not write it, or one just starting)."""
+    the file holds no such note (a holder that could not write it, or one just starting).
+    `this_host_only`: '' also for a holder on another machine, whose note cannot be checked
+    (a process there that was killed leaves its note)."""
     try:
         note = lock.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return ""
     m = re.fullmatch(r"process (\d+) on (\S+) since \S+", note)
-    if m is None or (m[2] == socket.gethostname() and not _alive(int(m[1]))):
+    here = m is not None and m[2] == socket.gethostname()
+    if m is None or (here and not _alive(int(m[1]))) or (this_host_only and not here):
         return ""  # no note, or one an earlier holder left (a holder that opened the file read-only writes none)
     return note
 

@@ -40,7 +40,7 @@ from auditor.audit import (
 from auditor.check import evaluate_criteria, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError
-from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
+from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
 from auditor.spec import Spec, resolved_dict, resolved_yaml, same_training, spec_hash, training_changes
@@ -72,11 +72,6 @@ class Claim(NamedTuple):
     locked: bool
 
 
-def lock_path(paths: RunPaths) -> Path:
-    """The run's lock file, beside its checkpoint folder: it never moves, unlike the folders."""
-    return lock_beside(paths.checkpoints)
-
-
 @contextmanager
 def claimed_run(paths: RunPaths) -> Iterator[Claim]:
     """Hold the run's lock for the block (InvalidInput when another process holds it), check and
@@ -87,7 +82,7 @@ def claimed_run(paths: RunPaths) -> Iterator[Claim]:
     Ctrl-C, SIGTERM) before the first checkpoint removes the staging folders: nothing to continue."""
     busy = (f"a run named {paths.checkpoints.name!r} is going on in this --out (another process holds this "
             "lock); wait for it to finish, or run under another name or --out")  # fmt: skip
-    with held_lock(lock_path(paths), busy, paths.out) as locked:
+    with held_lock(paths.lock, busy, paths.out) as locked:
         check_run_folders(paths)
         recover_interrupted_promote(paths)
         made = _make_ckpt_staging(paths)

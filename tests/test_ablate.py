@@ -27,8 +27,10 @@ from auditor.ablate import (
     summarize,
     version_change,
 )
+from auditor.audit import run_paths
 from auditor.cli import main
 from auditor.errors import InvalidInput
+from auditor.fileio import held_lock
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = REPO / "specs" / "ablations"
@@ -439,6 +441,18 @@ def test_resume_and_new_seeds_are_planned(tiny_copy: Path) -> None:
     assert "[skip (finished)]" in lines["tiny-cosine-s0"]
     assert "extended with [2]" in proc.stdout
     assert re.search(r"--set name=tiny-cosine-s2 --out out --resume$", proc.stdout, re.MULTILINE)
+    # A run another process is on now (a second ablate of the same file) is named as such, and
+    # this ablate stops before it instead of starting the run again.
+    first = next(name for name, ln in lines.items() if "[skip" not in ln)
+    lock = run_paths(root / "out", first).lock
+    with held_lock(lock, "busy", root / "out"):
+        listed = ablate("tiny.yaml", "--seeds", "3", "--dry-run", "--out", "out", cwd=root)
+        assert f"[going on now in another process (process {os.getpid()} on " in listed.stdout
+        stopped = ablate("tiny.yaml", "--seeds", "3", "--out", "out", cwd=root)
+    assert stopped.returncode == 2 and "Traceback" not in stopped.stderr, stopped.stderr
+    assert f"{lock.relative_to(root)}: run {first} is going on in another process (process {os.getpid()} on " \
+        in stopped.stderr
+    assert staging.is_dir() and not any(staging.iterdir())  # nothing was started
 
 
 @pytest.mark.slow

@@ -265,16 +265,15 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
 def test_a_second_run_of_a_name_going_on_in_the_same_out_is_refused(tmp_path: Path) -> None:
     from auditor.audit import run_paths
     from auditor.fileio import lock_file
-    from auditor.runner import lock_path
 
     paths = run_paths(tmp_path, "smoke")
     paths.ckpt_staging.mkdir(parents=True)
-    holder = lock_file(lock_path(paths))  # as the run going on holds it
+    holder = lock_file(paths.lock)  # as the run going on holds it
     assert holder is not None, "this file system cannot lock files"
     try:
         for resume in ([], ["--resume"]):
             proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), *resume)
-            assert_clean_error(proc, f"{lock_path(paths)}: a run named 'smoke' is going on in this --out")
+            assert_clean_error(proc, f"{paths.lock}: a run named 'smoke' is going on in this --out")
     finally:
         os.close(holder)
     assert not any(paths.ckpt_staging.iterdir()) and not (tmp_path / "reports").exists()  # its folders untouched

@@ -202,3 +202,6 @@ def test_a_holder_note_of_a_process_gone_is_not_named_and_a_release_clears_the_n
     with held_lock(lock, "busy", tmp_path):
         assert lock_holder(lock).startswith(f"process {os.getpid()} on {host} since ")
     assert lock.read_text() == ""  # released: the note named a holder only while it held the lock
+    elsewhere = f"process {os.getpid()} on not-{host} since 2026-01-01T00:00:00+00:00"
+    lock.write_text(elsewhere + "\n")  # a holder on another machine: its process cannot be checked from here
+    assert lock_holder(lock) == elsewhere and lock_holder(lock, this_host_only=True) == ""

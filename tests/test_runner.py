@@ -475,7 +475,7 @@ needs_flock = pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs
 def hold_lock(paths: RunPaths) -> int:
     """Take the run's lock as another process's run would (flock locks conflict between open files)."""
     paths.checkpoints.parent.mkdir(parents=True, exist_ok=True)
-    fd = lock_file(runner.lock_path(paths))
+    fd = lock_file(paths.lock)
     assert fd is not None, "this file system cannot lock files"
     return fd
 
@@ -489,7 +489,7 @@ def test_a_run_of_this_name_going_on_is_refused_and_an_abandoned_one_taken_over(
     holder = hold_lock(paths)
     try:
         for resume in (False, True):  # --resume would write into the live run's folder too
-            with pytest.raises(InvalidInput, match=f"{runner.lock_path(paths)}: a run named 'smoke' is going on"):
+            with pytest.raises(InvalidInput, match=f"{paths.lock}: a run named 'smoke' is going on"):
                 start(paths, resume=resume)
         assert left.is_file()  # a live run's folder is left alone
     finally:
