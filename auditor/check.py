@@ -45,6 +45,7 @@ from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.spec import (
     CATEGORICAL_METRICS,
+    NO_VALUE,
     NUMERIC_METRICS,
     Criterion,
     DuplicateKey,
@@ -448,12 +449,19 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
             return {}
         if not isinstance(section, dict):
             raise InvalidInput(f"{path}: criteria: must be a mapping of metric: expression")
-        return _drop_nulls(section)
+        return _with_values(section, path)
     spec_keys = sorted(k for k in map(str, raw) if k in _SPEC_KEYS)
     if spec_keys:
         # A spec without a criteria section would silently check nothing.
         raise InvalidInput(f"{path}: criteria: missing (a spec file with no criteria section)")
-    return _drop_nulls(raw)
+    return _with_values(raw, path)
+
+
+def _with_values(mapping: dict[Any, Any], path: Path) -> dict[str, Any]:
+    """A criteria file's entries; one with no value (an unset variable in a template) is refused."""
+    if (empty := [k for k, v in mapping.items() if v is None]):
+        raise InvalidInput(f"{path}: criteria.{empty[0]}: {NO_VALUE}")
+    return {str(k): v for k, v in mapping.items()}
 
 
 def _drop_nulls(mapping: dict[Any, Any]) -> dict[str, Any]:

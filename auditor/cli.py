@@ -147,7 +147,7 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
     p.add_argument("--junit", type=Path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
-                   help="add or replace a criterion (an empty or null EXPR removes it), repeatable")  # fmt: skip
+                   help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused), repeatable")  # fmt: skip
     p.add_argument("--require-criteria", action="store_true",
                    help="fail (exit 1) when no criterion is left to check, rather than pass with nothing gated")  # fmt: skip
 

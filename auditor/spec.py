@@ -61,6 +61,9 @@ def _new_run(info: ValidationInfo) -> bool:
 
 
 SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
+# A criterion entry written with no value (`test_acc:`, or a template's unset variable): refused,
+# not read as null, which would remove the gate.
+NO_VALUE = "no value; write an expression (e.g. \">= 0.85\"), or delete the line to have no such criterion"
 
 
 class _Section(BaseModel):
@@ -397,12 +400,16 @@ class Spec(_Section):
 
     @field_validator("criteria", mode="before")
     @classmethod
-    def _criteria_parse(cls, v: Any) -> Any:
+    def _criteria_parse(cls, v: Any, info: ValidationInfo) -> Any:
         if v is None:  # `criteria:` with nothing under it: none, as in a criteria file
             return {}
         if isinstance(v, dict):
-            # `null` removes a criterion, as in `check`; an empty text (`--set criteria.X=` with an
-            # unset variable in a CI script) is refused rather than taken to remove the gate.
+            # `--set criteria.X=null` removes a criterion (apply_parsed), as in `check`; an empty
+            # text (`--set criteria.X=` with an unset variable in a CI script) or an entry written
+            # with no value is refused rather than taken to remove the gate. Runs recorded their
+            # criteria with such entries dropped.
+            if _new_run(info) and (empty := [k for k, e in v.items() if e is None]):
+                raise ValueError(f"{SUBKEY}{empty[0]}: {NO_VALUE}")
             v = {k: e for k, e in v.items() if e is not None}
             for metric, expr in v.items():
                 if isinstance(expr, str) and not expr.strip():
@@ -595,10 +602,14 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 def override_value(raw: str, item: str) -> Any:
     """A `--set` VALUE: parsed as YAML (`""` for a blank one), or, where it is not YAML (`>= 0.9`
     opens a block scalar, `!= diverged` names a tag), the text itself, without a trailing
-    `# comment` as YAML would drop it. Validation still rejects text wherever a string is not
-    allowed. A mapping with a key given twice is refused (InvalidInput naming `item`)."""
+    `# comment` as YAML would drop it. A value that is nothing but a comment is blank too
+    (`criteria.X=$UNSET # why`: the gate must not read as null, which removes it). Validation
+    still rejects text wherever a string is not allowed. A mapping with a key given twice is
+    refused (InvalidInput naming `item`)."""
+    if not raw.strip() or raw.strip().startswith("#"):
+        return ""
     try:
-        return load_yaml(raw) if raw.strip() else ""
+        return load_yaml(raw)
     except DuplicateKey as exc:  # valid YAML, refused
         raise InvalidInput(f"--set {item!r}: {yaml_problem(exc)}") from None
     except yaml.YAMLError:
@@ -650,8 +661,18 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
                 raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
             node = child
         old = node.get(path[-1])
+        if path[:1] == ["criteria"]:  # null removes a gate here; in a file, an entry left empty is refused
+            value = _without_nulls(value) if path == ["criteria"] else value
+            if len(path) == 2 and value is None:
+                node.pop(path[-1], None)
+                continue
         node[path[-1]] = merged(old, value) if isinstance(old, dict) and merges_into(path, value) else value
     return out
+
+
+def _without_nulls(value: Any) -> Any:
+    """A criteria mapping given to `--set criteria=...` without its null entries (removed gates)."""
+    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
 
 
 def merges_into(path: list[str], value: Any) -> bool:
@@ -923,6 +944,7 @@ def _categorical_ops(metric: str) -> str:
 
 
 def _criterion_schema(form: str, pattern: str) -> dict[str, Any]:
-    """One criterion's JSON Schema: an expression of `form` (matching `pattern`), or null to remove it."""
-    return {"anyOf": [{"type": "string", "pattern": pattern}, {"type": "null"}],
-            "description": f"{form}; null removes the criterion"}  # fmt: skip
+    """One criterion's JSON Schema: an expression of `form` (matching `pattern`). An entry with no
+    value is refused; `--set criteria.METRIC=null` removes one."""
+    return {"type": "string", "pattern": pattern,
+            "description": f"{form}; `--set criteria.METRIC=null` removes the criterion"}  # fmt: skip

@@ -269,9 +269,12 @@ def test_set_quoted_value_is_unquoted() -> None:
     assert load_criteria({}, None, ["criteria.test_acc='>= 0.5'"]) == {"test_acc": ">= 0.5"}
 
 
-def test_file_null_values_are_dropped_and_empty_ones_refused(tmp_path: Path) -> None:
-    f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nlatency_ms:\n')
-    assert load_criteria(BASE, f, []) == {"test_acc": ">= 0.5"}
+def test_file_entries_with_no_value_and_empty_ones_are_refused(tmp_path: Path) -> None:
+    """An entry a template left empty (`latency_ms: ${UNSET}`) must not drop the gate."""
+    for text in ('test_acc: ">= 0.5"\nlatency_ms:\n', 'criteria:\n  test_acc: ">= 0.5"\n  latency_ms: ~\n'):
+        f = write(tmp_path / "c.yaml", text)
+        with pytest.raises(InvalidInput, match=f"{f}: criteria.latency_ms: no value; write an expression"):
+            load_criteria(BASE, f, [])
     f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nstatus: ""\n')
     with pytest.raises(InvalidInput, match="criteria.status: cannot parse ''"):
         load_criteria(BASE, f, [])

@@ -33,6 +33,7 @@ from auditor.spec import (
     spec_hash,
     training_changes,
     training_hash,
+    validate_spec,
 )
 
 SHIPPED = sorted((REPO / "specs").rglob("*.yaml"))
@@ -379,12 +380,12 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
         assert pattern.search(raw.get("train", {}).get("device", "auto")), path
         assert set(raw.get("criteria", {})) <= set(criteria["properties"]), path
         for metric, expr in raw.get("criteria", {}).items():
-            assert re.search(criteria["properties"][metric]["anyOf"][0]["pattern"], expr), (path, metric)
+            assert re.search(criteria["properties"][metric]["pattern"], expr), (path, metric)
     for metric, expr, valid in [("test_acc", ">= 0.9", True), ("test_acc", " 0.9 +/- 0.01", True), ("latency_ms", "< 1e3", True),
                                 ("images_per_s", "1000 ± 5", True), ("test_acc", "banana", False), ("test_acc", ">= ", False),
                                 ("reproducible", "== bitwise", True), ("reproducible", "!= diverged", False),
                                 ("status", "!= diverged", True), ("status", "== done", False)]:  # fmt: skip
-        assert bool(re.search(criteria["properties"][metric]["anyOf"][0]["pattern"], expr)) is valid, (metric, expr)
+        assert bool(re.search(criteria["properties"][metric]["pattern"], expr)) is valid, (metric, expr)
         assert (Spec.model_validate({"name": "x", "criteria": {metric: expr}}) is not None) if valid else True
     reserved = re.compile(schema["properties"]["name"]["not"]["pattern"])
     assert all(reserved.search(f"run{x}") for x in (".partial", ".old", ".failed")) and not reserved.search("run.v2")
@@ -461,12 +462,34 @@ def test_a_hash_without_a_blank_before_it_or_quoted_is_no_comment() -> None:
     assert parse_override("description=2024-13-45")[1] == "2024-13-45"  # no date: text, not a traceback
 
 
-@pytest.mark.parametrize("removal", ["# no criterion", " # none", "null  # none"])
-def test_a_criterion_set_to_nothing_with_a_comment_is_removed_as_in_check(removal: str) -> None:
+def test_a_criterion_set_to_null_with_a_comment_is_removed_as_in_check() -> None:
     from auditor.check import load_criteria
 
-    assert "best_val_acc" not in load_spec("smoke", [f"criteria.best_val_acc={removal}"]).criteria
-    assert load_criteria({"best_val_acc": ">= 0.5"}, None, [f"criteria.best_val_acc={removal}"]) == {}
+    assert "best_val_acc" not in load_spec("smoke", ["criteria.best_val_acc=null  # none"]).criteria
+    assert load_criteria({"best_val_acc": ">= 0.5"}, None, ["criteria.best_val_acc=null  # none"]) == {}
+
+
+@pytest.mark.parametrize("blank", ["# minimum accuracy", " # from ci.env", "#x"])
+def test_a_criterion_set_to_only_a_comment_is_refused_as_empty_as_in_check(blank: str) -> None:
+    """`--set "criteria.best_val_acc=$MIN # why"` with MIN unset must not drop the gate (YAML reads it as null)."""
+    from auditor.check import load_criteria
+
+    with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write null to remove the criterion"):
+        load_spec("smoke", [f"criteria.best_val_acc={blank}"])
+    with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write null to remove the criterion"):
+        load_criteria({"best_val_acc": ">= 0.5"}, None, [f"criteria.best_val_acc={blank}"])
+
+
+def test_a_criterion_written_with_no_value_is_refused_but_one_recorded_so_is_dropped(tmp_path: Path) -> None:
+    """A spec entry `best_val_acc:` (a template's unset variable) must not drop the gate; only
+    `--set criteria.X=null` removes one."""
+    raw = load_yaml((REPO / "specs" / "smoke.yaml").read_text())
+    raw["criteria"]["best_val_acc"] = None
+    with pytest.raises(InvalidInput, match=r"criteria\.best_val_acc: no value; write an expression"):
+        validate_spec(raw, "s.yaml")
+    assert "best_val_acc" not in validate_spec(raw, "audit.json", recorded=True).criteria
+    spec = load_spec("smoke", ["criteria={best_val_acc: null, latency_ms: '< 9'}"])  # --set: null removes
+    assert spec.criteria == {"latency_ms": "< 9"}
 
 
 def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
