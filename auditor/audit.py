@@ -187,6 +187,10 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{run_dir}: a file, not a report folder (give the folder that holds audit.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
+    except RecursionError:
+        raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
+    if (huge := _huge_number(audit)) is not None:
+        raise InvalidInput(f"{path}: not an audit record: {huge}")
     if not isinstance(audit, dict):
         raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
     version = audit.get("schema_version")
@@ -197,6 +201,21 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if missing:
         raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
     return audit
+
+
+def _huge_number(record: Any) -> str | None:
+    """Where `record` holds an integer no field of a record can hold (a float would overflow
+    on it), as 'FIELD: an integer of N digits', or None."""
+    todo: list[tuple[str, Any]] = [("(top level)", record)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, dict):
+            todo += [(k if where == "(top level)" else f"{where}.{k}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+        elif isinstance(value, int) and abs(value) >= 2**63:
+            return f"{where}: an integer of {len(str(abs(value)))} digits"
+    return None
 
 
 def _nested_ok(audit: dict[str, Any], keys: tuple[str, ...], kind: type | tuple[type, ...], required: bool) -> bool:

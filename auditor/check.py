@@ -48,11 +48,11 @@ from auditor.spec import (
     NO_VALUE,
     NUMERIC_METRICS,
     Criterion,
-    DuplicateKey,
     Spec,
     load_yaml,
     override_value,
     parse_criterion,
+    quote_hint,
     yaml_problem,
 )
 
@@ -431,14 +431,14 @@ def load_criteria(
 
 def _read_criteria_file(path: Path) -> dict[str, Any]:
     try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))  # the spec's YAML rules
+        text = path.read_text(encoding="utf-8")
+        raw = load_yaml(text)  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        hint = "" if isinstance(exc, DuplicateKey) else ' (quote expressions, e.g. test_acc: ">= 0.85")'
-        raise InvalidInput(f"{path}: not valid YAML{hint}: {yaml_problem(exc)}") from None
+        raise InvalidInput(f"{path}: not valid YAML{quote_hint(exc, text)}: {yaml_problem(exc)}") from None
     if raw is None:
         raise InvalidInput(f'{path}: criteria file is empty (expected lines of metric: expression, e.g. test_acc: ">= 0.85")')
     if not isinstance(raw, dict):

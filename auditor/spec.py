@@ -438,17 +438,37 @@ class Spec(_Section):
 # --- loading --------------------------------------------------------------
 
 
+MAX_YAML_DEPTH = 64  # nesting levels of a spec, ablation or criteria file (they use about 4)
+# Values in such a file once its aliases are expanded (a spec holds about 100): ten lines of
+# aliases of aliases can expand to billions, which validation and messages would walk.
+MAX_YAML_VALUES = 100_000
+
+
 class DuplicateKey(yaml.constructor.ConstructorError):
     """A key given twice in one YAML mapping."""
 
 
 class SpecLoader(yaml.SafeLoader):
     """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings,
-    rejects a key given twice in one mapping (plain YAML keeps the last silently)
-    and an alias inside the node it names (a structure containing itself)."""
+    rejects a key given twice in one mapping (plain YAML keeps the last silently),
+    an alias inside the node it names (a structure containing itself) and nesting
+    deeper than MAX_YAML_DEPTH."""
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         event = self.peek_event()
+        depth = self.__dict__.get("_depth", 0)
+        if depth >= MAX_YAML_DEPTH:  # before Python's recursion limit turns it into a crash
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_YAML_DEPTH} levels deep (a spec needs a few)", event.start_mark
+            )
+        self._depth = depth + 1
+        try:
+            return self._compose_checked(parent, index, event)
+        finally:
+            self._depth = depth
+
+    def _compose_checked(self, parent: yaml.Node | None, index: object, event: yaml.Event) -> yaml.Node | None:
+        """`compose_node`, refusing an alias met inside the node its anchor names."""
         opened: set[str] = self.__dict__.setdefault("_open_anchors", set())
         anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent) and anchor in opened:
@@ -540,9 +560,34 @@ def load_yaml(text: str) -> Any:
     """Parse YAML text with the spec loader; a scalar YAML cannot build (the date `2024-13-45`)
     is a YAML error like any other, not a ValueError."""
     try:
-        return yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
+        loaded = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
+        _expanded_size(loaded, {})
+        return loaded
     except ValueError as exc:
         raise yaml.constructor.ConstructorError(None, None, f"an unquoted value YAML cannot read: {exc}") from None
+    except RecursionError:  # aliases of deep nodes nested in one another, past MAX_YAML_DEPTH's check
+        raise yaml.YAMLError("nested too deeply to read") from None
+
+
+def _expanded_size(value: Any, seen: dict[int, tuple[int, int]], depth: int = 0) -> tuple[int, int]:
+    """(values, nesting levels) of `value` with its aliases expanded, each shared node walked
+    once; a YAMLError past MAX_YAML_VALUES or MAX_YAML_DEPTH (aliases of nested nodes nest too)."""
+    if not isinstance(value, (dict, list)):
+        return 1, 0
+    if id(value) not in seen:
+        if depth > MAX_YAML_DEPTH:  # the walk itself stays within Python's recursion limit
+            raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep once its aliases are expanded")
+        size, height = 1, 1
+        for item in value.values() if isinstance(value, dict) else value:
+            n, h = _expanded_size(item, seen, depth + 1)
+            size, height = size + n, max(height, h + 1)
+            if size > MAX_YAML_VALUES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_VALUES:,} values once its aliases are expanded")
+        seen[id(value)] = size, height
+    size, height = seen[id(value)]
+    if depth + height > MAX_YAML_DEPTH:
+        raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep once its aliases are expanded")
+    return size, height
 
 
 def resource_dir(name: str) -> Path:
@@ -703,7 +748,7 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML{_quote_hint(exc, text)}: {yaml_problem(exc)}") from None
+        raise InvalidInput(f"{path}: not valid YAML{quote_hint(exc, text)}: {yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -711,7 +756,7 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     return raw
 
 
-def _quote_hint(exc: yaml.YAMLError, text: str) -> str:
+def quote_hint(exc: yaml.YAMLError, text: str) -> str:
     """A hint to quote criteria when the line YAML stopped at holds an unquoted `>= 0.9`."""
     mark = getattr(exc, "problem_mark", None)
     lines = text.splitlines()

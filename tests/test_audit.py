@@ -6,7 +6,10 @@ import json
 import math
 from pathlib import Path
 
-from auditor.audit import finite_or_none, write_json
+import pytest
+
+from auditor.audit import finite_or_none, read_audit, write_json
+from auditor.errors import InvalidInput
 
 
 def test_non_finite_floats_are_written_as_null(tmp_path: Path) -> None:
@@ -17,3 +20,24 @@ def test_non_finite_floats_are_written_as_null(tmp_path: Path) -> None:
     assert json.loads(text) == {"loss": None, "lr": None, "hist": [1.0, None, [2.0, None]], "ok": 0.5, "n": 3}
     assert "NaN" not in text and "Infinity" not in text
     assert finite_or_none({"x": [math.inf]}) == {"x": [None]}
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_record_with_an_integer_no_field_can_hold_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """A hand-edited `1000...0` (400 digits) made every float() of it overflow: a traceback, exit 1."""
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["metrics"]["latency_ms"] = 10**400
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=r"audit\.json: not an audit record: metrics\.latency_ms: an integer of 401 digits"):
+        read_audit(tmp_path)
+    record["metrics"]["latency_ms"] = 2**62  # large, but a float holds it
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert read_audit(tmp_path)["metrics"]["latency_ms"] == 2**62
+
+
+def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "audit.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InvalidInput, match=r"audit\.json: unreadable audit record \(nested too deeply to read\)"):
+        read_audit(tmp_path)

@@ -357,7 +357,9 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("test_acc: >= 0.85\n", "not valid YAML"),  # unquoted `>` is YAML syntax
+        ("test_acc: >= 0.85\n", 'not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),  # `>` is YAML syntax
+        ("[" * 20_000 + "]" * 20_000, "not valid YAML: nested more than 64 levels deep"),  # was a RecursionError
+        ('test_acc: ">= 0.85"\ntest_acc: ">= 0.9"\n', "not valid YAML: duplicate key 'test_acc'"),  # no quoting hint
         ("- a\n- b\n", "must be a YAML mapping"),
         ("", "criteria file is empty (expected lines of metric: expression"),  # not "no criteria": a gate never passes by default
         ("# nothing yet\n", "criteria file is empty"),

@@ -214,7 +214,13 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\ntrain:\n  1: 2\n", "s.yaml: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
      ("name: x\0\n", "s.yaml: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
      ("a: &a {lr: 0.1}\nb: &b {lr: 0.7}\nname: x\ntrain:\n  optimizer:\n    <<: *a\n    <<: *b\n",
-      "duplicate key '<<' (line 7; first given on line 6)")],
+      "duplicate key '<<' (line 7; first given on line 6)"),
+     # Crashes (RecursionError, exit 1) or hangs on a few lines of text, refused before validation:
+     ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml: not valid YAML: nested more than 64 levels deep"),
+     ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
+      "s.yaml: not valid YAML: more than 100,000 values once its aliases are expanded"),  # 10**8 values
+     ("".join(f"a{i}: &a{i} " + "[" * 50 + (f"*a{i - 1}" if i else "1") + "]" * 50 + "\n" for i in range(40)) + "name: x\n",
+      "s.yaml: not valid YAML: nested more than 64 levels deep once its aliases are expanded")],
 )  # fmt: skip
 def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     path = tmp_path / "s.yaml"
