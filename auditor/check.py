@@ -327,21 +327,32 @@ def junit_xml(
     `verdict` does. `spec_hash`, the run's resolved spec's, goes into the suite's
     properties, as into every artifact of a run.
     """
-    cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, r.passed) for r in results]
-    cases += [("auditor.run", name, detail, False) for name, detail in run_failures(results, status, require_criteria)]
-    failures = sum(not passed for *_, passed in cases)
-    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0"}
+    cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, None if r.passed else "failure") for r in results]
+    cases += [("auditor.run", name, detail, "failure") for name, detail in run_failures(results, status, require_criteria)]
+    return _junit_document(suite_name, cases, spec_hash)
+
+
+def junit_error_xml(suite_name: str, message: str) -> str:
+    """A JUnit document of one errored testcase: `check` stopped on bad input (exit 2), so no
+    criterion was judged; it replaces an earlier report that would still show the last verdict."""
+    return _junit_document(suite_name, [("auditor.check", "input", message, "error")], None)
+
+
+def _junit_document(suite_name: str, cases: list[tuple[str, str, str, str | None]], spec_hash: str | None) -> str:
+    """One testsuite of (classname, name, text, outcome) cases; outcome None (passed), 'failure' or 'error'."""
+    counts = {"tests": str(len(cases)), "failures": str(sum(c[3] == "failure" for c in cases)),
+              "errors": str(sum(c[3] == "error" for c in cases))}  # fmt: skip
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
     suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": "0"})
     if spec_hash is not None:
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", {"name": "auditor.spec_hash", "value": _xml_text(spec_hash)})
-    for classname, name, text, passed in cases:
+    for classname, name, text, outcome in cases:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(name)})
         detail = _xml_text(text)
-        if not passed:
-            failure = ET.SubElement(case, "failure", {"message": detail, "type": "CriterionFailed"})
-            failure.text = detail
+        if outcome is not None:
+            kind = "CriterionFailed" if outcome == "failure" else "InvalidInput"
+            ET.SubElement(case, outcome, {"message": detail, "type": kind}).text = detail
         ET.SubElement(case, "system-out").text = detail
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -352,6 +363,12 @@ def write_junit(
     spec_hash: str | None = None, require_criteria: bool = False,
 ) -> None:
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
+    write_junit_text(path, junit_xml(results, suite_name, status, spec_hash, require_criteria))
+
+
+def write_junit_text(path: Path, text: str) -> None:
+    """Write a JUnit document to `path` atomically where `--junit` may (`_not_replaceable`);
+    InvalidInput if it cannot."""
     path = Path(path)
     directory = path.parent
     if path.is_dir():
@@ -362,9 +379,8 @@ def write_junit(
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
     if (refused := _not_replaceable(path)) is not None:
         raise InvalidInput(f"{path}: cannot write JUnit report: {refused}; give another file name")
-    data = junit_xml(results, suite_name, status, spec_hash, require_criteria).encode("utf-8")
     try:
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot write JUnit report: {exc.strerror or exc}") from None
 

@@ -301,7 +301,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """`auditor check`: re-judge a run's criteria (or others) for CI; exit 1 when it fails."""
+    """`auditor check`: re-judge a run's criteria (or others) for CI; exit 1 when it fails. On bad
+    input (exit 2) a --junit report says so, rather than an earlier report's verdict staying there."""
+    from auditor.check import junit_error_xml, write_junit_text
+
+    try:
+        return _check(args)
+    except InvalidInput as exc:
+        if not args.junit:
+            raise
+        try:
+            write_junit_text(args.junit, junit_error_xml("auditor.check", str(exc)))
+        except InvalidInput:  # e.g. the --junit path itself was the bad input
+            raise exc from None
+        raise InvalidInput(f"{exc} (the JUnit report {args.junit} says so: one errored test case)") from None
+
+
+def _check(args: argparse.Namespace) -> int:
     from auditor.audit import read_audit, spec_hash_matches
     from auditor.check import judge, load_criteria, render_lines, stored_verdict_differs, verdict, write_junit
 

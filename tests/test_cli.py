@@ -427,6 +427,16 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     assert required.returncode == 1 and required.stdout.startswith("FAIL  no criteria defined")
     assert ET.parse(tmp_path / "r.xml").getroot().find("testsuite").get("failures") == "1"
     assert run_cli("check", str(rep), "--require-criteria").returncode == 0
+    # Bad input (exit 2) replaces the earlier report with one errored case: CI must not show its old PASS.
+    stopped = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(tmp_path / "j.xml"))
+    assert_clean_error(stopped, "criteria.best_val_acc: cannot parse", f"(the JUnit report {tmp_path / 'j.xml'} says so")
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("1", "0", "1")
+    assert "cannot parse '>= 30%'" in suite.find("testcase/error").get("message")
+    record = (rep / "audit.json").read_bytes()  # not a JUnit report: never replaced, also not on an error
+    refused = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(rep / "audit.json"))
+    assert_clean_error(refused, "cannot parse")
+    assert (rep / "audit.json").read_bytes() == record and "JUnit report" not in refused.stderr
 
 
 def test_check_junit_never_replaces_the_record_it_read(tmp_path: Path, smoke_run: Path) -> None:
