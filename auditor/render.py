@@ -858,6 +858,20 @@ def _stop_text(audit: dict[str, Any]) -> str | None:
     return None
 
 
+def measured_model(meas: dict[str, Any]) -> str:
+    """The model the measure stage measured: the selected checkpoint, or, where none was
+    written (a run that diverged first), the weights as training left them."""
+    return meas["evaluated_checkpoint"] or "the model as training left it (no checkpoint was selected)"
+
+
+def _broken_warning(meas: dict[str, Any], broken: list[str]) -> str:
+    """What a model holding inf/NaN makes of the figures measured on it."""
+    which = f"{count(len(broken), 'tensor')} ({code_list(broken[:5])}{', ...' if len(broken) > 5 else ''})"
+    figures = ("so the test figures below (accuracy, loss, per-class, confusion) describe no working model"
+               if meas["test"] is not None else "and no test figures were measured")  # fmt: skip
+    return f"**Broken model:** {measured_model(meas)} holds inf or NaN in {which}: its outputs are not numbers, {figures}."
+
+
 def _results(audit: dict[str, Any]) -> dict[str, Any]:
     tr, meas, run = audit["training"], audit["measurements"], audit["run"]
     split, test = tr["selection_split"], meas["test"]
@@ -875,16 +889,12 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
     else:
         test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']})"
     return {
-        "broken_warning": (
-            f"**Broken model:** {meas['evaluated_checkpoint']} holds inf or NaN in {count(len(broken), 'tensor')} "
-            f"({code_list(broken[:5])}{', ...' if len(broken) > 5 else ''}): its outputs are not numbers, so the "
-            "test figures below (accuracy, loss, per-class, confusion) describe no working model."
-        ) if broken else None,
+        "broken_warning": _broken_warning(meas, broken) if broken else None,
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
         "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
         "test_loss": test["loss"] if test else None,
-        "test_short": "not reported (broken model)" if broken else pct(test["acc"]) if test else "not measured",
+        "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"]),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
             f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split"
         ),
@@ -1238,7 +1248,8 @@ def _verified_item(audit: dict[str, Any]) -> Item:
 def _divergence_item(audit: dict[str, Any]) -> Item:
     status, label = audit["training"]["status"], "Training finished without divergence"
     if broken := audit["measurements"].get("nonfinite"):  # records written before the check have none
-        return False, label, f"status {status}, but the selected model holds inf or NaN in {count(len(broken), 'tensor')}"
+        model = "the selected model" if audit["measurements"]["evaluated_checkpoint"] else measured_model(audit["measurements"])
+        return False, label, f"status {status}, but {model} holds inf or NaN in {count(len(broken), 'tensor')}"
     return status != "diverged", label, f"status {status}"
 
 

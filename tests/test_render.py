@@ -677,6 +677,18 @@ def test_diverged_run_is_unmistakable(tmp_path: Path) -> None:
     assert selection.startswith("- [ ]") and "no checkpoint was selected" in selection
 
 
+def test_a_broken_model_with_no_checkpoint_names_the_model_measured_and_no_test_figures() -> None:
+    audit = diverged_audit()
+    audit["measurements"]["nonfinite"] = ["conv1.weight", "fc.bias"]  # the weights training left
+    text = text_of(rehash(audit), NO_FIGURES)
+    assert ("**Broken model:** the model as training left it (no checkpoint was selected) holds inf or NaN in 2 tensors "
+            "(`conv1.weight`, `fc.bias`): its outputs are not numbers, and no test figures were measured.") in text
+    assert "None holds" not in text and "describe no working model" not in text
+    assert "test accuracy not measured" in text and "not reported (broken model)" not in text
+    line = checklist_line(text, "Training finished without divergence")
+    assert line.startswith("- [ ]") and "but the model as training left it (no checkpoint was selected) holds" in line
+
+
 def test_verification_present_renders_evidence_and_ticks_box() -> None:
     text = text_of(verified_audit())
     ev = section(text, "Determinism evidence")

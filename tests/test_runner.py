@@ -75,6 +75,19 @@ def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
     assert runner._metrics(result, {**measured, "nonfinite": []}, False)["best_val_acc"] == 0.17
 
 
+def test_metrics_a_run_that_diverged_before_any_checkpoint_could_not_have_say_why() -> None:
+    measured = {"test": None, "nonfinite": [], "evaluated_checkpoint": None,
+                "size": {"checkpoint_bytes": None, "params_total": 1, "weights_bytes": 1},
+                "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
+    result = SimpleNamespace(history=[], selection_split="val", best_metric=None, train_time_s=1.0,
+                             images_per_s=1.0, status="diverged")  # fmt: skip
+    notes = runner._metric_notes(result, measured)
+    assert (notes["best_val_acc"], notes["checkpoint_mb"], notes["test_acc"]) == (
+        "no epoch completed (run diverged)", "no best checkpoint (run diverged)", "no best checkpoint (run diverged)")
+    result.selection_split = "test"  # no validation split: said as such, not as an epoch missing
+    assert runner._metric_notes(result, measured)["best_val_acc"] == "the spec has no validation split"
+
+
 def test_spec_source_names_the_spec_in_errors_about_its_fields() -> None:
     with pytest.raises(InvalidInput, match=r"^specs/x\.yaml: train\.amp: fp16 needs CUDA$"), runner.spec_source("specs/x.yaml"):
         raise SpecFieldError("train.amp", "fp16 needs CUDA")
