@@ -399,7 +399,7 @@ def checkbox(ok: bool) -> str:
 
 
 FILTERS: Mapping[str, Callable[..., str]] = MappingProxyType({
-    "na": na, "num": num, "fixed": fixed, "pct": pct, "ms": ms, "mb": mb, "bytes_mb": bytes_mb,
+    "na": na, "num": num, "pct": pct, "ms": ms, "mb": mb, "bytes_mb": bytes_mb,
     "thousands": thousands, "millions": millions, "seconds": seconds, "rate": rate,
     "yesno": yesno, "short_sha": short_sha, "code": code, "cell": cell, "md_table": md_table,
     "shq": shq, "yaml_scalar": yaml_scalar, "cudnn_version": cudnn_version, "triple": triple,
@@ -872,6 +872,26 @@ def _broken_warning(meas: dict[str, Any], broken: list[str]) -> str:
     return f"**Broken model:** {measured_model(meas)} holds inf or NaN in {which}: its outputs are not numbers, {figures}."
 
 
+def nonfinite_losses(audit: dict[str, Any]) -> list[str]:
+    """The losses measured on the selected model that are not numbers (audit.json holds them as
+    null): its test loss, and its selection-split loss at the epoch it was selected."""
+    tr, test = audit["training"], audit["measurements"]["test"]
+    best = next((h for h in tr["history"] if h["epoch"] == tr["best_epoch"]), None)
+    found = ["its test loss"] if test is not None and test["loss"] is None else []
+    if best is not None and best["val_loss"] is None:
+        found.append(f"its {tr['selection_split']} loss at epoch {best['epoch']}, when it was selected")
+    return found
+
+
+def _outputs_warning(audit: dict[str, Any]) -> str | None:
+    """A selected model with finite weights whose losses are inf or NaN: it outputs inf or NaN
+    on some images, whose predictions the accuracies then count as an argmax of non-numbers."""
+    if not (found := nonfinite_losses(audit)):
+        return None
+    return (f"**Non-finite outputs:** the selected model's losses are not numbers ({'; '.join(found)}): it computes "
+            "inf or NaN on some images, so the accuracies measured on it count predictions made from non-numbers.")
+
+
 def _results(audit: dict[str, Any]) -> dict[str, Any]:
     tr, meas, run = audit["training"], audit["measurements"], audit["run"]
     split, test = tr["selection_split"], meas["test"]
@@ -889,17 +909,17 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
     else:
         test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']})"
     return {
-        "broken_warning": _broken_warning(meas, broken) if broken else None,
+        "broken_warning": _broken_warning(meas, broken) if broken else _outputs_warning(audit),
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
         "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
-        "test_loss": test["loss"] if test else None,
+        "test_loss": loss_cell(test["loss"]) if test else NA,
         "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"]),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
             f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split"
         ),
         "final_selection_acc": final["val_acc"] if final else None,
-        "final_train_loss": final["train_loss"] if final else None,
+        "final_train_loss": loss_cell(final["train_loss"]) if final else NA,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
@@ -1250,6 +1270,8 @@ def _divergence_item(audit: dict[str, Any]) -> Item:
     if broken := audit["measurements"].get("nonfinite"):  # records written before the check have none
         model = "the selected model" if audit["measurements"]["evaluated_checkpoint"] else measured_model(audit["measurements"])
         return False, label, f"status {status}, but {model} holds inf or NaN in {count(len(broken), 'tensor')}"
+    if found := nonfinite_losses(audit):
+        return False, label, f"status {status}, but the selected model's losses are not numbers ({'; '.join(found)})"
     return status != "diverged", label, f"status {status}"
 
 

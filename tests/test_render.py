@@ -487,6 +487,23 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
     assert "this run stopped within the warm-up, after 1 epoch: its lr only rose" in text_of(rehash(audit))
 
 
+def test_a_selected_model_whose_losses_are_not_numbers_is_flagged_and_not_ticked() -> None:
+    """lr=1000 on the smoke spec: finite weights that overflow on some images; NaN losses, 12% accuracy."""
+    audit = golden_audit()
+    assert "Non-finite outputs" not in text_of(audit)
+    assert checklist_line(text_of(audit), "Training finished without divergence").startswith("- [x]")
+    audit["measurements"]["test"]["loss"] = None  # NaN, as audit.json holds it
+    best = audit["training"]["best_epoch"]
+    next(h for h in audit["training"]["history"] if h["epoch"] == best)["val_loss"] = None
+    text = text_of(rehash(audit))
+    found = f"its test loss; its val loss at epoch {best}, when it was selected"
+    assert (f"> [!CAUTION]\n> **Non-finite outputs:** the selected model's losses are not numbers ({found}): it "
+            "computes inf or NaN on some images") in text
+    assert "| Test loss | non-finite |" in text
+    line = checklist_line(text, "Training finished without divergence")
+    assert line.startswith("- [ ]") and f"status completed, but the selected model's losses are not numbers ({found})" in line
+
+
 def test_a_non_finite_epoch_loss_is_said_as_such_not_as_missing() -> None:
     audit = golden_audit()
     audit["training"]["history"][0]["val_loss"] = None  # audit.json holds a NaN or inf loss as null
