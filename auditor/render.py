@@ -1025,12 +1025,12 @@ _VERDICT_TEXT = {
     "tolerance": "the runs are not bit-identical, but every compared tensor is within the accepted tolerance",
     "diverged": "the runs are NOT reproducible: their results differ beyond the accepted tolerance",
     "unresumed": "NOT verified: run K did not continue from a checkpoint after a kill, so the resume went untested",
-    "incomplete": "NOT verified: nothing differed, but the runs wrote no final checkpoint, so their weights went uncompared",
+    "incomplete": "NOT verified: nothing differed, but training diverged, and no checkpoint holds the weights it ended with, so they went uncompared",
 }
 
 
 _VERIFY_BANNER = {
-    "incomplete": "the runs agree, but wrote no final checkpoint to compare (the training diverged first)",
+    "incomplete": "the runs agree, but wrote no final checkpoint to compare (training diverged, after the last checkpoint if any)",
     "unresumed": "the runs agree, but run K did NOT resume from a checkpoint: the kill/resume path went untested",
     "tolerance": "the runs differ within verify.tolerance, but verify.allow_tolerance is false, so that is not a pass",
 }

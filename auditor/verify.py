@@ -11,7 +11,7 @@ momentum buffers keyed by parameter name).
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
 spec.verify.allow_tolerance), `diverged`, `incomplete` (nothing differs, but
-the runs wrote no final checkpoint to compare: they diverged first; a fail), or
+the runs diverged after their last checkpoint, or before any: no final weights to compare; a fail), or
 `unresumed` (the runs agree
 but run K did not continue from a checkpoint after a kill: its checkpoints
 were all damaged, or it stopped before its first checkpoint, so the resume
@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,16 @@ def _with_checkpoint_cadence(spec: Spec, spe: int, total: int, spec_arg: str) ->
     return validate_spec(raw, spec_arg), [note]
 
 
+def _check_device(spec: Spec, spec_arg: str) -> None:
+    """Refuse toggles the device cannot run now, as `auditor run` does, rather than after the
+    earlier evidence was set aside, in words about verify's own copy of the spec."""
+    from auditor.environment import resolve_device
+    from auditor.train import check_device_support
+
+    with spec_source(spec_arg):
+        check_device_support(spec.train, resolve_device(spec.train.device))
+
+
 def _check_kill_at(kill_at: int | None, total: int, spec: Spec, spe: int) -> None:
     if kill_at is not None and not 0 <= kill_at < total:
         raise InvalidInput(
@@ -237,6 +248,7 @@ def make_plan(
     budget_sets = [f"train.epochs={epochs}"] if epochs is not None else []
     budget_sets += [f"train.max_steps={steps}"] if steps is not None else []
     spec = load_spec(spec_arg, [*sets, *budget_sets])
+    _check_device(spec, spec_arg)
     spe = steps_per_epoch(_training_images(spec, spec_arg), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
     spec, notes = _with_checkpoint_cadence(spec, spe, total, spec_arg)
@@ -308,6 +320,11 @@ def _start(
     return rec
 
 
+# After a run's own words, which speak of `auditor run` and its folders inside verify's work dir.
+AFRESH = ("(verify starts all its runs afresh each time: advice above to continue that run does not apply; "
+          "mend what it names, then run `auditor verify` again)")  # fmt: skip
+
+
 def _tail(path: Path, n: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -320,11 +337,12 @@ def _finished(plan: Plan, rec: RunRecord) -> dict[str, Any]:
     log_path = plan.workdir / rec.log
     report = run_paths(plan.workdir / rec.id, plan.spec.name).reports
     if rec.returncode == EXIT_INVALID:
-        raise InvalidInput(f"run {rec.id} ({rec.role}) rejected its input:\n{_tail(log_path, 5)}")
+        raise InvalidInput(f"run {rec.id} ({rec.role}) refused to go on (exit 2: bad input, or a file it could not "
+                           f"write); log {log_path}:\n{_tail(log_path, 5)}\n{AFRESH}")  # fmt: skip
     if rec.returncode not in (EXIT_OK, EXIT_FAILED) or not (report / "audit.json").is_file():
         raise RunFailed(
             f"run {rec.id} ({rec.role}) failed with exit code {rec.returncode}; "
-            f"log {log_path}:\n{_tail(log_path)}"
+            f"log {log_path}:\n{_tail(log_path)}\n{AFRESH}"
         )
     return read_audit(report)  # exit 1 = its own criteria failed: still a finished run
 
@@ -698,12 +716,12 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
     notes = [*plan.notes, *plan.faults.notes(plan.total_steps)]
     previous = _set_aside_workdir(plan, out)
     try:
-        block, report_a = _run_and_compare(plan, notes, log)
+        block, report_a = _run_and_compare_writing(plan, notes, log, out)
     except (RunFailed, InvalidInput) as exc:
         if previous is None:
             raise
-        failed = _put_back(plan.workdir, previous)  # the log the message points to moved to `failed`
-        raise type(exc)(str(exc).replace(f"log {plan.workdir}", f"log {failed}")) from None
+        failed = _put_back(plan.workdir, previous)  # the paths the message names moved to `failed`
+        raise type(exc)(str(exc).replace(f"{plan.workdir}/", f"{failed}/")) from None
     except BaseException as exc:  # Ctrl-C included: the earlier evidence must survive
         stopped = isinstance(exc, KeyboardInterrupt)
         if previous is not None:
@@ -729,6 +747,16 @@ def _put_back(workdir: Path, previous: Path) -> Path:
     return failed
 
 
+def _run_and_compare_writing(plan: Plan, notes: list[str], log: Log, out: Path) -> tuple[dict[str, Any], Path]:
+    """`_run_and_compare`; a file verify itself cannot write (a full disk) is bad input, not a crash."""
+    try:
+        return _run_and_compare(plan, notes, log)
+    except BrokenPipeError:  # the reader of the output went away: not a disk problem
+        raise
+    except OSError as exc:
+        raise out_error(out, why_not_writable(exc, plan.workdir, path=plan.workdir)) from None
+
+
 def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, Any], Path]:
     """Runs A, B and K in plan.workdir, compared; the evidence written there and into A's record."""
     spec_file = write_spec_file(plan)
@@ -751,6 +779,8 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
 
 
 WORKDIR_MARKER = ".auditor-verify"  # written first into every work dir verify makes
+# What verify writes into a work dir (runs a, b, k each an `auditor run --out`), and its logs/.
+WORKDIR_FILES = {"": (WORKDIR_MARKER, "spec.yaml", "verify.json", "logs", "a", "b", "k", ".*.tmp"), "logs": ("*.log",)}
 
 
 def old_dir(workdir: Path) -> Path:
@@ -773,6 +803,17 @@ def _made_by_verify(folder: Path) -> bool:
     return (folder / "verify.json").is_file() or ((folder / "spec.yaml").is_file() and (folder / "logs").is_dir())
 
 
+def _foreign_files(workdir: Path) -> list[str]:
+    """Names in a work dir verify made (and its logs/) that verify does not write there."""
+    found = []
+    for sub, patterns in WORKDIR_FILES.items():
+        folder = workdir / sub
+        if folder.is_dir() and not folder.is_symlink():
+            names = [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in patterns)]
+            found += [f"{sub}/{n}" if sub else n for n in names]
+    return sorted(found)
+
+
 def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     """An empty work dir; an earlier one moved to `<workdir>.old` (returned), or None if there was none.
 
@@ -788,6 +829,9 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
                 f"verify's in {old.name}, a failed attempt's in {failed_dir(plan.workdir).name}), and this holds "
                 "something else; move it away or choose another --out"
             )
+        if folder.is_dir() and (foreign := _foreign_files(folder)):
+            raise InvalidInput(f"{folder}: holds files verify did not write ({', '.join(foreign)}), and verify "
+                               "replaces this folder: move them away first")  # fmt: skip
     try:
         if old.is_dir() and not (plan.workdir / "verify.json").is_file():
             # A verify killed mid-way: its work dir is partial, `.old` holds the evidence.
@@ -808,11 +852,18 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
 
 
 def settle_verdict(
-    pairs: list[dict[str, Any]], tol: VerifySpec, facts: dict[str, Any], fd: dict[str, Any] | None, notes: list[str]
+    pairs: list[dict[str, Any]], tol: VerifySpec, facts: dict[str, Any], fd: dict[str, Any] | None, notes: list[str],
+    training: Mapping[str, Any],
 ) -> str:
     """`decide`'s verdict on the pairs, made `unresumed` when run K did not continue from a
-    checkpoint; appends to `notes` what the verdict needs said (`fd`: `first_divergence(pairs)`)."""
+    checkpoint, and `incomplete` when run A's `training` diverged after its last checkpoint;
+    appends to `notes` what the verdict needs said (`fd`: `first_divergence(pairs)`)."""
     verdict = decide(pairs, tol.tolerance)
+    if verdict == "bitwise" and training["status"] == "diverged":  # last.pt predates the divergence
+        notes.append(f"the runs agree on every step's loss (the non-finite ones too), every epoch's metrics and "
+                     f"last.pt, but training diverged at step {training.get('diverged_at_step')} after last.pt "
+                     "was written, so the weights it ended with were not compared: verdict incomplete")  # fmt: skip
+        return "incomplete"
     if verdict != "diverged" and (facts["kill_signal"] is None or facts["resumed_from"] is None):
         why = "it was not killed" if facts["kill_signal"] is None else "no checkpoint was intact after its kill"
         notes.append(f"the runs agree ({verdict}), but run K did not continue from a checkpoint ({why}), "
@@ -837,7 +888,7 @@ def evidence_block(
     notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
     tol = plan.spec.verify
     fd = first_divergence(pairs)
-    verdict = settle_verdict(pairs, tol, facts, fd, notes)
+    verdict = settle_verdict(pairs, tol, facts, fd, notes, audit_a["training"])
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
     k_desc = (
         f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), "

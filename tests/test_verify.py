@@ -8,6 +8,7 @@ a second each, apart from the one CLI test that checks for a traceback.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from auditor.cli import main
 from auditor.environment import compute_setting, software_versions
 from auditor.errors import InvalidInput
 from auditor.runner import ENV_NOISE_AT, find_resume_point
-from auditor.spec import load_spec, resolved_dict, spec_hash
+from auditor.spec import VerifySpec, load_spec, resolved_dict, spec_hash
 from auditor.verify import (
     ENV_CORRUPT_NEWEST,
     ENV_NOISE_RUN,
@@ -40,6 +41,7 @@ from auditor.verify import (
     first_divergence,
     make_plan,
     resume_position,
+    settle_verdict,
     state_tensors,
 )
 
@@ -95,9 +97,9 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     (user / "audit.json").write_text('{"mine": true}\n')
     (tmp_path / "checkpoints" / "smoke").mkdir(parents=True)
     (tmp_path / "checkpoints" / "smoke" / "last.pt").write_bytes(b"user checkpoint")
-    stale = tmp_path / "verify" / "smoke" / "stale.txt"
-    (stale.parent / "logs").mkdir(parents=True)  # an earlier verify's folder: its marker, its logs, a file
-    (stale.parent / verify_mod.WORKDIR_MARKER).write_text("")
+    stale = tmp_path / "verify" / "smoke" / "logs" / "k-earlier.log"
+    stale.parent.mkdir(parents=True)  # an earlier verify's folder: its marker, its logs
+    (stale.parent.parent / verify_mod.WORKDIR_MARKER).write_text("")
     stale.write_text("from an earlier verify")
     before = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
     has_git = shutil.which("git") is not None
@@ -232,7 +234,7 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     proc = _verify(tmp_path, "--set", "train.optimizer.lr=1e8")  # non-finite within a few steps, every run alike
     assert proc.returncode == 1, proc.stdout + proc.stderr
     block, audit, sheet = _evidence(tmp_path)
-    assert "Verification verdict **incomplete**: the runs agree, but wrote no final checkpoint" in sheet
+    assert "Verification verdict **incomplete**: the runs agree, but wrote no final checkpoint to compare (training diverged" in sheet
     diverged_at = audit["training"]["diverged_at_step"]
     assert audit["run"]["status"] == "diverged" and diverged_at < default_kill_step(TOTAL, SPE, EVERY)
     steps_a = len((tmp_path / "verify/smoke/a/reports/smoke/steps.csv").read_text().splitlines()) - 1  # header
@@ -245,6 +247,17 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
 
 
 # --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_toggle_the_device_cannot_run_is_refused_before_anything_in_the_users_words(tmp_path: Path) -> None:
+    """It was refused by run A, after the earlier evidence was set aside, naming verify's own spec.yaml."""
+    refusals = [("train.amp=fp16", "smoke: train.amp: fp16 needs a CUDA device"),
+                ("train.device=cuda", "smoke: train.device: cuda requested but CUDA is not available")]
+    for override, said in refusals:
+        with pytest.raises(InvalidInput, match=said):
+            make_plan("smoke", [*TINY, override], tmp_path, epochs=1, steps=None, kill_at=None)
+    assert not (tmp_path / "verify").exists()
 
 
 def test_unknown_spec_key_exits_2_without_traceback(tmp_path: Path) -> None:
@@ -470,6 +483,16 @@ def test_verdict_levels() -> None:
     # no last.pt in either run (diverged before one was written): nothing differs, nothing proves the weights
     assert decide([pair(False, 0.0, tensors=0), pair(False, 0.0, tensors=0)], 1e-6) == "incomplete"
     assert decide([pair(False, 1e-3, tensors=0), pair(True, 0.0)], 1e-6) == "diverged"  # losses differ
+    # Training that diverged after its last checkpoint: last.pt agrees, but predates the weights it ended with.
+    pairs, notes = [pair(True, 0.0), pair(True, 0.0)], []
+    facts = {"kill_signal": "SIGKILL", "resumed_from": "step_4.pt"}
+    diverged = {"status": "diverged", "diverged_at_step": 5}
+    assert settle_verdict(pairs, VerifySpec(), facts, None, notes, diverged) == "incomplete"
+    said = ("the runs agree on every step's loss (the non-finite ones too), every epoch's metrics and last.pt, "
+            "but training diverged at step 5 after last.pt was written, so the weights it ended with were "
+            "not compared: verdict incomplete")
+    assert notes == [said]
+    assert settle_verdict(pairs, VerifySpec(), facts, None, [], {"status": "completed"}) == "bitwise"
 
 
 # --- checkpoint faults (in-process, no training) ---------------------------------------------
@@ -563,6 +586,45 @@ def test_a_crashed_reverify_keeps_its_logs_beside_the_earlier_evidence(tmp_path:
     named = Path(str(info.value).rsplit("log ", 1)[1])
     assert named == workdir.with_name("smoke.failed") / "logs" / "b-twin.log" and named.read_text() == "the crash"
     assert (workdir / "verify.json").read_text() == "earlier evidence"
+
+
+def test_a_file_verify_cannot_write_is_bad_input_and_the_earlier_evidence_comes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while verify writes its own files (the evidence into run A's record) was a traceback, exit 1."""
+    workdir = tmp_path / "verify" / "smoke"
+    workdir.mkdir(parents=True)
+    (workdir / "verify.json").write_text("earlier evidence")
+
+    def disk_full(plan: Any, notes: list[str], log: Any) -> None:
+        record = plan.workdir / "a" / "reports" / "smoke" / "audit.json"
+        raise OSError(errno.ENOSPC, "No space left on device", str(record))
+
+    monkeypatch.setattr(verify_mod, "_run_and_compare", disk_full)
+    with pytest.raises(InvalidInput) as info:
+        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+    failed = workdir.with_name("smoke.failed")
+    assert str(info.value) == (f"--out: cannot write under {tmp_path}: {failed}/a/reports/smoke/audit.json: "
+                               "No space left on device")  # named where this attempt now is
+    assert (workdir / "verify.json").read_text() == "earlier evidence"
+
+
+def test_files_verify_did_not_write_in_its_work_dir_are_refused_not_deleted(tmp_path: Path) -> None:
+    """A JUnit report or notes put beside the evidence were deleted by the next verify without a word."""
+    workdir = tmp_path / "verify" / "smoke"
+    (workdir / "logs").mkdir(parents=True)
+    (workdir / "verify.json").write_text("earlier evidence")
+    (workdir / "logs" / "a-reference.log").write_text("")
+    (workdir / ".verify.json.x1.tmp").write_text("")  # left by a write cut short: verify's own
+    for name in ("notes.md", "logs/junit.xml"):
+        (workdir / name).write_text("the user's")
+    plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
+    with pytest.raises(InvalidInput, match=r"smoke: holds files verify did not write \(logs/junit\.xml, notes\.md\)"):
+        verify_mod._set_aside_workdir(plan, tmp_path)
+    assert (workdir / "notes.md").read_text() == (workdir / "logs/junit.xml").read_text() == "the user's"
+    (workdir / "notes.md").unlink()
+    (workdir / "logs/junit.xml").unlink()
+    assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
 
 
 def test_a_finished_verify_is_not_replaced_by_a_leftover_old_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
