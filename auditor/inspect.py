@@ -89,7 +89,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     return {
         "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
         "device": str(device), "data": facts, "scored": scope,
-        "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "per_class_acc": acc.per_class,
+        "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*evaluation_warnings(spec, model), *_copy_warnings(spec, run_test, facts["fingerprint"])],
     }  # fmt: skip
 

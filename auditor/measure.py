@@ -67,6 +67,7 @@ class Accuracy:
     loss: float
     per_class: dict[str, float]
     confusion: list[list[int]]  # rows: true class, columns: predicted
+    precision: str  # what the forwards computed in: train.amp's autocast, as in training, or fp32
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,12 @@ def accuracy(
     cm = confusion_matrix(y, pred, len(classes))
     totals = cm.sum(1)
     per_class = {c: float(cm[i, i] / totals[i]) if totals[i] else float("nan") for i, c in enumerate(classes)}
-    return Accuracy(split, len(y), acc, loss, per_class, cm.tolist())
+    return Accuracy(split, len(y), acc, loss, per_class, cm.tolist(), eval_precision(train, x.device))
+
+
+def eval_precision(train: TrainSpec, device: torch.device) -> str:
+    """What `evaluate` computes in: the training's autocast, or fp32 as the latency is timed."""
+    return f"{train.amp} autocast, as trained" if train.amp != "off" else fp32_kind(device)
 
 
 def size(model: nn.Module, checkpoint_path: Path | None) -> Size:

@@ -907,7 +907,8 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
     elif broken:
         test_text = f"not reported: {audit['metric_notes'].get('test_acc', 'the model is broken')}"
     else:
-        test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']})"
+        precision = f"; {test['precision']}" if test.get("precision") else ""  # older records do not say
+        test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']}{precision})"
     return {
         "broken_warning": _broken_warning(meas, broken) if broken else _outputs_warning(audit),
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,

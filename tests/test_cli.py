@@ -507,6 +507,7 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     assert report["scored"] == "the first 100 of the 1,017 test images, as the run's data.limit_test"
     assert report["n"] == audit["measurements"]["test"]["n"] == 100
     assert report["test_acc"] == audit["metrics"]["test_acc"] and report["warnings"] == []
+    assert report["precision"] == audit["measurements"]["test"]["precision"] == "float32"
     assert report["data"]["fingerprint"] == audit["data"]["test_fingerprint"]  # the files the run read
     # A copy with one label changed: evaluate says it is not the test set the run was scored on.
     copy = tmp_path / "copy" / "cifar-10-batches-py"

@@ -48,6 +48,9 @@ def test_accuracy_per_class_and_totals() -> None:
     assert (acc.split, acc.n, acc.acc) == ("test", 6, pytest.approx(0.5))
     assert acc.per_class == {"a": 0.0, "b": 1.0, "c": 0.0}
     assert acc.confusion == [[0, 1, 0], [0, 3, 0], [0, 2, 0]]
+    assert acc.precision == "float32"  # what the forwards computed in, as the latency's dtype says it
+    bf16 = TrainSpec(eval_batch_size=4, channels_last=False, amp="bf16")
+    assert measure.accuracy(Constant(1), x, y, mean, std, bf16, CLASSES, "test").precision == "bf16 autocast, as trained"
 
 
 def test_size_counts_parameters_and_bytes(tmp_path: Path) -> None:

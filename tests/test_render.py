@@ -504,6 +504,14 @@ def test_a_selected_model_whose_losses_are_not_numbers_is_flagged_and_not_ticked
     assert line.startswith("- [ ]") and f"status completed, but the selected model's losses are not numbers ({found})" in line
 
 
+def test_the_test_accuracy_says_what_precision_it_was_measured_in() -> None:
+    audit = golden_audit()
+    audit["measurements"]["test"]["precision"] = "bf16 autocast, as trained"
+    assert "| Test accuracy | 96.00% on 500 images (checkpoint best.pt; bf16 autocast, as trained) |" in text_of(audit)
+    del audit["measurements"]["test"]["precision"]  # a record written before it was recorded
+    assert "| Test accuracy | 96.00% on 500 images (checkpoint best.pt) |" in text_of(audit)
+
+
 def test_a_non_finite_epoch_loss_is_said_as_such_not_as_missing() -> None:
     audit = golden_audit()
     audit["training"]["history"][0]["val_loss"] = None  # audit.json holds a NaN or inf loss as null
