@@ -200,6 +200,10 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
     if missing:
         raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
+    statuses = {k: audit[k]["status"] for k in ("run", "training", "metrics") if "status" in audit[k]}
+    if len(set(map(str, statuses.values()))) > 1:  # a run writes one status three times
+        said = ", ".join(f"{k}.status {v!r}" for k, v in statuses.items())
+        raise InvalidInput(f"{path}: its statuses disagree ({said}): the record was edited after the run")
     return audit
 
 

@@ -41,3 +41,16 @@ def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:
     (tmp_path / "audit.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InvalidInput, match=r"audit\.json: unreadable audit record \(nested too deeply to read\)"):
         read_audit(tmp_path)
+
+
+def test_a_record_whose_statuses_disagree_is_refused(tmp_path: Path) -> None:
+    """Edited by hand: the sheet would say DIVERGED in its title and tick 'finished without divergence'."""
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["run"]["status"] = "diverged"
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=r"its statuses disagree \(run\.status 'diverged', training\.status "
+                                           r"'completed', metrics\.status 'completed'\): the record was edited"):
+        read_audit(tmp_path)
+    del record["metrics"]["status"], record["training"]["status"]  # not every record holds all three
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert read_audit(tmp_path)["run"]["status"] == "diverged"
