@@ -358,6 +358,13 @@ def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: 
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
+def test_a_verdict_from_repeats_kept_on_a_busy_machine_says_so(bench) -> None:
+    res = {"quiet": 0.1}
+    quiet, busy = {"foreign_cpu": [0.02, 0.05]}, {"foreign_cpu": [0.02, 0.35]}
+    assert bench._busy(res, quiet, None) == ""
+    assert bench._busy(res, quiet, busy) == " (other processes used up to 35% of the CPU meanwhile: rerun on a quiet machine)"
+
+
 def test_a_row_timed_once_is_named_in_its_sections_header(bench) -> None:
     row = lambda label, n: {"label": label, "images_per_s": {"n": n}}
     res = {"repeats": 3, "max_repeat_s": 30.0, "rows": [row("(a) conventional", 3), row("amp bf16", 1),
