@@ -45,10 +45,10 @@ from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way
 from auditor.spec import (
     CATEGORICAL_METRICS,
-    NO_VALUE,
     NUMERIC_METRICS,
     Criterion,
     Spec,
+    criterion_gap,
     load_yaml,
     override_value,
     parse_criterion,
@@ -476,7 +476,7 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
 def _with_values(mapping: dict[Any, Any], path: Path) -> dict[str, Any]:
     """A criteria file's entries; one with no value (an unset variable in a template) is refused."""
     if (empty := [k for k, v in mapping.items() if v is None]):
-        raise InvalidInput(f"{path}: criteria.{empty[0]}: {NO_VALUE}")
+        raise InvalidInput(f"{path}: criteria.{empty[0]}: {criterion_gap(str(empty[0]), 'no value')}")
     return {str(k): v for k, v in mapping.items()}
 
 
@@ -498,11 +498,11 @@ def _parse_set(item: str) -> tuple[str, str | None]:
         known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
         raise InvalidInput(f"--set: criteria.{metric}: unknown metric {metric!r}; known: {known}")
     # Read as `auditor run --set` reads it: YAML, or the text where it is not YAML (`>= 0.9`).
-    value = override_value(raw, item)
+    value = override_value(raw, item, criterion=True)
     if value is None:
         return metric, None
     if not str(value).strip():
-        raise InvalidInput(f"--set {item!r}: criteria.{metric}: empty; write null to remove the criterion")
+        raise InvalidInput(f"--set {item!r}: criteria.{metric}: {criterion_gap(metric, 'empty')}")
     return metric, str(value).strip()
 
 

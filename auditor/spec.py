@@ -61,9 +61,6 @@ def _new_run(info: ValidationInfo) -> bool:
 
 
 SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
-# A criterion entry written with no value (`test_acc:`, or a template's unset variable): refused,
-# not read as null, which would remove the gate.
-NO_VALUE = "no value; write an expression (e.g. \">= 0.85\"), or delete the line to have no such criterion"
 
 
 class _Section(BaseModel):
@@ -324,6 +321,13 @@ class Criterion(BaseModel):
     tolerance: float | None = None
 
 
+def criterion_gap(metric: str, what: str) -> str:
+    """Why a criterion with an empty value or none (an unset variable, a template's gap) is
+    refused rather than read as null, which would remove the gate, and what to write instead."""
+    return (f"{what}; write an expression (e.g. \">= 0.85\"), or remove the criterion: "
+            f"--set criteria.{metric}=null, or delete its line in a file")
+
+
 def parse_criterion(metric: str, expr: Any) -> Criterion:
     """Parse one criterion expression; raise ValueError with a precise reason."""
     if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
@@ -409,11 +413,11 @@ class Spec(_Section):
             # with no value is refused rather than taken to remove the gate. Runs recorded their
             # criteria with such entries dropped.
             if _new_run(info) and (empty := [k for k, e in v.items() if e is None]):
-                raise ValueError(f"{SUBKEY}{empty[0]}: {NO_VALUE}")
+                raise ValueError(f"{SUBKEY}{empty[0]}: {criterion_gap(empty[0], 'no value')}")
             v = {k: e for k, e in v.items() if e is not None}
             for metric, expr in v.items():
                 if isinstance(expr, str) and not expr.strip():
-                    raise ValueError(f"{SUBKEY}{metric}: empty; write null to remove the criterion")
+                    raise ValueError(f"{SUBKEY}{metric}: {criterion_gap(metric, 'empty')}")
                 try:
                     parse_criterion(str(metric), expr)
                 except ValueError as exc:  # located at criteria.<metric> by format_validation_error
@@ -641,17 +645,18 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
-    return key.split("."), override_value(raw, item)
+    path = key.split(".")
+    return path, override_value(raw, item, criterion=path[0] == "criteria")
 
 
-def override_value(raw: str, item: str) -> Any:
+def override_value(raw: str, item: str, criterion: bool = False) -> Any:
     """A `--set` VALUE: parsed as YAML (`""` for a blank one), or, where it is not YAML (`>= 0.9`
     opens a block scalar, `!= diverged` names a tag), the text itself, without a trailing
-    `# comment` as YAML would drop it. A value that is nothing but a comment is blank too
-    (`criteria.X=$UNSET # why`: the gate must not read as null, which removes it). Validation
-    still rejects text wherever a string is not allowed. A mapping with a key given twice is
-    refused (InvalidInput naming `item`)."""
-    if not raw.strip() or raw.strip().startswith("#"):
+    `# comment` as YAML would drop it. For a `criterion`, a value that is nothing but a comment
+    is blank too (`criteria.X=$UNSET # why`: the gate must not read as null, which removes it);
+    elsewhere it is null, as in YAML. Validation still rejects text wherever a string is not
+    allowed. A mapping with a key given twice is refused (InvalidInput naming `item`)."""
+    if not raw.strip() or (criterion and raw.strip().startswith("#")):
         return ""
     try:
         return load_yaml(raw)
@@ -706,18 +711,11 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
                 raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
             node = child
         old = node.get(path[-1])
-        if path[:1] == ["criteria"]:  # null removes a gate here; in a file, an entry left empty is refused
-            value = _without_nulls(value) if path == ["criteria"] else value
-            if len(path) == 2 and value is None:
-                node.pop(path[-1], None)
-                continue
+        if len(path) == 2 and path[0] == "criteria" and value is None:  # removes the gate; elsewhere
+            node.pop(path[-1], None)  # (a file, a `criteria={...}` mapping) an entry with no value is refused
+            continue
         node[path[-1]] = merged(old, value) if isinstance(old, dict) and merges_into(path, value) else value
     return out
-
-
-def _without_nulls(value: Any) -> Any:
-    """A criteria mapping given to `--set criteria=...` without its null entries (removed gates)."""
-    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
 
 
 def merges_into(path: list[str], value: Any) -> bool:

@@ -480,9 +480,9 @@ def test_a_criterion_set_to_only_a_comment_is_refused_as_empty_as_in_check(blank
     """`--set "criteria.best_val_acc=$MIN # why"` with MIN unset must not drop the gate (YAML reads it as null)."""
     from auditor.check import load_criteria
 
-    with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write null to remove the criterion"):
+    with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write an expression"):
         load_spec("smoke", [f"criteria.best_val_acc={blank}"])
-    with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write null to remove the criterion"):
+    with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write an expression"):
         load_criteria({"best_val_acc": ">= 0.5"}, None, [f"criteria.best_val_acc={blank}"])
 
 
@@ -491,11 +491,21 @@ def test_a_criterion_written_with_no_value_is_refused_but_one_recorded_so_is_dro
     `--set criteria.X=null` removes one."""
     raw = load_yaml((REPO / "specs" / "smoke.yaml").read_text())
     raw["criteria"]["best_val_acc"] = None
-    with pytest.raises(InvalidInput, match=r"criteria\.best_val_acc: no value; write an expression"):
+    said = (r"criteria\.best_val_acc: no value; write an expression \(e\.g\. \">= 0\.85\"\), or remove the "
+            r"criterion: --set criteria\.best_val_acc=null, or delete its line in a file")
+    with pytest.raises(InvalidInput, match=said):
         validate_spec(raw, "s.yaml")
     assert "best_val_acc" not in validate_spec(raw, "audit.json", recorded=True).criteria
-    spec = load_spec("smoke", ["criteria={best_val_acc: null, latency_ms: '< 9'}"])  # --set: null removes
-    assert spec.criteria == {"latency_ms": "< 9"}
+    # A whole mapping given to --set replaces the criteria: an entry in it with no value
+    # (`criteria={best_val_acc: $MIN, ...}` with MIN unset) is refused, as in a file.
+    for mapping in ("{best_val_acc: , latency_ms: '< 9'}", "{best_val_acc: null}", "{best_val_acc: # x\n}"):
+        with pytest.raises(InvalidInput, match=r"criteria\.best_val_acc: no value"):
+            load_spec("smoke", [f"criteria={mapping}"])
+    assert load_spec("smoke", ["criteria={latency_ms: '< 9'}"]).criteria == {"latency_ms": "< 9"}
+
+
+def test_a_comment_alone_sets_null_outside_criteria_as_in_yaml() -> None:
+    assert load_spec("smoke", ["train.max_steps=# none", "data.limit_train= # all"]).train.max_steps is None
 
 
 def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
@@ -510,7 +520,7 @@ def test_a_null_criterion_removes_it_and_an_empty_one_is_refused_as_in_check() -
     assert "best_val_acc" not in spec.criteria and "latency_ms" not in spec.criteria
     assert "checkpoint_mb" in spec.criteria  # the others stay
     for empty in ("", "  ", "''"):  # `--set criteria.test_acc=$UNSET` in a CI script must not drop the gate
-        with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write null to remove the criterion"):
+        with pytest.raises(InvalidInput, match="criteria.best_val_acc: empty; write an expression"):
             load_spec("smoke", [f"criteria.best_val_acc={empty}"])
 
 
