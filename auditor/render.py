@@ -1031,7 +1031,7 @@ _VERDICT_TEXT = {
 
 
 _VERIFY_BANNER = {
-    "incomplete": "the runs agree, but wrote no final checkpoint to compare (training diverged, after the last checkpoint if any)",
+    "incomplete": "the runs agree, but training diverged, and no checkpoint holds the weights it ended with to compare",
     "unresumed": "the runs agree, but run K did NOT resume from a checkpoint: the kill/resume path went untested",
     "tolerance": "the runs differ within verify.tolerance, but verify.allow_tolerance is false, so that is not a pass",
 }

@@ -38,6 +38,7 @@ Test-only fault injection (never set in normal use):
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import math
 import os
@@ -58,7 +59,7 @@ from auditor.audit import losses_text, read_audit, run_paths, write_json
 from auditor.check import verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
-from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, spec_source
+from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, foreign_files, spec_source
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, resolved_yaml, spec_hash, validate_spec
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
@@ -747,14 +748,18 @@ def _put_back(workdir: Path, previous: Path) -> Path:
     return failed
 
 
+# Why a file could not be written under --out: the disk or quota is full, or it may not be written.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 def _run_and_compare_writing(plan: Plan, notes: list[str], log: Log, out: Path) -> tuple[dict[str, Any], Path]:
     """`_run_and_compare`; a file verify itself cannot write (a full disk) is bad input, not a crash."""
     try:
         return _run_and_compare(plan, notes, log)
-    except BrokenPipeError:  # the reader of the output went away: not a disk problem
-        raise
     except OSError as exc:
-        raise out_error(out, why_not_writable(exc, plan.workdir, path=plan.workdir)) from None
+        if exc.errno not in WRITE_ERRNOS:  # a closed pipe, a read that failed: not a place to write
+            raise
+        raise out_error(out, why_not_writable(exc, plan.workdir)) from None  # the file, where the OS names it
 
 
 def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, Any], Path]:
@@ -803,14 +808,20 @@ def _made_by_verify(folder: Path) -> bool:
     return (folder / "verify.json").is_file() or ((folder / "spec.yaml").is_file() and (folder / "logs").is_dir())
 
 
-def _foreign_files(workdir: Path) -> list[str]:
-    """Names in a work dir verify made (and its logs/) that verify does not write there."""
+def _foreign_files(workdir: Path, name: str) -> list[str]:
+    """Names in a work dir verify made (its logs/, and each run's report and checkpoint folder)
+    that neither verify nor the runs write there: a JUnit report beside run A's record, notes."""
     found = []
     for sub, patterns in WORKDIR_FILES.items():
         folder = workdir / sub
         if folder.is_dir() and not folder.is_symlink():
             names = [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in patterns)]
             found += [f"{sub}/{n}" if sub else n for n in names]
+    for run in ("a", "b", "k"):
+        paths = run_paths(workdir / run, name)
+        for attr, folder in (("reports", paths.reports), ("checkpoints", paths.checkpoints)):
+            if folder.is_dir() and not folder.is_symlink():
+                found += [str(folder.relative_to(workdir) / n) for n in foreign_files(folder, attr)]
     return sorted(found)
 
 
@@ -829,7 +840,7 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
                 f"verify's in {old.name}, a failed attempt's in {failed_dir(plan.workdir).name}), and this holds "
                 "something else; move it away or choose another --out"
             )
-        if folder.is_dir() and (foreign := _foreign_files(folder)):
+        if folder.is_dir() and (foreign := _foreign_files(folder, plan.spec.name)):
             raise InvalidInput(f"{folder}: holds files verify did not write ({', '.join(foreign)}), and verify "
                                "replaces this folder: move them away first")  # fmt: skip
     try:
@@ -859,10 +870,10 @@ def settle_verdict(
     checkpoint, and `incomplete` when run A's `training` diverged after its last checkpoint;
     appends to `notes` what the verdict needs said (`fd`: `first_divergence(pairs)`)."""
     verdict = decide(pairs, tol.tolerance)
-    if verdict == "bitwise" and training["status"] == "diverged":  # last.pt predates the divergence
-        notes.append(f"the runs agree on every step's loss (the non-finite ones too), every epoch's metrics and "
-                     f"last.pt, but training diverged at step {training.get('diverged_at_step')} after last.pt "
-                     "was written, so the weights it ended with were not compared: verdict incomplete")  # fmt: skip
+    if verdict in ("bitwise", "tolerance") and training["status"] == "diverged":  # last.pt predates it
+        notes.append(f"the runs agree ({verdict}) on every step's loss (the non-finite ones too), every epoch's "
+                     f"metrics and last.pt, but training diverged at step {training.get('diverged_at_step')} after "
+                     "last.pt was written, so the weights it ended with were not compared: verdict incomplete")  # fmt: skip
         return "incomplete"
     if verdict != "diverged" and (facts["kill_signal"] is None or facts["resumed_from"] is None):
         why = "it was not killed" if facts["kill_signal"] is None else "no checkpoint was intact after its kill"

@@ -13,6 +13,7 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -344,11 +345,14 @@ def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: 
     cmd = [sys.executable, str(REPO / "bench" / "throughput.py"), "--synthetic", "--model", "resnet20", "--steps", "200"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        for line in proc.stdout:  # the pipelines' processes exist, and the temporary folder with them
+        for line in proc.stdout:  # the temporary folder exists; the pipelines' processes start after this line
             if "building pipelines" in line:
                 break
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert list(tmp_path.glob("auditor-bench-*")), "the bench made no temporary folder to clean up"
+        children, deadline = [], time.monotonic() + 120
+        while len(children) < 2 and time.monotonic() < deadline:  # (a) and (b), each its own process
+            time.sleep(0.2)
+            children = [c for c in psutil.Process(proc.pid).children() if "--pipeline-child" in " ".join(c.cmdline())]
+        assert len(children) == 2 and list(tmp_path.glob("auditor-bench-*")), "nothing to clean up yet"
         proc.send_signal(signal.SIGTERM)  # to the bench alone, not its process group
         _, err = proc.communicate(timeout=120)
     finally:

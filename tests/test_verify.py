@@ -234,7 +234,7 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     proc = _verify(tmp_path, "--set", "train.optimizer.lr=1e8")  # non-finite within a few steps, every run alike
     assert proc.returncode == 1, proc.stdout + proc.stderr
     block, audit, sheet = _evidence(tmp_path)
-    assert "Verification verdict **incomplete**: the runs agree, but wrote no final checkpoint to compare (training diverged" in sheet
+    assert "Verification verdict **incomplete**: the runs agree, but training diverged, and no checkpoint holds" in sheet
     diverged_at = audit["training"]["diverged_at_step"]
     assert audit["run"]["status"] == "diverged" and diverged_at < default_kill_step(TOTAL, SPE, EVERY)
     steps_a = len((tmp_path / "verify/smoke/a/reports/smoke/steps.csv").read_text().splitlines()) - 1  # header
@@ -488,10 +488,12 @@ def test_verdict_levels() -> None:
     facts = {"kill_signal": "SIGKILL", "resumed_from": "step_4.pt"}
     diverged = {"status": "diverged", "diverged_at_step": 5}
     assert settle_verdict(pairs, VerifySpec(), facts, None, notes, diverged) == "incomplete"
-    said = ("the runs agree on every step's loss (the non-finite ones too), every epoch's metrics and last.pt, "
-            "but training diverged at step 5 after last.pt was written, so the weights it ended with were "
+    said = ("the runs agree (bitwise) on every step's loss (the non-finite ones too), every epoch's metrics and "
+            "last.pt, but training diverged at step 5 after last.pt was written, so the weights it ended with were "
             "not compared: verdict incomplete")
     assert notes == [said]
+    within = VerifySpec(tolerance=1e-6, allow_tolerance=True)  # a pass for agreeing runs, not for uncompared ones
+    assert settle_verdict([pair(True, 0.0), pair(False, 1e-7)], within, facts, None, [], diverged) == "incomplete"
     assert settle_verdict(pairs, VerifySpec(), facts, None, [], {"status": "completed"}) == "bitwise"
 
 
@@ -608,6 +610,22 @@ def test_a_file_verify_cannot_write_is_bad_input_and_the_earlier_evidence_comes_
                                "No space left on device")  # named where this attempt now is
     assert (workdir / "verify.json").read_text() == "earlier evidence"
 
+    def unnamed(plan: Any, notes: list[str], log: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # as os.write and fsync raise it
+
+    monkeypatch.setattr(verify_mod, "_run_and_compare", unnamed)
+    with pytest.raises(InvalidInput) as info:
+        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+    assert str(info.value) == f"--out: cannot write under {tmp_path}: No space left on device"  # no folder misnamed
+
+    def unreadable(plan: Any, notes: list[str], log: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error")  # not a write: not said to be one
+
+    monkeypatch.setattr(verify_mod, "_run_and_compare", unreadable)
+    with pytest.raises(OSError, match="Input/output error"):
+        verify_mod.verify("smoke", [], tmp_path, epochs=1)
+    assert (workdir / "verify.json").read_text() == "earlier evidence"
+
 
 def test_files_verify_did_not_write_in_its_work_dir_are_refused_not_deleted(tmp_path: Path) -> None:
     """A JUnit report or notes put beside the evidence were deleted by the next verify without a word."""
@@ -616,14 +634,18 @@ def test_files_verify_did_not_write_in_its_work_dir_are_refused_not_deleted(tmp_
     (workdir / "verify.json").write_text("earlier evidence")
     (workdir / "logs" / "a-reference.log").write_text("")
     (workdir / ".verify.json.x1.tmp").write_text("")  # left by a write cut short: verify's own
-    for name in ("notes.md", "logs/junit.xml"):
+    (workdir / "a/reports/smoke/figures").mkdir(parents=True)
+    (workdir / "a/reports/smoke/audit.json").write_text("{}")  # run A's record, as its run wrote it
+    mine = ["notes.md", "logs/junit.xml", "a/reports/smoke/junit.xml", "a/reports/smoke/figures/mine.svg"]
+    for name in mine:  # a JUnit report beside run A's record is where `auditor check --junit` would put it
         (workdir / name).write_text("the user's")
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
-    with pytest.raises(InvalidInput, match=r"smoke: holds files verify did not write \(logs/junit\.xml, notes\.md\)"):
+    listed = r"a/reports/smoke/figures/mine\.svg, a/reports/smoke/junit\.xml, logs/junit\.xml, notes\.md"
+    with pytest.raises(InvalidInput, match=rf"smoke: holds files verify did not write \({listed}\)"):
         verify_mod._set_aside_workdir(plan, tmp_path)
-    assert (workdir / "notes.md").read_text() == (workdir / "logs/junit.xml").read_text() == "the user's"
-    (workdir / "notes.md").unlink()
-    (workdir / "logs/junit.xml").unlink()
+    assert all((workdir / name).read_text() == "the user's" for name in mine)
+    for name in mine:
+        (workdir / name).unlink()
     assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
 
 
