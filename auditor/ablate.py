@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.audit import chose_on_test, run_paths, write_json
+from auditor.audit import chose_on_test, huge_number, run_paths, write_json
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -47,7 +47,7 @@ from auditor.errors import (
     Terminated,
     parent_env,
 )
-from auditor.fileio import atomic_write_bytes, lock_holder, out_error, why_not_writable
+from auditor.fileio import atomic_write_bytes, holder_now, out_error, why_not_writable
 from auditor.render import cifar_qualifier
 from auditor.spec import (
     NAME_PATTERN,
@@ -383,7 +383,7 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     audit = _read_json(paths.reports / "audit.json")
     if audit is not None and audit.get("spec_hash") == run.spec_hash:
         return "finished", audit
-    if lock_holder(paths.lock, this_host_only=True):
+    if holder_now(paths.lock):
         return "running", audit
     if paths.ckpt_staging.is_dir():
         return "resume", audit
@@ -394,6 +394,12 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     diverged = audit.get("run", {}).get("status") == "diverged"
     rejudge = same_training(audit.get("spec"), run.spec) and paths.last_checkpoint.is_file() and not diverged
     return ("rejudge" if rejudge else "stale"), audit
+
+
+def _holder_text(out: Path, run: PlannedRun) -> str:
+    """' (process PID on HOST since TIME)' of the process running `run` now, or '' once it is gone."""
+    holder = holder_now(run_paths(out, run.name).lock)
+    return f" ({holder})" if holder else ""
 
 
 def software_label(audit: dict[str, Any]) -> str:
@@ -473,7 +479,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if isinstance(data, dict) and huge_number(data) is None else None  # unreadable as audit.read_audit says
 
 
 def display_path(p: Path) -> str:
@@ -902,7 +908,7 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
     for r in plan.runs:
         state, audit = run_state(out, r)
         label = skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
-            "running": f"going on now in another process ({lock_holder(run_paths(out, r.name).lock)})",
+            "running": f"going on now in another process{_holder_text(out, r)}",
             "resume": "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)",
             "stale": "run (replaces a run of a different spec)", "new": "run",
@@ -963,9 +969,9 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
             log(f"{head}: {skip_label(audit or {}, now[r.spec.train.device])}")
             continue
         if state == "running":
-            raise InvalidInput(f"{run_paths(out, r.name).lock}: run {r.name} is going on in another process "
-                               f"({lock_holder(run_paths(out, r.name).lock)}); wait for it to finish, then run "
-                               f"this ablation again: it continues from the runs finished")
+            raise InvalidInput(f"{run_paths(out, r.name).lock}: run {r.name} is going on in another process"
+                               f"{_holder_text(out, r)}; wait for it to finish, then run this ablation again: it "
+                               "continues from the runs finished")  # fmt: skip
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         log(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env())

@@ -189,7 +189,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
-    if (huge := _huge_number(audit)) is not None:
+    if (huge := huge_number(audit)) is not None:
         raise InvalidInput(f"{path}: not an audit record: {huge}")
     if not isinstance(audit, dict):
         raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
@@ -207,7 +207,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     return audit
 
 
-def _huge_number(record: Any) -> str | None:
+def huge_number(record: Any) -> str | None:
     """Where `record` holds an integer no field of a record can hold (a float would overflow
     on it), as 'FIELD: an integer of N digits', or None."""
     todo: list[tuple[str, Any]] = [("(top level)", record)]

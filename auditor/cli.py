@@ -145,7 +145,7 @@ def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
     p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
-    p.add_argument("--junit", type=Path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report)")
+    p.add_argument("--junit", type=Path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report); on bad input (exit 2), a report of one errored test case")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused), repeatable")  # fmt: skip
     p.add_argument("--require-criteria", action="store_true",
@@ -311,7 +311,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not args.junit:
             raise
         try:
-            write_junit_text(args.junit, junit_error_xml("auditor.check", str(exc)))
+            # Named as the run's own reports are (its report folder is named after it), so CI
+            # lines the error up with the history of that suite.
+            suite = f"auditor.{args.run_dir.resolve().name or 'check'}"
+            write_junit_text(args.junit, junit_error_xml(suite, str(exc)))
         except InvalidInput:  # e.g. the --junit path itself was the bad input
             raise exc from None
         raise InvalidInput(f"{exc} (the JUnit report {args.junit} says so: one errored test case)") from None

@@ -174,6 +174,25 @@ def lock_holder(lock: Path, this_host_only: bool = False) -> str:
     return note
 
 
+def holder_now(lock: Path) -> str:
+    """Who holds `lock` now on this machine, as its note says ('process PID on HOST since TIME'),
+    or '' when no live process here does: the note's process is gone, the note is another
+    machine's, or the lock is free (the note outlived a killed holder whose PID was reused).
+    The lock is tried for that, and released at once."""
+    if not (holder := lock_holder(lock, this_host_only=True)):
+        return ""
+    try:
+        fd = lock_file(lock)
+    except BlockingIOError:
+        return holder
+    except OSError:  # cannot be tried (e.g. no permission to open it): the note is all there is
+        return holder
+    if fd is None:  # no flock here: the note is all there is
+        return holder
+    os.close(fd)
+    return ""
+
+
 def _alive(pid: int) -> bool:
     """Whether a process `pid` exists on this machine."""
     try:

@@ -835,17 +835,23 @@ def _within_warmup(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
     """A note when the run stopped before its warm-up ended: it never reached the schedule after it."""
     if not schedule["warmup_epochs"] or _steps_short_of(tr, schedule["warmup_epochs"]) is None:
         return ""
-    steps = _steps_short_of(tr, tr["epochs_run"])
-    run = count(tr["epochs_run"], "epoch") if steps is None else \
-        f"{steps / tr['steps_per_epoch']:.2f} epochs ({count(steps, 'step')})"
+    part = _part_epochs(tr)
+    run = count(tr["epochs_run"], "epoch") if part is None else f"{part[0]} epochs ({count(part[1], 'step')})"
     return (f"; this run stopped within the warm-up, after {run}: its lr only rose, "
             "and what follows the warm-up never took effect")  # fmt: skip
 
 
+def _part_epochs(tr: dict[str, Any]) -> tuple[str, int] | None:
+    """('0.71', 20): the epochs (2 decimals) and steps trained where a step budget stopped the
+    last epoch part-way; None where every epoch run was whole."""
+    steps = _steps_short_of(tr, tr["epochs_run"])
+    return None if steps is None else (f"{steps / tr['steps_per_epoch']:.2f}", steps)
+
+
 def epochs_run_text(tr: dict[str, Any]) -> str:
     """'3', or '0.71 (20 steps)' where a step budget stopped the last epoch part-way."""
-    steps = _steps_short_of(tr, tr["epochs_run"])
-    return str(tr["epochs_run"]) if steps is None else f"{steps / tr['steps_per_epoch']:.2f} ({steps:,} steps)"
+    part = _part_epochs(tr)
+    return str(tr["epochs_run"]) if part is None else f"{part[0]} ({count(part[1], 'step')})"
 
 
 def _stop_text(audit: dict[str, Any]) -> str | None:
@@ -914,6 +920,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
         "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
+        "planned_text": count(tr["epochs_planned"], "planned epoch"),
         "test_loss": loss_cell(test["loss"]) if test else NA,
         "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"]),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (

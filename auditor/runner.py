@@ -704,8 +704,8 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
     notes = {"reproducible": "not verified: run `auditor verify` on this spec"}
     if result.selection_split != "val":
         notes["best_val_acc"] = notes["final_val_acc"] = "the spec has no validation split"
-    if result.best_metric is None and result.selection_split == "val":
-        notes["best_val_acc"] = f"no epoch completed (run {result.status})"
+    if not result.history and result.selection_split == "val":
+        notes["best_val_acc"] = notes["final_val_acc"] = f"no epoch completed (run {result.status})"
     if measured["size"]["checkpoint_bytes"] is None:
         notes["checkpoint_mb"] = f"no best checkpoint (run {result.status})"
     if measured["test"] is None:

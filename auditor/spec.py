@@ -459,6 +459,7 @@ class SpecLoader(yaml.SafeLoader):
     deeper than MAX_YAML_DEPTH."""
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        """PyYAML's node composition, refusing nesting deeper than MAX_YAML_DEPTH."""
         event = self.peek_event()
         depth = self.__dict__.get("_depth", 0)
         if depth >= MAX_YAML_DEPTH:  # before Python's recursion limit turns it into a crash

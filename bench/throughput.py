@@ -73,6 +73,7 @@ from auditor.environment import (
     read_cpuinfo,
     usable_cpus,
 )
+from auditor.errors import Terminated, exit_code, stop_word
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.render import cpus_text
@@ -1910,11 +1911,10 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         print(f"wrote {RESULTS_MD}")
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the bench is: its temporary folders and pipelines are removed on the way out."""
-
-
 def _raise_terminated(signum: int, frame: Any) -> None:
+    """SIGTERM, raised where the bench is (as `auditor` stops on it): its temporary folders and
+    pipelines are removed on the way out; a second SIGTERM is ignored meanwhile."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated
 
 
@@ -1946,13 +1946,16 @@ def main(argv: list[str] | None = None) -> int:
     make_current(device)
     report = new_report(raw, device, a.quiet_threshold)
     signal.signal(signal.SIGTERM, _raise_terminated)
+    measured = False
     try:
         throughput_sections(a, device, configs, report)
         other_sections(a, device, report)
-    except (KeyboardInterrupt, Terminated) as exc:  # the pipelines' processes are stopped on the way out
-        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: no results written", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
-    finish(a, report)
+        measured = True
+        finish(a, report)
+    except KeyboardInterrupt as stop:  # Terminated too; the pipelines' processes are stopped on the way out
+        written = "results not all written (see above)" if measured else "no results written"
+        print(f"\n{stop_word(stop)}: {written}", file=sys.stderr)
+        return exit_code(stop)
     return 0
 
 

@@ -91,6 +91,16 @@ def assert_invalid(proc: subprocess.CompletedProcess[str], *needles: str) -> Non
 # --- validation before any run (fast) ---------------------------------------------------
 
 
+def test_a_record_no_float_can_read_is_unreadable_as_for_check_and_render(tmp_path: Path) -> None:
+    """A hand-edited 400-digit integer made the page's float() of it overflow (a traceback)."""
+    from auditor.ablate import _read_json
+
+    (tmp_path / "audit.json").write_text(json.dumps({"metrics": {"test_acc": 10**400}}))
+    assert _read_json(tmp_path / "audit.json") is None
+    (tmp_path / "audit.json").write_text(json.dumps({"metrics": {"test_acc": 0.5}}))
+    assert _read_json(tmp_path / "audit.json") == {"metrics": {"test_acc": 0.5}}
+
+
 def test_bad_override_fails_before_training(tmp_path: Path) -> None:
     write(tmp_path / "x.yaml", TINY.replace(
         "  constant: [train.schedule.name=constant]",

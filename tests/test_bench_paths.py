@@ -357,7 +357,7 @@ def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: 
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 143 and "terminated: no results written" in err and "Traceback" not in err, err
+    assert proc.returncode == 143 and "terminated (SIGTERM): no results written" in err and "Traceback" not in err, err
     assert not list(tmp_path.glob("auditor-bench-*"))
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 

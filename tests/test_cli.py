@@ -432,6 +432,7 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     assert_clean_error(stopped, "criteria.best_val_acc: cannot parse", f"(the JUnit report {tmp_path / 'j.xml'} says so")
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("1", "0", "1")
+    assert suite.get("name") == "auditor.smoke"  # as the run's own reports are named
     assert "cannot parse '>= 30%'" in suite.find("testcase/error").get("message")
     record = (rep / "audit.json").read_bytes()  # not a JUnit report: never replaced, also not on an error
     refused = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(rep / "audit.json"))

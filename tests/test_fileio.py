@@ -18,6 +18,7 @@ from auditor.fileio import (
     atomic_write_bytes,
     file_in_the_way,
     held_lock,
+    holder_now,
     lock_file,
     lock_holder,
     out_error,
@@ -205,3 +206,13 @@ def test_a_holder_note_of_a_process_gone_is_not_named_and_a_release_clears_the_n
     elsewhere = f"process {os.getpid()} on not-{host} since 2026-01-01T00:00:00+00:00"
     lock.write_text(elsewhere + "\n")  # a holder on another machine: its process cannot be checked from here
     assert lock_holder(lock) == elsewhere and lock_holder(lock, this_host_only=True) == ""
+
+
+def test_holder_now_trusts_a_note_only_while_the_lock_is_held(tmp_path: Path) -> None:
+    """A note naming a live process (a PID reused after its holder was killed) is stale once the lock is free."""
+    lock, host = tmp_path / ".smoke.lock", socket.gethostname()
+    lock.write_text(f"process {os.getpid()} on {host} since 2026-01-01T00:00:00+00:00\n")
+    assert lock_holder(lock) and holder_now(lock) == ""  # alive, but holding nothing
+    with held_lock(lock, "busy", tmp_path):
+        assert holder_now(lock).startswith(f"process {os.getpid()} on {host} since ")
+    assert holder_now(tmp_path / ".missing.lock") == "" and not (tmp_path / ".missing.lock").exists()

@@ -512,6 +512,15 @@ def test_the_test_accuracy_says_what_precision_it_was_measured_in() -> None:
     assert "| Test accuracy | 96.00% on 500 images (checkpoint best.pt) |" in text_of(audit)
 
 
+def test_a_one_epoch_run_is_said_in_the_singular() -> None:
+    audit = golden_audit()
+    assert " for 3 of 3 planned epochs on " in text_of(audit)
+    tr = audit["training"]
+    tr.update(epochs_run=1, epochs_planned=1, history=tr["history"][:1], best_epoch=1)
+    audit["spec"]["train"]["epochs"] = 1
+    assert " for 1 of 1 planned epoch on " in text_of(rehash(audit))
+
+
 def test_a_non_finite_epoch_loss_is_said_as_such_not_as_missing() -> None:
     audit = golden_audit()
     audit["training"]["history"][0]["val_loss"] = None  # audit.json holds a NaN or inf loss as null

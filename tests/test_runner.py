@@ -82,8 +82,9 @@ def test_metrics_a_run_that_diverged_before_any_checkpoint_could_not_have_say_wh
     result = SimpleNamespace(history=[], selection_split="val", best_metric=None, train_time_s=1.0,
                              images_per_s=1.0, status="diverged")  # fmt: skip
     notes = runner._metric_notes(result, measured)
-    assert (notes["best_val_acc"], notes["checkpoint_mb"], notes["test_acc"]) == (
-        "no epoch completed (run diverged)", "no best checkpoint (run diverged)", "no best checkpoint (run diverged)")
+    assert (notes["best_val_acc"], notes["final_val_acc"], notes["checkpoint_mb"], notes["test_acc"]) == (
+        "no epoch completed (run diverged)", "no epoch completed (run diverged)", "no best checkpoint (run diverged)",
+        "no best checkpoint (run diverged)")  # fmt: skip
     result.selection_split = "test"  # no validation split: said as such, not as an epoch missing
     assert runner._metric_notes(result, measured)["best_val_acc"] == "the spec has no validation split"
 
