@@ -24,6 +24,7 @@ import torch
 
 from auditor import unpickle
 from auditor.errors import InvalidInput, SpecFieldError
+from auditor.fileio import home_expanded
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
 
 CIFAR_DIR = "cifar-10-batches-py"
@@ -164,7 +165,10 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     Returns (train_x, train_y, test_x, test_y, classes, files, base).
     A partial or modified copy still loads; `files` says what differs.
     """
-    root = Path(spec.root).expanduser().resolve()
+    try:
+        root = home_expanded(spec.root).resolve()
+    except ValueError as exc:
+        raise SpecFieldError("data.root", str(exc)) from None
     base = root / CIFAR_DIR
     if not base.is_dir() and spec.download and (root.is_dir() or not root.exists()):
         _download(root)
@@ -452,7 +456,10 @@ def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[s
     """
     if not str(root):  # "" (as Path(""), the working directory) is a mistake: '.' says it
         raise InvalidInput("--data-root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
-    folder = Path(root).expanduser().resolve()
+    try:
+        folder = home_expanded(root).resolve()
+    except ValueError as exc:
+        raise InvalidInput(f"--data-root: {exc}") from None
     base = folder / CIFAR_DIR
     if not base.is_dir():
         raise InvalidInput(f"--data-root: {folder} {_why_no_cifar_dir(folder, '--data-root')}")

@@ -97,6 +97,16 @@ def file_in_the_way(path: Path) -> Path | None:
     return None
 
 
+def home_expanded(text: str | Path) -> Path:
+    """`text` as a path with a leading `~` or `~user` expanded; ValueError when that names no
+    home folder here (an unknown user), which pathlib raises as a RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        head = str(text).split("/", 1)[0]
+        raise ValueError(f"{text}: {head} names no home folder here (no such user)") from None
+
+
 def out_error(out: Path, why: str) -> InvalidInput:
     """The error for an output folder that cannot be written: `--out: cannot write under OUT: WHY`."""
     return InvalidInput(f"--out: cannot write under {out}: {why}")

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from auditor.errors import InvalidInput
+from auditor.fileio import home_expanded
 from auditor.words import count
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
@@ -623,7 +624,10 @@ def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], .
     """The `what` file `arg` names, or else a shipped one under `shipped` by name (`x`, `x.yaml`,
     either after one of `prefixes`, where this repository keeps them); a path (`names_a_path`)
     is only ever the file it names."""
-    p = Path(arg).expanduser()
+    try:
+        p = home_expanded(arg)
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}; no {what} there") from None
     if p.is_file():
         return p
     if not names_a_path(arg):

@@ -74,6 +74,7 @@ from auditor.environment import (
     usable_cpus,
 )
 from auditor.errors import Terminated, exit_code, stop_word
+from auditor.fileio import home_expanded
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.render import cpus_text
@@ -1708,13 +1709,21 @@ def add_section_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="--matrix --profile --overhead --latency-check")
 
 
+def _folder(text: str) -> Path:
+    """A folder argument, `~` expanded and made absolute (the overhead's runs work elsewhere)."""
+    try:
+        return home_expanded(text).resolve()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; bad values exit 2 through argparse before anything is measured."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", nargs="+", default=None, choices=list_models(), metavar="MODEL",
                    help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--data-root", type=lambda text: Path(text).expanduser().resolve(), default=None,  # the overhead runs elsewhere
+    p.add_argument("--data-root", type=_folder, default=None,  # the overhead runs elsewhere
                    help=f"folder holding cifar-10-batches-py/ (default: {SUBSET} when present, else synthetic)")
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     add_timing_options(p)

@@ -321,6 +321,7 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--warmup", "0"], "argument --warmup: invalid int >= 1 value: '0'"),
      (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'"),
      (["--data-root", "/nonexistent"], "--data-root /nonexistent: no cifar-10-batches-py/ folder there"),
+     (["--data-root", "~auditor-no-such-user/x"], "argument --data-root: ~auditor-no-such-user/x: ~auditor-no-such-user names no home"),
      (["--model", "bogus"], "argument --model: invalid choice: 'bogus'"),
      (["--steps", "0"], "argument --steps: invalid int >= 1 value: '0'"),
      (["--repeats", "-1"], "argument --repeats: invalid int >= 1 value: '-1'"),

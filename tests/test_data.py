@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -300,6 +301,15 @@ def test_missing_data_root_through_cli_exits_2(tmp_path: Path) -> None:
     proc = run_cli("run", "specs/resnet20_cifar10.yaml", *sets(f"data.root={tmp_path / 'nowhere'}"), "--out", str(tmp_path))
     assert_clean_error(proc, "data.root:", "nowhere does not exist; set data.root to the folder that holds")
     assert not (tmp_path / "reports").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_home_folder_of_no_user_is_bad_input_not_a_crash() -> None:
+    """`~nouser/cifar` made pathlib raise RuntimeError: a traceback with exit 1, which CI reads as a failed gate."""
+    said = re.escape("~auditor-no-such-user/cifar: ~auditor-no-such-user names no home folder here (no such user)")
+    with pytest.raises(InvalidInput, match=f"^data.root: {said}$"):
+        D.load_data(DataSpec(root="~auditor-no-such-user/cifar"), 0)
+    with pytest.raises(InvalidInput, match=f"^--data-root: {said}$"):
+        D.read_test_set("~auditor-no-such-user/cifar")
 
 
 def test_the_test_set_fingerprint_is_the_one_evaluate_prints_for_the_same_copy(tmp_path: Path) -> None:

@@ -232,6 +232,8 @@ def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_missing_spec_file(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "no/such/spec.yaml"]) == 2
     assert "no/such/spec.yaml: spec file not found" in capsys.readouterr().err
+    assert main(["validate", "~auditor-no-such-user/s.yaml"]) == 2  # pathlib raised RuntimeError: a traceback
+    assert "~auditor-no-such-user names no home folder here (no such user); no spec there" in capsys.readouterr().err
 
 
 def test_a_spec_named_by_path_never_falls_back_to_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
