@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import re
 import warnings
@@ -148,22 +149,40 @@ def verify(path: Path, *, complete: bool = False) -> str | None:
     if not path.is_file():
         return "missing"
     reason, actual = _check_sidecar(path)
-    if reason is None or not (nxt := next_digest_path(path)).is_file():
+    if reason is None or not _matches_next(path, actual):
         return reason
-    try:
-        if _first_word(nxt) != (actual or sha256_file(path)):  # the file is hashed once
-            return reason
-        if complete:
-            replace_durably(nxt, digest_path(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"{reason}; {nxt.name} matches, but it could not be put in place ({exc})"
+    if complete:
+        try:
+            replace_durably(next_digest_path(path), digest_path(path))
+        except OSError as exc:
+            return f"{reason}; {next_digest_path(path).name} matches, but it could not be put in place ({exc})"
     return None
+
+
+def matching_digest(path: Path) -> Path | None:
+    """The digest file `path` matches: its sidecar, or the digest of a write of it whose last
+    rename was cut short (`verify` takes that as intact); None when it matches neither."""
+    reason, actual = _check_sidecar(path)
+    if reason is None:
+        return digest_path(path)
+    return next_digest_path(path) if _matches_next(path, actual) else None
+
+
+def _matches_next(path: Path, actual: str | None) -> bool:
+    """Whether `path` matches the digest of a write in progress (`actual`: its sha256, if computed)."""
+    nxt = next_digest_path(path)
+    try:
+        return nxt.is_file() and _first_word(nxt) == (actual or sha256_file(path))  # the file is hashed once
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
     """(None, or why `path` does not match its digest file; the file's sha256 where computed)."""
-    if not digest_path(path).is_file():
+    if not os.path.lexists(digest_path(path)):
         return "no digest file (write was interrupted)", None
+    if not digest_path(path).is_file():
+        return f"unreadable digest file {digest_path(path).name} (not a regular file)", None
     try:
         expected = recorded_digest(path)
     except (OSError, UnicodeDecodeError):

@@ -46,6 +46,9 @@ class Provenance:
     n_test_files: int
     normalization: str  # "cifar10-correct" | "cifar10-legacy-std" | "custom"
     test_fingerprint: str | None = None  # sha256 over the test images and labels alone: what evaluate prints
+    # sha256 over the test images and labels the run scored: the first data.limit_test (the same
+    # as test_fingerprint without a limit); evaluate compares those it scores with it
+    scored_test_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -333,14 +336,16 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         raise SpecFieldError(
             "data.val_split", f"{spec.val_split} must be smaller than the {len(ty)} training images"
         )
+    te = np.arange(len(sy))[: spec.limit_test] if spec.limit_test else np.arange(len(sy))
+    test_fp = fingerprint(sx, sy)
     prov = Provenance(
         dataset=spec.dataset, root=root, official=official, files=files, note=note,
         fingerprint=fingerprint(tx, ty, sx, sy), n_train_files=len(ty), n_test_files=len(sy),
-        normalization=normalization_kind(spec), test_fingerprint=fingerprint(sx, sy),
+        normalization=normalization_kind(spec), test_fingerprint=test_fp,
+        scored_test_fingerprint=test_fp if len(te) == len(sy) else fingerprint(sx[te], sy[te]),
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr
-    te = np.arange(len(sy))[: spec.limit_test] if spec.limit_test else np.arange(len(sy))
     t = torch.from_numpy
     return DataBundle(
         train_x=t(tx[tr]), train_y=t(ty[tr]), val_x=t(tx[va]), val_y=t(ty[va]),

@@ -6,6 +6,7 @@ so nothing but the checkpoint (and, for accuracy, a copy of the data) is needed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,11 +17,12 @@ from torch import nn
 
 from auditor import checkpoint, environment
 from auditor.audit import latency_warnings
-from auditor.data import norm_tensors, read_test_set
+from auditor.data import fingerprint, norm_tensors, not_a_file, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
-from auditor.spec import DEVICE_FORM, DEVICE_FORMS, Latency, Spec, validate_spec
+from auditor.spec import DEVICE_FORM, DEVICE_FORMS, Latency, Spec, hash_resolved, validate_spec
+from auditor.words import count
 
 
 class Loaded(NamedTuple):
@@ -29,15 +31,18 @@ class Loaded(NamedTuple):
     spec: Spec  # the embedded resolved spec
     model: nn.Module  # with the checkpoint's weights, on the CPU
     spec_hash: str | None  # as the run recorded it
-    test_fingerprint: str | None  # the test set the run was scored on (None: not recorded)
+    test_fingerprint: str | None  # the test file the run read (None: not recorded)
+    scored_fingerprint: str | None  # the test images the run scored, its first data.limit_test (None: not recorded)
+    integrity: str  # whether its bytes were checked against a digest file, in words
+    warnings: list[str]  # what makes the checkpoint's own record doubtful
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
-    """The checkpoint's model, spec, spec hash and test-set fingerprint as the run recorded them."""
-    if not path.is_file():
-        raise InvalidInput(f"{path}: {'a folder, not a checkpoint file' if path.is_dir() else 'checkpoint not found'}")
-    # A copied checkpoint may travel without its digest file: verify when present.
-    state = checkpoint.load(path, check_digest=checkpoint.digest_path(path).is_file())
+    """The checkpoint's model, spec, spec hash and test-set fingerprint as the run recorded them.
+    A link is followed: the digest file checked is the one beside the file it names."""
+    target = _checkpoint_file(path)
+    integrity = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
+    state = checkpoint.load(target, check_digest=False)
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
     spec = validate_spec(state["spec"], f"{path} (embedded spec)", recorded=True)
@@ -45,19 +50,56 @@ def model_from_checkpoint(path: Path) -> Loaded:
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
-        raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {exc}") from None
+        raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {_misfit(state['model'], exc)}") from None
     recorded = state.get("spec_hash")  # as written, not recomputed under today's defaults
-    test = state.get("test_fingerprint")  # checkpoints written before it was recorded have none
-    return Loaded(spec, model, recorded if isinstance(recorded, str) else None, test if isinstance(test, str) else None)
+    recorded = recorded if isinstance(recorded, str) else None
+    test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
+    warnings = []
+    if recorded is not None and hash_resolved(state["spec"]) != recorded:
+        warnings.append(f"its embedded spec does not hash to the spec_hash recorded with it ({recorded[:12]}): "
+                        "the spec or the hash was changed after the run, so the run, model and hash printed "
+                        "here may not belong together")  # fmt: skip
+    text = lambda v: v if isinstance(v, str) else None
+    return Loaded(spec, model, recorded, text(test), text(scored), integrity, warnings)
 
 
-def integrity(path: Path) -> str:
-    """Whether the checkpoint's bytes were checked against its digest file (`model_from_checkpoint`
-    refuses a mismatch), in words."""
-    sidecar = checkpoint.digest_path(path)
-    if sidecar.is_file():
-        return f"sha256 matches {sidecar.name}"
-    return f"not checked: no {sidecar.name} beside it"
+def _checkpoint_file(path: Path) -> Path:
+    """`path`, or the file a link there names; InvalidInput when no regular file is there (a
+    FIFO would block the read)."""
+    if path.is_dir():
+        raise InvalidInput(f"{path}: a folder, not a checkpoint file")
+    if (what := not_a_file(path)) is not None:
+        raise InvalidInput(f"{path}: {what}, not a checkpoint file")
+    if not path.is_file():
+        raise InvalidInput(f"{path}: checkpoint not found")
+    return path.resolve()
+
+
+def _integrity(path: Path, target: Path) -> str:
+    """Check `target`'s bytes against the digest file beside it, when there is one (a copied
+    checkpoint may travel without it); say which matched, or refuse a mismatch."""
+    sidecar = checkpoint.digest_path(target)
+    where = "" if target == path.absolute() else f" (beside {target}, which {path} links to)"
+    if not os.path.lexists(sidecar) and not checkpoint.next_digest_path(target).is_file():
+        return f"not checked: no {sidecar.name} beside it{where}"
+    matched = checkpoint.matching_digest(target)
+    if matched is None:
+        raise InvalidInput(f"{path}: checkpoint is not intact: {checkpoint.verify(target)}{where}")
+    if matched == sidecar:
+        return f"sha256 matches {matched.name}{where}"
+    return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short"
+
+
+def _misfit(weights: Any, exc: Exception) -> str:
+    """Why the weights do not fit, short: a wrapper's key prefix said as such, torch's list of
+    every missing and unexpected key cut to its start."""
+    keys = [k for k in weights if isinstance(k, str)] if isinstance(weights, dict) else []
+    for prefix in ("module.", "_orig_mod."):
+        if keys and all(k.startswith(prefix) for k in keys):
+            return (f"every key starts with {prefix!r} (saved from a DataParallel or torch.compile wrapper); "
+                    "a checkpoint holds the bare model's state dict")  # fmt: skip
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _device(name: str) -> torch.device:
@@ -72,7 +114,8 @@ def _device(name: str) -> torch.device:
 
 def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[str, Any]:
     """Overall and per-class test accuracy of a checkpoint on the data under `data_root`."""
-    spec, model, recorded_hash, run_test = model_from_checkpoint(path)
+    loaded = model_from_checkpoint(path)
+    spec, model = loaded.spec, loaded.model
     device = _device(device_name)
     x, y, classes, facts = read_test_set(data_root)
     if len(classes) != spec.model.num_classes:
@@ -87,20 +130,30 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     scope = (f"the first {acc.n:,} of the {total:,} test images, as the run's data.limit_test" if acc.n < total
              else f"all {total:,} test images")  # fmt: skip
     return {
-        "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
+        "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
-        "warnings": [*evaluation_warnings(spec, model), *_copy_warnings(spec, run_test, facts["fingerprint"])],
+        "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
+                     *_copy_warnings(spec, loaded, facts["fingerprint"], fingerprint(x.numpy(), y.numpy()), acc.n)],
     }  # fmt: skip
 
 
-def _copy_warnings(spec: Spec, run_test: str | None, here: str) -> list[str]:
-    """A warning when the CIFAR-10 test set here is not the one the run was scored on (a run on
-    other data has its own warning)."""
-    if spec.data.dataset != "cifar10" or run_test is None or run_test == here:
+def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str, n: int) -> list[str]:
+    """A warning when the CIFAR-10 test images scored here are not those the run scored (a run on
+    other data has its own warning): compared as scored where the run recorded that, else as files."""
+    run_scored, run_file = loaded.scored_fingerprint, loaded.test_fingerprint
+    if spec.data.dataset != "cifar10" or (run_scored or run_file) in (None, scored_here if run_scored else file_here):
         return []
-    why = (f"the test images or labels here (sha256 {here[:12]}) are not those the run was scored on "
-           f"({run_test[:12]}): this accuracy is not the run's to reproduce")  # fmt: skip
+    if run_scored is not None:
+        why = (f"the {count(n, 'test image')} scored here, or their labels (sha256 {scored_here[:12]}), are not "
+               f"those the run scored ({run_scored[:12]}): this accuracy is not the run's to reproduce")
+    elif scored_here != file_here:  # a limit: the images scored may be the same in another file
+        why = (f"the test file here (sha256 {file_here[:12]}) is not the one the run read ({run_file[:12]}); the "
+               f"run scored its first {count(n, 'image')}, and whether those are the same here its checkpoint "
+               "does not record")
+    else:
+        why = (f"the test images or labels here (sha256 {file_here[:12]}) are not those the run was scored on "
+               f"({run_file[:12]}): this accuracy is not the run's to reproduce")
     return [why]
 
 
@@ -112,9 +165,14 @@ def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:
             f"the model was trained on {spec.data.dataset} data, whose classes are not CIFAR-10's: "
             "this accuracy says nothing about the run"
         )
-    if bad := nonfinite_tensors(model):
-        warnings.append(f"{len(bad)} weight tensors hold non-finite values (e.g. {bad[0]}): the model is broken")
-    return warnings
+    return warnings + broken_warnings(model)
+
+
+def broken_warnings(model: nn.Module) -> list[str]:
+    """A warning when weights hold inf or NaN: every figure measured on the model is of a broken one."""
+    bad = nonfinite_tensors(model)
+    verb = "holds" if len(bad) == 1 else "hold"
+    return [f"{count(len(bad), 'weight tensor')} {verb} non-finite values (e.g. {bad[0]}): the model is broken"] if bad else []
 
 
 def _latency_spec(latency: Latency, iters: int | None) -> Latency:
@@ -130,19 +188,21 @@ def _latency_spec(latency: Latency, iters: int | None) -> Latency:
 
 def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
     """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
-    spec, model, recorded_hash, _ = model_from_checkpoint(path)
+    loaded = model_from_checkpoint(path)
+    spec, model = loaded.spec, loaded.model
     device = _device(device_name)
     lat_spec = _latency_spec(spec.measure.latency, iters)
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)
     return {
-        "checkpoint": str(path), "integrity": integrity(path), "run": spec.name, "spec_hash": recorded_hash,
+        "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
         "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "latency": (timed := asdict(lat)),
-        "notes": [*_cpu_notes(device), *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
+        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device),
+                  *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
     }  # fmt: skip
 
 

@@ -531,7 +531,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
                 log(f"note: {note}")  # said before training, as well as in the sheet
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)
-            files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint, prov.fingerprint)
+            files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
+                             prov.fingerprint, prov.scored_test_fingerprint)  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall))

@@ -78,6 +78,7 @@ class RunFiles:
     spec_hash: str
     test_fingerprint: str | None = None  # the data stage's; `auditor evaluate` compares a copy's with it
     data_fingerprint: str | None = None  # train + test as read; a resume refuses other data
+    scored_test_fingerprint: str | None = None  # the test images scored (the first data.limit_test)
 
 
 @dataclass
@@ -339,7 +340,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
-        "data_fingerprint": loop.files.data_fingerprint,
+        "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
         "versions": software_versions(), "compute": loop.compute,
     }  # fmt: skip
 

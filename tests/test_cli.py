@@ -516,13 +516,18 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     shutil.copy(SUBSET / "cifar-10-batches-py" / "batches.meta", copy)
     batch = pickle.loads((SUBSET / "cifar-10-batches-py" / "test_batch").read_bytes(), encoding="bytes")
     labels = batch[b"labels" if b"labels" in batch else "labels"]
-    labels[0] = (labels[0] + 1) % 10
+    labels[100] = (labels[100] + 1) % 10  # past the 100 images the run scored: another file, the same images scored
+    (copy / "test_batch").write_bytes(pickle.dumps(batch))
+    same = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["warnings"] == [], same.stdout
+    assert json.loads(same.stdout)["test_acc"] == audit["metrics"]["test_acc"]
+    labels[0] = (labels[0] + 1) % 10  # one of the images scored
     (copy / "test_batch").write_bytes(pickle.dumps(batch))
     other = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
     assert other.returncode == 0, other.stderr
     [warning] = json.loads(other.stdout)["warnings"]
-    assert warning.startswith("the test images or labels here (sha256 ") and "are not those the run was scored on" in warning
-    assert f"({audit['data']['test_fingerprint'][:12]})" in warning and f"auditor evaluate: warning: {warning}" in other.stderr
+    assert warning.startswith("the 100 test images scored here, or their labels (sha256 ") and "are not those the run scored" in warning
+    assert f"({audit['data']['scored_test_fingerprint'][:12]})" in warning and f"auditor evaluate: warning: {warning}" in other.stderr
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ The CLI commands (`evaluate`, `measure`) are tested end to end in test_cli.py on
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ def save_checkpoint(path: Path, spec: Spec, changes: dict[str, object] | None = 
 
 def test_the_model_comes_back_from_the_embedded_spec_with_its_weights(tmp_path: Path, spec: Spec) -> None:
     path = save_checkpoint(tmp_path / "best.pt", spec)
-    got_spec, model, recorded, _ = auditor_inspect.model_from_checkpoint(path)
-    assert spec_hash(got_spec) == recorded == spec_hash(spec)
+    loaded = auditor_inspect.model_from_checkpoint(path)
+    got_spec, model, recorded = loaded.spec, loaded.model, loaded.spec_hash
+    assert spec_hash(got_spec) == recorded == spec_hash(spec) and loaded.warnings == []
     saved = checkpoint.load(path)["model"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert auditor_inspect.evaluation_warnings(got_spec, model) == [
@@ -56,15 +58,80 @@ def test_a_checkpoint_of_a_run_that_later_checks_would_refuse_still_loads(tmp_pa
 
 def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not(tmp_path: Path, spec: Spec) -> None:
     path = save_checkpoint(tmp_path / "best.pt", spec)
-    assert auditor_inspect.integrity(path) == "sha256 matches best.pt.sha256"
+    assert auditor_inspect.model_from_checkpoint(path).integrity == "sha256 matches best.pt.sha256"
     checkpoint.digest_path(path).unlink()  # travelled alone
-    auditor_inspect.model_from_checkpoint(path)
-    assert auditor_inspect.integrity(path) == "not checked: no best.pt.sha256 beside it"
+    assert auditor_inspect.model_from_checkpoint(path).integrity == "not checked: no best.pt.sha256 beside it"
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
     checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")
     with pytest.raises(InvalidInput, match="last.pt: checkpoint is not intact: sha256 mismatch"):
         auditor_inspect.model_from_checkpoint(path)
+
+
+def test_a_link_to_a_checkpoint_is_checked_against_the_digest_beside_its_target(tmp_path: Path, spec: Spec) -> None:
+    """Through a link the digest file was looked up beside the link, not found, and a corrupt file measured."""
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    link = tmp_path / "latest.pt"
+    link.symlink_to(path.name)
+    assert auditor_inspect.model_from_checkpoint(link).integrity == (
+        f"sha256 matches best.pt.sha256 (beside {path}, which {link} links to)")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInput, match=r"latest\.pt: checkpoint is not intact: sha256 mismatch"):
+        auditor_inspect.model_from_checkpoint(link)
+
+
+def test_the_digest_a_checkpoint_matched_is_the_one_named(tmp_path: Path, spec: Spec) -> None:
+    """A write killed before its digest's last rename: the file matches X.sha256.next, not X.sha256."""
+    path = save_checkpoint(tmp_path / "g.pt", spec)
+    checkpoint.next_digest_path(path).write_text(checkpoint.digest_path(path).read_text())
+    checkpoint.digest_path(path).write_text("0" * 64 + "  g.pt\n")
+    assert auditor_inspect.model_from_checkpoint(path).integrity == (
+        "sha256 matches g.pt.sha256.next, the digest of a write whose last rename was cut short")
+    checkpoint.next_digest_path(path).unlink()
+    checkpoint.digest_path(path).unlink()
+    checkpoint.digest_path(path).mkdir()  # not a file: damaged, not absent
+    with pytest.raises(InvalidInput, match=r"not intact: unreadable digest file g\.pt\.sha256 \(not a regular file\)"):
+        auditor_inspect.model_from_checkpoint(path)
+
+
+def test_what_stands_where_a_checkpoint_goes_is_named(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "f.pt")  # reading it would block
+    with pytest.raises(InvalidInput, match=r"f\.pt: not a regular file \(a FIFO, socket or device\), not a checkpoint file"):
+        auditor_inspect.model_from_checkpoint(tmp_path / "f.pt")
+    (tmp_path / "gone.pt").symlink_to(tmp_path / "nowhere.pt")
+    with pytest.raises(InvalidInput, match=r"gone\.pt: a link to nothing, not a checkpoint file"):
+        auditor_inspect.model_from_checkpoint(tmp_path / "gone.pt")
+    with pytest.raises(InvalidInput, match=r"none\.pt: checkpoint not found"):
+        auditor_inspect.model_from_checkpoint(tmp_path / "none.pt")
+
+
+def test_a_checkpoint_whose_spec_was_changed_after_the_run_is_flagged(tmp_path: Path, spec: Spec) -> None:
+    changed = {**resolved_dict(spec), "description": "edited"}  # spec_hash left as the run wrote it
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"spec": changed})
+    [warning] = auditor_inspect.model_from_checkpoint(path).warnings
+    assert warning.startswith(f"its embedded spec does not hash to the spec_hash recorded with it ({spec_hash(spec)[:12]})")
+    assert warning in auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod."])
+def test_a_wrapper_prefixed_state_dict_is_said_in_one_line(tmp_path: Path, spec: Spec, prefix: str) -> None:
+    weights = {prefix + k: v for k, v in build_model(spec.model).state_dict().items()}
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"model": weights})
+    with pytest.raises(InvalidInput) as info:
+        auditor_inspect.model_from_checkpoint(path)
+    assert str(info.value) == (f"{path}: weights do not fit {spec.model.name}: every key starts with {prefix!r} (saved "
+                               "from a DataParallel or torch.compile wrapper); a checkpoint holds the bare model's state dict")
+
+
+def test_measure_says_a_broken_model_is_broken(tmp_path: Path, spec: Spec) -> None:
+    weights = build_model(spec.model).state_dict()
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"model": weights})
+    notes = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
+    assert f"1 weight tensor holds non-finite values (e.g. {name}): the model is broken" in notes
 
 
 @pytest.mark.parametrize(
@@ -104,7 +171,8 @@ def test_device_names_this_build_cannot_measure_on_are_refused(monkeypatch: pyte
 
 
 def test_non_finite_weights_are_warned_about(tmp_path: Path, spec: Spec) -> None:
-    spec_, model, _, _ = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "best.pt", spec))
+    loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "best.pt", spec))
+    spec_, model = loaded.spec, loaded.model
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
     assert any("non-finite values" in w for w in auditor_inspect.evaluation_warnings(spec_, model))
@@ -143,3 +211,17 @@ def test_measure_says_when_the_latency_was_timed_on_a_busy_machine(
     assert [n.split(":")[0] for n in notes] == ["Unsteady timing", "Busy machine"]
     assert notes[1].startswith("Busy machine: other processes used 50% of the CPU while the latency was timed")
     assert notes[1].endswith("may not hold on a quiet machine.")  # no `auditor measure` hint from measure itself
+
+
+def test_a_checkpoint_that_recorded_only_its_test_file_says_what_it_cannot_tell(spec: Spec) -> None:
+    """Written before the scored images were fingerprinted: under a limit another file may hold the same ones."""
+    cifar = spec.model_copy(update={"data": spec.data.model_copy(update={"dataset": "cifar10"})})
+    older = auditor_inspect.Loaded(cifar, torch.nn.Identity(), None, "a" * 64, None, "not checked", [])
+    assert auditor_inspect._copy_warnings(cifar, older, "a" * 64, "c" * 64, 100) == []  # the same file
+    [limited] = auditor_inspect._copy_warnings(cifar, older, "b" * 64, "c" * 64, 100)
+    assert limited.endswith("the run scored its first 100 images, and whether those are the same here its "
+                            "checkpoint does not record")
+    [whole] = auditor_inspect._copy_warnings(cifar, older, "b" * 64, "b" * 64, 100)
+    assert whole.endswith("are not those the run was scored on (aaaaaaaaaaaa): this accuracy is not the run's to reproduce")
+    newer = older._replace(scored_fingerprint="c" * 64)
+    assert auditor_inspect._copy_warnings(cifar, newer, "b" * 64, "c" * 64, 100) == []  # the images scored agree
