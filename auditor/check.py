@@ -1,7 +1,7 @@
 """The check stage: compare a run's measured metrics against its criteria.
 
-`load_criteria` merges the criteria to check (run spec < criteria file <
-`--set criteria.X=EXPR`), `evaluate_criteria` turns them into one
+`load_criteria` gives the criteria to check (the run's own, replaced by a
+criteria file, then `--set criteria.X=EXPR` items), `evaluate_criteria` turns them into one
 `CriterionResult` each, and `render_lines` / `junit_xml` / `write_junit`
 report them. No CLI code lives here.
 

@@ -1,6 +1,7 @@
 """Command-line interface: parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes for every subcommand: 0 success, 1 a check failed, 2 invalid input.
+Exit codes for every subcommand: 0 success, 1 a check failed, 2 invalid input; 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM), 141 its output pipe closed early.
 """
 
 from __future__ import annotations
@@ -95,9 +96,12 @@ DESCRIPTIONS = {
     "--criteria / --set, and print one line per criterion: the CI gate. Exit 0 pass, 1 a criterion "
     "failed, the run diverged or (with --require-criteria) no criterion is defined, 2 invalid input.",
     "evaluate": "Overall and per-class accuracy of CHECKPOINT on the CIFAR-10 test batch under "
-    "--data-root, with the model rebuilt from the spec stored in the checkpoint. Exit 0, or 2.",
-    "measure": "Parameter count, checkpoint and weight sizes, and batch-1 FP32 latency of CHECKPOINT's "
-    "model, rebuilt from the spec stored in it. Exit 0, or 2.",
+    "--data-root (its first data.limit_test images where the run scored only those), with the model "
+    "rebuilt from the spec stored in the checkpoint. Warnings (another test set, a broken model) go "
+    "to stderr and leave the exit code 0. Exit 0, or 2.",
+    "measure": "Parameter count, checkpoint and weight sizes, and FP32 latency (batch 1 unless the "
+    "spec's measure.latency.batch_size says otherwise) of CHECKPOINT's model, rebuilt from the spec "
+    "stored in it. Exit 0, or 2.",
     "ablate": "Run every variant x seed of an ablation file (a base spec with overrides), one "
     "`auditor run` each, skipping finished runs and resuming interrupted ones, and write a page "
     "aggregating the seeds. Exit 0 when every run finished (the runs on the page that failed their own criteria "
@@ -311,8 +315,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not args.junit:
             raise
         try:
-            # Named as the run's own reports are (its report folder is named after it), so CI
-            # lines the error up with the history of that suite.
+            # Named after RUN_DIR's folder: for a run's own report folder (reports/<name>) that is
+            # the run's name, as its other reports are named, so CI lines the error up with them.
             suite = f"auditor.{args.run_dir.resolve().name or 'check'}"
             write_junit_text(args.junit, junit_error_xml(suite, str(exc)))
         except InvalidInput:  # e.g. the --junit path itself was the bad input

@@ -38,8 +38,9 @@ class Loaded(NamedTuple):
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
-    """The checkpoint's model, spec, spec hash and test-set fingerprint as the run recorded them.
-    A link is followed: the digest file checked is the one beside the file it names."""
+    """The checkpoint's model, spec, spec hash and test fingerprints as the run recorded them,
+    its integrity in words and warnings on its record. A link is followed: the digest file
+    checked is the one beside the file it names."""
     target = _checkpoint_file(path)
     integrity = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
     state = checkpoint.load(target, check_digest=False)

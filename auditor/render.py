@@ -1033,7 +1033,7 @@ _VERDICT_TEXT = {
     "tolerance": "the runs are not bit-identical, but every compared tensor is within the accepted tolerance",
     "diverged": "the runs are NOT reproducible: their results differ beyond the accepted tolerance",
     "unresumed": "NOT verified: run K did not continue from a checkpoint after a kill, so the resume went untested",
-    "incomplete": "NOT verified: nothing differed, but training diverged, and no checkpoint holds the weights it ended with, so they went uncompared",
+    "incomplete": "NOT verified: the runs agreed, but training diverged, and no checkpoint holds the weights it ended with, so they went uncompared",
 }
 
 

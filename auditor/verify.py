@@ -10,8 +10,9 @@ momentum buffers keyed by parameter name).
 
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
-spec.verify.allow_tolerance), `diverged`, `incomplete` (nothing differs, but
-the runs diverged after their last checkpoint, or before any: no final weights to compare; a fail), or
+spec.verify.allow_tolerance), `diverged`, `incomplete` (the runs agree, bitwise or
+within tolerance, but training diverged after their last checkpoint, or before any:
+no final weights to compare; a fail), or
 `unresumed` (the runs agree
 but run K did not continue from a checkpoint after a kill: its checkpoints
 were all damaged, or it stopped before its first checkpoint, so the resume
@@ -22,7 +23,8 @@ as the `verification` block (see `verify`), into `metrics.reproducible`
 `<out>/verify/<name>/verify.json`.
 
 Everything lives under `<out>/verify/<name>/` (verify's own folder, replaced
-on every invocation); the user's `<out>/reports/<name>` and
+when a verify finishes; a failed or interrupted attempt goes to `<name>.failed/`
+and the earlier evidence stays; files verify did not write there are refused); the user's `<out>/reports/<name>` and
 `<out>/checkpoints/<name>` are never touched. Runs are sequential.
 
 Test-only fault injection (never set in normal use):
@@ -639,7 +641,8 @@ def _unweighed(p: dict[str, Any]) -> bool:
 
 
 def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
-    """bitwise | incomplete (nothing differs, but final weights went uncompared) | tolerance | diverged."""
+    """bitwise | incomplete (nothing differs, but final weights went uncompared: no last.pt) |
+    tolerance | diverged; `settle_verdict` also makes agreeing runs incomplete when training diverged."""
     if all(p["equal"] for p in pairs):
         return "bitwise"
     if all(p["equal"] or _unweighed(p) for p in pairs):
