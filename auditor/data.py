@@ -24,7 +24,7 @@ import torch
 
 from auditor import unpickle
 from auditor.errors import InvalidInput, SpecFieldError
-from auditor.fileio import home_expanded
+from auditor.fileio import resolved_folder
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
 
 CIFAR_DIR = "cifar-10-batches-py"
@@ -169,7 +169,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     A partial or modified copy still loads; `files` says what differs.
     """
     try:
-        root = home_expanded(spec.root).resolve()
+        root = resolved_folder(spec.root)
     except ValueError as exc:
         raise SpecFieldError("data.root", str(exc)) from None
     base = root / CIFAR_DIR
@@ -462,7 +462,7 @@ def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[s
     if not str(root):  # "" (as Path(""), the working directory) is a mistake: '.' says it
         raise InvalidInput("--data-root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
     try:
-        folder = home_expanded(root).resolve()
+        folder = resolved_folder(root)
     except ValueError as exc:
         raise InvalidInput(f"--data-root: {exc}") from None
     base = folder / CIFAR_DIR

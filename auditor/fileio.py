@@ -104,7 +104,18 @@ def home_expanded(text: str | Path) -> Path:
         return Path(text).expanduser()
     except RuntimeError:
         head = str(text).split("/", 1)[0]
-        raise ValueError(f"{text}: {head} names no home folder here (no such user)") from None
+        why = "no home folder is known for this user" if head == "~" else "no such user"
+        raise ValueError(f"{text}: {head} names no home folder here ({why})") from None
+
+
+def resolved_folder(text: str | Path) -> Path:
+    """`text` with `~` expanded, made absolute with its links followed; ValueError, not pathlib's
+    RuntimeError, for an unknown user or a loop of symbolic links."""
+    path = home_expanded(text)
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python 3.11's resolve() on a loop of links
+        raise ValueError(f"{text}: a loop of symbolic links") from None
 
 
 def out_error(out: Path, why: str) -> InvalidInput:

@@ -40,10 +40,10 @@ class Loaded(NamedTuple):
 def model_from_checkpoint(path: Path) -> Loaded:
     """The checkpoint's model, spec, spec hash and test fingerprints as the run recorded them,
     its integrity in words and warnings on its record. A link is followed: the digest file
-    checked is the one beside the file it names."""
+    checked is the one beside the file it names, or else one beside the link."""
     target = _checkpoint_file(path)
     integrity = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
-    state = checkpoint.load(target, check_digest=False)
+    state = checkpoint.load(path, check_digest=False)
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
     spec = validate_spec(state["spec"], f"{path} (embedded spec)", recorded=True)
@@ -77,18 +77,27 @@ def _checkpoint_file(path: Path) -> Path:
 
 
 def _integrity(path: Path, target: Path) -> str:
-    """Check `target`'s bytes against the digest file beside it, when there is one (a copied
-    checkpoint may travel without it); say which matched, or refuse a mismatch."""
-    sidecar = checkpoint.digest_path(target)
-    where = "" if target == path.absolute() else f" (beside {target}, which {path} links to)"
-    if not os.path.lexists(sidecar) and not checkpoint.next_digest_path(target).is_file():
-        return f"not checked: no {sidecar.name} beside it{where}"
-    matched = checkpoint.matching_digest(target)
+    """Check the checkpoint's bytes against a digest file, when there is one (a copied checkpoint
+    may travel without it): beside `target`, the file a link at `path` names, or else beside the
+    link (a content-addressed store names its files by hash); say which matched, or refuse."""
+    link = path.is_symlink()
+    checked = next((p for p in ((target, path) if link else (target,)) if _has_digest(p)), None)
+    if checked is None:
+        also = f", nor {checkpoint.digest_path(path).name} beside the link {path}" if link else ""
+        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}"
+    where = f" (beside {target}, which {path} links to)" if link and checked == target else ""
+    matched = checkpoint.matching_digest(checked)
     if matched is None:
-        raise InvalidInput(f"{path}: checkpoint is not intact: {checkpoint.verify(target)}{where}")
-    if matched == sidecar:
+        reason = checkpoint.verify(checked) or "its digest file changed while it was read (a run writing it?): try again"
+        raise InvalidInput(f"{path}: checkpoint is not intact: {reason}{where}")
+    if matched == checkpoint.digest_path(checked):
         return f"sha256 matches {matched.name}{where}"
     return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short"
+
+
+def _has_digest(path: Path) -> bool:
+    """Whether a digest file of `path` is there: its sidecar (whatever it is), or a write's."""
+    return os.path.lexists(checkpoint.digest_path(path)) or checkpoint.next_digest_path(path).is_file()
 
 
 def _misfit(weights: Any, exc: Exception) -> str:
@@ -188,7 +197,7 @@ def _latency_spec(latency: Latency, iters: int | None) -> Latency:
 
 
 def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
-    """Parameters, sizes and batch-1 FP32 latency of a checkpoint's model."""
+    """Parameters, sizes and FP32 latency (at its spec's measure.latency.batch_size) of a checkpoint's model."""
     loaded = model_from_checkpoint(path)
     spec, model = loaded.spec, loaded.model
     device = _device(device_name)

@@ -74,7 +74,7 @@ from auditor.environment import (
     usable_cpus,
 )
 from auditor.errors import Terminated, exit_code, stop_word
-from auditor.fileio import home_expanded
+from auditor.fileio import resolved_folder
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.render import cpus_text
@@ -1712,7 +1712,7 @@ def add_section_options(p: argparse.ArgumentParser) -> None:
 def _folder(text: str) -> Path:
     """A folder argument, `~` expanded and made absolute (the overhead's runs work elsewhere)."""
     try:
-        return home_expanded(text).resolve()
+        return resolved_folder(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

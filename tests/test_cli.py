@@ -403,6 +403,15 @@ def test_a_folder_given_as_a_spec_or_checkpoint_says_so(tmp_path: Path) -> None:
     assert_clean_error(run_cli("measure", str(tmp_path)), f"{tmp_path}: a folder, not a checkpoint file")
 
 
+def test_check_of_a_loop_of_links_still_writes_its_junit_error_report(tmp_path: Path) -> None:
+    """Naming the report's suite once resolved the loop: a RuntimeError traceback, exit 1, no report."""
+    (tmp_path / "l1").symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(tmp_path / "l1")
+    proc = run_cli("check", str(tmp_path / "l1"), "--junit", str(tmp_path / "j.xml"))
+    assert_clean_error(proc, "l1/audit.json: unreadable audit record", "says so: one errored test case")
+    assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("name") == "auditor.l1"
+
+
 @pytest.mark.slow  # several `auditor` processes
 def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     rep = smoke_run / "reports/smoke"

@@ -414,3 +414,13 @@ def test_download_not_attempted_when_data_present(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", boom)
     D.load_data(DataSpec(root=str(fake_cifar_root(tmp_path)), download=True, val_split=0), 0)
+
+
+def test_a_loop_of_links_as_the_data_root_is_bad_input_not_a_crash(tmp_path: Path) -> None:
+    """Python 3.11's Path.resolve() raises RuntimeError on a loop: it was a traceback with exit 1."""
+    (tmp_path / "l1").symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(tmp_path / "l1")
+    with pytest.raises(InvalidInput, match=f"^data.root: {re.escape(str(tmp_path / 'l1'))}: a loop of symbolic links$"):
+        D.load_data(DataSpec(root=str(tmp_path / "l1")), 0)
+    with pytest.raises(InvalidInput, match=f"^--data-root: {re.escape(str(tmp_path / 'l1'))}: a loop of symbolic links$"):
+        D.read_test_set(tmp_path / "l1")

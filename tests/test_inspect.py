@@ -74,12 +74,40 @@ def test_a_link_to_a_checkpoint_is_checked_against_the_digest_beside_its_target(
     link = tmp_path / "latest.pt"
     link.symlink_to(path.name)
     assert auditor_inspect.model_from_checkpoint(link).integrity == (
-        f"sha256 matches best.pt.sha256 (beside {path}, which {link} links to)")
+        f"sha256 matches best.pt.sha256 (beside {path.resolve()}, which {link} links to)")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInput, match=r"latest\.pt: checkpoint is not intact: sha256 mismatch"):
         auditor_inspect.model_from_checkpoint(link)
+
+
+def test_a_link_whose_digest_sits_beside_it_not_its_target_is_checked_too(tmp_path: Path, spec: Spec) -> None:
+    """A content-addressed store (snapshots/x/best.pt -> ../blobs/<sha>) keeps the digest beside the link."""
+    blobs, snap = tmp_path / "blobs", tmp_path / "snap"
+    blobs.mkdir()
+    snap.mkdir()
+    saved = save_checkpoint(tmp_path / "best.pt", spec)
+    (blobs / "aaa").write_bytes(saved.read_bytes())
+    (blobs / "bbb").write_text(checkpoint.digest_path(saved).read_text())
+    (snap / "best.pt").symlink_to("../blobs/aaa")
+    (snap / "best.pt.sha256").symlink_to("../blobs/bbb")
+    assert auditor_inspect.model_from_checkpoint(snap / "best.pt").integrity == "sha256 matches best.pt.sha256"
+    data = bytearray((blobs / "aaa").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (blobs / "aaa").write_bytes(bytes(data))
+    with pytest.raises(InvalidInput, match=r"snap/best\.pt: checkpoint is not intact: sha256 mismatch"):
+        auditor_inspect.model_from_checkpoint(snap / "best.pt")
+    (snap / "best.pt.sha256").unlink()
+    assert auditor_inspect.model_from_checkpoint(snap / "best.pt").integrity == (
+        f"not checked: no aaa.sha256 beside {(blobs / 'aaa').resolve()}, nor best.pt.sha256 beside the link {snap / 'best.pt'}")
+
+
+def test_a_checkpoint_under_a_linked_folder_is_not_said_to_be_a_link(tmp_path: Path, spec: Spec) -> None:
+    (tmp_path / "real").mkdir()
+    save_checkpoint(tmp_path / "real" / "best.pt", spec)
+    (tmp_path / "ck").symlink_to(tmp_path / "real")  # as a /home that is itself a link
+    assert auditor_inspect.model_from_checkpoint(tmp_path / "ck" / "best.pt").integrity == "sha256 matches best.pt.sha256"
 
 
 def test_the_digest_a_checkpoint_matched_is_the_one_named(tmp_path: Path, spec: Spec) -> None:
