@@ -119,12 +119,12 @@ def _add_spec_arg(p: argparse.ArgumentParser) -> None:
 def _add_training_commands(sub: Any) -> None:
     p = sub.add_parser("run", help="train, measure and write the reproducibility sheet")
     _add_spec_arg(p)
-    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
+    p.add_argument("--out", type=_out_folder, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
 
     p = sub.add_parser("verify", help="train twice and once killed+resumed; compare bit for bit")
     _add_spec_arg(p)
-    p.add_argument("--out", type=Path, default=Path("."), help="root of verify/<name>/ (the work dir; default: here)")
+    p.add_argument("--out", type=_out_folder, default=Path("."), help="root of verify/<name>/ (the work dir; default: here)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, metavar="N", help="budget: set train.epochs to N")
     budget.add_argument("--steps", type=int, metavar="N", help="budget: set train.max_steps to N")
@@ -139,6 +139,16 @@ def _run_dir(text: str) -> Path:
         return path.parent if path.name == "audit.json" and path.is_file() else path
     except OSError:  # a name too long, ...: the command reports it
         return path
+
+
+def _out_folder(text: str) -> Path:
+    """`--out` as given, refused by argparse (exit 2) where its path cannot be resolved: a loop of
+    symbolic links, which Python 3.11's resolve() raises as a RuntimeError."""
+    try:
+        Path(text).resolve()
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text}: a loop of symbolic links") from None
+    return Path(text)
 
 
 def _add_report_commands(sub: Any) -> None:
@@ -179,7 +189,7 @@ def _add_ablate(sub: Any) -> None:
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")
     p.add_argument("--seeds", type=int, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
     _add_set(p)
-    p.add_argument("--out", type=Path, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
+    p.add_argument("--out", type=_out_folder, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
 
 

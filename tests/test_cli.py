@@ -410,6 +410,9 @@ def test_check_of_a_loop_of_links_still_writes_its_junit_error_report(tmp_path: 
     proc = run_cli("check", str(tmp_path / "l1"), "--junit", str(tmp_path / "j.xml"))
     assert_clean_error(proc, "l1/audit.json: unreadable audit record", "says so: one errored test case")
     assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("name") == "auditor.l1"
+    for command in ("run", "verify"):  # as --out: refused before anything (it was a RuntimeError traceback)
+        assert_clean_error(run_cli(command, "smoke", "--out", str(tmp_path / "l1" / "x")),
+                           f"argument --out: {tmp_path / 'l1' / 'x'}: a loop of symbolic links")
 
 
 @pytest.mark.slow  # several `auditor` processes
