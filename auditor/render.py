@@ -695,6 +695,8 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
         note = "Determinism was requested and every flag read back is in its deterministic setting."
     # Records written before the flag was recorded lack it: say so rather than refuse to render.
     fill = yesno(det.get("fill_uninitialized_memory"), unknown="not recorded")
+    if det.get("fill_uninitialized_memory") and det.get("deterministic_algorithms") is False:
+        fill += " (no effect: torch fills memory only while deterministic algorithms are on)"
     inductor = yesno(det.get("inductor_deterministic"), unknown="not recorded")
     device = str(audit["environment"]["device"])
     tf32 = {k: _tf32_cell(det.get(k), device) for k in ("cudnn_allow_tf32", "cuda_matmul_allow_tf32")}

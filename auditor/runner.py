@@ -236,7 +236,7 @@ def find_resume_point(
         return None, notes
     state = checkpoint.load(found)
     notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh),
-                 *resume_version_notes(found, state), *resume_compute_notes(found, state, device)]  # fmt: skip
+                 *resume_version_notes(found, state, seeded), *resume_compute_notes(found, state, device, seeded)]  # fmt: skip
     for n in notes_now:
         log(f"resume: {n}")
         notes.append(n)
@@ -284,20 +284,34 @@ def _listed(changes: list[str], most: int = 8, sep: str = "; ") -> str:
     return sep.join(changes[:most]) + more
 
 
-def resume_version_notes(found: Path, state: dict[str, Any]) -> list[str]:
-    """A note when the checkpoint was written by other software than the one continuing it."""
+# After what a finished run's checkpoint was written with (a --resume that trains nothing again):
+# the weights are that training's, and only the measuring and the sheet are this process's.
+MEASURED_AGAIN = ("no step is trained again (the run had finished), so the weights are those trained there; "
+                  "this process only measures them again and writes the sheet, whose environment is its own")
+
+
+def resume_version_notes(found: Path, state: dict[str, Any], finished: bool = False) -> list[str]:
+    """A note when the checkpoint was written by other software than the one continuing it
+    (`finished`: a finished run's, which nothing trains further)."""
     now, then = environment.software_versions(), state.get("versions")
     if then == now:
         return []
     listed = lambda v: ", ".join(f"{k} {v.get(k, '?')}" for k in now)
     was = listed(then) if isinstance(then, dict) else "software versions it did not record"
+    if finished:
+        return [f"{found.name} was written with {was}; {MEASURED_AGAIN} ({listed(now)})"]
     return [f"{found.name} was written with {was}; this run continues with {listed(now)}: "
             "the result may differ in its last bits from an uninterrupted run under either"]  # fmt: skip
 
 
-def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.device) -> list[str]:
-    """A note when the checkpoint was written on another device, processor or CPU thread count."""
+def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.device, finished: bool = False) -> list[str]:
+    """A note when the checkpoint was written on another device, processor or CPU thread count
+    (`finished`: a finished run's, which nothing trains further)."""
     then, now = state.get("compute"), environment.compute_setting(device)
+    if finished and isinstance(then, dict) and any(then.get(k) != now[k] for k in ("device", "processor", "torch_threads")):
+        note = (f"{found.name} was trained on {environment.describe_setting(then)}; {MEASURED_AGAIN} "
+                f"({environment.describe_setting(now)})")
+        return [note]
     if not isinstance(then, dict):  # written before checkpoints recorded it
         unknown = (
             f"{found.name} did not record the device, processor and torch thread count it was written "

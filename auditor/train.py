@@ -11,6 +11,7 @@ validation split, or the test split when there is none (recorded as such).
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -160,6 +161,21 @@ def check_device_support(train: TrainSpec, device: torch.device) -> None:
         raise SpecFieldError("train.amp", "fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
     if (problem := cuda_problem(device)) is not None:
         raise SpecFieldError("train.device", f"{device} {problem}")
+    if train.compile != "off" and (switch := compile_switched_off()) is not None:
+        raise SpecFieldError("train.compile", f"{train.compile}, but {switch} in this environment, so torch.compile "
+                             "would run the model eager while the record says compiled: unset it, or set "
+                             "train.compile: off")  # fmt: skip
+
+
+def compile_switched_off() -> str | None:
+    """What switches torch.compile off for this process, or None: it then returns the model
+    unchanged, without a word (TORCHDYNAMO_DISABLE=1 is read at each call, TORCH_COMPILE_DISABLE=1
+    into torch._dynamo.config.disable at import)."""
+    if os.environ.get("TORCHDYNAMO_DISABLE", "") == "1":
+        return "TORCHDYNAMO_DISABLE=1 is set"
+    import torch._dynamo
+
+    return "torch._dynamo.config.disable is on (TORCH_COMPILE_DISABLE=1)" if torch._dynamo.config.disable else None
 
 
 def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool | None) -> list[str]:

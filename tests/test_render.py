@@ -445,6 +445,13 @@ def test_flag_rows_and_records_without_them(key: str, label: str) -> None:
     assert row.format("not recorded") in text_of(audit)
 
 
+def test_filling_memory_without_deterministic_algorithms_is_said_to_have_no_effect() -> None:
+    audit = golden_audit()
+    audit["determinism"] |= {"fill_uninitialized_memory": True, "deterministic_algorithms": False}
+    assert ("| `torch.utils.deterministic.fill_uninitialized_memory` | yes (no effect: torch fills memory only "
+            "while deterministic algorithms are on) |") in text_of(audit)
+
+
 def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() -> None:
     audit = golden_audit()
     assert "for 3 of 3 planned epochs" in text_of(audit)

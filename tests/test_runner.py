@@ -432,10 +432,18 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     assert not any("torch threads" in n for n in same.audit["run"]["resume_notes"])
     checkpoint.save(paths.last_checkpoint, {**state, "compute": {**state["compute"], "torch_threads": threads + 1}})
     moved = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
-    note = (f"last.pt was written on cpu ({cpu_model()}, {threads + 1} torch threads); this run continues on "
-            f"cpu ({cpu_model()}, {threads} torch threads): the result may differ in its last bits")  # fmt: skip
-    assert any(n.startswith(note) for n in moved.audit["run"]["resume_notes"]), moved.audit["run"]["resume_notes"]
+    # A finished run: nothing is trained again, so the weights stay those of the other thread count.
+    note = (f"last.pt was trained on cpu ({cpu_model()}, {threads + 1} torch threads); no step is trained again "
+            "(the run had finished), so the weights are those trained there; this process only measures them "
+            f"again and writes the sheet, whose environment is its own (cpu ({cpu_model()}, {threads} torch threads))")
+    assert note in moved.audit["run"]["resume_notes"], moved.audit["run"]["resume_notes"]
+    assert "may differ in its last bits" not in " ".join(moved.audit["run"]["resume_notes"])
     assert note in (paths.reports / "REPRODUCIBILITY.md").read_text()
+    # An interrupted run continues training on the other thread count: its last bits may differ.
+    [going_on] = runner.resume_compute_notes(paths.last_checkpoint, checkpoint.load(paths.last_checkpoint), torch.device("cpu"))
+    assert going_on == (f"last.pt was written on cpu ({cpu_model()}, {threads + 1} torch threads); this run continues "
+                        f"on cpu ({cpu_model()}, {threads} torch threads): the result may differ in its last bits "
+                        "from an uninterrupted run on either")
     older = {k: v for k, v in state.items() if k != "compute"}  # written before checkpoints recorded it
     checkpoint.save(paths.last_checkpoint, older)
     unknown = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)

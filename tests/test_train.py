@@ -156,6 +156,20 @@ def test_fp16_on_cpu_is_invalid() -> None:
         check_device_support(tiny_spec("train.amp=fp16").train, torch.device("cpu"))
 
 
+def test_compile_switched_off_by_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TORCHDYNAMO_DISABLE=1 made torch.compile run eager while the sheet said compiled."""
+    import torch._dynamo
+
+    monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")
+    with pytest.raises(InvalidInput, match="train.compile: default, but TORCHDYNAMO_DISABLE=1 is set in this environment"):
+        check_device_support(tiny_spec("train.compile=default").train, torch.device("cpu"))
+    check_device_support(tiny_spec("train.compile=off").train, torch.device("cpu"))  # nothing compiled: fine
+    monkeypatch.delenv("TORCHDYNAMO_DISABLE")
+    monkeypatch.setattr(torch._dynamo.config, "disable", True)
+    with pytest.raises(InvalidInput, match=r"but torch\._dynamo\.config\.disable is on \(TORCH_COMPILE_DISABLE=1\)"):
+        check_device_support(tiny_spec("train.compile=default").train, torch.device("cpu"))
+
+
 def test_divergence_stops_the_run(tmp_path: Path) -> None:
     # Without normalisation, lr 10 overflows to NaN within a few steps.
     result, _ = train_tiny(tiny_spec("train.optimizer.lr=10.0", "model.norm=none"), tmp_path)
