@@ -60,6 +60,10 @@ REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
 DIVERGED = "diverged"  # the run status that fails a run whatever its criteria say
 DIVERGED_DETAIL = "training diverged: a diverged run fails whatever its criteria say"
 NONE_REQUIRED_DETAIL = "no criteria defined: nothing was gated, and --require-criteria asks for at least one"
+# Not a run status a record holds: what `gate_status` makes of a completed run whose measured
+# model holds inf or NaN (its last updates overflowed the weights while every loss was finite).
+BROKEN = "broken model"
+BROKEN_DETAIL = "the model holds inf or NaN weights: a broken model fails whatever its criteria say"
 MeasuredValue = float | str | bool | None
 
 # Decimals shown per unit (NUMERIC_METRICS values); others fall back to repr.
@@ -297,7 +301,7 @@ def render_lines(results: list[CriterionResult], status: str | None = None, requ
 def summary_line(results: list[CriterionResult], status: str | None = None, require_criteria: bool = False) -> str:
     """`N/M criteria passed: PASS|FAIL`, naming a diverged run when `status` says so."""
     n_pass = sum(r.passed for r in results)
-    diverged = "; training diverged" if status == DIVERGED else ""
+    diverged = {DIVERGED: "; training diverged", BROKEN: "; the model is broken"}.get(status or "", "")
     return f"{n_pass}/{len(results)} criteria passed{diverged}: {verdict(results, status, require_criteria)}"
 
 
@@ -521,11 +525,23 @@ def verdict(results: list[CriterionResult], status: str | None, require_criteria
     return "PASS" if overall(results) and not run_failures(results, status, require_criteria) else "FAIL"
 
 
+def gate_status(status: str | None, nonfinite: Any) -> str | None:
+    """The status the gate judges: the run's, or BROKEN for a run that did not diverge but whose
+    measured model holds inf/NaN (`nonfinite`: measurements.nonfinite, absent in older records)."""
+    return BROKEN if nonfinite and status != DIVERGED else status
+
+
+def record_gate_status(audit: Mapping[str, Any]) -> str | None:
+    """`gate_status` of a run's record."""
+    return gate_status(audit["run"].get("status"), audit["measurements"].get("nonfinite"))
+
+
 def run_failures(results: list[CriterionResult], status: str | None, require_criteria: bool) -> list[tuple[str, str]]:
     """Why the run fails whatever its criteria say, as (JUnit test name, detail) pairs: training
     diverged, or no criterion is defined while `require_criteria`. verdict, the printed lines and
     the JUnit report all judge by this."""
     failures = [("training status", DIVERGED_DETAIL)] if status == DIVERGED else []
+    failures += [("model finite", BROKEN_DETAIL)] if status == BROKEN else []
     if require_criteria and not results:
         failures.append(("criteria defined", NONE_REQUIRED_DETAIL))
     return failures
@@ -536,7 +552,7 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     again on its metrics ('verdict stored PASS, now FAIL; `test_acc` stored PASS, now FAIL'), or
     None where they agree. ValueError where they cannot be judged here (an unknown metric)."""
     results = judge(audit["spec"].get("criteria") or {}, audit)
-    again = verdict(results, audit["run"]["status"])
+    again = verdict(results, record_gate_status(audit))
     now = {r.metric: r.passed for r in results}
     try:
         stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}

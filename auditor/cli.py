@@ -271,10 +271,10 @@ def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interr
 
 
 def _print_outcome(audit: dict, report_dir: Path) -> None:
-    from auditor.check import CriterionResult, render_lines
+    from auditor.check import CriterionResult, record_gate_status, render_lines
 
     results = [CriterionResult(**c) for c in audit["criteria"]]
-    for line in render_lines(results, audit["run"]["status"]):
+    for line in render_lines(results, record_gate_status(audit)):
         print(line)
     print(f"status {audit['run']['status']}; sheet: {report_dir / 'REPRODUCIBILITY.md'}")
 
@@ -336,7 +336,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from auditor.audit import read_audit, spec_hash_matches
-    from auditor.check import judge, load_criteria, render_lines, stored_verdict_differs, verdict, write_junit
+    from auditor.check import (
+        BROKEN,
+        DIVERGED,
+        judge,
+        load_criteria,
+        record_gate_status,
+        render_lines,
+        stored_verdict_differs,
+        verdict,
+        write_junit,
+    )
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
@@ -355,13 +365,13 @@ def _check(args: argparse.Namespace) -> int:
               "gates on the metrics as recorded", file=sys.stderr)  # fmt: skip
     criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
     results = judge(criteria, audit)
-    status = audit["run"].get("status")
+    status = record_gate_status(audit)
     required = args.require_criteria
     if args.junit:
         spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
         write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash, required)
     if not results and not required:
-        print("no criteria defined" + (": nothing to check" if status != "diverged" else ""))
+        print("no criteria defined" + (": nothing to check" if status not in (DIVERGED, BROKEN) else ""))
     for line in render_lines(results, status, required):
         print(line)
     return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED

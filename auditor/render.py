@@ -36,7 +36,7 @@ from auditor.audit import (
     read_audit,
     spec_hash_matches,
 )
-from auditor.check import stored_verdict_differs, verification_passed
+from auditor.check import BROKEN, record_gate_status, stored_verdict_differs, verification_passed
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
@@ -510,6 +510,8 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
     reasons = [f"criterion `{c['metric']} {c['expr']}` failed" for c in crit if not c["passed"]]
     if status == "diverged":
         reasons.insert(0, "training diverged")
+    elif record_gate_status(audit) == BROKEN:
+        reasons.insert(0, "the model holds inf or NaN weights (a broken model fails whatever its criteria say)")
     env = audit["environment"]
     gpu = env["gpu"]
     hw = gpu["name"] if gpu else env["cpu_model"]

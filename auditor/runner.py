@@ -37,7 +37,7 @@ from auditor.audit import (
     write_csv,
     write_json,
 )
-from auditor.check import evaluate_criteria, verdict
+from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import DataBundle, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
@@ -776,7 +776,7 @@ def assemble(
         "metrics": metrics,
         "metric_notes": notes,  # why a metric is null; `check` reuses these
         "criteria": [asdict(c) for c in criteria],
-        "verdict": verdict(criteria, result.status),
+        "verdict": verdict(criteria, gate_status(result.status, measured["nonfinite"])),
         "verification": None,
     }
 

@@ -58,7 +58,7 @@ from typing import Any
 
 from auditor import checkpoint
 from auditor.audit import losses_text, read_audit, run_paths, write_json
-from auditor.check import verdict, verification_passed
+from auditor.check import record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, foreign_files, spec_source
@@ -945,7 +945,7 @@ def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any], log: Lo
     audit["metric_notes"] = notes
     results = evaluate_criteria(spec.parsed_criteria(), audit["metrics"], notes)
     audit["criteria"] = [asdict(r) for r in results]
-    audit["verdict"] = verdict(results, audit["run"]["status"])
+    audit["verdict"] = verdict(results, record_gate_status(audit))
     write_json(report_dir / "audit.json", audit)
     from auditor.render import render_run
 

@@ -615,3 +615,18 @@ def test_impossible_measurements_fail_and_say_why(metric: str, value: float, det
     (r,) = evaluate_criteria([parse_criterion(metric, ">= 0.5" if metric != "latency_ms" else "< 10")], {metric: value})
     assert not r.passed and r.detail == detail
     assert render_lines([r])[0].endswith(f"({detail})")
+
+
+def test_a_broken_model_fails_the_gate_whatever_its_criteria_say() -> None:
+    """Every loss finite but the last update overflowed the weights: status completed, model inf/NaN."""
+    from auditor.check import BROKEN, gate_status
+
+    ok = [check_one("status", "== completed", "completed")]
+    assert gate_status("completed", ["fc.weight"]) == BROKEN and gate_status("completed", []) == "completed"
+    assert gate_status("diverged", ["fc.weight"]) == "diverged" and gate_status("completed", None) == "completed"
+    assert verdict(ok, "completed") == "PASS" and verdict(ok, BROKEN) == "FAIL"
+    lines = render_lines(ok, BROKEN)
+    assert "FAIL  the model holds inf or NaN weights: a broken model fails whatever its criteria say" in lines
+    assert lines[-1] == "1/1 criteria passed; the model is broken: FAIL"
+    suite = ET.fromstring(junit_xml(ok, "auditor.x", BROKEN)).find("testsuite")
+    assert suite.get("failures") == "1" and suite.find("testcase[@name='model finite']/failure") is not None

@@ -494,6 +494,14 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
     assert "this run stopped within the warm-up, after 1 epoch: its lr only rose" in text_of(rehash(audit))
 
 
+def test_a_broken_model_is_why_a_run_failed() -> None:
+    audit = golden_audit()
+    audit["measurements"]["nonfinite"] = ["conv1.weight"]
+    audit["verdict"] = "FAIL"  # as the run judged it
+    assert ("Why it failed: the model holds inf or NaN weights (a broken model fails whatever its criteria say)"
+            in text_of(rehash(audit)))
+
+
 def test_a_selected_model_whose_losses_are_not_numbers_is_flagged_and_not_ticked() -> None:
     """lr=1000 on the smoke spec: finite weights that overflow on some images; NaN losses, 12% accuracy."""
     audit = golden_audit()
