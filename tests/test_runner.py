@@ -613,3 +613,13 @@ def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(Path, "mkdir", read_only_reports)
     with pytest.raises(InvalidInput, match=f"cannot write under {tmp_path}: {paths.reports_staging}/figures: Read-only"):
         start(paths, resume=False)
+
+
+def test_a_resume_on_other_software_says_whether_anything_is_trained_on_it(tmp_path: Path) -> None:
+    state = {"versions": {"auditor": "0.0.1", "torch": "1.0"}}
+    [going_on] = runner.resume_version_notes(tmp_path / "step-00000004.pt", state)
+    assert going_on.startswith("step-00000004.pt was written with auditor 0.0.1, torch 1.0; this run continues with ")
+    assert going_on.endswith("the result may differ in its last bits from an uninterrupted run under either")
+    [finished] = runner.resume_version_notes(tmp_path / "last.pt", state, finished=True)
+    assert finished.startswith("last.pt was written with auditor 0.0.1, torch 1.0; no step is trained again")
+    assert "may differ" not in finished
