@@ -47,7 +47,7 @@ from auditor.errors import (
     Terminated,
     parent_env,
 )
-from auditor.fileio import atomic_write_bytes, holder_now, out_error, why_not_writable
+from auditor.fileio import atomic_write_bytes, holder_now, lock_holder, out_error, why_not_writable
 from auditor.render import cifar_qualifier
 from auditor.spec import (
     NAME_PATTERN,
@@ -397,8 +397,10 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
 
 
 def _holder_text(out: Path, run: PlannedRun) -> str:
-    """' (process PID on HOST since TIME)' of the process running `run` now, or '' once it is gone."""
-    holder = holder_now(run_paths(out, run.name).lock)
+    """' (process PID on HOST since TIME)' of the process running `run`, or '' once it is gone.
+    Said of a run `run_state` found running: the lock was tried there, so its note is read here
+    without trying the lock again."""
+    holder = lock_holder(run_paths(out, run.name).lock, this_host_only=True)
     return f" ({holder})" if holder else ""
 
 

@@ -131,8 +131,10 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     if len(classes) != spec.model.num_classes:
         raise InvalidInput(f"--data-root: {len(classes)} classes there, the model has {spec.model.num_classes}")
     total, limit = len(y), spec.data.limit_test
+    scored = facts["fingerprint"]  # of the whole file, hashed once: the images scored unless limited
     if limit and limit < total:  # the run scored the first `limit` test images (data stage): so does this
         x, y = x[:limit], y[:limit]
+        scored = fingerprint(x.numpy(), y.numpy())
     fmt = torch.channels_last if spec.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
     mean, std = norm_tensors(spec.data, device)
@@ -144,7 +146,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
-                     *_copy_warnings(spec, loaded, facts["fingerprint"], fingerprint(x.numpy(), y.numpy()), acc.n)],
+                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n)],
     }  # fmt: skip
 
 
