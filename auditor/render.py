@@ -423,6 +423,7 @@ def build_context(
     v.update(_determinism(audit))
     v.update(_cpus(audit))
     v["host_memory"] = host_memory_text(audit)  # the optimisations table
+    v.update(toggle_texts(audit))
     v.update(_results(audit))
     v.update(_measurements(audit))
     v.update(_checkpoints(audit))
@@ -732,6 +733,40 @@ def host_memory_text(audit: dict[str, Any]) -> str:
         text += ("; this process's setting: the steps before the resume ran under the one the resume notes name, "
                  "and the training throughput mixes both")  # fmt: skip
     return text
+
+
+_LOGITS_DTYPE = MappingProxyType({"off": "float32", "bf16": "bfloat16", "fp16": "float16"})  # train.amp's
+MISMATCH = "**not what the spec asks for**"
+
+
+def toggle_texts(audit: dict[str, Any]) -> dict[str, str]:
+    """The amp, channels_last and compile rows: the spec's setting, and for the first two what the
+    first training step computed in, read back from its tensors (`training.layout`)."""
+    train, layout = audit["spec"]["train"], audit["training"].get("layout")
+    if "layout" not in audit["training"]:
+        amp = layout_cl = "not read back (the record predates it)"
+    elif layout is None:
+        amp = layout_cl = "not read back (no training step ran in a process that reads it)"
+    else:
+        amp, layout_cl = _amp_readback(train["amp"], layout), _channels_last_readback(train["channels_last"], layout)
+    compile_ = train["compile"]
+    if compile_ != "off":
+        compile_ += ("; applied to the training step, with the switches that would run it eager "
+                     "(`TORCHDYNAMO_DISABLE`, `TORCH_COMPILE_DISABLE`) checked unset; whether its graphs ran is not read back")  # fmt: skip
+    return {"amp_text": f"{train['amp']}; {amp}", "channels_last_text": f"{yesno(train['channels_last'])}; {layout_cl}",
+            "compile_text": compile_}  # fmt: skip
+
+
+def _amp_readback(amp: str, layout: dict[str, Any]) -> str:
+    found = f"read back: the first training step's logits were {layout['logits_dtype']}"
+    return found if layout["logits_dtype"] == _LOGITS_DTYPE[amp] else f"{found}, {MISMATCH}"
+
+
+def _channels_last_readback(asked: bool, layout: dict[str, Any]) -> str:
+    inp, kernels = layout["input_channels_last"], layout["weights_channels_last"]
+    found = (f"read back: the first training step's input batch was in {'channels_last' if inp else 'NCHW'} layout "
+             f"and its conv kernels {'were all' if kernels else 'were not all'} in channels_last")  # fmt: skip
+    return found if ((inp and kernels) if asked else not inp) else f"{found}, {MISMATCH}"
 
 
 def _host_memory_setting(hm: dict[str, Any] | None) -> str:

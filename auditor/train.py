@@ -51,6 +51,16 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
+class LayoutReadback:
+    """What the first training step of a process computed in, read from its tensors rather than
+    from the spec: autocast's compute type and the memory layout of its input and weights."""
+
+    logits_dtype: str  # dtype of the step's logits (B, classes): float32, or autocast's bfloat16/float16
+    input_channels_last: bool  # the normalised batch (B, 3, H, W) had channels_last strides
+    weights_channels_last: bool  # every 4-D weight of the model had them (conv kernels)
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """What training produced; the measure stage loads `best_path`."""
 
@@ -68,6 +78,7 @@ class TrainResult:
     compile_s: float | None = None  # wall time of the first step at each batch shape (incl. compile)
     steps_per_epoch: int = 0
     host_memory: hostmem.HostMemory | None = None  # train.host_memory as set and read back
+    layout: LayoutReadback | None = None  # None: no step ran in this run's processes (or a checkpoint predates it)
 
 
 @dataclass
@@ -111,6 +122,8 @@ class _Loop:
     unrecorded_images: int = 0  # images of a diverged epoch, which has no EpochRecord
     compile_s: float | None = None
     compiled_sizes: set[int] = field(default_factory=set)  # batch sizes compiled in this process
+    layout: LayoutReadback | None = None  # this process's first step's, else the checkpoint's
+    layout_read: bool = False  # read in this process
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
 
@@ -193,12 +206,19 @@ def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool |
 # --- steps and epochs ---------------------------------------------------------
 
 
-def train_step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step; returns (loss, correct count) as device tensors (no sync)."""
+def train_step(
+    loop: _Loop, x: torch.Tensor, y: torch.Tensor, read_layout: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step; returns (loss, correct count) as device tensors (no sync).
+
+    `read_layout` records what the step computed in as `loop.layout` (host metadata only, no sync).
+    """
     dtype = AMP_DTYPES[loop.train.amp]
     with torch.autocast(loop.device.type, dtype=dtype, enabled=dtype is not None):
         logits = loop.step_fn(x)  # (B, classes)
         loss = loop.loss_fn(logits, y)
+    if read_layout:
+        loop.layout, loop.layout_read = read_back_layout(loop.model, x, logits), True
     correct = (logits.argmax(1) == y).sum()  # read the outputs before backward (CUDA graphs reuse buffers)
     loop.opt.zero_grad(set_to_none=True)
     loop.scaler.scale(loss).backward()
@@ -206,6 +226,17 @@ def train_step(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     loop.scaler.update()
     loop.sched.step()
     return loss.detach().float(), correct
+
+
+def read_back_layout(model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> LayoutReadback:
+    """The compute type and memory layouts a step used, from its input `x` (B, 3, H, W), its
+    logits (B, classes) and the model's weights."""
+    kernels = [p for p in model.parameters() if p.dim() == 4]
+    return LayoutReadback(
+        logits_dtype=str(logits.dtype).removeprefix("torch."),
+        input_channels_last=x.is_contiguous(memory_format=torch.channels_last),
+        weights_channels_last=bool(kernels) and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels),
+    )  # fmt: skip
 
 
 def epoch_accumulators(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -229,7 +260,7 @@ def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) 
     batches = train_batches(tx, ty, loop.data_spec, loop.seed, loop.epoch, loop.train.batch_size, loop.step)
     for step, xb, yb in _progress(batches, loop) if progress else batches:
         ts = time.perf_counter()
-        loss, corr = train_step(loop, normalize(xb, mean, std, loop.train.channels_last), yb)
+        loss, corr = train_step(loop, normalize(xb, mean, std, loop.train.channels_last), yb, not loop.layout_read)
         if loop.train.compile != "off" and len(yb) not in loop.compiled_sizes:
             # A new batch shape (the short last batch) compiles again: count that step too.
             loop.compiled_sizes.add(len(yb))
@@ -355,6 +386,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "partial": loop.partial, "history": [asdict(h) for h in loop.history],
         "step_losses": torch.tensor(loop.step_losses, dtype=torch.float64),
         "best": loop.best, "train_time_s": loop.train_time_s, "compile_s": loop.compile_s,
+        "layout": asdict(loop.layout) if loop.layout else None,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
         "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
         "versions": software_versions(), "compute": loop.compute,
@@ -397,6 +429,7 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     loop.step_losses = state["step_losses"].tolist()
     loop.best = dict(state["best"])
     loop.train_time_s, loop.compile_s = float(state["train_time_s"]), state["compile_s"]
+    loop.layout = LayoutReadback(**state["layout"]) if state.get("layout") else None  # older checkpoints: none
 
 
 # --- the loop -------------------------------------------------------------------
@@ -545,5 +578,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         train_time_s=loop.train_time_s,
         images_per_s=images / loop.train_time_s if loop.train_time_s > 0 else 0.0,
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
-        compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory,
+        compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
     )  # fmt: skip

@@ -1013,6 +1013,46 @@ def test_the_sheet_says_whose_method_descriptions_it_prints() -> None:
     assert f"those of auditor {auditor.__version__} (the run itself used auditor 0.0.9);" in text_of(audit)
 
 
+AMP_ROW = "| Automatic mixed precision (`train.amp`) | {} |"
+CL_ROW = "| channels_last (`train.channels_last`) | {} |"
+
+
+def test_amp_and_channels_last_rows_read_back_and_flag_a_mismatch() -> None:
+    audit = golden_audit()  # amp off, channels_last no
+    audit["training"]["layout"] = {"logits_dtype": "float32", "input_channels_last": False, "weights_channels_last": False}
+    text = text_of(audit)
+    assert AMP_ROW.format("off; read back: the first training step's logits were float32") in text
+    assert CL_ROW.format("no; read back: the first training step's input batch was in NCHW layout and its conv "
+                         "kernels were not all in channels_last") in text  # fmt: skip
+    assert render.MISMATCH not in text
+    audit["spec"]["train"].update(amp="bf16", channels_last=True)  # what the spec asked, not what ran
+    text = text_of(audit)
+    assert AMP_ROW.format(f"bf16; read back: the first training step's logits were float32, {render.MISMATCH}") in text
+    assert CL_ROW.format("yes; read back: the first training step's input batch was in NCHW layout and its conv "
+                         f"kernels were not all in channels_last, {render.MISMATCH}") in text  # fmt: skip
+    # channels_last asked for: the input alone is not enough, the kernels must be too.
+    audit["training"]["layout"] = {"logits_dtype": "bfloat16", "input_channels_last": True, "weights_channels_last": False}
+    assert text_of(audit).count(render.MISMATCH) == 1
+    audit["training"]["layout"]["weights_channels_last"] = True
+    assert render.MISMATCH not in text_of(audit)
+    audit["spec"]["train"]["channels_last"] = False  # NCHW asked for, channels_last input found
+    assert CL_ROW.format("no; read back: the first training step's input batch was in channels_last layout and its "
+                         f"conv kernels were all in channels_last, {render.MISMATCH}") in text_of(audit)  # fmt: skip
+    audit["training"]["layout"] = None  # a resume from a checkpoint that predates it, training nothing
+    assert AMP_ROW.format("bf16; not read back (no training step ran in a process that reads it)") in text_of(audit)
+    del audit["training"]["layout"]
+    assert CL_ROW.format("no; not read back (the record predates it)") in text_of(audit)
+
+
+def test_compile_row_says_what_is_checked() -> None:
+    audit = golden_audit()
+    assert "| torch.compile (`train.compile`) | off |" in text_of(audit)
+    audit["spec"]["train"]["compile"] = "max-autotune"
+    assert ("| torch.compile (`train.compile`) | max-autotune; applied to the training step, with the switches that "
+            "would run it eager (`TORCHDYNAMO_DISABLE`, `TORCH_COMPILE_DISABLE`) checked unset; whether its graphs ran "
+            "is not read back |") in text_of(audit)  # fmt: skip
+
+
 def test_host_memory_row_and_records_without_it() -> None:
     audit = golden_audit()
     row = "| Host memory (`train.host_memory`: freed blocks kept for reuse or returned) | {} |"

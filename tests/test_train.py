@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,15 @@ from auditor.data import load_data
 from auditor.errors import InvalidInput
 from auditor.models import create_model
 from auditor.spec import Schedule, Spec, load_spec, resolved_dict, spec_hash
-from auditor.train import RunFiles, check_device_support, fit, lr_factor, toggle_notes
+from auditor.train import (
+    LayoutReadback,
+    RunFiles,
+    check_device_support,
+    fit,
+    lr_factor,
+    read_back_layout,
+    toggle_notes,
+)
 
 TINY = ["data.synthetic.train=300", "data.synthetic.test=100", "data.val_split=60",
         "train.epochs=2", "train.batch_size=64", "model.name=resnet8"]  # fmt: skip
@@ -105,14 +114,44 @@ def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
 
 
 # channels_last is on by default, so the toggle to test is turning it off (NCHW).
-@pytest.mark.parametrize("toggle", ["train.channels_last=false", "train.amp=bf16"])
-def test_cpu_toggles_train_and_stay_deterministic(tmp_path: Path, toggle: str) -> None:
+@pytest.mark.parametrize(
+    ("toggle", "layout"),
+    [("train.channels_last=false", LayoutReadback("float32", False, False)),
+     ("train.amp=bf16", LayoutReadback("bfloat16", True, True))],
+)  # fmt: skip
+def test_cpu_toggles_train_and_stay_deterministic(tmp_path: Path, toggle: str, layout: LayoutReadback) -> None:
     spec = tiny_spec(toggle, "train.epochs=1")
     r1, m1 = train_tiny(spec, tmp_path / "a")
     r2, m2 = train_tiny(spec, tmp_path / "b")
     assert r1.status == "completed" and all(torch.isfinite(torch.tensor(r1.step_losses)))
     assert r1.step_losses == r2.step_losses
     assert_same_state(m1.state_dict(), m2.state_dict())
+    assert r1.layout == layout  # read from the first step's tensors, not from the spec
+    assert checkpoint.load(tmp_path / "a" / "last.pt")["layout"] == asdict(layout)
+
+
+def test_layout_is_read_from_the_tensors() -> None:
+    model = create_model("resnet8", num_classes=10, norm="batch")
+    x = torch.zeros(2, 3, 32, 32)
+    assert read_back_layout(model, x, torch.zeros(2, 10)) == LayoutReadback("float32", False, False)
+    model = model.to(memory_format=torch.channels_last)
+    x = x.to(memory_format=torch.channels_last)
+    assert read_back_layout(model, x, torch.zeros(2, 10, dtype=torch.bfloat16)) == LayoutReadback("bfloat16", True, True)
+    # One kernel left in NCHW is enough to say not all are channels_last.
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    conv.weight.data = conv.weight.data.contiguous()
+    assert not read_back_layout(model, x, torch.zeros(2, 10)).weights_channels_last
+
+
+def test_a_resume_that_trains_nothing_keeps_the_checkpoints_layout(tmp_path: Path) -> None:
+    spec = tiny_spec("train.epochs=1")
+    first, _ = train_tiny(spec, tmp_path)
+    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt")  # finished: no step runs in this process
+    assert again.layout == first.layout == LayoutReadback("float32", True, True)
+    state = checkpoint.load(tmp_path / "last.pt")
+    del state["layout"]  # a checkpoint written before the read-back
+    checkpoint.save(tmp_path / "old" / "last.pt", state)
+    assert train_tiny(spec, tmp_path / "old", tmp_path / "old" / "last.pt")[0].layout is None
 
 
 @pytest.mark.slow
