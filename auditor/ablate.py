@@ -411,11 +411,15 @@ def software_label(audit: dict[str, Any]) -> str:
     CUDA runs the GPU model, whatever its index.
     """
     env = audit.get("environment") or {}
-    return f"auditor {_part(env, 'auditor')}, torch {_part(env, 'torch')}, {_part(env, 'device')}"
+    return (f"auditor {_part(env, 'auditor')} (source {_part(env, 'auditor_source')}), torch {_part(env, 'torch')}, "
+            f"{_part(env, 'device')}")  # fmt: skip
 
 
 def _part(env: dict[str, Any], key: str) -> str:
-    """One fact of an environment record that a run's numerics depend on: a version or the device."""
+    """One fact of an environment record that a run's numerics depend on: a version, the
+    auditor source's digest (12 hex digits, as checkpoints hold it) or the device."""
+    if key == "auditor_source":  # records before 0.2.0's source digest have none
+        return str(env.get(key) or "not recorded")[:12]
     if key != "device":
         return str(env.get(key) or "unknown")
     device = str(env.get("device") or "unknown device").split(":")[0]
@@ -430,15 +434,17 @@ def _part(env: dict[str, Any], key: str) -> str:
 
 def _changes(then: dict[str, Any], now: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     """'KEY THEN (now NOW)' for each fact that differs between two environment records."""
-    changed = [(k, _part(then, k), _part(now, k)) for k in keys]
-    return [f"{a} (now {b})" if k == "device" else f"{k} {a} (now {b})" for k, a, b in changed if a != b]
+    changed = [(k, _part(then, k), _part(now, k)) for k in keys if k != "auditor_source" or then.get(k)]
+    return [f"{a} (now {b})" if k == "device" else f"{k.replace('_', ' ')} {a} (now {b})"
+            for k, a, b in changed if a != b]  # fmt: skip
 
 
 def version_change(audit: dict[str, Any]) -> str | None:
     """How the auditor/torch versions that made a finished run differ from this one's, if they do."""
     from auditor.environment import software_versions  # lazily: it imports torch
 
-    return ", ".join(_changes(audit.get("environment") or {}, software_versions(), ("auditor", "torch"))) or None
+    keys = ("auditor", "auditor_source", "torch")
+    return ", ".join(_changes(audit.get("environment") or {}, software_versions(), keys)) or None
 
 
 def mixed_software(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -470,7 +476,7 @@ def this_machine(plan: Plan) -> dict[str, dict[str, Any]]:
 
 def skip_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
     """How the plan shows a finished run it skips; names any software or device change since it ran."""
-    changes = _changes(audit.get("environment") or {}, now, ("auditor", "torch", "device"))
+    changes = _changes(audit.get("environment") or {}, now, ("auditor", "auditor_source", "torch", "device"))
     if not changes:
         return "skip (finished)"
     return f"skip (finished with {', '.join(changes)}; delete its report to re-run)"

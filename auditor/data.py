@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,10 +96,30 @@ def _unpickle(path: Path, what: str) -> object:
 
 
 def _array(value: object, path: Path, key: str) -> np.ndarray:
+    if isinstance(value, (list, tuple)):
+        # Each value a pickle's lists hold costs it at least a byte, unless a list is held again by
+        # reference: 4 KB of lists that repeat themselves expand to 10^12 values for numpy to build.
+        try:
+            values = _expanded_size(value, {})
+        except RecursionError:
+            raise InvalidInput(f"{path}: {key!r} is nested too deeply to be an array") from None
+        if values > (size := path.stat().st_size):
+            raise InvalidInput(f"{path}: {key!r} repeats its own lists by reference ({values:,} values from a "
+                               f"{size:,}-byte file): not a CIFAR-10 batch")  # fmt: skip
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nesting, ...
         raise InvalidInput(f"{path}: {key!r} is not a rectangular array ({exc})") from None
+
+
+def _expanded_size(value: list[Any] | tuple[Any, ...], seen: dict[int, int]) -> int:
+    """How many non-list values `value` holds once every list in it is expanded (`seen`: the
+    count of each list met so far, by id, so that a list held many times is walked once)."""
+    if (known := seen.get(id(value))) is not None:
+        return known
+    n = sum(_expanded_size(v, seen) if isinstance(v, (list, tuple)) else 1 for v in value)
+    seen[id(value)] = n
+    return n
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -149,12 +170,14 @@ def _download(root: Path) -> None:
     """Fetch the official archive with torchvision's downloader (needs network)."""
     from torchvision.datasets import CIFAR10
 
-    made = not root.exists()
+    made = [p for p in (root, *root.parents) if not p.exists()]  # the folders torchvision will make
     try:
         CIFAR10(str(root), train=True, download=True)
     except Exception as exc:  # network errors come in many types
-        if made and root.is_dir() and not any(root.iterdir()):
-            root.rmdir()  # the folder torchvision made for the archive: leave nothing behind
+        for folder in made:  # deepest first: leave nothing behind that was not there
+            if not folder.is_dir() or folder.is_symlink() or any(folder.iterdir()):
+                break
+            folder.rmdir()
         raise SpecFieldError(
             "data.download",
             f"could not download CIFAR-10 into {root} ({exc}); "
@@ -304,14 +327,14 @@ def fingerprint(*arrays: np.ndarray) -> str:
 
 
 def normalization_kind(spec: DataSpec) -> str:
-    """Which normalisation the spec uses, so the sheet can name it."""
-    close = lambda a, b: all(abs(x - y) < 5e-4 for x, y in zip(a, b))
-    if not close(spec.mean, CIFAR10_MEAN):
-        return "custom"
-    if close(spec.std, CIFAR10_STD):
-        return "cifar10-correct"
+    """Which normalisation the spec uses, so the sheet can name it: the legacy std whatever the
+    mean beside it, the CIFAR-10 statistics as the spec's defaults give them or as commonly
+    written to 3 decimals ((0.491, 0.482, 0.447), (0.247, 0.243, 0.261)), else custom."""
+    close = lambda a, b: all(abs(x - y) <= 1e-3 for x, y in zip(a, b))  # the constants' rounding, and 3 decimals'
     if close(spec.std, CIFAR10_STD_LEGACY):
         return "cifar10-legacy-std"
+    if close(spec.mean, CIFAR10_MEAN) and close(spec.std, CIFAR10_STD):
+        return "cifar10-correct"
     return "custom"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import math
 import os
@@ -21,6 +23,7 @@ import psutil
 import torch
 
 import auditor
+from auditor.spec import resource_dir
 from auditor.words import count
 
 
@@ -62,6 +65,41 @@ class Environment:
     git_changes: dict[str, int] | None
     command: str
     cwd: str
+    cpu_capability: str | None = None  # torch's CPU kernel set (ATEN_CPU_CAPABILITY can lower it); older records: None
+    numeric_env: dict[str, str] | None = None  # NUMERIC_ENV variables set in the process (older records: None)
+    auditor_source: str | None = None  # source_digest(): which code ran, beyond the version number
+    git_problem: str | None = None  # git's own error where it could not tell the commit
+
+
+# Environment variables that change a run's numbers or its thread count: kernel sets (ATen's,
+# oneDNN's), thread counts, MKL's reproducibility mode, which GPUs are seen, TF32 overrides and
+# Python's hash seed. CUBLAS_WORKSPACE_CONFIG is the determinism section's (the run sets it).
+NUMERIC_ENV = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+    "ONEDNN_DEFAULT_FPMATH_MODE", "MKL_CBWR", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "PYTHONHASHSEED",
+)  # fmt: skip
+
+
+def numeric_env() -> dict[str, str]:
+    """The NUMERIC_ENV variables set in this process, as set."""
+    return {k: os.environ[k] for k in NUMERIC_ENV if k in os.environ}
+
+
+@functools.cache
+def source_digest() -> str:
+    """sha256 of the auditor code that runs: its modules and templates (paths and bytes, in
+    path order). An edited copy with the same version number has another digest."""
+    package = Path(auditor.__file__).resolve().parent
+    files = [(f"auditor/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*.py")]
+    templates = resource_dir("templates")
+    files += [(f"templates/{p.relative_to(templates).as_posix()}", p) for p in templates.rglob("*") if p.is_file()]
+    h = hashlib.sha256()
+    for name, path in sorted(files):
+        data = path.read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -252,6 +290,7 @@ class GitState:
     dirty: bool | None
     # {"tracked": tracked files changed, "untracked": untracked paths (a new folder counts once)}
     changes: dict[str, int] | None
+    problem: str | None = None  # why git could not tell, where it is not simply "not a work tree"
 
 
 def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
@@ -273,10 +312,27 @@ def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
         tracked = run(*status, "--untracked-files=no", "--", ":/").splitlines()
         excluded = [f":(top,literal,exclude){rel}" for rel in _inside(Path(top), outputs)]
         listed = run(*status, "--untracked-files=normal", "--", ":/", *excluded).splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return GitState(None, None, None)
+    except (OSError, subprocess.SubprocessError) as e:
+        return GitState(None, None, None, _git_problem(e))
     untracked = sum(line.startswith("?? ") for line in listed)
     return GitState(commit, bool(tracked) or untracked > 0, {"tracked": len(tracked), "untracked": untracked})
+
+
+def _git_problem(e: OSError | subprocess.SubprocessError) -> str | None:
+    """git's reason for failing, in one line; None for "not a git repository" (nothing to tell)."""
+    if isinstance(e, FileNotFoundError):
+        return "git is not installed"
+    if isinstance(e, subprocess.TimeoutExpired):
+        return "git did not answer within 10 s"
+    if not isinstance(e, subprocess.CalledProcessError):
+        return f"git could not be run ({e})"
+    lines = [ln.strip() for ln in (e.stderr or "").splitlines() if ln.strip()]
+    text = lines[0] if lines else f"git exited with status {e.returncode}"
+    if "not a git repository" in text.lower():
+        return None
+    if "ambiguous argument 'HEAD'" in text:
+        return "a git work tree with no commit yet"
+    return text.removeprefix("fatal: ")
 
 
 def _inside(top: Path, paths: Sequence[Path]) -> list[str]:
@@ -295,8 +351,10 @@ def _inside(top: Path, paths: Sequence[Path]) -> list[str]:
 
 
 def software_versions() -> dict[str, str]:
-    """The software whose numerics a run depends on (also recorded in every checkpoint)."""
-    return {"auditor": auditor.__version__, "torch": str(torch.__version__)}  # plain str: weights_only loads it
+    """The software whose numerics a run depends on (also recorded in every checkpoint): the
+    versions, and the first 12 hex digits of `source_digest` (an edited copy of one version)."""
+    # plain str: weights_only loads it
+    return {"auditor": auditor.__version__, "auditor_source": source_digest()[:12], "torch": str(torch.__version__)}
 
 
 def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequence[Path] = ()) -> Environment:
@@ -330,6 +388,10 @@ def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequen
         git_changes=git.changes,
         command=shlex.join(argv if argv is not None else ["auditor", *sys.argv[1:]]),
         cwd=str(cwd),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        numeric_env=numeric_env(),
+        auditor_source=source_digest(),
+        git_problem=git.problem,
     )
 
 
@@ -357,21 +419,46 @@ def cuda_problem(device: torch.device) -> str | None:
     return None
 
 
+def versions_text(versions: dict[str, Any]) -> str:
+    """'auditor 0.2.0 (source f1858964fca1), torch 2.14.1' from `software_versions`' dict, as
+    recorded (older checkpoints: no source)."""
+    source = versions.get("auditor_source") or "not recorded"
+    return f"auditor {versions.get('auditor', '?')} (source {source}), torch {versions.get('torch', '?')}"
+
+
+# compute_setting's keys; checkpoints written before the last two have only the first three
+COMPUTE_KEYS = ("device", "processor", "torch_threads", "cpu_capability", "onednn_max_isa")
+
+
 def compute_setting(device: torch.device) -> dict[str, Any]:
     """What a run's last bits depend on besides the software: the device type, the processor
-    and, on the CPU, torch's thread count (reductions are split by thread)."""
+    and, on the CPU, torch's thread count (reductions are split by thread) and the kernel sets
+    in use (ATen's CPU capability, oneDNN's ISA cap: other instructions, other roundings)."""
     cuda = device.type == "cuda"
     return {
         "device": device.type,
         "processor": torch.cuda.get_device_name(device) if cuda else cpu_model(),
         "torch_threads": None if cuda else torch.get_num_threads(),
+        "cpu_capability": None if cuda else torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_isa": None if cuda else os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
     }
 
 
+def setting_differs(then: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether two compute settings differ in a key both recorded."""
+    return any(then[k] != now[k] for k in COMPUTE_KEYS if k in then and k in now)
+
+
 def describe_setting(setting: dict[str, Any]) -> str:
-    """'cpu (AMD EPYC, 2 torch threads)' or 'cuda (NVIDIA H100)'."""
-    threads = setting.get("torch_threads")
-    return f"{setting.get('device')} ({setting.get('processor')}" + (f", {count(threads, 'torch thread')})" if threads else ")")
+    """'cpu (AMD EPYC, 2 torch threads, AVX512 kernels)' or 'cuda (NVIDIA H100)'."""
+    parts = [str(setting.get("processor"))]
+    if threads := setting.get("torch_threads"):
+        parts.append(count(threads, "torch thread"))
+    if capability := setting.get("cpu_capability"):
+        parts.append(f"{capability} kernels")
+    if isa := setting.get("onednn_max_isa"):
+        parts.append(f"oneDNN capped at {isa}")
+    return f"{setting.get('device')} ({', '.join(parts)})"
 
 
 def make_current(device: torch.device) -> None:

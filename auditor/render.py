@@ -707,7 +707,21 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "determinism_note": note, "fill_uninitialized_memory": fill, "inductor_deterministic": inductor,
         "tf32": tf32, "cpu_bf16": bf16, "git_text": git_changes_text(audit["environment"]),
+        **_code_and_kernels(audit["environment"]),
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
+    }  # fmt: skip
+
+
+def _code_and_kernels(env: dict[str, Any]) -> dict[str, str]:
+    """The auditor source digest, torch's CPU kernel set and the numeric environment variables
+    (records written before they were captured: not recorded)."""
+    source = env.get("auditor_source")
+    numeric = env.get("numeric_env")
+    return {
+        "source_text": f"source sha256 {code(source[:16])}, of its modules and templates" if source else "source not recorded",
+        "cpu_capability": env.get("cpu_capability") or "not recorded",
+        "numeric_env_text": ("not recorded" if numeric is None else
+                             ", ".join(code(f"{k}={v}") for k, v in numeric.items()) or "none set"),
     }  # fmt: skip
 
 
@@ -1037,12 +1051,24 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     run, ck = audit["run"], audit["checkpoints"]
     best = ck.get("best")
     return {
+        **_command_env(audit["environment"]),
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
         # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
         "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),
         "best_path": best["path"] if best else None,
         "evaluate_note": _evaluate_note(audit["data"]["dataset"], best is not None),
     }
+
+
+def _command_env(env: dict[str, Any]) -> dict[str, str]:
+    """The environment variables the Reproduce commands set: those set in the run that change
+    numerics or threads (`env_prefix`), and on a CPU run that did not set OMP_NUM_THREADS,
+    the thread count it ran at (`threads_prefix`), which another machine's default need not be."""
+    numeric = env.get("numeric_env") or {}
+    prefix = "".join(f"{k}={shq(v)} " for k, v in numeric.items())
+    cpu = str(env["device"]).startswith("cpu")
+    threads = f"OMP_NUM_THREADS={env['torch_threads']} " if cpu and "OMP_NUM_THREADS" not in numeric else ""
+    return {"env_prefix": prefix, "threads_prefix": threads}
 
 
 def _evaluate_note(dataset: str, has_best: bool) -> str | None:
@@ -1263,15 +1289,24 @@ def _spec_hash_item(audit: dict[str, Any]) -> Item:
 def _git_item(audit: dict[str, Any]) -> Item:
     commit, dirty = audit["environment"]["git_commit"], audit["environment"]["git_dirty"]
     if commit is None:
-        return False, "Git tree clean", (
-            "no git commit recorded (not run inside a git work tree, or git unavailable)"
-        )
+        return False, "Git tree clean", f"no git commit recorded ({no_commit_reason(audit['environment'])})"
     return dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {git_changes_text(audit['environment'])}"
+
+
+def no_commit_reason(env: dict[str, Any]) -> str:
+    """Why a record holds no git commit: git's own words where it gave them."""
+    if problem := env.get("git_problem"):
+        return f"git: {problem}"
+    if "git_problem" in env:
+        return "not run inside a git work tree"
+    return "not run inside a git work tree, or git unavailable"  # older records do not tell them apart
 
 
 def git_changes_text(env: dict[str, Any]) -> str:
     """'no uncommitted changes', '2 changed tracked files and 1 untracked file', ..."""
     dirty, changes = env["git_dirty"], env.get("git_changes")
+    if env.get("git_commit") is None:
+        return no_commit_reason(env)
     if dirty is None:
         return "dirty state unknown"
     outputs = "; untracked files in the tool's output folders under --out not counted"
@@ -1286,10 +1321,13 @@ def git_changes_text(env: dict[str, Any]) -> str:
 
 def _environment_item(audit: dict[str, Any]) -> Item:
     env = audit["environment"]
-    ok = all(env[k] for k in ("python", "torch", "torchvision", "numpy", "os", "command"))
+    # The source digest and the numeric environment variables are required once records hold them.
+    ok = all(env[k] for k in ("python", "torch", "torchvision", "numpy", "os", "command")) and all(
+        env[k] is not None for k in ("auditor_source", "numeric_env", "cpu_capability") if k in env)
+    source = f" (source `{env['auditor_source'][:12]}`)" if env.get("auditor_source") else ""
     return ok, "Environment captured", (
         f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-        f"numpy {env['numpy']}, device {env['device']}, command recorded"
+        f"numpy {env['numpy']}, auditor {env['auditor']}{source}, device {env['device']}, command recorded"
     )
 
 

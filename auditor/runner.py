@@ -296,7 +296,7 @@ def resume_version_notes(found: Path, state: dict[str, Any], finished: bool = Fa
     now, then = environment.software_versions(), state.get("versions")
     if then == now:
         return []
-    listed = lambda v: ", ".join(f"{k} {v.get(k, '?')}" for k in now)
+    listed = environment.versions_text
     was = listed(then) if isinstance(then, dict) else "software versions it did not record"
     if finished:
         return [f"{found.name} was written with {was}; {MEASURED_AGAIN} ({listed(now)})"]
@@ -308,7 +308,7 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
     """A note when the checkpoint was written on another device, processor or CPU thread count
     (`finished`: a finished run's, which nothing trains further)."""
     then, now = state.get("compute"), environment.compute_setting(device)
-    if finished and isinstance(then, dict) and any(then.get(k) != now[k] for k in ("device", "processor", "torch_threads")):
+    if finished and isinstance(then, dict) and environment.setting_differs(then, now):
         note = (f"{found.name} was trained on {environment.describe_setting(then)}; {MEASURED_AGAIN} "
                 f"({environment.describe_setting(now)})")
         return [note]
@@ -319,7 +319,7 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
             "may differ in its last bits from an uninterrupted run"
         )
         return [unknown]
-    if all(then.get(k) == now[k] for k in ("device", "processor", "torch_threads")):
+    if not environment.setting_differs(then, now):
         return []
     note = (
         f"{found.name} was written on {environment.describe_setting(then)}; this run continues on "

@@ -547,26 +547,33 @@ def test_runs_made_by_other_software_are_named(tiny_copy: Path) -> None:
     assert all("[skip (finished)]" in ln for ln in lines.values()) and len(lines) == 2
     assert "note: the runs were made with 3 different software versions or devices" in render.stdout
     section = page.split("### Runs made with different software or devices")[1].split("##")[0]
-    now = f"auditor {auditor.__version__}, torch {torch.__version__}"
+    source = f"(source {env['auditor_source'][:12]})"
+    now = f"auditor {auditor.__version__} {source}, torch {torch.__version__}"
     assert f"- {now}, {cpu}: `tiny-cosine-s0`, `tiny-constant-s0`" in section
     assert f"- {now}, cpu (Other CPU, {env['torch_threads']} threads): `tiny-cosine-s1`" in section
-    assert f"- auditor 0.1.0, torch {torch.__version__}, {cpu}: `tiny-constant-s1`" in section
+    assert f"- auditor 0.1.0 {source}, torch {torch.__version__}, {cpu}: `tiny-constant-s1`" in section
 
 
 def test_software_label_and_version_change() -> None:
-    env = {"auditor": auditor.__version__, "torch": str(torch.__version__), "device": "cuda:0"}
+    from auditor.environment import source_digest
+
+    env = {"auditor": auditor.__version__, "torch": str(torch.__version__), "device": "cuda:0",
+           "auditor_source": source_digest()}  # fmt: skip
     env["gpu"] = {"name": "NVIDIA H100", "memory_total_mb": 81559.0, "driver": "580.1", "source": "nvml"}
     label = software_label({"environment": env})
-    assert label == f"auditor {auditor.__version__}, torch {torch.__version__}, cuda (NVIDIA H100)"
+    src = source_digest()[:12]
+    assert label == f"auditor {auditor.__version__} (source {src}), torch {torch.__version__}, cuda (NVIDIA H100)"
     assert software_label({"environment": {**env, "device": "cuda"}}) == label  # the index is not the GPU
     cpu = {**env, "device": "cpu", "gpu": None, "cpu_model": "AMD EPYC", "torch_threads": 2}
     assert software_label({"environment": cpu}).endswith(", cpu (AMD EPYC, 2 threads)")
     assert software_label({"environment": {**cpu, "torch_threads": 16}}) != software_label({"environment": cpu})
-    assert software_label({}) == "auditor unknown, torch unknown, unknown device"
+    assert software_label({}) == "auditor unknown (source not recorded), torch unknown, unknown device"
     assert version_change({"environment": env}) is None
     old = version_change({"environment": {**env, "torch": "2.0.0"}})
     assert old == f"torch 2.0.0 (now {torch.__version__})"
-    unknown = version_change({})
+    edited = version_change({"environment": {**env, "auditor_source": "0" * 64}})  # the same version, other code
+    assert edited == f"auditor source 000000000000 (now {src})"
+    unknown = version_change({})  # a record with no source digest is compared on the versions alone
     assert unknown == f"auditor unknown (now {auditor.__version__}), torch unknown (now {torch.__version__})"
 
 

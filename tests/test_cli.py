@@ -320,7 +320,8 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     older = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
     assert older.returncode == 0, older.stderr  # resumable; the sheet says which software wrote it
     # A finished run: nothing is trained again, so the weights are the older software's.
-    note = f".pt was written with auditor 0.0.1, torch {torch.__version__}; no step is trained again (the run had finished)"
+    note = (f".pt was written with auditor 0.0.1 (source not recorded), torch {torch.__version__}; no step is trained again "
+            "(the run had finished)")
     assert any(note in n for n in audit_of(out)["run"]["resume_notes"]), audit_of(out)["run"]
     assert note in (out / "reports/smoke/REPRODUCIBILITY.md").read_text()
     shutil.rmtree(out / "checkpoints/smoke.partial", ignore_errors=True)

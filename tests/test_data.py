@@ -98,6 +98,12 @@ def test_normalization_kind_flags_the_legacy_std() -> None:
     assert D.normalization_kind(DataSpec(std=[0.2023, 0.1994, 0.2010])) == "cifar10-legacy-std"
     assert D.normalization_kind(DataSpec(std=[0.5, 0.5, 0.5])) == "custom"
     assert D.normalization_kind(DataSpec(mean=[0.5, 0.5, 0.5])) == "custom"  # right std, wrong mean
+    # As commonly written to 3 decimals: the same statistics, the same legacy std.
+    three = {"mean": [0.491, 0.482, 0.447], "std": [0.247, 0.243, 0.261]}
+    assert D.normalization_kind(DataSpec(**three)) == "cifar10-correct"
+    assert D.normalization_kind(DataSpec(mean=[0.491, 0.482, 0.447], std=[0.202, 0.199, 0.201])) == "cifar10-legacy-std"
+    assert D.normalization_kind(DataSpec(mean=[0.5, 0.5, 0.5], std=[0.2023, 0.1994, 0.2010])) == "cifar10-legacy-std"
+    assert D.normalization_kind(DataSpec(mean=[0.491, 0.482, 0.447], std=[0.25, 0.25, 0.25])) == "custom"
 
 
 # --- augmentation ---------------------------------------------------------------
@@ -239,6 +245,23 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def _repeated_lists(depth: int) -> list:
+    """A list of 1000 references to one list of 1000 references ... `depth` levels: 1000**depth
+    values from a few KB of pickle."""
+    x: list = [0] * 1000
+    for _ in range(depth - 1):
+        x = [x] * 1000
+    return x
+
+
+def _nested_data(depth: int) -> bytes:
+    """A protocol 2 pickle of {"data": [[[...]]] `depth` lists deep, "labels": []}, written by opcode
+    (pickle.dumps itself refuses to nest that deep)."""
+    key = lambda k: b"X" + len(k).to_bytes(4, "little") + k  # BINUNICODE
+    nested = b"]" * depth + b"a" * (depth - 1)  # EMPTY_LIST each, then APPEND each into the one before
+    return b"\x80\x02}" + key(b"data") + nested + b"s" + key(b"labels") + b"]s."
+
+
 @pytest.mark.parametrize(
     ("break_it", "message"),
     [
@@ -263,6 +286,10 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
          r"'labels' must be a flat list of integers, got shape \(\)"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], [1, 2]]})),
          "'labels' is not a rectangular array"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8),
+                                                                         "labels": _repeated_lists(4)})),
+         r"'labels' repeats its own lists by reference \(1,000,000,000,000 values from a [\d,]+-byte file\)"),
+        (lambda base: (base / "data_batch_1").write_bytes(_nested_data(5000)), "'data' is nested too deeply to be an array"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps(["not", "a", "dict"])), "expected a dict"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": shutil.rmtree, "labels": []})),
          "refusing to load shutil.rmtree"),
@@ -286,7 +313,7 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path: Path) -> None:
          "batches.meta: expected a dict whose 'label_names' is a list of class names"),
     ],
     ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
-         "label-float", "label-nested", "label-none", "label-ragged", "not-dict", "code", "attribute-error", "crafted-dtype",
+         "label-float", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
          "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "meta-repeats", "meta-11",
          "meta-str"],
 )  # fmt: skip
@@ -368,6 +395,9 @@ def test_a_failed_download_removes_the_root_it_made_and_a_file_as_root_is_not_do
     with pytest.raises(InvalidInput, match="could not download"):
         D.load_data(DataSpec(root=str(tmp_path / "new"), download=True), 0)
     assert calls and not (tmp_path / "new").exists()  # no empty folder left behind
+    with pytest.raises(InvalidInput, match="could not download"):
+        D.load_data(DataSpec(root=str(tmp_path / "a" / "b" / "c"), download=True), 0)
+    assert not (tmp_path / "a").exists()  # nor the parents made for it
     (tmp_path / "kept").mkdir()
     with pytest.raises(InvalidInput, match="could not download"):
         D.load_data(DataSpec(root=str(tmp_path / "kept"), download=True), 0)
@@ -375,7 +405,7 @@ def test_a_failed_download_removes_the_root_it_made_and_a_file_as_root_is_not_do
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidInput, match="data.root: .*file is not a folder$"):
         D.load_data(DataSpec(root=str(tmp_path / "file"), download=True), 0)
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 def test_evaluate_data_root_is_checked_as_data_root_is(tmp_path: Path) -> None:

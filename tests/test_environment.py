@@ -16,6 +16,7 @@ import torch
 
 import auditor
 from auditor import environment
+from auditor.spec import resource_dir
 
 
 class FakeNVML:
@@ -138,9 +139,11 @@ def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)  # not a git checkout
     env = environment.capture(torch.device("cpu"), ["auditor", "run", "smoke"])
     assert (env.auditor, env.torch) == (auditor.__version__, str(torch.__version__))
-    assert environment.software_versions() == {"auditor": env.auditor, "torch": env.torch}
+    assert environment.software_versions() == {
+        "auditor": env.auditor, "auditor_source": env.auditor_source[:12], "torch": env.torch}
     assert env.device == "cpu" and env.gpu is None and env.torch_threads == torch.get_num_threads()
-    assert (env.git_commit, env.git_dirty, env.git_changes) == (None, None, None)
+    assert (env.git_commit, env.git_dirty, env.git_changes, env.git_problem) == (None, None, None, None)
+    assert env.cpu_capability == torch.backends.cpu.get_cpu_capability()
     assert env.command == "auditor run smoke" and env.cwd == str(tmp_path)
     assert env.cpu_bf16_native is environment.cpu_has_native_bf16()
     fake = "processor\t: 0\nmodel name\t: Fake CPU 9000\nflags\t\t: fpu avx2 amx_bf16\n"
@@ -247,3 +250,54 @@ def test_capture_records_the_cpus_the_process_may_use(monkeypatch: pytest.Monkey
     assert "cgroup CPU quota is 0.5 CPUs" in note
     assert environment.run_cpu_notes(dataclasses.replace(two, cpu_quota=None)) == []
     assert environment.run_cpu_notes(dataclasses.replace(two, device="cuda:0")) == []  # CPU threads do not train there
+
+
+def test_source_digest_identifies_the_code_that_runs(tmp_path: Path) -> None:
+    """An edited copy of the package, with the same version number, has another digest."""
+    src = Path(auditor.__file__).resolve().parent
+    copy = tmp_path / "auditor"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(resource_dir("templates"), tmp_path / "templates")
+    probe = "import auditor.environment as e; print(e.source_digest())"
+    run = lambda: subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert run() == environment.source_digest()  # the same files, wherever they are
+    (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# edited\n")
+    edited = run()
+    assert len(edited) == 64 and edited != environment.source_digest()
+    (tmp_path / "templates" / "reproducibility.md.j2").write_text("edited")
+    assert run() not in (edited, environment.source_digest())  # the templates count too
+
+
+def test_numeric_environment_variables_are_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in environment.NUMERIC_ENV:
+        monkeypatch.delenv(k, raising=False)
+    assert environment.numeric_env() == {}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("LANG", "C")  # not one that changes numbers
+    assert environment.numeric_env() == {"OMP_NUM_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    setting = environment.compute_setting(torch.device("cpu"))
+    assert setting["onednn_max_isa"] == "AVX2" and setting["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert environment.describe_setting(setting).endswith("kernels, oneDNN capped at AVX2)")
+
+
+def test_compute_settings_differ_only_in_what_both_recorded() -> None:
+    now = environment.compute_setting(torch.device("cpu"))
+    old = {k: now[k] for k in ("device", "processor", "torch_threads")}  # a checkpoint before the kernel keys
+    assert not environment.setting_differs(old, now)
+    assert environment.setting_differs({**now, "cpu_capability": "DEFAULT"}, now)
+    assert environment.setting_differs({**now, "onednn_max_isa": "AVX2"}, now)
+    assert environment.setting_differs({**old, "torch_threads": 99}, now)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_state_says_why_git_could_not_tell(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")  # a work tree with no commit yet
+    assert environment.git_state(tmp_path) == environment.GitState(None, None, None, "a git work tree with no commit yet")
+    err = subprocess.CalledProcessError(128, ["git"], stderr="fatal: detected dubious ownership in repository at '/r'\n")
+    assert environment._git_problem(err) == "detected dubious ownership in repository at '/r'"
+    assert environment._git_problem(FileNotFoundError("git")) == "git is not installed"
+    assert environment._git_problem(subprocess.TimeoutExpired(["git"], 10)) == "git did not answer within 10 s"
+    not_repo = subprocess.CalledProcessError(128, ["git"], stderr="fatal: not a git repository (or any parent)\n")
+    assert environment._git_problem(not_repo) is None

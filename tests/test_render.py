@@ -1053,6 +1053,44 @@ def test_compile_row_says_what_is_checked() -> None:
             "is not read back |") in text_of(audit)  # fmt: skip
 
 
+def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets_them() -> None:
+    audit = golden_audit()
+    env = audit["environment"]
+    env.update(auditor_source="ab" * 32, cpu_capability="AVX2", git_problem=None,
+               numeric_env={"OMP_NUM_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"})  # fmt: skip
+    text = text_of(audit)
+    assert f"| auditor | 0.2.0 (source sha256 `{'ab' * 8}`, of its modules and templates) |" in text
+    assert "| CPU kernels (`torch.backends.cpu.get_cpu_capability()`) | AVX2 |" in text
+    assert ("| Environment variables that change numerics or threads, as set | `OMP_NUM_THREADS=1`, "
+            "`ONEDNN_MAX_CPU_ISA=AVX2` |") in text  # fmt: skip
+    assert f"auditor 0.2.0 (source `{'ab' * 6}`), device cpu, command recorded" in text
+    # The commands set what the run had set; the thread count is then the run's own.
+    assert "(cd /runs/golden && OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run smoke --resume)" in text
+    assert "OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text
+    assert "OMP_NUM_THREADS=2" not in text
+    env["numeric_env"] = {}
+    text = text_of(audit)
+    assert "| Environment variables that change numerics or threads, as set | none set |" in text
+    assert "(cd /runs/golden && auditor run smoke --resume)" in text  # the original command, as it ran
+    assert "OMP_NUM_THREADS=2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text  # 2 torch threads
+    env["auditor_source"] = None  # a record that should hold it and does not
+    assert "- [ ] **Environment captured**" in text_of(audit)
+
+
+def test_a_missing_git_commit_says_why() -> None:
+    audit = golden_audit()
+    env = audit["environment"]
+    env.update(git_commit=None, git_dirty=None, git_changes=None)
+    why = "no git commit recorded (not run inside a git work tree, or git unavailable)"  # older records
+    assert f"- [ ] **Git tree clean**: {why}" in text_of(audit)
+    env["git_problem"] = "detected dubious ownership in repository at '/src'"
+    text = text_of(audit)
+    assert "- [ ] **Git tree clean**: no git commit recorded (git: detected dubious ownership in repository" in text
+    assert "| Git commit | n/a (git: detected dubious ownership in repository at '/src') |" in text
+    env["git_problem"] = None
+    assert "no git commit recorded (not run inside a git work tree)" in text_of(audit)
+
+
 def test_host_memory_row_and_records_without_it() -> None:
     audit = golden_audit()
     row = "| Host memory (`train.host_memory`: freed blocks kept for reuse or returned) | {} |"

@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import TINY_SETS, fake_cifar_root
 
+import auditor
 from auditor import checkpoint, environment, fileio, runner
 from auditor import inspect as auditor_inspect
 from auditor.audit import RunPaths, run_paths
@@ -426,24 +427,34 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     spec, _ = _finished_run(tmp_path)
     paths = run_paths(tmp_path, spec.name)
     state = checkpoint.load(paths.last_checkpoint)
-    threads = torch.get_num_threads()
-    assert state["compute"] == {"device": "cpu", "processor": cpu_model(), "torch_threads": threads}
+    threads, kernels = torch.get_num_threads(), torch.backends.cpu.get_cpu_capability()
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    assert state["compute"] == {"device": "cpu", "processor": cpu_model(), "torch_threads": threads,
+                                "cpu_capability": kernels, "onednn_max_isa": isa}  # fmt: skip
+    cpu = f"cpu ({cpu_model()}, {{}} torch threads, {kernels} kernels{f', oneDNN capped at {isa}' if isa else ''})"
     same = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert not any("torch threads" in n for n in same.audit["run"]["resume_notes"])
     checkpoint.save(paths.last_checkpoint, {**state, "compute": {**state["compute"], "torch_threads": threads + 1}})
     moved = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     # A finished run: nothing is trained again, so the weights stay those of the other thread count.
-    note = (f"last.pt was trained on cpu ({cpu_model()}, {threads + 1} torch threads); no step is trained again "
+    note = (f"last.pt was trained on {cpu.format(threads + 1)}; no step is trained again "
             "(the run had finished), so the weights are those trained there; this process only measures them "
-            f"again and writes the sheet, whose environment is its own (cpu ({cpu_model()}, {threads} torch threads))")
+            f"again and writes the sheet, whose environment is its own ({cpu.format(threads)})")
     assert note in moved.audit["run"]["resume_notes"], moved.audit["run"]["resume_notes"]
     assert "may differ in its last bits" not in " ".join(moved.audit["run"]["resume_notes"])
     assert note in (paths.reports / "REPRODUCIBILITY.md").read_text()
     # An interrupted run continues training on the other thread count: its last bits may differ.
     [going_on] = runner.resume_compute_notes(paths.last_checkpoint, checkpoint.load(paths.last_checkpoint), torch.device("cpu"))
-    assert going_on == (f"last.pt was written on cpu ({cpu_model()}, {threads + 1} torch threads); this run continues "
-                        f"on cpu ({cpu_model()}, {threads} torch threads): the result may differ in its last bits "
+    assert going_on == (f"last.pt was written on {cpu.format(threads + 1)}; this run continues "
+                        f"on {cpu.format(threads)}: the result may differ in its last bits "
                         "from an uninterrupted run on either")
+    # Other CPU kernels (ATEN_CPU_CAPABILITY=default, say) round otherwise: said too.
+    other = {**state, "compute": {**state["compute"], "cpu_capability": "DEFAULT"}}
+    [kernel_note] = runner.resume_compute_notes(paths.last_checkpoint, other, torch.device("cpu"))
+    assert kernel_note.startswith(f"last.pt was written on cpu ({cpu_model()}, {threads} torch threads, DEFAULT kernels")
+    # A checkpoint written before the kernel set was recorded is compared on what it holds.
+    three = {k: state["compute"][k] for k in ("device", "processor", "torch_threads")}
+    assert runner.resume_compute_notes(paths.last_checkpoint, {**state, "compute": three}, torch.device("cpu")) == []
     older = {k: v for k, v in state.items() if k != "compute"}  # written before checkpoints recorded it
     checkpoint.save(paths.last_checkpoint, older)
     unknown = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
@@ -618,8 +629,14 @@ def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: p
 def test_a_resume_on_other_software_says_whether_anything_is_trained_on_it(tmp_path: Path) -> None:
     state = {"versions": {"auditor": "0.0.1", "torch": "1.0"}}
     [going_on] = runner.resume_version_notes(tmp_path / "step-00000004.pt", state)
-    assert going_on.startswith("step-00000004.pt was written with auditor 0.0.1, torch 1.0; this run continues with ")
+    assert going_on.startswith("step-00000004.pt was written with auditor 0.0.1 (source not recorded), torch 1.0; "
+                               "this run continues with auditor ")
     assert going_on.endswith("the result may differ in its last bits from an uninterrupted run under either")
     [finished] = runner.resume_version_notes(tmp_path / "last.pt", state, finished=True)
-    assert finished.startswith("last.pt was written with auditor 0.0.1, torch 1.0; no step is trained again")
+    assert finished.startswith("last.pt was written with auditor 0.0.1 (source not recorded), torch 1.0; no step is trained again")
+    # The same version with edited code: the digest tells them apart.
+    edited = {"versions": {**environment.software_versions(), "auditor_source": "0" * 12}}
+    [note] = runner.resume_version_notes(tmp_path / "last.pt", edited)
+    assert note.startswith(f"last.pt was written with auditor {auditor.__version__} (source 000000000000), torch ")
+    assert runner.resume_version_notes(tmp_path / "last.pt", {"versions": environment.software_versions()}) == []
     assert "may differ" not in finished
