@@ -532,12 +532,31 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
         "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
         "broken": bool(audit.get("measurements", {}).get("nonfinite")),  # its selected model holds inf/NaN
+        "left_out": left_out_reason(audit),  # why its figures stay out of the means (None: counted)
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
         "data_label": _data_label(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit),
         "metrics": {k: m.get(k) for k in METRICS},
     }  # fmt: skip
+
+
+def left_out_reason(audit: dict[str, Any]) -> str | None:
+    """Why a finished run's figures stay out of its variant's means, or None: it diverged, its
+    selected model holds inf/NaN, or that model's losses are not numbers (its accuracies then
+    count predictions made from inf or NaN)."""
+    from auditor.render import nonfinite_losses
+
+    training = audit.get("training") or {}
+    if audit.get("run", {}).get("status") == "diverged":
+        return f"training diverged (at step {training.get('diverged_at_step')})"
+    if (audit.get("measurements") or {}).get("nonfinite"):
+        return "its selected model holds inf or NaN (broken)"
+    try:
+        found = nonfinite_losses(audit)
+    except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell
+        return None
+    return f"its selected model's losses are not numbers ({'; '.join(found)})" if found else None
 
 
 def _data_label(data: Any) -> str | None:
@@ -566,11 +585,12 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         else:
             runs.append(_run_row(r, audit, rdir, here))
     ref = plan.ablation.reference.get(v)
+    counted = [r for r in runs if not r["left_out"]]
     return {
-        "name": v, "overrides": list(plan.ablation.variants[v]), "n": len(runs),
-        "seeds": [r["seed"] for r in runs],
-        "stats": {k: summarize([r["metrics"][k] for r in runs]) for k in METRICS},
-        "runs": runs, "missing": missing,
+        "name": v, "overrides": list(plan.ablation.variants[v]), "n": len(counted),
+        "seeds": [r["seed"] for r in counted],
+        "stats": {k: summarize([r["metrics"][k] for r in counted]) for k in METRICS},
+        "runs": runs, "missing": missing, "left_out": [r for r in runs if r["left_out"]],
         "no_val_split": [r["name"] for r in runs if r["selection_split"] == "test"],
         "selected_on_test": [r["name"] for r in runs if chose_on_test(r)],  # the row has its keys
         "reference": ref.model_dump() if ref else None,
@@ -659,7 +679,8 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
 def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dict[str, str]]:
     from auditor.render import agg_figure, epoch_axis, write_png
 
-    data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"]]) for v in record["variants"]}
+    data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"] if not r.get("left_out")])
+            for v in record["variants"]}  # fmt: skip
     splits = sorted({s for c in data.values() for s in c["split"] if s})
     mixed = len(splits) > 1
     split_label = splits[0] if len(splits) == 1 else ("held-out" if mixed else "val")
@@ -686,7 +707,8 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
     files.append({"path": "figures/val_acc.png", "caption": (
         f"Per-epoch accuracy on the {split_label} split of every variant"
         + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
-        + ": line = mean over seeds, band = min-max over seeds."
+        + ": line = mean over seeds, band = min-max over seeds"
+        + ("; the runs left out of the means are not drawn." if any(v.get("left_out") for v in record["variants"]) else ".")
     )})  # fmt: skip
 
     if record["ablation"]["figure"] == "depth":
@@ -813,6 +835,7 @@ def render_ablation(here: Path) -> Path:
         any_test_choice=any(v["selected_on_test"] for v in record["variants"]),
         data_labels=sorted({r["data_label"] for v in record["variants"] for r in v["runs"] if r.get("data_label")}),
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
+        any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
     )  # fmt: skip
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
@@ -857,8 +880,8 @@ def check_run_names(out: Path, plan: Plan) -> None:
 
 
 def counted_runs(record: dict[str, Any]) -> int:
-    """How many finished runs an ablation record counts."""
-    return sum(v["n"] for v in record["variants"])
+    """How many finished runs an ablation record lists (those left out of the means included)."""
+    return sum(len(v["runs"]) for v in record["variants"])
 
 
 def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Path, dict[str, Any]]:
@@ -1028,6 +1051,8 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if failed:
         notes.append(f"note: {count(len(failed), 'run')} on the page failed (their own criteria, or training "
                      f"diverged; see their sheets): {', '.join(failed)}")  # fmt: skip
+    if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
+        notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
     if missing:
         notes.append(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip

@@ -8,7 +8,6 @@ spec (all defaults filled in) and its sha256 are written with every artifact.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import hashlib
 import json
@@ -44,7 +43,7 @@ HostMemoryMode = Literal["retain", "release"]  # train.host_memory (auditor.host
 
 NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file and folder names anywhere;
 # not hidden ones, which the tool keeps for itself (`checkpoints/.<name>.lock`, `.<name>.old.trash-*`)
-DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices a run can name
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # the devices a run can name (ASCII digits: torch's)
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
 # Folder suffixes the tool keeps for itself: runs' staging and previous folders, verify's failed attempts.
@@ -267,6 +266,8 @@ class TrainSpec(_Section):
             raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {s.warmup_epochs} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
             raise ValueError(f"{SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
+        if self.amp == "fp16" and self.device == "cpu":  # the same words as the run's check (train.check_device_support)
+            raise ValueError(f"{SUBKEY}amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
         return self
 
 
@@ -651,6 +652,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
+    if len(path) > MAX_YAML_DEPTH:
+        raise InvalidInput(f"--set {_short(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
+                           f"and no deeper than {MAX_YAML_DEPTH}")  # fmt: skip
     return path, override_value(raw, item, criterion=path[0] == "criteria")
 
 
@@ -704,7 +708,7 @@ def parse_overrides(items: list[str]) -> list[tuple[str, list[str], Any]]:
 
 def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) -> dict[str, Any]:
     """`apply_overrides` for items parse_override has read already: (item, key path, value)."""
-    out = copy.deepcopy(raw)
+    out = tree_copy(raw)
     for item, path, value in parsed:
         node = out
         for i, part in enumerate(path[:-1]):
@@ -721,6 +725,17 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
             continue
         node[path[-1]] = merged(old, value) if isinstance(old, dict) and merges_into(path, value) else value
     return out
+
+
+def tree_copy(value: Any) -> Any:
+    """A copy of a YAML tree in which no mapping or list is shared: a YAML alias (`verify: *e`)
+    becomes a copy of what it names, so a `--set` of one section leaves the other alone
+    (copy.deepcopy keeps them shared). Depth and size are bounded by load_yaml's limits."""
+    if isinstance(value, dict):
+        return {k: tree_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [tree_copy(v) for v in value]
+    return value
 
 
 def merges_into(path: list[str], value: Any) -> bool:
@@ -861,9 +876,40 @@ def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False) -> S
     """Validate a raw mapping; raise InvalidInput naming `source` and field paths. `recorded`: a
     spec a run recorded, held only to the checks there were when runs could record it (RECORDED)."""
     try:
-        return Spec.model_validate(raw, context=RECORDED if recorded else None)
+        spec = Spec.model_validate(_zero_signless(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
         raise InvalidInput(format_validation_error(source, err)) from None
+    if problems := plain_value_problems(raw):  # after the fields' own bounds, which say more
+        raise InvalidInput("\n".join(f"{source}: {where}: {why}" for where, why in problems[:10]))
+    return spec
+
+
+INT64_MAX = 2**63 - 1  # what audit.json's reader (and torch, numpy) hold as an integer
+
+
+def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, why) for each value a record could not hold: an integer beyond 64 bits
+    (a run would train, then fail writing its record), or text with characters that are not
+    Unicode (bytes an argument's encoding could not decode, which no file can record)."""
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in plain_value_problems(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(tree, list):
+        return [p for i, v in enumerate(tree) for p in plain_value_problems(v, f"{path}[{i}]")]
+    if isinstance(tree, int) and not isinstance(tree, bool) and abs(tree) > INT64_MAX:
+        return [(path, f"an integer of {len(str(abs(tree)))} digits; at most {INT64_MAX} (2^63 - 1) can be recorded")]
+    if isinstance(tree, str) and re.search("[\ud800-\udfff]", tree):
+        why = "text that is not valid UTF-8 (bytes in another encoding, as from a --set argument in one); give it in UTF-8"
+        return [(path, why)]
+    return []
+
+
+def _zero_signless(tree: Any) -> Any:
+    """`tree` with -0.0 as 0.0: the same number, which must hash (and resume) as the same spec."""
+    if isinstance(tree, dict):
+        return {k: _zero_signless(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_zero_signless(v) for v in tree]
+    return 0.0 if isinstance(tree, float) and tree == 0 else tree
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:

@@ -765,3 +765,42 @@ def test_a_run_whose_selected_model_is_broken_is_marked_on_the_page(tmp_path: Pa
              "metrics": {"best_val_acc": None, "test_acc": None}}  # fmt: skip
     assert ablate._run_row(r, audit, tmp_path / "run", tmp_path)["broken"] is True
     assert ablate._run_row(r, {**audit, "measurements": {"nonfinite": []}}, tmp_path / "run", tmp_path)["broken"] is False
+
+
+def _fake_finished(out: Path, run: object, status: str, best: float, test_loss: float | None = 1.0) -> None:
+    """A finished run's audit.json as the page reads it (one epoch, selected on val)."""
+    hist = [{"epoch": 1, "val_acc": best, "val_loss": 1.0, "train_acc": 0.5}]
+    audit = {
+        "spec_hash": run.spec_hash, "verdict": "PASS" if status == "completed" else "FAIL",
+        "run": {"status": status}, "measurements": {"nonfinite": [], "test": {"acc": best, "loss": test_loss}},
+        "training": {"history": hist, "best_epoch": 1, "selection_split": "val", "epochs_run": 1,
+                     "diverged_at_step": 7 if status == "diverged" else None},
+        "metrics": {"best_val_acc": best, "final_val_acc": best, "test_acc": best, "train_time_s": 1.0, "params_m": 0.27},
+    }  # fmt: skip
+    (out / "reports" / run.name).mkdir(parents=True)
+    (out / "reports" / run.name / "audit.json").write_text(json.dumps(audit))
+    (out / "reports" / run.name / "REPRODUCIBILITY.md").write_text("sheet")
+
+
+def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so(tmp_path: Path) -> None:
+    from auditor import ablate
+
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=3)
+    ok, diverged, nan_out = plan.runs
+    _fake_finished(tmp_path, ok, "completed", 0.50)
+    _fake_finished(tmp_path, diverged, "diverged", 0.90)  # its best epoch came before the divergence
+    _fake_finished(tmp_path, nan_out, "completed", 0.80, test_loss=None)  # NaN test loss: outputs not numbers
+    page, record = ablate.write_outputs(tmp_path, plan)
+    [v] = record["variants"]
+    assert v["n"] == 1 and v["seeds"] == [ok.seed] and v["stats"]["best_val_acc"]["mean"] == 0.50
+    assert [r["name"] for r in v["left_out"]] == [diverged.name, nan_out.name]
+    text = page.read_text()
+    assert "| cosine | 1 (+2 left out [^left]) | 50.00 % |" in text
+    section = text.split("### Runs left out of the means")[1].split("##")[0]
+    assert f"- cosine, seed {diverged.seed}: [{diverged.name}](" in section and "training diverged (at step 7)" in section
+    assert "its selected model's losses are not numbers (its test loss)" in section
+    assert "(left out of the means)" in text  # the Runs table marks the one whose status does not say it
+    notes = " ".join(ablate.page_notes(record))
+    assert f"2 runs left out of the means (listed on the page): {diverged.name} (training diverged" in notes
+    assert ablate.counted_runs(record) == 3  # --render-only's guard counts every finished run
+    assert ablate.left_out_reason({"run": {"status": "completed"}, "training": None}) is None  # too damaged to tell

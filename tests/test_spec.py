@@ -549,3 +549,54 @@ def test_shipped_specs_say_exactly_what_resolves(path: Path) -> None:
     same_kind = lambda a, b: type(a) is type(b) or {type(a), type(b)} == {int, float}  # 1 for 1.0 is fine
     assert {k: v for k, v in raw.items() if resolved.get(k) != v or not same_kind(resolved.get(k), v)} == {}
 
+
+
+@pytest.mark.parametrize(
+    "key", ["train.log_every_steps", "train.max_steps", "train.batch_size", "data.limit_test",
+            "train.early_stopping.patience", "train.checkpoint_every_steps"]
+)  # fmt: skip
+def test_integers_a_record_cannot_hold_are_refused_before_training(key: str) -> None:
+    """An int of 2^63 or more validated, trained, then failed writing audit.json (and every resume)."""
+    with pytest.raises(InvalidInput, match=rf"^smoke: {re.escape(key)}: an integer of 23 digits; at most 9223372036854775807"):
+        load_spec("smoke", [f"{key}=99999999999999999999999"])
+    assert load_spec("smoke", [f"{key}=9223372036854775807"])  # the largest a record holds
+    with pytest.raises(InvalidInput, match=r"^smoke: seed: input should be less than or equal to 9223372036854775807"):
+        load_spec("smoke", ["seed=99999999999999999999999"])  # a field's own bound says it first
+
+
+@pytest.mark.parametrize("device", ["cuda:99999999999999999999", "cuda:\u0661", "cuda:-1", "cuda:12345"])
+def test_device_forms_torch_cannot_parse_are_refused(device: str) -> None:
+    with pytest.raises(InvalidInput, match=r"train.device: must be auto, cpu, cuda or cuda:N"):
+        load_spec("smoke", [f"train.device={device}"])
+    assert load_spec("smoke", ["train.device=cuda:7"]).train.device == "cuda:7"  # valid here, refused at run time
+
+
+def test_fp16_on_an_explicit_cpu_is_refused_by_validation() -> None:
+    with pytest.raises(InvalidInput, match=r"^smoke: train.amp: fp16 needs a CUDA device \(GradScaler\)"):
+        load_spec("smoke", ["train.amp=fp16", "train.device=cpu"])
+    assert load_spec("smoke", ["train.amp=fp16", "train.device=auto"])  # the device decides at run time
+
+
+def test_a_key_path_deeper_than_any_spec_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="a KEY of 401 parts"):
+        load_spec("smoke", ["train." + ".".join(["a"] * 400) + "=1"])
+
+
+def test_text_that_is_not_unicode_is_refused_where_it_was_given() -> None:
+    with pytest.raises(InvalidInput, match=r"^smoke: description: text that is not valid UTF-8"):
+        load_spec("smoke", ["description=caf\udce9"])  # how Python passes a Latin-1 byte in an argument
+
+
+def test_negative_zero_is_the_same_spec_as_zero() -> None:
+    zero = spec_hash(load_spec("smoke", ["train.schedule.eta_min=0"]))
+    assert spec_hash(load_spec("smoke", ["train.schedule.eta_min=-0.0"])) == zero
+    assert "eta_min: -0" not in resolved_yaml(resolved_dict(load_spec("smoke", ["train.schedule.eta_min=-0.0"])))
+
+
+def test_a_set_of_one_section_leaves_a_section_aliasing_it_alone(tmp_path: Path) -> None:
+    f = tmp_path / "al.yaml"
+    f.write_text("name: al\ndeterminism: &e {}\nverify: *e\ndata:\n  mean: &m [0.5, 0.5, 0.5]\n  std: *m\n")
+    spec = load_spec(f, ["determinism.enabled=false", "data.mean=[0.4, 0.4, 0.4]"])  # had been "verify.enabled: unknown key"
+    assert spec.determinism.enabled is False and spec.verify == load_spec(f).verify
+    assert spec.data.mean == [0.4, 0.4, 0.4] and spec.data.std == [0.5, 0.5, 0.5]
+
