@@ -261,7 +261,13 @@ def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int
 
 
 def _keys(items: list[str] | tuple[str, ...]) -> set[str]:
-    return {".".join(parse_override(i)[0]) for i in items}
+    """The dotted keys the override items set, a mapping for a section counting as each of its keys."""
+    return {k for i in items for k in _leaf_keys(*parse_override(i))}
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether setting dotted keys `a` and `b` touches one value (equal, or one inside the other)."""
+    return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
 
 
 def _check_cli_sets(cli_sets: list[str]) -> None:
@@ -290,7 +296,7 @@ def _shadow_warnings(abl: Ablation, variants: list[str], cli_sets: list[str]) ->
     return [
         f"variant {v!r} sets {', '.join(shadowed)} itself; its value wins over --set"
         for v in variants
-        if (shadowed := sorted(cli_keys & _keys(abl.variants[v])))
+        if (shadowed := sorted({k for k in _keys(abl.variants[v]) if any(_overlap(k, c) for c in cli_keys)}))
     ]
 
 
@@ -535,6 +541,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "left_out": left_out_reason(audit),  # why its figures stay out of the means (None: counted)
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
         "data_label": _data_label(audit.get("data")),
+        "data_id": _data_id(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit),
         "metrics": {k: m.get(k) for k in METRICS},
@@ -557,6 +564,24 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
     except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell
         return None
     return f"its selected model's losses are not numbers ({'; '.join(found)})" if found else None
+
+
+def _data_id(data: Any) -> str | None:
+    """The data a run read, as its record fingerprints it (train and test read; the test images
+    scored), shortened; None where the record does not say."""
+    if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str):
+        return None
+    scored = data.get("scored_test_fingerprint")
+    return f"data {data['fingerprint'][:12]}" + (f", scored test images {scored[:12]}" if isinstance(scored, str) else "")
+
+
+def mixed_data(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """{data fingerprint: run names} over one variant's runs when they read different data (its
+    files changed between seeds); {} when they agree or the records do not say."""
+    by_id: dict[str, list[str]] = {}
+    for r in runs:
+        by_id.setdefault(r.get("data_id") or "data not fingerprinted in its record", []).append(r["name"])
+    return by_id if len(by_id) > 1 else {}
 
 
 def _data_label(data: Any) -> str | None:
@@ -591,6 +616,7 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         "seeds": [r["seed"] for r in counted],
         "stats": {k: summarize([r["metrics"][k] for r in counted]) for k in METRICS},
         "runs": runs, "missing": missing, "left_out": [r for r in runs if r["left_out"]],
+        "mixed_data": mixed_data(runs),
         "no_val_split": [r["name"] for r in runs if r["selection_split"] == "test"],
         "selected_on_test": [r["name"] for r in runs if chose_on_test(r)],  # the row has its keys
         "reference": ref.model_dump() if ref else None,
@@ -799,10 +825,12 @@ def fmt_reference(ref: dict[str, Any] | None, metric: str) -> str:
 
 
 def fmt_delta(ours: dict[str, Any], ref: float | None) -> str:
-    """Our mean minus the reference, in percentage points; `—` when either is missing."""
+    """Our mean minus the reference, in percentage points, with the spread of ours beside it (the
+    reference has none on the page); `—` when either is missing."""
     if ours["mean"] is None or ref is None:
         return "—"
-    return f"{100 * (ours['mean'] - ref):+.2f} pp"
+    spread = f"our std {100 * ours['std']:.2f} pp" if ours["std"] is not None else "1 seed: no spread measured"
+    return f"{100 * (ours['mean'] - ref):+.2f} pp ({spread})"
 
 
 def fmt_overrides(items: list[str]) -> str:
@@ -836,6 +864,7 @@ def render_ablation(here: Path) -> Path:
         data_labels=sorted({r["data_label"] for v in record["variants"] for r in v["runs"] if r.get("data_label")}),
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
         any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
+        any_mixed_data=any(v.get("mixed_data") for v in record["variants"]),
     )  # fmt: skip
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
@@ -988,6 +1017,33 @@ class Execution:
         return 128 - self.returncode if self.returncode < 0 else self.returncode or EXIT_FAILED
 
 
+# How execute_plan's log names a run it starts, by run_state
+STATE_WORDS = MappingProxyType({
+    "resume": "resume", "rejudge": "rejudge", "new": "run",
+    "stale": "run, replacing the finished run of a different spec there (its report and checkpoints)",
+})  # fmt: skip
+
+
+def check_devices(plan: Plan, out: Path) -> None:
+    """Refuse, before anything runs, a variant whose runs to come need what this machine lacks
+    (CUDA, fp16 without it, a compile the environment switches off), naming the variant:
+    `auditor run` would refuse it only when its turn came, and the ablation stop there."""
+    from auditor.environment import resolve_device
+    from auditor.train import check_device_support
+
+    problems = []
+    for v in plan.variants:
+        todo = [r for r in plan.runs_of(v) if run_state(out, r)[0] != "finished"]
+        if todo:  # the seeds differ only in seed and name
+            try:
+                check_device_support(todo[0].spec.train, resolve_device(todo[0].spec.train.device))
+            except InvalidInput as exc:
+                problems.append(f"{plan.source}: variant {v!r}: {exc}")
+    if problems:
+        advice = "nothing was run; leave those variants out with --only, or run the ablation where they can run"
+        raise InvalidInput("\n".join([*problems, advice]))
+
+
 def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
     """Run every pair in order (one `auditor run` process each); skip finished ones; resume
     interrupted ones. A Ctrl-C or SIGTERM to this process waits for the run's own clean stop
@@ -1004,7 +1060,8 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
                                f"{_holder_text(out, r)}; wait for it to finish, then run this ablation again: it "
                                "continues from the runs finished")  # fmt: skip
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
-        log(f"{head}: {state if state in ('resume', 'rejudge') else 'run'}: {shell_command(argv)}")
+        what = STATE_WORDS.get(state, "run")
+        log(f"{head}: {what}: {shell_command(argv)}")
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env())
         try:
             rc = proc.wait()
@@ -1051,6 +1108,9 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if failed:
         notes.append(f"note: {count(len(failed), 'run')} on the page failed (their own criteria, or training "
                      f"diverged; see their sheets): {', '.join(failed)}")  # fmt: skip
+    if mixed := [v["name"] for v in record["variants"] if v.get("mixed_data")]:
+        notes.append(f"note: the seeds of {', '.join(mixed)} read different data (their files changed between "
+                     "runs; listed on the page)")  # fmt: skip
     if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
         notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
     if missing:

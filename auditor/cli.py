@@ -406,6 +406,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
     ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
     ablate.check_run_names(args.out, plan)
+    if not args.render_only:  # a page of runs made elsewhere can be rendered anywhere
+        ablate.check_devices(plan, args.out)
     if args.dry_run:
         return _say([*ablate.plan_lines(plan, args.out), "# dry run: nothing was run or written"])
     if not args.render_only:

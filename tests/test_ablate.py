@@ -325,8 +325,9 @@ def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_p
     ablation = write(tmp_path / "tiny.yaml", TINY)
     subset = {"dataset": "cifar10", "official": False, "sizes": {"test": 256}, "n_test_files": 1017}
     for r in build_plan(str(ablation)).runs:
+        acc = 0.4 + 0.02 * r.seed  # cosine: 0.40 and 0.42 (std 1.41 pp)
         audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"}, "data": subset,
-                 "training": {"selection_split": "val", "epochs_run": 1}, "metrics": {"best_val_acc": 0.4}}
+                 "training": {"selection_split": "val", "epochs_run": 1}, "metrics": {"best_val_acc": acc}}
         (tmp_path / "out/reports" / r.name).mkdir(parents=True)
         (tmp_path / "out/reports" / r.name / "audit.json").write_text(json.dumps(audit))
     assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
@@ -334,6 +335,35 @@ def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_p
     said = ("**Not the reference's test set:** our runs were scored on CIFAR-10 (not the official files; 256 of the "
             "1,017 test images there), not on the\nofficial CIFAR-10 test set")  # fmt: skip
     assert said in page
+    # The Results say it too, where no reference is given.
+    assert "**Data:** the accuracies were measured on CIFAR-10 (not the official files; 256 of the 1,017" in page
+    # Δ with our spread beside it; one seed has none.
+    assert "| 41.00 ± 1.41 % | 50.00 % (made-up figure) | -9.00 pp (our std 1.41 pp) |" in page
+    assert main(["ablate", str(ablation), "--render-only", "--seeds", "1", "--out", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "| 40.00 % | 50.00 % (made-up figure) | -10.00 pp (1 seed: no spread measured) |" in page
+
+
+def test_a_variant_that_sets_what_a_set_mapping_sets_is_named(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.optimizer.lr=0.2]"))
+    for cli in ("train.optimizer={lr: 0.3}", "train={optimizer: {lr: 0.3}}", "train.optimizer.lr=0.3"):
+        said = "variant 'cosine' sets train.optimizer.lr itself; its value wins over --set"
+        assert build_plan(str(f), cli_sets=[cli]).warnings == (said,), cli
+    g = write(tmp_path / "y.yaml", TINY.replace("cosine: []", "cosine: ['train.optimizer={lr: 0.2}']"))
+    assert "train.optimizer.lr" in build_plan(str(g), cli_sets=["train.optimizer.lr=0.3"]).warnings[0]
+    assert build_plan(str(g), cli_sets=["train.optimizer.momentum=0.8"]).warnings == ()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs where CUDA is available")
+@pytest.mark.parametrize("flag", [[], ["--dry-run"]])
+def test_a_variant_this_machine_cannot_run_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: list[str]
+) -> None:
+    f = write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.device=auto, train.amp=fp16]"))
+    assert main(["ablate", str(f), "--out", str(tmp_path / "out"), *flag]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: variant 'cosine': train.amp: fp16 needs a CUDA device" in err and "nothing was run" in err
+    assert not (tmp_path / "out" / "reports").exists()  # not even the variant that could run
 
 
 # --- real runs (slow) ---------------------------------------------------------------------
@@ -747,6 +777,7 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
     # Again through the command: the first run failed in an earlier call (skipped now), the second runs.
     shutil.rmtree(tmp_path / "reports" / plan.runs[1].name)
     states = iter(["finished", "new", "finished"])
+    monkeypatch.setattr(ablate, "check_devices", lambda plan, out: None)  # its own test; it reads the states too
     assert main(["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "2", "--out", str(tmp_path)]) == 0
     said = capsys.readouterr().out
     names = f"{plan.runs[0].name}, {plan.runs[1].name}"
@@ -804,3 +835,24 @@ def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so
     assert f"2 runs left out of the means (listed on the page): {diverged.name} (training diverged" in notes
     assert ablate.counted_runs(record) == 3  # --render-only's guard counts every finished run
     assert ablate.left_out_reason({"run": {"status": "completed"}, "training": None}) is None  # too damaged to tell
+
+
+def test_seeds_of_one_variant_that_read_different_data_are_named(tmp_path: Path) -> None:
+    from auditor import ablate
+
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=3)
+    for i, r in enumerate(plan.runs):
+        _fake_finished(tmp_path, r, "completed", 0.5)
+        audit_file = tmp_path / "reports" / r.name / "audit.json"
+        audit = json.loads(audit_file.read_text())
+        audit["data"] = {"fingerprint": ("a" if i < 2 else "b") * 64, "scored_test_fingerprint": "c" * 64}
+        audit_file.write_text(json.dumps(audit))
+    page, record = ablate.write_outputs(tmp_path, plan)
+    a, b = plan.runs[:2], plan.runs[2]
+    assert record["variants"][0]["mixed_data"] == {
+        f"data {'a' * 12}, scored test images {'c' * 12}": [a[0].name, a[1].name],
+        f"data {'b' * 12}, scored test images {'c' * 12}": [b.name]}  # fmt: skip
+    section = page.read_text().split("### Seeds of one variant that read different data")[1].split("###")[0]
+    assert f"- cosine, data {'b' * 12}, scored test images {'c' * 12}: `{b.name}`" in section
+    assert any("the seeds of cosine read different data" in n for n in ablate.page_notes(record))
+    assert ablate.mixed_data([{"name": "x", "data_id": "d"}, {"name": "y", "data_id": "d"}]) == {}
