@@ -671,7 +671,7 @@ def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
     evidence = (
         f"cudnn.deterministic={det['cudnn_deterministic']}, cudnn.benchmark={det['cudnn_benchmark']}, "
         f"use_deterministic_algorithms={det['deterministic_algorithms']}, "
-        f"CUBLAS_WORKSPACE_CONFIG={det['cublas_workspace_config']} (read back after setting)"
+        f"CUBLAS_WORKSPACE_CONFIG={det['cublas_workspace_config']} (read back; set only where it was unset)"
     )
     if cuda and det["cuda_initialized_before"]:
         evidence += "; CUDA was initialised before that config was set, so it may not apply"
@@ -804,7 +804,10 @@ def _seeding_text(det: dict[str, Any]) -> str:
     seeded = det.get("seeded")
     if not seeded:
         return f"Seed {det['seed']}; which generators were seeded is not recorded in this record."
-    return f"{listing(seeded)} were seeded with {det['seed']}."
+    seed = det["seed"]
+    numpy = (f" (NumPy's global generator takes a 32-bit seed: {seed} mod 2^32 = {seed % 2**32})"
+             if isinstance(seed, int) and not 0 <= seed < 2**32 and any("NumPy" in g for g in seeded) else "")  # fmt: skip
+    return f"{listing(seeded)} were seeded with {seed}{numpy}."
 
 
 def _tf32_cell(flag: bool | None, device: str) -> str:
@@ -1112,7 +1115,8 @@ _VERIFY_BANNER = {
 def budget_text(budget: Any) -> str:
     """'38 steps (2 epochs x 19 steps), checkpoint every 4 steps', or the record as it is."""
     try:
-        text = f"{budget['total_steps']:,} steps ({num(budget['epochs'])} epochs x {budget['steps_per_epoch']:,} steps"
+        text = (f"{count(budget['total_steps'], 'step')} ({num(budget['epochs'])} {plural(budget['epochs'], 'epoch')} x "
+                f"{count(budget['steps_per_epoch'], 'step')}")  # fmt: skip
         text += f", max_steps {budget['steps']:,})" if budget.get("steps") else ")"
         return text + f", checkpoint every {budget['checkpoint_every_steps']:,} steps"
     except (KeyError, TypeError, ValueError):  # a record of another shape: shown, not refused
@@ -1244,7 +1248,11 @@ def _limits_text(spec_data: dict[str, Any], data: dict[str, Any]) -> str:
             parts.append(f"{limit:,} (no effect: {available:,} there)")
         else:
             parts.append(f"{limit:,}")
-    return " / ".join(parts)
+    text = " / ".join(parts)
+    if any(p != NA and "no effect" not in p for p in parts):
+        text += ("; each keeps the first images in file order (training: of those left after the validation "
+                 "split), not a random sample")  # fmt: skip
+    return text
 
 
 def _batch_sizes(train: dict[str, Any], n_train: int) -> str:

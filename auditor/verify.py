@@ -63,6 +63,7 @@ from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, par
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, foreign_files, spec_source
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, resolved_yaml, spec_hash, validate_spec
+from auditor.words import count
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
 ENV_CORRUPT_NEWEST = "AUDITOR_VERIFY_CORRUPT_NEWEST"  # test-only: corrupt K's newest checkpoint
@@ -217,7 +218,7 @@ def _check_kill_at(kill_at: int | None, total: int, spec: Spec, spe: int) -> Non
     if kill_at is not None and not 0 <= kill_at < total:
         raise InvalidInput(
             f"--kill-at: {kill_at} is outside the budget (global steps 0..{total - 1}: "
-            f"{spec.train.epochs} epochs x {spe} steps"
+            f"{count(spec.train.epochs, 'epoch')} x {count(spe, 'step')}"
             + (f", capped at max_steps {spec.train.max_steps})" if spec.train.max_steps else ")")
         )
 
@@ -965,7 +966,7 @@ def summary(outcome: VerifyOutcome) -> str:
     verdict = b["verdict"].upper() + (" (pass)" if outcome.passed else " (FAIL)")
     lines = [
         f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}",
-        f"  budget: {bud['total_steps']} steps ({bud['epochs']} epochs x {bud['steps_per_epoch']} steps"
+        f"  budget: {count(bud['total_steps'], 'step')} ({count(bud['epochs'], 'epoch')} x {count(bud['steps_per_epoch'], 'step')}"
         + (f", max_steps {bud['steps']}" if bud["steps"] else "")
         + f"), checkpoint every {bud['checkpoint_every_steps']}",
         f"  run K: killed after step {b['kill_at_step']} by {b['kill_signal'] or 'nothing (not killed)'}, "

@@ -550,7 +550,11 @@ def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
     train_there = d["n_train_files"] - d["sizes"]["val"]
     audit["spec"]["data"] |= {"limit_train": train_there + 5, "limit_test": 3}
     text = text_of(rehash(audit))
-    assert f"| `limit_train` / `limit_test` | {train_there + 5:,} (no effect: {train_there:,} there) / 3 |" in text
+    assert (f"| `limit_train` / `limit_test` | {train_there + 5:,} (no effect: {train_there:,} there) / 3; each keeps "
+            "the first images in file order (training: of those left after the validation split), not a random "
+            "sample |") in text  # fmt: skip
+    audit["spec"]["data"] |= {"limit_train": train_there + 5, "limit_test": None}  # no limit in effect: not said
+    assert f"| `limit_train` / `limit_test` | {train_there + 5:,} (no effect: {train_there:,} there) / n/a |" in text_of(rehash(audit))
     audit["spec"]["data"] |= {"limit_train": None, "limit_test": None}
     assert "| `limit_train` / `limit_test` | n/a / n/a |" in text_of(rehash(audit))
 
@@ -672,6 +676,10 @@ def test_seeding_is_read_back_and_records_without_it() -> None:
     text = text_of(audit)
     assert "| Seed (requested) / `torch.initial_seed()` read back | 0 / 0 |" in text
     assert "Python's random, NumPy's global generator, torch (CPU and every CUDA device) were seeded with 0." in text
+    big = golden_audit()
+    big["determinism"]["seed"] = 2**32 + 5
+    assert ("were seeded with 4294967301 (NumPy's global generator takes a 32-bit seed: 4294967301 mod 2^32 = 5)."
+            in text_of(big))  # fmt: skip
     assert checklist_line(text, "Seed in force (read back)").startswith("- [x]")
     audit["determinism"]["torch_initial_seed"] = 12345  # something re-seeded torch: contrary fact
     assert checklist_line(text_of(audit), "Seed in force (read back)").startswith("- [ ]")
