@@ -73,8 +73,8 @@ from auditor.environment import (
     read_cpuinfo,
     usable_cpus,
 )
-from auditor.errors import Terminated, exit_code, stop_word
-from auditor.fileio import resolved_folder
+from auditor.errors import InvalidInput, Terminated, exit_code, stop_word
+from auditor.fileio import atomic_write_bytes, resolved_folder
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.render import cpus_text
@@ -1452,8 +1452,14 @@ def latency_lines(results: list[dict[str, Any]]) -> list[str]:
 # --- targets ------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
+def _verdict(ok: bool, share: float = 0.0, quiet: float = 1.0) -> str:
+    """'met' / 'NOT met', or, where other processes used more than `quiet` of the CPU during the
+    repeats kept (`share`, still so after the retries), no verdict: the figures are disturbed."""
+    said = "met" if ok else "NOT met"
+    if share <= quiet:
+        return said
+    return (f"not judged: other processes used up to {share:.0%} of the CPU meanwhile (as measured: {said}); "
+            "rerun on a quiet machine")
 
 
 def _pct(value: float, target: float) -> str:
@@ -1482,21 +1488,21 @@ TARGETS = MappingProxyType({
 def targets_lines(report: dict[str, Any]) -> list[str]:
     """The figures measured in this invocation against the project's targets (reported, never asserted)."""
     lines = [line for res in report.get("throughput", []) for line in _throughput_targets(res)]
-    lines += [line for r in report.get("overhead", []) if r["name"].startswith("subset") for line in _overhead_targets(r)]
+    quiet = report.get("quiet", Quiet.share)  # --quiet-threshold (reports saved before it was: the default)
+    lines += [line for r in report.get("overhead", []) if r["name"].startswith("subset")
+              for line in _overhead_targets(r, quiet)]  # fmt: skip
     lines += [
         f"- latency method vs torch.utils.benchmark, {r['model']} on {r['device']}: "
         f"{r['relative_diff'] * 100:+.1f}% (target within {TARGETS['latency_within']:.0%}): "
-        f"{_verdict(abs(r['relative_diff']) <= TARGETS['latency_within'])}"
+        f"{_verdict(abs(r['relative_diff']) <= TARGETS['latency_within'], max(r['foreign_cpu'], default=0.0), quiet)}"
         for r in report.get("latency", [])
     ]
     return lines
 
 
-def _busy(res: dict[str, Any], *rows: dict[str, Any] | None) -> str:
-    """A caveat on a verdict from repeats kept although other processes used more of the CPU
-    than --quiet-threshold allows (still so after the retries)."""
-    share = max((max(r["foreign_cpu"], default=0.0) for r in rows if r), default=0.0)
-    return "" if share <= res["quiet"] else f" (other processes used up to {share:.0%} of the CPU meanwhile: rerun on a quiet machine)"
+def _busy(*rows: dict[str, Any] | None) -> float:
+    """The largest share of the CPU other processes used during the repeats kept of `rows`."""
+    return max((max(r["foreign_cpu"], default=0.0) for r in rows if r), default=0.0)
 
 
 def _throughput_targets(res: dict[str, Any]) -> list[str]:
@@ -1508,8 +1514,9 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
         lines.append(f"- auditor path vs conventional, {tag}: not measured ((a) failed)")
     elif b:
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
-                     f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): {_verdict(b['ratio_to_a'] >= t['speedup'])}"
-                     f"{_few(b['images_per_s'], b['steps'])}{_busy(res, b, rows.get(ConventionalPipeline.label))}")  # fmt: skip
+                     f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): "
+                     f"{_verdict(b['ratio_to_a'] >= t['speedup'], _busy(b, rows.get(ConventionalPipeline.label)), res['quiet'])}"
+                     f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
         if c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
             need = t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"]
@@ -1525,23 +1532,26 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
     if b and off:
         cost = off["images_per_s"]["median"] / b["images_per_s"]["median"] - 1
         lines.append(f"- determinism overhead, {tag}: {_pct(cost, t['determinism_overhead'])} (determinism off vs on; "
-                     f"target <= {t['determinism_overhead']:.0%}): {_verdict(cost <= t['determinism_overhead'])}"
-                     f"{_few(b['images_per_s'], b['steps'])}{_busy(res, b, off)}")  # fmt: skip
+                     f"target <= {t['determinism_overhead']:.0%}): "
+                     f"{_verdict(cost <= t['determinism_overhead'], _busy(b, off), res['quiet'])}"
+                     f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
     return lines
 
 
-def _overhead_targets(r: dict[str, Any]) -> list[str]:
+def _overhead_targets(r: dict[str, Any], quiet: float) -> list[str]:
     t = TARGETS
     epochs = t["overhead_epochs"]
     note = "" if r["epochs"] == epochs else f" (run with {count(r['epochs'], 'epoch')}; the target is for {epochs})"
+    verdict = _verdict(r["overhead_in_process"] <= t["auditing_overhead"], r.get("foreign_cpu") or 0.0, quiet)
     lines = [f"- auditing overhead, resnet20 subset run{note}: {r['overhead_in_process'] * 100:.1f}% in-process, "
              f"{r['overhead_whole_command'] * 100:.1f}% of the whole command (target <= {t['auditing_overhead']:.0%}): "
-             f"{_verdict(r['overhead_in_process'] <= t['auditing_overhead'])} in-process"]  # fmt: skip
+             f"{verdict} in-process"]  # fmt: skip
     if r.get("breakdown"):
-        a = auditing_only(r["breakdown"])
-        lines.append(f"  - excluding per-epoch evaluation (model selection) and torch's lazy torch._dynamo import: "
-                     f"{a['in_process'] * 100:.1f}% in-process, {a['whole_command'] * 100:.1f}% whole command: "
-                     f"{_verdict(a['in_process'] <= t['auditing_overhead'])} in-process")  # fmt: skip
+        a, busy = auditing_only(r["breakdown"]), r["breakdown"].get("foreign_cpu") or 0.0
+        lines.append(f"  - excluding per-epoch evaluation (model selection) and torch's lazy torch._dynamo import "
+                     f"(a second, instrumented run): {a['in_process'] * 100:.1f}% in-process, "
+                     f"{a['whole_command'] * 100:.1f}% whole command: "
+                     f"{_verdict(a['in_process'] <= t['auditing_overhead'], busy, quiet)} in-process")  # fmt: skip
     return lines
 
 
@@ -1655,7 +1665,8 @@ def write_results(reports: list[dict[str, Any]], path: Path = RESULTS_MD, append
         text = path.read_text().rstrip("\n") + "\n\n"
     else:
         text = f"{RESULTS_TITLE}\n\n{RESULTS_INTRO}\n\n"
-    path.write_text(text + "\n".join(results_markdown(r) for r in reports))
+    body = "\n".join(results_markdown(r) for r in reports)  # first: a report it cannot render leaves the file alone
+    atomic_write_bytes(path, (text + body).encode())
 
 
 # --- CLI ----------------------------------------------------------------------------
@@ -1699,7 +1710,8 @@ def add_section_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diagnostics", action="store_true", help="matrix: also foreach SGD and oneDNN off")
     p.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
                    help='matrix: only these rows besides the default, e.g. --rows "determinism off"')
-    p.add_argument("--det-steps", type=at_least(int, 1), default=3, help="steps of each twin run in the determinism checks")
+    p.add_argument("--det-steps", type=at_least(int, 2), default=3,
+                   help="steps of each twin run in the determinism checks (at least 2: the second step uses the first's update)")
     p.add_argument("--overhead", action="store_true", help="auditing overhead of `auditor run` (smoke, subset)")
     p.add_argument("--overhead-epochs", type=at_least(int, 1), default=8, help="epochs of the subset overhead run")
     p.add_argument("--no-breakdown", action="store_true", help="overhead: skip the instrumented second run")
@@ -1719,7 +1731,8 @@ def _folder(text: str) -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; bad values exit 2 through argparse before anything is measured."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # No abbreviations: which options were given is read from the words themselves (given_options).
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--model", nargs="+", default=None, choices=list_models(), metavar="MODEL",
                    help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
@@ -1734,12 +1747,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="measure nothing: write RESULTS.md from reports saved with --json (with --write-results or --append-results)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
-    a.given = [dest for dest in vars(a) if getattr(a, dest) != p.get_default(dest)]  # options given, before --all
+    a.given = given_options(p, sys.argv[1:] if argv is None else argv)  # before --all
     if a.all:
         a.matrix = a.overhead = a.latency_check = a.profile = True
     if a.model is None:
         a.model = ["resnet20", "resnet18"] if a.all else ["resnet20"]
     return a
+
+
+def given_options(p: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The dests of the options written on the command line, at their default value too
+    (`--overhead-epochs 8` without `--overhead` is as misplaced as `--overhead-epochs 3`)."""
+    words = {w.split("=", 1)[0] for w in argv if w.startswith("--")}
+    return [a.dest for a in p._actions if words.intersection(a.option_strings)]
 
 
 # Options that only a section reads (dest -> that section's dest): given without it, refused.
@@ -1778,6 +1798,10 @@ def argument_problem(a: argparse.Namespace) -> str | None:
         return f"--json {a.json}: {where} (checked now, not after measuring)"
     if a.data_root is not None and not (a.data_root / "cifar-10-batches-py").is_dir():
         return f"--data-root {a.data_root}: no cifar-10-batches-py/ folder there"
+    named = os.environ.get("AUDITOR_CIFAR10_SUBSET")
+    if named and a.data_root is None and not a.synthetic and not (SUBSET / "cifar-10-batches-py").is_dir():
+        return (f"AUDITOR_CIFAR10_SUBSET={named}: no cifar-10-batches-py/ folder there (unset it to benchmark "
+                "synthetic data where the subset is absent, or give --synthetic)")  # fmt: skip
     try:
         device = torch.device(a.device)
     except RuntimeError:
@@ -1820,9 +1844,15 @@ def render_saved(a: argparse.Namespace) -> int:
         if not (isinstance(reports[-1], dict) and {"machine", "command"} <= reports[-1].keys()):
             print(f"throughput.py: error: --render-json {p}: not a report written by --json", file=sys.stderr)
             return 2
-    for r in reports:
-        pool_ceilings(r.get("throughput", []))
-    write_results(reports, append=a.append_results)
+    try:
+        for r in reports:
+            pool_ceilings(r.get("throughput", []))
+        write_results(reports, append=a.append_results)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # written before or edited
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        print(f"throughput.py: error: --render-json: a report is not complete ({what}); {RESULTS_MD.name} was left "
+              "as it was", file=sys.stderr)  # fmt: skip
+        return 2
     print(f"wrote {RESULTS_MD}")
     return 0
 
@@ -1832,6 +1862,7 @@ def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, 
     report: dict[str, Any] = {
         "command": shlex.join(["python", "bench/throughput.py", *raw]),
         "machine": machine_info(device), "device": str(device), "throughput": [], "notes": [],
+        "quiet": quiet,  # --quiet-threshold: the verdicts judge only figures measured below it
     }  # fmt: skip
     m = report["machine"]
     print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {count(m['torch_threads'], 'thread')}, "
@@ -1965,6 +1996,9 @@ def main(argv: list[str] | None = None) -> int:
         written = "results not all written (see above)" if measured else "no results written"
         print(f"\n{stop_word(stop)}: {written}", file=sys.stderr)
         return exit_code(stop)
+    except InvalidInput as exc:  # the data (a damaged batch file), found when it is read
+        print(f"{Path(sys.argv[0]).name}: error: {exc}; no results written", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -306,6 +306,11 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--diagnostics"], "--diagnostics is for --matrix: add --matrix"),
      (["--overhead-epochs", "2"], "--overhead-epochs is for --overhead: add --overhead"),
      (["--latency-rounds", "3"], "--latency-rounds is for --latency-check: add --latency-check"),
+     (["--overhead-epochs", "8"], "--overhead-epochs is for --overhead: add --overhead"),  # the default, written
+     (["--latency-rounds=5"], "--latency-rounds is for --latency-check: add --latency-check"),
+     (["--det-steps", "3"], "--det-steps is for --matrix: add --matrix"),
+     (["--matrix", "--det-steps", "1"], "argument --det-steps: invalid int >= 2 value: '1'"),
+     (["--overhead-e", "2"], "unrecognized arguments: --overhead-e"),  # no abbreviations
      (["--write-results", "--append-results"], "--write-results replaces RESULTS.md and --append-results appends"),
      (["--render-json", "x.json", "--matrix"], "--render-json measures nothing and takes only --write-results or --append-results; drop"),
      (["--render-json", "/nonexistent.json", "--append-results"], "--render-json /nonexistent.json: No such file or directory"),
@@ -363,11 +368,50 @@ def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: 
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_a_verdict_from_repeats_kept_on_a_busy_machine_says_so(bench) -> None:
-    res = {"quiet": 0.1}
+def test_a_verdict_from_repeats_kept_on_a_busy_machine_is_not_given(bench) -> None:
     quiet, busy = {"foreign_cpu": [0.02, 0.05]}, {"foreign_cpu": [0.02, 0.35]}
-    assert bench._busy(res, quiet, None) == ""
-    assert bench._busy(res, quiet, busy) == " (other processes used up to 35% of the CPU meanwhile: rerun on a quiet machine)"
+    assert bench._busy(quiet, None) == 0.05 and bench._busy(quiet, busy) == 0.35
+    assert bench._verdict(True, 0.05, 0.1) == "met" and bench._verdict(False) == "NOT met"
+    assert bench._verdict(True, 0.35, 0.1) == ("not judged: other processes used up to 35% of the CPU meanwhile "
+                                               "(as measured: met); rerun on a quiet machine")  # fmt: skip
+    # The overhead and latency lines are judged alike (they had said met / NOT met on any machine).
+    over = {"name": "subset", "epochs": 8, "overhead_in_process": 0.22, "overhead_whole_command": 0.3, "foreign_cpu": 0.65}
+    lat = {"model": "resnet8", "device": "cpu", "relative_diff": -0.894, "foreign_cpu": [0.63, 0.67]}
+    lines = bench.targets_lines({"overhead": [over], "latency": [lat], "quiet": 0.05})
+    assert lines[0].endswith("not judged: other processes used up to 65% of the CPU meanwhile (as measured: NOT met); "
+                             "rerun on a quiet machine in-process")  # fmt: skip
+    assert "-89.4% (target within 10%): not judged: other processes used up to 67%" in lines[1]
+    over["foreign_cpu"], lat["foreign_cpu"] = 0.01, [0.01]
+    lines = bench.targets_lines({"overhead": [over], "latency": [lat]})  # a report saved before "quiet": 5%
+    assert lines[0].endswith(": NOT met in-process") and lines[1].endswith(": NOT met")
+
+
+def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tmp_path: Path) -> None:
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps({"machine": {}, "command": "x"}))
+    results = REPO / "bench" / "RESULTS.md"
+    before = results.read_bytes()
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--render-json", str(saved),
+                           "--write-results"], check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and "--render-json: a report is not complete (missing " in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and results.read_bytes() == before
+
+
+def test_a_subset_folder_named_in_the_environment_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "AUDITOR_CIFAR10_SUBSET": str(tmp_path / "none")}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--steps", "1"], env=env,
+                          check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and f"AUDITOR_CIFAR10_SUBSET={tmp_path / 'none'}: no cifar-10-batches-py/" in proc.stderr
+    assert "machine:" not in proc.stdout  # not silently benchmarked on synthetic data
+
+
+def test_damaged_data_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "cifar-10-batches-py").mkdir()  # no batch files in it
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--data-root", str(tmp_path),
+                           "--model", "resnet8", "--steps", "1", "--repeats", "1"],
+                          check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "is missing test_batch" in proc.stderr and "no results written" in proc.stderr
 
 
 def test_a_row_timed_once_is_named_in_its_sections_header(bench) -> None:
