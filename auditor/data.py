@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -324,6 +324,12 @@ def fingerprint(*arrays: np.ndarray) -> str:
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+def class_changes(then: Sequence[str], now: Sequence[str]) -> str:
+    """'cat, dog (now dog, cat)': the class names that differ, by label, then and now."""
+    pairs = [(a, b) for a, b in zip(then, now, strict=False) if a != b] or [(", ".join(then), ", ".join(now))]
+    return f"{', '.join(a for a, _ in pairs)} (now {', '.join(b for _, b in pairs)})"
 
 
 def normalization_kind(spec: DataSpec) -> str:

@@ -7,6 +7,7 @@ so nothing but the checkpoint (and, for accuracy, a copy of the data) is needed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,7 +18,7 @@ from torch import nn
 
 from auditor import checkpoint, environment
 from auditor.audit import latency_warnings
-from auditor.data import fingerprint, norm_tensors, not_a_file, read_test_set
+from auditor.data import class_changes, fingerprint, norm_tensors, not_a_file, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
@@ -35,6 +36,7 @@ class Loaded(NamedTuple):
     scored_fingerprint: str | None  # the test images the run scored, its first data.limit_test (None: not recorded)
     integrity: str  # whether its bytes were checked against a digest file, in words
     warnings: list[str]  # what makes the checkpoint's own record doubtful
+    classes: list[str] | None = None  # the class names the run read, by label (None: not recorded)
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
@@ -61,7 +63,9 @@ def model_from_checkpoint(path: Path) -> Loaded:
                         "the spec or the hash was changed after the run, so the run, model and hash printed "
                         "here may not belong together")  # fmt: skip
     text = lambda v: v if isinstance(v, str) else None
-    return Loaded(spec, model, recorded, text(test), text(scored), integrity, warnings)
+    classes = state.get("classes")
+    classes = classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
+    return Loaded(spec, model, recorded, text(test), text(scored), integrity, warnings, classes)
 
 
 def _checkpoint_file(path: Path) -> Path:
@@ -146,7 +150,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
-                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n)],
+                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(loaded, classes)],
     }  # fmt: skip
 
 
@@ -167,6 +171,15 @@ def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str,
         why = (f"the test images or labels here (sha256 {file_here[:12]}) are not those the run was scored on "
                f"({run_file[:12]}): this accuracy is not the run's to reproduce")
     return [why]
+
+
+def _class_warnings(loaded: Loaded, classes: Sequence[str]) -> list[str]:
+    """A warning when this copy names the classes otherwise than the run read them (its
+    batches.meta, which the test fingerprint leaves out): the per-class figures go by these names."""
+    if loaded.classes is None or loaded.classes == list(classes):
+        return []
+    changed = class_changes(loaded.classes, classes)
+    return [f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
 
 
 def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:

@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -38,7 +38,7 @@ from auditor.audit import (
     write_json,
 )
 from auditor.check import evaluate_criteria, gate_status, verdict
-from auditor.data import DataBundle, load_data, norm_tensors
+from auditor.data import DataBundle, class_changes, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import MB, measure
@@ -180,12 +180,13 @@ def _why_not_writable(paths: RunPaths, exc: OSError) -> str:
 
 
 def stage_run(
-    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: Claim, data_fingerprint: str
+    paths: RunPaths, spec: Spec, resume: bool, log: Any, device: torch.device, claimed: Claim, data_fingerprint: str,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Path | None, list[str], bool]:
     """Staging folders and, on --resume, the checkpoint to continue from (None: from scratch),
     its notes, and whether staging is a copy of the finished run (`seeded_copy`).
 
-    `claimed`: what claimed_run yielded; `data_fingerprint`: the data read for this run.
+    `claimed`: what claimed_run yielded; `data_fingerprint` and `classes`: the data read for this run.
     """
     seeded = prepare_dirs(paths, resume, made=claimed.made, locked=claimed.locked)
     if not resume:
@@ -194,7 +195,7 @@ def stage_run(
                 "finishes, and it stays as it is until then")  # fmt: skip
         return None, [], False
     with seeded_copy(paths, seeded):
-        found, notes = find_resume_point(paths, spec, log, device, data_fingerprint, seeded)
+        found, notes = find_resume_point(paths, spec, log, device, data_fingerprint, seeded, classes)
     return found, notes, seeded
 
 
@@ -216,7 +217,8 @@ def seeded_copy(paths: RunPaths, seeded: bool) -> Iterator[None]:
 
 
 def find_resume_point(
-    paths: RunPaths, spec: Spec, log: Any, device: torch.device, data_fingerprint: str, seeded: bool = False
+    paths: RunPaths, spec: Spec, log: Any, device: torch.device, data_fingerprint: str, seeded: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Path | None, list[str]]:
     """The newest intact checkpoint in staging, checked against the current spec and data.
 
@@ -235,7 +237,7 @@ def find_resume_point(
         log("resume: the interrupted run wrote no checkpoint: training from the start")
         return None, notes
     state = checkpoint.load(found)
-    notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh),
+    notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
                  *resume_version_notes(found, state, seeded), *resume_compute_notes(found, state, device, seeded)]  # fmt: skip
     for n in notes_now:
         log(f"resume: {n}")
@@ -261,10 +263,13 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     )
 
 
-def resume_data_notes(found: Path, state: dict[str, Any], fingerprint: str, fresh: str) -> list[str]:
+def resume_data_notes(
+    found: Path, state: dict[str, Any], fingerprint: str, fresh: str, classes: Sequence[str] | None = None
+) -> list[str]:
     """Refuse a checkpoint of a run that trained on other data (a data.root that now holds other
-    images: the spec alone cannot tell); a note when the checkpoint does not say. `fresh`: how to
-    start over instead."""
+    images: the spec alone cannot tell); a note when the checkpoint does not say, or when the
+    class names read now (`classes`: batches.meta's, which the fingerprint leaves out) are not
+    those it was trained under. `fresh`: how to start over instead."""
     recorded = state.get("data_fingerprint")
     if recorded is None:  # checkpoints written before the fingerprint was recorded
         return [(f"{found.name} does not record the fingerprint of the data it trained on (an earlier version "
@@ -275,7 +280,13 @@ def resume_data_notes(found: Path, state: dict[str, Any], fingerprint: str, fres
             f"({fingerprint[:12]}): continuing would mix two data sets; resume with the data it trained on, or "
             f"to start over, {fresh}"
         )
+    then = state.get("classes")  # older checkpoints: not recorded
+    if classes is not None and isinstance(then, list) and then != list(classes):
+        note = (f"{found.name} was trained when the class names were {class_changes(then, classes)}: the labels "
+                "trained on are the same, and the sheet names the classes as read now")  # fmt: skip
+        return [note]
     return []
+
 
 
 def _listed(changes: list[str], most: int = 8, sep: str = "; ") -> str:
@@ -536,7 +547,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     det, device, data = check_and_load(spec, spec_path, out, argv)
     prov = data.provenance
     with claimed_run(paths) as claimed:
-        resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint)
+        resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint,
+                                                      data.classes)  # fmt: skip
         with seeded_copy(paths, seeded):
             env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
@@ -546,7 +558,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
-                             prov.fingerprint, prov.scored_test_fingerprint)  # fmt: skip
+                             prov.fingerprint, prov.scored_test_fingerprint, tuple(data.classes))  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall))

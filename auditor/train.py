@@ -91,6 +91,7 @@ class RunFiles:
     test_fingerprint: str | None = None  # the data stage's; `auditor evaluate` compares a copy's with it
     data_fingerprint: str | None = None  # train + test as read; a resume refuses other data
     scored_test_fingerprint: str | None = None  # the test images scored (the first data.limit_test)
+    classes: tuple[str, ...] | None = None  # the class names read (batches.meta), by label
 
 
 @dataclass
@@ -389,6 +390,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "layout": asdict(loop.layout) if loop.layout else None,
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
         "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
+        "classes": list(loop.files.classes) if loop.files.classes else None,
         "versions": software_versions(), "compute": loop.compute,
     }  # fmt: skip
 

@@ -542,6 +542,16 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     [warning] = json.loads(other.stdout)["warnings"]
     assert warning.startswith("the 100 test images scored here, or their labels (sha256 ") and "are not those the run scored" in warning
     assert f"({audit['data']['scored_test_fingerprint'][:12]})" in warning and f"auditor evaluate: warning: {warning}" in other.stderr
+    # The same images and labels, with two class names swapped in batches.meta: said, by name.
+    labels[0] = (labels[0] - 1) % 10
+    (copy / "test_batch").write_bytes(pickle.dumps(batch))
+    meta = pickle.loads((copy / "batches.meta").read_bytes(), encoding="latin1")
+    meta["label_names"][3], meta["label_names"][5] = meta["label_names"][5], meta["label_names"][3]
+    (copy / "batches.meta").write_bytes(pickle.dumps(meta))
+    named = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["warnings"] == ["the class names here are not those the run read: cat, dog (now dog, "
+                                                    "cat); the per-class accuracies are named as here, by label"]  # fmt: skip
 
 
 @pytest.mark.slow

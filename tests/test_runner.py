@@ -640,3 +640,15 @@ def test_a_resume_on_other_software_says_whether_anything_is_trained_on_it(tmp_p
     assert note.startswith(f"last.pt was written with auditor {auditor.__version__} (source 000000000000), torch ")
     assert runner.resume_version_notes(tmp_path / "last.pt", {"versions": environment.software_versions()}) == []
     assert "may differ" not in finished
+
+
+def test_a_resume_under_other_class_names_says_so(tmp_path: Path) -> None:
+    names = [f"c{k}" for k in range(10)]
+    state = {"data_fingerprint": "f" * 64, "classes": names}
+    ckpt = tmp_path / "last.pt"
+    assert runner.resume_data_notes(ckpt, state, "f" * 64, "start over", names) == []
+    swapped = [*names[:3], "c5", "c4", "c3", *names[6:]]
+    [note] = runner.resume_data_notes(ckpt, state, "f" * 64, "start over", swapped)
+    assert note == ("last.pt was trained when the class names were c3, c5 (now c5, c3): the labels trained on are the "
+                    "same, and the sheet names the classes as read now")  # fmt: skip
+    assert runner.resume_data_notes(ckpt, {"data_fingerprint": "f" * 64}, "f" * 64, "x", swapped) == []  # older: none
