@@ -707,9 +707,21 @@ def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "determinism_note": note, "fill_uninitialized_memory": fill, "inductor_deterministic": inductor,
         "tf32": tf32, "cpu_bf16": bf16, "git_text": git_changes_text(audit["environment"]),
+        "trained_threads_note": trained_threads_note(audit),
         **_code_and_kernels(audit["environment"]),
         "seeding_text": _seeding_text(det), "torch_seed": na(det.get("torch_initial_seed")),
     }  # fmt: skip
+
+
+def trained_threads_note(audit: dict[str, Any]) -> str:
+    """Where this process trained nothing (a finished run resumed) and the weights were trained at
+    another CPU thread count: that count, which their bits depend on; else ''."""
+    trained, det = audit["training"].get("trained_on"), audit["determinism"]  # older records: none
+    threads = trained.get("torch_threads") if isinstance(trained, dict) else None
+    if threads is None or threads == det["torch_threads"]:
+        return ""
+    return (f" (this process's, which trained nothing: the weights were trained at "
+            f"{count(threads, 'torch thread')}, on {trained.get('processor')})")  # fmt: skip
 
 
 def _code_and_kernels(env: dict[str, Any]) -> dict[str, str]:

@@ -138,8 +138,12 @@ def read_state(
     )
 
 
-def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> list[str]:
-    """Name every source of run-to-run variation in force, so a verdict comes with causes."""
+def nondeterminism_sources(
+    spec: Spec, state: DeterminismState, device: str, trained_threads: int | None = None
+) -> list[str]:
+    """Name every source of run-to-run variation in force, so a verdict comes with causes
+    (`trained_threads`: the CPU thread count the weights were trained at, where this process
+    trained nothing: a resume of a finished run)."""
     cuda = device.startswith("cuda")
     t = spec.train
     found: list[str] = []
@@ -170,8 +174,8 @@ def nondeterminism_sources(spec: Spec, state: DeterminismState, device: str) -> 
         found.append(f"torch.compile ({t.compile}): inductor kernels differ from eager numerics")
     if t.amp != "off":
         found.append(f"AMP {t.amp}: reduced-precision arithmetic amplifies any reordering")
-    found.append(
-        f"thread count {state.torch_threads}: CPU reductions are only reproducible "
-        "at the same thread count"
-    )
+    threads = trained_threads or state.torch_threads
+    here = ("" if threads == state.torch_threads else
+            f" (the weights were trained at it; this process, which trained nothing, ran {state.torch_threads})")  # fmt: skip
+    found.append(f"thread count {threads}{here}: CPU reductions are only reproducible at the same thread count")
     return found

@@ -778,7 +778,8 @@ def assemble(
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),
-        "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(spec, det, env.device)},
+        "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(
+            spec, det, env.device, (result.trained_on or {}).get("torch_threads"))},
         "environment": asdict(env),
         "data": {**asdict(data.provenance), "sizes": data.sizes(), "classes": list(data.classes)},
         "model": {**asdict(model_info(spec.model.name)), "norm": spec.model.norm, "num_classes": spec.model.num_classes},

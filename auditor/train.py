@@ -79,6 +79,9 @@ class TrainResult:
     steps_per_epoch: int = 0
     host_memory: hostmem.HostMemory | None = None  # train.host_memory as set and read back
     layout: LayoutReadback | None = None  # None: no step ran in this run's processes (or a checkpoint predates it)
+    # environment.compute_setting of the process that ran the last training step: this one, or,
+    # where it trained nothing (a finished run resumed), the checkpoint's; None: not recorded
+    trained_on: dict[str, Any] | None = None
 
 
 @dataclass
@@ -125,6 +128,7 @@ class _Loop:
     compiled_sizes: set[int] = field(default_factory=set)  # batch sizes compiled in this process
     layout: LayoutReadback | None = None  # this process's first step's, else the checkpoint's
     layout_read: bool = False  # read in this process
+    trained_on: dict[str, Any] | None = None  # the checkpoint's compute setting, once restored
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
 
@@ -432,6 +436,7 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     loop.best = dict(state["best"])
     loop.train_time_s, loop.compile_s = float(state["train_time_s"]), state["compile_s"]
     loop.layout = LayoutReadback(**state["layout"]) if state.get("layout") else None  # older checkpoints: none
+    loop.trained_on = state.get("compute") if isinstance(state.get("compute"), dict) else None
 
 
 # --- the loop -------------------------------------------------------------------
@@ -581,4 +586,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         images_per_s=images / loop.train_time_s if loop.train_time_s > 0 else 0.0,
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
+        trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
     )  # fmt: skip

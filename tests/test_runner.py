@@ -442,7 +442,15 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
             f"again and writes the sheet, whose environment is its own ({cpu.format(threads)})")
     assert note in moved.audit["run"]["resume_notes"], moved.audit["run"]["resume_notes"]
     assert "may differ in its last bits" not in " ".join(moved.audit["run"]["resume_notes"])
-    assert note in (paths.reports / "REPRODUCIBILITY.md").read_text()
+    sheet = (paths.reports / "REPRODUCIBILITY.md").read_text()
+    assert note in sheet
+    # The determinism section names the count the weights were trained at, not only this process's.
+    assert moved.audit["training"]["trained_on"]["torch_threads"] == threads + 1
+    assert (f"| torch intra-op / inter-op threads | {threads} / {torch.get_num_interop_threads()} (this process's, "
+            f"which trained nothing: the weights were trained at {threads + 1} torch threads, on {cpu_model()}) |") in sheet
+    assert (f"thread count {threads + 1} (the weights were trained at it; this process, which trained nothing, ran "
+            f"{threads}): CPU reductions") in " ".join(moved.audit["determinism"]["nondeterminism_sources"])
+    assert same.audit["training"]["trained_on"]["torch_threads"] == threads  # the same count: nothing to add
     # An interrupted run continues training on the other thread count: its last bits may differ.
     [going_on] = runner.resume_compute_notes(paths.last_checkpoint, checkpoint.load(paths.last_checkpoint), torch.device("cpu"))
     assert going_on == (f"last.pt was written on {cpu.format(threads + 1)}; this run continues "
