@@ -410,15 +410,16 @@ def _holder_text(out: Path, run: PlannedRun) -> str:
     return f" ({holder})" if holder else ""
 
 
-def software_label(audit: dict[str, Any]) -> str:
-    """'auditor V, torch V, DEVICE (MODEL...)' from a run's audit.json: what its numerics depend on.
+def software_label(audit: dict[str, Any], source: bool = True) -> str:
+    """'auditor V (source DIGEST), torch V, DEVICE (MODEL...)' from a run's audit.json: what its
+    numerics depend on (`source`: with the auditor source digest, where the record holds one).
 
     CPU runs name the CPU model and torch's thread count (reductions split by thread);
     CUDA runs the GPU model, whatever its index.
     """
     env = audit.get("environment") or {}
-    return (f"auditor {_part(env, 'auditor')} (source {_part(env, 'auditor_source')}), torch {_part(env, 'torch')}, "
-            f"{_part(env, 'device')}")  # fmt: skip
+    digest = f" (source {_part(env, 'auditor_source')})" if source and env.get("auditor_source") else ""
+    return f"auditor {_part(env, 'auditor')}{digest}, torch {_part(env, 'torch')}, {_part(env, 'device')}"
 
 
 def _part(env: dict[str, Any], key: str) -> str:
@@ -445,20 +446,15 @@ def _changes(then: dict[str, Any], now: dict[str, Any], keys: tuple[str, ...]) -
             for k, a, b in changed if a != b]  # fmt: skip
 
 
-def version_change(audit: dict[str, Any]) -> str | None:
-    """How the auditor/torch versions that made a finished run differ from this one's, if they do."""
-    from auditor.environment import software_versions  # lazily: it imports torch
-
-    keys = ("auditor", "auditor_source", "torch")
-    return ", ".join(_changes(audit.get("environment") or {}, software_versions(), keys)) or None
-
-
 def mixed_software(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """{software label: run names} over the counted runs when they differ; {} when all agree."""
+    """{software label: run names} over every finished run on the page when they differ; {} when
+    all agree. The source digest counts only where every run recorded one (older records hold none,
+    which is not a difference)."""
+    runs = [r for v in variants for r in v["runs"]]
+    key = "software" if all(r.get("software") != r.get("software_base") for r in runs) else "software_base"
     by_label: dict[str, list[str]] = {}
-    for v in variants:
-        for r in v["runs"]:
-            by_label.setdefault(r["software"], []).append(r["name"])
+    for r in runs:
+        by_label.setdefault(r.get(key) or r["software"], []).append(r["name"])
     return by_label if len(by_label) > 1 else {}
 
 
@@ -543,7 +539,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "data_label": _data_label(audit.get("data")),
         "data_id": _data_id(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),
-        "software": software_label(audit),
+        "software": software_label(audit), "software_base": software_label(audit, source=False),
         "metrics": {k: m.get(k) for k in METRICS},
     }  # fmt: skip
 
@@ -556,7 +552,8 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
 
     training = audit.get("training") or {}
     if audit.get("run", {}).get("status") == "diverged":
-        return f"training diverged (at step {training.get('diverged_at_step')})"
+        step = training.get("diverged_at_step")
+        return "training diverged" + (f" (at step {step})" if step is not None else "")
     if (audit.get("measurements") or {}).get("nonfinite"):
         return "its selected model holds inf or NaN (broken)"
     try:
@@ -566,22 +563,26 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
     return f"its selected model's losses are not numbers ({'; '.join(found)})" if found else None
 
 
-def _data_id(data: Any) -> str | None:
-    """The data a run read, as its record fingerprints it (train and test read; the test images
-    scored), shortened; None where the record does not say."""
-    if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str):
+def _data_id(data: Any) -> dict[str, str] | None:
+    """The data a run read, as its record fingerprints it: {"data": train and test read, "scored
+    test images": those scored}, 12 hex digits each; None where the record does not say."""
+    if not isinstance(data, dict):
         return None
-    scored = data.get("scored_test_fingerprint")
-    return f"data {data['fingerprint'][:12]}" + (f", scored test images {scored[:12]}" if isinstance(scored, str) else "")
+    found = {k: data[f][:12] for k, f in (("data", "fingerprint"), ("scored test images", "scored_test_fingerprint"))
+             if isinstance(data.get(f), str)}  # fmt: skip
+    return found or None
 
 
 def mixed_data(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """{data fingerprint: run names} over one variant's runs when they read different data (its
-    files changed between seeds); {} when they agree or the records do not say."""
+    """{data fingerprints: run names} over one variant's runs when they read different data (its
+    files changed between seeds); {} when they agree. Only what every fingerprinted run recorded is
+    compared (older records lack the scored one), and a run with no fingerprint is no difference."""
+    ids = [(r["name"], r["data_id"]) for r in runs if r.get("data_id")]
+    shared = set.intersection(*(set(i) for _, i in ids)) if ids else set()
     by_id: dict[str, list[str]] = {}
-    for r in runs:
-        by_id.setdefault(r.get("data_id") or "data not fingerprinted in its record", []).append(r["name"])
-    return by_id if len(by_id) > 1 else {}
+    for name, found in ids:
+        by_id.setdefault(", ".join(f"{k} {found[k]}" for k in sorted(shared)), []).append(name)
+    return by_id if len(by_id) > 1 and shared else {}
 
 
 def _data_label(data: Any) -> str | None:

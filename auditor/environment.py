@@ -90,16 +90,28 @@ def numeric_env() -> dict[str, str]:
 def source_digest() -> str:
     """sha256 of the auditor code that runs: its modules and templates (paths and bytes, in
     path order). An edited copy with the same version number has another digest."""
-    package = Path(auditor.__file__).resolve().parent
-    files = [(f"auditor/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*.py")]
-    templates = resource_dir("templates")
-    files += [(f"templates/{p.relative_to(templates).as_posix()}", p) for p in templates.rglob("*") if p.is_file()]
+    files = _shipped(Path(auditor.__file__).resolve().parent, "*.py", "auditor")
+    files += _shipped(resource_dir("templates"), "*.j2", "templates")
     h = hashlib.sha256()
     for name, path in sorted(files):
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError:  # gone or unreadable since it was listed: said in the digest, not a crash
+            data = b"\0unreadable"
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def _shipped(folder: Path, pattern: str, prefix: str) -> list[tuple[str, Path]]:
+    """(name, path) of the files matching `pattern` under `folder` that a wheel ships: regular
+    files, none hidden (an editor's lock or swap file) and none in __pycache__."""
+    found = []
+    for p in folder.rglob(pattern):
+        rel = p.relative_to(folder)
+        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            found.append((f"{prefix}/{rel.as_posix()}", p))
+    return found
 
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -302,8 +314,9 @@ def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
     is read.
     """
     try:
+        env = {**os.environ, "LC_ALL": "C"}  # git's messages in English, as _git_problem reads them
         run = lambda *a: subprocess.run(
-            ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True
+            ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True, env=env
         ).stdout
         commit, top, *_ = [*run("rev-parse", "HEAD", "--show-toplevel").splitlines(), "", ""]
         if not commit or not top:  # an old git inside .git prints no top level
@@ -419,6 +432,15 @@ def cuda_problem(device: torch.device) -> str | None:
     return None
 
 
+def versions_agree(then: Any, now: dict[str, str]) -> bool:
+    """Whether recorded software versions are `now`'s: the source digest compared only where both
+    recorded it (checkpoints and records written before it have none; that is not a difference)."""
+    if not isinstance(then, dict):
+        return False
+    keys = [k for k in now if k != "auditor_source" or then.get(k)]
+    return all(then.get(k) == now[k] for k in keys)
+
+
 def versions_text(versions: dict[str, Any]) -> str:
     """'auditor 0.2.0 (source f1858964fca1), torch 2.14.1' from `software_versions`' dict, as
     recorded (older checkpoints: no source)."""
@@ -427,20 +449,25 @@ def versions_text(versions: dict[str, Any]) -> str:
 
 
 # compute_setting's keys; checkpoints written before the last two have only the first three
-COMPUTE_KEYS = ("device", "processor", "torch_threads", "cpu_capability", "onednn_max_isa")
+COMPUTE_KEYS = ("device", "processor", "torch_threads", "cpu_capability", "kernel_env")
+# NUMERIC_ENV's variables that choose kernels or their arithmetic (not thread counts torch reports,
+# nor which GPUs are seen, nor Python's hash seed)
+KERNEL_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE", "MKL_CBWR", "MKL_NUM_THREADS",
+              "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")  # fmt: skip
 
 
 def compute_setting(device: torch.device) -> dict[str, Any]:
     """What a run's last bits depend on besides the software: the device type, the processor
     and, on the CPU, torch's thread count (reductions are split by thread) and the kernel sets
-    in use (ATen's CPU capability, oneDNN's ISA cap: other instructions, other roundings)."""
+    in use (ATen's CPU capability; KERNEL_ENV as set: oneDNN's ISA cap and math mode, MKL's
+    reproducibility mode, the TF32 overrides: other instructions, other roundings)."""
     cuda = device.type == "cuda"
     return {
         "device": device.type,
         "processor": torch.cuda.get_device_name(device) if cuda else cpu_model(),
         "torch_threads": None if cuda else torch.get_num_threads(),
         "cpu_capability": None if cuda else torch.backends.cpu.get_cpu_capability(),
-        "onednn_max_isa": None if cuda else os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
+        "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
     }
 
 
@@ -456,8 +483,8 @@ def describe_setting(setting: dict[str, Any]) -> str:
         parts.append(count(threads, "torch thread"))
     if capability := setting.get("cpu_capability"):
         parts.append(f"{capability} kernels")
-    if isa := setting.get("onednn_max_isa"):
-        parts.append(f"oneDNN capped at {isa}")
+    if kernel_env := setting.get("kernel_env"):
+        parts.append(" ".join(f"{k}={v}" for k, v in kernel_env.items()))
     return f"{setting.get('device')} ({', '.join(parts)})"
 
 

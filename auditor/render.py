@@ -730,7 +730,7 @@ def _code_and_kernels(env: dict[str, Any]) -> dict[str, str]:
     source = env.get("auditor_source")
     numeric = env.get("numeric_env")
     return {
-        "source_text": f"source sha256 {code(source[:16])}, of its modules and templates" if source else "source not recorded",
+        "source_text": f"source sha256 {code(source[:12])}, of its modules and templates" if source else "source not recorded",
         "cpu_capability": env.get("cpu_capability") or "not recorded",
         "numeric_env_text": ("not recorded" if numeric is None else
                              ", ".join(code(f"{k}={v}") for k, v in numeric.items()) or "none set"),
@@ -772,7 +772,8 @@ def toggle_texts(audit: dict[str, Any]) -> dict[str, str]:
     if "layout" not in audit["training"]:
         amp = layout_cl = "not read back (the record predates it)"
     elif layout is None:
-        amp = layout_cl = "not read back (no training step ran in a process that reads it)"
+        amp = layout_cl = ("not read back (the checkpoint this run resumed from predates the read-back, and no "
+                           "step was trained after it)")  # fmt: skip
     else:
         amp, layout_cl = _amp_readback(train["amp"], layout), _channels_last_readback(train["channels_last"], layout)
     compile_ = train["compile"]
@@ -1066,7 +1067,7 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     run, ck = audit["run"], audit["checkpoints"]
     best = ck.get("best")
     return {
-        **_command_env(audit["environment"]),
+        **_command_env(audit["environment"], audit["determinism"]),
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
         # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
         "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),
@@ -1075,11 +1076,15 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _command_env(env: dict[str, Any]) -> dict[str, str]:
+def _command_env(env: dict[str, Any], det: dict[str, Any]) -> dict[str, str]:
     """The environment variables the Reproduce commands set: those set in the run that change
-    numerics or threads (`env_prefix`), and on a CPU run that did not set OMP_NUM_THREADS,
-    the thread count it ran at (`threads_prefix`), which another machine's default need not be."""
-    numeric = env.get("numeric_env") or {}
+    numerics or threads, and a CUBLAS_WORKSPACE_CONFIG other than the one the run sets itself
+    (`env_prefix`); and on a CPU run that did not set OMP_NUM_THREADS, the thread count it ran at
+    (`threads_prefix`), which another machine's default need not be."""
+    numeric = dict(env.get("numeric_env") or {})
+    cublas = det.get("cublas_workspace_config")
+    if env.get("numeric_env") is not None and cublas not in (None, CUBLAS_DETERMINISTIC[0]):  # the user's own
+        numeric["CUBLAS_WORKSPACE_CONFIG"] = cublas
     prefix = "".join(f"{k}={shq(v)} " for k, v in numeric.items())
     cpu = str(env["device"]).startswith("cpu")
     threads = f"OMP_NUM_THREADS={env['torch_threads']} " if cpu and "OMP_NUM_THREADS" not in numeric else ""

@@ -253,6 +253,10 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
     before = state.get("spec")
     training, outside = training_changes(before if isinstance(before, dict) else {}, spec)
     if same_training(before, spec):
+        if not outside:  # hashed otherwise by an earlier version (-0.0 apart from 0)
+            same = (f"{found.name} was written under the same spec, which an earlier version hashed otherwise "
+                    f"({str(state.get('spec_hash'))[:12]}, now {spec_hash(spec)[:12]})")  # fmt: skip
+            return [same]
         return [f"{found.name} was written under a spec that differs only outside training "
                 f"({'; '.join(outside)}); this run records the new spec, checkpoints written "
                 "before the resume keep the old one"]  # fmt: skip
@@ -305,7 +309,7 @@ def resume_version_notes(found: Path, state: dict[str, Any], finished: bool = Fa
     """A note when the checkpoint was written by other software than the one continuing it
     (`finished`: a finished run's, which nothing trains further)."""
     now, then = environment.software_versions(), state.get("versions")
-    if then == now:
+    if environment.versions_agree(then, now):
         return []
     listed = environment.versions_text
     was = listed(then) if isinstance(then, dict) else "software versions it did not record"

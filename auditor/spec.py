@@ -43,7 +43,8 @@ HostMemoryMode = Literal["retain", "release"]  # train.host_memory (auditor.host
 
 NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file and folder names anywhere;
 # not hidden ones, which the tool keeps for itself (`checkpoints/.<name>.lock`, `.<name>.old.trash-*`)
-DEVICE_FORM = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # the devices a run can name (ASCII digits: torch's)
+# The devices a run can name: an index as torch reads it (ASCII, no leading zero; it wraps past 127)
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]?|1[01][0-9]|12[0-7]))?")
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
 # Folder suffixes the tool keeps for itself: runs' staging and previous folders, verify's failed attempts.
@@ -254,7 +255,7 @@ class TrainSpec(_Section):
         return v
 
     @model_validator(mode="after")
-    def _schedule_fits_run(self) -> TrainSpec:
+    def _schedule_fits_run(self, info: ValidationInfo) -> TrainSpec:
         s = self.schedule
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
@@ -266,7 +267,7 @@ class TrainSpec(_Section):
             raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {s.warmup_epochs} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
             raise ValueError(f"{SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
-        if self.amp == "fp16" and self.device == "cpu":  # the same words as the run's check (train.check_device_support)
+        if self.amp == "fp16" and self.device == "cpu" and _new_run(info):  # the run's own words (check_device_support)
             raise ValueError(f"{SUBKEY}amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
         return self
 
@@ -879,7 +880,8 @@ def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False) -> S
         spec = Spec.model_validate(_zero_signless(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
         raise InvalidInput(format_validation_error(source, err)) from None
-    if problems := plain_value_problems(raw):  # after the fields' own bounds, which say more
+    # After the fields' own bounds, which say more; on what is recorded (1e23 for a float is a float).
+    if not recorded and (problems := plain_value_problems(resolved_dict(spec))):
         raise InvalidInput("\n".join(f"{source}: {where}: {why}" for where, why in problems[:10]))
     return spec
 
@@ -976,7 +978,8 @@ def _without(tree: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
 
 def same_training(recorded: Any, spec: Spec) -> bool:
     """Whether a recorded resolved spec (from a checkpoint or audit.json) trains exactly as `spec`."""
-    return isinstance(recorded, dict) and training_hash(recorded) == training_hash(resolved_dict(spec))
+    # -0.0 as 0.0: a spec recorded before validation made them one trains as the same spec
+    return isinstance(recorded, dict) and training_hash(_zero_signless(recorded)) == training_hash(resolved_dict(spec))
 
 
 def hash_resolved(resolved: dict[str, Any]) -> str:

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 import auditor
@@ -87,6 +88,7 @@ from auditor.spec import (
     Spec,
     SyntheticSize,
     TrainSpec,
+    format_validation_error,
     resolved_dict,
     spec_hash,
 )
@@ -985,6 +987,8 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
 
 
 def _short_error(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):  # a configuration the spec refuses (fp16 on a CPU): in its words
+        return format_validation_error("bench", exc).splitlines()[0].removeprefix("bench: ")[:200]
     msg = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {msg[0][:200] if msg else ''}"
 
@@ -1395,7 +1399,8 @@ def auditing_only(b: dict[str, Any]) -> dict[str, float]:
 
 def latency_check(model_name: str, device: torch.device, device_name: str, rounds: int,
                   quiet: Quiet | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
-    """auditor.measure.latency with the spec's defaults vs torch.utils.benchmark's blocked_autorange, alternating."""
+    """auditor.measure.latency with the spec's defaults vs torch.utils.benchmark's blocked_autorange,
+    interleaved round by round (the auditor's method first in each)."""
     from torch.utils import benchmark
 
     from auditor.measure import latency
@@ -1456,6 +1461,8 @@ def _verdict(ok: bool, share: float = 0.0, quiet: float = 1.0) -> str:
     """'met' / 'NOT met', or, where other processes used more than `quiet` of the CPU during the
     repeats kept (`share`, still so after the retries), no verdict: the figures are disturbed."""
     said = "met" if ok else "NOT met"
+    if math.isnan(share):  # /proc/stat unreadable: whether it was quiet is not known
+        return f"{said} (other processes' share of the CPU could not be read: whether the machine was quiet is unknown)"
     if share <= quiet:
         return said
     return (f"not judged: other processes used up to {share:.0%} of the CPU meanwhile (as measured: {said}); "
@@ -1494,15 +1501,21 @@ def targets_lines(report: dict[str, Any]) -> list[str]:
     lines += [
         f"- latency method vs torch.utils.benchmark, {r['model']} on {r['device']}: "
         f"{r['relative_diff'] * 100:+.1f}% (target within {TARGETS['latency_within']:.0%}): "
-        f"{_verdict(abs(r['relative_diff']) <= TARGETS['latency_within'], max(r['foreign_cpu'], default=0.0), quiet)}"
+        f"{_verdict(abs(r['relative_diff']) <= TARGETS['latency_within'], _largest(r['foreign_cpu']), quiet)}"
         for r in report.get("latency", [])
     ]
     return lines
 
 
 def _busy(*rows: dict[str, Any] | None) -> float:
-    """The largest share of the CPU other processes used during the repeats kept of `rows`."""
-    return max((max(r["foreign_cpu"], default=0.0) for r in rows if r), default=0.0)
+    """The largest share of the CPU other processes used during the repeats kept of `rows`; NaN
+    when any of them could not be read."""
+    return _largest([v for r in rows if r for v in r["foreign_cpu"]])
+
+
+def _largest(shares: list[float]) -> float:
+    """max(shares), NaN as soon as one is NaN (max() would keep or drop it by its place), 0 for none."""
+    return math.nan if any(math.isnan(v) for v in shares) else max(shares, default=0.0)
 
 
 def _throughput_targets(res: dict[str, Any]) -> list[str]:
@@ -1542,16 +1555,16 @@ def _overhead_targets(r: dict[str, Any], quiet: float) -> list[str]:
     t = TARGETS
     epochs = t["overhead_epochs"]
     note = "" if r["epochs"] == epochs else f" (run with {count(r['epochs'], 'epoch')}; the target is for {epochs})"
-    verdict = _verdict(r["overhead_in_process"] <= t["auditing_overhead"], r.get("foreign_cpu") or 0.0, quiet)
+    verdict = _verdict(r["overhead_in_process"] <= t["auditing_overhead"], _largest([r.get("foreign_cpu") or 0.0]), quiet)
     lines = [f"- auditing overhead, resnet20 subset run{note}: {r['overhead_in_process'] * 100:.1f}% in-process, "
-             f"{r['overhead_whole_command'] * 100:.1f}% of the whole command (target <= {t['auditing_overhead']:.0%}): "
-             f"{verdict} in-process"]  # fmt: skip
+             f"{r['overhead_whole_command'] * 100:.1f}% of the whole command (target <= {t['auditing_overhead']:.0%}, "
+             f"in-process): {verdict}"]  # fmt: skip
     if r.get("breakdown"):
         a, busy = auditing_only(r["breakdown"]), r["breakdown"].get("foreign_cpu") or 0.0
         lines.append(f"  - excluding per-epoch evaluation (model selection) and torch's lazy torch._dynamo import "
                      f"(a second, instrumented run): {a['in_process'] * 100:.1f}% in-process, "
-                     f"{a['whole_command'] * 100:.1f}% whole command: "
-                     f"{_verdict(a['in_process'] <= t['auditing_overhead'], busy, quiet)} in-process")  # fmt: skip
+                     f"{a['whole_command'] * 100:.1f}% whole command (in-process): "
+                     f"{_verdict(a['in_process'] <= t['auditing_overhead'], _largest([busy]), quiet)}")  # fmt: skip
     return lines
 
 

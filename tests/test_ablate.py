@@ -25,7 +25,6 @@ from auditor.ablate import (
     make_figures,
     software_label,
     summarize,
-    version_change,
 )
 from auditor.audit import run_paths
 from auditor.cli import main
@@ -584,7 +583,8 @@ def test_runs_made_by_other_software_are_named(tiny_copy: Path) -> None:
     assert f"- auditor 0.1.0 {source}, torch {torch.__version__}, {cpu}: `tiny-constant-s1`" in section
 
 
-def test_software_label_and_version_change() -> None:
+def test_software_label_and_skip_label() -> None:
+    from auditor.ablate import mixed_software, skip_label
     from auditor.environment import source_digest
 
     env = {"auditor": auditor.__version__, "torch": str(torch.__version__), "device": "cuda:0",
@@ -597,14 +597,22 @@ def test_software_label_and_version_change() -> None:
     cpu = {**env, "device": "cpu", "gpu": None, "cpu_model": "AMD EPYC", "torch_threads": 2}
     assert software_label({"environment": cpu}).endswith(", cpu (AMD EPYC, 2 threads)")
     assert software_label({"environment": {**cpu, "torch_threads": 16}}) != software_label({"environment": cpu})
-    assert software_label({}) == "auditor unknown (source not recorded), torch unknown, unknown device"
-    assert version_change({"environment": env}) is None
-    old = version_change({"environment": {**env, "torch": "2.0.0"}})
-    assert old == f"torch 2.0.0 (now {torch.__version__})"
-    edited = version_change({"environment": {**env, "auditor_source": "0" * 64}})  # the same version, other code
-    assert edited == f"auditor source 000000000000 (now {src})"
-    unknown = version_change({})  # a record with no source digest is compared on the versions alone
-    assert unknown == f"auditor unknown (now {auditor.__version__}), torch unknown (now {torch.__version__})"
+    assert software_label({}) == "auditor unknown, torch unknown, unknown device"  # no digest recorded: none shown
+    now = {"auditor": auditor.__version__, "auditor_source": src, "torch": str(torch.__version__), "device": "cuda:0",
+           "gpu": env["gpu"]}  # fmt: skip
+    assert skip_label({"environment": env}, now) == "skip (finished)"
+    assert skip_label({"environment": {**env, "torch": "2.0.0"}}, now).startswith(
+        f"skip (finished with torch 2.0.0 (now {torch.__version__})")
+    edited = skip_label({"environment": {**env, "auditor_source": "0" * 64}}, now)  # the same version, other code
+    assert edited.startswith(f"skip (finished with auditor source 000000000000 (now {src})")
+    older = {k: v for k, v in env.items() if k != "auditor_source"}  # a record before the digest: compared without it
+    assert skip_label({"environment": older}, now) == "skip (finished)"
+    # The page's mixed-software list: a record without a digest is not told apart by its absence.
+    row = lambda name, e: {"name": name, "software": software_label({"environment": e}),
+                           "software_base": software_label({"environment": e}, source=False)}  # fmt: skip
+    assert mixed_software([{"runs": [row("a", env), row("b", older)]}]) == {}
+    edited_env = {**env, "auditor_source": "0" * 64}
+    assert len(mixed_software([{"runs": [row("a", env), row("b", edited_env)]}])) == 2
 
 
 @pytest.mark.slow
@@ -855,4 +863,30 @@ def test_seeds_of_one_variant_that_read_different_data_are_named(tmp_path: Path)
     section = page.read_text().split("### Seeds of one variant that read different data")[1].split("###")[0]
     assert f"- cosine, data {'b' * 12}, scored test images {'c' * 12}: `{b.name}`" in section
     assert any("the seeds of cosine read different data" in n for n in ablate.page_notes(record))
-    assert ablate.mixed_data([{"name": "x", "data_id": "d"}, {"name": "y", "data_id": "d"}]) == {}
+    same = {"data": "d" * 12}
+    assert ablate.mixed_data([{"name": "x", "data_id": same}, {"name": "y", "data_id": same}]) == {}
+    # Only what both recorded is compared: an older record without the scored fingerprint, or none at all.
+    newer = {"data": "d" * 12, "scored test images": "e" * 12}
+    assert ablate.mixed_data([{"name": "x", "data_id": same}, {"name": "y", "data_id": newer},
+                              {"name": "z", "data_id": None}]) == {}  # fmt: skip
+
+
+def test_check_devices_names_each_variant_and_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor import ablate
+
+    f = write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.device=cuda]"))
+    plan = build_plan(str(f))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as here, and as in CI
+    with pytest.raises(InvalidInput, match=r"variant 'cosine': train.device: .*CUDA") as exc:
+        ablate.check_devices(plan, tmp_path)
+    assert "variant 'constant'" not in str(exc.value) and str(exc.value).endswith("where they can run")
+    states = {r.name: "finished" if r.variant == "cosine" else "new" for r in plan.runs}
+    monkeypatch.setattr(ablate, "run_state", lambda out, r: (states[r.name], None))
+    ablate.check_devices(plan, tmp_path)  # cosine's runs are finished: nothing left to run on CUDA
+
+
+def test_the_log_says_a_finished_run_of_another_spec_is_replaced() -> None:
+    from auditor import ablate
+
+    assert ablate.STATE_WORDS["stale"].startswith("run, replacing the finished run of a different spec there")
+    assert ablate.STATE_WORDS["new"] == "run" and ablate.STATE_WORDS["resume"] == "resume"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import math
 import os
 import platform
 import signal
@@ -378,12 +379,17 @@ def test_a_verdict_from_repeats_kept_on_a_busy_machine_is_not_given(bench) -> No
     over = {"name": "subset", "epochs": 8, "overhead_in_process": 0.22, "overhead_whole_command": 0.3, "foreign_cpu": 0.65}
     lat = {"model": "resnet8", "device": "cpu", "relative_diff": -0.894, "foreign_cpu": [0.63, 0.67]}
     lines = bench.targets_lines({"overhead": [over], "latency": [lat], "quiet": 0.05})
-    assert lines[0].endswith("not judged: other processes used up to 65% of the CPU meanwhile (as measured: NOT met); "
-                             "rerun on a quiet machine in-process")  # fmt: skip
+    assert lines[0].endswith("(target <= 3%, in-process): not judged: other processes used up to 65% of the CPU "
+                             "meanwhile (as measured: NOT met); rerun on a quiet machine")  # fmt: skip
     assert "-89.4% (target within 10%): not judged: other processes used up to 67%" in lines[1]
     over["foreign_cpu"], lat["foreign_cpu"] = 0.01, [0.01]
     lines = bench.targets_lines({"overhead": [over], "latency": [lat]})  # a report saved before "quiet": 5%
-    assert lines[0].endswith(": NOT met in-process") and lines[1].endswith(": NOT met")
+    assert lines[0].endswith("in-process): NOT met") and lines[1].endswith(": NOT met")
+    nan = float("nan")  # a share /proc/stat could not give: unknown, whichever place it takes in the list
+    assert bench._busy({"foreign_cpu": [0.01, nan]}) != bench._busy({"foreign_cpu": [0.01]})
+    assert math.isnan(bench._busy({"foreign_cpu": [nan, 0.01]})) and math.isnan(bench._busy({"foreign_cpu": [0.01, nan]}))
+    assert bench._verdict(True, nan, 0.05) == ("met (other processes' share of the CPU could not be read: whether the "
+                                               "machine was quiet is unknown)")  # fmt: skip
 
 
 def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tmp_path: Path) -> None:

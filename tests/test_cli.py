@@ -550,8 +550,8 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     (copy / "batches.meta").write_bytes(pickle.dumps(meta))
     named = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
     assert named.returncode == 0, named.stderr
-    assert json.loads(named.stdout)["warnings"] == ["the class names here are not those the run read: cat, dog (now dog, "
-                                                    "cat); the per-class accuracies are named as here, by label"]  # fmt: skip
+    said = "the class names here are not those the run read: cat, dog (now dog, cat); the per-class accuracies are named as here, by label"
+    assert json.loads(named.stdout)["warnings"] == [said]
 
 
 @pytest.mark.slow

@@ -262,6 +262,10 @@ def test_source_digest_identifies_the_code_that_runs(tmp_path: Path) -> None:
     run = lambda: subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
                                  capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert run() == environment.source_digest()  # the same files, wherever they are
+    (copy / ".#models.py").symlink_to(tmp_path / "gone")  # an editor's lock file: a link to nothing
+    (tmp_path / "templates" / ".reproducibility.md.j2.swp").write_text("swap")
+    (tmp_path / "templates" / "notes.txt").write_text("not shipped")
+    assert run() == environment.source_digest()  # what a wheel ships, only
     (copy / "models.py").write_text((copy / "models.py").read_text() + "\n# edited\n")
     edited = run()
     assert len(edited) == 64 and edited != environment.source_digest()
@@ -277,9 +281,11 @@ def test_numeric_environment_variables_are_recorded(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("LANG", "C")  # not one that changes numbers
     assert environment.numeric_env() == {"OMP_NUM_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
     setting = environment.compute_setting(torch.device("cpu"))
-    assert setting["onednn_max_isa"] == "AVX2" and setting["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert environment.describe_setting(setting).endswith("kernels, oneDNN capped at AVX2)")
+    assert setting["kernel_env"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}
+    assert setting["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert environment.describe_setting(setting).endswith("kernels, ONEDNN_MAX_CPU_ISA=AVX2 ONEDNN_DEFAULT_FPMATH_MODE=BF16)")
 
 
 def test_compute_settings_differ_only_in_what_both_recorded() -> None:
@@ -287,7 +293,7 @@ def test_compute_settings_differ_only_in_what_both_recorded() -> None:
     old = {k: now[k] for k in ("device", "processor", "torch_threads")}  # a checkpoint before the kernel keys
     assert not environment.setting_differs(old, now)
     assert environment.setting_differs({**now, "cpu_capability": "DEFAULT"}, now)
-    assert environment.setting_differs({**now, "onednn_max_isa": "AVX2"}, now)
+    assert environment.setting_differs({**now, "kernel_env": {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}}, now)
     assert environment.setting_differs({**old, "torch_threads": 99}, now)
 
 

@@ -580,7 +580,7 @@ def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_origi
     audit = golden_audit()
     command = audit["environment"]["command"]
     text = text_of(audit)
-    assert "# the original command, as run from" in text and f"&& {command} --resume)" in text
+    assert "# the original command, as run from" in text and f"&& OMP_NUM_THREADS=2 {command} --resume)" in text
     audit["environment"]["command"] = f"{command} --resume"
     text = text_of(audit)
     assert "| Command (this run's last process, a resume) |" in text and "--resume --resume" not in text
@@ -1047,7 +1047,8 @@ def test_amp_and_channels_last_rows_read_back_and_flag_a_mismatch() -> None:
     assert CL_ROW.format("no; read back: the first training step's input batch was in channels_last layout and its "
                          f"conv kernels were all in channels_last, {render.MISMATCH}") in text_of(audit)  # fmt: skip
     audit["training"]["layout"] = None  # a resume from a checkpoint that predates it, training nothing
-    assert AMP_ROW.format("bf16; not read back (no training step ran in a process that reads it)") in text_of(audit)
+    assert AMP_ROW.format("bf16; not read back (the checkpoint this run resumed from predates the read-back, and no "
+                          "step was trained after it)") in text_of(audit)  # fmt: skip
     del audit["training"]["layout"]
     assert CL_ROW.format("no; not read back (the record predates it)") in text_of(audit)
 
@@ -1067,7 +1068,7 @@ def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets
     env.update(auditor_source="ab" * 32, cpu_capability="AVX2", git_problem=None,
                numeric_env={"OMP_NUM_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"})  # fmt: skip
     text = text_of(audit)
-    assert f"| auditor | 0.2.0 (source sha256 `{'ab' * 8}`, of its modules and templates) |" in text
+    assert f"| auditor | 0.2.0 (source sha256 `{'ab' * 6}`, of its modules and templates) |" in text
     assert "| CPU kernels (`torch.backends.cpu.get_cpu_capability()`) | AVX2 |" in text
     assert ("| Environment variables that change numerics or threads, as set | `OMP_NUM_THREADS=1`, "
             "`ONEDNN_MAX_CPU_ISA=AVX2` |") in text  # fmt: skip
@@ -1079,7 +1080,13 @@ def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets
     env["numeric_env"] = {}
     text = text_of(audit)
     assert "| Environment variables that change numerics or threads, as set | none set |" in text
-    assert "(cd /runs/golden && auditor run smoke --resume)" in text  # the original command, as it ran
+    assert "(cd /runs/golden && auditor run smoke)" in text  # the original command, as it ran
+    assert "(cd /runs/golden && OMP_NUM_THREADS=2 auditor run smoke --resume)" in text  # continued at its count
+    env["numeric_env"] = {}
+    audit["determinism"]["cublas_workspace_config"] = ":16:8"  # the user's own, kept by the run
+    assert "(cd /runs/golden && CUBLAS_WORKSPACE_CONFIG=:16:8 auditor run smoke)" in text_of(audit)
+    audit["determinism"]["cublas_workspace_config"] = ":4096:8"  # the run's own: not needed on the command line
+    text = text_of(audit)
     assert "OMP_NUM_THREADS=2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text  # 2 torch threads
     env["auditor_source"] = None  # a record that should hold it and does not
     assert "- [ ] **Environment captured**" in text_of(audit)

@@ -428,10 +428,11 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     paths = run_paths(tmp_path, spec.name)
     state = checkpoint.load(paths.last_checkpoint)
     threads, kernels = torch.get_num_threads(), torch.backends.cpu.get_cpu_capability()
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    kernel_env = {k: os.environ[k] for k in environment.KERNEL_ENV if k in os.environ}
     assert state["compute"] == {"device": "cpu", "processor": cpu_model(), "torch_threads": threads,
-                                "cpu_capability": kernels, "onednn_max_isa": isa}  # fmt: skip
-    cpu = f"cpu ({cpu_model()}, {{}} torch threads, {kernels} kernels{f', oneDNN capped at {isa}' if isa else ''})"
+                                "cpu_capability": kernels, "kernel_env": kernel_env}  # fmt: skip
+    extra = (", " + " ".join(f"{k}={v}" for k, v in kernel_env.items())) if kernel_env else ""
+    cpu = f"cpu ({cpu_model()}, {{}} torch threads, {kernels} kernels{extra})"
     same = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert not any("torch threads" in n for n in same.audit["run"]["resume_notes"])
     checkpoint.save(paths.last_checkpoint, {**state, "compute": {**state["compute"], "torch_threads": threads + 1}})

@@ -600,3 +600,21 @@ def test_a_set_of_one_section_leaves_a_section_aliasing_it_alone(tmp_path: Path)
     assert spec.determinism.enabled is False and spec.verify == load_spec(f).verify
     assert spec.data.mean == [0.4, 0.4, 0.4] and spec.data.std == [0.5, 0.5, 0.5]
 
+
+
+def test_a_negative_zero_recorded_before_it_counted_as_zero_still_trains_as_the_same_spec() -> None:
+    spec = load_spec("smoke", ["train.optimizer.weight_decay=0"])
+    old = resolved_dict(spec)
+    old["train"]["optimizer"]["weight_decay"] = -0.0  # as an earlier version recorded it
+    assert hash_resolved(old) != spec_hash(spec) and same_training(old, spec)
+
+
+@pytest.mark.parametrize("device", ["cuda:01", "cuda:128", "cuda:256"])
+def test_device_indices_torch_reads_otherwise_are_refused(device: str) -> None:
+    with pytest.raises(InvalidInput, match="train.device: must be auto, cpu, cuda or cuda:N"):
+        load_spec("smoke", [f"train.device={device}"])
+    assert load_spec("smoke", ["train.device=cuda:127"]).train.device == "cuda:127"
+
+
+def test_a_float_field_given_a_huge_integer_records_a_float() -> None:
+    assert load_spec("smoke", ["train.optimizer.lr=100000000000000000000000"]).train.optimizer.lr == 1e23
