@@ -174,6 +174,35 @@ def spec_hash_matches(audit: dict[str, Any]) -> bool:
     return hash_resolved(audit["spec"]) == audit["spec_hash"]
 
 
+RESOLVED_YAML = "spec.resolved.yaml"  # the resolved spec as YAML, beside audit.json
+
+
+def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
+    """A warning when RUN_DIR's spec.resolved.yaml does not hold the spec audit.json records (it
+    hashes otherwise, or cannot be read): the sheet and `check` go by audit.json, while the sheet's
+    first Reproduce command retrains from that file. None when it agrees or is not there."""
+    import yaml
+
+    from auditor.spec import hash_resolved, load_yaml
+
+    path = run_dir / RESOLVED_YAML
+    if not path.is_file():
+        return None
+    try:
+        found = load_yaml(path.read_text(encoding="utf-8"))
+        digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        digest = f"unreadable: {type(exc).__name__}"
+    except (TypeError, ValueError):  # a value JSON cannot hold (a date): not what a run writes
+        digest = "not a resolved spec"
+    if digest == audit.get("spec_hash"):
+        return None
+    shown = digest[:12] if len(digest) == 64 else digest
+    return (f"{path} does not hold the spec audit.json records (sha256 {shown}, recorded "
+            f"{str(audit.get('spec_hash'))[:12]}): the sheet and check go by audit.json, but the sheet's first "
+            "Reproduce command retrains from that file, which would train another spec")
+
+
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"

@@ -281,6 +281,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
+    from auditor.audit import read_audit, resolved_yaml_warning
     from auditor.render import render_run
 
     try:
@@ -291,6 +292,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "
             "auditor's renderer: please report it with the file"
         ) from None
+    if (warning := resolved_yaml_warning(args.run_dir, read_audit(args.run_dir))) is not None:
+        print(f"auditor render: warning: {warning}", file=sys.stderr)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -335,7 +338,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from auditor.audit import read_audit, spec_hash_matches
+    from auditor.audit import read_audit, resolved_yaml_warning, spec_hash_matches
     from auditor.check import (
         BROKEN,
         DIVERGED,
@@ -363,6 +366,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"auditor check: warning: {source}: the stored verdict does not agree with the record's metrics judged "
               f"again ({differs}): the record was changed after the run, or written by another version; this check "
               "gates on the metrics as recorded", file=sys.stderr)  # fmt: skip
+    if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
+        print(f"auditor check: warning: {warning}", file=sys.stderr)
     criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
     results = judge(criteria, audit)
     status = record_gate_status(audit)

@@ -592,15 +592,14 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         if s["warmup_epochs"] else ""
     body = {
         "cosine": f"cosine decay to eta_min = {num(s['eta_min'])}",
-        "multistep": f"multiply by gamma = {num(s['gamma'])} at {plural(len(s['milestones']), 'epoch')} "
-        f"{listing(s['milestones'])}",
+        "multistep": f"multiply by gamma = {num(s['gamma'])} {milestones_text(s['milestones'])}",
         "constant": "constant",
     }.get(name, name)
     hidden = [m for m in s["milestones"] if m < s["warmup_epochs"]] if name == "multistep" else []
     if hidden:  # train.lr_factor: the warm-up's ramp ignores them; their decay applies when it ends
         body += (f"; the warm-up ignores the {plural(len(hidden), 'milestone')} within it ({listing(hidden)}): "
                  f"{'their' if len(hidden) != 1 else 'its'} decay applies at once when the warm-up ends, "
-                 f"at epoch {num(s['warmup_epochs'])}")  # fmt: skip
+                 f"after {count(s['warmup_epochs'], 'epoch')}")  # fmt: skip
     unused = "not used by this schedule"
     es = t["early_stopping"]
     return {
@@ -810,6 +809,19 @@ def _host_memory_setting(hm: dict[str, Any] | None) -> str:
     sets = [f"{k} {thousands(hm[f]) + ' bytes' if hm[f] is not None else 'rejected'}"
             for k, f in (("M_MMAP_THRESHOLD", "mmap_threshold"), ("M_TRIM_THRESHOLD", "trim_threshold"))]
     return f"{hm['requested']}: {hm['allocator']} mallopt {', '.join(sets)}; {found}"
+
+
+def milestones_text(milestones: list[float]) -> str:
+    """'once 1 epoch has elapsed (from epoch 2 on, ...)': milestones count elapsed epochs
+    (train.lr_factor), which the tables number from 1, so a whole milestone m takes effect
+    from epoch m + 1 and a fractional one part-way through the epoch it falls in."""
+    if not milestones:
+        return "at no milestone (none given)"
+    where = [f"from epoch {int(m) + 1} on" if float(m).is_integer() else f"part-way through epoch {math.floor(m) + 1}"
+             for m in milestones]  # fmt: skip
+    has = "has" if len(milestones) == 1 and milestones[0] == 1 else "have"
+    return (f"once {listing(milestones)} {plural(milestones[0] if len(milestones) == 1 else 2, 'epoch')} {has} "
+            f"elapsed ({'; '.join(where)}, as the tables number epochs from 1)")
 
 
 def _seeding_text(det: dict[str, Any]) -> str:

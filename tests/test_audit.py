@@ -54,3 +54,20 @@ def test_a_record_whose_statuses_disagree_is_refused(tmp_path: Path) -> None:
     del record["metrics"]["status"], record["training"]["status"]  # not every record holds all three
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert read_audit(tmp_path)["run"]["status"] == "diverged"
+
+
+def test_a_resolved_yaml_that_no_longer_holds_the_recorded_spec_is_warned_of(tmp_path: Path) -> None:
+    from auditor.audit import resolved_yaml_warning
+    from auditor.spec import resolved_yaml
+
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    assert resolved_yaml_warning(tmp_path, record) is None  # not there: nothing to compare
+    yaml_file = tmp_path / "spec.resolved.yaml"
+    yaml_file.write_text(resolved_yaml(record["spec"]))
+    assert resolved_yaml_warning(tmp_path, record) is None  # as the run wrote it
+    yaml_file.write_text(yaml_file.read_text().replace("lr: 0.05", "lr: 0.5"))
+    warning = resolved_yaml_warning(tmp_path, record)
+    assert warning is not None and warning.startswith(f"{yaml_file} does not hold the spec audit.json records (sha256 ")
+    assert f"recorded {record['spec_hash'][:12]})" in warning and "retrains from that file" in warning
+    yaml_file.write_text("a: [unclosed")
+    assert "(sha256 unreadable: " in (resolved_yaml_warning(tmp_path, record) or "")

@@ -789,3 +789,17 @@ def test_every_command_help_describes_it() -> None:
         first_words = " ".join(DESCRIPTIONS[command].split()[:4])
         assert first_words in " ".join(proc.stdout.split()), command
     assert "{" not in run_cli("--help").stdout  # every exit code in the epilog is filled in
+
+
+def test_render_and_check_warn_when_the_resolved_yaml_was_edited(smoke_run: Path, tmp_path: Path) -> None:
+    report = tmp_path / "smoke"
+    shutil.copytree(smoke_run / "reports" / "smoke", report)
+    for command in ("render", "check"):
+        proc = run_cli(command, str(report))
+        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    spec_file = report / "spec.resolved.yaml"
+    spec_file.write_text(spec_file.read_text().replace("seed: 0", "seed: 1"))
+    for command in ("render", "check"):
+        proc = run_cli(command, str(report))
+        assert proc.returncode == 0, proc.stderr  # the record itself is intact: the gate goes by it
+        assert f"auditor {command}: warning: {spec_file} does not hold the spec audit.json records" in proc.stderr

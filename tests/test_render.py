@@ -657,18 +657,33 @@ def test_milestones_within_the_warm_up_are_said_to_wait_for_its_end() -> None:
     audit = golden_audit()
     audit["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": [0.5, 2], "gamma": 0.1, "warmup_epochs": 1}
     text = section(text_of(rehash(audit)), "Hyperparameters")
-    assert ("multistep: linear warm-up over 1 epoch, then multiply by gamma = 0.1 at epochs 0.5, 2; the warm-up "
-            "ignores the milestone within it (0.5): its decay applies at once when the warm-up ends, at epoch 1") in text
+    assert ("multistep: linear warm-up over 1 epoch, then multiply by gamma = 0.1 once 0.5, 2 epochs have elapsed "
+            "(part-way through epoch 1; from epoch 3 on, as the tables number epochs from 1); the warm-up ignores the "
+            "milestone within it (0.5): its decay applies at once when the warm-up ends, after 1 epoch") in text
     assert lr_factor(9, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == 1.0
     assert lr_factor(10, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize(("milestones", "said"), [([1], "at epoch 1 "), ([1, 2], "at epochs 1, 2 ")])
+@pytest.mark.parametrize(
+    ("milestones", "said"),
+    [([1], "once 1 epoch has elapsed (from epoch 2 on, as the tables number epochs from 1) "),
+     ([1, 2], "once 1, 2 epochs have elapsed (from epoch 2 on; from epoch 3 on, as the tables number epochs from 1) "),
+],
+)  # fmt: skip
 def test_multistep_schedule_names_its_milestones(milestones: list[int], said: str) -> None:
     audit = golden_audit()
     audit["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": milestones, "gamma": 0.5}
     text = section(text_of(rehash(audit)), "Hyperparameters")
     assert f"then multiply by gamma = 0.5 {said}(lr updated every step) |" in text
+
+
+def test_milestones_say_which_epoch_of_the_tables_they_change() -> None:
+    assert render.milestones_text([91, 136]) == ("once 91, 136 epochs have elapsed (from epoch 92 on; from epoch 137 "
+                                                 "on, as the tables number epochs from 1)")  # fmt: skip
+    assert render.milestones_text([2.5]).startswith("once 2.5 epochs have elapsed (part-way through epoch 3")
+    # The schedule itself: milestone 1 leaves epoch 1's steps at the base lr and lowers epoch 2's.
+    s = Schedule(name="multistep", milestones=[1], gamma=0.1)
+    assert lr_factor(9, 10, 3, s, 0.1) == 1.0 and lr_factor(10, 10, 3, s, 0.1) == pytest.approx(0.1)
 
 
 def test_seeding_is_read_back_and_records_without_it() -> None:
