@@ -69,6 +69,7 @@ class Environment:
     numeric_env: dict[str, str] | None = None  # NUMERIC_ENV variables set in the process (older records: None)
     auditor_source: str | None = None  # source_digest(): which code ran, beyond the version number
     git_problem: str | None = None  # git's own error where it could not tell the commit
+    git_holds_spec: bool | None = None  # the spec file lies in that work tree (None: no tree, or not recorded)
 
 
 # Environment variables that change a run's numbers or its thread count: kernel sets (ATen's,
@@ -303,6 +304,7 @@ class GitState:
     # {"tracked": tracked files changed, "untracked": untracked paths (a new folder counts once)}
     changes: dict[str, int] | None
     problem: str | None = None  # why git could not tell, where it is not simply "not a work tree"
+    top: str | None = None  # the work tree's top folder
 
 
 def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
@@ -328,7 +330,7 @@ def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
     except (OSError, subprocess.SubprocessError) as e:
         return GitState(None, None, None, _git_problem(e))
     untracked = sum(line.startswith("?? ") for line in listed)
-    return GitState(commit, bool(tracked) or untracked > 0, {"tracked": len(tracked), "untracked": untracked})
+    return GitState(commit, bool(tracked) or untracked > 0, {"tracked": len(tracked), "untracked": untracked}, top=top)
 
 
 def _git_problem(e: OSError | subprocess.SubprocessError) -> str | None:
@@ -370,8 +372,11 @@ def software_versions() -> dict[str, str]:
     return {"auditor": auditor.__version__, "auditor_source": source_digest()[:12], "torch": str(torch.__version__)}
 
 
-def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequence[Path] = ()) -> Environment:
-    """Capture the environment of the current process for `device` (`outputs`: see `git_state`)."""
+def capture(
+    device: torch.device, argv: list[str] | None = None, outputs: Sequence[Path] = (), spec_file: Path | None = None
+) -> Environment:
+    """Capture the environment of the current process for `device` (`outputs`: see `git_state`;
+    `spec_file`: the spec run, to tell whether the working directory's git tree holds it)."""
     cwd = Path.cwd()
     git = git_state(cwd, outputs)
     mem = psutil.virtual_memory().total
@@ -405,7 +410,16 @@ def capture(device: torch.device, argv: list[str] | None = None, outputs: Sequen
         numeric_env=numeric_env(),
         auditor_source=source_digest(),
         git_problem=git.problem,
+        git_holds_spec=None if git.top is None or spec_file is None else _inside_tree(spec_file, Path(git.top)),
     )
+
+
+def _inside_tree(path: Path, top: Path) -> bool:
+    """Whether `path` (links followed) lies in the work tree at `top`."""
+    try:
+        return path.resolve().is_relative_to(top.resolve())
+    except (OSError, RuntimeError):  # a link loop: not shown to be inside
+        return False
 
 
 def cpu_notes(device: str, threads: int, affinity: int | None, quota: float | None) -> list[str]:

@@ -1324,10 +1324,12 @@ def _spec_hash_item(audit: dict[str, Any]) -> Item:
 
 
 def _git_item(audit: dict[str, Any]) -> Item:
-    commit, dirty = audit["environment"]["git_commit"], audit["environment"]["git_dirty"]
+    env = audit["environment"]
+    commit, dirty = env["git_commit"], env["git_dirty"]
     if commit is None:
-        return False, "Git tree clean", f"no git commit recorded ({no_commit_reason(audit['environment'])})"
-    return dirty is False, "Git tree clean", f"commit `{commit[:12]}`, {git_changes_text(audit['environment'])}"
+        return False, "Git tree clean", f"no git commit recorded ({no_commit_reason(env)})"
+    evidence = f"commit `{commit[:12]}`, {git_changes_text(env)}"
+    return dirty is False and env.get("git_holds_spec") is not False, "Git tree clean", evidence
 
 
 def no_commit_reason(env: dict[str, Any]) -> str:
@@ -1340,7 +1342,15 @@ def no_commit_reason(env: dict[str, Any]) -> str:
 
 
 def git_changes_text(env: dict[str, Any]) -> str:
-    """'no uncommitted changes', '2 changed tracked files and 1 untracked file', ..."""
+    """'no uncommitted changes', '2 changed tracked files and 1 untracked file', ..., and whether
+    the tree holds the spec run (where the record says)."""
+    text = _dirty_text(env)
+    if env.get("git_commit") is not None and env.get("git_holds_spec") is False:  # the working directory's tree
+        text += "; the tree of the working directory, which does not hold the spec run: this commit does not identify it"
+    return text
+
+
+def _dirty_text(env: dict[str, Any]) -> str:
     dirty, changes = env["git_dirty"], env.get("git_changes")
     if env.get("git_commit") is None:
         return no_commit_reason(env)

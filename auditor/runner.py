@@ -43,7 +43,7 @@ from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
-from auditor.spec import Spec, resolved_dict, resolved_yaml, same_training, spec_hash, training_changes
+from auditor.spec import Spec, resolve_spec_path, resolved_dict, resolved_yaml, same_training, spec_hash, training_changes
 from auditor.train import (
     EpochRecord,
     RunFiles,
@@ -543,6 +543,14 @@ def spec_source(source: str) -> Iterator[None]:
         raise InvalidInput(f"{source}: {exc}") from None
 
 
+def spec_file(spec_path: str) -> Path | None:
+    """The file `spec_path` names (a path, or a shipped spec's name), or None where it is gone."""
+    try:
+        return resolve_spec_path(spec_path)
+    except InvalidInput:
+        return None
+
+
 def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:
     """Run a validated spec end to end; raise InvalidInput on bad input. A run stopped (Ctrl-C,
     SIGTERM) or failed before its first checkpoint removes its staging folders (nothing to continue)."""
@@ -554,7 +562,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
         resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint,
                                                       data.classes)  # fmt: skip
         with seeded_copy(paths, seeded):
-            env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)))
+            env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)),
+                                      spec_file(spec_path))  # fmt: skip
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
                      "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes}  # fmt: skip
             for note in (*notes["toggle_notes"], *notes["environment_notes"]):

@@ -307,3 +307,19 @@ def test_git_state_says_why_git_could_not_tell(tmp_path: Path) -> None:
     assert environment._git_problem(subprocess.TimeoutExpired(["git"], 10)) == "git did not answer within 10 s"
     not_repo = subprocess.CalledProcessError(128, ["git"], stderr="fatal: not a git repository (or any parent)\n")
     assert environment._git_problem(not_repo) is None
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_capture_says_whether_the_working_directorys_tree_holds_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "spec.yaml").write_text("name: x\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "spec.yaml")
+    _git(repo, "commit", "-qm", "first")
+    (tmp_path / "elsewhere.yaml").write_text("name: y\n")
+    monkeypatch.chdir(repo)
+    cpu = torch.device("cpu")
+    assert environment.capture(cpu, ["auditor"], spec_file=repo / "spec.yaml").git_holds_spec is True
+    assert environment.capture(cpu, ["auditor"], spec_file=tmp_path / "elsewhere.yaml").git_holds_spec is False
+    assert environment.capture(cpu, ["auditor"]).git_holds_spec is None  # not told which spec

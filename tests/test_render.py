@@ -1174,3 +1174,14 @@ def test_other_processes_cpu_share_while_timed(share: float | None, window: floa
     assert f"| {label} | {row} |" in text
     assert ("**Busy machine:** other processes used" in text) is busy
 
+
+
+def test_a_git_tree_that_does_not_hold_the_spec_ticks_nothing() -> None:
+    audit = golden_audit()
+    assert checklist_line(text_of(audit), "Git tree clean").startswith("- [x]")  # older records: not recorded
+    audit["environment"]["git_holds_spec"] = True
+    assert checklist_line(text_of(audit), "Git tree clean").startswith("- [x]")
+    audit["environment"]["git_holds_spec"] = False  # run from an unrelated repository
+    line = checklist_line(text_of(audit), "Git tree clean")
+    assert line.startswith("- [ ]") and line.endswith(
+        "; the tree of the working directory, which does not hold the spec run: this commit does not identify it")
