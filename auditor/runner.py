@@ -43,7 +43,15 @@ from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import MB, measure
 from auditor.models import build_model, model_info
-from auditor.spec import Spec, resolve_spec_path, resolved_dict, resolved_yaml, same_training, spec_hash, training_changes
+from auditor.spec import (
+    Spec,
+    resolve_spec_path,
+    resolved_dict,
+    resolved_yaml,
+    same_training,
+    spec_hash,
+    training_changes,
+)
 from auditor.train import (
     EpochRecord,
     RunFiles,
