@@ -480,7 +480,7 @@ def compute_setting(device: torch.device) -> dict[str, Any]:
         "device": device.type,
         "processor": torch.cuda.get_device_name(device) if cuda else cpu_model(),
         "torch_threads": None if cuda else torch.get_num_threads(),
-        "cpu_capability": None if cuda else torch.backends.cpu.get_cpu_capability(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # CUDA runs too: the model is initialised on the CPU
         "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
     }
 

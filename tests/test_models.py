@@ -32,7 +32,12 @@ EXACT_PARAMS = {
     # Option-A (parameter-free) shortcuts. The often-quoted 272,474 is the
     # count with option-B (1x1 conv + BN) projections: 272,474 - 2,752.
     "resnet20": 269_722,
+    # He et al.'s CIFAR nets with option-A shortcuts, counted from their definition (3x3 stem of
+    # 16, three stages of 16/32/64 with (depth - 2) / 6 basic blocks each, BN, a 10-way head);
+    # Table 6 rounds them (0.27M, 0.46M, 0.66M, 0.85M, 1.7M). A plain net has its twin's count.
+    "resnet8": 75_290, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018, "resnet110": 1_727_962,
 }
+EXACT_PARAMS |= {f"plain{k.removeprefix('resnet')}": v for k, v in EXACT_PARAMS.items() if k[6:] in {"8", "20", "32", "44", "56", "110"}}
 PAPER_PARAMS = {"resnet56": 0.85e6, "resnet110": 1.7e6}  # He et al. 2016, Table 6
 CIFAR_DEPTHS = (8, 20, 32, 44, 56, 110)
 
@@ -255,6 +260,29 @@ def test_model_info(name: str) -> None:
         assert info.stage_widths == (64, 128, 256, 512)
     with pytest.raises(AttributeError):
         info.depth = 0  # type: ignore[misc]  # frozen
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_info_describes_the_module_built(name: str) -> None:
+    """The sheet's architecture table comes from ModelInfo: it must be what create_model builds."""
+    from auditor.models import BasicBlock, Bottleneck
+
+    info, model = model_info(name), create_model(name)
+    stages = list(model.stages)
+    assert info.blocks_per_stage == tuple(len(stage) for stage in stages)
+    assert info.stage_widths == tuple(stage[0].conv1.out_channels for stage in stages)
+    kind = {BasicBlock: "basic", Bottleneck: "bottleneck"}
+    assert {kind[type(b)] for stage in stages for b in stage} == {info.block}
+    convs_per_block = 2 if info.block == "basic" else 3
+    assert info.depth == 1 + convs_per_block * sum(info.blocks_per_stage) + 1  # stem, blocks' convs, head
+    assert (model.conv1.kernel_size, model.conv1.stride) == ((3, 3), (1, 1)) and "3x3" in info.stem
+    shortcuts = [b.shortcut for stage in stages for b in stage]
+    if info.shortcut == "none":
+        assert all(s is None for s in shortcuts)
+    elif "option A" in info.shortcut:
+        assert any(isinstance(s, ZeroPadShortcut) for s in shortcuts) and all(s is not None for s in shortcuts)
+    else:
+        assert info.shortcut.startswith("projection") and any(isinstance(s, nn.Sequential) for s in shortcuts)
 
 
 def test_model_info_block_kinds() -> None:
