@@ -29,6 +29,7 @@ import jinja2
 from auditor.audit import (
     CUBLAS_DETERMINISTIC,
     MIN_CPU_WINDOW_S,
+    busy_cpu,
     chose_on_test,
     cpu_share_error,
     latency_warnings,
@@ -979,6 +980,20 @@ def _outputs_warning(audit: dict[str, Any]) -> str | None:
             "inf or NaN on some images, so the accuracies measured on it count predictions made from non-numbers.")
 
 
+def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
+    """Other processes' share of the CPU while this process trained (records before it was
+    measured: not recorded), and a warning when it was busy."""
+    if "other_cpu_window_s" not in tr:
+        return {"training_cpu_text": "not recorded", "training_busy_warning": None}
+    text = other_cpu_text(tr, "training")
+    warning = None
+    if busy_cpu(tr.get("other_cpu_share"), tr.get("other_cpu_window_s")):
+        warning = (f"**Busy machine during training:** other processes used {tr['other_cpu_share']:.0%} of the CPU "
+                   "while this process trained, so its training time and throughput (and a criterion on them) "
+                   "are slower than this spec alone would make them; the weights are not affected.")  # fmt: skip
+    return {"training_cpu_text": text, "training_busy_warning": warning}
+
+
 def _results(audit: dict[str, Any]) -> dict[str, Any]:
     tr, meas, run = audit["training"], audit["measurements"], audit["run"]
     split, test = tr["selection_split"], meas["test"]
@@ -1010,6 +1025,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "final_selection_acc": final["val_acc"] if final else None,
         "final_train_loss": loss_cell(final["train_loss"]) if final else NA,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
+        **training_cpu(tr),
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
         ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage",
@@ -1052,13 +1068,16 @@ def warning_text(warning: tuple[str, str] | None) -> str | None:
     return f"**{warning[0]}:** {warning[1]}" if warning else None
 
 
-def other_cpu_text(lat: dict[str, Any]) -> str:
-    """'12% ± 7% (over 0.29 s)', or why there is no share: too short a window, or not recorded."""
+def other_cpu_text(lat: dict[str, Any], timed: str = "the iterations") -> str:
+    """'12% ± 7% (over 0.29 s)', or why there is no share: too short a window (`timed` took it),
+    or not recorded."""
     share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
     if share is not None:  # recorded with its window, always
-        return f"{share:.0%} ± {cpu_share_error(window):.0%} (over {window:.2f} s; 10 ms CPU-time ticks)"
+        error = cpu_share_error(window)
+        return f"{share:.0%} ± {error:.0%} (over {window:.2f} s; 10 ms CPU-time ticks)" if error >= 0.005 else (
+            f"{share:.0%} ± {error:.1%} (over {window:.2f} s; 10 ms CPU-time ticks)")  # fmt: skip
     if window is not None and window < MIN_CPU_WINDOW_S:
-        return (f"not recorded: the iterations took {window:.2f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
+        return (f"not recorded: {timed} took {window:.2f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
                 "kernel's 10 ms CPU-time ticks leave it more than 20% uncertain")  # fmt: skip
     return "not recorded"
 

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
@@ -29,6 +29,7 @@ import torch
 
 from auditor import checkpoint, environment, repro
 from auditor.audit import (
+    MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
     SCHEMA_VERSION,
     RunPaths,
@@ -41,7 +42,7 @@ from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import DataBundle, class_changes, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
-from auditor.measure import MB, measure
+from auditor.measure import MB, ForeignCpu, measure
 from auditor.models import build_model, model_info
 from auditor.spec import (
     Spec,
@@ -643,12 +644,17 @@ def train_staged(
     spec: Spec, model: torch.nn.Module, data: DataBundle, device: torch.device, files: RunFiles,
     resume_from: Path | None, log: Any,
 ) -> TrainResult:
-    """`fit` into the staging folder; a checkpoint that cannot be written (full disk) is a clean error."""
+    """`fit` into the staging folder, with the share of the CPU other processes used meanwhile (a
+    busy machine slows training: its time and throughput are then not this spec's alone); a
+    checkpoint that cannot be written (full disk) is a clean error."""
+    meter = ForeignCpu(min_window_s=MIN_CPU_WINDOW_S)
+    meter.start()
     try:
-        return fit(
+        result = fit(
             spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
             progress=sys.stderr.isatty(),
         )  # fmt: skip
+        return replace(result, other_cpu_share=meter.stop(), other_cpu_window_s=meter.window_s)
     except BrokenPipeError:  # the log's reader went away (`| head`): not a disk problem
         raise
     except OSError as exc:

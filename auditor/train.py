@@ -82,6 +82,10 @@ class TrainResult:
     # environment.compute_setting of the process that ran the last training step: this one, or,
     # where it trained nothing (a finished run resumed), the checkpoint's; None: not recorded
     trained_on: dict[str, Any] | None = None
+    # Other processes' share of this process's CPUs while it trained (its whole fit: steps, epoch-end
+    # evaluations and checkpoints), and that interval in seconds; None: not measured (see runner)
+    other_cpu_share: float | None = None
+    other_cpu_window_s: float | None = None
 
 
 @dataclass

@@ -1154,7 +1154,7 @@ def test_host_memory_row_and_records_without_it() -> None:
     ("share", "window", "row", "busy"),
     [
         (0.012, 1.3, "1% ± 2% (over 1.30 s; 10 ms CPU-time ticks)", False),
-        (0.5, 30.0, "50% ± 0% (over 30.00 s; 10 ms CPU-time ticks)", True),
+        (0.5, 30.0, "50% ± 0.1% (over 30.00 s; 10 ms CPU-time ticks)", True),
         (0.16, 0.29, "16% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", False),  # within its uncertainty of 10%
         (0.18, 0.29, "18% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", True),
         (0.115, 4.0, "12% ± 0% (over 4.00 s; 10 ms CPU-time ticks)", True),  # judged as shown
@@ -1185,3 +1185,17 @@ def test_a_git_tree_that_does_not_hold_the_spec_ticks_nothing() -> None:
     line = checklist_line(text_of(audit), "Git tree clean")
     assert line.startswith("- [ ]") and line.endswith(
         "; the tree of the working directory, which does not hold the spec run: this commit does not identify it")
+
+
+def test_a_busy_machine_during_training_is_said_beside_the_training_time() -> None:
+    audit = golden_audit()
+    row = "| Other processes' share of the CPU while this process trained (its steps, evaluations and checkpoints) | {} |"
+    assert row.format("not recorded") in text_of(audit)  # older records
+    audit["training"] |= {"other_cpu_share": 0.02, "other_cpu_window_s": 10.0}
+    text = text_of(audit)
+    assert row.format("2% ± 0.2% (over 10.00 s; 10 ms CPU-time ticks)") in text and "Busy machine during training" not in text
+    audit["training"] |= {"other_cpu_share": 0.55}
+    assert "> **Busy machine during training:** other processes used 55% of the CPU while this process trained" in text_of(audit)
+    audit["training"] |= {"other_cpu_share": None, "other_cpu_window_s": 0.05}  # too short to tell
+    assert row.format("not recorded: training took 0.05 s, under 0.1 s, where the kernel's 10 ms CPU-time "
+                      "ticks leave it more than 20% uncertain") in text_of(audit)  # fmt: skip
