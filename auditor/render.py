@@ -615,6 +615,8 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
             f"counted once it reaches {pct(es['floor'])}"
         ),
         "max_steps_text": "none" if t["max_steps"] is None else f"{t['max_steps']:,} steps",
+        "steps_per_epoch_text": steps_per_epoch_text(audit["training"].get("steps_per_epoch"),
+                                                     audit["data"]["sizes"]["train"], t["batch_size"]),  # fmt: skip
         "ckpt_every_text": "end of each epoch only" if t["checkpoint_every_steps"] is None
         else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch",
     }  # fmt: skip
@@ -810,6 +812,22 @@ def _host_memory_setting(hm: dict[str, Any] | None) -> str:
     sets = [f"{k} {thousands(hm[f]) + ' bytes' if hm[f] is not None else 'rejected'}"
             for k, f in (("M_MMAP_THRESHOLD", "mmap_threshold"), ("M_TRIM_THRESHOLD", "trim_threshold"))]
     return f"{hm['requested']}: {hm['allocator']} mallopt {', '.join(sets)}; {found}"
+
+
+def _tie_text(tr: dict[str, Any]) -> str:
+    """' (epochs 1, 2 tie at it: the earliest is kept)' where the selected accuracy was reached
+    by more than one epoch (train._update_best keeps the first), else ''."""
+    tied = [h["epoch"] for h in tr["history"] if h["val_acc"] is not None and h["val_acc"] == tr["best_metric"]]
+    return f" (epochs {listing(tied)} tie at it: the earliest is kept)" if len(tied) > 1 else ""
+
+
+def steps_per_epoch_text(steps: int | None, n_train: int, batch_size: int) -> str:
+    """'4 (the last on 116 images)': steps per epoch, and a short last batch where there is one
+    (it is kept: every training image is seen each epoch)."""
+    if not steps:
+        return NA
+    last = n_train - (steps - 1) * batch_size
+    return f"{steps:,}" if last == batch_size else f"{steps:,} (the last on {count(last, 'image')}, not {batch_size:,})"
 
 
 def milestones_text(milestones: list[float]) -> str:
@@ -1020,7 +1038,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "test_loss": loss_cell(test["loss"]) if test else NA,
         "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"]),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
-            f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split"
+            f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split{_tie_text(tr)}"
         ),
         "final_selection_acc": final["val_acc"] if final else None,
         "final_train_loss": loss_cell(final["train_loss"]) if final else NA,

@@ -1199,3 +1199,16 @@ def test_a_busy_machine_during_training_is_said_beside_the_training_time() -> No
     audit["training"] |= {"other_cpu_share": None, "other_cpu_window_s": 0.05}  # too short to tell
     assert row.format("not recorded: training took 0.05 s, under 0.1 s, where the kernel's 10 ms CPU-time "
                       "ticks leave it more than 20% uncertain") in text_of(audit)  # fmt: skip
+
+
+def test_steps_per_epoch_says_a_short_last_batch_and_a_tied_best_says_which_is_kept() -> None:
+    assert render.steps_per_epoch_text(4, 500, 128) == "4 (the last on 116 images, not 128)"
+    assert render.steps_per_epoch_text(4, 512, 128) == "4" and render.steps_per_epoch_text(None, 1, 1) == "n/a"
+    audit = golden_audit()
+    hist = audit["training"]["history"]
+    best = audit["training"]["best_metric"]
+    assert "tie at it" not in text_of(audit)
+    other = next(h for h in hist if h["epoch"] != audit["training"]["best_epoch"])
+    other["val_acc"] = best
+    tied = sorted([other["epoch"], audit["training"]["best_epoch"]])
+    assert f"selected on the **val** split (epochs {tied[0]}, {tied[1]} tie at it: the earliest is kept)" in text_of(audit)
