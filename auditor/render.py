@@ -615,8 +615,8 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
             f"counted once it reaches {pct(es['floor'])}"
         ),
         "max_steps_text": "none" if t["max_steps"] is None else f"{t['max_steps']:,} steps",
-        "steps_per_epoch_text": steps_per_epoch_text(audit["training"].get("steps_per_epoch"),
-                                                     audit["data"]["sizes"]["train"], t["batch_size"]),  # fmt: skip
+        "steps_per_epoch_text": steps_per_epoch_text(
+            audit["training"].get("steps_per_epoch"), audit["data"]["sizes"]["train"], t["batch_size"]),
         "ckpt_every_text": "end of each epoch only" if t["checkpoint_every_steps"] is None
         else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch",
     }  # fmt: skip
