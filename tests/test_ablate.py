@@ -449,7 +449,7 @@ def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[
     assert (here / "figures" / "val_acc.png").stat().st_size > 0
     assert "![figures/val_acc.png](figures/val_acc.png)" in page
     env = audits["cosine"][0]["environment"]
-    software = f"auditor {auditor.__version__}, torch {torch.__version__}, cpu ({env['cpu_model']}, "
+    software = f"auditor {auditor.__version__} (source {env['auditor_source'][:12]}), torch {torch.__version__}, cpu ({env['cpu_model']}, "
     software += f"{env['torch_threads']} threads)"
     rows = [line for line in page.splitlines() if re.match(r"\| (cosine|constant) \| [01] \|", line)]
     assert len(rows) == 4 and all(row.endswith(f"| {software} |") for row in rows)
