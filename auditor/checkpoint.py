@@ -266,12 +266,15 @@ def has_checkpoint(ckpt_dir: Path) -> bool:
 
 
 def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest checkpoint whose digest verifies, and the ones skipped (with reasons)."""
+    """The newest checkpoint whose digest verifies, and the ones skipped (with reasons): newer
+    ones, and a last.pt too damaged to say its step (it sorts last, but may well be the newest)."""
     skipped: list[tuple[Path, str]] = []
-    for p in candidates(ckpt_dir):
+    cands = candidates(ckpt_dir)
+    for i, p in enumerate(cands):
         reason = verify(p)
         if reason is None:
-            return p, skipped
+            unread = [q for q in cands[i + 1 :] if q.name == "last.pt" and _position(q) == -1]
+            return p, skipped + [(q, verify(q) or "its step could not be read") for q in unread]
         skipped.append((p, reason))
     return None, skipped
 

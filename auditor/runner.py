@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -82,7 +83,7 @@ class Claim(NamedTuple):
 
 
 @contextmanager
-def claimed_run(paths: RunPaths) -> Iterator[Claim]:
+def claimed_run(paths: RunPaths, log: Any = print) -> Iterator[Claim]:
     """Hold the run's lock for the block (InvalidInput when another process holds it), check and
     settle what an earlier run left, and make or find the checkpoint staging folder. Whoever
     holds the lock owns the run's folders, from that check to the promotion, so a run that
@@ -92,6 +93,8 @@ def claimed_run(paths: RunPaths) -> Iterator[Claim]:
     busy = (f"a run named {paths.checkpoints.name!r} is going on in this --out (another process holds this "
             "lock); wait for it to finish, or run under another name or --out")  # fmt: skip
     with held_lock(paths.lock, busy, paths.out) as locked:
+        if locked:  # its own to clean: no run of this name is going on
+            discard_half_seeded(paths, log)
         check_run_folders(paths)
         recover_interrupted_promote(paths)
         made = _make_ckpt_staging(paths)
@@ -162,17 +165,42 @@ def _interrupted_run_exists(paths: RunPaths, interrupted: bool) -> str:
     )
 
 
+# In checkpoint staging while a finished run is copied there for --resume: a copy cut short (SIGKILL,
+# the OOM killer) still holds it, and the next run removes that copy rather than take it for an
+# interrupted run, whose promotion would replace the finished run's checkpoints with part of them.
+SEEDING = ".seeding"
+
+
 def _seed_from_finished(paths: RunPaths) -> None:
     """Copy the finished run's checkpoints into staging for --resume, or refuse."""
     if not paths.last_checkpoint.is_file():
-        raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}")
+        raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to "
+                           "train it")  # fmt: skip
+    marker = paths.ckpt_staging / SEEDING
     try:
+        atomic_write_bytes(marker, b"a copy of the finished run for --resume, being made\n")
         shutil.copytree(paths.checkpoints, paths.ckpt_staging, dirs_exist_ok=True)  # into the claimed folder
+        marker.unlink()
     except BaseException as exc:  # a half copy must not pass for an interrupted run
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
+        if isinstance(exc, shutil.Error):  # copytree's list of (source, target, why): the first why
+            first = exc.args[0][0] if exc.args and isinstance(exc.args[0], list) and exc.args[0] else None
+            why = first[2] if isinstance(first, tuple) and len(first) == 3 else str(exc)
+            raise out_error(paths.out, f"copying the finished run's checkpoints for --resume: {why} (it needs "
+                                       "room for a second copy of them)") from None  # fmt: skip
         if isinstance(exc, OSError):
             raise out_error(paths.out, _why_not_writable(paths, exc)) from None
         raise
+
+
+def discard_half_seeded(paths: RunPaths, log: Any = print) -> None:
+    """Remove checkpoint staging where a --resume's copy of the finished run was cut short (its
+    SEEDING marker is there): the finished run itself is intact."""
+    if (paths.ckpt_staging / SEEDING).exists():
+        shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
+        shutil.rmtree(paths.reports_staging, ignore_errors=True)
+        log(f"note: removed {paths.ckpt_staging}, a copy of the finished run that a killed --resume left "
+            "half made; the finished run is as it was")  # fmt: skip
 
 
 def discard_unstarted(paths: RunPaths) -> None:
@@ -368,7 +396,7 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
 # What a run writes at the top of each of its folders (fileio's `.*.tmp` files too, left by a write
 # cut short). Anything else there is the user's, which replacing the folder would delete.
 RUN_FILES = {
-    "checkpoints": (*checkpoint.FILE_PATTERNS, ".*.tmp"),
+    "checkpoints": (*checkpoint.FILE_PATTERNS, ".*.tmp", SEEDING),
     "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp"),
     "reports/figures": ("*.png", ".*.tmp"),
 }  # fmt: skip
@@ -450,6 +478,12 @@ def check_run_folders(paths: RunPaths) -> None:
             raise InvalidInput(
                 f"{final}: holds {_listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder when it "
                 "finishes, which would delete them: move them away"
+            )
+        staging = final.with_name(final.name + ".partial")
+        if staging.is_dir() and not staging.is_symlink() and (foreign := foreign_files(staging, attr)):
+            raise InvalidInput(
+                f"{staging}: holds {_listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
+                "folder, which would delete them: move them away"
             )
         old = aside(final)
         if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
@@ -567,7 +601,7 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     paths = run_paths(out, spec.name)
     det, device, data = check_and_load(spec, spec_path, out, argv)
     prov = data.provenance
-    with claimed_run(paths) as claimed:
+    with claimed_run(paths, log) as claimed:
         resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint,
                                                       data.classes)  # fmt: skip
         with seeded_copy(paths, seeded):
@@ -616,6 +650,25 @@ def measure_and_write(
 NOTHING_KEPT = "no checkpoint had been written, so nothing is kept: make room, then run the same command again"
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then raise the first that came: a run stopped
+    between the renames of a promote would leave its folder under `.old` until the next run.
+    (Handlers, not a signal mask: the kernel gives a process's signal to any thread not masking it.)"""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    came: list[int] = []
+    before = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        if came:
+            signal.raise_signal(came[0])  # now, to the handler that was in place
+
+
 def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -> None:
     """Write the record and the sheet into staging, then promote both folders.
 
@@ -626,10 +679,16 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -
 
     try:
         write_run_files(audit, result, paths.reports_staging)
-        render_run(paths.reports_staging)
-        # Checkpoints first: a report never points at checkpoints it was not written with.
-        promote(paths.ckpt_staging, paths.checkpoints)
-        promote(paths.reports_staging, paths.reports)
+        try:
+            render_run(paths.reports_staging)
+        except InvalidInput as exc:
+            if isinstance(exc.__context__, OSError):  # the sheet could not be written (a full disk)
+                raise exc.__context__ from None
+            raise
+        with signals_deferred():  # Ctrl-C or SIGTERM lands once both folders are in place
+            # Checkpoints first: a report never points at checkpoints it was not written with.
+            promote(paths.ckpt_staging, paths.checkpoints)
+            promote(paths.reports_staging, paths.reports)
     except OSError as exc:
         where = exc.filename or paths.reports_staging
         promoted = not paths.ckpt_staging.exists()

@@ -47,6 +47,16 @@ def test_newest_intact_skips_a_corrupted_file_with_its_reason(tmp_path: Path) ->
     assert [(p.name, r.split(" (")[0]) for p, r in skipped] == [("step-00000006.pt", "sha256 mismatch")]
 
 
+def test_a_last_checkpoint_too_damaged_to_read_is_named_among_the_skipped(tmp_path: Path) -> None:
+    """It sorts last (its step cannot be read), so the newest intact one was found before it."""
+    _write(tmp_path / "step-00000010.pt", 10)
+    last = _write(tmp_path / "last.pt", 12)
+    last.write_bytes(last.read_bytes()[:1000])
+    found, skipped = checkpoint.newest_intact(tmp_path)
+    assert found == tmp_path / "step-00000010.pt"
+    assert [p.name for p, _ in skipped] == ["last.pt"] and "sha256 mismatch" in skipped[0][1]
+
+
 def _writer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("auditor-checkpoint") and t.is_alive()]
 

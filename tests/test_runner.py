@@ -7,7 +7,9 @@ import gc
 import json
 import os
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -661,3 +663,73 @@ def test_a_resume_under_other_class_names_says_so(tmp_path: Path) -> None:
     assert note == ("last.pt was trained when the class names were c3, c5 (now c5, c3): the labels trained on are the "
                     "same, and the sheet names the classes as read now")  # fmt: skip
     assert runner.resume_data_notes(ckpt, {"data_fingerprint": "f" * 64}, "f" * 64, "x", swapped) == []  # older: none
+
+
+def test_a_resume_copy_of_a_finished_run_cut_short_is_removed_not_promoted(tmp_path: Path) -> None:
+    """A --resume killed while it copied the finished run's checkpoints into staging (SIGKILL: no
+    cleanup ran) left part of them there; taken for an interrupted run, its promotion would have
+    replaced the finished run's best.pt and step checkpoints with that part."""
+    spec, before = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    paths.ckpt_staging.mkdir()
+    (paths.ckpt_staging / runner.SEEDING).write_text("being made")
+    for name in ("last.pt", "last.pt.sha256"):
+        shutil.copy(paths.checkpoints / name, paths.ckpt_staging / name)
+    said: list[str] = []
+    again = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
+    assert any("a copy of the finished run that a killed --resume left half made" in m for m in said)
+    assert (paths.checkpoints / "best.pt").is_file() and again.audit["measurements"]["test"] is not None
+    assert {p.name for p in paths.checkpoints.iterdir()} >= {n.removeprefix("checkpoints/smoke/") for n in before
+                                                              if n.startswith("checkpoints/smoke/")}  # fmt: skip
+
+
+def test_the_copy_for_a_resume_that_finds_no_room_says_so_in_a_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+
+    def full(src: object, dst: object, **kwargs: object) -> None:
+        raise shutil.Error([(str(src), str(dst), "[Errno 28] No space left on device: 'x'")])
+
+    monkeypatch.setattr(runner.shutil, "copytree", full)
+    with pytest.raises(InvalidInput, match=r"for --resume: \[Errno 28\] No space left on device: 'x' \(it needs room") as exc:
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert "[(" not in str(exc.value) and not paths.ckpt_staging.exists()
+
+
+@pytest.mark.parametrize("where", ["reports/smoke.partial", "checkpoints/smoke.partial"])
+def test_the_users_files_in_a_staging_folder_are_refused_not_deleted(tmp_path: Path, where: str) -> None:
+    spec, _ = _finished_run(tmp_path)
+    (tmp_path / where).mkdir()
+    mine = tmp_path / where / "mywork.txt"
+    mine.write_text("precious")
+    with pytest.raises(InvalidInput, match=rf"{where}: holds mywork.txt, which no run writes; a run empties this staging"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert mine.read_text() == "precious"
+
+
+def test_signals_wait_for_the_end_of_a_promote() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt), runner.signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # delivered now, were it not held back
+        reached.append("end of block")
+    assert reached == ["end of block"]
+
+
+def test_a_sheet_that_cannot_be_written_keeps_the_training_and_says_how_to_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor import render
+
+    spec = load_spec("smoke", TINY_SETS)
+    real = render.atomic_write_bytes
+
+    def full_disk(path: Path, data: bytes) -> None:
+        if path.name == "REPRODUCIBILITY.md":
+            raise OSError(28, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(render, "atomic_write_bytes", full_disk)
+    with pytest.raises(InvalidInput, match="No space left on device; its training is kept: make room, then run the same "
+                                           "command with --resume"):  # fmt: skip
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
