@@ -411,6 +411,15 @@ def foreign_files(folder: Path, attr: str) -> list[str]:
     return sorted(found)
 
 
+def misplaced_checkpoints(folder: Path) -> list[str]:
+    """Names in `folder` that a checkpoint file takes (last.pt, step-*.pt, their digests) held by
+    something else: a folder, a FIFO, a link to nothing."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if any(fnmatch(p.name, pat) for pat in checkpoint.FILE_PATTERNS) and not p.is_file())  # fmt: skip
+
+
 def _run_folders(paths: RunPaths) -> list[tuple[str, Path, str]]:
     """(what, final folder, what a run leaves there) for each folder a run replaces; the marker
     recognises a set-aside copy of an earlier run."""
@@ -480,6 +489,10 @@ def check_run_folders(paths: RunPaths) -> None:
                 "finishes, which would delete them: move them away"
             )
         staging = final.with_name(final.name + ".partial")
+        for folder in (final, staging) if attr == "checkpoints" else ():
+            if odd := misplaced_checkpoints(folder):  # a run would train, then fail writing there
+                raise InvalidInput(f"{folder}: {_listed(odd, 5, ', ')} where a checkpoint file goes (not a regular "
+                                   "file); move it away")  # fmt: skip
         if staging.is_dir() and not staging.is_symlink() and (foreign := foreign_files(staging, attr)):
             raise InvalidInput(
                 f"{staging}: holds {_listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "

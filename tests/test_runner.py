@@ -733,3 +733,15 @@ def test_a_sheet_that_cannot_be_written_keeps_the_training_and_says_how_to_go_on
     with pytest.raises(InvalidInput, match="No space left on device; its training is kept: make room, then run the same "
                                            "command with --resume"):  # fmt: skip
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+
+
+@pytest.mark.parametrize("where", ["checkpoints/smoke/last.pt", "checkpoints/smoke.partial/step-00000010.pt"])
+def test_a_folder_where_a_checkpoint_file_goes_is_refused_before_training(tmp_path: Path, where: str) -> None:
+    spec, _ = _finished_run(tmp_path)
+    target = tmp_path / where
+    if target.exists():
+        target.unlink()
+    target.mkdir(parents=True)
+    with pytest.raises(InvalidInput, match=rf"{target.parent}: {target.name} where a checkpoint file goes"):
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert target.is_dir()
