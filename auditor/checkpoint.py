@@ -246,8 +246,15 @@ def step_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 def candidates(ckpt_dir: Path) -> list[Path]:
     """Resume candidates: last.pt and step checkpoints, newest position first."""
+    return [p for _, p in _ranked(ckpt_dir)]
+
+
+def _ranked(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(global step, path) of the resume candidates, newest first; -1 for a last.pt whose step
+    cannot be read (it is loaded once, here)."""
     last = [ckpt_dir / "last.pt"] if (ckpt_dir / "last.pt").is_file() else []
-    return sorted([*last, *step_checkpoints(ckpt_dir)], key=lambda p: (_position(p), p.name), reverse=True)
+    ranked = [(_position(p), p) for p in [*last, *step_checkpoints(ckpt_dir)]]
+    return sorted(ranked, key=lambda r: (r[0], r[1].name), reverse=True)
 
 
 def _position(path: Path) -> int:
@@ -269,11 +276,11 @@ def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest checkpoint whose digest verifies, and the ones skipped (with reasons): newer
     ones, and a last.pt too damaged to say its step (it sorts last, but may well be the newest)."""
     skipped: list[tuple[Path, str]] = []
-    cands = candidates(ckpt_dir)
-    for i, p in enumerate(cands):
+    ranked = _ranked(ckpt_dir)
+    for i, (_, p) in enumerate(ranked):
         reason = verify(p)
         if reason is None:
-            unread = [q for q in cands[i + 1 :] if q.name == "last.pt" and _position(q) == -1]
+            unread = [q for step, q in ranked[i + 1 :] if step == -1]
             return p, skipped + [(q, verify(q) or "its step could not be read") for q in unread]
         skipped.append((p, reason))
     return None, skipped

@@ -14,8 +14,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from auditor.errors import (
     InvalidInput,
     Terminated,
     exit_code,
+    signals_held,
     stop_with_parent,
     stop_word,
 )
@@ -544,31 +544,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _UNSET = object()  # no handler was installed
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that import torch first thing
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM for the block, then deliver the first held to the handlers in force.
-
-    For importing torch: an interrupt inside its import (or numpy's) leaves the modules
-    half-made, so the stop would end in an AttributeError (exit 1, which CI reads as a failed
-    criterion) or a C++ abort instead of exit 130/143. A signal ignored stays ignored; does
-    nothing off the main thread.
-    """
-    held: list[int] = []
-    wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None)]
-    try:
-        previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in wanted}
-    except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if held:  # delivered again, now to the handlers in force (main's: the first SIGTERM ignores any after it)
-            signal.raise_signal(held[0])
 
 
 def _stop_on_sigterm() -> Any:

@@ -415,11 +415,17 @@ def capture(
 
 
 def _inside_tree(path: Path, top: Path) -> bool:
-    """Whether `path` (links followed) lies in the work tree at `top`."""
+    """Whether git tracks `path` (links followed) in the work tree at `top`: inside it, and neither
+    untracked nor ignored nor in a nested repository."""
     try:
-        return path.resolve().is_relative_to(top.resolve())
-    except (OSError, RuntimeError):  # a link loop: not shown to be inside
+        real = path.resolve()
+        if not real.is_relative_to(top.resolve()):
+            return False
+        done = subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(real)], cwd=top, capture_output=True,
+                              timeout=10, env={**os.environ, "LC_ALL": "C"}, check=False)  # fmt: skip
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # a link loop, git gone: not shown to be tracked
         return False
+    return done.returncode == 0
 
 
 def cpu_notes(device: str, threads: int, affinity: int | None, quota: float | None) -> list[str]:
@@ -486,8 +492,9 @@ def compute_setting(device: torch.device) -> dict[str, Any]:
 
 
 def setting_differs(then: dict[str, Any], now: dict[str, Any]) -> bool:
-    """Whether two compute settings differ in a key both recorded."""
-    return any(then[k] != now[k] for k in COMPUTE_KEYS if k in then and k in now)
+    """Whether two compute settings differ in a key both recorded (None: not recorded, as CUDA
+    checkpoints did for the CPU kernel set before it was)."""
+    return any(then[k] != now[k] for k in COMPUTE_KEYS if then.get(k) is not None and k in now)
 
 
 def describe_setting(setting: dict[str, Any]) -> str:

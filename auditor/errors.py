@@ -1,9 +1,14 @@
 """Error types that the CLI maps to exit codes, the exit codes, and how a run started by
 `verify` or `ablate` stops when they are killed outright."""
 
+from __future__ import annotations
+
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a criterion failed, the run diverged, or verification found a difference
@@ -71,3 +76,40 @@ def stop_with_parent() -> None:
         return
     if str(os.getppid()) != parent:  # the parent died before the line above
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextmanager
+def signals_held(deliver: bool = True) -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM for the block, yielding the list of those that came; then, with
+    `deliver`, raise the first again, to the handlers in force (else the caller says what it did).
+
+    For importing torch (an interrupt inside its import leaves the modules half-made, so the
+    stop would end in an AttributeError or a C++ abort instead of exit 130/143), and for putting a
+    finished run in place. A signal ignored, or handled from C, is left alone; nothing is held off
+    the main thread. Every handler is restored, also when a signal lands while they are.
+    """
+    held: list[int] = []
+    wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None)]
+    try:
+        previous = [(s, signal.signal(s, lambda signum, frame: held.append(signum))) for s in wanted]
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield held
+        return
+    try:
+        yield held
+    finally:
+        _restore(previous)
+    if held and deliver:  # main's handler: the first SIGTERM ignores any after it
+        signal.raise_signal(held[0])
+
+
+def _restore(handlers: list[tuple[int, Any]]) -> None:
+    """Put `handlers` back; each in a `finally` of the one before, so that a signal landing meanwhile
+    (raised by a handler put back already) leaves none of the holding ones installed."""
+    if not handlers:
+        return
+    (sig, handler), rest = handlers[0], handlers[1:]
+    try:
+        _restore(rest)
+    finally:
+        signal.signal(sig, handler)

@@ -593,7 +593,8 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         if s["warmup_epochs"] else ""
     body = {
         "cosine": f"cosine decay to eta_min = {num(s['eta_min'])}",
-        "multistep": f"multiply by gamma = {num(s['gamma'])} {milestones_text(s['milestones'])}",
+        "multistep": (f"multiply by gamma = {num(s['gamma'])} "
+                      f"{milestones_text(s['milestones'], audit['training'].get('steps_per_epoch'), s['warmup_epochs'])}"),
         "constant": "constant",
     }.get(name, name)
     hidden = [m for m in s["milestones"] if m < s["warmup_epochs"]] if name == "multistep" else []
@@ -830,17 +831,29 @@ def steps_per_epoch_text(steps: int | None, n_train: int, batch_size: int) -> st
     return f"{steps:,}" if last == batch_size else f"{steps:,} (the last on {count(last, 'image')}, not {batch_size:,})"
 
 
-def milestones_text(milestones: list[float]) -> str:
+def milestones_text(milestones: list[float], spe: int | None = None, warmup: float = 0.0) -> str:
     """'once 1 epoch has elapsed (from epoch 2 on, ...)': milestones count elapsed epochs
-    (train.lr_factor), which the tables number from 1, so a whole milestone m takes effect
-    from epoch m + 1 and a fractional one part-way through the epoch it falls in."""
+    (train.lr_factor: from the first step s with s / spe >= m), which the tables number from 1;
+    a milestone within the warm-up waits for its end. `spe`: steps per epoch (older records:
+    none, and a fractional milestone is said to fall part-way through its epoch)."""
     if not milestones:
         return "at no milestone (none given)"
-    where = [f"from epoch {int(m) + 1} on" if float(m).is_integer() else f"part-way through epoch {math.floor(m) + 1}"
-             for m in milestones]  # fmt: skip
+    where = [_milestone_epoch(m, spe, warmup) for m in milestones]
     has = "has" if len(milestones) == 1 and milestones[0] == 1 else "have"
     return (f"once {listing(milestones)} {plural(milestones[0] if len(milestones) == 1 else 2, 'epoch')} {has} "
             f"elapsed ({'; '.join(where)}, as the tables number epochs from 1)")
+
+
+def _milestone_epoch(m: float, spe: int | None, warmup: float) -> str:
+    """Where in the tables' epochs milestone `m` lowers the lr."""
+    if m < warmup:
+        return "when the warm-up ends"
+    if not spe:
+        return f"from epoch {int(m) + 1} on" if float(m).is_integer() else f"part-way through epoch {math.floor(m) + 1}"
+    step = math.ceil(m * spe)
+    step -= 1 if step > 0 and (step - 1) / spe >= m else 0  # float rounding of m * spe
+    epoch, within = divmod(step, spe)
+    return f"from epoch {epoch + 1} on" if within == 0 else f"part-way through epoch {epoch + 1} (its step {within + 1})"
 
 
 def _seeding_text(det: dict[str, Any]) -> str:
@@ -1003,6 +1016,9 @@ def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
     measured: not recorded), and a warning when it was busy."""
     if "other_cpu_window_s" not in tr:
         return {"training_cpu_text": "not recorded", "training_busy_warning": None}
+    if tr.get("trained_here") is False:
+        return {"training_cpu_text": "not measured: this process trained nothing (a resume of a finished run: the "
+                                     "training time and throughput are the original run's)", "training_busy_warning": None}
     text = other_cpu_text(tr, "training")
     warning = None
     if busy_cpu(tr.get("other_cpu_share"), tr.get("other_cpu_window_s")):
@@ -1086,14 +1102,20 @@ def warning_text(warning: tuple[str, str] | None) -> str | None:
     return f"**{warning[0]}:** {warning[1]}" if warning else None
 
 
+def _share_error_text(error: float) -> str:
+    """An uncertainty in percent, to as many decimals as keep it from reading as zero."""
+    for digits in (0, 1):
+        if (text := f"{error:.{digits}%}") not in ("0%", "0.0%"):
+            return text
+    return "under 0.1%"
+
+
 def other_cpu_text(lat: dict[str, Any], timed: str = "the iterations") -> str:
     """'12% ± 7% (over 0.29 s)', or why there is no share: too short a window (`timed` took it),
     or not recorded."""
     share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
     if share is not None:  # recorded with its window, always
-        error = cpu_share_error(window)
-        return f"{share:.0%} ± {error:.0%} (over {window:.2f} s; 10 ms CPU-time ticks)" if error >= 0.005 else (
-            f"{share:.0%} ± {error:.1%} (over {window:.2f} s; 10 ms CPU-time ticks)")  # fmt: skip
+        return f"{share:.0%} ± {_share_error_text(cpu_share_error(window))} (over {window:.2f} s; 10 ms CPU-time ticks)"
     if window is not None and window < MIN_CPU_WINDOW_S:
         return (f"not recorded: {timed} took {window:.2f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
                 "kernel's 10 ms CPU-time ticks leave it more than 20% uncertain")  # fmt: skip
@@ -1383,7 +1405,8 @@ def git_changes_text(env: dict[str, Any]) -> str:
     the tree holds the spec run (where the record says)."""
     text = _dirty_text(env)
     if env.get("git_commit") is not None and env.get("git_holds_spec") is False:  # the working directory's tree
-        text += "; the tree of the working directory, which does not hold the spec run: this commit does not identify it"
+        text += ("; the tree of the working directory, which does not track the spec run (it lies outside, "
+                 "untracked or ignored): this commit does not identify it")  # fmt: skip
     return text
 
 

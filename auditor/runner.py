@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from auditor.audit import (
 )
 from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import DataBundle, class_changes, load_data, norm_tensors
-from auditor.errors import InvalidInput, SpecFieldError
+from auditor.errors import InvalidInput, SpecFieldError, signals_held
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import MB, ForeignCpu, measure
 from auditor.models import build_model, model_info
@@ -93,9 +92,8 @@ def claimed_run(paths: RunPaths, log: Any = print) -> Iterator[Claim]:
     busy = (f"a run named {paths.checkpoints.name!r} is going on in this --out (another process holds this "
             "lock); wait for it to finish, or run under another name or --out")  # fmt: skip
     with held_lock(paths.lock, busy, paths.out) as locked:
-        if locked:  # its own to clean: no run of this name is going on
-            discard_half_seeded(paths, log)
         check_run_folders(paths)
+        discard_half_seeded(paths, locked, log)
         recover_interrupted_promote(paths)
         made = _make_ckpt_staging(paths)
         try:
@@ -186,21 +184,31 @@ def _seed_from_finished(paths: RunPaths) -> None:
         if isinstance(exc, shutil.Error):  # copytree's list of (source, target, why): the first why
             first = exc.args[0][0] if exc.args and isinstance(exc.args[0], list) and exc.args[0] else None
             why = first[2] if isinstance(first, tuple) and len(first) == 3 else str(exc)
-            raise out_error(paths.out, f"copying the finished run's checkpoints for --resume: {why} (it needs "
-                                       "room for a second copy of them)") from None  # fmt: skip
+            room = " (it needs room for a second copy of them)" if "No space left" in why else ""
+            raise out_error(paths.out, f"copying the finished run's checkpoints for --resume: {why}{room}") from None
         if isinstance(exc, OSError):
             raise out_error(paths.out, _why_not_writable(paths, exc)) from None
         raise
 
 
-def discard_half_seeded(paths: RunPaths, log: Any = print) -> None:
+def discard_half_seeded(paths: RunPaths, locked: bool, log: Any = print) -> None:
     """Remove checkpoint staging where a --resume's copy of the finished run was cut short (its
-    SEEDING marker is there): the finished run itself is intact."""
-    if (paths.ckpt_staging / SEEDING).exists():
-        shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
-        shutil.rmtree(paths.reports_staging, ignore_errors=True)
-        log(f"note: removed {paths.ckpt_staging}, a copy of the finished run that a killed --resume left "
-            "half made; the finished run is as it was")  # fmt: skip
+    SEEDING marker is there; check_run_folders has refused anything of the user's in it): the
+    finished run itself is intact. Where files cannot be locked (`locked` False) a copy being made
+    now cannot be told from one cut short: refused, named."""
+    if not (paths.ckpt_staging / SEEDING).exists() or paths.ckpt_staging.is_symlink():
+        return
+    if not locked:
+        raise InvalidInput(f"{paths.ckpt_staging}: a copy of the finished run that a --resume was making, or is "
+                           "making now (files cannot be locked here to tell); if none is running, remove that "
+                           "folder: the finished run is as it was")  # fmt: skip
+    try:
+        shutil.rmtree(paths.ckpt_staging)
+        shutil.rmtree(paths.reports_staging, ignore_errors=True)  # a run writes it afresh anyway
+    except OSError as exc:
+        raise out_error(paths.out, _why_not_writable(paths, exc)) from None
+    log(f"note: removed {paths.ckpt_staging}, a copy of the finished run that a killed --resume left half made; "
+        "the finished run is as it was")  # fmt: skip
 
 
 def discard_unstarted(paths: RunPaths) -> None:
@@ -656,33 +664,14 @@ def measure_and_write(
             finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
             wall_time_s=time.perf_counter() - begun[1], measure_time_s=time.perf_counter() - t_measure,
         )  # fmt: skip
-        finish_staged(paths, audit, result)
+        finish_staged(paths, audit, result, log)
     return audit
 
 
 NOTHING_KEPT = "no checkpoint had been written, so nothing is kept: make room, then run the same command again"
 
 
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back for the block, then raise the first that came: a run stopped
-    between the renames of a promote would leave its folder under `.old` until the next run.
-    (Handlers, not a signal mask: the kernel gives a process's signal to any thread not masking it.)"""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
-        yield
-        return
-    came: list[int] = []
-    before = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        if came:
-            signal.raise_signal(came[0])  # now, to the handler that was in place
-
-
-def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -> None:
+def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult, log: Any = print) -> None:
     """Write the record and the sheet into staging, then promote both folders.
 
     A write that fails (a full disk) loses no training: the run is kept, and
@@ -698,10 +687,13 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult) -
             if isinstance(exc.__context__, OSError):  # the sheet could not be written (a full disk)
                 raise exc.__context__ from None
             raise
-        with signals_deferred():  # Ctrl-C or SIGTERM lands once both folders are in place
-            # Checkpoints first: a report never points at checkpoints it was not written with.
+        # Checkpoints first: a report never points at checkpoints it was not written with.
+        with signals_held(deliver=False) as came:  # a stop between the renames would strand `.old`
             promote(paths.ckpt_staging, paths.checkpoints)
             promote(paths.reports_staging, paths.reports)
+        if came:  # the run is complete and in place: nothing is left to stop
+            log(f"note: {signal.Signals(came[0]).name} came while the finished run was put in place; it is "
+                "complete, so nothing was stopped")  # fmt: skip
     except OSError as exc:
         where = exc.filename or paths.reports_staging
         promoted = not paths.ckpt_staging.exists()
@@ -726,7 +718,8 @@ def train_staged(
             spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
             progress=sys.stderr.isatty(),
         )  # fmt: skip
-        return replace(result, other_cpu_share=meter.stop(), other_cpu_window_s=meter.window_s)
+        share = meter.stop()  # over this process's training; none where it trained nothing
+        return replace(result, other_cpu_share=share, other_cpu_window_s=meter.window_s) if result.trained_here else result
     except BrokenPipeError:  # the log's reader went away (`| head`): not a disk problem
         raise
     except OSError as exc:

@@ -86,6 +86,7 @@ class TrainResult:
     # evaluations and checkpoints), and that interval in seconds; None: not measured (see runner)
     other_cpu_share: float | None = None
     other_cpu_window_s: float | None = None
+    trained_here: bool = True  # False: this process ran no training step (a finished run resumed)
 
 
 @dataclass
@@ -591,4 +592,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
+        trained_here=loop.layout_read,
     )  # fmt: skip

@@ -292,6 +292,7 @@ def test_compute_settings_differ_only_in_what_both_recorded() -> None:
     now = environment.compute_setting(torch.device("cpu"))
     old = {k: now[k] for k in ("device", "processor", "torch_threads")}  # a checkpoint before the kernel keys
     assert not environment.setting_differs(old, now)
+    assert not environment.setting_differs({**now, "cpu_capability": None}, now)  # a CUDA checkpoint before it was recorded
     assert environment.setting_differs({**now, "cpu_capability": "DEFAULT"}, now)
     assert environment.setting_differs({**now, "kernel_env": {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}}, now)
     assert environment.setting_differs({**old, "torch_threads": 99}, now)
@@ -310,7 +311,7 @@ def test_git_state_says_why_git_could_not_tell(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_capture_says_whether_the_working_directorys_tree_holds_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_capture_says_whether_the_working_directorys_tree_tracks_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "spec.yaml").write_text("name: x\n")
@@ -322,4 +323,6 @@ def test_capture_says_whether_the_working_directorys_tree_holds_the_spec(tmp_pat
     cpu = torch.device("cpu")
     assert environment.capture(cpu, ["auditor"], spec_file=repo / "spec.yaml").git_holds_spec is True
     assert environment.capture(cpu, ["auditor"], spec_file=tmp_path / "elsewhere.yaml").git_holds_spec is False
+    (repo / "new.yaml").write_text("name: z\n")  # in the tree, but not tracked
+    assert environment.capture(cpu, ["auditor"], spec_file=repo / "new.yaml").git_holds_spec is False
     assert environment.capture(cpu, ["auditor"]).git_holds_spec is None  # not told which spec

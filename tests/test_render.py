@@ -658,7 +658,7 @@ def test_milestones_within_the_warm_up_are_said_to_wait_for_its_end() -> None:
     audit["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": [0.5, 2], "gamma": 0.1, "warmup_epochs": 1}
     text = section(text_of(rehash(audit)), "Hyperparameters")
     assert ("multistep: linear warm-up over 1 epoch, then multiply by gamma = 0.1 once 0.5, 2 epochs have elapsed "
-            "(part-way through epoch 1; from epoch 3 on, as the tables number epochs from 1); the warm-up ignores the "
+            "(when the warm-up ends; from epoch 3 on, as the tables number epochs from 1); the warm-up ignores the "
             "milestone within it (0.5): its decay applies at once when the warm-up ends, after 1 epoch") in text
     assert lr_factor(9, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == 1.0
     assert lr_factor(10, 10, 3, Schedule(name="multistep", milestones=[0.5], warmup_epochs=1), 0.1) == pytest.approx(0.1)
@@ -681,6 +681,17 @@ def test_milestones_say_which_epoch_of_the_tables_they_change() -> None:
     assert render.milestones_text([91, 136]) == ("once 91, 136 epochs have elapsed (from epoch 92 on; from epoch 137 "
                                                  "on, as the tables number epochs from 1)")  # fmt: skip
     assert render.milestones_text([2.5]).startswith("once 2.5 epochs have elapsed (part-way through epoch 3")
+    # With the steps per epoch, as lr_factor steps: a fraction may land on an epoch's start.
+    assert "(from epoch 2 on, as" in render.milestones_text([0.5], spe=1)
+    assert "(from epoch 4 on, as" in render.milestones_text([2.9], spe=4)
+    assert "(part-way through epoch 3 (its step 3), as" in render.milestones_text([2.5], spe=4)
+    assert "(when the warm-up ends; from epoch 3 on, as" in render.milestones_text([0.5, 2], spe=10, warmup=1)
+    for m, spe in ((0.5, 1), (2.9, 4), (2.5, 4), (1, 19), (0.3, 7)):
+        sched = Schedule(name="multistep", milestones=[m], gamma=0.1)
+        first = next(s for s in range(10 * spe) if lr_factor(s, spe, 10, sched, 0.1) < 1.0)
+        said = render.milestones_text([m], spe=spe)
+        epoch, within = divmod(first, spe)
+        assert (f"from epoch {epoch + 1} on" if within == 0 else f"part-way through epoch {epoch + 1} (its step {within + 1})") in said
     # The schedule itself: milestone 1 leaves epoch 1's steps at the base lr and lowers epoch 2's.
     s = Schedule(name="multistep", milestones=[1], gamma=0.1)
     assert lr_factor(9, 10, 3, s, 0.1) == 1.0 and lr_factor(10, 10, 3, s, 0.1) == pytest.approx(0.1)
@@ -1157,7 +1168,8 @@ def test_host_memory_row_and_records_without_it() -> None:
         (0.5, 30.0, "50% ± 0.1% (over 30.00 s; 10 ms CPU-time ticks)", True),
         (0.16, 0.29, "16% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", False),  # within its uncertainty of 10%
         (0.18, 0.29, "18% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", True),
-        (0.115, 4.0, "12% ± 0% (over 4.00 s; 10 ms CPU-time ticks)", True),  # judged as shown
+        (0.115, 4.0, "12% ± 0.5% (over 4.00 s; 10 ms CPU-time ticks)", True),  # judged as shown
+        (0.4, 400.0, "40% ± under 0.1% (over 400.00 s; 10 ms CPU-time ticks)", True),
         (None, 0.06, ("not recorded: the iterations took 0.06 s, under 0.1 s, where the kernel's 10 ms CPU-time "
                       "ticks leave it more than 20% uncertain"), False),
         (None, None, "not recorded", False),  # recorded before the share was
@@ -1184,7 +1196,8 @@ def test_a_git_tree_that_does_not_hold_the_spec_ticks_nothing() -> None:
     audit["environment"]["git_holds_spec"] = False  # run from an unrelated repository
     line = checklist_line(text_of(audit), "Git tree clean")
     assert line.startswith("- [ ]") and line.endswith(
-        "; the tree of the working directory, which does not hold the spec run: this commit does not identify it")
+        "; the tree of the working directory, which does not track the spec run (it lies outside, untracked or "
+        "ignored): this commit does not identify it")
 
 
 def test_a_busy_machine_during_training_is_said_beside_the_training_time() -> None:

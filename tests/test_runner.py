@@ -449,6 +449,8 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     assert note in sheet
     # The determinism section names the count the weights were trained at, not only this process's.
     assert moved.audit["training"]["trained_on"]["torch_threads"] == threads + 1
+    assert moved.audit["training"]["trained_here"] is False and moved.audit["training"]["other_cpu_share"] is None
+    assert "| not measured: this process trained nothing (a resume of a finished run" in sheet
     assert (f"| torch intra-op / inter-op threads | {threads} / {torch.get_num_interop_threads()} (this process's, "
             f"which trained nothing: the weights were trained at {threads + 1} torch threads, on {cpu_model()}) |") in sheet
     assert (f"thread count {threads + 1} (the weights were trained at it; this process, which trained nothing, ran "
@@ -675,6 +677,8 @@ def test_a_resume_copy_of_a_finished_run_cut_short_is_removed_not_promoted(tmp_p
     (paths.ckpt_staging / runner.SEEDING).write_text("being made")
     for name in ("last.pt", "last.pt.sha256"):
         shutil.copy(paths.checkpoints / name, paths.ckpt_staging / name)
+    with pytest.raises(InvalidInput, match="a copy of the finished run that a --resume was making, or is making now"):
+        runner.discard_half_seeded(paths, locked=False)  # files cannot be locked: not told from a live copy
     said: list[str] = []
     again = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
     assert any("a copy of the finished run that a killed --resume left half made" in m for m in said)
@@ -708,12 +712,47 @@ def test_the_users_files_in_a_staging_folder_are_refused_not_deleted(tmp_path: P
 
 
 def test_signals_wait_for_the_end_of_a_promote() -> None:
+    from auditor.errors import signals_held
+
     reached = []
-    with pytest.raises(KeyboardInterrupt), runner.signals_deferred():
+    with pytest.raises(KeyboardInterrupt), signals_held():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # delivered now, were it not held back
         reached.append("end of block")
-    assert reached == ["end of block"]
+    assert reached == ["end of block"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.getsignal(signal.SIGTERM)
+    with signals_held(deliver=False) as came:  # said by the caller, not raised
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    assert came == [signal.SIGTERM] and signal.getsignal(signal.SIGTERM) is before
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:  # an ignored signal stays ignored
+        with signals_held() as came:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        assert came == [] and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_signal_while_the_finished_run_is_put_in_place_stops_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_spec("smoke", TINY_SETS)
+    real = runner.promote
+
+    def promote_signalled(staging: Path, final: Path) -> None:
+        if final.parent.name == "checkpoints":
+            os.kill(os.getpid(), signal.SIGINT)  # between the checkpoints' and the reports' promotes
+            time.sleep(0.05)
+        real(staging, final)
+
+    monkeypatch.setattr(runner, "promote", promote_signalled)
+    said: list[str] = []
+    outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append)
+    assert (tmp_path / "reports/smoke/audit.json").is_file() and (tmp_path / "checkpoints/smoke/last.pt").is_file()
+    assert outcome.audit["run"]["status"] == "completed"
+    assert "note: SIGINT came while the finished run was put in place; it is complete, so nothing was stopped" in said
 
 
 def test_a_sheet_that_cannot_be_written_keeps_the_training_and_says_how_to_go_on(
