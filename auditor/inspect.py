@@ -150,7 +150,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
-                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(loaded, classes)],
+                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes)],
     }  # fmt: skip
 
 
@@ -173,10 +173,11 @@ def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str,
     return [why]
 
 
-def _class_warnings(loaded: Loaded, classes: Sequence[str]) -> list[str]:
+def _class_warnings(spec: Spec, loaded: Loaded, classes: Sequence[str]) -> list[str]:
     """A warning when this copy names the classes otherwise than the run read them (its
-    batches.meta, which the test fingerprint leaves out): the per-class figures go by these names."""
-    if loaded.classes is None or loaded.classes == list(classes):
+    batches.meta, which the test fingerprint leaves out): the per-class figures go by these names.
+    A run on other data has its own warning."""
+    if spec.data.dataset != "cifar10" or loaded.classes is None or loaded.classes == list(classes):
         return []
     changed = class_changes(loaded.classes, classes)
     return [f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
