@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -711,6 +712,18 @@ def test_the_users_files_in_a_staging_folder_are_refused_not_deleted(tmp_path: P
     assert mine.read_text() == "precious"
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT raising KeyboardInterrupt, as in a terminal: a process started in the background by a
+    shell without job control inherits it ignored (as CI may start the tests)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_signals_wait_for_the_end_of_a_promote() -> None:
     from auditor.errors import signals_held
 
@@ -735,6 +748,7 @@ def test_signals_wait_for_the_end_of_a_promote() -> None:
         signal.signal(signal.SIGTERM, before)
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_a_signal_while_the_finished_run_is_put_in_place_stops_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
