@@ -284,15 +284,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     from auditor.audit import read_audit, resolved_yaml_warning
     from auditor.render import render_run
 
+    audit = read_audit(args.run_dir)  # once: for the sheet and for the resolved-YAML check
     try:
-        path = render_run(args.run_dir)
+        path = render_run(args.run_dir, audit)
     except (TypeError, ValueError, AttributeError, IndexError) as exc:  # a wrongly shaped value, hand-edited
         raise InvalidInput(
             f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
             f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "
             "auditor's renderer: please report it with the file"
         ) from None
-    if (warning := resolved_yaml_warning(args.run_dir, read_audit(args.run_dir))) is not None:
+    if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         print(f"auditor render: warning: {warning}", file=sys.stderr)
     print(f"wrote {path}")
     return EXIT_OK

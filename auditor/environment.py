@@ -481,13 +481,13 @@ def compute_setting(device: torch.device) -> dict[str, Any]:
     and, on the CPU, torch's thread count (reductions are split by thread) and the kernel sets
     in use (ATen's CPU capability; KERNEL_ENV as set: oneDNN's ISA cap and math mode, MKL's
     reproducibility mode, the TF32 overrides: other instructions, other roundings)."""
-    cuda = device.type == "cuda"
+    cuda, numeric = device.type == "cuda", numeric_env()
     return {
         "device": device.type,
         "processor": torch.cuda.get_device_name(device) if cuda else cpu_model(),
         "torch_threads": None if cuda else torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # CUDA runs too: the model is initialised on the CPU
-        "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
+        "kernel_env": {k: numeric[k] for k in KERNEL_ENV if k in numeric},
     }
 
 

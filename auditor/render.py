@@ -58,14 +58,15 @@ __all__ = ["FILTERS", "build_context", "draw_figures", "make_environment", "rend
 # --- public API ---------------------------------------------------------------------
 
 
-def render_run(run_dir: Path) -> Path:
-    """Render `run_dir/REPRODUCIBILITY.md` (and its figures) from `run_dir/audit.json`.
+def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
+    """Render `run_dir/REPRODUCIBILITY.md` (and its figures) from `run_dir/audit.json` (`audit`:
+    that record, where the caller has read it already).
 
     Raises InvalidInput when audit.json is missing, unreadable, or lacks a
     field the sheet needs. Returns the path of the sheet.
     """
     run_dir = Path(run_dir)
-    audit = read_audit(run_dir)
+    audit = read_audit(run_dir) if audit is None else audit
     try:
         figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
         text = render_text(audit, figures, notes)

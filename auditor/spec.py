@@ -729,14 +729,15 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
 
 
 def tree_copy(value: Any) -> Any:
-    """A copy of a YAML tree in which no mapping or list is shared: a YAML alias (`verify: *e`)
-    becomes a copy of what it names, so a `--set` of one section leaves the other alone
-    (copy.deepcopy keeps them shared). Depth and size are bounded by load_yaml's limits."""
+    """A copy of a YAML tree in which no mapping or list is shared, and -0.0 is 0.0: a YAML alias
+    (`verify: *e`) becomes a copy of what it names, so a `--set` of one section leaves the other
+    alone (copy.deepcopy keeps them shared), and -0.0, the same number as 0, hashes (and resumes)
+    as the same spec. Depth and size are bounded by load_yaml's limits."""
     if isinstance(value, dict):
         return {k: tree_copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [tree_copy(v) for v in value]
-    return value
+    return 0.0 if isinstance(value, float) and value == 0 else value
 
 
 def merges_into(path: list[str], value: Any) -> bool:
@@ -877,7 +878,7 @@ def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False) -> S
     """Validate a raw mapping; raise InvalidInput naming `source` and field paths. `recorded`: a
     spec a run recorded, held only to the checks there were when runs could record it (RECORDED)."""
     try:
-        spec = Spec.model_validate(_zero_signless(raw), context=RECORDED if recorded else None)
+        spec = Spec.model_validate(tree_copy(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
         raise InvalidInput(format_validation_error(source, err)) from None
     # After the fields' own bounds, which say more; on what is recorded (1e23 for a float is a float).
@@ -903,15 +904,6 @@ def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
         why = "text that is not valid UTF-8 (bytes in another encoding, as from a --set argument in one); give it in UTF-8"
         return [(path, why)]
     return []
-
-
-def _zero_signless(tree: Any) -> Any:
-    """`tree` with -0.0 as 0.0: the same number, which must hash (and resume) as the same spec."""
-    if isinstance(tree, dict):
-        return {k: _zero_signless(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_zero_signless(v) for v in tree]
-    return 0.0 if isinstance(tree, float) and tree == 0 else tree
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
@@ -979,7 +971,7 @@ def _without(tree: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
 def same_training(recorded: Any, spec: Spec) -> bool:
     """Whether a recorded resolved spec (from a checkpoint or audit.json) trains exactly as `spec`."""
     # -0.0 as 0.0: a spec recorded before validation made them one trains as the same spec
-    return isinstance(recorded, dict) and training_hash(_zero_signless(recorded)) == training_hash(resolved_dict(spec))
+    return isinstance(recorded, dict) and training_hash(tree_copy(recorded)) == training_hash(resolved_dict(spec))
 
 
 def hash_resolved(resolved: dict[str, Any]) -> str:
