@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.audit import chose_on_test, huge_number, run_paths, write_json
+from auditor.audit import chose_on_test, has_checkpoint, huge_number, run_paths, write_json
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -391,7 +391,7 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
         return "finished", audit
     if holder_now(paths.lock):
         return "running", audit
-    if paths.ckpt_staging.is_dir():
+    if has_checkpoint(paths.ckpt_staging):
         return "resume", audit
     if audit is None:
         return "new", audit

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     (("metric_notes",), dict, False), (("verification",), (dict, type(None)), False),
 ]  # fmt: skip
 STAGING = ".partial"
+# Step checkpoints' names (checkpoint.save_step_checkpoint writes them).
+STEP_GLOB = "step-*.pt"
+STEP_NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,16 @@ class RunPaths:
     def last_checkpoint(self) -> Path:
         """A finished run's last.pt: what `--resume` on a finished run starts from."""
         return self.checkpoints / "last.pt"
+
+
+def step_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """The step checkpoints the trainer wrote (`step-<digits>.pt`); other files are not ours."""
+    return [p for p in ckpt_dir.glob(STEP_GLOB) if STEP_NAME.match(p.name) and p.is_file()]
+
+
+def has_checkpoint(ckpt_dir: Path) -> bool:
+    """Whether `ckpt_dir` holds a checkpoint to continue from (intact or not), without loading one."""
+    return (ckpt_dir / "last.pt").is_file() or bool(step_checkpoints(ckpt_dir))
 
 
 # The CUBLAS_WORKSPACE_CONFIG values torch's deterministic mode accepts (it raises at the

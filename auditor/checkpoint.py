@@ -33,11 +33,10 @@ from typing import Any, Self
 
 import torch
 
+from auditor.audit import STEP_GLOB, STEP_NAME, step_checkpoints
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
 
-STEP_GLOB = "step-*.pt"
-STEP_NAME = re.compile(r"^step-(\d+)\.pt$")  # what save_step_checkpoint names them
 KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
 
 
@@ -239,11 +238,6 @@ def load_failure(path: Path, exc: Exception) -> str:
     return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
 
 
-def step_checkpoints(ckpt_dir: Path) -> list[Path]:
-    """The step checkpoints the trainer wrote (`step-<digits>.pt`); other files are not ours."""
-    return [p for p in ckpt_dir.glob(STEP_GLOB) if STEP_NAME.match(p.name) and p.is_file()]
-
-
 def candidates(ckpt_dir: Path) -> list[Path]:
     """Resume candidates: last.pt and step checkpoints, newest position first."""
     return [p for _, p in _ranked(ckpt_dir)]
@@ -265,11 +259,6 @@ def _position(path: Path) -> int:
         return int(load(path, check_digest=False).get("global_step", -1))
     except InvalidInput:
         return -1
-
-
-def has_checkpoint(ckpt_dir: Path) -> bool:
-    """Whether `ckpt_dir` holds a checkpoint to continue from (intact or not), without loading one."""
-    return (ckpt_dir / "last.pt").is_file() or bool(step_checkpoints(ckpt_dir))
 
 
 def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:

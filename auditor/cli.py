@@ -255,8 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted", resume: bool = False) -> str:
     """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim. `resume`: the
     command was a --resume, perhaps of a finished run, whose copy the stop removed."""
-    from auditor.audit import run_paths
-    from auditor.checkpoint import has_checkpoint
+    from auditor.audit import has_checkpoint, run_paths
     from auditor.runner import report_awaits_promotion
 
     paths = run_paths(out, name)

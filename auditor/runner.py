@@ -33,6 +33,7 @@ from auditor.audit import (
     OUTPUT_DIRS,
     SCHEMA_VERSION,
     RunPaths,
+    has_checkpoint,
     latency_warnings,
     run_paths,
     write_csv,
@@ -126,9 +127,12 @@ def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> boo
     nothing looks like an interrupted run afterwards.
     """
     if not resume and not made:
-        if (interrupted := checkpoint.has_checkpoint(paths.ckpt_staging)) or not locked:
+        if (interrupted := has_checkpoint(paths.ckpt_staging)) or not locked:
             raise InvalidInput(_interrupted_run_exists(paths, interrupted))
         _empty(paths.ckpt_staging)  # a run killed before its first checkpoint: nothing to continue
+    elif resume and not made and locked and _stopped_before_checkpoint(paths) and paths.last_checkpoint.is_file():
+        _empty(paths.ckpt_staging)  # nothing to continue there: the finished run is what --resume continues
+        made = True
     seeded = resume and made
     if seeded:
         _seed_from_finished(paths)
@@ -140,6 +144,11 @@ def prepare_dirs(paths: RunPaths, resume: bool, made: bool, locked: bool) -> boo
             shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         raise out_error(paths.out, _why_not_writable(paths, exc)) from None
     return seeded
+
+
+def _stopped_before_checkpoint(paths: RunPaths) -> bool:
+    """Checkpoint staging is there but holds no checkpoint: a run stopped before its first."""
+    return paths.ckpt_staging.is_dir() and not has_checkpoint(paths.ckpt_staging)
 
 
 def _empty(folder: Path) -> None:
@@ -172,8 +181,7 @@ SEEDING = ".seeding"
 def _seed_from_finished(paths: RunPaths) -> None:
     """Copy the finished run's checkpoints into staging for --resume, or refuse."""
     if not paths.last_checkpoint.is_file():
-        raise InvalidInput(f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to "
-                           "train it")  # fmt: skip
+        raise InvalidInput(_nothing_to_resume(paths))
     marker = paths.ckpt_staging / SEEDING
     try:
         atomic_write_bytes(marker, b"a copy of the finished run for --resume, being made\n")
@@ -189,6 +197,20 @@ def _seed_from_finished(paths: RunPaths) -> None:
         if isinstance(exc, OSError):
             raise out_error(paths.out, _why_not_writable(paths, exc)) from None
         raise
+
+
+def _nothing_to_resume(paths: RunPaths) -> str:
+    return f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
+
+
+def check_resumable(paths: RunPaths) -> None:
+    """Refuse a --resume with no run to continue, interrupted or finished, before anything is
+    made under --out. A look without the lock: claimed_run's check is the one that counts, and
+    this one only spares the data load and the folders a refusal would leave. (An interrupted
+    run that wrote no checkpoint resumes by training from the start; something else where
+    last.pt goes is named by the checks that follow.)"""
+    if not os.path.lexists(paths.ckpt_staging) and not os.path.lexists(paths.last_checkpoint):
+        raise InvalidInput(_nothing_to_resume(paths))
 
 
 def discard_half_seeded(paths: RunPaths, locked: bool, log: Any = print) -> None:
@@ -214,7 +236,7 @@ def discard_half_seeded(paths: RunPaths, locked: bool, log: Any = print) -> None
 def discard_unstarted(paths: RunPaths) -> None:
     """By the run that claimed the staging folders, when it stops or fails: remove them when no
     checkpoint was written (nothing to continue), so that the same command starts again."""
-    if paths.ckpt_staging.is_dir() and not checkpoint.has_checkpoint(paths.ckpt_staging):
+    if paths.ckpt_staging.is_dir() and not has_checkpoint(paths.ckpt_staging):
         shutil.rmtree(paths.ckpt_staging, ignore_errors=True)
         shutil.rmtree(paths.reports_staging, ignore_errors=True)
 
@@ -620,6 +642,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
     SIGTERM) or failed before its first checkpoint removes its staging folders (nothing to continue)."""
     started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
+    if resume:
+        check_resumable(paths)
     det, device, data = check_and_load(spec, spec_path, out, argv)
     prov = data.provenance
     with claimed_run(paths, log) as claimed:
@@ -700,7 +724,7 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult, l
         raise InvalidInput(
             f"{where}: cannot write the finished run: {exc.strerror or exc}; "
             + ("its training is kept: make room, then run the same command with --resume, which writes it "
-               "without training again" if promoted or checkpoint.has_checkpoint(paths.ckpt_staging) else NOTHING_KEPT)
+               "without training again" if promoted or has_checkpoint(paths.ckpt_staging) else NOTHING_KEPT)
         ) from None
 
 
@@ -727,7 +751,7 @@ def train_staged(
         raise InvalidInput(
             f"{where}: cannot write a checkpoint: {exc.strerror or exc}; "
             + (f"the run so far stays in {files.ckpt_dir} (the newest intact checkpoint is kept): make room, "
-               "then continue with --resume" if checkpoint.has_checkpoint(files.ckpt_dir) else NOTHING_KEPT)
+               "then continue with --resume" if has_checkpoint(files.ckpt_dir) else NOTHING_KEPT)
         ) from None
 
 

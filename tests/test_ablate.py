@@ -472,7 +472,10 @@ def test_rerun_skips_finished(tiny_copy: Path) -> None:
 def test_resume_and_new_seeds_are_planned(tiny_copy: Path) -> None:
     root = tiny_copy
     staging = root / "out" / "checkpoints" / "tiny-cosine-s2.partial"
-    staging.mkdir()
+    staging.mkdir()  # a run stopped before its first checkpoint: nothing to continue
+    empty = ablate("tiny.yaml", "--seeds", "3", "--dry-run", "--out", "out", cwd=root)
+    assert "tiny-cosine-s2 " in empty.stdout and "[resume" not in empty.stdout, empty.stdout
+    (staging / "last.pt").write_bytes(b"")  # one that wrote a checkpoint (read when it resumes)
     proc = ablate("tiny.yaml", "--seeds", "3", "--dry-run", "--out", "out", cwd=root)
     assert proc.returncode == 0, proc.stderr
     lines = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("tiny-")}
@@ -491,7 +494,7 @@ def test_resume_and_new_seeds_are_planned(tiny_copy: Path) -> None:
     assert stopped.returncode == 2 and "Traceback" not in stopped.stderr, stopped.stderr
     assert f"{lock.relative_to(root)}: run {first} is going on in another process (process {os.getpid()} on " \
         in stopped.stderr
-    assert staging.is_dir() and not any(staging.iterdir())  # nothing was started
+    assert [p.name for p in staging.iterdir()] == ["last.pt"]  # nothing was started
 
 
 @pytest.mark.slow

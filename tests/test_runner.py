@@ -625,6 +625,28 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
 
 
+def test_a_resume_with_nothing_to_continue_makes_nothing_under_out(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(InvalidInput, match=r"--resume: no checkpoint to resume under .*run without --resume"):
+        execute(load_spec("smoke", TINY_SETS), "smoke", out, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert not out.exists()  # no folders, no lock file
+
+
+def test_a_resume_past_a_run_stopped_before_its_first_checkpoint_continues_the_finished_run(tmp_path: Path) -> None:
+    """Staging left by a later run that wrote no checkpoint does not hide the finished run:
+    --resume re-judges that one (no training) instead of training a new one from the start."""
+    spec, before = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, "smoke")
+    paths.ckpt_staging.mkdir(parents=True)
+    said: list[str] = []
+    execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
+    after = _files(tmp_path)
+    assert not any("training from the start" in m for m in said), said
+    assert not paths.ckpt_staging.exists()
+    ckpts = [k for k in before if k.startswith("checkpoints/") and k.endswith(".pt")]
+    assert ckpts and all(after[k] == before[k] for k in ckpts)  # trained nothing: the same weights
+
+
 def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a read-only reports/ mount (chmod would not stop root): the folder refused is named."""
     paths = run_paths(tmp_path, "smoke")
