@@ -220,6 +220,8 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read forever
+        raise InvalidInput(f"{path}: not a regular file (a device, pipe or socket)")
     try:
         audit = json.loads(path.read_text())
     except FileNotFoundError:

@@ -33,7 +33,7 @@ import operator
 import re
 import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -111,30 +111,37 @@ def evaluate_criteria(
     criteria: list[Criterion],
     metrics: dict[str, MeasuredValue],
     notes: dict[str, str] | None = None,
+    allow_tolerance: bool = False,
 ) -> list[CriterionResult]:
     """Check each criterion against `metrics`, in order.
 
     `notes` maps a metric to the reason it was not measured (used in the
     detail when its value is None or absent, e.g. "no validation split").
+    `allow_tolerance`: the run's verify.allow_tolerance; without it a `tolerance`
+    verify verdict is a failed verification, and meets no `reproducible` criterion.
     """
     notes = notes or {}
-    return [_evaluate(c, metrics.get(c.metric), notes.get(c.metric)) for c in criteria]
+    return [_evaluate(c, metrics.get(c.metric), notes.get(c.metric), allow_tolerance) for c in criteria]
 
 
 def judge(criteria: Mapping[str, str], audit: Mapping[str, Any]) -> list[CriterionResult]:
     """`criteria` (metric -> expression) parsed and evaluated on a record's metrics and notes, as
     `auditor check` does; ValueError for an expression that does not parse."""
     parsed = [parse_criterion(k, v) for k, v in criteria.items()]
-    return evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}))
+    verify = audit["spec"].get("verify")
+    allow = isinstance(verify, Mapping) and verify.get("allow_tolerance") is True
+    return evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}), allow)
 
 
-def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None) -> CriterionResult:
+def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None, allow_tolerance: bool) -> CriterionResult:
     if value is None:
         reason = f"not measured: {note}" if note else "not measured: no value recorded"
         return _result(crit, None, False, reason)
     if _is_number(value) and math.isnan(float(value)):
         return _result(crit, float(value), False, "measured NaN")
     if crit.metric in CATEGORICAL_METRICS:
+        if crit.metric == "reproducible" and value == "tolerance" and not allow_tolerance:
+            return _result(crit, value, False, TOLERANCE_NOT_ALLOWED)
         return _evaluate_categorical(crit, value)
     return _evaluate_numeric(crit, value)
 
@@ -151,6 +158,9 @@ def _result(crit: Criterion, measured: float | str | None, passed: bool, detail:
         detail=detail,
     )
 
+
+TOLERANCE_NOT_ALLOWED = ("tolerance: the runs differ within verify.tolerance, but this run's verify.allow_tolerance "
+                         "is false, so verify failed that verdict")
 
 # Values that meet `== key` besides the key itself: identical runs are within any tolerance.
 ALSO_MEETS: Mapping[tuple[str, str], tuple[str, ...]] = MappingProxyType({("reproducible", "tolerance"): ("bitwise",)})
@@ -313,7 +323,8 @@ def overall(results: list[CriterionResult]) -> bool:
 # --- JUnit ----------------------------------------------------------------
 
 # Characters XML 1.0 forbids even when escaped; ElementTree writes them as-is.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Lone surrogates (a file name that is not UTF-8, as Python decodes it) cannot be written as UTF-8 either.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml_text(text: str) -> str:
@@ -322,18 +333,19 @@ def _xml_text(text: str) -> str:
 
 def junit_xml(
     results: list[CriterionResult], suite_name: str, status: str | None = None, spec_hash: str | None = None,
-    require_criteria: bool = False,
+    require_criteria: bool = False, notes: Sequence[str] = (),
 ) -> str:
     """The results as a JUnit XML document (one testsuite, one testcase each).
 
     A diverged run (`status`) adds a failing `auditor.run` testcase, and so does
     an empty `results` when `require_criteria`, so the report fails exactly when
     `verdict` does. `spec_hash`, the run's resolved spec's, goes into the suite's
-    properties, as into every artifact of a run.
+    properties, as into every artifact of a run, and so do `notes` (`auditor.note`:
+    e.g. the criteria changed from the run's own).
     """
     cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, None if r.passed else "failure") for r in results]
     cases += [("auditor.run", name, detail, "failure") for name, detail in run_failures(results, status, require_criteria)]
-    return _junit_document(suite_name, cases, spec_hash)
+    return _junit_document(suite_name, cases, spec_hash, notes)
 
 
 def junit_error_xml(suite_name: str, message: str) -> str:
@@ -342,15 +354,20 @@ def junit_error_xml(suite_name: str, message: str) -> str:
     return _junit_document(suite_name, [("auditor.check", "input", message, "error")], None)
 
 
-def _junit_document(suite_name: str, cases: list[tuple[str, str, str, str | None]], spec_hash: str | None) -> str:
+def _junit_document(
+    suite_name: str, cases: list[tuple[str, str, str, str | None]], spec_hash: str | None, notes: Sequence[str] = ()
+) -> str:
     """One testsuite of (classname, name, text, outcome) cases; outcome None (passed), 'failure' or 'error'."""
     counts = {"tests": str(len(cases)), "failures": str(sum(c[3] == "failure" for c in cases)),
               "errors": str(sum(c[3] == "error" for c in cases))}  # fmt: skip
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
     suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": "0"})
-    if spec_hash is not None:
+    properties = [*([("auditor.spec_hash", spec_hash)] if spec_hash is not None else []),
+                  *(("auditor.note", note) for note in notes)]  # fmt: skip
+    if properties:
         props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", {"name": "auditor.spec_hash", "value": _xml_text(spec_hash)})
+        for name, value in properties:
+            ET.SubElement(props, "property", {"name": name, "value": _xml_text(value)})
     for classname, name, text, outcome in cases:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(name)})
         detail = _xml_text(text)
@@ -364,10 +381,10 @@ def _junit_document(suite_name: str, cases: list[tuple[str, str, str, str | None
 
 def write_junit(
     results: list[CriterionResult], suite_name: str, path: Path, status: str | None = None,
-    spec_hash: str | None = None, require_criteria: bool = False,
+    spec_hash: str | None = None, require_criteria: bool = False, notes: Sequence[str] = (),
 ) -> None:
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
-    write_junit_text(path, junit_xml(results, suite_name, status, spec_hash, require_criteria))
+    write_junit_text(path, junit_xml(results, suite_name, status, spec_hash, require_criteria, notes))
 
 
 def write_junit_text(path: Path, text: str) -> None:
@@ -449,6 +466,22 @@ def load_criteria(
     return criteria
 
 
+def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> list[str]:
+    """How the criteria checked differ from the run's own (`base`, as recorded), one phrase each:
+    `best_val_acc >= 0.5 -> >= 0.3`, `latency_ms < 5 removed`, `test_acc >= 0.9 added`."""
+    own = _drop_nulls(base)
+    changes = []
+    for metric in {**own, **checked}:
+        before, after = own.get(metric), checked.get(metric)
+        if before is None:
+            changes.append(f"{metric} {after} added")
+        elif after is None:
+            changes.append(f"{metric} {before} removed")
+        elif str(before).strip() != str(after).strip():
+            changes.append(f"{metric} {str(before).strip()} -> {str(after).strip()}")
+    return changes
+
+
 def _read_criteria_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -465,10 +498,16 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: criteria file must be a YAML mapping, got {type(raw).__name__}")
     if "criteria" in raw:
         section = raw["criteria"]
-        if section is None:
-            return {}
-        if not isinstance(section, dict):
+        if not isinstance(section, dict | None):
             raise InvalidInput(f"{path}: criteria: must be a mapping of metric: expression")
+        if (stray := [str(k) for k in raw if k != "criteria" and str(k) not in _SPEC_KEYS]):
+            where = ("a metric outside the criteria section (indent it under criteria:)"
+                     if stray[0] in NUMERIC_METRICS or stray[0] in CATEGORICAL_METRICS else
+                     "neither a spec field nor part of the criteria section")  # fmt: skip
+            raise InvalidInput(f"{path}: {stray[0]}: {where}")
+        if section is None:  # an unset variable in a template must not drop every gate
+            raise InvalidInput(f'{path}: criteria: no value (expected lines of metric: expression under it, e.g. '
+                               'test_acc: ">= 0.85"; `criteria: {}` checks none)')  # fmt: skip
         return _with_values(section, path)
     spec_keys = sorted(k for k in map(str, raw) if k in _SPEC_KEYS)
     if spec_keys:

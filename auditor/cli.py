@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import io
 import json
 import os
 import shlex
@@ -338,10 +339,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from auditor.audit import read_audit, resolved_yaml_warning, spec_hash_matches
+    from auditor.audit import STAGING, read_audit, resolved_yaml_warning, spec_hash_matches
     from auditor.check import (
         BROKEN,
         DIVERGED,
+        criteria_changes,
         judge,
         load_criteria,
         record_gate_status,
@@ -368,17 +370,27 @@ def _check(args: argparse.Namespace) -> int:
               "gates on the metrics as recorded", file=sys.stderr)  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         print(f"auditor check: warning: {warning}", file=sys.stderr)
-    criteria = load_criteria(audit["spec"].get("criteria", {}), args.criteria, args.sets, base_source=source)
+    if (staging := Path(f"{args.run_dir}{STAGING}")).is_dir():
+        print(f"auditor check: warning: {staging} exists: a later run of this name started and has not finished "
+              f"(interrupted, or running now); this check judges the finished run in {args.run_dir}, finished "
+              f"{audit['run'].get('finished_utc', 'at a time not recorded')}", file=sys.stderr)  # fmt: skip
+    own = audit["spec"].get("criteria") or {}
+    criteria = load_criteria(own, args.criteria, args.sets, base_source=source)
     results = judge(criteria, audit)
     status = record_gate_status(audit)
     required = args.require_criteria
+    changed = criteria_changes(own, criteria)
+    if changed:
+        by = " and ".join(flag for flag, given in (("--criteria", args.criteria), ("--set", args.sets)) if given)
+        changed = [f"criteria changed from the run's own by {by}: {'; '.join(changed)}"]
+    none = [] if results or required else [
+        "no criteria defined" + (": nothing to check" if status not in (DIVERGED, BROKEN) else "")]
+    # Printed before the JUnit report is written: output that cannot be written is an error
+    # (exit 2), and the report then says so rather than give a verdict the exit code does not.
+    _print_out([*changed, *none, *render_lines(results, status, required)])
     if args.junit:
         spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
-        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash, required)
-    if not results and not required:
-        print("no criteria defined" + (": nothing to check" if status not in (DIVERGED, BROKEN) else ""))
-    for line in render_lines(results, status, required):
-        print(line)
+        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash, required, changed)
     return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
 
 
@@ -467,6 +479,20 @@ def _progress(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _print_out(lines: list[str]) -> None:
+    """Print `lines` to stdout and flush them. InvalidInput where they cannot be written (a full
+    disk behind a redirection), so that the command does not pass for one that failed a criterion
+    (exit 1) or worked (exit 0); a closed pipe stays BrokenPipeError (exit 141)."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise InvalidInput(f"standard output: cannot write: {exc.strerror or exc}") from None
+
+
 def _say(lines: list[str]) -> int:
     """Print `lines` as progress; exit 0."""
     for line in lines:
@@ -518,12 +544,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stray:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     previous = _stop_on_sigterm()
+    _names_printable()
     try:
         if args.command in TORCH_COMMANDS:
             with signals_held():
                 importlib.import_module("torch")
         code = COMMANDS[args.command](args)
-        sys.stdout.flush()  # a pipe is block-buffered: a closed reader must surface here, not at exit
+        _print_out([])  # a pipe is block-buffered: a closed reader (or a full disk) must surface here, not at exit
         return code
     except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
         print(f"\nauditor {args.command}: {stop_word(stop)}", file=sys.stderr)
@@ -543,6 +570,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _UNSET = object()  # no handler was installed
+
+
+def _names_printable() -> None:
+    """Let stdout write what it cannot encode as escapes (stderr does so already): a path whose
+    bytes are not UTF-8 reaches Python as lone surrogates, and printing one must not crash a command."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that import torch first thing
 
 

@@ -876,7 +876,7 @@ def assemble(
     `run_notes`: the resume, toggle and environment notes)."""
     metrics = _metrics(result, measured, data.provenance.official)
     notes = _metric_notes(result, measured)
-    criteria = evaluate_criteria(spec.parsed_criteria(), metrics, notes)
+    criteria = evaluate_criteria(spec.parsed_criteria(), metrics, notes, spec.verify.allow_tolerance)
     rel_ckpt = paths.checkpoints.relative_to(paths.out)
     train = asdict(result)
     train.pop("step_losses")  # in steps.csv

@@ -437,6 +437,17 @@ class Spec(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _tolerance_allowed_where_required(self, info: ValidationInfo) -> Spec:
+        expr = self.criteria.get("reproducible")
+        if expr is not None and _new_run(info) and not self.verify.allow_tolerance \
+                and parse_criterion("reproducible", expr).threshold == "tolerance":
+            raise ValueError(
+                f"{SUBKEY}criteria.reproducible: {expr.strip()!r} asks for a tolerance verdict, which verify fails "
+                "while verify.allow_tolerance is false: set verify.allow_tolerance: true, or require '== bitwise'"
+            )
+        return self
+
     def parsed_criteria(self) -> list[Criterion]:
         """The criteria as parsed `Criterion` objects, in spec order."""
         return [parse_criterion(k, v) for k, v in self.criteria.items()]

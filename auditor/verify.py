@@ -944,7 +944,7 @@ def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any], log: Lo
     audit["metrics"]["reproducible"] = block["verdict"]
     notes = {k: v for k, v in audit.get("metric_notes", {}).items() if k != "reproducible"}
     audit["metric_notes"] = notes
-    results = evaluate_criteria(spec.parsed_criteria(), audit["metrics"], notes)
+    results = evaluate_criteria(spec.parsed_criteria(), audit["metrics"], notes, spec.verify.allow_tolerance)
     audit["criteria"] = [asdict(r) for r in results]
     audit["verdict"] = verdict(results, record_gate_status(audit))
     write_json(report_dir / "audit.json", audit)

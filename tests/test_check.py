@@ -12,8 +12,10 @@ import pytest
 
 from auditor.check import (
     CriterionResult,
+    criteria_changes,
     evaluate_criteria,
     format_value,
+    judge,
     junit_xml,
     load_criteria,
     overall,
@@ -25,9 +27,12 @@ from auditor.errors import InvalidInput
 from auditor.spec import parse_criterion
 
 
-def check_one(metric: str, expr: str, value: Any, notes: dict[str, str] | None = None) -> CriterionResult:
-    """Evaluate the single criterion `metric: expr` against one measured value."""
-    (result,) = evaluate_criteria([parse_criterion(metric, expr)], {metric: value}, notes)
+def check_one(
+    metric: str, expr: str, value: Any, notes: dict[str, str] | None = None, allow_tolerance: bool = True
+) -> CriterionResult:
+    """Evaluate the single criterion `metric: expr` against one measured value (in a run whose
+    verify.allow_tolerance is `allow_tolerance`)."""
+    (result,) = evaluate_criteria([parse_criterion(metric, expr)], {metric: value}, notes, allow_tolerance)
     return result
 
 
@@ -187,6 +192,21 @@ def test_a_bitwise_verdict_meets_a_tolerance_criterion_and_says_why() -> None:
     result = check_one("reproducible", "== tolerance", "bitwise")
     assert result.passed and result.detail == "bitwise meets tolerance (identical is within any tolerance)"
     assert check_one("reproducible", "== bitwise", "bitwise").detail == "bitwise == bitwise"
+
+
+def test_a_tolerance_verdict_meets_no_criterion_where_the_spec_does_not_allow_tolerance() -> None:
+    """verify fails a `tolerance` verdict unless verify.allow_tolerance: so do the criteria."""
+    result = check_one("reproducible", "== tolerance", "tolerance", allow_tolerance=False)
+    assert not result.passed and result.measured == "tolerance"
+    assert "verify.allow_tolerance is false, so verify failed that verdict" in result.detail
+    assert check_one("reproducible", "== tolerance", "bitwise", allow_tolerance=False).passed
+
+
+def test_check_reads_allow_tolerance_from_the_record() -> None:
+    audit: dict[str, Any] = {"spec": {"verify": {"allow_tolerance": False}}, "metrics": {"reproducible": "tolerance"}}
+    assert not judge({"reproducible": "== tolerance"}, audit)[0].passed
+    audit["spec"]["verify"]["allow_tolerance"] = True
+    assert judge({"reproducible": "== tolerance"}, audit)[0].passed
 
 
 def test_evaluate_keeps_order_and_overall() -> None:
@@ -364,6 +384,12 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
         ("", "criteria file is empty (expected lines of metric: expression"),  # not "no criteria": a gate never passes by default
         ("# nothing yet\n", "criteria file is empty"),
         ("criteria: [1, 2]\n", "criteria: must be a mapping"),
+        # An unset template variable must not drop every gate (`criteria: {}` says so on purpose).
+        ("criteria:\n", "criteria: no value (expected lines of metric: expression under it"),
+        # A mis-indented line would be a gate silently dropped.
+        ('criteria:\n  test_acc: ">= 0.05"\nlatency_ms: "< 0.001"\n',
+         "latency_ms: a metric outside the criteria section (indent it under criteria:)"),
+        ('criteria:\n  test_acc: ">= 0.05"\nfoo: 1\n', "foo: neither a spec field nor part of the criteria section"),
     ],
 )
 def test_malformed_file_is_invalid_input(tmp_path: Path, content: str, reason: str) -> None:
@@ -509,6 +535,21 @@ def test_junit_xml_empty_and_odd_characters() -> None:
     root = ET.fromstring(junit_xml([result], "s&<'\""))
     assert root.find("testsuite").get("name") == "s&<'\""  # type: ignore[union-attr]
     assert "bad <\"&>" in root.findtext("testsuite/testcase/system-out", "")
+
+
+def test_junit_of_a_name_that_is_not_utf8_is_written(tmp_path: Path) -> None:
+    """A folder name Python decodes with lone surrogates (bytes that are not UTF-8) is shown as `?`."""
+    target = tmp_path / "junit.xml"
+    write_junit(sample_results(), "auditor.bad\udcffdir", target)
+    assert ET.parse(target).getroot().get("name") == "auditor.bad?dir"
+
+
+def test_criteria_changes_name_what_was_added_removed_and_replaced() -> None:
+    base = {"test_acc": ">= 0.5", "latency_ms": "< 5", "status": None}
+    checked = {"test_acc": ">= 0.3", "params_m": "< 1"}
+    assert sorted(criteria_changes(base, checked)) == ["latency_ms < 5 removed", "params_m < 1 added",
+                                                        "test_acc >= 0.5 -> >= 0.3"]  # fmt: skip
+    assert criteria_changes(base, {"test_acc": " >= 0.5", "latency_ms": "< 5"}) == []
 
 
 def test_write_junit(tmp_path: Path) -> None:

@@ -438,7 +438,7 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     crit.write_text("criteria: {}\n")  # nothing left to gate: passes, unless criteria are required
     assert run_cli("check", str(rep), "--criteria", str(crit)).returncode == 0
     required = run_cli("check", str(rep), "--criteria", str(crit), "--require-criteria", "--junit", str(tmp_path / "r.xml"))
-    assert required.returncode == 1 and required.stdout.startswith("FAIL  no criteria defined")
+    assert required.returncode == 1 and "\nFAIL  no criteria defined" in required.stdout
     assert ET.parse(tmp_path / "r.xml").getroot().find("testsuite").get("failures") == "1"
     assert run_cli("check", str(rep), "--require-criteria").returncode == 0
     # Bad input (exit 2) replaces the earlier report with one errored case: CI must not show its old PASS.
@@ -452,6 +452,46 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     refused = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(rep / "audit.json"))
     assert_clean_error(refused, "cannot parse")
     assert (rep / "audit.json").read_bytes() == record and "JUnit report" not in refused.stderr
+
+
+def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: Path, smoke_run: Path) -> None:
+    rep = tmp_path / "reports" / "smoke"
+    shutil.copytree(smoke_run / "reports/smoke", rep)
+    proc = run_cli("check", str(rep), *sets("criteria.best_val_acc=null", "criteria.params_m=< 9"),
+                   "--junit", str(tmp_path / "j.xml"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    own = audit_of(smoke_run)["spec"]["criteria"]["best_val_acc"]
+    said = f"criteria changed from the run's own by --set: best_val_acc {own} removed; params_m < 9 added"
+    assert proc.stdout.splitlines()[0] == said
+    props = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite/properties/property")
+    assert {"name": "auditor.note", "value": said} in [p.attrib for p in props]
+    (tmp_path / "reports" / "smoke.partial").mkdir()  # a later run of this name, unfinished
+    later = run_cli("check", str(rep))
+    finished = audit_of(smoke_run)["run"]["finished_utc"]
+    assert later.returncode == 0 and f"{rep}.partial exists: a later run of this name started and has not " \
+        f"finished (interrupted, or running now); this check judges the finished run in {rep}, finished {finished}" \
+        in later.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) for a full disk behind stdout")
+def test_check_output_that_cannot_be_written_is_an_error_and_the_junit_says_so(tmp_path: Path, smoke_run: Path) -> None:
+    junit = tmp_path / "j.xml"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "auditor", "check", str(smoke_run / "reports/smoke"), "--junit",
+                               str(junit)], stdout=full, stderr=subprocess.PIPE, text=True, check=False)  # fmt: skip
+    assert_clean_error(proc, "standard output: cannot write: No space left on device", "the JUnit report")
+    assert ET.parse(junit).getroot().find("testsuite").get("errors") == "1"  # not the PASS the exit code denies
+
+
+def test_check_of_a_folder_whose_name_is_not_utf8_reports_normally(tmp_path: Path, smoke_run: Path) -> None:
+    rep = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffdir"))
+    shutil.copytree(smoke_run / "reports/smoke", rep)
+    proc = run_cli("check", str(rep), "--junit", str(tmp_path / "j.xml"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert ET.parse(tmp_path / "j.xml").getroot().get("name") == "auditor.smoke"
+    (rep / "audit.json").unlink()
+    os.mkfifo(rep / "audit.json")  # a read would block for ever
+    assert_clean_error(run_cli("check", str(rep), timeout=60), "audit.json: not a regular file (a device, pipe or socket)")
 
 
 def test_check_junit_never_replaces_the_record_it_read(tmp_path: Path, smoke_run: Path) -> None:

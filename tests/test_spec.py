@@ -364,6 +364,19 @@ def test_categorical_criterion_rejects_unknown_value() -> None:
         parse_criterion("reproducible", "== yes")
 
 
+def test_a_tolerance_criterion_needs_allow_tolerance_but_a_recorded_one_is_read() -> None:
+    """verify fails a tolerance verdict unless verify.allow_tolerance: a criterion asking for
+    one without it contradicts the spec's own verify section."""
+    with pytest.raises(InvalidInput, match=r"criteria\.reproducible: '== tolerance' asks for a tolerance verdict, "
+                                           r"which verify fails while verify\.allow_tolerance is false"):
+        load_spec("smoke", ["criteria.reproducible=== tolerance"])
+    allowed = load_spec("smoke", ["criteria.reproducible=== tolerance", "verify.allow_tolerance=true"])
+    assert allowed.criteria["reproducible"] == "== tolerance"
+    raw = resolved_dict(allowed)
+    raw["verify"]["allow_tolerance"] = False  # a record written before the rule: still read
+    assert validate_spec(raw, "audit.json", recorded=True).criteria["reproducible"] == "== tolerance"
+
+
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
