@@ -18,6 +18,7 @@ from typing import Any
 
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, lock_beside
+from auditor.words import count
 
 SCHEMA_VERSION = 1
 AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -122,6 +123,13 @@ def losses_text(losses: Mapping[str, Any]) -> str:
 # Above this IQR / median, the timed iterations did not run alike (another process, a
 # frequency change): the median then says more about the machine than about the model.
 UNSTEADY_IQR_SHARE = 0.25
+
+
+def scope_text(block: Mapping[str, Any]) -> str:
+    """`, 2 threads, torch 2.x`: what verify's three runs shared besides the device (absent in
+    evidence written before it was recorded)."""
+    threads = f", {count(block['threads'], 'thread')}" if block.get("threads") else ""
+    return threads + (f", torch {block['torch']}" if block.get("torch") else "")
 
 
 def latency_warnings(lat: Mapping[str, Any], checkpoint_name: str | None) -> dict[str, tuple[str, str]]:

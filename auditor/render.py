@@ -35,6 +35,7 @@ from auditor.audit import (
     latency_warnings,
     losses_text,
     read_audit,
+    scope_text,
     spec_hash_matches,
 )
 from auditor.check import BROKEN, record_gate_status, stored_verdict_differs, verification_passed
@@ -1222,8 +1223,9 @@ def pair_text(pair: dict[str, Any]) -> str:
         parts.append(losses_text(losses))
     if metrics:
         parts.append("per-epoch metrics " + ("equal" if metrics.get("equal") else "differ"))
-    if not pair.get("equal"):
-        parts.append(f"largest difference {num(pair.get('max_abs_diff'))} (over losses, metrics and tensors)")
+    if not pair.get("equal") and (compared != 0 or pair.get("max_abs_diff") != 0):
+        over = "losses, metrics and tensors" if compared != 0 else "losses and metrics"
+        parts.append(f"largest difference {num(pair.get('max_abs_diff'))} (over {over})")
     return "; ".join(parts)
 
 
@@ -1241,7 +1243,7 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
     rows = [
         ["Verdict", f"**{verdict}**: {_VERDICT_TEXT.get(verdict, 'unrecognised verdict')}"],
         ["Runs compared", code_list(ver["runs"])],
-        ["Device", any_value(ver["device"])],
+        ["Device", any_value(ver["device"]) + scope_text(ver)],
         ["Budget", budget_text(ver["budget"])],
         *[[f"Runs {p['pair'].upper()}", pair_text(p)] for p in ver.get("pairs") or []],
         ["First divergence", first_text],

@@ -376,10 +376,18 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
 
 
 class VerifySpec(_Section):
-    # max |a-b| over compared tensors accepted as `tolerance` when allow_tolerance
+    # max |a-b| over compared losses, metrics and tensors accepted as `tolerance` when allow_tolerance
     """What `auditor verify` accepts as reproduced."""
     tolerance: Annotated[float, Field(ge=0)] = 1e-6
     allow_tolerance: bool = False
+
+    @field_validator("tolerance")
+    @classmethod
+    def _below_one(cls, v: float, info: ValidationInfo) -> float:
+        if v >= 1 and _new_run(info):  # a record written before the rule is still read
+            raise ValueError(f"must be < 1, got {v:g}: it bounds every compared difference, accuracies (fractions) "
+                             "included, and 1 accepts any two of them")  # fmt: skip
+        return v
 
 
 class Spec(_Section):
@@ -438,13 +446,22 @@ class Spec(_Section):
         return self
 
     @model_validator(mode="after")
-    def _tolerance_allowed_where_required(self, info: ValidationInfo) -> Spec:
+    def _reproducible_as_verify_judges(self, info: ValidationInfo) -> Spec:
+        # verify passes a tolerance verdict exactly when verify.allow_tolerance: a `reproducible`
+        # criterion that says otherwise would make the record's verdict and verify's exit code differ.
         expr = self.criteria.get("reproducible")
-        if expr is not None and _new_run(info) and not self.verify.allow_tolerance \
-                and parse_criterion("reproducible", expr).threshold == "tolerance":
+        if expr is None or not _new_run(info):
+            return self
+        wanted, allowed = parse_criterion("reproducible", expr).threshold, self.verify.allow_tolerance
+        if wanted == "tolerance" and not allowed:
             raise ValueError(
                 f"{SUBKEY}criteria.reproducible: {expr.strip()!r} asks for a tolerance verdict, which verify fails "
                 "while verify.allow_tolerance is false: set verify.allow_tolerance: true, or require '== bitwise'"
+            )
+        if wanted == "bitwise" and allowed:
+            raise ValueError(
+                f"{SUBKEY}criteria.reproducible: {expr.strip()!r} fails a tolerance verdict, which verify passes "
+                "while verify.allow_tolerance is true: require '== tolerance', or set verify.allow_tolerance: false"
             )
         return self
 

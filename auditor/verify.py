@@ -54,10 +54,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from auditor import checkpoint
-from auditor.audit import losses_text, read_audit, run_paths, write_json
+from auditor.audit import losses_text, read_audit, run_paths, scope_text, write_json
 from auditor.check import record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
@@ -873,7 +874,7 @@ def settle_verdict(
     """`decide`'s verdict on the pairs, made `unresumed` when run K did not continue from a
     checkpoint, and `incomplete` when run A's `training` diverged after its last checkpoint;
     appends to `notes` what the verdict needs said (`fd`: `first_divergence(pairs)`)."""
-    verdict = decide(pairs, tol.tolerance)
+    verdict = decided = decide(pairs, tol.tolerance)
     if verdict in ("bitwise", "tolerance") and training["status"] == "diverged":  # last.pt predates it
         notes.append(f"the runs agree ({verdict}) on every step's loss (the non-finite ones too), every epoch's "
                      f"metrics and last.pt, but training diverged at step {training.get('diverged_at_step')} after "
@@ -881,7 +882,7 @@ def settle_verdict(
         return "incomplete"
     if verdict != "diverged" and (facts["kill_signal"] is None or facts["resumed_from"] is None):
         why = "it was not killed" if facts["kill_signal"] is None else "no checkpoint was intact after its kill"
-        notes.append(f"the runs agree ({verdict}), but run K did not continue from a checkpoint ({why}), "
+        notes.append(f"the runs agree ({AGREEMENT[verdict]}), but run K did not continue from a checkpoint ({why}), "
                      "so the resume went untested: verdict unresumed")  # fmt: skip
         verdict = "unresumed"
     if verdict == "tolerance" and not tol.allow_tolerance:
@@ -890,9 +891,16 @@ def settle_verdict(
     if verdict == "incomplete":
         notes.append("the runs agree on every step's loss and every epoch's metrics, but no final checkpoint "
                      "was written (the training diverged first), so their final weights were not compared")  # fmt: skip
-    elif verdict != "bitwise" and fd is None:
+    elif decided in ("tolerance", "diverged") and fd is None:
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
     return verdict
+
+
+# How far runs that `decide` found agreeing agree, as a note says it.
+AGREEMENT: Mapping[str, str] = MappingProxyType({
+    "bitwise": "bitwise", "tolerance": "within verify.tolerance",
+    "incomplete": "on every loss and metric; no final weights to compare",
+})  # fmt: skip
 
 
 def evidence_block(
@@ -901,6 +909,13 @@ def evidence_block(
 ) -> dict[str, Any]:
     """The verification record: verdict, first divergence, largest differences, runs and notes."""
     notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
+    if facts["kill_signal"]:
+        notes.append(f"run K was killed from inside its process at the end of step {plan.kill_at}, once the "
+                     "checkpoints written so far were on disk: this tests resuming from a checkpoint, not a kill "
+                     "while one is being written")  # fmt: skip
+    if not audit_a["determinism"].get("requested", True):
+        notes.append("determinism was off (determinism.enabled: false): agreeing runs show that these three "
+                     "matched here, not that other runs of this spec will")  # fmt: skip
     tol = plan.spec.verify
     fd = first_divergence(pairs)
     verdict = settle_verdict(pairs, tol, facts, fd, notes, audit_a["training"])
@@ -918,6 +933,8 @@ def evidence_block(
         "runs": ["a: reference", "b: twin", k_desc],
         "processes": [r.as_dict() for r in records],
         "device": audit_a["environment"]["device"],
+        "threads": audit_a["environment"].get("torch_threads"),
+        "torch": audit_a["environment"].get("torch"),
         "budget": plan.budget,
         "kill_at_step": plan.kill_at,
         "kill_signal": facts["kill_signal"],
@@ -964,17 +981,19 @@ def summary(outcome: VerifyOutcome) -> str:
     b = outcome.block
     bud = b["budget"]
     verdict = b["verdict"].upper() + (" (pass)" if outcome.passed else " (FAIL)")
+    killed = (f"killed after step {b['kill_at_step']} by {b['kill_signal']}, resumed from {b['resumed_from'] or 'scratch'}"
+              if b["kill_signal"] else f"not killed (it finished before step {b['kill_at_step']})")  # fmt: skip
     lines = [
-        f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}",
+        f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}" + scope_text(b),
         f"  budget: {count(bud['total_steps'], 'step')} ({count(bud['epochs'], 'epoch')} x {count(bud['steps_per_epoch'], 'step')}"
         + (f", max_steps {bud['steps']}" if bud["steps"] else "")
         + f"), checkpoint every {bud['checkpoint_every_steps']}",
-        f"  run K: killed after step {b['kill_at_step']} by {b['kill_signal'] or 'nothing (not killed)'}, "
-        f"resumed from {b['resumed_from'] or 'scratch'}",
+        f"  run K: {killed}",
     ]
     for p in b["pairs"]:
         lo, me = p["losses"], p["metrics"]
-        state = "identical" if p["equal"] else f"max |diff| {_g(p['max_abs_diff'])}"
+        state = ("identical" if p["equal"] else "final weights not compared" if _unweighed(p)
+                 else f"max |diff| {_g(p['max_abs_diff'])}")  # fmt: skip
         lines.append(
             f"  {p['pair']}: {state}; {losses_text(lo)}; "
             f"metrics {'equal' if me['equal'] else 'differ'}; "

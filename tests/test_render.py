@@ -786,6 +786,16 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     counted["verification"]["pairs"][1]["losses"]["steps_differ"] = 2
     assert "| Runs A-K | final tensors 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in text_of(counted)
     assert "| First divergence | none: the runs agree at every compared point |" in ev
+    assert "| Device | cpu |" in ev  # evidence written before the threads and torch version were
+    scoped = verified_audit()
+    scoped["verification"] |= {"threads": 2, "torch": "2.9.0"}
+    assert "| Device | cpu, 2 threads, torch 2.9.0 |" in text_of(scoped)
+    unweighed = verified_audit()  # no last.pt in either run: nothing to call a difference over
+    unweighed["verification"]["pairs"][1] |= {"tensors_compared": 0, "max_abs_diff": 0.0}
+    unweighed["verification"]["pairs"][1]["losses"] = {"equal": True, "steps_a": 38, "steps_b": 38}
+    unweighed["verification"]["pairs"][1]["metrics"] = {"equal": True}
+    assert ("| Runs A-K | final tensors not compared (no last checkpoint); losses of all 38 steps equal; per-epoch "
+            "metrics equal |") in text_of(unweighed)  # fmt: skip
     assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
     assert "- both runs used 2 threads" in ev
     assert "not verified" not in ev

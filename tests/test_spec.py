@@ -375,6 +375,20 @@ def test_a_tolerance_criterion_needs_allow_tolerance_but_a_recorded_one_is_read(
     raw = resolved_dict(allowed)
     raw["verify"]["allow_tolerance"] = False  # a record written before the rule: still read
     assert validate_spec(raw, "audit.json", recorded=True).criteria["reproducible"] == "== tolerance"
+    # The other way round: verify would pass a tolerance verdict the criterion fails.
+    with pytest.raises(InvalidInput, match=r"criteria\.reproducible: '== bitwise' fails a tolerance verdict, which "
+                                           r"verify passes while verify\.allow_tolerance is true"):
+        load_spec("smoke", ["criteria.reproducible=== bitwise", "verify.allow_tolerance=true"])
+
+
+def test_a_verify_tolerance_of_one_or_more_is_refused_for_new_runs_only() -> None:
+    with pytest.raises(InvalidInput, match=r"verify\.tolerance: must be < 1, got 1e\+30: it bounds every compared "
+                                           r"difference, accuracies \(fractions\) included"):
+        load_spec("smoke", ["verify.tolerance=1e30"])
+    assert load_spec("smoke", ["verify.tolerance=0.5"]).verify.tolerance == 0.5
+    raw = resolved_dict(load_spec("smoke", []))
+    raw["verify"]["tolerance"] = 5.0
+    assert validate_spec(raw, "audit.json", recorded=True).verify.tolerance == 5.0
 
 
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:

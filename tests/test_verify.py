@@ -41,8 +41,10 @@ from auditor.verify import (
     first_divergence,
     make_plan,
     resume_position,
+    VerifyOutcome,
     settle_verdict,
     state_tensors,
+    summary,
 )
 
 # 356 synthetic images - 100 held out = 256 training images = 8 steps of 32 per epoch;
@@ -143,6 +145,9 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     assert crit["passed"] and crit["measured"] == "bitwise"
     assert "## Determinism evidence" in sheet and "**bitwise**" in sheet
     assert "BITWISE" in proc.stdout and "first divergence: none" in proc.stdout
+    assert ": BITWISE (pass) on cpu, 1 thread, torch " in proc.stdout  # OMP_NUM_THREADS=1 (_verify)
+    assert any(n.startswith(f"run K was killed from inside its process at the end of step {k}, once the checkpoints "
+                            "written so far were on disk") for n in block["notes"])  # fmt: skip
 
     after = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
     assert after == before  # the user's own run is never touched
@@ -244,6 +249,7 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     assert block["verdict"] == "incomplete" and block["passed"] is False  # no last.pt: weights uncompared
     assert all(p["losses"]["equal"] and p["tensors_compared"] == 0 for p in block["pairs"])
     assert "INCOMPLETE (FAIL)" in proc.stdout and "likely causes" not in proc.stdout
+    assert "final weights not compared;" in proc.stdout and "differ only in the final state" not in proc.stdout
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -495,6 +501,29 @@ def test_verdict_levels() -> None:
     within = VerifySpec(tolerance=1e-6, allow_tolerance=True)  # a pass for agreeing runs, not for uncompared ones
     assert settle_verdict([pair(True, 0.0), pair(False, 1e-7)], within, facts, None, [], diverged) == "incomplete"
     assert settle_verdict(pairs, VerifySpec(), facts, None, [], {"status": "completed"}) == "bitwise"
+    # Diverged at once, so never killed, and no last.pt: nothing differed, so no note may say the runs differ.
+    unweighed, notes = [pair(False, 0.0, tensors=0), pair(False, 0.0, tensors=0)], []
+    never = {"kill_signal": None, "resumed_from": None}
+    assert settle_verdict(unweighed, VerifySpec(), never, None, notes, {"status": "completed"}) == "unresumed"
+    assert notes[0].startswith("the runs agree (on every loss and metric; no final weights to compare), but run K "
+                               "did not continue from a checkpoint (it was not killed)")  # fmt: skip
+    assert not any("differ only in the final state" in n for n in notes), notes
+
+
+def test_the_summary_says_run_k_was_not_killed_and_what_the_runs_shared(tmp_path: Path) -> None:
+    same = {"equal": True, "max_abs_diff": 0, "first_divergence": None, "steps_a": 3, "steps_b": 3,
+            "nonfinite_a": 0, "nonfinite_b": 0}  # fmt: skip
+    pair = {"pair": "a-b", "equal": False, "max_abs_diff": 0.0, "losses": same, "metrics": same,
+            "tensors_compared": 0, "tensors_equal": 0}  # fmt: skip
+    block = {"verdict": "unresumed", "work_dir": str(tmp_path / "smoke"), "device": "cpu", "threads": 2,
+             "torch": "2.9.0", "kill_at_step": 4, "kill_signal": None, "resumed_from": None, "pairs": [pair],
+             "budget": {"total_steps": 8, "epochs": 2, "steps_per_epoch": 4, "steps": None,
+                        "checkpoint_every_steps": 1},
+             "first_divergence": None, "top_tensors": [], "nondeterminism_sources": [], "notes": []}  # fmt: skip
+    text = summary(VerifyOutcome(block, False, tmp_path))
+    assert text.splitlines()[0].endswith(": UNRESUMED (FAIL) on cpu, 2 threads, torch 2.9.0")
+    assert "  run K: not killed (it finished before step 4)" in text.splitlines()
+    assert "a-b: final weights not compared;" in text and "max |diff|" not in text
 
 
 # --- checkpoint faults (in-process, no training) ---------------------------------------------
