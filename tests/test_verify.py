@@ -32,6 +32,7 @@ from auditor.spec import VerifySpec, load_spec, resolved_dict, spec_hash
 from auditor.verify import (
     ENV_CORRUPT_NEWEST,
     ENV_NOISE_RUN,
+    VerifyOutcome,
     checkpoint_name,
     compare_losses,
     compare_metrics,
@@ -41,7 +42,6 @@ from auditor.verify import (
     first_divergence,
     make_plan,
     resume_position,
-    VerifyOutcome,
     settle_verdict,
     state_tensors,
     summary,
