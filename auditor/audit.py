@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -201,15 +202,17 @@ RESOLVED_YAML = "spec.resolved.yaml"  # the resolved spec as YAML, beside audit.
 
 def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     """A warning when RUN_DIR's spec.resolved.yaml does not hold the spec audit.json records (it
-    hashes otherwise, or cannot be read): the sheet and `check` go by audit.json, while the sheet's
-    first Reproduce command retrains from that file. None when it agrees or is not there."""
+    hashes otherwise, cannot be read, or is missing): the sheet and `check` go by audit.json, while
+    the sheet's first Reproduce command retrains from that file. None when it agrees."""
     import yaml
 
     from auditor.spec import hash_resolved, load_yaml
 
     path = run_dir / RESOLVED_YAML
     if not path.is_file():
-        return None
+        what = "is missing" if not os.path.lexists(path) else "is not a file"
+        return (f"{path} {what}: the sheet and check go by audit.json, but the sheet's first Reproduce command "
+                "retrains from that file")  # fmt: skip
     try:
         found = load_yaml(path.read_text(encoding="utf-8"))
         digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
@@ -261,8 +264,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
 
 
 def huge_number(record: Any) -> str | None:
-    """Where `record` holds an integer no field of a record can hold (a float would overflow
-    on it), as 'FIELD: an integer of N digits', or None."""
+    """Where `record` holds a number no field of a record can hold, as 'FIELD: an integer of N
+    digits' (a float would overflow on it) or 'FIELD: Infinity' (NaN, or a literal beyond the
+    float range: a run writes null for a value that is not a finite number), or None."""
     todo: list[tuple[str, Any]] = [("(top level)", record)]
     while todo:
         where, value = todo.pop()
@@ -270,8 +274,11 @@ def huge_number(record: Any) -> str | None:
             todo += [(k if where == "(top level)" else f"{where}.{k}", v) for k, v in value.items()]
         elif isinstance(value, list):
             todo += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
-        elif isinstance(value, int) and abs(value) >= 2**63:
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             return f"{where}: an integer of {len(str(abs(value)))} digits"
+        elif isinstance(value, float) and not math.isfinite(value):
+            shown = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+            return f"{where}: {shown} (a run writes null where a value is not a finite number)"
     return None
 
 

@@ -287,7 +287,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     audit = read_audit(args.run_dir)  # once: for the sheet and for the resolved-YAML check
     try:
         path = render_run(args.run_dir, audit)
-    except (TypeError, ValueError, AttributeError, IndexError) as exc:  # a wrongly shaped value, hand-edited
+    except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:  # a value edited by hand
         raise InvalidInput(
             f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
             f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "

@@ -15,7 +15,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,32 @@ def sha256_file(path: Path) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old or the new file."""
+    atomic_write_files({path: data})
+
+
+def atomic_write_files(files: Mapping[Path, bytes]) -> None:
+    """Write each file so that readers see either the old or the new one. Every new file is
+    written in full before any is put in place, in the order given, so one that cannot be
+    written (a read-only folder, a full disk) leaves them all as they were."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            staged.append((_written_beside(path, data), path))
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except IsADirectoryError as exc:  # the error would name the temp file, which is gone after this
+                raise IsADirectoryError(exc.errno, "a folder is where this file goes", str(path)) from None
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for folder in dict.fromkeys(path.parent for path in files):
+        _fsync_dir(folder)
+
+
+def _written_beside(path: Path, data: bytes) -> Path:
+    """`data` in a new temporary file beside `path`, on disk; the caller renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -42,14 +68,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        try:
-            os.replace(tmp, path)
-        except IsADirectoryError as exc:  # the error would name the temp file, which is gone after this
-            raise IsADirectoryError(exc.errno, "a folder is where this file goes", str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    return Path(tmp)
 
 
 def replace_durably(src: Path, dst: Path) -> None:

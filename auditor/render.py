@@ -40,7 +40,7 @@ from auditor.audit import (
 )
 from auditor.check import BROKEN, record_gate_status, stored_verdict_differs, verification_passed
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, why_not_writable
+from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
 from auditor.words import count, plural
 
@@ -71,11 +71,10 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
     try:
         figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
         text = render_text(audit, figures, notes)
-        # Written only once the text has rendered: a record the template cannot render leaves
-        # the earlier sheet and figures as they were, together.
-        for path, png in pngs.items():
-            atomic_write_bytes(path, png)
-        atomic_write_bytes(run_dir / SHEET, text.encode("utf-8"))
+        # Written only once the text has rendered, and all or none: a record the template cannot
+        # render, or a folder that cannot take the sheet, leaves the earlier sheet and figures as they
+        # were, together. The sheet goes in place first: only a rename could fail after it.
+        atomic_write_files({run_dir / SHEET: text.encode("utf-8"), **pngs})
     except OSError as exc:  # a read-only or full report folder, or a file where `figures/` goes
         why = why_not_writable(exc, run_dir / FIGURES_DIR)
         raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {why}") from None
@@ -448,7 +447,23 @@ def build_context(
     v["checklist"] = checklist(audit)
     v["generated_text"] = _generated_text(audit["environment"]["auditor"])
     v.update(_process_scope(audit["run"]))
+    v["fence"] = code_fence(audit)
     return {"audit": audit, "v": v}
+
+
+def code_fence(record: Any) -> str:
+    """A Markdown code fence longer than any run of backticks in `record`'s text (3 at least), so
+    that no value shown inside a code block (a command quoting a spec's text, a path) can close it."""
+    longest, todo = 0, [record]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            todo += value
+        elif isinstance(value, str) and "`" in value:
+            longest = max(longest, *(len(run) for run in re.findall(r"`+", value)))
+    return "`" * max(3, longest + 1)
 
 
 def _process_scope(run: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,22 @@ def test_a_record_with_an_integer_no_field_can_hold_is_refused_naming_the_field(
     assert read_audit(tmp_path)["metrics"]["latency_ms"] == 2**62
 
 
+@pytest.mark.parametrize(("literal", "shown"), [("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("NaN", "NaN"),
+                                                ("1e999", "Infinity")])  # fmt: skip
+def test_a_record_with_a_number_that_is_not_finite_is_refused_naming_the_field(
+    tmp_path: Path, literal: str, shown: str
+) -> None:
+    """A run writes null for such values; hand-edited in, they crashed the sheet's formatting
+    (a traceback, exit 1) or were shown as `inf`."""
+    text = (FIXTURES / "audit_golden.json").read_text()
+    record = json.loads(text)
+    record["run"]["wall_time_s"] = 12345.678  # a unique literal to replace
+    (tmp_path / "audit.json").write_text(json.dumps(record).replace("12345.678", literal))
+    with pytest.raises(InvalidInput, match=rf"audit\.json: not an audit record: run\.wall_time_s: {shown} \(a run "
+                                           r"writes null where a value is not a finite number\)"):
+        read_audit(tmp_path)
+
+
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:
     (tmp_path / "audit.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InvalidInput, match=r"audit\.json: unreadable audit record \(nested too deeply to read\)"):
@@ -61,8 +77,14 @@ def test_a_resolved_yaml_that_no_longer_holds_the_recorded_spec_is_warned_of(tmp
     from auditor.spec import resolved_yaml
 
     record = json.loads((FIXTURES / "audit_golden.json").read_text())
-    assert resolved_yaml_warning(tmp_path, record) is None  # not there: nothing to compare
     yaml_file = tmp_path / "spec.resolved.yaml"
+    # Gone, or a folder in its place: the sheet's first Reproduce command would fail.
+    assert resolved_yaml_warning(tmp_path, record) == (
+        f"{yaml_file} is missing: the sheet and check go by audit.json, but the sheet's first Reproduce command "
+        "retrains from that file")  # fmt: skip
+    yaml_file.mkdir()
+    assert (resolved_yaml_warning(tmp_path, record) or "").startswith(f"{yaml_file} is not a file: ")
+    yaml_file.rmdir()
     yaml_file.write_text(resolved_yaml(record["spec"]))
     assert resolved_yaml_warning(tmp_path, record) is None  # as the run wrote it
     yaml_file.write_text(yaml_file.read_text().replace("lr: 0.05", "lr: 0.5"))

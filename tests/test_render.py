@@ -33,7 +33,7 @@ import yaml
 import auditor
 from auditor import render
 from auditor.errors import InvalidInput
-from auditor.render import agg_figure, epoch_axis, render_run, render_text
+from auditor.render import agg_figure, code_fence, epoch_axis, render_run, render_text
 from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resource_dir, spec_hash, validate_spec
 from auditor.train import lr_factor
 
@@ -1014,18 +1014,37 @@ def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path) -
     audit = golden_audit()
     audit["measurements"]["test"]["confusion"][5] = [0]  # a row cut short
     assert main(["render", str(write_run_dir(tmp_path / "b", audit))]) == 2
+    audit = golden_audit()
+    audit["model"]["stem"] = "3x3 conv (16 ch), stride 0, no max-pool"  # a division by it: ZeroDivisionError
+    assert main(["render", str(write_run_dir(tmp_path / "c", audit))]) == 2
 
 
-def test_a_read_only_report_folder_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """As on a read-only mount (chmod would not stop root): the write fails with EROFS."""
+@pytest.mark.parametrize("read_only", [".", "figures"])
+def test_a_folder_that_cannot_be_written_changes_neither_sheet_nor_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only: str
+) -> None:
+    """As on a read-only mount (chmod would not stop root), the report folder or its figures/ on
+    another mount: the write fails with EROFS, and the earlier sheet and figures stay, together."""
+    from auditor import fileio
+
     run_dir = write_run_dir(tmp_path, golden_audit())
+    render_run(run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "audit.json"}
+    audit = golden_audit()
+    audit["training"]["history"][0]["train_loss"] += 0.5  # another figure and another sheet
+    (run_dir / "audit.json").write_text(json.dumps(audit))
+    real = fileio.tempfile.mkstemp
 
-    def read_only(path: Path, data: bytes) -> None:
-        raise OSError(30, "Read-only file system")
+    def mkstemp(*args: Any, dir: str | None = None, **kwargs: Any) -> tuple[int, str]:
+        if dir is not None and Path(dir) == (run_dir / read_only).resolve(strict=False).absolute():
+            raise OSError(30, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(render, "atomic_write_bytes", read_only)
-    with pytest.raises(InvalidInput, match="cannot write the sheet or its figures: Read-only file system"):
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", mkstemp)
+    with pytest.raises(InvalidInput, match="cannot write the sheet or its figures: .*Read-only file system"):
         render_run(run_dir)
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "audit.json"}
+    assert after == before
 
 
 def test_a_file_where_the_figures_go_is_named(tmp_path: Path) -> None:
@@ -1235,3 +1254,21 @@ def test_steps_per_epoch_says_a_short_last_batch_and_a_tied_best_says_which_is_k
     other["val_acc"] = best
     tied = sorted([other["epoch"], audit["training"]["best_epoch"]])
     assert f"selected on the **val** split (epochs {tied[0]}, {tied[1]} tie at it: the earliest is kept)" in text_of(audit)
+
+
+def test_text_from_the_run_cannot_close_the_reproduce_code_block_or_break_a_table() -> None:
+    """A spec description quoted in the recorded command, and class names read from the data's
+    batches.meta, are the run's input: shown verbatim, they must stay inside their block or cell."""
+    audit = golden_audit()
+    forged = "x\n```\n\n## Criteria\n\n- [x] **Reproducibility verified by re-running**: forged\n\n```sh\necho"
+    audit["spec"]["description"] = forged
+    audit["environment"]["command"] = f"auditor run smoke --set 'description={forged}'"
+    audit["data"]["classes"] = ["air|plane", "auto\nmobile", *audit["data"]["classes"][2:]]
+    text = text_of(rehash(audit))
+    start = text.index("\n````sh\n", text.index("\n## Reproduce\n"))  # longer than the ``` inside
+    end = text.index("\n````\n", start)
+    forged_at = text.index("\n## Criteria\n")
+    assert start < forged_at < end and "\n## Criteria\n" in text[end:]  # the forged one is in the block
+    (row,) = [ln for ln in section(text, "Data").splitlines() if ln.startswith("| Classes |")]
+    assert row.startswith("| Classes | air\\|plane, auto mobile, ") and row.replace("\\|", "").count("|") == 3
+    assert code_fence({"a": ["``x``", {"`": "y"}]}) == "```" and code_fence({"k": "a ````` b"}) == "``````"

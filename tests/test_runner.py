@@ -797,14 +797,14 @@ def test_a_sheet_that_cannot_be_written_keeps_the_training_and_says_how_to_go_on
     from auditor import render
 
     spec = load_spec("smoke", TINY_SETS)
-    real = render.atomic_write_bytes
+    real = render.atomic_write_files
 
-    def full_disk(path: Path, data: bytes) -> None:
-        if path.name == "REPRODUCIBILITY.md":
-            raise OSError(28, "No space left on device", str(path))
-        real(path, data)
+    def full_disk(files: dict[Path, bytes]) -> None:
+        if sheet := next((p for p in files if p.name == "REPRODUCIBILITY.md"), None):
+            raise OSError(28, "No space left on device", str(sheet))
+        real(files)
 
-    monkeypatch.setattr(render, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(render, "atomic_write_files", full_disk)
     with pytest.raises(InvalidInput, match="No space left on device; its training is kept: make room, then run the same "
                                            "command with --resume"):  # fmt: skip
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
