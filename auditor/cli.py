@@ -177,6 +177,7 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help=ckpt_help)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed warm-up iterations (default: the spec's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -409,7 +410,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
     """`auditor measure`: a checkpoint's parameters, sizes and latency (its spec's batch size, 1 by default)."""
     from auditor.inspect import measure_checkpoint
 
-    report = measure_checkpoint(args.checkpoint, args.device, args.iters)
+    report = measure_checkpoint(args.checkpoint, args.device, args.iters, args.warmup)
+    for note in report["notes"]:
+        print(f"auditor measure: note: {note}", file=sys.stderr)
     print(_json(report) if args.json else _table(report))
     return EXIT_OK
 
@@ -508,11 +511,16 @@ def _json(report: dict) -> str:
 
 
 def _table(report: dict) -> str:
+    """A report as aligned `key value` lines; a mapping's or a non-empty list's items one a line
+    (a note may hold '; ' itself)."""
     lines = []
     for key, value in report.items():
         if isinstance(value, dict):
             lines.append(f"{key}:")
             lines += [f"  {k:<22} {_fmt(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value:
+            lines.append(f"{key}:")
+            lines += [f"  - {item}" for item in value]
         else:
             lines.append(f"{key:<24} {_fmt(value)}")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ so nothing but the checkpoint (and, for accuracy, a copy of the data) is needed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -55,17 +56,23 @@ def model_from_checkpoint(path: Path) -> Loaded:
     except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
         raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {_misfit(state['model'], exc)}") from None
     recorded = state.get("spec_hash")  # as written, not recomputed under today's defaults
-    recorded = recorded if isinstance(recorded, str) else None
-    test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
     warnings = []
+    if recorded is not None and _sha256_text(recorded) is None:  # printed: it must not carry lines of its own
+        warnings.append("the spec_hash recorded with it is not a sha256 (64 hex digits): ignored")
+    recorded = _sha256_text(recorded)
+    test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
     if recorded is not None and hash_resolved(state["spec"]) != recorded:
         warnings.append(f"its embedded spec does not hash to the spec_hash recorded with it ({recorded[:12]}): "
                         "the spec or the hash was changed after the run, so the run, model and hash printed "
                         "here may not belong together")  # fmt: skip
-    text = lambda v: v if isinstance(v, str) else None
     classes = state.get("classes")
     classes = classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
-    return Loaded(spec, model, recorded, text(test), text(scored), integrity, warnings, classes)
+    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes)
+
+
+def _sha256_text(value: Any) -> str | None:
+    """`value` where it is a sha256 as a run writes one (64 lower-case hex digits), else None."""
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
 
 
 def _checkpoint_file(path: Path) -> Path:
@@ -201,23 +208,26 @@ def broken_warnings(model: nn.Module) -> list[str]:
     return [f"{count(len(bad), 'weight tensor')} {verb} non-finite values (e.g. {bad[0]}): the model is broken"] if bad else []
 
 
-def _latency_spec(latency: Latency, iters: int | None) -> Latency:
-    """The checkpoint's latency settings with `--iters` applied and validated as the spec field is."""
-    if iters is None:
-        return latency
-    try:
-        return Latency.model_validate({**latency.model_dump(), "iters": iters})
-    except ValidationError as err:
-        why = err.errors()[0]["msg"].lower()
-        raise InvalidInput(f"--iters: {why} (as the spec's measure.latency.iters), got {iters}") from None
+def _latency_spec(latency: Latency, iters: int | None, warmup: int | None = None) -> Latency:
+    """The checkpoint's latency settings with `--iters` and `--warmup` applied, each validated as
+    the spec field is."""
+    for option, field, value in (("--iters", "iters", iters), ("--warmup", "warmup", warmup)):
+        if value is None:
+            continue
+        try:
+            latency = Latency.model_validate({**latency.model_dump(), field: value})
+        except ValidationError as err:
+            why = err.errors()[0]["msg"].lower()
+            raise InvalidInput(f"{option}: {why} (as the spec's measure.latency.{field}), got {value}") from None
+    return latency
 
 
-def measure_checkpoint(path: Path, device_name: str, iters: int | None) -> dict[str, Any]:
+def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: int | None = None) -> dict[str, Any]:
     """Parameters, sizes and FP32 latency (at its spec's measure.latency.batch_size) of a checkpoint's model."""
     loaded = model_from_checkpoint(path)
     spec, model = loaded.spec, loaded.model
     device = _device(device_name)
-    lat_spec = _latency_spec(spec.measure.latency, iters)
+    lat_spec = _latency_spec(spec.measure.latency, iters, warmup)
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)

@@ -276,8 +276,10 @@ class Latency(_Section):
     """Batch-1 latency measurement: untimed warm-up, then individually timed iterations."""
 
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 1  # images a timed forward; 4096 x 12 KB in fp32
-    warmup: Annotated[int, Field(ge=0)] = 20  # untimed iterations
-    iters: Annotated[int, Field(ge=5)] = 200  # timed iterations (median and p95 are reported)
+    # Bounded so that a slip (an exponent too many) is refused rather than time for days:
+    # 10^6 iterations of a 10 ms CPU forward already take 3 hours.
+    warmup: Annotated[int, Field(ge=0, le=100_000)] = 20  # untimed iterations
+    iters: Annotated[int, Field(ge=5, le=1_000_000)] = 200  # timed iterations (median and p95 are reported)
 
 
 class MeasureSpec(_Section):

@@ -511,6 +511,14 @@ def test_measure_checkpoint(smoke_run: Path) -> None:
     assert report["params_total"] == 75_290 and report["latency"]["iters"] == 5
     assert report["spec_hash"] == checkpoint.load(smoke_run / "checkpoints/smoke/best.pt")["spec_hash"]
     assert report["checkpoint_mb"] == pytest.approx((smoke_run / "checkpoints/smoke/best.pt").stat().st_size / 1e6)
+    table = run_cli("measure", str(smoke_run / "checkpoints/smoke/best.pt"), "--device", "cpu", "--iters", "5",
+                    "--warmup", "0")  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert "  warmup                 0" in lines and "  iters                  5" in lines
+    notes = [ln for ln in table.stderr.splitlines() if ln.startswith("auditor measure: note: ")]
+    if notes:  # one a line, on stderr as evaluate's warnings are, and one a line in the table
+        assert lines[lines.index("notes:") + 1].startswith("  - ")
 
 
 def test_bad_checkpoint_is_invalid_input(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def test_non_finite_weights_are_warned_about(tmp_path: Path, spec: Spec) -> None
     assert any("non-finite values" in w for w in auditor_inspect.evaluation_warnings(spec_, model))
 
 
-@pytest.mark.parametrize(("iters", "ok"), [(None, True), (7, True), (0, False), (-1, False)])
+@pytest.mark.parametrize(("iters", "ok"), [(None, True), (7, True), (0, False), (-1, False), (2**63, False)])
 def test_iters_is_validated_as_the_spec_field(spec: Spec, iters: int | None, ok: bool) -> None:
     if ok:
         got = auditor_inspect._latency_spec(spec.measure.latency, iters)
@@ -214,6 +214,23 @@ def test_iters_is_validated_as_the_spec_field(spec: Spec, iters: int | None, ok:
     else:
         with pytest.raises(InvalidInput, match=rf"--iters: .* \(as the spec's measure.latency.iters\), got {iters}"):
             auditor_inspect._latency_spec(spec.measure.latency, iters)
+
+
+def test_warmup_is_validated_as_the_spec_field_and_a_slip_of_exponent_is_refused(spec: Spec) -> None:
+    assert auditor_inspect._latency_spec(spec.measure.latency, None, 0).warmup == 0
+    with pytest.raises(InvalidInput, match=r"--warmup: input should be less than or equal to 100000 \(as the spec's "
+                                           r"measure\.latency\.warmup\), got 1000000000000"):
+        auditor_inspect._latency_spec(spec.measure.latency, None, 10**12)
+    with pytest.raises(InvalidInput, match=r"measure\.latency\.iters: input should be less than or equal to 1000000, got 1000000000000"):
+        load_spec("smoke", ["measure.latency.iters=1000000000000"])  # it had trained, then timed for ever
+
+
+def test_a_recorded_hash_that_is_not_a_sha256_is_not_printed(tmp_path: Path, spec: Spec) -> None:
+    """Printed in `measure`'s and `evaluate`'s tables, a crafted one could forge lines there."""
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"spec_hash": "ok\nintegrity  forged", "test_fingerprint": 7})
+    loaded = auditor_inspect.model_from_checkpoint(path)
+    assert loaded.spec_hash is None and loaded.test_fingerprint is None
+    assert loaded.warnings == ["the spec_hash recorded with it is not a sha256 (64 hex digits): ignored"]
 
 
 def test_measure_checkpoint_reports_the_recorded_hash_sizes_and_a_latency(tmp_path: Path, spec: Spec) -> None:
