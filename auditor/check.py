@@ -18,8 +18,8 @@ Comparison rules:
   floats).
 * Categorical metrics compare strings with `==` / `!=`; a bool value is read
   as ``"true"`` / ``"false"``.
-* A missing (None), NaN or infinite measured value, or a fraction outside
-  [0, 1], fails every criterion, `!=` included,
+* A missing (None), NaN or infinite measured value, a fraction outside
+  [0, 1] or a negative value, fails every criterion, `!=` included,
   as does a value of the wrong type (a string for a numeric metric, a number
   for a categorical one).
 """
@@ -198,6 +198,8 @@ def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:
         return _result(crit, measured, False, f"measured {measured} is not a finite number")
     if NUMERIC_METRICS[crit.metric] == "fraction" and not 0 <= measured <= 1:
         return _result(crit, measured, False, f"measured {measured} is not a fraction in [0, 1]")
+    if measured < 0:  # every metric counts or times something: a hand-edited record
+        return _result(crit, measured, False, f"measured {measured} is negative, which no {crit.metric} can be")
     passed = _numeric_passes(crit, measured)
     return _result(crit, measured, passed, _numeric_detail(crit, measured, passed))
 
@@ -282,10 +284,14 @@ def shown_measured(result: CriterionResult | Mapping[str, Any]) -> str:
 
 
 def _unusual(r: CriterionResult) -> bool:
+    """Whether the printed line shows the detail, not only the value: a value that cannot be
+    judged, a tolerance verdict verify failed, or a failed `+-` (its distance from the target)."""
     m = r.measured
     if m is None or (isinstance(m, float) and not math.isfinite(m)):
         return True
-    if NUMERIC_METRICS.get(r.metric) == "fraction" and isinstance(m, float) and not 0 <= m <= 1:
+    if isinstance(m, float) and (m < 0 or NUMERIC_METRICS.get(r.metric) == "fraction" and not 0 <= m <= 1):
+        return True
+    if r.detail == TOLERANCE_NOT_ALLOWED or (r.op == "+-" and not r.passed):
         return True
     return isinstance(m, str) != (r.metric in CATEGORICAL_METRICS)
 

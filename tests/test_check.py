@@ -199,6 +199,7 @@ def test_a_tolerance_verdict_meets_no_criterion_where_the_spec_does_not_allow_to
     result = check_one("reproducible", "== tolerance", "tolerance", allow_tolerance=False)
     assert not result.passed and result.measured == "tolerance"
     assert "verify.allow_tolerance is false, so verify failed that verdict" in result.detail
+    assert render_lines([result])[0].endswith(f"({result.detail})")  # not just "(measured tolerance)"
     assert check_one("reproducible", "== tolerance", "bitwise", allow_tolerance=False).passed
 
 
@@ -207,6 +208,11 @@ def test_check_reads_allow_tolerance_from_the_record() -> None:
     assert not judge({"reproducible": "== tolerance"}, audit)[0].passed
     audit["spec"]["verify"]["allow_tolerance"] = True
     assert judge({"reproducible": "== tolerance"}, audit)[0].passed
+
+
+def test_a_failed_tolerance_criterion_prints_how_far_off_it_was() -> None:
+    line = render_lines([check_one("test_acc", "0.9 +- 0.01", 0.5)])[0]
+    assert line == "FAIL  test_acc 0.9 +- 0.01  (|0.5000 - 0.9| = 0.4 > 0.01)"
 
 
 def test_evaluate_keeps_order_and_overall() -> None:
@@ -649,6 +655,7 @@ def test_a_criteria_file_that_is_not_text_is_rejected(tmp_path: Path) -> None:
         ("best_val_acc", math.inf, "measured inf is not a finite number"),
         ("latency_ms", -math.inf, "measured -inf is not a finite number"),
         ("test_acc", 1.5, "measured 1.5 is not a fraction in [0, 1]"),
+        ("latency_ms", -1.0, "measured -1.0 is negative, which no latency_ms can be"),
     ],
 )
 def test_impossible_measurements_fail_and_say_why(metric: str, value: float, detail: str) -> None:
