@@ -234,7 +234,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read forever
         raise InvalidInput(f"{path}: not a regular file (a device, pipe or socket)")
     try:
-        audit = json.loads(path.read_text())
+        audit = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         if not run_dir.exists():
             raise InvalidInput(f"{run_dir}: no such folder") from None
@@ -245,12 +245,14 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
+    except ValueError as exc:  # _unique_keys
+        raise InvalidInput(f"{path}: not an audit record: {exc}") from None
     if (huge := huge_number(audit)) is not None:
         raise InvalidInput(f"{path}: not an audit record: {huge}")
     if not isinstance(audit, dict):
         raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
     version = audit.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # not `true` or 1.0, which equal 1
         raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
     missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
     missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
@@ -261,6 +263,16 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         said = ", ".join(f"{k}.status {v!r}" for k, v in statuses.items())
         raise InvalidInput(f"{path}: its statuses disagree ({said}): the record was edited after the run")
     return audit
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members; a key twice (a hand edit: a run writes each once, and JSON readers
+    disagree on which to keep) is a ValueError naming it."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if any(k == other for other, _ in pairs[:i]))
+        raise ValueError(f"the key {twice!r} twice in one object")
+    return record
 
 
 def huge_number(record: Any) -> str | None:

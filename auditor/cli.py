@@ -282,7 +282,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
-    from auditor.audit import read_audit, resolved_yaml_warning
+    from auditor.audit import read_audit, resolved_yaml_warning, spec_hash_matches
     from auditor.render import render_run
 
     audit = read_audit(args.run_dir)  # once: for the sheet and for the resolved-YAML check
@@ -294,6 +294,9 @@ def cmd_render(args: argparse.Namespace) -> int:
             f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "
             "auditor's renderer: please report it with the file"
         ) from None
+    if not spec_hash_matches(audit):  # check refuses such a record; the sheet unticks its box
+        print(f"auditor render: warning: {args.run_dir / 'audit.json'}: its resolved spec does not match its "
+              "spec_hash: the record was edited after the run", file=sys.stderr)  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         print(f"auditor render: warning: {warning}", file=sys.stderr)
     print(f"wrote {path}")

@@ -53,6 +53,18 @@ def test_a_record_with_a_number_that_is_not_finite_is_refused_naming_the_field(
         read_audit(tmp_path)
 
 
+def test_a_record_with_a_key_twice_or_a_version_that_only_equals_1_is_refused(tmp_path: Path) -> None:
+    text = (FIXTURES / "audit_golden.json").read_text()
+    (tmp_path / "audit.json").write_text(text.replace('"verdict": ', '"verdict": "PASS", "verdict": ', 1))
+    with pytest.raises(InvalidInput, match=r"audit\.json: not an audit record: the key 'verdict' twice in one object"):
+        read_audit(tmp_path)
+    for version in ("true", "1.0"):
+        record = json.loads(text)
+        (tmp_path / "audit.json").write_text(json.dumps(record).replace('"schema_version": 1', f'"schema_version": {version}'))
+        with pytest.raises(InvalidInput, match=f"unsupported audit schema_version {version.title() if version == 'true' else version}"):
+            read_audit(tmp_path)
+
+
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:
     (tmp_path / "audit.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InvalidInput, match=r"audit\.json: unreadable audit record \(nested too deeply to read\)"):

@@ -1272,3 +1272,15 @@ def test_text_from_the_run_cannot_close_the_reproduce_code_block_or_break_a_tabl
     (row,) = [ln for ln in section(text, "Data").splitlines() if ln.startswith("| Classes |")]
     assert row.startswith("| Classes | air\\|plane, auto mobile, ") and row.replace("\\|", "").count("|") == 3
     assert code_fence({"a": ["``x``", {"`": "y"}]}) == "```" and code_fence({"k": "a ````` b"}) == "``````"
+
+
+def test_render_warns_of_a_record_edited_after_the_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """check refuses such a record; render draws its sheet (spec-hash box unticked) and says why."""
+    from auditor.cli import main
+
+    audit = golden_audit()
+    audit["spec"]["criteria"]["test_acc"] = ">= 0.01"  # loosened by hand, spec_hash left as it was
+    run_dir = write_run_dir(tmp_path, audit)
+    assert main(["render", str(run_dir)]) == 0
+    assert (f"auditor render: warning: {run_dir / 'audit.json'}: its resolved spec does not match its spec_hash: "
+            "the record was edited after the run") in capsys.readouterr().err
