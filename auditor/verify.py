@@ -300,6 +300,17 @@ def _child_env(faults: Faults, run_id: str, extra: dict[str, str] | None = None)
     return env
 
 
+# torch.compile's kernel and graph cache of one run, inside its output root: each run compiles
+# afresh rather than reuse run A's kernels (run K's resumed process reuses run K's, as a resume on
+# the same machine would); removed once the runs are compared.
+COMPILE_CACHE = ".inductor-cache"
+
+
+def compile_cache(plan: Plan, run_id: str) -> Path:
+    """Where run `run_id`'s torch.compile caches go."""
+    return plan.workdir / run_id / COMPILE_CACHE
+
+
 def _start(
     plan: Plan, spec_file: Path, run_id: str, role: str, log: Log, *, resume: bool = False,
     extra_env: dict[str, str] | None = None,
@@ -309,7 +320,8 @@ def _start(
     log_path = plan.workdir / "logs" / f"{run_id}-{role}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log(f"verify: run {run_id} ({role}) ...")
-    own = {ENV_OUTPUT_ROOT: str(plan.workdir.parent.parent)}  # verify's --out: its runs' git state leaves it out
+    own = {ENV_OUTPUT_ROOT: str(plan.workdir.parent.parent),  # verify's --out: its runs' git state leaves it out
+           "TORCHINDUCTOR_CACHE_DIR": str(compile_cache(plan, run_id))}  # fmt: skip
     t0 = time.perf_counter()
     with log_path.open("wb") as f:
         f.write(("$ " + " ".join(cmd) + "\n").encode())
@@ -780,6 +792,11 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     rec_b = _start(plan, spec_file, "b", "twin", log)
     _finished(plan, rec_b)
     recs_k, _, facts = run_killed(plan, spec_file, log)
+    for run_id in ("a", "b", "k"):
+        shutil.rmtree(compile_cache(plan, run_id), ignore_errors=True)
+    if plan.spec.train.compile != "off":
+        notes.append("each run compiled its model afresh, with a torch.compile cache of its own (run K's resumed "
+                     "process reused run K's, as a resume on the same machine would)")  # fmt: skip
     pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
     block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, [*notes, *facts["notes"]])
     report_a = run_paths(plan.workdir / "a", plan.spec.name).reports

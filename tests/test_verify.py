@@ -355,6 +355,23 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
     assert not any("checkpoint_every_steps" in n for n in steps.notes)  # the spec's own cadence is kept
 
 
+def test_each_run_compiles_with_a_cache_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run B and K must not reuse run A's compiled kernels: each run's torch.compile cache is its own."""
+    plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
+    envs: list[dict[str, str]] = []
+
+    def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        envs.append(kwargs["env"])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(verify_mod.subprocess, "run", fake_run)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "users-cache"))
+    for run_id in ("a", "b", "k"):
+        verify_mod._start(plan, tmp_path / "spec.yaml", run_id, "reference", lambda m: None)
+    assert [e["TORCHINDUCTOR_CACHE_DIR"] for e in envs] == [
+        str(plan.workdir / run_id / ".inductor-cache") for run_id in ("a", "b", "k")]
+
+
 def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Path) -> None:
     plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
     assert any("set it to 2 (a checkpoint every 2 of the 8 steps of an epoch, a quarter)" in n for n in plan.notes)
