@@ -393,9 +393,9 @@ def write_junit(
     write_junit_text(path, junit_xml(results, suite_name, status, spec_hash, require_criteria, notes))
 
 
-def write_junit_text(path: Path, text: str) -> None:
-    """Write a JUnit document to `path` atomically where `--junit` may (`_not_replaceable`);
-    InvalidInput if it cannot."""
+def check_junit_target(path: Path) -> None:
+    """InvalidInput when `--junit` may not write `path` (`_not_replaceable`) or its folder is not
+    there: found before a verdict is printed, so that no PASS is shown beside an exit 2."""
     path = Path(path)
     directory = path.parent
     if path.is_dir():
@@ -406,6 +406,12 @@ def write_junit_text(path: Path, text: str) -> None:
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
     if (refused := _not_replaceable(path)) is not None:
         raise InvalidInput(f"{path}: cannot write JUnit report: {refused}; give another file name")
+
+
+def write_junit_text(path: Path, text: str) -> None:
+    """Write a JUnit document to `path` atomically where `--junit` may (`check_junit_target`);
+    InvalidInput if it cannot."""
+    check_junit_target(path)
     try:
         atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
@@ -483,9 +489,19 @@ def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> lis
             changes.append(f"{metric} {after} added")
         elif after is None:
             changes.append(f"{metric} {before} removed")
-        elif str(before).strip() != str(after).strip():
+        elif not _same_criterion(metric, before, after):
             changes.append(f"{metric} {str(before).strip()} -> {str(after).strip()}")
     return changes
+
+
+def _same_criterion(metric: str, a: Any, b: Any) -> bool:
+    """Whether two expressions judge alike (`>= 0.5` and `>=0.5`); text that does not parse (a
+    recorded criterion today's rules refuse) is compared as text."""
+    try:
+        x, y = parse_criterion(metric, a), parse_criterion(metric, b)
+    except ValueError:
+        return str(a).strip() == str(b).strip()
+    return (x.op, x.threshold, x.tolerance) == (y.op, y.threshold, y.tolerance)
 
 
 def _read_criteria_file(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Exit codes for every subcommand: 0 success, 1 a check failed, 2 invalid input; 1
 from __future__ import annotations
 
 import argparse
+import codecs
 import errno
 import importlib
 import io
@@ -343,52 +344,34 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from auditor.audit import STAGING, read_audit, resolved_yaml_warning, spec_hash_matches
+    """The judging behind `cmd_check`: the record read and checked, its criteria (as changed by
+    --criteria and --set) judged, printed, and written as JUnit."""
+    from auditor.audit import read_audit
     from auditor.check import (
         BROKEN,
         DIVERGED,
-        criteria_changes,
+        check_junit_target,
         judge,
         load_criteria,
         record_gate_status,
         render_lines,
-        stored_verdict_differs,
         verdict,
         write_junit,
     )
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
-    if not spec_hash_matches(audit):
-        raise InvalidInput(
-            f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
-            "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
-        )
-    try:
-        differs = stored_verdict_differs(audit)
-    except ValueError:  # judged below, with the reason
-        differs = None
-    if differs:
-        print(f"auditor check: warning: {source}: the stored verdict does not agree with the record's metrics judged "
-              f"again ({differs}): the record was changed after the run, or written by another version; this check "
-              "gates on the metrics as recorded", file=sys.stderr)  # fmt: skip
-    if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
-        print(f"auditor check: warning: {warning}", file=sys.stderr)
-    if (staging := Path(f"{args.run_dir}{STAGING}")).is_dir():
-        print(f"auditor check: warning: {staging} exists: a later run of this name started and has not finished "
-              f"(interrupted, or running now); this check judges the finished run in {args.run_dir}, finished "
-              f"{audit['run'].get('finished_utc', 'at a time not recorded')}", file=sys.stderr)  # fmt: skip
+    _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source)
     results = judge(criteria, audit)
     status = record_gate_status(audit)
     required = args.require_criteria
-    changed = criteria_changes(own, criteria)
-    if changed:
-        by = " and ".join(flag for flag, given in (("--criteria", args.criteria), ("--set", args.sets)) if given)
-        changed = [f"criteria changed from the run's own by {by}: {'; '.join(changed)}"]
+    changed = _changed_criteria(own, criteria, args)
     none = [] if results or required else [
         "no criteria defined" + (": nothing to check" if status not in (DIVERGED, BROKEN) else "")]
+    if args.junit:  # bad input there is said before any verdict is printed
+        check_junit_target(args.junit)
     # Printed before the JUnit report is written: output that cannot be written is an error
     # (exit 2), and the report then says so rather than give a verdict the exit code does not.
     _print_out([*changed, *none, *render_lines(results, status, required)])
@@ -396,6 +379,50 @@ def _check(args: argparse.Namespace) -> int:
         spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
         write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash, required, changed)
     return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
+
+
+def _check_warnings(run_dir: Path, audit: dict) -> None:
+    """Refuse a record edited after the run; warn of a stored verdict its metrics no longer give,
+    of a spec.resolved.yaml that no longer holds its spec, and of a later unfinished run of the name."""
+    from auditor.audit import STAGING, resolved_yaml_warning, spec_hash_matches
+    from auditor.check import stored_verdict_differs
+
+    source = run_dir / "audit.json"
+    if not spec_hash_matches(audit):
+        raise InvalidInput(
+            f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
+            "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
+        )
+    try:
+        differs = stored_verdict_differs(audit)
+    except ValueError:  # judged afterwards, with the reason
+        differs = None
+    if differs:
+        _warn("check", f"{source}: the stored verdict does not agree with the record's metrics judged again "
+                       f"({differs}): the record was changed after the run, or written by another version; this "
+                       "check gates on the metrics as recorded")  # fmt: skip
+    if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
+        _warn("check", warning)
+    folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
+    if (staging := folder.with_name(folder.name + STAGING)).is_dir():
+        _warn("check", f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
+                       f"running now); this check judges the finished run in {run_dir}, finished "
+                       f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip
+
+
+def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> list[str]:
+    """The line saying which of the run's own criteria --criteria and --set changed, or none."""
+    from auditor.check import criteria_changes
+
+    changes = criteria_changes(own, criteria)
+    if not changes:
+        return []
+    by = " and ".join(flag for flag, given in (("--criteria", args.criteria), ("--set", args.sets)) if given)
+    return [f"criteria changed from the run's own by {by}: {'; '.join(changes)}"]
+
+
+def _warn(command: str, message: str) -> None:
+    print(f"auditor {command}: warning: {message}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -584,10 +611,27 @@ _UNSET = object()  # no handler was installed
 
 
 def _names_printable() -> None:
-    """Let stdout write what it cannot encode as escapes (stderr does so already): a path whose
-    bytes are not UTF-8 reaches Python as lone surrogates, and printing one must not crash a command."""
+    """Let stdout write what it cannot encode (stderr escapes it already): a path whose bytes are not
+    UTF-8 reaches Python as lone surrogates, and printing one must not crash a command. Such a path
+    is written as its own bytes (so that it can be pasted back), any other lone surrogate escaped."""
+    codecs.register_error(NAMES_PRINTABLE, _own_bytes_or_escaped)
     if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="backslashreplace")
+        sys.stdout.reconfigure(errors=NAMES_PRINTABLE)
+
+
+NAMES_PRINTABLE = "auditor.names"
+
+
+def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """An encoding error handler: surrogateescape's bytes where it has them, else `\\udXXX`."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    if all(0xDC80 <= ord(c) <= 0xDCFF for c in bad):
+        return bytes(ord(c) - 0xDC00 for c in bad), exc.end
+    return bad.encode("ascii", "backslashreplace").decode("ascii"), exc.end
+
+
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that import torch first thing
 
 

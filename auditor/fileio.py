@@ -10,6 +10,7 @@ torch: a CI gate should not pay for an import it does not use (1.3-1.4 s and
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -42,6 +43,9 @@ def atomic_write_files(files: Mapping[Path, bytes]) -> None:
     try:
         for path, data in files.items():
             staged.append((_written_beside(path, data), path))
+        for _, path in staged:  # what would stop a rename, found before any is made
+            if path.is_dir() and not path.is_symlink():
+                raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", str(path))
         for tmp, path in staged:
             try:
                 os.replace(tmp, path)

@@ -56,9 +56,9 @@ def model_from_checkpoint(path: Path) -> Loaded:
     except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
         raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {_misfit(state['model'], exc)}") from None
     recorded = state.get("spec_hash")  # as written, not recomputed under today's defaults
-    warnings = []
-    if recorded is not None and _sha256_text(recorded) is None:  # printed: it must not carry lines of its own
-        warnings.append("the spec_hash recorded with it is not a sha256 (64 hex digits): ignored")
+    warnings = [f"the {key} recorded with it is not a sha256 (64 hex digits): ignored"
+                for key in ("spec_hash", "test_fingerprint", "scored_test_fingerprint")
+                if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
     recorded = _sha256_text(recorded)
     test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
     if recorded is not None and hash_resolved(state["spec"]) != recorded:
@@ -217,8 +217,9 @@ def _latency_spec(latency: Latency, iters: int | None, warmup: int | None = None
         try:
             latency = Latency.model_validate({**latency.model_dump(), field: value})
         except ValidationError as err:
-            why = err.errors()[0]["msg"].lower()
-            raise InvalidInput(f"{option}: {why} (as the spec's measure.latency.{field}), got {value}") from None
+            why = err.errors()[0]["msg"].removeprefix("Value error, ")
+            why = why[0].lower() + why[1:] + ("" if ", got " in why else f", got {value}")
+            raise InvalidInput(f"{option}: {why} (as the spec's measure.latency.{field})") from None
     return latency
 
 

@@ -200,6 +200,7 @@ def _seed_from_finished(paths: RunPaths) -> None:
 
 
 def _nothing_to_resume(paths: RunPaths) -> str:
+    """The refusal of a --resume that finds no run to continue."""
     return f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
 
 

@@ -272,14 +272,25 @@ class TrainSpec(_Section):
         return self
 
 
+MAX_WARMUP, MAX_ITERS = 100_000, 1_000_000  # measure.latency bounds for a new spec
+
+
 class Latency(_Section):
     """Batch-1 latency measurement: untimed warm-up, then individually timed iterations."""
 
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 1  # images a timed forward; 4096 x 12 KB in fp32
-    # Bounded so that a slip (an exponent too many) is refused rather than time for days:
-    # 10^6 iterations of a 10 ms CPU forward already take 3 hours.
-    warmup: Annotated[int, Field(ge=0, le=100_000)] = 20  # untimed iterations
-    iters: Annotated[int, Field(ge=5, le=1_000_000)] = 200  # timed iterations (median and p95 are reported)
+    warmup: Annotated[int, Field(ge=0)] = 20  # untimed iterations (at most MAX_WARMUP in a new spec)
+    iters: Annotated[int, Field(ge=5)] = 200  # timed iterations, median and p95 reported (at most MAX_ITERS)
+
+    @field_validator("warmup", "iters")
+    @classmethod
+    def _not_for_days(cls, v: int, info: ValidationInfo) -> int:
+        """Refuse a slip (an exponent too many) that would time for days, in a new spec only: an
+        older checkpoint whose spec asked for more still loads (evaluate times nothing)."""
+        most = MAX_WARMUP if info.field_name == "warmup" else MAX_ITERS
+        if v > most and _new_run(info):
+            raise ValueError(f"at most {most:,}, got {v:,} (10^6 iterations of a 10 ms CPU forward take 3 hours)")
+        return v
 
 
 class MeasureSpec(_Section):
@@ -386,6 +397,7 @@ class VerifySpec(_Section):
     @field_validator("tolerance")
     @classmethod
     def _below_one(cls, v: float, info: ValidationInfo) -> float:
+        """Refuse a tolerance that accepts any two accuracies (new specs only)."""
         if v >= 1 and _new_run(info):  # a record written before the rule is still read
             raise ValueError(f"must be < 1, got {v:g}: it bounds every compared difference, accuracies (fractions) "
                              "included, and 1 accepts any two of them")  # fmt: skip
@@ -449,8 +461,9 @@ class Spec(_Section):
 
     @model_validator(mode="after")
     def _reproducible_as_verify_judges(self, info: ValidationInfo) -> Spec:
-        # verify passes a tolerance verdict exactly when verify.allow_tolerance: a `reproducible`
-        # criterion that says otherwise would make the record's verdict and verify's exit code differ.
+        """Refuse a `reproducible` criterion that judges a tolerance verdict otherwise than verify
+        does (it passes one exactly when verify.allow_tolerance): the record's verdict and
+        verify's exit code would differ. New specs only."""
         expr = self.criteria.get("reproducible")
         if expr is None or not _new_run(info):
             return self

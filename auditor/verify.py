@@ -320,8 +320,9 @@ def _start(
     log_path = plan.workdir / "logs" / f"{run_id}-{role}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log(f"verify: run {run_id} ({role}) ...")
+    cache = compile_cache(plan, run_id)
     own = {ENV_OUTPUT_ROOT: str(plan.workdir.parent.parent),  # verify's --out: its runs' git state leaves it out
-           "TORCHINDUCTOR_CACHE_DIR": str(compile_cache(plan, run_id))}  # fmt: skip
+           "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}  # fmt: skip
     t0 = time.perf_counter()
     with log_path.open("wb") as f:
         f.write(("$ " + " ".join(cmd) + "\n").encode())
@@ -784,16 +785,19 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     spec_file = write_spec_file(plan)
     log(f"verify: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), checkpoint every "
         f"{plan.checkpoint_every}, kill after step {plan.kill_at}; work dir {plan.workdir}")  # fmt: skip
-    rec_a = _start(plan, spec_file, "a", "reference", log)
-    audit_a = _finished(plan, rec_a)
-    steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
-    diverged_at = audit_a["training"].get("diverged_at_step")
-    plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log, diverged_at)
-    rec_b = _start(plan, spec_file, "b", "twin", log)
-    _finished(plan, rec_b)
-    recs_k, _, facts = run_killed(plan, spec_file, log)
-    for run_id in ("a", "b", "k"):
-        shutil.rmtree(compile_cache(plan, run_id), ignore_errors=True)
+    try:
+        rec_a = _start(plan, spec_file, "a", "reference", log)
+        audit_a = _finished(plan, rec_a)
+        steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
+        diverged_at = audit_a["training"].get("diverged_at_step")
+        plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log, diverged_at)
+        rec_b = _start(plan, spec_file, "b", "twin", log)
+        audit_b = _finished(plan, rec_b)
+        recs_k, audit_k, facts = run_killed(plan, spec_file, log)
+    finally:  # kept or not, the evidence needs no compiled kernels
+        for run_id in ("a", "b", "k"):
+            shutil.rmtree(compile_cache(plan, run_id), ignore_errors=True)
+    facts["shared"] = shared_setting([audit_a, audit_b, audit_k], notes)
     if plan.spec.train.compile != "off":
         notes.append("each run compiled its model afresh, with a torch.compile cache of its own (run K's resumed "
                      "process reused run K's, as a resume on the same machine would)")  # fmt: skip
@@ -893,7 +897,7 @@ def settle_verdict(
     appends to `notes` what the verdict needs said (`fd`: `first_divergence(pairs)`)."""
     verdict = decided = decide(pairs, tol.tolerance)
     if verdict in ("bitwise", "tolerance") and training["status"] == "diverged":  # last.pt predates it
-        notes.append(f"the runs agree ({verdict}) on every step's loss (the non-finite ones too), every epoch's "
+        notes.append(f"the runs agree ({AGREEMENT[verdict]}) on every step's loss (the non-finite ones too), every epoch's "
                      f"metrics and last.pt, but training diverged at step {training.get('diverged_at_step')} after "
                      "last.pt was written, so the weights it ended with were not compared: verdict incomplete")  # fmt: skip
         return "incomplete"
@@ -908,9 +912,22 @@ def settle_verdict(
     if verdict == "incomplete":
         notes.append("the runs agree on every step's loss and every epoch's metrics, but no final checkpoint "
                      "was written (the training diverged first), so their final weights were not compared")  # fmt: skip
-    elif decided in ("tolerance", "diverged") and fd is None:
+    elif decided in ("tolerance", "diverged") and fd is None and all(p["metrics"]["equal"] for p in pairs):
         notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
     return verdict
+
+
+def shared_setting(audits: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    """The torch thread count and torch version as all three runs recorded them (`threads`,
+    `torch`; None where they differ, with a note appended to `notes`)."""
+    shared: dict[str, Any] = {}
+    for key, field_name in (("threads", "torch_threads"), ("torch", "torch")):
+        values = [a["environment"].get(field_name) for a in audits]
+        shared[key] = values[0] if len(set(map(str, values))) == 1 else None
+        if shared[key] is None and len(set(map(str, values))) > 1:
+            said = ", ".join(f"{run} {v}" for run, v in zip("ABK", values, strict=True))
+            notes.append(f"the runs did not share their {field_name.replace('_', ' ')} ({said})")
+    return shared
 
 
 # How far runs that `decide` found agreeing agree, as a note says it.
@@ -950,8 +967,7 @@ def evidence_block(
         "runs": ["a: reference", "b: twin", k_desc],
         "processes": [r.as_dict() for r in records],
         "device": audit_a["environment"]["device"],
-        "threads": audit_a["environment"].get("torch_threads"),
-        "torch": audit_a["environment"].get("torch"),
+        **facts.get("shared", {}),
         "budget": plan.budget,
         "kill_at_step": plan.kill_at,
         "kill_signal": facts["kill_signal"],

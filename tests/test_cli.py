@@ -471,6 +471,12 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
     assert later.returncode == 0 and f"{rep}.partial exists: a later run of this name started and has not " \
         f"finished (interrupted, or running now); this check judges the finished run in {rep}, finished {finished}" \
         in later.stderr
+    here = run_cli("check", ".", cwd=rep)  # the folder named as `.`: its sibling is found all the same
+    assert f"{rep}.partial exists: a later run of this name" in here.stderr
+    # A --junit target that cannot be written is said before any verdict is printed.
+    refused = run_cli("check", str(rep), "--junit", str(tmp_path / "no-such-folder" / "j.xml"))
+    assert_clean_error(refused, "cannot write JUnit report: directory")
+    assert refused.stdout == ""
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) for a full disk behind stdout")
@@ -483,12 +489,18 @@ def test_check_output_that_cannot_be_written_is_an_error_and_the_junit_says_so(t
     assert ET.parse(junit).getroot().find("testsuite").get("errors") == "1"  # not the PASS the exit code denies
 
 
-def test_check_of_a_folder_whose_name_is_not_utf8_reports_normally(tmp_path: Path, smoke_run: Path) -> None:
-    rep = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffdir"))
+def test_a_folder_whose_name_is_not_utf8_is_printed_as_its_own_bytes(tmp_path: Path, smoke_run: Path) -> None:
+    raw = bytes(tmp_path) + b"/bad\xffdir"
+    rep = Path(os.fsdecode(raw))
     shutil.copytree(smoke_run / "reports/smoke", rep)
-    proc = run_cli("check", str(rep), "--junit", str(tmp_path / "j.xml"))
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert ET.parse(tmp_path / "j.xml").getroot().get("name") == "auditor.smoke"
+    rendered = subprocess.run([sys.executable, "-m", "auditor", "render", raw], capture_output=True, check=False)
+    assert rendered.returncode == 0 and b"Traceback" not in rendered.stderr, rendered.stderr
+    assert rendered.stdout.startswith(b"wrote " + raw + b"/REPRODUCIBILITY.md")  # a path that can be pasted back
+    assert run_cli("check", str(rep), "--junit", str(tmp_path / "j.xml")).returncode == 0
+    empty = Path(os.fsdecode(bytes(tmp_path) + b"/empty\xffdir"))
+    empty.mkdir()  # no audit.json: the errored JUnit report is named after the folder
+    assert run_cli("check", str(empty), "--junit", str(tmp_path / "j.xml")).returncode == 2
+    assert ET.parse(tmp_path / "j.xml").getroot().get("name") == "auditor.empty?dir"
     (rep / "audit.json").unlink()
     os.mkfifo(rep / "audit.json")  # a read would block for ever
     assert_clean_error(run_cli("check", str(rep), timeout=60), "audit.json: not a regular file (a device, pipe or socket)")
@@ -516,9 +528,13 @@ def test_measure_checkpoint(smoke_run: Path) -> None:
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert "  warmup                 0" in lines and "  iters                  5" in lines
-    notes = [ln for ln in table.stderr.splitlines() if ln.startswith("auditor measure: note: ")]
-    if notes:  # one a line, on stderr as evaluate's warnings are, and one a line in the table
-        assert lines[lines.index("notes:") + 1].startswith("  - ")
+
+    from auditor.cli import _table
+
+    notes = ["Unsteady timing: a; b", "Busy machine: c"]  # a note may hold '; ' itself: one a line
+    assert _table({"run": "smoke", "notes": notes, "warnings": []}).splitlines() == [
+        "run                      smoke", "notes:", "  - Unsteady timing: a; b", "  - Busy machine: c",
+        "warnings                 none"]  # fmt: skip
 
 
 def test_bad_checkpoint_is_invalid_input(tmp_path: Path) -> None:

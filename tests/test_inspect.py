@@ -212,17 +212,24 @@ def test_iters_is_validated_as_the_spec_field(spec: Spec, iters: int | None, ok:
         got = auditor_inspect._latency_spec(spec.measure.latency, iters)
         assert got.iters == (spec.measure.latency.iters if iters is None else iters)
     else:
-        with pytest.raises(InvalidInput, match=rf"--iters: .* \(as the spec's measure.latency.iters\), got {iters}"):
+        with pytest.raises(InvalidInput, match=rf"--iters: .*, got {iters:,}|--iters: .*, got {iters} \(as the spec's measure.latency.iters\)"):
             auditor_inspect._latency_spec(spec.measure.latency, iters)
 
 
 def test_warmup_is_validated_as_the_spec_field_and_a_slip_of_exponent_is_refused(spec: Spec) -> None:
     assert auditor_inspect._latency_spec(spec.measure.latency, None, 0).warmup == 0
-    with pytest.raises(InvalidInput, match=r"--warmup: input should be less than or equal to 100000 \(as the spec's "
-                                           r"measure\.latency\.warmup\), got 1000000000000"):
+    with pytest.raises(InvalidInput, match=r"--warmup: at most 100,000, got 1,000,000,000,000 \(10\^6 iterations .*"
+                                           r"\(as the spec's measure\.latency\.warmup\)$"):
         auditor_inspect._latency_spec(spec.measure.latency, None, 10**12)
-    with pytest.raises(InvalidInput, match=r"measure\.latency\.iters: input should be less than or equal to 1000000, got 1000000000000"):
+    with pytest.raises(InvalidInput, match=r"measure\.latency\.iters: at most 1,000,000, got 1,000,000,000,000"):
         load_spec("smoke", ["measure.latency.iters=1000000000000"])  # it had trained, then timed for ever
+
+
+def test_a_checkpoint_whose_spec_timed_more_than_a_new_spec_may_still_loads(tmp_path: Path, spec: Spec) -> None:
+    recorded = resolved_dict(spec)
+    recorded["measure"]["latency"]["iters"] = 2_000_000
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"spec": recorded})
+    assert auditor_inspect.model_from_checkpoint(path).spec.measure.latency.iters == 2_000_000
 
 
 def test_a_recorded_hash_that_is_not_a_sha256_is_not_printed(tmp_path: Path, spec: Spec) -> None:
@@ -230,7 +237,8 @@ def test_a_recorded_hash_that_is_not_a_sha256_is_not_printed(tmp_path: Path, spe
     path = save_checkpoint(tmp_path / "best.pt", spec, {"spec_hash": "ok\nintegrity  forged", "test_fingerprint": 7})
     loaded = auditor_inspect.model_from_checkpoint(path)
     assert loaded.spec_hash is None and loaded.test_fingerprint is None
-    assert loaded.warnings == ["the spec_hash recorded with it is not a sha256 (64 hex digits): ignored"]
+    assert loaded.warnings == ["the spec_hash recorded with it is not a sha256 (64 hex digits): ignored",
+                               "the test_fingerprint recorded with it is not a sha256 (64 hex digits): ignored"]
 
 
 def test_measure_checkpoint_reports_the_recorded_hash_sizes_and_a_latency(tmp_path: Path, spec: Spec) -> None:

@@ -1047,6 +1047,23 @@ def test_a_folder_that_cannot_be_written_changes_neither_sheet_nor_figures(
     assert after == before
 
 
+def test_a_folder_where_the_figure_goes_leaves_the_earlier_sheet(tmp_path: Path) -> None:
+    """Found before any file is put in place: the sheet is not replaced beside a figure that could not be."""
+    run_dir = write_run_dir(tmp_path, golden_audit())
+    render_run(run_dir)
+    sheet = (run_dir / "REPRODUCIBILITY.md").read_bytes()
+    png = run_dir / "figures" / "learning_curves.png"
+    png.unlink()
+    (png / "mine").mkdir(parents=True)
+    audit = golden_audit()
+    audit["training"]["history"][0]["train_loss"] += 0.5
+    (run_dir / "audit.json").write_text(json.dumps(audit))
+    with pytest.raises(InvalidInput, match="learning_curves.png: a folder is where this file goes"):
+        render_run(run_dir)
+    assert (run_dir / "REPRODUCIBILITY.md").read_bytes() == sheet and (png / "mine").is_dir()
+    assert not [p for p in run_dir.rglob("*.tmp")]
+
+
 def test_a_file_where_the_figures_go_is_named(tmp_path: Path) -> None:
     run_dir = write_run_dir(tmp_path, golden_audit())
     (run_dir / "figures").write_text("mine\n")

@@ -370,6 +370,20 @@ def test_each_run_compiles_with_a_cache_of_its_own(tmp_path: Path, monkeypatch: 
         verify_mod._start(plan, tmp_path / "spec.yaml", run_id, "reference", lambda m: None)
     assert [e["TORCHINDUCTOR_CACHE_DIR"] for e in envs] == [
         str(plan.workdir / run_id / ".inductor-cache") for run_id in ("a", "b", "k")]
+    assert [e["TRITON_CACHE_DIR"] for e in envs] == [  # torch reads it first where it is set (CUDA kernels)
+        str(plan.workdir / run_id / ".inductor-cache" / "triton") for run_id in ("a", "b", "k")]
+
+
+def test_the_setting_shown_as_shared_is_read_from_all_three_runs() -> None:
+    def audit(threads: int, torch_version: str) -> dict[str, Any]:
+        return {"environment": {"torch_threads": threads, "torch": torch_version}}
+
+    notes: list[str] = []
+    same = verify_mod.shared_setting([audit(2, "2.9"), audit(2, "2.9"), audit(2, "2.9")], notes)
+    assert same == {"threads": 2, "torch": "2.9"} and notes == []
+    other = verify_mod.shared_setting([audit(2, "2.9"), audit(1, "2.9"), audit(2, "2.9")], notes)
+    assert other == {"threads": None, "torch": "2.9"}
+    assert notes == ["the runs did not share their torch threads (A 2, B 1, K 2)"]
 
 
 def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Path) -> None:
@@ -524,6 +538,11 @@ def test_verdict_levels() -> None:
     assert settle_verdict(unweighed, VerifySpec(), never, None, notes, {"status": "completed"}) == "unresumed"
     assert notes[0].startswith("the runs agree (on every loss and metric; no final weights to compare), but run K "
                                "did not continue from a checkpoint (it was not killed)")  # fmt: skip
+    assert not any("differ only in the final state" in n for n in notes), notes
+    # Equal losses but different per-epoch metrics: the runs do not differ only in the final state.
+    metrics_differ = {**pair(False, 1e-3), "losses": {"equal": True}, "metrics": {"equal": False}}
+    notes = []
+    assert settle_verdict([metrics_differ], VerifySpec(), facts, None, notes, {"status": "completed"}) == "diverged"
     assert not any("differ only in the final state" in n for n in notes), notes
 
 
