@@ -252,7 +252,13 @@ def make_plan(
             raise InvalidInput(f"{flag}: must be >= 1, got {value}")
     budget_sets = [f"train.epochs={epochs}"] if epochs is not None else []
     budget_sets += [f"train.max_steps={steps}"] if steps is not None else []
-    spec = load_spec(spec_arg, [*sets, *budget_sets])
+    try:
+        spec = load_spec(spec_arg, [*sets, *budget_sets])
+    except InvalidInput as exc:
+        if epochs is None or "epochs" not in str(exc) or load_spec_problem(spec_arg, sets) is not None:
+            raise
+        raise InvalidInput(f"{exc} (--epochs {epochs} sets train.epochs; --steps shortens the budget and keeps "
+                           "the spec's schedule)") from None  # fmt: skip
     _check_device(spec, spec_arg)
     spe = steps_per_epoch(_training_images(spec, spec_arg), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
@@ -270,6 +276,15 @@ def make_plan(
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
     _check_resume_is_exercised(k, kill_at is not None, total, spe, every)
     return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults())
+
+
+def load_spec_problem(spec_arg: str, sets: list[str]) -> str | None:
+    """Why the spec with `sets` alone (no budget of verify's) is refused, or None."""
+    try:
+        load_spec(spec_arg, sets)
+    except InvalidInput as exc:
+        return str(exc)
+    return None
 
 
 # --- the runs -------------------------------------------------------------------------

@@ -355,6 +355,16 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
     assert not any("checkpoint_every_steps" in n for n in steps.notes)  # the spec's own cadence is kept
 
 
+def test_an_epochs_budget_the_schedule_refuses_says_that_steps_keeps_it(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"train\.schedule\.milestones: .* \(--epochs 1 sets train\.epochs; --steps "
+                                           r"shortens the budget and keeps the spec's schedule\)$"):
+        make_plan("resnet20_cifar10", [], tmp_path, epochs=1, steps=None, kill_at=None)
+    with pytest.raises(InvalidInput) as bad:  # the spec's own problem: no advice about --epochs
+        make_plan("smoke", ["train.schedule.name=multistep", "train.schedule.milestones=[50]"], tmp_path,
+                  epochs=2, steps=None, kill_at=None)  # fmt: skip
+    assert "--steps shortens" not in str(bad.value)
+
+
 def test_each_run_compiles_with_a_cache_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run B and K must not reuse run A's compiled kernels: each run's torch.compile cache is its own."""
     plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
