@@ -116,7 +116,10 @@ class Faults:
             step = None if noise_at is None else int(noise_at)
         except ValueError:
             raise InvalidInput(f"{ENV_NOISE_AT}: expected a global step, got {noise_at!r}") from None
-        return cls(step, noise_run or "b", bool(env.get(ENV_CORRUPT_NEWEST)))
+        corrupt = env.get(ENV_CORRUPT_NEWEST, "")
+        if corrupt not in ("", "0", "1"):
+            raise InvalidInput(f"{ENV_CORRUPT_NEWEST}: must be 1 (on) or 0 (off), got {corrupt!r}")
+        return cls(step, noise_run or "b", corrupt == "1")
 
     def notes(self, total: int) -> list[str]:
         """What will be injected, for the evidence; InvalidInput when the step is outside the budget."""

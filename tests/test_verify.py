@@ -323,6 +323,7 @@ def test_bad_injection_variable_is_invalid_input(
     [
         ({ENV_NOISE_RUN: "a"}, "is set but"),
         ({ENV_NOISE_AT: "five"}, "expected a global step"),
+        ({ENV_CORRUPT_NEWEST: "yes"}, "must be 1 (on) or 0 (off), got 'yes'"),
     ],
 )
 def test_fault_variables_are_parsed_once(env: dict[str, str], message: str) -> None:
@@ -811,3 +812,8 @@ def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
     finally:
         os.close(holder)
     assert [p.name for p in plan.workdir.iterdir()] == [verify_mod.WORKDIR_MARKER]  # its work dir untouched
+
+
+def test_corrupting_the_newest_checkpoint_is_on_only_at_1() -> None:
+    assert [verify_mod.Faults.from_env(e).corrupt_newest for e in ({}, {ENV_CORRUPT_NEWEST: "0"},
+                                                                   {ENV_CORRUPT_NEWEST: "1"})] == [False, False, True]  # fmt: skip
