@@ -323,7 +323,7 @@ def test_bad_injection_variable_is_invalid_input(
     [
         ({ENV_NOISE_RUN: "a"}, "is set but"),
         ({ENV_NOISE_AT: "five"}, "expected a global step"),
-        ({ENV_CORRUPT_NEWEST: "yes"}, "must be 1 (on) or 0 (off), got 'yes'"),
+        ({ENV_CORRUPT_NEWEST: "yes"}, r"must be 1 \(on\) or 0 \(off\), got 'yes'"),
     ],
 )
 def test_fault_variables_are_parsed_once(env: dict[str, str], message: str) -> None:
