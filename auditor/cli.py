@@ -35,6 +35,7 @@ from auditor.errors import (
     stop_with_parent,
     stop_word,
 )
+from auditor.fileio import home_expanded, resolved_folder
 
 if TYPE_CHECKING:  # the commands import what they use when they run (torch is slow to import)
     from auditor.ablate import Plan
@@ -144,13 +145,14 @@ def _run_dir(text: str) -> Path:
 
 
 def _out_folder(text: str) -> Path:
-    """`--out` as given, refused by argparse (exit 2) where its path cannot be resolved: a loop of
-    symbolic links, which Python 3.11's resolve() raises as a RuntimeError."""
+    """`--out` with a leading `~` or `~user` expanded (as for data.root: a quoted `~` in a CI file
+    is not a folder named `~`), refused by argparse (exit 2) where its path cannot be resolved:
+    an unknown user, a loop of symbolic links."""
     try:
-        Path(text).resolve()
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{text}: a loop of symbolic links") from None
-    return Path(text)
+        resolved_folder(text)
+        return home_expanded(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_report_commands(sub: Any) -> None:

@@ -135,6 +135,11 @@ class DataSpec(_Section):
             return self
         if self.dataset == "cifar10" and not self.root:  # Path("") would silently be the working directory
             raise ValueError(f"{SUBKEY}root: empty; give the folder that holds cifar-10-batches-py/ ('.' for this one)")
+        if self.dataset == "cifar10":
+            try:
+                home_expanded(self.root)  # `~nosuchuser/data`: refused here as the data stage would
+            except ValueError as exc:
+                raise ValueError(f"{SUBKEY}root: {exc}") from None
         if self.dataset == "synthetic" and self.require_official:
             raise ValueError(f"{SUBKEY}require_official: true asks for the official CIFAR-10 files; dataset is synthetic")
         return self
@@ -279,8 +284,10 @@ class Latency(_Section):
     """Batch-1 latency measurement: untimed warm-up, then individually timed iterations."""
 
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 1  # images a timed forward; 4096 x 12 KB in fp32
-    warmup: Annotated[int, Field(ge=0)] = 20  # untimed iterations (at most MAX_WARMUP in a new spec)
-    iters: Annotated[int, Field(ge=5)] = 200  # timed iterations, median and p95 reported (at most MAX_ITERS)
+    # untimed iterations (at most MAX_WARMUP in a new spec)
+    warmup: Annotated[int, Field(ge=0, json_schema_extra={"maximum": MAX_WARMUP})] = 20
+    # timed iterations, median and p95 reported (at most MAX_ITERS in a new spec)
+    iters: Annotated[int, Field(ge=5, json_schema_extra={"maximum": MAX_ITERS})] = 200
 
     @field_validator("warmup", "iters")
     @classmethod
@@ -391,7 +398,8 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
 class VerifySpec(_Section):
     # max |a-b| over compared losses, metrics and tensors accepted as `tolerance` when allow_tolerance
     """What `auditor verify` accepts as reproduced."""
-    tolerance: Annotated[float, Field(ge=0)] = 1e-6
+    # The bound below 1 is checked for new specs only (a validator); the schema states it for editors.
+    tolerance: Annotated[float, Field(ge=0, json_schema_extra={"exclusiveMaximum": 1})] = 1e-6
     allow_tolerance: bool = False
 
     @field_validator("tolerance")
@@ -498,6 +506,15 @@ class DuplicateKey(yaml.constructor.ConstructorError):
     """A key given twice in one YAML mapping."""
 
 
+class YamlLimit(yaml.YAMLError):
+    """YAML text past MAX_YAML_DEPTH or MAX_YAML_VALUES: valid YAML, refused (a `--set` value too,
+    which is otherwise taken as text where it is not YAML)."""
+
+
+class DeepNode(yaml.composer.ComposerError, YamlLimit):
+    """Nesting past MAX_YAML_DEPTH, found while composing (with its position)."""
+
+
 class SpecLoader(yaml.SafeLoader):
     """SafeLoader that reads `5e-4` and `1e3` as floats (YAML 1.2), not strings,
     rejects a key given twice in one mapping (plain YAML keeps the last silently),
@@ -509,7 +526,7 @@ class SpecLoader(yaml.SafeLoader):
         event = self.peek_event()
         depth = self.__dict__.get("_depth", 0)
         if depth >= MAX_YAML_DEPTH:  # before Python's recursion limit turns it into a crash
-            raise yaml.composer.ComposerError(
+            raise DeepNode(
                 None, None, f"nested more than {MAX_YAML_DEPTH} levels deep (a spec needs a few)", event.start_mark
             )
         self._depth = depth + 1
@@ -617,7 +634,7 @@ def load_yaml(text: str) -> Any:
     except ValueError as exc:
         raise yaml.constructor.ConstructorError(None, None, f"an unquoted value YAML cannot read: {exc}") from None
     except RecursionError:  # aliases of deep nodes nested in one another, past MAX_YAML_DEPTH's check
-        raise yaml.YAMLError("nested too deeply to read") from None
+        raise YamlLimit("nested too deeply to read") from None
 
 
 def _expanded_size(value: Any, seen: dict[int, tuple[int, int]], depth: int = 0) -> tuple[int, int]:
@@ -627,17 +644,17 @@ def _expanded_size(value: Any, seen: dict[int, tuple[int, int]], depth: int = 0)
         return 1, 0
     if id(value) not in seen:
         if depth > MAX_YAML_DEPTH:  # the walk itself stays within Python's recursion limit
-            raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep once its aliases are expanded")
+            raise YamlLimit(f"nested more than {MAX_YAML_DEPTH} levels deep once its aliases are expanded")
         size, height = 1, 1
         for item in value.values() if isinstance(value, dict) else value:
             n, h = _expanded_size(item, seen, depth + 1)
             size, height = size + n, max(height, h + 1)
             if size > MAX_YAML_VALUES:
-                raise yaml.YAMLError(f"more than {MAX_YAML_VALUES:,} values once its aliases are expanded")
+                raise YamlLimit(f"more than {MAX_YAML_VALUES:,} values once its aliases are expanded")
         seen[id(value)] = size, height
     size, height = seen[id(value)]
     if depth + height > MAX_YAML_DEPTH:
-        raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep once its aliases are expanded")
+        raise YamlLimit(f"nested more than {MAX_YAML_DEPTH} levels deep once its aliases are expanded")
     return size, height
 
 
@@ -708,12 +725,13 @@ def override_value(raw: str, item: str, criterion: bool = False) -> Any:
     `# comment` as YAML would drop it. For a `criterion`, a value that is nothing but a comment
     is blank too (`criteria.X=$UNSET # why`: the gate must not read as null, which removes it);
     elsewhere it is null, as in YAML. Validation still rejects text wherever a string is not
-    allowed. A mapping with a key given twice is refused (InvalidInput naming `item`)."""
+    allowed. A mapping with a key given twice, and YAML nested or expanding past the limits of a
+    spec file, are refused (InvalidInput naming `item`)."""
     if not raw.strip() or (criterion and raw.strip().startswith("#")):
         return ""
     try:
         return load_yaml(raw)
-    except DuplicateKey as exc:  # valid YAML, refused
+    except (DuplicateKey, YamlLimit) as exc:  # valid YAML, refused
         raise InvalidInput(f"--set {item!r}: {yaml_problem(exc)}") from None
     except yaml.YAMLError:
         text = raw.strip()

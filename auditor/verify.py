@@ -58,7 +58,7 @@ from types import MappingProxyType
 from typing import Any
 
 from auditor import checkpoint
-from auditor.audit import losses_text, read_audit, run_paths, scope_text, write_json
+from auditor.audit import STAGING, RunPaths, losses_text, read_audit, run_paths, scope_text, write_json
 from auditor.check import record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
@@ -863,10 +863,24 @@ def _foreign_files(workdir: Path, name: str) -> list[str]:
             found += [f"{sub}/{n}" if sub else n for n in names]
     for run in ("a", "b", "k"):
         paths = run_paths(workdir / run, name)
+        for folder, patterns in _run_root_files(paths).items():
+            if folder.is_dir() and not folder.is_symlink():
+                found += [str(p.relative_to(workdir)) for p in folder.iterdir()
+                          if not any(fnmatch(p.name, pat) for pat in patterns)]  # fmt: skip
         for attr, folder in (("reports", paths.reports), ("checkpoints", paths.checkpoints)):
             if folder.is_dir() and not folder.is_symlink():
                 found += [str(folder.relative_to(workdir) / n) for n in foreign_files(folder, attr)]
     return sorted(found)
+
+
+def _run_root_files(paths: RunPaths) -> dict[Path, tuple[str, ...]]:
+    """What one of verify's runs writes in its output root and in its reports/ and checkpoints/
+    (its run's folders, staged and set aside, the lock, the compile cache): anything else there
+    is the user's, which replacing the work dir would delete."""
+    name = paths.reports.name
+    run_folders = (name, f"{name}{STAGING}", f"{name}.old")
+    return {paths.out: ("reports", "checkpoints", COMPILE_CACHE),
+            paths.reports.parent: run_folders, paths.checkpoints.parent: (*run_folders, paths.lock.name)}  # fmt: skip
 
 
 def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:

@@ -415,6 +415,10 @@ def test_check_of_a_loop_of_links_still_writes_its_junit_error_report(tmp_path: 
     for command in ("run", "verify"):  # as --out: refused before anything (it was a RuntimeError traceback)
         assert_clean_error(run_cli(command, "smoke", "--out", str(tmp_path / "l1" / "x")),
                            f"argument --out: {tmp_path / 'l1' / 'x'}: a loop of symbolic links")
+    # A `~` the shell left alone (quoted in a CI file) is expanded as for data.root, not a folder named `~`.
+    unknown = run_cli("run", "smoke", "--out", "~auditor-no-such-user/x", cwd=tmp_path)
+    assert_clean_error(unknown, "argument --out: ~auditor-no-such-user/x: ~auditor-no-such-user names no home folder")
+    assert not (tmp_path / "~auditor-no-such-user").exists()
 
 
 @pytest.mark.slow  # several `auditor` processes

@@ -234,6 +234,11 @@ def test_missing_spec_file(capsys: pytest.CaptureFixture) -> None:
     assert "no/such/spec.yaml: spec file not found" in capsys.readouterr().err
     assert main(["validate", "~auditor-no-such-user/s.yaml"]) == 2  # pathlib raised RuntimeError: a traceback
     assert "~auditor-no-such-user names no home folder here (no such user); no spec there" in capsys.readouterr().err
+    # data.root under an unknown user: refused by validate as by run (which reads it)
+    assert main(["validate", "smoke", "--set", "data.dataset=cifar10", "--set", "data.root=~auditor-no-such-user/d"]) == 2
+    assert "data.root: ~auditor-no-such-user/d: ~auditor-no-such-user names no home folder" in capsys.readouterr().err
+    assert main(["validate", "~auditor-no-such-user/s.yaml"]) == 2
+    assert "~auditor-no-such-user names no home folder here (no such user); no spec there" in capsys.readouterr().err
 
 
 def test_a_spec_named_by_path_never_falls_back_to_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -391,6 +396,14 @@ def test_a_verify_tolerance_of_one_or_more_is_refused_for_new_runs_only() -> Non
     assert validate_spec(raw, "audit.json", recorded=True).verify.tolerance == 5.0
 
 
+def test_the_schema_states_the_bounds_validation_keeps_for_new_specs() -> None:
+    defs = json_schema()["$defs"]
+    assert defs["VerifySpec"]["properties"]["tolerance"]["exclusiveMaximum"] == 1
+    latency = defs["Latency"]["properties"]
+    assert (latency["warmup"]["maximum"], latency["iters"]["maximum"]) == (100_000, 1_000_000)
+    load_spec("smoke", ["measure.latency.warmup=100000", "measure.latency.iters=1000000", "verify.tolerance=0.999"])
+
+
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
@@ -542,6 +555,14 @@ def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
     assert spec.criteria["status"] == "!= diverged"
     with pytest.raises(InvalidInput, match=r"--set 'train\.optimizer=\{lr: 1, lr: 2\}': duplicate key 'lr'"):
         load_spec("smoke", ["train.optimizer={lr: 1, lr: 2}"])  # still refused: it is YAML, with a key twice
+
+
+def test_a_set_value_past_the_yaml_limits_of_a_spec_file_is_refused_not_taken_as_text() -> None:
+    with pytest.raises(InvalidInput, match=r"--set 'description=\[{70}.*': nested more than 64 levels deep"):
+        load_spec("smoke", ["description=" + "[" * 70 + "]" * 70])
+    bomb = "[" + ", ".join(f"&a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]" for i in range(7)) + "]"
+    with pytest.raises(InvalidInput, match=r"more than 100,000 values once its aliases are expanded"):
+        load_spec("smoke", [f"description={bomb}"])  # 10**6 values
 
 
 def test_a_null_criterion_removes_it_and_an_empty_one_is_refused_as_in_check() -> None:

@@ -712,16 +712,23 @@ def test_files_verify_did_not_write_in_its_work_dir_are_refused_not_deleted(tmp_
     (workdir / ".verify.json.x1.tmp").write_text("")  # left by a write cut short: verify's own
     (workdir / "a/reports/smoke/figures").mkdir(parents=True)
     (workdir / "a/reports/smoke/audit.json").write_text("{}")  # run A's record, as its run wrote it
-    mine = ["notes.md", "logs/junit.xml", "a/reports/smoke/junit.xml", "a/reports/smoke/figures/mine.svg"]
+    (workdir / "a/checkpoints/smoke").mkdir(parents=True)
+    (workdir / "a/checkpoints/.smoke.lock").write_text("")  # the run's lock and its compile cache: verify's own
+    (workdir / "a/.inductor-cache").mkdir()
+    (workdir / "b/reports/other").mkdir(parents=True)
+    mine = ["notes.md", "logs/junit.xml", "a/reports/smoke/junit.xml", "a/reports/smoke/figures/mine.svg",
+            "a/notes.md", "a/checkpoints/keep.md", "b/reports/other/n.txt"]  # fmt: skip
     for name in mine:  # a JUnit report beside run A's record is where `auditor check --junit` would put it
         (workdir / name).write_text("the user's")
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
-    listed = r"a/reports/smoke/figures/mine\.svg, a/reports/smoke/junit\.xml, logs/junit\.xml, notes\.md"
+    listed = (r"a/checkpoints/keep\.md, a/notes\.md, a/reports/smoke/figures/mine\.svg, a/reports/smoke/junit\.xml, "
+              r"b/reports/other, logs/junit\.xml, notes\.md")  # fmt: skip
     with pytest.raises(InvalidInput, match=rf"smoke: holds files verify did not write \({listed}\)"):
         verify_mod._set_aside_workdir(plan, tmp_path)
     assert all((workdir / name).read_text() == "the user's" for name in mine)
     for name in mine:
         (workdir / name).unlink()
+    (workdir / "b/reports/other").rmdir()
     assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
 
 
