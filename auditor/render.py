@@ -652,8 +652,9 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
     legacy_warning = None
     if kind == "cifar10-legacy-std":
         legacy_warning = (
-            f"The normalisation std {triple(ds['std'])} is the widely copied legacy value "
-            f"{triple(CIFAR10_STD_LEGACY)}, which is not the per-channel std of the CIFAR-10 training "
+            f"The normalisation std {triple(ds['std'])} is the widely copied legacy value"
+            + ("" if triple(ds["std"]) == triple(CIFAR10_STD_LEGACY) else f" {triple(CIFAR10_STD_LEGACY)}")
+            + ", which is not the per-channel std of the CIFAR-10 training "
             f"images. The correct std is {triple(CIFAR10_STD)}. A model trained this way expects "
             "inputs normalised the same (wrong) way."
         )
