@@ -298,10 +298,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             "auditor's renderer: please report it with the file"
         ) from None
     if not spec_hash_matches(audit):  # check refuses such a record; the sheet unticks its box
-        print(f"auditor render: warning: {args.run_dir / 'audit.json'}: its resolved spec does not match its "
-              "spec_hash: the record was edited after the run", file=sys.stderr)  # fmt: skip
+        _warn("render", f"{args.run_dir / 'audit.json'}: its resolved spec does not match its spec_hash: the record "
+                        "was edited after the run")  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
-        print(f"auditor render: warning: {warning}", file=sys.stderr)
+        _warn("render", warning)
     print(f"wrote {path}")
     return EXIT_OK
 

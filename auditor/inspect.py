@@ -23,7 +23,16 @@ from auditor.data import class_changes, fingerprint, norm_tensors, not_a_file, r
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
-from auditor.spec import DEVICE_FORM, DEVICE_FORMS, Latency, Spec, hash_resolved, validate_spec
+from auditor.spec import (
+    DEVICE_FORM,
+    DEVICE_FORMS,
+    MAX_ITERS,
+    MAX_WARMUP,
+    Latency,
+    Spec,
+    hash_resolved,
+    validate_spec,
+)
 from auditor.words import count
 
 
@@ -210,17 +219,29 @@ def broken_warnings(model: nn.Module) -> list[str]:
 
 def _latency_spec(latency: Latency, iters: int | None, warmup: int | None = None) -> Latency:
     """The checkpoint's latency settings with `--iters` and `--warmup` applied, each validated as
-    the spec field is."""
+    that field of a new spec is; InvalidInput where the result would time more than a new spec may
+    (an older checkpoint's spec may ask for more: the option replacing it is named)."""
     for option, field, value in (("--iters", "iters", iters), ("--warmup", "warmup", warmup)):
         if value is None:
             continue
         try:
-            latency = Latency.model_validate({**latency.model_dump(), field: value})
+            Latency.model_validate({field: value})  # this field alone: the others are the checkpoint's
         except ValidationError as err:
             why = err.errors()[0]["msg"].removeprefix("Value error, ")
             why = why[0].lower() + why[1:] + ("" if ", got " in why else f", got {value}")
             raise InvalidInput(f"{option}: {why} (as the spec's measure.latency.{field})") from None
+        latency = latency.model_copy(update={field: value})
     return latency
+
+
+def _times_too_long(latency: Latency) -> str | None:
+    """Why `latency` asks for more iterations than a new spec may (an older checkpoint's spec),
+    naming the option that times fewer, or None."""
+    for option, field, most in (("--iters", "iters", MAX_ITERS), ("--warmup", "warmup", MAX_WARMUP)):
+        if getattr(latency, field) > most:
+            return (f"its spec's measure.latency.{field} is {getattr(latency, field):,}, more than a new spec may "
+                    f"time ({most:,}): give {option} to time fewer")  # fmt: skip
+    return None
 
 
 def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: int | None = None) -> dict[str, Any]:
@@ -229,6 +250,8 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: 
     spec, model = loaded.spec, loaded.model
     device = _device(device_name)
     lat_spec = _latency_spec(spec.measure.latency, iters, warmup)
+    if (too_long := _times_too_long(lat_spec)) is not None:
+        raise InvalidInput(f"{path}: {too_long}")
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)

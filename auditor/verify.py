@@ -320,7 +320,7 @@ def _child_env(faults: Faults, run_id: str, extra: dict[str, str] | None = None)
 
 # torch.compile's kernel and graph cache of one run, inside its output root: each run compiles
 # afresh rather than reuse run A's kernels (run K's resumed process reuses run K's, as a resume on
-# the same machine would); removed once the runs are compared.
+# the same machine would); removed once the three runs have finished, before they are compared.
 COMPILE_CACHE = ".inductor-cache"
 
 
