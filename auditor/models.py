@@ -30,7 +30,7 @@ All randomness during construction comes from torch's global RNG, so
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 import torch
@@ -93,6 +93,13 @@ class ModelInfo:
     stage_widths: tuple[int, ...]
     blocks_per_stage: tuple[int, ...]
     shortcut: str
+
+    def for_norm(self, norm: str) -> ModelInfo:
+        """This description for a model built with `norm` (`model.norm`): without norm layers a
+        projection shortcut is a 1x1 conv with a bias (`_conv`), and the text says so."""
+        if norm != "none":
+            return self
+        return replace(self, shortcut=self.shortcut.replace("1x1 conv + norm", "1x1 conv with bias, no norm"))
 
 
 _REGISTRY: dict[str, ModelFactory] = {}

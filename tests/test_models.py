@@ -285,6 +285,17 @@ def test_model_info_describes_the_module_built(name: str) -> None:
         assert info.shortcut.startswith("projection") and any(isinstance(s, nn.Sequential) for s in shortcuts)
 
 
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_the_shortcut_text_says_what_a_projection_is_under_each_norm(norm: str) -> None:
+    info = model_info("resnet18").for_norm(norm)
+    projection = next(b.shortcut for stage in create_model("resnet18", norm=norm).stages for b in stage
+                      if isinstance(b.shortcut, nn.Sequential))  # fmt: skip
+    has_norm = not isinstance(projection[1], nn.Identity)
+    assert ("1x1 conv + norm" in info.shortcut) is has_norm is (norm != "none")
+    assert ("1x1 conv with bias, no norm" in info.shortcut) is (projection[0].bias is not None) is (norm == "none")
+    assert model_info("resnet20").for_norm(norm).shortcut == model_info("resnet20").shortcut  # option A: no conv
+
+
 def test_model_info_block_kinds() -> None:
     assert model_info("resnet50").block == "bottleneck"
     assert model_info("resnet18").block == model_info("plain20").block == "basic"
