@@ -525,6 +525,7 @@ def _print_out(lines: list[str]) -> None:
     except BrokenPipeError:
         raise
     except OSError as exc:
+        _to_devnull(sys.stdout)  # what stdout still buffers would fail again at exit (exit 120)
         raise InvalidInput(f"standard output: cannot write: {exc.strerror or exc}") from None
 
 
@@ -672,10 +673,16 @@ def _report_error(command: str, message: str) -> int:
 
 def _broken_pipe() -> int:
     """Exit code 141; stdout and stderr go to /dev/null so that nothing fails again at exit."""
+    _to_devnull(sys.stdout, sys.stderr)
+    return EXIT_BROKEN_PIPE
+
+
+def _to_devnull(*streams: Any) -> None:
+    """Point `streams`' file descriptors at /dev/null, so that Python's flush at exit cannot fail."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
+    for stream in streams:
         try:
             os.dup2(devnull, stream.fileno())
         except (OSError, ValueError):  # a stream replaced by one without a file descriptor
             pass
-    return EXIT_BROKEN_PIPE
+    os.close(devnull)
