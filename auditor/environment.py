@@ -205,10 +205,13 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def oversubscription_note(threads: int, affinity: int | None, quota: float | None) -> str | None:
+def oversubscription_note(
+    threads: int, affinity: int | None, quota: float | None, slows: str = "slows training and inflates latency"
+) -> str | None:
     """A note when torch runs more CPU threads than this process's CPUs can run at once, else None.
 
-    The tighter limit is named; at a tie the quota, which torch does not see.
+    The tighter limit is named; at a tie the quota, which torch does not see. `slows`: what the
+    threads' taking turns does to the work at hand.
     """
     limits = [] if quota is None else [(max(1, math.floor(quota)), f"this process's cgroup CPU quota is {count(quota, 'CPU')}")]
     if affinity:
@@ -218,9 +221,8 @@ def oversubscription_note(threads: int, affinity: int | None, quota: float | Non
         return None
     n, why = min(over, key=lambda limit: limit[0])  # the first of equals: the quota
     return (
-        f"torch runs {threads} CPU threads but {why}: the threads take turns, which slows training "
-        f"and inflates latency; set OMP_NUM_THREADS={n} for the next run (CPU results reproduce bit "
-        "for bit only at the same thread count)"
+        f"torch runs {threads} CPU threads but {why}: the threads take turns, which {slows}; set "
+        f"OMP_NUM_THREADS={n} for the next run (CPU results reproduce bit for bit only at the same thread count)"
     )
 
 
@@ -428,11 +430,15 @@ def _inside_tree(path: Path, top: Path) -> bool:
     return done.returncode == 0
 
 
-def cpu_notes(device: str, threads: int, affinity: int | None, quota: float | None) -> list[str]:
-    """Warnings about how this process's CPUs are shared out, for work on the CPU `device`."""
+def cpu_notes(
+    device: str, threads: int, affinity: int | None, quota: float | None,
+    slows: str = "slows training and inflates latency",
+) -> list[str]:
+    """Warnings about how this process's CPUs are shared out, for work on the CPU `device`
+    (`slows`: what sharing does to that work, as `oversubscription_note` says it)."""
     if not device.startswith("cpu"):
         return []
-    note = oversubscription_note(threads, affinity, quota)
+    note = oversubscription_note(threads, affinity, quota, slows)
     return [note] if note else []
 
 

@@ -47,6 +47,7 @@ class Loaded(NamedTuple):
     integrity: str  # whether its bytes were checked against a digest file, in words
     warnings: list[str]  # what makes the checkpoint's own record doubtful
     classes: list[str] | None = None  # the class names the run read, by label (None: not recorded)
+    global_step: int | None = None  # optimiser steps the weights had taken when saved (None: not recorded)
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
@@ -76,7 +77,9 @@ def model_from_checkpoint(path: Path) -> Loaded:
                         "here may not belong together")  # fmt: skip
     classes = state.get("classes")
     classes = classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
-    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes)
+    step = state.get("global_step")
+    step = step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
+    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step)
 
 
 def _sha256_text(value: Any) -> str | None:
@@ -163,6 +166,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
              else f"all {total:,} test images")  # fmt: skip
     return {
         "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
+        "global_step": loaded.global_step,
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
@@ -257,6 +261,7 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: 
     s = size(model, path)
     return {
         "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
+        "global_step": loaded.global_step,
         "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
@@ -268,4 +273,5 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: 
 
 def _cpu_notes(device: torch.device) -> list[str]:
     """`environment.cpu_notes` for this process now: more torch threads than CPUs inflates the latency."""
-    return environment.cpu_notes(str(device), torch.get_num_threads(), environment.usable_cpus(), environment.cgroup_cpu_quota())
+    return environment.cpu_notes(str(device), torch.get_num_threads(), environment.usable_cpus(),
+                                 environment.cgroup_cpu_quota(), slows="inflates the latency timed here")  # fmt: skip

@@ -287,3 +287,19 @@ def test_a_checkpoint_that_recorded_only_its_test_file_says_what_it_cannot_tell(
     assert whole.endswith("are not those the run was scored on (aaaaaaaaaaaa): this accuracy is not the run's to reproduce")
     newer = older._replace(scored_fingerprint="c" * 64)
     assert auditor_inspect._copy_warnings(cifar, newer, "b" * 64, "c" * 64, 100) == []  # the images scored agree
+
+
+def test_the_reports_say_how_far_the_weights_had_trained(tmp_path: Path, spec: Spec) -> None:
+    """best.pt and last.pt of one run are told apart by the step their weights were saved at."""
+    assert auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "old.pt", spec)).global_step is None
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"global_step": 12})
+    assert auditor_inspect.model_from_checkpoint(path).global_step == 12
+    assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["global_step"] == 12
+
+
+def test_the_thread_note_of_measure_speaks_of_what_it_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auditor_inspect.environment, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(auditor_inspect.torch, "get_num_threads", lambda: 2)
+    [note] = auditor_inspect._cpu_notes(torch.device("cpu"))
+    assert "the threads take turns, which inflates the latency timed here; set OMP_NUM_THREADS=1" in note
+    assert "training" not in note
