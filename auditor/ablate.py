@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.audit import chose_on_test, has_checkpoint, huge_number, run_paths, write_json
+from auditor.audit import chose_on_test, has_checkpoint, run_paths, unrecordable_number, write_json
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -489,7 +489,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) and huge_number(data) is None else None  # unreadable as audit.read_audit says
+    return data if isinstance(data, dict) and unrecordable_number(data) is None else None  # unreadable as audit.read_audit says
 
 
 def display_path(p: Path) -> str:

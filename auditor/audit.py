@@ -247,8 +247,8 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
     except ValueError as exc:  # _unique_keys
         raise InvalidInput(f"{path}: not an audit record: {exc}") from None
-    if (huge := huge_number(audit)) is not None:
-        raise InvalidInput(f"{path}: not an audit record: {huge}")
+    if (bad := unrecordable_number(audit)) is not None:
+        raise InvalidInput(f"{path}: not an audit record: {bad}")
     if not isinstance(audit, dict):
         raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
     version = audit.get("schema_version")
@@ -275,7 +275,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
-def huge_number(record: Any) -> str | None:
+def unrecordable_number(record: Any) -> str | None:
     """Where `record` holds a number no field of a record can hold, as 'FIELD: an integer of N
     digits' (a float would overflow on it) or 'FIELD: Infinity' (NaN, or a literal beyond the
     float range: a run writes null for a value that is not a finite number), or None."""

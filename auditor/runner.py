@@ -433,9 +433,17 @@ RUN_FILES = {
 }  # fmt: skip
 
 
+def unlisted(folder: Path, patterns: Sequence[str]) -> list[str]:
+    """Names in `folder` that match none of `patterns` (none where it is not a real folder:
+    missing, a file, or a link, which replacing it would not delete through)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in patterns)]
+
+
 def foreign_files(folder: Path, attr: str) -> list[str]:
     """Names in `folder` (a run's `attr` folder, and its figures/) that no run writes there."""
-    found = [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in RUN_FILES[attr])]
+    found = unlisted(folder, RUN_FILES[attr])
     figures = folder / "figures"
     if f"{attr}/figures" in RUN_FILES and figures.is_dir() and not figures.is_symlink():
         found += [f"figures/{n}" for n in foreign_files(figures, f"{attr}/figures")]

@@ -52,7 +52,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from fnmatch import fnmatch
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -62,7 +61,15 @@ from auditor.audit import STAGING, RunPaths, losses_text, read_audit, run_paths,
 from auditor.check import record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
-from auditor.runner import ENV_KILL_AT, ENV_NOISE_AT, ENV_OUTPUT_ROOT, foreign_files, spec_source
+from auditor.runner import (
+    ENV_KILL_AT,
+    ENV_NOISE_AT,
+    ENV_OUTPUT_ROOT,
+    aside,
+    foreign_files,
+    spec_source,
+    unlisted,
+)
 from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, resolved_yaml, spec_hash, validate_spec
 from auditor.words import count
 
@@ -855,18 +862,11 @@ def _made_by_verify(folder: Path) -> bool:
 def _foreign_files(workdir: Path, name: str) -> list[str]:
     """Names in a work dir verify made (its logs/, and each run's report and checkpoint folder)
     that neither verify nor the runs write there: a JUnit report beside run A's record, notes."""
-    found = []
-    for sub, patterns in WORKDIR_FILES.items():
-        folder = workdir / sub
-        if folder.is_dir() and not folder.is_symlink():
-            names = [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in patterns)]
-            found += [f"{sub}/{n}" if sub else n for n in names]
+    found = [f"{sub}/{n}" if sub else n for sub, patterns in WORKDIR_FILES.items() for n in unlisted(workdir / sub, patterns)]
     for run in ("a", "b", "k"):
         paths = run_paths(workdir / run, name)
-        for folder, patterns in _run_root_files(paths).items():
-            if folder.is_dir() and not folder.is_symlink():
-                found += [str(p.relative_to(workdir)) for p in folder.iterdir()
-                          if not any(fnmatch(p.name, pat) for pat in patterns)]  # fmt: skip
+        found += [str((folder / n).relative_to(workdir)) for folder, patterns in _run_root_files(paths).items()
+                  for n in unlisted(folder, patterns)]  # fmt: skip
         for attr, folder in (("reports", paths.reports), ("checkpoints", paths.checkpoints)):
             if folder.is_dir() and not folder.is_symlink():
                 found += [str(folder.relative_to(workdir) / n) for n in foreign_files(folder, attr)]
@@ -878,7 +878,7 @@ def _run_root_files(paths: RunPaths) -> dict[Path, tuple[str, ...]]:
     (its run's folders, staged and set aside, the lock, the compile cache): anything else there
     is the user's, which replacing the work dir would delete."""
     name = paths.reports.name
-    run_folders = (name, f"{name}{STAGING}", f"{name}.old")
+    run_folders = (name, f"{name}{STAGING}", aside(paths.reports).name)
     return {paths.out: ("reports", "checkpoints", COMPILE_CACHE),
             paths.reports.parent: run_folders, paths.checkpoints.parent: (*run_folders, paths.lock.name)}  # fmt: skip
 
@@ -955,8 +955,9 @@ def shared_setting(audits: list[dict[str, Any]], notes: list[str]) -> dict[str, 
     shared: dict[str, Any] = {}
     for key, field_name in (("threads", "torch_threads"), ("torch", "torch")):
         values = [a["environment"].get(field_name) for a in audits]
-        shared[key] = values[0] if len(set(map(str, values))) == 1 else None
-        if shared[key] is None and len(set(map(str, values))) > 1:
+        agree = len(set(map(str, values))) == 1
+        shared[key] = values[0] if agree else None
+        if not agree:
             said = ", ".join(f"{run} {v}" for run, v in zip("ABK", values, strict=True))
             notes.append(f"the runs did not share their {field_name.replace('_', ' ')} ({said})")
     return shared
