@@ -1230,18 +1230,23 @@ def budget_text(budget: Any) -> str:
 
 
 def pair_text(pair: dict[str, Any]) -> str:
-    """What one comparison found: tensors, per-step losses and per-epoch metrics."""
-    losses, metrics = pair.get("losses") or {}, pair.get("metrics") or {}
+    """What one comparison found: checkpoint tensors, per-step losses, per-epoch metrics and the
+    results measured after training (a record from before verify compared those has no `results`)."""
+    losses, metrics, results = pair.get("losses") or {}, pair.get("metrics") or {}, pair.get("results")
     compared = pair.get("tensors_compared")
-    parts = [f"final tensors {pair.get('tensors_equal', '?')}/{compared} identical" if compared != 0
-             else "final tensors not compared (no last checkpoint)"]  # fmt: skip
+    parts = [f"checkpoint tensors {pair.get('tensors_equal', '?')}/{compared} identical" if compared != 0
+             else "checkpoint tensors not compared (no last checkpoint)"]  # fmt: skip
     if losses:
         parts.append(losses_text(losses))
     if metrics:
         parts.append("per-epoch metrics " + ("equal" if metrics.get("equal") else "differ"))
+    if isinstance(results, dict):
+        differ = [str(d.get("metric")) for d in results.get("differences") or [] if isinstance(d, dict)]
+        parts.append("results after training " + (f"differ ({', '.join(differ)})" if differ else "equal"))
     if not pair.get("equal") and (compared != 0 or pair.get("max_abs_diff") != 0):
-        over = "losses, metrics and tensors" if compared != 0 else "losses and metrics"
-        parts.append(f"largest difference {num(pair.get('max_abs_diff'))} (over {over})")
+        over = ["losses", "metrics", *(["results"] if isinstance(results, dict) else []),
+                *(["tensors"] if compared != 0 else [])]  # fmt: skip
+        parts.append(f"largest difference {num(pair.get('max_abs_diff'))} (over {', '.join(over[:-1])} and {over[-1]})")
     return "; ".join(parts)
 
 

@@ -4,9 +4,12 @@ Run A and run B are twin runs, each in a fresh process. Run K is killed with
 SIGKILL in the middle of an epoch (right after global step `kill_at`, 0-based)
 and continued with `auditor run --resume` in another fresh process. A vs B
 and A vs K are compared on the per-step training losses (steps.csv), the
-per-epoch metrics (metrics.csv without its timing columns) and every tensor of
+per-epoch metrics (metrics.csv without its timing columns), the results each run
+measured after training (audit.json's status and accuracies) and every tensor of
 the final checkpoint (`last.pt`: model parameters, BN buffers, optimiser
-momentum buffers keyed by parameter name).
+momentum buffers keyed by parameter name, and what a resume restores: scheduler,
+grad scaler, RNG streams, position, best-so-far), with best.pt's weights where
+best.pt was saved at another step.
 
 The verdict is `bitwise` (everything identical), `tolerance` (every
 difference <= spec.verify.tolerance; a pass only with
@@ -570,10 +573,23 @@ def tensor_sha256(t: Any) -> str:
 
 
 def state_tensors(payload: dict[str, Any], param_names: list[str]) -> dict[str, Any]:
-    """Model tensors (parameters and buffers) and optimiser state keyed by parameter name."""
+    """Model tensors (parameters and buffers), optimiser state keyed by parameter name, and
+    the rest a resume restores (`resume_state`)."""
+    return {**weight_tensors(payload), **optimizer_tensors(payload, param_names), **resume_state(payload)}
+
+
+def weight_tensors(payload: dict[str, Any]) -> dict[str, Any]:
+    """The model's parameters and buffers, `model.<name>`."""
     import torch
 
-    out = {f"model.{k}": v for k, v in payload["model"].items() if torch.is_tensor(v)}
+    return {f"model.{k}": v for k, v in payload["model"].items() if torch.is_tensor(v)}
+
+
+def optimizer_tensors(payload: dict[str, Any], param_names: list[str]) -> dict[str, Any]:
+    """The optimiser's per-parameter state (momentum buffers), `optimizer.<parameter>.<key>`."""
+    import torch
+
+    out = {}
     opt = payload.get("optimizer") or {}
     ids = [i for g in opt.get("param_groups", []) for i in g["params"]]
     names = dict(zip(ids, param_names)) if len(ids) == len(param_names) else {}
@@ -582,6 +598,99 @@ def state_tensors(payload: dict[str, Any], param_names: list[str]) -> dict[str, 
             if torch.is_tensor(v):
                 out[f"optimizer.{names.get(i, f'param{i}')}.{key}"] = v
     return out
+
+
+# What a resume restores besides weights and optimiser state (train.payload's keys); the
+# payload's timings, history (wall times), provenance and versions are not training state.
+RESUME_KEYS = ("scheduler", "scaler", "rng", "epoch", "step_in_epoch", "global_step", "partial", "best", "step_losses")
+
+
+def resume_state(payload: dict[str, Any]) -> dict[str, Any]:
+    """The scheduler, grad scaler, RNG streams (torch, CUDA, numpy, Python), position, epoch
+    accumulators and best-so-far record, as tensors named by their path in the payload
+    (`rng.numpy.keys`, `scheduler.last_epoch`). Numbers become float64 or int64 tensors (a
+    list of numbers one tensor); strings and None are skipped (a generator's name, an unset field)."""
+    out: dict[str, Any] = {}
+    for key in RESUME_KEYS:
+        if key in payload:
+            _leaf_tensors(key, _named_rng(payload[key]) if key == "rng" else payload[key], out)
+    return out
+
+
+# The fields of numpy's `get_state()` and Python's `random.getstate()` tuples, in order.
+_NUMPY_STATE = ("kind", "keys", "pos", "has_gauss", "cached_gaussian")
+_PYTHON_STATE = ("version", "internal_state", "gauss_next")
+
+
+def _named_rng(rng: Any) -> Any:
+    """train's RNG record with its two state tuples keyed by field name (a record of another shape as it is)."""
+    if not isinstance(rng, dict):
+        return rng
+    named = dict(rng)
+    for key, fields in (("numpy", _NUMPY_STATE), ("python", _PYTHON_STATE)):
+        value = rng.get(key)
+        if isinstance(value, (list, tuple)) and len(value) == len(fields):
+            named[key] = dict(zip(fields, value, strict=True))
+    return named
+
+
+def _leaf_tensors(name: str, value: Any, out: dict[str, Any]) -> None:
+    import torch
+
+    if torch.is_tensor(value):
+        out[name] = value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _leaf_tensors(f"{name}.{k}", v, out)
+    elif _plain_number(value) or (isinstance(value, (list, tuple)) and value and all(map(_plain_number, value))):
+        kind = torch.float64 if any(isinstance(v, float) for v in _as_list(value)) else torch.int64
+        try:
+            out[name] = torch.tensor(value if _plain_number(value) else list(value), dtype=kind)
+        except (OverflowError, RuntimeError, ValueError):  # an int past int64: compared by its digits
+            out[name] = torch.tensor(list(repr(value).encode()), dtype=torch.uint8)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _leaf_tensors(f"{name}[{i}]", v, out)
+
+
+def _plain_number(v: Any) -> bool:
+    return isinstance(v, (bool, int, float))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def best_weights(payload: dict[str, Any]) -> dict[str, Any]:
+    """best.pt's weights, `best.pt/model.<name>` (the weights every measurement after training used)."""
+    return {f"best.pt/{k}": v for k, v in weight_tensors(payload).items()}
+
+
+# The headline results each run measured after training (audit.json `metrics`): timings and
+# sizes are left out (they are not expected to repeat), as metrics.csv's timing columns are.
+RESULT_METRICS = ("status", "test_acc", "best_val_acc", "final_val_acc", "final_train_acc")
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def compare_results(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """RESULT_METRICS of two runs' records; a difference that is not between two finite numbers
+    (a status, a missing value, NaN) is not comparable (`max_abs_diff` None)."""
+    diffs = []
+    for key in RESULT_METRICS:
+        va, vb = a.get(key), b.get(key)
+        if va == vb and not _is_nan(va):  # NaN equals nothing, itself included
+            continue
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
+        diffs.append({"metric": key, "a": va, "b": vb, "abs_diff": _abs_diff(va, vb) if numbers else None})
+    comparable = all(d["abs_diff"] is not None for d in diffs)
+    return {
+        "compared": list(RESULT_METRICS), "equal": not diffs,
+        "max_abs_diff": max((d["abs_diff"] for d in diffs), default=0.0) if comparable else None,
+        "differences": diffs,
+    }  # fmt: skip
 
 
 def compare_tensors(ta: dict[str, Any], tb: dict[str, Any]) -> list[dict[str, Any]]:
@@ -606,35 +715,50 @@ def compare_tensors(ta: dict[str, Any], tb: dict[str, Any]) -> list[dict[str, An
     return rows
 
 
-def _load_last(run_root: Path, name: str) -> dict[str, Any] | None:
-    p = run_paths(run_root, name).checkpoints / "last.pt"
+def _load_checkpoint(run_root: Path, name: str, file: str) -> dict[str, Any] | None:
+    p = run_paths(run_root, name).checkpoints / file
     return checkpoint.load(p) if p.is_file() else None
 
 
-def compare_pair(workdir: Path, name: str, x: str, y: str, param_names: list[str]) -> dict[str, Any]:
-    """Compare run x (the reference) and run y."""
+def checkpoint_tensors(last: dict[str, Any], best: dict[str, Any] | None, param_names: list[str]) -> dict[str, Any]:
+    """Everything compared from one run's checkpoints: all of last.pt's state (`state_tensors`)
+    and best.pt's weights where best.pt was saved at another step (else it holds last.pt's bytes)."""
+    out = state_tensors(last, param_names)
+    if best is not None and best.get("global_step") != last.get("global_step"):
+        out |= best_weights(best)
+    return out
+
+
+def compare_pair(
+    workdir: Path, name: str, x: str, y: str, param_names: list[str], audits: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Compare run x (the reference) and run y (`audits`: each run's audit.json by run id)."""
     rx, ry = run_paths(workdir / x, name).reports, run_paths(workdir / y, name).reports
     losses = compare_losses(*[[r["loss"] for r in _read_csv(d / "steps.csv")[1]] for d in (rx, ry)])
     metrics = compare_metrics(_read_csv(rx / "metrics.csv")[1], _read_csv(ry / "metrics.csv")[1])
-    px, py = _load_last(workdir / x, name), _load_last(workdir / y, name)
+    results = compare_results(audits[x]["metrics"], audits[y]["metrics"])
+    px, py = (_load_checkpoint(workdir / r, name, "last.pt") for r in (x, y))
     notes = []
     if px is None or py is None:
         missing = [r for r, p in ((x, px), (y, py)) if p is None]
         notes.append(f"no last.pt in run {' and '.join(missing)}: final tensors not compared")
         tensors = []
     else:
-        tensors = compare_tensors(state_tensors(px, param_names), state_tensors(py, param_names))
+        bx, by = (_load_checkpoint(workdir / r, name, "best.pt") for r in (x, y))
+        tensors = compare_tensors(checkpoint_tensors(px, bx, param_names), checkpoint_tensors(py, by, param_names))
     # Nothing compared proves nothing: no final weights can never count as equal.
     t_equal = bool(tensors) and all(t["equal"] for t in tensors)
-    diffs = [losses["max_abs_diff"], metrics["max_abs_diff"], *[t["max_abs_diff"] for t in tensors]]
+    diffs = [losses["max_abs_diff"], metrics["max_abs_diff"], results["max_abs_diff"],
+             *[t["max_abs_diff"] for t in tensors]]  # fmt: skip
     comparable = all(d is not None for d in diffs) and (px is None) == (py is None)
     differing = sorted((t for t in tensors if not t["equal"]), key=_by_diff)
     return {
         "pair": f"{x}-{y}",
-        "equal": losses["equal"] and metrics["equal"] and t_equal,
+        "equal": losses["equal"] and metrics["equal"] and results["equal"] and t_equal,
         "max_abs_diff": max(d for d in diffs if d is not None) if comparable else None,
         "losses": losses,
         "metrics": metrics,
+        "results": results,
         "tensors_compared": len(tensors),
         "tensors_equal": sum(t["equal"] for t in tensors),
         "top_tensors": [{"name": t["name"], "max_abs_diff": t["max_abs_diff"]} for t in differing[:TOP_N]],
@@ -676,8 +800,9 @@ def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _unweighed(p: dict[str, Any]) -> bool:
-    """Equal losses and metrics, and no final weights to compare (no last.pt: the run diverged first)."""
-    return p.get("tensors_compared") == 0 and p["losses"]["equal"] and p["metrics"]["equal"]
+    """Equal losses, metrics and results, and no final weights to compare (no last.pt: the run diverged first)."""
+    return (p.get("tensors_compared") == 0 and p["losses"]["equal"] and p["metrics"]["equal"]
+            and p.get("results", {"equal": True})["equal"])  # fmt: skip
 
 
 def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
@@ -826,7 +951,8 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     if plan.spec.train.compile != "off":
         notes.append("each run compiled its model afresh, with a torch.compile cache of its own (run K's resumed "
                      "process reused run K's, as a resume on the same machine would)")  # fmt: skip
-    pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec)) for x, y in PAIRS]
+    audits = {"a": audit_a, "b": audit_b, "k": audit_k}
+    pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec), audits) for x, y in PAIRS]
     block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, [*notes, *facts["notes"]])
     report_a = run_paths(plan.workdir / "a", plan.spec.name).reports
     record_in_audit(report_a, plan.spec, block, log)
@@ -945,7 +1071,7 @@ def settle_verdict(
         notes.append("the runs agree on every step's loss and every epoch's metrics, but no final checkpoint "
                      "was written (the training diverged first), so their final weights were not compared")  # fmt: skip
     elif decided in ("tolerance", "diverged") and fd is None and all(p["metrics"]["equal"] for p in pairs):
-        notes.append("the loss streams are identical: the runs differ only in the final state (see tensors)")
+        notes.append(_final_state_note(pairs))
     return verdict
 
 
@@ -961,6 +1087,15 @@ def shared_setting(audits: list[dict[str, Any]], notes: list[str]) -> dict[str, 
             said = ", ".join(f"{run} {v}" for run, v in zip("ABK", values, strict=True))
             notes.append(f"the runs did not share their {field_name.replace('_', ' ')} ({said})")
     return shared
+
+
+def _final_state_note(pairs: list[dict[str, Any]]) -> str:
+    """What differs between runs whose losses and per-epoch metrics are identical."""
+    results = [d["metric"] for p in pairs for d in p.get("results", {}).get("differences", [])]
+    tensors = any(p.get("tensors_equal") != p.get("tensors_compared") for p in pairs)
+    said = (["the checkpoints (see tensors)"] if tensors else []) + (
+        [f"the results measured after training ({', '.join(dict.fromkeys(results))})"] if results else [])  # fmt: skip
+    return "the loss streams and per-epoch metrics are identical: the runs differ only in " + " and ".join(said)
 
 
 # How far runs that `decide` found agreeing agree, as a note says it.
@@ -1063,7 +1198,8 @@ def summary(outcome: VerifyOutcome) -> str:
         lines.append(
             f"  {p['pair']}: {state}; {losses_text(lo)}; "
             f"metrics {'equal' if me['equal'] else 'differ'}; "
-            f"tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
+            f"results {'equal' if p.get('results', {}).get('equal', True) else 'differ'}; "
+            f"checkpoint tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
         )
     fd = b["first_divergence"]
     lines.append(

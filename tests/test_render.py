@@ -782,13 +782,23 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     assert "| Verdict | **bitwise**: every compared tensor is bit-for-bit identical between the runs |" in ev
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
-    assert "| Runs A-B | final tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |" in ev
-    # a record written before the count of differing steps was kept
-    assert ("| Runs A-K | final tensors 1/2 identical; losses differ from step 18; "
+    assert ("| Runs A-B | checkpoint tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |"
+            in ev)  # fmt: skip
+    # a record written before the count of differing steps, and the results after training, were kept
+    assert ("| Runs A-K | checkpoint tensors 1/2 identical; losses differ from step 18; "
             "per-epoch metrics differ; largest difference 2e-07 (over losses, metrics and tensors) |") in ev  # fmt: skip
     counted = verified_audit()
     counted["verification"]["pairs"][1]["losses"]["steps_differ"] = 2
-    assert "| Runs A-K | final tensors 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in text_of(counted)
+    assert "| Runs A-K | checkpoint tensors 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in (
+        text_of(counted))  # fmt: skip
+    results = verified_audit()
+    results["verification"]["pairs"][0]["results"] = {"equal": True, "differences": []}
+    results["verification"]["pairs"][1]["results"] = {
+        "equal": False, "differences": [{"metric": "test_acc", "a": 0.5, "b": 0.51, "abs_diff": 0.01}]}  # fmt: skip
+    shown = text_of(results)
+    assert "per-epoch metrics equal; results after training equal |" in shown
+    assert ("per-epoch metrics differ; results after training differ (test_acc); largest difference 2e-07 "
+            "(over losses, metrics, results and tensors) |") in shown  # fmt: skip
     assert "| First divergence | none: the runs agree at every compared point |" in ev
     assert "| Device | cpu |" in ev  # evidence written before the threads and torch version were
     scoped = verified_audit()
@@ -798,7 +808,7 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     unweighed["verification"]["pairs"][1] |= {"tensors_compared": 0, "max_abs_diff": 0.0}
     unweighed["verification"]["pairs"][1]["losses"] = {"equal": True, "steps_a": 38, "steps_b": 38}
     unweighed["verification"]["pairs"][1]["metrics"] = {"equal": True}
-    assert ("| Runs A-K | final tensors not compared (no last checkpoint); losses of all 38 steps equal; per-epoch "
+    assert ("| Runs A-K | checkpoint tensors not compared (no last checkpoint); losses of all 38 steps equal; per-epoch "
             "metrics equal |") in text_of(unweighed)  # fmt: skip
     assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
     assert "- both runs used 2 threads" in ev

@@ -34,8 +34,10 @@ from auditor.verify import (
     ENV_NOISE_RUN,
     VerifyOutcome,
     checkpoint_name,
+    checkpoint_tensors,
     compare_losses,
     compare_metrics,
+    compare_results,
     compare_tensors,
     decide,
     default_kill_step,
@@ -132,7 +134,12 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     names = {t["name"] for t in block["tensors"]}
     assert "model.norm1.running_mean" in names and "model.norm1.num_batches_tracked" in names  # BN buffers
     assert "optimizer.conv1.weight.momentum_buffer" in names  # keyed by parameter name
+    # what a resume restores: the resumed run K must end with A's RNG streams, scheduler and position too
+    assert {"rng.torch", "rng.numpy.keys", "rng.python.internal_state", "scheduler.last_epoch",
+            "global_step", "best.metric"} <= names  # fmt: skip
     assert all(t["equal"] and t["sha256_a"] == t["sha256_b"] == t["sha256_k"] for t in block["tensors"])
+    for name in ("a-b", "a-k"):
+        assert _pair(block, name)["results"]["equal"] and "test_acc" in _pair(block, name)["results"]["compared"]
     assert any("checkpoint_every_steps" in n for n in block["notes"])
     assert block["nondeterminism_sources"] == audit["determinism"]["nondeterminism_sources"]
 
@@ -249,7 +256,7 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     assert block["verdict"] == "incomplete" and block["passed"] is False  # no last.pt: weights uncompared
     assert all(p["losses"]["equal"] and p["tensors_compared"] == 0 for p in block["pairs"])
     assert "INCOMPLETE (FAIL)" in proc.stdout and "likely causes" not in proc.stdout
-    assert "final weights not compared;" in proc.stdout and "differ only in the final state" not in proc.stdout
+    assert "final weights not compared;" in proc.stdout and "differ only in" not in proc.stdout
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -519,6 +526,77 @@ def test_tensor_comparison_layout_and_optimizer_names() -> None:
     assert {f"optimizer.{n}.momentum_buffer" for n in names} <= set(flat)
 
 
+def _resumable_payload(seed: int = 0) -> dict[str, Any]:
+    """A checkpoint payload as train writes it: model, optimiser, scheduler and every RNG stream."""
+    import random
+
+    from auditor.train import _rng_state
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5**step)
+    model(torch.randn(4, 2)).sum().backward()
+    opt.step()
+    sched.step()
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": {}, "rng": _rng_state(torch.device("cpu")), "epoch": 1, "step_in_epoch": 0,
+            "global_step": 4, "partial": {}, "best": {"metric": 0.5, "epoch": 1, "since": 0},
+            "step_losses": torch.tensor([2.3, 2.1], dtype=torch.float64), "train_time_s": 1.5}  # fmt: skip
+
+
+def test_the_state_a_resume_restores_is_compared_tensor_by_tensor() -> None:
+    import random
+
+    names = ["weight", "bias"]
+    a = _resumable_payload()
+    flat = state_tensors(a, names)
+    assert {"scheduler.last_epoch", "scheduler._last_lr", "rng.torch", "rng.numpy.keys", "rng.numpy.pos",
+            "rng.python.internal_state", "epoch", "global_step", "best.metric", "step_losses"} <= set(flat)  # fmt: skip
+    assert "train_time_s" not in flat and "rng.cuda" not in flat  # a timing; no CUDA stream on the CPU
+    assert all(r["equal"] for r in compare_tensors(flat, state_tensors(_resumable_payload(), names)))
+
+    # One draw from Python's generator that a resume would not replay: the weights agree, the state does not.
+    b = _resumable_payload()
+    random.random()
+    b["rng"]["python"] = random.getstate()
+    rows = {r["name"]: r for r in compare_tensors(flat, state_tensors(b, names))}
+    assert [n for n, r in rows.items() if not r["equal"]] == ["rng.python.internal_state"]
+    assert rows["rng.python.internal_state"]["max_abs_diff"] >= 1  # beyond any tolerance verify accepts (< 1)
+    c = _resumable_payload()
+    c["scheduler"]["last_epoch"] += 1
+    assert not {r["name"]: r for r in compare_tensors(flat, state_tensors(c, names))}["scheduler.last_epoch"]["equal"]
+
+
+def test_best_pt_weights_are_compared_where_best_pt_is_not_last_pt() -> None:
+    last = _resumable_payload()
+    same_step = {**_resumable_payload(), "global_step": last["global_step"]}  # the same bytes as last.pt
+    assert not any(n.startswith("best.pt/") for n in checkpoint_tensors(last, same_step, ["weight", "bias"]))
+    earlier = {**_resumable_payload(seed=1), "global_step": 2}
+    flat = checkpoint_tensors(last, earlier, ["weight", "bias"])
+    assert {"best.pt/model.weight", "best.pt/model.bias"} <= set(flat)
+    assert not torch.equal(flat["best.pt/model.weight"], flat["model.weight"])
+    assert not any(n.startswith("best.pt/optimizer") for n in flat)  # its weights are what was measured
+    assert checkpoint_tensors(last, None, ["weight", "bias"]).keys() == state_tensors(last, ["weight", "bias"]).keys()
+
+
+def test_the_results_measured_after_training_are_compared() -> None:
+    a = {"status": "completed", "test_acc": 0.5, "best_val_acc": 0.4, "final_val_acc": None, "latency_ms": 1.0}
+    assert compare_results(a, {**a, "latency_ms": 2.0, "train_time_s": 9.0}) == {
+        "compared": ["status", "test_acc", "best_val_acc", "final_val_acc", "final_train_acc"],
+        "equal": True, "max_abs_diff": 0.0, "differences": []}  # fmt: skip
+    near = compare_results(a, {**a, "test_acc": 0.5 + 2**-20})
+    assert not near["equal"] and near["max_abs_diff"] == 2**-20
+    assert near["differences"] == [{"metric": "test_acc", "a": 0.5, "b": 0.5 + 2**-20, "abs_diff": 2**-20}]
+    status = compare_results(a, {**a, "status": "diverged"})
+    assert not status["equal"] and status["max_abs_diff"] is None  # not a distance: never within tolerance
+    assert compare_results(a, {**a, "test_acc": None})["max_abs_diff"] is None
+    assert compare_results(a, {**a, "test_acc": float("nan")})["max_abs_diff"] is None
+    nan = {**a, "test_acc": float("nan")}
+    assert not compare_results(nan, nan)["equal"]  # NaN agrees with nothing
+
+
 def test_verdict_levels() -> None:
     def pair(equal: bool, diff: float | None, tensors: int = 5) -> dict:
         same = {"equal": diff == 0}
@@ -549,12 +627,24 @@ def test_verdict_levels() -> None:
     assert settle_verdict(unweighed, VerifySpec(), never, None, notes, {"status": "completed"}) == "unresumed"
     assert notes[0].startswith("the runs agree (on every loss and metric; no final weights to compare), but run K "
                                "did not continue from a checkpoint (it was not killed)")  # fmt: skip
-    assert not any("differ only in the final state" in n for n in notes), notes
+    assert not any("differ only in" in n for n in notes), notes
     # Equal losses but different per-epoch metrics: the runs do not differ only in the final state.
     metrics_differ = {**pair(False, 1e-3), "losses": {"equal": True}, "metrics": {"equal": False}}
     notes = []
     assert settle_verdict([metrics_differ], VerifySpec(), facts, None, notes, {"status": "completed"}) == "diverged"
-    assert not any("differ only in the final state" in n for n in notes), notes
+    assert not any("differ only in" in n for n in notes), notes
+    # Identical losses, metrics and checkpoints, but a result measured after training differs.
+    measured = {**pair(False, None), "tensors_equal": 5, "losses": {"equal": True}, "metrics": {"equal": True}, "results": {
+        "equal": False, "differences": [{"metric": "test_acc", "a": 0.5, "b": 0.52, "abs_diff": 0.02}]}}  # fmt: skip
+    notes = []
+    assert settle_verdict([measured], VerifySpec(), facts, None, notes, {"status": "completed"}) == "diverged"
+    assert notes == [("the loss streams and per-epoch metrics are identical: the runs differ only in the results "
+                      "measured after training (test_acc)")]  # fmt: skip
+    weights = {**pair(False, 1e-3), "tensors_equal": 4, "losses": {"equal": True}, "metrics": {"equal": True}}
+    notes = []
+    settle_verdict([weights], VerifySpec(), facts, None, notes, {"status": "completed"})
+    assert notes == [("the loss streams and per-epoch metrics are identical: the runs differ only in the checkpoints "
+                      "(see tensors)")]  # fmt: skip
 
 
 def test_the_summary_says_run_k_was_not_killed_and_what_the_runs_shared(tmp_path: Path) -> None:
