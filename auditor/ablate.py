@@ -64,6 +64,7 @@ from auditor.spec import (
     same_training,
     set_args,
     spec_hash,
+    training_changes,
     validate_spec,
 )
 from auditor.words import count
@@ -970,7 +971,8 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
         state, audit = run_state(out, r)
         label = skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
             "running": f"going on now in another process{_holder_text(out, r)}",
-            "resume": "resume (interrupted)",
+            "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r)
+            else "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)",
             "stale": "run (replaces a run of a different spec)", "new": "run",
         }[state]  # fmt: skip
@@ -1025,30 +1027,70 @@ STATE_WORDS = MappingProxyType({
 })  # fmt: skip
 
 
-def check_devices(plan: Plan, out: Path) -> None:
-    """Refuse, before anything runs, a variant whose runs to come need what this machine lacks
-    (CUDA, fp16 without it, a compile the environment switches off), naming the variant:
-    `auditor run` would refuse it only when its turn came, and the ablation stop there."""
+def check_runnable(plan: Plan, out: Path) -> None:
+    """Refuse, before anything runs, what `auditor run` would refuse only when a run's turn came
+    (and the ablation stop there), naming the variant: runs to come that need what this machine
+    lacks (CUDA, fp16 without it, a compile the environment switches off) or data that is not
+    there, and interrupted runs that cannot be continued under the spec planned for them."""
+    problems, interrupted = [], []
+    for v in plan.variants:
+        todo = [r for r in plan.runs_of(v) if run_state(out, r)[0] != "finished"]
+        if todo:  # the seeds differ only in seed and name
+            problems += [f"{plan.source}: variant {v!r}: {p}" for p in _machine_problems(todo[0].spec)]
+        interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r in todo
+                        if (p := other_spec_interrupted(out, r))]  # fmt: skip
+    advice = []
+    if problems:
+        advice.append("leave those variants out with --only, or run the ablation where they can run")
+    if interrupted:
+        advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "
+                      "with the ablation file and --set it was started with")  # fmt: skip
+    if advice:
+        raise InvalidInput("\n".join([*problems, *interrupted, f"nothing was run; {'; '.join(advice)}"]))
+
+
+def _machine_problems(spec: Spec) -> list[str]:
+    """Why this machine cannot train `spec`: its device or toggles, or its data folder."""
+    from auditor.data import root_problem
     from auditor.environment import resolve_device
     from auditor.train import check_device_support
 
     problems = []
-    for v in plan.variants:
-        todo = [r for r in plan.runs_of(v) if run_state(out, r)[0] != "finished"]
-        if todo:  # the seeds differ only in seed and name
-            try:
-                check_device_support(todo[0].spec.train, resolve_device(todo[0].spec.train.device))
-            except InvalidInput as exc:
-                problems.append(f"{plan.source}: variant {v!r}: {exc}")
-    if problems:
-        advice = "nothing was run; leave those variants out with --only, or run the ablation where they can run"
-        raise InvalidInput("\n".join([*problems, advice]))
+    try:
+        check_device_support(spec.train, resolve_device(spec.train.device))
+    except InvalidInput as exc:
+        problems.append(str(exc))
+    if (data := root_problem(spec.data)) is not None:
+        problems.append(data)
+    return problems
+
+
+def other_spec_interrupted(out: Path, run: PlannedRun) -> str | None:
+    """Why `auditor run --resume` would refuse the interrupted run in the way of `run`: its newest
+    intact checkpoint trained under a spec that differs in what is trained. None where there is
+    none, or nothing intact (the run says so, and starts over where it can)."""
+    from auditor import checkpoint
+    from auditor.runner import listed
+
+    if run_state(out, run)[0] != "resume":
+        return None
+    staging = run_paths(out, run.name).ckpt_staging
+    try:
+        found, _ = checkpoint.newest_intact(staging)
+        before = checkpoint.load(found, check_digest=False).get("spec") if found is not None else None  # verified
+    except InvalidInput:
+        return None
+    if found is None or same_training(before, run.spec):
+        return None
+    changed, _ = training_changes(before if isinstance(before, dict) else {}, run.spec)
+    return (f"{staging}: an interrupted run of this name trained under another spec, which --resume cannot "
+            f"continue under this one (changed in what is trained: {listed(changed) or 'unknown'})")  # fmt: skip
 
 
 def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
     """Run every pair in order (one `auditor run` process each); skip finished ones; resume
-    interrupted ones. A Ctrl-C or SIGTERM to this process waits for the run's own clean stop
-    (passing on a SIGTERM the run may not have received) and propagates."""
+    interrupted ones. A Ctrl-C or SIGTERM to this process is passed on to the run (which may not
+    have received it), waits for the run's own clean stop and propagates."""
     total, now = len(plan.runs), this_machine(plan)
     for i, r in enumerate(plan.runs, 1):
         head = f"[{i}/{total}] {r.name}"
@@ -1066,10 +1108,9 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env())
         try:
             rc = proc.wait()
-        except KeyboardInterrupt as stop:
-            if isinstance(stop, Terminated):  # perhaps sent to this process only: pass it on (a run
-                proc.terminate()  # that got it too ignores a second one)
-            proc.wait()  # the run got the same signal and saves its state
+        except KeyboardInterrupt as stop:  # perhaps sent to this process only (`kill PID`): pass it on
+            proc.send_signal(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            proc.wait()  # the run stops cleanly, saving its state (one that got it too ignores a second)
             raise
         if rc == EXIT_INVALID:
             raise InvalidInput(

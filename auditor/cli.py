@@ -16,8 +16,9 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from auditor import __version__
@@ -458,10 +459,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
     ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
     ablate.check_run_names(args.out, plan)
+    if args.dry_run:  # the whole plan, then what the ablation would refuse here (exit 2)
+        _say([*ablate.plan_lines(plan, args.out), "# dry run: nothing was run or written"])
+        ablate.check_runnable(plan, args.out)
+        return EXIT_OK
     if not args.render_only:  # a page of runs made elsewhere can be rendered anywhere
-        ablate.check_devices(plan, args.out)
-    if args.dry_run:
-        return _say([*ablate.plan_lines(plan, args.out), "# dry run: nothing was run or written"])
+        ablate.check_runnable(plan, args.out)
     if not args.render_only:
         _say(ablate.header_lines(plan, args.out))
         code = _run_ablation(args, plan)
@@ -584,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
     if stray:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    previous = _stop_on_sigterm()
+    previous = _stop_on_signals()
     _names_printable()
     try:
         if args.command in TORCH_COMMANDS:
@@ -606,11 +609,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
         return _report_error(args.command, f"{names}: {exc.strerror or exc}")
     finally:
-        if previous is not _UNSET and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, previous)  # unless a SIGTERM came: the process is stopping
-
-
-_UNSET = object()  # no handler was installed
+        for signum, handler in previous.items():  # unless a stop came: the process is stopping
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, handler)
 
 
 def _names_printable() -> None:
@@ -638,22 +639,30 @@ def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that import torch first thing
 
 
-def _stop_on_sigterm() -> Any:
-    """Make the first SIGTERM raise Terminated (a KeyboardInterrupt) for the command's duration, and
-    ignore any after it, so that the clean stop it starts is not cut short (a process group, or
-    ablate passing it on, can deliver two). Return the handler replaced, or _UNSET where none was
-    installed: not the main thread, or SIGTERM ignored already (as a parent may arrange)."""
+# The exception the first stop signal raises where the command is (Terminated is a KeyboardInterrupt).
+STOPS: Mapping[int, type[KeyboardInterrupt]] = MappingProxyType({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated})
 
-    def terminate(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
 
+def _stop_on_signals() -> dict[int, Any]:
+    """Make the first Ctrl-C (SIGINT) or SIGTERM raise KeyboardInterrupt or Terminated for the command's
+    duration, and ignore both after it, so that the clean stop it starts is not cut short (a process
+    group and ablate passing the signal on can deliver two; a second Ctrl-C would break off a
+    checkpoint being written). Return the handlers replaced: none off the main thread, and none for a
+    signal ignored already (as a parent may arrange; a shell without job control, for Ctrl-C)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        for s in STOPS:
+            signal.signal(s, signal.SIG_IGN)
+        raise STOPS[signum]
+
+    replaced = {}
     try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-            return _UNSET
-        return signal.signal(signal.SIGTERM, terminate)
-    except ValueError:
-        return _UNSET
+        for signum in STOPS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                replaced[signum] = signal.signal(signum, stop)
+    except ValueError:  # not the main thread
+        pass
+    return replaced
 
 
 # A path the OS refused, which no stage reported itself: bad input naming that path.

@@ -196,7 +196,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     except ValueError as exc:
         raise SpecFieldError("data.root", str(exc)) from None
     base = root / CIFAR_DIR
-    if not base.is_dir() and spec.download and (root.is_dir() or not root.exists()):
+    if _downloads(spec.download, root):
         _download(root)
     if not base.is_dir():
         raise SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
@@ -227,16 +227,45 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     )
 
 
+def _downloads(download: bool, root: Path) -> bool:
+    """Whether reading the data fetches it first: asked to, and nothing named CIFAR_DIR where a
+    folder can hold one. Never into a folder named CIFAR_DIR: that is the set's own folder, whose
+    parent data.root names (a download there would nest a second copy inside it)."""
+    return (download and not os.path.lexists(root / CIFAR_DIR) and root.name != CIFAR_DIR
+            and (root.is_dir() or not root.exists()))  # fmt: skip
+
+
+def root_problem(spec: DataSpec) -> str | None:
+    """What `read_cifar10` would refuse about `data.root` before reading any file ('data.root: ...'),
+    or None: synthetic data, a root holding CIFAR_DIR/, or one data.download would fill (the
+    download's own failure is found only when it is tried)."""
+    if spec.dataset != "cifar10":
+        return None
+    try:
+        root = resolved_folder(spec.root)
+    except ValueError as exc:
+        return f"data.root: {exc}"
+    if (root / CIFAR_DIR).is_dir() or _downloads(spec.download, root):
+        return None
+    return f"data.root: {root} {_why_no_cifar_dir(root)}"
+
+
 def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
     """Why `root` (given as `setting`) holds no CIFAR_DIR/, with what to set instead when that
     is clear; the spec's data.root is also told of data.download."""
     download = ", or set data.download: true" if setting == "data.root" else ""
     if root.name == CIFAR_DIR and root.is_dir():
         return f"is the {CIFAR_DIR}/ folder itself; set {setting} to the folder that holds it, {root.parent}"
+    if root.name == CIFAR_DIR and not root.exists():
+        return (f"does not exist, and names the {CIFAR_DIR}/ folder itself; set {setting} to the folder that "
+                f"holds (or is to hold) it, {root.parent}")  # fmt: skip
     if not root.exists():
         return f"does not exist; set {setting} to the folder that holds {CIFAR_DIR}/{download}"
     if not root.is_dir():
         return "is not a folder"
+    if os.path.lexists(root / CIFAR_DIR):  # a file (the archive saved under the folder's name?), a dangling link
+        return (f"holds {CIFAR_DIR} as {not_a_file(root / CIFAR_DIR) or 'a file'}, not a folder; extract the "
+                f"official cifar-10-python.tar.gz in {root} to make the folder")  # fmt: skip
     return (
         f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
         f"(data_batch_1..5, test_batch, batches.meta){download}"

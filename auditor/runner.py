@@ -328,10 +328,10 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
         return [f"{found.name} was written under a spec that differs only outside training "
                 f"({'; '.join(outside)}); this run records the new spec, checkpoints written "
                 "before the resume keep the old one"]  # fmt: skip
-    allowed = f"; also changed, which alone would not stop a resume: {_listed(outside)}" if outside else ""
+    allowed = f"; also changed, which alone would not stop a resume: {listed(outside)}" if outside else ""
     raise InvalidInput(
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
-        f", now {spec_hash(spec)[:12]}); changed in what is trained: {_listed(training) or 'unknown'}{allowed}"
+        f", now {spec_hash(spec)[:12]}); changed in what is trained: {listed(training) or 'unknown'}{allowed}"
     )
 
 
@@ -361,7 +361,7 @@ def resume_data_notes(
 
 
 
-def _listed(changes: list[str], most: int = 8, sep: str = "; ") -> str:
+def listed(changes: list[str], most: int = 8, sep: str = "; ") -> str:
     """The first `most` changes (or names), and how many more there are."""
     more = f" (and {len(changes) - most} more)" if len(changes) > most else ""
     return sep.join(changes[:most]) + more
@@ -524,17 +524,17 @@ def check_run_folders(paths: RunPaths) -> None:
             raise InvalidInput(f"{final}: not a folder, but this run writes its {attr} there; move it away")
         if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
             raise InvalidInput(
-                f"{final}: holds {_listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder when it "
+                f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder when it "
                 "finishes, which would delete them: move them away"
             )
         staging = final.with_name(final.name + ".partial")
         for folder in (final, staging) if attr == "checkpoints" else ():
             if odd := misplaced_checkpoints(folder):  # a run would train, then fail writing there
-                raise InvalidInput(f"{folder}: {_listed(odd, 5, ', ')} where a checkpoint file goes (not a regular "
+                raise InvalidInput(f"{folder}: {listed(odd, 5, ', ')} where a checkpoint file goes (not a regular "
                                    "file); move it away")  # fmt: skip
         if staging.is_dir() and not staging.is_symlink() and (foreign := foreign_files(staging, attr)):
             raise InvalidInput(
-                f"{staging}: holds {_listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
+                f"{staging}: holds {listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
                 "folder, which would delete them: move them away"
             )
         old = aside(final)

@@ -7,10 +7,13 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -257,12 +260,20 @@ def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
     plan = build_plan(str(PRESETS / f"{preset}.yaml"))
     for v in plan.variants:
         assert re.search(rf"^{re.escape(v)}\s", listed.stdout, re.MULTILINE), listed.stdout
-    out = tmp_path / "out"
-    dry = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--out", str(out), cwd=REPO)
+    out, data = tmp_path / "out", tmp_path / "data"
+    (data / "cifar-10-batches-py").mkdir(parents=True)  # the folder a run reads: its files are read only then
+    plan = build_plan(str(PRESETS / f"{preset}.yaml"), [f"data.root={data}"])
+    dry = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--set", f"data.root={data}", "--out", str(out), cwd=REPO)
     assert dry.returncode == 0, dry.stderr
     for r in plan.runs:
         assert r.name in dry.stdout and r.spec_hash[:12] in dry.stdout
     assert dry.stdout.count("auditor run ") == len(plan.runs)
+    # Where the data is not, the plan is listed all the same, and what the ablation would refuse said (exit 2).
+    nowhere = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--set", f"data.root={tmp_path / 'no'}",
+                     "--out", str(out), cwd=REPO)  # fmt: skip
+    assert nowhere.returncode == 2 and nowhere.stdout.count("auditor run ") == len(plan.runs)
+    assert nowhere.stdout.rstrip().endswith("# dry run: nothing was run or written")
+    assert f"data.root: {tmp_path / 'no'} does not exist" in nowhere.stderr and "Traceback" not in nowhere.stderr
     assert not out.exists()
 
 
@@ -647,12 +658,22 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
         resolve_ablation_path("./specs/ablations/resnet18_cifar10.yaml")  # a path: never the shipped one
 
 
-def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGTERM may reach ablate only (`kill PID`), unlike Ctrl-C, which the whole process group gets."""
+def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preset's data folder passes ablate's check: the `auditor run` processes are stood in for."""
+    from auditor import data
+
+    monkeypatch.setattr(data, "root_problem", lambda spec: None)
+
+
+@pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])
+def test_a_stop_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str) -> None:
+    """A SIGTERM or SIGINT may reach ablate only (`kill PID`), unlike Ctrl-C at a terminal, which the
+    whole process group gets (the run ignores the second it then receives)."""
     from auditor import ablate
     from auditor.errors import Terminated
 
-    calls: list[str] = []
+    raised = {"Terminated": Terminated, "KeyboardInterrupt": KeyboardInterrupt}[stop]
+    calls: list[object] = []
 
     class Run:  # stands in for the `auditor run` child process
         def __init__(self, argv: list[str], **kwargs: object) -> None:
@@ -661,22 +682,47 @@ def test_sigterm_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: py
         def wait(self) -> int:
             calls.append("wait")
             if calls.count("wait") == 1:
-                raise Terminated  # the signal arrives while ablate waits
-            return 143 if "terminate" in calls else 0
+                raise raised  # the signal arrives while ablate waits
+            return 143 if signal.SIGTERM in calls else 130
 
-        def terminate(self) -> None:
-            calls.append("terminate")
+        def send_signal(self, signum: int) -> None:
+            calls.append(signum)
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
-    with pytest.raises(Terminated):
+    with pytest.raises(raised):
         ablate.execute_plan(plan, tmp_path, lambda msg: None)
-    assert calls == ["start", "wait", "terminate", "wait"]
+    assert calls == ["start", "wait", signal.SIGTERM if stop == "Terminated" else signal.SIGINT, "wait"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_sent_to_ablate_alone_stops_the_run_it_waits_for(tmp_path: Path) -> None:
+    """`kill -INT PID` reaches ablate and not its run (a terminal's Ctrl-C reaches both): the run
+    must stop now, resumable, not train to its end first."""
+    write(tmp_path / "tiny.yaml", TINY.replace("train.epochs=1", "train.epochs=60"))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited as ignored
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", "ablate", "tiny.yaml", "--only", "cosine",
+                                 "--seeds", "1", "--out", "out"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    staging = run_paths(tmp_path / "out", "tiny-cosine-s0").ckpt_staging
+    deadline = time.monotonic() + 300
+    while not (staging / "last.pt.sha256").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first epoch's checkpoint is there to continue from
+    os.kill(proc.pid, signal.SIGINT)  # its own session: nothing else gets it
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err, out + err
+    assert "interrupted; continue with: auditor ablate tiny.yaml --only cosine --seeds 1 --out out" in out
+    assert (staging / "last.pt").is_file()  # resumable
+    assert not (tmp_path / "out/reports/tiny-cosine-s0/audit.json").exists()  # it did not train its 60 epochs
 
 
 def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _data_not_read(monkeypatch)
     from auditor import ablate
     from auditor.errors import EXIT_INTERRUPTED
 
@@ -703,6 +749,7 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
 def test_a_run_killed_by_a_crash_signal_is_a_crash_not_an_interruption(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], returncode: int, interrupted: bool
 ) -> None:
+    _data_not_read(monkeypatch)
     from auditor import ablate
 
     class Run:  # `auditor run` killed by a signal: SIGKILL stops it (it resumes); SIGSEGV, SIGABRT crash it
@@ -716,7 +763,7 @@ def test_a_run_killed_by_a_crash_signal_is_a_crash_not_an_interruption(
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
     assert ablate.execute_plan(plan, tmp_path, lambda msg: None).interrupted is interrupted
     argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
-    assert main(argv) == 128 - returncode if not interrupted else 130
+    assert main(argv) == (128 - returncode if not interrupted else 130)
     out, err = capsys.readouterr()
     if not interrupted:
         name = {-11: "SIGSEGV", -6: "SIGABRT"}[returncode]
@@ -734,6 +781,7 @@ def test_ablate_reports_how_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     where: str, code: int, stream: str, said: str,
 ) -> None:  # fmt: skip
+    _data_not_read(monkeypatch)
     from auditor import ablate
 
     class Run:  # stands in for the `auditor run` child, which writes no report
@@ -745,6 +793,9 @@ def test_ablate_reports_how_it_stopped(
             if where == "wait" and self.waited == 1:
                 raise KeyboardInterrupt
             return 130 if where == "wait" else 1
+
+        def send_signal(self, signum: int) -> None:  # ablate passes the Ctrl-C on
+            pass
 
     def stop_between(plan: ablate.Plan) -> dict[str, dict[str, object]]:
         raise KeyboardInterrupt
@@ -788,7 +839,7 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
     # Again through the command: the first run failed in an earlier call (skipped now), the second runs.
     shutil.rmtree(tmp_path / "reports" / plan.runs[1].name)
     states = iter(["finished", "new", "finished"])
-    monkeypatch.setattr(ablate, "check_devices", lambda plan, out: None)  # its own test; it reads the states too
+    monkeypatch.setattr(ablate, "check_runnable", lambda plan, out: None)  # its own test; it reads the states too
     assert main(["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "2", "--out", str(tmp_path)]) == 0
     said = capsys.readouterr().out
     names = f"{plan.runs[0].name}, {plan.runs[1].name}"
@@ -874,18 +925,77 @@ def test_seeds_of_one_variant_that_read_different_data_are_named(tmp_path: Path)
                               {"name": "z", "data_id": None}]) == {}  # fmt: skip
 
 
-def test_check_devices_names_each_variant_and_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_runnable_names_each_variant_and_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from auditor import ablate
 
     f = write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.device=cuda]"))
     plan = build_plan(str(f))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as here, and as in CI
     with pytest.raises(InvalidInput, match=r"variant 'cosine': train.device: .*CUDA") as exc:
-        ablate.check_devices(plan, tmp_path)
+        ablate.check_runnable(plan, tmp_path)
     assert "variant 'constant'" not in str(exc.value) and str(exc.value).endswith("where they can run")
     states = {r.name: "finished" if r.variant == "cosine" else "new" for r in plan.runs}
     monkeypatch.setattr(ablate, "run_state", lambda out, r: (states[r.name], None))
-    ablate.check_devices(plan, tmp_path)  # cosine's runs are finished: nothing left to run on CUDA
+    ablate.check_runnable(plan, tmp_path)  # cosine's runs are finished: nothing left to run on CUDA
+
+
+def test_data_a_variant_lacks_is_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`auditor run` finds a missing data.root only when that variant's turn comes, naming the base spec."""
+    nowhere = tmp_path / "nowhere"
+    f = write(tmp_path / "x.yaml", TINY.replace("constant: [train.schedule.name=constant]",
+                                                f"constant: [data.dataset=cifar10, 'data.root={nowhere}']"))  # fmt: skip
+    out = tmp_path / "out"
+    for extra in ([], ["--dry-run"]):
+        assert main(["ablate", str(f), "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{f}: variant 'constant': data.root: {nowhere} does not exist; set data.root" in err, err
+        assert "variant 'cosine'" not in err and "nothing was run; leave those variants out with --only" in err
+    assert not out.exists()  # not even the variant that could run
+
+
+def _interrupted(out: Path, run_name: str, spec: Any) -> Path:
+    """An interrupted run's staging folder with one intact checkpoint of `spec`."""
+    from auditor import checkpoint
+    from auditor.spec import resolved_dict, spec_hash
+
+    staging = run_paths(out, run_name).ckpt_staging
+    staging.mkdir(parents=True)
+    checkpoint.save(staging / "step-00000002.pt", {"model": {}, "spec": resolved_dict(spec), "spec_hash": spec_hash(spec),
+                                                    "global_step": 2})  # fmt: skip
+    return staging
+
+
+def test_an_interrupted_run_of_another_spec_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`auditor run --resume` refuses a checkpoint whose training differs; ablate would plan a resume
+    and stop there, at every try."""
+    from auditor import ablate
+
+    f = write(tmp_path / "x.yaml", TINY)
+    out = tmp_path / "out"
+    plan = build_plan(str(f))
+    run = plan.runs_of("constant")[1]
+    _interrupted(out, run.name, plan.runs_of("constant")[0].spec.model_copy(update={"name": run.name}))
+    assert str(ablate.other_spec_interrupted(out, run)).endswith("(changed in what is trained: seed: 0 -> 1)")
+    staging = run_paths(out, run.name).ckpt_staging
+    shutil.rmtree(staging)
+    # the same run, started with another lr: what is trained differs
+    started = build_plan(str(f), ["train.optimizer.lr=0.04"]).runs_of("constant")[1]
+    _interrupted(out, run.name, started.spec)
+    said = ablate.other_spec_interrupted(out, run)
+    assert said == (f"{staging}: an interrupted run of this name trained under another spec, which --resume cannot "
+                    "continue under this one (changed in what is trained: train.optimizer.lr: 0.04 -> 0.05)")  # fmt: skip
+    assert ablate.other_spec_interrupted(out, started) is None  # continued with the --set it was started with
+    before = sorted(p.name for p in staging.iterdir())
+    for extra in ([], ["--dry-run"]):
+        assert main(["ablate", str(f), "--out", str(out), *extra]) == 2
+        printed, err = capsys.readouterr()
+        assert f"{f}: variant 'constant' seed 1: {said}" in err and "Traceback" not in err
+        assert "remove such a folder to start that run afresh (its training so far is lost), or continue it" in err
+        if extra:
+            assert "tiny-constant-s1  variant constant  seed 1  [refused: interrupted under another spec (see " in printed
+    assert sorted(p.name for p in staging.iterdir()) == before and not (out / "reports").exists()
 
 
 def test_the_log_says_a_finished_run_of_another_spec_is_replaced() -> None:

@@ -124,12 +124,13 @@ def test_a_path_the_os_refuses_is_bad_input_naming_it(tmp_path: Path, smoke_run:
 @pytest.mark.parametrize(
     ("signum", "times", "code", "word"),
     [(signal.SIGINT, 1, 130, "interrupted"), (signal.SIGTERM, 1, 143, "terminated (SIGTERM)"),
-     (signal.SIGTERM, 3, 143, "terminated (SIGTERM)")],  # a process group's, then ablate's passed on
-    ids=["sigint", "sigterm", "sigterm-thrice"],
+     (signal.SIGTERM, 3, 143, "terminated (SIGTERM)"),  # a process group's, then ablate's passed on
+     (signal.SIGINT, 3, 130, "interrupted")],  # Ctrl-C at a terminal, ablate's, an impatient second Ctrl-C
+    ids=["sigint", "sigterm", "sigterm-thrice", "sigint-thrice"],
 )
 def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, times: int, code: int, word: str) -> None:
     """SIGINT (or a CI job's SIGTERM) mid-training: exit 130 (143) and a shell-quoted --resume command
-    (`>=` is no redirect). SIGTERMs after the first do not cut the clean stop short."""
+    (`>=` is no redirect). Signals after the first do not cut the clean stop short."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
     # A shell without job control starts background jobs with SIGINT ignored, which a child inherits
     # (and Python then keeps): with a handler here instead, the run starts with the default action.
@@ -815,11 +816,11 @@ def test_a_run_started_by_verify_or_ablate_stops_when_its_parent_is_killed_outri
 def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
     """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)
     or a C++ abort instead of exit 130/143."""
-    from auditor.cli import _stop_on_sigterm, signals_held
+    from auditor.cli import _stop_on_signals, signals_held
 
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _stop_on_sigterm()  # as main() runs a command: SIGTERM raises Terminated, then is ignored
+    _stop_on_signals()  # as main() runs a command: the first stop raises, then both are ignored
     try:
         before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         finished = False
@@ -828,10 +829,9 @@ def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, rais
             time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
             finished = True
         assert finished
-        if sig == signal.SIGTERM:  # delivered to main's handler, which ignores a second SIGTERM
-            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
-        else:
-            assert {s: signal.getsignal(s) for s in before} == before
+        # delivered to main's handler, which ignores any stop after the first
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert before[signal.SIGINT] is before[signal.SIGTERM]  # one handler for both stops
         with signals_held():  # nothing held: nothing raised
             pass
     finally:
@@ -839,12 +839,12 @@ def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, rais
         signal.signal(signal.SIGINT, previous_int)
 
 
-def test_an_in_process_main_leaves_the_sigterm_handler_as_it_was() -> None:
+def test_an_in_process_main_leaves_the_stop_handlers_as_they_were() -> None:
     from auditor.cli import main
 
-    before = signal.getsignal(signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert main(["models"]) == 0
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_every_command_help_describes_it() -> None:

@@ -364,6 +364,52 @@ def test_a_data_root_that_is_not_the_folder_holding_the_set_says_what_to_set(tmp
         DataSpec(root="", val_split=0)
 
 
+def test_root_problem_says_before_reading_what_reading_would_refuse(tmp_path: Path) -> None:
+    root = fake_cifar_root(tmp_path)
+    assert D.root_problem(DataSpec(root=str(root))) is None
+    assert D.root_problem(DataSpec(dataset="synthetic", root=str(tmp_path / "nowhere"), val_split=0)) is None
+    inner = DataSpec(root=str(root / D.CIFAR_DIR))
+    said = D.root_problem(inner)
+    assert said == f"data.root: {root / D.CIFAR_DIR} is the {D.CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root}"
+    with pytest.raises(InvalidInput) as exc:
+        D.load_data(inner, 0)
+    assert str(exc.value) == said  # the same words as the stage's
+    assert D.root_problem(DataSpec(root=str(tmp_path / "nowhere"))).endswith("does not exist; set data.root to the "
+                                                                            f"folder that holds {D.CIFAR_DIR}/, or set data.download: true")  # fmt: skip
+    assert D.root_problem(DataSpec(root=str(tmp_path / "nowhere"), download=True)) is None  # a download would fill it
+    (tmp_path / "file").write_text("x")
+    assert D.root_problem(DataSpec(root=str(tmp_path / "file"), download=True)) == f"data.root: {tmp_path / 'file'} is not a folder"
+
+
+def test_a_download_never_goes_into_the_sets_own_folder_or_over_a_file_of_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision.datasets
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("downloaded")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", never)
+    root = fake_cifar_root(tmp_path)
+    inner = DataSpec(root=str(root / D.CIFAR_DIR), download=True)  # would nest a second copy inside the first
+    with pytest.raises(InvalidInput, match=f"is the {D.CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root}$"):
+        D.load_data(inner, 0)
+    gone = DataSpec(root=str(tmp_path / "new" / D.CIFAR_DIR), download=True)
+    with pytest.raises(InvalidInput, match=f"does not exist, and names the {D.CIFAR_DIR}/ folder itself; set data.root "
+                                           f"to the folder that holds \\(or is to hold\\) it, {tmp_path / 'new'}$"):  # fmt: skip
+        D.load_data(gone, 0)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / D.CIFAR_DIR).write_bytes(b"\x1f\x8b")  # the .tar.gz saved under the folder's name
+    said = (f"data.root: {archive} holds {D.CIFAR_DIR} as a file, not a folder; extract the official "
+            f"cifar-10-python.tar.gz in {archive} to make the folder")  # fmt: skip
+    for download in (False, True):
+        assert D.root_problem(DataSpec(root=str(archive), download=download)) == said
+        with pytest.raises(InvalidInput) as exc:
+            D.load_data(DataSpec(root=str(archive), download=download, val_split=0), 0)
+        assert str(exc.value) == said
+
+
 def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No network here: the downloader's failure becomes InvalidInput naming the root."""
     import torchvision.datasets

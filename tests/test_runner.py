@@ -113,7 +113,7 @@ def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_cha
     message = str(err.value)
     assert "changed in what is trained: seed: 0 -> 9; also changed, which alone would not stop a resume: " in message
     assert message.endswith("criteria.test_acc: null -> '>= 0.99'")
-    assert runner._listed([str(i) for i in range(10)]) == "0; 1; 2; 3; 4; 5; 6; 7 (and 2 more)"
+    assert runner.listed([str(i) for i in range(10)]) == "0; 1; 2; 3; 4; 5; 6; 7 (and 2 more)"
     [note] = runner.resume_spec_notes(tmp_path / "last.pt", state, load_spec("smoke", [*TINY_SETS, "description=x"]))
     assert note.startswith("last.pt was written under a spec that differs only outside training (description: ")
 
