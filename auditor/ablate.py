@@ -51,6 +51,7 @@ from auditor.fileio import atomic_write_bytes, holder_now, lock_holder, out_erro
 from auditor.render import cifar_qualifier
 from auditor.spec import (
     NAME_PATTERN,
+    RESERVED_SUFFIXES,
     SUBKEY,
     Spec,
     apply_overrides,
@@ -80,6 +81,7 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "params_m": ("params", "millions"),
 })
 REFERENCE_METRICS = ("best_val_acc", "final_val_acc", "test_acc")
+ACCURACIES = tuple(k for k, (_, kind) in METRICS.items() if kind == "acc")
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -142,6 +144,13 @@ class Ablation(BaseModel):
     figure: Literal["depth"] | None = None
     reference: dict[str, Reference] = {}
     reference_note: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_reserved(cls, v: str) -> str:
+        if v.endswith(RESERVED_SUFFIXES):  # its page folder would pass for a run's staging or set-aside folder
+            raise ValueError(f"must not end in {', '.join(RESERVED_SUFFIXES)} (reserved for the tool's own folders)")
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -541,7 +550,9 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "data_id": _data_id(audit.get("data")),
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit), "software_base": software_label(audit, source=False),
-        "metrics": {k: m.get(k) for k in METRICS},
+        # a broken model's accuracies are noise (records from before they were withheld hold some)
+        "metrics": {k: None if k in ACCURACIES and audit.get("measurements", {}).get("nonfinite") else m.get(k)
+                    for k in METRICS},
     }  # fmt: skip
 
 
@@ -758,15 +769,16 @@ def _depth_figure(
     """He et al. (2016) Fig. 6 style: train error dashed/thin, held-out error bold, per network."""
     from auditor.render import agg_figure, epoch_axis, write_png
 
-    family = {v["name"]: (v["runs"][0]["family"] if v["runs"] else None) for v in record["variants"]}
-    groups = {"plain": [n for n, f in family.items() if f and f.startswith("plain")]}
+    # Only variants with a curve: a variant with no counted run has no family to group it by either.
+    family = {v["name"]: str(v["runs"][0]["family"]) for v in record["variants"] if _band(data[v["name"]]["val_acc"])[0]}
+    groups = {"plain": [n for n, f in family.items() if f.startswith("plain")]}
     groups["residual"] = [n for n in family if n not in groups["plain"]]
-    groups = {k: v for k, v in groups.items() if v}
-    fig = agg_figure((6 * max(len(groups), 1), 4.5))
-    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)
-    for ax, (title, names) in zip(axes[0], groups.items(), strict=False):
+    groups = {k: v for k, v in groups.items() if v} or {"no": []}  # one empty panel, saying why
+    fig = agg_figure((6 * len(groups), 4.5))
+    axes = fig.subplots(1, len(groups), squeeze=False)
+    for ax, (title, names) in zip(axes[0], groups.items(), strict=True):
         for i, name in enumerate(names):
-            c, color = data[name], f"C{list(family).index(name) % 10}"
+            c, color = data[name], f"C{[v['name'] for v in record['variants']].index(name) % 10}"  # as in val_acc.png
             ep, tr, _, _ = _band(c["train_acc"])
             dot = {"marker": "o"} if len(ep) == 1 else {}  # a single epoch has no line to draw
             ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--", **({"marker": "x"} if dot else {}))
@@ -893,19 +905,26 @@ def check_page_folder(out: Path, plan: Plan) -> None:
 def check_run_names(out: Path, plan: Plan) -> None:
     """Refuse run names another ablation's page in `out` lists for another of its variants: names
     join ablation, variant and seed with '-', which both may contain (`tiny` + `abl-cos` and
-    `tiny-abl` + `cos`), so one ablation's run would replace the other's."""
-    mine = {r.name for r in plan.runs}
+    `tiny-abl` + `cos`), so one ablation's run would replace the other's. Refuse as well a run
+    named as another ablation's page folder, and a page folder named as another's run (both
+    live in reports/: `tiny-cos-s0` as an ablation's name)."""
+    mine, page_folder = {r.name for r in plan.runs}, plan.ablation.name
     clashes = []
     for page in sorted((out / "reports").glob("*/ablations.json")):
         record = _read_json(page)
         name = record.get("ablation", {}).get("name") if isinstance(record, dict) else None
         if name is None or name == plan.ablation.name:
             continue
-        clashes += [f"{r['name']} (variant {v['name']!r} of ablation {name!r})" for v in record.get("variants", [])
-                    for r in [*v.get("runs", []), *v.get("missing", [])] if r.get("name") in mine]  # fmt: skip
+        theirs = [(v["name"], r["name"]) for v in record.get("variants", [])
+                  for r in [*v.get("runs", []), *v.get("missing", [])] if isinstance(r.get("name"), str)]  # fmt: skip
+        clashes += [f"{run} (variant {v!r} of ablation {name!r})" for v, run in theirs if run in mine]
+        clashes += [f"{run} (this ablation's page folder; a run of variant {v!r} of ablation {name!r})"
+                    for v, run in theirs if run == page_folder]  # fmt: skip
+        if page.parent.name in mine:
+            clashes.append(f"{page.parent.name} (the page folder of ablation {name!r})")
     if clashes:
         raise InvalidInput(
-            f"{out}: runs of this ablation would take the names of another's: {', '.join(clashes[:5])}; rename the "
+            f"{out}: this ablation's runs or page would take the names of another's: {', '.join(clashes[:5])}; rename the "
             "ablation or the variant, or use another --out"
         )
 

@@ -1009,6 +1009,17 @@ def _broken_warning(meas: dict[str, Any], broken: list[str]) -> str:
     return f"**Broken model:** {measured_model(meas)} holds inf or NaN in {which}: its outputs are not numbers, {figures}."
 
 
+def _final_selection_text(final: dict[str, Any] | None, split: str) -> str:
+    """The last epoch's accuracy on the selection split, unless its loss there is not a number
+    (null in audit.json): predictions made from inf or NaN, whose count of hits means nothing."""
+    if final is None or final["val_acc"] is None:
+        return NA
+    if final["val_loss"] is None:
+        return (f"not reported: the {split} loss at epoch {final['epoch']} is not a number (the model computed inf "
+                f"or NaN; its accuracy as measured, {pct(final['val_acc'])}, means nothing)")  # fmt: skip
+    return pct(final["val_acc"])
+
+
 def nonfinite_losses(audit: dict[str, Any]) -> list[str]:
     """The losses measured on the selected model that are not numbers (audit.json holds them as
     null): its test loss, and its selection-split loss at the epoch it was selected."""
@@ -1072,9 +1083,12 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "test_loss": loss_cell(test["loss"]) if test else NA,
         "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"]),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
+            f"not reported (epoch {tr['best_epoch']}, selected on the **{split}** split): "
+            f"{audit['metric_notes'].get('best_val_acc', 'the model is broken')}" if broken else
             f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split{_tie_text(tr)}"
         ),
-        "final_selection_acc": final["val_acc"] if final else None,
+        "final_selection_text": _final_selection_text(final, split) if not (broken and final and final["epoch"] == tr[
+            "best_epoch"]) else f"not reported: {audit['metric_notes'].get('final_val_acc', 'the model is broken')}",
         "final_train_loss": loss_cell(final["train_loss"]) if final else NA,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         **training_cpu(tr),

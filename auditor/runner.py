@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import shutil
 import signal
@@ -838,7 +839,7 @@ def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | Non
     return {
         "test_acc": test["acc"] if test and not measured["nonfinite"] else None,  # a broken model's is noise
         "best_val_acc": result.best_metric if has_val and not measured["nonfinite"] else None,  # measured on it
-        "final_val_acc": h[-1].val_acc if h and has_val else None,
+        "final_val_acc": h[-1].val_acc if h and has_val and not _final_is_noise(result, measured) else None,
         "final_train_acc": h[-1].train_acc if h else None,
         "latency_ms": lat["median_ms"],
         "params_m": size_["params_total"] / 1e6,
@@ -858,6 +859,8 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
         notes["best_val_acc"] = notes["final_val_acc"] = "the spec has no validation split"
     if not result.history and result.selection_split == "val":
         notes["best_val_acc"] = notes["final_val_acc"] = f"no epoch completed (run {result.status})"
+    if result.history and result.selection_split == "val" and (why := _final_is_noise(result, measured)):
+        notes["final_val_acc"] = why
     if measured["size"]["checkpoint_bytes"] is None:
         notes["checkpoint_mb"] = f"no best checkpoint (run {result.status})"
     if measured["test"] is None:
@@ -867,6 +870,18 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
         if result.selection_split == "val" and result.best_metric is not None:  # the selected epoch's, the same model
             notes["best_val_acc"] = broken_model_note(measured["evaluated_checkpoint"], bad, result.best_metric)
     return notes
+
+
+def _final_is_noise(result: TrainResult, measured: dict[str, Any]) -> str | None:
+    """Why the last epoch's validation accuracy means nothing, or None: its val loss is not a
+    number (predictions made from inf or NaN), or it is the selected epoch's, whose model is broken."""
+    last = result.history[-1]
+    if last.val_loss is None or not math.isfinite(last.val_loss):
+        return (f"the val loss at the last epoch ({last.epoch}) is not a number: the model then computed inf or NaN, "
+                "and its accuracy as measured means nothing")  # fmt: skip
+    if measured["nonfinite"] and last.epoch == result.best_epoch and last.val_acc is not None:  # the same weights
+        return broken_model_note(measured["evaluated_checkpoint"], measured["nonfinite"], last.val_acc)
+    return None
 
 
 def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -> str:

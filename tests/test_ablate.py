@@ -658,6 +658,69 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
         resolve_ablation_path("./specs/ablations/resnet18_cifar10.yaml")  # a path: never the shipped one
 
 
+def test_the_depth_figure_draws_only_variants_with_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variant with no finished run has no curve and no family: it was put among the residual networks."""
+    from auditor import ablate, render
+
+    drawn: list[Any] = []
+    monkeypatch.setattr(render, "write_png", lambda fig, path: drawn.append(fig))
+    curve = {"val_acc": [[0.3, 0.5]], "train_acc": [[0.2, 0.4]], "split": ["val"]}
+    none: dict[str, list[Any]] = {"val_acc": [], "train_acc": [], "split": []}
+
+    def variant(name: str, family: str | None) -> dict[str, Any]:
+        return {"name": name, "runs": [{"family": family}] if family else []}
+
+    record = {"variants": [variant("plain20", "plain-cifar"), variant("plain56", None), variant("resnet20", None)]}
+    ablate._depth_figure(record, {"plain20": curve, "plain56": none, "resnet20": none}, tmp_path, "val", False)
+    (ax,) = drawn[-1].axes
+    assert ax.get_title() == "plain networks" and ax.get_legend_handles_labels()[1] == ["plain20"]
+    ablate._depth_figure({"variants": record["variants"][1:]}, {"plain56": none, "resnet20": none}, tmp_path, "val", False)
+    (ax,) = drawn[-1].axes  # no run to draw: one panel that says so
+    assert ax.get_legend_handles_labels()[1] == [] and [t.get_text() for t in ax.texts] == ["no finished epochs yet"]
+
+
+def test_a_broken_runs_accuracies_are_withheld_from_the_page(tmp_path: Path) -> None:
+    """The page says 'accuracies withheld'; a record from before final_val_acc was withheld holds one."""
+    from auditor import ablate
+
+    f = write(tmp_path / "x.yaml", TINY)
+    run = build_plan(str(f)).runs[0]
+    audit = {"metrics": {"best_val_acc": None, "final_val_acc": 0.2344, "test_acc": None, "train_time_s": 3.0,
+                         "params_m": 0.08}, "measurements": {"nonfinite": ["bn1.running_var"]}}  # fmt: skip
+    row = ablate._run_row(run, audit, tmp_path / "r", tmp_path)
+    assert row["broken"] and row["metrics"] == {"best_val_acc": None, "final_val_acc": None, "test_acc": None,
+                                                "train_time_s": 3.0, "params_m": 0.08}  # fmt: skip
+    audit["measurements"]["nonfinite"] = []
+    assert ablate._run_row(run, audit, tmp_path / "r", tmp_path)["metrics"]["final_val_acc"] == 0.2344
+
+
+def test_page_folders_and_run_names_of_two_ablations_may_not_meet(tmp_path: Path) -> None:
+    """Pages and runs share reports/: an ablation named as another's run, or a run named as another's page."""
+    from auditor import ablate
+
+    out = tmp_path / "out"
+    page = out / "reports" / "tiny" / "ablations.json"
+    page.parent.mkdir(parents=True)
+    page.write_text(json.dumps({"ablation": {"name": "tiny"}, "variants": [
+        {"name": "r8", "runs": [], "missing": [{"seed": 0, "name": "tiny-r8-s0", "why": "not run"}]}]}))
+    named_as_run = build_plan(str(write(tmp_path / "a.yaml", TINY.replace("name: tiny", "name: tiny-r8-s0"))))
+    with pytest.raises(InvalidInput, match=re.escape(
+            "would take the names of another's: tiny-r8-s0 (this ablation's page folder; a run of variant 'r8' of "
+            "ablation 'tiny')")):  # fmt: skip
+        ablate.check_run_names(out, named_as_run)
+    # the other way round: a page named as one of this ablation's runs
+    (out / "reports" / "x-cosine-s0").mkdir()
+    (out / "reports" / "x-cosine-s0" / "ablations.json").write_text(json.dumps({"ablation": {"name": "x-cosine-s0"},
+                                                                                "variants": []}))  # fmt: skip
+    runs_as_page = build_plan(str(write(tmp_path / "b.yaml", TINY.replace("name: tiny", "name: x"))))
+    with pytest.raises(InvalidInput, match=re.escape("x-cosine-s0 (the page folder of ablation 'x-cosine-s0')")):
+        ablate.check_run_names(out, runs_as_page)
+    ablate.check_run_names(out, build_plan(str(write(tmp_path / "c.yaml", TINY.replace("name: tiny", "name: y")))))
+    for suffix in (".partial", ".old", ".failed"):  # its page folder would pass for a run's own staging folder
+        with pytest.raises(InvalidInput, match="name: must not end in .partial, .old, .failed"):
+            build_plan(str(write(tmp_path / "d.yaml", TINY.replace("name: tiny", f"name: tiny-cosine-s0{suffix}"))))
+
+
 def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """The preset's data folder passes ablate's check: the `auditor run` processes are stood in for."""
     from auditor import data

@@ -498,6 +498,26 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
     assert "this run stopped within the warm-up, after 1 epoch: its lr only rose" in text_of(rehash(audit))
 
 
+def test_a_broken_models_validation_accuracies_are_not_reported() -> None:
+    """best_val_acc is withheld from the metrics; the sheet printed it from the history all the same."""
+    audit = golden_audit()
+    best = audit["training"]["best_metric"]
+    assert f"| Best val accuracy (selection metric) | {100 * best:.2f}% at epoch" in text_of(audit)
+    audit["measurements"]["nonfinite"] = ["bn1.running_var"]
+    audit["metric_notes"]["best_val_acc"] = "best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): ..."
+    text = text_of(rehash(audit))
+    assert (f"| Best val accuracy (selection metric) | not reported (epoch {audit['training']['best_epoch']}, selected "
+            "on the **val** split): best.pt holds non-finite values in 1 tensor") in text  # fmt: skip
+    assert f"{100 * best:.2f}%" not in section(text, "Results").split("| Epoch |")[0]  # the epoch log keeps it
+    assert "| Final val accuracy | not reported: " in text  # its last epoch is the selected one: the same weights
+    audit = golden_audit()  # a model that is not broken, whose last epoch computed NaN
+    last = audit["training"]["history"][-1]
+    last["val_loss"] = None  # NaN, as audit.json holds it
+    assert (f"| Final val accuracy | not reported: the val loss at epoch {last['epoch']} is not a number (the model "
+            f"computed inf or NaN; its accuracy as measured, {100 * last['val_acc']:.2f}%, means nothing) |"
+            in text_of(rehash(audit)))  # fmt: skip
+
+
 def test_a_broken_model_is_why_a_run_failed() -> None:
     audit = golden_audit()
     audit["measurements"]["nonfinite"] = ["conv1.weight"]

@@ -80,6 +80,31 @@ def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
     assert runner._metrics(result, {**measured, "nonfinite": []}, False)["best_val_acc"] == 0.17
 
 
+def test_the_final_val_accuracy_of_an_epoch_whose_val_loss_is_not_a_number_is_withheld() -> None:
+    """Predictions made from inf or NaN: their count of hits (a constant argmax) means nothing."""
+    measured = {"test": {"acc": 0.2, "n": 10}, "nonfinite": [], "evaluated_checkpoint": "best.pt",
+                "size": {"checkpoint_bytes": 10, "params_total": 1, "weights_bytes": 1},
+                "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
+    epoch = SimpleNamespace(epoch=3, val_loss=float("nan"), val_acc=0.2344, train_acc=0.1)
+    result = SimpleNamespace(history=[epoch], selection_split="val", best_metric=0.3, best_epoch=1, train_time_s=1.0,
+                             images_per_s=1.0, status="completed")  # fmt: skip
+    assert runner._metrics(result, measured, False)["final_val_acc"] is None
+    assert runner._metric_notes(result, measured)["final_val_acc"] == (
+        "the val loss at the last epoch (3) is not a number: the model then computed inf or NaN, and its accuracy "
+        "as measured means nothing")  # fmt: skip
+    epoch.val_loss = 2.3
+    assert runner._metrics(result, measured, False)["final_val_acc"] == 0.2344
+    assert "final_val_acc" not in runner._metric_notes(result, measured)
+    # The selected model is broken: the last epoch's accuracy is withheld where it is that model's.
+    broken = {**measured, "nonfinite": ["bn1.running_var"]}
+    assert runner._metrics(result, broken, False)["final_val_acc"] == 0.2344  # epoch 3, not the selected epoch 1
+    result.best_epoch = 3
+    assert runner._metrics(result, broken, False)["final_val_acc"] is None
+    assert runner._metric_notes(result, broken)["final_val_acc"] == (
+        "best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): the model is broken, and its accuracy "
+        "as measured (23.44%) means nothing")  # fmt: skip
+
+
 def test_metrics_a_run_that_diverged_before_any_checkpoint_could_not_have_say_why() -> None:
     measured = {"test": None, "nonfinite": [], "evaluated_checkpoint": None,
                 "size": {"checkpoint_bytes": None, "params_total": 1, "weights_bytes": 1},
