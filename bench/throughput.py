@@ -100,6 +100,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points.
 SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset").resolve()
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS_SHOWN = RESULTS_MD.relative_to(REPO)  # as --help names it
 SEED = 42
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
 # Defaults sized for a 2-core CPU (one timed repeat of either pipeline took 2-3 s for resnet20
@@ -1263,10 +1264,12 @@ def overhead_child(argv: list[str]) -> int:
     code = cli.main(argv)
     t_main = time.perf_counter() - t0
     out = Path(argv[argv.index("--out") + 1])
+    if not out.is_dir():  # refused before it made its --out
+        return code
     (out / "bench_phases.json").write_text(json.dumps({
         "phases": totals, "main_s": t_main, "import_s": t_imported - t_start, "missing": missing, "exit": code,
     }, indent=2))  # fmt: skip
-    return 0
+    return code  # a run that failed (2: bad input, a crash) gives no breakdown
 
 
 def _read_audit(out: Path) -> dict[str, Any]:
@@ -1319,7 +1322,7 @@ def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str
             out2 = Path(tmp) / "instrumented"
             cmd2 = [sys.executable, str(Path(__file__).resolve()), "--overhead-child", "run", *args, "--out", str(out2)]
             proc2_s, proc2, busy2 = run_command(cmd2, Path(tmp), log, quiet)
-            if proc2.returncode == 0 and (out2 / "bench_phases.json").is_file():
+            if proc2.returncode in (0, 1) and (out2 / "bench_phases.json").is_file():  # 1: a criterion failed
                 ph = json.loads((out2 / "bench_phases.json").read_text())
                 ph["process_wall_s"], ph["foreign_cpu"] = proc2_s, busy2
                 ph["unattributed_s"] = ph["main_s"] - sum(ph["phases"].values())
@@ -1675,7 +1678,7 @@ def results_markdown(report: dict[str, Any]) -> str:
 def write_results(reports: list[dict[str, Any]], path: Path = RESULTS_MD, append: bool = False) -> None:
     """Write the runs to `path` (replacing it), or append them below the runs already there."""
     if append and path.is_file():
-        text = path.read_text().rstrip("\n") + "\n\n"
+        text = path.read_text(encoding="utf-8").rstrip("\n") + "\n\n"
     else:
         text = f"{RESULTS_TITLE}\n\n{RESULTS_INTRO}\n\n"
     body = "\n".join(results_markdown(r) for r in reports)  # first: a report it cannot render leaves the file alone
@@ -1754,8 +1757,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     add_timing_options(p)
     add_section_options(p)
-    p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_MD.relative_to(REPO)} (replacing it)")
-    p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_MD.relative_to(REPO)}")
+    p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_SHOWN} (replacing it)")
+    p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_SHOWN}")
     p.add_argument("--render-json", type=Path, nargs="+", default=None, metavar="JSON",
                    help="measure nothing: write RESULTS.md from reports saved with --json (with --write-results or --append-results)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
@@ -1791,6 +1794,14 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     given = getattr(a, "given", [])
     if a.write_results and a.append_results:
         return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
+    if (a.write_results or a.append_results) and (problem := results_problem(RESULTS_MD, a.append_results)):
+        return problem
+    for option, values in (("--model", a.model), ("--threads", a.threads or []), ("--rows", a.rows or []),
+                           ("--render-json", [p.resolve() for p in a.render_json or []])):  # fmt: skip
+        if len(set(values)) < len(values):
+            return f"{option}: a value is listed twice ({' '.join(map(str, values))})"
+    if a.json is not None and (problem := json_problem(a.json)):
+        return problem
     if a.render_json is not None:
         others = [d for d in given if d not in ("render_json", "append_results", "write_results")]
         if others:
@@ -1803,12 +1814,6 @@ def argument_problem(a: argparse.Namespace) -> str | None:
             return f"{_flag(dest)} is for {_flag(section)}: add {_flag(section)} (or --all)"
     if a.synthetic and a.data_root is not None:
         return "--synthetic and --data-root name different data: give one"
-    for option, values in (("--model", a.model), ("--threads", a.threads or [])):
-        if len(set(values)) < len(values):
-            return f"{option}: a value is listed twice ({' '.join(map(str, values))})"
-    if a.json is not None and (a.json.is_dir() or not (a.json.parent.is_dir() and os.access(a.json.parent, os.W_OK))):
-        where = f"{a.json} is a folder" if a.json.is_dir() else f"{a.json.parent} is not a writable folder"
-        return f"--json {a.json}: {where} (checked now, not after measuring)"
     if a.data_root is not None and not (a.data_root / "cifar-10-batches-py").is_dir():
         return f"--data-root {a.data_root}: no cifar-10-batches-py/ folder there"
     named = os.environ.get("AUDITOR_CIFAR10_SUBSET")
@@ -1826,6 +1831,44 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         return f"--device {a.device}: no such GPU ({torch.cuda.device_count()} here)"
     return None
+
+
+def results_problem(path: Path, append: bool) -> str | None:
+    """Why RESULTS.md (`path`) cannot be written, or appended to, once measured (checked before)."""
+    if path.is_dir() or (os.path.lexists(path) and not path.is_file()):
+        return f"{path}: not a regular file, where the results go"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path}: cannot be written here (checked now, not after measuring)"
+    if append and path.is_file():
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), so this run cannot be appended to it"
+        except OSError as exc:
+            return f"{path}: cannot be read ({exc.strerror})"
+    return None
+
+
+def json_problem(path: Path) -> str | None:
+    """Why --json cannot write `path`: a folder, an unwritable one, RESULTS.md, or a file that is
+    not a report --json wrote (it would be replaced without a word)."""
+    if path.is_dir():
+        return f"--json {path}: {path} is a folder (checked now, not after measuring)"
+    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+        return f"--json {path}: {path.parent} is not a writable folder (checked now, not after measuring)"
+    if path.resolve() == RESULTS_MD.resolve():
+        return f"--json {path}: is {RESULTS_MD.name}, which --write-results and --append-results write"
+    if path.exists() and not _is_report(path):
+        return f"--json {path}: holds a file that is not a report --json wrote; name another file, or remove it"
+    return None
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"machine", "command"} <= report.keys()
 
 
 def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 0.10) -> str | None:
@@ -1861,6 +1904,9 @@ def render_saved(a: argparse.Namespace) -> int:
         for r in reports:
             pool_ceilings(r.get("throughput", []))
         write_results(reports, append=a.append_results)
+    except OSError as exc:  # it changed since the arguments were checked
+        print(f"throughput.py: error: {RESULTS_MD}: {exc.strerror or exc}; it was left as it was", file=sys.stderr)
+        return 2
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # written before or edited
         what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         print(f"throughput.py: error: --render-json: a report is not complete ({what}); {RESULTS_MD.name} was left "
@@ -1958,7 +2004,7 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         print_lines(targets)
     print(f"\nload average at end: {report['loadavg_end']}")
     if a.json:
-        a.json.write_text(json.dumps(report, indent=2, default=str))
+        atomic_write_bytes(a.json, json.dumps(report, indent=2, default=str).encode())
     if a.write_results or a.append_results:
         write_results([report], append=a.append_results)
         print(f"wrote {RESULTS_MD}")
@@ -2011,6 +2057,12 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(stop)
     except InvalidInput as exc:  # the data (a damaged batch file), found when it is read
         print(f"{Path(sys.argv[0]).name}: error: {exc}; no results written", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a report file that changed since the arguments were checked
+        if not measured or exc.filename is None:
+            raise
+        saved = f"; the JSON report is in {a.json}" if a.json and a.json.is_file() else ""
+        print(f"{Path(sys.argv[0]).name}: error: {exc.filename}: {exc.strerror or exc}{saved}", file=sys.stderr)
         return 2
     return 0
 

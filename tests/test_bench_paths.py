@@ -493,3 +493,62 @@ def test_render_json_refuses_a_file_that_is_not_a_saved_report(bench, tmp_path: 
     assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
     assert f"--render-json {saved}: not a report written by --json" in capsys.readouterr().err
 
+
+
+def test_where_the_results_go_is_checked_before_measuring(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found after every section had been measured, these were a traceback (exit 1) and lost results."""
+    results = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(bench, "RESULTS_MD", results)
+    results.mkdir()
+    assert bench.main(["--write-results"]) == 2
+    assert f"{results}: not a regular file, where the results go; nothing measured" in capsys.readouterr().err
+    results.rmdir()
+    results.write_bytes(b"# Results\n\xff\xfe")
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"machine": {}, "command": "x"}))
+    for args in (["--append-results"], ["--render-json", str(report), "--append-results"]):
+        assert bench.main(args) == 2
+        assert f"{results}: not UTF-8 text (invalid start byte at byte 10)" in capsys.readouterr().err
+    assert results.read_bytes() == b"# Results\n\xff\xfe"
+    results.write_text("# Results\n")
+    monkeypatch.setattr(bench.os, "access", lambda path, mode: False)  # a read-only folder (root ignores chmod)
+    assert bench.main(["--write-results"]) == 2
+    assert f"{results}: cannot be written here (checked now, not after measuring)" in capsys.readouterr().err
+
+
+def test_json_never_replaces_results_or_a_file_it_did_not_write(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    monkeypatch.setattr(bench, "RESULTS_MD", results)
+    assert bench.main(["--json", str(results)]) == 2
+    assert f"--json {results}: is RESULTS.md, which --write-results and --append-results write" in capsys.readouterr().err
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    assert bench.main(["--json", str(mine)]) == 2
+    assert "holds a file that is not a report --json wrote; name another file, or remove it" in capsys.readouterr().err
+    assert mine.read_text() == "mine" and results.read_text() == "# Results\n"
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"machine": {}, "command": "x"}))
+    assert bench.json_problem(report) is None and bench.json_problem(tmp_path / "new.json") is None
+
+
+def test_a_report_or_row_listed_twice_is_refused(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One report rendered twice had put one run into RESULTS.md twice."""
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"machine": {}, "command": "x"}))
+    assert bench.main(["--render-json", str(report), str(tmp_path / "." / "r.json"), "--append-results"]) == 2
+    assert "--render-json: a value is listed twice" in capsys.readouterr().err
+    assert bench.main(["--matrix", "--rows", "determinism off", "determinism off"]) == 2
+    assert "--rows: a value is listed twice (determinism off determinism off)" in capsys.readouterr().err
+
+
+def test_the_instrumented_run_exits_as_the_run_did(tmp_path: Path) -> None:
+    """Its breakdown is used only from a run that finished: it had exited 0 whatever the run did."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--overhead-child", "run",
+                           str(tmp_path / "nosuch.yaml"), "--out", str(tmp_path / "o")], check=False,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and "nosuch.yaml" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
