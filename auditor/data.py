@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -50,6 +50,9 @@ class Provenance:
     # sha256 over the test images and labels the run scored: the first data.limit_test (the same
     # as test_fingerprint without a limit); evaluate compares those it scores with it
     scored_test_fingerprint: str | None = None
+    # scored test images whose pixels equal an image of the train (val) split: exact copies only
+    test_in_train: int | None = None
+    test_in_val: int | None = None
 
 
 @dataclass(frozen=True)
@@ -404,11 +407,38 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr
+    test_keys = image_keys(sx[te])
+    prov = replace(prov, test_in_train=copies_of(tx[tr], sx[te], test_keys),
+                   test_in_val=copies_of(tx[va], sx[te], test_keys))  # fmt: skip
     t = torch.from_numpy
     return DataBundle(
         train_x=t(tx[tr]), train_y=t(ty[tr]), val_x=t(tx[va]), val_y=t(ty[va]),
         test_x=t(sx[te]), test_y=t(sy[te]), classes=tuple(classes), provenance=prov,
     )  # fmt: skip
+
+
+# Fixed odd 64-bit weights (one per 8 pixel bytes of a 3x32x32 image): image_keys' hash.
+_KEY_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 2**63, size=3 * 32 * 32 // 8, dtype=np.uint64) | np.uint64(1)
+
+
+def image_keys(x: np.ndarray) -> np.ndarray:
+    """(N,) uint64: a hash of each uint8 image of x (N, 3, 32, 32), equal for equal pixels
+    (a weighted sum of its 8-byte words, modulo 2**64; equal keys are confirmed byte by byte)."""
+    return np.ascontiguousarray(x).reshape(len(x), -1).view(np.uint64) @ _KEY_WEIGHTS
+
+
+def copies_of(pool: np.ndarray, x: np.ndarray, x_keys: np.ndarray | None = None) -> int:
+    """How many images of x (N, 3, 32, 32) uint8 are pixel-for-pixel copies of an image in pool."""
+    if not len(pool) or not len(x):
+        return 0
+    x_keys = image_keys(x) if x_keys is None else x_keys
+    pool_keys = image_keys(pool)
+    order = np.argsort(pool_keys, kind="stable")
+    sorted_keys = pool_keys[order]
+    candidates = np.flatnonzero(np.isin(x_keys, pool_keys))  # almost never more than the true copies
+    lo = np.searchsorted(sorted_keys, x_keys[candidates], "left")
+    hi = np.searchsorted(sorted_keys, x_keys[candidates], "right")
+    return sum(any(np.array_equal(pool[order[j]], x[i]) for j in range(a, b)) for i, a, b in zip(candidates, lo, hi))
 
 
 # --- batches on the device ----------------------------------------------------

@@ -680,7 +680,28 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "legacy_std_warning": legacy_warning,
         "augment_text": "; ".join(parts) if parts else "none",
         "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
+        **_test_copies(d),
     }  # fmt: skip
+
+
+def _copies(n: int) -> str:
+    return f"{n:,} {'is a copy' if n == 1 else 'are copies'}"
+
+
+def _test_copies(d: dict[str, Any]) -> dict[str, str | None]:
+    """The scored test images found, pixel for pixel, among the images trained on or selected on
+    (`copies_text`), and a warning when there are any (`copies_warning`)."""
+    train, val = d.get("test_in_train"), d.get("test_in_val")
+    if train is None or val is None:  # records written before the check
+        return {"copies_text": "not checked (recorded before this check)", "copies_warning": None}
+    n = d["sizes"]["test"]
+    said = [f"{_copies(train)} of images in the training split, so the test accuracy counts images the model "
+            "trained on" if train else "", f"{_copies(val)} of images in the validation split, on which the "
+            "checkpoint was selected" if val else ""]  # fmt: skip
+    warning = ("**Test images seen before:** " + f"of the {n:,} scored test images, "
+               + "; ".join(s for s in said if s) + " (pixel for pixel).") if train or val else None  # fmt: skip
+    return {"copies_text": f"{train:,} / {val:,} of {n:,} (exact pixel copies; near-duplicates are not looked for)",
+            "copies_warning": warning}  # fmt: skip
 
 
 def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:

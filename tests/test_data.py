@@ -501,3 +501,31 @@ def test_a_loop_of_links_as_the_data_root_is_bad_input_not_a_crash(tmp_path: Pat
         D.load_data(DataSpec(root=str(tmp_path / "l1")), 0)
     with pytest.raises(InvalidInput, match=f"^--data-root: {re.escape(str(tmp_path / 'l1'))}: a loop of symbolic links$"):
         D.read_test_set(tmp_path / "l1")
+
+
+def test_copies_of_counts_exact_pixel_copies_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 256, (50, 3, 32, 32), dtype=np.uint8)
+    fresh = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    nudged = pool[:2].copy()
+    nudged[:, 0, 0, 0] ^= 1  # one bit off: not a copy
+    x = np.concatenate([pool[[3, 7, 7]], fresh, nudged])
+    assert D.copies_of(pool, x) == 3 and D.copies_of(pool, pool) == 50
+    assert D.copies_of(pool[:0], x) == 0 and D.copies_of(pool, x[:0]) == 0
+    # every key the same (a hash collision everywhere): the bytes still decide
+    monkeypatch.setattr(D, "image_keys", lambda imgs: np.zeros(len(imgs), dtype=np.uint64))
+    assert D.copies_of(pool, x) == 3
+
+
+def test_test_images_found_in_the_train_or_val_split_are_recorded(tmp_path: Path) -> None:
+    """A test_batch that is a copy of a training batch (a packaging slip) had passed unremarked."""
+    root = fake_cifar_root(tmp_path, n=40)
+    base = root / D.CIFAR_DIR
+    clean = D.load_data(DataSpec(root=str(root), val_split=10), 0).provenance
+    assert (clean.test_in_train, clean.test_in_val) == (0, 0)
+    shutil.copy(base / "data_batch_1", base / "test_batch")
+    copied = D.load_data(DataSpec(root=str(root), val_split=10), 0).provenance
+    assert (copied.test_in_train, copied.test_in_val) == (30, 10)  # every test image, wherever the split put it
+    limited = D.load_data(DataSpec(root=str(root), val_split=10, limit_train=5, limit_test=20), 0)
+    assert limited.provenance.test_in_train == D.copies_of(limited.train_x.numpy(), limited.test_x.numpy())
+    assert limited.provenance.test_in_train + limited.provenance.test_in_val <= 20

@@ -498,6 +498,21 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
     assert "this run stopped within the warm-up, after 1 epoch: its lr only rose" in text_of(rehash(audit))
 
 
+def test_test_images_seen_in_training_or_selection_are_said() -> None:
+    audit = golden_audit()
+    assert "| Scored test images also in the train / val split | 0 / 0 of 500 (exact pixel copies;" in text_of(audit)
+    assert "Test images seen before" not in text_of(audit)
+    audit["data"] |= {"test_in_train": 12, "test_in_val": 3}
+    text = text_of(audit)
+    assert "| Scored test images also in the train / val split | 12 / 3 of 500 (exact pixel copies;" in text
+    assert ("> [!WARNING]\n> **Test images seen before:** of the 500 scored test images, 12 are copies of images in "
+            "the training split, so the test accuracy counts images the model trained on; 3 are copies of images in "
+            "the validation split, on which the checkpoint was selected (pixel for pixel).") in text  # fmt: skip
+    del audit["data"]["test_in_train"], audit["data"]["test_in_val"]  # a record from before the check
+    assert "| Scored test images also in the train / val split | not checked (recorded before this check) |" in (
+        text_of(audit))  # fmt: skip
+
+
 def test_a_broken_models_validation_accuracies_are_not_reported() -> None:
     """best_val_acc is withheld from the metrics; the sheet printed it from the history all the same."""
     audit = golden_audit()
