@@ -16,6 +16,7 @@ line's `--set`, the variant's overrides, then `seed=<seed>` and
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import statistics
@@ -662,8 +663,6 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
 
 
 def _rel(target: Path, start: Path) -> str:
-    import os
-
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
 
@@ -879,6 +878,7 @@ def render_ablation(here: Path) -> Path:
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
         any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
         any_mixed_data=any(v.get("mixed_data") for v in record["variants"]),
+        sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
     )  # fmt: skip
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
@@ -993,7 +993,9 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
             "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r)
             else "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)",
-            "stale": "run (replaces a run of a different spec)", "new": "run",
+            "stale": "run (replaces a run of a different spec)",
+            "new": "run (replaces a report whose audit.json cannot be read)"
+            if (report_dir(out, r.name) / "audit.json").exists() else "run",
         }[state]  # fmt: skip
         lines += [f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]", f"  spec sha256: {r.spec_hash}",
                   f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}",
@@ -1052,6 +1054,8 @@ def check_runnable(plan: Plan, out: Path) -> None:
     lacks (CUDA, fp16 without it, a compile the environment switches off) or data that is not
     there, and interrupted runs that cannot be continued under the spec planned for them."""
     problems, interrupted = [], []
+    if os.path.lexists(out) and not out.is_dir():
+        raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
         todo = [r for r in plan.runs_of(v) if run_state(out, r)[0] != "finished"]
         if todo:  # the seeds differ only in seed and name

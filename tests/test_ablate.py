@@ -480,6 +480,22 @@ def test_rerun_skips_finished(tiny_copy: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_missing_member_sheet_or_unreadable_record_is_said(tiny_copy: Path) -> None:
+    (tiny_copy / "out/reports/tiny-cosine-s0/REPRODUCIBILITY.md").unlink()
+    proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    page = " ".join((tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text().split())
+    assert ("except that the sheet of tiny-cosine-s0 is missing (`auditor render` rebuilds it from the run's "
+            "`audit.json`: `auditor render ../tiny-cosine-s0`, from this folder)") in page  # fmt: skip
+    (tiny_copy / "out/reports/tiny-constant-s1/audit.json").write_text("{")  # cut short
+    dry = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tiny_copy)
+    assert "tiny-constant-s1  variant constant  seed 1  [run (replaces a report whose audit.json cannot be read)]" in dry.stdout
+    (tiny_copy / "afile").write_text("x")
+    proc = ablate("tiny.yaml", "--dry-run", "--out", "afile", cwd=tiny_copy)
+    assert proc.returncode == 2 and "--out afile: not a folder; nothing was run" in proc.stderr
+
+
+@pytest.mark.slow
 def test_resume_and_new_seeds_are_planned(tiny_copy: Path) -> None:
     root = tiny_copy
     staging = root / "out" / "checkpoints" / "tiny-cosine-s2.partial"
