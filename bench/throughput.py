@@ -75,7 +75,7 @@ from auditor.environment import (
     usable_cpus,
 )
 from auditor.errors import InvalidInput, Terminated, exit_code, stop_word
-from auditor.fileio import atomic_write_bytes, resolved_folder
+from auditor.fileio import atomic_write_bytes, home_expanded, resolved_folder
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
 from auditor.render import cpus_text
@@ -1505,6 +1505,8 @@ def targets_lines(report: dict[str, Any]) -> list[str]:
         f"- latency method vs torch.utils.benchmark, {r['model']} on {r['device']}: "
         f"{r['relative_diff'] * 100:+.1f}% (target within {TARGETS['latency_within']:.0%}): "
         f"{_verdict(abs(r['relative_diff']) <= TARGETS['latency_within'], _largest(r['foreign_cpu']), quiet)}"
+        + ("" if len(r.get("auditor_rounds_ms", [0] * 3)) >= 3 else
+           f" (from {count(len(r['auditor_rounds_ms']), 'round')}: its spread is unmeasured, indicative only)")
         for r in report.get("latency", [])
     ]
     return lines
@@ -1542,8 +1544,11 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
            and r.get("determinism", {}).get("bitwise") and r["ratio_to_a"] is not None]  # fmt: skip
     if len(det) > 1:
         best = max(det, key=lambda r: r["ratio_to_a"])
+        busy = _busy(best, rows.get(ConventionalPipeline.label), b)
         lines.append(f"- fastest configuration that stayed bitwise deterministic, {tag}: {best['label']}, "
-                     f"{best['ratio_to_a']:.2f}x the conventional pipeline, {best['ratio_to_default_b']:.2f}x the default")  # fmt: skip
+                     f"{best['ratio_to_a']:.2f}x the conventional pipeline, {best['ratio_to_default_b']:.2f}x the default"
+                     + (f" (other processes used up to {busy:.0%} of the CPU meanwhile: indicative only)"
+                        if busy > res["quiet"] else "") + _few(best["images_per_s"], best["steps"]))  # fmt: skip
     off = rows.get("determinism off")
     if b and off:
         cost = off["images_per_s"]["median"] / b["images_per_s"]["median"] - 1
@@ -1701,6 +1706,25 @@ def at_least(kind: Callable[[str], Any], minimum: float, strict: bool = False) -
     return parse
 
 
+def cpu_share(text: str) -> float:
+    """An argparse type: a share of the CPU, 0 <= x < 1 (1 would call a fully busy machine quiet)."""
+    x = at_least(float, 0)(text)
+    if x >= 1:
+        raise ValueError(f"{text} is not below 1")
+    return x
+
+
+cpu_share.__name__ = "share of the CPU in [0, 1)"  # argparse's name for the type
+
+
+def _file(text: str) -> Path:
+    """A file argument with `~` expanded, as --data-root's is."""
+    try:
+        return home_expanded(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_timing_options(p: argparse.ArgumentParser) -> None:
     """How each throughput section is timed: steps, repeats, quiet-machine rules, batch, threads."""
     p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4; on CUDA every full batch of one epoch)")
@@ -1709,7 +1733,7 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
                    help="untimed warm-up steps per pipeline before timing (at least 1: oneDNN builds its kernels then)")
     p.add_argument("--max-repeat-s", type=at_least(float, 0, strict=True), default=30.0,
                    help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
-    p.add_argument("--quiet-threshold", type=at_least(float, 0), default=0.05,
+    p.add_argument("--quiet-threshold", type=cpu_share, default=0.05,
                    help="discard and rerun a repeat during which other processes used more than this share of the CPU")
     p.add_argument("--retries", type=at_least(int, 0), default=2, help="reruns of a disturbed repeat before it is kept anyway")
     p.add_argument("--wait-quiet-s", type=at_least(float, 0), default=120.0,
@@ -1759,9 +1783,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_section_options(p)
     p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_SHOWN} (replacing it)")
     p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_SHOWN}")
-    p.add_argument("--render-json", type=Path, nargs="+", default=None, metavar="JSON",
+    p.add_argument("--render-json", type=_file, nargs="+", default=None, metavar="JSON",
                    help="measure nothing: write RESULTS.md from reports saved with --json (with --write-results or --append-results)")
-    p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
+    p.add_argument("--json", type=_file, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
     a.given = given_options(p, sys.argv[1:] if argv is None else argv)  # before --all
     if a.all:
@@ -1916,10 +1940,18 @@ def render_saved(a: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_command(raw: list[str]) -> str:
+    """The command as a shell reruns it, with the AUDITOR_CIFAR10_SUBSET that chose the data, if
+    one was set (without it, a rerun elsewhere would read other data or fall back to synthetic)."""
+    env = os.environ.get("AUDITOR_CIFAR10_SUBSET")
+    assignment = f"AUDITOR_CIFAR10_SUBSET={shlex.quote(env)} " if env else ""  # a quoted whole would be a command name
+    return assignment + shlex.join(["python", "bench/throughput.py", *raw])
+
+
 def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, Any]:
     """The report skeleton: command, machine, and a warning when the machine is busy right now."""
     report: dict[str, Any] = {
-        "command": shlex.join(["python", "bench/throughput.py", *raw]),
+        "command": _recorded_command(raw),
         "machine": machine_info(device), "device": str(device), "throughput": [], "notes": [],
         "quiet": quiet,  # --quiet-threshold: the verdicts judge only figures measured below it
     }  # fmt: skip

@@ -232,6 +232,13 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     bf16 = {**b_row, "label": "amp bf16", "config": {**b_row["config"], "amp": "bf16"}}
     shares = [ln.split("|")[10].strip() for ln in bench.throughput_table({**res, "rows": [b_row, bf16]})[2:]]
     assert shares[0].endswith("%") and shares[1] == "n/a (bf16, not fp32)"  # an fp32 ceiling says nothing of bf16
+    # The fastest deterministic row is named with the same caveats as the verdicts: disturbed, few repeats.
+    fast = {**b_row, "label": "channels_last", "ratio_to_a": b_row["ratio_to_a"] * 1.2, "ratio_to_default_b": 1.2,
+            "foreign_cpu": [0.5]}  # fmt: skip
+    line = next(ln for ln in bench._throughput_targets({**res, "rows": [*res["rows"], fast], "quiet": 0.05})
+                if "fastest configuration" in ln)  # fmt: skip
+    assert line.endswith("1.20x the default (other processes used up to 50% of the CPU meanwhile: indicative only) "
+                         "(from 1 repeat of 2 steps: indicative only)"), line  # fmt: skip
     report = {"machine": bench.machine_info(torch.device("cpu")), "device": "cpu",
               "command": "python bench/throughput.py", "throughput": [res], "loadavg_end": bench.loadavg()}
     md = bench.results_markdown(report)
@@ -334,7 +341,9 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--threads", "0"], "argument --threads: invalid int >= 1 value: '0'"),
      (["--batch-size", "0"], "argument --batch-size: invalid int >= 1 value: '0'"),
      (["--workers", "-1"], "argument --workers: invalid int >= 0 value: '-1'"),
-     (["--max-repeat-s", "0"], "argument --max-repeat-s: invalid float > 0 value: '0'")],
+     (["--max-repeat-s", "0"], "argument --max-repeat-s: invalid float > 0 value: '0'"),
+     (["--quiet-threshold", "1"], "argument --quiet-threshold: invalid share of the CPU in [0, 1) value: '1'"),
+     (["--json", "~auditor-no-such-user/x.json"], "argument --json: ~auditor-no-such-user/x.json: ~auditor-no-such-user names no home")],
 )
 def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: str) -> None:
     if args[:2] == ["--device", "cuda"] and torch.cuda.is_available():
@@ -390,6 +399,16 @@ def test_a_verdict_from_repeats_kept_on_a_busy_machine_is_not_given(bench) -> No
     assert math.isnan(bench._busy({"foreign_cpu": [nan, 0.01]})) and math.isnan(bench._busy({"foreign_cpu": [0.01, nan]}))
     assert bench._verdict(True, nan, 0.05) == ("met (other processes' share of the CPU could not be read: whether the "
                                                "machine was quiet is unknown)")  # fmt: skip
+    lat["auditor_rounds_ms"] = [1.0]  # one round: no spread to judge it by
+    assert bench.targets_lines({"latency": [lat]})[0].endswith(": NOT met (from 1 round: its spread is unmeasured, "
+                                                               "indicative only)")  # fmt: skip
+
+
+def test_the_recorded_command_names_the_subset_folder_chosen(bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDITOR_CIFAR10_SUBSET", "/data/my subset")
+    assert bench._recorded_command(["--steps", "2"]) == "AUDITOR_CIFAR10_SUBSET='/data/my subset' python bench/throughput.py --steps 2"
+    monkeypatch.delenv("AUDITOR_CIFAR10_SUBSET")
+    assert bench._recorded_command([]) == "python bench/throughput.py"
 
 
 def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tmp_path: Path) -> None:
