@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,18 @@ def losses_text(losses: Mapping[str, Any]) -> str:
 # Above this IQR / median, the timed iterations did not run alike (another process, a
 # frequency change): the median then says more about the machine than about the model.
 UNSTEADY_IQR_SHARE = 0.25
+
+
+def unweighed(pair: Mapping[str, Any]) -> bool:
+    """A verify pair with no final weights to compare (no last.pt: training diverged first) in which
+    everything else compared agrees: losses, metrics, and results (records before those: none)."""
+    return pair.get("tensors_compared") == 0 and all(
+        (pair.get(k) or {"equal": True}).get("equal") for k in ("losses", "metrics", "results"))  # fmt: skip
+
+
+def nothing_differs(pairs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether no compared point differs in any verify pair."""
+    return all(p.get("equal") or unweighed(p) for p in pairs)
 
 
 def scope_text(block: Mapping[str, Any]) -> str:

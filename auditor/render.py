@@ -34,6 +34,7 @@ from auditor.audit import (
     cpu_share_error,
     latency_warnings,
     losses_text,
+    nothing_differs,
     read_audit,
     scope_text,
     spec_hash_matches,
@@ -495,6 +496,10 @@ def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
     name = "Test accuracy"
     if chose_on_test(audit["training"]):
         name += " (checkpoint selected on the test split: optimistically biased)"
+    seen = [f"{n:,} {what}" for what, n in (("trained on", audit["data"].get("test_in_train")),
+                                            ("selected on", audit["data"].get("test_in_val"))) if n]  # fmt: skip
+    if seen:
+        name += f" (test images seen before, pixel for pixel: {', '.join(seen)}: optimistically biased)"
     metrics = [] if _missing(test_acc) else [{"type": "accuracy", "value": test_acc, "name": name}]
     return {
         "dataset_id": dataset,
@@ -1030,14 +1035,35 @@ def _broken_warning(meas: dict[str, Any], broken: list[str]) -> str:
     return f"**Broken model:** {measured_model(meas)} holds inf or NaN in {which}: its outputs are not numbers, {figures}."
 
 
-def _final_selection_text(final: dict[str, Any] | None, split: str) -> str:
+def _final_warning(meas: dict[str, Any]) -> str | None:
+    """The model as training left it holds inf/NaN while the selected one (measured) does not."""
+    if not (final := meas.get("final_nonfinite")):  # records written before the check have none
+        return None
+    which = f"{count(len(final), 'tensor')} ({code_list(final[:5])}{', ...' if len(final) > 5 else ''})"
+    return (f"**Broken final weights:** the model as training left it (last.pt) holds inf or NaN in {which}: training "
+            "overflowed after the selected epoch. The selected checkpoint is finite, and it is the one measured here; "
+            "last.pt is not a model to use.")  # fmt: skip
+
+
+def _broken_reason(meas: dict[str, Any]) -> str:
+    """Why an accuracy measured on the broken selected model is not reported."""
+    bad = meas["nonfinite"]
+    return (f"{meas['evaluated_checkpoint'] or 'the model'} holds inf or NaN in {count(len(bad), 'tensor')} "
+            f"(e.g. {code(bad[0])}): the model is broken, and its accuracy means nothing")  # fmt: skip
+
+
+def _final_selection_text(final: dict[str, Any] | None, split: str, meas: dict[str, Any]) -> str:
     """The last epoch's accuracy on the selection split, unless its loss there is not a number
-    (null in audit.json): predictions made from inf or NaN, whose count of hits means nothing."""
+    (null in audit.json) or the model as training left it holds inf or NaN: predictions made
+    from inf or NaN, whose count of hits means nothing."""
     if final is None or final["val_acc"] is None:
         return NA
     if final["val_loss"] is None:
         return (f"not reported: the {split} loss at epoch {final['epoch']} is not a number (the model computed inf "
                 f"or NaN; its accuracy as measured, {pct(final['val_acc'])}, means nothing)")  # fmt: skip
+    if bad := meas.get("final_nonfinite"):
+        return (f"not reported: the model as training left it holds inf or NaN in {count(len(bad), 'tensor')} (e.g. "
+                f"{code(bad[0])}; its accuracy as measured, {pct(final['val_acc'])}, means nothing)")  # fmt: skip
     return pct(final["val_acc"])
 
 
@@ -1096,20 +1122,22 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         precision = f"; {test['precision']}" if test.get("precision") else ""  # older records do not say
         test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']}{precision})"
     return {
-        "broken_warning": _broken_warning(meas, broken) if broken else _outputs_warning(audit),
+        "broken_warning": _broken_warning(meas, broken) if broken else _outputs_warning(audit) or _final_warning(meas),
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
         "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
         "planned_text": count(tr["epochs_planned"], "planned epoch"),
         "test_loss": loss_cell(test["loss"]) if test else NA,
-        "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"]),
+        "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"])
+        + (" (optimistic: some test images were seen before; see Data)" if audit["data"].get("test_in_train")
+           or audit["data"].get("test_in_val") else ""),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
-            f"not reported (epoch {tr['best_epoch']}, selected on the **{split}** split): "
-            f"{audit['metric_notes'].get('best_val_acc', 'the model is broken')}" if broken else
+            f"not reported (epoch {tr['best_epoch']}, selected on the **{split}** split): {_broken_reason(meas)}"
+            if broken else
             f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split{_tie_text(tr)}"
         ),
-        "final_selection_text": _final_selection_text(final, split) if not (broken and final and final["epoch"] == tr[
-            "best_epoch"]) else f"not reported: {audit['metric_notes'].get('final_val_acc', 'the model is broken')}",
+        "final_selection_text": _final_selection_text(final, split, meas) if not (
+            broken and final and final["epoch"] == tr["best_epoch"]) else f"not reported: {_broken_reason(meas)}",
         "final_train_loss": loss_cell(final["train_loss"]) if final else NA,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         **training_cpu(tr),
@@ -1292,7 +1320,9 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
     verdict = ver["verdict"]
     first = ver["first_divergence"]
     if first is None:
-        first_text = "none: the runs agree at every compared point"
+        first_text = ("none: the runs agree at every compared point"
+                      if verdict == "bitwise" or nothing_differs(ver.get("pairs") or [])
+                      else "none in the per-step losses: the runs differ elsewhere (see the rows above)")
     else:
         rest = {k: val for k, val in first.items() if k != "step"}
         first_text = f"step {num(first['step'])}" + (f" ({any_value(rest)})" if rest else "")
@@ -1333,7 +1363,7 @@ Item = tuple[bool, str, str]  # (ticked, label, evidence)
 def checklist(audit: dict[str, Any]) -> list[dict[str, Any]]:
     """The reproducibility checklist: each item ticked only by the fact that supports it."""
     checks: list[Callable[[dict[str, Any]], Item]] = [
-        _seed_item, _flags_item, _provenance_item, _selection_item, _digests_item, _spec_hash_item,
+        _seed_item, _flags_item, _provenance_item, _selection_item, _unseen_item, _digests_item, _spec_hash_item,
         _git_item, _environment_item, _latency_item, _verified_item, _divergence_item, _criteria_item,
     ]  # fmt: skip
     return [{"ok": bool(ok), "label": label, "evidence": ev} for ok, label, ev in (c(audit) for c in checks)]
@@ -1366,12 +1396,27 @@ def _selection_item(audit: dict[str, Any]) -> Item:
         return False, "No model selection on the test set", "no checkpoint was selected (no completed epoch)"
     chose = chose_on_test(audit["training"])
     label = "No model selection on the test set"
+    if split == "val" and (seen := audit["data"].get("test_in_val")):  # records before the check: None
+        return False, label, (f"best checkpoint selected on the val split, which holds {seen:,} of the scored test "
+                              "images (pixel for pixel): the test accuracy is optimistically biased")  # fmt: skip
     if split == "val":
         return True, label, "best checkpoint selected on the val split"
     if chose:
         return False, label, "best checkpoint selected on the test split (no validation split): the test accuracy is optimistically biased"
     return True, label, ("the test split was the selection split (no validation split), but only one epoch was "
                          "scored: no checkpoint was chosen by it")  # fmt: skip
+
+
+def _unseen_item(audit: dict[str, Any]) -> Item:
+    label, d = "Test images not trained on", audit["data"]
+    if d.get("test_in_train") is None:
+        return False, label, "not checked (recorded before this check)"
+    n = d["sizes"]["test"]
+    if d["test_in_train"]:
+        return False, label, (f"{d['test_in_train']:,} of the {n:,} scored test images are pixel copies of images in "
+                              "the training split")  # fmt: skip
+    return True, label, (f"none of the {n:,} scored test images is a pixel copy of a training image (exact copies; "
+                         "near-duplicates are not looked for)")  # fmt: skip
 
 
 def _resumed_from_text(run: dict[str, Any]) -> str:
@@ -1523,6 +1568,9 @@ def _divergence_item(audit: dict[str, Any]) -> Item:
         return False, label, f"status {status}, but {model} holds inf or NaN in {count(len(broken), 'tensor')}"
     if found := nonfinite_losses(audit):
         return False, label, f"status {status}, but the selected model's losses are not numbers ({'; '.join(found)})"
+    if final := audit["measurements"].get("final_nonfinite"):  # records written before the check have none
+        return False, label, (f"status {status}, but the model as training left it holds inf or NaN in "
+                              f"{count(len(final), 'tensor')} ({code_list(final[:3])}{', ...' if len(final) > 3 else ''})")
     return status != "diverged", label, f"status {status}"
 
 

@@ -1048,12 +1048,13 @@ def diff_specs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[s
         va, vb, path = a.get(key), b.get(key), f"{prefix}{key}"
         if isinstance(va, dict) and isinstance(vb, dict):
             out += diff_specs(va, vb, path + ".")
-        elif va != vb and not (_is_nan(va) and _is_nan(vb)):
+        elif va != vb and not (is_nan(va) and is_nan(vb)):
             out.append(f"{path}: {value_text(va)} -> {value_text(vb)}")
     return out
 
 
-def _is_nan(v: Any) -> bool:
+def is_nan(v: Any) -> bool:
+    """Whether `v` is a float NaN (which equals nothing, itself included)."""
     return isinstance(v, float) and math.isnan(v)
 
 

@@ -60,7 +60,17 @@ from types import MappingProxyType
 from typing import Any
 
 from auditor import checkpoint
-from auditor.audit import STAGING, RunPaths, losses_text, read_audit, run_paths, scope_text, write_json
+from auditor.audit import (
+    STAGING,
+    RunPaths,
+    losses_text,
+    nothing_differs,
+    read_audit,
+    run_paths,
+    scope_text,
+    unweighed,
+    write_json,
+)
 from auditor.check import record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
@@ -73,7 +83,16 @@ from auditor.runner import (
     spec_source,
     unlisted,
 )
-from auditor.spec import Spec, VerifySpec, load_spec, resolved_dict, resolved_yaml, spec_hash, validate_spec
+from auditor.spec import (
+    Spec,
+    VerifySpec,
+    is_nan,
+    load_spec,
+    resolved_dict,
+    resolved_yaml,
+    spec_hash,
+    validate_spec,
+)
 from auditor.words import count
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
@@ -603,6 +622,8 @@ def optimizer_tensors(payload: dict[str, Any], param_names: list[str]) -> dict[s
 # What a resume restores besides weights and optimiser state (train.payload's keys); the
 # payload's timings, history (wall times), provenance and versions are not training state.
 RESUME_KEYS = ("scheduler", "scaler", "rng", "epoch", "step_in_epoch", "global_step", "partial", "best", "step_losses")
+# Wall times inside them (a budget that ends mid-epoch leaves the epoch's time so far in `partial`).
+TIMINGS = frozenset({"partial.elapsed"})
 
 
 def resume_state(payload: dict[str, Any]) -> dict[str, Any]:
@@ -614,7 +635,7 @@ def resume_state(payload: dict[str, Any]) -> dict[str, Any]:
     for key in RESUME_KEYS:
         if key in payload:
             _leaf_tensors(key, _named_rng(payload[key]) if key == "rng" else payload[key], out)
-    return out
+    return {k: v for k, v in out.items() if k not in TIMINGS}
 
 
 # The fields of numpy's `get_state()` and Python's `random.getstate()` tuples, in order.
@@ -671,17 +692,13 @@ def best_weights(payload: dict[str, Any]) -> dict[str, Any]:
 RESULT_METRICS = ("status", "test_acc", "best_val_acc", "final_val_acc", "final_train_acc")
 
 
-def _is_nan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
 def compare_results(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """RESULT_METRICS of two runs' records; a difference that is not between two finite numbers
     (a status, a missing value, NaN) is not comparable (`max_abs_diff` None)."""
     diffs = []
     for key in RESULT_METRICS:
         va, vb = a.get(key), b.get(key)
-        if va == vb and not _is_nan(va):  # NaN equals nothing, itself included
+        if va == vb and not is_nan(va):
             continue
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
         diffs.append({"metric": key, "a": va, "b": vb, "abs_diff": _abs_diff(va, vb) if numbers else None})
@@ -741,7 +758,7 @@ def compare_pair(
     notes = []
     if px is None or py is None:
         missing = [r for r, p in ((x, px), (y, py)) if p is None]
-        notes.append(f"no last.pt in run {' and '.join(missing)}: final tensors not compared")
+        notes.append(f"no last.pt in run {' and '.join(missing)}: checkpoint tensors not compared")
         tensors = []
     else:
         bx, by = (_load_checkpoint(workdir / r, name, "best.pt") for r in (x, y))
@@ -799,18 +816,12 @@ def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return differing + [r for r in rows if r["equal"]]
 
 
-def _unweighed(p: dict[str, Any]) -> bool:
-    """Equal losses, metrics and results, and no final weights to compare (no last.pt: the run diverged first)."""
-    return (p.get("tensors_compared") == 0 and p["losses"]["equal"] and p["metrics"]["equal"]
-            and p.get("results", {"equal": True})["equal"])  # fmt: skip
-
-
 def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
     """bitwise | incomplete (nothing differs, but final weights went uncompared: no last.pt) |
     tolerance | diverged; `settle_verdict` also makes agreeing runs incomplete when training diverged."""
     if all(p["equal"] for p in pairs):
         return "bitwise"
-    if all(p["equal"] or _unweighed(p) for p in pairs):
+    if nothing_differs(pairs):
         return "incomplete"
     if all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs):
         return "tolerance"
@@ -1095,7 +1106,8 @@ def _final_state_note(pairs: list[dict[str, Any]]) -> str:
     tensors = any(p.get("tensors_equal") != p.get("tensors_compared") for p in pairs)
     said = (["the checkpoints (see tensors)"] if tensors else []) + (
         [f"the results measured after training ({', '.join(dict.fromkeys(results))})"] if results else [])  # fmt: skip
-    return "the loss streams and per-epoch metrics are identical: the runs differ only in " + " and ".join(said)
+    return "the loss streams and per-epoch metrics are identical: the runs differ only in " + (
+        " and ".join(said) or "what one of them lacks (see the pairs)")
 
 
 # How far runs that `decide` found agreeing agree, as a note says it.
@@ -1193,7 +1205,7 @@ def summary(outcome: VerifyOutcome) -> str:
     ]
     for p in b["pairs"]:
         lo, me = p["losses"], p["metrics"]
-        state = ("identical" if p["equal"] else "final weights not compared" if _unweighed(p)
+        state = ("identical" if p["equal"] else "final weights not compared" if unweighed(p)
                  else f"max |diff| {_g(p['max_abs_diff'])}")  # fmt: skip
         lines.append(
             f"  {p['pair']}: {state}; {losses_text(lo)}; "
@@ -1203,7 +1215,8 @@ def summary(outcome: VerifyOutcome) -> str:
         )
     fd = b["first_divergence"]
     lines.append(
-        "  first divergence: none" if fd is None else
+        ("  first divergence: none" if nothing_differs(b["pairs"]) else
+         "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)") if fd is None else
         f"  first divergence: step {fd['step']} ({fd['pair']}: loss {_g(fd['loss_a'])} vs {_g(fd['loss_b'])})"
     )  # fmt: skip
     if b["top_tensors"]:

@@ -2037,6 +2037,7 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
     print(f"\nload average at end: {report['loadavg_end']}")
     if a.json:
         atomic_write_bytes(a.json, json.dumps(report, indent=2, default=str).encode())
+        a.json_written = True
     if a.write_results or a.append_results:
         write_results([report], append=a.append_results)
         print(f"wrote {RESULTS_MD}")
@@ -2090,11 +2091,12 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInput as exc:  # the data (a damaged batch file), found when it is read
         print(f"{Path(sys.argv[0]).name}: error: {exc}; no results written", file=sys.stderr)
         return 2
-    except OSError as exc:  # a report file that changed since the arguments were checked
-        if not measured or exc.filename is None:
+    except OSError as exc:  # a report file that cannot be written now (changed since it was checked, a full disk)
+        if not measured:
             raise
-        saved = f"; the JSON report is in {a.json}" if a.json and a.json.is_file() else ""
-        print(f"{Path(sys.argv[0]).name}: error: {exc.filename}: {exc.strerror or exc}{saved}", file=sys.stderr)
+        saved = f"; this run's JSON report is in {a.json}" if getattr(a, "json_written", False) else ""
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
         return 2
     return 0
 

@@ -571,3 +571,29 @@ def test_the_instrumented_run_exits_as_the_run_did(tmp_path: Path) -> None:
                            str(tmp_path / "nosuch.yaml"), "--out", str(tmp_path / "o")], check=False,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2 and "nosuch.yaml" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_report_that_cannot_be_written_after_measuring_is_exit_2_naming_what_was_saved(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk after measuring had been a traceback; a JSON report from an earlier run was named as this one's."""
+    import errno
+
+    monkeypatch.setattr(bench, "RESULTS_MD", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(bench, "throughput_sections", lambda *args: None)  # measured: nothing to measure here
+    monkeypatch.setattr(bench, "other_sections", lambda *args: None)
+    monkeypatch.setattr(bench, "busy_warning", lambda *args, **kwargs: None)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bench, "write_results", full)
+    saved = tmp_path / "r.json"
+    assert bench.main(["--synthetic", "--json", str(saved), "--write-results"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: No space left on device; this run's JSON report is in {saved}" in err and "Traceback" not in err
+    before = saved.read_bytes()  # a report of an earlier run, which --json may replace
+    monkeypatch.setattr(bench, "atomic_write_bytes", full)
+    assert bench.main(["--synthetic", "--json", str(saved), "--write-results"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "JSON report is in" not in err and saved.read_bytes() == before

@@ -500,6 +500,10 @@ def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_
 
 def test_test_images_seen_in_training_or_selection_are_said() -> None:
     audit = golden_audit()
+    assert checklist_line(text_of(audit), "No model selection on the test set").startswith("- [x]")
+    assert checklist_line(text_of(audit), "Test images not trained on") == (
+        "- [x] **Test images not trained on**: none of the 500 scored test images is a pixel copy of a training "
+        "image (exact copies; near-duplicates are not looked for)")  # fmt: skip
     assert "| Scored test images also in the train / val split | 0 / 0 of 500 (exact pixel copies;" in text_of(audit)
     assert "Test images seen before" not in text_of(audit)
     audit["data"] |= {"test_in_train": 12, "test_in_val": 3}
@@ -508,9 +512,20 @@ def test_test_images_seen_in_training_or_selection_are_said() -> None:
     assert ("> [!WARNING]\n> **Test images seen before:** of the 500 scored test images, 12 are copies of images in "
             "the training split, so the test accuracy counts images the model trained on; 3 are copies of images in "
             "the validation split, on which the checkpoint was selected (pixel for pixel).") in text  # fmt: skip
+    assert 'name: "Test accuracy (test images seen before, pixel for pixel: 12 trained on, 3 selected on: optimistically' in text
+    assert "; test accuracy 96.00% (optimistic: some test images were seen before; see Data)." in text
+    assert checklist_line(text, "No model selection on the test set") == (
+        "- [ ] **No model selection on the test set**: best checkpoint selected on the val split, which holds 3 of "
+        "the scored test images (pixel for pixel): the test accuracy is optimistically biased")  # fmt: skip
+    assert checklist_line(text, "Test images not trained on") == (
+        "- [ ] **Test images not trained on**: 12 of the 500 scored test images are pixel copies of images in the "
+        "training split")  # fmt: skip
     del audit["data"]["test_in_train"], audit["data"]["test_in_val"]  # a record from before the check
-    assert "| Scored test images also in the train / val split | not checked (recorded before this check) |" in (
-        text_of(audit))  # fmt: skip
+    old = text_of(audit)
+    assert "| Scored test images also in the train / val split | not checked (recorded before this check) |" in old
+    assert checklist_line(old, "Test images not trained on").startswith("- [ ] **Test images not trained on**: not "
+                                                                         "checked")  # fmt: skip
+    assert checklist_line(old, "No model selection on the test set").startswith("- [x]")
 
 
 def test_a_broken_models_validation_accuracies_are_not_reported() -> None:
@@ -519,18 +534,40 @@ def test_a_broken_models_validation_accuracies_are_not_reported() -> None:
     best = audit["training"]["best_metric"]
     assert f"| Best val accuracy (selection metric) | {100 * best:.2f}% at epoch" in text_of(audit)
     audit["measurements"]["nonfinite"] = ["bn1.running_var"]
-    audit["metric_notes"]["best_val_acc"] = "best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): ..."
     text = text_of(rehash(audit))
+    broken = f"{audit['measurements']['evaluated_checkpoint']} holds inf or NaN in 1 tensor (e.g. `bn1.running_var`)"
     assert (f"| Best val accuracy (selection metric) | not reported (epoch {audit['training']['best_epoch']}, selected "
-            "on the **val** split): best.pt holds non-finite values in 1 tensor") in text  # fmt: skip
+            f"on the **val** split): {broken}: the model is broken, and its accuracy means nothing |") in text  # fmt: skip
     assert f"{100 * best:.2f}%" not in section(text, "Results").split("| Epoch |")[0]  # the epoch log keeps it
     assert "| Final val accuracy | not reported: " in text  # its last epoch is the selected one: the same weights
+    on_test = selection_on_test_audit()  # no val split: the reason is still the broken model, not the split
+    on_test["measurements"]["nonfinite"] = ["fc.weight"]
+    on_test["metric_notes"] |= {"best_val_acc": "the spec has no validation split"}
+    shown = text_of(rehash(on_test))
+    assert "| Best test accuracy (selection metric) | not reported (epoch " in shown
+    assert "split): best.pt holds inf or NaN in 1 tensor (e.g. `fc.weight`): the model is broken" in shown
+    assert "the spec has no validation split" not in section(shown, "Results").split("| Epoch |")[0]
     audit = golden_audit()  # a model that is not broken, whose last epoch computed NaN
     last = audit["training"]["history"][-1]
     last["val_loss"] = None  # NaN, as audit.json holds it
     assert (f"| Final val accuracy | not reported: the val loss at epoch {last['epoch']} is not a number (the model "
             f"computed inf or NaN; its accuracy as measured, {100 * last['val_acc']:.2f}%, means nothing) |"
             in text_of(rehash(audit)))  # fmt: skip
+
+
+def test_final_weights_broken_after_the_selected_epoch_are_said() -> None:
+    audit = golden_audit()
+    audit["measurements"]["final_nonfinite"] = ["stages.0.0.norm1.running_var", "stages.1.0.norm1.running_var"]
+    text = text_of(rehash(audit))
+    assert ("**Broken final weights:** the model as training left it (last.pt) holds inf or NaN in 2 tensors "
+            "(`stages.0.0.norm1.running_var`, `stages.1.0.norm1.running_var`): training overflowed after the selected "
+            "epoch.") in text  # fmt: skip
+    assert checklist_line(text, "Training finished without divergence") == (
+        "- [ ] **Training finished without divergence**: status completed, but the model as training left it holds "
+        "inf or NaN in 2 tensors (`stages.0.0.norm1.running_var`, `stages.1.0.norm1.running_var`)")  # fmt: skip
+    assert "| Final val accuracy | not reported: the model as training left it holds inf or NaN in 2 tensors" in text
+    audit["measurements"]["final_nonfinite"] = []
+    assert checklist_line(text_of(rehash(audit)), "Training finished without divergence").startswith("- [x]")
 
 
 def test_a_broken_model_is_why_a_run_failed() -> None:
@@ -831,6 +868,12 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     results["verification"]["pairs"][1]["results"] = {
         "equal": False, "differences": [{"metric": "test_acc", "a": 0.5, "b": 0.51, "abs_diff": 0.01}]}  # fmt: skip
     shown = text_of(results)
+    assert "| First divergence | none: the runs agree at every compared point |" in shown  # verdict bitwise
+    elsewhere = copy.deepcopy(results)
+    elsewhere["verification"]["verdict"] = "diverged"
+    elsewhere["verification"]["pairs"][1]["losses"] = {"steps_a": 38, "steps_b": 38, "equal": True}
+    assert "| First divergence | none in the per-step losses: the runs differ elsewhere (see the rows above) |" in (
+        text_of(elsewhere))  # fmt: skip
     assert "per-epoch metrics equal; results after training equal |" in shown
     assert ("per-epoch metrics differ; results after training differ (test_acc); largest difference 2e-07 "
             "(over losses, metrics, results and tensors) |") in shown  # fmt: skip

@@ -103,6 +103,32 @@ def test_the_final_val_accuracy_of_an_epoch_whose_val_loss_is_not_a_number_is_wi
     assert runner._metric_notes(result, broken)["final_val_acc"] == (
         "best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): the model is broken, and its accuracy "
         "as measured (23.44%) means nothing")  # fmt: skip
+    # The selected model (an earlier epoch) is finite, but the weights the last epoch was measured on are not.
+    result.best_epoch = 1
+    final = {**measured, "final_nonfinite": ["bn1.running_var", "bn2.running_var"]}
+    assert runner._metrics(result, final, False)["final_val_acc"] is None
+    assert runner._metric_notes(result, final)["final_val_acc"] == (
+        "the model as training left it holds non-finite values in 2 tensors (e.g. bn1.running_var): it is broken, "
+        "and its accuracy as measured (23.44%) means nothing")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_final_weights_that_overflowed_after_the_selected_epoch_are_found(tmp_path: Path) -> None:
+    """lr 200 on the smoke spec: BN running variances reach inf while the selected epoch's weights stay finite.
+    The last epoch's accuracy had been reported, and the divergence box ticked."""
+    from auditor.cli import main
+
+    args = ["train.epochs=4", "train.schedule.name=constant", "train.schedule.warmup_epochs=4",
+            "train.optimizer.lr=200", "data.synthetic.train=600", "data.synthetic.test=100", "data.val_split=100",
+            "measure.latency.warmup=0", "measure.latency.iters=5"]  # fmt: skip
+    main(["run", "smoke", *[a for x in args for a in ("--set", x)], "--out", str(tmp_path)])
+    audit = json.loads((tmp_path / "reports/smoke/audit.json").read_text())
+    final = audit["measurements"]["final_nonfinite"]
+    assert final and all("running_var" in n for n in final), final
+    assert audit["metrics"]["final_val_acc"] is None and "the model as training left it" in audit["metric_notes"]["final_val_acc"]
+    sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
+    assert "| Final val accuracy | not reported: the model as training left it holds inf or NaN in" in sheet
+    assert "- [ ] **Training finished without divergence**" in sheet
 
 
 def test_metrics_a_run_that_diverged_before_any_checkpoint_could_not_have_say_why() -> None:

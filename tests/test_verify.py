@@ -165,14 +165,18 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
 @pytest.mark.slow
 def test_cpu_toggles_and_resume_past_a_corrupted_checkpoint(tmp_path: Path) -> None:
     """NCHW (channels_last off; on is the default) + bf16 autocast on the CPU; the resume
-    must skip a corrupted newest checkpoint."""
+    must skip a corrupted newest checkpoint. The budget ends mid-epoch (15 of 16 steps), so
+    last.pt holds the wall time of the epoch so far, which no rerun repeats and verify leaves out."""
     # Killed after step 13: step-00000010.pt and step-00000012.pt are kept (newer than last.pt at 8);
     # the newest is corrupted, so the resume falls back to step-00000010.pt.
     proc = _verify(
         tmp_path, "--set", "train.channels_last=false", "--set", "train.amp=bf16", "--kill-at", "13",
-        env={ENV_CORRUPT_NEWEST: "1"},
+        "--set", "train.max_steps=15", env={ENV_CORRUPT_NEWEST: "1"},
     )  # fmt: skip
     block, audit, sheet = _evidence(tmp_path)
+    assert block["budget"]["total_steps"] == 15
+    names = {t["name"] for t in block["tensors"]}
+    assert "partial.elapsed" not in names and {"step_in_epoch", "global_step"} <= names
     assert audit["spec"]["train"]["channels_last"] is False and audit["spec"]["train"]["amp"] == "bf16"
     emulated = audit["environment"]["cpu_bf16_native"] is False  # this machine: no bf16 instructions
     assert any("autocast emulates bf16" in n for n in audit["run"]["toggle_notes"]) is emulated
@@ -555,6 +559,9 @@ def test_the_state_a_resume_restores_is_compared_tensor_by_tensor() -> None:
     assert {"scheduler.last_epoch", "scheduler._last_lr", "rng.torch", "rng.numpy.keys", "rng.numpy.pos",
             "rng.python.internal_state", "epoch", "global_step", "best.metric", "step_losses"} <= set(flat)  # fmt: skip
     assert "train_time_s" not in flat and "rng.cuda" not in flat  # a timing; no CUDA stream on the CPU
+    mid_epoch = {**a, "partial": {"losses": [2.3], "loss_sum": 2.3, "correct": 5.0, "elapsed": 0.41}}
+    assert {"partial.losses", "partial.loss_sum", "partial.correct"} <= set(state_tensors(mid_epoch, names))
+    assert "partial.elapsed" not in state_tensors(mid_epoch, names)  # the epoch's wall time so far
     assert all(r["equal"] for r in compare_tensors(flat, state_tensors(_resumable_payload(), names)))
 
     # One draw from Python's generator that a resume would not replay: the weights agree, the state does not.
@@ -658,6 +665,12 @@ def test_the_summary_says_run_k_was_not_killed_and_what_the_runs_shared(tmp_path
                         "checkpoint_every_steps": 1},
              "first_divergence": None, "top_tensors": [], "nondeterminism_sources": [], "notes": []}  # fmt: skip
     text = summary(VerifyOutcome(block, False, tmp_path))
+    assert "  first divergence: none" in text.splitlines()  # nothing differs: the weights were not compared
+    results = {"equal": False, "max_abs_diff": 0.01, "differences": [{"metric": "test_acc"}]}
+    differ = {**block, "verdict": "diverged", "pairs": [{**pair, "tensors_compared": 3, "tensors_equal": 3,
+                                                         "results": results}]}  # fmt: skip
+    assert "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)" in summary(
+        VerifyOutcome(differ, False, tmp_path)).splitlines()  # fmt: skip
     assert text.splitlines()[0].endswith(": UNRESUMED (FAIL) on cpu, 2 threads, torch 2.9.0")
     assert "  run K: not killed (it finished before step 4)" in text.splitlines()
     assert "a-b: final weights not compared;" in text and "max |diff|" not in text
