@@ -443,6 +443,8 @@ def build_context(
     # Records before the command kept --resume hold a resumed run's command without it.
     v["resumed_from_text"] = _resumed_from_text(audit["run"])
     v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
+    started = audit["run"].get("started_by")  # records before it was carried: none
+    v["started_by"] = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
     v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)

@@ -669,7 +669,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
-                             prov.fingerprint, prov.scored_test_fingerprint, tuple(data.classes))  # fmt: skip
+                             prov.fingerprint, prov.scored_test_fingerprint, tuple(data.classes),
+                             {"command": env.command, "cwd": env.cwd})  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall))
@@ -919,6 +920,7 @@ def assemble(
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
             "resumed_from_kept": Path(result.resumed_from).is_file() if result.resumed_from else None,  # not pruned
+            "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
         },
         "spec": resolved_dict(spec),

@@ -30,6 +30,7 @@ from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, t
 from auditor.environment import compute_setting, cuda_problem, software_versions
 from auditor.errors import SpecFieldError
 from auditor.spec import DataSpec, Schedule, TrainSpec
+from auditor.words import count
 
 StepHook = Callable[[int, nn.Module], None]  # (global step, model) after each step
 AMP_DTYPES = MappingProxyType({"off": None, "bf16": torch.bfloat16, "fp16": torch.float16})
@@ -87,6 +88,9 @@ class TrainResult:
     other_cpu_share: float | None = None
     other_cpu_window_s: float | None = None
     trained_here: bool = True  # False: this process ran no training step (a finished run resumed)
+    # {"command", "cwd"} of the process that started the run (carried by checkpoints through
+    # resumes); None: a resume of a checkpoint written before it was recorded
+    started_by: dict[str, str] | None = None
 
 
 @dataclass
@@ -100,6 +104,7 @@ class RunFiles:
     data_fingerprint: str | None = None  # train + test as read; a resume refuses other data
     scored_test_fingerprint: str | None = None  # the test images scored (the first data.limit_test)
     classes: tuple[str, ...] | None = None  # the class names read (batches.meta), by label
+    started_by: dict[str, str] | None = None  # this process's {"command", "cwd"}: a fresh run's first process
 
 
 @dataclass
@@ -134,6 +139,7 @@ class _Loop:
     layout: LayoutReadback | None = None  # this process's first step's, else the checkpoint's
     layout_read: bool = False  # read in this process
     trained_on: dict[str, Any] | None = None  # the checkpoint's compute setting, once restored
+    started_by: dict[str, str] | None = None  # the first process's command and folder (RunFiles', or the checkpoint's)
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
 
@@ -400,7 +406,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
         "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
         "classes": list(loop.files.classes) if loop.files.classes else None,
-        "versions": software_versions(), "compute": loop.compute,
+        "versions": software_versions(), "compute": loop.compute, "started_by": loop.started_by,
     }  # fmt: skip
 
 
@@ -442,6 +448,7 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     loop.train_time_s, loop.compile_s = float(state["train_time_s"]), state["compile_s"]
     loop.layout = LayoutReadback(**state["layout"]) if state.get("layout") else None  # older checkpoints: none
     loop.trained_on = state.get("compute") if isinstance(state.get("compute"), dict) else None
+    loop.started_by = state.get("started_by") if isinstance(state.get("started_by"), dict) else None  # older: none
 
 
 # --- the loop -------------------------------------------------------------------
@@ -477,7 +484,7 @@ def build_loop(
         scaler=torch.amp.GradScaler(device.type, enabled=train.amp == "fp16"),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=train.label_smoothing),
         device=device, tensors=_device_tensors(data, data_spec, device), files=files, spe=spe,
-        host_memory=host_memory, compute=compute_setting(device),
+        host_memory=host_memory, compute=compute_setting(device), started_by=files.started_by,
     )  # fmt: skip
 
 
@@ -557,7 +564,7 @@ def _train_epochs(
             break
         if _should_stop_early(loop):  # checked here too, so resuming a stopped run trains nothing
             status = "early_stopped"
-            log(f"early stopping: no improvement for {loop.best['since']} epochs")
+            log(f"early stopping: no improvement for {count(loop.best['since'], 'epoch')}")
             break
         loss, acc, finite, n = train_one_epoch(loop, hook, progress)
         if not finite or not math.isfinite(loss):
@@ -592,5 +599,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
-        trained_here=loop.layout_read,
+        trained_here=loop.layout_read, started_by=loop.started_by,
     )  # fmt: skip

@@ -260,6 +260,14 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     audit = audit_of(tmp_path)
     assert audit["run"]["resumed_from"] == audit["training"]["resumed_from"] == "step-00000009.pt"
     assert ".partial" not in json.dumps(audit)  # no staging path survives the promote
+    # The killed first process's command, carried by its checkpoints, is the one the sheet gives as the start.
+    first = audit["run"]["started_by"]
+    assert first["command"].endswith(f"--out {tmp_path}") and "--resume" not in first["command"]
+    assert audit["environment"]["command"].endswith("--resume") and first["cwd"] == audit["environment"]["cwd"]
+    sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
+    assert ("# the command that started this run (its first process, as its checkpoints record it), as run from "
+            f"{first['cwd']}\n(cd {shlex.quote(first['cwd'])} && {first['command']})\n") in sheet
+    assert "the first process's command is not recorded" not in sheet
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs are not locked there")

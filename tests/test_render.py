@@ -661,6 +661,12 @@ def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_origi
     text = text_of(audit)
     assert "| Command (this run's last process, a resume) |" in text and "--resume --resume" not in text
     assert "# the original command" not in text and "# the command of this run's last process (a resume" in text
+    assert "the first process's command is not recorded" in text  # a record from before it was carried
+    audit["run"]["started_by"] = {"command": command, "cwd": "/work/first place"}
+    text = text_of(audit)
+    assert ("# the command that started this run (its first process, as its checkpoints record it), as run from "
+            f"/work/first place\n(cd '/work/first place' && {command})\n") in text
+    assert "is not recorded" not in text
 
 
 def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
