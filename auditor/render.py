@@ -1268,9 +1268,11 @@ def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
 
 
 _VERDICT_TEXT = {
-    "bitwise": "every compared tensor is bit-for-bit identical between the runs",
-    "tolerance": "the runs are not bit-identical, but every compared tensor is within the accepted tolerance",
-    "diverged": "the runs are NOT reproducible: their results differ beyond the accepted tolerance",
+    "bitwise": "every compared loss, metric, result and checkpoint tensor is bit-for-bit identical between the runs",
+    "tolerance": "the runs are not bit-identical, but every compared loss, metric, result and checkpoint tensor is "
+    "within the accepted tolerance",
+    "diverged": "the runs are NOT reproducible: they differ beyond the accepted tolerance (see the rows below), or in "
+    "what has no distance (a status, a value missing in one run)",
     "unresumed": "NOT verified: run K did not continue from a checkpoint after a kill, so the resume went untested",
     "incomplete": "NOT verified: the runs agreed, but training diverged, and no checkpoint holds the weights it ended with, so they went uncompared",
 }

@@ -388,9 +388,9 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
             + ", ".join(allowed)
         )
-    if metric == "reproducible" and m[1] == "!=":
-        # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance
-        # where verify.allow_tolerance is false.
+    if metric == "reproducible" and (m[1] == "!=" or m[2] not in ("bitwise", "tolerance")):
+        # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance where
+        # verify.allow_tolerance is false; `== diverged` passes a verdict that fails it.
         raise ValueError(f"cannot use {expr!r}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)")
     return Criterion(metric=metric, expr=expr, op=m[1], threshold=m[2])
 

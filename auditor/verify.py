@@ -150,6 +150,14 @@ class Faults:
             raise InvalidInput(f"{ENV_CORRUPT_NEWEST}: must be 1 (on) or 0 (off), got {corrupt!r}")
         return cls(step, noise_run or "b", corrupt == "1")
 
+    def unapplied(self, steps_a: int) -> list[str]:
+        """A note when run A stopped (early stopping, divergence) before the noise step: the runs,
+        which stop where run A did, never got the noise, so the injection tested nothing."""
+        if self.noise_at is None or self.noise_at < steps_a:
+            return []
+        return [(f"test-only fault injection: run A stopped after {steps_a} steps, before step {self.noise_at}, so no "
+                 f"noise was added to run {self.noise_run}: the injection tested nothing")]  # fmt: skip
+
     def notes(self, total: int) -> list[str]:
         """What will be injected, for the evidence; InvalidInput when the step is outside the budget."""
         if self.noise_at is None:
@@ -952,6 +960,7 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
         steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
         diverged_at = audit_a["training"].get("diverged_at_step")
         plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log, diverged_at)
+        notes += plan.faults.unapplied(steps_a)
         rec_b = _start(plan, spec_file, "b", "twin", log)
         audit_b = _finished(plan, rec_b)
         recs_k, audit_k, facts = run_killed(plan, spec_file, log)

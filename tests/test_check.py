@@ -320,6 +320,9 @@ def test_empty_criteria_section_clears_everything(tmp_path: Path) -> None:
         ('status: "== finished"\n', "criteria.status", "cannot parse"),
         # != would pass a failed verification (unresumed, tolerance without allow_tolerance)
         ('reproducible: "!= diverged"\n', "criteria.reproducible", "name the verdict that passes, '== bitwise'"),
+        # == a failing verdict would pass what verify fails
+        ('reproducible: "== diverged"\n', "criteria.reproducible", "name the verdict that passes, '== bitwise'"),
+        ('reproducible: "== unresumed"\n', "criteria.reproducible", "name the verdict that passes, '== bitwise'"),
         ('bogus_metric: ">= 1"\n', "criteria.bogus_metric", "unknown metric"),
         ("test_acc: 0.85\n", "criteria.test_acc", "quoted string"),
     ],

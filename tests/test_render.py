@@ -857,7 +857,8 @@ def test_a_broken_model_with_no_checkpoint_names_the_model_measured_and_no_test_
 def test_verification_present_renders_evidence_and_ticks_box() -> None:
     text = text_of(verified_audit())
     ev = section(text, "Determinism evidence")
-    assert "| Verdict | **bitwise**: every compared tensor is bit-for-bit identical between the runs |" in ev
+    assert ("| Verdict | **bitwise**: every compared loss, metric, result and checkpoint tensor is bit-for-bit "
+            "identical between the runs |") in ev  # fmt: skip
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
     assert ("| Runs A-B | checkpoint tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |"

@@ -604,6 +604,14 @@ def test_the_results_measured_after_training_are_compared() -> None:
     assert not compare_results(nan, nan)["equal"]  # NaN agrees with nothing
 
 
+def test_noise_planned_after_run_a_stopped_is_said_to_have_tested_nothing() -> None:
+    faults = verify_mod.Faults(noise_at=30, noise_run="b")
+    assert faults.unapplied(40) == []
+    assert faults.unapplied(16) == [("test-only fault injection: run A stopped after 16 steps, before step 30, so no "
+                                     "noise was added to run b: the injection tested nothing")]  # fmt: skip
+    assert verify_mod.Faults().unapplied(0) == []
+
+
 def test_verdict_levels() -> None:
     def pair(equal: bool, diff: float | None, tensors: int = 5) -> dict:
         same = {"equal": diff == 0}
