@@ -267,8 +267,10 @@ def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
     if not root.is_dir():
         return "is not a folder"
     if os.path.lexists(root / CIFAR_DIR):  # a file (the archive saved under the folder's name?), a dangling link
-        return (f"holds {CIFAR_DIR} as {not_a_file(root / CIFAR_DIR) or 'a file'}, not a folder; extract the "
-                f"official cifar-10-python.tar.gz in {root} to make the folder")  # fmt: skip
+        what = not_a_file(root / CIFAR_DIR) or "a file"
+        what = "a FIFO, socket or device" if what.startswith("not ") else what
+        return (f"holds {CIFAR_DIR} as {what}, not a folder; extract the official cifar-10-python.tar.gz in {root} "
+                "to make the folder")  # fmt: skip
     return (
         f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
         f"(data_batch_1..5, test_batch, batches.meta){download}"
@@ -407,13 +409,14 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr
-    test_keys = image_keys(sx[te])
-    prov = replace(prov, test_in_train=copies_of(tx[tr], sx[te], test_keys),
-                   test_in_val=copies_of(tx[va], sx[te], test_keys))  # fmt: skip
+    train_x, val_x, test_x = tx[tr], tx[va], sx[te]  # copies, each made once
+    test_keys = image_keys(test_x)
+    prov = replace(prov, test_in_train=copies_of(train_x, test_x, test_keys),
+                   test_in_val=copies_of(val_x, test_x, test_keys))  # fmt: skip
     t = torch.from_numpy
     return DataBundle(
-        train_x=t(tx[tr]), train_y=t(ty[tr]), val_x=t(tx[va]), val_y=t(ty[va]),
-        test_x=t(sx[te]), test_y=t(sy[te]), classes=tuple(classes), provenance=prov,
+        train_x=t(train_x), train_y=t(ty[tr]), val_x=t(val_x), val_y=t(ty[va]),
+        test_x=t(test_x), test_y=t(sy[te]), classes=tuple(classes), provenance=prov,
     )  # fmt: skip
 
 

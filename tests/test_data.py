@@ -403,6 +403,12 @@ def test_a_download_never_goes_into_the_sets_own_folder_or_over_a_file_of_its_na
     (archive / D.CIFAR_DIR).write_bytes(b"\x1f\x8b")  # the .tar.gz saved under the folder's name
     said = (f"data.root: {archive} holds {D.CIFAR_DIR} as a file, not a folder; extract the official "
             f"cifar-10-python.tar.gz in {archive} to make the folder")  # fmt: skip
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / D.CIFAR_DIR)  # never read: it would block
+    assert D.root_problem(DataSpec(root=str(fifo))) == (
+        f"data.root: {fifo} holds {D.CIFAR_DIR} as a FIFO, socket or device, not a folder; extract the official "
+        f"cifar-10-python.tar.gz in {fifo} to make the folder")  # fmt: skip
     for download in (False, True):
         assert D.root_problem(DataSpec(root=str(archive), download=download)) == said
         with pytest.raises(InvalidInput) as exc:
