@@ -49,6 +49,7 @@ from auditor.spec import (
     Criterion,
     Spec,
     criterion_gap,
+    failing_verdict_problem,
     load_yaml,
     override_value,
     parse_criterion,
@@ -475,6 +476,9 @@ def load_criteria(
             parse_criterion(metric, expr)
         except ValueError as exc:
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {exc}") from None
+        # a criterion given now (not the run's own, which an older version may have recorded)
+        if sources[metric] != base_source and (problem := failing_verdict_problem(metric, expr)):
+            raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
 
 

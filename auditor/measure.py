@@ -16,8 +16,10 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -271,7 +273,12 @@ class Measurements:
 def nonfinite_tensors(model: nn.Module) -> list[str]:
     """Names of `model`'s floating-point state-dict tensors (parameters and buffers, such as batch
     norm's running variance) that hold an inf or NaN: such a model computes nothing meaningful."""
-    return [k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    return nonfinite_entries(model.state_dict())
+
+
+def nonfinite_entries(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold an inf or NaN."""
+    return [k for k, t in state.items() if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()]
 
 
 def measure(

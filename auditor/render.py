@@ -1042,7 +1042,7 @@ def _final_warning(meas: dict[str, Any]) -> str | None:
     if not (final := meas.get("final_nonfinite")):  # records written before the check have none
         return None
     which = f"{count(len(final), 'tensor')} ({code_list(final[:5])}{', ...' if len(final) > 5 else ''})"
-    return (f"**Broken final weights:** the model as training left it (last.pt) holds inf or NaN in {which}: training "
+    return (f"**Broken final weights:** last.pt (the weights the last epoch was evaluated on) holds inf or NaN in {which}: training "
             "overflowed after the selected epoch. The selected checkpoint is finite, and it is the one measured here; "
             "last.pt is not a model to use.")  # fmt: skip
 
@@ -1056,7 +1056,7 @@ def _broken_reason(meas: dict[str, Any]) -> str:
 
 def _final_selection_text(final: dict[str, Any] | None, split: str, meas: dict[str, Any]) -> str:
     """The last epoch's accuracy on the selection split, unless its loss there is not a number
-    (null in audit.json) or the model as training left it holds inf or NaN: predictions made
+    (null in audit.json) or last.pt, which it was measured on, holds inf or NaN: predictions made
     from inf or NaN, whose count of hits means nothing."""
     if final is None or final["val_acc"] is None:
         return NA
@@ -1064,7 +1064,7 @@ def _final_selection_text(final: dict[str, Any] | None, split: str, meas: dict[s
         return (f"not reported: the {split} loss at epoch {final['epoch']} is not a number (the model computed inf "
                 f"or NaN; its accuracy as measured, {pct(final['val_acc'])}, means nothing)")  # fmt: skip
     if bad := meas.get("final_nonfinite"):
-        return (f"not reported: the model as training left it holds inf or NaN in {count(len(bad), 'tensor')} (e.g. "
+        return (f"not reported: last.pt, which it was measured on, holds inf or NaN in {count(len(bad), 'tensor')} (e.g. "
                 f"{code(bad[0])}; its accuracy as measured, {pct(final['val_acc'])}, means nothing)")  # fmt: skip
     return pct(final["val_acc"])
 
@@ -1573,7 +1573,7 @@ def _divergence_item(audit: dict[str, Any]) -> Item:
     if found := nonfinite_losses(audit):
         return False, label, f"status {status}, but the selected model's losses are not numbers ({'; '.join(found)})"
     if final := audit["measurements"].get("final_nonfinite"):  # records written before the check have none
-        return False, label, (f"status {status}, but the model as training left it holds inf or NaN in "
+        return False, label, (f"status {status}, but last.pt (the last epoch's weights) holds inf or NaN in "
                               f"{count(len(final), 'tensor')} ({code_list(final[:3])}{', ...' if len(final) > 3 else ''})")
     return status != "diverged", label, f"status {status}"
 

@@ -44,7 +44,7 @@ from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import DataBundle, class_changes, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError, signals_held
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
-from auditor.measure import MB, ForeignCpu, measure, nonfinite_tensors
+from auditor.measure import MB, ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info
 from auditor.spec import (
     Spec,
@@ -688,9 +688,9 @@ def measure_and_write(
     with long_lived_frozen():
         t_measure = time.perf_counter()
         final = load_final_checkpoints(paths.ckpt_staging)
-        final_broken = nonfinite_tensors(model)  # the model as training left it, before best.pt replaces it
         measured = measure_run(spec, model, data, device, paths.ckpt_staging, env, final.get("best"))
-        measured["final_nonfinite"] = final_broken
+        # last.pt: the weights the last epoch was evaluated on (a divergence writes none after it)
+        measured["final_nonfinite"] = nonfinite_entries(final["last"]["model"]) if "last" in final else []
         lat = measured["latency"]
         if "busy" in latency_warnings(lat, None):
             log(f"note: other processes used {lat['other_cpu_share']:.0%} of the CPU while the latency was "
@@ -883,7 +883,7 @@ def _final_is_noise(result: TrainResult, measured: dict[str, Any]) -> str | None
         return (f"the val loss at the last epoch ({last.epoch}) is not a number: the model then computed inf or NaN, "
                 "and its accuracy as measured means nothing")  # fmt: skip
     if (bad := measured.get("final_nonfinite")) and last.val_acc is not None:  # the weights it was measured on
-        return (f"the model as training left it holds non-finite values in {count(len(bad), 'tensor')} (e.g. "
+        return (f"last.pt, which it was measured on, holds non-finite values in {count(len(bad), 'tensor')} (e.g. "
                 f"{bad[0]}): it is broken, and its accuracy as measured ({last.val_acc:.2%}) means nothing")  # fmt: skip
     if measured["nonfinite"] and last.epoch == result.best_epoch and last.val_acc is not None:  # the same weights
         return broken_model_note(measured["evaluated_checkpoint"], measured["nonfinite"], last.val_acc)

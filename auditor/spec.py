@@ -351,6 +351,19 @@ def criterion_gap(metric: str, what: str) -> str:
             f"--set criteria.{metric}=null, or delete its line in a file")
 
 
+PASSING_VERDICT = "cannot use {expr}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)"
+
+
+def failing_verdict_problem(metric: str, expr: Any) -> str | None:
+    """Why a new `reproducible` criterion cannot gate: it names a verdict that fails verify
+    (`== diverged`, `== unresumed`, `== incomplete`), which it would pass. None otherwise, and
+    for what does not parse (parse_criterion says why). Records that hold one are still read."""
+    m = _CAT_RE.match(expr) if metric == "reproducible" and isinstance(expr, str) else None
+    if m and m[1] == "==" and m[2] in CATEGORICAL_METRICS["reproducible"] and m[2] not in ("bitwise", "tolerance"):
+        return PASSING_VERDICT.format(expr=repr(expr))
+    return None
+
+
 def parse_criterion(metric: str, expr: Any) -> Criterion:
     """Parse one criterion expression; raise ValueError with a precise reason."""
     if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
@@ -388,10 +401,10 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
             + ", ".join(allowed)
         )
-    if metric == "reproducible" and (m[1] == "!=" or m[2] not in ("bitwise", "tolerance")):
-        # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance where
-        # verify.allow_tolerance is false; `== diverged` passes a verdict that fails it.
-        raise ValueError(f"cannot use {expr!r}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)")
+    if metric == "reproducible" and m[1] == "!=":
+        # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance
+        # where verify.allow_tolerance is false.
+        raise ValueError(PASSING_VERDICT.format(expr=repr(expr)))
     return Criterion(metric=metric, expr=expr, op=m[1], threshold=m[2])
 
 
@@ -475,6 +488,8 @@ class Spec(_Section):
         expr = self.criteria.get("reproducible")
         if expr is None or not _new_run(info):
             return self
+        if problem := failing_verdict_problem("reproducible", expr):
+            raise ValueError(f"{SUBKEY}criteria.reproducible: {problem}")
         wanted, allowed = parse_criterion("reproducible", expr).threshold, self.verify.allow_tolerance
         if wanted == "tolerance" and not allowed:
             raise ValueError(
@@ -1084,7 +1099,7 @@ def json_schema() -> dict[str, Any]:
            for m, unit in NUMERIC_METRICS.items()},
         **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}",
                                 rf"^\s*(?:{_categorical_ops(m).replace(' or ', '|')})\s*(?:{'|'.join(v)})\s*$")
-           for m, v in CATEGORICAL_METRICS.items()},
+           for m, v in {**CATEGORICAL_METRICS, "reproducible": ("bitwise", "tolerance")}.items()},  # the verdicts that pass
     }}  # fmt: skip
     return schema
 

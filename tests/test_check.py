@@ -681,3 +681,18 @@ def test_a_broken_model_fails_the_gate_whatever_its_criteria_say() -> None:
     assert lines[-1] == "1/1 criteria passed; the model is broken: FAIL"
     suite = ET.fromstring(junit_xml(ok, "auditor.x", BROKEN)).find("testsuite")
     assert suite.get("failures") == "1" and suite.find("testcase[@name='model finite']/failure") is not None
+
+
+def test_a_failing_verdict_criterion_is_refused_when_given_and_read_when_recorded(tmp_path: Path) -> None:
+    """`== diverged` passes a verdict that fails verify: refused in a new spec or on the command
+    line; a record an older version wrote with one is still checked."""
+    from auditor.spec import validate_spec
+
+    old = {"reproducible": "== diverged"}
+    assert load_criteria(old, None, []) == old  # the run's own, as recorded
+    with pytest.raises(InvalidInput, match=r"^--set: criteria.reproducible: cannot use '== unresumed': name the verdict"):
+        load_criteria({}, None, ["criteria.reproducible=== unresumed"])
+    spec = {"name": "x", "criteria": {"reproducible": "== incomplete"}}
+    assert validate_spec(spec, "old.json", recorded=True).criteria == {"reproducible": "== incomplete"}
+    with pytest.raises(InvalidInput, match=r"criteria.reproducible: cannot use '== incomplete'"):
+        validate_spec(spec, "new.yaml")

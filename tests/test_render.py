@@ -559,13 +559,13 @@ def test_final_weights_broken_after_the_selected_epoch_are_said() -> None:
     audit = golden_audit()
     audit["measurements"]["final_nonfinite"] = ["stages.0.0.norm1.running_var", "stages.1.0.norm1.running_var"]
     text = text_of(rehash(audit))
-    assert ("**Broken final weights:** the model as training left it (last.pt) holds inf or NaN in 2 tensors "
+    assert ("**Broken final weights:** last.pt (the weights the last epoch was evaluated on) holds inf or NaN in 2 tensors "
             "(`stages.0.0.norm1.running_var`, `stages.1.0.norm1.running_var`): training overflowed after the selected "
             "epoch.") in text  # fmt: skip
     assert checklist_line(text, "Training finished without divergence") == (
-        "- [ ] **Training finished without divergence**: status completed, but the model as training left it holds "
+        "- [ ] **Training finished without divergence**: status completed, but last.pt (the last epoch's weights) holds "
         "inf or NaN in 2 tensors (`stages.0.0.norm1.running_var`, `stages.1.0.norm1.running_var`)")  # fmt: skip
-    assert "| Final val accuracy | not reported: the model as training left it holds inf or NaN in 2 tensors" in text
+    assert "| Final val accuracy | not reported: last.pt, which it was measured on, holds inf or NaN in 2 tensors" in text
     audit["measurements"]["final_nonfinite"] = []
     assert checklist_line(text_of(rehash(audit)), "Training finished without divergence").startswith("- [x]")
 

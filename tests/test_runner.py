@@ -108,7 +108,7 @@ def test_the_final_val_accuracy_of_an_epoch_whose_val_loss_is_not_a_number_is_wi
     final = {**measured, "final_nonfinite": ["bn1.running_var", "bn2.running_var"]}
     assert runner._metrics(result, final, False)["final_val_acc"] is None
     assert runner._metric_notes(result, final)["final_val_acc"] == (
-        "the model as training left it holds non-finite values in 2 tensors (e.g. bn1.running_var): it is broken, "
+        "last.pt, which it was measured on, holds non-finite values in 2 tensors (e.g. bn1.running_var): it is broken, "
         "and its accuracy as measured (23.44%) means nothing")  # fmt: skip
 
 
@@ -125,9 +125,10 @@ def test_final_weights_that_overflowed_after_the_selected_epoch_are_found(tmp_pa
     audit = json.loads((tmp_path / "reports/smoke/audit.json").read_text())
     final = audit["measurements"]["final_nonfinite"]
     assert final and all("running_var" in n for n in final), final
-    assert audit["metrics"]["final_val_acc"] is None and "the model as training left it" in audit["metric_notes"]["final_val_acc"]
+    assert audit["metrics"]["final_val_acc"] is None and "last.pt, which it was" in audit["metric_notes"]["final_val_acc"]
+    assert audit["run"]["status"] == "completed"  # not a divergence: last.pt is the last epoch's, overflowed
     sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
-    assert "| Final val accuracy | not reported: the model as training left it holds inf or NaN in" in sheet
+    assert "| Final val accuracy | not reported: last.pt, which it was measured on, holds inf or NaN in" in sheet
     assert "- [ ] **Training finished without divergence**" in sheet
 
 
