@@ -539,12 +539,13 @@ def summarize(values: list[float | None]) -> dict[str, Any]:
 def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> dict[str, Any]:
     """One finished run as the ablation record lists it (links relative to the page folder)."""
     m, training, model = audit.get("metrics", {}), audit.get("training", {}), audit.get("model", {})
+    broken = bool(audit.get("measurements", {}).get("nonfinite"))  # its selected model holds inf/NaN
     return {
         "seed": r.seed, "name": r.name, "spec_hash": r.spec_hash,
         "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
         "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
-        "broken": bool(audit.get("measurements", {}).get("nonfinite")),  # its selected model holds inf/NaN
+        "broken": broken,
         "left_out": left_out_reason(audit),  # why its figures stay out of the means (None: counted)
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
         "data_label": _data_label(audit.get("data")),
@@ -552,8 +553,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "model": model.get("name"), "family": model.get("family"),
         "software": software_label(audit), "software_base": software_label(audit, source=False),
         # a broken model's accuracies are noise (records from before they were withheld hold some)
-        "metrics": {k: None if k in ACCURACIES and audit.get("measurements", {}).get("nonfinite") else m.get(k)
-                    for k in METRICS},
+        "metrics": {k: None if k in ACCURACIES and broken else m.get(k) for k in METRICS},
     }  # fmt: skip
 
 
@@ -773,11 +773,12 @@ def _depth_figure(
     groups = {"plain": [n for n, f in family.items() if f.startswith("plain")]}
     groups["residual"] = [n for n in family if n not in groups["plain"]]
     groups = {k: v for k, v in groups.items() if v} or {"no": []}  # one empty panel, saying why
+    place = {v["name"]: i for i, v in enumerate(record["variants"])}  # colours as in val_acc.png
     fig = agg_figure((6 * len(groups), 4.5))
     axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, (title, names) in zip(axes[0], groups.items(), strict=True):
         for i, name in enumerate(names):
-            c, color = data[name], f"C{[v['name'] for v in record['variants']].index(name) % 10}"  # as in val_acc.png
+            c, color = data[name], f"C{place[name] % 10}"
             ep, tr, _, _ = _band(c["train_acc"])
             dot = {"marker": "o"} if len(ep) == 1 else {}  # a single epoch has no line to draw
             ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--", **({"marker": "x"} if dot else {}))
@@ -990,7 +991,7 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
         state, audit = run_state(out, r)
         label = skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
             "running": f"going on now in another process{_holder_text(out, r)}",
-            "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r)
+            "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r, state)
             else "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)",
             "stale": "run (replaces a run of a different spec)",
@@ -1057,11 +1058,11 @@ def check_runnable(plan: Plan, out: Path) -> None:
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
-        todo = [r for r in plan.runs_of(v) if run_state(out, r)[0] != "finished"]
+        todo = [(r, state) for r in plan.runs_of(v) if (state := run_state(out, r)[0]) != "finished"]
         if todo:  # the seeds differ only in seed and name
-            problems += [f"{plan.source}: variant {v!r}: {p}" for p in _machine_problems(todo[0].spec)]
-        interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r in todo
-                        if (p := other_spec_interrupted(out, r))]  # fmt: skip
+            problems += [f"{plan.source}: variant {v!r}: {p}" for p in _machine_problems(todo[0][0].spec)]
+        interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state in todo
+                        if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
     advice = []
     if problems:
         advice.append("leave those variants out with --only, or run the ablation where they can run")
@@ -1088,14 +1089,15 @@ def _machine_problems(spec: Spec) -> list[str]:
     return problems
 
 
-def other_spec_interrupted(out: Path, run: PlannedRun) -> str | None:
+def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None) -> str | None:
     """Why `auditor run --resume` would refuse the interrupted run in the way of `run`: its newest
     intact checkpoint trained under a spec that differs in what is trained. None where there is
-    none, or nothing intact (the run says so, and starts over where it can)."""
+    none, or nothing intact (the run says so, and starts over where it can). `state`: the run's
+    `run_state`, where the caller has read it already."""
     from auditor import checkpoint
     from auditor.runner import listed
 
-    if run_state(out, run)[0] != "resume":
+    if (state or run_state(out, run)[0]) != "resume":
         return None
     staging = run_paths(out, run.name).ckpt_staging
     try:

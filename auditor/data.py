@@ -194,15 +194,12 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
     Returns (train_x, train_y, test_x, test_y, classes, files, base).
     A partial or modified copy still loads; `files` says what differs.
     """
-    try:
-        root = resolved_folder(spec.root)
-    except ValueError as exc:
-        raise SpecFieldError("data.root", str(exc)) from None
+    root = _data_root(spec)
     base = root / CIFAR_DIR
     if _downloads(spec.download, root):
         _download(root)
-    if not base.is_dir():
-        raise SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
+    if (refusal := _no_cifar_dir(root)) is not None:
+        raise refusal
     meta = OFFICIAL_META
     files = {name: _file_status(base / name, md5) for name, md5 in OFFICIAL_TRAIN + OFFICIAL_TEST}
     files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
@@ -245,12 +242,24 @@ def root_problem(spec: DataSpec) -> str | None:
     if spec.dataset != "cifar10":
         return None
     try:
-        root = resolved_folder(spec.root)
+        root = _data_root(spec)
+    except SpecFieldError as exc:
+        return str(exc)
+    refusal = None if _downloads(spec.download, root) else _no_cifar_dir(root)
+    return str(refusal) if refusal is not None else None
+
+
+def _data_root(spec: DataSpec) -> Path:
+    """`data.root` with `~` expanded, absolute; SpecFieldError where it names no folder path."""
+    try:
+        return resolved_folder(spec.root)
     except ValueError as exc:
-        return f"data.root: {exc}"
-    if (root / CIFAR_DIR).is_dir() or _downloads(spec.download, root):
-        return None
-    return f"data.root: {root} {_why_no_cifar_dir(root)}"
+        raise SpecFieldError("data.root", str(exc)) from None
+
+
+def _no_cifar_dir(root: Path) -> SpecFieldError | None:
+    """The refusal of a data.root without CIFAR_DIR/ (after any download), or None."""
+    return None if (root / CIFAR_DIR).is_dir() else SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
 
 
 def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:

@@ -1031,17 +1031,22 @@ def measured_model(meas: dict[str, Any]) -> str:
 
 def _broken_warning(meas: dict[str, Any], broken: list[str]) -> str:
     """What a model holding inf/NaN makes of the figures measured on it."""
-    which = f"{count(len(broken), 'tensor')} ({code_list(broken[:5])}{', ...' if len(broken) > 5 else ''})"
+    which = _tensor_list(broken)
     figures = ("so the test figures below (accuracy, loss, per-class, confusion) describe no working model"
                if meas["test"] is not None else "and no test figures were measured")  # fmt: skip
     return f"**Broken model:** {measured_model(meas)} holds inf or NaN in {which}: its outputs are not numbers, {figures}."
+
+
+def _tensor_list(names: list[str], most: int = 5) -> str:
+    """'2 tensors (`a`, `b`)': how many, and the first `most` of them by name."""
+    return f"{count(len(names), 'tensor')} ({code_list(names[:most])}{', ...' if len(names) > most else ''})"
 
 
 def _final_warning(meas: dict[str, Any]) -> str | None:
     """The model as training left it holds inf/NaN while the selected one (measured) does not."""
     if not (final := meas.get("final_nonfinite")):  # records written before the check have none
         return None
-    which = f"{count(len(final), 'tensor')} ({code_list(final[:5])}{', ...' if len(final) > 5 else ''})"
+    which = _tensor_list(final)
     return (f"**Broken final weights:** last.pt (the weights the last epoch was evaluated on) holds inf or NaN in {which}: training "
             "overflowed after the selected epoch. The selected checkpoint is finite, and it is the one measured here; "
             "last.pt is not a model to use.")  # fmt: skip
@@ -1573,8 +1578,7 @@ def _divergence_item(audit: dict[str, Any]) -> Item:
     if found := nonfinite_losses(audit):
         return False, label, f"status {status}, but the selected model's losses are not numbers ({'; '.join(found)})"
     if final := audit["measurements"].get("final_nonfinite"):  # records written before the check have none
-        return False, label, (f"status {status}, but last.pt (the last epoch's weights) holds inf or NaN in "
-                              f"{count(len(final), 'tensor')} ({code_list(final[:3])}{', ...' if len(final) > 3 else ''})")
+        return False, label, f"status {status}, but last.pt (the last epoch's weights) holds inf or NaN in {_tensor_list(final, 3)}"
     return status != "diverged", label, f"status {status}"
 
 

@@ -354,14 +354,22 @@ def criterion_gap(metric: str, what: str) -> str:
 PASSING_VERDICT = "cannot use {expr}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)"
 
 
+# The verify verdicts a `reproducible` criterion may name: those that can pass (tolerance only
+# with verify.allow_tolerance, which `_reproducible_as_verify_judges` holds it to).
+PASSING_VERDICTS = ("bitwise", "tolerance")
+
+
 def failing_verdict_problem(metric: str, expr: Any) -> str | None:
     """Why a new `reproducible` criterion cannot gate: it names a verdict that fails verify
     (`== diverged`, `== unresumed`, `== incomplete`), which it would pass. None otherwise, and
     for what does not parse (parse_criterion says why). Records that hold one are still read."""
-    m = _CAT_RE.match(expr) if metric == "reproducible" and isinstance(expr, str) else None
-    if m and m[1] == "==" and m[2] in CATEGORICAL_METRICS["reproducible"] and m[2] not in ("bitwise", "tolerance"):
-        return PASSING_VERDICT.format(expr=repr(expr))
-    return None
+    if metric != "reproducible":
+        return None
+    try:
+        wanted = parse_criterion(metric, expr).threshold
+    except ValueError:
+        return None
+    return PASSING_VERDICT.format(expr=repr(expr)) if wanted not in PASSING_VERDICTS else None
 
 
 def parse_criterion(metric: str, expr: Any) -> Criterion:
@@ -1099,7 +1107,7 @@ def json_schema() -> dict[str, Any]:
            for m, unit in NUMERIC_METRICS.items()},
         **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}",
                                 rf"^\s*(?:{_categorical_ops(m).replace(' or ', '|')})\s*(?:{'|'.join(v)})\s*$")
-           for m, v in {**CATEGORICAL_METRICS, "reproducible": ("bitwise", "tolerance")}.items()},  # the verdicts that pass
+           for m, v in {**CATEGORICAL_METRICS, "reproducible": PASSING_VERDICTS}.items()},
     }}  # fmt: skip
     return schema
 

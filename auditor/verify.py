@@ -80,6 +80,7 @@ from auditor.runner import (
     ENV_OUTPUT_ROOT,
     aside,
     foreign_files,
+    load_final_checkpoints,
     spec_source,
     unlisted,
 )
@@ -740,11 +741,6 @@ def compare_tensors(ta: dict[str, Any], tb: dict[str, Any]) -> list[dict[str, An
     return rows
 
 
-def _load_checkpoint(run_root: Path, name: str, file: str) -> dict[str, Any] | None:
-    p = run_paths(run_root, name).checkpoints / file
-    return checkpoint.load(p) if p.is_file() else None
-
-
 def checkpoint_tensors(last: dict[str, Any], best: dict[str, Any] | None, param_names: list[str]) -> dict[str, Any]:
     """Everything compared from one run's checkpoints: all of last.pt's state (`state_tensors`)
     and best.pt's weights where best.pt was saved at another step (else it holds last.pt's bytes)."""
@@ -754,23 +750,31 @@ def checkpoint_tensors(last: dict[str, Any], best: dict[str, Any] | None, param_
     return out
 
 
+def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str]) -> dict[str, Any] | None:
+    """Everything compared from one run's checkpoints (`checkpoint_tensors`), each file loaded and
+    verified once (best.pt with last.pt's bytes is not read again), or None: no last.pt."""
+    loaded = load_final_checkpoints(run_paths(workdir / run_id, name).checkpoints)
+    return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names) if "last" in loaded else None
+
+
 def compare_pair(
-    workdir: Path, name: str, x: str, y: str, param_names: list[str], audits: Mapping[str, dict[str, Any]],
+    workdir: Path, name: str, x: str, y: str, tensors_of: Mapping[str, dict[str, Any] | None],
+    audits: Mapping[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Compare run x (the reference) and run y (`audits`: each run's audit.json by run id)."""
+    """Compare run x (the reference) and run y (`tensors_of`: each run's `run_tensors`, and
+    `audits`: its audit.json, by run id)."""
     rx, ry = run_paths(workdir / x, name).reports, run_paths(workdir / y, name).reports
     losses = compare_losses(*[[r["loss"] for r in _read_csv(d / "steps.csv")[1]] for d in (rx, ry)])
     metrics = compare_metrics(_read_csv(rx / "metrics.csv")[1], _read_csv(ry / "metrics.csv")[1])
     results = compare_results(audits[x]["metrics"], audits[y]["metrics"])
-    px, py = (_load_checkpoint(workdir / r, name, "last.pt") for r in (x, y))
+    px, py = tensors_of[x], tensors_of[y]
     notes = []
     if px is None or py is None:
         missing = [r for r, p in ((x, px), (y, py)) if p is None]
         notes.append(f"no last.pt in run {' and '.join(missing)}: checkpoint tensors not compared")
         tensors = []
     else:
-        bx, by = (_load_checkpoint(workdir / r, name, "best.pt") for r in (x, y))
-        tensors = compare_tensors(checkpoint_tensors(px, bx, param_names), checkpoint_tensors(py, by, param_names))
+        tensors = compare_tensors(px, py)
     # Nothing compared proves nothing: no final weights can never count as equal.
     t_equal = bool(tensors) and all(t["equal"] for t in tensors)
     diffs = [losses["max_abs_diff"], metrics["max_abs_diff"], results["max_abs_diff"],
@@ -971,8 +975,9 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     if plan.spec.train.compile != "off":
         notes.append("each run compiled its model afresh, with a torch.compile cache of its own (run K's resumed "
                      "process reused run K's, as a resume on the same machine would)")  # fmt: skip
-    audits = {"a": audit_a, "b": audit_b, "k": audit_k}
-    pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, _param_names(plan.spec), audits) for x, y in PAIRS]
+    audits, names = {"a": audit_a, "b": audit_b, "k": audit_k}, _param_names(plan.spec)
+    tensors_of = {r: run_tensors(plan.workdir, plan.spec.name, r, names) for r in audits}  # run A's once, for both pairs
+    pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, tensors_of, audits) for x, y in PAIRS]
     block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, [*notes, *facts["notes"]])
     report_a = run_paths(plan.workdir / "a", plan.spec.name).reports
     record_in_audit(report_a, plan.spec, block, log)

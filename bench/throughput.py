@@ -1889,9 +1889,13 @@ def json_problem(path: Path) -> str | None:
 
 def _is_report(path: Path) -> bool:
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        return _report_shaped(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return False
+
+
+def _report_shaped(report: Any) -> bool:
+    """Whether `report` has the shape of a report --json writes."""
     return isinstance(report, dict) and {"machine", "command"} <= report.keys()
 
 
@@ -1921,7 +1925,7 @@ def render_saved(a: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"throughput.py: error: --render-json {p}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
             return 2
-        if not (isinstance(reports[-1], dict) and {"machine", "command"} <= reports[-1].keys()):
+        if not _report_shaped(reports[-1]):
             print(f"throughput.py: error: --render-json {p}: not a report written by --json", file=sys.stderr)
             return 2
     try:
