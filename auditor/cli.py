@@ -206,10 +206,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     """`auditor models`: registered models with exact parameter counts."""
     from auditor.models import count_parameters, create_model, list_models, model_info
 
-    print(f"{'model':<10} {'params':>12}  family")
+    lines = [f"{'model':<10} {'params':>12}  family"]
     for name in sorted(list_models(), key=lambda n: (model_info(n).family, model_info(n).depth)):
         total, _ = count_parameters(create_model(name))
-        print(f"{name:<10} {total:>12,}  {model_info(name).family}")
+        lines.append(f"{name:<10} {total:>12,}  {model_info(name).family}")
+    _print_out(lines)
     return EXIT_OK
 
 
@@ -217,7 +218,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     """`auditor schema`: the spec's JSON Schema."""
     from auditor.spec import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    _print_out([json.dumps(json_schema(), indent=2)])
     return EXIT_OK
 
 
@@ -232,8 +233,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except InvalidInput as exc:
             errors.append(str(exc))
             continue
-        print(("---\n" if printed else "") + f"# {path}: valid (sha256 {spec_hash(spec)})")  # one YAML stream
-        print(resolved_yaml(resolved_dict(spec)), end="")
+        head = ("---\n" if printed else "") + f"# {path}: valid (sha256 {spec_hash(spec)})"  # one YAML stream
+        _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
     if errors:
         raise InvalidInput("\n".join(errors))
@@ -279,9 +280,8 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
     from auditor.check import CriterionResult, record_gate_status, render_lines
 
     results = [CriterionResult(**c) for c in audit["criteria"]]
-    for line in render_lines(results, record_gate_status(audit)):
-        print(line)
-    print(f"status {audit['run']['status']}; sheet: {report_dir / 'REPRODUCIBILITY.md'}")
+    sheet = report_dir / "REPRODUCIBILITY.md"
+    _print_out([*render_lines(results, record_gate_status(audit)), f"status {audit['run']['status']}; sheet: {sheet}"])
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -303,7 +303,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                         "was edited after the run")  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
-    print(f"wrote {path}")
+    _print_out([f"wrote {path}"])
     return EXIT_OK
 
 
@@ -322,7 +322,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"\nauditor verify: {stop_word(stop)} (said above: where its runs and any earlier evidence are); "
               "run the same command again to verify", file=sys.stderr)  # fmt: skip
         return exit_code(stop)
-    print(summary(outcome))
+    _print_out([summary(outcome)])
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
@@ -435,7 +435,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate_checkpoint(args.checkpoint, args.data_root, args.device)
     for warning in report["warnings"]:
         print(f"auditor evaluate: warning: {warning}", file=sys.stderr)
-    print(_json(report) if args.json else _table(report))
+    _print_out([_json(report) if args.json else _table(report)])
     return EXIT_OK
 
 
@@ -446,7 +446,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     report = measure_checkpoint(args.checkpoint, args.device, args.iters, args.warmup)
     for note in report["notes"]:
         print(f"auditor measure: note: {note}", file=sys.stderr)
-    print(_json(report) if args.json else _table(report))
+    _print_out([_json(report) if args.json else _table(report)])
     return EXIT_OK
 
 
@@ -514,7 +514,7 @@ def _out_args(out: Path) -> list[str]:
 
 def _progress(msg: str) -> None:
     """A line of ablate's progress on stdout, flushed before a run's own output follows."""
-    print(msg, flush=True)
+    _print_out([msg])
 
 
 def _print_out(lines: list[str]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, requires_subset, run_cli, sets
+from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, fake_cifar_root, requires_subset, run_cli, sets
 
 from auditor import checkpoint
 from auditor.environment import software_versions
@@ -500,6 +500,19 @@ def test_check_output_that_cannot_be_written_is_an_error_and_the_junit_says_so(t
                                str(junit)], stdout=full, stderr=subprocess.PIPE, text=True, check=False)  # fmt: skip
     assert_clean_error(proc, "standard output: cannot write: No space left on device", "the JUnit report")
     assert ET.parse(junit).getroot().find("testsuite").get("errors") == "1"  # not the PASS the exit code denies
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) for a full disk behind stdout")
+@pytest.mark.parametrize("command", ["models", "schema", "validate", "render", "evaluate", "measure"])
+def test_every_command_whose_output_cannot_be_written_says_so(tmp_path: Path, smoke_run: Path, command: str) -> None:
+    best, run = str(smoke_run / "checkpoints/smoke/best.pt"), tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)  # render writes the sheet: into a copy
+    argv = {"validate": ["specs/smoke.yaml"], "render": [str(run)], "measure": [best, "--iters", "5"],
+            "evaluate": [best, "--data-root", str(fake_cifar_root(tmp_path / "data"))]}.get(command, [])  # fmt: skip
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "auditor", command, *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, check=False, cwd=REPO)  # fmt: skip
+    assert_clean_error(proc, f"auditor {command}: error: standard output: cannot write: No space left on device")
 
 
 def test_a_folder_whose_name_is_not_utf8_is_printed_as_its_own_bytes(tmp_path: Path, smoke_run: Path) -> None:
