@@ -37,6 +37,8 @@ STAGING = ".partial"
 # Step checkpoints' names (checkpoint.save_step_checkpoint writes them).
 STEP_GLOB = "step-*.pt"
 STEP_NAME = re.compile(r"^step-(\d+)\.pt$")
+# The sheet's one figure, reports/<run>/figures/<this>.png (render writes it).
+LEARNING_CURVES = "learning_curves"
 
 
 @dataclass(frozen=True)

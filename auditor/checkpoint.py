@@ -27,13 +27,14 @@ import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from fnmatch import fnmatch
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import torch
 
-from auditor.audit import STEP_GLOB, STEP_NAME, step_checkpoints
+from auditor.audit import STEP_NAME, step_checkpoints
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
 
@@ -285,9 +286,17 @@ def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) ->
 
 
 # The files a run's checkpoint folder holds: its checkpoints and their digests (pending ones too).
-FILE_PATTERNS = tuple(
-    name for c in ("last.pt", "best.pt", STEP_GLOB) for name in (c, digest_path(Path(c)).name, next_digest_path(Path(c)).name)
+# Globs, and a pattern for the step checkpoints: step-<digits>.pt exactly, so that a user's own
+# step-backup.pt is not taken for one (and deleted with the folder it is in).
+FILE_PATTERNS: tuple[str | re.Pattern[str], ...] = (
+    *(name for c in ("last.pt", "best.pt") for name in (c, digest_path(Path(c)).name, next_digest_path(Path(c)).name)),
+    re.compile(STEP_NAME.pattern.removesuffix("$") + r"(\.sha256(\.next)?)?$"),
 )
+
+
+def name_matches(name: str, pattern: str | re.Pattern[str]) -> bool:
+    """Whether a file name matches one of FILE_PATTERNS' (or any) globs or patterns."""
+    return bool(pattern.match(name)) if isinstance(pattern, re.Pattern) else fnmatch(name, pattern)
 
 
 def discard_leftovers(ckpt_dir: Path) -> None:

@@ -28,6 +28,7 @@ import jinja2
 
 from auditor.audit import (
     CUBLAS_DETERMINISTIC,
+    LEARNING_CURVES,
     MIN_CPU_WINDOW_S,
     busy_cpu,
     chose_on_test,
@@ -48,7 +49,6 @@ from auditor.words import count, plural
 TEMPLATE = "reproducibility.md.j2"
 SHEET = "REPRODUCIBILITY.md"
 FIGURES_DIR = "figures"
-LEARNING_CURVES = "learning_curves"
 MAX_EPOCH_ROWS = 30  # longer histories show the first and last EPOCH_EDGE rows
 EPOCH_EDGE = 10
 IMAGENET_STEM = "7x7 conv (64 ch), stride 2, padding 3, then 3x3 max-pool, stride 2"

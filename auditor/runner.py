@@ -14,6 +14,7 @@ import gc
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -22,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ import torch
 
 from auditor import checkpoint, environment, repro
 from auditor.audit import (
+    LEARNING_CURVES,
     MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
     SCHEMA_VERSION,
@@ -306,6 +307,7 @@ def find_resume_point(
         log("resume: the interrupted run wrote no checkpoint: training from the start")
         return None, notes
     state = checkpoint.load(found)
+    check_best_kept(found, state, fresh)
     notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
                  *resume_version_notes(found, state, seeded), *resume_compute_notes(found, state, device, seeded)]  # fmt: skip
     for n in notes_now:
@@ -313,6 +315,25 @@ def find_resume_point(
         notes.append(n)
     log(f"resume: continuing from {found.name} (global step {state['global_step']})")
     return found, notes
+
+
+def check_best_kept(found: Path, state: dict[str, Any], fresh: str) -> None:
+    """Refuse to resume when the checkpoint records a best epoch whose best.pt (the model every
+    measurement uses) is gone or damaged: training on would end in a run measured on the wrong
+    weights, or refused only after all its training. `fresh`: how to start over instead."""
+    best = state.get("best")
+    epoch = best.get("epoch") if isinstance(best, dict) else None
+    if epoch is None:
+        return
+    path = found.with_name("best.pt")
+    if (reason := checkpoint.verify(path)) is None:
+        return
+    state_of = "missing" if reason == "missing" else f"checkpoint is not intact: {reason}"
+    raise InvalidInput(
+        f"{path}: {state_of}; {found.name} records it as written after epoch {epoch} (the model the run selected, "
+        f"which every measurement uses), and --resume cannot write it again; put back best.pt and its "
+        f"{checkpoint.digest_path(path).name} from a copy, or to start over, {fresh}"
+    )
 
 
 def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[str]:
@@ -430,16 +451,16 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
 RUN_FILES = {
     "checkpoints": (*checkpoint.FILE_PATTERNS, ".*.tmp", SEEDING),
     "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp"),
-    "reports/figures": ("*.png", ".*.tmp"),
+    "reports/figures": (f"{LEARNING_CURVES}.png", ".*.tmp"),
 }  # fmt: skip
 
 
-def unlisted(folder: Path, patterns: Sequence[str]) -> list[str]:
+def unlisted(folder: Path, patterns: Sequence[str | re.Pattern[str]]) -> list[str]:
     """Names in `folder` that match none of `patterns` (none where it is not a real folder:
     missing, a file, or a link, which replacing it would not delete through)."""
     if not folder.is_dir() or folder.is_symlink():
         return []
-    return [p.name for p in folder.iterdir() if not any(fnmatch(p.name, pat) for pat in patterns)]
+    return [p.name for p in folder.iterdir() if not any(checkpoint.name_matches(p.name, pat) for pat in patterns)]
 
 
 def foreign_files(folder: Path, attr: str) -> list[str]:
@@ -457,7 +478,7 @@ def misplaced_checkpoints(folder: Path) -> list[str]:
     if not folder.is_dir() or folder.is_symlink():
         return []
     return sorted(p.name for p in folder.iterdir()
-                  if any(fnmatch(p.name, pat) for pat in checkpoint.FILE_PATTERNS) and not p.is_file())  # fmt: skip
+                  if any(checkpoint.name_matches(p.name, pat) for pat in checkpoint.FILE_PATTERNS) and not p.is_file())  # fmt: skip
 
 
 def _run_folders(paths: RunPaths) -> list[tuple[str, Path, str]]:

@@ -21,7 +21,16 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from conftest import REPO, SUBSET, TINY_SETS, assert_clean_error, fake_cifar_root, requires_subset, run_cli, sets
+from conftest import (
+    REPO,
+    SUBSET,
+    TINY_SETS,
+    assert_clean_error,
+    fake_cifar_root,
+    requires_subset,
+    run_cli,
+    sets,
+)
 
 from auditor import checkpoint
 from auditor.environment import software_versions

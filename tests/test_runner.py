@@ -6,6 +6,7 @@ import errno
 import gc
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -255,7 +256,8 @@ def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_dele
     mine.unlink()
     mine.parent.rmdir()
     spec, before = _finished_run(tmp_path)
-    mine = {"reports/smoke": ["junit.xml", "figures/notes.txt"], "checkpoints/smoke": ["junit.xml", "pretrained.pt"]}[where]
+    mine = {"reports/smoke": ["junit.xml", "figures/notes.txt", "figures/mine.png"],
+            "checkpoints/smoke": ["junit.xml", "pretrained.pt", "step-mybackup.pt", "step-00000001.pt.bak"]}[where]  # fmt: skip
     for name in mine:
         (tmp_path / where / name).write_text("mine")
     for resume in (False, True):  # a re-run, and a resume that re-judges the finished run
@@ -304,6 +306,39 @@ def test_a_resume_of_a_finished_run_stopped_or_refused_later_leaves_no_copy(
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert not list(tmp_path.glob("*/*.partial"))
     execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
+
+
+@pytest.mark.parametrize("damage", ["deleted", "changed"])
+@pytest.mark.parametrize("finished", [True, False], ids=["finished", "interrupted"])
+def test_a_resume_whose_best_checkpoint_is_gone_or_damaged_is_refused_before_training(
+    tmp_path: Path, damage: str, finished: bool
+) -> None:
+    """The selected model must not be measured from other weights (or said never written), nor
+    found damaged only after all the training is done again."""
+    spec, before = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    if not finished:  # the same files, as an interrupted run leaves them in staging
+        shutil.rmtree(paths.reports)
+        paths.checkpoints.rename(paths.ckpt_staging)
+    best = (paths.checkpoints if finished else paths.ckpt_staging) / "best.pt"
+    assert torch.load(best, weights_only=False)["epoch"] > 0
+    kept = {p.name: p.read_bytes() for p in best.parent.iterdir() if p.name != "best.pt"}
+    if damage == "deleted":
+        best.unlink()
+    else:
+        best.write_bytes(best.read_bytes()[:-1] + b"x")
+    said: list[str] = []
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
+    state = "missing" if damage == "deleted" else r"checkpoint is not intact: sha256 mismatch \(file \w+, recorded \w+\)"
+    assert re.match(rf"{re.escape(str(best))}: {state}; last.pt records it as written after epoch \d", str(err.value))
+    assert ("run without --resume" if finished else f"remove {paths.ckpt_staging}") in str(err.value)
+    assert not any("continuing from" in m for m in said)  # refused before training
+    assert {p.name: p.read_bytes() for p in best.parent.iterdir() if p.name != "best.pt"} == kept
+    assert not list(tmp_path.glob("*/*.partial")) if finished else not paths.checkpoints.exists()
+    if finished:
+        assert {k: v for k, v in _files(tmp_path).items() if "best.pt" not in k} == {
+            k: v for k, v in before.items() if "best.pt" not in k}  # the report as it was  # fmt: skip
 
 
 def test_a_resume_of_a_finished_run_stopped_between_its_promotes_keeps_the_report_for_the_next_run(
