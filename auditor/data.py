@@ -308,6 +308,9 @@ def _file_status(path: Path, md5: str) -> str:
 
 
 def _read_classes(path: Path) -> tuple[str, ...]:
+    """batches.meta's class names; the labels' numbers where it is missing (said in provenance)."""
+    if (what := not_a_file(path)) is not None:
+        raise InvalidInput(f"{path}: {what}, where CIFAR-10's {path.name} goes")
     if not path.is_file():
         return tuple(str(k) for k in range(10))
     meta = _unpickle(path, "batches.meta")
@@ -575,5 +578,7 @@ def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[s
     if not len(y):
         raise InvalidInput(f"{path}: holds no images")
     official = _md5(path) == dict(OFFICIAL_TEST)["test_batch"]
-    facts = {"test_batch": str(path), "official": official, "fingerprint": fingerprint(x, y)}
-    return torch.from_numpy(x), torch.from_numpy(y), _read_classes(base / OFFICIAL_META["filename"]), facts
+    meta = base / OFFICIAL_META["filename"]
+    classes = _read_classes(meta)
+    facts = {"test_batch": str(path), "official": official, "fingerprint": fingerprint(x, y), "meta_found": meta.is_file()}
+    return torch.from_numpy(x), torch.from_numpy(y), classes, facts

@@ -62,6 +62,8 @@ def model_from_checkpoint(path: Path) -> Loaded:
     spec = validate_spec(state["spec"], f"{path} (embedded spec)", recorded=True)
     model = build_model(spec.model)
     try:
+        if (problem := _foreign_entries(state["model"], model)) is not None:
+            raise TypeError(problem)
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
         raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {_misfit(state['model'], exc)}") from None
@@ -123,6 +125,23 @@ def _has_digest(path: Path) -> bool:
     return os.path.lexists(checkpoint.digest_path(path)) or checkpoint.next_digest_path(path).is_file()
 
 
+def _foreign_entries(weights: Any, model: torch.nn.Module) -> str | None:
+    """What load_state_dict would take without a word: a key that is not a name, or a tensor of
+    another dtype than the model's, which it casts (bf16- or int-rounded weights would then be
+    scored as if trained so); None where neither (or `weights` is no dict: load_state_dict says)."""
+    if not isinstance(weights, dict):
+        return None
+    if odd := [k for k in weights if not isinstance(k, str)]:
+        return f"key {odd[0]!r} is not a parameter name (a state dict's keys are text)"
+    for key, own in model.state_dict().items():
+        given = weights.get(key)
+        if isinstance(given, torch.Tensor) and given.dtype != own.dtype:
+            return (f"{key} is {str(given.dtype).removeprefix('torch.')}, the model's "
+                    f"{str(own.dtype).removeprefix('torch.')}: a run's checkpoint holds its weights as "
+                    "trained, and a cast copy would be scored as if they were")
+    return None
+
+
 def _misfit(weights: Any, exc: Exception) -> str:
     """Why the weights do not fit, short: a wrapper's key prefix said as such, torch's list of
     every missing and unexpected key cut to its start."""
@@ -170,7 +189,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
         "device": str(device), "data": facts, "scored": scope,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
-                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes)],
+                     *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes, facts)],
     }  # fmt: skip
 
 
@@ -193,14 +212,16 @@ def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str,
     return [why]
 
 
-def _class_warnings(spec: Spec, loaded: Loaded, classes: Sequence[str]) -> list[str]:
+def _class_warnings(spec: Spec, loaded: Loaded, classes: Sequence[str], facts: dict[str, Any]) -> list[str]:
     """A warning when this copy names the classes otherwise than the run read them (its
     batches.meta, which the test fingerprint leaves out): the per-class figures go by these names.
-    A run on other data has its own warning."""
+    A run on other data has its own warning. And one where the copy has no batches.meta."""
+    missing = [] if facts["meta_found"] else [
+        f"{Path(facts['test_batch']).with_name('batches.meta')} is missing: the classes are named by their labels' numbers"]
     if spec.data.dataset != "cifar10" or loaded.classes is None or loaded.classes == list(classes):
-        return []
+        return missing
     changed = class_changes(loaded.classes, classes)
-    return [f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
+    return [*missing, f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
 
 
 def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:

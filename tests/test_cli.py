@@ -651,6 +651,16 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     assert named.returncode == 0, named.stderr
     said = "the class names here are not those the run read: cat, dog (now dog, cat); the per-class accuracies are named as here, by label"
     assert json.loads(named.stdout)["warnings"] == [said]
+    # No batches.meta: said as such (beside the names, now numbers); a folder in its place: refused.
+    (copy / "batches.meta").unlink()
+    unnamed = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
+    assert unnamed.returncode == 0, unnamed.stderr
+    missing, renamed = json.loads(unnamed.stdout)["warnings"]
+    assert missing == f"{copy / 'batches.meta'} is missing: the classes are named by their labels' numbers"
+    assert renamed.startswith("the class names here are not those the run read: airplane, ") and "(now 0, " in renamed
+    (copy / "batches.meta").mkdir()
+    folder = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent))
+    assert_clean_error(folder, f"{copy / 'batches.meta'}: a folder, where CIFAR-10's batches.meta goes")
 
 
 @pytest.mark.slow

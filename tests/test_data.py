@@ -340,6 +340,18 @@ def test_a_home_folder_of_no_user_is_bad_input_not_a_crash() -> None:
         D.read_test_set("~auditor-no-such-user/cifar")
 
 
+@pytest.mark.parametrize("what", ["a folder", "a link to nothing"])
+def test_what_stands_where_batches_meta_goes_is_refused_by_evaluate_too(tmp_path: Path, what: str) -> None:
+    root = fake_cifar_root(tmp_path)
+    meta = root / D.CIFAR_DIR / "batches.meta"
+    meta.unlink(missing_ok=True)
+    meta.mkdir() if what == "a folder" else meta.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InvalidInput, match=rf"^{meta}: {what}, where CIFAR-10's batches.meta goes$"):
+        D.read_test_set(root)
+    with pytest.raises(InvalidInput, match=rf"^{meta}: {what}, where CIFAR-10's batches.meta goes$"):
+        D.load_data(DataSpec(root=str(root), val_split=5), 0)
+
+
 def test_the_test_set_fingerprint_is_the_one_evaluate_prints_for_the_same_copy(tmp_path: Path) -> None:
     root = fake_cifar_root(tmp_path)
     bundle = D.load_data(DataSpec(root=str(root), val_split=5), 0)

@@ -153,6 +153,27 @@ def test_a_wrapper_prefixed_state_dict_is_said_in_one_line(tmp_path: Path, spec:
                                "from a DataParallel or torch.compile wrapper); a checkpoint holds the bare model's state dict")
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64, torch.int64, torch.complex64])
+def test_weights_of_another_dtype_are_refused_not_cast(tmp_path: Path, spec: Spec, dtype: torch.dtype) -> None:
+    """load_state_dict would cast them: rounded weights scored and measured as if trained so."""
+    weights = build_model(spec.model).state_dict()
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name] = weights[name].to(dtype)
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"model": weights})
+    with pytest.raises(InvalidInput) as info:
+        auditor_inspect.model_from_checkpoint(path)
+    assert str(info.value) == (f"{path}: weights do not fit {spec.model.name}: {name} is {str(dtype)[6:]}, the model's "
+                               "float32: a run's checkpoint holds its weights as trained, and a cast copy would be "
+                               "scored as if they were")  # fmt: skip
+
+
+def test_a_key_that_is_not_a_name_is_said_so(tmp_path: Path, spec: Spec) -> None:
+    weights: dict = {**build_model(spec.model).state_dict(), 3: torch.zeros(1)}
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"model": weights})
+    with pytest.raises(InvalidInput, match=r"weights do not fit \w+: key 3 is not a parameter name \(a state dict's keys are text\)$"):
+        auditor_inspect.model_from_checkpoint(path)
+
+
 def test_measure_says_a_broken_model_is_broken(tmp_path: Path, spec: Spec) -> None:
     weights = build_model(spec.model).state_dict()
     name = next(k for k, v in weights.items() if v.is_floating_point())
