@@ -503,18 +503,6 @@ def setting_differs(then: dict[str, Any], now: dict[str, Any]) -> bool:
     return any(then[k] != now[k] for k in COMPUTE_KEYS if then.get(k) is not None and k in now)
 
 
-def describe_setting(setting: dict[str, Any]) -> str:
-    """'cpu (AMD EPYC, 2 torch threads, AVX512 kernels)' or 'cuda (NVIDIA H100)'."""
-    parts = [str(setting.get("processor"))]
-    if threads := setting.get("torch_threads"):
-        parts.append(count(threads, "torch thread"))
-    if capability := setting.get("cpu_capability"):
-        parts.append(f"{capability} kernels")
-    if kernel_env := setting.get("kernel_env"):
-        parts.append(" ".join(f"{k}={v}" for k, v in kernel_env.items()))
-    return f"{setting.get('device')} ({', '.join(parts)})"
-
-
 def make_current(device: torch.device) -> None:
     """Make a `cuda:N` device the current one: what does not take a device (a benchmark Timer,
     some of torch.compile's CUDA-graph machinery) uses the current device, GPU 0 by default."""

@@ -44,7 +44,7 @@ from auditor.check import BROKEN, record_gate_status, stored_verdict_differs, ve
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
-from auditor.words import count, plural
+from auditor.words import count, describe_setting, plural
 
 TEMPLATE = "reproducibility.md.j2"
 SHEET = "REPRODUCIBILITY.md"
@@ -1226,7 +1226,7 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     run, ck = audit["run"], audit["checkpoints"]
     best = ck.get("best")
     return {
-        **_command_env(audit["environment"], audit["determinism"]),
+        **_command_env(audit["environment"], audit["determinism"], audit["training"]),
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
         # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
         "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),
@@ -1235,11 +1235,14 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _command_env(env: dict[str, Any], det: dict[str, Any]) -> dict[str, str]:
+def _command_env(env: dict[str, Any], det: dict[str, Any], training: dict[str, Any]) -> dict[str, str]:
     """The environment variables the Reproduce commands set: those set in the run that change
     numerics or threads, and a CUBLAS_WORKSPACE_CONFIG other than the one the run sets itself
-    (`env_prefix`); and on a CPU run that did not set OMP_NUM_THREADS, the thread count it ran at
-    (`threads_prefix`), which another machine's default need not be."""
+    (`env_prefix`); on a CPU run that did not set OMP_NUM_THREADS, the thread count it ran at
+    (`threads_prefix`), which another machine's default need not be; and for the retraining
+    command (`retrain_prefix`), the thread count the weights were trained at, which a process
+    that trained nothing (a finished run resumed) need not have run at, and the settings
+    (`trained_at_text`) where training ran at more than one."""
     numeric = dict(env.get("numeric_env") or {})
     cublas = det.get("cublas_workspace_config")
     if env.get("numeric_env") is not None and cublas not in (None, CUBLAS_DETERMINISTIC[0]):  # the user's own
@@ -1247,7 +1250,15 @@ def _command_env(env: dict[str, Any], det: dict[str, Any]) -> dict[str, str]:
     prefix = "".join(f"{k}={shq(v)} " for k, v in numeric.items())
     cpu = str(env["device"]).startswith("cpu")
     threads = f"OMP_NUM_THREADS={env['torch_threads']} " if cpu and "OMP_NUM_THREADS" not in numeric else ""
-    return {"env_prefix": prefix, "threads_prefix": threads}
+    trained = training.get("trained_on")  # older records: none
+    trained_threads = trained.get("torch_threads") if isinstance(trained, dict) else None
+    retrain = prefix + threads
+    if cpu and trained_threads is not None and trained_threads != env["torch_threads"]:
+        numeric["OMP_NUM_THREADS"] = str(trained_threads)
+        retrain = "".join(f"{k}={shq(v)} " for k, v in numeric.items())
+    settings = training.get("trained_at") or []  # older records: none
+    trained_at = " then ".join(describe_setting(s) for s in settings) if len(settings) > 1 else ""
+    return {"env_prefix": prefix, "threads_prefix": threads, "retrain_prefix": retrain, "trained_at_text": trained_at}
 
 
 def _evaluate_note(dataset: str, has_best: bool) -> str | None:

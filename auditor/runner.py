@@ -65,7 +65,7 @@ from auditor.train import (
     fit,
     toggle_notes,
 )
-from auditor.words import count
+from auditor.words import count, describe_setting
 
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
@@ -414,21 +414,21 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
     (`finished`: a finished run's, which nothing trains further)."""
     then, now = state.get("compute"), environment.compute_setting(device)
     if finished and isinstance(then, dict) and environment.setting_differs(then, now):
-        note = (f"{found.name} was trained on {environment.describe_setting(then)}; {MEASURED_AGAIN} "
-                f"({environment.describe_setting(now)})")
+        note = (f"{found.name} was trained on {describe_setting(then)}; {MEASURED_AGAIN} "
+                f"({describe_setting(now)})")
         return [note]
     if not isinstance(then, dict):  # written before checkpoints recorded it
         unknown = (
             f"{found.name} did not record the device, processor and torch thread count it was written "
-            f"on; this run continues on {environment.describe_setting(now)}: on another one, the result "
+            f"on; this run continues on {describe_setting(now)}: on another one, the result "
             "may differ in its last bits from an uninterrupted run"
         )
         return [unknown]
     if not environment.setting_differs(then, now):
         return []
     note = (
-        f"{found.name} was written on {environment.describe_setting(then)}; this run continues on "
-        f"{environment.describe_setting(now)}: the result may differ in its last bits from an "
+        f"{found.name} was written on {describe_setting(then)}; this run continues on "
+        f"{describe_setting(now)}: the result may differ in its last bits from an "
         "uninterrupted run on either"
     )
     return [note]

@@ -27,7 +27,7 @@ from torch import nn
 
 from auditor import checkpoint, hostmem
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
-from auditor.environment import compute_setting, cuda_problem, software_versions
+from auditor.environment import compute_setting, cuda_problem, setting_differs, software_versions
 from auditor.errors import SpecFieldError
 from auditor.spec import DataSpec, Schedule, TrainSpec
 from auditor.words import count
@@ -88,6 +88,9 @@ class TrainResult:
     other_cpu_share: float | None = None
     other_cpu_window_s: float | None = None
     trained_here: bool = True  # False: this process ran no training step (a finished run resumed)
+    # environment.compute_setting of every setting training steps ran at, through resumes (older
+    # checkpoints: the last writer's only); more than one: no one setting reproduces the bits
+    trained_at: list[dict[str, Any]] = field(default_factory=list)
     # {"command", "cwd"} of the process that started the run (carried by checkpoints through
     # resumes); None: a resume of a checkpoint written before it was recorded
     started_by: dict[str, str] | None = None
@@ -139,6 +142,7 @@ class _Loop:
     layout: LayoutReadback | None = None  # this process's first step's, else the checkpoint's
     layout_read: bool = False  # read in this process
     trained_on: dict[str, Any] | None = None  # the checkpoint's compute setting, once restored
+    computes: list[dict[str, Any]] = field(default_factory=list)  # the settings earlier processes trained at
     started_by: dict[str, str] | None = None  # the first process's command and folder (RunFiles', or the checkpoint's)
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
@@ -406,8 +410,19 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "spec": loop.files.spec, "spec_hash": loop.files.spec_hash, "test_fingerprint": loop.files.test_fingerprint,
         "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
         "classes": list(loop.files.classes) if loop.files.classes else None,
-        "versions": software_versions(), "compute": loop.compute, "started_by": loop.started_by,
+        "versions": software_versions(), "compute": loop.compute, "computes": trained_at(loop), "started_by": loop.started_by,
     }  # fmt: skip
+
+
+def trained_at(loop: _Loop) -> list[dict[str, Any]]:
+    """Every compute setting the run's training steps ran at, through its resumes, first first:
+    more than one, and no single setting reproduces its last bits."""
+    here = [loop.compute] if loop.layout_read else []
+    kept: list[dict[str, Any]] = []
+    for setting in [*loop.computes, *here]:
+        if all(setting_differs(setting, k) or setting_differs(k, setting) for k in kept):
+            kept.append(setting)
+    return kept
 
 
 def save_step_checkpoint(loop: _Loop) -> None:
@@ -448,6 +463,8 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     loop.train_time_s, loop.compile_s = float(state["train_time_s"]), state["compile_s"]
     loop.layout = LayoutReadback(**state["layout"]) if state.get("layout") else None  # older checkpoints: none
     loop.trained_on = state.get("compute") if isinstance(state.get("compute"), dict) else None
+    computes = state.get("computes")  # older checkpoints: the writing process's setting alone, or none
+    loop.computes = list(computes) if isinstance(computes, list) else [loop.trained_on] if loop.trained_on else []
     loop.started_by = state.get("started_by") if isinstance(state.get("started_by"), dict) else None  # older: none
 
 
@@ -599,5 +616,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         diverged_at_step=diverged_at, resumed_from=str(resume) if resume else None,
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
-        trained_here=loop.layout_read, started_by=loop.started_by,
+        trained_here=loop.layout_read, started_by=loop.started_by, trained_at=trained_at(loop),
     )  # fmt: skip

@@ -1,6 +1,8 @@
-"""Counted nouns for messages and the sheet, in one place for every stage: '1 run', '3 runs'."""
+"""Words for messages and the sheet, in one place for every stage: counted nouns ("1 run", "3 runs") and compute settings."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def plural(n: float, noun: str) -> str:
@@ -12,3 +14,16 @@ def count(n: float, noun: str) -> str:
     """`n` and `noun`, plural unless `n` is 1: '1 run', '2 runs', '1.5 CPUs', '4,068 training images'."""
     number = f"{n:,}" if isinstance(n, int) else f"{n:g}"
     return f"{number} {plural(n, noun)}"
+
+
+def describe_setting(setting: dict[str, Any]) -> str:
+    """A compute setting (environment.compute_setting) in words: 'cpu (AMD EPYC, 2 torch threads,
+    AVX512 kernels)' or 'cuda (NVIDIA H100)'."""
+    parts = [str(setting.get("processor"))]
+    if threads := setting.get("torch_threads"):
+        parts.append(count(threads, "torch thread"))
+    if capability := setting.get("cpu_capability"):
+        parts.append(f"{capability} kernels")
+    if kernel_env := setting.get("kernel_env"):
+        parts.append(" ".join(f"{k}={v}" for k, v in kernel_env.items()))
+    return f"{setting.get('device')} ({', '.join(parts)})"

@@ -17,6 +17,7 @@ import torch
 import auditor
 from auditor import environment
 from auditor.spec import resource_dir
+from auditor.words import describe_setting
 
 
 class FakeNVML:
@@ -285,7 +286,7 @@ def test_numeric_environment_variables_are_recorded(monkeypatch: pytest.MonkeyPa
     setting = environment.compute_setting(torch.device("cpu"))
     assert setting["kernel_env"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}
     assert setting["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert environment.describe_setting(setting).endswith("kernels, ONEDNN_MAX_CPU_ISA=AVX2 ONEDNN_DEFAULT_FPMATH_MODE=BF16)")
+    assert describe_setting(setting).endswith("kernels, ONEDNN_MAX_CPU_ISA=AVX2 ONEDNN_DEFAULT_FPMATH_MODE=BF16)")
 
 
 def test_compute_settings_differ_only_in_what_both_recorded() -> None:

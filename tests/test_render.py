@@ -1263,6 +1263,28 @@ def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets
     assert "- [ ] **Environment captured**" in text_of(audit)
 
 
+def test_the_retrain_command_sets_the_thread_count_the_weights_were_trained_at() -> None:
+    """A finished run resumed under OMP_NUM_THREADS=1 trained nothing at 1 thread: its retrain
+    command must set the count the weights were trained at, and a run trained at two says so."""
+    audit = golden_audit()
+    env, training = audit["environment"], audit["training"]
+    setting = {"device": "cpu", "processor": "Xeon", "torch_threads": 2, "cpu_capability": "AVX512", "kernel_env": {}}
+    env.update(numeric_env={"OMP_NUM_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}, torch_threads=1)
+    audit["determinism"]["torch_threads"] = 1
+    training.update(trained_on=setting, trained_at=[setting])
+    text = text_of(audit)
+    assert "&& OMP_NUM_THREADS=2 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text
+    assert "# (the same bits on a CPU need the same torch thread count, as set here, and the same CPU kernels)" in text
+    assert "more than one setting" not in text
+    training["trained_at"] = [{**setting, "torch_threads": 4}, setting]  # resumed at another count
+    text = text_of(audit)
+    assert ("# (this run was trained at more than one setting, through its resumes: cpu (Xeon, 4 torch threads, "
+            "AVX512 kernels) then cpu (Xeon, 2 torch threads, AVX512 kernels); no single\n# command reproduces its "
+            "last bits: this one sets the thread count of the last)") in text  # fmt: skip
+    del training["trained_on"], training["trained_at"]  # older records: the process's own count, as before
+    assert "&& OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text_of(audit)
+
+
 def test_a_missing_git_commit_says_why() -> None:
     audit = golden_audit()
     env = audit["environment"]

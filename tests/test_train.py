@@ -113,6 +113,25 @@ def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert [h.val_acc for h in resumed.history] == [h.val_acc for h in full.history]
 
 
+def test_checkpoints_carry_every_setting_training_ran_at_through_resumes(tmp_path: Path) -> None:
+    """A run resumed at another thread count was trained at two: no one setting reproduces it."""
+    spec = tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=3")
+    first, _ = train_tiny(spec, tmp_path / "cut")
+    state = checkpoint.load(tmp_path / "cut" / "step-00000002.pt")
+    here = state["compute"]
+    assert first.trained_at == state["computes"] == [here]
+    then = {**here, "torch_threads": here["torch_threads"] + 5}  # as if the first process ran at another count
+    full = tiny_spec("train.checkpoint_every_steps=2")
+    state.update(spec=resolved_dict(full), spec_hash=spec_hash(full), computes=[then])
+    checkpoint.save(tmp_path / "mixed" / "step-00000002.pt", state)
+    mixed, _ = train_tiny(full, tmp_path / "mixed", tmp_path / "mixed" / "step-00000002.pt")
+    assert mixed.trained_at == checkpoint.load(tmp_path / "mixed" / "last.pt")["computes"] == [then, here]
+    del state["computes"]  # an older checkpoint: its writer's setting alone
+    checkpoint.save(tmp_path / "old" / "step-00000002.pt", state)
+    old, _ = train_tiny(full, tmp_path / "old", tmp_path / "old" / "step-00000002.pt")
+    assert old.trained_at == [here]
+
+
 # channels_last is on by default, so the toggle to test is turning it off (NCHW).
 @pytest.mark.parametrize(
     ("toggle", "layout"),
