@@ -1205,7 +1205,8 @@ def other_cpu_text(lat: dict[str, Any], timed: str = "the iterations") -> str:
     if share is not None:  # recorded with its window, always
         return f"{share:.0%} ± {_share_error_text(cpu_share_error(window))} (over {window:.2f} s; 10 ms CPU-time ticks)"
     if window is not None and window < MIN_CPU_WINDOW_S:
-        return (f"not recorded: {timed} took {window:.2f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
+        places = next((d for d in range(2, 16) if round(window, d) < MIN_CPU_WINDOW_S), 16)  # never "0.10 s, under 0.1 s"
+        return (f"not recorded: {timed} took {window:.{places}f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
                 "kernel's 10 ms CPU-time ticks leave it more than 20% uncertain")  # fmt: skip
     return "not recorded"
 

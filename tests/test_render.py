@@ -1339,6 +1339,8 @@ def test_host_memory_row_and_records_without_it() -> None:
         (0.4, 400.0, "40% ± under 0.1% (over 400.00 s; 10 ms CPU-time ticks)", True),
         (None, 0.06, ("not recorded: the iterations took 0.06 s, under 0.1 s, where the kernel's 10 ms CPU-time "
                       "ticks leave it more than 20% uncertain"), False),
+        (None, 0.09999, ("not recorded: the iterations took 0.09999 s, under 0.1 s, where the kernel's 10 ms CPU-time "
+                         "ticks leave it more than 20% uncertain"), False),  # not "0.10 s, under 0.1 s"
         (None, None, "not recorded", False),  # recorded before the share was
     ],
 )  # fmt: skip
