@@ -304,7 +304,7 @@ def find_resume_point(
     for n in notes:
         log(f"resume: {n}")
     if found is None:
-        log("resume: the interrupted run wrote no checkpoint: training from the start")
+        log(f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training from the start")
         return None, notes
     state = checkpoint.load(found)
     check_best_kept(found, state, fresh)

@@ -710,7 +710,8 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     claim = runner.Claim(made=False, locked=True)
     found, notes, seeded = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), claim, "f" * 64)
     assert found is None and notes == [] and not seeded
-    assert said == ["resume: the interrupted run wrote no checkpoint: training from the start"]
+    assert said == [f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training "
+                    "from the start"]  # fmt: skip
 
 
 def test_a_resume_with_nothing_to_continue_makes_nothing_under_out(tmp_path: Path) -> None:
