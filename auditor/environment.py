@@ -497,6 +497,12 @@ def compute_setting(device: torch.device) -> dict[str, Any]:
     }
 
 
+def same_setting(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two compute settings agree in every key both recorded (older checkpoints left
+    some out, e.g. a CUDA run's CPU kernel set: not a difference)."""
+    return all(a[k] == b[k] for k in COMPUTE_KEYS if a.get(k) is not None and b.get(k) is not None)
+
+
 def setting_differs(then: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether two compute settings differ in a key both recorded (None: not recorded, as CUDA
     checkpoints did for the CPU kernel set before it was)."""

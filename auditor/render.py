@@ -1254,11 +1254,14 @@ def _command_env(env: dict[str, Any], det: dict[str, Any], training: dict[str, A
     trained = training.get("trained_on")  # older records: none
     trained_threads = trained.get("torch_threads") if isinstance(trained, dict) else None
     retrain = prefix + threads
-    if cpu and trained_threads is not None and trained_threads != env["torch_threads"]:
+    if trained_threads is not None and (trained_threads != env["torch_threads"] or not cpu):  # trained on a CPU
         numeric["OMP_NUM_THREADS"] = str(trained_threads)
         retrain = "".join(f"{k}={shq(v)} " for k, v in numeric.items())
     settings = training.get("trained_at") or []  # older records: none
-    trained_at = " then ".join(describe_setting(s) for s in settings) if len(settings) > 1 else ""
+    trained_at = ""
+    if len(settings) > 1:
+        last = "this one sets the last one's thread count" if "OMP_NUM_THREADS=" in retrain else "this one sets none"
+        trained_at = f"{' then '.join(describe_setting(s) for s in settings)}; no single command reproduces its last bits: {last}"
     return {"env_prefix": prefix, "threads_prefix": threads, "retrain_prefix": retrain, "trained_at_text": trained_at}
 
 

@@ -307,7 +307,7 @@ def find_resume_point(
         log(f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training from the start")
         return None, notes
     state = checkpoint.load(found)
-    check_best_kept(found, state, fresh)
+    check_best_kept(found, state, fresh, environment.compute_setting(device))
     notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
                  *resume_version_notes(found, state, seeded), *resume_compute_notes(found, state, device, seeded)]  # fmt: skip
     for n in notes_now:
@@ -317,22 +317,40 @@ def find_resume_point(
     return found, notes
 
 
-def check_best_kept(found: Path, state: dict[str, Any], fresh: str) -> None:
+def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> None:
     """Refuse to resume when the checkpoint records a best epoch whose best.pt (the model every
     measurement uses) is gone or damaged: training on would end in a run measured on the wrong
-    weights, or refused only after all its training. `fresh`: how to start over instead."""
+    weights, or refused only after all its training. And when best.pt is newer than the
+    checkpoint (a process killed between writing best.pt and last.pt) and was trained on another
+    compute setting than `now`: there the epoch it holds need not be selected again, and the
+    best.pt it replaced is gone. `fresh`: how to start over instead."""
     best = state.get("best")
     epoch = best.get("epoch") if isinstance(best, dict) else None
-    if epoch is None:
-        return
     path = found.with_name("best.pt")
-    if (reason := checkpoint.verify(path)) is None:
+    reason = checkpoint.verify(path)
+    if reason is None:
+        _check_best_not_ahead(path, found, state, fresh, now)
+    if reason is None or epoch is None:  # no best yet: the first epoch's end writes one
         return
     state_of = "missing" if reason == "missing" else f"checkpoint is not intact: {reason}"
     raise InvalidInput(
         f"{path}: {state_of}; {found.name} records it as written after epoch {epoch} (the model the run selected, "
         f"which every measurement uses), and --resume cannot write it again; put back best.pt and its "
         f"{checkpoint.digest_path(path).name} from a copy, or to start over, {fresh}"
+    )
+
+
+def _check_best_not_ahead(path: Path, found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> None:
+    """Refuse an intact best.pt written after the checkpoint resumed from on another compute setting."""
+    newer = checkpoint.load(path, check_digest=False)  # verified
+    then, step = newer.get("compute"), newer.get("global_step")
+    if not isinstance(step, int) or step <= state["global_step"] or not isinstance(then, dict) or environment.same_setting(then, now):
+        return  # on the same setting, training on selects (and writes) the same epoch again
+    raise InvalidInput(
+        f"{path}: written at global step {step:,} on {describe_setting(then)}, after {found.name} (step "
+        f"{state['global_step']:,}) by a process stopped before its last.pt; continuing on {describe_setting(now)} "
+        f"need not select that epoch again, and the best.pt it replaced is gone: resume on that setting, or to "
+        f"start over, {fresh}"
     )
 
 

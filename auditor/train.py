@@ -27,7 +27,7 @@ from torch import nn
 
 from auditor import checkpoint, hostmem
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
-from auditor.environment import compute_setting, cuda_problem, setting_differs, software_versions
+from auditor.environment import compute_setting, cuda_problem, same_setting, software_versions
 from auditor.errors import SpecFieldError
 from auditor.spec import DataSpec, Schedule, TrainSpec
 from auditor.words import count
@@ -420,7 +420,7 @@ def trained_at(loop: _Loop) -> list[dict[str, Any]]:
     here = [loop.compute] if loop.layout_read else []
     kept: list[dict[str, Any]] = []
     for setting in [*loop.computes, *here]:
-        if all(setting_differs(setting, k) or setting_differs(k, setting) for k in kept):
+        if not kept or not same_setting(kept[-1], setting):  # in order: 2, 4, then 2 threads again is three
             kept.append(setting)
     return kept
 

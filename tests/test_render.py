@@ -1278,9 +1278,9 @@ def test_the_retrain_command_sets_the_thread_count_the_weights_were_trained_at()
     assert "more than one setting" not in text
     training["trained_at"] = [{**setting, "torch_threads": 4}, setting]  # resumed at another count
     text = text_of(audit)
-    assert ("# (this run was trained at more than one setting, through its resumes: cpu (Xeon, 4 torch threads, "
-            "AVX512 kernels) then cpu (Xeon, 2 torch threads, AVX512 kernels); no single\n# command reproduces its "
-            "last bits: this one sets the thread count of the last)") in text  # fmt: skip
+    assert ("# (this run was trained at more than one setting, through its resumes, in this order: cpu (Xeon, 4 torch "
+            "threads, AVX512 kernels) then cpu (Xeon, 2 torch threads, AVX512 kernels); no single command reproduces "
+            "its last bits: this one sets the last one's thread count)") in text  # fmt: skip
     del training["trained_on"], training["trained_at"]  # older records: the process's own count, as before
     assert "&& OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text_of(audit)
 

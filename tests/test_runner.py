@@ -341,6 +341,32 @@ def test_a_resume_whose_best_checkpoint_is_gone_or_damaged_is_refused_before_tra
             k: v for k, v in before.items() if "best.pt" not in k}  # the report as it was  # fmt: skip
 
 
+@pytest.mark.parametrize("other_setting", [True, False])
+def test_a_best_checkpoint_newer_than_the_resume_point_from_another_setting_is_refused(
+    tmp_path: Path, other_setting: bool
+) -> None:
+    """best.pt landed, last.pt did not (a kill between them): resumed elsewhere, the epoch it holds
+    need not be selected again, and the best.pt it replaced is gone."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    shutil.rmtree(paths.reports)
+    paths.checkpoints.rename(paths.ckpt_staging)
+    best = checkpoint.load(paths.ckpt_staging / "best.pt")
+    last_step = checkpoint.load(paths.ckpt_staging / "last.pt")["global_step"]
+    here = environment.compute_setting(torch.device("cpu"))
+    then = {**here, "torch_threads": here["torch_threads"] + 5} if other_setting else here
+    checkpoint.save(paths.ckpt_staging / "best.pt", {**best, "global_step": last_step + 7, "compute": then})
+    if not other_setting:  # the same setting selects (and writes) that epoch again: resumed
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+        return
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert str(err.value).startswith(f"{paths.ckpt_staging / 'best.pt'}: written at global step {last_step + 7:,} on cpu (")
+    assert f" torch threads, {here['cpu_capability']} kernels), after last.pt (step {last_step:,}) by a process stopped before its last.pt; " in str(err.value)
+    assert str(err.value).endswith(f"resume on that setting, or to start over, remove {paths.ckpt_staging} and run "
+                                   "without --resume")  # fmt: skip
+
+
 def test_a_resume_of_a_finished_run_stopped_between_its_promotes_keeps_the_report_for_the_next_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -710,8 +736,8 @@ def test_resuming_a_run_that_wrote_no_checkpoint_says_it_starts_over(tmp_path: P
     claim = runner.Claim(made=False, locked=True)
     found, notes, seeded = runner.stage_run(paths, spec, True, said.append, torch.device("cpu"), claim, "f" * 64)
     assert found is None and notes == [] and not seeded
-    assert said == [f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training "
-                    "from the start"]  # fmt: skip
+    [line] = said
+    assert line == f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training from the start"
 
 
 def test_a_resume_with_nothing_to_continue_makes_nothing_under_out(tmp_path: Path) -> None:

@@ -132,6 +132,21 @@ def test_checkpoints_carry_every_setting_training_ran_at_through_resumes(tmp_pat
     assert old.trained_at == [here]
 
 
+def test_the_settings_trained_at_are_listed_in_order_and_unrecorded_keys_are_no_difference() -> None:
+    from types import SimpleNamespace
+
+    from auditor.train import trained_at
+
+    cpu = {"device": "cpu", "processor": "X", "torch_threads": 2, "cpu_capability": "AVX2", "kernel_env": {}}
+    four = {**cpu, "torch_threads": 4}
+    loop = SimpleNamespace(computes=[cpu, four], compute=cpu, layout_read=True)
+    assert trained_at(loop) == [cpu, four, cpu]  # back at 2 threads: the last is the one trained at last
+    assert trained_at(SimpleNamespace(computes=[cpu, four], compute=cpu, layout_read=False)) == [cpu, four]
+    gpu = {"device": "cuda", "processor": "H100", "torch_threads": None, "cpu_capability": "AVX512", "kernel_env": {}}
+    older = {**gpu, "cpu_capability": None, "kernel_env": None}  # a CUDA checkpoint before the kernel set was recorded
+    assert trained_at(SimpleNamespace(computes=[older], compute=gpu, layout_read=True)) == [older]
+
+
 # channels_last is on by default, so the toggle to test is turning it off (NCHW).
 @pytest.mark.parametrize(
     ("toggle", "layout"),
