@@ -203,6 +203,121 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+MB = 1e6  # sizes are reported in decimal megabytes (measure's figures, the runner's metrics)
+PARAMS_UNIT = 1e6  # params_m counts parameters in millions
+
+
+class _Absent:
+    """The value of a field a record does not hold (written before it was kept, or edited away)."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """Where a record holds the figure a metric copies, and what the metric may then be."""
+
+    source: str  # the field, e.g. `measurements.test.acc`
+    value: Any  # what a run of this version records: the figure, or None where it withholds it
+    measured: Any  # the figure before any withholding (what versions that withheld less recorded)
+
+
+def metric_sources(audit: Mapping[str, Any]) -> dict[str, MetricSource]:
+    """Every metric a run records, with the field of the record it is copied from, as
+    `runner._metrics` copies it (and `verify` the verdict into `reproducible`).
+
+    Metrics are copies, not recomputations, so a metric that is not exactly its source's figure
+    was edited after the run. ABSENT where the record lacks the source field."""
+    meas, tr = _section(audit, "measurements"), _section(audit, "training")
+    nonfinite = bool(meas.get("nonfinite"))  # absent before broken models were detected: none withheld
+    return {
+        **_accuracy_sources(meas, tr, nonfinite),
+        "latency_ms": _copied("measurements.latency.median_ms", _at(meas, "latency", "median_ms")),
+        "params_m": _per(meas, "params_total", PARAMS_UNIT),
+        "checkpoint_mb": _per(meas, "checkpoint_bytes", MB),
+        "weights_mb": _per(meas, "weights_bytes", MB),
+        "train_time_s": _copied("training.train_time_s", _at(tr, "train_time_s")),
+        "images_per_s": _copied("training.images_per_s", _at(tr, "images_per_s")),
+        "peak_rss_mb": _copied("measurements.memory.peak_rss_mb", _at(meas, "memory", "peak_rss_mb")),
+        "status": _copied("training.status", _at(tr, "status")),
+        "official_data": _official_source(_at(audit, "data", "official")),
+        "reproducible": _reproducible_source(audit.get("verification")),
+    }
+
+
+def _accuracy_sources(meas: Mapping[str, Any], tr: Mapping[str, Any], nonfinite: bool) -> dict[str, MetricSource]:
+    """The accuracies, which a run withholds (null, with a metric note) where they mean nothing:
+    measured on a model holding inf or NaN, or (the last epoch's) from a loss that was not a number."""
+    has_val = tr.get("selection_split") == "val"
+    test = meas.get("test", ABSENT)
+    test_acc = test if test is None or test is ABSENT else _at(test, "acc")
+    best = _at(tr, "best_metric") if has_val else None
+    history = tr.get("history")
+    last = history[-1] if isinstance(history, list) and history else None
+    if last is not None and not isinstance(last, dict):
+        last = ABSENT
+    final = _at(last, "val_acc") if last is not None and has_val else None
+    withheld = isinstance(last, dict) and final is not None and _final_withheld(last, meas, tr)
+    return {
+        "test_acc": MetricSource("measurements.test.acc", None if nonfinite else test_acc, test_acc),
+        "best_val_acc": MetricSource("training.best_metric", None if nonfinite else best, best),
+        "final_val_acc": MetricSource("training.history[-1].val_acc", None if withheld else final, final),
+        "final_train_acc": _copied("training.history[-1].train_acc", _at(last, "train_acc") if last is not None else None),
+    }  # fmt: skip
+
+
+def _final_withheld(last: Mapping[str, Any], meas: Mapping[str, Any], tr: Mapping[str, Any]) -> bool:
+    """Whether a run withholds the last epoch's validation accuracy (`runner._final_is_noise`): its
+    val loss was not a number (a record holds null for one), or the weights it was measured on
+    (last.pt, or the selected epoch's when it is the last) hold inf or NaN."""
+    if last.get("val_loss") is None:
+        return True
+    return bool(meas.get("final_nonfinite")) or (bool(meas.get("nonfinite")) and last.get("epoch") == tr.get("best_epoch"))
+
+
+def _official_source(official: Any) -> MetricSource:
+    # Versions before the metric was a bool recorded the provenance as it was (None: synthetic data).
+    return MetricSource("data.official", official is True if official is not ABSENT else ABSENT, official)
+
+
+def _reproducible_source(verification: Any) -> MetricSource:
+    if verification is None:  # never verified: the metric is absent, with a note saying so
+        return _copied("verification", None)
+    return _copied("verification.verdict", _at(verification, "verdict"))
+
+
+def _copied(source: str, value: Any) -> MetricSource:
+    return MetricSource(source, value, value)
+
+
+def _section(audit: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    node = audit.get(key)
+    return node if isinstance(node, dict) else {}
+
+
+def _at(node: Any, *keys: str) -> Any:
+    """`node[k1][k2]...`, or ABSENT where a key is missing or a step is not an object."""
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return ABSENT
+        node = node[key]
+    return node
+
+
+def _per(meas: Mapping[str, Any], field: str, unit: float) -> MetricSource:
+    """measurements.size.<field> over `unit`, divided as the runner divides it (so bit for bit the
+    same float); None kept, and ABSENT for what is not a number."""
+    count_ = _at(meas, "size", field)
+    source = f"measurements.size.{field} / {unit:.0e}".replace("e+0", "e")  # `/ 1e6`
+    if isinstance(count_, int | float) and not isinstance(count_, bool):
+        return _copied(source, count_ / unit)
+    return _copied(source, None if count_ is None else ABSENT)
+
+
 def spec_hash_matches(audit: dict[str, Any]) -> bool:
     """Whether `spec_hash` is the sha256 of the resolved spec recorded beside it (False: the
     record was edited after the run)."""

@@ -18,6 +18,9 @@ Comparison rules:
   floats).
 * Categorical metrics compare strings with `==` / `!=`; a bool value is read
   as ``"true"`` / ``"false"``.
+* A `reproducible` criterion that only a verdict verify fails can meet
+  (`== unresumed`, any `!=`) fails whatever was measured: new specs and
+  criteria given to `check` are refused one, but an older version recorded some.
 * A missing (None), NaN or infinite measured value, a fraction outside
   [0, 1] or a negative value, fails every criterion, `!=` included,
   as does a value of the wrong type (a string for a numeric metric, a number
@@ -27,13 +30,17 @@ Comparison rules:
 from __future__ import annotations
 
 import codecs
+import errno
+import json
 import math
 import numbers
 import operator
+import os
 import re
 import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -41,11 +48,13 @@ from typing import Any
 
 import yaml
 
+from auditor.audit import ABSENT, MetricSource, metric_sources
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way
+from auditor.fileio import atomic_write_bytes, file_in_the_way, staged_write
 from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
+    PASSING_VERDICTS,
     Criterion,
     Spec,
     criterion_gap,
@@ -128,13 +137,16 @@ def evaluate_criteria(
 def judge(criteria: Mapping[str, str], audit: Mapping[str, Any]) -> list[CriterionResult]:
     """`criteria` (metric -> expression) parsed and evaluated on a record's metrics and notes, as
     `auditor check` does; ValueError for an expression that does not parse."""
-    parsed = [parse_criterion(k, v) for k, v in criteria.items()]
+    # `load_criteria` refused what was given now; a recorded one an older version wrote is judged
+    parsed = [parse_criterion(k, v, recorded=True) for k, v in criteria.items()]
     verify = audit["spec"].get("verify")
     allow = isinstance(verify, Mapping) and verify.get("allow_tolerance") is True
     return evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}), allow)
 
 
 def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None, allow_tolerance: bool) -> CriterionResult:
+    if (problem := _fails_verification(crit)) is not None:
+        return _result(crit, measured_value(crit.metric, value), False, problem)
     if value is None:
         reason = f"not measured: {note}" if note else "not measured: no value recorded"
         return _result(crit, None, False, reason)
@@ -158,6 +170,31 @@ def _result(crit: Criterion, measured: float | str | None, passed: bool, detail:
         passed=passed,
         detail=detail,
     )
+
+
+FAILING_VERDICT = "the criterion passes only a verdict that fails verification"
+
+
+def _fails_verification(crit: Criterion) -> str | None:
+    """Why a `reproducible` criterion can pass only what verify fails (`== unresumed`,
+    `!= diverged`), or None. New specs and criteria given to `check` are refused such criteria;
+    a record an older version wrote may hold one, and the gate must still never pass on it."""
+    if crit.metric != "reproducible" or (crit.op == "==" and crit.threshold in PASSING_VERDICTS):
+        return None
+    if crit.op == "==":
+        return f"{FAILING_VERDICT}: {crit.threshold} fails verification, so `{crit.expr.strip()}` can never gate a pass"
+    return (f"{FAILING_VERDICT}: `{crit.expr.strip()}` passes verdicts that fail verification (unresumed, incomplete, "
+            "...); only `== bitwise` or `== tolerance` can gate")
+
+
+def measured_value(metric: str, value: MeasuredValue) -> float | str | None:
+    """A metric's value as a criterion result records it (`CriterionResult.measured`): a number
+    as a float, a bool as `true`/`false`, anything else a number should have been as text."""
+    if value is None or isinstance(value, str):
+        return value
+    if metric in CATEGORICAL_METRICS and isinstance(value, bool):
+        return "true" if value else "false"
+    return float(value) if _is_number(value) else str(value)
 
 
 TOLERANCE_NOT_ALLOWED = ("tolerance: the runs differ within verify.tolerance, but this run's verify.allow_tolerance "
@@ -286,13 +323,14 @@ def shown_measured(result: CriterionResult | Mapping[str, Any]) -> str:
 
 def _unusual(r: CriterionResult) -> bool:
     """Whether the printed line shows the detail, not only the value: a value that cannot be
-    judged, a tolerance verdict verify failed, or a failed `+-` (its distance from the target)."""
+    judged, a tolerance verdict verify failed, a criterion only a failed verification meets, or a
+    failed `+-` (its distance from the target)."""
     m = r.measured
     if m is None or (isinstance(m, float) and not math.isfinite(m)):
         return True
     if isinstance(m, float) and (m < 0 or NUMERIC_METRICS.get(r.metric) == "fraction" and not 0 <= m <= 1):
         return True
-    if r.detail == TOLERANCE_NOT_ALLOWED or (r.op == "+-" and not r.passed):
+    if r.detail == TOLERANCE_NOT_ALLOWED or r.detail.startswith(FAILING_VERDICT) or (r.op == "+-" and not r.passed):
         return True
     return isinstance(m, str) != (r.metric in CATEGORICAL_METRICS)
 
@@ -396,7 +434,8 @@ def write_junit(
 
 def check_junit_target(path: Path) -> None:
     """InvalidInput when `--junit` may not write `path` (`_not_replaceable`) or its folder is not
-    there: found before a verdict is printed, so that no PASS is shown beside an exit 2."""
+    there. Whether the folder takes the file shows only in writing it: `staged_junit` does that
+    before a verdict is printed, so that no PASS is shown beside an exit 2."""
     path = Path(path)
     directory = path.parent
     if path.is_dir():
@@ -416,7 +455,36 @@ def write_junit_text(path: Path, text: str) -> None:
     try:
         atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
-        raise InvalidInput(f"{path}: cannot write JUnit report: {exc.strerror or exc}") from None
+        raise InvalidInput(_junit_unwritable(path, exc)) from None
+
+
+@contextmanager
+def staged_junit(path: Path, text: str) -> Iterator[None]:
+    """The JUnit document written in full beside `path` (where `--junit` may write it) before the
+    block, put in place after it: a folder that takes no file, or a full disk, is InvalidInput
+    before the block prints any verdict. A block that raises leaves `path` as it was."""
+    check_junit_target(path)
+    in_block = False  # an OSError the block raised is the block's, not the report's
+    try:
+        with staged_write(path, text.encode("utf-8")):
+            in_block = True
+            yield
+            in_block = False
+    except OSError as exc:
+        if in_block:
+            raise
+        raise InvalidInput(_junit_unwritable(path, exc)) from None
+
+
+def _junit_unwritable(path: Path, exc: OSError) -> str:
+    """Why the JUnit report could not be written to `path`. A folder that exists but where no file
+    can be made (/proc) says "No such file or directory": said as what it is."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.ENOENT and path.parent.is_dir():
+        why = f"no file can be made in {path.parent} (the OS says: {why}); give a path in a folder you can write"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = f"no file can be made in {path.parent} ({why}); give a path in a folder you can write"
+    return f"{path}: cannot write JUnit report: {why}"
 
 
 def _not_replaceable(path: Path) -> str | None:
@@ -472,12 +540,13 @@ def load_criteria(
             criteria[metric] = expr
             sources[metric] = "--set"
     for metric, expr in criteria.items():
+        recorded = sources[metric] == base_source  # the run's own, which an older version may have written
         try:
-            parse_criterion(metric, expr)
+            parse_criterion(metric, expr, recorded=recorded)
         except ValueError as exc:
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {exc}") from None
-        # a criterion given now (not the run's own, which an older version may have recorded)
-        if sources[metric] != base_source and (problem := failing_verdict_problem(metric, expr)):
+        # one given now is refused; a recorded one is judged, and fails (`_fails_verification`)
+        if not recorded and (problem := failing_verdict_problem(metric, expr)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
 
@@ -510,7 +579,7 @@ def _same_criterion(metric: str, a: Any, b: Any) -> bool:
 
 def _read_criteria_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _criteria_text(path)
         raw = load_yaml(text)  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
@@ -540,6 +609,50 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
         # A spec without a criteria section would silently check nothing.
         raise InvalidInput(f"{path}: criteria: missing (a spec file with no criteria section)")
     return _with_values(raw, path)
+
+
+def _criteria_text(path: Path) -> str:
+    """The text of a criteria file: a regular file, or a pipe with no name on disk, as a shell's
+    `<(...)` hands over (/dev/fd/N, written by the process it started). A named pipe (FIFO) on disk,
+    which may have no writer and would be waited on forever, a folder or a device is InvalidInput.
+    Opened without blocking (opening a FIFO waits for a writer), judged, then read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) and not _unnamed_pipe(st):
+            raise InvalidInput(f"{path}: criteria file is not a regular file: {_file_kind(st.st_mode)}; "
+                               "give a YAML file (a shell's <(...) is read too)")  # fmt: skip
+        os.set_blocking(fd, True)  # a pipe's writer may not have written yet: wait for it
+        f = open(fd, encoding="utf-8")  # noqa: SIM115 (it owns fd from here: closed by the with)
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        return f.read()
+
+
+def _unnamed_pipe(st: os.stat_result) -> bool:
+    """Whether `st` is of a pipe with no name on disk (Linux puts every one in one pipe file
+    system): its writer is the process that made it; a FIFO anyone may have made need have none."""
+    if not stat.S_ISFIFO(st.st_mode):
+        return False
+    read_end, write_end = os.pipe()
+    try:
+        return os.fstat(read_end).st_dev == st.st_dev
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in a few words."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), which would be waited on until something writes to it"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
 def _with_values(mapping: dict[Any, Any], path: Path) -> dict[str, Any]:
@@ -628,6 +741,67 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     if again == audit["verdict"] and not differ:
         return None
     return f"verdict stored {audit['verdict']}, now {again}" + (f"; {', '.join(differ)}" if differ else "")
+
+
+def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
+    """Where a record's metrics disagree with what the record itself measured, one phrase each
+    ('metrics.test_acc 0.95, but measurements.test.acc holds 0.96'): each metric against the
+    field it is copied from (`metric_sources`), and each stored criterion result's measured value
+    against its metric. Empty where they agree: the metrics are as the run wrote them, or every
+    copy of a figure was edited alike (which only the checkpoints and logs can tell).
+
+    Exact comparisons: a metric is a copy of its figure (or that figure over a fixed unit, as
+    the runner divides it), and JSON gives back every float it was written with."""
+    metrics, notes = audit["metrics"], audit.get("metric_notes") or {}
+    found = [_metric_disagrees(m, source, metrics.get(m), m in notes) for m, source in metric_sources(audit).items()]
+    found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
+    return [f for f in found if f]
+
+
+def _metric_disagrees(metric: str, src: MetricSource, value: Any, noted: bool) -> str | None:
+    """Why `value` (metrics.<metric>; None where absent) is not what the record's `src` gives,
+    or None. A null the record explains (a metric note) is a figure withheld, by this version's
+    rules or another's; a figure an older version did not withhold agrees where no note says so."""
+    if value is None and (noted or src.value in (None, ABSENT)):
+        return None
+    allowed = [src.value] if noted else [src.value, src.measured]
+    if any(a is not ABSENT and _same(value, a) for a in allowed):
+        return None
+    if src.value is ABSENT:
+        return f"metrics.{metric} {_json(value)}, but the record holds no {src.source}"
+    if _same(src.value, src.measured):
+        return f"metrics.{metric} {_json(value)}, but {src.source} is {_json(src.value)}"
+    return f"metrics.{metric} {_json(value)}, but a run records {_json(src.value)} from {src.source} {_json(src.measured)}"
+
+
+def _stored_disagrees(index: int, entry: Any, metrics: Mapping[str, Any]) -> str | None:
+    """Why a stored criterion result's measured value is not its metric's, or None (also for an
+    entry of another shape, which `stored_verdict_differs` reports)."""
+    if not isinstance(entry, dict) or "measured" not in entry:
+        return None
+    metric = entry.get("metric")
+    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
+        return None
+    expected = measured_value(metric, metrics.get(metric))
+    if _same(entry["measured"], expected):
+        return None
+    return (f"criteria[{index}] ({metric} {str(entry.get('expr', '')).strip()}) measured {_json(entry['measured'])}, "
+            f"but metrics.{metric} {_json(metrics.get(metric))}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of one kind: numbers by value (an int is its float), a bool never a number."""
+    if _is_number(a) and _is_number(b):
+        return float(a) == float(b)
+    return type(a) is type(b) and a == b
+
+
+def _json(value: Any) -> str:
+    """A value as the record writes it (`null`, `"bitwise"`, `0.95`)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _pass_word(passed: bool | None) -> str:

@@ -287,6 +287,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.audit import read_audit, resolved_yaml_warning, spec_hash_matches
+    from auditor.check import edited_metrics
     from auditor.render import render_run
 
     audit = read_audit(args.run_dir)  # once: for the sheet and for the resolved-YAML check
@@ -301,6 +302,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not spec_hash_matches(audit):  # check refuses such a record; the sheet unticks its box
         _warn("render", f"{args.run_dir / 'audit.json'}: its resolved spec does not match its spec_hash: the record "
                         "was edited after the run")  # fmt: skip
+    if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
+        _warn("render", f"{args.run_dir / 'audit.json'}: its metrics do not match what the run measured "
+                        f"({'; '.join(edited)}): the record was edited after the run")  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
     _print_out([f"wrote {path}"])
@@ -353,13 +357,13 @@ def _check(args: argparse.Namespace) -> int:
     from auditor.check import (
         BROKEN,
         DIVERGED,
-        check_junit_target,
         judge,
+        junit_xml,
         load_criteria,
         record_gate_status,
         render_lines,
+        staged_junit,
         verdict,
-        write_junit,
     )
 
     audit = read_audit(args.run_dir)
@@ -373,14 +377,17 @@ def _check(args: argparse.Namespace) -> int:
     changed = _changed_criteria(own, criteria, args)
     none = [] if results or required else [
         "no criteria defined" + (": nothing to check" if status not in (DIVERGED, BROKEN) else "")]
-    if args.junit:  # bad input there is said before any verdict is printed
-        check_junit_target(args.junit)
-    # Printed before the JUnit report is written: output that cannot be written is an error
-    # (exit 2), and the report then says so rather than give a verdict the exit code does not.
-    _print_out([*changed, *none, *render_lines(results, status, required)])
-    if args.junit:
-        spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
-        write_junit(results, f"auditor.{audit['run']['name']}", args.junit, status, spec_hash, required, changed)
+    lines = [*changed, *none, *render_lines(results, status, required)]
+    if not args.junit:
+        _print_out(lines)
+        return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
+    spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
+    report = junit_xml(results, f"auditor.{audit['run']['name']}", status, spec_hash, required, changed)
+    # Written in full before any verdict is printed (a folder that takes no file is said first, with no
+    # PASS above it), put in place once printed: output that cannot be written is an error (exit 2),
+    # and the report then says so rather than give a verdict the exit code does not.
+    with staged_junit(args.junit, report):
+        _print_out(lines)
     return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
 
 
@@ -388,13 +395,18 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
     """Refuse a record edited after the run; warn of a stored verdict its metrics no longer give,
     of a spec.resolved.yaml that no longer holds its spec, and of a later unfinished run of the name."""
     from auditor.audit import STAGING, resolved_yaml_warning, spec_hash_matches
-    from auditor.check import stored_verdict_differs
+    from auditor.check import edited_metrics, stored_verdict_differs
 
     source = run_dir / "audit.json"
     if not spec_hash_matches(audit):
         raise InvalidInput(
             f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
             "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
+        )
+    if edited := edited_metrics(audit):  # a metric changed by hand would be gated as if measured
+        raise InvalidInput(
+            f"{source}: its metrics do not match what the run measured ({'; '.join(edited)}): the record was edited "
+            "after the run; gate on the record as the run wrote it"
         )
     try:
         differs = stored_verdict_differs(audit)

@@ -59,6 +59,23 @@ def atomic_write_files(files: Mapping[Path, bytes]) -> None:
         _fsync_dir(folder)
 
 
+@contextmanager
+def staged_write(path: Path, data: bytes) -> Iterator[None]:
+    """`data` written in full beside `path` on entry, put in place when the block ends without an
+    exception, discarded when it raises: what may be said only once the file is sure to be written
+    (a verdict beside its report) goes in the block. OSError on entry where it cannot be written."""
+    tmp = _written_beside(path, data)
+    try:
+        yield
+        if path.is_dir() and not path.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", str(path))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
 def _written_beside(path: Path, data: bytes) -> Path:
     """`data` in a new temporary file beside `path`, on disk; the caller renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

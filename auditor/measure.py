@@ -27,13 +27,11 @@ import torch
 from torch import nn
 
 from auditor import checkpoint
-from auditor.audit import MIN_CPU_WINDOW_S
+from auditor.audit import MB, MIN_CPU_WINDOW_S
 from auditor.models import count_parameters
 from auditor.repro import tf32_flags
 from auditor.spec import Latency, MeasureSpec, TrainSpec
 from auditor.train import evaluate
-
-MB = 1e6  # sizes are reported in decimal megabytes
 
 
 @dataclass(frozen=True)

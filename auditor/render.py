@@ -40,7 +40,13 @@ from auditor.audit import (
     scope_text,
     spec_hash_matches,
 )
-from auditor.check import BROKEN, record_gate_status, stored_verdict_differs, verification_passed
+from auditor.check import (
+    BROKEN,
+    edited_metrics,
+    record_gate_status,
+    stored_verdict_differs,
+    verification_passed,
+)
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
@@ -438,6 +444,7 @@ def build_context(
     qualifier = cifar_qualifier(audit["data"])
     v["front_matter"] = _front_matter(audit, qualifier)
     v["judged_again"] = _judged_again(audit)
+    v["metrics_edited"] = metrics_edited_text(audit)
     v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
     v["train_images"] = count(audit["data"]["sizes"]["train"], "training image")
     # Records before the command kept --resume hold a resumed run's command without it.
@@ -1490,6 +1497,16 @@ def _judged_again(audit: dict[str, Any]) -> str | None:
         f"audit.json does not agree with its own metrics judged again by this auditor: {differs}. The record was "
         "changed after the run, or written by another version; `auditor check` gates on the metrics, and this "
         "sheet shows what is stored."
+    )
+
+
+def metrics_edited_text(audit: dict[str, Any]) -> str | None:
+    """A warning when the record's metrics disagree with what it measured (`edited_metrics`):
+    the front matter and criteria would show one figure and the tables another."""
+    edited = edited_metrics(audit)
+    return edited and (
+        f"audit.json's metrics do not match what the run measured: {'; '.join(edited)}. The record was edited after "
+        "the run; `auditor check` refuses it, and this sheet shows each figure where it is stored."
     )
 
 

@@ -31,8 +31,10 @@ import torch
 from auditor import checkpoint, environment, repro
 from auditor.audit import (
     LEARNING_CURVES,
+    MB,
     MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
+    PARAMS_UNIT,
     SCHEMA_VERSION,
     RunPaths,
     has_checkpoint,
@@ -45,7 +47,7 @@ from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import DataBundle, class_changes, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError, signals_held
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
-from auditor.measure import MB, ForeignCpu, measure, nonfinite_entries
+from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info
 from auditor.spec import (
     Spec,
@@ -874,6 +876,8 @@ def _checkpoint_facts(ckpt_dir: Path, rel: Path, loaded: dict[str, dict[str, Any
 
 
 def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | None) -> dict[str, Any]:
+    # Copies of the figures in the record, never recomputed: `check` refuses a record whose metrics
+    # are not exactly their sources (audit.metric_sources, which mirrors this)
     h = result.history
     has_val = result.selection_split == "val"
     size_, lat, test = measured["size"], measured["latency"], measured["test"]
@@ -884,7 +888,7 @@ def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | Non
         "final_val_acc": h[-1].val_acc if h and has_val and not _final_is_noise(result, measured) else None,
         "final_train_acc": h[-1].train_acc if h else None,
         "latency_ms": lat["median_ms"],
-        "params_m": size_["params_total"] / 1e6,
+        "params_m": size_["params_total"] / PARAMS_UNIT,
         "checkpoint_mb": ckpt_b / MB if ckpt_b is not None else None,
         "weights_mb": size_["weights_bytes"] / MB,
         "train_time_s": result.train_time_s,

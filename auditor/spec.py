@@ -374,15 +374,19 @@ def failing_verdict_problem(metric: str, expr: Any) -> str | None:
     return PASSING_VERDICT.format(expr=repr(expr)) if wanted not in PASSING_VERDICTS else None
 
 
-def parse_criterion(metric: str, expr: Any) -> Criterion:
-    """Parse one criterion expression; raise ValueError with a precise reason."""
+def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criterion:
+    """Parse one criterion expression; raise ValueError with a precise reason.
+
+    `recorded`: the criterion comes from a run's record, which an older version may have written
+    with a `reproducible` `!=` criterion: parsed then, for the gate to fail (check._fails_verification),
+    where one given now is refused."""
     if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
         known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
         raise ValueError(f"unknown metric {metric!r}; known: {known}")
     if not isinstance(expr, str):
         raise ValueError(f"must be a quoted string like \">= 0.85\", got {expr!r}")  # noqa: TRY004 (pydantic)
     if metric in CATEGORICAL_METRICS:
-        return _parse_categorical(metric, expr)
+        return _parse_categorical(metric, expr, recorded)
     if m := _CMP_RE.match(expr):
         crit = Criterion(metric=metric, expr=expr, op=m[1], threshold=float(m[2]))
     elif m := _TOL_RE.match(expr):
@@ -403,7 +407,7 @@ def parse_criterion(metric: str, expr: Any) -> Criterion:
     return crit
 
 
-def _parse_categorical(metric: str, expr: str) -> Criterion:
+def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:
     allowed = CATEGORICAL_METRICS[metric]
     m = _CAT_RE.match(expr)
     if not m or m[2] not in allowed:
@@ -411,7 +415,7 @@ def _parse_categorical(metric: str, expr: str) -> Criterion:
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
             + ", ".join(allowed)
         )
-    if metric == "reproducible" and m[1] == "!=":
+    if metric == "reproducible" and m[1] == "!=" and not recorded:
         # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance
         # where verify.allow_tolerance is false.
         raise ValueError(PASSING_VERDICT.format(expr=repr(expr)))
@@ -475,7 +479,7 @@ class Spec(_Section):
                 if isinstance(expr, str) and not expr.strip():
                     raise ValueError(f"{SUBKEY}{metric}: {criterion_gap(metric, 'empty')}")
                 try:
-                    parse_criterion(str(metric), expr)
+                    parse_criterion(str(metric), expr, recorded=not _new_run(info))
                 except ValueError as exc:  # located at criteria.<metric> by format_validation_error
                     raise ValueError(f"{SUBKEY}{metric}: {exc}") from None
         return v
@@ -514,8 +518,9 @@ class Spec(_Section):
         return self
 
     def parsed_criteria(self) -> list[Criterion]:
-        """The criteria as parsed `Criterion` objects, in spec order."""
-        return [parse_criterion(k, v) for k, v in self.criteria.items()]
+        """The criteria as parsed `Criterion` objects, in spec order (a new spec was refused a
+        `reproducible` `!=` criterion when validated; a recorded one keeps it, which then fails)."""
+        return [parse_criterion(k, v, recorded=True) for k, v in self.criteria.items()]
 
 
 # --- loading --------------------------------------------------------------

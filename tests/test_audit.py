@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,103 @@ def test_a_resolved_yaml_that_no_longer_holds_the_recorded_spec_is_warned_of(tmp
     assert f"recorded {record['spec_hash'][:12]})" in warning and "retrains from that file" in warning
     yaml_file.write_text("a: [unclosed")
     assert "(sha256 unreadable: " in (resolved_yaml_warning(tmp_path, record) or "")
+
+
+# --- metrics against what the record measured ----------------------------------------------
+
+
+def runner_record(case: str) -> dict[str, Any]:
+    """The sections of a record as `auditor run` assembles them (runner._metrics and _metric_notes
+    on a TrainResult and measurements), for a run of kind `case`, read back through JSON."""
+    from dataclasses import asdict, replace
+
+    from auditor.runner import _metric_notes, _metrics
+    from auditor.train import EpochRecord, TrainResult
+
+    val = case not in ("no_val",)
+    epochs = [] if case == "diverged_early" else [
+        EpochRecord(epoch=e, steps=19, lr=0.1 / e, train_loss=1.1 / e, train_acc=0.3 + e / 7, val_loss=0.9 / e,
+                    val_acc=0.1 + e / 3, epoch_s=1.5, images_per_s=123.4 + e) for e in (1, 2)]  # fmt: skip
+    if case == "final_loss_nan":
+        epochs[-1] = replace(epochs[-1], val_loss=math.nan)
+    result = TrainResult(
+        status="diverged" if case in ("diverged_early", "final_loss_nan") else "completed", epochs_run=len(epochs),
+        history=epochs, step_losses=[], best_epoch=len(epochs) or None,
+        best_metric=epochs[-1].val_acc if epochs else None, selection_split="val" if val else "test",
+        train_time_s=3.7119827090001536, images_per_s=969.8321038164758, diverged_at_step=None, resumed_from=None,
+    )  # fmt: skip
+    broken = ["fc.weight"] if case == "broken" else []
+    measured = {
+        "evaluated_checkpoint": None if case == "diverged_early" else "best.pt",
+        "test": None if case == "diverged_early" else {"acc": 0.7133333333333334, "n": 300},
+        "size": {"params_total": 75290, "checkpoint_bytes": None if case == "diverged_early" else 644113,
+                 "weights_bytes": 317279},
+        "latency": {"median_ms": 0.9434075000172015}, "memory": {"peak_rss_mb": 984.510464},
+        "nonfinite": broken, "final_nonfinite": ["fc.bias"] if case == "last_broken" else broken,
+    }  # fmt: skip
+    official = {"official": True, "synthetic": None}.get(case, False)
+    record = {
+        "training": asdict(result), "measurements": measured, "data": {"official": official},
+        "metrics": _metrics(result, measured, official), "metric_notes": _metric_notes(result, measured),
+        "criteria": [], "verification": None,
+    }  # fmt: skip
+    return json.loads(json.dumps(finite_or_none(record)))
+
+
+RUN_KINDS = ["completed", "no_val", "broken", "last_broken", "final_loss_nan", "diverged_early", "official", "synthetic"]
+
+
+@pytest.mark.parametrize("case", RUN_KINDS)
+def test_every_metric_a_run_records_is_exactly_its_source_in_the_record(case: str) -> None:
+    """`metric_sources` covers every metric the runner records (and verify's `reproducible`), and
+    a record as a run writes it agrees with it exactly, floats included, after a trip through JSON."""
+    from auditor.audit import metric_sources
+    from auditor.check import edited_metrics
+
+    record = runner_record(case)
+    assert set(metric_sources(record)) == {*record["metrics"], "reproducible"}
+    assert edited_metrics(record) == []
+    withheld = {"broken": {"test_acc", "best_val_acc", "final_val_acc"}, "last_broken": {"final_val_acc"},
+                "final_loss_nan": {"final_val_acc"}}.get(case, set())  # fmt: skip
+    assert withheld <= {m for m, v in record["metrics"].items() if v is None}
+
+
+@pytest.mark.parametrize("case", RUN_KINDS)
+def test_any_metric_edited_by_the_least_amount_is_found(case: str) -> None:
+    from auditor.check import edited_metrics
+
+    for metric, value in runner_record(case)["metrics"].items():
+        record = runner_record(case)
+        if isinstance(value, bool):
+            record["metrics"][metric] = not value
+        elif isinstance(value, float):
+            record["metrics"][metric] = math.nextafter(value, 1.0)  # the next float: compared exactly
+        elif isinstance(value, str):
+            record["metrics"][metric] = "early_stopped" if value != "early_stopped" else "completed"
+        else:  # a figure withheld (null, with a note saying why): given a value back
+            sources = {"test_acc": 0.7133333333333334, "best_val_acc": 0.7666666666666666,
+                       "final_val_acc": 0.7666666666666666, "checkpoint_mb": 0.644113}  # fmt: skip
+            record["metrics"][metric] = sources.get(metric, 0.5)
+        (found,) = edited_metrics(record)
+        assert found.startswith(f"metrics.{metric} "), found
+
+
+def test_what_older_versions_recorded_is_not_taken_for_an_edit() -> None:
+    """Before broken models were withheld a record held their accuracies (and no note, and
+    before `nonfinite` was kept, no list); before official_data was a bool it was the provenance."""
+    from auditor.check import edited_metrics
+
+    record = runner_record("broken")
+    record["metrics"]["best_val_acc"] = record["training"]["best_metric"]  # no note for it: an older version's
+    del record["metric_notes"]["best_val_acc"]
+    assert edited_metrics(record) == []
+    del record["measurements"]["nonfinite"], record["measurements"]["final_nonfinite"], record["metric_notes"]["test_acc"]
+    record["metrics"]["test_acc"] = record["measurements"]["test"]["acc"]
+    assert edited_metrics(record) == []
+    record = runner_record("synthetic")
+    record["metrics"]["official_data"] = None
+    assert edited_metrics(record) == []
+    del record["measurements"]["size"]["weights_bytes"], record["metrics"]["weights_mb"]  # before weights_mb
+    assert edited_metrics(record) == []
+    record["metrics"]["weights_mb"] = 0.3  # a figure with nothing in the record it could come from
+    assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]

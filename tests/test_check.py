@@ -696,3 +696,192 @@ def test_a_failing_verdict_criterion_is_refused_when_given_and_read_when_recorde
     assert validate_spec(spec, "old.json", recorded=True).criteria == {"reproducible": "== incomplete"}
     with pytest.raises(InvalidInput, match=r"criteria.reproducible: cannot use '== incomplete'"):
         validate_spec(spec, "new.yaml")
+    before = {"reproducible": "!= diverged"}  # what a version before `!=` was refused wrote
+    assert load_criteria(before, None, []) == before
+    assert validate_spec({"name": "x", "criteria": before}, "old.json", recorded=True).criteria == before
+    with pytest.raises(InvalidInput, match=r"^--set: criteria.reproducible: cannot use '!= diverged'"):
+        load_criteria({}, None, ["criteria.reproducible=!= diverged"])
+
+
+@pytest.mark.parametrize(
+    ("expr", "verdict_"),
+    [("== unresumed", "unresumed"), ("== diverged", "diverged"), ("== incomplete", "incomplete"),
+     ("!= diverged", "unresumed"), ("!= diverged", "bitwise"), ("!= unresumed", "incomplete")],
+)  # fmt: skip
+def test_a_recorded_criterion_naming_a_failing_verdict_never_passes(expr: str, verdict_: str) -> None:
+    """An older version recorded such criteria; whoever wrote one, the gate fails on it (and says
+    why), as `auditor run` and `verify` judge it."""
+    audit: dict[str, Any] = {"spec": {"verify": {"allow_tolerance": False}}, "metrics": {"reproducible": verdict_}}
+    (result,) = judge({"reproducible": expr}, audit)
+    assert not result.passed and result.measured == verdict_
+    assert result.detail.startswith("the criterion passes only a verdict that fails verification: ")
+    assert render_lines([result])[0] == f"FAIL  reproducible {expr}  ({result.detail})"
+    assert verdict([result], "completed") == "FAIL"
+    (same,) = evaluate_criteria([parse_criterion("reproducible", expr, recorded=True)], audit["metrics"])
+    assert same == result  # run and verify judge with evaluate_criteria
+    for ok in ("bitwise", "tolerance"):  # the verdicts that pass verify still meet their criterion
+        assert judge({"reproducible": "== tolerance"}, {**audit, "metrics": {"reproducible": ok},
+                                                          "spec": {"verify": {"allow_tolerance": True}}})[0].passed
+
+
+# --- a record's metrics against what it measured ----------------------------------------------
+
+GOLDEN = Path(__file__).parent / "fixtures" / "audit_golden.json"
+
+
+def golden() -> dict[str, Any]:
+    import json
+
+    return json.loads(GOLDEN.read_text())
+
+
+def test_a_metric_edited_by_hand_is_found_against_its_measurement_and_stored_results() -> None:
+    """The user test: test_acc set to 0.95 in metrics only, while the measurements and the stored
+    criteria results keep the measured figure."""
+    from auditor.check import edited_metrics
+
+    assert edited_metrics(golden()) == []
+    audit = golden()
+    measured = audit["measurements"]["test"]["acc"]
+    audit["metrics"]["test_acc"] = 0.95
+    assert edited_metrics(audit) == [f"metrics.test_acc 0.95, but measurements.test.acc is {measured}"]
+    audit = golden()
+    (i, entry), *_ = [(i, c) for i, c in enumerate(audit["criteria"]) if c["metric"] == "best_val_acc"]
+    audit["metrics"]["best_val_acc"] = entry["measured"] = 0.99  # the stored result edited alike
+    found = edited_metrics(audit)
+    assert [f.split(",")[0] for f in found] == ["metrics.best_val_acc 0.99"]
+    audit["training"]["best_metric"] = 0.99  # every copy edited alike: nothing in the record tells
+    assert edited_metrics(audit) == []
+    entry["measured"] = 0.5  # a stored result alone
+    assert edited_metrics(audit) == [f"criteria[{i}] (best_val_acc {entry['expr']}) measured 0.5, but metrics.best_val_acc 0.99"]
+
+
+def test_a_metric_given_null_is_an_edit_unless_the_record_says_why() -> None:
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    audit["metrics"]["test_acc"] = None
+    assert edited_metrics(audit) == [f"metrics.test_acc null, but measurements.test.acc is {audit['measurements']['test']['acc']}"]
+    audit["metric_notes"]["test_acc"] = "withheld by another version"
+    assert edited_metrics(audit) == []
+    del audit["metrics"]["images_per_s"]  # absent, as null, where its source is there
+    assert edited_metrics(audit) == [f"metrics.images_per_s null, but training.images_per_s is {audit['training']['images_per_s']}"]
+
+
+def test_a_verification_verdict_and_the_reproducible_metric_must_agree() -> None:
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    audit["metrics"]["reproducible"] = "bitwise"  # never verified
+    assert edited_metrics(audit) == ['metrics.reproducible "bitwise", but verification is null']
+    audit["verification"] = {"verdict": "unresumed"}
+    assert edited_metrics(audit) == ['metrics.reproducible "bitwise", but verification.verdict is "unresumed"']
+    audit["metrics"]["reproducible"] = "unresumed"
+    assert edited_metrics(audit) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "metric"),
+    [(None, "test_acc"), (0.5, "test_acc"), (7, "params_m"), ("0.5", "test_acc"), (True, "official_data"),
+     (False, "official_data"), ("bitwise", "reproducible"), (3.0, "status"), (math.nan, "test_acc"), (True, "test_acc")],
+)  # fmt: skip
+def test_measured_value_is_what_a_criterion_result_records(value: Any, metric: str) -> None:
+    """edited_metrics compares stored results' `measured` with it: it must be evaluate's."""
+    from auditor.check import measured_value
+
+    expr = {"official_data": "== true", "reproducible": "== bitwise", "status": "== completed"}.get(metric, ">= 0.5")
+    (result,) = evaluate_criteria([parse_criterion(metric, expr)], {metric: value})
+    got = measured_value(metric, value)
+    nan = isinstance(got, float) and math.isnan(got) and math.isnan(result.measured)  # type: ignore[arg-type]
+    assert type(got) is type(result.measured) and (got == result.measured or nan)
+
+
+# --- JUnit: written before the verdict is printed ---------------------------------------------
+
+
+def test_a_junit_report_is_written_in_full_before_the_block_and_put_in_place_after(tmp_path: Path) -> None:
+    from auditor.check import staged_junit
+
+    target = tmp_path / "j.xml"
+    with staged_junit(target, junit_xml(sample_results(), "smoke")):
+        assert not target.exists() and len(os.listdir(tmp_path)) == 1  # the staged copy
+    assert ET.parse(target).getroot().get("failures") == "2" and os.listdir(tmp_path) == ["j.xml"]
+    before = target.read_bytes()
+    with pytest.raises(InvalidInput, match="stdout"), staged_junit(target, junit_xml([], "smoke")):
+        raise InvalidInput("stdout")  # printing the verdict failed: the report is left as it was
+    assert target.read_bytes() == before and os.listdir(tmp_path) == ["j.xml"]
+
+
+def test_a_folder_that_takes_no_file_is_said_before_the_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where root may write anything, the folder's refusal is simulated: the OS's own error."""
+    import errno
+    import tempfile
+
+    from auditor.check import staged_junit
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    ran = []
+    refused = rf"j.xml: cannot write JUnit report: no file can be made in {tmp_path} \(Permission denied\)"
+    with pytest.raises(InvalidInput, match=refused), staged_junit(tmp_path / "j.xml", junit_xml([], "smoke")):
+        ran.append(True)
+    assert ran == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_a_folder_that_exists_but_takes_no_file_is_not_said_to_be_missing() -> None:
+    """/proc exists; creating a file there fails with ENOENT, for root too."""
+    with pytest.raises(InvalidInput, match=r"^/proc/j.xml: cannot write JUnit report: no file can be made in /proc "
+                                           r"\(the OS says: No such file or directory\)"):  # fmt: skip
+        write_junit(sample_results(), "smoke", Path("/proc/j.xml"))
+
+
+# --- a criteria file that is not a regular file ------------------------------------------------
+
+
+def load_without_hanging(path: Path) -> dict[str, str] | BaseException:
+    """load_criteria on `path` in a thread; a read that would wait for a writer forever is freed
+    after 10 s by opening the FIFO for writing, and fails the test rather than hanging it."""
+    import threading
+
+    outcome: list[Any] = []
+
+    def load() -> None:
+        try:
+            outcome.append(load_criteria({}, path, []))
+        except BaseException as exc:  # noqa: BLE001 (handed to the test)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # EOF for the reader
+        worker.join(10)
+        pytest.fail(f"reading {path} waited for a writer")
+    return outcome[0]
+
+
+def test_a_named_pipe_folder_or_device_is_no_criteria_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "crit.yaml"
+    os.mkfifo(fifo)  # no one writes to it
+    refused = load_without_hanging(fifo)
+    assert isinstance(refused, InvalidInput)
+    assert str(refused).startswith(f"{fifo}: criteria file is not a regular file: a named pipe (FIFO)")
+    for path, kind in ((tmp_path, "a folder"), (Path(os.devnull), "a device")):
+        with pytest.raises(InvalidInput, match=rf"criteria file is not a regular file: {kind}; give a YAML file"):
+            load_criteria({}, path, [])
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd")
+def test_a_pipe_a_shell_hands_over_is_read(tmp_path: Path) -> None:
+    """`--criteria <(echo ...)`: the shell passes /dev/fd/N, a pipe its own process writes."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b'test_acc: ">= 0.5"\n')
+        os.close(write_end)
+        assert load_criteria({}, Path(f"/dev/fd/{read_end}"), []) == {"test_acc": ">= 0.5"}
+    finally:
+        os.close(read_end)

@@ -361,23 +361,101 @@ def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "reports").exists()
 
 
-def test_check_refuses_a_record_whose_spec_was_edited_and_warns_of_edited_metrics(tmp_path: Path, smoke_run: Path) -> None:
+def test_check_refuses_a_record_whose_spec_or_metrics_were_edited_and_warns_of_a_stored_verdict(
+    tmp_path: Path, smoke_run: Path
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(smoke_run / "reports/smoke", run)
     audit = json.loads((run / "audit.json").read_text())
     loosened = {**audit, "spec": {**audit["spec"], "criteria": {}}}  # the gate removed by hand
     (run / "audit.json").write_text(json.dumps(loosened))
     assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: its resolved spec does not match its spec_hash")
-    passed = next(c for c in audit["criteria"] if c["metric"] == "checkpoint_mb")
+    size = audit["metrics"]["checkpoint_mb"]
     edited = {**audit, "metrics": {**audit["metrics"], "checkpoint_mb": 1e6}}  # a metric changed by hand
     (run / "audit.json").write_text(json.dumps(edited))
+    assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: its metrics do not match what the run "
+                       f"measured (metrics.checkpoint_mb 1000000.0, but measurements.size.checkpoint_bytes / 1e6 is "
+                       f"{size}; criteria[", "the record was edited after the run")  # fmt: skip
+    (run / "audit.json").write_text(json.dumps({**audit, "verdict": "FAIL"}))  # the stored verdict alone
     proc = run_cli("check", str(run))
-    assert passed["passed"] and proc.returncode == 1  # judged on the metrics as recorded
-    assert "warning: " in proc.stderr and "verdict stored PASS, now FAIL; `checkpoint_mb` stored PASS, now FAIL" in proc.stderr
+    assert proc.returncode == 0  # judged on the metrics as recorded
+    assert "warning: " in proc.stderr and "verdict stored FAIL, now PASS" in proc.stderr
     for stored in ([{"metric": "status"}], ["x"]):  # stored results edited by hand: no traceback, judged as recorded
         (run / "audit.json").write_text(json.dumps({**audit, "criteria": stored}))
         proc = run_cli("check", str(run))
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_metric_edited_alone_is_refused_by_check_and_warned_of_by_render(tmp_path: Path, smoke_run: Path) -> None:
+    """The user test: metrics.test_acc set to 0.95 by hand had passed `test_acc >= 0.9` with no
+    word, and the sheet had shown 0.95 in its front matter and the measured figure in its tables."""
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    measured = audit["measurements"]["test"]["acc"]
+    audit["metrics"]["test_acc"] = 0.95 if measured != 0.95 else 0.96
+    (run / "audit.json").write_text(json.dumps(audit))
+    proc = run_cli("check", str(run), *sets("criteria.test_acc=>= 0.9"), "--junit", str(tmp_path / "j.xml"))
+    said = f"metrics.test_acc {audit['metrics']['test_acc']}, but measurements.test.acc is {measured}"
+    assert_clean_error(proc, said)
+    assert proc.stdout == ""  # no PASS line
+    assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("errors") == "1"
+    rendered = run_cli("render", str(run))
+    assert rendered.returncode == 0 and f"auditor render: warning: {run / 'audit.json'}: its metrics do not match" \
+        in rendered.stderr and said in rendered.stderr
+    assert f"> audit.json's metrics do not match what the run measured: {said}." in (run / "REPRODUCIBILITY.md").read_text()
+
+
+@pytest.mark.parametrize("expr", ["== unresumed", "!= diverged"])
+def test_a_recorded_criterion_that_passes_a_failed_verification_fails_the_gate(
+    tmp_path: Path, smoke_run: Path, expr: str
+) -> None:
+    """A record an older version wrote (`!=` and failing verdicts were accepted then), verified
+    `unresumed`: check had passed it, or refused the record."""
+    from auditor.spec import hash_resolved
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    audit["spec"]["criteria"] = {"reproducible": expr}
+    audit["spec_hash"] = hash_resolved(audit["spec"])
+    audit["verification"] = {"verdict": "unresumed", "passed": False, "allow_tolerance": False}
+    audit["metrics"]["reproducible"] = "unresumed"
+    audit["metric_notes"].pop("reproducible", None)
+    audit["criteria"] = [{"metric": "reproducible", "expr": expr, "op": expr[:2], "threshold": expr[3:], "tolerance": None,
+                          "measured": "unresumed", "passed": True, "detail": "as an older version judged"}]  # fmt: skip
+    (run / "audit.json").write_text(json.dumps(audit))
+    proc = run_cli("check", str(run), "--junit", str(tmp_path / "j.xml"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"FAIL  reproducible {expr}  (the criterion passes only a verdict that fails verification: " in proc.stdout
+    assert proc.stdout.endswith("0/1 criteria passed: FAIL\n")
+    assert "verdict stored PASS, now FAIL" in proc.stderr
+    assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("failures") == "1"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_a_junit_path_in_a_folder_that_takes_no_file_stops_check_before_any_verdict(smoke_run: Path) -> None:
+    """/proc refuses new files to root as well; the user test found every PASS line printed first."""
+    proc = run_cli("check", str(smoke_run / "reports/smoke"), "--junit", "/proc/j.xml")
+    assert_clean_error(proc, "/proc/j.xml: cannot write JUnit report: no file can be made in /proc")
+    assert proc.stdout == ""
+
+
+def test_a_criteria_fifo_is_refused_and_a_pipe_from_the_shell_read(tmp_path: Path, smoke_run: Path) -> None:
+    fifo = tmp_path / "crit.yaml"
+    os.mkfifo(fifo)  # no one writes to it: reading it had waited forever
+    proc = run_cli("check", str(smoke_run / "reports/smoke"), "--criteria", str(fifo), timeout=60)
+    assert_clean_error(proc, f"{fifo}: criteria file is not a regular file: a named pipe (FIFO)")
+    read_end, write_end = os.pipe()  # what `--criteria <(echo ...)` hands over, as /dev/fd/N
+    os.write(write_end, b'status: "== completed"\n')
+    os.close(write_end)
+    try:
+        piped = subprocess.run([sys.executable, "-m", "auditor", "check", str(smoke_run / "reports/smoke"), "--criteria",
+                                f"/dev/fd/{read_end}"], pass_fds=(read_end,), capture_output=True, text=True,
+                               timeout=60, check=False)  # fmt: skip
+    finally:
+        os.close(read_end)
+    assert piped.returncode == 0 and "PASS  status == completed" in piped.stdout, piped.stderr
 
 
 def test_check_explains_unmeasured_metrics_once(smoke_run: Path) -> None:

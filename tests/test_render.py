@@ -100,7 +100,7 @@ def diverged_audit() -> dict[str, Any]:
     m["size"]["checkpoint_bytes"] = None
     a["checkpoints"] = {}
     a["metrics"].update(test_acc=None, best_val_acc=None, final_val_acc=None, final_train_acc=None,
-                        checkpoint_mb=None, status="diverged")  # fmt: skip
+                        checkpoint_mb=None, status="diverged", train_time_s=0.0, images_per_s=0.0)  # fmt: skip
     for c in a["criteria"]:
         if c["metric"] == "status":
             c.update(measured="diverged", passed=False, detail="diverged != completed")
@@ -392,6 +392,23 @@ def test_a_record_whose_stored_verdict_its_metrics_contradict_says_so() -> None:
     edited = golden_audit()  # a metric another version knows: the sheet still renders, and says so
     edited["spec"]["criteria"]["future_metric"] = ">= 1"
     assert "criteria cannot be judged again here (unknown metric 'future_metric'; known:" in text_of(edited)
+
+
+METRICS_EDITED = "audit.json's metrics do not match what the run measured"
+
+
+def test_a_record_whose_metrics_contradict_its_measurements_says_so() -> None:
+    """The front matter shows metrics.*, the tables the measurements: an edit of one shows two figures."""
+    for audit in (golden_audit(), diverged_audit(), selection_on_test_audit(), verified_audit(),
+                  cifar_audit([0.2470, 0.2435, 0.2616], official=False)):  # fmt: skip
+        assert METRICS_EDITED not in text_of(audit, NO_FIGURES)  # records as runs write them
+    edited = golden_audit()
+    measured = edited["measurements"]["test"]["acc"]
+    edited["metrics"]["test_acc"] = 0.95
+    text = text_of(edited, NO_FIGURES)
+    assert front_matter(text)["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.95  # shown as stored
+    assert (f"> [!CAUTION]\n> {METRICS_EDITED}: metrics.test_acc 0.95, but measurements.test.acc is {measured}. "
+            "The record was edited after the run; `auditor check` refuses it") in text
 
 
 # --- variants -----------------------------------------------------------------------------------
