@@ -274,7 +274,8 @@ def _final_withheld(last: Mapping[str, Any], meas: Mapping[str, Any], tr: Mappin
     """Whether a run withholds the last epoch's validation accuracy (`runner._final_is_noise`): its
     val loss was not a number (a record holds null for one), or the weights it was measured on
     (last.pt, or the selected epoch's when it is the last) hold inf or NaN."""
-    if last.get("val_loss") is None:
+    loss = last.get("val_loss")
+    if loss is None or (isinstance(loss, float) and not math.isfinite(loss)):  # null in a record, NaN in memory
         return True
     return bool(meas.get("final_nonfinite")) or (bool(meas.get("nonfinite")) and last.get("epoch") == tr.get("best_epoch"))
 

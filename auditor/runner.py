@@ -31,14 +31,13 @@ import torch
 from auditor import checkpoint, environment, repro
 from auditor.audit import (
     LEARNING_CURVES,
-    MB,
     MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
-    PARAMS_UNIT,
     SCHEMA_VERSION,
     RunPaths,
     has_checkpoint,
     latency_warnings,
+    metric_sources,
     run_paths,
     write_csv,
     write_json,
@@ -876,27 +875,14 @@ def _checkpoint_facts(ckpt_dir: Path, rel: Path, loaded: dict[str, dict[str, Any
 
 
 def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | None) -> dict[str, Any]:
-    # Copies of the figures in the record, never recomputed: `check` refuses a record whose metrics
-    # are not exactly their sources (audit.metric_sources, which mirrors this)
-    h = result.history
-    has_val = result.selection_split == "val"
-    size_, lat, test = measured["size"], measured["latency"], measured["test"]
-    ckpt_b = size_["checkpoint_bytes"]
-    return {
-        "test_acc": test["acc"] if test and not measured["nonfinite"] else None,  # a broken model's is noise
-        "best_val_acc": result.best_metric if has_val and not measured["nonfinite"] else None,  # measured on it
-        "final_val_acc": h[-1].val_acc if h and has_val and not _final_is_noise(result, measured) else None,
-        "final_train_acc": h[-1].train_acc if h else None,
-        "latency_ms": lat["median_ms"],
-        "params_m": size_["params_total"] / PARAMS_UNIT,
-        "checkpoint_mb": ckpt_b / MB if ckpt_b is not None else None,
-        "weights_mb": size_["weights_bytes"] / MB,
-        "train_time_s": result.train_time_s,
-        "images_per_s": result.images_per_s,
-        "peak_rss_mb": measured["memory"]["peak_rss_mb"],
-        "status": result.status,
-        "official_data": official is True,  # synthetic data (provenance None) is not the official set
-    }
+    """The metrics criteria judge: copies of figures in the record, never recomputed, derived by
+    the function `check` uses to find a record whose metrics were edited (`verify` adds
+    `reproducible`). A broken model's accuracies, and a last epoch's that are noise, are withheld."""
+    epochs = [{k: getattr(h, k) for k in ("epoch", "val_loss", "val_acc", "train_acc")} for h in result.history]
+    training = {k: getattr(result, k, None) for k in ("status", "selection_split", "best_metric", "best_epoch",
+                                                      "train_time_s", "images_per_s")}  # fmt: skip
+    record = {"measurements": measured, "training": {**training, "history": epochs}, "data": {"official": official}}
+    return {name: source.value for name, source in metric_sources(record).items() if name != "reproducible"}
 
 
 def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, str]:
