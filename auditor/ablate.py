@@ -56,6 +56,7 @@ from auditor.spec import (
     SUBKEY,
     Spec,
     apply_overrides,
+    file_problem,
     format_validation_error,
     given_or_shipped,
     merges_into,
@@ -202,6 +203,8 @@ def resolve_base(abl_path: Path, abl: Ablation, source: str) -> Path:
     cand = abl_path.parent / abl.base
     if cand.is_file():
         return cand
+    if (problem := file_problem(cand, "spec")) is not None:  # there, but unreadable: not a shipped spec's name
+        raise InvalidInput(f"{source}: base: {cand}: {problem}")
     try:
         return resolve_spec_path(abl.base)
     except InvalidInput:

@@ -9,10 +9,13 @@ spec (all defaults filled in) and its sha256 are written with every artifact.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -715,26 +718,90 @@ def resolve_spec_path(arg: str) -> Path:
 def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> Path:
     """The `what` file `arg` names, or else a shipped one under `shipped` by name (`x`, `x.yaml`,
     either after one of `prefixes`, where this repository keeps them); a path (`names_a_path`)
-    is only ever the file it names."""
+    is only ever the file it names. Only a path where nothing is at all may mean a shipped file:
+    a link to nothing, a FIFO or a folder there is refused (InvalidInput), never replaced."""
     try:
         p = home_expanded(arg)
     except ValueError as exc:
         raise InvalidInput(f"{exc}; no {what} there") from None
-    if p.is_file():
+    found = what_stands_at(p)
+    if found == (p, REGULAR_FILE):
         return p
-    if not names_a_path(arg):
-        parts = p.parts
-        for prefix in prefixes:
-            if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
-                parts = parts[len(prefix) :]
-                break
-        for cand in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml"):
-            if cand.is_file():
-                return cand
-    if p.is_dir():
-        raise InvalidInput(f"{arg}: a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what} file")
-    shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name)"
-    raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
+    stand_in = None if names_a_path(arg) else _shipped_file(p, shipped, prefixes)
+    if found is None and stand_in is not None:
+        return stand_in
+    if found is None:
+        shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name)"
+        raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
+    also = f" (the shipped {what} {stand_in} stands in only where nothing is at the path given)" if stand_in else ""
+    raise InvalidInput(f"{arg}: {_not_readable(p, *found, what)}{also}")
+
+
+def _shipped_file(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...]) -> Path | None:
+    """The shipped file a name `p` means (`x`, `x.yaml`, either after one of `prefixes`), or None."""
+    parts = p.parts
+    for prefix in prefixes:
+        if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
+            parts = parts[len(prefix) :]
+            break
+    return next((c for c in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml") if c.is_file()), None)
+
+
+def file_problem(path: Path, what: str) -> str | None:
+    """Why a `what` file cannot be read at `path` though something is there (a folder, a link to
+    nothing, a FIFO, a file where a parent folder goes); None for a regular file or nothing at all."""
+    found = what_stands_at(path)
+    return None if found is None or found == (path, REGULAR_FILE) else _not_readable(path, *found, what)
+
+
+def _not_readable(p: Path, where: Path, kind: str, what: str) -> str:
+    """Why the `what` file at `p` cannot be read, `where` (p or a parent of it) being `kind`."""
+    if where != p:
+        return f"{where} is {kind}, not a folder"
+    if kind == "a folder":
+        return f"a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what} file"
+    if kind.startswith(("a broken", "a loop", "unreadable")):
+        return kind
+    # A FIFO, socket or device: a read could wait for ever on a FIFO no one writes to, and a
+    # pipe (`<(...)`, /dev/stdin) could be read only once, where a run records the path to rerun.
+    return f"{kind}, not a regular file; save the {what} to a file and give its path"
+
+
+REGULAR_FILE = "a regular file"
+_FILE_KINDS = MappingProxyType({
+    stat.S_IFREG: REGULAR_FILE, stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (a pipe)",
+    stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+})  # fmt: skip
+
+
+def what_stands_at(path: Path) -> tuple[Path, str] | None:
+    """(where, what) for the first of `path`'s parents that is something but not a folder (a
+    file, a link to nothing), or else for `path` itself ("a regular file", "a folder", "a FIFO
+    (a pipe)", "a broken symbolic link to X"...; links followed); None where nothing is at all."""
+    for where in [*reversed(path.parents), path]:
+        kind = _kind_of(where)
+        if kind is None:
+            return None  # nothing here, so nothing under it either
+        if where == path or kind != "a folder":
+            return where, kind
+    return None  # not reached: the loop ends at `path`
+
+
+def _kind_of(path: Path) -> str | None:
+    """What `path` is, its links followed (`_FILE_KINDS`, or what stops the look); None for nothing."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:  # a folder that may not be searched: not taken for nothing there
+        return f"unreadable ({exc.strerror})"
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return f"a broken symbolic link to {os.readlink(path)}"
+    except OSError as exc:
+        return "a loop of symbolic links" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

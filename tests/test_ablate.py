@@ -141,6 +141,15 @@ def test_missing_base(tmp_path: Path) -> None:
         build_plan(str(tmp_path / "x.yaml"))
 
 
+def test_a_base_beside_the_ablation_that_cannot_be_read_is_not_the_shipped_spec(tmp_path: Path) -> None:
+    """A link to nothing named as the base, beside the ablation file, had given the shipped spec of its name."""
+    (tmp_path / "smoke").symlink_to("/nonexistent/mine.yaml")
+    write(tmp_path / "x.yaml", TINY)  # base: smoke
+    with pytest.raises(InvalidInput, match=rf"x.yaml: base: {re.escape(str(tmp_path / 'smoke'))}: a broken symbolic "
+                                           "link to /nonexistent/mine.yaml$"):  # fmt: skip
+        build_plan(str(tmp_path / "x.yaml"))
+
+
 def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Path) -> None:
     inner = write(tmp_path / "inner.yaml", TINY)
     write(tmp_path / "x.yaml", TINY.replace("base: smoke", f"base: {inner}"))

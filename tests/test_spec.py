@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +252,46 @@ def test_a_spec_named_by_path_never_falls_back_to_the_shipped_one(tmp_path: Path
     monkeypatch.setenv("HOME", str(tmp_path))  # a quoted ~ the shell did not expand
     (tmp_path / "mine.yaml").write_text("name: mine\n")
     assert resolve_spec_path("~/mine.yaml") == tmp_path / "mine.yaml"
+
+
+def test_a_spec_path_where_something_unreadable_is_never_the_shipped_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a path where nothing is may mean a shipped spec: a link to nothing at specs/smoke.yaml
+    had validated, and trained, the shipped smoke spec under that path's name."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/smoke.yaml").symlink_to("/nonexistent/mine.yaml")
+    (tmp_path / "smoke").mkdir()  # a folder named as a shipped spec
+    (tmp_path / "gone").symlink_to("/nonexistent")
+    (tmp_path / "loop").symlink_to("loop")
+    os.mkfifo(tmp_path / "fifo.yaml")  # a read would wait for ever for a writer
+    shipped = re.escape(f" (the shipped spec {REPO / 'specs/smoke.yaml'} stands in only where nothing is at the path given)")
+    for given, why in [("specs/smoke.yaml", re.escape("a broken symbolic link to /nonexistent/mine.yaml") + shipped),
+                       ("smoke", "a folder, not a spec file" + shipped),
+                       ("gone/smoke.yaml", "gone is a broken symbolic link to /nonexistent, not a folder"),
+                       ("loop", "a loop of symbolic links"),
+                       ("./fifo.yaml", re.escape("a FIFO (a pipe), not a regular file; save the spec to a file and give its path")),
+                       ("/dev/null", "a character device, not a regular file; save the spec")]:  # fmt: skip
+        with pytest.raises(InvalidInput, match=f"^{re.escape(given)}: {why}"):
+            resolve_spec_path(given)
+    assert resolve_spec_path("specs/resnet20_cifar10.yaml") == REPO / "specs/resnet20_cifar10.yaml"  # nothing there
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    (tmp_path / "link.yaml").symlink_to("mine.yaml")
+    assert load_spec("link.yaml").name == "mine"  # a link to a file is that file
+    for args in (["validate"], ["run", "--out", "out"]):  # refused before anything is trained or written
+        proc = run_cli(*args, "specs/smoke.yaml", cwd=tmp_path, timeout=60)
+        assert_clean_error(proc, "specs/smoke.yaml: a broken symbolic link to /nonexistent/mine.yaml")
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_spec_piped_in_is_refused_not_read_as_missing(tmp_path: Path) -> None:
+    """/dev/stdin from a pipe (as `<(...)` gives /dev/fd/N) had been 'spec file not found'."""
+    proc = subprocess.run([sys.executable, "-m", "auditor", "validate", "/dev/stdin"], input="name: x\n", cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert_clean_error(proc, "/dev/stdin: a FIFO (a pipe), not a regular file; save the spec to a file")
+    with (REPO / "specs/smoke.yaml").open() as spec:
+        proc = subprocess.run([sys.executable, "-m", "auditor", "validate", "/dev/stdin"], stdin=spec, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0 and "/dev/stdin: valid" in proc.stdout, proc.stderr  # a file behind it: read
 
 
 def test_overrides_apply_before_validation() -> None:
