@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -66,6 +67,41 @@ def _new_run(info: ValidationInfo) -> bool:
 
 SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
+# float32's largest finite value and smallest normal positive one: training computes in float32
+# (bf16 has the same range), where torch refuses a larger lr or weight decay mid-run ("cannot be
+# converted to type float without overflow"), and a std of 1e-50 is 0 (images inf: the run diverges).
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def _float32_check(zero: bool) -> AfterValidator:
+    """The validator of a float training computes with in float32: at most FLOAT32_MAX in size,
+    and, unless 0 (where `zero` allows it), at least FLOAT32_TINY; new specs only."""
+
+    def check(v: float, info: ValidationInfo) -> float:
+        if abs(v) > FLOAT32_MAX and _new_run(info):
+            raise ValueError(f"must be at most about 3.4e38, got {v:g}: beyond float32's range, in which training computes")
+        if 0 < abs(v) < FLOAT32_TINY and _new_run(info):
+            raise ValueError(f"must be {'0 or ' if zero else ''}at least about 1.18e-38, got {v:g}: below float32's "
+                             "smallest normal positive value, in which training computes (there it would be 0, or "
+                             "lose its precision)")  # fmt: skip
+        return v
+
+    return AfterValidator(check)
+
+
+def _float32_schema(schema: dict[str, Any]) -> None:
+    """The bounds `_float32_check` keeps, for the JSON schema: at most FLOAT32_MAX (where no
+    tighter bound is given), and not between 0 and FLOAT32_TINY."""
+    if "maximum" not in schema and "exclusiveMaximum" not in schema:
+        schema["maximum"] = FLOAT32_MAX
+    schema["not"] = {"exclusiveMinimum": 0, "exclusiveMaximum": FLOAT32_TINY}
+
+
+# After a field's own constraints (which say more): Annotated[float, Field(ge=0), *IN_FLOAT32]
+IN_FLOAT32 = (_float32_check(zero=True), Field(json_schema_extra=_float32_schema))
+POSITIVE_IN_FLOAT32 = (_float32_check(zero=False), Field(json_schema_extra=_float32_schema))
+
 
 class _Section(BaseModel):
     """Base for every spec section: strict types, no unknown keys, immutable, finite numbers."""
@@ -100,7 +136,9 @@ class SyntheticSize(_Section):
     test: Annotated[int, Field(ge=10, le=1_000_000)] = 500
 
 
-Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
+# per channel; each within float32, in which images are normalised (a std of 1e-50 would be 0)
+Triple = Annotated[list[Annotated[float, *IN_FLOAT32]], Field(min_length=3, max_length=3)]
+PositiveTriple = Annotated[list[Annotated[float, *POSITIVE_IN_FLOAT32]], Field(min_length=3, max_length=3)]
 
 
 class DataSpec(_Section):
@@ -112,7 +150,7 @@ class DataSpec(_Section):
     require_official: bool = False  # fail unless the files match the official MD5s
     val_split: Annotated[int, Field(ge=0)] = 5000  # images held out of train
     mean: Triple = list(CIFAR10_MEAN)
-    std: Triple = list(CIFAR10_STD)
+    std: PositiveTriple = list(CIFAR10_STD)
     augment: Augment = Augment()
     limit_train: Annotated[int, Field(ge=1)] | None = None  # cap for smoke runs
     limit_test: Annotated[int, Field(ge=1)] | None = None
@@ -179,9 +217,9 @@ class Optimizer(_Section):
     """SGD (momentum, optional Nesterov, weight decay); lr is the base rate the schedule scales."""
 
     name: Literal["sgd"] = "sgd"
-    lr: Annotated[float, Field(gt=0)] = 0.1
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    weight_decay: Annotated[float, Field(ge=0)] = 5.0e-4
+    lr: Annotated[float, Field(gt=0), *POSITIVE_IN_FLOAT32] = 0.1
+    momentum: Annotated[float, Field(ge=0, lt=1), *IN_FLOAT32] = 0.9
+    weight_decay: Annotated[float, Field(ge=0), *IN_FLOAT32] = 5.0e-4
     nesterov: bool = False
 
     @model_validator(mode="after")
@@ -196,7 +234,7 @@ class Schedule(_Section):
 
     name: Literal["cosine", "multistep", "constant"] = "cosine"
     warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # fractional epochs allowed
-    eta_min: Annotated[float, Field(ge=0)] = 0.0  # cosine floor, absolute lr
+    eta_min: Annotated[float, Field(ge=0), *IN_FLOAT32] = 0.0  # cosine floor, absolute lr
     milestones: list[Annotated[float, Field(gt=0)]] = []  # epochs (multistep)
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # multistep decay factor
 
@@ -231,7 +269,7 @@ class TrainSpec(_Section):
     eval_batch_size: Annotated[int, Field(ge=1)] = 256  # CPU: smaller batches stay in cache
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    label_smoothing: Annotated[float, Field(ge=0, lt=1), *IN_FLOAT32] = 0.0
     early_stopping: EarlyStopping | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: Literal["off", "bf16", "fp16"] = "off"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import subprocess
@@ -20,6 +21,8 @@ from auditor.errors import InvalidInput
 from auditor.models import list_models
 from auditor.spec import (
     CATEGORICAL_METRICS,
+    FLOAT32_MAX,
+    FLOAT32_TINY,
     NUMERIC_METRICS,
     Spec,
     apply_overrides,
@@ -480,6 +483,44 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
     assert all(reserved.search(f"run{x}") for x in (".partial", ".old", ".failed")) and not reserved.search("run.v2")
     data = schema["$defs"]["DataSpec"]["properties"]
     assert data["mean"]["items"]["maximum"] == 1 and data["std"]["items"]["exclusiveMinimum"] == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "where", "why"),
+    [("train.optimizer.lr=1e39", "train.optimizer.lr", "must be at most about 3.4e38, got 1e+39: beyond float32's range"),
+     ("train.optimizer.weight_decay=1e39", "train.optimizer.weight_decay", "must be at most about 3.4e38, got 1e+39"),
+     ("data.std=[0.2, 1e39, 0.2]", "data.std.1", "must be at most about 3.4e38, got 1e+39"),
+     ("data.std=[1e-50, 0.2, 0.2]", "data.std.0", "must be at least about 1.18e-38, got 1e-50: below float32's smallest normal"),
+     ("train.optimizer.lr=1e-50", "train.optimizer.lr", "must be at least about 1.18e-38, got 1e-50"),
+     ("train.optimizer.momentum=1e-40", "train.optimizer.momentum", "must be 0 or at least about 1.18e-38, got 1e-40"),
+     ("train.schedule.eta_min=1e-45", "train.schedule.eta_min", "must be 0 or at least about 1.18e-38"),
+     ("train.label_smoothing=1e-39", "train.label_smoothing", "must be 0 or at least about 1.18e-38"),
+     ("data.mean=[0, 1e-40, 0.5]", "data.mean.1", "must be 0 or at least about 1.18e-38")],
+)  # fmt: skip
+def test_values_float32_cannot_hold_are_refused(override: str, where: str, why: str) -> None:
+    """Training computes in float32: an lr of 1e39 passed validation and crashed the run with a
+    traceback ("cannot be converted to type float without overflow"); a std of 1e-50 passed '> 0'
+    and was 0 there, so the run was recorded as diverged."""
+    with pytest.raises(InvalidInput, match=f"^smoke: {re.escape(where)}: {re.escape(why)}"):
+        load_spec("smoke", [override])
+    raw = apply_overrides(resolved_dict(load_spec("smoke")), [override])
+    validate_spec(raw, "audit.json", recorded=True)  # a record is held only to the checks of its day
+
+
+def test_the_float32_bounds_hold_at_their_edges_and_are_in_the_schema(tmp_path: Path) -> None:
+    proc = run_cli("run", "smoke", "--set", "train.optimizer.lr=1e39", "--out", str(tmp_path / "out"), timeout=60)
+    assert_clean_error(proc, "smoke: train.optimizer.lr: must be at most about 3.4e38, got 1e+39")  # not a traceback mid-run
+    assert not (tmp_path / "out").exists()
+    load_spec("smoke", ["train.optimizer.lr=3.4e38", "train.optimizer.weight_decay=0", "data.std=[1.2e-38, 1, 1]",
+                        "data.mean=[0, 1, 0.5]", "train.optimizer.momentum=0", "train.schedule.eta_min=0"])  # fmt: skip
+    d = json_schema()["$defs"]
+    opt, train, data = d["Optimizer"]["properties"], d["TrainSpec"]["properties"], d["DataSpec"]["properties"]
+    fields = [opt["lr"], opt["weight_decay"], opt["momentum"], d["Schedule"]["properties"]["eta_min"],
+              train["label_smoothing"], data["mean"]["items"], data["std"]["items"]]  # fmt: skip
+    for field in fields:  # an editor refuses what validation refuses: 1e39, and 1e-50 (not 0)
+        assert field["not"] == {"exclusiveMinimum": 0, "exclusiveMaximum": FLOAT32_TINY}, field
+        assert min(field.get("maximum", math.inf), field.get("exclusiveMaximum", math.inf)) <= FLOAT32_MAX, field
+    assert opt["lr"]["maximum"] == FLOAT32_MAX and data["mean"]["items"]["maximum"] == 1
 
 
 def test_validate_prints_resolved_spec(capsys: pytest.CaptureFixture) -> None:
