@@ -694,6 +694,20 @@ class SpecDumper(yaml.SafeDumper):
 
 SpecDumper.yaml_implicit_resolvers = {first: list(rs) for first, rs in SpecLoader.yaml_implicit_resolvers.items()}
 
+# Line breaks to YAML 1.1 (which PyYAML reads) beside \n and \r: written raw, plainly or in single
+# quotes, they are folded (NEL into a space) or read otherwise by YAML 1.2, where they are not breaks.
+YAML11_BREAKS = "\x85\u2028\u2029"
+
+
+def _represent_text(dumper: SpecDumper, text: str) -> yaml.ScalarNode:
+    """Text as SafeDumper writes it, but double-quoted, where those breaks are escapes (\\N, \\L,
+    \\P), when it holds one of YAML11_BREAKS: it reads back as the same text."""
+    style = '"' if any(c in YAML11_BREAKS for c in text) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+SpecDumper.add_representer(str, _represent_text)
+
 
 def load_yaml(text: str) -> Any:
     """Parse YAML text with the spec loader; a scalar YAML cannot build (the date `2024-13-45`)

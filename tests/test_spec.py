@@ -363,6 +363,22 @@ def test_the_resolved_spec_written_reads_back_the_same(name: str) -> None:
     assert load_yaml(resolved_yaml(resolved_dict(spec))) == resolved_dict(spec)
 
 
+AWKWARD = ["\x85", "\u2028", "\u2029", "\t", "\r", "\n", "\r\n", " ", "#", ": ", "- ", "'", '"', "\\", "é", "日本", "\ufeff",
+           "\xa0", "\u3000", "\x7f", "\U0001f600", "x" * 40]  # fmt: skip
+
+
+def test_a_resolved_spec_with_awkward_text_reads_back_the_same() -> None:
+    """YAML 1.1's other line breaks (NEL, U+2028, U+2029) had been written raw in single quotes,
+    where YAML folds them: spec.resolved.yaml then held another spec (another hash)."""
+    texts = [*AWKWARD, *(f" {c} " for c in AWKWARD), *(f"a{c}b{d}" for c in AWKWARD for d in AWKWARD)]
+    for text in texts:
+        resolved = resolved_dict(validate_spec({"name": "x", "description": text, "data": {"root": f"d{text}"}}, "s.yaml"))
+        written = resolved_yaml(resolved)
+        back = load_yaml(written)
+        assert back == resolved and hash_resolved(back) == hash_resolved(resolved), (text, written)
+        assert not any(c in written for c in "\x85\u2028\u2029"), written  # escaped: the same text to YAML 1.2 too
+
+
 def test_validate_takes_specs_on_both_sides_of_a_set(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "smoke", "--set", "seed=7", "resnet20_cifar10"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
