@@ -370,7 +370,8 @@ CATEGORICAL_METRICS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "reproducible": ("bitwise", "tolerance", "diverged", "unresumed", "incomplete"),
     "official_data": ("true", "false"),
 })
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# ASCII digits only: Python's \d also takes other scripts' ('٠.٥'), which the schema's pattern (ECMA-262) does not
+_NUM = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _CMP_RE = re.compile(rf"^\s*(>=|<=|==|!=|>|<)\s*({_NUM})\s*$")
 _TOL_RE = re.compile(rf"^\s*({_NUM})\s*(?:\+-|\+/-|±)\s*({_NUM})\s*$")
 _CAT_RE = re.compile(r"^\s*(==|!=)\s*([A-Za-z_]+)\s*$")
@@ -437,9 +438,10 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         if crit.tolerance < 0:
             raise ValueError(f"tolerance must be >= 0 in {expr!r}")
     else:
+        digits = "; write numbers in ASCII digits (0-9)" if any(c.isdigit() and not c.isascii() for c in expr) else ""
         raise ValueError(
             f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
-            " or '<number> +- <tolerance>' (also +/- or ±)"
+            f" or '<number> +- <tolerance>' (also +/- or ±){digits}"
         )
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
@@ -506,7 +508,7 @@ class Spec(_Section):
     @field_validator("criteria", mode="before")
     @classmethod
     def _criteria_parse(cls, v: Any, info: ValidationInfo) -> Any:
-        if v is None:  # `criteria:` with nothing under it: none, as in a criteria file
+        if v is None:  # `criteria:` with nothing under it, `--set criteria=null`: none (the schema allows it)
             return {}
         if isinstance(v, dict):
             # `--set criteria.X=null` removes a criterion (apply_parsed), as in `check`; an empty
@@ -1228,7 +1230,8 @@ def json_schema() -> dict[str, Any]:
     data["std"]["items"] |= {"exclusiveMinimum": 0}
     schema["properties"]["name"]["not"] = {"pattern": "(?:" + "|".join(re.escape(x) for x in RESERVED_SUFFIXES) + ")$"}
     numeric = "^(?:" + _CMP_RE.pattern.strip("^$") + "|" + _TOL_RE.pattern.strip("^$") + ")$"
-    schema["properties"]["criteria"] |= {"additionalProperties": False, "properties": {
+    _bound_integers(schema)
+    schema["properties"]["criteria"] |= {"type": ["object", "null"], "additionalProperties": False, "properties": {
         **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})", numeric)
            for m, unit in NUMERIC_METRICS.items()},
         **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}",
@@ -1236,6 +1239,19 @@ def json_schema() -> dict[str, Any]:
            for m, v in {**CATEGORICAL_METRICS, "reproducible": PASSING_VERDICTS}.items()},
     }}  # fmt: skip
     return schema
+
+
+def _bound_integers(node: Any) -> None:
+    """Give every integer in the schema without an upper bound validation's: INT64_MAX, the most
+    a record holds (plain_value_problems)."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer" and "maximum" not in node and "exclusiveMaximum" not in node:
+            node["maximum"] = INT64_MAX
+        for value in node.values():
+            _bound_integers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bound_integers(value)
 
 
 def _categorical_ops(metric: str) -> str:

@@ -23,6 +23,7 @@ from auditor.spec import (
     CATEGORICAL_METRICS,
     FLOAT32_MAX,
     FLOAT32_TINY,
+    INT64_MAX,
     NUMERIC_METRICS,
     Spec,
     apply_overrides,
@@ -462,6 +463,47 @@ def test_the_schema_states_the_bounds_validation_keeps_for_new_specs() -> None:
     latency = defs["Latency"]["properties"]
     assert (latency["warmup"]["maximum"], latency["iters"]["maximum"]) == (100_000, 1_000_000)
     load_spec("smoke", ["measure.latency.warmup=100000", "measure.latency.iters=1000000", "verify.tolerance=0.999"])
+
+
+def _integers(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """(where, schema) of every integer in a JSON schema."""
+    if isinstance(node, list):
+        return [i for n, v in enumerate(node) for i in _integers(v, f"{path}[{n}]")]
+    if not isinstance(node, dict):
+        return []
+    here = [(path, node)] if node.get("type") == "integer" else []
+    return here + [i for k, v in node.items() for i in _integers(v, f"{path}.{k}")]
+
+
+def test_the_schema_bounds_integers_as_validation_does() -> None:
+    """Validation refuses an integer beyond 2^63 - 1 (no record holds it); the schema had no maximum."""
+    schema = json_schema()
+    assert [where for where, node in _integers(schema) if "maximum" not in node] == []
+    defs = {"train": "TrainSpec", "data": "DataSpec", "train.early_stopping": "EarlyStopping"}
+    for key in ["train.epochs", "train.batch_size", "train.eval_batch_size", "train.max_steps", "train.checkpoint_every_steps",
+                "train.log_every_steps", "data.limit_train", "data.limit_test", "data.val_split", "train.early_stopping.patience"]:  # fmt: skip
+        with pytest.raises(InvalidInput, match=re.escape(f"{key}: ")):
+            load_spec("smoke", [f"{key}={INT64_MAX + 1}"])
+        section, _, field = key.rpartition(".")
+        assert [n["maximum"] for _, n in _integers(schema["$defs"][defs[section]]["properties"][field])] == [INT64_MAX], key
+
+
+def test_the_schema_and_validation_agree_on_criteria_null_and_on_digits() -> None:
+    """`criteria:` with nothing under it is no criteria to validation, which the schema had
+    refused; Arabic-Indic digits ('٠.٥') passed validation (Python's \\d) and the schema refused them."""
+    schema = json_schema()
+    assert "null" in schema["properties"]["criteria"]["type"] and validate_spec({"name": "x", "criteria": None}, "s").criteria == {}
+    pattern = schema["properties"]["criteria"]["properties"]["test_acc"]["pattern"]
+    for expr in (">= ٠.٥", "٠.٩ +- 0.1", ">= ０.５", ">= 0.9"):  # Arabic-Indic, fullwidth, ASCII
+        ascii_only = expr.isascii()
+        assert bool(re.search(pattern, expr)) is ascii_only, expr
+        if ascii_only:
+            assert parse_criterion("test_acc", expr).threshold == 0.9
+            continue
+        with pytest.raises(ValueError, match="write numbers in ASCII digits"):
+            parse_criterion("test_acc", expr)
+        with pytest.raises(InvalidInput, match=rf"^smoke: criteria\.test_acc: cannot parse {re.escape(repr(expr))}"):
+            load_spec("smoke", [f"criteria.test_acc={expr}"])
 
 
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:
