@@ -56,6 +56,7 @@ from auditor.spec import (
     SUBKEY,
     Spec,
     apply_overrides,
+    bare_name_of_a_folder,
     file_problem,
     format_validation_error,
     given_or_shipped,
@@ -203,11 +204,14 @@ def resolve_base(abl_path: Path, abl: Ablation, source: str) -> Path:
     cand = abl_path.parent / abl.base
     if cand.is_file():
         return cand
-    if (problem := file_problem(cand, "spec")) is not None:  # there, but unreadable: not a shipped spec's name
+    problem = file_problem(cand, "spec")
+    if problem is not None and not bare_name_of_a_folder(abl.base, cand):  # there, but unreadable
         raise InvalidInput(f"{source}: base: {cand}: {problem}")
     try:
         return resolve_spec_path(abl.base)
-    except InvalidInput:
+    except InvalidInput as exc:
+        if "file not found" not in str(exc):  # there, but unreadable: said as it is
+            raise InvalidInput(f"{source}: base: {exc}") from None
         raise InvalidInput(
             f"{source}: base: {abl.base!r} not found relative to {abl_path.parent} "
             "nor as a path or shipped spec name"

@@ -753,7 +753,9 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     Exact comparisons: a metric is a copy of its figure (or that figure over a fixed unit, as
     the runner divides it), and JSON gives back every float it was written with."""
     metrics, notes = audit["metrics"], audit.get("metric_notes") or {}
-    found = [_metric_disagrees(m, source, metrics.get(m), m in notes) for m, source in metric_sources(audit).items()]
+    # A metric the record does not hold at all (versions before it existed) gates nothing: no pass
+    found = [_metric_disagrees(m, source, metrics[m], m in notes) for m, source in metric_sources(audit).items()
+             if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
     return [f for f in found if f]
 
@@ -780,7 +782,7 @@ def _stored_disagrees(index: int, entry: Any, metrics: Mapping[str, Any]) -> str
     if not isinstance(entry, dict) or "measured" not in entry:
         return None
     metric = entry.get("metric")
-    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
+    if not isinstance(metric, str) or (metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS):
         return None
     expected = measured_value(metric, metrics.get(metric))
     if _same(entry["measured"], expected):

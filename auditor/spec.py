@@ -772,8 +772,9 @@ def resolve_spec_path(arg: str) -> Path:
 def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> Path:
     """The `what` file `arg` names, or else a shipped one under `shipped` by name (`x`, `x.yaml`,
     either after one of `prefixes`, where this repository keeps them); a path (`names_a_path`)
-    is only ever the file it names. Only a path where nothing is at all may mean a shipped file:
-    a link to nothing, a FIFO or a folder there is refused (InvalidInput), never replaced."""
+    is only ever the file it names. Only a path where nothing is at all may mean a shipped file
+    (or a bare name where a folder is, an earlier run's `--out smoke`): a link to nothing, a FIFO,
+    or a folder at a name written as a file is refused (InvalidInput), never replaced."""
     try:
         p = home_expanded(arg)
     except ValueError as exc:
@@ -782,13 +783,19 @@ def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], .
     if found == (p, REGULAR_FILE):
         return p
     stand_in = None if names_a_path(arg) else _shipped_file(p, shipped, prefixes)
-    if found is None and stand_in is not None:
+    if stand_in is not None and (found is None or bare_name_of_a_folder(arg, p)):
         return stand_in
     if found is None:
         shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name)"
         raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
     also = f" (the shipped {what} {stand_in} stands in only where nothing is at the path given)" if stand_in else ""
     raise InvalidInput(f"{arg}: {_not_readable(p, *found, what)}{also}")
+
+
+def bare_name_of_a_folder(arg: str, p: Path) -> bool:
+    """A bare name (`smoke`: no folder, no .yaml) where a folder stands at `p`, such as an earlier
+    run's `--out smoke`: no spec file is meant there, so the name still means the shipped one."""
+    return "/" not in arg and not arg.endswith((".yaml", ".yml")) and what_stands_at(p) == (p, "a folder")
 
 
 def _shipped_file(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...]) -> Path | None:

@@ -25,7 +25,9 @@ from auditor.ablate import (
     choose_seeds,
     fmt_reference,
     fmt_stat,
+    load_ablation,
     make_figures,
+    resolve_base,
     software_label,
     summarize,
 )
@@ -33,6 +35,7 @@ from auditor.audit import run_paths
 from auditor.cli import main
 from auditor.errors import InvalidInput
 from auditor.fileio import held_lock
+from auditor.spec import resource_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = REPO / "specs" / "ablations"
@@ -148,6 +151,25 @@ def test_a_base_beside_the_ablation_that_cannot_be_read_is_not_the_shipped_spec(
     with pytest.raises(InvalidInput, match=rf"x.yaml: base: {re.escape(str(tmp_path / 'smoke'))}: a broken symbolic "
                                            "link to /nonexistent/mine.yaml$"):  # fmt: skip
         build_plan(str(tmp_path / "x.yaml"))
+
+
+def test_a_base_named_as_a_shipped_spec_beside_a_folder_of_that_name_is_the_shipped_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier run's --out smoke, beside the ablation file or in the working folder: the bare
+    name still means the shipped spec; a base written as a file where a folder stands is refused
+    as such, not as 'not found'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "sub" / "smoke").mkdir()
+    write(tmp_path / "sub" / "x.yaml", TINY)  # base: smoke
+    path, abl = load_ablation(str(tmp_path / "sub" / "x.yaml"))
+    assert resolve_base(path, abl, "x.yaml") == resource_dir("specs") / "smoke.yaml"
+    (tmp_path / "smoke.yaml").mkdir()
+    write(tmp_path / "sub" / "y.yaml", TINY.replace("base: smoke", f"base: {tmp_path / 'smoke.yaml'}"))
+    with pytest.raises(InvalidInput, match=rf"y.yaml: base: {re.escape(str(tmp_path / 'smoke.yaml'))}: a folder, not a spec file$"):
+        build_plan(str(tmp_path / "sub" / "y.yaml"))
 
 
 def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Path) -> None:

@@ -202,7 +202,11 @@ def test_what_older_versions_recorded_is_not_taken_for_an_edit() -> None:
     record = runner_record("synthetic")
     record["metrics"]["official_data"] = None
     assert edited_metrics(record) == []
-    del record["measurements"]["size"]["weights_bytes"], record["metrics"]["weights_mb"]  # before weights_mb
+    del record["metrics"]["weights_mb"]  # the first versions measured weights_bytes but had no weights_mb metric
+    assert edited_metrics(record) == []
+    del record["measurements"]["size"]["weights_bytes"]
     assert edited_metrics(record) == []
     record["metrics"]["weights_mb"] = 0.3  # a figure with nothing in the record it could come from
+    assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]
+    record["criteria"].append({"metric": ["best_val_acc"], "expr": ">= 0", "measured": 1, "passed": True, "detail": ""})
     assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]

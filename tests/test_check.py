@@ -764,7 +764,9 @@ def test_a_metric_given_null_is_an_edit_unless_the_record_says_why() -> None:
     assert edited_metrics(audit) == [f"metrics.test_acc null, but measurements.test.acc is {audit['measurements']['test']['acc']}"]
     audit["metric_notes"]["test_acc"] = "withheld by another version"
     assert edited_metrics(audit) == []
-    del audit["metrics"]["images_per_s"]  # absent, as null, where its source is there
+    del audit["metrics"]["images_per_s"]  # absent (a version before the metric): it gates nothing, and fails a criterion
+    assert edited_metrics(audit) == []
+    audit["metrics"]["images_per_s"] = None  # null, where its source is there and no note says why
     assert edited_metrics(audit) == [f"metrics.images_per_s null, but training.images_per_s is {audit['training']['images_per_s']}"]
 
 

@@ -264,13 +264,14 @@ def test_a_spec_path_where_something_unreadable_is_never_the_shipped_spec(tmp_pa
     monkeypatch.chdir(tmp_path)
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs/smoke.yaml").symlink_to("/nonexistent/mine.yaml")
-    (tmp_path / "smoke").mkdir()  # a folder named as a shipped spec
+    (tmp_path / "smoke").mkdir()  # a bare name's folder (an earlier run's --out smoke): the shipped spec is meant
+    (tmp_path / "resnet20_cifar10.yaml").mkdir()  # a folder named as a spec file
     (tmp_path / "gone").symlink_to("/nonexistent")
     (tmp_path / "loop").symlink_to("loop")
     os.mkfifo(tmp_path / "fifo.yaml")  # a read would wait for ever for a writer
     shipped = re.escape(f" (the shipped spec {REPO / 'specs/smoke.yaml'} stands in only where nothing is at the path given)")
     for given, why in [("specs/smoke.yaml", re.escape("a broken symbolic link to /nonexistent/mine.yaml") + shipped),
-                       ("smoke", "a folder, not a spec file" + shipped),
+                       ("resnet20_cifar10.yaml", "a folder, not a spec file" + shipped.replace("smoke", "resnet20_cifar10")),
                        ("gone/smoke.yaml", "gone is a broken symbolic link to /nonexistent, not a folder"),
                        ("loop", "a loop of symbolic links"),
                        ("./fifo.yaml", re.escape("a FIFO (a pipe), not a regular file; save the spec to a file and give its path")),
@@ -278,6 +279,7 @@ def test_a_spec_path_where_something_unreadable_is_never_the_shipped_spec(tmp_pa
         with pytest.raises(InvalidInput, match=f"^{re.escape(given)}: {why}"):
             resolve_spec_path(given)
     assert resolve_spec_path("specs/resnet20_cifar10.yaml") == REPO / "specs/resnet20_cifar10.yaml"  # nothing there
+    assert resolve_spec_path("smoke") == REPO / "specs/smoke.yaml"  # as `auditor run` with no spec, beside --out smoke
     (tmp_path / "mine.yaml").write_text("name: mine\n")
     (tmp_path / "link.yaml").symlink_to("mine.yaml")
     assert load_spec("link.yaml").name == "mine"  # a link to a file is that file
