@@ -186,7 +186,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     return {
         "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
         "global_step": loaded.global_step,
-        "device": str(device), "data": facts, "scored": scope,
+        "device": str(device), "data": facts, "scored": scope, "scored_fingerprint": scored,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model),
                      *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes, facts)],
