@@ -39,6 +39,7 @@ from auditor.audit import (
     latency_warnings,
     metric_sources,
     run_paths,
+    step_checkpoints,
     write_csv,
     write_json,
 )
@@ -203,8 +204,32 @@ def _seed_from_finished(paths: RunPaths) -> None:
 
 
 def _nothing_to_resume(paths: RunPaths) -> str:
-    """The refusal of a --resume that finds no run to continue."""
+    """The refusal of a --resume that finds no run to continue, saying what is there instead: step
+    checkpoints without the last.pt a finished run resumes from, or a finished run without checkpoints."""
+    steps = step_checkpoints(paths.checkpoints) if paths.checkpoints.is_dir() else []
+    if steps:
+        newest = max(steps, key=lambda p: int(p.stem[len("step-"):])).name
+        return (f"--resume: {paths.last_checkpoint} is missing, the checkpoint a finished run resumes from; the step "
+                f"checkpoints beside it ({count(len(steps), 'file')}, the newest {newest}) are not resumed from: "
+                "run without --resume to train it again")  # fmt: skip
+    status = _finished_status(paths.reports / "audit.json")
+    if status is not None:
+        return (f"--resume: the finished run in {paths.reports} (status {status}) has no checkpoint under "
+                f"{paths.checkpoints} (none was written, or they were removed), so there is nothing to continue; run without --resume to train it again (it replaces that run when it finishes), "
+                "or `auditor check`/`auditor render` that run to judge or show it again")  # fmt: skip
     return f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
+
+
+def _finished_status(path: Path) -> str | None:
+    """The run status a finished run's audit.json records, or None where there is none to read
+    (no file, something else there, not JSON, no status)."""
+    if not path.is_file():  # is_file first: a FIFO would block the read
+        return None
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))["run"]["status"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return status if isinstance(status, str) else None
 
 
 def check_resumable(paths: RunPaths) -> None:

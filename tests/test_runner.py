@@ -747,6 +747,49 @@ def test_a_resume_with_nothing_to_continue_makes_nothing_under_out(tmp_path: Pat
     assert not out.exists()  # no folders, no lock file
 
 
+def test_a_resume_of_a_finished_run_without_checkpoints_says_it_finished(tmp_path: Path) -> None:
+    """A finished run whose checkpoints are gone (a run that diverged before its first, or removed):
+    the refusal names that run and its status, not merely a missing checkpoint."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, "smoke")
+    shutil.rmtree(paths.checkpoints)
+    before = _files(tmp_path)
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert str(err.value) == (
+        f"--resume: the finished run in {paths.reports} (status completed) has no checkpoint under {paths.checkpoints} "
+        "(none was written, or they were removed), so there is nothing to continue; run without --resume to train it "
+        "again (it replaces that run when it finishes), or `auditor check`/`auditor render` that run to judge or show it again"
+    )
+    assert _files(tmp_path) == before
+
+
+def test_a_resume_of_a_finished_run_whose_last_checkpoint_is_gone_names_the_step_checkpoints(tmp_path: Path) -> None:
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, "smoke")
+    for p in paths.checkpoints.iterdir():
+        p.unlink()
+    for step in (9, 12, 10):  # the newest by number, not by name (step-9 sorts after step-12)
+        (paths.checkpoints / f"step-{step}.pt").write_bytes(b"x")
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert str(err.value) == (
+        f"--resume: {paths.last_checkpoint} is missing, the checkpoint a finished run resumes from; the step checkpoints "
+        "beside it (3 files, the newest step-12.pt) are not resumed from: run without --resume to train it again"
+    )
+
+
+@pytest.mark.parametrize("record", [None, "not json", '{"run": {"status": 3}}', '{"run": {}}'])
+def test_nothing_to_resume_without_a_readable_finished_status(tmp_path: Path, record: str | None) -> None:
+    paths = run_paths(tmp_path, "smoke")
+    if record is not None:
+        paths.reports.mkdir(parents=True)
+        (paths.reports / "audit.json").write_text(record)
+    assert runner._nothing_to_resume(paths) == (
+        f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
+    )
+
+
 def test_a_resume_past_a_run_stopped_before_its_first_checkpoint_continues_the_finished_run(tmp_path: Path) -> None:
     """Staging left by a later run that wrote no checkpoint does not hide the finished run:
     --resume re-judges that one (no training) instead of training a new one from the start."""
