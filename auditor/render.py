@@ -694,8 +694,17 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "legacy_std_warning": legacy_warning,
         "augment_text": "; ".join(parts) if parts else "none",
         "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
+        "scored_fingerprint": _scored_fingerprint(d),
         **_test_copies(d),
     }  # fmt: skip
+
+
+def _scored_fingerprint(d: dict[str, Any]) -> str:
+    """The fingerprint of the test images scored: the whole test set's where all were scored."""
+    scored = d.get("scored_test_fingerprint")
+    if not scored:
+        return "not recorded"
+    return "the test set's (all its images were scored)" if scored == d.get("test_fingerprint") else code(scored)
 
 
 def _copies(n: int) -> str:

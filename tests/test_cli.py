@@ -702,6 +702,8 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     assert report["precision"] == audit["measurements"]["test"]["precision"] == "float32"
     assert report["data"]["fingerprint"] == audit["data"]["test_fingerprint"]  # the files the run read
     assert report["scored_fingerprint"] == audit["data"]["scored_test_fingerprint"] != audit["data"]["test_fingerprint"]
+    assert f"`auditor evaluate` prints it as `scored_fingerprint`) | `{report['scored_fingerprint']}` |" in (
+        tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()  # fmt: skip
     # A copy with one label changed: evaluate says it is not the test set the run was scored on.
     copy = tmp_path / "copy" / "cifar-10-batches-py"
     copy.mkdir(parents=True)

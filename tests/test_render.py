@@ -706,6 +706,20 @@ def test_test_set_fingerprint_row_and_records_without_it() -> None:
     assert row.format("not recorded") in text_of(audit)
 
 
+def test_scored_test_images_fingerprint_row() -> None:
+    """The fingerprint of the images the test accuracy is on: the limited subset's where limit_test
+    cut the test set, said to be the test set's where all were scored, and absent in older records."""
+    audit = golden_audit()
+    row = ("| Scored test images' fingerprint (those the test accuracy is on; `auditor evaluate` prints it as "
+           "`scored_fingerprint`) | {} |")  # fmt: skip
+    audit["data"]["scored_test_fingerprint"] = "a" * 64
+    assert row.format(f"`{'a' * 64}`") in text_of(audit)
+    audit["data"]["scored_test_fingerprint"] = audit["data"]["test_fingerprint"]
+    assert row.format("the test set's (all its images were scored)") in text_of(audit)
+    del audit["data"]["scored_test_fingerprint"]
+    assert row.format("not recorded") in text_of(audit)
+
+
 def test_tf32_rows_and_records_without_them() -> None:
     audit = golden_audit()
     conv = "| `torch.backends.cudnn.allow_tf32` (CUDA: fp32 convolutions in TF32) | {} |"
