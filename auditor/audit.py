@@ -334,15 +334,24 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     """A warning when RUN_DIR's spec.resolved.yaml does not hold the spec audit.json records (it
     hashes otherwise, cannot be read, or is missing): the sheet and `check` go by audit.json, while
     the sheet's first Reproduce command retrains from that file. None when it agrees."""
+    problem = resolved_yaml_problem(run_dir, audit)
+    if problem is None:
+        return None
+    other = ", which would train another spec" if problem.startswith("does not hold") else ""
+    return (f"{run_dir / RESOLVED_YAML} {problem}: the sheet and check go by audit.json, but the sheet's first "
+            f"Reproduce command retrains from that file{other}")  # fmt: skip
+
+
+def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> str | None:
+    """What is wrong with RUN_DIR's spec.resolved.yaml, said of the file ('is missing', 'does not
+    hold the spec audit.json records (...)'), or None where it holds the recorded spec."""
     import yaml
 
     from auditor.spec import hash_resolved, load_yaml
 
     path = run_dir / RESOLVED_YAML
-    if not path.is_file():
-        what = "is missing" if not os.path.lexists(path) else "is not a file"
-        return (f"{path} {what}: the sheet and check go by audit.json, but the sheet's first Reproduce command "
-                "retrains from that file")  # fmt: skip
+    if not path.is_file():  # is_file first: a FIFO would block the read
+        return "is missing" if not os.path.lexists(path) else "is not a file"
     try:
         found = load_yaml(path.read_text(encoding="utf-8"))
         digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
@@ -353,9 +362,7 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     if digest == audit.get("spec_hash"):
         return None
     shown = digest[:12] if len(digest) == 64 else digest
-    return (f"{path} does not hold the spec audit.json records (sha256 {shown}, recorded "
-            f"{str(audit.get('spec_hash'))[:12]}): the sheet and check go by audit.json, but the sheet's first "
-            "Reproduce command retrains from that file, which would train another spec")
+    return f"does not hold the spec audit.json records (sha256 {shown}, recorded {str(audit.get('spec_hash'))[:12]})"
 
 
 def read_audit(run_dir: Path) -> dict[str, Any]:

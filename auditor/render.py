@@ -30,6 +30,7 @@ from auditor.audit import (
     CUBLAS_DETERMINISTIC,
     LEARNING_CURVES,
     MIN_CPU_WINDOW_S,
+    RESOLVED_YAML,
     busy_cpu,
     chose_on_test,
     cpu_share_error,
@@ -37,6 +38,7 @@ from auditor.audit import (
     losses_text,
     nothing_differs,
     read_audit,
+    resolved_yaml_problem,
     scope_text,
     spec_hash_matches,
 )
@@ -77,7 +79,7 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
     audit = read_audit(run_dir) if audit is None else audit
     try:
         figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
-        text = render_text(audit, figures, notes)
+        text = render_text(audit, figures, notes, resolved_yaml_problem(run_dir, audit))
         # Written only once the text has rendered, and all or none: a record the template cannot
         # render, or a folder that cannot take the sheet, leaves the earlier sheet and figures as they
         # were, together. The sheet goes in place first: only a rename could fail after it.
@@ -94,16 +96,19 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
 
 
 def render_text(
-    audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str] | None = None
+    audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str] | None = None,
+    resolved_problem: str | None = None,
 ) -> str:
     """The sheet as Markdown: a pure function of the audit record and the figure paths.
 
     `figures` maps a figure name (`learning_curves`) to its path relative to
     the sheet, or None when it was not drawn; `figure_notes` optionally says
-    why (shown instead of the image).
+    why (shown instead of the image). `resolved_problem`: what is wrong with the
+    spec.resolved.yaml beside the sheet, which its first Reproduce command trains
+    (`audit.resolved_yaml_problem`), or None.
     """
     env = make_environment()
-    context = build_context(audit, figures, figure_notes or {})
+    context = build_context(audit, figures, figure_notes or {}, resolved_problem)
     return env.get_template(TEMPLATE).render(**context)
 
 
@@ -421,10 +426,12 @@ FILTERS: Mapping[str, Callable[..., str]] = MappingProxyType({
 
 
 def build_context(
-    audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str]
+    audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str],
+    resolved_problem: str | None = None,
 ) -> dict[str, Any]:
-    """Everything the template needs: the raw audit plus rows and sentences derived from it."""
-    v: dict[str, Any] = {}
+    """Everything the template needs: the raw audit plus rows and sentences derived from it
+    (`resolved_problem`: see render_text)."""
+    v: dict[str, Any] = {"resolved_caution": _resolved_caution(resolved_problem)}
     v.update(_summary(audit))
     v.update(_architecture(audit))
     v.update(_hyperparameters(audit))
@@ -649,8 +656,10 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         "max_steps_text": "none" if t["max_steps"] is None else f"{t['max_steps']:,} steps",
         "steps_per_epoch_text": steps_per_epoch_text(
             audit["training"].get("steps_per_epoch"), audit["data"]["sizes"]["train"], t["batch_size"]),
-        "ckpt_every_text": "end of each epoch only" if t["checkpoint_every_steps"] is None
-        else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch",
+        "ckpt_every_text": ("end of each epoch only" if t["checkpoint_every_steps"] is None
+                            else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch")
+        + ("" if t["max_steps"] is None else " (a stop by `max_steps` mid-epoch ends that epoch there: it is "
+           "evaluated and its checkpoints written at that step)"),
     }  # fmt: skip
 
 
@@ -743,6 +752,30 @@ def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
     elif cuda and det["cublas_workspace_config"] not in CUBLAS_DETERMINISTIC:
         evidence += f"; deterministic cuBLAS needs {' or '.join(CUBLAS_DETERMINISTIC)}"
     return bool(ok), evidence
+
+
+def _resolved_caution(problem: str | None) -> str | None:
+    """The Reproduce section's caution where the spec.resolved.yaml its first command trains is
+    missing or holds another spec than the record (`problem`, said of that file), or None."""
+    if problem is None:
+        return None
+    return (f"When this sheet was rendered, `{RESOLVED_YAML}` beside it {problem}: the first command below "
+            "retrains from that file, so it would not train this run's spec. This run's resolved spec is `spec` in "
+            "`audit.json`, which this sheet and `auditor check` go by.")  # fmt: skip
+
+
+def _test_short(audit: dict[str, Any], test: dict[str, Any] | None, broken: Any) -> str:
+    """The test accuracy for the summary line, with why it is optimistic where it is: test images
+    seen in training or selection, or the checkpoint selected on the test set itself."""
+    if test is None:
+        return "not measured"
+    if broken:
+        return "not reported (broken model)"
+    why = [w for w, found in (
+        ("some test images were seen before; see Data", audit["data"].get("test_in_train") or audit["data"].get("test_in_val")),
+        ("the checkpoint was selected on the test set", chose_on_test(audit["training"])),
+    ) if found]  # fmt: skip
+    return pct(test["acc"]) + (f" (optimistic: {'; '.join(why)})" if why else "")
 
 
 def _determinism(audit: dict[str, Any]) -> dict[str, Any]:
@@ -936,9 +969,14 @@ def _tf32_cell(flag: bool | None, device: str) -> str:
     return yesno(flag) if device.startswith("cuda") else f"n/a on {device} (flag: {yesno(flag)})"
 
 
-def _epoch_rows(history: list[dict[str, Any]], best_epoch: int | None) -> tuple[list[list[str]], int]:
+def _epoch_rows(
+    history: list[dict[str, Any]], best_epoch: int | None, steps_per_epoch: int | None
+) -> tuple[list[list[str]], int]:
     def row(h: dict[str, Any]) -> list[str]:
         ep = f"**{h['epoch']}** (best)" if h["epoch"] == best_epoch else str(h["epoch"])
+        steps = h.get("steps")  # older records do not say
+        if steps is not None and steps_per_epoch and steps < steps_per_epoch:  # cut short by max_steps
+            ep += f" ({steps:,} of {steps_per_epoch:,} steps)"
         return [
             ep, f"{h['lr']:.4g}", loss_cell(h["train_loss"]), pct(h["train_acc"]), loss_cell(h["val_loss"]),
             pct(h["val_acc"]), f"{h['epoch_s']:,.1f}", f"{h['images_per_s']:,.1f}",
@@ -1130,7 +1168,7 @@ def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
 def _results(audit: dict[str, Any]) -> dict[str, Any]:
     tr, meas, run = audit["training"], audit["measurements"], audit["run"]
     split, test = tr["selection_split"], meas["test"]
-    rows, omitted = _epoch_rows(tr["history"], tr["best_epoch"])
+    rows, omitted = _epoch_rows(tr["history"], tr["best_epoch"], tr.get("steps_per_epoch"))
     final = tr["history"][-1] if tr["history"] else None
     headers = [
         "Epoch", "lr (end)", train_loss_label(audit), "Train acc", f"{split} loss", f"{split} acc",
@@ -1151,9 +1189,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
         "planned_text": count(tr["epochs_planned"], "planned epoch"),
         "test_loss": loss_cell(test["loss"]) if test else NA,
-        "test_short": "not measured" if test is None else "not reported (broken model)" if broken else pct(test["acc"])
-        + (" (optimistic: some test images were seen before; see Data)" if audit["data"].get("test_in_train")
-           or audit["data"].get("test_in_val") else ""),
+        "test_short": _test_short(audit, test, broken),
         "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
             f"not reported (epoch {tr['best_epoch']}, selected on the **{split}** split): {_broken_reason(meas)}"
             if broken else
@@ -1353,10 +1389,25 @@ def pair_text(pair: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _unverified_text(audit: dict[str, Any]) -> str:
+    """What the settings of an unverified run say about reproducing it: possible where determinism
+    was requested and read back, not assured where it was switched off or did not take."""
+    lead = "**This run was not verified.** "
+    if not audit["determinism"]["requested"]:
+        return lead + ("Determinism was switched off for it (see *Determinism and seeding in force*), so a re-run "
+                       "need not reproduce it, and no second run has been compared with this one.")  # fmt: skip
+    if not _flags_in_force(audit)[0]:
+        return lead + ("Determinism was requested, but the flags read back are not all deterministic (see "
+                       "*Determinism and seeding in force*), so reproduction is not assured, and no second run has "
+                       "been compared with this one.")  # fmt: skip
+    return lead + ("The settings under *Determinism and seeding in force* make reproduction possible but are not "
+                   "evidence that it happens: no second run has been compared with this one.")
+
+
 def _verification(audit: dict[str, Any]) -> dict[str, Any]:
     ver = audit["verification"]
     if ver is None:
-        return {"verified": False, "verification_rows": [], "tensor_rows": []}
+        return {"verified": False, "verification_rows": [], "tensor_rows": [], "unverified_text": _unverified_text(audit)}
     verdict = ver["verdict"]
     first = ver["first_divergence"]
     if first is None:

@@ -21,6 +21,7 @@ import builtins
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ import auditor
 from auditor import render
 from auditor.errors import InvalidInput
 from auditor.render import agg_figure, code_fence, epoch_axis, render_run, render_text
-from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resource_dir, spec_hash, validate_spec
+from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resolved_yaml, resource_dir, spec_hash, validate_spec
 from auditor.train import lr_factor
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -82,6 +83,7 @@ def write_run_dir(tmp_path: Path, audit: dict[str, Any]) -> Path:
     run_dir = tmp_path / "reports" / "smoke"
     run_dir.mkdir(parents=True)
     (run_dir / "audit.json").write_text(json.dumps(audit, indent=2))
+    (run_dir / "spec.resolved.yaml").write_text(resolved_yaml(audit["spec"]))  # as a run writes beside it
     return run_dir
 
 
@@ -204,6 +206,29 @@ def test_template_has_no_hand_ticked_box() -> None:
 
 
 # --- render_run -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["missing", "another spec", "a folder"])
+def test_a_resolved_spec_beside_the_sheet_that_would_train_another_spec_is_cautioned(tmp_path: Path, damage: str) -> None:
+    """The first Reproduce command trains spec.resolved.yaml: where that file is missing or holds
+    another spec when the sheet is rendered, the sheet says so (not only a warning on stderr)."""
+    audit = golden_audit()
+    run_dir = write_run_dir(tmp_path, audit)
+    assert "[!CAUTION]" not in section(render_run(run_dir).read_text(), "Reproduce")
+    resolved = run_dir / "spec.resolved.yaml"
+    resolved.unlink()
+    if damage == "another spec":
+        resolved.write_text(resolved_yaml({**audit["spec"], "name": "other"}))
+    elif damage == "a folder":
+        resolved.mkdir()
+    said = {"missing": "is missing", "a folder": "is not a file",
+            "another spec": "does not hold the spec audit.json records (sha256 "}[damage]  # fmt: skip
+    text = section(render_run(run_dir).read_text(), "Reproduce")
+    assert f"> [!CAUTION]\n> When this sheet was rendered, `spec.resolved.yaml` beside it {said}" in text
+    assert "the first command below retrains from that file, so it would not train this run's spec." in text
+    resolved.rmdir() if damage == "a folder" else resolved.unlink(missing_ok=True)
+    resolved.write_text(resolved_yaml(audit["spec"]))  # put back: the caution goes with the next render
+    assert "[!CAUTION]" not in section(render_run(run_dir).read_text(), "Reproduce")
 
 
 def test_render_run_writes_sheet_and_png_deterministically(tmp_path: Path) -> None:
@@ -419,9 +444,30 @@ def test_selection_on_test_set_is_stated_plainly() -> None:
     assert "**The best checkpoint was selected on the TEST set**" in text
     assert "no validation split" in text and "optimistically biased" in text
     assert checklist_line(text, "No model selection on the test set").startswith("- [ ]")
+    assert re.search(r"; test accuracy \d+\.\d\d% \(optimistic: the checkpoint was selected on the test set\)\.", text)
+    audit = selection_on_test_audit()
+    audit["data"]["test_in_train"] = 2
+    assert "(optimistic: some test images were seen before; see Data; the checkpoint was selected on the test set)." in (
+        text_of(audit, NO_FIGURES))  # fmt: skip
     golden = text_of(golden_audit())
-    assert "selected on the TEST set" not in golden
+    assert "selected on the TEST set" not in golden and "(optimistic" not in golden
     assert checklist_line(golden, "No model selection on the test set").startswith("- [x]")
+
+
+def test_an_unverified_run_says_what_its_determinism_settings_allow() -> None:
+    """Reproduction is called possible only where determinism was requested and its flags read back."""
+    lead = "## Determinism evidence\n\n**This run was not verified.** "
+    assert lead + "The settings under *Determinism and seeding in force* make reproduction possible" in text_of(golden_audit())
+    off = golden_audit()
+    off["determinism"] |= {"requested": False, "cudnn_benchmark": True, "deterministic_algorithms": False}
+    text = text_of(off, NO_FIGURES)
+    assert lead + "Determinism was switched off for it (see *Determinism and seeding in force*), so a re-run need not" in text
+    assert "make reproduction possible" not in text
+    untaken = golden_audit()
+    untaken["determinism"]["deterministic_algorithms"] = False
+    text = text_of(untaken, NO_FIGURES)
+    assert lead + "Determinism was requested, but the flags read back are not all deterministic" in text
+    assert "make reproduction possible" not in text
 
 
 def test_one_epoch_scored_on_the_test_set_is_no_selection() -> None:
@@ -430,7 +476,7 @@ def test_one_epoch_scored_on_the_test_set_is_no_selection() -> None:
     audit["training"]["epochs_run"] = 1
     text = text_of(audit, NO_FIGURES)
     assert "**The test set was the selection split**" in text and "only one epoch was scored on it" in text
-    assert "optimistically biased" not in text and "selected on the TEST set" not in text
+    assert "optimistically biased" not in text and "selected on the TEST set" not in text and "(optimistic" not in text
     line = checklist_line(text, "No model selection on the test set")
     assert line.startswith("- [x]") and "only one epoch was scored: no checkpoint was chosen by it" in line
 
@@ -482,6 +528,11 @@ def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() ->
     text = text_of(rehash(audit))
     assert "for 0.68 (13 steps) of 182 planned epochs" in text and "| Epochs (planned / run) | 182 / 0.68 (13 steps) |" in text
     assert "stopped by the step budget (`train.max_steps: 13`)" in text
+    assert "| 1 (13 of 19 steps) | " in text  # the epoch table marks the partial epoch
+    assert ("| Checkpoints | end of each epoch only (a stop by `max_steps` mid-epoch ends that epoch there: it is "
+            "evaluated and its checkpoints written at that step) |") in text  # fmt: skip
+    golden = text_of(golden_audit())
+    assert "| Checkpoints | end of each epoch only |" in golden and " steps) | " not in section(golden, "Results")
     tr.update(epochs_planned=1)  # stopped inside the last planned epoch: still said
     audit["spec"]["train"]["epochs"] = 1
     assert "stopped by the step budget (`train.max_steps: 13`)" in text_of(rehash(audit))
