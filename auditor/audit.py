@@ -123,6 +123,18 @@ def losses_text(losses: Mapping[str, Any]) -> str:
     return f"losses of {losses['steps_differ']} of {max(a or 0, b or 0)} steps differ, first at step {first}{lengths}"
 
 
+def short_of_budget(block: Mapping[str, Any]) -> str:
+    """'; run A trained 6 of them (...)' where verify's reference run stopped before the budget's
+    end (early stopping, a divergence), else '' (also for records of another shape)."""
+    try:
+        trained, total = block["pairs"][0]["losses"]["steps_a"], block["budget"]["total_steps"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    if not isinstance(trained, int) or not isinstance(total, int) or trained >= total:
+        return ""
+    return f"; run A trained {trained:,} of them (it stopped before the budget's end: see the notes)"
+
+
 # Above this IQR / median, the timed iterations did not run alike (another process, a
 # frequency change): the median then says more about the machine than about the model.
 UNSTEADY_IQR_SHARE = 0.25

@@ -40,6 +40,7 @@ from auditor.audit import (
     read_audit,
     resolved_yaml_problem,
     scope_text,
+    short_of_budget,
     spec_hash_matches,
 )
 from auditor.check import (
@@ -643,7 +644,7 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
     unused = "not used by this schedule"
     es = t["early_stopping"]
     return {
-        "schedule_text": f"{name}: {warm}{body} (lr updated every step){_within_warmup(audit['training'], s)}",
+        "schedule_text": f"{name}: {warm}{body} (lr updated every step){_within_warmup(audit['training'], s) or _cut_short(audit['training'], s)}",
         "milestones_text": (
             listing(s["milestones"]) if name == "multistep" else f"{listing(s['milestones'])} ({unused})"
         ),
@@ -1054,6 +1055,20 @@ def _within_warmup(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
             "and what follows the warm-up never took effect")  # fmt: skip
 
 
+def _cut_short(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
+    """A note when a decaying schedule was stopped before its planned end (a step budget, early
+    stopping, a divergence): the lr never went as low as the schedule row says."""
+    if schedule["name"] == "constant" or not tr["history"]:
+        return ""
+    steps = _steps_trained(tr)
+    short = tr["epochs_run"] < tr["epochs_planned"] if steps is None else (
+        steps < tr["epochs_planned"] * tr["steps_per_epoch"])  # fmt: skip
+    if not short:
+        return ""
+    return (f"; this run stopped after {epochs_run_text(tr)} of {count(tr['epochs_planned'], 'planned epoch')}, "
+            f"before the schedule's end: its last lr was {tr['history'][-1]['lr']:.4g}")
+
+
 def _part_epochs(tr: dict[str, Any]) -> tuple[str, int] | None:
     """('0.71', 20): the epochs (2 decimals) and steps trained where a step budget stopped the
     last epoch part-way; None where every epoch run was whole."""
@@ -1421,7 +1436,7 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
         ["Verdict", f"**{verdict}**: {_VERDICT_TEXT.get(verdict, 'unrecognised verdict')}"],
         ["Runs compared", code_list(ver["runs"])],
         ["Device", any_value(ver["device"]) + scope_text(ver)],
-        ["Budget", budget_text(ver["budget"])],
+        ["Budget", budget_text(ver["budget"]) + short_of_budget(ver)],
         *[[f"Runs {p['pair'].upper()}", pair_text(p)] for p in ver.get("pairs") or []],
         ["First divergence", first_text],
         ["Tolerance (spec `verify.tolerance`)", f"{num(audit['spec']['verify']['tolerance'])} "

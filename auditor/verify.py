@@ -68,10 +68,11 @@ from auditor.audit import (
     read_audit,
     run_paths,
     scope_text,
+    short_of_budget,
     unweighed,
     write_json,
 )
-from auditor.check import record_gate_status, verdict, verification_passed
+from auditor.check import BROKEN, DIVERGED, record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import (
@@ -386,12 +387,25 @@ def _start(
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                             env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})}), check=False).returncode  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
-    judged = (run_paths(plan.workdir / run_id, plan.spec.name).reports / "audit.json").is_file()
-    why = {EXIT_FAILED: " (its own sheet says FAIL at this budget; the comparison decides verify's verdict)"
-           if judged else " (it crashed: see its log)",
+    record = run_paths(plan.workdir / run_id, plan.spec.name).reports / "audit.json"
+    why = {EXIT_FAILED: _failed_why(record),
            -signal.SIGKILL: " (killed, as planned)" if extra_env and ENV_KILL_AT in extra_env else ""}  # fmt: skip
     log(f"verify: run {run_id} ({role}) exited {rc}{why.get(rc, '')} after {rec.wall_s:.1f}s")
     return rec
+
+
+def _failed_why(record: Path) -> str:
+    """Why a run exited 1, from the record it wrote (`record`, its audit.json): its training
+    diverged or left a broken model, or its criteria failed at this budget; a crash where none is."""
+    if not record.is_file():
+        return " (it crashed: see its log)"
+    try:
+        gate = record_gate_status(read_audit(record.parent))
+    except (InvalidInput, KeyError, TypeError, AttributeError):  # a record cut short: said as a criteria fail
+        gate = None
+    said = {DIVERGED: "its training diverged", BROKEN: "its model holds non-finite values"}.get(
+        gate or "", "its criteria failed at this budget")  # fmt: skip
+    return f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
 
 
 # After a run's own words, which speak of `auditor run` and its folders inside verify's work dir.
@@ -1100,6 +1114,15 @@ def settle_verdict(
     return verdict
 
 
+def _unshared_sources(audit_a: dict[str, Any], shared: dict[str, Any]) -> list[str]:
+    """Run A's nondeterminism sources, less the thread count where all three runs recorded the
+    same one (`shared`, from shared_setting): a count they shared cannot explain a difference."""
+    sources = list(audit_a["determinism"].get("nondeterminism_sources", []))
+    if shared.get("threads") is None:
+        return sources
+    return [s for s in sources if not s.startswith("thread count ")]
+
+
 def shared_setting(audits: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
     """The torch thread count and torch version as all three runs recorded them (`threads`,
     `torch`; None where they differ, with a note appended to `notes`)."""
@@ -1171,7 +1194,7 @@ def evidence_block(
         "top_tensors": top,
         "tensors": merge_tensor_rows(pairs),
         "pairs": [{k: v for k, v in p.items() if k != "tensors"} for p in pairs],
-        "nondeterminism_sources": list(audit_a["determinism"].get("nondeterminism_sources", [])),
+        "nondeterminism_sources": _unshared_sources(audit_a, facts.get("shared", {})),
         "spec_hash": spec_hash(plan.spec),
         "work_dir": str(plan.workdir),
         "notes": notes,
@@ -1214,7 +1237,7 @@ def summary(outcome: VerifyOutcome) -> str:
         f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}" + scope_text(b),
         f"  budget: {count(bud['total_steps'], 'step')} ({count(bud['epochs'], 'epoch')} x {count(bud['steps_per_epoch'], 'step')}"
         + (f", max_steps {bud['steps']}" if bud["steps"] else "")
-        + f"), checkpoint every {bud['checkpoint_every_steps']}",
+        + f"), checkpoint every {bud['checkpoint_every_steps']}" + short_of_budget(b),
         f"  run K: {killed}",
     ]
     for p in b["pairs"]:
@@ -1240,8 +1263,8 @@ def summary(outcome: VerifyOutcome) -> str:
             for t in b["top_tensors"][:5]
         ]
     if b["verdict"] in ("tolerance", "diverged"):
-        lines.append("  likely causes (nondeterminism sources in force):")
-        lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none recorded"]
+        lines.append("  possible causes (nondeterminism sources in force that the three runs did not provably share):")
+        lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none known: see the notes"]
     lines += [f"  note: {n}" for n in b["notes"]]
     evidence = Path(b["work_dir"]) / "verify.json"
     lines.append(f"  evidence: {evidence}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")

@@ -533,6 +533,9 @@ def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() ->
             "evaluated and its checkpoints written at that step) |") in text  # fmt: skip
     golden = text_of(golden_audit())
     assert "| Checkpoints | end of each epoch only |" in golden and " steps) | " not in section(golden, "Results")
+    assert ("(lr updated every step); this run stopped after 0.68 (13 steps) of 182 planned epochs, before the "
+            f"schedule's end: its last lr was {tr['history'][0]['lr']:.4g} |") in text  # fmt: skip
+    assert "before the schedule's end" not in text_of(golden_audit())  # all planned epochs run
     tr.update(epochs_planned=1)  # stopped inside the last planned epoch: still said
     audit["spec"]["train"]["epochs"] = 1
     assert "stopped by the step budget (`train.max_steps: 13`)" in text_of(rehash(audit))
@@ -943,6 +946,11 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
             "identical between the runs |") in ev  # fmt: skip
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
+    stopped = verified_audit()
+    for pair in stopped["verification"]["pairs"]:
+        pair["losses"] |= {"steps_a": 19, "steps_b": 19}  # run A stopped early after 19 of the 38 steps
+    assert ("| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps; run A trained 19 of them (it stopped "
+            "before the budget's end: see the notes) |") in section(text_of(stopped, NO_FIGURES), "Determinism evidence")
     assert ("| Runs A-B | checkpoint tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |"
             in ev)  # fmt: skip
     # a record written before the count of differing steps, and the results after training, were kept

@@ -226,7 +226,10 @@ def test_injected_noise_diverges_and_kill_after_a_lost_checkpoint_restarts_from_
     (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
     assert not crit["passed"] and crit["measured"] == "diverged" and audit["verdict"] == "FAIL"
     assert "DIVERGED" in proc.stdout and f"first divergence: step {noise + 1}" in proc.stdout
-    assert "likely causes" in proc.stdout
+    causes = proc.stdout.split("possible causes (nondeterminism sources in force that the three runs did not "
+                               "provably share):\n")[1].split("  note:")[0]  # fmt: skip
+    assert "thread count" not in causes and block["threads"] and "thread count" not in str(block["nondeterminism_sources"])
+    assert "thread count" in str(audit["determinism"]["nondeterminism_sources"])  # run A's own list keeps it
     assert "## Determinism evidence" in sheet and "**diverged**" in sheet
 
 
@@ -239,7 +242,7 @@ def test_runs_that_agree_without_a_resume_are_unresumed_and_fail(tmp_path: Path)
     assert all(p["equal"] for p in block["pairs"])  # the runs agree: only the resume is missing
     assert block["resumed_from"] is None and any("verdict unresumed" in n for n in block["notes"])
     assert audit["metrics"]["reproducible"] == "unresumed" and audit["verdict"] == "FAIL"
-    assert "UNRESUMED (FAIL)" in proc.stdout and "likely causes" not in proc.stdout
+    assert "UNRESUMED (FAIL)" in proc.stdout and "possible causes" not in proc.stdout
     assert "verify: run k (killed) exited -9 (killed, as planned)" in proc.stdout + proc.stderr
     banner = "Verification verdict **unresumed**: the runs agree, but run K did NOT resume from a checkpoint"
     assert banner in sheet
@@ -259,8 +262,9 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     assert block["kill_signal"] == "SIGKILL" and block["kill_at_step"] < diverged_at and block["resumed_from"]
     assert block["verdict"] == "incomplete" and block["passed"] is False  # no last.pt: weights uncompared
     assert all(p["losses"]["equal"] and p["tensors_compared"] == 0 for p in block["pairs"])
-    assert "INCOMPLETE (FAIL)" in proc.stdout and "likely causes" not in proc.stdout
+    assert "INCOMPLETE (FAIL)" in proc.stdout and "possible causes" not in proc.stdout
     assert "final weights not compared;" in proc.stdout and "differ only in" not in proc.stdout
+    assert f"; run A trained {steps_a} of them (it stopped before the budget's end: see the notes)" in proc.stdout
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -935,3 +939,21 @@ def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
 def test_corrupting_the_newest_checkpoint_is_on_only_at_1() -> None:
     assert [verify_mod.Faults.from_env(e).corrupt_newest for e in ({}, {ENV_CORRUPT_NEWEST: "0"},
                                                                    {ENV_CORRUPT_NEWEST: "1"})] == [False, False, True]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({}, "its criteria failed at this budget"),
+    ({"run": {"status": "diverged"}, "training": {"status": "diverged"}, "metrics": {"status": "diverged"}},
+     "its training diverged"),
+    ({"measurements": {"nonfinite": ["fc.weight"]}}, "its model holds non-finite values"),
+])  # fmt: skip
+def test_a_run_that_exits_1_is_said_to_fail_for_the_reason_its_record_gives(
+    tmp_path: Path, change: dict[str, Any], said: str
+) -> None:
+    audit = json.loads((Path(__file__).parent / "fixtures" / "audit_golden.json").read_text())
+    for section, values in change.items():
+        audit[section] |= values
+    record = tmp_path / "audit.json"
+    assert verify_mod._failed_why(record) == " (it crashed: see its log)"
+    record.write_text(json.dumps(audit))
+    assert verify_mod._failed_why(record) == f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
