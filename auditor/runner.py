@@ -578,37 +578,42 @@ def check_recordable(spec: Spec, spec_path: str, out: Path, argv: list[str]) -> 
 
 
 def check_run_folders(paths: RunPaths) -> None:
-    """Refuse, before training, anything in the way of replacing an earlier run cleanly.
+    """Refuse, before training, anything in the way of replacing an earlier run cleanly, naming
+    all of it at once (the reports' and the checkpoints' folders alike).
 
     A run replaces its folders by renaming (`promote`): a file where a run's
     folder goes, or something of the user's under the reserved `<name>.old`,
     would make it fail half-way (checkpoints replaced, reports not) or delete
     the user's files.
     """
-    for attr, final, marker in _run_folders(paths):
-        if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
-            raise InvalidInput(f"{final}: not a folder, but this run writes its {attr} there; move it away")
-        if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
-            raise InvalidInput(
-                f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder when it "
-                "finishes, which would delete them: move them away"
-            )
-        staging = final.with_name(final.name + ".partial")
-        for folder in (final, staging) if attr == "checkpoints" else ():
-            if odd := misplaced_checkpoints(folder):  # a run would train, then fail writing there
-                raise InvalidInput(f"{folder}: {listed(odd, 5, ', ')} where a checkpoint file goes (not a regular "
-                                   "file); move it away")  # fmt: skip
-        if staging.is_dir() and not staging.is_symlink() and (foreign := foreign_files(staging, attr)):
-            raise InvalidInput(
-                f"{staging}: holds {listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
-                "folder, which would delete them: move them away"
-            )
-        old = aside(final)
-        if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
-            raise InvalidInput(
-                f"{old}: in the way: a run moves its earlier {attr} folder to this reserved name while it "
-                "replaces it, and this is not such a folder; move it away"
-            )
+    problems = [p for attr, final, marker in _run_folders(paths) for p in _in_the_way(attr, final, marker)]
+    if len(problems) == 1:
+        raise InvalidInput(problems[0])
+    if problems:
+        raise InvalidInput(f"{len(problems)} things are in the way of this run:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
+    """What is in the way of a run's `attr` folder at `final`: check_run_folders's refusals."""
+    if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
+        return [f"{final}: not a folder, but this run writes its {attr} there; move it away"]
+    found = []
+    if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
+        found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
+                     "when it finishes, which would delete them: move them away")  # fmt: skip
+    staging = final.with_name(final.name + ".partial")
+    for folder in (final, staging) if attr == "checkpoints" else ():
+        if odd := misplaced_checkpoints(folder):  # a run would train, then fail writing there
+            found.append(f"{folder}: {listed(odd, 5, ', ')} where a checkpoint file goes (not a regular file); "
+                         "move it away")  # fmt: skip
+    if staging.is_dir() and not staging.is_symlink() and (foreign := foreign_files(staging, attr)):
+        found.append(f"{staging}: holds {listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
+                     "folder, which would delete them: move them away")  # fmt: skip
+    old = aside(final)
+    if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
+        found.append(f"{old}: in the way: a run moves its earlier {attr} folder to this reserved name while it "
+                     "replaces it, and this is not such a folder; move it away")  # fmt: skip
+    return found
 
 
 def promote(staging: Path, final: Path) -> None:

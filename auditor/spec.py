@@ -775,6 +775,9 @@ def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], .
     is only ever the file it names. Only a path where nothing is at all may mean a shipped file
     (or a bare name where a folder is, an earlier run's `--out smoke`): a link to nothing, a FIFO,
     or a folder at a name written as a file is refused (InvalidInput), never replaced."""
+    if not arg:  # Path("") is the current folder: an unset variable, not a path
+        article = "an" if what[0] in "aeiou" else "a"
+        raise InvalidInput(f"the {what} path is empty: give {article} {what} file, or the name of a shipped one")
     try:
         p = home_expanded(arg)
     except ValueError as exc:

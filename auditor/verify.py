@@ -177,6 +177,12 @@ def total_steps(epochs: int, max_steps: int | None, spe: int) -> int:
     return min(epochs * spe, max_steps) if max_steps is not None else epochs * spe
 
 
+def killed_done(kill_at: int) -> str:
+    """'0-based: 3 steps done' for a kill after step 2: --kill-at counts steps from 0, while
+    checkpoint names (step-00000002.pt) count the steps done."""
+    return f"0-based: {count(kill_at + 1, 'step')} done"
+
+
 def resume_position(kill_at: int, spe: int, every: int) -> int:
     """Global position (steps done) of the newest checkpoint written before a kill after step `kill_at`.
 
@@ -274,12 +280,13 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
         raise InvalidInput(f"the budget is {total} step: verify needs at least 2 (one to checkpoint after, "
                            "one to kill after); use a larger --steps or --epochs")  # fmt: skip
     first = min(every, spe)  # the first checkpoint is written after this many steps
-    cadence = f"checkpoints after every {every} steps and at each epoch end ({spe} steps)"
+    cadence = f"checkpoints after every {count(every, 'step')} and at each epoch end ({count(spe, 'step')})"
     if chosen and first < total:
         raise InvalidInput(f"--kill-at: {k} comes before the first checkpoint ({cadence}), so the resume "
                            f"would train from scratch and go untested; use --kill-at {first} or later")  # fmt: skip
-    raise InvalidInput(f"no checkpoint is written within the budget of {total} steps ({cadence}), so no kill "
-                       "could be resumed; lower train.checkpoint_every_steps or raise the budget")  # fmt: skip
+    raise InvalidInput(f"no checkpoint is written before the last of the budget's {total} steps ({cadence}: the "
+                       f"first after {count(min(first, total), 'step')}, at its end), so no kill could be resumed from one; lower "
+                       "train.checkpoint_every_steps or raise the budget")  # fmt: skip
 
 
 def make_plan(
@@ -1172,7 +1179,7 @@ def evidence_block(
     verdict = settle_verdict(pairs, tol, facts, fd, notes, audit_a["training"])
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
     k_desc = (
-        f"k: killed after step {plan.kill_at} ({facts['kill_signal']}), "
+        f"k: killed after step {plan.kill_at} ({killed_done(plan.kill_at)}; {facts['kill_signal']}), "
         f"resumed from {facts['resumed_from'] or 'scratch'}"
         if facts["kill_signal"] else f"k: not killed (finished before step {plan.kill_at})"
     )  # fmt: skip
@@ -1231,13 +1238,14 @@ def summary(outcome: VerifyOutcome) -> str:
     b = outcome.block
     bud = b["budget"]
     verdict = b["verdict"].upper() + (" (pass)" if outcome.passed else " (FAIL)")
-    killed = (f"killed after step {b['kill_at_step']} by {b['kill_signal']}, resumed from {b['resumed_from'] or 'scratch'}"
+    killed = (f"killed after step {b['kill_at_step']} ({killed_done(b['kill_at_step'])}) by {b['kill_signal']}, "
+              f"resumed from {b['resumed_from'] or 'scratch'}"
               if b["kill_signal"] else f"not killed (it finished before step {b['kill_at_step']})")  # fmt: skip
     lines = [
         f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}" + scope_text(b),
         f"  budget: {count(bud['total_steps'], 'step')} ({count(bud['epochs'], 'epoch')} x {count(bud['steps_per_epoch'], 'step')}"
         + (f", max_steps {bud['steps']}" if bud["steps"] else "")
-        + f"), checkpoint every {bud['checkpoint_every_steps']}" + short_of_budget(b),
+        + f"), checkpoint every {count(bud['checkpoint_every_steps'], 'step')}" + short_of_budget(b),
         f"  run K: {killed}",
     ]
     for p in b["pairs"]:

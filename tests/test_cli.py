@@ -499,6 +499,9 @@ def test_a_report_folder_that_is_not_one_says_what_it_is(tmp_path: Path, command
 def test_a_folder_given_as_a_spec_or_checkpoint_says_so(tmp_path: Path) -> None:
     assert_clean_error(run_cli("validate", str(tmp_path)), f"{tmp_path}: a folder, not a spec file")
     assert_clean_error(run_cli("measure", str(tmp_path)), f"{tmp_path}: a folder, not a checkpoint file")
+    # An empty argument (an unset variable) is not taken for the current folder.
+    assert_clean_error(run_cli("validate", ""), "the spec path is empty: give a spec file, or the name of a shipped one")
+    assert_clean_error(run_cli("ablate", "", "--list"), "the ablation path is empty: give an ablation file")
 
 
 def test_check_of_a_loop_of_links_still_writes_its_junit_error_report(tmp_path: Path) -> None:

@@ -266,6 +266,23 @@ def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_dele
     assert _files(tmp_path) == {**before, **{f"{where}/{name}": b"mine" for name in mine}}
 
 
+def test_everything_in_the_way_of_a_run_is_named_in_one_refusal(tmp_path: Path) -> None:
+    """Files of the user's in both run folders and under a reserved name: one refusal names them all,
+    so that one tidy-up (not one retry, and one data load, per folder) lets the run start."""
+    spec, before = _finished_run(tmp_path)
+    mine = {"reports/smoke/notes.md", "checkpoints/smoke/step-backup.pt", "reports/smoke.old"}
+    for name in mine:
+        (tmp_path / name).write_text("mine")
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "3 things are in the way of this run:" and len(lines) == 4
+    assert lines[1].startswith(f"  - {tmp_path / 'checkpoints/smoke'}: holds step-backup.pt, which no run writes")
+    assert lines[2].startswith(f"  - {tmp_path / 'reports/smoke'}: holds notes.md, which no run writes")
+    assert lines[3].startswith(f"  - {tmp_path / 'reports/smoke.old'}: in the way: a run moves its earlier reports")
+    assert _files(tmp_path) == {**before, **{name: b"mine" for name in mine}}
+
+
 def _cifar_run(out: Path, root: Path) -> Spec:
     """A finished tiny run on a small CIFAR-10 copy under `root`."""
     fake_cifar_root(root, n=64)

@@ -217,6 +217,8 @@ def test_injected_noise_diverges_and_kill_after_a_lost_checkpoint_restarts_from_
     # the divergence of run B decides the verdict.
     assert block["kill_at_step"] == 2 and block["kill_signal"] == "SIGKILL"
     assert block["resumed_from"] is None
+    assert "run K: killed after step 2 (0-based: 3 steps done) by SIGKILL, resumed from scratch" in proc.stdout
+    assert block["runs"][2] == "k: killed after step 2 (0-based: 3 steps done; SIGKILL), resumed from scratch"
     assert any("run K restarted from scratch" in n for n in block["notes"])
     assert not any("verdict unresumed" in n for n in block["notes"])
     ak = _pair(block, "a-k")
@@ -460,9 +462,10 @@ def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_pa
                        "each epoch end (8 steps)), so the resume would train from scratch and go untested; "
                        "use --kill-at 2 or later")),
         (["train.checkpoint_every_steps=2"], 1, None, "the budget is 1 step: verify needs at least 2"),
-        (["train.checkpoint_every_steps=100"], 6, None, ("no checkpoint is written within the budget of 6 steps "
-                                                         "(checkpoints after every 100 steps and at each epoch end")),
-        (["train.checkpoint_every_steps=100"], 6, 0, "no checkpoint is written within the budget of 6 steps"),
+        (["train.checkpoint_every_steps=100"], 6, None, (
+            "no checkpoint is written before the last of the budget's 6 steps (checkpoints after every 100 steps and "
+            "at each epoch end (8 steps): the first after 6 steps, at its end), so no kill could be resumed from one")),
+        (["train.checkpoint_every_steps=100"], 6, 0, "no checkpoint is written before the last of the budget's 6 steps"),
     ],
 )  # fmt: skip
 def test_a_kill_no_checkpoint_precedes_is_refused(
