@@ -600,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stray:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     previous = _stop_on_signals()
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _usable_streams(*streams)
     _names_printable()
     try:
         if args.command in TORCH_COMMANDS:
@@ -621,9 +623,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
         return _report_error(args.command, f"{names}: {exc.strerror or exc}")
     finally:
+        sys.stdout, sys.stderr = streams
         for signum, handler in previous.items():  # unless a stop came: the process is stopping
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, handler)
+
+
+def _usable_streams(stdout: Any, stderr: Any) -> tuple[Any, Any]:
+    """stdout and stderr as the command writes them. A closed stdout (`>&-`, None in Python, where
+    print writes nothing) fails as a full one does: results that cannot be written are an error.
+    stderr carries diagnostics only: a closed one is /dev/null (print would fall back to stdout),
+    and one that cannot be written (a full disk behind `2>`) drops what fails."""
+    out = ClosedStream() if stdout is None else stdout
+    err = open(os.devnull, "w", encoding="utf-8") if stderr is None else LenientStream(stderr)  # noqa: SIM115
+    return out, err
+
+
+class ClosedStream(io.TextIOBase):
+    """A closed stdout: every write fails, as on a file descriptor that is not open."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+
+class LenientStream:
+    """A stream whose failed writes are dropped (once one fails, its descriptor points at /dev/null,
+    so that the flush at exit cannot fail again); a closed pipe is still BrokenPipeError (exit 141)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._lenient(lambda: self._stream.write(text), len(text))
+
+    def flush(self) -> None:
+        self._lenient(self._stream.flush, None)
+
+    def _lenient(self, act: Callable[[], Any], instead: Any) -> Any:
+        try:
+            return act()
+        except BrokenPipeError:
+            raise
+        except OSError:
+            _to_devnull(self._stream)
+            return instead
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... as the stream has them
+        return getattr(self._stream, name)
 
 
 def _names_printable() -> None:

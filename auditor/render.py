@@ -1066,7 +1066,7 @@ def _cut_short(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
     if not short:
         return ""
     return (f"; this run stopped after {epochs_run_text(tr)} of {count(tr['epochs_planned'], 'planned epoch')}, "
-            f"before the schedule's end: its last lr was {tr['history'][-1]['lr']:.4g}")
+            f"before the schedule's end: its lr at the last epoch end recorded was {tr['history'][-1]['lr']:.4g}")
 
 
 def _part_epochs(tr: dict[str, Any]) -> tuple[str, int] | None:

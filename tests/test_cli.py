@@ -605,6 +605,41 @@ def test_every_command_whose_output_cannot_be_written_says_so(tmp_path: Path, sm
     assert_clean_error(proc, f"auditor {command}: error: standard output: cannot write: No space left on device")
 
 
+def _with_fd_closed(fd: int, *args: str) -> subprocess.CompletedProcess:
+    """`python -m auditor ARGS` with file descriptor `fd` closed (a shell's `>&-` or `2>&-`), the other one captured."""
+    shell = f'exec "$@" {fd}>&-'
+    return subprocess.run(["sh", "-c", shell, "sh", sys.executable, "-m", "auditor", *args], capture_output=True,
+                          text=True, check=False, cwd=REPO)  # fmt: skip
+
+
+def test_a_closed_stdout_is_an_error_and_the_junit_report_says_so(tmp_path: Path, smoke_run: Path) -> None:
+    """Python writes nothing to a closed stdout without a word: a check whose verdict nobody could
+    read had exited 1 with a traceback, and left an earlier report's verdict in place."""
+    junit = tmp_path / "j.xml"
+    assert run_cli("check", str(smoke_run / "reports/smoke"), "--junit", str(junit)).returncode == 0  # a PASS report
+    proc = _with_fd_closed(1, "check", str(smoke_run / "reports/smoke"), "--junit", str(junit))
+    assert_clean_error(proc, "auditor check: error: standard output: cannot write: it is closed", "the JUnit report")
+    assert ET.parse(junit).getroot().find("testsuite").get("errors") == "1"
+    for command in ("models", "schema"):
+        assert_clean_error(_with_fd_closed(1, command), f"auditor {command}: error: standard output: cannot write")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) for a full disk behind stderr")
+def test_a_closed_or_full_stderr_keeps_stdout_clean_and_the_exit_codes(tmp_path: Path, smoke_run: Path) -> None:
+    """stderr carries diagnostics: closed, its lines must not fall back to stdout (a CI parses it);
+    full, bad input is still exit 2 (not 1, a failed criterion) and a run still finishes."""
+    closed = _with_fd_closed(2, "check", str(tmp_path / "none"))
+    assert (closed.returncode, closed.stdout) == (2, "")
+    with open("/dev/full", "w") as full:
+        bad = subprocess.run([sys.executable, "-m", "auditor", "check", str(tmp_path / "none")], stdout=subprocess.PIPE,
+                             stderr=full, text=True, check=False)  # fmt: skip
+        assert (bad.returncode, bad.stdout) == (2, "")
+        ran = subprocess.run([sys.executable, "-m", "auditor", "run", "smoke", "--out", str(tmp_path / "out"),
+                              *sets(*TINY_SETS)], stdout=subprocess.PIPE, stderr=full, text=True, check=False)  # fmt: skip
+    assert ran.returncode == 0 and "criteria passed: PASS" in ran.stdout, ran.stdout
+    assert (tmp_path / "out/reports/smoke/REPRODUCIBILITY.md").is_file()
+
+
 def test_a_folder_whose_name_is_not_utf8_is_printed_as_its_own_bytes(tmp_path: Path, smoke_run: Path) -> None:
     raw = bytes(tmp_path) + b"/bad\xffdir"
     rep = Path(os.fsdecode(raw))

@@ -534,7 +534,7 @@ def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() ->
     golden = text_of(golden_audit())
     assert "| Checkpoints | end of each epoch only |" in golden and " steps) | " not in section(golden, "Results")
     assert ("(lr updated every step); this run stopped after 0.68 (13 steps) of 182 planned epochs, before the "
-            f"schedule's end: its last lr was {tr['history'][0]['lr']:.4g} |") in text  # fmt: skip
+            f"schedule's end: its lr at the last epoch end recorded was {tr['history'][0]['lr']:.4g} |") in text  # fmt: skip
     assert "before the schedule's end" not in text_of(golden_audit())  # all planned epochs run
     tr.update(epochs_planned=1)  # stopped inside the last planned epoch: still said
     audit["spec"]["train"]["epochs"] = 1
