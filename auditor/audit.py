@@ -15,7 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, lock_beside
@@ -132,7 +133,7 @@ def short_of_budget(block: Mapping[str, Any]) -> str:
         return ""
     if not isinstance(trained, int) or not isinstance(total, int) or trained >= total:
         return ""
-    return f"; run A trained {trained:,} of them (it stopped before the budget's end: see the notes)"
+    return f"; run A trained {trained:,} of them (early stopping or a divergence ended it before the budget's end)"
 
 
 # Above this IQR / median, the timed iterations did not run alike (another process, a
@@ -342,6 +343,23 @@ def spec_hash_matches(audit: dict[str, Any]) -> bool:
 RESOLVED_YAML = "spec.resolved.yaml"  # the resolved spec as YAML, beside audit.json
 
 
+class ResolvedProblem(NamedTuple):
+    """What is wrong with a run folder's spec.resolved.yaml: `kind` is "unusable" (missing, not a
+    file, unreadable: the Reproduce command fails), "other" (another training) or "alike" (the
+    same training, other criteria, description, measure or verify settings); `text` says it of the file."""
+
+    kind: str
+    text: str
+
+
+# What the sheet's first Reproduce command, which retrains from spec.resolved.yaml, does then.
+RESOLVED_EFFECT = MappingProxyType({
+    "unusable": "fails",
+    "other": "would not train this run's spec",
+    "alike": "trains as this run did, but judges, measures or describes it otherwise",
+})  # fmt: skip
+
+
 def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     """A warning when RUN_DIR's spec.resolved.yaml does not hold the spec audit.json records (it
     hashes otherwise, cannot be read, or is missing): the sheet and `check` go by audit.json, while
@@ -349,21 +367,19 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     problem = resolved_yaml_problem(run_dir, audit)
     if problem is None:
         return None
-    other = ", which would train another spec" if problem.startswith("does not hold") else ""
-    return (f"{run_dir / RESOLVED_YAML} {problem}: the sheet and check go by audit.json, but the sheet's first "
-            f"Reproduce command retrains from that file{other}")  # fmt: skip
+    return (f"{run_dir / RESOLVED_YAML} {problem.text}: the sheet and check go by audit.json, but the sheet's "
+            f"first Reproduce command, which retrains from that file, {RESOLVED_EFFECT[problem.kind]}")  # fmt: skip
 
 
-def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> str | None:
-    """What is wrong with RUN_DIR's spec.resolved.yaml, said of the file ('is missing', 'does not
-    hold the spec audit.json records (...)'), or None where it holds the recorded spec."""
+def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
+    """What is wrong with RUN_DIR's spec.resolved.yaml, or None where it holds the recorded spec."""
     import yaml
 
-    from auditor.spec import hash_resolved, load_yaml
+    from auditor.spec import hash_resolved, load_yaml, training_hash
 
     path = run_dir / RESOLVED_YAML
     if not path.is_file():  # is_file first: a FIFO would block the read
-        return "is missing" if not os.path.lexists(path) else "is not a file"
+        return ResolvedProblem("unusable", "is missing" if not os.path.lexists(path) else "is not a file")
     try:
         found = load_yaml(path.read_text(encoding="utf-8"))
         digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
@@ -374,7 +390,14 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> str | None:
     if digest == audit.get("spec_hash"):
         return None
     shown = digest[:12] if len(digest) == 64 else digest
-    return f"does not hold the spec audit.json records (sha256 {shown}, recorded {str(audit.get('spec_hash'))[:12]})"
+    text = f"does not hold the spec audit.json records (sha256 {shown}, recorded {str(audit.get('spec_hash'))[:12]})"
+    if len(digest) != 64:  # not a spec at all
+        return ResolvedProblem("unusable", text)
+    try:
+        alike = training_hash(found) == training_hash(audit["spec"])
+    except (TypeError, ValueError, KeyError):  # an edited record's spec
+        alike = False
+    return ResolvedProblem("alike" if alike else "other", text)
 
 
 def read_audit(run_dir: Path) -> dict[str, Any]:

@@ -30,7 +30,9 @@ from auditor.audit import (
     CUBLAS_DETERMINISTIC,
     LEARNING_CURVES,
     MIN_CPU_WINDOW_S,
+    RESOLVED_EFFECT,
     RESOLVED_YAML,
+    ResolvedProblem,
     busy_cpu,
     chose_on_test,
     cpu_share_error,
@@ -98,7 +100,7 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
 
 def render_text(
     audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str] | None = None,
-    resolved_problem: str | None = None,
+    resolved_problem: ResolvedProblem | None = None,
 ) -> str:
     """The sheet as Markdown: a pure function of the audit record and the figure paths.
 
@@ -428,7 +430,7 @@ FILTERS: Mapping[str, Callable[..., str]] = MappingProxyType({
 
 def build_context(
     audit: dict[str, Any], figures: dict[str, str | None], figure_notes: dict[str, str],
-    resolved_problem: str | None = None,
+    resolved_problem: ResolvedProblem | None = None,
 ) -> dict[str, Any]:
     """Everything the template needs: the raw audit plus rows and sentences derived from it
     (`resolved_problem`: see render_text)."""
@@ -659,8 +661,8 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
             audit["training"].get("steps_per_epoch"), audit["data"]["sizes"]["train"], t["batch_size"]),
         "ckpt_every_text": ("end of each epoch only" if t["checkpoint_every_steps"] is None
                             else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch")
-        + ("" if t["max_steps"] is None else " (a stop by `max_steps` mid-epoch ends that epoch there: it is "
-           "evaluated and its checkpoints written at that step)"),
+        + (" (a stop by `max_steps` mid-epoch ends that epoch there: it is evaluated and its checkpoints written "
+           "at that step)" if _budget_mid_epoch(t, audit["training"].get("steps_per_epoch")) else ""),
     }  # fmt: skip
 
 
@@ -755,13 +757,13 @@ def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
     return bool(ok), evidence
 
 
-def _resolved_caution(problem: str | None) -> str | None:
+def _resolved_caution(problem: ResolvedProblem | None) -> str | None:
     """The Reproduce section's caution where the spec.resolved.yaml its first command trains is
-    missing or holds another spec than the record (`problem`, said of that file), or None."""
+    missing or holds another spec than the record (`problem`), or None."""
     if problem is None:
         return None
-    return (f"When this sheet was rendered, `{RESOLVED_YAML}` beside it {problem}: the first command below "
-            "retrains from that file, so it would not train this run's spec. This run's resolved spec is `spec` in "
+    return (f"When this sheet was rendered, `{RESOLVED_YAML}` beside it {problem.text}: the first command below, "
+            f"which retrains from that file, {RESOLVED_EFFECT[problem.kind]}. This run's resolved spec is `spec` in "
             "`audit.json`, which this sheet and `auditor check` go by.")  # fmt: skip
 
 
@@ -1055,11 +1057,23 @@ def _within_warmup(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
             "and what follows the warm-up never took effect")  # fmt: skip
 
 
+def _budget_mid_epoch(train: dict[str, Any], steps_per_epoch: int | None) -> bool:
+    """Whether `train.max_steps` ends training inside an epoch (unknown steps per epoch: assumed so)."""
+    cap = train["max_steps"]
+    if cap is None:
+        return False
+    if not steps_per_epoch:
+        return True
+    return cap < train["epochs"] * steps_per_epoch and cap % steps_per_epoch != 0
+
+
 def _cut_short(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
     """A note when a decaying schedule was stopped before its planned end (a step budget, early
     stopping, a divergence): the lr never went as low as the schedule row says."""
     if schedule["name"] == "constant" or not tr["history"]:
         return ""
+    if schedule["name"] == "multistep" and tr["epochs_run"] >= max(schedule["milestones"], default=0):
+        return ""  # every decay took effect: what was cut short ran at the last lr anyway
     steps = _steps_trained(tr)
     short = tr["epochs_run"] < tr["epochs_planned"] if steps is None else (
         steps < tr["epochs_planned"] * tr["steps_per_epoch"])  # fmt: skip

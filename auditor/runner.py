@@ -34,6 +34,7 @@ from auditor.audit import (
     MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
     SCHEMA_VERSION,
+    STEP_NAME,
     RunPaths,
     has_checkpoint,
     latency_warnings,
@@ -208,14 +209,15 @@ def _nothing_to_resume(paths: RunPaths) -> str:
     checkpoints without the last.pt a finished run resumes from, or a finished run without checkpoints."""
     steps = step_checkpoints(paths.checkpoints) if paths.checkpoints.is_dir() else []
     if steps:
-        newest = max(steps, key=lambda p: int(p.stem[len("step-"):])).name
+        newest = max(steps, key=lambda p: int(STEP_NAME.match(p.name)[1])).name  # type: ignore[index]
         return (f"--resume: {paths.last_checkpoint} is missing, the checkpoint a finished run resumes from; the step "
                 f"checkpoints beside it ({count(len(steps), 'file')}, the newest {newest}) are not resumed from: "
                 "run without --resume to train it again")  # fmt: skip
     status = _finished_status(paths.reports / "audit.json")
     if status is not None:
-        return (f"--resume: the finished run in {paths.reports} (status {status}) has no checkpoint under "
-                f"{paths.checkpoints} (none was written, or they were removed), so there is nothing to continue; run without --resume to train it again (it replaces that run when it finishes), "
+        return (f"--resume: the finished run in {paths.reports} (status {status}) has no {paths.last_checkpoint}, "
+                "the checkpoint a finished run resumes from (none was written, or it was removed), so there is "
+                "nothing to continue; run without --resume to train it again (it replaces that run when it finishes), "
                 "or `auditor check`/`auditor render` that run to judge or show it again")  # fmt: skip
     return f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
 
@@ -595,9 +597,9 @@ def check_run_folders(paths: RunPaths) -> None:
 
 def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
     """What is in the way of a run's `attr` folder at `final`: check_run_folders's refusals."""
-    if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
-        return [f"{final}: not a folder, but this run writes its {attr} there; move it away"]
     found = []
+    if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
+        found.append(f"{final}: not a folder, but this run writes its {attr} there; move it away")
     if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
                      "when it finishes, which would delete them: move them away")  # fmt: skip

@@ -395,7 +395,7 @@ def _start(
                             env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})}), check=False).returncode  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
     record = run_paths(plan.workdir / run_id, plan.spec.name).reports / "audit.json"
-    why = {EXIT_FAILED: _failed_why(record),
+    why = {EXIT_FAILED: _failed_why(record) if rc == EXIT_FAILED else "",
            -signal.SIGKILL: " (killed, as planned)" if extra_env and ENV_KILL_AT in extra_env else ""}  # fmt: skip
     log(f"verify: run {run_id} ({role}) exited {rc}{why.get(rc, '')} after {rec.wall_s:.1f}s")
     return rec
@@ -408,8 +408,8 @@ def _failed_why(record: Path) -> str:
         return " (it crashed: see its log)"
     try:
         gate = record_gate_status(read_audit(record.parent))
-    except (InvalidInput, KeyError, TypeError, AttributeError):  # a record cut short: said as a criteria fail
-        gate = None
+    except (InvalidInput, KeyError, TypeError, AttributeError):
+        return " (its audit.json could not be read: see its log)"
     said = {DIVERGED: "its training diverged", BROKEN: "its model holds non-finite values"}.get(
         gate or "", "its criteria failed at this budget")  # fmt: skip
     return f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
@@ -1271,7 +1271,8 @@ def summary(outcome: VerifyOutcome) -> str:
             for t in b["top_tensors"][:5]
         ]
     if b["verdict"] in ("tolerance", "diverged"):
-        lines.append("  possible causes (nondeterminism sources in force that the three runs did not provably share):")
+        lines.append("  possible causes (nondeterminism sources in force; a thread count all three runs recorded alike "
+                     "is left out):")  # fmt: skip
         lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none known: see the notes"]
     lines += [f"  note: {n}" for n in b["notes"]]
     evidence = Path(b["work_dir"]) / "verify.json"

@@ -93,8 +93,8 @@ def test_a_resolved_yaml_that_no_longer_holds_the_recorded_spec_is_warned_of(tmp
     yaml_file = tmp_path / "spec.resolved.yaml"
     # Gone, or a folder in its place: the sheet's first Reproduce command would fail.
     assert resolved_yaml_warning(tmp_path, record) == (
-        f"{yaml_file} is missing: the sheet and check go by audit.json, but the sheet's first Reproduce command "
-        "retrains from that file")  # fmt: skip
+        f"{yaml_file} is missing: the sheet and check go by audit.json, but the sheet's first Reproduce command, "
+        "which retrains from that file, fails")  # fmt: skip
     yaml_file.mkdir()
     assert (resolved_yaml_warning(tmp_path, record) or "").startswith(f"{yaml_file} is not a file: ")
     yaml_file.rmdir()
@@ -103,7 +103,10 @@ def test_a_resolved_yaml_that_no_longer_holds_the_recorded_spec_is_warned_of(tmp
     yaml_file.write_text(yaml_file.read_text().replace("lr: 0.05", "lr: 0.5"))
     warning = resolved_yaml_warning(tmp_path, record)
     assert warning is not None and warning.startswith(f"{yaml_file} does not hold the spec audit.json records (sha256 ")
-    assert f"recorded {record['spec_hash'][:12]})" in warning and "retrains from that file" in warning
+    assert f"recorded {record['spec_hash'][:12]})" in warning and warning.endswith("would not train this run's spec")
+    yaml_file.write_text(resolved_yaml({**record["spec"], "description": "edited"}))
+    assert (resolved_yaml_warning(tmp_path, record) or "").endswith(
+        "trains as this run did, but judges, measures or describes it otherwise")  # fmt: skip
     yaml_file.write_text("a: [unclosed")
     assert "(sha256 unreadable: " in (resolved_yaml_warning(tmp_path, record) or "")
 

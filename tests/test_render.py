@@ -208,8 +208,16 @@ def test_template_has_no_hand_ticked_box() -> None:
 # --- render_run -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("damage", ["missing", "another spec", "a folder"])
-def test_a_resolved_spec_beside_the_sheet_that_would_train_another_spec_is_cautioned(tmp_path: Path, damage: str) -> None:
+@pytest.mark.parametrize(("damage", "said", "effect"), [
+    ("missing", "is missing", "fails"),
+    ("a folder", "is not a file", "fails"),
+    ("another spec", "does not hold the spec audit.json records (sha256 ", "would not train this run's spec"),
+    ("another description", "does not hold the spec audit.json records (sha256 ",
+     "trains as this run did, but judges, measures or describes it otherwise"),
+])  # fmt: skip
+def test_a_resolved_spec_beside_the_sheet_that_would_train_another_spec_is_cautioned(
+    tmp_path: Path, damage: str, said: str, effect: str
+) -> None:
     """The first Reproduce command trains spec.resolved.yaml: where that file is missing or holds
     another spec when the sheet is rendered, the sheet says so (not only a warning on stderr)."""
     audit = golden_audit()
@@ -218,15 +226,19 @@ def test_a_resolved_spec_beside_the_sheet_that_would_train_another_spec_is_cauti
     resolved = run_dir / "spec.resolved.yaml"
     resolved.unlink()
     if damage == "another spec":
-        resolved.write_text(resolved_yaml({**audit["spec"], "name": "other"}))
+        spec = copy.deepcopy(audit["spec"])
+        spec["train"]["optimizer"]["lr"] = 0.5
+        resolved.write_text(resolved_yaml(spec))
+    elif damage == "another description":
+        resolved.write_text(resolved_yaml({**audit["spec"], "description": "edited"}))
     elif damage == "a folder":
         resolved.mkdir()
-    said = {"missing": "is missing", "a folder": "is not a file",
-            "another spec": "does not hold the spec audit.json records (sha256 "}[damage]  # fmt: skip
     text = section(render_run(run_dir).read_text(), "Reproduce")
     assert f"> [!CAUTION]\n> When this sheet was rendered, `spec.resolved.yaml` beside it {said}" in text
-    assert "the first command below retrains from that file, so it would not train this run's spec." in text
-    resolved.rmdir() if damage == "a folder" else resolved.unlink(missing_ok=True)
+    assert f"the first command below, which retrains from that file, {effect}. This run's resolved spec" in text
+    if damage == "a folder":
+        resolved.rmdir()
+    resolved.unlink(missing_ok=True)
     resolved.write_text(resolved_yaml(audit["spec"]))  # put back: the caution goes with the next render
     assert "[!CAUTION]" not in section(render_run(run_dir).read_text(), "Reproduce")
 
@@ -536,6 +548,15 @@ def test_a_step_budget_that_stops_mid_epoch_is_not_counted_as_a_whole_epoch() ->
     assert ("(lr updated every step); this run stopped after 0.68 (13 steps) of 182 planned epochs, before the "
             f"schedule's end: its lr at the last epoch end recorded was {tr['history'][0]['lr']:.4g} |") in text  # fmt: skip
     assert "before the schedule's end" not in text_of(golden_audit())  # all planned epochs run
+    whole = copy.deepcopy(audit)  # a budget of whole epochs ends no epoch part-way
+    whole["spec"]["train"]["max_steps"] = 2 * tr["steps_per_epoch"]
+    assert "| Checkpoints | end of each epoch only |" in text_of(rehash(whole))
+    passed = copy.deepcopy(audit)  # multistep whose every milestone was passed: no decay was cut short
+    passed["training"]["epochs_run"] = 3
+    passed["spec"]["train"]["schedule"] |= {"name": "multistep", "milestones": [1, 2]}
+    assert "before the schedule's end" not in text_of(rehash(passed))
+    passed["training"]["epochs_run"] = 1  # the milestone at epoch 2 never came
+    assert "before the schedule's end" in text_of(rehash(passed))
     tr.update(epochs_planned=1)  # stopped inside the last planned epoch: still said
     audit["spec"]["train"]["epochs"] = 1
     assert "stopped by the step budget (`train.max_steps: 13`)" in text_of(rehash(audit))
@@ -949,8 +970,8 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     stopped = verified_audit()
     for pair in stopped["verification"]["pairs"]:
         pair["losses"] |= {"steps_a": 19, "steps_b": 19}  # run A stopped early after 19 of the 38 steps
-    assert ("| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps; run A trained 19 of them (it stopped "
-            "before the budget's end: see the notes) |") in section(text_of(stopped, NO_FIGURES), "Determinism evidence")
+    assert ("| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps; run A trained 19 of them (early "
+            "stopping or a divergence ended it before the budget's end) |") in section(text_of(stopped, NO_FIGURES), "Determinism evidence")
     assert ("| Runs A-B | checkpoint tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |"
             in ev)  # fmt: skip
     # a record written before the count of differing steps, and the results after training, were kept

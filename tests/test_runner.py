@@ -281,6 +281,15 @@ def test_everything_in_the_way_of_a_run_is_named_in_one_refusal(tmp_path: Path) 
     assert lines[2].startswith(f"  - {tmp_path / 'reports/smoke'}: holds notes.md, which no run writes")
     assert lines[3].startswith(f"  - {tmp_path / 'reports/smoke.old'}: in the way: a run moves its earlier reports")
     assert _files(tmp_path) == {**before, **{name: b"mine" for name in mine}}
+    for name in mine:
+        (tmp_path / name).unlink()
+    shutil.rmtree(tmp_path / "reports/smoke")
+    (tmp_path / "reports/smoke").write_text("a file where the run's folder goes")
+    (tmp_path / "reports/smoke.old").mkdir()
+    (tmp_path / "reports/smoke.old/mine.txt").write_text("mine")
+    with pytest.raises(InvalidInput) as err:  # a file in the folder's place does not hide what else is in the way
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert str(err.value).startswith("2 things are in the way of this run:\n") and "smoke.old: in the way" in str(err.value)
 
 
 def _cifar_run(out: Path, root: Path) -> Spec:
@@ -774,9 +783,10 @@ def test_a_resume_of_a_finished_run_without_checkpoints_says_it_finished(tmp_pat
     with pytest.raises(InvalidInput) as err:
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert str(err.value) == (
-        f"--resume: the finished run in {paths.reports} (status completed) has no checkpoint under {paths.checkpoints} "
-        "(none was written, or they were removed), so there is nothing to continue; run without --resume to train it "
-        "again (it replaces that run when it finishes), or `auditor check`/`auditor render` that run to judge or show it again"
+        f"--resume: the finished run in {paths.reports} (status completed) has no {paths.last_checkpoint}, the checkpoint "
+        "a finished run resumes from (none was written, or it was removed), so there is nothing to continue; run without "
+        "--resume to train it again (it replaces that run when it finishes), or `auditor check`/`auditor render` that "
+        "run to judge or show it again"
     )
     assert _files(tmp_path) == before
 

@@ -230,8 +230,8 @@ def test_injected_noise_diverges_and_kill_after_a_lost_checkpoint_restarts_from_
     (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
     assert not crit["passed"] and crit["measured"] == "diverged" and audit["verdict"] == "FAIL"
     assert "DIVERGED" in proc.stdout and f"first divergence: step {noise + 1}" in proc.stdout
-    causes = proc.stdout.split("possible causes (nondeterminism sources in force that the three runs did not "
-                               "provably share):\n")[1].split("  note:")[0]  # fmt: skip
+    causes = proc.stdout.split("possible causes (nondeterminism sources in force; a thread count all three runs "
+                               "recorded alike is left out):\n")[1].split("  note:")[0]  # fmt: skip
     assert "thread count" not in causes and block["threads"] and "thread count" not in str(block["nondeterminism_sources"])
     assert "thread count" in str(audit["determinism"]["nondeterminism_sources"])  # run A's own list keeps it
     assert "## Determinism evidence" in sheet and "**diverged**" in sheet
@@ -268,7 +268,7 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     assert all(p["losses"]["equal"] and p["tensors_compared"] == 0 for p in block["pairs"])
     assert "INCOMPLETE (FAIL)" in proc.stdout and "possible causes" not in proc.stdout
     assert "final weights not compared;" in proc.stdout and "differ only in" not in proc.stdout
-    assert f"; run A trained {steps_a} of them (it stopped before the budget's end: see the notes)" in proc.stdout
+    assert f"; run A trained {steps_a} of them (early stopping or a divergence ended it before the budget's end)" in proc.stdout
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -952,7 +952,7 @@ def test_corrupting_the_newest_checkpoint_is_on_only_at_1() -> None:
      "its training diverged"),
     ({"measurements": {"nonfinite": ["fc.weight"]}}, "its model holds non-finite values"),
 ])  # fmt: skip
-def test_a_run_that_exits_1_is_said_to_fail_for_the_reason_its_record_gives(
+def test_a_run_that_exits_1_is_said_to_fail_for_the_reason_its_record_gives(  # (only called for exit 1)
     tmp_path: Path, change: dict[str, Any], said: str
 ) -> None:
     audit = json.loads((Path(__file__).parent / "fixtures" / "audit_golden.json").read_text())
@@ -962,3 +962,5 @@ def test_a_run_that_exits_1_is_said_to_fail_for_the_reason_its_record_gives(
     assert verify_mod._failed_why(record) == " (it crashed: see its log)"
     record.write_text(json.dumps(audit))
     assert verify_mod._failed_why(record) == f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
+    record.write_text("{not json")
+    assert verify_mod._failed_why(record) == " (its audit.json could not be read: see its log)"
