@@ -38,7 +38,15 @@ from pydantic import (
     model_validator,
 )
 
-from auditor.audit import chose_on_test, has_checkpoint, run_paths, unrecordable_number, write_json
+from auditor.audit import (
+    chose_on_test,
+    has_checkpoint,
+    run_paths,
+    spec_hash_matches,
+    unrecordable_number,
+    write_json,
+)
+from auditor.check import edited_metrics
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -161,6 +169,11 @@ class Ablation(BaseModel):
         dup = sorted({s for s in v if v.count(s) > 1})
         if dup:
             raise ValueError(f"seeds must be unique, repeated: {dup}")
+        # torch and NumPy take a seed modulo 2**32: such seeds initialise the models alike.
+        alike = sorted({s for s in v if [t % 2**32 for t in v].count(s % 2**32) > 1})
+        if alike:
+            raise ValueError(f"seeds {alike} are equal modulo 2**32, where torch and NumPy seed alike: their models "
+                             "would start from the same weights")  # fmt: skip
         return v
 
     @field_validator("variants", mode="before")
@@ -618,6 +631,16 @@ def _data_label(data: Any) -> str | None:
     return f"CIFAR-10 ({qualifier})" if qualifier else None
 
 
+def record_edits(audit: dict[str, Any]) -> list[str]:
+    """How a run's audit.json was edited after the run, as `check` refuses it: a resolved spec that
+    no longer hashes to its spec_hash, metrics that disagree with what it measured. Empty: none found."""
+    try:
+        edits = [] if spec_hash_matches(audit) else ["its resolved spec does not match its spec_hash"]
+        return edits + edited_metrics(audit)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a record of another shape: check names it
+        return ["it cannot be read as a run record"]
+
+
 def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]:
     """A variant's finished runs, its missing ones (not run / stale) and its statistics."""
     runs, missing = [], []
@@ -628,6 +651,10 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
             unreadable = audit is None and (rdir / "audit.json").exists()
             why = "stale" if audit else ("its audit.json is unreadable" if unreadable else "not run")
             missing.append({"seed": r.seed, "name": r.name, "why": why})
+        elif edits := record_edits(audit):
+            missing.append({"seed": r.seed, "name": r.name, "why": (
+                f"its audit.json was edited after the run ({'; '.join(edits)}), so `auditor check` refuses it and "
+                "its figures are not counted; remove its report folder, and this ablation trains it afresh")})  # fmt: skip
         else:
             runs.append(_run_row(r, audit, rdir, here))
     ref = plan.ablation.reference.get(v)

@@ -186,6 +186,7 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
     ("edit", "needle"),
     [
         (("seeds: [0, 1]", "seeds: [0, 1, 0]"), "seeds: seeds must be unique"),
+        (("seeds: [0, 1]", "seeds: [0, 1, 4294967296]"), "seeds: seeds [0, 4294967296] are equal modulo 2**32"),
         (("seeds: [0, 1]", "seeds: []"), "seeds: needs at least 1 value, got []"),
         (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
         (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
@@ -449,6 +450,27 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
     assert proc.returncode == 2 and "--render-only: no finished run of this plan under out, where the page counts 4" in proc.stderr
     assert page.read_bytes() == before
+
+
+def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy: Path) -> None:
+    """A metric or spec edited in a run's audit.json (which `check` refuses) had gone into the page's
+    means and its comparison with the reference as measured."""
+    edited = tiny_copy / "out/reports/tiny-constant-s0/audit.json"
+    record = json.loads(edited.read_text())
+    record["metrics"]["test_acc"] = 0.99
+    edited.write_text(json.dumps(record))
+    respec = tiny_copy / "out/reports/tiny-cosine-s1/audit.json"
+    record = json.loads(respec.read_text())
+    record["spec"]["train"]["epochs"] = 50  # its spec_hash kept
+    respec.write_text(json.dumps(record))
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    page = (tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert ("- constant, seed 0: `tiny-constant-s0` (its audit.json was edited after the run (metrics.test_acc 0.99, "
+            "but measurements.test.acc") in page  # fmt: skip
+    assert "- cosine, seed 1: `tiny-cosine-s1` (its audit.json was edited after the run (its resolved spec does not " in page
+    assert "99.00" not in page
+    assert "note: 2 planned runs have no finished report yet" in proc.stdout + proc.stderr
 
 
 def _audits(out: Path) -> dict[str, list[dict]]:
