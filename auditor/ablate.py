@@ -618,6 +618,19 @@ def mixed_data(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
     return by_id if len(by_id) > 1 and shared else {}
 
 
+def mixed_test_sets(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """{scored test images' fingerprint: variant names} where the counted runs of the variants were
+    scored on different test images (a variant that changes data.limit_test, or test files that
+    changed between runs); {} where they agree or the records do not say."""
+    by_fp: dict[str, list[str]] = {}
+    for v in variants:
+        for r in v["runs"]:
+            fp = (r.get("data_id") or {}).get("scored test images")
+            if fp and not r["left_out"] and v["name"] not in by_fp.setdefault(fp, []):
+                by_fp[fp].append(v["name"])
+    return by_fp if len(by_fp) > 1 else {}
+
+
 def _data_label(data: Any) -> str | None:
     """What a run was scored on when it is not the official CIFAR-10 test set, else None."""
     if not isinstance(data, dict):
@@ -693,6 +706,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         },
         "variants": variants,
         "mixed_software": mixed_software(variants),
+        "mixed_test_sets": mixed_test_sets(variants),
     }  # fmt: skip
 
 
@@ -913,6 +927,7 @@ def render_ablation(here: Path) -> Path:
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
         any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
         any_mixed_data=any(v.get("mixed_data") for v in record["variants"]),
+        mixed_test_sets=record.get("mixed_test_sets") or {},  # older records: not compared
         sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
     )  # fmt: skip
     out = here / "ABLATIONS.md"
@@ -1217,6 +1232,9 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if missing:
         notes.append(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip
+    if record.get("mixed_test_sets"):
+        notes.append("note: the variants' test accuracies were scored on different test images, so they do not "
+                     "compare directly (listed on the page)")  # fmt: skip
     if record["mixed_software"]:
         notes.append(f"note: the runs were made with {len(record['mixed_software'])} different software "
                      "versions or devices; their last bits may differ (listed on the page)")  # fmt: skip

@@ -473,6 +473,24 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
     assert "note: 2 planned runs have no finished report yet" in proc.stdout + proc.stderr
 
 
+def test_variants_scored_on_different_test_images_are_said_not_to_compare(tiny_copy: Path) -> None:
+    """Only seeds of one variant had been compared: variants whose test accuracies were measured on
+    other test images sat side by side without a word."""
+    page = tiny_copy / "out/reports/tiny/ABLATIONS.md"
+    assert "Variants scored on different test images" not in page.read_text()
+    for seed in SEEDS:  # as if constant's runs had read another test file
+        path = tiny_copy / f"out/reports/tiny-constant-s{seed}/audit.json"
+        record = json.loads(path.read_text())
+        record["data"]["scored_test_fingerprint"] = "f" * 64
+        path.write_text(json.dumps(record))
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert "### Variants scored on different test images" in text
+    assert f"- scored test images `{'f' * 12}`: constant" in text and "`: cosine" in text
+    assert "scored on different test images, so they do not compare directly" in proc.stdout + proc.stderr
+
+
 def _audits(out: Path) -> dict[str, list[dict]]:
     return {
         v: [json.loads((out / "reports" / f"tiny-{v}-s{s}" / "audit.json").read_text()) for s in SEEDS]
