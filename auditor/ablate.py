@@ -647,11 +647,15 @@ def _data_label(data: Any) -> str | None:
 def record_edits(audit: dict[str, Any]) -> list[str]:
     """How a run's audit.json was edited after the run, as `check` refuses it: a resolved spec that
     no longer hashes to its spec_hash, metrics that disagree with what it measured. Empty: none found."""
+    edits = []
     try:
-        edits = [] if spec_hash_matches(audit) else ["its resolved spec does not match its spec_hash"]
-        return edits + edited_metrics(audit)
-    except (KeyError, TypeError, ValueError, AttributeError):  # a record of another shape: check names it
-        return ["it cannot be read as a run record"]
+        if isinstance(audit.get("spec"), dict) and not spec_hash_matches(audit):
+            edits.append("its resolved spec does not match its spec_hash")
+        if isinstance(audit.get("metrics"), dict) and isinstance(audit.get("measurements"), dict):
+            edits += edited_metrics(audit)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a record of another shape: the page shows what it holds
+        pass
+    return edits
 
 
 def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]:
