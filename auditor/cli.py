@@ -136,9 +136,22 @@ def _add_training_commands(sub: Any) -> None:
                    help="global step (0-based) after which run K is SIGKILLed (default: mid-epoch, mid-budget)")  # fmt: skip
 
 
+def _given(text: str) -> str:
+    """`text`, refused by argparse (exit 2) where it is empty: an unset variable in a CI file, not
+    the current folder that Path("") would make of it."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty (an unset variable?)")
+    return text
+
+
+def _path(text: str) -> Path:
+    """A path argument that is not empty (`_given`)."""
+    return Path(_given(text))
+
+
 def _run_dir(text: str) -> Path:
     """A run's report folder; its audit.json, given instead, names the folder too."""
-    path = Path(text)
+    path = _path(text)
     try:
         return path.parent if path.name == "audit.json" and path.is_file() else path
     except OSError:  # a name too long, ...: the command reports it
@@ -150,7 +163,7 @@ def _out_folder(text: str) -> Path:
     is not a folder named `~`), refused by argparse (exit 2) where its path cannot be resolved:
     an unknown user, a loop of symbolic links."""
     try:
-        resolved_folder(text)
+        resolved_folder(_given(text))
         return home_expanded(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -163,8 +176,8 @@ def _add_report_commands(sub: Any) -> None:
 
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
-    p.add_argument("--criteria", type=Path, help="YAML file of criteria replacing the run's own")
-    p.add_argument("--junit", type=Path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report); on bad input (exit 2), a report of one errored test case")
+    p.add_argument("--criteria", type=_path, help="YAML file of criteria replacing the run's own")
+    p.add_argument("--junit", type=_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report); on bad input (exit 2), a report of one errored test case")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused), repeatable")  # fmt: skip
     p.add_argument("--require-criteria", action="store_true",
@@ -172,13 +185,13 @@ def _add_report_commands(sub: Any) -> None:
 
     ckpt_help = "a checkpoint an `auditor run` wrote (its .sha256 beside it is checked when present)"
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help=ckpt_help)
-    p.add_argument("--data-root", required=True, help="folder holding cifar-10-batches-py/")
+    p.add_argument("checkpoint", type=_path, metavar="CHECKPOINT", help=ckpt_help)
+    p.add_argument("--data-root", type=_given, required=True, help="folder holding cifar-10-batches-py/")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("measure", help="parameters, size and latency (batch 1 by default) of a checkpoint")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help=ckpt_help)
+    p.add_argument("checkpoint", type=_path, metavar="CHECKPOINT", help=ckpt_help)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up iterations (default: the spec's)")

@@ -502,6 +502,9 @@ def test_a_folder_given_as_a_spec_or_checkpoint_says_so(tmp_path: Path) -> None:
     # An empty argument (an unset variable) is not taken for the current folder.
     assert_clean_error(run_cli("validate", ""), "the spec path is empty: give a spec file, or the name of a shipped one")
     assert_clean_error(run_cli("ablate", "", "--list"), "the ablation path is empty: give an ablation file")
+    for argv in (["check", ""], ["render", ""], ["measure", ""], ["run", "smoke", "--out", ""],
+                 ["check", str(tmp_path), "--junit", ""], ["evaluate", "x.pt", "--data-root", ""]):  # fmt: skip
+        assert_clean_error(run_cli(*argv), "the path is empty (an unset variable?)")
 
 
 def test_check_of_a_loop_of_links_still_writes_its_junit_error_report(tmp_path: Path) -> None:
