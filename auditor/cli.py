@@ -354,13 +354,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not args.junit:
             raise
         try:
-            # Named after RUN_DIR's folder: for a run's own report folder (reports/<name>) that is
-            # the run's name, as its other reports are named, so CI lines the error up with them.
-            suite = f"auditor.{Path(os.path.abspath(args.run_dir)).name or 'check'}"  # no resolve(): a loop raises
+            suite = f"auditor.{_suite_name(args.run_dir)}"
             write_junit_text(args.junit, junit_error_xml(suite, str(exc)))
         except InvalidInput:  # e.g. the --junit path itself was the bad input
             raise exc from None
         raise InvalidInput(f"{exc} (the JUnit report {args.junit} says so: one errored test case)") from None
+
+
+def _suite_name(run_dir: Path) -> str:
+    """The name an errored JUnit report goes by, as the run's other reports do: the run's name
+    where its audit.json still gives one (a report folder copied elsewhere keeps it), else the
+    folder's name (for a run's own report folder, reports/<name>, the same)."""
+    record = run_dir / "audit.json"
+    try:
+        if record.is_file():  # is_file first: a FIFO would block the read
+            name = json.loads(record.read_text(encoding="utf-8"))["run"]["name"]
+            if isinstance(name, str) and name:
+                return name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return Path(os.path.abspath(run_dir)).name or "check"  # no resolve(): a loop raises
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -553,6 +553,10 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("1", "0", "1")
     assert suite.get("name") == "auditor.smoke"  # as the run's own reports are named
+    moved = tmp_path / "artifacts" / "downloaded"  # a report folder handed to a later CI job: still the run's name
+    shutil.copytree(rep, moved)
+    assert run_cli("check", str(moved), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(tmp_path / "m.xml")).returncode == 2
+    assert ET.parse(tmp_path / "m.xml").getroot().find("testsuite").get("name") == "auditor.smoke"
     assert "cannot parse '>= 30%'" in suite.find("testcase/error").get("message")
     record = (rep / "audit.json").read_bytes()  # not a JUnit report: never replaced, also not on an error
     refused = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(rep / "audit.json"))
