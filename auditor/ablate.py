@@ -997,11 +997,15 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
     record = aggregate(out, plan)
     earlier = _read_json(here / "ablations.json") if render_only and not counted_runs(record) else None
     if isinstance(earlier, dict) and "variants" in earlier and counted_runs(earlier):
-        raise InvalidInput(
-            f"--render-only: no finished run of this plan under {out}, where the page counts {counted_runs(earlier)}, "
-            f"made with --set {earlier['ablation']['cli_overrides']} and seeds {earlier['ablation']['seeds']}; "
-            "give those, or run the plan; nothing was rewritten"
-        )
+        made = earlier.get("ablation", {})
+        if made.get("cli_overrides") == list(plan.cli_sets) and made.get("seeds") == list(plan.seeds):
+            why = ("with the same --set and seeds as this one, so the base spec or the ablation file changed since "
+                   "(every run's spec hash differs from the plan's); undo that change, or run the plan")  # fmt: skip
+        else:
+            why = (f"made with --set {made.get('cli_overrides')} and seeds {made.get('seeds')}; give those, "
+                   "or run the plan")  # fmt: skip
+        raise InvalidInput(f"--render-only: no finished run of this plan under {out}, where the page counts "
+                           f"{counted_runs(earlier)}, {why}; nothing was rewritten")  # fmt: skip
     try:
         write_json(here / "ablations.json", record)
     except OSError as exc:

@@ -449,6 +449,11 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     # --render-only under other --set/--seeds than the runs were made with: no page of nothing
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
     assert proc.returncode == 2 and "--render-only: no finished run of this plan under out, where the page counts 4" in proc.stderr
+    assert "made with --set [] and seeds [0, 1]; give those" in proc.stderr
+    assert page.read_bytes() == before
+    write(tiny_copy / "tiny.yaml", TINY.replace("measure.latency.iters=5", "measure.latency.iters=6"))  # the file changed
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 2 and "with the same --set and seeds as this one, so the base spec or the ablation file" in proc.stderr
     assert page.read_bytes() == before
 
 
