@@ -1239,7 +1239,10 @@ def json_schema() -> dict[str, Any]:
     data["mean"]["items"] |= {"minimum": 0, "maximum": 1}
     data["std"]["items"] |= {"exclusiveMinimum": 0}
     schema["properties"]["name"]["not"] = {"pattern": "(?:" + "|".join(re.escape(x) for x in RESERVED_SUFFIXES) + ")$"}
-    numeric = "^(?:" + _CMP_RE.pattern.strip("^$") + "|" + _TOL_RE.pattern.strip("^$") + ")$"
+    # The schema's tolerance takes no minus sign: validation refuses a negative one with its own words.
+    unsigned = _NUM.replace("[-+]?", "\\+?", 1)
+    tolerance = _TOL_RE.pattern.strip("^$").removesuffix(rf"\s*({_NUM})\s*") + rf"\s*({unsigned})\s*"
+    numeric = "^(?:" + _CMP_RE.pattern.strip("^$") + "|" + tolerance + ")$"
     _bound_integers(schema)
     schema["properties"]["criteria"] |= {"type": ["object", "null"], "additionalProperties": False, "properties": {
         **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})", numeric)

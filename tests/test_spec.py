@@ -506,6 +506,10 @@ def test_the_schema_and_validation_agree_on_criteria_null_and_on_digits() -> Non
             parse_criterion("test_acc", expr)
         with pytest.raises(InvalidInput, match=rf"^smoke: criteria\.test_acc: cannot parse {re.escape(repr(expr))}"):
             load_spec("smoke", [f"criteria.test_acc={expr}"])
+    # A negative tolerance: refused by validation, and now by the schema too (an editor had accepted it).
+    assert not re.search(pattern, "0.5 +- -0.1") and re.search(pattern, "0.5 +- +0.1") and re.search(pattern, "-1 +- 2")
+    with pytest.raises(InvalidInput, match=r"criteria\.test_acc"):
+        load_spec("smoke", ["criteria.test_acc=0.5 +- -0.1"])
 
 
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:
