@@ -1046,7 +1046,9 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
     now = this_machine(plan)
     for r in plan.runs:
         state, audit = run_state(out, r)
-        label = skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
+        edited = state == "finished" and bool(record_edits(audit or {}))
+        label = ("skip, but not counted: its audit.json was edited after the run (remove its report folder to "
+                 "train it afresh)") if edited else skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
             "running": f"going on now in another process{_holder_text(out, r)}",
             "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r, state)
             else "resume (interrupted)",

@@ -476,6 +476,8 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
     assert "- cosine, seed 1: `tiny-cosine-s1` (its audit.json was edited after the run (its resolved spec does not " in page
     assert "99.00" not in page
     assert "note: 2 planned runs have no finished report yet" in proc.stdout + proc.stderr
+    dry = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
+    assert dry.returncode == 0 and "tiny-constant-s0  variant constant  seed 0  [skip, but not counted: its audit.json was edited" in dry.stdout
 
 
 def test_variants_scored_on_different_test_images_are_said_not_to_compare(tiny_copy: Path) -> None:

@@ -785,7 +785,7 @@ def test_scored_test_images_fingerprint_row() -> None:
     """The fingerprint of the images the test accuracy is on: the limited subset's where limit_test
     cut the test set, said to be the test set's where all were scored, and absent in older records."""
     audit = golden_audit()
-    row = ("| Scored test images' fingerprint (those the test accuracy is on; `auditor evaluate` prints it as "
+    row = ("| Scored test images' fingerprint (those a test accuracy is measured on; `auditor evaluate` prints it as "
            "`scored_fingerprint`) | {} |")  # fmt: skip
     audit["data"]["scored_test_fingerprint"] = "a" * 64
     assert row.format(f"`{'a' * 64}`") in text_of(audit)
