@@ -33,6 +33,11 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     (("run", "name"), str, True), (("run", "status"), str, True),
     (("training", "history"), list, True), (("spec", "criteria"), dict, False),
     (("metric_notes",), dict, False), (("verification",), (dict, type(None)), False),
+    # Flags the sheet ticks boxes on: `"false"` or 1e308 in place of a bool would read as true.
+    (("data", "official"), (bool, type(None)), False),
+    *((("determinism", flag), bool, False) for flag in (
+        "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
+    *((("determinism", flag), (bool, type(None)), False) for flag in ("fill_uninitialized_memory", "inductor_deterministic")),
 ]  # fmt: skip
 STAGING = ".partial"
 # Step checkpoints' names (checkpoint.save_step_checkpoint writes them).

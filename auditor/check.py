@@ -757,7 +757,46 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     found = [_metric_disagrees(m, source, metrics[m], m in notes) for m, source in metric_sources(audit).items()
              if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
-    return [f for f in found if f]
+    return [f for f in found if f] + _test_disagrees(audit) + _name_disagrees(audit)
+
+
+def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where measurements.test contradicts its own confusion matrix, from which a run computes its
+    image count, accuracy and per-class accuracies (`measure.accuracy`: exact integer ratios, as
+    JSON gives them back). Empty for a record of another shape, which the sheet shows as it is."""
+    test = audit["measurements"].get("test")
+    if not isinstance(test, dict) or not _count_matrix(cm := test.get("confusion")):
+        return []
+    n, right = sum(map(sum, cm)), sum(row[i] for i, row in enumerate(cm))
+    found = []
+    if _is_number(test.get("n")) and test["n"] != n:
+        found.append(f"measurements.test.n {_json(test['n'])}, but its confusion matrix counts {n} images")
+    if _is_number(test.get("acc")) and n and test["acc"] != right / n:
+        found.append(f"measurements.test.acc {_json(test['acc'])}, but its confusion matrix gives {right}/{n} = {right / n:.6g}")
+    per_class = test.get("per_class")
+    if isinstance(per_class, dict) and len(per_class) == len(cm):
+        for (name, acc), row, i in zip(per_class.items(), cm, range(len(cm)), strict=True):
+            expected = row[i] / sum(row) if sum(row) else None  # NaN in memory, null in the record
+            if (acc is None) != (expected is None) or (expected is not None and acc != expected):
+                shown = f"{row[i]}/{sum(row)}" if sum(row) else "no image of the class, so null"
+                found.append(f"measurements.test.per_class.{name} {_json(acc)}, but its confusion matrix gives {shown}")
+    return found
+
+
+def _count_matrix(cm: Any) -> bool:
+    """Whether `cm` is a square matrix of non-negative integer counts."""
+    return (isinstance(cm, list) and len(cm) > 0 and all(isinstance(r, list) and len(r) == len(cm) for r in cm)
+            and all(type(c) is int and c >= 0 for r in cm for c in r))  # fmt: skip
+
+
+def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where run.name is not the resolved spec's name, which a run copies it from (the spec's is
+    under the spec hash, and restricted to characters safe in a file name and on the sheet)."""
+    spec = audit.get("spec")
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if not isinstance(name, str) or audit["run"]["name"] == name:
+        return []
+    return [f"run.name {_json(audit['run']['name'])}, but the resolved spec names the run {_json(name)}"]
 
 
 def _metric_disagrees(metric: str, src: MetricSource, value: Any, noted: bool) -> str | None:

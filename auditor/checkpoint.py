@@ -208,6 +208,17 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
     return payload
 
 
+def damaged_entry(path: Path) -> str | None:
+    """The first entry of the zip archive at `path` whose bytes fail the CRC-32 the archive records
+    for it, or None: all pass, or no zip archive can be read there (loading says why). torch.load
+    does not check these, so without a digest file a flipped byte would load as other weights."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):  # not a zip, or unreadable
+        return None
+
+
 # torch.save's legacy (non-zip) format opens with a pickled magic number (protocol 2, LONG1).
 LEGACY_HEAD = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 

@@ -316,8 +316,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         _warn("render", f"{args.run_dir / 'audit.json'}: its resolved spec does not match its spec_hash: the record "
                         "was edited after the run")  # fmt: skip
     if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
-        _warn("render", f"{args.run_dir / 'audit.json'}: its metrics do not match what the run measured "
-                        f"({'; '.join(edited)}): the record was edited after the run")  # fmt: skip
+        _warn("render", f"{args.run_dir / 'audit.json'}: the record disagrees with what the run measured "
+                        f"({'; '.join(edited)}): it was edited after the run")  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
     _print_out([f"wrote {path}"])
@@ -431,7 +431,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
         )
     if edited := edited_metrics(audit):  # a metric changed by hand would be gated as if measured
         raise InvalidInput(
-            f"{source}: its metrics do not match what the run measured ({'; '.join(edited)}): the record was edited "
+            f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was edited "
             "after the run; gate on the record as the run wrote it"
         )
     try:

@@ -1594,7 +1594,7 @@ def metrics_edited_text(audit: dict[str, Any]) -> str | None:
     the front matter and criteria would show one figure and the tables another."""
     edited = edited_metrics(audit)
     return edited and (
-        f"audit.json's metrics do not match what the run measured: {'; '.join(edited)}. The record was edited after "
+        f"audit.json disagrees with what the run measured: {'; '.join(edited)}. The record was edited after "
         "the run; `auditor check` refuses it, and this sheet shows each figure where it is stored."
     )
 

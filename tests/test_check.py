@@ -756,6 +756,59 @@ def test_a_metric_edited_by_hand_is_found_against_its_measurement_and_stored_res
     assert edited_metrics(audit) == [f"criteria[{i}] (best_val_acc {entry['expr']}) measured 0.5, but metrics.best_val_acc 0.99"]
 
 
+def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:
+    """The user test: per_class.x set to 0.5, test.acc to 1.5 or 0.99 (in metrics too), test.n to 0:
+    the sheet had shown them, and check passed, though the confusion matrix beside them says otherwise."""
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    test = audit["measurements"]["test"]
+    cm, first = test["confusion"], next(iter(test["per_class"]))
+    test["per_class"][first] = 0.5
+    assert edited_metrics(audit) == [
+        f"measurements.test.per_class.{first} 0.5, but its confusion matrix gives {cm[0][0]}/{sum(cm[0])}"]
+    audit = golden()
+    test, n = audit["measurements"]["test"], audit["measurements"]["test"]["n"]
+    right = sum(row[i] for i, row in enumerate(test["confusion"]))
+    for acc in (1.5, 0.99):
+        test["acc"] = audit["metrics"]["test_acc"] = acc  # edited alike in both places
+        for entry in audit["criteria"]:
+            if entry["metric"] == "test_acc":
+                entry["measured"] = acc
+        assert edited_metrics(audit) == [
+            f"measurements.test.acc {acc}, but its confusion matrix gives {right}/{n} = {right / n:.6g}"]
+    audit = golden()
+    audit["measurements"]["test"]["n"] = 0
+    assert edited_metrics(audit) == [f"measurements.test.n 0, but its confusion matrix counts {n} images"]
+    audit = golden()
+    test = audit["measurements"]["test"]
+    test["confusion"][0] = [0] * len(test["confusion"])  # a class with no image: its accuracy is null
+    test["n"] = sum(map(sum, test["confusion"]))
+    right = sum(row[i] for i, row in enumerate(test["confusion"]))
+    test["acc"] = audit["metrics"]["test_acc"] = right / test["n"]
+    for entry in audit["criteria"]:
+        if entry["metric"] == "test_acc":
+            entry["measured"] = test["acc"]
+    assert edited_metrics(audit) == [(f"measurements.test.per_class.{first} 1.0, but its confusion matrix gives "
+                                      "no image of the class, so null")]
+    test["per_class"][first] = None
+    assert edited_metrics(audit) == []
+    test["confusion"] = "edited"  # a record of another shape: the sheet shows what it holds
+    assert edited_metrics(audit) == []
+
+
+def test_a_run_name_that_is_not_the_spec_name_is_found() -> None:
+    """The user test: run.name edited to hold a Markdown heading had put it into the sheet, unchecked
+    (the spec's name is under the spec hash and restricted to safe characters)."""
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    name = audit["spec"]["name"]
+    assert audit["run"]["name"] == name
+    audit["run"]["name"] = "x\n# INJECTED"
+    assert edited_metrics(audit) == [f'run.name "x\\n# INJECTED", but the resolved spec names the run "{name}"']
+
+
 def test_a_metric_given_null_is_an_edit_unless_the_record_says_why() -> None:
     from auditor.check import edited_metrics
 

@@ -373,9 +373,9 @@ def test_check_refuses_a_record_whose_spec_or_metrics_were_edited_and_warns_of_a
     size = audit["metrics"]["checkpoint_mb"]
     edited = {**audit, "metrics": {**audit["metrics"], "checkpoint_mb": 1e6}}  # a metric changed by hand
     (run / "audit.json").write_text(json.dumps(edited))
-    assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: its metrics do not match what the run "
+    assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: the record disagrees with what the run "
                        f"measured (metrics.checkpoint_mb 1000000.0, but measurements.size.checkpoint_bytes / 1e6 is "
-                       f"{size}; criteria[", "the record was edited after the run")  # fmt: skip
+                       f"{size}; criteria[", "it was edited after the run")  # fmt: skip
     (run / "audit.json").write_text(json.dumps({**audit, "verdict": "FAIL"}))  # the stored verdict alone
     proc = run_cli("check", str(run))
     assert proc.returncode == 0  # judged on the metrics as recorded
@@ -401,9 +401,9 @@ def test_a_metric_edited_alone_is_refused_by_check_and_warned_of_by_render(tmp_p
     assert proc.stdout == ""  # no PASS line
     assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("errors") == "1"
     rendered = run_cli("render", str(run))
-    assert rendered.returncode == 0 and f"auditor render: warning: {run / 'audit.json'}: its metrics do not match" \
+    assert rendered.returncode == 0 and f"auditor render: warning: {run / 'audit.json'}: the record disagrees" \
         in rendered.stderr and said in rendered.stderr
-    assert f"> audit.json's metrics do not match what the run measured: {said}." in (run / "REPRODUCIBILITY.md").read_text()
+    assert f"> audit.json disagrees with what the run measured: {said}." in (run / "REPRODUCIBILITY.md").read_text()
 
 
 @pytest.mark.parametrize("expr", ["== unresumed", "!= diverged"])

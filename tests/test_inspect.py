@@ -5,11 +5,13 @@ The CLI commands (`evaluate`, `measure`) are tested end to end in test_cli.py on
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import fake_cifar_root
 
 from auditor import checkpoint, measure
 from auditor import inspect as auditor_inspect
@@ -60,12 +62,29 @@ def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not
     path = save_checkpoint(tmp_path / "best.pt", spec)
     assert auditor_inspect.model_from_checkpoint(path).integrity == "sha256 matches best.pt.sha256"
     checkpoint.digest_path(path).unlink()  # travelled alone
-    assert auditor_inspect.model_from_checkpoint(path).integrity == "not checked: no best.pt.sha256 beside it"
+    assert auditor_inspect.model_from_checkpoint(path).integrity == (
+        "not checked: no best.pt.sha256 beside it, but its zip entries pass their CRC-32 checks")
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
     checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")
     with pytest.raises(InvalidInput, match="last.pt: checkpoint is not intact: sha256 mismatch"):
         auditor_inspect.model_from_checkpoint(path)
+
+
+def test_a_damaged_checkpoint_without_its_digest_is_refused_by_its_zip_crcs(tmp_path: Path, spec: Spec) -> None:
+    """The user test: 200 bytes flipped in a copied best.pt (no .sha256 beside it) had loaded as other
+    weights, and evaluate had printed their accuracy with exit 0."""
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    checkpoint.digest_path(path).unlink()
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 200] = bytes(b ^ 0xFF for b in data[middle : middle + 200])
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInput, match=r"best.pt: checkpoint is damaged: its archive entry \S+ fails the CRC-32 "
+                                           r"check the archive records for it \(and no best.pt.sha256 is there"):
+        auditor_inspect.model_from_checkpoint(path)
+    with pytest.raises(InvalidInput, match="checkpoint is damaged"):
+        auditor_inspect.measure_checkpoint(path, "cpu", iters=5)
 
 
 def test_a_link_to_a_checkpoint_is_checked_against_the_digest_beside_its_target(tmp_path: Path, spec: Spec) -> None:
@@ -99,8 +118,12 @@ def test_a_link_whose_digest_sits_beside_it_not_its_target_is_checked_too(tmp_pa
     with pytest.raises(InvalidInput, match=r"snap/best\.pt: checkpoint is not intact: sha256 mismatch"):
         auditor_inspect.model_from_checkpoint(snap / "best.pt")
     (snap / "best.pt.sha256").unlink()
+    with pytest.raises(InvalidInput, match=r"snap/best\.pt: checkpoint is damaged: its archive entry"):
+        auditor_inspect.model_from_checkpoint(snap / "best.pt")  # no digest: its zip CRCs still tell
+    (blobs / "aaa").write_bytes(saved.read_bytes())
     assert auditor_inspect.model_from_checkpoint(snap / "best.pt").integrity == (
-        f"not checked: no aaa.sha256 beside {(blobs / 'aaa').resolve()}, nor best.pt.sha256 beside the link {snap / 'best.pt'}")
+        f"not checked: no aaa.sha256 beside {(blobs / 'aaa').resolve()}, nor best.pt.sha256 beside the link {snap / 'best.pt'}, "
+        "but its zip entries pass their CRC-32 checks")
 
 
 def test_a_checkpoint_under_a_linked_folder_is_not_said_to_be_a_link(tmp_path: Path, spec: Spec) -> None:
@@ -225,6 +248,23 @@ def test_non_finite_weights_are_warned_about(tmp_path: Path, spec: Spec) -> None
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
     assert any("non-finite values" in w for w in auditor_inspect.evaluation_warnings(spec_, model))
+
+
+def test_an_accuracy_from_non_finite_outputs_of_finite_weights_is_warned_about(tmp_path: Path, spec: Spec) -> None:
+    """The user test: a diverged run's best.pt (or a BatchNorm running_var of -1) had been scored
+    at about 10% (every prediction the argmax of NaN) with `test_loss nan` and no warning."""
+    state = build_model(spec.model).state_dict()
+    bn = next(k for k in state if k.endswith("running_var"))
+    state[bn] = torch.full_like(state[bn], -1.0)  # finite, but sqrt(-1) is NaN: every output is NaN
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"model": state})
+    report = auditor_inspect.evaluate_checkpoint(path, str(fake_cifar_root(tmp_path / "data")), "cpu")
+    assert math.isnan(report["test_loss"])
+    assert [w for w in report["warnings"] if "non-numbers" in w] == [(
+        "the test loss is nan: the model outputs inf or NaN on some images, so the accuracies count predictions "
+        "made from non-numbers")]  # fmt: skip
+    assert not any("weight tensor" in w for w in report["warnings"])  # the weights are finite
+    intact = auditor_inspect.evaluate_checkpoint(save_checkpoint(tmp_path / "ok.pt", spec), str(tmp_path / "data"), "cpu")
+    assert math.isfinite(intact["test_loss"]) and not any("non-numbers" in w for w in intact["warnings"])
 
 
 @pytest.mark.parametrize(("iters", "ok"), [(None, True), (7, True), (0, False), (-1, False), (2**63, False)])

@@ -431,7 +431,7 @@ def test_a_record_whose_stored_verdict_its_metrics_contradict_says_so() -> None:
     assert "criteria cannot be judged again here (unknown metric 'future_metric'; known:" in text_of(edited)
 
 
-METRICS_EDITED = "audit.json's metrics do not match what the run measured"
+METRICS_EDITED = "audit.json disagrees with what the run measured"
 
 
 def test_a_record_whose_metrics_contradict_its_measurements_says_so() -> None:
@@ -1200,6 +1200,12 @@ def test_filters() -> None:
         (lambda a: a["run"].pop("name"), "run.name"),
         (lambda a: a["training"].update(history="x"), "training.history"),
         (lambda a: a.update(verification="x"), "verification"),
+        # The user test: a string "false" (or 1e308) had ticked "Data provenance official" and shown "benchmark yes"
+        (lambda a: a["data"].update(official="false"), "data.official"),
+        (lambda a: a["data"].update(official=1e308), "data.official"),
+        (lambda a: a["determinism"].update(cudnn_benchmark="false"), "determinism.cudnn_benchmark"),
+        (lambda a: a["determinism"].update(requested=1), "determinism.requested"),
+        (lambda a: a["determinism"].update(inductor_deterministic="yes"), "determinism.inductor_deterministic"),
     ],
 )
 def test_malformed_nested_fields_are_bad_input_for_render_and_check(
