@@ -637,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_out([])  # a pipe is block-buffered: a closed reader (or a full disk) must surface here, not at exit
         return code
     except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
-        print(f"\nauditor {args.command}: {stop_word(stop)}", file=sys.stderr)
+        print(f"\nauditor {args.command}: {stop_word(stop)}; to go on, run the same command again", file=sys.stderr)
         return exit_code(stop)
     except InvalidInput as exc:
         return _report_error(args.command, str(exc))

@@ -462,6 +462,9 @@ def build_context(
     v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
     started = audit["run"].get("started_by")  # records before it was carried: none
     v["started_by"] = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
+    # A first process given --resume found no checkpoint and trained from the start: where no run of
+    # the name is, --resume is refused, so the command that reproduces it is the one without it.
+    v["started_by_resumed"] = bool(v["started_by"]) and str(v["started_by"]["command"]).endswith(" --resume")
     v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)
@@ -856,10 +859,13 @@ def host_memory_text(audit: dict[str, Any]) -> str:
     """`train.host_memory` as requested, set and read back (older records: not recorded), and
     whether the run was resumed under another setting."""
     text = _host_memory_setting(audit["training"].get("host_memory"))
-    if any("train.host_memory" in note for note in audit["run"].get("resume_notes") or []):
-        text += ("; this process's setting: the steps before the resume ran under the one the resume notes name, "
-                 "and the training throughput mixes both")  # fmt: skip
-    return text
+    if not any("train.host_memory" in note for note in audit["run"].get("resume_notes") or []):
+        return text
+    if audit["training"].get("trained_here") is False:  # a finished run judged again: it trained no step
+        return text + ("; this process's setting, under which no step was trained: every step ran under the one "
+                       "the resume notes name, and so was the training throughput measured")  # fmt: skip
+    return text + ("; this process's setting: the steps before the resume ran under the one the resume notes name, "
+                   "and the training throughput mixes both")  # fmt: skip
 
 
 _LOGITS_DTYPE = MappingProxyType({"off": "float32", "bf16": "bfloat16", "fp16": "float16"})  # train.amp's

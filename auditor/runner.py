@@ -416,9 +416,9 @@ def resume_data_notes(
                  "wrote it): that the data is the same could not be checked")]  # fmt: skip
     if recorded != fingerprint:
         raise InvalidInput(
-            f"{found}: the run trained on other data (fingerprint {str(recorded)[:12]}) than the data read now "
-            f"({fingerprint[:12]}): continuing would mix two data sets; resume with the data it trained on, or "
-            f"to start over, {fresh}"
+            f"{found}: the run read other data (fingerprint {str(recorded)[:12]}, over its training and test images "
+            f"and labels) than the data read now ({fingerprint[:12]}): continuing would mix two data sets; resume "
+            f"with the data it read, or to start over, {fresh}"
         )
     then = state.get("classes")  # older checkpoints: not recorded
     if classes is not None and isinstance(then, list) and then != list(classes):

@@ -1005,6 +1005,21 @@ def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, rais
         signal.signal(signal.SIGINT, previous_int)
 
 
+def test_a_stop_before_a_command_took_over_says_how_to_go_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The user test: Ctrl-C while torch imported had printed only 'auditor run: interrupted', though
+    README says run says how to continue (later stops name the command)."""
+    from auditor import cli
+
+    def stopped(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "validate", stopped)
+    assert cli.main(["validate", "smoke"]) == 130
+    assert capsys.readouterr().err == "\nauditor validate: interrupted; to go on, run the same command again\n"
+
+
 def test_an_in_process_main_leaves_the_stop_handlers_as_they_were() -> None:
     from auditor.cli import main
 

@@ -758,7 +758,10 @@ def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_origi
     text = text_of(audit)
     assert ("# the command that started this run (its first process, as its checkpoints record it), as run from "
             f"/work/first place\n(cd '/work/first place' && {command})\n") in text
-    assert "is not recorded" not in text
+    assert "is not recorded" not in text and "drop --resume" not in text
+    audit["run"]["started_by"]["command"] = f"{command} --resume"  # the user test: a --resume that trained from scratch
+    assert ("as run from /work/first place\n# (a --resume that found no checkpoint, so it trained from the start; where "
+            f"no run of this name is, drop --resume)\n(cd '/work/first place' && {command} --resume)\n") in text_of(audit)
 
 
 def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
@@ -1443,6 +1446,11 @@ def test_host_memory_row_and_records_without_it() -> None:
     audit["run"]["resume_notes"] = [note]
     assert row.format("not recorded; this process's setting: the steps before the resume ran under the one the "
                       "resume notes name, and the training throughput mixes both") in text_of(audit)
+    audit["training"]["trained_here"] = False  # the user test: a finished run judged again under `release`
+    text = text_of(audit)
+    assert "mixes both" not in text
+    assert row.format("not recorded; this process's setting, under which no step was trained: every step ran under "
+                      "the one the resume notes name, and so was the training throughput measured") in text
 
 
 @pytest.mark.parametrize(

@@ -307,7 +307,7 @@ def test_a_resume_on_other_data_under_the_same_root_is_refused_and_leaves_no_cop
     spec = _cifar_run(tmp_path / "out", tmp_path / "data")
     before = _files(tmp_path / "out")
     fake_cifar_root(tmp_path / "data", n=64, seed=1)  # other images, same spec
-    with pytest.raises(InvalidInput, match=r"checkpoints/smoke/last.pt: the run trained on other data \(fingerprint "):
+    with pytest.raises(InvalidInput, match=r"checkpoints/smoke/last.pt: the run read other data \(fingerprint \w+, over its training and test "):
         execute(spec, "smoke", tmp_path / "out", resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert _files(tmp_path / "out") == before and not list((tmp_path / "out").glob("*/*.partial"))
 
