@@ -482,32 +482,46 @@ class Samples:
 
 
 def interleaved(pipes: list[Isolated], steps: dict[str, int], repeats: int, log: Callable[[str], None] = print,
-                quiet: float = 0.05, retries: int = 2, wait_s: float = 120.0) -> dict[str, Samples]:  # fmt: skip
+                quiet: float = 0.05, retries: int = 2, wait_s: float = 120.0,
+                failed: dict[str, str] | None = None) -> dict[str, Samples]:  # fmt: skip
     """images/s of each pipeline over `repeats` rounds; the order reverses every round.
 
     A repeat during which other processes used more than `quiet` of the machine's CPU is
     discarded and run again, at most `retries` times (the last attempt is kept regardless),
-    after waiting up to `wait_s` for the machine to quieten.
+    after waiting up to `wait_s` for the machine to quieten. A pipeline whose process fails
+    (killed, say, by the out-of-memory killer) is said so in `failed`, left out of the later
+    rounds and of the result; the others go on.
     """
     out = {p.label: Samples() for p in pipes}
     for r in range(repeats):
         order = pipes if r % 2 == 0 else pipes[::-1]
         for p in order:
-            if p.repeats is not None and r >= p.repeats:
+            if (p.repeats is not None and r >= p.repeats) or p.label not in out:
                 continue
-            for attempt in range(retries + 1):
-                v, busy = p.timed(steps[p.label])
-                if busy <= quiet or attempt == retries:
-                    break
-                out[p.label].discarded.append((v, busy))
-                log(f"    repeat {r + 1}/{repeats}  {p.label:48s} {v:8.1f} img/s  DISCARDED: other processes "
-                    f"used {busy:.0%} of the CPU; retrying")  # fmt: skip
-                wait_for_quiet(quiet, wait_s, log)
-            out[p.label].images_per_s.append(v)
-            out[p.label].foreign_cpu.append(busy)
-            log(f"    repeat {r + 1}/{repeats}  {p.label:48s} {v:8.1f} img/s  other processes {busy:4.0%} of CPU  "
-                f"load {loadavg()}")  # fmt: skip
+            try:
+                _timed_repeat(p, steps[p.label], out[p.label], f"{r + 1}/{repeats}", log, quiet, retries, wait_s)
+            except RuntimeError as exc:
+                del out[p.label]
+                if failed is not None:
+                    failed[p.label] = f"in repeat {r + 1}: {exc}"
+                log(f"    repeat {r + 1}/{repeats}  {p.label:48s} FAILED ({exc}): left out")
     return out
+
+
+def _timed_repeat(p: Isolated, steps: int, out: Samples, at: str, log: Callable[[str], None], quiet: float,
+                  retries: int, wait_s: float) -> None:  # fmt: skip
+    """One repeat of `p` into `out`, rerun (at most `retries` times) while other processes were busy."""
+    for attempt in range(retries + 1):
+        v, busy = p.timed(steps)
+        if busy <= quiet or attempt == retries:
+            break
+        out.discarded.append((v, busy))
+        log(f"    repeat {at}  {p.label:48s} {v:8.1f} img/s  DISCARDED: other processes used {busy:.0%} of the CPU; "
+            "retrying")  # fmt: skip
+        wait_for_quiet(quiet, wait_s, log)
+    out.images_per_s.append(v)
+    out.foreign_cpu.append(busy)
+    log(f"    repeat {at}  {p.label:48s} {v:8.1f} img/s  other processes {busy:4.0%} of CPU  load {loadavg()}")
 
 
 def warm(pipe: Any, steps: int, device: torch.device, budget_s: float = math.inf) -> tuple[float, float]:
@@ -599,6 +613,13 @@ class Setup:
 def make_auditor(s: Setup, cfg: Config) -> AuditorPipeline:
     """A fresh (b) pipeline for configuration `cfg` (the setup's model, data and batch size)."""
     return AuditorPipeline(s.model, s.data, s.data_spec, s.device, s.batch_size, cfg, s.ckpt_dir)
+
+
+def conventional_steps_held(s: Setup) -> int:
+    """Timed steps one fresh (a) iterator holds after its untimed per-repeat step: one epoch's
+    batches (the last may be partial), less that step. Beyond them a new iterator, and with it new
+    worker processes, would start inside the timing, which (b) never pays."""
+    return math.ceil(len(s.data.train_y) / s.batch_size) - ConventionalPipeline.repeat_warmup
 
 
 def make_conventional(s: Setup) -> ConventionalPipeline:
@@ -760,10 +781,21 @@ class Isolated:
         try:
             ok, value = self.conn.recv()
         except (EOFError, OSError):
-            raise RuntimeError(f"the process of {self.label!r} ended (exit code {self.proc.poll()})") from None
+            raise RuntimeError(f"the process of {self.label!r} ended ({self._how_it_ended()})") from None
         if not ok:
             raise RuntimeError(value)
         return value
+
+    def _how_it_ended(self) -> str:
+        """'killed by SIGKILL', 'exit code 1', or 'still running': its pipe closed before it was reaped."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "its pipe closed, the process still running"
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            return f"killed by {name}" + (" (as the kernel's out-of-memory killer does)" if code == -signal.SIGKILL else "")
+        return f"exit code {code}"
 
     def call(self, command: str, *args: Any) -> Any:
         """Run `command` in the built child and return its result; RuntimeError carries a child's error."""
@@ -909,6 +941,10 @@ def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> d
             continue
         steps = steps_within(s.max_repeat_s, step_s, s.steps)
         cut = f" (capped from {s.steps} by --max-repeat-s {s.max_repeat_s:g})" if steps < s.steps else ""
+        if p.cfg is None and steps > (held := conventional_steps_held(s)) >= 1:
+            cut += (f" (capped at {held}: a fresh DataLoader iterator holds {held + ConventionalPipeline.repeat_warmup} "
+                    "batches, and the next would start its workers inside the timed window)")  # fmt: skip
+            steps = held
         if step_s > s.max_repeat_s:  # hopeless (e.g. bf16 emulated on the CPU): one repeat is enough
             p.repeats = 1
             cut += "; a single repeat (one step exceeds --max-repeat-s)"
@@ -970,7 +1006,10 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
               f"{ceiling['ceiling_images_per_s']:.0f} images/s")  # fmt: skip
         load_before = loadavg()
         steps = {label: n for label, (_, _, n) in plan.items()}
-        samples = interleaved(pipes, steps, s.repeats, s.log, s.quiet, s.retries, s.wait_s)
+        samples = interleaved(pipes, steps, s.repeats, s.log, s.quiet, s.retries, s.wait_s, failed)
+        for p in [p for p in pipes if p.label not in samples]:  # its process failed during the repeats
+            pipes.remove(p)
+            p.close()
         load_after = loadavg()
         ceiling = with_peaks(ceiling, gemm_peaks(s.device))  # again after the repeats: keep the best
         rows = throughput_rows(pipes, samples, plan)
@@ -1298,24 +1337,38 @@ def run_command(args: list[str], cwd: Path, log: Callable[[str], None], quiet: Q
     return time.perf_counter() - t0, proc, meter.stop()
 
 
+# `auditor run` as `python -m auditor run` runs it (auditor.cli.main), timed from main's call to
+# its return: the in-process time, which `run.wall_time_s` is not (the run records it before it
+# writes audit.json, renders the sheet and promotes its folders). argv: [-c, TIMING_JSON, *ARGS].
+TIMED_MAIN = """import json, sys, time
+from auditor import cli
+t0 = time.perf_counter()
+code = cli.main(sys.argv[2:])
+open(sys.argv[1], "w").write(json.dumps({"main_s": time.perf_counter() - t0}))
+sys.exit(code)
+"""
+
+
 def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str], None], quiet: Quiet) -> dict[str, Any]:
-    """Time `python -m auditor run` as a subprocess; optionally a second, instrumented run."""
+    """Time `auditor run` (its main, as `python -m auditor run` calls it) in a subprocess;
+    optionally a second, instrumented run."""
     with tempfile.TemporaryDirectory(prefix="auditor-bench-") as tmp:
-        out = Path(tmp) / "plain"
-        cmd = [sys.executable, "-m", "auditor", "run", *args, "--out", str(out)]
+        out, timing = Path(tmp) / "plain", Path(tmp) / "main_s.json"
+        cmd = [sys.executable, "-c", TIMED_MAIN, str(timing), "run", *args, "--out", str(out)]
         load0 = loadavg()
         proc_s, proc, busy = run_command(cmd, Path(tmp), log, quiet)
         if proc.returncode not in (0, 1):  # 1 = a criterion failed; the run itself finished
             raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
         audit = _read_audit(out)
         wall, train = audit["run"]["wall_time_s"], audit["training"]["train_time_s"]
+        main_s = json.loads(timing.read_text())["main_s"]
         res = {
-            "name": name, "command": shlex.join(cmd[:1] + ["-m", "auditor", "run", *args, "--out", "<tmp>"]),
-            "exit": proc.returncode, "process_wall_s": proc_s, "run_wall_time_s": wall, "train_time_s": train,
-            "measure_time_s": audit["run"].get("measure_time_s"),
+            "name": name, "command": shlex.join([sys.executable, "-m", "auditor", "run", *args, "--out", "<tmp>"]),
+            "exit": proc.returncode, "process_wall_s": proc_s, "main_s": main_s, "run_wall_time_s": wall,
+            "train_time_s": train, "measure_time_s": audit["run"].get("measure_time_s"),
             "epochs": audit["training"].get("epochs_run"), "images_per_s": audit["training"].get("images_per_s"),
-            "overhead_in_process": (wall - train) / wall, "overhead_whole_command": (proc_s - train) / proc_s,
-            "startup_and_imports_s": proc_s - wall, "loadavg_before": load0, "loadavg_after": loadavg(),
+            "overhead_in_process": (main_s - train) / main_s, "overhead_whole_command": (proc_s - train) / proc_s,
+            "startup_and_imports_s": proc_s - main_s, "loadavg_before": load0, "loadavg_after": loadavg(),
             "foreign_cpu": busy,
         }  # fmt: skip
         if breakdown:
@@ -1352,12 +1405,14 @@ def overhead(
 def overhead_lines(results: list[dict[str, Any]]) -> list[str]:
     """RESULTS.md lines: the overhead table and, where measured, the per-phase breakdowns."""
     lines = [
-        "| run | epochs | whole command s | `run.wall_time_s` | training steps s | measure s | overhead in-process | overhead whole command | other processes' CPU share |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | epochs | whole command s | in-process s (auditor's main) | `run.wall_time_s` (before audit.json and the sheet) | training steps s | measure s | overhead in-process | overhead whole command | other processes' CPU share |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
+        # Reports saved before main was timed: their in-process overhead is of run.wall_time_s.
+        main_s = f"{r['main_s']:.1f}" if "main_s" in r else "not measured"
         lines.append(
-            f"| {r['name']} | {r['epochs']} | {r['process_wall_s']:.1f} | {r['run_wall_time_s']:.1f} | {r['train_time_s']:.1f} "
+            f"| {r['name']} | {r['epochs']} | {r['process_wall_s']:.1f} | {main_s} | {r['run_wall_time_s']:.1f} | {r['train_time_s']:.1f} "
             f"| {r['measure_time_s']:.2f} | {r['overhead_in_process'] * 100:.1f}% | {r['overhead_whole_command'] * 100:.1f}% "
             f"| {r['foreign_cpu']:.0%} |"
         )
@@ -1564,6 +1619,8 @@ def _overhead_targets(r: dict[str, Any], quiet: float) -> list[str]:
     epochs = t["overhead_epochs"]
     note = "" if r["epochs"] == epochs else f" (run with {count(r['epochs'], 'epoch')}; the target is for {epochs})"
     verdict = _verdict(r["overhead_in_process"] <= t["auditing_overhead"], _largest([r.get("foreign_cpu") or 0.0]), quiet)
+    if "main_s" not in r:  # a report saved before main was timed
+        note += " (in-process of `run.wall_time_s`, which leaves out writing audit.json and the sheet)"
     lines = [f"- auditing overhead, resnet20 subset run{note}: {r['overhead_in_process'] * 100:.1f}% in-process, "
              f"{r['overhead_whole_command'] * 100:.1f}% of the whole command (target <= {t['auditing_overhead']:.0%}, "
              f"in-process): {verdict}"]  # fmt: skip
@@ -1878,13 +1935,23 @@ def json_problem(path: Path) -> str | None:
     not a report --json wrote (it would be replaced without a word)."""
     if path.is_dir():
         return f"--json {path}: {path} is a folder (checked now, not after measuring)"
-    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)) or not _can_create_in(path.parent):
         return f"--json {path}: {path.parent} is not a writable folder (checked now, not after measuring)"
     if path.resolve() == RESULTS_MD.resolve():
         return f"--json {path}: is {RESULTS_MD.name}, which --write-results and --append-results write"
     if path.exists() and not _is_report(path):
         return f"--json {path}: holds a file that is not a report --json wrote; name another file, or remove it"
     return None
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder` now: os.access says yes to root everywhere, and to
+    pseudo file systems such as /proc, where the report would fail after the measuring."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".throughput-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _is_report(path: Path) -> bool:
@@ -2039,12 +2106,20 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         print("\n== against the targets (reported, not asserted)")
         print_lines(targets)
     print(f"\nload average at end: {report['loadavg_end']}")
-    if a.json:
-        atomic_write_bytes(a.json, json.dumps(report, indent=2, default=str).encode())
-        a.json_written = True
-    if a.write_results or a.append_results:
+    if a.write_results or a.append_results:  # before the JSON: a JSON that fails keeps it
         write_results([report], append=a.append_results)
         print(f"wrote {RESULTS_MD}")
+    if a.json:
+        data = json.dumps(report, indent=2, default=str).encode()
+        try:
+            atomic_write_bytes(a.json, data)
+        except OSError:  # changed since it was checked, or a full disk: the measurements are kept elsewhere
+            fd, kept = tempfile.mkstemp(prefix="throughput-report-", suffix=".json")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            a.json_kept = kept
+            raise
+        a.json_written = True
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -2099,6 +2174,8 @@ def main(argv: list[str] | None = None) -> int:
         if not measured:
             raise
         saved = f"; this run's JSON report is in {a.json}" if getattr(a, "json_written", False) else ""
+        if kept := getattr(a, "json_kept", None):
+            saved = f"; this run's JSON report was written to {kept} instead (--render-json renders it without measuring again)"
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
         return 2

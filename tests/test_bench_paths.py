@@ -328,6 +328,8 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--threads", "1", "1"], "--threads: a value is listed twice (1 1)"),
      (["--json", "/nonexistent/dir/x.json"], "--json /nonexistent/dir/x.json: /nonexistent/dir is not a writable folder"),
      (["--json", "/tmp"], "--json /tmp: /tmp is a folder"),
+     # os.access says yes to root, and to /proc, where the report would have failed after measuring
+     (["--json", "/proc/x.json"], "--json /proc/x.json: /proc is not a writable folder (checked now"),
      (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --write-results or --append-results; drop --model"),
      (["--render-json", "x.json", "--all"], "--render-json measures nothing and takes only --write-results or --append-results; drop --all"),
      (["--max-repeat-s", "nan"], "argument --max-repeat-s: invalid float > 0 value: 'nan'"),
@@ -598,3 +600,66 @@ def test_a_report_that_cannot_be_written_after_measuring_is_exit_2_naming_what_w
     assert bench.main(["--synthetic", "--json", str(saved), "--write-results"]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "JSON report is in" not in err and saved.read_bytes() == before
+
+
+class _FakePipe:
+    """A pipeline in `interleaved`'s eyes: `timed` gives a rate, or fails as a killed child does."""
+
+    def __init__(self, label: str, fail_at: int | None = None) -> None:
+        self.label, self.repeats, self.fail_at, self.calls = label, None, fail_at, 0
+
+    def timed(self, steps: int) -> tuple[float, float]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError(f"the process of {self.label!r} ended (killed by SIGKILL)")
+        return 100.0 * steps, 0.0
+
+
+def test_a_pipeline_whose_process_dies_during_the_repeats_is_left_out_and_named(bench) -> None:
+    """The user test: a (b) child killed mid-repeats (as by the OOM killer) had ended the bench in a traceback."""
+    pipes, failed, said = [_FakePipe("(a) conventional"), _FakePipe("(b) x", fail_at=2)], {}, []
+    samples = bench.interleaved(pipes, {"(a) conventional": 2, "(b) x": 2}, 3, said.append, retries=0, failed=failed)
+    assert list(samples) == ["(a) conventional"] and samples["(a) conventional"].images_per_s == [200.0] * 3
+    assert failed == {"(b) x": "in repeat 2: the process of '(b) x' ended (killed by SIGKILL)"}
+    assert pipes[1].calls == 2 and any("FAILED" in line and "left out" in line for line in said)
+
+
+def test_how_a_pipeline_process_ended_is_read_after_it_is_reaped(bench) -> None:
+    """Its pipe closes before the kernel reaps it: poll() had said 'exit code None' for a SIGKILL."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc.kill()
+    fake = type("Child", (), {"proc": proc})()
+    assert bench.Isolated._how_it_ended(fake) == "killed by SIGKILL (as the kernel's out-of-memory killer does)"
+    done = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    assert bench.Isolated._how_it_ended(type("Child", (), {"proc": done})()) == "exit code 3"
+
+
+def test_conventional_timed_steps_stay_within_one_fresh_iterator(bench, tiny, tmp_path: Path) -> None:
+    """The user test: with more timed steps than (a)'s fresh iterator held, a second iterator, and its
+    worker processes, started inside the timed window."""
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=len(data.train_y) // 3, steps=5,
+                    repeats=1, warmup=1, workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path,
+                    retries=0, log=lambda m: None)  # fmt: skip
+    held = bench.conventional_steps_held(s)
+    assert held == math.ceil(len(data.train_y) / s.batch_size) - 1 < s.steps
+    said: list[str] = []
+    s.log = said.append
+    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=False)
+    rows = {r["label"]: r for r in res["rows"]}
+    assert rows["(a) conventional"]["steps"] == held and rows[bench.DEFAULT_CONFIG.label]["steps"] == s.steps
+    assert any(f"capped at {held}: a fresh DataLoader iterator holds {held + 1} batches" in line for line in said)
+
+
+def test_the_overhead_run_times_auditor_main_not_the_records_wall_time(bench, tmp_path: Path) -> None:
+    """The user test: `run.wall_time_s` is taken before audit.json, the sheet and the promotion, so an
+    overhead of it left the sheet's rendering out."""
+    res = bench.overhead_one("smoke", bench.OVERHEAD_SPECS["smoke"](1, "cpu", tmp_path), False, lambda m: None,
+                             bench.Quiet(share=1.0, wait_s=0))  # fmt: skip
+    assert res["exit"] == 0 and res["run_wall_time_s"] < res["main_s"] < res["process_wall_s"]
+    assert res["overhead_in_process"] == (res["main_s"] - res["train_time_s"]) / res["main_s"]
+    assert res["command"].endswith(" -m auditor run smoke --set train.device=cpu --out '<tmp>'")
+    row = bench.overhead_lines([res])[2]
+    assert row.startswith(f"| smoke | {res['epochs']} | {res['process_wall_s']:.1f} | {res['main_s']:.1f} | ")
+    old = {k: v for k, v in res.items() if k != "main_s"}  # a report saved before main was timed
+    assert "| not measured |" in bench.overhead_lines([old])[2]
