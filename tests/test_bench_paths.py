@@ -14,6 +14,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -663,3 +664,15 @@ def test_the_overhead_run_times_auditor_main_not_the_records_wall_time(bench, tm
     assert row.startswith(f"| smoke | {res['epochs']} | {res['process_wall_s']:.1f} | {res['main_s']:.1f} | ")
     old = {k: v for k, v in res.items() if k != "main_s"}  # a report saved before main was timed
     assert "| not measured |" in bench.overhead_lines([old])[2]
+
+
+def test_a_json_report_that_fails_after_measuring_is_kept_elsewhere(bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user test: a --json path that failed after the measuring had thrown the run's figures away."""
+    import argparse
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    a = argparse.Namespace(json=Path("/proc/x.json"), write_results=False, append_results=False)
+    report = {"machine": {}, "command": "python bench/throughput.py --json /proc/x.json"}
+    with pytest.raises(OSError):
+        bench.finish(a, report)
+    assert Path(a.json_kept).parent == tmp_path and json.loads(Path(a.json_kept).read_text())["command"] == report["command"]
