@@ -1339,8 +1339,11 @@ def run_command(args: list[str], cwd: Path, log: Callable[[str], None], quiet: Q
 
 # `auditor run` as `python -m auditor run` runs it (auditor.cli.main), timed from main's call to
 # its return: the in-process time, which `run.wall_time_s` is not (the run records it before it
-# writes audit.json, renders the sheet and promotes its folders). argv: [-c, TIMING_JSON, *ARGS].
+# writes audit.json, renders the sheet and promotes its folders). torch is imported first, as the
+# breakdown's child does: python start-up and imports are the whole command's, not in-process.
+# argv: [-c, TIMING_JSON, *ARGS].
 TIMED_MAIN = """import json, sys, time
+import torch
 from auditor import cli
 t0 = time.perf_counter()
 code = cli.main(sys.argv[2:])
