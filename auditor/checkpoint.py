@@ -37,6 +37,7 @@ import torch
 from auditor.audit import STEP_NAME, step_checkpoints
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
+from auditor.words import count
 
 KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
 
@@ -204,8 +205,17 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
     except Exception as exc:  # a truncated or foreign file fails in many ways: all are bad input
         raise InvalidInput(f"{path}: cannot load checkpoint ({load_failure(path, exc)})") from None
     if not isinstance(payload, dict) or "model" not in payload:
-        raise InvalidInput(f"{path}: not an auditor checkpoint (no 'model' entry)")
+        raise InvalidInput(f"{path}: not an auditor checkpoint (no 'model' entry){_bare_weights_hint(payload)}")
     return payload
+
+
+def _bare_weights_hint(payload: Any) -> str:
+    """Where `payload` is a bare state dict (tensors by name, as `torch.save(model.state_dict())`
+    writes), what is needed instead: the weights alone name no model, data or spec to judge them by."""
+    if not (isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values())):
+        return ""
+    return (f": it holds a bare state dict ({count(len(payload), 'tensor')} by name), which names no model, data or spec; "
+            "give a checkpoint `auditor run` wrote (best.pt, last.pt), which carries its resolved spec")
 
 
 def damaged_entry(path: Path) -> str | None:

@@ -1777,10 +1777,17 @@ def cpu_share(text: str) -> float:
 cpu_share.__name__ = "share of the CPU in [0, 1)"  # argparse's name for the type
 
 
+def _nonempty(text: str) -> str:
+    """`text`, refused where it is empty (an unset variable in a script), which Path reads as `.`."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty (an unset variable?)")
+    return text
+
+
 def _file(text: str) -> Path:
     """A file argument with `~` expanded, as --data-root's is."""
     try:
-        return home_expanded(text)
+        return home_expanded(_nonempty(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -1824,7 +1831,7 @@ def add_section_options(p: argparse.ArgumentParser) -> None:
 def _folder(text: str) -> Path:
     """A folder argument, `~` expanded and made absolute (the overhead's runs work elsewhere)."""
     try:
-        return resolved_folder(text)
+        return resolved_folder(_nonempty(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -1901,6 +1908,9 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     if a.data_root is not None and not (a.data_root / "cifar-10-batches-py").is_dir():
         return f"--data-root {a.data_root}: no cifar-10-batches-py/ folder there"
     named = os.environ.get("AUDITOR_CIFAR10_SUBSET")
+    if named == "" and a.data_root is None and not a.synthetic:  # set, but to nothing: an unset variable upstream?
+        return ("AUDITOR_CIFAR10_SUBSET is set but empty (an unset variable?): point it at the subset, or unset it "
+                "to use the subset beside the checkout or synthetic data")  # fmt: skip
     if named and a.data_root is None and not a.synthetic and not (SUBSET / "cifar-10-batches-py").is_dir():
         return (f"AUDITOR_CIFAR10_SUBSET={named}: no cifar-10-batches-py/ folder there (unset it to benchmark "
                 "synthetic data where the subset is absent, or give --synthetic)")  # fmt: skip
@@ -1998,17 +2008,19 @@ def render_saved(a: argparse.Namespace) -> int:
         if not _report_shaped(reports[-1]):
             print(f"throughput.py: error: --render-json {p}: not a report written by --json", file=sys.stderr)
             return 2
-    try:
-        for r in reports:
+    for p, r in zip(a.render_json, reports, strict=True):
+        try:
             pool_ceilings(r.get("throughput", []))
+            results_markdown(r)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # written before or edited
+            what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            print(f"throughput.py: error: --render-json {p}: the report is not complete ({what}); {RESULTS_MD.name} "
+                  "was left as it was", file=sys.stderr)  # fmt: skip
+            return 2
+    try:
         write_results(reports, append=a.append_results)
     except OSError as exc:  # it changed since the arguments were checked
         print(f"throughput.py: error: {RESULTS_MD}: {exc.strerror or exc}; it was left as it was", file=sys.stderr)
-        return 2
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # written before or edited
-        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-        print(f"throughput.py: error: --render-json: a report is not complete ({what}); {RESULTS_MD.name} was left "
-              "as it was", file=sys.stderr)  # fmt: skip
         return 2
     print(f"wrote {RESULTS_MD}")
     return 0

@@ -329,6 +329,10 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--threads", "1", "1"], "--threads: a value is listed twice (1 1)"),
      (["--json", "/nonexistent/dir/x.json"], "--json /nonexistent/dir/x.json: /nonexistent/dir is not a writable folder"),
      (["--json", "/tmp"], "--json /tmp: /tmp is a folder"),
+     # an unset variable in a script: Path('') is the current folder
+     (["--json", ""], "argument --json: the path is empty (an unset variable?)"),
+     (["--data-root", ""], "argument --data-root: the path is empty (an unset variable?)"),
+     (["--render-json", "", "--write-results"], "argument --render-json: the path is empty (an unset variable?)"),
      # os.access says yes to root, and to /proc, where the report would have failed after measuring
      (["--json", "/proc/x.json"], "--json /proc/x.json: /proc is not a writable folder (checked now"),
      (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --write-results or --append-results; drop --model"),
@@ -422,8 +426,16 @@ def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tm
     before = results.read_bytes()
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--render-json", str(saved),
                            "--write-results"], check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 2 and "--render-json: a report is not complete (missing " in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"--render-json {saved}: the report is not complete (missing " in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and results.read_bytes() == before
+
+
+def test_a_subset_variable_set_to_nothing_is_refused_not_read_as_unset() -> None:
+    env = {**os.environ, "AUDITOR_CIFAR10_SUBSET": ""}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--steps", "1"], env=env,
+                          check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and "AUDITOR_CIFAR10_SUBSET is set but empty (an unset variable?)" in proc.stderr
+    assert "Traceback" not in proc.stderr and "machine:" not in proc.stdout
 
 
 def test_a_subset_folder_named_in_the_environment_that_is_not_there_is_refused(tmp_path: Path) -> None:

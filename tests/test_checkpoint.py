@@ -154,8 +154,12 @@ def test_tensors_in_plain_containers_load_and_a_payload_without_weights_is_refus
     assert torch.equal(checkpoint.load(path, check_digest=False)["model"]["w"], torch.ones(2))
     torch.save({"model": {"w": torch.ones(2)}}, path, _use_new_zipfile_serialization=False)  # the legacy format loads
     assert torch.equal(checkpoint.load(path, check_digest=False)["model"]["w"], torch.ones(2))
-    torch.save({"w": torch.ones(2)}, path)
-    with pytest.raises(InvalidInput, match="not an auditor checkpoint"):
+    torch.save({"w": torch.ones(2)}, path)  # a bare state dict: said so, with what is needed instead
+    with pytest.raises(InvalidInput, match=r"not an auditor checkpoint \(no 'model' entry\): it holds a bare state dict "
+                                           r"\(1 tensor by name\), which names no model, data or spec; give a checkpoint"):
+        checkpoint.load(path, check_digest=False)
+    torch.save({"step": 3}, path)
+    with pytest.raises(InvalidInput, match=r"not an auditor checkpoint \(no 'model' entry\)$"):
         checkpoint.load(path, check_digest=False)
 
 
