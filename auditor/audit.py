@@ -37,7 +37,8 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     (("data", "official"), (bool, type(None)), False),
     *((("determinism", flag), bool, False) for flag in (
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
-    *((("determinism", flag), (bool, type(None)), False) for flag in ("fill_uninitialized_memory", "inductor_deterministic")),
+    *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
+        "fill_uninitialized_memory", "inductor_deterministic", "cudnn_allow_tf32", "cuda_matmul_allow_tf32")),
 ]  # fmt: skip
 STAGING = ".partial"
 # Step checkpoints' names (checkpoint.save_step_checkpoint writes them).

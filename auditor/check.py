@@ -764,7 +764,8 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
     """Where measurements.test contradicts its own confusion matrix, from which a run computes its
     image count, accuracy and per-class accuracies (`measure.accuracy`: exact integer ratios, as
     JSON gives them back). Empty for a record of another shape, which the sheet shows as it is."""
-    test = audit["measurements"].get("test")
+    meas = audit.get("measurements")
+    test = meas.get("test") if isinstance(meas, dict) else None
     if not isinstance(test, dict) or not _count_matrix(cm := test.get("confusion")):
         return []
     n, right = sum(map(sum, cm)), sum(row[i] for i, row in enumerate(cm))
@@ -775,12 +776,24 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
         found.append(f"measurements.test.acc {_json(test['acc'])}, but its confusion matrix gives {right}/{n} = {right / n:.6g}")
     per_class = test.get("per_class")
     if isinstance(per_class, dict) and len(per_class) == len(cm):
-        for (name, acc), row, i in zip(per_class.items(), cm, range(len(cm)), strict=True):
+        for name, acc in per_class.items():
+            i = _class_index(audit, per_class, name)  # the confusion row and column of that class
+            row = cm[i]
             expected = row[i] / sum(row) if sum(row) else None  # NaN in memory, null in the record
             if (acc is None) != (expected is None) or (expected is not None and acc != expected):
                 shown = f"{row[i]}/{sum(row)}" if sum(row) else "no image of the class, so null"
                 found.append(f"measurements.test.per_class.{name} {_json(acc)}, but its confusion matrix gives {shown}")
     return found
+
+
+def _class_index(audit: Mapping[str, Any], per_class: dict[str, Any], name: str) -> int:
+    """The label of class `name`: its place in data.classes where the record names the classes
+    (a JSON tool that sorted per_class's keys moved them, not the labels), else in per_class."""
+    data = audit.get("data")
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if isinstance(classes, list) and sorted(map(str, classes)) == sorted(per_class):
+        return list(map(str, classes)).index(name)
+    return list(per_class).index(name)
 
 
 def _count_matrix(cm: Any) -> bool:
@@ -792,9 +805,9 @@ def _count_matrix(cm: Any) -> bool:
 def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:
     """Where run.name is not the resolved spec's name, which a run copies it from (the spec's is
     under the spec hash, and restricted to characters safe in a file name and on the sheet)."""
-    spec = audit.get("spec")
+    spec, run = audit.get("spec"), audit.get("run")
     name = spec.get("name") if isinstance(spec, dict) else None
-    if not isinstance(name, str) or audit["run"]["name"] == name:
+    if not isinstance(name, str) or not isinstance(run, dict) or run.get("name") == name:
         return []
     return [f"run.name {_json(audit['run']['name'])}, but the resolved spec names the run {_json(name)}"]
 

@@ -25,8 +25,10 @@ import pickle
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from types import TracebackType
@@ -218,15 +220,38 @@ def _bare_weights_hint(payload: Any) -> str:
             "give a checkpoint `auditor run` wrote (best.pt, last.pt), which carries its resolved spec")
 
 
-def damaged_entry(path: Path) -> str | None:
-    """The first entry of the zip archive at `path` whose bytes fail the CRC-32 the archive records
-    for it, or None: all pass, or no zip archive can be read there (loading says why). torch.load
-    does not check these, so without a digest file a flipped byte would load as other weights."""
+@dataclass(frozen=True)
+class ZipCrcs:
+    """What the CRC-32s a checkpoint's zip archive records say of its entries."""
+
+    checked: bool  # some entry's bytes were compared with its CRC-32
+    damaged: str | None = None  # the first entry whose bytes fail it (or cannot be read back)
+    note: str = ""  # entries left unchecked, in words (", except N written without one")
+
+
+def zip_crcs(path: Path) -> ZipCrcs:
+    """Read every entry of the zip archive at `path` against the CRC-32 it records. torch.load
+    does not check them, so without a digest file a flipped byte would load as other weights.
+    Entries recorded with a CRC of 0 are skipped: torch writes 0 when its compute_crc32 setting
+    is off. Not checked where no zip archive can be opened there (loading says why)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.testzip()
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):  # not a zip, or unreadable
-        return None
+            infos = archive.infolist()
+            checked = [i for i in infos if i.CRC != 0 or i.file_size == 0]
+            for info in checked:
+                try:
+                    with archive.open(info) as f:  # ZipExtFile compares the CRC-32 at the end
+                        while f.read(1 << 20):
+                            pass
+                except (zipfile.BadZipFile, RuntimeError, zlib.error, NotImplementedError, EOFError, ValueError):
+                    return ZipCrcs(True, info.filename)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
+        return ZipCrcs(False)
+    if not checked:
+        return ZipCrcs(False, None, ", and its zip archive records no CRC-32s to check its entries against")
+    skipped = len(infos) - len(checked)
+    note = f", except {skipped} {'entry' if skipped == 1 else 'entries'} written without one" if skipped else ""
+    return ZipCrcs(True, None, note)
 
 
 # torch.save's legacy (non-zip) format opens with a pickled magic number (protocol 2, LONG1).

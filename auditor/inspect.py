@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -111,12 +110,13 @@ def _integrity(path: Path, target: Path) -> str:
     checked = next((p for p in ((target, path) if link else (target,)) if _has_digest(p)), None)
     if checked is None:
         also = f", nor {checkpoint.digest_path(path).name} beside the link {path}" if link else ""
-        if (entry := checkpoint.damaged_entry(target)) is not None:
-            raise InvalidInput(f"{path}: checkpoint is damaged: its archive entry {entry} fails the CRC-32 check the "
-                               f"archive records for it (and no {checkpoint.digest_path(target).name} is there to "
+        crc = checkpoint.zip_crcs(target)
+        if crc.damaged is not None:
+            raise InvalidInput(f"{path}: checkpoint is damaged: its archive entry {crc.damaged} fails the CRC-32 check "
+                               f"the archive records for it (and no {checkpoint.digest_path(target).name} is there to "
                                "compare with); copy it again from where the run wrote it")
-        crc = ", but its zip entries pass their CRC-32 checks" if zipfile.is_zipfile(target) else ""
-        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}{crc}"
+        passed = f", but its zip entries pass their CRC-32 checks{crc.note}" if crc.checked else crc.note
+        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}{passed}"
     where = f" (beside {target}, which {path} links to)" if link and checked == target else ""
     matched = checkpoint.matching_digest(checked)
     if matched is None:
@@ -195,7 +195,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
         "global_step": loaded.global_step,
         "device": str(device), "data": facts, "scored": scope, "scored_fingerprint": scored,
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
-        "warnings": [*loaded.warnings, *evaluation_warnings(spec, model), *_output_warnings(acc.loss),
+        "warnings": [*loaded.warnings, *evaluation_warnings(spec, model), *_output_warnings(acc.loss, model),
                      *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes, facts)],
     }  # fmt: skip
 
@@ -242,11 +242,11 @@ def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:
     return warnings + broken_warnings(model)
 
 
-def _output_warnings(loss: float) -> list[str]:
+def _output_warnings(loss: float, model: nn.Module) -> list[str]:
     """A warning when the mean test loss is inf or NaN though the weights are finite (broken_warnings
-    covers those): the model outputs non-numbers on some images, and an argmax over a NaN is the
-    first NaN's class, so the accuracy counts predictions made from non-numbers."""
-    if math.isfinite(loss):
+    covers weights that are not): the model outputs non-numbers on some images, and an argmax over
+    a NaN is the first NaN's class, so the accuracy counts predictions made from non-numbers."""
+    if math.isfinite(loss) or nonfinite_tensors(model):
         return []
     return [(f"the test loss is {loss}: the model outputs inf or NaN on some images, so the accuracies count "
              "predictions made from non-numbers")]

@@ -862,8 +862,9 @@ def host_memory_text(audit: dict[str, Any]) -> str:
     if not any("train.host_memory" in note for note in audit["run"].get("resume_notes") or []):
         return text
     if audit["training"].get("trained_here") is False:  # a finished run judged again: it trained no step
-        return text + ("; this process's setting, under which no step was trained: every step ran under the one "
-                       "the resume notes name, and so was the training throughput measured")  # fmt: skip
+        return text + ("; this process's setting, under which no step was trained: the steps ran under earlier "
+                       "processes' settings (the resume notes name the last of them), and so was the training "
+                       "throughput measured")  # fmt: skip
     return text + ("; this process's setting: the steps before the resume ran under the one the resume notes name, "
                    "and the training throughput mixes both")  # fmt: skip
 

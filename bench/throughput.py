@@ -793,7 +793,10 @@ class Isolated:
         except subprocess.TimeoutExpired:
             return "its pipe closed, the process still running"
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:  # a real-time signal: valid, but unnamed
+                name = f"signal {-code}"
             return f"killed by {name}" + (" (as the kernel's out-of-memory killer does)" if code == -signal.SIGKILL else "")
         return f"exit code {code}"
 
@@ -941,10 +944,14 @@ def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> d
             continue
         steps = steps_within(s.max_repeat_s, step_s, s.steps)
         cut = f" (capped from {s.steps} by --max-repeat-s {s.max_repeat_s:g})" if steps < s.steps else ""
-        if p.cfg is None and steps > (held := conventional_steps_held(s)) >= 1:
-            cut += (f" (capped at {held}: a fresh DataLoader iterator holds {held + ConventionalPipeline.repeat_warmup} "
-                    "batches, and the next would start its workers inside the timed window)")  # fmt: skip
-            steps = held
+        if p.cfg is None and s.workers > 0 and steps > (held := conventional_steps_held(s)):
+            if held >= 1:
+                cut += (f" (capped at {held}: a fresh DataLoader iterator holds {held + ConventionalPipeline.repeat_warmup} "
+                        "batches, and the next would start its workers inside the timed window)")  # fmt: skip
+                steps = held
+            else:
+                cut += (" (NOTE: one batch is the whole training set, so every timed step starts a fresh DataLoader "
+                        "iterator and its workers, which favours (b): lower --batch-size)")  # fmt: skip
         if step_s > s.max_repeat_s:  # hopeless (e.g. bf16 emulated on the CPU): one repeat is enough
             p.repeats = 1
             cut += "; a single repeat (one step exceeds --max-repeat-s)"
@@ -1339,11 +1346,13 @@ def run_command(args: list[str], cwd: Path, log: Callable[[str], None], quiet: Q
 
 # `auditor run` as `python -m auditor run` runs it (auditor.cli.main), timed from main's call to
 # its return: the in-process time, which `run.wall_time_s` is not (the run records it before it
-# writes audit.json, renders the sheet and promotes its folders). torch is imported first, as the
-# breakdown's child does: python start-up and imports are the whole command's, not in-process.
+# writes audit.json, renders the sheet and promotes its folders). torch and the stages' modules
+# are imported first, as the breakdown's child imports them to wrap their functions: python
+# start-up and imports are the whole command's, not in-process.
 # argv: [-c, TIMING_JSON, *ARGS].
 TIMED_MAIN = """import json, sys, time
 import torch
+import auditor.render, auditor.runner
 from auditor import cli
 t0 = time.perf_counter()
 code = cli.main(sys.argv[2:])
@@ -1362,6 +1371,8 @@ def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str
         proc_s, proc, busy = run_command(cmd, Path(tmp), log, quiet)
         if proc.returncode not in (0, 1):  # 1 = a criterion failed; the run itself finished
             raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+        if not timing.is_file():  # main raised (a traceback exits 1, as a failed criterion does)
+            raise RuntimeError(f"{name}: exit {proc.returncode} before main returned\n{proc.stderr[-2000:]}")
         audit = _read_audit(out)
         wall, train = audit["run"]["wall_time_s"], audit["training"]["train_time_s"]
         main_s = json.loads(timing.read_text())["main_s"]
@@ -1948,8 +1959,10 @@ def json_problem(path: Path) -> str | None:
     not a report --json wrote (it would be replaced without a word)."""
     if path.is_dir():
         return f"--json {path}: {path} is a folder (checked now, not after measuring)"
-    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)) or not _can_create_in(path.parent):
+    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
         return f"--json {path}: {path.parent} is not a writable folder (checked now, not after measuring)"
+    if (why := _cannot_create_in(path.parent)) is not None:
+        return f"--json {path}: no file can be made in {path.parent} ({why}; checked now, not after measuring)"
     if path.resolve() == RESULTS_MD.resolve():
         return f"--json {path}: is {RESULTS_MD.name}, which --write-results and --append-results write"
     if path.exists() and not _is_report(path):
@@ -1957,14 +1970,14 @@ def json_problem(path: Path) -> str | None:
     return None
 
 
-def _can_create_in(folder: Path) -> bool:
-    """Whether a file can be made in `folder` now: os.access says yes to root everywhere, and to
-    pseudo file systems such as /proc, where the report would fail after the measuring."""
+def _cannot_create_in(folder: Path) -> str | None:
+    """Why no file can be made in `folder` now, or None: os.access says yes to root everywhere, and
+    to pseudo file systems such as /proc, where the report would fail after the measuring."""
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".throughput-probe-"):
-            return True
-    except OSError:
-        return False
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _is_report(path: Path) -> bool:
@@ -2121,20 +2134,31 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         print("\n== against the targets (reported, not asserted)")
         print_lines(targets)
     print(f"\nload average at end: {report['loadavg_end']}")
-    if a.write_results or a.append_results:  # before the JSON: a JSON that fails keeps it
+    failed: OSError | None = None
+    if a.json:  # first: whatever fails after it, the measurements are kept
+        try:
+            atomic_write_bytes(a.json, json.dumps(report, indent=2, default=str).encode())
+            a.json_written = True
+        except OSError as exc:  # changed since it was checked, or a full disk
+            a.json_kept, failed = _keep_elsewhere(report), exc
+    if a.write_results or a.append_results:  # a RESULTS.md that fails says where the JSON is (main)
         write_results([report], append=a.append_results)
         print(f"wrote {RESULTS_MD}")
-    if a.json:
-        data = json.dumps(report, indent=2, default=str).encode()
-        try:
-            atomic_write_bytes(a.json, data)
-        except OSError:  # changed since it was checked, or a full disk: the measurements are kept elsewhere
-            fd, kept = tempfile.mkstemp(prefix="throughput-report-", suffix=".json")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            a.json_kept = kept
-            raise
-        a.json_written = True
+    if failed is not None:
+        raise failed
+
+
+def _keep_elsewhere(report: dict[str, Any]) -> str | None:
+    """Write `report` to a new file in the temporary folder; its path, or None where that fails too
+    (nothing partial is left)."""
+    fd, kept = tempfile.mkstemp(prefix="throughput-report-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(report, indent=2, default=str).encode())
+    except OSError:
+        Path(kept).unlink(missing_ok=True)
+        return None
+    return kept
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -2191,6 +2215,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = f"; this run's JSON report is in {a.json}" if getattr(a, "json_written", False) else ""
         if kept := getattr(a, "json_kept", None):
             saved = f"; this run's JSON report was written to {kept} instead (--render-json renders it without measuring again)"
+        elif a.json and not getattr(a, "json_written", False):
+            saved = f"; this run's JSON report could not be written to {a.json} nor to the temporary folder"
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
         return 2

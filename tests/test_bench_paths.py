@@ -334,7 +334,7 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
      (["--data-root", ""], "argument --data-root: the path is empty (an unset variable?)"),
      (["--render-json", "", "--write-results"], "argument --render-json: the path is empty (an unset variable?)"),
      # os.access says yes to root, and to /proc, where the report would have failed after measuring
-     (["--json", "/proc/x.json"], "--json /proc/x.json: /proc is not a writable folder (checked now"),
+     (["--json", "/proc/x.json"], "--json /proc/x.json: no file can be made in /proc (No such file or directory; checked now"),
      (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --write-results or --append-results; drop --model"),
      (["--render-json", "x.json", "--all"], "--render-json measures nothing and takes only --write-results or --append-results; drop --all"),
      (["--max-repeat-s", "nan"], "argument --max-repeat-s: invalid float > 0 value: 'nan'"),
@@ -645,6 +645,9 @@ def test_how_a_pipeline_process_ended_is_read_after_it_is_reaped(bench) -> None:
     assert bench.Isolated._how_it_ended(fake) == "killed by SIGKILL (as the kernel's out-of-memory killer does)"
     done = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     assert bench.Isolated._how_it_ended(type("Child", (), {"proc": done})()) == "exit code 3"
+    realtime = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    realtime.send_signal(signal.SIGRTMIN + 6)  # valid, but no signal.Signals member: it had raised ValueError
+    assert bench.Isolated._how_it_ended(type("Child", (), {"proc": realtime})()) == f"killed by signal {signal.SIGRTMIN + 6}"
 
 
 def test_conventional_timed_steps_stay_within_one_fresh_iterator(bench, tiny, tmp_path: Path) -> None:
@@ -652,7 +655,7 @@ def test_conventional_timed_steps_stay_within_one_fresh_iterator(bench, tiny, tm
     worker processes, started inside the timed window."""
     spec, data = tiny
     s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=len(data.train_y) // 3, steps=5,
-                    repeats=1, warmup=1, workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path,
+                    repeats=1, warmup=1, workers=1, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path,
                     retries=0, log=lambda m: None)  # fmt: skip
     held = bench.conventional_steps_held(s)
     assert held == math.ceil(len(data.train_y) / s.batch_size) - 1 < s.steps
@@ -662,6 +665,13 @@ def test_conventional_timed_steps_stay_within_one_fresh_iterator(bench, tiny, tm
     rows = {r["label"]: r for r in res["rows"]}
     assert rows["(a) conventional"]["steps"] == held and rows[bench.DEFAULT_CONFIG.label]["steps"] == s.steps
     assert any(f"capped at {held}: a fresh DataLoader iterator holds {held + 1} batches" in line for line in said)
+    s.batch_size, said[:] = len(data.train_y), []  # one batch an epoch: nothing to cap to, and said so
+    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=False)
+    assert any("every timed step starts a fresh DataLoader iterator and its workers" in line for line in said)
+    s.batch_size, s.workers, said[:] = len(data.train_y) // 3, 0, []  # no worker processes to start: no cap
+    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=False)
+    assert {r["label"]: r for r in res["rows"]}["(a) conventional"]["steps"] == s.steps
+    assert not any("capped at" in line or "NOTE" in line for line in said)
 
 
 def test_the_overhead_run_times_auditor_main_not_the_records_wall_time(bench, tmp_path: Path) -> None:

@@ -795,6 +795,12 @@ def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None
     assert edited_metrics(audit) == []
     test["confusion"] = "edited"  # a record of another shape: the sheet shows what it holds
     assert edited_metrics(audit) == []
+    audit = golden()  # per_class's keys reordered (a JSON tool that sorts keys): paired by class name, not place
+    test = audit["measurements"]["test"]
+    test["per_class"] = dict(reversed(list(test["per_class"].items())))
+    assert audit["data"]["classes"] == list(reversed(test["per_class"])) and edited_metrics(audit) == []
+    del audit["run"]  # a record of another shape: no KeyError (ablate had dropped the edits found before it)
+    assert edited_metrics(audit) == []
 
 
 def test_a_run_name_that_is_not_the_spec_name_is_found() -> None:

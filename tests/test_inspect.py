@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,64 @@ def test_a_damaged_checkpoint_without_its_digest_is_refused_by_its_zip_crcs(tmp_
         auditor_inspect.model_from_checkpoint(path)
     with pytest.raises(InvalidInput, match="checkpoint is damaged"):
         auditor_inspect.measure_checkpoint(path, "cpu", iters=5)
+
+
+def _central_entry(data: bytes, name: bytes) -> int:
+    """Offset of the central-directory record of the entry named `name`."""
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + name_len] == name:
+            return at
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError("no such entry")
+
+
+@pytest.mark.parametrize(("offset", "value", "what"), [
+    (8, b"\x01\x00", "the encrypted flag (zipfile raises RuntimeError)"),
+    (10, b"\x08\x00", "deflate as the method of a stored entry (zlib.error)"),
+])  # fmt: skip
+def test_a_damaged_zip_header_is_refused_as_damaged_not_a_traceback(
+    tmp_path: Path, spec: Spec, offset: int, value: bytes, what: str
+) -> None:
+    """The review: testzip let these through as RuntimeError and zlib.error, a traceback (exit 1)."""
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    checkpoint.digest_path(path).unlink()
+    data = bytearray(path.read_bytes())
+    name = next(i.filename for i in zipfile.ZipFile(path).infolist() if i.filename.endswith("/data/0"))
+    at = _central_entry(bytes(data), name.encode()) + offset
+    data[at : at + 2] = value
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInput, match=r"best.pt: checkpoint is damaged: its archive entry \S+/data/0 fails the "):
+        auditor_inspect.model_from_checkpoint(path)
+
+
+def test_entries_written_without_a_crc_are_not_called_damaged(tmp_path: Path, spec: Spec) -> None:
+    """torch writes a CRC-32 of 0 when its compute_crc32 setting is off: such a file loads, its
+    other entries are still checked, and the integrity line says what was not."""
+    from torch.utils.serialization import config
+
+    path = tmp_path / "best.pt"
+    torch.manual_seed(0)
+    state = {"model": build_model(spec.model).state_dict(), "spec": resolved_dict(spec), "spec_hash": spec_hash(spec)}
+    saved = config.save.compute_crc32
+    config.save.compute_crc32 = False
+    try:
+        torch.save(state, path)
+    finally:
+        config.save.compute_crc32 = saved
+    assert auditor_inspect.model_from_checkpoint(path).integrity == (
+        "not checked: no best.pt.sha256 beside it, and its zip archive records no CRC-32s to check its entries against")
+    assert checkpoint.zip_crcs(path) == checkpoint.ZipCrcs(False, None, checkpoint.zip_crcs(path).note)
+    mixed = save_checkpoint(tmp_path / "mixed.pt", spec)  # every CRC-32 recorded; all but one set to 0, as above
+    data = bytearray(mixed.read_bytes())
+    infos = zipfile.ZipFile(mixed).infolist()
+    for info in infos[1:]:
+        for at in (info.header_offset + 14, _central_entry(bytes(data), info.filename.encode()) + 16):
+            data[at : at + 4] = b"\0\0\0\0"
+    mixed.write_bytes(bytes(data))
+    assert checkpoint.zip_crcs(mixed) == checkpoint.ZipCrcs(True, None, f", except {len(infos) - 1} entries written without one")
+    assert not checkpoint.zip_crcs(tmp_path).checked  # a folder: no archive to check (loading says why)
 
 
 def test_a_link_to_a_checkpoint_is_checked_against_the_digest_beside_its_target(tmp_path: Path, spec: Spec) -> None:

@@ -1449,8 +1449,9 @@ def test_host_memory_row_and_records_without_it() -> None:
     audit["training"]["trained_here"] = False  # the user test: a finished run judged again under `release`
     text = text_of(audit)
     assert "mixes both" not in text
-    assert row.format("not recorded; this process's setting, under which no step was trained: every step ran under "
-                      "the one the resume notes name, and so was the training throughput measured") in text
+    assert row.format("not recorded; this process's setting, under which no step was trained: the steps ran under "
+                      "earlier processes' settings (the resume notes name the last of them), and so was the training "
+                      "throughput measured") in text
 
 
 @pytest.mark.parametrize(
