@@ -65,6 +65,9 @@ def _new_run(info: ValidationInfo) -> bool:
     return not (info.context or {}).get("recorded")
 
 
+# The metrics measured on the validation split, which data.val_split: 0 leaves out.
+VAL_METRICS = ("best_val_acc", "final_val_acc")
+
 SUBKEY = "@"  # a validator's message "@key: why" names the key inside the field it checks
 
 # float32's largest finite value and smallest normal positive one: training computes in float32
@@ -538,6 +541,19 @@ class Spec(_Section):
         return self
 
     @model_validator(mode="after")
+    def _validation_criteria_have_a_split(self, info: ValidationInfo) -> Spec:
+        """Refuse a criterion on the validation accuracy where data.val_split is 0: no run of the
+        spec can measure it, and it would fail only once the training is done. New specs only."""
+        unmeasurable = [m for m in VAL_METRICS if self.criteria.get(m) is not None]
+        if self.data.val_split == 0 and unmeasurable and _new_run(info):
+            raise ValueError(
+                f"{SUBKEY}criteria.{unmeasurable[0]}: never measured, as data.val_split is 0 (no validation split: "
+                f"the checkpoint is selected on the test set); remove it (--set criteria.{unmeasurable[0]}=null) "
+                "or hold out images with data.val_split"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _reproducible_as_verify_judges(self, info: ValidationInfo) -> Spec:
         """Refuse a `reproducible` criterion that judges a tolerance verdict otherwise than verify
         does (it passes one exactly when verify.allow_tolerance): the record's verdict and
@@ -874,6 +890,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
+    if re.search("[\ud800-\udfff]", key):  # bytes the argument's encoding could not decode, as plain_value_problems says of values
+        raise InvalidInput(f"--set {item!r}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
+                           "give it in UTF-8")  # fmt: skip
     if len(path) > MAX_YAML_DEPTH:
         raise InvalidInput(f"--set {_short(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
                            f"and no deeper than {MAX_YAML_DEPTH}")  # fmt: skip

@@ -1356,7 +1356,7 @@ def test_compile_row_says_what_is_checked() -> None:
 def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets_them() -> None:
     audit = golden_audit()
     env = audit["environment"]
-    env.update(auditor_source="ab" * 32, cpu_capability="AVX2", git_problem=None,
+    env.update(auditor_source="ab" * 32, cpu_capability="AVX2", git_problem=None, torch_threads=1,
                numeric_env={"OMP_NUM_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"})  # fmt: skip
     text = text_of(audit)
     assert f"| auditor | 0.2.0 (source sha256 `{'ab' * 6}`, of its modules and templates) |" in text
@@ -1367,7 +1367,17 @@ def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets
     # The commands set what the run had set; the thread count is then the run's own.
     assert "(cd /runs/golden && OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run smoke --resume)" in text
     assert "OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text
-    assert "OMP_NUM_THREADS=2" not in text
+    assert "OMP_NUM_THREADS=2" not in text and "but torch ran" not in text
+    env["torch_threads"] = 2  # the user test: OMP_NUM_THREADS=4 (or abc), capped (or ignored) by torch at 2
+    for given in ("4", "abc"):
+        env["numeric_env"] = {"OMP_NUM_THREADS": given}
+        text = text_of(audit)
+        assert (f"# (the run had OMP_NUM_THREADS={given}, but torch ran 2 threads: these commands set that count)\n"
+                in text)  # fmt: skip
+        assert "(cd /runs/golden && OMP_NUM_THREADS=2 auditor run smoke --resume)" in text
+        assert "&& OMP_NUM_THREADS=2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text
+        assert f"OMP_NUM_THREADS={given} auditor" not in text
+        assert f"| Environment variables that change numerics or threads, as set | `OMP_NUM_THREADS={given}` |" in text
     env["numeric_env"] = {}
     text = text_of(audit)
     assert "| Environment variables that change numerics or threads, as set | none set |" in text
@@ -1533,8 +1543,12 @@ def test_text_from_the_run_cannot_close_the_reproduce_code_block_or_break_a_tabl
     text = text_of(rehash(audit))
     start = text.index("\n````sh\n", text.index("\n## Reproduce\n"))  # longer than the ``` inside
     end = text.index("\n````\n", start)
-    forged_at = text.index("\n## Criteria\n")
-    assert start < forged_at < end and "\n## Criteria\n" in text[end:]  # the forged one is in the block
+    assert "\n## Criteria\n" in text[start:end] and "\n## Criteria\n" in text[end:]  # the forged one is in the block
+    # The description itself is fenced too (it had been a blockquote, whose ticked box rendered as the sheet's)
+    quoted = text.index("\n````text\n" + forged + "\n````\n")
+    outside = re.sub(r"\n(`{3,})[a-z]*\n.*?\n\1\n", "\n", text, flags=re.DOTALL)
+    assert quoted > 0 and outside.count("\n## Criteria\n") == 1
+    assert "\n- [x] **Reproducibility verified by re-running**: forged" not in outside  # (inline code in a cell is)
     (row,) = [ln for ln in section(text, "Data").splitlines() if ln.startswith("| Classes |")]
     assert row.startswith("| Classes | air\\|plane, auto mobile, ") and row.replace("\\|", "").count("|") == 3
     assert code_fence({"a": ["``x``", {"`": "y"}]}) == "```" and code_fence({"k": "a ````` b"}) == "``````"

@@ -771,6 +771,18 @@ def test_fp16_on_an_explicit_cpu_is_refused_by_validation() -> None:
     assert load_spec("smoke", ["train.amp=fp16", "train.device=auto"])  # the device decides at run time
 
 
+@pytest.mark.parametrize("metric", ["best_val_acc", "final_val_acc"])
+def test_a_validation_criterion_without_a_validation_split_is_refused(metric: str) -> None:
+    """The user test: validate had passed it, and the run failed it only after training."""
+    with pytest.raises(InvalidInput, match=rf"smoke: criteria.{metric}: never measured, as data.val_split is 0 .*"
+                                           rf"remove it \(--set criteria.{metric}=null\)"):
+        load_spec("smoke", ["data.val_split=0", "criteria.best_val_acc=null", f"criteria.{metric}=>= 0.5"])
+    assert load_spec("smoke", ["data.val_split=0", "criteria.best_val_acc=null", "criteria.test_acc=>= 0.5"])
+    recorded = resolved_dict(load_spec("smoke", ["data.val_split=0", "criteria.best_val_acc=null"]))
+    recorded["criteria"][metric] = ">= 0.5"  # a record an earlier version wrote: still read
+    assert validate_spec(recorded, "audit.json", recorded=True).criteria[metric] == ">= 0.5"
+
+
 def test_a_key_path_deeper_than_any_spec_is_refused() -> None:
     with pytest.raises(InvalidInput, match="a KEY of 401 parts"):
         load_spec("smoke", ["train." + ".".join(["a"] * 400) + "=1"])
@@ -779,6 +791,9 @@ def test_a_key_path_deeper_than_any_spec_is_refused() -> None:
 def test_text_that_is_not_unicode_is_refused_where_it_was_given() -> None:
     with pytest.raises(InvalidInput, match=r"^smoke: description: text that is not valid UTF-8"):
         load_spec("smoke", ["description=caf\udce9"])  # how Python passes a Latin-1 byte in an argument
+    # In a key: it had blamed the valid section `train` in pydantic's words, with a surrogate shown
+    with pytest.raises(InvalidInput, match=r"^--set 'train.epo\\udce9chs=1': its KEY is text that is not valid UTF-8"):
+        load_spec("smoke", ["train.epo\udce9chs=1"])
 
 
 def test_negative_zero_is_the_same_spec_as_zero() -> None:

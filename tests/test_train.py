@@ -261,7 +261,7 @@ def test_early_stopping_after_patience(tmp_path: Path) -> None:
 
 
 def test_selection_split_is_test_without_validation(tmp_path: Path) -> None:
-    result, _ = train_tiny(tiny_spec("data.val_split=0", "train.epochs=1"), tmp_path)
+    result, _ = train_tiny(tiny_spec("data.val_split=0", "train.epochs=1", "criteria.best_val_acc=null"), tmp_path)
     assert result.selection_split == "test"
 
 
