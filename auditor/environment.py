@@ -56,7 +56,7 @@ class Environment:
     ram_gb: float
     os: str
     torch_threads: int
-    cpu_bf16_native: bool | None  # avx512_bf16 / amx_bf16: without them CPU bf16 autocast is emulated
+    cpu_bf16_native: bool | None  # avx512_bf16 / amx_bf16 that oneDNN may use: without them CPU bf16 autocast is emulated
     cpu_affinity: int  # CPUs this process may run on
     cpu_quota: float | None  # CPUs' worth of time per second its cgroups allow; None: no quota found
     git_commit: str | None
@@ -133,6 +133,18 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
     if text is None:
         return None
     return "avx512_bf16" in text or "amx_bf16" in text
+
+
+def onednn_bf16_usable(native: bool | None) -> bool | None:
+    """`native` (the CPU's bf16 flags), False where oneDNN may not use them: ONEDNN_MAX_CPU_ISA
+    capped below them, which /proc/cpuinfo does not show and autocast then emulates. torch's
+    own answer (a private op: where it is missing, the flags alone)."""
+    if not native:
+        return native
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return native
 
 
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -400,7 +412,7 @@ def capture(
         ram_gb=round(mem / 2**30, 1),
         os=platform.platform(),
         torch_threads=torch.get_num_threads(),
-        cpu_bf16_native=cpu_has_native_bf16(cpuinfo),
+        cpu_bf16_native=onednn_bf16_usable(cpu_has_native_bf16(cpuinfo)),
         cpu_affinity=usable_cpus(),
         cpu_quota=cgroup_cpu_quota(),
         git_commit=git.commit,

@@ -216,7 +216,8 @@ def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool |
     notes = []
     if device.type == "cpu" and train.amp == "bf16" and cpu_bf16_native is False:
         notes.append(
-            "train.amp=bf16 on a CPU without bf16 instructions (avx512_bf16 / amx_bf16): autocast "
+            "train.amp=bf16 on a CPU without bf16 instructions that oneDNN may use (avx512_bf16 / amx_bf16: "
+            "absent, or capped by ONEDNN_MAX_CPU_ISA): autocast "
             "emulates bf16: 11x (resnet20) to 17x (resnet18) slower than fp32 on an AMD EPYC without "
             "them in this project's bench/throughput.py"
         )

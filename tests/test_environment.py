@@ -146,11 +146,22 @@ def test_capture_records_versions_device_and_git(tmp_path: Path, monkeypatch: py
     assert (env.git_commit, env.git_dirty, env.git_changes, env.git_problem) == (None, None, None, None)
     assert env.cpu_capability == torch.backends.cpu.get_cpu_capability()
     assert env.command == "auditor run smoke" and env.cwd == str(tmp_path)
-    assert env.cpu_bf16_native is environment.cpu_has_native_bf16()
+    assert env.cpu_bf16_native is environment.onednn_bf16_usable(environment.cpu_has_native_bf16())
     fake = "processor\t: 0\nmodel name\t: Fake CPU 9000\nflags\t\t: fpu avx2 amx_bf16\n"
     monkeypatch.setattr(environment, "read_cpuinfo", lambda: fake)  # read once per capture
+    monkeypatch.setattr(environment, "onednn_bf16_usable", lambda native: native)
     env = environment.capture(torch.device("cpu"), ["auditor"])
     assert (env.cpu_model, env.cpu_bf16_native) == ("Fake CPU 9000", True)
+
+
+def test_bf16_instructions_that_onednn_may_not_use_are_not_called_native() -> None:
+    """The user test: under ONEDNN_MAX_CPU_ISA=AVX2 a bf16 run was 17x slower, its weights other, and the
+    sheet still said the CPU's bf16 instructions were there, with no emulation note."""
+    assert environment.onednn_bf16_usable(False) is False and environment.onednn_bf16_usable(None) is None
+    code = "import torch; from auditor import environment as e; print(e.onednn_bf16_usable(True))"
+    capped = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                            capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    assert capped.stdout.strip() == "False"  # whatever this CPU has: AVX2 holds no bf16 instructions
 
 
 @pytest.mark.parametrize(

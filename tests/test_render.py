@@ -813,7 +813,7 @@ def test_tf32_rows_and_records_without_them() -> None:
 
 def test_toggle_notes_and_bf16_row_and_records_without_them() -> None:
     audit = golden_audit()
-    row = "| CPU bf16 instructions (avx512_bf16 / amx_bf16) | {} |"
+    row = "| CPU bf16 instructions oneDNN may use (avx512_bf16 / amx_bf16; not where `ONEDNN_MAX_CPU_ISA` caps them) | {} |"
     assert row.format("no") in text_of(audit) and "Notes on the toggles" not in text_of(audit)
     audit["run"]["toggle_notes"] = ["train.amp=bf16 on a CPU without bf16 instructions: slow"]
     assert "| Notes on the toggles | train.amp=bf16 on a CPU without bf16 instructions: slow |" in text_of(audit)
