@@ -70,6 +70,7 @@ from auditor.environment import (
     git_state,
     gpu_info,
     make_current,
+    onednn_bf16_usable,
     oversubscription_note,
     read_cpuinfo,
     usable_cpus,
@@ -144,7 +145,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "auditor": auditor.__version__, "git_commit": git.commit, "git_dirty": git.dirty,
         "gpu_driver": gpu.driver if gpu else None,
         "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
-        "cpu_model": cpu_model(cpuinfo), "cpu_count": os.cpu_count(), "cpu_bf16_native": cpu_has_native_bf16(cpuinfo),
+        "cpu_model": cpu_model(cpuinfo), "cpu_count": os.cpu_count(), "cpu_bf16_native": onednn_bf16_usable(cpu_has_native_bf16(cpuinfo)),
         "cpu_affinity": usable_cpus(), "cpu_quota": cgroup_cpu_quota(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -1694,7 +1695,7 @@ def machine_lines(report: dict[str, Any]) -> list[str]:
             if not m["cuda_available"] else
             "- CUDA is available on this machine but this run benchmarked the CPU: no CUDA figures here."
         )  # fmt: skip
-    out.append(f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16): {m['cpu_bf16_native']}")
+    out.append(f"- CPU has native bf16 instructions (avx512_bf16 / amx_bf16) that oneDNN may use: {m['cpu_bf16_native']}")
     return [*out, *cpu_share_lines(m), ""]
 
 
