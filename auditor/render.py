@@ -1003,11 +1003,16 @@ def _epoch_rows(
     return [row(h) for h in history[:EPOCH_EDGE]] + [gap] + [row(h) for h in history[-EPOCH_EDGE:]], omitted
 
 
+def _smoothing_note(audit: dict[str, Any]) -> str:
+    """' (label smoothing 0.1)' after a training loss computed with it, else ''."""
+    smoothing = audit["spec"]["train"].get("label_smoothing") or 0
+    return f" (label smoothing {num(smoothing)})" if smoothing else ""
+
+
 def train_loss_label(audit: dict[str, Any]) -> str:
     """'Train loss', naming label smoothing when on: it raises the training loss's floor, and the
     held-out loss is plain cross-entropy, so the two are not on one scale then."""
-    smoothing = audit["spec"]["train"].get("label_smoothing") or 0
-    return f"Train loss (label smoothing {num(smoothing)})" if smoothing else "Train loss"
+    return "Train loss" + _smoothing_note(audit)
 
 
 def _selection_warning(audit: dict[str, Any]) -> str | None:
@@ -1237,12 +1242,14 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         ),
         "final_selection_text": _final_selection_text(final, split, meas) if not (
             broken and final and final["epoch"] == tr["best_epoch"]) else f"not reported: {_broken_reason(meas)}",
-        "final_train_loss": loss_cell(final["train_loss"]) if final else NA,
+        "final_train_loss": (loss_cell(final["train_loss"]) + _smoothing_note(audit)) if final else NA,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         **training_cpu(tr),
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
-        ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage",
+        ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage" + (
+            "; includes torch.compile's compilation, in the first steps (the throughput does too)"
+            if audit["spec"]["train"].get("compile", "off") != "off" else ""),
     }  # fmt: skip
 
 
@@ -1707,7 +1714,11 @@ def _verified_item(audit: dict[str, Any]) -> Item:
     if ver is None:
         return False, label, "not verified (run `auditor verify`)"
     ok = verification_passed(ver["verdict"], bool(ver.get("allow_tolerance")))
-    return ok, label, f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
+    evidence = f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
+    if ok and not audit["determinism"]["requested"]:  # agreed here, with nothing enforcing it
+        evidence += (", with determinism off: the runs agreed on this machine, without the flags that make "
+                     "them agree elsewhere")  # fmt: skip
+    return ok, label, evidence
 
 
 def _divergence_item(audit: dict[str, Any]) -> Item:

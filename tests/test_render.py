@@ -840,7 +840,18 @@ def test_label_smoothing_is_named_beside_the_training_loss() -> None:
     header = "| Epoch | lr (end) | {} | Train acc |"
     assert header.format("Train loss") in section(text_of(audit), "Results")
     audit["spec"]["train"]["label_smoothing"] = 0.1  # the held-out loss stays plain cross-entropy
-    assert header.format("Train loss (label smoothing 0.1)") in section(text_of(rehash(audit)), "Results")
+    results = section(text_of(rehash(audit)), "Results")
+    assert header.format("Train loss (label smoothing 0.1)") in results
+    assert re.search(r"\| Final train accuracy / loss \(.*\) \| [\d.]+% / [\d.]+ \(label smoothing 0.1\) \|", results)
+    assert "(label smoothing" not in section(text_of(golden_audit()), "Results")
+
+
+def test_compile_time_is_said_to_be_inside_the_training_time() -> None:
+    audit = golden_audit()
+    assert "includes torch.compile's compilation" not in text_of(audit)
+    audit["spec"]["train"]["compile"] = "default"
+    assert ("; includes torch.compile's compilation, in the first steps (the throughput does too)) |"
+            in text_of(rehash(audit)))  # fmt: skip
 
 
 def test_milestones_within_the_warm_up_are_said_to_wait_for_its_end() -> None:
@@ -1013,6 +1024,12 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     assert "- both runs used 2 threads" in ev
     assert "not verified" not in ev
     assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [x]")
+    assert "determinism off" not in checklist_line(text, "Reproducibility verified by re-running")
+    off = verified_audit()
+    off["determinism"]["requested"] = False  # the user test: ticked without a word in the checklist
+    line = checklist_line(text_of(off), "Reproducibility verified by re-running")
+    assert line.startswith("- [x]") and line.endswith(", with determinism off: the runs agreed on this machine, "
+                                                      "without the flags that make them agree elsewhere")  # fmt: skip
 
 
 def test_a_verification_recorded_in_an_older_shape_still_renders() -> None:
