@@ -316,6 +316,10 @@ def make_plan(
     assert every is not None  # set just above when the spec had none
     if steps is not None and steps > spec.train.epochs * spe:
         notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
+    own = _own_max_steps(spec_arg, sets) if steps is not None else None
+    if own is not None and total > own:
+        notes.append(f"--steps {steps} goes past the spec's own train.max_steps {own}: the runs compared train "
+                     f"{count(total - own, 'step')} that a run of the spec never trains")  # fmt: skip
     _check_kill_at(kill_at, total, spec, spe)
     budget = {
         "epochs": spec.train.epochs, "steps": spec.train.max_steps, "total_steps": total,
@@ -325,6 +329,14 @@ def make_plan(
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
     _check_resume_is_exercised(k, kill_at is not None, total, spe, every)
     return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults())
+
+
+def _own_max_steps(spec_arg: str, sets: list[str]) -> int | None:
+    """The spec's own train.max_steps, before --steps replaced it (None: none, or it does not load)."""
+    try:
+        return load_spec(spec_arg, sets).train.max_steps
+    except InvalidInput:
+        return None
 
 
 def load_spec_problem(spec_arg: str, sets: list[str]) -> str | None:

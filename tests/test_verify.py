@@ -373,6 +373,12 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
     steps = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3"], tmp_path, None, 11, None)
     assert steps.total_steps == 11 and steps.checkpoint_every == 3 and steps.spec.train.max_steps == 11
     assert not any("checkpoint_every_steps" in n for n in steps.notes)  # the spec's own cadence is kept
+    assert not any("max_steps" in n for n in steps.notes)  # the spec sets none
+    past = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3", "train.max_steps=5"], tmp_path, None, 11, None)
+    assert past.total_steps == 11 and ("--steps 11 goes past the spec's own train.max_steps 5: the runs compared "
+                                       "train 6 steps that a run of the spec never trains") in past.notes  # fmt: skip
+    within = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3", "train.max_steps=20"], tmp_path, None, 11, None)
+    assert not any("goes past" in n for n in within.notes)
 
 
 def test_an_epochs_budget_the_schedule_refuses_says_that_steps_keeps_it(tmp_path: Path) -> None:
