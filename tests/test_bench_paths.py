@@ -654,24 +654,35 @@ def test_conventional_timed_steps_stay_within_one_fresh_iterator(bench, tiny, tm
     """The user test: with more timed steps than (a)'s fresh iterator held, a second iterator, and its
     worker processes, started inside the timed window."""
     spec, data = tiny
-    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=len(data.train_y) // 3, steps=5,
-                    repeats=1, warmup=1, workers=1, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path,
-                    retries=0, log=lambda m: None)  # fmt: skip
-    held = bench.conventional_steps_held(s)
-    assert held == math.ceil(len(data.train_y) / s.batch_size) - 1 < s.steps
-    said: list[str] = []
-    s.log = said.append
-    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=False)
-    rows = {r["label"]: r for r in res["rows"]}
-    assert rows["(a) conventional"]["steps"] == held and rows[bench.DEFAULT_CONFIG.label]["steps"] == s.steps
-    assert any(f"capped at {held}: a fresh DataLoader iterator holds {held + 1} batches" in line for line in said)
-    s.batch_size, said[:] = len(data.train_y), []  # one batch an epoch: nothing to cap to, and said so
-    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=False)
+
+    class Warmed:  # a pipeline in warm_pipelines' eyes: (a) when cfg is None
+        def __init__(self, cfg: object) -> None:
+            self.cfg, self.repeats = cfg, None
+            self.label = "(a) conventional" if cfg is None else "(b)"
+
+        def warm(self, steps: int, budget_s: float) -> tuple[float, float]:
+            return 0.1, 0.01
+
+    def plan(batch_size: int, workers: int) -> tuple[dict[str, tuple[float, float, int]], list[str]]:
+        said: list[str] = []
+        s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=batch_size, steps=5, repeats=1,
+                        warmup=1, workers=workers, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path,
+                        log=said.append)  # fmt: skip
+        return bench.warm_pipelines(s, [Warmed(None), Warmed(bench.DEFAULT_CONFIG)], {}), said
+
+    third = len(data.train_y) // 3  # 3 batches an epoch: a fresh iterator holds 2 after its untimed step
+    steps, said = plan(third, workers=1)
+    assert steps["(a) conventional"][2] == 2 and steps["(b)"][2] == 5
+    assert any("capped at 2: a fresh DataLoader iterator holds 3 batches" in line for line in said)
+    steps, said = plan(len(data.train_y), workers=1)  # one batch an epoch: nothing to cap to, and said so
+    assert steps["(a) conventional"][2] == 5
     assert any("every timed step starts a fresh DataLoader iterator and its workers" in line for line in said)
-    s.batch_size, s.workers, said[:] = len(data.train_y) // 3, 0, []  # no worker processes to start: no cap
-    res = bench.throughput(s, [bench.DEFAULT_CONFIG], check_determinism=False)
-    assert {r["label"]: r for r in res["rows"]}["(a) conventional"]["steps"] == s.steps
-    assert not any("capped at" in line or "NOTE" in line for line in said)
+    steps, said = plan(third, workers=0)  # no worker processes to start: no cap
+    assert steps["(a) conventional"][2] == 5 and not any("capped at" in line or "NOTE" in line for line in said)
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=third, steps=5, repeats=1, warmup=1,
+                    workers=1, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path)  # fmt: skip
+    a = bench.make_conventional(s)  # the real loader holds the batches counted
+    assert len(a.loader) == bench.conventional_steps_held(s) + bench.ConventionalPipeline.repeat_warmup == 3
 
 
 def test_the_overhead_run_times_auditor_main_not_the_records_wall_time(bench, tmp_path: Path) -> None:
