@@ -776,8 +776,9 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
         found.append(f"measurements.test.acc {_json(test['acc'])}, but its confusion matrix gives {right}/{n} = {right / n:.6g}")
     per_class = test.get("per_class")
     if isinstance(per_class, dict) and len(per_class) == len(cm):
+        labels = _class_labels(audit, per_class)
         for name, acc in per_class.items():
-            i = _class_index(audit, per_class, name)  # the confusion row and column of that class
+            i = labels[name]  # the confusion row and column of that class
             row = cm[i]
             expected = row[i] / sum(row) if sum(row) else None  # NaN in memory, null in the record
             if (acc is None) != (expected is None) or (expected is not None and acc != expected):
@@ -786,14 +787,13 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _class_index(audit: Mapping[str, Any], per_class: dict[str, Any], name: str) -> int:
-    """The label of class `name`: its place in data.classes where the record names the classes
-    (a JSON tool that sorted per_class's keys moved them, not the labels), else in per_class."""
+def _class_labels(audit: Mapping[str, Any], per_class: dict[str, Any]) -> dict[str, int]:
+    """Each class name's label: its place in data.classes where the record names the classes (a
+    JSON tool that sorted per_class's keys moved them, not the labels), else in per_class."""
     data = audit.get("data")
     classes = data.get("classes") if isinstance(data, dict) else None
-    if isinstance(classes, list) and sorted(map(str, classes)) == sorted(per_class):
-        return list(map(str, classes)).index(name)
-    return list(per_class).index(name)
+    named = list(map(str, classes)) if isinstance(classes, list) else []
+    return {name: i for i, name in enumerate(named if sorted(named) == sorted(per_class) else per_class)}
 
 
 def _count_matrix(cm: Any) -> bool:
@@ -809,7 +809,7 @@ def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:
     name = spec.get("name") if isinstance(spec, dict) else None
     if not isinstance(name, str) or not isinstance(run, dict) or run.get("name") == name:
         return []
-    return [f"run.name {_json(audit['run']['name'])}, but the resolved spec names the run {_json(name)}"]
+    return [f"run.name {_json(run.get('name'))}, but the resolved spec names the run {_json(name)}"]
 
 
 def _metric_disagrees(metric: str, src: MetricSource, value: Any, noted: bool) -> str | None:

@@ -136,7 +136,7 @@ def _add_training_commands(sub: Any) -> None:
                    help="global step (0-based) after which run K is SIGKILLed (default: mid-epoch, mid-budget)")  # fmt: skip
 
 
-def _given(text: str) -> str:
+def given_path(text: str) -> str:
     """`text`, refused by argparse (exit 2) where it is empty: an unset variable in a CI file, not
     the current folder that Path("") would make of it."""
     if not text:
@@ -145,8 +145,8 @@ def _given(text: str) -> str:
 
 
 def _path(text: str) -> Path:
-    """A path argument that is not empty (`_given`)."""
-    return Path(_given(text))
+    """A path argument that is not empty (`given_path`)."""
+    return Path(given_path(text))
 
 
 def _run_dir(text: str) -> Path:
@@ -163,7 +163,7 @@ def _out_folder(text: str) -> Path:
     is not a folder named `~`), refused by argparse (exit 2) where its path cannot be resolved:
     an unknown user, a loop of symbolic links."""
     try:
-        resolved_folder(_given(text))
+        resolved_folder(given_path(text))
         return home_expanded(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -186,7 +186,7 @@ def _add_report_commands(sub: Any) -> None:
     ckpt_help = "a checkpoint an `auditor run` wrote (its .sha256 beside it is checked when present)"
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on another copy of the data")
     p.add_argument("checkpoint", type=_path, metavar="CHECKPOINT", help=ckpt_help)
-    p.add_argument("--data-root", type=_given, required=True, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--data-root", type=given_path, required=True, help="folder holding cifar-10-batches-py/")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -890,7 +890,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
-    if re.search("[\ud800-\udfff]", key):  # bytes the argument's encoding could not decode, as plain_value_problems says of values
+    if UNDECODED.search(key):  # as plain_value_problems says of values
         raise InvalidInput(f"--set {item!r}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
                            "give it in UTF-8")  # fmt: skip
     if len(path) > MAX_YAML_DEPTH:
@@ -1129,6 +1129,9 @@ def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False) -> S
 
 
 INT64_MAX = 2**63 - 1  # what audit.json's reader (and torch, numpy) hold as an integer
+# Lone surrogates: bytes an argument's encoding could not decode (Python's surrogateescape), which
+# no file can record as text.
+UNDECODED = re.compile("[\ud800-\udfff]")
 
 
 def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
@@ -1141,7 +1144,7 @@ def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
         return [p for i, v in enumerate(tree) for p in plain_value_problems(v, f"{path}[{i}]")]
     if isinstance(tree, int) and not isinstance(tree, bool) and abs(tree) > INT64_MAX:
         return [(path, f"an integer of {len(str(abs(tree)))} digits; at most {INT64_MAX} (2^63 - 1) can be recorded")]
-    if isinstance(tree, str) and re.search("[\ud800-\udfff]", tree):
+    if isinstance(tree, str) and UNDECODED.search(tree):
         why = "text that is not valid UTF-8 (bytes in another encoding, as from a --set argument in one); give it in UTF-8"
         return [(path, why)]
     return []

@@ -62,6 +62,7 @@ from torch import nn
 
 import auditor
 from auditor import hostmem, repro
+from auditor.cli import given_path
 from auditor.data import DataBundle, load_data
 from auditor.environment import (
     cgroup_cpu_quota,
@@ -1789,17 +1790,10 @@ def cpu_share(text: str) -> float:
 cpu_share.__name__ = "share of the CPU in [0, 1)"  # argparse's name for the type
 
 
-def _nonempty(text: str) -> str:
-    """`text`, refused where it is empty (an unset variable in a script), which Path reads as `.`."""
-    if not text:
-        raise argparse.ArgumentTypeError("the path is empty (an unset variable?)")
-    return text
-
-
 def _file(text: str) -> Path:
     """A file argument with `~` expanded, as --data-root's is."""
     try:
-        return home_expanded(_nonempty(text))
+        return home_expanded(given_path(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -1843,7 +1837,7 @@ def add_section_options(p: argparse.ArgumentParser) -> None:
 def _folder(text: str) -> Path:
     """A folder argument, `~` expanded and made absolute (the overhead's runs work elsewhere)."""
     try:
-        return resolved_folder(_nonempty(text))
+        return resolved_folder(given_path(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
