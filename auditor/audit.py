@@ -281,22 +281,53 @@ def _accuracy_sources(meas: Mapping[str, Any], tr: Mapping[str, Any], nonfinite:
         last = ABSENT
     final = _at(last, "val_acc") if last is not None and has_val else None
     withheld = isinstance(last, dict) and final is not None and _final_withheld(last, meas, tr)
+    nan_test = isinstance(test, dict) and "loss" in test and not_a_number(test["loss"])
     return {
-        "test_acc": MetricSource("measurements.test.acc", None if nonfinite else test_acc, test_acc),
-        "best_val_acc": MetricSource("training.best_metric", None if nonfinite else best, best),
+        "test_acc": MetricSource("measurements.test.acc", None if nonfinite or nan_test else test_acc, test_acc),
+        "best_val_acc": MetricSource("training.best_metric", None if nonfinite or _best_nan(tr) else best, best),
         "final_val_acc": MetricSource("training.history[-1].val_acc", None if withheld else final, final),
         "final_train_acc": _copied("training.history[-1].train_acc", _at(last, "train_acc") if last is not None else None),
     }  # fmt: skip
+
+
+def _best_nan(tr: Mapping[str, Any]) -> bool:
+    """Whether the selected epoch's selection loss was not a number, which records of versions
+    that selected such an epoch hold (this version never selects one: `train.selectable`)."""
+    history = tr.get("history")
+    best = tr.get("best_epoch")
+    rec = next((h for h in history if isinstance(h, dict) and h.get("epoch") == best), None) if (
+        isinstance(history, list) and best is not None) else None
+    return rec is not None and "val_loss" in rec and not_a_number(rec["val_loss"])
 
 
 def _final_withheld(last: Mapping[str, Any], meas: Mapping[str, Any], tr: Mapping[str, Any]) -> bool:
     """Whether a run withholds the last epoch's validation accuracy (`runner._final_is_noise`): its
     val loss was not a number (a record holds null for one), or the weights it was measured on
     (last.pt, or the selected epoch's when it is the last) hold inf or NaN."""
-    loss = last.get("val_loss")
-    if loss is None or (isinstance(loss, float) and not math.isfinite(loss)):  # null in a record, NaN in memory
+    if not_a_number(last.get("val_loss")):
         return True
     return bool(meas.get("final_nonfinite")) or (bool(meas.get("nonfinite")) and last.get("epoch") == tr.get("best_epoch"))
+
+
+def no_selection_note(epochs_run: int, best_epoch: Any, split: str) -> str | None:
+    """Why no checkpoint was selected although epochs completed, or None: every completed epoch's
+    `split` loss was not a number, and such an epoch is never selected (`train.selectable`)."""
+    if not epochs_run or best_epoch is not None:
+        return None
+    return (f"no epoch was selected: the {split} loss of every completed epoch ({count(epochs_run, 'epoch')}) was "
+            "not a number (the model computed inf or NaN), so no best checkpoint was written")
+
+
+def nan_test_loss_note(checkpoint_name: str | None, acc: Any) -> str:
+    """Why a test accuracy whose test loss is not a number is not reported."""
+    measured = f" ({acc:.2%})" if isinstance(acc, (int, float)) and not isinstance(acc, bool) else ""
+    return (f"the test loss of {checkpoint_name or 'the model'} is not a number: it computed inf or NaN on some "
+            f"test images, and its accuracy as measured{measured}, which counts argmaxes of non-numbers, means nothing")
+
+
+def not_a_number(loss: Any) -> bool:
+    """Whether a recorded loss is not a number: null in a record, NaN or inf in memory."""
+    return loss is None or (isinstance(loss, float) and not math.isfinite(loss))
 
 
 def _official_source(official: Any) -> MetricSource:

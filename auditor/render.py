@@ -38,6 +38,9 @@ from auditor.audit import (
     cpu_share_error,
     latency_warnings,
     losses_text,
+    nan_test_loss_note,
+    no_selection_note,
+    not_a_number,
     nothing_differs,
     read_audit,
     resolved_yaml_problem,
@@ -590,11 +593,11 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
 
 _FAMILY_NOTES = {
     "resnet-cifar": (
-        "CIFAR-native: He et al. (2016), Sec. 4.2 designed this net for 32x32 inputs (depth 6n+2, "
+        "CIFAR-native: of the family He et al. (2016), Sec. 4.2 designed for 32x32 inputs (depth 6n+2, "
         "three stages of 16/32/64 channels); it has no ImageNet stem to adapt."
     ),
     "plain-cifar": (
-        "CIFAR-native: the plain (shortcut-free) twin of He et al. (2016), Sec. 4.2, designed for "
+        "CIFAR-native: of the plain (shortcut-free) twins of He et al. (2016), Sec. 4.2, designed for "
         "32x32 inputs; it has no ImageNet stem to adapt."
     ),
     "resnet-imagenet-style": (
@@ -603,6 +606,24 @@ _FAMILY_NOTES = {
         "the first stage."
     ),
 }
+
+
+# Depths He et al. (2016) trained on CIFAR-10 (Table 6, Fig. 6): ResNets, and plain nets.
+_PAPER_DEPTHS = {"resnet-cifar": (20, 32, 44, 56, 110, 1202), "plain-cifar": (20, 32, 44, 56)}
+
+
+def _family_note(m: dict[str, Any]) -> str:
+    """The family's note, qualified where this net departs from what its source trained: a depth
+    the paper did not train, or a normalisation other than batch norm."""
+    note = _FAMILY_NOTES.get(m["family"], f"family {m['family']}: no note recorded")
+    depths = _PAPER_DEPTHS.get(m["family"])
+    if depths and m.get("depth") not in depths:
+        note += (f" Depth {m.get('depth')} follows the 6n+2 rule but is not one the paper trained "
+                 f"({', '.join(map(str, depths))}).")
+    if m.get("norm", "batch") != "batch":
+        source = "the paper's" if m["family"] in _PAPER_DEPTHS else "torchvision's"
+        note += f" Normalisation here is `{m.get('norm')}`, where {source} net uses batch norm."
+    return note
 
 
 def _stem_facts(stem: str) -> tuple[str, str]:
@@ -627,7 +648,7 @@ def _architecture(audit: dict[str, Any]) -> dict[str, Any]:
     if m["block"] == "bottleneck":
         widths += " (bottleneck widths; each stage outputs 4x as many channels)"
     return {
-        "family_note": _FAMILY_NOTES.get(m["family"], f"family {m['family']}: no note recorded"),
+        "family_note": _family_note(m),
         "stem_rows": rows,
         "stage_widths": widths,
     }
@@ -696,6 +717,8 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "cifar10-legacy-std": "**legacy std (wrong)**, see the warning below",
         "custom": "custom (neither the CIFAR-10 statistics nor the legacy std)",
     }.get(kind, kind)
+    if ds.get("dataset") == "synthetic" and kind != "custom":  # the constants named, not the data read
+        norm_text += " (the constants only: this run read synthetic images, not CIFAR-10)"
     aug = ds["augment"]
     parts = []
     if aug["crop_padding"]:
@@ -774,6 +797,23 @@ def _resolved_caution(problem: ResolvedProblem | None) -> str | None:
             "`audit.json`, which this sheet and `auditor check` go by.")  # fmt: skip
 
 
+def _best_text(tr: dict[str, Any], meas: dict[str, Any], none_selected: str | None) -> str:
+    """The selection metric at the selected epoch, unless none was selected or it means nothing:
+    the model is broken, or (records of versions that selected such an epoch) its loss there was
+    not a number."""
+    split, epoch = tr["selection_split"], tr["best_epoch"]
+    if tr["best_metric"] is None:
+        return f"none: {none_selected}" if none_selected else "none (no completed epoch)"
+    where = f"epoch {epoch}, selected on the **{split}** split"
+    if meas.get("nonfinite"):
+        return f"not reported ({where}): {_broken_reason(meas)}"
+    best = next((h for h in tr["history"] if h["epoch"] == epoch), None)
+    if best is not None and best["val_loss"] is None:
+        return (f"not reported ({where}): its {split} loss there is not a number (the model computed inf or NaN; "
+                f"its accuracy as measured, {pct(tr['best_metric'])}, means nothing)")  # fmt: skip
+    return f"{pct(tr['best_metric'])} at epoch {epoch}, selected on the **{split}** split{_tie_text(tr)}"
+
+
 def _test_short(audit: dict[str, Any], test: dict[str, Any] | None, broken: Any) -> str:
     """The test accuracy for the summary line, with why it is optimistic where it is: test images
     seen in training or selection, or the checkpoint selected on the test set itself."""
@@ -781,6 +821,8 @@ def _test_short(audit: dict[str, Any], test: dict[str, Any] | None, broken: Any)
         return "not measured"
     if broken:
         return "not reported (broken model)"
+    if not_a_number(test["loss"]):
+        return "not reported (its test loss is not a number)"
     why = [w for w, found in (
         ("some test images were seen before; see Data", audit["data"].get("test_in_train") or audit["data"].get("test_in_val")),
         ("the checkpoint was selected on the test set", chose_on_test(audit["training"])),
@@ -1190,7 +1232,8 @@ def _outputs_warning(audit: dict[str, Any]) -> str | None:
     if not (found := nonfinite_losses(audit)):
         return None
     return (f"**Non-finite outputs:** the selected model's losses are not numbers ({'; '.join(found)}): it computes "
-            "inf or NaN on some images, so the accuracies measured on it count predictions made from non-numbers.")
+            "inf or NaN on some images, and an accuracy counted from such predictions (argmaxes of non-numbers) "
+            "means nothing, so none is reported where its loss is not a number.")
 
 
 def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
@@ -1220,10 +1263,13 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "Time (s)", "Images/s",
     ]  # fmt: skip
     broken = meas.get("nonfinite")  # records written before the check have none
+    none_selected = no_selection_note(len(tr["history"]), tr["best_epoch"], split)
     if test is None:
-        test_text = f"not measured: no best checkpoint (run {run['status']})"
+        test_text = "not measured: " + (none_selected or f"no best checkpoint (run {run['status']})")
     elif broken:
         test_text = f"not reported: {audit['metric_notes'].get('test_acc', 'the model is broken')}"
+    elif not_a_number(test["loss"]):
+        test_text = f"not reported: {nan_test_loss_note(meas['evaluated_checkpoint'], test['acc'])}"
     else:
         precision = f"; {test['precision']}" if test.get("precision") else ""  # older records do not say
         test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']}{precision})"
@@ -1235,11 +1281,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "planned_text": count(tr["epochs_planned"], "planned epoch"),
         "test_loss": loss_cell(test["loss"]) if test else NA,
         "test_short": _test_short(audit, test, broken),
-        "best_text": "none (no completed epoch)" if tr["best_metric"] is None else (
-            f"not reported (epoch {tr['best_epoch']}, selected on the **{split}** split): {_broken_reason(meas)}"
-            if broken else
-            f"{pct(tr['best_metric'])} at epoch {tr['best_epoch']}, selected on the **{split}** split{_tie_text(tr)}"
-        ),
+        "best_text": _best_text(tr, meas, none_selected),
         "final_selection_text": _final_selection_text(final, split, meas) if not (
             broken and final and final["epoch"] == tr["best_epoch"]) else f"not reported: {_broken_reason(meas)}",
         "final_train_loss": (loss_cell(final["train_loss"]) + _smoothing_note(audit)) if final else NA,
@@ -1369,7 +1411,7 @@ def _command_env(env: dict[str, Any], det: dict[str, Any], training: dict[str, A
         last = "this one sets the last one's thread count" if "OMP_NUM_THREADS=" in retrain else "this one sets none"
         trained_at = f"{' then '.join(describe_setting(s) for s in settings)}; no single command reproduces its last bits: {last}"
     return {"env_prefix": prefix, "threads_prefix": threads, "retrain_prefix": retrain, "trained_at_text": trained_at,
-            "threads_note": threads_note}  # fmt: skip
+            "threads_note": threads_note, "threads_ran": count(env["torch_threads"], "torch thread")}  # fmt: skip
 
 
 def _evaluate_note(dataset: str, has_best: bool) -> str | None:

@@ -39,6 +39,9 @@ from auditor.audit import (
     has_checkpoint,
     latency_warnings,
     metric_sources,
+    nan_test_loss_note,
+    no_selection_note,
+    not_a_number,
     run_paths,
     step_checkpoints,
     write_csv,
@@ -358,7 +361,7 @@ def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[st
     reason = checkpoint.verify(path)
     if reason is None:
         _check_best_not_ahead(path, found, state, fresh, now)
-    if reason is None or epoch is None:  # no best yet: the first epoch's end writes one
+    if reason is None or epoch is None:  # no best yet: the first selectable epoch's end writes one
         return
     state_of = "missing" if reason == "missing" else f"checkpoint is not intact: {reason}"
     raise InvalidInput(
@@ -925,14 +928,19 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
         notes["best_val_acc"] = notes["final_val_acc"] = f"no epoch completed (run {result.status})"
     if result.history and result.selection_split == "val" and (why := _final_is_noise(result, measured)):
         notes["final_val_acc"] = why
+    none_selected = no_selection_note(len(result.history), result.best_epoch, result.selection_split)
+    if none_selected and result.selection_split == "val":
+        notes["best_val_acc"] = none_selected
     if measured["size"]["checkpoint_bytes"] is None:
-        notes["checkpoint_mb"] = f"no best checkpoint (run {result.status})"
+        notes["checkpoint_mb"] = none_selected or f"no best checkpoint (run {result.status})"
     if measured["test"] is None:
-        notes["test_acc"] = f"no best checkpoint (run {result.status})"
+        notes["test_acc"] = none_selected or f"no best checkpoint (run {result.status})"
     elif bad := measured["nonfinite"]:
         notes["test_acc"] = broken_model_note(measured["evaluated_checkpoint"], bad, measured["test"]["acc"])
         if result.selection_split == "val" and result.best_metric is not None:  # the selected epoch's, the same model
             notes["best_val_acc"] = broken_model_note(measured["evaluated_checkpoint"], bad, result.best_metric)
+    elif not_a_number(measured["test"]["loss"]):
+        notes["test_acc"] = nan_test_loss_note(measured["evaluated_checkpoint"], measured["test"]["acc"])
     return notes
 
 

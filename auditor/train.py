@@ -530,10 +530,16 @@ def _last_step_lr(loop: _Loop) -> float:
     return loop.sched.base_lrs[0] * loop.sched.lr_lambdas[0](last)
 
 
+def selectable(rec: EpochRecord) -> bool:
+    """Whether an epoch may be selected: its selection-split loss is a number. Where it is not,
+    the model output inf or NaN there, and its accuracy counts argmaxes of non-numbers."""
+    return rec.val_loss is not None and math.isfinite(rec.val_loss)
+
+
 def _update_best(loop: _Loop, rec: EpochRecord) -> bool:
-    """Track the best selection metric; True when this epoch improved it."""
+    """Track the best selection metric over the selectable epochs; True when this epoch improved it."""
     best = loop.best
-    if best["metric"] is None or (rec.val_acc or 0.0) > best["metric"]:
+    if selectable(rec) and (best["metric"] is None or (rec.val_acc or 0.0) > best["metric"]):
         loop.best = {"metric": rec.val_acc, "epoch": rec.epoch, "since": 0}
         return True
     best["since"] += 1
@@ -550,6 +556,7 @@ def _log_epoch(rec: EpochRecord, split: str, total: int, log: Callable[[str], No
         f"epoch {rec.epoch}/{total}  lr {rec.lr:.4g}  train loss {rec.train_loss:.4f} "
         f"acc {rec.train_acc:.4f}  {split} loss {rec.val_loss:.4f} acc {rec.val_acc:.4f}  "
         f"{rec.epoch_s:.1f}s  {rec.images_per_s:.0f} img/s"
+        + ("" if selectable(rec) else f"  ({split} loss not a number: not eligible as the best epoch)")
     )
 
 

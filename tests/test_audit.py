@@ -128,17 +128,22 @@ def runner_record(case: str) -> dict[str, Any]:
                     val_acc=0.1 + e / 3, epoch_s=1.5, images_per_s=123.4 + e) for e in (1, 2)]  # fmt: skip
     if case == "final_loss_nan":
         epochs[-1] = replace(epochs[-1], val_loss=math.nan)
+    if case == "none_selected":  # every epoch's val loss NaN: none is selected, and no best.pt written
+        epochs = [replace(e, val_loss=math.nan) for e in epochs]
+    selected = bool(epochs) and case != "none_selected"
+    best = 1 if case == "final_loss_nan" else len(epochs)  # an epoch whose val loss is NaN is never selected
     result = TrainResult(
         status="diverged" if case in ("diverged_early", "final_loss_nan") else "completed", epochs_run=len(epochs),
-        history=epochs, step_losses=[], best_epoch=len(epochs) or None,
-        best_metric=epochs[-1].val_acc if epochs else None, selection_split="val" if val else "test",
+        history=epochs, step_losses=[], best_epoch=best if selected else None,
+        best_metric=epochs[best - 1].val_acc if selected else None, selection_split="val" if val else "test",
         train_time_s=3.7119827090001536, images_per_s=969.8321038164758, diverged_at_step=None, resumed_from=None,
     )  # fmt: skip
     broken = ["fc.weight"] if case == "broken" else []
+    test_loss = math.nan if case == "test_loss_nan" else 0.8123
     measured = {
-        "evaluated_checkpoint": None if case == "diverged_early" else "best.pt",
-        "test": None if case == "diverged_early" else {"acc": 0.7133333333333334, "n": 300},
-        "size": {"params_total": 75290, "checkpoint_bytes": None if case == "diverged_early" else 644113,
+        "evaluated_checkpoint": "best.pt" if selected else None,
+        "test": {"acc": 0.7133333333333334, "n": 300, "loss": test_loss} if selected else None,
+        "size": {"params_total": 75290, "checkpoint_bytes": 644113 if selected else None,
                  "weights_bytes": 317279},
         "latency": {"median_ms": 0.9434075000172015}, "memory": {"peak_rss_mb": 984.510464},
         "nonfinite": broken, "final_nonfinite": ["fc.bias"] if case == "last_broken" else broken,
@@ -152,7 +157,8 @@ def runner_record(case: str) -> dict[str, Any]:
     return json.loads(json.dumps(finite_or_none(record)))
 
 
-RUN_KINDS = ["completed", "no_val", "broken", "last_broken", "final_loss_nan", "diverged_early", "official", "synthetic"]
+RUN_KINDS = ["completed", "no_val", "broken", "last_broken", "final_loss_nan", "test_loss_nan", "none_selected",
+             "diverged_early", "official", "synthetic"]
 
 
 @pytest.mark.parametrize("case", RUN_KINDS)
@@ -166,7 +172,9 @@ def test_every_metric_a_run_records_is_exactly_its_source_in_the_record(case: st
     assert set(metric_sources(record)) == {*record["metrics"], "reproducible"}
     assert edited_metrics(record) == []
     withheld = {"broken": {"test_acc", "best_val_acc", "final_val_acc"}, "last_broken": {"final_val_acc"},
-                "final_loss_nan": {"final_val_acc"}}.get(case, set())  # fmt: skip
+                "final_loss_nan": {"final_val_acc"}, "test_loss_nan": {"test_acc"},
+                "none_selected": {"test_acc", "best_val_acc", "final_val_acc", "checkpoint_mb"}}.get(case, set())  # fmt: skip
+    assert withheld <= set(record["metric_notes"])
     assert withheld <= {m for m, v in record["metrics"].items() if v is None}
 
 

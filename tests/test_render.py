@@ -506,6 +506,33 @@ def test_legacy_std_warning() -> None:
     correct = section(text_of(cifar_audit([0.2470, 0.2435, 0.2616])), "Data")
     assert "| Normalisation kind | CIFAR-10 training-set statistics (correct std) |" in correct
     assert "[!WARNING]" not in correct
+    synthetic = golden_audit()  # the constants are named, not statistics of the images read
+    assert synthetic["spec"]["data"]["dataset"] == "synthetic"
+    synthetic["data"]["normalization"] = "cifar10-correct"
+    assert ("| Normalisation kind | CIFAR-10 training-set statistics (correct std) (the constants only: this run "
+            "read synthetic images, not CIFAR-10) |") in text_of(synthetic)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("family", "depth", "norm", "said"),
+    [("resnet-cifar", 20, "batch", None), ("resnet-cifar", 110, "batch", None), ("plain-cifar", 56, "batch", None),
+     ("resnet-cifar", 8, "batch", "Depth 8 follows the 6n+2 rule but is not one the paper trained (20, 32, 44, 56, 110, 1202)."),
+     ("plain-cifar", 110, "batch", "Depth 110 follows the 6n+2 rule but is not one the paper trained (20, 32, 44, 56)."),
+     ("resnet-cifar", 20, "group", "Normalisation here is `group`, where the paper's net uses batch norm."),
+     ("resnet-imagenet-style", 18, "none", "Normalisation here is `none`, where torchvision's net uses batch norm.")],
+)  # fmt: skip
+def test_the_architecture_note_says_where_the_net_is_not_what_its_source_trained(
+    family: str, depth: int, norm: str, said: str | None
+) -> None:
+    """A user test: resnet8, plain110 and the group/none-norm variants were all credited to
+    He et al. (2016), Sec. 4.2, which trained none of them."""
+    audit = golden_audit()
+    audit["model"].update(family=family, depth=depth, norm=norm)
+    text = section(text_of(audit), "Architecture")
+    if said is None:
+        assert "not one the paper trained" not in text and "Normalisation here is" not in text
+    else:
+        assert said in text
 
 
 @pytest.mark.parametrize(
@@ -645,6 +672,39 @@ def test_a_broken_models_validation_accuracies_are_not_reported() -> None:
     assert (f"| Final val accuracy | not reported: the val loss at epoch {last['epoch']} is not a number (the model "
             f"computed inf or NaN; its accuracy as measured, {100 * last['val_acc']:.2f}%, means nothing) |"
             in text_of(rehash(audit)))  # fmt: skip
+
+
+def test_an_accuracy_whose_loss_is_not_a_number_is_not_reported() -> None:
+    """One rule for the test accuracy, the selected epoch's (records of versions that selected such
+    an epoch) and the final one's: each had its own, and the first two were shown."""
+    audit = golden_audit()
+    test = audit["measurements"]["test"]
+    test["loss"] = None  # NaN, as audit.json holds it
+    text = text_of(rehash(audit))
+    assert (f"| Test accuracy | not reported: the test loss of best.pt is not a number: it computed inf or NaN on some "
+            f"test images, and its accuracy as measured ({100 * test['acc']:.2f}%), which counts argmaxes of "
+            "non-numbers, means nothing |") in text  # fmt: skip
+    assert "test accuracy not reported (its test loss is not a number)." in text
+    assert "**Non-finite outputs:** the selected model's losses are not numbers (its test loss)" in text
+    audit = golden_audit()
+    tr = audit["training"]
+    best = next(h for h in tr["history"] if h["epoch"] == tr["best_epoch"])
+    best["val_loss"] = None
+    assert (f"| Best val accuracy (selection metric) | not reported (epoch {tr['best_epoch']}, selected on the **val** "
+            f"split): its val loss there is not a number (the model computed inf or NaN; its accuracy as measured, "
+            f"{100 * tr['best_metric']:.2f}%, means nothing) |") in text_of(rehash(audit))  # fmt: skip
+    # No epoch selectable: none selected, no best.pt, and the sheet says why.
+    audit = golden_audit()
+    tr, meas = audit["training"], audit["measurements"]
+    for h in tr["history"]:
+        h["val_loss"] = None
+    tr.update(best_epoch=None, best_metric=None)
+    meas.update(test=None, evaluated_checkpoint=None)
+    text = text_of(rehash(audit))
+    why = (f"no epoch was selected: the val loss of every completed epoch ({len(tr['history'])} epochs) was not a "
+           "number (the model computed inf or NaN), so no best checkpoint was written")  # fmt: skip
+    assert f"| Test accuracy | not measured: {why} |" in text
+    assert f"| Best val accuracy (selection metric) | none: {why} |" in text
 
 
 def test_final_weights_broken_after_the_selected_epoch_are_said() -> None:
@@ -1430,6 +1490,26 @@ def test_the_retrain_command_sets_the_thread_count_the_weights_were_trained_at()
             "its last bits: this one sets the last one's thread count)") in text  # fmt: skip
     del training["trained_on"], training["trained_at"]  # older records: the process's own count, as before
     assert "&& OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text_of(audit)
+
+
+def test_the_verify_command_carries_the_environment_the_weights_were_trained_in() -> None:
+    """A user test: a run trained at 1 thread (or AVX2 kernels), verified by the sheet's command
+    as written at the machine's 2 threads, passed BITWISE for weights it never reproduced."""
+    audit = golden_audit()
+    env = audit["environment"]
+    env.update(numeric_env={"OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2"}, torch_threads=1)
+    text = section(text_of(audit), "Determinism evidence")
+    assert "\nOMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=avx2 auditor verify /runs/golden/reports/smoke/spec.resolved.yaml" in text
+    assert "# with the environment the weights were trained in: other thread counts or CPU kernels verify other bits" in text
+    env["numeric_env"] = {}  # nothing set: the count it ran at, which another machine's default need not be
+    text = text_of(audit)
+    assert "\nOMP_NUM_THREADS=1 auditor verify " in section(text, "Determinism evidence")
+    # The recorded commands stay as typed, with a word on the thread count they do not set.
+    assert ("# (the recorded commands below are as typed and set no thread count, while this process ran\n"
+            "# 1 torch thread, which") in text and "(cd /runs/golden && auditor run smoke)\n" in text  # fmt: skip
+    env["numeric_env"] = {"OMP_NUM_THREADS": "1"}  # set by the user: the recorded commands carry it
+    text = text_of(audit)
+    assert "as typed and set no thread count" not in text and "(cd /runs/golden && OMP_NUM_THREADS=1 auditor run smoke)" in text
 
 
 def test_a_missing_git_commit_says_why() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import gc
 import json
+import math
 import os
 import re
 import shutil
@@ -61,14 +62,21 @@ def test_a_cpu_quota_under_torchs_threads_is_said_and_recorded(tmp_path: Path, m
     assert measured["notes"][0] == note.replace("slows training and inflates latency", "inflates the latency timed here")
 
 
+def stage_outputs(test: dict | None, nonfinite: list[str], history: list, best_epoch: int | None,
+                  best_metric: float | None, status: str = "completed") -> tuple[SimpleNamespace, dict]:
+    """(a TrainResult stand-in, measurements) with what `_metrics` and `_metric_notes` read."""
+    measured = {"test": test, "nonfinite": nonfinite, "evaluated_checkpoint": "best.pt" if test else None,
+                "size": {"checkpoint_bytes": 10 if test else None, "params_total": 1, "weights_bytes": 1},
+                "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
+    result = SimpleNamespace(history=history, selection_split="val", best_metric=best_metric, best_epoch=best_epoch,
+                             train_time_s=1.0, images_per_s=1.0, status=status)  # fmt: skip
+    return result, measured
+
+
 def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
     """Its accuracy is measured (the record keeps it) but not offered to criteria or the model card."""
-    test = {"acc": 0.1032, "n": 1017}
-    measured = {"test": test, "nonfinite": ["bn1.running_var"], "evaluated_checkpoint": "best.pt",
-                "size": {"checkpoint_bytes": 10, "params_total": 1, "weights_bytes": 1},
-                "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
-    result = SimpleNamespace(history=[], selection_split="val", best_metric=None, train_time_s=1.0,
-                             images_per_s=1.0, status="diverged")  # fmt: skip
+    test = {"acc": 0.1032, "n": 1017, "loss": 2.3026}
+    result, measured = stage_outputs(test, ["bn1.running_var"], [], None, None, "diverged")
     assert runner._metrics(result, measured, False)["test_acc"] is None
     note = runner._metric_notes(result, measured)["test_acc"]
     assert note == ("best.pt holds non-finite values in 1 tensor (e.g. bn1.running_var): the model is broken, "
@@ -81,14 +89,38 @@ def test_a_broken_selected_model_has_no_test_accuracy_metric() -> None:
     assert runner._metrics(result, {**measured, "nonfinite": []}, False)["best_val_acc"] == 0.17
 
 
+def test_a_test_accuracy_whose_test_loss_is_not_a_number_is_withheld() -> None:
+    """Finite weights whose outputs are inf or NaN on some test images: one rule with the final val
+    accuracy's. Its accuracy had been offered to criteria with only a caution on the sheet."""
+    epoch = SimpleNamespace(epoch=1, val_loss=2.3, val_acc=0.25, train_acc=0.1)
+    result, measured = stage_outputs({"acc": 0.125, "n": 16, "loss": math.nan}, [], [epoch], 1, 0.25)
+    assert runner._metrics(result, measured, False)["test_acc"] is None
+    assert runner._metric_notes(result, measured)["test_acc"] == (
+        "the test loss of best.pt is not a number: it computed inf or NaN on some test images, and its accuracy as "
+        "measured (12.50%), which counts argmaxes of non-numbers, means nothing")  # fmt: skip
+    assert runner._metrics(result, measured, False)["best_val_acc"] == 0.25  # its val loss was a number
+    measured["test"]["loss"] = 2.31
+    assert runner._metrics(result, measured, False)["test_acc"] == 0.125
+    assert "test_acc" not in runner._metric_notes(result, measured)
+
+
+def test_a_run_none_of_whose_epochs_could_be_selected_says_why() -> None:
+    """Every epoch's val loss NaN: no epoch is selected, so no best.pt, and the notes say why
+    rather than "no best checkpoint (run completed)"."""
+    epochs = [SimpleNamespace(epoch=e, val_loss=math.nan, val_acc=0.125, train_acc=0.1) for e in (1, 2)]
+    result, measured = stage_outputs(None, [], epochs, None, None)
+    notes = runner._metric_notes(result, measured)
+    why = ("no epoch was selected: the val loss of every completed epoch (2 epochs) was not a number (the model "
+           "computed inf or NaN), so no best checkpoint was written")  # fmt: skip
+    assert notes["test_acc"] == notes["checkpoint_mb"] == notes["best_val_acc"] == why
+    assert {k: v for k, v in runner._metrics(result, measured, False).items() if k.endswith("acc") and k != "final_train_acc"} == {
+        "test_acc": None, "best_val_acc": None, "final_val_acc": None}
+
+
 def test_the_final_val_accuracy_of_an_epoch_whose_val_loss_is_not_a_number_is_withheld() -> None:
     """Predictions made from inf or NaN: their count of hits (a constant argmax) means nothing."""
-    measured = {"test": {"acc": 0.2, "n": 10}, "nonfinite": [], "evaluated_checkpoint": "best.pt",
-                "size": {"checkpoint_bytes": 10, "params_total": 1, "weights_bytes": 1},
-                "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
     epoch = SimpleNamespace(epoch=3, val_loss=float("nan"), val_acc=0.2344, train_acc=0.1)
-    result = SimpleNamespace(history=[epoch], selection_split="val", best_metric=0.3, best_epoch=1, train_time_s=1.0,
-                             images_per_s=1.0, status="completed")  # fmt: skip
+    result, measured = stage_outputs({"acc": 0.2, "n": 10, "loss": 2.1}, [], [epoch], 1, 0.3)
     assert runner._metrics(result, measured, False)["final_val_acc"] is None
     assert runner._metric_notes(result, measured)["final_val_acc"] == (
         "the val loss at the last epoch (3) is not a number: the model then computed inf or NaN, and its accuracy "
@@ -137,7 +169,7 @@ def test_metrics_a_run_that_diverged_before_any_checkpoint_could_not_have_say_wh
     measured = {"test": None, "nonfinite": [], "evaluated_checkpoint": None,
                 "size": {"checkpoint_bytes": None, "params_total": 1, "weights_bytes": 1},
                 "latency": {"median_ms": 1.0}, "memory": {"peak_rss_mb": 1.0}}  # fmt: skip
-    result = SimpleNamespace(history=[], selection_split="val", best_metric=None, train_time_s=1.0,
+    result = SimpleNamespace(history=[], selection_split="val", best_metric=None, best_epoch=None, train_time_s=1.0,
                              images_per_s=1.0, status="diverged")  # fmt: skip
     notes = runner._metric_notes(result, measured)
     assert (notes["best_val_acc"], notes["final_val_acc"], notes["checkpoint_mb"], notes["test_acc"]) == (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from auditor import checkpoint, repro
+from auditor import checkpoint, repro, train
 from auditor.data import load_data
 from auditor.errors import InvalidInput
 from auditor.models import create_model
@@ -258,6 +258,30 @@ def test_early_stopping_after_patience(tmp_path: Path) -> None:
     result, _ = train_tiny(spec, tmp_path)
     assert result.status == "early_stopped"
     assert result.epochs_run == 2 and result.best_epoch == 1
+
+
+@pytest.mark.parametrize("nan_epochs", [{1}, {1, 2}])
+def test_an_epoch_whose_selection_loss_is_not_a_number_is_never_selected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nan_epochs: set[int]
+) -> None:
+    """Its accuracy counts argmaxes of inf or NaN: epoch 1's 90% here, which had been selected
+    (and its best.pt measured) over a finite epoch, or selected as the only epoch there was."""
+    real, calls = train.evaluate, []
+
+    def nan_on_some_epochs(*a, **k):
+        loss, acc, pred = real(*a, **k)
+        calls.append(1)
+        return (math.nan, 0.9, pred) if len(calls) in nan_epochs else (loss, acc, pred)
+
+    monkeypatch.setattr(train, "evaluate", nan_on_some_epochs)
+    result, _ = train_tiny(tiny_spec(), tmp_path)
+    assert [h.val_acc == 0.9 for h in result.history] == [e in nan_epochs for e in (1, 2)]
+    if nan_epochs == {1}:
+        assert (result.best_epoch, result.best_metric) == (2, result.history[1].val_acc)
+        assert checkpoint.load(tmp_path / "best.pt")["global_step"] == result.history[1].steps * 2
+    else:
+        assert (result.best_epoch, result.best_metric) == (None, None)
+        assert not (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").is_file()
 
 
 def test_selection_split_is_test_without_validation(tmp_path: Path) -> None:
