@@ -41,6 +41,7 @@ from pydantic import (
 from auditor.audit import (
     chose_on_test,
     has_checkpoint,
+    no_selection_note,
     run_paths,
     spec_hash_matches,
     unrecordable_number,
@@ -579,8 +580,8 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
 
 def left_out_reason(audit: dict[str, Any]) -> str | None:
     """Why a finished run's figures stay out of its variant's means, or None: it diverged, its
-    selected model holds inf/NaN, or that model's losses are not numbers (its accuracies then
-    count predictions made from inf or NaN)."""
+    selected model holds inf/NaN, no epoch could be selected, or that model's losses are not
+    numbers (its accuracies then count predictions made from inf or NaN)."""
     from auditor.render import nonfinite_losses
 
     training = audit.get("training") or {}
@@ -590,6 +591,8 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
     if (audit.get("measurements") or {}).get("nonfinite"):
         return "its selected model holds inf or NaN (broken)"
     try:
+        if why := no_selection_note(len(training["history"]), training["best_epoch"], training["selection_split"]):
+            return why
         found = nonfinite_losses(audit)
     except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell
         return None

@@ -115,7 +115,8 @@ def busy_cpu(share: float | None, window_s: float | None) -> bool:
 def chose_on_test(training: Mapping[str, Any]) -> bool:
     """Whether a run's checkpoint was chosen among several epochs by their test-set scores
     (one scored epoch is no choice, so no selection bias); `training`: a record's section."""
-    return training.get("selection_split") == "test" and (training.get("epochs_run") or 0) > 1
+    return (training.get("selection_split") == "test" and (training.get("epochs_run") or 0) > 1
+            and training.get("best_epoch", 0) is not None)  # null: none selected (no loss a number), no choice
 
 
 def losses_text(losses: Mapping[str, Any]) -> str:
@@ -290,13 +291,19 @@ def _accuracy_sources(meas: Mapping[str, Any], tr: Mapping[str, Any], nonfinite:
     }  # fmt: skip
 
 
+def selected_epoch(tr: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The history entry of a record's selected epoch (`training.best_epoch`), or None: none was
+    selected, or the record does not hold it."""
+    history, best = tr.get("history"), tr.get("best_epoch")
+    if not isinstance(history, list) or best is None:
+        return None
+    return next((h for h in history if isinstance(h, dict) and h.get("epoch") == best), None)
+
+
 def _best_nan(tr: Mapping[str, Any]) -> bool:
     """Whether the selected epoch's selection loss was not a number, which records of versions
     that selected such an epoch hold (this version never selects one: `train.selectable`)."""
-    history = tr.get("history")
-    best = tr.get("best_epoch")
-    rec = next((h for h in history if isinstance(h, dict) and h.get("epoch") == best), None) if (
-        isinstance(history, list) and best is not None) else None
+    rec = selected_epoch(tr)
     return rec is not None and "val_loss" in rec and not_a_number(rec["val_loss"])
 
 

@@ -74,6 +74,10 @@ NONE_REQUIRED_DETAIL = "no criteria defined: nothing was gated, and --require-cr
 # model holds inf or NaN (its last updates overflowed the weights while every loss was finite).
 BROKEN = "broken model"
 BROKEN_DETAIL = "the model holds inf or NaN weights: a broken model fails whatever its criteria say"
+UNSELECTED = "no model selected"
+UNSELECTED_DETAIL = ("no epoch's selection-split loss was a number (the model output inf or NaN), so no model was "
+                     "selected: such a run fails whatever its criteria say")
+GATE_FAILURES = {DIVERGED: "training diverged", BROKEN: "the model is broken", UNSELECTED: "no model was selected"}
 MeasuredValue = float | str | bool | None
 
 # Decimals shown per unit (NUMERIC_METRICS values); others fall back to repr.
@@ -356,8 +360,8 @@ def render_lines(results: list[CriterionResult], status: str | None = None, requ
 def summary_line(results: list[CriterionResult], status: str | None = None, require_criteria: bool = False) -> str:
     """`N/M criteria passed: PASS|FAIL`, naming a diverged run when `status` says so."""
     n_pass = sum(r.passed for r in results)
-    diverged = {DIVERGED: "; training diverged", BROKEN: "; the model is broken"}.get(status or "", "")
-    return f"{n_pass}/{len(results)} criteria passed{diverged}: {verdict(results, status, require_criteria)}"
+    failed = f"; {GATE_FAILURES[status]}" if status in GATE_FAILURES else ""
+    return f"{n_pass}/{len(results)} criteria passed{failed}: {verdict(results, status, require_criteria)}"
 
 
 def overall(results: list[CriterionResult]) -> bool:
@@ -703,15 +707,20 @@ def verdict(results: list[CriterionResult], status: str | None, require_criteria
     return "PASS" if overall(results) and not run_failures(results, status, require_criteria) else "FAIL"
 
 
-def gate_status(status: str | None, nonfinite: Any) -> str | None:
-    """The status the gate judges: the run's, or BROKEN for a run that did not diverge but whose
-    measured model holds inf/NaN (`nonfinite`: measurements.nonfinite, absent in older records)."""
-    return BROKEN if nonfinite and status != DIVERGED else status
+def gate_status(status: str | None, nonfinite: Any, unselected: bool = False) -> str | None:
+    """The status the gate judges: the run's, or for a run that did not diverge, BROKEN where its
+    measured model holds inf/NaN (`nonfinite`: measurements.nonfinite, absent in older records)
+    and UNSELECTED where epochs completed but none could be selected (`unselected`)."""
+    if status == DIVERGED:
+        return status
+    return BROKEN if nonfinite else UNSELECTED if unselected else status
 
 
 def record_gate_status(audit: Mapping[str, Any]) -> str | None:
     """`gate_status` of a run's record."""
-    return gate_status(audit["run"].get("status"), audit["measurements"].get("nonfinite"))
+    tr = audit["training"]
+    unselected = bool(tr.get("history")) and tr.get("best_epoch") is None  # older versions always selected one
+    return gate_status(audit["run"].get("status"), audit["measurements"].get("nonfinite"), unselected)
 
 
 def run_failures(results: list[CriterionResult], status: str | None, require_criteria: bool) -> list[tuple[str, str]]:
@@ -720,6 +729,7 @@ def run_failures(results: list[CriterionResult], status: str | None, require_cri
     the JUnit report all judge by this."""
     failures = [("training status", DIVERGED_DETAIL)] if status == DIVERGED else []
     failures += [("model finite", BROKEN_DETAIL)] if status == BROKEN else []
+    failures += [("model selected", UNSELECTED_DETAIL)] if status == UNSELECTED else []
     if require_criteria and not results:
         failures.append(("criteria defined", NONE_REQUIRED_DETAIL))
     return failures

@@ -261,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     stop_with_parent()
     spec = load_spec(args.spec, args.sets)
-    argv = ["auditor", "run", args.spec, *set_args(args.sets), *_out_args(args.out)]
+    argv = ["auditor", "run", _path_arg(args.spec), *set_args(args.sets), *_out_args(args.out)]
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log)
@@ -301,11 +301,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.audit import read_audit, resolved_yaml_warning, spec_hash_matches
     from auditor.check import edited_metrics
-    from auditor.render import render_run
+    from auditor.render import record_bytes, render_run
 
+    as_read = record_bytes(args.run_dir)  # before it is read: a run finishing meanwhile replaces it
     audit = read_audit(args.run_dir)  # once: for the sheet and for the resolved-YAML check
     try:
-        path = render_run(args.run_dir, audit)
+        path = render_run(args.run_dir, audit, as_read)
     except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:  # a value edited by hand
         raise InvalidInput(
             f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
@@ -381,8 +382,7 @@ def _check(args: argparse.Namespace) -> int:
     --criteria and --set) judged, printed, and written as JUnit."""
     from auditor.audit import read_audit
     from auditor.check import (
-        BROKEN,
-        DIVERGED,
+        GATE_FAILURES,
         judge,
         junit_xml,
         load_criteria,
@@ -402,7 +402,7 @@ def _check(args: argparse.Namespace) -> int:
     required = args.require_criteria
     changed = _changed_criteria(own, criteria, args)
     none = [] if results or required else [
-        "no criteria defined" + (": nothing to check" if status not in (DIVERGED, BROKEN) else "")]
+        "no criteria defined" + (": nothing to check" if status not in GATE_FAILURES else "")]
     lines = [*changed, *none, *render_lines(results, status, required)]
     if not args.junit:
         _print_out(lines)
@@ -538,7 +538,7 @@ def _ablate_relaunch(args: argparse.Namespace) -> str:
     from auditor.ablate import shell_command
     from auditor.spec import set_args
 
-    argv = ["ablate", args.ablation, *set_args(args.sets)]
+    argv = ["ablate", _path_arg(args.ablation), *set_args(args.sets)]
     argv += ["--only", *args.only] if args.only else []
     argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
     argv += ["--depth-figure"] if args.depth_figure else []
@@ -546,8 +546,17 @@ def _ablate_relaunch(args: argparse.Namespace) -> str:
 
 
 def _out_args(out: Path) -> list[str]:
-    """`--out OUT`, unless it is the default (here)."""
-    return ["--out", str(out)] if str(out) != "." else []
+    """`--out OUT`, unless it is the default (here); `--out=-OUT` where it starts with a dash,
+    which argparse would otherwise take for an option, so that the command runs again as shown."""
+    if str(out) == ".":
+        return []
+    return [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
+
+
+def _path_arg(path: str) -> str:
+    """A positional path argument as a command can be given it again: `./-x.yaml` for a relative
+    path starting with a dash (the same file), which argparse would take for an option."""
+    return f"./{path}" if path.startswith("-") else path
 
 
 def _progress(msg: str) -> None:

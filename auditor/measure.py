@@ -288,7 +288,8 @@ def measure(
 
     `test` holds uint8 images (N,3,32,32) and labels on `device`; `norm` the
     (1,3,1,1) mean and std. Without a selected checkpoint (a run that
-    diverged before its first epoch ended) accuracy is not measured.
+    diverged before its first epoch ended, or none of whose epochs could be
+    selected) accuracy is not measured.
     """
     acc = None
     if selected is not None:

@@ -38,6 +38,7 @@ from auditor.audit import (
     cpu_share_error,
     latency_warnings,
     losses_text,
+    metric_sources,
     nan_test_loss_note,
     no_selection_note,
     not_a_number,
@@ -45,11 +46,13 @@ from auditor.audit import (
     read_audit,
     resolved_yaml_problem,
     scope_text,
+    selected_epoch,
     short_of_budget,
     spec_hash_matches,
 )
 from auditor.check import (
     BROKEN,
+    UNSELECTED,
     edited_metrics,
     record_gate_status,
     stored_verdict_differs,
@@ -74,23 +77,28 @@ __all__ = ["FILTERS", "build_context", "draw_figures", "make_environment", "rend
 # --- public API ---------------------------------------------------------------------
 
 
-def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
+def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: bytes | None = None) -> Path:
     """Render `run_dir/REPRODUCIBILITY.md` (and its figures) from `run_dir/audit.json` (`audit`:
-    that record, where the caller has read it already).
+    that record, where the caller has read it already; `as_read`: then its bytes as read, where
+    no run holds the record, as for `auditor render`).
 
-    Raises InvalidInput when audit.json is missing, unreadable, or lacks a
-    field the sheet needs. Returns the path of the sheet.
+    Raises InvalidInput when audit.json is missing, unreadable, lacks a field the sheet needs, or
+    was replaced while the sheet was rendered (a run of that name finishing meanwhile: the sheet
+    of the record read must not land beside the new one). Returns the path of the sheet.
     """
     run_dir = Path(run_dir)
+    read_here = record_bytes(run_dir) if audit is None else as_read
     audit = read_audit(run_dir) if audit is None else audit
     try:
         figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
         text = render_text(audit, figures, notes, resolved_yaml_problem(run_dir, audit))
+        _unchanged_since(run_dir, read_here)
         # Written only once the text has rendered, and all or none: a record the template cannot
         # render, or a folder that cannot take the sheet, leaves the earlier sheet and figures as they
         # were, together. The sheet goes in place first: only a rename could fail after it.
         atomic_write_files({run_dir / SHEET: text.encode("utf-8"), **pngs})
     except OSError as exc:  # a read-only or full report folder, or a file where `figures/` goes
+        _unchanged_since(run_dir, read_here)  # or the folder was replaced under the writes
         why = why_not_writable(exc, run_dir / FIGURES_DIR)
         raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {why}") from None
     except (jinja2.UndefinedError, KeyError) as exc:
@@ -99,6 +107,22 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None) -> Path:
             f"(missing {exc})"
         ) from None
     return run_dir / SHEET
+
+
+def record_bytes(run_dir: Path) -> bytes | None:
+    """audit.json's bytes as they are now (None: unreadable, which `read_audit` then reports)."""
+    try:
+        return (run_dir / "audit.json").read_bytes()
+    except OSError:
+        return None
+
+
+def _unchanged_since(run_dir: Path, read: bytes | None) -> None:
+    """Refuse to write a sheet of a record that has since been replaced (`read`: its bytes when
+    read; None: the caller passed the record and holds the run)."""
+    if read is not None and record_bytes(run_dir) != read:
+        raise InvalidInput(f"{run_dir / 'audit.json'}: replaced while its sheet was rendered (a run of this name "
+                           "finished meanwhile?); nothing was written: run `auditor render` again")
 
 
 def render_text(
@@ -521,7 +545,7 @@ def _generated_text(run_version: str, described: bool) -> str:
 
 def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
     dataset = audit["data"]["dataset"]
-    test_acc = audit["metrics"]["test_acc"]
+    test_acc = audit["metrics"]["test_acc"] if metric_sources(audit)["test_acc"].value is not None else None  # withheld
     name = "Test accuracy"
     if chose_on_test(audit["training"]):
         name += " (checkpoint selected on the test split: optimistically biased)"
@@ -563,8 +587,11 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
     reasons = [f"criterion `{c['metric']} {c['expr']}` failed" for c in crit if not c["passed"]]
     if status == "diverged":
         reasons.insert(0, "training diverged")
-    elif record_gate_status(audit) == BROKEN:
+    elif (gate := record_gate_status(audit)) == BROKEN:
         reasons.insert(0, "the model holds inf or NaN weights (a broken model fails whatever its criteria say)")
+    elif gate == UNSELECTED:
+        reasons.insert(0, "no epoch could be selected: each one's selection-split loss was not a number (such a run "
+                          "fails whatever its criteria say)")
     env = audit["environment"]
     gpu = env["gpu"]
     hw = gpu["name"] if gpu else env["cpu_model"]
@@ -593,11 +620,11 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
 
 _FAMILY_NOTES = {
     "resnet-cifar": (
-        "CIFAR-native: of the family He et al. (2016), Sec. 4.2 designed for 32x32 inputs (depth 6n+2, "
+        "CIFAR-native: a net of the family He et al. (2016), Sec. 4.2 designed for 32x32 inputs (depth 6n+2, "
         "three stages of 16/32/64 channels); it has no ImageNet stem to adapt."
     ),
     "plain-cifar": (
-        "CIFAR-native: of the plain (shortcut-free) twins of He et al. (2016), Sec. 4.2, designed for "
+        "CIFAR-native: a plain (shortcut-free) twin of the nets of He et al. (2016), Sec. 4.2, designed for "
         "32x32 inputs; it has no ImageNet stem to adapt."
     ),
     "resnet-imagenet-style": (
@@ -608,8 +635,9 @@ _FAMILY_NOTES = {
 }
 
 
-# Depths He et al. (2016) trained on CIFAR-10 (Table 6, Fig. 6): ResNets, and plain nets.
-_PAPER_DEPTHS = {"resnet-cifar": (20, 32, 44, 56, 110, 1202), "plain-cifar": (20, 32, 44, 56)}
+# Depths He et al. (2016) trained on CIFAR-10: ResNets (Table 6), and plain nets (Fig. 6, whose
+# caption gives plain-110's error, above 60%, without plotting it).
+_PAPER_DEPTHS = {"resnet-cifar": (20, 32, 44, 56, 110, 1202), "plain-cifar": (20, 32, 44, 56, 110)}
 
 
 def _family_note(m: dict[str, Any]) -> str:
@@ -694,15 +722,9 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _data(audit: dict[str, Any]) -> dict[str, Any]:
-    d, ds = audit["data"], audit["spec"]["data"]
-    if d["official"] is None:
-        provenance = f"not applicable: {d['note']}"
-    elif d["official"]:
-        provenance = f"official CIFAR-10 ({d['note']})"
-    else:
-        provenance = f"**{d['note']}**"
-    kind = d["normalization"]
+def _normalization(kind: str, ds: dict[str, Any]) -> tuple[str | None, str]:
+    """(the legacy-std warning or None, the Normalisation kind row) of a record's data section
+    kind and its spec's data section `ds`."""
     legacy_warning = None
     if kind == "cifar10-legacy-std":
         legacy_warning = (
@@ -719,6 +741,18 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
     }.get(kind, kind)
     if ds.get("dataset") == "synthetic" and kind != "custom":  # the constants named, not the data read
         norm_text += " (the constants only: this run read synthetic images, not CIFAR-10)"
+    return legacy_warning, norm_text
+
+
+def _data(audit: dict[str, Any]) -> dict[str, Any]:
+    d, ds = audit["data"], audit["spec"]["data"]
+    if d["official"] is None:
+        provenance = f"not applicable: {d['note']}"
+    elif d["official"]:
+        provenance = f"official CIFAR-10 ({d['note']})"
+    else:
+        provenance = f"**{d['note']}**"
+    legacy_warning, norm_text = _normalization(d["normalization"], ds)
     aug = ds["augment"]
     parts = []
     if aug["crop_padding"]:
@@ -807,7 +841,7 @@ def _best_text(tr: dict[str, Any], meas: dict[str, Any], none_selected: str | No
     where = f"epoch {epoch}, selected on the **{split}** split"
     if meas.get("nonfinite"):
         return f"not reported ({where}): {_broken_reason(meas)}"
-    best = next((h for h in tr["history"] if h["epoch"] == epoch), None)
+    best = selected_epoch(tr)
     if best is not None and best["val_loss"] is None:
         return (f"not reported ({where}): its {split} loss there is not a number (the model computed inf or NaN; "
                 f"its accuracy as measured, {pct(tr['best_metric'])}, means nothing)")  # fmt: skip
@@ -969,7 +1003,8 @@ def _host_memory_setting(hm: dict[str, Any] | None) -> str:
 def _tie_text(tr: dict[str, Any]) -> str:
     """' (epochs 1, 2 tie at it: the earliest is kept)' where the selected accuracy was reached
     by more than one epoch (train._update_best keeps the first), else ''."""
-    tied = [h["epoch"] for h in tr["history"] if h["val_acc"] is not None and h["val_acc"] == tr["best_metric"]]
+    tied = [h["epoch"] for h in tr["history"]
+            if h["val_acc"] is not None and h["val_acc"] == tr["best_metric"] and not not_a_number(h["val_loss"])]
     return f" (epochs {listing(tied)} tie at it: the earliest is kept)" if len(tied) > 1 else ""
 
 
@@ -1063,11 +1098,13 @@ def _selection_warning(audit: dict[str, Any]) -> str | None:
         return None
     split = f"split (`data.val_split: {audit['spec']['data']['val_split']}`)"
     if not chose_on_test(tr):
-        scored = "only one epoch was" if tr["epochs_run"] else "no epoch was"
+        scored = "only one epoch was scored on it" if tr["epochs_run"] else "no epoch was scored on it"
         unbiased = ": the test accuracy below is not biased by selection" if tr["epochs_run"] else ""
+        if tr["epochs_run"] and tr["best_epoch"] is None:
+            scored, unbiased = "no epoch could be selected (each one's test loss was not a number)", ""
         return (
             f"**The test set was the selection split**, because this spec has no validation {split}, but "
-            f"{scored} scored on it, so no checkpoint was chosen by its test score{unbiased}."
+            f"{scored}, so no checkpoint was chosen by its test score{unbiased}."
         )
     return (
         "**The best checkpoint was selected on the TEST set**, because this spec has no validation "
@@ -1219,7 +1256,7 @@ def nonfinite_losses(audit: dict[str, Any]) -> list[str]:
     """The losses measured on the selected model that are not numbers (audit.json holds them as
     null): its test loss, and its selection-split loss at the epoch it was selected."""
     tr, test = audit["training"], audit["measurements"]["test"]
-    best = next((h for h in tr["history"] if h["epoch"] == tr["best_epoch"]), None)
+    best = selected_epoch(tr)
     found = ["its test loss"] if test is not None and test["loss"] is None else []
     if best is not None and best["val_loss"] is None:
         found.append(f"its {tr['selection_split']} loss at epoch {best['epoch']}, when it was selected")
@@ -1581,7 +1618,8 @@ def _provenance_item(audit: dict[str, Any]) -> Item:
 def _selection_item(audit: dict[str, Any]) -> Item:
     split = audit["training"]["selection_split"]
     if audit["training"]["best_epoch"] is None:
-        return False, "No model selection on the test set", "no checkpoint was selected (no completed epoch)"
+        why = no_selection_note(len(audit["training"]["history"]), None, split) or "no checkpoint was selected (no completed epoch)"
+        return False, "No model selection on the test set", why
     chose = chose_on_test(audit["training"])
     label = "No model selection on the test set"
     if split == "val" and (seen := audit["data"].get("test_in_val")):  # records before the check: None
@@ -1770,6 +1808,9 @@ def _divergence_item(audit: dict[str, Any]) -> Item:
         return False, label, f"status {status}, but {model} holds inf or NaN in {count(len(broken), 'tensor')}"
     if found := nonfinite_losses(audit):
         return False, label, f"status {status}, but the selected model's losses are not numbers ({'; '.join(found)})"
+    if why := no_selection_note(len(audit["training"]["history"]), audit["training"]["best_epoch"],
+                                audit["training"]["selection_split"]):
+        return False, label, f"status {status}, but {why}"
     if final := audit["measurements"].get("final_nonfinite"):  # records written before the check have none
         return False, label, f"status {status}, but last.pt (the last epoch's weights) holds inf or NaN in {_tensor_list(final, 3)}"
     return status != "diverged", label, f"status {status}"

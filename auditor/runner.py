@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import re
 import shutil
@@ -488,6 +487,11 @@ def aside(final: Path) -> Path:
     return final.with_name(final.name + ".old")
 
 
+# Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user
+# made under that name (a backup of the run) holds a run too, and must not be taken for one set aside.
+SET_ASIDE = ".set-aside-by-auditor"
+
+
 def _holds_a_run(folder: Path, marker: str) -> bool:
     """A real folder holding what a run leaves there, or nothing at all (nothing to lose)."""
     if not folder.is_dir() or folder.is_symlink():
@@ -495,11 +499,17 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
     return any(folder.glob(marker)) or not any(folder.iterdir())
 
 
+def _set_aside_by_us(folder: Path, marker: str) -> bool:
+    """`<name>.old` as `promote` leaves it: an earlier run's folder it marked, or an empty folder."""
+    return _holds_a_run(folder, marker) and ((folder / SET_ASIDE).is_file() or not any(folder.iterdir()))
+
+
 # What a run writes at the top of each of its folders (fileio's `.*.tmp` files too, left by a write
 # cut short). Anything else there is the user's, which replacing the folder would delete.
 RUN_FILES = {
-    "checkpoints": (*checkpoint.FILE_PATTERNS, ".*.tmp", SEEDING),
-    "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp"),
+    "checkpoints": (*checkpoint.FILE_PATTERNS, ".*.tmp", SEEDING, SET_ASIDE),
+    "reports": ("REPRODUCIBILITY.md", "audit.json", "metrics.csv", "steps.csv", "spec.resolved.yaml", "figures", ".*.tmp",
+                SET_ASIDE),
     "reports/figures": (f"{LEARNING_CURVES}.png", ".*.tmp"),
 }  # fmt: skip
 
@@ -548,8 +558,10 @@ def recover_interrupted_promote(paths: RunPaths) -> None:
         promote(paths.reports_staging, paths.reports)
     for _, final, marker in _run_folders(paths):
         old = aside(final)
-        if _holds_a_run(old, marker) and not (final.exists() or final.is_symlink()):
+        if _set_aside_by_us(old, marker) and not (final.exists() or final.is_symlink()):
             os.replace(old, final)
+        if final.is_dir() and not final.is_symlink():  # put back, or marked by a promote killed before its rename
+            (final / SET_ASIDE).unlink(missing_ok=True)
 
 
 def report_awaits_promotion(paths: RunPaths) -> bool:
@@ -615,9 +627,11 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
         found.append(f"{staging}: holds {listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
                      "folder, which would delete them: move them away")  # fmt: skip
     old = aside(final)
-    if (old.exists() or old.is_symlink()) and not _holds_a_run(old, marker):
+    if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old, marker):
         found.append(f"{old}: in the way: a run moves its earlier {attr} folder to this reserved name while it "
-                     "replaces it, and this is not such a folder; move it away")  # fmt: skip
+                     "replaces it, and deletes it when done; this one was not set aside by a run (" + (
+                         "it holds a run: a copy of yours?" if _holds_a_run(old, marker) else "not such a folder")
+                     + f"): rename or move it, or if an older auditor left it, rename it back to {final.name}")  # fmt: skip
     return found
 
 
@@ -628,7 +642,13 @@ def promote(staging: Path, final: Path) -> None:
     that a deletion cut short never leaves a partial `.old` behind.
     """
     old = aside(final)
+    if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old, "*"):  # made since the run's own check
+        raise InvalidInput(f"{old}: appeared while this run worked, under the name a run reserves for setting its "
+                           f"earlier folder aside; it was left as it is, and this run's results wait in {staging}: "
+                           "rename or move it, then run the same command with --resume")  # fmt: skip
     _discard(old)
+    if final.is_dir() and not final.is_symlink():
+        (final / SET_ASIDE).touch()
     if final.exists() or final.is_symlink():
         os.replace(final, old)
     os.replace(staging, final)
@@ -931,6 +951,11 @@ def _metric_notes(result: TrainResult, measured: dict[str, Any]) -> dict[str, st
     none_selected = no_selection_note(len(result.history), result.best_epoch, result.selection_split)
     if none_selected and result.selection_split == "val":
         notes["best_val_acc"] = none_selected
+    best = next((h for h in result.history if h.epoch == result.best_epoch), None)
+    if best is not None and result.selection_split == "val" and not_a_number(best.val_loss):
+        # selected by a version that selected such epochs (a run resumed from its checkpoint)
+        notes["best_val_acc"] = (f"the val loss at the selected epoch ({best.epoch}) is not a number: the model then "
+                                 "computed inf or NaN, and its accuracy as measured means nothing")  # fmt: skip
     if measured["size"]["checkpoint_bytes"] is None:
         notes["checkpoint_mb"] = none_selected or f"no best checkpoint (run {result.status})"
     if measured["test"] is None:
@@ -948,7 +973,7 @@ def _final_is_noise(result: TrainResult, measured: dict[str, Any]) -> str | None
     """Why the last epoch's validation accuracy means nothing, or None: its val loss is not a
     number (predictions made from inf or NaN), or it is the selected epoch's, whose model is broken."""
     last = result.history[-1]
-    if last.val_loss is None or not math.isfinite(last.val_loss):
+    if not_a_number(last.val_loss):
         return (f"the val loss at the last epoch ({last.epoch}) is not a number: the model then computed inf or NaN, "
                 "and its accuracy as measured means nothing")  # fmt: skip
     if (bad := measured.get("final_nonfinite")) and last.val_acc is not None:  # the weights it was measured on
@@ -1006,7 +1031,8 @@ def assemble(
         "metrics": metrics,
         "metric_notes": notes,  # why a metric is null; `check` reuses these
         "criteria": [asdict(c) for c in criteria],
-        "verdict": verdict(criteria, gate_status(result.status, measured["nonfinite"])),
+        "verdict": verdict(criteria, gate_status(result.status, measured["nonfinite"],
+                                                 bool(result.history) and result.best_epoch is None)),
         "verification": None,
     }
 

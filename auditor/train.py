@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from auditor import checkpoint, hostmem
+from auditor.audit import not_a_number
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.environment import compute_setting, cuda_problem, same_setting, software_versions
 from auditor.errors import SpecFieldError
@@ -533,7 +534,7 @@ def _last_step_lr(loop: _Loop) -> float:
 def selectable(rec: EpochRecord) -> bool:
     """Whether an epoch may be selected: its selection-split loss is a number. Where it is not,
     the model output inf or NaN there, and its accuracy counts argmaxes of non-numbers."""
-    return rec.val_loss is not None and math.isfinite(rec.val_loss)
+    return not not_a_number(rec.val_loss)
 
 
 def _update_best(loop: _Loop, rec: EpochRecord) -> bool:

@@ -47,6 +47,7 @@ import errno
 import hashlib
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,7 +73,7 @@ from auditor.audit import (
     unweighed,
     write_json,
 )
-from auditor.check import BROKEN, DIVERGED, record_gate_status, verdict, verification_passed
+from auditor.check import BROKEN, DIVERGED, UNSELECTED, record_gate_status, verdict, verification_passed
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import (
@@ -401,7 +402,7 @@ def _start(
            "TORCHINDUCTOR_CACHE_DIR": str(cache), "TRITON_CACHE_DIR": str(cache / "triton")}  # fmt: skip
     t0 = time.perf_counter()
     with log_path.open("wb") as f:
-        f.write(("$ " + " ".join(cmd) + "\n").encode())
+        f.write(("$ " + shlex.join(cmd) + "\n").encode())
         f.flush()
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                             env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})}), check=False).returncode  # fmt: skip
@@ -422,8 +423,8 @@ def _failed_why(record: Path) -> str:
         gate = record_gate_status(read_audit(record.parent))
     except (InvalidInput, KeyError, TypeError, AttributeError):
         return " (its audit.json could not be read: see its log)"
-    said = {DIVERGED: "its training diverged", BROKEN: "its model holds non-finite values"}.get(
-        gate or "", "its criteria failed at this budget")  # fmt: skip
+    said = {DIVERGED: "its training diverged", BROKEN: "its model holds non-finite values",
+            UNSELECTED: "no epoch of it could be selected"}.get(gate or "", "its criteria failed at this budget")  # fmt: skip
     return f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
 
 

@@ -1054,6 +1054,11 @@ def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so
     assert f"2 runs left out of the means (listed on the page): {diverged.name} (training diverged" in notes
     assert ablate.counted_runs(record) == 3  # --render-only's guard counts every finished run
     assert ablate.left_out_reason({"run": {"status": "completed"}, "training": None}) is None  # too damaged to tell
+    unselected = {"run": {"status": "completed"}, "measurements": {"nonfinite": [], "test": None},
+                  "training": {"history": [{"epoch": 1, "val_loss": None}], "best_epoch": None, "selection_split": "val"}}
+    assert ablate.left_out_reason(unselected) == (
+        "no epoch was selected: the val loss of every completed epoch (1 epoch) was not a number (the model computed "
+        "inf or NaN), so no best checkpoint was written")  # fmt: skip
 
 
 def test_seeds_of_one_variant_that_read_different_data_are_named(tmp_path: Path) -> None:

@@ -683,6 +683,27 @@ def test_a_broken_model_fails_the_gate_whatever_its_criteria_say() -> None:
     assert suite.get("failures") == "1" and suite.find("testcase[@name='model finite']/failure") is not None
 
 
+def test_a_run_none_of_whose_epochs_could_be_selected_fails_the_gate() -> None:
+    """Every epoch's selection loss NaN: no model to offer, whatever its criteria say (a spec
+    gating only `status` had passed it)."""
+    from auditor.check import BROKEN, UNSELECTED, gate_status, record_gate_status
+
+    ok = [check_one("status", "== completed", "completed")]
+    assert gate_status("completed", [], unselected=True) == UNSELECTED
+    assert gate_status("diverged", [], unselected=True) == "diverged"  # the first reason is kept
+    assert gate_status("completed", ["fc.weight"], unselected=True) == BROKEN
+    lines = render_lines(ok, UNSELECTED)
+    assert lines[-2] == ("FAIL  no epoch's selection-split loss was a number (the model output inf or NaN), so no model "
+                         "was selected: such a run fails whatever its criteria say")  # fmt: skip
+    assert lines[-1] == "1/1 criteria passed; no model was selected: FAIL"
+    suite = ET.fromstring(junit_xml(ok, "auditor.x", UNSELECTED)).find("testsuite")
+    assert suite.find("testcase[@name='model selected']/failure") is not None
+    record = {"run": {"status": "completed"}, "measurements": {"nonfinite": []},
+              "training": {"history": [{"epoch": 1}], "best_epoch": None}}  # fmt: skip
+    assert record_gate_status(record) == UNSELECTED
+    assert record_gate_status({**record, "training": {"history": [], "best_epoch": None}}) == "completed"  # no epoch
+
+
 def test_a_failing_verdict_criterion_is_refused_when_given_and_read_when_recorded(tmp_path: Path) -> None:
     """`== diverged` passes a verdict that fails verify: refused in a new spec or on the command
     line; a record an older version wrote with one is still checked."""

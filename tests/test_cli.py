@@ -212,6 +212,26 @@ def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
     )
 
 
+def test_recorded_commands_with_a_dash_leading_path_run_again_as_shown(tmp_path: Path) -> None:
+    """A user test: `--out=-dash` and `-- -d.yaml` were recorded as `--out -dash` and `-d.yaml`,
+    which argparse then took for options: the sheet's commands could not be pasted."""
+    import yaml
+
+    from auditor.cli import _interrupted_hint, build_parser
+
+    spec = {"name": "dash", "data": {"dataset": "synthetic"}, "model": {"name": "resnet8"}}
+    (tmp_path / "-d.yaml").write_text(yaml.safe_dump(spec))
+    done = run_cli("run", *sets(*TINY_SETS, "train.epochs=1"), "--out=-out", "--", "-d.yaml", cwd=tmp_path)
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr  # 1: a criterion at this budget
+    command = json.loads((tmp_path / "-out/reports/dash/audit.json").read_text())["environment"]["command"]
+    assert command.startswith("auditor run ./-d.yaml --set ") and command.endswith(" --out=-out")
+    args = build_parser().parse_args(shlex.split(command)[1:] + ["--resume"])
+    assert (args.spec, str(args.out), args.resume) == ("./-d.yaml", "-out", True)
+    assert "--out=-out --resume" in (tmp_path / "-out/reports/dash/REPRODUCIBILITY.md").read_text()
+    hint = _interrupted_hint(tmp_path / "nowhere", "dash", shlex.split(command))
+    build_parser().parse_args(shlex.split(hint.split("with: ", 1)[1])[1:])  # a command argparse takes
+
+
 def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:
     best = str(smoke_run / "checkpoints/smoke/best.pt")
     assert_clean_error(run_cli("measure", best, "--iters", "3"), "--iters", "greater than or equal to 5", "got 3")

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import yaml
 
 import auditor
 from auditor import render
+from auditor.audit import no_selection_note
 from auditor.errors import InvalidInput
 from auditor.render import agg_figure, code_fence, epoch_axis, render_run, render_text
 from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resolved_yaml, resource_dir, spec_hash, validate_spec
@@ -85,6 +87,34 @@ def write_run_dir(tmp_path: Path, audit: dict[str, Any]) -> Path:
     (run_dir / "audit.json").write_text(json.dumps(audit, indent=2))
     (run_dir / "spec.resolved.yaml").write_text(resolved_yaml(audit["spec"]))  # as a run writes beside it
     return run_dir
+
+
+def test_a_record_replaced_while_its_sheet_renders_gets_no_stale_sheet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: `auditor render` racing a run of the same name that finished meanwhile wrote
+    the old record's sheet beside the new record, and exited 0."""
+    from auditor.cli import main
+
+    run_dir = write_run_dir(tmp_path, golden_audit())
+    assert main(["render", str(run_dir)]) == 0
+    sheet = (run_dir / "REPRODUCIBILITY.md").read_bytes()
+    newer = golden_audit()
+    newer["determinism"]["seed"] = newer["spec"]["seed"] = 9
+    real = render.draw_figures
+
+    def a_run_finishes_meanwhile(*a: Any, **k: Any) -> Any:
+        (run_dir / "audit.json").write_text(json.dumps(rehash(newer), indent=2))
+        return real(*a, **k)
+
+    monkeypatch.setattr(render, "draw_figures", a_run_finishes_meanwhile)
+    assert main(["render", str(run_dir)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"{run_dir / 'audit.json'}: replaced while its sheet was rendered (a run of this name finished meanwhile?); "
+        "nothing was written: run `auditor render` again")
+    assert (run_dir / "REPRODUCIBILITY.md").read_bytes() == sheet
+    monkeypatch.undo()
+    assert main(["render", str(run_dir)]) == 0 and (run_dir / "REPRODUCIBILITY.md").read_bytes() != sheet
 
 
 # --- variants ----------------------------------------------------------------------------
@@ -517,14 +547,15 @@ def test_legacy_std_warning() -> None:
     ("family", "depth", "norm", "said"),
     [("resnet-cifar", 20, "batch", None), ("resnet-cifar", 110, "batch", None), ("plain-cifar", 56, "batch", None),
      ("resnet-cifar", 8, "batch", "Depth 8 follows the 6n+2 rule but is not one the paper trained (20, 32, 44, 56, 110, 1202)."),
-     ("plain-cifar", 110, "batch", "Depth 110 follows the 6n+2 rule but is not one the paper trained (20, 32, 44, 56)."),
+     ("plain-cifar", 110, "batch", None),  # Fig. 6's caption gives its error
+     ("plain-cifar", 8, "batch", "Depth 8 follows the 6n+2 rule but is not one the paper trained (20, 32, 44, 56, 110)."),
      ("resnet-cifar", 20, "group", "Normalisation here is `group`, where the paper's net uses batch norm."),
      ("resnet-imagenet-style", 18, "none", "Normalisation here is `none`, where torchvision's net uses batch norm.")],
 )  # fmt: skip
 def test_the_architecture_note_says_where_the_net_is_not_what_its_source_trained(
     family: str, depth: int, norm: str, said: str | None
 ) -> None:
-    """A user test: resnet8, plain110 and the group/none-norm variants were all credited to
+    """A user test: resnet8, plain8 and the group/none-norm variants were all credited to
     He et al. (2016), Sec. 4.2, which trained none of them."""
     audit = golden_audit()
     audit["model"].update(family=family, depth=depth, norm=norm)
@@ -693,18 +724,56 @@ def test_an_accuracy_whose_loss_is_not_a_number_is_not_reported() -> None:
     assert (f"| Best val accuracy (selection metric) | not reported (epoch {tr['best_epoch']}, selected on the **val** "
             f"split): its val loss there is not a number (the model computed inf or NaN; its accuracy as measured, "
             f"{100 * tr['best_metric']:.2f}%, means nothing) |") in text_of(rehash(audit))  # fmt: skip
-    # No epoch selectable: none selected, no best.pt, and the sheet says why.
+    # An older record whose test loss and selected epoch's val loss are NaN: its stored metrics
+    # hold both figures, which the model card's index leaves out as the body does.
     audit = golden_audit()
+    audit["measurements"]["test"]["loss"] = None
+    assert front_matter(text_of(audit))["model-index"][0]["results"][0]["metrics"] == []
+
+
+def unselected_audit(split: str = "val") -> dict[str, Any]:
+    """The golden record as a run none of whose epochs could be selected writes it: every
+    selection loss NaN, no best.pt, nothing measured on a selected model."""
+    from auditor.check import judge, record_gate_status, verdict
+
+    audit = selection_on_test_audit() if split == "test" else golden_audit()
     tr, meas = audit["training"], audit["measurements"]
     for h in tr["history"]:
         h["val_loss"] = None
     tr.update(best_epoch=None, best_metric=None)
     meas.update(test=None, evaluated_checkpoint=None)
-    text = text_of(rehash(audit))
-    why = (f"no epoch was selected: the val loss of every completed epoch ({len(tr['history'])} epochs) was not a "
-           "number (the model computed inf or NaN), so no best checkpoint was written")  # fmt: skip
+    meas["size"]["checkpoint_bytes"] = None
+    del audit["checkpoints"]["best"]
+    why = no_selection_note(len(tr["history"]), None, split)
+    audit["metrics"].update(test_acc=None, best_val_acc=None, final_val_acc=None, checkpoint_mb=None)
+    audit["metric_notes"].update(test_acc=why, checkpoint_mb=why, final_val_acc="the val loss at the last epoch is NaN",
+                                 **({"best_val_acc": why} if split == "val" else {}))  # fmt: skip
+    audit["criteria"] = [asdict(r) for r in judge(audit["spec"]["criteria"], audit)]
+    audit["verdict"] = verdict(judge(audit["spec"]["criteria"], audit), record_gate_status(audit))
+    return rehash(audit)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_a_run_none_of_whose_epochs_could_be_selected_says_so_everywhere(split: str) -> None:
+    """The review of the change that stopped selecting such epochs: the divergence item stayed
+    ticked, the selection item said "no completed epoch", and on the test split the sheet warned
+    of a checkpoint selected on the test set, with no checkpoint and no accuracy."""
+    audit = unselected_audit(split)
+    n = len(audit["training"]["history"])
+    why = (f"no epoch was selected: the {split} loss of every completed epoch ({n} epochs) was not a number (the "
+           "model computed inf or NaN), so no best checkpoint was written")  # fmt: skip
+    text = text_of(audit)
+    assert "edited" not in text and audit["verdict"] == "FAIL"
     assert f"| Test accuracy | not measured: {why} |" in text
-    assert f"| Best val accuracy (selection metric) | none: {why} |" in text
+    assert f"| Best {split} accuracy (selection metric) | none: {why} |" in text
+    assert checklist_line(text, "Training finished without divergence") == (
+        f"- [ ] **Training finished without divergence**: status completed, but {why}")
+    assert checklist_line(text, "No model selection on the test set") == f"- [ ] **No model selection on the test set**: {why}"
+    assert "no epoch could be selected: each one's selection-split loss was not a number (such a run fails" in text
+    assert "selected on the TEST set" not in text and "optimistically biased" not in text
+    if split == "test":
+        assert ("but no epoch could be selected (each one's test loss was not a number), so no checkpoint was chosen "
+                "by its test score.") in text  # fmt: skip
 
 
 def test_final_weights_broken_after_the_selected_epoch_are_said() -> None:
@@ -1500,16 +1569,16 @@ def test_the_verify_command_carries_the_environment_the_weights_were_trained_in(
     env.update(numeric_env={"OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2"}, torch_threads=1)
     text = section(text_of(audit), "Determinism evidence")
     assert "\nOMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=avx2 auditor verify /runs/golden/reports/smoke/spec.resolved.yaml" in text
-    assert "# with the environment the weights were trained in: other thread counts or CPU kernels verify other bits" in text
+    assert "# with the variables the retrain command above sets: other settings of them verify other bits" in text
     env["numeric_env"] = {}  # nothing set: the count it ran at, which another machine's default need not be
     text = text_of(audit)
     assert "\nOMP_NUM_THREADS=1 auditor verify " in section(text, "Determinism evidence")
     # The recorded commands stay as typed, with a word on the thread count they do not set.
-    assert ("# (the recorded commands below are as typed and set no thread count, while this process ran\n"
+    assert ("# (a recorded command below is as it was typed and sets no thread count, while this process ran\n"
             "# 1 torch thread, which") in text and "(cd /runs/golden && auditor run smoke)\n" in text  # fmt: skip
     env["numeric_env"] = {"OMP_NUM_THREADS": "1"}  # set by the user: the recorded commands carry it
     text = text_of(audit)
-    assert "as typed and set no thread count" not in text and "(cd /runs/golden && OMP_NUM_THREADS=1 auditor run smoke)" in text
+    assert "sets no thread count" not in text and "(cd /runs/golden && OMP_NUM_THREADS=1 auditor run smoke)" in text
 
 
 def test_a_missing_git_commit_says_why() -> None:
@@ -1627,6 +1696,8 @@ def test_steps_per_epoch_says_a_short_last_batch_and_a_tied_best_says_which_is_k
     other["val_acc"] = best
     tied = sorted([other["epoch"], audit["training"]["best_epoch"]])
     assert f"selected on the **val** split (epochs {tied[0]}, {tied[1]} tie at it: the earliest is kept)" in text_of(audit)
+    other["val_loss"] = None  # never eligible (its loss was not a number): no tie with it
+    assert "tie at it" not in text_of(audit)
 
 
 def test_text_from_the_run_cannot_close_the_reproduce_code_block_or_break_a_table() -> None:

@@ -99,6 +99,12 @@ def test_a_test_accuracy_whose_test_loss_is_not_a_number_is_withheld() -> None:
         "the test loss of best.pt is not a number: it computed inf or NaN on some test images, and its accuracy as "
         "measured (12.50%), which counts argmaxes of non-numbers, means nothing")  # fmt: skip
     assert runner._metrics(result, measured, False)["best_val_acc"] == 0.25  # its val loss was a number
+    epoch.val_loss = math.nan  # selected by an older version (a run resumed from its checkpoint): withheld, and said why
+    assert runner._metrics(result, measured, False)["best_val_acc"] is None
+    assert runner._metric_notes(result, measured)["best_val_acc"] == (
+        "the val loss at the selected epoch (1) is not a number: the model then computed inf or NaN, and its accuracy "
+        "as measured means nothing")  # fmt: skip
+    epoch.val_loss = 2.3
     measured["test"]["loss"] = 2.31
     assert runner._metrics(result, measured, False)["test_acc"] == 0.125
     assert "test_acc" not in runner._metric_notes(result, measured)
@@ -266,7 +272,7 @@ def test_something_under_the_reserved_old_name_is_refused_before_training(tmp_pa
     else:
         blocker.mkdir()
         (blocker / "notes.txt").write_text("mine")
-    with pytest.raises(InvalidInput, match=rf"{blocker}: in the way: .*move it away"):
+    with pytest.raises(InvalidInput, match=rf"{blocker}: in the way: .*not such a folder\): rename or move it"):
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     after = _files(tmp_path)
     mine = {k: v for k, v in after.items() if k.startswith(where)}
@@ -472,13 +478,46 @@ def test_a_promote_killed_between_its_renames_is_put_back(tmp_path: Path) -> Non
     spec, before = _finished_run(tmp_path)
     paths = run_paths(tmp_path, spec.name)
     for final in (paths.checkpoints, paths.reports):
+        (final / runner.SET_ASIDE).touch()  # as promote marks it
         final.rename(final.with_name("smoke.old"))  # killed after the first rename of that promote
         recover_interrupted_promote(paths)
         assert _files(tmp_path) == before
+    (paths.reports / runner.SET_ASIDE).touch()
     paths.reports.rename(paths.reports.with_name("smoke.old"))
     outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert outcome.audit["run"]["status"] == "completed"
     assert not paths.reports.with_name("smoke.old").exists() and (paths.reports / "audit.json").is_file()
+
+
+@pytest.mark.parametrize("with_final", [True, False])
+def test_a_users_copy_of_a_run_under_the_reserved_old_name_is_refused_not_deleted(tmp_path: Path, with_final: bool) -> None:
+    """A user test: `cp -a reports/smoke reports/smoke.old` (a backup before re-running) was
+    deleted by the next run without a word; moved there with the run's folders, it was put back
+    as "an earlier run" and then deleted."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    for final in (paths.reports, paths.checkpoints):
+        if with_final:
+            shutil.copytree(final, final.with_name("smoke.old"))
+        else:
+            final.rename(final.with_name("smoke.old"))
+    kept = _files(tmp_path)
+    with pytest.raises(InvalidInput, match=r"smoke.old: in the way: .*this one was not set aside by a run \(it holds a run: "
+                                           r"a copy of yours\?\): rename or move it, or if an older auditor left it, "
+                                           r"rename it back to smoke"):  # fmt: skip
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert _files(tmp_path) == kept
+    # One made while a run trained is found at its promote: left as it is, the results kept in staging.
+    shutil.rmtree(paths.reports.with_name("smoke.old"))
+    staging = tmp_path / "staged"
+    staging.mkdir()
+    (staging / "audit.json").write_text("{}")
+    old = paths.checkpoints.with_name("smoke.old")
+    if not old.exists():
+        shutil.copytree(tmp_path / "checkpoints" / "smoke.old", old)
+    with pytest.raises(InvalidInput, match=rf"{old}: appeared while this run worked, .*results wait in {staging}: rename"):
+        runner.promote(staging, paths.checkpoints)
+    assert (staging / "audit.json").is_file() and any(old.glob("*.pt"))
 
 
 def test_a_run_killed_between_its_two_promotes_gets_its_own_report(tmp_path: Path) -> None:

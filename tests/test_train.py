@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,13 +34,13 @@ def tiny_spec(*extra: str) -> Spec:
     return load_spec("smoke", [*TINY, *extra])
 
 
-def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None):
+def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None, log: Callable[[str], None] = lambda m: None):
     repro.enforce(spec.seed, spec.determinism)
     data = load_data(spec.data, spec.seed)
     torch.manual_seed(spec.seed)
     model = create_model(spec.model.name, num_classes=10, norm=spec.model.norm)
     files = RunFiles(ckpt_dir, resolved_dict(spec), spec_hash(spec))
-    result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, resume, log=lambda m: None)
+    result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, resume, log=log)
     return result, model
 
 
@@ -274,7 +275,10 @@ def test_an_epoch_whose_selection_loss_is_not_a_number_is_never_selected(
         return (math.nan, 0.9, pred) if len(calls) in nan_epochs else (loss, acc, pred)
 
     monkeypatch.setattr(train, "evaluate", nan_on_some_epochs)
-    result, _ = train_tiny(tiny_spec(), tmp_path)
+    logged: list[str] = []
+    result, _ = train_tiny(tiny_spec(), tmp_path, log=logged.append)
+    assert ["not eligible as the best epoch" in m for m in logged if m.startswith("epoch ")] == [
+        e in nan_epochs for e in (1, 2)]
     assert [h.val_acc == 0.9 for h in result.history] == [e in nan_epochs for e in (1, 2)]
     if nan_epochs == {1}:
         assert (result.best_epoch, result.best_metric) == (2, result.history[1].val_acc)
