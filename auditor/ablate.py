@@ -80,7 +80,7 @@ from auditor.spec import (
     training_changes,
     validate_spec,
 )
-from auditor.words import count
+from auditor.words import count, out_args, path_arg
 
 SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
@@ -534,7 +534,7 @@ def display_path(p: Path) -> str:
 
 def run_argv(plan: Plan, run: PlannedRun, out: Path, resume: bool) -> list[str]:
     """`auditor run` arguments (after the program) for one pair."""
-    argv = ["run", display_path(plan.base_path), *set_args(run.overrides), "--out", str(out)]
+    argv = ["run", path_arg(display_path(plan.base_path)), *set_args(run.overrides), *out_args(out)]
     return argv + (["--resume"] if resume else [])
 
 

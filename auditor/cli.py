@@ -37,6 +37,7 @@ from auditor.errors import (
     stop_word,
 )
 from auditor.fileio import home_expanded, resolved_folder
+from auditor.words import out_args, path_arg
 
 if TYPE_CHECKING:  # the commands import what they use when they run (torch is slow to import)
     from auditor.ablate import Plan
@@ -261,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     stop_with_parent()
     spec = load_spec(args.spec, args.sets)
-    argv = ["auditor", "run", _path_arg(args.spec), *set_args(args.sets), *_out_args(args.out)]
+    argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log)
@@ -538,25 +539,11 @@ def _ablate_relaunch(args: argparse.Namespace) -> str:
     from auditor.ablate import shell_command
     from auditor.spec import set_args
 
-    argv = ["ablate", _path_arg(args.ablation), *set_args(args.sets)]
+    argv = ["ablate", path_arg(args.ablation), *set_args(args.sets)]
     argv += ["--only", *args.only] if args.only else []
     argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
     argv += ["--depth-figure"] if args.depth_figure else []
-    return shell_command([*argv, *_out_args(args.out)])
-
-
-def _out_args(out: Path) -> list[str]:
-    """`--out OUT`, unless it is the default (here); `--out=-OUT` where it starts with a dash,
-    which argparse would otherwise take for an option, so that the command runs again as shown."""
-    if str(out) == ".":
-        return []
-    return [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
-
-
-def _path_arg(path: str) -> str:
-    """A positional path argument as a command can be given it again: `./-x.yaml` for a relative
-    path starting with a dash (the same file), which argparse would take for an option."""
-    return f"./{path}" if path.startswith("-") else path
+    return shell_command([*argv, *out_args(args.out)])
 
 
 def _progress(msg: str) -> None:

@@ -499,9 +499,13 @@ def _holds_a_run(folder: Path, marker: str) -> bool:
     return any(folder.glob(marker)) or not any(folder.iterdir())
 
 
-def _set_aside_by_us(folder: Path, marker: str) -> bool:
-    """`<name>.old` as `promote` leaves it: an earlier run's folder it marked, or an empty folder."""
-    return _holds_a_run(folder, marker) and ((folder / SET_ASIDE).is_file() or not any(folder.iterdir()))
+def _set_aside_by_us(folder: Path) -> bool:
+    """`<name>.old` as `promote` leaves it: a real folder it marked (its contents were checked as
+    the run's own before it was set aside; an empty run folder marked holds the mark alone), or an
+    empty folder (nothing to lose)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    return (folder / SET_ASIDE).is_file() or not any(folder.iterdir())
 
 
 # What a run writes at the top of each of its folders (fileio's `.*.tmp` files too, left by a write
@@ -556,9 +560,9 @@ def recover_interrupted_promote(paths: RunPaths) -> None:
     """
     if report_awaits_promotion(paths):
         promote(paths.reports_staging, paths.reports)
-    for _, final, marker in _run_folders(paths):
+    for _, final, _ in _run_folders(paths):
         old = aside(final)
-        if _set_aside_by_us(old, marker) and not (final.exists() or final.is_symlink()):
+        if _set_aside_by_us(old) and not (final.exists() or final.is_symlink()):
             os.replace(old, final)
         if final.is_dir() and not final.is_symlink():  # put back, or marked by a promote killed before its rename
             (final / SET_ASIDE).unlink(missing_ok=True)
@@ -627,11 +631,12 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
         found.append(f"{staging}: holds {listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
                      "folder, which would delete them: move them away")  # fmt: skip
     old = aside(final)
-    if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old, marker):
+    if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old):
         found.append(f"{old}: in the way: a run moves its earlier {attr} folder to this reserved name while it "
                      "replaces it, and deletes it when done; this one was not set aside by a run (" + (
                          "it holds a run: a copy of yours?" if _holds_a_run(old, marker) else "not such a folder")
-                     + f"): rename or move it, or if an older auditor left it, rename it back to {final.name}")  # fmt: skip
+                     + "): rename or move it" + ("" if final.exists() or final.is_symlink() else
+                                                  f", or if an older auditor left it, rename it back to {final.name}"))  # fmt: skip
     return found
 
 
@@ -642,10 +647,7 @@ def promote(staging: Path, final: Path) -> None:
     that a deletion cut short never leaves a partial `.old` behind.
     """
     old = aside(final)
-    if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old, "*"):  # made since the run's own check
-        raise InvalidInput(f"{old}: appeared while this run worked, under the name a run reserves for setting its "
-                           f"earlier folder aside; it was left as it is, and this run's results wait in {staging}: "
-                           "rename or move it, then run the same command with --resume")  # fmt: skip
+    appeared(old, staging)
     _discard(old)
     if final.is_dir() and not final.is_symlink():
         (final / SET_ASIDE).touch()
@@ -653,6 +655,15 @@ def promote(staging: Path, final: Path) -> None:
         os.replace(final, old)
     os.replace(staging, final)
     _discard(old)
+
+
+def appeared(old: Path, staging: Path) -> None:
+    """Refuse to replace a `<name>.old` that a run did not set aside (made since the run's own
+    check: a user's); `staging` is where the run's results wait meanwhile."""
+    if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old):
+        raise InvalidInput(f"{old}: appeared while this run worked, under the name a run reserves for setting its "
+                           f"earlier folder aside; it was left as it is, and this run's results wait in {staging}: "
+                           "rename or move it, then run the same command with --resume")  # fmt: skip
 
 
 def _discard(path: Path) -> None:
@@ -819,7 +830,10 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult, l
             if isinstance(exc.__context__, OSError):  # the sheet could not be written (a full disk)
                 raise exc.__context__ from None
             raise
-        # Checkpoints first: a report never points at checkpoints it was not written with.
+        # Checkpoints first: a report never points at checkpoints it was not written with. Both
+        # `.old` names are checked first, so that neither promote is refused after the other.
+        for folder in (paths.checkpoints, paths.reports):
+            appeared(aside(folder), paths.ckpt_staging)
         with signals_held(deliver=False) as came:  # a stop between the renames would strand `.old`
             promote(paths.ckpt_staging, paths.checkpoints)
             promote(paths.reports_staging, paths.reports)

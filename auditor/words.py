@@ -27,3 +27,17 @@ def describe_setting(setting: dict[str, Any]) -> str:
     if kernel_env := setting.get("kernel_env"):
         parts.append(" ".join(f"{k}={v}" for k, v in kernel_env.items()))
     return f"{setting.get('device')} ({', '.join(parts)})"
+
+
+def out_args(out: object) -> list[str]:
+    """`--out OUT` as a command gives it, unless it is the default (here); `--out=-OUT` where it
+    starts with a dash, which argparse would otherwise take for an option."""
+    if str(out) == ".":
+        return []
+    return [f"--out={out}"] if str(out).startswith("-") else ["--out", str(out)]
+
+
+def path_arg(path: object) -> str:
+    """A positional path argument as a command can be given it again: `./-x.yaml` for a relative
+    path starting with a dash (the same file), which argparse would take for an option."""
+    return f"./{path}" if str(path).startswith("-") else str(path)

@@ -338,6 +338,24 @@ def test_render_only_before_any_run_says_so_without_warnings(tmp_path: Path) -> 
     assert "`tiny-cosine-s0` (its audit.json is unreadable)" in page and "`tiny-cosine-s1` (not run)" in page
 
 
+def test_child_run_commands_take_dash_leading_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review: a base `./-b.yaml` and an `--out=-o` were handed to the child runs as `-b.yaml`
+    and `--out -o`, which argparse took for options: every run failed."""
+    import shlex
+
+    from auditor.ablate import run_argv, shell_command
+    from auditor.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-b.yaml").write_text("name: b\n")
+    write(tmp_path / "-a.yaml", TINY.replace("base: smoke", "base: ./-b.yaml"))
+    plan = build_plan("./-a.yaml")
+    argv = run_argv(plan, plan.runs[0], Path("-o"), resume=True)
+    assert argv[1] == "./-b.yaml" and "--out=-o" in argv
+    args = build_parser().parse_args(shlex.split(shell_command(argv))[1:])
+    assert (args.spec, str(args.out), args.resume) == ("./-b.yaml", "-o", True)
+
+
 def test_a_page_that_cannot_be_written_names_what_is_in_the_way(tmp_path: Path) -> None:
     write(tmp_path / "tiny.yaml", TINY)
     (tmp_path / "out/reports").mkdir(parents=True)

@@ -23,7 +23,7 @@ from conftest import TINY_SETS, fake_cifar_root
 import auditor
 from auditor import checkpoint, environment, fileio, runner
 from auditor import inspect as auditor_inspect
-from auditor.audit import RunPaths, run_paths
+from auditor.audit import RunPaths, has_checkpoint, run_paths
 from auditor.errors import InvalidInput, SpecFieldError, Terminated
 from auditor.fileio import lock_file
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
@@ -502,9 +502,9 @@ def test_a_users_copy_of_a_run_under_the_reserved_old_name_is_refused_not_delete
         else:
             final.rename(final.with_name("smoke.old"))
     kept = _files(tmp_path)
+    back = "" if with_final else ", or if an older auditor left it, rename it back to smoke"  # not over the run in place
     with pytest.raises(InvalidInput, match=r"smoke.old: in the way: .*this one was not set aside by a run \(it holds a run: "
-                                           r"a copy of yours\?\): rename or move it, or if an older auditor left it, "
-                                           r"rename it back to smoke"):  # fmt: skip
+                                           rf"a copy of yours\?\): rename or move it{back}$"):  # fmt: skip
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert _files(tmp_path) == kept
     # One made while a run trained is found at its promote: left as it is, the results kept in staging.
@@ -518,6 +518,41 @@ def test_a_users_copy_of_a_run_under_the_reserved_old_name_is_refused_not_delete
     with pytest.raises(InvalidInput, match=rf"{old}: appeared while this run worked, .*results wait in {staging}: rename"):
         runner.promote(staging, paths.checkpoints)
     assert (staging / "audit.json").is_file() and any(old.glob("*.pt"))
+
+
+def test_a_reserved_old_name_appearing_during_training_is_found_before_either_promote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review: one appearing beside the reports had been found only after the checkpoints
+    were promoted, leaving the earlier report beside the new checkpoints."""
+    spec, before = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    from auditor import render
+
+    real = render.render_run
+
+    def user_copies_the_report(run_dir: Path, *a: object) -> Path:
+        shutil.copytree(paths.reports, paths.reports.with_name("smoke.old"))
+        return real(run_dir, *a)
+
+    monkeypatch.setattr(render, "render_run", user_copies_the_report)
+    with pytest.raises(InvalidInput, match=r"reports/smoke.old: appeared while this run worked"):
+        execute(load_spec("smoke", [*TINY_SETS, "seed=7"]), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                log=lambda m: None)
+    in_place = {k: v for k, v in _files(tmp_path).items() if k.split("/")[1] == "smoke"}
+    assert in_place == before  # the earlier run, report and checkpoints together
+    assert has_checkpoint(paths.ckpt_staging)  # the new run waits for --resume
+
+
+def test_an_empty_run_folder_set_aside_holds_its_mark_alone_and_is_put_back(tmp_path: Path) -> None:
+    """The review: a run that diverged before its first checkpoint promotes an empty checkpoints
+    folder; set aside, it holds only the mark, and had been refused as not the tool's own."""
+    paths = run_paths(tmp_path, "smoke")
+    paths.checkpoints.mkdir(parents=True)
+    (paths.checkpoints / runner.SET_ASIDE).touch()
+    paths.checkpoints.rename(paths.checkpoints.with_name("smoke.old"))  # killed between the renames
+    recover_interrupted_promote(paths)
+    assert paths.checkpoints.is_dir() and not any(paths.checkpoints.iterdir())
 
 
 def test_a_run_killed_between_its_two_promotes_gets_its_own_report(tmp_path: Path) -> None:
