@@ -41,7 +41,7 @@ from pydantic import (
 from auditor.audit import (
     chose_on_test,
     has_checkpoint,
-    no_selection_note,
+    record_no_selection,
     run_paths,
     spec_hash_matches,
     unrecordable_number,
@@ -591,7 +591,7 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
     if (audit.get("measurements") or {}).get("nonfinite"):
         return "its selected model holds inf or NaN (broken)"
     try:
-        if why := no_selection_note(len(training["history"]), training["best_epoch"], training["selection_split"]):
+        if why := record_no_selection(training):
             return why
         found = nonfinite_losses(audit)
     except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell

@@ -316,13 +316,25 @@ def _final_withheld(last: Mapping[str, Any], meas: Mapping[str, Any], tr: Mappin
     return bool(meas.get("final_nonfinite")) or (bool(meas.get("nonfinite")) and last.get("epoch") == tr.get("best_epoch"))
 
 
+def none_selected(epochs_run: int, best_epoch: Any) -> bool:
+    """Whether epochs completed but none was selected: every one's selection loss was not a number,
+    and such an epoch is never selected (`train.selectable`; older versions always selected one)."""
+    return bool(epochs_run) and best_epoch is None
+
+
 def no_selection_note(epochs_run: int, best_epoch: Any, split: str) -> str | None:
-    """Why no checkpoint was selected although epochs completed, or None: every completed epoch's
-    `split` loss was not a number, and such an epoch is never selected (`train.selectable`)."""
-    if not epochs_run or best_epoch is not None:
+    """Why no checkpoint was selected although epochs completed (`none_selected`), or None."""
+    if not none_selected(epochs_run, best_epoch):
         return None
     return (f"no epoch was selected: the {split} loss of every completed epoch ({count(epochs_run, 'epoch')}) was "
             "not a number (the model computed inf or NaN), so no best checkpoint was written")
+
+
+def record_no_selection(training: Mapping[str, Any]) -> str | None:
+    """`no_selection_note` of a record's training section."""
+    history = training.get("history")
+    return no_selection_note(len(history) if isinstance(history, list) else 0, training.get("best_epoch"),
+                             training.get("selection_split"))
 
 
 def nan_test_loss_note(checkpoint_name: str | None, acc: Any) -> str:

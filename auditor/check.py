@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from auditor.audit import ABSENT, MetricSource, metric_sources
+from auditor.audit import ABSENT, MetricSource, metric_sources, none_selected
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, staged_write
 from auditor.spec import (
@@ -719,7 +719,7 @@ def gate_status(status: str | None, nonfinite: Any, unselected: bool = False) ->
 def record_gate_status(audit: Mapping[str, Any]) -> str | None:
     """`gate_status` of a run's record."""
     tr = audit["training"]
-    unselected = bool(tr.get("history")) and tr.get("best_epoch") is None  # older versions always selected one
+    unselected = none_selected(len(tr.get("history") or []), tr.get("best_epoch"))
     return gate_status(audit["run"].get("status"), audit["measurements"].get("nonfinite"), unselected)
 
 

@@ -40,10 +40,10 @@ from auditor.audit import (
     losses_text,
     metric_sources,
     nan_test_loss_note,
-    no_selection_note,
     not_a_number,
     nothing_differs,
     read_audit,
+    record_no_selection,
     resolved_yaml_problem,
     scope_text,
     selected_epoch,
@@ -1300,7 +1300,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "Time (s)", "Images/s",
     ]  # fmt: skip
     broken = meas.get("nonfinite")  # records written before the check have none
-    none_selected = no_selection_note(len(tr["history"]), tr["best_epoch"], split)
+    none_selected = record_no_selection(tr)
     if test is None:
         test_text = "not measured: " + (none_selected or f"no best checkpoint (run {run['status']})")
     elif broken:
@@ -1618,7 +1618,7 @@ def _provenance_item(audit: dict[str, Any]) -> Item:
 def _selection_item(audit: dict[str, Any]) -> Item:
     split = audit["training"]["selection_split"]
     if audit["training"]["best_epoch"] is None:
-        why = no_selection_note(len(audit["training"]["history"]), None, split) or "no checkpoint was selected (no completed epoch)"
+        why = record_no_selection(audit["training"]) or "no checkpoint was selected (no completed epoch)"
         return False, "No model selection on the test set", why
     chose = chose_on_test(audit["training"])
     label = "No model selection on the test set"
@@ -1808,8 +1808,7 @@ def _divergence_item(audit: dict[str, Any]) -> Item:
         return False, label, f"status {status}, but {model} holds inf or NaN in {count(len(broken), 'tensor')}"
     if found := nonfinite_losses(audit):
         return False, label, f"status {status}, but the selected model's losses are not numbers ({'; '.join(found)})"
-    if why := no_selection_note(len(audit["training"]["history"]), audit["training"]["best_epoch"],
-                                audit["training"]["selection_split"]):
+    if why := record_no_selection(audit["training"]):
         return False, label, f"status {status}, but {why}"
     if final := audit["measurements"].get("final_nonfinite"):  # records written before the check have none
         return False, label, f"status {status}, but last.pt (the last epoch's weights) holds inf or NaN in {_tensor_list(final, 3)}"

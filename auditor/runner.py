@@ -40,6 +40,7 @@ from auditor.audit import (
     metric_sources,
     nan_test_loss_note,
     no_selection_note,
+    none_selected,
     not_a_number,
     run_paths,
     step_checkpoints,
@@ -1046,7 +1047,7 @@ def assemble(
         "metric_notes": notes,  # why a metric is null; `check` reuses these
         "criteria": [asdict(c) for c in criteria],
         "verdict": verdict(criteria, gate_status(result.status, measured["nonfinite"],
-                                                 bool(result.history) and result.best_epoch is None)),
+                                                 none_selected(len(result.history), result.best_epoch))),
         "verification": None,
     }
 
