@@ -22,6 +22,7 @@ from auditor import checkpoint, environment
 from auditor.audit import latency_warnings
 from auditor.data import class_changes, fingerprint, norm_tensors, not_a_file, read_test_set
 from auditor.errors import InvalidInput
+from auditor.fileio import file_in_the_way
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
 from auditor.spec import (
@@ -98,7 +99,8 @@ def _checkpoint_file(path: Path) -> Path:
     if (what := not_a_file(path)) is not None:
         raise InvalidInput(f"{path}: {what}, not a checkpoint file")
     if not path.is_file():
-        raise InvalidInput(f"{path}: checkpoint not found")
+        blocker = file_in_the_way(path.parent)  # `best.pt/x`: ENOTDIR, which is_file() reads as absent
+        raise InvalidInput(f"{path}: {blocker} is a file, not a folder" if blocker else f"{path}: checkpoint not found")
     return path.resolve()
 
 

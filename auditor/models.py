@@ -215,6 +215,14 @@ def group_count(channels: int) -> int:
     return max(g for g in range(1, min(MAX_GROUPS, channels) + 1) if channels % g == 0)
 
 
+def norm_groups(info: ModelInfo) -> dict[str, int]:
+    """GroupNorm's group count for each channel count the net normalises, as `make_norm` builds
+    it (keys are channel counts, as text for JSON): the stem and basic blocks normalise each
+    stage's width, bottleneck blocks also 4x it."""
+    channels = {*info.stage_widths, *(4 * w for w in info.stage_widths if info.block == "bottleneck")}
+    return {str(c): group_count(c) for c in sorted(channels)}
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     """Normalisation layer for `channels` feature maps: batch, group or none."""
     _check_norm(norm)

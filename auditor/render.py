@@ -654,6 +654,19 @@ def _family_note(m: dict[str, Any]) -> str:
     return note
 
 
+def _norm_text(m: dict[str, Any]) -> str:
+    """`model.norm`, with GroupNorm's group counts where the record holds them (runs since they were
+    recorded): `group (GroupNorm: 16 groups at 16 channels; 32 groups at 32 and 64 channels)`."""
+    norm, groups = m.get("norm", "batch"), m.get("norm_groups")
+    if norm != "group" or not groups:
+        return norm
+    by_count: dict[int, list[str]] = {}
+    for channels, g in groups.items():
+        by_count.setdefault(g, []).append(channels)
+    said = [f"{count(g, 'group')} at {listing(cs)} channels" for g, cs in by_count.items()]
+    return f"group (GroupNorm: {'; '.join(said)})"
+
+
 def _stem_facts(stem: str) -> tuple[str, str]:
     """(max-pool, spatial size entering stage 1 for a 32x32 input) read from the stem text."""
     m = re.search(r"stride (\d+)", stem)
@@ -677,6 +690,7 @@ def _architecture(audit: dict[str, Any]) -> dict[str, Any]:
         widths += " (bottleneck widths; each stage outputs 4x as many channels)"
     return {
         "family_note": _family_note(m),
+        "norm_text": _norm_text(m),
         "stem_rows": rows,
         "stage_widths": widths,
     }
@@ -692,7 +706,7 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         "cosine": f"cosine decay to eta_min = {num(s['eta_min'])}",
         "multistep": (f"multiply by gamma = {num(s['gamma'])} "
                       f"{milestones_text(s['milestones'], audit['training'].get('steps_per_epoch'), s['warmup_epochs'])}"),
-        "constant": "constant",
+        "constant": "the base lr" if s["warmup_epochs"] else "the base lr throughout",
     }.get(name, name)
     hidden = [m for m in s["milestones"] if m < s["warmup_epochs"]] if name == "multistep" else []
     if hidden:  # train.lr_factor: the warm-up's ramp ignores them; their decay applies when it ends
@@ -702,7 +716,7 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
     unused = "not used by this schedule"
     es = t["early_stopping"]
     return {
-        "schedule_text": f"{name}: {warm}{body} (lr updated every step){_within_warmup(audit['training'], s) or _cut_short(audit['training'], s)}",
+        "schedule_text": f"{name}: {warm}{body}{'' if name == 'constant' and not warm else ' (lr updated every step)'}{_within_warmup(audit['training'], s) or _cut_short(audit['training'], s)}",
         "milestones_text": (
             listing(s["milestones"]) if name == "multistep" else f"{listing(s['milestones'])} ({unused})"
         ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,11 +139,13 @@ def read_state(
 
 
 def nondeterminism_sources(
-    spec: Spec, state: DeterminismState, device: str, trained_threads: int | None = None
-) -> list[str]:
+    spec: Spec, state: DeterminismState, device: str, trained_threads: int | None = None,
+    thread_history: Sequence[int | None] = (),
+) -> list[str]:  # fmt: skip
     """Name every source of run-to-run variation in force, so a verdict comes with causes
     (`trained_threads`: the CPU thread count the weights were trained at, where this process
-    trained nothing: a resume of a finished run)."""
+    trained nothing: a resume of a finished run; `thread_history`: the thread counts of the
+    training's parts through its resumes, first first)."""
     cuda = device.startswith("cuda")
     t = spec.train
     found: list[str] = []
@@ -174,6 +176,13 @@ def nondeterminism_sources(
         found.append(f"torch.compile ({t.compile}): inductor kernels differ from eager numerics")
     if t.amp != "off":
         found.append(f"AMP {t.amp}: reduced-precision arithmetic amplifies any reordering")
+    known = [n for n in thread_history if n]
+    parts = [n for i, n in enumerate(known) if i == 0 or n != known[i - 1]]  # 2, 4, 2 threads: three parts
+    if len(set(parts)) > 1:
+        found.append(f"thread counts {' then '.join(map(str, parts))} (the training's parts through its resumes): "
+                     "CPU reductions are only reproducible at the same thread count, so no single one reproduces "
+                     "these weights")  # fmt: skip
+        return found
     threads = trained_threads or state.torch_threads
     here = ("" if threads == state.torch_threads else
             f" (the weights were trained at it; this process, which trained nothing, ran {state.torch_threads})")  # fmt: skip

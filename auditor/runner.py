@@ -52,7 +52,7 @@ from auditor.data import DataBundle, class_changes, load_data, norm_tensors
 from auditor.errors import InvalidInput, SpecFieldError, signals_held
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
-from auditor.models import build_model, model_info
+from auditor.models import build_model, model_info, norm_groups
 from auditor.spec import (
     Spec,
     resolve_spec_path,
@@ -1035,11 +1035,13 @@ def assemble(
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),
         "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(
-            spec, det, env.device, (result.trained_on or {}).get("torch_threads"))},
+            spec, det, env.device, (result.trained_on or {}).get("torch_threads"),
+            [setting.get("torch_threads") for setting in result.trained_at])},
         "environment": asdict(env),
         "data": {**asdict(data.provenance), "sizes": data.sizes(), "classes": list(data.classes)},
         "model": {**asdict(model_info(spec.model.name).for_norm(spec.model.norm)), "norm": spec.model.norm,
-                  "num_classes": spec.model.num_classes},
+                  "num_classes": spec.model.num_classes,
+                  **({"norm_groups": norm_groups(model_info(spec.model.name))} if spec.model.norm == "group" else {})},
         "training": {**train, "epochs_planned": spec.train.epochs},
         "measurements": measured,
         "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt, final),

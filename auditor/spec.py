@@ -192,9 +192,11 @@ class DataSpec(_Section):
     def _val_split_leaves_training_images(self) -> DataSpec:
         # CIFAR-10's size is known only once its files are read (the data stage checks it then).
         if self.dataset == "synthetic" and self.val_split >= self.synthetic.train:
+            default = "" if "val_split" in self.model_fields_set else (
+                f" (the default, sized for CIFAR-10's 50,000; set data.val_split, e.g. {self.synthetic.train // 10})")
             raise ValueError(
                 f"{SUBKEY}val_split: {self.val_split} must be smaller than the "
-                f"{self.synthetic.train} training images (data.synthetic.train)"
+                f"{self.synthetic.train} training images (data.synthetic.train){default}"
             )
         return self
 
@@ -247,8 +249,13 @@ class Schedule(_Section):
             raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
         pairs = list(zip(self.milestones, self.milestones[1:], strict=False))
         if any(b < a for a, b in pairs) or (_new_run(info) and any(b == a for a, b in pairs)):
-            raise ValueError(f"{SUBKEY}milestones: must be increasing (each once), got {self.milestones}")
+            raise ValueError(f"{SUBKEY}milestones: must be increasing (each once), got {epochs_text(self.milestones)}")
         return self
+
+
+def epochs_text(epochs: list[float]) -> str:
+    """Epoch counts as written (`[91, 136]`, `[0.5]`): validation reads them as floats (`91.0`)."""
+    return "[" + ", ".join(f"{e:g}" for e in epochs) + "]"
 
 
 class EarlyStopping(_Section):
@@ -309,11 +316,11 @@ class TrainSpec(_Section):
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
             raise ValueError(
-                f"{SUBKEY}schedule.milestones: {late} are not before epochs={self.epochs} "
+                f"{SUBKEY}schedule.milestones: {epochs_text(late)} are not before epochs={self.epochs} "
                 "(milestones are epochs: scale them with train.epochs)"
             )
         if s.warmup_epochs > self.epochs:
-            raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {s.warmup_epochs} must be at most epochs={self.epochs}")
+            raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {s.warmup_epochs:g} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
             raise ValueError(f"{SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
         if self.amp == "fp16" and self.device == "cpu" and _new_run(info):  # the run's own words (check_device_support)
@@ -450,7 +457,19 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
         raise ValueError(f"{metric} is a fraction in [0, 1], got threshold {crit.threshold}")
+    if not recorded and (bound := _out_of_reach(crit)):  # a gate no model can pass is a typo, not a gate
+        raise ValueError(f"{expr!r} can never pass: {metric} is never {bound}")
     return crit
+
+
+def _out_of_reach(crit: Criterion) -> str | None:
+    """The bound (`below 0`, `above 1`) that puts every value `crit` accepts out of its metric's
+    range, or None where some value passes. Every numeric metric is >= 0; a fraction is <= 1."""
+    t, tol = float(crit.threshold), crit.tolerance or 0.0
+    hi = 1.0 if NUMERIC_METRICS[crit.metric] == "fraction" else math.inf
+    below = {"<": t <= 0, "<=": t < 0, "==": t < 0, "+-": t + tol < 0}.get(crit.op, False)
+    above = {">": t >= hi, ">=": t > hi, "==": t > hi, "+-": t - tol > hi}.get(crit.op, False)
+    return "below 0" if below else f"above {hi:g}" if above else None
 
 
 def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:

@@ -1618,7 +1618,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
         busy = _busy(best, rows.get(ConventionalPipeline.label), b)
         lines.append(f"- fastest configuration that stayed bitwise deterministic, {tag}: {best['label']}, "
                      f"{best['ratio_to_a']:.2f}x the conventional pipeline, {best['ratio_to_default_b']:.2f}x the default"
-                     + (f" (other processes used up to {busy:.0%} of the CPU meanwhile: indicative only)"
+                     + _lower_precision(best["config"]) + (f" (other processes used up to {busy:.0%} of the CPU meanwhile: indicative only)"
                         if busy > res["quiet"] else "") + _few(best["images_per_s"], best["steps"]))  # fmt: skip
     off = rows.get("determinism off")
     if b and off:
@@ -1628,6 +1628,12 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
                      f"{_verdict(cost <= t['determinism_overhead'], _busy(b, off), res['quiet'])}"
                      f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
     return lines
+
+
+def _lower_precision(cfg: dict[str, Any]) -> str:
+    """What a reduced-precision row's bitwise twin runs do not say: that it computes fp32's numbers."""
+    amp = cfg.get("amp", "off")
+    return "" if amp == "off" else f" ({amp} autocast: bitwise from run to run, but not the numbers fp32 computes)"
 
 
 def _overhead_targets(r: dict[str, Any], quiet: float) -> list[str]:
@@ -2143,6 +2149,14 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         raise failed
 
 
+def failed_rows(report: dict[str, Any]) -> list[str]:
+    """'<model>, <n> threads: <row>' for each throughput row that was asked for and not
+    measured, or whose determinism check could not run (a row that ran and differed is a finding)."""
+    return [f"{res['model']}, {count(res['torch_threads'], 'thread')}: {r['label']}"
+            for res in report.get("throughput", []) for r in res["rows"]
+            if "failed" in r or str(r.get("determinism_skipped", "")).startswith("failed")]  # fmt: skip
+
+
 def _keep_elsewhere(report: dict[str, Any]) -> str | None:
     """Write `report` to a new file in the temporary folder; its path, or None where that fails too
     (nothing partial is left)."""
@@ -2215,6 +2229,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
         return 2
+    if lost := failed_rows(report):  # a script or CI job must not take a partial table for a full one
+        print(f"{Path(sys.argv[0]).name}: not measured: {'; '.join(lost)} (see the rows above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -615,6 +615,47 @@ def test_a_report_that_cannot_be_written_after_measuring_is_exit_2_naming_what_w
     assert "No space left on device" in err and "JSON report is in" not in err and saved.read_bytes() == before
 
 
+def test_the_fastest_bitwise_row_says_when_its_numbers_are_not_fp32s(bench) -> None:
+    def row(label: str, ratio: float, amp: str = "off") -> dict:
+        return {"label": label, "config": {"determinism": True, "amp": amp}, "determinism": {"bitwise": True},
+                "ratio_to_a": ratio, "ratio_to_default_b": ratio / 1.5, "images_per_s": {"n": 3, "median": ratio},
+                "steps": 10, "foreign_cpu": [0.0]}  # fmt: skip
+
+    res = {"model": "resnet8", "device": "cpu", "torch_threads": 2, "batch_size": 16, "quiet": 0.05,
+           "rows": [row(bench.DEFAULT_CONFIG.label, 1.5), row("amp bf16", 1.8, "bf16")]}  # fmt: skip
+    [line] = [x for x in bench.targets_lines({"throughput": [res]}) if "fastest configuration" in x]
+    assert "amp bf16, 1.80x" in line and "bf16 autocast: bitwise from run to run, but not the numbers fp32" in line
+    res["rows"][1] = row("channels_last off", 1.8)
+    [line] = [x for x in bench.targets_lines({"throughput": [res]}) if "fastest configuration" in x]
+    assert "channels_last off, 1.80x" in line and "autocast" not in line
+
+
+def test_a_row_not_measured_makes_the_bench_exit_1_after_writing_the_rest(bench, monkeypatch, capsys,
+                                                                        tmp_path: Path) -> None:
+    """A matrix row that failed (or whose determinism check could not run) had exited 0, so a script
+    or CI job took a partial table for a full one; the report is still written first."""
+    rows = [{"label": "(a) conventional", "images_per_s": {"n": 1}},
+            {"label": "compile default", "failed": "RuntimeError: no C++ compiler"},
+            {"label": "amp bf16", "determinism_skipped": "failed: RuntimeError: boom"},
+            {"label": "determinism off", "determinism_skipped": "one step takes 90s (> --max-repeat-s / 2)"}]
+    section = {"model": "resnet8", "torch_threads": 2, "rows": rows}
+
+    def measured(a, device, configs, report) -> None:
+        report["throughput"].append(section)
+
+    monkeypatch.setattr(bench, "throughput_sections", measured)
+    monkeypatch.setattr(bench, "other_sections", lambda *args: None)
+    monkeypatch.setattr(bench, "targets_lines", lambda report: [])
+    saved = tmp_path / "r.json"
+    assert bench.main(["--synthetic", "--json", str(saved)]) == 1
+    err = capsys.readouterr().err
+    assert "not measured: resnet8, 2 threads: compile default; resnet8, 2 threads: amp bf16" in err
+    assert "determinism off" not in err  # skipped for its length, as the row says: not a failure
+    assert json.loads(saved.read_text())["throughput"][0]["rows"] == rows
+    section["rows"] = rows[:1] + rows[3:]
+    assert bench.main(["--synthetic"]) == 0
+
+
 class _FakePipe:
     """A pipeline in `interleaved`'s eyes: `timed` gives a rate, or fails as a killed child does."""
 

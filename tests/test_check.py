@@ -259,6 +259,15 @@ def test_spec_file_without_criteria_is_rejected(tmp_path: Path) -> None:
         load_criteria(BASE, f, [])
 
 
+def test_a_criterion_no_value_passes_is_refused_in_check_unless_the_run_recorded_it(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"--set: criteria\.latency_ms: '< -5' can never pass: latency_ms is never below 0"):
+        load_criteria(BASE, None, ["criteria.latency_ms=< -5"])
+    f = write(tmp_path / "c.yaml", 'test_acc: "> 1"\n')
+    with pytest.raises(InvalidInput, match=r"c\.yaml: criteria\.test_acc: '> 1' can never pass: test_acc is never above 1"):
+        load_criteria(BASE, f, [])
+    assert load_criteria({"test_acc": "> 1"}, None, []) == {"test_acc": "> 1"}  # an older run's own: judged
+
+
 def test_precedence_run_then_file_then_set(tmp_path: Path) -> None:
     f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.9"\nparams_m: "< 12"\n')
     got = load_criteria(

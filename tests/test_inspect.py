@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -215,6 +216,9 @@ def test_what_stands_where_a_checkpoint_goes_is_named(tmp_path: Path) -> None:
         auditor_inspect.model_from_checkpoint(tmp_path / "gone.pt")
     with pytest.raises(InvalidInput, match=r"none\.pt: checkpoint not found"):
         auditor_inspect.model_from_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "best.pt").write_bytes(b"x")  # `best.pt/x` had been "checkpoint not found"
+    with pytest.raises(InvalidInput, match=rf"best\.pt/x: {re.escape(str(tmp_path))}/best\.pt is a file, not a folder"):
+        auditor_inspect.model_from_checkpoint(tmp_path / "best.pt/x")
 
 
 def test_a_checkpoint_whose_spec_was_changed_after_the_run_is_flagged(tmp_path: Path, spec: Spec) -> None:

@@ -19,6 +19,7 @@ from auditor.models import (
     group_count,
     list_models,
     model_info,
+    norm_groups,
     register_model,
 )
 
@@ -176,6 +177,14 @@ def test_state_dict_keys_are_plain() -> None:
     assert keys[0] == "conv1.weight"
     assert "fc.weight" in keys and "stages.0.0.conv1.weight" in keys
     assert not any(k.startswith(("module.", "_orig_mod.", "model.")) for k in keys)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_recorded_group_counts_are_those_of_the_built_net(name: str) -> None:
+    """The sheet's GroupNorm row reads `norm_groups`: it must list every GroupNorm the net holds."""
+    built = {str(m.num_channels): m.num_groups for m in create_model(name, norm="group").modules()
+             if isinstance(m, nn.GroupNorm)}  # fmt: skip
+    assert norm_groups(model_info(name)) == built
 
 
 @pytest.mark.parametrize("name", list_models())

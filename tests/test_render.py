@@ -632,6 +632,26 @@ def test_a_training_set_of_one_image_and_a_batch_larger_than_the_set_are_said_as
     assert "(1 training image)" in text_of(rehash(audit))
 
 
+def test_the_normalisation_row_gives_group_norm_s_group_counts_where_recorded() -> None:
+    audit = golden_audit()
+    assert f"| Normalisation | {audit['model']['norm']} |" in text_of(audit)
+    audit["model"] |= {"norm": "group", "norm_groups": {"16": 16, "32": 32, "64": 32}}
+    assert "| Normalisation | group (GroupNorm: 16 groups at 16 channels; 32 groups at 32, 64 channels) |" in text_of(
+        rehash(audit))
+    del audit["model"]["norm_groups"]  # a record from before they were recorded
+    assert "| Normalisation | group |" in text_of(rehash(audit))
+
+
+def test_a_constant_schedule_row_says_what_the_lr_was() -> None:
+    """It had read 'constant: constant (lr updated every step)'."""
+    audit = golden_audit()
+    audit["spec"]["train"]["schedule"] |= {"name": "constant", "warmup_epochs": 0, "milestones": []}
+    assert "| Schedule | constant: the base lr throughout |" in text_of(rehash(audit))
+    audit["spec"]["train"]["schedule"]["warmup_epochs"] = 1
+    assert ("| Schedule | constant: linear warm-up over 1 epoch, then the base lr (lr updated every step) |"
+            in text_of(rehash(audit)))
+
+
 def test_a_run_stopped_within_its_warm_up_says_the_schedule_after_it_never_took_effect() -> None:
     audit = golden_audit()
     assert "stopped within the warm-up" not in text_of(audit)

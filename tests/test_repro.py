@@ -97,6 +97,17 @@ def test_fill_off_is_named_as_a_caveat_only_when_off() -> None:
     assert not any("fill_uninitialized_memory" in s for s in on)
 
 
+def test_a_training_resumed_at_other_thread_counts_names_them_all() -> None:
+    """After 2, then 4, then 2 threads the sources had named only the last count."""
+    spec = Spec(name="x")
+    state = repro.enforce(0, spec.determinism)
+    [mixed] = [s for s in repro.nondeterminism_sources(spec, state, "cpu", 2, [2, 2, None, 4, 2]) if "thread" in s]
+    assert mixed.startswith("thread counts 2 then 4 then 2 (the training's parts through its resumes)")
+    assert "no single one reproduces these weights" in mixed
+    [one] = [s for s in repro.nondeterminism_sources(spec, state, "cpu", 3, [3, None, 3]) if "thread" in s]
+    assert one.startswith("thread count 3") and "thread counts" not in one
+
+
 def test_enforce_reads_the_seed_back() -> None:
     state = repro.enforce(7, Determinism())
     assert state.torch_initial_seed == 7 == torch.initial_seed() and state.seeded == repro.SEEDED

@@ -455,6 +455,15 @@ def test_a_resume_of_a_finished_run_stopped_between_its_promotes_keeps_the_repor
     assert json.loads((paths.reports / "audit.json").read_text())["spec"]["criteria"]["checkpoint_mb"] == "< 4"
 
 
+def test_a_group_norm_run_records_its_group_counts_and_the_sheet_gives_them(tmp_path: Path) -> None:
+    spec = load_spec("smoke", [*TINY_SETS, "model.norm=group", "train.epochs=1"])
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    audit = json.loads((tmp_path / "reports/smoke/audit.json").read_text())
+    assert audit["model"]["norm_groups"] == {"16": 16, "32": 32, "64": 32}  # resnet8 (smoke): widths 16, 32, 64
+    sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
+    assert "| Normalisation | group (GroupNorm: 16 groups at 16 channels; 32 groups at 32, 64 channels) |" in sheet
+
+
 def test_a_rerun_says_it_will_replace_the_earlier_run(tmp_path: Path) -> None:
     spec, _ = _finished_run(tmp_path)
     said: list[str] = []

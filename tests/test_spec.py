@@ -112,17 +112,21 @@ BAD = [
     ({"train": {"amp": True}}, "train.amp", "ambiguous"),
     ({"data": {"dataset": "synthetic", "val_split": 1500, "synthetic": {"train": 1500}}}, "data.val_split",
      "1500 must be smaller than the 1500 training images (data.synthetic.train)"),
+    ({"data": {"dataset": "synthetic"}}, "data.val_split",
+     ("5000 must be smaller than the 2000 training images (data.synthetic.train) (the default, sized for CIFAR-10's "
+      "50,000; set data.val_split, e.g. 200)")),
     ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
     ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule.milestones", "needs milestones"),
-    ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing (each once), got [3.0, 2.0]"),
-    ({"train": {"schedule": {"name": "multistep", "milestones": [1, 1]}}}, "train.schedule.milestones", "must be increasing (each once), got [1.0, 1.0]"),
+    ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing (each once), got [3, 2]"),
+    ({"train": {"schedule": {"name": "multistep", "milestones": [1, 1]}}}, "train.schedule.milestones", "must be increasing (each once), got [1, 1]"),
+    ({"train": {"schedule": {"name": "multistep", "milestones": [2.5, 1.5]}}}, "train.schedule.milestones", "must be increasing (each once), got [2.5, 1.5]"),
     ({"model": {"num_classes": 100}}, "model.num_classes", "100, but data.dataset cifar10 has 10 classes"),
     ({"data": {"root": ""}}, "data.root", "empty; give the folder that holds cifar-10-batches-py/"),
     ({"data": {"dataset": "synthetic", "val_split": 10, "require_official": True}}, "data.require_official", "dataset is synthetic"),
     ({"data": {"synthetic": {"train": 10**11}}}, "data.synthetic.train", "less than or equal to 1000000"),
     ({"measure": {"latency": {"batch_size": 10**20}}}, "measure.latency.batch_size", "less than or equal to 4096"),
     ({"name": "x.failed"}, "name", "reserved for the tool's own folders"),  # verify's failed attempts
-    ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train.schedule.milestones", "[12.0] are not before epochs=10"),
+    ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train.schedule.milestones", "[12] are not before epochs=10"),
     ({"train": {"optimizer": {"nesterov": True, "momentum": 0}}}, "train.optimizer.nesterov", "needs momentum > 0"),
     ({"criteria": {"test_acc": ">= 85"}}, "criteria.test_acc", "fraction in [0, 1]"),
     ({"criteria": {"test_acc": "at least 0.9"}}, "criteria.test_acc", "cannot parse"),
@@ -135,7 +139,7 @@ BAD = [
     ({"name": "has space"}, "name", "may contain only letters, digits, '.', '_' and '-', and may not start with '.', got 'has space'"),
     ({"name": "x.partial"}, "name", "reserved for the tool"),
     ({"name": ".a.lock"}, "name", "and may not start with '.', got '.a.lock'"),  # another run's lock file
-    ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train.schedule.warmup_epochs", "3.0 must be at most epochs=2"),
+    ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train.schedule.warmup_epochs", "3 must be at most epochs=2"),
     ({"train": {"schedule": {"eta_min": 1.0}}}, "train.schedule.eta_min", "1.0 is above optimizer.lr"),
     ({"determinism": {"fill_uninitialized_memory": "sometimes"}}, "determinism.fill_uninitialized_memory", "valid boolean"),
     ({"train": {"channels_last": "nhwc"}}, "train.channels_last", "valid boolean"),
@@ -425,6 +429,29 @@ def test_shipped_spec_by_name() -> None:
 def test_parse_criterion(metric: str, expr: str, op: str, threshold: float | str, tol: float | None) -> None:
     c = parse_criterion(metric, expr)
     assert (c.op, c.threshold, c.tolerance) == (op, threshold, tol)
+
+
+@pytest.mark.parametrize(
+    ("metric", "expr", "bound"),
+    [("latency_ms", "< -5", "below 0"), ("latency_ms", "< 0", "below 0"), ("images_per_s", "<= -1", "below 0"),
+     ("checkpoint_mb", "-3 +- 2", "below 0"), ("params_m", "== -1", "below 0"), ("test_acc", "> 1", "above 1"),
+     ("best_val_acc", "< 0", "below 0")],
+)  # fmt: skip
+def test_a_criterion_no_value_can_pass_is_refused_but_a_recorded_one_is_judged(metric: str, expr: str,
+                                                                               bound: str) -> None:
+    """`latency_ms < -5` had been accepted, and failed every run as 'criterion failed'."""
+    with pytest.raises(ValueError, match=re.escape(f"'{expr}' can never pass: {metric} is never {bound}")):
+        parse_criterion(metric, expr)
+    with pytest.raises(InvalidInput, match=re.escape(f"criteria.{metric}: '{expr}' can never pass")):
+        load_spec("smoke", [f"criteria.{metric}={expr}"])
+    assert parse_criterion(metric, expr, recorded=True).expr == expr  # an older record: judged, and fails
+
+
+@pytest.mark.parametrize(("metric", "expr"), [("latency_ms", "<= 0"), ("latency_ms", "-1 +- 1"),
+                                              ("test_acc", ">= 1"), ("test_acc", "< 1"), ("test_acc", "!= 1"),
+                                              ("latency_ms", "> 1e9"), ("test_acc", "1 +- 0.5")])  # fmt: skip
+def test_a_criterion_at_the_edge_of_its_metric_s_range_is_accepted(metric: str, expr: str) -> None:
+    assert parse_criterion(metric, expr).metric == metric
 
 
 def test_categorical_criterion_rejects_unknown_value() -> None:
