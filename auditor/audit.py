@@ -19,7 +19,8 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, lock_beside
+from auditor.fileio import atomic_write_bytes, lock_beside
+from auditor.spec import what_stands_at
 from auditor.words import count
 
 SCHEMA_VERSION = 1
@@ -468,8 +469,8 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
             raise InvalidInput(f"{run_dir}: no such folder") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:
-        if (blocker := file_in_the_way(run_dir)) != run_dir:  # `audit.json/x`: a parent is the file
-            raise InvalidInput(f"{run_dir}: {blocker} is a file, not a folder") from None
+        if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
+            raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None
         raise InvalidInput(f"{run_dir}: a file, not a report folder (give the folder that holds audit.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None

@@ -34,12 +34,11 @@ import errno
 import json
 import math
 import numbers
-import operator
 import os
 import re
 import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -60,13 +59,15 @@ from auditor.spec import (
     criterion_gap,
     failing_verdict_problem,
     load_yaml,
+    metric_ceiling,
+    numeric_passes,
     override_value,
     parse_criterion,
     quote_hint,
     yaml_problem,
 )
+from auditor.words import exact
 
-REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
 DIVERGED = "diverged"  # the run status that fails a run whatever its criteria say
 DIVERGED_DETAIL = "training diverged: a diverged run fails whatever its criteria say"
 NONE_REQUIRED_DETAIL = "no criteria defined: nothing was gated, and --require-criteria asks for at least one"
@@ -89,13 +90,6 @@ _DECIMALS: Mapping[str, int] = MappingProxyType({
     "s": 2,
     "images/s": 1,
 })
-_ORDERED: Mapping[str, Callable[[float, float], bool]] = MappingProxyType({
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<=": operator.le,
-    "<": operator.lt,
-})
-
 # A failed `a op b` is reported as the relation that does hold: `12.31 >= 10`.
 _NEGATED = MappingProxyType({">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="})
 
@@ -247,30 +241,19 @@ def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:
 
 
 def _numeric_passes(crit: _Comparison, measured: float) -> bool:
-    threshold = float(crit.threshold)
-    slack = REL_EPS * max(1.0, abs(threshold))
-    if crit.op in _ORDERED:
-        return _ORDERED[crit.op](measured, threshold)
-    if crit.op == "+-":
-        return abs(measured - threshold) <= float(crit.tolerance or 0.0) + slack
-    close = abs(measured - threshold) <= slack
-    if crit.op == "==":
-        return close
-    if crit.op == "!=":
-        return not close
-    raise ValueError(f"unknown operator {crit.op!r}")
+    return numeric_passes(crit.op, float(crit.threshold), crit.tolerance, measured)
 
 
 def _numeric_detail(crit: Criterion, measured: float, passed: bool) -> str:
     shown = _display_measured(crit, measured)
-    threshold = _exact(float(crit.threshold))
+    threshold = exact(float(crit.threshold))
     if crit.op == "+-":
         diff = abs(measured - float(crit.threshold))
         tol = float(crit.tolerance or 0.0)
         cmp = "<=" if passed else ">"
         # 3 significant digits, unless they would read as the other outcome (0.01000004 > 0.01)
-        diff_text = f"{diff:.3g}" if (float(f"{diff:.3g}") <= tol) == (diff <= tol) else _exact(diff)
-        return f"|{shown} - {threshold}| = {diff_text} {cmp} {_exact(tol)}"
+        diff_text = f"{diff:.3g}" if (float(f"{diff:.3g}") <= tol) == (diff <= tol) else exact(diff)
+        return f"|{shown} - {threshold}| = {diff_text} {cmp} {exact(tol)}"
     shown_op = crit.op if passed else _NEGATED[crit.op]
     return f"{shown} {shown_op} {threshold}"
 
@@ -287,14 +270,7 @@ def format_value(metric: str, value: float | str | None) -> str:
     if not math.isfinite(value):
         return str(value)  # nan, inf, -inf
     decimals = _DECIMALS.get(NUMERIC_METRICS.get(metric, ""))
-    return f"{value:.{decimals}f}" if decimals is not None else _exact(value)
-
-
-def _exact(value: float) -> str:
-    """Shortest text that round-trips; integers without a trailing `.0`."""
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    return f"{value:.{decimals}f}" if decimals is not None else exact(value)
 
 
 def _display_measured(crit: _Comparison, measured: float) -> str:
@@ -304,9 +280,9 @@ def _display_measured(crit: _Comparison, measured: float) -> str:
     if not math.isfinite(measured):
         return shown
     if _numeric_passes(crit, float(shown)) != _numeric_passes(crit, measured):
-        return _exact(measured)
+        return exact(measured)
     if crit.op in ("==", "!=") and float(shown) != measured:
-        return _exact(measured)  # the difference is the point of these operators (`+-` prints it)
+        return exact(measured)  # the difference is the point of these operators (`+-` prints it)
     return shown
 
 
@@ -332,7 +308,7 @@ def _unusual(r: CriterionResult) -> bool:
     m = r.measured
     if m is None or (isinstance(m, float) and not math.isfinite(m)):
         return True
-    if isinstance(m, float) and (m < 0 or NUMERIC_METRICS.get(r.metric) == "fraction" and not 0 <= m <= 1):
+    if isinstance(m, float) and r.metric in NUMERIC_METRICS and not 0 <= m <= metric_ceiling(r.metric):
         return True
     if r.detail == TOLERANCE_NOT_ALLOWED or r.detail.startswith(FAILING_VERDICT) or (r.op == "+-" and not r.passed):
         return True
@@ -572,10 +548,10 @@ def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> lis
 
 
 def _same_criterion(metric: str, a: Any, b: Any) -> bool:
-    """Whether two expressions judge alike (`>= 0.5` and `>=0.5`); text that does not parse (a
-    recorded criterion today's rules refuse) is compared as text."""
+    """Whether two expressions judge alike (`>= 0.5` and `>=0.5`), read as recorded ones are
+    (today's rules refuse some an older version wrote); text that does not parse is compared as text."""
     try:
-        x, y = parse_criterion(metric, a), parse_criterion(metric, b)
+        x, y = parse_criterion(metric, a, recorded=True), parse_criterion(metric, b, recorded=True)
     except ValueError:
         return str(a).strip() == str(b).strip()
     return (x.op, x.threshold, x.tolerance) == (y.op, y.threshold, y.tolerance)

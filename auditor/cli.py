@@ -224,8 +224,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in sorted(list_models(), key=lambda n: (model_info(n).family, model_info(n).depth)):
         total, _ = count_parameters(create_model(name))
         lines.append(f"{name:<10} {total:>12,}  {model_info(name).family}")
-    lines.append("(params with model.norm: batch and model.num_classes: 10, the spec defaults; other settings "
-                 "give other counts, which a run's sheet states)")
+    lines.append("(params with a 10-class head and batch norm, the spec defaults; group norm gives the same counts, "
+                 "model.norm: none and other model.num_classes other ones, which a run's sheet states)")
     _print_out(lines)
     return EXIT_OK
 

@@ -408,11 +408,7 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         if spec.require_official and not official:
             raise SpecFieldError("data.require_official", f"{base}: {note}")
     if spec.val_split >= len(ty):
-        default = "" if "val_split" in spec.model_fields_set else (
-            f" (the default, sized for CIFAR-10's 50,000; set data.val_split, e.g. {len(ty) // 10})")
-        raise SpecFieldError(
-            "data.val_split", f"{spec.val_split} must be smaller than the {len(ty)} training images{default}"
-        )
+        raise SpecFieldError("data.val_split", spec.val_split_too_large(len(ty)))
     te = np.arange(len(sy))[: spec.limit_test] if spec.limit_test else np.arange(len(sy))
     test_fp = fingerprint(sx, sy)
     prov = Provenance(

@@ -22,7 +22,6 @@ from auditor import checkpoint, environment
 from auditor.audit import latency_warnings
 from auditor.data import class_changes, fingerprint, norm_tensors, not_a_file, read_test_set
 from auditor.errors import InvalidInput
-from auditor.fileio import file_in_the_way
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
 from auditor.spec import (
@@ -32,6 +31,7 @@ from auditor.spec import (
     MAX_WARMUP,
     Latency,
     Spec,
+    file_problem,
     hash_resolved,
     validate_spec,
 )
@@ -98,9 +98,8 @@ def _checkpoint_file(path: Path) -> Path:
         raise InvalidInput(f"{path}: a folder, not a checkpoint file")
     if (what := not_a_file(path)) is not None:
         raise InvalidInput(f"{path}: {what}, not a checkpoint file")
-    if not path.is_file():
-        blocker = file_in_the_way(path.parent)  # `best.pt/x`: ENOTDIR, which is_file() reads as absent
-        raise InvalidInput(f"{path}: {blocker} is a file, not a folder" if blocker else f"{path}: checkpoint not found")
+    if not path.is_file():  # `best.pt/x` too, whose ENOTDIR is_file() reads as absent: file_problem names best.pt
+        raise InvalidInput(f"{path}: {file_problem(path, 'checkpoint') or 'checkpoint not found'}")
     return path.resolve()
 
 

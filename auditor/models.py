@@ -215,12 +215,14 @@ def group_count(channels: int) -> int:
     return max(g for g in range(1, min(MAX_GROUPS, channels) + 1) if channels % g == 0)
 
 
-def norm_groups(info: ModelInfo) -> dict[str, int]:
-    """GroupNorm's group count for each channel count the net normalises, as `make_norm` builds
-    it (keys are channel counts, as text for JSON): the stem and basic blocks normalise each
-    stage's width, bottleneck blocks also 4x it."""
-    channels = {*info.stage_widths, *(4 * w for w in info.stage_widths if info.block == "bottleneck")}
-    return {str(c): group_count(c) for c in sorted(channels)}
+def norm_groups(name: str, num_classes: int = 10) -> dict[str, int]:
+    """GroupNorm's group count for each channel count that model `name`, built with group norm,
+    normalises (keys are channel counts, as text for JSON), read off the net itself. It is built
+    on the meta device: no memory for its weights, and no draw from the RNG that seeds training."""
+    with torch.device("meta"):
+        net = create_model(name, num_classes=num_classes, norm="group")
+    found = {m.num_channels: m.num_groups for m in net.modules() if isinstance(m, nn.GroupNorm)}
+    return {str(c): found[c] for c in sorted(found)}
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:

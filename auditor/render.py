@@ -61,7 +61,7 @@ from auditor.check import (
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
-from auditor.words import count, describe_setting, plural
+from auditor.words import count, describe_setting, exact, plural
 
 TEMPLATE = "reproducibility.md.j2"
 SHEET = "REPRODUCIBILITY.md"
@@ -259,11 +259,7 @@ def num(x: float | None) -> str:
     if isinstance(x, bool):
         return str(x).lower()
     if isinstance(x, float):
-        if not math.isfinite(x):
-            return str(x)
-        if x.is_integer() and abs(x) < 1e15:
-            return str(int(x))
-        return repr(x)
+        return exact(x) if math.isfinite(x) else str(x)
     return str(x)
 
 
@@ -656,7 +652,7 @@ def _family_note(m: dict[str, Any]) -> str:
 
 def _norm_text(m: dict[str, Any]) -> str:
     """`model.norm`, with GroupNorm's group counts where the record holds them (runs since they were
-    recorded): `group (GroupNorm: 16 groups at 16 channels; 32 groups at 32 and 64 channels)`."""
+    recorded): `group (GroupNorm: 16 groups at 16 channels; 32 groups at 32, 64 channels)`."""
     norm, groups = m.get("norm", "batch"), m.get("norm_groups")
     if norm != "group" or not groups:
         return norm

@@ -140,12 +140,13 @@ def read_state(
 
 def nondeterminism_sources(
     spec: Spec, state: DeterminismState, device: str, trained_threads: int | None = None,
-    thread_history: Sequence[int | None] = (),
+    thread_history: Sequence[int | str | None] = (),
 ) -> list[str]:  # fmt: skip
     """Name every source of run-to-run variation in force, so a verdict comes with causes
     (`trained_threads`: the CPU thread count the weights were trained at, where this process
-    trained nothing: a resume of a finished run; `thread_history`: the thread counts of the
-    training's parts through its resumes, first first)."""
+    trained nothing: a resume of a finished run; `thread_history`: the thread count of each
+    part of the training through its resumes, first first, or the device of a part on one,
+    e.g. `[2, "cuda", 4]`; None where a part recorded neither)."""
     cuda = device.startswith("cuda")
     t = spec.train
     found: list[str] = []
@@ -178,8 +179,9 @@ def nondeterminism_sources(
         found.append(f"AMP {t.amp}: reduced-precision arithmetic amplifies any reordering")
     known = [n for n in thread_history if n]
     parts = [n for i, n in enumerate(known) if i == 0 or n != known[i - 1]]  # 2, 4, 2 threads: three parts
-    if len(set(parts)) > 1:
-        found.append(f"thread counts {' then '.join(map(str, parts))} (the training's parts through its resumes): "
+    if len({n for n in parts if isinstance(n, int)}) > 1:
+        said = [str(n) if isinstance(n, int) else f"a {n.upper()} part" for n in parts]
+        found.append(f"thread counts {' then '.join(said)} (the training's parts through its resumes): "
                      "CPU reductions are only reproducible at the same thread count, so no single one reproduces "
                      "these weights")  # fmt: skip
         return found

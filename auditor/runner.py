@@ -1036,12 +1036,13 @@ def assemble(
         "spec_hash": spec_hash(spec),
         "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(
             spec, det, env.device, (result.trained_on or {}).get("torch_threads"),
-            [setting.get("torch_threads") for setting in result.trained_at])},
+            [setting.get("torch_threads") or setting.get("device") for setting in result.trained_at])},
         "environment": asdict(env),
         "data": {**asdict(data.provenance), "sizes": data.sizes(), "classes": list(data.classes)},
         "model": {**asdict(model_info(spec.model.name).for_norm(spec.model.norm)), "norm": spec.model.norm,
                   "num_classes": spec.model.num_classes,
-                  **({"norm_groups": norm_groups(model_info(spec.model.name))} if spec.model.norm == "group" else {})},
+                  **({"norm_groups": norm_groups(spec.model.name, spec.model.num_classes)}
+                     if spec.model.norm == "group" else {})},
         "training": {**train, "epochs_planned": spec.train.epochs},
         "measurements": measured,
         "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt, final),

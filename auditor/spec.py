@@ -13,10 +13,11 @@ import errno
 import hashlib
 import json
 import math
+import operator
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -35,7 +36,7 @@ from pydantic import (
 
 from auditor.errors import InvalidInput
 from auditor.fileio import home_expanded
-from auditor.words import count
+from auditor.words import count, exact
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
 # and the widely copied (wrong) std that is accepted but flagged.
@@ -192,13 +193,17 @@ class DataSpec(_Section):
     def _val_split_leaves_training_images(self) -> DataSpec:
         # CIFAR-10's size is known only once its files are read (the data stage checks it then).
         if self.dataset == "synthetic" and self.val_split >= self.synthetic.train:
-            default = "" if "val_split" in self.model_fields_set else (
-                f" (the default, sized for CIFAR-10's 50,000; set data.val_split, e.g. {self.synthetic.train // 10})")
-            raise ValueError(
-                f"{SUBKEY}val_split: {self.val_split} must be smaller than the "
-                f"{self.synthetic.train} training images (data.synthetic.train){default}"
-            )
+            raise ValueError(f"{SUBKEY}val_split: {self.val_split_too_large(self.synthetic.train, ' (data.synthetic.train)')}")
         return self
+
+    def val_split_too_large(self, n_train: int, source: str = "") -> str:
+        """Why `val_split` cannot split `n_train` training images (counted as `source` says), and,
+        where the spec left it at its default (sized for CIFAR-10's 50,000), a value to set."""
+        images = f"the {count(n_train, 'training image')}{source}"
+        if "val_split" in self.model_fields_set:
+            return f"{self.val_split} must be smaller than {images}"
+        return (f"{self.val_split} (the default, sized for CIFAR-10's 50,000 training images) must be smaller than "
+                f"{images}; set data.val_split, e.g. {max(1, n_train // 10)}")
 
 
 class ModelSpec(_Section):
@@ -255,7 +260,7 @@ class Schedule(_Section):
 
 def epochs_text(epochs: list[float]) -> str:
     """Epoch counts as written (`[91, 136]`, `[0.5]`): validation reads them as floats (`91.0`)."""
-    return "[" + ", ".join(f"{e:g}" for e in epochs) + "]"
+    return "[" + ", ".join(map(exact, epochs)) + "]"
 
 
 class EarlyStopping(_Section):
@@ -320,7 +325,7 @@ class TrainSpec(_Section):
                 "(milestones are epochs: scale them with train.epochs)"
             )
         if s.warmup_epochs > self.epochs:
-            raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {s.warmup_epochs:g} must be at most epochs={self.epochs}")
+            raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {exact(s.warmup_epochs)} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
             raise ValueError(f"{SUBKEY}schedule.eta_min: {s.eta_min} is above optimizer.lr={self.optimizer.lr}")
         if self.amp == "fp16" and self.device == "cpu" and _new_run(info):  # the run's own words (check_device_support)
@@ -457,19 +462,48 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
         raise ValueError(f"{metric} is a fraction in [0, 1], got threshold {crit.threshold}")
-    if not recorded and (bound := _out_of_reach(crit)):  # a gate no model can pass is a typo, not a gate
-        raise ValueError(f"{expr!r} can never pass: {metric} is never {bound}")
+    if not recorded and not _reachable(crit):  # a gate no model can pass is a typo, not a gate
+        hi = metric_ceiling(metric)
+        raise ValueError(f"{expr!r} can never pass: {metric} is always in [0, {exact(hi)}]" if hi < math.inf else
+                         f"{expr!r} can never pass: {metric} is never below 0")  # fmt: skip
     return crit
 
 
-def _out_of_reach(crit: Criterion) -> str | None:
-    """The bound (`below 0`, `above 1`) that puts every value `crit` accepts out of its metric's
-    range, or None where some value passes. Every numeric metric is >= 0; a fraction is <= 1."""
-    t, tol = float(crit.threshold), crit.tolerance or 0.0
-    hi = 1.0 if NUMERIC_METRICS[crit.metric] == "fraction" else math.inf
-    below = {"<": t <= 0, "<=": t < 0, "==": t < 0, "+-": t + tol < 0}.get(crit.op, False)
-    above = {">": t >= hi, ">=": t > hi, "==": t > hi, "+-": t - tol > hi}.get(crit.op, False)
-    return "below 0" if below else f"above {hi:g}" if above else None
+REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
+_ORDERED: Mapping[str, Callable[[float, float], bool]] = MappingProxyType({
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+})  # fmt: skip
+
+
+def numeric_passes(op: str, threshold: float, tolerance: float | None, measured: float) -> bool:
+    """Whether `measured` meets `op threshold` (`+-`: within `tolerance`); `==`, `!=` and `+-`
+    allow a relative slack of REL_EPS, so a figure written as text and read back still matches."""
+    slack = REL_EPS * max(1.0, abs(threshold))
+    if op in _ORDERED:
+        return _ORDERED[op](measured, threshold)
+    if op == "+-":
+        return abs(measured - threshold) <= float(tolerance or 0.0) + slack
+    close = abs(measured - threshold) <= slack
+    if op == "==":
+        return close
+    if op == "!=":
+        return not close
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def metric_ceiling(metric: str) -> float:
+    """The largest value a numeric metric can take: 1 for a fraction, else none (inf); every one is >= 0."""
+    return 1.0 if NUMERIC_METRICS[metric] == "fraction" else math.inf
+
+
+def _reachable(crit: Criterion) -> bool:
+    """Whether some value in the metric's range [0, ceiling] passes `crit`: judged by the
+    comparison itself at the value in the range nearest to what it asks for."""
+    t, hi = float(crit.threshold), metric_ceiling(crit.metric)
+    nearest = {"<": 0.0, "<=": 0.0, ">": hi, ">=": hi}.get(crit.op, min(max(t, 0.0), hi))
+    if nearest == math.inf:  # `> t` with no ceiling: any larger value passes
+        return True
+    return crit.op == "!=" or numeric_passes(crit.op, t, crit.tolerance, nearest)
 
 
 def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:

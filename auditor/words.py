@@ -16,6 +16,12 @@ def count(n: float, noun: str) -> str:
     return f"{number} {plural(n, noun)}"
 
 
+def exact(x: float) -> str:
+    """Shortest text that reads back as `x`: 0.05, 5e-06, 150.00001, 3 (an integral float loses its
+    `.0`; YAML and pydantic read `91` in an epoch list as 91.0)."""
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
 def describe_setting(setting: dict[str, Any]) -> str:
     """A compute setting (environment.compute_setting) in words: 'cpu (AMD EPYC, 2 torch threads,
     AVX512 kernels)' or 'cuda (NVIDIA H100)'."""

@@ -624,19 +624,23 @@ def test_the_fastest_bitwise_row_says_when_its_numbers_are_not_fp32s(bench) -> N
     res = {"model": "resnet8", "device": "cpu", "torch_threads": 2, "batch_size": 16, "quiet": 0.05,
            "rows": [row(bench.DEFAULT_CONFIG.label, 1.5), row("amp bf16", 1.8, "bf16")]}  # fmt: skip
     [line] = [x for x in bench.targets_lines({"throughput": [res]}) if "fastest configuration" in x]
-    assert "amp bf16, 1.80x" in line and "bf16 autocast: bitwise from run to run, but not the numbers fp32" in line
+    assert "amp bf16, 1.80x" in line and "(bf16 autocast: bitwise from run to run, in reduced precision)" in line
+    lines = bench.targets_lines({"throughput": [res]})
+    assert lines[lines.index(line) + 1] == f"  - the fastest of them in fp32: {bench.DEFAULT_CONFIG.label}, 1.50x the conventional " \
+                                          "pipeline, 1.00x the default"
     res["rows"][1] = row("channels_last off", 1.8)
-    [line] = [x for x in bench.targets_lines({"throughput": [res]}) if "fastest configuration" in x]
-    assert "channels_last off, 1.80x" in line and "autocast" not in line
+    lines = bench.targets_lines({"throughput": [res]})
+    [line] = [x for x in lines if "fastest configuration" in x]
+    assert "channels_last off, 1.80x" in line and "autocast" not in line and "in fp32" not in "".join(lines)
 
 
-def test_a_row_not_measured_makes_the_bench_exit_1_after_writing_the_rest(bench, monkeypatch, capsys,
+def test_a_row_not_measured_makes_the_bench_exit_3_after_writing_the_rest(bench, monkeypatch, capsys,
                                                                         tmp_path: Path) -> None:
     """A matrix row that failed (or whose determinism check could not run) had exited 0, so a script
     or CI job took a partial table for a full one; the report is still written first."""
     rows = [{"label": "(a) conventional", "images_per_s": {"n": 1}},
             {"label": "compile default", "failed": "RuntimeError: no C++ compiler"},
-            {"label": "amp bf16", "determinism_skipped": "failed: RuntimeError: boom"},
+            {"label": "amp bf16", "determinism_skipped": "failed: RuntimeError: boom", "determinism_error": "boom"},
             {"label": "determinism off", "determinism_skipped": "one step takes 90s (> --max-repeat-s / 2)"}]
     section = {"model": "resnet8", "torch_threads": 2, "rows": rows}
 
@@ -647,13 +651,48 @@ def test_a_row_not_measured_makes_the_bench_exit_1_after_writing_the_rest(bench,
     monkeypatch.setattr(bench, "other_sections", lambda *args: None)
     monkeypatch.setattr(bench, "targets_lines", lambda report: [])
     saved = tmp_path / "r.json"
-    assert bench.main(["--synthetic", "--json", str(saved)]) == 1
+    assert bench.main(["--synthetic", "--json", str(saved)]) == bench.EXIT_PARTIAL == 3  # 1 is a traceback's
     err = capsys.readouterr().err
-    assert "not measured: resnet8, 2 threads: compile default; resnet8, 2 threads: amp bf16" in err
+    assert "not measured: resnet8, 2 threads: compile default; determinism not checked: resnet8, 2 threads: amp bf16" in err
     assert "determinism off" not in err  # skipped for its length, as the row says: not a failure
     assert json.loads(saved.read_text())["throughput"][0]["rows"] == rows
     section["rows"] = rows[:1] + rows[3:]
     assert bench.main(["--synthetic"]) == 0
+
+
+def test_a_determinism_check_that_could_not_run_is_recorded_apart_from_its_wording(bench, tiny, tmp_path: Path) -> None:
+    class Twins:
+        label, cfg = "amp bf16", bench.Config("amp bf16", amp="bf16")
+
+        def determinism(self, steps: int) -> dict:
+            raise RuntimeError("the process of 'amp bf16' ended (killed by SIGKILL)")
+
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=1, repeats=1, warmup=1,
+                    workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, log=lambda m: None)  # fmt: skip
+    rows = [{"label": "amp bf16", "step_s_estimate": 0.1}]
+    bench.check_rows_determinism(s, [Twins()], rows)
+    assert rows[0]["determinism_error"] == "the process of 'amp bf16' ended (killed by SIGKILL)"
+    assert rows[0]["determinism_skipped"].startswith("failed: ")  # the table's wording, which failed_rows no longer reads
+    report = {"throughput": [{"model": "resnet8", "torch_threads": 1, "rows": rows}]}
+    assert bench.failed_rows(report) == ["determinism not checked: resnet8, 1 thread: amp bf16"]
+
+
+def test_an_overhead_run_that_fails_is_a_row_not_a_traceback(bench, monkeypatch, tmp_path: Path) -> None:
+    """It had raised out of the bench, and every section measured before it was lost."""
+
+    def fails(name: str, *args: object) -> dict:
+        raise RuntimeError(f"{name}: exit 2\nauditor run: error: no space left")
+
+    monkeypatch.setattr(bench, "overhead_one", fails)
+    said: list[str] = []
+    results = bench.overhead(1, False, said.append, device="cpu", root=None)
+    assert [r["name"] for r in results] == ["smoke"] and "  smoke: FAILED (smoke: exit 2)" in said
+    lines = bench.overhead_lines(results)
+    assert lines[2].startswith("| smoke | failed: smoke: exit 2 |") and len({line.count("|") for line in lines}) == 1
+    report = {"overhead": results + [{**results[0], "name": "subset-resnet20"}]}
+    assert bench.targets_lines(report) == []  # no verdict on a run that did not finish
+    assert bench.failed_rows(report) == ["auditing overhead not measured: smoke, subset-resnet20"]
 
 
 class _FakePipe:

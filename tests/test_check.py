@@ -263,9 +263,13 @@ def test_a_criterion_no_value_passes_is_refused_in_check_unless_the_run_recorded
     with pytest.raises(InvalidInput, match=r"--set: criteria\.latency_ms: '< -5' can never pass: latency_ms is never below 0"):
         load_criteria(BASE, None, ["criteria.latency_ms=< -5"])
     f = write(tmp_path / "c.yaml", 'test_acc: "> 1"\n')
-    with pytest.raises(InvalidInput, match=r"c\.yaml: criteria\.test_acc: '> 1' can never pass: test_acc is never above 1"):
+    with pytest.raises(InvalidInput, match=r"c\.yaml: criteria\.test_acc: '> 1' can never pass: test_acc is always in \[0, 1\]"):
         load_criteria(BASE, f, [])
     assert load_criteria({"test_acc": "> 1"}, None, []) == {"test_acc": "> 1"}  # an older run's own: judged
+    # One that every value passes is kept (README): it still gates that the metric was measured.
+    assert load_criteria(BASE, None, ["criteria.latency_ms=>= 0"])["latency_ms"] == ">= 0"
+    (result,) = evaluate_criteria([parse_criterion("latency_ms", ">= 0")], {})
+    assert not result.passed and result.detail.startswith("not measured")
 
 
 def test_precedence_run_then_file_then_set(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_models_lists_exact_counts() -> None:
     proc = run_cli("models")
     assert proc.returncode == 0
     assert "11,173,962" in proc.stdout and "resnet20" in proc.stdout and "plain110" in proc.stdout
-    assert proc.stdout.splitlines()[-1].startswith("(params with model.norm: batch and model.num_classes: 10, the spec")
+    assert proc.stdout.splitlines()[-1].startswith("(params with a 10-class head and batch norm, the spec defaults; group")
 
 
 def test_output_into_a_closed_pipe_is_no_traceback() -> None:
@@ -513,7 +513,7 @@ def test_a_report_folder_that_is_not_one_says_what_it_is(tmp_path: Path, command
     (tmp_path / "file.csv").write_text("x")
     for given, said in [("nothing", "nothing: no such folder"), ("empty", "empty: no audit.json"),
                         ("file.csv", "file.csv: a file, not a report folder"),
-                        ("file.csv/x", f"file.csv/x: {tmp_path / 'file.csv'} is a file, not a folder"),
+                        ("file.csv/x", f"file.csv/x: {tmp_path / 'file.csv'} is a regular file, not a folder"),
                         ("list", "audit.json: not an audit record (a JSON object), got JSON list")]:  # fmt: skip
         assert_clean_error(run_cli(command, str(tmp_path / given)), said)
 

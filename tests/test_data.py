@@ -80,11 +80,11 @@ def test_limit_train_caps_training_images_only() -> None:
 
 @requires_subset
 def test_val_split_larger_than_data_is_invalid() -> None:
-    with pytest.raises(InvalidInput, match=r"data.val_split: 5000 must be smaller than the 4068 training images$"):
+    with pytest.raises(InvalidInput, match=r"data.val_split: 5000 must be smaller than the 4,068 training images$"):
         D.load_data(subset_spec(val_split=5000), seed=0)
     unset = DataSpec(root=str(SUBSET))  # a spec that leaves it at its default (5000)
-    with pytest.raises(InvalidInput, match=r"4068 training images \(the default, sized for CIFAR-10's 50,000; "
-                                           r"set data.val_split, e.g. 406\)"):
+    with pytest.raises(InvalidInput, match=r"5000 \(the default, sized for CIFAR-10's 50,000 training images\) must be "
+                                           r"smaller than the 4,068 training images; set data.val_split, e.g. 406$"):
         D.load_data(unset, seed=0)
 
 

@@ -217,7 +217,7 @@ def test_what_stands_where_a_checkpoint_goes_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"none\.pt: checkpoint not found"):
         auditor_inspect.model_from_checkpoint(tmp_path / "none.pt")
     (tmp_path / "best.pt").write_bytes(b"x")  # `best.pt/x` had been "checkpoint not found"
-    with pytest.raises(InvalidInput, match=rf"best\.pt/x: {re.escape(str(tmp_path))}/best\.pt is a file, not a folder"):
+    with pytest.raises(InvalidInput, match=rf"best\.pt/x: {re.escape(str(tmp_path))}/best\.pt is a regular file, not a folder"):
         auditor_inspect.model_from_checkpoint(tmp_path / "best.pt/x")
 
 

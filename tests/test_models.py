@@ -180,11 +180,20 @@ def test_state_dict_keys_are_plain() -> None:
 
 
 @pytest.mark.parametrize("name", list_models())
+def test_group_norm_has_batch_norm_s_parameter_count(name: str) -> None:
+    """`auditor models` says its counts hold for group norm too."""
+    assert count_parameters(create_model(name, norm="group")) == count_parameters(create_model(name))
+
+
+@pytest.mark.parametrize("name", list_models())
 def test_recorded_group_counts_are_those_of_the_built_net(name: str) -> None:
     """The sheet's GroupNorm row reads `norm_groups`: it must list every GroupNorm the net holds."""
     built = {str(m.num_channels): m.num_groups for m in create_model(name, norm="group").modules()
              if isinstance(m, nn.GroupNorm)}  # fmt: skip
-    assert norm_groups(model_info(name)) == built
+    before = torch.random.get_rng_state()
+    recorded = norm_groups(name)
+    assert recorded == built and list(recorded) == sorted(built, key=int)  # by channel count
+    assert torch.equal(torch.random.get_rng_state(), before)  # read without drawing from training's RNG
 
 
 @pytest.mark.parametrize("name", list_models())

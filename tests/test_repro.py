@@ -104,7 +104,9 @@ def test_a_training_resumed_at_other_thread_counts_names_them_all() -> None:
     [mixed] = [s for s in repro.nondeterminism_sources(spec, state, "cpu", 2, [2, 2, None, 4, 2]) if "thread" in s]
     assert mixed.startswith("thread counts 2 then 4 then 2 (the training's parts through its resumes)")
     assert "no single one reproduces these weights" in mixed
-    [one] = [s for s in repro.nondeterminism_sources(spec, state, "cpu", 3, [3, None, 3]) if "thread" in s]
+    [cuda] = [s for s in repro.nondeterminism_sources(spec, state, "cpu", 4, [2, "cuda", 4]) if "thread" in s]
+    assert cuda.startswith("thread counts 2 then a CUDA part then 4 (")
+    [one] = [s for s in repro.nondeterminism_sources(spec, state, "cpu", 3, [3, None, "cuda", 3]) if "thread" in s]
     assert one.startswith("thread count 3") and "thread counts" not in one
 
 
