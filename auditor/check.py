@@ -64,6 +64,7 @@ from auditor.spec import (
     override_value,
     parse_criterion,
     quote_hint,
+    verdict_disagreement,
     yaml_problem,
 )
 from auditor.words import exact
@@ -497,6 +498,7 @@ def load_criteria(
     sets: list[str],
     *,
     base_source: str = "run spec",
+    allow_tolerance: bool | None = None,
 ) -> dict[str, str]:
     """The criteria to check: the run's own, replaced by `file`, then `--set` items.
 
@@ -505,7 +507,9 @@ def load_criteria(
     entirely. Each `sets` item is `criteria.METRIC=EXPR`; a null EXPR removes
     that criterion, an empty one is refused (an unset variable must not drop a gate). Every surviving expression is parsed; any
     problem raises InvalidInput naming its source and `criteria.<metric>`.
-    `base_source` names where `base` came from (e.g. the audit.json path).
+    `base_source` names where `base` came from (e.g. the audit.json path). `allow_tolerance`: the
+    run's `verify.allow_tolerance`, against which a `reproducible` criterion given now is held as
+    validation holds a spec's (None: not held).
     """
     criteria: dict[str, Any] = _drop_nulls(base)
     sources = dict.fromkeys(criteria, base_source)
@@ -527,6 +531,9 @@ def load_criteria(
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {exc}") from None
         # one given now is refused; a recorded one is judged, and fails (`_fails_verification`)
         if not recorded and (problem := failing_verdict_problem(metric, expr)):
+            raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
+        if not recorded and metric == "reproducible" and allow_tolerance is not None and (
+                problem := verdict_disagreement(expr, allow_tolerance)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
 

@@ -399,7 +399,9 @@ def _check(args: argparse.Namespace) -> int:
     source = str(args.run_dir / "audit.json")
     _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
-    criteria = load_criteria(own, args.criteria, args.sets, base_source=source)
+    allow = (audit["spec"].get("verify") or {}).get("allow_tolerance")
+    criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
+                             allow_tolerance=allow if isinstance(allow, bool) else None)
     results = judge(criteria, audit)
     status = record_gate_status(audit)
     required = args.require_criteria

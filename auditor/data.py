@@ -12,6 +12,7 @@ carry beyond the (epoch, step) position.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
@@ -293,7 +294,18 @@ def not_a_file(path: Path) -> str | None:
         return None
     if path.is_dir():
         return "a folder"
-    return "a link to nothing" if not path.exists() else "not a regular file (a FIFO, socket or device)"
+    if not path.exists():  # exists() is False for a loop of links as for a dangling one
+        return "a loop of symbolic links" if _link_loop(path) else "a link to nothing"
+    return "not a regular file (a FIFO, socket or device)"
+
+
+def _link_loop(path: Path) -> bool:
+    """Whether following the links at `path` goes round in a loop (ELOOP)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _file_status(path: Path, md5: str) -> str:

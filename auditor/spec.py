@@ -246,7 +246,7 @@ class Schedule(_Section):
     warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # fractional epochs allowed
     eta_min: Annotated[float, Field(ge=0), *IN_FLOAT32] = 0.0  # cosine floor, absolute lr
     milestones: list[Annotated[float, Field(gt=0)]] = []  # epochs (multistep)
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # multistep decay factor
+    gamma: Annotated[float, Field(gt=0, le=1), *POSITIVE_IN_FLOAT32] = 0.1  # multistep decay factor
 
     @model_validator(mode="after")
     def _milestones_for_multistep(self, info: ValidationInfo) -> Schedule:
@@ -429,6 +429,19 @@ def failing_verdict_problem(metric: str, expr: Any) -> str | None:
     except ValueError:
         return None
     return PASSING_VERDICT.format(expr=repr(expr)) if wanted not in PASSING_VERDICTS else None
+
+
+def verdict_disagreement(expr: str, allow_tolerance: bool) -> str | None:
+    """Why a `reproducible` criterion (one that parses, naming a passing verdict) judges a
+    tolerance verdict otherwise than verify does under `verify.allow_tolerance`, or None."""
+    wanted = parse_criterion("reproducible", expr).threshold
+    if wanted == "tolerance" and not allow_tolerance:
+        return (f"{expr.strip()!r} asks for a tolerance verdict, which verify fails while verify.allow_tolerance "
+                "is false: set verify.allow_tolerance: true, or require '== bitwise'")
+    if wanted == "bitwise" and allow_tolerance:
+        return (f"{expr.strip()!r} fails a tolerance verdict, which verify passes while verify.allow_tolerance is "
+                "true: require '== tolerance', or set verify.allow_tolerance: false")
+    return None
 
 
 def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criterion:
@@ -614,19 +627,8 @@ class Spec(_Section):
         expr = self.criteria.get("reproducible")
         if expr is None or not _new_run(info):
             return self
-        if problem := failing_verdict_problem("reproducible", expr):
+        if problem := failing_verdict_problem("reproducible", expr) or verdict_disagreement(expr, self.verify.allow_tolerance):
             raise ValueError(f"{SUBKEY}criteria.reproducible: {problem}")
-        wanted, allowed = parse_criterion("reproducible", expr).threshold, self.verify.allow_tolerance
-        if wanted == "tolerance" and not allowed:
-            raise ValueError(
-                f"{SUBKEY}criteria.reproducible: {expr.strip()!r} asks for a tolerance verdict, which verify fails "
-                "while verify.allow_tolerance is false: set verify.allow_tolerance: true, or require '== bitwise'"
-            )
-        if wanted == "bitwise" and allowed:
-            raise ValueError(
-                f"{SUBKEY}criteria.reproducible: {expr.strip()!r} fails a tolerance verdict, which verify passes "
-                "while verify.allow_tolerance is true: require '== tolerance', or set verify.allow_tolerance: false"
-            )
         return self
 
     def parsed_criteria(self) -> list[Criterion]:

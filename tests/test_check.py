@@ -203,6 +203,15 @@ def test_a_tolerance_verdict_meets_no_criterion_where_the_spec_does_not_allow_to
     assert check_one("reproducible", "== tolerance", "bitwise", allow_tolerance=False).passed
 
 
+def test_a_reproducible_criterion_given_now_is_held_to_allow_tolerance_but_the_run_s_own_is_not() -> None:
+    with pytest.raises(InvalidInput, match=r"--set: criteria\.reproducible: '== bitwise' fails a tolerance verdict"):
+        load_criteria({}, None, ["criteria.reproducible=== bitwise"], allow_tolerance=True)
+    assert load_criteria({}, None, ["criteria.reproducible=== tolerance"], allow_tolerance=True)
+    own = {"reproducible": "== tolerance"}  # recorded before the rule: judged as it stands
+    assert load_criteria(own, None, [], allow_tolerance=False) == own
+    assert load_criteria({}, None, ["criteria.reproducible=== tolerance"]) == own  # not held where not known
+
+
 def test_check_reads_allow_tolerance_from_the_record() -> None:
     audit: dict[str, Any] = {"spec": {"verify": {"allow_tolerance": False}}, "metrics": {"reproducible": "tolerance"}}
     assert not judge({"reproducible": "== tolerance"}, audit)[0].passed

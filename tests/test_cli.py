@@ -462,6 +462,15 @@ def test_a_junit_path_in_a_folder_that_takes_no_file_stops_check_before_any_verd
     assert proc.stdout == ""
 
 
+def test_check_holds_a_reproducible_criterion_to_the_run_s_allow_tolerance_as_validate_does(smoke_run: Path) -> None:
+    """`check --set criteria.reproducible='== tolerance'` had been accepted where validate refuses it."""
+    proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== tolerance"))
+    assert_clean_error(proc, "--set: criteria.reproducible: '== tolerance' asks for a tolerance verdict, which verify "
+                             "fails while verify.allow_tolerance is false")  # fmt: skip
+    proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== bitwise"))
+    assert proc.returncode == 1 and "reproducible" in proc.stdout  # accepted: not verified, so it fails
+
+
 def test_a_criteria_fifo_is_refused_and_a_pipe_from_the_shell_read(tmp_path: Path, smoke_run: Path) -> None:
     fifo = tmp_path / "crit.yaml"
     os.mkfifo(fifo)  # no one writes to it: reading it had waited forever

@@ -214,6 +214,10 @@ def test_what_stands_where_a_checkpoint_goes_is_named(tmp_path: Path) -> None:
     (tmp_path / "gone.pt").symlink_to(tmp_path / "nowhere.pt")
     with pytest.raises(InvalidInput, match=r"gone\.pt: a link to nothing, not a checkpoint file"):
         auditor_inspect.model_from_checkpoint(tmp_path / "gone.pt")
+    (tmp_path / "a.pt").symlink_to(tmp_path / "b.pt")
+    (tmp_path / "b.pt").symlink_to(tmp_path / "a.pt")  # had been "a link to nothing" too
+    with pytest.raises(InvalidInput, match=r"a\.pt: a loop of symbolic links, not a checkpoint file"):
+        auditor_inspect.model_from_checkpoint(tmp_path / "a.pt")
     with pytest.raises(InvalidInput, match=r"none\.pt: checkpoint not found"):
         auditor_inspect.model_from_checkpoint(tmp_path / "none.pt")
     (tmp_path / "best.pt").write_bytes(b"x")  # `best.pt/x` had been "checkpoint not found"

@@ -595,6 +595,7 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
      ("train.optimizer.lr=1e-50", "train.optimizer.lr", "must be at least about 1.18e-38, got 1e-50"),
      ("train.optimizer.momentum=1e-40", "train.optimizer.momentum", "must be 0 or at least about 1.18e-38, got 1e-40"),
      ("train.schedule.eta_min=1e-45", "train.schedule.eta_min", "must be 0 or at least about 1.18e-38"),
+     ("train.schedule.gamma=1e-50", "train.schedule.gamma", "must be at least about 1.18e-38, got 1e-50"),
      ("train.label_smoothing=1e-39", "train.label_smoothing", "must be 0 or at least about 1.18e-38"),
      ("data.mean=[0, 1e-40, 0.5]", "data.mean.1", "must be 0 or at least about 1.18e-38")],
 )  # fmt: skip
