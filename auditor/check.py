@@ -138,9 +138,13 @@ def judge(criteria: Mapping[str, str], audit: Mapping[str, Any]) -> list[Criteri
     `auditor check` does; ValueError for an expression that does not parse."""
     # `load_criteria` refused what was given now; a recorded one an older version wrote is judged
     parsed = [parse_criterion(k, v, recorded=True) for k, v in criteria.items()]
+    return evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}), recorded_allow_tolerance(audit))
+
+
+def recorded_allow_tolerance(audit: Mapping[str, Any]) -> bool:
+    """The record's `verify.allow_tolerance`: true only where it says true."""
     verify = audit["spec"].get("verify")
-    allow = isinstance(verify, Mapping) and verify.get("allow_tolerance") is True
-    return evaluate_criteria(parsed, audit["metrics"], audit.get("metric_notes", {}), allow)
+    return isinstance(verify, Mapping) and verify.get("allow_tolerance") is True
 
 
 def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None, allow_tolerance: bool) -> CriterionResult:

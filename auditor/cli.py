@@ -390,6 +390,7 @@ def _check(args: argparse.Namespace) -> int:
         junit_xml,
         load_criteria,
         record_gate_status,
+        recorded_allow_tolerance,
         render_lines,
         staged_junit,
         verdict,
@@ -399,9 +400,8 @@ def _check(args: argparse.Namespace) -> int:
     source = str(args.run_dir / "audit.json")
     _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
-    allow = (audit["spec"].get("verify") or {}).get("allow_tolerance")
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
-                             allow_tolerance=allow if isinstance(allow, bool) else None)
+                             allow_tolerance=recorded_allow_tolerance(audit))
     results = judge(criteria, audit)
     status = record_gate_status(audit)
     required = args.require_criteria

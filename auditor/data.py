@@ -12,7 +12,6 @@ carry beyond the (epoch, step) position.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ import torch
 from auditor import unpickle
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import resolved_folder
-from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
+from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, LINK_LOOP, DataSpec, kind_of
 
 CIFAR_DIR = "cifar-10-batches-py"
 IMAGE_SHAPE = (3, 32, 32)
@@ -295,17 +294,8 @@ def not_a_file(path: Path) -> str | None:
     if path.is_dir():
         return "a folder"
     if not path.exists():  # exists() is False for a loop of links as for a dangling one
-        return "a loop of symbolic links" if _link_loop(path) else "a link to nothing"
+        return LINK_LOOP if kind_of(path) == LINK_LOOP else "a link to nothing"
     return "not a regular file (a FIFO, socket or device)"
-
-
-def _link_loop(path: Path) -> bool:
-    """Whether following the links at `path` goes round in a loop (ELOOP)."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
 
 
 def _file_status(path: Path, md5: str) -> str:

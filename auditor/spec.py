@@ -914,7 +914,7 @@ def what_stands_at(path: Path) -> tuple[Path, str] | None:
     file, a link to nothing), or else for `path` itself ("a regular file", "a folder", "a FIFO
     (a pipe)", "a broken symbolic link to X"...; links followed); None where nothing is at all."""
     for where in [*reversed(path.parents), path]:
-        kind = _kind_of(where)
+        kind = kind_of(where)
         if kind is None:
             return None  # nothing here, so nothing under it either
         if where == path or kind != "a folder":
@@ -922,7 +922,10 @@ def what_stands_at(path: Path) -> tuple[Path, str] | None:
     return None  # not reached: the loop ends at `path`
 
 
-def _kind_of(path: Path) -> str | None:
+LINK_LOOP = "a loop of symbolic links"
+
+
+def kind_of(path: Path) -> str | None:
     """What `path` is, its links followed (`_FILE_KINDS`, or what stops the look); None for nothing."""
     try:
         os.lstat(path)
@@ -935,7 +938,7 @@ def _kind_of(path: Path) -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         return f"a broken symbolic link to {os.readlink(path)}"
     except OSError as exc:
-        return "a loop of symbolic links" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+        return LINK_LOOP if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
     return _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
 
 

@@ -1363,6 +1363,11 @@ sys.exit(code)
 """
 
 
+def overhead_command(args: list[str]) -> str:
+    """The `auditor run` an overhead row times, as RESULTS.md records it (its --out a temporary folder)."""
+    return shlex.join([sys.executable, "-m", "auditor", "run", *args, "--out", "<tmp>"])
+
+
 def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str], None], quiet: Quiet) -> dict[str, Any]:
     """Time `auditor run` (its main, as `python -m auditor run` calls it) in a subprocess;
     optionally a second, instrumented run."""
@@ -1379,7 +1384,7 @@ def overhead_one(name: str, args: list[str], breakdown: bool, log: Callable[[str
         wall, train = audit["run"]["wall_time_s"], audit["training"]["train_time_s"]
         main_s = json.loads(timing.read_text())["main_s"]
         res = {
-            "name": name, "command": shlex.join([sys.executable, "-m", "auditor", "run", *args, "--out", "<tmp>"]),
+            "name": name, "command": overhead_command(args),
             "exit": proc.returncode, "process_wall_s": proc_s, "main_s": main_s, "run_wall_time_s": wall,
             "train_time_s": train, "measure_time_s": audit["run"].get("measure_time_s"),
             "epochs": audit["training"].get("epochs_run"), "images_per_s": audit["training"].get("images_per_s"),
@@ -1418,7 +1423,7 @@ def overhead(
             res = overhead_one(name, args, breakdown, log, quiet or Quiet())
         except RuntimeError as exc:  # the run failed: said in its row, and the bench exits EXIT_PARTIAL
             log(f"  {name}: FAILED ({str(exc).splitlines()[0]})")
-            res = {"name": name, "failed": str(exc), "command": shlex.join([sys.executable, "-m", "auditor", "run", *args, "--out", "<tmp>"])}
+            res = {"name": name, "failed": str(exc), "command": overhead_command(args)}
         out.append({**res, "device": device})
     return out
 
@@ -1647,17 +1652,20 @@ def _fastest_bitwise(det: list[dict[str, Any]], rows: dict[str, Any], tag: str, 
     best = max(det, key=lambda r: r["ratio_to_a"])
     busy = _busy(best, rows.get(ConventionalPipeline.label), rows.get(DEFAULT_CONFIG.label))
     amp = _reduced_precision(best)
-    lines = [f"- fastest configuration that stayed bitwise deterministic, {tag}: {best['label']}, "
-             f"{best['ratio_to_a']:.2f}x the conventional pipeline, {best['ratio_to_default_b']:.2f}x the default"
+    lines = [f"- fastest configuration that stayed bitwise deterministic, {tag}: {_ratios(best)}"
              + (f" ({amp} autocast: bitwise from run to run, in reduced precision)" if amp else "")
              + (f" (other processes used up to {busy:.0%} of the CPU meanwhile: indicative only)" if busy > quiet else "")
              + _few(best["images_per_s"], best["steps"])]  # fmt: skip
     fp32 = [r for r in det if _reduced_precision(r) is None]
     if amp and fp32:
         top = max(fp32, key=lambda r: r["ratio_to_a"])
-        lines.append(f"  - the fastest of them in fp32: {top['label']}, {top['ratio_to_a']:.2f}x the conventional "
-                     f"pipeline, {top['ratio_to_default_b']:.2f}x the default{_few(top['images_per_s'], top['steps'])}")
+        lines.append(f"  - the fastest of them in fp32: {_ratios(top)}{_few(top['images_per_s'], top['steps'])}")
     return lines
+
+
+def _ratios(row: dict[str, Any]) -> str:
+    """'<label>, 1.62x the conventional pipeline, 1.08x the default'."""
+    return f"{row['label']}, {row['ratio_to_a']:.2f}x the conventional pipeline, {row['ratio_to_default_b']:.2f}x the default"
 
 
 def _overhead_targets(r: dict[str, Any], quiet: float) -> list[str]:
