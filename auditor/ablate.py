@@ -66,6 +66,7 @@ from auditor.spec import (
     Spec,
     apply_overrides,
     bare_name_of_a_folder,
+    file_kind,
     file_problem,
     format_validation_error,
     given_or_shipped,
@@ -200,7 +201,7 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     """Read and strictly validate an ablation file."""
     path = resolve_ablation_path(arg)
     raw = read_yaml(path, "ablation file")
-    if "variants" not in raw and {"train", "model", "data"} & raw.keys():  # a spec given where an ablation goes
+    if file_kind(raw) == "spec":  # given where an ablation goes
         raise InvalidInput(f"{arg}: a spec, not an ablation file (which names a base spec, seeds and variants); "
                            "run a spec with `auditor run`")  # fmt: skip
     try:

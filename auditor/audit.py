@@ -35,7 +35,10 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     (("training", "history"), list, True), (("spec", "criteria"), dict, False),
     (("metric_notes",), dict, False), (("verification",), (dict, type(None)), False),
     # Flags the sheet ticks boxes on: `"false"` or 1e308 in place of a bool would read as true.
-    (("data", "official"), (bool, type(None)), False),
+    (("data", "official"), (bool, type(None)), False), (("data", "downloaded"), (bool, type(None)), False),
+    # Shown on the sheet as recorded (runs since they were recorded; items checked by _malformed_items).
+    (("model", "init"), str, False), (("data", "split_fingerprint"), (str, type(None)), False),
+    (("data", "class_counts"), dict, False), (("step_checkpoints",), list, False),
     *((("determinism", flag), bool, False) for flag in (
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
     *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
@@ -81,6 +84,12 @@ class RunPaths:
 def step_checkpoints(ckpt_dir: Path) -> list[Path]:
     """The step checkpoints the trainer wrote (`step-<digits>.pt`); other files are not ours."""
     return [p for p in ckpt_dir.glob(STEP_GLOB) if STEP_NAME.match(p.name) and p.is_file()]
+
+
+def step_of(path: Path) -> int | None:
+    """The global step a step checkpoint's name gives (`step-00000049.pt` -> 49), or None for another name."""
+    m = STEP_NAME.match(path.name)
+    return int(m[1]) if m else None
 
 
 def has_checkpoint(ckpt_dir: Path) -> bool:
@@ -487,6 +496,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
     missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
     missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
+    missing += [] if missing else _malformed_items(audit)
     if missing:
         raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
     statuses = {k: audit[k]["status"] for k in ("run", "training", "metrics") if "status" in audit[k]}
@@ -523,6 +533,26 @@ def unrecordable_number(record: Any) -> str | None:
             shown = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
             return f"{where}: {shown} (a run writes null where a value is not a finite number)"
     return None
+
+
+def _count(value: Any) -> bool:
+    """A whole number >= 0 as JSON gives one (not `true`, which Python counts as 1)."""
+    return type(value) is int and value >= 0
+
+
+def _malformed_items(audit: dict[str, Any]) -> list[str]:
+    """The lists whose items the sheet formats, where an item is not what a run writes."""
+    bad = []
+    for i, c in enumerate(audit.get("step_checkpoints") or []):
+        if not (isinstance(c, dict) and isinstance(c.get("path"), str) and _count(c.get("bytes"))
+                and _count(c.get("global_step")) and isinstance(c.get("sha256"), (str, type(None)))
+                and isinstance(c.get("problem", ""), str)):  # fmt: skip
+            bad.append(f"step_checkpoints[{i}]")
+    counts, classes = audit["data"].get("class_counts"), audit["data"].get("classes")
+    if counts is not None and not (isinstance(classes, list) and counts.keys() == {"train", "val", "test"} and all(
+            isinstance(c, list) and len(c) == len(classes) and all(map(_count, c)) for c in counts.values())):
+        bad.append("data.class_counts")
+    return bad
 
 
 def _nested_ok(audit: dict[str, Any], keys: tuple[str, ...], kind: type | tuple[type, ...], required: bool) -> bool:

@@ -36,7 +36,7 @@ from typing import Any, Self
 
 import torch
 
-from auditor.audit import STEP_NAME, step_checkpoints
+from auditor.audit import STEP_NAME, step_checkpoints, step_of
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
 from auditor.words import count
@@ -300,8 +300,8 @@ def _ranked(ckpt_dir: Path) -> list[tuple[int, Path]]:
 
 def _position(path: Path) -> int:
     # Global step is encoded in step checkpoint names; last.pt is read for it.
-    if m := STEP_NAME.match(path.name):
-        return int(m[1])
+    if (step := step_of(path)) is not None:
+        return step
     try:
         return int(load(path, check_digest=False).get("global_step", -1))
     except InvalidInput:

@@ -240,7 +240,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
-    from auditor.spec import load_spec, resolved_dict, resolved_yaml, spec_hash
+    from auditor.spec import load_spec, resolved_dict, resolved_yaml, shipped_stand_in, spec_hash
 
     errors, printed = [], 0
     for path in args.specs:
@@ -249,7 +249,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except InvalidInput as exc:
             errors.append(str(exc))
             continue
-        head = ("---\n" if printed else "") + f"# {path}: valid (sha256 {spec_hash(spec)})"  # one YAML stream
+        shipped = shipped_stand_in(path)
+        read = f"the shipped spec {shipped}, " if shipped else ""
+        head = ("---\n" if printed else "") + f"# {path}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
     if errors:

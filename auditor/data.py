@@ -53,6 +53,10 @@ class Provenance:
     # scored test images whose pixels equal an image of the train (val) split: exact copies only
     test_in_train: int | None = None
     test_in_val: int | None = None
+    # data.download fetched the files (torchvision: downloaded the archive, or took a matching one in
+    # data.root) and extracted them before they were read; None: synthetic
+    downloaded: bool | None = None
+    split_fingerprint: str | None = None  # split_fingerprint(): which training-file images went to train, val
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ class DataBundle:
     def sizes(self) -> dict[str, int]:
         """Images per split."""
         return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
+
+    def class_counts(self) -> dict[str, list[int]]:
+        """Images of each class (by label) in each split: the split is not stratified, and limits cut it."""
+        n = len(self.classes)
+        return {split: torch.bincount(y, minlength=n).tolist()
+                for split, y in (("train", self.train_y), ("val", self.val_y), ("test", self.test_y))}  # fmt: skip
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -188,15 +198,17 @@ def _download(root: Path) -> None:
         ) from None
 
 
-def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
-    """Read the official layout under `spec.root` into uint8 arrays + a file report.
+def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
+    """Read the official layout under `spec.root` into uint8 arrays + a file report, fetching
+    it first where `data.download` asks and nothing is there.
 
-    Returns (train_x, train_y, test_x, test_y, classes, files, base).
+    Returns (train_x, train_y, test_x, test_y, classes, files, base, fetched).
     A partial or modified copy still loads; `files` says what differs.
     """
     root = _data_root(spec)
     base = root / CIFAR_DIR
-    if _downloads(spec.download, root):
+    fetched = _downloads(spec.download, root)
+    if fetched:
         _download(root)
     if (refusal := _no_cifar_dir(root)) is not None:
         raise refusal
@@ -224,6 +236,7 @@ def read_cifar10(spec: DataSpec) -> tuple[np.ndarray, ...]:
         classes,
         files,
         base,
+        fetched,
     )
 
 
@@ -374,6 +387,13 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def split_fingerprint(train: np.ndarray, val: np.ndarray) -> str:
+    """sha256 of the split as drawn: int64 little-endian [len(train), len(val)], then the train
+    indices, then the val indices (positions in the training files, read in batch order)."""
+    sizes = np.array([len(train), len(val)], dtype="<i8")
+    return fingerprint(sizes, train.astype("<i8"), val.astype("<i8"))
+
+
 def class_changes(then: Sequence[str], now: Sequence[str]) -> str:
     """'cat, dog (now dog, cat)': the class names that differ, by label, then and now."""
     pairs = [(a, b) for a, b in zip(then, now, strict=False) if a != b] or [(", ".join(then), ", ".join(now))]
@@ -402,10 +422,10 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     """Read and split the data set named by the spec; raise InvalidInput on bad data."""
     if spec.dataset == "synthetic":
         tx, ty, sx, sy = _synthetic_arrays(spec)
-        classes, files, root, official = SYNTHETIC_CLASSES, {}, None, None
+        classes, files, root, official, downloaded = SYNTHETIC_CLASSES, {}, None, None, None
         note = "procedurally generated (auditor.data.make_synthetic), not CIFAR-10"
     else:
-        tx, ty, sx, sy, classes, files, base = read_cifar10(spec)
+        tx, ty, sx, sy, classes, files, base, downloaded = read_cifar10(spec)
         root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
         if spec.require_official and not official:
             raise SpecFieldError("data.require_official", f"{base}: {note}")
@@ -418,13 +438,14 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         fingerprint=fingerprint(tx, ty, sx, sy), n_train_files=len(ty), n_test_files=len(sy),
         normalization=normalization_kind(spec), test_fingerprint=test_fp,
         scored_test_fingerprint=test_fp if len(te) == len(sy) else fingerprint(sx[te], sy[te]),
+        downloaded=downloaded,
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr
     train_x, val_x, test_x = tx[tr], tx[va], sx[te]  # copies, each made once
     test_keys = image_keys(test_x)
     prov = replace(prov, test_in_train=copies_of(train_x, test_x, test_keys),
-                   test_in_val=copies_of(val_x, test_x, test_keys))  # fmt: skip
+                   test_in_val=copies_of(val_x, test_x, test_keys), split_fingerprint=split_fingerprint(tr, va))  # fmt: skip
     t = torch.from_numpy
     return DataBundle(
         train_x=t(train_x), train_y=t(ty[tr]), val_x=t(val_x), val_y=t(ty[va]),

@@ -33,6 +33,7 @@ from auditor.spec import (
     Spec,
     file_problem,
     hash_resolved,
+    short_value,
     validate_spec,
 )
 from auditor.words import count
@@ -82,7 +83,9 @@ def model_from_checkpoint(path: Path) -> Loaded:
     classes = state.get("classes")
     classes = classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
     step = state.get("global_step")
-    step = step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        warnings.append(f"the global_step recorded with it ({short_value(step)}) is not a count of steps: ignored")
+        step = None
     return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step)
 
 
@@ -179,7 +182,9 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     device = _device(device_name)
     x, y, classes, facts = read_test_set(data_root)
     if len(classes) != spec.model.num_classes:
-        raise InvalidInput(f"--data-root: {len(classes)} classes there, the model has {spec.model.num_classes}")
+        raise InvalidInput(f"{path}: its model has {spec.model.num_classes} output classes (model.num_classes in its "
+                           f"spec), and the test set under --data-root has {len(classes)}: it was not trained on "
+                           "that data set")  # fmt: skip
     total, limit = len(y), spec.data.limit_test
     scored = facts["fingerprint"]  # of the whole file, hashed once: the images scored unless limited
     if limit and limit < total:  # the run scored the first `limit` test images (data stage): so does this

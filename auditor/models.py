@@ -61,6 +61,13 @@ ShortcutKind = Literal["projection", "zeropad", "none"]
 NORMS: tuple[str, ...] = ("batch", "group", "none")
 MAX_GROUPS = 32  # GroupNorm default group count (Wu & He 2018)
 
+# What `_init_weights` draws, for the sheet (tests/test_models.py checks the drawn weights against
+# it). Norm layers and conv biases exist by `model.norm`: `ModelInfo.for_norm` keeps the right one.
+_INIT_NORM_LAYERS = "norm layers weight 1, bias 0"
+_INIT_CONV_BIASES = "conv biases 0"
+INIT_SCHEME = (f"convolutions Kaiming normal (fan_out, ReLU gain: std sqrt(2 / fan_out)); {_INIT_NORM_LAYERS}; "
+               "linear head normal with std 1 / sqrt(in_features), bias 0")  # fmt: skip
+
 ModelFactory = Callable[..., nn.Module]
 _F = TypeVar("_F", bound=ModelFactory)
 
@@ -93,13 +100,16 @@ class ModelInfo:
     stage_widths: tuple[int, ...]
     blocks_per_stage: tuple[int, ...]
     shortcut: str
+    init: str = "not described (the model's ModelInfo gives no init)"  # how its factory draws the parameters
 
     def for_norm(self, norm: str) -> ModelInfo:
         """This description for a model built with `norm` (`model.norm`): without norm layers a
-        projection shortcut is a 1x1 conv with a bias (`_conv`), and the text says so."""
+        projection shortcut is a 1x1 conv with a bias (`_conv`), whose bias starts at 0, and the
+        text says so."""
         if norm != "none":
             return self
-        return replace(self, shortcut=self.shortcut.replace("1x1 conv + norm", "1x1 conv with bias, no norm"))
+        return replace(self, shortcut=self.shortcut.replace("1x1 conv + norm", "1x1 conv with bias, no norm"),
+                       init=self.init.replace(_INIT_NORM_LAYERS, _INIT_CONV_BIASES))
 
 
 _REGISTRY: dict[str, ModelFactory] = {}
@@ -452,6 +462,7 @@ def _imagenet_info(name: str, block: Literal["basic", "bottleneck"], depth: int,
         stage_widths=_IMAGENET_WIDTHS,
         blocks_per_stage=blocks,
         shortcut="projection (1x1 conv + norm) when shape changes, else identity",
+        init=INIT_SCHEME,
     )
 
 
@@ -485,6 +496,7 @@ def _cifar_info(name: str, depth: int, residual: bool) -> ModelInfo:
             "option A (stride-2 subsample + zero-pad channels) when shape changes, "
             "else identity" if residual else "none"
         ),
+        init=INIT_SCHEME,
     )
 
 

@@ -687,6 +687,7 @@ def _architecture(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "family_note": _family_note(m),
         "norm_text": _norm_text(m),
+        "init_text": m.get("init", "not recorded (a record from before auditor recorded it)"),
         "stem_rows": rows,
         "stage_widths": widths,
     }
@@ -719,8 +720,8 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         "gamma_text": num(s["gamma"]) if name == "multistep" else f"{num(s['gamma'])} ({unused})",
         "eta_min_text": num(s["eta_min"]) if name == "cosine" else f"{num(s['eta_min'])} ({unused})",
         "early_stopping_text": "off" if es is None else (
-            f"patience {count(es['patience'], 'epoch')} without improvement of the selection accuracy, "
-            f"counted once it reaches {pct(es['floor'])}"
+            f"patience {count(es['patience'], 'epoch')} without improvement of the selection accuracy, counted "
+            + (f"once it reaches {_exact_pct(es['floor'])}" if es["floor"] else "from the first epoch that can be selected")
         ),
         "max_steps_text": "none" if t["max_steps"] is None else f"{t['max_steps']:,} steps",
         "steps_per_epoch_text": steps_per_epoch_text(
@@ -772,6 +773,7 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
     return {
         "root_text": code(d["root"]) if d["root"] is not None else "n/a (generated in memory)",
         "provenance_text": provenance,
+        "download_text": _download_text(d, ds["download"]),
         "file_rows": [
             [name, code(status) if status == "ok" else f"**{status}**"]
             for name, status in sorted(d["files"].items())
@@ -781,8 +783,41 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "augment_text": "; ".join(parts) if parts else "none",
         "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
         "scored_fingerprint": _scored_fingerprint(d),
+        "split_fingerprint": code(d["split_fingerprint"]) if d.get("split_fingerprint") else "not recorded",
+        "class_count_rows": _class_count_rows(d),
         **_test_copies(d),
     }  # fmt: skip
+
+
+def _class_count_rows(d: dict[str, Any]) -> list[list[str]]:
+    """Class, and its images in train / val / test, where the record holds the counts (runs since
+    they were recorded)."""
+    counts = d.get("class_counts")
+    if not counts:
+        return []
+    by_split = [counts[split] for split in ("train", "val", "test")]
+    return [[cell(name), *(f"{c[i]:,}" for c in by_split)] for i, name in enumerate(d["classes"])]
+
+
+def _exact_pct(fraction: float) -> str:
+    """`pct`, with the exact fraction beside it where the percentage rounds it (1e-05: 0.00%)."""
+    shown = pct(fraction)
+    return shown if float(shown.rstrip("%")) / 100 == fraction else f"{shown} (exactly {exact(fraction)})"
+
+
+def _download_text(d: dict[str, Any], asked: bool) -> str:
+    """`data.download`, and whether the process that wrote the record downloaded the files."""
+    if d["official"] is None:
+        return "n/a (generated in memory)"
+    if not asked:
+        return "off: the files were read where they were"
+    fetched = d.get("downloaded")
+    if fetched is None:  # a record from before it was recorded
+        return "on (whether the files were downloaded is not recorded)"
+    if fetched:
+        return ("on: the process that wrote this record fetched CIFAR-10 with torchvision (it downloads the archive, "
+                "or takes one with the right MD5 already in data.root) and extracted it before reading the files")
+    return "on: the files were already there when the process that wrote this record read them, so it fetched nothing"
 
 
 def _scored_fingerprint(d: dict[str, Any]) -> str:
@@ -1408,7 +1443,36 @@ def _checkpoints(audit: dict[str, Any]) -> dict[str, Any]:
     ]
     content_rows = [[name, code_list(c["contents"])] for name, c in ck.items()]
     same = "last" in ck and "best" in ck and ck["last"]["sha256"] == ck["best"]["sha256"]
-    return {"ckpt_rows": rows, "ckpt_content_rows": content_rows, "ckpt_identical": same}
+    steps = audit.get("step_checkpoints") or []  # older records: not recorded
+    spe = audit["training"].get("steps_per_epoch")
+    rows += [["step", code(c["path"]), bytes_mb(c["bytes"]),
+              code(c["sha256"]) if c["sha256"] else f"**not intact**: {c.get('problem') or 'no digest recorded'}",
+              _epochs_done(c["global_step"], spe), f"{c['global_step']:,}"] for c in steps]  # fmt: skip
+    return {"ckpt_rows": rows, "ckpt_content_rows": content_rows, "ckpt_identical": same,
+            "step_ckpt_note": _step_checkpoint_note(len(steps), "last" in ck)}
+
+
+def _step_checkpoint_note(n: int, last: bool) -> str:
+    """What the `step` rows are, and what uses them: `--resume` of a finished run starts from `last`
+    and takes the newest intact step checkpoint only where `last` is damaged; without `last` (no
+    epoch ended with finite losses) it refuses the run (runner._nothing_to_resume)."""
+    if not n:
+        return ""
+    which = "`step` row is the mid-epoch checkpoint" if n == 1 else f"{n} `step` rows are the mid-epoch checkpoints"
+    use = ("`--resume` of this finished run starts from `last`, and from the newest intact one of them only where "
+           "`last` is damaged" if last else
+           "with no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again")
+    return (f"The {which} (`train.checkpoint_every_steps`) left in the folder when the run ended (older ones are "
+            f"removed as newer ones land). {use[0].upper()}{use[1:]}. The measure stage does not load them, and "
+            "their contents (a `last` checkpoint's keys) are not listed.")
+
+
+def _epochs_done(step: int, steps_per_epoch: int | None) -> str:
+    """Whole epochs done at a global step, and the steps into the next: `2 (+5 steps)`."""
+    if not steps_per_epoch:
+        return "n/a"
+    done, into = divmod(step, steps_per_epoch)
+    return str(done) + (f" (+{count(into, 'step')})" if into else "")
 
 
 def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from auditor.audit import (
     MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
     SCHEMA_VERSION,
-    STEP_NAME,
     RunPaths,
     has_checkpoint,
     latency_warnings,
@@ -44,6 +43,7 @@ from auditor.audit import (
     not_a_number,
     run_paths,
     step_checkpoints,
+    step_of,
     write_csv,
     write_json,
 )
@@ -212,7 +212,7 @@ def _nothing_to_resume(paths: RunPaths) -> str:
     checkpoints without the last.pt a finished run resumes from, or a finished run without checkpoints."""
     steps = step_checkpoints(paths.checkpoints) if paths.checkpoints.is_dir() else []
     if steps:
-        newest = max(steps, key=lambda p: int(STEP_NAME.match(p.name)[1])).name  # type: ignore[index]
+        newest = max(steps, key=step_of).name  # type: ignore[arg-type,type-var]  # step checkpoints: never None
         return (f"--resume: {paths.last_checkpoint} is missing, the checkpoint a finished run resumes from; the step "
                 f"checkpoints beside it ({count(len(steps), 'file')}, the newest {newest}) are not resumed from: "
                 "run without --resume to train it again")  # fmt: skip
@@ -944,6 +944,19 @@ def _checkpoint_facts(ckpt_dir: Path, rel: Path, loaded: dict[str, dict[str, Any
     return facts
 
 
+def _step_checkpoint_facts(ckpt_dir: Path, rel: Path) -> list[dict[str, Any]]:
+    """Path, size, verified digest and global step of each mid-epoch checkpoint kept (`step-<step>.pt`),
+    by step, read off the folder and the names (not loaded: the measure stage never loads them); one
+    that does not match its digest file has `sha256` null and says why in `problem`."""
+    facts = []
+    for p in sorted(step_checkpoints(ckpt_dir), key=step_of):  # type: ignore[arg-type,return-value]
+        problem = checkpoint.verify(p)
+        facts.append({"path": str(rel / p.name), "bytes": p.stat().st_size, "global_step": step_of(p),
+                      "sha256": None if problem else checkpoint.recorded_digest(p),
+                      **({"problem": problem} if problem else {})})  # fmt: skip
+    return facts
+
+
 def _metrics(result: TrainResult, measured: dict[str, Any], official: bool | None) -> dict[str, Any]:
     """The metrics criteria judge: copies of figures in the record, never recomputed, derived by
     the function `check` uses to find a record whose metrics were edited (`verify` adds
@@ -1038,7 +1051,8 @@ def assemble(
             spec, det, env.device, (result.trained_on or {}).get("torch_threads"),
             [setting.get("torch_threads") or setting.get("device") for setting in result.trained_at])},
         "environment": asdict(env),
-        "data": {**asdict(data.provenance), "sizes": data.sizes(), "classes": list(data.classes)},
+        "data": {**asdict(data.provenance), "sizes": data.sizes(), "class_counts": data.class_counts(),
+                 "classes": list(data.classes)},
         "model": {**asdict(model_info(spec.model.name).for_norm(spec.model.norm)), "norm": spec.model.norm,
                   "num_classes": spec.model.num_classes,
                   **({"norm_groups": norm_groups(spec.model.name, spec.model.num_classes)}
@@ -1046,6 +1060,7 @@ def assemble(
         "training": {**train, "epochs_planned": spec.train.epochs},
         "measurements": measured,
         "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt, final),
+        "step_checkpoints": _step_checkpoint_facts(paths.ckpt_staging, rel_ckpt),
         "metrics": metrics,
         "metric_notes": notes,  # why a metric is null; `check` reuses these
         "criteria": [asdict(c) for c in criteria],

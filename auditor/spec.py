@@ -16,6 +16,7 @@ import math
 import operator
 import os
 import re
+import shlex
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from pydantic import (
 
 from auditor.errors import InvalidInput
 from auditor.fileio import home_expanded
-from auditor.words import count, exact
+from auditor.words import count, exact, path_arg
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
 # and the widely copied (wrong) std that is accepted but flagged.
@@ -840,12 +841,27 @@ def resolve_spec_path(arg: str) -> Path:
     return given_or_shipped(arg, resource_dir("specs"), (("specs",),), "spec")
 
 
+def shipped_stand_in(arg: str) -> Path | None:
+    """The shipped spec that `arg` was read as (`smoke` -> .../specs/smoke.yaml), or None where `arg`
+    names the file read (which may be a shipped one, given by its path) or cannot be read."""
+    try:
+        found, stood_in = locate(arg, resource_dir("specs"), (("specs",),), "spec")
+    except InvalidInput:
+        return None
+    return found if stood_in else None
+
+
 def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> Path:
-    """The `what` file `arg` names, or else a shipped one under `shipped` by name (`x`, `x.yaml`,
-    either after one of `prefixes`, where this repository keeps them); a path (`names_a_path`)
-    is only ever the file it names. Only a path where nothing is at all may mean a shipped file
-    (or a bare name where a folder is, an earlier run's `--out smoke`): a link to nothing, a FIFO,
-    or a folder at a name written as a file is refused (InvalidInput), never replaced."""
+    """The `what` file `arg` names, or else a shipped one under `shipped` by name (`locate`)."""
+    return locate(arg, shipped, prefixes, what)[0]
+
+
+def locate(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> tuple[Path, bool]:
+    """(the `what` file `arg` names, False), or else (a shipped one under `shipped` by name, True):
+    `x`, `x.yaml`, either after one of `prefixes`, where this repository keeps them. A path
+    (`names_a_path`) is only ever the file it names. Only a path where nothing is at all may mean a
+    shipped file (or a bare name where a folder is, an earlier run's `--out smoke`): a link to
+    nothing, a FIFO, or a folder at a name written as a file is refused (InvalidInput), never replaced."""
     if not arg:  # Path("") is the current folder: an unset variable, not a path
         article = "an" if what[0] in "aeiou" else "a"
         raise InvalidInput(f"the {what} path is empty: give {article} {what} file, or the name of a shipped one")
@@ -855,10 +871,10 @@ def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], .
         raise InvalidInput(f"{exc}; no {what} there") from None
     found = what_stands_at(p)
     if found == (p, REGULAR_FILE):
-        return p
+        return p, False
     stand_in = None if names_a_path(arg) else _shipped_file(p, shipped, prefixes)
     if stand_in is not None and (found is None or bare_name_of_a_folder(arg, p)):
-        return stand_in
+        return stand_in, True
     if found is None:
         shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name)"
         raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
@@ -952,7 +968,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise InvalidInput(f"--set {item!r}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
                            "give it in UTF-8")  # fmt: skip
     if len(path) > MAX_YAML_DEPTH:
-        raise InvalidInput(f"--set {_short(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
+        raise InvalidInput(f"--set {short_value(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
                            f"and no deeper than {MAX_YAML_DEPTH}")  # fmt: skip
     return path, override_value(raw, item, criterion=path[0] == "criteria")
 
@@ -1076,11 +1092,17 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
 
 
 def quote_hint(exc: yaml.YAMLError, text: str) -> str:
-    """A hint to quote criteria when the line YAML stopped at holds an unquoted `>= 0.9`."""
+    """A hint to quote criteria when the line YAML stopped at holds an unquoted `>= 0.9`, or to
+    quote a value with ": " in it (`description: a: b`), which YAML reads as a second key."""
     mark = getattr(exc, "problem_mark", None)
     lines = text.splitlines()
     line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
-    return ' (quote expressions, e.g. test_acc: ">= 0.85")' if re.search(r":\s*[<>!=]", line) else ""
+    if re.search(r":\s*[<>!=]", line):
+        return ' (quote expressions, e.g. test_acc: ">= 0.85")'
+    if str(getattr(exc, "problem", "")).startswith("mapping values are not allowed"):
+        return (' (an unquoted value holds ": ", which YAML reads as the start of a mapping: quote the value if it '
+                'is text, e.g. description: "Setup: resnet20", or give a nested key a line of its own)')
+    return ""
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:
@@ -1096,7 +1118,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         # A whole section (a cross-field check) is no help as the offending value.
         whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
-        got = "" if e["type"] == "missing" or whole_section else f", got {_short(e.get('input'))}"
+        got = "" if e["type"] == "missing" or whole_section else f", got {short_value(e.get('input'))}"
         if msg.startswith(SUBKEY) and ": " in msg:
             key, msg = msg[len(SUBKEY) :].split(": ", 1)
             loc, got = f"{loc}.{key}" if loc else key, ""  # the message quotes the expression itself
@@ -1167,7 +1189,7 @@ def _inner_text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else value_text(value)
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     """The offending value as the spec's YAML would show it, shortened."""
     text = value_text(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -1208,12 +1230,29 @@ def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
     return []
 
 
+def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
+    """Which of the two YAML files a mapping plainly is, for a message when one is given where the
+    other goes: a spec has a section (train, model, data) and no variants; an ablation file names a
+    base spec and variants, and no section. None: neither plainly (the validator says what is wrong)."""
+    sections = {"train", "model", "data"} & raw.keys()
+    if sections and "variants" not in raw:
+        return "spec"
+    if {"base", "variants"} <= raw.keys() and not sections:
+        return "ablation"
+    return None
+
+
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name)."""
     # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
     parsed = parse_overrides(overrides or [])
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
+    if file_kind(given) == "ablation":  # given where a spec goes
+        quoted = shlex.quote(path_arg(path))
+        raise InvalidInput(f"{path}: an ablation file (it names a base spec and variants), not a spec; list its runs "
+                           f"with `auditor ablate {quoted} --dry-run`, or train them with `auditor ablate {quoted} "
+                           "--out DIR`")  # fmt: skip
     raw = apply_parsed(given, parsed)
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "

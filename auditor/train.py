@@ -548,8 +548,11 @@ def _update_best(loop: _Loop, rec: EpochRecord) -> bool:
 
 
 def _should_stop_early(loop: _Loop) -> bool:
-    es = loop.train.early_stopping
-    return es is not None and (loop.best["metric"] or 0.0) >= es.floor and loop.best["since"] >= es.patience
+    """Patience runs out only after a selectable epoch at or above the floor: until one exists there is
+    no best to improve on, so the epochs before it (their selection loss not a number) do not count.
+    After it, every epoch that does not improve on it counts, a selectable one or not."""
+    es, best = loop.train.early_stopping, loop.best["metric"]
+    return es is not None and best is not None and best >= es.floor and loop.best["since"] >= es.patience
 
 
 def _log_epoch(rec: EpochRecord, split: str, total: int, log: Callable[[str], None]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,49 @@ def test_a_record_with_a_key_twice_or_a_version_that_only_equals_1_is_refused(tm
         (tmp_path / "audit.json").write_text(json.dumps(record).replace('"schema_version": 1', f'"schema_version": {version}'))
         with pytest.raises(InvalidInput, match=f"unsupported audit schema_version {version.title() if version == 'true' else version}"):
             read_audit(tmp_path)
+
+
+STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256": "a" * 64, "global_step": 49}
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    (("data", "downloaded"), "false", "data.downloaded"),  # a string would read as true
+    (("model", "init"), 5, "model.init"),
+    (("data", "split_fingerprint"), ["a"], "data.split_fingerprint"),
+    (("step_checkpoints",), "step-00000049.pt", "step_checkpoints"),
+    (("step_checkpoints",), [STEP, "x"], "step_checkpoints[1]"),
+    (("step_checkpoints",), [STEP | {"global_step": -1}], "step_checkpoints[0]"),
+    (("step_checkpoints",), [STEP | {"global_step": True}], "step_checkpoints[0]"),
+    (("step_checkpoints",), [STEP | {"bytes": 49.5}], "step_checkpoints[0]"),
+    (("step_checkpoints",), [STEP | {"sha256": 7}], "step_checkpoints[0]"),
+    (("data", "class_counts"), {"train": [1] * 10, "val": [1] * 10}, "data.class_counts"),
+    (("data", "class_counts"), {"train": [1] * 9, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
+    (("data", "class_counts"), {"train": ["1"] * 10, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
+])  # fmt: skip
+def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
+    tmp_path: Path, field: tuple[str, ...], value: Any, named: str
+) -> None:
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    node = record
+    for key in field[:-1]:
+        node = node[key]
+    node[field[-1]] = value
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=rf"incomplete audit record: missing or malformed {re.escape(named)}$"):
+        read_audit(tmp_path)
+
+
+def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_left_them(tmp_path: Path) -> None:
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["step_checkpoints"] = [STEP, STEP | {"sha256": None, "problem": "no digest file (write was interrupted)"}]
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert read_audit(tmp_path)["step_checkpoints"][1]["sha256"] is None
+    del record["step_checkpoints"]  # as a record from before these fields were recorded
+    for key in ("downloaded", "split_fingerprint", "class_counts"):
+        del record["data"][key]
+    del record["model"]["init"]
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert "init" not in read_audit(tmp_path)["model"]
 
 
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -70,6 +71,25 @@ def test_split_is_seeded_disjoint_and_sized() -> None:
     assert torch.equal(a.val_x, b.val_x) and not torch.equal(a.val_x, c.val_x)
     tr, va = D.split_train_val(4068, 500, seed=1)
     assert not set(tr) & set(va) and len(set(tr) | set(va)) == 4068
+
+
+def test_the_split_fingerprint_and_class_counts_record_the_split_as_drawn() -> None:
+    spec = DataSpec(dataset="synthetic", val_split=300)
+    a, b, c = D.load_data(spec, 1), D.load_data(spec, 1), D.load_data(spec, 2)
+    tr, va = D.split_train_val(a.provenance.n_train_files, 300, 1)
+    sizes = np.array([len(tr), len(va)], dtype="<i8")
+    assert a.provenance.split_fingerprint == hashlib.sha256(sizes.tobytes() + tr.astype("<i8").tobytes()
+                                                            + va.astype("<i8").tobytes()).hexdigest()  # as documented
+    assert a.provenance.split_fingerprint == b.provenance.split_fingerprint != c.provenance.split_fingerprint
+    assert a.provenance.fingerprint == c.provenance.fingerprint  # the same images, split otherwise
+    # the boundary between the lists counts: one image moved from train to val is another split
+    assert D.split_fingerprint(tr[:-1], np.append(va, tr[-1])) != a.provenance.split_fingerprint
+    limited = D.load_data(DataSpec(dataset="synthetic", val_split=300, limit_train=100), 1)
+    assert limited.provenance.split_fingerprint == D.split_fingerprint(tr[:100], va)
+    for bundle in (a, limited):
+        counts = bundle.class_counts()
+        assert {k: sum(v) for k, v in counts.items()} == bundle.sizes()
+        assert counts["val"] == [int((bundle.val_y == k).sum()) for k in range(len(bundle.classes))]
 
 
 @requires_subset
@@ -503,6 +523,7 @@ def test_download_success_path_reads_what_the_downloader_wrote(tmp_path: Path, m
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", fake_download)
     b = D.load_data(DataSpec(root=str(tmp_path / "dl"), download=True, val_split=0), 0)
     assert b.sizes()["test"] == 20
+    assert b.provenance.downloaded is True  # the sheet says this run downloaded them
 
 
 def test_download_not_attempted_when_data_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -512,7 +533,10 @@ def test_download_not_attempted_when_data_present(tmp_path: Path, monkeypatch: p
         raise AssertionError("downloader called although the data is present")
 
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "__init__", boom)
-    D.load_data(DataSpec(root=str(fake_cifar_root(tmp_path)), download=True, val_split=0), 0)
+    root = fake_cifar_root(tmp_path)
+    assert D.load_data(DataSpec(root=str(root), download=True, val_split=0), 0).provenance.downloaded is False
+    assert D.load_data(DataSpec(root=str(root), val_split=0), 0).provenance.downloaded is False
+    assert D.load_data(DataSpec(dataset="synthetic", val_split=0), 0).provenance.downloaded is None
 
 
 def test_a_loop_of_links_as_the_data_root_is_bad_input_not_a_crash(tmp_path: Path) -> None:

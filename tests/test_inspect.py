@@ -334,6 +334,16 @@ def test_an_accuracy_from_non_finite_outputs_of_finite_weights_is_warned_about(t
     assert math.isfinite(intact["test_loss"]) and not any("non-numbers" in w for w in intact["warnings"])
 
 
+def test_a_checkpoint_with_another_class_count_is_refused_naming_the_checkpoint(tmp_path: Path, spec: Spec) -> None:
+    """It had been blamed on --data-root ('10 classes there, the model has 100')."""
+    wide = spec.model_copy(update={"model": spec.model.model_copy(update={"num_classes": 100})})
+    path = save_checkpoint(tmp_path / "best.pt", wide)
+    with pytest.raises(InvalidInput, match=re.escape(
+            f"{path}: its model has 100 output classes (model.num_classes in its spec), and the test set under "
+            "--data-root has 10: it was not trained on that data set")):  # fmt: skip
+        auditor_inspect.evaluate_checkpoint(path, str(fake_cifar_root(tmp_path / "data")), "cpu")
+
+
 @pytest.mark.parametrize(("iters", "ok"), [(None, True), (7, True), (0, False), (-1, False), (2**63, False)])
 def test_iters_is_validated_as_the_spec_field(spec: Spec, iters: int | None, ok: bool) -> None:
     if ok:
@@ -423,6 +433,11 @@ def test_the_reports_say_how_far_the_weights_had_trained(tmp_path: Path, spec: S
     path = save_checkpoint(tmp_path / "best.pt", spec, {"global_step": 12})
     assert auditor_inspect.model_from_checkpoint(path).global_step == 12
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["global_step"] == 12
+    assert not any("global_step" in w for w in auditor_inspect.model_from_checkpoint(path).warnings)
+    for edited, shown in [(-3, "-3"), ("12", "'12'"), (True, "true"), (1.5, "1.5"), ("x" * 99, repr("x" * 99)[:77] + "...")]:
+        loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "edited.pt", spec, {"global_step": edited}))
+        assert loaded.global_step is None  # shown as null, and said why
+        assert f"the global_step recorded with it ({shown}) is not a count of steps: ignored" in loaded.warnings
 
 
 def test_the_thread_note_of_measure_speaks_of_what_it_times(monkeypatch: pytest.MonkeyPatch) -> None:

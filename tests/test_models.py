@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +195,40 @@ def test_recorded_group_counts_are_those_of_the_built_net(name: str) -> None:
     recorded = norm_groups(name)
     assert recorded == built and list(recorded) == sorted(built, key=int)  # by channel count
     assert torch.equal(torch.random.get_rng_state(), before)  # read without drawing from training's RNG
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+@pytest.mark.parametrize("name", list_models())
+def test_the_recorded_init_scheme_is_what_the_net_draws(name: str, norm: str) -> None:
+    """The sheet's Initialisation row is `model_info(...).for_norm(norm).init`: check the weights drawn
+    against it, pooled over each kind of layer (a single small conv is too few draws to test)."""
+    torch.manual_seed(0)
+    model = create_model(name, norm=norm)
+    text = model_info(name).for_norm(norm).init
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+    # Each weight over the std the text gives it: pooled, a standard normal sample.
+    fan_out = [c.out_channels * c.kernel_size[0] * c.kernel_size[1] for c in convs]
+    scaled = torch.cat([c.weight.detach().flatten() / math.sqrt(2 / f) for c, f in zip(convs, fan_out, strict=True)])
+    assert "Kaiming normal (fan_out, ReLU gain: std sqrt(2 / fan_out))" in text
+    assert abs(scaled.std().item() - 1) < 0.02 and abs(scaled.mean().item()) < 0.02
+    head = torch.cat([h.weight.detach().flatten() * math.sqrt(h.in_features) for h in heads])
+    assert "linear head normal with std 1 / sqrt(in_features), bias 0" in text and len(heads) == 1
+    assert abs(head.std().item() - 1) < 0.15 and all(not h.bias.any() for h in heads)  # 10 x (64 .. 2048) draws
+    if norm == "none":
+        assert not norms and "norm layers" not in text and "conv biases 0" in text
+        assert all(c.bias is not None and not c.bias.any() for c in convs)
+    else:
+        assert norms and "norm layers weight 1, bias 0" in text and all(c.bias is None for c in convs)
+        assert all(bool((n.weight == 1).all() and not n.bias.any()) for n in norms)
+
+
+def test_a_model_info_that_gives_no_init_does_not_claim_ours() -> None:
+    """A model of one's own need not call `_init_weights`: its sheet must not say it did."""
+    info = ModelInfo(name="mine", family="plain-cifar", block="basic", depth=8, stem="s", stage_widths=(16,),
+                     blocks_per_stage=(1,), shortcut="none")  # fmt: skip
+    assert info.init == info.for_norm("none").init == "not described (the model's ModelInfo gives no init)"
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -642,6 +642,62 @@ def test_the_normalisation_row_gives_group_norm_s_group_counts_where_recorded() 
     assert "| Normalisation | group |" in text_of(rehash(audit))
 
 
+def test_the_download_row_says_whether_the_run_downloaded_the_data() -> None:
+    audit = golden_audit()  # synthetic
+    assert "| Download if absent (`data.download`) | n/a (generated in memory) |" in text_of(audit)
+    audit["spec"]["data"] |= {"dataset": "cifar10", "val_split": 10}
+    audit["data"] |= {"dataset": "cifar10", "root": "/d/cifar-10-batches-py", "official": True, "note": "all files match",
+                      "downloaded": False}  # fmt: skip
+    row = "| Download if absent (`data.download`) | "
+    assert f"{row}off: the files were read where they were |" in text_of(rehash(audit))
+    audit["spec"]["data"]["download"] = True
+    assert f"{row}on: the files were already there when the process that wrote this record read them, so it fetched " \
+           "nothing |" in text_of(rehash(audit))
+    audit["data"]["downloaded"] = True
+    assert f"{row}on: the process that wrote this record fetched CIFAR-10 with torchvision" in text_of(rehash(audit))
+    del audit["data"]["downloaded"]  # a record from before it was recorded
+    assert f"{row}on (whether the files were downloaded is not recorded) |" in text_of(rehash(audit))
+
+
+def test_the_early_stopping_row_says_when_patience_starts_counting() -> None:
+    audit = golden_audit()
+    assert "| Early stopping | off |" in text_of(audit)
+    audit["spec"]["train"]["early_stopping"] = {"floor": 0.0, "patience": 3}
+    assert ("| Early stopping | patience 3 epochs without improvement of the selection accuracy, counted from the "
+            "first epoch that can be selected |") in text_of(rehash(audit))  # it had read "once it reaches 0.00%"
+    audit["spec"]["train"]["early_stopping"]["floor"] = 0.5
+    assert "selection accuracy, counted once it reaches 50.00% |" in text_of(rehash(audit))
+    audit["spec"]["train"]["early_stopping"]["floor"] = 1e-5
+    assert "selection accuracy, counted once it reaches 0.00% (exactly 1e-05) |" in text_of(rehash(audit))
+
+
+def test_step_checkpoints_are_rows_of_the_checkpoint_table_where_recorded() -> None:
+    audit = golden_audit()
+    assert "| step |" not in text_of(audit) and "mid-epoch" not in text_of(audit)
+    audit["step_checkpoints"] = [{"path": "checkpoints/smoke/step-00000023.pt", "bytes": 1_000_000, "sha256": "c" * 64,
+                                  "global_step": 23}]  # fmt: skip
+    text = text_of(audit)  # 19 steps an epoch
+    assert f"| step | `checkpoints/smoke/step-00000023.pt` | 1.00 MB (1,000,000 bytes) | `{'c' * 64}` | 1 (+4 steps) | 23 |" in text
+    assert "The `step` row is the mid-epoch checkpoint (`train.checkpoint_every_steps`) left in the folder" in text
+    assert "`--resume` of this finished run starts from `last`, and from the newest intact one of them only where " \
+           "`last` is damaged" in text
+    audit["step_checkpoints"][0] |= {"sha256": None, "problem": "no digest file (write was interrupted)"}
+    assert "| **not intact**: no digest file (write was interrupted) | 1 (+4 steps) | 23 |" in text_of(audit)
+    audit["checkpoints"] = {}  # diverged in its first epoch: no epoch-end checkpoint
+    text = text_of(audit)
+    assert "With no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again" in text
+    assert "Contents (top-level keys)" not in text
+    del audit["step_checkpoints"]  # a record from before they were recorded
+    assert "| step |" not in text_of(audit)
+
+
+def test_the_initialisation_row_is_the_recorded_scheme() -> None:
+    audit = golden_audit()
+    assert f"| Initialisation | {audit['model']['init']} |" in text_of(audit)
+    del audit["model"]["init"]  # a record from before it was recorded
+    assert "| Initialisation | not recorded (a record from before auditor recorded it) |" in text_of(audit)
+
+
 def test_a_constant_schedule_row_says_what_the_lr_was() -> None:
     """It had read 'constant: constant (lr updated every step)'."""
     audit = golden_audit()

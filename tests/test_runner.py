@@ -26,6 +26,7 @@ from auditor import inspect as auditor_inspect
 from auditor.audit import RunPaths, has_checkpoint, run_paths
 from auditor.errors import InvalidInput, SpecFieldError, Terminated
 from auditor.fileio import lock_file
+from auditor.models import model_info
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
 from auditor.spec import Spec, load_spec, resolved_dict, spec_hash
 
@@ -462,6 +463,43 @@ def test_a_group_norm_run_records_its_group_counts_and_the_sheet_gives_them(tmp_
     assert audit["model"]["norm_groups"] == {"16": 16, "32": 32, "64": 32}  # resnet8 (smoke): widths 16, 32, 64
     sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
     assert "| Normalisation | group (GroupNorm: 16 groups at 16 channels; 32 groups at 32, 64 channels) |" in sheet
+
+
+def test_a_step_checkpoint_that_is_not_intact_is_recorded_without_a_digest_and_says_why(tmp_path: Path) -> None:
+    """Its sidecar's digest had been recorded as the file's (or, with no sidecar, the run had failed
+    at its last stage on every retry)."""
+    digests = {step: checkpoint.save(tmp_path / f"step-{step:08d}.pt", {"global_step": step}) for step in (4, 8, 12)}
+    checkpoint.digest_path(tmp_path / "step-00000004.pt").unlink()
+    with (tmp_path / "step-00000008.pt").open("ab") as f:
+        f.write(b"x")
+    (tmp_path / "step-backup.pt").write_bytes(b"the user's own: not a step checkpoint")
+    facts = runner._step_checkpoint_facts(tmp_path, Path("checkpoints/smoke"))
+    assert [(c["path"], c["global_step"], c["sha256"]) for c in facts] == [
+        ("checkpoints/smoke/step-00000004.pt", 4, None), ("checkpoints/smoke/step-00000008.pt", 8, None),
+        ("checkpoints/smoke/step-00000012.pt", 12, digests[12])]  # fmt: skip
+    assert facts[0]["problem"] == "no digest file (write was interrupted)"
+    assert facts[1]["problem"].startswith("sha256 mismatch") and "problem" not in facts[2]
+    assert [c["bytes"] for c in facts] == [(tmp_path / Path(c["path"]).name).stat().st_size for c in facts]
+
+
+def test_a_run_records_its_init_for_its_norm_and_its_step_checkpoints_and_the_sheet_gives_them(tmp_path: Path) -> None:
+    # 500 training images at batch 64: 8 steps; step checkpoints at 3 and 6 (none at an epoch's end)
+    spec = load_spec("smoke", [*TINY_SETS, "model.norm=none", "train.epochs=1", "train.checkpoint_every_steps=3"])
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    audit = json.loads((tmp_path / "reports/smoke/audit.json").read_text())
+    assert audit["model"]["init"] == model_info("resnet8").for_norm("none").init != model_info("resnet8").init
+    assert "conv biases 0" in audit["model"]["init"]  # no norm layers: the convs carry the biases
+    sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
+    assert f"| Initialisation | {audit['model']['init']} |" in sheet
+    folder = tmp_path / "checkpoints/smoke"
+    assert [c["global_step"] for c in audit["step_checkpoints"]] == [3, 6]
+    for c in audit["step_checkpoints"]:
+        on_disk = tmp_path / c["path"]
+        assert on_disk.parent == folder and on_disk.stat().st_size == c["bytes"]
+        assert checkpoint.verify(on_disk) is None and checkpoint.recorded_digest(on_disk) == c["sha256"]
+        assert f"| step | `{c['path']}` | " in sheet
+    assert "| step | `checkpoints/smoke/step-00000003.pt` |" in sheet and "| 0 (+3 steps) | 3 |" in sheet
+    assert "The 2 `step` rows are the mid-epoch checkpoints (`train.checkpoint_every_steps`)" in sheet
 
 
 def test_a_rerun_says_it_will_replace_the_earlier_run(tmp_path: Path) -> None:

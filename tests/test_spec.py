@@ -223,6 +223,9 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("description: 2024-13-45\n", "s.yaml: not valid YAML: 2024-13-45 reads as a date but is none (month must be in 1..12); quote it if it is text (line 1, column 14)"),
      ("name: x\n---\nname: y\n", "s.yaml: not valid YAML: expected a single document in the stream, but found another document (line 2, column 1)"),
      ("name: x\ncriteria:\n  test_acc: >= 0.9\n", 's.yaml: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
+     ("name: x\ndescription: Setup: resnet20\n", ('s.yaml: not valid YAML (an unquoted value holds ": ", which YAML reads '
+      'as the start of a mapping: quote the value if it is text, e.g. description: "Setup: resnet20", or give a nested '
+      "key a line of its own): mapping values are not allowed here (line 2, column 19)")),
      ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
      ("name: x\ntrain:\n  1: 2\n", "s.yaml: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
      ("name: x\0\n", "s.yaml: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
@@ -262,6 +265,48 @@ def test_a_spec_named_by_path_never_falls_back_to_the_shipped_one(tmp_path: Path
     monkeypatch.setenv("HOME", str(tmp_path))  # a quoted ~ the shell did not expand
     (tmp_path / "mine.yaml").write_text("name: mine\n")
     assert resolve_spec_path("~/mine.yaml") == tmp_path / "mine.yaml"
+
+
+def test_validate_says_which_shipped_spec_a_name_was_read_as(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A bare name (or specs/x.yaml where no such file is) is read as a shipped spec: validate says
+    which file that was, so that a user who meant a file of their own sees it was not read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    (tmp_path / "smoke").mkdir()  # an earlier run's --out smoke: the name still means the shipped spec
+    assert main(["validate", "smoke", "specs/resnet20_cifar10.yaml", "mine.yaml", str(REPO / "specs/smoke.yaml")]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# ")]
+    assert [h.split(" (")[0] for h in heads] == ["# smoke: valid", "# specs/resnet20_cifar10.yaml: valid",
+                                                  "# mine.yaml: valid", f"# {REPO / 'specs/smoke.yaml'}: valid"]
+    assert heads[0].startswith(f"# smoke: valid (the shipped spec {REPO / 'specs/smoke.yaml'}, sha256 ")
+    assert heads[1].startswith(f"# specs/resnet20_cifar10.yaml: valid (the shipped spec {REPO / 'specs/resnet20_cifar10.yaml'}, ")
+    assert "shipped" not in heads[2] and "shipped" not in heads[3]  # the files named were read
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/resnet20_cifar10.yaml").write_text("name: local\n")
+    assert main(["validate", "specs/resnet20_cifar10.yaml"]) == 0
+    assert "# specs/resnet20_cifar10.yaml: valid (sha256 " in capsys.readouterr().out  # the local file, not the shipped one
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "verify"])
+def test_an_ablation_file_given_as_a_spec_points_to_ablate(command: str, tmp_path: Path) -> None:
+    """It had listed each of its keys as 'unknown key (not in the spec schema)'."""
+    shipped = REPO / "specs/ablations/plain_vs_resnet.yaml"
+    proc = run_cli(command, str(shipped), *(["--out", str(tmp_path / "out")] if command != "validate" else []), timeout=60)
+    assert_clean_error(proc, f"{shipped}: an ablation file (it names a base spec and variants), not a spec; list its "
+                             f"runs with `auditor ablate {shipped} --dry-run`, or train them with `auditor ablate "
+                             f"{shipped} --out DIR`")  # fmt: skip
+    assert "unknown key" not in proc.stderr and not (tmp_path / "out").exists()
+    if command != "validate":
+        return
+    mine = tmp_path / "odd dir" / "mine.yaml"  # a spec that happens to use both words is still a spec
+    mine.parent.mkdir()
+    mine.write_text("name: mine\nbase: x\nvariants: {}\nmodel: {name: resnet8}\n")
+    assert "base: unknown key (not in the spec schema)" in run_cli("validate", str(mine), timeout=60).stderr
+    mine.write_text("name: mine\nbase: x\nvariants: {}\n")
+    assert f"`auditor ablate '{mine}' --dry-run`" in run_cli("validate", str(mine), timeout=60).stderr  # shell-quoted
+    (tmp_path / "-abl.yaml").write_text(shipped.read_text())  # a command given `-abl.yaml` takes it for an option
+    assert "`auditor ablate ./-abl.yaml --dry-run`" in run_cli("validate", "--", "-abl.yaml", cwd=tmp_path, timeout=60).stderr
 
 
 def test_a_spec_path_where_something_unreadable_is_never_the_shipped_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

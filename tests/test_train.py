@@ -239,9 +239,11 @@ def test_compile_switched_off_by_the_environment_is_refused(monkeypatch: pytest.
         check_device_support(tiny_spec("train.compile=default").train, torch.device("cpu"))
     check_device_support(tiny_spec("train.compile=off").train, torch.device("cpu"))  # nothing compiled: fine
     monkeypatch.delenv("TORCHDYNAMO_DISABLE")
-    monkeypatch.setattr(torch._dynamo.config, "disable", True)
-    with pytest.raises(InvalidInput, match=r"but torch\._dynamo\.config\.disable is on \(TORCH_COMPILE_DISABLE=1\)"):
+    # torch's own patch: monkeypatch's undo left the config without the key (later compiles failed)
+    with torch._dynamo.config.patch(disable=True), pytest.raises(
+            InvalidInput, match=r"but torch\._dynamo\.config\.disable is on \(TORCH_COMPILE_DISABLE=1\)"):
         check_device_support(tiny_spec("train.compile=default").train, torch.device("cpu"))
+    assert torch._dynamo.config.disable is False
 
 
 def test_divergence_stops_the_run(tmp_path: Path) -> None:
@@ -286,6 +288,25 @@ def test_an_epoch_whose_selection_loss_is_not_a_number_is_never_selected(
     else:
         assert (result.best_epoch, result.best_metric) == (None, None)
         assert not (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").is_file()
+
+
+def test_early_stopping_counts_from_the_first_epoch_that_can_be_selected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epochs whose selection loss is not a number are no best to improve on: with floor 0 and no
+    epoch selectable yet, patience 1 had stopped the run after its first epoch."""
+    real, calls = train.evaluate, []
+
+    def nan_on_the_first_two_epochs(*a, **k):
+        loss, acc, pred = real(*a, **k)
+        calls.append(1)
+        return (math.nan, 0.9, pred) if len(calls) <= 2 else (loss, acc, pred)
+
+    monkeypatch.setattr(train, "evaluate", nan_on_the_first_two_epochs)
+    spec = tiny_spec("train.epochs=6", "train.optimizer.lr=1e-12", "train.early_stopping={floor: 0.0, patience: 1}")
+    result, _ = train_tiny(spec, tmp_path)
+    # epoch 3 is the first selectable one; lr 1e-12 never improves on it, so patience 1 stops at epoch 4
+    assert (result.status, result.epochs_run, result.best_epoch) == ("early_stopped", 4, 3)
 
 
 def test_selection_split_is_test_without_validation(tmp_path: Path) -> None:
