@@ -39,6 +39,7 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     # Shown on the sheet as recorded (runs since they were recorded; items checked by _malformed_items).
     (("model", "init"), str, False), (("data", "split_fingerprint"), (str, type(None)), False),
     (("data", "class_counts"), dict, False), (("step_checkpoints",), list, False),
+    (("data", "val_in_train"), (int, type(None)), False), (("environment", "memory_limit_bytes"), (int, type(None)), False),
     *((("determinism", flag), bool, False) for flag in (
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
     *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
@@ -476,6 +477,10 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         if not run_dir.exists():
             raise InvalidInput(f"{run_dir}: no such folder") from None
+        if (run_dir / "ablations.json").is_file():  # `auditor ablate` writes it beside ABLATIONS.md
+            raise InvalidInput(f"{run_dir}: an ablation's page folder (ablations.json), not a run's report folder: "
+                               "give one of its runs' report folders (ABLATIONS.md links each run's sheet), or "
+                               "rebuild the page with `auditor ablate FILE --render-only --out DIR`") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
@@ -545,11 +550,13 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
     bad = []
     for i, c in enumerate(audit.get("step_checkpoints") or []):
         if not (isinstance(c, dict) and isinstance(c.get("path"), str) and _count(c.get("bytes"))
-                and _count(c.get("global_step")) and isinstance(c.get("sha256"), (str, type(None)))
+                and _count(c.get("global_step")) and "sha256" in c and isinstance(c["sha256"], (str, type(None)))
                 and isinstance(c.get("problem", ""), str)):  # fmt: skip
             bad.append(f"step_checkpoints[{i}]")
     counts, classes = audit["data"].get("class_counts"), audit["data"].get("classes")
-    if counts is not None and not (isinstance(classes, list) and counts.keys() == {"train", "val", "test"} and all(
+    if not isinstance(classes, list):
+        bad.append("data.classes")
+    elif counts is not None and not (counts.keys() == {"train", "val", "test"} and all(
             isinstance(c, list) and len(c) == len(classes) and all(map(_count, c)) for c in counts.values())):
         bad.append("data.class_counts")
     return bad

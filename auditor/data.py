@@ -53,6 +53,7 @@ class Provenance:
     # scored test images whose pixels equal an image of the train (val) split: exact copies only
     test_in_train: int | None = None
     test_in_val: int | None = None
+    val_in_train: int | None = None  # val images whose pixels equal a train image's: their val accuracy is partly seen
     # data.download fetched the files (torchvision: downloaded the archive, or took a matching one in
     # data.root) and extracted them before they were read; None: synthetic
     downloaded: bool | None = None
@@ -389,7 +390,8 @@ def fingerprint(*arrays: np.ndarray) -> str:
 
 def split_fingerprint(train: np.ndarray, val: np.ndarray) -> str:
     """sha256 of the split as drawn: int64 little-endian [len(train), len(val)], then the train
-    indices, then the val indices (positions in the training files, read in batch order)."""
+    indices, then the val indices, each in ascending order (positions in the training files, read
+    in batch order)."""
     sizes = np.array([len(train), len(val)], dtype="<i8")
     return fingerprint(sizes, train.astype("<i8"), val.astype("<i8"))
 
@@ -445,7 +447,8 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     train_x, val_x, test_x = tx[tr], tx[va], sx[te]  # copies, each made once
     test_keys = image_keys(test_x)
     prov = replace(prov, test_in_train=copies_of(train_x, test_x, test_keys),
-                   test_in_val=copies_of(val_x, test_x, test_keys), split_fingerprint=split_fingerprint(tr, va))  # fmt: skip
+                   test_in_val=copies_of(val_x, test_x, test_keys), val_in_train=copies_of(train_x, val_x),
+                   split_fingerprint=split_fingerprint(tr, va))  # fmt: skip
     t = torch.from_numpy
     return DataBundle(
         train_x=t(train_x), train_y=t(ty[tr]), val_x=t(val_x), val_y=t(ty[va]),

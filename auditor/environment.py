@@ -70,6 +70,8 @@ class Environment:
     auditor_source: str | None = None  # source_digest(): which code ran, beyond the version number
     git_problem: str | None = None  # git's own error where it could not tell the commit
     git_holds_spec: bool | None = None  # the spec file lies in that work tree (None: no tree, or not recorded)
+    # bytes its cgroups let this process use (None: no limit found; older records: the key is absent)
+    memory_limit_bytes: int | None = None
 
 
 # Environment variables that change a run's numbers or its thread count: kernel sets (ATen's,
@@ -160,19 +162,34 @@ def cgroup_cpu_quota(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) 
     one thread per core: the threads then take turns within the quota (CPU affinity, which
     torch does follow, is a different limit).
     """
+    return _smallest_limit(proc_cgroup, root, "cpu", _v2_quota, _v1_quota)
+
+
+def cgroup_memory_limit(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> int | None:
+    """Bytes of memory this process's cgroups let it use: the smallest limit over its cgroup and
+    the ancestors (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`). None where no limit is set
+    or none can be read. A container's limit is not in `psutil.virtual_memory()`, which gives the
+    host's RAM: past it the kernel's OOM killer ends the run."""
+    limit = _smallest_limit(proc_cgroup, root, "memory", _v2_memory, _v1_memory)
+    return None if limit is None else int(limit)
+
+
+def _smallest_limit(proc_cgroup: Path, root: Path, controller: str, v2: Callable[[Path], float | None],
+                    v1: Callable[[Path], float | None]) -> float | None:
+    """The smallest of `controller`'s limits over this process's cgroups (v2 and v1 hierarchies)."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return None
-    quotas = []
+    limits = []
     for line in lines:
         hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         if hierarchy == "0" and not controllers:
-            quotas += _quotas_up(root, path, _v2_quota)
-        elif "cpu" in controllers.split(","):
-            mount = root / controllers if (root / controllers).is_dir() else root / "cpu"
-            quotas += _quotas_up(mount, path, _v1_quota)
-    return min(quotas, default=None)
+            limits += _quotas_up(root, path, v2)
+        elif controller in controllers.split(","):
+            mount = root / controllers if (root / controllers).is_dir() else root / controller
+            limits += _quotas_up(mount, path, v1)
+    return min(limits, default=None)
 
 
 def _quotas_up(mount: Path, path: str, read: Callable[[Path], float | None]) -> list[float]:
@@ -207,6 +224,28 @@ def _v1_quota(folder: Path) -> float | None:
         period = int((folder / "cpu.cfs_period_us").read_text())
         return None if quota < 0 else quota / period
     except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+# cgroup v1 writes "no limit" as the largest page-aligned count (9223372036854771712 with 4 KiB pages).
+_NO_MEMORY_LIMIT = 2**62
+
+
+def _v2_memory(folder: Path) -> float | None:
+    """`memory.max` ("max" or bytes)."""
+    try:
+        text = (folder / "memory.max").read_text().strip()
+        return None if text == "max" else int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_memory(folder: Path) -> float | None:
+    """`memory.limit_in_bytes` (about 2**63: none)."""
+    try:
+        limit = int((folder / "memory.limit_in_bytes").read_text())
+        return None if limit >= _NO_MEMORY_LIMIT else limit
+    except (OSError, ValueError):
         return None
 
 
@@ -415,6 +454,7 @@ def capture(
         cpu_bf16_native=onednn_bf16_usable(cpu_has_native_bf16(cpuinfo)),
         cpu_affinity=usable_cpus(),
         cpu_quota=cgroup_cpu_quota(),
+        memory_limit_bytes=cgroup_memory_limit(),
         git_commit=git.commit,
         git_dirty=git.dirty,
         git_changes=git.changes,

@@ -20,6 +20,7 @@ import math
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -349,6 +350,15 @@ def code(x: Any) -> str:
 def cell(x: Any) -> str:
     """Escape a value for a Markdown table cell (pipes, newlines)."""
     return str(x).replace("\\|", "|").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>~&])")
+
+
+def plain(x: Any) -> str:
+    """Text from the data (class names) shown as written: Markdown's inline marks and HTML
+    escaped, so `**bird**` is not bold and `<b>` no tag (pipes and newlines: `cell`)."""
+    return _MD_INLINE.sub(r"\\\1", str(x))
 
 
 def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], align: str | None = None) -> str:
@@ -784,9 +794,23 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
         "scored_fingerprint": _scored_fingerprint(d),
         "split_fingerprint": code(d["split_fingerprint"]) if d.get("split_fingerprint") else "not recorded",
+        "val_copies_text": _val_copies_text(d),
         "class_count_rows": _class_count_rows(d),
+        "classes_text": listing([plain(c) for c in d["classes"]]),
         **_test_copies(d),
     }  # fmt: skip
+
+
+def _val_copies_text(d: dict[str, Any]) -> str:
+    """The val images found, pixel for pixel, in the train split: the selection accuracy counts them."""
+    n, copies = d["sizes"]["val"], d.get("val_in_train")
+    if not n:
+        return "n/a (no val split)"
+    if copies is None:  # records written before the check
+        return "not checked (recorded before this check)"
+    counted = (f": the selection accuracy counts {'it' if copies == 1 else 'them'}, though the model trained on "
+               f"{'it' if copies == 1 else 'them'}") if copies else ""
+    return f"{copies:,} of {n:,} (exact pixel copies; near-duplicates are not looked for){counted}"
 
 
 def _class_count_rows(d: dict[str, Any]) -> list[list[str]]:
@@ -796,13 +820,14 @@ def _class_count_rows(d: dict[str, Any]) -> list[list[str]]:
     if not counts:
         return []
     by_split = [counts[split] for split in ("train", "val", "test")]
-    return [[cell(name), *(f"{c[i]:,}" for c in by_split)] for i, name in enumerate(d["classes"])]
+    return [[plain(name), *(f"{c[i]:,}" for c in by_split)] for i, name in enumerate(d["classes"])]
 
 
 def _exact_pct(fraction: float) -> str:
     """`pct`, with the exact fraction beside it where the percentage rounds it (1e-05: 0.00%)."""
     shown = pct(fraction)
-    return shown if float(shown.rstrip("%")) / 100 == fraction else f"{shown} (exactly {exact(fraction)})"
+    exactly = Decimal(shown.rstrip("%")).scaleb(-2) == Decimal(repr(fraction))  # in decimal: 0.007 is 0.70%
+    return shown if exactly else f"{shown} (exactly {exact(fraction)})"
 
 
 def _download_text(d: dict[str, Any], asked: bool) -> str:
@@ -817,7 +842,8 @@ def _download_text(d: dict[str, Any], asked: bool) -> str:
     if fetched:
         return ("on: the process that wrote this record fetched CIFAR-10 with torchvision (it downloads the archive, "
                 "or takes one with the right MD5 already in data.root) and extracted it before reading the files")
-    return "on: the files were already there when the process that wrote this record read them, so it fetched nothing"
+    return (f"on: a {Path(d['root']).name} folder was already there when the process that wrote this record read "
+            "the data, so it fetched nothing")
 
 
 def _scored_fingerprint(d: dict[str, Any]) -> str:
@@ -977,7 +1003,19 @@ def _cpus(audit: dict[str, Any]) -> dict[str, Any]:
     written before these were captured say so."""
     env = audit["environment"]
     text = cpus_text(env["cpu_affinity"], env.get("cpu_quota")) if "cpu_affinity" in env else "not recorded"
-    return {"cpus_text": text, "environment_notes": audit["run"].get("environment_notes") or []}
+    return {"cpus_text": text, "ram_text": _ram_text(env), "environment_notes": audit["run"].get("environment_notes") or []}
+
+
+def _ram_text(env: dict[str, Any]) -> str:
+    """The machine's RAM, and the cgroup memory limit where the record says (runs since it was recorded)."""
+    ram = f"{num(env['ram_gb'])} GiB"
+    if "memory_limit_bytes" not in env:
+        return ram
+    limit = env["memory_limit_bytes"]
+    if limit is None:
+        return f"{ram}; no cgroup memory limit found"
+    return (f"{ram}; this process's cgroup memory limit: {num(round(limit / 2**30, 1))} GiB ({limit:,} bytes), past "
+            "which the kernel's OOM killer ends the run")
 
 
 def host_memory_text(audit: dict[str, Any]) -> str:
@@ -1164,11 +1202,11 @@ def _per_class(test: dict[str, Any] | None) -> dict[str, Any]:
         return {"per_class_rows": [], "confusion_headers": [], "confusion_rows": [], "confusion_align": "l"}
     classes = list(test["per_class"])
     per_class = [
-        [c, pct(test["per_class"][c]), f"{test['confusion'][i][i]:,}", f"{sum(test['confusion'][i]):,}"]
+        [plain(c), pct(test["per_class"][c]), f"{test['confusion'][i][i]:,}", f"{sum(test['confusion'][i]):,}"]
         for i, c in enumerate(classes)
     ]
-    confusion = [[c, *[f"{n:,}" for n in test["confusion"][i]]] for i, c in enumerate(classes)]
-    headers = ["true \\ predicted", *classes]
+    confusion = [[plain(c), *[f"{n:,}" for n in test["confusion"][i]]] for i, c in enumerate(classes)]
+    headers = ["true \\ predicted", *map(plain, classes)]
     return {
         "per_class_rows": per_class, "confusion_headers": headers, "confusion_rows": confusion,
         "confusion_align": "l" + "r" * len(classes),
@@ -1449,19 +1487,29 @@ def _checkpoints(audit: dict[str, Any]) -> dict[str, Any]:
               code(c["sha256"]) if c["sha256"] else f"**not intact**: {c.get('problem') or 'no digest recorded'}",
               _epochs_done(c["global_step"], spe), f"{c['global_step']:,}"] for c in steps]  # fmt: skip
     return {"ckpt_rows": rows, "ckpt_content_rows": content_rows, "ckpt_identical": same,
-            "step_ckpt_note": _step_checkpoint_note(len(steps), "last" in ck)}
+            "step_ckpt_note": _step_checkpoint_note(steps, ck.get("last"))}
 
 
-def _step_checkpoint_note(n: int, last: bool) -> str:
-    """What the `step` rows are, and what uses them: `--resume` of a finished run starts from `last`
-    and takes the newest intact step checkpoint only where `last` is damaged; without `last` (no
-    epoch ended with finite losses) it refuses the run (runner._nothing_to_resume)."""
+def _step_checkpoint_note(steps: list[dict[str, Any]], last: dict[str, Any] | None) -> str:
+    """What the `step` rows are, and what uses them: `--resume` continues from the newest intact
+    checkpoint by global step (checkpoint.newest_intact), which is `last` unless the run diverged
+    after a step checkpoint of an epoch that did not end; without `last` (no epoch ended with
+    finite losses) it refuses the run (runner._nothing_to_resume)."""
+    n = len(steps)
     if not n:
         return ""
     which = "`step` row is the mid-epoch checkpoint" if n == 1 else f"{n} `step` rows are the mid-epoch checkpoints"
-    use = ("`--resume` of this finished run starts from `last`, and from the newest intact one of them only where "
-           "`last` is damaged" if last else
-           "with no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again")
+    newer = [c for c in steps if last is not None and c["global_step"] > last["global_step"]]
+    if last is None:
+        use = "with no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again"
+    elif newer:
+        newest = max(newer, key=lambda c: c["global_step"])
+        use = (f"`--resume` of this run continues from the newest intact checkpoint by global step: "
+               f"`{Path(newest['path']).name}` (step {newest['global_step']:,}, after `last`'s "
+               f"{last['global_step']:,}) where it is intact")
+    else:
+        use = ("`--resume` of this finished run starts from `last`, and from the newest intact one of them only where "
+               "`last` is damaged")
     return (f"The {which} (`train.checkpoint_every_steps`) left in the folder when the run ended (older ones are "
             f"removed as newer ones land). {use[0].upper()}{use[1:]}. The measure stage does not load them, and "
             "their contents (a `last` checkpoint's keys) are not listed.")

@@ -950,7 +950,10 @@ def _step_checkpoint_facts(ckpt_dir: Path, rel: Path) -> list[dict[str, Any]]:
     that does not match its digest file has `sha256` null and says why in `problem`."""
     facts = []
     for p in sorted(step_checkpoints(ckpt_dir), key=step_of):  # type: ignore[arg-type,return-value]
-        problem = checkpoint.verify(p)
+        try:
+            problem = checkpoint.verify(p)
+        except OSError as exc:  # a file this process may not read
+            problem = f"unreadable ({exc.strerror or exc})"
         facts.append({"path": str(rel / p.name), "bytes": p.stat().st_size, "global_step": step_of(p),
                       "sha256": None if problem else checkpoint.recorded_digest(p),
                       **({"problem": problem} if problem else {})})  # fmt: skip

@@ -548,9 +548,9 @@ def _update_best(loop: _Loop, rec: EpochRecord) -> bool:
 
 
 def _should_stop_early(loop: _Loop) -> bool:
-    """Patience runs out only after a selectable epoch at or above the floor: until one exists there is
-    no best to improve on, so the epochs before it (their selection loss not a number) do not count.
-    After it, every epoch that does not improve on it counts, a selectable one or not."""
+    """Patience runs out only once the best selectable epoch is at or above the floor: before any epoch
+    is selectable (their selection loss not a number) there is no best, and nothing counts against
+    patience. After one, every epoch that does not improve on the best counts, selectable or not."""
     es, best = loop.train.early_stopping, loop.best["metric"]
     return es is not None and best is not None and best >= es.floor and loop.best["since"] >= es.patience
 

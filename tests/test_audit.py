@@ -80,6 +80,8 @@ STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256"
     (("step_checkpoints",), [STEP | {"global_step": True}], "step_checkpoints[0]"),
     (("step_checkpoints",), [STEP | {"bytes": 49.5}], "step_checkpoints[0]"),
     (("step_checkpoints",), [STEP | {"sha256": 7}], "step_checkpoints[0]"),
+    (("step_checkpoints",), [{k: v for k, v in STEP.items() if k != "sha256"}], "step_checkpoints[0]"),
+    (("data", "classes"), "pattern0", "data.classes"),
     (("data", "class_counts"), {"train": [1] * 10, "val": [1] * 10}, "data.class_counts"),
     (("data", "class_counts"), {"train": [1] * 9, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
     (("data", "class_counts"), {"train": ["1"] * 10, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
@@ -99,7 +101,7 @@ def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
 
 def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_left_them(tmp_path: Path) -> None:
     record = json.loads((FIXTURES / "audit_golden.json").read_text())
-    record["step_checkpoints"] = [STEP, STEP | {"sha256": None, "problem": "no digest file (write was interrupted)"}]
+    record["step_checkpoints"] = [STEP, STEP | {"sha256": None, "problem": "no digest file (step-00000049.pt.sha256 is missing: its write was cut short, or it was removed)"}]
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert read_audit(tmp_path)["step_checkpoints"][1]["sha256"] is None
     del record["step_checkpoints"]  # as a record from before these fields were recorded
@@ -108,6 +110,15 @@ def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_l
     del record["model"]["init"]
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert "init" not in read_audit(tmp_path)["model"]
+
+
+def test_an_ablation_page_folder_given_for_a_run_s_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "ablations.json").write_text("{}")
+    with pytest.raises(InvalidInput, match=re.escape(
+            f"{tmp_path}: an ablation's page folder (ablations.json), not a run's report folder: give one of its "
+            "runs' report folders (ABLATIONS.md links each run's sheet), or rebuild the page with `auditor ablate "
+            "FILE --render-only --out DIR`")):  # fmt: skip
+        read_audit(tmp_path)
 
 
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:

@@ -563,6 +563,18 @@ def test_copies_of_counts_exact_pixel_copies_only(monkeypatch: pytest.MonkeyPatc
     assert D.copies_of(pool, x) == 3
 
 
+def test_val_images_found_in_the_train_split_are_recorded(tmp_path: Path) -> None:
+    """The selection accuracy counts such images although the model trained on them."""
+    root = fake_cifar_root(tmp_path, n=40)
+    assert D.load_data(DataSpec(root=str(root), val_split=10), 0).provenance.val_in_train == 0
+    batch = pickle.loads((root / D.CIFAR_DIR / "data_batch_1").read_bytes())
+    batch["data"][20:] = batch["data"][:20]  # images 20..39 repeat 0..19
+    (root / D.CIFAR_DIR / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=4))
+    b = D.load_data(DataSpec(root=str(root), val_split=10), 0)
+    assert b.provenance.val_in_train == D.copies_of(b.train_x.numpy(), b.val_x.numpy()) > 0
+    assert D.load_data(DataSpec(root=str(root), val_split=0), 0).provenance.val_in_train == 0
+
+
 def test_test_images_found_in_the_train_or_val_split_are_recorded(tmp_path: Path) -> None:
     """A test_batch that is a copy of a training batch (a packaging slip) had passed unremarked."""
     root = fake_cifar_root(tmp_path, n=40)

@@ -230,6 +230,29 @@ def test_cgroup_cpu_quota_without_proc(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("proc_lines", "files", "limit"),
+    [
+        # cgroup v2: the smallest limit over the process's cgroup and its ancestors
+        (["0::/a/b"], {"a/b/memory.max": "max", "a/memory.max": "8589934592", "memory.max": "max"}, 8 * 2**30),
+        (["0::/a/b"], {"a/b/memory.max": "max", "a/memory.max": "max"}, None),
+        (["0::/kubepods/pod1/c1"], {"memory.max": "4294967296\n"}, 4 * 2**30),  # a container: the mount's root
+        # cgroup v1: about 2**63 is none (this machine's hierarchy: a memory cgroup under process_api)
+        (["4:memory:/process_api/x", "1:cpu:/"],
+         {"memory/process_api/x/memory.limit_in_bytes": "9223372036854771712",
+          "memory/process_api/memory.limit_in_bytes": "9223372036854771712"}, None),
+        (["4:memory:/docker/x"], {"memory/docker/x/memory.limit_in_bytes": "2147483648",
+                                  "memory/docker/memory.limit_in_bytes": "9223372036854771712"}, 2 * 2**30),
+        (["0::/"], {"memory.max": "garbage"}, None),  # unreadable: tells nothing, rather than fail the run
+        (["0::/"], {}, None),
+    ],
+)  # fmt: skip
+def test_cgroup_memory_limit(tmp_path: Path, proc_lines: list[str], files: dict[str, str], limit: int | None) -> None:
+    proc, root = fake_cgroups(tmp_path, proc_lines, files)
+    assert environment.cgroup_memory_limit(proc, root) == limit
+    assert environment.cgroup_memory_limit(tmp_path / "none", root) is None  # not Linux
+
+
+@pytest.mark.parametrize(
     ("threads", "affinity", "quota", "said"),
     [
         (2, 2, None, None),
@@ -255,8 +278,9 @@ def test_oversubscription_note(threads: int, affinity: int, quota: float | None,
 
 def test_capture_records_the_cpus_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(environment, "cgroup_cpu_quota", lambda: 0.5)
+    monkeypatch.setattr(environment, "cgroup_memory_limit", lambda: 2**31)
     env = environment.capture(torch.device("cpu"), ["auditor"])
-    assert env.cpu_affinity == len(os.sched_getaffinity(0)) and env.cpu_quota == 0.5
+    assert env.cpu_affinity == len(os.sched_getaffinity(0)) and env.cpu_quota == 0.5 and env.memory_limit_bytes == 2**31
     two = dataclasses.replace(env, torch_threads=2, cpu_affinity=2)
     [note] = environment.run_cpu_notes(two)
     assert "cgroup CPU quota is 0.5 CPUs" in note

@@ -360,7 +360,7 @@ def test_matplotlib_is_imported_only_inside_functions() -> None:
 # --- StrictUndefined: no silent blanks --------------------------------------------------------
 
 
-TEMPLATE_ONLY_FIELDS = [("environment", "ram_gb"), ("data", "fingerprint"), ("model", "depth")]
+TEMPLATE_ONLY_FIELDS = [("environment", "cpu_cores_logical"), ("data", "fingerprint"), ("model", "depth")]
 REQUIRED_FIELDS = [("determinism", "seed"), ("training", "history"), ("run", "out"), ("verification", None)]
 
 
@@ -651,8 +651,8 @@ def test_the_download_row_says_whether_the_run_downloaded_the_data() -> None:
     row = "| Download if absent (`data.download`) | "
     assert f"{row}off: the files were read where they were |" in text_of(rehash(audit))
     audit["spec"]["data"]["download"] = True
-    assert f"{row}on: the files were already there when the process that wrote this record read them, so it fetched " \
-           "nothing |" in text_of(rehash(audit))
+    assert f"{row}on: a cifar-10-batches-py folder was already there when the process that wrote this record read the " \
+           "data, so it fetched nothing |" in text_of(rehash(audit))
     audit["data"]["downloaded"] = True
     assert f"{row}on: the process that wrote this record fetched CIFAR-10 with torchvision" in text_of(rehash(audit))
     del audit["data"]["downloaded"]  # a record from before it was recorded
@@ -669,6 +669,8 @@ def test_the_early_stopping_row_says_when_patience_starts_counting() -> None:
     assert "selection accuracy, counted once it reaches 50.00% |" in text_of(rehash(audit))
     audit["spec"]["train"]["early_stopping"]["floor"] = 1e-5
     assert "selection accuracy, counted once it reaches 0.00% (exactly 1e-05) |" in text_of(rehash(audit))
+    audit["spec"]["train"]["early_stopping"]["floor"] = 0.007  # exact in decimal, though not in binary
+    assert "selection accuracy, counted once it reaches 0.70% |" in text_of(rehash(audit))
 
 
 def test_step_checkpoints_are_rows_of_the_checkpoint_table_where_recorded() -> None:
@@ -681,14 +683,57 @@ def test_step_checkpoints_are_rows_of_the_checkpoint_table_where_recorded() -> N
     assert "The `step` row is the mid-epoch checkpoint (`train.checkpoint_every_steps`) left in the folder" in text
     assert "`--resume` of this finished run starts from `last`, and from the newest intact one of them only where " \
            "`last` is damaged" in text
-    audit["step_checkpoints"][0] |= {"sha256": None, "problem": "no digest file (write was interrupted)"}
-    assert "| **not intact**: no digest file (write was interrupted) | 1 (+4 steps) | 23 |" in text_of(audit)
+    audit["step_checkpoints"][0] |= {"sha256": None, "problem": "no digest file (step-00000023.pt.sha256 is missing)"}
+    assert "| **not intact**: no digest file (step-00000023.pt.sha256 is missing) | 1 (+4 steps) | 23 |" in text_of(audit)
+    audit["step_checkpoints"] += [{"path": "checkpoints/smoke/step-00000061.pt", "bytes": 1, "sha256": "d" * 64,
+                                   "global_step": 61}, {"path": "checkpoints/smoke/step-00000064.pt", "bytes": 1,
+                                   "sha256": "e" * 64, "global_step": 64}]  # fmt: skip
+    assert ("`--resume` of this run continues from the newest intact checkpoint by global step: `step-00000064.pt` "
+            "(step 64, after `last`'s 57) where it is intact") in text_of(audit)  # diverged in epoch 4, after step 64
     audit["checkpoints"] = {}  # diverged in its first epoch: no epoch-end checkpoint
     text = text_of(audit)
     assert "With no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again" in text
     assert "Contents (top-level keys)" not in text
     del audit["step_checkpoints"]  # a record from before they were recorded
     assert "| step |" not in text_of(audit)
+
+
+def test_the_val_copies_row_says_what_was_found_or_that_it_was_not_checked() -> None:
+    audit = golden_audit()
+    row = "| Val images also in the train split | "
+    assert f"{row}0 of 300 (exact pixel copies; near-duplicates are not looked for) |" in text_of(audit)
+    audit["data"]["val_in_train"] = 7
+    assert f"{row}7 of 300 (exact pixel copies; near-duplicates are not looked for): the selection accuracy counts " \
+           "them, though the model trained on them |" in text_of(audit)
+    del audit["data"]["val_in_train"]  # a record from before the check
+    assert f"{row}not checked (recorded before this check) |" in text_of(audit)
+    audit["data"]["sizes"]["val"] = 0
+    assert f"{row}n/a (no val split) |" in text_of(audit)
+
+
+def test_the_ram_row_gives_the_cgroup_memory_limit_where_recorded() -> None:
+    audit = golden_audit()
+    assert "| RAM | 23.5 GiB; no cgroup memory limit found |" in text_of(audit)
+    audit["environment"]["memory_limit_bytes"] = 8 * 2**30
+    assert ("| RAM | 23.5 GiB; this process's cgroup memory limit: 8 GiB (8,589,934,592 bytes), past which the "
+            "kernel's OOM killer ends the run |") in text_of(audit)
+    del audit["environment"]["memory_limit_bytes"]  # a record from before it was recorded
+    assert "| RAM | 23.5 GiB |" in text_of(audit)
+
+
+def test_class_names_are_shown_as_written_not_as_markdown() -> None:
+    """A batches.meta name such as `**bird**` had rendered bold, and `<b>` reached the page as a tag."""
+    audit = golden_audit()
+    names = ["**bird**", "<b>cat</b>", "a|b", *audit["data"]["classes"][3:]]
+    audit["data"]["classes"] = names
+    audit["measurements"]["test"]["per_class"] = {n: v for n, v in zip(names, audit["measurements"]["test"]["per_class"].values(),
+                                                                     strict=True)}  # fmt: skip
+    text = text_of(audit)
+    assert "| Classes | \\*\\*bird\\*\\*, \\<b\\>cat\\</b\\>, a\\|b, pattern3," in text
+    for row in ("| \\*\\*bird\\*\\* | 100.00% |", "| \\*\\*bird\\*\\* | 115 | 25 | 49 |", "| \\<b\\>cat\\</b\\> | 0 | 51 |"):
+        assert row in text, row  # per-class accuracy, class counts, confusion matrix
+    assert "| true \\ predicted | \\*\\*bird\\*\\* | \\<b\\>cat\\</b\\> | a\\|b |" in text
+    assert "**bird**" not in text and "<b>" not in text
 
 
 def test_the_initialisation_row_is_the_recorded_scheme() -> None:

@@ -477,7 +477,8 @@ def test_a_step_checkpoint_that_is_not_intact_is_recorded_without_a_digest_and_s
     assert [(c["path"], c["global_step"], c["sha256"]) for c in facts] == [
         ("checkpoints/smoke/step-00000004.pt", 4, None), ("checkpoints/smoke/step-00000008.pt", 8, None),
         ("checkpoints/smoke/step-00000012.pt", 12, digests[12])]  # fmt: skip
-    assert facts[0]["problem"] == "no digest file (write was interrupted)"
+    assert facts[0]["problem"] == ("no digest file (step-00000004.pt.sha256 is missing: its write was cut short, "
+                                  "or it was removed)")
     assert facts[1]["problem"].startswith("sha256 mismatch") and "problem" not in facts[2]
     assert [c["bytes"] for c in facts] == [(tmp_path / Path(c["path"]).name).stat().st_size for c in facts]
 
