@@ -39,7 +39,6 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     # Shown on the sheet as recorded (runs since they were recorded; items checked by _malformed_items).
     (("model", "init"), str, False), (("data", "split_fingerprint"), (str, type(None)), False),
     (("data", "class_counts"), dict, False), (("step_checkpoints",), list, False),
-    (("data", "val_in_train"), (int, type(None)), False), (("environment", "memory_limit_bytes"), (int, type(None)), False),
     *((("determinism", flag), bool, False) for flag in (
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
     *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
@@ -546,14 +545,21 @@ def _count(value: Any) -> bool:
 
 
 def _malformed_items(audit: dict[str, Any]) -> list[str]:
-    """The lists whose items the sheet formats, where an item is not what a run writes."""
+    """The fields whose values the sheet formats (lists' items, counts), where one is not what a run writes."""
     bad = []
     for i, c in enumerate(audit.get("step_checkpoints") or []):
         if not (isinstance(c, dict) and isinstance(c.get("path"), str) and _count(c.get("bytes"))
                 and _count(c.get("global_step")) and "sha256" in c and isinstance(c["sha256"], (str, type(None)))
                 and isinstance(c.get("problem", ""), str)):  # fmt: skip
             bad.append(f"step_checkpoints[{i}]")
-    counts, classes = audit["data"].get("class_counts"), audit["data"].get("classes")
+    data, env = audit["data"], audit["environment"]
+    val, sizes = data.get("val_in_train"), data.get("sizes")
+    most = sizes.get("val") if isinstance(sizes, dict) and _count(sizes.get("val")) else val  # no more than val has
+    if val is not None and not (_count(val) and val <= most):
+        bad.append("data.val_in_train")
+    if (limit := env.get("memory_limit_bytes")) is not None and not (_count(limit) and limit > 0):
+        bad.append("environment.memory_limit_bytes")
+    counts, classes = data.get("class_counts"), data.get("classes")
     if not isinstance(classes, list):
         bad.append("data.classes")
     elif counts is not None and not (counts.keys() == {"train", "val", "test"} and all(

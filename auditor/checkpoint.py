@@ -183,7 +183,7 @@ def _matches_next(path: Path, actual: str | None) -> bool:
 def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
     """(None, or why `path` does not match its digest file; the file's sha256 where computed)."""
     if not os.path.lexists(digest_path(path)):
-        return f"no digest file ({digest_path(path).name} is missing: its write was cut short, or it was removed)", None
+        return f"no digest file ({digest_path(path).name} is missing: it was removed, or the file was copied without it)", None
     if not digest_path(path).is_file():
         return f"unreadable digest file {digest_path(path).name} (not a regular file)", None
     try:

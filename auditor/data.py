@@ -445,9 +445,9 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr
     train_x, val_x, test_x = tx[tr], tx[va], sx[te]  # copies, each made once
-    test_keys = image_keys(test_x)
-    prov = replace(prov, test_in_train=copies_of(train_x, test_x, test_keys),
-                   test_in_val=copies_of(val_x, test_x, test_keys), val_in_train=copies_of(train_x, val_x),
+    test_keys, train_keys = image_keys(test_x), image_keys(train_x)
+    prov = replace(prov, test_in_train=copies_of(train_x, test_x, test_keys, train_keys),
+                   test_in_val=copies_of(val_x, test_x, test_keys), val_in_train=copies_of(train_x, val_x, None, train_keys),
                    split_fingerprint=split_fingerprint(tr, va))  # fmt: skip
     t = torch.from_numpy
     return DataBundle(
@@ -466,12 +466,15 @@ def image_keys(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(len(x), -1).view(np.uint64) @ _KEY_WEIGHTS
 
 
-def copies_of(pool: np.ndarray, x: np.ndarray, x_keys: np.ndarray | None = None) -> int:
-    """How many images of x (N, 3, 32, 32) uint8 are pixel-for-pixel copies of an image in pool."""
+def copies_of(
+    pool: np.ndarray, x: np.ndarray, x_keys: np.ndarray | None = None, pool_keys: np.ndarray | None = None
+) -> int:
+    """How many images of x (N, 3, 32, 32) uint8 are pixel-for-pixel copies of an image in pool
+    (`x_keys`, `pool_keys`: their `image_keys`, where already computed)."""
     if not len(pool) or not len(x):
         return 0
     x_keys = image_keys(x) if x_keys is None else x_keys
-    pool_keys = image_keys(pool)
+    pool_keys = image_keys(pool) if pool_keys is None else pool_keys
     order = np.argsort(pool_keys, kind="stable")
     sorted_keys = pool_keys[order]
     candidates = np.flatnonzero(np.isin(x_keys, pool_keys))  # almost never more than the true copies

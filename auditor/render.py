@@ -352,13 +352,14 @@ def cell(x: Any) -> str:
     return str(x).replace("\\|", "|").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-_MD_INLINE = re.compile(r"([\\`*_\[\]<>~&])")
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark: Markdown lets each be escaped
 
 
 def plain(x: Any) -> str:
-    """Text from the data (class names) shown as written: Markdown's inline marks and HTML
-    escaped, so `**bird**` is not bold and `<b>` no tag (pipes and newlines: `cell`)."""
-    return _MD_INLINE.sub(r"\\\1", str(x))
+    """Text from the data (class names) shown as written: every ASCII punctuation mark escaped,
+    so `**bird**` is not bold, `<b>` no tag, `a.com` no link, and a pipe or backslash survives
+    `cell` (which handles newlines)."""
+    return _MD_PUNCTUATION.sub(r"\\\1", str(x))
 
 
 def md_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], align: str | None = None) -> str:
@@ -801,6 +802,9 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+EXACT_COPIES = "(exact pixel copies; near-duplicates are not looked for)"  # what data.copies_of counts
+
+
 def _val_copies_text(d: dict[str, Any]) -> str:
     """The val images found, pixel for pixel, in the train split: the selection accuracy counts them."""
     n, copies = d["sizes"]["val"], d.get("val_in_train")
@@ -810,7 +814,7 @@ def _val_copies_text(d: dict[str, Any]) -> str:
         return "not checked (recorded before this check)"
     counted = (f": the selection accuracy counts {'it' if copies == 1 else 'them'}, though the model trained on "
                f"{'it' if copies == 1 else 'them'}") if copies else ""
-    return f"{copies:,} of {n:,} (exact pixel copies; near-duplicates are not looked for){counted}"
+    return f"{copies:,} of {n:,} {EXACT_COPIES}{counted}"
 
 
 def _class_count_rows(d: dict[str, Any]) -> list[list[str]]:
@@ -870,7 +874,7 @@ def _test_copies(d: dict[str, Any]) -> dict[str, str | None]:
             "checkpoint was selected" if val else ""]  # fmt: skip
     warning = ("**Test images seen before:** " + f"of the {n:,} scored test images, "
                + "; ".join(s for s in said if s) + " (pixel for pixel).") if train or val else None  # fmt: skip
-    return {"copies_text": f"{train:,} / {val:,} of {n:,} (exact pixel copies; near-duplicates are not looked for)",
+    return {"copies_text": f"{train:,} / {val:,} of {n:,} {EXACT_COPIES}",
             "copies_warning": warning}  # fmt: skip
 
 
@@ -1014,8 +1018,9 @@ def _ram_text(env: dict[str, Any]) -> str:
     limit = env["memory_limit_bytes"]
     if limit is None:
         return f"{ram}; no cgroup memory limit found"
-    return (f"{ram}; this process's cgroup memory limit: {num(round(limit / 2**30, 1))} GiB ({limit:,} bytes), past "
-            "which the kernel's OOM killer ends the run")
+    size = f"{num(round(limit / 2**30, 1))} GiB" if limit >= 2**30 else f"{num(round(limit / 2**20, 1))} MiB"
+    return (f"{ram}; the memory limit of this process's cgroup (all its processes and their page cache together): "
+            f"{size} ({limit:,} bytes), past which the kernel reclaims cache, then its OOM killer ends a process")
 
 
 def host_memory_text(audit: dict[str, Any]) -> str:
@@ -1499,14 +1504,14 @@ def _step_checkpoint_note(steps: list[dict[str, Any]], last: dict[str, Any] | No
     if not n:
         return ""
     which = "`step` row is the mid-epoch checkpoint" if n == 1 else f"{n} `step` rows are the mid-epoch checkpoints"
-    newer = [c for c in steps if last is not None and c["global_step"] > last["global_step"]]
+    newer = [c for c in steps if last is not None and c["global_step"] > last["global_step"] and c["sha256"]]  # intact
     if last is None:
         use = "with no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again"
     elif newer:
         newest = max(newer, key=lambda c: c["global_step"])
         use = (f"`--resume` of this run continues from the newest intact checkpoint by global step: "
                f"`{Path(newest['path']).name}` (step {newest['global_step']:,}, after `last`'s "
-               f"{last['global_step']:,}) where it is intact")
+               f"{last['global_step']:,})")
     else:
         use = ("`--resume` of this finished run starts from `last`, and from the newest intact one of them only where "
                "`last` is damaged")

@@ -209,20 +209,27 @@ def _seed_from_finished(paths: RunPaths) -> None:
 
 def _nothing_to_resume(paths: RunPaths) -> str:
     """The refusal of a --resume that finds no run to continue, saying what is there instead: step
-    checkpoints without the last.pt a finished run resumes from, or a finished run without checkpoints."""
+    checkpoints without the last.pt a finished run needs, or a finished run without checkpoints."""
     steps = step_checkpoints(paths.checkpoints) if paths.checkpoints.is_dir() else []
     if steps:
         newest = max(steps, key=step_of).name  # type: ignore[arg-type,type-var]  # step checkpoints: never None
-        return (f"--resume: {paths.last_checkpoint} is missing, the checkpoint a finished run resumes from; the step "
+        return (f"--resume: {paths.last_checkpoint} is missing, which a finished run needs to be resumed; the step "
                 f"checkpoints beside it ({count(len(steps), 'file')}, the newest {newest}) are not resumed from: "
                 "run without --resume to train it again")  # fmt: skip
     status = _finished_status(paths.reports / "audit.json")
     if status is not None:
         return (f"--resume: the finished run in {paths.reports} (status {status}) has no {paths.last_checkpoint}, "
-                "the checkpoint a finished run resumes from (none was written, or it was removed), so there is "
+                "which a finished run needs to be resumed (none was written, or it was removed), so there is "
                 "nothing to continue; run without --resume to train it again (it replaces that run when it finishes), "
                 "or `auditor check`/`auditor render` that run to judge or show it again")  # fmt: skip
     return f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
+
+
+def trains_nothing(paths: RunPaths, found: Path, seeded: bool) -> bool:
+    """Whether resuming from `found` trains no step: a finished run's own `last.pt` (`seeded`), which
+    ends its training, unless the run diverged after it (a diverged run trains its last epoch
+    again); a step checkpoint, taken where `last.pt` is damaged, is trained on from."""
+    return seeded and found.name == "last.pt" and _finished_status(paths.reports / "audit.json") != "diverged"
 
 
 def _finished_status(path: Path) -> str | None:
@@ -339,8 +346,9 @@ def find_resume_point(
         return None, notes
     state = checkpoint.load(found)
     check_best_kept(found, state, fresh, environment.compute_setting(device))
+    done = trains_nothing(paths, found, seeded)
     notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
-                 *resume_version_notes(found, state, seeded), *resume_compute_notes(found, state, device, seeded)]  # fmt: skip
+                 *resume_version_notes(found, state, done), *resume_compute_notes(found, state, device, done)]  # fmt: skip
     for n in notes_now:
         log(f"resume: {n}")
         notes.append(n)

@@ -82,6 +82,10 @@ STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256"
     (("step_checkpoints",), [STEP | {"sha256": 7}], "step_checkpoints[0]"),
     (("step_checkpoints",), [{k: v for k, v in STEP.items() if k != "sha256"}], "step_checkpoints[0]"),
     (("data", "classes"), "pattern0", "data.classes"),
+    (("data", "val_in_train"), True, "data.val_in_train"), (("data", "val_in_train"), -5, "data.val_in_train"),
+    (("data", "val_in_train"), 301, "data.val_in_train"),  # the val split holds 300
+    (("environment", "memory_limit_bytes"), 0, "environment.memory_limit_bytes"),
+    (("environment", "memory_limit_bytes"), "8G", "environment.memory_limit_bytes"),
     (("data", "class_counts"), {"train": [1] * 10, "val": [1] * 10}, "data.class_counts"),
     (("data", "class_counts"), {"train": [1] * 9, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
     (("data", "class_counts"), {"train": ["1"] * 10, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
@@ -101,7 +105,7 @@ def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
 
 def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_left_them(tmp_path: Path) -> None:
     record = json.loads((FIXTURES / "audit_golden.json").read_text())
-    record["step_checkpoints"] = [STEP, STEP | {"sha256": None, "problem": "no digest file (step-00000049.pt.sha256 is missing: its write was cut short, or it was removed)"}]
+    record["step_checkpoints"] = [STEP, STEP | {"sha256": None, "problem": "no digest file (step-00000049.pt.sha256 is missing: it was removed, or the file was copied without it)"}]
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert read_audit(tmp_path)["step_checkpoints"][1]["sha256"] is None
     del record["step_checkpoints"]  # as a record from before these fields were recorded

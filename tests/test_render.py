@@ -689,7 +689,11 @@ def test_step_checkpoints_are_rows_of_the_checkpoint_table_where_recorded() -> N
                                    "global_step": 61}, {"path": "checkpoints/smoke/step-00000064.pt", "bytes": 1,
                                    "sha256": "e" * 64, "global_step": 64}]  # fmt: skip
     assert ("`--resume` of this run continues from the newest intact checkpoint by global step: `step-00000064.pt` "
-            "(step 64, after `last`'s 57) where it is intact") in text_of(audit)  # diverged in epoch 4, after step 64
+            "(step 64, after `last`'s 57)") in text_of(audit)  # diverged in epoch 4, after step 64
+    audit["step_checkpoints"][2] |= {"sha256": None, "problem": "unreadable (Permission denied)"}  # not the one
+    assert "by global step: `step-00000061.pt` (step 61, after `last`'s 57)" in text_of(audit)
+    audit["step_checkpoints"][1] |= {"sha256": None, "problem": "unreadable (Permission denied)"}  # none newer intact
+    assert "`--resume` of this finished run starts from `last`" in text_of(audit)
     audit["checkpoints"] = {}  # diverged in its first epoch: no epoch-end checkpoint
     text = text_of(audit)
     assert "With no `last` checkpoint, `--resume` does not continue this run from them: it must be trained again" in text
@@ -715,8 +719,11 @@ def test_the_ram_row_gives_the_cgroup_memory_limit_where_recorded() -> None:
     audit = golden_audit()
     assert "| RAM | 23.5 GiB; no cgroup memory limit found |" in text_of(audit)
     audit["environment"]["memory_limit_bytes"] = 8 * 2**30
-    assert ("| RAM | 23.5 GiB; this process's cgroup memory limit: 8 GiB (8,589,934,592 bytes), past which the "
-            "kernel's OOM killer ends the run |") in text_of(audit)
+    assert ("| RAM | 23.5 GiB; the memory limit of this process's cgroup (all its processes and their page cache "
+            "together): 8 GiB (8,589,934,592 bytes), past which the kernel reclaims cache, then its OOM killer ends a "
+            "process |") in text_of(audit)
+    audit["environment"]["memory_limit_bytes"] = 512 * 2**20
+    assert "together): 512 MiB (536,870,912 bytes), past which" in text_of(audit)
     del audit["environment"]["memory_limit_bytes"]  # a record from before it was recorded
     assert "| RAM | 23.5 GiB |" in text_of(audit)
 
@@ -729,11 +736,13 @@ def test_class_names_are_shown_as_written_not_as_markdown() -> None:
     audit["measurements"]["test"]["per_class"] = {n: v for n, v in zip(names, audit["measurements"]["test"]["per_class"].values(),
                                                                      strict=True)}  # fmt: skip
     text = text_of(audit)
-    assert "| Classes | \\*\\*bird\\*\\*, \\<b\\>cat\\</b\\>, a\\|b, pattern3," in text
-    for row in ("| \\*\\*bird\\*\\* | 100.00% |", "| \\*\\*bird\\*\\* | 115 | 25 | 49 |", "| \\<b\\>cat\\</b\\> | 0 | 51 |"):
+    assert "| Classes | \\*\\*bird\\*\\*, \\<b\\>cat\\<\\/b\\>, a\\|b, pattern3," in text
+    for row in ("| \\*\\*bird\\*\\* | 100.00% |", "| \\*\\*bird\\*\\* | 115 | 25 | 49 |", "| \\<b\\>cat\\<\\/b\\> | 0 | 51 |"):
         assert row in text, row  # per-class accuracy, class counts, confusion matrix
-    assert "| true \\ predicted | \\*\\*bird\\*\\* | \\<b\\>cat\\</b\\> | a\\|b |" in text
+    assert "| true \\ predicted | \\*\\*bird\\*\\* | \\<b\\>cat\\<\\/b\\> | a\\|b |" in text
     assert "**bird**" not in text and "<b>" not in text
+    # a backslash before a pipe survives `cell`; a dotted name is no link
+    assert (render.cell(render.plain("a\\|b")), render.plain("www.x.com")) == ("a\\\\\\|b", "www\\.x\\.com")
 
 
 def test_the_initialisation_row_is_the_recorded_scheme() -> None:

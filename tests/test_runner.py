@@ -465,7 +465,29 @@ def test_a_group_norm_run_records_its_group_counts_and_the_sheet_gives_them(tmp_
     assert "| Normalisation | group (GroupNorm: 16 groups at 16 channels; 32 groups at 32, 64 channels) |" in sheet
 
 
-def test_a_step_checkpoint_that_is_not_intact_is_recorded_without_a_digest_and_says_why(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("status", "found", "seeded", "nothing"), [
+    ("completed", "last.pt", True, True), ("early_stopped", "last.pt", True, True),
+    ("diverged", "last.pt", True, False),  # its last epoch is trained again (and diverges where it did)
+    ("completed", "step-00000012.pt", True, False),  # last.pt damaged: trained on from the step checkpoint
+    ("completed", "last.pt", False, False),  # an interrupted run's
+])  # fmt: skip
+def test_a_resume_trains_nothing_only_from_a_finished_run_s_own_end(
+    tmp_path: Path, status: str, found: str, seeded: bool, nothing: bool
+) -> None:
+    """The resume notes had said "no step is trained again (the run had finished)" on a diverged run."""
+    paths = run_paths(tmp_path, "smoke")
+    paths.reports.mkdir(parents=True)
+    (paths.reports / "audit.json").write_text(json.dumps({"run": {"status": status}}))
+    assert runner.trains_nothing(paths, paths.ckpt_staging / found, seeded) is nothing
+    state = {"compute": {"device": "cpu", "torch_threads": 64}, "versions": {"torch": "0.0"}}
+    said = [*runner.resume_version_notes(Path(found), state, nothing),
+            *runner.resume_compute_notes(Path(found), state, torch.device("cpu"), nothing)]
+    assert any(runner.MEASURED_AGAIN in n for n in said) is nothing
+
+
+def test_a_step_checkpoint_that_is_not_intact_is_recorded_without_a_digest_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Its sidecar's digest had been recorded as the file's (or, with no sidecar, the run had failed
     at its last stage on every retry)."""
     digests = {step: checkpoint.save(tmp_path / f"step-{step:08d}.pt", {"global_step": step}) for step in (4, 8, 12)}
@@ -477,10 +499,20 @@ def test_a_step_checkpoint_that_is_not_intact_is_recorded_without_a_digest_and_s
     assert [(c["path"], c["global_step"], c["sha256"]) for c in facts] == [
         ("checkpoints/smoke/step-00000004.pt", 4, None), ("checkpoints/smoke/step-00000008.pt", 8, None),
         ("checkpoints/smoke/step-00000012.pt", 12, digests[12])]  # fmt: skip
-    assert facts[0]["problem"] == ("no digest file (step-00000004.pt.sha256 is missing: its write was cut short, "
-                                  "or it was removed)")
+    assert facts[0]["problem"] == ("no digest file (step-00000004.pt.sha256 is missing: it was removed, or the "
+                                  "file was copied without it)")
     assert facts[1]["problem"].startswith("sha256 mismatch") and "problem" not in facts[2]
     assert [c["bytes"] for c in facts] == [(tmp_path / Path(c["path"]).name).stat().st_size for c in facts]
+    real = checkpoint.verify
+
+    def unreadable(path: Path) -> str | None:  # as for a file this process may not read (root reads anything)
+        if path.name == "step-00000012.pt":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(checkpoint, "verify", unreadable)
+    last = runner._step_checkpoint_facts(tmp_path, Path("checkpoints/smoke"))[2]
+    assert (last["sha256"], last["problem"]) == (None, "unreadable (Permission denied)")
 
 
 def test_a_run_records_its_init_for_its_norm_and_its_step_checkpoints_and_the_sheet_gives_them(tmp_path: Path) -> None:
@@ -937,8 +969,8 @@ def test_a_resume_of_a_finished_run_without_checkpoints_says_it_finished(tmp_pat
     with pytest.raises(InvalidInput) as err:
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert str(err.value) == (
-        f"--resume: the finished run in {paths.reports} (status completed) has no {paths.last_checkpoint}, the checkpoint "
-        "a finished run resumes from (none was written, or it was removed), so there is nothing to continue; run without "
+        f"--resume: the finished run in {paths.reports} (status completed) has no {paths.last_checkpoint}, which a "
+        "finished run needs to be resumed (none was written, or it was removed), so there is nothing to continue; run without "
         "--resume to train it again (it replaces that run when it finishes), or `auditor check`/`auditor render` that "
         "run to judge or show it again"
     )
@@ -955,7 +987,7 @@ def test_a_resume_of_a_finished_run_whose_last_checkpoint_is_gone_names_the_step
     with pytest.raises(InvalidInput) as err:
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert str(err.value) == (
-        f"--resume: {paths.last_checkpoint} is missing, the checkpoint a finished run resumes from; the step checkpoints "
+        f"--resume: {paths.last_checkpoint} is missing, which a finished run needs to be resumed; the step checkpoints "
         "beside it (3 files, the newest step-12.pt) are not resumed from: run without --resume to train it again"
     )
 

@@ -740,8 +740,8 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path: Path) -> None:
     torn.write_bytes((d / "step-00000010.pt").read_bytes()[:100])
     found, notes = find_resume_point(paths, spec, lambda _m: None, torch.device("cpu"), DATA)
     assert found is not None and found.name == "step-00000010.pt"
-    assert notes == [("skipped step-00000012.pt: no digest file (step-00000012.pt.sha256 is missing: its write was cut "
-                      "short, or it was removed)")]
+    assert notes == [("skipped step-00000012.pt: no digest file (step-00000012.pt.sha256 is missing: it was removed, or the "
+                      "file was copied without it)")]
     with pytest.raises(InvalidInput, match="not intact"):
         checkpoint.load(torn)
     assert checkpoint.load(found)["global_step"] == 10
