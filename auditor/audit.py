@@ -484,6 +484,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
             raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None
+        if run_dir.name == "ablations.json":  # the page's record, not a run's
+            raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
+                               "report folders (ABLATIONS.md beside it links each run's sheet)") from None
         raise InvalidInput(f"{run_dir}: a file, not a report folder (give the folder that holds audit.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None

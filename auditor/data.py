@@ -335,6 +335,9 @@ def _read_classes(path: Path) -> tuple[str, ...]:
         raise InvalidInput(f"{path}: expected a dict whose 'label_names' is a list of class names")
     if len(names) != 10 or len(set(names)) != 10:
         raise InvalidInput(f"{path}: 'label_names' must be 10 distinct class names, got {names!r:.200}")
+    if blank := [label for label, name in enumerate(names) if not name.strip()]:
+        raise InvalidInput(f"{path}: 'label_names' gives label {blank[0]} a blank name ({names[blank[0]]!r}): every "
+                           "class needs a name the sheet and the reports can show")  # fmt: skip
     return tuple(names)
 
 

@@ -123,6 +123,9 @@ def test_an_ablation_page_folder_given_for_a_run_s_is_named_as_such(tmp_path: Pa
             "runs' report folders (ABLATIONS.md links each run's sheet), or rebuild the page with `auditor ablate "
             "FILE --render-only --out DIR`")):  # fmt: skip
         read_audit(tmp_path)
+    with pytest.raises(InvalidInput, match=re.escape(f"{tmp_path / 'ablations.json'}: an ablation's record, not a run's "
+                                                     "report folder: give one of its runs' report folders")):
+        read_audit(tmp_path / "ablations.json")
 
 
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:
