@@ -542,8 +542,8 @@ def unrecordable_number(record: Any) -> str | None:
     return None
 
 
-def _count(value: Any) -> bool:
-    """A whole number >= 0 as JSON gives one (not `true`, which Python counts as 1)."""
+def is_count(value: Any) -> bool:
+    """A whole number >= 0 as JSON or a checkpoint gives one (not `true`, which Python counts as 1)."""
     return type(value) is int and value >= 0
 
 
@@ -551,22 +551,22 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
     """The fields whose values the sheet formats (lists' items, counts), where one is not what a run writes."""
     bad = []
     for i, c in enumerate(audit.get("step_checkpoints") or []):
-        if not (isinstance(c, dict) and isinstance(c.get("path"), str) and _count(c.get("bytes"))
-                and _count(c.get("global_step")) and "sha256" in c and isinstance(c["sha256"], (str, type(None)))
+        if not (isinstance(c, dict) and isinstance(c.get("path"), str) and is_count(c.get("bytes"))
+                and is_count(c.get("global_step")) and "sha256" in c and isinstance(c["sha256"], (str, type(None)))
                 and isinstance(c.get("problem", ""), str)):  # fmt: skip
             bad.append(f"step_checkpoints[{i}]")
     data, env = audit["data"], audit["environment"]
     val, sizes = data.get("val_in_train"), data.get("sizes")
-    most = sizes.get("val") if isinstance(sizes, dict) and _count(sizes.get("val")) else val  # no more than val has
-    if val is not None and not (_count(val) and val <= most):
+    most = sizes.get("val") if isinstance(sizes, dict) and is_count(sizes.get("val")) else val  # no more than val has
+    if val is not None and not (is_count(val) and val <= most):
         bad.append("data.val_in_train")
-    if (limit := env.get("memory_limit_bytes")) is not None and not (_count(limit) and limit > 0):
+    if (limit := env.get("memory_limit_bytes")) is not None and not (is_count(limit) and limit > 0):
         bad.append("environment.memory_limit_bytes")
     counts, classes = data.get("class_counts"), data.get("classes")
     if not isinstance(classes, list):
         bad.append("data.classes")
     elif counts is not None and not (counts.keys() == {"train", "val", "test"} and all(
-            isinstance(c, list) and len(c) == len(classes) and all(map(_count, c)) for c in counts.values())):
+            isinstance(c, list) and len(c) == len(classes) and all(map(is_count, c)) for c in counts.values())):
         bad.append("data.class_counts")
     return bad
 

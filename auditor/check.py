@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from auditor.audit import ABSENT, MetricSource, metric_sources, none_selected
+from auditor.audit import ABSENT, MetricSource, is_count, metric_sources, none_selected
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, staged_write
 from auditor.spec import (
@@ -796,7 +796,7 @@ def _class_labels(audit: Mapping[str, Any], per_class: dict[str, Any]) -> dict[s
 def _count_matrix(cm: Any) -> bool:
     """Whether `cm` is a square matrix of non-negative integer counts."""
     return (isinstance(cm, list) and len(cm) > 0 and all(isinstance(r, list) and len(r) == len(cm) for r in cm)
-            and all(type(c) is int and c >= 0 for r in cm for c in r))  # fmt: skip
+            and all(is_count(c) for r in cm for c in r))  # fmt: skip
 
 
 def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:

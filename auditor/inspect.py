@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from auditor import checkpoint, environment
-from auditor.audit import latency_warnings
+from auditor.audit import is_count, latency_warnings
 from auditor.data import class_changes, fingerprint, norm_tensors, not_a_file, read_test_set
 from auditor.errors import InvalidInput
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
@@ -83,7 +83,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
     classes = state.get("classes")
     classes = classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
     step = state.get("global_step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+    if step is not None and not is_count(step):
         warnings.append(f"the global_step recorded with it ({short_value(step)}) is not a count of steps: ignored")
         step = None
     return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step)

@@ -812,8 +812,8 @@ def _val_copies_text(d: dict[str, Any]) -> str:
         return "n/a (no val split)"
     if copies is None:  # records written before the check
         return "not checked (recorded before this check)"
-    counted = (f": the selection accuracy counts {'it' if copies == 1 else 'them'}, though the model trained on "
-               f"{'it' if copies == 1 else 'them'}") if copies else ""
+    them = "it" if copies == 1 else "them"
+    counted = f": the selection accuracy counts {them}, though the model trained on {them}" if copies else ""
     return f"{copies:,} of {n:,} {EXACT_COPIES}{counted}"
 
 
