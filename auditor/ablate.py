@@ -66,6 +66,7 @@ from auditor.spec import (
     Spec,
     apply_overrides,
     bare_name_of_a_folder,
+    content_hash,
     file_kind,
     file_problem,
     format_validation_error,
@@ -333,6 +334,26 @@ def _shadow_warnings(abl: Ablation, variants: list[str], cli_sets: list[str]) ->
     ]
 
 
+def identical_variants(runs: list[PlannedRun] | tuple[PlannedRun, ...]) -> list[list[str]]:
+    """Groups of two or more variants whose runs resolve to one spec but for its LABEL_KEYS: their
+    rows measure one training, not an ablation. Compared at one seed, which every variant shares."""
+    first: dict[str, PlannedRun] = {}
+    for r in runs:
+        first.setdefault(r.variant, r)
+    groups: dict[str, list[str]] = {}
+    for v, r in first.items():
+        groups.setdefault(content_hash(r.spec), []).append(v)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def identical_text(group: list[str]) -> str:
+    """The warning for one `identical_variants` group."""
+    names = ", ".join(repr(v) for v in group[:-1]) + f" and {group[-1]!r}"
+    return (f"variants {names} resolve to the same spec (apart from name and description): their runs repeat one "
+            "another (one training per seed), so their rows compare nothing; drop all but one, or change their "
+            "overrides")  # fmt: skip
+
+
 def _resolve_variant(
     source: str, abl: Ablation, base_raw: dict[str, Any], cli_sets: list[str], v: str, seeds: list[int],
 ) -> tuple[list[PlannedRun], list[str]]:  # fmt: skip
@@ -383,7 +404,8 @@ def build_plan(
     return Plan(
         source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
-        figure="depth" if depth_figure else abl.figure, warnings=tuple(_shadow_warnings(abl, variants, cli_sets)),
+        figure="depth" if depth_figure else abl.figure,
+        warnings=(*_shadow_warnings(abl, variants, cli_sets), *map(identical_text, identical_variants(runs))),
     )  # fmt: skip
 
 
@@ -715,6 +737,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         "variants": variants,
         "mixed_software": mixed_software(variants),
         "mixed_test_sets": mixed_test_sets(variants),
+        "identical_variants": identical_variants(plan.runs),
     }  # fmt: skip
 
 
@@ -936,6 +959,7 @@ def render_ablation(here: Path) -> Path:
         any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
         any_mixed_data=any(v.get("mixed_data") for v in record["variants"]),
         mixed_test_sets=record.get("mixed_test_sets") or {},  # older records: not compared
+        identical=record.get("identical_variants") or [],  # older records: not compared
         sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
     )  # fmt: skip
     out = here / "ABLATIONS.md"

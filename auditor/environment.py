@@ -257,12 +257,14 @@ def usable_cpus() -> int:
 
 
 def oversubscription_note(
-    threads: int, affinity: int | None, quota: float | None, slows: str = "slows training and inflates latency"
+    threads: int, affinity: int | None, quota: float | None, slows: str = "slows training and inflates latency",
+    remedy: str | None = None,
 ) -> str | None:
     """A note when torch runs more CPU threads than this process's CPUs can run at once, else None.
 
     The tighter limit is named; at a tie the quota, which torch does not see. `slows`: what the
-    threads' taking turns does to the work at hand.
+    threads' taking turns does to the work at hand; `remedy`: what to do, given the CPU count
+    (default: set OMP_NUM_THREADS for the next run).
     """
     limits = [] if quota is None else [(max(1, math.floor(quota)), f"this process's cgroup CPU quota is {count(quota, 'CPU')}")]
     if affinity:
@@ -271,10 +273,9 @@ def oversubscription_note(
     if not over:
         return None
     n, why = min(over, key=lambda limit: limit[0])  # the first of equals: the quota
-    return (
-        f"torch runs {threads} CPU threads but {why}: the threads take turns, which {slows}; set "
-        f"OMP_NUM_THREADS={n} for the next run (CPU results reproduce bit for bit only at the same thread count)"
-    )
+    todo = remedy.format(n=n) if remedy is not None else (
+        f"set OMP_NUM_THREADS={n} for the next run (CPU results reproduce bit for bit only at the same thread count)")
+    return f"torch runs {threads} CPU threads but {why}: the threads take turns, which {slows}; {todo}"
 
 
 def torchvision_version() -> str | None:

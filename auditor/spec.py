@@ -455,7 +455,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
         raise ValueError(f"unknown metric {metric!r}; known: {known}")
     if not isinstance(expr, str):
-        raise ValueError(f"must be a quoted string like \">= 0.85\", got {expr!r}")  # noqa: TRY004 (pydantic)
+        raise ValueError(f"must be a quoted string like \">= 0.85\", got {value_text(expr)}")  # noqa: TRY004 (pydantic)
     if metric in CATEGORICAL_METRICS:
         return _parse_categorical(metric, expr, recorded)
     if m := _CMP_RE.match(expr):
@@ -1287,6 +1287,15 @@ NON_TRAINING_KEYS = ("description", "criteria", "measure", "verify", "train.host
 def training_hash(resolved: dict[str, Any]) -> str:
     """sha256 of a resolved spec without its NON_TRAINING_KEYS: equal means the same training."""
     return hash_resolved(_without(resolved, [k.split(".") for k in NON_TRAINING_KEYS]))
+
+
+# Keys that label a run and change nothing it computes, measures or gates.
+LABEL_KEYS = ("name", "description")
+
+
+def content_hash(spec: Spec) -> str:
+    """sha256 of a resolved spec without its LABEL_KEYS: equal means the same run under another label."""
+    return hash_resolved(_without(resolved_dict(spec), [[k] for k in LABEL_KEYS]))
 
 
 def training_changes(recorded: dict[str, Any], spec: Spec) -> tuple[list[str], list[str]]:

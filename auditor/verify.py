@@ -5,7 +5,8 @@ SIGKILL in the middle of an epoch (right after global step `kill_at`, 0-based)
 and continued with `auditor run --resume` in another fresh process. A vs B
 and A vs K are compared on the per-step training losses (steps.csv), the
 per-epoch metrics (metrics.csv without its timing columns), the results each run
-measured after training (audit.json's status and accuracies) and every tensor of
+measured after training (audit.json's status and accuracies, and the test
+evaluation's loss, per-class accuracies and confusion matrix) and every tensor of
 the final checkpoint (`last.pt`: model parameters, BN buffers, optimiser
 momentum buffers keyed by parameter name, and what a resume restores: scheduler,
 grad scaler, RNG streams, position, best-so-far), with best.pt's weights where
@@ -541,7 +542,8 @@ def kill_within(
     spe, every = plan.steps_per_epoch, plan.checkpoint_every
     k = default_kill_step(limit, spe, every)
     why = (f"run A stopped ({status}) after {steps_a} steps" if diverged_at is None else
-           f"run A diverged: {diverged_at} of its {steps_a} step losses were finite before the first "
+           f"run A diverged: {diverged_at} of its {steps_a} step losses {'was' if diverged_at == 1 else 'were'} "
+           "finite before the first "
            "non-finite one, after which no checkpoint is written")  # fmt: skip
     if resume_position(k, spe, every) == 0:  # 0 steps included: kill 0
         notes.append(f"{why}, before any checkpoint a kill could resume from: run K cannot be killed "
@@ -733,21 +735,81 @@ def best_weights(payload: dict[str, Any]) -> dict[str, Any]:
 # The headline results each run measured after training (audit.json `metrics`): timings and
 # sizes are left out (they are not expected to repeat), as metrics.csv's timing columns are.
 RESULT_METRICS = ("status", "test_acc", "best_val_acc", "final_val_acc", "final_train_acc")
+# And the test evaluation behind test_acc (audit.json `measurements.test`): two runs can share an
+# accuracy while their losses differ, or while predictions move between classes.
+TEST_RESULTS = MappingProxyType({"test_loss": "loss", "test_per_class_acc": "per_class", "test_confusion": "confusion"})
+
+
+def result_values(audit: Mapping[str, Any]) -> dict[str, Any]:
+    """What `compare_results` compares of one run's record: RESULT_METRICS from `metrics`, and
+    TEST_RESULTS from `measurements.test` (None where the run measured no test split)."""
+    test = (audit.get("measurements") or {}).get("test") or {}
+    return {**{k: audit["metrics"].get(k) for k in RESULT_METRICS},
+            **{k: test.get(field) for k, field in TEST_RESULTS.items()}}  # fmt: skip
+
+
+def _table(value: Any) -> dict[str, Any] | None:
+    """A per-class table ({'cat': acc}) or a matrix ([[count]]) as {'[cat]': v} / {'[3][5]': v};
+    None for anything else."""
+    if isinstance(value, Mapping):
+        return {f"[{k}]": v for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return {f"[{i}]{at}": v for i, row in enumerate(value)
+                for at, v in ((_table(row) or {}).items() if isinstance(row, (list, tuple)) else [("", row)])}  # fmt: skip
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b and not is_nan(a)  # NaN agrees with nothing (audit.json holds none: it writes null)
+
+
+def _number(v: Any) -> float | None:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _scale(metric: str, cells: Mapping[str, Any]) -> float:
+    """What a difference of `metric` is divided by: a confusion count by the images counted, so a
+    prediction that moved weighs 1/n, as in test_acc (verify.tolerance is below 1, and a count is
+    not); other results are fractions or losses already."""
+    total = sum(v for v in cells.values() if _number(v) is not None) if metric == "test_confusion" else 1
+    return total if total > 0 else 1
+
+
+def compare_result(metric: str, va: Any, vb: Any) -> dict[str, Any] | None:
+    """None where `va` and `vb` agree; else the difference, `abs_diff` (None where it is not a
+    distance: a status, a missing value, NaN, tables of other keys). Two tables (per class, or a
+    matrix) give `abs_diff`, the largest cell difference (a confusion count as its share of the
+    test images: `_scale`), and their differing cells, largest first (`entries`: the first TOP_N of
+    `cells_differing`), and the cells only one has (`only_in_a`, `only_in_b`), not both tables."""
+    ta, tb = _table(va), _table(vb)
+    if ta is None or tb is None or isinstance(va, Mapping) != isinstance(vb, Mapping):
+        if _same(va, vb):
+            return None
+        return {"metric": metric, "a": va, "b": vb, "abs_diff": _abs_diff(_number(va), _number(vb))}
+    shared = [k for k in ta if k in tb and not _same(ta[k], tb[k])]
+    only_a, only_b = [k for k in ta if k not in tb], [k for k in tb if k not in ta]
+    if not (shared or only_a or only_b):
+        return None
+    scale = max(_scale(metric, ta), _scale(metric, tb))
+    diffs = {k: _abs_diff(_number(ta[k]), _number(tb[k])) for k in shared}
+    comparable = not (only_a or only_b) and None not in diffs.values()
+    shared.sort(key=lambda k: -math.inf if diffs[k] is None else -diffs[k])
+    return {
+        "metric": metric,
+        "abs_diff": max(d for d in diffs.values() if d is not None) / scale if comparable and diffs else None,
+        "cells_differing": len(shared), "entries": [{"at": k, "a": ta[k], "b": tb[k]} for k in shared[:TOP_N]],
+        **({"only_in_a": only_a[:TOP_N], "only_in_b": only_b[:TOP_N]} if only_a or only_b else {}),
+    }  # fmt: skip
 
 
 def compare_results(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """RESULT_METRICS of two runs' records; a difference that is not between two finite numbers
-    (a status, a missing value, NaN) is not comparable (`max_abs_diff` None)."""
-    diffs = []
-    for key in RESULT_METRICS:
-        va, vb = a.get(key), b.get(key)
-        if va == vb and not is_nan(va):
-            continue
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
-        diffs.append({"metric": key, "a": va, "b": vb, "abs_diff": _abs_diff(va, vb) if numbers else None})
+    """Two runs' `result_values`; a difference that is not between finite numbers (a status, a
+    missing value, NaN, tables of other shapes) is not comparable (`max_abs_diff` None)."""
+    compared = [*RESULT_METRICS, *TEST_RESULTS]
+    diffs = [d for k in compared if (d := compare_result(k, a.get(k), b.get(k))) is not None]
     comparable = all(d["abs_diff"] is not None for d in diffs)
     return {
-        "compared": list(RESULT_METRICS), "equal": not diffs,
+        "compared": compared, "equal": not diffs,
         "max_abs_diff": max((d["abs_diff"] for d in diffs), default=0.0) if comparable else None,
         "differences": diffs,
     }  # fmt: skip
@@ -800,7 +862,7 @@ def compare_pair(
     rx, ry = run_paths(workdir / x, name).reports, run_paths(workdir / y, name).reports
     losses = compare_losses(*[[r["loss"] for r in _read_csv(d / "steps.csv")[1]] for d in (rx, ry)])
     metrics = compare_metrics(_read_csv(rx / "metrics.csv")[1], _read_csv(ry / "metrics.csv")[1])
-    results = compare_results(audits[x]["metrics"], audits[y]["metrics"])
+    results = compare_results(result_values(audits[x]), result_values(audits[y]))
     px, py = tensors_of[x], tensors_of[y]
     notes = []
     if px is None or py is None:
@@ -1265,11 +1327,13 @@ def summary(outcome: VerifyOutcome) -> str:
         lo, me = p["losses"], p["metrics"]
         state = ("identical" if p["equal"] else "final weights not compared" if unweighed(p)
                  else f"max |diff| {_g(p['max_abs_diff'])}")  # fmt: skip
+        differ = ", ".join(d["metric"] for d in p.get("results", {}).get("differences", []))
+        tensors = (f"checkpoint tensors {p['tensors_equal']}/{p['tensors_compared']} identical" if p["tensors_compared"]
+                   else "checkpoint tensors not compared (no last checkpoint)")  # fmt: skip
         lines.append(
             f"  {p['pair']}: {state}; {losses_text(lo)}; "
             f"metrics {'equal' if me['equal'] else 'differ'}; "
-            f"results {'equal' if p.get('results', {}).get('equal', True) else 'differ'}; "
-            f"checkpoint tensors {p['tensors_equal']}/{p['tensors_compared']} identical"
+            f"results {f'differ ({differ})' if differ else 'equal'}; {tensors}"
         )
     fd = b["first_divergence"]
     lines.append(

@@ -1748,17 +1748,30 @@ def cpu_share_lines(m: dict[str, Any]) -> list[str]:
             *([f"- **Warning:** {note}"] if note else [])]
 
 
+def section_threads_note(res: dict[str, Any], m: dict[str, Any]) -> str | None:
+    """`oversubscription_note` for a CPU section run at a `--threads` count other than torch's
+    default, which the machine's line judges (reports saved before the CPUs were recorded: None)."""
+    if ("cpu_affinity" not in m or not str(res.get("device", "cpu")).startswith("cpu")
+            or res["torch_threads"] == m["torch_threads"]):  # fmt: skip
+        return None
+    return oversubscription_note(res["torch_threads"], m["cpu_affinity"], m["cpu_quota"],
+                                 slows="slows these steps and lowers this section's figures",
+                                 remedy="pass --threads {n} or fewer")  # fmt: skip
+
+
 def _single_repeats(res: dict[str, Any]) -> str:
     """Which rows ran once: one of their steps took longer than --max-repeat-s allows a repeat."""
     once = [r["label"] for r in res["rows"] if "failed" not in r and r["images_per_s"]["n"] < res["repeats"]]
     return f" (once for {', '.join(once)}: one step exceeded {res['max_repeat_s']:g}s)" if once else ""
 
 
-def throughput_section(res: dict[str, Any]) -> list[str]:
-    """One throughput section: how it was timed, its table and the fp32 ceiling."""
+def throughput_section(res: dict[str, Any], m: dict[str, Any]) -> list[str]:
+    """One throughput section (`m`: the run's machine): how it was timed, its table and the fp32 ceiling."""
+    note = section_threads_note(res, m)
     return [
         f"### Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}, "
         f"{count(res['torch_threads'], 'torch thread')}", "",
+        *([f"**Warning:** {note}", ""] if note else []),
         f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
         f"{res['max_repeat_s']:g}s), {count(res['repeats'], 'repeat')} in alternating order{_single_repeats(res)}, after {res['warmup_steps']} + 1 "
         f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
@@ -1778,7 +1791,7 @@ def results_markdown(report: dict[str, Any]) -> str:
     if (targets := targets_lines(report)):
         out += ["### Against the targets", "", *targets, ""]
     for res in report.get("throughput", []):
-        out += throughput_section(res)
+        out += throughput_section(res, report["machine"])
     if report.get("profile"):
         out += ["### Where the auditor path's time goes (torch.profiler)", "", *profile_lines(report["profile"])]
     if report.get("overhead"):
@@ -2133,6 +2146,8 @@ def throughput_sections(
             res = throughput(s, configs, check_determinism=a.matrix)
             report["throughput"].append(res)
             print_throughput(res)
+            if (note := section_threads_note(res, report["machine"])) is not None:
+                print("   WARNING: " + note)
             for cfg in PROFILED_CONFIGS if a.profile else []:
                 report.setdefault("profile", []).append(profile_isolated(s, cfg))
                 print_lines(profile_lines(report["profile"][-1:]))

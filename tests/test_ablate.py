@@ -414,6 +414,33 @@ def test_a_variant_that_sets_what_a_set_mapping_sets_is_named(tmp_path: Path) ->
     assert build_plan(str(g), cli_sets=["train.optimizer.momentum=0.8"]).warnings == ()
 
 
+def test_variants_that_resolve_to_one_spec_are_named_in_the_plan_and_on_the_page(tmp_path: Path) -> None:
+    """smoke already trains with cosine: a variant that sets it again repeats the base variant."""
+    text = TINY.replace("constant: [train.schedule.name=constant]",
+                        "constant: [train.schedule.name=constant]\n  again: [train.schedule.name=cosine]\n"
+                        "  same_lr: [train.optimizer.lr=0.05]")  # fmt: skip
+    f = write(tmp_path / "tiny.yaml", text)
+    said = ("variants 'cosine', 'again' and 'same_lr' resolve to the same spec (apart from name and description): "
+            "their runs repeat one another (one training per seed), so their rows compare nothing; drop all but one, "
+            "or change their overrides")  # fmt: skip
+    assert build_plan(str(f)).warnings == (said,)
+    assert build_plan(str(f), only=["constant", "again"]).warnings == ()
+    assert build_plan(str(write(tmp_path / "plain.yaml", TINY))).warnings == ()
+    # a variant that changes only what is measured after training is a different spec
+    measured = write(tmp_path / "m.yaml", TINY.replace("constant: [train.schedule.name=constant]",
+                                                       "constant: [measure.latency.batch_size=8]"))  # fmt: skip
+    assert build_plan(str(measured)).warnings == ()
+    dry = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tmp_path)
+    assert dry.returncode == 0 and f"# note: {said}" in dry.stdout, dry.stdout + dry.stderr
+    proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "### Variants that resolve to the same spec" in page and "\n- cosine, again, same_lr\n" in page
+    write(tmp_path / "tiny.yaml", TINY)
+    assert ablate("tiny.yaml", "--render-only", "--out", "out2", cwd=tmp_path).returncode == 0
+    assert "resolve to the same spec" not in (tmp_path / "out2/reports/tiny/ABLATIONS.md").read_text()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs where CUDA is available")
 @pytest.mark.parametrize("flag", [[], ["--dry-run"]])
 def test_a_variant_this_machine_cannot_run_is_refused_before_any_run(

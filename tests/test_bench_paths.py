@@ -252,6 +252,12 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert f"- Code: auditor {auditor.__version__}, commit " in md  # which code the figures measured
     saved = json.loads(json.dumps(report, default=str))  # as --json writes it and --render-json reads it
     assert bench.results_markdown(saved) == md
+    one_cpu = {**report, "machine": {**report["machine"], "cpu_affinity": 1, "cpu_quota": None, "torch_threads": 1},
+               "throughput": [{**res, "torch_threads": 2}]}  # fmt: skip
+    section = bench.results_markdown(one_cpu).split("### Training throughput", 1)[1]
+    assert section.split("\n")[2].startswith("**Warning:** torch runs 2 CPU threads but this process's CPU affinity")
+    enough = {**one_cpu, "machine": {**one_cpu["machine"], "cpu_affinity": 2}}
+    assert "**Warning:**" not in bench.results_markdown(enough).split("### Training throughput", 1)[1]
 
 
 def test_pool_ceilings_uses_the_runs_best_gemm_rate_per_device_and_threads(bench) -> None:
@@ -515,6 +521,21 @@ def test_machine_lines_say_which_cpus_the_bench_could_use(bench) -> None:
     assert bench.cpu_share_lines(over)[1].startswith("- **Warning:** torch runs 4 CPU threads")
     old = {k: v for k, v in m.items() if k not in ("cpu_affinity", "cpu_quota")}
     assert bench.cpu_share_lines(old) == []  # a report saved before they were recorded
+
+
+def test_a_section_run_on_more_threads_than_cpus_says_so(bench) -> None:
+    """--threads 4 on two CPUs: the machine's line judges torch's default only, so the section warns."""
+    m = {**bench.machine_info(torch.device("cpu")), "torch_threads": 2, "cpu_affinity": 2, "cpu_quota": None}
+    res = {"device": "cpu", "torch_threads": 4}
+    note = bench.section_threads_note(res, m)
+    assert note is not None and note.startswith("torch runs 4 CPU threads but this process's CPU affinity allows 2 CPUs")
+    assert note.endswith("lowers this section's figures; pass --threads 2 or fewer")  # set_num_threads beats OMP_*
+    assert bench.section_threads_note({**res, "torch_threads": 2}, m) is None
+    assert bench.section_threads_note(res, {**m, "torch_threads": 4}) is None  # the machine's line says it
+    assert bench.section_threads_note({**res, "device": "cuda"}, m) is None  # the host threads do not run the steps
+    assert bench.section_threads_note(res, {k: v for k, v in m.items() if k != "cpu_affinity"}) is None  # an old report
+    assert bench.section_threads_note(res, {**m, "cpu_affinity": 8, "cpu_quota": 1.5}).startswith(
+        "torch runs 4 CPU threads but this process's cgroup CPU quota is 1.5 CPUs")
 
 
 def test_a_percentage_next_to_its_target_shows_the_side_it_is_on(bench) -> None:

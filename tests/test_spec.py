@@ -169,6 +169,11 @@ def test_a_message_shows_the_bad_value_once(tmp_path: Path, capsys: pytest.Captu
     assert any(ln.endswith("train.device: must be auto, cpu, cuda or cuda:N, got 'mps'") for ln in lines), lines
     assert any(ln.endswith("criteria.test_acc: must be a quoted string like \">= 0.85\", got 0.9") for ln in lines)
     assert all(ln.count(", got ") <= 1 for ln in lines), lines
+    # a list or mapping is shown as the spec's YAML would write it, not as Python's repr
+    for given, shown in (('[">= 0.9"]', '[">= 0.9"]'), ("{at: 0.9}", '{"at": 0.9}')):
+        path.write_text(f"name: bad\ncriteria: {{test_acc: {given}}}\n")
+        assert main(["validate", str(path)]) == 2
+        assert f'criteria.test_acc: must be a quoted string like ">= 0.85", got {shown}\n' in capsys.readouterr().err
 
 
 def test_a_value_the_message_quotes_is_not_repeated_and_a_number_always_shown(capsys: pytest.CaptureFixture) -> None:

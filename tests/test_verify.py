@@ -37,12 +37,14 @@ from auditor.verify import (
     checkpoint_tensors,
     compare_losses,
     compare_metrics,
+    compare_result,
     compare_results,
     compare_tensors,
     decide,
     default_kill_step,
     first_divergence,
     make_plan,
+    result_values,
     resume_position,
     settle_verdict,
     state_tensors,
@@ -139,7 +141,8 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
             "global_step", "best.metric"} <= names  # fmt: skip
     assert all(t["equal"] and t["sha256_a"] == t["sha256_b"] == t["sha256_k"] for t in block["tensors"])
     for name in ("a-b", "a-k"):
-        assert _pair(block, name)["results"]["equal"] and "test_acc" in _pair(block, name)["results"]["compared"]
+        results = _pair(block, name)["results"]
+        assert results["equal"] and {"test_acc", "test_loss", "test_confusion"} <= set(results["compared"])
     assert any("checkpoint_every_steps" in n for n in block["notes"])
     # Run A's sources, less the thread count all three runs recorded alike (it cannot explain a difference).
     own = audit["determinism"]["nondeterminism_sources"]
@@ -261,7 +264,8 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
     diverged_at = audit["training"]["diverged_at_step"]
     assert audit["run"]["status"] == "diverged" and diverged_at < default_kill_step(TOTAL, SPE, EVERY)
     steps_a = len((tmp_path / "verify/smoke/a/reports/smoke/steps.csv").read_text().splitlines()) - 1  # header
-    said = f"run A diverged: {diverged_at} of its {steps_a} step losses were finite before the first non-finite one"
+    were = "was" if diverged_at == 1 else "were"
+    said = f"run A diverged: {diverged_at} of its {steps_a} step losses {were} finite before the first non-finite one"
     assert any(n.startswith(said) for n in block["notes"]), block["notes"]
     assert block["kill_signal"] == "SIGKILL" and block["kill_at_step"] < diverged_at and block["resumed_from"]
     assert block["verdict"] == "incomplete" and block["passed"] is False  # no last.pt: weights uncompared
@@ -434,6 +438,7 @@ def test_a_run_a_that_stopped_early_moves_the_kill_inside_its_steps(tmp_path: Pa
     assert notes == [expected]
     notes.clear()
     assert verify_mod.kill_within(plan, 2, "diverged", notes, print, diverged_at=1) is plan  # no checkpoint within 1 step
+    assert notes[0].startswith("run A diverged: 1 of its 2 step losses was finite before the first non-finite one")
     assert "before any checkpoint a kill could resume from" in notes[0]
     notes.clear()  # 8 steps run, the loss non-finite from step 5 on: the kill moves before step 5
     diverged = verify_mod.kill_within(plan, 8, "diverged", notes, lambda m: None, diverged_at=5)
@@ -606,7 +611,8 @@ def test_best_pt_weights_are_compared_where_best_pt_is_not_last_pt() -> None:
 def test_the_results_measured_after_training_are_compared() -> None:
     a = {"status": "completed", "test_acc": 0.5, "best_val_acc": 0.4, "final_val_acc": None, "latency_ms": 1.0}
     assert compare_results(a, {**a, "latency_ms": 2.0, "train_time_s": 9.0}) == {
-        "compared": ["status", "test_acc", "best_val_acc", "final_val_acc", "final_train_acc"],
+        "compared": ["status", "test_acc", "best_val_acc", "final_val_acc", "final_train_acc",
+                     "test_loss", "test_per_class_acc", "test_confusion"],
         "equal": True, "max_abs_diff": 0.0, "differences": []}  # fmt: skip
     near = compare_results(a, {**a, "test_acc": 0.5 + 2**-20})
     assert not near["equal"] and near["max_abs_diff"] == 2**-20
@@ -617,6 +623,69 @@ def test_the_results_measured_after_training_are_compared() -> None:
     assert compare_results(a, {**a, "test_acc": float("nan")})["max_abs_diff"] is None
     nan = {**a, "test_acc": float("nan")}
     assert not compare_results(nan, nan)["equal"]  # NaN agrees with nothing
+
+
+def _record(loss: float, per_class: dict, confusion: list) -> dict:
+    test = {"split": "test", "acc": 0.5, "loss": loss, "per_class": per_class, "confusion": confusion}
+    return {"metrics": {"status": "completed", "test_acc": 0.5, "latency_ms": 1.0}, "measurements": {"test": test}}
+
+
+def test_the_test_evaluation_behind_the_accuracy_is_compared() -> None:
+    """Runs with one test accuracy can differ in loss, and in which class a prediction went to."""
+    thirds = {"cat": 2 / 3, "dog": 2 / 3, "bird": 2 / 3}
+    confusion = [[2, 1, 0], [0, 2, 1], [1, 0, 2]]
+    values = result_values(_record(0.7, thirds, confusion))
+    assert values["test_loss"] == 0.7 and values["test_confusion"] == confusion
+    assert "latency_ms" not in values  # timings are not expected to repeat
+    assert compare_results(values, result_values(_record(0.7, dict(thirds), [list(r) for r in confusion])))["equal"]
+    loss = compare_results(values, result_values(_record(0.7 + 2**-20, thirds, confusion)))
+    assert loss["differences"] == [{"metric": "test_loss", "a": 0.7, "b": 0.7 + 2**-20, "abs_diff": loss["max_abs_diff"]}]
+    assert 0 < loss["max_abs_diff"] < 1e-5
+    # the same accuracy and per-class accuracies: a wrong prediction of a cat went to another class
+    moved = compare_results(values, result_values(_record(0.7, thirds, [[2, 0, 1], [0, 2, 1], [1, 0, 2]])))
+    assert moved["differences"] == [{
+        "metric": "test_confusion", "abs_diff": 1 / 9, "cells_differing": 2,
+        "entries": [{"at": "[0][1]", "a": 1, "b": 0}, {"at": "[0][2]", "a": 0, "b": 1}]}]  # fmt: skip
+    # a moved prediction weighs 1/n, as in test_acc: a count would exceed any verify.tolerance (< 1)
+    assert moved["max_abs_diff"] == 1 / 9
+    per_class = compare_results(values, result_values(_record(0.7, {**thirds, "dog": 0.5, "bird": 0.6}, confusion)))
+    assert per_class["max_abs_diff"] == 2 / 3 - 0.5
+    assert per_class["differences"][0]["entries"] == [  # largest first
+        {"at": "[dog]", "a": 2 / 3, "b": 0.5}, {"at": "[bird]", "a": 2 / 3, "b": 0.6}]  # fmt: skip
+    # a class on one side only, or a table against a missing one, is no distance
+    renamed = compare_results(values, result_values(_record(0.7, {"cat": 2 / 3, "cow": 2 / 3, "bird": 2 / 3}, confusion)))
+    assert not renamed["equal"] and renamed["max_abs_diff"] is None
+    assert renamed["differences"] == [{"metric": "test_per_class_acc", "abs_diff": None, "cells_differing": 0,
+                                       "entries": [], "only_in_a": ["[dog]"], "only_in_b": ["[cow]"]}]  # fmt: skip
+    bare = {"metrics": {"status": "completed"}, "measurements": {"test": None}}
+    assert compare_results(result_values(bare), result_values(bare))["equal"]  # no test split in either
+    missing = compare_results(result_values(bare), values)
+    assert missing["max_abs_diff"] is None
+    assert {"metric": "test_confusion", "a": None, "b": confusion, "abs_diff": None} in missing["differences"]
+    assert compare_result("test_per_class_acc", {}, None) == {"metric": "test_per_class_acc", "a": {}, "b": None,
+                                                              "abs_diff": None}  # fmt: skip
+    assert compare_result("t", {"0": 1}, [1])["abs_diff"] is None  # a mapping is no list
+    # a class without test images (null in audit.json) agrees with itself, not with a measured one
+    assert compare_results(*[result_values(_record(0.7, {"cat": None}, [[0]]))] * 2)["equal"]
+    assert compare_result("test_per_class_acc", {"cat": None}, {"cat": 0.5})["abs_diff"] is None
+
+
+def test_a_pair_whose_runs_differ_only_in_their_test_evaluation_is_not_equal(tmp_path: Path) -> None:
+    """compare_pair reads each run's record whole: a moved prediction alone makes the pair differ."""
+    for run in ("a", "b"):
+        reports = run_paths(tmp_path / run, "smoke").reports
+        reports.mkdir(parents=True)
+        (reports / "steps.csv").write_text("step,loss\n1,2.25\n2,2.0\n")
+        (reports / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n1,0.5,3.0\n")
+    thirds = {"cat": 2 / 3, "dog": 2 / 3, "bird": 2 / 3}
+    audits = {"a": _record(0.7, thirds, [[2, 1, 0], [0, 2, 1], [1, 0, 2]]),
+              "b": _record(0.7, thirds, [[2, 0, 1], [0, 2, 1], [1, 0, 2]])}  # fmt: skip
+    tensors = {"w": torch.ones(2)}
+    pair = verify_mod.compare_pair(tmp_path, "smoke", "a", "b", {"a": tensors, "b": dict(tensors)}, audits)
+    assert pair["losses"]["equal"] and pair["metrics"]["equal"] and pair["tensors_equal"] == 1
+    assert not pair["equal"] and pair["max_abs_diff"] == 1 / 9
+    assert [d["metric"] for d in pair["results"]["differences"]] == ["test_confusion"]
+    assert verify_mod.decide([pair], 0.2) == "tolerance" and verify_mod.decide([pair], 0.1) == "diverged"
 
 
 def test_noise_planned_after_run_a_stopped_is_said_to_have_tested_nothing() -> None:
@@ -692,8 +761,11 @@ def test_the_summary_says_run_k_was_not_killed_and_what_the_runs_shared(tmp_path
     results = {"equal": False, "max_abs_diff": 0.01, "differences": [{"metric": "test_acc"}]}
     differ = {**block, "verdict": "diverged", "pairs": [{**pair, "tensors_compared": 3, "tensors_equal": 3,
                                                          "results": results}]}  # fmt: skip
-    assert "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)" in summary(
-        VerifyOutcome(differ, False, tmp_path)).splitlines()  # fmt: skip
+    differ_text = summary(VerifyOutcome(differ, False, tmp_path))
+    assert "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)" in (
+        differ_text.splitlines())  # fmt: skip
+    assert "; results differ (test_acc); checkpoint tensors 3/3 identical" in differ_text  # which results, named
+    assert "; results equal; checkpoint tensors not compared (no last checkpoint)" in text  # not "0/0 identical"
     assert text.splitlines()[0].endswith(": UNRESUMED (FAIL) on cpu, 2 threads, torch 2.9.0")
     assert "  run K: not killed (it finished before step 4)" in text.splitlines()
     assert "a-b: final weights not compared;" in text and "max |diff|" not in text
