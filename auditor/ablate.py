@@ -1273,6 +1273,9 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if record.get("mixed_test_sets"):
         notes.append("note: the variants' test accuracies were scored on different test images, so they do not "
                      "compare directly (listed on the page)")  # fmt: skip
+    for names in record.get("identical_variants") or []:  # older records: not compared
+        notes.append(f"note: variants {', '.join(names)} resolve to the same spec, so their rows compare nothing "
+                     "(listed on the page)")  # fmt: skip
     if record["mixed_software"]:
         notes.append(f"note: the runs were made with {len(record['mixed_software'])} different software "
                      "versions or devices; their last bits may differ (listed on the page)")  # fmt: skip

@@ -777,7 +777,8 @@ def _scale(metric: str, cells: Mapping[str, Any]) -> float:
 
 def compare_result(metric: str, va: Any, vb: Any) -> dict[str, Any] | None:
     """None where `va` and `vb` agree; else the difference, `abs_diff` (None where it is not a
-    distance: a status, a missing value, NaN, tables of other keys). Two tables (per class, or a
+    distance: a status, a missing value, NaN, tables of other keys, confusion matrices of other
+    totals; a table against a value is named by its size, not stored). Two tables (per class, or a
     matrix) give `abs_diff`, the largest cell difference (a confusion count as its share of the
     test images: `_scale`), and their differing cells, largest first (`entries`: the first TOP_N of
     `cells_differing`), and the cells only one has (`only_in_a`, `only_in_b`), not both tables."""
@@ -785,14 +786,18 @@ def compare_result(metric: str, va: Any, vb: Any) -> dict[str, Any] | None:
     if ta is None or tb is None or isinstance(va, Mapping) != isinstance(vb, Mapping):
         if _same(va, vb):
             return None
-        return {"metric": metric, "a": va, "b": vb, "abs_diff": _abs_diff(_number(va), _number(vb))}
+        return {"metric": metric, "a": va if ta is None else f"a table of {count(len(ta), 'cell')}",
+                "b": vb if tb is None else f"a table of {count(len(tb), 'cell')}",
+                "abs_diff": _abs_diff(_number(va), _number(vb))}  # fmt: skip
     shared = [k for k in ta if k in tb and not _same(ta[k], tb[k])]
     only_a, only_b = [k for k in ta if k not in tb], [k for k in tb if k not in ta]
-    if not (shared or only_a or only_b):
+    if not (shared or only_a or only_b) and len(va) == len(vb):  # [[]] and [] hold the same (no) cells
         return None
-    scale = max(_scale(metric, ta), _scale(metric, tb))
+    scale = _scale(metric, ta)
     diffs = {k: _abs_diff(_number(ta[k]), _number(tb[k])) for k in shared}
-    comparable = not (only_a or only_b) and None not in diffs.values()
+    # confusion matrices of other totals scored other test images: no share of one n
+    comparable = (not (only_a or only_b) and None not in diffs.values() and len(va) == len(vb)
+                  and scale == _scale(metric, tb))  # fmt: skip
     shared.sort(key=lambda k: -math.inf if diffs[k] is None else -diffs[k])
     return {
         "metric": metric,

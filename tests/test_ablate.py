@@ -436,6 +436,8 @@ def test_variants_that_resolve_to_one_spec_are_named_in_the_plan_and_on_the_page
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "### Variants that resolve to the same spec" in page and "\n- cosine, again, same_lr\n" in page
+    assert "note: variants cosine, again, same_lr resolve to the same spec, so their rows compare nothing" in (
+        proc.stdout + proc.stderr)  # fmt: skip
     write(tmp_path / "tiny.yaml", TINY)
     assert ablate("tiny.yaml", "--render-only", "--out", "out2", cwd=tmp_path).returncode == 0
     assert "resolve to the same spec" not in (tmp_path / "out2/reports/tiny/ABLATIONS.md").read_text()

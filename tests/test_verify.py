@@ -661,9 +661,11 @@ def test_the_test_evaluation_behind_the_accuracy_is_compared() -> None:
     assert compare_results(result_values(bare), result_values(bare))["equal"]  # no test split in either
     missing = compare_results(result_values(bare), values)
     assert missing["max_abs_diff"] is None
-    assert {"metric": "test_confusion", "a": None, "b": confusion, "abs_diff": None} in missing["differences"]
-    assert compare_result("test_per_class_acc", {}, None) == {"metric": "test_per_class_acc", "a": {}, "b": None,
-                                                              "abs_diff": None}  # fmt: skip
+    assert {"metric": "test_confusion", "a": None, "b": "a table of 9 cells", "abs_diff": None} in missing["differences"]
+    assert compare_result("test_confusion", [[5, 0], [0, 5]], [[50, 0], [0, 50]])["abs_diff"] is None  # other n
+    assert compare_result("test_confusion", [[]], [])["abs_diff"] is None  # one row of no cells is not none
+    assert compare_result("test_per_class_acc", {}, None) == {
+        "metric": "test_per_class_acc", "a": "a table of 0 cells", "b": None, "abs_diff": None}  # fmt: skip
     assert compare_result("t", {"0": 1}, [1])["abs_diff"] is None  # a mapping is no list
     # a class without test images (null in audit.json) agrees with itself, not with a measured one
     assert compare_results(*[result_values(_record(0.7, {"cat": None}, [[0]]))] * 2)["equal"]
