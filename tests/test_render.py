@@ -1340,6 +1340,16 @@ def test_criteria_table_never_rounds_a_failure_into_a_pass() -> None:
         assert "| `best_val_acc` | `>= 0.5` | 0.5000 | **FAIL** |" in text_of(audit | {"criteria": [row | broken]})
 
 
+def test_a_latency_criterion_names_a_batch_size_other_than_one() -> None:
+    audit = golden_audit()
+    assert audit["measurements"]["latency"]["batch_size"] == 1
+    assert "| `latency_ms` | `< 50` |" in text_of(audit)
+    audit["measurements"]["latency"]["batch_size"] = 8
+    text = text_of(audit)
+    assert "| `latency_ms` (batch 8) | `< 50` |" in text
+    assert "| `best_val_acc` | `>= 0.5` |" in text  # the other criteria are not batch figures
+
+
 def test_long_history_is_truncated_to_first_and_last_ten() -> None:
     audit = golden_audit()
     base = audit["training"]["history"][0]
