@@ -153,7 +153,7 @@ def _evaluate(crit: Criterion, value: MeasuredValue, note: str | None, allow_tol
     if value is None:
         reason = f"not measured: {note}" if note else "not measured: no value recorded"
         return _result(crit, None, False, reason)
-    if _is_number(value) and math.isnan(float(value)):
+    if is_number(value) and math.isnan(float(value)):
         return _result(crit, float(value), False, "measured NaN")
     if crit.metric in CATEGORICAL_METRICS:
         if crit.metric == "reproducible" and value == "tolerance" and not allow_tolerance:
@@ -197,7 +197,7 @@ def measured_value(metric: str, value: MeasuredValue) -> float | str | None:
         return value
     if metric in CATEGORICAL_METRICS and isinstance(value, bool):
         return "true" if value else "false"
-    return float(value) if _is_number(value) else str(value)
+    return float(value) if is_number(value) else str(value)
 
 
 TOLERANCE_NOT_ALLOWED = ("tolerance: the runs differ within verify.tolerance, but this run's verify.allow_tolerance "
@@ -214,7 +214,7 @@ def _evaluate_categorical(crit: Criterion, value: MeasuredValue) -> CriterionRes
         measured = value
     else:
         # A number here is a producer bug; `!= x` must not pass on it.
-        shown = float(value) if _is_number(value) else str(value)
+        shown = float(value) if is_number(value) else str(value)
         return _result(crit, shown, False, f"measured {value!r} is not a {crit.metric} value")
     if crit.op not in ("==", "!="):
         raise ValueError(f"operator {crit.op!r} is not valid for categorical {crit.metric}")
@@ -226,15 +226,16 @@ def _evaluate_categorical(crit: Criterion, value: MeasuredValue) -> CriterionRes
     return _result(crit, measured, passed, f"{measured} {shown_op} {crit.threshold}")
 
 
-def _is_number(value: Any) -> bool:
-    # numbers.Real covers numpy scalars; bool is an int but never a measurement.
+def is_number(value: Any) -> bool:
+    """Whether `value` is a number as a measurement is one (numbers.Real covers numpy scalars;
+    bool is an int but never a measurement)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:
-    if not _is_number(value):
+    if not is_number(value):
         return _result(crit, str(value), False, f"measured {value!r} is not a number")
-    measured = float(value)  # type: ignore[arg-type]  # _is_number checked it
+    measured = float(value)  # type: ignore[arg-type]  # is_number checked it
     if not math.isfinite(measured):  # the runner writes null, never inf: a hand-edited record
         return _result(crit, measured, False, f"measured {measured} is not a finite number")
     if NUMERIC_METRICS[crit.metric] == "fraction" and not 0 <= measured <= 1:
@@ -767,9 +768,9 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
         return []
     n, right = sum(map(sum, cm)), sum(row[i] for i, row in enumerate(cm))
     found = []
-    if _is_number(test.get("n")) and test["n"] != n:
+    if is_number(test.get("n")) and test["n"] != n:
         found.append(f"measurements.test.n {_json(test['n'])}, but its confusion matrix counts {n} images")
-    if _is_number(test.get("acc")) and n and test["acc"] != right / n:
+    if is_number(test.get("acc")) and n and test["acc"] != right / n:
         found.append(f"measurements.test.acc {_json(test['acc'])}, but its confusion matrix gives {right}/{n} = {right / n:.6g}")
     per_class = test.get("per_class")
     if isinstance(per_class, dict) and len(per_class) == len(cm):
@@ -842,7 +843,7 @@ def _stored_disagrees(index: int, entry: Any, metrics: Mapping[str, Any]) -> str
 
 def _same(a: Any, b: Any) -> bool:
     """Equal and of one kind: numbers by value (an int is its float), a bool never a number."""
-    if _is_number(a) and _is_number(b):
+    if is_number(a) and is_number(b):
         return float(a) == float(b)
     return type(a) is type(b) and a == b
 

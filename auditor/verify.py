@@ -74,7 +74,15 @@ from auditor.audit import (
     unweighed,
     write_json,
 )
-from auditor.check import BROKEN, DIVERGED, UNSELECTED, record_gate_status, verdict, verification_passed
+from auditor.check import (
+    BROKEN,
+    DIVERGED,
+    UNSELECTED,
+    is_number,
+    record_gate_status,
+    verdict,
+    verification_passed,
+)
 from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import (
@@ -764,7 +772,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _number(v: Any) -> float | None:
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return v if is_number(v) else None
 
 
 def _scale(metric: str, cells: Mapping[str, Any]) -> float:
