@@ -1041,6 +1041,98 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
     return render_ablation(here), record
 
 
+def page_record(out: Path, plan: Plan) -> dict[str, Any] | None:
+    """The ablations.json now under `out` for `plan`'s ablation (read before a page replaces it), or None."""
+    return _read_json(report_dir(out, plan.ablation.name) / "ablations.json")
+
+
+def _counted_rows(record: Any) -> dict[str, Any]:
+    """The runs an ablation record lists as finished: name -> the spec hash it was counted under
+    (none for a record this version cannot read)."""
+    try:
+        return {r["name"]: r.get("spec_hash") for v in record["variants"] for r in v["runs"] if isinstance(r["name"], str)}
+    except (KeyError, TypeError, AttributeError):
+        return {}
+
+
+def dropped_runs(earlier: Any, plan: Plan) -> list[str]:
+    """The finished runs the page `earlier` (an ablations.json) listed for seeds that `plan` leaves
+    out (`--seeds 1` after 3): runs this plan never touches, which its page no longer lists."""
+    made = earlier.get("ablation") if isinstance(earlier, dict) else None
+    seeds = made.get("seeds") if isinstance(made, dict) else None
+    if not isinstance(seeds, list):
+        return []
+    left = {run_name(plan.ablation.name, v, s) for v in plan.variants for s in seeds
+            if type(s) is int and s not in plan.seeds}  # fmt: skip
+    return sorted(left & _counted_rows(earlier).keys())
+
+
+def rebuild_argv(made: Mapping[str, Any], file: Path, out: Path, file_seeds: list[int]) -> list[str] | None:
+    """The `ablate FILE ... --render-only` arguments that rebuild the page whose ablations.json
+    records `made` (its "ablation"): its --set, --seeds, --only (a page of the selected variants
+    alone) and --depth-figure; None where the record or the file's seeds cannot give them."""
+    sets, seeds = made.get("cli_overrides"), made.get("seeds")
+    chosen, every = made.get("variants_selected"), made.get("variants_all")
+    if not (isinstance(sets, list) and all(isinstance(s, str) for s in sets) and isinstance(seeds, list)
+            and 1 <= len(seeds) <= MAX_SEEDS and choose_seeds(file_seeds, len(seeds), str(file))[0] == seeds):
+        return None  # fmt: skip
+    only = ["--only", *chosen] if isinstance(chosen, list) and chosen != every and all(
+        isinstance(v, str) for v in chosen) else []  # fmt: skip
+    return ["ablate", path_arg(display_path(file)), *set_args(sets),
+            *([] if seeds == file_seeds else ["--seeds", str(len(seeds))]), *only,
+            *(["--depth-figure"] if made.get("figure") == "depth" else []), *out_args(display_path(out)),
+            "--render-only"]  # fmt: skip
+
+
+def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Path) -> str | None:
+    """A note for the page of `plan` (`record`) where it replaced one (`earlier`, that page's
+    ablations.json) that listed finished runs of seeds this plan leaves out, with the command that
+    rebuilds that page, or why none can; else None. Nothing else would say the page dropped them."""
+    dropped = dropped_runs(earlier, plan)
+    if not dropped:
+        return None
+    made = earlier["ablation"]
+    sets = made.get("cli_overrides") if isinstance(made.get("cli_overrides"), list) else []
+    made_with = f"seeds {made['seeds']}" + (f", {shlex.join(set_args(list(map(str, sets))))}" if sets else "")
+    text = (f"note: this page covers seeds {list(plan.seeds)}; the page it replaced ({made_with}) also listed "
+            f"{count(len(dropped), 'finished run')} of other seeds ({_first_names(dropped)}), which this command left "
+            "untouched")  # fmt: skip
+    now, then = _counted_rows(record), _counted_rows(earlier)
+    changed = sorted(name for name, spec in then.items() if name not in dropped and now.get(name) != spec)
+    if changed:  # runs of the seeds both pages cover: made again under another spec, or gone
+        return text + (f"; that page cannot be rebuilt as it was: {count(len(changed), 'run')} it listed "
+                       f"({_first_names(changed)}) {'is' if len(changed) == 1 else 'are'} no longer there under the "
+                       "spec it listed")  # fmt: skip
+    argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
+    return text if argv is None else f"{text}; `{shell_command(argv)}` rebuilds that page"
+
+
+def _first_names(names: list[str], most: int = 10) -> str:
+    """'a, b, c' or, past `most` names, 'a, ..., j and 3 more'."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def page_rebuild_command(page_dir: Path) -> str | None:
+    """`auditor ablate FILE ... --render-only` that rebuilds the ablation page in `page_dir` (an
+    `OUT/reports/<ablation>` folder) as its ablations.json records it; None where that record,
+    the ablation file or the runs cannot tell it (a page folder renamed, or moved without its runs)."""
+    page = Path(os.path.abspath(page_dir))  # `.` or `x/..` named as the folder it is
+    record = _read_json(page / "ablations.json")
+    made = record.get("ablation") if record else None
+    if not isinstance(made, dict) or page.parent.name != "reports" or made.get("name") != page.name:
+        return None
+    out = page.parent.parent
+    if not isinstance(made.get("file_from_out"), str) or not any(
+            (out / "reports" / name / "audit.json").is_file() for name in _counted_rows(record)):  # fmt: skip
+        return None
+    try:
+        file, abl = load_ablation(str(out / made["file_from_out"]))
+    except InvalidInput:
+        return None
+    argv = rebuild_argv(made, file, out, list(abl.seeds))
+    return None if argv is None else shell_command(argv)
+
+
 # --- running a plan ----------------------------------------------------------------
 
 

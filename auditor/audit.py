@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import numbers
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -39,12 +40,17 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     # Shown on the sheet as recorded (runs since they were recorded; items checked by _malformed_items).
     (("model", "init"), str, False), (("data", "split_fingerprint"), (str, type(None)), False),
     (("data", "class_counts"), dict, False), (("step_checkpoints",), list, False),
+    (("data", "other_entries"), (list, type(None)), False),
     *((("determinism", flag), bool, False) for flag in (
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
     *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
         "fill_uninitialized_memory", "inductor_deterministic", "cudnn_allow_tf32", "cuda_matmul_allow_tf32")),
 ]  # fmt: skip
 STAGING = ".partial"
+OTHER_ENTRIES_KEPT = 20  # names of a data folder's unread entries a record keeps (thousands would swamp it)
+# Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user
+# made under that name (a backup of the run) holds a run too, and must not be taken for one set aside.
+SET_ASIDE = ".set-aside-by-auditor"
 # Step checkpoints' names (checkpoint.save_step_checkpoint writes them).
 STEP_GLOB = "step-*.pt"
 STEP_NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -349,7 +355,7 @@ def record_no_selection(training: Mapping[str, Any]) -> str | None:
 
 def nan_test_loss_note(checkpoint_name: str | None, acc: Any) -> str:
     """Why a test accuracy whose test loss is not a number is not reported."""
-    measured = f" ({acc:.2%})" if isinstance(acc, (int, float)) and not isinstance(acc, bool) else ""
+    measured = f" ({acc:.2%})" if is_number(acc) else ""
     return (f"the test loss of {checkpoint_name or 'the model'} is not a number: it computed inf or NaN on some "
             f"test images, and its accuracy as measured{measured}, which counts argmaxes of non-numbers, means nothing")
 
@@ -393,7 +399,7 @@ def _per(meas: Mapping[str, Any], field: str, unit: float) -> MetricSource:
     same float); None kept, and ABSENT for what is not a number."""
     count_ = _at(meas, "size", field)
     source = f"measurements.size.{field} / {unit:.0e}".replace("e+0", "e")  # `/ 1e6`
-    if isinstance(count_, int | float) and not isinstance(count_, bool):
+    if is_number(count_):
         return _copied(source, count_ / unit)
     return _copied(source, None if count_ is None else ABSENT)
 
@@ -466,6 +472,30 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
     return ResolvedProblem("alike" if alike else "other", text)
 
 
+def _page_rebuild_command(page_dir: Path) -> str:
+    """The command that rebuilds the ablation page in `page_dir`, with FILE and DIR where its
+    record cannot tell them."""
+    from auditor.ablate import page_rebuild_command  # lazy: ablate reads run records through this module
+
+    return page_rebuild_command(page_dir) or "auditor ablate FILE --render-only --out DIR"
+
+
+def _where_the_report_is(run_dir: Path) -> str:
+    """For a report folder that is not there: where a run left its report instead ('; ...'), or ''.
+    A run killed while it put its new report in place leaves the earlier one set aside in
+    `<name>.old`; one interrupted (or running) leaves its report so far in `<name>.partial`."""
+    folder = Path(os.path.abspath(run_dir))  # `..` named as the folder it is
+    old, staged = folder.with_name(folder.name + ".old"), folder.with_name(folder.name + STAGING)
+    if (old / SET_ASIDE).is_file():
+        return (f"; {old} holds the report a run set aside while it put a new one in place, and that run was "
+                "killed before it finished: `auditor run SPEC --resume` with its spec puts a report back (the new "
+                "one where it was complete) and trains nothing")
+    if staged.is_dir():
+        return (f"; a run of this name started and has not finished (interrupted, or running now: {staged} is "
+                "where it writes its report): `auditor run SPEC --resume` with its spec continues an interrupted one")
+    return ""
+
+
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"
@@ -475,11 +505,11 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         audit = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         if not run_dir.exists():
-            raise InvalidInput(f"{run_dir}: no such folder") from None
+            raise InvalidInput(f"{run_dir}: no such folder{_where_the_report_is(run_dir)}") from None
         if (run_dir / "ablations.json").is_file():  # `auditor ablate` writes it beside ABLATIONS.md
             raise InvalidInput(f"{run_dir}: an ablation's page folder (ablations.json), not a run's report folder: "
                                "give one of its runs' report folders (ABLATIONS.md links each run's sheet), or "
-                               "rebuild the page with `auditor ablate FILE --render-only --out DIR`") from None
+                               f"rebuild the page with `{_page_rebuild_command(run_dir)}`") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
@@ -542,6 +572,12 @@ def unrecordable_number(record: Any) -> str | None:
     return None
 
 
+def is_number(value: Any) -> bool:
+    """Whether `value` is a number as a measurement is one (numbers.Real covers numpy scalars;
+    bool is an int but never a measurement)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def is_count(value: Any) -> bool:
     """A whole number >= 0 as JSON or a checkpoint gives one (not `true`, which Python counts as 1)."""
     return type(value) is int and value >= 0
@@ -562,6 +598,12 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
         bad.append("data.val_in_train")
     if (limit := env.get("memory_limit_bytes")) is not None and not (is_count(limit) and limit > 0):
         bad.append("environment.memory_limit_bytes")
+    others, n_others = data.get("other_entries"), data.get("n_other_entries")
+    if others is not None and not all(isinstance(name, str) and name.isprintable() for name in others):
+        bad.append("data.other_entries")  # a run escapes what is not printable: a newline would break the sheet
+    if (others is not None or n_others is not None) and not (
+            is_count(n_others) and len(others or []) == min(n_others, OTHER_ENTRIES_KEPT)):  # fmt: skip
+        bad.append("data.n_other_entries")
     counts, classes = data.get("class_counts"), data.get("classes")
     if not isinstance(classes, list):
         bad.append("data.classes")

@@ -33,7 +33,6 @@ import codecs
 import errno
 import json
 import math
-import numbers
 import os
 import re
 import stat
@@ -47,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from auditor.audit import ABSENT, MetricSource, is_count, metric_sources, none_selected
+from auditor.audit import ABSENT, MetricSource, is_count, is_number, metric_sources, none_selected
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, staged_write
 from auditor.spec import (
@@ -224,12 +223,6 @@ def _evaluate_categorical(crit: Criterion, value: MeasuredValue) -> CriterionRes
         return _result(crit, measured, passed, f"{measured} meets {crit.threshold} (identical is within any tolerance)")
     shown_op = crit.op if passed else _NEGATED[crit.op]
     return _result(crit, measured, passed, f"{measured} {shown_op} {crit.threshold}")
-
-
-def is_number(value: Any) -> bool:
-    """Whether `value` is a number as a measurement is one (numbers.Real covers numpy scalars;
-    bool is an int but never a measurement)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _evaluate_numeric(crit: Criterion, value: MeasuredValue) -> CriterionResult:

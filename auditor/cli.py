@@ -515,8 +515,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         code = _run_ablation(args, plan)
         if code != EXIT_OK:
             return code
-    page, record = ablate.write_outputs(args.out, ablate.page_plan(plan, args.seeds, _progress), args.render_only)
-    return _say([*ablate.page_notes(record), f"ablation page: {page}"])
+    page_plan = ablate.page_plan(plan, args.seeds, _progress)
+    earlier = ablate.page_record(args.out, page_plan)
+    page, record = ablate.write_outputs(args.out, page_plan, args.render_only)
+    replaced = ablate.replaced_page_note(earlier, record, page_plan, args.out)
+    return _say([*ablate.page_notes(record), *([replaced] if replaced else []), f"ablation page: {page}"])
 
 
 def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:

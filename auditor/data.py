@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from auditor import unpickle
+from auditor.audit import OTHER_ENTRIES_KEPT
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import resolved_folder
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, LINK_LOOP, DataSpec, kind_of
@@ -58,6 +59,11 @@ class Provenance:
     # data.root) and extracted them before they were read; None: synthetic
     downloaded: bool | None = None
     split_fingerprint: str | None = None  # split_fingerprint(): which training-file images went to train, val
+    # entries of CIFAR_DIR/ that are no file of the official layout, so were not read (`data_batch_6`,
+    # a `.bak` copy): the first OTHER_ENTRIES_KEPT names, sorted, and how many there are; None: synthetic,
+    # or a folder that could not be listed (`root` tells them apart)
+    other_entries: tuple[str, ...] | None = None
+    n_other_entries: int | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ OFFICIAL_TRAIN = (
     ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
 )
 OFFICIAL_TEST = (("test_batch", "40351d587109b95175f43aff81a1287e"),)
+OFFICIAL_README = "readme.html"  # in the official archive too; nothing reads it
 OFFICIAL_META = MappingProxyType(  # read-only: one caller must not change what the next one checks
     {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
 )
@@ -341,6 +348,34 @@ def _read_classes(path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
+def other_entries(base: Path) -> list[str] | None:
+    """The entries of the data folder `base` that are no file of the official layout, sorted:
+    what a user may have put there thinking it is read (`data_batch_6`, `data_batch_1.bak`).
+    A byte that is not UTF-8 is shown as `\\xff` and a character that is not printable (a newline)
+    as Python escapes it (`\\n`), so a name may read like another's that holds those characters
+    literally. None where the folder cannot be listed."""
+    official = {n for n, _ in OFFICIAL_TRAIN + OFFICIAL_TEST} | {OFFICIAL_META["filename"], OFFICIAL_README}
+    try:
+        names = [e.name for e in os.scandir(base) if e.name not in official]
+    except OSError:
+        return None
+    shown = [n.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for n in names]
+    return sorted("".join(c if c.isprintable() else ascii(c)[1:-1] for c in n) for n in shown)
+
+
+def unread_note(prov: Provenance) -> str | None:
+    """What a run says before training where its data folder holds entries it does not read (or
+    could not be listed), or None."""
+    if prov.root is not None and prov.n_other_entries is None:
+        return f"{prov.root} could not be listed, so whether it holds files this run does not read is not known"
+    if not prov.n_other_entries:
+        return None
+    names = [f"'{name}'" for name in prov.other_entries or []]
+    more = f" and {prov.n_other_entries - len(names):,} more" if prov.n_other_entries > len(names) else ""
+    return (f"{prov.root} holds {', '.join(names)}{more}, which this run does not read: it reads only the official "
+            "files (data_batch_1..5, test_batch, batches.meta)")
+
+
 def _unofficial_note(files: dict[str, str]) -> str:
     bad = {n: s for n, s in files.items() if s != "ok"}
     if not bad:
@@ -427,11 +462,12 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     """Read and split the data set named by the spec; raise InvalidInput on bad data."""
     if spec.dataset == "synthetic":
         tx, ty, sx, sy = _synthetic_arrays(spec)
-        classes, files, root, official, downloaded = SYNTHETIC_CLASSES, {}, None, None, None
+        classes, files, root, official, downloaded, others = SYNTHETIC_CLASSES, {}, None, None, None, None
         note = "procedurally generated (auditor.data.make_synthetic), not CIFAR-10"
     else:
         tx, ty, sx, sy, classes, files, base, downloaded = read_cifar10(spec)
         root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
+        others = other_entries(base)
         if spec.require_official and not official:
             raise SpecFieldError("data.require_official", f"{base}: {note}")
     if spec.val_split >= len(ty):
@@ -443,7 +479,8 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         fingerprint=fingerprint(tx, ty, sx, sy), n_train_files=len(ty), n_test_files=len(sy),
         normalization=normalization_kind(spec), test_fingerprint=test_fp,
         scored_test_fingerprint=test_fp if len(te) == len(sy) else fingerprint(sx[te], sy[te]),
-        downloaded=downloaded,
+        downloaded=downloaded, other_entries=None if others is None else tuple(others[:OTHER_ENTRIES_KEPT]),
+        n_other_entries=None if others is None else len(others),
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr

@@ -185,14 +185,14 @@ def _smallest_limit(proc_cgroup: Path, root: Path, controller: str, v2: Callable
     for line in lines:
         hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         if hierarchy == "0" and not controllers:
-            limits += _quotas_up(root, path, v2)
+            limits += _limits_up(root, path, v2)
         elif controller in controllers.split(","):
             mount = root / controllers if (root / controllers).is_dir() else root / controller
-            limits += _quotas_up(mount, path, v1)
+            limits += _limits_up(mount, path, v1)
     return min(limits, default=None)
 
 
-def _quotas_up(mount: Path, path: str, read: Callable[[Path], float | None]) -> list[float]:
+def _limits_up(mount: Path, path: str, read: Callable[[Path], float | None]) -> list[float]:
     """`read(folder)` for the cgroup at `path` under `mount` and each ancestor up to the mount.
     A container often sees its own cgroup as the mount's root while /proc names the host's
     path: where that path is not there, the mount's root alone is read."""
@@ -201,8 +201,8 @@ def _quotas_up(mount: Path, path: str, read: Callable[[Path], float | None]) -> 
         here = mount
     found = []
     for folder in [here, *here.parents]:
-        if (quota := read(folder)) is not None:
-            found.append(quota)
+        if (limit := read(folder)) is not None:
+            found.append(limit)
         if folder == mount or mount not in folder.parents:
             break
     return found

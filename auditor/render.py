@@ -766,6 +766,22 @@ def _normalization(kind: str, ds: dict[str, Any]) -> tuple[str | None, str]:
     return legacy_warning, norm_text
 
 
+def other_entries_text(d: Mapping[str, Any]) -> str | None:
+    """The sheet's line on the entries of the data folder (`d`: the record's data) that were not
+    read, or that it could not be listed; None where there are none, or the record is of synthetic
+    data or of a version before they were recorded."""
+    if "n_other_entries" not in d or d["root"] is None:
+        return None
+    if d["n_other_entries"] is None:
+        return "The folder could not be listed, so whether it holds files a run does not read is not known."
+    if not d["n_other_entries"]:
+        return None
+    shown = [code(name) for name in d["other_entries"] or []]
+    more = f" and {d['n_other_entries'] - len(shown):,} more" if d["n_other_entries"] > len(shown) else ""
+    return (f"Also in {code(Path(d['root']).name + '/')} but not read (a run reads only the official files "
+            f"`data_batch_1`..`5`, `test_batch`, `batches.meta`): {', '.join(shown)}{more}.")
+
+
 def _data(audit: dict[str, Any]) -> dict[str, Any]:
     d, ds = audit["data"], audit["spec"]["data"]
     if d["official"] is None:
@@ -789,6 +805,7 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
             [name, code(status) if status == "ok" else f"**{status}**"]
             for name, status in sorted(d["files"].items())
         ],
+        "other_entries_text": other_entries_text(d),
         "normalization_text": norm_text,
         "legacy_std_warning": legacy_warning,
         "augment_text": "; ".join(parts) if parts else "none",

@@ -33,6 +33,7 @@ from auditor.audit import (
     MIN_CPU_WINDOW_S,
     OUTPUT_DIRS,
     SCHEMA_VERSION,
+    SET_ASIDE,
     RunPaths,
     has_checkpoint,
     latency_warnings,
@@ -48,7 +49,7 @@ from auditor.audit import (
     write_json,
 )
 from auditor.check import evaluate_criteria, gate_status, verdict
-from auditor.data import DataBundle, class_changes, load_data, norm_tensors
+from auditor.data import DataBundle, class_changes, load_data, norm_tensors, unread_note
 from auditor.errors import InvalidInput, SpecFieldError, signals_held
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
@@ -496,11 +497,6 @@ def aside(final: Path) -> Path:
     return final.with_name(final.name + ".old")
 
 
-# Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user
-# made under that name (a backup of the run) holds a run too, and must not be taken for one set aside.
-SET_ASIDE = ".set-aside-by-auditor"
-
-
 def _holds_a_run(folder: Path, marker: str) -> bool:
     """A real folder holding what a run leaves there, or nothing at all (nothing to lose)."""
     if not folder.is_dir() or folder.is_symlink():
@@ -779,7 +775,8 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
                                       spec_file(spec_path))  # fmt: skip
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
                      "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes}  # fmt: skip
-            for note in (*notes["toggle_notes"], *notes["environment_notes"]):
+            unread = unread_note(prov)
+            for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else [])):
                 log(f"note: {note}")  # said before training, as well as in the sheet
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)

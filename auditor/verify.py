@@ -65,6 +65,7 @@ from auditor import checkpoint
 from auditor.audit import (
     STAGING,
     RunPaths,
+    is_number,
     losses_text,
     nothing_differs,
     read_audit,
@@ -78,7 +79,6 @@ from auditor.check import (
     BROKEN,
     DIVERGED,
     UNSELECTED,
-    is_number,
     record_gate_status,
     verdict,
     verification_passed,

@@ -708,6 +708,36 @@ def test_render_only_rebuilds_from_audits(tiny_copy: Path) -> None:
     assert (here / "ablations.json").is_file()
 
 
+def test_render_only_of_one_seed_says_which_runs_the_page_dropped_and_its_command_rebuilds_the_page(
+    tiny_copy: Path,
+) -> None:
+    page = tiny_copy / "out/reports/tiny/ABLATIONS.md"
+    proc = ablate("tiny.yaml", "--render-only", "--seeds", "1", "--out", "out", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    command = "auditor ablate tiny.yaml --out out --render-only"
+    assert (f"note: this page covers seeds [0]; the page it replaced (seeds [0, 1]) also listed 2 finished runs of "
+            f"other seeds (tiny-constant-s1, tiny-cosine-s1), which this command left untouched; `{command}` rebuilds "
+            "that page") in proc.stdout  # fmt: skip
+    assert "tiny-cosine-s1" not in page.read_text()
+    again = ablate(*command.split()[2:], cwd=tiny_copy)
+    assert again.returncode == 0, again.stderr
+    assert "tiny-cosine-s1" in page.read_text() and "note: this page covers" not in again.stdout
+    checked = subprocess.run([sys.executable, "-m", "auditor", "check", "out/reports/tiny"], cwd=tiny_copy, check=False,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert checked.returncode == 2 and f"rebuild the page with `{command}`" in checked.stderr, checked.stderr
+
+
+@pytest.mark.slow
+def test_a_page_of_one_seed_whose_run_replaced_one_the_earlier_page_listed_offers_no_rebuild(tiny_copy: Path) -> None:
+    """Run (not rendered) under another --set, seed 0's runs are made again: the 2-seed page is gone for good."""
+    proc = ablate("tiny.yaml", "--set", "train.optimizer.lr=0.07", "--seeds", "1", "--out", "out", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert ("the page it replaced (seeds [0, 1]) also listed 2 finished runs of other seeds (tiny-constant-s1, "
+            "tiny-cosine-s1), which this command left untouched; that page cannot be rebuilt as it was: 2 runs it "
+            "listed (tiny-constant-s0, tiny-cosine-s0) are no longer there under the spec it listed") in proc.stdout
+    assert "rebuilds that page" not in proc.stdout
+
+
 @pytest.mark.slow
 def test_runs_made_by_other_software_are_named(tiny_copy: Path) -> None:
     root = tiny_copy
@@ -1106,6 +1136,94 @@ def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so
     assert ablate.left_out_reason(unselected) == (
         "no epoch was selected: the val loss of every completed epoch (1 epoch) was not a number (the model computed "
         "inf or NaN), so no best checkpoint was written")  # fmt: skip
+
+
+def _pages_of_n_then_one_seed(out: Path, n: int = 3) -> tuple[Any, Any, dict, dict]:
+    """The cosine variant's page over `n` finished (faked) seeds, then replaced by a page of one:
+    (plan of n, plan of one, the earlier page's record, the new page's record)."""
+    from auditor import ablate
+
+    many = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=n)
+    for r in many.runs:
+        _fake_finished(out, r, "completed", 0.5)
+    ablate.write_outputs(out, many)
+    one = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
+    earlier = ablate.page_record(out, one)
+    return many, one, earlier, ablate.write_outputs(out, one)[1]
+
+
+def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebuild_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor import ablate
+
+    monkeypatch.chdir(tmp_path)  # `--out .`, the default, goes unsaid
+    three, one, earlier, record = _pages_of_n_then_one_seed(tmp_path)
+    assert ablate.counted_runs(record) == 1
+    file = ablate.display_path(one.path)
+    dropped = ", ".join(r.name for r in three.runs[1:])
+    assert ablate.replaced_page_note(earlier, record, one, tmp_path) == (
+        f"note: this page covers seeds [0]; the page it replaced (seeds [0, 1, 2]) also listed 2 finished runs of other "
+        f"seeds ({dropped}), which this command left untouched; `auditor ablate {file} --only cosine --render-only` "
+        "rebuilds that page")  # fmt: skip
+    # A page of more seeds, or of the same ones, drops nothing; neither does a first page, nor one of runs not finished.
+    assert ablate.replaced_page_note(record, earlier, three, tmp_path) is None
+    assert ablate.replaced_page_note(earlier, earlier, three, tmp_path) is None
+    assert ablate.replaced_page_note(None, record, one, tmp_path) is None
+    assert ablate.replaced_page_note({"ablation": "edited", "variants": 3}, record, one, tmp_path) is None
+    [v] = earlier["variants"]
+    unfinished = {**earlier, "variants": [{**v, "runs": v["runs"][:1], "missing": v["runs"][1:]}]}
+    assert ablate.replaced_page_note(unfinished, record, one, tmp_path) is None
+    # Made with --set and two seeds: the command gives both; seeds the file cannot give again get no command.
+    two = [{**v, "runs": v["runs"][:2]}]
+    made = {**earlier, "variants": two,
+            "ablation": {**earlier["ablation"], "seeds": [0, 1], "cli_overrides": ["train.epochs=2"]}}  # fmt: skip
+    assert ablate.replaced_page_note(made, record, one, tmp_path).endswith(
+        f"(seeds [0, 1], --set train.epochs=2) also listed 1 finished run of other seeds ({three.runs[1].name}), which "
+        f"this command left untouched; `auditor ablate {file} --set train.epochs=2 --seeds 2 --only cosine "
+        "--render-only` rebuilds that page")  # fmt: skip
+    odd = {**earlier, "variants": [{**v, "runs": v["runs"][::2]}], "ablation": {**earlier["ablation"], "seeds": [0, 2]}}
+    assert ablate.replaced_page_note(odd, record, one, tmp_path).endswith(
+        f"({three.runs[2].name}), which this command left untouched")
+    # A run both pages cover made again under another spec: the earlier page is gone for good.
+    again = {**record, "variants": [{**record["variants"][0], "runs": [{**record["variants"][0]["runs"][0], "spec_hash": "x"}]}]}
+    assert ablate.replaced_page_note(earlier, again, one, tmp_path).endswith(
+        f"which this command left untouched; that page cannot be rebuilt as it was: 1 run it listed ({three.runs[0].name}) "
+        "is no longer there under the spec it listed")  # fmt: skip
+
+
+def test_a_page_dropping_many_runs_names_ten(tmp_path: Path) -> None:
+    from auditor import ablate
+
+    twelve, one, earlier, record = _pages_of_n_then_one_seed(tmp_path, 12)
+    note = ablate.replaced_page_note(earlier, record, one, tmp_path)
+    names = sorted(r.name for r in twelve.runs[1:])
+    assert f"also listed 11 finished runs of other seeds ({', '.join(names[:10])} and 1 more)" in note
+
+
+def test_an_ablation_page_folder_given_for_a_run_s_names_the_command_that_rebuilds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor import ablate
+    from auditor.audit import read_audit
+    from auditor.errors import InvalidInput
+
+    _, one, _, _ = _pages_of_n_then_one_seed(tmp_path)
+    page = tmp_path / "reports" / one.ablation.name
+    monkeypatch.chdir(tmp_path)
+    command = f"auditor ablate {ablate.display_path(one.path)} --seeds 1 --only cosine"
+    for given, out in ((page.relative_to(tmp_path), ""), (Path("reports") / ".." / page.relative_to(tmp_path), "")):
+        with pytest.raises(InvalidInput, match=re.escape(f"or rebuild the page with `{command}{out} --render-only`")):
+            read_audit(given)
+    monkeypatch.chdir(page)  # `auditor check .` in the page folder
+    with pytest.raises(InvalidInput, match=re.escape(f"`{command} --out {tmp_path} --render-only`")):
+        read_audit(Path("."))
+    placeholder = re.escape("`auditor ablate FILE --render-only --out DIR`")
+    shutil.copytree(page, tmp_path / "reports" / "renamed")  # --render-only would write reports/<its name>
+    shutil.copytree(page, tmp_path / "elsewhere" / "reports" / one.ablation.name)  # its runs not beside it
+    for moved in (tmp_path / "reports" / "renamed", tmp_path / "elsewhere" / "reports" / one.ablation.name):
+        with pytest.raises(InvalidInput, match=placeholder):
+            read_audit(moved)
 
 
 def test_seeds_of_one_variant_that_read_different_data_are_named(tmp_path: Path) -> None:

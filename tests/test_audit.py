@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from auditor.audit import finite_or_none, read_audit, write_json
+from auditor.audit import SET_ASIDE, finite_or_none, is_number, nan_test_loss_note, read_audit, write_json
 from auditor.errors import InvalidInput
 
 
@@ -22,6 +24,20 @@ def test_non_finite_floats_are_written_as_null(tmp_path: Path) -> None:
     assert json.loads(text) == {"loss": None, "lr": None, "hist": [1.0, None, [2.0, None]], "ok": 0.5, "n": 3}
     assert "NaN" not in text and "Infinity" not in text
     assert finite_or_none({"x": [math.inf]}) == {"x": [None]}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (0, True), (0.25, True), (math.nan, True), (np.float32(0.5), True), (np.int64(3), True),
+    (True, False), (np.bool_(True), False), ("0.5", False), (None, False), ([0.5], False),
+])
+def test_is_number_takes_what_a_measurement_can_be(value: Any, expected: bool) -> None:
+    """One rule for every reader of a record (check, verify, the sheet's sources): a bool is never a figure."""
+    assert is_number(value) is expected
+
+
+def test_the_nan_loss_note_shows_a_measured_accuracy_but_not_a_bool() -> None:
+    assert "(75.00%)" in nan_test_loss_note("last.pt", np.float64(0.75))
+    assert "%" not in nan_test_loss_note("last.pt", True) and "%" not in nan_test_loss_note(None, "0.75")
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -89,6 +105,12 @@ STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256"
     (("data", "class_counts"), {"train": [1] * 10, "val": [1] * 10}, "data.class_counts"),
     (("data", "class_counts"), {"train": [1] * 9, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
     (("data", "class_counts"), {"train": ["1"] * 10, "val": [1] * 10, "test": [1] * 10}, "data.class_counts"),
+    (("data", "other_entries"), "data_batch_6", "data.other_entries"),
+    (("data", "other_entries"), ["data_batch_6", 7], "data.other_entries, data.n_other_entries"),
+    (("data", "other_entries"), ["data_batch_6"], "data.n_other_entries"),  # no count beside the names
+    (("data", "other_entries"), ["a\n\n# Injected"], "data.other_entries, data.n_other_entries"),  # a run escapes it
+    (("data", "n_other_entries"), True, "data.n_other_entries"),
+    (("data", "n_other_entries"), 3, "data.n_other_entries"),  # three, but no names
 ])  # fmt: skip
 def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
     tmp_path: Path, field: tuple[str, ...], value: Any, named: str
@@ -108,7 +130,11 @@ def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_l
     record["step_checkpoints"] = [STEP, STEP | {"sha256": None, "problem": "no digest file (step-00000049.pt.sha256 is missing: it was removed, or the file was copied without it)"}]
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert read_audit(tmp_path)["step_checkpoints"][1]["sha256"] is None
-    del record["step_checkpoints"]  # as a record from before these fields were recorded
+    for names, n in ((["data_batch_6", "caf\\xe9"], 2), ([f"x{i:02d}" for i in range(20)], 25)):  # 20 kept of 25
+        record["data"] |= {"other_entries": names, "n_other_entries": n}
+        (tmp_path / "audit.json").write_text(json.dumps(record))
+        assert read_audit(tmp_path)["data"]["n_other_entries"] == n
+    del record["step_checkpoints"], record["data"]["other_entries"], record["data"]["n_other_entries"]  # older records
     for key in ("downloaded", "split_fingerprint", "class_counts"):
         del record["data"][key]
     del record["model"]["init"]
@@ -126,6 +152,26 @@ def test_an_ablation_page_folder_given_for_a_run_s_is_named_as_such(tmp_path: Pa
     with pytest.raises(InvalidInput, match=re.escape(f"{tmp_path / 'ablations.json'}: an ablation's record, not a run's "
                                                      "report folder: give one of its runs' report folders")):
         read_audit(tmp_path / "ablations.json")
+
+
+def test_a_missing_report_folder_names_where_an_interrupted_run_left_its_report(tmp_path: Path) -> None:
+    """Killed between promote's two renames, a run leaves the report in `<name>.old`: not 'no such folder' alone."""
+    run_dir = tmp_path / "reports" / "smoke"
+    old, staged = tmp_path / "reports" / "smoke.old", tmp_path / "reports" / "smoke.partial"
+    old.mkdir(parents=True)  # a folder of the user's under the name: nothing is said of it
+    with pytest.raises(InvalidInput, match=f"^{re.escape(str(run_dir))}: no such folder$"):
+        read_audit(run_dir)
+    (old / SET_ASIDE).touch()
+    with pytest.raises(InvalidInput, match=re.escape(
+            f"{run_dir}: no such folder; {old} holds the report a run set aside while it put a new one in place, and "
+            "that run was killed before it finished: `auditor run SPEC --resume` with its spec puts a report back")):
+        read_audit(run_dir)
+    shutil.rmtree(old)
+    staged.mkdir()
+    with pytest.raises(InvalidInput, match=re.escape(
+            f"{run_dir}: no such folder; a run of this name started and has not finished (interrupted, or running now: "
+            f"{staged} is where it writes its report)")):  # fmt: skip
+        read_audit(run_dir)
 
 
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:

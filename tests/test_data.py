@@ -51,6 +51,7 @@ def test_real_subset_loads_flagged_unofficial() -> None:
     assert "NOT the official CIFAR-10" in p.note
     assert p.fingerprint == SUBSET_FINGERPRINT
     assert b.classes[:3] == ("airplane", "automobile", "bird")
+    assert p.other_entries == () and p.n_other_entries == 0 and D.unread_note(p) is None
     # Real photographs, not noise: the per-channel mean is close to CIFAR-10's.
     mean = b.train_x.float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.02)
@@ -243,6 +244,46 @@ def test_fake_copy_loads_as_unofficial(tmp_path: Path) -> None:
     b = D.load_data(DataSpec(root=str(fake_cifar_root(tmp_path)), val_split=5), 0)
     assert b.sizes() == {"train": 15, "val": 5, "test": 20}
     assert b.provenance.official is False and b.provenance.files["batches.meta"] == "missing"
+
+
+def test_entries_of_the_data_folder_that_no_run_reads_are_recorded_and_said(tmp_path: Path) -> None:
+    """A `data_batch_6` or a `.bak` copy put beside the official files is never read: the record says so."""
+    base = fake_cifar_root(tmp_path) / D.CIFAR_DIR
+    for name in ("data_batch_6", "data_batch_1.bak", "readme.html", "tab\there"):
+        (base / name).write_bytes(b"")
+    (base / "old").mkdir()
+    os.close(os.open(os.fsencode(base) + b"/caf\xe9", os.O_CREAT | os.O_WRONLY))  # a Latin-1 name
+    p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
+    assert p.other_entries == ("caf\\xe9", "data_batch_1.bak", "data_batch_6", "old", "tab\\there")  # readme.html is official
+    assert p.n_other_entries == 5
+    assert D.unread_note(p) == (
+        f"{base} holds 'caf\\xe9', 'data_batch_1.bak', 'data_batch_6', 'old', 'tab\\there', which this run does not "
+        "read: it reads only the official files (data_batch_1..5, test_batch, batches.meta)")  # fmt: skip
+    for i in range(D.OTHER_ENTRIES_KEPT):
+        (base / f"x{i:02d}").write_bytes(b"")
+    p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
+    assert len(p.other_entries) == D.OTHER_ENTRIES_KEPT and p.n_other_entries == D.OTHER_ENTRIES_KEPT + 5
+    assert D.unread_note(p).endswith("'x14' and 5 more, which this run does not read: it reads only the official "
+                                     "files (data_batch_1..5, test_batch, batches.meta)")  # fmt: skip
+    synthetic = D.load_data(DataSpec(dataset="synthetic", synthetic={"train": 60, "test": 20}, val_split=10), 0)
+    assert synthetic.provenance.other_entries is None and synthetic.provenance.n_other_entries is None
+    assert D.unread_note(synthetic.provenance) is None
+
+
+def test_a_data_folder_that_cannot_be_listed_is_said_not_taken_for_one_holding_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing a folder whose files could be read can still fail (no read permission on it, for one)."""
+    base = fake_cifar_root(tmp_path) / D.CIFAR_DIR
+    assert D.other_entries(base) == []
+
+    def refused(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(D.os, "scandir", refused)
+    p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
+    assert p.other_entries is None and p.n_other_entries is None and p.root == str(base)
+    assert D.unread_note(p) == f"{base} could not be listed, so whether it holds files this run does not read is not known"
 
 
 def test_official_file_list_matches_torchvision() -> None:

@@ -442,6 +442,25 @@ def test_cifar_data_other_than_the_official_test_set_is_said_so(official: bool, 
     assert ("on **cifar10**" + (f" ({qualifier})" if qualifier else "") + " (1,200 training images)") in text
 
 
+def test_the_data_folders_entries_no_run_reads_are_listed_below_the_file_check() -> None:
+    audit = cifar_audit([0.2470, 0.2435, 0.2616], official=False)
+    folder = Path(audit["data"]["root"]).name
+    line = (f"Also in `{folder}/` but not read (a run reads only the official files `data_batch_1`..`5`, `test_batch`, "
+            "`batches.meta`): `data_batch_6`, `` a`b `` and 3 more.")  # fmt: skip
+    audit["data"] |= {"other_entries": ["data_batch_6", "a`b"], "n_other_entries": 5}
+    section = text_of(audit).split("Per-file MD5 check")[1].split("## ")[0]
+    assert line in section
+    audit["data"] |= {"other_entries": None, "n_other_entries": None}  # the folder could not be listed
+    assert "The folder could not be listed, so whether it holds files a run does not read is not known." in text_of(audit)
+    audit["data"] |= {"other_entries": [], "n_other_entries": 0}
+    assert "but not read" not in text_of(audit)
+    del audit["data"]["other_entries"], audit["data"]["n_other_entries"]  # a record from before they were recorded
+    assert "but not read" not in text_of(audit)
+    golden = golden_audit()  # synthetic data: no folder
+    assert golden["data"]["n_other_entries"] is None
+    assert "but not read" not in text_of(golden) and "could not be listed" not in text_of(golden)
+
+
 JUDGED_AGAIN = "judged again by this auditor"
 
 

@@ -340,6 +340,21 @@ def _cifar_run(out: Path, root: Path) -> Spec:
     return spec
 
 
+def test_a_run_says_before_training_and_records_which_entries_of_its_data_folder_it_does_not_read(tmp_path: Path) -> None:
+    root = fake_cifar_root(tmp_path / "data", n=64)
+    (root / "cifar-10-batches-py" / "data_batch_6").write_bytes(b"")
+    said: list[str] = []
+    spec = load_spec("smoke", [*TINY_SETS, "data.dataset=cifar10", f"data.root={root}", "data.val_split=16",
+                               "train.batch_size=16", "train.epochs=1", "criteria.best_val_acc=null"])  # fmt: skip
+    execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=said.append)
+    note = f"note: {root / 'cifar-10-batches-py'} holds 'data_batch_6', which this run does not read"
+    assert any(line.startswith(note) for line in said), said
+    record = json.loads((tmp_path / "out/reports/smoke/audit.json").read_text())
+    assert record["data"]["other_entries"] == ["data_batch_6"] and record["data"]["n_other_entries"] == 1
+    assert "`batches.meta`): `data_batch_6`." in (
+        tmp_path / "out/reports/smoke/REPRODUCIBILITY.md").read_text()
+
+
 def test_a_resume_on_other_data_under_the_same_root_is_refused_and_leaves_no_copy(tmp_path: Path) -> None:
     """The spec names a folder, not its images: a copy swapped in under data.root would have mixed
     two data sets into one run (and the resumed run of a finished one re-judged other data)."""
