@@ -82,7 +82,7 @@ from auditor.spec import (
     training_changes,
     validate_spec,
 )
-from auditor.words import count, out_args, path_arg
+from auditor.words import count, first_of, out_args, path_arg
 
 SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
@@ -1109,7 +1109,7 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
 
 def _first_names(names: list[str], most: int = 10) -> str:
     """'a, b, c' or, past `most` names, 'a, ..., j and 3 more'."""
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return first_of(names[:most], len(names))
 
 
 def page_rebuild_command(page_dir: Path) -> str | None:

@@ -480,12 +480,17 @@ def _page_rebuild_command(page_dir: Path) -> str:
     return page_rebuild_command(page_dir) or "auditor ablate FILE --render-only --out DIR"
 
 
+def aside(final: Path) -> Path:
+    """Where `promote` moves the earlier run's folder while it puts the new one in place."""
+    return final.with_name(final.name + ".old")
+
+
 def _where_the_report_is(run_dir: Path) -> str:
     """For a report folder that is not there: where a run left its report instead ('; ...'), or ''.
     A run killed while it put its new report in place leaves the earlier one set aside in
     `<name>.old`; one interrupted (or running) leaves its report so far in `<name>.partial`."""
     folder = Path(os.path.abspath(run_dir))  # `..` named as the folder it is
-    old, staged = folder.with_name(folder.name + ".old"), folder.with_name(folder.name + STAGING)
+    old, staged = aside(folder), folder.with_name(folder.name + STAGING)
     if (old / SET_ASIDE).is_file():
         return (f"; {old} holds the report a run set aside while it put a new one in place, and that run was "
                 "killed before it finished: `auditor run SPEC --resume` with its spec puts a report back (the new "

@@ -28,6 +28,7 @@ from auditor.audit import OTHER_ENTRIES_KEPT
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import resolved_folder
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, LINK_LOOP, DataSpec, kind_of
+from auditor.words import first_of
 
 CIFAR_DIR = "cifar-10-batches-py"
 IMAGE_SHAPE = (3, 32, 32)
@@ -177,6 +178,7 @@ OFFICIAL_TRAIN = (
 )
 OFFICIAL_TEST = (("test_batch", "40351d587109b95175f43aff81a1287e"),)
 OFFICIAL_README = "readme.html"  # in the official archive too; nothing reads it
+OFFICIAL_FILES_TEXT = "data_batch_1..5, test_batch, batches.meta"  # what a run reads, as messages name it
 OFFICIAL_META = MappingProxyType(  # read-only: one caller must not change what the next one checks
     {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
 )
@@ -303,7 +305,7 @@ def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
                 "to make the folder")  # fmt: skip
     return (
         f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
-        f"(data_batch_1..5, test_batch, batches.meta){download}"
+        f"({OFFICIAL_FILES_TEXT}){download}"
     )
 
 
@@ -370,10 +372,9 @@ def unread_note(prov: Provenance) -> str | None:
         return f"{prov.root} could not be listed, so whether it holds files this run does not read is not known"
     if not prov.n_other_entries:
         return None
-    names = [f"'{name}'" for name in prov.other_entries or []]
-    more = f" and {prov.n_other_entries - len(names):,} more" if prov.n_other_entries > len(names) else ""
-    return (f"{prov.root} holds {', '.join(names)}{more}, which this run does not read: it reads only the official "
-            "files (data_batch_1..5, test_batch, batches.meta)")
+    names = first_of([f"'{name}'" for name in prov.other_entries or []], prov.n_other_entries)
+    return (f"{prov.root} holds {names}, which this run does not read: it reads only the official files "
+            f"({OFFICIAL_FILES_TEXT})")
 
 
 def _unofficial_note(files: dict[str, str]) -> str:

@@ -62,7 +62,7 @@ from auditor.check import (
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
-from auditor.words import count, describe_setting, exact, plural
+from auditor.words import count, describe_setting, exact, first_of, plural
 
 TEMPLATE = "reproducibility.md.j2"
 SHEET = "REPRODUCIBILITY.md"
@@ -776,10 +776,9 @@ def other_entries_text(d: Mapping[str, Any]) -> str | None:
         return "The folder could not be listed, so whether it holds files a run does not read is not known."
     if not d["n_other_entries"]:
         return None
-    shown = [code(name) for name in d["other_entries"] or []]
-    more = f" and {d['n_other_entries'] - len(shown):,} more" if d["n_other_entries"] > len(shown) else ""
+    shown = first_of([code(name) for name in d["other_entries"] or []], d["n_other_entries"])
     return (f"Also in {code(Path(d['root']).name + '/')} but not read (a run reads only the official files "
-            f"`data_batch_1`..`5`, `test_batch`, `batches.meta`): {', '.join(shown)}{more}.")
+            f"`data_batch_1`..`5`, `test_batch`, `batches.meta`): {shown}.")
 
 
 def _data(audit: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from auditor.audit import (
     SCHEMA_VERSION,
     SET_ASIDE,
     RunPaths,
+    aside,
     has_checkpoint,
     latency_warnings,
     metric_sources,
@@ -490,11 +491,6 @@ def resume_compute_notes(found: Path, state: dict[str, Any], device: torch.devic
         "uninterrupted run on either"
     )
     return [note]
-
-
-def aside(final: Path) -> Path:
-    """Where `promote` moves the earlier run's folder while it puts the new one in place."""
-    return final.with_name(final.name + ".old")
 
 
 def _holds_a_run(folder: Path, marker: str) -> bool:

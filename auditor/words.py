@@ -16,6 +16,11 @@ def count(n: float, noun: str) -> str:
     return f"{number} {plural(n, noun)}"
 
 
+def first_of(shown: list[str], total: int) -> str:
+    """The names `shown` of `total` ('a, b' or 'a, b and 3 more'): a list cut short, said so."""
+    return ", ".join(shown) + (f" and {total - len(shown):,} more" if total > len(shown) else "")
+
+
 def exact(x: float) -> str:
     """Shortest text that reads back as `x`: 0.05, 5e-06, 150.00001, 3 (an integral float loses its
     `.0`; YAML and pydantic read `91` in an epoch list as 91.0)."""
