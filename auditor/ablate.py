@@ -208,7 +208,7 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     try:
         return path, Ablation.model_validate(raw)
     except ValidationError as err:
-        msg = format_validation_error(str(arg), err).replace(
+        msg = format_validation_error(str(arg), err, Ablation).replace(
             "unknown key (not in the spec schema)",
             f"unknown key (an ablation file has: {', '.join(Ablation.model_fields)})",
         )
@@ -1233,13 +1233,15 @@ def check_runnable(plan: Plan, out: Path) -> None:
     (and the ablation stop there), naming the variant: runs to come that need what this machine
     lacks (CUDA, fp16 without it, a compile the environment switches off) or data that is not
     there, and interrupted runs that cannot be continued under the spec planned for them."""
+    from auditor.runner import machine_problems
+
     problems, interrupted = [], []
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
         todo = [(r, state) for r in plan.runs_of(v) if (state := run_state(out, r)[0]) != "finished"]
         if todo:  # the seeds differ only in seed and name
-            problems += [f"{plan.source}: variant {v!r}: {p}" for p in _machine_problems(todo[0][0].spec)]
+            problems += [f"{plan.source}: variant {v!r}: {p}" for p in machine_problems(todo[0][0].spec)]
         interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state in todo
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
     advice = []
@@ -1250,22 +1252,6 @@ def check_runnable(plan: Plan, out: Path) -> None:
                       "with the ablation file and --set it was started with")  # fmt: skip
     if advice:
         raise InvalidInput("\n".join([*problems, *interrupted, f"nothing was run; {'; '.join(advice)}"]))
-
-
-def _machine_problems(spec: Spec) -> list[str]:
-    """Why this machine cannot train `spec`: its device or toggles, or its data folder."""
-    from auditor.data import root_problem
-    from auditor.environment import resolve_device
-    from auditor.train import check_device_support
-
-    problems = []
-    try:
-        check_device_support(spec.train, resolve_device(spec.train.device))
-    except InvalidInput as exc:
-        problems.append(str(exc))
-    if (data := root_problem(spec.data)) is not None:
-        problems.append(data)
-    return problems
 
 
 def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None) -> str | None:

@@ -63,6 +63,7 @@ from auditor.spec import (
     override_value,
     parse_criterion,
     quote_hint,
+    short_value,
     verdict_disagreement,
     yaml_problem,
 )
@@ -502,8 +503,8 @@ def load_criteria(
 
     `file` is a YAML mapping, either `{criteria: {...}}` (e.g. a whole spec)
     or a bare `{metric: expr}` mapping; it replaces the run's criteria
-    entirely. Each `sets` item is `criteria.METRIC=EXPR`; a null EXPR removes
-    that criterion, an empty one is refused (an unset variable must not drop a gate). Every surviving expression is parsed; any
+    entirely. Each `sets` item is `criteria.METRIC=EXPR`, where a null EXPR removes
+    that criterion, or `criteria={METRIC: EXPR, ...}`, which replaces them all, as in `run`; an empty one is refused (an unset variable must not drop a gate). Every surviving expression is parsed; any
     problem raises InvalidInput naming its source and `criteria.<metric>`.
     `base_source` names where `base` came from (e.g. the audit.json path). `allow_tolerance`: the
     run's `verify.allow_tolerance`, against which a `reproducible` criterion given now is held as
@@ -515,12 +516,15 @@ def load_criteria(
         criteria = _read_criteria_file(Path(file))
         sources = dict.fromkeys(criteria, str(file))
     for item in sets:
+        if (whole := _parse_whole_set(item)) is not None:  # `criteria={...}`: replaces them, as a file does
+            criteria, sources = whole, dict.fromkeys(whole, f"--set {item!r}")
+            continue
         metric, expr = _parse_set(item)
         if expr is None:
             criteria.pop(metric, None)
         else:
             criteria[metric] = expr
-            sources[metric] = "--set"
+            sources[metric] = f"--set {item!r}"
     for metric, expr in criteria.items():
         recorded = sources[metric] == base_source  # the run's own, which an older version may have written
         try:
@@ -651,6 +655,39 @@ def _drop_nulls(mapping: dict[Any, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in mapping.items() if v is not None}
 
 
+def _parse_whole_set(item: str) -> dict[str, str] | None:
+    """`criteria={METRIC: EXPR, ...}` -> the criteria it gives ({} for `criteria=null` or `{}`, as
+    in `auditor run`); None for any other item. An entry with no value or an empty one is refused,
+    as an unset variable must not drop a gate, and so is anything but a mapping."""
+    key, sep, raw = item.partition("=")
+    if not sep or key.strip() != "criteria":
+        return None
+    value = override_value(raw, item, criterion=True)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"--set {item!r}: criteria: must be a mapping of metric: expression, got "
+                           f"{short_value(value)}; e.g. 'criteria={{test_acc: \">= 0.85\"}}' (`criteria=null` checks "
+                           "none)")  # fmt: skip
+    out = {}
+    for metric, expr in value.items():
+        _known_metric(str(metric), item)
+        if expr is None or not str(expr).strip():
+            raise InvalidInput(f"--set {item!r}: criteria.{metric}: "
+                               f"{criterion_gap(str(metric), 'no value' if expr is None else 'empty')}")  # fmt: skip
+        if not isinstance(expr, str):  # as validation holds a spec's mapping (YAML read `0.5` as a number)
+            raise InvalidInput(f"--set {item!r}: criteria.{metric}: must be a quoted string like \">= 0.85\", "
+                               f"got {short_value(expr)}")  # fmt: skip
+        out[str(metric)] = expr.strip()
+    return out
+
+
+def _known_metric(metric: str, item: str) -> None:
+    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
+        known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
+        raise InvalidInput(f"--set {item!r}: criteria.{metric}: unknown metric {metric!r}; known: {known}")
+
+
 def _parse_set(item: str) -> tuple[str, str | None]:
     """`criteria.METRIC=EXPR` -> (METRIC, EXPR or None to remove)."""
     key, sep, raw = item.partition("=")
@@ -658,12 +695,10 @@ def _parse_set(item: str) -> tuple[str, str | None]:
     metric = key.removeprefix(_SET_PREFIX)
     if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:
         raise InvalidInput(
-            f"--set {item!r}: only criteria.<metric>=EXPR can be set in check"
+            f"--set {item!r}: only criteria.<metric>=EXPR (or criteria={{...}}) can be set in check"
             " (other spec fields are fixed by the run)"
         )
-    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
-        known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
-        raise InvalidInput(f"--set: criteria.{metric}: unknown metric {metric!r}; known: {known}")
+    _known_metric(metric, item)
     # Read as `auditor run --set` reads it: YAML, or the text where it is not YAML (`>= 0.9`).
     value = override_value(raw, item, criterion=True)
     if value is None:

@@ -7,6 +7,7 @@ Exit codes for every subcommand: 0 success, 1 a check failed, 2 invalid input; 1
 from __future__ import annotations
 
 import argparse
+import atexit
 import codecs
 import errno
 import importlib
@@ -180,7 +181,8 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("--criteria", type=_path, help="YAML file of criteria replacing the run's own")
     p.add_argument("--junit", type=_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report); on bad input (exit 2), a report of one errored test case")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
-                   help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused), repeatable")  # fmt: skip
+                   help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused); "
+                        "'criteria={METRIC: EXPR, ...}' replaces them all; repeatable")  # fmt: skip
     p.add_argument("--require-criteria", action="store_true",
                    help="fail (exit 1) when no criterion is left to check, rather than pass with nothing gated")  # fmt: skip
 
@@ -240,6 +242,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
+    from auditor.runner import machine_problems
     from auditor.spec import load_spec, resolved_dict, resolved_yaml, shipped_stand_in, spec_hash
 
     errors, printed = [], 0
@@ -254,6 +257,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         head = ("---\n" if printed else "") + f"# {path}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
+        for problem in machine_problems(spec):  # a fact of this machine, not of the spec: said, not refused
+            _warn("validate", f"{path}: {problem} (the spec is valid; `auditor run` would refuse it here)")
     if errors:
         raise InvalidInput("\n".join(errors))
     return EXIT_OK
@@ -269,7 +274,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
-        outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log)
+        outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log,
+                          in_place=args.stops.complete)  # fmt: skip
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume)}", file=sys.stderr)
         return exit_code(stop)
@@ -623,14 +629,17 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `auditor` console script."""
+    """Entry point of the `auditor` console script (`argv` None: sys.argv's, and the process
+    exits when this returns; given, a call from Python, which finds the stop handlers as they were)."""
     parser = build_parser()
     args, stray = parser.parse_known_args(argv)
     if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
         args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
     if stray:
         args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    previous = _stop_on_signals()
+    stops = Stops()
+    stops.install()
+    args.stops = stops  # for a command whose work becomes complete (`run`)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _usable_streams(*streams)
     _names_printable()
@@ -639,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with signals_held():
                 importlib.import_module("torch")
         code = COMMANDS[args.command](args)
+        if (note := stops.late_note()) is not None:
+            _log(note)
         _print_out([])  # a pipe is block-buffered: a closed reader (or a full disk) must surface here, not at exit
         return code
     except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
@@ -655,9 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report_error(args.command, f"{names}: {exc.strerror or exc}")
     finally:
         sys.stdout, sys.stderr = streams
-        for signum, handler in previous.items():  # unless a stop came: the process is stopping
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                signal.signal(signum, handler)
+        stops.restore(to_exit=argv is None)  # None: the console script's (or `python -m`'s) call
 
 
 def _usable_streams(stdout: Any, stderr: Any) -> tuple[Any, Any]:
@@ -728,33 +737,77 @@ def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
     return bad.encode("ascii", "backslashreplace").decode("ascii"), exc.end
 
 
-TORCH_COMMANDS = ("run", "verify", "evaluate", "measure")  # commands that import torch first thing
+# Commands that import torch first thing (validate: for the model registry and this machine's checks).
+TORCH_COMMANDS = ("run", "verify", "evaluate", "measure", "validate")
 
 
 # The exception the first stop signal raises where the command is (Terminated is a KeyboardInterrupt).
 STOPS: Mapping[int, type[KeyboardInterrupt]] = MappingProxyType({signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated})
 
 
-def _stop_on_signals() -> dict[int, Any]:
-    """Make the first Ctrl-C (SIGINT) or SIGTERM raise KeyboardInterrupt or Terminated for the command's
-    duration, and ignore both after it, so that the clean stop it starts is not cut short (a process
-    group and ablate passing the signal on can deliver two; a second Ctrl-C would break off a
-    checkpoint being written). Return the handlers replaced: none off the main thread, and none for a
-    signal ignored already (as a parent may arrange; a shell without job control, for Ctrl-C)."""
+class Stops:
+    """What Ctrl-C (SIGINT) and SIGTERM do while a command runs (`install`, then `restore`).
 
-    def stop(signum: int, frame: Any) -> None:
+    The first raises KeyboardInterrupt or Terminated where the command is, and both are ignored
+    after it, so that the clean stop it starts is not cut short (a process group and ablate passing
+    the signal on can deliver two; a second Ctrl-C would break off a checkpoint being written).
+    Once the command's work is complete and in place (`complete`: a run's folders promoted), a stop
+    has nothing left to stop: it is recorded in `came_after`, to be said, and the exit code stays
+    the command's verdict; until the process exits, as a Ctrl-C in the second its exit takes (torch
+    tearing down) had turned a complete, passing run into exit 130.
+    """
+
+    def __init__(self) -> None:
+        self.replaced: dict[int, Any] = {}  # none off the main thread, none for a signal ignored already
+        self.completed = False
+        self.came_after: list[int] = []
+
+    def install(self) -> None:
+        """Handle both signals, except one ignored already (as a parent may arrange; a shell
+        without job control, for Ctrl-C)."""
+        handler = self._stop  # one object for both
+        try:
+            for signum in STOPS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self.replaced[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread
+            pass
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        if self.completed:
+            self.came_after.append(signum)
+            return
         for s in STOPS:
             signal.signal(s, signal.SIG_IGN)
         raise STOPS[signum]
 
-    replaced = {}
-    try:
-        for signum in STOPS:
+    def complete(self) -> None:
+        """The command's work is complete and in place: stops from now on change nothing."""
+        self.completed = True
+
+    def restore(self, to_exit: bool) -> None:
+        """Put back the handlers replaced, unless a stop came (the process is stopping) or, where
+        the process exits next (`to_exit`: it is the command), the work is complete: then stops
+        stay recorded until exit, and ignored from the interpreter's shutdown on (it resets a
+        Python handler to the default, which a stop would die of)."""
+        if self.completed and to_exit:
+            atexit.register(_ignore_stops, tuple(self.replaced))
+            return
+        for signum, handler in self.replaced.items():
             if signal.getsignal(signum) is not signal.SIG_IGN:
-                replaced[signum] = signal.signal(signum, stop)
-    except ValueError:  # not the main thread
-        pass
-    return replaced
+                signal.signal(signum, handler)
+
+    def late_note(self) -> str | None:
+        """What to say of the stops that came after the work was complete, if any came."""
+        if not self.came_after:
+            return None
+        return (f"note: {signal.Signals(self.came_after[0]).name} came after the finished run was in place; it is "
+                "complete, so nothing was stopped")  # fmt: skip
+
+
+def _ignore_stops(signums: tuple[int, ...]) -> None:
+    for signum in signums:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 # A path the OS refused, which no stage reported itself: bad input naming that path.

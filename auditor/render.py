@@ -561,8 +561,15 @@ def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
     if seen:
         name += f" (test images seen before, pixel for pixel: {', '.join(seen)}: optimistically biased)"
     metrics = [] if _missing(test_acc) else [{"type": "accuracy", "value": test_acc, "name": name}]
+    data = audit["data"]
+    # Tools that read model-index (the Hub's, leaderboards) go by `type` and `split`, not by the
+    # name: files that are not the official ones are another dataset to them, and the first N
+    # test images are `test[:N]` (the split's slicing syntax; limit_test scores the first N).
+    unofficial = dataset == "cifar10" and data.get("official") is False
+    limited = dataset == "cifar10" and (files := data.get("n_test_files")) and data["sizes"]["test"] < files
     return {
-        "dataset_id": dataset,
+        "dataset_id": f"{dataset}-unofficial" if unofficial else dataset,
+        "split": f"test[:{data['sizes']['test']}]" if limited else "test",
         # The Hub's `datasets` links the card to the official set: not for a copy that differs from
         # it, nor for the synthetic data (no Hub dataset).
         "datasets": [dataset] if dataset == "cifar10" and not qualifier else [],

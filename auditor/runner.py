@@ -18,7 +18,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -50,7 +50,7 @@ from auditor.audit import (
     write_json,
 )
 from auditor.check import evaluate_criteria, gate_status, verdict
-from auditor.data import DataBundle, class_changes, load_data, norm_tensors, unread_note
+from auditor.data import DataBundle, class_changes, load_data, norm_tensors, root_problem, unread_note
 from auditor.errors import InvalidInput, SpecFieldError, signals_held
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
@@ -349,7 +349,7 @@ def find_resume_point(
     state = checkpoint.load(found)
     check_best_kept(found, state, fresh, environment.compute_setting(device))
     done = trains_nothing(paths, found, seeded)
-    notes_now = [*resume_spec_notes(found, state, spec), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
+    notes_now = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
                  *resume_version_notes(found, state, done), *resume_compute_notes(found, state, device, done)]  # fmt: skip
     for n in notes_now:
         log(f"resume: {n}")
@@ -395,8 +395,9 @@ def _check_best_not_ahead(path: Path, found: Path, state: dict[str, Any], fresh:
     )
 
 
-def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[str]:
-    """Accept a checkpoint of the same spec, or of one changed only outside training; else refuse."""
+def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec, fresh: str | None = None) -> list[str]:
+    """Accept a checkpoint of the same spec, or of one changed only outside training; else refuse,
+    saying the ways on: the spec it was written under, another name, or (`fresh`) starting over."""
     if state.get("spec_hash") == spec_hash(spec):
         return []
     before = state.get("spec")
@@ -410,9 +411,12 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec) -> list[st
                 f"({'; '.join(outside)}); this run records the new spec, checkpoints written "
                 "before the resume keep the old one"]  # fmt: skip
     allowed = f"; also changed, which alone would not stop a resume: {listed(outside)}" if outside else ""
+    over = f", or, to start over in its place, {fresh}" if fresh else ""
     raise InvalidInput(
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
-        f", now {spec_hash(spec)[:12]}); changed in what is trained: {listed(training) or 'unknown'}{allowed}"
+        f", now {spec_hash(spec)[:12]}); changed in what is trained: {listed(training) or 'unknown'}{allowed}; "
+        f"resume with the spec it was written under, or train this spec under another name (--set name=NEW), "
+        f"which keeps that run{over}"
     )
 
 
@@ -736,6 +740,19 @@ def check_and_load(
     return det, device, data
 
 
+def machine_problems(spec: Spec) -> list[str]:
+    """Why this machine cannot train `spec`, as `check_and_load` would refuse it (`field: why`),
+    before anything is set or read: its device or toggles, or its data folder."""
+    problems = []
+    try:
+        check_device_support(spec.train, environment.resolve_device(spec.train.device))
+    except InvalidInput as exc:
+        problems.append(str(exc))
+    if (data := root_problem(spec.data)) is not None:
+        problems.append(data)
+    return problems
+
+
 @contextmanager
 def spec_source(source: str) -> Iterator[None]:
     """Name the spec in an error a stage raises about one of its fields (`train.amp: ...`
@@ -754,9 +771,14 @@ def spec_file(spec_path: str) -> Path | None:
         return None
 
 
-def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print) -> RunOutcome:
+def execute(
+    spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print,
+    in_place: Callable[[], None] | None = None,
+) -> RunOutcome:
     """Run a validated spec end to end; raise InvalidInput on bad input. A run stopped (Ctrl-C,
-    SIGTERM) or failed before its first checkpoint removes its staging folders (nothing to continue)."""
+    SIGTERM) or failed before its first checkpoint removes its staging folders (nothing to continue).
+    `in_place` is called, with stops still held, once the finished run is complete and in place:
+    from then on a stop has nothing left to stop (the CLI then records one rather than raise it)."""
     started, t_wall = datetime.now(UTC), time.perf_counter()
     paths = run_paths(out, spec.name)
     if resume:
@@ -781,17 +803,18 @@ def execute(spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str]
                              {"command": env.command, "cwd": env.cwd})  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
-            audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall))
+            audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place)
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
 
 
 def measure_and_write(
     spec: Spec, spec_path: str, paths: RunPaths, run: tuple[Any, Any, torch.device, DataBundle, torch.nn.Module],
     result: TrainResult, notes: dict[str, list[str]], log: Any, begun: tuple[datetime, float],
+    in_place: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Measure the trained run, assemble its audit record, write it with the sheet and promote
     the run (`finish_staged`). `run`: (determinism state, environment, device, data, model);
-    `begun`: when the run started (UTC) and `time.perf_counter()` then."""
+    `begun`: when the run started (UTC) and `time.perf_counter()` then; `in_place` as for `execute`."""
     det, env, device, data, model = run
     with long_lived_frozen():
         t_measure = time.perf_counter()
@@ -809,14 +832,17 @@ def measure_and_write(
             finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
             wall_time_s=time.perf_counter() - begun[1], measure_time_s=time.perf_counter() - t_measure,
         )  # fmt: skip
-        finish_staged(paths, audit, result, log)
+        finish_staged(paths, audit, result, log, in_place)
     return audit
 
 
 NOTHING_KEPT = "no checkpoint had been written, so nothing is kept: make room, then run the same command again"
 
 
-def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult, log: Any = print) -> None:
+def finish_staged(
+    paths: RunPaths, audit: dict[str, Any], result: TrainResult, log: Any = print,
+    in_place: Callable[[], None] | None = None,
+) -> None:
     """Write the record and the sheet into staging, then promote both folders.
 
     A write that fails (a full disk) loses no training: the run is kept, and
@@ -839,6 +865,8 @@ def finish_staged(paths: RunPaths, audit: dict[str, Any], result: TrainResult, l
         with signals_held(deliver=False) as came:  # a stop between the renames would strand `.old`
             promote(paths.ckpt_staging, paths.checkpoints)
             promote(paths.reports_staging, paths.reports)
+            if in_place is not None:
+                in_place()
         if came:  # the run is complete and in place: nothing is left to stop
             log(f"note: {signal.Signals(came[0]).name} came while the finished run was put in place; it is "
                 "complete, so nothing was stopped")  # fmt: skip

@@ -9,6 +9,7 @@ spec (all defaults filled in) and its sha256 are written with every artifact.
 from __future__ import annotations
 
 import datetime
+import difflib
 import errno
 import hashlib
 import json
@@ -21,7 +22,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import (
@@ -876,7 +877,7 @@ def locate(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what:
     if stand_in is not None and (found is None or bare_name_of_a_folder(arg, p)):
         return stand_in, True
     if found is None:
-        shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name)"
+        shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name{_shipped_hint(p, shipped, prefixes, what)})"
         raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
     also = f" (the shipped {what} {stand_in} stands in only where nothing is at the path given)" if stand_in else ""
     raise InvalidInput(f"{arg}: {_not_readable(p, *found, what)}{also}")
@@ -890,12 +891,33 @@ def bare_name_of_a_folder(arg: str, p: Path) -> bool:
 
 def _shipped_file(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...]) -> Path | None:
     """The shipped file a name `p` means (`x`, `x.yaml`, either after one of `prefixes`), or None."""
+    parts = _unprefixed(p, prefixes)
+    return next((c for c in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml") if c.is_file()), None)
+
+
+def _unprefixed(p: Path, prefixes: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
     parts = p.parts
     for prefix in prefixes:
         if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
-            parts = parts[len(prefix) :]
-            break
-    return next((c for c in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml") if c.is_file()), None)
+            return parts[len(prefix) :]
+    return parts
+
+
+def _shipped_hint(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> str:
+    """`; did you mean resnet20_cifar10?` for a name near a shipped one (or that begins one), else
+    the shipped names, for a name that means none (`auditor run resnet20`)."""
+    names = sorted(f.stem for f in shipped.glob("*.yaml") if f.is_file())
+    name = Path(*_unprefixed(p, prefixes)).name.removesuffix(".yaml")
+    # the other kind of shipped file (specs/ holds ablations/), which another command takes
+    other = {"spec": (shipped / "ablations", "ablation", "auditor ablate"),
+             "ablation": (shipped.parent, "spec", "auditor run")}.get(what)  # fmt: skip
+    if name and other and (other[0] / f"{name}.yaml").is_file():
+        return f"; {name} is a shipped {other[1]}: `{other[2]} {name}`"
+    near = [n for n in names if n.startswith(name)] if name else []
+    near = near or difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if near:
+        return f"; did you mean {' or '.join(near[:3])}?"
+    return f"; the shipped {what}s are {', '.join(names)}" if names else ""
 
 
 def file_problem(path: Path, what: str) -> str | None:
@@ -1105,28 +1127,36 @@ def quote_hint(exc: yaml.YAMLError, text: str) -> str:
     return ""
 
 
-def format_validation_error(source: str, err: ValidationError) -> str:
+def format_validation_error(
+    source: str, err: ValidationError, model: type[BaseModel] | None = None, sets: Sequence[SetItem] = ()
+) -> str:
     """One line per error: `source: field.path: message, got VALUE`.
 
     A message that already shows the offending value (", got ...") is not
-    given a second one; "@key: why" from a validator extends the path.
+    given a second one; "@key: why" from a validator extends the path. An
+    unknown key of `model` gets the nearest key the schema has, if one is
+    near (a typo). An error in what a `--set` of `sets` wrote names that
+    `--set` after `source` (`origin`).
     """
     lines = []
     for e in err.errors():
         parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
-        loc = ".".join(p for p in parts if p != "[key]") + (" (the name)" if "[key]" in parts else "")
+        path = [p for p in parts if p != "[key]"]  # a key holding a dot stays one key
+        loc = ".".join(path) + (" (the name)" if "[key]" in parts else "")
         msg = e["msg"].removeprefix("Value error, ")
         # A whole section (a cross-field check) is no help as the offending value.
         whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
         got = "" if e["type"] == "missing" or whole_section else f", got {short_value(e.get('input'))}"
+        checked = list(path)  # the section a check across its fields was run on, or the field itself
         if msg.startswith(SUBKEY) and ": " in msg:
             key, msg = msg[len(SUBKEY) :].split(": ", 1)
             loc, got = f"{loc}.{key}" if loc else key, ""  # the message quotes the expression itself
+            path += key.split(".")
         if ", got " in msg or (isinstance(e.get("input"), str) and repr(e["input"]) in msg):  # shown already
             got = ""
         msg = msg[0].lower() + msg[1:] if msg else msg
         if e["type"] == "extra_forbidden":
-            msg, got = "unknown key (not in the spec schema)", ""
+            msg, got = "unknown key (not in the spec schema)", _unknown_key_hint(model, path)
         if e["type"] == "invalid_key":  # loc ends with the key itself, as text
             loc, kind = ".".join(parts[:-1]), _yaml_kind(e.get("input"))
             msg = f"a key must be text, got {value_text(e.get('input'))}"
@@ -1135,8 +1165,135 @@ def format_validation_error(source: str, err: ValidationError) -> str:
             msg = plain(e.get("ctx") or {})
         if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
             got = f", got {value_text(e['input'])}: YAML reads that unquoted value as {kind}; quote it"
-        lines.append(f"{source}: {loc or '(top level)'}: {msg}{got}")
+        if e["type"] in QUOTED_TYPES and (kind := _quoted_kind(e.get("input"), QUOTED_TYPES[e["type"]])):
+            got = f", got the text {e['input']!r}: it is quoted; write the {kind} without quotes"
+        lines.append(f"{origin(source, path, sets, checked)}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
+
+
+class SetItem(NamedTuple):
+    """A `--set KEY=VALUE` item (or a flag that sets a field) for naming it in an error."""
+
+    shown: str  # as the user gave it: `--set 'train.epochs=2'`, `--steps 5`
+    path: tuple[str, ...]  # KEY's parts
+    value: Any  # VALUE as parsed
+
+
+def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Mapping[str, str] | None = None) -> list[SetItem]:
+    """`parse_overrides`' items as SetItems; `given_as` names an item a command set from a flag of its own."""
+    return [SetItem((given_as or {}).get(item) or f"--set {item!r}", tuple(path), value) for item, path, value in parsed]
+
+
+def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: Sequence[str] | None = None) -> str:
+    """What an error at `path` (key by key) is to be blamed on: `source --set ITEM` for the last
+    `--set` that wrote it (or a section holding it, where the value it gave holds it), rather than
+    the spec file alone; `source with --set ...` for the `--set`s that wrote elsewhere in the
+    section a check across its fields found wrong (`checked`: `train` for its epochs against its
+    warm-up; with the whole spec checked, only how many there are)."""
+    path = list(path)
+    if wrote := [s.shown for s in sets if list(s.path) == path[: len(s.path)] and _wrote(s, path[len(s.path) :])]:
+        return f"{source} {wrote[-1]}"
+    section = path if checked is None else list(checked)
+    inside = list(dict.fromkeys(s.shown for s in sets if len(s.path) > len(section) and list(s.path[: len(section)]) == section))
+    if not inside:
+        return source
+    if not section and len(inside) > 1:
+        return f"{source} with its {len(inside)} --set items"
+    return f"{source} with {' '.join(inside)}"
+
+
+def _wrote(item: SetItem, rest: Sequence[str]) -> bool:
+    """Whether `item`, which set the section holding `rest`, wrote what is at `rest` in it: a
+    mapping merges into the section, so it wrote only the keys it holds (`criteria` it replaces)."""
+    value = item.value
+    if not merges_into(list(item.path), value):
+        return True
+    for part in rest:
+        if not isinstance(value, dict):  # a value (a list, say) the set gave, replacing what was there
+            return True
+        if part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def path_parts(where: str) -> list[str]:
+    """A dotted path as plain_value_problems writes it (`data.mean[0]`), key by key."""
+    return re.findall(r"[^.\[\]]+", where)
+
+
+def _unknown_key_hint(model: type[BaseModel] | None, path: Sequence[str]) -> str:
+    """`; did you mean ...?` for an unknown key at `path`, or how to nest a key written with dots
+    (`train.epochs: 3` is one key in YAML); '' where nothing is near."""
+    if model is None or not path:
+        return ""
+    if "." in path[-1]:  # nested as meant, or as the nearest key of that nesting
+        meant = [*path[:-1], *path[-1].split(".")]
+        if _is_key(model, meant):
+            found = meant
+        else:
+            found = near.split(" or ")[0].split(".") if (near := nearest_key(model, meant)) else []
+        if len(found) < len(path) or found[: len(path) - 1] != list(path[:-1]):
+            return ""
+        nested = found[len(path) - 1 :]
+        shown = "".join(f"{k}: {{" for k in nested[:-1]) + f"{nested[-1]}: ..." + "}" * (len(nested) - 1)
+        return f"; a key with dots in it is one key in YAML: nest it, as {shown}"
+    near = nearest_key(model, path)
+    return f"; did you mean {near}?" if near else ""
+
+
+def _is_key(model: type[BaseModel], path: Sequence[str]) -> bool:
+    section: type[BaseModel] | None = model
+    for part in path[:-1]:
+        section = _subsection(section, part) if section is not None else None
+    return section is not None and bool(path) and path[-1] in section.model_fields
+
+
+def nearest_key(model: type[BaseModel], parts: Sequence[str]) -> str | None:
+    """The dotted path(s) of the key nearest to an unknown key at `parts`, where one is near, in
+    this order: that name in the section's own sections (`train.warmup_epochs`); that name where
+    it shares a section with `parts` (`train.schedule.epochs` -> `train.epochs`); a near name in
+    the section itself (`train.epoch` -> `train.epochs`); that name anywhere (`data.seed` ->
+    `seed`). None where none is, or `parts` is not in a section (a criterion's metric)."""
+    if not parts:
+        return None
+    key, parent = parts[-1], tuple(parts[:-1])
+    section: type[BaseModel] | None = model
+    for part in parent:
+        section = _subsection(section, part) if section is not None else None
+    if section is None:
+        return None
+    named = [p for p in _key_paths(model) if p[-1] == key]
+    if below := [p for p in named if p[: len(parent)] == parent]:
+        return " or ".join(".".join(p) for p in below[:2])
+    if related := sorted((p for p in named if _shared(p, parent)), key=lambda p: -_shared(p, parent)):
+        return ".".join(related[0])
+    if near := difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6):
+        return ".".join([*parent, near[0]])
+    return ".".join(named[0]) if named else None
+
+
+def _shared(a: Sequence[str], b: Sequence[str]) -> int:
+    """How many leading keys two paths share."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+def _subsection(section: type[BaseModel], key: str) -> type[BaseModel] | None:
+    """The section `key` of `section` holds, or None where it holds a value (or is no key of it)."""
+    field = section.model_fields.get(key)
+    found = [t for t in (field.annotation, *get_args(field.annotation)) if _is_section(t)] if field else []
+    return found[0] if found else None
+
+
+def _key_paths(section: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path of a section and the sections within it, breadth-first (nearest first)."""
+    here = [(*prefix, key) for key in section.model_fields]
+    inner = [p for key in section.model_fields if (sub := _subsection(section, key)) for p in _key_paths(sub, (*prefix, key))]
+    return here + inner
+
+
+def _is_section(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
 
 
 # pydantic's wording where it speaks of Python rather than of the spec
@@ -1151,6 +1308,28 @@ _PLAIN_MESSAGES = {
     "string_too_short": lambda ctx: "must not be empty" if ctx.get("min_length") == 1
     else f"needs at least {ctx.get('min_length')} characters",
 }
+
+
+# The types a quoted value is text to (`'true'`, `"5"`), with what they want and its name.
+QUOTED_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = MappingProxyType({
+    "bool_type": ((bool,), "boolean"), "int_type": ((int,), "integer"), "float_type": ((int, float), "number"),
+})  # fmt: skip
+
+
+def _quoted_kind(value: Any, wanted: tuple[tuple[type, ...], str]) -> str | None:
+    """What the text `value` would have been unquoted, where that is what the field wants (the
+    message had read "should be a valid boolean, got 'true'"); else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        unquoted = load_yaml(value)
+    except yaml.YAMLError:
+        return None
+    types, name = wanted
+    if isinstance(unquoted, float) and not math.isfinite(unquoted):  # refused unquoted too (`.nan`)
+        return None
+    is_bool = isinstance(unquoted, bool)
+    return name if isinstance(unquoted, types) and (is_bool == (bool in types)) else None
 
 
 def _values(n: object) -> str:
@@ -1195,16 +1374,17 @@ def short_value(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False) -> Spec:
-    """Validate a raw mapping; raise InvalidInput naming `source` and field paths. `recorded`: a
-    spec a run recorded, held only to the checks there were when runs could record it (RECORDED)."""
+def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False, sets: Sequence[SetItem] = ()) -> Spec:
+    """Validate a raw mapping; raise InvalidInput naming `source` (or the `--set` of `sets` that
+    wrote what is wrong) and field paths. `recorded`: a spec a run recorded, held only to the
+    checks there were when runs could record it (RECORDED)."""
     try:
         spec = Spec.model_validate(tree_copy(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
-        raise InvalidInput(format_validation_error(source, err)) from None
+        raise InvalidInput(format_validation_error(source, err, Spec, sets)) from None
     # After the fields' own bounds, which say more; on what is recorded (1e23 for a float is a float).
     if not recorded and (problems := plain_value_problems(resolved_dict(spec))):
-        raise InvalidInput("\n".join(f"{source}: {where}: {why}" for where, why in problems[:10]))
+        raise InvalidInput("\n".join(f"{origin(source, path_parts(where), sets)}: {where}: {why}" for where, why in problems[:10]))
     return spec
 
 
@@ -1242,8 +1422,9 @@ def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
     return None
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Read, override and validate a spec file (or a shipped spec by name)."""
+def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Mapping[str, str] | None = None) -> Spec:
+    """Read, override and validate a spec file (or a shipped spec by name). `given_as`: how an
+    override was given, where a command made it from a flag of its own (`--steps 5`), for errors."""
     # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
     parsed = parse_overrides(overrides or [])
     p = resolve_spec_path(str(path))
@@ -1257,7 +1438,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip
-    return validate_spec(raw, str(path))
+    return validate_spec(raw, str(path), sets=set_items(parsed, given_as))
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -65,6 +65,7 @@ from auditor import checkpoint
 from auditor.audit import (
     STAGING,
     RunPaths,
+    aside,
     is_number,
     losses_text,
     nothing_differs,
@@ -89,7 +90,6 @@ from auditor.runner import (
     ENV_KILL_AT,
     ENV_NOISE_AT,
     ENV_OUTPUT_ROOT,
-    aside,
     foreign_files,
     load_final_checkpoints,
     spec_source,
@@ -312,7 +312,8 @@ def make_plan(
     budget_sets = [f"train.epochs={epochs}"] if epochs is not None else []
     budget_sets += [f"train.max_steps={steps}"] if steps is not None else []
     try:
-        spec = load_spec(spec_arg, [*sets, *budget_sets])
+        given_as = {f"train.epochs={epochs}": f"--epochs {epochs}", f"train.max_steps={steps}": f"--steps {steps}"}
+        spec = load_spec(spec_arg, [*sets, *budget_sets], given_as)
     except InvalidInput as exc:
         if epochs is None or "epochs" not in str(exc) or load_spec_problem(spec_arg, sets) is not None:
             raise

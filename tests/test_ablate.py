@@ -189,6 +189,9 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
         (("seeds: [0, 1]", "seeds: [0, 1, 4294967296]"), "seeds: seeds [0, 4294967296] are equal modulo 2**32"),
         (("seeds: [0, 1]", "seeds: []"), "seeds: needs at least 1 value, got []"),
         (("name: tiny", "name: tiny\nextra: 1"), "extra: unknown key"),
+        (("name: tiny", "name: tiny\nseed: 1"), ("seed: unknown key (an ablation file has: name, description, base, "
+                                                  "overrides, seeds, variants, figure, reference, reference_note); "
+                                                  "did you mean seeds?")),
         (("cosine: []", "cosine: [seed=3]"), "variants.cosine.0: override 'seed=3': seed is set by ablate"),
         (("cosine: []", "cosine: [train.epochs=2, train.epochs=3]"), "variants.cosine: sets train.epochs more than once"),
         (("cosine: []", "cosine: ['train.optimizer={lr: 0.1}', train.optimizer.lr=0.2]"),
@@ -827,6 +830,11 @@ def test_an_ablation_path_that_is_a_folder_or_missing_is_named(tmp_path: Path, m
     assert resolve_ablation_path("resnet18_cifar10").is_file()  # shipped, by name
     with pytest.raises(InvalidInput, match=r"^\./specs/ablations/resnet18_cifar10\.yaml: ablation file not found$"):
         resolve_ablation_path("./specs/ablations/resnet18_cifar10.yaml")  # a path: never the shipped one
+    with pytest.raises(InvalidInput, match=r"^plain_vs_resnt: ablation file not found \(and no shipped ablation of "
+                                           r"that name; did you mean plain_vs_resnet\?\)$"):  # fmt: skip
+        resolve_ablation_path("plain_vs_resnt")
+    with pytest.raises(InvalidInput, match=r"; smoke is a shipped spec: `auditor run smoke`\)$"):
+        resolve_ablation_path("smoke")
 
 
 def test_the_depth_figure_draws_only_variants_with_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -894,9 +902,9 @@ def test_page_folders_and_run_names_of_two_ablations_may_not_meet(tmp_path: Path
 
 def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """The preset's data folder passes ablate's check: the `auditor run` processes are stood in for."""
-    from auditor import data
+    from auditor import runner
 
-    monkeypatch.setattr(data, "root_problem", lambda spec: None)
+    monkeypatch.setattr(runner, "root_problem", lambda spec: None)
 
 
 @pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])

@@ -204,7 +204,7 @@ def test_a_tolerance_verdict_meets_no_criterion_where_the_spec_does_not_allow_to
 
 
 def test_a_reproducible_criterion_given_now_is_held_to_allow_tolerance_but_the_run_s_own_is_not() -> None:
-    with pytest.raises(InvalidInput, match=r"--set: criteria\.reproducible: '== bitwise' fails a tolerance verdict"):
+    with pytest.raises(InvalidInput, match=r"--set 'criteria\.reproducible=== bitwise': criteria\.reproducible: '== bitwise' fails a tolerance verdict"):
         load_criteria({}, None, ["criteria.reproducible=== bitwise"], allow_tolerance=True)
     assert load_criteria({}, None, ["criteria.reproducible=== tolerance"], allow_tolerance=True)
     own = {"reproducible": "== tolerance"}  # recorded before the rule: judged as it stands
@@ -269,7 +269,7 @@ def test_spec_file_without_criteria_is_rejected(tmp_path: Path) -> None:
 
 
 def test_a_criterion_no_value_passes_is_refused_in_check_unless_the_run_recorded_it(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match=r"--set: criteria\.latency_ms: '< -5' can never pass: latency_ms is never below 0"):
+    with pytest.raises(InvalidInput, match=r"--set 'criteria\.latency_ms=< -5': criteria\.latency_ms: '< -5' can never pass: latency_ms is never below 0"):
         load_criteria(BASE, None, ["criteria.latency_ms=< -5"])
     f = write(tmp_path / "c.yaml", 'test_acc: "> 1"\n')
     with pytest.raises(InvalidInput, match=r"c\.yaml: criteria\.test_acc: '> 1' can never pass: test_acc is always in \[0, 1\]"):
@@ -372,7 +372,7 @@ def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None
     with pytest.raises(InvalidInput) as info:
         load_criteria(BASE, None, [item])
     msg = str(info.value)
-    assert msg.startswith(f"--set: {field}: ")
+    assert msg.startswith(f"--set {item!r}: {field}: ")  # the item as given, as run and validate name it
     assert reason in msg
 
 
@@ -381,7 +381,6 @@ def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None
     [
         "train.epochs=5",
         "seed=1",
-        "criteria=x",
         "criteria.=x",
         "criteria.test_acc.x=>= 1",
         "criteria.test_acc",  # no `=`
@@ -393,6 +392,34 @@ def test_set_outside_criteria_is_rejected(item: str) -> None:
     msg = str(info.value)
     assert "--set" in msg and repr(item) in msg
     assert "only criteria." in msg and "in check" in msg
+
+
+def test_a_criteria_mapping_set_in_check_replaces_them_as_in_run() -> None:
+    """The user test: `check --set 'criteria={...}'` was refused, though `run` and `validate` take it."""
+    assert load_criteria(BASE, None, ['criteria={test_acc: ">= 0.1", status: == completed}']) == {
+        "test_acc": ">= 0.1", "status": "== completed"}
+    assert load_criteria(BASE, None, ["criteria=null"]) == load_criteria(BASE, None, ["criteria={}"]) == {}
+    assert load_criteria(BASE, None, ["criteria={test_acc: 0.5 +- 0.5}", "criteria.status=== completed"]) == {
+        "test_acc": "0.5 +- 0.5", "status": "== completed"}  # a later item changes what it gave
+    assert load_criteria(BASE, None, ["criteria.status=== completed", "criteria={test_acc: '>= 0.1'}"]) == {
+        "test_acc": ">= 0.1"}  # and it replaces what an earlier one gave
+
+
+@pytest.mark.parametrize(
+    ("item", "needle"),
+    [("criteria=", "criteria: must be a mapping of metric: expression, got ''"),  # an unset variable
+     ("criteria=x", "criteria: must be a mapping of metric: expression, got 'x'"),
+     ("criteria=[1]", "criteria: must be a mapping"),
+     ("criteria={test_acc: }", "criteria.test_acc: no value; write an expression"),
+     ("criteria={test_acc: ''}", "criteria.test_acc: empty; write an expression"),
+     ("criteria={bogus: '>= 1'}", "--set \"criteria={bogus: '>= 1'}\": criteria.bogus: unknown metric 'bogus'"),
+     ("criteria={test_acc: 0.5}", "criteria.test_acc: must be a quoted string like \">= 0.85\", got 0.5"),  # as run says
+     ("criteria={test_acc: '>= 2'}", "criteria.test_acc: test_acc is a fraction in [0, 1]")],
+)  # fmt: skip
+def test_a_criteria_mapping_that_could_drop_or_break_a_gate_is_refused(item: str, needle: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_criteria(BASE, None, [item])
+    assert needle in str(info.value)
 
 
 def test_bad_run_criterion_names_its_source() -> None:
@@ -733,7 +760,7 @@ def test_a_failing_verdict_criterion_is_refused_when_given_and_read_when_recorde
 
     old = {"reproducible": "== diverged"}
     assert load_criteria(old, None, []) == old  # the run's own, as recorded
-    with pytest.raises(InvalidInput, match=r"^--set: criteria.reproducible: cannot use '== unresumed': name the verdict"):
+    with pytest.raises(InvalidInput, match=r"^--set 'criteria.reproducible=== unresumed': criteria.reproducible: cannot use '== unresumed': name the verdict"):
         load_criteria({}, None, ["criteria.reproducible=== unresumed"])
     spec = {"name": "x", "criteria": {"reproducible": "== incomplete"}}
     assert validate_spec(spec, "old.json", recorded=True).criteria == {"reproducible": "== incomplete"}
@@ -742,7 +769,7 @@ def test_a_failing_verdict_criterion_is_refused_when_given_and_read_when_recorde
     before = {"reproducible": "!= diverged"}  # what a version before `!=` was refused wrote
     assert load_criteria(before, None, []) == before
     assert validate_spec({"name": "x", "criteria": before}, "old.json", recorded=True).criteria == before
-    with pytest.raises(InvalidInput, match=r"^--set: criteria.reproducible: cannot use '!= diverged'"):
+    with pytest.raises(InvalidInput, match=r"^--set 'criteria.reproducible=!= diverged': criteria.reproducible: cannot use '!= diverged'"):
         load_criteria({}, None, ["criteria.reproducible=!= diverged"])
 
 

@@ -167,6 +167,67 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, tim
     assert "'criteria.best_val_acc=>= 0.2'" in hint
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_stop_as_a_finished_run_exits_keeps_its_verdict(tmp_path: Path, signum: int) -> None:
+    """The user test: Ctrl-C in the second after a run printed PASS and its sheet's path (the process
+    still exiting) gave exit 130, and CI would fail a complete, passing run. Sent as the last line
+    appears, the stop lands in the command's last lines or the interpreter's shutdown."""
+    args = ["run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path)]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see above)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert proc.stdout is not None
+    lines = []
+    while (line := proc.stdout.readline()) and not line.startswith("status "):
+        lines.append(line)
+    assert line.startswith("status completed; sheet: "), lines
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert (tmp_path / "reports/smoke/REPRODUCIBILITY.md").is_file()
+
+
+@pytest.mark.parametrize("as_the_program", [True, False], ids=["console-script", "called-from-python"])
+def test_a_stop_after_the_run_is_in_place_is_said_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], as_the_program: bool
+) -> None:
+    """In-process, so that the stop lands at a known point: while the verdict is printed. As the
+    program (`main()`, reading sys.argv), stops stay recorded until exit and are ignored from the
+    interpreter's shutdown on; called from Python with its arguments, main puts the handlers back."""
+    import atexit
+
+    from auditor import cli
+
+    real, at_exit, register = cli._print_outcome, [], atexit.register
+
+    def stopped_while_printing(audit: dict, report_dir: Path) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # delivered now, to the handler in force
+        real(audit, report_dir)
+
+    monkeypatch.setattr(cli, "_print_outcome", stopped_while_printing)
+    monkeypatch.setattr(atexit, "register", lambda f, *a: at_exit.append(a) if f is cli._ignore_stops else register(f, *a))
+    args = ["run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", ["auditor", *args])
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert (cli.main() if as_the_program else cli.main(args)) == 0
+        err = capsys.readouterr().err
+        assert "note: SIGTERM came after the finished run was in place; it is complete, so nothing was stopped" in err
+        if as_the_program:
+            os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised
+            time.sleep(0.05)
+            assert at_exit == [(tuple(s for s in before if before[s] is not signal.SIG_IGN),)]
+        else:
+            assert at_exit == [] and {s: signal.getsignal(s) for s in before} == before
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_to_continue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -373,8 +434,9 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("train.amp=fp16", "error: smoke: train.amp: fp16 needs a CUDA device"),  # named with its spec, as validation does
-     ("model.num_classes=12", "error: smoke: model.num_classes: 12, but data.dataset synthetic has 10 classes"),
+    [("train.amp=fp16", "error: smoke --set 'train.amp=fp16': train.amp: fp16 needs a CUDA device"),  # as validation names it
+     ("model.num_classes=12",
+      "error: smoke --set 'model.num_classes=12': model.num_classes: 12, but data.dataset synthetic has 10 classes"),
      ("data.dataset=cifar10", "error: smoke: data.root: ")],
 )
 def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override: str, message: str) -> None:
@@ -465,7 +527,7 @@ def test_a_junit_path_in_a_folder_that_takes_no_file_stops_check_before_any_verd
 def test_check_holds_a_reproducible_criterion_to_the_run_s_allow_tolerance_as_validate_does(smoke_run: Path) -> None:
     """`check --set criteria.reproducible='== tolerance'` had been accepted where validate refuses it."""
     proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== tolerance"))
-    assert_clean_error(proc, "--set: criteria.reproducible: '== tolerance' asks for a tolerance verdict, which verify "
+    assert_clean_error(proc, "--set 'criteria.reproducible=== tolerance': criteria.reproducible: '== tolerance' asks for a tolerance verdict, which verify "
                              "fails while verify.allow_tolerance is false")  # fmt: skip
     proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== bitwise"))
     assert proc.returncode == 1 and "reproducible" in proc.stdout  # accepted: not verified, so it fails
@@ -1013,11 +1075,11 @@ def test_a_run_started_by_verify_or_ablate_stops_when_its_parent_is_killed_outri
 def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
     """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)
     or a C++ abort instead of exit 130/143."""
-    from auditor.cli import _stop_on_signals, signals_held
+    from auditor.cli import Stops, signals_held
 
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _stop_on_signals()  # as main() runs a command: the first stop raises, then both are ignored
+    Stops().install()  # as main() runs a command: the first stop raises, then both are ignored
     try:
         before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         finished = False

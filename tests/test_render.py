@@ -439,6 +439,10 @@ def test_cifar_data_other_than_the_official_test_set_is_said_so(official: bool, 
     assert name == (f"CIFAR-10 ({qualifier})" if qualifier else "CIFAR-10")
     # the Hub's `datasets` link names the official set: only for the official test set
     assert front_matter(text).get("datasets") == (None if qualifier else ["cifar10"])
+    # what tools read (the user test: a subset's run had said `type: cifar10`, `split: test`)
+    dataset = front_matter(text)["model-index"][0]["results"][0]["dataset"]
+    assert dataset["type"] == ("cifar10" if official else "cifar10-unofficial")
+    assert dataset["split"] == ("test" if test_files == 500 else "test[:500]")  # the first 500 were scored
     assert ("on **cifar10**" + (f" ({qualifier})" if qualifier else "") + " (1,200 training images)") in text
 
 

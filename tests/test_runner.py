@@ -204,7 +204,11 @@ def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_cha
         runner.resume_spec_notes(tmp_path / "last.pt", state, new)
     message = str(err.value)
     assert "changed in what is trained: seed: 0 -> 9; also changed, which alone would not stop a resume: " in message
-    assert message.endswith("criteria.test_acc: null -> '>= 0.99'")
+    assert message.endswith("criteria.test_acc: null -> '>= 0.99'; resume with the spec it was written under, or "
+                            "train this spec under another name (--set name=NEW), which keeps that run")  # fmt: skip
+    with pytest.raises(InvalidInput) as err:  # as a run gives it: how to start over too
+        runner.resume_spec_notes(tmp_path / "last.pt", state, new, "run without --resume")
+    assert str(err.value).endswith("which keeps that run, or, to start over in its place, run without --resume")
     assert runner.listed([str(i) for i in range(10)]) == "0; 1; 2; 3; 4; 5; 6; 7 (and 2 more)"
     [note] = runner.resume_spec_notes(tmp_path / "last.pt", state, load_spec("smoke", [*TINY_SETS, "description=x"]))
     assert note.startswith("last.pt was written under a spec that differs only outside training (description: ")
@@ -1170,8 +1174,13 @@ def test_a_signal_while_the_finished_run_is_put_in_place_stops_nothing(
         real(staging, final)
 
     monkeypatch.setattr(runner, "promote", promote_signalled)
+    sigint = signal.getsignal(signal.SIGINT)
     said: list[str] = []
-    outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append)
+    in_place: list[bool] = []  # called once, with both folders in place and the stop still held
+    outcome = execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append,
+                      in_place=lambda: in_place.append((tmp_path / "reports/smoke/audit.json").is_file()
+                                                       and signal.getsignal(signal.SIGINT) is not sigint))  # fmt: skip
+    assert in_place == [True]
     assert (tmp_path / "reports/smoke/audit.json").is_file() and (tmp_path / "checkpoints/smoke/last.pt").is_file()
     assert outcome.audit["run"]["status"] == "completed"
     assert "note: SIGINT came while the finished run was put in place; it is complete, so nothing was stopped" in said

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
-from conftest import REPO, assert_clean_error, run_cli
+from conftest import REPO, assert_clean_error, fake_cifar_root, run_cli
 
 from auditor.cli import main
 from auditor.errors import InvalidInput
@@ -31,6 +32,7 @@ from auditor.spec import (
     json_schema,
     load_spec,
     load_yaml,
+    nearest_key,
     parse_criterion,
     parse_override,
     resolve_spec_path,
@@ -250,6 +252,36 @@ def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [("resnet20", "; did you mean resnet20_cifar10?"), ("specs/resnet18.yaml", "; did you mean resnet18_cifar10 or resnet18_fast?"),
+     ("smok", "; did you mean smoke?"), ("resnet56.yaml", "; did you mean resnet56_cifar10?")],
+)  # fmt: skip
+def test_a_name_near_a_shipped_spec_is_offered_it(
+    given: str, hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user test: `auditor run resnet20` said only that no such spec was shipped."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInput) as err:
+        resolve_spec_path(given)
+    assert str(err.value) == f"{given}: spec file not found (and no shipped spec of that name{hint})"
+
+
+def test_a_name_near_no_shipped_spec_is_told_the_shipped_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    shipped = sorted(p.stem for p in (REPO / "specs").glob("*.yaml"))
+    with pytest.raises(InvalidInput) as err:
+        resolve_spec_path("zzz")
+    assert str(err.value) == f"zzz: spec file not found (and no shipped spec of that name; the shipped specs are {', '.join(shipped)})"
+    assert "smoke" in shipped and "resnet20_cifar10" in shipped
+    with pytest.raises(InvalidInput, match=r"^\./resnet20: spec file not found$"):  # a path: only that file is meant
+        resolve_spec_path("./resnet20")
+    with pytest.raises(InvalidInput) as err:  # the other kind of shipped file: the command that takes it
+        resolve_spec_path("plain_vs_resnet")
+    assert str(err.value) == ("plain_vs_resnet: spec file not found (and no shipped spec of that name; plain_vs_resnet "
+                              "is a shipped ablation: `auditor ablate plain_vs_resnet`)")  # fmt: skip
+
+
 def test_missing_spec_file(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "no/such/spec.yaml"]) == 2
     assert "no/such/spec.yaml: spec file not found" in capsys.readouterr().err
@@ -374,7 +406,7 @@ def test_an_unquoted_value_yaml_reads_as_another_type_says_to_quote_it(value: st
     with pytest.raises(InvalidInput) as err:
         load_spec("smoke", [f"name={value}"])
     assert str(err.value) == (
-        f"smoke: name: input should be a valid string, got {shown}: YAML reads that unquoted value as {kind}"
+        f"smoke --set 'name={value}': name: input should be a valid string, got {shown}: YAML reads that unquoted value as {kind}"
         + (" (as it does on/off/yes/no/true/false)" if kind == "a boolean" else "") + "; quote it"
     )
     assert load_spec("smoke", [f"name='{value}'"]).name == value
@@ -450,6 +482,25 @@ def test_validate_prints_one_yaml_stream_with_text_as_written(capsys: pytest.Cap
     docs = list(yaml.safe_load_all(out))
     assert len(docs) == 2 and docs[0] == docs[1] and docs[0]["description"] == "héllo wörld"
     assert "description: héllo wörld\n" in out  # not "h\xE9llo"
+
+
+def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The user test: validate passed a data.root that does not exist, which `run` refuses at once.
+    The spec is valid (another machine, or another working folder, may hold the data): a warning."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "resnet20_cifar10", "smoke"]) == 0
+    out, err = capsys.readouterr()
+    assert [d["name"] for d in yaml.safe_load_all(out)] == ["resnet20-cifar10", "smoke"]
+    assert err == (f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'} does not exist; set "
+                   "data.root to the folder that holds cifar-10-batches-py/, or set data.download: true (the spec is "
+                   "valid; `auditor run` would refuse it here)\n")  # fmt: skip
+    fake_cifar_root(tmp_path / "data")
+    assert main(["validate", "resnet20_cifar10"]) == 0 and capsys.readouterr().err == ""
+    if not torch.cuda.is_available():
+        assert main(["validate", "smoke", "--set", "train.device=cuda"]) == 0
+        assert "smoke: train.device: cuda requested but CUDA is not available here (the spec is valid;" in capsys.readouterr().err
 
 
 def test_override_does_not_mutate_input() -> None:
@@ -591,7 +642,7 @@ def test_the_schema_and_validation_agree_on_criteria_null_and_on_digits() -> Non
             continue
         with pytest.raises(ValueError, match="write numbers in ASCII digits"):
             parse_criterion("test_acc", expr)
-        with pytest.raises(InvalidInput, match=rf"^smoke: criteria\.test_acc: cannot parse {re.escape(repr(expr))}"):
+        with pytest.raises(InvalidInput, match=rf"^smoke --set {re.escape(repr(f'criteria.test_acc={expr}'))}: criteria\.test_acc: cannot parse {re.escape(repr(expr))}"):
             load_spec("smoke", [f"criteria.test_acc={expr}"])
     # A negative tolerance: refused by validation, and now by the schema too (an editor had accepted it).
     assert not re.search(pattern, "0.5 +- -0.1") and re.search(pattern, "0.5 +- +0.1") and re.search(pattern, "-1 +- 2")
@@ -653,7 +704,7 @@ def test_values_float32_cannot_hold_are_refused(override: str, where: str, why: 
     """Training computes in float32: an lr of 1e39 passed validation and crashed the run with a
     traceback ("cannot be converted to type float without overflow"); a std of 1e-50 passed '> 0'
     and was 0 there, so the run was recorded as diverged."""
-    with pytest.raises(InvalidInput, match=f"^smoke: {re.escape(where)}: {re.escape(why)}"):
+    with pytest.raises(InvalidInput, match=f"^smoke --set {re.escape(repr(override))}: {re.escape(where)}: {re.escape(why)}"):
         load_spec("smoke", [override])
     raw = apply_overrides(resolved_dict(load_spec("smoke")), [override])
     validate_spec(raw, "audit.json", recorded=True)  # a record is held only to the checks of its day
@@ -661,7 +712,7 @@ def test_values_float32_cannot_hold_are_refused(override: str, where: str, why: 
 
 def test_the_float32_bounds_hold_at_their_edges_and_are_in_the_schema(tmp_path: Path) -> None:
     proc = run_cli("run", "smoke", "--set", "train.optimizer.lr=1e39", "--out", str(tmp_path / "out"), timeout=60)
-    assert_clean_error(proc, "smoke: train.optimizer.lr: must be at most about 3.4e38, got 1e+39")  # not a traceback mid-run
+    assert_clean_error(proc, "smoke --set 'train.optimizer.lr=1e39': train.optimizer.lr: must be at most about 3.4e38, got 1e+39")  # not a traceback mid-run
     assert not (tmp_path / "out").exists()
     load_spec("smoke", ["train.optimizer.lr=3.4e38", "train.optimizer.weight_decay=0", "data.std=[1.2e-38, 1, 1]",
                         "data.mean=[0, 1, 0.5]", "train.optimizer.momentum=0", "train.schedule.eta_min=0"])  # fmt: skip
@@ -721,7 +772,7 @@ def test_an_empty_spec_file_is_fine_once_set_names_the_run(tmp_path: Path) -> No
     path = tmp_path / "empty.yaml"
     path.write_text("# every field from --set\n")
     assert load_spec(str(path), ["name=from-set"]).name == "from-set"
-    with pytest.raises(InvalidInput, match=r"^[^\n]*empty\.yaml: train\.epochs: input should be a valid integer"):
+    with pytest.raises(InvalidInput, match=r"^[^\n]*empty\.yaml --set 'train\.epochs=abc': train\.epochs: input should be a valid integer"):
         load_spec(str(path), ["name=from-set", "train.epochs=abc"])  # the error itself, not "sets nothing"
 
 
@@ -839,10 +890,10 @@ def test_shipped_specs_say_exactly_what_resolves(path: Path) -> None:
 )  # fmt: skip
 def test_integers_a_record_cannot_hold_are_refused_before_training(key: str) -> None:
     """An int of 2^63 or more validated, trained, then failed writing audit.json (and every resume)."""
-    with pytest.raises(InvalidInput, match=rf"^smoke: {re.escape(key)}: an integer of 23 digits; at most 9223372036854775807"):
+    with pytest.raises(InvalidInput, match=rf"^smoke --set '{re.escape(key)}=9+': {re.escape(key)}: an integer of 23 digits; at most 9223372036854775807"):
         load_spec("smoke", [f"{key}=99999999999999999999999"])
     assert load_spec("smoke", [f"{key}=9223372036854775807"])  # the largest a record holds
-    with pytest.raises(InvalidInput, match=r"^smoke: seed: input should be less than or equal to 9223372036854775807"):
+    with pytest.raises(InvalidInput, match=r"^smoke --set 'seed=9+': seed: input should be less than or equal to 9223372036854775807"):
         load_spec("smoke", ["seed=99999999999999999999999"])  # a field's own bound says it first
 
 
@@ -854,7 +905,7 @@ def test_device_forms_torch_cannot_parse_are_refused(device: str) -> None:
 
 
 def test_fp16_on_an_explicit_cpu_is_refused_by_validation() -> None:
-    with pytest.raises(InvalidInput, match=r"^smoke: train.amp: fp16 needs a CUDA device \(GradScaler\)"):
+    with pytest.raises(InvalidInput, match=r"^smoke --set 'train.amp=fp16': train.amp: fp16 needs a CUDA device \(GradScaler\)"):
         load_spec("smoke", ["train.amp=fp16", "train.device=cpu"])
     assert load_spec("smoke", ["train.amp=fp16", "train.device=auto"])  # the device decides at run time
 
@@ -862,7 +913,7 @@ def test_fp16_on_an_explicit_cpu_is_refused_by_validation() -> None:
 @pytest.mark.parametrize("metric", ["best_val_acc", "final_val_acc"])
 def test_a_validation_criterion_without_a_validation_split_is_refused(metric: str) -> None:
     """The user test: validate had passed it, and the run failed it only after training."""
-    with pytest.raises(InvalidInput, match=rf"smoke: criteria.{metric}: never measured, as data.val_split is 0 .*"
+    with pytest.raises(InvalidInput, match=rf"smoke --set 'criteria.{metric}=>= 0.5': criteria.{metric}: never measured, as data.val_split is 0 .*"
                                            rf"remove it \(--set criteria.{metric}=null\)"):
         load_spec("smoke", ["data.val_split=0", "criteria.best_val_acc=null", f"criteria.{metric}=>= 0.5"])
     assert load_spec("smoke", ["data.val_split=0", "criteria.best_val_acc=null", "criteria.test_acc=>= 0.5"])
@@ -877,7 +928,7 @@ def test_a_key_path_deeper_than_any_spec_is_refused() -> None:
 
 
 def test_text_that_is_not_unicode_is_refused_where_it_was_given() -> None:
-    with pytest.raises(InvalidInput, match=r"^smoke: description: text that is not valid UTF-8"):
+    with pytest.raises(InvalidInput, match=r"^smoke --set 'description=caf\\udce9': description: text that is not valid UTF-8"):
         load_spec("smoke", ["description=caf\udce9"])  # how Python passes a Latin-1 byte in an argument
     # In a key: it had blamed the valid section `train` in pydantic's words, with a surrogate shown
     with pytest.raises(InvalidInput, match=r"^--set 'train.epo\\udce9chs=1': its KEY is text that is not valid UTF-8"):
@@ -915,3 +966,117 @@ def test_device_indices_torch_reads_otherwise_are_refused(device: str) -> None:
 
 def test_a_float_field_given_a_huge_integer_records_a_float() -> None:
     assert load_spec("smoke", ["train.optimizer.lr=100000000000000000000000"]).train.optimizer.lr == 1e23
+
+
+def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
+    """The user test: `--set train.epoch=2` was blamed on the spec file, with no hint of `epochs`."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ntrain:\n  epoch: 3\n  schedule:\n    name: cosine\n")
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(path), ["train.epochs=2"])  # the file's typo: the file is named, not the --set
+    assert str(err.value) == f"{path}: train.epoch: unknown key (not in the spec schema); did you mean train.epochs?"
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["train.epochs=3", "train.epoch=2", "train.epochs=two"])
+    assert str(err.value).splitlines() == [
+        "smoke --set 'train.epochs=two': train.epochs: input should be a valid integer, got 'two'",  # the last one
+        "smoke --set 'train.epoch=2': train.epoch: unknown key (not in the spec schema); did you mean train.epochs?",
+    ]
+    with pytest.raises(InvalidInput, match=r"^smoke --set 'train=\{epochs: two\}': train\.epochs: input should be"):
+        load_spec("smoke", ["train={epochs: two}"])  # a section a set wrote, to its key
+    with pytest.raises(InvalidInput, match=r"^smoke --set 'data\.mean=\[0, 1e-40, 0\.5\]': data\.mean\.1: "):
+        load_spec("smoke", ["data.mean=[0, 1e-40, 0.5]"])  # an item of a list a set wrote
+
+
+def test_a_set_of_a_section_is_named_only_for_what_its_mapping_holds(tmp_path: Path) -> None:
+    """The review: a mapping merges into the section, so the file's typo under it is the file's."""
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: t\ntrain:\n  epoch: 3\n")
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(path), ["train={epochs: 3}"])
+    assert str(err.value).startswith(f"{path}: train.epoch: unknown key")
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["train.epochs=two", "train={optimizer: {lr: 0.1}}"])
+    assert str(err.value).startswith("smoke --set 'train.epochs=two': train.epochs: ")
+    with pytest.raises(InvalidInput) as err:  # a value where the section goes: the set wrote it
+        load_spec("smoke", ["train={optimizer: 5}"])
+    assert str(err.value).startswith("smoke --set 'train={optimizer: 5}': train.optimizer: must be a section")
+    with pytest.raises(InvalidInput) as err:  # criteria are replaced, not merged: all of them are the set's
+        load_spec("smoke", ["criteria={test_acc: '>= 2'}"])
+    assert str(err.value).startswith("smoke --set \"criteria={test_acc: '>= 2'}\": criteria.test_acc: ")
+
+
+UNKNOWN, ONE_KEY = "unknown key (not in the spec schema)", "a key with dots in it is one key in YAML: nest it, as"
+
+
+@pytest.mark.parametrize(
+    ("text", "sets", "said"),
+    [("name: t\ntrain.epochs: 3\n", [], f"train.epochs: {UNKNOWN}; {ONE_KEY} train: {{epochs: ...}}"),
+     ("name: t\n", ["train={schedule.warmup_epochs: 3}"],
+      f"train.schedule.warmup_epochs: {UNKNOWN}; {ONE_KEY} schedule: {{warmup_epochs: ...}}"),
+     ("name: t\ntrain.epoch: 3\n", [], f"train.epoch: {UNKNOWN}; {ONE_KEY} train: {{epochs: ...}}"),  # the nearest key
+     ("name: t\nzzz.qqq: 3\n", [], "zzz.qqq: unknown key (not in the spec schema)")],  # nothing near
+)  # fmt: skip
+def test_a_key_written_with_dots_is_told_to_nest(tmp_path: Path, text: str, sets: list[str], said: str) -> None:
+    """The review: `train.epochs: 3` in a file had been offered "did you mean train.epochs?"."""
+    path = tmp_path / "dots.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(path), sets)
+    assert str(err.value).endswith(said) and "did you mean train.epochs" not in str(err.value)
+
+
+def test_a_check_across_the_whole_spec_counts_the_sets_rather_than_list_them() -> None:
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["data.val_split=0", "seed=3", "train.epochs=2"])
+    assert str(err.value).startswith("smoke with its 3 --set items: criteria.best_val_acc: never measured")
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["data.val_split=0"])
+    assert str(err.value).startswith("smoke with --set 'data.val_split=0': criteria.best_val_acc: never measured")
+
+
+def test_a_check_across_a_section_names_the_file_with_the_sets_that_wrote_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ntrain:\n  epochs: 4\n  schedule:\n    warmup_epochs: 3\n")
+    with pytest.raises(InvalidInput) as err:  # the file's warm-up, longer than the epochs a set gave
+        load_spec(str(path), ["train.epochs=2", "seed=3", "train.optimizer.lr=0.1"])
+    assert str(err.value) == (f"{path} with --set 'train.epochs=2' --set 'train.optimizer.lr=0.1': "
+                              "train.schedule.warmup_epochs: 3 must be at most epochs=2")  # fmt: skip
+    with pytest.raises(InvalidInput) as err:  # the set's warm-up: the set is named
+        load_spec(str(path), ["train.schedule.warmup_epochs=5"])
+    assert str(err.value).startswith(f"{path} --set 'train.schedule.warmup_epochs=5': train.schedule.warmup_epochs: 5 ")
+
+
+@pytest.mark.parametrize(
+    ("parts", "near"),
+    [("train.epoch", "train.epochs"), ("train.optimizer.lrr", "train.optimizer.lr"),
+     ("train.warmup_epochs", "train.schedule.warmup_epochs"),  # a key of another section, by its name
+     ("epochs", "train.epochs"), ("data.seed", "seed"), ("measure.latency.warmupp", "measure.latency.warmup"),
+     ("bogus", None), ("train.zzzzzz", None), ("criteria.x", None), ("name.x", None),
+     # the review: a name far away had been preferred to a near one in the section's own family
+     ("train.schedule.warmup", "train.schedule.warmup_epochs"), ("measure.batch_size", "measure.latency.batch_size"),
+     ("train.name", "train.optimizer.name or train.schedule.name"), ("train.schedule.epochs", "train.epochs")],
+)  # fmt: skip
+def test_an_unknown_key_is_offered_the_nearest_one(parts: str, near: str | None) -> None:
+    assert nearest_key(Spec, parts.split(".")) == near
+
+
+@pytest.mark.parametrize(
+    ("item", "kind"),
+    [("determinism.enabled='true'", "boolean"), ("determinism.enabled='no'", "boolean"),
+     ("train.epochs='5'", "integer"), ("train.optimizer.lr='0.1'", "number"), ("train.optimizer.lr='1'", "number")],
+)  # fmt: skip
+def test_a_quoted_value_of_the_right_kind_is_said_to_be_quoted(item: str, kind: str) -> None:
+    """The user test: "should be a valid boolean, got 'true'" read as self-contradictory."""
+    value = item.split("=", 1)[1].strip("'")
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [item])
+    assert str(err.value).endswith(f"got the text {value!r}: it is quoted; write the {kind} without quotes")
+    assert load_spec("smoke", [item.replace("'", "")])  # as it says
+
+
+@pytest.mark.parametrize("item", ["train.epochs='five'", "train.epochs='5.0'", "train.optimizer.lr='true'",
+                                  "determinism.enabled='1'", "train.optimizer.lr='.nan'"])  # fmt: skip
+def test_a_quoted_value_of_another_kind_is_not_said_to_be_merely_quoted(item: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [item])
+    assert "it is quoted" not in str(err.value) and str(err.value).endswith(f"got {item.split('=', 1)[1]}")

@@ -281,12 +281,21 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_a_toggle_the_device_cannot_run_is_refused_before_anything_in_the_users_words(tmp_path: Path) -> None:
     """It was refused by run A, after the earlier evidence was set aside, naming verify's own spec.yaml."""
-    refusals = [("train.amp=fp16", "smoke: train.amp: fp16 needs a CUDA device"),
+    refusals = [("train.amp=fp16", "smoke --set 'train.amp=fp16': train.amp: fp16 needs a CUDA device"),
                 ("train.device=cuda", "smoke: train.device: cuda requested but CUDA is not available")]
     for override, said in refusals:
         with pytest.raises(InvalidInput, match=said):
             make_plan("smoke", [*TINY, override], tmp_path, epochs=1, steps=None, kill_at=None)
     assert not (tmp_path / "verify").exists()
+
+
+def test_a_budget_flag_refused_by_validation_is_named_as_given(tmp_path: Path) -> None:
+    """The review: `--steps N` had been named `--set 'train.max_steps=N'`, a --set the user never typed."""
+    huge = 99999999999999999999999
+    with pytest.raises(InvalidInput, match=rf"^smoke --steps {huge}: train\.max_steps: an integer of 23 digits"):
+        make_plan("smoke", list(TINY), tmp_path, epochs=None, steps=huge, kill_at=None)
+    with pytest.raises(InvalidInput, match=rf"^smoke --epochs {huge}: train\.epochs: an integer of 23 digits"):
+        make_plan("smoke", list(TINY), tmp_path, epochs=huge, steps=None, kill_at=None)
 
 
 def test_unknown_spec_key_exits_2_without_traceback(tmp_path: Path) -> None:
