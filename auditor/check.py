@@ -64,6 +64,7 @@ from auditor.spec import (
     parse_criterion,
     quote_hint,
     short_value,
+    unknown_metric,
     verdict_disagreement,
     yaml_problem,
 )
@@ -655,7 +656,7 @@ def _drop_nulls(mapping: dict[Any, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in mapping.items() if v is not None}
 
 
-def _parse_whole_set(item: str) -> dict[str, str] | None:
+def _parse_whole_set(item: str) -> dict[str, Any] | None:
     """`criteria={METRIC: EXPR, ...}` -> the criteria it gives ({} for `criteria=null` or `{}`, as
     in `auditor run`); None for any other item. An entry with no value or an empty one is refused,
     as an unset variable must not drop a gate, and so is anything but a mapping."""
@@ -669,23 +670,13 @@ def _parse_whole_set(item: str) -> dict[str, str] | None:
         raise InvalidInput(f"--set {item!r}: criteria: must be a mapping of metric: expression, got "
                            f"{short_value(value)}; e.g. 'criteria={{test_acc: \">= 0.85\"}}' (`criteria=null` checks "
                            "none)")  # fmt: skip
-    out = {}
     for metric, expr in value.items():
-        _known_metric(str(metric), item)
         if expr is None or not str(expr).strip():
             raise InvalidInput(f"--set {item!r}: criteria.{metric}: "
                                f"{criterion_gap(str(metric), 'no value' if expr is None else 'empty')}")  # fmt: skip
-        if not isinstance(expr, str):  # as validation holds a spec's mapping (YAML read `0.5` as a number)
-            raise InvalidInput(f"--set {item!r}: criteria.{metric}: must be a quoted string like \">= 0.85\", "
-                               f"got {short_value(expr)}")  # fmt: skip
-        out[str(metric)] = expr.strip()
-    return out
-
-
-def _known_metric(metric: str, item: str) -> None:
-    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
-        known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
-        raise InvalidInput(f"--set {item!r}: criteria.{metric}: unknown metric {metric!r}; known: {known}")
+    # The metric and the expression's type (a quoted string, as validation holds a spec's mapping to)
+    # are parse_criterion's, which load_criteria calls on every criterion, naming this --set.
+    return {str(metric): expr.strip() if isinstance(expr, str) else expr for metric, expr in value.items()}
 
 
 def _parse_set(item: str) -> tuple[str, str | None]:
@@ -698,7 +689,8 @@ def _parse_set(item: str) -> tuple[str, str | None]:
             f"--set {item!r}: only criteria.<metric>=EXPR (or criteria={{...}}) can be set in check"
             " (other spec fields are fixed by the run)"
         )
-    _known_metric(metric, item)
+    if (unknown := unknown_metric(metric)) is not None:  # a typo, also where it removes (parse_criterion sees none)
+        raise InvalidInput(f"--set {item!r}: criteria.{metric}: {unknown}")
     # Read as `auditor run --set` reads it: YAML, or the text where it is not YAML (`>= 0.9`).
     value = override_value(raw, item, criterion=True)
     if value is None:

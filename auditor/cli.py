@@ -34,6 +34,7 @@ from auditor.errors import (
     Terminated,
     exit_code,
     signals_held,
+    stop_after_finish_note,
     stop_with_parent,
     stop_word,
 )
@@ -799,10 +800,7 @@ class Stops:
 
     def late_note(self) -> str | None:
         """What to say of the stops that came after the work was complete, if any came."""
-        if not self.came_after:
-            return None
-        return (f"note: {signal.Signals(self.came_after[0]).name} came after the finished run was in place; it is "
-                "complete, so nothing was stopped")  # fmt: skip
+        return stop_after_finish_note(self.came_after[0], "after the finished run was in place") if self.came_after else None
 
 
 def _ignore_stops(signums: tuple[int, ...]) -> None:

@@ -33,6 +33,11 @@ def stop_word(stop: KeyboardInterrupt) -> str:
     return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
 
 
+def stop_after_finish_note(signum: int, when: str) -> str:
+    """The note for a Ctrl-C or SIGTERM that came `when` the finished run was complete: it stopped nothing."""
+    return f"note: {signal.Signals(signum).name} came {when}; it is complete, so nothing was stopped"
+
+
 class InvalidInput(Exception):
     """Bad input from the user (spec, data, checkpoint, path): exit code 2.
 

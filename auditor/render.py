@@ -566,10 +566,9 @@ def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
     # name: files that are not the official ones are another dataset to them, and the first N
     # test images are `test[:N]` (the split's slicing syntax; limit_test scores the first N).
     unofficial = dataset == "cifar10" and data.get("official") is False
-    limited = dataset == "cifar10" and (files := data.get("n_test_files")) and data["sizes"]["test"] < files
     return {
         "dataset_id": f"{dataset}-unofficial" if unofficial else dataset,
-        "split": f"test[:{data['sizes']['test']}]" if limited else "test",
+        "split": "test" if test_files_beyond_scored(data) is None else f"test[:{data['sizes']['test']}]",
         # The Hub's `datasets` links the card to the official set: not for a copy that differs from
         # it, nor for the synthetic data (no Hub dataset).
         "datasets": [dataset] if dataset == "cifar10" and not qualifier else [],
@@ -588,10 +587,16 @@ def cifar_qualifier(data: dict[str, Any]) -> str:
     if data["dataset"] != "cifar10":
         return ""
     parts = ["not the official files"] if data["official"] is False else []
-    test, files = data["sizes"]["test"], data.get("n_test_files")
-    if files and test < files:
-        parts.append(f"{test:,} of the {files:,} test images there")
+    if (files := test_files_beyond_scored(data)) is not None:
+        parts.append(f"{data['sizes']['test']:,} of the {files:,} test images there")
     return "; ".join(parts)
+
+
+def test_files_beyond_scored(data: dict[str, Any]) -> int | None:
+    """How many test images CIFAR-10's files held where a run scored only the first of them
+    (data.limit_test), else None."""
+    files = data.get("n_test_files")
+    return files if data["dataset"] == "cifar10" and files and data["sizes"]["test"] < files else None
 
 
 def _summary(audit: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from auditor.audit import (
 )
 from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import DataBundle, class_changes, load_data, norm_tensors, root_problem, unread_note
-from auditor.errors import InvalidInput, SpecFieldError, signals_held
+from auditor.errors import InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info, norm_groups
@@ -868,8 +868,7 @@ def finish_staged(
             if in_place is not None:
                 in_place()
         if came:  # the run is complete and in place: nothing is left to stop
-            log(f"note: {signal.Signals(came[0]).name} came while the finished run was put in place; it is "
-                "complete, so nothing was stopped")  # fmt: skip
+            log(stop_after_finish_note(came[0], "while the finished run was put in place"))
     except OSError as exc:
         where = exc.filename or paths.reports_staging
         promoted = not paths.ckpt_staging.exists()

@@ -446,15 +446,21 @@ def verdict_disagreement(expr: str, allow_tolerance: bool) -> str | None:
     return None
 
 
+def unknown_metric(metric: str) -> str | None:
+    """Why `metric` cannot be a criterion's (it is none of the metrics), or None."""
+    if metric in NUMERIC_METRICS or metric in CATEGORICAL_METRICS:
+        return None
+    return f"unknown metric {metric!r}; known: {', '.join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])}"
+
+
 def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criterion:
     """Parse one criterion expression; raise ValueError with a precise reason.
 
     `recorded`: the criterion comes from a run's record, which an older version may have written
     with a `reproducible` `!=` criterion: parsed then, for the gate to fail (check._fails_verification),
     where one given now is refused."""
-    if metric not in NUMERIC_METRICS and metric not in CATEGORICAL_METRICS:
-        known = ", ".join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])
-        raise ValueError(f"unknown metric {metric!r}; known: {known}")
+    if (unknown := unknown_metric(metric)) is not None:
+        raise ValueError(unknown)
     if not isinstance(expr, str):
         raise ValueError(f"must be a quoted string like \">= 0.85\", got {value_text(expr)}")  # noqa: TRY004 (pydantic)
     if metric in CATEGORICAL_METRICS:
@@ -1190,11 +1196,10 @@ def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: S
     the spec file alone; `source with --set ...` for the `--set`s that wrote elsewhere in the
     section a check across its fields found wrong (`checked`: `train` for its epochs against its
     warm-up; with the whole spec checked, only how many there are)."""
-    path = list(path)
-    if wrote := [s.shown for s in sets if list(s.path) == path[: len(s.path)] and _wrote(s, path[len(s.path) :])]:
+    if wrote := [s.shown for s in sets if _under(path, s.path) and _wrote(s, path[len(s.path) :])]:
         return f"{source} {wrote[-1]}"
-    section = path if checked is None else list(checked)
-    inside = list(dict.fromkeys(s.shown for s in sets if len(s.path) > len(section) and list(s.path[: len(section)]) == section))
+    section = path if checked is None else checked
+    inside = list(dict.fromkeys(s.shown for s in sets if len(s.path) > len(section) and _under(s.path, section)))
     if not inside:
         return source
     if not section and len(inside) > 1:
@@ -1243,10 +1248,16 @@ def _unknown_key_hint(model: type[BaseModel] | None, path: Sequence[str]) -> str
 
 
 def _is_key(model: type[BaseModel], path: Sequence[str]) -> bool:
-    section: type[BaseModel] | None = model
-    for part in path[:-1]:
-        section = _subsection(section, part) if section is not None else None
+    section = _section_at(model, path[:-1])
     return section is not None and bool(path) and path[-1] in section.model_fields
+
+
+def _section_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel] | None:
+    """The section at `path` in `model`, or None where `path` leads to no section."""
+    section: type[BaseModel] | None = model
+    for part in path:
+        section = _subsection(section, part) if section is not None else None
+    return section
 
 
 def nearest_key(model: type[BaseModel], parts: Sequence[str]) -> str | None:
@@ -1258,19 +1269,21 @@ def nearest_key(model: type[BaseModel], parts: Sequence[str]) -> str | None:
     if not parts:
         return None
     key, parent = parts[-1], tuple(parts[:-1])
-    section: type[BaseModel] | None = model
-    for part in parent:
-        section = _subsection(section, part) if section is not None else None
-    if section is None:
+    if (section := _section_at(model, parent)) is None:
         return None
     named = [p for p in _key_paths(model) if p[-1] == key]
-    if below := [p for p in named if p[: len(parent)] == parent]:
+    if below := [p for p in named if _under(p, parent)]:
         return " or ".join(".".join(p) for p in below[:2])
     if related := sorted((p for p in named if _shared(p, parent)), key=lambda p: -_shared(p, parent)):
         return ".".join(related[0])
     if near := difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6):
         return ".".join([*parent, near[0]])
     return ".".join(named[0]) if named else None
+
+
+def _under(path: Sequence[str], prefix: Sequence[str]) -> bool:
+    """Whether `path` is `prefix` or lies within it."""
+    return _shared(path, prefix) == len(prefix)
 
 
 def _shared(a: Sequence[str], b: Sequence[str]) -> int:
