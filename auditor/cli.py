@@ -787,15 +787,15 @@ class Stops:
         self.completed = True
 
     def restore(self, to_exit: bool) -> None:
-        """Put back the handlers replaced, unless a stop came (the process is stopping) or, where
-        the process exits next (`to_exit`: it is the command), the work is complete: then stops
-        stay recorded until exit, and ignored from the interpreter's shutdown on (it resets a
+        """Put back the handlers replaced. Where the process exits next (`to_exit`: it is the
+        command), not after a stop (the process is stopping), nor once the work is complete: then
+        stops stay recorded until exit, and ignored from the interpreter's shutdown on (it resets a
         Python handler to the default, which a stop would die of)."""
         if self.completed and to_exit:
             atexit.register(_ignore_stops, tuple(self.replaced))
             return
-        for signum, handler in self.replaced.items():
-            if signal.getsignal(signum) is not signal.SIG_IGN:
+        for signum, handler in self.replaced.items():  # a caller in Python goes on, also after a stop
+            if not to_exit or signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, handler)
 
     def late_note(self) -> str | None:

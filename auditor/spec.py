@@ -21,8 +21,8 @@ import shlex
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
-from typing import Annotated, Any, Literal, NamedTuple, get_args
+from types import MappingProxyType, UnionType
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -1198,8 +1198,9 @@ def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: S
     warm-up; with the whole spec checked, only how many there are)."""
     if wrote := [s.shown for s in sets if _under(path, s.path) and _wrote(s, path[len(s.path) :])]:
         return f"{source} {wrote[-1]}"
-    section = path if checked is None else checked
-    inside = list(dict.fromkeys(s.shown for s in sets if len(s.path) > len(section) and _under(s.path, section)))
+    section = list(path if checked is None else checked)
+    inside = list(dict.fromkeys(s.shown for s in sets if (len(s.path) > len(section) and _under(s.path, section))
+                                or (_under(section, s.path) and _holds(s, section[len(s.path) :]))))
     if not inside:
         return source
     if not section and len(inside) > 1:
@@ -1216,10 +1217,20 @@ def _wrote(item: SetItem, rest: Sequence[str]) -> bool:
     for part in rest:
         if not isinstance(value, dict):  # a value (a list, say) the set gave, replacing what was there
             return True
+        value = {str(k): v for k, v in value.items()}  # `{1: 3}`: the error names the key as text
         if part not in value:
             return False
         value = value[part]
     return True
+
+
+def _holds(item: SetItem, rest: Sequence[str]) -> bool:
+    """Whether the mapping `item` gave for a section holding `rest` gave keys within `rest`
+    (`--set 'train={epochs: 1}'` for a check across `train`)."""
+    value = item.value
+    for part in rest:
+        value = {str(k): v for k, v in value.items()}.get(part) if isinstance(value, dict) else None
+    return isinstance(value, dict) and bool(value)
 
 
 def path_parts(where: str) -> list[str]:
@@ -1241,6 +1252,8 @@ def _unknown_key_hint(model: type[BaseModel] | None, path: Sequence[str]) -> str
         if len(found) < len(path) or found[: len(path) - 1] != list(path[:-1]):
             return ""
         nested = found[len(path) - 1 :]
+        if len(nested) < 2:  # nothing to nest (`schedule.epochs` means `train.epochs`): the key meant
+            return f"; did you mean {'.'.join(found)}?"
         shown = "".join(f"{k}: {{" for k in nested[:-1]) + f"{nested[-1]}: ..." + "}" * (len(nested) - 1)
         return f"; a key with dots in it is one key in YAML: nest it, as {shown}"
     near = nearest_key(model, path)
@@ -1294,7 +1307,11 @@ def _shared(a: Sequence[str], b: Sequence[str]) -> int:
 def _subsection(section: type[BaseModel], key: str) -> type[BaseModel] | None:
     """The section `key` of `section` holds, or None where it holds a value (or is no key of it)."""
     field = section.model_fields.get(key)
-    found = [t for t in (field.annotation, *get_args(field.annotation)) if _is_section(t)] if field else []
+    if field is None:
+        return None
+    # `X | None` is section X; `dict[str, X]` (an ablation's reference) is a mapping of them, no section
+    union = get_origin(field.annotation) in (Union, UnionType)
+    found = [t for t in (field.annotation, *(get_args(field.annotation) if union else ())) if _is_section(t)]
     return found[0] if found else None
 
 

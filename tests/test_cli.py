@@ -1113,12 +1113,23 @@ def test_a_stop_before_a_command_took_over_says_how_to_go_on(
     assert capsys.readouterr().err == "\nauditor validate: interrupted; to go on, run the same command again\n"
 
 
-def test_an_in_process_main_leaves_the_stop_handlers_as_they_were() -> None:
-    from auditor.cli import main
+def test_an_in_process_main_leaves_the_stop_handlers_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor import cli
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    assert main(["models"]) == 0
+    assert cli.main(["models"]) == 0
     assert {s: signal.getsignal(s) for s in before} == before
+
+    def stopped(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "models", stopped)  # the review: after a stop both had stayed ignored
+    try:
+        assert cli.main(["models"]) == 130
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def test_every_command_help_describes_it() -> None:

@@ -1005,6 +1005,37 @@ def test_a_set_of_a_section_is_named_only_for_what_its_mapping_holds(tmp_path: P
     assert str(err.value).startswith("smoke --set \"criteria={test_acc: '>= 2'}\": criteria.test_acc: ")
 
 
+def test_the_second_reviews_wrong_blames_are_mended(tmp_path: Path) -> None:
+    """A mapping --set behind a check across its section was not named; a key that is not text in a
+    --set mapping was blamed on the file; a dotted key with nothing to nest was told to nest."""
+    path = tmp_path / "m.yaml"
+    path.write_text("name: m\ntrain:\n  epochs: 4\n  schedule:\n    warmup_epochs: 3\n")
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(path), ["train={epochs: 1}"])
+    assert str(err.value).startswith(f"{path} with --set 'train={{epochs: 1}}': train.schedule.warmup_epochs: 3 ")
+    with pytest.raises(InvalidInput) as err:  # named as `train.optimizer.lr=0.1` would be: it is in the section checked
+        load_spec(str(path), ["train={optimizer: {lr: 0.1}}", "train.epochs=1"])
+    assert str(err.value).startswith(f"{path} with --set 'train={{optimizer: {{lr: 0.1}}}}' --set 'train.epochs=1': ")
+    with pytest.raises(InvalidInput) as err:  # a mapping for another section is not
+        load_spec(str(path), ["data={limit_train: 64}", "train.epochs=1"])
+    assert str(err.value).startswith(f"{path} with --set 'train.epochs=1': ")
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["train={1: 3}"])
+    assert str(err.value).startswith("smoke --set 'train={1: 3}': train: a key must be text")
+    path.write_text("name: m\ntrain:\n  schedule.epochs: 3\n")
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(path), [])
+    assert str(err.value).endswith("train.schedule.epochs: unknown key (not in the spec schema); did you mean train.epochs?")
+
+
+def test_a_mapping_of_sections_is_not_walked_as_one() -> None:
+    """An ablation's `reference` is `dict[str, Reference]`: `test_acc` is no key of it."""
+    from auditor.ablate import Ablation
+
+    assert nearest_key(Ablation, ["test_acc"]) is None
+    assert nearest_key(Ablation, ["seed"]) == "seeds"
+
+
 UNKNOWN, ONE_KEY = "unknown key (not in the spec schema)", "a key with dots in it is one key in YAML: nest it, as"
 
 
