@@ -679,8 +679,8 @@ def _parse_whole_set(item: str) -> dict[str, Any] | None:
     return {str(metric): expr.strip() if isinstance(expr, str) else expr for metric, expr in value.items()}
 
 
-def _parse_set(item: str) -> tuple[str, str | None]:
-    """`criteria.METRIC=EXPR` -> (METRIC, EXPR or None to remove)."""
+def _parse_set(item: str) -> tuple[str, Any]:
+    """`criteria.METRIC=EXPR` -> (METRIC, EXPR as read, or None to remove)."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     metric = key.removeprefix(_SET_PREFIX)
@@ -697,7 +697,8 @@ def _parse_set(item: str) -> tuple[str, str | None]:
         return metric, None
     if not str(value).strip():
         raise InvalidInput(f"--set {item!r}: criteria.{metric}: {criterion_gap(metric, 'empty')}")
-    return metric, str(value).strip()
+    # a number or a bool stays one, for parse_criterion to refuse as validation does (`got 0.5`)
+    return metric, value.strip() if isinstance(value, str) else value
 
 
 def verification_passed(verdict: str, allow_tolerance: bool) -> bool:

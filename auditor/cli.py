@@ -244,7 +244,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
     from auditor.runner import machine_problems
-    from auditor.spec import load_spec, resolved_dict, resolved_yaml, shipped_stand_in, spec_hash
+    from auditor.spec import (
+        load_spec,
+        origin,
+        parse_overrides,
+        path_parts,
+        resolved_dict,
+        resolved_yaml,
+        set_items,
+        shipped_stand_in,
+        spec_hash,
+    )
 
     errors, printed = [], 0
     for path in args.specs:
@@ -258,8 +268,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         head = ("---\n" if printed else "") + f"# {path}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
+        sets = set_items(parse_overrides(args.sets))  # they parsed: the spec loaded
         for problem in machine_problems(spec):  # a fact of this machine, not of the spec: said, not refused
-            _warn("validate", f"{path}: {problem} (the spec is valid; `auditor run` would refuse it here)")
+            blamed = origin(path, path_parts(problem.field), sets)
+            _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
     if errors:
         raise InvalidInput("\n".join(errors))
     return EXIT_OK
@@ -268,7 +280,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.runner import execute
-    from auditor.spec import load_spec, set_args
+    from auditor.spec import load_spec, parse_overrides, set_args, set_items
 
     stop_with_parent()
     spec = load_spec(args.spec, args.sets)
@@ -276,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log,
-                          in_place=args.stops.complete)  # fmt: skip
+                          in_place=args.stops.complete, sets=set_items(parse_overrides(args.sets)))  # fmt: skip
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume)}", file=sys.stderr)
         return exit_code(stop)

@@ -258,7 +258,7 @@ def _downloads(download: bool, root: Path) -> bool:
             and (root.is_dir() or not root.exists()))  # fmt: skip
 
 
-def root_problem(spec: DataSpec) -> str | None:
+def root_problem(spec: DataSpec) -> SpecFieldError | None:
     """What `read_cifar10` would refuse about `data.root` before reading any file ('data.root: ...'),
     or None: synthetic data, a root holding CIFAR_DIR/, or one data.download would fill (the
     download's own failure is found only when it is tried)."""
@@ -267,9 +267,8 @@ def root_problem(spec: DataSpec) -> str | None:
     try:
         root = _data_root(spec)
     except SpecFieldError as exc:
-        return str(exc)
-    refusal = None if _downloads(spec.download, root) else _no_cifar_dir(root)
-    return str(refusal) if refusal is not None else None
+        return exc
+    return None if _downloads(spec.download, root) else _no_cifar_dir(root)
 
 
 def _data_root(spec: DataSpec) -> Path:

@@ -494,6 +494,7 @@ def build_context(
     # Records before the command kept --resume hold a resumed run's command without it.
     v["resumed_from_text"] = _resumed_from_text(audit["run"])
     v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
+    v["spec_shipped_text"] = _spec_shipped_text(audit)
     started = audit["run"].get("started_by")  # records before it was carried: none
     v["started_by"] = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
     # A first process given --resume found no checkpoint and trained from the start: where no run of
@@ -1887,6 +1888,18 @@ def _git_item(audit: dict[str, Any]) -> Item:
         return False, "Git tree clean", f"no git commit recorded ({no_commit_reason(env)})"
     evidence = f"commit `{commit[:12]}`, {git_changes_text(env)}"
     return dirty is False and env.get("git_holds_spec") is not False, "Git tree clean", evidence
+
+
+def _spec_shipped_text(audit: dict[str, Any]) -> str | None:
+    """Where the spec a name stood for came from: the package, not the working directory (None:
+    a file named, or a record from before it was said)."""
+    shipped = audit["run"].get("spec_shipped")
+    if not isinstance(shipped, str):
+        return None
+    given, version = audit["run"].get("spec_path", "?"), audit["environment"].get("auditor", "?")
+    return (f"no file {code(str(given))} in the working directory, so the {code(shipped)} shipped with auditor "
+            f"{version} was read (another version may ship other contents under that name; the resolved spec "
+            "in Hyperparameters is what ran)")
 
 
 def no_commit_reason(env: dict[str, Any]) -> str:

@@ -56,11 +56,15 @@ from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_wri
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info, norm_groups
 from auditor.spec import (
+    SetItem,
     Spec,
+    origin,
+    path_parts,
     resolve_spec_path,
     resolved_dict,
     resolved_yaml,
     same_training,
+    shipped_name,
     spec_hash,
     training_changes,
 )
@@ -70,6 +74,7 @@ from auditor.train import (
     StepHook,
     TrainResult,
     check_device_support,
+    device_problems,
     fit,
     toggle_notes,
 )
@@ -724,13 +729,14 @@ class RunOutcome:
 
 
 def check_and_load(
-    spec: Spec, spec_path: str, out: Path, argv: list[str]
+    spec: Spec, spec_path: str, out: Path, argv: list[str], sets: Sequence[SetItem] = ()
 ) -> tuple[repro.DeterminismState, torch.device, DataBundle]:
     """What a run settles before it claims its folders: the spec recordable, seeds and
-    determinism flags in force, the device usable, the data loaded and fitting the model."""
+    determinism flags in force, the device usable, the data loaded and fitting the model.
+    `sets`: the --set items it was read with, for naming the one that set a field refused."""
     check_recordable(spec, spec_path, out, argv)
     det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
-    with spec_source(spec_path):
+    with spec_source(spec_path, sets):
         device = environment.resolve_device(spec.train.device)
         check_device_support(spec.train, device)
         if (problem := repro.cublas_problem(det, device)) is not None:
@@ -740,27 +746,24 @@ def check_and_load(
     return det, device, data
 
 
-def machine_problems(spec: Spec) -> list[str]:
-    """Why this machine cannot train `spec`, as `check_and_load` would refuse it (`field: why`),
-    before anything is set or read: its device or toggles, or its data folder."""
-    problems = []
-    try:
-        check_device_support(spec.train, environment.resolve_device(spec.train.device))
-    except InvalidInput as exc:
-        problems.append(str(exc))
+def machine_problems(spec: Spec) -> list[SpecFieldError]:
+    """Why this machine cannot train `spec`, as `check_and_load` would refuse it (each error names
+    its field), before anything is set or read: its device or toggles, or its data folder."""
+    problems = device_problems(spec.train, environment.resolve_device(spec.train.device))
     if (data := root_problem(spec.data)) is not None:
         problems.append(data)
     return problems
 
 
 @contextmanager
-def spec_source(source: str) -> Iterator[None]:
+def spec_source(source: str, sets: Sequence[SetItem] = ()) -> Iterator[None]:
     """Name the spec in an error a stage raises about one of its fields (`train.amp: ...`
-    becomes `SPEC: train.amp: ...`), as validation does; other errors pass unchanged."""
+    becomes `SPEC: train.amp: ...`, or `SPEC --set 'train.amp=fp16': ...` for the `--set` of
+    `sets` that wrote it), as validation does; other errors pass unchanged."""
     try:
         yield
     except SpecFieldError as exc:
-        raise InvalidInput(f"{source}: {exc}") from None
+        raise InvalidInput(f"{origin(source, path_parts(exc.field), sets)}: {exc}") from None
 
 
 def spec_file(spec_path: str) -> Path | None:
@@ -773,24 +776,27 @@ def spec_file(spec_path: str) -> Path | None:
 
 def execute(
     spec: Spec, spec_path: str, out: Path, resume: bool, argv: list[str], log: Any = print,
-    in_place: Callable[[], None] | None = None,
+    in_place: Callable[[], None] | None = None, sets: Sequence[SetItem] = (),
 ) -> RunOutcome:
     """Run a validated spec end to end; raise InvalidInput on bad input. A run stopped (Ctrl-C,
     SIGTERM) or failed before its first checkpoint removes its staging folders (nothing to continue).
     `in_place` is called, with stops still held, once the finished run is complete and in place:
-    from then on a stop has nothing left to stop (the CLI then records one rather than raise it)."""
+    from then on a stop has nothing left to stop (the CLI then records one rather than raise it).
+    `sets`: the spec's --set items, named with the field they set where this machine refuses it."""
     started, t_wall = datetime.now(UTC), time.perf_counter()
+    # Which file the argument stood for, before the run makes folders (its --out may be in the working directory).
+    read_from, shipped = spec_file(spec_path), shipped_name(spec_path)
     paths = run_paths(out, spec.name)
     if resume:
         check_resumable(paths)
-    det, device, data = check_and_load(spec, spec_path, out, argv)
+    det, device, data = check_and_load(spec, spec_path, out, argv, sets)
     prov = data.provenance
     with claimed_run(paths, log) as claimed:
         resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint,
                                                       data.classes)  # fmt: skip
         with seeded_copy(paths, seeded):
             env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)),
-                                      spec_file(spec_path))  # fmt: skip
+                                      read_from)  # fmt: skip
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
                      "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes}  # fmt: skip
             unread = unread_note(prov)
@@ -803,18 +809,20 @@ def execute(
                              {"command": env.command, "cwd": env.cwd})  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
-            audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place)
+            audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place,
+                                      shipped)  # fmt: skip
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
 
 
 def measure_and_write(
     spec: Spec, spec_path: str, paths: RunPaths, run: tuple[Any, Any, torch.device, DataBundle, torch.nn.Module],
     result: TrainResult, notes: dict[str, list[str]], log: Any, begun: tuple[datetime, float],
-    in_place: Callable[[], None] | None = None,
+    in_place: Callable[[], None] | None = None, shipped: str | None = None,
 ) -> dict[str, Any]:
     """Measure the trained run, assemble its audit record, write it with the sheet and promote
     the run (`finish_staged`). `run`: (determinism state, environment, device, data, model);
-    `begun`: when the run started (UTC) and `time.perf_counter()` then; `in_place` as for `execute`."""
+    `begun`: when the run started (UTC) and `time.perf_counter()` then; `in_place` as for `execute`;
+    `shipped`: the shipped spec `spec_path` stood for (`shipped_name`), or None."""
     det, env, device, data, model = run
     with long_lived_frozen():
         t_measure = time.perf_counter()
@@ -828,6 +836,7 @@ def measure_and_write(
                 "timed: the latency figure is inflated (see the sheet)")  # fmt: skip
         audit = assemble(spec, spec_path, paths, det, env, data, result, measured, notes, final)
         audit["run"].update(
+            spec_shipped=shipped,  # `smoke`, no file in the working directory, read as the package's specs/smoke.yaml
             started_utc=begun[0].isoformat(timespec="seconds"),
             finished_utc=datetime.now(UTC).isoformat(timespec="seconds"),
             wall_time_s=time.perf_counter() - begun[1], measure_time_s=time.perf_counter() - t_measure,

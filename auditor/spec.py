@@ -858,6 +858,12 @@ def shipped_stand_in(arg: str) -> Path | None:
     return found if stood_in else None
 
 
+def shipped_name(arg: str) -> str | None:
+    """`specs/NAME.yaml` where `arg` was read as a spec shipped with the package, else None."""
+    found = shipped_stand_in(arg)
+    return None if found is None else f"specs/{found.relative_to(resource_dir('specs')).as_posix()}"
+
+
 def given_or_shipped(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what: str) -> Path:
     """The `what` file `arg` names, or else a shipped one under `shipped` by name (`locate`)."""
     return locate(arg, shipped, prefixes, what)[0]
@@ -1185,9 +1191,11 @@ class SetItem(NamedTuple):
     value: Any  # VALUE as parsed
 
 
-def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Mapping[str, str] | None = None) -> list[SetItem]:
-    """`parse_overrides`' items as SetItems; `given_as` names an item a command set from a flag of its own."""
-    return [SetItem((given_as or {}).get(item) or f"--set {item!r}", tuple(path), value) for item, path, value in parsed]
+def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Sequence[str] = ()) -> list[SetItem]:
+    """`parse_overrides`' items as SetItems; `given_as` names the last items, which a command set
+    from flags of its own (`--steps 5`), by position: a --set of the same text is the user's."""
+    shown = [f"--set {item!r}" for item, _, _ in parsed[: len(parsed) - len(given_as)]] + list(given_as)
+    return [SetItem(name, tuple(path), value) for name, (_, path, value) in zip(shown, parsed, strict=True)]
 
 
 def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: Sequence[str] | None = None) -> str:
@@ -1203,8 +1211,9 @@ def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: S
                                 or (_under(section, s.path) and _holds(s, section[len(s.path) :]))))
     if not inside:
         return source
-    if not section and len(inside) > 1:
-        return f"{source} with its {len(inside)} --set items"
+    if not section and len(inside) > 1:  # verify's `--epochs N` sets a field too, but is no --set item
+        kind = "--set items" if all(s.startswith("--set ") for s in inside) else "command-line settings"
+        return f"{source} with its {len(inside)} {kind}"
     return f"{source} with {' '.join(inside)}"
 
 
@@ -1452,9 +1461,9 @@ def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
     return None
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Mapping[str, str] | None = None) -> Spec:
-    """Read, override and validate a spec file (or a shipped spec by name). `given_as`: how an
-    override was given, where a command made it from a flag of its own (`--steps 5`), for errors."""
+def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()) -> Spec:
+    """Read, override and validate a spec file (or a shipped spec by name). `given_as`: how the
+    last overrides were given, where a command made them from flags of its own (`--steps 5`)."""
     # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
     parsed = parse_overrides(overrides or [])
     p = resolve_spec_path(str(path))

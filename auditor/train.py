@@ -190,15 +190,23 @@ def build_scheduler(opt: torch.optim.Optimizer, train: TrainSpec, spe: int) -> t
 
 
 def check_device_support(train: TrainSpec, device: torch.device) -> None:
-    """Raise InvalidInput for toggles the resolved device cannot run."""
+    """Raise SpecFieldError for the first toggle the resolved device cannot run."""
+    if problems := device_problems(train, device):
+        raise problems[0]
+
+
+def device_problems(train: TrainSpec, device: torch.device) -> list[SpecFieldError]:
+    """Each toggle the resolved device cannot run (`validate` says all of them)."""
+    problems = []
     if device.type == "cpu" and train.amp == "fp16":
-        raise SpecFieldError("train.amp", "fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
+        problems.append(SpecFieldError("train.amp", "fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU"))
     if (problem := cuda_problem(device)) is not None:
-        raise SpecFieldError("train.device", f"{device} {problem}")
+        problems.append(SpecFieldError("train.device", f"{device} {problem}"))
     if train.compile != "off" and (switch := compile_switched_off()) is not None:
-        raise SpecFieldError("train.compile", f"{train.compile}, but {switch} in this environment, so torch.compile "
-                             "would run the model eager while the record says compiled: unset it, or set "
-                             "train.compile: off")  # fmt: skip
+        problems.append(SpecFieldError("train.compile", f"{train.compile}, but {switch} in this environment, so "
+                                       "torch.compile would run the model eager while the record says compiled: "
+                                       "unset it, or set train.compile: off"))  # fmt: skip
+    return problems
 
 
 def compile_switched_off() -> str | None:

@@ -54,7 +54,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -96,12 +96,15 @@ from auditor.runner import (
     unlisted,
 )
 from auditor.spec import (
+    SetItem,
     Spec,
     VerifySpec,
     is_nan,
     load_spec,
+    parse_overrides,
     resolved_dict,
     resolved_yaml,
+    set_items,
     spec_hash,
     validate_spec,
 )
@@ -232,11 +235,11 @@ def default_kill_step(total: int, spe: int, every: int) -> int:
     return min(candidates, key=lambda s: (abs(2 * s - (total - 1)), s == resume_position(s, spe, every), s))
 
 
-def _training_images(spec: Spec, spec_arg: str) -> int:
+def _training_images(spec: Spec, spec_arg: str, sets: Sequence[SetItem] = ()) -> int:
     """How many images one epoch trains on (the data stage's split, provenance checks included)."""
     from auditor.data import load_data
 
-    with spec_source(spec_arg):  # `data.root: ...` named with the spec, as `auditor run` does
+    with spec_source(spec_arg, sets):  # `data.root: ...` named with the spec, as `auditor run` does
         n_train = len(load_data(spec.data, spec.seed).train_y)
     if n_train == 0:
         raise InvalidInput(f"{spec_arg}: no training images after the validation split")
@@ -263,13 +266,13 @@ def _with_checkpoint_cadence(spec: Spec, spe: int, total: int, spec_arg: str) ->
     return validate_spec(raw, spec_arg), [note]
 
 
-def _check_device(spec: Spec, spec_arg: str) -> None:
+def _check_device(spec: Spec, spec_arg: str, sets: Sequence[SetItem] = ()) -> None:
     """Refuse toggles the device cannot run now, as `auditor run` does, rather than after the
-    earlier evidence was set aside, in words about verify's own copy of the spec."""
+    earlier evidence was set aside, naming the spec (and the --set that set the field) as it does."""
     from auditor.environment import resolve_device
     from auditor.train import check_device_support
 
-    with spec_source(spec_arg):
+    with spec_source(spec_arg, sets):
         check_device_support(spec.train, resolve_device(spec.train.device))
 
 
@@ -309,18 +312,19 @@ def make_plan(
     for flag, value in (("--epochs", epochs), ("--steps", steps)):
         if value is not None and value < 1:
             raise InvalidInput(f"{flag}: must be >= 1, got {value}")
-    budget_sets = [f"train.epochs={epochs}"] if epochs is not None else []
-    budget_sets += [f"train.max_steps={steps}"] if steps is not None else []
+    budget = [(f"train.epochs={epochs}", f"--epochs {epochs}")] if epochs is not None else []
+    budget += [(f"train.max_steps={steps}", f"--steps {steps}")] if steps is not None else []
+    budget_sets, given_as = [item for item, _ in budget], [flag for _, flag in budget]
     try:
-        given_as = {f"train.epochs={epochs}": f"--epochs {epochs}", f"train.max_steps={steps}": f"--steps {steps}"}
         spec = load_spec(spec_arg, [*sets, *budget_sets], given_as)
     except InvalidInput as exc:
         if epochs is None or "epochs" not in str(exc) or load_spec_problem(spec_arg, sets) is not None:
             raise
         raise InvalidInput(f"{exc} (--epochs {epochs} sets train.epochs; --steps shortens the budget and keeps "
                            "the spec's schedule)") from None  # fmt: skip
-    _check_device(spec, spec_arg)
-    spe = steps_per_epoch(_training_images(spec, spec_arg), spec.train.batch_size)
+    items = set_items(parse_overrides([*sets, *budget_sets]), given_as)
+    _check_device(spec, spec_arg, items)
+    spe = steps_per_epoch(_training_images(spec, spec_arg, items), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
     spec, notes = _with_checkpoint_cadence(spec, spe, total, spec_arg)
     every = spec.train.checkpoint_every_steps

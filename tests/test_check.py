@@ -366,6 +366,9 @@ def test_bad_file_entry_names_file_and_field(tmp_path: Path, content: str, field
         ("criteria.latency_ms=0.5 +- -1", "criteria.latency_ms", "tolerance must be >= 0"),
         ("criteria.nope=>= 1", "criteria.nope", "unknown metric"),
         ("criteria.nope=", "criteria.nope", "unknown metric"),  # a typo, even when removing
+        # as run and validate say it: an unquoted number is no criterion (it had read "cannot parse '0.5'")
+        ("criteria.test_acc=0.5", "criteria.test_acc", 'must be a quoted string like ">= 0.85", got 0.5'),
+        ("criteria.official_data=true", "criteria.official_data", "must be a quoted string"),
     ],
 )
 def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None:

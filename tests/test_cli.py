@@ -73,6 +73,10 @@ def test_run_writes_every_artifact(smoke_run: Path) -> None:
     assert (det["cudnn_allow_tf32"], det["cuda_matmul_allow_tf32"]) == (True, False)  # torch's defaults, read back
     assert lat["dtype"] == "float32"  # the CPU: no TF32
     assert audit["spec"]["train"]["channels_last"] is True  # the default memory format
+    # `smoke` names no file in the working directory: the record and the sheet say which file it stood for
+    assert (audit["run"]["spec_path"], audit["run"]["spec_shipped"]) == ("smoke", "specs/smoke.yaml")
+    sheet = (rep / "REPRODUCIBILITY.md").read_text()
+    assert "| Spec read | no file `smoke` in the working directory, so the `specs/smoke.yaml` shipped with auditor " in sheet
     hm = audit["training"]["host_memory"]  # the default: freed blocks stay in the heap, read back
     assert hm["requested"] == "retain"
     if hm["allocator"].startswith("glibc"):
@@ -901,10 +905,20 @@ def test_real_data_acceptance_resnet20(tmp_path: Path) -> None:
     print(f"acceptance: test_acc {audit['metrics']['test_acc']:.4f}, wall {audit['run']['wall_time_s']:.0f}s")
 
 
+def test_a_data_folder_refused_names_the_set_that_gave_it(tmp_path: Path) -> None:
+    nowhere, out = tmp_path / "nowhere", tmp_path / "out"
+    proc = run_cli("run", "resnet20_cifar10", "--set", f"data.root={nowhere}", "--out", str(out), cwd=tmp_path)
+    assert_clean_error(proc, f"resnet20_cifar10 --set 'data.root={nowhere}': data.root: {nowhere} does not exist")
+    assert not out.exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_fast_preset_without_cuda_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     proc = run_cli("run", "specs/resnet18_fast.yaml", "--out", str(tmp_path), cwd=REPO)
     assert_clean_error(proc, "train.device: cuda requested but CUDA is not available here")
+    assert not any(tmp_path.iterdir())
+    proc = run_cli("run", "smoke", "--set", "train.device=cuda", "--out", str(tmp_path), cwd=REPO)
+    assert_clean_error(proc, "smoke --set 'train.device=cuda': train.device: cuda requested but CUDA is not available")
     assert not any(tmp_path.iterdir())
 
 

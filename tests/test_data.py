@@ -448,16 +448,16 @@ def test_root_problem_says_before_reading_what_reading_would_refuse(tmp_path: Pa
     assert D.root_problem(DataSpec(root=str(root))) is None
     assert D.root_problem(DataSpec(dataset="synthetic", root=str(tmp_path / "nowhere"), val_split=0)) is None
     inner = DataSpec(root=str(root / D.CIFAR_DIR))
-    said = D.root_problem(inner)
+    said = str(D.root_problem(inner))
     assert said == f"data.root: {root / D.CIFAR_DIR} is the {D.CIFAR_DIR}/ folder itself; set data.root to the folder that holds it, {root}"
     with pytest.raises(InvalidInput) as exc:
         D.load_data(inner, 0)
     assert str(exc.value) == said  # the same words as the stage's
-    assert D.root_problem(DataSpec(root=str(tmp_path / "nowhere"))).endswith("does not exist; set data.root to the "
+    assert str(D.root_problem(DataSpec(root=str(tmp_path / "nowhere")))).endswith("does not exist; set data.root to the "
                                                                             f"folder that holds {D.CIFAR_DIR}/, or set data.download: true")  # fmt: skip
     assert D.root_problem(DataSpec(root=str(tmp_path / "nowhere"), download=True)) is None  # a download would fill it
     (tmp_path / "file").write_text("x")
-    assert D.root_problem(DataSpec(root=str(tmp_path / "file"), download=True)) == f"data.root: {tmp_path / 'file'} is not a folder"
+    assert str(D.root_problem(DataSpec(root=str(tmp_path / "file"), download=True))) == f"data.root: {tmp_path / 'file'} is not a folder"
 
 
 def test_a_download_never_goes_into_the_sets_own_folder_or_over_a_file_of_its_name(
@@ -485,11 +485,11 @@ def test_a_download_never_goes_into_the_sets_own_folder_or_over_a_file_of_its_na
     fifo = tmp_path / "fifo"
     fifo.mkdir()
     os.mkfifo(fifo / D.CIFAR_DIR)  # never read: it would block
-    assert D.root_problem(DataSpec(root=str(fifo))) == (
+    assert str(D.root_problem(DataSpec(root=str(fifo)))) == (
         f"data.root: {fifo} holds {D.CIFAR_DIR} as a FIFO, socket or device, not a folder; extract the official "
         f"cifar-10-python.tar.gz in {fifo} to make the folder")  # fmt: skip
     for download in (False, True):
-        assert D.root_problem(DataSpec(root=str(archive), download=download)) == said
+        assert str(D.root_problem(DataSpec(root=str(archive), download=download))) == said
         with pytest.raises(InvalidInput) as exc:
             D.load_data(DataSpec(root=str(archive), download=download, val_split=0), 0)
         assert str(exc.value) == said

@@ -217,6 +217,19 @@ def test_golden_sheet() -> None:
     assert text == GOLDEN_SHEET.read_text(encoding="utf-8")
 
 
+def test_a_spec_read_by_its_shipped_name_is_said_to_be_the_shipped_file() -> None:
+    audit = golden_audit()
+    assert "spec_shipped" not in audit["run"] and "| Spec read |" not in text_of(audit)  # a record from before
+    audit["run"]["spec_path"], audit["run"]["spec_shipped"] = "smoke", "specs/smoke.yaml"
+    version = audit["environment"]["auditor"]
+    text = text_of(audit)
+    assert (f"| Working directory | `{audit['environment']['cwd']}` |\n| Spec read | no file `smoke` in the working "
+            f"directory, so the `specs/smoke.yaml` shipped with auditor {version} was read (another version may ship "
+            "other contents under that name; the resolved spec in Hyperparameters is what ran) |\n") in text
+    audit["run"]["spec_shipped"] = None  # a file was named
+    assert "| Spec read |" not in text_of(audit)
+
+
 def test_sections_in_order() -> None:
     text = text_of(golden_audit())
     headings = [ln[3:] for ln in text.splitlines() if ln.startswith("## ")]

@@ -28,7 +28,7 @@ from auditor.errors import InvalidInput, SpecFieldError, Terminated
 from auditor.fileio import lock_file
 from auditor.models import model_info
 from auditor.runner import execute, long_lived_frozen, recover_interrupted_promote
-from auditor.spec import Spec, load_spec, resolved_dict, spec_hash
+from auditor.spec import Spec, load_spec, parse_overrides, resolved_dict, set_items, spec_hash
 
 
 def test_long_lived_frozen_freezes_only_inside_the_block() -> None:
@@ -194,6 +194,12 @@ def test_spec_source_names_the_spec_in_errors_about_its_fields() -> None:
     # Decided by the error's type, not its text: a path that starts like a section stays as it is.
     with pytest.raises(InvalidInput, match=r"^data\.v2/test_batch: truncated$"), runner.spec_source("x"):
         raise InvalidInput("data.v2/test_batch: truncated")
+    # The --set that set the field is named with it, as validation names it.
+    sets = set_items(parse_overrides(["train.amp=fp16", "seed=3"]))
+    with pytest.raises(InvalidInput, match=r"^x --set 'train\.amp=fp16': train\.amp: fp16 needs CUDA$"), runner.spec_source("x", sets):
+        raise SpecFieldError("train.amp", "fp16 needs CUDA")
+    with pytest.raises(InvalidInput, match=r"^x: data\.root: gone$"), runner.spec_source("x", sets):
+        raise SpecFieldError("data.root", "gone")
 
 
 def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_change(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from auditor.spec import (
     resolved_dict,
     resolved_yaml,
     same_training,
+    shipped_name,
     spec_hash,
     training_changes,
     training_hash,
@@ -500,7 +501,33 @@ def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
     assert main(["validate", "resnet20_cifar10"]) == 0 and capsys.readouterr().err == ""
     if not torch.cuda.is_available():
         assert main(["validate", "smoke", "--set", "train.device=cuda"]) == 0
-        assert "smoke: train.device: cuda requested but CUDA is not available here (the spec is valid;" in capsys.readouterr().err
+        said = "smoke --set 'train.device=cuda': train.device: cuda requested but CUDA is not available here (the spec is valid;"
+        assert said in capsys.readouterr().err
+        monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")  # every problem is said, not the first alone
+        assert main(["validate", "smoke", "--set", "train.device=cuda", "--set", "train.compile=default"]) == 0
+        warned = capsys.readouterr().err.splitlines()
+        assert [line.split(": ")[3] for line in warned] == ["train.device", "train.compile"], warned
+        assert warned[1].startswith("auditor validate: warning: smoke --set 'train.compile=default': train.compile: "
+                                    "default, but TORCHDYNAMO_DISABLE=1 is set")  # fmt: skip
+        monkeypatch.delenv("TORCHDYNAMO_DISABLE")
+    nowhere = tmp_path / "nowhere"  # the --set that named the folder is named with it, as `auditor run` names it
+    assert main(["validate", "resnet20_cifar10", "--set", f"data.root={nowhere}"]) == 0
+    assert capsys.readouterr().err.startswith(f"auditor validate: warning: resnet20_cifar10 --set 'data.root={nowhere}': "
+                                              f"data.root: {nowhere} does not exist")  # fmt: skip
+
+
+def test_a_shipped_spec_is_named_only_where_its_name_stood_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert shipped_name("smoke") == shipped_name("smoke.yaml") == "specs/smoke.yaml"
+    assert shipped_name("ablations/plain_vs_resnet") == "specs/ablations/plain_vs_resnet.yaml"  # its folder kept
+    assert shipped_name("nope") is None
+    (tmp_path / "smoke").write_text((REPO / "specs" / "smoke.yaml").read_text())
+    assert shipped_name("smoke") is None  # the file named was read
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "smoke.yaml").write_text("name: mine\n")
+    assert shipped_name("specs/smoke.yaml") is None and shipped_name("./specs/smoke.yaml") is None
+    monkeypatch.chdir(REPO)
+    assert shipped_name("specs/smoke.yaml") is None  # the checkout's own file, named by its path
 
 
 def test_override_does_not_mutate_input() -> None:
@@ -1063,6 +1090,15 @@ def test_a_check_across_the_whole_spec_counts_the_sets_rather_than_list_them() -
     with pytest.raises(InvalidInput) as err:
         load_spec("smoke", ["data.val_split=0"])
     assert str(err.value).startswith("smoke with --set 'data.val_split=0': criteria.best_val_acc: never measured")
+    with pytest.raises(InvalidInput) as err:  # verify's own flags set fields too, but are no --set items
+        load_spec("smoke", ["data.val_split=0", "train.epochs=2"], ["--epochs 2"])
+    assert str(err.value).startswith("smoke with its 2 command-line settings: criteria.best_val_acc: never measured")
+    with pytest.raises(InvalidInput) as err:  # the user's --set of the same text as the flag's is counted apart
+        load_spec("smoke", ["train.epochs=2", "data.val_split=0", "train.epochs=2"], ["--epochs 2"])
+    assert str(err.value).startswith("smoke with its 3 command-line settings: ")
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["train.epochs=0", "train.epochs=0"], ["--epochs 0"])
+    assert str(err.value).startswith("smoke --epochs 0: train.epochs: ")  # the last to write it
 
 
 def test_a_check_across_a_section_names_the_file_with_the_sets_that_wrote_in_it(tmp_path: Path) -> None:

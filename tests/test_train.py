@@ -20,6 +20,7 @@ from auditor.train import (
     LayoutReadback,
     RunFiles,
     check_device_support,
+    device_problems,
     fit,
     lr_factor,
     read_back_layout,
@@ -226,8 +227,11 @@ def test_compiled_training_resumes_bit_for_bit_past_a_short_last_batch(tmp_path:
 
 
 def test_fp16_on_cpu_is_invalid() -> None:
-    with pytest.raises(InvalidInput, match="train.amp: fp16 needs a CUDA device"):
-        check_device_support(tiny_spec("train.amp=fp16").train, torch.device("cpu"))
+    with pytest.raises(InvalidInput, match="train.amp: fp16 needs a CUDA device"):  # validation, for device: cpu
+        tiny_spec("train.amp=fp16")
+    spec = tiny_spec("train.device=auto", "train.amp=fp16")  # valid: auto may resolve to CUDA
+    with pytest.raises(InvalidInput, match="^train.amp: fp16 needs a CUDA device"):
+        check_device_support(spec.train, torch.device("cpu"))
 
 
 def test_compile_switched_off_by_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,6 +248,19 @@ def test_compile_switched_off_by_the_environment_is_refused(monkeypatch: pytest.
             InvalidInput, match=r"but torch\._dynamo\.config\.disable is on \(TORCH_COMPILE_DISABLE=1\)"):
         check_device_support(tiny_spec("train.compile=default").train, torch.device("cpu"))
     assert torch._dynamo.config.disable is False
+
+
+def test_every_problem_the_device_has_is_listed_and_the_first_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate says each; run refuses the first."""
+    monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")
+    spec = tiny_spec("train.device=auto", "train.amp=fp16", "train.compile=default")
+    problems = device_problems(spec.train, torch.device("cpu"))
+    assert [p.field for p in problems] == ["train.amp", "train.compile"]
+    with pytest.raises(InvalidInput) as err:
+        check_device_support(spec.train, torch.device("cpu"))
+    assert err.value is problems[0] or str(err.value) == str(problems[0])
+    monkeypatch.delenv("TORCHDYNAMO_DISABLE")
+    assert device_problems(tiny_spec("train.compile=off").train, torch.device("cpu")) == []
 
 
 def test_divergence_stops_the_run(tmp_path: Path) -> None:

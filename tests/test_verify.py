@@ -282,7 +282,7 @@ def test_a_run_that_diverges_before_the_kill_moves_it_and_is_incomplete(tmp_path
 def test_a_toggle_the_device_cannot_run_is_refused_before_anything_in_the_users_words(tmp_path: Path) -> None:
     """It was refused by run A, after the earlier evidence was set aside, naming verify's own spec.yaml."""
     refusals = [("train.amp=fp16", "smoke --set 'train.amp=fp16': train.amp: fp16 needs a CUDA device"),
-                ("train.device=cuda", "smoke: train.device: cuda requested but CUDA is not available")]
+                ("train.device=cuda", "smoke --set 'train.device=cuda': train.device: cuda requested but CUDA is not")]
     for override, said in refusals:
         with pytest.raises(InvalidInput, match=said):
             make_plan("smoke", [*TINY, override], tmp_path, epochs=1, steps=None, kill_at=None)
@@ -501,8 +501,9 @@ def test_a_kill_no_checkpoint_precedes_is_refused(
 
 
 def test_missing_data_is_named_with_the_spec_before_anything_runs(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match=rf"^smoke: data\.root: {tmp_path / 'none'} does not exist"):
-        make_plan("smoke", [*TINY, "data.dataset=cifar10", f"data.root={tmp_path / 'none'}"], tmp_path, 2, None, None)
+    none = tmp_path / "none"  # named with the --set that gave it, as `auditor run` names it
+    with pytest.raises(InvalidInput, match=rf"^smoke --set 'data\.root={none}': data\.root: {none} does not exist"):
+        make_plan("smoke", [*TINY, "data.dataset=cifar10", f"data.root={none}"], tmp_path, 2, None, None)
     assert not (tmp_path / "verify").exists()
 
 
