@@ -322,10 +322,8 @@ class TrainSpec(_Section):
         s = self.schedule
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
-            raise ValueError(
-                f"{SUBKEY}schedule.milestones: {epochs_text(late)} are not before epochs={self.epochs} "
-                "(milestones are epochs: scale them with train.epochs)"
-            )
+            raise ValueError(f"{SUBKEY}schedule.milestones: {epochs_text(late)} are not before epochs={self.epochs} "
+                             f"(milestones are epochs: {self._milestones_that_fit()})")  # fmt: skip
         if s.warmup_epochs > self.epochs:
             raise ValueError(f"{SUBKEY}schedule.warmup_epochs: {exact(s.warmup_epochs)} must be at most epochs={self.epochs}")
         if s.name == "cosine" and s.eta_min > self.optimizer.lr:
@@ -333,6 +331,15 @@ class TrainSpec(_Section):
         if self.amp == "fp16" and self.device == "cpu" and _new_run(info):  # the run's own words (check_device_support)
             raise ValueError(f"{SUBKEY}amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
         return self
+
+    def _milestones_that_fit(self) -> str:
+        """What to set instead of milestones at or past the last epoch: ones at half and three
+        quarters of the epochs after the warm-up (the schedule ignores milestones within it)."""
+        warm, cosine = self.schedule.warmup_epochs, "or, for a short trial, set train.schedule.name to cosine"
+        if warm >= self.epochs:
+            return f"the warm-up (warmup_epochs={exact(warm)}) takes every epoch, so none could follow it: give more epochs, {cosine}"
+        fit = epochs_text([warm + (self.epochs - warm) * f for f in (0.5, 0.75)])
+        return f"scale them with train.epochs, e.g. {fit}, {cosine}"
 
 
 MAX_WARMUP, MAX_ITERS = 100_000, 1_000_000  # measure.latency bounds for a new spec
@@ -453,6 +460,22 @@ def unknown_metric(metric: str) -> str | None:
     return f"unknown metric {metric!r}; known: {', '.join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])}"
 
 
+# Metrics where more is better: a bare number's hint offers `>=` for these, `<=` for the rest.
+_MORE_IS_BETTER = frozenset({"test_acc", "best_val_acc", "final_val_acc", "final_train_acc", "images_per_s"})
+
+
+def _lone_number_hint(metric: str, expr: Any) -> str:
+    """For a threshold given without its comparison (`0.5`, quoted or not): a criterion that
+    would be accepted, or nothing where none is clear (a categorical metric, a fraction out of range)."""
+    text = str(expr).strip() if not isinstance(expr, bool) else ""
+    if metric not in NUMERIC_METRICS or not re.fullmatch(_NUM, text):
+        return ""
+    if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(text) <= 1:
+        return ""
+    op = ">=" if metric in _MORE_IS_BETTER else "<="
+    return f"; a number alone names no comparison: write, e.g., \"{op} {text}\""
+
+
 def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criterion:
     """Parse one criterion expression; raise ValueError with a precise reason.
 
@@ -462,7 +485,8 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
     if (unknown := unknown_metric(metric)) is not None:
         raise ValueError(unknown)
     if not isinstance(expr, str):
-        raise ValueError(f"must be a quoted string like \">= 0.85\", got {value_text(expr)}")  # noqa: TRY004 (pydantic)
+        raise ValueError(f"must be a quoted string like \">= 0.85\", got {value_text(expr)}"  # noqa: TRY004 (pydantic)
+                         + _lone_number_hint(metric, expr))
     if metric in CATEGORICAL_METRICS:
         return _parse_categorical(metric, expr, recorded)
     if m := _CMP_RE.match(expr):
@@ -477,7 +501,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         digits = "; write numbers in ASCII digits (0-9)" if any(c.isdigit() and not c.isascii() for c in expr) else ""
         raise ValueError(
             f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
-            f" or '<number> +- <tolerance>' (also +/- or ±){digits}"
+            f" or '<number> +- <tolerance>' (also +/- or ±){digits}{_lone_number_hint(metric, expr)}"
         )
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
@@ -995,6 +1019,10 @@ def kind_of(path: Path) -> str | None:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split `a.b.c=VALUE` into (["a","b","c"], `override_value(VALUE)`)."""
     key, sep, raw = item.partition("=")
+    if (yaml_style := re.fullmatch(r"([^\s:=]+):\s*(\S.*)", item)) and ": " not in yaml_style[2]:
+        # `train.epochs: 3` as a file writes it; a value holding `: ` would read as a mapping: no hint
+        fixed = shlex.quote(f"{yaml_style[1]}={yaml_style[2].strip()}")
+        raise InvalidInput(f"--set {item!r}: expected KEY=VALUE; write it as --set {fixed}")
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
@@ -1056,18 +1084,21 @@ def parse_overrides(items: list[str]) -> list[tuple[str, list[str], Any]]:
     return [(item, *parse_override(item)) for item in items]
 
 
-def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) -> dict[str, Any]:
-    """`apply_overrides` for items parse_override has read already: (item, key path, value)."""
+def apply_parsed(
+    raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]], shown: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`apply_overrides` for items parse_override has read already: (item, key path, value).
+    `shown`: how each item is named in an error (`set_items`), where not `--set ITEM`."""
     out = tree_copy(raw)
-    for item, path, value in parsed:
+    names = [*shown, *(f"--set {item!r}" for item, _, _ in parsed[len(shown) :])]
+    for n, (item, path, value) in enumerate(parsed):
         node = out
         for i, part in enumerate(path[:-1]):
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                where = ".".join(path[: i + 1])
-                raise InvalidInput(f"--set {item!r}: {where} is a value, not a section")
+                raise InvalidInput(_not_a_section(names[n], path[: i + 1], child, parsed[:n], names))
             node = child
         old = node.get(path[-1])
         if len(path) == 2 and path[0] == "criteria" and value is None:  # removes the gate; elsewhere
@@ -1075,6 +1106,18 @@ def apply_parsed(raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]]) 
             continue
         node[path[-1]] = merged(old, value) if isinstance(old, dict) and merges_into(path, value) else value
     return out
+
+
+def _not_a_section(name: str, where: list[str], held: Any, before: Sequence[tuple[str, list[str], Any]],
+                   names: Sequence[str]) -> str:
+    """Why the --set `name` cannot set a key within `where`: it holds a value (a list, say), which
+    the file gave, or an earlier --set (named then)."""
+    dotted, kind = ".".join(where), "a list" if isinstance(held, list) else "a value"
+    by = [names[i] for i, (_, path, _) in enumerate(before) if where[: len(path)] == path]
+    if by:
+        return f"{name}: {dotted} is {kind} that {by[-1]} gave, not a section"
+    whole = f"; give the whole list: --set '{dotted}=[...]'" if isinstance(held, list) else ""
+    return f"{name}: {dotted} is {kind}, not a section{whole}"
 
 
 def tree_copy(value: Any) -> Any:
@@ -1140,7 +1183,8 @@ def quote_hint(exc: yaml.YAMLError, text: str) -> str:
 
 
 def format_validation_error(
-    source: str, err: ValidationError, model: type[BaseModel] | None = None, sets: Sequence[SetItem] = ()
+    source: str, err: ValidationError, model: type[BaseModel] | None = None, sets: Sequence[SetItem] = (),
+    given: Mapping[str, Any] | None = None,
 ) -> str:
     """One line per error: `source: field.path: message, got VALUE`.
 
@@ -1148,7 +1192,8 @@ def format_validation_error(
     given a second one; "@key: why" from a validator extends the path. An
     unknown key of `model` gets the nearest key the schema has, if one is
     near (a typo). An error in what a `--set` of `sets` wrote names that
-    `--set` after `source` (`origin`).
+    `--set` after `source` (`origin`); `given`, the file's own mapping, tells a key the file
+    holds from one that a `--set` below it made (`--set trian.epochs=5` made `trian`).
     """
     lines = []
     for e in err.errors():
@@ -1179,7 +1224,13 @@ def format_validation_error(
             got = f", got {value_text(e['input'])}: YAML reads that unquoted value as {kind}; quote it"
         if e["type"] in QUOTED_TYPES and (kind := _quoted_kind(e.get("input"), QUOTED_TYPES[e["type"]])):
             got = f", got the text {e['input']!r}: it is quoted; write the {kind} without quotes"
-        lines.append(f"{origin(source, path, sets, checked)}: {loc or '(top level)'}: {msg}{got}")
+        # An unknown key, or a value where a --set below it made a mapping (`data.mean.0=0.4`), that
+        # the file does not hold: the --sets below it made it.
+        made = (e["type"] == "extra_forbidden" or (isinstance(e.get("input"), dict) and not whole_section)) and not (
+            given is not None and _holds_path(given, path))
+        if made and e["type"] == "list_type" and all(str(k).isdigit() for k in e["input"]):
+            got += f"; give the whole list: --set '{loc}=[...]'"
+        lines.append(f"{origin(source, path, sets, checked, made)}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
 
 
@@ -1198,7 +1249,9 @@ def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Sequence[s
     return [SetItem(name, tuple(path), value) for name, (_, path, value) in zip(shown, parsed, strict=True)]
 
 
-def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: Sequence[str] | None = None) -> str:
+def origin(
+    source: str, path: Sequence[str], sets: Sequence[SetItem], checked: Sequence[str] | None = None, made: bool = False
+) -> str:
     """What an error at `path` (key by key) is to be blamed on: `source --set ITEM` for the last
     `--set` that wrote it (or a section holding it, where the value it gave holds it), rather than
     the spec file alone; `source with --set ...` for the `--set`s that wrote elsewhere in the
@@ -1206,6 +1259,8 @@ def origin(source: str, path: Sequence[str], sets: Sequence[SetItem], checked: S
     warm-up; with the whole spec checked, only how many there are)."""
     if wrote := [s.shown for s in sets if _under(path, s.path) and _wrote(s, path[len(s.path) :])]:
         return f"{source} {wrote[-1]}"
+    if made and (below := [s.shown for s in sets if _under(s.path, path)]):  # `trian.epochs=5` made `trian`
+        return f"{source} {' '.join(dict.fromkeys(below))}"
     section = list(path if checked is None else checked)
     inside = list(dict.fromkeys(s.shown for s in sets if (len(s.path) > len(section) and _under(s.path, section))
                                 or (_under(section, s.path) and _holds(s, section[len(s.path) :]))))
@@ -1230,6 +1285,32 @@ def _wrote(item: SetItem, rest: Sequence[str]) -> bool:
         if part not in value:
             return False
         value = value[part]
+    return True
+
+
+def written_by(sets: Sequence[SetItem], path: Sequence[str]) -> tuple[SetItem, Any] | None:
+    """The last of `sets` that gave the key at `path` a value, with that value, or None (a set
+    that replaced a section holding it by a value, `train=null`, gave it none)."""
+    for item in reversed(sets):
+        if not _under(path, item.path):
+            continue
+        value = item.value
+        for part in path[len(item.path) :]:
+            value = {str(k): v for k, v in value.items()}.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+        if value is not _ABSENT:
+            return item, value
+    return None
+
+
+_ABSENT = object()
+
+
+def _holds_path(tree: Any, path: Sequence[str]) -> bool:
+    """Whether the mapping `tree` holds a key at `path` (key by key)."""
+    for part in path:
+        if not isinstance(tree, dict) or part not in {str(k) for k in tree}:
+            return False
+        tree = {str(k): v for k, v in tree.items()}[part]
     return True
 
 
@@ -1413,14 +1494,18 @@ def short_value(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate_spec(raw: dict[str, Any], source: str, recorded: bool = False, sets: Sequence[SetItem] = ()) -> Spec:
+def validate_spec(
+    raw: dict[str, Any], source: str, recorded: bool = False, sets: Sequence[SetItem] = (),
+    given: Mapping[str, Any] | None = None,
+) -> Spec:
     """Validate a raw mapping; raise InvalidInput naming `source` (or the `--set` of `sets` that
     wrote what is wrong) and field paths. `recorded`: a spec a run recorded, held only to the
-    checks there were when runs could record it (RECORDED)."""
+    checks there were when runs could record it (RECORDED); `given`: the file's own mapping,
+    before the `--set`s (`format_validation_error`)."""
     try:
         spec = Spec.model_validate(tree_copy(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
-        raise InvalidInput(format_validation_error(source, err, Spec, sets)) from None
+        raise InvalidInput(format_validation_error(source, err, Spec, sets, given)) from None
     # After the fields' own bounds, which say more; on what is recorded (1e23 for a float is a float).
     if not recorded and (problems := plain_value_problems(resolved_dict(spec))):
         raise InvalidInput("\n".join(f"{origin(source, path_parts(where), sets)}: {where}: {why}" for where, why in problems[:10]))
@@ -1473,11 +1558,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
         raise InvalidInput(f"{path}: an ablation file (it names a base spec and variants), not a spec; list its runs "
                            f"with `auditor ablate {quoted} --dry-run`, or train them with `auditor ablate {quoted} "
                            "--out DIR`")  # fmt: skip
-    raw = apply_parsed(given, parsed)
+    items = set_items(parsed, given_as)
+    try:
+        raw = apply_parsed(given, parsed, [s.shown for s in items])
+    except InvalidInput as exc:  # a --set into what the file holds as a value: named with the file
+        raise InvalidInput(f"{path} {exc}") from None
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip
-    return validate_spec(raw, str(path), sets=set_items(parsed, given_as))
+    return validate_spec(raw, str(path), sets=items, given=given)
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -107,6 +107,7 @@ from auditor.spec import (
     set_items,
     spec_hash,
     validate_spec,
+    written_by,
 )
 from auditor.words import count
 
@@ -281,7 +282,7 @@ def _check_kill_at(kill_at: int | None, total: int, spec: Spec, spe: int) -> Non
         raise InvalidInput(
             f"--kill-at: {kill_at} is outside the budget (global steps 0..{total - 1}: "
             f"{count(spec.train.epochs, 'epoch')} x {count(spe, 'step')}"
-            + (f", capped at max_steps {spec.train.max_steps})" if spec.train.max_steps else ")")
+            + (f", capped at max_steps {spec.train.max_steps})" if total < spec.train.epochs * spe else ")")
         )
 
 
@@ -329,6 +330,7 @@ def make_plan(
     spec, notes = _with_checkpoint_cadence(spec, spe, total, spec_arg)
     every = spec.train.checkpoint_every_steps
     assert every is not None  # set just above when the spec had none
+    notes += _flags_replacing_sets(items[: len(sets)], epochs, steps)
     if steps is not None and steps > spec.train.epochs * spe:
         notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
     own = _own_max_steps(spec_arg, sets) if steps is not None else None
@@ -344,6 +346,15 @@ def make_plan(
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
     _check_resume_is_exercised(k, kill_at is not None, total, spe, every)
     return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults())
+
+
+def _flags_replacing_sets(user: Sequence[SetItem], epochs: int | None, steps: int | None) -> list[str]:
+    """A note for each of verify's budget flags that replaced what the user's own --set gave."""
+    notes = []
+    for flag, value, key in (("--epochs", epochs, ("train", "epochs")), ("--steps", steps, ("train", "max_steps"))):
+        if value is not None and (by := written_by(user, key)) is not None and by[1] != value:
+            notes.append(f"{flag} {value} replaces {by[0].shown}: train.{key[1]} is {value} for all three runs")
+    return notes
 
 
 def _own_max_steps(spec_arg: str, sets: list[str]) -> int | None:

@@ -369,6 +369,8 @@ def test_bad_file_entry_names_file_and_field(tmp_path: Path, content: str, field
         # as run and validate say it: an unquoted number is no criterion (it had read "cannot parse '0.5'")
         ("criteria.test_acc=0.5", "criteria.test_acc", 'must be a quoted string like ">= 0.85", got 0.5'),
         ("criteria.official_data=true", "criteria.official_data", "must be a quoted string"),
+        # quoted, it still names no comparison (the user test: quoting alone had not helped)
+        ("criteria.test_acc='0.5'", "criteria.test_acc", 'no comparison: write, e.g., ">= 0.5"'),
     ],
 )
 def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None:

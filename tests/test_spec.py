@@ -170,7 +170,8 @@ def test_a_message_shows_the_bad_value_once(tmp_path: Path, capsys: pytest.Captu
     assert main(["validate", str(path)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert any(ln.endswith("train.device: must be auto, cpu, cuda or cuda:N, got 'mps'") for ln in lines), lines
-    assert any(ln.endswith("criteria.test_acc: must be a quoted string like \">= 0.85\", got 0.9") for ln in lines)
+    assert any(ln.endswith("criteria.test_acc: must be a quoted string like \">= 0.85\", got 0.9; a number alone "
+                           "names no comparison: write, e.g., \">= 0.9\"") for ln in lines), lines  # fmt: skip
     assert all(ln.count(", got ") <= 1 for ln in lines), lines
     # a list or mapping is shown as the spec's YAML would write it, not as Python's repr
     for given, shown in (('[">= 0.9"]', '[">= 0.9"]'), ("{at: 0.9}", '{"at": 0.9}')):
@@ -1053,6 +1054,98 @@ def test_the_second_reviews_wrong_blames_are_mended(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as err:
         load_spec(str(path), [])
     assert str(err.value).endswith("train.schedule.epochs: unknown key (not in the spec schema); did you mean train.epochs?")
+
+
+def test_the_user_tests_set_messages_name_the_set_and_the_file() -> None:
+    """An unknown key a --set made below it had read `smoke with --set ...`; a --set into a value
+    named no file; a --set written as YAML got no hint."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["trian.epochs=5", "seed=3"])
+    assert str(err.value) == ("smoke --set 'trian.epochs=5': trian: unknown key (not in the spec schema); "
+                              "did you mean train?")  # fmt: skip
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["train.epochs.x=1"])
+    assert str(err.value) == "smoke --set 'train.epochs.x=1': train.epochs is a value, not a section"
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["data.mean.0=0.4"])
+    assert str(err.value) == ("smoke --set 'data.mean.0=0.4': data.mean is a list, not a section; give the whole "
+                              "list: --set 'data.mean=[...]'")  # fmt: skip
+    for given, fixed in (("train.epochs: 3", "train.epochs=3"), ("train.epochs:3", "train.epochs=3"),
+                         ("criteria.test_acc: >= 0.9", "'criteria.test_acc=>= 0.9'"), ("name: my run", "'name=my run'")):
+        with pytest.raises(InvalidInput) as err:
+            load_spec("smoke", [given])
+        assert str(err.value) == f"--set {given!r}: expected KEY=VALUE; write it as --set {fixed}"
+    for given in ("train.epochs 3", "a: b: c", "description: Setup: x"):  # no hint that would read as a mapping
+        with pytest.raises(InvalidInput, match="expected KEY=VALUE with a dotted KEY"):
+            load_spec("smoke", [given])
+    with pytest.raises(InvalidInput) as err:  # an earlier --set made it a value: that one is named
+        load_spec("smoke", ["train=[1]", "train.epochs=3"])
+    assert str(err.value) == "smoke --set 'train.epochs=3': train is a list that --set 'train=[1]' gave, not a section"
+    with pytest.raises(InvalidInput) as err:  # a command's own flag is named as given
+        load_spec("smoke", ["train=5", "train.epochs=1"], ["--epochs 1"])
+    assert str(err.value) == "smoke --epochs 1: train is a value that --set 'train=5' gave, not a section"
+
+
+@pytest.mark.parametrize(("given", "read"), [("off", False), ("No", False), ("ON", True), ("yes", True), ("True", True)])
+def test_booleans_are_read_as_readme_says_yaml_1_1_reads_them(given: str, read: bool) -> None:
+    assert load_spec("smoke", [f"determinism.enabled={given}"]).determinism.enabled is read
+    for text in ("n", "oFf"):  # text, which the boolean field refuses
+        with pytest.raises(InvalidInput, match="determinism.enabled"):
+            load_spec("smoke", [f"determinism.enabled={text}"])
+
+
+@pytest.mark.parametrize(("name", "epochs"), [("resnet20_cifar10", 1), ("resnet110_cifar10", 2), ("resnet110_cifar10", 10)])
+def test_late_milestones_are_offered_ones_that_fit(name: str, epochs: int) -> None:
+    """The user test: a 1-epoch trial of a multistep spec had no way out but guessing. The
+    milestones offered follow the warm-up (resnet110's is 1 epoch), which ignores any within it."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec(name, [f"train.epochs={epochs}"])
+    offered = re.search(r"e\.g\. (\[[^]]*\])", str(err.value))
+    assert offered and "set train.schedule.name to cosine)" in str(err.value), str(err.value)
+    spec = load_spec(name, [f"train.epochs={epochs}", f"train.schedule.milestones={offered[1]}"])
+    s = spec.train.schedule
+    assert s.warmup_epochs < min(s.milestones) and max(s.milestones) < epochs
+    assert load_spec(name, [f"train.epochs={epochs}", "train.schedule.name=cosine"]).train.epochs == epochs
+
+
+def test_late_milestones_within_the_warm_up_are_told_no_decay_could_follow() -> None:
+    with pytest.raises(InvalidInput) as err:
+        load_spec("resnet110_cifar10", ["train.epochs=1"])
+    assert "the warm-up (warmup_epochs=1) takes every epoch, so none could follow it: give more epochs" in str(err.value)
+    assert "e.g." not in str(err.value)
+
+
+@pytest.mark.parametrize(("metric", "given", "hint"), [
+    ("test_acc", "0.5", '">= 0.5"'), ("test_acc", "'0.5'", '">= 0.5"'), ("latency_ms", "5", '"<= 5"'),
+    ("images_per_s", "1e3", '">= 1000.0"'),  # as YAML read it: `got 1000.0`
+    ("test_acc", "85", None), ("status", "1", None), ("test_acc", "'1_0'", None), ("test_acc", "9" * 400, None),
+])  # fmt: skip
+def test_a_bare_number_is_offered_a_criterion_that_would_be_accepted(metric: str, given: str, hint: str | None) -> None:
+    """The review: the hint had offered refused criteria (`>= 85` for a fraction, `>= 1` for a
+    status), and a 400-digit integer had ended in a traceback (OverflowError)."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [f"criteria.{metric}={given}"])
+    said = str(err.value)
+    if hint is None:
+        assert "a number alone" not in said, said
+        return
+    assert said.endswith(f"a number alone names no comparison: write, e.g., {hint}"), said
+    assert load_spec("smoke", [f"criteria.{metric}={hint}"]).criteria[metric] == hint.strip('"')
+
+
+def test_an_unknown_key_is_blamed_on_what_made_it(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text((REPO / "specs" / "smoke.yaml").read_text() + "trian: {epochs: 3}\n")
+    with pytest.raises(InvalidInput) as err:  # the file made it: the --set below it only wrote within
+        load_spec(str(path), ["trian.epochs=5"])
+    assert str(err.value).startswith(f"{path} with --set 'trian.epochs=5': trian: unknown key")
+    with pytest.raises(InvalidInput) as err:  # both --sets below it made it
+        load_spec("smoke", ["trian.epochs=5", "seed=1", "trian.lr=1"])
+    assert str(err.value).startswith("smoke --set 'trian.epochs=5' --set 'trian.lr=1': trian: unknown key")
+    with pytest.raises(InvalidInput) as err:  # a mapping a --set made where the spec wants a list
+        load_spec("resnet20_cifar10", ["data.mean.0=0.4"])
+    assert str(err.value) == ("resnet20_cifar10 --set 'data.mean.0=0.4': data.mean: input should be a valid list, got "
+                              "{\"0\": 0.4}; give the whole list: --set 'data.mean=[...]'")  # fmt: skip
 
 
 def test_a_mapping_of_sections_is_not_walked_as_one() -> None:

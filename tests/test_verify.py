@@ -289,6 +289,24 @@ def test_a_toggle_the_device_cannot_run_is_refused_before_anything_in_the_users_
     assert not (tmp_path / "verify").exists()
 
 
+def test_a_budget_flag_that_replaces_the_users_set_says_so(tmp_path: Path) -> None:
+    """The user test: `--epochs 1 --set train.epochs=5` trained 1 epoch without a word."""
+    plan = make_plan("smoke", [*TINY, "train.epochs=5"], tmp_path, epochs=1, steps=None, kill_at=None)
+    assert "--epochs 1 replaces --set 'train.epochs=5': train.epochs is 1 for all three runs" in plan.notes
+    plan = make_plan("smoke", [*TINY, "train={max_steps: 9}"], tmp_path, epochs=None, steps=6, kill_at=None)
+    assert "--steps 6 replaces --set 'train={max_steps: 9}': train.max_steps is 6 for all three runs" in plan.notes
+    for sets, epochs in (([*TINY, "train.max_steps=9"], 1), ([*TINY, "train.epochs=1"], 1),  # nothing replaced
+                         (["train=null", *TINY], 1)):  # a --set that gave train.epochs no value
+        plan = make_plan("smoke", sets, tmp_path, epochs=epochs, steps=None, kill_at=None)
+        assert not any("replaces" in note for note in plan.notes), sets
+    # the budget's cap is said only where it cut the epochs short (it had been said of any max_steps)
+    with pytest.raises(InvalidInput, match=r"outside the budget \(global steps 0\.\.15: 2 epochs x 8 steps\)$"):
+        make_plan("smoke", [*TINY, "train.epochs=2"], tmp_path, epochs=None, steps=100, kill_at=80)
+    with pytest.raises(InvalidInput, match=r"outside the budget \(global steps 0\.\.9: 2 epochs x 8 steps, capped at "
+                                           r"max_steps 10\)$"):  # fmt: skip
+        make_plan("smoke", [*TINY, "train.epochs=2"], tmp_path, epochs=None, steps=10, kill_at=80)
+
+
 def test_a_budget_flag_refused_by_validation_is_named_as_given(tmp_path: Path) -> None:
     """The review: `--steps N` had been named `--set 'train.max_steps=N'`, a --set the user never typed."""
     huge = 99999999999999999999999
