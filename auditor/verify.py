@@ -335,8 +335,11 @@ def make_plan(
         notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
     own = _own_max_steps(spec_arg, sets) if steps is not None else None
     if own is not None and total > own:
-        notes.append(f"--steps {steps} goes past the spec's own train.max_steps {own}: the runs compared train "
-                     f"{count(total - own, 'step')} that a run of the spec never trains")  # fmt: skip
+        by = written_by(items[: len(sets)], ("train", "max_steps"))  # the user's own --set, where it gave it
+        whose = f"the train.max_steps {own} of {by[0].shown}" if by else f"the spec's own train.max_steps {own}"
+        notes = [n for n in notes if not n.startswith(f"--steps {steps} replaces ")]  # this says more
+        notes.append(f"--steps {steps} goes past {whose}: the runs compared train {count(total - own, 'step')} that "
+                     "a run of the spec never trains")  # fmt: skip
     _check_kill_at(kill_at, total, spec, spe)
     budget = {
         "epochs": spec.train.epochs, "steps": spec.train.max_steps, "total_steps": total,

@@ -295,6 +295,9 @@ def test_a_budget_flag_that_replaces_the_users_set_says_so(tmp_path: Path) -> No
     assert "--epochs 1 replaces --set 'train.epochs=5': train.epochs is 1 for all three runs" in plan.notes
     plan = make_plan("smoke", [*TINY, "train={max_steps: 9}"], tmp_path, epochs=None, steps=6, kill_at=None)
     assert "--steps 6 replaces --set 'train={max_steps: 9}': train.max_steps is 6 for all three runs" in plan.notes
+    plan = make_plan("smoke", [*TINY, "train.max_steps=9"], tmp_path, epochs=None, steps=12, kill_at=None)
+    assert any(note.startswith("--steps 12 goes past the train.max_steps 9 of --set 'train.max_steps=9': ")
+               for note in plan.notes), plan.notes  # not "the spec's own"
     for sets, epochs in (([*TINY, "train.max_steps=9"], 1), ([*TINY, "train.epochs=1"], 1),  # nothing replaced
                          (["train=null", *TINY], 1)):  # a --set that gave train.epochs no value
         plan = make_plan("smoke", sets, tmp_path, epochs=epochs, steps=None, kill_at=None)
@@ -406,8 +409,15 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
     assert not any("checkpoint_every_steps" in n for n in steps.notes)  # the spec's own cadence is kept
     assert not any("max_steps" in n for n in steps.notes)  # the spec sets none
     past = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3", "train.max_steps=5"], tmp_path, None, 11, None)
-    assert past.total_steps == 11 and ("--steps 11 goes past the spec's own train.max_steps 5: the runs compared "
-                                       "train 6 steps that a run of the spec never trains") in past.notes  # fmt: skip
+    assert past.total_steps == 11 and past.notes == [  # the --set's, not the spec's own; one note, not a second "replaces"
+        ("--steps 11 goes past the train.max_steps 5 of --set 'train.max_steps=5': the runs compared train 6 steps "
+         "that a run of the spec never trains")]  # fmt: skip
+    own = tmp_path / "own.yaml"
+    own.write_text((Path(__file__).resolve().parents[1] / "specs" / "smoke.yaml").read_text())
+    own.write_text(own.read_text().replace("train:\n", "train:\n  max_steps: 5\n", 1))
+    past = make_plan(str(own), [*TINY, "train.checkpoint_every_steps=3"], tmp_path, None, 11, None)
+    assert ("--steps 11 goes past the spec's own train.max_steps 5: the runs compared train 6 steps that a run of the "
+            "spec never trains") in past.notes  # fmt: skip
     within = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3", "train.max_steps=20"], tmp_path, None, 11, None)
     assert not any("goes past" in n for n in within.notes)
 
