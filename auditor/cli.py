@@ -247,11 +247,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from auditor.spec import (
         load_spec,
         origin,
-        parse_overrides,
+        parse_sets,
         path_parts,
         resolved_dict,
         resolved_yaml,
-        set_items,
         shipped_stand_in,
         spec_hash,
     )
@@ -268,7 +267,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         head = ("---\n" if printed else "") + f"# {path}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
-        sets = set_items(parse_overrides(args.sets))  # they parsed: the spec loaded
+        sets = parse_sets(args.sets)  # they parsed: the spec loaded
         for problem in machine_problems(spec):  # a fact of this machine, not of the spec: said, not refused
             blamed = origin(path, path_parts(problem.field), sets)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
@@ -280,7 +279,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.runner import execute
-    from auditor.spec import load_spec, parse_overrides, set_args, set_items
+    from auditor.spec import load_spec, parse_sets, set_args
 
     stop_with_parent()
     spec = load_spec(args.spec, args.sets)
@@ -288,7 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log,
-                          in_place=args.stops.complete, sets=set_items(parse_overrides(args.sets)))  # fmt: skip
+                          in_place=args.stops.complete, sets=parse_sets(args.sets))  # fmt: skip
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume)}", file=sys.stderr)
         return exit_code(stop)

@@ -460,8 +460,9 @@ def unknown_metric(metric: str) -> str | None:
     return f"unknown metric {metric!r}; known: {', '.join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])}"
 
 
-# Metrics where more is better: a bare number's hint offers `>=` for these, `<=` for the rest.
-_MORE_IS_BETTER = frozenset({"test_acc", "best_val_acc", "final_val_acc", "final_train_acc", "images_per_s"})
+# Units of metrics where more is better (NUMERIC_METRICS): a bare number's hint offers `>=` for
+# these, `<=` for the rest (times, sizes, counts of parameters).
+_MORE_IS_BETTER_UNITS = frozenset({"fraction", "images/s"})
 
 
 def _lone_number_hint(metric: str, expr: Any) -> str:
@@ -472,7 +473,7 @@ def _lone_number_hint(metric: str, expr: Any) -> str:
         return ""
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(text) <= 1:
         return ""
-    op = ">=" if metric in _MORE_IS_BETTER else "<="
+    op = ">=" if NUMERIC_METRICS[metric] in _MORE_IS_BETTER_UNITS else "<="
     return f"; a number alone names no comparison: write, e.g., \"{op} {text}\""
 
 
@@ -1088,9 +1089,9 @@ def apply_parsed(
     raw: dict[str, Any], parsed: list[tuple[str, list[str], Any]], shown: Sequence[str] = ()
 ) -> dict[str, Any]:
     """`apply_overrides` for items parse_override has read already: (item, key path, value).
-    `shown`: how each item is named in an error (`set_items`), where not `--set ITEM`."""
+    `shown`: how each item is named in an error (`SetItem.shown`; default: as `set_items` names them)."""
     out = tree_copy(raw)
-    names = [*shown, *(f"--set {item!r}" for item, _, _ in parsed[len(shown) :])]
+    names = list(shown) or [s.shown for s in set_items(parsed)]
     for n, (item, path, value) in enumerate(parsed):
         node = out
         for i, part in enumerate(path[:-1]):
@@ -1113,11 +1114,14 @@ def _not_a_section(name: str, where: list[str], held: Any, before: Sequence[tupl
     """Why the --set `name` cannot set a key within `where`: it holds a value (a list, say), which
     the file gave, or an earlier --set (named then)."""
     dotted, kind = ".".join(where), "a list" if isinstance(held, list) else "a value"
-    by = [names[i] for i, (_, path, _) in enumerate(before) if where[: len(path)] == path]
-    if by:
+    if by := [names[i] for i, (_, path, _) in enumerate(before) if _under(where, path)]:
         return f"{name}: {dotted} is {kind} that {by[-1]} gave, not a section"
-    whole = f"; give the whole list: --set '{dotted}=[...]'" if isinstance(held, list) else ""
-    return f"{name}: {dotted} is {kind}, not a section{whole}"
+    return f"{name}: {dotted} is {kind}, not a section{_whole_list_hint(dotted) if isinstance(held, list) else ''}"
+
+
+def _whole_list_hint(dotted: str) -> str:
+    """For a --set of one position of a list (`data.mean.0=0.4`): the list is given whole."""
+    return f"; give the whole list: --set '{dotted}=[...]'"
 
 
 def tree_copy(value: Any) -> Any:
@@ -1227,9 +1231,9 @@ def format_validation_error(
         # An unknown key, or a value where a --set below it made a mapping (`data.mean.0=0.4`), that
         # the file does not hold: the --sets below it made it.
         made = (e["type"] == "extra_forbidden" or (isinstance(e.get("input"), dict) and not whole_section)) and not (
-            given is not None and _holds_path(given, path))
+            given is not None and _at(given, path) is not _ABSENT)
         if made and e["type"] == "list_type" and all(str(k).isdigit() for k in e["input"]):
-            got += f"; give the whole list: --set '{loc}=[...]'"
+            got += _whole_list_hint(loc)
         lines.append(f"{origin(source, path, sets, checked, made)}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(lines)
 
@@ -1240,6 +1244,12 @@ class SetItem(NamedTuple):
     shown: str  # as the user gave it: `--set 'train.epochs=2'`, `--steps 5`
     path: tuple[str, ...]  # KEY's parts
     value: Any  # VALUE as parsed
+
+
+def parse_sets(overrides: list[str], given_as: Sequence[str] = ()) -> list[SetItem]:
+    """`--set` items (and a command's own flags, `given_as`) parsed and named, as `load_spec`
+    names them in its errors: for a later stage's errors to name the same ones."""
+    return set_items(parse_overrides(overrides), given_as)
 
 
 def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Sequence[str] = ()) -> list[SetItem]:
@@ -1288,38 +1298,30 @@ def _wrote(item: SetItem, rest: Sequence[str]) -> bool:
     return True
 
 
+_ABSENT = object()
+
+
+def _at(tree: Any, path: Sequence[str]) -> Any:
+    """What the YAML tree `tree` holds at `path` (key by key, keys compared as text: `{1: 3}`),
+    or _ABSENT."""
+    for part in path:
+        tree = {str(k): v for k, v in tree.items()}.get(part, _ABSENT) if isinstance(tree, dict) else _ABSENT
+    return tree
+
+
 def written_by(sets: Sequence[SetItem], path: Sequence[str]) -> tuple[SetItem, Any] | None:
     """The last of `sets` that gave the key at `path` a value, with that value, or None (a set
     that replaced a section holding it by a value, `train=null`, gave it none)."""
     for item in reversed(sets):
-        if not _under(path, item.path):
-            continue
-        value = item.value
-        for part in path[len(item.path) :]:
-            value = {str(k): v for k, v in value.items()}.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
-        if value is not _ABSENT:
+        if _under(path, item.path) and (value := _at(item.value, path[len(item.path) :])) is not _ABSENT:
             return item, value
     return None
-
-
-_ABSENT = object()
-
-
-def _holds_path(tree: Any, path: Sequence[str]) -> bool:
-    """Whether the mapping `tree` holds a key at `path` (key by key)."""
-    for part in path:
-        if not isinstance(tree, dict) or part not in {str(k) for k in tree}:
-            return False
-        tree = {str(k): v for k, v in tree.items()}[part]
-    return True
 
 
 def _holds(item: SetItem, rest: Sequence[str]) -> bool:
     """Whether the mapping `item` gave for a section holding `rest` gave keys within `rest`
     (`--set 'train={epochs: 1}'` for a check across `train`)."""
-    value = item.value
-    for part in rest:
-        value = {str(k): v for k, v in value.items()}.get(part) if isinstance(value, dict) else None
+    value = _at(item.value, rest)
     return isinstance(value, dict) and bool(value)
 
 

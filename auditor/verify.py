@@ -101,10 +101,9 @@ from auditor.spec import (
     VerifySpec,
     is_nan,
     load_spec,
-    parse_overrides,
+    parse_sets,
     resolved_dict,
     resolved_yaml,
-    set_items,
     spec_hash,
     validate_spec,
     written_by,
@@ -323,7 +322,7 @@ def make_plan(
             raise
         raise InvalidInput(f"{exc} (--epochs {epochs} sets train.epochs; --steps shortens the budget and keeps "
                            "the spec's schedule)") from None  # fmt: skip
-    items = set_items(parse_overrides([*sets, *budget_sets]), given_as)
+    items = parse_sets([*sets, *budget_sets], given_as)
     _check_device(spec, spec_arg, items)
     spe = steps_per_epoch(_training_images(spec, spec_arg, items), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
