@@ -336,10 +336,12 @@ DEFAULT_CONFIG = Config("(b) auditor, spec defaults (determinism on)")
 PLAIN_CONFIG = Config("channels_last off, fill_uninitialized_memory on, host_memory release (torch's and glibc's defaults)",
                       channels_last=False, fill_uninitialized_memory=True, host_memory="release")  # fmt: skip
 PROFILED_CONFIGS = [DEFAULT_CONFIG, PLAIN_CONFIG]
+FAST_PAIR = "amp bf16, compile default"
 
 
 def matrix_configs(device: torch.device, diagnostics: bool) -> list[Config]:
-    """The toggle matrix for (b), each row one change from the spec defaults; fp16 only on CUDA."""
+    """The toggle matrix for (b), each row one change from the spec defaults; on CUDA also fp16, and
+    the fast preset's two changes together (bf16 autocast with compile, specs/resnet18_fast.yaml)."""
     rows = [
         DEFAULT_CONFIG,
         Config("channels_last off", channels_last=False),
@@ -349,6 +351,7 @@ def matrix_configs(device: torch.device, diagnostics: bool) -> list[Config]:
         Config("amp bf16", amp="bf16"),
         *([Config("amp fp16", amp="fp16")] if device.type == "cuda" else []),
         Config("compile default", compile="default"),
+        *([Config(FAST_PAIR, amp="bf16", compile="default")] if device.type == "cuda" else []),
         Config("determinism off", determinism=False),
     ]
     if diagnostics:
@@ -1579,6 +1582,10 @@ TARGETS = MappingProxyType({
 })  # fmt: skip
 
 
+# On CUDA the issue sets other targets (no per-step host sync, the fast preset's goal): these figures are reported.
+CPU_ONLY = "the {} target is set for the CPU; on CUDA reported, not judged"
+
+
 def targets_lines(report: dict[str, Any]) -> list[str]:
     """The figures measured in this invocation against the project's targets (reported, never asserted)."""
     lines = [line for res in report.get("throughput", []) for line in _throughput_targets(res)]
@@ -1609,18 +1616,20 @@ def _largest(shares: list[float]) -> float:
 
 def _throughput_targets(res: dict[str, Any]) -> list[str]:
     lines, t = [], TARGETS
+    on_cpu = res["device"] == "cpu"  # the speed-up and determinism-overhead targets are the CPU's
     rows = {r["label"]: r for r in res["rows"] if "failed" not in r}
     tag = f"{res['model']}, {res['device']}, {count(res['torch_threads'], 'thread')}, batch {res['batch_size']}"
     b = rows.get(DEFAULT_CONFIG.label)
     if b and b["ratio_to_a"] is None:
         lines.append(f"- auditor path vs conventional, {tag}: not measured ((a) failed)")
     elif b:
+        judged = (f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): "
+                  f"{_verdict(b['ratio_to_a'] >= t['speedup'], _busy(b, rows.get(ConventionalPipeline.label)), res['quiet'])}"
+                  if on_cpu else f"({CPU_ONLY.format('>= ' + str(t['speedup']) + 'x')})")  # fmt: skip
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
-                     f"(target >= {t['speedup']}x, aim {t['speedup_aim']:g}x): "
-                     f"{_verdict(b['ratio_to_a'] >= t['speedup'], _busy(b, rows.get(ConventionalPipeline.label)), res['quiet'])}"
-                     f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
+                     f"{judged}{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
-        if c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
+        if on_cpu and c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
             need = t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"]
             lines.append(f"  - {t['speedup']}x needs {need:.0%} of the fp32 GEMM-peak ceiling; the default reaches "
                          f"{b['images_per_s']['median'] / c['ceiling_images_per_s']:.0%}")  # fmt: skip
@@ -1631,10 +1640,11 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
     off = rows.get("determinism off")
     if b and off:
         cost = off["images_per_s"]["median"] / b["images_per_s"]["median"] - 1
+        judged = (f"target <= {t['determinism_overhead']:.0%}): "
+                  f"{_verdict(cost <= t['determinism_overhead'], _busy(b, off), res['quiet'])}"
+                  if on_cpu else f"{CPU_ONLY.format('<= ' + format(t['determinism_overhead'], '.0%'))})")  # fmt: skip
         lines.append(f"- determinism overhead, {tag}: {_pct(cost, t['determinism_overhead'])} (determinism off vs on; "
-                     f"target <= {t['determinism_overhead']:.0%}): "
-                     f"{_verdict(cost <= t['determinism_overhead'], _busy(b, off), res['quiet'])}"
-                     f"{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
+                     f"{judged}{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
     return lines
 
 

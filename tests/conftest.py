@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -48,6 +51,16 @@ def fake_cifar_root(
              "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}  # fmt: skip
         (base / name).write_bytes(pickle.dumps(d, protocol=4))
     return root
+
+
+def bench_module(filename: str) -> Iterator[ModuleType]:
+    """bench/FILENAME imported as a module (bench/ is not a package), forgotten afterwards."""
+    spec = importlib.util.spec_from_file_location(f"bench_{Path(filename).stem}", REPO / "bench" / filename)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop(spec.name, None)
 
 
 def sets(*items: str) -> list[str]:

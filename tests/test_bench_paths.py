@@ -6,7 +6,6 @@ Correctness only; nothing here times anything.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
+from conftest import bench_module
 from PIL import Image
 
 import auditor
@@ -38,12 +38,7 @@ PAD = 4
 @pytest.fixture(scope="module")
 def bench():
     """bench/throughput.py imported as a module (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_throughput", REPO / "bench" / "throughput.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    yield from bench_module("throughput.py")
 
 
 @pytest.fixture(autouse=True)
@@ -226,6 +221,11 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert "**Not a ceiling here:** an fp32 configuration reached 130% of it" in "\n".join(bench.ceiling_lines(beaten))
     assert not any("needs" in line for line in bench._throughput_targets(beaten))
     assert any("(from 1 repeat of 2 steps: indicative only)" in line for line in bench._throughput_targets(res))
+    off = {**rows[bench.DEFAULT_CONFIG.label], "label": "determinism off"}
+    on_gpu = bench._throughput_targets({**res, "device": "cuda", "rows": [*res["rows"], off]})
+    assert "target is set for the CPU; on CUDA reported, not judged" in on_gpu[0] and "1.5x" in on_gpu[0]
+    assert "determinism overhead" in on_gpu[-1] and "the <= 5% target is set for the CPU" in on_gpu[-1]
+    assert not any(" met" in line or "needs" in line for line in on_gpu)  # the CPU's targets judge no GPU
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column
@@ -311,6 +311,15 @@ def test_select_rows_keeps_the_default_and_names_unknown_rows(bench) -> None:
     assert [r.label for r in picked] == [bench.DEFAULT_CONFIG.label, "determinism off"]
     with pytest.raises(ValueError, match=r"--rows: unknown row 'amp fp16'; rows: .*'determinism off'"):
         bench.select_rows(rows, ["amp fp16"])  # a CUDA-only row
+
+
+def test_cuda_matrix_adds_fp16_and_the_fast_presets_pair(bench) -> None:
+    cpu = bench.matrix_configs(torch.device("cpu"), diagnostics=False)
+    cuda = bench.matrix_configs(torch.device("cuda"), diagnostics=False)  # only the type is read: no GPU needed
+    added = [r for r in cuda if r not in cpu]
+    assert [(r.label, r.amp, r.compile) for r in added] == [("amp fp16", "fp16", "off"),
+                                                            (bench.FAST_PAIR, "bf16", "default")]  # fmt: skip
+    assert all(r.channels_last and r.determinism for r in added)  # otherwise the spec defaults
 
 
 @pytest.mark.parametrize(
