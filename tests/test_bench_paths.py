@@ -226,6 +226,8 @@ def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> Non
     assert "target is set for the CPU; on CUDA reported, not judged" in on_gpu[0] and "1.5x" in on_gpu[0]
     assert "determinism overhead" in on_gpu[-1] and "the <= 5% target is set for the CPU" in on_gpu[-1]
     assert not any(" met" in line or "needs" in line for line in on_gpu)  # the CPU's targets judge no GPU
+    as_cpu0 = [ln.replace("cpu:0,", "cpu,") for ln in bench._throughput_targets({**res, "device": "cpu:0"})]
+    assert as_cpu0 == bench._throughput_targets(res)  # `--device cpu:0` is judged as the CPU
     old_report = {k: v for k, v in res.items() if k != "ceiling"}  # saved before ceilings existed
     for table in (bench.throughput_table(res), bench.throughput_table(old_report)):
         assert len({line.count("|") for line in table}) == 1  # every row has every column

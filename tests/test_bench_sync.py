@@ -40,50 +40,106 @@ def test_call_site_is_the_innermost_auditor_frame_and_knows_the_loop(sync) -> No
     assert sync.call_site([frame(Path("/elsewhere/lib.py"), 7, "f")]) == ("lib.py:7 f", False)
 
 
-def test_a_loop_site_firing_on_most_steps_is_per_step_and_others_are_not(sync) -> None:
-    every = sync.Site("train.py:1 train_one_epoch", True, 40)
-    per_epoch = sync.Site("train.py:2 train_one_epoch", True, 2)
-    outside = sync.Site("measure.py:3 latency", False, 500)
-    assert sync.per_step(every, 40) and not sync.per_step(per_epoch, 40) and not sync.per_step(outside, 40)
-    text, clean = sync.report([per_epoch, outside], 40, 2)
-    assert clean and "no per-step host synchronisation" in text and "2 in all, 0.050 per step" in text
+def test_a_loop_site_at_most_steps_is_per_step_and_others_are_not(sync) -> None:
+    every = sync.Site("train.py:1 train_one_epoch", True, 40, 40)
+    per_epoch = sync.Site("train.py:2 train_one_epoch", True, 2, 2)
+    checkpoint = sync.Site("checkpoint.py:50 to_bytes", True, 490, 3)  # many copies at 3 steps: not per step
+    outside = sync.Site("measure.py:3 latency", False, 500, 0)
+    assert sync.per_step(every, 40) and not any(sync.per_step(s, 40) for s in (per_epoch, checkpoint, outside))
+    text, clean = sync.report([checkpoint, per_epoch, outside], 40, 2)
+    assert clean and "no per-step host synchronisation" in text and "492 in all, 12.300 per step" in text
     text, clean = sync.report([every, per_epoch, outside], 40, 2)
     assert not clean and "VERDICT: per-step host synchronisation at train.py:1 train_one_epoch" in text
     assert sync.report([], 40, 2)[1]
 
 
-def test_recorded_syncs_counts_sync_warnings_and_passes_others_on(sync, monkeypatch) -> None:
+def test_recorded_syncs_counts_every_sync_warning_and_restores_the_mode(sync, monkeypatch) -> None:
     modes = []
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
-
-    def three_syncs_and_another_warning() -> None:
-        for _ in range(3):
-            warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)
-        warnings.warn("unrelated", UserWarning, stacklevel=1)
-
-    with pytest.warns(UserWarning, match="unrelated"), sync.recorded_syncs() as counted:
-        three_syncs_and_another_warning()
-    assert modes == ["warn", "default"] and sum(counted.values()) == 3
-    (where, in_loop), = counted  # this test module is outside the package: its own frame is named
-    assert where.startswith("test_bench_sync.py:") and not in_loop
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 2)  # as a caller's "error" mode would be
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # once per location, unless recorded_syncs says otherwise
+        with sync.recorded_syncs() as tallies:
+            for _ in range(3):
+                warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)
+    assert modes == ["warn", 2]
+    ((where, in_loop), tally), = tallies.items()  # this test module is outside the package: its frame is named
+    assert where.startswith("test_bench_sync.py:") and not in_loop and tally.count == 3 and not tally.at
 
 
-def test_the_training_loop_is_attributed_when_it_syncs(sync, monkeypatch, capsys) -> None:
-    """A sync inside train_one_epoch (here: every loss read, made to warn) counts as in the loop."""
+def test_recorded_syncs_passes_other_warnings_on(sync, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda mode: None)
-    monkeypatch.setattr(sync, "has_cuda", lambda: True)
-    real_step = train.train_step
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    with pytest.warns(UserWarning, match="unrelated"), sync.recorded_syncs() as tallies:
+        warnings.warn("unrelated", UserWarning, stacklevel=1)
+    assert not tallies
 
-    def warning_step(*args, **kwargs):
-        warnings.warn("called a synchronizing CUDA operation", UserWarning)  # as `.item()` per step would
+
+@pytest.fixture
+def on_cpu(sync, monkeypatch):
+    """sync_check made to run a CPU spec: no sync debug mode, and a CPU run accepted."""
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda mode: None)
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    monkeypatch.setattr(sync, "has_cuda", lambda: True)
+    monkeypatch.setattr(sync, "DEVICE_TYPE", "cpu")
+    return sync
+
+
+SMOKE = str(REPO / "specs" / "smoke.yaml")
+ONE_EPOCH = ["--set", "train.epochs=1", "--set", "measure.latency.iters=5", "--set", "measure.latency.warmup=1"]
+
+
+def syncing_step(monkeypatch, warnings_per_step) -> None:
+    """train.train_step warning as a synchronising op would: warnings_per_step(n) times at its n-th call."""
+    real_step, calls = train.train_step, []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        for _ in range(warnings_per_step(len(calls))):
+            warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "train_step", warning_step)
-    sets = ["--set", "train.epochs=1", "--set", "measure.latency.iters=5", "--set", "measure.latency.warmup=1"]
-    rc = sync.main([str(REPO / "specs" / "smoke.yaml"), *sets])
-    assert rc == 1  # 19 steps, 19 syncs in the loop (smoke: 1,200 training images, batch 64)
+    monkeypatch.setattr(train, "train_step", step)
+
+
+def test_a_sync_at_every_step_is_found_in_the_loop(on_cpu, monkeypatch, capsys) -> None:
+    syncing_step(monkeypatch, lambda n: 1)
+    assert on_cpu.main([SMOKE, *ONE_EPOCH]) == 1  # smoke: 1,200 training images, batch 64: 19 steps
     out = capsys.readouterr().out
     assert "19 training steps in 1 epoch;" in out and "train_one_epoch" in out.split("VERDICT: per-step")[1]
+
+
+def test_steps_are_those_the_run_trained_when_a_budget_cuts_the_epoch(on_cpu, monkeypatch, capsys) -> None:
+    syncing_step(monkeypatch, lambda n: 1)
+    assert on_cpu.main([SMOKE, *ONE_EPOCH, "--set", "train.max_steps=8"]) == 1
+    assert "8 training steps in 1 epoch;" in capsys.readouterr().out
+
+
+def test_many_syncs_at_one_step_are_not_per_step(on_cpu, monkeypatch, capsys) -> None:
+    syncing_step(monkeypatch, lambda n: 100 if n == 1 else 0)  # as a checkpoint's tensor copies would
+    assert on_cpu.main([SMOKE, *ONE_EPOCH]) == 0
+    out = capsys.readouterr().out
+    assert "     100       1  training loop  train.py:" in out and "VERDICT: no per-step" in out
+
+
+def test_a_run_that_did_not_train_on_cuda_is_refused(sync, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda mode: None)
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    monkeypatch.setattr(sync, "has_cuda", lambda: True)
+    assert sync.main([SMOKE, *ONE_EPOCH]) == 2
+    assert "the run trained on cpu, not cuda: set train.device: cuda" in capsys.readouterr().err
+
+
+def test_a_refused_spec_exits_2_and_a_failed_run_3(on_cpu, monkeypatch, capsys) -> None:
+    assert on_cpu.main([SMOKE, "--set", "train.epochs=0"]) == 2
+    assert "`auditor run` exited 2" in capsys.readouterr().err
+
+    def crash(argv):
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    monkeypatch.setattr(on_cpu, "auditor_main", crash)
+    assert on_cpu.main([SMOKE]) == 3
+    assert "the run failed: RuntimeError('CUDA error: an illegal memory access')" in capsys.readouterr().err
 
 
 def test_no_cuda_is_refused_with_exit_2(sync, capsys) -> None:
