@@ -20,7 +20,8 @@ that never shows it.
 Prints one line per call site (synchronisations, the distinct steps they happened at,
 whether inside the training loop), then the verdict. Exit 0: no per-step
 synchronisation; 1: at least one; 2: bad input (no CUDA device, a spec the run refuses,
-a run that did not train on CUDA); 3: the run itself failed. Figures, no timings.
+a run that did not train on CUDA); 3: the run itself failed; 130 / 143: the run was
+stopped (Ctrl-C, SIGTERM). Figures, no timings.
 """
 
 from __future__ import annotations
@@ -155,9 +156,11 @@ def trained(report_dir: Path) -> tuple[int, dict[str, Any]]:
 
 def run_problem(training: dict[str, Any]) -> str | None:
     """Why a finished run says nothing about CUDA synchronisation (it trained elsewhere, or no step)."""
-    device = (training.get("trained_on") or {}).get("device", "")
+    device = (training.get("trained_on") or {}).get("device")
+    if not device:
+        return "the run trained no step, so there is nothing to count"
     if not str(device).startswith(DEVICE_TYPE):
-        return f"the run trained on {device or 'no device'}, not {DEVICE_TYPE}: set train.device: {DEVICE_TYPE}"
+        return f"the run trained on {device}, not {DEVICE_TYPE}: set train.device: {DEVICE_TYPE}"
     return None
 
 
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         if rc not in (0, 1):  # 1: a criterion failed, which says nothing about synchronisation
             print(f"sync_check: `auditor run` exited {rc}", file=sys.stderr)
-            return 2 if rc == 2 else 3
+            return rc if rc in (2, 130, 143) else 3  # bad input, or stopped (Ctrl-C, SIGTERM): as the run said
         steps, training = trained(next(Path(tmp).glob("reports/*")))
     if (problem := run_problem(training)) is not None:
         return refuse(problem)

@@ -109,6 +109,20 @@ def test_a_sync_at_every_step_is_found_in_the_loop(on_cpu, monkeypatch, capsys) 
     assert "19 training steps in 1 epoch;" in out and "train_one_epoch" in out.split("VERDICT: per-step")[1]
 
 
+def test_a_sync_in_the_batch_generator_counts_at_each_step(on_cpu, monkeypatch, capsys) -> None:
+    """The generator runs resumed from train_one_epoch: its syncs are placed at the loop's steps."""
+    real_batches = train.train_batches
+
+    def syncing_batches(*args, **kwargs):
+        for batch in real_batches(*args, **kwargs):
+            warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)  # as a per-batch copy
+            yield batch
+
+    monkeypatch.setattr(train, "train_batches", syncing_batches)
+    assert on_cpu.main([SMOKE, *ONE_EPOCH]) == 1
+    assert "      19      19  training loop  train.py:" in capsys.readouterr().out  # at -1 (first batch), then 0-17
+
+
 def test_steps_are_those_the_run_trained_when_a_budget_cuts_the_epoch(on_cpu, monkeypatch, capsys) -> None:
     syncing_step(monkeypatch, lambda n: 1)
     assert on_cpu.main([SMOKE, *ONE_EPOCH, "--set", "train.max_steps=8"]) == 1
@@ -140,6 +154,15 @@ def test_a_refused_spec_exits_2_and_a_failed_run_3(on_cpu, monkeypatch, capsys) 
     monkeypatch.setattr(on_cpu, "auditor_main", crash)
     assert on_cpu.main([SMOKE]) == 3
     assert "the run failed: RuntimeError('CUDA error: an illegal memory access')" in capsys.readouterr().err
+    for stopped in (130, 143):  # Ctrl-C, SIGTERM: the run's own exit code, not "failed"
+        monkeypatch.setattr(on_cpu, "auditor_main", lambda argv, rc=stopped: rc)
+        assert on_cpu.main([SMOKE]) == stopped
+
+
+def test_run_problem_names_a_run_without_steps_apart_from_one_on_another_device(sync) -> None:
+    assert sync.run_problem({"trained_on": None}) == "the run trained no step, so there is nothing to count"
+    assert sync.run_problem({"trained_on": {"device": "cpu"}}).startswith("the run trained on cpu, not cuda")
+    assert sync.run_problem({"trained_on": {"device": "cuda:0"}}) is None
 
 
 def test_no_cuda_is_refused_with_exit_2(sync, capsys) -> None:
