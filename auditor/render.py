@@ -1441,12 +1441,23 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "final_train_loss": (loss_cell(final["train_loss"]) + _smoothing_note(audit)) if final else NA,
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         **training_cpu(tr),
+        "throughput_text": throughput_text(tr),
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
         ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage" + (
             "; includes torch.compile's compilation, in the first steps (the throughput does too)"
             if audit["spec"]["train"].get("compile", "off") != "off" else ""),
     }  # fmt: skip
+
+
+def throughput_text(tr: dict[str, Any]) -> str:
+    """The training throughput and, where compiling took part of the training time, the rate of
+    the steps without it (the images trained over the time less `compile_s`)."""
+    text, r, t, c = rate(tr["images_per_s"]), tr["images_per_s"], tr["train_time_s"], tr.get("compile_s")
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (r, t, c))
+    if not numbers or not 0 < c < t:
+        return text
+    return f"{text}; {rate(r * t / (t - c))} without the {seconds(c)} of compiling"
 
 
 def _measurements(audit: dict[str, Any]) -> dict[str, Any]:

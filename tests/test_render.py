@@ -1149,6 +1149,18 @@ def test_compile_time_is_said_to_be_inside_the_training_time() -> None:
             in text_of(rehash(audit)))  # fmt: skip
 
 
+def test_the_throughput_without_compiling_is_given_beside_the_whole() -> None:
+    audit = golden_audit()
+    tr = audit["training"]
+    assert f"| Training throughput | {tr['images_per_s']:,.1f} images/s |" in text_of(audit)  # compile_s: None
+    tr |= {"train_time_s": 40.0, "images_per_s": 500.0, "compile_s": 15.0}  # 20,000 images, 25 s of steps
+    audit["metrics"] |= {"train_time_s": 40.0, "images_per_s": 500.0}  # as a run records them: alike
+    assert "| Training throughput | 500.0 images/s; 800.0 images/s without the 15.0 s of compiling |" in text_of(
+        rehash(audit))
+    for odd in (0.0, 40.0, 50.0, float("nan"), True):  # nothing compiled, or no time left: the whole rate only
+        assert render.throughput_text({**tr, "compile_s": odd}) == "500.0 images/s"
+
+
 def test_milestones_within_the_warm_up_are_said_to_wait_for_its_end() -> None:
     """train.lr_factor ramps up through them and applies their decay when the warm-up ends."""
     audit = golden_audit()
