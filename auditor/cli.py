@@ -39,7 +39,7 @@ from auditor.errors import (
     stop_word,
 )
 from auditor.fileio import home_expanded, resolved_folder
-from auditor.words import out_args, path_arg
+from auditor.words import count, out_args, path_arg
 
 if TYPE_CHECKING:  # the commands import what they use when they run (torch is slow to import)
     from auditor.ablate import Plan
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="auditor",
         description="Reproducibility audits for deep-learning training: one YAML spec, trained under "
         "enforced seeding and determinism, measured, and written up as a sheet CI can gate on.",
-        epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged or "
-        f"verification found a difference; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
+        epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged, "
+        f"verification found a difference or `evaluate --strict` warned; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
         f"path); {EXIT_INTERRUPTED} interrupted (Ctrl-C); {EXIT_TERMINATED} terminated (SIGTERM), which "
         f"stops as cleanly as Ctrl-C; {EXIT_BROKEN_PIPE} its output pipe closed early. "
         "`auditor COMMAND --help` describes each command.",
@@ -105,7 +105,8 @@ DESCRIPTIONS = {
     "evaluate": "Overall and per-class accuracy of CHECKPOINT on the CIFAR-10 test batch under "
     "--data-root (its first data.limit_test images where the run scored only those), with the model "
     "rebuilt from the spec stored in the checkpoint. Warnings (another test set, a broken model) go "
-    "to stderr and leave the exit code 0. Exit 0, or 2.",
+    "to stderr and leave the exit code 0, or make it 1 with --strict (a CI gate). Exit 0, 1 (--strict, "
+    "a warning), or 2.",
     "measure": "Parameter count, checkpoint and weight sizes, and FP32 latency (batch 1 unless the "
     "spec's measure.latency.batch_size says otherwise) of CHECKPOINT's model, rebuilt from the spec "
     "stored in it. Exit 0, or 2.",
@@ -193,6 +194,8 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("--data-root", type=given_path, required=True, help="folder holding cifar-10-batches-py/")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) when a warning is printed: the accuracy is then not the run's to compare")  # fmt: skip
 
     p = sub.add_parser("measure", help="parameters, size and latency (batch 1 by default) of a checkpoint")
     p.add_argument("checkpoint", type=_path, metavar="CHECKPOINT", help=ckpt_help)
@@ -499,6 +502,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for warning in report["warnings"]:
         print(f"auditor evaluate: warning: {warning}", file=sys.stderr)
     _print_out([_json(report) if args.json else _table(report)])
+    if args.strict and report["warnings"]:
+        print(f"auditor evaluate: FAIL (--strict): {count(len(report['warnings']), 'warning')}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

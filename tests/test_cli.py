@@ -825,6 +825,9 @@ def test_evaluate_checkpoint_on_real_data(smoke_run: Path) -> None:
         "the model was trained on synthetic data, whose classes are not CIFAR-10's: this accuracy says nothing about the run"
     ]  # fmt: skip
     assert f"auditor evaluate: warning: {report['warnings'][0]}" in proc.stderr
+    strict = run_cli("evaluate", str(smoke_run / "checkpoints/smoke/best.pt"), "--data-root", str(SUBSET), "--strict")
+    assert strict.returncode == 1 and "auditor evaluate: FAIL (--strict): 1 warning" in strict.stderr, strict.stderr
+    assert "Traceback" not in strict.stderr and "per_class_acc:" in strict.stdout  # the table is printed all the same
 
 
 @requires_subset
@@ -854,7 +857,8 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     labels = batch[b"labels" if b"labels" in batch else "labels"]
     labels[100] = (labels[100] + 1) % 10  # past the 100 images the run scored: another file, the same images scored
     (copy / "test_batch").write_bytes(pickle.dumps(batch))
-    same = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json")
+    same = run_cli("evaluate", str(tmp_path / "checkpoints/smoke/best.pt"), "--data-root", str(copy.parent), "--json",
+                   "--strict")  # no warning: --strict passes  # fmt: skip
     assert same.returncode == 0 and json.loads(same.stdout)["warnings"] == [], same.stdout
     assert json.loads(same.stdout)["test_acc"] == audit["metrics"]["test_acc"]
     labels[0] = (labels[0] + 1) % 10  # one of the images scored
