@@ -87,7 +87,9 @@ DESCRIPTIONS = {
     "models": "List the registered models with their exact parameter counts (CIFAR-10 heads).",
     "schema": "Print the JSON Schema of the spec (for editors and other validators).",
     "validate": "Validate each SPEC strictly (unknown keys rejected, --set applied first) and print it "
-    "resolved, with its sha256. Exit 0 all valid, 2 otherwise.",
+    "resolved, with its sha256, and warn (on stderr) of what `auditor run` would refuse on this "
+    "machine: a device, a compile or a data folder it lacks, or what reading the data finds. "
+    "Exit 0 all valid, 2 otherwise.",
     "run": "Train SPEC under enforced seeding and determinism, measure the model (test accuracy, "
     "batch-1 latency, size) and write reports/<name>/ (audit.json, REPRODUCIBILITY.md, CSVs) and "
     "checkpoints/<name>/ under --out. An earlier run of that name is replaced only when this one "

@@ -271,6 +271,27 @@ def root_problem(spec: DataSpec) -> SpecFieldError | None:
     return None if _downloads(spec.download, root) else _no_cifar_dir(root)
 
 
+def read_problem(spec: DataSpec) -> SpecFieldError | None:
+    """What `load_data` would refuse once it read the CIFAR-10 copy under data.root: a file it
+    cannot read (blamed on data.root), a copy data.require_official refuses, or a val_split the
+    training images cannot hold. None for synthetic data (validation checks its sizes), and where
+    data.root itself is refused (`root_problem`) or a download would fill it (nothing is fetched).
+    Reads the files as a run does: about a second for the full set."""
+    if spec.dataset != "cifar10" or root_problem(spec) is not None or _downloads(spec.download, _data_root(spec)):
+        return None
+    try:
+        _, train_y, _, _, _, files, base, _ = read_cifar10(spec)
+    except SpecFieldError as exc:
+        return exc
+    except InvalidInput as exc:
+        return SpecFieldError("data.root", str(exc))
+    if spec.require_official and any(status != "ok" for status in files.values()):
+        return SpecFieldError("data.require_official", f"{base}: {_unofficial_note(files)}")
+    if spec.val_split >= len(train_y):
+        return SpecFieldError("data.val_split", spec.val_split_too_large(len(train_y)))
+    return None
+
+
 def _data_root(spec: DataSpec) -> Path:
     """`data.root` with `~` expanded, absolute; SpecFieldError where it names no folder path."""
     try:

@@ -50,7 +50,15 @@ from auditor.audit import (
     write_json,
 )
 from auditor.check import evaluate_criteria, gate_status, verdict
-from auditor.data import DataBundle, class_changes, load_data, norm_tensors, root_problem, unread_note
+from auditor.data import (
+    DataBundle,
+    class_changes,
+    load_data,
+    norm_tensors,
+    read_problem,
+    root_problem,
+    unread_note,
+)
 from auditor.errors import InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
@@ -747,10 +755,11 @@ def check_and_load(
 
 
 def machine_problems(spec: Spec) -> list[SpecFieldError]:
-    """Why this machine cannot train `spec`, as `check_and_load` would refuse it (each error names
-    its field), before anything is set or read: its device or toggles, or its data folder."""
+    """Why this machine cannot train `spec`, as `check_and_load` and the data stage would refuse it
+    (each error names its field), before anything is set: its device or toggles, its data folder,
+    or what reading that folder's files finds (a damaged file, a val_split larger than the set)."""
     problems = device_problems(spec.train, environment.resolve_device(spec.train.device))
-    if (data := root_problem(spec.data)) is not None:
+    if (data := root_problem(spec.data) or read_problem(spec.data)) is not None:
         problems.append(data)
     return problems
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import SUBSET
+from conftest import SUBSET, fake_cifar_root
 
 import auditor
 from auditor.ablate import (
@@ -295,10 +295,11 @@ def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
     plan = build_plan(str(PRESETS / f"{preset}.yaml"))
     for v in plan.variants:
         assert re.search(rf"^{re.escape(v)}\s", listed.stdout, re.MULTILINE), listed.stdout
-    out, data = tmp_path / "out", tmp_path / "data"
-    (data / "cifar-10-batches-py").mkdir(parents=True)  # the folder a run reads: its files are read only then
-    plan = build_plan(str(PRESETS / f"{preset}.yaml"), [f"data.root={data}"])
-    dry = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--set", f"data.root={data}", "--out", str(out), cwd=REPO)
+    out, data = tmp_path / "out", fake_cifar_root(tmp_path / "data")  # read as a run reads it: 20 training images
+    sets = [f"data.root={data}", "data.val_split=5"]
+    plan = build_plan(str(PRESETS / f"{preset}.yaml"), sets)
+    dry = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", *(x for s in sets for x in ("--set", s)), "--out", str(out),
+                 cwd=REPO)  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     for r in plan.runs:
         assert r.name in dry.stdout and r.spec_hash[:12] in dry.stdout
@@ -309,6 +310,11 @@ def test_presets_list_and_dry_run(preset: str, tmp_path: Path) -> None:
     assert nowhere.returncode == 2 and nowhere.stdout.count("auditor run ") == len(plan.runs)
     assert nowhere.stdout.rstrip().endswith("# dry run: nothing was run or written")
     assert f"data.root: {tmp_path / 'no'} does not exist" in nowhere.stderr and "Traceback" not in nowhere.stderr
+    # A copy too small for the held-out images: read as each run would read it, and refused before any run.
+    small = ablate(f"specs/ablations/{preset}.yaml", "--dry-run", "--set", f"data.root={data}", "--out", str(out),
+                   cwd=REPO)  # fmt: skip
+    assert small.returncode == 2 and "data.val_split: 5000" in small.stderr, small.stderr
+    assert "must be smaller than the 20 training images" in small.stderr and "Traceback" not in small.stderr
     assert not out.exists()
 
 

@@ -498,8 +498,12 @@ def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
     assert err == (f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'} does not exist; set "
                    "data.root to the folder that holds cifar-10-batches-py/, or set data.download: true (the spec is "
                    "valid; `auditor run` would refuse it here)\n")  # fmt: skip
-    fake_cifar_root(tmp_path / "data")
-    assert main(["validate", "resnet20_cifar10"]) == 0 and capsys.readouterr().err == ""
+    fake_cifar_root(tmp_path / "data")  # 20 training images: the spec's val_split 5000 cannot be held out
+    assert main(["validate", "resnet20_cifar10"]) == 0
+    assert capsys.readouterr().err == ("auditor validate: warning: resnet20_cifar10: data.val_split: 5000 must be "
+                                       "smaller than the 20 training images (the spec is valid; `auditor run` would "
+                                       "refuse it here)\n")  # fmt: skip
+    assert main(["validate", "resnet20_cifar10", "--set", "data.val_split=5"]) == 0 and capsys.readouterr().err == ""
     if not torch.cuda.is_available():
         assert main(["validate", "smoke", "--set", "train.device=cuda"]) == 0
         said = "smoke --set 'train.device=cuda': train.device: cuda requested but CUDA is not available here (the spec is valid;"
@@ -515,6 +519,32 @@ def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
     assert main(["validate", "resnet20_cifar10", "--set", f"data.root={nowhere}"]) == 0
     assert capsys.readouterr().err.startswith(f"auditor validate: warning: resnet20_cifar10 --set 'data.root={nowhere}': "
                                               f"data.root: {nowhere} does not exist")  # fmt: skip
+
+
+def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The user test: validate passed a val_split larger than the copy's training images, which
+    `run` refuses once it has read them; a damaged file and require_official likewise."""
+    monkeypatch.chdir(tmp_path)
+    fake_cifar_root(tmp_path / "data")
+    small = ["--set", "data.val_split=5"]
+
+    def warned(*sets: str) -> str:
+        assert main(["validate", "resnet20_cifar10", *small, *sets]) == 0
+        return capsys.readouterr().err
+
+    said = warned("--set", "data.require_official=true")
+    assert said.startswith("auditor validate: warning: resnet20_cifar10 --set 'data.require_official=true': "
+                           f"data.require_official: {tmp_path / 'data' / 'cifar-10-batches-py'}: NOT the official CIFAR-10: ")
+    (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
+    said = warned()
+    assert said.startswith(f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'}"), said
+    assert "data_batch_1: not a readable CIFAR-10 batch pickle" in said and said.endswith("would refuse it here)\n")
+    empty = tmp_path / "empty"  # data.download would fill it: validate fetches nothing and reads nothing
+    empty.mkdir()
+    assert warned("--set", f"data.root={empty}", "--set", "data.download=true") == ""
+    assert not any(empty.iterdir())
 
 
 def test_a_shipped_spec_is_named_only_where_its_name_stood_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
