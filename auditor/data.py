@@ -279,12 +279,14 @@ def read_problem(spec: DataSpec) -> SpecFieldError | None:
     Reads the files as a run does: about a second for the full set."""
     if spec.dataset != "cifar10" or root_problem(spec) is not None or _downloads(spec.download, _data_root(spec)):
         return None
-    try:
-        _, train_y, _, _, _, files, base, _ = read_cifar10(spec)
+    try:  # download off: a folder filled since the check above is read, never fetched into
+        _, train_y, _, _, _, files, base, _ = read_cifar10(spec.model_copy(update={"download": False}))
     except SpecFieldError as exc:
         return exc
     except InvalidInput as exc:
         return SpecFieldError("data.root", str(exc))
+    except OSError as exc:  # e.g. a file that cannot even be looked at (permission denied)
+        return SpecFieldError("data.root", f"{exc.filename or spec.root}: {exc.strerror or exc}")
     if spec.require_official and any(status != "ok" for status in files.values()):
         return SpecFieldError("data.require_official", f"{base}: {_unofficial_note(files)}")
     if spec.val_split >= len(train_y):

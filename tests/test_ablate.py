@@ -911,6 +911,7 @@ def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     from auditor import runner
 
     monkeypatch.setattr(runner, "root_problem", lambda spec: None)
+    monkeypatch.setattr(runner, "read_problem", lambda spec: None)
 
 
 @pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])

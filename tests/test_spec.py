@@ -17,6 +17,7 @@ import torch
 import yaml
 from conftest import REPO, assert_clean_error, fake_cifar_root, run_cli
 
+from auditor import data as auditor_data
 from auditor.cli import main
 from auditor.errors import InvalidInput
 from auditor.models import list_models
@@ -541,6 +542,16 @@ def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refus
     said = warned()
     assert said.startswith(f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'}"), said
     assert "data_batch_1: not a readable CIFAR-10 batch pickle" in said and said.endswith("would refuse it here)\n")
+    def unlookable(spec):  # as Path.is_file() raises on a file whose folder denies access (Python 3.11)
+        raise PermissionError(13, "Permission denied", str(tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1"))
+
+    with monkeypatch.context() as m:  # the spec is still valid: a warning, and the next spec is validated
+        m.setattr(auditor_data, "read_cifar10", unlookable)
+        assert main(["validate", "resnet20_cifar10", *small, "smoke"]) == 0
+        out, err = capsys.readouterr()
+        assert err == (f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path}/data/cifar-10-batches-py/"
+                       "data_batch_1: Permission denied (the spec is valid; `auditor run` would refuse it here)\n")
+        assert [d["name"] for d in yaml.safe_load_all(out)] == ["resnet20-cifar10", "smoke"]
     empty = tmp_path / "empty"  # data.download would fill it: validate fetches nothing and reads nothing
     empty.mkdir()
     assert warned("--set", f"data.root={empty}", "--set", "data.download=true") == ""
