@@ -271,14 +271,16 @@ def root_problem(spec: DataSpec) -> SpecFieldError | None:
     return None if _downloads(spec.download, root) else _no_cifar_dir(root)
 
 
-def read_problem(spec: DataSpec) -> SpecFieldError | None:
-    """What `load_data` would refuse once it read the CIFAR-10 copy under data.root: a file it
-    cannot read (blamed on data.root), a copy data.require_official refuses, or a val_split the
-    training images cannot hold. None for synthetic data (validation checks its sizes), and where
-    data.root itself is refused (`root_problem`) or a download would fill it (nothing is fetched).
-    Reads the files as a run does: about a second for the full set."""
-    if spec.dataset != "cifar10" or root_problem(spec) is not None or _downloads(spec.download, _data_root(spec)):
+def data_problem(spec: DataSpec) -> SpecFieldError | None:
+    """What `load_data` would refuse about the CIFAR-10 copy under data.root: the folder itself
+    (`root_problem`), or, reading its files as a run does (about a second for the full set), a
+    file it cannot read (blamed on data.root), a copy data.require_official refuses, or a
+    val_split the training images cannot hold (`read_refusal`). None for synthetic data
+    (validation checks its sizes) and where a download would fill the folder (nothing is fetched)."""
+    if spec.dataset != "cifar10":
         return None
+    if (refusal := root_problem(spec)) is not None or _downloads(spec.download, _data_root(spec)):
+        return refusal
     try:  # download off: a folder filled since the check above is read, never fetched into
         _, train_y, _, _, _, files, base, _ = read_cifar10(spec.model_copy(update={"download": False}))
     except SpecFieldError as exc:
@@ -287,10 +289,17 @@ def read_problem(spec: DataSpec) -> SpecFieldError | None:
         return SpecFieldError("data.root", str(exc))
     except OSError as exc:  # e.g. a file that cannot even be looked at (permission denied)
         return SpecFieldError("data.root", f"{exc.filename or spec.root}: {exc.strerror or exc}")
+    return read_refusal(spec, len(train_y), files, base)
+
+
+def read_refusal(spec: DataSpec, n_train: int, files: dict[str, str], base: Path | None) -> SpecFieldError | None:
+    """What data, once read, is refused for: a copy under `base` whose `files` (CIFAR-10's file
+    report; empty for synthetic data) data.require_official refuses, or a val_split not smaller
+    than the `n_train` training images."""
     if spec.require_official and any(status != "ok" for status in files.values()):
         return SpecFieldError("data.require_official", f"{base}: {_unofficial_note(files)}")
-    if spec.val_split >= len(train_y):
-        return SpecFieldError("data.val_split", spec.val_split_too_large(len(train_y)))
+    if spec.val_split >= n_train:
+        return SpecFieldError("data.val_split", spec.val_split_too_large(n_train))
     return None
 
 
@@ -485,16 +494,14 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     """Read and split the data set named by the spec; raise InvalidInput on bad data."""
     if spec.dataset == "synthetic":
         tx, ty, sx, sy = _synthetic_arrays(spec)
-        classes, files, root, official, downloaded, others = SYNTHETIC_CLASSES, {}, None, None, None, None
+        classes, files, base, root, official, downloaded, others = SYNTHETIC_CLASSES, {}, None, None, None, None, None
         note = "procedurally generated (auditor.data.make_synthetic), not CIFAR-10"
     else:
         tx, ty, sx, sy, classes, files, base, downloaded = read_cifar10(spec)
         root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
         others = other_entries(base)
-        if spec.require_official and not official:
-            raise SpecFieldError("data.require_official", f"{base}: {note}")
-    if spec.val_split >= len(ty):
-        raise SpecFieldError("data.val_split", spec.val_split_too_large(len(ty)))
+    if (refusal := read_refusal(spec, len(ty), files, base)) is not None:
+        raise refusal
     te = np.arange(len(sy))[: spec.limit_test] if spec.limit_test else np.arange(len(sy))
     test_fp = fingerprint(sx, sy)
     prov = Provenance(

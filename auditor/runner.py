@@ -53,10 +53,9 @@ from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import (
     DataBundle,
     class_changes,
+    data_problem,
     load_data,
     norm_tensors,
-    read_problem,
-    root_problem,
     unread_note,
 )
 from auditor.errors import InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
@@ -759,7 +758,7 @@ def machine_problems(spec: Spec) -> list[SpecFieldError]:
     (each error names its field), before anything is set: its device or toggles, its data folder,
     or what reading that folder's files finds (a damaged file, a val_split larger than the set)."""
     problems = device_problems(spec.train, environment.resolve_device(spec.train.device))
-    if (data := root_problem(spec.data) or read_problem(spec.data)) is not None:
+    if (data := data_problem(spec.data)) is not None:
         problems.append(data)
     return problems
 

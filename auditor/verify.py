@@ -329,14 +329,14 @@ def make_plan(
     spec, notes = _with_checkpoint_cadence(spec, spe, total, spec_arg)
     every = spec.train.checkpoint_every_steps
     assert every is not None  # set just above when the spec had none
-    notes += _flags_replacing_sets(items[: len(sets)], epochs, steps)
+    own = _own_max_steps(spec_arg, sets) if steps is not None else None
+    past = own is not None and total > own  # said below, which says more than that --steps replaced it
+    notes += _flags_replacing_sets(items[: len(sets)], epochs, None if past else steps)
     if steps is not None and steps > spec.train.epochs * spe:
         notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
-    own = _own_max_steps(spec_arg, sets) if steps is not None else None
-    if own is not None and total > own:
+    if past:
         by = written_by(items[: len(sets)], ("train", "max_steps"))  # the user's own --set, where it gave it
         whose = f"the train.max_steps {own} of {by[0].shown}" if by else f"the spec's own train.max_steps {own}"
-        notes = [n for n in notes if not n.startswith(f"--steps {steps} replaces ")]  # this says more
         notes.append(f"--steps {steps} goes past {whose}: the runs compared train {count(total - own, 'step')} that "
                      "a run of the spec never trains")  # fmt: skip
     _check_kill_at(kill_at, total, spec, spe)

@@ -910,8 +910,7 @@ def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """The preset's data folder passes ablate's check: the `auditor run` processes are stood in for."""
     from auditor import runner
 
-    monkeypatch.setattr(runner, "root_problem", lambda spec: None)
-    monkeypatch.setattr(runner, "read_problem", lambda spec: None)
+    monkeypatch.setattr(runner, "data_problem", lambda spec: None)
 
 
 @pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])
