@@ -217,7 +217,10 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
     """
     root = _data_root(spec)
     base = root / CIFAR_DIR
-    fetched = _downloads(spec.download, root)
+    try:
+        fetched = _downloads(spec.download, root)
+    except OSError as exc:
+        raise _unlookable(root, exc) from None
     if fetched:
         _download(root)
     if (refusal := _no_cifar_dir(root)) is not None:
@@ -268,7 +271,10 @@ def root_problem(spec: DataSpec) -> SpecFieldError | None:
         root = _data_root(spec)
     except SpecFieldError as exc:
         return exc
-    return None if _downloads(spec.download, root) else _no_cifar_dir(root)
+    try:
+        return None if _downloads(spec.download, root) else _no_cifar_dir(root)
+    except OSError as exc:
+        return _unlookable(root, exc)
 
 
 def data_problem(spec: DataSpec) -> SpecFieldError | None:
@@ -313,7 +319,16 @@ def _data_root(spec: DataSpec) -> Path:
 
 def _no_cifar_dir(root: Path) -> SpecFieldError | None:
     """The refusal of a data.root without CIFAR_DIR/ (after any download), or None."""
-    return None if (root / CIFAR_DIR).is_dir() else SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
+    try:
+        return None if (root / CIFAR_DIR).is_dir() else SpecFieldError("data.root", f"{root} {_why_no_cifar_dir(root)}")
+    except OSError as exc:
+        return _unlookable(root, exc)
+
+
+def _unlookable(root: Path, exc: OSError) -> SpecFieldError:
+    """The refusal of a data.root that cannot be looked into (e.g. a folder on its way this
+    user may not search: Path.is_dir raises PermissionError there rather than answering False)."""
+    return SpecFieldError("data.root", f"{root}: cannot be looked into: {exc.filename or root}: {exc.strerror or exc}")
 
 
 def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:

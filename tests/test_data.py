@@ -460,6 +460,30 @@ def test_root_problem_says_before_reading_what_reading_would_refuse(tmp_path: Pa
     assert str(D.root_problem(DataSpec(root=str(tmp_path / "file"), download=True))) == f"data.root: {tmp_path / 'file'} is not a folder"
 
 
+def test_a_root_that_cannot_be_looked_into_is_blamed_on_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder on the way this user may not search: Path.is_dir raises PermissionError (Python
+    3.11) rather than answering False. It is refused as data.root's problem (validate warns and
+    goes on; run exits 2 naming the field), with or without a download asked for. Root, as the
+    tests run, may search anything, so the refusal is stood in for."""
+    locked = tmp_path / "locked"
+    real_is_dir = Path.is_dir
+
+    def is_dir(self: Path) -> bool:
+        if self == locked or locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    for download in (False, True):
+        spec = DataSpec(root=str(locked / "inner"), download=download, val_split=0)
+        said = str(D.root_problem(spec))
+        assert said.startswith(f"data.root: {locked / 'inner'}: cannot be looked into: {locked / 'inner'}")
+        assert said.endswith(": Permission denied")
+        assert str(D.data_problem(spec)) == said
+        with pytest.raises(InvalidInput) as exc:
+            D.load_data(spec, 0)
+        assert str(exc.value) == said
+
 def test_a_download_never_goes_into_the_sets_own_folder_or_over_a_file_of_its_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
