@@ -1730,6 +1730,7 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
         ["First divergence", first_text],
         ["Tolerance (spec `verify.tolerance`)", f"{num(audit['spec']['verify']['tolerance'])} "
          f"(`verify.allow_tolerance`: {yesno(audit['spec']['verify']['allow_tolerance'])})"],
+        *_verify_command_rows(ver),
     ]  # fmt: skip
     tensor_rows = [
         [code(t["name"]), code(short_sha(t["sha256_a"], 16)), code(short_sha(t["sha256_b"], 16)),
@@ -1745,6 +1746,16 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
         "tensor_rows": tensor_rows,
         "verification_notes": list(ver["notes"]),
     }
+
+
+def _verify_command_rows(ver: dict[str, Any]) -> list[list[str]]:
+    """The command that verified (and repeats the verification), where the record has it (records
+    from before it was kept do not)."""
+    command = ver.get("command")
+    if not isinstance(command, str) or not command:
+        return []
+    cwd = ver.get("cwd")
+    return [["Command (repeats this verification)", code(command) + (f" in {code(cwd)}" if isinstance(cwd, str) else "")]]
 
 
 # --- the checklist ---------------------------------------------------------------------------

@@ -104,11 +104,12 @@ from auditor.spec import (
     parse_sets,
     resolved_dict,
     resolved_yaml,
+    set_args,
     spec_hash,
     validate_spec,
     written_by,
 )
-from auditor.words import count
+from auditor.words import count, out_args, path_arg
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
 ENV_CORRUPT_NEWEST = "AUDITOR_VERIFY_CORRUPT_NEWEST"  # test-only: corrupt K's newest checkpoint
@@ -138,6 +139,7 @@ class Plan:
     budget: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     faults: Faults = field(default_factory=lambda: Faults())
+    command: str = ""  # this verification as a command that repeats it (`verify_command`)
 
 
 @dataclass(frozen=True)
@@ -347,7 +349,15 @@ def make_plan(
     }  # fmt: skip
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
     _check_resume_is_exercised(k, kill_at is not None, total, spe, every)
-    return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults())
+    return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults(),
+                verify_command(spec_arg, sets, out, {"--epochs": epochs, "--steps": steps, "--kill-at": kill_at}))
+
+
+def verify_command(spec_arg: str, sets: Sequence[str], out: Path, flags: Mapping[str, int | None]) -> str:
+    """`auditor verify` as given (`flags`: its budget and kill flags, None where not given), quoted
+    for a POSIX shell, so that a verified sheet says how to repeat its verification."""
+    given = [a for flag, value in flags.items() if value is not None for a in (flag, str(value))]
+    return shlex.join(["auditor", "verify", path_arg(spec_arg), *set_args(sets), *out_args(out), *given])
 
 
 def _flags_replacing_sets(user: Sequence[SetItem], epochs: int | None, steps: int | None) -> list[str]:
@@ -1309,6 +1319,8 @@ def evidence_block(
         "pairs": [{k: v for k, v in p.items() if k != "tensors"} for p in pairs],
         "nondeterminism_sources": _unshared_sources(audit_a, facts.get("shared", {})),
         "spec_hash": spec_hash(plan.spec),
+        "command": plan.command,
+        "cwd": os.getcwd(),  # where the command's relative paths (the spec's) are read from
         "work_dir": str(plan.workdir),
         "notes": notes,
     }

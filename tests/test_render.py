@@ -1339,6 +1339,15 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
                                                       "without the flags that make them agree elsewhere")  # fmt: skip
 
 
+def test_a_verified_sheet_gives_the_command_that_repeats_its_verification() -> None:
+    audit = verified_audit()
+    assert "Command (repeats" not in text_of(audit)  # a record from before the command was kept
+    audit["verification"] |= {"command": "auditor verify specs/x.yaml --steps 6 --kill-at 3", "cwd": "/home/u/proj"}
+    ev = section(text_of(audit), "Determinism evidence")
+    assert ("| Command (repeats this verification) | `auditor verify specs/x.yaml --steps 6 --kill-at 3` in "
+            "`/home/u/proj` |") in ev  # fmt: skip
+
+
 def test_a_verification_recorded_in_an_older_shape_still_renders() -> None:
     audit = verified_audit()
     ver = audit["verification"]

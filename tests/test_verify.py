@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     assert crit["passed"] and crit["measured"] == "bitwise"
     assert "## Determinism evidence" in sheet and "**bitwise**" in sheet
     assert "BITWISE" in proc.stdout and "first divergence: none" in proc.stdout
+    assert block["command"].startswith("auditor verify smoke --set ") and block["cwd"] == str(tmp_path)
+    assert f"| Command (repeats this verification) | `{block['command']}` in `{tmp_path}` |" in sheet
     assert ": BITWISE (pass) on cpu, 1 thread, torch " in proc.stdout  # OMP_NUM_THREADS=1 (_verify)
     assert any(n.startswith(f"run K was killed from inside its process at the end of step {k}, once the checkpoints "
                             "written so far were on disk") for n in block["notes"])  # fmt: skip
@@ -420,6 +423,14 @@ def test_plan_sets_checkpoint_cadence_and_budget(tmp_path: Path) -> None:
             "spec never trains") in past.notes  # fmt: skip
     within = make_plan("smoke", [*TINY, "train.checkpoint_every_steps=3", "train.max_steps=20"], tmp_path, None, 11, None)
     assert not any("goes past" in n for n in within.notes)
+
+
+def test_the_plan_keeps_the_command_that_repeats_the_verification(tmp_path: Path) -> None:
+    plan = make_plan("smoke", [*TINY, "description=a b"], tmp_path, epochs=2, steps=None, kill_at=None)
+    assert plan.command == shlex.join(["auditor", "verify", "smoke", *(a for s in [*TINY, "description=a b"] for a in ("--set", s)),
+                                       "--out", str(tmp_path), "--epochs", "2"])  # fmt: skip
+    steps = make_plan("smoke", list(TINY), tmp_path, epochs=None, steps=11, kill_at=5)
+    assert steps.command.endswith(f" --out {tmp_path} --steps 11 --kill-at 5")  # only the flags given
 
 
 def test_an_epochs_budget_the_schedule_refuses_says_that_steps_keeps_it(tmp_path: Path) -> None:
