@@ -486,9 +486,10 @@ def build_context(
     v["figure"] = figures.get(LEARNING_CURVES)
     v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
     qualifier = cifar_qualifier(audit["data"])
-    v["front_matter"] = _front_matter(audit, qualifier)
+    edited = edited_metrics(audit)
+    v["front_matter"] = _front_matter(audit, qualifier, disputed=bool(edited))
     v["judged_again"] = _judged_again(audit)
-    v["metrics_edited"] = metrics_edited_text(audit)
+    v["metrics_edited"] = metrics_edited_text(edited)
     v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
     v["train_images"] = count(audit["data"]["sizes"]["train"], "training image")
     # Records before the command kept --resume hold a resumed run's command without it.
@@ -551,9 +552,13 @@ def _generated_text(run_version: str, described: bool) -> str:
                    (" but the spec's description quoted above." if described else "."))
 
 
-def _front_matter(audit: dict[str, Any], qualifier: str) -> dict[str, Any]:
+def _front_matter(audit: dict[str, Any], qualifier: str, disputed: bool = False) -> dict[str, Any]:
+    """The model card's model-index facts. No accuracy is offered where the run withheld it, nor
+    from a `disputed` record (edited after the run: which of its figures is the measured one, only
+    the checkpoints can tell), since the tools that read model-index see no warning."""
     dataset = audit["data"]["dataset"]
-    test_acc = audit["metrics"]["test_acc"] if metric_sources(audit)["test_acc"].value is not None else None  # withheld
+    withheld = disputed or metric_sources(audit)["test_acc"].value is None
+    test_acc = None if withheld else audit["metrics"]["test_acc"]
     name = "Test accuracy"
     if chose_on_test(audit["training"]):
         name += " (checkpoint selected on the test split: optimistically biased)"
@@ -1876,13 +1881,13 @@ def _judged_again(audit: dict[str, Any]) -> str | None:
     )
 
 
-def metrics_edited_text(audit: dict[str, Any]) -> str | None:
-    """A warning when the record's metrics disagree with what it measured (`edited_metrics`):
-    the front matter and criteria would show one figure and the tables another."""
-    edited = edited_metrics(audit)
+def metrics_edited_text(edited: list[str]) -> str | None:
+    """A warning where the record's metrics disagree with what it measured (`edited`, as
+    `edited_metrics` finds it): criteria would show one figure and the tables another."""
     return edited and (
         f"audit.json disagrees with what the run measured: {'; '.join(edited)}. The record was edited after "
-        "the run; `auditor check` refuses it, and this sheet shows each figure where it is stored."
+        "the run; `auditor check` refuses it, this sheet shows each figure where it is stored, and its front "
+        "matter offers no accuracy to the tools that read model-index."
     )
 
 

@@ -509,9 +509,15 @@ def test_a_record_whose_metrics_contradict_its_measurements_says_so() -> None:
     measured = edited["measurements"]["test"]["acc"]
     edited["metrics"]["test_acc"] = 0.95
     text = text_of(edited, NO_FIGURES)
-    assert front_matter(text)["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.95  # shown as stored
+    # Tools read model-index without the caution: neither figure is offered to them (a user test).
+    assert front_matter(text)["model-index"][0]["results"][0]["metrics"] == []
+    assert front_matter(text_of(golden_audit(), NO_FIGURES))["model-index"][0]["results"][0]["metrics"][0]["value"] == measured
     assert (f"> [!CAUTION]\n> {METRICS_EDITED}: metrics.test_acc 0.95, but measurements.test.acc is {measured}. "
-            "The record was edited after the run; `auditor check` refuses it") in text
+            "The record was edited after the run; `auditor check` refuses it, this sheet shows each figure where it "
+            "is stored, and its front matter offers no accuracy to the tools that read model-index.") in text
+    latency = golden_audit()  # any edit: which figures are the measured ones, only the checkpoints can tell
+    latency["metrics"]["latency_ms"] = 0.01
+    assert front_matter(text_of(latency, NO_FIGURES))["model-index"][0]["results"][0]["metrics"] == []
 
 
 # --- variants -----------------------------------------------------------------------------------
