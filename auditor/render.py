@@ -1404,11 +1404,19 @@ def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
         return {"training_cpu_text": "not measured: this process trained nothing (a resume of a finished run: the "
                                      "training time and throughput are the original run's)", "training_busy_warning": None}
     text = other_cpu_text(tr, "training")
+    # The meter runs in one process; the training time and throughput sum every process's epochs.
+    resumed = tr.get("resumed_from")
+    unmetered = (f"the training before the resume from `{resumed}`, in an earlier process, was not metered"
+                 if isinstance(resumed, str) and resumed else None)  # fmt: skip
+    if unmetered and tr.get("other_cpu_share") is not None:
+        text += f", while the process that resumed the run trained; {unmetered}"
     warning = None
     if busy_cpu(tr.get("other_cpu_share"), tr.get("other_cpu_window_s")):
         warning = (f"**Busy machine during training:** other processes used {tr['other_cpu_share']:.0%} of the CPU "
-                   "while this process trained, so its training time and throughput (and a criterion on them) "
-                   "are slower than this spec alone would make them; the weights are not affected.")  # fmt: skip
+                   + ("while the process that resumed the run trained (" + unmetered + ")" if unmetered
+                      else "while this process trained")
+                   + ", so its training time and throughput (and a criterion on them) are slower than this spec "
+                   "alone would make them; the weights are not affected.")  # fmt: skip
     return {"training_cpu_text": text, "training_busy_warning": warning}
 
 

@@ -1883,6 +1883,15 @@ def test_a_busy_machine_during_training_is_said_beside_the_training_time() -> No
     assert row.format("2% ± 0.2% (over 10.00 s; 10 ms CPU-time ticks)") in text and "Busy machine during training" not in text
     audit["training"] |= {"other_cpu_share": 0.55}
     assert "> **Busy machine during training:** other processes used 55% of the CPU while this process trained" in text_of(audit)
+    resumed = copy.deepcopy(audit)  # the meter ran in the last process; the training time sums them all
+    resumed["training"]["resumed_from"] = "step-00000030.pt"
+    text = text_of(resumed, NO_FIGURES)
+    assert row.format("55% ± 0.2% (over 10.00 s; 10 ms CPU-time ticks), while the process that resumed the run "
+                      "trained; the training before the resume from `step-00000030.pt`, in an earlier process, was "
+                      "not metered") in text  # fmt: skip
+    assert ("> **Busy machine during training:** other processes used 55% of the CPU while the process that resumed "
+            "the run trained (the training before the resume from `step-00000030.pt`, in an earlier process, was not "
+            "metered), so its training time") in text  # fmt: skip
     audit["training"] |= {"other_cpu_share": None, "other_cpu_window_s": 0.05}  # too short to tell
     assert row.format("not recorded: training took 0.05 s, under 0.1 s, where the kernel's 10 ms CPU-time "
                       "ticks leave it more than 20% uncertain") in text_of(audit)  # fmt: skip
