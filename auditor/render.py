@@ -62,7 +62,7 @@ from auditor.check import (
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
 from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
-from auditor.words import count, describe_setting, exact, first_of, plural
+from auditor.words import count, describe_setting, every_n, exact, first_of, plural
 
 TEMPLATE = "reproducibility.md.j2"
 SHEET = "REPRODUCIBILITY.md"
@@ -756,7 +756,7 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
         "steps_per_epoch_text": steps_per_epoch_text(
             audit["training"].get("steps_per_epoch"), audit["data"]["sizes"]["train"], t["batch_size"]),
         "ckpt_every_text": ("end of each epoch only" if t["checkpoint_every_steps"] is None
-                            else f"every {t['checkpoint_every_steps']:,} steps and at the end of each epoch")
+                            else f"{every_n(t['checkpoint_every_steps'], 'step')} and at the end of each epoch")
         + (" (a stop by `max_steps` mid-epoch ends that epoch there: it is evaluated and its checkpoints written "
            "at that step)" if _budget_mid_epoch(t, audit["training"].get("steps_per_epoch")) else ""),
     }  # fmt: skip
@@ -1680,7 +1680,7 @@ def budget_text(budget: Any) -> str:
         text = (f"{count(budget['total_steps'], 'step')} ({num(budget['epochs'])} {plural(budget['epochs'], 'epoch')} x "
                 f"{count(budget['steps_per_epoch'], 'step')}")  # fmt: skip
         text += f", max_steps {budget['steps']:,})" if budget.get("steps") else ")"
-        return text + f", checkpoint every {budget['checkpoint_every_steps']:,} steps"
+        return text + f", checkpoint {every_n(budget['checkpoint_every_steps'], 'step')}"
     except (KeyError, TypeError, ValueError):  # a record of another shape: shown, not refused
         return any_value(budget)
 

@@ -109,7 +109,7 @@ from auditor.spec import (
     validate_spec,
     written_by,
 )
-from auditor.words import count, out_args, path_arg
+from auditor.words import count, every_n, out_args, path_arg
 
 ENV_NOISE_RUN = "AUDITOR_VERIFY_NOISE_RUN"  # test-only: which run gets ENV_NOISE_AT (a|b|k)
 ENV_CORRUPT_NEWEST = "AUDITOR_VERIFY_CORRUPT_NEWEST"  # test-only: corrupt K's newest checkpoint
@@ -295,7 +295,7 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
         raise InvalidInput(f"the budget is {total} step: verify needs at least 2 (one to checkpoint after, "
                            "one to kill after); use a larger --steps or --epochs")  # fmt: skip
     first = min(every, spe)  # the first checkpoint is written after this many steps
-    cadence = f"checkpoints after every {count(every, 'step')} and at each epoch end ({count(spe, 'step')})"
+    cadence = f"checkpoints after {every_n(every, 'step')} and at each epoch end ({count(spe, 'step')})"
     if chosen and first < total:
         raise InvalidInput(f"--kill-at: {k} comes before the first checkpoint ({cadence}), so the resume "
                            f"would train from scratch and go untested; use --kill-at {first} or later")  # fmt: skip
@@ -1363,7 +1363,7 @@ def summary(outcome: VerifyOutcome) -> str:
         f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}" + scope_text(b),
         f"  budget: {count(bud['total_steps'], 'step')} ({count(bud['epochs'], 'epoch')} x {count(bud['steps_per_epoch'], 'step')}"
         + (f", max_steps {bud['steps']}" if bud["steps"] else "")
-        + f"), checkpoint every {count(bud['checkpoint_every_steps'], 'step')}" + short_of_budget(b),
+        + f"), checkpoint {every_n(bud['checkpoint_every_steps'], 'step')}" + short_of_budget(b),
         f"  run K: {killed}",
     ]
     for p in b["pairs"]:

@@ -16,6 +16,11 @@ def count(n: float, noun: str) -> str:
     return f"{number} {plural(n, noun)}"
 
 
+def every_n(n: int, noun: str) -> str:
+    """'every step', 'every 4 steps' (a cadence: never 'every 1 steps')."""
+    return f"every {noun}" if n == 1 else f"every {n:,} {noun}s"
+
+
 def first_of(shown: list[str], total: int) -> str:
     """The names `shown` of `total` ('a, b' or 'a, b and 3 more'): a list cut short, said so."""
     return ", ".join(shown) + (f" and {total - len(shown):,} more" if total > len(shown) else "")

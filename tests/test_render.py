@@ -1294,6 +1294,9 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
             "identical between the runs |") in ev  # fmt: skip
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
+    each = verified_audit()
+    each["verification"]["budget"]["checkpoint_every_steps"] = 1
+    assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every step |" in text_of(each, NO_FIGURES)
     stopped = verified_audit()
     for pair in stopped["verification"]["pairs"]:
         pair["losses"] |= {"steps_a": 19, "steps_b": 19}  # run A stopped early after 19 of the 38 steps

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.words import count, plural
+from auditor.words import count, every_n, plural
 
 
 def test_counted_nouns_are_singular_for_one() -> None:
@@ -13,3 +13,7 @@ def test_counted_nouns_are_singular_for_one() -> None:
 def test_a_noun_alone_follows_a_number_said_elsewhere() -> None:
     assert [plural(1, "epoch"), plural(2, "epoch"), plural(0, "milestone"), plural(0.5, "epoch")] == [
         "epoch", "epochs", "milestones", "epochs"]  # fmt: skip
+
+
+def test_a_cadence_of_one_reads_every_step() -> None:
+    assert [every_n(1, "step"), every_n(4, "step"), every_n(1000, "step")] == ["every step", "every 4 steps", "every 1,000 steps"]
