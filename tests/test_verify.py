@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import shlex
@@ -508,6 +509,28 @@ def test_resume_arithmetic() -> None:
     assert default_kill_step(30, 10, 3) == 14  # resumes from step-00000012.pt, replays 12..14
     assert default_kill_step(1, 1, 1) == 0  # no room for any checkpoint: mid-budget (make_plan refuses it)
     assert default_kill_step(4, 3, 100) == 3  # no step checkpoint fits: after last.pt at 3 (not mid-budget 2)
+
+
+def _kill_step_by_walking(total: int, spe: int, every: int) -> int:
+    """default_kill_step's rule, applied by walking every step of the budget (as it once was)."""
+    def position(k: int) -> int:
+        return next((p for p in range(k, 0, -1) if p % spe == 0 or p % every == 0), 0)
+
+    mid_epoch = [s for s in range(total) if s % spe != spe - 1 and position(s) % spe != 0 and position(s) // spe == s // spe]
+    candidates = mid_epoch or [s for s in range(total) if position(s) > 0]
+    return min(candidates, key=lambda s: (abs(2 * s - (total - 1)), s == position(s), s)) if candidates else total // 2
+
+
+def test_the_kill_step_is_worked_out_not_walked_to() -> None:
+    """A user test: `verify --epochs 9999999999999` filled 23 GB listing every step before training."""
+    for total, spe, every in itertools.product(range(1, 42), range(1, 12), range(1, 16)):
+        assert default_kill_step(total, spe, every) == _kill_step_by_walking(total, spe, every), (total, spe, every)
+        assert resume_position(total, spe, every) == next(
+            (p for p in range(total, 0, -1) if p % spe == 0 or p % every == 0), 0)  # fmt: skip
+    huge = 19 * 9_999_999_999_999
+    k = default_kill_step(huge, 19, 4)
+    p = resume_position(k, 19, 4)
+    assert abs(2 * k - (huge - 1)) < 2 * 19 and p % 19 != 0 and p // 19 == k // 19 and k % 19 != 18
 
 
 def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_path: Path) -> None:
