@@ -211,6 +211,52 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
     return payload
 
 
+CHECKPOINT_FORMAT = 1  # the payload's layout (`train.payload`'s "format")
+
+
+def resume_problem(state: dict[str, Any]) -> str | None:
+    """What makes a loaded checkpoint's payload unfit to continue a run from (its entries of the
+    wrong kind: a file another tool wrote, or one edited and digested again), or None. The
+    shapes are for the restore itself to refuse (`train.resume_into`); this looks at the kinds,
+    so that nothing reads a position or a history of another type, and at the format."""
+    kinds: dict[str, tuple[type, ...]] = {
+        "model": (dict,), "optimizer": (dict,), "scheduler": (dict,), "scaler": (dict,), "rng": (dict,),
+        "partial": (dict,), "history": (list,), "step_losses": (torch.Tensor,), "best": (dict,),
+    }  # fmt: skip
+    if state.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+        return (f"it is of checkpoint format {_kind(state['format'])}, and this auditor reads format "
+                f"{CHECKPOINT_FORMAT}")  # fmt: skip
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind):
+            return f"its {key!r} entry is {_kind(state.get(key))}, not {' or '.join(k.__name__ for k in kind)}"
+    for key in ("epoch", "step_in_epoch", "global_step"):
+        if (problem := count_problem(state, key)) is not None:
+            return problem
+    if not all(isinstance(h, dict) for h in state["history"]):
+        return "its 'history' entry holds something other than epoch records"
+    for key in ("train_time_s", "compile_s"):
+        value = state.get(key)
+        if not (value is None and key == "compile_s") and (not isinstance(value, int | float) or isinstance(value, bool)):
+            return f"its {key!r} entry is {_kind(value)}, not a number of seconds"
+    return None
+
+
+def count_problem(state: dict[str, Any], key: str) -> str | None:
+    """Where a checkpoint's `key` entry (a position: epoch, step) is not a count, what it is."""
+    value = state.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return f"its {key!r} entry is {_kind(value)}, not a count (a whole number, 0 or more)"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """A value's kind in words, with a short value ('str \'abc\'', 'missing')."""
+    if value is None:
+        return "missing (None)"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
 def _bare_weights_hint(payload: Any) -> str:
     """Where `payload` is a bare state dict (tensors by name, as `torch.save(model.state_dict())`
     writes), what is needed instead: the weights alone name no model, data or spec to judge them by."""

@@ -359,6 +359,11 @@ def find_resume_point(
         log(f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training from the start")
         return None, notes
     state = checkpoint.load(found)
+    # The position this reads; `train.resume_into` checks the rest once the loop is built.
+    if (problem := checkpoint.count_problem(state, "global_step")) is not None:
+        raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
+                           f"written so, or edited and digested again); move it away to resume from the checkpoint "
+                           f"before it, or, to start over, {fresh}")  # fmt: skip
     check_best_kept(found, state, fresh, environment.compute_setting(device))
     done = trains_nothing(paths, found, seeded)
     notes_now = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes),

@@ -29,7 +29,7 @@ from auditor import checkpoint, hostmem
 from auditor.audit import not_a_number
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.environment import compute_setting, cuda_problem, same_setting, software_versions
-from auditor.errors import SpecFieldError
+from auditor.errors import InvalidInput, SpecFieldError
 from auditor.spec import DataSpec, Schedule, TrainSpec
 from auditor.words import count
 
@@ -405,7 +405,7 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 def payload(loop: _Loop) -> dict[str, Any]:
     """Everything needed to continue the run exactly from the current position."""
     return {
-        "format": 1,
+        "format": checkpoint.CHECKPOINT_FORMAT,
         "model": loop.model.state_dict(),
         "optimizer": loop.opt.state_dict(),
         "scheduler": loop.sched.state_dict(),
@@ -456,6 +456,40 @@ def save_epoch_checkpoints(loop: _Loop, improved: bool) -> None:
     # best first: a kill in between never leaves last.pt naming a best.pt that is not there
     names = ["best", "last"] if improved else ["last"]
     loop.writer.submit(checkpoint.save_copies, [loop.files.ckpt_dir / f"{n}.pt" for n in names], data)
+
+
+def resume_into(loop: _Loop, path: Path) -> None:
+    """Restore the checkpoint at `path` into the loop; InvalidInput naming the file where its
+    entries are of the wrong kind or format (`checkpoint.resume_problem`), its position does not
+    fit this run's steps per epoch, or its state this model, optimiser or schedule."""
+    state = checkpoint.load(path)
+    problem = checkpoint.resume_problem(state) or _position_problem(state, loop.spe)
+    if problem is None:
+        try:
+            restore(loop, state)
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            text = " ".join(str(exc).split())
+            problem = f"it does not fit this run ({type(exc).__name__}: {text[:300] + '...' if len(text) > 300 else text})"
+    if problem is not None:
+        raise InvalidInput(f"--resume: {path}: cannot continue from it: {problem}; move it away to resume from the "
+                           f"checkpoint before it, or, to start over, remove {path.parent} and run without --resume")  # fmt: skip
+
+
+def _position_problem(state: dict[str, Any], spe: int) -> str | None:
+    """Where a checkpoint's position (epoch, step in it, global step, steps' losses) is not one a
+    run of `spe` steps per epoch saves."""
+    epoch, step, g = state["epoch"], state["step_in_epoch"], state["global_step"]
+    if step > spe or g != epoch * spe + step:
+        return (f"its position (epoch {epoch}, step {step} in it, global step {g}) is not one a run of "
+                f"{count(spe, 'step')} per epoch reaches")  # fmt: skip
+    # The epochs' losses, and those of the epoch a step checkpoint was taken in, so far.
+    partial = state["partial"].get("losses", [])
+    recorded = len(state["step_losses"]) + (len(partial) if isinstance(partial, list) else -1)
+    if recorded != g:
+        return f"it records the losses of {count(recorded, 'step')}, not of the {g:,} it trained"
+    if not epoch <= len(state["history"]) <= epoch + 1:  # a budget that stops mid-epoch records that epoch
+        return f"it records {count(len(state['history']), 'epoch')} of metrics at epoch {epoch}"
+    return None
 
 
 def restore(loop: _Loop, state: dict[str, Any]) -> None:
@@ -583,7 +617,7 @@ def fit(
     """
     loop = build_loop(train, data_spec, seed, model, data, device, files)
     if resume is not None:
-        restore(loop, checkpoint.load(resume))
+        resume_into(loop, resume)
     with loop.writer:  # every checkpoint is on disk when fit returns (or raises)
         status, diverged_at = _train_epochs(loop, hook, progress, log)
     return _result(loop, status, diverged_at, resume)

@@ -115,6 +115,75 @@ def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert [h.val_acc for h in resumed.history] == [h.val_acc for h in full.history]
 
 
+@pytest.fixture(scope="module")
+def step_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mid-epoch checkpoint of the tiny spec (step 2 of epoch 0), as a stopped run leaves it."""
+    folder = tmp_path_factory.mktemp("cut")
+    train_tiny(tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=3"), folder)
+    return folder / "step-00000002.pt"
+
+
+def _edited(state: dict, edit: str) -> dict:
+    """The checkpoint payload with one entry edited as a user test edited it (and digested again)."""
+    model = state["model"]
+    edits: dict[str, Callable[[], None]] = {
+        "weight shape": lambda: model.__setitem__("conv1.weight", torch.zeros(3, 3)),
+        "weight missing": lambda: model.pop("conv1.weight"),
+        "weight extra": lambda: model.__setitem__("bogus", torch.zeros(1)),
+        "no param groups": lambda: state.__setitem__("optimizer", {"state": {}, "param_groups": []}),
+        "optimizer text": lambda: state.__setitem__("optimizer", "x"),
+        "rng float": lambda: state["rng"].__setitem__("torch", torch.zeros(3)),
+        "rng empty": lambda: state.__setitem__("rng", {}),
+        "scheduler keys": lambda: state.__setitem__("scheduler", {"bogus": 1}),
+        "global step -1": lambda: state.__setitem__("global_step", -1),
+        "global step text": lambda: state.__setitem__("global_step", "abc"),
+        "history text": lambda: state.__setitem__("history", "x"),
+        "epoch 1000": lambda: state.__setitem__("epoch", 1000),
+        "step 10**6": lambda: state.__setitem__("step_in_epoch", 10**6),
+        "partial foreign": lambda: state.__setitem__("partial", {"x": 1}),
+        "best None": lambda: state.__setitem__("best", None),
+        "losses short": lambda: state.__setitem__("step_losses", torch.zeros(2)),
+    }  # fmt: skip
+    edits[edit]()
+    return state
+
+
+@pytest.mark.parametrize("edit", ["weight shape", "weight missing", "weight extra", "no param groups", "optimizer text",
+                                  "rng float", "rng empty", "scheduler keys", "global step -1", "global step text",
+                                  "history text", "epoch 1000", "step 10**6", "partial foreign", "best None",
+                                  "losses short"])  # fmt: skip
+def test_a_checkpoint_whose_contents_do_not_fit_is_refused_by_name(step_checkpoint: Path, tmp_path: Path, edit: str) -> None:
+    """A user test: a checkpoint edited and digested again was a traceback (exit 1) on --resume, or
+    resumed into nonsense (global step -1; a 'divergence' from a foreign partial epoch)."""
+    path = tmp_path / step_checkpoint.name
+    checkpoint.save(path, _edited(checkpoint.load(step_checkpoint), edit))
+    assert checkpoint.verify(path) is None  # its digest verifies: only its contents are wrong
+    spec = tiny_spec("train.checkpoint_every_steps=2")
+    with pytest.raises(InvalidInput) as exc:
+        train_tiny(spec, tmp_path, path)
+    said = str(exc.value)
+    assert said.startswith(f"--resume: {path}: cannot continue from it: ") and "\n" not in said
+    assert said.endswith(f"move it away to resume from the checkpoint before it, or, to start over, remove {tmp_path} and "
+                         "run without --resume")  # fmt: skip
+
+
+def test_what_a_checkpoint_holds_is_checked_by_kind_before_it_is_read() -> None:
+    state = {"model": {}, "optimizer": {}, "scheduler": {}, "scaler": {}, "rng": {}, "partial": {}, "history": [],
+             "step_losses": torch.zeros(0), "best": {}, "epoch": 0, "step_in_epoch": 0, "global_step": 0,
+             "train_time_s": 0.0, "compile_s": None}  # fmt: skip
+    assert checkpoint.resume_problem(state) is None
+    assert checkpoint.resume_problem(state | {"global_step": "abc"}) == (
+        "its 'global_step' entry is str 'abc', not a count (a whole number, 0 or more)")
+    assert checkpoint.resume_problem(state | {"epoch": True}) == "its 'epoch' entry is bool True, not a count (a whole number, 0 or more)"
+    assert checkpoint.resume_problem(state | {"history": "x"}) == "its 'history' entry is str 'x', not list"
+    assert checkpoint.resume_problem(state | {"history": [1]}) == "its 'history' entry holds something other than epoch records"
+    assert checkpoint.resume_problem(state | {"format": 99}) == "it is of checkpoint format int 99, and this auditor reads format 1"
+    assert checkpoint.resume_problem(state | {"format": 1}) is None  # as runs write it; older ones wrote none
+    assert checkpoint.resume_problem(state | {"best": None}) == "its 'best' entry is missing (None), not dict"
+    assert checkpoint.resume_problem(state | {"train_time_s": None}) == (
+        "its 'train_time_s' entry is missing (None), not a number of seconds")
+
+
 def test_checkpoints_carry_every_setting_training_ran_at_through_resumes(tmp_path: Path) -> None:
     """A run resumed at another thread count was trained at two: no one setting reproduces it."""
     spec = tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=3")
