@@ -588,9 +588,33 @@ def is_count(value: Any) -> bool:
     return type(value) is int and value >= 0
 
 
+def _criterion_ok(entry: Any) -> bool:
+    """Whether a stored criterion result has the fields the sheet's Criteria table shows."""
+    return (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("metric", "expr", "detail"))
+            and isinstance(entry.get("passed"), bool) and "measured" in entry)  # fmt: skip
+
+
+def _malformed_verification(ver: Any) -> list[str]:
+    """The fields of a verification block (verify's evidence) the sheet reads without further
+    checks, where one is missing or of another kind; none for no block (an unverified run)."""
+    if not isinstance(ver, dict):
+        return []
+    kinds: dict[str, type | tuple[type, ...]] = {
+        "verdict": str, "first_divergence": (dict, type(None)), "runs": list, "tensors": list, "notes": list,
+    }  # fmt: skip
+    bad = [f"verification.{k}" for k, kind in kinds.items() if k not in ver or not isinstance(ver[k], kind)]
+    bad += [f"verification.{k}" for k in ("device", "budget") if k not in ver]
+    tensor_keys = ("name", "sha256_a", "sha256_b", "max_abs_diff", "equal")
+    if isinstance(ver.get("tensors"), list) and not all(isinstance(t, dict) and all(k in t for k in tensor_keys)
+                                                        for t in ver["tensors"]):  # fmt: skip
+        bad.append("verification.tensors")
+    return bad
+
+
 def _malformed_items(audit: dict[str, Any]) -> list[str]:
     """The fields whose values the sheet formats (lists' items, counts), where one is not what a run writes."""
-    bad = []
+    bad = [f"criteria[{i}]" for i, c in enumerate(audit["criteria"]) if not _criterion_ok(c)]
+    bad += _malformed_verification(audit.get("verification"))
     for i, c in enumerate(audit.get("step_checkpoints") or []):
         if not (isinstance(c, dict) and isinstance(c.get("path"), str) and is_count(c.get("bytes"))
                 and is_count(c.get("global_step")) and "sha256" in c and isinstance(c["sha256"], (str, type(None)))

@@ -84,6 +84,12 @@ def test_a_record_with_a_key_twice_or_a_version_that_only_equals_1_is_refused(tm
 
 
 STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256": "a" * 64, "global_step": 49}
+CRITERION = {"metric": "status", "expr": "== completed", "op": "==", "threshold": "completed", "tolerance": None,
+             "measured": "completed", "passed": True, "detail": ""}  # fmt: skip
+VERIFIED = {"verdict": "bitwise", "first_divergence": None, "runs": [], "tensors": [], "notes": [], "device": "cpu",
+            "budget": {}}  # fmt: skip
+UNVERIFIED_BLOCK = ("verification.first_divergence, verification.runs, verification.tensors, verification.notes, "
+                    "verification.device, verification.budget")  # fmt: skip
 
 
 @pytest.mark.parametrize(("field", "value", "named"), [
@@ -111,6 +117,12 @@ STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256"
     (("data", "other_entries"), ["a\n\n# Injected"], "data.other_entries, data.n_other_entries"),  # a run escapes it
     (("data", "n_other_entries"), True, "data.n_other_entries"),
     (("data", "n_other_entries"), 3, "data.n_other_entries"),  # three, but no names
+    # A user test: `check` passed these records, which `render` called malformed.
+    (("criteria",), [1, 2], "criteria[0], criteria[1]"),
+    (("criteria",), [CRITERION | {"passed": "yes"}], "criteria[0]"),
+    (("criteria",), [CRITERION, {k: v for k, v in CRITERION.items() if k != "measured"}], "criteria[1]"),
+    (("verification",), {"verdict": "bogus"}, UNVERIFIED_BLOCK),
+    (("verification",), VERIFIED | {"tensors": [{"name": "w"}]}, "verification.tensors"),
 ])  # fmt: skip
 def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
     tmp_path: Path, field: tuple[str, ...], value: Any, named: str
