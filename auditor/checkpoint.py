@@ -320,6 +320,8 @@ def load_failure(path: Path, exc: Exception) -> str:
     if not head:
         return "empty file"
     detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]
+    if is_zip and (foreign := _foreign_zip(path)) is not None:
+        return foreign
     if is_zip and isinstance(exc, pickle.UnpicklingError):
         return f"holds an object that loading with weights_only=True refuses: {detail or 'unsupported pickle'}"
     if is_zip:
@@ -329,6 +331,20 @@ def load_failure(path: Path, exc: Exception) -> str:
     if head[:4] == b"PK\x03\x04":  # a zip's first entry, but no central directory: cut short
         return f"a truncated or damaged zip archive ({type(exc).__name__}: {first})"
     return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
+
+
+def _foreign_zip(path: Path) -> str | None:
+    """What a zip archive without torch.save's `data.pkl` entry holds, or None (one with it, or one
+    whose names cannot be read: its own error says more)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return None
+    shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+    return f"a zip archive, but not one torch.save writes (no data.pkl entry; it holds {shown or 'nothing'})"
 
 
 def candidates(ckpt_dir: Path) -> list[Path]:

@@ -8,6 +8,7 @@ import pickle
 import threading
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,6 +66,12 @@ class _Foreign:  # a class torch.load(weights_only=True) must refuse
     pass
 
 
+def _other_zip(path: Path, names: int = 2) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(names):
+            archive.writestr(f"notes/{i}.txt", "not a checkpoint")
+
+
 def _zip_cut_short(path: Path) -> None:
     torch.save({"model": {"w": torch.ones(64)}}, path)
     path.write_bytes(path.read_bytes()[:300])
@@ -75,6 +82,11 @@ UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
     ("json", lambda p: p.write_text('{"model": 1}'), "not a torch.save file"),
     ("plain pickle", lambda p: p.write_bytes(pickle.dumps({"model": 1})), "not a torch.save file"),
     ("cut short", _zip_cut_short, "a truncated or damaged zip archive"),
+    ("another zip", _other_zip, ("a zip archive, but not one torch.save writes (no data.pkl entry; it holds "
+                                 "'notes/0.txt', 'notes/1.txt')")),
+    ("a zip of many", lambda p: _other_zip(p, 5), ("(no data.pkl entry; it holds 'notes/0.txt', 'notes/1.txt', "
+                                                   "'notes/2.txt' and 2 more)")),
+    ("an empty zip", lambda p: _other_zip(p, 0), "(no data.pkl entry; it holds nothing)"),
     ("foreign object", lambda p: torch.save({"model": _Foreign()}, p), "weights_only=True refuses: Unsupported global"),
     ("a folder", lambda p: p.mkdir(), "unreadable"),
     ("legacy format, refused object", lambda p: torch.save({"model": _Foreign()}, p, _use_new_zipfile_serialization=False),
