@@ -490,8 +490,8 @@ def build_context(
     v["front_matter"] = _front_matter(audit, qualifier, disputed=bool(edited))
     v["judged_again"] = _judged_again(audit)
     v["metrics_edited"] = metrics_edited_text(edited)
-    v["data_qualifier"] = f" ({qualifier})" if qualifier else ""
-    v["train_images"] = count(audit["data"]["sizes"]["train"], "training image")
+    # One parenthesis: "(not the official files; 1,024 training images)", never two in a row.
+    v["data_scope"] = "; ".join([*([qualifier] if qualifier else []), count(audit["data"]["sizes"]["train"], "training image")])
     # Records before the command kept --resume hold a resumed run's command without it.
     v["resumed_from_text"] = _resumed_from_text(audit["run"])
     v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")

@@ -456,7 +456,7 @@ def test_cifar_data_other_than_the_official_test_set_is_said_so(official: bool, 
     dataset = front_matter(text)["model-index"][0]["results"][0]["dataset"]
     assert dataset["type"] == ("cifar10" if official else "cifar10-unofficial")
     assert dataset["split"] == ("test" if test_files == 500 else "test[:500]")  # the first 500 were scored
-    assert ("on **cifar10**" + (f" ({qualifier})" if qualifier else "") + " (1,200 training images)") in text
+    assert ("on **cifar10** (" + (f"{qualifier}; " if qualifier else "") + "1,200 training images) for") in text  # one parenthesis
 
 
 def test_the_data_folders_entries_no_run_reads_are_listed_below_the_file_check() -> None:
