@@ -20,6 +20,7 @@ import re
 import shlex
 import stat
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType, UnionType
 from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
@@ -477,6 +478,21 @@ def _lone_number_hint(metric: str, expr: Any) -> str:
     return f"; a number alone names no comparison: write, e.g., \"{op} {text}\""
 
 
+def _percent_hint(metric: str, expr: str) -> str:
+    """For a percentage ('>= 92.5%'): what the criterion reads instead, as a fraction for a
+    fraction metric ('>= 0.925'); nothing where no % is written."""
+    m = re.fullmatch(rf"\s*(>=|>|<=|<|==|!=)?\s*({_NUM})\s*%\s*", expr)
+    if not m:
+        return ""
+    if NUMERIC_METRICS.get(metric) != "fraction":
+        return f"; {metric} is not a percentage: write its number without %"
+    fraction = Decimal(m[2]) / 100
+    if not 0 <= fraction <= 1:
+        return f"; {metric} is a fraction in [0, 1], not a percentage"
+    op = m[1] or (">=" if NUMERIC_METRICS[metric] in _MORE_IS_BETTER_UNITS else "<=")
+    return f"; {metric} is a fraction in [0, 1]: write, e.g., \"{op} {fraction.normalize():f}\" for {m[2]}%"
+
+
 def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criterion:
     """Parse one criterion expression; raise ValueError with a precise reason.
 
@@ -503,6 +519,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(
             f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
             f" or '<number> +- <tolerance>' (also +/- or ±){digits}{_lone_number_hint(metric, expr)}"
+            f"{_percent_hint(metric, expr)}"
         )
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf

@@ -1174,6 +1174,24 @@ def test_a_bare_number_is_offered_a_criterion_that_would_be_accepted(metric: str
     assert load_spec("smoke", [f"criteria.{metric}={hint}"]).criteria[metric] == hint.strip('"')
 
 
+@pytest.mark.parametrize(("metric", "given", "hint"), [
+    ("test_acc", ">= 20%", '; test_acc is a fraction in [0, 1]: write, e.g., ">= 0.2" for 20%'),
+    ("best_val_acc", "92.5 %", '; best_val_acc is a fraction in [0, 1]: write, e.g., ">= 0.925" for 92.5%'),
+    ("test_acc", "< 5%", '; test_acc is a fraction in [0, 1]: write, e.g., "< 0.05" for 5%'),
+    ("test_acc", ">= 150%", "; test_acc is a fraction in [0, 1], not a percentage"),
+    ("latency_ms", "<= 5%", "; latency_ms is not a percentage: write its number without %"),
+])  # fmt: skip
+def test_a_percentage_is_offered_the_criterion_it_means(metric: str, given: str, hint: str) -> None:
+    """A user test: `--set 'criteria.test_acc=>= 20%'` met only the general 'cannot parse'."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [f"criteria.{metric}={given}"])
+    said = str(err.value)
+    assert said.endswith(hint), said
+    if "write, e.g.," in hint:
+        offered = hint.split('"')[1]
+        assert load_spec("smoke", [f"criteria.{metric}={offered}"]).criteria[metric] == offered
+
+
 def test_an_unknown_key_is_blamed_on_what_made_it(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text((REPO / "specs" / "smoke.yaml").read_text() + "trian: {epochs: 3}\n")
