@@ -37,6 +37,7 @@ from auditor.audit import (
     busy_cpu,
     chose_on_test,
     cpu_share_error,
+    is_count,
     latency_warnings,
     losses_text,
     metric_sources,
@@ -501,6 +502,7 @@ def build_context(
     # A first process given --resume found no checkpoint and trained from the start: where no run of
     # the name is, --resume is refused, so the command that reproduces it is the one without it.
     v["started_by_resumed"] = bool(v["started_by"]) and str(v["started_by"]["command"]).endswith(" --resume")
+    v["started_by_threads"] = _first_threads(audit["training"]) if v["started_by"] else None
     v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)
@@ -1592,6 +1594,16 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
         "best_path": best["path"] if best else None,
         "evaluate_note": _evaluate_note(audit["data"]["dataset"], best is not None),
     }
+
+
+def _first_threads(training: dict[str, Any]) -> str | None:
+    """'2 torch threads': what the first training process of a CPU run ran at (the first setting its
+    checkpoints record), whose recorded command holds no environment; None where not on a CPU or
+    not recorded."""
+    settings = training.get("trained_at") or []
+    first = settings[0] if settings and isinstance(settings[0], dict) else None
+    threads = first.get("torch_threads") if first and str(first.get("device", "")).startswith("cpu") else None
+    return count(threads, "torch thread") if is_count(threads) and threads > 0 else None
 
 
 def _command_env(env: dict[str, Any], det: dict[str, Any], training: dict[str, Any]) -> dict[str, str]:

@@ -1063,6 +1063,13 @@ def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_origi
     audit["run"]["started_by"]["command"] = f"{command} --resume"  # the user test: a --resume that trained from scratch
     assert ("as run from /work/first place\n# (a --resume that found no checkpoint, so it trained from the start; where "
             f"no run of this name is, drop --resume)\n(cd '/work/first place' && {command} --resume)\n") in text_of(audit)
+    # A user test: the first process's command holds no environment, and no comment said so.
+    audit["environment"]["numeric_env"] = {"OMP_NUM_THREADS": "1"}  # the resume set it; the first process ran 2
+    audit["training"]["trained_at"] = [{"device": "cpu", "processor": "x", "torch_threads": 2, "cpu_capability": "AVX2"}]
+    assert ("# (as typed, without its environment: that process trained at 2 torch threads, which only\n"
+            "# OMP_NUM_THREADS set to that count gives on another machine)\n(cd '/work/first place' && ") in text_of(audit)
+    audit["training"]["trained_at"][0]["device"] = "cuda:0"  # threads do not decide a GPU run's bits
+    assert "as typed, without its environment" not in text_of(audit)
 
 
 def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
