@@ -73,6 +73,7 @@ from auditor.spec import (
     given_or_shipped,
     merges_into,
     parse_override,
+    parse_sets,
     read_yaml,
     resolve_spec_path,
     resource_dir,
@@ -313,6 +314,26 @@ def _check_cli_sets(cli_sets: list[str]) -> None:
             raise InvalidInput(f"--set {item!r}: {key[0]} is set by ablate for every run; {hint}")
 
 
+def _check_cli_set_values(
+    source: str, abl: Ablation, base_raw: dict[str, Any], cli_sets: list[str], variants: list[str]
+) -> None:
+    """Refuse a --set whose value validation refuses by naming the --set, as `run` does, rather
+    than as every variant's problem: the base with the file's overrides and the --set items is
+    validated once. Only what a --set wrote is refused here: a key a variant sets itself is the
+    variant's (its value wins), and checks across fields are left to each variant, which may
+    change the other field."""
+    if not cli_sets:
+        return
+    own = {k for v in variants for k in _keys(abl.variants[v])}
+    items = [s for s in parse_sets(cli_sets) if not any(_overlap(".".join(s.path), k) for k in own)]
+    where = f"{source}: base {abl.base}"
+    try:
+        validate_spec(apply_overrides(base_raw, [*abl.overrides, *cli_sets]), where, sets=items)
+    except InvalidInput as exc:
+        if mine := [line for line in str(exc).splitlines() if line.startswith(f"{where} --set ")]:
+            raise InvalidInput("\n".join(mine)) from None
+
+
 def _select_variants(source: str, abl: Ablation, only: list[str]) -> list[str]:
     """The file's variants in file order, or those named by --only (all must exist)."""
     unknown = [v for v in only if v not in abl.variants]
@@ -392,6 +413,7 @@ def build_plan(
     base_raw = read_yaml(base_path)
     if {"variants", "base"} <= base_raw.keys():
         raise InvalidInput(f"{source}: base: {base_path} is an ablation file; the base must be a spec")
+    _check_cli_set_values(source, abl, base_raw, cli_sets, variants)
     runs: list[PlannedRun] = []
     errors: dict[str, list[str]] = {}
     for v in variants:

@@ -208,6 +208,18 @@ def test_ablation_file_is_strict(tmp_path: Path, edit: tuple[str, str], needle: 
     assert str(f) in str(exc.value) and needle.lower() in str(exc.value).lower(), str(exc.value)
 
 
+def test_a_set_whose_value_is_refused_is_named(tmp_path: Path) -> None:
+    """A user test: `--set train.epochs=x` was blamed on every variant, as if the file were wrong."""
+    f = write(tmp_path / "x.yaml", TINY)
+    with pytest.raises(InvalidInput) as exc:
+        build_plan(str(f), cli_sets=["train.epochs=x"])
+    assert str(exc.value) == f"{f}: base smoke --set 'train.epochs=x': train.epochs: input should be a valid integer, got 'x'"
+    # A key a variant sets itself is the variant's: its value wins, so the --set is not refused for it.
+    mine = write(tmp_path / "y.yaml", TINY.replace("cosine: []", "cosine: [train.epochs=2]").replace(
+        "constant: [train.schedule.name=constant]", "constant: [train.schedule.name=constant, train.epochs=3]"))  # fmt: skip
+    assert {r.spec.train.epochs for r in build_plan(str(mine), cli_sets=["train.epochs=x"]).runs} == {2, 3}
+
+
 def test_override_order_and_names(tmp_path: Path) -> None:
     f = write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.epochs=2]"))
     plan = build_plan(str(f), cli_sets=["train.epochs=5", "train.batch_size=32"])
