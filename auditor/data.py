@@ -328,7 +328,20 @@ def _no_cifar_dir(root: Path) -> SpecFieldError | None:
 def _unlookable(root: Path, exc: OSError) -> SpecFieldError:
     """The refusal of a data.root that cannot be looked into (e.g. a folder on its way this
     user may not search: Path.is_dir raises PermissionError there rather than answering False)."""
-    return SpecFieldError("data.root", f"{root}: cannot be looked into: {exc.filename or root}: {exc.strerror or exc}")
+    where = _first_unsearchable(root) or exc.filename or root
+    return SpecFieldError("data.root", f"{root}: cannot be looked into: {where}: {exc.strerror or exc}")
+
+
+def _first_unsearchable(path: Path) -> Path | None:
+    """The outermost folder on `path`'s way this user may not search (the one to fix), or None
+    where none shows (the OS refused for another reason)."""
+    for p in (*reversed(path.parents), path):
+        try:
+            if p.is_dir() and not os.access(p, os.X_OK):
+                return p
+        except OSError:
+            return None
+    return None
 
 
 def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
