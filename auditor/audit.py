@@ -608,7 +608,18 @@ def _malformed_verification(ver: Any) -> list[str]:
     if isinstance(ver.get("tensors"), list) and not all(isinstance(t, dict) and all(k in t for k in tensor_keys)
                                                         for t in ver["tensors"]):  # fmt: skip
         bad.append("verification.tensors")
+    if isinstance(first := ver.get("first_divergence"), dict) and not is_count(first.get("step")):
+        bad.append("verification.first_divergence")
+    pairs = ver.get("pairs", [])  # records before pairs were kept: none
+    if not isinstance(pairs, list) or not all(_pair_ok(p) for p in pairs):
+        bad.append("verification.pairs")
     return bad
+
+
+def _pair_ok(pair: Any) -> bool:
+    """Whether a verify pair's record has what the sheet reads: its name, and mappings where it compared."""
+    return (isinstance(pair, dict) and isinstance(pair.get("pair"), str)
+            and all(isinstance(pair.get(k) or {}, dict) for k in ("losses", "metrics", "results")))  # fmt: skip
 
 
 def _malformed_items(audit: dict[str, Any]) -> list[str]:

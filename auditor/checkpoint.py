@@ -36,7 +36,7 @@ from typing import Any, Self
 
 import torch
 
-from auditor.audit import STEP_NAME, step_checkpoints, step_of
+from auditor.audit import STEP_NAME, is_count, step_checkpoints, step_of
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
 from auditor.words import count
@@ -215,46 +215,55 @@ CHECKPOINT_FORMAT = 1  # the payload's layout (`train.payload`'s "format")
 
 
 def resume_problem(state: dict[str, Any]) -> str | None:
-    """What makes a loaded checkpoint's payload unfit to continue a run from (its entries of the
-    wrong kind: a file another tool wrote, or one edited and digested again), or None. The
-    shapes are for the restore itself to refuse (`train.resume_into`); this looks at the kinds,
-    so that nothing reads a position or a history of another type, and at the format."""
-    kinds: dict[str, tuple[type, ...]] = {
-        "model": (dict,), "optimizer": (dict,), "scheduler": (dict,), "scaler": (dict,), "rng": (dict,),
-        "partial": (dict,), "history": (list,), "step_losses": (torch.Tensor,), "best": (dict,),
-    }  # fmt: skip
-    if state.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
-        return (f"it is of checkpoint format {_kind(state['format'])}, and this auditor reads format "
-                f"{CHECKPOINT_FORMAT}")  # fmt: skip
-    for key, kind in kinds.items():
-        if not isinstance(state.get(key), kind):
-            return f"its {key!r} entry is {_kind(state.get(key))}, not {' or '.join(k.__name__ for k in kind)}"
+    """What makes a loaded checkpoint's payload unfit to continue a run from (a file another tool
+    wrote, or one edited and digested again), or None: its format, and the kinds of the entries
+    the loop reads itself (positions, history, best-so-far, the partial epoch). What torch's own
+    state dicts hold is for the restore to refuse (`train.resume_into`)."""
+    fmt = state.get("format", CHECKPOINT_FORMAT)
+    if fmt != CHECKPOINT_FORMAT or type(fmt) is not int:
+        return f"it is of checkpoint format {_kind(fmt)}, and this auditor reads format {CHECKPOINT_FORMAT}"
+    for key, kind in _ENTRY_KINDS.items():
+        if not isinstance(state.get(key, _ABSENT), kind):
+            return f"its {key!r} entry is {_kind(state.get(key, _ABSENT))}, not {kind.__name__}"
     for key in ("epoch", "step_in_epoch", "global_step"):
         if (problem := count_problem(state, key)) is not None:
             return problem
-    if not all(isinstance(h, dict) for h in state["history"]):
-        return "its 'history' entry holds something other than epoch records"
-    for key in ("train_time_s", "compile_s"):
-        value = state.get(key)
-        if not (value is None and key == "compile_s") and (not isinstance(value, int | float) or isinstance(value, bool)):
-            return f"its {key!r} entry is {_kind(value)}, not a number of seconds"
-    return None
+    if state["step_losses"].dim() != 1 or not all(isinstance(h, dict) for h in state["history"]):
+        return "its 'step_losses' or 'history' entry is not a list of steps' losses or epochs' records"
+    seconds = ("train_time_s", "compile_s") if state.get("compile_s") is not None else ("train_time_s",)
+    best, partial = state["best"], state["partial"]
+    wrong = [k for k in seconds if not _number(state.get(k))]
+    wrong += [f"best.{k}" for k in ("metric", "epoch") if best.get(k, _ABSENT) is not None and not _number(best.get(k))]
+    wrong += [] if is_count(best.get("since")) else ["best.since"]
+    wrong += [f"partial.{k}" for k in ("loss_sum", "correct", "elapsed") if k in partial and not _number(partial[k])]
+    losses = partial.get("losses", [])
+    wrong += [] if isinstance(losses, list) and all(map(_number, losses)) else ["partial.losses"]
+    return f"its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not what a run writes there" if wrong else None
+
+
+_ENTRY_KINDS: dict[str, type] = {
+    "model": dict, "optimizer": dict, "scheduler": dict, "scaler": dict, "rng": dict, "partial": dict,
+    "history": list, "step_losses": torch.Tensor, "best": dict,
+}  # fmt: skip
+_ABSENT = object()
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def count_problem(state: dict[str, Any], key: str) -> str | None:
     """Where a checkpoint's `key` entry (a position: epoch, step) is not a count, what it is."""
-    value = state.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        return f"its {key!r} entry is {_kind(value)}, not a count (a whole number, 0 or more)"
-    return None
+    value = state.get(key, _ABSENT)
+    return None if is_count(value) else f"its {key!r} entry is {_kind(value)}, not a count (a whole number, 0 or more)"
 
 
 def _kind(value: Any) -> str:
-    """A value's kind in words, with a short value ('str \'abc\'', 'missing')."""
-    if value is None:
-        return "missing (None)"
+    """A value's kind in words, with a short value ("str 'abc'", 'None', 'missing')."""
+    if value is _ABSENT:
+        return "missing"
     text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    return text if value is None else f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def _bare_weights_hint(payload: Any) -> str:
@@ -365,9 +374,10 @@ def _position(path: Path) -> int:
     if (step := step_of(path)) is not None:
         return step
     try:
-        return int(load(path, check_digest=False).get("global_step", -1))
+        step = load(path, check_digest=False).get("global_step")
     except InvalidInput:
         return -1
+    return step if is_count(step) else -1  # not a count: its step cannot be read
 
 
 def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:

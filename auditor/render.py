@@ -1408,7 +1408,7 @@ def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
     text = other_cpu_text(tr, "training")
     # The meter runs in one process; the training time and throughput sum every process's epochs.
     resumed = tr.get("resumed_from")
-    unmetered = (f"the training before the resume from `{resumed}`, in an earlier process, was not metered"
+    unmetered = (f"the training before the resume from `{resumed}`, in earlier processes, was not metered"
                  if isinstance(resumed, str) and resumed else None)  # fmt: skip
     if unmetered and tr.get("other_cpu_share") is not None:
         text += f", while the process that resumed the run trained; {unmetered}"

@@ -348,7 +348,7 @@ def find_resume_point(
     """
     found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
-    fresh = "run without --resume" if seeded else f"remove {paths.ckpt_staging} and run without --resume"
+    fresh = start_over_text(paths, seeded)
     if found is None and skipped:
         raise InvalidInput(
             f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); to start over, {fresh}"
@@ -371,8 +371,14 @@ def find_resume_point(
     for n in notes_now:
         log(f"resume: {n}")
         notes.append(n)
-    log(f"resume: continuing from {found.name} (global step {state['global_step']})")
-    return found, notes
+    return found, notes  # `train.fit` says it continues, once the checkpoint is restored
+
+
+def start_over_text(paths: RunPaths, seeded: bool) -> str:
+    """How to start a run over instead of resuming it: without --resume, where staging is a copy of
+    the finished run (`seeded`, removed again when the resume is refused), else after removing the
+    interrupted run's staging folder, which a plain run refuses to mix into."""
+    return "run without --resume" if seeded else f"remove {paths.ckpt_staging} and run without --resume"
 
 
 def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> None:
@@ -819,7 +825,7 @@ def execute(
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
                              prov.fingerprint, prov.scored_test_fingerprint, tuple(data.classes),
-                             {"command": env.command, "cwd": env.cwd})  # fmt: skip
+                             {"command": env.command, "cwd": env.cwd}, start_over_text(paths, seeded))  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place,

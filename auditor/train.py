@@ -109,6 +109,7 @@ class RunFiles:
     scored_test_fingerprint: str | None = None  # the test images scored (the first data.limit_test)
     classes: tuple[str, ...] | None = None  # the class names read (batches.meta), by label
     started_by: dict[str, str] | None = None  # this process's {"command", "cwd"}: a fresh run's first process
+    start_over: str = "run without --resume"  # how to start the run over, for a refused resume to say
 
 
 @dataclass
@@ -471,15 +472,16 @@ def resume_into(loop: _Loop, path: Path) -> None:
             text = " ".join(str(exc).split())
             problem = f"it does not fit this run ({type(exc).__name__}: {text[:300] + '...' if len(text) > 300 else text})"
     if problem is not None:
-        raise InvalidInput(f"--resume: {path}: cannot continue from it: {problem}; move it away to resume from the "
-                           f"checkpoint before it, or, to start over, remove {path.parent} and run without --resume")  # fmt: skip
+        raise InvalidInput(f"--resume: {path}: cannot continue from it: {problem} (its digest verifies: it was "
+                           "written so, or edited and digested again); move it away to resume from the checkpoint "
+                           f"before it, or, to start over, {loop.files.start_over}")  # fmt: skip
 
 
 def _position_problem(state: dict[str, Any], spe: int) -> str | None:
     """Where a checkpoint's position (epoch, step in it, global step, steps' losses) is not one a
     run of `spe` steps per epoch saves."""
     epoch, step, g = state["epoch"], state["step_in_epoch"], state["global_step"]
-    if step > spe or g != epoch * spe + step:
+    if step >= spe or g != epoch * spe + step:  # a run rolls a full epoch over before it saves
         return (f"its position (epoch {epoch}, step {step} in it, global step {g}) is not one a run of "
                 f"{count(spe, 'step')} per epoch reaches")  # fmt: skip
     # The epochs' losses, and those of the epoch a step checkpoint was taken in, so far.
@@ -618,6 +620,7 @@ def fit(
     loop = build_loop(train, data_spec, seed, model, data, device, files)
     if resume is not None:
         resume_into(loop, resume)
+        log(f"resume: continuing from {resume.name} (global step {loop.epoch * loop.spe + loop.step})")
     with loop.writer:  # every checkpoint is on disk when fit returns (or raises)
         status, diverged_at = _train_epochs(loop, hook, progress, log)
     return _result(loop, status, diverged_at, resume)

@@ -123,6 +123,9 @@ UNVERIFIED_BLOCK = ("verification.first_divergence, verification.runs, verificat
     (("criteria",), [CRITERION, {k: v for k, v in CRITERION.items() if k != "measured"}], "criteria[1]"),
     (("verification",), {"verdict": "bogus"}, UNVERIFIED_BLOCK),
     (("verification",), VERIFIED | {"tensors": [{"name": "w"}]}, "verification.tensors"),
+    (("verification",), VERIFIED | {"first_divergence": {"pair": "a-b"}}, "verification.first_divergence"),
+    (("verification",), VERIFIED | {"pairs": [{}]}, "verification.pairs"),
+    (("verification",), VERIFIED | {"pairs": [{"pair": "a-b", "losses": "equal"}]}, "verification.pairs"),
 ])  # fmt: skip
 def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
     tmp_path: Path, field: tuple[str, ...], value: Any, named: str

@@ -247,3 +247,40 @@ def test_leftovers_of_killed_writes_go_and_a_landed_file_keeps_its_digest(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256"]
     assert checkpoint.verify(best) is None and checkpoint.load(best)["global_step"] == 2
     assert checkpoint.verify(last) is None
+
+
+RESUMABLE = {"model": {}, "optimizer": {}, "scheduler": {}, "scaler": {}, "rng": {}, "partial": {}, "history": [],
+             "step_losses": torch.zeros(0), "best": {"metric": None, "epoch": None, "since": 0}, "epoch": 0,
+             "step_in_epoch": 0, "global_step": 0, "train_time_s": 0.0, "compile_s": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"global_step": "abc"}, "its 'global_step' entry is str 'abc', not a count (a whole number, 0 or more)"),
+    ({"epoch": True}, "its 'epoch' entry is bool True, not a count (a whole number, 0 or more)"),
+    ({"history": "x"}, "its 'history' entry is str 'x', not list"),
+    ({"history": [1]}, "its 'step_losses' or 'history' entry is not a list of steps' losses or epochs' records"),
+    ({"best": None}, "its 'best' entry is None, not dict"),
+    ({"best": {}}, "its best.metric, best.epoch, best.since are not what a run writes there"),
+    ({"best": {"metric": "high", "epoch": 1, "since": 0}}, "its best.metric is not what a run writes there"),
+    ({"train_time_s": None, "compile_s": "1"}, "its train_time_s, compile_s are not what a run writes there"),
+    ({"partial": {"losses": [0.1, "b"], "loss_sum": "1"}}, "its partial.loss_sum, partial.losses are not what"),
+    ({"format": 99}, "it is of checkpoint format int 99, and this auditor reads format 1"),
+    ({"format": True}, "it is of checkpoint format bool True, and this auditor reads format 1"),
+])  # fmt: skip
+def test_what_a_checkpoint_holds_is_checked_by_kind_before_a_resume_reads_it(change: dict, said: str) -> None:
+    assert checkpoint.resume_problem(RESUMABLE) is None
+    assert checkpoint.resume_problem(RESUMABLE | {"format": 1, "compile_s": 2.5}) is None  # as runs write it
+    found = checkpoint.resume_problem(RESUMABLE | change)
+    assert found is not None and found.startswith(said), found
+    missing = {k: v for k, v in RESUMABLE.items() if k != "global_step"}
+    assert checkpoint.resume_problem(missing) == "its 'global_step' entry is missing, not a count (a whole number, 0 or more)"
+
+
+@pytest.mark.parametrize("step", ["abc", None, [1], -1, True])
+def test_a_last_checkpoint_whose_step_is_no_count_sorts_as_unreadable(tmp_path: Path, step: object) -> None:
+    """The review: a last.pt with global_step 'abc' was a traceback while checkpoints were ranked."""
+    _write(tmp_path / "step-00000002.pt", 2)
+    checkpoint.save(tmp_path / "last.pt", {"model": {"w": torch.zeros(1)}, "global_step": step})
+    found, skipped = checkpoint.newest_intact(tmp_path)
+    assert found == tmp_path / "step-00000002.pt"
+    assert skipped == [(tmp_path / "last.pt", "its step could not be read")]

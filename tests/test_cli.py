@@ -334,6 +334,34 @@ def test_diverged_run_fails_the_gate(tmp_path: Path) -> None:
     assert 'failures="1"' in junit.read_text()
 
 
+def _folder_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow  # several `auditor` processes
+def test_a_resume_from_a_checkpoint_that_does_not_fit_exits_2_and_keeps_everything(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: a checkpoint edited and digested again was a traceback (exit 1) on --resume."""
+    args = ["run", "smoke", *sets(*TINY_SETS, "train.checkpoint_every_steps=3"), "--out", str(tmp_path / "cut")]
+    assert run_cli(*args, env={"AUDITOR_KILL_AT_STEP": "11"}).returncode == -9
+    staging = tmp_path / "cut/checkpoints/smoke.partial"
+    newest = staging / "step-00000009.pt"
+    checkpoint.save(newest, checkpoint.load(newest) | {"epoch": 1000})  # digested again: it verifies
+    before = _folder_digest(staging)
+    refused = run_cli(*args, "--resume")
+    assert_clean_error(refused, f"--resume: {newest}: cannot continue from it: its position (epoch 1000, ",
+                       f"or, to start over, remove {staging} and run without --resume")  # fmt: skip
+    assert "continuing from" not in refused.stderr and _folder_digest(staging) == before
+    done = tmp_path / "done"  # a finished run: starting over needs no folder removed
+    shutil.copytree(smoke_run, done)
+    last = done / "checkpoints/smoke/last.pt"
+    checkpoint.save(last, checkpoint.load(last) | {"epoch": 1000})
+    before = _folder_digest(done)
+    refused = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(done), "--resume")
+    assert_clean_error(refused, f"--resume: {last}: cannot continue from it: its position (epoch 1000, ",
+                       "or, to start over, run without --resume")  # fmt: skip
+    assert "remove" not in refused.stderr and _folder_digest(done) == before
+
+
 @pytest.mark.slow  # several `auditor` processes
 def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) -> None:
     """SIGKILL mid-run (no cleanup), then --resume: final weights equal bit for bit."""
@@ -360,8 +388,11 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert first["command"].endswith(f"--out {tmp_path}") and "--resume" not in first["command"]
     assert audit["environment"]["command"].endswith("--resume") and first["cwd"] == audit["environment"]["cwd"]
     sheet = (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
+    threads = audit["training"]["trained_at"][0]["torch_threads"]
     assert ("# the command that started this run (its first process, as its checkpoints record it), as run from "
-            f"{first['cwd']}\n(cd {shlex.quote(first['cwd'])} && {first['command']})\n") in sheet
+            f"{first['cwd']}\n# (as typed, without its environment: that process trained at {threads} torch "
+            f"thread{'s' if threads != 1 else ''}, which only\n# OMP_NUM_THREADS set to that count gives on another "
+            f"machine)\n(cd {shlex.quote(first['cwd'])} && {first['command']})\n") in sheet  # fmt: skip
     assert "the first process's command is not recorded" not in sheet
 
 

@@ -1897,10 +1897,10 @@ def test_a_busy_machine_during_training_is_said_beside_the_training_time() -> No
     resumed["training"]["resumed_from"] = "step-00000030.pt"
     text = text_of(resumed, NO_FIGURES)
     assert row.format("55% ± 0.2% (over 10.00 s; 10 ms CPU-time ticks), while the process that resumed the run "
-                      "trained; the training before the resume from `step-00000030.pt`, in an earlier process, was "
+                      "trained; the training before the resume from `step-00000030.pt`, in earlier processes, was "
                       "not metered") in text  # fmt: skip
     assert ("> **Busy machine during training:** other processes used 55% of the CPU while the process that resumed "
-            "the run trained (the training before the resume from `step-00000030.pt`, in an earlier process, was not "
+            "the run trained (the training before the resume from `step-00000030.pt`, in earlier processes, was not "
             "metered), so its training time") in text  # fmt: skip
     audit["training"] |= {"other_cpu_share": None, "other_cpu_window_s": 0.05}  # too short to tell
     assert row.format("not recorded: training took 0.05 s, under 0.1 s, where the kernel's 10 ms CPU-time "

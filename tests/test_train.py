@@ -141,18 +141,42 @@ def _edited(state: dict, edit: str) -> dict:
         "epoch 1000": lambda: state.__setitem__("epoch", 1000),
         "step 10**6": lambda: state.__setitem__("step_in_epoch", 10**6),
         "partial foreign": lambda: state.__setitem__("partial", {"x": 1}),
+        "step spe": lambda: state.__setitem__("step_in_epoch", 4),
+        "partial strings": lambda: state["partial"].__setitem__("losses", ["a", "b"]),
         "best None": lambda: state.__setitem__("best", None),
-        "losses short": lambda: state.__setitem__("step_losses", torch.zeros(2)),
+        "best empty": lambda: state.__setitem__("best", {}),
+        "losses short": lambda: state.__setitem__("step_losses", torch.zeros(4)),
+        "losses 0-d": lambda: state.__setitem__("step_losses", torch.tensor(0.0)),
     }  # fmt: skip
     edits[edit]()
     return state
 
 
-@pytest.mark.parametrize("edit", ["weight shape", "weight missing", "weight extra", "no param groups", "optimizer text",
-                                  "rng float", "rng empty", "scheduler keys", "global step -1", "global step text",
-                                  "history text", "epoch 1000", "step 10**6", "partial foreign", "best None",
-                                  "losses short"])  # fmt: skip
-def test_a_checkpoint_whose_contents_do_not_fit_is_refused_by_name(step_checkpoint: Path, tmp_path: Path, edit: str) -> None:
+@pytest.mark.parametrize(("edit", "said"), [
+    ("weight shape", "it does not fit this run (RuntimeError: Error(s) in loading state_dict for ResNet: size mismatch"),
+    ("weight missing", 'Missing key(s) in state_dict: "conv1.weight"'),
+    ("weight extra", 'Unexpected key(s) in state_dict: "bogus"'),
+    ("no param groups", "(ValueError: loaded state dict has a different number of parameter groups)"),
+    ("optimizer text", "its 'optimizer' entry is str 'x', not dict"),
+    ("rng float", "(TypeError: RNG state must be a torch.ByteTensor)"),
+    ("rng empty", "(KeyError: 'torch')"),
+    ("scheduler keys", "(KeyError: 'lr_lambdas')"),
+    ("global step -1", "its 'global_step' entry is int -1, not a count"),
+    ("global step text", "its 'global_step' entry is str 'abc', not a count"),
+    ("history text", "its 'history' entry is str 'x', not list"),
+    ("epoch 1000", "its position (epoch 1000, step 2 in it, global step 2) is not one a run of 4 steps per epoch reaches"),
+    ("step 10**6", "its position (epoch 0, step 1000000 in it, global step 2)"),
+    ("step spe", "its position (epoch 0, step 4 in it, global step 2)"),
+    ("partial foreign", "it records the losses of 0 steps, not of the 2 it trained"),
+    ("partial strings", "its partial.losses is not what a run writes there"),
+    ("best None", "its 'best' entry is None, not dict"),
+    ("best empty", "its best.metric, best.epoch, best.since are not what a run writes there"),
+    ("losses short", "it records the losses of 6 steps, not of the 2 it trained"),
+    ("losses 0-d", "its 'step_losses' or 'history' entry is not a list of steps' losses or epochs' records"),
+])  # fmt: skip
+def test_a_checkpoint_whose_contents_do_not_fit_is_refused_by_name(
+    step_checkpoint: Path, tmp_path: Path, edit: str, said: str
+) -> None:
     """A user test: a checkpoint edited and digested again was a traceback (exit 1) on --resume, or
     resumed into nonsense (global step -1; a 'divergence' from a foreign partial epoch)."""
     path = tmp_path / step_checkpoint.name
@@ -161,27 +185,11 @@ def test_a_checkpoint_whose_contents_do_not_fit_is_refused_by_name(step_checkpoi
     spec = tiny_spec("train.checkpoint_every_steps=2")
     with pytest.raises(InvalidInput) as exc:
         train_tiny(spec, tmp_path, path)
-    said = str(exc.value)
-    assert said.startswith(f"--resume: {path}: cannot continue from it: ") and "\n" not in said
-    assert said.endswith(f"move it away to resume from the checkpoint before it, or, to start over, remove {tmp_path} and "
-                         "run without --resume")  # fmt: skip
-
-
-def test_what_a_checkpoint_holds_is_checked_by_kind_before_it_is_read() -> None:
-    state = {"model": {}, "optimizer": {}, "scheduler": {}, "scaler": {}, "rng": {}, "partial": {}, "history": [],
-             "step_losses": torch.zeros(0), "best": {}, "epoch": 0, "step_in_epoch": 0, "global_step": 0,
-             "train_time_s": 0.0, "compile_s": None}  # fmt: skip
-    assert checkpoint.resume_problem(state) is None
-    assert checkpoint.resume_problem(state | {"global_step": "abc"}) == (
-        "its 'global_step' entry is str 'abc', not a count (a whole number, 0 or more)")
-    assert checkpoint.resume_problem(state | {"epoch": True}) == "its 'epoch' entry is bool True, not a count (a whole number, 0 or more)"
-    assert checkpoint.resume_problem(state | {"history": "x"}) == "its 'history' entry is str 'x', not list"
-    assert checkpoint.resume_problem(state | {"history": [1]}) == "its 'history' entry holds something other than epoch records"
-    assert checkpoint.resume_problem(state | {"format": 99}) == "it is of checkpoint format int 99, and this auditor reads format 1"
-    assert checkpoint.resume_problem(state | {"format": 1}) is None  # as runs write it; older ones wrote none
-    assert checkpoint.resume_problem(state | {"best": None}) == "its 'best' entry is missing (None), not dict"
-    assert checkpoint.resume_problem(state | {"train_time_s": None}) == (
-        "its 'train_time_s' entry is missing (None), not a number of seconds")
+    message = str(exc.value)
+    assert message.startswith(f"--resume: {path}: cannot continue from it: ") and said in message, message
+    assert "\n" not in message and message.endswith(
+        "(its digest verifies: it was written so, or edited and digested again); move it away to resume from the "
+        "checkpoint before it, or, to start over, run without --resume")  # RunFiles' default; the runner's says more
 
 
 def test_checkpoints_carry_every_setting_training_ran_at_through_resumes(tmp_path: Path) -> None:
