@@ -314,26 +314,6 @@ def _check_cli_sets(cli_sets: list[str]) -> None:
             raise InvalidInput(f"--set {item!r}: {key[0]} is set by ablate for every run; {hint}")
 
 
-def _check_cli_set_values(
-    source: str, abl: Ablation, base_raw: dict[str, Any], cli_sets: list[str], variants: list[str]
-) -> None:
-    """Refuse a --set whose value validation refuses by naming the --set, as `run` does, rather
-    than as every variant's problem: the base with the file's overrides and the --set items is
-    validated once. Only what a --set wrote is refused here: a key a variant sets itself is the
-    variant's (its value wins), and checks across fields are left to each variant, which may
-    change the other field."""
-    if not cli_sets:
-        return
-    own = {k for v in variants for k in _keys(abl.variants[v])}
-    items = [s for s in parse_sets(cli_sets) if not any(_overlap(".".join(s.path), k) for k in own)]
-    where = f"{source}: base {abl.base}"
-    try:
-        validate_spec(apply_overrides(base_raw, [*abl.overrides, *cli_sets]), where, sets=items)
-    except InvalidInput as exc:
-        if mine := [line for line in str(exc).splitlines() if line.startswith(f"{where} --set ")]:
-            raise InvalidInput("\n".join(mine)) from None
-
-
 def _select_variants(source: str, abl: Ablation, only: list[str]) -> list[str]:
     """The file's variants in file order, or those named by --only (all must exist)."""
     unknown = [v for v in only if v not in abl.variants]
@@ -382,11 +362,14 @@ def _resolve_variant(
     runs: list[PlannedRun] = []
     errs: list[str] = []
     where = f"{source}: variant {v!r}"
+    # An error in what a --set wrote names it, as `run` does, unless the variant sets that key itself.
+    own = _keys(abl.variants[v])
+    named = [s for s in parse_sets(cli_sets) if not any(_overlap(".".join(s.path), k) for k in own)]
     for seed in seeds:
         name = run_name(abl.name, v, seed)
         overrides = (*abl.overrides, *cli_sets, *abl.variants[v], f"seed={seed}", f"name={name}")
         try:
-            spec = validate_spec(apply_overrides(base_raw, list(overrides)), where)
+            spec = validate_spec(apply_overrides(base_raw, list(overrides)), where, sets=named)
         except InvalidInput as exc:
             msg = str(exc)
             lines = msg.splitlines() if msg.startswith(where) else [f"{where}: {msg}"]
@@ -413,7 +396,6 @@ def build_plan(
     base_raw = read_yaml(base_path)
     if {"variants", "base"} <= base_raw.keys():
         raise InvalidInput(f"{source}: base: {base_path} is an ablation file; the base must be a spec")
-    _check_cli_set_values(source, abl, base_raw, cli_sets, variants)
     runs: list[PlannedRun] = []
     errors: dict[str, list[str]] = {}
     for v in variants:
@@ -432,19 +414,15 @@ def build_plan(
 
 
 def _merge_errors(source: str, base: str, errors: dict[str, list[str]], n_variants: int) -> str:
-    """One line per problem; a problem shared by every variant is reported once, on the base."""
-    stripped = {
-        v: [line.removeprefix(f"{source}: variant {v!r}: ") for line in lines] for v, lines in errors.items()
-    }
+    """One line per problem; a problem shared by every variant is reported once, on the base. What
+    follows a line's variant (': PROBLEM', or ' --set ITEM: PROBLEM' naming a --set) is kept."""
+    stripped = {v: [line.removeprefix(f"{source}: variant {v!r}") for line in lines] for v, lines in errors.items()}
     every = len(errors) == n_variants > 1
     common = set.intersection(*(set(s) for s in stripped.values())) if every else set()
-    lines = [
-        f"{source}: base {base} with the overrides (every variant): {c}"
-        for c in next(iter(stripped.values()))
-        if c in common
-    ]
+    lines = [f"{source}: base {base} with the overrides (every variant){c}" for c in next(iter(stripped.values()))
+             if c in common]  # fmt: skip
     for v, items in stripped.items():
-        lines += [f"{source}: variant {v!r}: {c}" for c in items if c not in common]
+        lines += [f"{source}: variant {v!r}{c}" for c in items if c not in common]
     return "\n".join(lines)
 
 

@@ -213,8 +213,20 @@ def test_a_set_whose_value_is_refused_is_named(tmp_path: Path) -> None:
     f = write(tmp_path / "x.yaml", TINY)
     with pytest.raises(InvalidInput) as exc:
         build_plan(str(f), cli_sets=["train.epochs=x"])
-    assert str(exc.value) == f"{f}: base smoke --set 'train.epochs=x': train.epochs: input should be a valid integer, got 'x'"
+    assert str(exc.value) == (f"{f}: base smoke with the overrides (every variant) --set 'train.epochs=x': train.epochs: "
+                              "input should be a valid integer, got 'x'")  # fmt: skip
     # A key a variant sets itself is the variant's: its value wins, so the --set is not refused for it.
+    one = write(tmp_path / "z.yaml", TINY.replace("cosine: []", "cosine: [train.epochs=2]"))
+    with pytest.raises(InvalidInput) as exc:
+        build_plan(str(one), cli_sets=["train.epochs=x"])
+    assert str(exc.value) == f"{one}: variant 'constant' --set 'train.epochs=x': train.epochs: input should be a valid integer, got 'x'"
+    # A check across fields is each variant's: one whose own value makes the --set valid plans (the review).
+    warm = write(tmp_path / "w.yaml", TINY.replace("cosine: []", "cosine: [train.epochs=10]"))
+    with pytest.raises(InvalidInput) as exc:
+        build_plan(str(warm), cli_sets=["train.schedule.warmup_epochs=5"])
+    assert str(exc.value).startswith(f"{warm}: variant 'constant' --set 'train.schedule.warmup_epochs=5': ")
+    assert [r.variant for r in build_plan(str(warm), cli_sets=["train.schedule.warmup_epochs=5"], only=["cosine"]).runs] == [
+        "cosine", "cosine"]  # fmt: skip
     mine = write(tmp_path / "y.yaml", TINY.replace("cosine: []", "cosine: [train.epochs=2]").replace(
         "constant: [train.schedule.name=constant]", "constant: [train.schedule.name=constant, train.epochs=3]"))  # fmt: skip
     assert {r.spec.train.epochs for r in build_plan(str(mine), cli_sets=["train.epochs=x"]).runs} == {2, 3}
