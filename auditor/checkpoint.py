@@ -249,6 +249,7 @@ _ABSENT = object()
 
 
 def _number(value: Any) -> bool:
+    """A real number as a checkpoint holds one (not a bool, which Python counts as one)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -362,8 +362,7 @@ def find_resume_point(
     # The position this reads; `train.resume_into` checks the rest once the loop is built.
     if (problem := checkpoint.count_problem(state, "global_step")) is not None:
         raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
-                           f"written so, or edited and digested again); move it away to resume from the checkpoint "
-                           f"before it, or, to start over, {fresh}")  # fmt: skip
+                           f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
     check_best_kept(found, state, fresh, environment.compute_setting(device))
     done = trains_nothing(paths, found, seeded)
     notes_now = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
@@ -379,6 +378,16 @@ def start_over_text(paths: RunPaths, seeded: bool) -> str:
     the finished run (`seeded`, removed again when the resume is refused), else after removing the
     interrupted run's staging folder, which a plain run refuses to mix into."""
     return "run without --resume" if seeded else f"remove {paths.ckpt_staging} and run without --resume"
+
+
+def refused_resume_advice(paths: RunPaths, seeded: bool) -> str:
+    """What to do where the checkpoint a --resume would continue from is refused: an interrupted
+    run may go on from the one before it, where one is kept; a finished run (`seeded`) has only its
+    last.pt to be resumed from, so it is trained again."""
+    if seeded:
+        return "a finished run is resumed from its last.pt alone: to train it again, run without --resume"
+    return ("move it away to resume from the checkpoint before it (with none kept, the run trains from the start), "
+            f"or, to start over, {start_over_text(paths, seeded)}")
 
 
 def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> None:
@@ -825,7 +834,7 @@ def execute(
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
                              prov.fingerprint, prov.scored_test_fingerprint, tuple(data.classes),
-                             {"command": env.command, "cwd": env.cwd}, start_over_text(paths, seeded))  # fmt: skip
+                             {"command": env.command, "cwd": env.cwd}, refused_resume_advice(paths, seeded))  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place,

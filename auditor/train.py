@@ -109,7 +109,7 @@ class RunFiles:
     scored_test_fingerprint: str | None = None  # the test images scored (the first data.limit_test)
     classes: tuple[str, ...] | None = None  # the class names read (batches.meta), by label
     started_by: dict[str, str] | None = None  # this process's {"command", "cwd"}: a fresh run's first process
-    start_over: str = "run without --resume"  # how to start the run over, for a refused resume to say
+    resume_advice: str = "run without --resume to start over"  # what a refused resume says to do (the runner's)
 
 
 @dataclass
@@ -473,8 +473,7 @@ def resume_into(loop: _Loop, path: Path) -> None:
             problem = f"it does not fit this run ({type(exc).__name__}: {text[:300] + '...' if len(text) > 300 else text})"
     if problem is not None:
         raise InvalidInput(f"--resume: {path}: cannot continue from it: {problem} (its digest verifies: it was "
-                           "written so, or edited and digested again); move it away to resume from the checkpoint "
-                           f"before it, or, to start over, {loop.files.start_over}")  # fmt: skip
+                           f"written so, or edited and digested again); {loop.files.resume_advice}")  # fmt: skip
 
 
 def _position_problem(state: dict[str, Any], spe: int) -> str | None:

@@ -358,8 +358,8 @@ def test_a_resume_from_a_checkpoint_that_does_not_fit_exits_2_and_keeps_everythi
     before = _folder_digest(done)
     refused = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(done), "--resume")
     assert_clean_error(refused, f"--resume: {last}: cannot continue from it: its position (epoch 1000, ",
-                       "or, to start over, run without --resume")  # fmt: skip
-    assert "remove" not in refused.stderr and _folder_digest(done) == before
+                       "a finished run is resumed from its last.pt alone: to train it again, run without --resume")  # fmt: skip
+    assert "remove" not in refused.stderr and "move it away" not in refused.stderr and _folder_digest(done) == before
 
 
 @pytest.mark.slow  # several `auditor` processes

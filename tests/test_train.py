@@ -188,8 +188,8 @@ def test_a_checkpoint_whose_contents_do_not_fit_is_refused_by_name(
     message = str(exc.value)
     assert message.startswith(f"--resume: {path}: cannot continue from it: ") and said in message, message
     assert "\n" not in message and message.endswith(
-        "(its digest verifies: it was written so, or edited and digested again); move it away to resume from the "
-        "checkpoint before it, or, to start over, run without --resume")  # RunFiles' default; the runner's says more
+        "(its digest verifies: it was written so, or edited and digested again); run without --resume to start "
+        "over")  # RunFiles' default; the runner gives its own (runner.refused_resume_advice)
 
 
 def test_checkpoints_carry_every_setting_training_ran_at_through_resumes(tmp_path: Path) -> None:
