@@ -80,8 +80,11 @@ def model_from_checkpoint(path: Path) -> Loaded:
         warnings.append(f"its embedded spec does not hash to the spec_hash recorded with it ({recorded[:12]}): "
                         "the spec or the hash was changed after the run, so the run, model and hash printed "
                         "here may not belong together")  # fmt: skip
-    classes = state.get("classes")
-    classes = classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
+    classes = state.get("classes")  # older checkpoints: none
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        warnings.append(f"the class names recorded with it ({short_value(classes)}) are not a list of names: ignored, "
+                        "so the copy's class names are not compared with the run's")  # fmt: skip
+        classes = None
     step = state.get("global_step")
     if step is not None and not is_count(step):
         warnings.append(f"the global_step recorded with it ({short_value(step)}) is not a count of steps: ignored")

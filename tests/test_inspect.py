@@ -440,6 +440,19 @@ def test_the_reports_say_how_far_the_weights_had_trained(tmp_path: Path, spec: S
         assert f"the global_step recorded with it ({shown}) is not a count of steps: ignored" in loaded.warnings
 
 
+def test_class_names_recorded_otherwise_than_a_run_writes_them_are_said_to_be_ignored(tmp_path: Path, spec: Spec) -> None:
+    """A user test: a checkpoint whose classes entry was 5 was evaluated without a word."""
+    names = ["airplane", "automobile"]
+    loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "named.pt", spec, {"classes": names}))
+    assert loaded.classes == names and not any("class names" in w for w in loaded.warnings)
+    assert auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "old.pt", spec)).warnings == []  # none recorded
+    for edited, shown in [(5, "5"), (["airplane", 3], '["airplane", 3]'), ("airplane", "'airplane'")]:
+        loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "edited.pt", spec, {"classes": edited}))
+        assert loaded.classes is None
+        assert (f"the class names recorded with it ({shown}) are not a list of names: ignored, so the copy's class "
+                "names are not compared with the run's") in loaded.warnings
+
+
 def test_the_thread_note_of_measure_speaks_of_what_it_times(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auditor_inspect.environment, "usable_cpus", lambda: 1)
     monkeypatch.setattr(auditor_inspect.torch, "get_num_threads", lambda: 2)
