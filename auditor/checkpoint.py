@@ -36,10 +36,10 @@ from typing import Any, Self
 
 import torch
 
-from auditor.audit import STEP_NAME, is_count, step_checkpoints, step_of
+from auditor.audit import STEP_NAME, is_count, is_number, step_checkpoints, step_of
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
-from auditor.words import count
+from auditor.words import count, first_of
 
 KEEP_STEP_CHECKPOINTS = 2  # so a corrupted newest one still has a fallback
 
@@ -232,12 +232,12 @@ def resume_problem(state: dict[str, Any]) -> str | None:
         return "its 'step_losses' or 'history' entry is not a list of steps' losses or epochs' records"
     seconds = ("train_time_s", "compile_s") if state.get("compile_s") is not None else ("train_time_s",)
     best, partial = state["best"], state["partial"]
-    wrong = [k for k in seconds if not _number(state.get(k))]
-    wrong += [f"best.{k}" for k in ("metric", "epoch") if best.get(k, _ABSENT) is not None and not _number(best.get(k))]
+    wrong = [k for k in seconds if not is_number(state.get(k))]
+    wrong += [f"best.{k}" for k in ("metric", "epoch") if best.get(k, _ABSENT) is not None and not is_number(best.get(k))]
     wrong += [] if is_count(best.get("since")) else ["best.since"]
-    wrong += [f"partial.{k}" for k in ("loss_sum", "correct", "elapsed") if k in partial and not _number(partial[k])]
+    wrong += [f"partial.{k}" for k in ("loss_sum", "correct", "elapsed") if k in partial and not is_number(partial[k])]
     losses = partial.get("losses", [])
-    wrong += [] if isinstance(losses, list) and all(map(_number, losses)) else ["partial.losses"]
+    wrong += [] if isinstance(losses, list) and all(map(is_number, losses)) else ["partial.losses"]
     return f"its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not what a run writes there" if wrong else None
 
 
@@ -246,11 +246,6 @@ _ENTRY_KINDS: dict[str, type] = {
     "history": list, "step_losses": torch.Tensor, "best": dict,
 }  # fmt: skip
 _ABSENT = object()
-
-
-def _number(value: Any) -> bool:
-    """A real number as a checkpoint holds one (not a bool, which Python counts as one)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def count_problem(state: dict[str, Any], key: str) -> str | None:
@@ -353,7 +348,7 @@ def _foreign_zip(path: Path) -> str | None:
         return None
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
         return None
-    shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+    shown = first_of([repr(n) for n in names[:3]], len(names))
     return f"a zip archive, but not one torch.save writes (no data.pkl entry; it holds {shown or 'nothing'})"
 
 

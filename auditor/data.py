@@ -217,10 +217,7 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
     """
     root = _data_root(spec)
     base = root / CIFAR_DIR
-    try:
-        fetched = _downloads(spec.download, root)
-    except OSError as exc:
-        raise _unlookable(root, exc) from None
+    fetched = _downloads(spec.download, root)
     if fetched:
         _download(root)
     if (refusal := _no_cifar_dir(root)) is not None:
@@ -257,8 +254,11 @@ def _downloads(download: bool, root: Path) -> bool:
     """Whether reading the data fetches it first: asked to, and nothing named CIFAR_DIR where a
     folder can hold one. Never into a folder named CIFAR_DIR: that is the set's own folder, whose
     parent data.root names (a download there would nest a second copy inside it)."""
-    return (download and not os.path.lexists(root / CIFAR_DIR) and root.name != CIFAR_DIR
-            and (root.is_dir() or not root.exists()))  # fmt: skip
+    try:
+        return (download and not os.path.lexists(root / CIFAR_DIR) and root.name != CIFAR_DIR
+                and (root.is_dir() or not root.exists()))  # fmt: skip
+    except OSError:  # a folder on the way this user may not search: nothing is fetched; _no_cifar_dir says why
+        return False
 
 
 def root_problem(spec: DataSpec) -> SpecFieldError | None:
@@ -271,10 +271,7 @@ def root_problem(spec: DataSpec) -> SpecFieldError | None:
         root = _data_root(spec)
     except SpecFieldError as exc:
         return exc
-    try:
-        return None if _downloads(spec.download, root) else _no_cifar_dir(root)
-    except OSError as exc:
-        return _unlookable(root, exc)
+    return None if _downloads(spec.download, root) else _no_cifar_dir(root)
 
 
 def data_problem(spec: DataSpec) -> SpecFieldError | None:
