@@ -1172,7 +1172,7 @@ def profile_auditor(s: Setup, pipe: AuditorPipeline, steps: int = 3, top: int = 
     pipe.begin()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.device.type == "cuda" else [])
     t0 = time.perf_counter()
-    with profile(activities=acts) as prof:
+    with profile(activities=acts, record_shapes=True, with_flops=True) as prof:
         pipe.run(steps)
         sync(s.device)
     wall = time.perf_counter() - t0
@@ -1188,6 +1188,42 @@ def profile_auditor(s: Setup, pipe: AuditorPipeline, steps: int = 3, top: int = 
         "self_cpu_s": total / 1e6, "device": str(s.device),
         "groups": sorted(((g, t / total) for g, t in groups.items()), key=lambda kv: -kv[1]),
         "top_ops": [(k, t / total, n) for k, t, n in sorted(events, key=lambda e: -e[1])[:top]],
+        # On CUDA the host's times say nothing of the kernels': no rates there.
+        "conv_layers": conv_layers(prof.events(), steps) if s.device.type == "cpu" else [],
+    }  # fmt: skip
+
+
+def conv_layers(events: Any, steps: int) -> list[dict[str, Any]]:
+    """Per convolution shape in the profiled steps: calls per step, and for the forward and the
+    backward the inclusive time per call (the kernel, its layout reorders and allocations; us)
+    and the FLOPs. The forward's FLOPs are the profiler's count for aten::conv2d (2 per
+    multiply-add, stride included); the backward computes the forward's FLOPs again for each
+    gradient its output_mask asks for (input, weight: the batch itself needs no gradient)."""
+    acc: dict[tuple[str, str], dict[str, float]] = {}
+    for e in events:
+        if e.name == "aten::conv2d":
+            a = acc.setdefault((str(e.input_shapes[0]), str(e.input_shapes[1])), dict.fromkeys(CONV_SUMS, 0.0))
+            a["fwd_calls"], a["fwd_us"], a["fwd_flops"] = a["fwd_calls"] + 1, a["fwd_us"] + e.cpu_time_total, a["fwd_flops"] + e.flops
+        elif e.name == "aten::convolution_backward":  # inputs: grad_output, input, weight, ...
+            a = acc.setdefault((str(e.input_shapes[1]), str(e.input_shapes[2])), dict.fromkeys(CONV_SUMS, 0.0))
+            grads = sum(bool(g) for g in e.concrete_inputs[-1][:2])  # output_mask: (input, weight, bias)
+            a["bwd_calls"], a["bwd_us"], a["bwd_grads"] = a["bwd_calls"] + 1, a["bwd_us"] + e.cpu_time_total, a["bwd_grads"] + grads
+    return [_conv_row(shapes, a, steps) for shapes, a in acc.items()]
+
+
+CONV_SUMS = ("fwd_calls", "fwd_us", "fwd_flops", "bwd_calls", "bwd_us", "bwd_grads")
+
+
+def _conv_row(shapes: tuple[str, str], a: dict[str, float], steps: int) -> dict[str, Any]:
+    """One layer shape's sums as per-call figures; None where that pass was not seen."""
+    fwd, bwd = a["fwd_calls"], a["bwd_calls"]
+    flops = a["fwd_flops"] / fwd if fwd else None  # one forward call's
+    grads = a["bwd_grads"] / bwd if bwd else None  # gradients one backward call computes
+    return {
+        "input": shapes[0], "weight": shapes[1], "calls_per_step": fwd / steps, "fwd_flops": flops,
+        "fwd_us": a["fwd_us"] / fwd if fwd else None, "fwd_gflops": flops * fwd / (a["fwd_us"] * 1e3) if flops else None,
+        "bwd_us": a["bwd_us"] / bwd if bwd else None, "bwd_grads": grads,
+        "bwd_gflops": grads * flops * bwd / (a["bwd_us"] * 1e3) if flops and grads else None,
     }  # fmt: skip
 
 
@@ -1209,8 +1245,39 @@ def profile_lines(results: list[dict[str, Any]]) -> list[str]:
         lines += [f"| {g} | {share * 100:.1f}% |" for g, share in r["groups"]]
         lines += ["", "| op | share | calls |", "| --- | ---: | ---: |"]
         lines += [f"| `{k}` | {share * 100:.1f}% | {n} |" for k, share, n in r["top_ops"]]
-        lines.append("")
+        lines += ["", *conv_lines(r.get("conv_layers") or [], r["steps"], r["self_cpu_s"])]
     return lines
+
+
+def conv_lines(layers: list[dict[str, Any]], steps: int, self_cpu_s: float) -> list[str]:
+    """RESULTS.md lines: each convolution shape's time and rate, and all of them against the step."""
+    if not layers:
+        return []
+    lines = [
+        ("Convolutions by shape, most time per step first: time per call under the profiler, including "
+         "oneDNN's layout reorders and allocations; FLOPs as the profiler counts the forward (2 per "
+         "multiply-add), and that count again for each gradient the backward computes (the batch itself "
+         "needs none)."), "",
+        ("| input (N, C, H, W) | weight (out, in, kh, kw) | calls per step | forward ms | forward GFLOP/s "
+         "| backward ms | gradients | backward GFLOP/s |"), "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    us = flops = 0.0
+    for c in sorted(layers, key=lambda c: -c["calls_per_step"] * ((c["fwd_us"] or 0) + (c["bwd_us"] or 0))):
+        cells = [_fmt(c["fwd_us"], 1e-3, ".2f"), _fmt(c["fwd_gflops"], 1, ".0f"), _fmt(c["bwd_us"], 1e-3, ".2f"),
+                 _fmt(c["bwd_grads"], 1, "g"), _fmt(c["bwd_gflops"], 1, ".0f")]  # fmt: skip
+        lines.append(f"| {c['input']} | {c['weight']} | {c['calls_per_step']:g} | {' | '.join(cells)} |")
+        calls = c["calls_per_step"] * steps
+        us += calls * ((c["fwd_us"] or 0) + (c["bwd_us"] or 0))
+        flops += calls * (c["fwd_flops"] or 0) * (1 + (c["bwd_grads"] or 0))
+    share = us / (self_cpu_s * 1e6)
+    return [*lines, "", (f"All convolutions: {share:.0%} of the self CPU time, at {flops / (us * 1e3):.0f} GFLOP/s "
+                         f"together; the other {1 - share:.0%} is batch norm, elementwise ops, data, the optimizer "
+                         "and Python."), ""]  # fmt: skip
+
+
+def _fmt(value: float | None, scale: float, spec: str) -> str:
+    """value x scale in format `spec`, or "n/a" where the profile had no such figure."""
+    return format(value * scale, spec) if value is not None else "n/a"
 
 
 # --- auditing overhead ------------------------------------------------------------------

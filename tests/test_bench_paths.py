@@ -23,6 +23,7 @@ import torch
 import torchvision.transforms.functional as TF
 from conftest import bench_module
 from PIL import Image
+from torch import nn
 
 import auditor
 from auditor.data import augment, generator, load_data, normalize
@@ -821,3 +822,48 @@ def test_a_json_report_that_fails_after_measuring_is_kept_elsewhere(bench, tmp_p
     with pytest.raises(OSError):
         bench.finish(a, report)
     assert Path(a.json_kept).parent == tmp_path and json.loads(Path(a.json_kept).read_text())["command"] == report["command"]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_layers_count_each_shapes_calls_flops_and_gradients(bench, stride: int) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    first, second = nn.Conv2d(3, 8, 3, stride=stride, padding=1, bias=False), nn.Conv2d(8, 4, 1, bias=False)
+    x = torch.randn(2, 3, 8, 8)  # the batch: no gradient of its own
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
+        for _ in range(2):  # two steps
+            second(first(x)).sum().backward()
+    rows = {(r["input"], r["weight"]): r for r in bench.conv_layers(prof.events(), steps=2)}
+    side = 8 // stride
+    a, b = rows[("[2, 3, 8, 8]", "[8, 3, 3, 3]")], rows[(f"[2, 8, {side}, {side}]", "[4, 8, 1, 1]")]
+    assert a["fwd_flops"] == 2 * 2 * 8 * side * side * 3 * 9 and b["fwd_flops"] == 2 * 2 * 4 * side * side * 8
+    assert a["calls_per_step"] == b["calls_per_step"] == 1
+    assert a["bwd_grads"] == 1 and b["bwd_grads"] == 2  # weight only; input and weight
+    for r in (a, b):
+        assert r["fwd_us"] > 0 and r["bwd_us"] > 0
+        assert r["fwd_gflops"] == pytest.approx(r["fwd_flops"] / (r["fwd_us"] * 1e3))
+        assert r["bwd_gflops"] == pytest.approx(r["bwd_grads"] * r["fwd_flops"] / (r["bwd_us"] * 1e3))
+    lines = bench.conv_lines(list(rows.values()), steps=2, self_cpu_s=1.0)
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 4 and len({line.count("|") for line in table}) == 1
+    us = sum(2 * (r["fwd_us"] + r["bwd_us"]) for r in rows.values())  # per call x 2 steps
+    assert f"All convolutions: {us / 1e6:.0%} of the self CPU time" in lines[-2]
+
+
+def test_conv_lines_show_a_pass_the_profile_missed_as_not_available(bench) -> None:
+    only_fwd = {"input": "[1, 3, 4, 4]", "weight": "[2, 3, 1, 1]", "calls_per_step": 1, "fwd_flops": 192.0,
+                "fwd_us": 2.0, "fwd_gflops": 0.096, "bwd_us": None, "bwd_grads": None, "bwd_gflops": None}  # fmt: skip
+    assert bench.conv_lines([], 3, 1.0) == []
+    row = next(line for line in bench.conv_lines([only_fwd], 1, 1.0) if line.startswith("| [1, 3"))
+    assert row == "| [1, 3, 4, 4] | [2, 3, 1, 1] | 1 | 0.00 | 0 | n/a | n/a | n/a |"
+
+
+def test_profile_of_the_auditor_path_has_conv_rates_on_cpu(bench, tiny, tmp_path: Path) -> None:
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=1, repeats=1, warmup=1,
+                    workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, log=lambda m: None)  # fmt: skip
+    r = bench.profile_auditor(s, bench.make_auditor(s, bench.DEFAULT_CONFIG), steps=2)
+    convs = r["conv_layers"]
+    assert convs and all(c["calls_per_step"] >= 1 and c["bwd_grads"] in (1, 2) for c in convs)
+    assert sum(c["bwd_grads"] == 1 for c in convs) == 1  # only the first layer's input is the batch
+    assert any("All convolutions:" in line for line in bench.profile_lines([r]))
