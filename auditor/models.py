@@ -330,7 +330,12 @@ class BasicBlock(nn.Module):
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
         if self.shortcut is not None:  # fixed at construction: no data-dependent branch
-            out = out + self.shortcut(x)
+            # In place: the norm's backward (or, with norm "none", the convolution's) reads its
+            # inputs, never its output, so the gradients are the same bit for bit, and a step
+            # allocates and writes one activation-sized tensor less per block. Under autocast both
+            # sides have one dtype (the norm's, which the shortcut's own norm or input shares), as
+            # an in-place add needs.
+            out += self.shortcut(x)
         return self.relu(out)
 
 
@@ -359,7 +364,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.norm2(self.conv2(out)))
         out = self.norm3(self.conv3(out))
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            out += self.shortcut(x)  # in place, as in BasicBlock.forward
         return self.relu(out)
 
 
