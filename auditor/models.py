@@ -332,9 +332,11 @@ class BasicBlock(nn.Module):
         if self.shortcut is not None:  # fixed at construction: no data-dependent branch
             # In place: the norm's backward (or, with norm "none", the convolution's) reads its
             # inputs, never its output, so the gradients are the same bit for bit, and a step
-            # allocates and writes one activation-sized tensor less per block. Under autocast both
-            # sides have one dtype (the norm's, which the shortcut's own norm or input shares), as
-            # an in-place add needs.
+            # allocates and writes one activation-sized tensor less per block. An in-place add
+            # keeps `out`'s dtype; under autocast both sides have one dtype here (the norm's, which
+            # the shortcut's own norm or input shares), so the sum is the out-of-place one
+            # (tests/test_models.py). The price: a hook on norm2 sees its output overwritten, and a
+            # full backward hook there is refused by autograd; nothing here registers hooks.
             out += self.shortcut(x)
         return self.relu(out)
 

@@ -1172,7 +1172,8 @@ def profile_auditor(s: Setup, pipe: AuditorPipeline, steps: int = 3, top: int = 
     pipe.begin()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.device.type == "cuda" else [])
     t0 = time.perf_counter()
-    with profile(activities=acts, record_shapes=True, with_flops=True) as prof:
+    on_cpu = s.device.type == "cpu"  # the shapes and FLOPs feed conv_layers, which CUDA has no use for
+    with profile(activities=acts, record_shapes=on_cpu, with_flops=on_cpu) as prof:
         pipe.run(steps)
         sync(s.device)
     wall = time.perf_counter() - t0
@@ -1189,7 +1190,7 @@ def profile_auditor(s: Setup, pipe: AuditorPipeline, steps: int = 3, top: int = 
         "groups": sorted(((g, t / total) for g, t in groups.items()), key=lambda kv: -kv[1]),
         "top_ops": [(k, t / total, n) for k, t, n in sorted(events, key=lambda e: -e[1])[:top]],
         # On CUDA the host's times say nothing of the kernels': no rates there.
-        "conv_layers": conv_layers(prof.events(), steps) if s.device.type == "cpu" else [],
+        "conv_layers": conv_layers(prof.events(), steps) if on_cpu else [],
     }  # fmt: skip
 
 
@@ -1201,7 +1202,7 @@ def conv_layers(events: Any, steps: int) -> list[dict[str, Any]]:
     gradient its output_mask asks for (input, weight: the batch itself needs no gradient)."""
     acc: dict[tuple[str, str], dict[str, float]] = {}
     for e in events:
-        if e.name == "aten::conv2d":
+        if e.name == "aten::conv2d" and not _inside_conv2d(e):  # autocast records one inside another
             a = acc.setdefault((str(e.input_shapes[0]), str(e.input_shapes[1])), dict.fromkeys(CONV_SUMS, 0.0))
             a["fwd_calls"], a["fwd_us"], a["fwd_flops"] = a["fwd_calls"] + 1, a["fwd_us"] + e.cpu_time_total, a["fwd_flops"] + e.flops
         elif e.name == "aten::convolution_backward":  # inputs: grad_output, input, weight, ...
@@ -1214,13 +1215,24 @@ def conv_layers(events: Any, steps: int) -> list[dict[str, Any]]:
 CONV_SUMS = ("fwd_calls", "fwd_us", "fwd_flops", "bwd_calls", "bwd_us", "bwd_grads")
 
 
+def _inside_conv2d(e: Any) -> bool:
+    """Whether a profiler event runs within an aten::conv2d event (its time is counted there)."""
+    parent = e.cpu_parent
+    while parent is not None:
+        if parent.name == "aten::conv2d":
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
 def _conv_row(shapes: tuple[str, str], a: dict[str, float], steps: int) -> dict[str, Any]:
     """One layer shape's sums as per-call figures; None where that pass was not seen."""
     fwd, bwd = a["fwd_calls"], a["bwd_calls"]
     flops = a["fwd_flops"] / fwd if fwd else None  # one forward call's
     grads = a["bwd_grads"] / bwd if bwd else None  # gradients one backward call computes
     return {
-        "input": shapes[0], "weight": shapes[1], "calls_per_step": fwd / steps, "fwd_flops": flops,
+        "input": shapes[0], "weight": shapes[1], "calls_per_step": fwd / steps, "bwd_calls_per_step": bwd / steps,
+        "fwd_flops": flops,
         "fwd_us": a["fwd_us"] / fwd if fwd else None, "fwd_gflops": flops * fwd / (a["fwd_us"] * 1e3) if flops else None,
         "bwd_us": a["bwd_us"] / bwd if bwd else None, "bwd_grads": grads,
         "bwd_gflops": grads * flops * bwd / (a["bwd_us"] * 1e3) if flops and grads else None,
@@ -1261,18 +1273,27 @@ def conv_lines(layers: list[dict[str, Any]], steps: int, self_cpu_s: float) -> l
         ("| input (N, C, H, W) | weight (out, in, kh, kw) | calls per step | forward ms | forward GFLOP/s "
          "| backward ms | gradients | backward GFLOP/s |"), "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]  # fmt: skip
-    us = flops = 0.0
-    for c in sorted(layers, key=lambda c: -c["calls_per_step"] * ((c["fwd_us"] or 0) + (c["bwd_us"] or 0))):
+    for c in sorted(layers, key=lambda c: -sum(us for us, _ in _conv_passes(c))):
         cells = [_fmt(c["fwd_us"], 1e-3, ".2f"), _fmt(c["fwd_gflops"], 1, ".0f"), _fmt(c["bwd_us"], 1e-3, ".2f"),
                  _fmt(c["bwd_grads"], 1, "g"), _fmt(c["bwd_gflops"], 1, ".0f")]  # fmt: skip
         lines.append(f"| {c['input']} | {c['weight']} | {c['calls_per_step']:g} | {' | '.join(cells)} |")
-        calls = c["calls_per_step"] * steps
-        us += calls * ((c["fwd_us"] or 0) + (c["bwd_us"] or 0))
-        flops += calls * (c["fwd_flops"] or 0) * (1 + (c["bwd_grads"] or 0))
-    share = us / (self_cpu_s * 1e6)
-    return [*lines, "", (f"All convolutions: {share:.0%} of the self CPU time, at {flops / (us * 1e3):.0f} GFLOP/s "
-                         f"together; the other {1 - share:.0%} is batch norm, elementwise ops, data, the optimizer "
-                         "and Python."), ""]  # fmt: skip
+    passes = [p for c in layers for p in _conv_passes(c)]
+    us = sum(t for t, _ in passes)
+    if not us:
+        return [*lines, ""]
+    share = us * steps / (self_cpu_s * 1e6)
+    known = [(t, fl) for t, fl in passes if fl is not None and t]  # a backward whose forward was not seen: no FLOPs
+    rate = f"{sum(fl for _, fl in known) / (sum(t for t, _ in known) * 1e3):.0f}" if known else "n/a"
+    return [*lines, "", (f"All convolutions: {share:.0%} of the self CPU time, at {rate} GFLOP/s together; the "
+                         f"other {1 - share:.0%} is batch norm, elementwise ops, data, the optimizer and Python."), ""]  # fmt: skip
+
+
+def _conv_passes(c: dict[str, Any]) -> list[tuple[float, float | None]]:
+    """(us per step, FLOPs per step or None where not known) of a shape's forward calls and of its
+    backward calls (a report from before these were counted apart has as many of each)."""
+    fwd, bwd, flops = c["calls_per_step"], c.get("bwd_calls_per_step", c["calls_per_step"]), c["fwd_flops"]
+    return [(fwd * (c["fwd_us"] or 0), fwd * flops if flops else None),
+            (bwd * (c["bwd_us"] or 0), bwd * flops * c["bwd_grads"] if flops and c["bwd_grads"] else None)]
 
 
 def _fmt(value: float | None, scale: float, spec: str) -> str:

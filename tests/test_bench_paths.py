@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -867,3 +869,33 @@ def test_profile_of_the_auditor_path_has_conv_rates_on_cpu(bench, tiny, tmp_path
     assert convs and all(c["calls_per_step"] >= 1 and c["bwd_grads"] in (1, 2) for c in convs)
     assert sum(c["bwd_grads"] == 1 for c in convs) == 1  # only the first layer's input is the batch
     assert any("All convolutions:" in line for line in bench.profile_lines([r]))
+
+
+def _event(name: str, shapes: list[list[int]], us: float, flops: int = 0, mask: list[bool] | None = None,
+           parent: Any = None) -> SimpleNamespace:
+    """A stand-in for a profiler event: what conv_layers reads."""
+    return SimpleNamespace(name=name, input_shapes=shapes, cpu_time_total=us, flops=flops, cpu_parent=parent,
+                           concrete_inputs=[None, None, None, mask])  # fmt: skip
+
+
+def test_conv_lines_turn_known_counts_into_ms_gflops_and_shares(bench) -> None:
+    x, w = [8, 4, 16, 16], [4, 4, 3, 3]
+    outer = _event("aten::conv2d", [x, w], us=1000.0, flops=2_000_000_000)  # 2 GFLOP in 1 ms
+    events = [outer, _event("aten::conv2d", [x, w], us=900.0, flops=2_000_000_000, parent=outer),  # autocast's inner one
+              _event("aten::convolution_backward", [x, x, w], us=2000.0, mask=[True, True, False])]  # fmt: skip
+    [row] = bench.conv_layers(events, steps=1)
+    assert row["calls_per_step"] == row["bwd_calls_per_step"] == 1  # the nested forward is not a second call
+    assert (row["fwd_gflops"], row["bwd_gflops"], row["bwd_grads"]) == (2000.0, 2000.0, 2)  # 4 GFLOP in 2 ms
+    lines = bench.conv_lines([row], steps=1, self_cpu_s=0.006)  # the convolutions: 3 ms of 6
+    assert "| [8, 4, 16, 16] | [4, 4, 3, 3] | 1 | 1.00 | 2000 | 2.00 | 2 | 2000 |" in lines
+    assert lines[-2].startswith("All convolutions: 50% of the self CPU time, at 2000 GFLOP/s together; the other 50%")
+
+
+def test_conv_lines_without_a_forward_count_the_backward_time_but_no_rate(bench) -> None:
+    """Under torch.compile the forward is no aten::conv2d: the backward's time stays, its rate is unknown."""
+    x, w = [8, 4, 16, 16], [4, 4, 3, 3]
+    [row] = bench.conv_layers([_event("aten::convolution_backward", [x, x, w], us=3000.0, mask=[False, True, False])], 1)
+    assert row["calls_per_step"] == 0 and row["fwd_us"] is None and row["bwd_gflops"] is None
+    lines = bench.conv_lines([row], steps=1, self_cpu_s=0.012)
+    assert "| [8, 4, 16, 16] | [4, 4, 3, 3] | 0 | n/a | n/a | 3.00 | 1 | n/a |" in lines
+    assert lines[-2].startswith("All convolutions: 25% of the self CPU time, at n/a GFLOP/s together")

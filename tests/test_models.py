@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from auditor.models import (
+    BasicBlock,
+    Bottleneck,
     GlobalAvgPool,
     ModelInfo,
     UnknownModelError,
@@ -365,3 +367,41 @@ def test_traces_without_graph_breaks(name: str) -> None:
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x))
     torch._dynamo.reset()
+
+
+def _out_of_place(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A block's forward with the shortcut added into a new tensor: the reference for its in-place add."""
+    out = block.relu(block.norm1(block.conv1(x)))
+    if isinstance(block, Bottleneck):
+        out = block.relu(block.norm2(block.conv2(out)))
+        out = block.norm3(block.conv3(out))
+    else:
+        out = block.norm2(block.conv2(out))
+    return block.relu(out + block.shortcut(x) if block.shortcut is not None else out)
+
+
+# One model per kind of block and shortcut: zero-pad (resnet8), projection (resnet18),
+# bottleneck (resnet50), none (plain8).
+@pytest.mark.parametrize("amp", [False, True])
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+@pytest.mark.parametrize("name", ["resnet8", "resnet18", "resnet50", "plain8"])
+def test_blocks_add_in_place_what_an_out_of_place_add_computes(
+    name: str, norm: str, amp: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output and every gradient bit for bit, in fp32 and under CPU bf16 autocast."""
+    torch.manual_seed(0)
+    model, x = create_model(name, norm=norm), _images(2)
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+        out.float().square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    out, grads = run()
+    for cls in (BasicBlock, Bottleneck):
+        monkeypatch.setattr(cls, "forward", _out_of_place)
+    ref_out, ref_grads = run()
+    assert out.dtype == ref_out.dtype and torch.equal(out, ref_out)
+    assert all(torch.equal(g, r) for g, r in zip(grads, ref_grads, strict=True))
