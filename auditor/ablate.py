@@ -79,6 +79,7 @@ from auditor.spec import (
     resource_dir,
     same_training,
     set_args,
+    set_shown,
     spec_hash,
     training_changes,
     validate_spec,
@@ -120,7 +121,7 @@ def _check_override(item: str) -> str:
     except InvalidInput as exc:
         raise ValueError(str(exc).replace("--set ", "override ", 1)) from None
     if path[0] in RESERVED_KEYS and len(path) == 1:
-        raise ValueError(f"override {item!r}: {path[0]} is set by ablate for every run; remove it")
+        raise ValueError(f"{set_shown(item, 'override')}: {path[0]} is set by ablate for every run; remove it")
     return item
 
 
@@ -311,7 +312,7 @@ def _check_cli_sets(cli_sets: list[str]) -> None:
         key = parse_override(item)[0]  # syntax errors name the --set item
         if key in [["seed"], ["name"]]:
             hint = "use --seeds N or the file's seeds" if key == ["seed"] else "rename the ablation"
-            raise InvalidInput(f"--set {item!r}: {key[0]} is set by ablate for every run; {hint}")
+            raise InvalidInput(f"{set_shown(item)}: {key[0]} is set by ablate for every run; {hint}")
 
 
 def _select_variants(source: str, abl: Ablation, only: list[str]) -> list[str]:

@@ -63,6 +63,7 @@ from auditor.spec import (
     override_value,
     parse_criterion,
     quote_hint,
+    set_shown,
     short_value,
     unknown_metric,
     verdict_disagreement,
@@ -518,14 +519,14 @@ def load_criteria(
         sources = dict.fromkeys(criteria, str(file))
     for item in sets:
         if (whole := _parse_whole_set(item)) is not None:  # `criteria={...}`: replaces them, as a file does
-            criteria, sources = whole, dict.fromkeys(whole, f"--set {item!r}")
+            criteria, sources = whole, dict.fromkeys(whole, set_shown(item))
             continue
         metric, expr = _parse_set(item)
         if expr is None:
             criteria.pop(metric, None)
         else:
             criteria[metric] = expr
-            sources[metric] = f"--set {item!r}"
+            sources[metric] = set_shown(item)
     for metric, expr in criteria.items():
         recorded = sources[metric] == base_source  # the run's own, which an older version may have written
         try:
@@ -667,12 +668,12 @@ def _parse_whole_set(item: str) -> dict[str, Any] | None:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidInput(f"--set {item!r}: criteria: must be a mapping of metric: expression, got "
+        raise InvalidInput(f"{set_shown(item)}: criteria: must be a mapping of metric: expression, got "
                            f"{short_value(value)}; e.g. 'criteria={{test_acc: \">= 0.85\"}}' (`criteria=null` checks "
                            "none)")  # fmt: skip
     for metric, expr in value.items():
         if expr is None or not str(expr).strip():
-            raise InvalidInput(f"--set {item!r}: criteria.{metric}: "
+            raise InvalidInput(f"{set_shown(item)}: criteria.{metric}: "
                                f"{criterion_gap(str(metric), 'no value' if expr is None else 'empty')}")  # fmt: skip
     # The metric and the expression's type (a quoted string, as validation holds a spec's mapping to)
     # are parse_criterion's, which load_criteria calls on every criterion, naming this --set.
@@ -686,17 +687,17 @@ def _parse_set(item: str) -> tuple[str, Any]:
     metric = key.removeprefix(_SET_PREFIX)
     if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:
         raise InvalidInput(
-            f"--set {item!r}: only criteria.<metric>=EXPR (or criteria={{...}}) can be set in check"
+            f"{set_shown(item)}: only criteria.<metric>=EXPR (or criteria={{...}}) can be set in check"
             " (other spec fields are fixed by the run)"
         )
     if (unknown := unknown_metric(metric)) is not None:  # a typo, also where it removes (parse_criterion sees none)
-        raise InvalidInput(f"--set {item!r}: criteria.{metric}: {unknown}")
+        raise InvalidInput(f"{set_shown(item)}: criteria.{metric}: {unknown}")
     # Read as `auditor run --set` reads it: YAML, or the text where it is not YAML (`>= 0.9`).
     value = override_value(raw, item, criterion=True)
     if value is None:
         return metric, None
     if not str(value).strip():
-        raise InvalidInput(f"--set {item!r}: criteria.{metric}: {criterion_gap(metric, 'empty')}")
+        raise InvalidInput(f"{set_shown(item)}: criteria.{metric}: {criterion_gap(metric, 'empty')}")
     # a number or a bool stays one, for parse_criterion to refuse as validation does (`got 0.5`)
     return metric, value.strip() if isinstance(value, str) else value
 

@@ -1040,15 +1040,15 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if (yaml_style := re.fullmatch(r"([^\s:=]+):\s*(\S.*)", item)) and ": " not in yaml_style[2]:
         # `train.epochs: 3` as a file writes it; a value holding `: ` would read as a mapping: no hint
         fixed = shlex.quote(f"{yaml_style[1]}={yaml_style[2].strip()}")
-        raise InvalidInput(f"--set {item!r}: expected KEY=VALUE; write it as --set {fixed}")
+        raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE; write it as --set {fixed}")
     if not sep or not key or any(not part for part in key.split(".")):
-        raise InvalidInput(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
+        raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
     if UNDECODED.search(key):  # as plain_value_problems says of values
-        raise InvalidInput(f"--set {item!r}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
+        raise InvalidInput(f"{set_shown(item)}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
                            "give it in UTF-8")  # fmt: skip
     if len(path) > MAX_YAML_DEPTH:
-        raise InvalidInput(f"--set {short_value(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
+        raise InvalidInput(f"{set_shown(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
                            f"and no deeper than {MAX_YAML_DEPTH}")  # fmt: skip
     return path, override_value(raw, item, criterion=path[0] == "criteria")
 
@@ -1066,7 +1066,7 @@ def override_value(raw: str, item: str, criterion: bool = False) -> Any:
     try:
         return load_yaml(raw)
     except (DuplicateKey, YamlLimit) as exc:  # valid YAML, refused
-        raise InvalidInput(f"--set {item!r}: {yaml_problem(exc)}") from None
+        raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)}") from None
     except yaml.YAMLError:
         text = raw.strip()
         comment = re.search(r"\s#", text)
@@ -1272,7 +1272,7 @@ def parse_sets(overrides: list[str], given_as: Sequence[str] = ()) -> list[SetIt
 def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Sequence[str] = ()) -> list[SetItem]:
     """`parse_overrides`' items as SetItems; `given_as` names the last items, which a command set
     from flags of its own (`--steps 5`), by position: a --set of the same text is the user's."""
-    shown = [f"--set {item!r}" for item, _, _ in parsed[: len(parsed) - len(given_as)]] + list(given_as)
+    shown = [set_shown(item) for item, _, _ in parsed[: len(parsed) - len(given_as)]] + list(given_as)
     return [SetItem(name, tuple(path), value) for name, (_, path, value) in zip(shown, parsed, strict=True)]
 
 
@@ -1505,6 +1505,17 @@ def value_text(value: Any) -> str:
 def _inner_text(value: Any) -> str:
     """An item of a list or mapping: text double-quoted, as a JSON-like flow collection shows it."""
     return json.dumps(value) if isinstance(value, str) else value_text(value)
+
+
+SET_SHOWN_CHARS = 80  # a --set item longer than this is named by its start and its length
+
+
+def set_shown(item: str, flag: str = "--set") -> str:
+    """How a message names a --set item: quoted as given, or, where it is long (a pasted list, a
+    generated value), its start and its length, so that the message stays readable."""
+    if len(item) <= SET_SHOWN_CHARS:
+        return f"{flag} {item!r}"
+    return f"{flag} {item[: SET_SHOWN_CHARS - 3] + '...'!r} ({len(item)} characters)"
 
 
 def short_value(value: Any) -> str:

@@ -27,6 +27,7 @@ from auditor.spec import (
     FLOAT32_TINY,
     INT64_MAX,
     NUMERIC_METRICS,
+    SET_SHOWN_CHARS,
     Spec,
     apply_overrides,
     hash_resolved,
@@ -40,6 +41,7 @@ from auditor.spec import (
     resolved_dict,
     resolved_yaml,
     same_training,
+    set_shown,
     shipped_name,
     spec_hash,
     training_changes,
@@ -912,11 +914,23 @@ def test_a_criterion_yaml_reads_as_a_tag_is_taken_as_text_as_in_check() -> None:
 
 
 def test_a_set_value_past_the_yaml_limits_of_a_spec_file_is_refused_not_taken_as_text() -> None:
-    with pytest.raises(InvalidInput, match=r"--set 'description=\[{70}.*': nested more than 64 levels deep"):
+    with pytest.raises(InvalidInput, match=r"--set 'description=\[{65}\.\.\.' \(152 characters\): nested more than 64"):
         load_spec("smoke", ["description=" + "[" * 70 + "]" * 70])
     bomb = "[" + ", ".join(f"&a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]" for i in range(7)) + "]"
     with pytest.raises(InvalidInput, match=r"more than 100,000 values once its aliases are expanded"):
         load_spec("smoke", [f"description={bomb}"])  # 10**6 values
+
+
+def test_a_long_set_item_is_named_by_its_start_and_length() -> None:
+    """A user test: a 3,000-character --set value was echoed whole in the error, twice."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["name=" + "a" * 3000])
+    text = str(err.value)
+    assert text.startswith(f"smoke --set 'name={'a' * 72}...' (3005 characters): name: ") and len(text) < 300
+    short = "name=" + "b" * 200
+    assert set_shown("train.epochs=2") == "--set 'train.epochs=2'"
+    assert set_shown(short, "override") == f"override 'name={'b' * 72}...' (205 characters)"
+    assert len(set_shown("x" * SET_SHOWN_CHARS)) == len("--set ''") + SET_SHOWN_CHARS  # at the limit: whole
 
 
 def test_a_null_criterion_removes_it_and_an_empty_one_is_refused_as_in_check() -> None:
