@@ -482,13 +482,19 @@ def _percent_hint(metric: str, expr: str) -> str:
     """For a percentage ('>= 92.5%'): what the criterion reads instead, as a fraction for a
     fraction metric ('>= 0.925'); nothing where no % is written."""
     m = re.fullmatch(rf"\s*(>=|>|<=|<|==|!=)?\s*({_NUM})\s*%\s*", expr)
-    if not m:
+    # '90% +- 1%' (or +/-, ±; the tolerance's % may be left out)
+    tol = re.fullmatch(rf"\s*({_NUM})\s*%\s*(\+-|\+/-|±)\s*({_NUM})\s*%?\s*", expr)
+    if not m and not tol:
         return ""
     if NUMERIC_METRICS.get(metric) != "fraction":
         return f"; {metric} is not a percentage: write its number without %"
-    fraction = Decimal(m[2]) / 100
+    fraction = Decimal((m or tol)[2 if m else 1]) / 100
     if not 0 <= fraction <= 1:
         return f"; {metric} is a fraction in [0, 1], not a percentage"
+    if tol:
+        written = f"{tol[1]}% {tol[2]} {tol[3]}%"
+        return (f"; {metric} is a fraction in [0, 1]: write, e.g., \"{fraction.normalize():f} {tol[2]} "
+                f"{(Decimal(tol[3]) / 100).normalize():f}\" for {written}")
     op = m[1] or (">=" if NUMERIC_METRICS[metric] in _MORE_IS_BETTER_UNITS else "<=")
     return f"; {metric} is a fraction in [0, 1]: write, e.g., \"{op} {fraction.normalize():f}\" for {m[2]}%"
 

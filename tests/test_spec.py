@@ -1194,6 +1194,12 @@ def test_a_bare_number_is_offered_a_criterion_that_would_be_accepted(metric: str
     ("test_acc", "< 5%", '; test_acc is a fraction in [0, 1]: write, e.g., "< 0.05" for 5%'),
     ("test_acc", ">= 150%", "; test_acc is a fraction in [0, 1], not a percentage"),
     ("latency_ms", "<= 5%", "; latency_ms is not a percentage: write its number without %"),
+    ("test_acc", "90% +- 1%", '; test_acc is a fraction in [0, 1]: write, e.g., "0.9 +- 0.01" for 90% +- 1%'),
+    ("test_acc", "90 % ± 1", '; test_acc is a fraction in [0, 1]: write, e.g., "0.9 ± 0.01" for 90% ± 1%'),
+    ("best_val_acc", "92.5%+/-0.5%",
+     '; best_val_acc is a fraction in [0, 1]: write, e.g., "0.925 +/- 0.005" for 92.5% +/- 0.5%'),
+    ("test_acc", "120% +- 1%", "; test_acc is a fraction in [0, 1], not a percentage"),
+    ("checkpoint_mb", "10% +- 1%", "; checkpoint_mb is not a percentage: write its number without %"),
 ])  # fmt: skip
 def test_a_percentage_is_offered_the_criterion_it_means(metric: str, given: str, hint: str) -> None:
     """A user test: `--set 'criteria.test_acc=>= 20%'` met only the general 'cannot parse'."""
