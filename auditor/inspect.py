@@ -85,6 +85,10 @@ def model_from_checkpoint(path: Path) -> Loaded:
         warnings.append(f"the class names recorded with it ({short_value(classes)}) are not a list of names: ignored, "
                         "so the copy's class names are not compared with the run's")  # fmt: skip
         classes = None
+    fmt = state.get("format")  # older checkpoints: none
+    if fmt is not None and (fmt != checkpoint.CHECKPOINT_FORMAT or type(fmt) is not int):
+        warnings.append(f"it is of checkpoint format {short_value(fmt)} and this auditor writes format "
+                        f"{checkpoint.CHECKPOINT_FORMAT}: its entries were read as that format's")  # fmt: skip
     step = state.get("global_step")
     if step is not None and not is_count(step):
         warnings.append(f"the global_step recorded with it ({short_value(step)}) is not a count of steps: ignored")

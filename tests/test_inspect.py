@@ -453,6 +453,17 @@ def test_class_names_recorded_otherwise_than_a_run_writes_them_are_said_to_be_ig
                 "names are not compared with the run's") in loaded.warnings
 
 
+def test_a_checkpoint_format_other_than_this_auditors_is_warned_of(tmp_path: Path, spec: Spec) -> None:
+    """evaluate and measure read any format field without a word; --resume refuses one."""
+    for fmt in (None, checkpoint.CHECKPOINT_FORMAT):  # older checkpoints record none
+        extra = {} if fmt is None else {"format": fmt}
+        assert auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "ok.pt", spec, extra)).warnings == []
+    for edited, shown in [(2, "2"), ("1", "'1'"), (True, "true"), (1.0, "1.0")]:
+        loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "f.pt", spec, {"format": edited}))
+        assert (f"it is of checkpoint format {shown} and this auditor writes format {checkpoint.CHECKPOINT_FORMAT}: "
+                "its entries were read as that format's") in loaded.warnings
+
+
 def test_the_thread_note_of_measure_speaks_of_what_it_times(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auditor_inspect.environment, "usable_cpus", lambda: 1)
     monkeypatch.setattr(auditor_inspect.torch, "get_num_threads", lambda: 2)
