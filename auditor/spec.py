@@ -1196,17 +1196,41 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
 
 
 def quote_hint(exc: yaml.YAMLError, text: str) -> str:
-    """A hint to quote criteria when the line YAML stopped at holds an unquoted `>= 0.9`, or to
-    quote a value with ": " in it (`description: a: b`), which YAML reads as a second key."""
+    """A hint for the YAML error `exc` in `text`: to quote criteria when the line YAML stopped at
+    holds an unquoted `>= 0.9`; to drop a tag (`!!python/object:...`); to indent a line that sits
+    deeper than a `key: value` line above it; or to quote a value with ": " in it (`description:
+    a: b`), which YAML reads as a second key. Empty where none applies."""
     mark = getattr(exc, "problem_mark", None)
     lines = text.splitlines()
     line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
-    if re.search(r":\s*[<>!=]", line):
+    problem = str(getattr(exc, "problem", ""))
+    if re.search(r":\s*(?:[<>=]|!=)", line):  # `!=` is read as a tag, `!!python/...` is not a criterion
         return ' (quote expressions, e.g. test_acc: ">= 0.85")'
-    if str(getattr(exc, "problem", "")).startswith("mapping values are not allowed"):
+    if problem.startswith("could not determine a constructor for the tag"):  # `!!python/object:...`
+        return " (a YAML tag names a type to build, and a spec holds none: remove the tag, or quote the value if it is text)"
+    # Deeper than a `key: value` line: read as more of that value, or, after a comment ended it, as a stray block.
+    nested = ("mapping values are not allowed", "expected <block end>, but found '<block mapping start>'")
+    deeper = problem.startswith(nested) and mark is not None and mark.line < len(lines)
+    if deeper and (above := _valued_key_above(lines, mark.line)) is not None:
+        return (f" (line {mark.line + 1} is indented deeper than {above!r}, which has a value already: a key "
+                f"holds a value or keys, not both; indent line {mark.line + 1} as {above!r} is if it is a key "
+                f"of its own, or quote the value if line {mark.line + 1} goes on with it)")  # fmt: skip
+    if problem.startswith(nested[0]):
         return (' (an unquoted value holds ": ", which YAML reads as the start of a mapping: quote the value if it '
                 'is text, e.g. description: "Setup: resnet20", or give a nested key a line of its own)')
     return ""
+
+
+def _valued_key_above(lines: list[str], at: int) -> str | None:
+    """The key of the nearest line above line `at` that has content, where that line is `key: value`
+    and line `at` is indented deeper than it (so YAML read line `at` as more of that value)."""
+    indent = len(lines[at]) - len(lines[at].lstrip(" "))
+    for above in reversed(lines[:at]):
+        if not above.strip() or above.lstrip().startswith("#"):
+            continue
+        m = re.match(r"( *)([^\s:#][^:#]*?):\s+[^\s#]", above)
+        return m[2] if m and len(m[1]) < indent else None
+    return None
 
 
 def format_validation_error(

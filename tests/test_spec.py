@@ -238,6 +238,16 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\ndescription: Setup: resnet20\n", ('s.yaml: not valid YAML (an unquoted value holds ": ", which YAML reads '
       'as the start of a mapping: quote the value if it is text, e.g. description: "Setup: resnet20", or give a nested '
       "key a line of its own): mapping values are not allowed here (line 2, column 19)")),
+     # User tests: a tag got the hint to quote expressions, and a key indented under a valued key the one on ": ".
+     ("name: x\ncriteria:\n  test_acc: != 0.5\n", 's.yaml: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
+     ("name: !!python/object:os.system x\n", ("s.yaml: not valid YAML (a YAML tag names a type to build, and a spec "
+      "holds none: remove the tag, or quote the value if it is text): could not determine a constructor")),
+     ("name: x\n  foo: [\n", ("s.yaml: not valid YAML (line 2 is indented deeper than 'name', which has a value "
+      "already: a key holds a value or keys, not both; indent line 2 as 'name' is if it is a key of its own, or quote "
+      "the value if line 2 goes on with it): mapping values are not allowed here (line 2, column 6)")),
+     ("name: x\ntrain:\n  epochs: 2  # two\n\n  # a comment\n    lr: 0.1\n", "line 6 is indented deeper than 'epochs'"),
+     ("name: x\ndescription: a\n  b: c\n", "line 3 is indented deeper than 'description'"),
+     ("name: x\ntrain:\n    epochs: 2\n  lr: 0.1\n", "not valid YAML: "),  # shallower: another error, no hint
      ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
      ("name: x\ntrain:\n  1: 2\n", "s.yaml: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
      ("name: x\0\n", "s.yaml: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
