@@ -644,6 +644,7 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
     if (others is not None or n_others is not None) and not (
             is_count(n_others) and len(others or []) == min(n_others, OTHER_ENTRIES_KEPT)):  # fmt: skip
         bad.append("data.n_other_entries")
+    bad += _malformed_test(audit.get("measurements"))
     counts, classes = data.get("class_counts"), data.get("classes")
     if not isinstance(classes, list):
         bad.append("data.classes")
@@ -651,6 +652,32 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
             isinstance(c, list) and len(c) == len(classes) and all(map(is_count, c)) for c in counts.values())):
         bad.append("data.class_counts")
     return bad
+
+
+def _malformed_test(measurements: Any) -> list[str]:
+    """The fields of a recorded test evaluation (measurements.test; null: none ran) that are not what
+    a run writes: the sheet shows them, and `check` recomputes the accuracy from the confusion
+    matrix, which a record without one would let an edited accuracy pass."""
+    test = measurements.get("test") if isinstance(measurements, dict) else None
+    if test is None:
+        return []
+    if not isinstance(test, dict):
+        return ["measurements.test"]
+    cm, per_class, acc, loss = (test.get(k) for k in ("confusion", "per_class", "acc", "loss"))
+    bad = [] if is_count_matrix(cm) else ["measurements.test.confusion"]
+    bad += [] if is_count(test.get("n")) else ["measurements.test.n"]
+    bad += [] if is_number(acc) and 0 <= acc <= 1 else ["measurements.test.acc"]
+    bad += [] if loss is None or is_number(loss) else ["measurements.test.loss"]  # null: not a number (NaN)
+    if not (isinstance(per_class, dict) and (not is_count_matrix(cm) or len(per_class) == len(cm))
+            and all(a is None or (is_number(a) and 0 <= a <= 1) for a in per_class.values())):  # fmt: skip
+        bad.append("measurements.test.per_class")  # one accuracy (null: no image) per row of the matrix
+    return bad
+
+
+def is_count_matrix(cm: Any) -> bool:
+    """Whether `cm` is a square matrix of non-negative integer counts (a confusion matrix)."""
+    return (isinstance(cm, list) and len(cm) > 0 and all(isinstance(r, list) and len(r) == len(cm) for r in cm)
+            and all(is_count(c) for r in cm for c in r))  # fmt: skip
 
 
 def _nested_ok(audit: dict[str, Any], keys: tuple[str, ...], kind: type | tuple[type, ...], required: bool) -> bool:

@@ -46,7 +46,14 @@ from typing import Any
 
 import yaml
 
-from auditor.audit import ABSENT, MetricSource, is_count, is_number, metric_sources, none_selected
+from auditor.audit import (
+    ABSENT,
+    MetricSource,
+    is_count_matrix,
+    is_number,
+    metric_sources,
+    none_selected,
+)
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, staged_write
 from auditor.spec import (
@@ -786,7 +793,7 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
     JSON gives them back). Empty for a record of another shape, which the sheet shows as it is."""
     meas = audit.get("measurements")
     test = meas.get("test") if isinstance(meas, dict) else None
-    if not isinstance(test, dict) or not _count_matrix(cm := test.get("confusion")):
+    if not isinstance(test, dict) or not is_count_matrix(cm := test.get("confusion")):
         return []
     n, right = sum(map(sum, cm)), sum(row[i] for i, row in enumerate(cm))
     found = []
@@ -814,12 +821,6 @@ def _class_labels(audit: Mapping[str, Any], per_class: dict[str, Any]) -> dict[s
     classes = data.get("classes") if isinstance(data, dict) else None
     named = list(map(str, classes)) if isinstance(classes, list) else []
     return {name: i for i, name in enumerate(named if sorted(named) == sorted(per_class) else per_class)}
-
-
-def _count_matrix(cm: Any) -> bool:
-    """Whether `cm` is a square matrix of non-negative integer counts."""
-    return (isinstance(cm, list) and len(cm) > 0 and all(isinstance(r, list) and len(r) == len(cm) for r in cm)
-            and all(is_count(c) for r in cm for c in r))  # fmt: skip
 
 
 def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:

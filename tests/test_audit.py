@@ -126,6 +126,18 @@ UNVERIFIED_BLOCK = ("verification.first_divergence, verification.runs, verificat
     (("verification",), VERIFIED | {"first_divergence": {"pair": "a-b"}}, "verification.first_divergence"),
     (("verification",), VERIFIED | {"pairs": [{}]}, "verification.pairs"),
     (("verification",), VERIFIED | {"pairs": [{"pair": "a-b", "losses": "equal"}]}, "verification.pairs"),
+    # A user test: with no confusion matrix, `check` passed an edited accuracy it recomputes from one.
+    (("measurements", "test", "confusion"), None, "measurements.test.confusion"),
+    (("measurements", "test", "confusion"), "x", "measurements.test.confusion"),
+    (("measurements", "test", "confusion"), [[1, 2], [3, -1]], "measurements.test.confusion"),
+    (("measurements", "test", "confusion"), [[1, 0], [0, 1]], "measurements.test.per_class"),  # 10 classes, 2 rows
+    (("measurements", "test", "n"), None, "measurements.test.n"),
+    (("measurements", "test", "acc"), "0.9", "measurements.test.acc"),
+    (("measurements", "test", "acc"), 1.5, "measurements.test.acc"),
+    (("measurements", "test", "loss"), "x", "measurements.test.loss"),
+    (("measurements", "test", "per_class"), {"pattern0": 1.0}, "measurements.test.per_class"),  # 1 of 10 rows
+    (("measurements", "test", "per_class"), None, "measurements.test.per_class"),
+    (("measurements", "test"), "none", "measurements.test"),
 ])  # fmt: skip
 def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
     tmp_path: Path, field: tuple[str, ...], value: Any, named: str
@@ -155,6 +167,13 @@ def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_l
     del record["model"]["init"]
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert "init" not in read_audit(tmp_path)["model"]
+    record["measurements"]["test"]["loss"] = None  # a NaN loss, as a run records it
+    record["measurements"]["test"]["per_class"]["pattern0"] = None  # a class with no test image
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert read_audit(tmp_path)["measurements"]["test"]["loss"] is None
+    record["measurements"]["test"] = None  # no test evaluation ran (a run that diverged)
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert read_audit(tmp_path)["measurements"]["test"] is None
 
 
 def test_an_ablation_page_folder_given_for_a_run_s_is_named_as_such(tmp_path: Path) -> None:
