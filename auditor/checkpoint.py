@@ -361,12 +361,13 @@ def _ranked(ckpt_dir: Path) -> list[tuple[int, Path]]:
     """(global step, path) of the resume candidates, newest first; -1 for a last.pt whose step
     cannot be read (it is loaded once, here)."""
     last = [ckpt_dir / "last.pt"] if (ckpt_dir / "last.pt").is_file() else []
-    ranked = [(_position(p), p) for p in [*last, *step_checkpoints(ckpt_dir)]]
+    ranked = [(position(p), p) for p in [*last, *step_checkpoints(ckpt_dir)]]
     return sorted(ranked, key=lambda r: (r[0], r[1].name), reverse=True)
 
 
-def _position(path: Path) -> int:
-    # Global step is encoded in step checkpoint names; last.pt is read for it.
+def position(path: Path) -> int:
+    """A checkpoint's global step: from a step checkpoint's name, else read from the file; -1 where
+    it cannot be read."""
     if (step := step_of(path)) is not None:
         return step
     try:
@@ -392,7 +393,7 @@ def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
 
 def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
     """Delete all but the newest `keep` step checkpoints (and their digests)."""
-    steps = sorted(step_checkpoints(ckpt_dir), key=_position, reverse=True)
+    steps = sorted(step_checkpoints(ckpt_dir), key=position, reverse=True)
     for p in steps[keep:]:
         p.unlink(missing_ok=True)
         digest_path(p).unlink(missing_ok=True)

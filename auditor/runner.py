@@ -348,6 +348,11 @@ def find_resume_point(
     """
     found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
+    if skipped and not seeded and (best := newer_best(paths.ckpt_staging, found)) is not None:
+        found = best
+        notes.append("continuing from best.pt, the newest checkpoint that verifies: a run writes it with the same "
+                     "bytes as last.pt at the end of an epoch whose model it selects, so it holds that epoch's whole "
+                     "training state; last.pt is written again from it")  # fmt: skip
     fresh = start_over_text(paths, seeded)
     if found is None and skipped:
         raise InvalidInput(
@@ -370,7 +375,22 @@ def find_resume_point(
     for n in notes_now:
         log(f"resume: {n}")
         notes.append(n)
+    if found.name == "best.pt":  # accepted: the damaged last.pt would outlive a resume that trains nothing
+        data, found = found.read_bytes(), paths.ckpt_staging / "last.pt"
+        checkpoint.save_bytes(found, data)
     return found, notes  # `train.fit` says it continues, once the checkpoint is restored
+
+
+def newer_best(ckpt_dir: Path, found: Path | None) -> Path | None:
+    """best.pt where it verifies and is further on than `found` (the newest resume candidate that
+    verifies; None: none does), else None. Only where a newer candidate failed is it looked for: an
+    interrupted run whose last.pt was damaged after its best epoch would otherwise resume from an
+    older step checkpoint, or be refused with its best.pt intact."""
+    best = ckpt_dir / "best.pt"
+    if not best.is_file() or checkpoint.verify(best) is not None:
+        return None
+    step = checkpoint.position(best)
+    return best if step >= 0 and (found is None or step > checkpoint.position(found)) else None
 
 
 def start_over_text(paths: RunPaths, seeded: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import io
 import json
 import math
 import os
@@ -772,6 +773,40 @@ def test_resume_with_no_intact_checkpoint_says_how_to_start_over(tmp_path: Path)
     with pytest.raises(InvalidInput, match=rf"to start over, remove {paths.ckpt_staging} and run without --resume$"):
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert paths.ckpt_staging.is_dir()  # the user decides
+
+
+def test_an_interrupted_run_whose_last_checkpoint_is_damaged_resumes_from_an_intact_best(tmp_path: Path) -> None:
+    """A user test: with last.pt damaged and best.pt intact (the same training state), --resume said
+    'no intact checkpoint' and advised removing the run."""
+    spec, before = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    shutil.rmtree(paths.reports)
+    paths.checkpoints.rename(paths.ckpt_staging)  # as an interrupted run leaves them
+    last = paths.ckpt_staging / "last.pt"
+    last.write_bytes(last.read_bytes()[:-1] + b"x")
+    said: list[str] = []
+    result = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
+    notes = result.audit["run"]["resume_notes"]
+    assert notes[0].startswith("skipped last.pt: sha256 mismatch"), notes
+    assert notes[1].startswith("continuing from best.pt, the newest checkpoint that verifies"), notes
+    assert any("continuing from" in m and "best.pt" in m for m in said)
+    after = _files(tmp_path)  # trained on from best.pt's epoch to the same weights, bit for bit
+    for name in ("checkpoints/smoke/best.pt", "checkpoints/smoke/last.pt"):
+        a, b = torch.load(io.BytesIO(before[name]), weights_only=False), torch.load(io.BytesIO(after[name]), weights_only=False)
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+
+
+def test_newer_best_is_best_pt_only_where_it_verifies_and_is_further_on(tmp_path: Path) -> None:
+    spec, _ = _finished_run(tmp_path)
+    ckpts = run_paths(tmp_path, spec.name).checkpoints
+    best, last = ckpts / "best.pt", ckpts / "last.pt"
+    step = checkpoint.position(best)
+    assert runner.newer_best(ckpts, None) == best  # nothing else verifies
+    assert runner.newer_best(ckpts, last) is (best if step > checkpoint.position(last) else None)
+    best.write_bytes(best.read_bytes()[:-1] + b"x")
+    assert runner.newer_best(ckpts, None) is None  # damaged too
+    best.unlink()
+    assert runner.newer_best(ckpts, None) is None
 
 
 def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
