@@ -39,8 +39,10 @@ from pydantic import (
 )
 
 from auditor.audit import (
+    busy_cpu,
     chose_on_test,
     has_checkpoint,
+    is_number,
     record_no_selection,
     run_paths,
     spec_hash_matches,
@@ -599,7 +601,15 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "software": software_label(audit), "software_base": software_label(audit, source=False),
         # a broken model's accuracies are noise (records from before they were withheld hold some)
         "metrics": {k: None if k in ACCURACIES and broken else m.get(k) for k in METRICS},
+        "busy_share": busy_share(training),
     }  # fmt: skip
+
+
+def busy_share(training: Mapping[str, Any]) -> float | None:
+    """Other processes' share of the CPU while a run trained, where its sheet warns of a busy
+    machine (its train time is then slower than its spec alone would make it); else None."""
+    share, window = training.get("other_cpu_share"), training.get("other_cpu_window_s")
+    return share if is_number(share) and is_number(window) and busy_cpu(share, window) else None
 
 
 def left_out_reason(audit: dict[str, Any]) -> str | None:
@@ -941,6 +951,18 @@ def _env() -> Any:
     })  # fmt: skip
 
 
+def busy_note(runs: list[dict[str, Any]]) -> str | None:
+    """The page's warning of runs that trained on a busy machine (their sheets warn of it too),
+    whose train times then do not compare; None where none did (or the record is older)."""
+    busy = [r for r in runs if r.get("busy_share") is not None]
+    if not busy:
+        return None
+    which = ", ".join(f"`{r['name']}` ({r['busy_share']:.0%})" for r in busy)
+    return (f"**Busy machine:** other processes used a share of the CPU while {count(len(busy), 'run')} trained: "
+            f"{which}. Their train times are slower than their specs alone would make them, so the train time "
+            "column does not compare like with like; the accuracies are not affected.")
+
+
 def render_ablation(here: Path) -> Path:
     """(Re)write ABLATIONS.md and the figures from `here/ablations.json` and the runs' audit.json."""
     record = _read_json(here / "ablations.json")
@@ -962,6 +984,7 @@ def render_ablation(here: Path) -> Path:
         mixed_test_sets=record.get("mixed_test_sets") or {},  # older records: not compared
         identical=record.get("identical_variants") or [],  # older records: not compared
         sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
+        busy_note=busy_note([r for v in record["variants"] for r in v["runs"]]),
     )  # fmt: skip
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
@@ -1355,6 +1378,9 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     for names in record.get("identical_variants") or []:  # older records: not compared
         notes.append(f"note: variants {', '.join(names)} resolve to the same spec, so their rows compare nothing "
                      "(listed on the page)")  # fmt: skip
+    if busy := [r["name"] for v in record["variants"] for r in v["runs"] if r.get("busy_share") is not None]:
+        notes.append(f"note: {count(len(busy), 'run')} trained on a busy machine, so train time does not compare "
+                     f"(listed on the page): {', '.join(busy)}")  # fmt: skip
     if record["mixed_software"]:
         notes.append(f"note: the runs were made with {len(record['mixed_software'])} different software "
                      "versions or devices; their last bits may differ (listed on the page)")  # fmt: skip

@@ -801,6 +801,26 @@ def test_runs_made_by_other_software_are_named(tiny_copy: Path) -> None:
     assert f"- auditor 0.1.0 {source}, torch {torch.__version__}, {cpu}: `tiny-constant-s1`" in section
 
 
+def test_runs_trained_on_a_busy_machine_are_named_beside_the_train_times(tiny_copy: Path) -> None:
+    """A user test: every run's sheet warned that other processes used half the CPU, while the
+    page compared their train times without a word."""
+    reports = tiny_copy / "out" / "reports"
+    assert "Busy machine" not in (reports / "tiny" / "ABLATIONS.md").read_text()
+    audit = json.loads((reports / "tiny-cosine-s1" / "audit.json").read_text())
+    audit["training"] |= {"other_cpu_share": 0.5, "other_cpu_window_s": 30.0}
+    (reports / "tiny-cosine-s1" / "audit.json").write_text(json.dumps(audit))
+    render = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tiny_copy)
+    assert render.returncode == 0, render.stderr
+    page = (reports / "tiny" / "ABLATIONS.md").read_text()
+    assert ("**Busy machine:** other processes used a share of the CPU while 1 run trained: `tiny-cosine-s1` (50%). "
+            "Their train times are slower") in page.replace("\n", " ")
+    assert "note: 1 run trained on a busy machine, so train time does not compare (listed on the page): tiny-cosine-s1" in render.stdout
+    from auditor.ablate import busy_share
+
+    assert busy_share({"other_cpu_share": 0.02, "other_cpu_window_s": 30.0}) is None  # quiet enough
+    assert busy_share({"other_cpu_share": "0.5", "other_cpu_window_s": 30.0}) is None  # not a number
+
+
 def test_software_label_and_skip_label() -> None:
     from auditor.ablate import mixed_software, skip_label
     from auditor.environment import source_digest
