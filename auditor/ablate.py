@@ -43,6 +43,7 @@ from auditor.audit import (
     chose_on_test,
     has_checkpoint,
     is_number,
+    malformed_test,
     record_no_selection,
     run_paths,
     spec_hash_matches,
@@ -683,8 +684,12 @@ def _data_label(data: Any) -> str | None:
 
 def record_edits(audit: dict[str, Any]) -> list[str]:
     """How a run's audit.json was edited after the run, as `check` refuses it: a resolved spec that
-    no longer hashes to its spec_hash, metrics that disagree with what it measured. Empty: none found."""
+    no longer hashes to its spec_hash, metrics that disagree with what it measured, a test evaluation
+    without what a run writes (its confusion matrix, from which check recomputes the accuracy).
+    Empty: none found."""
     edits = []
+    if bad := malformed_test(audit.get("measurements")):
+        edits.append(f"its test evaluation lacks what a run writes ({', '.join(bad)})")
     try:
         if isinstance(audit.get("spec"), dict) and not spec_hash_matches(audit):
             edits.append("its resolved spec does not match its spec_hash")

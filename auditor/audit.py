@@ -644,7 +644,7 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
     if (others is not None or n_others is not None) and not (
             is_count(n_others) and len(others or []) == min(n_others, OTHER_ENTRIES_KEPT)):  # fmt: skip
         bad.append("data.n_other_entries")
-    bad += _malformed_test(audit.get("measurements"))
+    bad += malformed_test(audit.get("measurements"))
     counts, classes = data.get("class_counts"), data.get("classes")
     if not isinstance(classes, list):
         bad.append("data.classes")
@@ -654,7 +654,7 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
     return bad
 
 
-def _malformed_test(measurements: Any) -> list[str]:
+def malformed_test(measurements: Any) -> list[str]:
     """The fields of a recorded test evaluation (measurements.test; null: none ran) that are not what
     a run writes: the sheet shows them, and `check` recomputes the accuracy from the confusion
     matrix, which a record without one would let an edited accuracy pass."""

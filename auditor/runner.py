@@ -386,11 +386,15 @@ def newer_best(ckpt_dir: Path, found: Path | None) -> Path | None:
     verifies; None: none does), else None. Only where a newer candidate failed is it looked for: an
     interrupted run whose last.pt was damaged after its best epoch would otherwise resume from an
     older step checkpoint, or be refused with its best.pt intact."""
-    best = ckpt_dir / "best.pt"
+    best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
     if not best.is_file() or checkpoint.verify(best) is not None:
         return None
     step = checkpoint.position(best)
-    return best if step >= 0 and (found is None or step > checkpoint.position(found)) else None
+    if step < 0 or (found is not None and step <= checkpoint.position(found)):
+        return None
+    # last.pt is written again from best.pt: not where its bytes read as further on (only its digest
+    # file may be damaged, and it the later state), which is left for the user as before.
+    return None if last.is_file() and checkpoint.position(last) > step else best
 
 
 def start_over_text(paths: RunPaths, seeded: bool) -> str:

@@ -479,8 +479,8 @@ def _lone_number_hint(metric: str, expr: Any) -> str:
 
 
 def _percent_hint(metric: str, expr: str) -> str:
-    """For a percentage ('>= 92.5%'): what the criterion reads instead, as a fraction for a
-    fraction metric ('>= 0.925'); nothing where no % is written."""
+    """For a percentage ('>= 92.5%', '90% +- 1%'): what the criterion reads instead, as a fraction
+    for a fraction metric ('>= 0.925', '0.9 +- 0.01'); nothing where no % is written."""
     m = re.fullmatch(rf"\s*(>=|>|<=|<|==|!=)?\s*({_NUM})\s*%\s*", expr)
     # '90% +- 1%' (or +/-, ±; the tolerance's % may be left out)
     tol = re.fullmatch(rf"\s*({_NUM})\s*%\s*(\+-|\+/-|±)\s*({_NUM})\s*%?\s*", expr)
@@ -488,15 +488,18 @@ def _percent_hint(metric: str, expr: str) -> str:
         return ""
     if NUMERIC_METRICS.get(metric) != "fraction":
         return f"; {metric} is not a percentage: write its number without %"
-    fraction = Decimal((m or tol)[2 if m else 1]) / 100
-    if not 0 <= fraction <= 1:
+    percent = Decimal(m[2] if m else tol[1])
+    if not 0 <= percent <= 100:  # compared before dividing: 1e999999999 / 100 overflows Decimal's context
         return f"; {metric} is a fraction in [0, 1], not a percentage"
-    if tol:
-        written = f"{tol[1]}% {tol[2]} {tol[3]}%"
-        return (f"; {metric} is a fraction in [0, 1]: write, e.g., \"{fraction.normalize():f} {tol[2]} "
-                f"{(Decimal(tol[3]) / 100).normalize():f}\" for {written}")
-    op = m[1] or (">=" if NUMERIC_METRICS[metric] in _MORE_IS_BETTER_UNITS else "<=")
-    return f"; {metric} is a fraction in [0, 1]: write, e.g., \"{op} {fraction.normalize():f}\" for {m[2]}%"
+    fraction = f"{(percent / 100).normalize():f}"
+    if m:
+        op = m[1] or (">=" if NUMERIC_METRICS[metric] in _MORE_IS_BETTER_UNITS else "<=")
+        return f"; {metric} is a fraction in [0, 1]: write, e.g., \"{op} {fraction}\" for {m[2]}%"
+    tolerance = Decimal(tol[3])
+    if not 0 <= tolerance <= 100:  # a negative one is refused whatever its unit
+        return ""
+    return (f"; {metric} is a fraction in [0, 1]: write, e.g., \"{fraction} {tol[2]} {(tolerance / 100).normalize():f}\" "
+            f"for {tol[1]}% {tol[2]} {tol[3]}%")
 
 
 def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criterion:

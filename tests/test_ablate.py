@@ -556,6 +556,14 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
     assert "- cosine, seed 1: `tiny-cosine-s1` (its audit.json was edited after the run (its resolved spec does not " in page
     assert "99.00" not in page
     assert "note: 2 planned runs have no finished report yet" in proc.stdout + proc.stderr
+    # Review: without its confusion matrix a record passed record_edits, which `check` now refuses.
+    matrixless = tiny_copy / "out/reports/tiny-cosine-s0/audit.json"
+    record = json.loads(matrixless.read_text())
+    record["measurements"]["test"]["confusion"] = None
+    matrixless.write_text(json.dumps(record))
+    assert ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy).returncode == 0
+    assert ("- cosine, seed 0: `tiny-cosine-s0` (its audit.json was edited after the run (its test evaluation lacks "
+            "what a run writes (measurements.test.confusion))") in (tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text()
     dry = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
     assert dry.returncode == 0 and "tiny-constant-s0  variant constant  seed 0  [skip, but not counted: its audit.json was edited" in dry.stdout
 

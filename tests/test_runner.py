@@ -802,7 +802,15 @@ def test_newer_best_is_best_pt_only_where_it_verifies_and_is_further_on(tmp_path
     best, last = ckpts / "best.pt", ckpts / "last.pt"
     step = checkpoint.position(best)
     assert runner.newer_best(ckpts, None) == best  # nothing else verifies
-    assert runner.newer_best(ckpts, last) is (best if step > checkpoint.position(last) else None)
+    assert step == checkpoint.position(last) and runner.newer_best(ckpts, last) is None  # not further on
+    state = checkpoint.load(last)
+    checkpoint.save(last, {**state, "global_step": step + 1})  # reads as further on than best.pt ...
+    checkpoint.digest_path(last).write_text("0" * 64)  # ... and only its digest file is damaged
+    assert runner.newer_best(ckpts, None) is None  # not overwritten with best.pt's older state
+    checkpoint.save(last, {**state, "global_step": step - 1})
+    assert runner.newer_best(ckpts, None) == best
+    last.write_bytes(b"damaged")  # unreadable
+    assert runner.newer_best(ckpts, None) == best
     best.write_bytes(best.read_bytes()[:-1] + b"x")
     assert runner.newer_best(ckpts, None) is None  # damaged too
     best.unlink()

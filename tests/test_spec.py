@@ -1210,6 +1210,11 @@ def test_a_bare_number_is_offered_a_criterion_that_would_be_accepted(metric: str
      '; best_val_acc is a fraction in [0, 1]: write, e.g., "0.925 +/- 0.005" for 92.5% +/- 0.5%'),
     ("test_acc", "120% +- 1%", "; test_acc is a fraction in [0, 1], not a percentage"),
     ("checkpoint_mb", "10% +- 1%", "; checkpoint_mb is not a percentage: write its number without %"),
+    # Review: Decimal's context overflowed dividing these by 100 (a traceback, exit 1).
+    ("test_acc", ">= 1e999999999%", "; test_acc is a fraction in [0, 1], not a percentage"),
+    ("test_acc", "1e999999999% +- 1%", "; test_acc is a fraction in [0, 1], not a percentage"),
+    ("test_acc", "90% +- 1e999999999%", "(also +/- or ±)"),  # no hint: no tolerance of that size
+    ("test_acc", "90% +- -1%", "(also +/- or ±)"),  # no hint: refused whatever its unit
 ])  # fmt: skip
 def test_a_percentage_is_offered_the_criterion_it_means(metric: str, given: str, hint: str) -> None:
     """A user test: `--set 'criteria.test_acc=>= 20%'` met only the general 'cannot parse'."""
