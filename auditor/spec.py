@@ -1049,7 +1049,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if (yaml_style := re.fullmatch(r"([^\s:=]+):\s*(\S.*)", item)) and ": " not in yaml_style[2]:
         # `train.epochs: 3` as a file writes it; a value holding `: ` would read as a mapping: no hint
         fixed = shlex.quote(f"{yaml_style[1]}={yaml_style[2].strip()}")
-        raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE; write it as --set {fixed}")
+        shown = fixed if len(fixed) <= SET_SHOWN_CHARS else f"'{yaml_style[1]}=...'"  # the value is shown already
+        raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE; write it as --set {shown}")
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
@@ -1231,8 +1232,8 @@ def _valued_key_above(lines: list[str], at: int) -> str | None:
     for above in reversed(lines[:at]):
         if not above.strip() or above.lstrip().startswith("#"):
             continue
-        m = re.match(r"( *)([^\s:#][^:#]*?):\s+[^\s#]", above)
-        return m[2] if m and len(m[1]) < indent else None
+        m = re.match(r"( *)(- +)?([^\s:#-][^:#]*?):\s+[^\s#]", above)  # `key: value`, or a list item's
+        return m[3] if m and len(m[1]) + len(m[2] or "") < indent else None
     return None
 
 

@@ -247,6 +247,7 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
       "the value if line 2 goes on with it): mapping values are not allowed here (line 2, column 6)")),
      ("name: x\ntrain:\n  epochs: 2  # two\n\n  # a comment\n    lr: 0.1\n", "line 6 is indented deeper than 'epochs'"),
      ("name: x\ndescription: a\n  b: c\n", "line 3 is indented deeper than 'description'"),
+     ("name: x\nvariants:\n  - name: a\n      foo: 1\n", "line 4 is indented deeper than 'name', which"),  # a list item's
      ("name: x\ntrain:\n    epochs: 2\n  lr: 0.1\n", "not valid YAML: "),  # shallower: another error, no hint
      ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
      ("name: x\ntrain:\n  1: 2\n", "s.yaml: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
@@ -941,6 +942,8 @@ def test_a_long_set_item_is_named_by_its_start_and_length() -> None:
     assert set_shown("train.epochs=2") == "--set 'train.epochs=2'"
     assert set_shown(short, "override") == f"override 'name={'b' * 72}...' (205 characters)"
     assert len(set_shown("x" * SET_SHOWN_CHARS)) == len("--set ''") + SET_SHOWN_CHARS  # at the limit: whole
+    with pytest.raises(InvalidInput, match=r"\(205 characters\): expected KEY=VALUE; write it as --set 'name=\.\.\.'$"):
+        load_spec("smoke", ["name: " + "b" * 199])  # the file's style, long: its fix is not echoed whole either
 
 
 def test_a_null_criterion_removes_it_and_an_empty_one_is_refused_as_in_check() -> None:
