@@ -1163,9 +1163,12 @@ def test_a_run_whose_selected_model_is_broken_is_marked_on_the_page(tmp_path: Pa
 def _fake_finished(out: Path, run: object, status: str, best: float, test_loss: float | None = 1.0) -> None:
     """A finished run's audit.json as the page reads it (one epoch, selected on val)."""
     hist = [{"epoch": 1, "val_acc": best, "val_loss": 1.0, "train_acc": 0.5}]
+    right = round(best * 1000)  # of 1,000 test images, all of class a (b has none): acc right / 1000 exactly
+    test = {"acc": best, "loss": test_loss, "n": 1000, "confusion": [[right, 1000 - right], [0, 0]],
+            "per_class": {"a": right / 1000, "b": None}}
     audit = {
         "spec_hash": run.spec_hash, "verdict": "PASS" if status == "completed" else "FAIL",
-        "run": {"status": status}, "measurements": {"nonfinite": [], "test": {"acc": best, "loss": test_loss}},
+        "run": {"status": status}, "measurements": {"nonfinite": [], "test": test},
         "training": {"history": hist, "best_epoch": 1, "selection_split": "val", "epochs_run": 1,
                      "diverged_at_step": 7 if status == "diverged" else None},
         "metrics": {"best_val_acc": best, "final_val_acc": best, "test_acc": best, "train_time_s": 1.0, "params_m": 0.27},
