@@ -214,13 +214,19 @@ def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:
 CHECKPOINT_FORMAT = 1  # the payload's layout (`train.payload`'s "format")
 
 
+def other_format(fmt: Any) -> bool:
+    """Whether a checkpoint's recorded "format" is not the one this auditor writes (`true` and 1.0,
+    which equal 1, are not it either)."""
+    return fmt != CHECKPOINT_FORMAT or type(fmt) is not int
+
+
 def resume_problem(state: dict[str, Any]) -> str | None:
     """What makes a loaded checkpoint's payload unfit to continue a run from (a file another tool
     wrote, or one edited and digested again), or None: its format, and the kinds of the entries
     the loop reads itself (positions, history, best-so-far, the partial epoch). What torch's own
     state dicts hold is for the restore to refuse (`train.resume_into`)."""
     fmt = state.get("format", CHECKPOINT_FORMAT)
-    if fmt != CHECKPOINT_FORMAT or type(fmt) is not int:
+    if other_format(fmt):
         return f"it is of checkpoint format {_kind(fmt)}, and this auditor reads format {CHECKPOINT_FORMAT}"
     for key, kind in _ENTRY_KINDS.items():
         if not isinstance(state.get(key, _ABSENT), kind):

@@ -86,7 +86,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
                         "so the copy's class names are not compared with the run's")  # fmt: skip
         classes = None
     fmt = state.get("format")  # older checkpoints: none
-    if fmt is not None and (fmt != checkpoint.CHECKPOINT_FORMAT or type(fmt) is not int):
+    if fmt is not None and checkpoint.other_format(fmt):
         warnings.append(f"it is of checkpoint format {short_value(fmt)} and this auditor writes format "
                         f"{checkpoint.CHECKPOINT_FORMAT}: its entries were read as that format's")  # fmt: skip
     step = state.get("global_step")

@@ -1549,13 +1549,17 @@ def set_shown(item: str, flag: str = "--set") -> str:
     generated value), its start and its length, so that the message stays readable."""
     if len(item) <= SET_SHOWN_CHARS:
         return f"{flag} {item!r}"
-    return f"{flag} {item[: SET_SHOWN_CHARS - 3] + '...'!r} ({len(item)} characters)"
+    return f"{flag} {clip(item)!r} ({len(item)} characters)"
+
+
+def clip(text: str, limit: int = SET_SHOWN_CHARS) -> str:
+    """`text`, or its first `limit` - 3 characters and '...' where it is longer than `limit`."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def short_value(value: Any) -> str:
     """The offending value as the spec's YAML would show it, shortened."""
-    text = value_text(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return clip(value_text(value))
 
 
 def validate_spec(
