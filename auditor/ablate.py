@@ -1284,10 +1284,10 @@ def check_runnable(plan: Plan, out: Path) -> None:
 
 
 def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None) -> str | None:
-    """Why `auditor run --resume` would refuse the interrupted run in the way of `run`: its newest
-    intact checkpoint trained under a spec that differs in what is trained. None where there is
-    none, or nothing intact (the run says so, and starts over where it can). `state`: the run's
-    `run_state`, where the caller has read it already."""
+    """Why `auditor run --resume` would refuse the interrupted run in the way of `run`: the
+    checkpoint it would continue from (`checkpoint.resume_point`) trained under a spec that differs
+    in what is trained. None where there is none, or nothing intact (the run says so, and starts
+    over where it can). `state`: the run's `run_state`, where the caller has read it already."""
     from auditor import checkpoint
     from auditor.runner import listed
 
@@ -1295,7 +1295,7 @@ def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None)
         return None
     staging = run_paths(out, run.name).ckpt_staging
     try:
-        found, _ = checkpoint.newest_intact(staging)
+        found, _ = checkpoint.resume_point(staging, interrupted=True)
         before = checkpoint.load(found, check_digest=False).get("spec") if found is not None else None  # verified
     except InvalidInput:
         return None

@@ -397,6 +397,34 @@ def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     return None, skipped
 
 
+def resume_point(ckpt_dir: Path, *, interrupted: bool) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The checkpoint `auditor run --resume` continues from, and the ones skipped (`newest_intact`).
+    For an `interrupted` run (not a finished one, which resumes from its last.pt alone) best.pt too:
+    where a newer candidate failed its digest, best.pt is taken if it verifies and is further on
+    (`newer_best`). A run writes best.pt with the same bytes as last.pt at the end of an epoch whose
+    model it selects, so it holds that epoch's whole training state."""
+    found, skipped = newest_intact(ckpt_dir)
+    if skipped and interrupted and (best := newer_best(ckpt_dir, found)) is not None:
+        return best, skipped
+    return found, skipped
+
+
+def newer_best(ckpt_dir: Path, found: Path | None) -> Path | None:
+    """best.pt where it verifies and is further on than `found` (the newest resume candidate that
+    verifies; None: none does), else None. An interrupted run whose last.pt was damaged after its
+    best epoch would otherwise resume from an older step checkpoint, or be refused with its best.pt
+    intact."""
+    best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
+    if not best.is_file() or verify(best) is not None:
+        return None
+    step = position(best)
+    if step < 0 or (found is not None and step <= position(found)):
+        return None
+    # The resume writes last.pt again from best.pt: not where its bytes read as further on (only its
+    # digest file may be damaged, and it holds the later state), which is left for the user as before.
+    return None if last.is_file() and position(last) > step else best
+
+
 def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
     """Delete all but the newest `keep` step checkpoints (and their digests)."""
     steps = sorted(step_checkpoints(ckpt_dir), key=position, reverse=True)

@@ -342,14 +342,14 @@ def find_resume_point(
     paths: RunPaths, spec: Spec, log: Any, device: torch.device, data_fingerprint: str, seeded: bool = False,
     classes: Sequence[str] | None = None,
 ) -> tuple[Path | None, list[str]]:
-    """The newest intact checkpoint in staging, checked against the current spec and data.
+    """The checkpoint in staging to continue from (`checkpoint.resume_point`), checked against the
+    current spec and data; where it is best.pt, last.pt is written again from it.
 
     `seeded`: staging is a copy of the finished run (removed again if this refuses).
     """
-    found, skipped = checkpoint.newest_intact(paths.ckpt_staging)
+    found, skipped = checkpoint.resume_point(paths.ckpt_staging, interrupted=not seeded)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
-    if skipped and not seeded and (best := newer_best(paths.ckpt_staging, found)) is not None:
-        found = best
+    if found is not None and found.name == "best.pt":
         notes.append("continuing from best.pt, the newest checkpoint that verifies: a run writes it with the same "
                      "bytes as last.pt at the end of an epoch whose model it selects, so it holds that epoch's whole "
                      "training state; last.pt is written again from it")  # fmt: skip
@@ -376,25 +376,8 @@ def find_resume_point(
         log(f"resume: {n}")
         notes.append(n)
     if found.name == "best.pt":  # accepted: the damaged last.pt would outlive a resume that trains nothing
-        data, found = found.read_bytes(), paths.ckpt_staging / "last.pt"
-        checkpoint.save_bytes(found, data)
+        checkpoint.save_bytes(paths.ckpt_staging / "last.pt", found.read_bytes())
     return found, notes  # `train.fit` says it continues, once the checkpoint is restored
-
-
-def newer_best(ckpt_dir: Path, found: Path | None) -> Path | None:
-    """best.pt where it verifies and is further on than `found` (the newest resume candidate that
-    verifies; None: none does), else None. Only where a newer candidate failed is it looked for: an
-    interrupted run whose last.pt was damaged after its best epoch would otherwise resume from an
-    older step checkpoint, or be refused with its best.pt intact."""
-    best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
-    if not best.is_file() or checkpoint.verify(best) is not None:
-        return None
-    step = checkpoint.position(best)
-    if step < 0 or (found is not None and step <= checkpoint.position(found)):
-        return None
-    # last.pt is written again from best.pt: not where its bytes read as further on (only its digest
-    # file may be damaged, and it the later state), which is left for the user as before.
-    return None if last.is_file() and checkpoint.position(last) > step else best
 
 
 def start_over_text(paths: RunPaths, seeded: bool) -> str:

@@ -540,7 +540,7 @@ def _prepare_resume(plan: Plan, facts: dict[str, Any]) -> bool:
             f"test-only fault injection: corrupted {hit} before resuming ({ENV_CORRUPT_NEWEST})"
             if hit else f"test-only fault injection: no checkpoint to corrupt ({ENV_CORRUPT_NEWEST})"
         )
-    found, skipped = checkpoint.newest_intact(staging) if staging.is_dir() else (None, [])
+    found, skipped = checkpoint.resume_point(staging, interrupted=True) if staging.is_dir() else (None, [])
     resume = staging.is_dir() and not (found is None and skipped)
     if not resume:  # `run --resume` would refuse: start run K over from scratch
         why = "; ".join(f"{p.name}: {r}" for p, r in skipped) or "no staging folder"
@@ -562,7 +562,8 @@ def _note_resume_point(plan: Plan, facts: dict[str, Any], resume: bool) -> None:
     elif facts["resumed_from"] is not None:
         where = f"resumed from {facts['resumed_from']}"
         if facts["resumed_from"] != expected:
-            where += f" (newest written before the kill: {expected}; it fell back past it, see resume notes)"
+            how = "see resume notes" if facts["resumed_from"] == "best.pt" else "it fell back past it, see resume notes"
+            where += f" (newest written before the kill: {expected}; {how})"
         facts["notes"].append(where)
 
 

@@ -813,11 +813,17 @@ def test_runs_trained_on_a_busy_machine_are_named_beside_the_train_times(tiny_co
     """A user test: every run's sheet warned that other processes used half the CPU, while the
     page compared their train times without a word."""
     reports = tiny_copy / "out" / "reports"
+
+    def metered(share: float, *runs: str) -> subprocess.CompletedProcess[str]:
+        for run in runs:  # the share this machine's own load gave them is replaced: the page is what is tested
+            audit = json.loads((reports / run / "audit.json").read_text())
+            audit["training"] |= {"other_cpu_share": share, "other_cpu_window_s": 30.0}
+            (reports / run / "audit.json").write_text(json.dumps(audit))
+        return ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tiny_copy)
+
+    assert metered(0.0, *(f"tiny-{v}-s{s}" for v in ("constant", "cosine") for s in (0, 1))).returncode == 0
     assert "Busy machine" not in (reports / "tiny" / "ABLATIONS.md").read_text()
-    audit = json.loads((reports / "tiny-cosine-s1" / "audit.json").read_text())
-    audit["training"] |= {"other_cpu_share": 0.5, "other_cpu_window_s": 30.0}
-    (reports / "tiny-cosine-s1" / "audit.json").write_text(json.dumps(audit))
-    render = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tiny_copy)
+    render = metered(0.5, "tiny-cosine-s1")
     assert render.returncode == 0, render.stderr
     page = (reports / "tiny" / "ABLATIONS.md").read_text()
     assert ("**Busy machine:** other processes used a share of the CPU while 1 run trained: `tiny-cosine-s1` (50%). "
@@ -1359,6 +1365,26 @@ def _interrupted(out: Path, run_name: str, spec: Any) -> Path:
     checkpoint.save(staging / "step-00000002.pt", {"model": {}, "spec": resolved_dict(spec), "spec_hash": spec_hash(spec),
                                                     "global_step": 2})  # fmt: skip
     return staging
+
+
+def test_an_interrupted_run_with_a_damaged_last_pt_is_judged_by_the_best_pt_it_would_resume(tmp_path: Path) -> None:
+    """`auditor run --resume` continues from an intact best.pt further on than the newest candidate
+    that verifies, where a newer one failed (`checkpoint.resume_point`): best.pt's spec is checked."""
+    from auditor import ablate, checkpoint
+    from auditor.spec import resolved_dict, spec_hash
+
+    f = write(tmp_path / "x.yaml", TINY)
+    out = tmp_path / "out"
+    run = build_plan(str(f)).runs_of("constant")[1]
+    started = build_plan(str(f), ["train.optimizer.lr=0.04"]).runs_of("constant")[1]
+    staging = _interrupted(out, run.name, run.spec)  # step-00000002.pt: this spec
+    checkpoint.save(staging / "best.pt", {"model": {}, "spec": resolved_dict(started.spec),
+                                          "spec_hash": spec_hash(started.spec), "global_step": 8})  # fmt: skip
+    assert ablate.other_spec_interrupted(out, run) is None  # no candidate failed: the newest that verifies
+    checkpoint.save(staging / "last.pt", {"global_step": 8})
+    (staging / "last.pt").write_bytes(b"damaged")
+    assert str(ablate.other_spec_interrupted(out, run)).endswith("(changed in what is trained: train.optimizer.lr: 0.04 -> 0.05)")
+    assert ablate.other_spec_interrupted(out, started) is None
 
 
 def test_an_interrupted_run_of_another_spec_is_refused_before_anything_runs(

@@ -790,31 +790,11 @@ def test_an_interrupted_run_whose_last_checkpoint_is_damaged_resumes_from_an_int
     assert notes[0].startswith("skipped last.pt: sha256 mismatch"), notes
     assert notes[1].startswith("continuing from best.pt, the newest checkpoint that verifies"), notes
     assert any("continuing from" in m and "best.pt" in m for m in said)
+    assert result.audit["run"]["resumed_from"] == "best.pt" and result.audit["run"]["resumed_from_kept"] is True
     after = _files(tmp_path)  # trained on from best.pt's epoch to the same weights, bit for bit
     for name in ("checkpoints/smoke/best.pt", "checkpoints/smoke/last.pt"):
         a, b = torch.load(io.BytesIO(before[name]), weights_only=False), torch.load(io.BytesIO(after[name]), weights_only=False)
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
-
-
-def test_newer_best_is_best_pt_only_where_it_verifies_and_is_further_on(tmp_path: Path) -> None:
-    spec, _ = _finished_run(tmp_path)
-    ckpts = run_paths(tmp_path, spec.name).checkpoints
-    best, last = ckpts / "best.pt", ckpts / "last.pt"
-    step = checkpoint.position(best)
-    assert runner.newer_best(ckpts, None) == best  # nothing else verifies
-    assert step == checkpoint.position(last) and runner.newer_best(ckpts, last) is None  # not further on
-    state = checkpoint.load(last)
-    checkpoint.save(last, {**state, "global_step": step + 1})  # reads as further on than best.pt ...
-    checkpoint.digest_path(last).write_text("0" * 64)  # ... and only its digest file is damaged
-    assert runner.newer_best(ckpts, None) is None  # not overwritten with best.pt's older state
-    checkpoint.save(last, {**state, "global_step": step - 1})
-    assert runner.newer_best(ckpts, None) == best
-    last.write_bytes(b"damaged")  # unreadable
-    assert runner.newer_best(ckpts, None) == best
-    best.write_bytes(best.read_bytes()[:-1] + b"x")
-    assert runner.newer_best(ckpts, None) is None  # damaged too
-    best.unlink()
-    assert runner.newer_best(ckpts, None) is None
 
 
 def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:

@@ -203,6 +203,21 @@ def test_cpu_toggles_and_resume_past_a_corrupted_checkpoint(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_resume_past_a_corrupted_last_pt_continues_from_best_pt(tmp_path: Path) -> None:
+    """As `run --resume` does: killed after step 9, last.pt (step 8, the newest) is corrupted, and
+    best.pt, written with last.pt's bytes at that epoch's end, is further on than step-00000006.pt."""
+    proc = _verify(tmp_path, "--kill-at", "9", env={ENV_CORRUPT_NEWEST: "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    block, _, _ = _evidence(tmp_path)
+    assert block["resumed_from"] == "best.pt" and block["verdict"] == "bitwise"
+    assert any("corrupted last.pt" in n for n in block["notes"])
+    assert any("skipped last.pt: sha256 mismatch" in n for n in block["notes"])
+    assert any(n.startswith("resume: continuing from best.pt") for n in block["notes"]), block["notes"]
+    assert "resumed from best.pt (newest written before the kill: last.pt; see resume notes)" in block["notes"]
+    assert not any("restarted from scratch" in n for n in block["notes"])
+
+
+@pytest.mark.slow
 def test_injected_noise_diverges_and_kill_after_a_lost_checkpoint_restarts_from_scratch(tmp_path: Path) -> None:
     noise = 5
     # Killed after step 2: step-00000002.pt is the only checkpoint, and it is corrupted before the resume.
