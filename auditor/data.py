@@ -274,36 +274,38 @@ def root_problem(spec: DataSpec) -> SpecFieldError | None:
     return None if _downloads(spec.download, root) else _no_cifar_dir(root)
 
 
-def data_problem(spec: DataSpec) -> SpecFieldError | None:
+def data_problems(spec: DataSpec) -> list[SpecFieldError]:
     """What `load_data` would refuse about the CIFAR-10 copy under data.root: the folder itself
     (`root_problem`), or, reading its files as a run does (about a second for the full set), a
-    file it cannot read (blamed on data.root), a copy data.require_official refuses, or a
-    val_split the training images cannot hold (`read_refusal`). None for synthetic data
-    (validation checks its sizes) and where a download would fill the folder (nothing is fetched)."""
+    file it cannot read (blamed on data.root), else each of a copy data.require_official refuses
+    and a val_split the training images cannot hold (`read_refusals`; a run names the first). Empty
+    for synthetic data (validation checks its sizes) and where a download would fill the folder
+    (nothing is fetched)."""
     if spec.dataset != "cifar10":
-        return None
+        return []
     if (refusal := root_problem(spec)) is not None or _downloads(spec.download, _data_root(spec)):
-        return refusal
+        return [refusal] if refusal is not None else []
     try:  # download off: a folder filled since the check above is read, never fetched into
         _, train_y, _, _, _, files, base, _ = read_cifar10(spec.model_copy(update={"download": False}))
     except SpecFieldError as exc:
-        return exc
+        return [exc]
     except InvalidInput as exc:
-        return SpecFieldError("data.root", str(exc))
+        return [SpecFieldError("data.root", str(exc))]
     except OSError as exc:  # e.g. a file that cannot even be looked at (permission denied)
-        return SpecFieldError("data.root", f"{exc.filename or spec.root}: {exc.strerror or exc}")
-    return read_refusal(spec, len(train_y), files, base)
+        return [SpecFieldError("data.root", f"{exc.filename or spec.root}: {exc.strerror or exc}")]
+    return read_refusals(spec, len(train_y), files, base)
 
 
-def read_refusal(spec: DataSpec, n_train: int, files: dict[str, str], base: Path | None) -> SpecFieldError | None:
+def read_refusals(spec: DataSpec, n_train: int, files: dict[str, str], base: Path | None) -> list[SpecFieldError]:
     """What data, once read, is refused for: a copy under `base` whose `files` (CIFAR-10's file
-    report; empty for synthetic data) data.require_official refuses, or a val_split not smaller
+    report; empty for synthetic data) data.require_official refuses, and a val_split not smaller
     than the `n_train` training images."""
+    refusals = []
     if spec.require_official and any(status != "ok" for status in files.values()):
-        return SpecFieldError("data.require_official", f"{base}: {_unofficial_note(files)}")
+        refusals.append(SpecFieldError("data.require_official", f"{base}: {_unofficial_note(files)}"))
     if spec.val_split >= n_train:
-        return SpecFieldError("data.val_split", spec.val_split_too_large(n_train))
-    return None
+        refusals.append(SpecFieldError("data.val_split", spec.val_split_too_large(n_train)))
+    return refusals
 
 
 def _data_root(spec: DataSpec) -> Path:
@@ -525,8 +527,8 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         tx, ty, sx, sy, classes, files, base, downloaded = read_cifar10(spec)
         root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
         others = other_entries(base)
-    if (refusal := read_refusal(spec, len(ty), files, base)) is not None:
-        raise refusal
+    if refusals := read_refusals(spec, len(ty), files, base):
+        raise refusals[0]
     te = np.arange(len(sy))[: spec.limit_test] if spec.limit_test else np.arange(len(sy))
     test_fp = fingerprint(sx, sy)
     prov = Provenance(

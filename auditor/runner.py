@@ -53,7 +53,7 @@ from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import (
     DataBundle,
     class_changes,
-    data_problem,
+    data_problems,
     load_data,
     norm_tensors,
     unread_note,
@@ -784,10 +784,7 @@ def machine_problems(spec: Spec) -> list[SpecFieldError]:
     """Why this machine cannot train `spec`, as `check_and_load` and the data stage would refuse it
     (each error names its field), before anything is set: its device or toggles, its data folder,
     or what reading that folder's files finds (a damaged file, a val_split larger than the set)."""
-    problems = device_problems(spec.train, environment.resolve_device(spec.train.device))
-    if (data := data_problem(spec.data)) is not None:
-        problems.append(data)
-    return problems
+    return [*device_problems(spec.train, environment.resolve_device(spec.train.device)), *data_problems(spec.data)]
 
 
 @contextmanager

@@ -968,7 +968,7 @@ def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """The preset's data folder passes ablate's check: the `auditor run` processes are stood in for."""
     from auditor import runner
 
-    monkeypatch.setattr(runner, "data_problem", lambda spec: None)
+    monkeypatch.setattr(runner, "data_problems", lambda spec: [])
 
 
 @pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])

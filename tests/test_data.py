@@ -479,7 +479,7 @@ def test_a_root_that_cannot_be_looked_into_is_blamed_on_data_root(tmp_path: Path
         said = str(D.root_problem(spec))
         assert said.startswith(f"data.root: {locked / 'inner'}: cannot be looked into: {locked / 'inner'}")
         assert said.endswith(": Permission denied")
-        assert str(D.data_problem(spec)) == said
+        assert [str(p) for p in D.data_problems(spec)] == [said]
         with pytest.raises(InvalidInput) as exc:
             D.load_data(spec, 0)
         assert str(exc.value) == said

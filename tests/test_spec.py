@@ -551,6 +551,10 @@ def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refus
     said = warned("--set", "data.require_official=true")
     assert said.startswith("auditor validate: warning: resnet20_cifar10 --set 'data.require_official=true': "
                            f"data.require_official: {tmp_path / 'data' / 'cifar-10-batches-py'}: NOT the official CIFAR-10: ")
+    both = warned("--set", "data.require_official=true", "--set", "data.val_split=20").splitlines()  # each, not the first
+    assert [line.split(": ")[3] for line in both] == ["data.require_official", "data.val_split"], both
+    assert both[1].endswith("data.val_split: 20 must be smaller than the 20 training images (the spec is valid; "
+                            "`auditor run` would refuse it here)")  # fmt: skip
     (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
     said = warned()
     assert said.startswith(f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'}"), said
