@@ -518,6 +518,35 @@ def _finished(plan: Plan, rec: RunRecord) -> dict[str, Any]:
     return read_audit(report)  # exit 1 = its own criteria failed: still a finished run
 
 
+# What two runs must share to be compared: their data as read (run A's record names data.root).
+SAME_DATA = (("fingerprint", "training and test images"), ("scored_test_fingerprint", "scored test images"))
+
+
+def check_inputs(
+    plan: Plan, spec_file: Path, run_id: str, audit: dict[str, Any], audit_a: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`audit` where run `run_id` trained the spec verify wrote to `spec_file` and (runs B and K)
+    read the data run A read; else InvalidInput: the runs differ in what they were given (the file
+    edited, or data.root's files changed while verify ran), which no comparison should blame on
+    nondeterminism."""
+    problems, want = [], spec_hash(plan.spec)
+    if (got := audit.get("spec_hash")) != want:
+        problems.append(f"it trained under another spec than verify wrote to {spec_file} (spec_hash "
+                        f"{str(got)[:12]}, not {want[:12]}): the file was edited while verify ran")  # fmt: skip
+    data, ref = audit.get("data") or {}, (audit_a or {}).get("data") or {}
+    for key, what in SAME_DATA if audit_a is not None else ():
+        if data.get(key) != ref.get(key):
+            problems.append(f"it read other data than run A ({what}: fingerprint {str(data.get(key))[:12]}, run A's "
+                            f"{str(ref.get(key))[:12]}): the files under {ref.get('root') or 'data.root'} changed "
+                            "while verify ran")  # fmt: skip
+            break  # the scored images are among the images
+    if problems:
+        raise InvalidInput(f"run {run_id.upper()}: {'; and '.join(problems)}; nothing was compared, since a "
+                           "difference would be blamed on nondeterminism: run `auditor verify` again while the spec "
+                           "and data stay as they are")  # fmt: skip
+    return audit
+
+
 def corrupt_newest(ckpt_dir: Path) -> str | None:
     """Flip bytes in the middle of the newest checkpoint (test-only fault injection)."""
     cands = checkpoint.candidates(ckpt_dir)
@@ -1124,14 +1153,15 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
         f"{plan.checkpoint_every}, kill after step {plan.kill_at}; work dir {plan.workdir}")  # fmt: skip
     try:
         rec_a = _start(plan, spec_file, "a", "reference", log)
-        audit_a = _finished(plan, rec_a)
+        audit_a = check_inputs(plan, spec_file, "a", _finished(plan, rec_a))
         steps_a = len(_read_csv(run_paths(plan.workdir / "a", plan.spec.name).reports / "steps.csv")[1])
         diverged_at = audit_a["training"].get("diverged_at_step")
         plan = kill_within(plan, steps_a, audit_a["run"]["status"], notes, log, diverged_at)
         notes += plan.faults.unapplied(steps_a)
         rec_b = _start(plan, spec_file, "b", "twin", log)
-        audit_b = _finished(plan, rec_b)
+        audit_b = check_inputs(plan, spec_file, "b", _finished(plan, rec_b), audit_a)
         recs_k, audit_k, facts = run_killed(plan, spec_file, log)
+        check_inputs(plan, spec_file, "k", audit_k, audit_a)
     finally:  # kept or not, the evidence needs no compiled kernels
         for run_id in ("a", "b", "k"):
             shutil.rmtree(compile_cache(plan, run_id), ignore_errors=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import fake_cifar_root
 
 from auditor import checkpoint
 from auditor import verify as verify_mod
@@ -934,6 +935,41 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
     with pytest.raises(KeyboardInterrupt):
         verify_mod.verify("smoke", [], tmp_path, epochs=1)
     assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
+
+
+def test_runs_given_another_spec_or_other_data_are_refused_not_called_nondeterministic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: data.root's files replaced (or verify's spec.yaml edited) while run A trained,
+    and verify said DIVERGED and named fill_uninitialized_memory as a possible cause."""
+    root = fake_cifar_root(tmp_path / "data", n=48)
+    sets = [*TINY, "data.dataset=cifar10", f"data.root={root}", "data.val_split=16", "train.batch_size=16",
+            "train.epochs=1"]  # fmt: skip
+    started = verify_mod._start
+
+    def changed_before_b(change: Any) -> Any:
+        def start(plan: Any, spec_file: Path, run_id: str, *args: Any, **kw: Any) -> Any:
+            if run_id == "b":
+                change(spec_file)
+            return started(plan, spec_file, run_id, *args, **kw)
+        return start
+
+    monkeypatch.setattr(verify_mod, "_start", changed_before_b(lambda _f: fake_cifar_root(root, n=48, seed=1)))
+    with pytest.raises(InvalidInput) as info:
+        verify_mod.verify("smoke", sets, tmp_path / "v1", log=lambda m: None)
+    said = str(info.value)
+    assert said.startswith("run B: it read other data than run A (training and test images: fingerprint "), said
+    assert f"the files under {root}/cifar-10-batches-py changed while verify ran; nothing was compared" in said
+    assert not (tmp_path / "v1" / "verify" / "smoke" / "k").exists()  # stopped before run K
+
+    fake_cifar_root(root, n=48)  # as run A read it
+    monkeypatch.setattr(verify_mod, "_start", changed_before_b(
+        lambda f: f.write_text(f.read_text().replace("description:", "description: edited", 1))))
+    with pytest.raises(InvalidInput) as info:
+        verify_mod.verify("smoke", sets, tmp_path / "v2", log=lambda m: None)
+    assert str(info.value).startswith(f"run B: it trained under another spec than verify wrote to "
+                                      f"{tmp_path / 'v2' / 'verify' / 'smoke' / 'spec.yaml'} (spec_hash ")  # fmt: skip
+    assert "the file was edited while verify ran; nothing was compared" in str(info.value)
 
 
 def test_a_crashed_reverify_keeps_its_logs_beside_the_earlier_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
