@@ -784,7 +784,7 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     found = [_metric_disagrees(m, source, metrics[m], m in notes) for m, source in metric_sources(audit).items()
              if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
-    return [f for f in found if f] + _test_disagrees(audit) + _name_disagrees(audit)
+    return [f for f in found if f] + _test_disagrees(audit) + _name_disagrees(audit) + provenance_disagrees(audit.get("data"))
 
 
 def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
@@ -831,6 +831,24 @@ def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:
     if not isinstance(name, str) or not isinstance(run, dict) or run.get("name") == name:
         return []
     return [f"run.name {_json(run.get('name'))}, but the resolved spec names the run {_json(name)}"]
+
+
+def provenance_disagrees(data: Any) -> list[str]:
+    """Where data.official (in a record's `data` section) is not what the record's own file report
+    gives: a run sets it true for CIFAR-10 whose every file checked "ok" (data.files), false for
+    one where any did not, and leaves it null for synthetic data. Empty for a record of another shape."""
+    if not isinstance(data, dict) or "official" not in data:
+        return []
+    dataset, files, official = data.get("dataset"), data.get("files"), data.get("official")
+    if dataset == "synthetic":
+        expected, why = None, 'data.dataset is "synthetic"'
+    elif dataset == "cifar10" and isinstance(files, dict) and files:
+        odd = [f"{name} {status}" for name, status in files.items() if status != "ok"]
+        expected = not odd
+        why = f"data.files reports {', '.join(map(str, odd[:3]))}" if odd else 'data.files reports every file "ok"'
+    else:
+        return []
+    return [] if official is expected else [f"data.official {_json(official)}, but {why}"]
 
 
 def _metric_disagrees(metric: str, src: MetricSource, value: Any, noted: bool) -> str | None:

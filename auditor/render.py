@@ -56,6 +56,7 @@ from auditor.check import (
     BROKEN,
     UNSELECTED,
     edited_metrics,
+    provenance_disagrees,
     record_gate_status,
     stored_verdict_differs,
     verification_passed,
@@ -573,9 +574,8 @@ def _front_matter(audit: dict[str, Any], qualifier: str, disputed: bool = False)
     # Tools that read model-index (the Hub's, leaderboards) go by `type` and `split`, not by the
     # name: files that are not the official ones are another dataset to them, and the first N
     # test images are `test[:N]` (the split's slicing syntax; limit_test scores the first N).
-    unofficial = dataset == "cifar10" and data.get("official") is False
     return {
-        "dataset_id": f"{dataset}-unofficial" if unofficial else dataset,
+        "dataset_id": f"{dataset}-unofficial" if unofficial(data) else dataset,
         "split": "test" if test_files_beyond_scored(data) is None else f"test[:{data['sizes']['test']}]",
         # The Hub's `datasets` links the card to the official set: not for a copy that differs from
         # it, nor for the synthetic data (no Hub dataset).
@@ -594,10 +594,16 @@ def cifar_qualifier(data: dict[str, Any]) -> str:
     """How CIFAR-10 data differs from the official test set ('' when it does not, or is not CIFAR-10)."""
     if data["dataset"] != "cifar10":
         return ""
-    parts = ["not the official files"] if data["official"] is False else []
+    parts = ["not the official files"] if unofficial(data) else []
     if (files := test_files_beyond_scored(data)) is not None:
         parts.append(f"{data['sizes']['test']:,} of the {files:,} test images there")
     return "; ".join(parts)
+
+
+def unofficial(data: dict[str, Any]) -> bool:
+    """Whether CIFAR-10 data is not the official files: so recorded, or recorded official against
+    the record's own file report (edited after the run)."""
+    return data["dataset"] == "cifar10" and (data.get("official") is False or bool(provenance_disagrees(data)))
 
 
 def test_files_beyond_scored(data: dict[str, Any]) -> int | None:
@@ -803,7 +809,9 @@ def other_entries_text(d: Mapping[str, Any]) -> str | None:
 
 def _data(audit: dict[str, Any]) -> dict[str, Any]:
     d, ds = audit["data"], audit["spec"]["data"]
-    if d["official"] is None:
+    if disputed := provenance_disagrees(d):
+        provenance = f"**audit.json was edited after the run: {disputed[0]}** ({d['note']})"
+    elif d["official"] is None:
         provenance = f"not applicable: {d['note']}"
     elif d["official"]:
         provenance = f"official CIFAR-10 ({d['note']})"
@@ -1816,6 +1824,8 @@ def _flags_item(audit: dict[str, Any]) -> Item:
 
 def _provenance_item(audit: dict[str, Any]) -> Item:
     data = audit["data"]
+    if disputed := provenance_disagrees(data):
+        return False, "Data provenance official", f"audit.json was edited after the run: {disputed[0]}"
     if data["official"] is None:
         return False, "Data provenance official", f"{data['dataset']} data: {data['note']}"
     return data["official"], "Data provenance official", data["note"]

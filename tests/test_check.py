@@ -831,6 +831,28 @@ def test_a_metric_edited_by_hand_is_found_against_its_measurement_and_stored_res
     assert edited_metrics(audit) == [f"criteria[{i}] (best_val_acc {entry['expr']}) measured 0.5, but metrics.best_val_acc 0.99"]
 
 
+def test_an_official_flag_against_the_records_own_file_report_is_found() -> None:
+    """A user test: data.official set to true (metrics.official_data alike) on a run of a copy whose
+    files data.files reports as not the official ones, or of synthetic data: check passed."""
+    from auditor.check import edited_metrics
+
+    audit = golden()  # synthetic data: official null
+    audit["data"]["official"] = audit["metrics"]["official_data"] = True
+    assert edited_metrics(audit) == ['data.official true, but data.dataset is "synthetic"']
+    files = {"data_batch_1": "md5 mismatch", "data_batch_5": "missing", "test_batch": "ok"}
+    audit["data"] |= {"dataset": "cifar10", "files": files}
+    said = "data.official true, but data.files reports data_batch_1 md5 mismatch, data_batch_5 missing"
+    assert edited_metrics(audit) == [said]
+    audit["data"]["official"] = audit["metrics"]["official_data"] = False
+    assert edited_metrics(audit) == []
+    audit["data"]["files"] = dict.fromkeys(files, "ok")
+    assert edited_metrics(audit) == ['data.official false, but data.files reports every file "ok"']
+    audit["data"]["official"] = audit["metrics"]["official_data"] = True
+    assert edited_metrics(audit) == []
+    audit["data"]["files"] = "edited"  # a record of another shape: not judged here
+    assert edited_metrics(audit) == []
+
+
 def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:
     """The user test: per_class.x set to 0.5, test.acc to 1.5 or 0.99 (in metrics too), test.n to 0:
     the sheet had shown them, and check passed, though the confusion matrix beside them says otherwise."""

@@ -1251,6 +1251,23 @@ def test_official_and_unofficial_provenance() -> None:
     assert checklist_line(synthetic, "Data provenance official").startswith("- [ ]")
 
 
+@pytest.mark.parametrize("case", ["cifar copy", "synthetic"])
+def test_an_official_flag_edited_against_the_file_report_ticks_nothing(case: str) -> None:
+    """A user test: data.official and metrics.official_data set to true on a run of the subset (or
+    of synthetic data): check passed, the box was ticked and the front matter said `type: cifar10`."""
+    audit = cifar_audit([0.2470, 0.2435, 0.2616], official=False) if case == "cifar copy" else golden_audit()
+    audit["data"]["official"] = audit["metrics"]["official_data"] = True
+    text = text_of(audit)
+    line = checklist_line(text, "Data provenance official")
+    why = "data.files reports data_batch_3 md5 mismatch" if case == "cifar copy" else 'data.dataset is "synthetic"'
+    assert line.startswith("- [ ]") and f"audit.json was edited after the run: data.official true, but {why}" in line
+    assert f"audit.json disagrees with what the run measured: data.official true, but {why}" in text
+    assert f"**audit.json was edited after the run: data.official true, but {why}** (" in text  # the provenance row
+    assert "official CIFAR-10 (" not in text
+    if case == "cifar copy":
+        assert front_matter(text)["model-index"][0]["results"][0]["dataset"]["type"] == "cifar10-unofficial"
+
+
 def test_evaluate_command_only_for_a_cifar10_run() -> None:
     cifar = text_of(cifar_audit([0.2470, 0.2435, 0.2616]))
     assert "auditor evaluate " in cifar and "--data-root DIR" in cifar
