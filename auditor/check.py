@@ -774,7 +774,8 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     """Where a record's metrics disagree with what the record itself measured, one phrase each
     ('metrics.test_acc 0.95, but measurements.test.acc holds 0.96'): each metric against the
     field it is copied from (`metric_sources`), and each stored criterion result's measured value
-    against its metric. Empty where they agree: the metrics are as the run wrote them, or every
+    against its metric; and figures against what they are computed from in the record (the test
+    evaluation's confusion matrix, the data's file report, the epochs' history). Empty where they agree: the metrics are as the run wrote them, or every
     copy of a figure was edited alike (which only the checkpoints and logs can tell).
 
     Exact comparisons: a metric is a copy of its figure (or that figure over a fixed unit, as
@@ -784,7 +785,9 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     found = [_metric_disagrees(m, source, metrics[m], m in notes) for m, source in metric_sources(audit).items()
              if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
-    return [f for f in found if f] + _test_disagrees(audit) + _name_disagrees(audit) + provenance_disagrees(audit.get("data"))
+    found += [*_test_disagrees(audit), *_name_disagrees(audit), *provenance_disagrees(audit.get("data")),
+              *_selection_disagrees(audit.get("training"))]
+    return [f for f in found if f]
 
 
 def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
@@ -831,6 +834,29 @@ def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:
     if not isinstance(name, str) or not isinstance(run, dict) or run.get("name") == name:
         return []
     return [f"run.name {_json(run.get('name'))}, but the resolved spec names the run {_json(name)}"]
+
+
+def _selection_disagrees(training: Any) -> list[str]:
+    """Where training.best_epoch and best_metric are not what the record's own history gives: a
+    run selects the first epoch of highest selection accuracy (`val_acc`) among those whose
+    selection loss is a number (`train.selectable`); none where no epoch is. Empty for a record of
+    another shape, or one whose history holds a selectable epoch without an accuracy."""
+    if not isinstance(training, dict) or not isinstance(history := training.get("history"), list):
+        return []
+    if not all(isinstance(h, dict) and is_number(h.get("epoch")) for h in history):
+        return []
+    best = None
+    for h in (h for h in history if is_number(h.get("val_loss"))):
+        if not is_number(h.get("val_acc")):
+            return []
+        if best is None or h["val_acc"] > best["val_acc"]:
+            best = h
+    epoch, metric = training.get("best_epoch"), training.get("best_metric")
+    expected = (None, None) if best is None else (best["epoch"], best["val_acc"])
+    if _same(epoch, expected[0]) and (_same(metric, expected[1]) or metric is expected[1] is None):
+        return []
+    gives = "no selectable epoch" if best is None else f"epoch {expected[0]} ({_json(expected[1])})"
+    return [f"training.best_epoch {_json(epoch)} (best_metric {_json(metric)}), but its history selects {gives}"]
 
 
 def provenance_disagrees(data: Any) -> list[str]:

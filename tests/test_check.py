@@ -822,10 +822,19 @@ def test_a_metric_edited_by_hand_is_found_against_its_measurement_and_stored_res
     assert edited_metrics(audit) == [f"metrics.test_acc 0.95, but measurements.test.acc is {measured}"]
     audit = golden()
     (i, entry), *_ = [(i, c) for i, c in enumerate(audit["criteria"]) if c["metric"] == "best_val_acc"]
+    entry_measured = entry["measured"]
     audit["metrics"]["best_val_acc"] = entry["measured"] = 0.99  # the stored result edited alike
     found = edited_metrics(audit)
     assert [f.split(",")[0] for f in found] == ["metrics.best_val_acc 0.99"]
-    audit["training"]["best_metric"] = 0.99  # every copy edited alike: nothing in the record tells
+    audit["training"]["best_metric"] = 0.99  # the epoch's history row still holds the measured figure
+    epoch = audit["training"]["best_epoch"]
+    said = f"training.best_epoch {epoch} (best_metric 0.99), but its history selects epoch {epoch} ({entry_measured})"
+    assert edited_metrics(audit) == [said]
+    audit["training"]["history"][epoch - 1]["val_acc"] = 0.99  # every copy edited alike: nothing in the record tells
+    assert epoch == len(audit["training"]["history"])  # the last epoch: final_val_acc is a copy of it too
+    audit["metrics"]["final_val_acc"] = 0.99
+    for c in audit["criteria"]:
+        c["measured"] = 0.99 if c["metric"] == "final_val_acc" else c["measured"]
     assert edited_metrics(audit) == []
     entry["measured"] = 0.5  # a stored result alone
     assert edited_metrics(audit) == [f"criteria[{i}] (best_val_acc {entry['expr']}) measured 0.5, but metrics.best_val_acc 0.99"]
@@ -851,6 +860,28 @@ def test_an_official_flag_against_the_records_own_file_report_is_found() -> None
     assert edited_metrics(audit) == []
     audit["data"]["files"] = "edited"  # a record of another shape: not judged here
     assert edited_metrics(audit) == []
+
+
+def test_a_best_epoch_the_history_does_not_select_is_found() -> None:
+    """A user test: training.best_epoch set from 3 to 1; check passed and the sheet bolded epoch 1
+    as the best beside its own lower accuracy."""
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    history = audit["training"]["history"]
+    best = audit["training"]["best_metric"]
+    audit["training"]["best_epoch"] = 1
+    assert edited_metrics(audit) == [f"training.best_epoch 1 (best_metric {best}), but its history selects epoch 3 ({best})"]
+    audit["training"]["best_epoch"] = 3
+    history[0]["val_acc"] = best  # a tie: the first epoch of the highest accuracy is the one selected
+    assert edited_metrics(audit)[0].endswith(f"but its history selects epoch 1 ({best})")
+    history[0]["val_loss"] = None  # not selectable: its loss is not a number
+    assert edited_metrics(audit) == []
+    for h in history:
+        h["val_loss"] = None
+    assert f"training.best_epoch 3 (best_metric {best}), but its history selects no selectable epoch" in edited_metrics(audit)
+    audit["training"]["history"] = "edited"  # a record of another shape: not judged here
+    assert not any(f.startswith("training.best_epoch") for f in edited_metrics(audit))
 
 
 def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:
