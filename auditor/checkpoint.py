@@ -399,21 +399,22 @@ def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
 
 def resume_point(ckpt_dir: Path, *, interrupted: bool) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The checkpoint `auditor run --resume` continues from, and the ones skipped (`newest_intact`).
-    For an `interrupted` run (not a finished one, which resumes from its last.pt alone) best.pt too:
-    where a newer candidate failed its digest, best.pt is taken if it verifies and is further on
-    (`newer_best`). A run writes best.pt with the same bytes as last.pt at the end of an epoch whose
-    model it selects, so it holds that epoch's whole training state."""
+    For an `interrupted` run (not a finished one, which resumes from its last.pt alone) best.pt too,
+    where it verifies and is further on than the newest candidate that does (`newer_best`): a
+    process stopped between writing best.pt and last.pt, or a newer candidate that failed its
+    digest. A run writes best.pt with the same bytes as last.pt at the end of an epoch whose model
+    it selects, so it holds that epoch's whole training state."""
     found, skipped = newest_intact(ckpt_dir)
-    if skipped and interrupted and (best := newer_best(ckpt_dir, found)) is not None:
+    if interrupted and (best := newer_best(ckpt_dir, found)) is not None:
         return best, skipped
     return found, skipped
 
 
 def newer_best(ckpt_dir: Path, found: Path | None) -> Path | None:
     """best.pt where it verifies and is further on than `found` (the newest resume candidate that
-    verifies; None: none does), else None. An interrupted run whose last.pt was damaged after its
-    best epoch would otherwise resume from an older step checkpoint, or be refused with its best.pt
-    intact."""
+    verifies; None: none does), else None. An interrupted run whose last.pt was damaged or not yet
+    written after its best epoch would otherwise resume from an older checkpoint (training that
+    epoch's steps again), or be refused with its best.pt intact."""
     best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
     if not best.is_file() or verify(best) is not None:
         return None

@@ -37,6 +37,7 @@ from auditor.audit import (
     RunPaths,
     aside,
     has_checkpoint,
+    is_count,
     latency_warnings,
     metric_sources,
     nan_test_loss_note,
@@ -368,7 +369,9 @@ def find_resume_point(
     if (problem := checkpoint.count_problem(state, "global_step")) is not None:
         raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
                            f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
-    check_best_kept(found, state, fresh, environment.compute_setting(device))
+    for n in check_best_kept(found, state, fresh, environment.compute_setting(device)):
+        log(f"resume: {n}")
+        notes.append(n)
     done = trains_nothing(paths, found, seeded)
     notes_now = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
                  *resume_version_notes(found, state, done), *resume_compute_notes(found, state, device, done)]  # fmt: skip
@@ -397,12 +400,14 @@ def refused_resume_advice(paths: RunPaths, seeded: bool) -> str:
             f"or, to start over, {start_over_text(paths, seeded)}")
 
 
-def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> None:
+def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> list[str]:
     """Refuse to resume when the checkpoint records a best epoch whose best.pt (the model every
     measurement uses) is gone or damaged: training on would end in a run measured on the wrong
-    weights, or refused only after all its training. And when best.pt is newer than the
-    checkpoint (a process killed between writing best.pt and last.pt) and was trained on another
-    compute setting than `now`: there the epoch it holds need not be selected again, and the
+    weights, or refused only after all its training. Except where the checkpoint is the last.pt
+    written at the end of that epoch (`holds_best`): best.pt is written again from its bytes, and
+    the note saying so returned. And when best.pt is newer than the checkpoint yet was not taken
+    (`checkpoint.newer_best`: a last.pt that reads as further on failed its digest) and was trained
+    on another compute setting than `now`: there the epoch it holds need not be selected again, and the
     best.pt it replaced is gone. `fresh`: how to start over instead."""
     best = state.get("best")
     epoch = best.get("epoch") if isinstance(best, dict) else None
@@ -411,13 +416,29 @@ def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[st
     if reason is None:
         _check_best_not_ahead(path, found, state, fresh, now)
     if reason is None or epoch is None:  # no best yet: the first selectable epoch's end writes one
-        return
+        return []
     state_of = "missing" if reason == "missing" else f"checkpoint is not intact: {reason}"
+    if found.name == "last.pt" and holds_best(state):
+        checkpoint.save_bytes(path, found.read_bytes())
+        note = (f"best.pt was {state_of}; written again from last.pt, which was written with the same bytes at the "
+                f"end of epoch {epoch}, the one the run selected")  # fmt: skip
+        return [note]
     raise InvalidInput(
         f"{path}: {state_of}; {found.name} records it as written after epoch {epoch} (the model the run selected, "
         f"which every measurement uses), and --resume cannot write it again; put back best.pt and its "
         f"{checkpoint.digest_path(path).name} from a copy, or to start over, {fresh}"
     )
+
+
+def holds_best(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint was written at the end of the epoch its run selected, where best.pt is
+    written with the same bytes: no epoch ended after the best one (`since` 0), and it is at that
+    epoch's end (no step into the next)."""
+    best = state.get("best")
+    if not isinstance(best, dict):
+        return False
+    at_end = state.get("step_in_epoch") == 0
+    return best.get("since") == 0 and is_count(best.get("epoch")) and state.get("epoch") == best["epoch"] and at_end
 
 
 def _check_best_not_ahead(path: Path, found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> None:

@@ -59,12 +59,17 @@ def test_a_last_checkpoint_too_damaged_to_read_is_named_among_the_skipped(tmp_pa
 
 
 def test_an_interrupted_run_resumes_from_best_pt_only_where_it_verifies_and_is_further_on(tmp_path: Path) -> None:
-    """A run writes best.pt with last.pt's bytes at the end of an epoch it selects: where a newer
-    candidate failed its digest, an interrupted run goes on from it rather than an older one."""
+    """A run writes best.pt with last.pt's bytes at the end of an epoch it selects: where last.pt was
+    not written after it, or a newer candidate failed its digest, an interrupted run goes on from it
+    rather than an older one."""
     older, best = _write(tmp_path / "step-00000004.pt", 4), _write(tmp_path / "best.pt", 8)
     last = _write(tmp_path / "last.pt", 8)
     assert checkpoint.resume_point(tmp_path, interrupted=True) == (last, [])  # nothing failed
     assert checkpoint.newer_best(tmp_path, last) is None  # not further on than last.pt
+    _write(last, 4)  # a process stopped between writing best.pt (step 8) and last.pt: nothing failed
+    assert checkpoint.resume_point(tmp_path, interrupted=True) == (best, [])
+    assert checkpoint.resume_point(tmp_path, interrupted=False) == checkpoint.newest_intact(tmp_path)  # last.pt alone
+    _write(last, 8)
     last.write_bytes(last.read_bytes()[:-8] + b"corrupt!")
     found, skipped = checkpoint.resume_point(tmp_path, interrupted=True)
     assert found == best and [p.name for p, _ in skipped] == ["last.pt"]
