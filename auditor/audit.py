@@ -515,6 +515,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
             raise InvalidInput(f"{run_dir}: an ablation's page folder (ablations.json), not a run's report folder: "
                                "give one of its runs' report folders (ABLATIONS.md links each run's sheet), or "
                                f"rebuild the page with `{_page_rebuild_command(run_dir)}`") from None
+        if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
+            raise InvalidInput(f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is "
+                               f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is

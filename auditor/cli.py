@@ -475,7 +475,12 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
     if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
         _warn("check", warning)
     folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
-    if (staging := folder.with_name(folder.name + STAGING)).is_dir():
+    if folder.name.endswith(STAGING):
+        final = folder.with_name(folder.name.removesuffix(STAGING))
+        _warn("check", f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
+                       f"its report in place (interrupted, or running now); a finished run's report is in {final}, "
+                       "and `auditor run --resume` finishes this one")  # fmt: skip
+    elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
         _warn("check", f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
                        f"running now); this check judges the finished run in {run_dir}, finished "
                        f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip

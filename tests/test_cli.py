@@ -712,6 +712,16 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
         in later.stderr
     here = run_cli("check", ".", cwd=rep)  # the folder named as `.`: its sibling is found all the same
     assert f"{rep}.partial exists: a later run of this name" in here.stderr
+    shutil.rmtree(tmp_path / "reports" / "smoke.partial")
+    shutil.copytree(rep, tmp_path / "reports" / "smoke.partial")  # a run stopped before putting its report in place
+    staged = run_cli("check", str(tmp_path / "reports" / "smoke.partial"))
+    assert staged.returncode == 0 and (f"{rep}.partial is a run's staging folder, not its report: the run had not "
+                                       "finished putting its report in place") in staged.stderr  # fmt: skip
+    (tmp_path / "v" / "smoke").mkdir(parents=True)
+    (tmp_path / "v" / "smoke" / "verify.json").write_text("{}")  # verify's work dir: run A's record holds the verdict
+    assert_clean_error(run_cli("check", str(tmp_path / "v" / "smoke")),
+                       f"a work dir of `auditor verify`, not a run's report folder: its verdict is recorded in run "
+                       f"A's, {tmp_path / 'v' / 'smoke' / 'a' / 'reports' / 'smoke'}")  # fmt: skip
     # A --junit target that cannot be written is said before any verdict is printed.
     refused = run_cli("check", str(rep), "--junit", str(tmp_path / "no-such-folder" / "j.xml"))
     assert_clean_error(refused, "cannot write JUnit report: directory")
