@@ -629,7 +629,9 @@ class Spec(_Section):
     def _not_dots(cls, v: str, info: ValidationInfo) -> str:
         if v in {".", ".."}:
             raise ValueError("must not be '.' or '..'")
-        if v.endswith(RESERVED_SUFFIXES) and (_new_run(info) or not v.endswith(".failed")):  # .failed: reserved later
+        # Any case: a case-insensitive file system (macOS, Windows) takes `x.PARTIAL` for `x.partial`.
+        folded = v.lower()
+        if folded.endswith(RESERVED_SUFFIXES) and (_new_run(info) or not folded.endswith(".failed")):  # .failed: reserved later
             raise ValueError(f"must not end in {', '.join(RESERVED_SUFFIXES)} (reserved for the tool's own folders)")
         return v
 
@@ -1077,8 +1079,11 @@ def override_value(raw: str, item: str, criterion: bool = False) -> Any:
         return load_yaml(raw)
     except (DuplicateKey, YamlLimit) as exc:  # valid YAML, refused
         raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)}") from None
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
         text = raw.strip()
+        if text[:1] in "[{" and "undefined alias" in str(getattr(exc, "problem", "")):  # `[*a]`: a list, not text
+            raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)} (a --set VALUE is a YAML document of its own, "
+                               "so an alias can name only an anchor within it)") from None  # fmt: skip
         comment = re.search(r"\s#", text)
         if comment and not any(q in text[: comment.start()] for q in "'\""):  # a quoted '#' is text
             text = text[: comment.start()].rstrip()
@@ -1427,6 +1432,8 @@ def nearest_key(model: type[BaseModel], parts: Sequence[str]) -> str | None:
     key, parent = parts[-1], tuple(parts[:-1])
     if (section := _section_at(model, parent)) is None:
         return None
+    if cased := [f for f in section.model_fields if f.lower() == key.lower() and f != key]:  # `TRAIN` -> `train`
+        return ".".join([*parent, cased[0]])
     named = [p for p in _key_paths(model) if p[-1] == key]
     if below := [p for p in named if _under(p, parent)]:
         return " or ".join(".".join(p) for p in below[:2])

@@ -134,6 +134,7 @@ BAD = [
     ({"data": {"synthetic": {"train": 10**11}}}, "data.synthetic.train", "less than or equal to 1000000"),
     ({"measure": {"latency": {"batch_size": 10**20}}}, "measure.latency.batch_size", "less than or equal to 4096"),
     ({"name": "x.failed"}, "name", "reserved for the tool's own folders"),  # verify's failed attempts
+    ({"name": "x.PARTIAL"}, "name", "reserved for the tool's own folders"),  # a case-insensitive file system's x.partial
     ({"train": {"epochs": 10, "schedule": {"name": "multistep", "milestones": [5, 12]}}}, "train.schedule.milestones", "[12] are not before epochs=10"),
     ({"train": {"optimizer": {"nesterov": True, "momentum": 0}}}, "train.optimizer.nesterov", "needs momentum > 0"),
     ({"criteria": {"test_acc": ">= 85"}}, "criteria.test_acc", "fraction in [0, 1]"),
@@ -1081,6 +1082,14 @@ def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
         "smoke --set 'train.epochs=two': train.epochs: input should be a valid integer, got 'two'",  # the last one
         "smoke --set 'train.epoch=2': train.epoch: unknown key (not in the spec schema); did you mean train.epochs?",
     ]
+    for key, unknown, meant in (("TRAIN.epochs", "TRAIN", "train"), ("train.Epochs", "train.Epochs", "train.epochs")):
+        with pytest.raises(InvalidInput) as err:  # another case: the key meant
+            load_spec("smoke", [f"{key}=3"])
+        assert str(err.value).endswith(f"=3': {unknown}: unknown key (not in the spec schema); did you mean {meant}?")
+    with pytest.raises(InvalidInput) as err:  # an alias to no anchor inside a list: not taken as the text "[*a]"
+        load_spec("smoke", ["data.mean=[*a]"])
+    assert str(err.value).startswith("--set 'data.mean=[*a]': found undefined alias 'a' (line 1, column 2) (a --set VALUE")
+    assert load_spec("smoke", ["description=*bold* text"]).description == "*bold* text"  # text, as before
     with pytest.raises(InvalidInput, match=r"^smoke --set 'train=\{epochs: two\}': train\.epochs: input should be"):
         load_spec("smoke", ["train={epochs: two}"])  # a section a set wrote, to its key
     with pytest.raises(InvalidInput, match=r"^smoke --set 'data\.mean=\[0, 1e-40, 0\.5\]': data\.mean\.1: "):
