@@ -543,6 +543,14 @@ def skip_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
     return f"skip (finished with {', '.join(changes)}; delete its report to re-run)"
 
 
+def finished_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
+    """How the plan and the log show a finished run it skips: `skip_label`, or, for a record edited
+    after the run (`record_edits`), that the page does not count it."""
+    if record_edits(audit):
+        return "skip, but not counted: its audit.json was edited after the run (remove its report folder to train it afresh)"
+    return skip_label(audit, now)
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -682,6 +690,9 @@ def _data_label(data: Any) -> str | None:
     return f"CIFAR-10 ({qualifier})" if qualifier else None
 
 
+EDITED_WHY = "its audit.json was edited after the run"  # how the page lists such a run, first words
+
+
 def record_edits(audit: dict[str, Any]) -> list[str]:
     """How a run's audit.json was edited after the run, as `check` refuses it: a resolved spec that
     no longer hashes to its spec_hash, metrics that disagree with what it measured, a test evaluation
@@ -712,7 +723,7 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
             missing.append({"seed": r.seed, "name": r.name, "why": why})
         elif edits := record_edits(audit):
             missing.append({"seed": r.seed, "name": r.name, "why": (
-                f"its audit.json was edited after the run ({'; '.join(edits)}), so `auditor check` refuses it and "
+                f"{EDITED_WHY} ({'; '.join(edits)}), so `auditor check` refuses it and "
                 "its figures are not counted; remove its report folder, and this ablation trains it afresh")})  # fmt: skip
         else:
             runs.append(_run_row(r, audit, rdir, here))
@@ -1195,9 +1206,7 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
     now = this_machine(plan)
     for r in plan.runs:
         state, audit = run_state(out, r)
-        edited = state == "finished" and bool(record_edits(audit or {}))
-        label = ("skip, but not counted: its audit.json was edited after the run (remove its report folder to "
-                 "train it afresh)") if edited else skip_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
+        label = finished_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
             "running": f"going on now in another process{_holder_text(out, r)}",
             "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r, state)
             else "resume (interrupted)",
@@ -1315,7 +1324,7 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         head = f"[{i}/{total}] {r.name}"
         state, audit = run_state(out, r)
         if state == "finished":
-            log(f"{head}: {skip_label(audit or {}, now[r.spec.train.device])}")
+            log(f"{head}: {finished_label(audit or {}, now[r.spec.train.device])}")
             continue
         if state == "running":
             raise InvalidInput(f"{run_paths(out, r.name).lock}: run {r.name} is going on in another process"
@@ -1374,8 +1383,11 @@ def page_notes(record: dict[str, Any]) -> list[str]:
                      "runs; listed on the page)")  # fmt: skip
     if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
         notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
-    if missing:
-        notes.append(f"note: {count(missing, 'planned run')} {'has' if missing == 1 else 'have'} "
+    if edited := [r["name"] for v in record["variants"] for r in v["missing"] if r["why"].startswith(EDITED_WHY)]:
+        notes.append(f"note: {count(len(edited), 'run')} not counted, as {'its' if len(edited) == 1 else 'their'} "
+                     f"audit.json was edited after the run (listed on the page): {', '.join(edited)}")  # fmt: skip
+    if unfinished := missing - len(edited):
+        notes.append(f"note: {count(unfinished, 'planned run')} {'has' if unfinished == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip
     if record.get("mixed_test_sets"):
         notes.append("note: the variants' test accuracies were scored on different test images, so they do not "

@@ -555,7 +555,13 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
             "but measurements.test.acc") in page  # fmt: skip
     assert "- cosine, seed 1: `tiny-cosine-s1` (its audit.json was edited after the run (its resolved spec does not " in page
     assert "99.00" not in page
-    assert "note: 2 planned runs have no finished report yet" in proc.stdout + proc.stderr
+    (said,) = [line for line in proc.stdout.splitlines() if "not counted" in line]
+    assert said.startswith("note: 2 runs not counted, as their audit.json was edited after the run (listed on the "
+                           "page): ") and sorted(said.split(": ")[-1].split(", ")) == ["tiny-constant-s0", "tiny-cosine-s1"]
+    assert "no finished report yet" not in proc.stdout + proc.stderr  # a user test: it said so of an edited run
+    again = ablate("tiny.yaml", "--out", "out", cwd=tiny_copy)  # the runs are skipped, and the log says how
+    assert again.returncode == 0, again.stderr
+    assert "tiny-constant-s0: skip, but not counted: its audit.json was edited after the run" in again.stdout
     # Review: without its confusion matrix a record passed record_edits, which `check` now refuses.
     matrixless = tiny_copy / "out/reports/tiny-cosine-s0/audit.json"
     record = json.loads(matrixless.read_text())
