@@ -22,7 +22,8 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -60,7 +61,15 @@ from auditor.errors import (
     Terminated,
     parent_env,
 )
-from auditor.fileio import atomic_write_bytes, holder_now, lock_holder, out_error, why_not_writable
+from auditor.fileio import (
+    atomic_write_bytes,
+    held_lock,
+    holder_now,
+    lock_beside,
+    lock_holder,
+    out_error,
+    why_not_writable,
+)
 from auditor.render import cifar_qualifier
 from auditor.spec import (
     NAME_PATTERN,
@@ -1054,6 +1063,18 @@ def check_run_names(out: Path, plan: Plan) -> None:
 def counted_runs(record: dict[str, Any]) -> int:
     """How many finished runs an ablation record lists (those left out of the means included)."""
     return sum(len(v["runs"]) for v in record["variants"])
+
+
+@contextmanager
+def held_page(out: Path, plan: Plan) -> Iterator[None]:
+    """Hold the flock on `reports/.<ablation>.lock` beside the page folder while an ablation runs
+    and writes its page: a second `auditor ablate` of that page (other --only variants, say) is
+    refused, rather than both writing the page, the last one's counting runs the other had not
+    finished. Where files cannot be locked, nothing is held."""
+    busy = (f"an `auditor ablate` of {plan.ablation.name!r} is going on in this --out (another process holds this "
+            "lock); wait for it to finish, then run this one: finished runs are skipped")  # fmt: skip
+    with held_lock(lock_beside(report_dir(out, plan.ablation.name)), busy, out):
+        yield
 
 
 def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Path, dict[str, Any]]:

@@ -541,6 +541,14 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.render_only:  # a page of runs made elsewhere can be rendered anywhere
         ablate.check_runnable(plan, args.out)
+    with ablate.held_page(args.out, plan):  # another ablate of this page is refused: two would write it in turn
+        return _ablate_held(args, plan)
+
+
+def _ablate_held(args: argparse.Namespace, plan: Plan) -> int:
+    """`auditor ablate` with the page's lock held: run what is left (unless --render-only), then the page."""
+    from auditor import ablate
+
     if not args.render_only:
         _say(ablate.header_lines(plan, args.out))
         code = _run_ablation(args, plan)

@@ -977,6 +977,25 @@ def _data_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "data_problems", lambda spec: [])
 
 
+def test_a_second_ablate_of_the_same_page_is_refused_while_one_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: two ablates of one file and --out with other --only variants both ran, each
+    writing the page in turn (the first counted a run the other had not finished)."""
+    from auditor.fileio import held_lock, lock_beside
+
+    f = write(tmp_path / "x.yaml", TINY)
+    out = tmp_path / "out"
+    lock = lock_beside(out / "reports" / "tiny")
+    with held_lock(lock, "held by this test", out):  # as another `auditor ablate` process holds it
+        for extra in (["--only", "cosine"], ["--render-only"]):
+            assert main(["ablate", str(f), "--out", str(out), *extra]) == 2
+            err = capsys.readouterr().err
+            assert f"{lock}: an `auditor ablate` of 'tiny' is going on in this --out" in err and "Traceback" not in err
+        assert main(["ablate", str(f), "--out", str(out), "--dry-run"]) == 0  # writes nothing: not refused
+    assert not (out / "reports" / "tiny").exists() and not list(out.glob("checkpoints/*"))
+
+
 @pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])
 def test_a_stop_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str) -> None:
     """A SIGTERM or SIGINT may reach ablate only (`kill PID`), unlike Ctrl-C at a terminal, which the
@@ -1373,9 +1392,9 @@ def _interrupted(out: Path, run_name: str, spec: Any) -> Path:
     return staging
 
 
-def test_an_interrupted_run_with_a_damaged_last_pt_is_judged_by_the_best_pt_it_would_resume(tmp_path: Path) -> None:
-    """`auditor run --resume` continues from an intact best.pt further on than the newest candidate
-    that verifies, where a newer one failed (`checkpoint.resume_point`): best.pt's spec is checked."""
+def test_an_interrupted_run_is_judged_by_the_best_pt_it_would_resume_from(tmp_path: Path) -> None:
+    """`auditor run --resume` continues from an intact best.pt further on than the newest other
+    candidate that verifies (`checkpoint.resume_point`): best.pt's spec is checked."""
     from auditor import ablate, checkpoint
     from auditor.spec import resolved_dict, spec_hash
 
@@ -1386,11 +1405,14 @@ def test_an_interrupted_run_with_a_damaged_last_pt_is_judged_by_the_best_pt_it_w
     staging = _interrupted(out, run.name, run.spec)  # step-00000002.pt: this spec
     checkpoint.save(staging / "best.pt", {"model": {}, "spec": resolved_dict(started.spec),
                                           "spec_hash": spec_hash(started.spec), "global_step": 8})  # fmt: skip
-    assert ablate.other_spec_interrupted(out, run) is None  # no candidate failed: the newest that verifies
+    said = "(changed in what is trained: train.optimizer.lr: 0.04 -> 0.05)"
+    assert str(ablate.other_spec_interrupted(out, run)).endswith(said)  # stopped between best.pt and last.pt
     checkpoint.save(staging / "last.pt", {"global_step": 8})
     (staging / "last.pt").write_bytes(b"damaged")
-    assert str(ablate.other_spec_interrupted(out, run)).endswith("(changed in what is trained: train.optimizer.lr: 0.04 -> 0.05)")
+    assert str(ablate.other_spec_interrupted(out, run)).endswith(said)  # last.pt failed its digest
     assert ablate.other_spec_interrupted(out, started) is None
+    (staging / "best.pt").unlink()
+    assert ablate.other_spec_interrupted(out, run) is None  # step-00000002.pt: this spec
 
 
 def test_an_interrupted_run_of_another_spec_is_refused_before_anything_runs(
