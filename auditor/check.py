@@ -855,8 +855,27 @@ def _selection_disagrees(training: Any) -> list[str]:
     expected = (None, None) if best is None else (best["epoch"], best["val_acc"])
     if _same(epoch, expected[0]) and (_same(metric, expected[1]) or metric is expected[1] is None):
         return []
+    if _older_choice(history, epoch, metric):
+        return []
     gives = "no selectable epoch" if best is None else f"epoch {expected[0]} ({_json(expected[1])})"
     return [f"training.best_epoch {_json(epoch)} (best_metric {_json(metric)}), but its history selects {gives}"]
+
+
+def _older_choice(history: list[dict[str, Any]], epoch: Any, metric: Any) -> bool:
+    """Whether `epoch` (whose selection loss is not a number) is what versions before
+    `train.selectable` selected: the first epoch of highest `val_acc` (null as 0) over all epochs;
+    a run resumed under this version keeps it unless a later selectable epoch beat it."""
+    rec = next((h for h in history if _same(h["epoch"], epoch)), None)
+    if rec is None or is_number(rec.get("val_loss")):
+        return False
+    acc = rec.get("val_acc")
+    if not (_same(metric, acc) or metric is acc is None):
+        return False
+    score = acc if is_number(acc) else 0.0
+    before = [h for h in history if h["epoch"] < rec["epoch"]]
+    after = [h for h in history if h["epoch"] > rec["epoch"] and is_number(h.get("val_loss"))]
+    return all((h["val_acc"] if is_number(h.get("val_acc")) else 0.0) < score for h in before) and not any(
+        is_number(h.get("val_acc")) and h["val_acc"] > score for h in after)
 
 
 def provenance_disagrees(data: Any) -> list[str]:

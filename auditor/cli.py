@@ -478,8 +478,8 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
     if folder.name.endswith(STAGING):
         final = folder.with_name(folder.name.removesuffix(STAGING))
         _warn("check", f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
-                       f"its report in place (interrupted, or running now); a finished run's report is in {final}, "
-                       "and `auditor run --resume` finishes this one")  # fmt: skip
+                       f"its report in place (interrupted, or running now); a finished run's report goes to {final}, "
+                       "and an interrupted one is finished by `auditor run SPEC --resume`")  # fmt: skip
     elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
         _warn("check", f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
                        f"running now); this check judges the finished run in {run_dir}, finished "

@@ -603,7 +603,7 @@ def cifar_qualifier(data: dict[str, Any]) -> str:
 def unofficial(data: dict[str, Any]) -> bool:
     """Whether CIFAR-10 data is not the official files: so recorded, or recorded official against
     the record's own file report (edited after the run)."""
-    return data["dataset"] == "cifar10" and (data.get("official") is False or bool(provenance_disagrees(data)))
+    return data["dataset"] == "cifar10" and (data["official"] is False or bool(provenance_disagrees(data)))
 
 
 def test_files_beyond_scored(data: dict[str, Any]) -> int | None:

@@ -369,16 +369,17 @@ def find_resume_point(
     if (problem := checkpoint.count_problem(state, "global_step")) is not None:
         raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
                            f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
-    for n in check_best_kept(found, state, fresh, environment.compute_setting(device)):
-        log(f"resume: {n}")
-        notes.append(n)
+    best_from, best_note = check_best_kept(found, state, fresh, environment.compute_setting(device))
     done = trains_nothing(paths, found, seeded)
     notes_now = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
                  *resume_version_notes(found, state, done), *resume_compute_notes(found, state, device, done)]  # fmt: skip
-    for n in notes_now:
+    for n in [*([best_note] if best_note else []), *notes_now]:
         log(f"resume: {n}")
         notes.append(n)
-    if found.name == "best.pt":  # accepted: the damaged last.pt would outlive a resume that trains nothing
+    # Accepted: files are written again only now, so that a refused resume leaves staging as it was.
+    if best_from is not None:
+        checkpoint.save_bytes(found.with_name("best.pt"), best_from.read_bytes())
+    if found.name == "best.pt":  # the damaged last.pt would outlive a resume that trains nothing
         checkpoint.save_bytes(paths.ckpt_staging / "last.pt", found.read_bytes())
     return found, notes  # `train.fit` says it continues, once the checkpoint is restored
 
@@ -400,12 +401,15 @@ def refused_resume_advice(paths: RunPaths, seeded: bool) -> str:
             f"or, to start over, {start_over_text(paths, seeded)}")
 
 
-def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]) -> list[str]:
+def check_best_kept(
+    found: Path, state: dict[str, Any], fresh: str, now: dict[str, Any]
+) -> tuple[Path | None, str | None]:
     """Refuse to resume when the checkpoint records a best epoch whose best.pt (the model every
     measurement uses) is gone or damaged: training on would end in a run measured on the wrong
-    weights, or refused only after all its training. Except where the checkpoint is the last.pt
-    written at the end of that epoch (`holds_best`): best.pt is written again from its bytes, and
-    the note saying so returned. And when best.pt is newer than the checkpoint yet was not taken
+    weights, or refused only after all its training. Except where last.pt verifies and was
+    written at the end of that epoch (`holds_best`), with best.pt's bytes: then (last.pt, the note
+    saying best.pt is written again from it), for the caller to copy once every check has passed;
+    else (None, None). And refuse when best.pt is newer than the checkpoint yet was not taken
     (`checkpoint.newer_best`: a last.pt that reads as further on failed its digest) and was trained
     on another compute setting than `now`: there the epoch it holds need not be selected again, and the
     best.pt it replaced is gone. `fresh`: how to start over instead."""
@@ -416,18 +420,31 @@ def check_best_kept(found: Path, state: dict[str, Any], fresh: str, now: dict[st
     if reason is None:
         _check_best_not_ahead(path, found, state, fresh, now)
     if reason is None or epoch is None:  # no best yet: the first selectable epoch's end writes one
-        return []
+        return None, None
     state_of = "missing" if reason == "missing" else f"checkpoint is not intact: {reason}"
-    if found.name == "last.pt" and holds_best(state):
-        checkpoint.save_bytes(path, found.read_bytes())
-        note = (f"best.pt was {state_of}; written again from last.pt, which was written with the same bytes at the "
-                f"end of epoch {epoch}, the one the run selected")  # fmt: skip
-        return [note]
+    if (source := _best_source(found, state, epoch)) is not None:
+        return source, (f"best.pt was {state_of}; it is written again from last.pt, which was written with the same "
+                        f"bytes at the end of epoch {epoch}, the one the run selected")  # fmt: skip
     raise InvalidInput(
         f"{path}: {state_of}; {found.name} records it as written after epoch {epoch} (the model the run selected, "
         f"which every measurement uses), and --resume cannot write it again; put back best.pt and its "
         f"{checkpoint.digest_path(path).name} from a copy, or to start over, {fresh}"
     )
+
+
+def _best_source(found: Path, state: dict[str, Any], epoch: int) -> Path | None:
+    """last.pt where it verifies and holds best.pt's bytes (`holds_best`) for the best `epoch` the
+    resume point records (`found`, `state`: last.pt itself, or a step checkpoint after it); else None."""
+    last = found.with_name("last.pt")
+    if found != last:
+        if checkpoint.verify(last) is not None:
+            return None
+        try:
+            state = checkpoint.load(last, check_digest=False)  # verified
+        except InvalidInput:
+            return None
+    best = state.get("best")
+    return last if holds_best(state) and isinstance(best, dict) and best.get("epoch") == epoch else None
 
 
 def holds_best(state: dict[str, Any]) -> bool:

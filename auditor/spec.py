@@ -629,10 +629,13 @@ class Spec(_Section):
     def _not_dots(cls, v: str, info: ValidationInfo) -> str:
         if v in {".", ".."}:
             raise ValueError("must not be '.' or '..'")
-        # Any case: a case-insensitive file system (macOS, Windows) takes `x.PARTIAL` for `x.partial`.
-        folded = v.lower()
-        if folded.endswith(RESERVED_SUFFIXES) and (_new_run(info) or not folded.endswith(".failed")):  # .failed: reserved later
+        if v.endswith(RESERVED_SUFFIXES) and (_new_run(info) or not v.endswith(".failed")):  # .failed: reserved later
             raise ValueError(f"must not end in {', '.join(RESERVED_SUFFIXES)} (reserved for the tool's own folders)")
+        # A new run's name in any case: a case-insensitive file system (macOS, Windows) takes `x.PARTIAL` for
+        # `x.partial`. A recorded one (an earlier run's checkpoint) was allowed then, and is read as it is.
+        if v.lower().endswith(RESERVED_SUFFIXES) and _new_run(info):
+            raise ValueError(f"must not end in {', '.join(RESERVED_SUFFIXES)} in any letter case (reserved for the "
+                             "tool's own folders, which a case-insensitive file system would take it for)")
         return v
 
     @field_validator("criteria", mode="before")

@@ -536,9 +536,9 @@ def check_inputs(
     data, ref = audit.get("data") or {}, (audit_a or {}).get("data") or {}
     for key, what in SAME_DATA if audit_a is not None else ():
         if data.get(key) != ref.get(key):
+            changed = f"the files under {ref['root']} changed" if ref.get("root") else "the data generated differ"
             problems.append(f"it read other data than run A ({what}: fingerprint {str(data.get(key))[:12]}, run A's "
-                            f"{str(ref.get(key))[:12]}): the files under {ref.get('root') or 'data.root'} changed "
-                            "while verify ran")  # fmt: skip
+                            f"{str(ref.get(key))[:12]}): {changed} while verify ran")  # fmt: skip
             break  # the scored images are among the images
     if problems:
         raise InvalidInput(f"run {run_id.upper()}: {'; and '.join(problems)}; nothing was compared, since a "

@@ -361,5 +361,17 @@ def test_what_older_versions_recorded_is_not_taken_for_an_edit() -> None:
     assert edited_metrics(record) == []
     record["metrics"]["weights_mb"] = 0.3  # a figure with nothing in the record it could come from
     assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]
+    older = json.loads((FIXTURES / "audit_golden.json").read_text())
+    tr = older["training"]  # before train.selectable, an epoch whose val loss was NaN (null) could be selected
+    history, best = tr["history"], tr["best_epoch"]
+    history[best - 1]["val_loss"] = None
+
+    def selection(audit: dict[str, Any]) -> list[str]:  # the metrics of the last epoch are another matter
+        return [f for f in edited_metrics(audit) if f.startswith("training.best_epoch")]
+
+    assert selection(older) == []
+    history[best - 2]["val_acc"] = tr["best_metric"]  # an earlier epoch as high: the older rule chose that one
+    (found,) = selection(older)
+    assert found.startswith(f"training.best_epoch {best} ")
     record["criteria"].append({"metric": ["best_val_acc"], "expr": ">= 0", "measured": 1, "passed": True, "detail": ""})
     assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]

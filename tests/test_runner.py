@@ -400,6 +400,25 @@ def test_a_resume_of_a_finished_run_stopped_or_refused_later_leaves_no_copy(
     execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
 
 
+def test_a_damaged_best_checkpoint_is_rebuilt_from_last_pt_also_for_a_resume_from_a_later_step(tmp_path: Path) -> None:
+    """A review: only a resume from last.pt itself rebuilt best.pt, while one from a step checkpoint
+    after it (train.checkpoint_every_steps) was refused. Nothing is written until the caller's checks pass."""
+    best = {"epoch": 2, "since": 0, "metric": 0.5}
+    checkpoint.save(tmp_path / "last.pt", {"model": {}, "epoch": 2, "step_in_epoch": 0, "global_step": 16, "best": best})
+    step = {"model": {}, "epoch": 2, "step_in_epoch": 2, "global_step": 18, "best": best}
+    checkpoint.save(found := tmp_path / "step-00000018.pt", step)
+    here = environment.compute_setting(torch.device("cpu"))
+    source, note = runner.check_best_kept(found, step, "start over", here)
+    assert source == tmp_path / "last.pt" and note.startswith("best.pt was missing; it is written again from last.pt")
+    assert not (tmp_path / "best.pt").exists()  # the caller copies it once every check has passed
+    later = {**best, "epoch": 1, "since": 1}  # last.pt written an epoch after the best one: other bytes
+    checkpoint.save(tmp_path / "last.pt", {"model": {}, "epoch": 2, "step_in_epoch": 0, "global_step": 16, "best": later})
+    with pytest.raises(InvalidInput, match="--resume cannot write it again"):
+        runner.check_best_kept(found, {**step, "best": later}, "start over", here)
+    with pytest.raises(InvalidInput, match="--resume cannot write it again"):  # another best epoch than found's
+        runner.check_best_kept(found, step, "start over", here)
+
+
 def _best_before_last(last: Path) -> None:
     """last.pt rewritten as if an epoch had ended after the best one (its best.pt then older)."""
     state = checkpoint.load(last)

@@ -684,6 +684,15 @@ def test_a_verify_tolerance_of_one_or_more_is_refused_for_new_runs_only() -> Non
     assert validate_spec(raw, "audit.json", recorded=True).verify.tolerance == 5.0
 
 
+def test_a_reserved_suffix_in_another_case_is_refused_for_new_runs_only() -> None:
+    """`x.PARTIAL` is `x.partial` on a case-insensitive file system; an earlier run's recorded name was allowed."""
+    with pytest.raises(InvalidInput, match=r"name: must not end in \.partial, \.old, \.failed in any letter case"):
+        load_spec("smoke", ["name=x.PARTIAL"])
+    raw = resolved_dict(load_spec("smoke", []))
+    raw["name"] = "x.Old"
+    assert validate_spec(raw, "audit.json", recorded=True).name == "x.Old"
+
+
 def test_the_schema_states_the_bounds_validation_keeps_for_new_specs() -> None:
     defs = json_schema()["$defs"]
     assert defs["VerifySpec"]["properties"]["tolerance"]["exclusiveMaximum"] == 1
