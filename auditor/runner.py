@@ -351,9 +351,10 @@ def find_resume_point(
     found, skipped = checkpoint.resume_point(paths.ckpt_staging, interrupted=not seeded)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
     if found is not None and found.name == "best.pt":
-        notes.append("continuing from best.pt, the newest checkpoint that verifies: a run writes it with the same "
-                     "bytes as last.pt at the end of an epoch whose model it selects, so it holds that epoch's whole "
-                     "training state; last.pt is written again from it")  # fmt: skip
+        why = "" if skipped else " (the process stopped after writing it, before last.pt)"
+        notes.append(f"continuing from best.pt, the newest checkpoint that verifies{why}: a run writes it with the "
+                     "same bytes as last.pt at the end of an epoch whose model it selects, so it holds that epoch's "
+                     "whole training state; last.pt is written again from it")  # fmt: skip
     fresh = start_over_text(paths, seeded)
     if found is None and skipped:
         raise InvalidInput(
