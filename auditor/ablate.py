@@ -699,9 +699,6 @@ def _data_label(data: Any) -> str | None:
     return f"CIFAR-10 ({qualifier})" if qualifier else None
 
 
-EDITED_WHY = "its audit.json was edited after the run"  # how the page lists such a run, first words
-
-
 def record_edits(audit: dict[str, Any]) -> list[str]:
     """How a run's audit.json was edited after the run, as `check` refuses it: a resolved spec that
     no longer hashes to its spec_hash, metrics that disagree with what it measured, a test evaluation
@@ -731,8 +728,8 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
             why = "stale" if audit else ("its audit.json is unreadable" if unreadable else "not run")
             missing.append({"seed": r.seed, "name": r.name, "why": why})
         elif edits := record_edits(audit):
-            missing.append({"seed": r.seed, "name": r.name, "why": (
-                f"{EDITED_WHY} ({'; '.join(edits)}), so `auditor check` refuses it and "
+            missing.append({"seed": r.seed, "name": r.name, "edited": True, "why": (
+                f"its audit.json was edited after the run ({'; '.join(edits)}), so `auditor check` refuses it and "
                 "its figures are not counted; remove its report folder, and this ablation trains it afresh")})  # fmt: skip
         else:
             runs.append(_run_row(r, audit, rdir, here))
@@ -1404,7 +1401,7 @@ def page_notes(record: dict[str, Any]) -> list[str]:
                      "runs; listed on the page)")  # fmt: skip
     if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
         notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
-    if edited := [r["name"] for v in record["variants"] for r in v["missing"] if r["why"].startswith(EDITED_WHY)]:
+    if edited := [r["name"] for v in record["variants"] for r in v["missing"] if r.get("edited")]:  # older: not said
         notes.append(f"note: {count(len(edited), 'run')} not counted, as {'its' if len(edited) == 1 else 'their'} "
                      f"audit.json was edited after the run (listed on the page): {', '.join(edited)}")  # fmt: skip
     if unfinished := missing - len(edited):

@@ -26,7 +26,7 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -386,8 +386,12 @@ def position(path: Path) -> int:
 def newest_intact(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest checkpoint whose digest verifies, and the ones skipped (with reasons): newer
     ones, and a last.pt too damaged to say its step (it sorts last, but may well be the newest)."""
+    return _newest_of(_ranked(ckpt_dir))
+
+
+def _newest_of(ranked: list[tuple[int, Path]]) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """`newest_intact` over candidates `_ranked` has read already."""
     skipped: list[tuple[Path, str]] = []
-    ranked = _ranked(ckpt_dir)
     for i, (_, p) in enumerate(ranked):
         reason = verify(p)
         if reason is None:
@@ -404,26 +408,32 @@ def resume_point(ckpt_dir: Path, *, interrupted: bool) -> tuple[Path | None, lis
     process stopped between writing best.pt and last.pt, or a newer candidate that failed its
     digest. A run writes best.pt with the same bytes as last.pt at the end of an epoch whose model
     it selects, so it holds that epoch's whole training state."""
-    found, skipped = newest_intact(ckpt_dir)
-    if interrupted and (best := newer_best(ckpt_dir, found)) is not None:
+    ranked = _ranked(ckpt_dir)  # each candidate's step read once, for both
+    found, skipped = _newest_of(ranked)
+    if interrupted and (best := newer_best(ckpt_dir, found, {p: step for step, p in ranked})) is not None:
         return best, skipped
     return found, skipped
 
 
-def newer_best(ckpt_dir: Path, found: Path | None) -> Path | None:
+def newer_best(ckpt_dir: Path, found: Path | None, steps: Mapping[Path, int] | None = None) -> Path | None:
     """best.pt where it verifies and is further on than `found` (the newest resume candidate that
     verifies; None: none does), else None. An interrupted run whose last.pt was damaged or not yet
     written after its best epoch would otherwise resume from an older checkpoint (training that
-    epoch's steps again), or be refused with its best.pt intact."""
+    epoch's steps again), or be refused with its best.pt intact. `steps`: the candidates' global
+    steps where read already (`_ranked`)."""
     best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
     if not best.is_file() or verify(best) is not None:
         return None
+
+    def step_of_file(p: Path) -> int:
+        return steps[p] if steps is not None and p in steps else position(p)
+
     step = position(best)
-    if step < 0 or (found is not None and step <= position(found)):
+    if step < 0 or (found is not None and step <= step_of_file(found)):
         return None
     # The resume writes last.pt again from best.pt: not where its bytes read as further on (only its
     # digest file may be damaged, and it holds the later state), which is left for the user as before.
-    return None if last.is_file() and position(last) > step else best
+    return None if last.is_file() and step_of_file(last) > step else best
 
 
 def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
