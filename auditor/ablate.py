@@ -302,7 +302,7 @@ def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int
         return list(seeds[:n]), f"--seeds {n}: the first {n} of the file's seeds {seeds}"
     extra = list(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
     note = (
-        f"--seeds {n}: {source} lists {len(seeds)} seeds {seeds}; "
+        f"--seeds {n}: {source} lists {count(len(seeds), 'seed')} {seeds}; "
         f"extended with {extra} (continuing from max+1)"
     )
     return list(seeds) + extra, note
@@ -1291,17 +1291,25 @@ def check_runnable(plan: Plan, out: Path) -> None:
     there, and interrupted runs that cannot be continued under the spec planned for them."""
     from auditor.runner import machine_problems
 
-    problems, interrupted = [], []
+    found: dict[str, list[str]] = {}
+    interrupted: list[str] = []
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
         todo = [(r, state) for r in plan.runs_of(v) if (state := run_state(out, r)[0]) != "finished"]
         if todo:  # the seeds differ only in seed and name
-            problems += [f"{plan.source}: variant {v!r}: {p}" for p in machine_problems(todo[0][0].spec)]
+            found[v] = [str(p) for p in machine_problems(todo[0][0].spec)]
         interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state in todo
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
+    shared = set.intersection(*map(set, found.values())) if len(found) > 1 else set()
+    problems = [f"{plan.source}: every variant to run: {p}" for p in next(iter(found.values()), []) if p in shared]
+    own = [f"{plan.source}: variant {v!r}: {p}" for v, ps in found.items() for p in ps if p not in shared]
+    problems += own
     advice = []
-    if problems:
+    if shared:
+        advice.append("what every variant meets is mended in the base spec, or by --set KEY=VALUE, which every "
+                      "variant takes (e.g. --set data.root=DIR for your copy of CIFAR-10)")  # fmt: skip
+    if own:
         advice.append("leave those variants out with --only, or run the ablation where they can run")
     if interrupted:
         advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "

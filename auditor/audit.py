@@ -518,6 +518,11 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
             raise InvalidInput(f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is "
                                f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
+        if (folder := Path(os.path.abspath(run_dir))).name.endswith(STAGING):  # `.`: named as the folder it is
+            final = folder.with_name(folder.name.removesuffix(STAGING))
+            raise InvalidInput(f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished "
+                               f"(interrupted, or running now); a finished run's report goes to {final}, and an "
+                               "interrupted one is finished by `auditor run SPEC --resume`") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is

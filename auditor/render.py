@@ -492,6 +492,7 @@ def build_context(
     v["front_matter"] = _front_matter(audit, qualifier, disputed=bool(edited))
     v["judged_again"] = _judged_again(audit)
     v["metrics_edited"] = metrics_edited_text(edited)
+    v["spec_edited"] = None if spec_hash_matches(audit) else spec_edited_text(audit["spec_hash"])
     # One parenthesis: "(not the official files; 1,024 training images)", never two in a row.
     v["data_scope"] = "; ".join([*([qualifier] if qualifier else []), count(audit["data"]["sizes"]["train"], "training image")])
     # Records before the command kept --resume hold a resumed run's command without it.
@@ -1918,6 +1919,15 @@ def metrics_edited_text(edited: list[str]) -> str | None:
         f"audit.json disagrees with what the run measured: {'; '.join(edited)}. The record was edited after "
         "the run; `auditor check` refuses it, this sheet shows each figure where it is stored, and its front "
         "matter offers no accuracy to the tools that read model-index."
+    )
+
+
+def spec_edited_text(spec_hash: Any) -> str:
+    """A warning where the record's resolved spec is not the one its `spec_hash` (as recorded) names."""
+    return (
+        f"audit.json's resolved spec does not match its spec_hash ({code(short_sha(str(spec_hash)))}): the record was "
+        "edited after the run. `auditor check` refuses it; Hyperparameters and the criteria show the spec as it is "
+        "stored now, not necessarily what ran."
     )
 
 

@@ -697,6 +697,10 @@ def check_run_folders(paths: RunPaths) -> None:
         raise InvalidInput(f"{len(problems)} things are in the way of this run:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+def _them(found: list[str]) -> str:
+    return "it" if len(found) == 1 else "them"
+
+
 def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
     """What is in the way of a run's `attr` folder at `final`: check_run_folders's refusals."""
     found = []
@@ -704,7 +708,7 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
         found.append(f"{final}: not a folder, but this run writes its {attr} there; move it away")
     if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
-                     "when it finishes, which would delete them: move them away")  # fmt: skip
+                     f"when it finishes, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip
     staging = final.with_name(final.name + ".partial")
     for folder in (final, staging) if attr == "checkpoints" else ():
         if odd := misplaced_checkpoints(folder):  # a run would train, then fail writing there
@@ -712,7 +716,7 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
                          "move it away")  # fmt: skip
     if staging.is_dir() and not staging.is_symlink() and (foreign := foreign_files(staging, attr)):
         found.append(f"{staging}: holds {listed(foreign, 5, ', ')}, which no run writes; a run empties this staging "
-                     "folder, which would delete them: move them away")  # fmt: skip
+                     f"folder, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip
     old = aside(final)
     if (old.exists() or old.is_symlink()) and not _set_aside_by_us(old):
         found.append(f"{old}: in the way: a run moves its earlier {attr} folder to this reserved name while it "

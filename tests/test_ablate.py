@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import SUBSET, fake_cifar_root
+from conftest import SUBSET, fake_cifar_root, requires_subset
 
 import auditor
 from auditor.ablate import (
@@ -248,7 +248,8 @@ def test_override_order_and_names(tmp_path: Path) -> None:
 def test_seeds_option() -> None:
     assert choose_seeds([3, 1, 2], 2, "f")[0] == [3, 1]
     seeds, note = choose_seeds([0, 1, 2], 5, "f")
-    assert seeds == [0, 1, 2, 3, 4] and "extended with [3, 4]" in note
+    assert seeds == [0, 1, 2, 3, 4] and "f lists 3 seeds [0, 1, 2]; extended with [3, 4]" in note
+    assert "f lists 1 seed [0]; extended with [1, 2]" in choose_seeds([0], 3, "f")[1]
     for n in (0, 1001, 10**23):  # a mistyped count planned millions of runs (or overflowed)
         with pytest.raises(InvalidInput, match="--seeds: must be 1 to 1000"):
             choose_seeds([0], n, "f")
@@ -874,7 +875,7 @@ def test_software_label_and_skip_label() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SUBSET.is_dir(), reason=f"real CIFAR-10 subset not found at {SUBSET}")
+@requires_subset
 def test_preset_tiny_budget_on_real_subset(tmp_path: Path) -> None:
     args = ["specs/ablations/plain_vs_resnet.yaml", "--only", "resnet20", "--seeds", "1", "--out", str(tmp_path)]
     proc = ablate(*args, *sets(TINY_BUDGET), cwd=REPO)
@@ -1378,6 +1379,28 @@ def test_data_a_variant_lacks_is_refused_before_anything_runs(tmp_path: Path, ca
         assert f"{f}: variant 'constant': data.root: {nowhere} does not exist; set data.root" in err, err
         assert "variant 'cosine'" not in err and "nothing was run; leave those variants out with --only" in err
     assert not out.exists()  # not even the variant that could run
+
+
+def test_a_problem_every_variant_meets_is_said_once_with_the_set_that_mends_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shipped ablation run from a folder without ./data: one line, not one per variant, and the
+    advice is a --set (which every variant takes), not --only (which would leave nothing to run)."""
+    nowhere = tmp_path / "nowhere"
+    f = write(tmp_path / "x.yaml", TINY.replace("  - train.epochs=1\n", "  - train.epochs=1\n  - data.dataset=cifar10\n"
+                                                f"  - 'data.root={nowhere}'\n"))  # fmt: skip
+    f.write_text(f.read_text().replace("cosine: []", "cosine: [train.device=cuda]"))
+    out = tmp_path / "out"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # cosine alone also lacks CUDA
+    assert main(["ablate", str(f), "--out", str(out), "--dry-run"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (f"auditor ablate: error: {f}: every variant to run: data.root: {nowhere} does not exist; set "
+                        "data.root to the folder that holds cifar-10-batches-py/, or set data.download: true")
+    assert lines[1].startswith(f"{f}: variant 'cosine': train.device: ") and "CUDA" in lines[1]
+    assert lines[2] == ("nothing was run; what every variant meets is mended in the base spec, or by --set KEY=VALUE, "
+                        "which every variant takes (e.g. --set data.root=DIR for your copy of CIFAR-10); leave those "
+                        "variants out with --only, or run the ablation where they can run")
+    assert len(lines) == 3 and not out.exists()
 
 
 def _interrupted(out: Path, run_name: str, spec: Any) -> Path:

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -319,7 +320,6 @@ def test_matplotlib_missing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("epochs", [[1], [1, 2], list(range(1, 31))])
 def test_epoch_axes_tick_whole_epochs_even_for_a_single_epoch(epochs: list[int]) -> None:
-    pytest.importorskip("matplotlib")
     fig = agg_figure((6, 4))
     ax = fig.subplots()
     ax.plot(epochs, [50.0] * len(epochs), marker="o")
@@ -338,6 +338,21 @@ def test_missing_or_corrupt_audit_is_invalid_input(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="unreadable audit record"):
         render_run(tmp_path)
     assert not (tmp_path / "REPRODUCIBILITY.md").exists()
+
+
+def test_a_staging_folder_without_a_record_is_named_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped before it wrote audit.json leaves reports/<name>.partial/ without one."""
+    staging = tmp_path / "reports" / "smoke.partial"
+    staging.mkdir(parents=True)
+    said = (f"{staging}: a run's staging folder, with no audit.json yet: the run has not finished (interrupted, or "
+            f"running now); a finished run's report goes to {tmp_path / 'reports' / 'smoke'}")
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        render_run(staging)
+    monkeypatch.chdir(staging)  # named as `.`: the folder it is
+    with pytest.raises(InvalidInput, match=re.escape(f"report goes to {tmp_path / 'reports' / 'smoke'}")):
+        render_run(Path("."))
+    with pytest.raises(InvalidInput, match="no audit.json [(]is this a report folder"):  # not for other names
+        render_run(tmp_path / "reports")
 
 
 def test_a_folder_where_the_sheet_goes_is_named(tmp_path: Path) -> None:
@@ -1484,6 +1499,10 @@ def test_checklist_unticks_on_contrary_facts() -> None:
     assert "flags read back are not all deterministic" in text
     assert "does NOT match" in checklist_line(text, "Resolved spec hash recorded")
     assert checklist_line(text, "Resolved spec hash recorded").startswith("- [ ]")
+    banner = ("> [!CAUTION]\n> audit.json's resolved spec does not match its spec_hash (`000000000000`): the record "
+              "was edited after the run.")
+    assert banner in text and text.index(banner) < text.index("## ")  # at the top, not only in the checklist
+    assert "resolved spec does not match its spec_hash" not in text_of(golden_audit())
     assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
     assert "No criteria are defined in the spec, so nothing was gated" in text
     audit = golden_audit()
@@ -1600,18 +1619,25 @@ def test_malformed_nested_fields_are_bad_input_for_render_and_check(
         assert f"incomplete audit record: missing or malformed {named}" in capsys.readouterr().err
 
 
-def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path) -> None:
-    audit = golden_audit()
-    audit["measurements"]["latency"]["median_ms"] = "fast"  # hand-edited
+def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from auditor.cli import main
 
-    assert main(["render", str(write_run_dir(tmp_path / "a", audit))]) == 2  # the runner's own render would raise
-    audit = golden_audit()
-    audit["measurements"]["test"]["confusion"][5] = [0]  # a row cut short
-    assert main(["render", str(write_run_dir(tmp_path / "b", audit))]) == 2
-    audit = golden_audit()
-    audit["model"]["stem"] = "3x3 conv (16 ch), stride 0, no max-pool"  # a division by it: ZeroDivisionError
-    assert main(["render", str(write_run_dir(tmp_path / "c", audit))]) == 2
+    def edited(where: str, edit: Callable[[dict], None]) -> tuple[Path, str]:
+        audit = golden_audit()
+        edit(audit)
+        run_dir = write_run_dir(tmp_path / where, audit)
+        assert main(["render", str(run_dir)]) == 2  # the runner's own render would raise
+        assert not (run_dir / "REPRODUCIBILITY.md").exists()
+        return run_dir, capsys.readouterr().err
+
+    cannot = "malformed audit record, cannot render the sheet ({}: "
+    run_dir, err = edited("a", lambda a: a["measurements"]["latency"].update(median_ms="fast"))  # hand-edited
+    assert err.startswith(f"auditor render: error: {run_dir / 'audit.json'}: {cannot.format('TypeError')}"), err
+    run_dir, err = edited("b", lambda a: a["measurements"]["test"]["confusion"].__setitem__(5, [0]))  # a row cut short
+    assert "incomplete audit record: missing or malformed measurements.test.confusion" in err, err
+    run_dir, err = edited("c", lambda a: a["model"].update(stem="3x3 conv (16 ch), stride 0, no max-pool"))
+    assert cannot.format("ZeroDivisionError") in err, err  # a division by the stride
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("read_only", [".", "figures"])

@@ -300,7 +300,8 @@ def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_dele
     mine = tmp_path / where / "notes.md"
     mine.parent.mkdir(parents=True)
     mine.write_text("mine")
-    with pytest.raises(InvalidInput, match=rf"{mine.parent}: holds notes.md, which no run writes; .*move them away"):
+    with pytest.raises(InvalidInput, match=rf"{mine.parent}: holds notes.md, which no run writes; .*which would delete "
+                                           "it: move it away"):  # fmt: skip
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert mine.read_text() == "mine" and not list(tmp_path.glob("*/*.partial"))
     mine.unlink()
@@ -311,7 +312,7 @@ def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_dele
     for name in mine:
         (tmp_path / where / name).write_text("mine")
     for resume in (False, True):  # a re-run, and a resume that re-judges the finished run
-        with pytest.raises(InvalidInput, match=rf"holds {', '.join(sorted(mine))}, which no run writes"):
+        with pytest.raises(InvalidInput, match=rf"holds {', '.join(sorted(mine))}, which no run writes; .*move them away"):
             execute(spec, "smoke", tmp_path, resume=resume, argv=["auditor", "run"], log=lambda m: None)
     assert _files(tmp_path) == {**before, **{f"{where}/{name}": b"mine" for name in mine}}
 
