@@ -28,6 +28,34 @@ TINY_SETS = [
     "criteria.latency_ms=null",  # timings vary with machine load: tests never gate on them
 ]  # fmt: skip
 
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored() -> Iterator[None]:
+    """Each test leaves torch's determinism flags, its thread count and CUBLAS_WORKSPACE_CONFIG as it
+    found them: an in-process run (`repro.enforce`) sets them, and the environment is what later
+    tests' subprocess runs inherit and record."""
+    import torch
+    import torch.utils.deterministic
+
+    def flags() -> tuple[object, ...]:
+        return (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
+
+    saved, threads, cublas = flags(), torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    yield
+    if flags() != saved:  # only then: use_deterministic_algorithms imports torch._inductor (~1 s)
+        torch.use_deterministic_algorithms(bool(saved[0]))
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+        torch.utils.deterministic.fill_uninitialized_memory = saved[3]
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if cublas is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
+
+
 # 62 bytes that give numpy's dtype a crafted state: numpy's own unpickling crashes the process.
 CRASHES_NUMPY = (
     b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87R"

@@ -45,21 +45,11 @@ def bench():
 
 
 @pytest.fixture(autouse=True)
-def _restore_torch_flags():
-    """The harness sets global determinism flags; leave them (and the thread count) as found.
-
-    One intra-op thread: tiny models gain nothing from more, and on a busy machine
-    OpenMP barriers with a descheduled thread would make these tests slow.
-    """
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-             torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
-    threads = torch.get_num_threads()
+def _one_thread() -> None:
+    """One intra-op thread: tiny models gain nothing from more, and on a busy machine OpenMP
+    barriers with a descheduled thread would make these tests slow. (conftest restores the thread
+    count and the determinism flags the harness sets.)"""
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(saved[0])
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
-    torch.utils.deterministic.fill_uninitialized_memory = saved[3]
 
 
 def uint8_batch(n: int = 12, seed: int = 0) -> torch.Tensor:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -679,16 +681,21 @@ def test_write_junit_under_a_file_names_the_file(tmp_path: Path) -> None:
     assert (tmp_path / "f").read_text() == "mine"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
-def test_write_junit_to_read_only_dir_is_invalid_input(tmp_path: Path) -> None:
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        with pytest.raises(InvalidInput, match="cannot write JUnit report"):
-            write_junit(sample_results(), "smoke", ro / "junit.xml")
-    finally:
-        ro.chmod(0o755)
+def refuse_new_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every folder refuses a new file, as one without write permission does (chmod cannot make
+    one for root, who may run the tests)."""
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+
+def test_write_junit_to_read_only_dir_is_invalid_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refuse_new_files(monkeypatch)
+    with pytest.raises(InvalidInput, match=rf"cannot write JUnit report: no file can be made in {tmp_path} "
+                                           r"\(Permission denied\)"):  # fmt: skip
+        write_junit(sample_results(), "smoke", tmp_path / "junit.xml")
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_criteria_file_with_a_key_twice_is_rejected(tmp_path: Path) -> None:
@@ -1003,15 +1010,9 @@ def test_a_junit_report_is_written_in_full_before_the_block_and_put_in_place_aft
 
 def test_a_folder_that_takes_no_file_is_said_before_the_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where root may write anything, the folder's refusal is simulated: the OS's own error."""
-    import errno
-    import tempfile
-
     from auditor.check import staged_junit
 
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise PermissionError(errno.EACCES, "Permission denied", str(kwargs.get("dir")))
-
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    refuse_new_files(monkeypatch)
     ran = []
     refused = rf"j.xml: cannot write JUnit report: no file can be made in {tmp_path} \(Permission denied\)"
     with pytest.raises(InvalidInput, match=refused), staged_junit(tmp_path / "j.xml", junit_xml([], "smoke")):

@@ -185,7 +185,7 @@ def test_train_batches_replay_from_any_step() -> None:
     full = list(D.train_batches(x, y, spec, 5, epoch=2, batch_size=64))
     tail = list(D.train_batches(x, y, spec, 5, epoch=2, batch_size=64, start_step=3))
     assert len(full) == D.steps_per_epoch(300, 64) == 5
-    for (s1, x1, y1), (s2, x2, y2) in zip(full[3:], tail):
+    for (s1, x1, y1), (s2, x2, y2) in zip(full[3:], tail, strict=True):  # every step left, none short
         assert s1 == s2 and torch.equal(x1, x2) and torch.equal(y1, y2)
     other = list(D.train_batches(x, y, spec, 5, epoch=3, batch_size=64))
     assert not torch.equal(full[0][2], other[0][2])  # a new order each epoch

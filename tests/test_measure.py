@@ -153,6 +153,25 @@ def test_foreign_cpu_counts_the_cpus_it_can_name(
     assert meter.stop() is not None
 
 
+@pytest.mark.parametrize(("busy", "own", "share"), [
+    ((10.0, 13.0), (5.0, 6.0), 0.5),  # 3 CPU-s busy over 2 s x 2 CPUs, 1 of them this process's
+    ((10.0, 11.0), (5.0, 6.0), 0.0),  # all of it this process's
+    ((10.0, 10.5), (5.0, 6.0), 0.0),  # ticks read apart: never below 0
+    ((10.0, 20.0), (5.0, 5.0), 1.0),  # never above 1
+])  # fmt: skip
+def test_foreign_cpu_share_is_busy_time_less_this_process_tree_over_wall_time_and_cpus(
+    monkeypatch: pytest.MonkeyPatch, busy: tuple[float, float], own: tuple[float, float], share: float
+) -> None:
+    meter = measure.ForeignCpu()
+    meter.n_cpus = 2
+    readings = {"_busy": iter(busy), "_own": iter(own), "clock": iter((100.0, 102.0))}
+    monkeypatch.setattr(meter, "_busy", lambda: next(readings["_busy"]))
+    monkeypatch.setattr(meter, "_own", lambda: next(readings["_own"]))
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(readings["clock"]))
+    meter.start()
+    assert meter.stop() == pytest.approx(share) and meter.window_s == 2.0
+
+
 def test_foreign_cpu_is_none_over_a_window_shorter_than_the_ticks() -> None:
     meter = measure.ForeignCpu(min_window_s=10.0)
     meter.start()
@@ -177,6 +196,14 @@ def test_cuda_latency_record_states_tf32(conv: bool, matmul: bool, dtype: str) -
     assert lat.median_ms == 3.0 and "torch.cuda.synchronize() before and after each" in lat.method
     flags = f"cudnn.deterministic={torch.backends.cudnn.deterministic}, cudnn.benchmark={torch.backends.cudnn.benchmark}"
     assert lat.method.endswith(flags)  # they choose cuDNN's algorithms, and so the time
+
+
+def test_latency_statistics_of_known_samples() -> None:
+    """Median, p95 (linear interpolation), mean, IQR and min of timed iterations given in any order."""
+    lat = measure._summarise([5.0, 1.0, 4.0, 2.0, 3.0, 9.0], Latency(iters=6), torch.device("cpu"), False, "CPU", False)
+    assert (lat.median_ms, lat.mean_ms, lat.min_ms) == (3.5, 4.0, 1.0)
+    assert lat.p95_ms == pytest.approx(8.0) and lat.iqr_ms == pytest.approx(2.5)  # q3 4.75 - q1 2.25
+    assert "no device sync needed (CPU)" in lat.method and "6 iterations each timed" in lat.method
 
 
 def test_peak_memory_on_the_cpu() -> None:

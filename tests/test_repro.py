@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -16,17 +15,9 @@ from auditor.spec import Determinism, Spec
 
 
 @pytest.fixture(autouse=True)
-def _restore_flags(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # enforce sets it. setenv first makes monkeypatch record the value before the test (or its
-    # absence), so it is restored afterwards; delenv alone records nothing when it was unset.
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-             torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
-    yield
-    torch.use_deterministic_algorithms(saved[0])
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
-    torch.utils.deterministic.fill_uninitialized_memory = saved[3]
+def _cublas_config_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without CUBLAS_WORKSPACE_CONFIG, which enforce sets (conftest restores it and the flags)."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
 
 
 @pytest.mark.parametrize("fill", [False, True])
@@ -145,3 +136,39 @@ def test_inductor_kernel_choice_by_timing_is_named_only_where_it_happens(enabled
         sources = repro.nondeterminism_sources(spec, state, device)
         assert any(timing in s for s in sources) is named, (compile_mode, device, sources)
     repro.enforce(0, Determinism())  # leave the process as the other tests expect it
+
+
+def _cuda_state(**flags: object) -> repro.DeterminismState:
+    """A state as `enforce` reads it back in deterministic mode on CUDA, with `flags` replaced."""
+    state = replace(repro.read_state(0, True), cudnn_deterministic=True, cudnn_benchmark=False,
+                    deterministic_algorithms=True, fill_uninitialized_memory=True,
+                    cublas_workspace_config=repro.CUBLAS_CONFIG, cuda_initialized_before=False,
+                    inductor_deterministic=True)  # fmt: skip
+    return replace(state, **flags)
+
+
+CUDA_ONLY = {  # a flag away from the deterministic setting -> the source it names (on CUDA, never on the CPU)
+    "cudnn_benchmark": (True, "cudnn.benchmark is on: convolution algorithms are chosen by timing"),
+    "cudnn_deterministic": (False, "cudnn.deterministic is off: cuDNN may pick non-deterministic kernels"),
+    "cublas_workspace_config": (None, "CUBLAS_WORKSPACE_CONFIG is unset: cuBLAS GEMMs may vary"),
+    "cuda_initialized_before": (True, "CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set: it may not apply"),
+}
+
+
+@pytest.mark.parametrize("flag", list(CUDA_ONLY))
+def test_each_cuda_flag_out_of_its_deterministic_setting_is_named_on_cuda_only(flag: str) -> None:
+    spec = Spec(name="x")
+    value, said = CUDA_ONLY[flag]
+    assert said not in repro.nondeterminism_sources(spec, _cuda_state(), "cuda:0")
+    cuda = repro.nondeterminism_sources(spec, _cuda_state(**{flag: value}), "cuda:0")
+    assert cuda[0] == said and not cuda[1:-1], cuda  # that source alone, then the thread count
+    assert said not in repro.nondeterminism_sources(spec, _cuda_state(**{flag: value}), "cpu")
+
+
+def test_compile_on_cuda_is_named_as_other_numerics_and_the_deterministic_state_names_nothing_else() -> None:
+    state = _cuda_state()
+    assert [s for s in repro.nondeterminism_sources(Spec(name="x"), state, "cuda") if "thread" not in s] == []
+    compiled = repro.nondeterminism_sources(Spec(name="x", train={"compile": "default"}), state, "cuda")
+    assert compiled[:1] == ["torch.compile (default): inductor kernels differ from eager numerics"]
+    assert not any("compile" in s for s in repro.nondeterminism_sources(
+        Spec(name="x", train={"compile": "default"}), state, "cpu"))  # default mode on the CPU: no kernel timed

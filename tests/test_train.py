@@ -35,13 +35,17 @@ def tiny_spec(*extra: str) -> Spec:
     return load_spec("smoke", [*TINY, *extra])
 
 
-def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None, log: Callable[[str], None] = lambda m: None):
+def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None, log: Callable[[str], None] = lambda m: None,
+               steps: list[int] | None = None):
+    """Train `spec` in this process; `steps` collects the global step of each step it ran (a resume
+    runs only those after its checkpoint)."""
     repro.enforce(spec.seed, spec.determinism)
+    hook = None if steps is None else lambda step, model: steps.append(step)
     data = load_data(spec.data, spec.seed)
     torch.manual_seed(spec.seed)
     model = create_model(spec.model.name, num_classes=10, norm=spec.model.norm)
     files = RunFiles(ckpt_dir, resolved_dict(spec), spec_hash(spec))
-    result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, resume, log=log)
+    result = fit(spec.train, spec.data, spec.seed, model, data, torch.device("cpu"), files, resume, hook=hook, log=log)
     return result, model
 
 
@@ -109,7 +113,9 @@ def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert (state["epoch"], state["step_in_epoch"]) == (0, 2)
     state["spec"], state["spec_hash"] = resolved_dict(spec), spec_hash(spec)
     checkpoint.save(tmp_path / "resume" / "step-00000002.pt", state)
-    resumed, model_resumed = train_tiny(spec, tmp_path / "resume", tmp_path / "resume" / "step-00000002.pt")
+    ran: list[int] = []
+    resumed, model_resumed = train_tiny(spec, tmp_path / "resume", tmp_path / "resume" / "step-00000002.pt", steps=ran)
+    assert ran == list(range(2, len(full.step_losses)))  # a resume, not a restart that ends alike
     assert resumed.step_losses == full.step_losses
     assert_same_state(model_resumed.state_dict(), model_full.state_dict())
     assert [h.val_acc for h in resumed.history] == [h.val_acc for h in full.history]
@@ -416,15 +422,17 @@ def test_budget_mid_epoch_keeps_the_true_position(tmp_path: Path) -> None:
     assert [h.steps for h in result.history] == [4, 2]
     state = checkpoint.load(tmp_path / "last.pt")
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (6, 1, 2)
-    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt")  # resuming a finished run trains nothing
-    assert again.step_losses == result.step_losses and len(again.history) == 2
+    ran: list[int] = []
+    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt", steps=ran)  # resuming a finished run trains nothing
+    assert ran == [] and again.step_losses == result.step_losses and len(again.history) == 2
 
 
 def test_resuming_an_early_stopped_run_trains_nothing(tmp_path: Path) -> None:
     spec = tiny_spec("train.epochs=5", "train.optimizer.lr=1e-12", "train.early_stopping={floor: 0.0, patience: 1}")
     first, _ = train_tiny(spec, tmp_path)
-    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt")
-    assert again.status == "early_stopped" and again.step_losses == first.step_losses
+    ran: list[int] = []
+    again, _ = train_tiny(spec, tmp_path, tmp_path / "last.pt", steps=ran)
+    assert ran == [] and again.status == "early_stopped" and again.step_losses == first.step_losses
 
 
 def test_epoch_lr_is_the_lr_its_steps_used(tmp_path: Path) -> None:

@@ -614,6 +614,38 @@ def test_compare_metrics_ignores_timing_columns() -> None:
     assert loss["differences"][0]["column"] == "train_loss"
 
 
+def test_compare_metrics_of_runs_with_other_epoch_counts_is_neither_equal_nor_comparable() -> None:
+    row = {"epoch": "1", "lr": "0.1", "train_loss": "2.0"}
+    short = compare_metrics([row], [row, row | {"epoch": "2"}])  # the rows both have agree
+    assert (short["equal"], short["max_abs_diff"], short["epochs_a"], short["epochs_b"]) == (False, None, 1, 2)
+    assert compare_metrics([], [])["equal"] and compare_metrics([], [])["max_abs_diff"] == 0
+
+
+def _pair_folders(workdir: Path) -> dict[str, dict[str, Any]]:
+    """Runs a and b of `smoke` under `workdir` whose logs agree; their audit records."""
+    for run in ("a", "b"):
+        reports = run_paths(workdir / run, "smoke").reports
+        reports.mkdir(parents=True)
+        (reports / "steps.csv").write_text("step,loss\n1,2.25\n2,2.0\n")
+        (reports / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n1,0.5,3.0\n")
+    confusion = [[2, 1, 0], [0, 2, 1], [1, 0, 2]]
+    return {run: _record(0.7, {"cat": 2 / 3, "dog": 2 / 3, "bird": 2 / 3}, confusion) for run in ("a", "b")}
+
+
+@pytest.mark.parametrize("missing", [("a", "b"), ("b",)])
+def test_a_pair_without_final_weights_on_a_side_is_never_equal(tmp_path: Path, missing: tuple[str, ...]) -> None:
+    """Logs and records agree, but last.pt is missing in one run or both: nothing proves the weights."""
+    audits = _pair_folders(tmp_path)
+    tensors = {run: None if run in missing else {"w": torch.ones(2)} for run in ("a", "b")}
+    pair = verify_mod.compare_pair(tmp_path, "smoke", "a", "b", tensors, audits)
+    assert pair["losses"]["equal"] and pair["metrics"]["equal"] and pair["results"]["equal"]
+    assert not pair["equal"] and pair["tensors_compared"] == 0
+    assert pair["notes"] == [f"no last.pt in run {' and '.join(missing)}: checkpoint tensors not compared"]
+    # one side's weights alone compare with nothing: no difference can be measured
+    assert pair["max_abs_diff"] == (0 if len(missing) == 2 else None)
+    assert decide([pair], 1.0) == "incomplete"  # uncompared, not proven equal, nor seen to differ
+
+
 def test_tensor_comparison_layout_and_optimizer_names() -> None:
     w = torch.randn(4, 3, 3, 3)
     cl = w.to(memory_format=torch.channels_last)
@@ -795,6 +827,7 @@ def test_verdict_levels() -> None:
     assert decide([pair(True, 0.0), pair(False, 1e-7)], 1e-6) == "tolerance"
     assert decide([pair(False, 1e-3), pair(True, 0.0)], 1e-6) == "diverged"
     assert decide([pair(False, None), pair(True, 0.0)], 1.0) == "diverged"  # not comparable
+    assert decide([pair(False, 1e-6), pair(True, 0.0)], 1e-6) == "tolerance"  # at the tolerance: within it
     # no last.pt in either run (diverged before one was written): nothing differs, nothing proves the weights
     assert decide([pair(False, 0.0, tensors=0), pair(False, 0.0, tensors=0)], 1e-6) == "incomplete"
     assert decide([pair(False, 1e-3, tensors=0), pair(True, 0.0)], 1e-6) == "diverged"  # losses differ
