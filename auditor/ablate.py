@@ -1291,31 +1291,44 @@ def check_runnable(plan: Plan, out: Path) -> None:
     there, and interrupted runs that cannot be continued under the spec planned for them."""
     from auditor.runner import machine_problems
 
-    found: dict[str, list[str]] = {}
+    found: dict[str, list[tuple[str, bool]]] = {}
     interrupted: list[str] = []
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
         todo = [(r, state) for r in plan.runs_of(v) if (state := run_state(out, r)[0]) != "finished"]
         if todo:  # the seeds differ only in seed and name
-            found[v] = [str(p) for p in machine_problems(todo[0][0].spec)]
+            own_keys = _keys(plan.ablation.variants[v])
+            found[v] = list(dict.fromkeys((str(p), any(_overlap(p.field, k) for k in own_keys))
+                                          for p in machine_problems(todo[0][0].spec)))  # fmt: skip
         interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state in todo
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
-    shared = set.intersection(*map(set, found.values())) if len(found) > 1 else set()
-    problems = [f"{plan.source}: every variant to run: {p}" for p in next(iter(found.values()), []) if p in shared]
-    own = [f"{plan.source}: variant {v!r}: {p}" for v, ps in found.items() for p in ps if p not in shared]
-    problems += own
-    advice = []
-    if shared:
-        advice.append("what every variant meets is mended in the base spec, or by --set KEY=VALUE, which every "
-                      "variant takes (e.g. --set data.root=DIR for your copy of CIFAR-10)")  # fmt: skip
-    if own:
-        advice.append("leave those variants out with --only, or run the ablation where they can run")
+    problems, advice = _problem_lines(plan.source, found)
     if interrupted:
         advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "
                       "with the ablation file and --set it was started with")  # fmt: skip
     if advice:
         raise InvalidInput("\n".join([*problems, *interrupted, f"nothing was run; {'; '.join(advice)}"]))
+
+
+def _problem_lines(source: str, found: dict[str, list[tuple[str, bool]]]) -> tuple[list[str], list[str]]:
+    """(lines, advice) for what the variants to run meet, each (problem, whether the variant's own
+    overrides set its field). One that comes from what every variant is given (the base spec,
+    the file's overrides, --set) is said once where more than one variant meets it, and is
+    mended there; one a variant's own overrides cause is left out with --only."""
+    given = [{p for p, own in ps if not own} for ps in found.values()]
+    shared = set.intersection(*given) if len(given) > 1 else set()
+    lines = [f"{source}: every variant to run: {p}" for p, _ in next(iter(found.values()), []) if p in shared]
+    lines += [f"{source}: variant {v!r}: {p}" for v, ps in found.items() for p, _ in ps if p not in shared]
+    advice = []
+    if any(not own for ps in found.values() for _, own in ps):
+        advice.append("what every variant is given is mended in the base spec, the file's overrides or a --set, "
+                      "which every variant takes (e.g. --set data.root=DIR for your copy of CIFAR-10; a --set that "
+                      "changes what is trained makes finished runs run again)")  # fmt: skip
+    if any(own for ps in found.values() for _, own in ps):
+        advice.append("leave the variants whose own overrides cause it out with --only, or run the ablation where "
+                      "they can run")  # fmt: skip
+    return lines, advice
 
 
 def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None) -> str | None:

@@ -501,6 +501,18 @@ def _where_the_report_is(run_dir: Path) -> str:
     return ""
 
 
+def staging_final(folder: Path) -> Path | None:
+    """The folder a run's staging folder becomes when the run finishes (`x.partial` -> `x`), or
+    None where `folder` is no staging folder (or has no name to read: a working directory
+    deleted meanwhile, given as `.`)."""
+    try:
+        named = Path(os.path.abspath(folder))  # `.` named as the folder it is
+    except OSError:
+        return None
+    stem = named.name.removesuffix(STAGING)
+    return named.with_name(stem) if stem and stem != named.name else None
+
+
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"
@@ -518,10 +530,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
             raise InvalidInput(f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is "
                                f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
-        if (folder := Path(os.path.abspath(run_dir))).name.endswith(STAGING):  # `.`: named as the folder it is
-            final = folder.with_name(folder.name.removesuffix(STAGING))
+        if (final := staging_final(run_dir)) is not None:
             raise InvalidInput(f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished "
-                               f"(interrupted, or running now); a finished run's report goes to {final}, and an "
+                               f"(interrupted, or running now); when it finishes, this folder becomes {final}, and an "
                                "interrupted one is finished by `auditor run SPEC --resume`") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:

@@ -450,7 +450,7 @@ def _check(args: argparse.Namespace) -> int:
 def _check_warnings(run_dir: Path, audit: dict) -> None:
     """Refuse a record edited after the run; warn of a stored verdict its metrics no longer give,
     of a spec.resolved.yaml that no longer holds its spec, and of a later unfinished run of the name."""
-    from auditor.audit import STAGING, resolved_yaml_warning, spec_hash_matches
+    from auditor.audit import STAGING, resolved_yaml_warning, spec_hash_matches, staging_final
     from auditor.check import edited_metrics, stored_verdict_differs
 
     source = run_dir / "audit.json"
@@ -475,8 +475,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
     if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
         _warn("check", warning)
     folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
-    if folder.name.endswith(STAGING):
-        final = folder.with_name(folder.name.removesuffix(STAGING))
+    if (final := staging_final(run_dir)) is not None:
         _warn("check", f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
                        f"its report in place (interrupted, or running now); a finished run's report goes to {final}, "
                        "and an interrupted one is finished by `auditor run SPEC --resume`")  # fmt: skip

@@ -1924,10 +1924,11 @@ def metrics_edited_text(edited: list[str]) -> str | None:
 
 def spec_edited_text(spec_hash: Any) -> str:
     """A warning where the record's resolved spec is not the one its `spec_hash` (as recorded) names."""
+    recorded = code(short_sha(spec_hash)) if isinstance(spec_hash, str) and spec_hash else "none recorded"
     return (
-        f"audit.json's resolved spec does not match its spec_hash ({code(short_sha(str(spec_hash)))}): the record was "
-        "edited after the run. `auditor check` refuses it; Hyperparameters and the criteria show the spec as it is "
-        "stored now, not necessarily what ran."
+        f"audit.json's resolved spec does not match its spec_hash ({recorded}): the record was edited after the "
+        "run. `auditor check` refuses it; Hyperparameters shows the spec as it is stored now, not necessarily "
+        "what ran."
     )
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -30,26 +31,39 @@ TINY_SETS = [
 
 
 
-@pytest.fixture(autouse=True)
-def _process_state_restored() -> Iterator[None]:
-    """Each test leaves torch's determinism flags, its thread count and CUBLAS_WORKSPACE_CONFIG as it
-    found them: an in-process run (`repro.enforce`) sets them, and the environment is what later
-    tests' subprocess runs inherit and record."""
+def _process_state() -> tuple[Any, ...]:
+    """torch's determinism flags, its thread count and CUBLAS_WORKSPACE_CONFIG: what an in-process
+    run (`repro.enforce`) sets, and, for the variable, what later tests' subprocess runs inherit."""
     import torch
     import torch.utils.deterministic
 
-    def flags() -> tuple[object, ...]:
-        return (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-                torch.backends.cudnn.benchmark, torch.utils.deterministic.fill_uninitialized_memory)  # fmt: skip
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.utils.deterministic.fill_uninitialized_memory, torch.get_num_threads(),
+            os.environ.get("CUBLAS_WORKSPACE_CONFIG"))  # fmt: skip
 
-    saved, threads, cublas = flags(), torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_at_start() -> tuple[Any, ...]:
+    """The process state before any fixture of a wider scope (a module's trained checkpoint) changed it."""
+    return _process_state()
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored(_state_at_start: tuple[Any, ...]) -> Iterator[None]:
+    """Each test ends with the process state as the session began."""
     yield
-    if flags() != saved:  # only then: use_deterministic_algorithms imports torch._inductor (~1 s)
-        torch.use_deterministic_algorithms(bool(saved[0]))
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
-        torch.utils.deterministic.fill_uninitialized_memory = saved[3]
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    if _process_state() == _state_at_start:
+        return
+    import torch
+    import torch.utils.deterministic
+
+    algorithms, warn_only, cudnn_det, benchmark, fill, threads, cublas = _state_at_start
+    # use_deterministic_algorithms imports torch._inductor (~1 s): called only where something changed
+    torch.use_deterministic_algorithms(bool(algorithms), warn_only=bool(warn_only))
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_det, benchmark
+    torch.utils.deterministic.fill_uninitialized_memory = fill
+    torch.set_num_threads(threads)
     if cublas is None:
         os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     else:

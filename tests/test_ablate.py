@@ -1377,7 +1377,8 @@ def test_data_a_variant_lacks_is_refused_before_anything_runs(tmp_path: Path, ca
         assert main(["ablate", str(f), "--out", str(out), *extra]) == 2
         err = capsys.readouterr().err
         assert f"{f}: variant 'constant': data.root: {nowhere} does not exist; set data.root" in err, err
-        assert "variant 'cosine'" not in err and "nothing was run; leave those variants out with --only" in err
+        assert "variant 'cosine'" not in err
+        assert "nothing was run; leave the variants whose own overrides cause it out with --only" in err
     assert not out.exists()  # not even the variant that could run
 
 
@@ -1397,10 +1398,16 @@ def test_a_problem_every_variant_meets_is_said_once_with_the_set_that_mends_it(
     assert lines[0] == (f"auditor ablate: error: {f}: every variant to run: data.root: {nowhere} does not exist; set "
                         "data.root to the folder that holds cifar-10-batches-py/, or set data.download: true")
     assert lines[1].startswith(f"{f}: variant 'cosine': train.device: ") and "CUDA" in lines[1]
-    assert lines[2] == ("nothing was run; what every variant meets is mended in the base spec, or by --set KEY=VALUE, "
-                        "which every variant takes (e.g. --set data.root=DIR for your copy of CIFAR-10); leave those "
-                        "variants out with --only, or run the ablation where they can run")
+    assert lines[2] == ("nothing was run; what every variant is given is mended in the base spec, the file's overrides "
+                        "or a --set, which every variant takes (e.g. --set data.root=DIR for your copy of CIFAR-10; a "
+                        "--set that changes what is trained makes finished runs run again); leave the variants whose "
+                        "own overrides cause it out with --only, or run the ablation where they can run")
     assert len(lines) == 3 and not out.exists()
+    capsys.readouterr()
+    assert main(["ablate", str(f), "--out", str(out), "--dry-run", "--only", "constant"]) == 2  # one variant to run
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"auditor ablate: error: {f}: variant 'constant': data.root: {nowhere} does not exist")
+    assert len(lines) == 2 and "a --set, which every variant takes" in lines[1] and "--only" not in lines[1]
 
 
 def _interrupted(out: Path, run_name: str, spec: Any) -> Path:

@@ -38,7 +38,15 @@ from auditor import render
 from auditor.audit import no_selection_note
 from auditor.errors import InvalidInput
 from auditor.render import agg_figure, code_fence, epoch_axis, render_run, render_text
-from auditor.spec import CIFAR10_STD_LEGACY, Schedule, resolved_yaml, resource_dir, spec_hash, validate_spec
+from auditor.spec import (
+    CIFAR10_STD_LEGACY,
+    Schedule,
+    resolved_dict,
+    resolved_yaml,
+    resource_dir,
+    spec_hash,
+    validate_spec,
+)
 from auditor.train import lr_factor
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -55,8 +63,11 @@ def golden_audit() -> dict[str, Any]:
 
 
 def rehash(audit: dict[str, Any]) -> dict[str, Any]:
-    """Keep spec_hash consistent after editing audit['spec'] (as a real run would be)."""
-    audit["spec_hash"] = spec_hash(validate_spec(audit["spec"], "fixture"))
+    """Keep spec_hash consistent after editing audit['spec'] (as a real run would be): the spec
+    resolved again, with every default filled in, and its hash (hashing the resolved spec of a
+    record that lacks a newer default would not match the spec stored)."""
+    spec = validate_spec(audit["spec"], "fixture")
+    audit["spec"], audit["spec_hash"] = resolved_dict(spec), spec_hash(spec)
     return audit
 
 
@@ -345,14 +356,19 @@ def test_a_staging_folder_without_a_record_is_named_as_one(tmp_path: Path, monke
     staging = tmp_path / "reports" / "smoke.partial"
     staging.mkdir(parents=True)
     said = (f"{staging}: a run's staging folder, with no audit.json yet: the run has not finished (interrupted, or "
-            f"running now); a finished run's report goes to {tmp_path / 'reports' / 'smoke'}")
+            f"running now); when it finishes, this folder becomes {tmp_path / 'reports' / 'smoke'}")
     with pytest.raises(InvalidInput, match=re.escape(said)):
         render_run(staging)
     monkeypatch.chdir(staging)  # named as `.`: the folder it is
-    with pytest.raises(InvalidInput, match=re.escape(f"report goes to {tmp_path / 'reports' / 'smoke'}")):
+    with pytest.raises(InvalidInput, match=re.escape(f"this folder becomes {tmp_path / 'reports' / 'smoke'}")):
         render_run(Path("."))
-    with pytest.raises(InvalidInput, match="no audit.json [(]is this a report folder"):  # not for other names
-        render_run(tmp_path / "reports")
+    (tmp_path / ".partial").mkdir()  # a name that is the suffix alone: no run's
+    for other in (tmp_path / "reports", tmp_path / ".partial"):
+        with pytest.raises(InvalidInput, match="no audit.json [(]is this a report folder"):
+            render_run(other)
+    staging.rmdir()  # the working directory deleted under the shell, as a failed run's cleanup would
+    with pytest.raises(InvalidInput, match="no audit.json [(]is this a report folder"):
+        render_run(Path("."))
 
 
 def test_a_folder_where_the_sheet_goes_is_named(tmp_path: Path) -> None:
@@ -1503,6 +1519,8 @@ def test_checklist_unticks_on_contrary_facts() -> None:
               "was edited after the run.")
     assert banner in text and text.index(banner) < text.index("## ")  # at the top, not only in the checklist
     assert "resolved spec does not match its spec_hash" not in text_of(golden_audit())
+    assert render.spec_edited_text("").startswith("audit.json's resolved spec does not match its spec_hash (none "
+                                                  "recorded)")  # fmt: skip
     assert checklist_line(text, "Criteria all pass").startswith("- [ ]")
     assert "No criteria are defined in the spec, so nothing was gated" in text
     audit = golden_audit()
