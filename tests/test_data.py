@@ -157,6 +157,19 @@ def test_augment_equals_per_image_reference() -> None:
     assert torch.equal(got, _reference_crop_flip(x, 4, D.generator(7, "augment", 0, 0)))
 
 
+@pytest.mark.parametrize(("pad", "h", "w"), [(4, 24, 40), (0, 32, 32), (2, 5, 3)])
+def test_apply_augment_crops_and_flips_each_image_of_any_size(pad: int, h: int, w: int) -> None:
+    x = torch.randint(0, 256, (9, 3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(pad))
+    params = D.augment_params(len(x), pad, True, torch.Generator().manual_seed(h))
+    padded = torch.nn.functional.pad(x, (pad,) * 4)
+    want = []
+    for i, (dy, dx, flip) in enumerate(params.T.tolist()):
+        crop = padded[i, :, dy : dy + h, dx : dx + w]
+        want.append(crop.flip(-1) if flip else crop)
+    got = D.apply_augment(x, params, pad)
+    assert got.shape == x.shape and got.is_contiguous() and torch.equal(got, torch.stack(want))
+
+
 def test_augment_deterministic_per_seed_and_differs_across_seeds() -> None:
     x = _images()
     a = D.augment(x, 4, True, D.generator(1, "augment", 0, 0))
