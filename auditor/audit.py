@@ -513,6 +513,12 @@ def staging_final(folder: Path) -> Path | None:
     return named.with_name(stem) if stem and stem != named.name else None
 
 
+def unfinished_text(final: Path) -> str:
+    """Of a run's staging folder: whose run has not finished, and what it becomes (`final`)."""
+    return (f"(interrupted, or running now); when it finishes, this folder becomes {final}, and an interrupted one "
+            "is finished by `auditor run SPEC --resume`")
+
+
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"
@@ -532,8 +538,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
                                f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
         if (final := staging_final(run_dir)) is not None:
             raise InvalidInput(f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished "
-                               f"(interrupted, or running now); when it finishes, this folder becomes {final}, and an "
-                               "interrupted one is finished by `auditor run SPEC --resume`") from None
+                               f"{unfinished_text(final)}") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is

@@ -415,25 +415,21 @@ def resume_point(ckpt_dir: Path, *, interrupted: bool) -> tuple[Path | None, lis
     return found, skipped
 
 
-def newer_best(ckpt_dir: Path, found: Path | None, steps: Mapping[Path, int] | None = None) -> Path | None:
+def newer_best(ckpt_dir: Path, found: Path | None, steps: Mapping[Path, int]) -> Path | None:
     """best.pt where it verifies and is further on than `found` (the newest resume candidate that
     verifies; None: none does), else None. An interrupted run whose last.pt was damaged or not yet
     written after its best epoch would otherwise resume from an older checkpoint (training that
-    epoch's steps again), or be refused with its best.pt intact. `steps`: the candidates' global
-    steps where read already (`_ranked`)."""
+    epoch's steps again), or be refused with its best.pt intact. `steps`: the resume candidates'
+    global steps as `_ranked` read them (`found` and any last.pt among them)."""
     best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
     if not best.is_file() or verify(best) is not None:
         return None
-
-    def step_of_file(p: Path) -> int:
-        return steps[p] if steps is not None and p in steps else position(p)
-
     step = position(best)
-    if step < 0 or (found is not None and step <= step_of_file(found)):
+    if step < 0 or (found is not None and step <= steps[found]):
         return None
     # The resume writes last.pt again from best.pt: not where its bytes read as further on (only its
     # digest file may be damaged, and it holds the later state), which is left for the user as before.
-    return None if last.is_file() and step_of_file(last) > step else best
+    return None if last in steps and steps[last] > step else best
 
 
 def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:

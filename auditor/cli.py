@@ -450,7 +450,13 @@ def _check(args: argparse.Namespace) -> int:
 def _check_warnings(run_dir: Path, audit: dict) -> None:
     """Refuse a record edited after the run; warn of a stored verdict its metrics no longer give,
     of a spec.resolved.yaml that no longer holds its spec, and of a later unfinished run of the name."""
-    from auditor.audit import STAGING, resolved_yaml_warning, spec_hash_matches, staging_final
+    from auditor.audit import (
+        STAGING,
+        resolved_yaml_warning,
+        spec_hash_matches,
+        staging_final,
+        unfinished_text,
+    )
     from auditor.check import edited_metrics, stored_verdict_differs
 
     source = run_dir / "audit.json"
@@ -477,8 +483,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
     folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
     if (final := staging_final(run_dir)) is not None:
         _warn("check", f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
-                       f"its report in place (interrupted, or running now); a finished run's report goes to {final}, "
-                       "and an interrupted one is finished by `auditor run SPEC --resume`")  # fmt: skip
+                       f"its report in place {unfinished_text(final)}")  # fmt: skip
     elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
         _warn("check", f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
                        f"running now); this check judges the finished run in {run_dir}, finished "

@@ -65,7 +65,7 @@ def test_an_interrupted_run_resumes_from_best_pt_only_where_it_verifies_and_is_f
     older, best = _write(tmp_path / "step-00000004.pt", 4), _write(tmp_path / "best.pt", 8)
     last = _write(tmp_path / "last.pt", 8)
     assert checkpoint.resume_point(tmp_path, interrupted=True) == (last, [])  # nothing failed
-    assert checkpoint.newer_best(tmp_path, last) is None  # not further on than last.pt
+    assert checkpoint.newer_best(tmp_path, last, {last: 8, older: 4}) is None  # not further on than last.pt
     _write(last, 4)  # a process stopped between writing best.pt (step 8) and last.pt: nothing failed
     assert checkpoint.resume_point(tmp_path, interrupted=True) == (best, [])
     assert checkpoint.resume_point(tmp_path, interrupted=False) == checkpoint.newest_intact(tmp_path)  # last.pt alone

@@ -794,14 +794,8 @@ def test_the_test_evaluation_behind_the_accuracy_is_compared() -> None:
 
 def test_a_pair_whose_runs_differ_only_in_their_test_evaluation_is_not_equal(tmp_path: Path) -> None:
     """compare_pair reads each run's record whole: a moved prediction alone makes the pair differ."""
-    for run in ("a", "b"):
-        reports = run_paths(tmp_path / run, "smoke").reports
-        reports.mkdir(parents=True)
-        (reports / "steps.csv").write_text("step,loss\n1,2.25\n2,2.0\n")
-        (reports / "metrics.csv").write_text("epoch,val_acc,epoch_time_s\n1,0.5,3.0\n")
-    thirds = {"cat": 2 / 3, "dog": 2 / 3, "bird": 2 / 3}
-    audits = {"a": _record(0.7, thirds, [[2, 1, 0], [0, 2, 1], [1, 0, 2]]),
-              "b": _record(0.7, thirds, [[2, 0, 1], [0, 2, 1], [1, 0, 2]])}  # fmt: skip
+    audits = _pair_folders(tmp_path)
+    audits["b"] = _record(0.7, {"cat": 2 / 3, "dog": 2 / 3, "bird": 2 / 3}, [[2, 0, 1], [0, 2, 1], [1, 0, 2]])
     tensors = {"w": torch.ones(2)}
     pair = verify_mod.compare_pair(tmp_path, "smoke", "a", "b", {"a": tensors, "b": dict(tensors)}, audits)
     assert pair["losses"]["equal"] and pair["metrics"]["equal"] and pair["tensors_equal"] == 1
