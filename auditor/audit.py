@@ -51,6 +51,8 @@ OTHER_ENTRIES_KEPT = 20  # names of a data folder's unread entries a record keep
 # Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user
 # made under that name (a backup of the run) holds a run too, and must not be taken for one set aside.
 SET_ASIDE = ".set-aside-by-auditor"
+# Written first into every work dir `auditor verify` makes (verify/<name>/, its runs under a/, b/, k/).
+VERIFY_MARKER = ".auditor-verify"
 # Step checkpoints' names (checkpoint.save_step_checkpoint writes them).
 STEP_GLOB = "step-*.pt"
 STEP_NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -511,6 +513,29 @@ def staging_final(folder: Path) -> Path | None:
         return None
     stem = named.name.removesuffix(STAGING)
     return named.with_name(stem) if stem and stem != named.name else None
+
+
+def verify_attempt_note(run_dir: Path) -> str | None:
+    """Of a run's report folder inside a work dir of `auditor verify` (WORKDIR/{a,b,k}/reports/NAME):
+    what `check` should say where that work dir holds no finished verify's evidence (a verify
+    stopped or still running, or the failed attempt kept in `<name>.failed`), with where the
+    evidence of the verify before it is; None for any other folder."""
+    folder = Path(os.path.abspath(run_dir))  # `.` named as the folder it is
+    if len(folder.parents) < 4 or folder.parent.name != "reports" or folder.parents[1].name not in ("a", "b", "k"):
+        return None
+    workdir = folder.parents[2]
+    if not (workdir / VERIFY_MARKER).is_file():
+        return None
+    stem = workdir.name.removesuffix(".failed")
+    if stem == workdir.name and (workdir / "verify.json").is_file():
+        return None
+    kept = (f"that did not finish, kept in {workdir} for reading" if stem != workdir.name else
+            f"in {workdir} that has not finished (stopped, or running now)")
+    earlier = workdir.with_name(stem) if stem != workdir.name else workdir.with_name(stem + ".old")
+    where = (f"; the evidence of the verify before it is in {earlier}" if (earlier / "verify.json").is_file() else "")
+    if where and stem == workdir.name:  # killed outright: `_set_aside_workdir` restores it first
+        where += ", which the next `auditor verify` of this spec puts back first"
+    return f"{run_dir} is a run of a verify attempt {kept}: it holds no verdict of that attempt{where}"
 
 
 def unfinished_text(final: Path) -> str:

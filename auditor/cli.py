@@ -449,13 +449,15 @@ def _check(args: argparse.Namespace) -> int:
 
 def _check_warnings(run_dir: Path, audit: dict) -> None:
     """Refuse a record edited after the run; warn of a stored verdict its metrics no longer give,
-    of a spec.resolved.yaml that no longer holds its spec, and of a later unfinished run of the name."""
+    of a spec.resolved.yaml that no longer holds its spec, of a later unfinished run of the name, and
+    of a run of an unfinished or failed verify attempt."""
     from auditor.audit import (
         STAGING,
         resolved_yaml_warning,
         spec_hash_matches,
         staging_final,
         unfinished_text,
+        verify_attempt_note,
     )
     from auditor.check import edited_metrics, stored_verdict_differs
 
@@ -488,6 +490,8 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
         _warn("check", f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
                        f"running now); this check judges the finished run in {run_dir}, finished "
                        f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip
+    if (attempt := verify_attempt_note(run_dir)) is not None:
+        _warn("check", attempt)
 
 
 def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> list[str]:

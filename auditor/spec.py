@@ -512,7 +512,8 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(unknown)
     if not isinstance(expr, str):
         raise ValueError(f"must be a quoted string like \">= 0.85\", got {value_text(expr)}"  # noqa: TRY004 (pydantic)
-                         + _lone_number_hint(metric, expr))
+                         + (_categorical_hint(metric, expr) if metric in CATEGORICAL_METRICS else
+                            _lone_number_hint(metric, expr)))
     if metric in CATEGORICAL_METRICS:
         return _parse_categorical(metric, expr, recorded)
     if m := _CMP_RE.match(expr):
@@ -578,13 +579,32 @@ def _reachable(crit: Criterion) -> bool:
     return crit.op == "!=" or numeric_passes(crit.op, t, crit.tolerance, nearest)
 
 
+# YAML 1.1's words for booleans, which spec booleans accept: a criterion names the record's value.
+_BOOLEAN_WORDS = MappingProxyType({"yes": "true", "on": "true", "y": "true", "no": "false", "off": "false", "n": "false"})
+
+
+def _categorical_hint(metric: str, expr: Any) -> str:
+    """'; write "== bitwise"' for a categorical criterion that names an allowed value without its
+    comparison, in other letter case, or (for true/false) in another word a spec's booleans take
+    (`yes`, `off`; YAML's unquoted true); '' otherwise."""
+    allowed = CATEGORICAL_METRICS[metric]
+    text = str(expr).lower() if isinstance(expr, bool) else expr
+    m = re.fullmatch(r"\s*(==|!=)?\s*([A-Za-z_]+)\s*", text) if isinstance(text, str) else None
+    if m is None:
+        return ""
+    word = m[2].lower()
+    meant = word if word in allowed else _BOOLEAN_WORDS.get(word) if "true" in allowed else None
+    op = "==" if metric == "reproducible" else m[1] or "=="  # `!=` gates no verdict (PASSING_VERDICT)
+    return f'; write "{op} {meant}"' if meant else ""  # called only where `expr` did not parse
+
+
 def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:
     allowed = CATEGORICAL_METRICS[metric]
     m = _CAT_RE.match(expr)
     if not m or m[2] not in allowed:
         raise ValueError(
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
-            + ", ".join(allowed)
+            + ", ".join(allowed) + _categorical_hint(metric, expr)
         )
     if metric == "reproducible" and m[1] == "!=" and not recorded:
         # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance

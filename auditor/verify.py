@@ -64,6 +64,7 @@ from typing import Any
 from auditor import checkpoint
 from auditor.audit import (
     STAGING,
+    VERIFY_MARKER,
     RunPaths,
     aside,
     is_number,
@@ -1179,7 +1180,7 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     return block, report_a
 
 
-WORKDIR_MARKER = ".auditor-verify"  # written first into every work dir verify makes
+WORKDIR_MARKER = VERIFY_MARKER  # written first into every work dir verify makes
 # What verify writes into a work dir (runs a, b, k each an `auditor run --out`), and its logs/.
 WORKDIR_FILES = {"": (WORKDIR_MARKER, "spec.yaml", "verify.json", "logs", "a", "b", "k", ".*.tmp"), "logs": ("*.log",)}
 

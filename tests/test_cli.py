@@ -33,6 +33,7 @@ from conftest import (
 )
 
 from auditor import checkpoint
+from auditor.audit import VERIFY_MARKER
 from auditor.environment import software_versions
 from auditor.errors import Terminated
 from auditor.fileio import sha256_file
@@ -726,6 +727,38 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
     refused = run_cli("check", str(rep), "--junit", str(tmp_path / "no-such-folder" / "j.xml"))
     assert_clean_error(refused, "cannot write JUnit report: directory")
     assert refused.stdout == ""
+
+
+def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: after a verify killed outright, `check` on its run A judged the killed attempt's
+    record without saying that the earlier verify's evidence waits in `<name>.old`."""
+    workdir = tmp_path / "verify" / "smoke"
+    run_a = workdir / "a" / "reports" / "smoke"
+    shutil.copytree(smoke_run / "reports/smoke", run_a)
+    (workdir / VERIFY_MARKER).write_text("")
+    proc = run_cli("check", str(run_a))
+    assert proc.returncode == 0, proc.stderr
+    unfinished = (f"{run_a} is a run of a verify attempt in {workdir} that has not finished (stopped, or running "
+                  "now): it holds no verdict of that attempt")  # fmt: skip
+    assert f"auditor check: warning: {unfinished}\n" in proc.stderr
+    (workdir.with_name("smoke.old")).mkdir()
+    (workdir.with_name("smoke.old") / "verify.json").write_text("{}")
+    relative = run_cli("check", "a/reports/smoke", cwd=workdir)  # named as given, its work dir found all the same
+    assert (f"a/reports/smoke is a run of a verify attempt in {workdir} that has not finished (stopped, or running "
+            f"now): it holds no verdict of that attempt; the evidence of the verify before it is in {workdir}.old, "
+            "which the next `auditor verify` of this spec puts back first\n") in relative.stderr  # fmt: skip
+    os.replace(workdir, workdir.with_name("smoke.failed"))  # the failed attempt kept beside the evidence put back
+    os.replace(workdir.with_name("smoke.old"), workdir)
+    failed = workdir.with_name("smoke.failed") / "a" / "reports" / "smoke"
+    assert (f"{failed} is a run of a verify attempt that did not finish, kept in {workdir}.failed for reading: it "
+            f"holds no verdict of that attempt; the evidence of the verify before it is in {workdir}\n"
+            ) in run_cli("check", str(failed)).stderr  # fmt: skip
+    shutil.copytree(failed, run_a)  # the finished verify's own run A: no note
+    (workdir / VERIFY_MARKER).write_text("")
+    assert "verify attempt" not in run_cli("check", str(run_a)).stderr
+    (workdir / VERIFY_MARKER).unlink()
+    (workdir / "verify.json").unlink()
+    assert "verify attempt" not in run_cli("check", str(run_a)).stderr  # no marker: not verify's folder
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) for a full disk behind stdout")

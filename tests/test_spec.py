@@ -657,6 +657,28 @@ def test_categorical_criterion_rejects_unknown_value() -> None:
         parse_criterion("reproducible", "== yes")
 
 
+@pytest.mark.parametrize(("metric", "given", "hint"), [
+    ("official_data", "'== yes'", "== true"), ("official_data", "'!= OFF'", "!= false"), ("official_data", "true", "== true"),
+    ("official_data", "no", "== false"), ("official_data", "'== True'", "== true"), ("reproducible", "bitwise", "== bitwise"),
+    ("reproducible", "'!= Bitwise'", "== bitwise"), ("status", "'== Completed'", "== completed"),
+    ("status", "'== done'", None), ("official_data", "'= yes'", None), ("official_data", "1", None),
+])  # fmt: skip
+def test_a_categorical_value_in_another_form_is_offered_the_criterion_it_means(metric: str, given: str,
+                                                                                 hint: str | None) -> None:
+    """A user test: `official_data: "== yes"` was refused with no word of `== true`, though a
+    spec's booleans take yes; YAML's unquoted true (a bool) got the numeric example."""
+    said = _refusal_of_criterion(metric, given)
+    assert ("; write" not in said) if hint is None else said.endswith(f'; write "{hint}"'), said
+    assert hint is None or load_spec("smoke", [f"criteria.{metric}={hint}"]).criteria[metric] == hint
+
+
+def _refusal_of_criterion(metric: str, given: str) -> str:
+    """What `load_spec` says of `--set criteria.METRIC=GIVEN`, which it must refuse."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [f"criteria.{metric}={given}"])
+    return str(err.value)
+
+
 def test_a_tolerance_criterion_needs_allow_tolerance_but_a_recorded_one_is_read() -> None:
     """verify fails a tolerance verdict unless verify.allow_tolerance: a criterion asking for
     one without it contradicts the spec's own verify section."""
@@ -1213,9 +1235,7 @@ def test_late_milestones_within_the_warm_up_are_told_no_decay_could_follow() -> 
 def test_a_bare_number_is_offered_a_criterion_that_would_be_accepted(metric: str, given: str, hint: str | None) -> None:
     """The review: the hint had offered refused criteria (`>= 85` for a fraction, `>= 1` for a
     status), and a 400-digit integer had ended in a traceback (OverflowError)."""
-    with pytest.raises(InvalidInput) as err:
-        load_spec("smoke", [f"criteria.{metric}={given}"])
-    said = str(err.value)
+    said = _refusal_of_criterion(metric, given)
     if hint is None:
         assert "a number alone" not in said, said
         return
