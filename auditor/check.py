@@ -49,6 +49,7 @@ import yaml
 from auditor.audit import (
     ABSENT,
     MetricSource,
+    is_count,
     is_count_matrix,
     is_number,
     metric_sources,
@@ -786,7 +787,8 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
              if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
     found += [*_test_disagrees(audit), *_name_disagrees(audit), *provenance_disagrees(audit.get("data")),
-              *_selection_disagrees(audit.get("training"))]
+              *_selection_disagrees(audit.get("training")), *_verification_disagrees(audit),
+              *_size_disagrees(audit), *_latency_disagrees(audit)]
     return [f for f in found if f]
 
 
@@ -834,6 +836,50 @@ def _name_disagrees(audit: Mapping[str, Any]) -> list[str]:
     if not isinstance(name, str) or not isinstance(run, dict) or run.get("name") == name:
         return []
     return [f"run.name {_json(run.get('name'))}, but the resolved spec names the run {_json(name)}"]
+
+
+def _verification_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where the verification block was not made for this run: verify records the hash of the
+    spec its runs trained, run A's own (`verify.verification_block`). A block copied from another
+    run's record would otherwise tick the sheet's verified box. Records without either hash: none."""
+    block, own = audit.get("verification"), audit.get("spec_hash")
+    theirs = block.get("spec_hash") if isinstance(block, dict) else None
+    if not isinstance(theirs, str) or not isinstance(own, str) or theirs == own:
+        return []
+    return [(f"verification.spec_hash {theirs[:12]}, but this run's spec_hash is {own[:12]}: the verification "
+             "was made of another spec's runs")]
+
+
+def _size_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where the measured checkpoint size is not the size the record gives the evaluated
+    checkpoint's file (`checkpoints.<best>.bytes`): a run takes both from the one file's stat."""
+    meas, files = audit.get("measurements"), audit.get("checkpoints")
+    size = meas.get("size") if isinstance(meas, dict) else None
+    name = meas.get("evaluated_checkpoint") if isinstance(meas, dict) else None
+    measured = size.get("checkpoint_bytes") if isinstance(size, dict) else None
+    entry = files.get(name.removesuffix(".pt")) if isinstance(files, dict) and isinstance(name, str) else None
+    listed = entry.get("bytes") if isinstance(entry, dict) else None
+    if not is_count(measured) or not is_count(listed) or measured == listed:
+        return []
+    return [(f"measurements.size.checkpoint_bytes {measured}, but checkpoints.{name.removesuffix('.pt')}.bytes "
+             f"holds {listed}")]
+
+
+def _latency_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where the latency statistics are out of the order any one sample set gives them
+    (min <= median <= p95, min <= mean): one of them was edited."""
+    meas = audit.get("measurements")
+    lat = meas.get("latency") if isinstance(meas, dict) else None
+    if not isinstance(lat, dict) or not all(is_number(lat.get(k)) for k in ("min_ms", "median_ms", "p95_ms", "mean_ms")):
+        return []
+    def at_most(a: float, b: float) -> bool:  # with slack for the last bit of np.percentile's interpolation
+        return a <= b + abs(b) * 1e-9
+
+    if at_most(lat["min_ms"], lat["median_ms"]) and at_most(lat["median_ms"], lat["p95_ms"]) and at_most(
+            lat["min_ms"], lat["mean_ms"]):
+        return []
+    return [(f"measurements.latency is out of order (min {lat['min_ms']}, median {lat['median_ms']}, p95 "
+             f"{lat['p95_ms']}, mean {lat['mean_ms']} ms): no set of timings gives these")]
 
 
 def _selection_disagrees(training: Any) -> list[str]:

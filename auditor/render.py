@@ -553,7 +553,10 @@ def _generated_text(run_version: str, described: bool) -> str:
     if run_version != __version__:
         text += f" (the run itself used auditor {run_version})"
     return text + ("; nothing on this sheet is entered by hand" +
-                   (" but the spec's description quoted above." if described else "."))
+                   (" but the spec's description quoted above" if described else "") +
+                   ". The record is a plain JSON file: `auditor check` refuses one whose figures no longer agree with one "
+                   "another or with its spec hash, but an edit made alike to every copy of a figure shows only "
+                   "against the checkpoints and logs.")
 
 
 def _front_matter(audit: dict[str, Any], qualifier: str, disputed: bool = False) -> dict[str, Any]:
@@ -1469,6 +1472,8 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
         ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage" + (
+            f"; includes taking the mid-epoch checkpoints (every {every} steps), which happens between steps"
+            if (every := audit["spec"]["train"].get("checkpoint_every_steps")) else "") + (
             "; includes torch.compile's compilation, in the first steps (the throughput does too)"
             if audit["spec"]["train"].get("compile", "off") != "off" else ""),
     }  # fmt: skip
@@ -1498,6 +1503,7 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
     warnings = latency_warnings(lat, meas["evaluated_checkpoint"])
     return {
         "ckpt_file_text": bytes_mb(ckpt_bytes) if ckpt_bytes is not None else "n/a (no checkpoint evaluated)",
+        "latency_dtype_text": latency_dtype_text(lat, audit["spec"]["train"].get("amp", "off")),
         "latency_model_note": model_note,
         **{f"latency_{kind}_note": warning_text(warnings.get(kind)) for kind in ("spread", "busy")},
         "other_cpu_text": other_cpu_text(lat),
@@ -1505,6 +1511,14 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
         "cuda_reserved_text": cuda_reserved_text(meas["memory"], cuda_mem is not None),
     }
+
+
+def latency_dtype_text(lat: dict[str, Any], amp: str) -> str:
+    """The dtype the latency was timed in, and where training ran under autocast, that the timing
+    did not (the test accuracy did: `measure.precision`)."""
+    if amp == "off" or lat["dtype"] == amp:
+        return str(lat["dtype"])
+    return f"{lat['dtype']} (not the {amp} autocast the model trained and was scored in: timed without autocast)"
 
 
 def cuda_reserved_text(memory: dict[str, Any], cuda: bool) -> str:
@@ -1529,11 +1543,13 @@ def _share_error_text(error: float) -> str:
 
 
 def other_cpu_text(lat: dict[str, Any], timed: str = "the iterations") -> str:
-    """'12% ± 7% (over 0.29 s)', or why there is no share: too short a window (`timed` took it),
+    """'12%, about ± 7% (over 0.29 s, ...)', or why there is no share: too short a window (`timed` took it),
     or not recorded."""
     share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
     if share is not None:  # recorded with its window, always
-        return f"{share:.0%} ± {_share_error_text(cpu_share_error(window))} (over {window:.2f} s; 10 ms CPU-time ticks)"
+        # "about": two ticks is the typical error; a bound would add a tick per CPU-time field summed
+        return (f"{share:.0%}, about ± {_share_error_text(cpu_share_error(window))} (over {window:.2f} s, counted in "
+                "10 ms CPU-time ticks)")
     if window is not None and window < MIN_CPU_WINDOW_S:
         places = next((d for d in range(2, 16) if round(window, d) < MIN_CPU_WINDOW_S), 16)  # never "0.10 s, under 0.1 s"
         return (f"not recorded: {timed} took {window:.{places}f} s, under {MIN_CPU_WINDOW_S:g} s, where the "
@@ -1666,8 +1682,9 @@ def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
     from auditor.check import shown_measured
 
     batch = (audit["measurements"].get("latency") or {}).get("batch_size")
-    # latency_ms is a batch-1 figure unless the spec set another batch, which the row must then say
-    at_batch = f" (batch {batch})" if isinstance(batch, int) and batch != 1 else ""
+    # latency_ms is the median of the timed iterations (the Latency table gives p95 beside it), and
+    # a batch-1 figure unless the spec set another batch, which the row must then say
+    at_batch = f" (median, batch {batch})" if isinstance(batch, int) and batch != 1 else " (median)"
     rows = []
     for c in audit["criteria"]:
         rows.append([
@@ -1811,11 +1828,16 @@ def checklist(audit: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _seed_item(audit: dict[str, Any]) -> Item:
     det, seed = audit["determinism"], audit["spec"]["seed"]
-    label, found = "Seed in force (read back)", det.get("torch_initial_seed")
+    label, found = "Seeded with the spec's seed (torch's read back)", det.get("torch_initial_seed")
     if found is None:  # records written before the read-back
         return False, label, f"seed {det['seed']} requested; torch's seed was not read back in this record"
     ok = isinstance(found, int) and found == seed == det["seed"]
-    return ok, label, f"torch.initial_seed() read back after seeding: {found} (spec seed {seed})"
+    # Only torch's generator can be asked its seed; Python's and NumPy's cannot. The read-back is
+    # taken right after seeding, so it shows the seed the run gave, not that nothing reseeded later.
+    return ok, label, (f"torch.initial_seed() read back after seeding: {found} (spec seed {seed}); Python's and "
+                       "NumPy's generators were seeded in the same call (neither can be asked its seed); the model's "
+                       "initialisation re-seeds torch with the spec seed, and the data split, order and augmentation "
+                       "draw from generators derived from it (see Determinism and seeding)")
 
 
 def _flags_item(audit: dict[str, Any]) -> Item:

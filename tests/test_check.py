@@ -891,6 +891,42 @@ def test_a_best_epoch_the_history_does_not_select_is_found() -> None:
     assert not any(f.startswith("training.best_epoch") for f in edited_metrics(audit))
 
 
+def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
+    """The honesty audit: a verification block pasted from another run's record ticked the sheet's
+    verified box and passed `reproducible == bitwise`; a checkpoint size edited in measurements and
+    metrics alike (checkpoints.best.bytes left), and a latency median above its own p95, passed."""
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    audit["verification"] = {"verdict": "bitwise", "spec_hash": audit["spec_hash"]}
+    assert not any("verification" in f for f in edited_metrics(audit))
+    audit["verification"]["spec_hash"] = "3c009d22" * 8
+    assert (f"verification.spec_hash 3c009d223c00, but this run's spec_hash is {audit['spec_hash'][:12]}: the "
+            "verification was made of another spec's runs") in edited_metrics(audit)
+    del audit["verification"]["spec_hash"]  # a block without the hash (another shape): not judged
+    assert not any("verification" in f for f in edited_metrics(audit))
+
+    audit = golden()
+    size = audit["measurements"]["size"]
+    size["checkpoint_bytes"] = 44177
+    audit["metrics"]["checkpoint_mb"] = 44177 / 1e6
+    for entry in audit["criteria"]:
+        entry["measured"] = audit["metrics"].get(entry["metric"], entry["measured"])
+    listed = audit["checkpoints"]["best"]["bytes"]
+    assert edited_metrics(audit) == [f"measurements.size.checkpoint_bytes 44177, but checkpoints.best.bytes holds {listed}"]
+
+    audit = golden()
+    lat = audit["measurements"]["latency"]
+    lat["median_ms"] = audit["metrics"]["latency_ms"] = lat["p95_ms"] * 2
+    for entry in audit["criteria"]:
+        entry["measured"] = audit["metrics"].get(entry["metric"], entry["measured"])
+    said = (f"measurements.latency is out of order (min {lat['min_ms']}, median {lat['median_ms']}, p95 {lat['p95_ms']}, "
+            f"mean {lat['mean_ms']} ms): no set of timings gives these")
+    assert [f for f in edited_metrics(audit) if "latency" in f] == [said]
+    lat["p95_ms"] = lat["min_ms"] = lat["mean_ms"] = lat["median_ms"]  # every sample alike: in order
+    assert edited_metrics(audit) == []
+
+
 def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:
     """The user test: per_class.x set to 0.5, test.acc to 1.5 or 0.99 (in metrics too), test.n to 0:
     the sheet had shown them, and check passed, though the confusion matrix beside them says otherwise."""

@@ -1193,6 +1193,24 @@ def test_compile_time_is_said_to_be_inside_the_training_time() -> None:
             in text_of(rehash(audit)))  # fmt: skip
 
 
+def test_mid_epoch_checkpoints_are_said_to_be_inside_the_training_time() -> None:
+    """The honesty audit: the scope said only what the time excludes, while the step checkpoints
+    (verify always asks for them) are taken between the timed steps."""
+    audit = golden_audit()
+    assert "mid-epoch checkpoints" not in text_of(audit)
+    audit["spec"]["train"]["checkpoint_every_steps"] = 4
+    assert ("the end-of-epoch checkpoints and the measure stage; includes taking the mid-epoch checkpoints (every 4 "
+            "steps), which happens between steps") in text_of(rehash(audit))  # fmt: skip
+
+
+def test_a_latency_timed_without_the_autocast_the_model_trained_in_says_so() -> None:
+    audit = golden_audit()
+    assert "| dtype | float32 |" in text_of(audit)
+    audit["spec"]["train"]["amp"] = "bf16"
+    assert ("| dtype | float32 (not the bf16 autocast the model trained and was scored in: timed without autocast) |"
+            in text_of(rehash(audit)))  # fmt: skip
+
+
 def test_the_throughput_without_compiling_is_given_beside_the_whole() -> None:
     audit = golden_audit()
     tr = audit["training"]
@@ -1259,14 +1277,14 @@ def test_seeding_is_read_back_and_records_without_it() -> None:
     big["determinism"]["seed"] = 2**32 + 5
     assert ("were seeded with 4294967301 (NumPy's global generator takes a 32-bit seed: 4294967301 mod 2^32 = 5)."
             in text_of(big))  # fmt: skip
-    assert checklist_line(text, "Seed in force (read back)").startswith("- [x]")
+    assert checklist_line(text, "Seeded with the spec's seed (torch's read back)").startswith("- [x]")
     audit["determinism"]["torch_initial_seed"] = 12345  # something re-seeded torch: contrary fact
-    assert checklist_line(text_of(audit), "Seed in force (read back)").startswith("- [ ]")
+    assert checklist_line(text_of(audit), "Seeded with the spec's seed (torch's read back)").startswith("- [ ]")
     del audit["determinism"]["torch_initial_seed"], audit["determinism"]["seeded"]  # an older record
     old = text_of(audit)
     assert "| Seed (requested) / `torch.initial_seed()` read back | 0 / n/a |" in old
     assert "which generators were seeded is not recorded in this record" in old
-    line = checklist_line(old, "Seed in force (read back)")
+    line = checklist_line(old, "Seeded with the spec's seed (torch's read back)")
     assert line.startswith("- [ ]") and "torch's seed was not read back in this record" in line
 
 
@@ -1461,13 +1479,13 @@ def test_criteria_table_never_rounds_a_failure_into_a_pass() -> None:
         assert "| `best_val_acc` | `>= 0.5` | 0.5000 | **FAIL** |" in text_of(audit | {"criteria": [row | broken]})
 
 
-def test_a_latency_criterion_names_a_batch_size_other_than_one() -> None:
+def test_a_latency_criterion_names_its_median_and_a_batch_size_other_than_one() -> None:
     audit = golden_audit()
     assert audit["measurements"]["latency"]["batch_size"] == 1
-    assert "| `latency_ms` | `< 50` |" in text_of(audit)
+    assert "| `latency_ms` (median) | `< 50` |" in text_of(audit)  # the statistic gated, beside its p95
     audit["measurements"]["latency"]["batch_size"] = 8
     text = text_of(audit)
-    assert "| `latency_ms` (batch 8) | `< 50` |" in text
+    assert "| `latency_ms` (median, batch 8) | `< 50` |" in text
     assert "| `best_val_acc` | `>= 0.5` |" in text  # the other criteria are not batch figures
 
 
@@ -1491,7 +1509,7 @@ def test_long_history_is_truncated_to_first_and_last_ten() -> None:
 def test_golden_checklist_ticks() -> None:
     text = text_of(golden_audit())
     ticked = {
-        "Seed in force (read back)": True, "Determinism flags in force (read back)": True,
+        "Seeded with the spec's seed (torch's read back)": True, "Determinism flags in force (read back)": True,
         "Data provenance official": False, "No model selection on the test set": True,
         "Checkpoint digests recorded": True, "Resolved spec hash recorded": True, "Git tree clean": True,
         "Environment captured": True, "Latency measured with warm-up": True,
@@ -1907,12 +1925,12 @@ def test_host_memory_row_and_records_without_it() -> None:
 @pytest.mark.parametrize(
     ("share", "window", "row", "busy"),
     [
-        (0.012, 1.3, "1% ± 2% (over 1.30 s; 10 ms CPU-time ticks)", False),
-        (0.5, 30.0, "50% ± 0.1% (over 30.00 s; 10 ms CPU-time ticks)", True),
-        (0.16, 0.29, "16% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", False),  # within its uncertainty of 10%
-        (0.18, 0.29, "18% ± 7% (over 0.29 s; 10 ms CPU-time ticks)", True),
-        (0.115, 4.0, "12% ± 0.5% (over 4.00 s; 10 ms CPU-time ticks)", True),  # judged as shown
-        (0.4, 400.0, "40% ± under 0.1% (over 400.00 s; 10 ms CPU-time ticks)", True),
+        (0.012, 1.3, "1%, about ± 2% (over 1.30 s, counted in 10 ms CPU-time ticks)", False),
+        (0.5, 30.0, "50%, about ± 0.1% (over 30.00 s, counted in 10 ms CPU-time ticks)", True),
+        (0.16, 0.29, "16%, about ± 7% (over 0.29 s, counted in 10 ms CPU-time ticks)", False),  # within its uncertainty of 10%
+        (0.18, 0.29, "18%, about ± 7% (over 0.29 s, counted in 10 ms CPU-time ticks)", True),
+        (0.115, 4.0, "12%, about ± 0.5% (over 4.00 s, counted in 10 ms CPU-time ticks)", True),  # judged as shown
+        (0.4, 400.0, "40%, about ± under 0.1% (over 400.00 s, counted in 10 ms CPU-time ticks)", True),
         (None, 0.06, ("not recorded: the iterations took 0.06 s, under 0.1 s, where the kernel's 10 ms CPU-time "
                       "ticks leave it more than 20% uncertain"), False),
         (None, 0.09999, ("not recorded: the iterations took 0.09999 s, under 0.1 s, where the kernel's 10 ms CPU-time "
@@ -1951,13 +1969,13 @@ def test_a_busy_machine_during_training_is_said_beside_the_training_time() -> No
     assert row.format("not recorded") in text_of(audit)  # older records
     audit["training"] |= {"other_cpu_share": 0.02, "other_cpu_window_s": 10.0}
     text = text_of(audit)
-    assert row.format("2% ± 0.2% (over 10.00 s; 10 ms CPU-time ticks)") in text and "Busy machine during training" not in text
+    assert row.format("2%, about ± 0.2% (over 10.00 s, counted in 10 ms CPU-time ticks)") in text and "Busy machine during training" not in text
     audit["training"] |= {"other_cpu_share": 0.55}
     assert "> **Busy machine during training:** other processes used 55% of the CPU while this process trained" in text_of(audit)
     resumed = copy.deepcopy(audit)  # the meter ran in the last process; the training time sums them all
     resumed["training"]["resumed_from"] = "step-00000030.pt"
     text = text_of(resumed, NO_FIGURES)
-    assert row.format("55% ± 0.2% (over 10.00 s; 10 ms CPU-time ticks), while the process that resumed the run "
+    assert row.format("55%, about ± 0.2% (over 10.00 s, counted in 10 ms CPU-time ticks), while the process that resumed the run "
                       "trained; the training before the resume from `step-00000030.pt`, in earlier processes, was "
                       "not metered") in text  # fmt: skip
     assert ("> **Busy machine during training:** other processes used 55% of the CPU while the process that resumed "

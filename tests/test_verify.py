@@ -27,6 +27,7 @@ from conftest import fake_cifar_root
 from auditor import checkpoint
 from auditor import verify as verify_mod
 from auditor.audit import losses_text, run_paths
+from auditor.check import edited_metrics
 from auditor.cli import main
 from auditor.environment import compute_setting, software_versions
 from auditor.errors import InvalidInput
@@ -156,6 +157,7 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
         assert (audit["environment"]["git_dirty"], audit["environment"]["git_changes"]) == (False, {"tracked": 0, "untracked": 0})
     assert audit["verification"]["verdict"] == "bitwise"
     assert audit["metrics"]["reproducible"] == "bitwise"
+    assert block["spec_hash"] == audit["spec_hash"] and edited_metrics(audit) == []  # check's test of a copied block
     (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
     assert crit["passed"] and crit["measured"] == "bitwise"
     assert "## Determinism evidence" in sheet and "**bitwise**" in sheet
