@@ -366,21 +366,30 @@ def _xml_text(text: str) -> str:
     return _XML_INVALID.sub("?", text)
 
 
+NONE_DEFINED_DETAIL = "no criterion is defined, so nothing was gated; --require-criteria fails this instead"
+
+
 def junit_xml(
     results: list[CriterionResult], suite_name: str, status: str | None = None, spec_hash: str | None = None,
-    require_criteria: bool = False, notes: Sequence[str] = (),
+    require_criteria: bool = False, notes: Sequence[str] = (), warnings: Sequence[str] = (),
 ) -> str:
-    """The results as a JUnit XML document (one testsuite, one testcase each).
+    """The results as a JUnit XML document (one testsuite, one testcase each, named by its metric
+    alone, so that a changed threshold stays the same test in a CI's history).
 
     A diverged run (`status`) adds a failing `auditor.run` testcase, and so does
     an empty `results` when `require_criteria`, so the report fails exactly when
-    `verdict` does. `spec_hash`, the run's resolved spec's, goes into the suite's
-    properties, as into every artifact of a run, and so do `notes` (`auditor.note`:
-    e.g. the criteria changed from the run's own).
+    `verdict` does; without it, an empty `results` is one skipped testcase (a CI reader
+    may refuse a report of no tests). `spec_hash`, the run's resolved spec's, goes into the
+    suite's properties, as into every artifact of a run, and so do `notes` (`auditor.note`:
+    e.g. the criteria changed from the run's own) and `warnings` (`auditor.warning`: what
+    check warned of on stderr).
     """
-    cases = [("auditor.criteria", f"{r.metric} {r.expr}", r.detail, None if r.passed else "failure") for r in results]
+    cases = [("auditor.criteria", r.metric, f"{r.metric} {r.expr.strip()}: {r.detail}", None if r.passed else "failure")
+             for r in results]  # fmt: skip
     cases += [("auditor.run", name, detail, "failure") for name, detail in run_failures(results, status, require_criteria)]
-    return _junit_document(suite_name, cases, spec_hash, notes)
+    if not cases:
+        cases = [("auditor.run", "criteria defined", NONE_DEFINED_DETAIL, "skipped")]
+    return _junit_document(suite_name, cases, spec_hash, notes, warnings)
 
 
 def junit_error_xml(suite_name: str, message: str) -> str:
@@ -390,15 +399,18 @@ def junit_error_xml(suite_name: str, message: str) -> str:
 
 
 def _junit_document(
-    suite_name: str, cases: list[tuple[str, str, str, str | None]], spec_hash: str | None, notes: Sequence[str] = ()
+    suite_name: str, cases: list[tuple[str, str, str, str | None]], spec_hash: str | None, notes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
 ) -> str:
-    """One testsuite of (classname, name, text, outcome) cases; outcome None (passed), 'failure' or 'error'."""
+    """One testsuite of (classname, name, text, outcome) cases; outcome None (passed), 'failure',
+    'error' or 'skipped'."""
     counts = {"tests": str(len(cases)), "failures": str(sum(c[3] == "failure" for c in cases)),
               "errors": str(sum(c[3] == "error" for c in cases))}  # fmt: skip
+    skipped = str(sum(c[3] == "skipped" for c in cases))
     root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
-    suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": "0"})
+    suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": skipped})
     properties = [*([("auditor.spec_hash", spec_hash)] if spec_hash is not None else []),
-                  *(("auditor.note", note) for note in notes)]  # fmt: skip
+                  *(("auditor.note", note) for note in notes), *(("auditor.warning", w) for w in warnings)]  # fmt: skip
     if properties:
         props = ET.SubElement(suite, "properties")
         for name, value in properties:
@@ -406,7 +418,9 @@ def _junit_document(
     for classname, name, text, outcome in cases:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _xml_text(name)})
         detail = _xml_text(text)
-        if outcome is not None:
+        if outcome == "skipped":
+            ET.SubElement(case, outcome, {"message": detail})
+        elif outcome is not None:
             kind = "CriterionFailed" if outcome == "failure" else "InvalidInput"
             ET.SubElement(case, outcome, {"message": detail, "type": kind}).text = detail
         ET.SubElement(case, "system-out").text = detail
@@ -479,7 +493,8 @@ def _junit_unwritable(path: Path, exc: OSError) -> str:
 
 def _not_replaceable(path: Path) -> str | None:
     """Why `--junit` may not write `path`, or None: it may replace nothing, an empty file or an
-    earlier JUnit report (CI writes one each time), never any other file (such as the audit.json
+    earlier JUnit report of auditor's (CI writes one each time; its suite is named `auditor.<run>`),
+    never another tool's JUnit report nor any other file (such as the audit.json
     just read), nor a device, pipe or socket (reading one could block, replacing one is wrong)."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):
@@ -490,8 +505,11 @@ def _not_replaceable(path: Path) -> str | None:
         return None
     except OSError as exc:
         return f"the file there cannot be read to tell whether it is an earlier JUnit report ({exc.strerror or exc})"
-    if not head or (head.startswith((b"<?xml", b"<testsuite")) and b"<testsuite" in head):
+    if not head or re.search(rb"""<testsuites\s[^>]*\bname\s*=\s*["']auditor\.""", head):
         return None
+    if head.startswith((b"<?xml", b"<testsuite")) and b"<testsuite" in head:  # a CI job's shared results.xml
+        return ("the file there is a JUnit report another tool wrote (its suite is not named auditor.<run>), and "
+                "writing would replace it")  # fmt: skip
     return "the file there is not a JUnit report (the run's record, its sheet, a criteria file?), and writing would replace it"
 
 

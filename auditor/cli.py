@@ -54,9 +54,33 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+class _GivenOnce(argparse._StoreAction):
+    """A single-valued option (`--criteria F`, `--junit F`, `--device D`, ...) that refuses to be
+    given twice: argparse keeps the last, and `check --criteria a --criteria b` judged b alone,
+    dropping a's gates without a word."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        given = namespace.__dict__.setdefault("_given_once", set())  # per parse: a fresh namespace
+        if self.dest in given:
+            parser.error(f"{'/'.join(self.option_strings)} given twice: it takes one value, and the first would be "
+                         "ignored; give it once")  # fmt: skip
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with single-valued options given once (`_GivenOnce`), its subcommands too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _GivenOnce)  # the default action, `store`
+        self.register("action", "store", _GivenOnce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="auditor",
         description="Reproducibility audits for deep-learning training: one YAML spec, trained under "
         "enforced seeding and determinism, measured, and written up as a sheet CI can gate on.",
@@ -67,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`auditor COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("models", help="list registered models with exact parameter counts")
     sub.add_parser("schema", help="print the JSON Schema of the spec")
     p = sub.add_parser("validate", help="validate specs and print the resolved spec")
@@ -183,7 +207,7 @@ def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
     p.add_argument("--criteria", type=_path, help="YAML file of criteria replacing the run's own")
-    p.add_argument("--junit", type=_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report); on bad input (exit 2), a report of one errored test case")
+    p.add_argument("--junit", type=_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report of auditor's); on bad input (exit 2), a report of one errored test case")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused); "
                         "'criteria={METRIC: EXPR, ...}' replaces them all; repeatable")  # fmt: skip
@@ -423,7 +447,7 @@ def _check(args: argparse.Namespace) -> int:
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
-    _check_warnings(args.run_dir, audit)
+    warnings = _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
                              allow_tolerance=recorded_allow_tolerance(audit))
@@ -438,7 +462,7 @@ def _check(args: argparse.Namespace) -> int:
         _print_out(lines)
         return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
     spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
-    report = junit_xml(results, f"auditor.{audit['run']['name']}", status, spec_hash, required, changed)
+    report = junit_xml(results, f"auditor.{audit['run']['name']}", status, spec_hash, required, changed, warnings)
     # Written in full before any verdict is printed (a folder that takes no file is said first, with no
     # PASS above it), put in place once printed: output that cannot be written is an error (exit 2),
     # and the report then says so rather than give a verdict the exit code does not.
@@ -447,19 +471,52 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
 
 
-def _check_warnings(run_dir: Path, audit: dict) -> None:
-    """Refuse a record edited after the run; warn of a stored verdict its metrics no longer give,
+def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
+    """Refuse a record edited after the run (`_refuse_edited`); warn of a stored verdict its metrics no longer give,
     of a spec.resolved.yaml that no longer holds its spec, of a later unfinished run of the name, and
-    of a run of an unfinished or failed verify attempt."""
+    of a run of an unfinished or failed verify attempt. The warnings are printed, and returned for
+    the JUnit report, whose CI page would otherwise show a clean PASS."""
     from auditor.audit import (
         STAGING,
         resolved_yaml_warning,
-        spec_hash_matches,
         staging_final,
         unfinished_text,
         verify_attempt_note,
     )
-    from auditor.check import edited_metrics, stored_verdict_differs
+    from auditor.check import stored_verdict_differs
+
+    _refuse_edited(run_dir, audit)
+    source, warnings = run_dir / "audit.json", []
+    try:
+        differs = stored_verdict_differs(audit)
+    except ValueError:  # judged afterwards, with the reason
+        differs = None
+    if differs:
+        warnings.append(f"{source}: the stored verdict does not agree with the record's metrics judged again "
+                        f"({differs}): the record was changed after the run, or written by another version; this "
+                        "check gates on the metrics as recorded")  # fmt: skip
+    if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
+        warnings.append(warning)
+    folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
+    if (final := staging_final(run_dir)) is not None:
+        warnings.append(f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
+                        f"its report in place {unfinished_text(final)}")  # fmt: skip
+    elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
+        warnings.append(f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
+                        f"running now); this check judges the finished run in {run_dir}, finished "
+                        f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip
+    if (attempt := verify_attempt_note(run_dir)) is not None:
+        warnings.append(attempt)
+    for warning in warnings:
+        _warn("check", warning)
+    return warnings
+
+
+def _refuse_edited(run_dir: Path, audit: dict) -> None:
+    """InvalidInput for a record edited after the run: its spec no longer its spec_hash's, or its
+    metrics not what it measured (a metric changed by hand would be gated as if measured)."""
+    from auditor.audit import spec_hash_matches
+    from auditor.check import edited_metrics
 
     source = run_dir / "audit.json"
     if not spec_hash_matches(audit):
@@ -467,31 +524,11 @@ def _check_warnings(run_dir: Path, audit: dict) -> None:
             f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
             "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
         )
-    if edited := edited_metrics(audit):  # a metric changed by hand would be gated as if measured
+    if edited := edited_metrics(audit):
         raise InvalidInput(
             f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was edited "
             "after the run; gate on the record as the run wrote it"
         )
-    try:
-        differs = stored_verdict_differs(audit)
-    except ValueError:  # judged afterwards, with the reason
-        differs = None
-    if differs:
-        _warn("check", f"{source}: the stored verdict does not agree with the record's metrics judged again "
-                       f"({differs}): the record was changed after the run, or written by another version; this "
-                       "check gates on the metrics as recorded")  # fmt: skip
-    if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
-        _warn("check", warning)
-    folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
-    if (final := staging_final(run_dir)) is not None:
-        _warn("check", f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
-                       f"its report in place {unfinished_text(final)}")  # fmt: skip
-    elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
-        _warn("check", f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
-                       f"running now); this check judges the finished run in {run_dir}, finished "
-                       f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip
-    if (attempt := verify_attempt_note(run_dir)) is not None:
-        _warn("check", attempt)
 
 
 def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> list[str]:

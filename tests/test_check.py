@@ -577,25 +577,28 @@ def test_junit_xml_structure() -> None:
         "skipped": "0",
     }
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == [
-        "test_acc >= 0.85",
-        "latency_ms < 10",
-        "best_val_acc >= 0.9",
-        "official_data == true",
-    ]
+    # named by the metric alone (a user test): a threshold changed stays one test in a CI's history
+    assert [c.get("name") for c in cases] == ["test_acc", "latency_ms", "best_val_acc", "official_data"]
     assert {c.get("classname") for c in cases} == {"auditor.criteria"}
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
-    assert failed == ["latency_ms < 10", "best_val_acc >= 0.9"]
+    assert failed == ["latency_ms", "best_val_acc"]
     failure = cases[2].find("failure")
     assert failure is not None
     assert failure.get("type") == "CriterionFailed"
-    assert failure.get("message") == "not measured: no validation split"
-    assert [c.findtext("system-out") for c in cases] == [r.detail for r in sample_results()]
+    assert failure.get("message") == "best_val_acc >= 0.9: not measured: no validation split"
+    assert [c.findtext("system-out") for c in cases] == [f"{r.metric} {r.expr}: {r.detail}" for r in sample_results()]
 
 
 def test_junit_xml_empty_and_odd_characters() -> None:
-    root = ET.fromstring(junit_xml([], "none"))
-    assert root.find("testsuite").get("tests") == "0"  # type: ignore[union-attr]
+    """No criterion (and no --require-criteria): one skipped case, as a CI reader may refuse a
+    report of no tests (a user test: `tests="0"`)."""
+    suite = ET.fromstring(junit_xml([], "none")).find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("skipped"), suite.get("failures")) == ("1", "1", "0")
+    (case,) = suite.findall("testcase")
+    assert (case.get("name"), case.find("skipped").get("message")) == (  # type: ignore[union-attr]
+        "criteria defined", "no criterion is defined, so nothing was gated; --require-criteria fails this instead")
+    required = ET.fromstring(junit_xml([], "none", require_criteria=True)).find("testsuite")
+    assert required is not None and (required.get("skipped"), required.get("failures")) == ("0", "1")
     result = check_one("test_acc", ">= 0.5", None, notes={"test_acc": 'bad <"&> \x01 text'})
     root = ET.fromstring(junit_xml([result], "s&<'\""))
     assert root.find("testsuite").get("name") == "s&<'\""  # type: ignore[union-attr]
@@ -619,8 +622,8 @@ def test_criteria_changes_name_what_was_added_removed_and_replaced() -> None:
 
 def test_write_junit(tmp_path: Path) -> None:
     target = tmp_path / "junit.xml"
-    write_junit([], "smoke", target)  # an earlier report, as CI leaves one: replaced
-    write_junit(sample_results(), "smoke", target)
+    write_junit([], "auditor.smoke", target)  # an earlier report, as CI leaves one: replaced
+    write_junit(sample_results(), "auditor.smoke", target)
     root = ET.parse(target).getroot()
     assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
     assert os.listdir(tmp_path) == ["junit.xml"]  # no temp file left behind
@@ -639,11 +642,19 @@ def test_write_junit_never_reads_or_replaces_what_is_not_a_regular_file(tmp_path
     assert Path(os.devnull).is_char_device()
 
 
-def test_write_junit_replaces_a_report_another_tool_wrote(tmp_path: Path) -> None:
+def test_write_junit_never_replaces_a_report_another_tool_wrote(tmp_path: Path) -> None:
+    """A user test: a CI job's shared results.xml, pytest's 250 tests, was replaced without a word."""
     other = tmp_path / "results.xml"
-    other.write_bytes(b"\xef\xbb\xbf<testsuites><testsuite name='pytest'/></testsuites>")  # a BOM, no declaration
-    write_junit(sample_results(), "smoke", other)
-    assert ET.parse(other).getroot().get("name") == "smoke"
+    content = b'<?xml version="1.0"?>\n<testsuites><testsuite name="pytest" tests="250"/></testsuites>'
+    other.write_bytes(content)
+    with pytest.raises(InvalidInput, match="results.xml: cannot write JUnit report: the file there is a JUnit report "
+                                           r"another tool wrote \(its suite is not named auditor.<run>\), and writing "
+                                           "would replace it; give another file name"):  # fmt: skip
+        write_junit(sample_results(), "auditor.smoke", other)
+    assert other.read_bytes() == content
+    other.write_bytes(b"\xef\xbb\xbf<testsuites name='auditor.smoke'><testsuite/></testsuites>")  # a BOM, no declaration
+    write_junit(sample_results(), "auditor.smoke", other)  # an earlier report of auditor's, written otherwise
+    assert ET.parse(other).getroot().get("failures") == "2"
 
 
 @pytest.mark.parametrize(
@@ -1035,11 +1046,11 @@ def test_a_junit_report_is_written_in_full_before_the_block_and_put_in_place_aft
     from auditor.check import staged_junit
 
     target = tmp_path / "j.xml"
-    with staged_junit(target, junit_xml(sample_results(), "smoke")):
+    with staged_junit(target, junit_xml(sample_results(), "auditor.smoke")):
         assert not target.exists() and len(os.listdir(tmp_path)) == 1  # the staged copy
     assert ET.parse(target).getroot().get("failures") == "2" and os.listdir(tmp_path) == ["j.xml"]
     before = target.read_bytes()
-    with pytest.raises(InvalidInput, match="stdout"), staged_junit(target, junit_xml([], "smoke")):
+    with pytest.raises(InvalidInput, match="stdout"), staged_junit(target, junit_xml([], "auditor.smoke")):
         raise InvalidInput("stdout")  # printing the verdict failed: the report is left as it was
     assert target.read_bytes() == before and os.listdir(tmp_path) == ["j.xml"]
 

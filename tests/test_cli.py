@@ -729,6 +729,21 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
     assert refused.stdout == ""
 
 
+@pytest.mark.parametrize("argv", [
+    ["check", "R", "--criteria", "strict.yaml", "--criteria", "team.yaml"], ["check", "R", "--junit", "a.xml", "--junit", "b.xml"],
+    ["measure", "x.pt", "--iters", "3", "--iters", "4"], ["verify", "--steps", "1", "--steps", "2"],
+    ["ablate", "x", "--seeds", "1", "--seeds", "2"],
+])  # fmt: skip
+def test_a_single_valued_option_given_twice_is_refused(tmp_path: Path, argv: list[str]) -> None:
+    """A user test: `check --criteria strict.yaml --criteria team.yaml` judged team.yaml alone and
+    passed, dropping strict.yaml's failing gate without a word (argparse keeps the last value)."""
+    option = argv[-2]
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert_clean_error(proc, f"auditor {argv[0]}: error: {option} given twice: it takes one value, and the first "
+                             "would be ignored; give it once")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # refused before anything is read or written
+
+
 def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp_path: Path, smoke_run: Path) -> None:
     """A user test: after a verify killed outright, `check` on its run A judged the killed attempt's
     record without saying that the earlier verify's evidence waits in `<name>.old`."""
@@ -736,11 +751,14 @@ def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp
     run_a = workdir / "a" / "reports" / "smoke"
     shutil.copytree(smoke_run / "reports/smoke", run_a)
     (workdir / VERIFY_MARKER).write_text("")
-    proc = run_cli("check", str(run_a))
+    proc = run_cli("check", str(run_a), "--junit", str(tmp_path / "j.xml"))
     assert proc.returncode == 0, proc.stderr
     unfinished = (f"{run_a} is a run of a verify attempt in {workdir} that has not finished (stopped, or running "
                   "now): it holds no verdict of that attempt")  # fmt: skip
     assert f"auditor check: warning: {unfinished}\n" in proc.stderr
+    # A warning reaches the JUnit report too (a user test: a CI page showed a clean PASS)
+    props = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite/properties/property")
+    assert {"name": "auditor.warning", "value": unfinished} in [p.attrib for p in props]
     (workdir.with_name("smoke.old")).mkdir()
     (workdir.with_name("smoke.old") / "verify.json").write_text("{}")
     relative = run_cli("check", "a/reports/smoke", cwd=workdir)  # named as given, its work dir found all the same
