@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproducibility audits for deep-learning training: one YAML spec, trained under "
         "enforced seeding and determinism, measured, and written up as a sheet CI can gate on.",
         epilog=f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} a criterion failed, the run diverged, "
-        f"verification found a difference or `evaluate --strict` warned; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
+        f"verification found a difference, `evaluate --strict` warned or `validate --strict` found a spec `run` would refuse here; {EXIT_INVALID} invalid input (spec, data, checkpoint, "
         f"path); {EXIT_INTERRUPTED} interrupted (Ctrl-C); {EXIT_TERMINATED} terminated (SIGTERM), which "
         f"stops as cleanly as Ctrl-C; {EXIT_BROKEN_PIPE} its output pipe closed early. "
         "`auditor COMMAND --help` describes each command.",
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate specs and print the resolved spec")
     p.add_argument("specs", nargs="+", metavar="SPEC")
     _add_set(p)
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) where `auditor run` would refuse a valid spec on this machine (a CI pre-flight)")  # fmt: skip
     _add_training_commands(sub)
     _add_report_commands(sub)
     _add_ablate(sub)
@@ -113,7 +115,7 @@ DESCRIPTIONS = {
     "validate": "Validate each SPEC strictly (unknown keys rejected, --set applied first) and print it "
     "resolved, with its sha256, and warn (on stderr) of what `auditor run` would refuse on this "
     "machine: a device, a compile or a data folder it lacks, or what reading the data finds. "
-    "Exit 0 all valid, 2 otherwise.",
+    "Exit 0 all valid, 1 (--strict) valid but refused here, 2 invalid.",
     "run": "Train SPEC under enforced seeding and determinism, measure the model (test accuracy, "
     "batch-1 latency, size) and write reports/<name>/ (audit.json, REPRODUCIBILITY.md, CSVs) and "
     "checkpoints/<name>/ under --out. An earlier run of that name is replaced only when this one "
@@ -284,7 +286,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         spec_hash,
     )
 
-    errors, printed = [], 0
+    errors, printed, refused = [], 0, 0
     for path in args.specs:
         try:
             spec = load_spec(path, args.sets)
@@ -297,11 +299,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
         sets = parse_sets(args.sets)  # they parsed: the spec loaded
-        for problem in machine_problems(spec):  # a fact of this machine, not of the spec: said, not refused
+        problems = machine_problems(spec)
+        for problem in problems:  # a fact of this machine, not of the spec: said, not refused
             blamed = origin(path, path_parts(problem.field), sets)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
+        refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))
+    if args.strict and refused:
+        print(f"auditor validate: FAIL (--strict): `auditor run` would refuse {count(refused, 'valid spec')} here",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
     return EXIT_OK
 
 

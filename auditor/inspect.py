@@ -58,7 +58,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
     its integrity in words and warnings on its record. A link is followed: the digest file
     checked is the one beside the file it names, or else one beside the link."""
     target = _checkpoint_file(path)
-    integrity = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
+    integrity, digested = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
     state = checkpoint.load(path, check_digest=False)
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
@@ -74,6 +74,10 @@ def model_from_checkpoint(path: Path) -> Loaded:
     warnings = [f"the {key} recorded with it is not a sha256 (64 hex digits): ignored"
                 for key in ("spec_hash", "test_fingerprint", "scored_test_fingerprint")
                 if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
+    if not digested:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
+        warnings.append(f"no {checkpoint.digest_path(target).name} came with it, so its bytes are not checked against "
+                        "the digest the run wrote (a CRC-32 check finds damage, not another file): copy the digest "
+                        "file with the checkpoint")  # fmt: skip
     recorded = _sha256_text(recorded)
     test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
     if recorded is not None and hash_resolved(state["spec"]) != recorded:
@@ -113,10 +117,11 @@ def _checkpoint_file(path: Path) -> Path:
     return path.resolve()
 
 
-def _integrity(path: Path, target: Path) -> str:
+def _integrity(path: Path, target: Path) -> tuple[str, bool]:
     """Check the checkpoint's bytes against a digest file, when there is one (a copied checkpoint
     may travel without it): beside `target`, the file a link at `path` names, or else beside the
-    link (a content-addressed store names its files by hash); say which matched, or refuse."""
+    link (a content-addressed store names its files by hash); say which matched (and whether a
+    digest was there to check), or refuse."""
     link = path.is_symlink()
     checked = next((p for p in ((target, path) if link else (target,)) if _has_digest(p)), None)
     if checked is None:
@@ -127,15 +132,15 @@ def _integrity(path: Path, target: Path) -> str:
                                f"the archive records for it (and no {checkpoint.digest_path(target).name} is there to "
                                "compare with); copy it again from where the run wrote it")
         passed = f", but its zip entries pass their CRC-32 checks{crc.note}" if crc.checked else crc.note
-        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}{passed}"
+        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}{passed}", False
     where = f" (beside {target}, which {path} links to)" if link and checked == target else ""
     matched = checkpoint.matching_digest(checked)
     if matched is None:
         reason = checkpoint.verify(checked) or "its digest file changed while it was read (a run writing it?): try again"
         raise InvalidInput(f"{path}: checkpoint is not intact: {reason}{where}")
     if matched == checkpoint.digest_path(checked):
-        return f"sha256 matches {matched.name}{where}"
-    return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short"
+        return f"sha256 matches {matched.name}{where}", True
+    return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short", True
 
 
 def _has_digest(path: Path) -> bool:

@@ -62,10 +62,15 @@ def test_a_checkpoint_of_a_run_that_later_checks_would_refuse_still_loads(tmp_pa
 
 def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not(tmp_path: Path, spec: Spec) -> None:
     path = save_checkpoint(tmp_path / "best.pt", spec)
-    assert auditor_inspect.model_from_checkpoint(path).integrity == "sha256 matches best.pt.sha256"
+    loaded = auditor_inspect.model_from_checkpoint(path)
+    assert loaded.integrity == "sha256 matches best.pt.sha256" and loaded.warnings == []
     checkpoint.digest_path(path).unlink()  # travelled alone
-    assert auditor_inspect.model_from_checkpoint(path).integrity == (
-        "not checked: no best.pt.sha256 beside it, but its zip entries pass their CRC-32 checks")
+    loaded = auditor_inspect.model_from_checkpoint(path)
+    assert loaded.integrity == "not checked: no best.pt.sha256 beside it, but its zip entries pass their CRC-32 checks"
+    # A user test: `evaluate --strict` passed it; nothing ties these bytes to the run's, so it warns
+    assert loaded.warnings == ["no best.pt.sha256 came with it, so its bytes are not checked against the digest the "
+                               "run wrote (a CRC-32 check finds damage, not another file): copy the digest file with "
+                               "the checkpoint"]  # fmt: skip
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
     checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")

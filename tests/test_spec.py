@@ -513,6 +513,12 @@ def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
     assert err == (f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'} does not exist; set "
                    "data.root to the folder that holds cifar-10-batches-py/, or set data.download: true (the spec is "
                    "valid; `auditor run` would refuse it here)\n")  # fmt: skip
+    # --strict (a user test: a CI pre-flight could not fail on it): exit 1, the specs printed all the same
+    assert main(["validate", "resnet20_cifar10", "smoke", "resnet20_cifar10", "--strict"]) == 1
+    out, err = capsys.readouterr()
+    assert len(list(yaml.safe_load_all(out))) == 3
+    assert err.endswith("auditor validate: FAIL (--strict): `auditor run` would refuse 2 valid specs here\n")
+    assert main(["validate", "smoke", "--strict"]) == 0 and capsys.readouterr().err == ""
     fake_cifar_root(tmp_path / "data")  # 20 training images: the spec's val_split 5000 cannot be held out
     assert main(["validate", "resnet20_cifar10"]) == 0
     assert capsys.readouterr().err == ("auditor validate: warning: resnet20_cifar10: data.val_split: 5000 must be "
