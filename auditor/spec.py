@@ -458,7 +458,10 @@ def unknown_metric(metric: str) -> str | None:
     """Why `metric` cannot be a criterion's (it is none of the metrics), or None."""
     if metric in NUMERIC_METRICS or metric in CATEGORICAL_METRICS:
         return None
-    return f"unknown metric {metric!r}; known: {', '.join([*NUMERIC_METRICS, *CATEGORICAL_METRICS])}"
+    known = [*NUMERIC_METRICS, *CATEGORICAL_METRICS]
+    near = difflib.get_close_matches(metric, known, n=2, cutoff=0.75)
+    return (f"unknown metric {metric!r}" + (f"; did you mean {' or '.join(near)}?" if near else "")
+            + f"; known: {', '.join(known)}")
 
 
 # Units of metrics where more is better (NUMERIC_METRICS): a bare number's hint offers `>=` for
@@ -476,6 +479,17 @@ def _lone_number_hint(metric: str, expr: Any) -> str:
         return ""
     op = ">=" if NUMERIC_METRICS[metric] in _MORE_IS_BETTER_UNITS else "<="
     return f"; a number alone names no comparison: write, e.g., \"{op} {text}\""
+
+
+def _missing_part_hint(expr: str, part: str = "number") -> str:
+    """For an expression that lost its number (`">= $UNSET"` in a CI file), or Python's `None`
+    written for YAML's null: what happened and what to write; '' otherwise."""
+    text = expr.strip()
+    if re.fullmatch(r"(>=|<=|==|!=|>|<)|[-+]?[0-9.eE]+\s*(\+-|\+/-|±)", text):
+        return f"; the {part} after it is missing (an unset variable?)"
+    if text in ("None", "none"):
+        return "; to remove the criterion, write null (YAML's word; None is text there)"
+    return ""
 
 
 def _percent_hint(metric: str, expr: str) -> str:
@@ -529,7 +543,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(
             f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
             f" or '<number> +- <tolerance>' (also +/- or ±){digits}{_lone_number_hint(metric, expr)}"
-            f"{_percent_hint(metric, expr)}"
+            f"{_percent_hint(metric, expr)}{_missing_part_hint(expr)}"
         )
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
@@ -604,7 +618,7 @@ def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criter
     if not m or m[2] not in allowed:
         raise ValueError(
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
-            + ", ".join(allowed) + _categorical_hint(metric, expr)
+            + ", ".join(allowed) + _categorical_hint(metric, expr) + _missing_part_hint(expr, "value")
         )
     if metric == "reproducible" and m[1] == "!=" and not recorded:
         # `!= diverged` would pass verdicts that fail verify: unresumed, or tolerance

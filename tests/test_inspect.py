@@ -68,9 +68,9 @@ def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not
     loaded = auditor_inspect.model_from_checkpoint(path)
     assert loaded.integrity == "not checked: no best.pt.sha256 beside it, but its zip entries pass their CRC-32 checks"
     # A user test: `evaluate --strict` passed it; nothing ties these bytes to the run's, so it warns
-    assert loaded.warnings == ["no best.pt.sha256 came with it, so its bytes are not checked against the digest the "
-                               "run wrote (a CRC-32 check finds damage, not another file): copy the digest file with "
-                               "the checkpoint"]  # fmt: skip
+    said = ("no best.pt.sha256 came with it, so its bytes are not checked against the digest the run wrote (a CRC-32 "
+            "check finds damage, not another file): copy the digest file with the checkpoint")
+    assert loaded.warnings == [said]
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
     checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")

@@ -685,6 +685,22 @@ def _refusal_of_criterion(metric: str, given: str) -> str:
     return str(err.value)
 
 
+@pytest.mark.parametrize(("metric", "given", "hint"), [
+    ("tst_acc", "'>= 0.9'", "unknown metric 'tst_acc'; did you mean test_acc?; known: test_acc, "),
+    ("test_acc", "'>= '", "; the number after it is missing (an unset variable?)"),
+    ("test_acc", "'0.9 +- '", "; the number after it is missing (an unset variable?)"),
+    ("status", "'== '", "; the value after it is missing (an unset variable?)"),
+    ("latency_ms", "None", "; to remove the criterion, write null (YAML's word; None is text there)"),
+    ("lat", "'< 5'", "unknown metric 'lat'; known: "), ("test_acc", "abc", "(also +/- or ±)"),
+])  # fmt: skip
+def test_a_criterion_that_lost_its_number_or_names_a_near_metric_is_told_so(metric: str, given: str, hint: str) -> None:
+    """A user test: `>= $UNSET` got "cannot parse '>='", `tst_acc` no "did you mean", `None` no word of null."""
+    said = _refusal_of_criterion(metric, given)
+    assert hint in said, said
+    if metric == "lat" or given == "abc":  # nothing near, nothing missing: no guess offered
+        assert "did you mean" not in said and "missing" not in said and "null" not in said, said
+
+
 def test_a_tolerance_criterion_needs_allow_tolerance_but_a_recorded_one_is_read() -> None:
     """verify fails a tolerance verdict unless verify.allow_tolerance: a criterion asking for
     one without it contradicts the spec's own verify section."""
