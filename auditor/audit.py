@@ -445,6 +445,24 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
             f"first Reproduce command, which retrains from that file, {RESOLVED_EFFECT[problem.kind]}")  # fmt: skip
 
 
+def moved_note(run_dir: Path, audit: dict[str, Any]) -> str | None:
+    """A note where RUN_DIR is not where the run wrote its report (a CI artifact, a copy): the
+    sheet, rendered from audit.json alone, names the paths there. None where it is, or the record
+    does not say where that was."""
+    run = audit.get("run")
+    out, rel = (run.get("out"), run.get("report_dir")) if isinstance(run, dict) else (None, None)
+    if not isinstance(out, str) or not isinstance(rel, str) or not out or not rel:
+        return None
+    written = Path(out) / rel
+    try:
+        if os.path.realpath(run_dir) == os.path.realpath(written):
+            return None
+    except (OSError, ValueError):  # a name the OS refuses, a NUL in the record's text
+        return None
+    return (f"{run_dir}: the run wrote this report in {written}; the sheet's Reproduce commands name the paths there "
+            "(the spec file, the checkpoints), as its record gives them, not this folder")
+
+
 def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
     """What is wrong with RUN_DIR's spec.resolved.yaml, or None where it holds the recorded spec."""
     import yaml
@@ -584,7 +602,8 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
     version = audit.get("schema_version")
     if type(version) is not int or version != SCHEMA_VERSION:  # not `true` or 1.0, which equal 1
-        raise InvalidInput(f"{path}: unsupported audit schema_version {version!r} (expected {SCHEMA_VERSION})")
+        what = "no schema_version" if version is None else f"unsupported audit schema_version {version!r}"
+        raise InvalidInput(f"{path}: {what} (expected {SCHEMA_VERSION}: is this a record of `auditor run`?)")
     missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
     missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
     missing += [] if missing else _malformed_items(audit)

@@ -193,7 +193,20 @@ def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
     if not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
         return f"damaged digest file {digest_path(path).name} (no sha256 in it)", None
     actual = sha256_file(path)
-    return (None if actual == expected else f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]})"), actual
+    if actual == expected:
+        return None, actual
+    return f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]}{_digest_names_other(path)})", actual
+
+
+def _digest_names_other(path: Path) -> str:
+    """', for FILE' where `path`'s digest file names another file than `path` (a checkpoint copied
+    under a new name beside another's digest file), else ''. sha256sum writes 'DIGEST  NAME'."""
+    try:
+        words = digest_path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    named = words[1].removeprefix("*") if len(words) > 1 else None
+    return f", for {named}" if named and named != path.name else ""
 
 
 def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:

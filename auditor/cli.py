@@ -359,7 +359,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
-    from auditor.audit import read_audit, resolved_yaml_warning, spec_hash_matches
+    from auditor.audit import moved_note, read_audit, resolved_yaml_warning, spec_hash_matches
     from auditor.check import edited_metrics
     from auditor.render import record_bytes, render_run
 
@@ -381,6 +381,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                         f"({'; '.join(edited)}): it was edited after the run")  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
+    if (note := moved_note(args.run_dir, audit)) is not None:
+        print(f"auditor render: note: {note}", file=sys.stderr)
     _print_out([f"wrote {path}"])
     return EXIT_OK
 

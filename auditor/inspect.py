@@ -137,7 +137,9 @@ def _integrity(path: Path, target: Path) -> tuple[str, bool]:
     matched = checkpoint.matching_digest(checked)
     if matched is None:
         reason = checkpoint.verify(checked) or "its digest file changed while it was read (a run writing it?): try again"
-        raise InvalidInput(f"{path}: checkpoint is not intact: {reason}{where}")
+        fix = ("; the file changed after the run wrote it, or the digest file is another file's: copy the checkpoint "
+               "and its digest file again from where the run wrote them") if reason.startswith("sha256 mismatch") else ""
+        raise InvalidInput(f"{path}: checkpoint is not intact: {reason}{where}{fix}")
     if matched == checkpoint.digest_path(checked):
         return f"sha256 matches {matched.name}{where}", True
     return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short", True

@@ -106,10 +106,19 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
         raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {why}") from None
     except (jinja2.UndefinedError, KeyError) as exc:
         raise InvalidInput(
-            f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet "
-            f"(missing {exc})"
+            f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet: {_missing_field(exc)}"
         ) from None
     return run_dir / SHEET
+
+
+def _missing_field(exc: Exception) -> str:
+    """What a record lacks, in its own words: the key a KeyError names, or the attribute a Jinja
+    UndefinedError names ("'dict object' has no attribute 'resume_notes'")."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"it has no field {exc.args[0]!r} where the sheet reads one"
+    if m := re.search(r"has no attribute '([^']+)'", str(exc)):
+        return f"it has no field {m[1]!r} where the sheet reads one"
+    return f"a field the sheet reads is missing ({exc})"
 
 
 def record_bytes(run_dir: Path) -> bytes | None:

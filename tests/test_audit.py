@@ -81,6 +81,10 @@ def test_a_record_with_a_key_twice_or_a_version_that_only_equals_1_is_refused(tm
         (tmp_path / "audit.json").write_text(json.dumps(record).replace('"schema_version": 1', f'"schema_version": {version}'))
         with pytest.raises(InvalidInput, match=f"unsupported audit schema_version {version.title() if version == 'true' else version}"):
             read_audit(tmp_path)
+    del record["schema_version"]  # a user test: "unsupported audit schema_version None"
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=r"audit\.json: no schema_version \(expected 1: is this a record of `auditor run`\?\)$"):
+        read_audit(tmp_path)
 
 
 STEP = {"path": "checkpoints/smoke/step-00000049.pt", "bytes": 644_049, "sha256": "a" * 64, "global_step": 49}

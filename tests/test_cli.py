@@ -33,7 +33,7 @@ from conftest import (
 )
 
 from auditor import checkpoint
-from auditor.audit import VERIFY_MARKER
+from auditor.audit import VERIFY_MARKER, moved_note
 from auditor.environment import software_versions
 from auditor.errors import Terminated
 from auditor.fileio import sha256_file
@@ -608,6 +608,15 @@ def test_render_from_audit_json_alone(tmp_path: Path, smoke_run: Path) -> None:
     proc = run_cli("render", str(copy))  # no checkpoints, no data, no training
     assert proc.returncode == 0, proc.stderr
     assert (copy / "REPRODUCIBILITY.md").read_text() == (src / "REPRODUCIBILITY.md").read_text()
+    # a user test: the sheet of a moved report names the paths where the run wrote it, and render did not say so
+    assert proc.stderr == (f"auditor render: note: {copy}: the run wrote this report in {src}; the sheet's Reproduce "
+                           "commands name the paths there (the spec file, the checkpoints), as its record gives them, "
+                           "not this folder\n")  # fmt: skip
+    record = audit_of(smoke_run)
+    assert moved_note(src, record) is None  # where the run wrote it (the shared run is not rendered again here)
+    (tmp_path / "alias").symlink_to(smoke_run)  # the same folder by another name
+    assert moved_note(tmp_path / "alias" / "reports" / "smoke", record) is None
+    assert moved_note(copy, record | {"run": {**record["run"], "out": None}}) is None  # a record that does not say
     (copy / "REPRODUCIBILITY.md").unlink()
     assert run_cli("render", str(copy / "audit.json")).returncode == 0  # the record itself names its folder
     assert (copy / "REPRODUCIBILITY.md").read_text() == (src / "REPRODUCIBILITY.md").read_text()

@@ -74,8 +74,15 @@ def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
     checkpoint.digest_path(path).write_text("0" * 64 + "  last.pt\n")
-    with pytest.raises(InvalidInput, match="last.pt: checkpoint is not intact: sha256 mismatch"):
+    fix = ("; the file changed after the run wrote it, or the digest file is another file's: copy the checkpoint and "
+           "its digest file again from where the run wrote them")
+    with pytest.raises(InvalidInput, match="last.pt: checkpoint is not intact: sha256 mismatch") as err:
         auditor_inspect.model_from_checkpoint(path)
+    assert str(err.value).endswith(", recorded 000000000000)" + fix)  # a user test: the mismatch came with no fix
+    checkpoint.digest_path(path).write_text("0" * 64 + "  best.pt\n")  # another checkpoint's digest, renamed along
+    with pytest.raises(InvalidInput) as err:
+        auditor_inspect.model_from_checkpoint(path)
+    assert str(err.value).endswith(", recorded 000000000000, for best.pt)" + fix)
 
 
 def test_a_damaged_checkpoint_without_its_digest_is_refused_by_its_zip_crcs(tmp_path: Path, spec: Spec) -> None:

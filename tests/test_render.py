@@ -431,7 +431,9 @@ def test_render_run_reports_incomplete_audit_as_invalid_input(tmp_path: Path) ->
     audit = golden_audit()
     del audit["environment"]["ram_gb"]
     run_dir = write_run_dir(tmp_path, audit)
-    with pytest.raises(InvalidInput, match="incomplete audit record"):
+    # the field named in the record's words (a user test: "missing 'dict object' has no attribute ...")
+    with pytest.raises(InvalidInput, match="incomplete audit record, cannot render the sheet: it has no field 'ram_gb' "
+                                           "where the sheet reads one$"):  # fmt: skip
         render_run(run_dir)
     # The figure draws from the history, which is intact; it is not written beside no sheet.
     assert not (run_dir / "figures").exists() and not (run_dir / "REPRODUCIBILITY.md").exists()
