@@ -521,6 +521,22 @@ def _where_the_report_is(run_dir: Path) -> str:
     return ""
 
 
+def _reports_near(folder: Path) -> str:
+    """'; the report folders in it: ...' for an output root's reports/ (or the root itself) given
+    as RUN_DIR, or '; its report folder is ...' for a run's checkpoint folder; '' otherwise."""
+    try:
+        held = sorted(p.parent for p in [*folder.glob("*/audit.json"), *folder.glob("reports/*/audit.json")])
+        if held:
+            shown = ", ".join(str(p) for p in held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            return f"; the report folders in it: {shown}"
+        report = folder.parent.parent / "reports" / folder.name
+        if folder.parent.name == "checkpoints" and (report / "audit.json").is_file():
+            return f"; this is a run's checkpoint folder: its report folder is {report}"
+    except OSError:
+        pass
+    return ""
+
+
 def staging_final(folder: Path) -> Path | None:
     """The folder a run's staging folder becomes when the run finishes (`x.partial` -> `x`), or
     None where `folder` is no staging folder (or has no name to read: a working directory
@@ -582,7 +598,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if (final := staging_final(run_dir)) is not None:
             raise InvalidInput(f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished "
                                f"{unfinished_text(final)}") from None
-        raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?)") from None
+        raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?){_reports_near(run_dir)}") from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
             raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None

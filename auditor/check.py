@@ -608,6 +608,9 @@ def _read_criteria_file(path: Path) -> dict[str, Any]:
         raise InvalidInput(f'{path}: criteria file is empty (expected lines of metric: expression, e.g. test_acc: ">= 0.85")')
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: criteria file must be a YAML mapping, got {type(raw).__name__}")
+    if "schema_version" in raw and "metrics" in raw:  # JSON is YAML: a run's record reads as a mapping
+        raise InvalidInput(f"{path}: a run's audit record, not a criteria file: give its folder as RUN_DIR, and "
+                           "other criteria in a YAML file of metric: expression lines")  # fmt: skip
     if "criteria" in raw:
         section = raw["criteria"]
         if not isinstance(section, dict | None):

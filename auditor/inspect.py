@@ -109,7 +109,8 @@ def _checkpoint_file(path: Path) -> Path:
     """`path`, or the file a link there names; InvalidInput when no regular file is there (a
     FIFO would block the read)."""
     if path.is_dir():
-        raise InvalidInput(f"{path}: a folder, not a checkpoint file")
+        held = sorted(p.name for p in path.glob("*.pt"))[:6]  # a run's checkpoints/<name>/ given for its best.pt
+        raise InvalidInput(f"{path}: a folder, not a checkpoint file" + (f" (it holds {', '.join(held)})" if held else ""))
     if (what := not_a_file(path)) is not None:
         raise InvalidInput(f"{path}: {what}, not a checkpoint file")
     if not path.is_file():  # `best.pt/x` too, whose ENOTDIR is_file() reads as absent: file_problem names best.pt

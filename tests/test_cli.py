@@ -622,6 +622,20 @@ def test_render_from_audit_json_alone(tmp_path: Path, smoke_run: Path) -> None:
     assert (copy / "REPRODUCIBILITY.md").read_text() == (src / "REPRODUCIBILITY.md").read_text()
 
 
+def test_an_output_root_or_checkpoint_folder_given_for_a_report_names_the_report(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: `check reports` and `check checkpoints/smoke` said only "no audit.json", `measure
+    checkpoints/smoke` only "a folder", and `--criteria .../audit.json` that criteria must be a mapping."""
+    shutil.copytree(smoke_run, tmp_path / "out")
+    said = "no audit.json (is this a report folder of `auditor run`?)"
+    for given, where in [("reports", "; the report folders in it: reports/smoke"), (".", "; the report folders in it: reports/smoke"),
+                         ("checkpoints/smoke", "; this is a run's checkpoint folder: its report folder is reports/smoke")]:  # fmt: skip
+        assert_clean_error(run_cli("check", given, cwd=tmp_path / "out"), f"auditor check: error: {given}: {said}{where}\n")
+    assert_clean_error(run_cli("measure", "checkpoints/smoke", cwd=tmp_path / "out"),
+                       "checkpoints/smoke: a folder, not a checkpoint file (it holds best.pt, last.pt)\n")  # fmt: skip
+    assert_clean_error(run_cli("check", "reports/smoke", "--criteria", "reports/smoke/audit.json", cwd=tmp_path / "out"),
+                       "reports/smoke/audit.json: a run's audit record, not a criteria file: give its folder as RUN_DIR")  # fmt: skip
+
+
 @pytest.mark.parametrize("command", ["render", "check"])
 def test_a_report_folder_that_is_not_one_says_what_it_is(tmp_path: Path, command: str) -> None:
     (tmp_path / "empty").mkdir()
