@@ -525,7 +525,8 @@ def _reports_near(folder: Path) -> str:
     """'; the report folders in it: ...' for an output root's reports/ (or the root itself) given
     as RUN_DIR, or '; its report folder is ...' for a run's checkpoint folder; '' otherwise."""
     try:
-        held = sorted(p.parent for p in [*folder.glob("*/audit.json"), *folder.glob("reports/*/audit.json")])
+        held = sorted(p.parent for p in [*folder.glob("*/audit.json"), *folder.glob("reports/*/audit.json")]
+                      if not p.parent.name.endswith((STAGING, ".old", ".failed")))  # a run's own folders beside it
         if held:
             shown = ", ".join(str(p) for p in held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
             return f"; the report folders in it: {shown}"
@@ -549,11 +550,12 @@ def staging_final(folder: Path) -> Path | None:
     return named.with_name(stem) if stem and stem != named.name else None
 
 
-def verify_attempt_note(run_dir: Path) -> str | None:
+def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     """Of a run's report folder inside a work dir of `auditor verify` (WORKDIR/{a,b,k}/reports/NAME):
     what `check` should say where that work dir holds no finished verify's evidence (a verify
     stopped or still running, or the failed attempt kept in `<name>.failed`), with where the
-    evidence of the verify before it is; None for any other folder."""
+    evidence of the verify before it is; None for any other folder. `verified`: the record holds a
+    verification block (verify writes it into run A's record just before verify.json)."""
     folder = Path(os.path.abspath(run_dir))  # `.` named as the folder it is
     if len(folder.parents) < 4 or folder.parent.name != "reports" or folder.parents[1].name not in ("a", "b", "k"):
         return None
@@ -569,7 +571,9 @@ def verify_attempt_note(run_dir: Path) -> str | None:
     where = (f"; the evidence of the verify before it is in {earlier}" if (earlier / "verify.json").is_file() else "")
     if where and stem == workdir.name:  # killed outright: `_set_aside_workdir` restores it first
         where += ", which the next `auditor verify` of this spec puts back first"
-    return f"{run_dir} is a run of a verify attempt {kept}: it holds no verdict of that attempt{where}"
+    held = ("it holds that attempt's verdict, but the attempt stopped before writing verify.json" if verified else
+            "it holds no verdict of that attempt")
+    return f"{run_dir} is a run of a verify attempt {kept}: {held}{where}"
 
 
 def unfinished_text(final: Path) -> str:

@@ -407,7 +407,7 @@ def _junit_document(
     counts = {"tests": str(len(cases)), "failures": str(sum(c[3] == "failure" for c in cases)),
               "errors": str(sum(c[3] == "error" for c in cases))}  # fmt: skip
     skipped = str(sum(c[3] == "skipped" for c in cases))
-    root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts})
+    root = ET.Element("testsuites", {"name": _xml_text(suite_name), **counts, "skipped": skipped})
     suite = ET.SubElement(root, "testsuite", {"name": _xml_text(suite_name), **counts, "skipped": skipped})
     properties = [*([("auditor.spec_hash", spec_hash)] if spec_hash is not None else []),
                   *(("auditor.note", note) for note in notes), *(("auditor.warning", w) for w in warnings)]  # fmt: skip
@@ -431,9 +431,10 @@ def _junit_document(
 def write_junit(
     results: list[CriterionResult], suite_name: str, path: Path, status: str | None = None,
     spec_hash: str | None = None, require_criteria: bool = False, notes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
 ) -> None:
     """Write `junit_xml(...)` to `path` atomically; InvalidInput if it cannot."""
-    write_junit_text(path, junit_xml(results, suite_name, status, spec_hash, require_criteria, notes))
+    write_junit_text(path, junit_xml(results, suite_name, status, spec_hash, require_criteria, notes, warnings))
 
 
 def check_junit_target(path: Path) -> None:
@@ -491,6 +492,12 @@ def _junit_unwritable(path: Path, exc: OSError) -> str:
     return f"{path}: cannot write JUnit report: {why}"
 
 
+# The start of a JUnit report of auditor's: an XML declaration and comments at most, then a root
+# `testsuites` element named `auditor.<run>` (as _junit_document writes it, quotes either way).
+_AUDITORS_REPORT = re.compile(rb"""(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*<testsuites\s[^>]*\bname\s*=\s*["']auditor\.""",
+                              re.DOTALL)  # fmt: skip
+
+
 def _not_replaceable(path: Path) -> str | None:
     """Why `--junit` may not write `path`, or None: it may replace nothing, an empty file or an
     earlier JUnit report of auditor's (CI writes one each time; its suite is named `auditor.<run>`),
@@ -505,7 +512,7 @@ def _not_replaceable(path: Path) -> str | None:
         return None
     except OSError as exc:
         return f"the file there cannot be read to tell whether it is an earlier JUnit report ({exc.strerror or exc})"
-    if not head or re.search(rb"""<testsuites\s[^>]*\bname\s*=\s*["']auditor\.""", head):
+    if not head or _AUDITORS_REPORT.match(head):
         return None
     if head.startswith((b"<?xml", b"<testsuite")) and b"<testsuite" in head:  # a CI job's shared results.xml
         return ("the file there is a JUnit report another tool wrote (its suite is not named auditor.<run>), and "
@@ -873,34 +880,42 @@ def _verification_disagrees(audit: Mapping[str, Any]) -> list[str]:
 
 def _size_disagrees(audit: Mapping[str, Any]) -> list[str]:
     """Where the measured checkpoint size is not the size the record gives the evaluated
-    checkpoint's file (`checkpoints.<best>.bytes`): a run takes both from the one file's stat."""
+    checkpoint's file (`checkpoints.<best>.bytes`: a run takes both from the one file's stat), or is
+    smaller than the bare weights it holds (with optimiser state, RNG and history besides)."""
     meas, files = audit.get("measurements"), audit.get("checkpoints")
     size = meas.get("size") if isinstance(meas, dict) else None
     name = meas.get("evaluated_checkpoint") if isinstance(meas, dict) else None
     measured = size.get("checkpoint_bytes") if isinstance(size, dict) else None
-    entry = files.get(name.removesuffix(".pt")) if isinstance(files, dict) and isinstance(name, str) else None
+    weights = size.get("weights_bytes") if isinstance(size, dict) else None
+    found = []
+    if is_count(measured) and is_count(weights) and weights > measured:  # the checkpoint holds the weights and more
+        found.append(f"measurements.size.weights_bytes {weights} exceeds checkpoint_bytes {measured}, which hold them")
+    stem = name.removesuffix(".pt") if isinstance(name, str) else None
+    entry = files.get(stem) if isinstance(files, dict) and stem is not None else None
     listed = entry.get("bytes") if isinstance(entry, dict) else None
-    if not is_count(measured) or not is_count(listed) or measured == listed:
-        return []
-    return [(f"measurements.size.checkpoint_bytes {measured}, but checkpoints.{name.removesuffix('.pt')}.bytes "
-             f"holds {listed}")]
+    if is_count(measured) and is_count(listed) and measured != listed:
+        found.append(f"measurements.size.checkpoint_bytes {measured}, but checkpoints.{stem}.bytes holds {listed}")
+    return found
 
 
 def _latency_disagrees(audit: Mapping[str, Any]) -> list[str]:
     """Where the latency statistics are out of the order any one sample set gives them
-    (min <= median <= p95, min <= mean): one of them was edited."""
+    (min <= median <= p95, min <= mean, IQR = p75 - p25 <= p95 - min): one of them was edited."""
     meas = audit.get("measurements")
     lat = meas.get("latency") if isinstance(meas, dict) else None
-    if not isinstance(lat, dict) or not all(is_number(lat.get(k)) for k in ("min_ms", "median_ms", "p95_ms", "mean_ms")):
+    keys = ("min_ms", "median_ms", "p95_ms", "mean_ms", "iqr_ms")
+    if not isinstance(lat, dict) or not all(is_number(lat.get(k)) for k in keys):
         return []
-    def at_most(a: float, b: float) -> bool:  # with slack for the last bit of np.percentile's interpolation
-        return a <= b + abs(b) * 1e-9
+    lo, mid, p95, mean, iqr = (lat[k] for k in keys)
+    if _at_most(lo, mid) and _at_most(mid, p95) and _at_most(lo, mean) and _at_most(iqr, p95 - lo, p95):
+        return []
+    return [(f"measurements.latency is out of order (min {lo}, median {mid}, p95 {p95}, mean {mean}, IQR {iqr} ms): "
+             "no set of timings gives these")]
 
-    if at_most(lat["min_ms"], lat["median_ms"]) and at_most(lat["median_ms"], lat["p95_ms"]) and at_most(
-            lat["min_ms"], lat["mean_ms"]):
-        return []
-    return [(f"measurements.latency is out of order (min {lat['min_ms']}, median {lat['median_ms']}, p95 "
-             f"{lat['p95_ms']}, mean {lat['mean_ms']} ms): no set of timings gives these")]
+
+def _at_most(a: float, b: float, scale: float | None = None) -> bool:
+    """a <= b, with slack for the last bits of np.percentile's interpolation (relative to `scale`, or b)."""
+    return a <= b + abs(b if scale is None else scale) * 1e-9
 
 
 def _selection_disagrees(training: Any) -> list[str]:

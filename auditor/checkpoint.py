@@ -202,11 +202,11 @@ def _digest_names_other(path: Path) -> str:
     """', for FILE' where `path`'s digest file names another file than `path` (a checkpoint copied
     under a new name beside another's digest file), else ''. sha256sum writes 'DIGEST  NAME'."""
     try:
-        words = digest_path(path).read_text(encoding="ascii").split()
+        words = digest_path(path).read_text(encoding="ascii").strip().split(maxsplit=1)  # a name may hold spaces
     except (OSError, UnicodeDecodeError):
         return ""
-    named = words[1].removeprefix("*") if len(words) > 1 else None
-    return f", for {named}" if named and named != path.name else ""
+    named = words[1].removeprefix("*") if len(words) > 1 else None  # '*': sha256sum's binary mode
+    return f", for {named}" if named and Path(named).name != path.name else ""
 
 
 def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:

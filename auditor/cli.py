@@ -515,7 +515,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
         warnings.append(f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
                         f"running now); this check judges the finished run in {run_dir}, finished "
                         f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip
-    if (attempt := verify_attempt_note(run_dir)) is not None:
+    if (attempt := verify_attempt_note(run_dir, isinstance(audit.get("verification"), dict))) is not None:
         warnings.append(attempt)
     for warning in warnings:
         _warn("check", warning)

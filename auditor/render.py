@@ -563,9 +563,9 @@ def _generated_text(run_version: str, described: bool) -> str:
         text += f" (the run itself used auditor {run_version})"
     return text + ("; nothing on this sheet is entered by hand" +
                    (" but the spec's description quoted above" if described else "") +
-                   ". The record is a plain JSON file: `auditor check` refuses one whose figures no longer agree with one "
-                   "another or with its spec hash, but an edit made alike to every copy of a figure shows only "
-                   "against the checkpoints and logs.")
+                   ". The record is a plain JSON file: `auditor check` refuses one whose spec no longer matches its "
+                   "hash, or in which a figure it cross-checks no longer agrees with another (README lists them); an "
+                   "edit that keeps those in agreement shows only against the checkpoints and logs.")
 
 
 def _front_matter(audit: dict[str, Any], qualifier: str, disputed: bool = False) -> dict[str, Any]:
@@ -1525,7 +1525,7 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
 def latency_dtype_text(lat: dict[str, Any], amp: str) -> str:
     """The dtype the latency was timed in, and where training ran under autocast, that the timing
     did not (the test accuracy did: `measure.precision`)."""
-    if amp == "off" or lat["dtype"] == amp:
+    if amp == "off":
         return str(lat["dtype"])
     return f"{lat['dtype']} (not the {amp} autocast the model trained and was scored in: timed without autocast)"
 

@@ -482,11 +482,15 @@ def _lone_number_hint(metric: str, expr: Any) -> str:
 
 
 def _missing_part_hint(expr: str, part: str = "number") -> str:
-    """For an expression that lost its number (`">= $UNSET"` in a CI file), or Python's `None`
-    written for YAML's null: what happened and what to write; '' otherwise."""
+    """For an expression that lost its number (`">= $UNSET"` expanded by a shell), holds a variable
+    nothing expanded (`">= $MIN_ACC"` in a YAML file), or is Python's `None` written for YAML's
+    null: what happened and what to write; '' otherwise."""
     text = expr.strip()
-    if re.fullmatch(r"(>=|<=|==|!=|>|<)|[-+]?[0-9.eE]+\s*(\+-|\+/-|±)", text):
+    if re.fullmatch(rf"(>=|<=|==|!=|>|<)|{_NUM}\s*(\+-|\+/-|±)", text):
         return f"; the {part} after it is missing (an unset variable?)"
+    if var := re.search(r"\$\{?[A-Za-z_]\w*\}?", text):
+        return (f"; {var[0]} is not expanded here: a YAML file takes no variables, and a shell expands one in "
+                "--set only outside single quotes")
     if text in ("None", "none"):
         return "; to remove the criterion, write null (YAML's word; None is text there)"
     return ""
@@ -608,8 +612,10 @@ def _categorical_hint(metric: str, expr: Any) -> str:
         return ""
     word = m[2].lower()
     meant = word if word in allowed else _BOOLEAN_WORDS.get(word) if "true" in allowed else None
-    op = "==" if metric == "reproducible" else m[1] or "=="  # `!=` gates no verdict (PASSING_VERDICT)
-    return f'; write "{op} {meant}"' if meant else ""  # called only where `expr` did not parse
+    if metric == "reproducible" and meant and (m[1] == "!=" or meant not in PASSING_VERDICTS):
+        # `!= diverged` or `== diverged` would pass what verify fails: never offered, in any case
+        return "; name the verdict that passes: '== bitwise', or '== tolerance' (met by a bitwise verdict too)"
+    return f'; write "{m[1] or "=="} {meant}"' if meant else ""  # called only where `expr` did not parse
 
 
 def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:

@@ -1180,9 +1180,8 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
     return block, report_a
 
 
-WORKDIR_MARKER = VERIFY_MARKER  # written first into every work dir verify makes
 # What verify writes into a work dir (runs a, b, k each an `auditor run --out`), and its logs/.
-WORKDIR_FILES = {"": (WORKDIR_MARKER, "spec.yaml", "verify.json", "logs", "a", "b", "k", ".*.tmp"), "logs": ("*.log",)}
+WORKDIR_FILES = {"": (VERIFY_MARKER, "spec.yaml", "verify.json", "logs", "a", "b", "k", ".*.tmp"), "logs": ("*.log",)}
 
 
 def old_dir(workdir: Path) -> Path:
@@ -1200,7 +1199,7 @@ def _made_by_verify(folder: Path) -> bool:
     versions before the marker left (their evidence, or their spec beside their logs)."""
     if folder.is_symlink() or not folder.is_dir():
         return False
-    if (folder / WORKDIR_MARKER).is_file() or not any(folder.iterdir()):
+    if (folder / VERIFY_MARKER).is_file() or not any(folder.iterdir()):
         return True
     return (folder / "verify.json").is_file() or ((folder / "spec.yaml").is_file() and (folder / "logs").is_dir())
 
@@ -1260,7 +1259,7 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
         else:  # an attempt that never finished is not evidence
             shutil.rmtree(plan.workdir, ignore_errors=True)
         plan.workdir.mkdir(parents=True)
-        (plan.workdir / WORKDIR_MARKER).write_text("a work dir of auditor verify: it replaces this folder\n")
+        (plan.workdir / VERIFY_MARKER).write_text("a work dir of auditor verify: it replaces this folder\n")
     except OSError as exc:
         raise out_error(out, why_not_writable(exc, plan.workdir, path=plan.workdir)) from None
     return previous

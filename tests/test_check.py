@@ -18,6 +18,7 @@ from auditor.check import (
     evaluate_criteria,
     format_value,
     judge,
+    junit_error_xml,
     junit_xml,
     load_criteria,
     overall,
@@ -655,6 +656,15 @@ def test_write_junit_never_replaces_a_report_another_tool_wrote(tmp_path: Path) 
     other.write_bytes(b"\xef\xbb\xbf<testsuites name='auditor.smoke'><testsuite/></testsuites>")  # a BOM, no declaration
     write_junit(sample_results(), "auditor.smoke", other)  # an earlier report of auditor's, written otherwise
     assert ET.parse(other).getroot().get("failures") == "2"
+    other.write_text(junit_error_xml("auditor.smoke", "bad input"))  # check's report of an error: replaced too
+    write_junit(sample_results(), "auditor.smoke", other)
+    assert ET.parse(other).getroot().get("errors") == "0"
+    # The review: a file that only mentions the root element anywhere in its first 4 KB was taken for a report
+    notes = b'# CI notes\nOur gate writes <testsuites name="auditor.smoke"> reports; keep this file!\n'
+    other.write_bytes(notes)
+    with pytest.raises(InvalidInput, match="the file there is not a JUnit report"):
+        write_junit(sample_results(), "auditor.smoke", other)
+    assert other.read_bytes() == notes
 
 
 @pytest.mark.parametrize(
@@ -923,8 +933,10 @@ def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
     audit["metrics"]["checkpoint_mb"] = 44177 / 1e6
     for entry in audit["criteria"]:
         entry["measured"] = audit["metrics"].get(entry["metric"], entry["measured"])
-    listed = audit["checkpoints"]["best"]["bytes"]
-    assert edited_metrics(audit) == [f"measurements.size.checkpoint_bytes 44177, but checkpoints.best.bytes holds {listed}"]
+    listed, weights = audit["checkpoints"]["best"]["bytes"], size["weights_bytes"]
+    assert edited_metrics(audit) == [
+        f"measurements.size.weights_bytes {weights} exceeds checkpoint_bytes 44177, which hold them",
+        f"measurements.size.checkpoint_bytes 44177, but checkpoints.best.bytes holds {listed}"]
 
     audit = golden()
     lat = audit["measurements"]["latency"]
@@ -932,10 +944,15 @@ def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
     for entry in audit["criteria"]:
         entry["measured"] = audit["metrics"].get(entry["metric"], entry["measured"])
     said = (f"measurements.latency is out of order (min {lat['min_ms']}, median {lat['median_ms']}, p95 {lat['p95_ms']}, "
-            f"mean {lat['mean_ms']} ms): no set of timings gives these")
+            f"mean {lat['mean_ms']}, IQR {lat['iqr_ms']} ms): no set of timings gives these")
     assert [f for f in edited_metrics(audit) if "latency" in f] == [said]
-    lat["p95_ms"] = lat["min_ms"] = lat["mean_ms"] = lat["median_ms"]  # every sample alike: in order
+    lat["p95_ms"] = lat["min_ms"] = lat["mean_ms"] = lat["median_ms"]
+    lat["iqr_ms"] = 0.0  # every sample alike: in order
     assert edited_metrics(audit) == []
+    lat["iqr_ms"] = 1000.0  # wider than the whole spread from min to p95
+    m = lat["median_ms"]
+    assert edited_metrics(audit) == [(f"measurements.latency is out of order (min {m}, median {m}, p95 {m}, mean {m}, "
+                                      "IQR 1000.0 ms): no set of timings gives these")]
 
 
 def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:

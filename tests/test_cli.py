@@ -33,7 +33,7 @@ from conftest import (
 )
 
 from auditor import checkpoint
-from auditor.audit import VERIFY_MARKER, moved_note
+from auditor.audit import VERIFY_MARKER, moved_note, verify_attempt_note
 from auditor.environment import software_versions
 from auditor.errors import Terminated
 from auditor.fileio import sha256_file
@@ -626,6 +626,7 @@ def test_an_output_root_or_checkpoint_folder_given_for_a_report_names_the_report
     """A user test: `check reports` and `check checkpoints/smoke` said only "no audit.json", `measure
     checkpoints/smoke` only "a folder", and `--criteria .../audit.json` that criteria must be a mapping."""
     shutil.copytree(smoke_run, tmp_path / "out")
+    shutil.copytree(smoke_run / "reports/smoke", tmp_path / "out/reports/smoke.partial")  # a later run's staging: not listed
     said = "no audit.json (is this a report folder of `auditor run`?)"
     for given, where in [("reports", "; the report folders in it: reports/smoke"), (".", "; the report folders in it: reports/smoke"),
                          ("checkpoints/smoke", "; this is a run's checkpoint folder: its report folder is reports/smoke")]:  # fmt: skip
@@ -752,6 +753,18 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
     assert refused.stdout == ""
 
 
+def test_set_and_only_still_repeat() -> None:
+    """The review: nothing showed that the options meant to repeat still do after `_GivenOnce`."""
+    from auditor.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "smoke", "--set", "a=1", "--set", "a=2", "--set", "b=3"])
+    assert args.sets == ["a=1", "a=2", "b=3"]
+    args = parser.parse_args(["ablate", "x", "--only", "a", "--only", "b", "c"])
+    assert args.only == ["a", "b", "c"]
+    assert parser.parse_args(["check", "R", "--criteria", "c.yaml"]).criteria == Path("c.yaml")  # once: taken
+
+
 @pytest.mark.parametrize("argv", [
     ["check", "R", "--criteria", "strict.yaml", "--criteria", "team.yaml"], ["check", "R", "--junit", "a.xml", "--junit", "b.xml"],
     ["measure", "x.pt", "--iters", "3", "--iters", "4"], ["verify", "--steps", "1", "--steps", "2"],
@@ -794,6 +807,11 @@ def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp
     assert (f"{failed} is a run of a verify attempt that did not finish, kept in {workdir}.failed for reading: it "
             f"holds no verdict of that attempt; the evidence of the verify before it is in {workdir}\n"
             ) in run_cli("check", str(failed)).stderr  # fmt: skip
+    # stopped between writing run A's verification block and verify.json (check passes `verified` from the record)
+    assert verify_attempt_note(failed, verified=True) == (
+        f"{failed} is a run of a verify attempt that did not finish, kept in {workdir}.failed for reading: it holds "
+        f"that attempt's verdict, but the attempt stopped before writing verify.json; the evidence of the verify "
+        f"before it is in {workdir}")  # fmt: skip
     shutil.copytree(failed, run_a)  # the finished verify's own run A: no note
     (workdir / VERIFY_MARKER).write_text("")
     assert "verify attempt" not in run_cli("check", str(run_a)).stderr

@@ -83,6 +83,16 @@ def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not
     with pytest.raises(InvalidInput) as err:
         auditor_inspect.model_from_checkpoint(path)
     assert str(err.value).endswith(", recorded 000000000000, for best.pt)" + fix)
+    for own in ("checkpoints/smoke/last.pt", "*last.pt"):  # its own name, with a folder or sha256sum's binary mark
+        checkpoint.digest_path(path).write_text(f"{'0' * 64}  {own}\n")
+        with pytest.raises(InvalidInput) as err:
+            auditor_inspect.model_from_checkpoint(path)
+        assert ", for " not in str(err.value)
+    spaced = save_checkpoint(tmp_path / "my best.pt", spec)  # a name with a space is one name
+    checkpoint.digest_path(spaced).write_text("0" * 64 + "  my best.pt\n")
+    with pytest.raises(InvalidInput) as err:
+        auditor_inspect.model_from_checkpoint(spaced)
+    assert ", for " not in str(err.value)
 
 
 def test_a_damaged_checkpoint_without_its_digest_is_refused_by_its_zip_crcs(tmp_path: Path, spec: Spec) -> None:

@@ -666,7 +666,7 @@ def test_categorical_criterion_rejects_unknown_value() -> None:
 @pytest.mark.parametrize(("metric", "given", "hint"), [
     ("official_data", "'== yes'", "== true"), ("official_data", "'!= OFF'", "!= false"), ("official_data", "true", "== true"),
     ("official_data", "no", "== false"), ("official_data", "'== True'", "== true"), ("reproducible", "bitwise", "== bitwise"),
-    ("reproducible", "'!= Bitwise'", "== bitwise"), ("status", "'== Completed'", "== completed"),
+    ("reproducible", "'== BITWISE'", "== bitwise"), ("status", "'== Completed'", "== completed"),
     ("status", "'== done'", None), ("official_data", "'= yes'", None), ("official_data", "1", None),
 ])  # fmt: skip
 def test_a_categorical_value_in_another_form_is_offered_the_criterion_it_means(metric: str, given: str,
@@ -676,6 +676,15 @@ def test_a_categorical_value_in_another_form_is_offered_the_criterion_it_means(m
     said = _refusal_of_criterion(metric, given)
     assert ("; write" not in said) if hint is None else said.endswith(f'; write "{hint}"'), said
     assert hint is None or load_spec("smoke", [f"criteria.{metric}={hint}"]).criteria[metric] == hint
+
+
+@pytest.mark.parametrize("given", ["'!= Diverged'", "'== Diverged'", "'!= Bitwise'", "unresumed"])
+def test_a_reproducible_value_in_another_form_is_never_offered_a_gate_verify_fails(given: str) -> None:
+    """The review: `!= Diverged` was offered `== diverged`, which passes exactly the runs meant to
+    fail (and is refused itself); a `!=` or a failing verdict is told which verdicts pass instead."""
+    said = _refusal_of_criterion("reproducible", given)
+    assert said.endswith("; name the verdict that passes: '== bitwise', or '== tolerance' (met by a bitwise verdict "
+                         "too)") and "; write" not in said, said  # fmt: skip
 
 
 def _refusal_of_criterion(metric: str, given: str) -> str:
@@ -692,12 +701,15 @@ def _refusal_of_criterion(metric: str, given: str) -> str:
     ("status", "'== '", "; the value after it is missing (an unset variable?)"),
     ("latency_ms", "None", "; to remove the criterion, write null (YAML's word; None is text there)"),
     ("lat", "'< 5'", "unknown metric 'lat'; known: "), ("test_acc", "abc", "(also +/- or ±)"),
+    ("test_acc", "'e +-'", "(also +/- or ±)"),  # no number before the +-: not one whose tolerance is missing
+    ("test_acc", "'>= $MIN_ACC'", ("; $MIN_ACC is not expanded here: a YAML file takes no variables, and a shell "
+                                   "expands one in --set only outside single quotes")),
 ])  # fmt: skip
 def test_a_criterion_that_lost_its_number_or_names_a_near_metric_is_told_so(metric: str, given: str, hint: str) -> None:
     """A user test: `>= $UNSET` got "cannot parse '>='", `tst_acc` no "did you mean", `None` no word of null."""
     said = _refusal_of_criterion(metric, given)
     assert hint in said, said
-    if metric == "lat" or given == "abc":  # nothing near, nothing missing: no guess offered
+    if metric == "lat" or given in ("abc", "'e +-'"):  # nothing near, nothing missing: no guess offered
         assert "did you mean" not in said and "missing" not in said and "null" not in said, said
 
 

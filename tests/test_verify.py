@@ -26,7 +26,7 @@ from conftest import fake_cifar_root
 
 from auditor import checkpoint
 from auditor import verify as verify_mod
-from auditor.audit import losses_text, run_paths
+from auditor.audit import VERIFY_MARKER, losses_text, run_paths
 from auditor.check import edited_metrics
 from auditor.cli import main
 from auditor.environment import compute_setting, software_versions
@@ -109,7 +109,7 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     (tmp_path / "checkpoints" / "smoke" / "last.pt").write_bytes(b"user checkpoint")
     stale = tmp_path / "verify" / "smoke" / "logs" / "k-earlier.log"
     stale.parent.mkdir(parents=True)  # an earlier verify's folder: its marker, its logs
-    (stale.parent.parent / verify_mod.WORKDIR_MARKER).write_text("")
+    (stale.parent.parent / VERIFY_MARKER).write_text("")
     stale.write_text("from an earlier verify")
     before = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
     has_git = shutil.which("git") is not None
@@ -960,7 +960,7 @@ def test_a_failed_reverify_puts_the_earlier_evidence_back(tmp_path: Path, monkey
     # A verify killed outright (no chance to put it back) leaves `.old`: the next one restores it first.
     os.replace(workdir, workdir.with_name("smoke.old"))
     (workdir / "a").mkdir(parents=True)
-    (workdir / verify_mod.WORKDIR_MARKER).write_text("")
+    (workdir / VERIFY_MARKER).write_text("")
     with pytest.raises(KeyboardInterrupt):
         verify_mod.verify("smoke", [], tmp_path, epochs=1)
     assert (workdir / "verify.json").read_text() == "earlier evidence" and not (workdir / "a").exists()
@@ -1104,7 +1104,7 @@ def test_an_unfinished_attempt_is_not_kept_as_evidence(tmp_path: Path) -> None:
     (workdir / "logs").mkdir()  # as a verify before the marker left it
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     assert verify_mod._set_aside_workdir(plan, tmp_path) is None
-    assert [p.name for p in workdir.iterdir()] == [verify_mod.WORKDIR_MARKER]  # a fresh start, marked as verify's
+    assert [p.name for p in workdir.iterdir()] == [VERIFY_MARKER]  # a fresh start, marked as verify's
     assert not workdir.with_name("smoke.old").exists()
 
 
@@ -1162,7 +1162,7 @@ def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
 
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     plan.workdir.mkdir(parents=True)
-    (plan.workdir / verify_mod.WORKDIR_MARKER).write_text("the live verify's\n")
+    (plan.workdir / VERIFY_MARKER).write_text("the live verify's\n")
     lock = plan.workdir.with_name(".smoke.lock")
     holder = lock_file(lock)  # as the verify going on holds it
     assert holder is not None, "this file system cannot lock files"
@@ -1171,7 +1171,7 @@ def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
             verify_mod.verify("smoke", [], tmp_path, epochs=1, log=lambda m: None)
     finally:
         os.close(holder)
-    assert [p.name for p in plan.workdir.iterdir()] == [verify_mod.WORKDIR_MARKER]  # its work dir untouched
+    assert [p.name for p in plan.workdir.iterdir()] == [VERIFY_MARKER]  # its work dir untouched
 
 
 def test_corrupting_the_newest_checkpoint_is_on_only_at_1() -> None:
