@@ -619,6 +619,7 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "software": software_label(audit), "software_base": software_label(audit, source=False),
         # a broken model's accuracies are noise (records from before they were withheld hold some)
         "metrics": {k: None if k in ACCURACIES and broken else m.get(k) for k in METRICS},
+        "withheld": [k for k in METRICS if _withheld(audit, k)],  # the run's own sheet says why
         "busy_share": busy_share(training),
     }  # fmt: skip
 
@@ -673,14 +674,27 @@ def mixed_data(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
     return by_id if len(by_id) > 1 and shared else {}
 
 
+def mixed_data_files(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """{data fingerprint: variant names} where the counted runs of the variants read different data
+    files (the fingerprint covers the train and test files read, not limit_* or val_split): a
+    variant that reads other data, or files that changed between runs; {} where they agree."""
+    return _variants_by_fingerprint(variants, "data")
+
+
 def mixed_test_sets(variants: list[dict[str, Any]]) -> dict[str, list[str]]:
     """{scored test images' fingerprint: variant names} where the counted runs of the variants were
     scored on different test images (a variant that changes data.limit_test, or test files that
     changed between runs); {} where they agree or the records do not say."""
+    return _variants_by_fingerprint(variants, "scored test images")
+
+
+def _variants_by_fingerprint(variants: list[dict[str, Any]], kind: str) -> dict[str, list[str]]:
+    """{fingerprint of `kind` (a key of `_data_id`): variant names} over the counted runs, where
+    there is more than one; {} otherwise."""
     by_fp: dict[str, list[str]] = {}
     for v in variants:
         for r in v["runs"]:
-            fp = (r.get("data_id") or {}).get("scored test images")
+            fp = (r.get("data_id") or {}).get(kind)
             if fp and not r["left_out"] and v["name"] not in by_fp.setdefault(fp, []):
                 by_fp[fp].append(v["name"])
     return by_fp if len(by_fp) > 1 else {}
@@ -770,6 +784,7 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         "variants": variants,
         "mixed_software": mixed_software(variants),
         "mixed_test_sets": mixed_test_sets(variants),
+        "mixed_data_files": mixed_data_files(variants),
         "identical_variants": identical_variants(plan.runs),
     }  # fmt: skip
 
@@ -787,10 +802,20 @@ def _curves(run_dirs: list[Path]) -> dict[str, list[list[float]]]:
     for d in run_dirs:
         audit = _read_json(d / "audit.json") or {}
         hist = audit.get("training", {}).get("history", [])
-        out["val_acc"].append([h.get("val_acc") for h in hist])
+        val = [h.get("val_acc") for h in hist]
+        if val and _withheld(audit, "final_val_acc"):  # the last epoch's model is broken: its point means nothing
+            val[-1] = None
+        out["val_acc"].append(val)
         out["train_acc"].append([h.get("train_acc") for h in hist])
         out["split"].append(audit.get("training", {}).get("selection_split"))
     return out
+
+
+def _withheld(audit: Mapping[str, Any], metric: str) -> bool:
+    """Whether the run withheld `metric` (null, with a metric note saying why: a broken model, a
+    loss that is not a number, no epoch selected)."""
+    metrics, notes = audit.get("metrics"), audit.get("metric_notes")
+    return isinstance(metrics, dict) and metrics.get(metric) is None and isinstance(notes, dict) and metric in notes
 
 
 def _split_mark(curves: dict[str, Any], mixed: bool) -> str:
@@ -950,13 +975,16 @@ def fmt_reference(ref: dict[str, Any] | None, metric: str) -> str:
     return fmt_value(value, "acc") + (f" ({note})" if note else "")
 
 
-def fmt_delta(ours: dict[str, Any], ref: float | None) -> str:
-    """Our mean minus the reference, in percentage points, with the spread of ours beside it (the
-    reference has none on the page); `—` when either is missing."""
+def fmt_delta(ours: dict[str, Any], ref: float | None, chosen_on_test: bool = False) -> str:
+    """Our mean minus the reference, in percentage points, with the spread of ours and its n beside
+    it (the reference has none on the page); `—` when either is missing. `chosen_on_test`: our
+    figure is a test accuracy of a checkpoint chosen on the test split (optimistic)."""
     if ours["mean"] is None or ref is None:
         return "—"
-    spread = f"our std {100 * ours['std']:.2f} pp" if ours["std"] is not None else "1 seed: no spread measured"
-    return f"{100 * (ours['mean'] - ref):+.2f} pp ({spread})"
+    spread = (f"our std {100 * ours['std']:.2f} pp, n={ours['n']}" if ours["std"] is not None else
+              "1 seed: no spread measured")
+    optimistic = "; optimistic: our checkpoint was chosen on the test split [^test]" if chosen_on_test else ""
+    return f"{100 * (ours['mean'] - ref):+.2f} pp ({spread}{optimistic})"
 
 
 def fmt_overrides(items: list[str]) -> str:
@@ -1004,6 +1032,8 @@ def render_ablation(here: Path) -> Path:
         any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
         any_mixed_data=any(v.get("mixed_data") for v in record["variants"]),
         mixed_test_sets=record.get("mixed_test_sets") or {},  # older records: not compared
+        mixed_data_files=record.get("mixed_data_files") or {},  # older records: not compared
+        one_seed=[v["name"] for v in record["variants"] if v["n"] == 1],
         identical=record.get("identical_variants") or [],  # older records: not compared
         sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
         busy_note=busy_note([r for v in record["variants"] for r in v["runs"]]),
@@ -1431,6 +1461,9 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if record.get("mixed_test_sets"):
         notes.append("note: the variants' test accuracies were scored on different test images, so they do not "
                      "compare directly (listed on the page)")  # fmt: skip
+    if record.get("mixed_data_files"):
+        notes.append("note: the variants' runs read different data files, so their accuracies do not compare "
+                     "directly (listed on the page)")  # fmt: skip
     for names in record.get("identical_variants") or []:  # older records: not compared
         notes.append(f"note: variants {', '.join(names)} resolve to the same spec, so their rows compare nothing "
                      "(listed on the page)")  # fmt: skip

@@ -369,7 +369,7 @@ def test_render_only_before_any_run_says_so_without_warnings(tmp_path: Path) -> 
     assert "Warning" not in proc.stderr and "4 planned runs have no finished report yet" in proc.stdout + proc.stderr
     assert (tmp_path / "out/reports/tiny/figures/val_acc.png").is_file()
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
-    assert "`tiny-cosine-s0` (its audit.json is unreadable)" in page and "`tiny-cosine-s1` (not run)" in page
+    assert "`tiny-cosine-s0` (its audit.json is unreadable)" in page and "`tiny-cosine-s1` (no report: not run yet, or its report was removed)" in page
 
 
 def test_child_run_commands_take_dash_leading_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -420,8 +420,10 @@ def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_p
     subset = {"dataset": "cifar10", "official": False, "sizes": {"test": 256}, "n_test_files": 1017}
     for r in build_plan(str(ablation)).runs:
         acc = 0.4 + 0.02 * r.seed  # cosine: 0.40 and 0.42 (std 1.41 pp)
-        audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"}, "data": subset,
-                 "training": {"selection_split": "val", "epochs_run": 1}, "metrics": {"best_val_acc": acc}}
+        data = {**subset, "fingerprint": "a" * 64 if r.variant == "cosine" else "b" * 64}  # files changed between
+        audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"}, "data": data,
+                 "training": {"selection_split": "val", "epochs_run": 1}, "metrics": {"best_val_acc": acc,
+                 "final_val_acc": None}, "metric_notes": {"final_val_acc": "the last epoch's model is broken"}}
         (tmp_path / "out/reports" / r.name).mkdir(parents=True)
         (tmp_path / "out/reports" / r.name / "audit.json").write_text(json.dumps(audit))
     assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
@@ -431,11 +433,41 @@ def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_p
     assert said in page
     # The Results say it too, where no reference is given.
     assert "**Data:** the accuracies were measured on CIFAR-10 (not the official files; 256 of the 1,017" in page
+    # The honesty audit: variants that read different data files, and accuracies a run withheld, are said
+    assert "### Variants that read different data files" in page and f"- data files `{'a' * 12}`: cosine\n" in page
+    assert "| completed (final_val_acc withheld by the run: its sheet says why) |" in page
     # Δ with our spread beside it; one seed has none.
-    assert "| 41.00 ± 1.41 % | 50.00 % (made-up figure) | -9.00 pp (our std 1.41 pp) |" in page
+    assert "| 41.00 ± 1.41 % | 50.00 % (made-up figure) | -9.00 pp (our std 1.41 pp, n=2) |" in page
     assert main(["ablate", str(ablation), "--render-only", "--seeds", "1", "--out", str(tmp_path / "out")]) == 0
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "| 40.00 % | 50.00 % (made-up figure) | -10.00 pp (1 seed: no spread measured) |" in page
+    # The honesty audit: a one-seed page had no word that its rows may differ by noise alone
+    assert "**One seed:** cosine, constant rest on a single run, so no\nseed-to-seed spread was measured" in page
+
+
+def test_what_the_page_audit_found_is_said(tmp_path: Path) -> None:
+    """The ablation page's honesty audit: runs of different variants read different data files
+    unflagged; a test accuracy chosen on test got a Δ without a word; the figure drew a final epoch
+    the run itself withheld as broken, and the Runs table did not say it was withheld."""
+    from auditor.ablate import _curves, _withheld, fmt_delta, mixed_data_files
+
+    def run(fp: str, left_out: str | None = None) -> dict[str, Any]:
+        return {"data_id": {"data": fp}, "left_out": left_out}
+
+    same = [{"name": "a", "runs": [run("f1"), run("f1")]}, {"name": "b", "runs": [run("f1"), run("f2", "diverged")]}]
+    assert mixed_data_files(same) == {}  # a left-out run does not count
+    other = [*same, {"name": "c", "runs": [run("f2")]}]
+    assert mixed_data_files(other) == {"f1": ["a", "b"], "f2": ["c"]}
+    ours = {"mean": 0.834, "std": 0.0028, "n": 2}
+    assert fmt_delta(ours, 0.8) == "+3.40 pp (our std 0.28 pp, n=2)"
+    assert fmt_delta(ours, 0.8, True) == ("+3.40 pp (our std 0.28 pp, n=2; optimistic: our checkpoint was chosen on "
+                                          "the test split [^test])")  # fmt: skip
+    record = {"metrics": {"final_val_acc": None, "best_val_acc": 0.5}, "metric_notes": {"final_val_acc": "broken"}}
+    assert _withheld(record, "final_val_acc") and not _withheld(record, "best_val_acc")
+    assert not _withheld({"metrics": {"final_val_acc": None}}, "final_val_acc")  # null without a note: not run
+    record["training"] = {"history": [{"val_acc": 0.5}, {"val_acc": 0.0833}], "selection_split": "val"}
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert _curves([tmp_path])["val_acc"] == [[0.5, None]]  # the broken last epoch is not drawn
 
 
 def test_a_variant_that_sets_what_a_set_mapping_sets_is_named(tmp_path: Path) -> None:
@@ -721,7 +753,7 @@ def test_only_runs_some_variants_but_the_page_covers_the_file(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "- Variants on this page: cosine, constant\n" in page and "selected with `--only`" not in page
-    assert "`tiny-cosine-s0` (not run)" in page and "4 planned runs have no finished report yet" in proc.stdout
+    assert "`tiny-cosine-s0` (no report: not run yet, or its report was removed)" in page and "4 planned runs have no finished report yet" in proc.stdout
 
 
 def test_only_falls_back_to_its_variants_when_the_others_do_not_resolve(tmp_path: Path) -> None:
