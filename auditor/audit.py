@@ -47,6 +47,8 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
         "fill_uninitialized_memory", "inductor_deterministic", "cudnn_allow_tf32", "cuda_matmul_allow_tf32")),
 ]  # fmt: skip
 STAGING = ".partial"
+ASIDE = ".old"  # an earlier run's report (`aside`), or an earlier verify's work dir, while a new one goes in place
+FAILED = ".failed"  # a verify attempt that failed, kept for reading beside the evidence put back
 OTHER_ENTRIES_KEPT = 20  # names of a data folder's unread entries a record keeps (thousands would swamp it)
 # Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user
 # made under that name (a backup of the run) holds a run too, and must not be taken for one set aside.
@@ -502,7 +504,7 @@ def _page_rebuild_command(page_dir: Path) -> str:
 
 def aside(final: Path) -> Path:
     """Where `promote` moves the earlier run's folder while it puts the new one in place."""
-    return final.with_name(final.name + ".old")
+    return final.with_name(final.name + ASIDE)
 
 
 def _where_the_report_is(run_dir: Path) -> str:
@@ -526,7 +528,7 @@ def _reports_near(folder: Path) -> str:
     as RUN_DIR, or '; its report folder is ...' for a run's checkpoint folder; '' otherwise."""
     try:
         held = sorted(p.parent for p in [*folder.glob("*/audit.json"), *folder.glob("reports/*/audit.json")]
-                      if not p.parent.name.endswith((STAGING, ".old", ".failed")))  # a run's own folders beside it
+                      if not p.parent.name.endswith((STAGING, ASIDE, FAILED)))  # a run's own folders beside it
         if held:
             shown = ", ".join(str(p) for p in held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
             return f"; the report folders in it: {shown}"
@@ -562,14 +564,14 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     workdir = folder.parents[2]
     if not (workdir / VERIFY_MARKER).is_file():
         return None
-    stem = workdir.name.removesuffix(".failed")
-    if stem == workdir.name and (workdir / "verify.json").is_file():
+    failed = workdir.name.endswith(FAILED)
+    if not failed and (workdir / "verify.json").is_file():
         return None
-    kept = (f"that did not finish, kept in {workdir} for reading" if stem != workdir.name else
+    kept = (f"that did not finish, kept in {workdir} for reading" if failed else
             f"in {workdir} that has not finished (stopped, or running now)")
-    earlier = workdir.with_name(stem) if stem != workdir.name else workdir.with_name(stem + ".old")
+    earlier = workdir.with_name(workdir.name.removesuffix(FAILED)) if failed else aside(workdir)
     where = (f"; the evidence of the verify before it is in {earlier}" if (earlier / "verify.json").is_file() else "")
-    if where and stem == workdir.name:  # killed outright: `_set_aside_workdir` restores it first
+    if where and not failed:  # killed outright: `verify._set_aside_workdir` restores it first
         where += ", which the next `auditor verify` of this spec puts back first"
     held = ("it holds that attempt's verdict, but the attempt stopped before writing verify.json" if verified else
             "it holds no verdict of that attempt")

@@ -137,8 +137,14 @@ def recorded_digest(path: Path) -> str:
 
 
 def _first_word(sidecar: Path) -> str:
-    words = sidecar.read_text(encoding="ascii").split()
-    return words[0].lower() if words else ""
+    return _sidecar_words(sidecar)[0]
+
+
+def _sidecar_words(sidecar: Path) -> tuple[str, str | None]:
+    """(the digest, lower-cased, '' where empty; the file it names, or None), as sha256sum writes
+    'DIGEST  NAME' ('*NAME' in binary mode; a name may hold spaces)."""
+    words = sidecar.read_text(encoding="ascii").strip().split(maxsplit=1)
+    return (words[0].lower() if words else ""), (words[1].removeprefix("*") if len(words) > 1 else None)
 
 
 def verify(path: Path, *, complete: bool = False) -> str | None:
@@ -187,7 +193,7 @@ def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
     if not digest_path(path).is_file():
         return f"unreadable digest file {digest_path(path).name} (not a regular file)", None
     try:
-        expected = recorded_digest(path)
+        expected, named = _sidecar_words(digest_path(path))  # one read: the digest and the file it names
     except (OSError, UnicodeDecodeError):
         return "unreadable digest file", None
     if not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
@@ -195,18 +201,9 @@ def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
     actual = sha256_file(path)
     if actual == expected:
         return None, actual
-    return f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]}{_digest_names_other(path)})", actual
-
-
-def _digest_names_other(path: Path) -> str:
-    """', for FILE' where `path`'s digest file names another file than `path` (a checkpoint copied
-    under a new name beside another's digest file), else ''. sha256sum writes 'DIGEST  NAME'."""
-    try:
-        words = digest_path(path).read_text(encoding="ascii").strip().split(maxsplit=1)  # a name may hold spaces
-    except (OSError, UnicodeDecodeError):
-        return ""
-    named = words[1].removeprefix("*") if len(words) > 1 else None  # '*': sha256sum's binary mode
-    return f", for {named}" if named and Path(named).name != path.name else ""
+    # a digest file naming another file: a checkpoint copied under a new name beside another's digest
+    other = f", for {named}" if named and Path(named).name != path.name else ""
+    return f"sha256 mismatch (file {actual[:12]}, recorded {expected[:12]}{other})", actual
 
 
 def load(path: Path, *, check_digest: bool = True) -> dict[str, Any]:

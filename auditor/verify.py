@@ -63,6 +63,7 @@ from typing import Any
 
 from auditor import checkpoint
 from auditor.audit import (
+    FAILED,
     STAGING,
     VERIFY_MARKER,
     RunPaths,
@@ -1186,12 +1187,12 @@ WORKDIR_FILES = {"": (VERIFY_MARKER, "spec.yaml", "verify.json", "logs", "a", "b
 
 def old_dir(workdir: Path) -> Path:
     """Where an earlier verify's evidence waits while this one runs."""
-    return workdir.with_name(workdir.name + ".old")
+    return aside(workdir)
 
 
 def failed_dir(workdir: Path) -> Path:
     """Where an attempt that failed is kept, its logs for reading, once the earlier evidence is back."""
-    return workdir.with_name(workdir.name + ".failed")
+    return workdir.with_name(workdir.name + FAILED)
 
 
 def _made_by_verify(folder: Path) -> bool:
