@@ -870,7 +870,10 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
         color = f"C{i % 10}"
         n = len(c["val_acc"])
         ax.plot(epochs, [100 * x for x in mean], color=color, lw=1.8, label=f"{name}{_split_mark(c, mixed)} (n={n})", marker="o" if len(epochs) == 1 else None)
-        if n > 1:
+        if n > 1 and len(epochs) == 1:  # one epoch has no band to fill: its min-max as an error bar
+            ax.errorbar(epochs, [100 * mean[0]], yerr=[[100 * (mean[0] - lo[0])], [100 * (hi[0] - mean[0])]],
+                        color=color, capsize=4, lw=0, elinewidth=1.2)
+        elif n > 1:
             ax.fill_between(epochs, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.18, lw=0)
     epoch_axis(ax)
     ax.set_ylabel(f"{split_label} accuracy (%)")
@@ -882,7 +885,7 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
     files.append({"path": "figures/val_acc.png", "caption": (
         f"Per-epoch accuracy on the {split_label} split of every variant"
         + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
-        + ": line = mean over seeds, band = min-max over seeds"
+        + ": line = mean over seeds, band = min-max over seeds (an error bar where a variant has one epoch)"
         + ("; the runs left out of the means are not drawn." if any(v.get("left_out") for v in record["variants"]) else ".")
     )})  # fmt: skip
 
@@ -920,7 +923,8 @@ def _depth_figure(
             dot = {"marker": "o"} if len(ep) == 1 else {}  # a single epoch has no line to draw
             ax.plot(ep, [100 * (1 - x) for x in tr], color=color, lw=0.8, ls="--", **({"marker": "x"} if dot else {}))
             ep, va, _, _ = _band(c["val_acc"])
-            ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=f"{name}{_split_mark(c, mixed)}", **dot)
+            label = f"{name}{_split_mark(c, mixed)} (n={len(c['val_acc'])})"
+            ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=label, **dot)
         epoch_axis(ax)
         ax.set_title(f"{title} networks")
         ax.set_ylabel("error (%)")
@@ -931,7 +935,7 @@ def _depth_figure(
     return {"path": "figures/depth.png", "caption": (
         f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error "
         f"(running, on augmented training batches), bold = error on the {split_label} split{' (legend: [val] or [test])' if mixed else ''} "
-        "(He et al. plot test error; here it is the split each run selected on). Mean over seeds."
+        "(He et al. plot test error; here it is the split each run selected on). Mean over seeds (n in the legend)."
     )}  # fmt: skip
 
 
@@ -953,7 +957,7 @@ def fmt_stat(stat: dict[str, Any], kind: str, n_total: int | None = None) -> str
         text = f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "") + " s"
     else:  # params: identical across seeds for one architecture
         same = stat["min"] == stat["max"]
-        text = f"{mean:.2f}" + ("" if same or std is None else f" ± {std:.2f}") + " M"
+        text = _in_millions(mean) + ("" if same or std is None else f" ± {_in_millions(std)}") + " M"
     if n_total is not None and n != n_total:
         text += f" (n={n})"
     return text
@@ -963,7 +967,13 @@ def fmt_value(x: float | None, kind: str) -> str:
     """One published or measured value: `93.57 %`, `12.3 s`, `11.17 M`; `—` when absent."""
     if x is None:
         return "—"
-    return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{x:.2f} M")
+    return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{_in_millions(x)} M")
+
+
+def _in_millions(x: float) -> str:
+    """A figure already in millions, as the sheet writes parameter counts: 11.17, or 0.0753 below one
+    (two decimals would make resnet20's 0.27 M and a 0.0753 M model read 0.27 and 0.08)."""
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
 
 def fmt_reference(ref: dict[str, Any] | None, metric: str) -> str:

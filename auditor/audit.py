@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, lock_beside
-from auditor.spec import what_stands_at
+from auditor.spec import ASIDE, FAILED, STAGING, what_stands_at
 from auditor.words import count
 
 SCHEMA_VERSION = 1
@@ -41,14 +41,13 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     (("model", "init"), str, False), (("data", "split_fingerprint"), (str, type(None)), False),
     (("data", "class_counts"), dict, False), (("step_checkpoints",), list, False),
     (("data", "other_entries"), (list, type(None)), False),
+    # The Reproduce commands' paths (null in their place had been a Python TypeError's text).
+    (("run", "out"), str, False), (("run", "report_dir"), str, False), (("environment", "cwd"), str, False),
     *((("determinism", flag), bool, False) for flag in (
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
     *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
         "fill_uninitialized_memory", "inductor_deterministic", "cudnn_allow_tf32", "cuda_matmul_allow_tf32")),
 ]  # fmt: skip
-STAGING = ".partial"
-ASIDE = ".old"  # an earlier run's report (`aside`), or an earlier verify's work dir, while a new one goes in place
-FAILED = ".failed"  # a verify attempt that failed, kept for reading beside the evidence put back
 OTHER_ENTRIES_KEPT = 20  # names of a data folder's unread entries a record keeps (thousands would swamp it)
 # Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user
 # made under that name (a backup of the run) holds a run too, and must not be taken for one set aside.

@@ -36,6 +36,7 @@ import math
 import os
 import re
 import stat
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -392,10 +393,11 @@ def junit_xml(
     return _junit_document(suite_name, cases, spec_hash, notes, warnings)
 
 
-def junit_error_xml(suite_name: str, message: str) -> str:
+def junit_error_xml(suite_name: str, message: str, warnings: Sequence[str] = ()) -> str:
     """A JUnit document of one errored testcase: `check` stopped on bad input (exit 2), so no
-    criterion was judged; it replaces an earlier report that would still show the last verdict."""
-    return _junit_document(suite_name, [("auditor.check", "input", message, "error")], None)
+    criterion was judged; it replaces an earlier report that would still show the last verdict.
+    `warnings`: what check warned of before it stopped (`auditor.warning` properties)."""
+    return _junit_document(suite_name, [("auditor.check", "input", message, "error")], None, (), warnings)
 
 
 def _junit_document(
@@ -549,7 +551,7 @@ def load_criteria(
     sources = dict.fromkeys(criteria, base_source)
     if file is not None:
         criteria = _read_criteria_file(Path(file))
-        sources = dict.fromkeys(criteria, str(file))
+        sources = dict.fromkeys(criteria, criteria_file_name(file))
     for item in sets:
         if (whole := _parse_whole_set(item)) is not None:  # `criteria={...}`: replaces them, as a file does
             criteria, sources = whole, dict.fromkeys(whole, set_shown(item))
@@ -601,9 +603,18 @@ def _same_criterion(metric: str, a: Any, b: Any) -> bool:
     return (x.op, x.threshold, x.tolerance) == (y.op, y.threshold, y.tolerance)
 
 
-def _read_criteria_file(path: Path) -> dict[str, Any]:
+STDIN = "-"  # `--criteria -`: the criteria come on standard input (`./-` names a file called -)
+
+
+def criteria_file_name(file: Path | str) -> str:
+    """How a criteria file is named in messages: its path, or stdin for `-`."""
+    return "stdin (--criteria -)" if str(file) == STDIN else str(file)
+
+
+def _read_criteria_file(file: Path) -> dict[str, Any]:
+    path = criteria_file_name(file)
     try:
-        text = _criteria_text(path)
+        text = _stdin_text() if str(file) == STDIN else _criteria_text(file)
         raw = load_yaml(text)  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
@@ -658,6 +669,13 @@ def _criteria_text(path: Path) -> str:
         return f.read()
 
 
+def _stdin_text() -> str:
+    """The criteria given on standard input, as UTF-8 text (read to its end)."""
+    if sys.stdin is None:  # started with stdin closed (`<&-`)
+        raise InvalidInput("stdin (--criteria -): standard input is closed; give the criteria on it, or a file")
+    return sys.stdin.buffer.read().decode("utf-8")
+
+
 def _unnamed_pipe(st: os.stat_result) -> bool:
     """Whether `st` is of a pipe with no name on disk (Linux puts every one in one pipe file
     system): its writer is the process that made it; a FIFO anyone may have made need have none."""
@@ -682,7 +700,7 @@ def _file_kind(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
-def _with_values(mapping: dict[Any, Any], path: Path) -> dict[str, Any]:
+def _with_values(mapping: dict[Any, Any], path: Path | str) -> dict[str, Any]:
     """A criteria file's entries; one with no value (an unset variable in a template) is refused."""
     if (empty := [k for k, v in mapping.items() if v is None]):
         raise InvalidInput(f"{path}: criteria.{empty[0]}: {criterion_gap(str(empty[0]), 'no value')}")

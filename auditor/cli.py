@@ -77,6 +77,12 @@ class _Parser(argparse.ArgumentParser):
         self.register("action", None, _GivenOnce)  # the default action, `store`
         self.register("action", "store", _GivenOnce)
 
+    def parse_known_args(self, args: Any = None, namespace: argparse.Namespace | None = None) -> Any:
+        """argparse's, without `_GivenOnce`'s bookkeeping in the namespace the command receives."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        parsed.__dict__.pop("_given_once", None)
+        return parsed, extras
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
@@ -208,7 +214,7 @@ def _add_report_commands(sub: Any) -> None:
 
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
-    p.add_argument("--criteria", type=_path, help="YAML file of criteria replacing the run's own")
+    p.add_argument("--criteria", type=_path, help="YAML file of criteria replacing the run's own (- reads them from stdin)")
     p.add_argument("--junit", type=_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report of auditor's); on bad input (exit 2), a report of one errored test case")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused); "
@@ -411,14 +417,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     input (exit 2) a --junit report says so, rather than an earlier report's verdict staying there."""
     from auditor.check import junit_error_xml, write_junit_text
 
+    warned: list[str] = []  # what check warned of before it stopped, for the errored report too
     try:
-        return _check(args)
+        return _check(args, warned)
     except InvalidInput as exc:
         if not args.junit:
             raise
         try:
             suite = f"auditor.{_suite_name(args.run_dir)}"
-            write_junit_text(args.junit, junit_error_xml(suite, str(exc)))
+            write_junit_text(args.junit, junit_error_xml(suite, str(exc), warned))
         except InvalidInput:  # e.g. the --junit path itself was the bad input
             raise exc from None
         raise InvalidInput(f"{exc} (the JUnit report {args.junit} says so: one errored test case)") from None
@@ -439,9 +446,10 @@ def _suite_name(run_dir: Path) -> str:
     return Path(os.path.abspath(run_dir)).name or "check"  # no resolve(): a loop raises
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     """The judging behind `cmd_check`: the record read and checked, its criteria (as changed by
-    --criteria and --set) judged, printed, and written as JUnit."""
+    --criteria and --set) judged, printed, and written as JUnit. The warnings printed are added
+    to `warnings` as they are found, for a report of an error met later."""
     from auditor.audit import read_audit
     from auditor.check import (
         GATE_FAILURES,
@@ -457,7 +465,7 @@ def _check(args: argparse.Namespace) -> int:
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
-    warnings = _check_warnings(args.run_dir, audit)
+    warnings += _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
                              allow_tolerance=recorded_allow_tolerance(audit))

@@ -55,8 +55,11 @@ NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # run and variant names: file 
 DEVICE_FORM = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]?|1[01][0-9]|12[0-7]))?")
 DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 
-# Folder suffixes the tool keeps for itself: runs' staging and previous folders, verify's failed attempts.
-RESERVED_SUFFIXES = (".partial", ".old", ".failed")
+# Folder suffixes the tool keeps for itself (audit uses them; named here, where a name is refused them).
+STAGING = ".partial"  # a run's (or verify's) folder while it is written
+ASIDE = ".old"  # an earlier run's report (`aside`), or an earlier verify's work dir, while a new one goes in place
+FAILED = ".failed"  # a verify attempt that failed, kept for reading beside the evidence put back
+RESERVED_SUFFIXES = (STAGING, ASIDE, FAILED)
 DATASET_CLASSES = MappingProxyType({"cifar10": 10, "synthetic": 10})
 
 # Validation context for a spec a run recorded (in a checkpoint): checks added after runs could be
@@ -1178,6 +1181,8 @@ def apply_parsed(
             node = child
         old = node.get(path[-1])
         if len(path) == 2 and path[0] == "criteria" and value is None:  # removes the gate; elsewhere
+            if (unknown := unknown_metric(path[-1])) is not None:  # a typo would remove nothing, unseen
+                raise InvalidInput(f"{names[n]}: criteria.{path[-1]}: {unknown}")
             node.pop(path[-1], None)  # (a file, a `criteria={...}` mapping) an entry with no value is refused
             continue
         node[path[-1]] = merged(old, value) if isinstance(old, dict) and merges_into(path, value) else value

@@ -25,6 +25,7 @@ from auditor.ablate import (
     choose_seeds,
     fmt_reference,
     fmt_stat,
+    fmt_value,
     load_ablation,
     make_figures,
     resolve_base,
@@ -263,6 +264,13 @@ def test_summary_and_format() -> None:
     one = summarize([0.5])
     assert one["std"] is None and fmt_stat(one, "acc", 1) == "50.00 %"
     assert fmt_stat(summarize([None]), "acc", 1) == "—"
+
+
+def test_parameter_counts_below_a_million_keep_three_figures() -> None:
+    """An ablation audit: a 0.0753 M model read "0.08 M" (the sheet says 0.0753 M)."""
+    assert fmt_stat(summarize([0.0753, 0.0753]), "millions", 2) == "0.0753 M"
+    assert fmt_value(0.0753, "millions") == "0.0753 M" and fmt_value(11.1737, "millions") == "11.17 M"
+    assert fmt_stat(summarize([0.27, 0.0753]), "millions", 2) == "0.173 ± 0.138 M"
 
 
 def test_figures_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -955,7 +963,7 @@ def test_the_depth_figure_draws_only_variants_with_curves(tmp_path: Path, monkey
     record = {"variants": [variant("plain20", "plain-cifar"), variant("plain56", None), variant("resnet20", None)]}
     ablate._depth_figure(record, {"plain20": curve, "plain56": none, "resnet20": none}, tmp_path, "val", False)
     (ax,) = drawn[-1].axes
-    assert ax.get_title() == "plain networks" and ax.get_legend_handles_labels()[1] == ["plain20"]
+    assert ax.get_title() == "plain networks" and ax.get_legend_handles_labels()[1] == ["plain20 (n=1)"]
     ablate._depth_figure({"variants": record["variants"][1:]}, {"plain56": none, "resnet20": none}, tmp_path, "val", False)
     (ax,) = drawn[-1].axes  # no run to draw: one panel that says so
     assert ax.get_legend_handles_labels()[1] == [] and [t.get_text() for t in ax.texts] == ["no finished epochs yet"]
@@ -1515,3 +1523,27 @@ def test_the_log_says_a_finished_run_of_another_spec_is_replaced() -> None:
 
     assert ablate.STATE_WORDS["stale"].startswith("run, replacing the finished run of a different spec there")
     assert ablate.STATE_WORDS["new"] == "run" and ablate.STATE_WORDS["resume"] == "resume"
+
+
+def test_a_one_epoch_variant_shows_its_seeds_spread_and_the_depth_legend_gives_n(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ablation audit: one epoch drew a dot with no min-max (fill_between of one point draws
+    nothing), and the depth figure did not say over how many seeds it averaged."""
+    from matplotlib.container import ErrorbarContainer
+
+    from auditor import ablate, render
+
+    drawn: dict[str, Any] = {}
+    monkeypatch.setattr(render, "write_png", lambda fig, path: drawn.setdefault(path.name, fig))
+    plan = build_plan("plain_vs_resnet", only=["resnet20"], n_seeds=3)
+    for r, best in zip(plan.runs, (0.40, 0.50, 0.70), strict=True):
+        _fake_finished(tmp_path, r, "completed", best)
+    page = ablate.write_outputs(tmp_path, plan)[0].read_text()
+    [ax] = drawn["val_acc.png"].axes
+    [bar] = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    [segment] = bar.lines[2][0].get_segments()
+    assert segment[:, 1].tolist() == pytest.approx([40.0, 70.0])  # min-max of the three seeds, in %
+    labels = [t.get_text() for a in drawn["depth.png"].axes for t in a.get_legend().get_texts()]
+    assert labels == ["resnet20 (n=3)"]
+    assert "an error bar where a variant has one epoch" in page and "Mean over seeds (n in the legend)." in page

@@ -121,6 +121,9 @@ UNVERIFIED_BLOCK = ("verification.first_divergence, verification.runs, verificat
     (("data", "other_entries"), ["a\n\n# Injected"], "data.other_entries, data.n_other_entries"),  # a run escapes it
     (("data", "n_other_entries"), True, "data.n_other_entries"),
     (("data", "n_other_entries"), 3, "data.n_other_entries"),  # three, but no names
+    # A user test: render quoted a Python TypeError for these (the Reproduce commands' paths).
+    (("run", "out"), None, "run.out"), (("run", "report_dir"), 7, "run.report_dir"),
+    (("environment", "cwd"), None, "environment.cwd"),
     # A user test: `check` passed these records, which `render` called malformed.
     (("criteria",), [1, 2], "criteria[0], criteria[1]"),
     (("criteria",), [CRITERION | {"passed": "yes"}], "criteria[0]"),

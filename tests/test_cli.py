@@ -587,6 +587,19 @@ def test_a_criteria_fifo_is_refused_and_a_pipe_from_the_shell_read(tmp_path: Pat
     assert piped.returncode == 0 and "PASS  status == completed" in piped.stdout, piped.stderr
 
 
+def test_criteria_on_stdin_are_read_and_named_stdin(smoke_run: Path) -> None:
+    """`--criteria -` reads standard input (it had looked for a file named `-`); its errors name stdin."""
+    cmd = [sys.executable, "-m", "auditor", "check", str(smoke_run / "reports/smoke"), "--criteria", "-"]
+    piped = subprocess.run(cmd, input='status: "== completed"\n', capture_output=True, text=True, timeout=60, check=False)
+    assert piped.returncode == 0 and "PASS  status == completed" in piped.stdout, piped.stderr
+    assert "criteria changed from the run's own by --criteria" in piped.stdout + piped.stderr
+    bad = subprocess.run(cmd, input="test_acc: 0.5\n", capture_output=True, text=True, timeout=60, check=False)
+    assert_clean_error(bad, "stdin (--criteria -): criteria.test_acc:")
+    closed = subprocess.run(cmd, stdin=None, capture_output=True, text=True, timeout=60, check=False,
+                            preexec_fn=lambda: os.close(0))  # `<&-`: Python starts with sys.stdin None
+    assert_clean_error(closed, "stdin (--criteria -): standard input is closed")
+
+
 def test_check_explains_unmeasured_metrics_once(smoke_run: Path) -> None:
     proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== bitwise"))
     assert proc.returncode == 1
@@ -780,6 +793,14 @@ def test_a_single_valued_option_given_twice_is_refused(tmp_path: Path, argv: lis
     assert list(tmp_path.iterdir()) == []  # refused before anything is read or written
 
 
+def test_options_given_once_leave_no_bookkeeping_in_the_parsed_arguments() -> None:
+    from auditor.cli import build_parser
+
+    args = build_parser().parse_args(["check", "R", "--criteria", "c.yaml", "--junit", "j.xml"])
+    assert str(args.criteria) == "c.yaml" and str(args.junit) == "j.xml"
+    assert not hasattr(args, "_given_once")  # a review: the check's set rode along in every command's args
+
+
 def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp_path: Path, smoke_run: Path) -> None:
     """A user test: after a verify killed outright, `check` on its run A judged the killed attempt's
     record without saying that the earlier verify's evidence waits in `<name>.old`."""
@@ -795,6 +816,12 @@ def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp
     # A warning reaches the JUnit report too (a user test: a CI page showed a clean PASS)
     props = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite/properties/property")
     assert {"name": "auditor.warning", "value": unfinished} in [p.attrib for p in props]
+    # and to the report of an error met after it (a user test: there it was printed only)
+    errored = run_cli("check", str(run_a), "--junit", str(tmp_path / "j.xml"), *sets("criteria.test_acc=0.5"))
+    assert_clean_error(errored, "criteria.test_acc:", f"auditor check: warning: {unfinished}\n")
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite is not None and suite.attrib["errors"] == "1"
+    assert {"name": "auditor.warning", "value": unfinished} in [p.attrib for p in suite.findall("properties/property")]
     (workdir.with_name("smoke.old")).mkdir()
     (workdir.with_name("smoke.old") / "verify.json").write_text("{}")
     relative = run_cli("check", "a/reports/smoke", cwd=workdir)  # named as given, its work dir found all the same

@@ -954,6 +954,17 @@ def test_a_criterion_set_to_null_with_a_comment_is_removed_as_in_check() -> None
     assert load_criteria({"best_val_acc": ">= 0.5"}, None, ["criteria.best_val_acc=null  # none"]) == {}
 
 
+def test_removing_a_misspelt_criterion_is_refused_as_in_check() -> None:
+    """`--set criteria.tst_acc=null` removed nothing, unseen, while the gate it meant stayed; a metric
+    the spec has no criterion for is removed without a word (nothing to remove, as `rm -f`)."""
+    from auditor.check import load_criteria
+
+    for load in (lambda s: load_spec("smoke", [s]), lambda s: load_criteria({"test_acc": ">= 0.5"}, None, [s])):
+        with pytest.raises(InvalidInput, match=r"criteria\.tst_acc: unknown metric 'tst_acc'; did you mean test_acc\?"):
+            load("criteria.tst_acc=null")
+    assert "test_acc" not in load_spec("smoke", ["criteria.test_acc=null"]).criteria
+
+
 @pytest.mark.parametrize("blank", ["# minimum accuracy", " # from ci.env", "#x"])
 def test_a_criterion_set_to_only_a_comment_is_refused_as_empty_as_in_check(blank: str) -> None:
     """`--set "criteria.best_val_acc=$MIN # why"` with MIN unset must not drop the gate (YAML reads it as null)."""
