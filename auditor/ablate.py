@@ -70,7 +70,7 @@ from auditor.fileio import (
     out_error,
     why_not_writable,
 )
-from auditor.render import cifar_qualifier
+from auditor.render import cifar_qualifier, in_millions
 from auditor.spec import (
     NAME_PATTERN,
     RESERVED_SUFFIXES,
@@ -957,7 +957,7 @@ def fmt_stat(stat: dict[str, Any], kind: str, n_total: int | None = None) -> str
         text = f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "") + " s"
     else:  # params: identical across seeds for one architecture
         same = stat["min"] == stat["max"]
-        text = _in_millions(mean) + ("" if same or std is None else f" ± {_in_millions(std)}") + " M"
+        text = in_millions(mean) + ("" if same or std is None else f" ± {in_millions(std)}") + " M"
     if n_total is not None and n != n_total:
         text += f" (n={n})"
     return text
@@ -967,13 +967,7 @@ def fmt_value(x: float | None, kind: str) -> str:
     """One published or measured value: `93.57 %`, `12.3 s`, `11.17 M`; `—` when absent."""
     if x is None:
         return "—"
-    return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{_in_millions(x)} M")
-
-
-def _in_millions(x: float) -> str:
-    """A figure already in millions, as the sheet writes parameter counts: 11.17, or 0.0753 below one
-    (two decimals would make resnet20's 0.27 M and a 0.0753 M model read 0.27 and 0.08)."""
-    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+    return {"acc": f"{100 * x:.2f} %", "seconds": f"{x:.1f} s"}.get(kind, f"{in_millions(x)} M")
 
 
 def fmt_reference(ref: dict[str, Any] | None, metric: str) -> str:

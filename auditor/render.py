@@ -315,9 +315,13 @@ def thousands(n: float | None) -> str:
 
 def millions(n: int | None) -> str:
     """A count in millions: 11.17 M, or 0.0753 M below one million."""
-    if n is None:
-        return NA
-    return f"{n / 1e6:.2f} M" if n >= 1_000_000 else f"{n / 1e6:.3g} M"
+    return NA if n is None else f"{in_millions(n / 1e6)} M"
+
+
+def in_millions(x: float) -> str:
+    """A figure already in millions, without its unit: 11.17, or 0.0753 below one (two decimals
+    would make a 0.0753 M model read 0.08)."""
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
 
 def seconds(s: float | None) -> str:
