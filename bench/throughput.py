@@ -677,14 +677,14 @@ def conv_gemm_peak_gflops(device: torch.device, n: int = GEMM_N, tries: int = GE
     return _best_rate(lambda: nn.functional.conv2d(x, w), 2 * n**3, device, tries)
 
 
-def gemm_peaks(device: torch.device) -> dict[str, float]:
+def gemm_peaks(device: torch.device, n: int = GEMM_N, tries: int = GEMM_TRIES) -> dict[str, float]:
     """The GEMM rate of each fp32 backend the step's work can run on (CPU: BLAS and oneDNN; CUDA: cuBLAS).
 
     On CUDA a convolution may run in TF32 (torch's default), so only the strict-fp32 matmul counts there.
     """
-    peaks = {"BLAS matmul": matmul_peak_gflops(device)}
+    peaks = {"BLAS matmul": matmul_peak_gflops(device, n, tries)}
     if device.type == "cpu" and torch.backends.mkldnn.is_available():
-        peaks["oneDNN 1x1 convolution"] = conv_gemm_peak_gflops(device)
+        peaks["oneDNN 1x1 convolution"] = conv_gemm_peak_gflops(device, n, tries)
     return peaks
 
 

@@ -563,7 +563,7 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     write(tiny_copy / "clash.yaml", TINY.replace("name: tiny", "name: tiny-co").replace("cosine:", "sine:").replace(
         "  cosine: {best", "  sine: {best"))  # tiny-co + sine -> tiny-co-sine-s0; tiny + co-sine would be the same
     write(tiny_copy / "clash2.yaml", TINY.replace("cosine:", "co-sine:").replace("  cosine: {best", "  co-sine: {best"))
-    proc = ablate("clash.yaml", "--out", "out2", cwd=tiny_copy, timeout=300)
+    proc = ablate("clash.yaml", "--out", "out2", "--only", "sine", "--seeds", "1", cwd=tiny_copy)  # one run: s0
     assert proc.returncode == 0, proc.stderr
     proc = ablate("clash2.yaml", "--out", "out2", "--dry-run", cwd=tiny_copy)
     assert proc.returncode == 2 and "would take the names of another's: tiny-co-sine-s0 (variant 'sine' of ablation 'tiny-co')" in proc.stderr

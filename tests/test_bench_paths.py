@@ -44,6 +44,14 @@ def bench():
     yield from bench_module("throughput.py")
 
 
+@pytest.fixture
+def small_gemm(bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ceiling's GEMM rate from 256 x 256 products, twice per backend: the same code, in well under
+    a second. At 2048 x 2048, 12 times, on one thread it took about 25 s of each throughput test."""
+    real = bench.gemm_peaks
+    monkeypatch.setattr(bench, "gemm_peaks", lambda device: real(device, n=256, tries=2))
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     """One intra-op thread: tiny models gain nothing from more, and on a busy machine OpenMP
@@ -186,7 +194,7 @@ def test_both_pipelines_start_from_the_same_weights(bench, tiny, tmp_path: Path)
     assert (oa["lr"], oa["momentum"], oa["weight_decay"]) == (ob["lr"], ob["momentum"], ob["weight_decay"])
 
 
-def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> None:
+def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path, small_gemm: None) -> None:
     spec, data = tiny
     s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=2, repeats=1, warmup=1,
                     workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, det_steps=2,
@@ -481,7 +489,7 @@ def test_overhead_phases_name_functions_that_exist(bench) -> None:
         assert callable(getattr(owner, name, None)), f"{module}.{attr}"
 
 
-def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny, tmp_path: Path) -> None:
+def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny, tmp_path: Path, small_gemm: None) -> None:
     import psutil
 
     spec, data = tiny
