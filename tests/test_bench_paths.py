@@ -194,7 +194,8 @@ def test_both_pipelines_start_from_the_same_weights(bench, tiny, tmp_path: Path)
     assert (oa["lr"], oa["momentum"], oa["weight_decay"]) == (ob["lr"], ob["momentum"], ob["weight_decay"])
 
 
-def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path, small_gemm: None) -> None:
+@pytest.mark.usefixtures("small_gemm")
+def test_throughput_section_runs_and_reports(bench, tiny, tmp_path: Path) -> None:
     spec, data = tiny
     s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=2, repeats=1, warmup=1,
                     workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, det_steps=2,
@@ -489,7 +490,8 @@ def test_overhead_phases_name_functions_that_exist(bench) -> None:
         assert callable(getattr(owner, name, None)), f"{module}.{attr}"
 
 
-def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny, tmp_path: Path, small_gemm: None) -> None:
+@pytest.mark.usefixtures("small_gemm")
+def test_a_pipeline_that_fails_is_a_failed_row_and_leaves_no_process(bench, tiny, tmp_path: Path) -> None:
     import psutil
 
     spec, data = tiny
