@@ -741,6 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _names_printable()
     try:
         if args.command in TORCH_COMMANDS:
+            _refuse_unreadable_specs(args)
             with signals_held():
                 importlib.import_module("torch")
         code = COMMANDS[args.command](args)
@@ -835,6 +836,25 @@ def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
 
 # Commands that import torch first thing (validate: for the model registry and this machine's checks).
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure", "validate")
+
+
+def _refuse_unreadable_specs(args: argparse.Namespace) -> None:
+    """Refuse a spec that cannot be read (not found, not YAML, a malformed --set, ...) before torch
+    is imported, which takes seconds: the error its command would raise after the import, word for
+    word (`read_spec` is the first part of `load_spec`). Validation itself needs torch."""
+    if args.command not in ("run", "verify", "validate"):
+        return
+    from auditor.spec import read_spec
+
+    specs = args.specs if args.command == "validate" else [args.spec]
+    errors = []
+    for path in specs:
+        try:
+            read_spec(path, args.sets)  # verify's budget flags are checked with the spec, after the import
+        except InvalidInput as exc:
+            errors.append(str(exc))
+    if errors and len(errors) == len(specs):  # validate prints every spec that is valid: it goes on while one reads
+        raise InvalidInput("\n".join(errors))
 
 
 # The exception the first stop signal raises where the command is (Terminated is a KeyboardInterrupt).

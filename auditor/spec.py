@@ -1672,6 +1672,22 @@ def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
 def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name). `given_as`: how the
     last overrides were given, where a command made them from flags of its own (`--steps 5`)."""
+    raw, given, items = read_spec(path, overrides, given_as)
+    return validate_spec(raw, str(path), sets=items, given=given)
+
+
+class ReadSpec(NamedTuple):
+    """A spec file read and overridden, not yet validated."""
+
+    raw: dict[str, Any]  # the file's mapping with the overrides applied
+    given: dict[str, Any]  # the file's mapping as written
+    items: list[SetItem]  # the overrides, as given
+
+
+def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()) -> ReadSpec:
+    """What `load_spec` does before validation: find and read the file, apply the overrides.
+    Needs no torch (validation does, for the model registry), so a command can refuse a spec
+    that cannot be read before it spends seconds importing torch; raises InvalidInput."""
     # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
     parsed = parse_overrides(overrides or [])
     p = resolve_spec_path(str(path))
@@ -1689,7 +1705,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip
-    return validate_spec(raw, str(path), sets=items, given=given)
+    return ReadSpec(raw, given, items)
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -480,6 +480,44 @@ def test_invalid_toggles_fail_before_any_folder_is_made(tmp_path: Path, override
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "reports").exists()
 
 
+def cli_in_fresh_python(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, bool]:
+    """The CLI's `main` in a fresh interpreter, and whether torch was imported by the time it returned."""
+    code = ("import sys\nfrom auditor.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('torch' in sys.modules, file=sys.stderr)\nsys.exit(rc)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    *said, imported = proc.stderr.rstrip("\n").split("\n")
+    assert imported in ("True", "False"), proc.stderr
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, "\n".join(said)), imported == "True"
+
+
+@pytest.mark.parametrize("command", ["run", "verify", "validate"])
+def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path: Path, command: str) -> None:
+    """Importing torch takes seconds: a missing file, a YAML error or a malformed --set is said at
+    once, word for word as after the import; a readable spec that fails validation needs torch."""
+    (tmp_path / "broken.yaml").write_text("name: x\nmodel: {name: resnet20\n")
+    (tmp_path / "unknown.yaml").write_text("name: x\nmodel: {name: resnet7}\n")
+    (tmp_path / "abl.yaml").write_text("base: smoke\nvariants: {a: {}}\n")
+    refused_early = [
+        (["nope.yaml"], "nope.yaml: spec file not found"),
+        (["broken.yaml"], "broken.yaml: not valid YAML: expected ',' or '}'"),
+        (["smoke", "--set", "train.epochs"], "--set 'train.epochs': expected KEY=VALUE"),
+        (["smoke", "--set", "train.epochs.x=1"], "smoke --set 'train.epochs.x=1'"),
+        (["abl.yaml"], "abl.yaml: an ablation file (it names a base spec and variants), not a spec"),
+    ]
+    for given, message in refused_early:
+        proc, imported = cli_in_fresh_python(command, *given, cwd=tmp_path)
+        assert_clean_error(proc, f"auditor {command}: error: ", message)
+        assert not imported, (given, proc.stderr)
+    proc, imported = cli_in_fresh_python(command, "unknown.yaml", cwd=tmp_path)
+    assert_clean_error(proc, "unknown.yaml: model.name: unknown model 'resnet7'")
+    assert imported and not (tmp_path / "reports").exists() and not (tmp_path / "verify").exists()
+    if command == "validate":  # each spec said: one that reads is validated (with torch), and printed
+        proc, imported = cli_in_fresh_python(command, "nope.yaml", "smoke", "broken.yaml", cwd=tmp_path)
+        assert_clean_error(proc, "nope.yaml: spec file not found", "broken.yaml: not valid YAML")
+        assert imported and "# smoke: valid" in proc.stdout
+
+
 def test_check_refuses_a_record_whose_spec_or_metrics_were_edited_and_warns_of_a_stored_verdict(
     tmp_path: Path, smoke_run: Path
 ) -> None:
