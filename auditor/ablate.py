@@ -63,6 +63,7 @@ from auditor.errors import (
 )
 from auditor.fileio import (
     atomic_write_bytes,
+    file_problem,
     held_lock,
     holder_now,
     lock_beside,
@@ -80,7 +81,6 @@ from auditor.spec import (
     bare_name_of_a_folder,
     content_hash,
     file_kind,
-    file_problem,
     format_validation_error,
     given_or_shipped,
     merges_into,

@@ -20,8 +20,8 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, lock_beside
-from auditor.spec import ASIDE, FAILED, STAGING, what_stands_at
+from auditor.fileio import atomic_write_bytes, lock_beside, what_stands_at
+from auditor.spec import ASIDE, FAILED, STAGING
 from auditor.words import count
 
 SCHEMA_VERSION = 1

@@ -741,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _names_printable()
     try:
         if args.command in TORCH_COMMANDS:
-            _refuse_unreadable_specs(args)
+            _refuse_unreadable_input(args)
             with signals_held():
                 importlib.import_module("torch")
         code = COMMANDS[args.command](args)
@@ -838,11 +838,15 @@ def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure", "validate")
 
 
-def _refuse_unreadable_specs(args: argparse.Namespace) -> None:
-    """Refuse a spec that cannot be read (not found, not YAML, a malformed --set, ...) before torch
-    is imported, which takes seconds: the error its command would raise after the import, word for
-    word (`read_spec` is the first part of `load_spec`). Validation itself needs torch."""
-    if args.command not in ("run", "verify", "validate"):
+def _refuse_unreadable_input(args: argparse.Namespace) -> None:
+    """Refuse a spec that cannot be read (not found, not YAML, a malformed --set, ...) or a
+    checkpoint path where no file is before torch is imported, which takes seconds: the error its
+    command would raise after the import, word for word (`read_spec` is the first part of
+    `load_spec`, `checkpoint_file` the first check of a checkpoint). Validation needs torch."""
+    if args.command in ("evaluate", "measure"):
+        from auditor.fileio import checkpoint_file
+
+        checkpoint_file(args.checkpoint)
         return
     from auditor.spec import read_spec
 

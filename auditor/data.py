@@ -26,8 +26,8 @@ import torch
 from auditor import unpickle
 from auditor.audit import OTHER_ENTRIES_KEPT
 from auditor.errors import InvalidInput, SpecFieldError
-from auditor.fileio import resolved_folder
-from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, LINK_LOOP, DataSpec, kind_of
+from auditor.fileio import not_a_file, resolved_folder
+from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
 from auditor.words import first_of
 
 CIFAR_DIR = "cifar-10-batches-py"
@@ -365,18 +365,6 @@ def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
         f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
         f"({OFFICIAL_FILES_TEXT}){download}"
     )
-
-
-def not_a_file(path: Path) -> str | None:
-    """What stands at `path` where a file should, when it is not a regular file (None for a file
-    or nothing): a folder, a dangling link, or a FIFO, socket or device (reading one would hang)."""
-    if path.is_file() or not os.path.lexists(path):
-        return None
-    if path.is_dir():
-        return "a folder"
-    if not path.exists():  # exists() is False for a loop of links as for a dangling one
-        return LINK_LOOP if kind_of(path) == LINK_LOOP else "a link to nothing"
-    return "not a regular file (a FIFO, socket or device)"
 
 
 def _file_status(path: Path, md5: str) -> str:

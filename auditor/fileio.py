@@ -1,4 +1,4 @@
-"""Atomic file writes and file digests, without torch.
+"""Atomic file writes, file digests and what stands at a path, without torch.
 
 Every file the auditor writes (checkpoints, audit.json, the sheet, its figures,
 JUnit XML) goes through `atomic_write_bytes`: readers see the old file or the
@@ -6,6 +6,9 @@ new one, never a half-written one. Kept apart from `checkpoint` so that the
 commands that only read and write reports (`check`, `render`) never import
 torch: a CI gate should not pay for an import it does not use (1.3-1.4 s and
 650 MB resident for `import torch` on the 2-core machine of bench/RESULTS.md).
+What stands at a path (`file_problem`, `checkpoint_file`) is here for the same
+reason: `evaluate` and `measure` refuse a checkpoint path where no file is
+before they import torch.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import hashlib
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from auditor.errors import InvalidInput
 
@@ -290,3 +295,91 @@ def held_lock(lock: Path, busy: str, out: Path) -> Iterator[bool]:
             with suppress(OSError):  # opened read-only: nothing of ours to clear
                 os.ftruncate(fd, 0)  # the note names a holder only while it holds the lock
             os.close(fd)
+
+
+# --- what stands at a path ---------------------------------------------------------------
+
+
+def file_problem(path: Path, what: str) -> str | None:
+    """Why a `what` file cannot be read at `path` though something is there (a folder, a link to
+    nothing, a FIFO, a file where a parent folder goes); None for a regular file or nothing at all."""
+    found = what_stands_at(path)
+    return None if found is None or found == (path, REGULAR_FILE) else not_readable(path, *found, what)
+
+
+def not_readable(p: Path, where: Path, kind: str, what: str) -> str:
+    """Why the `what` file at `p` cannot be read, `where` (p or a parent of it) being `kind`."""
+    if where != p:
+        return f"{where} is {kind}, not a folder"
+    if kind == "a folder":
+        return f"a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what} file"
+    if kind.startswith(("a broken", "a loop", "unreadable")):
+        return kind
+    # A FIFO, socket or device: a read could wait for ever on a FIFO no one writes to, and a
+    # pipe (`<(...)`, /dev/stdin) could be read only once, where a run records the path to rerun.
+    return f"{kind}, not a regular file; save the {what} to a file and give its path"
+
+
+REGULAR_FILE = "a regular file"
+_FILE_KINDS = MappingProxyType({
+    stat.S_IFREG: REGULAR_FILE, stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (a pipe)",
+    stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+})  # fmt: skip
+
+
+def what_stands_at(path: Path) -> tuple[Path, str] | None:
+    """(where, what) for the first of `path`'s parents that is something but not a folder (a
+    file, a link to nothing), or else for `path` itself ("a regular file", "a folder", "a FIFO
+    (a pipe)", "a broken symbolic link to X"...; links followed); None where nothing is at all."""
+    for where in [*reversed(path.parents), path]:
+        kind = kind_of(where)
+        if kind is None:
+            return None  # nothing here, so nothing under it either
+        if where == path or kind != "a folder":
+            return where, kind
+    return None  # not reached: the loop ends at `path`
+
+
+LINK_LOOP = "a loop of symbolic links"
+
+
+def kind_of(path: Path) -> str | None:
+    """What `path` is, its links followed (`_FILE_KINDS`, or what stops the look); None for nothing."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:  # a folder that may not be searched: not taken for nothing there
+        return f"unreadable ({exc.strerror})"
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return f"a broken symbolic link to {os.readlink(path)}"
+    except OSError as exc:
+        return LINK_LOOP if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
+
+
+def not_a_file(path: Path) -> str | None:
+    """What stands at `path` where a file should, when it is not a regular file (None for a file
+    or nothing): a folder, a dangling link, or a FIFO, socket or device (reading one would hang)."""
+    if path.is_file() or not os.path.lexists(path):
+        return None
+    if path.is_dir():
+        return "a folder"
+    if not path.exists():  # exists() is False for a loop of links as for a dangling one
+        return LINK_LOOP if kind_of(path) == LINK_LOOP else "a link to nothing"
+    return "not a regular file (a FIFO, socket or device)"
+
+
+def checkpoint_file(path: Path) -> Path:
+    """`path`, or the file a link there names; InvalidInput when no regular file is there (a
+    FIFO would block the read)."""
+    if path.is_dir():
+        held = sorted(p.name for p in path.glob("*.pt"))[:6]  # a run's checkpoints/<name>/ given for its best.pt
+        raise InvalidInput(f"{path}: a folder, not a checkpoint file" + (f" (it holds {', '.join(held)})" if held else ""))
+    if (what := not_a_file(path)) is not None:
+        raise InvalidInput(f"{path}: {what}, not a checkpoint file")
+    if not path.is_file():  # `best.pt/x` too, whose ENOTDIR is_file() reads as absent: file_problem names best.pt
+        raise InvalidInput(f"{path}: {file_problem(path, 'checkpoint') or 'checkpoint not found'}")
+    return path.resolve()

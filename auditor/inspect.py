@@ -20,8 +20,9 @@ from torch import nn
 
 from auditor import checkpoint, environment
 from auditor.audit import is_count, latency_warnings
-from auditor.data import class_changes, fingerprint, norm_tensors, not_a_file, read_test_set
+from auditor.data import class_changes, fingerprint, norm_tensors, read_test_set
 from auditor.errors import InvalidInput
+from auditor.fileio import checkpoint_file
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model
 from auditor.spec import (
@@ -31,7 +32,6 @@ from auditor.spec import (
     MAX_WARMUP,
     Latency,
     Spec,
-    file_problem,
     hash_resolved,
     short_value,
     validate_spec,
@@ -57,7 +57,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
     """The checkpoint's model, spec, spec hash and test fingerprints as the run recorded them,
     its integrity in words and warnings on its record. A link is followed: the digest file
     checked is the one beside the file it names, or else one beside the link."""
-    target = _checkpoint_file(path)
+    target = checkpoint_file(path)
     integrity, digested = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
     state = checkpoint.load(path, check_digest=False)
     if not isinstance(state.get("spec"), dict):
@@ -103,19 +103,6 @@ def model_from_checkpoint(path: Path) -> Loaded:
 def _sha256_text(value: Any) -> str | None:
     """`value` where it is a sha256 as a run writes one (64 lower-case hex digits), else None."""
     return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
-
-
-def _checkpoint_file(path: Path) -> Path:
-    """`path`, or the file a link there names; InvalidInput when no regular file is there (a
-    FIFO would block the read)."""
-    if path.is_dir():
-        held = sorted(p.name for p in path.glob("*.pt"))[:6]  # a run's checkpoints/<name>/ given for its best.pt
-        raise InvalidInput(f"{path}: a folder, not a checkpoint file" + (f" (it holds {', '.join(held)})" if held else ""))
-    if (what := not_a_file(path)) is not None:
-        raise InvalidInput(f"{path}: {what}, not a checkpoint file")
-    if not path.is_file():  # `best.pt/x` too, whose ENOTDIR is_file() reads as absent: file_problem names best.pt
-        raise InvalidInput(f"{path}: {file_problem(path, 'checkpoint') or 'checkpoint not found'}")
-    return path.resolve()
 
 
 def _integrity(path: Path, target: Path) -> tuple[str, bool]:

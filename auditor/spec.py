@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import errno
 import hashlib
 import json
 import math
 import operator
-import os
 import re
 import shlex
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +35,7 @@ from pydantic import (
 )
 
 from auditor.errors import InvalidInput
-from auditor.fileio import home_expanded
+from auditor.fileio import REGULAR_FILE, home_expanded, not_readable, what_stands_at
 from auditor.words import count, exact, path_arg
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
@@ -991,7 +988,7 @@ def locate(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what:
         shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name{_shipped_hint(p, shipped, prefixes, what)})"
         raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
     also = f" (the shipped {what} {stand_in} stands in only where nothing is at the path given)" if stand_in else ""
-    raise InvalidInput(f"{arg}: {_not_readable(p, *found, what)}{also}")
+    raise InvalidInput(f"{arg}: {not_readable(p, *found, what)}{also}")
 
 
 def bare_name_of_a_folder(arg: str, p: Path) -> bool:
@@ -1029,66 +1026,6 @@ def _shipped_hint(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...],
     if near:
         return f"; did you mean {' or '.join(near[:3])}?"
     return f"; the shipped {what}s are {', '.join(names)}" if names else ""
-
-
-def file_problem(path: Path, what: str) -> str | None:
-    """Why a `what` file cannot be read at `path` though something is there (a folder, a link to
-    nothing, a FIFO, a file where a parent folder goes); None for a regular file or nothing at all."""
-    found = what_stands_at(path)
-    return None if found is None or found == (path, REGULAR_FILE) else _not_readable(path, *found, what)
-
-
-def _not_readable(p: Path, where: Path, kind: str, what: str) -> str:
-    """Why the `what` file at `p` cannot be read, `where` (p or a parent of it) being `kind`."""
-    if where != p:
-        return f"{where} is {kind}, not a folder"
-    if kind == "a folder":
-        return f"a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what} file"
-    if kind.startswith(("a broken", "a loop", "unreadable")):
-        return kind
-    # A FIFO, socket or device: a read could wait for ever on a FIFO no one writes to, and a
-    # pipe (`<(...)`, /dev/stdin) could be read only once, where a run records the path to rerun.
-    return f"{kind}, not a regular file; save the {what} to a file and give its path"
-
-
-REGULAR_FILE = "a regular file"
-_FILE_KINDS = MappingProxyType({
-    stat.S_IFREG: REGULAR_FILE, stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (a pipe)",
-    stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-})  # fmt: skip
-
-
-def what_stands_at(path: Path) -> tuple[Path, str] | None:
-    """(where, what) for the first of `path`'s parents that is something but not a folder (a
-    file, a link to nothing), or else for `path` itself ("a regular file", "a folder", "a FIFO
-    (a pipe)", "a broken symbolic link to X"...; links followed); None where nothing is at all."""
-    for where in [*reversed(path.parents), path]:
-        kind = kind_of(where)
-        if kind is None:
-            return None  # nothing here, so nothing under it either
-        if where == path or kind != "a folder":
-            return where, kind
-    return None  # not reached: the loop ends at `path`
-
-
-LINK_LOOP = "a loop of symbolic links"
-
-
-def kind_of(path: Path) -> str | None:
-    """What `path` is, its links followed (`_FILE_KINDS`, or what stops the look); None for nothing."""
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:  # a folder that may not be searched: not taken for nothing there
-        return f"unreadable ({exc.strerror})"
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return f"a broken symbolic link to {os.readlink(path)}"
-    except OSError as exc:
-        return LINK_LOOP if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
-    return _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

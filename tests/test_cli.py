@@ -518,6 +518,22 @@ def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path
         assert imported and "# smoke: valid" in proc.stdout
 
 
+@pytest.mark.parametrize("command", ["evaluate", "measure"])
+def test_a_checkpoint_path_where_no_file_is_is_refused_before_torch_is_imported(tmp_path: Path, command: str) -> None:
+    data = ["--data-root", str(tmp_path)] if command == "evaluate" else []
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/best.pt").write_bytes(b"")
+    for given, message in [("none.pt", "none.pt: checkpoint not found"),
+                           ("run", "run: a folder, not a checkpoint file (it holds best.pt)"),
+                           ("run/best.pt/x", "run/best.pt/x: run/best.pt is a regular file, not a folder")]:  # fmt: skip
+        proc, imported = cli_in_fresh_python(command, given, *data, cwd=tmp_path)
+        assert_clean_error(proc, f"auditor {command}: error: {message}")
+        assert not imported, (given, proc.stderr)
+    proc, imported = cli_in_fresh_python(command, "run/best.pt", *data, cwd=tmp_path)  # a file: read with torch
+    assert_clean_error(proc, "run/best.pt: cannot load checkpoint (empty file)")
+    assert imported
+
+
 def test_check_refuses_a_record_whose_spec_or_metrics_were_edited_and_warns_of_a_stored_verdict(
     tmp_path: Path, smoke_run: Path
 ) -> None:
