@@ -834,27 +834,31 @@ def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
     return bad.encode("ascii", "backslashreplace").decode("ascii"), exc.end
 
 
-# Commands that import torch first thing (validate: for the model registry and this machine's checks).
+# Commands that import torch before they start, once their spec or checkpoint could be read
+# (validate: for the model registry and this machine's checks).
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure", "validate")
 
 
 def _refuse_unreadable_input(args: argparse.Namespace) -> None:
     """Refuse a spec that cannot be read (not found, not YAML, a malformed --set, ...) or a
-    checkpoint path where no file is before torch is imported, which takes seconds: the error its
-    command would raise after the import, word for word (`read_spec` is the first part of
-    `load_spec`, `checkpoint_file` the first check of a checkpoint). Validation needs torch."""
+    checkpoint path where no checkpoint file is (nothing, a folder, a FIFO, a link to nothing)
+    before torch is imported, which takes seconds: the error its command would raise after the
+    import, word for word, and first as there (`read_spec` is the first part of `load_spec`,
+    `checkpoint_file` the first check of a checkpoint). Validation needs torch."""
     if args.command in ("evaluate", "measure"):
         from auditor.fileio import checkpoint_file
 
         checkpoint_file(args.checkpoint)
         return
+    if args.command == "verify" and any(n is not None and n < 1 for n in (args.epochs, args.steps)):
+        return  # verify says a budget flag below 1 before it reads the spec (make_plan)
     from auditor.spec import read_spec
 
     specs = args.specs if args.command == "validate" else [args.spec]
     errors = []
     for path in specs:
         try:
-            read_spec(path, args.sets)  # verify's budget flags are checked with the spec, after the import
+            read_spec(path, args.sets)  # the user's --set alone: verify's budget flags are applied after the import
         except InvalidInput as exc:
             errors.append(str(exc))
     if errors and len(errors) == len(specs):  # validate prints every spec that is valid: it goes on while one reads

@@ -512,6 +512,10 @@ def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path
     proc, imported = cli_in_fresh_python(command, "unknown.yaml", cwd=tmp_path)
     assert_clean_error(proc, "unknown.yaml: model.name: unknown model 'resnet7'")
     assert imported and not (tmp_path / "reports").exists() and not (tmp_path / "verify").exists()
+    if command == "verify":  # a budget flag below 1 is said first, as before the spec is read
+        proc, imported = cli_in_fresh_python(command, "nope.yaml", "--epochs", "0", cwd=tmp_path)
+        assert_clean_error(proc, "auditor verify: error: --epochs: must be >= 1, got 0")
+        assert imported and not (tmp_path / "verify").exists()
     if command == "validate":  # each spec said: one that reads is validated (with torch), and printed
         proc, imported = cli_in_fresh_python(command, "nope.yaml", "smoke", "broken.yaml", cwd=tmp_path)
         assert_clean_error(proc, "nope.yaml: spec file not found", "broken.yaml: not valid YAML")
