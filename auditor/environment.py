@@ -23,6 +23,7 @@ import psutil
 import torch
 
 import auditor
+from auditor.errors import signals_held
 from auditor.spec import resource_dir
 from auditor.words import count
 
@@ -371,9 +372,13 @@ def git_state(where: Path, outputs: Sequence[Path] = ()) -> GitState:
     """
     try:
         env = {**os.environ, "LC_ALL": "C"}  # git's messages in English, as _git_problem reads them
-        run = lambda *a: subprocess.run(
-            ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True, env=env
-        ).stdout
+
+        def run(*a: str) -> str:
+            with signals_held():  # a stop comes after git returns (errors.signals_held says why)
+                return subprocess.run(
+                    ["git", *a], cwd=where, capture_output=True, text=True, timeout=10, check=True, env=env
+                ).stdout
+
         commit, top, *_ = [*run("rev-parse", "HEAD", "--show-toplevel").splitlines(), "", ""]
         if not commit or not top:  # an old git inside .git prints no top level
             return GitState(None, None, None)
@@ -476,8 +481,9 @@ def _inside_tree(path: Path, top: Path) -> bool:
         real = path.resolve()
         if not real.is_relative_to(top.resolve()):
             return False
-        done = subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(real)], cwd=top, capture_output=True,
-                              timeout=10, env={**os.environ, "LC_ALL": "C"}, check=False)  # fmt: skip
+        with signals_held():  # as in git_state
+            done = subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(real)], cwd=top, capture_output=True,
+                                  timeout=10, env={**os.environ, "LC_ALL": "C"}, check=False)  # fmt: skip
     except (OSError, RuntimeError, subprocess.SubprocessError):  # a link loop, git gone: not shown to be tracked
         return False
     return done.returncode == 0

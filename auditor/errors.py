@@ -89,8 +89,11 @@ def signals_held(deliver: bool = True) -> Iterator[list[int]]:
     `deliver`, raise the first again, to the handlers in force (else the caller says what it did).
 
     For importing torch (an interrupt inside its import leaves the modules half-made, so the
-    stop would end in an AttributeError or a C++ abort instead of exit 130/143), and for putting a
-    finished run in place. A signal ignored, or handled from C, is left alone; nothing is held off
+    stop would end in an AttributeError or a C++ abort instead of exit 130/143), for putting a
+    finished run in place, and around a child process (`subprocess.run`): its wait takes a lock
+    with `acquire(False)` before the `try` that releases it, so that a stop raised in between
+    leaves the lock held, and the wait of the clean stop then hangs on it (seen with SIGTERM,
+    which Popen.__exit__ does not take for a KeyboardInterrupt). A signal ignored, or handled from C, is left alone; nothing is held off
     the main thread. Every handler is restored, also when a signal lands while they are.
     """
     held: list[int] = []
@@ -104,8 +107,8 @@ def signals_held(deliver: bool = True) -> Iterator[list[int]]:
         yield held
     finally:
         _restore(previous)
-    if held and deliver:  # main's handler: the first SIGTERM ignores any after it
-        signal.raise_signal(held[0])
+        if held and deliver:  # main's handler (the first SIGTERM ignores any after it); the stop, not
+            signal.raise_signal(held[0])  # an error the block raised meanwhile, ends the command
 
 
 def _restore(handlers: list[tuple[int, Any]]) -> None:

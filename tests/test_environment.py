@@ -6,6 +6,7 @@ import dataclasses
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,37 @@ def test_git_state_counts_changes_but_not_the_tools_own_outputs(tmp_path: Path) 
     state = environment.git_state(repo / "sub", outputs)
     assert state.dirty is True and state.changes == {"tracked": 1, "untracked": 1}
     assert environment.git_state(tmp_path, outputs) == environment.GitState(None, None, None)  # not a work tree
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.parametrize("tree", [True, False])  # git succeeds, or fails (no work tree: CalledProcessError)
+def test_a_stop_during_a_git_call_comes_after_git_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree: bool
+) -> None:
+    """A user test: a SIGTERM raised inside subprocess's wait, between its lock's acquire(False) and
+    the `try` releasing it, left the lock held; the clean stop's wait then hung on it (kill -9 only).
+    The stop is held until the child process is reaped, then raised, also where git failed."""
+    from auditor.cli import Stops
+    from auditor.errors import Terminated
+
+    if tree:
+        _git(tmp_path, "init", "-q")
+    real, returned = subprocess.run, []
+
+    def run_with_a_stop(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs at the next bytecode: here, unless held
+        returned.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", run_with_a_stop)
+    stops = Stops()
+    stops.install()
+    try:
+        with pytest.raises(Terminated):
+            environment.git_state(tmp_path)
+    finally:
+        stops.restore(to_exit=False)
+    assert len(returned) == 1 and returned[0][:2] == ["git", "rev-parse"]  # type: ignore[index]
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
