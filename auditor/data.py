@@ -28,7 +28,7 @@ from auditor.audit import OTHER_ENTRIES_KEPT
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import not_a_file, resolved_folder
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
-from auditor.words import first_of
+from auditor.words import count, first_of
 
 CIFAR_DIR = "cifar-10-batches-py"
 IMAGE_SHAPE = (3, 32, 32)
@@ -160,6 +160,9 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         bad = next(v for v in labels.tolist() if not (type(v) is int and 0 <= v <= 9))
         raise InvalidInput(f"{path}: labels must be integers in 0..9, got {labels.dtype} (e.g. {bad!r})")
+    if isinstance(d["labels"], (list, tuple)) and (flags := [v for v in d["labels"] if isinstance(v, (bool, np.bool_))]):
+        # numpy reads True as 1 beside integers: a flag is no class index
+        raise InvalidInput(f"{path}: labels must be integers in 0..9, got {count(len(flags), 'true/false value')} (e.g. {flags[0]!r})")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise InvalidInput(f"{path}: labels must be in 0..9, got {labels.min()}..{labels.max()}")
     return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)

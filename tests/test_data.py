@@ -358,6 +358,8 @@ def _nested_data(depth: int) -> bytes:
          r"labels must be integers in 0..9, got <U\d+ \(e.g. 'cat'\)"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0.5, 1]})),
          "labels must be integers in 0..9, got float64"),
+        (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [True, 1]})),
+         r"labels must be integers in 0..9, got 1 true/false value \(e.g. True\)"),  # a user test: read as class 1
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [[0], [1]]})),
          r"'labels' must be a flat list of integers, got shape \(2, 1\)"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": None})),
@@ -393,7 +395,7 @@ def _nested_data(depth: int) -> bytes:
          r"batches.meta: 'label_names' gives label 3 a blank name \(' '\): every class needs a name"),
     ],
     ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
-         "label-float", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
+         "label-float", "label-bool", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
          "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "meta-repeats", "meta-11",
          "meta-str", "meta-blank"],
 )  # fmt: skip
