@@ -552,7 +552,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
-        raise ValueError(f"{metric} is a fraction in [0, 1], got threshold {crit.threshold}")
+        raise ValueError(f"{metric} is a fraction in [0, 1], got {expr!r}")  # as written: not 5.0 for 5
     if not recorded and not _reachable(crit):  # a gate no model can pass is a typo, not a gate
         hi = metric_ceiling(metric)
         raise ValueError(f"{expr!r} can never pass: {metric} is always in [0, {exact(hi)}]" if hi < math.inf else
@@ -1067,6 +1067,10 @@ def override_value(raw: str, item: str, criterion: bool = False) -> Any:
         if text[:1] in "[{" and "undefined alias" in str(getattr(exc, "problem", "")):  # `[*a]`: a list, not text
             raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)} (a --set VALUE is a YAML document of its own, "
                                "so an alias can name only an anchor within it)") from None  # fmt: skip
+        if text[:1] in "[{":  # `[50, 75` cut short: a typo, not text (a user test: it became the description)
+            raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)} (a VALUE that begins with {text[0]!r} is read as a "
+                               f"YAML {'list' if text[0] == '[' else 'mapping'}; for text, quote it: "
+                               f"--set {shlex.quote(item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
         comment = re.search(r"\s#", text)
         if comment and not any(q in text[: comment.start()] for q in "'\""):  # a quoted '#' is text
             text = text[: comment.start()].rstrip()

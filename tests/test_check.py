@@ -422,7 +422,7 @@ def test_a_criteria_mapping_set_in_check_replaces_them_as_in_run() -> None:
      ("criteria={test_acc: ''}", "criteria.test_acc: empty; write an expression"),
      ("criteria={bogus: '>= 1'}", "--set \"criteria={bogus: '>= 1'}\": criteria.bogus: unknown metric 'bogus'"),
      ("criteria={test_acc: 0.5}", "criteria.test_acc: must be a quoted string like \">= 0.85\", got 0.5"),  # as run says
-     ("criteria={test_acc: '>= 2'}", "criteria.test_acc: test_acc is a fraction in [0, 1]")],
+     ("criteria={test_acc: '>= 2'}", "criteria.test_acc: test_acc is a fraction in [0, 1], got '>= 2'")],  # not 2.0
 )  # fmt: skip
 def test_a_criteria_mapping_that_could_drop_or_break_a_gate_is_refused(item: str, needle: str) -> None:
     with pytest.raises(InvalidInput) as info:

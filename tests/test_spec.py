@@ -1166,6 +1166,13 @@ def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
         load_spec("smoke", ["data.mean=[*a]"])
     assert str(err.value).startswith("--set 'data.mean=[*a]': found undefined alias 'a' (line 1, column 2) (a --set VALUE")
     assert load_spec("smoke", ["description=*bold* text"]).description == "*bold* text"  # text, as before
+    for value, kind in (("[oops", "list"), ("{a: 1", "mapping")):  # a user test: taken as the text, without a word
+        with pytest.raises(InvalidInput) as err:
+            load_spec("smoke", [f"description={value}"])
+        assert str(err.value).startswith(f"--set 'description={value}': expected ',' or ")
+        assert str(err.value).endswith(f"(a VALUE that begins with {value[0]!r} is read as a YAML {kind}; for text, "
+                                       f"quote it: --set 'description=\"{value}\"')")
+    assert load_spec("smoke", ['description="[oops"']).description == "[oops"  # as it says
     with pytest.raises(InvalidInput, match=r"^smoke --set 'train=\{epochs: two\}': train\.epochs: input should be"):
         load_spec("smoke", ["train={epochs: two}"])  # a section a set wrote, to its key
     with pytest.raises(InvalidInput, match=r"^smoke --set 'data\.mean=\[0, 1e-40, 0\.5\]': data\.mean\.1: "):
