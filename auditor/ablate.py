@@ -44,10 +44,11 @@ from auditor.audit import (
     chose_on_test,
     has_checkpoint,
     is_number,
-    malformed_test,
     record_no_selection,
+    record_problem,
     run_paths,
     spec_hash_matches,
+    unique_keys,
     unrecordable_number,
     write_json,
 )
@@ -553,16 +554,16 @@ def skip_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 def finished_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
-    """How the plan and the log show a finished run it skips: `skip_label`, or, for a record edited
-    after the run (`record_edits`), that the page does not count it."""
-    if record_edits(audit):
-        return "skip, but not counted: its audit.json was edited after the run (remove its report folder to train it afresh)"
+    """How the plan and the log show a finished run it skips: `skip_label`, or, for a record `check`
+    refuses (`check_refusal`), that the page does not count it."""
+    if check_refusal(audit):
+        return "skip, but not counted: `auditor check` refuses its audit.json (remove its report folder to train it afresh)"
     return skip_label(audit, now)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), object_pairs_hook=unique_keys)  # a key twice: refused, as check does
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and unrecordable_number(data) is None else None  # unreadable as audit.read_audit says
@@ -713,22 +714,24 @@ def _data_label(data: Any) -> str | None:
     return f"CIFAR-10 ({qualifier})" if qualifier else None
 
 
-def record_edits(audit: dict[str, Any]) -> list[str]:
-    """How a run's audit.json was edited after the run, as `check` refuses it: a resolved spec that
-    no longer hashes to its spec_hash, metrics that disagree with what it measured, a test evaluation
-    without what a run writes (its confusion matrix, from which check recomputes the accuracy).
-    Empty: none found."""
+def check_refusal(audit: dict[str, Any]) -> str | None:
+    """Why `auditor check` refuses a run's audit.json, as it says it: not a record this auditor reads
+    (`record_problem`: another schema_version, a field of another kind than a run writes, e.g. a
+    test evaluation without the confusion matrix check recomputes the accuracy from, statuses that
+    disagree), or a record edited after the run (a resolved spec that no longer hashes to its
+    spec_hash, metrics that disagree with what it measured). None: the page counts it. A field that
+    is absent (a record of an older version) is not refused here: the page shows what it holds."""
+    if (problem := record_problem(audit, complete=False)) is not None:
+        return problem
     edits = []
-    if bad := malformed_test(audit.get("measurements")):
-        edits.append(f"its test evaluation lacks what a run writes ({', '.join(bad)})")
     try:
         if isinstance(audit.get("spec"), dict) and not spec_hash_matches(audit):
             edits.append("its resolved spec does not match its spec_hash")
         if isinstance(audit.get("metrics"), dict) and isinstance(audit.get("measurements"), dict):
             edits += edited_metrics(audit)
-    except (KeyError, TypeError, ValueError, AttributeError):  # a record of another shape: the page shows what it holds
+    except (KeyError, TypeError, ValueError, AttributeError):  # a record that lacks what they read: the page shows what it holds
         pass
-    return edits
+    return f"edited after the run ({'; '.join(edits)})" if edits else None
 
 
 def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]:
@@ -741,10 +744,10 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
             unreadable = audit is None and (rdir / "audit.json").exists()
             why = "stale" if audit else ("its audit.json is unreadable" if unreadable else "not run")
             missing.append({"seed": r.seed, "name": r.name, "why": why})
-        elif edits := record_edits(audit):
+        elif refusal := check_refusal(audit):
             missing.append({"seed": r.seed, "name": r.name, "edited": True, "why": (
-                f"its audit.json was edited after the run ({'; '.join(edits)}), so `auditor check` refuses it and "
-                "its figures are not counted; remove its report folder, and this ablation trains it afresh")})  # fmt: skip
+                f"`auditor check` refuses its audit.json: {refusal}; its figures are not counted; remove its report "
+                "folder, and this ablation trains it afresh")})  # fmt: skip
         else:
             runs.append(_run_row(r, audit, rdir, here))
     ref = plan.ablation.reference.get(v)
@@ -1129,8 +1132,9 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
             why = ("with the same --set and seeds as this one, so the base spec or the ablation file changed since "
                    "(every run's spec hash differs from the plan's); undo that change, or run the plan")  # fmt: skip
         else:
-            why = (f"made with --set {made.get('cli_overrides')} and seeds {made.get('seeds')}; give those, "
-                   "or run the plan")  # fmt: skip
+            sets = " ".join(f"--set {shlex.quote(str(s))}" for s in made.get("cli_overrides") or []) or "no --set"
+            seeds = ", ".join(map(str, made.get("seeds") or [])) or "none recorded"
+            why = f"made with {sets} and seeds {seeds}; give those, or run the plan"
         raise InvalidInput(f"--render-only: no finished run of this plan under {out}, where the page counts "
                            f"{counted_runs(earlier)}, {why}; nothing was rewritten")  # fmt: skip
     try:
@@ -1329,11 +1333,13 @@ def check_runnable(plan: Plan, out: Path) -> None:
     """Refuse, before anything runs, what `auditor run` would refuse only when a run's turn came
     (and the ablation stop there), naming the variant: runs to come that need what this machine
     lacks (CUDA, fp16 without it, a compile the environment switches off) or data that is not
-    there, and interrupted runs that cannot be continued under the spec planned for them."""
-    from auditor.runner import machine_problems
+    there, interrupted runs that cannot be continued under the spec planned for them, and files of
+    the user's in a run's folders, which the run would refuse to replace."""
+    from auditor.runner import machine_problems, run_folder_problems
 
     found: dict[str, list[tuple[str, bool]]] = {}
     interrupted: list[str] = []
+    blocked: list[str] = []
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
@@ -1344,12 +1350,15 @@ def check_runnable(plan: Plan, out: Path) -> None:
                                           for p in machine_problems(todo[0][0].spec)))  # fmt: skip
         interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state in todo
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
+        blocked += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, _ in todo
+                    for p in run_folder_problems(run_paths(out, r.name))]  # fmt: skip
     problems, advice = _problem_lines(plan.source, found)
     if interrupted:
         advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "
                       "with the ablation file and --set it was started with")  # fmt: skip
-    if advice:
-        raise InvalidInput("\n".join([*problems, *interrupted, f"nothing was run; {'; '.join(advice)}"]))
+    if problems or interrupted or blocked:
+        done = "; ".join(["nothing was run", *advice])
+        raise InvalidInput("\n".join([*problems, *interrupted, *blocked, done]))
 
 
 def _problem_lines(source: str, found: dict[str, list[tuple[str, bool]]]) -> tuple[list[str], list[str]]:
@@ -1464,8 +1473,8 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
         notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
     if edited := [r["name"] for v in record["variants"] for r in v["missing"] if r.get("edited")]:  # older: not said
-        notes.append(f"note: {count(len(edited), 'run')} not counted, as {'its' if len(edited) == 1 else 'their'} "
-                     f"audit.json was edited after the run (listed on the page): {', '.join(edited)}")  # fmt: skip
+        notes.append(f"note: {count(len(edited), 'run')} not counted, as `auditor check` refuses "
+                     f"{'its' if len(edited) == 1 else 'their'} audit.json (listed on the page): {', '.join(edited)}")  # fmt: skip
     if unfinished := missing - len(edited):
         notes.append(f"note: {count(unfinished, 'planned run')} {'has' if unfinished == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip

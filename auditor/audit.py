@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -589,7 +589,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read forever
         raise InvalidInput(f"{path}: not a regular file (a device, pipe or socket)")
     try:
-        audit = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
+        audit = json.loads(path.read_text(), object_pairs_hook=unique_keys)
     except FileNotFoundError:
         if not run_dir.exists():
             raise InvalidInput(f"{run_dir}: no such folder{_where_the_report_is(run_dir)}") from None
@@ -615,29 +615,40 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
-    except ValueError as exc:  # _unique_keys
+    except ValueError as exc:  # unique_keys
         raise InvalidInput(f"{path}: not an audit record: {exc}") from None
-    if (bad := unrecordable_number(audit)) is not None:
-        raise InvalidInput(f"{path}: not an audit record: {bad}")
-    if not isinstance(audit, dict):
-        raise InvalidInput(f"{path}: not an audit record (a JSON object), got JSON {type(audit).__name__}")
-    version = audit.get("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:  # not `true` or 1.0, which equal 1
-        what = "no schema_version" if version is None else f"unsupported audit schema_version {version!r}"
-        raise InvalidInput(f"{path}: {what} (expected {SCHEMA_VERSION}: is this a record of `auditor run`?)")
-    missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
-    missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
-    missing += [] if missing else _malformed_items(audit)
-    if missing:
-        raise InvalidInput(f"{path}: incomplete audit record: missing or malformed {', '.join(missing)}")
-    statuses = {k: audit[k]["status"] for k in ("run", "training", "metrics") if "status" in audit[k]}
-    if len(set(map(str, statuses.values()))) > 1:  # a run writes one status three times
-        said = ", ".join(f"{k}.status {v!r}" for k, v in statuses.items())
-        raise InvalidInput(f"{path}: its statuses disagree ({said}): the record was edited after the run")
+    if (problem := record_problem(audit)) is not None:
+        raise InvalidInput(f"{path}: {problem}")
     return audit
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def record_problem(audit: Any, complete: bool = True) -> str | None:
+    """Why parsed JSON is not a record `read_audit` accepts (a number no record holds, not an object,
+    another schema_version, a field missing or malformed, statuses that disagree), or None.
+    `complete` False: a field that is absent is no problem, one of another kind still is (`ablate`,
+    whose page shows what a record holds and counts no record of another schema or kind)."""
+    if (bad := unrecordable_number(audit)) is not None:
+        return f"not an audit record: {bad}"
+    if not isinstance(audit, dict):
+        return f"not an audit record (a JSON object), got JSON {type(audit).__name__}"
+    version = audit.get("schema_version")
+    if (complete or version is not None) and (type(version) is not int or version != SCHEMA_VERSION):  # not `true` or 1.0
+        what = "no schema_version" if version is None else f"unsupported audit schema_version {json.dumps(version)}"
+        return f"{what} (expected {SCHEMA_VERSION}: is this a record of `auditor run`?)"
+    missing = [k for k in AUDIT_KEYS if (complete or k in audit) and not isinstance(audit.get(k), AUDIT_KEYS[k])]
+    missing += [".".join(keys) for keys, kind, required in NESTED_KEYS
+                if not _nested_ok(audit, keys, kind, required and complete)]  # fmt: skip
+    missing += [] if missing else _malformed_items(audit, complete)
+    if missing:
+        return f"incomplete audit record: missing or malformed {', '.join(missing)}"
+    statuses = {k: audit[k]["status"] for k in ("run", "training", "metrics") if "status" in audit.get(k, {})}
+    if len(set(map(str, statuses.values()))) > 1:  # a run writes one status three times
+        said = ", ".join(f"{k}.status {json.dumps(v)}" for k, v in statuses.items())
+        return f"its statuses disagree ({said}): the record was edited after the run"
+    return None
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object's members; a key twice (a hand edit: a run writes each once, and JSON readers
     disagree on which to keep) is a ValueError naming it."""
     record = dict(pairs)
@@ -711,20 +722,113 @@ def _pair_ok(pair: Any) -> bool:
             and all(isinstance(pair.get(k) or {}, dict) for k in ("losses", "metrics", "results")))  # fmt: skip
 
 
-def _malformed_items(audit: dict[str, Any]) -> list[str]:
-    """The fields whose values the sheet formats (lists' items, counts), where one is not what a run writes."""
-    bad = [f"criteria[{i}]" for i, c in enumerate(audit["criteria"]) if not _criterion_ok(c)]
+def _or_null(kind: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or kind(v)
+
+
+def _texts(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _counts(v: Any) -> bool:
+    return isinstance(v, list) and all(map(is_count, v))
+
+
+def _measured(v: Any) -> bool:  # a criterion's measured value: a number, a word (status), or null
+    return v is None or isinstance(v, str) or is_number(v)
+
+
+_NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
+# Fields the sheet formats (numbers with a format code, counts with separators, lists it joins), as a
+# run writes them; a hand edit of another kind is refused naming the field, as `check` refuses it,
+# rather than fail inside the renderer. Where the sheet needs a value, null is refused too. An
+# absent field (an older record) is left to the sheet, which says which one it lacks.
+SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("run.wall_time_s", _NUMBER), ("run.measure_time_s", _NUMBER),
+    ("run.resume_notes", _or_null(_texts)), ("run.toggle_notes", _or_null(_texts)),
+    ("run.environment_notes", _or_null(_texts)),
+    ("determinism.seeded", _or_null(_texts)), ("determinism.nondeterminism_sources", _texts),
+    ("environment.cudnn", _COUNT), ("environment.gpu", _or_null(lambda v: isinstance(v, dict))),
+    ("environment.torch_threads", is_count), ("environment.cpu_quota", _NUMBER),
+    ("environment.git_commit", _or_null(lambda v: isinstance(v, str))),
+    ("environment.command", lambda v: isinstance(v, str)),
+    ("data.files", lambda v: isinstance(v, dict)), ("data.normalization", lambda v: isinstance(v, str)),
+    ("data.n_train_files", is_count), ("data.n_test_files", _COUNT),
+    ("data.sizes", lambda v: isinstance(v, dict)),
+    *((f"data.sizes.{split}", is_count) for split in ("train", "val", "test")),
+    ("model.family", _or_null(lambda v: isinstance(v, str))), ("model.stem", lambda v: isinstance(v, str)),
+    ("model.stage_widths", _or_null(_counts)), ("model.blocks_per_stage", _or_null(_counts)),
+    ("training.epochs_run", is_count), ("training.epochs_planned", is_count), ("training.steps_per_epoch", _COUNT),
+    *((f"training.{k}", _NUMBER) for k in ("best_metric", "train_time_s", "images_per_s", "compile_s")),
+    ("training.host_memory", _or_null(lambda v: isinstance(v, dict))),
+    ("training.host_memory.mmap_threshold", _NUMBER), ("training.host_memory.trim_threshold", _NUMBER),
+    ("training.host_memory.probe_bytes", _COUNT),
+    *((f"measurements.{k}", lambda v: isinstance(v, dict)) for k in ("size", "latency", "memory")),
+    *((f"measurements.size.{k}", _COUNT) for k in ("params_total", "params_trainable", "checkpoint_bytes", "weights_bytes")),
+    ("measurements.latency.warmup", is_count), ("measurements.latency.iters", is_count),
+    ("measurements.latency.iqr_ms", is_number),
+    *((f"measurements.latency.{k}", _NUMBER) for k in (
+        "median_ms", "p95_ms", "mean_ms", "min_ms", "other_cpu_share", "other_cpu_window_s")),
+    ("measurements.memory.peak_rss_mb", _NUMBER), ("measurements.memory.cuda_max_allocated_mb", _NUMBER),
+    ("measurements.nonfinite", _or_null(_texts)),
+    *((f"checkpoints.{c}", lambda v: isinstance(v, dict)) for c in ("last", "best")),
+    *((f"checkpoints.{c}.bytes", _COUNT) for c in ("last", "best")),
+    *((f"checkpoints.{c}.global_step", is_count) for c in ("last", "best")),
+    *((f"checkpoints.{c}.contents", _or_null(_texts)) for c in ("last", "best")),
+    ("metrics.final_train_acc", _NUMBER),
+)  # fmt: skip
+# Each epoch's row of training.history, as the sheet's table and curves show it.
+HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("lr", is_number), ("epoch_s", is_number), ("images_per_s", is_number),
+    *((k, _NUMBER) for k in ("train_loss", "train_acc", "val_loss", "val_acc")),
+)  # fmt: skip
+
+
+def _field_ok(audit: Mapping[str, Any], dotted: str, kind: Callable[[Any], bool]) -> bool:
+    """Whether the field at `dotted` is of `kind`; an absent one (or one under a parent that is
+    no mapping, which its own entry names) passes."""
+    node: Any = audit
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return True
+        node = node[key]
+    return kind(node)
+
+
+def _malformed_fields(audit: dict[str, Any]) -> list[str]:
+    """The SHEET_FIELDS and the history rows' HISTORY_FIELDS of another kind than a run writes."""
+    bad = [dotted for dotted, kind in SHEET_FIELDS if not _field_ok(audit, dotted, kind)]
+    for i, row in enumerate(audit.get("training", {}).get("history", [])):
+        if not isinstance(row, dict):
+            bad.append(f"training.history[{i}]")
+        elif wrong := [k for k, kind in HISTORY_FIELDS if k in row and not kind(row[k])]:
+            bad.append(f"training.history[{i}].{'/'.join(wrong)}")
+    return bad
+
+
+def _malformed_items(audit: dict[str, Any], complete: bool = True) -> list[str]:
+    """The fields whose values the sheet formats (lists' items, counts), where one is not what a run
+    writes (`complete` False: absent ones pass, as in `record_problem`). Each section is a mapping
+    and criteria a list, where present: `record_problem` has checked that."""
+    criteria = audit.get("criteria", [])
+    bad = [f"criteria[{i}]" for i, c in enumerate(criteria) if not _criterion_ok(c)]
+    bad += [f"criteria[{i}].measured" for i, c in enumerate(criteria) if _criterion_ok(c) and not _measured(c["measured"])]
+    bad += _malformed_fields(audit)
     bad += _malformed_verification(audit.get("verification"))
     for i, c in enumerate(audit.get("step_checkpoints") or []):
         if not (isinstance(c, dict) and isinstance(c.get("path"), str) and is_count(c.get("bytes"))
                 and is_count(c.get("global_step")) and "sha256" in c and isinstance(c["sha256"], (str, type(None)))
                 and isinstance(c.get("problem", ""), str)):  # fmt: skip
             bad.append(f"step_checkpoints[{i}]")
-    data, env = audit["data"], audit["environment"]
+    data, env = audit.get("data", {}), audit.get("environment", {})
     val, sizes = data.get("val_in_train"), data.get("sizes")
     most = sizes.get("val") if isinstance(sizes, dict) and is_count(sizes.get("val")) else val  # no more than val has
     if val is not None and not (is_count(val) and val <= most):
         bad.append("data.val_in_train")
+    scored = sizes.get("test") if isinstance(sizes, dict) and is_count(sizes.get("test")) else None
+    for key in ("test_in_train", "test_in_val"):  # counts of scored test images (null: not checked)
+        if (n := data.get(key)) is not None and not (is_count(n) and (scored is None or n <= scored)):
+            bad.append(f"data.{key}")
     if (limit := env.get("memory_limit_bytes")) is not None and not (is_count(limit) and limit > 0):
         bad.append("environment.memory_limit_bytes")
     others, n_others = data.get("other_entries"), data.get("n_other_entries")
@@ -735,7 +839,7 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
         bad.append("data.n_other_entries")
     bad += malformed_test(audit.get("measurements"))
     counts, classes = data.get("class_counts"), data.get("classes")
-    if not isinstance(classes, list):
+    if (complete or "classes" in data) and not isinstance(classes, list):
         bad.append("data.classes")
     elif counts is not None and not (counts.keys() == {"train", "val", "test"} and all(
             isinstance(c, list) and len(c) == len(classes) and all(map(is_count, c)) for c in counts.values())):

@@ -234,8 +234,8 @@ def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("measure", help="parameters, size and latency (batch 1 by default) of a checkpoint")
     p.add_argument("checkpoint", type=_path, metavar="CHECKPOINT", help=ckpt_help)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--iters", type=int, default=None, help="timed iterations (default: the spec's)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed warm-up iterations (default: the spec's)")
+    p.add_argument("--iters", type=int, default=None, help="timed iterations, 5 to 10^6 (default: the spec's)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed warm-up iterations, 0 to 10^5 (default: the spec's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

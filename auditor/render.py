@@ -14,6 +14,7 @@ missing field raises instead of printing a blank.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -63,7 +64,7 @@ from auditor.check import (
 )
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
-from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resource_dir
+from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resolved_dict, resource_dir, validate_spec
 from auditor.words import count, describe_setting, every_n, exact, first_of, plural
 
 TEMPLATE = "reproducibility.md.j2"
@@ -92,6 +93,7 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
     run_dir = Path(run_dir)
     read_here = record_bytes(run_dir) if audit is None else as_read
     audit = read_audit(run_dir) if audit is None else audit
+    _refuse_invalid_edited_spec(run_dir, audit)
     try:
         figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
         text = render_text(audit, figures, notes, resolved_yaml_problem(run_dir, audit))
@@ -109,6 +111,36 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
             f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet: {_missing_field(exc)}"
         ) from None
     return run_dir / SHEET
+
+
+def _refuse_invalid_edited_spec(run_dir: Path, audit: dict[str, Any]) -> None:
+    """InvalidInput, naming the field, for a resolved spec edited after the run (its spec_hash no
+    longer its hash) into one that is no valid spec: the sheet reads its fields as validation
+    leaves them. An edited spec that is valid is rendered, and the sheet says it was edited."""
+    if spec_hash_matches(audit):
+        return
+    try:
+        spec = validate_spec(audit["spec"], "spec", recorded=True)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{run_dir / 'audit.json'}: its resolved spec was edited after the run into no valid spec, "
+                           f"so the sheet cannot be rendered: {exc}") from None
+    if (odd := _unresolved(audit["spec"], resolved_dict(spec), "spec")) is not None:  # `compile: true`, read as "default"
+        raise InvalidInput(f"{run_dir / 'audit.json'}: its resolved spec was edited after the run into values no run "
+                           f"records, so the sheet cannot be rendered: {odd}")
+
+
+def _unresolved(recorded: Mapping[str, Any], resolved: Mapping[str, Any], where: str) -> str | None:
+    """The first field of `recorded` that validation reads as another value ('FIELD X, read as Y'),
+    or None; a field it lacks (an older record: a newer default) is not compared."""
+    for key, value in recorded.items():
+        if key not in resolved:
+            continue
+        if isinstance(value, dict) and isinstance(resolved[key], dict):
+            if (odd := _unresolved(value, resolved[key], f"{where}.{key}")) is not None:
+                return odd
+        elif value != resolved[key] or isinstance(value, bool) != isinstance(resolved[key], bool):
+            return f"{where}.{key} {json.dumps(value)}, read as {json.dumps(resolved[key])}"
+    return None
 
 
 def _missing_field(exc: Exception) -> str:
@@ -149,9 +181,16 @@ def render_text(
     spec.resolved.yaml beside the sheet, which its first Reproduce command trains
     (`audit.resolved_yaml_problem`), or None.
     """
-    env = make_environment()
+    env = _sheet_environment()
     context = build_context(audit, figures, figure_notes or {}, resolved_problem)
     return env.get_template(TEMPLATE).render(**context)
+
+
+@functools.cache
+def _sheet_environment() -> jinja2.Environment:
+    """The sheet's environment, made once: compiling the template takes about 0.1 s, and
+    rendering it a few ms (the loader still reloads a template whose file changed)."""
+    return make_environment()
 
 
 def make_environment(filters: Mapping[str, Callable[..., str]] | None = None) -> jinja2.Environment:
@@ -503,7 +542,7 @@ def build_context(
     qualifier = cifar_qualifier(audit["data"])
     edited = edited_metrics(audit)
     v["front_matter"] = _front_matter(audit, qualifier, disputed=bool(edited))
-    v["judged_again"] = _judged_again(audit)
+    v["judged_again"] = _judged_again(audit, refused=bool(edited) or not spec_hash_matches(audit))
     v["metrics_edited"] = metrics_edited_text(edited)
     v["spec_edited"] = None if spec_hash_matches(audit) else spec_edited_text(audit["spec_hash"])
     # One parenthesis: "(not the official files; 1,024 training images)", never two in a row.
@@ -927,16 +966,16 @@ def _test_copies(d: dict[str, Any]) -> dict[str, str | None]:
     """The scored test images found, pixel for pixel, among the images trained on or selected on
     (`copies_text`), and a warning when there are any (`copies_warning`)."""
     train, val = d.get("test_in_train"), d.get("test_in_val")
-    if train is None or val is None:  # records written before the check
+    if train is None and val is None:  # records written before the check
         return {"copies_text": "not checked (recorded before this check)", "copies_warning": None}
     n = d["sizes"]["test"]
+    counts = " / ".join("not checked" if c is None else f"{c:,}" for c in (train, val))  # one of them: an edited record
     said = [f"{_copies(train)} of images in the training split, so the test accuracy counts images the model "
             "trained on" if train else "", f"{_copies(val)} of images in the validation split, on which the "
             "checkpoint was selected" if val else ""]  # fmt: skip
     warning = ("**Test images seen before:** " + f"of the {n:,} scored test images, "
                + "; ".join(s for s in said if s) + " (pixel for pixel).") if train or val else None  # fmt: skip
-    return {"copies_text": f"{train:,} / {val:,} of {n:,} {EXACT_COPIES}",
-            "copies_warning": warning}  # fmt: skip
+    return {"copies_text": f"{counts} of {n:,} {EXACT_COPIES}", "copies_warning": warning}
 
 
 def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
@@ -1874,7 +1913,11 @@ def _selection_item(audit: dict[str, Any]) -> Item:
         return False, "No model selection on the test set", why
     chose = chose_on_test(audit["training"])
     label = "No model selection on the test set"
-    if split == "val" and (seen := audit["data"].get("test_in_val")):  # records before the check: None
+    seen = audit["data"].get("test_in_val")
+    if split == "val" and seen is None:  # records before the check
+        return False, label, ("best checkpoint selected on the val split, whose images were not checked for copies "
+                              "of the scored test images (recorded before this check)")  # fmt: skip
+    if split == "val" and seen:
         return False, label, (f"best checkpoint selected on the val split, which holds {seen:,} of the scored test "
                               "images (pixel for pixel): the test accuracy is optimistically biased")  # fmt: skip
     if split == "val":
@@ -1933,17 +1976,18 @@ def _batch_sizes(train: dict[str, Any], n_train: int) -> str:
     return text
 
 
-def _judged_again(audit: dict[str, Any]) -> str | None:
+def _judged_again(audit: dict[str, Any], refused: bool = False) -> str | None:
     """A warning when the stored verdict or criteria disagree with the record's own metrics judged
-    again (as `auditor check` does): the record was edited, or written by another version."""
+    again (as `auditor check` does): the record was edited, or written by another version.
+    `refused`: `check` refuses the record (edited metrics or spec), which the next warning says."""
     try:
         differs = stored_verdict_differs(audit)
     except ValueError as exc:  # e.g. a metric this version does not know
         return f"This record's criteria cannot be judged again here ({_one_line(exc)}): the verdict above is as stored."
     return differs and (
         f"audit.json does not agree with its own metrics judged again by this auditor: {differs}. The record was "
-        "changed after the run, or written by another version; `auditor check` gates on the metrics, and this "
-        "sheet shows what is stored."
+        "changed after the run, or written by another version; " + ("`auditor check` refuses it (below), and" if refused
+        else "`auditor check` gates on the metrics, and") + " this sheet shows what is stored."
     )
 
 

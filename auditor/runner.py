@@ -370,10 +370,12 @@ def find_resume_point(
     if (problem := checkpoint.count_problem(state, "global_step")) is not None:
         raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
                            f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
+    # What it was trained under first: a checkpoint of another spec or data is refused as such,
+    # not for a best.pt that putting back would not make resumable (a user test).
+    own = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes)]
     best_from, best_note = check_best_kept(found, state, fresh, environment.compute_setting(device))
     done = trains_nothing(paths, found, seeded)
-    notes_now = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes),
-                 *resume_version_notes(found, state, done), *resume_compute_notes(found, state, device, done)]  # fmt: skip
+    notes_now = [*own, *resume_version_notes(found, state, done), *resume_compute_notes(found, state, device, done)]
     for n in [*([best_note] if best_note else []), *notes_now]:
         log(f"resume: {n}")
         notes.append(n)
@@ -690,11 +692,17 @@ def check_run_folders(paths: RunPaths) -> None:
     would make it fail half-way (checkpoints replaced, reports not) or delete
     the user's files.
     """
-    problems = [p for attr, final, marker in _run_folders(paths) for p in _in_the_way(attr, final, marker)]
+    problems = run_folder_problems(paths)
     if len(problems) == 1:
         raise InvalidInput(problems[0])
     if problems:
         raise InvalidInput(f"{len(problems)} things are in the way of this run:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def run_folder_problems(paths: RunPaths) -> list[str]:
+    """What `check_run_folders` refuses, one line each (none: nothing is in the way); `ablate`
+    says them of every run to come before the first starts."""
+    return [p for attr, final, marker in _run_folders(paths) for p in _in_the_way(attr, final, marker)]
 
 
 def _them(found: list[str]) -> str:

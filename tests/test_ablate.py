@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import SUBSET, fake_cifar_root, requires_subset
+from conftest import SUBSET, fake_cifar_root, requires_subset, run_cli
 
 import auditor
 from auditor.ablate import (
@@ -550,6 +550,22 @@ def tiny_copy(tiny_out: tuple[Path, subprocess.CompletedProcess[str]], tmp_path:
     return root
 
 
+def test_files_of_the_users_in_a_runs_folders_are_refused_before_anything_runs(tiny_copy: Path) -> None:
+    """A user test: a file in the report folder of a run to come stopped the ablation only when that
+    run's turn came (hours in), and --dry-run planned the run without a word."""
+    notes = tiny_copy / "out/reports/tiny-constant-s2/notes.md"  # --seeds 3: seed 2 is to come
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    for dry in (["--dry-run"], []):
+        proc = ablate("tiny.yaml", "--out", "out", "--seeds", "3", *dry, cwd=tiny_copy)
+        assert_invalid(proc, "tiny.yaml: variant 'constant' seed 2: ", "tiny-constant-s2: holds notes.md, which no run "
+                       "writes", "nothing was run")  # fmt: skip
+        assert "[1/" not in proc.stdout and notes.read_text() == "mine"
+    assert not (tiny_copy / "out/reports/tiny-cosine-s2").exists()  # the other run to come did not start either
+    notes.unlink()
+    assert ablate("tiny.yaml", "--out", "out", "--seeds", "3", "--dry-run", cwd=tiny_copy).returncode == 0
+
+
 def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anything_runs(tiny_copy: Path) -> None:
     page = tiny_copy / "out/reports/tiny/ABLATIONS.md"
     before = page.read_bytes()
@@ -570,7 +586,7 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     # --render-only under other --set/--seeds than the runs were made with: no page of nothing
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
     assert proc.returncode == 2 and "--render-only: no finished run of this plan under out, where the page counts 4" in proc.stderr
-    assert "made with --set [] and seeds [0, 1]; give those" in proc.stderr
+    assert "made with no --set and seeds 0, 1; give those" in proc.stderr  # a user test: "--set [] and seeds [0, 1]"
     assert page.read_bytes() == before
     write(tiny_copy / "tiny.yaml", TINY.replace("measure.latency.iters=5", "measure.latency.iters=6"))  # the file changed
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
@@ -592,27 +608,62 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
     assert proc.returncode == 0, proc.stderr
     page = (tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text()
-    assert ("- constant, seed 0: `tiny-constant-s0` (its audit.json was edited after the run (metrics.test_acc 0.99, "
-            "but measurements.test.acc") in page  # fmt: skip
-    assert "- cosine, seed 1: `tiny-cosine-s1` (its audit.json was edited after the run (its resolved spec does not " in page
+    assert ("- constant, seed 0: `tiny-constant-s0` (`auditor check` refuses its audit.json: edited after the run "
+            "(metrics.test_acc 0.99, but measurements.test.acc") in page  # fmt: skip
+    assert ("- cosine, seed 1: `tiny-cosine-s1` (`auditor check` refuses its audit.json: edited after the run (its "
+            "resolved spec does not ") in page  # fmt: skip
     assert "99.00" not in page
     (said,) = [line for line in proc.stdout.splitlines() if "not counted" in line]
-    assert said.startswith("note: 2 runs not counted, as their audit.json was edited after the run (listed on the "
+    assert said.startswith("note: 2 runs not counted, as `auditor check` refuses their audit.json (listed on the "
                            "page): ") and sorted(said.split(": ")[-1].split(", ")) == ["tiny-constant-s0", "tiny-cosine-s1"]
     assert "no finished report yet" not in proc.stdout + proc.stderr  # a user test: it said so of an edited run
     again = ablate("tiny.yaml", "--out", "out", cwd=tiny_copy)  # the runs are skipped, and the log says how
     assert again.returncode == 0, again.stderr
-    assert "tiny-constant-s0: skip, but not counted: its audit.json was edited after the run" in again.stdout
-    # Review: without its confusion matrix a record passed record_edits, which `check` now refuses.
-    matrixless = tiny_copy / "out/reports/tiny-cosine-s0/audit.json"
-    record = json.loads(matrixless.read_text())
-    record["measurements"]["test"]["confusion"] = None
-    matrixless.write_text(json.dumps(record))
-    assert ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy).returncode == 0
-    assert ("- cosine, seed 0: `tiny-cosine-s0` (its audit.json was edited after the run (its test evaluation lacks "
-            "what a run writes (measurements.test.confusion))") in (tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text()
+    assert "tiny-constant-s0: skip, but not counted: `auditor check` refuses its audit.json" in again.stdout
     dry = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
-    assert dry.returncode == 0 and "tiny-constant-s0  variant constant  seed 0  [skip, but not counted: its audit.json was edited" in dry.stdout
+    assert dry.returncode == 0 and "tiny-constant-s0  variant constant  seed 0  [skip, but not counted: `auditor check` refuses" in dry.stdout
+
+
+def _dup_key(text: str) -> str:
+    return text.replace('"schema_version": 1', '"schema_version": 1, "schema_version": 1', 1)
+
+
+REFUSED_EDITS = [  # (run, edit of its record's text, what the page says), in two rounds: one run stays counted
+    [("tiny-cosine-s0", lambda r: {**r, "schema_version": 2}, "unsupported audit schema_version 2 (expected 1"),
+     ("tiny-cosine-s1", lambda r: {**r, "determinism": {**r["determinism"], "cudnn_deterministic": "false"}},
+      "missing or malformed determinism.cudnn_deterministic"),
+     ("tiny-constant-s0", lambda r: {**r, "run": {**r["run"], "status": "diverged"}},
+      'its statuses disagree (run.status "diverged", training.status')],
+    # Review: without its confusion matrix a record passed, which `check` refuses.
+    [("tiny-cosine-s0", lambda r: {**r, "measurements": {**r["measurements"], "test": {**r["measurements"]["test"],
+                                                                                     "confusion": None}}},
+      "missing or malformed measurements.test.confusion"),
+     ("tiny-constant-s0", None, "its audit.json is unreadable")],
+]  # fmt: skip
+
+
+def test_a_run_record_check_refuses_is_not_counted_on_the_page(tiny_copy: Path) -> None:
+    """User tests: the page counted records `check` refuses as not this auditor's (another
+    schema_version, a flag written as text, one status changed, a key twice): a newer format's
+    figures went into an older tool's means without a word."""
+    reports = tiny_copy / "out/reports"
+    original = {run: (reports / run / "audit.json").read_text() for run, _, _ in REFUSED_EDITS[0]}
+    for edits in REFUSED_EDITS:
+        for run, text in original.items():
+            (reports / run / "audit.json").write_text(text)
+        for run, edit, _ in edits:
+            path = reports / run / "audit.json"
+            path.write_text(_dup_key(path.read_text()) if edit is None else json.dumps(edit(json.loads(path.read_text()))))
+            checked = run_cli("check", str(path.parent), cwd=tiny_copy)
+            assert checked.returncode == 2, checked.stdout + checked.stderr  # the case: check refuses it
+        proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+        assert proc.returncode == 0, proc.stderr
+        page = (reports / "tiny/ABLATIONS.md").read_text()
+        for run, edit, said in edits:
+            (line,) = [x for x in page.splitlines() if f": `{run}` (" in x]
+            assert said in line and (edit is None or "; its figures are not counted" in line), line
+        counted = {v["name"]: v["seeds"] for v in json.loads((reports / "tiny/ablations.json").read_text())["variants"]}
+        assert counted == ({"cosine": [], "constant": [1]} if len(edits) == 3 else {"cosine": [1], "constant": [1]})
 
 
 def test_variants_scored_on_different_test_images_are_said_not_to_compare(tiny_copy: Path) -> None:

@@ -522,9 +522,12 @@ def test_a_record_whose_stored_verdict_its_metrics_contradict_says_so() -> None:
     edited["metrics"]["latency_ms"] = 999.0  # the criterion `latency_ms < 50` fails on it now
     text = text_of(edited)
     assert "judged again by this auditor: verdict stored PASS, now FAIL; `latency_ms` stored PASS, now FAIL." in text
+    # A user test: this caution said check gates on the metrics, the next one that check refuses the record.
+    assert "another version; `auditor check` refuses it (below), and this sheet shows what is stored." in text
     edited = golden_audit()
     edited["verdict"] = "MAYBE"
     assert "verdict stored MAYBE, now PASS." in text_of(edited)
+    assert "`auditor check` gates on the metrics, and this sheet shows what is stored." in text_of(edited)
     edited = golden_audit()  # a metric another version knows: the sheet still renders, and says so
     edited["spec"]["criteria"]["future_metric"] = ">= 1"
     assert "criteria cannot be judged again here (unknown metric 'future_metric'; known:" in text_of(edited)
@@ -880,7 +883,13 @@ def test_test_images_seen_in_training_or_selection_are_said() -> None:
     assert "| Scored test images also in the train / val split | not checked (recorded before this check) |" in old
     assert checklist_line(old, "Test images not trained on").startswith("- [ ] **Test images not trained on**: not "
                                                                          "checked")  # fmt: skip
-    assert checklist_line(old, "No model selection on the test set").startswith("- [x]")
+    assert checklist_line(old, "No model selection on the test set") == (  # a user test: ticked without evidence
+        "- [ ] **No model selection on the test set**: best checkpoint selected on the val split, whose images were "
+        "not checked for copies of the scored test images (recorded before this check)")  # fmt: skip
+    audit["data"]["test_in_train"] = 0  # only one count: an edited record, said as it is
+    assert "| Scored test images also in the train / val split | 0 / not checked of 500 (exact pixel" in text_of(audit)
+    assert checklist_line(text_of(audit), "Test images not trained on").startswith("- [x]")
+    assert checklist_line(text_of(audit), "No model selection on the test set").startswith("- [ ]")
 
 
 def test_a_broken_models_validation_accuracies_are_not_reported() -> None:
@@ -1669,13 +1678,54 @@ def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, c
         return run_dir, capsys.readouterr().err
 
     cannot = "malformed audit record, cannot render the sheet ({}: "
-    run_dir, err = edited("a", lambda a: a["measurements"]["latency"].update(median_ms="fast"))  # hand-edited
-    assert err.startswith(f"auditor render: error: {run_dir / 'audit.json'}: {cannot.format('TypeError')}"), err
+    # A user test: these failed inside the renderer (its TypeError quoted, no field named), and `check` gated on them.
+    for field, edit in [("measurements.latency.median_ms", lambda a: a["measurements"]["latency"].update(median_ms="fast")),
+                        ("data.test_in_train", lambda a: a["data"].update(test_in_train="x")),
+                        ("environment.command", lambda a: a["environment"].update(command=None)),
+                        ("training.history[1].lr/epoch_s", lambda a: a["training"]["history"][1].update(lr=None, epoch_s="1")),
+                        ("checkpoints.best.bytes", lambda a: a["checkpoints"]["best"].update(bytes="644 kB"))]:
+        run_dir, err = edited(field, edit)
+        said = f"{run_dir / 'audit.json'}: incomplete audit record: missing or malformed {field}\n"
+        assert err == f"auditor render: error: {said}", err
+        assert main(["check", str(run_dir)]) == 2 and capsys.readouterr().err == f"auditor check: error: {said}"
     run_dir, err = edited("b", lambda a: a["measurements"]["test"]["confusion"].__setitem__(5, [0]))  # a row cut short
     assert "incomplete audit record: missing or malformed measurements.test.confusion" in err, err
     run_dir, err = edited("c", lambda a: a["model"].update(stem="3x3 conv (16 ch), stride 0, no max-pool"))
     assert cannot.format("ZeroDivisionError") in err, err  # a division by the stride
     assert "Traceback" not in err
+
+
+def _leaf_paths(node: Any, path: tuple = ()) -> list[tuple]:
+    """Every field's path in a record (the first two items of a list)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node[:2]) if isinstance(node, list) else []
+    return [p for k, v in items for p in ((*path, k), *_leaf_paths(v, (*path, k)))]
+
+
+def test_no_single_edited_field_fails_inside_the_renderer() -> None:
+    """A user test: a field of another kind (a string for a count, null for a command) failed inside
+    the renderer, whose Python error the message quoted without naming the field, and `check` gated
+    on the record. Every field of the golden record, set to a value of each JSON kind, is refused
+    naming it (`record_problem`, or an edited spec validation refuses), or the sheet renders."""
+    from auditor.audit import record_problem
+
+    base, crashed = golden_audit(), []
+    for path in _leaf_paths(base):
+        for value in ("x", None, -1, 0, 1.5, True, [], {}):
+            audit = copy.deepcopy(base)
+            node = audit
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            if record_problem(audit) is not None:
+                continue
+            try:
+                render._refuse_invalid_edited_spec(Path("run"), audit)
+                render_text(audit, FIGURES)
+            except (InvalidInput, KeyError, jinja2.UndefinedError):  # said, naming the file and the field
+                continue
+            except Exception as exc:  # noqa: BLE001 - what a user would see quoted
+                crashed.append(f"{'.'.join(map(str, path))} = {json.dumps(value)}: {type(exc).__name__}: {exc}")
+    assert not crashed, "\n".join(crashed[:20])
 
 
 @pytest.mark.parametrize("read_only", [".", "figures"])

@@ -488,6 +488,22 @@ def test_a_resume_whose_best_checkpoint_is_gone_or_damaged_is_refused_before_tra
             k: v for k, v in before.items() if "best.pt" not in k}  # the report as it was  # fmt: skip
 
 
+def test_a_checkpoint_of_another_spec_is_refused_as_such_before_its_missing_best_pt(tmp_path: Path) -> None:
+    """A user test: a checkpoint of another spec, its best.pt missing, was refused with advice to put
+    best.pt back, which would only have led to the refusal of the spec."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    shutil.rmtree(paths.reports)
+    paths.checkpoints.rename(paths.ckpt_staging)
+    _best_before_last(paths.ckpt_staging / "last.pt")
+    (paths.ckpt_staging / "best.pt").unlink()
+    other = load_spec("smoke", [*TINY_SETS, "train.optimizer.lr=0.07"])
+    with pytest.raises(InvalidInput) as err:
+        execute(other, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert "last.pt: checkpoint was written by a different spec" in str(err.value), err.value
+    assert "train.optimizer.lr: 0.05 -> 0.07" in str(err.value) and "best.pt" not in str(err.value)
+
+
 @pytest.mark.parametrize("other_setting", [True, False])
 def test_a_best_checkpoint_newer_than_last_pt_is_resumed_from(tmp_path: Path, other_setting: bool) -> None:
     """best.pt landed, last.pt did not (a kill between them): a user test found the resume going back
