@@ -48,7 +48,6 @@ from auditor.audit import (
     record_problem,
     run_paths,
     spec_hash_matches,
-    unique_keys,
     unrecordable_number,
     write_json,
 )
@@ -563,7 +562,7 @@ def finished_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(), object_pairs_hook=unique_keys)  # a key twice: refused, as check does
+        data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and unrecordable_number(data) is None else None  # unreadable as audit.read_audit says
@@ -1132,9 +1131,10 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
             why = ("with the same --set and seeds as this one, so the base spec or the ablation file changed since "
                    "(every run's spec hash differs from the plan's); undo that change, or run the plan")  # fmt: skip
         else:
-            sets = " ".join(f"--set {shlex.quote(str(s))}" for s in made.get("cli_overrides") or []) or "no --set"
-            seeds = ", ".join(map(str, made.get("seeds") or [])) or "none recorded"
-            why = f"made with {sets} and seeds {seeds}; give those, or run the plan"
+            given, seeds = made.get("cli_overrides"), made.get("seeds")
+            sets = " ".join(f"--set {shlex.quote(str(s))}" for s in given) if isinstance(given, list) else ""
+            seeds = ", ".join(map(str, seeds)) if isinstance(seeds, list) and seeds else "none recorded"
+            why = f"made with {sets or 'no --set'} and seeds {seeds}; give those, or run the plan"
         raise InvalidInput(f"--render-only: no finished run of this plan under {out}, where the page counts "
                            f"{counted_runs(earlier)}, {why}; nothing was rewritten")  # fmt: skip
     try:

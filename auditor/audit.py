@@ -752,6 +752,8 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("environment.torch_threads", is_count), ("environment.cpu_quota", _NUMBER),
     ("environment.git_commit", _or_null(lambda v: isinstance(v, str))),
     ("environment.command", lambda v: isinstance(v, str)),
+    ("environment.numeric_env", _or_null(lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()))),
+    ("environment.auditor_source", _or_null(lambda v: isinstance(v, str))),
     ("data.files", lambda v: isinstance(v, dict)), ("data.normalization", lambda v: isinstance(v, str)),
     ("data.n_train_files", is_count), ("data.n_test_files", _COUNT),
     ("data.sizes", lambda v: isinstance(v, dict)),
@@ -761,14 +763,16 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("training.epochs_run", is_count), ("training.epochs_planned", is_count), ("training.steps_per_epoch", _COUNT),
     *((f"training.{k}", _NUMBER) for k in ("best_metric", "train_time_s", "images_per_s", "compile_s")),
     ("training.host_memory", _or_null(lambda v: isinstance(v, dict))),
+    ("training.other_cpu_share", _NUMBER), ("training.other_cpu_window_s", _NUMBER),
+    ("training.layout", _or_null(lambda v: isinstance(v, dict))), ("training.trained_on", _or_null(lambda v: isinstance(v, dict))),
+    ("training.trained_at", _or_null(lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))),
     ("training.host_memory.mmap_threshold", _NUMBER), ("training.host_memory.trim_threshold", _NUMBER),
     ("training.host_memory.probe_bytes", _COUNT),
     *((f"measurements.{k}", lambda v: isinstance(v, dict)) for k in ("size", "latency", "memory")),
     *((f"measurements.size.{k}", _COUNT) for k in ("params_total", "params_trainable", "checkpoint_bytes", "weights_bytes")),
     ("measurements.latency.warmup", is_count), ("measurements.latency.iters", is_count),
-    ("measurements.latency.iqr_ms", is_number),
-    *((f"measurements.latency.{k}", _NUMBER) for k in (
-        "median_ms", "p95_ms", "mean_ms", "min_ms", "other_cpu_share", "other_cpu_window_s")),
+    *((f"measurements.latency.{k}", is_number) for k in ("median_ms", "p95_ms", "mean_ms", "iqr_ms", "min_ms")),
+    *((f"measurements.latency.{k}", _NUMBER) for k in ("other_cpu_share", "other_cpu_window_s")),
     ("measurements.memory.peak_rss_mb", _NUMBER), ("measurements.memory.cuda_max_allocated_mb", _NUMBER),
     ("measurements.nonfinite", _or_null(_texts)),
     *((f"checkpoints.{c}", lambda v: isinstance(v, dict)) for c in ("last", "best")),
@@ -779,7 +783,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 )  # fmt: skip
 # Each epoch's row of training.history, as the sheet's table and curves show it.
 HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
-    ("lr", is_number), ("epoch_s", is_number), ("images_per_s", is_number),
+    ("lr", is_number), ("epoch_s", is_number), ("images_per_s", is_number), ("steps", is_count),
     *((k, _NUMBER) for k in ("train_loss", "train_acc", "val_loss", "val_acc")),
 )  # fmt: skip
 
@@ -841,7 +845,7 @@ def _malformed_items(audit: dict[str, Any], complete: bool = True) -> list[str]:
     counts, classes = data.get("class_counts"), data.get("classes")
     if (complete or "classes" in data) and not isinstance(classes, list):
         bad.append("data.classes")
-    elif counts is not None and not (counts.keys() == {"train", "val", "test"} and all(
+    elif counts is not None and isinstance(classes, list) and not (counts.keys() == {"train", "val", "test"} and all(
             isinstance(c, list) and len(c) == len(classes) and all(map(is_count, c)) for c in counts.values())):
         bad.append("data.class_counts")
     return bad

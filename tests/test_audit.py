@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from auditor.audit import SET_ASIDE, finite_or_none, is_number, nan_test_loss_note, read_audit, write_json
+from auditor.audit import (
+    SET_ASIDE,
+    finite_or_none,
+    is_number,
+    nan_test_loss_note,
+    read_audit,
+    record_problem,
+    write_json,
+)
 from auditor.errors import InvalidInput
 
 
@@ -385,3 +393,27 @@ def test_what_older_versions_recorded_is_not_taken_for_an_edit() -> None:
     assert found.startswith(f"training.best_epoch {best} ")
     record["criteria"].append({"metric": ["best_val_acc"], "expr": ">= 0", "measured": 1, "passed": True, "detail": ""})
     assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]
+
+
+def _without(node: object, path: tuple = ()) -> list[tuple]:
+    """Each field's path in a record (the first item of each list)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node[:1]) if isinstance(node, list) else []
+    return [p for k, v in items for p in ((*path, k), *_without(v, (*path, k)))]
+
+
+def test_a_record_lacking_any_one_field_is_judged_without_an_error() -> None:
+    """A review: with data.classes absent and class_counts there, ablate's lenient reading
+    (complete=False) raised a TypeError, a traceback where `check` names the field."""
+    base = json.loads((FIXTURES / "audit_golden.json").read_text())
+    for path in _without(base):
+        record = json.loads(json.dumps(base))
+        node = record
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+        for complete in (True, False):
+            problem = record_problem(record, complete)  # no exception, whichever field is gone
+            assert problem is None or isinstance(problem, str)
+    del base["data"]["classes"]
+    assert "data.classes" in str(record_problem(base))
+    assert record_problem(base, complete=False) is None  # the page shows what the record holds
