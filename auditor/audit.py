@@ -727,7 +727,7 @@ def _or_null(kind: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 def _texts(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    return isinstance(v, list) and all(map(_text, v))
 
 
 def _counts(v: Any) -> bool:
@@ -736,6 +736,14 @@ def _counts(v: Any) -> bool:
 
 def _measured(v: Any) -> bool:  # a criterion's measured value: a number, a word (status), or null
     return v is None or isinstance(v, str) or is_number(v)
+
+
+def _mapping(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str)
 
 
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
@@ -748,34 +756,34 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("run.resume_notes", _or_null(_texts)), ("run.toggle_notes", _or_null(_texts)),
     ("run.environment_notes", _or_null(_texts)),
     ("determinism.seeded", _or_null(_texts)), ("determinism.nondeterminism_sources", _texts),
-    ("environment.cudnn", _COUNT), ("environment.gpu", _or_null(lambda v: isinstance(v, dict))),
+    ("environment.cudnn", _COUNT), ("environment.gpu", _or_null(_mapping)),
     ("environment.torch_threads", is_count), ("environment.cpu_quota", _NUMBER),
-    ("environment.git_commit", _or_null(lambda v: isinstance(v, str))),
-    ("environment.command", lambda v: isinstance(v, str)),
-    ("environment.numeric_env", _or_null(lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()))),
-    ("environment.auditor_source", _or_null(lambda v: isinstance(v, str))),
-    ("data.files", lambda v: isinstance(v, dict)), ("data.normalization", lambda v: isinstance(v, str)),
+    ("environment.git_commit", _or_null(_text)),
+    ("environment.command", _text),
+    ("environment.numeric_env", _or_null(lambda v: _mapping(v) and all(map(_text, v.values())))),
+    ("environment.auditor_source", _or_null(_text)),
+    ("data.files", _mapping), ("data.normalization", _text),
     ("data.n_train_files", is_count), ("data.n_test_files", _COUNT),
-    ("data.sizes", lambda v: isinstance(v, dict)),
+    ("data.sizes", _mapping),
     *((f"data.sizes.{split}", is_count) for split in ("train", "val", "test")),
-    ("model.family", _or_null(lambda v: isinstance(v, str))), ("model.stem", lambda v: isinstance(v, str)),
+    ("model.family", _or_null(_text)), ("model.stem", _text),
     ("model.stage_widths", _or_null(_counts)), ("model.blocks_per_stage", _or_null(_counts)),
     ("training.epochs_run", is_count), ("training.epochs_planned", is_count), ("training.steps_per_epoch", _COUNT),
     *((f"training.{k}", _NUMBER) for k in ("best_metric", "train_time_s", "images_per_s", "compile_s")),
-    ("training.host_memory", _or_null(lambda v: isinstance(v, dict))),
+    ("training.host_memory", _or_null(_mapping)),
     ("training.other_cpu_share", _NUMBER), ("training.other_cpu_window_s", _NUMBER),
-    ("training.layout", _or_null(lambda v: isinstance(v, dict))), ("training.trained_on", _or_null(lambda v: isinstance(v, dict))),
-    ("training.trained_at", _or_null(lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))),
+    ("training.layout", _or_null(_mapping)), ("training.trained_on", _or_null(_mapping)),
+    ("training.trained_at", _or_null(lambda v: isinstance(v, list) and all(map(_mapping, v)))),
     ("training.host_memory.mmap_threshold", _NUMBER), ("training.host_memory.trim_threshold", _NUMBER),
     ("training.host_memory.probe_bytes", _COUNT),
-    *((f"measurements.{k}", lambda v: isinstance(v, dict)) for k in ("size", "latency", "memory")),
+    *((f"measurements.{k}", _mapping) for k in ("size", "latency", "memory")),
     *((f"measurements.size.{k}", _COUNT) for k in ("params_total", "params_trainable", "checkpoint_bytes", "weights_bytes")),
     ("measurements.latency.warmup", is_count), ("measurements.latency.iters", is_count),
     *((f"measurements.latency.{k}", is_number) for k in ("median_ms", "p95_ms", "mean_ms", "iqr_ms", "min_ms")),
     *((f"measurements.latency.{k}", _NUMBER) for k in ("other_cpu_share", "other_cpu_window_s")),
     ("measurements.memory.peak_rss_mb", _NUMBER), ("measurements.memory.cuda_max_allocated_mb", _NUMBER),
     ("measurements.nonfinite", _or_null(_texts)),
-    *((f"checkpoints.{c}", lambda v: isinstance(v, dict)) for c in ("last", "best")),
+    *((f"checkpoints.{c}", _mapping) for c in ("last", "best")),
     *((f"checkpoints.{c}.bytes", _COUNT) for c in ("last", "best")),
     *((f"checkpoints.{c}.global_step", is_count) for c in ("last", "best")),
     *((f"checkpoints.{c}.contents", _or_null(_texts)) for c in ("last", "best")),

@@ -542,9 +542,10 @@ def build_context(
     qualifier = cifar_qualifier(audit["data"])
     edited = edited_metrics(audit)
     v["front_matter"] = _front_matter(audit, qualifier, disputed=bool(edited))
-    v["judged_again"] = _judged_again(audit, refused=bool(edited) or not spec_hash_matches(audit))
+    spec_ok = spec_hash_matches(audit)
+    v["judged_again"] = _judged_again(audit, refused=bool(edited) or not spec_ok)
     v["metrics_edited"] = metrics_edited_text(edited)
-    v["spec_edited"] = None if spec_hash_matches(audit) else spec_edited_text(audit["spec_hash"])
+    v["spec_edited"] = None if spec_ok else spec_edited_text(audit["spec_hash"])
     # One parenthesis: "(not the official files; 1,024 training images)", never two in a row.
     v["data_scope"] = "; ".join([*([qualifier] if qualifier else []), count(audit["data"]["sizes"]["train"], "training image")])
     # Records before the command kept --resume hold a resumed run's command without it.

@@ -136,3 +136,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def field_paths(node: Any, per_list: int, path: tuple = ()) -> list[tuple]:
+    """The path of every field in a JSON record, nested ones too (of a list: its first `per_list` items)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node[:per_list]) if isinstance(node, list) else []
+    return [p for k, v in items for p in ((*path, k), *field_paths(v, per_list, (*path, k)))]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import field_paths
 
 from auditor.audit import (
     SET_ASIDE,
@@ -395,17 +396,11 @@ def test_what_older_versions_recorded_is_not_taken_for_an_edit() -> None:
     assert edited_metrics(record) == ["metrics.weights_mb 0.3, but the record holds no measurements.size.weights_bytes / 1e6"]
 
 
-def _without(node: object, path: tuple = ()) -> list[tuple]:
-    """Each field's path in a record (the first item of each list)."""
-    items = node.items() if isinstance(node, dict) else enumerate(node[:1]) if isinstance(node, list) else []
-    return [p for k, v in items for p in ((*path, k), *_without(v, (*path, k)))]
-
-
 def test_a_record_lacking_any_one_field_is_judged_without_an_error() -> None:
     """A review: with data.classes absent and class_counts there, ablate's lenient reading
     (complete=False) raised a TypeError, a traceback where `check` names the field."""
     base = json.loads((FIXTURES / "audit_golden.json").read_text())
-    for path in _without(base):
+    for path in field_paths(base, per_list=1):
         record = json.loads(json.dumps(base))
         node = record
         for key in path[:-1]:

@@ -32,6 +32,7 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
+from conftest import field_paths
 
 import auditor
 from auditor import render
@@ -1695,12 +1696,6 @@ def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, c
     assert "Traceback" not in err
 
 
-def _leaf_paths(node: Any, path: tuple = ()) -> list[tuple]:
-    """Every field's path in a record (the first two items of a list)."""
-    items = node.items() if isinstance(node, dict) else enumerate(node[:2]) if isinstance(node, list) else []
-    return [p for k, v in items for p in ((*path, k), *_leaf_paths(v, (*path, k)))]
-
-
 def test_no_single_edited_field_fails_inside_the_renderer() -> None:
     """A user test: a field of another kind (a string for a count, null for a command) failed inside
     the renderer, whose Python error the message quoted without naming the field, and `check` gated
@@ -1709,7 +1704,7 @@ def test_no_single_edited_field_fails_inside_the_renderer() -> None:
     from auditor.audit import record_problem
 
     base, crashed = golden_audit(), []
-    for path in _leaf_paths(base):
+    for path in field_paths(base, per_list=2):
         for value in ("x", None, -1, 0, 1.5, True, [], {}):
             audit = copy.deepcopy(base)
             node = audit
