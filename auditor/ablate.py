@@ -199,6 +199,17 @@ class Ablation(BaseModel):
         # `cosine:` with nothing after it (YAML null) means "the base": no overrides.
         return {k: ([] if x is None else x) for k, x in v.items()} if isinstance(v, dict) else v
 
+    @field_validator("variants")
+    @classmethod
+    def _variants_differ_in_more_than_case(cls, v: dict[str, Overrides]) -> dict[str, Overrides]:
+        # Their runs' folders (`<ablation>-<variant>-s<seed>`) would be one folder on a file system
+        # that ignores case (macOS's and Windows' defaults): one run would replace the other's.
+        alike = [name for name in v if [other.casefold() for other in v].count(name.casefold()) > 1]
+        if alike:
+            raise ValueError(f"variant names {', '.join(map(repr, alike))} differ only in case: their runs' folders "
+                             "would be one on a file system that ignores case (macOS's and Windows' default); rename one")
+        return v
+
     @model_validator(mode="after")
     def _reference_names_variants(self) -> Ablation:
         unknown = [k for k in self.reference if k not in self.variants]
@@ -715,12 +726,13 @@ def _data_label(data: Any) -> str | None:
 
 def check_refusal(audit: dict[str, Any]) -> str | None:
     """Why `auditor check` refuses a run's audit.json, as it says it: not a record this auditor reads
-    (`record_problem`: another schema_version, a field of another kind than a run writes, e.g. a
-    test evaluation without the confusion matrix check recomputes the accuracy from, statuses that
-    disagree), or a record edited after the run (a resolved spec that no longer hashes to its
-    spec_hash, metrics that disagree with what it measured). None: the page counts it. A field that
-    is absent (a record of an older version) is not refused here: the page shows what it holds."""
-    if (problem := record_problem(audit, complete=False)) is not None:
+    (`record_problem`: another schema_version, a field missing or of another kind than a run writes,
+    e.g. a test evaluation without the confusion matrix check recomputes the accuracy from, statuses
+    that disagree), or a record edited after the run (a resolved spec that no longer hashes to its
+    spec_hash, metrics that disagree with what it measured). None: the page counts it. A record
+    lacking a field is refused as `check` refuses it: its metrics could be compared with nothing
+    (a record whose measurements were deleted would have had an edited test_acc counted)."""
+    if (problem := record_problem(audit)) is not None:
         return problem
     edits = []
     try:

@@ -622,23 +622,21 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     return audit
 
 
-def record_problem(audit: Any, complete: bool = True) -> str | None:
+def record_problem(audit: Any) -> str | None:
     """Why parsed JSON is not a record `read_audit` accepts (a number no record holds, not an object,
-    another schema_version, a field missing or malformed, statuses that disagree), or None.
-    `complete` False: a field that is absent is no problem, one of another kind still is (`ablate`,
-    whose page shows what a record holds and counts no record of another schema or kind)."""
+    another schema_version, a field missing or malformed, statuses that disagree), or None: what
+    `check` and `render` refuse, and `ablate` does not count."""
     if (bad := unrecordable_number(audit)) is not None:
         return f"not an audit record: {bad}"
     if not isinstance(audit, dict):
         return f"not an audit record (a JSON object), got JSON {type(audit).__name__}"
     version = audit.get("schema_version")
-    if (complete or version is not None) and (type(version) is not int or version != SCHEMA_VERSION):  # not `true` or 1.0
+    if type(version) is not int or version != SCHEMA_VERSION:  # not `true` or 1.0
         what = "no schema_version" if version is None else f"unsupported audit schema_version {json.dumps(version)}"
         return f"{what} (expected {SCHEMA_VERSION}: is this a record of `auditor run`?)"
-    missing = [k for k in AUDIT_KEYS if (complete or k in audit) and not isinstance(audit.get(k), AUDIT_KEYS[k])]
-    missing += [".".join(keys) for keys, kind, required in NESTED_KEYS
-                if not _nested_ok(audit, keys, kind, required and complete)]  # fmt: skip
-    missing += [] if missing else _malformed_items(audit, complete)
+    missing = [k for k in AUDIT_KEYS if not isinstance(audit.get(k), AUDIT_KEYS[k])]
+    missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
+    missing += [] if missing else _malformed_items(audit)
     if missing:
         return f"incomplete audit record: missing or malformed {', '.join(missing)}"
     statuses = {k: audit[k]["status"] for k in ("run", "training", "metrics") if "status" in audit.get(k, {})}
@@ -818,10 +816,9 @@ def _malformed_fields(audit: dict[str, Any]) -> list[str]:
     return bad
 
 
-def _malformed_items(audit: dict[str, Any], complete: bool = True) -> list[str]:
+def _malformed_items(audit: dict[str, Any]) -> list[str]:
     """The fields whose values the sheet formats (lists' items, counts), where one is not what a run
-    writes (`complete` False: absent ones pass, as in `record_problem`). Each section is a mapping
-    and criteria a list, where present: `record_problem` has checked that."""
+    writes. Each section is a mapping and criteria a list: `record_problem` has checked that."""
     criteria = audit.get("criteria", [])
     bad = [f"criteria[{i}]" for i, c in enumerate(criteria) if not _criterion_ok(c)]
     bad += [f"criteria[{i}].measured" for i, c in enumerate(criteria) if _criterion_ok(c) and not _measured(c["measured"])]
@@ -851,7 +848,7 @@ def _malformed_items(audit: dict[str, Any], complete: bool = True) -> list[str]:
         bad.append("data.n_other_entries")
     bad += malformed_test(audit.get("measurements"))
     counts, classes = data.get("class_counts"), data.get("classes")
-    if (complete or "classes" in data) and not isinstance(classes, list):
+    if not isinstance(classes, list):
         bad.append("data.classes")
     elif counts is not None and isinstance(classes, list) and not (counts.keys() == {"train", "val", "test"} and all(
             isinstance(c, list) and len(c) == len(classes) and all(map(is_count, c)) for c in counts.values())):

@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,7 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
         (("cosine: []", "cosine: ['train.optimizer={lr: 0.1}', train.optimizer.lr=0.2]"),
          "variants.cosine: sets train.optimizer.lr more than once"),
         (("cosine: []", "'co sine': []"), "variants.co sine (the name): may contain only letters, digits"),
+        (("cosine: []", "Constant: []"), "variant names 'Constant', 'constant' differ only in case: their runs' folders"),
         (("cosine: {best_val_acc: 0.5,", "nobn: {best_val_acc: 0.5,"), "x.yaml: reference: names unknown variants ['nobn']"),
         (("cosine: {best_val_acc: 0.5,", "cosine: {best_val_acc: 94.1,"), "reference.cosine.best_val_acc"),
     ],
@@ -413,9 +415,9 @@ def test_a_page_that_cannot_be_written_names_what_is_in_the_way(tmp_path: Path) 
 ])  # fmt: skip
 def test_runs_without_a_validation_split_are_footnoted_by_what_it_means(tmp_path: Path, epochs: int, said: str) -> None:
     ablation = write(tmp_path / "tiny.yaml", TINY)
-    for r in build_plan(str(ablation)).runs:  # finished runs as their records say, selected on the test split
-        audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"},
-                 "training": {"selection_split": "test" if r.variant == "cosine" else "val", "epochs_run": epochs}}
+    for r in build_plan(str(ablation)).runs:  # finished runs as their records say, cosine's selected on the test split
+        split = "test" if r.variant == "cosine" else "val"
+        audit = finished_record(r, 0.5, history=[{"val_acc": 0.5}] * epochs, selection_split=split)
         (tmp_path / "out/reports" / r.name).mkdir(parents=True)
         (tmp_path / "out/reports" / r.name / "audit.json").write_text(json.dumps(audit))
     assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
@@ -425,13 +427,14 @@ def test_runs_without_a_validation_split_are_footnoted_by_what_it_means(tmp_path
 
 def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_path: Path) -> None:
     ablation = write(tmp_path / "tiny.yaml", TINY)
-    subset = {"dataset": "cifar10", "official": False, "sizes": {"test": 256}, "n_test_files": 1017}
+    subset = {"dataset": "cifar10", "official": False, "n_test_files": 1017,
+              "files": {"data_batch_1": "ok", "test_batch": "md5 mismatch"}}  # fmt: skip
     for r in build_plan(str(ablation)).runs:
         acc = 0.4 + 0.02 * r.seed  # cosine: 0.40 and 0.42 (std 1.41 pp)
         data = {**subset, "fingerprint": "a" * 64 if r.variant == "cosine" else "b" * 64}  # files changed between
-        audit = {"spec_hash": r.spec_hash, "verdict": "PASS", "run": {"status": "completed"}, "data": data,
-                 "training": {"selection_split": "val", "epochs_run": 1}, "metrics": {"best_val_acc": acc,
-                 "final_val_acc": None}, "metric_notes": {"final_val_acc": "the last epoch's model is broken"}}
+        data["sizes"] = {"train": 1000, "val": 200, "test": 256}
+        broken_last = {"val_acc": 0.1, "val_loss": None}  # its val loss not a number: the run withholds final_val_acc
+        audit = finished_record(r, acc, history=[{"val_acc": acc}, broken_last], data=data)
         (tmp_path / "out/reports" / r.name).mkdir(parents=True)
         (tmp_path / "out/reports" / r.name / "audit.json").write_text(json.dumps(audit))
     assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
@@ -637,6 +640,10 @@ REFUSED_EDITS = [  # (run, edit of its record's text, what the page says), in tw
      ("tiny-constant-s0", lambda r: {**r, "training": {**r["training"], "history": [
          {**r["training"]["history"][0], "lr": "0.05"}, *r["training"]["history"][1:]]}},
       "missing or malformed training.history[0].lr")],
+    # Review: a record lacking a section was counted, with whatever its metrics said (nothing to compare them with).
+    [("tiny-cosine-s1", lambda r: {**{k: v for k, v in r.items() if k != "measurements"},
+                                   "metrics": {**r["metrics"], "test_acc": 0.99}},
+      "incomplete audit record: missing or malformed measurements")],
 ]  # fmt: skip
 
 
@@ -661,7 +668,9 @@ def test_a_run_record_check_refuses_is_not_counted_on_the_page(tiny_copy: Path) 
             (line,) = [x for x in page.splitlines() if f": `{run}` (" in x]
             assert said in line and "; its figures are not counted" in line, line
         counted = {v["name"]: v["seeds"] for v in json.loads((reports / "tiny/ablations.json").read_text())["variants"]}
-        assert counted == ({"cosine": [], "constant": [1]} if len(edits) == 3 else {"cosine": [1], "constant": [1]})
+        refused = {run for run, _, _ in edits}
+        assert counted == {v: [s for s in SEEDS if f"tiny-{v}-s{s}" not in refused] for v in VARIANTS}
+        assert "99.00" not in page
 
 
 def test_variants_scored_on_different_test_images_are_said_not_to_compare(tiny_copy: Path) -> None:
@@ -1245,7 +1254,8 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
             name = next(a.split("=", 1)[1] for a in cmd if a.startswith("name="))
             started.append(name)
             (tmp_path / "reports" / name).mkdir(parents=True, exist_ok=True)
-            audit = {"spec_hash": hashes[name], "verdict": "FAIL", "run": {"status": "completed"}}
+            audit = finished_record(next(r for r in plan.runs if r.name == name), 0.1)  # below the 0.85 test_acc criterion
+            assert audit["verdict"] == "FAIL"
             (tmp_path / "reports" / name / "audit.json").write_text(json.dumps(audit))
 
         def wait(self) -> int:
@@ -1281,21 +1291,57 @@ def test_a_run_whose_selected_model_is_broken_is_marked_on_the_page(tmp_path: Pa
     assert ablate._run_row(r, {**audit, "measurements": {"nonfinite": []}}, tmp_path / "run", tmp_path)["broken"] is False
 
 
+def finished_record(
+    run: Any, best: float, status: str = "completed", test_loss: float | None = 1.0,
+    history: list[dict[str, Any]] | None = None, data: dict[str, Any] | None = None, selection_split: str = "val",
+) -> dict[str, Any]:
+    """A complete audit.json of a planned run (`PlannedRun`) as `auditor run` writes one, which
+    `check` accepts: the golden record's fields under the run's resolved spec and name; `history`
+    (by default one epoch of val acc `best`) with its first epoch of highest val acc selected; a
+    test evaluation of accuracy about `best` (`test_loss` None: not a number), all of its images of
+    the first class; `data` merged into the data section; `selection_split` "test": the record of a
+    spec without a validation split; metrics copied from these figures, as a run copies them, and
+    the spec's criteria judged on them."""
+    from auditor.audit import metric_sources, nan_test_loss_note, record_problem
+    from auditor.check import edited_metrics, evaluate_criteria, record_gate_status, verdict
+    from auditor.spec import resolved_dict
+
+    a = json.loads((REPO / "tests/fixtures/audit_golden.json").read_text())
+    a["spec"], a["spec_hash"], a["run"]["name"] = resolved_dict(run.spec), run.spec_hash, run.name
+    for section in ("run", "training", "metrics"):
+        a[section]["status"] = status
+    history = [{**a["training"]["history"][-1], **h} for h in history or [{"val_acc": best, "train_acc": 0.5}]]
+    history = [{**h, "epoch": i, "val_loss": h.get("val_loss", 1.0)} for i, h in enumerate(history, 1)]
+    selectable = [h for h in history if h["val_loss"] is not None]
+    chosen = max(selectable, key=lambda h: h["val_acc"]) if selectable else None  # the first of the highest
+    a["training"] |= {"history": history, "epochs_run": len(history), "selection_split": selection_split,
+                      "best_epoch": chosen and chosen["epoch"],
+                      "best_metric": chosen and chosen["val_acc"], "diverged_at_step": 7 if status == "diverged" else None}
+    a["data"] |= data or {}
+    classes, n = a["data"]["classes"], a["data"]["sizes"]["test"]
+    right = round(best * n)
+    a["measurements"]["test"] |= {
+        "n": n, "acc": right / n, "loss": test_loss, "per_class": {c: right / n if i == 0 else None for i, c in enumerate(classes)},
+        "confusion": [[right, n - right, *[0] * (len(classes) - 2)], *([0] * len(classes) for _ in classes[1:])]}
+    sources = metric_sources(a)
+    a["metrics"] |= {m: source.value for m, source in sources.items() if m in a["metrics"]}
+    a["metric_notes"] = {m: "withheld by the run" for m, source in sources.items()
+                         if m in a["metrics"] and source.value is None and source.measured is not None}
+    if selection_split != "val":
+        a["metric_notes"] |= dict.fromkeys(("best_val_acc", "final_val_acc"), "the spec has no validation split")
+    if test_loss is None:
+        a["metric_notes"]["test_acc"] = nan_test_loss_note("best.pt", right / n)
+    criteria = evaluate_criteria(run.spec.parsed_criteria(), a["metrics"], a["metric_notes"], run.spec.verify.allow_tolerance)
+    a["criteria"] = [asdict(c) for c in criteria]
+    a["verdict"] = verdict(criteria, record_gate_status(a))
+    assert record_problem(a) is None and not edited_metrics(a), (record_problem(a), edited_metrics(a))
+    return a
+
+
 def _fake_finished(out: Path, run: object, status: str, best: float, test_loss: float | None = 1.0) -> None:
-    """A finished run's audit.json as the page reads it (one epoch, selected on val)."""
-    hist = [{"epoch": 1, "val_acc": best, "val_loss": 1.0, "train_acc": 0.5}]
-    right = round(best * 1000)  # of 1,000 test images, all of class a (b has none): acc right / 1000 exactly
-    test = {"acc": best, "loss": test_loss, "n": 1000, "confusion": [[right, 1000 - right], [0, 0]],
-            "per_class": {"a": right / 1000, "b": None}}
-    audit = {
-        "spec_hash": run.spec_hash, "verdict": "PASS" if status == "completed" else "FAIL",
-        "run": {"status": status}, "measurements": {"nonfinite": [], "test": test},
-        "training": {"history": hist, "best_epoch": 1, "selection_split": "val", "epochs_run": 1,
-                     "diverged_at_step": 7 if status == "diverged" else None},
-        "metrics": {"best_val_acc": best, "final_val_acc": best, "test_acc": best, "train_time_s": 1.0, "params_m": 0.27},
-    }  # fmt: skip
+    """A finished run's report: its `finished_record` (one epoch, selected on val) and a sheet."""
     (out / "reports" / run.name).mkdir(parents=True)
-    (out / "reports" / run.name / "audit.json").write_text(json.dumps(audit))
+    (out / "reports" / run.name / "audit.json").write_text(json.dumps(finished_record(run, best, status, test_loss)))
     (out / "reports" / run.name / "REPRODUCIBILITY.md").write_text("sheet")
 
 
@@ -1421,11 +1467,9 @@ def test_seeds_of_one_variant_that_read_different_data_are_named(tmp_path: Path)
 
     plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=3)
     for i, r in enumerate(plan.runs):
-        _fake_finished(tmp_path, r, "completed", 0.5)
-        audit_file = tmp_path / "reports" / r.name / "audit.json"
-        audit = json.loads(audit_file.read_text())
-        audit["data"] = {"fingerprint": ("a" if i < 2 else "b") * 64, "scored_test_fingerprint": "c" * 64}
-        audit_file.write_text(json.dumps(audit))
+        fingerprints = {"fingerprint": ("a" if i < 2 else "b") * 64, "scored_test_fingerprint": "c" * 64}
+        (tmp_path / "reports" / r.name).mkdir(parents=True)
+        (tmp_path / "reports" / r.name / "audit.json").write_text(json.dumps(finished_record(r, 0.5, data=fingerprints)))
     page, record = ablate.write_outputs(tmp_path, plan)
     a, b = plan.runs[:2], plan.runs[2]
     assert record["variants"][0]["mixed_data"] == {
