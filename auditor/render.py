@@ -193,11 +193,20 @@ def _sheet_environment() -> jinja2.Environment:
     return make_environment()
 
 
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined that fails with UndefinedError, naming the field, also where a filter
+    formats it (`f"{value:.2f}"`): StrictUndefined leaves that to object.__format__, whose
+    TypeError names no field (a record lacking run.measure_time_s)."""
+
+    def __format__(self, spec: str) -> str:
+        self._fail_with_undefined_error()
+
+
 def make_environment(filters: Mapping[str, Callable[..., str]] | None = None) -> jinja2.Environment:
     """The Jinja environment of the shipped templates: StrictUndefined, Markdown, `filters`
     (default: the sheet's FILTERS)."""
     env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
+        undefined=_Undefined,
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
         autoescape=False,  # Markdown, not HTML
         trim_blocks=True,

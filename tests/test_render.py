@@ -1699,18 +1699,22 @@ def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, c
 def test_no_single_edited_field_fails_inside_the_renderer() -> None:
     """A user test: a field of another kind (a string for a count, null for a command) failed inside
     the renderer, whose Python error the message quoted without naming the field, and `check` gated
-    on the record. Every field of the golden record, set to a value of each JSON kind, is refused
-    naming it (`record_problem`, or an edited spec validation refuses), or the sheet renders."""
+    on the record. Every field of the golden record, set to a value of each JSON kind or deleted, is
+    refused naming it (`record_problem`, or an edited spec validation refuses), or the sheet renders
+    (a deleted run.measure_time_s had failed formatting, a TypeError naming no field)."""
     from auditor.audit import record_problem
 
-    base, crashed = golden_audit(), []
+    base, crashed, deleted = golden_audit(), [], object()
     for path in field_paths(base, per_list=2):
-        for value in ("x", None, -1, 0, 1.5, True, [], {}):
+        for value in ("x", None, -1, 0, 1.5, True, [], {}, deleted):
             audit = copy.deepcopy(base)
             node = audit
             for key in path[:-1]:
                 node = node[key]
-            node[path[-1]] = value
+            if value is deleted:
+                node.pop(path[-1])
+            else:
+                node[path[-1]] = value
             if record_problem(audit) is not None:
                 continue
             try:
@@ -1719,8 +1723,20 @@ def test_no_single_edited_field_fails_inside_the_renderer() -> None:
             except (InvalidInput, KeyError, jinja2.UndefinedError):  # said, naming the file and the field
                 continue
             except Exception as exc:  # noqa: BLE001 - what a user would see quoted
-                crashed.append(f"{'.'.join(map(str, path))} = {json.dumps(value)}: {type(exc).__name__}: {exc}")
+                shown = "deleted" if value is deleted else f"= {json.dumps(value)}"
+                crashed.append(f"{'.'.join(map(str, path))} {shown}: {type(exc).__name__}: {exc}")
     assert not crashed, "\n".join(crashed[:20])
+
+
+def test_a_record_lacking_a_figure_the_sheet_formats_is_refused_naming_it(tmp_path: Path) -> None:
+    """The deleted field had failed inside a formatting filter: 'unsupported format string passed
+    to StrictUndefined.__format__', which names no field."""
+    audit = golden_audit()
+    del audit["run"]["measure_time_s"]
+    run_dir = write_run_dir(tmp_path, audit)
+    with pytest.raises(InvalidInput, match="cannot render the sheet: it has no field 'measure_time_s' where the sheet"):
+        render_run(run_dir)
+    assert not (run_dir / "REPRODUCIBILITY.md").exists()
 
 
 @pytest.mark.parametrize("read_only", [".", "figures"])
