@@ -1039,6 +1039,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
+    if any(part != part.strip() for part in path):  # `' seed=5'` from a stray quote or space: no key has one
+        value = raw.lstrip() if key != key.rstrip() else raw  # `seed = 5`: the space after `=` goes too
+        fixed = shlex.quote(".".join(part.strip() for part in path) + "=" + value)
+        shown = fixed if len(fixed) <= SET_SHOWN_CHARS else "the KEY without them"
+        raise InvalidInput(f"{set_shown(item)}: its KEY has a space at the start or end of {key!r}; no spec key "
+                           f"has one: write --set {shown}")  # fmt: skip
     if UNDECODED.search(key):  # as plain_value_problems says of values
         raise InvalidInput(f"{set_shown(item)}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
                            "give it in UTF-8")  # fmt: skip

@@ -1239,6 +1239,13 @@ def test_the_user_tests_set_messages_name_the_set_and_the_file() -> None:
         with pytest.raises(InvalidInput) as err:
             load_spec("smoke", [given])
         assert str(err.value) == f"--set {given!r}: expected KEY=VALUE; write it as --set {fixed}"
+    for given, fixed in ((" seed=5", "seed=5"), ("train.epochs =3", "train.epochs=3"), ("seed = 5", "seed=5"),
+                         ("train. epochs=3", "train.epochs=3"), ("name =my run", "'name=my run'")):
+        with pytest.raises(InvalidInput) as err:  # a user test: ' seed' was called an unknown key
+            load_spec("smoke", [given])
+        key = given.partition("=")[0]
+        assert str(err.value) == (f"--set {given!r}: its KEY has a space at the start or end of {key!r}; no spec key "
+                                  f"has one: write --set {fixed}")  # fmt: skip
     for given in ("train.epochs 3", "a: b: c", "description: Setup: x"):  # no hint that would read as a mapping
         with pytest.raises(InvalidInput, match="expected KEY=VALUE with a dotted KEY"):
             load_spec("smoke", [given])
