@@ -325,8 +325,10 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
     first = min(every, spe)  # the first checkpoint is written after this many steps
     cadence = f"checkpoints after {every_n(every, 'step')} and at each epoch end ({count(spe, 'step')})"
     if chosen and first < total:
-        raise InvalidInput(f"--kill-at: {k} comes before the first checkpoint ({cadence}), so the resume "
-                           f"would train from scratch and go untested; use --kill-at {first} or later")  # fmt: skip
+        raise InvalidInput(f"--kill-at: {k} ({killed_done(k)}, killed at the end of that step, before its checkpoint) "
+                           f"comes before the first checkpoint ({cadence}), so the resume would train from scratch and "
+                           f"go untested; use --kill-at {first} or later ({killed_done(first)}, resumed from the "
+                           f"checkpoint after {count(first, 'step')})")  # fmt: skip
     raise InvalidInput(f"no checkpoint is written before the last of the budget's {total} steps ({cadence}: the "
                        f"first after {count(min(first, total), 'step')}, at its end), so no kill could be resumed from one; lower "
                        "train.checkpoint_every_steps or raise the budget")  # fmt: skip

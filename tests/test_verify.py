@@ -560,9 +560,11 @@ def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_pa
 @pytest.mark.parametrize(
     ("sets", "steps", "kill_at", "message"),
     [
-        ([], None, 0, ("--kill-at: 0 comes before the first checkpoint (checkpoints after every 2 steps and at "
-                       "each epoch end (8 steps)), so the resume would train from scratch and go untested; "
-                       "use --kill-at 2 or later")),
+        ([], None, 0, ("--kill-at: 0 (0-based: 1 step done, killed at the end of that step, before its checkpoint) "
+                       "comes before the first checkpoint (checkpoints after every 2 steps and at each epoch end (8 "
+                       "steps)), so the resume would train from scratch and go untested; use --kill-at 2 or later "
+                       "(0-based: 3 steps done, resumed from the checkpoint after 2 steps)")),
+        ([], None, 1, "--kill-at: 1 (0-based: 2 steps done, killed at the end of that step, before its checkpoint)"),
         (["train.checkpoint_every_steps=2"], 1, None, "the budget is 1 step: verify needs at least 2"),
         (["train.checkpoint_every_steps=100"], 6, None, (
             "no checkpoint is written before the last of the budget's 6 steps (checkpoints after every 100 steps and "
