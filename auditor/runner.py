@@ -827,8 +827,23 @@ def check_and_load(
         if (problem := repro.cublas_problem(det, device)) is not None:
             raise InvalidInput(problem)
         environment.make_current(device)
-        data = load_data(spec.data, spec.seed)  # spec validation checked model.num_classes against it
+        data = _load_data(spec)
     return det, device, data
+
+
+def _load_data(spec: Spec) -> DataBundle:
+    """`load_data`, where a file under data.root that cannot be read is blamed on data.root (as
+    `validate` blames it: `data_problems`), so the spec and the --set that named the folder are said."""
+    try:
+        return load_data(spec.data, spec.seed)  # spec validation checked model.num_classes against it
+    except InvalidInput as exc:
+        if spec.data.dataset != "cifar10":
+            raise
+        raise SpecFieldError("data.root", str(exc)) from None
+    except OSError as exc:  # a file that cannot even be looked at (permission denied), as data_problems says it
+        if spec.data.dataset != "cifar10":
+            raise
+        raise SpecFieldError("data.root", f"{exc.filename or spec.data.root}: {exc.strerror or exc}") from None
 
 
 def machine_problems(spec: Spec) -> list[SpecFieldError]:

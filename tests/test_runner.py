@@ -367,6 +367,30 @@ def test_a_run_says_before_training_and_records_which_entries_of_its_data_folder
         tmp_path / "out/reports/smoke/REPRODUCIBILITY.md").read_text()
 
 
+def test_a_damaged_data_file_names_the_spec_and_the_set_that_named_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: `run` named the damaged file alone, where `validate` names the spec and the
+    --set behind data.root as well."""
+    root = fake_cifar_root(tmp_path / "data", n=64)
+    (root / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
+    items = [*TINY_SETS, "data.dataset=cifar10", f"data.root={root}", "data.val_split=16"]
+    spec, sets = load_spec("smoke", items), set_items(parse_overrides(items))
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=lambda m: None, sets=sets)
+    said = f"smoke --set 'data.root={root}': data.root: {root / 'cifar-10-batches-py' / 'data_batch_1'}: not a readable"
+    assert str(err.value).startswith(said), str(err.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
+
+    def unlookable(spec: object) -> None:  # as Path.is_file() raises on a file whose folder denies access (Python 3.11)
+        raise PermissionError(13, "Permission denied", str(root / "cifar-10-batches-py" / "data_batch_1"))
+
+    monkeypatch.setattr(runner, "load_data", lambda data, seed: unlookable(data))
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=lambda m: None, sets=sets)
+    assert str(err.value) == f"smoke --set 'data.root={root}': data.root: {root / 'cifar-10-batches-py/data_batch_1'}: Permission denied"
+
+
 def test_a_resume_on_other_data_under_the_same_root_is_refused_and_leaves_no_copy(tmp_path: Path) -> None:
     """The spec names a folder, not its images: a copy swapped in under data.root would have mixed
     two data sets into one run (and the resumed run of a finished one re-judged other data)."""
