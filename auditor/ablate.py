@@ -129,9 +129,9 @@ class Reference(BaseModel):
 
 def _check_override(item: str) -> str:
     try:
-        path, _ = parse_override(item)
+        path, _ = parse_override(item, "override")
     except InvalidInput as exc:
-        raise ValueError(str(exc).replace("--set ", "override ", 1)) from None
+        raise ValueError(str(exc)) from None
     if path[0] in RESERVED_KEYS and len(path) == 1:
         raise ValueError(f"{set_shown(item, 'override')}: {path[0]} is set by ablate for every run; remove it")
     return item
@@ -207,7 +207,8 @@ class Ablation(BaseModel):
         alike = [name for name in v if [other.casefold() for other in v].count(name.casefold()) > 1]
         if alike:
             raise ValueError(f"variant names {', '.join(map(repr, alike))} differ only in case: their runs' folders "
-                             "would be one on a file system that ignores case (macOS's and Windows' default); rename one")
+                             "would be one on a file system that ignores case (macOS's and Windows' default); give "
+                             "each a name of its own")
         return v
 
     @model_validator(mode="after")
@@ -465,8 +466,8 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     'resume' (interrupted staging dir), 'rejudge' (finished under a spec that differs only outside
     training: `--resume` re-measures and re-judges it without training), 'stale' or 'new'."""
     paths = run_paths(out, run.name)
-    audit = _read_json(paths.reports / "audit.json")
-    if audit is not None and audit.get("spec_hash") == run.spec_hash:
+    audit = _read_record(paths.reports / "audit.json")
+    if audit is not None and not _of_another_spec(audit, run):  # a record without its hash: `check` refuses it
         return "finished", audit
     if holder_now(paths.lock):
         return "running", audit
@@ -569,6 +570,22 @@ def finished_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
     if check_refusal(audit):
         return "skip, but not counted: `auditor check` refuses its audit.json (remove its report folder to train it afresh)"
     return skip_label(audit, now)
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A run's audit.json as JSON gives it (None: no file, or not a JSON object): numbers no field
+    holds (NaN, a 400-digit integer) included, which `check_refusal` then names, as `check` does."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _of_another_spec(audit: dict[str, Any], run: PlannedRun) -> bool:
+    """Whether a run's record was made of another spec than the plan's for it (a spec_hash that
+    differs; a record without one is not another spec's but one `check` refuses)."""
+    return isinstance(audit.get("spec_hash"), str) and audit["spec_hash"] != run.spec_hash
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -740,9 +757,18 @@ def check_refusal(audit: dict[str, Any]) -> str | None:
             edits.append("its resolved spec does not match its spec_hash")
         if isinstance(audit.get("metrics"), dict) and isinstance(audit.get("measurements"), dict):
             edits += edited_metrics(audit)
-    except (KeyError, TypeError, ValueError, AttributeError):  # a record that lacks what they read: the page shows what it holds
+    except (KeyError, TypeError, ValueError, AttributeError):  # not reached for a record record_problem passes: a guard
         pass
     return f"edited after the run ({'; '.join(edits)})" if edits else None
+
+
+def _mending(out: Path, plan: Plan, run: PlannedRun) -> str:
+    """How to replace a run's refused record: re-judge it from its last checkpoint (`--resume`
+    measures and judges a finished run again without training it), or train it afresh."""
+    afresh = "remove its report folder, and this ablation trains it afresh"
+    if not run_paths(out, run.name).last_checkpoint.is_file():
+        return afresh
+    return f"`{shell_command(run_argv(plan, run, out, resume=True))}` measures and judges it again from its last checkpoint, or {afresh}"
 
 
 def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]:
@@ -750,15 +776,15 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
     runs, missing = [], []
     for r in plan.runs_of(v):
         rdir = report_dir(out, r.name)
-        audit = _read_json(rdir / "audit.json")
-        if audit is None or audit.get("spec_hash") != r.spec_hash:
+        audit = _read_record(rdir / "audit.json")
+        if audit is None or _of_another_spec(audit, r):
             unreadable = audit is None and (rdir / "audit.json").exists()
             why = "stale" if audit else ("its audit.json is unreadable" if unreadable else "not run")
             missing.append({"seed": r.seed, "name": r.name, "why": why})
         elif refusal := check_refusal(audit):
             missing.append({"seed": r.seed, "name": r.name, "edited": True, "why": (
-                f"`auditor check` refuses its audit.json: {refusal}; its figures are not counted; remove its report "
-                "folder, and this ablation trains it afresh")})  # fmt: skip
+                f"`auditor check` refuses its audit.json: {refusal}; its figures are not counted; "
+                f"{_mending(out, plan, r)}")})  # fmt: skip
         else:
             runs.append(_run_row(r, audit, rdir, here))
     ref = plan.ablation.reference.get(v)
@@ -1139,6 +1165,13 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
     earlier = _read_json(here / "ablations.json") if render_only and not counted_runs(record) else None
     if isinstance(earlier, dict) and "variants" in earlier and counted_runs(earlier):
         made = earlier.get("ablation", {})
+        refused = [m["name"] for v in record["variants"] for m in v["missing"] if m.get("edited")]
+        if refused:  # finished under the plan's spec, but not counted
+            raise InvalidInput(
+                f"--render-only: no run of this plan under {out} would be counted, where the page counts "
+                f"{counted_runs(earlier)}: `auditor check` refuses the audit.json of its "
+                f"{count(len(refused), 'finished run')} ({', '.join(refused[:5])}{', ...' if len(refused) > 5 else ''}; "
+                "`auditor check` on a run's report folder says why); mend or remove them; nothing was rewritten")
         if made.get("cli_overrides") == list(plan.cli_sets) and made.get("seeds") == list(plan.seeds):
             why = ("with the same --set and seeds as this one, so the base spec or the ablation file changed since "
                    "(every run's spec hash differs from the plan's); undo that change, or run the plan")  # fmt: skip
