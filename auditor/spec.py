@@ -416,8 +416,9 @@ class Criterion(BaseModel):
 def criterion_gap(metric: str, what: str) -> str:
     """Why a criterion with an empty value or none (an unset variable, a template's gap) is
     refused rather than read as null, which would remove the gate, and what to write instead."""
+    block = "; in a YAML file, quote it: an unquoted > or | begins a block (`>1` reads as empty)" if what == "empty" else ""
     return (f"{what}; write an expression (e.g. \">= 0.85\"), or remove the criterion: "
-            f"--set criteria.{metric}=null, or delete its line in a file")
+            f"--set criteria.{metric}=null, or delete its line in a file{block}")
 
 
 PASSING_VERDICT = "cannot use {expr}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)"
@@ -532,6 +533,8 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(f"must be a quoted string like \">= 0.85\", got {value_text(expr)}"  # noqa: TRY004 (pydantic)
                          + (_categorical_hint(metric, expr) if metric in CATEGORICAL_METRICS else
                             _lone_number_hint(metric, expr)))
+    if not expr.strip():  # `>1` unquoted in a criteria file: YAML read an empty block
+        raise ValueError(criterion_gap(metric, "empty"))
     if metric in CATEGORICAL_METRICS:
         return _parse_categorical(metric, expr, recorded)
     if m := _CMP_RE.match(expr):
@@ -1028,59 +1031,75 @@ def _shipped_hint(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...],
     return f"; the shipped {what}s are {', '.join(names)}" if names else ""
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split `a.b.c=VALUE` into (["a","b","c"], `override_value(VALUE)`)."""
+def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
+    """Split `a.b.c=VALUE` into (["a","b","c"], `override_value(VALUE)`). `flag`: how errors name
+    the item and write a fix: "--set" (a shell argument), or "override" (an ablation file's item)."""
     key, sep, raw = item.partition("=")
     if (yaml_style := re.fullmatch(r"([^\s:=]+):\s*(\S.*)", item)) and ": " not in yaml_style[2]:
         # `train.epochs: 3` as a file writes it; a value holding `: ` would read as a mapping: no hint
-        fixed = shlex.quote(f"{yaml_style[1]}={yaml_style[2].strip()}")
-        shown = fixed if len(fixed) <= SET_SHOWN_CHARS else f"'{yaml_style[1]}=...'"  # the value is shown already
-        raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE; write it as --set {shown}")
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise InvalidInput(f"{set_shown(item)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
+        fixed = written_as(flag, f"{yaml_style[1]}={yaml_style[2].strip()}")
+        shown = fixed if len(fixed) <= SET_SHOWN_CHARS + 6 else f"{flag} '{yaml_style[1]}=...'".removeprefix("override ")  # the value is shown already
+        raise InvalidInput(f"{set_shown(item, flag)}: expected KEY=VALUE; write it as {shown}")
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
+        raise InvalidInput(f"{set_shown(item, flag)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
     if any(part != part.strip() for part in path):  # `' seed=5'` from a stray quote or space: no key has one
         value = raw.lstrip() if key != key.rstrip() else raw  # `seed = 5`: the space after `=` goes too
-        fixed = shlex.quote(".".join(part.strip() for part in path) + "=" + value)
-        shown = fixed if len(fixed) <= SET_SHOWN_CHARS else "the KEY without them"
-        raise InvalidInput(f"{set_shown(item)}: its KEY has a space at the start or end of {key!r}; no spec key "
-                           f"has one: write --set {shown}")  # fmt: skip
+        fixed = written_as(flag, ".".join(part.strip() for part in path) + "=" + value)
+        shown = fixed if len(fixed) <= SET_SHOWN_CHARS + 6 and fixed.isprintable() else "the KEY without them"
+        raise InvalidInput(f"{set_shown(item, flag)}: its KEY has a space at the start or end of {key!r}; no spec "
+                           f"key has one: write {shown}")  # fmt: skip
     if UNDECODED.search(key):  # as plain_value_problems says of values
-        raise InvalidInput(f"{set_shown(item)}: its KEY is text that is not valid UTF-8 (bytes in another encoding); "
-                           "give it in UTF-8")  # fmt: skip
+        raise InvalidInput(f"{set_shown(item, flag)}: its KEY is text that is not valid UTF-8 (bytes in another "
+                           "encoding); give it in UTF-8")  # fmt: skip
     if len(path) > MAX_YAML_DEPTH:
-        raise InvalidInput(f"{set_shown(item)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
+        raise InvalidInput(f"{set_shown(item, flag)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
                            f"and no deeper than {MAX_YAML_DEPTH}")  # fmt: skip
-    return path, override_value(raw, item, criterion=path[0] == "criteria")
+    return path, override_value(raw, item, criterion=path[0] == "criteria", flag=flag)
 
 
-def override_value(raw: str, item: str, criterion: bool = False) -> Any:
+def written_as(flag: str, item: str) -> str:
+    """How a message writes a corrected `KEY=VALUE` item: a `--set` quoted for the shell, or an
+    ablation file's override quoted as a YAML list item."""
+    if flag == "--set":
+        return f"--set {shlex.quote(item)}"
+    return "'" + item.replace("'", "''") + "'"
+
+
+def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--set") -> Any:
     """A `--set` VALUE: parsed as YAML (`""` for a blank one), or, where it is not YAML (`>= 0.9`
     opens a block scalar, `!= diverged` names a tag), the text itself, without a trailing
     `# comment` as YAML would drop it. For a `criterion`, a value that is nothing but a comment
     is blank too (`criteria.X=$UNSET # why`: the gate must not read as null, which removes it);
     elsewhere it is null, as in YAML. Validation still rejects text wherever a string is not
     allowed. A mapping with a key given twice, and YAML nested or expanding past the limits of a
-    spec file, are refused (InvalidInput naming `item`)."""
+    spec file, are refused (InvalidInput naming `item` as `flag` names it: `parse_override`)."""
     if not raw.strip() or (criterion and raw.strip().startswith("#")):
         return ""
+    if criterion and raw.strip()[:1] in ">|":  # `>1` opens a YAML block, read as empty: no expression is one
+        return _without_comment(raw.strip())
     try:
         return load_yaml(raw)
     except (DuplicateKey, YamlLimit) as exc:  # valid YAML, refused
-        raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)}") from None
+        raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         text = raw.strip()
         if text[:1] in "[{" and "undefined alias" in str(getattr(exc, "problem", "")):  # `[*a]`: a list, not text
-            raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)} (a --set VALUE is a YAML document of its own, "
-                               "so an alias can name only an anchor within it)") from None  # fmt: skip
+            raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a {flag} VALUE is a YAML document of "
+                               "its own, so an alias can name only an anchor within it)") from None  # fmt: skip
         if text[:1] in "[{":  # `[50, 75` cut short: a typo, not text (a user test: it became the description)
-            raise InvalidInput(f"{set_shown(item)}: {yaml_problem(exc)} (a VALUE that begins with {text[0]!r} is read as a "
-                               f"YAML {'list' if text[0] == '[' else 'mapping'}; for text, quote it: "
-                               f"--set {shlex.quote(item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
-        comment = re.search(r"\s#", text)
-        if comment and not any(q in text[: comment.start()] for q in "'\""):  # a quoted '#' is text
-            text = text[: comment.start()].rstrip()
-        return text
+            raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE that begins with {text[0]!r} is "
+                               f"read as a YAML {'list' if text[0] == '[' else 'mapping'}; for text, quote it: "
+                               f"{written_as(flag, item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
+        return _without_comment(text)
+
+
+def _without_comment(text: str) -> str:
+    """`text` without a trailing `# comment`, as YAML would drop it (a quoted '#' is text)."""
+    comment = re.search(r"\s#", text)
+    if comment and not any(q in text[: comment.start()] for q in "'\""):
+        return text[: comment.start()].rstrip()
+    return text
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -327,8 +327,13 @@ def test_file_entries_with_no_value_and_empty_ones_are_refused(tmp_path: Path) -
         with pytest.raises(InvalidInput, match=f"{f}: criteria.latency_ms: no value; write an expression"):
             load_criteria(BASE, f, [])
     f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nstatus: ""\n')
-    with pytest.raises(InvalidInput, match="criteria.status: cannot parse ''"):
+    with pytest.raises(InvalidInput, match="criteria.status: empty; write an expression"):
         load_criteria(BASE, f, [])
+    f = write(tmp_path / "c.yaml", "params_m: >1\n")  # a user test: YAML reads `>1` as a block, empty
+    with pytest.raises(InvalidInput) as err:
+        load_criteria(BASE, f, [])
+    assert str(err.value).startswith(f"{f}: criteria.params_m: empty; write an expression")
+    assert str(err.value).endswith("in a YAML file, quote it: an unquoted > or | begins a block (`>1` reads as empty)")
 
 
 def test_empty_criteria_section_clears_everything(tmp_path: Path) -> None:

@@ -976,6 +976,18 @@ def test_a_criterion_set_to_only_a_comment_is_refused_as_empty_as_in_check(blank
         load_criteria({"best_val_acc": ">= 0.5"}, None, [f"criteria.best_val_acc={blank}"])
 
 
+def test_a_criterion_set_to_a_one_digit_bound_is_read_as_written() -> None:
+    """A user test: `--set criteria.params_m=>1` was refused as empty (YAML opens a block at `>1`),
+    where `>0.5` and `>100` were read as written."""
+    from auditor.check import load_criteria
+
+    for given in (">1", ">1 # why"):
+        assert load_criteria({}, None, [f"criteria.params_m={given}"]) == {"params_m": ">1"}
+    assert load_spec("smoke", ["criteria.params_m=>1"]).criteria["params_m"] == ">1"
+    with pytest.raises(InvalidInput, match=r"criteria\.params_m: cannot parse '\|1'"):
+        load_spec("smoke", ["criteria.params_m=|1"])
+
+
 def test_a_criterion_written_with_no_value_is_refused_but_one_recorded_so_is_dropped(tmp_path: Path) -> None:
     """A spec entry `best_val_acc:` (a template's unset variable) must not drop the gate; only
     `--set criteria.X=null` removes one."""
