@@ -847,6 +847,10 @@ def _malformed_items(audit: dict[str, Any]) -> list[str]:
             is_count(n_others) and len(others or []) == min(n_others, OTHER_ENTRIES_KEPT)):  # fmt: skip
         bad.append("data.n_other_entries")
     bad += malformed_test(audit.get("measurements"))
+    latency = audit["measurements"].get("latency")
+    for where, block in (("training", audit["training"]), ("measurements.latency", latency)):
+        if isinstance(block, dict) and block.get("other_cpu_share") is not None and block.get("other_cpu_window_s") is None:
+            bad.append(f"{where}.other_cpu_window_s")  # a run records a CPU share with the window it was measured over
     counts, classes = data.get("class_counts"), data.get("classes")
     if not isinstance(classes, list):
         bad.append("data.classes")

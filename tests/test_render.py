@@ -1739,6 +1739,27 @@ def test_a_record_lacking_a_figure_the_sheet_formats_is_refused_naming_it(tmp_pa
     assert not (run_dir / "REPRODUCIBILITY.md").exists()
 
 
+@pytest.mark.parametrize("where", ["training", "measurements.latency"])
+def test_a_cpu_share_without_its_window_is_refused_naming_it(tmp_path: Path, where: str) -> None:
+    """A review: on a busy machine's record, the window deleted failed inside the renderer
+    ('>' not supported), a fault of the renderer's by its message."""
+    from auditor.audit import record_problem
+
+    audit = golden_audit()
+    block = audit
+    for key in where.split("."):
+        block = block[key]
+    block |= {"other_cpu_share": 0.3, "other_cpu_window_s": 0.5}
+    assert record_problem(audit) is None
+    render_text(audit, FIGURES)  # a busy machine's record renders
+    for value in (None, "absent"):
+        if value is None:
+            block["other_cpu_window_s"] = None
+        else:
+            del block["other_cpu_window_s"]
+        assert record_problem(audit) == f"incomplete audit record: missing or malformed {where}.other_cpu_window_s"
+
+
 @pytest.mark.parametrize("read_only", [".", "figures"])
 def test_a_folder_that_cannot_be_written_changes_neither_sheet_nor_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only: str
