@@ -83,6 +83,7 @@ from auditor.spec import (
     file_kind,
     format_validation_error,
     given_or_shipped,
+    hash_resolved,
     merges_into,
     parse_override,
     parse_sets,
@@ -568,7 +569,7 @@ def finished_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
     """How the plan and the log show a finished run it skips: `skip_label`, or, for a record `check`
     refuses (`check_refusal`), that the page does not count it."""
     if check_refusal(audit):
-        return "skip, but not counted: `auditor check` refuses its audit.json (remove its report folder to train it afresh)"
+        return "skip, but not counted: `auditor check` refuses its audit.json (the page says how to mend it)"
     return skip_label(audit, now)
 
 
@@ -583,9 +584,15 @@ def _read_record(path: Path) -> dict[str, Any] | None:
 
 
 def _of_another_spec(audit: dict[str, Any], run: PlannedRun) -> bool:
-    """Whether a run's record was made of another spec than the plan's for it (a spec_hash that
-    differs; a record without one is not another spec's but one `check` refuses)."""
-    return isinstance(audit.get("spec_hash"), str) and audit["spec_hash"] != run.spec_hash
+    """Whether a run's record was made of another spec than the plan's for it: its spec_hash
+    differs, or, for a record without one (which `check` refuses), the hash of its resolved spec."""
+    recorded, spec = audit.get("spec_hash"), audit.get("spec")
+    if not isinstance(recorded, str) and isinstance(spec, dict):
+        try:
+            recorded = hash_resolved(spec)
+        except (TypeError, ValueError):  # not JSON a spec is made of: which spec cannot be told
+            return False
+    return isinstance(recorded, str) and recorded != run.spec_hash
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -762,11 +769,13 @@ def check_refusal(audit: dict[str, Any]) -> str | None:
     return f"edited after the run ({'; '.join(edits)})" if edits else None
 
 
-def _mending(out: Path, plan: Plan, run: PlannedRun) -> str:
-    """How to replace a run's refused record: re-judge it from its last checkpoint (`--resume`
-    measures and judges a finished run again without training it), or train it afresh."""
+def _mending(out: Path, plan: Plan, run: PlannedRun, audit: dict[str, Any]) -> str:
+    """How to replace a run's refused record (`audit`): re-judge it from its last checkpoint
+    (`--resume` measures and judges a finished run again without training it; one that diverged
+    it would train again), or train it afresh."""
     afresh = "remove its report folder, and this ablation trains it afresh"
-    if not run_paths(out, run.name).last_checkpoint.is_file():
+    diverged = (audit.get("run") or {}).get("status") == "diverged"  # the resume would train its last epoch again
+    if diverged or not run_paths(out, run.name).last_checkpoint.is_file():
         return afresh
     return f"`{shell_command(run_argv(plan, run, out, resume=True))}` measures and judges it again from its last checkpoint, or {afresh}"
 
@@ -784,7 +793,7 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         elif refusal := check_refusal(audit):
             missing.append({"seed": r.seed, "name": r.name, "edited": True, "why": (
                 f"`auditor check` refuses its audit.json: {refusal}; its figures are not counted; "
-                f"{_mending(out, plan, r)}")})  # fmt: skip
+                f"{_mending(out, plan, r, audit)}")})  # fmt: skip
         else:
             runs.append(_run_row(r, audit, rdir, here))
     ref = plan.ablation.reference.get(v)
@@ -1171,7 +1180,9 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
                 f"--render-only: no run of this plan under {out} would be counted, where the page counts "
                 f"{counted_runs(earlier)}: `auditor check` refuses the audit.json of its "
                 f"{count(len(refused), 'finished run')} ({', '.join(refused[:5])}{', ...' if len(refused) > 5 else ''}; "
-                "`auditor check` on a run's report folder says why); mend or remove them; nothing was rewritten")
+                "`auditor check` on a run's report folder says why): the page says how to mend each, or remove "
+                "their report folders and run the plan (without --render-only) to train them afresh; nothing was "
+                "rewritten")
         if made.get("cli_overrides") == list(plan.cli_sets) and made.get("seeds") == list(plan.seeds):
             why = ("with the same --set and seeds as this one, so the base spec or the ablation file changed since "
                    "(every run's spec hash differs from the plan's); undo that change, or run the plan")  # fmt: skip

@@ -836,14 +836,16 @@ def _load_data(spec: Spec) -> DataBundle:
     `validate` blames it: `data_problems`), so the spec and the --set that named the folder are said."""
     try:
         return load_data(spec.data, spec.seed)  # spec validation checked model.num_classes against it
+    except SpecFieldError:  # names its own field (data.val_split, data.require_official, data.download)
+        raise
     except InvalidInput as exc:
         if spec.data.dataset != "cifar10":
             raise
         raise SpecFieldError("data.root", str(exc)) from None
     except OSError as exc:  # a file that cannot even be looked at (permission denied), as data_problems says it
-        if spec.data.dataset != "cifar10":
+        if spec.data.dataset != "cifar10" or exc.filename is None:  # not about a path: no bad input
             raise
-        raise SpecFieldError("data.root", f"{exc.filename or spec.data.root}: {exc.strerror or exc}") from None
+        raise SpecFieldError("data.root", f"{exc.filename}: {exc.strerror or exc}") from None
 
 
 def machine_problems(spec: Spec) -> list[SpecFieldError]:

@@ -416,7 +416,7 @@ class Criterion(BaseModel):
 def criterion_gap(metric: str, what: str) -> str:
     """Why a criterion with an empty value or none (an unset variable, a template's gap) is
     refused rather than read as null, which would remove the gate, and what to write instead."""
-    block = "; in a YAML file, quote it: an unquoted > or | begins a block (`>1` reads as empty)" if what == "empty" else ""
+    block = "; if you wrote `>1` or `|1` unquoted in a YAML file, quote it: YAML reads that as an empty block" if what == "empty" else ""
     return (f"{what}; write an expression (e.g. \">= 0.85\"), or remove the criterion: "
             f"--set criteria.{metric}=null, or delete its line in a file{block}")
 
@@ -1076,10 +1076,11 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
     spec file, are refused (InvalidInput naming `item` as `flag` names it: `parse_override`)."""
     if not raw.strip() or (criterion and raw.strip().startswith("#")):
         return ""
-    if criterion and raw.strip()[:1] in ">|":  # `>1` opens a YAML block, read as empty: no expression is one
-        return _without_comment(raw.strip())
     try:
-        return load_yaml(raw)
+        value = load_yaml(raw)
+        if criterion and value == "" and raw.strip()[:1] in ">|":  # `>1` opens a YAML block, read as empty
+            return _without_comment(raw.strip())
+        return value
     except (DuplicateKey, YamlLimit) as exc:  # valid YAML, refused
         raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:

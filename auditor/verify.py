@@ -325,7 +325,8 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
     first = min(every, spe)  # the first checkpoint is written after this many steps
     cadence = f"checkpoints after {every_n(every, 'step')} and at each epoch end ({count(spe, 'step')})"
     if chosen and first < total:
-        raise InvalidInput(f"--kill-at: {k} ({killed_done(k)}, killed at the end of that step, before its checkpoint) "
+        before = ", before its checkpoint" if k + 1 == first else ""
+        raise InvalidInput(f"--kill-at: {k} ({killed_done(k)}, killed at the end of that step{before}) "
                            f"comes before the first checkpoint ({cadence}), so the resume would train from scratch and "
                            f"go untested; use --kill-at {first} or later ({killed_done(first)}, resumed from the "
                            f"checkpoint after {count(first, 'step')})")  # fmt: skip

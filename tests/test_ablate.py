@@ -643,6 +643,19 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
     assert proc.returncode == 0 and counted == {"cosine": [0], "constant": [0, 1]}, proc.stderr
 
 
+def test_a_refused_record_of_a_run_that_diverged_is_not_offered_a_resume(tmp_path: Path) -> None:
+    """A review: --resume re-judges a finished run without training, but trains a diverged one again."""
+    from auditor import ablate
+
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
+    last = run_paths(tmp_path, plan.runs[0].name).last_checkpoint
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"a checkpoint")
+    assert "--resume` measures and judges it again" in ablate._mending(tmp_path, plan, plan.runs[0], {"run": {"status": "completed"}})
+    assert ablate._mending(tmp_path, plan, plan.runs[0], {"run": {"status": "diverged"}}) == (
+        "remove its report folder, and this ablation trains it afresh")
+
+
 def test_render_only_says_when_the_runs_are_there_but_check_refuses_them(tiny_copy: Path) -> None:
     """Review: with every run's record refused, --render-only blamed a change of the spec ("every
     run's spec hash differs from the plan's"), which was not so."""
@@ -655,7 +668,8 @@ def test_render_only_says_when_the_runs_are_there_but_check_refuses_them(tiny_co
         path.write_text(json.dumps(record))
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
     assert_invalid(proc, "--render-only: no run of this plan under out would be counted, where the page counts 4: "
-                         "`auditor check` refuses the audit.json of its 4 finished runs (tiny-cosine-s0, ")
+                         "`auditor check` refuses the audit.json of its 4 finished runs (tiny-cosine-s0, ",
+                   "the page says how to mend each, or remove their report folders and run the plan")
     assert "spec hash" not in proc.stderr and page.read_bytes() == before
 
 
@@ -711,6 +725,10 @@ def test_a_run_record_check_refuses_is_not_counted_on_the_page(tiny_copy: Path) 
         dry = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)  # skipped, not trained again
         planned = {line.split()[0]: line for line in dry.stdout.splitlines() if line.startswith("tiny-")}
         assert all("[skip, but not counted: `auditor check` refuses" in planned[run] for run in refused), dry.stdout
+        if "tiny-cosine-s0" in refused and len(edits) == 3:  # its spec_hash deleted: its spec's hash is what tells
+            other = ablate("tiny.yaml", "--out", "out", "--dry-run", "--set", "train.epochs=2", cwd=tiny_copy)
+            replaced = [line for line in other.stdout.splitlines() if line.startswith("tiny-cosine-s0 ")]
+            assert replaced and "[run (replaces a run of a different spec" in replaced[0], other.stdout
 
 
 def test_variants_scored_on_different_test_images_are_said_not_to_compare(tiny_copy: Path) -> None:

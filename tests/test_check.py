@@ -333,7 +333,7 @@ def test_file_entries_with_no_value_and_empty_ones_are_refused(tmp_path: Path) -
     with pytest.raises(InvalidInput) as err:
         load_criteria(BASE, f, [])
     assert str(err.value).startswith(f"{f}: criteria.params_m: empty; write an expression")
-    assert str(err.value).endswith("in a YAML file, quote it: an unquoted > or | begins a block (`>1` reads as empty)")
+    assert str(err.value).endswith("if you wrote `>1` or `|1` unquoted in a YAML file, quote it: YAML reads that as an empty block")
 
 
 def test_empty_criteria_section_clears_everything(tmp_path: Path) -> None:

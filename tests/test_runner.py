@@ -381,6 +381,13 @@ def test_a_damaged_data_file_names_the_spec_and_the_set_that_named_its_folder(
     said = f"smoke --set 'data.root={root}': data.root: {root / 'cifar-10-batches-py' / 'data_batch_1'}: not a readable"
     assert str(err.value).startswith(said), str(err.value)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
+    # A review: a refusal that names its own field kept it (the val split, not the folder, is wrong).
+    fake_cifar_root(tmp_path / "data", n=64)
+    big = [*items, "data.val_split=100"]
+    with pytest.raises(InvalidInput) as err:
+        execute(load_spec("smoke", big), "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"],
+                log=lambda m: None, sets=set_items(parse_overrides(big)))  # fmt: skip
+    assert str(err.value) == "smoke --set 'data.val_split=100': data.val_split: 100 must be smaller than the 64 training images"
 
     def unlookable(spec: object) -> None:  # as Path.is_file() raises on a file whose folder denies access (Python 3.11)
         raise PermissionError(13, "Permission denied", str(root / "cifar-10-batches-py" / "data_batch_1"))

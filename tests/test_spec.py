@@ -983,6 +983,7 @@ def test_a_criterion_set_to_a_one_digit_bound_is_read_as_written() -> None:
 
     for given in (">1", ">1 # why"):
         assert load_criteria({}, None, [f"criteria.params_m={given}"]) == {"params_m": ">1"}
+    assert load_criteria({}, None, ["criteria.params_m=>-\n  >= 0.9"]) == {"params_m": ">= 0.9"}  # a real block, as before
     assert load_spec("smoke", ["criteria.params_m=>1"]).criteria["params_m"] == ">1"
     with pytest.raises(InvalidInput, match=r"criteria\.params_m: cannot parse '\|1'"):
         load_spec("smoke", ["criteria.params_m=|1"])

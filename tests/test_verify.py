@@ -560,7 +560,7 @@ def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_pa
 @pytest.mark.parametrize(
     ("sets", "steps", "kill_at", "message"),
     [
-        ([], None, 0, ("--kill-at: 0 (0-based: 1 step done, killed at the end of that step, before its checkpoint) "
+        ([], None, 0, ("--kill-at: 0 (0-based: 1 step done, killed at the end of that step) "
                        "comes before the first checkpoint (checkpoints after every 2 steps and at each epoch end (8 "
                        "steps)), so the resume would train from scratch and go untested; use --kill-at 2 or later "
                        "(0-based: 3 steps done, resumed from the checkpoint after 2 steps)")),
