@@ -1038,7 +1038,8 @@ def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     if (yaml_style := re.fullmatch(r"([^\s:=]+):\s*(\S.*)", item)) and ": " not in yaml_style[2]:
         # `train.epochs: 3` as a file writes it; a value holding `: ` would read as a mapping: no hint
         fixed = written_as(flag, f"{yaml_style[1]}={yaml_style[2].strip()}")
-        shown = fixed if len(fixed) <= SET_SHOWN_CHARS + 6 else f"{flag} '{yaml_style[1]}=...'".removeprefix("override ")  # the value is shown already
+        short = f"'{yaml_style[1]}=...'"  # the value is shown already
+        shown = fixed if len(fixed) <= FIX_SHOWN_CHARS else f"--set {short}" if flag == "--set" else short
         raise InvalidInput(f"{set_shown(item, flag)}: expected KEY=VALUE; write it as {shown}")
     if not sep or not key or any(not part.strip() for part in key.split(".")):
         raise InvalidInput(f"{set_shown(item, flag)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
@@ -1046,7 +1047,7 @@ def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     if any(part != part.strip() for part in path):  # `' seed=5'` from a stray quote or space: no key has one
         value = raw.lstrip() if key != key.rstrip() else raw  # `seed = 5`: the space after `=` goes too
         fixed = written_as(flag, ".".join(part.strip() for part in path) + "=" + value)
-        shown = fixed if len(fixed) <= SET_SHOWN_CHARS + 6 and fixed.isprintable() else "the KEY without them"
+        shown = fixed if len(fixed) <= FIX_SHOWN_CHARS and fixed.isprintable() else "the KEY without them"
         raise InvalidInput(f"{set_shown(item, flag)}: its KEY has a space at the start or end of {key!r}; no spec "
                            f"key has one: write {shown}")  # fmt: skip
     if UNDECODED.search(key):  # as plain_value_problems says of values
@@ -1564,6 +1565,7 @@ def _inner_text(value: Any) -> str:
 
 
 SET_SHOWN_CHARS = 80  # a --set item longer than this is named by its start and its length
+FIX_SHOWN_CHARS = SET_SHOWN_CHARS + len("--set ")  # a fix written out longer than this is described instead
 
 
 def set_shown(item: str, flag: str = "--set") -> str:
