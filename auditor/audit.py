@@ -7,6 +7,7 @@ read; every write here is atomic, so a reader never sees half a file.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import math
@@ -519,7 +520,22 @@ def _where_the_report_is(run_dir: Path) -> str:
     if staged.is_dir():
         return (f"; a run of this name started and has not finished (interrupted, or running now: {staged} is "
                 "where it writes its report): `auditor run SPEC --resume` with its spec continues an interrupted one")
-    return ""
+    return _report_meant(run_dir)
+
+
+def _report_meant(run_dir: Path) -> str:
+    """'; did you mean X?' for a report folder the user likely meant, or '': a run's name given
+    where its folder goes (`check smoke` beside reports/smoke), or a name a typo away from a
+    report folder beside it (`reports/smok`)."""
+    try:
+        if (run_dir.parent / "reports" / run_dir.name / "audit.json").is_file():
+            return f"; did you mean {run_dir.parent / 'reports' / run_dir.name} (that run's report folder)?"
+        names = [p.parent.name for p in run_dir.parent.glob("*/audit.json")
+                 if not p.parent.name.endswith((STAGING, ASIDE, FAILED))]  # a run's own folders beside it
+    except OSError:
+        return ""
+    near = difflib.get_close_matches(run_dir.name, names, n=1, cutoff=0.6)
+    return f"; did you mean {run_dir.parent / near[0]}?" if near else ""
 
 
 def _reports_near(folder: Path) -> str:

@@ -227,6 +227,23 @@ def test_a_missing_report_folder_names_where_an_interrupted_run_left_its_report(
         read_audit(run_dir)
 
 
+def test_a_missing_report_folder_points_at_the_one_likely_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A README walk-through: `check reports/smok`, or a run's name given where its folder goes,
+    said 'no such folder' alone."""
+    report = tmp_path / "reports" / "smoke"
+    for folder in (report, tmp_path / "reports" / "smok.old"):  # a run's set-aside folder is not suggested
+        folder.mkdir(parents=True)
+        (folder / "audit.json").write_text("{}")
+    with pytest.raises(InvalidInput, match=f"^{re.escape(str(tmp_path / 'reports' / 'smok'))}: no such folder; did you "
+                                           f"mean {re.escape(str(report))}\\?$"):
+        read_audit(tmp_path / "reports" / "smok")
+    with pytest.raises(InvalidInput, match="^reports/unrelated: no such folder$"):
+        monkeypatch.chdir(tmp_path)
+        read_audit(Path("reports/unrelated"))
+    with pytest.raises(InvalidInput, match=r"^smoke: no such folder; did you mean reports/smoke \(that run's report folder\)\?$"):
+        read_audit(Path("smoke"))
+
+
 def test_a_record_nested_too_deeply_to_read_is_refused(tmp_path: Path) -> None:
     (tmp_path / "audit.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InvalidInput, match=r"audit\.json: unreadable audit record \(nested too deeply to read\)"):
