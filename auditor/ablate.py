@@ -574,8 +574,9 @@ def finished_label(audit: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
-    """A run's audit.json as JSON gives it (None: no file, or not a JSON object): numbers no field
-    holds (NaN, a 400-digit integer) included, which `check_refusal` then names, as `check` does."""
+    """A JSON object file as JSON gives it (None: no file, or not a JSON object): for a run's
+    audit.json, numbers no field holds (NaN, a 400-digit integer) included, which `check_refusal`
+    then names, as `check` does."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
@@ -596,11 +597,8 @@ def _of_another_spec(audit: dict[str, Any], run: PlannedRun) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) and unrecordable_number(data) is None else None  # unreadable as audit.read_audit says
+    data = _read_record(path)
+    return data if data is not None and unrecordable_number(data) is None else None  # unreadable as audit.read_audit says
 
 
 def display_path(p: Path) -> str:

@@ -530,20 +530,24 @@ def _report_meant(run_dir: Path) -> str:
     try:
         if (run_dir.parent / "reports" / run_dir.name / "audit.json").is_file():
             return f"; did you mean {run_dir.parent / 'reports' / run_dir.name} (that run's report folder)?"
-        names = [p.parent.name for p in run_dir.parent.glob("*/audit.json")
-                 if not p.parent.name.endswith((STAGING, ASIDE, FAILED))]  # a run's own folders beside it
+        names = [p.name for p in _report_folders(run_dir.parent)]
     except OSError:
         return ""
     near = difflib.get_close_matches(run_dir.name, names, n=1, cutoff=0.6)
     return f"; did you mean {run_dir.parent / near[0]}?" if near else ""
 
 
+def _report_folders(folder: Path) -> list[Path]:
+    """The report folders in `folder` (holding an audit.json), less a run's own staging and
+    set-aside folders beside them."""
+    return [p.parent for p in folder.glob("*/audit.json") if not p.parent.name.endswith((STAGING, ASIDE, FAILED))]
+
+
 def _reports_near(folder: Path) -> str:
     """'; the report folders in it: ...' for an output root's reports/ (or the root itself) given
     as RUN_DIR, or '; its report folder is ...' for a run's checkpoint folder; '' otherwise."""
     try:
-        held = sorted(p.parent for p in [*folder.glob("*/audit.json"), *folder.glob("reports/*/audit.json")]
-                      if not p.parent.name.endswith((STAGING, ASIDE, FAILED)))  # a run's own folders beside it
+        held = sorted([*_report_folders(folder), *_report_folders(folder / "reports")])
         if held:
             shown = ", ".join(str(p) for p in held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
             return f"; the report folders in it: {shown}"

@@ -694,9 +694,7 @@ class Spec(_Section):
             if _new_run(info) and (empty := [k for k, e in v.items() if e is None]):
                 raise ValueError(f"{SUBKEY}{empty[0]}: {criterion_gap(empty[0], 'no value')}")
             v = {k: e for k, e in v.items() if e is not None}
-            for metric, expr in v.items():
-                if isinstance(expr, str) and not expr.strip():
-                    raise ValueError(f"{SUBKEY}{metric}: {criterion_gap(metric, 'empty')}")
+            for metric, expr in v.items():  # an empty text is parse_criterion's to refuse (criterion_gap)
                 try:
                     parse_criterion(str(metric), expr, recorded=not _new_run(info))
                 except ValueError as exc:  # located at criteria.<metric> by format_validation_error
