@@ -217,6 +217,25 @@ def run_paths(out: Path, name: str) -> RunPaths:
     return RunPaths(out, out / "reports" / name, out / "checkpoints" / name)
 
 
+def checkpoints_meant(path: Path) -> str:
+    """Where `path` is a run's report folder or a file in one (audit.json, the sheet), given where a
+    checkpoint goes: "; this is a run's report folder: its checkpoints are ...", naming the files its
+    run wrote beside it (`run_paths`), or '' for any other path."""
+    try:
+        folder = Path(os.path.abspath(path)) if path.is_dir() else Path(os.path.abspath(path.parent))
+        if not (folder / "audit.json").is_file() or folder.parent.name != "reports":
+            return ""
+        shown = path if path.is_dir() else path.parent  # as the user wrote it, for paths they can paste
+        ckpts = run_paths(shown.parent.parent if shown.name else folder.parent.parent, folder.name).checkpoints
+        found = [str(ckpts / name) for name in ("best.pt", "last.pt") if (ckpts / name).is_file()]
+    except OSError:
+        return ""
+    what = "a run's report folder" if path.is_dir() else f"a file of a run's report folder ({shown})"
+    if not found:
+        return f"; this is {what}: its checkpoints would be in {ckpts}, which holds no best.pt or last.pt"
+    return f"; this is {what}: its checkpoints are {' and '.join(found)}"
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (NaN and ±inf written as null so any JSON reader accepts it)."""
     text = json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
@@ -658,12 +677,46 @@ def record_problem(audit: Any) -> str | None:
     missing += [".".join(keys) for keys, kind, required in NESTED_KEYS if not _nested_ok(audit, keys, kind, required)]
     missing += [] if missing else _malformed_items(audit)
     if missing:
-        return f"incomplete audit record: missing or malformed {', '.join(missing)}"
+        return fields_problem(audit, missing)
     statuses = {k: audit[k]["status"] for k in ("run", "training", "metrics") if "status" in audit.get(k, {})}
     if len(set(map(str, statuses.values()))) > 1:  # a run writes one status three times
         said = ", ".join(f"{k}.status {json.dumps(v)}" for k, v in statuses.items())
         return f"its statuses disagree ({said}): the record was edited after the run"
     return None
+
+
+# A malformed field's value is shown up to this many characters (a confusion matrix would swamp the line).
+VALUE_SHOWN_CHARS = 40
+
+
+def fields_problem(audit: dict[str, Any], fields: list[str]) -> str:
+    """What `record_problem` says of the fields a run writes otherwise: those absent as missing, those
+    present as malformed with the value found ('training.history[0].lr = "0.05"')."""
+    absent, found = [], []
+    for field in fields:
+        there, value = _look_up(audit, field)
+        if there:
+            shown = json.dumps(value)
+            found.append(f"{field} = {shown if len(shown) <= VALUE_SHOWN_CHARS else shown[:VALUE_SHOWN_CHARS] + '...'}")
+        else:
+            absent.append(field)
+    wrong = f"{'; '.join(found)} (not as a run writes {'it' if len(found) == 1 else 'them'})"
+    if not absent:
+        return f"malformed audit record: {wrong}"
+    return f"incomplete audit record: missing {', '.join(absent)}{f'; malformed {wrong}' if found else ''}"
+
+
+def _look_up(audit: Any, field: str) -> tuple[bool, Any]:
+    """Whether the dotted field (`a.b[0].c`) is in the record, and its value where it is."""
+    node = audit
+    for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field):
+        if key and isinstance(node, dict) and key in node:
+            node = node[key]
+        elif index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        else:
+            return False, None
+    return True, node
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -831,8 +884,8 @@ def _malformed_fields(audit: dict[str, Any]) -> list[str]:
     for i, row in enumerate(audit.get("training", {}).get("history", [])):
         if not isinstance(row, dict):
             bad.append(f"training.history[{i}]")
-        elif wrong := [k for k, kind in HISTORY_FIELDS if k in row and not kind(row[k])]:
-            bad.append(f"training.history[{i}].{'/'.join(wrong)}")
+        else:
+            bad += [f"training.history[{i}].{k}" for k, kind in HISTORY_FIELDS if k in row and not kind(row[k])]
     return bad
 
 

@@ -72,6 +72,7 @@ from auditor.spec import (
     override_value,
     parse_criterion,
     quote_hint,
+    refuse_spaced_key,
     set_shown,
     short_value,
     unknown_metric,
@@ -718,6 +719,7 @@ def _parse_whole_set(item: str) -> dict[str, Any] | None:
     key, sep, raw = item.partition("=")
     if not sep or key.strip() != "criteria":
         return None
+    refuse_spaced_key(item)  # as `auditor run --set` refuses it
     value = override_value(raw, item, criterion=True)
     if value is None:
         return {}
@@ -737,6 +739,8 @@ def _parse_whole_set(item: str) -> dict[str, Any] | None:
 def _parse_set(item: str) -> tuple[str, Any]:
     """`criteria.METRIC=EXPR` -> (METRIC, EXPR as read, or None to remove)."""
     key, sep, raw = item.partition("=")
+    if sep and ".".join(part.strip() for part in key.split(".")).startswith(_SET_PREFIX):
+        refuse_spaced_key(item)  # as `auditor run --set` refuses it
     key = key.strip()
     metric = key.removeprefix(_SET_PREFIX)
     if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:

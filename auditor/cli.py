@@ -280,6 +280,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
+    from auditor.data import data_notes
     from auditor.runner import machine_problems
     from auditor.spec import (
         load_spec,
@@ -309,6 +310,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:  # a fact of this machine, not of the spec: said, not refused
             blamed = origin(path, path_parts(problem.field), sets)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
+        for note in data_notes(spec.data):  # what a run would say before training
+            print(f"auditor validate: note: {origin(path, ['data', 'root'], sets)}: {note}", file=sys.stderr)
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))
@@ -753,7 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nauditor {args.command}: {stop_word(stop)}; to go on, run the same command again", file=sys.stderr)
         return exit_code(stop)
     except InvalidInput as exc:
-        return _report_error(args.command, str(exc))
+        return _report_error(args.command, str(exc) + _checkpoint_meant(args))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         return _broken_pipe()
     except OSError as exc:
@@ -764,6 +767,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout, sys.stderr = streams
         stops.restore(to_exit=argv is None)  # None: the console script's (or `python -m`'s) call
+
+
+def _checkpoint_meant(args: argparse.Namespace) -> str:
+    """For a command given a run's report (folder, audit.json or sheet) where a checkpoint goes:
+    the checkpoints that run wrote beside it; '' otherwise."""
+    if getattr(args, "checkpoint", None) is None:
+        return ""
+    from auditor.audit import checkpoints_meant
+
+    return checkpoints_meant(args.checkpoint)
 
 
 def _usable_streams(stdout: Any, stderr: Any) -> tuple[Any, Any]:

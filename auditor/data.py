@@ -417,13 +417,34 @@ def other_entries(base: Path) -> list[str] | None:
 def unread_note(prov: Provenance) -> str | None:
     """What a run says before training where its data folder holds entries it does not read (or
     could not be listed), or None."""
-    if prov.root is not None and prov.n_other_entries is None:
-        return f"{prov.root} could not be listed, so whether it holds files this run does not read is not known"
-    if not prov.n_other_entries:
+    if prov.root is None:
         return None
-    names = first_of([f"'{name}'" for name in prov.other_entries or []], prov.n_other_entries)
-    return (f"{prov.root} holds {names}, which this run does not read: it reads only the official files "
-            f"({OFFICIAL_FILES_TEXT})")
+    return _unread_text(prov.root, prov.other_entries, prov.n_other_entries, "this run")
+
+
+def _unread_text(base: str, others: Sequence[str] | None, n_others: int | None, reader: str) -> str | None:
+    """The note on `n_others` entries of the folder `base` (None: it could not be listed) that
+    `reader` ('this run', 'a run') does not read, naming the first `others`; None for none."""
+    if n_others is None:
+        return f"{base} could not be listed, so whether it holds files {reader} does not read is not known"
+    if not n_others:
+        return None
+    names = first_of([f"'{name}'" for name in others or []], n_others)
+    return f"{base} holds {names}, which {reader} does not read: it reads only the official files ({OFFICIAL_FILES_TEXT})"
+
+
+def data_notes(spec: DataSpec) -> list[str]:
+    """What `validate` says of a valid spec's data folder that a run would say before training:
+    entries of it no run reads (`other_entries`); none where the folder is not there to list
+    (synthetic data, a data.root refused, a download to come)."""
+    if spec.dataset != "cifar10" or root_problem(spec) is not None:
+        return []
+    base = _data_root(spec) / CIFAR_DIR
+    if not base.is_dir():
+        return []
+    others = other_entries(base)
+    note = _unread_text(str(base), others, None if others is None else len(others), "a run")
+    return [note] if note else []
 
 
 def _unofficial_note(files: dict[str, str]) -> str:

@@ -1042,12 +1042,7 @@ def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     if not sep or not key or any(not part.strip() for part in key.split(".")):
         raise InvalidInput(f"{set_shown(item, flag)}: expected KEY=VALUE with a dotted KEY, e.g. train.epochs=5")
     path = key.split(".")
-    if any(part != part.strip() for part in path):  # `' seed=5'` from a stray quote or space: no key has one
-        value = raw.lstrip() if key != key.rstrip() else raw  # `seed = 5`: the space after `=` goes too
-        fixed = written_as(flag, ".".join(part.strip() for part in path) + "=" + value)
-        shown = fixed if len(fixed) <= FIX_SHOWN_CHARS and fixed.isprintable() else "the KEY without them"
-        raise InvalidInput(f"{set_shown(item, flag)}: its KEY has a space at the start or end of {key!r}; no spec "
-                           f"key has one: write {shown}")  # fmt: skip
+    refuse_spaced_key(item, flag)
     if UNDECODED.search(key):  # as plain_value_problems says of values
         raise InvalidInput(f"{set_shown(item, flag)}: its KEY is text that is not valid UTF-8 (bytes in another "
                            "encoding); give it in UTF-8")  # fmt: skip
@@ -1055,6 +1050,20 @@ def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
         raise InvalidInput(f"{set_shown(item, flag)}: a KEY of {len(path)} parts; a spec is nested a few levels deep, "
                            f"and no deeper than {MAX_YAML_DEPTH}")  # fmt: skip
     return path, override_value(raw, item, criterion=path[0] == "criteria", flag=flag)
+
+
+def refuse_spaced_key(item: str, flag: str = "--set") -> None:
+    """Refuse `KEY=VALUE` whose KEY has a part with a space at its start or end (`' seed=5'` from a
+    stray quote or space, `'seed = 5'`): no spec key has one. The message writes the fix."""
+    key, _, raw = item.partition("=")
+    path = key.split(".")
+    if all(part == part.strip() for part in path):
+        return
+    value = raw.lstrip() if key != key.rstrip() else raw  # `seed = 5`: the space after `=` goes too
+    fixed = written_as(flag, ".".join(part.strip() for part in path) + "=" + value)
+    shown = fixed if len(fixed) <= FIX_SHOWN_CHARS and fixed.isprintable() else "the KEY without them"
+    raise InvalidInput(f"{set_shown(item, flag)}: its KEY has a space at the start or end of {key!r}; no spec "
+                       f"key has one: write {shown}")  # fmt: skip
 
 
 def written_as(flag: str, item: str) -> str:

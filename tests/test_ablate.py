@@ -676,25 +676,25 @@ def test_render_only_says_when_the_runs_are_there_but_check_refuses_them(tiny_co
 REFUSED_EDITS = [  # (run, edit of its record's text, what the page says), in two rounds: one run stays counted
     [("tiny-cosine-s0", lambda r: {**r, "schema_version": 2}, "unsupported audit schema_version 2 (expected 1"),
      ("tiny-cosine-s1", lambda r: {**r, "determinism": {**r["determinism"], "cudnn_deterministic": "false"}},
-      "missing or malformed determinism.cudnn_deterministic"),
+      'malformed audit record: determinism.cudnn_deterministic = "false" (not as'),
      ("tiny-constant-s0", lambda r: {**r, "run": {**r["run"], "status": "diverged"}},
       'its statuses disagree (run.status "diverged", training.status')],
     # Review: without its confusion matrix a record passed, which `check` refuses.
     [("tiny-cosine-s0", lambda r: {**r, "measurements": {**r["measurements"], "test": {**r["measurements"]["test"],
                                                                                      "confusion": None}}},
-      "missing or malformed measurements.test.confusion"),
+      "malformed audit record: measurements.test.confusion = null (not as"),
      ("tiny-constant-s0", lambda r: {**r, "training": {**r["training"], "history": [
          {**r["training"]["history"][0], "lr": "0.05"}, *r["training"]["history"][1:]]}},
-      "missing or malformed training.history[0].lr")],
+      'malformed audit record: training.history[0].lr = "0.05" (not as')],
     # Review: a record lacking a section was counted, with whatever its metrics said (nothing to compare them with).
     [("tiny-cosine-s1", lambda r: {**{k: v for k, v in r.items() if k != "measurements"},
                                    "metrics": {**r["metrics"], "test_acc": 0.99}},
-      "incomplete audit record: missing or malformed measurements"),
+      "incomplete audit record: missing measurements"),
      # Review: these two were taken for unreadable or another spec's records, and trained again.
      ("tiny-constant-s0", lambda r: {**r, "training": {**r["training"], "train_time_s": float("nan")}},
       "not an audit record: training.train_time_s: NaN"),
      ("tiny-cosine-s0", lambda r: {k: v for k, v in r.items() if k != "spec_hash"},
-      "incomplete audit record: missing or malformed spec_hash")],
+      "incomplete audit record: missing spec_hash")],
 ]  # fmt: skip
 
 

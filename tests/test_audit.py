@@ -15,6 +15,7 @@ from conftest import field_paths
 
 from auditor.audit import (
     SET_ASIDE,
+    fields_problem,
     finite_or_none,
     is_number,
     nan_test_loss_note,
@@ -167,8 +168,30 @@ def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
         node = node[key]
     node[field[-1]] = value
     (tmp_path / "audit.json").write_text(json.dumps(record))
-    with pytest.raises(InvalidInput, match=rf"incomplete audit record: missing or malformed {re.escape(named)}$"):
+    with pytest.raises(InvalidInput) as refused:
         read_audit(tmp_path)
+    assert str(refused.value) == f"{tmp_path / 'audit.json'}: {fields_problem(record, named.split(', '))}"
+
+
+def test_a_refused_record_says_which_fields_are_missing_and_what_the_malformed_ones_hold(tmp_path: Path) -> None:
+    """A README walk-through: a field present with a value of the wrong kind was called 'missing or malformed'."""
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["training"]["history"][0]["lr"] = "0.05"
+    assert record_problem(record) == 'malformed audit record: training.history[0].lr = "0.05" (not as a run writes it)'
+    record["measurements"]["test"]["confusion"] = [[i] * 10 for i in range(10)]
+    record["measurements"]["test"]["confusion"][0] = [0]  # a row cut short
+    assert record_problem(record) == (  # shown up to 40 characters
+        "malformed audit record: training.history[0].lr = \"0.05\"; measurements.test.confusion = [[0], [1, 1, 1, 1, "
+        "1, 1, 1, 1, 1, 1], [2... (not as a run writes them)")
+    del record["spec_hash"], record["run"]["name"]
+    record["data"]["official"] = "false"
+    assert record_problem(record) == (
+        'incomplete audit record: missing spec_hash, run.name; malformed data.official = "false" (not as a run writes it)')
+    del record["data"]["official"], record["run"]["status"]
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput) as refused:
+        read_audit(tmp_path)
+    assert str(refused.value) == f"{tmp_path / 'audit.json'}: incomplete audit record: missing spec_hash, run.name, run.status"
 
 
 def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_left_them(tmp_path: Path) -> None:

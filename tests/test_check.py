@@ -316,6 +316,19 @@ def test_set_removing_an_absent_criterion_is_fine() -> None:
     assert load_criteria(BASE, None, ["criteria.status=null"]) == BASE
 
 
+@pytest.mark.parametrize(("given", "fixed"), [
+    (" criteria.test_acc=>= 0.5", "'criteria.test_acc=>= 0.5'"), ("criteria.test_acc = >= 0.5", "'criteria.test_acc=>= 0.5'"),
+    ("criteria .test_acc=null", "criteria.test_acc=null"), (" criteria={test_acc: 0.5}", "'criteria={test_acc: 0.5}'"),
+])  # fmt: skip
+def test_a_set_key_with_a_space_at_its_start_or_end_is_refused_as_in_run(given: str, fixed: str) -> None:
+    """A review: check stripped the key and went on, where `run`, `validate` and `ablate` refuse it."""
+    with pytest.raises(InvalidInput) as err:
+        load_criteria(BASE, None, [given])
+    key = given.partition("=")[0]
+    assert str(err.value) == (f"--set {given!r}: its KEY has a space at the start or end of {key!r}; no spec key has "
+                              f"one: write --set {fixed}")  # fmt: skip
+
+
 def test_set_quoted_value_is_unquoted() -> None:
     assert load_criteria({}, None, ["criteria.test_acc='>= 0.5'"]) == {"test_acc": ">= 0.5"}
 

@@ -559,8 +559,8 @@ def test_check_refuses_a_record_whose_spec_or_metrics_were_edited_and_warns_of_a
     assert "warning: " in proc.stderr and "verdict stored FAIL, now PASS" in proc.stderr
     for stored in ([{"metric": "status"}], ["x"]):  # stored results edited by hand: refused, as render refuses them
         (run / "audit.json").write_text(json.dumps({**audit, "criteria": stored}))
-        assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: incomplete audit record: missing or "
-                                                       "malformed criteria[0]")  # fmt: skip
+        assert_clean_error(run_cli("check", str(run)), f"{run / 'audit.json'}: malformed audit record: criteria[0] = "
+                                                       f"{json.dumps(stored[0])} (not as a run writes it)")  # fmt: skip
 
 
 def test_a_metric_edited_alone_is_refused_by_check_and_warned_of_by_render(tmp_path: Path, smoke_run: Path) -> None:
@@ -704,6 +704,21 @@ def test_an_output_root_or_checkpoint_folder_given_for_a_report_names_the_report
         assert_clean_error(run_cli("check", given, cwd=tmp_path / "out"), f"auditor check: error: {given}: {said}{where}\n")
     assert_clean_error(run_cli("measure", "checkpoints/smoke", cwd=tmp_path / "out"),
                        "checkpoints/smoke: a folder, not a checkpoint file (it holds best.pt, last.pt)\n")  # fmt: skip
+    # A README walk-through: a report given where a checkpoint goes did not point at the run's checkpoints.
+    ckpts = "its checkpoints are checkpoints/smoke/best.pt and checkpoints/smoke/last.pt\n"
+    assert_clean_error(run_cli("measure", "reports/smoke", cwd=tmp_path / "out"),
+                       f"error: reports/smoke: a folder, not a checkpoint file; this is a run's report folder: {ckpts}")
+    assert_clean_error(run_cli("evaluate", "reports/smoke/audit.json", "--data-root", str(tmp_path), cwd=tmp_path / "out"),
+                       "error: reports/smoke/audit.json: cannot load checkpoint (not a torch.save file: neither its zip "
+                       "archive nor a legacy pickle of tensors); this is a file of a run's report folder (reports/smoke): "
+                       + ckpts)  # fmt: skip
+    for name in ("last.pt", "best.pt"):
+        (tmp_path / "out/checkpoints/smoke" / name).unlink()
+    assert_clean_error(run_cli("measure", ".", cwd=tmp_path / "out/reports/smoke"),
+                       f"error: .: a folder, not a checkpoint file; this is a run's report folder: its checkpoints would be "
+                       f"in {tmp_path / 'out/checkpoints/smoke'}, which holds no best.pt or last.pt\n")  # fmt: skip
+    assert_clean_error(run_cli("measure", "reports", cwd=tmp_path / "out"),
+                       "error: reports: a folder, not a checkpoint file\n")  # not a report folder: nothing more said
     assert_clean_error(run_cli("check", "reports/smoke", "--criteria", "reports/smoke/audit.json", cwd=tmp_path / "out"),
                        "reports/smoke/audit.json: a run's audit record, not a criteria file: give its folder as RUN_DIR")  # fmt: skip
 

@@ -272,6 +272,9 @@ def test_entries_of_the_data_folder_that_no_run_reads_are_recorded_and_said(tmp_
     assert D.unread_note(p) == (
         f"{base} holds 'caf\\xe9', 'data_batch_1.bak', 'data_batch_6', 'old', 'tab\\there', which this run does not "
         "read: it reads only the official files (data_batch_1..5, test_batch, batches.meta)")  # fmt: skip
+    assert D.data_notes(DataSpec(root=str(tmp_path), val_split=5)) == [  # validate's, without reading the files
+        D.unread_note(p).replace("which this run does not read", "which a run does not read")]
+    assert D.data_notes(DataSpec(root=str(tmp_path / "nothing"), val_split=5)) == []  # refused: its warning says why
     for i in range(D.OTHER_ENTRIES_KEPT):
         (base / f"x{i:02d}").write_bytes(b"")
     p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
@@ -297,6 +300,8 @@ def test_a_data_folder_that_cannot_be_listed_is_said_not_taken_for_one_holding_n
     p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
     assert p.other_entries is None and p.n_other_entries is None and p.root == str(base)
     assert D.unread_note(p) == f"{base} could not be listed, so whether it holds files this run does not read is not known"
+    assert D.data_notes(DataSpec(root=str(tmp_path), val_split=5)) == [
+        f"{base} could not be listed, so whether it holds files a run does not read is not known"]
 
 
 def test_official_file_list_matches_torchvision() -> None:

@@ -36,7 +36,7 @@ from conftest import field_paths
 
 import auditor
 from auditor import render
-from auditor.audit import no_selection_note
+from auditor.audit import fields_problem, no_selection_note
 from auditor.errors import InvalidInput
 from auditor.render import agg_figure, code_fence, epoch_axis, render_run, render_text
 from auditor.spec import (
@@ -1664,7 +1664,7 @@ def test_malformed_nested_fields_are_bad_input_for_render_and_check(
     run_dir = write_run_dir(tmp_path, audit)
     for command in (["render", str(run_dir)], ["check", str(run_dir), "--junit", str(tmp_path / "j.xml")]):
         assert main(command) == 2, command
-        assert f"incomplete audit record: missing or malformed {named}" in capsys.readouterr().err
+        assert fields_problem(audit, [named]) in capsys.readouterr().err
 
 
 def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -1683,14 +1683,15 @@ def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, c
     for field, edit in [("measurements.latency.median_ms", lambda a: a["measurements"]["latency"].update(median_ms="fast")),
                         ("data.test_in_train", lambda a: a["data"].update(test_in_train="x")),
                         ("environment.command", lambda a: a["environment"].update(command=None)),
-                        ("training.history[1].lr/epoch_s", lambda a: a["training"]["history"][1].update(lr=None, epoch_s="1")),
+                        ("training.history[1].lr, training.history[1].epoch_s",
+                         lambda a: a["training"]["history"][1].update(lr=None, epoch_s="1")),
                         ("checkpoints.best.bytes", lambda a: a["checkpoints"]["best"].update(bytes="644 kB"))]:
         run_dir, err = edited(field, edit)
-        said = f"{run_dir / 'audit.json'}: incomplete audit record: missing or malformed {field}\n"
+        said = f"{run_dir / 'audit.json'}: {fields_problem(json.loads((run_dir / 'audit.json').read_text()), field.split(', '))}\n"
         assert err == f"auditor render: error: {said}", err
         assert main(["check", str(run_dir)]) == 2 and capsys.readouterr().err == f"auditor check: error: {said}"
     run_dir, err = edited("b", lambda a: a["measurements"]["test"]["confusion"].__setitem__(5, [0]))  # a row cut short
-    assert "incomplete audit record: missing or malformed measurements.test.confusion" in err, err
+    assert "malformed audit record: measurements.test.confusion = [[" in err, err
     run_dir, err = edited("c", lambda a: a["model"].update(stem="3x3 conv (16 ch), stride 0, no max-pool"))
     assert cannot.format("ZeroDivisionError") in err, err  # a division by the stride
     assert "Traceback" not in err
@@ -1757,7 +1758,8 @@ def test_a_cpu_share_without_its_window_is_refused_naming_it(tmp_path: Path, whe
             block["other_cpu_window_s"] = None
         else:
             del block["other_cpu_window_s"]
-        assert record_problem(audit) == f"incomplete audit record: missing or malformed {where}.other_cpu_window_s"
+        assert record_problem(audit) == (f"malformed audit record: {where}.other_cpu_window_s = null (not as a run writes it)"
+                                         if value is None else f"incomplete audit record: missing {where}.other_cpu_window_s")
 
 
 @pytest.mark.parametrize("read_only", [".", "figures"])

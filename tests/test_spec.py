@@ -580,6 +580,12 @@ def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refus
     empty.mkdir()
     assert warned("--set", f"data.root={empty}", "--set", "data.download=true") == ""
     assert not any(empty.iterdir())
+    # A README walk-through: `run` named entries of the folder it does not read, `validate` did not.
+    fake_cifar_root(tmp_path / "data")
+    (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_6").write_bytes(b"")
+    assert warned() == (f"auditor validate: note: resnet20_cifar10: {tmp_path / 'data' / 'cifar-10-batches-py'} holds "
+                        "'data_batch_6', which a run does not read: it reads only the official files (data_batch_1..5, "
+                        "test_batch, batches.meta)\n")  # fmt: skip
 
 
 def test_a_shipped_spec_is_named_only_where_its_name_stood_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
