@@ -58,8 +58,8 @@ from auditor.errors import (
     EXIT_INVALID,
     EXIT_TERMINATED,
     InvalidInput,
-    Terminated,
     parent_env,
+    wait_passing_stop,
 )
 from auditor.fileio import (
     atomic_write_bytes,
@@ -1476,13 +1476,7 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         what = STATE_WORDS.get(state, "run")
         log(f"{head}: {what}: {shell_command(argv)}")
-        proc = subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env())
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt as stop:  # perhaps sent to this process only (`kill PID`): pass it on
-            proc.send_signal(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
-            proc.wait()  # the run stops cleanly, saving its state (one that got it too ignores a second)
-            raise
+        rc = wait_passing_stop(subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env()))
         if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` refused to go on "

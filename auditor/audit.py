@@ -594,7 +594,8 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     """Of a run's report folder inside a work dir of `auditor verify` (WORKDIR/{a,b,k}/reports/NAME):
     what `check` should say where that work dir holds no finished verify's evidence (a verify
     stopped or still running, or the failed attempt kept in `<name>.failed`), with where the
-    evidence of the verify before it is; None for any other folder. `verified`: the record holds a
+    evidence of the verify before it is, and of run B or K of a finished one, where the verdict is
+    (run A's record); None for any other folder. `verified`: the record holds a
     verification block (verify writes it into run A's record just before verify.json)."""
     folder = Path(os.path.abspath(run_dir))  # `.` named as the folder it is
     if len(folder.parents) < 4 or folder.parent.name != "reports" or folder.parents[1].name not in ("a", "b", "k"):
@@ -604,7 +605,10 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
         return None
     failed = workdir.name.endswith(FAILED)
     if not failed and (workdir / "verify.json").is_file():
-        return None
+        if folder.parents[1].name == "a":
+            return None
+        return (f"{run_dir} is run {folder.parents[1].name.upper()} of the verify in {workdir}, compared with run A: "
+                f"the verdict is recorded in run A's record, {workdir / 'a' / 'reports' / folder.name}")
     kept = (f"that did not finish, kept in {workdir} for reading" if failed else
             f"in {workdir} that has not finished (stopped, or running now)")
     earlier = workdir.with_name(workdir.name.removesuffix(FAILED)) if failed else aside(workdir)
@@ -614,6 +618,18 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     held = ("it holds that attempt's verdict, but the attempt stopped before writing verify.json" if verified else
             "it holds no verdict of that attempt")
     return f"{run_dir} is a run of a verify attempt {kept}: {held}{where}"
+
+
+def verify_run_refusal(out: Path) -> str | None:
+    """Why `auditor run --out OUT` must not run where OUT is run A, B or K of a work dir of
+    `auditor verify` (WORKDIR/{a,b,k}): verify starts its runs itself, afresh, and a run there
+    would replace the record verify wrote its verdict into; None for any other --out."""
+    folder = Path(os.path.abspath(out))
+    if folder.name not in ("a", "b", "k") or not (folder.parent / VERIFY_MARKER).is_file():
+        return None
+    return (f"--out {out}: run {folder.name.upper()} of the work dir {folder.parent} of `auditor verify`, which starts "
+            "its runs itself, afresh: a run here would replace the record verify wrote its verdict into; run "
+            "`auditor verify` again, or give another --out")
 
 
 def unfinished_text(final: Path) -> str:
@@ -646,6 +662,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
             raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None
+        if run_dir.name == "verify.json" and (run_dir.parent / VERIFY_MARKER).is_file():
+            raise InvalidInput(f"{run_dir}: the evidence file of `auditor verify`, not a run's report folder: its verdict "
+                               f"is recorded in run A's, {run_dir.parent / 'a' / 'reports' / run_dir.parent.name}") from None
         if run_dir.name == "ablations.json":  # the page's record, not a run's
             raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
                                "report folders (ABLATIONS.md beside it links each run's sheet)") from None

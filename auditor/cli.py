@@ -324,10 +324,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
-    from auditor.runner import execute
+    from auditor.audit import verify_run_refusal
+    from auditor.runner import ENV_OUTPUT_ROOT, execute
     from auditor.spec import load_spec, parse_sets, set_args
 
     stop_with_parent()
+    by_verify = bool(os.environ.get(ENV_OUTPUT_ROOT))
+    if not by_verify and (refusal := verify_run_refusal(args.out)) is not None:
+        raise InvalidInput(refusal)
     spec = load_spec(args.spec, args.sets)
     argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
@@ -335,7 +339,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log,
                           in_place=args.stops.complete, sets=parse_sets(args.sets))  # fmt: skip
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
-        print(f"\n{_interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume)}", file=sys.stderr)
+        hint = (f"{stop_word(stop)}: a run of `auditor verify`, which starts its runs afresh: run `auditor verify` "
+                "again" if by_verify else _interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume))
+        print(f"\n{hint}", file=sys.stderr)
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED

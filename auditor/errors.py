@@ -66,6 +66,19 @@ def parent_env() -> dict[str, str]:
     return {**os.environ, ENV_PARENT_PID: str(os.getpid())}
 
 
+def wait_passing_stop(proc: Any) -> int:
+    """Wait for the child process `proc` (a Popen) and return its exit code. A stop that reaches this
+    process alone (`kill PID`) is passed on as SIGTERM or SIGINT, and the child waited for: it stops
+    cleanly, saving its state (one that got the signal too ignores the second), where the cleanup of
+    `subprocess.run` would kill it outright, its log cut short."""
+    try:
+        return proc.wait()
+    except KeyboardInterrupt as stop:
+        proc.send_signal(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+        proc.wait()
+        raise
+
+
 def stop_with_parent() -> None:
     """Where `verify` or `ablate` started this process (ENV_PARENT_PID) and is killed outright
     (SIGKILL, which it cannot pass on), receive SIGTERM, which stops a run cleanly and

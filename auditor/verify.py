@@ -86,7 +86,7 @@ from auditor.check import (
     verdict,
     verification_passed,
 )
-from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env
+from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env, wait_passing_stop
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import (
     ENV_KILL_AT,
@@ -326,9 +326,10 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
     cadence = f"checkpoints after {every_n(every, 'step')} and at each epoch end ({count(spe, 'step')})"
     if chosen and first < total:
         before = ", before its checkpoint" if k + 1 == first else ""
+        steps, last = (f"{first} to {total - 1}", "") if first < total - 1 else (f"{first}", "the budget's last step; ")
         raise InvalidInput(f"--kill-at: {k} ({killed_done(k)}, killed at the end of that step{before}) "
                            f"comes before the first checkpoint ({cadence}), so the resume would train from scratch and "
-                           f"go untested; use --kill-at {first} or later ({killed_done(first)}, resumed from the "
+                           f"go untested; use --kill-at {steps} ({last}{killed_done(first)}, resumed from the "
                            f"checkpoint after {count(first, 'step')})")  # fmt: skip
     raise InvalidInput(f"no checkpoint is written before the last of the budget's {total} steps ({cadence}: the "
                        f"first after {count(min(first, total), 'step')}, at its end), so no kill could be resumed from one; lower "
@@ -472,8 +473,8 @@ def _start(
     with log_path.open("wb") as f:
         f.write(("$ " + shlex.join(cmd) + "\n").encode())
         f.flush()
-        rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                            env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})}), check=False).returncode  # fmt: skip
+        rc = wait_passing_stop(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                                env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})})))  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
     record = run_paths(plan.workdir / run_id, plan.spec.name).reports / "audit.json"
     why = {EXIT_FAILED: _failed_why(record) if rc == EXIT_FAILED else "",

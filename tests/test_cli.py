@@ -915,6 +915,15 @@ def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp
     shutil.copytree(failed, run_a)  # the finished verify's own run A: no note
     (workdir / VERIFY_MARKER).write_text("")
     assert "verify attempt" not in run_cli("check", str(run_a)).stderr
+    # A user test: run B of a finished verify said "not verified" without pointing at run A, and
+    # verify.json given was called "a file" only.
+    run_b = workdir / "b" / "reports" / "smoke"
+    shutil.copytree(failed, run_b)
+    assert (f"auditor check: warning: {run_b} is run B of the verify in {workdir}, compared with run A: the verdict "
+            f"is recorded in run A's record, {run_a}\n") in run_cli("check", str(run_b)).stderr  # fmt: skip
+    assert_clean_error(run_cli("check", str(workdir / "verify.json")),
+                       f"{workdir / 'verify.json'}: the evidence file of `auditor verify`, not a run's report folder: its "
+                       f"verdict is recorded in run A's, {run_a}\n")  # fmt: skip
     (workdir / VERIFY_MARKER).unlink()
     (workdir / "verify.json").unlink()
     assert "verify attempt" not in run_cli("check", str(run_a)).stderr  # no marker: not verify's folder

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import fake_cifar_root
+from conftest import assert_clean_error, fake_cifar_root, run_cli
 
 from auditor import checkpoint
 from auditor import verify as verify_mod
@@ -467,11 +467,14 @@ def test_each_run_compiles_with_a_cache_of_its_own(tmp_path: Path, monkeypatch: 
     plan = make_plan("smoke", TINY, tmp_path, epochs=2, steps=None, kill_at=None)
     envs: list[dict[str, str]] = []
 
-    def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-        envs.append(kwargs["env"])
-        return subprocess.CompletedProcess(cmd, 0)
+    class FakeRun:  # stands in for the `auditor run` child process
+        def __init__(self, cmd: list[str], **kwargs: Any) -> None:
+            envs.append(kwargs["env"])
 
-    monkeypatch.setattr(verify_mod.subprocess, "run", fake_run)
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(verify_mod.subprocess, "Popen", FakeRun)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "users-cache"))
     for run_id in ("a", "b", "k"):
         verify_mod._start(plan, tmp_path / "spec.yaml", run_id, "reference", lambda m: None)
@@ -562,8 +565,13 @@ def test_a_budget_shorter_than_an_epoch_still_checkpoints_before_its_kill(tmp_pa
     [
         ([], None, 0, ("--kill-at: 0 (0-based: 1 step done, killed at the end of that step) "
                        "comes before the first checkpoint (checkpoints after every 2 steps and at each epoch end (8 "
-                       "steps)), so the resume would train from scratch and go untested; use --kill-at 2 or later "
+                       "steps)), so the resume would train from scratch and go untested; use --kill-at 2 to 15 "
                        "(0-based: 3 steps done, resumed from the checkpoint after 2 steps)")),
+        # A user test: "or later" where the first step after a checkpoint is the budget's last.
+        (["train.checkpoint_every_steps=100"], 9, 6, (
+            "comes before the first checkpoint (checkpoints after every 100 steps and at each epoch end (8 steps)), so "
+            "the resume would train from scratch and go untested; use --kill-at 8 (the budget's last step; 0-based: 9 "
+            "steps done, resumed from the checkpoint after 8 steps)")),
         ([], None, 1, "--kill-at: 1 (0-based: 2 steps done, killed at the end of that step, before its checkpoint)"),
         (["train.checkpoint_every_steps=2"], 1, None, "the budget is 1 step: verify needs at least 2"),
         (["train.checkpoint_every_steps=100"], 6, None, (
@@ -1159,6 +1167,38 @@ def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(tmp_path: Path, mon
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock: verifies are not locked there")
+@pytest.mark.slow
+def test_sigterm_sent_to_verify_alone_stops_its_run_cleanly_and_the_run_is_not_taken_over(tmp_path: Path) -> None:
+    """A user test: `kill PID` of verify killed its run outright (its log cut short), and the advice
+    that log ended with, `auditor run ... --out verify/<name>/a --resume`, replaced the record
+    verify writes its verdict into; a run into verify's work dir is now refused."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "verify", "smoke", *SETS, "--epochs", "30",
+                             "--out", "out"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    workdir = tmp_path / "out" / "verify" / "smoke"
+    staging = run_paths(workdir / "a", "smoke").ckpt_staging
+    deadline = time.monotonic() + 300
+    while not (staging / "last.pt.sha256").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # run A has a checkpoint: it is training
+    os.kill(proc.pid, signal.SIGTERM)  # its own session: its run does not get it
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143 and "Traceback" not in err, out + err
+    log = (workdir / "logs" / "a-reference.log").read_text()
+    assert log.rstrip().endswith("terminated (SIGTERM): a run of `auditor verify`, which starts its runs afresh: run "
+                                 "`auditor verify` again"), log[-500:]  # fmt: skip
+    for run in ("a", "b", "k"):
+        refused = run_cli("run", "smoke", *SETS, "--out", str(workdir / run), "--resume", cwd=tmp_path)
+        assert_clean_error(refused, f"--out {workdir / run}: run {run.upper()} of the work dir {workdir} of `auditor "
+                                    "verify`, which starts its runs itself, afresh: a run here would replace the record "
+                                    "verify wrote its verdict into; run `auditor verify` again, or give another --out")
+    mine = run_cli("run", "smoke", *SETS, "--set", "train.epochs=1", "--out", str(workdir / "mine"), cwd=tmp_path)
+    assert mine.returncode == 1 and "reproducible" in mine.stdout  # any other folder is the user's: it ran (not verified)
+    assert (workdir / "mine" / "reports" / "smoke" / "audit.json").is_file()
+
+
 def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
     from auditor.fileio import lock_file
 
