@@ -37,9 +37,11 @@ import argparse
 import json
 import math
 import multiprocessing.connection
+import multiprocessing.util
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -48,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -608,6 +610,7 @@ class Setup:
     data_desc: str
     ckpt_dir: Path
     det_steps: int = 3
+    det_steps_given: bool = False  # --det-steps written: a check it asked for that does not run is missing
     max_repeat_s: float = 30.0
     quiet: float = 0.05  # max share of the CPU other processes may use during a kept repeat
     retries: int = 2
@@ -747,6 +750,11 @@ def setup_fields(s: Setup) -> dict[str, Any]:
     return {**fields, "device": str(s.device), "ckpt_dir": str(s.ckpt_dir), "threads": torch.get_num_threads()}
 
 
+# How long a stopped child's process group gets to die of SIGTERM before SIGKILL: it dies at once,
+# unless a process of it is inside a system call the signal waits for (a device driver's, say).
+STOP_GRACE_S = 5.0
+
+
 class Isolated:
     """One pipeline, built and stepped in a Python process of its own (`--pipeline-child`).
 
@@ -759,13 +767,18 @@ class Isolated:
 
     def __init__(self, s: Setup, cfg: Config | None) -> None:
         parent, child = socket.socketpair()
+        self.folder = tempfile.mkdtemp(prefix="auditor-bench-child-")  # its multiprocessing folder goes in it
         try:
+            # A session of its own: a terminal's Ctrl-C reaches the bench alone (a child hit while
+            # importing had died with "Fatal Python error: init_import_site"); the bench passes the
+            # stop on, and the group's number names the child's DataLoader workers too.
             self.proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--pipeline-child", str(child.fileno())],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+                [sys.executable, str(Path(__file__).resolve()), "--pipeline-child", str(child.fileno()), self.folder],
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         except BaseException:
             parent.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
             raise
         finally:
             child.close()
@@ -774,6 +787,7 @@ class Isolated:
         self.repeats: int | None = None  # fewer timed repeats than the section's (set for a hopeless row)
         self.facts: dict[str, Any] = {}  # from the child once built: its allocator probe
         self._built = False
+        self._closed = False  # reaped and its folder removed: its pid may be another process's now
         self._send("build", setup_fields(s), asdict(cfg) if cfg else None)
 
     def _send(self, command: str, *args: Any) -> None:
@@ -833,32 +847,79 @@ class Isolated:
         """`profile_auditor` of this pipeline in the child."""
         return self.call("profile")
 
-    def close(self, wait_s: float = 60.0) -> None:
-        """Stop the child: asked to exit, killed if it has not within `wait_s` (0: at once)."""
-        try:
-            self.conn.send(("close", ()))
-        except OSError:
-            pass
+    def stop(self) -> None:
+        """Stop the child and its DataLoader workers now, mid-command (SIGTERM to its process
+        group: they die at once; its folder, multiprocessing's included, is the parent's to remove)."""
         self.conn.close()
+        if self._closed:
+            return
+        with suppress(ProcessLookupError):  # all gone already
+            os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def close(self, wait_s: float = 60.0, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop the child and what it started: asked to exit, stopped (SIGTERM) if it has not
+        within `wait_s`, its process group killed if it has not within `grace_s` more; then
+        its temporary folder removed."""
+        if self._closed:
+            return
+        with suppress(OSError):  # closed by `stop`, or the child is gone
+            self.conn.send(("close", ()))
+        if not _exited(self.proc, wait_s):
+            self.stop()
+            _exited(self.proc, grace_s)
+        with suppress(ProcessLookupError):  # DataLoader workers it left (killed, it could not stop them)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.conn.close()
+        self.proc.wait()
+        self._closed = True
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _exited(proc: subprocess.Popen, wait_s: float) -> bool:
+    """Whether `proc` has exited within `wait_s`, leaving it unreaped: as a zombie it keeps its
+    pid, so no other process can take its process group's number before the group is killed."""
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
-            self.proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # reaped already (`_how_it_ended`)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 @contextmanager
 def closing_all(pipes: list[Isolated]) -> Iterator[list[Isolated]]:
     """Close every pipeline in `pipes` (as it is when the block ends); on an error or Ctrl-C,
-    kill them at once instead of waiting for a busy child to finish its command."""
+    stop them all at once instead of waiting for a busy child to finish its command."""
     try:
         yield pipes
-    except BaseException:
         for p in pipes:
-            p.close(wait_s=0)
+            p.close()
+    except BaseException:  # Ctrl-C while one closes too: the others are stopped, not left running
+        with _no_interrupt():  # a second Ctrl-C must not leave processes and folders behind
+            for p in pipes:
+                p.stop()
+            deadline = time.monotonic() + STOP_GRACE_S
+            for p in pipes:
+                p.close(wait_s=0, grace_s=max(0.0, deadline - time.monotonic()))
         raise
-    for p in pipes:
-        p.close()
+
+
+@contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Ctrl-C ignored in the block (where the main thread can set that: elsewhere it never lands)."""
+    try:
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 class _Child:
@@ -896,13 +957,29 @@ class _Child:
         return profile_auditor(self.s, self.pipe)
 
 
-def pipeline_child(fd: int) -> int:
-    """`--pipeline-child FD`: serve one pipeline's commands over the socket FD until told to close.
+def pipeline_child(fd: int, folder: str) -> int:
+    """`--pipeline-child FD FOLDER`: serve one pipeline's commands over the socket FD until told to close.
 
-    Ctrl-C reaches the whole process group: the parent stops the children, which ignore it.
+    It runs in a session of its own, and a stop from the parent (SIGTERM, then SIGKILL, to its
+    process group) ends it where it is: the parent removes FOLDER, which holds its temporary files.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn, child = multiprocessing.connection.Connection(fd), _Child()
+    _multiprocessing_folder_in(folder)
+    return _serve(multiprocessing.connection.Connection(fd), _Child())
+
+
+def _multiprocessing_folder_in(folder: str) -> None:
+    """Make multiprocessing's temporary folder (its sockets pass the DataLoader workers' batches)
+    in `folder`, which the parent removes however this process ends; the workers, forked later,
+    use this one. Only that folder: torch.compile's cache stays where tempfile puts it."""
+    before, tempfile.tempdir = tempfile.tempdir, folder
+    try:
+        multiprocessing.util.get_temp_dir()
+    finally:
+        tempfile.tempdir = before
+
+
+def _serve(conn: multiprocessing.connection.Connection, child: _Child) -> int:
+    """Run commands from `conn` on `child` until "close" or the parent is gone."""
     while True:
         try:
             command, args = conn.recv()
@@ -931,8 +1008,8 @@ def build_pipelines(s: Setup, configs: list[Config], pipes: list[Isolated]) -> d
             p.ready()
         except RuntimeError as exc:  # e.g. a toggle the device cannot run
             failed[p.label] = str(exc)
+            p.close()  # before it leaves `pipes`: a Ctrl-C meanwhile stops it with the others
             pipes.remove(p)
-            p.close()
     return failed
 
 
@@ -944,8 +1021,8 @@ def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> d
             warmup_s, step_s = p.warm(s.warmup, s.max_repeat_s)
         except RuntimeError as exc:  # e.g. compile without a working C++ toolchain
             failed[p.label] = str(exc)
+            p.close()  # before it leaves `pipes`: a Ctrl-C meanwhile stops it with the others
             pipes.remove(p)
-            p.close()
             continue
         steps = steps_within(s.max_repeat_s, step_s, s.steps)
         cut = f" (capped from {s.steps} by --max-repeat-s {s.max_repeat_s:g})" if steps < s.steps else ""
@@ -960,7 +1037,7 @@ def warm_pipelines(s: Setup, pipes: list[Isolated], failed: dict[str, str]) -> d
         if step_s > s.max_repeat_s:  # hopeless (e.g. bf16 emulated on the CPU): one repeat is enough
             p.repeats = 1
             cut += "; a single repeat (one step exceeds --max-repeat-s)"
-        s.log(f"  warm-up {p.label}: {warmup_s:.1f}s, last step {step_s:.2f}s; timing {steps} steps per repeat{cut}")
+        s.log(f"  warm-up {p.label}: {warmup_s:.1f}s, last step {step_s:.2f}s; timing {count(steps, 'step')} per repeat{cut}")
         plan[p.label] = (warmup_s, step_s, steps)
     return plan
 
@@ -985,7 +1062,13 @@ def throughput_rows(pipes: list[Isolated], samples: dict[str, Any], plan: dict[s
 
 
 def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str, Any]]) -> None:
-    """Twin runs of each timed configuration in its own process, compared bit for bit (into its row)."""
+    """Twin runs of each timed configuration in its own process, compared bit for bit (into its row).
+
+    A configuration one of whose steps takes over half of --max-repeat-s is not checked (the twin
+    runs take at least 4 steps), and the others run fewer than --det-steps steps where that many
+    would exceed it. Where --det-steps was written, either is said on stderr, and a check not run
+    is recorded as one that could not run (`determinism_error`: the bench exits 3).
+    """
     by_label = {p.label: p for p in pipes if p.cfg is not None}
     for row in rows:
         p = by_label.get(row["label"])
@@ -994,9 +1077,14 @@ def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str,
         if row["step_s_estimate"] * 4 > 2 * s.max_repeat_s:  # two twin runs of two steps
             row["determinism_skipped"] = f"one step takes {row['step_s_estimate']:.0f}s (> --max-repeat-s / 2)"
             s.log(f"  determinism check skipped for {p.label}: {row['determinism_skipped']}")
+            if s.det_steps_given:
+                row["determinism_error"] = f"{row['determinism_skipped']}, though --det-steps {s.det_steps} asked for it"
             continue
         n = max(2, steps_within(s.max_repeat_s, row["step_s_estimate"], s.det_steps))
-        s.log(f"  determinism check ({n} steps, twice): {p.label}")
+        cut = f"; {n} of --det-steps {s.det_steps}: more would exceed --max-repeat-s {s.max_repeat_s:g}" if n < s.det_steps else ""
+        s.log(f"  determinism check ({count(n, 'step')}, twice{cut}): {p.label}")
+        if cut and s.det_steps_given:
+            print(f"WARNING: determinism check of {p.label}: {count(n, 'step')}{cut}", file=sys.stderr)
         try:
             row["determinism"] = p.determinism(n)
         except RuntimeError as exc:
@@ -1020,8 +1108,8 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
         steps = {label: n for label, (_, _, n) in plan.items()}
         samples = interleaved(pipes, steps, s.repeats, s.log, s.quiet, s.retries, s.wait_s, failed)
         for p in [p for p in pipes if p.label not in samples]:  # its process failed during the repeats
+            p.close()  # before it leaves `pipes`: a Ctrl-C meanwhile stops it with the others
             pipes.remove(p)
-            p.close()
         load_after = loadavg()
         ceiling = with_peaks(ceiling, gemm_peaks(s.device))  # again after the repeats: keep the best
         rows = throughput_rows(pipes, samples, plan)
@@ -1047,7 +1135,7 @@ def _short_error(exc: BaseException) -> str:
 
 def print_throughput(res: dict[str, Any], log: Callable[[str], None] = print) -> None:
     """A throughput section's table and ceiling, as the run goes."""
-    log(f"\n== {res['model']} on {res['device']}, batch {res['batch_size']}, up to {res['steps']} timed steps x "
+    log(f"\n== {res['model']} on {res['device']}, batch {res['batch_size']}, up to {count(res['steps'], 'timed step')} x "
         f"{count(res['repeats'], 'repeat')}, DataLoader workers {res['workers']}, torch threads {res['torch_threads']}")  # fmt: skip
     log(f"   data: {res['data']}; load before {res['loadavg_before']} after {res['loadavg_after']}")
     for line in [*throughput_table(res), *ceiling_lines(res)]:
@@ -1871,15 +1959,22 @@ def throughput_section(res: dict[str, Any], m: dict[str, Any]) -> list[str]:
         f"### Training throughput: {res['model']}, batch {res['batch_size']}, {res['device']}, "
         f"{count(res['torch_threads'], 'torch thread')}", "",
         *([f"**Warning:** {note}", ""] if note else []),
-        f"Up to {res['steps']} timed steps per repeat (fewer where one repeat would exceed "
+        f"Up to {count(res['steps'], 'timed step')} per repeat (fewer where one repeat would exceed "
         f"{res['max_repeat_s']:g}s), {count(res['repeats'], 'repeat')} in alternating order{_single_repeats(res)}, after {res['warmup_steps']} + 1 "
         f"untimed warm-up steps per pipeline (at least 2 for a slow configuration), plus 1 untimed step per repeat "
         f"for (a)'s fresh DataLoader iterator; a repeat during which other processes used more than "
-        f"{res['quiet']:.0%} of the CPU was discarded and rerun (at most {res['retries']} times, then kept); "
+        f"{res['quiet']:.0%} of the CPU {_disturbed_kept(res['retries'])}; "
         f"DataLoader num_workers={res['workers']}; data: {res['data']}; "
         f"load average before {res['loadavg_before']}, after {res['loadavg_after']}.", "",
         *throughput_table(res), "", *ceiling_lines(res), "",
     ]  # fmt: skip
+
+
+def _disturbed_kept(retries: int) -> str:
+    """What became of a disturbed repeat, with --retries `retries`."""
+    if retries == 0:
+        return "was kept, not rerun (--retries 0)"
+    return f"was discarded and rerun (at most {count(retries, 'time')}, then kept)"
 
 
 def results_markdown(report: dict[str, Any]) -> str:
@@ -2155,26 +2250,17 @@ def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 
 
 
 def render_saved(a: argparse.Namespace) -> int:
-    """--render-json: rebuild RESULTS.md from saved reports; measure nothing (2: a report unreadable)."""
+    """--render-json: rebuild RESULTS.md from saved reports; measure nothing (2: a report unreadable,
+    not shaped as --json writes it, or contradicting itself)."""
     reports = []
     for p in a.render_json:
-        try:
-            reports.append(json.loads(p.read_text()))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            print(f"throughput.py: error: --render-json {p}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        report, problem = _read_report(p)
+        if problem is None:
+            problem = _render_problem(report)
+        if problem is not None:
+            print(f"throughput.py: error: --render-json {p}: {problem}; {RESULTS_MD.name} was left as it was", file=sys.stderr)
             return 2
-        if not _report_shaped(reports[-1]):
-            print(f"throughput.py: error: --render-json {p}: not a report written by --json", file=sys.stderr)
-            return 2
-    for p, r in zip(a.render_json, reports, strict=True):
-        try:
-            pool_ceilings(r.get("throughput", []))
-            results_markdown(r)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # written before or edited
-            what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            print(f"throughput.py: error: --render-json {p}: the report is not complete ({what}); {RESULTS_MD.name} "
-                  "was left as it was", file=sys.stderr)  # fmt: skip
-            return 2
+        reports.append(report)
     try:
         write_results(reports, append=a.append_results)
     except OSError as exc:  # it changed since the arguments were checked
@@ -2182,6 +2268,132 @@ def render_saved(a: argparse.Namespace) -> int:
         return 2
     print(f"wrote {RESULTS_MD}")
     return 0
+
+
+def _read_report(path: Path) -> tuple[Any, str | None]:
+    """The report saved in `path`, or why it cannot be one."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return None, str(exc.strerror or exc)
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text ({exc.reason} at byte {exc.start}), so not a report written by --json"
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc}), so not a report written by --json"
+    return report, None if _report_shaped(report) else "not a report written by --json"
+
+
+def _render_problem(report: dict[str, Any]) -> str | None:
+    """Why a saved report cannot be rendered as it stands: a part of the wrong kind (a section would
+    vanish without a word), a number that is not finite, a figure its own samples or medians
+    contradict (edited or damaged), or a field missing (saved before it existed, or edited)."""
+    if (problem := _shape_problem(report) or _nonfinite_problem(report)) is not None:
+        return problem
+    try:
+        if (problem := _edited_problem(report)) is not None:
+            return problem
+        pool_ceilings(report["throughput"])
+        results_markdown(report)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # StatisticsError is a ValueError
+        return f"the report is not complete ({f'missing {exc}' if isinstance(exc, KeyError) else exc})"
+    return None
+
+
+_ABSENT = object()  # a key the report lacks
+
+
+def _expected_parts(report: dict[str, Any]) -> Iterator[tuple[str, Any, type]]:
+    """(where, what is there, the kind --json writes there) for each part the renderer goes through.
+    Lazy: the caller stops at the first part of the wrong kind, before anything inside it is read."""
+    yield "machine", report.get("machine", _ABSENT), dict
+    yield "throughput", report.get("throughput", _ABSENT), list
+    for key in ("overhead", "latency", "profile", "notes"):
+        if key in report:
+            yield key, report[key], list
+    for key in ("overhead", "latency", "profile"):
+        for i, part in enumerate(report.get(key, [])):
+            yield f"{key}[{i}]", part, dict
+    for i, res in enumerate(report["throughput"]):
+        yield f"throughput[{i}]", res, dict
+        yield f"throughput[{i}].rows", res.get("rows", _ABSENT), list
+        for j, row in enumerate(res["rows"]):
+            at = f"throughput[{i}].rows[{j}]"
+            yield at, row, dict
+            if "failed" not in row:
+                yield f"{at}.images_per_s", row.get("images_per_s", _ABSENT), dict
+                for key in ("samples", "foreign_cpu", "discarded"):
+                    yield f"{at}.{key}", row.get(key, _ABSENT), list
+
+
+def _shape_problem(report: dict[str, Any]) -> str | None:
+    """The first part of `report` that is not of the kind --json writes there, said so."""
+    for where, value, kind in _expected_parts(report):
+        if value is _ABSENT:
+            return f"the report is not complete (missing {where})"
+        if not isinstance(value, kind):
+            return f"not shaped as --json writes a report: {where} is {_kind(value)}, not {_kind(kind())}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, in words."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _nonfinite_problem(report: dict[str, Any]) -> str | None:
+    """The first number in `report` that is NaN or infinite where --json writes none (Python's json
+    reads both): `--render-json` would print verdicts from it."""
+    found = _nonfinite_in(report, ())
+    return None if found is None else f"{_where(found[0])} is {found[1]}, not a finite number"
+
+
+def _nonfinite_in(value: Any, at: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], float] | None:
+    """(where, the number) of the first non-finite number in `value`, which is at `at`; or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) or (math.isnan(value) and _unread_share(at)) else (at, value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, v in items:
+        if (found := _nonfinite_in(v, (*at, key))) is not None:
+            return found
+    return None
+
+
+def _edited_problem(report: dict[str, Any]) -> str | None:
+    """A figure that the report's own figures contradict (edited, or damaged): a row's images/s summary
+    against its samples, its ratios against the medians. The table would contradict itself."""
+    for i, res in enumerate(report["throughput"]):
+        rows = [(f"throughput[{i}].rows[{j}]", r) for j, r in enumerate(res["rows"]) if "failed" not in r]
+        derived = [(at, f"images_per_s.{k}", row["images_per_s"].get(k), v)
+                   for at, row in rows for k, v in summarize(row["samples"]).items()]  # fmt: skip
+        med = {row["label"]: row["images_per_s"]["median"] for _, row in rows}
+        base_a, base_b = med.get(ConventionalPipeline.label), med.get(DEFAULT_CONFIG.label)
+        derived += [(at, key, row.get(key, _ABSENT), med[row["label"]] / base if base else None)
+                    for at, row in rows for key, base in (("ratio_to_a", base_a), ("ratio_to_default_b", base_b))]  # fmt: skip
+        for at, key, stored, want in derived:  # summaries first: the ratios are checked against verified medians
+            if not _same(stored, want):
+                said = "missing" if stored is _ABSENT else stored
+                source = "its samples give" if key.startswith("images") else "the medians give"
+                return f"{at}.{key} is {said}, but {source} {want}: an edited or damaged report"
+    return None
+
+
+def _same(stored: Any, derived: float | None) -> bool:
+    """Whether a stored figure is the one derived again (equal to rounding; None only for None)."""
+    if derived is None or stored is None or isinstance(stored, bool) or not isinstance(stored, int | float):
+        return stored is None and derived is None
+    return math.isclose(stored, derived, rel_tol=1e-9)
+
+
+def _unread_share(at: tuple[str | int, ...]) -> bool:
+    """Whether `at` holds other processes' share of the CPU, which is NaN where /proc/stat could not be
+    read: under a `foreign_cpu` key, or the second figure of a discarded repeat."""
+    return "foreign_cpu" in at or (len(at) >= 3 and at[-3] == "discarded" and at[-1] == 1)
+
+
+def _where(at: tuple[str | int, ...]) -> str:
+    """('throughput', 0, 'rows') as 'throughput[0].rows'."""
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in at).lstrip(".")
 
 
 def _recorded_command(raw: list[str]) -> str:
@@ -2229,7 +2441,7 @@ def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[
                     repeats=a.repeats or (CUDA_REPEATS if device.type == "cuda" else DEFAULT_REPEATS.get(name, FALLBACK_REPEATS)),
                     warmup=a.warmup,
                     workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data, a.synthetic),
-                    ckpt_dir=ckpt, det_steps=a.det_steps, max_repeat_s=a.max_repeat_s,
+                    ckpt_dir=ckpt, det_steps=a.det_steps, det_steps_given="det_steps" in a.given, max_repeat_s=a.max_repeat_s,
                     quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
                 )  # fmt: skip
     finally:
@@ -2312,6 +2524,16 @@ def failed_rows(report: dict[str, Any]) -> list[str]:
     return said + ([f"auditing overhead not measured: {', '.join(runs)}"] if runs else [])
 
 
+def unchecked_rows(report: dict[str, Any]) -> list[str]:
+    """The rows whose determinism check was skipped for their length without --det-steps asking for
+    it: not a failure (a configuration too slow to check, bf16 emulated on a CPU, would fail every
+    default --matrix run), but said on stderr, so that a bitwise column left empty is not missed."""
+    rows = [f"{res['model']}, {count(res['torch_threads'], 'thread')}: {r['label']}"
+            for res in report.get("throughput", []) for r in res["rows"]
+            if r.get("determinism_skipped") and "determinism_error" not in r]  # fmt: skip
+    return [f"determinism not checked, one step being over half of --max-repeat-s: {'; '.join(rows)}"] if rows else []
+
+
 def _keep_elsewhere(report: dict[str, Any]) -> str | None:
     """Write `report` to a new file in the temporary folder; its path, or None where that fails too
     (nothing partial is left)."""
@@ -2344,7 +2566,7 @@ def main(argv: list[str] | None = None) -> int:
     if raw[:1] == ["--overhead-child"]:
         return overhead_child(raw[1:])
     if raw[:1] == ["--pipeline-child"]:
-        return pipeline_child(int(raw[1]))
+        return pipeline_child(int(raw[1]), raw[2])
     a = parse_args(raw)
     if (problem := argument_problem(a)) is not None:
         return refuse(problem)
@@ -2384,6 +2606,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
         return 2
+    for note in unchecked_rows(report):
+        print(f"{Path(sys.argv[0]).name}: note: {note} (raise it to check them)", file=sys.stderr)
     if lost := failed_rows(report):  # a script or CI job must not take a partial table for a full one
         print(f"{Path(sys.argv[0]).name}: {'; '.join(lost)} (see the rows above)", file=sys.stderr)
         return EXIT_PARTIAL

@@ -5,6 +5,7 @@ Correctness only; nothing here times anything.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -381,28 +382,63 @@ def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: s
     assert "machine:" not in proc.stdout  # stopped before anything was measured
 
 
-def test_sigterm_stops_the_bench_cleanly_leaving_no_folder_or_process(tmp_path: Path) -> None:
+def _pipeline_processes(pid: int) -> list[Any]:
+    """The pipelines' processes under `pid`, and the DataLoader workers they forked (same command line)."""
+    import psutil
+
+    try:
+        return [c for c in psutil.Process(pid).children(recursive=True) if "--pipeline-child" in " ".join(c.cmdline())]
+    except psutil.Error:  # one ended while it was read
+        return []
+
+
+def _still_running(p: Any) -> bool:
+    import psutil
+
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize(("stop", "code", "said"), [("term", 143, "terminated (SIGTERM)"), ("ctrl-c", 130, "interrupted")])
+def test_a_stopped_bench_leaves_no_folder_or_process(tmp_path: Path, stop: str, code: int, said: str) -> None:
+    """The user test: stopped while (a)'s DataLoader workers ran, the bench had killed each pipeline's
+    process at once, so its workers outlived the bench (reparented to init) and its multiprocessing
+    folder (pymp-*) stayed in the temporary folder; a terminal's Ctrl-C had reached the children too."""
     import psutil
 
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(REPO / "bench" / "throughput.py"), "--synthetic", "--model", "resnet20", "--steps", "200"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip  # a process group of its own, as a terminal gives
+    seen: list[Any] = []
     try:
         for line in proc.stdout:  # the temporary folder exists; the pipelines' processes start after this line
             if "building pipelines" in line:
                 break
-        children, deadline = [], time.monotonic() + 120
-        while len(children) < 2 and time.monotonic() < deadline:  # (a) and (b), each its own process
-            time.sleep(0.2)
-            children = [c for c in psutil.Process(proc.pid).children() if "--pipeline-child" in " ".join(c.cmdline())]
-        assert len(children) == 2 and list(tmp_path.glob("auditor-bench-*")), "nothing to clean up yet"
-        proc.send_signal(signal.SIGTERM)  # to the bench alone, not its process group
+        deadline = time.monotonic() + 120
+        while len(seen) < 3 and time.monotonic() < deadline:  # (a) and (b), and a worker of (a)'s DataLoader
+            time.sleep(0.1)
+            seen = _pipeline_processes(proc.pid)
+        children = [c for c in seen if c.ppid() == proc.pid]
+        assert len(children) == 2 and len(seen) >= 3 and list(tmp_path.glob("auditor-bench-*")), "nothing to clean up yet"
+        sessions = {os.getsid(c.pid) for c in children}
+        if stop == "term":
+            proc.send_signal(signal.SIGTERM)  # to the bench alone
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # to its process group, as a terminal's Ctrl-C
         _, err = proc.communicate(timeout=120)
-    finally:
+    finally:  # whatever failed, nothing of this test outlives it (psutil checks that a pid is still the one seen)
         proc.kill()
-    assert proc.returncode == 143 and "terminated (SIGTERM): no results written" in err and "Traceback" not in err, err
-    assert not list(tmp_path.glob("auditor-bench-*"))
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        for p in seen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    assert proc.returncode == code and f"{said}: no results written" in err and "Traceback" not in err, err
+    assert "Fatal Python error" not in err
+    assert not list(tmp_path.iterdir())  # its folders and the pipelines' multiprocessing folders
+    assert not [p for p in seen if _still_running(p)]
+    assert sessions == {c.pid for c in children}  # each in a session of its own: a terminal's Ctrl-C reaches the bench alone
 
 
 def test_a_verdict_from_repeats_kept_on_a_busy_machine_is_not_given(bench) -> None:
@@ -561,7 +597,71 @@ def test_render_json_refuses_a_file_that_is_not_a_saved_report(bench, tmp_path: 
     saved = tmp_path / "list.json"
     saved.write_text("[]")
     assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
-    assert f"--render-json {saved}: not a report written by --json" in capsys.readouterr().err
+    assert f"--render-json {saved}: not a report written by --json; RESULTS.md was left as it was" in capsys.readouterr().err
+    # The user test: these said neither what the file was nor that RESULTS.md was left alone.
+    saved.write_text("some notes")
+    assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
+    assert (f"--render-json {saved}: not JSON (Expecting value: line 1 column 1 (char 0)), so not a report written by "
+            "--json; RESULTS.md was left as it was") in capsys.readouterr().err  # fmt: skip
+    saved.unlink()
+    assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
+    assert (f"--render-json {saved}: No such file or directory; RESULTS.md was left as it was"
+            in capsys.readouterr().err)  # fmt: skip
+
+
+def _saved_report(bench) -> dict[str, Any]:
+    """A report as --json saves it: (a) at 30 and 32 images/s, the default (b) at 50 and 54."""
+    pipes = [SimpleNamespace(label=bench.ConventionalPipeline.label, cfg=None, facts={"large_blocks_from_heap": False}),
+             SimpleNamespace(label=bench.DEFAULT_CONFIG.label, cfg=bench.DEFAULT_CONFIG,
+                             facts={"large_blocks_from_heap": True})]  # fmt: skip
+    samples = {pipes[0].label: bench.Samples([30.0, 32.0], [0.01, 0.02]), pipes[1].label: bench.Samples([54.0, 50.0], [0.01, 0.02])}
+    section = {"model": "resnet20", "device": "cpu", "batch_size": 128, "steps": 2, "repeats": 2, "warmup_steps": 1,
+               "workers": 2, "data": "synthetic", "torch_threads": 1, "max_repeat_s": 30.0, "quiet": 0.05,
+               "retries": 2, "isolated": True, "loadavg_before": None, "loadavg_after": None,
+               "rows": bench.throughput_rows(pipes, samples, {p.label: (1.0, 0.5, 2) for p in pipes}),
+               "ceiling": bench.ceiling_record(0.25, [100.0], 100.0)}  # fmt: skip
+    report = {"command": "python bench/throughput.py", "machine": bench.machine_info(torch.device("cpu")),
+              "device": "cpu", "throughput": [section], "notes": [], "quiet": 0.05}  # fmt: skip
+    return json.loads(json.dumps(report, default=str))
+
+
+def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_is_misshapen(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user test: a median edited to NaN rendered as `nan` (targets `+nan%`), one edited to 1000 kept the
+    old ratio beside a new share of the ceiling, and `"throughput": {}` dropped the section, each exit 0."""
+    written: list[Any] = []
+    monkeypatch.setattr(bench, "write_results", lambda reports, append=False: written.extend(reports))
+    report, b = _saved_report(bench), "throughput[0].rows[1]"
+
+    def render(path: list[str | int], value: Any) -> tuple[int, str]:
+        edited = copy.deepcopy(report)
+        *parents, last = path
+        target = edited
+        for key in parents:
+            target = target[key]
+        target[last] = value
+        (tmp_path / "r.json").write_text(json.dumps(edited))
+        code = bench.main(["--render-json", str(tmp_path / "r.json"), "--write-results"])
+        return code, capsys.readouterr().err
+
+    assert render(["notes"], []) == (0, "") and len(written) == 1  # as saved
+    row = ["throughput", 0, "rows", 1]
+    for path, value, said in [
+        ([*row, "images_per_s", "median"], math.nan, f"{b}.images_per_s.median is nan, not a finite number"),
+        ([*row, "samples", 0], math.inf, f"{b}.samples[0] is inf, not a finite number"),
+        ([*row, "images_per_s", "median"], 1000.0, f"{b}.images_per_s.median is 1000.0, but its samples give 52.0: an edited"),
+        ([*row, "ratio_to_a"], 9.0, f"{b}.ratio_to_a is 9.0, but the medians give {52 / 31}: an edited or damaged report"),
+        (["throughput"], {}, "not shaped as --json writes a report: throughput is an object, not a list"),
+        ([*row[:3]], "x", "not shaped as --json writes a report: throughput[0].rows is a string, not a list"),
+    ]:  # fmt: skip
+        code, err = render(path, value)
+        assert code == 2 and said in err and err.endswith("; RESULTS.md was left as it was\n"), err
+        assert len(written) == 1
+    for path, value in (([*row, "foreign_cpu", 0], math.nan), ([*row, "discarded"], [[40.0, math.nan]])):
+        assert render(path, value) == (0, "")  # a CPU share /proc/stat could not give is NaN in a real report
+
+
 
 
 
@@ -688,8 +788,10 @@ def test_a_row_not_measured_makes_the_bench_exit_3_after_writing_the_rest(bench,
     saved = tmp_path / "r.json"
     assert bench.main(["--synthetic", "--json", str(saved)]) == bench.EXIT_PARTIAL == 3  # 1 is a traceback's
     err = capsys.readouterr().err
-    assert "not measured: resnet8, 2 threads: compile default; determinism not checked: resnet8, 2 threads: amp bf16" in err
-    assert "determinism off" not in err  # skipped for its length, as the row says: not a failure
+    assert "not measured: resnet8, 2 threads: compile default; determinism not checked: resnet8, 2 threads: amp bf16 (" in err
+    # Skipped for its length without --det-steps asking for it: not a failure, but said.
+    assert ("note: determinism not checked, one step being over half of --max-repeat-s: resnet8, 2 threads: "
+            "determinism off (raise it to check them)") in err  # fmt: skip
     assert json.loads(saved.read_text())["throughput"][0]["rows"] == rows
     section["rows"] = rows[:1] + rows[3:]
     assert bench.main(["--synthetic"]) == 0
@@ -711,6 +813,64 @@ def test_a_determinism_check_that_could_not_run_is_recorded_apart_from_its_wordi
     assert rows[0]["determinism_skipped"].startswith("failed: ")  # the table's wording, which failed_rows no longer reads
     report = {"throughput": [{"model": "resnet8", "torch_threads": 1, "rows": rows}]}
     assert bench.failed_rows(report) == ["determinism not checked: resnet8, 1 thread: amp bf16"]
+
+
+def test_one_step_and_no_retries_are_said_as_such(bench, tiny, tmp_path: Path) -> None:
+    """The user test: "timing 1 steps per repeat", "Up to 1 timed steps", and with --retries 0 a disturbed repeat
+    "was discarded and rerun (at most 0 times, then kept)"."""
+    spec, data = tiny
+    said: list[str] = []
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=2, repeats=1, warmup=1,
+                    workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, max_repeat_s=5.0,
+                    log=said.append)  # fmt: skip
+    slow = SimpleNamespace(label="(b) slow", cfg=object(), repeats=None, warm=lambda steps, budget_s: (7.0, 3.5))
+    assert bench.warm_pipelines(s, [slow], {}) == {"(b) slow": (7.0, 3.5, 1)}
+    assert said == ["  warm-up (b) slow: 7.0s, last step 3.50s; timing 1 step per repeat (capped from 2 by --max-repeat-s 5)"]
+    section = {**_saved_report(bench)["throughput"][0], "steps": 1, "retries": 0}
+    text = "\n".join(bench.throughput_section(section, {}))
+    assert "Up to 1 timed step per repeat (fewer" in text and "of the CPU was kept, not rerun (--retries 0);" in text
+    text = "\n".join(bench.throughput_section({**section, "retries": 1}, {}))
+    assert "of the CPU was discarded and rerun (at most 1 time, then kept);" in text
+    printed: list[str] = []
+    bench.print_throughput(section, printed.append)
+    assert ", up to 1 timed step x 2 repeats," in printed[0]
+
+
+class _Twins:
+    """A (b) pipeline in `check_rows_determinism`'s eyes: records the steps its twin runs were given."""
+
+    label, cfg = "determinism off", object()
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def determinism(self, steps: int) -> dict:
+        self.steps.append(steps)
+        return {"steps": steps, "bitwise": True}
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_a_determinism_check_asked_for_with_det_steps_and_not_run_as_asked_is_said(
+    bench, tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str], given: bool
+) -> None:
+    """The user test: `--matrix --det-steps 2` where every row's step took 4 s of --max-repeat-s 5 exited 0,
+    its --det-steps dropped without a word."""
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=1, repeats=1, warmup=1,
+                    workers=0, data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, det_steps=10,
+                    det_steps_given=given, max_repeat_s=5.0, log=lambda m: None)  # fmt: skip
+    twins, rows = _Twins(), [{"label": "determinism off", "step_s_estimate": 4.0}]
+    bench.check_rows_determinism(s, [twins], rows)
+    report = {"throughput": [{"model": "resnet8", "torch_threads": 1, "rows": rows}]}
+    assert twins.steps == [] and rows[0]["determinism_skipped"] == "one step takes 4s (> --max-repeat-s / 2)"
+    lost, noted = ["determinism not checked: resnet8, 1 thread: determinism off"], bench.unchecked_rows(report)
+    assert (bench.failed_rows(report), noted) == ((lost, []) if given else ([], [noted[0]]))  # given: exit 3
+    assert given or noted[0].endswith("over half of --max-repeat-s: resnet8, 1 thread: determinism off")
+    rows[:] = [{"label": "determinism off", "step_s_estimate": 1.0}]  # 5 of the 10 steps fit in 5 s
+    bench.check_rows_determinism(s, [twins], rows)
+    assert twins.steps == [5] and rows[0]["determinism"]["bitwise"] and bench.failed_rows(report) == []
+    warned = "WARNING: determinism check of determinism off: 5 steps; 5 of --det-steps 10: more would exceed --max-repeat-s 5"
+    assert (warned in capsys.readouterr().err) == given
 
 
 def test_an_overhead_run_that_fails_is_a_row_not_a_traceback(bench, monkeypatch, tmp_path: Path) -> None:
