@@ -222,15 +222,17 @@ def checkpoints_meant(path: Path) -> str:
     checkpoint goes: "; this is a run's report folder: its checkpoints are ...", naming the files its
     run wrote beside it (`run_paths`), or '' for any other path."""
     try:
-        folder = Path(os.path.abspath(path)) if path.is_dir() else Path(os.path.abspath(path.parent))
+        if not path.exists():  # a checkpoint not found there: not taken for one of the report's files
+            return ""
+        folder = Path(os.path.abspath(path if path.is_dir() else path.parent))
         if not (folder / "audit.json").is_file() or folder.parent.name != "reports":
             return ""
-        shown = path if path.is_dir() else path.parent  # as the user wrote it, for paths they can paste
-        ckpts = run_paths(shown.parent.parent if shown.name else folder.parent.parent, folder.name).checkpoints
-        found = [str(ckpts / name) for name in ("best.pt", "last.pt") if (ckpts / name).is_file()]
-    except OSError:
+        at = run_paths(folder.parent.parent, folder.name).checkpoints
+        ckpts = Path(os.path.relpath(at)) if not path.is_absolute() else at  # written as the user wrote theirs
+        found = [str(ckpts / name) for name in ("best.pt", "last.pt") if (at / name).is_file()]
+    except (OSError, ValueError):  # ValueError: relpath across Windows drives
         return ""
-    what = "a run's report folder" if path.is_dir() else f"a file of a run's report folder ({shown})"
+    what = "a run's report folder" if path.is_dir() else f"a file in a run's report folder ({path.parent})"
     if not found:
         return f"; this is {what}: its checkpoints would be in {ckpts}, which holds no best.pt or last.pt"
     return f"; this is {what}: its checkpoints are {' and '.join(found)}"
@@ -627,9 +629,11 @@ def verify_run_refusal(out: Path) -> str | None:
     folder = Path(os.path.abspath(out))
     if folder.name not in ("a", "b", "k") or not (folder.parent / VERIFY_MARKER).is_file():
         return None
+    replaced = ("the runs of a verify attempt kept for reading" if folder.parent.name.endswith(FAILED) else
+                "the record verify wrote its verdict into" if folder.name == "a" else "a run verify compared with run A")
     return (f"--out {out}: run {folder.name.upper()} of the work dir {folder.parent} of `auditor verify`, which starts "
-            "its runs itself, afresh: a run here would replace the record verify wrote its verdict into; run "
-            "`auditor verify` again, or give another --out")
+            f"its runs itself, afresh: a run here would replace {replaced}; run `auditor verify` again, or give another "
+            "--out")
 
 
 def unfinished_text(final: Path) -> str:
@@ -663,8 +667,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
             raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None
         if run_dir.name == "verify.json" and (run_dir.parent / VERIFY_MARKER).is_file():
+            name = run_dir.parent.name.removesuffix(ASIDE).removesuffix(FAILED)  # an earlier verify set aside: `x.old`
             raise InvalidInput(f"{run_dir}: the evidence file of `auditor verify`, not a run's report folder: its verdict "
-                               f"is recorded in run A's, {run_dir.parent / 'a' / 'reports' / run_dir.parent.name}") from None
+                               f"is recorded in run A's, {run_dir.parent / 'a' / 'reports' / name}") from None
         if run_dir.name == "ablations.json":  # the page's record, not a run's
             raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
                                "report folders (ABLATIONS.md beside it links each run's sheet)") from None
@@ -704,15 +709,20 @@ def record_problem(audit: Any) -> str | None:
     return None
 
 
-# A malformed field's value is shown up to this many characters (a confusion matrix would swamp the line).
+# A malformed field's value is shown up to this many characters (a confusion matrix would swamp the line),
+# and this many fields are named (every row of a long history edited alike would make one line of pages).
 VALUE_SHOWN_CHARS = 40
+FIELDS_SHOWN = 10
 
 
 def fields_problem(audit: dict[str, Any], fields: list[str]) -> str:
     """What `record_problem` says of the fields a run writes otherwise: those absent as missing, those
-    present as malformed with the value found ('training.history[0].lr = "0.05"')."""
+    present as malformed with the value found ('training.history[0].lr = "0.05"'). A field under
+    another listed one (`data.official` under a `data` that is text) is left to that one."""
+    fields = [f for f in fields if not any(f.startswith((g + ".", g + "[")) for g in fields)]
+    more = len(fields) - FIELDS_SHOWN
     absent, found = [], []
-    for field in fields:
+    for field in fields[:FIELDS_SHOWN]:
         there, value = _look_up(audit, field)
         if there:
             shown = json.dumps(value)
@@ -720,9 +730,10 @@ def fields_problem(audit: dict[str, Any], fields: list[str]) -> str:
         else:
             absent.append(field)
     wrong = f"{'; '.join(found)} (not as a run writes {'it' if len(found) == 1 else 'them'})"
+    rest = f"; and {count(more, 'more field')}" if more > 0 else ""
     if not absent:
-        return f"malformed audit record: {wrong}"
-    return f"incomplete audit record: missing {', '.join(absent)}{f'; malformed {wrong}' if found else ''}"
+        return f"malformed audit record: {wrong}{rest}"
+    return f"incomplete audit record: missing {', '.join(absent)}{f'; malformed {wrong}' if found else ''}{rest}"
 
 
 def _look_up(audit: Any, field: str) -> tuple[bool, Any]:

@@ -739,8 +739,10 @@ def _parse_whole_set(item: str) -> dict[str, Any] | None:
 def _parse_set(item: str) -> tuple[str, Any]:
     """`criteria.METRIC=EXPR` -> (METRIC, EXPR as read, or None to remove)."""
     key, sep, raw = item.partition("=")
-    if sep and ".".join(part.strip() for part in key.split(".")).startswith(_SET_PREFIX):
-        refuse_spaced_key(item)  # as `auditor run --set` refuses it
+    joined = ".".join(part.strip() for part in key.split("."))  # the KEY its spaces stripped
+    named = joined.removeprefix(_SET_PREFIX)
+    if sep and joined.startswith(_SET_PREFIX) and named and "." not in named:
+        refuse_spaced_key(item)  # as `auditor run --set` refuses it, where the fix is one check takes
     key = key.strip()
     metric = key.removeprefix(_SET_PREFIX)
     if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:

@@ -30,10 +30,12 @@ from auditor.errors import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_TERMINATED,
+    VERIFY_RUN_STOPPED,
     InvalidInput,
     Terminated,
     exit_code,
     signals_held,
+    started_by_verify,
     stop_after_finish_note,
     stop_with_parent,
     stop_word,
@@ -325,11 +327,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.audit import verify_run_refusal
-    from auditor.runner import ENV_OUTPUT_ROOT, execute
+    from auditor.runner import execute
     from auditor.spec import load_spec, parse_sets, set_args
 
     stop_with_parent()
-    by_verify = bool(os.environ.get(ENV_OUTPUT_ROOT))
+    by_verify = started_by_verify()
     if not by_verify and (refusal := verify_run_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
     spec = load_spec(args.spec, args.sets)
@@ -339,8 +341,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log,
                           in_place=args.stops.complete, sets=parse_sets(args.sets))  # fmt: skip
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
-        hint = (f"{stop_word(stop)}: a run of `auditor verify`, which starts its runs afresh: run `auditor verify` "
-                "again" if by_verify else _interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume))
+        hint = (f"{stop_word(stop)}: {VERIFY_RUN_STOPPED}" if by_verify else
+                _interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume))
         print(f"\n{hint}", file=sys.stderr)
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
@@ -759,10 +761,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_out([])  # a pipe is block-buffered: a closed reader (or a full disk) must surface here, not at exit
         return code
     except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
-        print(f"\nauditor {args.command}: {stop_word(stop)}; to go on, run the same command again", file=sys.stderr)
+        again = VERIFY_RUN_STOPPED if args.command == "run" and started_by_verify() else "to go on, run the same command again"
+        print(f"\nauditor {args.command}: {stop_word(stop)}; {again}", file=sys.stderr)
         return exit_code(stop)
     except InvalidInput as exc:
-        return _report_error(args.command, str(exc) + _checkpoint_meant(args))
+        return _report_error(args.command, str(exc) + _checkpoint_meant(args, str(exc)))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         return _broken_pipe()
     except OSError as exc:
@@ -775,10 +778,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stops.restore(to_exit=argv is None)  # None: the console script's (or `python -m`'s) call
 
 
-def _checkpoint_meant(args: argparse.Namespace) -> str:
-    """For a command given a run's report (folder, audit.json or sheet) where a checkpoint goes:
-    the checkpoints that run wrote beside it; '' otherwise."""
-    if getattr(args, "checkpoint", None) is None:
+def _checkpoint_meant(args: argparse.Namespace, error: str) -> str:
+    """For a command given a run's report (folder, audit.json or sheet) where a checkpoint goes, and
+    refused for it (`error` names that path first): the checkpoints that run wrote beside it; ''
+    otherwise (another refusal, such as --iters, or a checkpoint that loaded)."""
+    if getattr(args, "checkpoint", None) is None or not error.startswith(f"{args.checkpoint}:"):
         return ""
     from auditor.audit import checkpoints_meant
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,16 +67,37 @@ def parent_env() -> dict[str, str]:
     return {**os.environ, ENV_PARENT_PID: str(os.getpid())}
 
 
+ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --out (see runner.output_folders)
+# What a run verify started says when stopped: verify starts its runs afresh, and refuses a user's run into them.
+VERIFY_RUN_STOPPED = "a run of `auditor verify`, which starts its runs afresh: run `auditor verify` again"
+
+
+def started_by_verify() -> bool:
+    """Whether this process is a run `auditor verify` started (ENV_OUTPUT_ROOT set)."""
+    return bool(os.environ.get(ENV_OUTPUT_ROOT))
+
+
+# How long a child run is given to stop cleanly once a stop is passed on (a checkpoint being written
+# lands first: seconds), before it is killed.
+CHILD_STOP_S = 120
+
+
 def wait_passing_stop(proc: Any) -> int:
     """Wait for the child process `proc` (a Popen) and return its exit code. A stop that reaches this
     process alone (`kill PID`) is passed on as SIGTERM or SIGINT, and the child waited for: it stops
     cleanly, saving its state (one that got the signal too ignores the second), where the cleanup of
-    `subprocess.run` would kill it outright, its log cut short."""
+    `subprocess.run` would kill it outright, its log cut short; one that has not stopped after
+    CHILD_STOP_S is killed."""
     try:
         return proc.wait()
     except KeyboardInterrupt as stop:
         proc.send_signal(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
-        proc.wait()
+        try:
+            proc.wait(timeout=CHILD_STOP_S)
+        except subprocess.TimeoutExpired:  # hung: this process ignores further stops, so nothing else would end it
+            print(f"the run did not stop within {CHILD_STOP_S} s of being asked to: killed", file=sys.stderr)
+            proc.kill()
+            proc.wait()
         raise
 
 

@@ -59,7 +59,7 @@ from auditor.data import (
     norm_tensors,
     unread_note,
 )
-from auditor.errors import InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
+from auditor.errors import ENV_OUTPUT_ROOT, InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
 from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info, norm_groups
@@ -91,7 +91,6 @@ from auditor.words import count, describe_setting
 # Fault-injection hooks for `auditor verify` and its tests (never set in normal use):
 ENV_KILL_AT = "AUDITOR_KILL_AT_STEP"  # SIGKILL this process after that global step
 ENV_NOISE_AT = "AUDITOR_INJECT_NOISE_AT_STEP"  # add unseeded noise to the weights there
-ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --out (see output_folders)
 
 
 # --- staging and resume ---------------------------------------------------------

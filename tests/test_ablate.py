@@ -1167,7 +1167,7 @@ def test_a_stop_during_a_run_is_passed_on_to_it(tmp_path: Path, monkeypatch: pyt
         def __init__(self, argv: list[str], **kwargs: object) -> None:
             calls.append("start")
 
-        def wait(self) -> int:
+        def wait(self, timeout: float | None = None) -> int:
             calls.append("wait")
             if calls.count("wait") == 1:
                 raise raised  # the signal arrives while ablate waits

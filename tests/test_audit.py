@@ -187,11 +187,22 @@ def test_a_refused_record_says_which_fields_are_missing_and_what_the_malformed_o
     record["data"]["official"] = "false"
     assert record_problem(record) == (
         'incomplete audit record: missing spec_hash, run.name; malformed data.official = "false" (not as a run writes it)')
-    del record["data"]["official"], record["run"]["status"]
+    record["data"] = "x"  # a review: its optional fields were listed as missing too
+    assert record_problem(record) == (
+        'incomplete audit record: missing spec_hash, run.name; malformed data = "x" (not as a run writes it)')
+    del record["data"], record["run"]["status"]
     (tmp_path / "audit.json").write_text(json.dumps(record))
     with pytest.raises(InvalidInput) as refused:
         read_audit(tmp_path)
-    assert str(refused.value) == f"{tmp_path / 'audit.json'}: incomplete audit record: missing spec_hash, run.name, run.status"
+    assert str(refused.value) == (f"{tmp_path / 'audit.json'}: incomplete audit record: missing spec_hash, data, run.name, "
+                                  "run.status")  # fmt: skip
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["training"]["history"] *= 2  # six rows, each with two fields edited: ten named, not every one
+    for row in record["training"]["history"]:
+        row.update(lr="1", epoch_s="2")
+    problem = record_problem(record)
+    assert problem.startswith('malformed audit record: training.history[0].lr = "1"; training.history[0].epoch_s = "2"; ')
+    assert problem.endswith('training.history[4].epoch_s = "2" (not as a run writes them); and 2 more fields')
 
 
 def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_left_them(tmp_path: Path) -> None:

@@ -710,13 +710,30 @@ def test_an_output_root_or_checkpoint_folder_given_for_a_report_names_the_report
                        f"error: reports/smoke: a folder, not a checkpoint file; this is a run's report folder: {ckpts}")
     assert_clean_error(run_cli("evaluate", "reports/smoke/audit.json", "--data-root", str(tmp_path), cwd=tmp_path / "out"),
                        "error: reports/smoke/audit.json: cannot load checkpoint (not a torch.save file: neither its zip "
-                       "archive nor a legacy pickle of tensors); this is a file of a run's report folder (reports/smoke): "
+                       "archive nor a legacy pickle of tensors); this is a file in a run's report folder (reports/smoke): "
                        + ckpts)  # fmt: skip
+    # A review: from inside reports/ the checkpoints were looked for under the current folder.
+    assert_clean_error(run_cli("measure", "smoke", cwd=tmp_path / "out/reports"),
+                       "error: smoke: a folder, not a checkpoint file; this is a run's report folder: its checkpoints are "
+                       "../checkpoints/smoke/best.pt and ../checkpoints/smoke/last.pt\n")  # fmt: skip
+    assert_clean_error(run_cli("measure", "../audit.json", cwd=tmp_path / "out/reports/smoke/figures"),
+                       "a file in a run's report folder (..): its checkpoints are ../../../checkpoints/smoke/best.pt")
+    # An error about another argument, or a checkpoint not found, gets no hint.
+    shutil.copy(tmp_path / "out/checkpoints/smoke/best.pt", tmp_path / "out/reports/smoke/copy.pt")  # a user's copy
+    refused = run_cli("measure", "reports/smoke/copy.pt", "--iters", "1", cwd=tmp_path / "out")
+    assert_clean_error(refused, "--iters")
+    assert "report folder" not in refused.stderr
+    (tmp_path / "out/reports/smoke/copy.pt").unlink()
+    refused = run_cli("measure", "best.pt", cwd=tmp_path / "out/reports/smoke")
+    assert_clean_error(refused, "best.pt: checkpoint not found")
+    assert "report folder" not in refused.stderr
     for name in ("last.pt", "best.pt"):
         (tmp_path / "out/checkpoints/smoke" / name).unlink()
     assert_clean_error(run_cli("measure", ".", cwd=tmp_path / "out/reports/smoke"),
-                       f"error: .: a folder, not a checkpoint file; this is a run's report folder: its checkpoints would be "
-                       f"in {tmp_path / 'out/checkpoints/smoke'}, which holds no best.pt or last.pt\n")  # fmt: skip
+                       "error: .: a folder, not a checkpoint file; this is a run's report folder: its checkpoints would be "
+                       "in ../../checkpoints/smoke, which holds no best.pt or last.pt\n")  # fmt: skip
+    assert_clean_error(run_cli("measure", str(tmp_path / "out/reports/smoke")),  # given absolute: named absolute
+                       f"its checkpoints would be in {tmp_path / 'out/checkpoints/smoke'}, which holds no")
     assert_clean_error(run_cli("measure", "reports", cwd=tmp_path / "out"),
                        "error: reports: a folder, not a checkpoint file\n")  # not a report folder: nothing more said
     assert_clean_error(run_cli("check", "reports/smoke", "--criteria", "reports/smoke/audit.json", cwd=tmp_path / "out"),
@@ -924,6 +941,10 @@ def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp
     assert_clean_error(run_cli("check", str(workdir / "verify.json")),
                        f"{workdir / 'verify.json'}: the evidence file of `auditor verify`, not a run's report folder: its "
                        f"verdict is recorded in run A's, {run_a}\n")  # fmt: skip
+    aside = workdir.with_name("smoke.old")  # an earlier verify's evidence, set aside during a re-verify
+    shutil.copytree(workdir, aside)
+    assert_clean_error(run_cli("check", str(aside / "verify.json")),
+                       f"its verdict is recorded in run A's, {aside / 'a' / 'reports' / 'smoke'}\n")
     (workdir / VERIFY_MARKER).unlink()
     (workdir / "verify.json").unlink()
     assert "verify attempt" not in run_cli("check", str(run_a)).stderr  # no marker: not verify's folder

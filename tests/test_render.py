@@ -1664,7 +1664,8 @@ def test_malformed_nested_fields_are_bad_input_for_render_and_check(
     run_dir = write_run_dir(tmp_path, audit)
     for command in (["render", str(run_dir)], ["check", str(run_dir), "--junit", str(tmp_path / "j.xml")]):
         assert main(command) == 2, command
-        assert fields_problem(audit, [named]) in capsys.readouterr().err
+        said = f"auditor {command[0]}: error: {run_dir / 'audit.json'}: {fields_problem(audit, [named])}"
+        assert capsys.readouterr().err.startswith(said) and named in said
 
 
 def test_a_wrongly_typed_value_deep_in_the_record_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

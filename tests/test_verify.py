@@ -1166,7 +1166,6 @@ def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(tmp_path: Path, mon
     assert said == [f"auditor verify: warning: {note}"]
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="no flock: verifies are not locked there")
 @pytest.mark.slow
 def test_sigterm_sent_to_verify_alone_stops_its_run_cleanly_and_the_run_is_not_taken_over(tmp_path: Path) -> None:
     """A user test: `kill PID` of verify killed its run outright (its log cut short), and the advice
@@ -1189,16 +1188,18 @@ def test_sigterm_sent_to_verify_alone_stops_its_run_cleanly_and_the_run_is_not_t
     log = (workdir / "logs" / "a-reference.log").read_text()
     assert log.rstrip().endswith("terminated (SIGTERM): a run of `auditor verify`, which starts its runs afresh: run "
                                  "`auditor verify` again"), log[-500:]  # fmt: skip
-    for run in ("a", "b", "k"):
+    for run, replaced in (("a", "the record verify wrote its verdict into"), ("b", "a run verify compared with run A"),
+                          ("k", "a run verify compared with run A")):
         refused = run_cli("run", "smoke", *SETS, "--out", str(workdir / run), "--resume", cwd=tmp_path)
         assert_clean_error(refused, f"--out {workdir / run}: run {run.upper()} of the work dir {workdir} of `auditor "
-                                    "verify`, which starts its runs itself, afresh: a run here would replace the record "
-                                    "verify wrote its verdict into; run `auditor verify` again, or give another --out")
+                                    f"verify`, which starts its runs itself, afresh: a run here would replace {replaced}; "
+                                    "run `auditor verify` again, or give another --out")  # fmt: skip
     mine = run_cli("run", "smoke", *SETS, "--set", "train.epochs=1", "--out", str(workdir / "mine"), cwd=tmp_path)
     assert mine.returncode == 1 and "reproducible" in mine.stdout  # any other folder is the user's: it ran (not verified)
     assert (workdir / "mine" / "reports" / "smoke" / "audit.json").is_file()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock: verifies are not locked there")
 def test_a_second_verify_of_a_name_going_on_is_refused(tmp_path: Path) -> None:
     from auditor.fileio import lock_file
 
