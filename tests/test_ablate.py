@@ -1218,7 +1218,7 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
         def __init__(self, argv: list[str], **kwargs: object) -> None:
             pass
 
-        def wait(self) -> int:
+        def wait(self, timeout: float | None = None) -> int:
             return 143
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
@@ -1244,7 +1244,7 @@ def test_a_run_killed_by_a_crash_signal_is_a_crash_not_an_interruption(
         def __init__(self, argv: list[str], **kwargs: object) -> None:
             pass
 
-        def wait(self) -> int:
+        def wait(self, timeout: float | None = None) -> int:
             return returncode
 
     monkeypatch.setattr(ablate.subprocess, "Popen", Run)
@@ -1276,7 +1276,7 @@ def test_ablate_reports_how_it_stopped(
         def __init__(self, argv: list[str], **kwargs: object) -> None:
             self.waited = 0
 
-        def wait(self) -> int:
+        def wait(self, timeout: float | None = None) -> int:
             self.waited += 1
             if where == "wait" and self.waited == 1:
                 raise KeyboardInterrupt
@@ -1316,7 +1316,7 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
             assert audit["verdict"] == "FAIL"
             (tmp_path / "reports" / name / "audit.json").write_text(json.dumps(audit))
 
-        def wait(self) -> int:
+        def wait(self, timeout: float | None = None) -> int:
             return 1
 
     states = iter(["new", "finished", "new", "finished"])  # before and after each run

@@ -471,7 +471,7 @@ def test_each_run_compiles_with_a_cache_of_its_own(tmp_path: Path, monkeypatch: 
         def __init__(self, cmd: list[str], **kwargs: Any) -> None:
             envs.append(kwargs["env"])
 
-        def wait(self) -> int:
+        def wait(self, timeout: float | None = None) -> int:
             return 0
 
     monkeypatch.setattr(verify_mod.subprocess, "Popen", FakeRun)
