@@ -228,6 +228,8 @@ def checkpoints_meant(path: Path) -> str:
         if not (folder / "audit.json").is_file() or folder.parent.name != "reports":
             return ""
         at = run_paths(folder.parent.parent, folder.name).checkpoints
+        if not at.parent.is_dir():  # not beside the report as a run writes them (or reached through a link): not guessed
+            return ""
         ckpts = Path(os.path.relpath(at)) if not path.is_absolute() else at  # written as the user wrote theirs
         found = [str(ckpts / name) for name in ("best.pt", "last.pt") if (at / name).is_file()]
     except (OSError, ValueError):  # ValueError: relpath across Windows drives

@@ -78,7 +78,7 @@ from auditor.environment import (
     read_cpuinfo,
     usable_cpus,
 )
-from auditor.errors import InvalidInput, Terminated, exit_code, stop_word
+from auditor.errors import InvalidInput, Terminated, exit_code, parent_env, stop_with_parent, stop_word
 from auditor.fileio import atomic_write_bytes, home_expanded, resolved_folder
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
@@ -774,7 +774,7 @@ class Isolated:
             # stop on, and the group's number names the child's DataLoader workers too.
             self.proc = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "--pipeline-child", str(child.fileno()), self.folder],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True,
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True, env=parent_env(),
             )  # fmt: skip
         except BaseException:
             parent.close()
@@ -851,10 +851,15 @@ class Isolated:
         """Stop the child and its DataLoader workers now, mid-command (SIGTERM to its process
         group: they die at once; its folder, multiprocessing's included, is the parent's to remove)."""
         self.conn.close()
-        if self._closed:
+        self._signal_group(signal.SIGTERM)
+
+    def _signal_group(self, signum: int) -> None:
+        """Send `signum` to the child's process group, while the child is unreaped: once reaped
+        (`_how_it_ended`), its number may be another process's (its workers exit with it)."""
+        if self._closed or self.proc.returncode is not None:
             return
         with suppress(ProcessLookupError):  # all gone already
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signum)
 
     def close(self, wait_s: float = 60.0, grace_s: float = STOP_GRACE_S) -> None:
         """Stop the child and what it started: asked to exit, stopped (SIGTERM) if it has not
@@ -867,8 +872,7 @@ class Isolated:
         if not _exited(self.proc, wait_s):
             self.stop()
             _exited(self.proc, grace_s)
-        with suppress(ProcessLookupError):  # DataLoader workers it left (killed, it could not stop them)
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._signal_group(signal.SIGKILL)  # DataLoader workers it left (killed, it could not stop them)
         self.conn.close()
         self.proc.wait()
         self._closed = True
@@ -910,16 +914,18 @@ def closing_all(pipes: list[Isolated]) -> Iterator[list[Isolated]]:
 
 @contextmanager
 def _no_interrupt() -> Iterator[None]:
-    """Ctrl-C ignored in the block (where the main thread can set that: elsewhere it never lands)."""
+    """Ctrl-C and SIGTERM ignored in the block (a CI cancel sends both, one after the other; where
+    the main thread can set that: elsewhere they never land)."""
     try:
-        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        before = [(s, signal.signal(s, signal.SIG_IGN)) for s in (signal.SIGINT, signal.SIGTERM)]
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for s, handler in before:
+            signal.signal(s, handler)
 
 
 class _Child:
@@ -963,6 +969,7 @@ def pipeline_child(fd: int, folder: str) -> int:
     It runs in a session of its own, and a stop from the parent (SIGTERM, then SIGKILL, to its
     process group) ends it where it is: the parent removes FOLDER, which holds its temporary files.
     """
+    stop_with_parent()  # its own session: a hangup or a SIGKILL of the bench would not reach it otherwise
     _multiprocessing_folder_in(folder)
     return _serve(multiprocessing.connection.Connection(fd), _Child())
 
@@ -1081,7 +1088,7 @@ def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str,
                 row["determinism_error"] = f"{row['determinism_skipped']}, though --det-steps {s.det_steps} asked for it"
             continue
         n = max(2, steps_within(s.max_repeat_s, row["step_s_estimate"], s.det_steps))
-        cut = f"; {n} of --det-steps {s.det_steps}: more would exceed --max-repeat-s {s.max_repeat_s:g}" if n < s.det_steps else ""
+        cut = f"; --det-steps {s.det_steps} cut: more would exceed --max-repeat-s {s.max_repeat_s:g}" if n < s.det_steps else ""
         s.log(f"  determinism check ({count(n, 'step')}, twice{cut}): {p.label}")
         if cut and s.det_steps_given:
             print(f"WARNING: determinism check of {p.label}: {count(n, 'step')}{cut}", file=sys.stderr)
