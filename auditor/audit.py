@@ -602,10 +602,9 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     (run A's record); None for any other folder. `verified`: the record holds a
     verification block (verify writes it into run A's record just before verify.json)."""
     folder = Path(os.path.abspath(run_dir))  # `.` named as the folder it is
-    if len(folder.parents) < 4 or folder.parent.name != "reports" or folder.parents[1].name not in ("a", "b", "k"):
+    if len(folder.parents) < 4 or folder.parent.name != "reports":
         return None
-    workdir = folder.parents[2]
-    if not (workdir / VERIFY_MARKER).is_file():
+    if (workdir := verify_workdir_of(folder.parents[1])) is None:
         return None
     failed = workdir.name.endswith(FAILED)
     if not failed and (workdir / "verify.json").is_file():
@@ -624,12 +623,20 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     return f"{run_dir} is a run of a verify attempt {kept}: {held}{where}"
 
 
+def verify_workdir_of(run_root: Path) -> Path | None:
+    """The work dir of `auditor verify` whose run A, B or K has its output root at `run_root`
+    (absolute: WORKDIR/{a,b,k}, the marker in WORKDIR), or None."""
+    if run_root.name not in ("a", "b", "k") or not (run_root.parent / VERIFY_MARKER).is_file():
+        return None
+    return run_root.parent
+
+
 def verify_run_refusal(out: Path) -> str | None:
     """Why `auditor run --out OUT` must not run where OUT is run A, B or K of a work dir of
     `auditor verify` (WORKDIR/{a,b,k}): verify starts its runs itself, afresh, and a run there
     would replace the record verify wrote its verdict into; None for any other --out."""
     folder = Path(os.path.abspath(out))
-    if folder.name not in ("a", "b", "k") or not (folder.parent / VERIFY_MARKER).is_file():
+    if verify_workdir_of(folder) is None:
         return None
     replaced = ("the runs of a verify attempt kept for reading" if folder.parent.name.endswith(FAILED) else
                 "the record verify wrote its verdict into" if folder.name == "a" else "a run verify compared with run A")

@@ -78,7 +78,15 @@ from auditor.environment import (
     read_cpuinfo,
     usable_cpus,
 )
-from auditor.errors import InvalidInput, Terminated, exit_code, parent_env, stop_with_parent, stop_word
+from auditor.errors import (
+    InvalidInput,
+    Terminated,
+    exit_code,
+    parent_env,
+    signals_held,
+    stop_with_parent,
+    stop_word,
+)
 from auditor.fileio import atomic_write_bytes, home_expanded, resolved_folder
 from auditor.measure import ForeignCpu as _ForeignCpu
 from auditor.models import build_model, list_models
@@ -903,29 +911,13 @@ def closing_all(pipes: list[Isolated]) -> Iterator[list[Isolated]]:
         for p in pipes:
             p.close()
     except BaseException:  # Ctrl-C while one closes too: the others are stopped, not left running
-        with _no_interrupt():  # a second Ctrl-C must not leave processes and folders behind
+        with signals_held(deliver=False):  # a second Ctrl-C or a SIGTERM must not leave processes and folders behind
             for p in pipes:
                 p.stop()
             deadline = time.monotonic() + STOP_GRACE_S
             for p in pipes:
                 p.close(wait_s=0, grace_s=max(0.0, deadline - time.monotonic()))
         raise
-
-
-@contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """Ctrl-C and SIGTERM ignored in the block (a CI cancel sends both, one after the other; where
-    the main thread can set that: elsewhere they never land)."""
-    try:
-        before = [(s, signal.signal(s, signal.SIG_IGN)) for s in (signal.SIGINT, signal.SIGTERM)]
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in before:
-            signal.signal(s, handler)
 
 
 class _Child:
