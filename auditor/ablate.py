@@ -1476,7 +1476,7 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         what = STATE_WORDS.get(state, "run")
         log(f"{head}: {what}: {shell_command(argv)}")
-        rc = wait_passing_stop(subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env()))
+        rc = wait_passing_stop(subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env()), "auditor ablate")
         if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` refused to go on "

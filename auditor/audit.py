@@ -735,7 +735,8 @@ def fields_problem(audit: dict[str, Any], fields: list[str]) -> str:
         there, value = _look_up(audit, field)
         if there:
             shown = json.dumps(value)
-            found.append(f"{field} = {shown if len(shown) <= VALUE_SHOWN_CHARS else shown[:VALUE_SHOWN_CHARS] + '...'}")
+            shown = shown if len(shown) <= VALUE_SHOWN_CHARS else shown[:VALUE_SHOWN_CHARS] + "..."
+            found.append(f"{field} = {shown}{_against(audit, field, value)}")
         else:
             absent.append(field)
     wrong = f"{'; '.join(found)} (not as a run writes {'it' if len(found) == 1 else 'them'})"
@@ -743,6 +744,26 @@ def fields_problem(audit: dict[str, Any], fields: list[str]) -> str:
     if not absent:
         return f"malformed audit record: {wrong}{rest}"
     return f"incomplete audit record: missing {', '.join(absent)}{f'; malformed {wrong}' if found else ''}{rest}"
+
+
+# Counts a record bounds by another field (none can exceed the images of the split it counts in).
+_BOUNDED_BY = {"data.val_in_train": "data.sizes.val", "data.test_in_train": "data.sizes.test",
+               "data.test_in_val": "data.sizes.test"}  # fmt: skip
+
+
+def _against(audit: Any, field: str, value: Any) -> str:
+    """For a count malformed only against another field, that field (', more than data.sizes.val =
+    300'): the value alone would look right. Empty for one malformed in itself."""
+    if field in _BOUNDED_BY and is_count(value):
+        there, bound = _look_up(audit, _BOUNDED_BY[field])
+        return f", more than {_BOUNDED_BY[field]} = {bound}" if there and is_count(bound) and value > bound else ""
+    if field == "data.n_other_entries" and (value is None or is_count(value)):
+        _, names = _look_up(audit, "data.other_entries")
+        if not isinstance(names, list):
+            return ", with no data.other_entries beside it"
+        kept = f" (a run keeps {min(value, OTHER_ENTRIES_KEPT)})" if value is not None else ""
+        return f", where data.other_entries holds {count(len(names), 'name')}{kept}"
+    return ""
 
 
 def _look_up(audit: Any, field: str) -> tuple[bool, Any]:
@@ -857,11 +878,13 @@ def _text(v: Any) -> bool:
 
 
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
+_TEXT, _WHOLE = _or_null(_text), _or_null(lambda v: type(v) is int)
 # Fields the sheet formats (numbers with a format code, counts with separators, lists it joins), as a
 # run writes them; a hand edit of another kind is refused naming the field, as `check` refuses it,
 # rather than fail inside the renderer. Where the sheet needs a value, null is refused too. An
 # absent field (an older record) is left to the sheet, which says which one it lacks.
 SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("verdict", lambda v: v in ("PASS", "FAIL")),  # the sheet's headline; `check.verdict` writes one of the two
     ("run.wall_time_s", _NUMBER), ("run.measure_time_s", _NUMBER),
     ("run.resume_notes", _or_null(_texts)), ("run.toggle_notes", _or_null(_texts)),
     ("run.environment_notes", _or_null(_texts)),
@@ -898,6 +921,25 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     *((f"checkpoints.{c}.global_step", is_count) for c in ("last", "best")),
     *((f"checkpoints.{c}.contents", _or_null(_texts)) for c in ("last", "best")),
     ("metrics.final_train_acc", _NUMBER),
+    # Shown as they stand (a list or an object here had reached the sheet as Python's text of it). Null is
+    # let through: some a run writes so (no resume, CUDA), and a record's null is not a list's repr.
+    *((f"run.{k}", _TEXT) for k in ("started_utc", "finished_utc", "resumed_from")),
+    ("determinism.cublas_workspace_config", _TEXT), ("determinism.seed", _WHOLE), ("determinism.torch_initial_seed", _WHOLE),
+    *((f"determinism.{k}", _COUNT) for k in ("torch_threads", "interop_threads")),
+    *((f"environment.{k}", _TEXT) for k in ("python", "torch", "torchvision", "numpy", "auditor", "cuda", "device",
+                                            "cpu_model", "os")),
+    *((f"environment.{k}", _COUNT) for k in ("cpu_cores_logical", "cpu_cores_physical", "cpu_affinity")),
+    ("environment.ram_gb", _NUMBER),
+    *((f"data.{k}", _TEXT) for k in ("dataset", "root", "note", "fingerprint", "test_fingerprint", "scored_test_fingerprint")),
+    *((f"model.{k}", _TEXT) for k in ("name", "block", "shortcut", "norm")),
+    *((f"model.{k}", _COUNT) for k in ("depth", "num_classes")),
+    ("training.selection_split", _TEXT), ("training.best_epoch", _COUNT), ("training.diverged_at_step", _COUNT),
+    *((f"training.host_memory.{k}", _TEXT) for k in ("requested", "allocator")),
+    ("measurements.evaluated_checkpoint", _TEXT), ("measurements.test.precision", _TEXT),
+    *((f"measurements.latency.{k}", _TEXT) for k in ("device", "device_name", "dtype", "method")),
+    *((f"measurements.latency.{k}", _COUNT) for k in ("threads", "batch_size")),
+    *((f"checkpoints.{c}.{k}", _TEXT) for c in ("last", "best") for k in ("path", "sha256")),
+    *((f"checkpoints.{c}.epoch", _COUNT) for c in ("last", "best")),
 )  # fmt: skip
 # Each epoch's row of training.history, as the sheet's table and curves show it.
 HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (

@@ -518,8 +518,8 @@ def _not_replaceable(path: Path) -> str | None:
     if not head or _AUDITORS_REPORT.match(head):
         return None
     if head.startswith((b"<?xml", b"<testsuite")) and b"<testsuite" in head:  # a CI job's shared results.xml
-        return ("the file there is a JUnit report another tool wrote (its suite is not named auditor.<run>), and "
-                "writing would replace it")  # fmt: skip
+        return ("the file there is a JUnit report another tool wrote (auditor's is a <testsuites> named "
+                "auditor.<run>), and writing would replace it")  # fmt: skip
     return "the file there is not a JUnit report (the run's record, its sheet, a criteria file?), and writing would replace it"
 
 
@@ -745,6 +745,9 @@ def _parse_set(item: str) -> tuple[str, Any]:
         refuse_spaced_key(item)  # as `auditor run --set` refuses it, where the fix is one check takes
     key = key.strip()
     metric = key.removeprefix(_SET_PREFIX)
+    if not sep and key.startswith(_SET_PREFIX) and metric and "." not in metric and unknown_metric(metric) is None:
+        raise InvalidInput(f"{set_shown(item)}: no '=' and no EXPR: write {key}=EXPR (e.g. {key}='>= 0.9'), "
+                           f"or {key}=null to remove it")  # fmt: skip
     if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:
         raise InvalidInput(
             f"{set_shown(item)}: only criteria.<metric>=EXPR (or criteria={{...}}) can be set in check"
@@ -807,8 +810,8 @@ def run_failures(results: list[CriterionResult], status: str | None, require_cri
 
 def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     """How the stored verdict and criteria results differ from the record's own criteria judged
-    again on its metrics ('verdict stored PASS, now FAIL; `test_acc` stored PASS, now FAIL'), or
-    None where they agree. ValueError where they cannot be judged here (an unknown metric)."""
+    again on its metrics ('verdict stored PASS, now FAIL; `test_acc` stored PASS, now FAIL'; the
+    verdict left out where only a criterion's result differs), or None where they agree. ValueError where they cannot be judged here (an unknown metric)."""
     results = judge(audit["spec"].get("criteria") or {}, audit)
     again = verdict(results, record_gate_status(audit))
     now = {r.metric: r.passed for r in results}
@@ -818,9 +821,8 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
         raise ValueError(f"the stored criteria results are malformed ({type(exc).__name__}: {exc})") from None
     differ = [f"`{m}` stored {_pass_word(stored.get(m))}, now {_pass_word(now.get(m))}" for m in {**stored, **now}
               if stored.get(m) != now.get(m)]  # fmt: skip
-    if again == audit["verdict"] and not differ:
-        return None
-    return f"verdict stored {audit['verdict']}, now {again}" + (f"; {', '.join(differ)}" if differ else "")
+    said = [f"verdict stored {audit['verdict']}, now {again}"] if again != audit["verdict"] else []
+    return "; ".join([*said, ", ".join(differ)] if differ else said) or None
 
 
 def edited_metrics(audit: Mapping[str, Any]) -> list[str]:

@@ -189,6 +189,15 @@ def _path(text: str) -> Path:
     return Path(given_path(text))
 
 
+def _junit_path(text: str) -> Path:
+    """`--junit`'s file: `-` is refused, not written as a file named `-` (`--criteria -` reads stdin,
+    so `-` reads as standard output, where check prints its verdict)."""
+    if text == "-":
+        raise argparse.ArgumentTypeError("'-' is not standard output here (check prints its verdict there): give a "
+                                         "file name, e.g. results.xml, or ./- for a file named -")  # fmt: skip
+    return _path(text)
+
+
 def _run_dir(text: str) -> Path:
     """A run's report folder; its audit.json, given instead, names the folder too."""
     path = _path(text)
@@ -217,7 +226,7 @@ def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("check", help="re-evaluate a finished run's criteria (CI gate)")
     p.add_argument("run_dir", type=_run_dir, metavar="RUN_DIR", help=run_dir_help)
     p.add_argument("--criteria", type=_path, help="YAML file of criteria replacing the run's own (- reads them from stdin)")
-    p.add_argument("--junit", type=_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report of auditor's); on bad input (exit 2), a report of one errored test case")
+    p.add_argument("--junit", type=_junit_path, help="also write JUnit XML here (a file already there is replaced only if it is empty or an earlier JUnit report of auditor's); on bad input (exit 2), a report of one errored test case")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="criteria.METRIC=EXPR",
                    help="add or replace a criterion (null removes it; an empty EXPR, or one that is only a # comment, is refused); "
                         "'criteria={METRIC: EXPR, ...}' replaces them all; repeatable")  # fmt: skip
@@ -377,7 +386,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.audit import moved_note, read_audit, resolved_yaml_warning, spec_hash_matches
-    from auditor.check import edited_metrics
+    from auditor.check import edited_metrics, stored_verdict_differs
     from auditor.render import record_bytes, render_run
 
     as_read = record_bytes(args.run_dir)  # before it is read: a run finishing meanwhile replaces it
@@ -396,6 +405,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
         _warn("render", f"{args.run_dir / 'audit.json'}: the record disagrees with what the run measured "
                         f"({'; '.join(edited)}): it was edited after the run")  # fmt: skip
+    try:
+        differs = stored_verdict_differs(audit)
+    except ValueError as exc:  # a metric this version does not know: the sheet shows the verdict as stored
+        differs = f"its criteria cannot be judged again here ({exc})"
+    if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
+        _warn("render", f"{args.run_dir / 'audit.json'}: the stored verdict does not agree with the record's metrics "
+                        f"judged again ({differs}); the sheet shows the verdict as stored, `auditor check` gates on "
+                        "the metrics")  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:

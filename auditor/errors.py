@@ -82,12 +82,12 @@ def started_by_verify() -> bool:
 CHILD_STOP_S = 120
 
 
-def wait_passing_stop(proc: Any) -> int:
+def wait_passing_stop(proc: Any, who: str) -> int:
     """Wait for the child process `proc` (a Popen) and return its exit code. A stop that reaches this
     process alone (`kill PID`) is passed on as SIGTERM or SIGINT, and the child waited for: it stops
     cleanly, saving its state (one that got the signal too ignores the second), where the cleanup of
     `subprocess.run` would kill it outright, its log cut short; one that has not stopped after
-    CHILD_STOP_S is killed."""
+    CHILD_STOP_S is killed, `who` (`auditor verify`) saying so."""
     try:
         return proc.wait()
     except KeyboardInterrupt as stop:
@@ -95,7 +95,7 @@ def wait_passing_stop(proc: Any) -> int:
         try:
             proc.wait(timeout=CHILD_STOP_S)
         except subprocess.TimeoutExpired:  # hung: this process ignores further stops, so nothing else would end it
-            print(f"the run did not stop within {CHILD_STOP_S} s of being asked to: killed", file=sys.stderr)
+            print(f"{who}: the run did not stop within {CHILD_STOP_S} s of being asked to: killed", file=sys.stderr)
             proc.kill()
             proc.wait()
         raise

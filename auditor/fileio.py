@@ -89,7 +89,7 @@ def _written_beside(path: Path, data: bytes) -> Path:
     except OSError as exc:  # it would name a temp file the user never asked for: name the file meant
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -104,6 +104,16 @@ def replace_durably(src: Path, dst: Path) -> None:
     """Rename `src` over `dst` (same folder) and make the rename survive a power cut."""
     os.replace(src, dst)
     _fsync_dir(dst.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The mode a file replacing `path` gets: that of the file it replaces (a report the user made
+    private stays private), else the usual one for a new file (0666 less the umask)."""
+    try:
+        st = path.stat()
+    except OSError:  # none there (or unreadable: the rename will say so)
+        return 0o666 & ~_umask()
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o666 & ~_umask()
 
 
 def _umask() -> int:

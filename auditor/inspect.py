@@ -86,8 +86,8 @@ def model_from_checkpoint(path: Path) -> Loaded:
                         "here may not belong together")  # fmt: skip
     classes = state.get("classes")  # older checkpoints: none
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        warnings.append(f"the class names recorded with it ({short_value(classes)}) are not a list of names: ignored, "
-                        "so the copy's class names are not compared with the run's")  # fmt: skip
+        warnings.append(f"the class names recorded with it ({short_value(classes)}) are not a list of names: ignored "
+                        "(`evaluate` compares a data copy's class names with none)")  # fmt: skip
         classes = None
     fmt = state.get("format")  # older checkpoints: none
     if fmt is not None and checkpoint.other_format(fmt):

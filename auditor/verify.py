@@ -474,7 +474,7 @@ def _start(
         f.write(("$ " + shlex.join(cmd) + "\n").encode())
         f.flush()
         rc = wait_passing_stop(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                                env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})})))  # fmt: skip
+                                                env=_child_env(plan.faults, run_id, {**own, **(extra_env or {})})), "auditor verify")  # fmt: skip
     rec = RunRecord(run_id, role, rc, time.perf_counter() - t0, str(log_path.relative_to(plan.workdir)))
     record = run_paths(plan.workdir / run_id, plan.spec.name).reports / "audit.json"
     why = {EXIT_FAILED: _failed_why(record) if rc == EXIT_FAILED else "",

@@ -109,8 +109,9 @@ from auditor.verify import compare_tensors, state_tensors
 from auditor.words import count
 
 REPO = Path(__file__).resolve().parents[1]
-# The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points.
-SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset").resolve()
+# The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points (`~` expanded,
+# as for --data-root: quoted in a CI file, no shell expands it).
+SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset").expanduser().resolve()
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_SHOWN = RESULTS_MD.relative_to(REPO)  # as --help names it
 SEED = 42
@@ -882,7 +883,13 @@ class Isolated:
             _exited(self.proc, grace_s)
         self._signal_group(signal.SIGKILL)  # DataLoader workers it left (killed, it could not stop them)
         self.conn.close()
-        self.proc.wait()
+        try:
+            self.proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:  # stuck where SIGKILL waits (a driver's call): not waited for
+            self._closed = True
+            print(f"WARNING: the process of {self.label!r} (pid {self.proc.pid}) did not die of SIGKILL "
+                  f"within {STOP_GRACE_S:g} s; it was left running, and its folder {self.folder}", file=sys.stderr)  # fmt: skip
+            return
         self._closed = True
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -1000,7 +1007,8 @@ def build_pipelines(s: Setup, configs: list[Config], pipes: list[Isolated]) -> d
     """Start (a) and one (b) per configuration, each in its own process, built in parallel, into
     `pipes` (which the caller closes); return the ones that failed to build, with why."""
     for cfg in [None, *configs]:
-        pipes.append(Isolated(s, cfg))
+        with signals_held():  # a stop while one starts lands once it is in `pipes`, which the caller stops
+            pipes.append(Isolated(s, cfg))
     failed: dict[str, str] = {}
     for p in list(pipes):
         try:
@@ -1074,7 +1082,8 @@ def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str,
         if p is None or "failed" in row:
             continue
         if row["step_s_estimate"] * 4 > 2 * s.max_repeat_s:  # two twin runs of two steps
-            row["determinism_skipped"] = f"one step takes {row['step_s_estimate']:.0f}s (> --max-repeat-s / 2)"
+            row["determinism_skipped"] = (f"one step takes {row['step_s_estimate']:.3g} s, more than --max-repeat-s / 2 "
+                                          f"= {s.max_repeat_s / 2:g} s")  # not to whole seconds: a 0.4 s step had read '0s'
             s.log(f"  determinism check skipped for {p.label}: {row['determinism_skipped']}")
             if s.det_steps_given:
                 row["determinism_error"] = f"{row['determinism_skipped']}, though --det-steps {s.det_steps} asked for it"
@@ -1869,7 +1878,10 @@ def _overhead_targets(r: dict[str, Any], quiet: float) -> list[str]:
         lines.append(f"  - excluding per-epoch evaluation (model selection) and torch's lazy torch._dynamo import "
                      f"(a second, instrumented run): {a['in_process'] * 100:.1f}% in-process, "
                      f"{a['whole_command'] * 100:.1f}% whole command (in-process): "
-                     f"{_verdict(a['in_process'] <= t['auditing_overhead'], _largest([busy]), quiet)}")  # fmt: skip
+                     f"{_verdict(a['in_process'] <= t['auditing_overhead'], _largest([busy]), quiet)}"
+                     + (" (more than the whole figure above, which it is a part of: the second run went otherwise, "
+                        "e.g. on a busier machine; the two are not comparable here)"
+                        if a["in_process"] > r["overhead_in_process"] else ""))  # fmt: skip
     return lines
 
 
@@ -2331,7 +2343,13 @@ def _shape_problem(report: dict[str, Any]) -> str | None:
             return f"the report is not complete (missing {where})"
         if not isinstance(value, kind):
             return f"not shaped as --json writes a report: {where} is {_kind(value)}, not {_kind(kind())}"
+        if value == [] and (held := _NEVER_EMPTY.get(where.rsplit(".", 1)[-1])) is not None:
+            return f"not shaped as --json writes a report: {where} is an empty list (a run writes at least one {held})"
     return None
+
+
+# The lists a run never leaves empty, and what they hold: it measures at least one model, and (a) in each.
+_NEVER_EMPTY = {"throughput": "section", "rows": "row"}
 
 
 def _kind(value: Any) -> str:
@@ -2363,17 +2381,25 @@ def _edited_problem(report: dict[str, Any]) -> str | None:
     against its samples, its ratios against the medians. The table would contradict itself."""
     for i, res in enumerate(report["throughput"]):
         rows = [(f"throughput[{i}].rows[{j}]", r) for j, r in enumerate(res["rows"]) if "failed" not in r]
-        derived = [(at, f"images_per_s.{k}", row["images_per_s"].get(k), v)
-                   for at, row in rows for k, v in summarize(row["samples"]).items()]  # fmt: skip
+        summaries = [(at, f"images_per_s.{k}", row["images_per_s"].get(k, _ABSENT), v)
+                     for at, row in rows for k, v in summarize(row["samples"]).items()]  # fmt: skip
+        if (problem := _contradiction(summaries, "its samples give")) is not None:
+            return problem  # before the ratios: they are checked against medians found whole
         med = {row["label"]: row["images_per_s"]["median"] for _, row in rows}
         base_a, base_b = med.get(ConventionalPipeline.label), med.get(DEFAULT_CONFIG.label)
-        derived += [(at, key, row.get(key, _ABSENT), med[row["label"]] / base if base else None)
-                    for at, row in rows for key, base in (("ratio_to_a", base_a), ("ratio_to_default_b", base_b))]  # fmt: skip
-        for at, key, stored, want in derived:  # summaries first: the ratios are checked against verified medians
-            if not _same(stored, want):
-                said = "missing" if stored is _ABSENT else stored
-                source = "its samples give" if key.startswith("images") else "the medians give"
-                return f"{at}.{key} is {said}, but {source} {want}: an edited or damaged report"
+        ratios = [(at, key, row.get(key, _ABSENT), med[row["label"]] / base if base else None)
+                  for at, row in rows for key, base in (("ratio_to_a", base_a), ("ratio_to_default_b", base_b))]  # fmt: skip
+        if (problem := _contradiction(ratios, "the medians give")) is not None:
+            return problem
+    return None
+
+
+def _contradiction(derived: list[tuple[str, str, Any, float | None]], source: str) -> str | None:
+    """The first (where, key, stored, derived again) whose stored figure is not the one derived, said so."""
+    for at, key, stored, want in derived:
+        if not _same(stored, want):
+            said = "missing" if stored is _ABSENT else stored
+            return f"{at}.{key} is {said}, but {source} {want}: an edited or damaged report"
     return None
 
 

@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # The real CIFAR-10 subset beside the checkout, or wherever AUDITOR_CIFAR10_SUBSET points.
-SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset").resolve()
+SUBSET = Path(os.environ.get("AUDITOR_CIFAR10_SUBSET") or REPO.parent / "shared" / "data" / "cifar10-subset").expanduser().resolve()
 HAVE_SUBSET = (SUBSET / "cifar-10-batches-py").is_dir()
 requires_subset = pytest.mark.skipif(
     not HAVE_SUBSET, reason=f"real CIFAR-10 subset not found at {SUBSET} (present in CI)"

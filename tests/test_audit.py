@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -15,6 +16,7 @@ from conftest import field_paths
 
 from auditor.audit import (
     SET_ASIDE,
+    SHEET_FIELDS,
     fields_problem,
     finite_or_none,
     is_number,
@@ -203,6 +205,47 @@ def test_a_refused_record_says_which_fields_are_missing_and_what_the_malformed_o
     problem = record_problem(record)
     assert problem.startswith('malformed audit record: training.history[0].lr = "1"; training.history[0].epoch_s = "2"; ')
     assert problem.endswith('training.history[4].epoch_s = "2" (not as a run writes them); and 2 more fields')
+
+
+def test_every_field_the_sheet_shows_refuses_a_kind_no_run_writes_there(tmp_path: Path) -> None:
+    """A user test: `environment.cpu_model = ["a"]` reached the sheet as Python's text, `(['a'])`; a search over
+    every field of the golden record found 52 such (run.started_utc, model.depth, ...), now in SHEET_FIELDS."""
+    golden = json.loads((FIXTURES / "audit_golden.json").read_text())
+    tried = 0
+    for dotted, kind in SHEET_FIELDS:
+        *parents, last = dotted.split(".")
+        record = copy.deepcopy(golden)
+        node = record
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or kind({"zq": 1}):  # not in this record, or an object is its kind
+            continue
+        node[last] = {"zq": 1}
+        (tmp_path / "audit.json").write_text(json.dumps(record))
+        with pytest.raises(InvalidInput, match=re.escape(f'{dotted} = {{"zq": 1}}')):
+            read_audit(tmp_path)
+        tried += 1
+    assert tried > 100  # most of SHEET_FIELDS: the golden record holds them
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("val_in_train", 301, "data.val_in_train = 301, more than data.sizes.val = 300 (not as a run writes it)"),
+    ("test_in_val", 501, "data.test_in_val = 501, more than data.sizes.test = 500 (not as a run writes it)"),
+    ("n_other_entries", 3, "data.n_other_entries = 3, with no data.other_entries beside it (not as"),
+    ("other_entries", ["data_batch_6"], "data.n_other_entries = null, where data.other_entries holds 1 name (not as"),
+    ("val_in_train", -5, "data.val_in_train = -5 (not as a run writes it)"),  # wrong in itself: nothing else named
+])  # fmt: skip
+def test_a_count_refused_against_another_field_names_that_field(tmp_path: Path, field: str, value: Any, said: str) -> None:
+    """A review: `data.val_in_train = 301` read as a fine count, the split it exceeds unnamed."""
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["data"][field] = value
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        read_audit(tmp_path)
+    record["data"] |= {"other_entries": ["a", "b"], "n_other_entries": 5}
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=re.escape("n_other_entries = 5, where data.other_entries holds 2 names (a run keeps 5)")):
+        read_audit(tmp_path)
 
 
 def test_the_fields_the_sheet_shows_pass_as_a_run_writes_them_or_as_older_runs_left_them(tmp_path: Path) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -534,6 +536,15 @@ def test_a_subset_folder_named_in_the_environment_that_is_not_there_is_refused(t
     assert "machine:" not in proc.stdout  # not silently benchmarked on synthetic data
 
 
+def test_a_subset_folder_named_in_the_environment_with_a_tilde_is_found(tmp_path: Path, monkeypatch) -> None:
+    """A user test: `AUDITOR_CIFAR10_SUBSET='~/subset'` (quoted in a CI file) was refused as not there."""
+    (tmp_path / "subset" / "cifar-10-batches-py").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AUDITOR_CIFAR10_SUBSET", "~/subset")
+    for bench in bench_module("throughput.py"):
+        assert bench.SUBSET == tmp_path / "subset"
+
+
 def test_damaged_data_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py").mkdir()  # no batch files in it
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--data-root", str(tmp_path),
@@ -662,7 +673,7 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
     old ratio beside a new share of the ceiling, and `"throughput": {}` dropped the section, each exit 0."""
     written: list[Any] = []
     monkeypatch.setattr(bench, "write_results", lambda reports, append=False: written.extend(reports))
-    report, b = _saved_report(bench), "throughput[0].rows[1]"
+    report, b, deleted = _saved_report(bench), "throughput[0].rows[1]", object()
 
     def render(path: list[str | int], value: Any) -> tuple[int, str]:
         edited = copy.deepcopy(report)
@@ -670,7 +681,10 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
         target = edited
         for key in parents:
             target = target[key]
-        target[last] = value
+        if value is deleted:
+            del target[last]
+        else:
+            target[last] = value
         (tmp_path / "r.json").write_text(json.dumps(edited))
         code = bench.main(["--render-json", str(tmp_path / "r.json"), "--write-results"])
         return code, capsys.readouterr().err
@@ -684,6 +698,9 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
         ([*row, "ratio_to_a"], 9.0, f"{b}.ratio_to_a is 9.0, but the medians give {52 / 31}: an edited or damaged report"),
         (["throughput"], {}, "not shaped as --json writes a report: throughput is an object, not a list"),
         ([*row[:3]], "x", "not shaped as --json writes a report: throughput[0].rows is a string, not a list"),
+        ([*row, "images_per_s", "median"], deleted, f"{b}.images_per_s.median is missing, but its samples give 52.0"),
+        (["throughput"], [], "throughput is an empty list (a run writes at least one section)"),
+        ([*row[:3]], [], "throughput[0].rows is an empty list (a run writes at least one row)"),
     ]:  # fmt: skip
         code, err = render(path, value)
         assert code == 2 and said in err and err.endswith("; RESULTS.md was left as it was\n"), err
@@ -806,7 +823,7 @@ def test_a_row_not_measured_makes_the_bench_exit_3_after_writing_the_rest(bench,
     rows = [{"label": "(a) conventional", "images_per_s": {"n": 1}},
             {"label": "compile default", "failed": "RuntimeError: no C++ compiler"},
             {"label": "amp bf16", "determinism_skipped": "failed: RuntimeError: boom", "determinism_error": "boom"},
-            {"label": "determinism off", "determinism_skipped": "one step takes 90s (> --max-repeat-s / 2)"}]
+            {"label": "determinism off", "determinism_skipped": "one step takes 90 s, more than --max-repeat-s / 2 = 15 s"}]
     section = {"model": "resnet8", "torch_threads": 2, "rows": rows}
 
     def measured(a, device, configs, report) -> None:
@@ -892,7 +909,7 @@ def test_a_determinism_check_asked_for_with_det_steps_and_not_run_as_asked_is_sa
     twins, rows = _Twins(), [{"label": "determinism off", "step_s_estimate": 4.0}]
     bench.check_rows_determinism(s, [twins], rows)
     report = {"throughput": [{"model": "resnet8", "torch_threads": 1, "rows": rows}]}
-    assert twins.steps == [] and rows[0]["determinism_skipped"] == "one step takes 4s (> --max-repeat-s / 2)"
+    assert twins.steps == [] and rows[0]["determinism_skipped"] == "one step takes 4 s, more than --max-repeat-s / 2 = 2.5 s"
     lost, noted = ["determinism not checked: resnet8, 1 thread: determinism off"], bench.unchecked_rows(report)
     assert (bench.failed_rows(report), noted) == ((lost, []) if given else ([], [noted[0]]))  # given: exit 3
     assert given or noted[0].endswith("over half of --max-repeat-s: resnet8, 1 thread: determinism off")
@@ -901,6 +918,21 @@ def test_a_determinism_check_asked_for_with_det_steps_and_not_run_as_asked_is_sa
     assert twins.steps == [5] and rows[0]["determinism"]["bitwise"] and bench.failed_rows(report) == []
     warned = "WARNING: determinism check of determinism off: 5 steps; --det-steps 10 cut: more would exceed --max-repeat-s 5"
     assert (warned in capsys.readouterr().err) == given
+    rows[:] = [{"label": "determinism off", "step_s_estimate": 0.4}]
+    bench.check_rows_determinism(dataclasses.replace(s, max_repeat_s=0.5), [twins], rows)
+    assert rows[0]["determinism_skipped"] == "one step takes 0.4 s, more than --max-repeat-s / 2 = 0.25 s"  # it had said 0s
+
+
+def test_an_overhead_part_larger_than_its_whole_is_said_not_left_to_the_reader(bench) -> None:
+    """A user test: the instrumented second run, on a busier machine, gave 'excluding evaluation' a larger share
+    than the whole run's, with no word that the two did not agree."""
+    phases = {"training steps": 80.0, "per-epoch evaluation (selection split)": 5.0}
+    r = {"epochs": 8, "overhead_in_process": 0.02, "overhead_whole_command": 0.05, "main_s": 100.0,
+         "breakdown": {"phases": phases, "main_s": 100.0, "process_wall_s": 110.0, "foreign_cpu": 0.0}}  # fmt: skip
+    first, part = bench._overhead_targets(r, 0.05)
+    assert first.startswith("- auditing overhead") and "15.0% in-process" in part and "more than the whole figure" in part
+    r["overhead_in_process"] = 0.2
+    assert "more than the whole" not in bench._overhead_targets(r, 0.05)[1]
 
 
 def test_an_overhead_run_that_fails_is_a_row_not_a_traceback(bench, monkeypatch, tmp_path: Path) -> None:
@@ -953,6 +985,63 @@ def test_how_a_pipeline_process_ended_is_read_after_it_is_reaped(bench) -> None:
     realtime = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     realtime.send_signal(signal.SIGRTMIN + 6)  # valid, but no signal.Signals member: it had raised ValueError
     assert bench.Isolated._how_it_ended(type("Child", (), {"proc": realtime})()) == f"killed by signal {signal.SIGRTMIN + 6}"
+
+
+def test_a_stop_while_a_pipeline_process_starts_leaves_neither_it_nor_its_folder(bench, tiny, tmp_path: Path, monkeypatch) -> None:
+    """A review: a Ctrl-C landing after a child had started but before it was in `pipes` left its process (in a
+    session of its own, which a terminal's Ctrl-C misses) and its folder behind."""
+    spec, data = tiny
+    s = bench.Setup(model="resnet8", device=torch.device("cpu"), batch_size=16, steps=1, repeats=1, warmup=1, workers=0,
+                    data=data, data_spec=spec, data_desc="tiny", ckpt_dir=tmp_path, det_steps=2, max_repeat_s=5.0)  # fmt: skip
+    started, send = [], bench.Isolated._send
+
+    def interrupted(self, command: str, *args: Any) -> None:
+        started.append(self)
+        os.kill(os.getpid(), signal.SIGINT)  # just after its process started
+        send(self, command, *args)
+
+    monkeypatch.setattr(bench.Isolated, "_send", interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the suite may run with Ctrl-C ignored
+    try:
+        with pytest.raises(KeyboardInterrupt), bench.closing_all([]) as pipes:
+            bench.build_pipelines(s, [], pipes)
+        assert len(started) == 1 and started[0].proc.poll() is not None, "its process was left running"
+        assert not Path(started[0].folder).exists(), "its folder was left behind"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for p in started:
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
+            shutil.rmtree(p.folder, ignore_errors=True)
+
+
+def test_a_child_that_outlives_sigkill_is_left_named_not_waited_for(bench, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A child stuck where SIGKILL waits (inside a driver's call) had hung the bench's exit on an unbounded wait."""
+    import multiprocessing.connection
+    import socket
+
+    monkeypatch.setattr(bench, "STOP_GRACE_S", 0.2)
+    ours, theirs = socket.socketpair()
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = object.__new__(bench.Isolated)
+    child.proc, child.conn, child.label = stuck, multiprocessing.connection.Connection(ours.detach()), "(b) x"
+    child.folder, child._closed = str(tmp_path / "child"), False
+    (tmp_path / "child").mkdir()
+    child._signal_group = lambda signum: None  # as if no signal reached it
+    try:
+        started = time.monotonic()
+        child.close(wait_s=0, grace_s=0)
+        assert time.monotonic() - started < 10
+        err = capsys.readouterr().err
+        assert f"the process of '(b) x' (pid {stuck.pid}) did not die of SIGKILL within 0.2 s" in err
+        assert str(tmp_path / "child") in err and (tmp_path / "child").is_dir()  # it may still be using it
+        assert stuck.poll() is None and child._closed
+        child.close()  # closed: nothing is sent, signalled or waited for again
+    finally:
+        stuck.kill()
+        stuck.wait()
+        theirs.close()
 
 
 def test_conventional_timed_steps_stay_within_one_fresh_iterator(bench, tiny, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -284,6 +285,17 @@ def test_a_criterion_no_value_passes_is_refused_in_check_unless_the_run_recorded
     assert not result.passed and result.detail.startswith("not measured")
 
 
+def test_a_set_of_a_criterion_without_its_equals_sign_says_so() -> None:
+    """The user test: `--set criteria.test_acc` was told only criteria.<metric>=EXPR can be set, which it is."""
+    with pytest.raises(InvalidInput, match=re.escape("--set 'criteria.test_acc': no '=' and no EXPR: write "
+                                                     "criteria.test_acc=EXPR (e.g. criteria.test_acc='>= 0.9'), or "
+                                                     "criteria.test_acc=null to remove it")):  # fmt: skip
+        load_criteria(BASE, None, ["criteria.test_acc"])
+    for other in ("criteria.nonsense", "train.lr"):  # another's problem comes first
+        with pytest.raises(InvalidInput, match="can be set in check"):
+            load_criteria(BASE, None, [other])
+
+
 def test_precedence_run_then_file_then_set(tmp_path: Path) -> None:
     f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.9"\nparams_m: "< 12"\n')
     got = load_criteria(
@@ -409,7 +421,7 @@ def test_bad_set_names_set_and_field(item: str, field: str, reason: str) -> None
         "seed=1",
         "criteria.=x",
         "criteria.test_acc.x=>= 1",
-        "criteria.test_acc",  # no `=`
+        "criteria.nonsense",  # no `=`, no known metric (criteria.test_acc: test_a_set_of_a_criterion_without_its_...)
         " criteria.=x",
         "criteria.a. b=x",
     ],
@@ -670,10 +682,15 @@ def test_write_junit_never_replaces_a_report_another_tool_wrote(tmp_path: Path) 
     content = b'<?xml version="1.0"?>\n<testsuites><testsuite name="pytest" tests="250"/></testsuites>'
     other.write_bytes(content)
     with pytest.raises(InvalidInput, match="results.xml: cannot write JUnit report: the file there is a JUnit report "
-                                           r"another tool wrote \(its suite is not named auditor.<run>\), and writing "
-                                           "would replace it; give another file name"):  # fmt: skip
+                                           r"another tool wrote \(auditor's is a <testsuites> named auditor.<run>\), and "
+                                           "writing would replace it; give another file name"):  # fmt: skip
         write_junit(sample_results(), "auditor.smoke", other)
     assert other.read_bytes() == content
+    bare = b'<testsuite name="auditor.smoke" tests="0"/>'  # a user test: its suite *is* named so, as it had been told
+    other.write_bytes(bare)
+    with pytest.raises(InvalidInput, match=r"another tool wrote \(auditor's is a <testsuites> named auditor.<run>\)"):
+        write_junit(sample_results(), "auditor.smoke", other)
+    assert other.read_bytes() == bare
     other.write_bytes(b"\xef\xbb\xbf<testsuites name='auditor.smoke'><testsuite/></testsuites>")  # a BOM, no declaration
     write_junit(sample_results(), "auditor.smoke", other)  # an earlier report of auditor's, written otherwise
     assert ET.parse(other).getroot().get("failures") == "2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import errno
 import hashlib
@@ -583,6 +584,26 @@ def test_a_metric_edited_alone_is_refused_by_check_and_warned_of_by_render(tmp_p
     assert f"> audit.json disagrees with what the run measured: {said}." in (run / "REPRODUCIBILITY.md").read_text()
 
 
+def test_render_warns_on_the_console_of_a_stored_verdict_its_metrics_contradict(tmp_path: Path, smoke_run: Path) -> None:
+    """The user test: a verdict edited to FAIL (or a criterion's result flipped) was said only inside the sheet, so a
+    CI log of `render` showed nothing; a verdict neither PASS nor FAIL was rendered as the sheet's headline."""
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    assert audit["verdict"] == "PASS" and run_cli("render", str(run)).stderr.count("warning") == 0
+    flipped = copy.deepcopy(audit)
+    flipped["criteria"][0]["passed"] = False
+    for edited, said in (({**audit, "verdict": "FAIL"}, "verdict stored FAIL, now PASS"),
+                         (flipped, f"`{audit['criteria'][0]['metric']}` stored FAIL, now PASS")):  # fmt: skip
+        (run / "audit.json").write_text(json.dumps(edited))
+        proc = run_cli("render", str(run))
+        assert proc.returncode == 0 and f"auditor render: warning: {run / 'audit.json'}: the stored verdict does not " \
+            f"agree with the record's metrics judged again ({said}" in proc.stderr, proc.stderr
+    (run / "audit.json").write_text(json.dumps({**audit, "verdict": "maybe"}))
+    for command in ("render", "check"):
+        assert_clean_error(run_cli(command, str(run)), f'{run / "audit.json"}: malformed audit record: verdict = "maybe"')
+
+
 @pytest.mark.parametrize("expr", ["== unresumed", "!= diverged"])
 def test_a_recorded_criterion_that_passes_a_failed_verification_fails_the_gate(
     tmp_path: Path, smoke_run: Path, expr: str
@@ -617,6 +638,16 @@ def test_a_junit_path_in_a_folder_that_takes_no_file_stops_check_before_any_verd
     proc = run_cli("check", str(smoke_run / "reports/smoke"), "--junit", "/proc/j.xml")
     assert_clean_error(proc, "/proc/j.xml: cannot write JUnit report: no file can be made in /proc")
     assert proc.stdout == ""
+
+
+def test_a_junit_report_to_a_dash_is_refused_not_written_as_a_file_named_dash(tmp_path: Path, smoke_run: Path) -> None:
+    """The user test: `--junit -` (as `--criteria -` reads stdin) wrote a file named `-` in the working folder."""
+    proc = run_cli("check", str(smoke_run / "reports/smoke"), "--junit", "-", cwd=tmp_path)
+    assert_clean_error(proc, "argument --junit: '-' is not standard output here (check prints its verdict there): "
+                             "give a file name, e.g. results.xml, or ./- for a file named -")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    assert run_cli("check", str(smoke_run / "reports/smoke"), "--junit", "./-", cwd=tmp_path).returncode == 0
+    assert ET.parse(tmp_path / "-").getroot().get("name") == "auditor.smoke"
 
 
 def test_check_holds_a_reproducible_criterion_to_the_run_s_allow_tolerance_as_validate_does(smoke_run: Path) -> None:

@@ -34,7 +34,7 @@ class Child:
 def test_a_stop_is_passed_on_and_the_child_waited_for() -> None:
     child = Child(hangs=False)
     with pytest.raises(errors.Terminated):
-        errors.wait_passing_stop(child)
+        errors.wait_passing_stop(child, "auditor verify")
     assert child.calls == [("wait", None), signal.SIGTERM, ("wait", errors.CHILD_STOP_S)]
 
 
@@ -42,6 +42,6 @@ def test_a_child_that_does_not_stop_is_killed_rather_than_waited_for_forever(cap
     """A review: the parent ignores further stops once one came, so a hung child would have held it."""
     child = Child(hangs=True)
     with pytest.raises(errors.Terminated):
-        errors.wait_passing_stop(child)
+        errors.wait_passing_stop(child, "auditor verify")
     assert child.calls == [("wait", None), signal.SIGTERM, ("wait", errors.CHILD_STOP_S), "kill", ("wait", None)]
-    assert capsys.readouterr().err == f"the run did not stop within {errors.CHILD_STOP_S} s of being asked to: killed\n"
+    assert capsys.readouterr().err == f"auditor verify: the run did not stop within {errors.CHILD_STOP_S} s of being asked to: killed\n"

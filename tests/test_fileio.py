@@ -23,6 +23,7 @@ from auditor.fileio import (
     lock_holder,
     out_error,
     sha256_file,
+    staged_write,
     why_not_writable,
 )
 
@@ -42,6 +43,19 @@ def test_atomic_write_gives_the_usual_mode_not_mkstemps_0600(tmp_path: Path) -> 
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o640
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
+    """The user test: a JUnit report made private (0600) was replaced by one anyone could read (0644)."""
+    path = tmp_path / "results.xml"
+    path.write_bytes(b"old")
+    for mode in (0o600, 0o640, 0o444):
+        path.chmod(mode)
+        atomic_write_bytes(path, b"new")
+        assert stat.S_IMODE(path.stat().st_mode) == mode and path.read_bytes() == b"new"
+        with staged_write(path, b"staged"):
+            pass
+        assert stat.S_IMODE(path.stat().st_mode) == mode and path.read_bytes() == b"staged"
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:

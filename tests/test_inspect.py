@@ -471,8 +471,8 @@ def test_class_names_recorded_otherwise_than_a_run_writes_them_are_said_to_be_ig
     for edited, shown in [(5, "5"), (["airplane", 3], '["airplane", 3]'), ("airplane", "'airplane'")]:
         loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "edited.pt", spec, {"classes": edited}))
         assert loaded.classes is None
-        assert (f"the class names recorded with it ({shown}) are not a list of names: ignored, so the copy's class "
-                "names are not compared with the run's") in loaded.warnings
+        assert (f"the class names recorded with it ({shown}) are not a list of names: ignored (`evaluate` compares a "
+                "data copy's class names with none)") in loaded.warnings  # `measure` reads no copy: it had said "the copy's"
 
 
 def test_a_checkpoint_format_other_than_this_auditors_is_warned_of(tmp_path: Path, spec: Spec) -> None:
