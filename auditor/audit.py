@@ -31,6 +31,10 @@ AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
     "data": dict, "model": dict, "training": dict, "measurements": dict, "checkpoints": dict,
     "metrics": dict, "criteria": list, "verdict": str,
 }  # fmt: skip
+# The metrics every run has written, from the first version on: one missing was deleted by hand (a
+# seed's test accuracy dropped from an ablation's mean would have shown only as a smaller n).
+FIRST_METRICS = ("test_acc", "best_val_acc", "final_val_acc", "final_train_acc", "latency_ms", "params_m",
+                 "checkpoint_mb", "train_time_s", "images_per_s", "peak_rss_mb", "status", "official_data")  # fmt: skip
 # Nested fields `check` and `render` read without further checks: (path, types, required).
 NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
     (("run", "name"), str, True), (("run", "status"), str, True),
@@ -48,6 +52,7 @@ NESTED_KEYS: list[tuple[tuple[str, ...], type | tuple[type, ...], bool]] = [
         "requested", "cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cuda_initialized_before")),
     *((("determinism", flag), (bool, type(None)), False) for flag in (  # null: not recorded (older records)
         "fill_uninitialized_memory", "inductor_deterministic", "cudnn_allow_tf32", "cuda_matmul_allow_tf32")),
+    *((("metrics", m), (int, float, str, bool, type(None)), True) for m in FIRST_METRICS),  # kinds: edited_metrics
 ]  # fmt: skip
 OTHER_ENTRIES_KEPT = 20  # names of a data folder's unread entries a record keeps (thousands would swamp it)
 # Written by `promote` into a run's folder just before it renames it to `<name>.old`: a copy a user

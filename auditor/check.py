@@ -746,8 +746,8 @@ def _parse_set(item: str) -> tuple[str, Any]:
     key = key.strip()
     metric = key.removeprefix(_SET_PREFIX)
     if not sep and key.startswith(_SET_PREFIX) and metric and "." not in metric and unknown_metric(metric) is None:
-        raise InvalidInput(f"{set_shown(item)}: no '=' and no EXPR: write {key}=EXPR (e.g. {key}='>= 0.9'), "
-                           f"or {key}=null to remove it")  # fmt: skip
+        raise InvalidInput(f"{set_shown(item)}: no '=' and no EXPR: write {key}=EXPR, or {key}=null to remove "
+                           "it")  # no example: the forms depend on the metric (`== completed`, `< 50`)
     if not sep or not key.startswith(_SET_PREFIX) or not metric or "." in metric:
         raise InvalidInput(
             f"{set_shown(item)}: only criteria.<metric>=EXPR (or criteria={{...}}) can be set in check"

@@ -405,14 +405,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
         _warn("render", f"{args.run_dir / 'audit.json'}: the record disagrees with what the run measured "
                         f"({'; '.join(edited)}): it was edited after the run")  # fmt: skip
+    refused = bool(edited) or not spec_hash_matches(audit)  # `check` refuses the record: its metrics gate nothing
     try:
         differs = stored_verdict_differs(audit)
-    except ValueError as exc:  # a metric this version does not know: the sheet shows the verdict as stored
-        differs = f"its criteria cannot be judged again here ({exc})"
+    except ValueError as exc:  # a metric this version does not know
+        differs = None
+        _warn("render", f"{args.run_dir / 'audit.json'}: its criteria cannot be judged again here ({exc}): the sheet "
+                        "shows the verdict as stored")  # fmt: skip
     if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
-        _warn("render", f"{args.run_dir / 'audit.json'}: the stored verdict does not agree with the record's metrics "
-                        f"judged again ({differs}); the sheet shows the verdict as stored, `auditor check` gates on "
-                        "the metrics")  # fmt: skip
+        _warn("render", f"{args.run_dir / 'audit.json'}: the stored verdict or criteria results do not agree with the "
+                        f"record's metrics judged again ({differs}); the sheet shows them as stored, and `auditor "
+                        + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
@@ -538,7 +541,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
     except ValueError:  # judged afterwards, with the reason
         differs = None
     if differs:
-        warnings.append(f"{source}: the stored verdict does not agree with the record's metrics judged again "
+        warnings.append(f"{source}: the stored verdict or criteria results do not agree with the record's metrics judged again "
                         f"({differs}): the record was changed after the run, or written by another version; this "
                         "check gates on the metrics as recorded")  # fmt: skip
     if (warning := resolved_yaml_warning(run_dir, audit)) is not None:

@@ -107,13 +107,17 @@ def replace_durably(src: Path, dst: Path) -> None:
 
 
 def _mode_for(path: Path) -> int:
-    """The mode a file replacing `path` gets: that of the file it replaces (a report the user made
-    private stays private), else the usual one for a new file (0666 less the umask)."""
+    """The mode a file replacing `path` gets: the permissions of the regular file of ours it replaces
+    (a report the user made private stays private), readable and writable by us still; else the
+    usual one for a new file (0666 less the umask). Another user's file (this process as root)
+    becomes ours, so its mode, set for its owner, is not copied; nor is a link's target's."""
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:  # none there (or unreadable: the rename will say so)
         return 0o666 & ~_umask()
-    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o666 & ~_umask()
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+        return (st.st_mode & 0o777) | 0o600  # no setuid/setgid/sticky bit carried to new contents
+    return 0o666 & ~_umask()
 
 
 def _umask() -> int:

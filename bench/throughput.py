@@ -883,15 +883,22 @@ class Isolated:
             _exited(self.proc, grace_s)
         self._signal_group(signal.SIGKILL)  # DataLoader workers it left (killed, it could not stop them)
         self.conn.close()
+        killed_s = max(grace_s, 1.0)  # within `closing_all`'s deadline, bar the second SIGKILL takes to land
         try:
-            self.proc.wait(timeout=STOP_GRACE_S)
+            self.proc.wait(timeout=killed_s)
         except subprocess.TimeoutExpired:  # stuck where SIGKILL waits (a driver's call): not waited for
             self._closed = True
-            print(f"WARNING: the process of {self.label!r} (pid {self.proc.pid}) did not die of SIGKILL "
-                  f"within {STOP_GRACE_S:g} s; it was left running, and its folder {self.folder}", file=sys.stderr)  # fmt: skip
+            print(f"WARNING: the process of {self.label!r} (pid {self.proc.pid}) did not die of SIGKILL within "
+                  f"{killed_s:g} s: it is left running, and its folder {self.folder} in place", file=sys.stderr)  # fmt: skip
             return
         self._closed = True
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _seconds(s: float) -> str:
+    """'0.4 s', '4 s', '1500 s': three significant digits, whole seconds from 100 s (a 0.4 s step
+    had read '0s', and .3g writes 1500 as 1.5e+03)."""
+    return f"{s:.0f} s" if s >= 100 else f"{s:.3g} s"
 
 
 def _exited(proc: subprocess.Popen, wait_s: float) -> bool:
@@ -1082,8 +1089,8 @@ def check_rows_determinism(s: Setup, pipes: list[Isolated], rows: list[dict[str,
         if p is None or "failed" in row:
             continue
         if row["step_s_estimate"] * 4 > 2 * s.max_repeat_s:  # two twin runs of two steps
-            row["determinism_skipped"] = (f"one step takes {row['step_s_estimate']:.3g} s, more than --max-repeat-s / 2 "
-                                          f"= {s.max_repeat_s / 2:g} s")  # not to whole seconds: a 0.4 s step had read '0s'
+            row["determinism_skipped"] = (f"one step takes {_seconds(row['step_s_estimate'])}, more than "
+                                          f"--max-repeat-s / 2 = {_seconds(s.max_repeat_s / 2)}")
             s.log(f"  determinism check skipped for {p.label}: {row['determinism_skipped']}")
             if s.det_steps_given:
                 row["determinism_error"] = f"{row['determinism_skipped']}, though --det-steps {s.det_steps} asked for it"

@@ -15,6 +15,7 @@ import pytest
 from conftest import field_paths
 
 from auditor.audit import (
+    FIRST_METRICS,
     SET_ASIDE,
     SHEET_FIELDS,
     fields_problem,
@@ -209,7 +210,8 @@ def test_a_refused_record_says_which_fields_are_missing_and_what_the_malformed_o
 
 def test_every_field_the_sheet_shows_refuses_a_kind_no_run_writes_there(tmp_path: Path) -> None:
     """A user test: `environment.cpu_model = ["a"]` reached the sheet as Python's text, `(['a'])`; a search over
-    every field of the golden record found 52 such (run.started_utc, model.depth, ...), now in SHEET_FIELDS."""
+    every field of the golden record found 52 such (run.started_utc, model.depth, ...), now in SHEET_FIELDS. This
+    holds each field SHEET_FIELDS lists to it; a field left out of the list is not found here."""
     golden = json.loads((FIXTURES / "audit_golden.json").read_text())
     tried = 0
     for dotted, kind in SHEET_FIELDS:
@@ -226,6 +228,17 @@ def test_every_field_the_sheet_shows_refuses_a_kind_no_run_writes_there(tmp_path
             read_audit(tmp_path)
         tried += 1
     assert tried > 100  # most of SHEET_FIELDS: the golden record holds them
+
+
+@pytest.mark.parametrize("metric", FIRST_METRICS)
+def test_a_record_without_a_metric_every_run_writes_is_refused_naming_it(tmp_path: Path, metric: str) -> None:
+    """A user test: `metrics.test_acc` deleted by hand was read as not measured, and an ablation's mean left
+    that seed out with no word but a smaller n (null in its place was refused as an edit)."""
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    del record["metrics"][metric]
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    with pytest.raises(InvalidInput, match=re.escape(f"incomplete audit record: missing metrics.{metric}")):
+        read_audit(tmp_path)
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [
@@ -335,7 +348,8 @@ def test_a_record_whose_statuses_disagree_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r'its statuses disagree \(run\.status "diverged", training\.status '
                                            r'"completed", metrics\.status "completed"\): the record was edited'):
         read_audit(tmp_path)
-    del record["metrics"]["status"], record["training"]["status"]  # not every record holds all three
+    record["metrics"]["status"] = "diverged"  # (every run has written metrics.status: FIRST_METRICS)
+    del record["training"]["status"]  # not every record holds all three
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert read_audit(tmp_path)["run"]["status"] == "diverged"
 

@@ -597,8 +597,16 @@ def test_render_warns_on_the_console_of_a_stored_verdict_its_metrics_contradict(
                          (flipped, f"`{audit['criteria'][0]['metric']}` stored FAIL, now PASS")):  # fmt: skip
         (run / "audit.json").write_text(json.dumps(edited))
         proc = run_cli("render", str(run))
-        assert proc.returncode == 0 and f"auditor render: warning: {run / 'audit.json'}: the stored verdict does not " \
-            f"agree with the record's metrics judged again ({said}" in proc.stderr, proc.stderr
+        assert proc.returncode == 0 and f"auditor render: warning: {run / 'audit.json'}: the stored verdict or criteria " \
+            f"results do not agree with the record's metrics judged again ({said}); the sheet shows them as stored, and " \
+            "`auditor check` gates on the metrics\n" in proc.stderr, proc.stderr
+    edited = copy.deepcopy(audit)  # a review: check refuses a record whose metric was edited, and render said it gated
+    assert edited["spec"]["criteria"]["checkpoint_mb"] == "< 5"
+    edited["metrics"]["checkpoint_mb"] = 999.0  # the criterion fails on it now
+    (run / "audit.json").write_text(json.dumps(edited))
+    proc = run_cli("render", str(run))
+    assert "judged again (verdict stored PASS, now FAIL; `checkpoint_mb` stored PASS, now FAIL); the sheet shows them as " \
+        "stored, and `auditor check` refuses the record (above)\n" in proc.stderr, proc.stderr
     (run / "audit.json").write_text(json.dumps({**audit, "verdict": "maybe"}))
     for command in ("render", "check"):
         assert_clean_error(run_cli(command, str(run)), f'{run / "audit.json"}: malformed audit record: verdict = "maybe"')

@@ -52,10 +52,24 @@ def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
     for mode in (0o600, 0o640, 0o444):
         path.chmod(mode)
         atomic_write_bytes(path, b"new")
-        assert stat.S_IMODE(path.stat().st_mode) == mode and path.read_bytes() == b"new"
+        assert stat.S_IMODE(path.stat().st_mode) == mode | 0o600 and path.read_bytes() == b"new"  # 0444: 0644
         with staged_write(path, b"staged"):
             pass
-        assert stat.S_IMODE(path.stat().st_mode) == mode and path.read_bytes() == b"staged"
+        assert stat.S_IMODE(path.stat().st_mode) == mode | 0o600 and path.read_bytes() == b"staged"
+    for mode, kept in ((0o4755, 0o755), (0o200, 0o600)):  # a review: no setuid carried; we can read it back
+        path.chmod(mode)
+        atomic_write_bytes(path, b"new")
+        assert stat.S_IMODE(path.stat().st_mode) == kept
+    target, link = tmp_path / "target", tmp_path / "link"
+    target.write_bytes(b"t")
+    target.chmod(0o600)
+    link.symlink_to(target)
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(link, b"new")  # the link is replaced by a file: its target's mode is not the file's
+    finally:
+        os.umask(old)
+    assert not link.is_symlink() and stat.S_IMODE(link.stat().st_mode) == 0o644 and target.read_bytes() == b"t"
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:

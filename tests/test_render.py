@@ -526,8 +526,8 @@ def test_a_record_whose_stored_verdict_its_metrics_contradict_says_so() -> None:
     # A user test: this caution said check gates on the metrics, the next one that check refuses the record.
     assert "another version; `auditor check` refuses it (below), and this sheet shows what is stored." in text
     edited = golden_audit()
-    edited["verdict"] = "MAYBE"
-    assert "verdict stored MAYBE, now PASS." in text_of(edited)
+    edited["verdict"] = "FAIL"  # (a verdict neither PASS nor FAIL: refused by read_audit, test_audit)
+    assert "verdict stored FAIL, now PASS." in text_of(edited)
     assert "`auditor check` gates on the metrics, and this sheet shows what is stored." in text_of(edited)
     edited = golden_audit()  # a metric another version knows: the sheet still renders, and says so
     edited["spec"]["criteria"]["future_metric"] = ">= 1"
