@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import statistics
@@ -84,6 +85,7 @@ from auditor.spec import (
     format_validation_error,
     given_or_shipped,
     hash_resolved,
+    key_lines,
     merges_into,
     parse_override,
     parse_sets,
@@ -160,6 +162,9 @@ Overrides = Annotated[list[Override], AfterValidator(_keys_once)]
 VariantName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=48)]
 
 
+MAX_SEEDS = 1000  # runs per variant; a mistyped count would otherwise plan millions of runs
+
+
 class Ablation(BaseModel):
     """A validated ablation file."""
 
@@ -168,7 +173,7 @@ class Ablation(BaseModel):
     description: str = ""
     base: Annotated[str, Field(min_length=1)]
     overrides: Overrides = []
-    seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1, max_length=MAX_SEEDS)]  # as --seeds
     variants: Annotated[dict[VariantName, Overrides], Field(min_length=1)]
     figure: Literal["depth"] | None = None
     reference: dict[str, Reference] = {}
@@ -235,11 +240,21 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     try:
         return path, Ablation.model_validate(raw)
     except ValidationError as err:
-        msg = format_validation_error(str(arg), err, Ablation).replace(
-            "unknown key (not in the spec schema)",
-            f"unknown key (an ablation file has: {', '.join(Ablation.model_fields)})",
-        )
-        raise InvalidInput(msg) from None
+        said = format_validation_error(str(arg), err, Ablation, lines=key_lines(path)).splitlines()
+        raise InvalidInput("\n".join(map(_keys_it_has, said))) from None
+
+
+_NOT_IN_SPEC = re.compile(r": (\S+): unknown key \(not in the spec schema\)")
+
+
+def _keys_it_has(line: str) -> str:
+    """An unknown key's line with the keys its place takes: a reference entry's (`test_acc`, ...) under
+    `reference.<variant>`, else the file's own."""
+    if (found := _NOT_IN_SPEC.search(line)) is None:
+        return line
+    place, fields = (("a reference entry", Reference.model_fields) if found[1].startswith("reference.")
+                     and found[1].count(".") == 2 else ("an ablation file", Ablation.model_fields))  # fmt: skip
+    return line.replace("unknown key (not in the spec schema)", f"unknown key ({place} has: {', '.join(fields)})")
 
 
 def resolve_base(abl_path: Path, abl: Ablation, source: str) -> Path:
@@ -302,7 +317,6 @@ def run_name(ablation: str, variant: str, seed: int) -> str:
     return f"{ablation}-{variant}-s{seed}"
 
 
-MAX_SEEDS = 1000  # runs per variant; a mistyped count would otherwise plan millions of runs
 
 
 def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int], str]:

@@ -913,7 +913,7 @@ def _expanded_size(value: Any, seen: dict[int, tuple[int, int]], depth: int = 0)
             n, h = _expanded_size(item, seen, depth + 1)
             size, height = size + n, max(height, h + 1)
             if size > MAX_YAML_VALUES:
-                raise YamlLimit(f"more than {MAX_YAML_VALUES:,} values once its aliases are expanded")
+                raise YamlLimit(f"more than {MAX_YAML_VALUES:,} values (any aliases expanded)")
         seen[id(value)] = size, height
     size, height = seen[id(value)]
     if depth + height > MAX_YAML_DEPTH:
@@ -1267,7 +1267,7 @@ def _valued_key_above(lines: list[str], at: int) -> str | None:
 
 def format_validation_error(
     source: str, err: ValidationError, model: type[BaseModel] | None = None, sets: Sequence[SetItem] = (),
-    given: Mapping[str, Any] | None = None,
+    given: Mapping[str, Any] | None = None, lines: Mapping[tuple[str, ...], int] | None = None,
 ) -> str:
     """One line per error: `source: field.path: message, got VALUE`.
 
@@ -1276,9 +1276,10 @@ def format_validation_error(
     unknown key of `model` gets the nearest key the schema has, if one is
     near (a typo). An error in what a `--set` of `sets` wrote names that
     `--set` after `source` (`origin`); `given`, the file's own mapping, tells a key the file
-    holds from one that a `--set` below it made (`--set trian.epochs=5` made `trian`).
+    holds from one that a `--set` below it made (`--set trian.epochs=5` made `trian`); `lines`, its
+    keys' lines, puts the line after `source` where the file is to blame (`spec.yaml:12: train.lr: ...`).
     """
-    lines = []
+    said = []
     for e in err.errors():
         parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
         path = [p for p in parts if p != "[key]"]  # a key holding a dot stays one key
@@ -1313,8 +1314,9 @@ def format_validation_error(
             given is not None and _at(given, path) is not _ABSENT)
         if made and e["type"] == "list_type" and all(str(k).isdigit() for k in e["input"]):
             got += _whole_list_hint(loc)
-        lines.append(f"{origin(source, path, sets, checked, made)}: {loc or '(top level)'}: {msg}{got}")
-    return "\n".join(lines)
+        blamed = _at_line(origin(source, path, sets, checked, made), source, lines, path)
+        said.append(f"{blamed}: {loc or '(top level)'}: {msg}{got}")
+    return "\n".join(said)
 
 
 class SetItem(NamedTuple):
@@ -1595,20 +1597,28 @@ def short_value(value: Any) -> str:
 
 def validate_spec(
     raw: dict[str, Any], source: str, recorded: bool = False, sets: Sequence[SetItem] = (),
-    given: Mapping[str, Any] | None = None,
+    given: Mapping[str, Any] | None = None, lines: Mapping[tuple[str, ...], int] | None = None,
 ) -> Spec:
     """Validate a raw mapping; raise InvalidInput naming `source` (or the `--set` of `sets` that
     wrote what is wrong) and field paths. `recorded`: a spec a run recorded, held only to the
     checks there were when runs could record it (RECORDED); `given`: the file's own mapping,
-    before the `--set`s (`format_validation_error`)."""
+    before the `--set`s (`format_validation_error`); `lines`: its keys' lines (`key_lines`)."""
     try:
         spec = Spec.model_validate(tree_copy(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
-        raise InvalidInput(format_validation_error(source, err, Spec, sets, given)) from None
+        raise InvalidInput(format_validation_error(source, err, Spec, sets, given, lines)) from None
     # After the fields' own bounds, which say more; on what is recorded (1e23 for a float is a float).
     if not recorded and (problems := plain_value_problems(resolved_dict(spec))):
-        raise InvalidInput("\n".join(f"{origin(source, path_parts(where), sets)}: {where}: {why}" for where, why in problems[:10]))
+        raise InvalidInput("\n".join(f"{_at_line(origin(source, path_parts(where), sets), source, lines, path_parts(where))}: "
+                                     f"{where}: {why}" for where, why in problems[:10]))  # fmt: skip
     return spec
+
+
+def _at_line(blamed: str, source: str, lines: Mapping[tuple[str, ...], int] | None, path: Sequence[str]) -> str:
+    """`source:LINE` where the error is the file's own (not a --set's) and the file holds its key or a
+    section of it; else `blamed` as it is."""
+    line = line_of(lines, path) if lines and blamed == source else None
+    return blamed if line is None else f"{source}:{line}"
 
 
 INT64_MAX = 2**63 - 1  # what audit.json's reader (and torch, numpy) hold as an integer
@@ -1648,8 +1658,8 @@ def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
 def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name). `given_as`: how the
     last overrides were given, where a command made them from flags of its own (`--steps 5`)."""
-    raw, given, items = read_spec(path, overrides, given_as)
-    return validate_spec(raw, str(path), sets=items, given=given)
+    raw, given, items, lines = read_spec(path, overrides, given_as)
+    return validate_spec(raw, str(path), sets=items, given=given, lines=lines)
 
 
 class ReadSpec(NamedTuple):
@@ -1658,6 +1668,7 @@ class ReadSpec(NamedTuple):
     raw: dict[str, Any]  # the file's mapping with the overrides applied
     given: dict[str, Any]  # the file's mapping as written
     items: list[SetItem]  # the overrides, as given
+    lines: Mapping[tuple[str, ...], int]  # the file's line of each key (`key_lines`)
 
 
 def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()) -> ReadSpec:
@@ -1681,7 +1692,41 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip
-    return ReadSpec(raw, given, items)
+    # Lines only for a file the user named (`smoke`, a shipped spec by name, is no path to open).
+    return ReadSpec(raw, given, items, key_lines(p) if Path(str(path)).is_file() else {})
+
+
+def key_lines(path: Path) -> dict[tuple[str, ...], int]:
+    """The line (from 1) of each key of the YAML file at `path`, by its path of keys (list items by
+    index): for an error to say where in the file to look. Empty where the file cannot be read
+    again as it was (read_yaml has read it already and said what is wrong)."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return {}
+    found: dict[tuple[str, ...], int] = {}
+    todo: list[tuple[tuple[str, ...], Any]] = [((), root)]
+    while todo and len(found) < MAX_YAML_VALUES:  # aliases can make a small file a large tree
+        at, node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and (*at, key.value) not in found:
+                    found[(*at, key.value)] = key.start_mark.line + 1
+                    todo.append(((*at, key.value), value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                found.setdefault((*at, str(i)), item.start_mark.line + 1)
+                todo.append(((*at, str(i)), item))
+    return found
+
+
+def line_of(lines: Mapping[tuple[str, ...], int], path: Sequence[str]) -> int | None:
+    """The line of `path`'s key in the file, or of the nearest section holding it (a key missing
+    from a section: that section's line); None for the top level."""
+    for n in range(len(path), 0, -1):
+        if (line := lines.get(tuple(map(str, path[:n])))) is not None:
+            return line
+    return None
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -205,8 +205,13 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
         (("cosine: []", "cosine: ['train.epochs: 2']"), "override 'train.epochs: 2': expected KEY=VALUE; write it as 'train.epochs=2'"),
         (("cosine: []", "cosine: ['description=[oops']"), """for text, quote it: 'description="[oops"')"""),
         (("cosine: []", "Constant: []"), "variant names 'Constant', 'constant' differ only in case: their runs' folders"),
-        (("cosine: {best_val_acc: 0.5,", "nobn: {best_val_acc: 0.5,"), "x.yaml: reference: names unknown variants ['nobn']"),
+        (("cosine: {best_val_acc: 0.5,", "nobn: {best_val_acc: 0.5,"), "x.yaml:15: reference: names unknown variants ['nobn']"),  # file:line
         (("cosine: {best_val_acc: 0.5,", "cosine: {best_val_acc: 94.1,"), "reference.cosine.best_val_acc"),
+        # A user test: a reference entry's unknown key was offered the file's own keys.
+        (("cosine: {best_val_acc: 0.5,", "cosine: {latency_ms: 3,"), ("x.yaml:16: reference.cosine.latency_ms: unknown key "
+                                                                    "(a reference entry has: best_val_acc, final_val_acc, "
+                                                                    "test_acc, note)")),
+        (("seeds: [0, 1]", f"seeds: {list(range(1001))}"), "seeds: takes at most 1,000 values"),  # as --seeds: a user test
     ],
 )
 def test_ablation_file_is_strict(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
@@ -816,6 +821,8 @@ def test_a_missing_member_sheet_or_unreadable_record_is_said(tiny_copy: Path) ->
     page = " ".join((tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text().split())
     assert ("except that the sheet of tiny-cosine-s0 is missing (`auditor render` rebuilds it from the run's "
             "`audit.json`: `auditor render ../tiny-cosine-s0`, from this folder)") in page  # fmt: skip
+    # A user test: the Results table linked the missing sheet unmarked (the Runs table said so).
+    assert "[s0](../tiny-cosine-s0/REPRODUCIBILITY.md) (sheet missing) [s1](../tiny-cosine-s1/REPRODUCIBILITY.md) |" in page
     (tiny_copy / "out/reports/tiny-constant-s1/audit.json").write_text("{")  # cut short
     dry = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tiny_copy)
     assert "tiny-constant-s1  variant constant  seed 1  [run (replaces a report whose audit.json cannot be read)]" in dry.stdout

@@ -511,7 +511,7 @@ def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path
         assert_clean_error(proc, f"auditor {command}: error: ", message)
         assert not imported, (given, proc.stderr)
     proc, imported = cli_in_fresh_python(command, "unknown.yaml", cwd=tmp_path)
-    assert_clean_error(proc, "unknown.yaml: model.name: unknown model 'resnet7'")
+    assert_clean_error(proc, "unknown.yaml:2: model.name: unknown model 'resnet7'")
     assert imported and not (tmp_path / "reports").exists() and not (tmp_path / "verify").exists()
     if command == "verify":  # a budget flag below 1 is said first, as before the spec is read
         proc, imported = cli_in_fresh_python(command, "nope.yaml", "--epochs", "0", cwd=tmp_path)
