@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,21 +239,16 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     try:
         return path, Ablation.model_validate(raw)
     except ValidationError as err:
-        said = format_validation_error(str(arg), err, Ablation, lines=key_lines(path)).splitlines()
-        raise InvalidInput("\n".join(map(_keys_it_has, said))) from None
+        raise InvalidInput(format_validation_error(str(arg), err, Ablation, lines=key_lines(path),
+                                                   keys_taken=_keys_taken)) from None
 
 
-_NOT_IN_SPEC = re.compile(r": (\S+): unknown key \(not in the spec schema\)")
-
-
-def _keys_it_has(line: str) -> str:
-    """An unknown key's line with the keys its place takes: a reference entry's (`test_acc`, ...) under
-    `reference.<variant>`, else the file's own."""
-    if (found := _NOT_IN_SPEC.search(line)) is None:
-        return line
-    place, fields = (("a reference entry", Reference.model_fields) if found[1].startswith("reference.")
-                     and found[1].count(".") == 2 else ("an ablation file", Ablation.model_fields))  # fmt: skip
-    return line.replace("unknown key (not in the spec schema)", f"unknown key ({place} has: {', '.join(fields)})")
+def _keys_taken(path: Sequence[str]) -> str:
+    """The keys the place of an unknown key at `path` takes: a reference entry's (`test_acc`, ...) under
+    `reference.<variant>` (a variant's name may hold dots: `path` is key by key), else the file's own."""
+    if len(path) == 3 and path[0] == "reference":
+        return f"a reference entry has: {', '.join(Reference.model_fields)}"
+    return f"an ablation file has: {', '.join(Ablation.model_fields)}"
 
 
 def resolve_base(abl_path: Path, abl: Ablation, source: str) -> Path:
@@ -315,8 +309,6 @@ class Plan:
 def run_name(ablation: str, variant: str, seed: int) -> str:
     """A run's name: `<ablation>-<variant>-s<seed>`."""
     return f"{ablation}-{variant}-s{seed}"
-
-
 
 
 def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int], str]:

@@ -836,7 +836,8 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     Exact comparisons: a metric is a copy of its figure (or that figure over a fixed unit, as
     the runner divides it), and JSON gives back every float it was written with."""
     metrics, notes = audit["metrics"], audit.get("metric_notes") or {}
-    # A metric the record does not hold at all (versions before it existed) gates nothing: no pass
+    # A metric the record does not hold at all (one added after the first version, e.g. weights_mb, in an
+    # older record; read_audit refuses a record without one of audit.FIRST_METRICS) gates nothing: no pass
     found = [_metric_disagrees(m, source, metrics[m], m in notes) for m, source in metric_sources(audit).items()
              if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]

@@ -16,8 +16,9 @@ import math
 import operator
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType, UnionType
 from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
@@ -1268,6 +1269,7 @@ def _valued_key_above(lines: list[str], at: int) -> str | None:
 def format_validation_error(
     source: str, err: ValidationError, model: type[BaseModel] | None = None, sets: Sequence[SetItem] = (),
     given: Mapping[str, Any] | None = None, lines: Mapping[tuple[str, ...], int] | None = None,
+    keys_taken: Callable[[Sequence[str]], str] | None = None,
 ) -> str:
     """One line per error: `source: field.path: message, got VALUE`.
 
@@ -1277,7 +1279,8 @@ def format_validation_error(
     near (a typo). An error in what a `--set` of `sets` wrote names that
     `--set` after `source` (`origin`); `given`, the file's own mapping, tells a key the file
     holds from one that a `--set` below it made (`--set trian.epochs=5` made `trian`); `lines`, its
-    keys' lines, puts the line after `source` where the file is to blame (`spec.yaml:12: train.lr: ...`).
+    keys' lines, puts the line after `source` where the file is to blame (`spec.yaml:12: train.lr: ...`);
+    `keys_taken(path)` says what the place of an unknown key takes, for another file than a spec.
     """
     said = []
     for e in err.errors():
@@ -1297,7 +1300,8 @@ def format_validation_error(
             got = ""
         msg = msg[0].lower() + msg[1:] if msg else msg
         if e["type"] == "extra_forbidden":
-            msg, got = "unknown key (not in the spec schema)", _unknown_key_hint(model, path)
+            taken = keys_taken(path) if keys_taken else "not in the spec schema"
+            msg, got = f"unknown key ({taken})", _unknown_key_hint(model, path)
         if e["type"] == "invalid_key":  # loc ends with the key itself, as text
             loc, kind = ".".join(parts[:-1]), _yaml_kind(e.get("input"))
             msg = f"a key must be text, got {value_text(e.get('input'))}"
@@ -1693,7 +1697,27 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip
     # Lines only for a file the user named (`smoke`, a shipped spec by name, is no path to open).
-    return ReadSpec(raw, given, items, key_lines(p) if Path(str(path)).is_file() else {})
+    return ReadSpec(raw, given, items, KeyLines(p) if Path(str(path)).expanduser().is_file() else {})
+
+
+class KeyLines(Mapping[tuple[str, ...], int]):
+    """`key_lines(path)`, read only when an error asks for a line: a valid spec is not parsed twice."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @cached_property
+    def _lines(self) -> dict[tuple[str, ...], int]:
+        return key_lines(self.path)
+
+    def __getitem__(self, key: tuple[str, ...]) -> int:
+        return self._lines[key]
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 def key_lines(path: Path) -> dict[tuple[str, ...], int]:

@@ -184,6 +184,14 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
         build_plan(str(tmp_path / "y.yaml"))
 
 
+def test_an_unknown_key_of_a_reference_entry_of_a_variant_named_with_a_dot_is_offered_the_entry_s_keys(tmp_path: Path) -> None:
+    """A review: `reference.lr0.1.tst_acc` was taken for a key of the file (its place read from the dotted text)."""
+    text = TINY.replace("cosine: []", "lr0.1: []").replace("cosine: {best_val_acc: 0.5,", "lr0.1: {tst_acc: 0.5,")
+    with pytest.raises(InvalidInput, match=re.escape("x.yaml:16: reference.lr0.1.tst_acc: unknown key (a reference "
+                                                     "entry has: best_val_acc, final_val_acc, test_acc, note)")):  # fmt: skip
+        build_plan(str(write(tmp_path / "x.yaml", text)))
+
+
 @pytest.mark.parametrize(
     ("edit", "needle"),
     [
@@ -212,6 +220,10 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
                                                                     "(a reference entry has: best_val_acc, final_val_acc, "
                                                                     "test_acc, note)")),
         (("seeds: [0, 1]", f"seeds: {list(range(1001))}"), "seeds: takes at most 1,000 values"),  # as --seeds: a user test
+        # A review: a variant named with a dot, and a key with a space, had been offered the file's keys / none.
+        (("cosine: {best_val_acc: 0.5,", "cosine: {'test acc': 0.5,"), ("reference.cosine.test acc: unknown key (a "
+                                                                       "reference entry has: best_val_acc,")),
+        (("name: tiny", "name: tiny\nmy key: 1"), "my key: unknown key (an ablation file has: name, description,"),
     ],
 )
 def test_ablation_file_is_strict(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
