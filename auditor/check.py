@@ -811,7 +811,8 @@ def run_failures(results: list[CriterionResult], status: str | None, require_cri
 def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     """How the stored verdict and criteria results differ from the record's own criteria judged
     again on its metrics ('verdict stored PASS, now FAIL; `test_acc` stored PASS, now FAIL'; the
-    verdict left out where only a criterion's result differs), or None where they agree. ValueError where they cannot be judged here (an unknown metric)."""
+    verdict left out where only a criterion's result differs), or None where they agree.
+    ValueError where they cannot be judged here (an unknown metric)."""
     results = judge(audit["spec"].get("criteria") or {}, audit)
     again = verdict(results, record_gate_status(audit))
     now = {r.metric: r.passed for r in results}
@@ -823,6 +824,13 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
               if stored.get(m) != now.get(m)]  # fmt: skip
     said = [f"verdict stored {audit['verdict']}, now {again}"] if again != audit["verdict"] else []
     return "; ".join([*said, ", ".join(differ)] if differ else said) or None
+
+
+def stored_verdict_warning(audit: dict[str, Any]) -> str | None:
+    """`stored_verdict_differs` as `render` and `check` warn of it ('the stored verdict or criteria
+    results do not agree with the record's metrics judged again (...)'), or None; ValueError as it."""
+    differs = stored_verdict_differs(audit)
+    return differs and f"the stored verdict or criteria results do not agree with the record's metrics judged again ({differs})"
 
 
 def edited_metrics(audit: Mapping[str, Any]) -> list[str]:

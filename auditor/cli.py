@@ -386,7 +386,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.audit import moved_note, read_audit, resolved_yaml_warning, spec_hash_matches
-    from auditor.check import edited_metrics, stored_verdict_differs
+    from auditor.check import edited_metrics, stored_verdict_warning
     from auditor.render import record_bytes, render_run
 
     as_read = record_bytes(args.run_dir)  # before it is read: a run finishing meanwhile replaces it
@@ -407,14 +407,13 @@ def cmd_render(args: argparse.Namespace) -> int:
                         f"({'; '.join(edited)}): it was edited after the run")  # fmt: skip
     refused = bool(edited) or not spec_hash_matches(audit)  # `check` refuses the record: its metrics gate nothing
     try:
-        differs = stored_verdict_differs(audit)
+        differs = stored_verdict_warning(audit)
     except ValueError as exc:  # a metric this version does not know
         differs = None
         _warn("render", f"{args.run_dir / 'audit.json'}: its criteria cannot be judged again here ({exc}): the sheet "
                         "shows the verdict as stored")  # fmt: skip
     if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
-        _warn("render", f"{args.run_dir / 'audit.json'}: the stored verdict or criteria results do not agree with the "
-                        f"record's metrics judged again ({differs}); the sheet shows them as stored, and `auditor "
+        _warn("render", f"{args.run_dir / 'audit.json'}: {differs}; the sheet shows them as stored, and `auditor "
                         + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))  # fmt: skip
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
@@ -532,18 +531,17 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
         unfinished_text,
         verify_attempt_note,
     )
-    from auditor.check import stored_verdict_differs
+    from auditor.check import stored_verdict_warning
 
     _refuse_edited(run_dir, audit)
     source, warnings = run_dir / "audit.json", []
     try:
-        differs = stored_verdict_differs(audit)
+        differs = stored_verdict_warning(audit)
     except ValueError:  # judged afterwards, with the reason
         differs = None
     if differs:
-        warnings.append(f"{source}: the stored verdict or criteria results do not agree with the record's metrics judged again "
-                        f"({differs}): the record was changed after the run, or written by another version; this "
-                        "check gates on the metrics as recorded")  # fmt: skip
+        warnings.append(f"{source}: {differs}: the record was changed after the run, or written by another version; "
+                        "this check gates on the metrics as recorded")  # fmt: skip
     if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
         warnings.append(warning)
     folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
