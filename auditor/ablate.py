@@ -42,6 +42,7 @@ from pydantic import (
 from auditor.audit import (
     busy_cpu,
     chose_on_test,
+    final_withheld,
     has_checkpoint,
     is_number,
     record_no_selection,
@@ -856,12 +857,24 @@ def _curves(run_dirs: list[Path]) -> dict[str, list[list[float]]]:
         audit = _read_json(d / "audit.json") or {}
         hist = audit.get("training", {}).get("history", [])
         val = [h.get("val_acc") for h in hist]
-        if val and _withheld(audit, "final_val_acc"):  # the last epoch's model is broken: its point means nothing
+        if val and _last_epoch_broken(audit):  # its point means nothing
             val[-1] = None
         out["val_acc"].append(val)
         out["train_acc"].append([h.get("train_acc") for h in hist])
         out["split"].append(audit.get("training", {}).get("selection_split"))
     return out
+
+
+def _last_epoch_broken(audit: Mapping[str, Any]) -> bool:
+    """Whether the accuracy the last epoch recorded was measured on a broken model (or from a loss
+    that is not a number). With a val split, the run says so by withholding final_val_acc; without
+    one it withholds that metric for want of the split, and its last epoch's test accuracy is
+    judged as the run judges a val one (`audit.final_withheld`)."""
+    training = audit.get("training", {})
+    if training.get("selection_split") == "val":
+        return _withheld(audit, "final_val_acc")
+    last = training.get("history", [])[-1]
+    return isinstance(last, dict) and final_withheld(last, audit.get("measurements") or {}, training)
 
 
 def _withheld(audit: Mapping[str, Any], metric: str) -> bool:
@@ -1065,6 +1078,20 @@ def _env() -> Any:
     })  # fmt: skip
 
 
+def data_labels(variants: list[dict[str, Any]]) -> list[str]:
+    """What the page's runs were scored on where that is not the official CIFAR-10 test set, one
+    entry each, naming its variants unless every run on the page was scored on that one."""
+    runs = [(v["name"], r.get("data_label")) for v in variants for r in v["runs"]]
+    by_label: dict[str, list[str]] = {}
+    for name, label in runs:
+        if label and name not in by_label.setdefault(label, []):
+            by_label[label].append(name)
+    if len(by_label) == 1 and all(label for _, label in runs):
+        return list(by_label)
+    return [f"{label} ({'variant' if len(names) == 1 else 'variants'} {', '.join(names)})"
+            for label, names in sorted(by_label.items())]  # fmt: skip
+
+
 def busy_note(runs: list[dict[str, Any]]) -> str | None:
     """The page's warning of runs that trained on a busy machine (their sheets warn of it too),
     whose train times then do not compare; None where none did (or the record is older)."""
@@ -1091,7 +1118,7 @@ def render_ablation(here: Path) -> Path:
         a=record["ablation"], variants=record["variants"], metrics=METRICS, figures=figures,
         ref_metrics=ref_metrics, any_test_selection=any(v["no_val_split"] for v in record["variants"]),
         any_test_choice=any(v["selected_on_test"] for v in record["variants"]),
-        data_labels=sorted({r["data_label"] for v in record["variants"] for r in v["runs"] if r.get("data_label")}),
+        data_labels=data_labels(record["variants"]),
         any_missing=any(v["missing"] for v in record["variants"]), mixed_software=record["mixed_software"],
         any_left_out=any(v.get("left_out") for v in record["variants"]),  # older records: none
         any_mixed_data=any(v.get("mixed_data") for v in record["variants"]),

@@ -329,7 +329,7 @@ def _accuracy_sources(meas: Mapping[str, Any], tr: Mapping[str, Any], nonfinite:
     if last is not None and not isinstance(last, dict):
         last = ABSENT
     final = _at(last, "val_acc") if last is not None and has_val else None
-    withheld = isinstance(last, dict) and final is not None and _final_withheld(last, meas, tr)
+    withheld = isinstance(last, dict) and final is not None and final_withheld(last, meas, tr)
     nan_test = isinstance(test, dict) and "loss" in test and not_a_number(test["loss"])
     return {
         "test_acc": MetricSource("measurements.test.acc", None if nonfinite or nan_test else test_acc, test_acc),
@@ -355,7 +355,7 @@ def _best_nan(tr: Mapping[str, Any]) -> bool:
     return rec is not None and "val_loss" in rec and not_a_number(rec["val_loss"])
 
 
-def _final_withheld(last: Mapping[str, Any], meas: Mapping[str, Any], tr: Mapping[str, Any]) -> bool:
+def final_withheld(last: Mapping[str, Any], meas: Mapping[str, Any], tr: Mapping[str, Any]) -> bool:
     """Whether a run withholds the last epoch's validation accuracy (`runner._final_is_noise`): its
     val loss was not a number (a record holds null for one), or the weights it was measured on
     (last.pt, or the selected epoch's when it is the last) hold inf or NaN."""

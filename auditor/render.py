@@ -997,7 +997,9 @@ def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
     evidence = (
         f"cudnn.deterministic={det['cudnn_deterministic']}, cudnn.benchmark={det['cudnn_benchmark']}, "
         f"use_deterministic_algorithms={det['deterministic_algorithms']}, "
-        f"CUBLAS_WORKSPACE_CONFIG={det['cublas_workspace_config']} (read back; set only where it was unset)"
+        + (f"CUBLAS_WORKSPACE_CONFIG={cublas} (read back; set only where it was unset)"
+           if (cublas := det["cublas_workspace_config"]) is not None
+           else "CUBLAS_WORKSPACE_CONFIG unset (the run sets it only with determinism on)")
     )
     if cuda and det["cuda_initialized_before"]:
         evidence += "; CUDA was initialised before that config was set, so it may not apply"

@@ -1445,9 +1445,25 @@ def _is_key(model: type[BaseModel], path: Sequence[str]) -> bool:
 def _section_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel] | None:
     """The section at `path` in `model`, or None where `path` leads to no section."""
     section: type[BaseModel] | None = model
-    for part in path:
-        section = _subsection(section, part) if section is not None else None
+    parts = list(path)
+    while parts and section is not None:
+        part = parts.pop(0)
+        if parts and (entry := _entry_section(section, part)) is not None:  # the next key names an entry
+            parts.pop(0)
+            section = entry
+        else:
+            section = _subsection(section, part)
     return section
+
+
+def _entry_section(section: type[BaseModel], key: str) -> type[BaseModel] | None:
+    """The section each entry of `key` is, where it holds a mapping of them (`dict[str, X]`: an
+    ablation's `reference.<variant>`), else None."""
+    field = section.model_fields.get(key)
+    if field is None or get_origin(field.annotation) is not dict:
+        return None
+    value = get_args(field.annotation)[-1]
+    return value if _is_section(value) else None
 
 
 def nearest_key(model: type[BaseModel], parts: Sequence[str]) -> str | None:

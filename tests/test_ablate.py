@@ -220,6 +220,9 @@ def test_an_unknown_key_of_a_reference_entry_of_a_variant_named_with_a_dot_is_of
                                                                     "(a reference entry has: best_val_acc, final_val_acc, "
                                                                     "test_acc, note)")),
         (("seeds: [0, 1]", f"seeds: {list(range(1001))}"), "seeds: takes at most 1,000 values"),  # as --seeds: a user test
+        (("cosine: {best_val_acc: 0.5,", "cosine: {tst_acc: 0.5,"), ("reference.cosine.tst_acc: unknown key (a reference "
+                                                                 "entry has: best_val_acc, final_val_acc, test_acc, note); "
+                                                                 "did you mean reference.cosine.test_acc?")),
         # A review: a variant named with a dot, and a key with a space, had been offered the file's keys / none.
         (("cosine: {best_val_acc: 0.5,", "cosine: {'test acc': 0.5,"), ("reference.cosine.test acc: unknown key (a "
                                                                        "reference entry has: best_val_acc,")),
@@ -502,6 +505,42 @@ def test_what_the_page_audit_found_is_said(tmp_path: Path) -> None:
     record["training"] = {"history": [{"val_acc": 0.5}, {"val_acc": 0.0833}], "selection_split": "val"}
     (tmp_path / "audit.json").write_text(json.dumps(record))
     assert _curves([tmp_path])["val_acc"] == [[0.5, None]]  # the broken last epoch is not drawn
+
+
+def test_the_data_line_names_whose_test_set_each_is() -> None:
+    """One label for every run on the page stands alone; otherwise each names its variants, and a
+    variant scored on the official test set is not said to have been scored on another."""
+    from auditor.ablate import data_labels
+
+    def variant(name: str, *labels: str | None) -> dict[str, Any]:
+        return {"name": name, "runs": [{"data_label": label} for label in labels]}
+
+    sub = "CIFAR-10 (256 of the 1,017 test images)"
+    assert data_labels([variant("a", sub, sub), variant("b", sub)]) == [sub]
+    assert data_labels([variant("a", sub), variant("b", None)]) == [f"{sub} (variant a)"]
+    assert data_labels([variant("a", sub), variant("b", "synthetic data"), variant("c", sub)]) == [
+        f"{sub} (variants a, c)", "synthetic data (variant b)"]
+    assert data_labels([variant("a", None), variant("b")]) == []
+
+
+def test_a_run_selected_on_test_draws_its_last_epoch(tmp_path: Path) -> None:
+    """Without a val split a run withholds final_val_acc for want of the split, not because its
+    last epoch is broken: the figure draws that epoch's test accuracy, unless it is broken."""
+    from auditor.ablate import _curves
+
+    note = {"final_val_acc": "the spec has no validation split", "best_val_acc": "the spec has no validation split"}
+    history = [{"epoch": 1, "val_loss": 1.0, "val_acc": 0.56}, {"epoch": 2, "val_loss": 0.35, "val_acc": 0.83}]
+    record = {"metrics": {"final_val_acc": None, "best_val_acc": None}, "metric_notes": note, "measurements": {},
+              "training": {"history": history, "selection_split": "test", "best_epoch": 2}}  # fmt: skip
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert _curves([tmp_path])["val_acc"] == [[0.56, 0.83]]
+    history[-1]["val_loss"] = None  # a loss that was not a number (a record holds null for one)
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert _curves([tmp_path])["val_acc"] == [[0.56, None]]
+    history[-1]["val_loss"] = 0.35
+    record["measurements"] = {"final_nonfinite": ["fc.weight"]}  # last.pt, which it was measured on, is broken
+    (tmp_path / "audit.json").write_text(json.dumps(record))
+    assert _curves([tmp_path])["val_acc"] == [[0.56, None]]
 
 
 def test_a_variant_that_sets_what_a_set_mapping_sets_is_named(tmp_path: Path) -> None:

@@ -1574,6 +1574,9 @@ def test_cuda_flags_box_needs_a_cublas_config_torch_accepts_set_in_time(
     assert line.startswith("- [x]" if ticked else "- [ ]")
     assert ("may not apply" in line) is cuda_up_before
     assert ("deterministic cuBLAS needs :4096:8 or :16:8" in line) is (not ticked and not cuda_up_before)
+    # A user test: an unset variable read "CUBLAS_WORKSPACE_CONFIG=None".
+    assert ("CUBLAS_WORKSPACE_CONFIG unset (the run sets it only with determinism on)" in line) is (config is None)
+    assert "None" not in line
 
 
 @pytest.mark.parametrize(
