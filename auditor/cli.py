@@ -14,6 +14,7 @@ import importlib
 import io
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -170,9 +171,9 @@ def _add_training_commands(sub: Any) -> None:
     _add_spec_arg(p)
     p.add_argument("--out", type=_out_folder, default=Path("."), help="root of verify/<name>/ (the work dir; default: here)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="budget: set train.epochs to N")
-    budget.add_argument("--steps", type=int, metavar="N", help="budget: set train.max_steps to N")
-    p.add_argument("--kill-at", type=int, metavar="STEP",
+    budget.add_argument("--epochs", type=_whole_number, metavar="N", help="budget: set train.epochs to N")
+    budget.add_argument("--steps", type=_whole_number, metavar="N", help="budget: set train.max_steps to N")
+    p.add_argument("--kill-at", type=_whole_number, metavar="STEP",
                    help="global step (0-based) after which run K is SIGKILLed (default: mid-epoch, mid-budget)")  # fmt: skip
 
 
@@ -187,6 +188,14 @@ def given_path(text: str) -> str:
 def _path(text: str) -> Path:
     """A path argument that is not empty (`given_path`)."""
     return Path(given_path(text))
+
+
+def _whole_number(text: str) -> int:
+    """An integer argument in ASCII digits. Python's int() also reads `1_000` and other scripts'
+    digits (`５`), which a shell script or CI file that checks its numbers would not pass."""
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+        raise argparse.ArgumentTypeError(f"expected a whole number in digits (0-9), got {text!r}")
+    return int(text)
 
 
 def _junit_path(text: str) -> Path:
@@ -245,8 +254,8 @@ def _add_report_commands(sub: Any) -> None:
     p = sub.add_parser("measure", help="parameters, size and latency (batch 1 by default) of a checkpoint")
     p.add_argument("checkpoint", type=_path, metavar="CHECKPOINT", help=ckpt_help)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--iters", type=int, default=None, help="timed iterations, 5 to 10^6 (default: the spec's)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed warm-up iterations, 0 to 10^5 (default: the spec's)")
+    p.add_argument("--iters", type=_whole_number, default=None, help="timed iterations, 5 to 10^6 (default: the spec's)")
+    p.add_argument("--warmup", type=_whole_number, default=None, help="untimed warm-up iterations, 0 to 10^5 (default: the spec's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -258,7 +267,7 @@ def _add_ablate(sub: Any) -> None:
     mode.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
     mode.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")
-    p.add_argument("--seeds", type=int, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
+    p.add_argument("--seeds", type=_whole_number, metavar="N", help="use the first N seeds (beyond the list: max+1, ...)")
     _add_set(p)
     p.add_argument("--out", type=_out_folder, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")

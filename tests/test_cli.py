@@ -922,6 +922,27 @@ def test_a_single_valued_option_given_twice_is_refused(tmp_path: Path, argv: lis
     assert list(tmp_path.iterdir()) == []  # refused before anything is read or written
 
 
+@pytest.mark.parametrize("argv", [
+    ["measure", "x.pt", "--iters", "\uff15"], ["measure", "x.pt", "--warmup", "1_000"], ["verify", "--epochs", "2.0"],
+    ["verify", "--steps", "1e3"], ["verify", "--kill-at", ""], ["ablate", "x", "--seeds", "\u0663"],
+])  # fmt: skip
+def test_a_count_not_in_ascii_digits_is_refused(tmp_path: Path, argv: list[str]) -> None:
+    """A user test: `measure --iters ５` (a full-width digit) and `--iters 1_000` were read by
+    Python's int(), which a CI file checking its numbers would not pass."""
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert_clean_error(proc, f"auditor {argv[0]}: error: argument {argv[-2]}: expected a whole number in digits "
+                             f"(0-9), got {argv[-1]!r}")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_count_may_have_a_sign_and_spaces_around_it() -> None:
+    from auditor.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["measure", "x.pt", "--iters", " 7 ", "--warmup", "+0"]).iters == 7
+    assert parser.parse_args(["verify", "--kill-at", "-1"]).kill_at == -1  # its range is checked, and said, later
+
+
 def test_options_given_once_leave_no_bookkeeping_in_the_parsed_arguments() -> None:
     from auditor.cli import build_parser
 
