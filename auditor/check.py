@@ -57,7 +57,7 @@ from auditor.audit import (
     none_selected,
 )
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, staged_write
+from auditor.fileio import atomic_write_bytes, file_in_the_way, not_a_folder, staged_write
 from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
@@ -449,7 +449,7 @@ def check_junit_target(path: Path) -> None:
     if path.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: a folder; give a file name, e.g. results.xml")
     if (blocker := file_in_the_way(directory)) is not None:
-        raise InvalidInput(f"{path}: cannot write JUnit report: {blocker} is a file, not a folder")
+        raise InvalidInput(f"{path}: cannot write JUnit report: {not_a_folder(blocker)}")
     if not directory.is_dir():
         raise InvalidInput(f"{path}: cannot write JUnit report: directory {directory} does not exist")
     if (refused := _not_replaceable(path)) is not None:

@@ -490,10 +490,11 @@ def _synthetic_arrays(spec: DataSpec) -> tuple[np.ndarray, ...]:
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
-    """sha256 over the raw bytes of the given arrays, in order."""
+    """sha256 over the raw bytes of the given arrays, in order, each little-endian (the bytes of a
+    little-endian machine, where every fingerprint so far was taken, on any machine)."""
     h = hashlib.sha256()
     for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
     return h.hexdigest()
 
 

@@ -190,7 +190,7 @@ def why_not_writable(exc: OSError, *folders: Path, path: Path | None = None) -> 
     under a file), else the OS's reason with the file it names (or `path`)."""
     for folder in folders:
         if blocker := file_in_the_way(folder):
-            return f"{blocker} is a file, not a folder"
+            return not_a_folder(blocker)
     where = exc.filename or path
     return (f"{where}: " if where else "") + str(exc.strerror or exc)
 
@@ -355,6 +355,12 @@ def what_stands_at(path: Path) -> tuple[Path, str] | None:
 
 
 LINK_LOOP = "a loop of symbolic links"
+
+
+def not_a_folder(path: Path) -> str:
+    """`PATH is a file, not a folder` (a device, a FIFO ... where it is one: `/dev/null`)."""
+    kind = kind_of(path)
+    return f"{path} is {'a file' if kind in (None, REGULAR_FILE) else kind}, not a folder"
 
 
 def kind_of(path: Path) -> str | None:

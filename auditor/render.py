@@ -1517,7 +1517,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         test_text = f"not reported: {nan_test_loss_note(meas['evaluated_checkpoint'], test['acc'])}"
     else:
         precision = f"; {test['precision']}" if test.get("precision") else ""  # older records do not say
-        test_text = f"{pct(test['acc'])} on {test['n']:,} images (checkpoint {meas['evaluated_checkpoint']}{precision})"
+        test_text = f"{pct(test['acc'])} on {count(test['n'], 'image')} (checkpoint {meas['evaluated_checkpoint']}{precision})"
     return {
         "broken_warning": _broken_warning(meas, broken) if broken else _outputs_warning(audit) or _final_warning(meas),
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,

@@ -60,7 +60,7 @@ from auditor.data import (
     unread_note,
 )
 from auditor.errors import ENV_OUTPUT_ROOT, InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
-from auditor.fileio import atomic_write_bytes, held_lock, out_error, why_not_writable
+from auditor.fileio import atomic_write_bytes, held_lock, not_a_folder, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info, norm_groups
 from auditor.spec import (
@@ -134,7 +134,7 @@ def _make_ckpt_staging(paths: RunPaths) -> bool:
         return True
     except FileExistsError:
         if not paths.ckpt_staging.is_dir():
-            raise out_error(paths.out, f"{paths.ckpt_staging} is a file, not a folder") from None
+            raise out_error(paths.out, not_a_folder(paths.ckpt_staging)) from None
         return False
     except OSError as exc:
         raise out_error(paths.out, _why_not_writable(paths, exc)) from None
@@ -713,7 +713,11 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
     found = []
     if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
         found.append(f"{final}: not a folder, but this run writes its {attr} there; move it away")
-    if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):  # a link is replaced, not emptied
+    if final.is_dir() and final.is_symlink():  # a user test: checkpoints linked to another disk came back silently
+        found.append(f"{final}: a symbolic link (to {os.readlink(final)}); a run replaces its {attr} folder as a whole "
+                     "when it finishes, which would put a folder here in the link's place rather than write where it "
+                     "points: remove the link (nothing it points to is touched), or give --out a folder on that disk")  # fmt: skip
+    if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
                      f"when it finishes, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip
     staging = final.with_name(final.name + ".partial")

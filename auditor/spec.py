@@ -750,6 +750,8 @@ MAX_YAML_DEPTH = 64  # nesting levels of a spec, ablation or criteria file (they
 # Values in such a file once its aliases are expanded (a spec holds about 100): ten lines of
 # aliases of aliases can expand to billions, which validation and messages would walk.
 MAX_YAML_VALUES = 100_000
+# Characters of such a file (a spec holds a few thousand): a 50 MB comment took PyYAML 90 s to read.
+MAX_YAML_CHARS = 1_000_000
 
 
 class DuplicateKey(yaml.constructor.ConstructorError):
@@ -757,7 +759,7 @@ class DuplicateKey(yaml.constructor.ConstructorError):
 
 
 class YamlLimit(yaml.YAMLError):
-    """YAML text past MAX_YAML_DEPTH or MAX_YAML_VALUES: valid YAML, refused (a `--set` value too,
+    """YAML text past MAX_YAML_CHARS, MAX_YAML_DEPTH or MAX_YAML_VALUES: valid YAML, refused (a `--set` value too,
     which is otherwise taken as text where it is not YAML)."""
 
 
@@ -891,6 +893,8 @@ SpecDumper.add_representer(str, _represent_text)
 def load_yaml(text: str) -> Any:
     """Parse YAML text with the spec loader; a scalar YAML cannot build (the date `2024-13-45`)
     is a YAML error like any other, not a ValueError."""
+    if len(text) > MAX_YAML_CHARS:
+        raise YamlLimit(f"{len(text):,} characters, more than the {MAX_YAML_CHARS:,} read (a spec holds a few thousand)")
     try:
         loaded = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
         _expanded_size(loaded, {})
@@ -1420,6 +1424,9 @@ def _unknown_key_hint(model: type[BaseModel] | None, path: Sequence[str]) -> str
     (`train.epochs: 3` is one key in YAML); '' where nothing is near."""
     if model is None or not path:
         return ""
+    key, colon, value = path[-1].partition(":")
+    if colon and value.strip() and _is_key(model, [*path[:-1], key.strip()]):  # `{train:120}` in a flow mapping
+        return f"; YAML reads {path[-1]!r} as one key, with no space after its colon: write {key.strip()}: {value.strip()}"
     if "." in path[-1]:  # nested as meant, or as the nearest key of that nesting
         meant = [*path[:-1], *path[-1].split(".")]
         if _is_key(model, meant):
@@ -1875,7 +1882,9 @@ def json_schema() -> dict[str, Any]:
     data = defs["DataSpec"]["properties"]
     data["mean"]["items"] |= {"minimum": 0, "maximum": 1}
     data["std"]["items"] |= {"exclusiveMinimum": 0}
-    schema["properties"]["name"]["not"] = {"pattern": "(?:" + "|".join(re.escape(x) for x in RESERVED_SUFFIXES) + ")$"}
+    # In any letter case, as validation refuses them for a new run; JSON Schema's regexes have no (?i).
+    anycase = ["".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in x) for x in RESERVED_SUFFIXES]
+    schema["properties"]["name"]["not"] = {"pattern": "(?:" + "|".join(anycase) + ")$"}
     # The schema's tolerance takes no minus sign: validation refuses a negative one with its own words.
     unsigned = _NUM.replace("[-+]?", "\\+?", 1)
     tolerance = _TOL_RE.pattern.strip("^$").removesuffix(rf"\s*({_NUM})\s*") + rf"\s*({unsigned})\s*"

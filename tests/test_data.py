@@ -93,6 +93,23 @@ def test_the_split_fingerprint_and_class_counts_record_the_split_as_drawn() -> N
         assert counts["val"] == [int((bundle.val_y == k).sum()) for k in range(len(bundle.classes))]
 
 
+def test_the_content_fingerprint_is_taken_as_the_sheet_says(tmp_path: Path) -> None:
+    """The sheet: train images, train labels, test images, test labels, in that order; images
+    uint8 (N, 3, 32, 32), labels int64 little-endian, on any machine (a user test: the byte order
+    was the machine's)."""
+    x = np.arange(24, dtype=np.uint8).reshape(2, 3, 2, 2)
+    y = np.array([3, 7], dtype=np.int64)
+    expected = hashlib.sha256(x.tobytes() + y.astype("<i8").tobytes()).hexdigest()
+    assert D.fingerprint(x, y) == D.fingerprint(x, y.astype(">i8")) == expected
+    assert D.fingerprint(x, y.astype(">i8")) != hashlib.sha256(x.tobytes() + y.astype(">i8").tobytes()).hexdigest()
+    assert D.fingerprint(np.asfortranarray(x), y) == expected  # the bytes in C order, however the array is laid out
+    root = fake_cifar_root(tmp_path)
+    (tx, ty), (sx, sy) = (D._read_batch(root / D.CIFAR_DIR / f) for f in ("data_batch_1", "test_batch"))
+    files = b"".join(a.tobytes() for a in (tx, ty.astype("<i8"), sx, sy.astype("<i8")))
+    assert tx.shape == (20, 3, 32, 32) and tx.dtype == np.uint8
+    assert D.load_data(DataSpec(root=str(root), val_split=5), 0).provenance.fingerprint == hashlib.sha256(files).hexdigest()
+
+
 @requires_subset
 def test_limit_train_caps_training_images_only() -> None:
     b = D.load_data(subset_spec(val_split=100, limit_train=256, limit_test=64), seed=0)

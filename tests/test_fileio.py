@@ -110,6 +110,10 @@ def test_why_not_writable_names_the_file_in_the_way_else_the_os_reason(tmp_path:
     unnamed = OSError(errno.EROFS, "Read-only file system")
     assert why_not_writable(unnamed, path=tmp_path / "lock") == f"{tmp_path / 'lock'}: Read-only file system"
     assert why_not_writable(unnamed) == "Read-only file system"
+    # A user test: `--out /dev/null` was "a file".
+    assert why_not_writable(full, Path("/dev/null/reports")) == "/dev/null is a character device, not a folder"
+    os.mkfifo(tmp_path / "fifo")
+    assert why_not_writable(full, tmp_path / "fifo" / "x") == f"{tmp_path / 'fifo'} is a FIFO (a pipe), not a folder"
     assert str(out_error(Path("out"), "why")) == "--out: cannot write under out: why"
 
 

@@ -783,20 +783,24 @@ def test_a_run_killed_between_its_two_promotes_gets_its_own_report(tmp_path: Pat
     assert audit["checkpoints"]["last"]["sha256"] == checkpoint.recorded_digest(paths.last_checkpoint)
 
 
-def test_a_symlinked_run_folder_is_replaced_each_time_and_a_dangling_one_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("attr", ["reports", "checkpoints"])
+def test_a_symlinked_run_folder_is_refused_before_training_and_a_dangling_one_too(tmp_path: Path, attr: str) -> None:
+    """A user test: a run folder linked to another disk was replaced by a folder of the run's own
+    (the link's target untouched), so checkpoints meant for that disk came back without a word."""
     spec = load_spec("smoke", TINY_SETS)
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "smoke").mkdir(parents=True)
     (elsewhere / "smoke" / "mine.txt").write_text("mine")
-    (tmp_path / "out/reports").mkdir(parents=True)
-    (tmp_path / "out/reports/smoke").symlink_to(elsewhere / "smoke")
-    for _ in range(2):  # the link was left behind as smoke.old, which then blocked the next run
+    (tmp_path / f"out/{attr}").mkdir(parents=True)
+    (tmp_path / f"out/{attr}/smoke").symlink_to(elsewhere / "smoke")
+    with pytest.raises(InvalidInput, match=rf"{attr}/smoke: a symbolic link \(to {elsewhere / 'smoke'}\); a run "
+                                           rf"replaces its {attr} folder as a whole"):  # fmt: skip
         execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=lambda m: None)
-    assert sorted(p.name for p in (tmp_path / "out/reports").iterdir()) == ["smoke"]
-    assert (elsewhere / "smoke" / "mine.txt").read_text() == "mine"  # the link goes, never what it points at
-    shutil.rmtree(tmp_path / "out/reports/smoke")
-    (tmp_path / "out/reports/smoke").symlink_to(tmp_path / "unmounted" / "smoke")
-    with pytest.raises(InvalidInput, match="reports/smoke: not a folder, but this run writes its reports there"):
+    assert (tmp_path / f"out/{attr}/smoke").is_symlink() and sorted(p.name for p in elsewhere.rglob("*")) == ["mine.txt", "smoke"]
+    assert not (tmp_path / "out/checkpoints/smoke.partial").exists()  # refused before training
+    (tmp_path / f"out/{attr}/smoke").unlink()
+    (tmp_path / f"out/{attr}/smoke").symlink_to(tmp_path / "unmounted" / "smoke")
+    with pytest.raises(InvalidInput, match=f"{attr}/smoke: not a folder, but this run writes its {attr} there"):
         execute(spec, "smoke", tmp_path / "out", resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert not (tmp_path / "out/checkpoints/smoke.partial").exists()
 

@@ -300,6 +300,7 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml: not valid YAML: nested more than 64 levels deep"),
      ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
       "s.yaml: not valid YAML: more than 100,000 values (any aliases expanded)"),  # 10**8 values
+     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: not valid YAML: 1,000,010 characters, more than the 1,000,000 read"),
      ("".join(f"a{i}: &a{i} " + "[" * 50 + (f"*a{i - 1}" if i else "1") + "]" * 50 + "\n" for i in range(40)) + "name: x\n",
       "s.yaml: not valid YAML: nested more than 64 levels deep once its aliases are expanded")],
 )  # fmt: skip
@@ -882,6 +883,8 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
         assert (Spec.model_validate({"name": "x", "criteria": {metric: expr}}) is not None) if valid else True
     reserved = re.compile(schema["properties"]["name"]["not"]["pattern"])
     assert all(reserved.search(f"run{x}") for x in (".partial", ".old", ".failed")) and not reserved.search("run.v2")
+    assert all(reserved.search(f"run{x}") for x in (".PARTIAL", ".Old", ".fAiLeD"))  # a user test: as validation refuses them
+    assert not reserved.search("run.olds") and not reserved.search("runXold")
     data = schema["$defs"]["DataSpec"]["properties"]
     assert data["mean"]["items"]["maximum"] == 1 and data["std"]["items"]["exclusiveMinimum"] == 0
 
@@ -1423,7 +1426,13 @@ UNKNOWN, ONE_KEY = "unknown key (not in the spec schema)", "a key with dots in i
      ("name: t\n", ["train={schedule.warmup_epochs: 3}"],
       f"train.schedule.warmup_epochs: {UNKNOWN}; {ONE_KEY} schedule: {{warmup_epochs: ...}}"),
      ("name: t\ntrain.epoch: 3\n", [], f"train.epoch: {UNKNOWN}; {ONE_KEY} train: {{epochs: ...}}"),  # the nearest key
-     ("name: t\nzzz.qqq: 3\n", [], "zzz.qqq: unknown key (not in the spec schema)")],  # nothing near
+     ("name: t\nzzz.qqq: 3\n", [], "zzz.qqq: unknown key (not in the spec schema)"),  # nothing near
+     # A user test: a flow mapping's `key:value` (no space) is one key.
+     ("name: t\ntrain: {epochs:3}\n", [], (f"train.epochs:3: {UNKNOWN}; YAML reads 'epochs:3' as one key, with no "
+                                            "space after its colon: write epochs: 3")),
+     ("name: t\n", ["train.optimizer={lr:0.1}"], (f"train.optimizer.lr:0.1: {UNKNOWN}; YAML reads 'lr:0.1' as one key, "
+                                                  "with no space after its colon: write lr: 0.1")),
+     ("name: t\ntrain: {zzz:3}\n", [], f"train.zzz:3: {UNKNOWN}")],  # no such key before the colon
 )  # fmt: skip
 def test_a_key_written_with_dots_is_told_to_nest(tmp_path: Path, text: str, sets: list[str], said: str) -> None:
     """The review: `train.epochs: 3` in a file had been offered "did you mean train.epochs?"."""
