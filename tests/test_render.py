@@ -1073,7 +1073,7 @@ def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
 
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
     audit = golden_audit()
-    assert "Run started " in text_of(audit) and "| Peak process RSS (whole run: " in text_of(audit)
+    assert "Run started " in text_of(audit) and "| Peak process RSS (data, training and measurement; read by `getrusage` after measuring" in text_of(audit)
     audit["run"]["resumed_from"] = "step-00000012.pt"
     text = text_of(audit)
     assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
@@ -1083,7 +1083,7 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     audit["run"]["resumed_from_kept"] = True
     assert "| Resumed from | step-00000012.pt " in text_of(audit)
     assert "the training time below sums every process's epochs" in text
-    assert "| Peak process RSS (the resumed process only) |" in text
+    assert "| Peak process RSS (the resumed process only; read by `getrusage` after measuring, so writing the report " in text
     assert "| CUDA max allocated (the resumed process only) |" in text
     assert "| CUDA max reserved by torch's allocator (the resumed process only; without the CUDA context) |" in text
 
