@@ -892,7 +892,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("verdict", lambda v: v in ("PASS", "FAIL")),  # the sheet's headline; `check.verdict` writes one of the two
     ("run.wall_time_s", _NUMBER), ("run.measure_time_s", _NUMBER),
     ("run.resume_notes", _or_null(_texts)), ("run.toggle_notes", _or_null(_texts)),
-    ("run.environment_notes", _or_null(_texts)),
+    ("run.environment_notes", _or_null(_texts)), ("run.verify_out", _TEXT),
     ("determinism.seeded", _or_null(_texts)), ("determinism.nondeterminism_sources", _texts),
     ("environment.cudnn", _COUNT), ("environment.gpu", _or_null(_mapping)),
     ("environment.torch_threads", is_count), ("environment.cpu_quota", _NUMBER),

@@ -232,7 +232,7 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
     if not present or files["test_batch"] == "missing":
         # What a run needs: the test batch and at least one training batch (a partial copy loads).
         needed = (["test_batch"] if files["test_batch"] == "missing" else []) + (
-            [] if present else ["a training batch (data_batch_1..5)"])  # fmt: skip
+            [] if present else ["every training batch (data_batch_1..5; a run needs at least one)"])  # fmt: skip
         raise SpecFieldError("data.root", f"{base} is missing {' and '.join(needed)}")
     train = [_read_batch(base / n) for n in present]
     test_x, test_y = _read_batch(base / "test_batch")

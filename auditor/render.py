@@ -567,6 +567,7 @@ def build_context(
     # the name is, --resume is refused, so the command that reproduces it is the one without it.
     v["started_by_resumed"] = bool(v["started_by"]) and str(v["started_by"]["command"]).endswith(" --resume")
     v["started_by_threads"] = _first_threads(audit["training"]) if v["started_by"] else None
+    v |= _verify_run(audit)
     v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
     v["checklist"] = checklist(audit)
@@ -1861,6 +1862,17 @@ def _verification(audit: dict[str, Any]) -> dict[str, Any]:
         "tensor_rows": tensor_rows,
         "verification_notes": list(ver["notes"]),
     }
+
+
+def _verify_run(audit: dict[str, Any]) -> dict[str, Any]:
+    """For a run `auditor verify` started (its run A, B or K), which `auditor run` may not retrain
+    or resume: verify's --out, and the command that repeats the verification where the record
+    holds it (run A's, once verify wrote its verdict). Records before it was kept: not verify's."""
+    ver = audit.get("verification") or {}
+    command, cwd = ver.get("command"), ver.get("cwd")
+    known = isinstance(command, str) and bool(command)
+    return {"verify_out": audit["run"].get("verify_out"), "verify_command": command if known else None,
+            "verify_cwd": cwd if known and isinstance(cwd, str) else None}  # fmt: skip
 
 
 def _verify_command_rows(ver: dict[str, Any]) -> list[list[str]]:

@@ -717,6 +717,9 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
         found.append(f"{final}: a symbolic link (to {os.readlink(final)}); a run replaces its {attr} folder as a whole "
                      "when it finishes, which would put a folder here in the link's place rather than write where it "
                      "points: remove the link (nothing it points to is touched), or give --out a folder on that disk")  # fmt: skip
+    if final.is_dir() and not final.is_symlink() and not os.access(final, os.W_OK | os.X_OK):
+        found.append(f"{final}: not writable by this user; a run marks its earlier {attr} folder before it "
+                     f"replaces it when it finishes: make it writable (chmod u+wx {final}), or give another --out")  # fmt: skip
     if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
                      f"when it finishes, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip
@@ -746,13 +749,19 @@ def promote(staging: Path, final: Path) -> None:
     """
     old = aside(final)
     appeared(old, staging)
-    _discard(old)
-    if final.is_dir() and not final.is_symlink():
-        (final / SET_ASIDE).touch()
+    discard(old)
+    mark_set_aside(final)
     if final.exists() or final.is_symlink():
         os.replace(final, old)
     os.replace(staging, final)
-    _discard(old)
+    discard(old)
+
+
+def mark_set_aside(final: Path) -> None:
+    """Mark an earlier run's folder as one a run sets aside, before it is moved to `<name>.old`
+    (OSError where the folder takes no file: a read-only one)."""
+    if final.is_dir() and not final.is_symlink():
+        (final / SET_ASIDE).touch()
 
 
 def appeared(old: Path, staging: Path) -> None:
@@ -764,8 +773,11 @@ def appeared(old: Path, staging: Path) -> None:
                            "rename or move it, then run the same command with --resume")  # fmt: skip
 
 
-def _discard(path: Path) -> None:
-    """Remove a folder (or a link to one: the link, not its target), by way of a trash name."""
+def discard(path: Path) -> Path | None:
+    """Remove a folder (or a link to one: the link, not its target), by way of a trash name, so
+    that a deletion that fails part way (a read-only folder inside) leaves a hidden name, not a
+    half-deleted folder under `path`'s name. Returns such a leftover (None: all gone); a later
+    discard of the same name tries it again."""
     for left in path.parent.glob(f".{path.name}.trash-*"):  # from a deletion cut short
         shutil.rmtree(left, ignore_errors=True)
     if path.is_symlink():
@@ -774,6 +786,8 @@ def _discard(path: Path) -> None:
         trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        return trash if trash.exists() or trash.is_symlink() else None
+    return None
 
 
 # --- fault injection (verify) -----------------------------------------------------
@@ -901,7 +915,8 @@ def execute(
             env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)),
                                       read_from)  # fmt: skip
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
-                     "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes}  # fmt: skip
+                     "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
+                     "verify_out": os.environ.get(ENV_OUTPUT_ROOT) or None}  # fmt: skip
             unread = unread_note(prov)
             for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else [])):
                 log(f"note: {note}")  # said before training, as well as in the sheet
@@ -974,6 +989,8 @@ def finish_staged(
         # `.old` names are checked first, so that neither promote is refused after the other.
         for folder in (paths.checkpoints, paths.reports):
             appeared(aside(folder), paths.ckpt_staging)
+        for folder in (paths.checkpoints, paths.reports):  # a folder that takes no mark stops both promotes
+            mark_set_aside(folder)
         with signals_held(deliver=False) as came:  # a stop between the renames would strand `.old`
             promote(paths.ckpt_staging, paths.checkpoints)
             promote(paths.reports_staging, paths.reports)
@@ -1165,10 +1182,11 @@ def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -
 def assemble(
     spec: Spec, spec_path: str, paths: RunPaths, det: repro.DeterminismState,
     env: environment.Environment, data: DataBundle, result: TrainResult,
-    measured: dict[str, Any], run_notes: dict[str, list[str]], final: dict[str, dict[str, Any]],
+    measured: dict[str, Any], run_notes: dict[str, Any], final: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """The audit record: everything the sheet and `check` read (`final`: `load_final_checkpoints`;
-    `run_notes`: the resume, toggle and environment notes)."""
+    `run_notes`: the resume, toggle and environment notes, and `verify_out`, verify's --out where
+    verify started this run)."""
     metrics = _metrics(result, measured, data.provenance.official)
     notes = _metric_notes(result, measured)
     criteria = evaluate_criteria(spec.parsed_criteria(), metrics, notes, spec.verify.allow_tolerance)
@@ -1187,6 +1205,7 @@ def assemble(
             "resumed_from_kept": Path(result.resumed_from).is_file() if result.resumed_from else None,  # not pruned
             "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
+            "verify_out": run_notes["verify_out"],  # verify's --out, for its run A, B or K (None: not verify's)
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -992,7 +992,8 @@ def locate(arg: str, shipped: Path, prefixes: tuple[tuple[str, ...], ...], what:
         return stand_in, True
     if found is None:
         shipped_too = "" if names_a_path(arg) else f" (and no shipped {what} of that name{_shipped_hint(p, shipped, prefixes, what)})"
-        raise InvalidInput(f"{arg}: {what} file not found{shipped_too}")
+        shown = arg if arg.isprintable() and arg == arg.strip() else repr(arg)  # `'smoke\n'`: what else was found?
+        raise InvalidInput(f"{shown}: {what} file not found{shipped_too}")
     also = f" (the shipped {what} {stand_in} stands in only where nothing is at the path given)" if stand_in else ""
     raise InvalidInput(f"{arg}: {not_readable(p, *found, what)}{also}")
 
@@ -1312,6 +1313,11 @@ def format_validation_error(
             got = f": YAML reads that unquoted key as {kind}; quote it" if kind else ""
         if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
             msg = plain(e.get("ctx") or {})
+        if e["type"] == "string_unicode":  # `name`'s pattern is checked before plain_value_problems would say it
+            msg, got = NOT_UTF8, ""
+        if e["type"] == "finite_number" and isinstance(e.get("input"), float) and math.isinf(e["input"]):
+            sign = "-" if e["input"] < 0 else ""
+            got += f" (YAML's {sign}.inf, or a number beyond float range such as {sign}1e999)"
         if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
             got = f", got {value_text(e['input'])}: YAML reads that unquoted value as {kind}; quote it"
         if e["type"] in QUOTED_TYPES and (kind := _quoted_kind(e.get("input"), QUOTED_TYPES[e["type"]])):
@@ -1652,6 +1658,7 @@ INT64_MAX = 2**63 - 1  # what audit.json's reader (and torch, numpy) hold as an 
 # Lone surrogates: bytes an argument's encoding could not decode (Python's surrogateescape), which
 # no file can record as text.
 UNDECODED = re.compile("[\ud800-\udfff]")
+NOT_UTF8 = "text that is not valid UTF-8 (bytes in another encoding, as from a --set argument in one); give it in UTF-8"
 
 
 def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
@@ -1665,8 +1672,7 @@ def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
     if isinstance(tree, int) and not isinstance(tree, bool) and abs(tree) > INT64_MAX:
         return [(path, f"an integer of {len(str(abs(tree)))} digits; at most {INT64_MAX} (2^63 - 1) can be recorded")]
     if isinstance(tree, str) and UNDECODED.search(tree):
-        why = "text that is not valid UTF-8 (bytes in another encoding, as from a --set argument in one); give it in UTF-8"
-        return [(path, why)]
+        return [(path, NOT_UTF8)]
     return []
 
 

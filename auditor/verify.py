@@ -92,6 +92,7 @@ from auditor.runner import (
     ENV_KILL_AT,
     ENV_NOISE_AT,
     ENV_OUTPUT_ROOT,
+    discard,
     foreign_files,
     load_final_checkpoints,
     spec_source,
@@ -1123,16 +1124,19 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
         elif stopped:
             log(f"verify: this attempt's runs and logs are in {plan.workdir}/")
         raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
-    shutil.rmtree(failed_dir(plan.workdir), ignore_errors=True)  # superseded
+    # The earlier evidence and a failed attempt's, superseded. A deletion that fails part way (a
+    # read-only folder inside) leaves a hidden name, which the next verify tries again.
+    for left in (discard(previous) if previous is not None else None, discard(failed_dir(plan.workdir))):
+        if left is not None:
+            log(f"note: {left}: not all of it could be deleted (a folder inside that may not be written?); "
+                "the next verify tries again, or delete it yourself")  # fmt: skip
     return VerifyOutcome(block, block["passed"], report_a)
 
 
 def _put_back(workdir: Path, previous: Path) -> Path:
     """Move this attempt to `<workdir>.failed` (returned) and the earlier evidence back in place."""
     failed = failed_dir(workdir)
-    shutil.rmtree(failed, ignore_errors=True)
+    discard(failed)
     os.replace(workdir, failed)
     os.replace(previous, workdir)
     return failed
@@ -1254,15 +1258,15 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     try:
         if old.is_dir() and not (plan.workdir / "verify.json").is_file():
             # A verify killed mid-way: its work dir is partial, `.old` holds the evidence.
-            shutil.rmtree(plan.workdir, ignore_errors=True)
+            discard(plan.workdir)
             os.replace(old, plan.workdir)
-        shutil.rmtree(old, ignore_errors=True)  # left by a verify that finished: its evidence is newer
+        discard(old)  # left by a verify that finished: its evidence is newer
         previous = None
         if (plan.workdir / "verify.json").is_file():  # evidence: kept until this verify has its own
             os.replace(plan.workdir, old)
             previous = old
         else:  # an attempt that never finished is not evidence
-            shutil.rmtree(plan.workdir, ignore_errors=True)
+            discard(plan.workdir)
         plan.workdir.mkdir(parents=True)
         (plan.workdir / VERIFY_MARKER).write_text("a work dir of auditor verify: it replaces this folder\n")
     except OSError as exc:

@@ -367,7 +367,7 @@ def _nested_data(depth: int) -> bytes:
     [
         (lambda base: shutil.rmtree(base), "has no cifar-10-batches-py/ folder"),
         (lambda base: (base / "test_batch").unlink(), "is missing test_batch$"),  # not the data_batch_5 it can do without
-        (lambda base: [p.unlink() for p in base.glob("data_batch_*")], r"is missing a training batch \(data_batch_1..5\)$"),
+        (lambda base: [p.unlink() for p in base.glob("data_batch_*")], r"is missing every training batch \(data_batch_1..5; a run needs at least one\)$"),  # had said "a"
         (lambda base: (base / "data_batch_1").write_bytes(b"\x80\x04garbage"), "data_batch_1: not a readable"),
         (lambda base: (base / "data_batch_1").write_bytes(b""), "data_batch_1: not a readable"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]})),

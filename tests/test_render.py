@@ -1071,6 +1071,25 @@ def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
     assert "| `limit_train` / `limit_test` | n/a / n/a |" in text_of(rehash(audit))
 
 
+def test_a_run_verify_started_offers_the_verification_not_a_run_into_its_work_dir() -> None:
+    """A user test: run A's sheet inside a verify offered `auditor run ... --out verify/smoke/a`
+    (and its --resume), which `auditor run` refuses there."""
+    audit = golden_audit()
+    reproduce = lambda text: text.split("## Reproduce", 1)[1].split("## Criteria", 1)[0]
+    assert "auditor run " in reproduce(text_of(audit))  # an ordinary run (and records before verify_out was kept)
+    audit["run"]["verify_out"] = "/runs"
+    section = reproduce(text_of(audit))
+    assert "this is a run `auditor verify` started (its run A, B or K, under /runs/verify/smoke/)" in section
+    assert "with the command that run A's sheet gives (/runs/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)" in section
+    assert "auditor run " not in section and "--resume" not in section
+    assert "auditor render reports/smoke" in section and "auditor check reports/smoke" in section  # these still work
+    audit = verified_audit()  # run A, once verify wrote its verdict (with the command) into it
+    audit["run"]["verify_out"] = "/runs"
+    audit["verification"] |= {"command": "auditor verify smoke --epochs 2", "cwd": "/home/me"}
+    section = reproduce(text_of(audit))
+    assert "(cd /home/me && auditor verify smoke --epochs 2)" in section and "run A's sheet gives" not in section
+
+
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
     audit = golden_audit()
     assert "Run started " in text_of(audit) and "| Peak process RSS (data, training and measurement; read by `getrusage` after measuring" in text_of(audit)

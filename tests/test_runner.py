@@ -293,6 +293,62 @@ def test_something_under_the_reserved_old_name_is_refused_before_training(tmp_pa
 
 
 @pytest.mark.parametrize("where", ["reports/smoke", "checkpoints/smoke"])
+def test_a_run_folder_this_user_may_not_write_is_refused_before_training(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: with reports/smoke read-only, a new run trained, promoted its checkpoints, then
+    failed to set the old report aside: the old record described checkpoints that were gone. (As
+    root, where the mode binds nothing, os.access stands in for a user the mode binds.)"""
+    _, before = _finished_run(tmp_path)
+    locked = tmp_path / where
+    real = os.access
+    monkeypatch.setattr(runner.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    with pytest.raises(InvalidInput, match=rf"^{locked}: not writable by this user; a run marks its earlier "):
+        execute(load_spec("smoke", [*TINY_SETS, "seed=1"]), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                log=lambda m: None)  # fmt: skip
+    assert _files(tmp_path) == before and not list(tmp_path.glob("*/*.partial"))
+
+
+def test_a_report_folder_that_takes_no_mark_leaves_both_earlier_folders_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both earlier folders are marked before either is set aside: a mark that fails (a folder made
+    read-only while the run trained) stops the run with neither promoted, its training kept."""
+    _, before = _finished_run(tmp_path)
+    real = runner.mark_set_aside
+
+    def refuse_reports(final: Path) -> None:
+        if final.parent.name == "reports":
+            raise PermissionError(errno.EACCES, "Permission denied", str(final / ".set-aside-by-auditor"))
+        real(final)
+
+    monkeypatch.setattr(runner, "mark_set_aside", refuse_reports)
+    with pytest.raises(InvalidInput, match="cannot write the finished run: Permission denied; its training is kept"):
+        execute(load_spec("smoke", [*TINY_SETS, "seed=1"]), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                log=lambda m: None)  # fmt: skip
+    after = {k: v for k, v in _files(tmp_path).items() if ".partial" not in k}
+    assert {k: v for k, v in after.items() if not k.endswith(".set-aside-by-auditor")} == before
+    assert (tmp_path / "checkpoints/smoke.partial/last.pt").is_file()  # kept for --resume
+
+
+def test_discard_frees_the_name_even_where_the_deletion_fails_part_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: verify's earlier evidence, deleted in place, stayed half-deleted under its
+    reserved name (a read-only folder inside), and blocked every later verify."""
+    old = tmp_path / "smoke.old"
+    (old / "a").mkdir(parents=True)
+    (old / "a" / "f").write_text("x")
+    monkeypatch.setattr(runner.shutil, "rmtree", lambda path, ignore_errors=False: None)  # deletes nothing
+    left = runner.discard(old)
+    assert left is not None and left.parent == tmp_path and left.name.startswith(".smoke.old.trash-")
+    assert not old.exists() and (left / "a" / "f").is_file()
+    monkeypatch.undo()
+    old.mkdir()
+    assert runner.discard(old) is None and list(tmp_path.iterdir()) == []  # the leftover is tried again
+
+
+@pytest.mark.parametrize("where", ["reports/smoke", "checkpoints/smoke"])
 def test_files_of_the_users_in_a_run_folder_are_refused_before_training_not_deleted(tmp_path: Path, where: str) -> None:
     """A folder of the user's at a run's name, and a file added to a finished run's folder (a
     JUnit report): replacing the folder would delete them."""

@@ -144,6 +144,9 @@ BAD = [
     ({"criteria": {"latency_ms": 10}}, "criteria.latency_ms", "quoted string"),
     ({"criteria": {"latency_ms": "< 1e999"}}, "criteria.latency_ms", "numbers must be finite"),
     ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr", "finite number"),
+    # A user test: `lr: 1e999` read "got inf" without saying why.
+    ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr", "got inf (YAML's .inf, or a number beyond float range such as 1e999)"),
+    ({"train": {"optimizer": {"lr": -float("inf")}}}, "train.optimizer.lr", "got -inf (YAML's -.inf, or a number beyond float range such as -1e999)"),
     ({"data": {"std": [0.2, float("inf"), 0.2]}}, "data.std.1", "finite number"),
     ({"verify": {"tolerance": float("inf")}}, "verify.tolerance", "finite number"),
     ({"name": "has space"}, "name", "may contain only letters, digits, '.', '_' and '-', and may not start with '.', got 'has space'"),
@@ -324,6 +327,15 @@ def test_a_name_near_a_shipped_spec_is_offered_it(
     with pytest.raises(InvalidInput) as err:
         resolve_spec_path(given)
     assert str(err.value) == f"{given}: spec file not found (and no shipped spec of that name{hint})"
+
+
+@pytest.mark.parametrize("given", ["smoke\n", "smoke ", "\tsmoke", "smo\x1bke"])
+def test_a_name_with_spaces_or_control_characters_is_shown_quoted(given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: `validate $'smoke\\n'` printed the newline itself, then "did you mean smoke?"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInput) as err:
+        resolve_spec_path(given)
+    assert str(err.value).startswith(f"{given!r}: spec file not found (and no shipped spec of that name")
 
 
 def test_a_name_near_no_shipped_spec_is_told_the_shipped_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1170,6 +1182,10 @@ def test_a_key_path_deeper_than_any_spec_is_refused() -> None:
 def test_text_that_is_not_unicode_is_refused_where_it_was_given() -> None:
     with pytest.raises(InvalidInput, match=r"^smoke --set 'description=caf\\udce9': description: text that is not valid UTF-8"):
         load_spec("smoke", ["description=caf\udce9"])  # how Python passes a Latin-1 byte in an argument
+    # A user test: in `name`, whose pattern pydantic checks first, it was said in pydantic's words.
+    with pytest.raises(InvalidInput, match=r"^smoke --set 'name=caf\\udce9': name: text that is not valid UTF-8 \(bytes in "
+                                           r"another encoding, as from a --set argument in one\); give it in UTF-8$"):
+        load_spec("smoke", ["name=caf\udce9"])
     # In a key: it had blamed the valid section `train` in pydantic's words, with a surrogate shown
     with pytest.raises(InvalidInput, match=r"^--set 'train.epo\\udce9chs=1': its KEY is text that is not valid UTF-8"):
         load_spec("smoke", ["train.epo\udce9chs=1"])

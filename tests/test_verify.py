@@ -164,6 +164,14 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     assert "BITWISE" in proc.stdout and "first divergence: none" in proc.stdout
     assert block["command"].startswith("auditor verify smoke --set ") and block["cwd"] == str(tmp_path)
     assert f"| Command (repeats this verification) | `{block['command']}` in `{tmp_path}` |" in sheet
+    # A user test: run A's Reproduce section offered `auditor run ... --out verify/smoke/a`, which is refused there.
+    assert audit["run"]["verify_out"] == str(tmp_path)
+    reproduce = sheet.split("## Reproduce", 1)[1].split("## Criteria", 1)[0]
+    assert f"(cd {tmp_path} && {block['command']})" in reproduce and "auditor run " not in reproduce
+    for run in ("b", "k"):  # their sheets name run A's, whose sheet holds the command
+        other = (tmp_path / f"verify/smoke/{run}/reports/smoke/REPRODUCIBILITY.md").read_text()
+        assert f"with the command that run A's sheet gives ({tmp_path}/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)" in other
+        assert "auditor run " not in other.split("## Reproduce", 1)[1].split("## Criteria", 1)[0]
     assert ": BITWISE (pass) on cpu, 1 thread, torch " in proc.stdout  # OMP_NUM_THREADS=1 (_verify)
     assert any(n.startswith(f"run K was killed from inside its process at the end of step {k}, once the checkpoints "
                             "written so far were on disk") for n in block["notes"])  # fmt: skip
