@@ -22,7 +22,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any
 
@@ -1871,7 +1871,11 @@ def _verify_run(audit: dict[str, Any]) -> dict[str, Any]:
     ver = audit.get("verification") or {}
     command, cwd = ver.get("command"), ver.get("cwd")
     known = isinstance(command, str) and bool(command)
-    return {"verify_out": audit["run"].get("verify_out"), "verify_command": command if known else None,
+    verify_out = audit["run"].get("verify_out")
+    run_root = PurePath(str(audit["run"]["out"]))  # verify's run A: <verify --out>/verify/<name>/a
+    if verify_out is None and ver and run_root.name == "a" and run_root.parent.parent.name == "verify":
+        verify_out = str(run_root.parents[2])  # a record from before verify_out was kept
+    return {"verify_out": verify_out, "verify_command": command if known else None,
             "verify_cwd": cwd if known and isinstance(cwd, str) else None}  # fmt: skip
 
 

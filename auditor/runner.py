@@ -10,10 +10,12 @@ has promoted them, so two runs of one name in one output root never mix.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -719,7 +721,8 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
                      "points: remove the link (nothing it points to is touched), or give --out a folder on that disk")  # fmt: skip
     if final.is_dir() and not final.is_symlink() and not os.access(final, os.W_OK | os.X_OK):
         found.append(f"{final}: not writable by this user; a run marks its earlier {attr} folder before it "
-                     f"replaces it when it finishes: make it writable (chmod u+wx {final}), or give another --out")  # fmt: skip
+                     f"replaces it when it finishes: make it writable (chmod u+wx {shlex.quote(str(final))}), or give "
+                     "another --out")  # fmt: skip
     if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
                      f"when it finishes, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip
@@ -762,6 +765,21 @@ def mark_set_aside(final: Path) -> None:
     (OSError where the folder takes no file: a read-only one)."""
     if final.is_dir() and not final.is_symlink():
         (final / SET_ASIDE).touch()
+
+
+def mark_both_set_aside(*finals: Path) -> None:
+    """Mark every earlier folder before any is set aside, so that one that takes no mark (made
+    read-only meanwhile) stops both promotes; the marks already made are then taken back (a mark
+    left in a folder that stays would pass a user's copy of it under `<name>.old` for a run's)."""
+    done: list[Path] = []
+    try:
+        for final in finals:
+            mark_set_aside(final)
+            done.append(final)
+    except OSError:
+        for final in done:
+            (final / SET_ASIDE).unlink(missing_ok=True)
+        raise
 
 
 def appeared(old: Path, staging: Path) -> None:
@@ -989,8 +1007,7 @@ def finish_staged(
         # `.old` names are checked first, so that neither promote is refused after the other.
         for folder in (paths.checkpoints, paths.reports):
             appeared(aside(folder), paths.ckpt_staging)
-        for folder in (paths.checkpoints, paths.reports):  # a folder that takes no mark stops both promotes
-            mark_set_aside(folder)
+        mark_both_set_aside(paths.checkpoints, paths.reports)
         with signals_held(deliver=False) as came:  # a stop between the renames would strand `.old`
             promote(paths.ckpt_staging, paths.checkpoints)
             promote(paths.reports_staging, paths.reports)
@@ -1003,9 +1020,14 @@ def finish_staged(
         promoted = not paths.ckpt_staging.exists()
         raise InvalidInput(
             f"{where}: cannot write the finished run: {exc.strerror or exc}; "
-            + ("its training is kept: make room, then run the same command with --resume, which writes it "
+            + (f"its training is kept: {_mend(exc)}, then run the same command with --resume, which writes it "
                "without training again" if promoted or has_checkpoint(paths.ckpt_staging) else NOTHING_KEPT)
         ) from None
+
+
+def _mend(exc: OSError) -> str:
+    """What mends a failed write: permission for a folder that may not be written, else room."""
+    return "make it writable" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "make room"
 
 
 def train_staged(

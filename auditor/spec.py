@@ -894,7 +894,8 @@ def load_yaml(text: str) -> Any:
     """Parse YAML text with the spec loader; a scalar YAML cannot build (the date `2024-13-45`)
     is a YAML error like any other, not a ValueError."""
     if len(text) > MAX_YAML_CHARS:
-        raise YamlLimit(f"{len(text):,} characters, more than the {MAX_YAML_CHARS:,} read (a spec holds a few thousand)")
+        raise YamlLimit(f"{len(text):,} characters, more than the {MAX_YAML_CHARS:,} allowed (a spec, ablation or "
+                        "criteria file holds a few thousand)")
     try:
         loaded = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
         _expanded_size(loaded, {})
@@ -1313,6 +1314,8 @@ def format_validation_error(
             got = f": YAML reads that unquoted key as {kind}; quote it" if kind else ""
         if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
             msg = plain(e.get("ctx") or {})
+        if e["type"] == "model_type" and isinstance(e.get("input"), str):  # `train:` then `  epochs:3`
+            got += _colon_hint(model, path, e["input"], "text") if model else ""
         if e["type"] == "string_unicode":  # `name`'s pattern is checked before plain_value_problems would say it
             msg, got = NOT_UTF8, ""
         if e["type"] == "finite_number" and isinstance(e.get("input"), float) and math.isinf(e["input"]):
@@ -1430,9 +1433,8 @@ def _unknown_key_hint(model: type[BaseModel] | None, path: Sequence[str]) -> str
     (`train.epochs: 3` is one key in YAML); '' where nothing is near."""
     if model is None or not path:
         return ""
-    key, colon, value = path[-1].partition(":")
-    if colon and value.strip() and _is_key(model, [*path[:-1], key.strip()]):  # `{train:120}` in a flow mapping
-        return f"; YAML reads {path[-1]!r} as one key, with no space after its colon: write {key.strip()}: {value.strip()}"
+    if hint := _colon_hint(model, path[:-1], path[-1], "one key"):  # `{train:120}` in a flow mapping
+        return hint
     if "." in path[-1]:  # nested as meant, or as the nearest key of that nesting
         meant = [*path[:-1], *path[-1].split(".")]
         if _is_key(model, meant):
@@ -1448,6 +1450,15 @@ def _unknown_key_hint(model: type[BaseModel] | None, path: Sequence[str]) -> str
         return f"; a key with dots in it is one key in YAML: nest it, as {shown}"
     near = nearest_key(model, path)
     return f"; did you mean {near}?" if near else ""
+
+
+def _colon_hint(model: type[BaseModel], section: Sequence[str], text: str, read_as: str) -> str:
+    """`; YAML reads 'epochs:3' as ...` where `text` is `KEY:VALUE`, KEY a key of `section`: no
+    space after the colon, so YAML read one key (in a flow mapping) or text (on a line of its own)."""
+    key, colon, value = text.partition(":")
+    if not colon or not value.strip() or not _is_key(model, [*section, key.strip()]):
+        return ""
+    return f"; YAML reads {text!r} as {read_as}, with no space after its colon: write {key.strip()}: {value.strip()}"
 
 
 def _is_key(model: type[BaseModel], path: Sequence[str]) -> bool:
@@ -1641,9 +1652,13 @@ def validate_spec(
     except ValidationError as err:
         raise InvalidInput(format_validation_error(source, err, Spec, sets, given, lines)) from None
     # After the fields' own bounds, which say more; on what is recorded (1e23 for a float is a float).
-    if not recorded and (problems := plain_value_problems(resolved_dict(spec))):
+    if not recorded and (problems := plain_value_problems(resolved := resolved_dict(spec))):
         raise InvalidInput("\n".join(f"{_at_line(origin(source, path_parts(where), sets), source, lines, path_parts(where))}: "
                                      f"{where}: {why}" for where, why in problems[:10]))  # fmt: skip
+    if not recorded and len(text := resolved_yaml(resolved)) > MAX_YAML_CHARS:  # the file a run writes, read again
+        raise InvalidInput(f"{source}: its resolved spec (spec.resolved.yaml, which a run writes and its sheet retrains "
+                           f"from) would be {len(text):,} characters, more than the {MAX_YAML_CHARS:,} a spec file may "
+                           "hold: shorten its longest text (the description?)")  # fmt: skip
     return spec
 
 

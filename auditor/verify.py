@@ -1232,7 +1232,8 @@ def _run_root_files(paths: RunPaths) -> dict[Path, tuple[str, ...]]:
     (its run's folders, staged and set aside, the lock, the compile cache): anything else there
     is the user's, which replacing the work dir would delete."""
     name = paths.reports.name
-    run_folders = (name, f"{name}{STAGING}", aside(paths.reports).name)
+    # ... and what a deletion cut short left of a set-aside folder (`runner.discard`)
+    run_folders = (name, f"{name}{STAGING}", aside(paths.reports).name, f".{aside(paths.reports).name}.trash-*")
     return {paths.out: ("reports", "checkpoints", COMPILE_CACHE),
             paths.reports.parent: run_folders, paths.checkpoints.parent: (*run_folders, paths.lock.name)}  # fmt: skip
 

@@ -1083,11 +1083,21 @@ def test_a_run_verify_started_offers_the_verification_not_a_run_into_its_work_di
     assert "with the command that run A's sheet gives (/runs/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)" in section
     assert "auditor run " not in section and "--resume" not in section
     assert "auditor render reports/smoke" in section and "auditor check reports/smoke" in section  # these still work
+    evidence = text_of(audit).split("## Determinism evidence", 1)[1]  # run B's or K's: the verdict is in A's sheet
+    assert "This run is one `auditor verify` compared with its run A: the verdict, and the command that repeats it, " \
+           "are in run A's sheet (/runs/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)." in evidence
+    assert "auditor verify " not in evidence and "the retrain command above" not in evidence
     audit = verified_audit()  # run A, once verify wrote its verdict (with the command) into it
     audit["run"]["verify_out"] = "/runs"
     audit["verification"] |= {"command": "auditor verify smoke --epochs 2", "cwd": "/home/me"}
     section = reproduce(text_of(audit))
     assert "(cd /home/me && auditor verify smoke --epochs 2)" in section and "run A's sheet gives" not in section
+    del audit["run"]["verify_out"]  # run A recorded before verify_out was kept: its folder says whose it is
+    audit["run"]["out"] = "/runs/verify/smoke/a"
+    section = reproduce(text_of(audit))
+    assert "under /runs/verify/smoke/)" in section and "auditor run " not in section
+    audit["run"]["out"] = "/runs/elsewhere/a"  # not where verify puts its runs: an ordinary sheet
+    assert "auditor run " in reproduce(text_of(audit))
 
 
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:

@@ -27,6 +27,7 @@ from auditor.spec import (
     FLOAT32_MAX,
     FLOAT32_TINY,
     INT64_MAX,
+    MAX_YAML_CHARS,
     NUMERIC_METRICS,
     SET_SHOWN_CHARS,
     Spec,
@@ -303,7 +304,7 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml: not valid YAML: nested more than 64 levels deep"),
      ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
       "s.yaml: not valid YAML: more than 100,000 values (any aliases expanded)"),  # 10**8 values
-     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: not valid YAML: 1,000,010 characters, more than the 1,000,000 read"),
+     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: not valid YAML: 1,000,010 characters, more than the 1,000,000 allowed"),
      ("".join(f"a{i}: &a{i} " + "[" * 50 + (f"*a{i - 1}" if i else "1") + "]" * 50 + "\n" for i in range(40)) + "name: x\n",
       "s.yaml: not valid YAML: nested more than 64 levels deep once its aliases are expanded")],
 )  # fmt: skip
@@ -1174,6 +1175,17 @@ def test_a_validation_criterion_without_a_validation_split_is_refused(metric: st
     assert validate_spec(recorded, "audit.json", recorded=True).criteria[metric] == ">= 0.5"
 
 
+def test_a_spec_whose_resolved_file_would_pass_the_yaml_cap_is_refused() -> None:
+    """A review: a 990,000-character description passed, but the spec.resolved.yaml a run writes
+    (its lines wrapped and indented) came out past the cap, so the sheet's retrain command failed."""
+    description = "word " * 195_000  # 975,000 characters
+    assert len(description) < MAX_YAML_CHARS  # within the cap as given
+    with pytest.raises(InvalidInput, match=r"^smoke: its resolved spec \(spec.resolved.yaml, which a run writes and its "
+                                           r"sheet retrains from\) would be 1,000,\d{3} characters, more than the 1,000,000"):
+        load_spec("smoke", [f"description={description}"])
+    assert load_spec("smoke", [f"description={'word ' * 150_000}"]).description.startswith("word")  # within it: fine
+
+
 def test_a_key_path_deeper_than_any_spec_is_refused() -> None:
     with pytest.raises(InvalidInput, match="a KEY of 401 parts"):
         load_spec("smoke", ["train." + ".".join(["a"] * 400) + "=1"])
@@ -1448,7 +1460,11 @@ UNKNOWN, ONE_KEY = "unknown key (not in the spec schema)", "a key with dots in i
                                             "space after its colon: write epochs: 3")),
      ("name: t\n", ["train.optimizer={lr:0.1}"], (f"train.optimizer.lr:0.1: {UNKNOWN}; YAML reads 'lr:0.1' as one key, "
                                                   "with no space after its colon: write lr: 0.1")),
-     ("name: t\ntrain: {zzz:3}\n", [], f"train.zzz:3: {UNKNOWN}")],  # no such key before the colon
+     ("name: t\ntrain: {zzz:3}\n", [], f"train.zzz:3: {UNKNOWN}"),  # no such key before the colon
+     # A review: on a line of its own, `epochs:3` is text where the section goes.
+     ("name: t\ntrain:\n  epochs:3\n", [], ("train: must be a section (a mapping of settings), got 'epochs:3'; YAML reads "
+                                           "'epochs:3' as text, with no space after its colon: write epochs: 3")),
+     ("name: t\ntrain:\n  zzz:3\n", [], "train: must be a section (a mapping of settings), got 'zzz:3'")],
 )  # fmt: skip
 def test_a_key_written_with_dots_is_told_to_nest(tmp_path: Path, text: str, sets: list[str], said: str) -> None:
     """The review: `train.epochs: 3` in a file had been offered "did you mean train.epochs?"."""
