@@ -628,6 +628,11 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
     return f"{run_dir} is a run of a verify attempt {kept}: {held}{where}"
 
 
+def verify_workdir(out: Path, name: str) -> Path:
+    """The work dir `auditor verify --out OUT` gives a spec named `name` (its runs in a/, b/, k/)."""
+    return out / "verify" / name
+
+
 def verify_workdir_of(run_root: Path) -> Path | None:
     """The work dir of `auditor verify` whose run A, B or K has its output root at `run_root`
     (absolute: WORKDIR/{a,b,k}, the marker in WORKDIR), or None."""

@@ -22,7 +22,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path, PurePath
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -52,6 +52,7 @@ from auditor.audit import (
     selected_epoch,
     short_of_budget,
     spec_hash_matches,
+    verify_workdir,
 )
 from auditor.check import (
     BROKEN,
@@ -1868,25 +1869,32 @@ def _verify_run(audit: dict[str, Any]) -> dict[str, Any]:
     """For a run `auditor verify` started (its run A, B or K), which `auditor run` may not retrain
     or resume: verify's --out, and the command that repeats the verification where the record
     holds it (run A's, once verify wrote its verdict). Records before it was kept: not verify's."""
-    ver = audit.get("verification") or {}
+    run, ver = audit["run"], audit.get("verification") or {}
+    verify_out = run.get("verify_out")
+    run_root = Path(str(run["out"]))  # verify's run A: verify_workdir(<verify --out>, name) / "a"
+    above = run_root.parents[2] if len(run_root.parents) > 2 else None
+    if verify_out is None and ver and above and run_root == verify_workdir(above, run["name"]) / "a":
+        verify_out = str(above)  # a record from before verify_out was kept
+    command, cwd = _recorded_verify_command(ver) or (None, None)
+    run_a = verify_workdir(Path(verify_out), run["name"]) / "a" / run["report_dir"] / SHEET if verify_out else None
+    return {"verify_out": verify_out, "verify_command": command, "verify_cwd": cwd, "run_a_sheet": run_a}
+
+
+def _recorded_verify_command(ver: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """(command, folder it ran from or None) that verified, where the record has it (records from
+    before it was kept do not)."""
     command, cwd = ver.get("command"), ver.get("cwd")
-    known = isinstance(command, str) and bool(command)
-    verify_out = audit["run"].get("verify_out")
-    run_root = PurePath(str(audit["run"]["out"]))  # verify's run A: <verify --out>/verify/<name>/a
-    if verify_out is None and ver and run_root.name == "a" and run_root.parent.parent.name == "verify":
-        verify_out = str(run_root.parents[2])  # a record from before verify_out was kept
-    return {"verify_out": verify_out, "verify_command": command if known else None,
-            "verify_cwd": cwd if known and isinstance(cwd, str) else None}  # fmt: skip
+    if not isinstance(command, str) or not command:
+        return None
+    return command, cwd if isinstance(cwd, str) else None
 
 
 def _verify_command_rows(ver: dict[str, Any]) -> list[list[str]]:
-    """The command that verified (and repeats the verification), where the record has it (records
-    from before it was kept do not)."""
-    command = ver.get("command")
-    if not isinstance(command, str) or not command:
+    """The command that verified (and repeats the verification), as a row where the record has it."""
+    if (recorded := _recorded_verify_command(ver)) is None:
         return []
-    cwd = ver.get("cwd")
-    return [["Command (repeats this verification)", code(command) + (f" in {code(cwd)}" if isinstance(cwd, str) else "")]]
+    command, cwd = recorded
+    return [["Command (repeats this verification)", code(command) + (f" in {code(cwd)}" if cwd is not None else "")]]
 
 
 # --- the checklist ---------------------------------------------------------------------------

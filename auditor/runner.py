@@ -713,17 +713,18 @@ def _them(found: list[str]) -> str:
 def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
     """What is in the way of a run's `attr` folder at `final`: check_run_folders's refusals."""
     found = []
+    real_folder = final.is_dir() and not final.is_symlink()
     if (final.exists() or final.is_symlink()) and not final.is_dir():  # a dangling link too
         found.append(f"{final}: not a folder, but this run writes its {attr} there; move it away")
     if final.is_dir() and final.is_symlink():  # a user test: checkpoints linked to another disk came back silently
         found.append(f"{final}: a symbolic link (to {os.readlink(final)}); a run replaces its {attr} folder as a whole "
                      "when it finishes, which would put a folder here in the link's place rather than write where it "
                      "points: remove the link (nothing it points to is touched), or give --out a folder on that disk")  # fmt: skip
-    if final.is_dir() and not final.is_symlink() and not os.access(final, os.W_OK | os.X_OK):
+    if real_folder and not os.access(final, os.W_OK | os.X_OK):
         found.append(f"{final}: not writable by this user; a run marks its earlier {attr} folder before it "
                      f"replaces it when it finishes: make it writable (chmod u+wx {shlex.quote(str(final))}), or give "
                      "another --out")  # fmt: skip
-    if final.is_dir() and not final.is_symlink() and (foreign := foreign_files(final, attr)):
+    if real_folder and (foreign := foreign_files(final, attr)):
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
                      f"when it finishes, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip
     staging = final.with_name(final.name + ".partial")
@@ -930,11 +931,11 @@ def execute(
         resume_from, resume_notes, seeded = stage_run(paths, spec, resume, log, device, claimed, prov.fingerprint,
                                                       data.classes)  # fmt: skip
         with seeded_copy(paths, seeded):
-            env = environment.capture(device, argv, output_folders(out, os.environ.get(ENV_OUTPUT_ROOT)),
-                                      read_from)  # fmt: skip
+            verify_out = os.environ.get(ENV_OUTPUT_ROOT) or None  # verify's --out, for the runs it starts
+            env = environment.capture(device, argv, output_folders(out, verify_out), read_from)
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
                      "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
-                     "verify_out": os.environ.get(ENV_OUTPUT_ROOT) or None}  # fmt: skip
+                     "verify_out": verify_out}  # fmt: skip
             unread = unread_note(prov)
             for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else [])):
                 log(f"note: {note}")  # said before training, as well as in the sheet

@@ -76,6 +76,7 @@ from auditor.audit import (
     scope_text,
     short_of_budget,
     unweighed,
+    verify_workdir,
     write_json,
 )
 from auditor.check import (
@@ -382,7 +383,7 @@ def make_plan(
     }  # fmt: skip
     k = default_kill_step(total, spe, every) if kill_at is None else kill_at
     _check_resume_is_exercised(k, kill_at is not None, total, spe, every)
-    return Plan(spec, out / "verify" / spec.name, spe, total, every, k, budget, notes, faults or Faults(),
+    return Plan(spec, verify_workdir(out, spec.name), spe, total, every, k, budget, notes, faults or Faults(),
                 verify_command(spec_arg, sets, out, {"--epochs": epochs, "--steps": steps, "--kill-at": kill_at}))
 
 
