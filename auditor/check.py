@@ -71,13 +71,12 @@ from auditor.spec import (
     numeric_passes,
     override_value,
     parse_criterion,
-    quote_hint,
     refuse_spaced_key,
     set_shown,
     short_value,
     unknown_metric,
     verdict_disagreement,
-    yaml_problem,
+    yaml_error_text,
 )
 from auditor.words import exact
 
@@ -536,6 +535,7 @@ def load_criteria(
     *,
     base_source: str = "run spec",
     allow_tolerance: bool | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, str]:
     """The criteria to check: the run's own, replaced by `file`, then `--set` items.
 
@@ -546,7 +546,8 @@ def load_criteria(
     problem raises InvalidInput naming its source and `criteria.<metric>`.
     `base_source` names where `base` came from (e.g. the audit.json path). `allow_tolerance`: the
     run's `verify.allow_tolerance`, against which a `reproducible` criterion given now is held as
-    validation holds a spec's (None: not held).
+    validation holds a spec's (None: not held). A `--set` that removes a criterion the criteria
+    do not hold at that point is said in `notes`, where given (a misremembered gate stays silent otherwise).
     """
     criteria: dict[str, Any] = _drop_nulls(base)
     sources = dict.fromkeys(criteria, base_source)
@@ -559,6 +560,8 @@ def load_criteria(
             continue
         metric, expr = _parse_set(item)
         if expr is None:
+            if metric not in criteria and notes is not None:
+                notes.append(_removes_nothing(item, metric, criteria))
             criteria.pop(metric, None)
         else:
             criteria[metric] = expr
@@ -576,6 +579,12 @@ def load_criteria(
                 problem := verdict_disagreement(expr, allow_tolerance)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
+
+
+def _removes_nothing(item: str, metric: str, criteria: Mapping[str, Any]) -> str:
+    """The note for a `--set criteria.METRIC=null` (`item`) where `criteria` hold no METRIC."""
+    held = f"they hold {', '.join(criteria)}" if criteria else "they hold none"
+    return f"{set_shown(item)} removes nothing: the criteria before it hold no {metric} ({held})"
 
 
 def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> list[str]:
@@ -622,7 +631,7 @@ def _read_criteria_file(file: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML{quote_hint(exc, text)}: {yaml_problem(exc)}") from None
+        raise InvalidInput(yaml_error_text(path, exc, text)) from None
     if raw is None:
         raise InvalidInput(f'{path}: criteria file is empty (expected lines of metric: expression, e.g. test_acc: ">= 0.85")')
     if not isinstance(raw, dict):

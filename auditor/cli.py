@@ -506,8 +506,12 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     source = str(args.run_dir / "audit.json")
     warnings += _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
+    unused: list[str] = []
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
-                             allow_tolerance=recorded_allow_tolerance(audit))
+                             allow_tolerance=recorded_allow_tolerance(audit), notes=unused)
+    for note in unused:
+        _warn("check", note)
+    warnings += unused
     results = judge(criteria, audit)
     status = record_gate_status(audit)
     required = args.require_criteria

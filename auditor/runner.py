@@ -745,11 +745,12 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
     return found
 
 
-def promote(staging: Path, final: Path) -> None:
+def promote(staging: Path, final: Path) -> Path | None:
     """Replace `final` by `staging` (rename old aside first, delete it last).
 
     `<name>.old` is renamed to a hidden trash name before it is deleted, so
-    that a deletion cut short never leaves a partial `.old` behind.
+    that a deletion cut short never leaves a partial `.old` behind. Returns
+    what of the earlier folder could not be deleted (`discard`), or None.
     """
     old = aside(final)
     appeared(old, staging)
@@ -758,7 +759,14 @@ def promote(staging: Path, final: Path) -> None:
     if final.exists() or final.is_symlink():
         os.replace(final, old)
     os.replace(staging, final)
-    discard(old)
+    return discard(old)
+
+
+def leftover_note(left: Path, retried_by: str) -> str:
+    """The console note for what `discard` could not delete (`left`), which `retried_by` (the next
+    run of the name, the next verify) tries again."""
+    return (f"note: {left}: not all of it could be deleted (a folder inside that may not be written?); "
+            f"{retried_by} tries again, or delete it yourself")
 
 
 def mark_set_aside(final: Path) -> None:
@@ -1010,10 +1018,11 @@ def finish_staged(
             appeared(aside(folder), paths.ckpt_staging)
         mark_both_set_aside(paths.checkpoints, paths.reports)
         with signals_held(deliver=False) as came:  # a stop between the renames would strand `.old`
-            promote(paths.ckpt_staging, paths.checkpoints)
-            promote(paths.reports_staging, paths.reports)
+            left = [promote(paths.ckpt_staging, paths.checkpoints), promote(paths.reports_staging, paths.reports)]
             if in_place is not None:
                 in_place()
+        for trash in filter(None, left):  # the earlier run's folder, set aside
+            log(leftover_note(trash, "the next run of this name"))
         if came:  # the run is complete and in place: nothing is left to stop
             log(stop_after_finish_note(came[0], "while the finished run was put in place"))
     except OSError as exc:

@@ -1226,12 +1226,20 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML{quote_hint(exc, text)}: {yaml_problem(exc)}") from None
+        raise InvalidInput(yaml_error_text(path, exc, text)) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: the {what} must be a YAML mapping, got {type(raw).__name__}")
     return raw
+
+
+def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
+    """The message for a YAML file at `path` (holding `text`) that `load_yaml` refused with `exc`:
+    not valid YAML, or valid YAML past the limits of a spec, ablation or criteria file."""
+    if isinstance(exc, YamlLimit):
+        return f"{path}: YAML too large to read: {yaml_problem(exc)}"
+    return f"{path}: not valid YAML{quote_hint(exc, text)}: {yaml_problem(exc)}"
 
 
 def quote_hint(exc: yaml.YAMLError, text: str) -> str:

@@ -95,6 +95,7 @@ from auditor.runner import (
     ENV_OUTPUT_ROOT,
     discard,
     foreign_files,
+    leftover_note,
     load_final_checkpoints,
     spec_source,
     unlisted,
@@ -1129,8 +1130,7 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
     # read-only folder inside) leaves a hidden name, which the next verify tries again.
     for left in (discard(previous) if previous is not None else None, discard(failed_dir(plan.workdir))):
         if left is not None:
-            log(f"note: {left}: not all of it could be deleted (a folder inside that may not be written?); "
-                "the next verify tries again, or delete it yourself")  # fmt: skip
+            log(leftover_note(left, "the next verify"))
     return VerifyOutcome(block, block["passed"], report_a)
 
 

@@ -323,8 +323,18 @@ def test_set_empty_value_is_refused_not_taken_to_remove_the_gate(empty: str) -> 
         load_criteria(BASE, None, [f"criteria.latency_ms={empty}"])
 
 
-def test_set_removing_an_absent_criterion_is_fine() -> None:
+def test_set_removing_an_absent_criterion_is_fine_and_noted() -> None:
     assert load_criteria(BASE, None, ["criteria.status=null"]) == BASE
+    notes: list[str] = []
+    sets = ["criteria.status=null", "criteria.params_m=< 9", "criteria.params_m=null", "criteria.params_m=null"]
+    assert load_criteria(BASE, None, sets, notes=notes) == BASE
+    held = "they hold test_acc, latency_ms"
+    said = "removes nothing: the criteria before it hold no"
+    assert notes == [f"--set 'criteria.status=null' {said} status ({held})",
+                     f"--set 'criteria.params_m=null' {said} params_m ({held})"]
+    notes.clear()
+    load_criteria(BASE, None, ["criteria={}", "criteria.test_acc=null"], notes=notes)
+    assert notes == [f"--set 'criteria.test_acc=null' {said} test_acc (they hold none)"]
 
 
 @pytest.mark.parametrize(("given", "fixed"), [
@@ -476,7 +486,7 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
     ("content", "reason"),
     [
         ("test_acc: >= 0.85\n", 'not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),  # `>` is YAML syntax
-        ("[" * 20_000 + "]" * 20_000, "not valid YAML: nested more than 64 levels deep"),  # was a RecursionError
+        ("[" * 20_000 + "]" * 20_000, "YAML too large to read: nested more than 64 levels deep"),  # was a RecursionError
         ('test_acc: ">= 0.85"\ntest_acc: ">= 0.9"\n', "not valid YAML: duplicate key 'test_acc'"),  # no quoting hint
         ("- a\n- b\n", "must be a YAML mapping"),
         ("", "criteria file is empty (expected lines of metric: expression"),  # not "no criteria": a gate never passes by default

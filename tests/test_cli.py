@@ -871,6 +871,12 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
     assert proc.stdout.splitlines()[0] == said
     props = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite/properties/property")
     assert {"name": "auditor.note", "value": said} in [p.attrib for p in props]
+    nothing = run_cli("check", str(rep), *sets("criteria.test_acc=null"), "--junit", str(tmp_path / "j.xml"))
+    noted = "--set 'criteria.test_acc=null' removes nothing: the criteria before it hold no test_acc (they hold "
+    assert nothing.returncode == 0 and f"auditor check: warning: {noted}" in nothing.stderr, nothing.stderr
+    assert "criteria changed" not in nothing.stdout
+    props = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite/properties/property")
+    assert any(p.get("name") == "auditor.warning" and p.get("value", "").startswith(noted) for p in props)
     (tmp_path / "reports" / "smoke.partial").mkdir()  # a later run of this name, unfinished
     later = run_cli("check", str(rep))
     finished = audit_of(smoke_run)["run"]["finished_utc"]

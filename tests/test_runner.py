@@ -874,11 +874,19 @@ def test_a_deletion_cut_short_leaves_no_partial_old_folder(tmp_path: Path, monke
         real_rmtree(path, ignore_errors=ignore_errors)
 
     monkeypatch.setattr(runner.shutil, "rmtree", cut_short)
-    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    said: list[str] = []
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append)
     monkeypatch.undo()
     assert not paths.reports.with_name("smoke.old").exists() and not paths.checkpoints.with_name("smoke.old").exists()
-    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)  # not refused
+    left = sorted(m for m in said if m.startswith("note: ") and "not all of it could be deleted" in m)
+    assert len(left) == 2, said  # the earlier checkpoints and report, each said, not left silently
+    for folder, note in zip((paths.checkpoints, paths.reports), left, strict=True):
+        assert note.startswith(f"note: {folder.parent}/.smoke.old.trash-") and note.endswith(
+            "the next run of this name tries again, or delete it yourself")
+    said.clear()
+    execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append)  # not refused
     assert not list(paths.reports.parent.glob(".*trash*"))  # the leftover went with the next promote
+    assert not [m for m in said if "could be deleted" in m]
 
 
 def test_a_write_failing_after_training_keeps_the_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

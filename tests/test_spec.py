@@ -301,12 +301,12 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("a: &a {lr: 0.1}\nb: &b {lr: 0.7}\nname: x\ntrain:\n  optimizer:\n    <<: *a\n    <<: *b\n",
       "duplicate key '<<' (line 7; first given on line 6)"),
      # Crashes (RecursionError, exit 1) or hangs on a few lines of text, refused before validation:
-     ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml: not valid YAML: nested more than 64 levels deep"),
+     ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml: YAML too large to read: nested more than 64 levels deep"),
      ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
-      "s.yaml: not valid YAML: more than 100,000 values (any aliases expanded)"),  # 10**8 values
-     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: not valid YAML: 1,000,010 characters, more than the 1,000,000 allowed"),
+      "s.yaml: YAML too large to read: more than 100,000 values (any aliases expanded)"),  # 10**8 values
+     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: YAML too large to read: 1,000,010 characters, more than the 1,000,000 allowed"),
      ("".join(f"a{i}: &a{i} " + "[" * 50 + (f"*a{i - 1}" if i else "1") + "]" * 50 + "\n" for i in range(40)) + "name: x\n",
-      "s.yaml: not valid YAML: nested more than 64 levels deep once its aliases are expanded")],
+      "s.yaml: YAML too large to read: nested more than 64 levels deep once its aliases are expanded")],
 )  # fmt: skip
 def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     path = tmp_path / "s.yaml"
