@@ -74,6 +74,7 @@ from auditor.spec import (
     refuse_spaced_key,
     set_shown,
     short_value,
+    text_key_lines,
     unknown_metric,
     verdict_disagreement,
     yaml_error_text,
@@ -552,8 +553,7 @@ def load_criteria(
     criteria: dict[str, Any] = _drop_nulls(base)
     sources = dict.fromkeys(criteria, base_source)
     if file is not None:
-        criteria = _read_criteria_file(Path(file))
-        sources = dict.fromkeys(criteria, criteria_file_name(file))
+        criteria, sources = _read_criteria_file(Path(file))
     for item in sets:
         if (whole := _parse_whole_set(item)) is not None:  # `criteria={...}`: replaces them, as a file does
             criteria, sources = whole, dict.fromkeys(whole, set_shown(item))
@@ -621,7 +621,8 @@ def criteria_file_name(file: Path | str) -> str:
     return "stdin (--criteria -)" if str(file) == STDIN else str(file)
 
 
-def _read_criteria_file(file: Path) -> dict[str, Any]:
+def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """A criteria file's criteria, and where each is given (`c.yaml:3`) for messages."""
     path = criteria_file_name(file)
     try:
         text = _stdin_text() if str(file) == STDIN else _criteria_text(file)
@@ -651,12 +652,12 @@ def _read_criteria_file(file: Path) -> dict[str, Any]:
         if section is None:  # an unset variable in a template must not drop every gate
             raise InvalidInput(f'{path}: criteria: no value (expected lines of metric: expression under it, e.g. '
                                'test_acc: ">= 0.85"; `criteria: {}` checks none)')  # fmt: skip
-        return _with_values(section, path)
+        return _with_values(section, path, text, ("criteria",))
     spec_keys = sorted(k for k in map(str, raw) if k in _SPEC_KEYS)
     if spec_keys:
         # A spec without a criteria section would silently check nothing.
         raise InvalidInput(f"{path}: criteria: missing (a spec file with no criteria section)")
-    return _with_values(raw, path)
+    return _with_values(raw, path, text)
 
 
 def _criteria_text(path: Path) -> str:
@@ -710,11 +711,16 @@ def _file_kind(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
-def _with_values(mapping: dict[Any, Any], path: Path | str) -> dict[str, Any]:
-    """A criteria file's entries; one with no value (an unset variable in a template) is refused."""
+def _with_values(
+    mapping: dict[Any, Any], path: str, text: str, section: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A criteria file's entries (under `section` of its YAML `text`) and where each is given
+    (`path:LINE`); one with no value (an unset variable in a template) is refused."""
+    lines = text_key_lines(text)
+    where = {str(k): f"{path}:{lines[(*section, str(k))]}" if (*section, str(k)) in lines else path for k in mapping}
     if (empty := [k for k, v in mapping.items() if v is None]):
-        raise InvalidInput(f"{path}: criteria.{empty[0]}: {criterion_gap(str(empty[0]), 'no value')}")
-    return {str(k): v for k, v in mapping.items()}
+        raise InvalidInput(f"{where[str(empty[0])]}: criteria.{empty[0]}: {criterion_gap(str(empty[0]), 'no value')}")
+    return {str(k): v for k, v in mapping.items()}, where
 
 
 def _drop_nulls(mapping: dict[Any, Any]) -> dict[str, Any]:

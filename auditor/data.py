@@ -381,6 +381,9 @@ def _file_status(path: Path, md5: str) -> str:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
 
 
+MAX_CLASS_NAME = 100  # characters (CIFAR-10's longest is 10): a longer one is damage, not a name
+
+
 def _read_classes(path: Path) -> tuple[str, ...]:
     """batches.meta's class names; the labels' numbers where it is missing (said in provenance)."""
     if (what := not_a_file(path)) is not None:
@@ -396,6 +399,10 @@ def _read_classes(path: Path) -> tuple[str, ...]:
     if blank := [label for label, name in enumerate(names) if not name.strip()]:
         raise InvalidInput(f"{path}: 'label_names' gives label {blank[0]} a blank name ({names[blank[0]]!r}): every "
                            "class needs a name the sheet and the reports can show")  # fmt: skip
+    if long := [label for label, name in enumerate(names) if len(name) > MAX_CLASS_NAME]:
+        raise InvalidInput(f"{path}: 'label_names' gives label {long[0]} a name of {len(names[long[0]]):,} characters "
+                           f"({names[long[0]]!r:.40}...): at most {MAX_CLASS_NAME}, a class name the sheet's tables "
+                           "show on every row")  # fmt: skip
     return tuple(names)
 
 

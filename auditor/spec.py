@@ -1313,26 +1313,7 @@ def format_validation_error(
         if ", got " in msg or (isinstance(e.get("input"), str) and repr(e["input"]) in msg):  # shown already
             got = ""
         msg = msg[0].lower() + msg[1:] if msg else msg
-        if e["type"] == "extra_forbidden":
-            taken = keys_taken(path) if keys_taken else "not in the spec schema"
-            msg, got = f"unknown key ({taken})", _unknown_key_hint(model, path)
-        if e["type"] == "invalid_key":  # loc ends with the key itself, as text
-            loc, kind = ".".join(parts[:-1]), _yaml_kind(e.get("input"))
-            msg = f"a key must be text, got {value_text(e.get('input'))}"
-            got = f": YAML reads that unquoted key as {kind}; quote it" if kind else ""
-        if (plain := _PLAIN_MESSAGES.get(e["type"])) is not None:
-            msg = plain(e.get("ctx") or {})
-        if e["type"] == "model_type" and isinstance(e.get("input"), str):  # `train:` then `  epochs:3`
-            got += _colon_hint(model, path, e["input"], "text") if model else ""
-        if e["type"] == "string_unicode":  # `name`'s pattern is checked before plain_value_problems would say it
-            msg, got = NOT_UTF8, ""
-        if e["type"] == "finite_number" and isinstance(e.get("input"), float) and math.isinf(e["input"]):
-            sign = "-" if e["input"] < 0 else ""
-            got += f" (YAML's {sign}.inf, or a number beyond float range such as {sign}1e999)"
-        if e["type"] == "string_type" and (kind := _yaml_kind(e.get("input"))):
-            got = f", got {value_text(e['input'])}: YAML reads that unquoted value as {kind}; quote it"
-        if e["type"] in QUOTED_TYPES and (kind := _quoted_kind(e.get("input"), QUOTED_TYPES[e["type"]])):
-            got = f", got the text {e['input']!r}: it is quoted; write the {kind} without quotes"
+        loc, msg, got = _typed_message(e, parts, loc, msg, got, model, path, keys_taken)
         # An unknown key, or a value where a --set below it made a mapping (`data.mean.0=0.4`), that
         # the file does not hold: the --sets below it made it.
         made = (e["type"] == "extra_forbidden" or (isinstance(e.get("input"), dict) and not whole_section)) and not (
@@ -1342,6 +1323,37 @@ def format_validation_error(
         blamed = _at_line(origin(source, path, sets, checked, made), source, lines, path)
         said.append(f"{blamed}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(said)
+
+
+def _typed_message(
+    e: Any, parts: list[str], loc: str, msg: str, got: str, model: type[BaseModel] | None, path: list[str],
+    keys_taken: Callable[[Sequence[str]], str] | None,
+) -> tuple[str, str, str]:
+    """(loc, msg, got) of the pydantic error `e` in plain words for its type: an unknown key with
+    its nearest known one, a key that is not text, a value YAML read as another type than it looks
+    (quoted, unquoted, `key:value` with no space), a name in another encoding, an infinity."""
+    kind, given = e["type"], e.get("input")
+    if kind == "extra_forbidden":
+        taken = keys_taken(path) if keys_taken else "not in the spec schema"
+        msg, got = f"unknown key ({taken})", _unknown_key_hint(model, path)
+    if kind == "invalid_key":  # loc ends with the key itself, as text
+        loc, yaml_kind = ".".join(parts[:-1]), _yaml_kind(given)
+        msg = f"a key must be text, got {value_text(given)}"
+        got = f": YAML reads that unquoted key as {yaml_kind}; quote it" if yaml_kind else ""
+    if (plain := _PLAIN_MESSAGES.get(kind)) is not None:
+        msg = plain(e.get("ctx") or {})
+    if kind == "model_type" and isinstance(given, str):  # `train:` then `  epochs:3`
+        got += _colon_hint(model, path, given, "text") if model else ""
+    if kind == "string_unicode":  # `name`'s pattern is checked before plain_value_problems would say it
+        msg, got = NOT_UTF8, ""
+    if kind == "finite_number" and isinstance(given, float) and math.isinf(given):
+        sign = "-" if given < 0 else ""
+        got += f" (YAML's {sign}.inf, or a number beyond float range such as {sign}1e999)"
+    if kind == "string_type" and (yaml_kind := _yaml_kind(given)):
+        got = f", got {value_text(given)}: YAML reads that unquoted value as {yaml_kind}; quote it"
+    if kind in QUOTED_TYPES and (quoted := _quoted_kind(given, QUOTED_TYPES[kind])):
+        got = f", got the text {given!r}: it is quoted; write the {quoted} without quotes"
+    return loc, msg, got
 
 
 class SetItem(NamedTuple):
@@ -1777,8 +1789,16 @@ def key_lines(path: Path) -> dict[tuple[str, ...], int]:
     index): for an error to say where in the file to look. Empty where the file cannot be read
     again as it was (read_yaml has read it already and said what is wrong)."""
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return text_key_lines(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def text_key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """`key_lines` of YAML `text` (a criteria file given on stdin has no path to read again)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
         return {}
     found: dict[tuple[str, ...], int] = {}
     todo: list[tuple[tuple[str, ...], Any]] = [((), root)]

@@ -276,7 +276,7 @@ def test_a_criterion_no_value_passes_is_refused_in_check_unless_the_run_recorded
     with pytest.raises(InvalidInput, match=r"--set 'criteria\.latency_ms=< -5': criteria\.latency_ms: '< -5' can never pass: latency_ms is never below 0"):
         load_criteria(BASE, None, ["criteria.latency_ms=< -5"])
     f = write(tmp_path / "c.yaml", 'test_acc: "> 1"\n')
-    with pytest.raises(InvalidInput, match=r"c\.yaml: criteria\.test_acc: '> 1' can never pass: test_acc is always in \[0, 1\]"):
+    with pytest.raises(InvalidInput, match=r"c\.yaml:1: criteria\.test_acc: '> 1' can never pass: test_acc is always in \[0, 1\]"):
         load_criteria(BASE, f, [])
     assert load_criteria({"test_acc": "> 1"}, None, []) == {"test_acc": "> 1"}  # an older run's own: judged
     # One that every value passes is kept (README): it still gates that the metric was measured.
@@ -354,11 +354,23 @@ def test_set_quoted_value_is_unquoted() -> None:
     assert load_criteria({}, None, ["criteria.test_acc='>= 0.5'"]) == {"test_acc": ">= 0.5"}
 
 
+def test_a_criteria_file_error_names_its_line(tmp_path: Path) -> None:
+    """As a spec's errors do: `c.yaml:3: criteria.params_m: ...` (they had named the file alone)."""
+    f = write(tmp_path / "c.yaml", '# gates\ntest_acc: ">= 0.5"\nparams_m: "<< 5"\n')
+    with pytest.raises(InvalidInput, match=f"^{f}:3: criteria.params_m: cannot parse '<< 5'"):
+        load_criteria(BASE, f, [])
+    f = write(tmp_path / "c.yaml", 'name: x\ncriteria:\n  test_acc: ">= 0.5"\n\n  latency_ms: "< -5"\n')
+    with pytest.raises(InvalidInput, match=f"^{f}:5: criteria.latency_ms: "):
+        load_criteria(BASE, f, [])
+    with pytest.raises(InvalidInput, match=r"^--set 'criteria.latency_ms=<< 5': criteria.latency_ms: cannot parse"):
+        load_criteria(BASE, f, ["criteria.latency_ms=<< 5"])  # a --set over the file's entry: the --set named
+
+
 def test_file_entries_with_no_value_and_empty_ones_are_refused(tmp_path: Path) -> None:
     """An entry a template left empty (`latency_ms: ${UNSET}`) must not drop the gate."""
-    for text in ('test_acc: ">= 0.5"\nlatency_ms:\n', 'criteria:\n  test_acc: ">= 0.5"\n  latency_ms: ~\n'):
+    for text, line in (('test_acc: ">= 0.5"\nlatency_ms:\n', 2), ('criteria:\n  test_acc: ">= 0.5"\n  latency_ms: ~\n', 3)):
         f = write(tmp_path / "c.yaml", text)
-        with pytest.raises(InvalidInput, match=f"{f}: criteria.latency_ms: no value; write an expression"):
+        with pytest.raises(InvalidInput, match=f"{f}:{line}: criteria.latency_ms: no value; write an expression"):
             load_criteria(BASE, f, [])
     f = write(tmp_path / "c.yaml", 'test_acc: ">= 0.5"\nstatus: ""\n')
     with pytest.raises(InvalidInput, match="criteria.status: empty; write an expression"):
@@ -366,7 +378,7 @@ def test_file_entries_with_no_value_and_empty_ones_are_refused(tmp_path: Path) -
     f = write(tmp_path / "c.yaml", "params_m: >1\n")  # a user test: YAML reads `>1` as a block, empty
     with pytest.raises(InvalidInput) as err:
         load_criteria(BASE, f, [])
-    assert str(err.value).startswith(f"{f}: criteria.params_m: empty; write an expression")
+    assert str(err.value).startswith(f"{f}:1: criteria.params_m: empty; write an expression")
     assert str(err.value).endswith("if you wrote `>1` or `|1` unquoted in a YAML file, quote it: YAML reads that as an empty block")
 
 
@@ -396,7 +408,8 @@ def test_bad_file_entry_names_file_and_field(tmp_path: Path, content: str, field
     with pytest.raises(InvalidInput) as info:
         load_criteria({}, f, [])
     msg = str(info.value)
-    assert msg.startswith(f"{f}: {field}: ")
+    line = 2 if content.startswith("criteria:") else 1
+    assert msg.startswith(f"{f}:{line}: {field}: ")
     assert reason in msg
 
 

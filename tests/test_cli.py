@@ -691,7 +691,7 @@ def test_criteria_on_stdin_are_read_and_named_stdin(smoke_run: Path) -> None:
     assert piped.returncode == 0 and "PASS  status == completed" in piped.stdout, piped.stderr
     assert "criteria changed from the run's own by --criteria" in piped.stdout + piped.stderr
     bad = subprocess.run(cmd, input="test_acc: 0.5\n", capture_output=True, text=True, timeout=60, check=False)
-    assert_clean_error(bad, "stdin (--criteria -): criteria.test_acc:")
+    assert_clean_error(bad, "stdin (--criteria -):1: criteria.test_acc:")
     closed = subprocess.run(cmd, stdin=None, capture_output=True, text=True, timeout=60, check=False,
                             preexec_fn=lambda: os.close(0))  # `<&-`: Python starts with sys.stdin None
     assert_clean_error(closed, "stdin (--criteria -): standard input is closed")

@@ -415,11 +415,14 @@ def _nested_data(depth: int) -> bytes:
          "batches.meta: expected a dict whose 'label_names' is a list of class names"),
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [*"abc", " ", *"efghij"]})),
          r"batches.meta: 'label_names' gives label 3 a blank name \(' '\): every class needs a name"),
+        (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [*"ab", "x" * 101, *"defghij"]})),
+         (r"batches.meta: 'label_names' gives label 2 a name of 101 characters \('xxx+\.\.\.\): at most 100, a class "
+          "name the sheet's tables show on every row")),  # a user test: 100,000 characters, repeated over 520 KB of sheet
     ],
     ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
          "label-float", "label-bool", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
          "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "meta-repeats", "meta-11",
-         "meta-str", "meta-blank"],
+         "meta-str", "meta-blank", "meta-long"],
 )  # fmt: skip
 def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:
     root = fake_cifar_root(tmp_path)
