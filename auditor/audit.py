@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,6 +293,9 @@ class MetricSource:
     source: str  # the field, e.g. `measurements.test.acc`
     value: Any  # what a run of this version records: the figure, or None where it withholds it
     measured: Any  # the figure before any withholding (what versions that withheld less recorded)
+    # The field whose presence shows a version that withholds the figure, where the record holds it
+    # (`measurements.final_nonfinite`: no version that wrote it recorded the last epoch's accuracy then).
+    withheld_by: str | None = None
 
 
 def metric_sources(audit: Mapping[str, Any]) -> dict[str, MetricSource]:
@@ -332,9 +336,11 @@ def _accuracy_sources(meas: Mapping[str, Any], tr: Mapping[str, Any], nonfinite:
     withheld = isinstance(last, dict) and final is not None and final_withheld(last, meas, tr)
     nan_test = isinstance(test, dict) and "loss" in test and not_a_number(test["loss"])
     return {
-        "test_acc": MetricSource("measurements.test.acc", None if nonfinite or nan_test else test_acc, test_acc),
+        "test_acc": MetricSource("measurements.test.acc", None if nonfinite or nan_test else test_acc, test_acc,
+                                 "measurements.nonfinite" if nonfinite else None),
         "best_val_acc": MetricSource("training.best_metric", None if nonfinite or _best_nan(tr) else best, best),
-        "final_val_acc": MetricSource("training.history[-1].val_acc", None if withheld else final, final),
+        "final_val_acc": MetricSource("training.history[-1].val_acc", None if withheld else final, final,
+                                      "measurements.final_nonfinite" if meas.get("final_nonfinite") else None),
         "final_train_acc": _copied("training.history[-1].train_acc", _at(last, "train_acc") if last is not None else None),
     }  # fmt: skip
 
@@ -454,6 +460,8 @@ class ResolvedProblem(NamedTuple):
 
     kind: str
     text: str
+    path: Path  # the file that command names (`retrain_spec_file`)
+    beside: bool  # whether that is the one beside the record
 
 
 # What the sheet's first Reproduce command, which retrains from spec.resolved.yaml, does then.
@@ -471,7 +479,7 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     problem = resolved_yaml_problem(run_dir, audit)
     if problem is None:
         return None
-    return (f"{run_dir / RESOLVED_YAML} {problem.text}: the sheet and check go by audit.json, but the sheet's "
+    return (f"{problem.path} {problem.text}: the sheet and check go by audit.json, but the sheet's "
             f"first Reproduce command, which retrains from that file, {RESOLVED_EFFECT[problem.kind]}")  # fmt: skip
 
 
@@ -479,18 +487,39 @@ def moved_note(run_dir: Path, audit: dict[str, Any]) -> str | None:
     """A note where RUN_DIR is not where the run wrote its report (a CI artifact, a copy): the
     sheet, rendered from audit.json alone, names the paths there. None where it is, or the record
     does not say where that was."""
-    run = audit.get("run")
-    out, rel = (run.get("out"), run.get("report_dir")) if isinstance(run, dict) else (None, None)
-    if not isinstance(out, str) or not isinstance(rel, str) or not out or not rel:
-        return None
-    written = Path(out) / rel
-    try:
-        if os.path.realpath(run_dir) == os.path.realpath(written):
-            return None
-    except (OSError, ValueError):  # a name the OS refuses, a NUL in the record's text
+    written = _moved_from(run_dir, audit)
+    if written is None:
         return None
     return (f"{run_dir}: the run wrote this report in {written}; the sheet's Reproduce commands name the paths there "
             "(the spec file, the checkpoints), as its record gives them, not this folder")
+
+
+def _moved_from(run_dir: Path, audit: dict[str, Any]) -> Path | None:
+    """The folder the run wrote its report in, where RUN_DIR is another (a copy); None where it is
+    that folder, or the record does not say."""
+    run, env = audit.get("run"), audit.get("environment")
+    out, rel = (run.get("out"), run.get("report_dir")) if isinstance(run, dict) else (None, None)
+    cwd = env.get("cwd") if isinstance(env, dict) else None
+    if not isinstance(out, str) or not isinstance(rel, str) or not out or not rel:
+        return None
+    written = Path(cwd if isinstance(cwd, str) else "", out, rel)  # as the Reproduce commands name it
+    try:
+        return None if os.path.realpath(run_dir) == os.path.realpath(written) else written
+    except (OSError, ValueError):  # a name the OS refuses, a NUL in the record's text
+        return None
+
+
+def retrain_spec_file(run_dir: Path, audit: dict[str, Any]) -> Path:
+    """The spec.resolved.yaml the sheet's first Reproduce command retrains from: the one in the
+    folder the run wrote, which the command names, also for a copy of the report on this machine;
+    the copy's own where that folder is not here (a report from another machine, whose commands
+    the moved note speaks of)."""
+    written = _moved_from(run_dir, audit)
+    try:
+        there = written is not None and written.is_dir()
+    except (OSError, ValueError):
+        there = False
+    return written / RESOLVED_YAML if there and written is not None else run_dir / RESOLVED_YAML
 
 
 def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
@@ -499,9 +528,10 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
 
     from auditor.spec import hash_resolved, load_yaml, training_hash
 
-    path = run_dir / RESOLVED_YAML
+    path = retrain_spec_file(run_dir, audit)
+    beside = path.parent == run_dir
     if not path.is_file():  # is_file first: a FIFO would block the read
-        return ResolvedProblem("unusable", "is missing" if not os.path.lexists(path) else "is not a file")
+        return ResolvedProblem("unusable", "is missing" if not os.path.lexists(path) else "is not a file", path, beside)
     try:
         found = load_yaml(path.read_text(encoding="utf-8"))
         digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
@@ -514,12 +544,12 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
     shown = digest[:12] if len(digest) == 64 else digest
     text = f"does not hold the spec audit.json records (sha256 {shown}, recorded {str(audit.get('spec_hash'))[:12]})"
     if len(digest) != 64:  # not a spec at all
-        return ResolvedProblem("unusable", text)
+        return ResolvedProblem("unusable", text, path, beside)
     try:
         alike = training_hash(found) == training_hash(audit["spec"])
     except (TypeError, ValueError, KeyError):  # an edited record's spec
         alike = False
-    return ResolvedProblem("alike" if alike else "other", text)
+    return ResolvedProblem("alike" if alike else "other", text, path, beside)
 
 
 def _page_rebuild_command(page_dir: Path) -> str:
@@ -697,8 +727,10 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
-    except ValueError as exc:  # unique_keys
-        raise InvalidInput(f"{path}: not an audit record: {exc}") from None
+    except ValueError as exc:  # unique_keys, or an integer past Python's digit limit for reading one
+        why = str(exc) if "int_max_str_digits" not in str(exc) else (
+            f"it holds an integer of more than {sys.get_int_max_str_digits():,} digits, which no field of a record holds")
+        raise InvalidInput(f"{path}: not an audit record: {why}") from None
     if (problem := record_problem(audit)) is not None:
         raise InvalidInput(f"{path}: {problem}")
     return audit
@@ -889,6 +921,7 @@ def _text(v: Any) -> bool:
 
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
 _TEXT, _WHOLE = _or_null(_text), _or_null(lambda v: type(v) is int)
+_YES_NO, _YES_NO_OR_NULL = (lambda v: isinstance(v, bool)), _or_null(lambda v: isinstance(v, bool))
 # Fields the sheet formats (numbers with a format code, counts with separators, lists it joins), as a
 # run writes them; a hand edit of another kind is refused naming the field, as `check` refuses it,
 # rather than fail inside the renderer. Where the sheet needs a value, null is refused too. An
@@ -950,12 +983,23 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     *((f"measurements.latency.{k}", _COUNT) for k in ("threads", "batch_size")),
     *((f"checkpoints.{c}.{k}", _TEXT) for c in ("last", "best") for k in ("path", "sha256")),
     *((f"checkpoints.{c}.epoch", _COUNT) for c in ("last", "best")),
+    # Yes/no the sheet says of them (a user test: `"false"` had read as yes, `0` as a tree not clean).
+    ("environment.git_dirty", _YES_NO_OR_NULL), ("environment.cpu_bf16_native", _YES_NO_OR_NULL),
+    ("measurements.latency.channels_last", _YES_NO), ("measurements.latency.synchronized", _YES_NO),
+    ("training.layout.input_channels_last", _YES_NO), ("training.layout.weights_channels_last", _YES_NO),
+    ("training.host_memory.large_blocks_from_heap", _YES_NO_OR_NULL),
 )  # fmt: skip
 # Each epoch's row of training.history, as the sheet's table and curves show it.
 HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("lr", is_number), ("epoch_s", is_number), ("images_per_s", is_number), ("steps", is_count),
     *((k, _NUMBER) for k in ("train_loss", "train_acc", "val_loss", "val_acc")),
 )  # fmt: skip
+
+
+def known_fields() -> list[str]:
+    """The dotted places of the fields a run writes that the record's checks know by name
+    (NESTED_KEYS, SHEET_FIELDS): for naming the place of a field a message knows only by its key."""
+    return [*(".".join(keys) for keys, _, _ in NESTED_KEYS), *(dotted for dotted, _ in SHEET_FIELDS)]
 
 
 def _field_ok(audit: Mapping[str, Any], dotted: str, kind: Callable[[Any], bool]) -> bool:

@@ -295,6 +295,8 @@ def _display_measured(crit: _Comparison, measured: float) -> str:
         return exact(measured)
     if crit.op in ("==", "!=") and float(shown) != measured:
         return exact(measured)  # the difference is the point of these operators (`+-` prints it)
+    if crit.op != "+-" and float(shown) == float(crit.threshold) != measured:
+        return exact(measured)  # `1.04 >= 1.04` would hide the 1.0439 that failed `< 1.04`
     return shown
 
 
@@ -1034,6 +1036,9 @@ def _metric_disagrees(metric: str, src: MetricSource, value: Any, noted: bool) -
     rules or another's; a figure an older version did not withhold agrees where no note says so."""
     if value is None and (noted or src.value in (None, ABSENT)):
         return None
+    if src.withheld_by is not None:  # every version that wrote that field withheld the figure then
+        return (f"metrics.{metric} {_json(value)}, but {src.withheld_by} names tensors holding inf or NaN, "
+                "for which a run records null")
     allowed = [src.value] if noted else [src.value, src.measured]
     if any(a is not ABSENT and _same(value, a) for a in allowed):
         return None

@@ -527,8 +527,14 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     # Written in full before any verdict is printed (a folder that takes no file is said first, with no
     # PASS above it), put in place once printed: output that cannot be written is an error (exit 2),
     # and the report then says so rather than give a verdict the exit code does not.
+    reader_left = False
     with staged_junit(args.junit, report):
-        _print_out(lines)
+        try:
+            _print_out(lines)
+        except BrokenPipeError:  # `| head`: the report, which the README points a pipe's CI to, still goes in place
+            reader_left = True
+    if reader_left:
+        raise BrokenPipeError(errno.EPIPE, "the reader of standard output closed it")
     return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
 
 

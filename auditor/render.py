@@ -39,6 +39,7 @@ from auditor.audit import (
     chose_on_test,
     cpu_share_error,
     is_count,
+    known_fields,
     latency_warnings,
     losses_text,
     metric_sources,
@@ -109,7 +110,7 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
         raise InvalidInput(f"{run_dir}: cannot write the sheet or its figures: {why}") from None
     except (jinja2.UndefinedError, KeyError) as exc:
         raise InvalidInput(
-            f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet: {_missing_field(exc)}"
+            f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet: {_missing_field(exc, audit)}"
         ) from None
     return run_dir / SHEET
 
@@ -144,14 +145,27 @@ def _unresolved(recorded: Mapping[str, Any], resolved: Mapping[str, Any], where:
     return None
 
 
-def _missing_field(exc: Exception) -> str:
+def _missing_field(exc: Exception, audit: dict[str, Any]) -> str:
     """What a record lacks, in its own words: the key a KeyError names, or the attribute a Jinja
-    UndefinedError names ("'dict object' has no attribute 'resume_notes'")."""
-    if isinstance(exc, KeyError) and exc.args:
-        return f"it has no field {exc.args[0]!r} where the sheet reads one"
-    if m := re.search(r"has no attribute '([^']+)'", str(exc)):
-        return f"it has no field {m[1]!r} where the sheet reads one"
-    return f"a field the sheet reads is missing ({exc})"
+    UndefinedError names ("'dict object' has no attribute 'resume_notes'"), with the place of each
+    field of that name a run writes that this record lacks (`environment.device`), where known."""
+    key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+    if key is None and (m := re.search(r"has no attribute '([^']+)'", str(exc))):
+        key = m[1]
+    if key is None:
+        return f"a field the sheet reads is missing ({exc})"
+    places = [d for d in known_fields() if d.rsplit(".", 1)[-1] == key and _lacks(audit, d.split("."))]
+    return f"it has no field {key!r}" + (f" ({' or '.join(places)})" if places else "") + " where the sheet reads one"
+
+
+def _lacks(audit: dict[str, Any], keys: list[str]) -> bool:
+    """Whether the record lacks the field at `keys` (its section there, but not the field)."""
+    node: Any = audit
+    for key in keys[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return isinstance(node, dict) and keys[-1] not in node
 
 
 def record_bytes(run_dir: Path) -> bytes | None:
@@ -1015,7 +1029,8 @@ def _resolved_caution(problem: ResolvedProblem | None) -> str | None:
     missing or holds another spec than the record (`problem`), or None."""
     if problem is None:
         return None
-    return (f"When this sheet was rendered, `{RESOLVED_YAML}` beside it {problem.text}: the first command below, "
+    named = f"`{RESOLVED_YAML}` beside it" if problem.beside else f"{code(problem.path)}, where the run wrote it,"
+    return (f"When this sheet was rendered, {named} {problem.text}: the first command below, "
             f"which retrains from that file, {RESOLVED_EFFECT[problem.kind]}. This run's resolved spec is `spec` in "
             "`audit.json`, which this sheet and `auditor check` go by.")  # fmt: skip
 

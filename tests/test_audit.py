@@ -89,6 +89,10 @@ def test_a_record_with_a_key_twice_or_a_version_that_only_equals_1_is_refused(tm
     (tmp_path / "audit.json").write_text(text.replace('"verdict": ', '"verdict": "PASS", "verdict": ', 1))
     with pytest.raises(InvalidInput, match=r"audit\.json: not an audit record: the key 'verdict' twice in one object"):
         read_audit(tmp_path)
+    (tmp_path / "audit.json").write_text(text.replace('"schema_version": 1', '"schema_version": ' + "9" * 5000, 1))
+    with pytest.raises(InvalidInput, match=r"audit\.json: not an audit record: it holds an integer of more than 4,300 "
+                                           r"digits, which no field of a record holds$"):  # not Python's advice to raise the limit
+        read_audit(tmp_path)
     for version in ("true", "1.0"):
         record = json.loads(text)
         (tmp_path / "audit.json").write_text(json.dumps(record).replace('"schema_version": 1', f'"schema_version": {version}'))
@@ -378,6 +382,34 @@ def test_a_resolved_yaml_that_no_longer_holds_the_recorded_spec_is_warned_of(tmp
         "trains as this run did, but judges, measures or describes it otherwise")  # fmt: skip
     yaml_file.write_text("a: [unclosed")
     assert "(sha256 unreadable: " in (resolved_yaml_warning(tmp_path, record) or "")
+
+
+def test_a_copied_report_is_warned_of_by_the_resolved_yaml_its_command_names(tmp_path: Path) -> None:
+    """A user test: a report copied elsewhere on the machine was warned of by the copy's own file,
+    while its first Reproduce command names the one where the run wrote it (a false alarm, and a
+    missing file there said nothing)."""
+    from auditor.audit import resolved_yaml_problem, resolved_yaml_warning
+    from auditor.spec import resolved_yaml
+
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["environment"]["cwd"], record["run"]["out"] = str(tmp_path), "orig"
+    original = tmp_path / "orig" / record["run"]["report_dir"]
+    original.mkdir(parents=True)
+    (original / "spec.resolved.yaml").write_text(resolved_yaml(record["spec"]))
+    copy = tmp_path / "copy"
+    copy.mkdir()  # no spec.resolved.yaml beside the copied record: the command does not need one
+    assert resolved_yaml_warning(copy, record) is None
+    (original / "spec.resolved.yaml").unlink()
+    (copy / "spec.resolved.yaml").write_text(resolved_yaml(record["spec"]))  # the copy's own is no help
+    assert resolved_yaml_warning(copy, record) == (
+        f"{original / 'spec.resolved.yaml'} is missing: the sheet and check go by audit.json, but the sheet's first "
+        "Reproduce command, which retrains from that file, fails")  # fmt: skip
+    problem = resolved_yaml_problem(copy, record)
+    assert problem is not None and not problem.beside
+    shutil.rmtree(tmp_path / "orig")  # a report from another machine: its own file is checked, as before
+    assert resolved_yaml_warning(copy, record) is None
+    (copy / "spec.resolved.yaml").unlink()
+    assert (resolved_yaml_warning(copy, record) or "").startswith(f"{copy / 'spec.resolved.yaml'} is missing")
 
 
 # --- metrics against what the record measured ----------------------------------------------

@@ -24,6 +24,7 @@ from auditor.check import (
     load_criteria,
     overall,
     render_lines,
+    shown_measured,
     verdict,
     write_junit,
 )
@@ -114,6 +115,21 @@ def test_rounding_never_makes_a_failure_look_like_a_pass() -> None:
     result = check_one("test_acc", ">= 0.85", 0.84996)
     assert not result.passed
     assert result.detail == "0.84996 < 0.85"  # not "0.8500 < 0.85"
+
+
+@pytest.mark.parametrize(("expr", "measured", "detail", "passed"), [
+    ("< 1.04", 1.0439, "1.0439 >= 1.04", False),  # a user test: "1.04 >= 1.04" hid why it failed
+    ("<= 1.04", 1.0361, "1.0361 <= 1.04", True),
+    ("> 1.04", 1.0361, "1.0361 <= 1.04", False),
+    ("< 1.04", 1.05, "1.05 >= 1.04", False),  # rounding that shows another number stays rounded
+    ("< 1.04", 1.04, "1.04 >= 1.04", False),
+])  # fmt: skip
+def test_a_rounded_value_that_reads_as_the_threshold_is_shown_exactly(
+    expr: str, measured: float, detail: str, passed: bool
+) -> None:
+    result = check_one("latency_ms", expr, measured)
+    assert (result.detail, result.passed) == (detail, passed)
+    assert shown_measured(result) == detail.split()[0]
 
 
 # --- missing, NaN and wrong-typed values ----------------------------------
@@ -896,6 +912,26 @@ def golden() -> dict[str, Any]:
     import json
 
     return json.loads(GOLDEN.read_text())
+
+
+def test_an_accuracy_the_record_shows_withheld_is_an_edit_when_present() -> None:
+    """A user test: `measurements.final_nonfinite` set in a record whose final_val_acc stayed was
+    gated (PASS) though the sheet said "not reported"; every version that writes that field (and
+    `nonfinite`, for test_acc) records the accuracy as null then, with a note."""
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    audit["measurements"]["final_nonfinite"] = ["conv1.weight"]
+    final = audit["metrics"]["final_val_acc"]
+    said = "measurements.final_nonfinite names tensors holding inf or NaN, for which a run records null"
+    assert edited_metrics(audit) == [f"metrics.final_val_acc {final}, but {said}"]
+    audit["metrics"]["final_val_acc"] = None
+    for c in audit["criteria"]:
+        c["measured"] = None if c["metric"] == "final_val_acc" else c["measured"]
+    assert not [f for f in edited_metrics(audit) if "final_val_acc" in f]
+    audit = golden()
+    audit["measurements"]["nonfinite"] = ["conv1.weight"]
+    assert any(f.startswith("metrics.test_acc ") and "measurements.nonfinite names" in f for f in edited_metrics(audit))
 
 
 def test_a_metric_edited_by_hand_is_found_against_its_measurement_and_stored_results() -> None:

@@ -860,6 +860,22 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     assert (rep / "audit.json").read_bytes() == record and "JUnit report" not in refused.stderr
 
 
+def test_check_into_a_closed_pipe_still_puts_its_junit_report_in_place(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: `check ... --junit ci.xml | head -1` left the earlier, passing report in place
+    for a failing record, where the README sends a CI that pipes the output to the report."""
+    junit = tmp_path / "ci.xml"
+    assert run_cli("check", str(smoke_run / "reports/smoke"), "--junit", str(junit)).returncode == 0
+    assert ET.parse(junit).getroot().get("failures") == "0"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "check", str(smoke_run / "reports/smoke"),
+                             *sets("criteria.params_m=< 0.0001"), "--junit", str(junit)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    proc.stdout.close()  # type: ignore[union-attr]
+    stderr = proc.stderr.read()  # type: ignore[union-attr]
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
+    assert ET.parse(junit).getroot().get("failures") == "1"  # this check's verdict, not the earlier one
+
+
 def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: Path, smoke_run: Path) -> None:
     rep = tmp_path / "reports" / "smoke"
     shutil.copytree(smoke_run / "reports/smoke", rep)

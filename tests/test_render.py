@@ -264,6 +264,23 @@ def test_template_has_no_hand_ticked_box() -> None:
 # --- render_run -----------------------------------------------------------------------------
 
 
+def test_a_copied_sheet_is_cautioned_by_the_resolved_spec_its_command_names(tmp_path: Path) -> None:
+    """A copy of a report on the machine the run wrote it on: its first Reproduce command names the
+    run's own spec.resolved.yaml, which the caution then speaks of (a user test: it spoke of the copy's)."""
+    audit = golden_audit()
+    audit["environment"]["cwd"], audit["run"]["out"] = str(tmp_path), "orig"
+    original = tmp_path / "orig" / audit["run"]["report_dir"]
+    original.mkdir(parents=True)
+    (original / "spec.resolved.yaml").write_text(resolved_yaml(audit["spec"]))
+    copied = write_run_dir(tmp_path / "copy", audit)
+    (copied / "spec.resolved.yaml").unlink()
+    assert "[!CAUTION]" not in section(render_run(copied).read_text(), "Reproduce")
+    (original / "spec.resolved.yaml").unlink()
+    text = section(render_run(copied).read_text(), "Reproduce")
+    assert (f"> [!CAUTION]\n> When this sheet was rendered, `{original / 'spec.resolved.yaml'}`, where the run wrote it, "
+            "is missing: the first command below, which retrains from that file, fails.") in text
+
+
 @pytest.mark.parametrize(("damage", "said", "effect"), [
     ("missing", "is missing", "fails"),
     ("a folder", "is not a file", "fails"),
@@ -433,11 +450,17 @@ def test_render_run_reports_incomplete_audit_as_invalid_input(tmp_path: Path) ->
     del audit["environment"]["ram_gb"]
     run_dir = write_run_dir(tmp_path, audit)
     # the field named in the record's words (a user test: "missing 'dict object' has no attribute ...")
-    with pytest.raises(InvalidInput, match="incomplete audit record, cannot render the sheet: it has no field 'ram_gb' "
-                                           "where the sheet reads one$"):  # fmt: skip
+    with pytest.raises(InvalidInput, match=r"incomplete audit record, cannot render the sheet: it has no field 'ram_gb' "
+                                           r"\(environment.ram_gb\) where the sheet reads one$"):  # fmt: skip
         render_run(run_dir)
     # The figure draws from the history, which is intact; it is not written beside no sheet.
     assert not (run_dir / "figures").exists() and not (run_dir / "REPRODUCIBILITY.md").exists()
+    # A key the record holds in more than one place is named by the place it lacks (a user test: 'device' alone).
+    audit = golden_audit()
+    del audit["measurements"]["latency"]["device"]
+    (run_dir / "audit.json").write_text(json.dumps(audit))
+    with pytest.raises(InvalidInput, match=r"it has no field 'device' \(measurements.latency.device\) where the sheet"):
+        render_run(run_dir)
 
 
 # --- front matter -----------------------------------------------------------------------------
@@ -1684,6 +1707,18 @@ def test_filters() -> None:
         (lambda a: a["determinism"].update(cudnn_benchmark="false"), "determinism.cudnn_benchmark"),
         (lambda a: a["determinism"].update(requested=1), "determinism.requested"),
         (lambda a: a["determinism"].update(inductor_deterministic="yes"), "determinism.inductor_deterministic"),
+        # A user test: `"false"` had shown "channels_last | yes", and `0` an unticked box beside "no uncommitted changes".
+        (lambda a: a["measurements"]["latency"].update(channels_last="false"), "measurements.latency.channels_last"),
+        (lambda a: a["measurements"]["latency"].update(synchronized=0), "measurements.latency.synchronized"),
+        (lambda a: a["environment"].update(git_dirty="false"), "environment.git_dirty"),
+        (lambda a: a["environment"].update(git_dirty=0), "environment.git_dirty"),
+        (lambda a: a["environment"].update(cpu_bf16_native="no"), "environment.cpu_bf16_native"),
+        (lambda a: a["training"].update(layout={"input_channels_last": "true", "weights_channels_last": True}),
+         "training.layout.input_channels_last"),
+        (lambda a: a["training"].update(layout={"input_channels_last": True, "weights_channels_last": 1}),
+         "training.layout.weights_channels_last"),
+        (lambda a: a["training"]["host_memory"].update(large_blocks_from_heap="false"),
+         "training.host_memory.large_blocks_from_heap"),
     ],
 )
 def test_malformed_nested_fields_are_bad_input_for_render_and_check(
