@@ -465,8 +465,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             suite = f"auditor.{_suite_name(args.run_dir)}"
             write_junit_text(args.junit, junit_error_xml(suite, str(exc), warned))
-        except InvalidInput:  # e.g. the --junit path itself was the bad input
-            raise exc from None
+        except InvalidInput as refused:  # e.g. the --junit path itself was the bad input
+            if str(refused) in str(exc):
+                raise exc from None
+            raise InvalidInput(f"{exc}\n(no JUnit report was written: {refused})") from None
         raise InvalidInput(f"{exc} (the JUnit report {args.junit} says so: one errored test case)") from None
 
 
@@ -788,10 +790,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout, sys.stderr = _usable_streams(*streams)
     _names_printable()
     try:
+        _import_held(LIGHT_MODULES)
         if args.command in TORCH_COMMANDS:
             _refuse_unreadable_input(args)
-            with signals_held():
-                importlib.import_module("torch")
+        _import_held(COMMAND_MODULES.get(args.command, ()))
         code = COMMANDS[args.command](args)
         if (note := stops.late_note()) is not None:
             _log(note)
@@ -897,6 +899,32 @@ def _own_bytes_or_escaped(exc: UnicodeError) -> tuple[str | bytes, int]:
 # Commands that import torch before they start, once their spec or checkpoint could be read
 # (validate: for the model registry and this machine's checks).
 TORCH_COMMANDS = ("run", "verify", "evaluate", "measure", "validate")
+# What a command imports before it starts, with stops held (`_import_held`): a Ctrl-C inside an import
+# leaves modules half-made (inside torch's: an AttributeError or a C++ abort, not exit 130), and one
+# inside the exec() by which a dataclass or named tuple makes its methods has CPython end the process
+# by SIGINT after the command's own clean stop (-2 to a Python caller; 130 to a shell either way).
+LIGHT_MODULES = ("auditor.spec", "auditor.audit", "auditor.check", "auditor.render", "auditor.ablate")  # no torch
+TORCH_MODULES = ("torch", "auditor.data", "auditor.models", "auditor.runner", "auditor.inspect", "auditor.verify")
+# Imported by a run part way: by torch.use_deterministic_algorithms (torch._dynamo's 1-2 s), and to
+# draw the sheet's figure (matplotlib, which is optional: a figure it cannot draw is said in the sheet).
+FIGURE_MODULES = ("matplotlib.style", "matplotlib.figure", "matplotlib.backends.backend_agg")
+COMMAND_MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "run": (*TORCH_MODULES, "torch._inductor", *FIGURE_MODULES), "verify": (*TORCH_MODULES, *FIGURE_MODULES),
+    "render": FIGURE_MODULES, "ablate": FIGURE_MODULES,
+    **dict.fromkeys(("evaluate", "measure", "validate", "models"), TORCH_MODULES),
+})  # fmt: skip
+
+
+def _import_held(modules: Sequence[str]) -> None:
+    """Import `modules` with Ctrl-C and SIGTERM held until all are (`COMMAND_MODULES`); a figure
+    module that is not installed is left to the figure, which says so."""
+    with signals_held():
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                if module not in FIGURE_MODULES:
+                    raise
 
 
 def _refuse_unreadable_input(args: argparse.Namespace) -> None:

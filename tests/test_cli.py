@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import csv
 import errno
@@ -857,7 +858,8 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     record = (rep / "audit.json").read_bytes()  # not a JUnit report: never replaced, also not on an error
     refused = run_cli("check", str(rep), *sets("criteria.best_val_acc=>= 30%"), "--junit", str(rep / "audit.json"))
     assert_clean_error(refused, "cannot parse")
-    assert (rep / "audit.json").read_bytes() == record and "JUnit report" not in refused.stderr
+    assert (rep / "audit.json").read_bytes() == record and "says so: one errored test case" not in refused.stderr
+    assert f"(no JUnit report was written: {rep / 'audit.json'}: cannot write JUnit report" in refused.stderr
 
 
 def test_check_into_a_closed_pipe_still_puts_its_junit_report_in_place(tmp_path: Path, smoke_run: Path) -> None:
@@ -1460,6 +1462,44 @@ def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, rais
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+
+
+def test_a_command_imports_its_modules_with_stops_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: a Ctrl-C inside the exec() by which a dataclass of a module imported part way
+    made its methods had CPython end a `run --resume` by SIGINT (-2) after its clean stop (130)."""
+    from auditor import cli
+
+    imported: list[str] = []
+
+    def imports(name: str) -> None:
+        if not imported:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
+        imported.append(name)
+
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    monkeypatch.setattr(cli.importlib, "import_module", imports)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cli._import_held(cli.COMMAND_MODULES["run"])
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+    assert imported == list(cli.COMMAND_MODULES["run"])  # every one, then the stop
+
+
+def test_the_modules_imported_up_front_are_every_module_a_command_uses() -> None:
+    """Every module of the package (but the entry points) is imported up front, and the light ones
+    without torch, which `check`, `render`, `schema` and `ablate` do not wait for."""
+    from auditor import cli
+
+    code = ("import sys, auditor.cli as c; c._import_held(c.LIGHT_MODULES); print('torch' in sys.modules); "
+            "c._import_held(c.COMMAND_MODULES['run']); print(sorted(m for m in sys.modules if m.startswith('auditor.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    light_has_torch, loaded = out.splitlines()
+    assert light_has_torch == "False"
+    package = {f"auditor.{p.stem}" for p in Path(cli.__file__).parent.glob("*.py")} - {"auditor.__init__", "auditor.__main__"}
+    assert package <= set(ast.literal_eval(loaded))
+    assert set(cli.COMMAND_MODULES) | {"schema", "check"} == set(cli.COMMANDS)
 
 
 def test_a_stop_before_a_command_took_over_says_how_to_go_on(
