@@ -15,6 +15,7 @@ line's `--set`, the variant's overrides, then `seed=<seed>` and
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shlex
@@ -437,7 +438,7 @@ def build_plan(
         if errs:
             errors[v] = errs
     if errors:
-        raise InvalidInput(_merge_errors(source, abl.base, errors, len(variants)))
+        raise InvalidInput(_merge_errors(source, abl.base, errors, len(variants), key_lines(path)))
     return Plan(
         source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
@@ -446,16 +447,21 @@ def build_plan(
     )  # fmt: skip
 
 
-def _merge_errors(source: str, base: str, errors: dict[str, list[str]], n_variants: int) -> str:
+def _merge_errors(
+    source: str, base: str, errors: dict[str, list[str]], n_variants: int, at: Mapping[tuple[str, ...], int],
+) -> str:
     """One line per problem; a problem shared by every variant is reported once, on the base. What
-    follows a line's variant (': PROBLEM', or ' --set ITEM: PROBLEM' naming a --set) is kept."""
+    follows a line's variant (': PROBLEM', or ' --set ITEM: PROBLEM' naming a --set) is kept; a
+    problem of the file's own overrides names the line of the variant's key (`at`: the file's key lines)."""
     stripped = {v: [line.removeprefix(f"{source}: variant {v!r}") for line in lines] for v, lines in errors.items()}
     every = len(errors) == n_variants > 1
     common = set.intersection(*(set(s) for s in stripped.values())) if every else set()
     lines = [f"{source}: base {base} with the overrides (every variant){c}" for c in next(iter(stripped.values()))
              if c in common]  # fmt: skip
     for v, items in stripped.items():
-        lines += [f"{source}: variant {v!r}{c}" for c in items if c not in common]
+        line = at.get(("variants", v))
+        lines += [f"{source}{f':{line}' if line and c.startswith(':') else ''}: variant {v!r}{c}"
+                  for c in items if c not in common]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -1231,6 +1237,18 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
     return render_ablation(here), record
 
 
+def refuse_nothing_to_render(out: Path, plan: Plan) -> None:
+    """InvalidInput for `--render-only` where `out` holds neither a page of the ablation nor a
+    report of any of its runs (a mistyped --out): an empty page would pass for the aggregate."""
+    reports = out / "reports"
+    here = report_dir(out, plan.ablation.name)
+    if (here / "ablations.json").exists() or any(reports.glob(f"{glob.escape(plan.ablation.name)}-*/audit.json")):
+        return
+    raise InvalidInput(f"--render-only: {reports} holds no report of a run of {plan.ablation.name} "
+                       f"({plan.ablation.name}-<variant>-s<seed>/audit.json) and no page of it: nothing to aggregate; "
+                       "run the ablation (without --render-only), or give the --out it was run with; nothing was written")
+
+
 def page_record(out: Path, plan: Plan) -> dict[str, Any] | None:
     """The ablations.json now under `out` for `plan`'s ablation (read before a page replaces it), or None."""
     return _read_json(report_dir(out, plan.ablation.name) / "ablations.json")
@@ -1287,14 +1305,27 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
     text = (f"note: this page covers seeds {list(plan.seeds)}; the page it replaced ({made_with}) also listed "
             f"{count(len(dropped), 'finished run')} of other seeds ({_first_names(dropped)}), which this command left "
             "untouched")  # fmt: skip
-    now, then = _counted_rows(record), _counted_rows(earlier)
-    changed = sorted(name for name, spec in then.items() if name not in dropped and now.get(name) != spec)
-    if changed:  # runs of the seeds both pages cover: made again under another spec, or gone
+    then = _counted_rows(earlier)
+    # Runs of the seeds both pages cover, as they are on disk (not as this page counts them: one of
+    # another --set is there all the same): made again under another spec, or gone.
+    changed = sorted(name for name, spec in then.items() if name not in dropped and _spec_on_disk(out, name) != spec)
+    if changed:
         return text + (f"; that page cannot be rebuilt as it was: {count(len(changed), 'run')} it listed "
                        f"({_first_names(changed)}) {'is' if len(changed) == 1 else 'are'} no longer there under the "
                        "spec it listed")  # fmt: skip
     argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
-    return text if argv is None else f"{text}; `{shell_command(argv)}` rebuilds that page"
+    if argv is None:
+        seeds = made.get("seeds")
+        why = (f"its seeds {seeds} are not what the file's seeds {list(plan.ablation.seeds)} give" if isinstance(seeds, list)
+               else "its ablations.json does not say how it was made")  # fmt: skip
+        return f"{text}; no `--render-only` of the file as it is now rebuilds that page ({why})"
+    return f"{text}; `{shell_command(argv)}` rebuilds that page"
+
+
+def _spec_on_disk(out: Path, run: str) -> Any:
+    """The spec hash of run `run`'s finished report under `out` (None: none, or unreadable)."""
+    record = _read_json(report_dir(out, run) / "audit.json")
+    return record.get("spec_hash") if record is not None else None
 
 
 def _first_names(names: list[str], most: int = 10) -> str:
@@ -1527,16 +1558,35 @@ def page_plan(plan: Plan, n_seeds: int | None, log: Log) -> Plan:
     (`n_seeds`: the --seeds the plan was built with).
 
     A page of the selected variants alone would replace the page of a whole
-    ablation; it is the fallback only when the other variants do not resolve.
+    ablation; where some variants do not resolve, the page covers every one that does (a user
+    test: one broken variant had left the page with the --only one alone, finished ones dropped).
     """
     if len(plan.variants) == len(plan.ablation.variants):
         return plan
+    depth = plan.figure == "depth"
     try:
-        return build_plan(plan.source, list(plan.cli_sets), None, n_seeds, plan.figure == "depth")
+        return build_plan(plan.source, list(plan.cli_sets), None, n_seeds, depth)
     except InvalidInput as exc:
         first = str(exc).splitlines()[0]
+    unresolved = [v for v in plan.ablation.variants if v not in plan.variants and _unresolved(plan, v, n_seeds)]
+    resolved = [v for v in plan.ablation.variants if v not in unresolved]
+    try:
+        page = build_plan(plan.source, list(plan.cli_sets), resolved, n_seeds, depth)
+    except InvalidInput:  # a problem of no one variant: the selected ones alone, as before
         log(f"note: the page shows only the variants selected with --only; the others do not resolve: {first}")
         return plan
+    log(f"note: the page leaves out {count(len(unresolved), 'variant')} that {'does' if len(unresolved) == 1 else 'do'} "
+        f"not resolve ({', '.join(unresolved)}): {first}")  # fmt: skip
+    return page
+
+
+def _unresolved(plan: Plan, variant: str, n_seeds: int | None) -> bool:
+    """Whether `variant` of `plan`'s file does not resolve on its own."""
+    try:
+        build_plan(plan.source, list(plan.cli_sets), [variant], n_seeds, plan.figure == "depth")
+    except InvalidInput:
+        return True
+    return False
 
 
 def page_notes(record: dict[str, Any]) -> list[str]:
@@ -1556,7 +1606,11 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if edited := [r["name"] for v in record["variants"] for r in v["missing"] if r.get("edited")]:  # older: not said
         notes.append(f"note: {count(len(edited), 'run')} not counted, as `auditor check` refuses "
                      f"{'its' if len(edited) == 1 else 'their'} audit.json (listed on the page): {', '.join(edited)}")  # fmt: skip
-    if unfinished := missing - len(edited):
+    if stale := [r["name"] for v in record["variants"] for r in v["missing"] if r.get("why") == "stale"]:
+        notes.append(f"note: {count(len(stale), 'run')} not counted, as {'its' if len(stale) == 1 else 'their'} "
+                     f"audit.json {'was' if len(stale) == 1 else 'were'} written by a different spec than the plan's "
+                     f"(stale; listed on the page): {_first_names(stale)}")  # fmt: skip
+    if unfinished := missing - len(edited) - len(stale):
         notes.append(f"note: {count(unfinished, 'planned run')} {'has' if unfinished == 1 else 'have'} "
                      "no finished report yet (listed on the page)")  # fmt: skip
     if record.get("mixed_test_sets"):

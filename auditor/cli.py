@@ -654,6 +654,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.render_only:  # a page of runs made elsewhere can be rendered anywhere
         ablate.check_runnable(plan, args.out)
+    else:
+        ablate.refuse_nothing_to_render(args.out, plan)
     with ablate.held_page(args.out, plan):  # another ablate of this page is refused: two would write it in turn
         return _ablate_held(args, plan)
 

@@ -45,6 +45,8 @@ import torch
 
 import auditor
 from auditor.cli import main as auditor_main
+from auditor.errors import InvalidInput
+from auditor.spec import load_spec
 from auditor.words import count
 
 PACKAGE = Path(auditor.__file__).resolve().parent
@@ -179,8 +181,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the spec under the sync debug mode and print the call sites and verdict."""
     a = parse_args(sys.argv[1:] if argv is None else argv)
+    try:  # a spec that cannot run is said as such, also on a machine without CUDA (a pre-check on a laptop)
+        load_spec(a.spec, a.set)
+    except InvalidInput as exc:
+        return refuse(str(exc))
     if not has_cuda():
-        return refuse("needs a CUDA device; this machine has none")
+        return refuse("needs a CUDA device; this machine has none (the spec itself is valid)")
     with tempfile.TemporaryDirectory(prefix="auditor-sync-") as tmp:
         sets = [x for s in a.set for x in ("--set", s)]
         try:

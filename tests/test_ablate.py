@@ -114,14 +114,14 @@ def test_bad_override_fails_before_training(tmp_path: Path) -> None:
         "  constant: [train.schedule.name=constant]\n  nobn: [model.norm=none, train.optimizer.lr=-1]",
     ))  # fmt: skip
     proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
-    assert_invalid(proc, "x.yaml: variant 'nobn': train.optimizer.lr", "got -1")
+    assert_invalid(proc, "x.yaml:15: variant 'nobn': train.optimizer.lr", "got -1")  # the variant's line
     assert not (tmp_path / "out").exists()  # nothing ran, not even the valid variants
 
 
 def test_override_path_not_in_schema(tmp_path: Path) -> None:
     write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.optimiser.lr=0.1]"))
     proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
-    assert_invalid(proc, "x.yaml: variant 'cosine': train.optimiser: unknown key")
+    assert_invalid(proc, "x.yaml:13: variant 'cosine': train.optimiser: unknown key")
     assert not (tmp_path / "out").exists()
 
 
@@ -425,9 +425,32 @@ def test_child_run_commands_take_dash_leading_paths(tmp_path: Path, monkeypatch:
     assert (args.spec, str(args.out), args.resume) == ("./-b.yaml", "-o", True)
 
 
+def test_the_console_says_stale_runs_are_stale_not_missing() -> None:
+    """A user test: a run of another --set, listed on the page as stale, was 'no finished report yet'."""
+    from auditor import ablate
+
+    missing = [{"seed": 0, "name": "t-a-s0", "why": "stale"}, {"seed": 1, "name": "t-a-s1", "why": "not run"}]
+    notes = ablate.page_notes({"variants": [{"runs": [], "missing": missing}], "mixed_software": []})
+    stale = "note: 1 run not counted, as its audit.json was written by a different spec than the plan's (stale; "
+    assert notes == [f"{stale}listed on the page): t-a-s0", "note: 1 planned run has no finished report yet (listed on the page)"]
+
+
+def test_render_only_of_an_out_holding_no_run_of_the_ablation_is_refused(tmp_path: Path) -> None:
+    """A user test: a mistyped --out got an empty page (every run 'not run yet') and exit 0."""
+    f = write(tmp_path / "tiny.yaml", TINY)
+    (tmp_path / "out/reports/other-s0").mkdir(parents=True)  # another ablation's run
+    (tmp_path / "out/reports/other-s0/audit.json").write_text("{}")
+    proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
+    assert_invalid(proc, "--render-only: out/reports holds no report of a run of tiny (tiny-<variant>-s<seed>/audit.json) "
+                         "and no page of it: nothing to aggregate; run the ablation (without --render-only), or give the "
+                         "--out it was run with; nothing was written")  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out/reports").iterdir()) == ["other-s0"]
+    _first_run_finished(f, tmp_path / "out")
+    assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path).returncode == 0
+
+
 def test_a_page_that_cannot_be_written_names_what_is_in_the_way(tmp_path: Path) -> None:
-    write(tmp_path / "tiny.yaml", TINY)
-    (tmp_path / "out/reports").mkdir(parents=True)
+    _first_run_finished(write(tmp_path / "tiny.yaml", TINY), tmp_path / "out")
     (tmp_path / "out/reports/tiny").write_text("a file where the page's folder goes\n")
     proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
     assert_invalid(proc, "--out: cannot write under out: out/reports/tiny is a file, not a folder")
@@ -571,13 +594,14 @@ def test_variants_that_resolve_to_one_spec_are_named_in_the_plan_and_on_the_page
     assert build_plan(str(measured)).warnings == ()
     dry = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tmp_path)
     assert dry.returncode == 0 and f"# note: {said}" in dry.stdout, dry.stdout + dry.stderr
+    _first_run_finished(f, tmp_path / "out")
     proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "### Variants that resolve to the same spec" in page and "\n- cosine, again, same_lr\n" in page
     assert "note: variants cosine, again, same_lr resolve to the same spec, so their rows compare nothing" in (
         proc.stdout + proc.stderr)  # fmt: skip
-    write(tmp_path / "tiny.yaml", TINY)
+    _first_run_finished(write(tmp_path / "tiny.yaml", TINY), tmp_path / "out2")
     assert ablate("tiny.yaml", "--render-only", "--out", "out2", cwd=tmp_path).returncode == 0
     assert "resolve to the same spec" not in (tmp_path / "out2/reports/tiny/ABLATIONS.md").read_text()
 
@@ -930,22 +954,27 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_copy: Path) -
 
 
 def test_only_runs_some_variants_but_the_page_covers_the_file(tmp_path: Path) -> None:
-    write(tmp_path / "tiny.yaml", TINY)
+    _first_run_finished(write(tmp_path / "tiny.yaml", TINY), tmp_path / "out", only=["constant"])
     proc = ablate("tiny.yaml", "--only", "constant", "--render-only", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
-    assert "- Variants on this page: cosine, constant\n" in page and "selected with `--only`" not in page
-    assert "`tiny-cosine-s0` (no report: not run yet, or its report was removed)" in page and "4 planned runs have no finished report yet" in proc.stdout
+    assert "- Variants on this page: cosine, constant\n" in page and "do not resolve" not in page
+    assert "`tiny-cosine-s0` (no report: not run yet, or its report was removed)" in page and "3 planned runs have no finished report yet" in proc.stdout
 
 
-def test_only_falls_back_to_its_variants_when_the_others_do_not_resolve(tmp_path: Path) -> None:
-    write(tmp_path / "tiny.yaml", TINY.replace("constant: [train.schedule.name=constant]", "constant: [train.epochs=-1]"))
+def test_only_leaves_out_of_the_page_the_variants_that_do_not_resolve_alone(tmp_path: Path) -> None:
+    """A user test: one broken variant had left the page with the --only variant alone, a finished
+    variant that resolves dropped, said to be among those that 'do not resolve'."""
+    three = TINY.replace("constant: [train.schedule.name=constant]",
+                         "constant: [train.schedule.name=constant]\n  broken: [train.epochs=-1]")  # fmt: skip
+    _first_run_finished(write(tmp_path / "tiny.yaml", three), tmp_path / "out", only=["cosine"])
     proc = ablate("tiny.yaml", "--only", "cosine", "--render-only", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "note: the page shows only the variants selected with --only; the others do not resolve: " in proc.stdout
-    assert "train.epochs" in proc.stdout
+    assert "note: the page leaves out 1 variant that does not resolve (broken): tiny.yaml" in proc.stdout
+    assert "train.epochs" in proc.stdout and "selected with --only" not in proc.stdout
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
-    assert "- Variants on this page: cosine (selected with `--only`, as the others do not resolve" in page
+    assert ("- Variants on this page: cosine, constant (the file's other variants do not resolve with these "
+            "overrides; it defines cosine, constant, broken)") in page
 
 
 @pytest.mark.slow
@@ -1201,6 +1230,7 @@ def test_a_second_ablate_of_the_same_page_is_refused_while_one_goes_on(
 
     f = write(tmp_path / "x.yaml", TINY)
     out = tmp_path / "out"
+    _first_run_finished(f, out)  # a --render-only of an --out holding no run of it is refused before the lock
     lock = lock_beside(out / "reports" / "tiny")
     with held_lock(lock, "held by this test", out):  # as another `auditor ablate` process holds it
         for extra in (["--only", "cosine"], ["--render-only"]):
@@ -1467,6 +1497,14 @@ def _fake_finished(out: Path, run: object, status: str, best: float, test_loss: 
     (out / "reports" / run.name / "REPRODUCIBILITY.md").write_text("sheet")
 
 
+def _first_run_finished(ablation: Path, out: Path, only: list[str] | None = None) -> str:
+    """One finished (faked) run of the ablation file's plan under `out`, for a `--render-only`, which
+    refuses an --out holding no run of it; returns its name."""
+    run = build_plan(str(ablation), only=only).runs[0]
+    _fake_finished(out, run, "completed", 0.5)
+    return run.name
+
+
 def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so(tmp_path: Path) -> None:
     from auditor import ablate
 
@@ -1542,10 +1580,16 @@ def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebu
         "--render-only` rebuilds that page")  # fmt: skip
     odd = {**earlier, "variants": [{**v, "runs": v["runs"][::2]}], "ablation": {**earlier["ablation"], "seeds": [0, 2]}}
     assert ablate.replaced_page_note(odd, record, one, tmp_path).endswith(
-        f"({three.runs[2].name}), which this command left untouched")
-    # A run both pages cover made again under another spec: the earlier page is gone for good.
+        f"({three.runs[2].name}), which this command left untouched; no `--render-only` of the file as it is now "
+        "rebuilds that page (its seeds [0, 2] are not what the file's seeds [0, 1, 2] give)")  # fmt: skip
+    # A run this page does not count (of another --set), still there as the earlier page listed it: that
+    # page can be rebuilt all the same (a user test: it was said to be gone).
     again = {**record, "variants": [{**record["variants"][0], "runs": [{**record["variants"][0]["runs"][0], "spec_hash": "x"}]}]}
-    assert ablate.replaced_page_note(earlier, again, one, tmp_path).endswith(
+    assert ablate.replaced_page_note(earlier, again, one, tmp_path).endswith("--render-only` rebuilds that page")
+    # A run both pages cover made again under another spec: the earlier page is gone for good.
+    on_disk = tmp_path / "reports" / three.runs[0].name / "audit.json"
+    on_disk.write_text(json.dumps({**json.loads(on_disk.read_text()), "spec_hash": "x"}))
+    assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(
         f"which this command left untouched; that page cannot be rebuilt as it was: 1 run it listed ({three.runs[0].name}) "
         "is no longer there under the spec it listed")  # fmt: skip
 

@@ -146,6 +146,9 @@ def test_a_run_that_did_not_train_on_cuda_is_refused(sync, monkeypatch, capsys) 
 
 def test_a_refused_spec_exits_2_and_a_failed_run_3(on_cpu, monkeypatch, capsys) -> None:
     assert on_cpu.main([SMOKE, "--set", "train.epochs=0"]) == 2
+    assert "train.epochs: input should be greater than or equal to 1, got 0" in capsys.readouterr().err
+    monkeypatch.setattr(on_cpu, "auditor_main", lambda argv: 2)  # refused by the run itself (its data, say)
+    assert on_cpu.main([SMOKE]) == 2
     assert "`auditor run` exited 2" in capsys.readouterr().err
 
     def crash(argv):
@@ -168,5 +171,10 @@ def test_run_problem_names_a_run_without_steps_apart_from_one_on_another_device(
 def test_no_cuda_is_refused_with_exit_2(sync, capsys) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert sync.main(["specs/smoke.yaml"]) == 2
-    assert "needs a CUDA device" in capsys.readouterr().err
+    assert sync.main([SMOKE]) == 2
+    assert "needs a CUDA device; this machine has none (the spec itself is valid)" in capsys.readouterr().err
+    # A user test: every other input error had been hidden behind it.
+    for args, said in ((["nosuch.yaml"], "nosuch.yaml"), ([SMOKE, "--set", "train.epochz=1"], "train.epochz: unknown key")):
+        assert sync.main(args) == 2
+        err = capsys.readouterr().err
+        assert said in err and "needs a CUDA device" not in err, err

@@ -1551,11 +1551,14 @@ def test_every_command_help_describes_it() -> None:
 def test_render_and_check_warn_when_the_resolved_yaml_was_edited(smoke_run: Path, tmp_path: Path) -> None:
     report = tmp_path / "smoke"
     shutil.copytree(smoke_run / "reports" / "smoke", report)
-    for command in ("render", "check"):
-        proc = run_cli(command, str(report))
-        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     spec_file = report / "spec.resolved.yaml"
     spec_file.write_text(spec_file.read_text().replace("seed: 0", "seed: 1"))
+    for command in ("render", "check"):  # a copy: its Reproduce command names the run's own file, which is intact
+        proc = run_cli(command, str(report))
+        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    record = json.loads((report / "audit.json").read_text())
+    record["run"]["out"] = str(tmp_path / "elsewhere")  # as a report from another machine: its own file is checked
+    (report / "audit.json").write_text(json.dumps(record, indent=2))
     for command in ("render", "check"):
         proc = run_cli(command, str(report))
         assert proc.returncode == 0, proc.stderr  # the record itself is intact: the gate goes by it

@@ -1803,7 +1803,7 @@ def test_a_record_lacking_a_figure_the_sheet_formats_is_refused_naming_it(tmp_pa
     audit = golden_audit()
     del audit["run"]["measure_time_s"]
     run_dir = write_run_dir(tmp_path, audit)
-    with pytest.raises(InvalidInput, match="cannot render the sheet: it has no field 'measure_time_s' where the sheet"):
+    with pytest.raises(InvalidInput, match=r"cannot render the sheet: it has no field 'measure_time_s' \(run.measure_time_s\) where the sheet"):
         render_run(run_dir)
     assert not (run_dir / "REPRODUCIBILITY.md").exists()
 
