@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shlex
 import signal
 import statistics
@@ -438,7 +439,7 @@ def build_plan(
         if errs:
             errors[v] = errs
     if errors:
-        raise InvalidInput(_merge_errors(source, abl.base, errors, len(variants), key_lines(path)))
+        raise InvalidInput(_merge_errors(source, abl.base, errors, len(variants), key_lines(path), abl.variants))
     return Plan(
         source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
@@ -449,10 +450,12 @@ def build_plan(
 
 def _merge_errors(
     source: str, base: str, errors: dict[str, list[str]], n_variants: int, at: Mapping[tuple[str, ...], int],
+    own: Mapping[str, Sequence[str]],
 ) -> str:
     """One line per problem; a problem shared by every variant is reported once, on the base. What
     follows a line's variant (': PROBLEM', or ' --set ITEM: PROBLEM' naming a --set) is kept; a
-    problem of the file's own overrides names the line of the variant's key (`at`: the file's key lines)."""
+    problem of a key the variant's `own` overrides set names the line of the variant's key (`at`: the
+    file's key lines)."""
     stripped = {v: [line.removeprefix(f"{source}: variant {v!r}") for line in lines] for v, lines in errors.items()}
     every = len(errors) == n_variants > 1
     common = set.intersection(*(set(s) for s in stripped.values())) if every else set()
@@ -460,9 +463,19 @@ def _merge_errors(
              if c in common]  # fmt: skip
     for v, items in stripped.items():
         line = at.get(("variants", v))
-        lines += [f"{source}{f':{line}' if line and c.startswith(':') else ''}: variant {v!r}{c}"
+        lines += [f"{source}{f':{line}' if line and _own_problem(c, own[v]) else ''}: variant {v!r}{c}"
                   for c in items if c not in common]  # fmt: skip
     return "\n".join(lines)
+
+
+def _own_problem(problem: str, overrides: Sequence[str]) -> bool:
+    """Whether `problem` (': KEY: why', as a variant's line goes on) is of a key that the variant's
+    own `overrides` set (or a section of one, or a key within one), not of the base or the shared ones."""
+    if not problem.startswith(": "):
+        return False
+    key = problem[2:].split(": ", 1)[0]
+    return any(key == k or key.startswith(f"{k}.") or k.startswith(f"{key}.")
+               for k in (item.partition("=")[0].strip() for item in overrides))  # fmt: skip
 
 
 # --- run state on disk ---------------------------------------------------------------
@@ -915,8 +928,9 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
     """Write figures/val_acc.png (and figures/depth.png when asked); say why when impossible."""
     try:
         import matplotlib.style
-    except ImportError:
-        return {"available": False, "note": "matplotlib is not installed: no figures were drawn", "files": []}
+    except Exception as exc:  # noqa: BLE001 - not installed, or its settings refused (MPLBACKEND naming no backend)
+        why = "is not installed" if isinstance(exc, ImportError) else f"cannot be imported ({type(exc).__name__}: {exc})"
+        return {"available": False, "note": f"matplotlib {why}: no figures were drawn", "files": []}
     fig_dir = here / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     with matplotlib.style.context("default"):  # independent of any matplotlibrc
@@ -1242,7 +1256,10 @@ def refuse_nothing_to_render(out: Path, plan: Plan) -> None:
     report of any of its runs (a mistyped --out): an empty page would pass for the aggregate."""
     reports = out / "reports"
     here = report_dir(out, plan.ablation.name)
-    if (here / "ablations.json").exists() or any(reports.glob(f"{glob.escape(plan.ablation.name)}-*/audit.json")):
+    variants = "|".join(map(re.escape, plan.ablation.variants))
+    runs = re.compile(rf"{re.escape(plan.ablation.name)}-(?:{variants})-s\d+")  # run_name's, of any seed
+    found = (p for p in reports.glob(f"{glob.escape(plan.ablation.name)}-*/audit.json") if runs.fullmatch(p.parent.name))
+    if (here / "ablations.json").exists() or next(found, None) is not None:
         return
     raise InvalidInput(f"--render-only: {reports} holds no report of a run of {plan.ablation.name} "
                        f"({plan.ablation.name}-<variant>-s<seed>/audit.json) and no page of it: nothing to aggregate; "
@@ -1315,8 +1332,9 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
                        "spec it listed")  # fmt: skip
     argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
     if argv is None:
-        seeds = made.get("seeds")
-        why = (f"its seeds {seeds} are not what the file's seeds {list(plan.ablation.seeds)} give" if isinstance(seeds, list)
+        seeds, given = made.get("seeds"), made.get("cli_overrides")
+        told = isinstance(seeds, list) and isinstance(given, list) and all(isinstance(x, str) for x in given)
+        why = (f"its seeds {seeds} are not what the file's seeds {list(plan.ablation.seeds)} give" if told
                else "its ablations.json does not say how it was made")  # fmt: skip
         return f"{text}; no `--render-only` of the file as it is now rebuilds that page ({why})"
     return f"{text}; `{shell_command(argv)}` rebuilds that page"

@@ -504,9 +504,13 @@ def _moved_from(run_dir: Path, audit: dict[str, Any]) -> Path | None:
         return None
     written = Path(cwd if isinstance(cwd, str) else "", out, rel)  # as the Reproduce commands name it
     try:
-        return None if os.path.realpath(run_dir) == os.path.realpath(written) else written
+        here = os.path.realpath(run_dir)
+        # The run's own staging folder (`<name>.partial`, where the run renders its sheet) is that
+        # folder too: an earlier run of the name still in `<name>` is not this run's.
+        same = here in (os.path.realpath(written), os.path.realpath(written.with_name(written.name + STAGING)))
     except (OSError, ValueError):  # a name the OS refuses, a NUL in the record's text
         return None
+    return None if same else written
 
 
 def retrain_spec_file(run_dir: Path, audit: dict[str, Any]) -> Path:
@@ -999,7 +1003,7 @@ HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 def known_fields() -> list[str]:
     """The dotted places of the fields a run writes that the record's checks know by name
     (NESTED_KEYS, SHEET_FIELDS): for naming the place of a field a message knows only by its key."""
-    return [*(".".join(keys) for keys, _, _ in NESTED_KEYS), *(dotted for dotted, _ in SHEET_FIELDS)]
+    return list(dict.fromkeys([*(".".join(keys) for keys, _, _ in NESTED_KEYS), *(dotted for dotted, _ in SHEET_FIELDS)]))
 
 
 def _field_ok(audit: Mapping[str, Any], dotted: str, kind: Callable[[Any], bool]) -> bool:

@@ -919,12 +919,13 @@ COMMAND_MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 def _import_held(modules: Sequence[str]) -> None:
     """Import `modules` with Ctrl-C and SIGTERM held until all are (`COMMAND_MODULES`); a figure
-    module that is not installed is left to the figure, which says so."""
+    module that cannot be imported (not installed, or `MPLBACKEND` naming no backend) is left to
+    the figure's own import, which says so or refuses it as the command did before."""
     with signals_held():
         for module in modules:
             try:
                 importlib.import_module(module)
-            except ImportError:
+            except Exception:  # a figure module's failure is the figure's to report
                 if module not in FIGURE_MODULES:
                     raise
 

@@ -245,10 +245,10 @@ def draw_figures(
         return {LEARNING_CURVES: None}, {LEARNING_CURVES: "no completed epoch to plot"}, {}
     try:
         import matplotlib.style
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001 - not installed, or its settings refused (MPLBACKEND naming no backend)
         return {LEARNING_CURVES: None}, {
-            LEARNING_CURVES: f"figures unavailable: matplotlib is not importable ({exc}); "
-            "install matplotlib and run `auditor render` again"
+            LEARNING_CURVES: f"figures unavailable: matplotlib is not importable ({type(exc).__name__}: {exc}); "
+            "install matplotlib (or mend its settings) and run `auditor render` again"
         }, {}
     split = audit["training"]["selection_split"]
     # The default style makes the output independent of any matplotlibrc.

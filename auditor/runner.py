@@ -119,7 +119,8 @@ def claimed_run(paths: RunPaths, log: Any = print) -> Iterator[Claim]:
     with held_lock(paths.lock, busy, paths.out) as locked:
         check_run_folders(paths)
         discard_half_seeded(paths, locked, log)
-        recover_interrupted_promote(paths)
+        if (left := recover_interrupted_promote(paths)) is not None:
+            log(leftover_note(left, "the next run of this name"))
         made = _make_ckpt_staging(paths)
         try:
             yield Claim(made, locked)
@@ -636,22 +637,23 @@ def _run_folders(paths: RunPaths) -> list[tuple[str, Path, str]]:
     return [("checkpoints", paths.checkpoints, "*.pt"), ("reports", paths.reports, "audit.json")]
 
 
-def recover_interrupted_promote(paths: RunPaths) -> None:
-    """Finish or undo a promote that was killed part-way.
+def recover_interrupted_promote(paths: RunPaths) -> Path | None:
+    """Finish or undo a promote that was killed part-way; returns what of a folder it set aside
+    could not be deleted (`discard`), or None.
 
     Killed between the two promotes (checkpoints already the new run's), the
     new report is complete in staging: it is promoted, so that a report never
     sits beside checkpoints it was not written with. Killed between the two
     renames of one promote, `<name>.old` is put back.
     """
-    if report_awaits_promotion(paths):
-        promote(paths.reports_staging, paths.reports)
+    left = promote(paths.reports_staging, paths.reports) if report_awaits_promotion(paths) else None
     for _, final, _ in _run_folders(paths):
         old = aside(final)
         if _set_aside_by_us(old) and not (final.exists() or final.is_symlink()):
             os.replace(old, final)
         if final.is_dir() and not final.is_symlink():  # put back, or marked by a promote killed before its rename
             (final / SET_ASIDE).unlink(missing_ok=True)
+    return left
 
 
 def report_awaits_promotion(paths: RunPaths) -> bool:
@@ -803,18 +805,20 @@ def appeared(old: Path, staging: Path) -> None:
 def discard(path: Path) -> Path | None:
     """Remove a folder (or a link to one: the link, not its target), by way of a trash name, so
     that a deletion that fails part way (a read-only folder inside) leaves a hidden name, not a
-    half-deleted folder under `path`'s name. Returns such a leftover (None: all gone); a later
-    discard of the same name tries it again."""
+    half-deleted folder under `path`'s name. Returns such a leftover, or an earlier one that fails
+    again (None: all gone); a later discard of the same name tries it again."""
+    stuck = None  # an earlier leftover that fails again is said too (the README promises a note)
     for left in path.parent.glob(f".{path.name}.trash-*"):  # from a deletion cut short
         shutil.rmtree(left, ignore_errors=True)
+        stuck = stuck or (left if left.exists() or left.is_symlink() else None)
     if path.is_symlink():
         path.unlink()
     elif path.exists():
         trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
-        return trash if trash.exists() or trash.is_symlink() else None
-    return None
+        return trash if trash.exists() or trash.is_symlink() else stuck
+    return stuck
 
 
 # --- fault injection (verify) -----------------------------------------------------

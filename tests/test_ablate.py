@@ -118,6 +118,17 @@ def test_bad_override_fails_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()  # nothing ran, not even the valid variants
 
 
+def test_a_variant_s_line_is_named_only_for_a_problem_of_its_own_overrides(tmp_path: Path) -> None:
+    """A review: a problem of the shared overrides, with --only one variant, named that variant's line."""
+    f = write(tmp_path / "x.yaml", TINY.replace("  - train.epochs=1\n", "  - train.epochs=-1\n").replace(
+        "constant: [train.schedule.name=constant]", "constant: [train.optimizer.lr=-1]"))  # fmt: skip
+    with pytest.raises(InvalidInput) as err:
+        build_plan(str(f), only=["constant"])
+    assert sorted(str(err.value).splitlines()) == [
+        f"{f}: variant 'constant': train.epochs: input should be greater than or equal to 1, got -1",
+        f"{f}:14: variant 'constant': train.optimizer.lr: input should be greater than 0, got -1"]  # fmt: skip
+
+
 def test_override_path_not_in_schema(tmp_path: Path) -> None:
     write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.optimiser.lr=0.1]"))
     proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
@@ -438,13 +449,14 @@ def test_the_console_says_stale_runs_are_stale_not_missing() -> None:
 def test_render_only_of_an_out_holding_no_run_of_the_ablation_is_refused(tmp_path: Path) -> None:
     """A user test: a mistyped --out got an empty page (every run 'not run yet') and exit 0."""
     f = write(tmp_path / "tiny.yaml", TINY)
-    (tmp_path / "out/reports/other-s0").mkdir(parents=True)  # another ablation's run
-    (tmp_path / "out/reports/other-s0/audit.json").write_text("{}")
+    for other in ("other-s0", "tiny-wide-cosine-s0"):  # other ablations' runs (`tiny-wide` begins as `tiny` does)
+        (tmp_path / "out/reports" / other).mkdir(parents=True)
+        (tmp_path / "out/reports" / other / "audit.json").write_text("{}")
     proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
     assert_invalid(proc, "--render-only: out/reports holds no report of a run of tiny (tiny-<variant>-s<seed>/audit.json) "
                          "and no page of it: nothing to aggregate; run the ablation (without --render-only), or give the "
                          "--out it was run with; nothing was written")  # fmt: skip
-    assert sorted(p.name for p in (tmp_path / "out/reports").iterdir()) == ["other-s0"]
+    assert sorted(p.name for p in (tmp_path / "out/reports").iterdir()) == ["other-s0", "tiny-wide-cosine-s0"]
     _first_run_finished(f, tmp_path / "out")
     assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path).returncode == 0
 

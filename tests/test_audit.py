@@ -412,6 +412,25 @@ def test_a_copied_report_is_warned_of_by_the_resolved_yaml_its_command_names(tmp
     assert (resolved_yaml_warning(copy, record) or "").startswith(f"{copy / 'spec.resolved.yaml'} is missing")
 
 
+def test_the_runs_own_staging_folder_is_no_copy_of_its_report(tmp_path: Path) -> None:
+    """A review: a run renders its sheet in `<name>.partial`, which was taken for a copy of
+    `<name>`, where the earlier run of the name still was: its spec.resolved.yaml, of another
+    spec, put a false caution in the new run's sheet."""
+    from auditor.audit import moved_note, resolved_yaml_warning
+    from auditor.spec import resolved_yaml
+
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["environment"]["cwd"], record["run"]["out"] = str(tmp_path), "out"
+    final = tmp_path / "out" / record["run"]["report_dir"]
+    staging = final.with_name(final.name + ".partial")
+    final.mkdir(parents=True)
+    (final / "spec.resolved.yaml").write_text(resolved_yaml({**record["spec"], "seed": 99}))  # the earlier run's
+    staging.mkdir()
+    (staging / "spec.resolved.yaml").write_text(resolved_yaml(record["spec"]))
+    assert resolved_yaml_warning(staging, record) is None and moved_note(staging, record) is None
+    assert (resolved_yaml_warning(final, record) or "").startswith(f"{final / 'spec.resolved.yaml'} does not hold")
+
+
 # --- metrics against what the record measured ----------------------------------------------
 
 

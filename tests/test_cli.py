@@ -1502,6 +1502,15 @@ def test_the_modules_imported_up_front_are_every_module_a_command_uses() -> None
     assert set(cli.COMMAND_MODULES) | {"schema", "check"} == set(cli.COMMANDS)
 
 
+def test_matplotlib_settings_it_refuses_do_not_stop_a_command_at_its_imports(smoke_run: Path, tmp_path: Path) -> None:
+    """A review: imported up front, `MPLBACKEND=nonsense` failed `render` with a traceback."""
+    report = tmp_path / "smoke"
+    shutil.copytree(smoke_run / "reports" / "smoke", report)
+    proc = run_cli("render", str(report), env={"MPLBACKEND": "nonsense"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "figures unavailable: matplotlib is not importable (ValueError: " in (report / "REPRODUCIBILITY.md").read_text()
+
+
 def test_a_stop_before_a_command_took_over_says_how_to_go_on(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

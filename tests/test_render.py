@@ -347,6 +347,25 @@ def test_matplotlib_missing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "![Learning curves" not in text
 
 
+def test_matplotlib_settings_it_refuses_leave_the_figure_out_not_the_sheet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review: `MPLBACKEND=nonsense` failed the import with a ValueError, which the sheet
+    blamed on a malformed record (exit 2), and now, imported up front, tracebacked."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def refused(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "matplotlib.style":
+            raise ValueError("Key backend: 'nonsense' is not a valid value for backend (test)")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refused)
+    text = render_run(write_run_dir(tmp_path, golden_audit())).read_text()
+    assert "figures unavailable: matplotlib is not importable (ValueError: Key backend: 'nonsense'" in text
+
+
 @pytest.mark.parametrize("epochs", [[1], [1, 2], list(range(1, 31))])
 def test_epoch_axes_tick_whole_epochs_even_for_a_single_epoch(epochs: list[int]) -> None:
     fig = agg_figure((6, 4))

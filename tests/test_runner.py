@@ -273,6 +273,16 @@ def _finished_run(out: Path) -> tuple[Spec, dict[str, bytes]]:
     return spec, _files(out)
 
 
+def test_a_run_replacing_one_of_another_spec_gets_no_caution_from_the_earlier_one(tmp_path: Path) -> None:
+    """A review: the sheet rendered in staging had been cautioned that the earlier run's
+    spec.resolved.yaml, still in place then, does not hold this run's spec."""
+    _finished_run(tmp_path)
+    execute(load_spec("smoke", [*TINY_SETS, "seed=1"]), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+            log=lambda m: None)  # fmt: skip
+    assert json.loads((tmp_path / "reports/smoke/audit.json").read_text())["spec"]["seed"] == 1  # the new run's
+    assert "[!CAUTION]" not in (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
+
+
 @pytest.mark.parametrize("where", ["reports/smoke.old", "checkpoints/smoke.old"])
 @pytest.mark.parametrize("kind", ["a file", "a folder of the user's"])
 def test_something_under_the_reserved_old_name_is_refused_before_training(tmp_path: Path, where: str, kind: str) -> None:
@@ -343,6 +353,7 @@ def test_discard_frees_the_name_even_where_the_deletion_fails_part_way(
     left = runner.discard(old)
     assert left is not None and left.parent == tmp_path and left.name.startswith(".smoke.old.trash-")
     assert not old.exists() and (left / "a" / "f").is_file()
+    assert runner.discard(old) == left  # tried again, failing again: said again (a review: it went unsaid)
     monkeypatch.undo()
     old.mkdir()
     assert runner.discard(old) is None and list(tmp_path.iterdir()) == []  # the leftover is tried again
