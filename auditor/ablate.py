@@ -1378,15 +1378,17 @@ def page_rebuild_command(page_dir: Path) -> str | None:
 Log = Callable[[str], None]
 
 
-def list_lines(plan_source: str, only: list[str] | None = None) -> list[str]:
-    """`--list`: the ablation file, its overrides and variants (those of `only`, when given)."""
+def list_lines(plan_source: str, only: list[str] | None = None, n_seeds: int | None = None) -> list[str]:
+    """`--list`: the ablation file, its overrides, seeds (the first `n_seeds`, as `--seeds` picks
+    them, when given) and variants (those of `only`, when given)."""
     path, abl = load_ablation(plan_source)
     chosen = _select_variants(plan_source, abl, only or [])
+    seeds, note = choose_seeds(abl.seeds, n_seeds, plan_source)
     width = max(len(v) for v in chosen)
     return [
         f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}",
         f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}",
-        f"# seeds: {abl.seeds}",
+        f"# seeds: {seeds}" + (f"  ({note})" if note else ""),
         *(f"{v:<{width}}  {' '.join(abl.variants[v]) or '(base)'}" for v in chosen),
     ]
 

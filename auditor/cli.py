@@ -644,7 +644,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from auditor import ablate
 
     if args.list:
-        return _say(ablate.list_lines(args.ablation, args.only))
+        return _say(ablate.list_lines(args.ablation, args.only, args.seeds))
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
     ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
     ablate.check_run_names(args.out, plan)

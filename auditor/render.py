@@ -66,7 +66,14 @@ from auditor.check import (
 )
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
-from auditor.spec import CIFAR10_STD, CIFAR10_STD_LEGACY, resolved_dict, resource_dir, validate_spec
+from auditor.spec import (
+    CIFAR10_STD,
+    CIFAR10_STD_LEGACY,
+    NUMERIC_METRICS,
+    resolved_dict,
+    resource_dir,
+    validate_spec,
+)
 from auditor.words import count, describe_setting, every_n, exact, first_of, plural
 
 TEMPLATE = "reproducibility.md.j2"
@@ -725,12 +732,23 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
         "n_pass": n_pass,
         "n_criteria": len(crit),
         "fail_reasons": reasons,
+        "accuracy_ungated": _accuracy_ungated(crit) if not reasons and audit["verdict"] == "PASS" else None,
         "diverged_banner": diverged,
         "hardware": hw,
         "date": str(run["finished_utc"])[:10],
         "status_text": {"completed": "completed", "early_stopped": "early stopped",
                         "diverged": "DIVERGED"}.get(status, status),
     }
+
+
+def _accuracy_ungated(crit: list[dict[str, Any]]) -> str | None:
+    """Where criteria are defined but none gates an accuracy, what the PASS says then (a user test:
+    a spec gating `status == completed` alone passed a model at chance); else None."""
+    metrics = list(dict.fromkeys(str(c["metric"]) for c in crit))
+    if not metrics or any(NUMERIC_METRICS.get(m) == "fraction" for m in metrics):  # the accuracies
+        return None
+    return (f"No criterion gates an accuracy: the PASS says the run met its criteria on {', '.join(metrics)}, not "
+            "that the model learned; the accuracies are in Results below.")
 
 
 _FAMILY_NOTES = {
@@ -1629,8 +1647,9 @@ def other_cpu_text(lat: dict[str, Any], timed: str = "the iterations") -> str:
     share, window = lat.get("other_cpu_share"), lat.get("other_cpu_window_s")
     if share is not None:  # recorded with its window, always
         # "about": two ticks is the typical error; a bound would add a tick per CPU-time field summed
-        return (f"{share:.0%}, about ± {_share_error_text(cpu_share_error(window))} (over {window:.2f} s, counted in "
-                "10 ms CPU-time ticks)")
+        error = _share_error_text(cpu_share_error(window))
+        within = "within 0.1%" if error == "under 0.1%" else f"about ± {error}"  # not "about ± under 0.1%"
+        return f"{share:.0%}, {within} (over {window:.2f} s, counted in 10 ms CPU-time ticks)"
     if window is not None and window < MIN_CPU_WINDOW_S:
         places = next((d for d in range(2, 16) if round(window, d) < MIN_CPU_WINDOW_S), 16)  # never "0.10 s, under 0.1 s"
         return (f"not recorded: {timed} took {window:.{places}f} s, under {MIN_CPU_WINDOW_S:g} s, where the "

@@ -393,6 +393,9 @@ def test_list_takes_only_and_a_spec_given_as_an_ablation_is_named_as_such(tmp_pa
     write(tmp_path / "tiny.yaml", TINY)
     listed = ablate("tiny.yaml", "--list", "--only", "constant", cwd=tmp_path)
     assert listed.returncode == 0 and "constant" in listed.stdout and "\ncosine" not in listed.stdout
+    assert "\n# seeds: [0, 1]\n" in listed.stdout
+    more = ablate("tiny.yaml", "--list", "--seeds", "3", cwd=tmp_path)  # a user test: --seeds was ignored here
+    assert more.returncode == 0 and "\n# seeds: [0, 1, 2]  (--seeds 3: " in more.stdout, more.stdout + more.stderr
     proc = ablate("tiny.yaml", "--list", "--only", "nope", cwd=tmp_path)
     assert proc.returncode == 2 and "--only: unknown variant 'nope'" in proc.stderr
     proc = ablate(str(REPO / "specs/smoke.yaml"), "--list", cwd=tmp_path)
@@ -972,6 +975,9 @@ def test_only_runs_some_variants_but_the_page_covers_the_file(tmp_path: Path) ->
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "- Variants on this page: cosine, constant\n" in page and "do not resolve" not in page
     assert "`tiny-cosine-s0` (no report: not run yet, or its report was removed)" in page and "3 planned runs have no finished report yet" in proc.stdout
+    # a user test: pairs not run yet had been labelled "not counted" alone, as if refused
+    assert '| 0 (+2 not run yet or not counted: see "Runs not run yet or not counted") |' in page
+    assert "\n### Runs not run yet or not counted\n" in page
 
 
 def test_only_leaves_out_of_the_page_the_variants_that_do_not_resolve_alone(tmp_path: Path) -> None:

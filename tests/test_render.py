@@ -42,6 +42,7 @@ from auditor.render import agg_figure, code_fence, epoch_axis, render_run, rende
 from auditor.spec import (
     CIFAR10_STD_LEGACY,
     Schedule,
+    hash_resolved,
     resolved_dict,
     resolved_yaml,
     resource_dir,
@@ -262,6 +263,19 @@ def test_template_has_no_hand_ticked_box() -> None:
 
 
 # --- render_run -----------------------------------------------------------------------------
+
+
+def test_a_pass_with_no_accuracy_criterion_says_so() -> None:
+    """A user test: the He et al. specs gate `status == completed` alone, and a model at chance
+    accuracy got a bare "Verdict: PASS"."""
+    audit = golden_audit()
+    said = "No criterion gates an accuracy: the PASS says the run met its criteria on"
+    assert said not in text_of(audit)  # the golden run gates best_val_acc
+    audit["criteria"] = [c for c in audit["criteria"] if c["metric"] not in ("best_val_acc",)]
+    audit["spec"]["criteria"].pop("best_val_acc")
+    audit["spec_hash"] = hash_resolved(audit["spec"])
+    assert (f"{said} latency_ms, checkpoint_mb, status, not that the model learned; the accuracies are in Results "
+            "below.") in text_of(audit)  # fmt: skip
 
 
 def test_a_copied_sheet_is_cautioned_by_the_resolved_spec_its_command_names(tmp_path: Path) -> None:
@@ -2103,7 +2117,7 @@ def test_host_memory_row_and_records_without_it() -> None:
         (0.16, 0.29, "16%, about ± 7% (over 0.29 s, counted in 10 ms CPU-time ticks)", False),  # within its uncertainty of 10%
         (0.18, 0.29, "18%, about ± 7% (over 0.29 s, counted in 10 ms CPU-time ticks)", True),
         (0.115, 4.0, "12%, about ± 0.5% (over 4.00 s, counted in 10 ms CPU-time ticks)", True),  # judged as shown
-        (0.4, 400.0, "40%, about ± under 0.1% (over 400.00 s, counted in 10 ms CPU-time ticks)", True),
+        (0.4, 400.0, "40%, within 0.1% (over 400.00 s, counted in 10 ms CPU-time ticks)", True),
         (None, 0.06, ("not recorded: the iterations took 0.06 s, under 0.1 s, where the kernel's 10 ms CPU-time "
                       "ticks leave it more than 20% uncertain"), False),
         (None, 0.09999, ("not recorded: the iterations took 0.09999 s, under 0.1 s, where the kernel's 10 ms CPU-time "
