@@ -907,11 +907,12 @@ TORCH_COMMANDS = ("run", "verify", "evaluate", "measure", "validate")
 # by SIGINT after the command's own clean stop (-2 to a Python caller; 130 to a shell either way).
 LIGHT_MODULES = ("auditor.spec", "auditor.audit", "auditor.check", "auditor.render", "auditor.ablate")  # no torch
 TORCH_MODULES = ("torch", "auditor.data", "auditor.models", "auditor.runner", "auditor.inspect", "auditor.verify")
-# Imported by a run part way: by torch.use_deterministic_algorithms (torch._dynamo's 1-2 s), and to
-# draw the sheet's figure (matplotlib, which is optional: a figure it cannot draw is said in the sheet).
+# Imported by a run part way, to draw the sheet's figure (matplotlib, which is optional: a figure it
+# cannot draw is said in the sheet). torch._inductor, which use_deterministic_algorithms imports, is
+# left to the runner, which holds stops around it: imported here, it would come before the flags.
 FIGURE_MODULES = ("matplotlib.style", "matplotlib.figure", "matplotlib.backends.backend_agg")
 COMMAND_MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "run": (*TORCH_MODULES, "torch._inductor", *FIGURE_MODULES), "verify": (*TORCH_MODULES, *FIGURE_MODULES),
+    "run": (*TORCH_MODULES, *FIGURE_MODULES), "verify": (*TORCH_MODULES, *FIGURE_MODULES),
     "render": FIGURE_MODULES, "ablate": FIGURE_MODULES,
     **dict.fromkeys(("evaluate", "measure", "validate", "models"), TORCH_MODULES),
 })  # fmt: skip

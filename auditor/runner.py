@@ -868,7 +868,11 @@ def check_and_load(
     determinism flags in force, the device usable, the data loaded and fitting the model.
     `sets`: the --set items it was read with, for naming the one that set a field refused."""
     check_recordable(spec, spec_path, out, argv)
-    det = repro.enforce(spec.seed, spec.determinism)  # before anything touches CUDA
+    # Before anything touches CUDA. Stops held: its use_deterministic_algorithms imports torch._inductor
+    # (1-2 s), and a stop inside an import leaves it half-made (see cli.COMMAND_MODULES, which does not
+    # import it ahead, so that nothing it might do to CUDA comes before the flags).
+    with signals_held():
+        det = repro.enforce(spec.seed, spec.determinism)
     with spec_source(spec_path, sets):
         device = environment.resolve_device(spec.train.device)
         check_device_support(spec.train, device)

@@ -273,6 +273,27 @@ def _finished_run(out: Path) -> tuple[Spec, dict[str, bytes]]:
     return spec, _files(out)
 
 
+def test_the_determinism_flags_are_set_with_stops_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """use_deterministic_algorithms imports torch._inductor (1-2 s): a Ctrl-C inside that import
+    had CPython end the process by SIGINT after the run's clean stop. It takes effect after."""
+    real, done = runner.repro.enforce, []
+
+    def enforce(seed: int, spec: object) -> object:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
+        done.append(seed)
+        return real(seed, spec)
+
+    monkeypatch.setattr(runner.repro, "enforce", enforce)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.check_and_load(load_spec("smoke", TINY_SETS), "smoke", tmp_path, ["auditor", "run"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert done == [0]
+
+
 def test_a_run_replacing_one_of_another_spec_gets_no_caution_from_the_earlier_one(tmp_path: Path) -> None:
     """A review: the sheet rendered in staging had been cautioned that the earlier run's
     spec.resolved.yaml, still in place then, does not hold this run's spec."""
