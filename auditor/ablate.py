@@ -24,7 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,6 +312,11 @@ class Plan:
 def run_name(ablation: str, variant: str, seed: int) -> str:
     """A run's name: `<ablation>-<variant>-s<seed>`."""
     return f"{ablation}-{variant}-s{seed}"
+
+
+def run_names(ablation: str, variants: Iterable[str]) -> re.Pattern[str]:
+    """The names `run_name` gives the runs of `variants`, of any seed (to match in full)."""
+    return re.compile(rf"{re.escape(ablation)}-(?:{'|'.join(map(re.escape, variants))})-s\d+")
 
 
 def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int], str]:
@@ -1256,8 +1261,7 @@ def refuse_nothing_to_render(out: Path, plan: Plan) -> None:
     report of any of its runs (a mistyped --out): an empty page would pass for the aggregate."""
     reports = out / "reports"
     here = report_dir(out, plan.ablation.name)
-    variants = "|".join(map(re.escape, plan.ablation.variants))
-    runs = re.compile(rf"{re.escape(plan.ablation.name)}-(?:{variants})-s\d+")  # run_name's, of any seed
+    runs = run_names(plan.ablation.name, plan.ablation.variants)
     found = (p for p in reports.glob(f"{glob.escape(plan.ablation.name)}-*/audit.json") if runs.fullmatch(p.parent.name))
     if (here / "ablations.json").exists() or next(found, None) is not None:
         return

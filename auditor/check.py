@@ -63,6 +63,7 @@ from auditor.spec import (
     NUMERIC_METRICS,
     PASSING_VERDICTS,
     Criterion,
+    KeyLines,
     Spec,
     criterion_gap,
     failing_verdict_problem,
@@ -74,7 +75,6 @@ from auditor.spec import (
     refuse_spaced_key,
     set_shown,
     short_value,
-    text_key_lines,
     unknown_metric,
     verdict_disagreement,
     yaml_error_text,
@@ -553,7 +553,7 @@ def load_criteria(
     do not hold at that point is said in `notes`, where given (a misremembered gate stays silent otherwise).
     """
     criteria: dict[str, Any] = _drop_nulls(base)
-    sources = dict.fromkeys(criteria, base_source)
+    sources: dict[str, str | _Place] = dict.fromkeys(criteria, base_source)
     if file is not None:
         criteria, sources = _read_criteria_file(Path(file))
     for item in sets:
@@ -623,7 +623,7 @@ def criteria_file_name(file: Path | str) -> str:
     return "stdin (--criteria -)" if str(file) == STDIN else str(file)
 
 
-def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
     """A criteria file's criteria, and where each is given (`c.yaml:3`) for messages."""
     path = criteria_file_name(file)
     try:
@@ -713,13 +713,27 @@ def _file_kind(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a criteria file gives an entry, shown as `FILE:LINE`: its line is read only when a
+    message shows it (a file that is valid is not parsed twice)."""
+
+    name: str
+    lines: Mapping[tuple[str, ...], int]
+    key: tuple[str, ...]
+
+    def __str__(self) -> str:
+        line = self.lines.get(self.key)
+        return f"{self.name}:{line}" if line else self.name
+
+
 def _with_values(
     mapping: dict[Any, Any], path: str, text: str, section: tuple[str, ...] = (),
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, _Place]]:
     """A criteria file's entries (under `section` of its YAML `text`) and where each is given
     (`path:LINE`); one with no value (an unset variable in a template) is refused."""
-    lines = text_key_lines(text)
-    where = {str(k): f"{path}:{lines[(*section, str(k))]}" if (*section, str(k)) in lines else path for k in mapping}
+    lines = KeyLines(Path(path), text)
+    where = {str(k): _Place(path, lines, (*section, str(k))) for k in mapping}
     if (empty := [k for k, v in mapping.items() if v is None]):
         raise InvalidInput(f"{where[str(empty[0])]}: criteria.{empty[0]}: {criterion_gap(str(empty[0]), 'no value')}")
     return {str(k): v for k, v in mapping.items()}, where

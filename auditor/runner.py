@@ -120,7 +120,7 @@ def claimed_run(paths: RunPaths, log: Any = print) -> Iterator[Claim]:
         check_run_folders(paths)
         discard_half_seeded(paths, locked, log)
         if (left := recover_interrupted_promote(paths)) is not None:
-            log(leftover_note(left, "the next run of this name"))
+            log(leftover_note(left))
         made = _make_ckpt_staging(paths)
         try:
             yield Claim(made, locked)
@@ -646,7 +646,10 @@ def recover_interrupted_promote(paths: RunPaths) -> Path | None:
     sits beside checkpoints it was not written with. Killed between the two
     renames of one promote, `<name>.old` is put back.
     """
-    left = promote(paths.reports_staging, paths.reports) if report_awaits_promotion(paths) else None
+    left = None
+    if report_awaits_promotion(paths):
+        mark_set_aside(paths.reports)
+        left = promote(paths.reports_staging, paths.reports)
     for _, final, _ in _run_folders(paths):
         old = aside(final)
         if _set_aside_by_us(old) and not (final.exists() or final.is_symlink()):
@@ -752,19 +755,19 @@ def promote(staging: Path, final: Path) -> Path | None:
 
     `<name>.old` is renamed to a hidden trash name before it is deleted, so
     that a deletion cut short never leaves a partial `.old` behind. Returns
-    what of the earlier folder could not be deleted (`discard`), or None.
+    what of the earlier folder could not be deleted (`discard`), or None. The
+    caller has marked `final` as set aside by a run (`mark_set_aside`).
     """
     old = aside(final)
     appeared(old, staging)
     discard(old)
-    mark_set_aside(final)
     if final.exists() or final.is_symlink():
         os.replace(final, old)
     os.replace(staging, final)
     return discard(old)
 
 
-def leftover_note(left: Path, retried_by: str) -> str:
+def leftover_note(left: Path, retried_by: str = "the next run of this name") -> str:
     """The console note for what `discard` could not delete (`left`), which `retried_by` (the next
     run of the name, the next verify) tries again."""
     return (f"note: {left}: not all of it could be deleted (a folder inside that may not be written?); "
@@ -1030,7 +1033,7 @@ def finish_staged(
             if in_place is not None:
                 in_place()
         for trash in filter(None, left):  # the earlier run's folder, set aside
-            log(leftover_note(trash, "the next run of this name"))
+            log(leftover_note(trash))
         if came:  # the run is complete and in place: nothing is left to stop
             log(stop_after_finish_note(came[0], "while the finished run was put in place"))
     except OSError as exc:

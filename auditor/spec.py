@@ -1765,14 +1765,15 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
 
 
 class KeyLines(Mapping[tuple[str, ...], int]):
-    """`key_lines(path)`, read only when an error asks for a line: a valid spec is not parsed twice."""
+    """`key_lines(path)` (or `text_key_lines(text)`, for text read already: a criteria file on stdin),
+    read only when an error asks for a line: a valid file is not parsed twice."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, text: str | None = None) -> None:
+        self.path, self.text = path, text
 
     @cached_property
     def _lines(self) -> dict[tuple[str, ...], int]:
-        return key_lines(self.path)
+        return key_lines(self.path) if self.text is None else text_key_lines(self.text)
 
     def __getitem__(self, key: tuple[str, ...]) -> int:
         return self._lines[key]
