@@ -755,7 +755,11 @@ MAX_YAML_CHARS = 1_000_000
 
 
 class DuplicateKey(yaml.constructor.ConstructorError):
-    """A key given twice in one YAML mapping."""
+    """A key given twice in one YAML mapping: `first_line` (from 1) names the first, the mark the second."""
+
+    def __init__(self, key: str, first_line: int, mark: yaml.Mark) -> None:
+        super().__init__(None, None, f"duplicate key {key!r}", mark)
+        self.first_line = first_line
 
 
 class YamlLimit(yaml.YAMLError):
@@ -815,10 +819,7 @@ class SpecLoader(yaml.SafeLoader):
                 continue  # complex keys are not spec keys (validation refuses them)
             key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1  # as written
             if key in seen:
-                raise DuplicateKey(
-                    None, None, f"duplicate key {key_node.value!r} (line {line}; first given on line {seen[key]})",
-                    key_node.start_mark,
-                )  # fmt: skip
+                raise DuplicateKey(key_node.value, seen[key], key_node.start_mark)
             seen[key] = line
         return node
 
@@ -1118,16 +1119,32 @@ def _without_comment(text: str) -> str:
     return text
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML error in one line with its position (not PyYAML's multi-line excerpt of the text)."""
+def yaml_problem(exc: yaml.YAMLError, line: bool = True) -> str:
+    """A YAML error in one line with its position (not PyYAML's multi-line excerpt of the text); with
+    `line` False, its column only, for a message that gives the line before it (`yaml_line`)."""
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
         mark = exc.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark and "line " not in exc.problem else ""
         problem = f"{exc.context}, {exc.problem}" if exc.context and exc.problem.startswith("but ") else exc.problem
-        return f"{problem}{where}"
+        if isinstance(exc, DuplicateKey):  # the column of a key says nothing its line does not
+            if line and mark.line + 1 != exc.first_line:
+                return f"{problem} (line {mark.line + 1}; first given on line {exc.first_line})"
+            return problem if line else f"{problem} (first given on line {exc.first_line})"
+        if not mark:
+            return problem
+        return f"{problem} ({f'line {mark.line + 1}, ' if line else ''}column {mark.column + 1})"
     if isinstance(exc, yaml.reader.ReaderError):  # not a MarkedYAMLError: its str() quotes "<unicode string>"
         return f"{str(exc).splitlines()[0]} (character {exc.position + 1})"
     return str(exc)
+
+
+def yaml_line(exc: yaml.YAMLError, text: str) -> int | None:
+    """The line (from 1) of `text` where the YAML error `exc` was found, or None where it has no place."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and mark is not None:
+        return mark.line + 1
+    if isinstance(exc, yaml.reader.ReaderError):
+        return text.count("\n", 0, exc.position) + 1
+    return None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -1236,10 +1253,16 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
 
 def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
     """The message for a YAML file at `path` (holding `text`) that `load_yaml` refused with `exc`:
-    not valid YAML, or valid YAML past the limits of a spec, ablation or criteria file."""
+    not valid YAML, a key given twice, or valid YAML past the limits of a spec, ablation or criteria
+    file; as `path:LINE:` where the error has a line, as field errors are given, for an editor."""
+    line = yaml_line(exc, text)
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    problem = yaml_problem(exc, line=line is None)
     if isinstance(exc, YamlLimit):
-        return f"{path}: YAML too large to read: {yaml_problem(exc)}"
-    return f"{path}: not valid YAML{quote_hint(exc, text)}: {yaml_problem(exc)}"
+        return f"{where}: YAML too large to read: {problem}"
+    if isinstance(exc, DuplicateKey):
+        return f"{where}: {problem}"
+    return f"{where}: not valid YAML{quote_hint(exc, text)}: {problem}"
 
 
 def quote_hint(exc: yaml.YAMLError, text: str) -> str:

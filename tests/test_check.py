@@ -514,9 +514,9 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("test_acc: >= 0.85\n", 'not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),  # `>` is YAML syntax
-        ("[" * 20_000 + "]" * 20_000, "YAML too large to read: nested more than 64 levels deep"),  # was a RecursionError
-        ('test_acc: ">= 0.85"\ntest_acc: ">= 0.9"\n', "not valid YAML: duplicate key 'test_acc'"),  # no quoting hint
+        ("test_acc: >= 0.85\n", ':1: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),  # `>` is YAML syntax
+        ("[" * 20_000 + "]" * 20_000, ":1: YAML too large to read: nested more than 64 levels deep"),  # was a RecursionError
+        ('test_acc: ">= 0.85"\ntest_acc: ">= 0.9"\n', ":2: duplicate key 'test_acc' (first given on line 1)"),  # no quoting hint
         ("- a\n- b\n", "must be a YAML mapping"),
         ("", "criteria file is empty (expected lines of metric: expression"),  # not "no criteria": a gate never passes by default
         ("# nothing yet\n", "criteria file is empty"),
@@ -533,7 +533,7 @@ def test_malformed_file_is_invalid_input(tmp_path: Path, content: str, reason: s
     f = write(tmp_path / "c.yaml", content)
     with pytest.raises(InvalidInput) as info:
         load_criteria(BASE, f, [])
-    assert str(info.value).startswith(f"{f}: ")
+    assert str(info.value).startswith(f"{f}:")  # `FILE: ` or, at a line, `FILE:LINE: `
     assert reason in str(info.value)
 
 
@@ -799,7 +799,7 @@ def test_a_criteria_file_with_a_key_twice_is_rejected(tmp_path: Path) -> None:
     """Last-one-wins would silently drop the stricter of two gates."""
     f = tmp_path / "dup.yaml"
     f.write_text('test_acc: ">= 0.9"\ntest_acc: ">= 0.1"\n')
-    with pytest.raises(InvalidInput, match=r"dup.yaml: .*duplicate key 'test_acc' \(line 2; first given on line 1\)"):
+    with pytest.raises(InvalidInput, match=r"dup.yaml:2: duplicate key 'test_acc' \(first given on line 1\)$"):
         load_criteria({}, f, [])
 
 

@@ -202,9 +202,9 @@ def test_a_value_the_message_quotes_is_not_repeated_and_a_number_always_shown(ca
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: x\nseed: 1\nseed: 2\n", "duplicate key 'seed' (line 3; first given on line 2)"),
-        ("name: x\ntrain:\n  epochs: 1\n  epochs: 2\n", "duplicate key 'epochs' (line 4; first given on line 3)"),
-        ("a: &x [*x]\n", "the alias *x is inside the node it names (a structure containing itself) (line 1, column 8)"),
+        ("name: x\nseed: 1\nseed: 2\n", "dup.yaml:3: duplicate key 'seed' (first given on line 2)"),
+        ("name: x\ntrain:\n  epochs: 1\n  epochs: 2\n", "dup.yaml:4: duplicate key 'epochs' (first given on line 3)"),
+        ("a: &x [*x]\n", "dup.yaml:1: not valid YAML: the alias *x is inside the node it names (a structure containing itself) (column 8)"),
         ("name: x\nmodel: &m {name: resnet8, x: {y: [*m]}}\n", "the alias *m is inside the node it names"),
     ],
 )
@@ -278,30 +278,30 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("", "s.yaml: the spec file sets nothing (it is empty or holds only comments); a spec needs at least `name: "),
      ("# only a comment\n\n", "the spec file sets nothing"), ("{}", "the spec file sets nothing"),
      ("seed: 1\n", "s.yaml: name: field required"),
-     ("description: 2024-13-45\n", "s.yaml: not valid YAML: 2024-13-45 reads as a date but is none (month must be in 1..12); quote it if it is text (line 1, column 14)"),
-     ("name: x\n---\nname: y\n", "s.yaml: not valid YAML: expected a single document in the stream, but found another document (line 2, column 1)"),
-     ("name: x\ncriteria:\n  test_acc: >= 0.9\n", 's.yaml: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
-     ("name: x\ndescription: Setup: resnet20\n", ('s.yaml: not valid YAML (an unquoted value holds ": ", which YAML reads '
+     ("description: 2024-13-45\n", "s.yaml:1: not valid YAML: 2024-13-45 reads as a date but is none (month must be in 1..12); quote it if it is text (column 14)"),
+     ("name: x\n---\nname: y\n", "s.yaml:2: not valid YAML: expected a single document in the stream, but found another document (column 1)"),
+     ("name: x\ncriteria:\n  test_acc: >= 0.9\n", 's.yaml:3: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
+     ("name: x\ndescription: Setup: resnet20\n", ('s.yaml:2: not valid YAML (an unquoted value holds ": ", which YAML reads '
       'as the start of a mapping: quote the value if it is text, e.g. description: "Setup: resnet20", or give a nested '
-      "key a line of its own): mapping values are not allowed here (line 2, column 19)")),
+      "key a line of its own): mapping values are not allowed here (column 19)")),
      # User tests: a tag got the hint to quote expressions, and a key indented under a valued key the one on ": ".
-     ("name: x\ncriteria:\n  test_acc: != 0.5\n", 's.yaml: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
-     ("name: !!python/object:os.system x\n", ("s.yaml: not valid YAML (a YAML tag names a type to build, and a spec "
+     ("name: x\ncriteria:\n  test_acc: != 0.5\n", 's.yaml:3: not valid YAML (quote expressions, e.g. test_acc: ">= 0.85"): '),
+     ("name: !!python/object:os.system x\n", ("s.yaml:1: not valid YAML (a YAML tag names a type to build, and a spec "
       "holds none: remove the tag, or quote the value if it is text): could not determine a constructor")),
-     ("name: x\n  foo: [\n", ("s.yaml: not valid YAML (line 2 is indented deeper than 'name', which has a value "
+     ("name: x\n  foo: [\n", ("s.yaml:2: not valid YAML (line 2 is indented deeper than 'name', which has a value "
       "already: a key holds a value or keys, not both; indent line 2 as 'name' is if it is a key of its own, or quote "
-      "the value if line 2 goes on with it): mapping values are not allowed here (line 2, column 6)")),
+      "the value if line 2 goes on with it): mapping values are not allowed here (column 6)")),
      ("name: x\ntrain:\n  epochs: 2  # two\n\n  # a comment\n    lr: 0.1\n", "line 6 is indented deeper than 'epochs'"),
      ("name: x\ndescription: a\n  b: c\n", "line 3 is indented deeper than 'description'"),
      ("name: x\nvariants:\n  - name: a\n      foo: 1\n", "line 4 is indented deeper than 'name', which"),  # a list item's
      ("name: x\ntrain:\n    epochs: 2\n  lr: 0.1\n", "not valid YAML: "),  # shallower: another error, no hint
      ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
      ("name: x\ntrain:\n  1: 2\n", "s.yaml:3: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
-     ("name: x\0\n", "s.yaml: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
+     ("name: x\0\n", "s.yaml:1: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
      ("a: &a {lr: 0.1}\nb: &b {lr: 0.7}\nname: x\ntrain:\n  optimizer:\n    <<: *a\n    <<: *b\n",
-      "duplicate key '<<' (line 7; first given on line 6)"),
+      "s.yaml:7: duplicate key '<<' (first given on line 6)"),
      # Crashes (RecursionError, exit 1) or hangs on a few lines of text, refused before validation:
-     ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml: YAML too large to read: nested more than 64 levels deep"),
+     ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml:2: YAML too large to read: nested more than 64 levels deep (a spec needs a few) (column 70)"),
      ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
       "s.yaml: YAML too large to read: more than 100,000 values (any aliases expanded)"),  # 10**8 values
      ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: YAML too large to read: 1,000,010 characters, more than the 1,000,000 allowed"),
@@ -975,12 +975,15 @@ def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pyte
     path.write_text("name: x\ntrain: [1, 2\n")
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("(line 3, column 1)") and "<unicode string>" not in err and len(err.splitlines()) == 1
+    assert err.endswith(f"{path}:3: not valid YAML: expected ',' or ']', but got '<stream end>' (column 1)")
+    assert "<unicode string>" not in err and len(err.splitlines()) == 1
 
 
 def test_a_duplicate_key_in_a_set_value_names_the_set(capsys: pytest.CaptureFixture) -> None:
     assert main(["validate", "smoke", "--set", "train.optimizer={name: sgd, lr: 0.1, lr: 0.2}"]) == 2
-    assert "--set 'train.optimizer={name: sgd, lr: 0.1, lr: 0.2}': duplicate key 'lr'" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith("--set 'train.optimizer={name: sgd, lr: 0.1, lr: 0.2}': duplicate key 'lr'\n")
+    assert main(["validate", "smoke", "--set", "train.optimizer={name: sgd, lr: 0.1,\n lr: 0.2}"]) == 2  # lines of a VALUE
+    assert capsys.readouterr().err.endswith("duplicate key 'lr' (line 2; first given on line 1)\n")
 
 
 def test_an_empty_spec_file_is_fine_once_set_names_the_run(tmp_path: Path) -> None:
