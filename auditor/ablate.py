@@ -1328,12 +1328,18 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
             "untouched")  # fmt: skip
     then = _counted_rows(earlier)
     # Runs of the seeds both pages cover, as they are on disk (not as this page counts them: one of
-    # another --set is there all the same): made again under another spec, or gone.
-    changed = sorted(name for name, spec in then.items() if name not in dropped and _spec_on_disk(out, name) != spec)
-    if changed:
-        return text + (f"; that page cannot be rebuilt as it was: {count(len(changed), 'run')} it listed "
-                       f"({_first_names(changed)}) {'is' if len(changed) == 1 else 'are'} no longer there under the "
-                       "spec it listed")  # fmt: skip
+    # another --set is there all the same): made again under another spec, or gone; or there, but
+    # edited since, so that a rebuilt page would not count it.
+    on_disk = {name: _spec_on_disk(out, name) for name in then if name not in dropped}
+    changed = sorted(name for name, spec in on_disk.items() if spec is None or spec[0] != then[name])
+    refused = sorted(name for name, spec in on_disk.items() if spec == (then[name], True))
+    if changed or refused:
+        gone = (f"{count(len(changed), 'run')} it listed ({_first_names(changed)}) "
+                f"{'is' if len(changed) == 1 else 'are'} no longer there under the spec it listed")  # fmt: skip
+        edited = (f"`auditor check` now refuses the audit.json of {count(len(refused), 'run')} it listed "
+                  f"({_first_names(refused)}), edited since")  # fmt: skip
+        why = [gone] * bool(changed) + [edited] * bool(refused)
+        return f"{text}; that page cannot be rebuilt as it was: {'; '.join(why)}"
     argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
     if argv is None:
         seeds, given = made.get("seeds"), made.get("cli_overrides")
@@ -1344,10 +1350,11 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
     return f"{text}; `{shell_command(argv)}` rebuilds that page"
 
 
-def _spec_on_disk(out: Path, run: str) -> Any:
-    """The spec hash of run `run`'s finished report under `out` (None: none, or unreadable)."""
+def _spec_on_disk(out: Path, run: str) -> tuple[Any, bool] | None:
+    """(spec hash, whether `check` refuses it) of run `run`'s finished report under `out`; None:
+    none, or unreadable."""
     record = _read_json(report_dir(out, run) / "audit.json")
-    return record.get("spec_hash") if record is not None else None
+    return (record.get("spec_hash"), check_refusal(record) is not None) if record is not None else None
 
 
 def _first_names(names: list[str], most: int = 10) -> str:

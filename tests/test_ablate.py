@@ -1604,9 +1604,17 @@ def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebu
     # page can be rebuilt all the same (a user test: it was said to be gone).
     again = {**record, "variants": [{**record["variants"][0], "runs": [{**record["variants"][0]["runs"][0], "spec_hash": "x"}]}]}
     assert ablate.replaced_page_note(earlier, again, one, tmp_path).endswith("--render-only` rebuilds that page")
-    # A run both pages cover made again under another spec: the earlier page is gone for good.
+    # A run both pages cover, edited since (its test_acc no longer what its confusion matrix gives): a
+    # rebuilt page would not count it, so that page cannot be rebuilt (it was offered a command).
     on_disk = tmp_path / "reports" / three.runs[0].name / "audit.json"
-    on_disk.write_text(json.dumps({**json.loads(on_disk.read_text()), "spec_hash": "x"}))
+    kept = json.loads(on_disk.read_text())
+    on_disk.write_text(json.dumps({**kept, "metrics": {**kept["metrics"], "test_acc": 0.99}}))
+    assert ablate.check_refusal(json.loads(on_disk.read_text())) is not None
+    assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(
+        f"which this command left untouched; that page cannot be rebuilt as it was: `auditor check` now refuses the "
+        f"audit.json of 1 run it listed ({three.runs[0].name}), edited since")  # fmt: skip
+    # A run both pages cover made again under another spec: the earlier page is gone for good.
+    on_disk.write_text(json.dumps({**kept, "spec_hash": "x"}))
     assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(
         f"which this command left untouched; that page cannot be rebuilt as it was: 1 run it listed ({three.runs[0].name}) "
         "is no longer there under the spec it listed")  # fmt: skip
