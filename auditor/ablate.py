@@ -1542,7 +1542,7 @@ def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None)
         return None
     staging = run_paths(out, run.name).ckpt_staging
     try:
-        found, _ = checkpoint.resume_point(staging, interrupted=True)
+        found, _ = checkpoint.resume_point(staging)
         before = checkpoint.load(found, check_digest=False).get("spec") if found is not None else None  # verified
     except InvalidInput:
         return None

@@ -109,8 +109,10 @@ def step_of(path: Path) -> int | None:
 
 
 def has_checkpoint(ckpt_dir: Path) -> bool:
-    """Whether `ckpt_dir` holds a checkpoint to continue from (intact or not), without loading one."""
-    return (ckpt_dir / "last.pt").is_file() or bool(step_checkpoints(ckpt_dir))
+    """Whether `ckpt_dir` holds a checkpoint to continue from (intact or not), without loading one:
+    best.pt alone too, which a run writes before last.pt with the same bytes (a full disk can stop
+    it between them: `checkpoint.resume_point` continues from it)."""
+    return any((ckpt_dir / name).is_file() for name in ("last.pt", "best.pt")) or bool(step_checkpoints(ckpt_dir))
 
 
 # The CUBLAS_WORKSPACE_CONFIG values torch's deterministic mode accepts (it raises at the

@@ -69,6 +69,7 @@ from auditor.spec import (
     failing_verdict_problem,
     load_yaml,
     metric_ceiling,
+    not_utf8_place,
     numeric_passes,
     override_value,
     parse_criterion,
@@ -631,8 +632,8 @@ def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
         raw = load_yaml(text)  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: criteria file is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{not_utf8_place(path, exc)}: criteria file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(yaml_error_text(path, exc, text)) from None
     if raw is None:

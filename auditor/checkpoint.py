@@ -411,16 +411,16 @@ def _newest_of(ranked: list[tuple[int, Path]]) -> tuple[Path | None, list[tuple[
     return None, skipped
 
 
-def resume_point(ckpt_dir: Path, *, interrupted: bool) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The checkpoint `auditor run --resume` continues from, and the ones skipped (`newest_intact`).
-    For an `interrupted` run (not a finished one, which resumes from its last.pt alone) best.pt too,
-    where it verifies and is further on than the newest candidate that does (`newer_best`): a
-    process stopped between writing best.pt and last.pt, or a newer candidate that failed its
-    digest. A run writes best.pt with the same bytes as last.pt at the end of an epoch whose model
-    it selects, so it holds that epoch's whole training state."""
+def resume_point(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The checkpoint `auditor run --resume` continues from, and the ones skipped (`newest_intact`):
+    best.pt too, where it verifies and is further on than the newest candidate that does
+    (`newer_best`): a process stopped between writing best.pt and last.pt, or a newer candidate
+    (a finished run's last.pt too) that failed its digest. A run writes best.pt with the same bytes
+    as last.pt at the end of an epoch whose model it selects, so it holds that epoch's whole
+    training state."""
     ranked = _ranked(ckpt_dir)  # each candidate's step read once, for both
     found, skipped = _newest_of(ranked)
-    if interrupted and (best := newer_best(ckpt_dir, found, {p: step for step, p in ranked})) is not None:
+    if (best := newer_best(ckpt_dir, found, {p: step for step, p in ranked})) is not None:
         return best, skipped
     return found, skipped
 

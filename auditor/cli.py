@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import codecs
+import contextlib
 import errno
 import importlib
 import io
@@ -303,10 +304,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from auditor.data import data_notes
     from auditor.runner import machine_problems
     from auditor.spec import (
+        field_source,
         load_spec,
-        origin,
         parse_sets,
-        path_parts,
         resolved_dict,
         resolved_yaml,
         shipped_stand_in,
@@ -322,16 +322,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         shipped = shipped_stand_in(path)
         read = f"the shipped spec {shipped}, " if shipped else ""
-        head = ("---\n" if printed else "") + f"# {path}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
+        shown = path if path.isprintable() else repr(path)  # a line break in its name would end the comment
+        head = ("---\n" if printed else "") + f"# {shown}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
         sets = parse_sets(args.sets)  # they parsed: the spec loaded
         problems = machine_problems(spec)
         for problem in problems:  # a fact of this machine, not of the spec: said, not refused
-            blamed = origin(path, path_parts(problem.field), sets)
+            blamed = field_source(path, problem.field, sets)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
         for note in data_notes(spec.data):  # what a run would say before training
-            print(f"auditor validate: note: {origin(path, ['data', 'root'], sets)}: {note}", file=sys.stderr)
+            print(f"auditor validate: note: {field_source(path, 'data.root', sets)}: {note}", file=sys.stderr)
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))
@@ -977,6 +978,7 @@ class Stops:
         self.replaced: dict[int, Any] = {}  # none off the main thread, none for a signal ignored already
         self.completed = False
         self.came_after: list[int] = []
+        self.said = False  # late_note was given: a stop from then on (the process exiting) is said as it comes
 
     def install(self) -> None:
         """Handle both signals, except one ignored already (as a parent may arrange; a shell
@@ -992,6 +994,10 @@ class Stops:
     def _stop(self, signum: int, frame: Any) -> None:
         if self.completed:
             self.came_after.append(signum)
+            if self.said and len(self.came_after) == 1:  # no line of the command's is left to come after it
+                note = stop_after_finish_note(signum, "after the finished run was in place, while the process exited")
+                with contextlib.suppress(OSError):  # stderr closed, or its reader gone: nothing to tell
+                    os.write(2, f"{note}\n".encode(errors="replace"))
             return
         for s in STOPS:
             signal.signal(s, signal.SIG_IGN)
@@ -1014,7 +1020,9 @@ class Stops:
                 signal.signal(signum, handler)
 
     def late_note(self) -> str | None:
-        """What to say of the stops that came after the work was complete, if any came."""
+        """What to say of the stops that came after the work was complete, if any came; the first
+        to come after this is said by the handler itself."""
+        self.said = True
         return stop_after_finish_note(self.came_after[0], "after the finished run was in place") if self.came_after else None
 
 

@@ -1514,8 +1514,9 @@ def training_cpu(tr: dict[str, Any]) -> dict[str, str | None]:
     if "other_cpu_window_s" not in tr:
         return {"training_cpu_text": "not recorded", "training_busy_warning": None}
     if tr.get("trained_here") is False:
-        return {"training_cpu_text": "not measured: this process trained nothing (a resume of a finished run: the "
-                                     "training time and throughput are the original run's)", "training_busy_warning": None}
+        return {"training_cpu_text": "not measured: this process trained nothing (a resume after the training had "
+                                     "ended: the training time and throughput are those of the processes that "
+                                     "trained, whose share was not kept)", "training_busy_warning": None}
     text = other_cpu_text(tr, "training")
     # The meter runs in one process; the training time and throughput sum every process's epochs.
     resumed = tr.get("resumed_from")

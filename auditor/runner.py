@@ -68,8 +68,7 @@ from auditor.models import build_model, model_info, norm_groups
 from auditor.spec import (
     SetItem,
     Spec,
-    origin,
-    path_parts,
+    field_source,
     resolve_spec_path,
     resolved_dict,
     resolved_yaml,
@@ -350,7 +349,7 @@ def find_resume_point(
 
     `seeded`: staging is a copy of the finished run (removed again if this refuses).
     """
-    found, skipped = checkpoint.resume_point(paths.ckpt_staging, interrupted=not seeded)
+    found, skipped = checkpoint.resume_point(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
     if found is not None and found.name == "best.pt":
         why = "" if skipped else " (the process stopped after writing it, before last.pt)"
@@ -918,7 +917,7 @@ def spec_source(source: str, sets: Sequence[SetItem] = ()) -> Iterator[None]:
     try:
         yield
     except SpecFieldError as exc:
-        raise InvalidInput(f"{origin(source, path_parts(exc.field), sets)}: {exc}") from None
+        raise InvalidInput(f"{field_source(source, exc.field, sets)}: {exc}") from None
 
 
 def spec_file(spec_path: str) -> Path | None:

@@ -255,7 +255,8 @@ class Schedule(_Section):
     @model_validator(mode="after")
     def _milestones_for_multistep(self, info: ValidationInfo) -> Schedule:
         if self.name == "multistep" and not self.milestones:
-            raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150]")
+            raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150] for 200 epochs "
+                             "(at half and three quarters of them)")  # the epochs are the train section's
         pairs = list(zip(self.milestones, self.milestones[1:], strict=False))
         if any(b < a for a, b in pairs) or (_new_run(info) and any(b == a for a, b in pairs)):
             raise ValueError(f"{SUBKEY}milestones: must be increasing (each once), got {epochs_text(self.milestones)}")
@@ -336,7 +337,7 @@ class TrainSpec(_Section):
 
     def _milestones_that_fit(self) -> str:
         """What to set instead of milestones at or past the last epoch: ones at half and three
-        quarters of the epochs after the warm-up (the schedule ignores milestones within it)."""
+        quarters of the epochs after the warm-up (a milestone within it lowers the lr only as it ends)."""
         warm, cosine = self.schedule.warmup_epochs, "or, for a short trial, set train.schedule.name to cosine"
         if warm >= self.epochs:
             return f"the warm-up (warmup_epochs={exact(warm)}) takes every epoch, so none could follow it: give more epochs, {cosine}"
@@ -544,7 +545,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         crit = Criterion(
             metric=metric, expr=expr, op="+-", threshold=float(m[1]), tolerance=float(m[2])
         )
-        if crit.tolerance < 0:
+        if crit.tolerance < 0 or m[2].startswith("-"):  # `-0` too, which the schema's pattern refuses
             raise ValueError(f"tolerance must be >= 0 in {expr!r}")
     else:
         digits = "; write numbers in ASCII digits (0-9)" if any(c.isdigit() and not c.isascii() for c in expr) else ""
@@ -1238,8 +1239,8 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read {what}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not a UTF-8 text file") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{not_utf8_place(path, exc)}: not a UTF-8 text file") from None
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -1249,6 +1250,15 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: the {what} must be a YAML mapping, got {type(raw).__name__}")
     return raw
+
+
+NEWLINE = b"\n"
+
+
+def not_utf8_place(path: Path | str, exc: UnicodeDecodeError) -> str:
+    """`path:LINE` of the first byte of a file that is not UTF-8, for an editor to go to."""
+    data = exc.object if isinstance(exc.object, bytes) else b""
+    return f"{path}:{data.count(NEWLINE, 0, exc.start) + 1}" if data else str(path)
 
 
 def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
@@ -1594,7 +1604,7 @@ _PLAIN_MESSAGES = {
     "dict_type": lambda ctx: "must be a mapping",
     "too_short": lambda ctx: f"needs at least {_values(ctx.get('min_length'))}",
     "too_long": lambda ctx: f"takes at most {_values(ctx.get('max_length'))}",
-    "string_pattern_mismatch": lambda ctx: "may contain only letters, digits, '.', '_' and '-', and may "
+    "string_pattern_mismatch": lambda ctx: "may contain only ASCII letters, digits, '.', '_' and '-', and may "
     "not start with '.'"
     if ctx.get("pattern") == NAME_PATTERN else f"must match {ctx.get('pattern')}",
     "string_too_short": lambda ctx: "must not be empty" if ctx.get("min_length") == 1
@@ -1783,8 +1793,23 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
     if not raw.get("name") and not given:
         raise InvalidInput(f"{path}: the spec file sets nothing (it is empty or holds only comments); a "
                            "spec needs at least `name: <run name>`")  # fmt: skip
-    # Lines only for a file the user named (`smoke`, a shipped spec by name, is no path to open).
-    return ReadSpec(raw, given, items, KeyLines(p) if Path(str(path)).expanduser().is_file() else {})
+    return ReadSpec(raw, given, items, spec_lines(path, p))
+
+
+def spec_lines(path: str | Path, file: Path | None = None) -> Mapping[tuple[str, ...], int]:
+    """The key lines (`KeyLines`) of the spec file `path` names (`file`, where resolved already);
+    none for a shipped spec by name (`smoke` is no path the user can open)."""
+    if not Path(str(path)).expanduser().is_file():
+        return {}
+    return KeyLines(file if file is not None else resolve_spec_path(str(path)))
+
+
+def field_source(source: str, field: str, sets: Sequence[SetItem] = (), lines: Mapping[tuple[str, ...], int] | None = None) -> str:
+    """How an error at `field` (dotted) of the spec `source` is prefixed, as validation prefixes its
+    own: the --set that wrote it (`origin`), else `source:LINE` where the file holds the key or its
+    section (`lines`, default: the file's own, read only now)."""
+    where = path_parts(field)
+    return _at_line(origin(source, where, sets), source, spec_lines(source) if lines is None else lines, where)
 
 
 class KeyLines(Mapping[tuple[str, ...], int]):

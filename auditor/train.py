@@ -650,10 +650,12 @@ def _train_epochs(
         rec = _end_epoch(loop, loss, acc, n)
         loop.history.append(rec)
         improved = _update_best(loop, rec)
-        _log_epoch(rec, _selection_split(loop), train.epochs, log)
         if loop.step >= loop.spe:  # a budget can stop mid-epoch: keep the true position then
             loop.epoch, loop.step, loop.partial = loop.epoch + 1, 0, {}
+        # Its checkpoint is on its way before the epoch's line is shown: a Ctrl-C on seeing the
+        # line finds it pending, and waits for it to land (it had been lost with the epoch).
         save_epoch_checkpoints(loop, improved)
+        _log_epoch(rec, _selection_split(loop), train.epochs, log)
     return status, diverged_at
 
 

@@ -578,7 +578,7 @@ def _prepare_resume(plan: Plan, facts: dict[str, Any]) -> bool:
             f"test-only fault injection: corrupted {hit} before resuming ({ENV_CORRUPT_NEWEST})"
             if hit else f"test-only fault injection: no checkpoint to corrupt ({ENV_CORRUPT_NEWEST})"
         )
-    found, skipped = checkpoint.resume_point(staging, interrupted=True) if staging.is_dir() else (None, [])
+    found, skipped = checkpoint.resume_point(staging) if staging.is_dir() else (None, [])
     resume = staging.is_dir() and not (found is None and skipped)
     if not resume:  # `run --resume` would refuse: start run K over from scratch
         why = "; ".join(f"{p.name}: {r}" for p, r in skipped) or "no staging folder"

@@ -217,7 +217,7 @@ def test_an_unknown_key_of_a_reference_entry_of_a_variant_named_with_a_dot_is_of
         (("cosine: []", "cosine: [train.epochs=2, train.epochs=3]"), "variants.cosine: sets train.epochs more than once"),
         (("cosine: []", "cosine: ['train.optimizer={lr: 0.1}', train.optimizer.lr=0.2]"),
          "variants.cosine: sets train.optimizer.lr more than once"),
-        (("cosine: []", "'co sine': []"), "variants.co sine (the name): may contain only letters, digits"),
+        (("cosine: []", "'co sine': []"), "variants.co sine (the name): may contain only ASCII letters, digits"),
         (("cosine: []", "cosine: ['train.epochs =2']"), ("variants.cosine.0: override 'train.epochs =2': its KEY has a "
                                                           "space at the start or end of 'train.epochs '; no spec key has "
                                                           "one: write 'train.epochs=2'")),

@@ -435,6 +435,7 @@ def test_bad_file_entry_names_file_and_field(tmp_path: Path, content: str, field
         ("criteria.test_acc=>= abc", "criteria.test_acc", "cannot parse"),
         ("criteria.official_data=== maybe", "criteria.official_data", "cannot parse"),
         ("criteria.latency_ms=0.5 +- -1", "criteria.latency_ms", "tolerance must be >= 0"),
+        ("criteria.latency_ms=0.5 +- -0", "criteria.latency_ms", "tolerance must be >= 0"),  # the schema refuses it too
         ("criteria.nope=>= 1", "criteria.nope", "unknown metric"),
         ("criteria.nope=", "criteria.nope", "unknown metric"),  # a typo, even when removing
         # as run and validate say it: an unquoted number is no criterion (it had read "cannot parse '0.5'")
@@ -806,7 +807,10 @@ def test_a_criteria_file_with_a_key_twice_is_rejected(tmp_path: Path) -> None:
 def test_a_criteria_file_that_is_not_text_is_rejected(tmp_path: Path) -> None:
     f = tmp_path / "bin.yaml"
     f.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(InvalidInput, match="bin.yaml: criteria file is not UTF-8 text"):
+    with pytest.raises(InvalidInput, match="bin.yaml:1: criteria file is not UTF-8 text"):
+        load_criteria({}, f, [])
+    f.write_bytes(b'test_acc: ">= 0.5"\n# caf\xe9\n')  # Latin-1 in a comment: the line of its first such byte
+    with pytest.raises(InvalidInput, match="bin.yaml:2: criteria file is not UTF-8 text$"):
         load_criteria({}, f, [])
 
 

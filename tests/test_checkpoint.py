@@ -58,36 +58,35 @@ def test_a_last_checkpoint_too_damaged_to_read_is_named_among_the_skipped(tmp_pa
     assert [p.name for p, _ in skipped] == ["last.pt"] and "sha256 mismatch" in skipped[0][1]
 
 
-def test_an_interrupted_run_resumes_from_best_pt_only_where_it_verifies_and_is_further_on(tmp_path: Path) -> None:
+def test_a_run_resumes_from_best_pt_only_where_it_verifies_and_is_further_on(tmp_path: Path) -> None:
     """A run writes best.pt with last.pt's bytes at the end of an epoch it selects: where last.pt was
-    not written after it, or a newer candidate failed its digest, an interrupted run goes on from it
-    rather than an older one."""
+    not written after it, or a newer candidate failed its digest, a run goes on from it rather than
+    an older one (a finished run too: its last.pt damaged, it had been refused, or gone on from an
+    older step checkpoint, with best.pt intact)."""
     older, best = _write(tmp_path / "step-00000004.pt", 4), _write(tmp_path / "best.pt", 8)
     last = _write(tmp_path / "last.pt", 8)
-    assert checkpoint.resume_point(tmp_path, interrupted=True) == (last, [])  # nothing failed
+    assert checkpoint.resume_point(tmp_path) == (last, [])  # nothing failed
     assert checkpoint.newer_best(tmp_path, last, {last: 8, older: 4}) is None  # not further on than last.pt
     _write(last, 4)  # a process stopped between writing best.pt (step 8) and last.pt: nothing failed
-    assert checkpoint.resume_point(tmp_path, interrupted=True) == (best, [])
-    assert checkpoint.resume_point(tmp_path, interrupted=False) == checkpoint.newest_intact(tmp_path)  # last.pt alone
+    assert checkpoint.resume_point(tmp_path) == (best, [])
     _write(last, 8)
     last.write_bytes(last.read_bytes()[:-8] + b"corrupt!")
-    found, skipped = checkpoint.resume_point(tmp_path, interrupted=True)
+    found, skipped = checkpoint.resume_point(tmp_path)
     assert found == best and [p.name for p, _ in skipped] == ["last.pt"]
-    assert checkpoint.resume_point(tmp_path, interrupted=False) == (older, skipped)  # a finished run: last.pt alone
     assert checkpoint.newest_intact(tmp_path) == (older, skipped)
     _write(last, 9)  # reads as further on than best.pt ...
     checkpoint.digest_path(last).write_text("0" * 64)  # ... and only its digest file is damaged
-    assert checkpoint.resume_point(tmp_path, interrupted=True)[0] == older  # not overwritten with best.pt's older state
+    assert checkpoint.resume_point(tmp_path)[0] == older  # not overwritten with best.pt's older state
     last.write_bytes(b"damaged")  # unreadable: its step cannot be read
-    assert checkpoint.resume_point(tmp_path, interrupted=True)[0] == best
+    assert checkpoint.resume_point(tmp_path)[0] == best
     _write(tmp_path / "step-00000010.pt", 10).write_bytes(b"damaged")
-    assert checkpoint.resume_point(tmp_path, interrupted=True)[0] == best  # a damaged step checkpoint likewise
+    assert checkpoint.resume_point(tmp_path)[0] == best  # a damaged step checkpoint likewise
     best.write_bytes(best.read_bytes()[:-1] + b"x")
-    assert checkpoint.resume_point(tmp_path, interrupted=True)[0] == older  # damaged too
+    assert checkpoint.resume_point(tmp_path)[0] == older  # damaged too
     best.unlink()
-    assert checkpoint.resume_point(tmp_path, interrupted=True)[0] == older
+    assert checkpoint.resume_point(tmp_path)[0] == older
     older.unlink()
-    assert checkpoint.resume_point(tmp_path, interrupted=True)[0] is None
+    assert checkpoint.resume_point(tmp_path)[0] is None
 
 
 def _writer_threads() -> list[threading.Thread]:

@@ -1437,6 +1437,28 @@ def test_a_run_started_by_verify_or_ablate_stops_when_its_parent_is_killed_outri
     assert not alive(child), "the run trained on after its parent was killed"
 
 
+def test_a_stop_while_a_complete_command_exits_is_said(capfd: pytest.CaptureFixture[str]) -> None:
+    """A user test: a Ctrl-C after a finished run's last line, while the process exited, changed
+    nothing (rightly) and was said nowhere, where the README says such a stop is said in a note."""
+    from auditor.cli import Stops
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    stops = Stops()
+    stops.install()
+    try:
+        stops.complete()
+        assert stops.late_note() is None  # none came before the command's last line
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised; the first is said at once
+            time.sleep(0.05)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert capfd.readouterr().err == ("note: SIGINT came after the finished run was in place, while the process "
+                                      "exited; it is complete, so nothing was stopped\n")  # fmt: skip
+
+
 @pytest.mark.parametrize(("sig", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
     """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)

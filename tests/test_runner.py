@@ -221,23 +221,31 @@ def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_cha
     assert note.startswith("last.pt was written under a spec that differs only outside training (description: ")
 
 
+def _run_on_a_full_disk(
+    out: Path, monkeypatch: pytest.MonkeyPatch, spec: Spec, at_write: int
+) -> tuple[pytest.ExceptionInfo[InvalidInput], RunPaths]:
+    """A run of `spec` whose `at_write`-th write of last.pt finds the disk full (best.pt, written
+    before it with the same bytes, lands): the error it stops with, and its paths."""
+    real, writes = checkpoint.atomic_write_bytes, []
+
+    def disk_full_at_a_last_pt(path: Path, data: bytes) -> None:
+        writes.append(path.name)
+        if path.name == "last.pt" and writes.count("last.pt") == at_write:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full_at_a_last_pt)
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", out, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    return err, run_paths(out, spec.name)
+
+
 def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk during training (the write fails on the background thread) keeps the run in staging."""
     spec = load_spec("smoke", TINY_SETS)
-    real, writes = checkpoint.atomic_write_bytes, []
-
-    def disk_full_at_epoch_2(path: Path, data: bytes) -> None:
-        writes.append(path.name)
-        if path.name == "last.pt" and writes.count("last.pt") == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data)
-
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full_at_epoch_2)
-    with pytest.raises(InvalidInput) as err:
-        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
-    paths = run_paths(tmp_path, spec.name)
+    err, paths = _run_on_a_full_disk(tmp_path, monkeypatch, spec, at_write=2)
     assert "cannot write a checkpoint: No space left on device" in str(err.value) and "continue with --resume" in str(err.value)
     assert str(paths.ckpt_staging / "last.pt") in str(err.value)
     assert torch.load(paths.ckpt_staging / "last.pt", weights_only=False)["global_step"] > 0  # epoch 1 intact
@@ -245,6 +253,22 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clean_error_and_resumable(
     monkeypatch.undo()
     outcome = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert outcome.audit["run"]["status"] == "completed" and (paths.reports / "REPRODUCIBILITY.md").is_file()
+
+
+def test_a_full_disk_between_the_first_best_pt_and_last_pt_keeps_best_pt_to_resume_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: best.pt landed whole, last.pt (the same bytes) found the disk full, and the run
+    deleted best.pt with its staging folder, saying no checkpoint had been written."""
+    spec = load_spec("smoke", TINY_SETS)
+    err, paths = _run_on_a_full_disk(tmp_path, monkeypatch, spec, at_write=1)
+    assert "continue with --resume" in str(err.value) and runner.NOTHING_KEPT not in str(err.value)
+    assert checkpoint.verify(paths.ckpt_staging / "best.pt") is None and not (paths.ckpt_staging / "last.pt").exists()
+    monkeypatch.undo()
+    said: list[str] = []
+    outcome = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
+    assert outcome.audit["run"]["status"] == "completed" and outcome.audit["run"]["resumed_from"] == "best.pt"
+    assert any(m.startswith("resume: continuing from best.pt") for m in said), said
 
 
 def test_a_first_checkpoint_that_cannot_be_written_keeps_nothing_and_says_so(
@@ -981,14 +1005,17 @@ def test_resume_with_no_intact_checkpoint_says_how_to_start_over(tmp_path: Path)
     assert paths.ckpt_staging.is_dir()  # the user decides
 
 
-def test_an_interrupted_run_whose_last_checkpoint_is_damaged_resumes_from_an_intact_best(tmp_path: Path) -> None:
-    """A user test: with last.pt damaged and best.pt intact (the same training state), --resume said
-    'no intact checkpoint' and advised removing the run."""
+@pytest.mark.parametrize("finished", [False, True], ids=["interrupted", "finished"])
+def test_a_run_whose_last_checkpoint_is_damaged_resumes_from_an_intact_best(tmp_path: Path, finished: bool) -> None:
+    """User tests: with last.pt damaged and best.pt intact (the same training state), --resume said
+    'no intact checkpoint' and advised removing the run; of a finished run, it said so still after
+    the interrupted run's case was mended."""
     spec, before = _finished_run(tmp_path)
     paths = run_paths(tmp_path, spec.name)
-    shutil.rmtree(paths.reports)
-    paths.checkpoints.rename(paths.ckpt_staging)  # as an interrupted run leaves them
-    last = paths.ckpt_staging / "last.pt"
+    if not finished:
+        shutil.rmtree(paths.reports)
+        paths.checkpoints.rename(paths.ckpt_staging)  # as an interrupted run leaves them
+    last = (paths.checkpoints if finished else paths.ckpt_staging) / "last.pt"
     last.write_bytes(last.read_bytes()[:-1] + b"x")
     said: list[str] = []
     result = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
@@ -1031,7 +1058,7 @@ def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     # The determinism section names the count the weights were trained at, not only this process's.
     assert moved.audit["training"]["trained_on"]["torch_threads"] == threads + 1
     assert moved.audit["training"]["trained_here"] is False and moved.audit["training"]["other_cpu_share"] is None
-    assert "| not measured: this process trained nothing (a resume of a finished run" in sheet
+    assert "| not measured: this process trained nothing (a resume after the training had ended" in sheet
     assert (f"| torch intra-op / inter-op threads | {threads} / {torch.get_num_interop_threads()} (this process's, "
             f"which trained nothing: the weights were trained at {threads + 1} torch threads, on {cpu_model()}) |") in sheet
     assert (f"thread count {threads + 1} (the weights were trained at it; this process, which trained nothing, ran "

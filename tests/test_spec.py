@@ -150,7 +150,7 @@ BAD = [
     ({"train": {"optimizer": {"lr": -float("inf")}}}, "train.optimizer.lr", "got -inf (YAML's -.inf, or a number beyond float range such as -1e999)"),
     ({"data": {"std": [0.2, float("inf"), 0.2]}}, "data.std.1", "finite number"),
     ({"verify": {"tolerance": float("inf")}}, "verify.tolerance", "finite number"),
-    ({"name": "has space"}, "name", "may contain only letters, digits, '.', '_' and '-', and may not start with '.', got 'has space'"),
+    ({"name": "has space"}, "name", "may contain only ASCII letters, digits, '.', '_' and '-', and may not start with '.', got 'has space'"),
     ({"name": "x.partial"}, "name", "reserved for the tool"),
     ({"name": ".a.lock"}, "name", "and may not start with '.', got '.a.lock'"),  # another run's lock file
     ({"train": {"epochs": 2, "schedule": {"warmup_epochs": 3}}}, "train.schedule.warmup_epochs", "3 must be at most epochs=2"),
@@ -643,6 +643,39 @@ def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refus
                         "test_batch, batches.meta)\n")  # fmt: skip
 
 
+def test_what_a_run_would_refuse_here_names_the_line_of_the_spec_file_that_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A user test: validation's errors give `file:LINE:`, while a val_split the data cannot hold, or a
+    device this machine lacks, written in the file, gave the file alone (in `validate` and `run`)."""
+    monkeypatch.chdir(tmp_path)
+    fake_cifar_root(tmp_path / "data")
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\ndata:\n  dataset: cifar10\n  root: data\n  val_split: 20\nmodel: {name: resnet8}\n")
+    assert main(["validate", str(f)]) == 0
+    assert capsys.readouterr().err.startswith(f"auditor validate: warning: {f}:5: data.val_split: 20 must be smaller")
+    assert main(["run", str(f), "--out", "out"]) == 2
+    assert capsys.readouterr().err == f"auditor run: error: {f}:5: data.val_split: 20 must be smaller than the 20 training images\n"
+    assert main(["validate", str(f), "--set", "data.val_split=30"]) == 0  # the --set's, not the file's line
+    assert f"warning: {f} --set 'data.val_split=30': data.val_split: 30 must" in capsys.readouterr().err
+    f.write_text("name: s\ndata:\n  dataset: cifar10\n  root: nowhere\n")  # the default val_split: data's line
+    assert main(["validate", str(f)]) == 0
+    assert capsys.readouterr().err.startswith(f"auditor validate: warning: {f}:4: data.root: {tmp_path / 'nowhere'} does not")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_spec_path_that_is_not_one_printable_line_is_quoted_in_validate_s_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A user test: a file name holding a line break put YAML lines of its own into the stream validate prints."""
+    f = tmp_path / "we\nname: injected\nird.yaml"
+    f.write_text("name: x\n")
+    assert main(["validate", str(f), "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# {str(f)!r}: valid (sha256 ")
+    assert [d["name"] for d in yaml.safe_load_all(out)] == ["x", "smoke"]
+
+
 def test_a_shipped_spec_is_named_only_where_its_name_stood_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert shipped_name("smoke") == shipped_name("smoke.yaml") == "specs/smoke.yaml"
@@ -968,6 +1001,13 @@ def test_training_changes_split_what_trains_from_what_does_not() -> None:
     assert outside == ["criteria.test_acc: null -> '>= 0.99'"]
     training, outside = training_changes(before, load_spec("smoke", ["description=x"]))
     assert training == [] and outside == [f"description: {before['description']!r} -> 'x'"]
+
+
+def test_a_spec_file_that_is_not_utf8_names_the_line_of_its_first_such_byte(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: x\nseed: 1\ndescription: caf\xe9\n")
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == f"auditor validate: error: {path}:3: not a UTF-8 text file\n"
 
 
 def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

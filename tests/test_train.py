@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -119,6 +121,26 @@ def test_mid_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert resumed.step_losses == full.step_losses
     assert_same_state(model_resumed.state_dict(), model_full.state_dict())
     assert [h.val_acc for h in resumed.history] == [h.val_acc for h in full.history]
+
+
+def test_a_stop_on_seeing_an_epoch_s_line_keeps_that_epoch(tmp_path: Path) -> None:
+    """A user test: a Ctrl-C just after `epoch 1/2` was printed came before its checkpoint was
+    taken, and the epoch was lost (a stop with no checkpoint yet throws the run away)."""
+
+    def log(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs between bytecodes: it raises here, inside log
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(tiny_spec(), tmp_path, log=log)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert checkpoint.verify(tmp_path / "last.pt") is None  # landed whole, the stop waiting for it
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert (state["epoch"], state["step_in_epoch"], len(state["history"])) == (1, 0, 1)
 
 
 @pytest.fixture(scope="module")
