@@ -577,6 +577,11 @@ def _where_the_report_is(run_dir: Path) -> str:
     `<name>.old`; one interrupted (or running) leaves its report so far in `<name>.partial`."""
     folder = Path(os.path.abspath(run_dir))  # `..` named as the folder it is
     old, staged = aside(folder), folder.with_name(folder.name + STAGING)
+    waiting = (old / SET_ASIDE).is_file() or staged.is_dir()
+    if waiting and (workdir := verify_workdir_of(folder.parent.parent)) is not None:  # WORKDIR/{a,b,k}/reports/<name>
+        return (f"; a run that `auditor verify` started here (work dir {workdir}) has not finished (running now, "
+                "or stopped): that verify writes this report when the run finishes, and one that stopped is "
+                "run again whole (`auditor run --resume` is refused there: verify starts its runs afresh)")
     if (old / SET_ASIDE).is_file():
         return (f"; {old} holds the report a run set aside while it put a new one in place, and that run was "
                 "killed before it finished: `auditor run SPEC --resume` with its spec puts a report back (the new "
@@ -675,6 +680,23 @@ def verify_workdir_of(run_root: Path) -> Path | None:
     if run_root.name not in ("a", "b", "k") or not (run_root.parent / VERIFY_MARKER).is_file():
         return None
     return run_root.parent
+
+
+def verify_workdir_holding(path: Path) -> Path | None:
+    """The work dir of `auditor verify` that `path` is, or is inside (the nearest folder up that
+    holds its marker), or None."""
+    folder = Path(os.path.abspath(path))
+    return next((f for f in (folder, *folder.parents) if (f / VERIFY_MARKER).is_file()), None)
+
+
+def verify_out_refusal(out: Path) -> str | None:
+    """Why `auditor verify --out OUT` must not run where OUT is in a work dir of another verify
+    (a user test: it trained there, and the outer verify then refused its own folder as holding
+    files it did not write); None for any other --out."""
+    if (holder := verify_workdir_holding(out)) is None:
+        return None
+    return (f"--out {out}: in the work dir {holder} of `auditor verify`, which a verify of it replaces whole; "
+            "give an --out outside it")
 
 
 def verify_run_refusal(out: Path) -> str | None:

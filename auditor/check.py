@@ -38,7 +38,7 @@ import re
 import stat
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -800,6 +800,20 @@ def _parse_set(item: str) -> tuple[str, Any]:
 def verification_passed(verdict: str, allow_tolerance: bool) -> bool:
     """A verify verdict passes when bitwise, or within tolerance where the spec allows it."""
     return verdict == "bitwise" or (verdict == "tolerance" and allow_tolerance)
+
+
+def unreproduced_note(audit: Mapping[str, Any], gated: Iterable[str]) -> str | None:
+    """Where `auditor verify` recorded a verdict that does not pass in the record and no criterion
+    (`gated`: the metrics judged) gates `reproducible`, what a PASS leaves out; else None. A user
+    test: a diverged verification left run A's sheet and `check` at a bare PASS."""
+    ver = audit.get("verification")
+    if not isinstance(ver, Mapping) or "reproducible" in gated or not isinstance(verdict := ver.get("verdict"), str):
+        return None
+    if verification_passed(verdict, bool(ver.get("allow_tolerance"))):
+        return None
+    return (f"`auditor verify` did not show this training reproducible (verdict: {verdict}), and no criterion gates "
+            "`reproducible`, so a PASS does not cover it (verify's exit code does): see the determinism evidence, or "
+            'gate it with `reproducible: "== bitwise"`')
 
 
 def verdict(results: list[CriterionResult], status: str | None, require_criteria: bool = False) -> str:

@@ -436,17 +436,22 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """`auditor verify`: twin runs and a kill/resume run, compared tensor by tensor; exit 1 when
     they differ or a run crashed."""
+    from auditor.audit import verify_out_refusal
     from auditor.verify import Faults, RunFailed, summary, verify
 
+    if (refusal := verify_out_refusal(args.out)) is not None:
+        raise InvalidInput(refusal)
     try:
         outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
-                         kill_at=args.kill_at, log=_log, faults=Faults.from_env(os.environ))  # fmt: skip
+                         kill_at=args.kill_at, log=_log, faults=Faults.from_env(os.environ),
+                         in_place=lambda: args.stops.complete("the verification's evidence"))  # fmt: skip
     except RunFailed as exc:
         print(f"auditor verify: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as stop:
-        print(f"\nauditor verify: {stop_word(stop)} (said above: where its runs and any earlier evidence are); "
-              "run the same command again to verify", file=sys.stderr)  # fmt: skip
+        # Where its runs and any earlier evidence are was said above, where it had set them aside
+        # (a stop while it planned had nothing to say of them).
+        print(f"\nauditor verify: {stop_word(stop)}; run the same command again to verify", file=sys.stderr)
         return exit_code(stop)
     _print_out([summary(outcome)])
     return EXIT_OK if outcome.passed else EXIT_FAILED
@@ -502,6 +507,7 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
         recorded_allow_tolerance,
         render_lines,
         staged_junit,
+        unreproduced_note,
         verdict,
     )
 
@@ -515,6 +521,9 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     for note in unused:
         _warn("check", note)
     warnings += unused
+    if (unreproduced := unreproduced_note(audit, criteria)) is not None:
+        _warn("check", f"{source}: {unreproduced}")
+        warnings.append(f"{source}: {unreproduced}")
     results = judge(criteria, audit)
     status = record_gate_status(audit)
     required = args.require_criteria
@@ -977,6 +986,8 @@ class Stops:
     def __init__(self) -> None:
         self.replaced: dict[int, Any] = {}  # none off the main thread, none for a signal ignored already
         self.completed = False
+        self.what = "the finished run"  # what was complete, for the note (`complete`)
+        self.exiting = False  # the command has returned its exit code (`restore` for the process's exit)
         self.came_after: list[int] = []
         self.said = False  # late_note was given: a stop from then on (the process exiting) is said as it comes
 
@@ -992,38 +1003,44 @@ class Stops:
             pass
 
     def _stop(self, signum: int, frame: Any) -> None:
-        if self.completed:
+        if self.completed or self.exiting:
             self.came_after.append(signum)
-            if self.said and len(self.came_after) == 1:  # no line of the command's is left to come after it
-                note = stop_after_finish_note(signum, "after the finished run was in place, while the process exited")
+            if (self.said or self.exiting) and len(self.came_after) == 1:  # no line of the command's comes after it
                 with contextlib.suppress(OSError):  # stderr closed, or its reader gone: nothing to tell
-                    os.write(2, f"{note}\n".encode(errors="replace"))
+                    os.write(2, f"{self._exit_note(signum)}\n".encode(errors="replace"))
             return
         for s in STOPS:
             signal.signal(s, signal.SIG_IGN)
         raise STOPS[signum]
 
-    def complete(self) -> None:
-        """The command's work is complete and in place: stops from now on change nothing."""
-        self.completed = True
+    def _exit_note(self, signum: int) -> str:
+        """The note for a stop that came while the process exited, its command's exit code given."""
+        if self.completed:
+            return stop_after_finish_note(signum, f"after {self.what} was in place, while the process exited")
+        return f"note: {signal.Signals(signum).name} came while the process exited; it stopped nothing"
+
+    def complete(self, what: str = "the finished run") -> None:
+        """The command's work (`what`) is complete and in place: stops from now on change nothing."""
+        self.completed, self.what = True, what
 
     def restore(self, to_exit: bool) -> None:
-        """Put back the handlers replaced. Where the process exits next (`to_exit`: it is the
-        command), not after a stop (the process is stopping), nor once the work is complete: then
-        stops stay recorded until exit, and ignored from the interpreter's shutdown on (it resets a
-        Python handler to the default, which a stop would die of)."""
-        if self.completed and to_exit:
+        """Put back the handlers replaced, for a caller in Python that goes on. Not where the process
+        exits next (`to_exit`: it is the command): its exit code is given then, so that stops are
+        recorded (and said) until exit, and ignored from the interpreter's shutdown on (it resets a
+        Python handler to the default, which a stop would die of: -2 or -15 to a parent, rather than
+        the command's exit code, as a Ctrl-C in the second a complete run's exit takes had given 130)."""
+        if to_exit:
+            self.exiting = True
             atexit.register(_ignore_stops, tuple(self.replaced))
             return
-        for signum, handler in self.replaced.items():  # a caller in Python goes on, also after a stop
-            if not to_exit or signal.getsignal(signum) is not signal.SIG_IGN:
-                signal.signal(signum, handler)
+        for signum, handler in self.replaced.items():
+            signal.signal(signum, handler)
 
     def late_note(self) -> str | None:
         """What to say of the stops that came after the work was complete, if any came; the first
         to come after this is said by the handler itself."""
         self.said = True
-        return stop_after_finish_note(self.came_after[0], "after the finished run was in place") if self.came_after else None
+        return stop_after_finish_note(self.came_after[0], f"after {self.what} was in place") if self.came_after else None
 
 
 def _ignore_stops(signums: tuple[int, ...]) -> None:

@@ -62,6 +62,7 @@ from auditor.check import (
     provenance_disagrees,
     record_gate_status,
     stored_verdict_differs,
+    unreproduced_note,
     verification_passed,
 )
 from auditor.errors import InvalidInput
@@ -733,6 +734,7 @@ def _summary(audit: dict[str, Any]) -> dict[str, Any]:
         "n_criteria": len(crit),
         "fail_reasons": reasons,
         "accuracy_ungated": _accuracy_ungated(crit) if not reasons and audit["verdict"] == "PASS" else None,
+        "unreproduced": unreproduced_note(audit, [str(c["metric"]) for c in crit]),
         "diverged_banner": diverged,
         "hardware": hw,
         "date": str(run["finished_utc"])[:10],

@@ -501,8 +501,20 @@ def _failed_why(record: Path) -> str:
 
 
 # After a run's own words, which speak of `auditor run` and its folders inside verify's work dir.
-AFRESH = ("(verify starts all its runs afresh each time: advice above to continue that run does not apply; "
-          "mend what it names, then run `auditor verify` again)")  # fmt: skip
+AFRESH = ("(verify starts all its runs afresh each time: any advice in its log to continue that run does not "
+          "apply; mend what it names, then run `auditor verify` again)")  # fmt: skip
+
+
+def how_it_failed(returncode: int) -> str:
+    """'with exit code 1', or for a run a signal ended: ': killed by SIGKILL (exit code -9: ...)'."""
+    if returncode >= 0:
+        return f" with exit code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    why = ": the out-of-memory killer, or kill -9" if name == "SIGKILL" else ""
+    return f": killed by {name} (exit code {returncode}{why})"
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -521,7 +533,7 @@ def _finished(plan: Plan, rec: RunRecord) -> dict[str, Any]:
                            f"write); log {log_path}:\n{_tail(log_path, 5)}\n{AFRESH}")  # fmt: skip
     if rec.returncode not in (EXIT_OK, EXIT_FAILED) or not (report / "audit.json").is_file():
         raise RunFailed(
-            f"run {rec.id} ({rec.role}) failed with exit code {rec.returncode}; "
+            f"run {rec.id} ({rec.role}) failed{how_it_failed(rec.returncode)}; "
             f"log {log_path}:\n{_tail(log_path)}\n{AFRESH}"
         )
     return read_audit(report)  # exit 1 = its own criteria failed: still a finished run
@@ -1082,16 +1094,19 @@ def write_spec_file(plan: Plan) -> Path:
 def verify(
     spec_arg: str, sets: list[str], out: Path, *, epochs: int | None = None, steps: int | None = None,
     kill_at: int | None = None, log: Log = print, faults: Faults | None = None,
+    in_place: Callable[[], None] | None = None,
 ) -> VerifyOutcome:
     """Plan, run A, B and K, compare, and write the evidence. Raises InvalidInput / RunFailed.
 
     Evidence from an earlier invocation is set aside, not deleted, until this
     one has written its own: an interrupted or failed re-verify puts it back.
     Another verify of the same name into the same `out` is refused while this one goes on.
+    `in_place` is called once this verification's evidence is written and in place, before the
+    earlier evidence is deleted: from then on a stop has nothing left to stop.
     """
     plan = make_plan(spec_arg, sets, out, epochs, steps, kill_at, faults)
     with held_workdir(plan, out):
-        return _verify_planned(plan, out, log)
+        return _verify_planned(plan, out, log, in_place)
 
 
 @contextmanager
@@ -1105,7 +1120,7 @@ def held_workdir(plan: Plan, out: Path) -> Iterator[None]:
         yield
 
 
-def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
+def _verify_planned(plan: Plan, out: Path, log: Log, in_place: Callable[[], None] | None = None) -> VerifyOutcome:
     """`verify` once the work dir is held: set the earlier evidence aside, run, compare, settle."""
     notes = [*plan.notes, *plan.faults.notes(plan.total_steps)]
     previous = _set_aside_workdir(plan, out)
@@ -1115,7 +1130,8 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
         if previous is None:
             raise
         failed = _put_back(plan.workdir, previous)  # the paths the message names moved to `failed`
-        raise type(exc)(str(exc).replace(f"{plan.workdir}/", f"{failed}/")) from None
+        head, sep, quoted = str(exc).partition("\n")  # below its first line, a run's log, quoted as written
+        raise type(exc)(head.replace(f"{plan.workdir}/", f"{failed}/") + sep + quoted) from None
     except BaseException as exc:  # Ctrl-C included: the earlier evidence must survive
         stopped = isinstance(exc, KeyboardInterrupt)
         if previous is not None:
@@ -1126,6 +1142,8 @@ def _verify_planned(plan: Plan, out: Path, log: Log) -> VerifyOutcome:
         elif stopped:
             log(f"verify: this attempt's runs and logs are in {plan.workdir}/")
         raise
+    if in_place is not None:  # a Ctrl-C while the earlier evidence is deleted had thrown the verdict away
+        in_place()
     # The earlier evidence and a failed attempt's, superseded. A deletion that fails part way (a
     # read-only folder inside) leaves a hidden name, which the next verify tries again.
     for left in (discard(previous) if previous is not None else None, discard(failed_dir(plan.workdir))):
@@ -1191,7 +1209,9 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
 
 
 # What verify writes into a work dir (runs a, b, k each an `auditor run --out`), and its logs/.
-WORKDIR_FILES = {"": (VERIFY_MARKER, "spec.yaml", "verify.json", "logs", "a", "b", "k", ".*.tmp"), "logs": ("*.log",)}
+# Its logs by name (`_start`'s `<run>-<role>.log`): a user's own `notes.log` there is refused, not deleted.
+RUN_LOGS = ("a-reference.log", "b-twin.log", "k-killed.log", "k-resumed.log")
+WORKDIR_FILES = {"": (VERIFY_MARKER, "spec.yaml", "verify.json", "logs", "a", "b", "k", ".*.tmp"), "logs": RUN_LOGS}
 
 
 def old_dir(workdir: Path) -> Path:

@@ -18,6 +18,7 @@ from auditor.audit import (
     FIRST_METRICS,
     SET_ASIDE,
     SHEET_FIELDS,
+    VERIFY_MARKER,
     fields_problem,
     finite_or_none,
     is_number,
@@ -319,6 +320,16 @@ def test_a_missing_report_folder_names_where_an_interrupted_run_left_its_report(
             f"{run_dir}: no such folder; a run of this name started and has not finished (interrupted, or running now: "
             f"{staged} is where it writes its report)")):  # fmt: skip
         read_audit(run_dir)
+    # A user test: of a run that `auditor verify` started, `render` advised `auditor run SPEC --resume`,
+    # which is refused there.
+    workdir = tmp_path / "verify" / "smoke"
+    (workdir / "a" / "reports" / "smoke.partial").mkdir(parents=True)
+    (workdir / VERIFY_MARKER).touch()
+    with pytest.raises(InvalidInput, match=re.escape(
+            f"no such folder; a run that `auditor verify` started here (work dir {workdir}) has not finished (running "
+            "now, or stopped): that verify writes this report when the run finishes, and one that stopped is run "
+            "again whole (`auditor run --resume` is refused there")):  # fmt: skip
+        read_audit(workdir / "a" / "reports" / "smoke")
 
 
 def test_a_missing_report_folder_points_at_the_one_likely_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

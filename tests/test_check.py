@@ -1239,3 +1239,27 @@ def test_a_pipe_a_shell_hands_over_is_read(tmp_path: Path) -> None:
         assert load_criteria({}, Path(f"/dev/fd/{read_end}"), []) == {"test_acc": ">= 0.5"}
     finally:
         os.close(read_end)
+
+
+def test_check_warns_of_a_failed_verification_that_no_criterion_gates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: `check` passed run A of a diverged verification without a word (the shipped
+    specs gate no `reproducible`); a criterion on it judges it instead, and needs no warning."""
+    import json
+
+    from test_render import verified_audit
+
+    from auditor.cli import main
+
+    audit = verified_audit("diverged")
+    audit["metrics"]["reproducible"] = "diverged"
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    junit = tmp_path / "junit.xml"
+    assert main(["check", str(tmp_path), "--junit", str(junit)]) == 0
+    said = ("`auditor verify` did not show this training reproducible (verdict: diverged), and no criterion gates "
+            "`reproducible`, so a PASS does not cover it")  # fmt: skip
+    assert f"auditor check: warning: {tmp_path / 'audit.json'}: {said}" in capsys.readouterr().err
+    assert said.replace("`", "") in junit.read_text().replace("`", "")  # the CI page shows it too
+    assert main(["check", str(tmp_path), "--set", "criteria.reproducible=== bitwise"]) == 1
+    assert said not in capsys.readouterr().err

@@ -1459,6 +1459,32 @@ def test_a_stop_while_a_complete_command_exits_is_said(capfd: pytest.CaptureFixt
                                       "exited; it is complete, so nothing was stopped\n")  # fmt: skip
 
 
+def test_a_stop_while_any_command_exits_leaves_its_exit_code(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: a Ctrl-C just after a refusal was printed ended the process by SIGINT (-2 to a
+    parent), not with the refusal's exit 2: the handlers were put back for the interpreter's exit."""
+    import atexit
+
+    from auditor.cli import Stops, _ignore_stops
+
+    at_exit: list[tuple] = []
+    monkeypatch.setattr(atexit, "register", lambda f, *a: at_exit.append((f, *a)))
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    stops = Stops()
+    stops.install()
+    try:
+        stops.restore(to_exit=True)  # as main() returns a refused command's exit code
+        os.kill(os.getpid(), signal.SIGINT)  # recorded and said, not raised
+        time.sleep(0.05)
+        assert at_exit == [(_ignore_stops, (signal.SIGINT, signal.SIGTERM))]  # ignored from shutdown on
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert capfd.readouterr().err == "note: SIGINT came while the process exited; it stopped nothing\n"
+
+
 @pytest.mark.parametrize(("sig", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 def test_a_stop_while_torch_imports_takes_effect_after_the_import(sig: int, raised: type) -> None:
     """Raised inside torch's or numpy's import it left them half-made: an AttributeError (exit 1)

@@ -1555,6 +1555,26 @@ def test_verification_diverged_is_not_ticked() -> None:
     assert checklist_line(text, "Reproducibility verified by re-running").startswith("- [ ]")
 
 
+@pytest.mark.parametrize(("verdict", "allow", "gated", "warned"), [
+    ("diverged", False, False, True), ("tolerance", False, False, True), ("tolerance", True, False, False),
+    ("bitwise", False, False, False), ("diverged", False, True, False),
+])  # fmt: skip
+def test_a_failed_verification_no_criterion_gates_is_said_under_the_verdict(
+    verdict: str, allow: bool, gated: bool, warned: bool
+) -> None:
+    """A user test: a diverged verification left run A's sheet at a bare 'Verdict: PASS' near its top
+    (the shipped specs gate no `reproducible`); the evidence was in a section far below."""
+    audit = verified_audit(verdict)
+    audit["verification"]["allow_tolerance"] = allow
+    if gated:  # the criterion fails the sheet itself, and says why
+        audit["criteria"].append({"metric": "reproducible", "expr": "== bitwise", "op": "==", "threshold": "bitwise",
+                                  "measured": verdict, "passed": False, "detail": ""})  # fmt: skip
+    head = text_of(audit).split("## Architecture")[0]
+    note = (f"> [!WARNING]\n> `auditor verify` did not show this training reproducible (verdict: {verdict}), and no "
+            "criterion gates `reproducible`, so a PASS does not cover it (verify's exit code does)")
+    assert (note in head) is warned
+
+
 @pytest.mark.parametrize(("allow", "banner"), [(False, True), (True, False)])
 def test_tolerance_is_a_failed_verification_unless_the_spec_allows_it(allow: bool, banner: bool) -> None:
     audit = verified_audit("tolerance")

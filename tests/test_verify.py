@@ -107,7 +107,7 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
     (user / "audit.json").write_text('{"mine": true}\n')
     (tmp_path / "checkpoints" / "smoke").mkdir(parents=True)
     (tmp_path / "checkpoints" / "smoke" / "last.pt").write_bytes(b"user checkpoint")
-    stale = tmp_path / "verify" / "smoke" / "logs" / "k-earlier.log"
+    stale = tmp_path / "verify" / "smoke" / "logs" / "k-resumed.log"
     stale.parent.mkdir(parents=True)  # an earlier verify's folder: its marker, its logs
     (stale.parent.parent / VERIFY_MARKER).write_text("")
     stale.write_text("from an earlier verify")
@@ -1027,13 +1027,19 @@ def test_a_crashed_reverify_keeps_its_logs_beside_the_earlier_evidence(tmp_path:
     def crashed(plan: Any, notes: list[str], log: Any) -> None:
         (plan.workdir / "logs").mkdir()
         (plan.workdir / "logs" / "b-twin.log").write_text("the crash")
-        raise verify_mod.RunFailed(f"run b (twin) failed with exit code 1; log {plan.workdir / 'logs' / 'b-twin.log'}")
+        quoted = f"$ auditor run {plan.workdir / 'spec.yaml'} --out {plan.workdir / 'b'}"  # as its log says it
+        raise verify_mod.RunFailed(f"run b (twin) failed{verify_mod.how_it_failed(-9)}; log "
+                                   f"{plan.workdir / 'logs' / 'b-twin.log'}:\n{quoted}")  # fmt: skip
 
     monkeypatch.setattr(verify_mod, "_run_and_compare", crashed)
     with pytest.raises(verify_mod.RunFailed) as info:
         verify_mod.verify("smoke", [], tmp_path, epochs=1)
-    named = Path(str(info.value).rsplit("log ", 1)[1])
+    head, tail = str(info.value).split("\n")
+    assert head.startswith("run b (twin) failed: killed by SIGKILL (exit code -9: the out-of-memory killer, or kill -9)")
+    named = Path(head.rsplit("log ", 1)[1].removesuffix(":"))
     assert named == workdir.with_name("smoke.failed") / "logs" / "b-twin.log" and named.read_text() == "the crash"
+    # A user test: the log's own lines were quoted with paths rewritten, as the log does not say them.
+    assert tail == f"$ auditor run {workdir / 'spec.yaml'} --out {workdir / 'b'}"
     assert (workdir / "verify.json").read_text() == "earlier evidence"
 
 
@@ -1087,13 +1093,13 @@ def test_files_verify_did_not_write_in_its_work_dir_are_refused_not_deleted(tmp_
     (workdir / "a/checkpoints/.smoke.lock").write_text("")  # the run's lock and its compile cache: verify's own
     (workdir / "a/.inductor-cache").mkdir()
     (workdir / "b/reports/other").mkdir(parents=True)
-    mine = ["notes.md", "logs/junit.xml", "a/reports/smoke/junit.xml", "a/reports/smoke/figures/mine.svg",
-            "a/notes.md", "a/checkpoints/keep.md", "b/reports/other/n.txt"]  # fmt: skip
+    mine = ["notes.md", "logs/junit.xml", "logs/my-notes.log", "a/reports/smoke/junit.xml",
+            "a/reports/smoke/figures/mine.svg", "a/notes.md", "a/checkpoints/keep.md", "b/reports/other/n.txt"]  # fmt: skip
     for name in mine:  # a JUnit report beside run A's record is where `auditor check --junit` would put it
         (workdir / name).write_text("the user's")
     plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
     listed = (r"a/checkpoints/keep\.md, a/notes\.md, a/reports/smoke/figures/mine\.svg, a/reports/smoke/junit\.xml, "
-              r"b/reports/other, logs/junit\.xml, notes\.md")  # fmt: skip
+              r"b/reports/other, logs/junit\.xml, logs/my-notes\.log, notes\.md")  # fmt: skip
     with pytest.raises(InvalidInput, match=rf"smoke: holds files verify did not write \({listed}\)"):
         verify_mod._set_aside_workdir(plan, tmp_path)
     assert all((workdir / name).read_text() == "the user's" for name in mine)
@@ -1248,3 +1254,41 @@ def test_a_run_that_exits_1_is_said_to_fail_for_the_reason_its_record_gives(  # 
     assert verify_mod._failed_why(record) == f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
     record.write_text("{not json")
     assert verify_mod._failed_why(record) == " (its audit.json could not be read: see its log)"
+
+
+@pytest.mark.parametrize("inner", ["", "logs", "a"])
+def test_an_out_in_another_verify_s_work_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], inner: str) -> None:
+    """A user test: `verify --out verify/smoke` trained inside an earlier verify's work dir, and a
+    verify of that work dir then refused its own folder as holding files it did not write."""
+    workdir = tmp_path / "verify" / "smoke"
+    (workdir / "logs").mkdir(parents=True)
+    (workdir / "a").mkdir()
+    (workdir / VERIFY_MARKER).write_text("")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    out = workdir / inner
+    assert main(["verify", "--out", str(out), "--steps", "6"]) == 2
+    assert capsys.readouterr().err == (f"auditor verify: error: --out {out}: in the work dir {workdir} of `auditor "
+                                       "verify`, which a verify of it replaces whole; give an --out outside it\n")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_stops_change_nothing_once_the_evidence_is_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: a Ctrl-C while the earlier evidence was deleted (after verify.json and run A's
+    record held the new verdict) ended verify with 130 and no summary. `in_place` (the CLI's
+    `Stops.complete`) is called once the new evidence is written, before the earlier is deleted."""
+    workdir = tmp_path / "verify" / "smoke"
+    workdir.mkdir(parents=True)
+    (workdir / VERIFY_MARKER).write_text("")
+    (workdir / "verify.json").write_text("earlier evidence")
+    seen: list[tuple[str, bool]] = []
+
+    def compared(plan: Any, notes: list[str], log: Any) -> tuple[dict[str, Any], Path]:
+        (plan.workdir / "verify.json").write_text("new evidence")
+        return {"passed": True}, plan.workdir / "a" / "reports" / "smoke"
+
+    monkeypatch.setattr(verify_mod, "_run_and_compare", compared)
+    old = workdir.with_name("smoke.old")
+    outcome = verify_mod.verify("smoke", [], tmp_path, epochs=1, log=lambda m: None,
+                                in_place=lambda: seen.append(((workdir / "verify.json").read_text(), old.exists())))  # fmt: skip
+    assert outcome.passed and seen == [("new evidence", True)]  # called with the earlier still there to delete
+    assert not old.exists()
