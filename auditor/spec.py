@@ -727,6 +727,21 @@ class Spec(_Section):
         return self
 
     @model_validator(mode="after")
+    def _official_data_criterion_can_pass(self, info: ValidationInfo) -> Spec:
+        """Refuse an `official_data` criterion that synthetic data always fails (a user test: it was
+        accepted, to fail once the training was done, while `data.require_official` was refused).
+        New specs only."""
+        expr = self.criteria.get("official_data")
+        if expr is None or self.data.dataset != "synthetic" or not _new_run(info):
+            return self
+        crit = parse_criterion("official_data", expr, recorded=True)
+        if (crit.op == "==") != (crit.threshold == "false"):  # judged at false, the only value synthetic data has
+            raise ValueError(f"{SUBKEY}criteria.official_data: {expr!r} never passes here: data.dataset is synthetic, "
+                             "which is never the official CIFAR-10 (official_data is false); remove it, or train on "
+                             "cifar10")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _reproducible_as_verify_judges(self, info: ValidationInfo) -> Spec:
         """Refuse a `reproducible` criterion that judges a tolerance verdict otherwise than verify
         does (it passes one exactly when verify.allow_tolerance): the record's verdict and

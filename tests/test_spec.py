@@ -133,6 +133,8 @@ BAD = [
     ({"model": {"num_classes": 100}}, "model.num_classes", "100, but data.dataset cifar10 has 10 classes"),
     ({"data": {"root": ""}}, "data.root", "empty; give the folder that holds cifar-10-batches-py/"),
     ({"data": {"dataset": "synthetic", "val_split": 10, "require_official": True}}, "data.require_official", "dataset is synthetic"),
+    ({"data": {"dataset": "synthetic", "val_split": 10}, "criteria": {"official_data": "== true"}}, "criteria.official_data",
+     "'== true' never passes here: data.dataset is synthetic, which is never the official CIFAR-10"),
     ({"data": {"synthetic": {"train": 10**11}}}, "data.synthetic.train", "less than or equal to 1000000"),
     ({"measure": {"latency": {"batch_size": 10**20}}}, "measure.latency.batch_size", "less than or equal to 4096"),
     ({"name": "x.failed"}, "name", "reserved for the tool's own folders"),  # verify's failed attempts
@@ -769,7 +771,8 @@ def test_a_categorical_value_in_another_form_is_offered_the_criterion_it_means(m
     spec's booleans take yes; YAML's unquoted true (a bool) got the numeric example."""
     said = _refusal_of_criterion(metric, given)
     assert ("; write" not in said) if hint is None else said.endswith(f'; write "{hint}"'), said
-    assert hint is None or load_spec("smoke", [f"criteria.{metric}={hint}"]).criteria[metric] == hint
+    data = ["data.dataset=cifar10"] if metric == "official_data" else []  # synthetic data is never official
+    assert hint is None or load_spec("smoke", [*data, f"criteria.{metric}={hint}"]).criteria[metric] == hint
 
 
 @pytest.mark.parametrize("given", ["'!= Diverged'", "'== Diverged'", "'!= Bitwise'", "unresumed"])
