@@ -62,6 +62,7 @@ from auditor.errors import (
     EXIT_TERMINATED,
     InvalidInput,
     parent_env,
+    signal_name,
     wait_passing_stop,
 )
 from auditor.fileio import (
@@ -1330,14 +1331,14 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
     # Runs of the seeds both pages cover, as they are on disk (not as this page counts them: one of
     # another --set is there all the same): made again under another spec, or gone; or there, but
     # edited since, so that a rebuilt page would not count it.
-    on_disk = {name: _spec_on_disk(out, name) for name in then if name not in dropped}
-    changed = sorted(name for name, spec in on_disk.items() if spec is None or spec[0] != then[name])
+    on_disk = {name: _spec_on_disk(out, name) for name in then}  # the dropped runs too: a rebuild counts them
+    changed = sorted(n for n, spec in on_disk.items() if n not in dropped and (spec is None or spec[0] != then[n]))
     refused = sorted(name for name, spec in on_disk.items() if spec == (then[name], True))
     if changed or refused:
         gone = (f"{count(len(changed), 'run')} it listed ({_first_names(changed)}) "
                 f"{'is' if len(changed) == 1 else 'are'} no longer there under the spec it listed")  # fmt: skip
         edited = (f"`auditor check` now refuses the audit.json of {count(len(refused), 'run')} it listed "
-                  f"({_first_names(refused)}), edited since")  # fmt: skip
+                  f"({_first_names(refused)})")  # fmt: skip
         why = [gone] * bool(changed) + [edited] * bool(refused)
         return f"{text}; that page cannot be rebuilt as it was: {'; '.join(why)}"
     argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
@@ -1459,12 +1460,7 @@ class Execution:
 
     def ended(self) -> str:
         """How the stopped run's process ended: 'exited 1', 'was killed by SIGSEGV'."""
-        if self.returncode >= 0:
-            return f"exited {self.returncode}"
-        try:
-            return f"was killed by {signal.Signals(-self.returncode).name}"
-        except ValueError:
-            return f"was killed by signal {-self.returncode}"
+        return f"exited {self.returncode}" if self.returncode >= 0 else f"was killed by {signal_name(self.returncode)}"
 
     def exit_code(self) -> int:
         """This command's exit code for a crashed run: its own, or 128 + its signal, as a shell says."""

@@ -579,6 +579,9 @@ def _where_the_report_is(run_dir: Path) -> str:
     old, staged = aside(folder), folder.with_name(folder.name + STAGING)
     waiting = (old / SET_ASIDE).is_file() or staged.is_dir()
     if waiting and (workdir := verify_workdir_of(folder.parent.parent)) is not None:  # WORKDIR/{a,b,k}/reports/<name>
+        if workdir.name.endswith(FAILED):
+            return (f"; this is a run of a verify attempt that failed or was stopped (kept in {workdir} until the "
+                    "next verify of the spec finishes), and the run did not finish: it has no report")
         return (f"; a run that `auditor verify` started here (work dir {workdir}) has not finished (running now, "
                 "or stopped): that verify writes this report when the run finishes, and one that stopped is "
                 "run again whole (`auditor run --resume` is refused there: verify starts its runs afresh)")
@@ -702,10 +705,11 @@ def verify_out_refusal(out: Path) -> str | None:
 def verify_run_refusal(out: Path) -> str | None:
     """Why `auditor run --out OUT` must not run where OUT is run A, B or K of a work dir of
     `auditor verify` (WORKDIR/{a,b,k}): verify starts its runs itself, afresh, and a run there
-    would replace the record verify wrote its verdict into; None for any other --out."""
+    would replace the record verify wrote its verdict into; or elsewhere in such a work dir, which
+    verify replaces whole (`verify_out_refusal`); None for any other --out."""
     folder = Path(os.path.abspath(out))
     if verify_workdir_of(folder) is None:
-        return None
+        return verify_out_refusal(out)
     replaced = ("the runs of a verify attempt kept for reading" if folder.parent.name.endswith(FAILED) else
                 "the record verify wrote its verdict into" if folder.name == "a" else "a run verify compared with run A")
     return (f"--out {out}: run {folder.name.upper()} of the work dir {folder.parent} of `auditor verify`, which starts "

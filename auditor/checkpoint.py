@@ -422,6 +422,8 @@ def resume_point(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     found, skipped = _newest_of(ranked)
     if (best := newer_best(ckpt_dir, found, {p: step for step, p in ranked})) is not None:
         return best, skipped
+    if found is None and (ckpt_dir / "best.pt").is_file() and (why := verify(ckpt_dir / "best.pt")) is not None:
+        skipped = [*skipped, (ckpt_dir / "best.pt", why)]  # the only one there: said, as a damaged last.pt is
     return found, skipped
 
 

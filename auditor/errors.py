@@ -34,6 +34,14 @@ def stop_word(stop: KeyboardInterrupt) -> str:
     return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
 
 
+def signal_name(returncode: int) -> str:
+    """The signal a child process's negative `returncode` says killed it: 'SIGKILL', or 'signal 99'."""
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
 def stop_after_finish_note(signum: int, when: str) -> str:
     """The note for a Ctrl-C or SIGTERM that came `when` the finished run was complete: it stopped nothing."""
     return f"note: {signal.Signals(signum).name} came {when}; it is complete, so nothing was stopped"

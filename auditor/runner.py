@@ -244,7 +244,7 @@ def _nothing_to_resume(paths: RunPaths) -> str:
 def trains_nothing(paths: RunPaths, found: Path, seeded: bool) -> bool:
     """Whether resuming from `found` trains no step: a finished run's own `last.pt` (`seeded`), which
     ends its training, unless the run diverged after it (a diverged run trains its last epoch
-    again); a step checkpoint, taken where `last.pt` is damaged, is trained on from."""
+    again); a step checkpoint or best.pt, taken where `last.pt` is damaged, is trained on from."""
     return seeded and found.name == "last.pt" and _finished_status(paths.reports / "audit.json") != "diverged"
 
 
@@ -397,10 +397,10 @@ def start_over_text(paths: RunPaths, seeded: bool) -> str:
 
 def refused_resume_advice(paths: RunPaths, seeded: bool) -> str:
     """What to do where the checkpoint a --resume would continue from is refused: an interrupted
-    run may go on from the one before it, where one is kept; a finished run (`seeded`) has only its
-    last.pt to be resumed from, so it is trained again."""
+    run may go on from the one before it, where one is kept; a finished run (`seeded`) is resumed
+    from its newest intact checkpoint, which a resume works on a copy of: it is trained again."""
     if seeded:
-        return "a finished run is resumed from its last.pt alone: to train it again, run without --resume"
+        return "a finished run is resumed from its newest intact checkpoint: to train it again, run without --resume"
     return ("move it away to resume from the checkpoint before it (with none kept, the run trains from the start), "
             f"or, to start over, {start_over_text(paths, seeded)}")
 

@@ -1283,6 +1283,8 @@ def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
     line = yaml_line(exc, text)
     where = f"{path}:{line}" if line is not None else f"{path}"
     problem = yaml_problem(exc, line=line is None)
+    if isinstance(exc, yaml.reader.ReaderError):  # its column in that line, not its place in the whole text
+        problem = f"{str(exc).splitlines()[0]} (column {exc.position - text.rfind(chr(10), 0, exc.position)})"
     if isinstance(exc, YamlLimit):
         return f"{where}: YAML too large to read: {problem}"
     if isinstance(exc, DuplicateKey):

@@ -87,7 +87,15 @@ from auditor.check import (
     verdict,
     verification_passed,
 )
-from auditor.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput, parent_env, wait_passing_stop
+from auditor.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    InvalidInput,
+    parent_env,
+    signal_name,
+    wait_passing_stop,
+)
 from auditor.fileio import atomic_write_bytes, held_lock, lock_beside, out_error, why_not_writable
 from auditor.runner import (
     ENV_KILL_AT,
@@ -509,10 +517,7 @@ def how_it_failed(returncode: int) -> str:
     """'with exit code 1', or for a run a signal ended: ': killed by SIGKILL (exit code -9: ...)'."""
     if returncode >= 0:
         return f" with exit code {returncode}"
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = f"signal {-returncode}"
+    name = signal_name(returncode)
     why = ": the out-of-memory killer, or kill -9" if name == "SIGKILL" else ""
     return f": killed by {name} (exit code {returncode}{why})"
 

@@ -1612,7 +1612,13 @@ def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebu
     assert ablate.check_refusal(json.loads(on_disk.read_text())) is not None
     assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(
         f"which this command left untouched; that page cannot be rebuilt as it was: `auditor check` now refuses the "
-        f"audit.json of 1 run it listed ({three.runs[0].name}), edited since")  # fmt: skip
+        f"audit.json of 1 run it listed ({three.runs[0].name})")  # fmt: skip
+    dropped = tmp_path / "reports" / three.runs[1].name / "audit.json"  # one of those it dropped, edited alike
+    other = json.loads(dropped.read_text())
+    dropped.write_text(json.dumps({**other, "metrics": {**other["metrics"], "test_acc": 0.99}}))
+    assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(
+        f"refuses the audit.json of 2 runs it listed ({three.runs[0].name}, {three.runs[1].name})")
+    dropped.write_text(json.dumps(other))
     # A run both pages cover made again under another spec: the earlier page is gone for good.
     on_disk.write_text(json.dumps({**kept, "spec_hash": "x"}))
     assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(

@@ -330,6 +330,11 @@ def test_a_missing_report_folder_names_where_an_interrupted_run_left_its_report(
             "now, or stopped): that verify writes this report when the run finishes, and one that stopped is run "
             "again whole (`auditor run --resume` is refused there")):  # fmt: skip
         read_audit(workdir / "a" / "reports" / "smoke")
+    failed = workdir.rename(workdir.with_name("smoke.failed"))  # the review: that one is no verify going on
+    with pytest.raises(InvalidInput, match=re.escape(
+            f"no such folder; this is a run of a verify attempt that failed or was stopped (kept in {failed} until "
+            "the next verify of the spec finishes), and the run did not finish: it has no report")):  # fmt: skip
+        read_audit(failed / "a" / "reports" / "smoke")
 
 
 def test_a_missing_report_folder_points_at_the_one_likely_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

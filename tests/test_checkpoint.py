@@ -87,6 +87,10 @@ def test_a_run_resumes_from_best_pt_only_where_it_verifies_and_is_further_on(tmp
     assert checkpoint.resume_point(tmp_path)[0] == older
     older.unlink()
     assert checkpoint.resume_point(tmp_path)[0] is None
+    _write(best, 8).write_bytes(best.read_bytes()[:-1] + b"x")  # a damaged best.pt alone: said, as a last.pt is
+    found, skipped = checkpoint.resume_point(tmp_path)
+    assert found is None and [p.name for p, _ in skipped] == ["step-00000010.pt", "last.pt", "best.pt"]  # damaged all
+    assert "sha256 mismatch" in skipped[-1][1]
 
 
 def _writer_threads() -> list[threading.Thread]:

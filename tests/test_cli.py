@@ -361,7 +361,7 @@ def test_a_resume_from_a_checkpoint_that_does_not_fit_exits_2_and_keeps_everythi
     before = _folder_digest(done)
     refused = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(done), "--resume")
     assert_clean_error(refused, f"--resume: {last}: cannot continue from it: its position (epoch 1000, ",
-                       "a finished run is resumed from its last.pt alone: to train it again, run without --resume")  # fmt: skip
+                       "a finished run is resumed from its newest intact checkpoint: to train it again, run without --resume")  # fmt: skip
     assert "remove" not in refused.stderr and "move it away" not in refused.stderr and _folder_digest(done) == before
 
 
@@ -464,10 +464,13 @@ def test_resume_errors(tmp_path: Path, smoke_run: Path) -> None:
     assert note in (out / "reports/smoke/REPRODUCIBILITY.md").read_text()
     shutil.rmtree(out / "checkpoints/smoke.partial", ignore_errors=True)
     last.write_bytes(last.read_bytes()[:1000])  # truncated: digest no longer matches
+    best = last.with_name("best.pt")  # intact, it would be resumed from (test_runner): damaged too
+    best.write_bytes(best.read_bytes()[:1000])
     corrupt = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(out), "--resume")
-    assert_clean_error(corrupt, "no intact checkpoint", "sha256 mismatch", "to start over, run without --resume")
+    assert_clean_error(corrupt, "no intact checkpoint", "skipped last.pt: sha256 mismatch", "skipped best.pt: sha256 "
+                       "mismatch", "to start over, run without --resume")  # fmt: skip
     assert "remove" not in corrupt.stderr  # resuming a finished run: nothing of it is to be removed
-    assert corrupt.stderr.count("sha256 mismatch") == 1, corrupt.stderr  # said once, in the error
+    assert corrupt.stderr.count("sha256 mismatch") == 2, corrupt.stderr  # each said once, in the error
 
 
 @pytest.mark.parametrize(

@@ -271,6 +271,23 @@ def test_a_full_disk_between_the_first_best_pt_and_last_pt_keeps_best_pt_to_resu
     assert any(m.startswith("resume: continuing from best.pt") for m in said), said
 
 
+def test_a_damaged_best_pt_alone_in_staging_is_refused_by_name_not_trained_over(tmp_path: Path) -> None:
+    """The review: counted as a checkpoint to continue from, a best.pt alone that fails its digest
+    sent --resume to train from the start without a word of it (a damaged last.pt is refused)."""
+    spec, _ = _finished_run(tmp_path)
+    paths = run_paths(tmp_path, spec.name)
+    shutil.rmtree(paths.reports)
+    paths.checkpoints.rename(paths.ckpt_staging)
+    (paths.ckpt_staging / "last.pt").unlink()
+    best = paths.ckpt_staging / "best.pt"
+    best.write_bytes(best.read_bytes()[:-1] + b"x")
+    with pytest.raises(InvalidInput, match="an interrupted run of this name exists; continue it with --resume"):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    with pytest.raises(InvalidInput, match=r"--resume: no intact checkpoint in .*\(skipped best\.pt: sha256 mismatch"):
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    assert best.is_file()  # kept for the user to look at
+
+
 def test_a_first_checkpoint_that_cannot_be_written_keeps_nothing_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -299,7 +299,8 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\ntrain:\n    epochs: 2\n  lr: 0.1\n", "not valid YAML: "),  # shallower: another error, no hint
      ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
      ("name: x\ntrain:\n  1: 2\n", "s.yaml:3: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
-     ("name: x\0\n", "s.yaml:1: not valid YAML: unacceptable character #x0000: special characters are not allowed (character 8)"),
+     ("seed: 1\nname: ab\x07\n", "s.yaml:2: not valid YAML: unacceptable character #x0007: special characters are not allowed (column 9)"),
+     ("name: x\0\n", "s.yaml:1: not valid YAML: unacceptable character #x0000: special characters are not allowed (column 8)"),
      ("a: &a {lr: 0.1}\nb: &b {lr: 0.7}\nname: x\ntrain:\n  optimizer:\n    <<: *a\n    <<: *b\n",
       "s.yaml:7: duplicate key '<<' (first given on line 6)"),
      # Crashes (RecursionError, exit 1) or hangs on a few lines of text, refused before validation:

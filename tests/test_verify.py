@@ -15,8 +15,10 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -1269,6 +1271,9 @@ def test_an_out_in_another_verify_s_work_dir_is_refused(tmp_path: Path, capsys: 
     assert main(["verify", "--out", str(out), "--steps", "6"]) == 2
     assert capsys.readouterr().err == (f"auditor verify: error: --out {out}: in the work dir {workdir} of `auditor "
                                        "verify`, which a verify of it replaces whole; give an --out outside it\n")
+    assert main(["run", "--out", str(out)]) == 2  # the review: `run` too, where it is not run A, B or K
+    said = "run A of the work dir" if inner == "a" else f"--out {out}: in the work dir {workdir} of `auditor verify`"
+    assert said in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
@@ -1292,3 +1297,28 @@ def test_stops_change_nothing_once_the_evidence_is_in_place(tmp_path: Path, monk
                                 in_place=lambda: seen.append(((workdir / "verify.json").read_text(), old.exists())))  # fmt: skip
     assert outcome.passed and seen == [("new evidence", True)]  # called with the earlier still there to delete
     assert not old.exists()
+
+
+def test_a_stop_after_verify_s_evidence_is_in_place_keeps_the_verdict_s_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review: the CLI's part of the mend above, end to end: `cmd_verify` hands `Stops.complete`
+    to verify, so a Ctrl-C from then on is said, and the verdict and its summary stand."""
+    from auditor import cli
+
+    def verified(*args: Any, in_place: Any = None, **kwargs: Any) -> Any:
+        in_place()
+        os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised
+        time.sleep(0.05)
+        return verify_mod.VerifyOutcome({"passed": True}, True, tmp_path)
+
+    monkeypatch.setattr(verify_mod, "verify", verified)
+    monkeypatch.setattr(verify_mod, "summary", lambda outcome: "verdict: bitwise (PASS)")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    try:
+        assert cli.main(["verify", "--out", str(tmp_path), "--steps", "6"]) == 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out, err = capsys.readouterr()
+    assert out == "verdict: bitwise (PASS)\n"
+    assert "note: SIGINT came after the verification's evidence was in place; it is complete, so nothing was stopped" in err
