@@ -180,7 +180,7 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
 
     after = _tree_digest(tmp_path / "reports") | _tree_digest(tmp_path / "checkpoints")
     assert after == before  # the user's own run is never touched
-    assert not stale.exists()  # verify's own earlier work dir is replaced
+    assert stale.read_text() != "from an earlier verify"  # verify's own earlier work dir is replaced (its log anew)
     assert not (tmp_path / "verify" / "smoke" / "a" / "reports" / "smoke.partial").exists()
 
 
@@ -1210,9 +1210,12 @@ def test_sigterm_sent_to_verify_alone_stops_its_run_cleanly_and_the_run_is_not_t
         assert_clean_error(refused, f"--out {workdir / run}: run {run.upper()} of the work dir {workdir} of `auditor "
                                     f"verify`, which starts its runs itself, afresh: a run here would replace {replaced}; "
                                     "run `auditor verify` again, or give another --out")  # fmt: skip
+    # Elsewhere in the work dir too (a review): it had run, and the next verify then refused the work
+    # dir as holding files it did not write.
     mine = run_cli("run", "smoke", *SETS, "--set", "train.epochs=1", "--out", str(workdir / "mine"), cwd=tmp_path)
-    assert mine.returncode == 1 and "reproducible" in mine.stdout  # any other folder is the user's: it ran (not verified)
-    assert (workdir / "mine" / "reports" / "smoke" / "audit.json").is_file()
+    assert_clean_error(mine, f"--out {workdir / 'mine'}: in the work dir {workdir} of `auditor verify`, which a verify "
+                             "of it replaces whole; give an --out outside it")  # fmt: skip
+    assert not (workdir / "mine").exists()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock: verifies are not locked there")
