@@ -1334,12 +1334,14 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
     on_disk = {name: _spec_on_disk(out, name) for name in then}  # the dropped runs too: a rebuild counts them
     changed = sorted(n for n, spec in on_disk.items() if n not in dropped and (spec is None or spec[0] != then[n]))
     refused = sorted(name for name, spec in on_disk.items() if spec == (then[name], True))
-    if changed or refused:
-        gone = (f"{count(len(changed), 'run')} it listed ({_first_names(changed)}) "
-                f"{'is' if len(changed) == 1 else 'are'} no longer there under the spec it listed")  # fmt: skip
-        edited = (f"`auditor check` now refuses the audit.json of {count(len(refused), 'run')} it listed "
-                  f"({_first_names(refused)})")  # fmt: skip
-        why = [gone] * bool(changed) + [edited] * bool(refused)
+    why = []
+    if changed:
+        why.append(f"{count(len(changed), 'run')} it listed ({_first_names(changed)}) "
+                   f"{'is' if len(changed) == 1 else 'are'} no longer there under the spec it listed")  # fmt: skip
+    if refused:
+        why.append(f"`auditor check` now refuses the audit.json of {count(len(refused), 'run')} it listed "
+                   f"({_first_names(refused)})")  # fmt: skip
+    if why:
         return f"{text}; that page cannot be rebuilt as it was: {'; '.join(why)}"
     argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
     if argv is None:

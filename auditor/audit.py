@@ -577,15 +577,16 @@ def _where_the_report_is(run_dir: Path) -> str:
     `<name>.old`; one interrupted (or running) leaves its report so far in `<name>.partial`."""
     folder = Path(os.path.abspath(run_dir))  # `..` named as the folder it is
     old, staged = aside(folder), folder.with_name(folder.name + STAGING)
-    waiting = (old / SET_ASIDE).is_file() or staged.is_dir()
-    if waiting and (workdir := verify_workdir_of(folder.parent.parent)) is not None:  # WORKDIR/{a,b,k}/reports/<name>
+    set_aside = (old / SET_ASIDE).is_file()
+    if (set_aside or staged.is_dir()) and (workdir := verify_workdir_of(folder.parent.parent)) is not None:
+        # WORKDIR/{a,b,k}/reports/<name>: a run of verify's, which verify alone finishes
         if workdir.name.endswith(FAILED):
             return (f"; this is a run of a verify attempt that failed or was stopped (kept in {workdir} until the "
                     "next verify of the spec finishes), and the run did not finish: it has no report")
         return (f"; a run that `auditor verify` started here (work dir {workdir}) has not finished (running now, "
                 "or stopped): that verify writes this report when the run finishes, and one that stopped is "
                 "run again whole (`auditor run --resume` is refused there: verify starts its runs afresh)")
-    if (old / SET_ASIDE).is_file():
+    if set_aside:
         return (f"; {old} holds the report a run set aside while it put a new one in place, and that run was "
                 "killed before it finished: `auditor run SPEC --resume` with its spec puts a report back (the new "
                 "one where it was complete) and trains nothing")

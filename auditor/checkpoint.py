@@ -420,22 +420,24 @@ def resume_point(ckpt_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     training state."""
     ranked = _ranked(ckpt_dir)  # each candidate's step read once, for both
     found, skipped = _newest_of(ranked)
-    if (best := newer_best(ckpt_dir, found, {p: step for step, p in ranked})) is not None:
+    best = ckpt_dir / "best.pt"
+    if not best.is_file():
+        return found, skipped
+    damage = verify(best)  # hashed once, for both uses
+    if damage is None and newer_best(ckpt_dir, found, {p: step for step, p in ranked}) is not None:
         return best, skipped
-    if found is None and (ckpt_dir / "best.pt").is_file() and (why := verify(ckpt_dir / "best.pt")) is not None:
-        skipped = [*skipped, (ckpt_dir / "best.pt", why)]  # the only one there: said, as a damaged last.pt is
+    if found is None and damage is not None:
+        skipped = [*skipped, (best, damage)]  # the only one there: said, as a damaged last.pt is
     return found, skipped
 
 
 def newer_best(ckpt_dir: Path, found: Path | None, steps: Mapping[Path, int]) -> Path | None:
-    """best.pt where it verifies and is further on than `found` (the newest resume candidate that
-    verifies; None: none does), else None. An interrupted run whose last.pt was damaged or not yet
-    written after its best epoch would otherwise resume from an older checkpoint (training that
-    epoch's steps again), or be refused with its best.pt intact. `steps`: the resume candidates'
-    global steps as `_ranked` read them (`found` and any last.pt among them)."""
+    """best.pt, which verifies (`resume_point` has checked it), where it is further on than `found`
+    (the newest resume candidate that verifies; None: none does), else None. An interrupted run
+    whose last.pt was damaged or not yet written after its best epoch would otherwise resume from
+    an older checkpoint (training that epoch's steps again), or be refused with its best.pt intact.
+    `steps`: the resume candidates' global steps as `_ranked` read them (`found` and any last.pt)."""
     best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
-    if not best.is_file() or verify(best) is not None:
-        return None
     step = position(best)
     if step < 0 or (found is not None and step <= steps[found]):
         return None

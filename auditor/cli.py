@@ -311,6 +311,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         resolved_yaml,
         shipped_stand_in,
         spec_hash,
+        spec_lines,
     )
 
     errors, printed, refused = [], 0, 0
@@ -326,13 +327,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         head = ("---\n" if printed else "") + f"# {shown}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
-        sets = parse_sets(args.sets)  # they parsed: the spec loaded
+        sets, lines = parse_sets(args.sets), spec_lines(path)  # they parsed (the spec loaded); lines read once, if asked for
         problems = machine_problems(spec)
         for problem in problems:  # a fact of this machine, not of the spec: said, not refused
-            blamed = field_source(path, problem.field, sets)
+            blamed = field_source(path, problem.field, sets, lines)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
         for note in data_notes(spec.data):  # what a run would say before training
-            print(f"auditor validate: note: {field_source(path, 'data.root', sets)}: {note}", file=sys.stderr)
+            print(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}", file=sys.stderr)
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))

@@ -1135,9 +1135,10 @@ def _without_comment(text: str) -> str:
     return text
 
 
-def yaml_problem(exc: yaml.YAMLError, line: bool = True) -> str:
-    """A YAML error in one line with its position (not PyYAML's multi-line excerpt of the text); with
-    `line` False, its column only, for a message that gives the line before it (`yaml_line`)."""
+def yaml_problem(exc: yaml.YAMLError, text: str | None = None) -> str:
+    """A YAML error in one line with its position (not PyYAML's multi-line excerpt of the text); given
+    the `text` it was found in, its column only, for a message that gives the line before it (`yaml_line`)."""
+    line = text is None
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
         mark = exc.problem_mark
         problem = f"{exc.context}, {exc.problem}" if exc.context and exc.problem.startswith("but ") else exc.problem
@@ -1149,7 +1150,8 @@ def yaml_problem(exc: yaml.YAMLError, line: bool = True) -> str:
             return problem
         return f"{problem} ({f'line {mark.line + 1}, ' if line else ''}column {mark.column + 1})"
     if isinstance(exc, yaml.reader.ReaderError):  # not a MarkedYAMLError: its str() quotes "<unicode string>"
-        return f"{str(exc).splitlines()[0]} (character {exc.position + 1})"
+        where = f"character {exc.position + 1}" if text is None else f"column {exc.position - text.rfind(chr(10), 0, exc.position)}"
+        return f"{str(exc).splitlines()[0]} ({where})"
     return str(exc)
 
 
@@ -1282,9 +1284,7 @@ def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
     file; as `path:LINE:` where the error has a line, as field errors are given, for an editor."""
     line = yaml_line(exc, text)
     where = f"{path}:{line}" if line is not None else f"{path}"
-    problem = yaml_problem(exc, line=line is None)
-    if isinstance(exc, yaml.reader.ReaderError):  # its column in that line, not its place in the whole text
-        problem = f"{str(exc).splitlines()[0]} (column {exc.position - text.rfind(chr(10), 0, exc.position)})"
+    problem = yaml_problem(exc, None if line is None else text)
     if isinstance(exc, YamlLimit):
         return f"{where}: YAML too large to read: {problem}"
     if isinstance(exc, DuplicateKey):
