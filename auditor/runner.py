@@ -73,6 +73,7 @@ from auditor.spec import (
     resolved_dict,
     resolved_yaml,
     same_training,
+    schedule_notes,
     shipped_name,
     spec_hash,
     training_changes,
@@ -957,6 +958,8 @@ def execute(
             unread = unread_note(prov)
             for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else [])):
                 log(f"note: {note}")  # said before training, as well as in the sheet
+            for note in schedule_notes(spec.train):  # the sheet's schedule row says what the lr did
+                log(f"note: {note}")
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,

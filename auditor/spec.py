@@ -345,6 +345,27 @@ class TrainSpec(_Section):
         return f"scale them with train.epochs, e.g. {fit}, {cosine}"
 
 
+def schedule_notes(train: TrainSpec) -> list[str]:
+    """What `validate` and `run` say of a valid multistep schedule that may not be what was meant:
+    milestones all within the first of several epochs (fractions of the training, written as
+    epochs, would be), and milestones within the warm-up, whose decay waits for it to end."""
+    s = train.schedule
+    if s.name != "multistep":
+        return []
+    notes, field = [], "train.schedule.milestones"
+    if train.epochs > 1 and s.milestones[-1] < 1:
+        notes.append(f"{field}: {epochs_text(s.milestones)} are epochs, not fractions of the training: the lr is "
+                     f"{s.gamma ** len(s.milestones):.3g} x its base value after the first "
+                     f"{exact(max(s.milestones[-1], s.warmup_epochs))} of "
+                     f"the {train.epochs} epochs; if that was not meant, "
+                     f"{train._milestones_that_fit()}")  # fmt: skip
+    hidden = [m for m in s.milestones if m < s.warmup_epochs]
+    if hidden:
+        notes.append(f"{field}: {epochs_text(hidden)} lie within the warm-up (warmup_epochs={exact(s.warmup_epochs)}): "
+                     "the warm-up ignores them, and their decay applies at once when it ends")
+    return notes
+
+
 MAX_WARMUP, MAX_ITERS = 100_000, 1_000_000  # measure.latency bounds for a new spec
 
 
@@ -1148,6 +1169,10 @@ def yaml_problem(exc: yaml.YAMLError, text: str | None = None) -> str:
             return problem if line else f"{problem} (first given on line {exc.first_line})"
         if not mark:
             return problem
+        if not line and _at_the_end(mark, text):  # the line after the last, column 1: say where it began
+            began = exc.context_mark
+            opened = f"; {exc.context} from line {began.line + 1}, column {began.column + 1}" if exc.context and began else ""
+            return f"{problem} (at the end of the file{opened})"
         return f"{problem} ({f'line {mark.line + 1}, ' if line else ''}column {mark.column + 1})"
     if isinstance(exc, yaml.reader.ReaderError):  # not a MarkedYAMLError: its str() quotes "<unicode string>"
         where = f"character {exc.position + 1}" if text is None else f"column {exc.position - text.rfind(chr(10), 0, exc.position)}"
@@ -1155,11 +1180,18 @@ def yaml_problem(exc: yaml.YAMLError, text: str | None = None) -> str:
     return str(exc)
 
 
+def _at_the_end(mark: yaml.Mark, text: str) -> bool:
+    """Whether YAML stopped at the end of `text` (an unclosed `[` or quote): nothing but blanks
+    and comments after `mark`, which may be the line after the last."""
+    rest = text[mark.index:].splitlines()
+    return all(not r.strip() or r.lstrip().startswith("#") for r in rest)
+
+
 def yaml_line(exc: yaml.YAMLError, text: str) -> int | None:
     """The line (from 1) of `text` where the YAML error `exc` was found, or None where it has no place."""
     mark = getattr(exc, "problem_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and mark is not None:
-        return mark.line + 1
+        return max(1, len(text.rstrip().splitlines())) if _at_the_end(mark, text) else mark.line + 1
     if isinstance(exc, yaml.reader.ReaderError):
         return text.count("\n", 0, exc.position) + 1
     return None

@@ -505,7 +505,7 @@ def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path
     (tmp_path / "abl.yaml").write_text("base: smoke\nvariants: {a: {}}\n")
     refused_early = [
         (["nope.yaml"], "nope.yaml: spec file not found"),
-        (["broken.yaml"], "broken.yaml:3: not valid YAML: expected ',' or '}'"),
+        (["broken.yaml"], "broken.yaml:2: not valid YAML: expected ',' or '}'"),
         (["smoke", "--set", "train.epochs"], "--set 'train.epochs': expected KEY=VALUE"),
         (["smoke", "--set", "train.epochs.x=1"], "smoke --set 'train.epochs.x=1'"),
         (["abl.yaml"], "abl.yaml: an ablation file (it names a base spec and variants), not a spec"),
@@ -523,7 +523,7 @@ def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path
         assert imported and not (tmp_path / "verify").exists()
     if command == "validate":  # each spec said: one that reads is validated (with torch), and printed
         proc, imported = cli_in_fresh_python(command, "nope.yaml", "smoke", "broken.yaml", cwd=tmp_path)
-        assert_clean_error(proc, "nope.yaml: spec file not found", "broken.yaml:3: not valid YAML")
+        assert_clean_error(proc, "nope.yaml: spec file not found", "broken.yaml:2: not valid YAML")
         assert imported and "# smoke: valid" in proc.stdout
 
 

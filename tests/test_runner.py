@@ -1494,3 +1494,13 @@ def test_a_folder_where_a_checkpoint_file_goes_is_refused_before_training(tmp_pa
     with pytest.raises(InvalidInput, match=rf"{target.parent}: {target.name} where a checkpoint file goes"):
         execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
     assert target.is_dir()
+
+
+def test_a_run_says_before_training_what_validate_notes_of_its_schedule(tmp_path: Path) -> None:
+    said: list[str] = []
+    sets = ["train.schedule.name=multistep", "train.schedule.milestones=[0.25]", "train.schedule.warmup_epochs=0.5"]
+    execute(load_spec("smoke", [*TINY_SETS, *sets]), "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=said.append)
+    notes = [line for line in said if line.startswith("note: train.schedule.milestones: [0.25] ")]
+    assert [n.split(": ")[2].split(" (")[0] for n in notes] == ["[0.25] are epochs, not fractions of the training", "[0.25] lie within the warm-up"]
+    first = said.index(notes[0])
+    assert not any(line.startswith("epoch ") for line in said[:first]), said  # before training

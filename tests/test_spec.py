@@ -1019,8 +1019,25 @@ def test_yaml_errors_are_one_line_with_the_position(tmp_path: Path, capsys: pyte
     path.write_text("name: x\ntrain: [1, 2\n")
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"{path}:3: not valid YAML: expected ',' or ']', but got '<stream end>' (column 1)")
+    assert err.endswith(f"{path}:2: not valid YAML: expected ',' or ']', but got '<stream end>' (at the end of the file; "
+                        "while parsing a flow sequence from line 2, column 8)")
     assert "<unicode string>" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("name: x\ndescription: \"abc\n\n# trailing\n", (":4: not valid YAML: found unexpected end of stream (at the end of the "
+     "file; while scanning a quoted scalar from line 2, column 14)")),  # the last line, not the one after it
+    ("name: x\ntrain: {epochs: 1", (":2: not valid YAML: expected ',' or '}', but got '<stream end>' (at the end of the file; "
+     "while parsing a flow mapping from line 2, column 8)")),  # no line break at the end
+    ("name: x\nseed: \"1\" 2\nmodel: {}\n", ":2: not valid YAML: expected <block end>, but found '<scalar>' (column 11)"),  # not at the end
+])
+def test_a_yaml_error_at_the_end_of_the_file_names_its_last_line_and_where_the_open_item_began(
+    tmp_path: Path, capsys: pytest.CaptureFixture, text: str, where: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == f"auditor validate: error: {path}{where}\n"
 
 
 def test_a_duplicate_key_in_a_set_value_names_the_set(capsys: pytest.CaptureFixture) -> None:
@@ -1586,3 +1603,42 @@ def test_a_quoted_value_of_another_kind_is_not_said_to_be_merely_quoted(item: st
     with pytest.raises(InvalidInput) as err:
         load_spec("smoke", [item])
     assert "it is quoted" not in str(err.value) and str(err.value).endswith(f"got {item.split('=', 1)[1]}")
+
+
+MULTISTEP = ["train.schedule.name=multistep", "train.schedule.warmup_epochs=0"]
+
+
+@pytest.mark.parametrize(("sets", "said"), [
+    (["train.epochs=10", "train.schedule.milestones=[0.5, 0.75]"],  # the fractions the README once gave
+     [("[0.5, 0.75] are epochs, not fractions of the training: the lr is 0.01 x its base value after the first 0.75 of "
+       "the 10 epochs; if that was not meant, scale them with train.epochs, e.g. [5, 7.5], or, for a short trial, set "
+       "train.schedule.name to cosine")]),
+    (["train.epochs=4", "train.schedule.milestones=[1, 3]", "train.schedule.warmup_epochs=2"],
+     ["[1] lie within the warm-up (warmup_epochs=2): the warm-up ignores them, and their decay applies at once when it ends"]),
+    (["train.epochs=4", "train.schedule.milestones=[0.5]", "train.schedule.warmup_epochs=1", "train.schedule.gamma=0.2"],
+     [("[0.5] are epochs, not fractions of the training: the lr is 0.2 x its base value after the first 1 of the 4 "
+       "epochs; if that was not meant, scale them with train.epochs, e.g. [2.5, 3.25], or, for a short trial, set "
+       "train.schedule.name to cosine"),
+      "[0.5] lie within the warm-up (warmup_epochs=1): the warm-up ignores them, and their decay applies at once when it ends"]),
+    (["train.epochs=1", "train.schedule.milestones=[0.5]"], []),  # one epoch: a fraction of it is an epoch's fraction
+    (["train.epochs=10", "train.schedule.milestones=[0.5, 5]"], []),  # not all within the first epoch
+    (["train.epochs=10", "train.schedule.name=cosine", "train.schedule.milestones=[0.5]"], []),  # not read by cosine
+])
+def test_schedule_notes_say_milestones_that_read_as_fractions_or_fall_within_the_warm_up(sets: list[str], said: list[str]) -> None:
+    notes = spec_mod.schedule_notes(load_spec("smoke", [*MULTISTEP, *sets]).train)
+    assert notes == [f"train.schedule.milestones: {s}" for s in said]
+
+
+def test_validate_notes_a_schedule_at_the_line_that_set_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndata: {dataset: synthetic, val_split: 100}\ntrain:\n  epochs: 10\n  schedule:\n"
+                    "    name: multistep\n    milestones: [0.5, 0.75]\n")
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"auditor validate: note: {path}:7: train.schedule.milestones: [0.5, 0.75] are epochs, not "
+                          "fractions of the training") and err.count("\n") == 1
+    assert main(["validate", str(path), "--set", "train.schedule.milestones=[5, 7.5]"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["validate", str(path), "--set", "train.schedule.milestones=[0.1]"]) == 0
+    assert capsys.readouterr().err.startswith(f"auditor validate: note: {path} --set 'train.schedule.milestones=[0.1]': "
+                                              "train.schedule.milestones: [0.1] are epochs")
