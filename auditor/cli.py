@@ -830,6 +830,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
         return _report_error(args.command, f"{names}: {exc.strerror or exc}")
     finally:
+        if not stops.said and (note := stops.late_note()) is not None:  # it raised after its work was complete
+            _log(note)
         sys.stdout, sys.stderr = streams
         stops.restore(to_exit=argv is None)  # None: the console script's (or `python -m`'s) call
 

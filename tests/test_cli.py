@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import copy
 import csv
@@ -37,7 +38,7 @@ from conftest import (
 from auditor import checkpoint
 from auditor.audit import VERIFY_MARKER, moved_note, verify_attempt_note
 from auditor.environment import software_versions
-from auditor.errors import Terminated
+from auditor.errors import InvalidInput, Terminated
 from auditor.fileio import sha256_file
 
 
@@ -1460,6 +1461,32 @@ def test_a_stop_while_a_complete_command_exits_is_said(capfd: pytest.CaptureFixt
             signal.signal(s, handler)
     assert capfd.readouterr().err == ("note: SIGINT came after the finished run was in place, while the process "
                                       "exited; it is complete, so nothing was stopped\n")  # fmt: skip
+
+
+def test_a_stop_after_the_work_was_complete_is_said_where_the_command_then_fails(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop recorded after `complete` was said only where the command returned: one that then
+    raised (a write after the run was in place refused) dropped it without a word."""
+    from auditor import cli
+
+    def completes_then_fails(args: argparse.Namespace) -> int:
+        args.stops.complete()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # recorded, not raised
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pytest.fail("a stop after the work was complete was raised")
+        raise InvalidInput("out/x: refused")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", completes_then_fails)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest may run with SIGINT ignored
+    try:
+        assert cli.main(["models"]) == 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert capsys.readouterr().err == ("auditor models: error: out/x: refused\nnote: SIGINT came after the finished run was "
+                                       "in place; it is complete, so nothing was stopped\n")  # fmt: skip
 
 
 def test_a_stop_while_any_command_exits_leaves_its_exit_code(
