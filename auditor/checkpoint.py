@@ -446,6 +446,19 @@ def newer_best(ckpt_dir: Path, found: Path | None, steps: Mapping[Path, int]) ->
     return None if last in steps and steps[last] > step else best
 
 
+def best_passed_over(ckpt_dir: Path, skipped: Sequence[tuple[Path, str]]) -> str | None:
+    """Where no resume candidate verified (`skipped`, from `resume_point`): why best.pt, which verifies,
+    was not taken either (a damaged last.pt's bytes read as further on: only its digest may be
+    damaged, and best.pt would write over it), or None where best.pt is absent or failed too."""
+    best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
+    if not best.is_file() or any(p == best for p, _ in skipped) or verify(best) is not None:
+        return None
+    if (step := position(best)) < 0:
+        return "best.pt verifies but its step cannot be read"
+    return (f"best.pt verifies but holds step {step}, before the step {position(last)} that last.pt's bytes "
+            "read as: it is not taken over them, as only last.pt's digest may be damaged")
+
+
 def prune_step_checkpoints(ckpt_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
     """Delete all but the newest `keep` step checkpoints (and their digests)."""
     steps = sorted(step_checkpoints(ckpt_dir), key=position, reverse=True)

@@ -359,9 +359,14 @@ def find_resume_point(
                      "whole training state; last.pt is written again from it")  # fmt: skip
     fresh = start_over_text(paths, seeded)
     if found is None and skipped:
-        raise InvalidInput(
-            f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); to start over, {fresh}"
-        )
+        if (passed := checkpoint.best_passed_over(paths.ckpt_staging, skipped)) is None:
+            raise InvalidInput(f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); "
+                               f"to start over, {fresh}")  # fmt: skip
+        # An interrupted run trains on from best.pt once last.pt is gone; a finished run needs its last.pt.
+        advice = "" if seeded else (f"to train on from best.pt (the steps after it are trained again), remove "
+                                    f"{paths.ckpt_staging / 'last.pt'}; ")  # fmt: skip
+        raise InvalidInput(f"--resume: no checkpoint to continue from in {paths.ckpt_staging} ({'; '.join(notes)}; "
+                           f"{passed}); {advice}to start over, {fresh}")  # fmt: skip
     for n in notes:
         log(f"resume: {n}")
     if found is None:

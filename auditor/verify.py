@@ -599,7 +599,9 @@ def _prepare_resume(plan: Plan, facts: dict[str, Any]) -> bool:
     resume = staging.is_dir() and not (found is None and skipped)
     if not resume:  # `run --resume` would refuse: start run K over from scratch
         why = "; ".join(f"{p.name}: {r}" for p, r in skipped) or "no staging folder"
-        facts["notes"].append(f"no intact checkpoint after the kill ({why}): run K restarted from scratch")
+        passed = checkpoint.best_passed_over(staging, skipped) if skipped else None  # as `run --resume` refuses
+        head = "no intact checkpoint" if passed is None else f"no checkpoint to continue from ({passed})"
+        facts["notes"].append(f"{head} after the kill ({why}): run K restarted from scratch")
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(run_paths(plan.workdir / "k", plan.spec.name).reports_staging, ignore_errors=True)
     return resume

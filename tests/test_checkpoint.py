@@ -319,3 +319,20 @@ def test_a_last_checkpoint_whose_step_is_no_count_sorts_as_unreadable(tmp_path: 
     found, skipped = checkpoint.newest_intact(tmp_path)
     assert found == tmp_path / "step-00000002.pt"
     assert skipped == [(tmp_path / "last.pt", "its step could not be read")]
+
+
+def test_best_passed_over_says_why_an_intact_best_pt_was_not_resumed_from(tmp_path: Path) -> None:
+    """Where no candidate verifies and best.pt does, the refusal had said "no intact checkpoint"."""
+    best, last = _write(tmp_path / "best.pt", 4), _write(tmp_path / "last.pt", 9)
+    checkpoint.digest_path(last).write_text("0" * 64)  # its bytes read as step 9: only its digest may be damaged
+    found, skipped = checkpoint.resume_point(tmp_path)
+    assert found is None and [p.name for p, _ in skipped] == ["last.pt"]
+    assert checkpoint.best_passed_over(tmp_path, skipped) == (
+        "best.pt verifies but holds step 4, before the step 9 that last.pt's bytes read as: it is not taken over "
+        "them, as only last.pt's digest may be damaged")
+    checkpoint.save(best, {"model": {}})  # verifies, its step unread
+    assert checkpoint.best_passed_over(tmp_path, skipped) == "best.pt verifies but its step cannot be read"
+    best.write_bytes(best.read_bytes()[:-1] + b"x")  # damaged too: nothing to name
+    assert checkpoint.best_passed_over(tmp_path, checkpoint.resume_point(tmp_path)[1]) is None
+    best.unlink()
+    assert checkpoint.best_passed_over(tmp_path, checkpoint.resume_point(tmp_path)[1]) is None

@@ -1047,6 +1047,55 @@ def test_a_run_whose_last_checkpoint_is_damaged_resumes_from_an_intact_best(tmp_
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
 
 
+@pytest.mark.parametrize("finished", [True, False], ids=["finished", "interrupted"])
+def test_a_damaged_last_pt_beyond_an_earlier_best_pt_is_refused_naming_best_pt_then_trained_on_from_it(
+    tmp_path: Path, finished: bool
+) -> None:
+    """The cases above have best.pt equal to last.pt, so a finished run's resume trains nothing. Here
+    best.pt holds the first of two epochs. While a damaged last.pt's bytes read as further on, the
+    refusal had said "no intact checkpoint", with best.pt intact; once last.pt cannot be read (or, in
+    an interrupted run, is removed, as the refusal says), the second epoch is trained again from it."""
+    spec, said = load_spec("smoke", TINY_SETS), []
+    paths = run_paths(tmp_path, spec.name)
+
+    def stop_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch 1/"):  # its checkpoint has landed before the line is said
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=stop_after_epoch_1)
+    first_epoch = (paths.ckpt_staging / "last.pt").read_bytes()
+    execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    before = checkpoint.load(paths.last_checkpoint)
+    if not finished:
+        shutil.rmtree(paths.reports)
+        paths.checkpoints.rename(paths.ckpt_staging)  # as an interrupted run leaves them
+    folder = paths.checkpoints if finished else paths.ckpt_staging
+    checkpoint.save_bytes(folder / "best.pt", first_epoch)  # as if epoch 1 had been selected
+    last = folder / "last.pt"
+    last.write_bytes(last.read_bytes()[:-1] + b"x")  # its step still reads: only its digest may be damaged
+    damaged = _files(tmp_path)
+    with pytest.raises(InvalidInput) as err:
+        execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=lambda m: None)
+    steps = (checkpoint.position(folder / "best.pt"), before["global_step"])
+    advice = "" if finished else f"to train on from best.pt (the steps after it are trained again), remove {last}; "
+    assert str(err.value) == (
+        f"--resume: no checkpoint to continue from in {folder} (skipped last.pt: {checkpoint.verify(last)}; best.pt "
+        f"verifies but holds step {steps[0]}, before the step {steps[1]} that last.pt's bytes read as: it is not taken "
+        f"over them, as only last.pt's digest may be damaged); {advice}to start over, "
+        + ("run without --resume" if finished else f"remove {folder} and run without --resume"))
+    assert _files(tmp_path) == damaged  # the refusal changed nothing
+    if finished:
+        last.write_bytes(b"damaged")  # a finished run needs a last.pt to be resumed: one that cannot be read
+    else:
+        last.unlink()  # as the refusal says
+    result = execute(spec, "smoke", tmp_path, resume=True, argv=["auditor", "run"], log=said.append)
+    assert result.audit["run"]["resumed_from"] == "best.pt" and result.audit["run"]["status"] == "completed"
+    assert [m.split()[1] for m in said if m.startswith("epoch ")] == ["2/2"]  # epoch 2 trained again, epoch 1 not
+    after = checkpoint.load(paths.last_checkpoint)
+    assert after["epoch"] == 2 and all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+
+
 def test_resuming_on_another_thread_count_is_said(tmp_path: Path) -> None:
     """CPU reductions are split by thread: a resume on another count is no longer an uninterrupted run's twin."""
     from auditor.environment import cpu_model

@@ -1325,3 +1325,23 @@ def test_a_stop_after_verify_s_evidence_is_in_place_keeps_the_verdict_s_exit_cod
     out, err = capsys.readouterr()
     assert out == "verdict: bitwise (PASS)\n"
     assert "note: SIGINT came after the verification's evidence was in place; it is complete, so nothing was stopped" in err
+
+
+def test_run_k_restarted_with_an_intact_best_pt_passed_over_says_so_not_no_intact_checkpoint(tmp_path: Path) -> None:
+    """As `run --resume` refuses it: a damaged last.pt whose bytes read as further on than an intact best.pt."""
+    from types import SimpleNamespace
+
+    spec = load_spec("smoke", ["train.epochs=2"])
+    staging = run_paths(tmp_path / "k", spec.name).ckpt_staging
+    staging.mkdir(parents=True)
+    checkpoint.save(staging / "best.pt", {"model": {}, "global_step": 4})
+    checkpoint.save(staging / "last.pt", {"model": {}, "global_step": 9})
+    checkpoint.digest_path(staging / "last.pt").write_text("0" * 64)
+    plan = SimpleNamespace(workdir=tmp_path, spec=spec, faults=verify_mod.Faults())
+    facts: dict[str, Any] = {"notes": []}
+    assert verify_mod._prepare_resume(plan, facts) is False
+    [note] = facts["notes"]
+    assert note.startswith("no checkpoint to continue from (best.pt verifies but holds step 4, before the step 9 that "
+                           "last.pt's bytes read as: it is not taken over them, as only last.pt's digest may be damaged) "
+                           "after the kill (last.pt: sha256 mismatch") and note.endswith("): run K restarted from scratch")
+    assert not staging.exists()
