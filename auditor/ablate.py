@@ -54,7 +54,7 @@ from auditor.audit import (
     unrecordable_number,
     write_json,
 )
-from auditor.check import edited_metrics
+from auditor.check import edited_metrics, edited_spec_problem
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -783,7 +783,7 @@ def check_refusal(audit: dict[str, Any]) -> str | None:
     (`record_problem`: another schema_version, a field missing or of another kind than a run writes,
     e.g. a test evaluation without the confusion matrix check recomputes the accuracy from, statuses
     that disagree), or a record edited after the run (a resolved spec that no longer hashes to its
-    spec_hash, metrics that disagree with what it measured). None: the page counts it. A record
+    spec_hash or is none a run records, metrics that disagree with what it measured). None: the page counts it. A record
     lacking a field is refused as `check` refuses it: its metrics could be compared with nothing
     (a record whose measurements were deleted would have had an edited test_acc counted)."""
     if (problem := record_problem(audit)) is not None:
@@ -792,6 +792,8 @@ def check_refusal(audit: dict[str, Any]) -> str | None:
     try:
         if isinstance(audit.get("spec"), dict) and not spec_hash_matches(audit):
             edits.append("its resolved spec does not match its spec_hash")
+        elif isinstance(audit.get("spec"), dict) and (problem := edited_spec_problem(audit)) is not None:
+            edits.append(f"its resolved spec is none a run records ({problem})")
         if isinstance(audit.get("metrics"), dict) and isinstance(audit.get("measurements"), dict):
             edits += edited_metrics(audit)
     except (KeyError, TypeError, ValueError, AttributeError):  # not reached for a record record_problem passes: a guard

@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -588,11 +589,11 @@ def _where_the_report_is(run_dir: Path) -> str:
                 "run again whole (`auditor run --resume` is refused there: verify starts its runs afresh)")
     if set_aside:
         return (f"; {old} holds the report a run set aside while it put a new one in place, and that run was "
-                "killed before it finished: `auditor run SPEC --resume` with its spec puts a report back (the new "
-                "one where it was complete) and trains nothing")
+                f"killed before it finished: {resume_command(folder)} puts a report back (the new one where it "
+                "was complete) and trains nothing")
     if staged.is_dir():
         return (f"; a run of this name started and has not finished (interrupted, or running now: {staged} is "
-                "where it writes its report): `auditor run SPEC --resume` with its spec continues an interrupted one")
+                f"where it writes its report): {resume_command(folder)} continues an interrupted one")
     return _report_meant(run_dir)
 
 
@@ -721,7 +722,19 @@ def verify_run_refusal(out: Path) -> str | None:
 def unfinished_text(final: Path) -> str:
     """Of a run's staging folder: whose run has not finished, and what it becomes (`final`)."""
     return (f"(interrupted, or running now); when it finishes, this folder becomes {final}, and an interrupted one "
-            "is finished by `auditor run SPEC --resume`")
+            f"is finished by {resume_command(final)}")
+
+
+def resume_command(folder: Path) -> str:
+    """`auditor run SPEC --resume` for the run whose report or checkpoint folder is `folder`
+    (OUT/reports/NAME, OUT/checkpoints/NAME), with the `--out OUT` it was run with, where OUT is not
+    the working directory: without it, the resume would look for the run in the wrong place."""
+    named = Path(os.path.abspath(folder))
+    if named.parent.name not in ("reports", "checkpoints") or named.parent.parent == Path.cwd():
+        return "`auditor run SPEC --resume` with its spec" + ("" if named.parent.name in ("reports", "checkpoints")
+                                                             else " and the --out it was run with")  # fmt: skip
+    out = folder.parent.parent if folder.parent.name == named.parent.name else named.parent.parent  # as given
+    return f"`auditor run SPEC --out {shlex.quote(str(out))} --resume` with its spec"
 
 
 def read_audit(run_dir: Path) -> dict[str, Any]:
@@ -741,7 +754,11 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
             raise InvalidInput(f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is "
                                f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
-        if (final := staging_final(run_dir)) is not None:
+        if (final := staging_final(run_dir)) is not None and final.parent.name == "checkpoints":  # holds none, ever
+            raise InvalidInput(f"{run_dir}: a run's checkpoint staging folder, not a report folder: the run has not "
+                               f"finished {unfinished_text(final)}; its report goes to "
+                               f"{final.parent.parent / 'reports' / final.name}") from None
+        if final is not None:
             raise InvalidInput(f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished "
                                f"{unfinished_text(final)}") from None
         raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?){_reports_near(run_dir)}") from None

@@ -62,6 +62,7 @@ from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
     PASSING_VERDICTS,
+    REL_EPS,
     Criterion,
     KeyLines,
     Spec,
@@ -74,9 +75,11 @@ from auditor.spec import (
     override_value,
     parse_criterion,
     refuse_spaced_key,
+    resolved_dict,
     set_shown,
     short_value,
     unknown_metric,
+    validate_spec,
     verdict_disagreement,
     yaml_error_text,
 )
@@ -265,10 +268,15 @@ def _numeric_detail(crit: Criterion, measured: float, passed: bool) -> str:
         tol = float(crit.tolerance or 0.0)
         cmp = "<=" if passed else ">"
         # 3 significant digits, unless they would read as the other outcome (0.01000004 > 0.01)
-        diff_text = f"{diff:.3g}" if (float(f"{diff:.3g}") <= tol) == (diff <= tol) else exact(diff)
-        return f"|{shown} - {threshold}| = {diff_text} {cmp} {exact(tol)}"
+        diff_text = f"{diff:.3g}" if (float(f"{diff:.3g}") <= tol) == passed else exact(diff)
+        return f"|{shown} - {threshold}| = {diff_text} {cmp} {exact(tol)}" + (f" (within {SLACK})" if passed and diff > tol else "")
+    if crit.op in ("==", "!=") and measured != float(crit.threshold) and (crit.op == "==") == passed:
+        return f"{shown} == {threshold} (equal within {SLACK})"  # close enough to count as equal, not exactly so
     shown_op = crit.op if passed else _NEGATED[crit.op]
     return f"{shown} {shown_op} {threshold}"
+
+
+SLACK = f"the relative slack of {REL_EPS:.0e} that ==, != and +- allow".replace("e-0", "e-")  # numeric_passes
 
 
 # --- formatting -----------------------------------------------------------
@@ -579,7 +587,7 @@ def load_criteria(
         if not recorded and (problem := failing_verdict_problem(metric, expr)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
         if not recorded and metric == "reproducible" and allow_tolerance is not None and (
-                problem := verdict_disagreement(expr, allow_tolerance)):
+                problem := verdict_disagreement(expr, allow_tolerance, recorded_run=True)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
 
@@ -868,6 +876,11 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
         raise ValueError(f"the stored criteria results are malformed ({type(exc).__name__}: {exc})") from None
     differ = [f"`{m}` stored {_pass_word(stored.get(m))}, now {_pass_word(now.get(m))}" for m in {**stored, **now}
               if stored.get(m) != now.get(m)]  # fmt: skip
+    # The sheet's Detail column: a result stored with another (another version's wording may differ)
+    details = {r.metric: r.detail for r in results}
+    differ += [f"`{c['metric']}` detail stored {_json(c.get('detail'))}, now {_json(details[c['metric']])}"
+               for c in audit["criteria"] if c["metric"] in details and stored[c["metric"]] == now[c["metric"]]
+               and c.get("detail") != details[c["metric"]]]  # fmt: skip
     said = [f"verdict stored {audit['verdict']}, now {again}"] if again != audit["verdict"] else []
     return "; ".join([*said, ", ".join(differ)] if differ else said) or None
 
@@ -877,6 +890,38 @@ def stored_verdict_warning(audit: dict[str, Any]) -> str | None:
     results do not agree with the record's metrics judged again (...)'), or None; ValueError as it."""
     differs = stored_verdict_differs(audit)
     return differs and f"the stored verdict or criteria results do not agree with the record's metrics judged again ({differs})"
+
+
+def edited_spec_problem(audit: Mapping[str, Any]) -> str | None:
+    """Why a record's resolved spec is none a run records (a hand edit), or None: validation refuses
+    it, reads a field as another value (`compile: true`, read as "default"), or drops a criterion
+    (`null`). Checked whether or not its spec_hash matches: the hash is no signature, and the sheet
+    says how it is computed. Said as "its resolved spec is none a run records (REASON)"."""
+    try:
+        spec = validate_spec(audit["spec"], "spec", recorded=True)
+    except InvalidInput as exc:
+        return f"validation refuses it: {exc}"
+    resolved = resolved_dict(spec)
+    if (odd := _unresolved(audit["spec"], resolved, "spec")) is not None:
+        return odd
+    criteria = audit["spec"].get("criteria")
+    if isinstance(criteria, dict) and (dropped := [m for m in criteria if m not in resolved["criteria"]]):
+        return f"spec.criteria.{dropped[0]} {json.dumps(criteria[dropped[0]])}, which validation drops"
+    return None
+
+
+def _unresolved(recorded: Mapping[str, Any], resolved: Mapping[str, Any], where: str) -> str | None:
+    """The first field of `recorded` that validation reads as another value ('FIELD X, read as Y'),
+    or None; a field it lacks (an older record: a newer default) is not compared."""
+    for key, value in recorded.items():
+        if key not in resolved:
+            continue
+        if isinstance(value, dict) and isinstance(resolved[key], dict):
+            if (odd := _unresolved(value, resolved[key], f"{where}.{key}")) is not None:
+                return odd
+        elif value != resolved[key] or isinstance(value, bool) != isinstance(resolved[key], bool):
+            return f"{where}.{key} {json.dumps(value)}, read as {json.dumps(resolved[key])}"
+    return None
 
 
 def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
@@ -895,6 +940,7 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     found = [_metric_disagrees(m, source, metrics[m], m in notes) for m, source in metric_sources(audit).items()
              if m in metrics]  # fmt: skip
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
+    found += _criteria_disagree(audit)
     found += [*_test_disagrees(audit), *_name_disagrees(audit), *provenance_disagrees(audit.get("data")),
               *_selection_disagrees(audit.get("training")), *_verification_disagrees(audit),
               *_size_disagrees(audit), *_latency_disagrees(audit)]
@@ -1091,6 +1137,30 @@ def _stored_disagrees(index: int, entry: Any, metrics: Mapping[str, Any]) -> str
         return None
     return (f"criteria[{index}] ({metric} {str(entry.get('expr', '')).strip()}) measured {_json(entry['measured'])}, "
             f"but metrics.{metric} {_json(metrics.get(metric))}")
+
+
+# What a stored criterion result takes from its criterion in the hashed spec: none of it is judged.
+CRITERION_FIELDS = ("expr", "op", "threshold", "tolerance")
+
+
+def _criteria_disagree(audit: Mapping[str, Any]) -> list[str]:
+    """Where a stored criterion result's expression, operator, threshold or tolerance is not its
+    criterion's in the record's own (hashed) spec, one phrase each: the sheet's Criteria table shows
+    the stored results, so an edited `expr` would show a gate the run was never judged by. Empty
+    where the spec's criteria cannot be judged here (`stored_verdict_differs` says why)."""
+    criteria = audit["spec"].get("criteria") if isinstance(audit.get("spec"), Mapping) else None
+    try:
+        again = {r.metric: r for r in judge(criteria or {}, audit)}
+    except (ValueError, TypeError, AttributeError):
+        return []
+    found = []
+    for i, entry in enumerate(audit["criteria"]):
+        if not isinstance(entry, dict) or (r := again.get(entry.get("metric"))) is None:
+            continue
+        if odd := [f for f in CRITERION_FIELDS if f in entry and not _same(entry[f], getattr(r, f))]:
+            found.append(f"criteria[{i}] ({r.metric}) {odd[0]} {_json(entry[odd[0]])}, but its criterion in the "
+                         f"record's spec gives {_json(getattr(r, odd[0]))}")  # fmt: skip
+    return found
 
 
 def _same(a: Any, b: Any) -> bool:

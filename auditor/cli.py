@@ -596,10 +596,10 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
 
 
 def _refuse_edited(run_dir: Path, audit: dict) -> None:
-    """InvalidInput for a record edited after the run: its spec no longer its spec_hash's, or its
-    metrics not what it measured (a metric changed by hand would be gated as if measured)."""
+    """InvalidInput for a record edited after the run: its spec no longer its spec_hash's or no spec a
+    run records, or its metrics not what it measured (a metric changed by hand would be gated as if measured)."""
     from auditor.audit import spec_hash_matches
-    from auditor.check import edited_metrics
+    from auditor.check import edited_metrics, edited_spec_problem
 
     source = run_dir / "audit.json"
     if not spec_hash_matches(audit):
@@ -607,6 +607,9 @@ def _refuse_edited(run_dir: Path, audit: dict) -> None:
             f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
             "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
         )
+    if (problem := edited_spec_problem(audit)) is not None:  # its spec_hash made again to match
+        raise InvalidInput(f"{source}: its resolved spec was edited after the run into none a run records "
+                           f"({problem}); gate on the record as the run wrote it")  # fmt: skip
     if edited := edited_metrics(audit):
         raise InvalidInput(
             f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was edited "

@@ -59,6 +59,7 @@ from auditor.check import (
     BROKEN,
     UNSELECTED,
     edited_metrics,
+    edited_spec_problem,
     provenance_disagrees,
     record_gate_status,
     stored_verdict_differs,
@@ -71,9 +72,7 @@ from auditor.spec import (
     CIFAR10_STD,
     CIFAR10_STD_LEGACY,
     NUMERIC_METRICS,
-    resolved_dict,
     resource_dir,
-    validate_spec,
 )
 from auditor.words import count, describe_setting, every_n, exact, first_of, plural
 
@@ -124,33 +123,13 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
 
 
 def _refuse_invalid_edited_spec(run_dir: Path, audit: dict[str, Any]) -> None:
-    """InvalidInput, naming the field, for a resolved spec edited after the run (its spec_hash no
-    longer its hash) into one that is no valid spec: the sheet reads its fields as validation
-    leaves them. An edited spec that is valid is rendered, and the sheet says it was edited."""
-    if spec_hash_matches(audit):
-        return
-    try:
-        spec = validate_spec(audit["spec"], "spec", recorded=True)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{run_dir / 'audit.json'}: its resolved spec was edited after the run into no valid spec, "
-                           f"so the sheet cannot be rendered: {exc}") from None
-    if (odd := _unresolved(audit["spec"], resolved_dict(spec), "spec")) is not None:  # `compile: true`, read as "default"
-        raise InvalidInput(f"{run_dir / 'audit.json'}: its resolved spec was edited after the run into values no run "
-                           f"records, so the sheet cannot be rendered: {odd}")
-
-
-def _unresolved(recorded: Mapping[str, Any], resolved: Mapping[str, Any], where: str) -> str | None:
-    """The first field of `recorded` that validation reads as another value ('FIELD X, read as Y'),
-    or None; a field it lacks (an older record: a newer default) is not compared."""
-    for key, value in recorded.items():
-        if key not in resolved:
-            continue
-        if isinstance(value, dict) and isinstance(resolved[key], dict):
-            if (odd := _unresolved(value, resolved[key], f"{where}.{key}")) is not None:
-                return odd
-        elif value != resolved[key] or isinstance(value, bool) != isinstance(resolved[key], bool):
-            return f"{where}.{key} {json.dumps(value)}, read as {json.dumps(resolved[key])}"
-    return None
+    """InvalidInput, naming the field, for a resolved spec edited after the run into one that is no
+    valid spec, or that validation reads otherwise (`edited_spec_problem`): the sheet reads its fields
+    as validation leaves them. An edited spec that is valid is rendered, and the sheet says it was
+    edited where its spec_hash no longer matches."""
+    if (problem := edited_spec_problem(audit)) is not None:
+        raise InvalidInput(f"{run_dir / 'audit.json'}: its resolved spec was edited after the run into none a run "
+                           f"records ({problem}), so the sheet cannot be rendered")  # fmt: skip
 
 
 def _missing_field(exc: Exception, audit: dict[str, Any]) -> str:
@@ -177,9 +156,13 @@ def _lacks(audit: dict[str, Any], keys: list[str]) -> bool:
 
 
 def record_bytes(run_dir: Path) -> bytes | None:
-    """audit.json's bytes as they are now (None: unreadable, which `read_audit` then reports)."""
+    """audit.json's bytes as they are now (None: unreadable, or not a regular file, whose read might
+    block forever, a FIFO: `read_audit` then reports it)."""
+    path = run_dir / "audit.json"
+    if not path.is_file():
+        return None
     try:
-        return (run_dir / "audit.json").read_bytes()
+        return path.read_bytes()
     except OSError:
         return None
 
@@ -939,12 +922,12 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "legacy_std_warning": legacy_warning,
         "augment_text": "; ".join(parts) if parts else "none",
         "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
-        "scored_fingerprint": _scored_fingerprint(d),
+        "scored_fingerprint": _scored_fingerprint(d, test_scored(audit)),
         "split_fingerprint": code(d["split_fingerprint"]) if d.get("split_fingerprint") else "not recorded",
         "val_copies_text": _val_copies_text(d),
         "class_count_rows": _class_count_rows(d),
         "classes_text": listing([plain(c) for c in d["classes"]]),
-        **_test_copies(d),
+        **_test_copies(d, test_scored(audit)),
     }  # fmt: skip
 
 
@@ -996,21 +979,35 @@ def _download_text(d: dict[str, Any], asked: bool) -> str:
             "the data, so it fetched nothing")
 
 
-def _scored_fingerprint(d: dict[str, Any]) -> str:
-    """The fingerprint of the test images scored: the whole test set's where all were scored."""
-    scored = d.get("scored_test_fingerprint")
-    if not scored:
+def test_scored(audit: Mapping[str, Any]) -> bool:
+    """Whether the run scored its test images (a diverged run, with no checkpoint, evaluated none)."""
+    meas = audit.get("measurements")
+    return isinstance(meas, Mapping) and isinstance(meas.get("test"), Mapping)
+
+
+# What the test images the data section speaks of are, where no test evaluation ran to score them.
+UNSCORED = "none was scored: no test evaluation ran"
+
+
+def _scored_fingerprint(d: dict[str, Any], scored: bool = True) -> str:
+    """The fingerprint of the test images scored (or, where none was, those a test evaluation would
+    score): the whole test set's where all were."""
+    fingerprint = d.get("scored_test_fingerprint")
+    if not fingerprint:
         return "not recorded"
-    return "the test set's (all its images were scored)" if scored == d.get("test_fingerprint") else code(scored)
+    if fingerprint == d.get("test_fingerprint"):
+        return "the test set's (all its images were scored)" if scored else f"the test set's (all its images; {UNSCORED})"
+    return code(fingerprint) if scored else f"{code(fingerprint)} ({UNSCORED})"
 
 
 def _copies(n: int) -> str:
     return f"{n:,} {'is a copy' if n == 1 else 'are copies'}"
 
 
-def _test_copies(d: dict[str, Any]) -> dict[str, str | None]:
+def _test_copies(d: dict[str, Any], scored: bool = True) -> dict[str, str | None]:
     """The scored test images found, pixel for pixel, among the images trained on or selected on
-    (`copies_text`), and a warning when there are any (`copies_warning`)."""
+    (`copies_text`), and a warning when there are any (`copies_warning`); where none was scored
+    (`scored`), the test images a test evaluation would have scored."""
     train, val = d.get("test_in_train"), d.get("test_in_val")
     if train is None and val is None:  # records written before the check
         return {"copies_text": "not checked (recorded before this check)", "copies_warning": None}
@@ -1019,9 +1016,11 @@ def _test_copies(d: dict[str, Any]) -> dict[str, str | None]:
     said = [f"{_copies(train)} of images in the training split, so the test accuracy counts images the model "
             "trained on" if train else "", f"{_copies(val)} of images in the validation split, on which the "
             "checkpoint was selected" if val else ""]  # fmt: skip
-    warning = ("**Test images seen before:** " + f"of the {n:,} scored test images, "
+    images = "scored test images" if scored else f"test images ({UNSCORED})"
+    warning = ("**Test images seen before:** " + f"of the {n:,} {images}, "
                + "; ".join(s for s in said if s) + " (pixel for pixel).") if train or val else None  # fmt: skip
-    return {"copies_text": f"{counts} of {n:,} {EXACT_COPIES}", "copies_warning": warning}
+    return {"copies_text": f"{counts} of {n:,} {EXACT_COPIES}" + ("" if scored else f"; {UNSCORED}"),
+            "copies_warning": warning}
 
 
 def _flags_in_force(audit: dict[str, Any]) -> tuple[bool, str]:
@@ -2005,11 +2004,11 @@ def _unseen_item(audit: dict[str, Any]) -> Item:
     label, d = "Test images not trained on", audit["data"]
     if d.get("test_in_train") is None:
         return False, label, "not checked (recorded before this check)"
-    n = d["sizes"]["test"]
+    n, images = d["sizes"]["test"], "scored test images" if test_scored(audit) else f"test images ({UNSCORED})"
     if d["test_in_train"]:
-        return False, label, (f"{d['test_in_train']:,} of the {n:,} scored test images are pixel copies of images in "
+        return False, label, (f"{d['test_in_train']:,} of the {n:,} {images} are pixel copies of images in "
                               "the training split")  # fmt: skip
-    return True, label, (f"none of the {n:,} scored test images is a pixel copy of a training image (exact copies; "
+    return True, label, (f"none of the {n:,} {images} is a pixel copy of a training image (exact copies; "
                          "near-duplicates are not looked for)")  # fmt: skip
 
 

@@ -465,16 +465,20 @@ def failing_verdict_problem(metric: str, expr: Any) -> str | None:
     return PASSING_VERDICT.format(expr=repr(expr)) if wanted not in PASSING_VERDICTS else None
 
 
-def verdict_disagreement(expr: str, allow_tolerance: bool) -> str | None:
+def verdict_disagreement(expr: str, allow_tolerance: bool, recorded_run: bool = False) -> str | None:
     """Why a `reproducible` criterion (one that parses, naming a passing verdict) judges a
-    tolerance verdict otherwise than verify does under `verify.allow_tolerance`, or None."""
+    tolerance verdict otherwise than verify does under `verify.allow_tolerance`, or None.
+    `recorded_run`: the setting is a finished run's (`check`), which no flag changes."""
     wanted = parse_criterion("reproducible", expr).threshold
+    fixed = " (fixed by the spec the run ran: a run and its verification with another setting can be gated so)"
     if wanted == "tolerance" and not allow_tolerance:
+        change = "" if recorded_run else "set verify.allow_tolerance: true, or "
         return (f"{expr.strip()!r} asks for a tolerance verdict, which verify fails while verify.allow_tolerance "
-                "is false: set verify.allow_tolerance: true, or require '== bitwise'")
+                f"is false{fixed if recorded_run else ''}: {change}require '== bitwise'")
     if wanted == "bitwise" and allow_tolerance:
+        change = "" if recorded_run else ", or set verify.allow_tolerance: false"
         return (f"{expr.strip()!r} fails a tolerance verdict, which verify passes while verify.allow_tolerance is "
-                "true: require '== tolerance', or set verify.allow_tolerance: false")
+                f"true{fixed if recorded_run else ''}: require '== tolerance'{change}")
     return None
 
 

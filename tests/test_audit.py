@@ -312,13 +312,15 @@ def test_a_missing_report_folder_names_where_an_interrupted_run_left_its_report(
     (old / SET_ASIDE).touch()
     with pytest.raises(InvalidInput, match=re.escape(
             f"{run_dir}: no such folder; {old} holds the report a run set aside while it put a new one in place, and "
-            "that run was killed before it finished: `auditor run SPEC --resume` with its spec puts a report back")):
+            f"that run was killed before it finished: `auditor run SPEC --out {tmp_path} --resume` with its spec puts a "
+            "report back")):  # the --out it was run with (a user test: without it, the resume looked in ./)
         read_audit(run_dir)
     shutil.rmtree(old)
     staged.mkdir()
     with pytest.raises(InvalidInput, match=re.escape(
             f"{run_dir}: no such folder; a run of this name started and has not finished (interrupted, or running now: "
-            f"{staged} is where it writes its report)")):  # fmt: skip
+            f"{staged} is where it writes its report): `auditor run SPEC --out {tmp_path} --resume` with its spec "
+            "continues an interrupted one")):  # fmt: skip
         read_audit(run_dir)
     # A user test: of a run that `auditor verify` started, `render` advised `auditor run SPEC --resume`,
     # which is refused there.
@@ -589,3 +591,29 @@ def test_a_record_lacking_any_one_field_is_judged_without_an_error() -> None:
     del base["data"]["classes"]
     assert "data.classes" in str(record_problem(base))
     assert "data.classes" in str(check_refusal(base))  # the page does not count what check refuses
+
+
+def test_the_resume_advice_of_a_report_or_checkpoint_folder_gives_the_out_it_was_run_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.audit import resume_command
+
+    assert resume_command(tmp_path / "out dir" / "reports" / "x") == f"`auditor run SPEC --out '{tmp_path}/out dir' --resume` with its spec"
+    assert resume_command(tmp_path / "checkpoints" / "x") == f"`auditor run SPEC --out {tmp_path} --resume` with its spec"
+    monkeypatch.chdir(tmp_path)
+    assert resume_command(Path("reports/x")) == "`auditor run SPEC --resume` with its spec"  # the working directory's
+    assert resume_command(Path("runs/reports/x")) == "`auditor run SPEC --out runs --resume` with its spec"  # as given
+    assert resume_command(tmp_path / "x") == "`auditor run SPEC --resume` with its spec and the --out it was run with"
+
+
+def test_a_checkpoint_staging_folder_is_not_said_to_lack_an_audit_json_yet(tmp_path: Path) -> None:
+    """A user test: it was called a staging folder "with no audit.json yet", which a checkpoint folder never holds."""
+    staging = tmp_path / "checkpoints" / "smoke.partial"
+    staging.mkdir(parents=True)
+    with pytest.raises(InvalidInput) as err:
+        read_audit(staging)
+    assert str(err.value) == (
+        f"{staging}: a run's checkpoint staging folder, not a report folder: the run has not finished (interrupted, or "
+        f"running now); when it finishes, this folder becomes {tmp_path / 'checkpoints' / 'smoke'}, and an interrupted "
+        f"one is finished by `auditor run SPEC --out {tmp_path} --resume` with its spec; its report goes to "
+        f"{tmp_path / 'reports' / 'smoke'}")

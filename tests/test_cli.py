@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -569,6 +570,74 @@ def test_check_refuses_a_record_whose_spec_or_metrics_were_edited_and_warns_of_a
                                                        f"{json.dumps(stored[0])} (not as a run writes it)")  # fmt: skip
 
 
+@pytest.mark.parametrize(("edit", "said"), [
+    (lambda a: a["spec"]["train"].update(compile=True), 'spec.train.compile true, read as "default"'),  # the README's example
+    (lambda a: a["spec"]["train"]["optimizer"].update(lr=-1),
+     "validation refuses it: spec: train.optimizer.lr: input should be greater than 0, got -1"),
+    (lambda a: a["spec"]["train"].update(bogus=1), "validation refuses it: spec: train.bogus: unknown key (not in the spec schema)"),
+    (lambda a: a["spec"]["criteria"].update(best_val_acc=None), "spec.criteria.best_val_acc null, which validation drops"),
+], ids=["compile-true", "negative-lr", "unknown-key", "null-criterion"])
+def test_a_spec_edited_with_its_spec_hash_made_again_is_refused_by_check_render_and_ablate(
+    tmp_path: Path, smoke_run: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[dict], None], said: str
+) -> None:
+    """A user test: the sheet says how spec_hash is computed, and a spec edited with its hash made
+    again was never validated: `compile: true` failed inside the renderer, a negative lr or an
+    unknown key was rendered as if trained, and a criterion set to null was dropped by check with no word."""
+    from auditor.ablate import check_refusal
+    from auditor.cli import main
+    from auditor.spec import hash_resolved
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    edit(audit)
+    audit["spec_hash"] = hash_resolved(audit["spec"])
+    (run / "audit.json").write_text(json.dumps(audit))
+    sheet = (run / "REPRODUCIBILITY.md").read_bytes()
+    refused = f"{run / 'audit.json'}: its resolved spec was edited after the run into none a run records ({said})"
+    assert main(["check", str(run)]) == 2
+    assert capsys.readouterr().err == f"auditor check: error: {refused}; gate on the record as the run wrote it\n"
+    assert main(["render", str(run)]) == 2
+    assert capsys.readouterr().err == f"auditor render: error: {refused}, so the sheet cannot be rendered\n"
+    assert (run / "REPRODUCIBILITY.md").read_bytes() == sheet
+    assert check_refusal(audit) == f"edited after the run (its resolved spec is none a run records ({said}))"
+
+
+def test_a_stored_criterion_edited_is_refused_or_warned_of_not_shown_as_judged(
+    tmp_path: Path, smoke_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: an edited stored `expr` ('< 0.5' for '< 50') or `detail` was shown on the sheet
+    beside the real figure as PASS, and check passed the record without a word."""
+    from auditor.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    i, entry = next((i, c) for i, c in enumerate(audit["criteria"]) if c["metric"] == "checkpoint_mb")
+    for field, value in (("expr", "< 0.001"), ("threshold", 0.001), ("op", ">")):
+        edited = copy.deepcopy(audit)
+        edited["criteria"][i][field] = value
+        (run / "audit.json").write_text(json.dumps(edited))
+        assert main(["check", str(run)]) == 2
+        assert (f"(criteria[{i}] (checkpoint_mb) {field} {json.dumps(value)}, but its criterion in the record's spec "
+                f"gives {json.dumps(entry[field])}): it was edited after the run") in capsys.readouterr().err
+    edited = copy.deepcopy(audit)
+    edited["criteria"][i]["detail"] = "0.001 < 5"
+    (run / "audit.json").write_text(json.dumps(edited))
+    assert main(["check", str(run)]) == 0  # the gate is as judged: its wording differs (or another version's)
+    warned = f'(`checkpoint_mb` detail stored "0.001 < 5", now {json.dumps(entry["detail"])})'
+    assert warned in capsys.readouterr().err
+    assert main(["render", str(run)]) == 0
+    assert warned in capsys.readouterr().err and warned.strip("()") in (run / "REPRODUCIBILITY.md").read_text()
+
+
+def test_render_refuses_an_audit_json_that_is_a_fifo_rather_than_waiting_on_it(tmp_path: Path) -> None:
+    """A user test: `render` hung on it (it read the record's bytes first), where `check` refused it."""
+    os.mkfifo(tmp_path / "audit.json")  # no one writes to it
+    proc = run_cli("render", str(tmp_path), timeout=60)
+    assert_clean_error(proc, f"{tmp_path / 'audit.json'}: not a regular file (a device, pipe or socket)")
+
+
 def test_a_metric_edited_alone_is_refused_by_check_and_warned_of_by_render(tmp_path: Path, smoke_run: Path) -> None:
     """The user test: metrics.test_acc set to 0.95 by hand had passed `test_acc >= 0.9` with no
     word, and the sheet had shown 0.95 in its front matter and the measured figure in its tables."""
@@ -667,7 +736,9 @@ def test_check_holds_a_reproducible_criterion_to_the_run_s_allow_tolerance_as_va
     """`check --set criteria.reproducible='== tolerance'` had been accepted where validate refuses it."""
     proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== tolerance"))
     assert_clean_error(proc, "--set 'criteria.reproducible=== tolerance': criteria.reproducible: '== tolerance' asks for a tolerance verdict, which verify "
-                             "fails while verify.allow_tolerance is false")  # fmt: skip
+                             "fails while verify.allow_tolerance is false (fixed by the spec the run ran: a run and its "
+                             "verification with another setting can be gated so): require '== bitwise'")  # fmt: skip
+    assert "set verify.allow_tolerance" not in proc.stderr  # check refuses any --set but criteria (a user test)
     proc = run_cli("check", str(smoke_run / "reports/smoke"), *sets("criteria.reproducible=== bitwise"))
     assert proc.returncode == 1 and "reproducible" in proc.stdout  # accepted: not verified, so it fails
 

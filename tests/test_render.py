@@ -528,6 +528,16 @@ def test_front_matter_cifar_and_missing_accuracy() -> None:
     assert meta["model-index"][0]["results"][0]["metrics"] == []
 
 
+def test_a_run_that_scored_no_test_image_is_not_said_to_have_scored_them() -> None:
+    """A user test: a diverged run's sheet said "(all its images were scored)" and ticked "none of the 500
+    scored test images is a pixel copy", where its Results said no test figure was measured."""
+    text = text_of(diverged_audit(), NO_FIGURES)
+    assert "were scored" not in text and "scored test images" not in text
+    assert "the test set's (all its images; none was scored: no test evaluation ran)" in text
+    assert "none of the 500 test images (none was scored: no test evaluation ran) is a pixel copy" in text
+    assert "(all its images were scored)" in text_of(golden_audit())  # a run that scored them
+
+
 @pytest.mark.parametrize(
     ("official", "test_files", "qualifier"),
     [(True, 500, ""), (False, 500, "not the official files"), (True, 10_000, "500 of the 10,000 test images there"),
