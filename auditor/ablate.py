@@ -67,11 +67,13 @@ from auditor.errors import (
 )
 from auditor.fileio import (
     atomic_write_bytes,
+    file_in_the_way,
     file_problem,
     held_lock,
     holder_now,
     lock_beside,
     lock_holder,
+    not_a_folder,
     out_error,
     why_not_writable,
 )
@@ -497,6 +499,7 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     'running' (a live process on this machine holds the run's lock now, e.g. a second ablate;
     a holder elsewhere cannot be checked, and the run itself refuses while it holds the lock),
     'resume' (interrupted staging dir), 'rejudge' (finished under a spec that differs only outside
+    training, or one whose record is missing or unreadable beside an intact last.pt of the planned
     training: `--resume` re-measures and re-judges it without training), 'stale' or 'new'."""
     paths = run_paths(out, run.name)
     audit = _read_record(paths.reports / "audit.json")
@@ -506,13 +509,28 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
         return "running", audit
     if has_checkpoint(paths.ckpt_staging):
         return "resume", audit
-    if audit is None:
-        return "new", audit
+    if audit is None:  # no record, or one that cannot be read: its finished training is not thrown away
+        return ("rejudge" if _trained_as_planned(paths.last_checkpoint, run) else "new"), audit
     # Re-judging resumes from last.pt: a run without one (diverged early, checkpoints
     # deleted) or one that diverged (the resume would train its last epoch again) re-runs.
     diverged = audit.get("run", {}).get("status") == "diverged"
     rejudge = same_training(audit.get("spec"), run.spec) and paths.last_checkpoint.is_file() and not diverged
     return ("rejudge" if rejudge else "stale"), audit
+
+
+def _trained_as_planned(last: Path, run: PlannedRun) -> bool:
+    """Whether a finished run's `last.pt` is intact and was trained under the planned spec's training
+    (a user test: a run whose audit.json was damaged was trained again, its checkpoints replaced;
+    `--resume` measures and judges it again from them, training nothing)."""
+    from auditor import checkpoint  # torch: only where a record is missing beside a checkpoint
+
+    if not last.is_file():
+        return False
+    try:
+        spec = checkpoint.load(last).get("spec")
+    except InvalidInput:  # damaged: trained afresh, as before
+        return False
+    return isinstance(spec, dict) and same_training(spec, run.spec)
 
 
 def _holder_text(out: Path, run: PlannedRun) -> str:
@@ -1166,6 +1184,11 @@ def check_page_folder(out: Path, plan: Plan) -> None:
     """Refuse, before anything runs, a page folder that is not this ablation's: a run's report
     folder of the same name, or the page of another ablation file with the same name."""
     here = report_dir(out, plan.ablation.name)
+    if (blocker := file_in_the_way(here)) is not None:  # found only once every run had trained (a user test)
+        where = "--out" if blocker in (out, *out.parents) else "the ablation's page folder"
+        raise out_error(out, f"{not_a_folder(blocker)} ({where}); move it away: nothing was run")
+    if not os.access(nearest := next(p for p in (here, *here.parents) if p.exists()), os.W_OK | os.X_OK):
+        raise out_error(out, f"{nearest}: permission denied (the ablation's page goes in {here}); nothing was run")
     if (here / "audit.json").exists():
         raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")
     earlier = _read_json(here / "ablations.json")
@@ -1173,10 +1196,13 @@ def check_page_folder(out: Path, plan: Plan) -> None:
     # The file's path from --out stays when both move together (a clone elsewhere, another working
     # directory) and differs for another file of the same name.
     if theirs is not None and theirs != _rel(plan.path, out):
+        gone = not isinstance(theirs, str) or not (out / theirs).is_file()  # moved: its runs are this one's (a user test)
         raise InvalidInput(
-            f"{here}: holds the page of the ablation in {theirs} (from --out), also named {plan.ablation.name!r}; "
-            "rename one of them, or use another --out"
-        )
+            f"{here}: holds the page of the ablation in {theirs} (from --out), also named {plan.ablation.name!r}"
+            + (", which is not there now" if gone else "") + "; rename one of them, or use another --out"
+            + (f"; if that file was moved to {plan.source}, remove {here}: the page is made again from the runs, "
+               "which are kept and not trained again" if gone else "")
+        )  # fmt: skip
 
 
 def check_run_names(out: Path, plan: Plan) -> None:
@@ -1427,7 +1453,9 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
             "running": f"going on now in another process{_holder_text(out, r)}",
             "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r, state)
             else "resume (interrupted)",
-            "rejudge": "re-judge (changed only outside training: no training)",
+            "rejudge": "re-judge (changed only outside training: no training)" if audit is not None else
+            "re-judge (its audit.json is missing or cannot be read; its intact last.pt, of this training, is "
+            "measured and judged again: no training)",
             "stale": "run (replaces a run of a different spec)",
             "new": "run (replaces a report whose audit.json cannot be read)"
             if (report_dir(out, r.name) / "audit.json").exists() else "run",
@@ -1582,6 +1610,31 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
             return Execution(r.name, i, rc)
     return Execution()
+
+
+def stale_page_note(out: Path, plan: Plan) -> str | None:
+    """Of an ablation stopped before its end: the runs its page (written by an earlier invocation)
+    counts that have since been replaced or removed (another spec hash, other metrics, no record),
+    or None. The page is rewritten only at the end, and had linked sheets whose figures it no
+    longer showed, without a word (a user test)."""
+    here = report_dir(out, plan.ablation.name)
+    record = _read_json(here / "ablations.json")
+    if not isinstance(record, dict) or not isinstance(record.get("variants"), list):
+        return None
+    changed = []
+    for row in (r for v in record["variants"] if isinstance(v, dict) for r in v.get("runs") or []):
+        if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+            continue
+        now = _read_record(run_paths(out, row["name"]).reports / "audit.json")
+        metrics = now.get("metrics") if now is not None else None
+        if (now is None or now.get("spec_hash") != row.get("spec_hash") or not isinstance(metrics, dict)
+                or any(metrics.get(k) != v for k, v in (row.get("metrics") or {}).items())):  # fmt: skip
+            changed.append(row["name"])
+    if not changed:
+        return None
+    return (f"note: {here / 'ABLATIONS.md'} is out of date: {count(len(changed), 'run')} it counts {'was' if len(changed) == 1 else 'were'} "
+            f"replaced or removed since it was written ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}); "
+            "it is rewritten when the ablation finishes")
 
 
 def page_plan(plan: Plan, n_seeds: int | None, log: Log) -> Plan:

@@ -703,16 +703,27 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
         done = execute_plan(plan, args.out, _progress)
     except KeyboardInterrupt as stop:  # after the run it was waiting for (if any) stopped cleanly
         _progress(f"\n{stop_word(stop)}; {again}")
+        _stale_page(args, plan)
         return exit_code(stop)
     if done.interrupted:
         head = f"[{done.position}/{len(plan.runs)}] {done.stopped_at}"
         _progress(f"{head}: interrupted (exit {done.returncode}); {again}")
+        _stale_page(args, plan)
         return EXIT_INTERRUPTED
     if done.stopped_at:  # a crash: no finished report
         print(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
               "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
+        _stale_page(args, plan)
         return done.exit_code()
     return EXIT_OK
+
+
+def _stale_page(args: argparse.Namespace, plan: Plan) -> None:
+    """Say, of an ablation stopped before its end, that its earlier page no longer shows some runs it counts."""
+    from auditor.ablate import stale_page_note
+
+    if (note := stale_page_note(args.out, plan)) is not None:
+        print(f"auditor ablate: {note}", file=sys.stderr, flush=True)
 
 
 def _ablate_relaunch(args: argparse.Namespace) -> str:

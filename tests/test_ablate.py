@@ -968,6 +968,85 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_copy: Path) -
     assert sum("[run (replaces a run of a different spec)]" in ln for ln in longer.stdout.splitlines()) == 4
 
 
+@pytest.mark.slow
+def test_a_finished_run_whose_record_is_damaged_or_missing_is_rejudged_from_its_checkpoint_not_trained_again(
+    tiny_copy: Path,
+) -> None:
+    """A user test: a truncated (or deleted) audit.json beside intact checkpoints was planned as a
+    new run: the run was trained again, and its checkpoints replaced."""
+    out = tiny_copy / "out"
+    record = out / "reports/tiny-constant-s0/audit.json"
+    record.write_text(record.read_text()[:500])  # truncated
+    (out / "reports/tiny-constant-s1/audit.json").unlink()
+    (out / "checkpoints/tiny-cosine-s1/last.pt").write_bytes(b"damaged")  # with its record gone: trained afresh
+    (out / "reports/tiny-cosine-s1/audit.json").unlink()
+    lasts = {n: (out / f"checkpoints/{n}/last.pt").read_bytes() for n in ("tiny-constant-s0", "tiny-constant-s1")}
+    dry = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
+    assert dry.returncode == 0, dry.stderr
+    label = ("[re-judge (its audit.json is missing or cannot be read; its intact last.pt, of this training, is "
+             "measured and judged again: no training)]")
+    planned = {ln.split()[0]: ln.split("  ")[-1] for ln in dry.stdout.splitlines() if ln.startswith("tiny-")}
+    assert planned == {"tiny-cosine-s0": "[skip (finished)]", "tiny-cosine-s1": "[run]",
+                       "tiny-constant-s0": label, "tiny-constant-s1": label}, dry.stdout  # fmt: skip
+    proc = ablate("tiny.yaml", "--out", "out", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (proc.stdout + proc.stderr).count("epoch 1/1 ") == 1, proc.stderr  # tiny-cosine-s1 alone was trained
+    for name, before in lasts.items():
+        assert (out / f"checkpoints/{name}/last.pt").read_bytes() == before
+        assert json.loads((out / f"reports/{name}/audit.json").read_text())["run"]["status"] == "completed"
+
+
+def test_a_page_folder_or_out_that_cannot_be_written_is_refused_before_any_run_and_in_a_dry_run(tmp_path: Path) -> None:
+    """A user test: a file where the page folder goes was found only once every run had trained;
+    a --dry-run planned an --out under a file without a word."""
+    write(tmp_path / "tiny.yaml", TINY)
+    (tmp_path / "o/reports").mkdir(parents=True)
+    (tmp_path / "o/reports/tiny").write_text("hi")
+    (tmp_path / "afile").write_text("f")
+    for dry in (["--dry-run"], []):
+        proc = ablate("tiny.yaml", "--out", "o", *dry, cwd=tmp_path)
+        assert_invalid(proc, "--out: cannot write under o: o/reports/tiny is a file, not a folder (the ablation's page "
+                             "folder); move it away: nothing was run")  # fmt: skip
+        assert "epoch" not in proc.stdout + proc.stderr
+        proc = ablate("tiny.yaml", "--out", "afile/sub", *dry, cwd=tmp_path)
+        assert_invalid(proc, "--out: cannot write under afile/sub: afile is a file, not a folder (--out)")
+    assert not (tmp_path / "o/checkpoints").exists()
+
+
+def test_a_page_of_the_same_ablation_file_moved_is_said_to_be_removable(tiny_copy: Path) -> None:
+    """A user test: after the file moved, the refusal named a file no longer there and offered only
+    fixes that train every run again, where removing the page folder rebuilds it from the runs."""
+    (tiny_copy / "moved").mkdir()
+    shutil.move(tiny_copy / "tiny.yaml", tiny_copy / "moved/tiny.yaml")
+    proc = ablate("moved/tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
+    page = Path("out/reports/tiny")
+    assert_invalid(proc, f"{page}: holds the page of the ablation in ../tiny.yaml (from --out), also named 'tiny', which is "
+                         f"not there now; rename one of them, or use another --out; if that file was moved to "
+                         f"moved/tiny.yaml, remove {page}: the page is made again from the runs, which are kept and not "
+                         "trained again")  # fmt: skip
+    shutil.rmtree(tiny_copy / page)
+    proc = ablate("moved/tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
+    assert proc.returncode == 0 and proc.stdout.count("[skip (finished)]") == 4, proc.stdout + proc.stderr
+
+
+def test_a_stopped_ablation_says_which_runs_its_earlier_page_no_longer_shows(tiny_copy: Path) -> None:
+    """A user test: a re-run stopped after replacing a run left the page showing the replaced run's
+    figures beside a link to the new sheet, with no word of it."""
+    from auditor.ablate import stale_page_note
+
+    out = tiny_copy / "out"
+    plan = build_plan(str(tiny_copy / "tiny.yaml"), [], None, None, False)
+    assert stale_page_note(out, plan) is None  # as written
+    record = out / "reports/tiny-constant-s1/audit.json"
+    audit = json.loads(record.read_text())
+    audit["metrics"]["best_val_acc"] = 0.123  # as a run of the same spec that measured otherwise
+    record.write_text(json.dumps(audit))
+    (out / "reports/tiny-cosine-s0/audit.json").unlink()
+    assert stale_page_note(out, plan) == (
+        f"note: {out / 'reports/tiny/ABLATIONS.md'} is out of date: 2 runs it counts were replaced or removed since it "
+        "was written (tiny-cosine-s0, tiny-constant-s1); it is rewritten when the ablation finishes")
+
+
 def test_only_runs_some_variants_but_the_page_covers_the_file(tmp_path: Path) -> None:
     _first_run_finished(write(tmp_path / "tiny.yaml", TINY), tmp_path / "out", only=["constant"])
     proc = ablate("tiny.yaml", "--only", "constant", "--render-only", "--out", "out", cwd=tmp_path)
@@ -1336,7 +1415,15 @@ def test_a_run_stopped_by_its_own_sigterm_is_an_interruption_not_a_crash(
     assert main(argv) == EXIT_INTERRUPTED
     again = shlex.join(["auditor", *argv])
     assert f"[1/1] {plan.runs[0].name}: interrupted (exit 143); continue with: {again}" in capsys.readouterr().out
-    assert not (tmp_path / "reports" / "resnet18_cifar10").exists()  # no page for a stopped ablation
+    page = tmp_path / "reports" / plan.ablation.name
+    assert not page.exists()  # no page for a stopped ablation
+    # An earlier invocation's page, counting a run since removed
+    page.mkdir(parents=True)
+    (page / "ablations.json").write_text(json.dumps({"variants": [{"runs": [{"name": "gone-s0", "spec_hash": "x"}]}]}))
+    assert main(argv) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == (f"auditor ablate: note: {page / 'ABLATIONS.md'} is out of date: 1 run it counts was "
+                                       "replaced or removed since it was written (gone-s0); it is rewritten when the "
+                                       "ablation finishes\n")  # fmt: skip
 
 
 @pytest.mark.parametrize(("returncode", "interrupted"), [(-9, True), (-11, False), (-6, False)])
