@@ -170,6 +170,9 @@ VariantName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_lengt
 MAX_SEEDS = 1000  # runs per variant; a mistyped count would otherwise plan millions of runs
 
 
+MAX_SEED = 2**63 - 1  # the largest a spec's seed may be
+
+
 class Ablation(BaseModel):
     """A validated ablation file."""
 
@@ -331,6 +334,14 @@ def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int
     if n <= len(seeds):
         return list(seeds[:n]), f"--seeds {n}: the first {n} of the file's seeds {seeds}"
     extra = list(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
+    # Said of --seeds, not of a variant's run (a user test: a seed past the bound was blamed on one).
+    if extra[-1] > MAX_SEED:
+        raise InvalidInput(f"--seeds {n}: {source} lists {count(len(seeds), 'seed')} {seeds}; extending them from max+1 "
+                           f"passes the largest seed, {MAX_SEED}: list the seeds to use in the file")  # fmt: skip
+    if alike := sorted({e for e in extra if e % 2**32 in {s % 2**32 for s in seeds}}):
+        raise InvalidInput(f"--seeds {n}: extending {source}'s seeds {seeds} from max+1 gives {first_of([str(a) for a in alike[:5]], len(alike))}, "
+                           "equal modulo 2**32 to a listed seed (torch and NumPy seed alike): list the seeds to use "
+                           "in the file")  # fmt: skip
     note = (
         f"--seeds {n}: {source} lists {count(len(seeds), 'seed')} {seeds}; "
         f"extended with {extra} (continuing from max+1)"
@@ -1344,18 +1355,24 @@ def rebuild_argv(made: Mapping[str, Any], file: Path, out: Path, file_seeds: lis
 
 def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Path) -> str | None:
     """A note for the page of `plan` (`record`) where it replaced one (`earlier`, that page's
-    ablations.json) that listed finished runs of seeds this plan leaves out, with the command that
-    rebuilds that page, or why none can; else None. Nothing else would say the page dropped them."""
-    dropped = dropped_runs(earlier, plan)
-    if not dropped:
+    ablations.json) that listed finished runs of seeds this plan leaves out, or runs of this plan's
+    names that `record` does not count (another --set), with the command that rebuilds that page,
+    or why none can; else None. Nothing else would say the page dropped them."""
+    dropped, then = dropped_runs(earlier, plan), _counted_rows(earlier)
+    # Runs of this plan's names that page counted and this one does not: another --set (a --render-only of
+    # some of them had shrunk the page without a word: a user test), or a record refused since.
+    uncounted = sorted(n for n in then.keys() & {r.name for r in plan.runs} if n not in _counted_rows(record))
+    if not dropped and not uncounted:
         return None
     made = earlier["ablation"]
     sets = made.get("cli_overrides") if isinstance(made.get("cli_overrides"), list) else []
     made_with = f"seeds {made['seeds']}" + (f", {shlex.join(set_args(list(map(str, sets))))}" if sets else "")
+    listed = [f"{count(len(dropped), 'finished run')} of other seeds ({_first_names(dropped)})"] if dropped else []
+    if uncounted:
+        listed.append(f"{count(len(uncounted), 'finished run')} this page does not count ({_first_names(uncounted)}: "
+                      "of another spec than this command's, or refused by `auditor check`)")  # fmt: skip
     text = (f"note: this page covers seeds {list(plan.seeds)}; the page it replaced ({made_with}) also listed "
-            f"{count(len(dropped), 'finished run')} of other seeds ({_first_names(dropped)}), which this command left "
-            "untouched")  # fmt: skip
-    then = _counted_rows(earlier)
+            f"{' and '.join(listed)}, which this command left untouched")  # fmt: skip
     # Runs of the seeds both pages cover, as they are on disk (not as this page counts them: one of
     # another --set is there all the same): made again under another spec, or gone; or there, but
     # edited since, so that a rebuilt page would not count it.

@@ -667,7 +667,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
     ablate.check_run_names(args.out, plan)
     if args.dry_run:  # the whole plan, then what the ablation would refuse here (exit 2)
-        _say([*ablate.plan_lines(plan, args.out), "# dry run: nothing was run or written"])
+        page_said: list[str] = []  # what the page will leave out, which the run says at its end (a user test)
+        ablate.page_plan(plan, args.seeds, page_said.append)
+        _say([*ablate.plan_lines(plan, args.out), *(f"# {n}" for n in page_said), "# dry run: nothing was run or written"])
         ablate.check_runnable(plan, args.out)
         return EXIT_OK
     if not args.render_only:  # a page of runs made elsewhere can be rendered anywhere

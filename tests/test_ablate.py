@@ -292,6 +292,13 @@ def test_seeds_option() -> None:
     for n in (0, 1001, 10**23):  # a mistyped count planned millions of runs (or overflowed)
         with pytest.raises(InvalidInput, match="--seeds: must be 1 to 1000"):
             choose_seeds([0], n, "f")
+    # Seeds --seeds makes that no run can take are said of --seeds (a user test: blamed on a variant's run).
+    with pytest.raises(InvalidInput, match=re.escape("--seeds 2: f lists 1 seed [9223372036854775807]; extending them "
+                                                     "from max+1 passes the largest seed, 9223372036854775807")):
+        choose_seeds([2**63 - 1], 2, "f")
+    with pytest.raises(InvalidInput, match=re.escape("--seeds 3: extending f's seeds [1, 4294967296] from max+1 gives "
+                                                     "4294967297, equal modulo 2**32 to a listed seed")):
+        choose_seeds([1, 2**32], 3, "f")
 
 
 def test_summary_and_format() -> None:
@@ -1064,7 +1071,10 @@ def test_only_leaves_out_of_the_page_the_variants_that_do_not_resolve_alone(tmp_
     variant that resolves dropped, said to be among those that 'do not resolve'."""
     three = TINY.replace("constant: [train.schedule.name=constant]",
                          "constant: [train.schedule.name=constant]\n  broken: [train.epochs=-1]")  # fmt: skip
-    _first_run_finished(write(tmp_path / "tiny.yaml", three), tmp_path / "out", only=["cosine"])
+    write(tmp_path / "tiny.yaml", three)
+    dry = ablate("tiny.yaml", "--only", "cosine", "--dry-run", "--out", "out", cwd=tmp_path)  # said before any run too
+    assert dry.returncode == 0 and "\n# note: the page leaves out 1 variant that does not resolve (broken): tiny.yaml" in dry.stdout
+    _first_run_finished(tmp_path / "tiny.yaml", tmp_path / "out", only=["cosine"])
     proc = ablate("tiny.yaml", "--only", "cosine", "--render-only", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "note: the page leaves out 1 variant that does not resolve (broken): tiny.yaml" in proc.stdout
@@ -1651,6 +1661,25 @@ def _pages_of_n_then_one_seed(out: Path, n: int = 3) -> tuple[Any, Any, dict, di
     one = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1)
     earlier = ablate.page_record(out, one)
     return many, one, earlier, ablate.write_outputs(out, one)[1]
+
+
+def test_a_page_that_counts_fewer_of_the_same_runs_names_them_and_how_to_rebuild_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: a `--render-only --set` that matched 2 of 8 runs replaced the page with one counting
+    2, the other 6 "stale", with no word of the page it replaced, where fewer --seeds get one."""
+    from auditor import ablate
+
+    monkeypatch.chdir(tmp_path)
+    three, _, earlier, _ = _pages_of_n_then_one_seed(tmp_path)
+    [v] = earlier["variants"]
+    fewer = {**earlier, "variants": [{**v, "runs": v["runs"][:1]}]}  # as of a --set only seed 0's run matches
+    others = ", ".join(r.name for r in three.runs[1:])
+    assert ablate.replaced_page_note(earlier, fewer, three, tmp_path) == (
+        f"note: this page covers seeds [0, 1, 2]; the page it replaced (seeds [0, 1, 2]) also listed 2 finished runs "
+        f"this page does not count ({others}: of another spec than this command's, or refused by `auditor check`), "
+        f"which this command left untouched; `auditor ablate {ablate.display_path(three.path)} --only cosine "
+        "--render-only` rebuilds that page")  # fmt: skip
 
 
 def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebuild_the_other(
