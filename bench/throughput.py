@@ -2117,13 +2117,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     add_timing_options(p)
     add_section_options(p)
-    p.add_argument("--write-results", action="store_true", help=f"write {RESULTS_SHOWN} (replacing it)")
-    p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_SHOWN}")
+    p.add_argument("--write-results", action="store_true",
+                   help=f"write {RESULTS_SHOWN} (or --results): a new file, or one holding no earlier run")
+    p.add_argument("--append-results", action="store_true", help=f"append this run to {RESULTS_SHOWN} (or --results)")
+    p.add_argument("--results", type=_file, default=None, metavar="PATH",
+                   help=f"the Markdown file --write-results or --append-results writes (default {RESULTS_SHOWN})")
     p.add_argument("--render-json", type=_file, nargs="+", default=None, metavar="JSON",
                    help="measure nothing: write RESULTS.md from reports saved with --json (with --write-results or --append-results)")
     p.add_argument("--json", type=_file, default=None, help="also write the raw results as JSON here")
     a = p.parse_args(argv)
     a.given = given_options(p, sys.argv[1:] if argv is None else argv)  # before --all
+    a.results_path = a.results if a.results is not None else RESULTS_MD
     if a.all:
         a.matrix = a.overhead = a.latency_check = a.profile = True
     if a.model is None:
@@ -2154,20 +2158,22 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     given = getattr(a, "given", [])
     if a.write_results and a.append_results:
         return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
-    if (a.write_results or a.append_results) and (problem := results_problem(RESULTS_MD, a.append_results)):
+    if a.results is not None and not (a.write_results or a.append_results):
+        return "--results names the file --write-results or --append-results writes: add one of them"
+    if (a.write_results or a.append_results) and (problem := results_problem(a.results_path, a.append_results)):
         return problem
     for option, values in (("--model", a.model), ("--threads", a.threads or []), ("--rows", a.rows or []),
                            ("--render-json", [p.resolve() for p in a.render_json or []])):  # fmt: skip
         if len(set(values)) < len(values):
             return f"{option}: a value is listed twice ({' '.join(map(str, values))})"
-    if a.json is not None and (problem := json_problem(a.json)):
+    if a.json is not None and (problem := json_problem(a.json, a.results_path)):
         return problem
     if a.render_json is not None:
-        others = [d for d in given if d not in ("render_json", "append_results", "write_results")]
+        others = [d for d in given if d not in ("render_json", "append_results", "write_results", "results")]
         if others:
             return f"--render-json measures nothing and takes only --write-results or --append-results; drop {_flag(others[0])}"
         if not (a.write_results or a.append_results):  # the shipped RESULTS.md is replaced only when asked
-            return f"--render-json writes {RESULTS_MD.name}: add --write-results to replace it, or --append-results"
+            return f"--render-json writes {a.results_path.name}: add --write-results to replace it, or --append-results"
         return None
     for dest in given:
         if (section := SECTION_OPTIONS.get(dest)) is not None and not getattr(a, section):
@@ -2202,17 +2208,23 @@ def results_problem(path: Path, append: bool) -> str | None:
         return f"{path}: not a regular file, where the results go"
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return f"{path}: cannot be written here (checked now, not after measuring)"
-    if append and path.is_file():
-        try:
-            path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), so this run cannot be appended to it"
-        except OSError as exc:
-            return f"{path}: cannot be read ({exc.strerror})"
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None if not append else f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), so this run cannot be appended to it"
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror})"
+    # Replacing a file of earlier runs lost them (a user test: the committed file, and its only GPU runs, went).
+    if not append and (held := sum(line.startswith("## ") for line in text.splitlines())):
+        return (f"--write-results: {path} holds {held} earlier section{'s' if held != 1 else ''} (runs, notes), which "
+                "replacing it would lose: --append-results adds this run below them, --results PATH writes another "
+                "file, or remove it first to start it afresh")  # fmt: skip
     return None
 
 
-def json_problem(path: Path) -> str | None:
+def json_problem(path: Path, results: Path = RESULTS_MD) -> str | None:
     """Why --json cannot write `path`: a folder, an unwritable one, RESULTS.md, or a file that is
     not a report --json wrote (it would be replaced without a word)."""
     if path.is_dir():
@@ -2221,8 +2233,8 @@ def json_problem(path: Path) -> str | None:
         return f"--json {path}: {path.parent} is not a writable folder (checked now, not after measuring)"
     if (why := _cannot_create_in(path.parent)) is not None:
         return f"--json {path}: no file can be made in {path.parent} ({why}; checked now, not after measuring)"
-    if path.resolve() == RESULTS_MD.resolve():
-        return f"--json {path}: is {RESULTS_MD.name}, which --write-results and --append-results write"
+    if path.resolve() == results.resolve():
+        return f"--json {path}: is {results.name}, which --write-results and --append-results write"
     if path.exists() and not _is_report(path):
         return f"--json {path}: holds a file that is not a report --json wrote; name another file, or remove it"
     return None
@@ -2276,15 +2288,15 @@ def render_saved(a: argparse.Namespace) -> int:
         if problem is None:
             problem = _render_problem(report)
         if problem is not None:
-            print(f"throughput.py: error: --render-json {p}: {problem}; {RESULTS_MD.name} was left as it was", file=sys.stderr)
+            print(f"throughput.py: error: --render-json {p}: {problem}; {a.results_path.name} was left as it was", file=sys.stderr)
             return 2
         reports.append(report)
     try:
-        write_results(reports, append=a.append_results)
+        write_results(reports, a.results_path, append=a.append_results)
     except OSError as exc:  # it changed since the arguments were checked
-        print(f"throughput.py: error: {RESULTS_MD}: {exc.strerror or exc}; it was left as it was", file=sys.stderr)
+        print(f"throughput.py: error: {a.results_path}: {exc.strerror or exc}; it was left as it was", file=sys.stderr)
         return 2
-    print(f"wrote {RESULTS_MD}")
+    print(f"wrote {a.results_path}")
     return 0
 
 
@@ -2533,8 +2545,8 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
         except OSError as exc:  # changed since it was checked, or a full disk
             a.json_kept, failed = _keep_elsewhere(report), exc
     if a.write_results or a.append_results:  # a RESULTS.md that fails says where the JSON is (main)
-        write_results([report], append=a.append_results)
-        print(f"wrote {RESULTS_MD}")
+        write_results([report], a.results_path, append=a.append_results)
+        print(f"wrote {a.results_path}")
     if failed is not None:
         raise failed
 

@@ -515,7 +515,7 @@ def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tm
     results = REPO / "bench" / "RESULTS.md"
     before = results.read_bytes()
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--render-json", str(saved),
-                           "--write-results"], check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
+                           "--append-results"], check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2 and f"--render-json {saved}: the report is not complete (missing " in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and results.read_bytes() == before
 
@@ -637,15 +637,15 @@ def test_a_percentage_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
 def test_render_json_refuses_a_file_that_is_not_a_saved_report(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "list.json"
     saved.write_text("[]")
-    assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
+    assert bench.main(["--render-json", str(saved), "--append-results"]) == 2
     assert f"--render-json {saved}: not a report written by --json; RESULTS.md was left as it was" in capsys.readouterr().err
     # The user test: these said neither what the file was nor that RESULTS.md was left alone.
     saved.write_text("some notes")
-    assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
+    assert bench.main(["--render-json", str(saved), "--append-results"]) == 2
     assert (f"--render-json {saved}: not JSON (Expecting value: line 1 column 1 (char 0)), so not a report written by "
             "--json; RESULTS.md was left as it was") in capsys.readouterr().err  # fmt: skip
     saved.unlink()
-    assert bench.main(["--render-json", str(saved), "--write-results"]) == 2
+    assert bench.main(["--render-json", str(saved), "--append-results"]) == 2
     assert (f"--render-json {saved}: No such file or directory; RESULTS.md was left as it was"
             in capsys.readouterr().err)  # fmt: skip
 
@@ -672,7 +672,7 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
     """The user test: a median edited to NaN rendered as `nan` (targets `+nan%`), one edited to 1000 kept the
     old ratio beside a new share of the ceiling, and `"throughput": {}` dropped the section, each exit 0."""
     written: list[Any] = []
-    monkeypatch.setattr(bench, "write_results", lambda reports, append=False: written.extend(reports))
+    monkeypatch.setattr(bench, "write_results", lambda reports, path=None, append=False: written.extend(reports))
     report, b, deleted = _saved_report(bench), "throughput[0].rows[1]", object()
 
     def render(path: list[str | int], value: Any) -> tuple[int, str]:
@@ -686,7 +686,7 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
         else:
             target[last] = value
         (tmp_path / "r.json").write_text(json.dumps(edited))
-        code = bench.main(["--render-json", str(tmp_path / "r.json"), "--write-results"])
+        code = bench.main(["--render-json", str(tmp_path / "r.json"), "--results", str(tmp_path / "RESULTS.md"), "--write-results"])
         return code, capsys.readouterr().err
 
     assert render(["notes"], []) == (0, "") and len(written) == 1  # as saved
@@ -733,6 +733,35 @@ def test_where_the_results_go_is_checked_before_measuring(
     monkeypatch.setattr(bench.os, "access", lambda path, mode: False)  # a read-only folder (root ignores chmod)
     assert bench.main(["--write-results"]) == 2
     assert f"{results}: cannot be written here (checked now, not after measuring)" in capsys.readouterr().err
+
+
+def test_write_results_never_replaces_a_file_of_earlier_runs_and_results_writes_elsewhere(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: --write-results replaced the committed RESULTS.md, its only GPU runs with it, and
+    no option wrote a file of one's own."""
+    results = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(bench, "RESULTS_MD", results)
+    held = "# Throughput benchmark results\n\n## Run of 2026-12-01\n\nfigures\n\n## CUDA notes\n\nmore\n"
+    results.write_text(held)
+    assert bench.main(["--write-results"]) == 2
+    assert (f"--write-results: {results} holds 2 earlier sections (runs, notes), which replacing it would lose: "
+            "--append-results adds this run below them, --results PATH writes another file, or remove it first to "
+            "start it afresh; nothing measured") in capsys.readouterr().err
+    assert results.read_text() == held
+    mine = tmp_path / "mine.md"
+    assert bench.main(["--results", str(mine)]) == 2  # where to write, but not to write
+    assert "--results names the file --write-results or --append-results writes: add one of them" in capsys.readouterr().err
+    assert bench.main(["--results", str(mine), "--write-results", "--json", str(mine)]) == 2
+    assert f"--json {mine}: is mine.md, which --write-results and --append-results write" in capsys.readouterr().err
+    written: list[tuple] = []
+    monkeypatch.setattr(bench, "write_results", lambda reports, path, append=False: written.append((path, append)))
+    monkeypatch.setattr(bench, "_read_report", lambda p: ({}, None))
+    monkeypatch.setattr(bench, "_render_problem", lambda report: None)
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    assert bench.main(["--render-json", str(report), "--results", str(mine), "--write-results"]) == 0
+    assert written == [(mine, False)] and f"wrote {mine}" in capsys.readouterr().out and results.read_text() == held
 
 
 def test_json_never_replaces_results_or_a_file_it_did_not_write(
