@@ -182,9 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the spec under the sync debug mode and print the call sites and verdict."""
     a = parse_args(sys.argv[1:] if argv is None else argv)
     try:  # a spec that cannot run is said as such, also on a machine without CUDA (a pre-check on a laptop)
-        load_spec(a.spec, a.set)
+        spec = load_spec(a.spec, a.set)
     except InvalidInput as exc:
         return refuse(str(exc))
+    device = spec.train.device  # said before training, not after it (a user test); `auto` picks CUDA where there is one
+    if device != "auto" and not device.startswith(DEVICE_TYPE):
+        return refuse(f"the spec trains on {device}, not {DEVICE_TYPE}: set train.device: {DEVICE_TYPE} (or auto)")
     if not has_cuda():
         return refuse("needs a CUDA device; this machine has none (the spec itself is valid)")
     with tempfile.TemporaryDirectory(prefix="auditor-sync-") as tmp:

@@ -2195,6 +2195,8 @@ def argument_problem(a: argparse.Namespace) -> str | None:
         return f"--device {a.device}: not a device (cpu, cuda or cuda:N)"
     if device.type not in ("cpu", "cuda"):
         return f"--device {a.device}: only cpu and cuda are benchmarked"
+    if device.type == "cpu" and device.index is not None:  # torch takes `cpu:3` and runs on every core alike
+        return f"--device {a.device}: the CPU takes no index (cpu, cuda or cuda:N; --threads sets the cores used)"
     if device.type == "cuda" and not torch.cuda.is_available():
         return f"--device {a.device}: no CUDA device here"
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -2440,12 +2442,41 @@ def _where(at: tuple[str | int, ...]) -> str:
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in at).lstrip(".")
 
 
+# Options whose values are paths, read from the working directory (--render-json takes several).
+PATH_OPTIONS = ("--data-root", "--json", "--results", "--render-json")
+
+
 def _recorded_command(raw: list[str]) -> str:
-    """The command as a shell reruns it, with the AUDITOR_CIFAR10_SUBSET that chose the data, if
-    one was set (without it, a rerun elsewhere would read other data or fall back to synthetic)."""
+    """The command as a shell reruns it from the repository's root, with the AUDITOR_CIFAR10_SUBSET
+    that chose the data, if one was set (without it, a rerun elsewhere would read other data or
+    fall back to synthetic); paths given relative to another working directory made absolute (a
+    user test: the command recorded from /tmp named `../work/...`, which the root does not hold)."""
     env = os.environ.get("AUDITOR_CIFAR10_SUBSET")
+    if env and not os.path.isabs(env) and Path.cwd() != REPO:
+        env = os.path.abspath(env)
     assignment = f"AUDITOR_CIFAR10_SUBSET={shlex.quote(env)} " if env else ""  # a quoted whole would be a command name
-    return assignment + shlex.join(["python", "bench/throughput.py", *raw])
+    return assignment + shlex.join(["python", "bench/throughput.py", *_rooted(raw)])
+
+
+def _rooted(raw: list[str]) -> list[str]:
+    """`raw` with the path values of PATH_OPTIONS absolute, where the working directory is not the
+    repository's root (from it, they read as given)."""
+    if Path.cwd() == REPO:
+        return list(raw)
+    out, option = [], None
+    for arg in raw:
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            option = name if name in PATH_OPTIONS and not eq else None
+            out.append(f"{name}={_absolute(value)}" if eq and name in PATH_OPTIONS else arg)
+            continue
+        out.append(_absolute(arg) if option is not None else arg)
+        option = option if option == "--render-json" else None  # its list goes on to the next option
+    return out
+
+
+def _absolute(path: str) -> str:
+    return path if not path or os.path.isabs(path) or path.startswith("~") else os.path.abspath(path)
 
 
 def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, Any]:
@@ -2496,13 +2527,14 @@ def throughput_sections(
     a: argparse.Namespace, device: torch.device, configs: list[Config], report: dict[str, Any]
 ) -> None:
     """Every throughput section (and its profile), then the run-wide GEMM ceiling pooling."""
+    for threads in a.threads or []:  # before measuring, as every other warning (RESULTS.md keeps it per section)
+        if (note := section_threads_note({"device": str(device), "torch_threads": threads}, report["machine"])):
+            print(f"WARNING: --threads {threads}: {note}")
     with tempfile.TemporaryDirectory(prefix="auditor-bench-ckpt-") as ckpt:
         for s in setups(a, device, Path(ckpt)):
             res = throughput(s, configs, check_determinism=a.matrix)
             report["throughput"].append(res)
             print_throughput(res)
-            if (note := section_threads_note(res, report["machine"])) is not None:
-                print("   WARNING: " + note)
             for cfg in PROFILED_CONFIGS if a.profile else []:
                 report.setdefault("profile", []).append(profile_isolated(s, cfg))
                 print_lines(profile_lines(report["profile"][-1:]))

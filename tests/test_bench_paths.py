@@ -5,6 +5,7 @@ Correctness only; nothing here times anything.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import dataclasses
@@ -12,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -334,6 +336,7 @@ def test_cuda_matrix_adds_fp16_and_the_fast_presets_pair(bench) -> None:
     [(["--device", "cuda"], "--device cuda: no CUDA device here; nothing measured"),
      (["--device", "gpu"], "--device gpu: not a device (cpu, cuda or cuda:N)"),
      (["--device", "meta"], "--device meta: only cpu and cuda are benchmarked"),
+     (["--device", "cpu:3"], "--device cpu:3: the CPU takes no index (cpu, cuda or cuda:N; --threads sets the cores used)"),
      (["--rows", "determinism off"], "--rows is for --matrix: add --matrix (or --all)"),
      (["--diagnostics"], "--diagnostics is for --matrix: add --matrix"),
      (["--overhead-epochs", "2"], "--overhead-epochs is for --overhead: add --overhead"),
@@ -509,6 +512,22 @@ def test_the_recorded_command_names_the_subset_folder_chosen(bench, monkeypatch:
     assert bench._recorded_command([]) == "python bench/throughput.py"
 
 
+def test_the_recorded_command_makes_paths_absolute_where_it_ran_outside_the_root(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: run from /tmp with `--data-root ../work/...`, the command recorded to rerun from the
+    repository's root named a folder the root does not hold."""
+    given = ["--data-root", "../d", "--steps", "1", "--json", "r.json", "--render-json", "a.json", "/x/b.json",
+             "--write-results", "--results=m.md", "--threads", "2"]  # fmt: skip
+    monkeypatch.chdir(REPO)
+    assert bench._recorded_command(given) == "python bench/throughput.py " + shlex.join(given)  # as given: they read so
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUDITOR_CIFAR10_SUBSET", "sub")
+    assert bench._recorded_command(given) == f"AUDITOR_CIFAR10_SUBSET={tmp_path}/sub python bench/throughput.py " + shlex.join([
+        "--data-root", str(tmp_path.parent / "d"), "--steps", "1", "--json", str(tmp_path / "r.json"), "--render-json",
+        str(tmp_path / "a.json"), "/x/b.json", "--write-results", f"--results={tmp_path}/m.md", "--threads", "2"])
+
+
 def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tmp_path: Path) -> None:
     saved = tmp_path / "r.json"
     saved.write_text(json.dumps({"machine": {}, "command": "x"}))
@@ -612,6 +631,26 @@ def test_machine_lines_say_which_cpus_the_bench_could_use(bench) -> None:
     assert bench.cpu_share_lines(over)[1].startswith("- **Warning:** torch runs 4 CPU threads")
     old = {k: v for k, v in m.items() if k not in ("cpu_affinity", "cpu_quota")}
     assert bench.cpu_share_lines(old) == []  # a report saved before they were recorded
+
+
+def test_a_threads_count_over_the_cpus_is_warned_of_before_measuring(
+    bench, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: the warning came after the section's table, every other one before measuring."""
+    m = {**bench.machine_info(torch.device("cpu")), "torch_threads": 2, "cpu_affinity": 2, "cpu_quota": None}
+    measured: list[str] = []
+
+    def setups(*args: object) -> Any:
+        measured.append(capsys.readouterr().out)  # what was said before the first section
+        return iter(())
+
+    monkeypatch.setattr(bench, "setups", setups)
+    monkeypatch.setattr(bench, "pool_ceilings", lambda sections: None)
+    a = argparse.Namespace(threads=[2, 3])
+    bench.throughput_sections(a, torch.device("cpu"), [], {"machine": m, "throughput": []})
+    [said] = measured
+    assert said.startswith("WARNING: --threads 3: torch runs 3 CPU threads but this process's CPU affinity allows 2 CPUs")
+    assert "--threads 2:" not in said
 
 
 def test_a_section_run_on_more_threads_than_cpus_says_so(bench) -> None:

@@ -140,8 +140,15 @@ def test_a_run_that_did_not_train_on_cuda_is_refused(sync, monkeypatch, capsys) 
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", lambda mode: None)
     monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
     monkeypatch.setattr(sync, "has_cuda", lambda: True)
+    ran: list[list[str]] = []
+    real = sync.auditor_main
+    monkeypatch.setattr(sync, "auditor_main", lambda argv: ran.append(argv) or real(argv))
+    # A spec that names the CPU: refused before training (a user test: it had trained in full first).
     assert sync.main([SMOKE, *ONE_EPOCH]) == 2
-    assert "the run trained on cpu, not cuda: set train.device: cuda" in capsys.readouterr().err
+    assert "the spec trains on cpu, not cuda: set train.device: cuda (or auto)" in capsys.readouterr().err and not ran
+    # `auto`, which would take CUDA where there is some: judged by where the run trained.
+    assert sync.main([SMOKE, *ONE_EPOCH, "--set", "train.device=auto"]) == 2
+    assert "the run trained on cpu, not cuda: set train.device: cuda" in capsys.readouterr().err and ran
 
 
 def test_a_refused_spec_exits_2_and_a_failed_run_3(on_cpu, monkeypatch, capsys) -> None:
@@ -171,7 +178,7 @@ def test_run_problem_names_a_run_without_steps_apart_from_one_on_another_device(
 def test_no_cuda_is_refused_with_exit_2(sync, capsys) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert sync.main([SMOKE]) == 2
+    assert sync.main([SMOKE, "--set", "train.device=cuda"]) == 2
     assert "needs a CUDA device; this machine has none (the spec itself is valid)" in capsys.readouterr().err
     # A user test: every other input error had been hidden behind it.
     for args, said in ((["nosuch.yaml"], "nosuch.yaml"), ([SMOKE, "--set", "train.epochz=1"], "train.epochz: unknown key")):
