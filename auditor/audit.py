@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, lock_beside, what_stands_at
-from auditor.spec import ASIDE, FAILED, STAGING
+from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
 SCHEMA_VERSION = 1
@@ -773,7 +773,15 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
             raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
                                "report folders (ABLATIONS.md beside it links each run's sheet)") from None
         raise InvalidInput(f"{run_dir}: a file, not a report folder (give the folder that holds audit.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:  # `FILE:LINE:` for an editor, as a spec's errors are given
+        if exc.msg.startswith("Unexpected UTF-8 BOM"):  # Python's advice to decode otherwise: no help to a user
+            raise InvalidInput(f"{path}:1: unreadable audit record: it starts with a UTF-8 byte-order mark, which "
+                               "no run writes (an editor's?)") from None  # fmt: skip
+        raise InvalidInput(f"{path}:{exc.lineno}: unreadable audit record: not valid JSON: {exc.msg} (column "
+                           f"{exc.colno})") from None  # fmt: skip
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{not_utf8_place(path, exc)}: unreadable audit record: not UTF-8 text") from None
+    except OSError as exc:
         raise InvalidInput(f"{path}: unreadable audit record ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: unreadable audit record (nested too deeply to read)") from None
@@ -795,6 +803,9 @@ def record_problem(audit: Any) -> str | None:
     if not isinstance(audit, dict):
         return f"not an audit record (a JSON object), got JSON {type(audit).__name__}"
     version = audit.get("schema_version")
+    if type(version) is int and version > SCHEMA_VERSION:
+        return (f"unsupported audit schema_version {version} (this auditor reads {SCHEMA_VERSION}: a newer auditor "
+                "wrote it? read it with that version)")  # fmt: skip
     if type(version) is not int or version != SCHEMA_VERSION:  # not `true` or 1.0
         what = "no schema_version" if version is None else f"unsupported audit schema_version {json.dumps(version)}"
         return f"{what} (expected {SCHEMA_VERSION}: is this a record of `auditor run`?)"

@@ -617,3 +617,20 @@ def test_a_checkpoint_staging_folder_is_not_said_to_lack_an_audit_json_yet(tmp_p
         f"running now); when it finishes, this folder becomes {tmp_path / 'checkpoints' / 'smoke'}, and an interrupted "
         f"one is finished by `auditor run SPEC --out {tmp_path} --resume` with its spec; its report goes to "
         f"{tmp_path / 'reports' / 'smoke'}")
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    (b'{\n  "run": {\n    "name": "x",\n', (":4: unreadable audit record: not valid JSON: Expecting property name enclosed "
+                                              "in double quotes (column 1)")),  # truncated: its line, for an editor
+    (b'\xef\xbb\xbf{}', ":1: unreadable audit record: it starts with a UTF-8 byte-order mark, which no run writes (an editor's?)"),
+    (b'{\n"a": "caf\xe9"}', ":2: unreadable audit record: not UTF-8 text"),
+    (json.dumps({"schema_version": 2}).encode(), (": unsupported audit schema_version 2 (this auditor reads 1: a newer "
+                                                  "auditor wrote it? read it with that version)")),
+])
+def test_an_unreadable_record_is_said_at_its_line_in_a_users_words(tmp_path: Path, data: bytes, said: str) -> None:
+    """A user test: a truncated record gave Python's "(char 7600)", a byte-order mark Python's advice to
+    decode with utf-8-sig, a byte not UTF-8 its offset, and a newer schema_version no hint of why."""
+    (tmp_path / "audit.json").write_bytes(data)
+    with pytest.raises(InvalidInput) as err:
+        read_audit(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'audit.json'}{said}"
