@@ -715,6 +715,8 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "metrics": {k: None if k in ACCURACIES and broken else m.get(k) for k in METRICS},
         "withheld": [k for k in METRICS if _withheld(audit, k)],  # the run's own sheet says why
         "busy_share": busy_share(training),
+        # re-judged after its training ended: the share of the processes that trained it was not kept
+        "busy_unknown": training.get("trained_here") is False,
     }  # fmt: skip
 
 
@@ -1153,12 +1155,19 @@ def busy_note(runs: list[dict[str, Any]]) -> str | None:
     """The page's warning of runs that trained on a busy machine (their sheets warn of it too),
     whose train times then do not compare; None where none did (or the record is older)."""
     busy = [r for r in runs if r.get("busy_share") is not None]
+    unknown = [r["name"] for r in runs if r.get("busy_unknown")]
+    # A re-judge keeps a run's train time but not how busy the machine was then (a user test: the warning went).
+    not_known = (f"How busy the machine was while {count(len(unknown), 'run')} trained is not known: "
+                 f"{first_of([f'`{n}`' for n in unknown[:10]], len(unknown))} {'was' if len(unknown) == 1 else 'were'} "
+                 "re-judged after the training had ended, and the share of the processes that trained "
+                 f"{'it' if len(unknown) == 1 else 'them'} was not kept; "
+                 f"{'its train time' if len(unknown) == 1 else 'their train times'} may not compare either.") if unknown else ""
     if not busy:
-        return None
+        return f"**Busy machine:** {not_known}" if unknown else None
     which = ", ".join(f"`{r['name']}` ({r['busy_share']:.0%})" for r in busy)
     return (f"**Busy machine:** other processes used a share of the CPU while {count(len(busy), 'run')} trained: "
             f"{which}. Their train times are slower than their specs alone would make them, so the train time "
-            "column does not compare like with like; the accuracies are not affected.")
+            "column does not compare like with like; the accuracies are not affected." + (f" {not_known}" if unknown else ""))
 
 
 def render_ablation(here: Path) -> Path:

@@ -1192,6 +1192,22 @@ def test_runs_trained_on_a_busy_machine_are_named_beside_the_train_times(tiny_co
     assert busy_share({"other_cpu_share": "0.5", "other_cpu_window_s": 30.0}) is None  # not a number
 
 
+def test_runs_rejudged_after_their_training_are_said_to_have_an_unknown_busy_share() -> None:
+    """A user test: a re-judge keeps a run's train time but writes no CPU share (the processes that
+    trained it are gone), and the page's Busy machine warning went without a word."""
+    from auditor.ablate import busy_note
+
+    busy = {"name": "a-s0", "busy_share": 0.5, "busy_unknown": False}
+    rejudged = [{"name": f"b-s{i}", "busy_share": None, "busy_unknown": True} for i in range(2)]
+    quiet = {"name": "c-s0", "busy_share": None, "busy_unknown": False}
+    unknown = ("How busy the machine was while 2 runs trained is not known: `b-s0`, `b-s1` were re-judged after the "
+               "training had ended, and the share of the processes that trained them was not kept; their train times "
+               "may not compare either.")
+    assert busy_note([quiet, *rejudged]) == f"**Busy machine:** {unknown}"
+    assert busy_note([busy, quiet, *rejudged]).endswith(f"the accuracies are not affected. {unknown}")
+    assert busy_note([quiet, {"name": "d-s0"}]) is None  # an older record: neither field
+
+
 def test_software_label_and_skip_label() -> None:
     from auditor.ablate import mixed_software, skip_label
     from auditor.environment import source_digest
