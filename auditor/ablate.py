@@ -1041,6 +1041,8 @@ def _depth_figure(
     place = {v["name"]: i for i, v in enumerate(record["variants"])}  # colours as in val_acc.png
     fig = agg_figure((6 * len(groups), 4.5))
     axes = fig.subplots(1, len(groups), squeeze=False)
+    # One epoch has no line: its points are markers, which the legend and caption say (a user test).
+    single = " (an x where a variant has one epoch)" if any(len(_band(data[n]["train_acc"])[0]) == 1 for n in family) else ""
     for ax, (title, names) in zip(axes[0], groups.items(), strict=True):
         for i, name in enumerate(names):
             c, color = data[name], f"C{place[name] % 10}"
@@ -1054,11 +1056,12 @@ def _depth_figure(
         ax.set_title(f"{title} networks")
         ax.set_ylabel("error (%)")
         ax.grid(alpha=0.3)
-        _legend_or_note(ax, fontsize=8, title=f"bold: {split_label} error; dashed: training error", title_fontsize=7)
+        _legend_or_note(ax, fontsize=8, title=f"bold: {split_label} error; dashed: training error{single and ' (x: one epoch)'}",
+                        title_fontsize=7)  # fmt: skip
     fig.tight_layout()
     write_png(fig, fig_dir / "depth.png")
     return {"path": "figures/depth.png", "caption": (
-        f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error "
+        f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error{single} "
         f"(running, on augmented training batches), bold = error on the {split_label} split{' (legend: [val] or [test])' if mixed else ''} "
         "(He et al. plot test error; here it is the split each run selected on). Mean over seeds (n in the legend)."
     )}  # fmt: skip

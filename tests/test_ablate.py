@@ -1287,9 +1287,15 @@ def test_the_depth_figure_draws_only_variants_with_curves(tmp_path: Path, monkey
         return {"name": name, "runs": [{"family": family}] if family else []}
 
     record = {"variants": [variant("plain20", "plain-cifar"), variant("plain56", None), variant("resnet20", None)]}
-    ablate._depth_figure(record, {"plain20": curve, "plain56": none, "resnet20": none}, tmp_path, "val", False)
+    caption = ablate._depth_figure(record, {"plain20": curve, "plain56": none, "resnet20": none}, tmp_path, "val", False)["caption"]
     (ax,) = drawn[-1].axes
     assert ax.get_title() == "plain networks" and ax.get_legend_handles_labels()[1] == ["plain20 (n=1)"]
+    assert "x" not in ax.get_legend().get_title().get_text() and "an x where" not in caption
+    # One epoch: the training error is a marker, not the dashed line the legend named (a user test).
+    one = {"val_acc": [[0.3]], "train_acc": [[0.2]], "split": ["val"]}
+    caption = ablate._depth_figure(record, {"plain20": one, "plain56": none, "resnet20": none}, tmp_path, "val", False)["caption"]
+    assert "dashed thin = training error (an x where a variant has one epoch)" in caption
+    assert drawn[-1].axes[0].get_legend().get_title().get_text() == "bold: val error; dashed: training error (x: one epoch)"
     ablate._depth_figure({"variants": record["variants"][1:]}, {"plain56": none, "resnet20": none}, tmp_path, "val", False)
     (ax,) = drawn[-1].axes  # no run to draw: one panel that says so
     assert ax.get_legend_handles_labels()[1] == [] and [t.get_text() for t in ax.texts] == ["no finished epochs yet"]
