@@ -629,7 +629,17 @@ def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> li
 
 
 def _warn(command: str, message: str) -> None:
-    print(f"auditor {command}: warning: {message}", file=sys.stderr)
+    print(f"auditor {command}: warning: {terminal_safe(message)}", file=sys.stderr)
+
+
+# Control characters but line breaks and tabs: a path holding ESC would drive the terminal (colours,
+# a cleared line) rather than be read (a user test: `check "$(printf 'x\033[31my')"`).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def terminal_safe(message: str) -> str:
+    """`message` with control characters shown as `\\xNN` escapes, as Python writes them."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", message)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -1080,7 +1090,7 @@ PATH_ERRNOS = frozenset(
 def _report_error(command: str, message: str) -> int:
     """Print `auditor CMD: error: ...` on stderr; exit code 2 (141 when stderr's reader is gone)."""
     try:
-        print(f"auditor {command}: error: {message}", file=sys.stderr, flush=True)
+        print(f"auditor {command}: error: {terminal_safe(message)}", file=sys.stderr, flush=True)
     except BrokenPipeError:
         return _broken_pipe()
     return EXIT_INVALID

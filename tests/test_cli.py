@@ -1724,3 +1724,15 @@ def test_render_and_check_warn_when_the_resolved_yaml_was_edited(smoke_run: Path
         proc = run_cli(command, str(report))
         assert proc.returncode == 0, proc.stderr  # the record itself is intact: the gate goes by it
         assert f"auditor {command}: warning: {spec_file} does not hold the spec audit.json records" in proc.stderr
+
+
+def test_control_characters_in_an_error_or_warning_are_shown_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user test: a path holding ESC was written raw to stderr, where a terminal acts on it."""
+    from auditor.cli import _warn, main, terminal_safe
+
+    assert main(["check", str(tmp_path / "x\x1b[31my")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"auditor check: error: {tmp_path}/x\\x1b[31my: no such folder\n" and "\x1b" not in err
+    _warn("check", "a\x07b\tc\nd")  # line breaks and tabs stay: messages span lines
+    assert capsys.readouterr().err == "auditor check: warning: a\\x07b\tc\nd\n"
+    assert terminal_safe("plain é 日本") == "plain é 日本"
