@@ -659,7 +659,8 @@ def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
             where = ("a metric outside the criteria section (indent it under criteria:)"
                      if stray[0] in NUMERIC_METRICS or stray[0] in CATEGORICAL_METRICS else
                      "neither a spec field nor part of the criteria section")  # fmt: skip
-            raise InvalidInput(f"{path}: {stray[0]}: {where}")
+            line = KeyLines(Path(path), text).get((stray[0],))  # FILE:LINE, as its other errors are given
+            raise InvalidInput(f"{path}{'' if line is None else f':{line}'}: {stray[0]}: {where}")
         if section is None:  # an unset variable in a template must not drop every gate
             raise InvalidInput(f'{path}: criteria: no value (expected lines of metric: expression under it, e.g. '
                                'test_acc: ">= 0.85"; `criteria: {}` checks none)')  # fmt: skip

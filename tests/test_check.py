@@ -534,8 +534,8 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
         ("criteria:\n", "criteria: no value (expected lines of metric: expression under it"),
         # A mis-indented line would be a gate silently dropped.
         ('criteria:\n  test_acc: ">= 0.05"\nlatency_ms: "< 0.001"\n',
-         "latency_ms: a metric outside the criteria section (indent it under criteria:)"),
-        ('criteria:\n  test_acc: ">= 0.05"\nfoo: 1\n', "foo: neither a spec field nor part of the criteria section"),
+         ":3: latency_ms: a metric outside the criteria section (indent it under criteria:)"),  # its line (a user test)
+        ('criteria:\n  test_acc: ">= 0.05"\nfoo: 1\n', ":3: foo: neither a spec field nor part of the criteria section"),
     ],
 )
 def test_malformed_file_is_invalid_input(tmp_path: Path, content: str, reason: str) -> None:
