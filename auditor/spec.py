@@ -573,6 +573,8 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         if crit.tolerance < 0 or m[2].startswith("-"):  # `-0` too, which the schema's pattern refuses
             raise ValueError(f"tolerance must be >= 0 in {expr!r}")
     else:
+        if re.search(r"(?i)(?<![a-z])(?:[+-]?inf(?:inity)?|nan)(?![a-z])", expr):  # as `<= 1e999` is said (a user test)
+            raise ValueError(f"numbers must be finite in {expr!r}")
         digits = "; write numbers in ASCII digits (0-9)" if any(c.isdigit() and not c.isascii() for c in expr) else ""
         raise ValueError(
             f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"

@@ -146,6 +146,9 @@ BAD = [
     ({"criteria": {"top5": ">= 0.9"}}, "criteria.top5", "unknown metric"),
     ({"criteria": {"latency_ms": 10}}, "criteria.latency_ms", "quoted string"),
     ({"criteria": {"latency_ms": "< 1e999"}}, "criteria.latency_ms", "numbers must be finite"),
+    ({"criteria": {"latency_ms": "< inf"}}, "criteria.latency_ms", "numbers must be finite in '< inf'"),  # not "cannot parse"
+    ({"criteria": {"test_acc": "0.5 +- NaN"}}, "criteria.test_acc", "numbers must be finite in '0.5 +- NaN'"),
+    ({"criteria": {"test_acc": ">= information"}}, "criteria.test_acc", "cannot parse"),  # a word, not inf
     ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr", "finite number"),
     # A user test: `lr: 1e999` read "got inf" without saying why.
     ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr", "got inf (YAML's .inf, or a number beyond float range such as 1e999)"),
