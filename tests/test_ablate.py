@@ -776,7 +776,7 @@ def test_render_only_says_when_the_runs_are_there_but_check_refuses_them(tiny_co
 
 
 REFUSED_EDITS = [  # (run, edit of its record's text, what the page says), in two rounds: one run stays counted
-    [("tiny-cosine-s0", lambda r: {**r, "schema_version": 2}, "unsupported audit schema_version 2 (expected 1"),
+    [("tiny-cosine-s0", lambda r: {**r, "schema_version": 2}, "unsupported audit schema_version 2 (this auditor reads 1: a newer auditor wrote it?"),
      ("tiny-cosine-s1", lambda r: {**r, "determinism": {**r["determinism"], "cudnn_deterministic": "false"}},
       'malformed audit record: determinism.cudnn_deterministic = "false" (not as'),
      ("tiny-constant-s0", lambda r: {**r, "run": {**r["run"], "status": "diverged"}},
@@ -921,11 +921,12 @@ def test_a_missing_member_sheet_or_unreadable_record_is_said(tiny_copy: Path) ->
     # A user test: the Results table linked the missing sheet unmarked (the Runs table said so).
     assert "[s0](../tiny-cosine-s0/REPRODUCIBILITY.md) (sheet missing) [s1](../tiny-cosine-s1/REPRODUCIBILITY.md) |" in page
     (tiny_copy / "out/reports/tiny-constant-s1/audit.json").write_text("{")  # cut short
+    (tiny_copy / "out/checkpoints/tiny-constant-s1/last.pt").unlink()  # with its checkpoint: re-judged (a test above)
     dry = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tiny_copy)
     assert "tiny-constant-s1  variant constant  seed 1  [run (replaces a report whose audit.json cannot be read)]" in dry.stdout
     (tiny_copy / "afile").write_text("x")
     proc = ablate("tiny.yaml", "--dry-run", "--out", "afile", cwd=tiny_copy)
-    assert proc.returncode == 2 and "--out afile: not a folder; nothing was run" in proc.stderr
+    assert proc.returncode == 2 and "--out: cannot write under afile: afile is a file, not a folder (--out)" in proc.stderr
 
 
 @pytest.mark.slow
