@@ -1149,10 +1149,11 @@ def _criteria_disagree(audit: Mapping[str, Any]) -> list[str]:
     criterion's in the record's own (hashed) spec, one phrase each: the sheet's Criteria table shows
     the stored results, so an edited `expr` would show a gate the run was never judged by. Empty
     where the spec's criteria cannot be judged here (`stored_verdict_differs` says why)."""
-    criteria = audit["spec"].get("criteria") if isinstance(audit.get("spec"), Mapping) else None
+    if not isinstance(spec := audit.get("spec"), Mapping) or not isinstance(audit.get("criteria"), list):
+        return []  # a record read_audit refuses, or a part of one: nothing to compare
     try:
-        again = {r.metric: r for r in judge(criteria or {}, audit)}
-    except (ValueError, TypeError, AttributeError):
+        again = {r.metric: r for r in judge(spec.get("criteria") or {}, audit)}
+    except (ValueError, TypeError, AttributeError, KeyError):
         return []
     found = []
     for i, entry in enumerate(audit["criteria"]):
