@@ -510,8 +510,8 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
     'running' (a live process on this machine holds the run's lock now, e.g. a second ablate;
     a holder elsewhere cannot be checked, and the run itself refuses while it holds the lock),
     'resume' (interrupted staging dir), 'rejudge' (finished under a spec that differs only outside
-    training, or one whose record is missing or unreadable beside an intact last.pt of the planned
-    training: `--resume` re-measures and re-judges it without training), 'stale' or 'new'."""
+    training, or one whose record is there but cannot be read, beside an intact last.pt of the planned
+    training: `--resume` re-measures and re-judges it), 'stale' or 'new' (a report deleted: trained afresh)."""
     paths = run_paths(out, run.name)
     audit = _read_record(paths.reports / "audit.json")
     if audit is not None and not _of_another_spec(audit, run):  # a record without its hash: `check` refuses it
@@ -520,8 +520,10 @@ def run_state(out: Path, run: PlannedRun) -> tuple[str, dict[str, Any] | None]:
         return "running", audit
     if has_checkpoint(paths.ckpt_staging):
         return "resume", audit
-    if audit is None:  # no record, or one that cannot be read: its finished training is not thrown away
-        return ("rejudge" if _trained_as_planned(paths.last_checkpoint, run) else "new"), audit
+    if audit is None:  # a record there that cannot be read: its finished training is not thrown away (a
+        # user test); a report deleted is the documented way to train a run afresh
+        damaged = os.path.lexists(paths.reports / "audit.json")
+        return ("rejudge" if damaged and _trained_as_planned(paths.last_checkpoint, run) else "new"), audit
     # Re-judging resumes from last.pt: a run without one (diverged early, checkpoints
     # deleted) or one that diverged (the resume would train its last epoch again) re-runs.
     diverged = audit.get("run", {}).get("status") == "diverged"
@@ -1208,7 +1210,8 @@ def check_page_folder(out: Path, plan: Plan) -> None:
     folder of the same name, or the page of another ablation file with the same name."""
     here = report_dir(out, plan.ablation.name)
     if (blocker := file_in_the_way(here)) is not None:  # found only once every run had trained (a user test)
-        where = "--out" if blocker in (out, *out.parents) else "the ablation's page folder"
+        where = ("--out" if blocker in (out, *out.parents) else "the reports folder" if blocker == out / "reports"
+                 else "the ablation's page folder")  # fmt: skip
         raise out_error(out, f"{not_a_folder(blocker)} ({where}); move it away: nothing was run")
     if not os.access(nearest := next(p for p in (here, *here.parents) if p.exists()), os.W_OK | os.X_OK):
         raise out_error(out, f"{nearest}: permission denied (the ablation's page goes in {here}); nothing was run")
@@ -1348,6 +1351,14 @@ def dropped_runs(earlier: Any, plan: Plan) -> list[str]:
     return sorted(left & _counted_rows(earlier).keys())
 
 
+def _seeds_given(file_seeds: list[int], n: int, file: Path) -> list[int] | None:
+    """The seeds `--seeds n` gives of the file's, or None where it would refuse them (past the bound)."""
+    try:
+        return choose_seeds(file_seeds, n, str(file))[0]
+    except InvalidInput:
+        return None
+
+
 def rebuild_argv(made: Mapping[str, Any], file: Path, out: Path, file_seeds: list[int]) -> list[str] | None:
     """The `ablate FILE ... --render-only` arguments that rebuild the page whose ablations.json
     records `made` (its "ablation"): its --set, --seeds, --only (a page of the selected variants
@@ -1355,7 +1366,7 @@ def rebuild_argv(made: Mapping[str, Any], file: Path, out: Path, file_seeds: lis
     sets, seeds = made.get("cli_overrides"), made.get("seeds")
     chosen, every = made.get("variants_selected"), made.get("variants_all")
     if not (isinstance(sets, list) and all(isinstance(s, str) for s in sets) and isinstance(seeds, list)
-            and 1 <= len(seeds) <= MAX_SEEDS and choose_seeds(file_seeds, len(seeds), str(file))[0] == seeds):
+            and 1 <= len(seeds) <= MAX_SEEDS and _seeds_given(file_seeds, len(seeds), file) == seeds):
         return None  # fmt: skip
     only = ["--only", *chosen] if isinstance(chosen, list) and chosen != every and all(
         isinstance(v, str) for v in chosen) else []  # fmt: skip
@@ -1371,18 +1382,21 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
     names that `record` does not count (another --set), with the command that rebuilds that page,
     or why none can; else None. Nothing else would say the page dropped them."""
     dropped, then = dropped_runs(earlier, plan), _counted_rows(earlier)
-    # Runs of this plan's names that page counted and this one does not: another --set (a --render-only of
-    # some of them had shrunk the page without a word: a user test), or a record refused since.
-    uncounted = sorted(n for n in then.keys() & {r.name for r in plan.runs} if n not in _counted_rows(record))
+    made = earlier.get("ablation") if isinstance(earlier, dict) else None
+    sets = made.get("cli_overrides") if isinstance(made, dict) and isinstance(made.get("cli_overrides"), list) else []
+    # Runs of this plan's names that page counted and this one does not, where another --set made them (a
+    # --render-only of some had shrunk the page without a word: a user test); not where the file changed
+    # since, which that page's command would not rebuild (a review): the page lists those as stale.
+    counted = _counted_rows(record)
+    uncounted = sorted(n for n in then.keys() & {r.name for r in plan.runs} if n not in counted) \
+        if isinstance(made, dict) and sets != list(plan.cli_sets) else []  # fmt: skip
     if not dropped and not uncounted:
         return None
-    made = earlier["ablation"]
-    sets = made.get("cli_overrides") if isinstance(made.get("cli_overrides"), list) else []
     made_with = f"seeds {made['seeds']}" + (f", {shlex.join(set_args(list(map(str, sets))))}" if sets else "")
     listed = [f"{count(len(dropped), 'finished run')} of other seeds ({_first_names(dropped)})"] if dropped else []
     if uncounted:
         listed.append(f"{count(len(uncounted), 'finished run')} this page does not count ({_first_names(uncounted)}: "
-                      "of another spec than this command's, or refused by `auditor check`)")  # fmt: skip
+                      "of the spec the --set above gave them)")  # fmt: skip
     text = (f"note: this page covers seeds {list(plan.seeds)}; the page it replaced ({made_with}) also listed "
             f"{' and '.join(listed)}, which this command left untouched")  # fmt: skip
     # Runs of the seeds both pages cover, as they are on disk (not as this page counts them: one of
@@ -1483,8 +1497,8 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
             "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r, state)
             else "resume (interrupted)",
             "rejudge": "re-judge (changed only outside training: no training)" if audit is not None else
-            "re-judge (its audit.json is missing or cannot be read; its intact last.pt, of this training, is "
-            "measured and judged again: no training)",
+            "re-judge (its audit.json cannot be read: its intact last.pt, of this training, is measured and judged "
+            "again; delete its report folder to train it afresh)",
             "stale": "run (replaces a run of a different spec)",
             "new": "run (replaces a report whose audit.json cannot be read)"
             if (report_dir(out, r.name) / "audit.json").exists() else "run",

@@ -721,6 +721,9 @@ def verify_run_refusal(out: Path) -> str | None:
 
 def unfinished_text(final: Path) -> str:
     """Of a run's staging folder: whose run has not finished, and what it becomes (`final`)."""
+    if (workdir := verify_workdir_of(Path(os.path.abspath(final)).parent.parent)) is not None:  # refuses `run --resume`
+        return (f"(running now, or stopped); when it finishes, this folder becomes {final}; it is a run of the "
+                f"`auditor verify` whose work dir is {workdir}, which runs a stopped one again whole")
     return (f"(interrupted, or running now); when it finishes, this folder becomes {final}, and an interrupted one "
             f"is finished by {resume_command(final)}")
 

@@ -276,7 +276,8 @@ def _numeric_detail(crit: Criterion, measured: float, passed: bool) -> str:
     return f"{shown} {shown_op} {threshold}"
 
 
-SLACK = f"the relative slack of {REL_EPS:.0e} that ==, != and +- allow".replace("e-0", "e-")  # numeric_passes
+# numeric_passes: REL_EPS of the threshold, and at least REL_EPS itself (for thresholds below 1)
+SLACK = f"the slack ==, != and +- allow: {REL_EPS:.0e}, times the threshold where it is above 1".replace("e-0", "e-")
 
 
 # --- formatting -----------------------------------------------------------
@@ -877,11 +878,6 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
         raise ValueError(f"the stored criteria results are malformed ({type(exc).__name__}: {exc})") from None
     differ = [f"`{m}` stored {_pass_word(stored.get(m))}, now {_pass_word(now.get(m))}" for m in {**stored, **now}
               if stored.get(m) != now.get(m)]  # fmt: skip
-    # The sheet's Detail column: a result stored with another (another version's wording may differ)
-    details = {r.metric: r.detail for r in results}
-    differ += [f"`{c['metric']}` detail stored {_json(c.get('detail'))}, now {_json(details[c['metric']])}"
-               for c in audit["criteria"] if c["metric"] in details and stored[c["metric"]] == now[c["metric"]]
-               and c.get("detail") != details[c["metric"]]]  # fmt: skip
     said = [f"verdict stored {audit['verdict']}, now {again}"] if again != audit["verdict"] else []
     return "; ".join([*said, ", ".join(differ)] if differ else said) or None
 

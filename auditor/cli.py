@@ -335,9 +335,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
         for note in data_notes(spec.data):  # what a run would say before training
             print(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}", file=sys.stderr)
-        for note in schedule_notes(spec.train):
-            where = field_source(path, "train.schedule.milestones", sets, lines)
-            print(f"auditor validate: note: {where}: {note}", file=sys.stderr)
+        for field, note in schedule_notes(spec.train):
+            print(f"auditor validate: note: {field_source(path, field, sets, lines)}: {note}", file=sys.stderr)
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))

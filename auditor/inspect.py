@@ -24,7 +24,7 @@ from auditor.data import class_changes, fingerprint, norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.fileio import checkpoint_file
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
-from auditor.models import build_model
+from auditor.models import build_model, list_models
 from auditor.spec import (
     DEVICE_FORM,
     DEVICE_FORMS,
@@ -63,6 +63,9 @@ def model_from_checkpoint(path: Path) -> Loaded:
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
     spec = validate_spec(state["spec"], f"{path} (embedded spec)", recorded=True)
+    if spec.model.name not in list_models():  # a recorded spec's model name is not checked by validation
+        raise InvalidInput(f"{path} (embedded spec): model.name: unknown model {spec.model.name!r} (a newer auditor's?); "
+                           f"this one registers {', '.join(list_models())}")  # fmt: skip
     model = build_model(spec.model)
     try:
         if (problem := _foreign_entries(state["model"], model)) is not None:

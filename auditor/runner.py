@@ -963,7 +963,7 @@ def execute(
             unread = unread_note(prov)
             for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else [])):
                 log(f"note: {note}")  # said before training, as well as in the sheet
-            for note in schedule_notes(spec.train):  # the sheet's schedule row says what the lr did
+            for _, note in schedule_notes(spec.train):  # the sheet's schedule row says what the lr did
                 log(f"note: {note}")
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)

@@ -219,7 +219,9 @@ class ModelSpec(_Section):
 
     @field_validator("name")
     @classmethod
-    def _known_model(cls, v: str) -> str:
+    def _known_model(cls, v: str, info: ValidationInfo) -> str:
+        if not _new_run(info):  # a record's: `check` and `render` read it without torch, which the registry imports;
+            return v  # a checkpoint's is checked where its model is built (inspect.model_from_checkpoint)
         from auditor.models import list_models
 
         if v not in list_models():
@@ -345,24 +347,25 @@ class TrainSpec(_Section):
         return f"scale them with train.epochs, e.g. {fit}, {cosine}"
 
 
-def schedule_notes(train: TrainSpec) -> list[str]:
-    """What `validate` and `run` say of a valid multistep schedule that may not be what was meant:
-    milestones all within the first of several epochs (fractions of the training, written as
-    epochs, would be), and milestones within the warm-up, whose decay waits for it to end."""
+def schedule_notes(train: TrainSpec) -> list[tuple[str, str]]:
+    """What `validate` and `run` say of a valid multistep schedule that may not be what was meant,
+    as (the field to blame, the note): milestones all within the first of several epochs (fractions
+    of the training, written as epochs, would be), and milestones within the warm-up, whose decay
+    waits for it to end (blamed on the warm-up: a --set of it had been blamed on the milestones' line)."""
     s = train.schedule
     if s.name != "multistep":
         return []
     notes, field = [], "train.schedule.milestones"
     if train.epochs > 1 and s.milestones[-1] < 1:
-        notes.append(f"{field}: {epochs_text(s.milestones)} are epochs, not fractions of the training: the lr is "
+        fractions = (f"{field}: {epochs_text(s.milestones)} are epochs, not fractions of the training: the lr is "
                      f"{s.gamma ** len(s.milestones):.3g} x its base value after the first "
-                     f"{exact(max(s.milestones[-1], s.warmup_epochs))} of "
-                     f"the {train.epochs} epochs; if that was not meant, "
-                     f"{train._milestones_that_fit()}")  # fmt: skip
-    hidden = [m for m in s.milestones if m < s.warmup_epochs]
-    if hidden:
-        notes.append(f"{field}: {epochs_text(hidden)} lie within the warm-up (warmup_epochs={exact(s.warmup_epochs)}): "
-                     "the warm-up ignores them, and their decay applies at once when it ends")
+                     f"{exact(max(s.milestones[-1], s.warmup_epochs))} of the {train.epochs} epochs; if that was "
+                     f"not meant, {train._milestones_that_fit()}")  # fmt: skip
+        notes.append((field, fractions))
+    if hidden := [m for m in s.milestones if m < s.warmup_epochs]:
+        within = (f"{field}: {epochs_text(hidden)} lie within the warm-up (warmup_epochs={exact(s.warmup_epochs)}): "
+                  "the warm-up ignores them, and their decay applies at once when it ends")
+        notes.append(("train.schedule.warmup_epochs", within))
     return notes
 
 

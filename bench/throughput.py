@@ -2171,7 +2171,8 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     if a.render_json is not None:
         others = [d for d in given if d not in ("render_json", "append_results", "write_results", "results")]
         if others:
-            return f"--render-json measures nothing and takes only --write-results or --append-results; drop {_flag(others[0])}"
+            return (f"--render-json measures nothing and takes only --write-results or --append-results (and --results); "
+                    f"drop {_flag(others[0])}")
         if not (a.write_results or a.append_results):  # the shipped RESULTS.md is replaced only when asked
             return f"--render-json writes {a.results_path.name}: add --write-results to replace it, or --append-results"
         return None

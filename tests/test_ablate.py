@@ -977,28 +977,28 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_copy: Path) -
 
 
 @pytest.mark.slow
-def test_a_finished_run_whose_record_is_damaged_or_missing_is_rejudged_from_its_checkpoint_not_trained_again(
+def test_a_finished_run_whose_record_is_damaged_is_rejudged_from_its_checkpoint_not_trained_again(
     tiny_copy: Path,
 ) -> None:
-    """A user test: a truncated (or deleted) audit.json beside intact checkpoints was planned as a
-    new run: the run was trained again, and its checkpoints replaced."""
+    """A user test: a truncated audit.json beside intact checkpoints was planned as a new run: the
+    run was trained again, and its checkpoints replaced. A report deleted is still trained afresh:
+    the README's way to redo a run (a review)."""
     out = tiny_copy / "out"
     record = out / "reports/tiny-constant-s0/audit.json"
     record.write_text(record.read_text()[:500])  # truncated
-    (out / "reports/tiny-constant-s1/audit.json").unlink()
-    (out / "checkpoints/tiny-cosine-s1/last.pt").write_bytes(b"damaged")  # with its record gone: trained afresh
-    (out / "reports/tiny-cosine-s1/audit.json").unlink()
-    lasts = {n: (out / f"checkpoints/{n}/last.pt").read_bytes() for n in ("tiny-constant-s0", "tiny-constant-s1")}
+    (out / "reports/tiny-cosine-s1/audit.json").write_text("[1, 2]")  # not a record
+    shutil.rmtree(out / "reports/tiny-constant-s1")  # deleted, to redo the run
+    lasts = {n: (out / f"checkpoints/{n}/last.pt").read_bytes() for n in ("tiny-constant-s0", "tiny-cosine-s1")}
     dry = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy)
     assert dry.returncode == 0, dry.stderr
-    label = ("[re-judge (its audit.json is missing or cannot be read; its intact last.pt, of this training, is "
-             "measured and judged again: no training)]")
+    label = ("[re-judge (its audit.json cannot be read: its intact last.pt, of this training, is measured and judged "
+             "again; delete its report folder to train it afresh)]")
     planned = {ln.split()[0]: ln.split("  ")[-1] for ln in dry.stdout.splitlines() if ln.startswith("tiny-")}
-    assert planned == {"tiny-cosine-s0": "[skip (finished)]", "tiny-cosine-s1": "[run]",
-                       "tiny-constant-s0": label, "tiny-constant-s1": label}, dry.stdout  # fmt: skip
+    assert planned == {"tiny-cosine-s0": "[skip (finished)]", "tiny-cosine-s1": label,
+                       "tiny-constant-s0": label, "tiny-constant-s1": "[run]"}, dry.stdout  # fmt: skip
     proc = ablate("tiny.yaml", "--out", "out", cwd=tiny_copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (proc.stdout + proc.stderr).count("epoch 1/1 ") == 1, proc.stderr  # tiny-cosine-s1 alone was trained
+    assert (proc.stdout + proc.stderr).count("epoch 1/1 ") == 1, proc.stderr  # tiny-constant-s1 alone was trained
     for name, before in lasts.items():
         assert (out / f"checkpoints/{name}/last.pt").read_bytes() == before
         assert json.loads((out / f"reports/{name}/audit.json").read_text())["run"]["status"] == "completed"
@@ -1018,6 +1018,10 @@ def test_a_page_folder_or_out_that_cannot_be_written_is_refused_before_any_run_a
         assert "epoch" not in proc.stdout + proc.stderr
         proc = ablate("tiny.yaml", "--out", "afile/sub", *dry, cwd=tmp_path)
         assert_invalid(proc, "--out: cannot write under afile/sub: afile is a file, not a folder (--out)")
+    (tmp_path / "o2").mkdir()
+    (tmp_path / "o2/reports").write_text("every run's reports go here")
+    assert_invalid(ablate("tiny.yaml", "--out", "o2", "--dry-run", cwd=tmp_path),
+                   "--out: cannot write under o2: o2/reports is a file, not a folder (the reports folder)")
     assert not (tmp_path / "o/checkpoints").exists()
 
 
@@ -1698,11 +1702,14 @@ def test_a_page_that_counts_fewer_of_the_same_runs_names_them_and_how_to_rebuild
     [v] = earlier["variants"]
     fewer = {**earlier, "variants": [{**v, "runs": v["runs"][:1]}]}  # as of a --set only seed 0's run matches
     others = ", ".join(r.name for r in three.runs[1:])
-    assert ablate.replaced_page_note(earlier, fewer, three, tmp_path) == (
-        f"note: this page covers seeds [0, 1, 2]; the page it replaced (seeds [0, 1, 2]) also listed 2 finished runs "
-        f"this page does not count ({others}: of another spec than this command's, or refused by `auditor check`), "
-        f"which this command left untouched; `auditor ablate {ablate.display_path(three.path)} --only cosine "
+    made = {**earlier, "ablation": {**earlier["ablation"], "cli_overrides": ["train.epochs=2"]}}  # as its runs were made
+    assert ablate.replaced_page_note(made, fewer, three, tmp_path) == (
+        f"note: this page covers seeds [0, 1, 2]; the page it replaced (seeds [0, 1, 2], --set train.epochs=2) also listed "
+        f"2 finished runs this page does not count ({others}: of the spec the --set above gave them), which this "
+        f"command left untouched; `auditor ablate {ablate.display_path(three.path)} --set train.epochs=2 --only cosine "
         "--render-only` rebuilds that page")  # fmt: skip
+    # The same --set: runs not counted since the file changed, which that command would not rebuild (a review).
+    assert ablate.replaced_page_note(earlier, fewer, three, tmp_path) is None
 
 
 def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebuild_the_other(

@@ -634,3 +634,15 @@ def test_an_unreadable_record_is_said_at_its_line_in_a_users_words(tmp_path: Pat
     with pytest.raises(InvalidInput) as err:
         read_audit(tmp_path)
     assert str(err.value) == f"{tmp_path / 'audit.json'}{said}"
+
+
+def test_a_staging_folder_of_a_verify_run_is_not_given_a_resume_that_verify_refuses(tmp_path: Path) -> None:
+    """A review: `auditor run --out WORKDIR/a --resume` is refused there (verify runs its runs afresh)."""
+    workdir = tmp_path / "verify" / "smoke"
+    staging = workdir / "a" / "reports" / "smoke.partial"
+    staging.mkdir(parents=True)
+    (workdir / VERIFY_MARKER).write_text("")
+    with pytest.raises(InvalidInput) as err:
+        read_audit(staging)
+    assert str(err.value).endswith(f"it is a run of the `auditor verify` whose work dir is {workdir}, which runs a "
+                                   "stopped one again whole") and "--resume" not in str(err.value)

@@ -107,12 +107,12 @@ def test_result_carries_the_parsed_criterion() -> None:
         ("final_val_acc", "== 0.87", 0.8700001, "0.8700001 != 0.87"),
         # within REL_EPS: equal for the gate, and said so (a user test: "35.67301590699935 == 35.67301591")
         ("train_time_s", "!= 35.67301591", 35.67301590699935,
-         "35.67301590699935 == 35.67301591 (equal within the relative slack of 1e-9 that ==, != and +- allow)"),
-        ("test_acc", "== 0.9600000009", 0.96, ("0.9600 == 0.9600000009 (equal within the relative slack of 1e-9 that "
-                                               "==, != and +- allow)")),
+         "35.67301590699935 == 35.67301591 (equal within the slack ==, != and +- allow: 1e-9, times the threshold where it is above 1)"),
+        ("test_acc", "== 0.9600000009", 0.96, ("0.9600 == 0.9600000009 (equal within the slack ==, != and +- allow: 1e-9, "
+                                               "times the threshold where it is above 1)")),
         ("test_acc", "== 0.96", 0.96, "0.9600 == 0.96"),  # exactly equal: nothing to say
-        ("test_acc", "0.95 +- 0.01", 0.96, ("|0.9600 - 0.95| = 0.01 <= 0.01 (within the relative slack of 1e-9 that ==, "
-                                            "!= and +- allow)")),  # 0.96 - 0.95 is 0.010000000000000009 in floats
+        ("test_acc", "0.95 +- 0.01", 0.96, ("|0.9600 - 0.95| = 0.01 <= 0.01 (within the slack ==, != and +- allow: 1e-9, "
+                                            "times the threshold where it is above 1)")),  # 0.96 - 0.95 is 0.010000000000000009 in floats
     ],
 )
 def test_detail_text(metric: str, expr: str, measured: object, detail: str) -> None:

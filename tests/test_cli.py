@@ -606,8 +606,9 @@ def test_a_spec_edited_with_its_spec_hash_made_again_is_refused_by_check_render_
 def test_a_stored_criterion_edited_is_refused_or_warned_of_not_shown_as_judged(
     tmp_path: Path, smoke_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A user test: an edited stored `expr` ('< 0.5' for '< 50') or `detail` was shown on the sheet
-    beside the real figure as PASS, and check passed the record without a word."""
+    """A user test: an edited stored `expr` ('< 0.5' for '< 50') was shown on the sheet beside the real
+    figure as PASS, and check passed the record without a word. (Its `detail` is not compared: its
+    wording differs between versions, and an older record would be warned of.)"""
     from auditor.cli import main
 
     run = tmp_path / "run"
@@ -621,14 +622,6 @@ def test_a_stored_criterion_edited_is_refused_or_warned_of_not_shown_as_judged(
         assert main(["check", str(run)]) == 2
         assert (f"(criteria[{i}] (checkpoint_mb) {field} {json.dumps(value)}, but its criterion in the record's spec "
                 f"gives {json.dumps(entry[field])}): it was edited after the run") in capsys.readouterr().err
-    edited = copy.deepcopy(audit)
-    edited["criteria"][i]["detail"] = "0.001 < 5"
-    (run / "audit.json").write_text(json.dumps(edited))
-    assert main(["check", str(run)]) == 0  # the gate is as judged: its wording differs (or another version's)
-    warned = f'(`checkpoint_mb` detail stored "0.001 < 5", now {json.dumps(entry["detail"])})'
-    assert warned in capsys.readouterr().err
-    assert main(["render", str(run)]) == 0
-    assert warned in capsys.readouterr().err and warned.strip("()") in (run / "REPRODUCIBILITY.md").read_text()
 
 
 def test_render_refuses_an_audit_json_that_is_a_fifo_rather_than_waiting_on_it(tmp_path: Path) -> None:

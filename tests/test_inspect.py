@@ -247,6 +247,16 @@ def test_what_stands_where_a_checkpoint_goes_is_named(tmp_path: Path) -> None:
         auditor_inspect.model_from_checkpoint(tmp_path / "best.pt/x")
 
 
+def test_a_checkpoint_of_a_model_this_auditor_does_not_register_is_refused_by_name(tmp_path: Path, spec: Spec) -> None:
+    """Validation no longer checks a recorded spec's model name (check and render read records
+    without torch, which the registry imports): the model is named where it would be built."""
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"spec": {**resolved_dict(spec), "model": {
+        **resolved_dict(spec)["model"], "name": "resnet9000"}}})  # fmt: skip
+    with pytest.raises(InvalidInput, match=r"best.pt \(embedded spec\): model.name: unknown model 'resnet9000' \(a newer "
+                                           r"auditor's\?\); this one registers plain110, "):
+        auditor_inspect.model_from_checkpoint(path)
+
+
 def test_a_checkpoint_whose_spec_was_changed_after_the_run_is_flagged(tmp_path: Path, spec: Spec) -> None:
     changed = {**resolved_dict(spec), "description": "edited"}  # spec_hash left as the run wrote it
     path = save_checkpoint(tmp_path / "best.pt", spec, {"spec": changed})

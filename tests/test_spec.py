@@ -1629,7 +1629,8 @@ MULTISTEP = ["train.schedule.name=multistep", "train.schedule.warmup_epochs=0"]
 ])
 def test_schedule_notes_say_milestones_that_read_as_fractions_or_fall_within_the_warm_up(sets: list[str], said: list[str]) -> None:
     notes = spec_mod.schedule_notes(load_spec("smoke", [*MULTISTEP, *sets]).train)
-    assert notes == [f"train.schedule.milestones: {s}" for s in said]
+    assert [n for _, n in notes] == [f"train.schedule.milestones: {s}" for s in said]
+    assert [f for f, _ in notes] == [f"train.schedule.{'warmup_epochs' if 'warm-up (' in s else 'milestones'}" for s in said]
 
 
 def test_validate_notes_a_schedule_at_the_line_that_set_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -1645,3 +1646,9 @@ def test_validate_notes_a_schedule_at_the_line_that_set_it(tmp_path: Path, capsy
     assert main(["validate", str(path), "--set", "train.schedule.milestones=[0.1]"]) == 0
     assert capsys.readouterr().err.startswith(f"auditor validate: note: {path} --set 'train.schedule.milestones=[0.1]': "
                                               "train.schedule.milestones: [0.1] are epochs")
+    # Milestones within a warm-up a --set made: that --set is named (a review: the milestones' line was)
+    assert main(["validate", str(path), "--set", "train.schedule.warmup_epochs=6"]) == 0
+    assert capsys.readouterr().err.endswith(f"auditor validate: note: {path} --set 'train.schedule.warmup_epochs=6': "
+                                            "train.schedule.milestones: [0.5, 0.75] lie within the warm-up "
+                                            "(warmup_epochs=6): the warm-up ignores them, and their decay applies at "
+                                            "once when it ends\n")  # fmt: skip
