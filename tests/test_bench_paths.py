@@ -347,7 +347,7 @@ def test_cuda_matrix_adds_fp16_and_the_fast_presets_pair(bench) -> None:
      (["--matrix", "--det-steps", "1"], "argument --det-steps: invalid int >= 2 value: '1'"),
      (["--overhead-e", "2"], "unrecognized arguments: --overhead-e"),  # no abbreviations
      (["--write-results", "--append-results"], "--write-results replaces RESULTS.md and --append-results appends"),
-     (["--render-json", "x.json", "--matrix"], "--render-json measures nothing and takes only --write-results or --append-results; drop"),
+     (["--render-json", "x.json", "--matrix"], "--render-json measures nothing and takes only --write-results or --append-results (and --results); drop"),
      (["--render-json", "/nonexistent.json", "--append-results"], "--render-json /nonexistent.json: No such file or directory"),
      (["--render-json", "x.json"], "--render-json writes RESULTS.md: add --write-results to replace it, or --append-results"),
      (["--synthetic", "--data-root", "/tmp"], "--synthetic and --data-root name different data: give one"),
@@ -360,8 +360,8 @@ def test_cuda_matrix_adds_fp16_and_the_fast_presets_pair(bench) -> None:
      (["--render-json", "", "--write-results"], "argument --render-json: the path is empty (an unset variable?)"),
      # os.access says yes to root, and to /proc, where the report would have failed after measuring
      (["--json", "/proc/x.json"], "--json /proc/x.json: no file can be made in /proc (No such file or directory; checked now"),
-     (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --write-results or --append-results; drop --model"),
-     (["--render-json", "x.json", "--all"], "--render-json measures nothing and takes only --write-results or --append-results; drop --all"),
+     (["--render-json", "x.json", "--model", "resnet18"], "--render-json measures nothing and takes only --write-results or --append-results (and --results); drop --model"),
+     (["--render-json", "x.json", "--all"], "--render-json measures nothing and takes only --write-results or --append-results (and --results); drop --all"),
      (["--max-repeat-s", "nan"], "argument --max-repeat-s: invalid float > 0 value: 'nan'"),
      (["--wait-quiet-s", "inf"], "argument --wait-quiet-s: invalid float >= 0 value: 'inf'"),
      (["--warmup", "0"], "argument --warmup: invalid int >= 1 value: '0'"),
