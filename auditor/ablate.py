@@ -79,6 +79,7 @@ from auditor.fileio import (
 )
 from auditor.render import cifar_qualifier, in_millions
 from auditor.spec import (
+    INT64_MAX,
     NAME_PATTERN,
     RESERVED_SUFFIXES,
     SUBKEY,
@@ -168,9 +169,6 @@ VariantName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_lengt
 
 
 MAX_SEEDS = 1000  # runs per variant; a mistyped count would otherwise plan millions of runs
-
-
-MAX_SEED = 2**63 - 1  # the largest a spec's seed may be
 
 
 class Ablation(BaseModel):
@@ -335,9 +333,9 @@ def choose_seeds(seeds: list[int], n: int | None, source: str) -> tuple[list[int
         return list(seeds[:n]), f"--seeds {n}: the first {n} of the file's seeds {seeds}"
     extra = list(range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds)))
     # Said of --seeds, not of a variant's run (a user test: a seed past the bound was blamed on one).
-    if extra[-1] > MAX_SEED:
+    if extra[-1] > INT64_MAX:  # a spec's seed bound
         raise InvalidInput(f"--seeds {n}: {source} lists {count(len(seeds), 'seed')} {seeds}; extending them from max+1 "
-                           f"passes the largest seed, {MAX_SEED}: list the seeds to use in the file")  # fmt: skip
+                           f"passes the largest seed, {INT64_MAX}: list the seeds to use in the file")  # fmt: skip
     if alike := sorted({e for e in extra if e % 2**32 in {s % 2**32 for s in seeds}}):
         raise InvalidInput(f"--seeds {n}: extending {source}'s seeds {seeds} from max+1 gives {first_of([str(a) for a in alike[:5]], len(alike))}, "
                            "equal modulo 2**32 to a listed seed (torch and NumPy seed alike): list the seeds to use "

@@ -733,10 +733,12 @@ def resume_command(folder: Path) -> str:
     (OUT/reports/NAME, OUT/checkpoints/NAME), with the `--out OUT` it was run with, where OUT is not
     the working directory: without it, the resume would look for the run in the wrong place."""
     named = Path(os.path.abspath(folder))
-    if named.parent.name not in ("reports", "checkpoints") or named.parent.parent == Path.cwd():
-        return "`auditor run SPEC --resume` with its spec" + ("" if named.parent.name in ("reports", "checkpoints")
-                                                             else " and the --out it was run with")  # fmt: skip
-    out = folder.parent.parent if folder.parent.name == named.parent.name else named.parent.parent  # as given
+    if named.parent.name not in ("reports", "checkpoints"):
+        return "`auditor run SPEC --resume` with its spec and the --out it was run with"
+    if named.parent.parent == Path.cwd():
+        return "`auditor run SPEC --resume` with its spec"
+    # As given where it names the folder plainly (`runs/reports/x`); absolute where it does not (`.`, `x/..`).
+    out = folder.parent.parent if folder.parent.name == named.parent.name else named.parent.parent
     return f"`auditor run SPEC --out {shlex.quote(str(out))} --resume` with its spec"
 
 

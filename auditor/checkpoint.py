@@ -449,9 +449,10 @@ def newer_best(ckpt_dir: Path, found: Path | None, steps: Mapping[Path, int]) ->
 def best_passed_over(ckpt_dir: Path, skipped: Sequence[tuple[Path, str]]) -> str | None:
     """Where no resume candidate verified (`skipped`, from `resume_point`): why best.pt, which verifies,
     was not taken either (a damaged last.pt's bytes read as further on: only its digest may be
-    damaged, and best.pt would write over it), or None where best.pt is absent or failed too."""
+    damaged, and best.pt would write over it), or None where best.pt is absent or failed too.
+    `resume_point` hashed best.pt already: where none verified, a damaged best.pt is among `skipped`."""
     best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
-    if not best.is_file() or any(p == best for p, _ in skipped) or verify(best) is not None:
+    if not best.is_file() or any(p == best for p, _ in skipped):
         return None
     if (step := position(best)) < 0:
         return "best.pt verifies but its step cannot be read"

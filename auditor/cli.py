@@ -714,19 +714,19 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
         done = execute_plan(plan, args.out, _progress)
     except KeyboardInterrupt as stop:  # after the run it was waiting for (if any) stopped cleanly
         _progress(f"\n{stop_word(stop)}; {again}")
-        _stale_page(args, plan)
-        return exit_code(stop)
-    if done.interrupted:
-        head = f"[{done.position}/{len(plan.runs)}] {done.stopped_at}"
-        _progress(f"{head}: interrupted (exit {done.returncode}); {again}")
-        _stale_page(args, plan)
-        return EXIT_INTERRUPTED
-    if done.stopped_at:  # a crash: no finished report
-        print(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
-              "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
-        _stale_page(args, plan)
-        return done.exit_code()
-    return EXIT_OK
+        code = exit_code(stop)
+    else:
+        if not done.stopped_at:
+            return EXIT_OK
+        if done.interrupted:
+            _progress(f"[{done.position}/{len(plan.runs)}] {done.stopped_at}: interrupted (exit {done.returncode}); {again}")
+            code = EXIT_INTERRUPTED
+        else:  # a crash: no finished report
+            print(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
+                  "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
+            code = done.exit_code()
+    _stale_page(args, plan)  # stopped before the page is rewritten
+    return code
 
 
 def _stale_page(args: argparse.Namespace, plan: Plan) -> None:

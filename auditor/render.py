@@ -903,7 +903,7 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
     else:
         provenance = f"**{d['note']}**"
     legacy_warning, norm_text = _normalization(d["normalization"], ds)
-    aug = ds["augment"]
+    aug, scored = ds["augment"], test_scored(audit)
     parts = []
     if aug["crop_padding"]:
         parts.append(f"random 32x32 crop after {aug['crop_padding']} px zero padding")
@@ -922,12 +922,12 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "legacy_std_warning": legacy_warning,
         "augment_text": "; ".join(parts) if parts else "none",
         "test_fingerprint": code(d["test_fingerprint"]) if d.get("test_fingerprint") else "not recorded",
-        "scored_fingerprint": _scored_fingerprint(d, test_scored(audit)),
+        "scored_fingerprint": _scored_fingerprint(d, scored),
         "split_fingerprint": code(d["split_fingerprint"]) if d.get("split_fingerprint") else "not recorded",
         "val_copies_text": _val_copies_text(d),
         "class_count_rows": _class_count_rows(d),
         "classes_text": listing([plain(c) for c in d["classes"]]),
-        **_test_copies(d, test_scored(audit)),
+        **_test_copies(d, scored),
     }  # fmt: skip
 
 

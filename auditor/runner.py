@@ -961,9 +961,9 @@ def execute(
                      "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
                      "verify_out": verify_out}  # fmt: skip
             unread = unread_note(prov)
-            for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else [])):
-                log(f"note: {note}")  # said before training, as well as in the sheet
-            for _, note in schedule_notes(spec.train):  # the sheet's schedule row says what the lr did
+            # said before training: the sheet holds the first three, and its schedule row says what the lr did
+            schedule = [note for _, note in schedule_notes(spec.train)]
+            for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else []), *schedule):
                 log(f"note: {note}")
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)

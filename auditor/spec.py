@@ -473,15 +473,16 @@ def verdict_disagreement(expr: str, allow_tolerance: bool, recorded_run: bool = 
     tolerance verdict otherwise than verify does under `verify.allow_tolerance`, or None.
     `recorded_run`: the setting is a finished run's (`check`), which no flag changes."""
     wanted = parse_criterion("reproducible", expr).threshold
-    fixed = " (fixed by the spec the run ran: a run and its verification with another setting can be gated so)"
+    fixed = (" (fixed by the spec the run ran: a run and its verification with another setting can be gated so)"
+             if recorded_run else "")
     if wanted == "tolerance" and not allow_tolerance:
         change = "" if recorded_run else "set verify.allow_tolerance: true, or "
         return (f"{expr.strip()!r} asks for a tolerance verdict, which verify fails while verify.allow_tolerance "
-                f"is false{fixed if recorded_run else ''}: {change}require '== bitwise'")
+                f"is false{fixed}: {change}require '== bitwise'")
     if wanted == "bitwise" and allow_tolerance:
         change = "" if recorded_run else ", or set verify.allow_tolerance: false"
         return (f"{expr.strip()!r} fails a tolerance verdict, which verify passes while verify.allow_tolerance is "
-                f"true{fixed if recorded_run else ''}: require '== tolerance'{change}")
+                f"true{fixed}: require '== tolerance'{change}")
     return None
 
 

@@ -2453,8 +2453,8 @@ def _recorded_command(raw: list[str]) -> str:
     fall back to synthetic); paths given relative to another working directory made absolute (a
     user test: the command recorded from /tmp named `../work/...`, which the root does not hold)."""
     env = os.environ.get("AUDITOR_CIFAR10_SUBSET")
-    if env and not os.path.isabs(env) and Path.cwd() != REPO:
-        env = os.path.abspath(env)
+    if env and Path.cwd() != REPO:
+        env = _absolute(env)
     assignment = f"AUDITOR_CIFAR10_SUBSET={shlex.quote(env)} " if env else ""  # a quoted whole would be a command name
     return assignment + shlex.join(["python", "bench/throughput.py", *_rooted(raw)])
 
