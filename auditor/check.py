@@ -75,6 +75,7 @@ from auditor.spec import (
     override_value,
     parse_criterion,
     refuse_spaced_key,
+    removes_nothing,
     resolved_dict,
     set_shown,
     short_value,
@@ -573,7 +574,7 @@ def load_criteria(
         metric, expr = _parse_set(item)
         if expr is None:
             if metric not in criteria and notes is not None:
-                notes.append(_removes_nothing(item, metric, criteria))
+                notes.append(removes_nothing(set_shown(item), metric, criteria))
             criteria.pop(metric, None)
         else:
             criteria[metric] = expr
@@ -591,12 +592,6 @@ def load_criteria(
                 problem := verdict_disagreement(expr, allow_tolerance, recorded_run=True)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
-
-
-def _removes_nothing(item: str, metric: str, criteria: Mapping[str, Any]) -> str:
-    """The note for a `--set criteria.METRIC=null` (`item`) where `criteria` hold no METRIC."""
-    held = f"they hold {', '.join(criteria)}" if criteria else "they hold none"
-    return f"{set_shown(item)} removes nothing: the criteria before it hold no {metric} ({held})"
 
 
 def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> list[str]:

@@ -305,20 +305,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from auditor.runner import machine_problems
     from auditor.spec import (
         field_source,
-        load_spec,
-        parse_sets,
+        read_spec,
         resolved_dict,
         resolved_yaml,
         schedule_notes,
         shipped_stand_in,
         spec_hash,
-        spec_lines,
+        unmatched_removals,
+        validate_spec,
     )
 
     errors, printed, refused = [], 0, 0
     for path in args.specs:
         try:
-            spec = load_spec(path, args.sets)
+            loaded = read_spec(path, args.sets)
+            spec = validate_spec(loaded.raw, path, sets=loaded.items, given=loaded.given, lines=loaded.lines)
         except InvalidInput as exc:
             errors.append(str(exc))
             continue
@@ -328,7 +329,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         head = ("---\n" if printed else "") + f"# {shown}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
-        sets, lines = parse_sets(args.sets), spec_lines(path)  # they parsed (the spec loaded); lines read once, if asked for
+        sets, lines = loaded.items, loaded.lines
         problems = machine_problems(spec)
         for problem in problems:  # a fact of this machine, not of the spec: said, not refused
             blamed = field_source(path, problem.field, sets, lines)
@@ -337,6 +338,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}", file=sys.stderr)
         for field, note in schedule_notes(spec.train):
             print(f"auditor validate: note: {field_source(path, field, sets, lines)}: {note}", file=sys.stderr)
+        for note in unmatched_removals(loaded.given, sets):
+            print(f"auditor validate: note: {path} {note}", file=sys.stderr)
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))
@@ -351,18 +354,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.audit import verify_run_refusal
     from auditor.runner import execute
-    from auditor.spec import load_spec, parse_sets, set_args
+    from auditor.spec import read_spec, set_args, unmatched_removals, validate_spec
 
     stop_with_parent()
     by_verify = started_by_verify()
     if not by_verify and (refusal := verify_run_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
-    spec = load_spec(args.spec, args.sets)
+    read = read_spec(args.spec, args.sets)
+    spec = validate_spec(read.raw, str(args.spec), sets=read.items, given=read.given, lines=read.lines)
+    for note in unmatched_removals(read.given, read.items):
+        _log(f"note: {args.spec} {note}")
     argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
     recorded = [*argv, "--resume"] if args.resume else argv  # the command as this process ran it
     try:
         outcome = execute(spec, args.spec, args.out.resolve(), args.resume, recorded, log=_log,
-                          in_place=args.stops.complete, sets=parse_sets(args.sets))  # fmt: skip
+                          in_place=args.stops.complete, sets=read.items)  # fmt: skip
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         hint = (f"{stop_word(stop)}: {VERIFY_RUN_STOPPED}" if by_verify else
                 _interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume))

@@ -1469,6 +1469,31 @@ def set_items(parsed: Sequence[tuple[str, list[str], Any]], given_as: Sequence[s
     return [SetItem(name, tuple(path), value) for name, (_, path, value) in zip(shown, parsed, strict=True)]
 
 
+def removes_nothing(shown: str, metric: str, held: Mapping[str, Any]) -> str:
+    """The note for a `--set criteria.METRIC=null` (named `shown`) where the criteria before it
+    (`held`) hold no METRIC."""
+    holding = f"they hold {', '.join(held)}" if held else "they hold none"
+    return f"{shown} removes nothing: the criteria before it hold no {metric} ({holding})"
+
+
+def unmatched_removals(given: Mapping[str, Any], sets: Sequence[SetItem]) -> list[str]:
+    """A note (`removes_nothing`) for each `--set criteria.METRIC=null` that removes nothing: the
+    file's criteria (`given`, the file's mapping), as the `--set`s before it left them, hold no
+    METRIC. Valid, as in `check`, but a misremembered gate name would otherwise go unseen."""
+    held = dict(criteria) if isinstance(criteria := given.get("criteria"), dict) else {}
+    notes = []
+    for s in sets:
+        if s.path == ("criteria",):  # `criteria={...}` or `criteria=null` replaces them all
+            held = dict(s.value) if isinstance(s.value, dict) else {}
+        elif len(s.path) == 2 and s.path[0] == "criteria" and s.value is not None:
+            held[s.path[1]] = s.value
+        elif len(s.path) == 2 and s.path[0] == "criteria":
+            if s.path[1] not in held:
+                notes.append(removes_nothing(s.shown, s.path[1], held))
+            held.pop(s.path[1], None)
+    return notes
+
+
 def origin(
     source: str, path: Sequence[str], sets: Sequence[SetItem], checked: Sequence[str] | None = None, made: bool = False
 ) -> str:

@@ -1652,3 +1652,31 @@ def test_validate_notes_a_schedule_at_the_line_that_set_it(tmp_path: Path, capsy
                                             "train.schedule.milestones: [0.5, 0.75] lie within the warm-up "
                                             "(warmup_epochs=6): the warm-up ignores them, and their decay applies at "
                                             "once when it ends\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(("sets", "noted"), [
+    (["criteria.test_acc=null"], [("criteria.test_acc=null", "test_acc", "best_val_acc, latency_ms, checkpoint_mb, status")]),
+    (["criteria.latency_ms=null"], []),  # the file's: removed
+    (["criteria.test_acc=>= 0.1", "criteria.test_acc=null"], []),  # an earlier --set gave it
+    (["criteria.latency_ms=null", "criteria.latency_ms=null"],
+     [("criteria.latency_ms=null", "latency_ms", "best_val_acc, checkpoint_mb, status")]),  # the first removed it
+    (["criteria={params_m: < 1}", "criteria.latency_ms=null"], [("criteria.latency_ms=null", "latency_ms", "params_m")]),
+    (["criteria=null", "criteria.status=null"], [("criteria.status=null", "status", None)]),
+])
+def test_a_set_that_removes_a_criterion_the_spec_lacks_is_noted(sets: list[str], noted: list[tuple[str, str, str | None]]) -> None:
+    read = spec_mod.read_spec(REPO / "specs/smoke.yaml", sets)
+    held = {metric: f"they hold {names}" if names else "they hold none" for _, metric, names in noted}
+    assert spec_mod.unmatched_removals(read.given, read.items) == [
+        f"--set '{item}' removes nothing: the criteria before it hold no {metric} ({held[metric]})"
+        for item, metric, _ in noted]
+
+
+def test_validate_and_run_note_a_removal_of_a_criterion_the_spec_lacks(tmp_path: Path) -> None:
+    said = "--set 'criteria.test_acc=null' removes nothing: the criteria before it hold no test_acc (they hold "
+    proc = run_cli("validate", "specs/smoke.yaml", "--set", "criteria.test_acc=null", cwd=REPO)
+    assert proc.returncode == 0 and f"auditor validate: note: specs/smoke.yaml {said}" in proc.stderr, proc.stderr
+    sets = ["--set", "criteria.test_acc=null", "--set", "data.limit_train=64", "--set", "data.limit_test=64",
+            "--set", "data.val_split=32", "--set", "train.epochs=1", "--set", "measure.latency.iters=5"]
+    run = run_cli("run", "specs/smoke.yaml", *sets, "--out", str(tmp_path), cwd=REPO)
+    assert f"note: specs/smoke.yaml {said}" in run.stderr, run.stderr
+    assert run.stderr.index(said) < run.stderr.index("epoch 1")  # said before training
