@@ -121,9 +121,12 @@ class BackgroundWriter:
             self._pool.shutdown(wait=True)
 
 
+DIGEST_SUFFIX = ".sha256"
+
+
 def digest_path(path: Path) -> Path:
     """The sidecar file holding a checkpoint's sha256."""
-    return path.with_name(path.name + ".sha256")
+    return path.with_name(path.name + DIGEST_SUFFIX)
 
 
 def next_digest_path(path: Path) -> Path:
@@ -343,6 +346,8 @@ def load_failure(path: Path, exc: Exception) -> str:
     detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]
     if is_zip and (foreign := _foreign_zip(path)) is not None:
         return foreign
+    if is_zip and head[:4] != b"PK\x03\x04":  # torch's reader wants the archive at byte 0 (it spoke of a legacy .tar)
+        return "a zip archive that does not start at the file's first byte (were bytes added before it?)"
     if is_zip and isinstance(exc, pickle.UnpicklingError):
         return f"holds an object that loading with weights_only=True refuses: {detail or 'unsupported pickle'}"
     if is_zip:
@@ -351,6 +356,8 @@ def load_failure(path: Path, exc: Exception) -> str:
         return f"a legacy-format torch.save file that loading with weights_only=True refuses: {detail or first}"
     if head[:4] == b"PK\x03\x04":  # a zip's first entry, but no central directory: cut short
         return f"a truncated or damaged zip archive ({type(exc).__name__}: {first})"
+    if path.name.endswith(DIGEST_SUFFIX) and len(path.name) > len(DIGEST_SUFFIX):
+        return f"a digest file, not a checkpoint: give the checkpoint it names, {path.name.removesuffix(DIGEST_SUFFIX)}"
     return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
 
 
@@ -493,7 +500,7 @@ def discard_leftovers(ckpt_dir: Path) -> None:
     for left in ckpt_dir.glob(".*.tmp"):
         left.unlink(missing_ok=True)
     for digest in ckpt_dir.glob("*.pt.sha256"):  # a deletion (pruning) cut short between the two files
-        if not digest.with_name(digest.name.removesuffix(".sha256")).exists():
+        if not digest.with_name(digest.name.removesuffix(DIGEST_SUFFIX)).exists():
             digest.unlink(missing_ok=True)
 
 

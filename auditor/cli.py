@@ -335,17 +335,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             blamed = field_source(path, problem.field, sets, lines)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
         for note in data_notes(spec.data):  # what a run would say before training
-            print(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}", file=sys.stderr)
+            _log(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}")
         for field, note in schedule_notes(spec.train):
-            print(f"auditor validate: note: {field_source(path, field, sets, lines)}: {note}", file=sys.stderr)
+            _log(f"auditor validate: note: {field_source(path, field, sets, lines)}: {note}")
         for note in unmatched_removals(loaded.given, sets):
-            print(f"auditor validate: note: {path} {note}", file=sys.stderr)
+            _log(f"auditor validate: note: {path} {note}")
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))
     if args.strict and refused:
-        print(f"auditor validate: FAIL (--strict): `auditor run` would refuse {count(refused, 'valid spec')} here",
-              file=sys.stderr)  # fmt: skip
+        _log(f"auditor validate: FAIL (--strict): `auditor run` would refuse {count(refused, 'valid spec')} here")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -372,7 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as stop:  # the run removed its staging if it held no checkpoint yet
         hint = (f"{stop_word(stop)}: {VERIFY_RUN_STOPPED}" if by_verify else
                 _interrupted_hint(args.out.resolve(), spec.name, argv, stop_word(stop), args.resume))
-        print(f"\n{hint}", file=sys.stderr)
+        _log(f"\n{hint}")
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED
@@ -438,7 +437,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
         _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
-        print(f"auditor render: note: {note}", file=sys.stderr)
+        _log(f"auditor render: note: {note}")
     _print_out([f"wrote {path}"])
     return EXIT_OK
 
@@ -456,12 +455,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                          kill_at=args.kill_at, log=_log, faults=Faults.from_env(os.environ),
                          in_place=lambda: args.stops.complete("the verification's evidence"))  # fmt: skip
     except RunFailed as exc:
-        print(f"auditor verify: error: {exc}", file=sys.stderr)
+        _log(f"auditor verify: error: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt as stop:
         # Where its runs and any earlier evidence are was said above, where it had set them aside
         # (a stop while it planned had nothing to say of them).
-        print(f"\nauditor verify: {stop_word(stop)}; run the same command again to verify", file=sys.stderr)
+        _log(f"\nauditor verify: {stop_word(stop)}; run the same command again to verify")
         return exit_code(stop)
     _print_out([summary(outcome)])
     return EXIT_OK if outcome.passed else EXIT_FAILED
@@ -634,7 +633,7 @@ def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> li
 
 
 def _warn(command: str, message: str) -> None:
-    print(f"auditor {command}: warning: {terminal_safe(message)}", file=sys.stderr)
+    _log(f"auditor {command}: warning: {message}")
 
 
 # Control characters but line breaks and tabs: a path holding ESC would drive the terminal (colours,
@@ -653,10 +652,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate_checkpoint(args.checkpoint, args.data_root, args.device)
     for warning in report["warnings"]:
-        print(f"auditor evaluate: warning: {warning}", file=sys.stderr)
+        _log(f"auditor evaluate: warning: {warning}")
     _print_out([_json(report) if args.json else _table(report)])
     if args.strict and report["warnings"]:
-        print(f"auditor evaluate: FAIL (--strict): {count(len(report['warnings']), 'warning')}", file=sys.stderr)
+        _log(f"auditor evaluate: FAIL (--strict): {count(len(report['warnings']), 'warning')}")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -667,7 +666,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     report = measure_checkpoint(args.checkpoint, args.device, args.iters, args.warmup)
     for note in report["notes"]:
-        print(f"auditor measure: note: {note}", file=sys.stderr)
+        _log(f"auditor measure: note: {note}")
     _print_out([_json(report) if args.json else _table(report)])
     return EXIT_OK
 
@@ -728,8 +727,8 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
             _progress(f"[{done.position}/{len(plan.runs)}] {done.stopped_at}: interrupted (exit {done.returncode}); {again}")
             code = EXIT_INTERRUPTED
         else:  # a crash: no finished report
-            print(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
-                  "finished report; stopped (see its output above)", file=sys.stderr, flush=True)  # fmt: skip
+            _log(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
+                 "finished report; stopped (see its output above)")
             code = done.exit_code()
     _stale_page(args, plan)  # stopped before the page is rewritten
     return code
@@ -740,7 +739,7 @@ def _stale_page(args: argparse.Namespace, plan: Plan) -> None:
     from auditor.ablate import stale_page_note
 
     if (note := stale_page_note(args.out, plan)) is not None:
-        print(f"auditor ablate: {note}", file=sys.stderr, flush=True)
+        _log(f"auditor ablate: {note}")
 
 
 def _ablate_relaunch(args: argparse.Namespace) -> str:
@@ -766,7 +765,7 @@ def _print_out(lines: list[str]) -> None:
     (exit 1) or worked (exit 0); a closed pipe stays BrokenPipeError (exit 141)."""
     try:
         for line in lines:
-            print(line)
+            print(terminal_safe(line))  # a class name, a run name or a path from a file, shown, not obeyed
         sys.stdout.flush()
     except BrokenPipeError:
         raise
@@ -812,7 +811,9 @@ def _fmt(v: object) -> str:
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """A line on stderr, flushed, its control characters escaped (`terminal_safe`): it may quote
+    a path, a class name or a record's text, which a terminal would otherwise obey."""
+    print(terminal_safe(msg), file=sys.stderr, flush=True)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -849,7 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
         again = VERIFY_RUN_STOPPED if args.command == "run" and started_by_verify() else "to go on, run the same command again"
-        print(f"\nauditor {args.command}: {stop_word(stop)}; {again}", file=sys.stderr)
+        _log(f"\nauditor {args.command}: {stop_word(stop)}; {again}")
         return exit_code(stop)
     except InvalidInput as exc:
         return _report_error(args.command, str(exc) + _checkpoint_meant(args, str(exc)))
@@ -1095,7 +1096,7 @@ PATH_ERRNOS = frozenset(
 def _report_error(command: str, message: str) -> int:
     """Print `auditor CMD: error: ...` on stderr; exit code 2 (141 when stderr's reader is gone)."""
     try:
-        print(f"auditor {command}: error: {terminal_safe(message)}", file=sys.stderr, flush=True)
+        _log(f"auditor {command}: error: {message}")
     except BrokenPipeError:
         return _broken_pipe()
     return EXIT_INVALID

@@ -701,7 +701,7 @@ def train_batches(
         yield step, apply_augment(x[idx], params[:, lo - first : hi - first], spec.augment.crop_padding), y[idx]
 
 
-def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], dict[str, str | bool]]:
+def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], dict[str, Any]]:
     """Only the test batch (and class names) of a CIFAR-10 copy under `root`.
 
     Returns (images uint8 (N,3,32,32), labels int64, classes, provenance facts).
@@ -721,8 +721,11 @@ def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[s
     x, y = _read_batch(path)
     if not len(y):
         raise InvalidInput(f"{path}: holds no images")
-    official = _md5(path) == dict(OFFICIAL_TEST)["test_batch"]
     meta = base / OFFICIAL_META["filename"]
+    # as a run's data.official: every file read is the official one (the names in batches.meta too)
+    files = {"test_batch": _file_status(path, dict(OFFICIAL_TEST)["test_batch"]),
+             meta.name: _file_status(meta, OFFICIAL_META["md5"])}  # fmt: skip
     classes = _read_classes(meta)
-    facts = {"test_batch": str(path), "official": official, "fingerprint": fingerprint(x, y), "meta_found": meta.is_file()}
+    facts = {"test_batch": str(path), "official": all(s == "ok" for s in files.values()), "files": files,
+             "fingerprint": fingerprint(x, y), "meta_found": meta.is_file()}  # fmt: skip
     return torch.from_numpy(x), torch.from_numpy(y), classes, facts

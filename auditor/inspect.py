@@ -51,6 +51,7 @@ class Loaded(NamedTuple):
     warnings: list[str]  # what makes the checkpoint's own record doubtful
     classes: list[str] | None = None  # the class names the run read, by label (None: not recorded)
     global_step: int | None = None  # optimiser steps the weights had taken when saved (None: not recorded)
+    unrecorded: tuple[str, ...] = ()  # "test images", "classes": what the checkpoint lacks (an older one), not what it holds wrongly
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
@@ -100,7 +101,10 @@ def model_from_checkpoint(path: Path) -> Loaded:
     if step is not None and not is_count(step):
         warnings.append(f"the global_step recorded with it ({short_value(step)}) is not a count of steps: ignored")
         step = None
-    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step)
+    lacks = (("test images",) if test is None and scored is None else ()) + (
+        ("classes",) if state.get("classes") is None else ())  # fmt: skip
+    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step,
+                  lacks)  # fmt: skip
 
 
 def _sha256_text(value: Any) -> str | None:
@@ -215,10 +219,15 @@ def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str,
     """A warning when the CIFAR-10 test images scored here are not those the run scored (a run on
     other data has its own warning): compared as scored where the run recorded that, else as files."""
     run_scored, run_file = loaded.scored_fingerprint, loaded.test_fingerprint
+    if spec.data.dataset == "cifar10" and "test images" in loaded.unrecorded:  # `--strict` must not pass unchecked
+        return [("its checkpoint records no fingerprint of the test images its run scored (an older auditor's "
+                 "checkpoint, or an edited one), so whether the images scored here are those is not checked")]
     if spec.data.dataset != "cifar10" or (run_scored or run_file) in (None, scored_here if run_scored else file_here):
         return []
     if run_scored is not None:
-        why = (f"the {count(n, 'test image')} scored here, or their labels (sha256 {scored_here[:12]}), are not "
+        fewer = (f" (this copy holds fewer than the run's data.limit_test, {spec.data.limit_test:,})"
+                 if spec.data.limit_test and n < spec.data.limit_test else "")  # fmt: skip
+        why = (f"the {count(n, 'test image')} scored here{fewer}, or their labels (sha256 {scored_here[:12]}), are not "
                f"those the run scored ({run_scored[:12]}): this accuracy is not the run's to reproduce")
     elif scored_here != file_here:  # a limit: the images scored may be the same in another file
         why = (f"the test file here (sha256 {file_here[:12]}) is not the one the run read ({run_file[:12]}); the "
@@ -234,12 +243,18 @@ def _class_warnings(spec: Spec, loaded: Loaded, classes: Sequence[str], facts: d
     """A warning when this copy names the classes otherwise than the run read them (its
     batches.meta, which the test fingerprint leaves out): the per-class figures go by these names.
     A run on other data has its own warning. And one where the copy has no batches.meta."""
-    missing = [] if facts["meta_found"] else [
-        f"{Path(facts['test_batch']).with_name('batches.meta')} is missing: the classes are named by their labels' numbers"]
-    if spec.data.dataset != "cifar10" or loaded.classes is None or loaded.classes == list(classes):
-        return missing
+    if not facts["meta_found"]:  # one cause, one warning: its numbers would also differ from the run's names
+        return [(f"{Path(facts['test_batch']).with_name('batches.meta')} is missing: the classes are named by their "
+                 "labels' numbers, not compared with the names the run read")]
+    if spec.data.dataset != "cifar10":
+        return []
+    if "classes" in loaded.unrecorded:
+        return [("its checkpoint records no class names (an older auditor's checkpoint, or an edited one): the "
+                 "per-class accuracies are named as this copy's batches.meta names them, not checked against the run's")]
+    if loaded.classes is None or loaded.classes == list(classes):
+        return []
     changed = class_changes(loaded.classes, classes)
-    return [*missing, f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
+    return [f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
 
 
 def evaluation_warnings(spec: Spec, model: nn.Module) -> list[str]:

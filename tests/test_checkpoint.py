@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import pickle
+import re
 import threading
 import time
 import warnings
@@ -112,6 +113,11 @@ def _zip_cut_short(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:300])
 
 
+def _bytes_before_archive(path: Path) -> None:
+    torch.save({"model": {"w": torch.ones(4)}}, path)
+    path.write_bytes(bytes(1000) + path.read_bytes())
+
+
 UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
     ("empty", lambda p: p.write_bytes(b""), "(empty file)"),
     ("json", lambda p: p.write_text('{"model": 1}'), "not a torch.save file"),
@@ -126,7 +132,17 @@ UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
     ("a folder", lambda p: p.mkdir(), "unreadable"),
     ("legacy format, refused object", lambda p: torch.save({"model": _Foreign()}, p, _use_new_zipfile_serialization=False),
      "a legacy-format torch.save file that loading with weights_only=True refuses: Unsupported global"),
+    ("bytes before the archive", _bytes_before_archive,  # a user test: torch spoke of a legacy .tar format
+     "(a zip archive that does not start at the file's first byte (were bytes added before it?))"),
 ]
+
+
+def test_a_digest_file_given_as_the_checkpoint_is_told_to_give_the_checkpoint(tmp_path: Path) -> None:
+    """A user test: `evaluate best.pt.sha256` was told the file is neither a zip nor a legacy pickle."""
+    path = _write(tmp_path / "best.pt", 1)
+    with pytest.raises(InvalidInput, match=re.escape(f"{path}.sha256: cannot load checkpoint (a digest file, not a "
+                                                     "checkpoint: give the checkpoint it names, best.pt)")):  # fmt: skip
+        checkpoint.load(checkpoint.digest_path(path), check_digest=False)
 
 
 @pytest.mark.parametrize(("make", "reason"), [u[1:] for u in UNLOADABLE], ids=[u[0] for u in UNLOADABLE])

@@ -502,3 +502,51 @@ def test_the_thread_note_of_measure_speaks_of_what_it_times(monkeypatch: pytest.
     [note] = auditor_inspect._cpu_notes(torch.device("cpu"))
     assert "the threads take turns, which inflates the latency timed here; set OMP_NUM_THREADS=1" in note
     assert "training" not in note
+
+
+def _cifar_copy(root: Path) -> Path:
+    """fake_cifar_root with a batches.meta naming CIFAR-10's classes."""
+    import pickle
+
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    fake_cifar_root(root)
+    (root / "cifar-10-batches-py/batches.meta").write_bytes(pickle.dumps({"label_names": names}))
+    return root
+
+
+def test_evaluate_warns_where_a_checkpoint_records_nothing_to_compare_the_copy_with(tmp_path: Path, spec: Spec) -> None:
+    """A user test: `--strict` passed an older (or edited) checkpoint that records neither the test
+    images its run scored nor their class names, on another copy, without a word."""
+    cifar = spec.model_copy(update={"data": spec.data.model_copy(update={"dataset": "cifar10"})})
+    root = str(_cifar_copy(tmp_path / "data"))
+    report = auditor_inspect.evaluate_checkpoint(save_checkpoint(tmp_path / "old.pt", cifar), root, "cpu")
+    lacking = [w for w in report["warnings"] if "records no" in w]
+    assert lacking == [
+        ("its checkpoint records no fingerprint of the test images its run scored (an older auditor's checkpoint, or "
+         "an edited one), so whether the images scored here are those is not checked"),
+        ("its checkpoint records no class names (an older auditor's checkpoint, or an edited one): the per-class "
+         "accuracies are named as this copy's batches.meta names them, not checked against the run's")]
+    names = list(report["per_class_acc"])
+    recorded = {"scored_test_fingerprint": report["scored_fingerprint"], "classes": names}
+    same = auditor_inspect.evaluate_checkpoint(save_checkpoint(tmp_path / "new.pt", cifar, recorded), root, "cpu")
+    assert not any("records no" in w or "not those" in w for w in same["warnings"]), same["warnings"]
+    edited = auditor_inspect.evaluate_checkpoint(
+        save_checkpoint(tmp_path / "ed.pt", cifar, {"classes": 5, "test_fingerprint": "x"}), root, "cpu")
+    assert not any("records no" in w for w in edited["warnings"])  # recorded wrongly: warned as ignored, once
+    assert sum("not a list of names" in w or "not a sha256" in w for w in edited["warnings"]) == 2
+
+
+def test_evaluate_warns_once_of_a_missing_batches_meta_and_says_when_a_copy_holds_fewer_images(tmp_path: Path, spec: Spec) -> None:
+    """A user test: a missing batches.meta gave two warnings (missing; names differ: 0, 1, ...), and a
+    copy with fewer test images than the run's limit was told only that they are not those scored."""
+    cifar = spec.model_copy(update={"data": spec.data.model_copy(update={"dataset": "cifar10", "limit_test": 30})})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    path = save_checkpoint(tmp_path / "best.pt", cifar, {"scored_test_fingerprint": "c" * 64, "classes": names})
+    report = auditor_inspect.evaluate_checkpoint(path, str(fake_cifar_root(tmp_path / "data")), "cpu")  # 20 images
+    meta = [w for w in report["warnings"] if "batches.meta" in w or "class names" in w]
+    assert meta == [(f"{tmp_path}/data/cifar-10-batches-py/batches.meta is missing: the classes are named by their "
+                     "labels' numbers, not compared with the names the run read")]
+    [fewer] = [w for w in report["warnings"] if "not those the run scored" in w]
+    assert fewer.startswith("the 20 test images scored here (this copy holds fewer than the run's data.limit_test, 30), or")
+    assert report["data"]["official"] is False and report["data"]["files"] == {"test_batch": "md5 mismatch",
+                                                                                "batches.meta": "missing"}
