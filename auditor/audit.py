@@ -465,6 +465,7 @@ class ResolvedProblem(NamedTuple):
     text: str
     path: Path  # the file that command names (`retrain_spec_file`)
     beside: bool  # whether that is the one beside the record
+    by_verify: bool = False  # a run `auditor verify` started: its sheet's first command repeats the verification
 
 
 # What the sheet's first Reproduce command, which retrains from spec.resolved.yaml, does then.
@@ -482,8 +483,14 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
     problem = resolved_yaml_problem(run_dir, audit)
     if problem is None:
         return None
-    return (f"{problem.path} {problem.text}: the sheet and check go by audit.json, but the sheet's "
-            f"first Reproduce command, which retrains from that file, {RESOLVED_EFFECT[problem.kind]}")  # fmt: skip
+    return (f"{problem.path} {problem.text}: the sheet and check go by audit.json, but {retrain_words(problem)} "
+            f"{RESOLVED_EFFECT[problem.kind]}")  # fmt: skip
+
+
+def retrain_words(problem: ResolvedProblem, first: str = "the sheet's first Reproduce command") -> str:
+    """What retrains from the spec.resolved.yaml of `problem`: the sheet's first command (`first`),
+    but for a run verify started, whose sheet offers the verification instead."""
+    return "a retrain from that file" if problem.by_verify else f"{first}, which retrains from that file,"
 
 
 def moved_note(run_dir: Path, audit: dict[str, Any]) -> str | None:
@@ -520,13 +527,22 @@ def retrain_spec_file(run_dir: Path, audit: dict[str, Any]) -> Path:
     """The spec.resolved.yaml the sheet's first Reproduce command retrains from: the one in the
     folder the run wrote, which the command names, also for a copy of the report on this machine;
     the copy's own where that folder is not here (a report from another machine, whose commands
-    the moved note speaks of)."""
+    the moved note speaks of). A run verify started: its own (its sheet names no retrain; a kept
+    `.failed` attempt's recorded folder holds the evidence put back, of another verify)."""
+    if started_by_verify_record(audit):
+        return run_dir / RESOLVED_YAML
     written = _moved_from(run_dir, audit)
     try:
         there = written is not None and written.is_dir()
     except (OSError, ValueError):
         there = False
     return written / RESOLVED_YAML if there and written is not None else run_dir / RESOLVED_YAML
+
+
+def started_by_verify_record(audit: dict[str, Any]) -> bool:
+    """Whether the record is of a run `auditor verify` started (it keeps verify's --out)."""
+    run = audit.get("run")
+    return isinstance(run, dict) and isinstance(run.get("verify_out"), str)
 
 
 def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
@@ -536,9 +552,10 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
     from auditor.spec import hash_resolved, load_yaml, training_hash
 
     path = retrain_spec_file(run_dir, audit)
-    beside = path.parent == run_dir
+    beside, by_verify = path.parent == run_dir, started_by_verify_record(audit)
     if not path.is_file():  # is_file first: a FIFO would block the read
-        return ResolvedProblem("unusable", "is missing" if not os.path.lexists(path) else "is not a file", path, beside)
+        missing = "is missing" if not os.path.lexists(path) else "is not a file"
+        return ResolvedProblem("unusable", missing, path, beside, by_verify)
     try:
         found = load_yaml(path.read_text(encoding="utf-8"))
         digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
@@ -551,12 +568,12 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
     shown = digest[:12] if len(digest) == 64 else digest
     text = f"does not hold the spec audit.json records (sha256 {shown}, recorded {str(audit.get('spec_hash'))[:12]})"
     if len(digest) != 64:  # not a spec at all
-        return ResolvedProblem("unusable", text, path, beside)
+        return ResolvedProblem("unusable", text, path, beside, by_verify)
     try:
         alike = training_hash(found) == training_hash(audit["spec"])
     except (TypeError, ValueError, KeyError):  # an edited record's spec
         alike = False
-    return ResolvedProblem("alike" if alike else "other", text, path, beside)
+    return ResolvedProblem("alike" if alike else "other", text, path, beside, by_verify)
 
 
 def _page_rebuild_command(page_dir: Path) -> str:
@@ -698,10 +715,22 @@ def verify_out_refusal(out: Path) -> str | None:
     """Why `auditor verify --out OUT` must not run where OUT is in a work dir of another verify
     (a user test: it trained there, and the outer verify then refused its own folder as holding
     files it did not write); None for any other --out."""
-    if (holder := verify_workdir_holding(out)) is None:
-        return None
-    return (f"--out {out}: in the work dir {holder} of `auditor verify`, which a verify of it replaces whole; "
-            "give an --out outside it")
+    for folder in _named_and_resolved(out):
+        if (holder := verify_workdir_holding(folder)) is not None:
+            return (f"--out {_as_reached(out, folder)}: in the work dir {holder} of `auditor verify`, which a verify of "
+                    "it replaces whole; give an --out outside it")
+    return None
+
+
+def _named_and_resolved(out: Path) -> list[Path]:
+    """`out` made absolute, and with its links resolved where that differs: a link into a work dir
+    of `auditor verify` leads a run there as surely as its path does (a user test)."""
+    return list(dict.fromkeys((Path(os.path.abspath(out)), Path(os.path.realpath(out)))))
+
+
+def _as_reached(out: Path, folder: Path) -> str:
+    """`out` as given, and the folder its links lead to where that is what a refusal is about."""
+    return str(out) if folder == Path(os.path.abspath(out)) else f"{out} (which leads to {folder})"
 
 
 def verify_run_refusal(out: Path) -> str | None:
@@ -709,14 +738,14 @@ def verify_run_refusal(out: Path) -> str | None:
     `auditor verify` (WORKDIR/{a,b,k}): verify starts its runs itself, afresh, and a run there
     would replace the record verify wrote its verdict into; or elsewhere in such a work dir, which
     verify replaces whole (`verify_out_refusal`); None for any other --out."""
-    folder = Path(os.path.abspath(out))
-    if verify_workdir_of(folder) is None:
+    folder = next((f for f in _named_and_resolved(out) if verify_workdir_of(f) is not None), None)
+    if folder is None:
         return verify_out_refusal(out)
     replaced = ("the runs of a verify attempt kept for reading" if folder.parent.name.endswith(FAILED) else
                 "the record verify wrote its verdict into" if folder.name == "a" else "a run verify compared with run A")
-    return (f"--out {out}: run {folder.name.upper()} of the work dir {folder.parent} of `auditor verify`, which starts "
-            f"its runs itself, afresh: a run here would replace {replaced}; run `auditor verify` again, or give another "
-            "--out")
+    return (f"--out {_as_reached(out, folder)}: run {folder.name.upper()} of the work dir {folder.parent} of "
+            f"`auditor verify`, which starts its runs itself, afresh: a run here would replace {replaced}; run "
+            "`auditor verify` again, or give another --out")
 
 
 def unfinished_text(final: Path) -> str:

@@ -49,6 +49,7 @@ from auditor.audit import (
     read_audit,
     record_no_selection,
     resolved_yaml_problem,
+    retrain_words,
     scope_text,
     selected_epoch,
     short_of_budget,
@@ -1049,9 +1050,9 @@ def _resolved_caution(problem: ResolvedProblem | None) -> str | None:
     if problem is None:
         return None
     named = f"`{RESOLVED_YAML}` beside it" if problem.beside else f"{code(problem.path)}, where the run wrote it,"
-    return (f"When this sheet was rendered, {named} {problem.text}: the first command below, "
-            f"which retrains from that file, {RESOLVED_EFFECT[problem.kind]}. This run's resolved spec is `spec` in "
-            "`audit.json`, which this sheet and `auditor check` go by.")  # fmt: skip
+    return (f"When this sheet was rendered, {named} {problem.text}: {retrain_words(problem, 'the first command below')} "
+            f"{RESOLVED_EFFECT[problem.kind]}. This run's resolved spec is `spec` in `audit.json`, which this sheet and "
+            "`auditor check` go by.")  # fmt: skip
 
 
 def _best_text(tr: dict[str, Any], meas: dict[str, Any], none_selected: str | None) -> str:
@@ -1913,7 +1914,10 @@ def _verify_run(audit: dict[str, Any]) -> dict[str, Any]:
         verify_out = str(above)  # a record from before verify_out was kept
     command, cwd = _recorded_verify_command(ver) or (None, None)
     run_a = verify_workdir(Path(verify_out), run["name"]) / "a" / run["report_dir"] / SHEET if verify_out else None
-    return {"verify_out": verify_out, "verify_command": command, "verify_cwd": cwd, "run_a_sheet": run_a}
+    # outside verify's work dir, which the next verify refuses to replace while it holds a file of the user's
+    junit = str(Path(verify_out) / "results.xml") if verify_out else "results.xml"
+    return {"verify_out": verify_out, "verify_command": command, "verify_cwd": cwd, "run_a_sheet": run_a,
+            "junit_path": junit}
 
 
 def _recorded_verify_command(ver: Mapping[str, Any]) -> tuple[str, str | None] | None:

@@ -430,6 +430,35 @@ def test_a_copied_report_is_warned_of_by_the_resolved_yaml_its_command_names(tmp
     assert (resolved_yaml_warning(copy, record) or "").startswith(f"{copy / 'spec.resolved.yaml'} is missing")
 
 
+def test_a_kept_failed_verify_attempt_is_judged_by_its_own_resolved_yaml(tmp_path: Path) -> None:
+    """A user test: check and render of a run in `verify/<name>.failed/` warned that the
+    spec.resolved.yaml in `verify/<name>/` (the evidence put back, of another verify) held another
+    spec, and spoke of a retrain command that a verify run's sheet does not give."""
+    from auditor.audit import resolved_yaml_warning
+    from auditor.render import render_text
+    from auditor.spec import resolved_yaml
+
+    record = json.loads((FIXTURES / "audit_golden.json").read_text())
+    record["environment"]["cwd"], record["run"]["out"] = str(tmp_path), "out/verify/smoke/a"
+    record["run"]["verify_out"] = str(tmp_path / "out")
+    restored = tmp_path / "out/verify/smoke/a" / record["run"]["report_dir"]
+    restored.mkdir(parents=True)
+    (restored / "spec.resolved.yaml").write_text(resolved_yaml({**record["spec"], "seed": 99}))  # the other verify's
+    failed = tmp_path / "out/verify/smoke.failed/a" / record["run"]["report_dir"]
+    failed.mkdir(parents=True)
+    (failed / "spec.resolved.yaml").write_text(resolved_yaml(record["spec"]))
+    assert resolved_yaml_warning(failed, record) is None
+    (failed / "spec.resolved.yaml").write_text(resolved_yaml({**record["spec"], "seed": 7}))
+    assert (resolved_yaml_warning(failed, record) or "").startswith(f"{failed / 'spec.resolved.yaml'} does not hold")
+    assert (resolved_yaml_warning(failed, record) or "").endswith(
+        ": the sheet and check go by audit.json, but a retrain from that file would not train this run's spec")
+    from auditor.audit import resolved_yaml_problem
+
+    text = render_text(record, {}, [], resolved_yaml_problem(failed, record))
+    assert "`spec.resolved.yaml` beside it does not hold the spec audit.json records" in text
+    assert ": a retrain from that file would not train this run's spec." in text and "first command below" not in text
+
+
 def test_the_runs_own_staging_folder_is_no_copy_of_its_report(tmp_path: Path) -> None:
     """A review: a run renders its sheet in `<name>.partial`, which was taken for a copy of
     `<name>`, where the earlier run of the name still was: its spec.resolved.yaml, of another

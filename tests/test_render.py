@@ -1149,6 +1149,9 @@ def test_a_run_verify_started_offers_the_verification_not_a_run_into_its_work_di
     assert "with the command that run A's sheet gives (/runs/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)" in section
     assert "auditor run " not in section and "--resume" not in section
     assert "auditor render reports/smoke" in section and "auditor check reports/smoke" in section  # these still work
+    # A user test: its JUnit report went into verify's work dir, whose next verify then refused the file as not its own
+    assert "auditor check reports/smoke --junit /runs/results.xml" in section.splitlines()
+    assert "auditor check reports/smoke --junit results.xml" in reproduce(text_of(golden_audit())).splitlines()
     evidence = text_of(audit).split("## Determinism evidence", 1)[1]  # run B's or K's: the verdict is in A's sheet
     assert "This run is one `auditor verify` compared with its run A: the verdict, and the command that repeats it, " \
            "are in run A's sheet (/runs/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)." in evidence

@@ -1280,6 +1280,29 @@ def test_an_out_in_another_verify_s_work_dir_is_refused(tmp_path: Path, capsys: 
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("inner", ["a", "k", "logs"])
+def test_an_out_that_links_into_a_verify_s_work_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               inner: str) -> None:  # fmt: skip
+    """A user test: `run --out LINK`, LINK a symbolic link to verify's run A, replaced the record
+    holding its verdict (the path named plainly was refused); `verify --out LINK` trained inside."""
+    workdir = tmp_path / "verify" / "smoke"
+    for sub in ("a", "k", "logs"):
+        (workdir / sub).mkdir(parents=True)
+    (workdir / VERIFY_MARKER).write_text("")
+    link = tmp_path / "elsewhere"
+    link.symlink_to(workdir / inner)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["run", "--out", str(link)]) == 2
+    run_a = f"run {inner.upper()} of the work dir {workdir} of `auditor verify`"
+    said = run_a if inner != "logs" else f"in the work dir {workdir} of `auditor verify`"
+    assert f"--out {link} (which leads to {workdir / inner}): {said}" in capsys.readouterr().err
+    assert main(["verify", "--out", str(link), "--steps", "6"]) == 2
+    assert capsys.readouterr().err == (f"auditor verify: error: --out {link} (which leads to {workdir / inner}): in the "
+                                       f"work dir {workdir} of `auditor verify`, which a verify of it replaces whole; "
+                                       "give an --out outside it\n")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 def test_stops_change_nothing_once_the_evidence_is_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A user test: a Ctrl-C while the earlier evidence was deleted (after verify.json and run A's
     record held the new verdict) ended verify with 130 and no summary. `in_place` (the CLI's
