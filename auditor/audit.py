@@ -771,6 +771,21 @@ def resume_command(folder: Path) -> str:
     return f"`auditor run SPEC --out {shlex.quote(str(out))} --resume` with its spec"
 
 
+def _unfinished_workdir_text(workdir: Path) -> str:
+    """Of a work dir of `auditor verify` with no verify.json: whose it is, and where the evidence of
+    the verify before it is, if any (a user test: `check` of it after verify was killed said only
+    that it held no audit.json)."""
+    folder = Path(os.path.abspath(workdir))
+    failed = folder.name.endswith(FAILED)
+    earlier = folder.with_name(folder.name.removesuffix(FAILED)) if failed else aside(folder)
+    where = f"; the evidence of the verify before it is in {earlier}" if (earlier / "verify.json").is_file() else ""
+    if where and not failed:
+        where += ", which the next `auditor verify` of this spec puts back first"
+    state = "kept for reading from a verify attempt that did not finish" if failed else (
+        "whose verify has not finished (stopped, or running now)")
+    return f"a work dir of `auditor verify` {state}, not a run's report folder: it holds no verdict{where}"
+
+
 def read_audit(run_dir: Path) -> dict[str, Any]:
     """Load `RUN_DIR/audit.json`, raising InvalidInput when absent or unreadable."""
     path = run_dir / "audit.json"
@@ -788,6 +803,8 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
             raise InvalidInput(f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is "
                                f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
+        if (run_dir / VERIFY_MARKER).is_file():  # a work dir whose verify stopped (or runs) before verify.json
+            raise InvalidInput(f"{run_dir}: {_unfinished_workdir_text(run_dir)}") from None
         if (final := staging_final(run_dir)) is not None and final.parent.name == "checkpoints":  # holds none, ever
             raise InvalidInput(f"{run_dir}: a run's checkpoint staging folder, not a report folder: the run has not "
                                f"finished {unfinished_text(final)}; its report goes to "

@@ -657,6 +657,10 @@ def _categorical_hint(metric: str, expr: Any) -> str:
 def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:
     allowed = CATEGORICAL_METRICS[metric]
     m = _CAT_RE.match(expr)
+    if (not m or m[2] not in allowed) and metric == "reproducible" and not recorded:  # the other forms are refused
+        meant = "" if (hint := _categorical_hint(metric, expr)).startswith("; name the verdict") else hint
+        raise ValueError(f"cannot parse {expr!r}: expected '== bitwise', or '== tolerance' (met by a bitwise verdict "
+                         f"too){meant}{_missing_part_hint(expr, 'value')}")  # fmt: skip
     if not m or m[2] not in allowed:
         raise ValueError(
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "

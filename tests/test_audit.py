@@ -675,3 +675,31 @@ def test_a_staging_folder_of_a_verify_run_is_not_given_a_resume_that_verify_refu
         read_audit(staging)
     assert str(err.value).endswith(f"it is a run of the `auditor verify` whose work dir is {workdir}, which runs a "
                                    "stopped one again whole") and "--resume" not in str(err.value)
+
+
+def test_a_work_dir_of_a_verify_that_did_not_finish_is_named_as_such(tmp_path: Path) -> None:
+    """A user test: after verify was killed outright, `check` of its work dir said only that it held
+    no audit.json (with its evidence, it says whose work dir it is)."""
+    workdir = tmp_path / "verify" / "smoke"
+    (workdir / "a").mkdir(parents=True)
+    (workdir / VERIFY_MARKER).write_text("")
+    unfinished = f"{workdir}: a work dir of `auditor verify` whose verify has not finished (stopped, or running now), " \
+        "not a run's report folder: it holds no verdict"
+    with pytest.raises(InvalidInput) as err:
+        read_audit(workdir)
+    assert str(err.value) == unfinished
+    earlier = tmp_path / "verify" / "smoke.old"  # the evidence a killed re-verify had set aside
+    earlier.mkdir()
+    (earlier / "verify.json").write_text("{}")
+    with pytest.raises(InvalidInput) as err:
+        read_audit(workdir)
+    assert str(err.value) == (f"{unfinished}; the evidence of the verify before it is in {earlier}, which the next "
+                              "`auditor verify` of this spec puts back first")
+    failed = workdir.rename(tmp_path / "verify" / "smoke.failed")
+    (tmp_path / "verify" / "smoke").mkdir()
+    (tmp_path / "verify" / "smoke" / "verify.json").write_text("{}")
+    with pytest.raises(InvalidInput) as err:
+        read_audit(failed)
+    assert str(err.value) == (f"{failed}: a work dir of `auditor verify` kept for reading from a verify attempt that did "
+                              "not finish, not a run's report folder: it holds no verdict; the evidence of the verify "
+                              f"before it is in {tmp_path / 'verify' / 'smoke'}")

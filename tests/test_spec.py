@@ -759,7 +759,9 @@ def test_a_criterion_at_the_edge_of_its_metric_s_range_is_accepted(metric: str, 
 
 
 def test_categorical_criterion_rejects_unknown_value() -> None:
-    with pytest.raises(ValueError, match="bitwise, tolerance, diverged"):
+    with pytest.raises(ValueError, match="bitwise, tolerance, diverged"):  # a record's: every verdict is read
+        parse_criterion("reproducible", "== yes", recorded=True)
+    with pytest.raises(ValueError, match=r"expected '== bitwise', or '== tolerance' \(met by a bitwise verdict too\)$"):
         parse_criterion("reproducible", "== yes")
 
 
@@ -779,13 +781,15 @@ def test_a_categorical_value_in_another_form_is_offered_the_criterion_it_means(m
     assert hint is None or load_spec("smoke", [*data, f"criteria.{metric}={hint}"]).criteria[metric] == hint
 
 
-@pytest.mark.parametrize("given", ["'!= Diverged'", "'== Diverged'", "'!= Bitwise'", "unresumed"])
+@pytest.mark.parametrize("given", ["'!= Diverged'", "'== Diverged'", "'!= Bitwise'", "unresumed", "'>= 0.5'"])
 def test_a_reproducible_value_in_another_form_is_never_offered_a_gate_verify_fails(given: str) -> None:
     """The review: `!= Diverged` was offered `== diverged`, which passes exactly the runs meant to
-    fail (and is refused itself); a `!=` or a failing verdict is told which verdicts pass instead."""
+    fail (and is refused itself); a user test: `>= 0.5` was told the forms `!= <value>` with the
+    failing verdicts among the values, which are refused. Only the passing forms are offered."""
     said = _refusal_of_criterion("reproducible", given)
-    assert said.endswith("; name the verdict that passes: '== bitwise', or '== tolerance' (met by a bitwise verdict "
-                         "too)") and "; write" not in said, said  # fmt: skip
+    assert said.endswith(f"cannot parse {given.strip(chr(39))!r}: expected '== bitwise', or '== tolerance' (met by a "
+                         "bitwise verdict too)"), said  # fmt: skip
+    assert "; write" not in said and "!=" not in said.split("expected", 1)[1] and "diverged" not in said, said
 
 
 def _refusal_of_criterion(metric: str, given: str) -> str:
