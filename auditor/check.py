@@ -68,6 +68,7 @@ from auditor.spec import (
     Spec,
     criterion_gap,
     failing_verdict_problem,
+    hidden_break,
     load_yaml,
     metric_ceiling,
     not_utf8_place,
@@ -633,6 +634,8 @@ def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
     path = criteria_file_name(file)
     try:
         text = _stdin_text() if str(file) == STDIN else _criteria_text(file)
+        if (hidden := hidden_break(text)) is not None:  # a gate after one, in a comment, would be read unseen
+            raise InvalidInput(f"{path}:{hidden}")
         raw = load_yaml(text)  # the spec's YAML rules
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read criteria file: {exc.strerror or exc}") from None

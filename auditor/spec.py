@@ -1304,6 +1304,8 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
         raise InvalidInput(f"{path}: cannot read {what}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{not_utf8_place(path, exc)}: not a UTF-8 text file") from None
+    if (hidden := hidden_break(text)) is not None:
+        raise InvalidInput(f"{path}:{hidden}")
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -1313,6 +1315,26 @@ def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{path}: the {what} must be a YAML mapping, got {type(raw).__name__}")
     return raw
+
+
+_BREAK_NAMES = MappingProxyType({"\x85": ("NEXT LINE (U+0085)", "\\N"), "\u2028": ("LINE SEPARATOR (U+2028)", "\\L"),
+                                  "\u2029": ("PARAGRAPH SEPARATOR (U+2029)", "\\P")})  # fmt: skip
+
+
+def hidden_break(text: str) -> str | None:
+    """'LINE: why' for the first of YAML 1.1's other line breaks (YAML11_BREAKS) in a file's `text`,
+    or None. The YAML reader breaks the line there, while editors, grep and a diff show none: a
+    setting after one inside a comment is read, unseen (a user test), and every later line is
+    counted one further on. LINE as an editor counts it."""
+    at = next((i for i, c in enumerate(text) if c in YAML11_BREAKS), None)
+    if at is None:
+        return None
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    name, escape = _BREAK_NAMES[text[at]]
+    return (f"{line}: column {column} holds a {name}, which YAML reads as a line break though editors and grep show "
+            "none (text after it, in a comment too, would be read as the next line); remove it, or write it as "
+            f"{escape} inside a double-quoted string")
 
 
 NEWLINE = b"\n"

@@ -1684,3 +1684,33 @@ def test_validate_and_run_note_a_removal_of_a_criterion_the_spec_lacks(tmp_path:
     run = run_cli("run", "specs/smoke.yaml", *sets, "--out", str(tmp_path), cwd=REPO)
     assert f"note: specs/smoke.yaml {said}" in run.stderr, run.stderr
     assert run.stderr.index(said) < run.stderr.index("epoch 1")  # said before training
+
+
+@pytest.mark.parametrize(("char", "name", "escape"), [("\x85", "NEXT LINE (U+0085)", "\\N"),
+                                                      ("\u2028", "LINE SEPARATOR (U+2028)", "\\L"),
+                                                      ("\u2029", "PARAGRAPH SEPARATOR (U+2029)", "\\P")])  # fmt: skip
+def test_a_line_break_editors_do_not_show_is_refused_where_it_is(tmp_path: Path, char: str, name: str, escape: str) -> None:
+    """A user test: `epochs: 3   # was 30<U+2028>  label_smoothing: 0.5` set a label smoothing that
+    grep, an editor and a diff show inside a comment; YAML 1.1 breaks the line there."""
+    text = (REPO / "specs/smoke.yaml").read_text()
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("epochs:"))
+    lines[at] = lines[at].rstrip("\n") + f"   # was 30{char}  label_smoothing: 0.5\n"
+    path = tmp_path / "hidden.yaml"
+    path.write_text("".join(lines), encoding="utf-8")
+    column = len(lines[at].split(char)[0]) + 1
+    said = (f"{path}:{at + 1}: column {column} holds a {name}, which YAML reads as a line break though editors and "
+            "grep show none (text after it, in a comment too, would be read as the next line); remove it, or write "
+            f"it as {escape} inside a double-quoted string")
+    with pytest.raises(InvalidInput) as err:
+        load_spec(path)
+    assert str(err.value) == said
+    criteria = tmp_path / "c.yaml"
+    criteria.write_text(f'test_acc: ">= 0.1"  # note{char}latency_ms: "< 1"\n', encoding="utf-8")
+    from auditor.check import load_criteria
+
+    with pytest.raises(InvalidInput, match=re.escape(f"{criteria}:1: column 27 holds a {name}")):
+        load_criteria({}, criteria, [])
+    quoted = tmp_path / "quoted.yaml"  # escaped, as spec.resolved.yaml writes it: read as the character
+    quoted.write_text(f'name: q\ndescription: "a{escape}b"\n')
+    assert load_spec(quoted).description == f"a{char}b"
