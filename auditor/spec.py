@@ -1159,6 +1159,9 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
             raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE that begins with {text[0]!r} is "
                                f"read as a YAML {'list' if text[0] == '[' else 'mapping'}; for text, quote it: "
                                f"{written_as(flag, item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
+        if "\n" in text or "\r" in text:  # cut at a `#` lines below, the rest dropped unseen (a user test)
+            raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE of more than one line is read "
+                               f"as YAML; for text, quote it: {written_as(flag, item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
         return _without_comment(text)
 
 

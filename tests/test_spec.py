@@ -1335,6 +1335,14 @@ def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
         assert str(err.value).endswith(f"(a VALUE that begins with {value[0]!r} is read as a YAML {kind}; for text, "
                                        f"quote it: --set 'description=\"{value}\"')")
     assert load_spec("smoke", ['description="[oops"']).description == "[oops"  # as it says
+    # A user test: a VALUE of lines that is not YAML was cut at a `#` lines below, the rest dropped unseen
+    lines = "Line one\n\n## Verdict: FAIL\n\n<script>x</script>"
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", [f"description={lines}"])
+    assert str(err.value).endswith("(a VALUE of more than one line is read as YAML; for text, quote it: --set "
+                                   "'description=\"Line one\\n\\n## Verdict: FAIL\\n\\n<script>x</script>\"')")
+    assert load_spec("smoke", [f"description={json.dumps(lines)}"]).description == lines  # as it says
+    assert load_spec("smoke", ["criteria.test_acc=>= 0.1 # why"]).criteria["test_acc"] == ">= 0.1"  # one line: as before
     with pytest.raises(InvalidInput, match=r"^smoke --set 'train=\{epochs: two\}': train\.epochs: input should be"):
         load_spec("smoke", ["train={epochs: two}"])  # a section a set wrote, to its key
     with pytest.raises(InvalidInput, match=r"^smoke --set 'data\.mean=\[0, 1e-40, 0\.5\]': data\.mean\.1: "):
