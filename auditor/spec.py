@@ -777,6 +777,19 @@ class Spec(_Section):
         return self
 
     @model_validator(mode="after")
+    def _status_criterion_can_pass(self, info: ValidationInfo) -> Spec:
+        """Refuse `status == early_stopped` where train.early_stopping is not set: no run of the
+        spec stops early, so the gate always fails (a user test). New specs only."""
+        expr = self.criteria.get("status")
+        if expr is None or self.train.early_stopping is not None or not _new_run(info):
+            return self
+        crit = parse_criterion("status", expr, recorded=True)
+        if crit.op == "==" and crit.threshold == "early_stopped":
+            raise ValueError(f"{SUBKEY}criteria.status: {expr!r} never passes here: train.early_stopping is not set, "
+                             "so no run of this spec stops early; set it, or gate on '!= diverged'")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _reproducible_as_verify_judges(self, info: ValidationInfo) -> Spec:
         """Refuse a `reproducible` criterion that judges a tolerance verdict otherwise than verify
         does (it passes one exactly when verify.allow_tolerance): the record's verdict and

@@ -135,6 +135,8 @@ BAD = [
     ({"data": {"dataset": "synthetic", "val_split": 10, "require_official": True}}, "data.require_official", "dataset is synthetic"),
     ({"data": {"dataset": "synthetic", "val_split": 10}, "criteria": {"official_data": "== true"}}, "criteria.official_data",
      "'== true' never passes here: data.dataset is synthetic, which is never the official CIFAR-10"),
+    ({"criteria": {"status": "== early_stopped"}}, "criteria.status",  # a user test: a gate that always fails
+     "'== early_stopped' never passes here: train.early_stopping is not set, so no run of this spec stops early"),
     ({"data": {"synthetic": {"train": 10**11}}}, "data.synthetic.train", "less than or equal to 1000000"),
     ({"measure": {"latency": {"batch_size": 10**20}}}, "measure.latency.batch_size", "less than or equal to 4096"),
     ({"name": "x.failed"}, "name", "reserved for the tool's own folders"),  # verify's failed attempts
