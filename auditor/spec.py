@@ -1454,9 +1454,27 @@ def format_validation_error(
             given is not None and _at(given, path) is not _ABSENT)
         if made and e["type"] == "list_type" and all(str(k).isdigit() for k in e["input"]):
             got += _whole_list_hint(loc)
-        blamed = _at_line(origin(source, path, sets, checked, made), source, lines, path)
+        at = _written_key(lines, path, e.get("input")) if e["type"] == "invalid_key" and lines else path
+        blamed = _at_line(origin(source, path, sets, checked, made), source, lines, at)
         said.append(f"{blamed}: {loc or '(top level)'}: {msg}{got}")
     return "\n".join(said)
+
+
+def _written_key(lines: Mapping[tuple[str, ...], int], path: list[str], key: Any) -> list[str]:
+    """`path`, whose last part is a key YAML read as other than text (`~`, `1`), with that key as
+    the file writes it, for its line (a user test: a top-level `~: 2` was given no line); `path`
+    where no key of its section reads as `key`."""
+    section = tuple(path[:-1])
+    for written in lines:
+        if len(written) != len(path) or written[:-1] != section:
+            continue
+        try:
+            read = load_yaml(written[-1])
+        except (yaml.YAMLError, ValueError):
+            continue
+        if read == key and type(read) is type(key):
+            return list(written)
+    return path
 
 
 def _typed_message(

@@ -302,7 +302,10 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\ndescription: a\n  b: c\n", "line 3 is indented deeper than 'description'"),
      ("name: x\nvariants:\n  - name: a\n      foo: 1\n", "line 4 is indented deeper than 'name', which"),  # a list item's
      ("name: x\ntrain:\n    epochs: 2\n  lr: 0.1\n", "not valid YAML: "),  # shallower: another error, no hint
-     ("name: x\n~: 1\n", "s.yaml: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
+     # a user test: a key YAML reads as another type is given its line, however it is written
+     ("name: x\n~: 1\n", "s.yaml:2: (top level): a key must be text, got null: YAML reads that unquoted key as nothing"),
+     ("name: x\ntrain:\n  epochs: 1\n  Null: 2\n", "s.yaml:4: train: a key must be text, got null: YAML reads"),
+     ("name: x\ntrain:\n  epochs: 1\n  0x1: 2\n", "s.yaml:4: train: a key must be text, got 1: YAML reads"),
      ("name: x\ntrain:\n  1: 2\n", "s.yaml:3: train: a key must be text, got 1: YAML reads that unquoted key as a number; quote it"),
      ("seed: 1\nname: ab\x07\n", "s.yaml:2: not valid YAML: unacceptable character #x0007: special characters are not allowed (column 9)"),
      ("name: x\0\n", "s.yaml:1: not valid YAML: unacceptable character #x0000: special characters are not allowed (column 8)"),
