@@ -255,10 +255,8 @@ class Schedule(_Section):
     gamma: Annotated[float, Field(gt=0, le=1), *POSITIVE_IN_FLOAT32] = 0.1  # multistep decay factor
 
     @model_validator(mode="after")
-    def _milestones_for_multistep(self, info: ValidationInfo) -> Schedule:
-        if self.name == "multistep" and not self.milestones:
-            raise ValueError(f"{SUBKEY}milestones: multistep needs milestones (epochs), e.g. [100, 150] for 200 epochs "
-                             "(at half and three quarters of them)")  # the epochs are the train section's
+    def _milestones_increase(self, info: ValidationInfo) -> Schedule:
+        # multistep without milestones is the train section's to refuse: its example is for its epochs
         pairs = list(zip(self.milestones, self.milestones[1:], strict=False))
         if any(b < a for a, b in pairs) or (_new_run(info) and any(b == a for a, b in pairs)):
             raise ValueError(f"{SUBKEY}milestones: must be increasing (each once), got {epochs_text(self.milestones)}")
@@ -325,6 +323,9 @@ class TrainSpec(_Section):
     @model_validator(mode="after")
     def _schedule_fits_run(self, info: ValidationInfo) -> TrainSpec:
         s = self.schedule
+        if s.name == "multistep" and not s.milestones:
+            raise ValueError(f"{SUBKEY}schedule.milestones: multistep needs milestones (epochs): "
+                             f"{self._milestones_that_fit('give some')}")  # fmt: skip
         late = [m for m in s.milestones if m >= self.epochs]
         if s.name == "multistep" and late:
             raise ValueError(f"{SUBKEY}schedule.milestones: {epochs_text(late)} are not before epochs={self.epochs} "
@@ -337,14 +338,17 @@ class TrainSpec(_Section):
             raise ValueError(f"{SUBKEY}amp: fp16 needs a CUDA device (GradScaler); use bf16 or off on CPU")
         return self
 
-    def _milestones_that_fit(self) -> str:
-        """What to set instead of milestones at or past the last epoch: ones at half and three
-        quarters of the epochs after the warm-up (a milestone within it lowers the lr only as it ends)."""
+    def _milestones_that_fit(self, verb: str = "scale them with train.epochs") -> str:
+        """What to set instead of milestones at or past the last epoch (or none): ones at half and
+        three quarters of the epochs after the warm-up (a milestone within it lowers the lr only as
+        it ends), said so where there is one (a user test: [1.75, 2.375] for 3 epochs read as wrong)."""
         warm, cosine = self.schedule.warmup_epochs, "or, for a short trial, set train.schedule.name to cosine"
         if warm >= self.epochs:
             return f"the warm-up (warmup_epochs={exact(warm)}) takes every epoch, so none could follow it: give more epochs, {cosine}"
         fit = epochs_text([warm + (self.epochs - warm) * f for f in (0.5, 0.75)])
-        return f"scale them with train.epochs, e.g. {fit}, {cosine}"
+        of = (f"half and three quarters of the {exact(self.epochs - warm)} epochs after the {exact(warm)}-epoch warm-up"
+              if warm else f"half and three quarters of the {self.epochs} epochs")  # fmt: skip
+        return f"{verb}, e.g. {fit} ({of}), {cosine}"
 
 
 def schedule_notes(train: TrainSpec) -> list[tuple[str, str]]:

@@ -127,6 +127,12 @@ BAD = [
      "the 10 training images (data.synthetic.train); set data.val_split, e.g. 1"),
     ({"train": {"device": "gpu"}}, "train.device", "auto, cpu, cuda"),
     ({"train": {"schedule": {"name": "multistep"}}}, "train.schedule.milestones", "needs milestones"),
+    ({"train": {"epochs": 10, "schedule": {"name": "multistep", "warmup_epochs": 0}}}, "train.schedule.milestones",
+     "multistep needs milestones (epochs): give some, e.g. [5, 7.5] (half and three quarters of the 10 epochs)"),
+    ({"train": {"epochs": 3, "schedule": {"name": "multistep", "milestones": [91, 136], "warmup_epochs": 0.5}}},
+     "train.schedule.milestones", ("[91, 136] are not before epochs=3 (milestones are epochs: scale them with "  # a user test
+                                   "train.epochs, e.g. [1.75, 2.375] (half and three quarters of the 2.5 epochs after "
+                                   "the 0.5-epoch warm-up)")),
     ({"train": {"schedule": {"name": "multistep", "milestones": [3, 2]}}}, "train.schedule.milestones", "must be increasing (each once), got [3, 2]"),
     ({"train": {"schedule": {"name": "multistep", "milestones": [1, 1]}}}, "train.schedule.milestones", "must be increasing (each once), got [1, 1]"),
     ({"train": {"schedule": {"name": "multistep", "milestones": [2.5, 1.5]}}}, "train.schedule.milestones", "must be increasing (each once), got [2.5, 1.5]"),
@@ -1631,13 +1637,15 @@ MULTISTEP = ["train.schedule.name=multistep", "train.schedule.warmup_epochs=0"]
 @pytest.mark.parametrize(("sets", "said"), [
     (["train.epochs=10", "train.schedule.milestones=[0.5, 0.75]"],  # the fractions the README once gave
      [("[0.5, 0.75] are epochs, not fractions of the training: the lr is 0.01 x its base value after the first 0.75 of "
-       "the 10 epochs; if that was not meant, scale them with train.epochs, e.g. [5, 7.5], or, for a short trial, set "
+       "the 10 epochs; if that was not meant, scale them with train.epochs, e.g. [5, 7.5] (half and three quarters of "
+       "the 10 epochs), or, for a short trial, set "
        "train.schedule.name to cosine")]),
     (["train.epochs=4", "train.schedule.milestones=[1, 3]", "train.schedule.warmup_epochs=2"],
      ["[1] lie within the warm-up (warmup_epochs=2): the warm-up ignores them, and their decay applies at once when it ends"]),
     (["train.epochs=4", "train.schedule.milestones=[0.5]", "train.schedule.warmup_epochs=1", "train.schedule.gamma=0.2"],
      [("[0.5] are epochs, not fractions of the training: the lr is 0.2 x its base value after the first 1 of the 4 "
-       "epochs; if that was not meant, scale them with train.epochs, e.g. [2.5, 3.25], or, for a short trial, set "
+       "epochs; if that was not meant, scale them with train.epochs, e.g. [2.5, 3.25] (half and three quarters of the 3 "
+       "epochs after the 1-epoch warm-up), or, for a short trial, set "
        "train.schedule.name to cosine"),
       "[0.5] lie within the warm-up (warmup_epochs=1): the warm-up ignores them, and their decay applies at once when it ends"]),
     (["train.epochs=1", "train.schedule.milestones=[0.5]"], []),  # one epoch: a fraction of it is an epoch's fraction
