@@ -1619,7 +1619,7 @@ def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None)
         return None
     changed, _ = training_changes(before if isinstance(before, dict) else {}, run.spec)
     return (f"{staging}: an interrupted run of this name trained under another spec, which --resume cannot "
-            f"continue under this one (changed in what is trained: {listed(changed) or 'unknown'})")  # fmt: skip
+            f"continue under this one (changed in its training settings: {listed(changed) or 'unknown'})")  # fmt: skip
 
 
 def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:

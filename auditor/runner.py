@@ -501,7 +501,7 @@ def resume_spec_notes(found: Path, state: dict[str, Any], spec: Spec, fresh: str
     over = f", or, to start over in its place, {fresh}" if fresh else ""
     raise InvalidInput(
         f"{found}: checkpoint was written by a different spec (hash {str(state.get('spec_hash'))[:12]}"
-        f", now {spec_hash(spec)[:12]}); changed in what is trained: {listed(training) or 'unknown'}{allowed}; "
+        f", now {spec_hash(spec)[:12]}); changed in its training settings: {listed(training) or 'unknown'}{allowed}; "
         f"resume with the spec it was written under, or train this spec under another name (--set name=NEW), "
         f"which keeps that run{over}"
     )

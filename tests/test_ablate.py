@@ -1912,7 +1912,7 @@ def test_an_interrupted_run_is_judged_by_the_best_pt_it_would_resume_from(tmp_pa
     staging = _interrupted(out, run.name, run.spec)  # step-00000002.pt: this spec
     checkpoint.save(staging / "best.pt", {"model": {}, "spec": resolved_dict(started.spec),
                                           "spec_hash": spec_hash(started.spec), "global_step": 8})  # fmt: skip
-    said = "(changed in what is trained: train.optimizer.lr: 0.04 -> 0.05)"
+    said = "(changed in its training settings: train.optimizer.lr: 0.04 -> 0.05)"
     assert str(ablate.other_spec_interrupted(out, run)).endswith(said)  # stopped between best.pt and last.pt
     checkpoint.save(staging / "last.pt", {"global_step": 8})
     (staging / "last.pt").write_bytes(b"damaged")
@@ -1934,7 +1934,7 @@ def test_an_interrupted_run_of_another_spec_is_refused_before_anything_runs(
     plan = build_plan(str(f))
     run = plan.runs_of("constant")[1]
     _interrupted(out, run.name, plan.runs_of("constant")[0].spec.model_copy(update={"name": run.name}))
-    assert str(ablate.other_spec_interrupted(out, run)).endswith("(changed in what is trained: seed: 0 -> 1)")
+    assert str(ablate.other_spec_interrupted(out, run)).endswith("(changed in its training settings: seed: 0 -> 1)")
     staging = run_paths(out, run.name).ckpt_staging
     shutil.rmtree(staging)
     # the same run, started with another lr: what is trained differs
@@ -1942,7 +1942,7 @@ def test_an_interrupted_run_of_another_spec_is_refused_before_anything_runs(
     _interrupted(out, run.name, started.spec)
     said = ablate.other_spec_interrupted(out, run)
     assert said == (f"{staging}: an interrupted run of this name trained under another spec, which --resume cannot "
-                    "continue under this one (changed in what is trained: train.optimizer.lr: 0.04 -> 0.05)")  # fmt: skip
+                    "continue under this one (changed in its training settings: train.optimizer.lr: 0.04 -> 0.05)")  # fmt: skip
     assert ablate.other_spec_interrupted(out, started) is None  # continued with the --set it was started with
     before = sorted(p.name for p in staging.iterdir())
     for extra in ([], ["--dry-run"]):

@@ -210,7 +210,7 @@ def test_a_resume_refused_names_what_changed_in_training_apart_from_what_may_cha
     with pytest.raises(InvalidInput) as err:
         runner.resume_spec_notes(tmp_path / "last.pt", state, new)
     message = str(err.value)
-    assert "changed in what is trained: seed: 0 -> 9; also changed, which alone would not stop a resume: " in message
+    assert "changed in its training settings: seed: 0 -> 9; also changed, which alone would not stop a resume: " in message
     assert message.endswith("criteria.test_acc: null -> '>= 0.99'; resume with the spec it was written under, or "
                             "train this spec under another name (--set name=NEW), which keeps that run")  # fmt: skip
     with pytest.raises(InvalidInput) as err:  # as a run gives it: how to start over too
