@@ -894,18 +894,20 @@ class SpecLoader(yaml.SafeLoader):
 
 # Numbers as YAML 1.2 reads them. PyYAML's YAML 1.1 rules read `5e-4` as text, `017` as octal
 # 15, `0b101` as 5 and `1:20` as base 60 (80); here they are 0.0005, 17, text and text.
-# `0o17`, `0x1f` and `1_000` still read as numbers.
+# `0o17`, `0x1f` and `1_000` still read as numbers; `_` only between digits (`3_` and `1__0`,
+# which YAML 1.1 reads as 3 and 10, are text: a typo is refused, not read as another number).
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_DIGITS = "[0-9](?:_?[0-9])*"
 SpecLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 SpecLoader.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$"), list("-+0123456789")
+    _INT, re.compile(rf"^(?:[-+]?{_DIGITS}|0o[0-7](?:_?[0-7])*|0x[0-9a-fA-F](?:_?[0-9a-fA-F])*)$"), list("-+0123456789")
 )
 SpecLoader.add_implicit_resolver(
     _FLOAT,
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*|[0-9][0-9_]*(?=[eE]))(?:[eE][-+]?[0-9]+)?"
+    re.compile(rf"^(?:[-+]?(?:{_DIGITS}\.(?:{_DIGITS})?|\.{_DIGITS}|{_DIGITS}(?=[eE]))(?:[eE][-+]?[0-9]+)?"
                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."),
 )  # fmt: skip

@@ -528,10 +528,12 @@ def test_a_mapping_set_on_a_section_merges_into_it() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [("017", 17), ("08", 8), ("0o17", 15), ("0x1f", 31), ("1_000", 1000), ("-5", -5), ("5e-4", 5e-4), ("1e3", 1000.0),
-     ("1.", 1.0), (".5", 0.5), ("0b101", "0b101"), ("1:20", "1:20"), ("1:0.5", "1:0.5"), ("0o_", "0o_"), ("0x_1", "0x_1")],
+     ("1.", 1.0), (".5", 0.5), ("0b101", "0b101"), ("1:20", "1:20"), ("1:0.5", "1:0.5"), ("0o_", "0o_"), ("0x_1", "0x_1"),
+     ("3_0", 30), ("0x1_0", 16), ("1_0.2_5", 10.25), ("3_", "3_"), ("1__0", "1__0"), ("1._5", "1._5"), ("2_e3", "2_e3")],
 )  # fmt: skip
 def test_numbers_are_read_as_yaml_1_2_reads_them(text: str, value: object) -> None:
-    """Not YAML 1.1's octal `017` (15), binary `0b101` or base-60 `1:20` (80)."""
+    """Not YAML 1.1's octal `017` (15), binary `0b101` or base-60 `1:20` (80); `_` groups digits
+    only between them (a user test: `epochs: 3_` was read as 3, `1__0` as 10)."""
     got = load_yaml(f"v: {text}")["v"]
     assert got == value and type(got) is type(value)
 
