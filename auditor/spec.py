@@ -1100,8 +1100,12 @@ def _shipped_hint(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...],
              "ablation": (shipped.parent, "spec", "auditor run")}.get(what)  # fmt: skip
     if name and other and (other[0] / f"{name}.yaml").is_file():
         return f"; {name} is a shipped {other[1]}: `{other[2]} {name}`"
-    near = [n for n in names if n.startswith(name)] if name else []
-    near = near or difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    # compared without case, '-' and '_' (a user test: `SMOKE` was offered nothing, `resnet_20`
+    # resnet56_cifar10 first)
+    plain = {re.sub(r"[-_]", "", n.lower()): n for n in names}
+    key = re.sub(r"[-_]", "", name.lower())
+    near = [n for p, n in plain.items() if p.startswith(key)] if key else []
+    near = near or [plain[m] for m in difflib.get_close_matches(key, list(plain), n=3, cutoff=0.6)]
     if near:
         return f"; did you mean {' or '.join(near[:3])}?"
     return f"; the shipped {what}s are {', '.join(names)}" if names else ""

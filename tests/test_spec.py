@@ -335,7 +335,9 @@ def test_unparseable_or_empty_spec(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("given", "hint"),
     [("resnet20", "; did you mean resnet20_cifar10?"), ("specs/resnet18.yaml", "; did you mean resnet18_cifar10 or resnet18_fast?"),
-     ("smok", "; did you mean smoke?"), ("resnet56.yaml", "; did you mean resnet56_cifar10?")],
+     ("smok", "; did you mean smoke?"), ("resnet56.yaml", "; did you mean resnet56_cifar10?"),
+     ("SMOKE", "; did you mean smoke?"), ("resnet_20", "; did you mean resnet20_cifar10?"),  # a user test
+     ("ResNet-56", "; did you mean resnet56_cifar10?")],
 )  # fmt: skip
 def test_a_name_near_a_shipped_spec_is_offered_it(
     given: str, hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
