@@ -88,9 +88,10 @@ def _float32_check(zero: bool) -> AfterValidator:
 
     def check(v: float, info: ValidationInfo) -> float:
         if abs(v) > FLOAT32_MAX and _new_run(info):
-            raise ValueError(f"must be at most about 3.4e38, got {v:g}: beyond float32's range, in which training computes")
+            # exact figures: `got 3.40282e+38` beside "about 3.4e38" read as a contradiction (a user test)
+            raise ValueError(f"must be at most {FLOAT32_MAX!r}, got {v!r}: beyond float32's range, in which training computes")
         if 0 < abs(v) < FLOAT32_TINY and _new_run(info):
-            raise ValueError(f"must be {'0 or ' if zero else ''}at least about 1.18e-38, got {v:g}: below float32's "
+            raise ValueError(f"must be {'0 or ' if zero else ''}at least {FLOAT32_TINY!r}, got {v!r}: below float32's "
                              "smallest normal positive value, in which training computes (there it would be 0, or "
                              "lose its precision)")  # fmt: skip
         return v

@@ -963,16 +963,18 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
 
 @pytest.mark.parametrize(
     ("override", "where", "why"),
-    [("train.optimizer.lr=1e39", "train.optimizer.lr", "must be at most about 3.4e38, got 1e+39: beyond float32's range"),
-     ("train.optimizer.weight_decay=1e39", "train.optimizer.weight_decay", "must be at most about 3.4e38, got 1e+39"),
-     ("data.std=[0.2, 1e39, 0.2]", "data.std.1", "must be at most about 3.4e38, got 1e+39"),
-     ("data.std=[1e-50, 0.2, 0.2]", "data.std.0", "must be at least about 1.18e-38, got 1e-50: below float32's smallest normal"),
-     ("train.optimizer.lr=1e-50", "train.optimizer.lr", "must be at least about 1.18e-38, got 1e-50"),
-     ("train.optimizer.momentum=1e-40", "train.optimizer.momentum", "must be 0 or at least about 1.18e-38, got 1e-40"),
-     ("train.schedule.eta_min=1e-45", "train.schedule.eta_min", "must be 0 or at least about 1.18e-38"),
-     ("train.schedule.gamma=1e-50", "train.schedule.gamma", "must be at least about 1.18e-38, got 1e-50"),
-     ("train.label_smoothing=1e-39", "train.label_smoothing", "must be 0 or at least about 1.18e-38"),
-     ("data.mean=[0, 1e-40, 0.5]", "data.mean.1", "must be 0 or at least about 1.18e-38")],
+    [("train.optimizer.lr=1e39", "train.optimizer.lr", "must be at most 3.4028234663852886e+38, got 1e+39: beyond float32's range"),
+     ("train.optimizer.weight_decay=1e39", "train.optimizer.weight_decay", "must be at most 3.4028234663852886e+38, got 1e+39"),
+     ("data.std=[0.2, 1e39, 0.2]", "data.std.1", "must be at most 3.4028234663852886e+38, got 1e+39"),
+     ("data.std=[1e-50, 0.2, 0.2]", "data.std.0", "must be at least 1.1754943508222875e-38, got 1e-50: below float32's smallest normal"),
+     ("train.optimizer.lr=1e-50", "train.optimizer.lr", "must be at least 1.1754943508222875e-38, got 1e-50"),
+     ("train.optimizer.momentum=1e-40", "train.optimizer.momentum", "must be 0 or at least 1.1754943508222875e-38, got 1e-40"),
+     ("train.schedule.eta_min=1e-45", "train.schedule.eta_min", "must be 0 or at least 1.1754943508222875e-38"),
+     ("train.schedule.gamma=1e-50", "train.schedule.gamma", "must be at least 1.1754943508222875e-38, got 1e-50"),
+     ("train.label_smoothing=1e-39", "train.label_smoothing", "must be 0 or at least 1.1754943508222875e-38"),
+     ("data.mean=[0, 1e-40, 0.5]", "data.mean.1", "must be 0 or at least 1.1754943508222875e-38"),
+     ("train.optimizer.lr=3.40282356e+38", "train.optimizer.lr",  # a user test: shown as 3.40282e+38, "about 3.4e38"
+      "must be at most 3.4028234663852886e+38, got 3.40282356e+38: beyond")],
 )  # fmt: skip
 def test_values_float32_cannot_hold_are_refused(override: str, where: str, why: str) -> None:
     """Training computes in float32: an lr of 1e39 passed validation and crashed the run with a
@@ -986,7 +988,7 @@ def test_values_float32_cannot_hold_are_refused(override: str, where: str, why: 
 
 def test_the_float32_bounds_hold_at_their_edges_and_are_in_the_schema(tmp_path: Path) -> None:
     proc = run_cli("run", "smoke", "--set", "train.optimizer.lr=1e39", "--out", str(tmp_path / "out"), timeout=60)
-    assert_clean_error(proc, "smoke --set 'train.optimizer.lr=1e39': train.optimizer.lr: must be at most about 3.4e38, got 1e+39")  # not a traceback mid-run
+    assert_clean_error(proc, "smoke --set 'train.optimizer.lr=1e39': train.optimizer.lr: must be at most 3.4028234663852886e+38, got 1e+39")  # not a traceback mid-run
     assert not (tmp_path / "out").exists()
     load_spec("smoke", ["train.optimizer.lr=3.4e38", "train.optimizer.weight_decay=0", "data.std=[1.2e-38, 1, 1]",
                         "data.mean=[0, 1, 0.5]", "train.optimizer.momentum=0", "train.schedule.eta_min=0"])  # fmt: skip
