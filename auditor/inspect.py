@@ -135,6 +135,9 @@ def _integrity(path: Path, target: Path) -> tuple[str, bool]:
         fix = ("; the file changed after the run wrote it, or the digest file is another file's: copy the checkpoint "
                "and its digest file again from where the run wrote them") if reason.startswith("sha256 mismatch") else ""
         raise InvalidInput(f"{path}: checkpoint is not intact: {reason}{where}{fix}")
+    if link and checked == target and _has_digest(path) and checkpoint.matching_digest(path) is None:
+        # checked beside the file linked to, as documented, but one beside the link says otherwise (a user test)
+        where = f"{where[:-1]}; {checkpoint.digest_path(path).name} beside the link does not match it: another file's?)"
     if matched == checkpoint.digest_path(checked):
         return f"sha256 matches {matched.name}{where}", True
     return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short", True
@@ -209,6 +212,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
         "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
         "global_step": loaded.global_step,
         "device": str(device), "data": facts, "scored": scope, "scored_fingerprint": scored,
+        "test_images": total,  # in the test file; `n` of them scored (its first data.limit_test)
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model), *_output_warnings(acc.loss, model),
                      *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes, facts)],
@@ -329,6 +333,7 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: 
         "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
+        "checkpoint_bytes": s.checkpoint_bytes, "weights_bytes": s.weights_bytes,  # exact, as audit.json records them
         "latency": (timed := asdict(lat)),
         "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device),
                   *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],

@@ -1192,6 +1192,8 @@ def test_measure_checkpoint(smoke_run: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["params_total"] == 75_290 and report["latency"]["iters"] == 5
+    assert report["checkpoint_bytes"] == (smoke_run / "checkpoints/smoke/best.pt").stat().st_size  # a user test: exact
+    assert report["weights_bytes"] == audit_of(smoke_run)["measurements"]["size"]["weights_bytes"]
     assert report["spec_hash"] == checkpoint.load(smoke_run / "checkpoints/smoke/best.pt")["spec_hash"]
     assert report["checkpoint_mb"] == pytest.approx((smoke_run / "checkpoints/smoke/best.pt").stat().st_size / 1e6)
     table = run_cli("measure", str(smoke_run / "checkpoints/smoke/best.pt"), "--device", "cpu", "--iters", "5",
@@ -1270,7 +1272,7 @@ def test_evaluate_reproduces_the_runs_test_accuracy_on_its_limited_test_set(tmp_
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["scored"] == "the first 100 of the 1,017 test images, as the run's data.limit_test"
-    assert report["n"] == audit["measurements"]["test"]["n"] == 100
+    assert report["n"] == audit["measurements"]["test"]["n"] == 100 and report["test_images"] == 1017  # not in prose only
     assert report["test_acc"] == audit["metrics"]["test_acc"] and report["warnings"] == []
     assert report["precision"] == audit["measurements"]["test"]["precision"] == "float32"
     assert report["data"]["fingerprint"] == audit["data"]["test_fingerprint"]  # the files the run read

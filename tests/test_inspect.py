@@ -176,6 +176,13 @@ def test_a_link_to_a_checkpoint_is_checked_against_the_digest_beside_its_target(
     link.symlink_to(path.name)
     assert auditor_inspect.model_from_checkpoint(link).integrity == (
         f"sha256 matches best.pt.sha256 (beside {path.resolve()}, which {link} links to)")
+    other = save_checkpoint(tmp_path / "other.pt", spec, {"global_step": 3})  # a user test: a contrary digest beside
+    checkpoint.digest_path(link).write_text(checkpoint.digest_path(other).read_text())  # the link went unsaid
+    assert auditor_inspect.model_from_checkpoint(link).integrity == (
+        f"sha256 matches best.pt.sha256 (beside {path.resolve()}, which {link} links to; latest.pt.sha256 beside the "
+        "link does not match it: another file's?)")
+    checkpoint.digest_path(link).write_text(checkpoint.digest_path(path).read_text())  # agreeing: nothing more said
+    assert auditor_inspect.model_from_checkpoint(link).integrity.endswith("links to)")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
