@@ -468,7 +468,7 @@ class ResolvedProblem(NamedTuple):
     by_verify: bool = False  # a run `auditor verify` started: its sheet's first command repeats the verification
 
 
-# What the sheet's first Reproduce command, which retrains from spec.resolved.yaml, does then.
+# What a retrain from spec.resolved.yaml (the sheet's first Reproduce command, but for a run verify started) does then.
 RESOLVED_EFFECT = MappingProxyType({
     "unusable": "fails",
     "other": "would not train this run's spec",
@@ -529,7 +529,7 @@ def retrain_spec_file(run_dir: Path, audit: dict[str, Any]) -> Path:
     the copy's own where that folder is not here (a report from another machine, whose commands
     the moved note speaks of). A run verify started: its own (its sheet names no retrain; a kept
     `.failed` attempt's recorded folder holds the evidence put back, of another verify)."""
-    if started_by_verify_record(audit):
+    if verify_out_of(audit) is not None:
         return run_dir / RESOLVED_YAML
     written = _moved_from(run_dir, audit)
     try:
@@ -539,10 +539,21 @@ def retrain_spec_file(run_dir: Path, audit: dict[str, Any]) -> Path:
     return written / RESOLVED_YAML if there and written is not None else run_dir / RESOLVED_YAML
 
 
-def started_by_verify_record(audit: dict[str, Any]) -> bool:
-    """Whether the record is of a run `auditor verify` started (it keeps verify's --out)."""
+def verify_out_of(audit: dict[str, Any]) -> str | None:
+    """verify's --out, where the record is of a run `auditor verify` started (its run A, B or K),
+    else None: recorded as `run.verify_out`; for a run A recorded before that was kept, read from
+    where its folder sits (VERIFY_OUT/verify/NAME/a) where the record holds a verification."""
     run = audit.get("run")
-    return isinstance(run, dict) and isinstance(run.get("verify_out"), str)
+    if not isinstance(run, dict):
+        return None
+    if isinstance(recorded := run.get("verify_out"), str):
+        return recorded
+    out, name = run.get("out"), run.get("name")
+    if not audit.get("verification") or not isinstance(out, str) or not isinstance(name, str) or not out:
+        return None
+    run_root = Path(out)
+    above = run_root.parents[2] if len(run_root.parents) > 2 else None
+    return str(above) if above is not None and run_root == verify_workdir(above, name) / "a" else None
 
 
 def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
@@ -552,7 +563,7 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
     from auditor.spec import hash_resolved, load_yaml, training_hash
 
     path = retrain_spec_file(run_dir, audit)
-    beside, by_verify = path.parent == run_dir, started_by_verify_record(audit)
+    beside, by_verify = path.parent == run_dir, verify_out_of(audit) is not None
     if not path.is_file():  # is_file first: a FIFO would block the read
         missing = "is missing" if not os.path.lexists(path) else "is not a file"
         return ResolvedProblem("unusable", missing, path, beside, by_verify)
@@ -682,10 +693,7 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
                 f"the verdict is recorded in run A's record, {workdir / 'a' / 'reports' / folder.name}")
     kept = (f"that did not finish, kept in {workdir} for reading" if failed else
             f"in {workdir} that has not finished (stopped, or running now)")
-    earlier = workdir.with_name(workdir.name.removesuffix(FAILED)) if failed else aside(workdir)
-    where = (f"; the evidence of the verify before it is in {earlier}" if (earlier / "verify.json").is_file() else "")
-    if where and not failed:  # killed outright: `verify._set_aside_workdir` restores it first
-        where += ", which the next `auditor verify` of this spec puts back first"
+    where = _other_evidence(workdir)
     held = ("it holds that attempt's verdict, but the attempt stopped before writing verify.json" if verified else
             "it holds no verdict of that attempt")
     return f"{run_dir} is a run of a verify attempt {kept}: {held}{where}"
@@ -776,14 +784,23 @@ def _unfinished_workdir_text(workdir: Path) -> str:
     the verify before it is, if any (a user test: `check` of it after verify was killed said only
     that it held no audit.json)."""
     folder = Path(os.path.abspath(workdir))
-    failed = folder.name.endswith(FAILED)
-    earlier = folder.with_name(folder.name.removesuffix(FAILED)) if failed else aside(folder)
-    where = f"; the evidence of the verify before it is in {earlier}" if (earlier / "verify.json").is_file() else ""
-    if where and not failed:
-        where += ", which the next `auditor verify` of this spec puts back first"
-    state = "kept for reading from a verify attempt that did not finish" if failed else (
+    state = "kept for reading from a verify attempt that did not finish" if folder.name.endswith(FAILED) else (
         "whose verify has not finished (stopped, or running now)")
-    return f"a work dir of `auditor verify` {state}, not a run's report folder: it holds no verdict{where}"
+    return f"a work dir of `auditor verify` {state}, not a run's report folder: it holds no verdict{_other_evidence(folder)}"
+
+
+def _other_evidence(workdir: Path) -> str:
+    """'; ...' where finished evidence of another verify of the spec lies beside the work dir (absolute)
+    of a verify that did not finish: set aside in `.old` while it ran (the next verify puts it back
+    first), or, beside a kept `.failed` attempt, in the work dir itself, which a later verify may
+    have written since (the review: it was called the verify before it); '' where there is none."""
+    if workdir.name.endswith(FAILED):
+        other = workdir.with_name(workdir.name.removesuffix(FAILED))
+        return f"; {other} holds the evidence of another verify of it" if (other / "verify.json").is_file() else ""
+    earlier = aside(workdir)  # killed outright: `verify._set_aside_workdir` restores it first
+    if not (earlier / "verify.json").is_file():
+        return ""
+    return f"; the evidence of the verify before it is in {earlier}, which the next `auditor verify` of this spec puts back first"
 
 
 def read_audit(run_dir: Path) -> dict[str, Any]:

@@ -356,9 +356,23 @@ def load_failure(path: Path, exc: Exception) -> str:
         return f"a legacy-format torch.save file that loading with weights_only=True refuses: {detail or first}"
     if head[:4] == b"PK\x03\x04":  # a zip's first entry, but no central directory: cut short
         return f"a truncated or damaged zip archive ({type(exc).__name__}: {first})"
-    if path.name.endswith(DIGEST_SUFFIX) and len(path.name) > len(DIGEST_SUFFIX):
-        return f"a digest file, not a checkpoint: give the checkpoint it names, {path.name.removesuffix(DIGEST_SUFFIX)}"
+    if (named := _digest_file_names(path)) is not None:
+        return f"a digest file, not a checkpoint{f': give the checkpoint it names, {named}' if named else ''}"
     return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
+
+
+def _digest_file_names(path: Path) -> str | None:
+    """Of a file that reads as a digest file ('DIGEST  NAME', as sha256sum writes it): the file it
+    names ('' where it names none); None for any other file."""
+    try:
+        if path.stat().st_size > 65536:  # a digest file, or a list of them, is a few lines
+            return None
+        digest, named = _sidecar_words(path)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None
+    return named.splitlines()[0] if named else ""
 
 
 def _foreign_zip(path: Path) -> str | None:

@@ -305,21 +305,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from auditor.runner import machine_problems
     from auditor.spec import (
         field_source,
-        read_spec,
+        load_spec_read,
         resolved_dict,
         resolved_yaml,
         schedule_notes,
         shipped_stand_in,
         spec_hash,
         unmatched_removals,
-        validate_spec,
     )
 
     errors, printed, refused = [], 0, 0
     for path in args.specs:
         try:
-            loaded = read_spec(path, args.sets)
-            spec = validate_spec(loaded.raw, path, sets=loaded.items, given=loaded.given, lines=loaded.lines)
+            spec, loaded = load_spec_read(path, args.sets)
         except InvalidInput as exc:
             errors.append(str(exc))
             continue
@@ -353,14 +351,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`auditor run`: train, measure, write the sheet; exit 1 when the run fails its gate."""
     from auditor.audit import verify_run_refusal
     from auditor.runner import execute
-    from auditor.spec import read_spec, set_args, unmatched_removals, validate_spec
+    from auditor.spec import load_spec_read, set_args, unmatched_removals
 
     stop_with_parent()
     by_verify = started_by_verify()
     if not by_verify and (refusal := verify_run_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
-    read = read_spec(args.spec, args.sets)
-    spec = validate_spec(read.raw, str(args.spec), sets=read.items, given=read.given, lines=read.lines)
+    spec, read = load_spec_read(args.spec, args.sets)
     for note in unmatched_removals(read.given, read.items):
         _log(f"note: {args.spec} {note}")
     argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
@@ -638,7 +635,7 @@ def _warn(command: str, message: str) -> None:
 
 # Control characters but line breaks and tabs: a path holding ESC would drive the terminal (colours,
 # a cleared line) rather than be read (a user test: `check "$(printf 'x\033[31my')"`).
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C1 too: U+009B is CSI to some terminals
 
 
 def terminal_safe(message: str) -> str:

@@ -228,9 +228,9 @@ def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str,
                  "checkpoint, or an edited one), so whether the images scored here are those is not checked")]
     if spec.data.dataset != "cifar10" or (run_scored or run_file) in (None, scored_here if run_scored else file_here):
         return []
+    fewer = (f" (this copy holds fewer than the run's data.limit_test, {spec.data.limit_test:,})"
+             if spec.data.limit_test and n < spec.data.limit_test else "")  # fmt: skip
     if run_scored is not None:
-        fewer = (f" (this copy holds fewer than the run's data.limit_test, {spec.data.limit_test:,})"
-                 if spec.data.limit_test and n < spec.data.limit_test else "")  # fmt: skip
         why = (f"the {count(n, 'test image')} scored here{fewer}, or their labels (sha256 {scored_here[:12]}), are not "
                f"those the run scored ({run_scored[:12]}): this accuracy is not the run's to reproduce")
     elif scored_here != file_here:  # a limit: the images scored may be the same in another file
@@ -238,7 +238,7 @@ def _copy_warnings(spec: Spec, loaded: Loaded, file_here: str, scored_here: str,
                f"run scored its first {count(n, 'image')}, and whether those are the same here its checkpoint "
                "does not record")
     else:
-        why = (f"the test images or labels here (sha256 {file_here[:12]}) are not those the run was scored on "
+        why = (f"the test images or labels here{fewer} (sha256 {file_here[:12]}) are not those the run was scored on "
                f"({run_file[:12]}): this accuracy is not the run's to reproduce")
     return [why]
 

@@ -54,6 +54,7 @@ from auditor.audit import (
     selected_epoch,
     short_of_budget,
     spec_hash_matches,
+    verify_out_of,
     verify_workdir,
 )
 from auditor.check import (
@@ -1907,15 +1908,12 @@ def _verify_run(audit: dict[str, Any]) -> dict[str, Any]:
     or resume: verify's --out, and the command that repeats the verification where the record
     holds it (run A's, once verify wrote its verdict). Records before it was kept: not verify's."""
     run, ver = audit["run"], audit.get("verification") or {}
-    verify_out = run.get("verify_out")
-    run_root = Path(str(run["out"]))  # verify's run A: verify_workdir(<verify --out>, name) / "a"
-    above = run_root.parents[2] if len(run_root.parents) > 2 else None
-    if verify_out is None and ver and above and run_root == verify_workdir(above, run["name"]) / "a":
-        verify_out = str(above)  # a record from before verify_out was kept
+    verify_out = verify_out_of(audit)
     command, cwd = _recorded_verify_command(ver) or (None, None)
     run_a = verify_workdir(Path(verify_out), run["name"]) / "a" / run["report_dir"] / SHEET if verify_out else None
     # outside verify's work dir, which the next verify refuses to replace while it holds a file of the user's
-    junit = str(Path(verify_out) / "results.xml") if verify_out else "results.xml"
+    # one a run (A, B, K) and spec: others under that --out do not replace it
+    junit = str(Path(verify_out) / f"{run['name']}-{Path(str(run['out'])).name}-results.xml") if verify_out else "results.xml"
     return {"verify_out": verify_out, "verify_command": command, "verify_cwd": cwd, "run_a_sheet": run_a,
             "junit_path": junit}
 

@@ -452,7 +452,8 @@ def criterion_gap(metric: str, what: str) -> str:
             f"--set criteria.{metric}=null, or delete its line in a file{block}")
 
 
-PASSING_VERDICT = "cannot use {expr}: name the verdict that passes, '== bitwise', or '== tolerance' (met by a bitwise verdict too)"
+PASSING_FORMS = "'== bitwise', or '== tolerance' (met by a bitwise verdict too)"  # the reproducible criteria a spec takes
+PASSING_VERDICT = "cannot use {expr}: name the verdict that passes, " + PASSING_FORMS
 
 
 # The verify verdicts a `reproducible` criterion may name: those that can pass (tolerance only
@@ -642,10 +643,11 @@ def _reachable(crit: Criterion) -> bool:
 _BOOLEAN_WORDS = MappingProxyType({"yes": "true", "on": "true", "y": "true", "no": "false", "off": "false", "n": "false"})
 
 
-def _categorical_hint(metric: str, expr: Any) -> str:
+def _categorical_hint(metric: str, expr: Any, passing_said: bool = False) -> str:
     """'; write "== bitwise"' for a categorical criterion that names an allowed value without its
     comparison, in other letter case, or (for true/false) in another word a spec's booleans take
-    (`yes`, `off`; YAML's unquoted true); '' otherwise."""
+    (`yes`, `off`; YAML's unquoted true); '' otherwise. `passing_said`: the message names the
+    passing `reproducible` forms itself, which the hint for a failing verdict would repeat."""
     allowed = CATEGORICAL_METRICS[metric]
     text = str(expr).lower() if isinstance(expr, bool) else expr
     m = re.fullmatch(r"\s*(==|!=)?\s*([A-Za-z_]+)\s*", text) if isinstance(text, str) else None
@@ -655,7 +657,7 @@ def _categorical_hint(metric: str, expr: Any) -> str:
     meant = word if word in allowed else _BOOLEAN_WORDS.get(word) if "true" in allowed else None
     if metric == "reproducible" and meant and (m[1] == "!=" or meant not in PASSING_VERDICTS):
         # `!= diverged` or `== diverged` would pass what verify fails: never offered, in any case
-        return "; name the verdict that passes: '== bitwise', or '== tolerance' (met by a bitwise verdict too)"
+        return "" if passing_said else f"; name the verdict that passes: {PASSING_FORMS}"
     return f'; write "{m[1] or "=="} {meant}"' if meant else ""  # called only where `expr` did not parse
 
 
@@ -663,9 +665,8 @@ def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criter
     allowed = CATEGORICAL_METRICS[metric]
     m = _CAT_RE.match(expr)
     if (not m or m[2] not in allowed) and metric == "reproducible" and not recorded:  # the other forms are refused
-        meant = "" if (hint := _categorical_hint(metric, expr)).startswith("; name the verdict") else hint
-        raise ValueError(f"cannot parse {expr!r}: expected '== bitwise', or '== tolerance' (met by a bitwise verdict "
-                         f"too){meant}{_missing_part_hint(expr, 'value')}")  # fmt: skip
+        raise ValueError(f"cannot parse {expr!r}: expected {PASSING_FORMS}{_categorical_hint(metric, expr, True)}"
+                         f"{_missing_part_hint(expr, 'value')}")  # fmt: skip
     if not m or m[2] not in allowed:
         raise ValueError(
             f"cannot parse {expr!r}: expected '== <value>' or '!= <value>' with value one of "
@@ -1105,7 +1106,7 @@ def _shipped_hint(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...],
     # resnet56_cifar10 first)
     plain = {re.sub(r"[-_]", "", n.lower()): n for n in names}
     key = re.sub(r"[-_]", "", name.lower())
-    near = [n for p, n in plain.items() if p.startswith(key)] if key else []
+    near = [n for folded, n in plain.items() if folded.startswith(key)] if key else []
     near = near or [plain[m] for m in difflib.get_close_matches(key, list(plain), n=3, cutoff=0.6)]
     if near:
         return f"; did you mean {' or '.join(near[:3])}?"
@@ -1183,7 +1184,7 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
             raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE that begins with {text[0]!r} is "
                                f"read as a YAML {'list' if text[0] == '[' else 'mapping'}; for text, quote it: "
                                f"{written_as(flag, item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
-        if "\n" in text or "\r" in text:  # cut at a `#` lines below, the rest dropped unseen (a user test)
+        if any(c in text for c in "\n\r" + YAML11_BREAKS):  # cut at a `#` lines below, the rest dropped unseen (a user test)
             raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE of more than one line is read "
                                f"as YAML; for text, quote it: {written_as(flag, item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
         return _without_comment(text)
@@ -1914,8 +1915,15 @@ def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
 def load_spec(path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()) -> Spec:
     """Read, override and validate a spec file (or a shipped spec by name). `given_as`: how the
     last overrides were given, where a command made them from flags of its own (`--steps 5`)."""
-    raw, given, items, lines = read_spec(path, overrides, given_as)
-    return validate_spec(raw, str(path), sets=items, given=given, lines=lines)
+    return load_spec_read(path, overrides, given_as)[0]
+
+
+def load_spec_read(
+    path: str | Path, overrides: list[str] | None = None, given_as: Sequence[str] = ()
+) -> tuple[Spec, ReadSpec]:
+    """`load_spec`, with what was read before validation: for notes on the file and its --sets."""
+    read = read_spec(path, overrides, given_as)
+    return validate_spec(read.raw, str(path), sets=read.items, given=read.given, lines=read.lines), read
 
 
 class ReadSpec(NamedTuple):

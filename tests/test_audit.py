@@ -457,6 +457,15 @@ def test_a_kept_failed_verify_attempt_is_judged_by_its_own_resolved_yaml(tmp_pat
     text = render_text(record, {}, [], resolved_yaml_problem(failed, record))
     assert "`spec.resolved.yaml` beside it does not hold the spec audit.json records" in text
     assert ": a retrain from that file would not train this run's spec." in text and "first command below" not in text
+    # The review: run A recorded before verify_out was kept is told by where its folder sits, as its sheet tells it
+    older = json.loads(json.dumps(record))
+    del older["run"]["verify_out"]
+    older["run"]["out"] = str(tmp_path / "out/verify/smoke/a")
+    older["verification"] = {"verdict": "bitwise"}
+    (failed / "spec.resolved.yaml").unlink()
+    assert (resolved_yaml_warning(failed, older) or "").endswith("but a retrain from that file fails")
+    older["verification"] = None  # no verification, and no verify_out: an ordinary run whose folder is called a
+    assert "the sheet's first Reproduce command" in (resolved_yaml_warning(failed, older) or "")
 
 
 def test_the_runs_own_staging_folder_is_no_copy_of_its_report(tmp_path: Path) -> None:
@@ -701,5 +710,5 @@ def test_a_work_dir_of_a_verify_that_did_not_finish_is_named_as_such(tmp_path: P
     with pytest.raises(InvalidInput) as err:
         read_audit(failed)
     assert str(err.value) == (f"{failed}: a work dir of `auditor verify` kept for reading from a verify attempt that did "
-                              "not finish, not a run's report folder: it holds no verdict; the evidence of the verify "
-                              f"before it is in {tmp_path / 'verify' / 'smoke'}")
+                              f"not finish, not a run's report folder: it holds no verdict; {tmp_path / 'verify' / 'smoke'} "
+                              "holds the evidence of another verify of it")

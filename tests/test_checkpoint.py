@@ -143,6 +143,17 @@ def test_a_digest_file_given_as_the_checkpoint_is_told_to_give_the_checkpoint(tm
     with pytest.raises(InvalidInput, match=re.escape(f"{path}.sha256: cannot load checkpoint (a digest file, not a "
                                                      "checkpoint: give the checkpoint it names, best.pt)")):  # fmt: skip
         checkpoint.load(checkpoint.digest_path(path), check_digest=False)
+    listed = tmp_path / "checksums.sha256"  # the review: named by what it names, not by its own file name
+    listed.write_text(f"{'a' * 64}  model.pt\n{'b' * 64}  other.pt\n")
+    with pytest.raises(InvalidInput, match=re.escape("(a digest file, not a checkpoint: give the checkpoint it names, "
+                                                     "model.pt)")):  # fmt: skip
+        checkpoint.load(listed, check_digest=False)
+    listed.write_text(f"{'a' * 64}\n")
+    with pytest.raises(InvalidInput, match=re.escape("(a digest file, not a checkpoint)")):
+        checkpoint.load(listed, check_digest=False)
+    listed.write_text("not a digest\n")
+    with pytest.raises(InvalidInput, match=re.escape("(not a torch.save file: ")):
+        checkpoint.load(listed, check_digest=False)
 
 
 @pytest.mark.parametrize(("make", "reason"), [u[1:] for u in UNLOADABLE], ids=[u[0] for u in UNLOADABLE])

@@ -1074,13 +1074,13 @@ def test_check_says_a_run_of_an_unfinished_or_failed_verify_holds_no_verdict(tmp
     os.replace(workdir.with_name("smoke.old"), workdir)
     failed = workdir.with_name("smoke.failed") / "a" / "reports" / "smoke"
     assert (f"{failed} is a run of a verify attempt that did not finish, kept in {workdir}.failed for reading: it "
-            f"holds no verdict of that attempt; the evidence of the verify before it is in {workdir}\n"
+            f"holds no verdict of that attempt; {workdir} holds the evidence of another verify of it\n"
             ) in run_cli("check", str(failed)).stderr  # fmt: skip
     # stopped between writing run A's verification block and verify.json (check passes `verified` from the record)
     assert verify_attempt_note(failed, verified=True) == (
         f"{failed} is a run of a verify attempt that did not finish, kept in {workdir}.failed for reading: it holds "
-        f"that attempt's verdict, but the attempt stopped before writing verify.json; the evidence of the verify "
-        f"before it is in {workdir}")  # fmt: skip
+        f"that attempt's verdict, but the attempt stopped before writing verify.json; {workdir} holds the evidence of "
+        "another verify of it")  # fmt: skip
     shutil.copytree(failed, run_a)  # the finished verify's own run A: no note
     (workdir / VERIFY_MARKER).write_text("")
     assert "verify attempt" not in run_cli("check", str(run_a)).stderr
@@ -1208,6 +1208,13 @@ def test_measure_checkpoint(smoke_run: Path) -> None:
     assert _table({"run": "smoke", "notes": notes, "warnings": []}).splitlines() == [
         "run                      smoke", "notes:", "  - Unsteady timing: a; b", "  - Busy machine: c",
         "warnings                 none"]  # fmt: skip
+
+
+def test_terminal_safe_escapes_c0_and_c1_controls_but_line_breaks_and_tabs() -> None:
+    from auditor.cli import terminal_safe
+
+    assert terminal_safe("a\x1b[31mb\x9b31mc\x85d\x7f\te\nf") == "a\\x1b[31mb\\x9b31mc\\x85d\\x7f\te\nf"  # the review: C1
+    assert terminal_safe("héllo 日本 \u00a0") == "héllo 日本 \u00a0"  # printable text beyond ASCII stays
 
 
 def test_measure_shows_control_characters_of_a_path_escaped(tmp_path: Path, smoke_run: Path) -> None:

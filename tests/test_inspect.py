@@ -462,6 +462,9 @@ def test_a_checkpoint_that_recorded_only_its_test_file_says_what_it_cannot_tell(
                             "checkpoint does not record")
     [whole] = auditor_inspect._copy_warnings(cifar, older, "b" * 64, "b" * 64, 100)
     assert whole.endswith("are not those the run was scored on (aaaaaaaaaaaa): this accuracy is not the run's to reproduce")
+    short = cifar.model_copy(update={"data": cifar.data.model_copy(update={"limit_test": 200})})
+    [fewer] = auditor_inspect._copy_warnings(short, older, "b" * 64, "b" * 64, 100)  # the review: said here too
+    assert fewer.startswith("the test images or labels here (this copy holds fewer than the run's data.limit_test, 200)")
     newer = older._replace(scored_fingerprint="c" * 64)
     assert auditor_inspect._copy_warnings(cifar, newer, "b" * 64, "c" * 64, 100) == []  # the images scored agree
 

@@ -1150,7 +1150,8 @@ def test_a_run_verify_started_offers_the_verification_not_a_run_into_its_work_di
     assert "auditor run " not in section and "--resume" not in section
     assert "auditor render reports/smoke" in section and "auditor check reports/smoke" in section  # these still work
     # A user test: its JUnit report went into verify's work dir, whose next verify then refused the file as not its own
-    assert "auditor check reports/smoke --junit /runs/results.xml" in section.splitlines()
+    run_b = {**audit, "run": {**audit["run"], "out": "/runs/verify/smoke/b"}}  # one file a run: none replaces another
+    assert "auditor check reports/smoke --junit /runs/smoke-b-results.xml" in reproduce(text_of(run_b)).splitlines()
     assert "auditor check reports/smoke --junit results.xml" in reproduce(text_of(golden_audit())).splitlines()
     evidence = text_of(audit).split("## Determinism evidence", 1)[1]  # run B's or K's: the verdict is in A's sheet
     assert "This run is one `auditor verify` compared with its run A: the verdict, and the command that repeats it, " \

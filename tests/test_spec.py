@@ -1359,6 +1359,9 @@ def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
     assert str(err.value).endswith("(a VALUE of more than one line is read as YAML; for text, quote it: --set "
                                    "'description=\"Line one\\n\\n## Verdict: FAIL\\n\\n<script>x</script>\"')")
     assert load_spec("smoke", [f"description={json.dumps(lines)}"]).description == lines  # as it says
+    for other in ("\x85", "\u2028", "\u2029"):  # the review: YAML 1.1's other line breaks, which it breaks at too
+        with pytest.raises(InvalidInput, match="a VALUE of more than one line is read as YAML"):
+            load_spec("smoke", [f"description=Line one{other}{other}## Verdict: FAIL{other}<script>x</script>"])
     assert load_spec("smoke", ["criteria.test_acc=>= 0.1 # why"]).criteria["test_acc"] == ">= 0.1"  # one line: as before
     with pytest.raises(InvalidInput, match=r"^smoke --set 'train=\{epochs: two\}': train\.epochs: input should be"):
         load_spec("smoke", ["train={epochs: two}"])  # a section a set wrote, to its key
