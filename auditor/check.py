@@ -652,8 +652,10 @@ def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
                            "other criteria in a YAML file of metric: expression lines")  # fmt: skip
     if "criteria" in raw:
         section = raw["criteria"]
+        at = KeyLines(Path(path), text).get(("criteria",))  # FILE:LINE, as its other errors are given
+        place = path if at is None else f"{path}:{at}"
         if not isinstance(section, dict | None):
-            raise InvalidInput(f"{path}: criteria: must be a mapping of metric: expression")
+            raise InvalidInput(f"{place}: criteria: must be a mapping of metric: expression")
         if (stray := [str(k) for k in raw if k != "criteria" and str(k) not in _SPEC_KEYS]):
             where = ("a metric outside the criteria section (indent it under criteria:)"
                      if stray[0] in NUMERIC_METRICS or stray[0] in CATEGORICAL_METRICS else
@@ -661,7 +663,7 @@ def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
             line = KeyLines(Path(path), text).get((stray[0],))  # FILE:LINE, as its other errors are given
             raise InvalidInput(f"{path}{'' if line is None else f':{line}'}: {stray[0]}: {where}")
         if section is None:  # an unset variable in a template must not drop every gate
-            raise InvalidInput(f'{path}: criteria: no value (expected lines of metric: expression under it, e.g. '
+            raise InvalidInput(f'{place}: criteria: no value (expected lines of metric: expression under it, e.g. '
                                'test_acc: ">= 0.85"; `criteria: {}` checks none)')  # fmt: skip
         return _with_values(section, path, text, ("criteria",))
     spec_keys = sorted(k for k in map(str, raw) if k in _SPEC_KEYS)

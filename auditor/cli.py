@@ -131,7 +131,7 @@ DESCRIPTIONS = {
     "checkpoints/<name>/ under --out. An earlier run of that name is replaced only when this one "
     f"finishes. {_GATE}, 130 interrupted (143 on SIGTERM), with how to go on (--resume, once a "
     "checkpoint was written).",
-    "verify": "Train SPEC three times at a small budget (twin runs A and B, and run K, killed after "
+    "verify": "Train SPEC three times, at its own budget unless --epochs or --steps gives another (twin runs A and B, and run K, killed after "
     "a step and resumed) and compare their losses, metrics, results and checkpoint tensors bit for bit; the verdict "
     "goes into run A's sheet and <out>/verify/<name>/verify.json. Exit 0 reproducible, 1 not (or a run "
     "crashed), 2 invalid input, 130 interrupted (143 on SIGTERM).",

@@ -2113,7 +2113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="model name(s) (default resnet20; --all: resnet20 resnet18)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--data-root", type=_folder, default=None,  # the overhead runs elsewhere
-                   help=f"folder holding cifar-10-batches-py/ (default: {SUBSET} when present, else synthetic)")
+                   help=(f"folder holding cifar-10-batches-py/ (default: $AUDITOR_CIFAR10_SUBSET, else "
+                         f"../shared/data/cifar10-subset beside the checkout: here {SUBSET}, when present; else synthetic)"))
     p.add_argument("--synthetic", action="store_true", help="use synthetic data even if the subset is there")
     add_timing_options(p)
     add_section_options(p)

@@ -529,9 +529,10 @@ def test_bad_run_criterion_is_fine_once_replaced(tmp_path: Path) -> None:
         ("- a\n- b\n", "must be a YAML mapping"),
         ("", "criteria file is empty (expected lines of metric: expression"),  # not "no criteria": a gate never passes by default
         ("# nothing yet\n", "criteria file is empty"),
-        ("criteria: [1, 2]\n", "criteria: must be a mapping"),
-        # An unset template variable must not drop every gate (`criteria: {}` says so on purpose).
-        ("criteria:\n", "criteria: no value (expected lines of metric: expression under it"),
+        ("name: x\ncriteria: [1, 2]\n", ":2: criteria: must be a mapping"),
+        # An unset template variable must not drop every gate (`criteria: {}` says so on purpose);
+        # at its line (a README walk-through: the file's other errors gave theirs).
+        ("criteria:\n", ":1: criteria: no value (expected lines of metric: expression under it"),
         # A mis-indented line would be a gate silently dropped.
         ('criteria:\n  test_acc: ">= 0.05"\nlatency_ms: "< 0.001"\n',
          ":3: latency_ms: a metric outside the criteria section (indent it under criteria:)"),  # its line (a user test)
