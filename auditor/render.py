@@ -1912,7 +1912,7 @@ def _verify_run(audit: dict[str, Any]) -> dict[str, Any]:
     command, cwd = _recorded_verify_command(ver) or (None, None)
     run_a = verify_workdir(Path(verify_out), run["name"]) / "a" / run["report_dir"] / SHEET if verify_out else None
     # outside verify's work dir, which the next verify refuses to replace while it holds a file of the user's
-    # one a run (A, B, K) and spec: others under that --out do not replace it
+    # one file a run (A, B, K) and spec: the others under that --out do not replace it
     junit = str(Path(verify_out) / f"{run['name']}-{Path(str(run['out'])).name}-results.xml") if verify_out else "results.xml"
     return {"verify_out": verify_out, "verify_command": command, "verify_cwd": cwd, "run_a_sheet": run_a,
             "junit_path": junit}
