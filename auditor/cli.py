@@ -443,10 +443,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """`auditor verify`: twin runs and a kill/resume run, compared tensor by tensor; exit 1 when
     they differ or a run crashed."""
     from auditor.audit import verify_out_refusal
+    from auditor.spec import read_spec, unmatched_removals
     from auditor.verify import Faults, RunFailed, summary, verify
 
     if (refusal := verify_out_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
+    read = read_spec(args.spec, args.sets)  # as `run` says it: verify's runs are given the spec resolved
+    for note in unmatched_removals(read.given, read.items):
+        _log(f"verify: note: {args.spec} {note}")
     try:
         outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
                          kill_at=args.kill_at, log=_log, faults=Faults.from_env(os.environ),

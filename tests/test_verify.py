@@ -1276,6 +1276,15 @@ def test_a_run_whose_criteria_failed_is_said_to_fail_them_by_name() -> None:
     assert verify_mod._failed_criteria(audit).endswith(f" and {len(audit['criteria']) - 3} more")
 
 
+def test_verify_notes_a_removal_of_a_criterion_the_spec_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The review: `run` and `validate` note a `--set criteria.X=null` that removes nothing, and
+    verify, whose runs are given the spec resolved, said nothing of it."""
+    assert main(["verify", "smoke", "--set", "criteria.test_acc=null", "--kill-at", "0", "--out", str(tmp_path)]) == 2
+    assert ("verify: note: smoke --set 'criteria.test_acc=null' removes nothing: the criteria before it hold no "
+            "test_acc (they hold ") in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused (the kill) before anything was written
+
+
 @pytest.mark.parametrize("inner", ["", "logs", "a"])
 def test_an_out_in_another_verify_s_work_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], inner: str) -> None:
     """A user test: `verify --out verify/smoke` trained inside an earlier verify's work dir, and a
