@@ -1613,7 +1613,15 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
         "cuda_reserved_text": cuda_reserved_text(meas["memory"], cuda_mem is not None),
+        "rss_method": _RSS_METHODS.get(meas["memory"].get("peak_rss_source"), _RSS_METHODS["getrusage"]),
     }
+
+
+# How a record's peak RSS was read (records before `peak_rss_source` was kept: by getrusage)
+_RSS_METHODS = MappingProxyType({
+    "VmHWM": "this process's own high-water mark (Linux's `VmHWM`), read",
+    "getrusage": "read by `getrusage` (on Linux, at least the peak of the process that started this one)",
+})  # fmt: skip
 
 
 def latency_dtype_text(lat: dict[str, Any], amp: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from torch import nn
 
 from auditor import measure
@@ -209,3 +211,26 @@ def test_latency_statistics_of_known_samples() -> None:
 def test_peak_memory_on_the_cpu() -> None:
     mem = measure.peak_memory(torch.device("cpu"))
     assert mem["peak_rss_mb"] > 10 and mem["cuda_max_allocated_mb"] is None and mem["cuda_max_reserved_mb"] is None
+    assert mem["peak_rss_source"] == ("VmHWM" if Path("/proc/self/status").is_file() else "getrusage")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is Linux's (/proc/self/status)")
+def test_peak_rss_is_this_program_s_not_the_one_that_started_it(tmp_path: Path) -> None:
+    """A user test: getrusage's ru_maxrss carries over the peak of the process that started this
+    one, so a run started by a parent that had held 2.6 GB reported 2.6 GB."""
+    parent = ("import subprocess, sys\n"
+              "held = bytearray(1536 * 2**20)\n"  # 1.5 GiB, zeroed: resident
+              "del held\n"
+              "code = 'import resource; from auditor.measure import peak_rss_kb; "
+              "print(peak_rss_kb()[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)'\n"
+              "print(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout)\n")
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout  # fmt: skip
+    own, inherited = map(int, out.split())
+    # ru_maxrss holds the parent's 1.5 GiB; the child itself, torch imported, about half a GB
+    assert inherited > 1536 * 1024 and own < 1024 * 1024, (own, inherited)
+    (tmp_path / "status").write_text("Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t   1234 kB\nVmRSS:\t 1000 kB\n")
+    assert measure.peak_rss_kb(tmp_path / "status") == (1234, "VmHWM")
+    (tmp_path / "status").write_text("Name:\tpython\n")  # no VmHWM: getrusage's figure
+    assert measure.peak_rss_kb(tmp_path / "status") == (measure.resource.getrusage(measure.resource.RUSAGE_SELF).ru_maxrss,
+                                                        "getrusage")

@@ -1170,9 +1170,21 @@ def test_a_run_verify_started_offers_the_verification_not_a_run_into_its_work_di
     assert "auditor run " in reproduce(text_of(audit))
 
 
+def test_the_peak_rss_row_says_how_the_record_read_it() -> None:
+    """A user test: getrusage's ru_maxrss, which the sheet named, carries over the peak of the
+    process that started the run; runs now read Linux's VmHWM, and say so, while a record read by
+    getrusage (the golden one, from before the source was kept) says what that figure may hold."""
+    audit = golden_audit()
+    assert ("the torch runtime included; read by `getrusage` (on Linux, at least the peak of the process that started "
+            "this one) after measuring, so writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
+    audit["measurements"]["memory"]["peak_rss_source"] = "VmHWM"
+    assert ("the torch runtime included; this process's own high-water mark (Linux's `VmHWM`), read after measuring, so "
+            "writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
+
+
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
     audit = golden_audit()
-    assert "Run started " in text_of(audit) and "| Peak process RSS (data, training and measurement; read by `getrusage` after measuring" in text_of(audit)
+    assert "Run started " in text_of(audit) and "| Peak process RSS (data, training and measurement, the torch runtime included; read by `getrusage`" in text_of(audit)
     audit["run"]["resumed_from"] = "step-00000012.pt"
     text = text_of(audit)
     assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
@@ -1182,7 +1194,7 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     audit["run"]["resumed_from_kept"] = True
     assert "| Resumed from | step-00000012.pt " in text_of(audit)
     assert "the training time below sums every process's epochs" in text
-    assert "| Peak process RSS (the resumed process only; read by `getrusage` after measuring, so writing the report " in text
+    assert "| Peak process RSS (the resumed process only, the torch runtime included; read by `getrusage` " in text
     assert "| CUDA max allocated (the resumed process only) |" in text
     assert "| CUDA max reserved by torch's allocator (the resumed process only; without the CUDA context) |" in text
 
