@@ -213,8 +213,20 @@ def latency_warnings(lat: Mapping[str, Any], checkpoint_name: str | None) -> dic
         found["busy"] = ("Busy machine", (
             f"other processes used {share:.0%} of the CPU while the latency was timed. The timed model's threads "
             f"then wait for cores, which inflates every iteration alike (the IQR need not widen); {judged}"
+            f"{_fewer_threads(lat)}"
         ))  # fmt: skip
     return found
+
+
+def _fewer_threads(lat: Mapping[str, Any]) -> str:
+    """For a CPU latency timed at more than one thread: that a timing at fewer threads than the
+    cores left free waits less (a user test: re-timed at the same threads on the same busy machine,
+    the figure was as inflated, 190-fold), and is another setting than the run's."""
+    threads = lat.get("threads")
+    if not str(lat.get("device", "")).startswith("cpu") or not isinstance(threads, int) or threads < 2:
+        return ""
+    return (f" Each of its {threads} threads waits for a core at every parallel step: on a shared machine, fewer "
+            "threads than the cores left free (OMP_NUM_THREADS=1) wait less, though at another setting than the run's.")
 
 
 # What the tool writes under an output root (`--out`): runs' reports and checkpoints, verify's runs.

@@ -52,6 +52,7 @@ class Loaded(NamedTuple):
     classes: list[str] | None = None  # the class names the run read, by label (None: not recorded)
     global_step: int | None = None  # optimiser steps the weights had taken when saved (None: not recorded)
     unrecorded: tuple[str, ...] = ()  # "test images", "classes": what the checkpoint lacks (an older one), not what it holds wrongly
+    trained_threads: int | None = None  # torch threads of the CPU process that wrote it (None: not a CPU run, or not recorded)
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
@@ -103,8 +104,10 @@ def model_from_checkpoint(path: Path) -> Loaded:
         step = None
     lacks = (("test images",) if test is None and scored is None else ()) + (
         ("classes",) if state.get("classes") is None else ())  # fmt: skip
+    compute = state.get("compute") if isinstance(state.get("compute"), dict) else {}
+    threads = compute.get("torch_threads") if str(compute.get("device", "")).startswith("cpu") else None
     return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step,
-                  lacks)  # fmt: skip
+                  lacks, threads if is_count(threads) and threads > 0 else None)  # fmt: skip
 
 
 def _sha256_text(value: Any) -> str | None:
@@ -335,9 +338,24 @@ def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: 
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "checkpoint_bytes": s.checkpoint_bytes, "weights_bytes": s.weights_bytes,  # exact, as audit.json records them
         "latency": (timed := asdict(lat)),
-        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device),
+        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device), *_setting_notes(loaded, device),
                   *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
     }  # fmt: skip
+
+
+def _setting_notes(loaded: Loaded, device: torch.device) -> list[str]:
+    """Where this timing's setting is not the one the run's sheet timed at (a user test: a run at
+    1 thread was re-timed at 2 without a word): the thread count of the CPU process that wrote the
+    checkpoint, and the autocast the model trained under (every latency is timed without it)."""
+    notes = []
+    now, then = torch.get_num_threads(), loaded.trained_threads
+    if device.type == "cpu" and then is not None and then != now:
+        notes.append(f"timed at {count(now, 'torch thread')}; the run that wrote it ran at {then}, where its sheet's "
+                     f"latency was timed: OMP_NUM_THREADS={then} times it at that setting")  # fmt: skip
+    if (amp := loaded.spec.train.amp) != "off":
+        notes.append(f"timed in float32 without autocast, as a run's sheet times it; the model trained and was scored "
+                     f"under {amp} autocast")  # fmt: skip
+    return notes
 
 
 def _cpu_notes(device: torch.device) -> list[str]:

@@ -1238,6 +1238,19 @@ def test_unsteady_latency_is_flagged_and_steady_latency_is_not() -> None:
     assert "auditor measure" not in section(text_of(audit), "Latency and size")
 
 
+def test_a_busy_cpu_latency_at_several_threads_says_fewer_threads_wait_less() -> None:
+    """A user test: at 2 threads on a busy 2-core machine the latency was 190x the quiet figure,
+    and the note's one advice, `auditor measure`, re-timed it as inflated on the same machine."""
+    audit = golden_audit()
+    lat = audit["measurements"]["latency"]
+    lat.update(other_cpu_share=0.5, other_cpu_window_s=3.0, device="cpu", threads=2)
+    said = ("Each of its 2 threads waits for a core at every parallel step: on a shared machine, fewer threads than "
+            "the cores left free (OMP_NUM_THREADS=1) wait less, though at another setting than the run's.")
+    assert said in section(text_of(audit), "Latency and size")
+    lat["threads"] = 1  # one thread: nothing fewer to offer
+    assert "Busy machine" in text_of(audit) and "waits for a core at every parallel step" not in text_of(audit)
+
+
 def test_test_set_fingerprint_row_and_records_without_it() -> None:
     audit = golden_audit()
     row = "| Test-set fingerprint (the test images and labels alone; `auditor evaluate` prints it for its copy) | {} |"
