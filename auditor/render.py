@@ -1574,7 +1574,8 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "throughput_text": throughput_text(tr),
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
-        ) + f"; excludes the per-epoch {split} evaluation, the end-of-epoch checkpoints and the measure stage" + (
+        ) + (f"; excludes the per-epoch {split} evaluation, taking the end-of-epoch checkpoints (written to disk in the "
+             "background, during the next epoch's steps) and the measure stage") + (
             f"; includes taking the mid-epoch checkpoints (every {every} steps), which happens between steps"
             if (every := audit["spec"]["train"].get("checkpoint_every_steps")) else "") + (
             "; includes torch.compile's compilation, in the first steps (the throughput does too)"

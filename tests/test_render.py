@@ -1335,8 +1335,9 @@ def test_mid_epoch_checkpoints_are_said_to_be_inside_the_training_time() -> None
     audit = golden_audit()
     assert "mid-epoch checkpoints" not in text_of(audit)
     audit["spec"]["train"]["checkpoint_every_steps"] = 4
-    assert ("the end-of-epoch checkpoints and the measure stage; includes taking the mid-epoch checkpoints (every 4 "
-            "steps), which happens between steps") in text_of(rehash(audit))  # fmt: skip
+    assert ("taking the end-of-epoch checkpoints (written to disk in the background, during the next epoch's steps) "
+            "and the measure stage; includes taking the mid-epoch checkpoints (every 4 steps), which happens between "
+            "steps") in text_of(rehash(audit))  # fmt: skip
 
 
 def test_a_latency_timed_without_the_autocast_the_model_trained_in_says_so() -> None:
