@@ -297,7 +297,7 @@ def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str, train_loss
         ax.grid(True, alpha=0.3)
         ax.legend()
     ax_lr.plot(epochs, val("lr"), marker="o", markersize=3, color="tab:green")
-    ax_lr.set_title("Learning rate (end of epoch)")
+    ax_lr.set_title("Learning rate (the epoch's last step)")
     ax_lr.grid(True, alpha=0.3)
     for ax in (ax_loss, ax_acc, ax_lr):
         epoch_axis(ax)
@@ -1543,7 +1543,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
     rows, omitted = _epoch_rows(tr["history"], tr["best_epoch"], tr.get("steps_per_epoch"))
     final = tr["history"][-1] if tr["history"] else None
     headers = [
-        "Epoch", "lr (end)", train_loss_label(audit), "Train acc", f"{split} loss", f"{split} acc",
+        "Epoch", "lr (last step)", train_loss_label(audit), "Train acc", f"{split} loss", f"{split} acc",
         "Time (s)", "Images/s",
     ]  # fmt: skip
     broken = meas.get("nonfinite")  # records written before the check have none

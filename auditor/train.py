@@ -228,8 +228,8 @@ def toggle_notes(train: TrainSpec, device: torch.device, cpu_bf16_native: bool |
         notes.append(
             "train.amp=bf16 on a CPU without bf16 instructions that oneDNN may use (avx512_bf16 / amx_bf16: "
             "absent, or capped by ONEDNN_MAX_CPU_ISA): autocast "
-            "emulates bf16: 11x (resnet20) to 17x (resnet18) slower than fp32 on an AMD EPYC without "
-            "them in this project's bench/throughput.py"
+            "emulates bf16, far slower than fp32 (resnet20 trained at 0.10x the fp32 default's images/s on an "
+            "AVX2-only AMD EPYC in this project's bench/RESULTS.md; this run's own images/s is in its record)"
         )
     return notes
 

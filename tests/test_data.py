@@ -694,3 +694,13 @@ def test_test_images_found_in_the_train_or_val_split_are_recorded(tmp_path: Path
     limited = D.load_data(DataSpec(root=str(root), val_split=10, limit_train=5, limit_test=20), 0)
     assert limited.provenance.test_in_train == D.copies_of(limited.train_x.numpy(), limited.test_x.numpy())
     assert limited.provenance.test_in_train + limited.provenance.test_in_val <= 20
+
+
+def test_the_content_fingerprint_covers_every_training_image_before_the_split_and_limits() -> None:
+    """A user test: the sheet's row said "train images", while the fingerprint covers every image
+    of the training files (the val split and what limit_train drops included); the row says so now."""
+    from auditor.spec import load_spec
+
+    whole = D.load_data(load_spec("smoke").data, seed=0).provenance.fingerprint
+    cut = load_spec("smoke", ["data.limit_train=500", "data.val_split=100", "data.limit_test=50"]).data
+    assert D.load_data(cut, seed=0).provenance.fingerprint == whole

@@ -1312,7 +1312,7 @@ def test_cpus_row_and_notes_and_records_without_them() -> None:
 
 def test_label_smoothing_is_named_beside_the_training_loss() -> None:
     audit = golden_audit()
-    header = "| Epoch | lr (end) | {} | Train acc |"
+    header = "| Epoch | lr (last step) | {} | Train acc |"
     assert header.format("Train loss") in section(text_of(audit), "Results")
     audit["spec"]["train"]["label_smoothing"] = 0.1  # the held-out loss stays plain cross-entropy
     results = section(text_of(rehash(audit)), "Results")
@@ -2091,6 +2091,11 @@ def test_the_retrain_command_sets_the_thread_count_the_weights_were_trained_at()
     assert "&& OMP_NUM_THREADS=2 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text
     assert "# (the same bits on a CPU need the same torch thread count, as set here, and the same CPU kernels)" in text
     assert "more than one setting" not in text
+    audit["determinism"]["requested"] = False  # a user test: with determinism off, the same bits went unbacked
+    text = text_of(audit)
+    assert "# (the thread count set here is the run's; determinism was off, so a retrain need not give the same bits)" in text
+    assert "same bits on a CPU need" not in text
+    audit["determinism"]["requested"] = True
     training["trained_at"] = [{**setting, "torch_threads": 4}, setting]  # resumed at another count
     text = text_of(audit)
     assert ("# (this run was trained at more than one setting, through its resumes, in this order: cpu (Xeon, 4 torch "
