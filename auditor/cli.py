@@ -503,6 +503,20 @@ def _suite_name(run_dir: Path) -> str:
     return Path(os.path.abspath(run_dir)).name or "check"  # no resolve(): a loop raises
 
 
+def _latency_caveats(audit: dict[str, Any]) -> list[str]:
+    """The sheet's warnings on the recorded latency (a busy machine, an unsteady timing), for
+    `check` to give beside a latency_ms criterion (a user test: a latency FAIL in a CI log did not
+    say the machine was busy while it was timed)."""
+    from auditor.audit import latency_warnings
+
+    lat = audit["measurements"].get("latency")
+    try:
+        found = latency_warnings(lat, None) if isinstance(lat, dict) else {}
+    except (KeyError, TypeError):  # a record that timed none
+        return []
+    return [f"latency_ms was timed with a caveat its sheet gives: {title}: {text}" for title, text in found.values()]
+
+
 def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     """The judging behind `cmd_check`: the record read and checked, its criteria (as changed by
     --criteria and --set) judged, printed, and written as JUnit. The warnings printed are added
@@ -535,6 +549,10 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
         _warn("check", f"{source}: {unreproduced}")
         warnings.append(f"{source}: {unreproduced}")
     results = judge(criteria, audit)
+    if any(r.metric == "latency_ms" for r in results):  # a CI log should say what the sheet says of that figure
+        for caveat in _latency_caveats(audit):
+            _warn("check", f"{source}: {caveat}")
+            warnings.append(f"{source}: {caveat}")
     status = record_gate_status(audit)
     required = args.require_criteria
     changed = _changed_criteria(own, criteria, args)
