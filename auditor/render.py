@@ -1587,6 +1587,9 @@ def throughput_text(tr: dict[str, Any]) -> str:
     """The training throughput and, where compiling took part of the training time, the rate of
     the steps without it (the images trained over the time less `compile_s`)."""
     text, r, t, c = rate(tr["images_per_s"]), tr["images_per_s"], tr["train_time_s"], tr.get("compile_s")
+    settings = tr.get("trained_at")  # a user test: a resume at another thread count blended two rates unsaid
+    if isinstance(settings, list) and len(settings) > 1:
+        text += f" (over the {len(settings)} settings it trained at through its resumes, listed under Reproduce)"
     numbers = all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (r, t, c))
     if not numbers or not 0 < c < t:
         return text

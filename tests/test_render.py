@@ -2078,6 +2078,12 @@ def test_environment_rows_name_the_code_kernels_and_variables_and_reproduce_sets
     assert "- [ ] **Environment captured**" in text_of(audit)
 
 
+def audit_rate(audit: dict) -> str:
+    from auditor.render import rate
+
+    return rate(audit["training"]["images_per_s"])
+
+
 def test_the_retrain_command_sets_the_thread_count_the_weights_were_trained_at() -> None:
     """A finished run resumed under OMP_NUM_THREADS=1 trained nothing at 1 thread: its retrain
     command must set the count the weights were trained at, and a run trained at two says so."""
@@ -2101,6 +2107,7 @@ def test_the_retrain_command_sets_the_thread_count_the_weights_were_trained_at()
     assert ("# (this run was trained at more than one setting, through its resumes, in this order: cpu (Xeon, 4 torch "
             "threads, AVX512 kernels) then cpu (Xeon, 2 torch threads, AVX512 kernels); no single command reproduces "
             "its last bits: this one sets the last one's thread count)") in text  # fmt: skip
+    assert f"| Training throughput | {audit_rate(audit)} (over the 2 settings it trained at through its resumes" in text
     del training["trained_on"], training["trained_at"]  # older records: the process's own count, as before
     assert "&& OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 auditor run /runs/golden/reports/smoke/spec.resolved.yaml" in text_of(audit)
 
