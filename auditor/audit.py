@@ -225,8 +225,9 @@ def _fewer_threads(lat: Mapping[str, Any]) -> str:
     threads = lat.get("threads")
     if not str(lat.get("device", "")).startswith("cpu") or not isinstance(threads, int) or threads < 2:
         return ""
-    return (f" Each of its {threads} threads waits for a core at every parallel step: on a shared machine, fewer "
-            "threads than the cores left free (OMP_NUM_THREADS=1) wait less, though at another setting than the run's.")
+    return (f" The model was timed at {threads} threads, each of which waits for a core at every parallel step: on a "
+            "shared machine, fewer threads than the cores left free (e.g. OMP_NUM_THREADS=1) wait less, though at "
+            "another setting than the run's.")
 
 
 # What the tool writes under an output root (`--out`): runs' reports and checkpoints, verify's runs.
@@ -1099,6 +1100,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     *((f"measurements.latency.{k}", is_number) for k in ("median_ms", "p95_ms", "mean_ms", "iqr_ms", "min_ms")),
     *((f"measurements.latency.{k}", _NUMBER) for k in ("other_cpu_share", "other_cpu_window_s")),
     ("measurements.memory.peak_rss_mb", _NUMBER), ("measurements.memory.cuda_max_allocated_mb", _NUMBER),
+    ("measurements.memory.peak_rss_source", _TEXT),
     ("measurements.nonfinite", _or_null(_texts)),
     *((f"checkpoints.{c}", _mapping) for c in ("last", "best")),
     *((f"checkpoints.{c}.bytes", _COUNT) for c in ("last", "best")),

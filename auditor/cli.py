@@ -549,7 +549,9 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
         _warn("check", f"{source}: {unreproduced}")
         warnings.append(f"{source}: {unreproduced}")
     results = judge(criteria, audit)
-    if any(r.metric == "latency_ms" for r in results):  # a CI log should say what the sheet says of that figure
+    # A CI log should say what the sheet says of that figure, where a quiet machine could judge it otherwise: an
+    # inflated figure that passes an upper bound passes there too (the review)
+    if any(r.metric == "latency_ms" and (not r.passed or r.op not in ("<", "<=")) for r in results):
         for caveat in _latency_caveats(audit):
             _warn("check", f"{source}: {caveat}")
             warnings.append(f"{source}: {caveat}")

@@ -350,8 +350,8 @@ def _setting_notes(loaded: Loaded, device: torch.device) -> list[str]:
     notes = []
     now, then = torch.get_num_threads(), loaded.trained_threads
     if device.type == "cpu" and then is not None and then != now:
-        notes.append(f"timed at {count(now, 'torch thread')}; the run that wrote it ran at {then}, where its sheet's "
-                     f"latency was timed: OMP_NUM_THREADS={then} times it at that setting")  # fmt: skip
+        notes.append(f"timed at {count(now, 'torch thread')}; the process that wrote it trained at {then} (the run's "
+                     f"sheet gives the count its latency was timed at): OMP_NUM_THREADS={then} times it at that setting")  # fmt: skip
     if (amp := loaded.spec.train.amp) != "off":
         notes.append(f"timed in float32 without autocast, as a run's sheet times it; the model trained and was scored "
                      f"under {amp} autocast")  # fmt: skip

@@ -1575,7 +1575,7 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "train_time_scope": "the training steps' wall time, summed over the epochs" + (
             ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
         ) + (f"; excludes the per-epoch {split} evaluation, taking the end-of-epoch checkpoints (written to disk in the "
-             "background, during the next epoch's steps) and the measure stage") + (
+             "background, during the steps that follow) and the measure stage") + (
             f"; includes taking the mid-epoch checkpoints (every {every} steps), which happens between steps"
             if (every := audit["spec"]["train"].get("checkpoint_every_steps")) else "") + (
             "; includes torch.compile's compilation, in the first steps (the throughput does too)"
@@ -1617,15 +1617,22 @@ def _measurements(audit: dict[str, Any]) -> dict[str, Any]:
         "latency_on_cuda": sync,
         "cuda_mem_text": mb(cuda_mem) if cuda_mem is not None else "n/a (not a CUDA run)",
         "cuda_reserved_text": cuda_reserved_text(meas["memory"], cuda_mem is not None),
-        "rss_method": _RSS_METHODS.get(meas["memory"].get("peak_rss_source"), _RSS_METHODS["getrusage"]),
+        "rss_method": _rss_method(meas["memory"].get("peak_rss_source")),
     }
 
 
-# How a record's peak RSS was read (records before `peak_rss_source` was kept: by getrusage)
+# How a record's peak RSS was read
 _RSS_METHODS = MappingProxyType({
     "VmHWM": "this process's own high-water mark (Linux's `VmHWM`), read",
-    "getrusage": "read by `getrusage` (on Linux, at least the peak of the process that started this one)",
+    "getrusage": "read by `getrusage` (on Linux, it may include the peak of the process that started this one)",
 })  # fmt: skip
+
+
+def _rss_method(source: str | None) -> str:
+    """How the peak RSS was read, in words: records before `peak_rss_source` was kept read it by getrusage."""
+    if source is None:
+        return _RSS_METHODS["getrusage"]
+    return _RSS_METHODS.get(source, f"read by a method this auditor does not know ({source!r})")
 
 
 def latency_dtype_text(lat: dict[str, Any], amp: str) -> str:

@@ -1285,10 +1285,14 @@ def test_check_gives_the_sheet_s_caveats_on_a_latency_it_judges(tmp_path: Path, 
     audit["measurements"]["latency"].update(other_cpu_share=0.5, other_cpu_window_s=3.0)
     (tmp_path / "audit.json").write_text(json.dumps(audit))
     junit = tmp_path / "junit.xml"
-    assert main(["check", str(tmp_path), "--junit", str(junit)]) == 0
+    assert main(["check", str(tmp_path), "--junit", str(junit), "--set", "criteria.latency_ms=< 0.5"]) == 1
     said = ("latency_ms was timed with a caveat its sheet gives: Busy machine: other processes used 50% of the CPU "
             "while the latency was timed")
     assert f"auditor check: warning: {tmp_path / 'audit.json'}: {said}" in capsys.readouterr().err
     assert said in junit.read_text()  # the CI page shows it too
+    assert main(["check", str(tmp_path), "--set", "criteria.latency_ms=> 0.5"]) == 0  # a lower bound could flip too
+    assert said in capsys.readouterr().err
+    assert main(["check", str(tmp_path)]) == 0  # `< 50` passed: a quiet machine passes it too (the review)
+    assert "latency_ms was timed" not in capsys.readouterr().err
     assert main(["check", str(tmp_path), "--set", "criteria.latency_ms=null"]) == 0  # not judged: not said
     assert "latency_ms was timed" not in capsys.readouterr().err

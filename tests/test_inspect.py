@@ -569,8 +569,8 @@ def test_measure_says_where_its_setting_is_not_the_one_the_run_timed_at(tmp_path
     other = now + 1
     path = save_checkpoint(tmp_path / "best.pt", spec, {"compute": {"device": "cpu", "torch_threads": other}})
     notes = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
-    assert (f"timed at {count(now, 'torch thread')}; the run that wrote it ran at {other}, where its sheet's latency "
-            f"was timed: OMP_NUM_THREADS={other} times it at that setting") in notes
+    assert (f"timed at {count(now, 'torch thread')}; the process that wrote it trained at {other} (the run's sheet "
+            f"gives the count its latency was timed at): OMP_NUM_THREADS={other} times it at that setting") in notes
     same = save_checkpoint(tmp_path / "same.pt", spec, {"compute": {"device": "cpu", "torch_threads": now}})
     assert not any("timed at" in n for n in auditor_inspect.measure_checkpoint(same, "cpu", iters=5)["notes"])
     gpu = save_checkpoint(tmp_path / "gpu.pt", spec, {"compute": {"device": "cuda:0", "torch_threads": other}})

@@ -227,8 +227,9 @@ def test_peak_rss_is_this_program_s_not_the_one_that_started_it(tmp_path: Path) 
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout  # fmt: skip
     own, inherited = map(int, out.split())
-    # ru_maxrss holds the parent's 1.5 GiB; the child itself, torch imported, about half a GB
-    assert inherited > 1536 * 1024 and own < 1024 * 1024, (own, inherited)
+    # The child itself, torch imported, holds about half a GB; ru_maxrss holds the parent's 1.5 GiB
+    # too where the parent started it by vfork, as CPython does on Linux (not by a plain fork)
+    assert own < 1024 * 1024, (own, inherited)
     (tmp_path / "status").write_text("Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t   1234 kB\nVmRSS:\t 1000 kB\n")
     assert measure.peak_rss_kb(tmp_path / "status") == (1234, "VmHWM")
     (tmp_path / "status").write_text("Name:\tpython\n")  # no VmHWM: getrusage's figure

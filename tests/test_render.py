@@ -1175,11 +1175,15 @@ def test_the_peak_rss_row_says_how_the_record_read_it() -> None:
     process that started the run; runs now read Linux's VmHWM, and say so, while a record read by
     getrusage (the golden one, from before the source was kept) says what that figure may hold."""
     audit = golden_audit()
-    assert ("the torch runtime included; read by `getrusage` (on Linux, at least the peak of the process that started "
-            "this one) after measuring, so writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
+    assert ("the torch runtime included; read by `getrusage` (on Linux, it may include the peak of the process that "
+            "started this one) after measuring, so writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
     audit["measurements"]["memory"]["peak_rss_source"] = "VmHWM"
     assert ("the torch runtime included; this process's own high-water mark (Linux's `VmHWM`), read after measuring, so "
             "writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
+    from auditor.audit import record_problem
+
+    audit["measurements"]["memory"]["peak_rss_source"] = []  # the review: an edit the renderer failed on
+    assert "measurements.memory.peak_rss_source" in (record_problem(audit) or "")
 
 
 def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() -> None:
@@ -1244,11 +1248,14 @@ def test_a_busy_cpu_latency_at_several_threads_says_fewer_threads_wait_less() ->
     audit = golden_audit()
     lat = audit["measurements"]["latency"]
     lat.update(other_cpu_share=0.5, other_cpu_window_s=3.0, device="cpu", threads=2)
-    said = ("Each of its 2 threads waits for a core at every parallel step: on a shared machine, fewer threads than "
-            "the cores left free (OMP_NUM_THREADS=1) wait less, though at another setting than the run's.")
+    said = ("The model was timed at 2 threads, each of which waits for a core at every parallel step: on a shared "
+            "machine, fewer threads than the cores left free (e.g. OMP_NUM_THREADS=1) wait less, though at another "
+            "setting than the run's.")
     assert said in section(text_of(audit), "Latency and size")
     lat["threads"] = 1  # one thread: nothing fewer to offer
     assert "Busy machine" in text_of(audit) and "waits for a core at every parallel step" not in text_of(audit)
+    audit["measurements"]["memory"]["peak_rss_source"] = "sampled"  # the review: an unknown source is said as such
+    assert "read by a method this auditor does not know ('sampled') after measuring" in text_of(audit)
 
 
 def test_test_set_fingerprint_row_and_records_without_it() -> None:
@@ -1335,7 +1342,7 @@ def test_mid_epoch_checkpoints_are_said_to_be_inside_the_training_time() -> None
     audit = golden_audit()
     assert "mid-epoch checkpoints" not in text_of(audit)
     audit["spec"]["train"]["checkpoint_every_steps"] = 4
-    assert ("taking the end-of-epoch checkpoints (written to disk in the background, during the next epoch's steps) "
+    assert ("taking the end-of-epoch checkpoints (written to disk in the background, during the steps that follow) "
             "and the measure stage; includes taking the mid-epoch checkpoints (every 4 steps), which happens between "
             "steps") in text_of(rehash(audit))  # fmt: skip
 
