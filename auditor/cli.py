@@ -448,8 +448,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if (refusal := verify_out_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
-    read = read_spec(args.spec, args.sets)  # as `run` says it: verify's runs are given the spec resolved
-    for note in unmatched_removals(read.given, read.items):
+    try:  # as `run` says it: verify's runs are given the spec resolved
+        notes = unmatched_removals(*read_spec(args.spec, args.sets)[1:3])
+    except InvalidInput:  # said by verify, in its order (a budget flag below 1 first)
+        notes = []
+    for note in notes:
         _log(f"verify: note: {args.spec} {note}")
     try:
         outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
