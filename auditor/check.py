@@ -53,6 +53,7 @@ from auditor.audit import (
     is_count,
     is_count_matrix,
     is_number,
+    latency_warnings,
     metric_sources,
     none_selected,
 )
@@ -824,6 +825,21 @@ def unreproduced_note(audit: Mapping[str, Any], gated: Iterable[str]) -> str | N
     return (f"`auditor verify` did not show this training reproducible (verdict: {verdict}), and no criterion gates "
             "`reproducible`, so a PASS does not cover it (verify's exit code does): see the determinism evidence, or "
             'gate it with `reproducible: "== bitwise"`')
+
+
+def latency_caveats(audit: Mapping[str, Any], results: Sequence[CriterionResult]) -> list[str]:
+    """The sheet's warnings on the recorded latency (a busy machine, an unsteady timing), for `check`
+    to give beside a latency_ms criterion it judged (a user test: a latency FAIL in a CI log did not
+    say the machine was busy while it was timed); none where a quiet machine would judge alike: an
+    inflated figure that passes an upper bound passes there too (the review)."""
+    if not any(r.metric == "latency_ms" and (not r.passed or r.op not in ("<", "<=")) for r in results):
+        return []
+    lat = audit["measurements"].get("latency")
+    try:
+        found = latency_warnings(lat, None) if isinstance(lat, dict) else {}
+    except (KeyError, TypeError):  # a record that timed none
+        return []
+    return [f"latency_ms was timed with a caveat its sheet gives: {title}: {text}" for title, text in found.values()]
 
 
 def verdict(results: list[CriterionResult], status: str | None, require_criteria: bool = False) -> str:

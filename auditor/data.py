@@ -727,5 +727,5 @@ def read_test_set(root: str | Path) -> tuple[torch.Tensor, torch.Tensor, tuple[s
              meta.name: _file_status(meta, OFFICIAL_META["md5"])}  # fmt: skip
     classes = _read_classes(meta)
     facts = {"test_batch": str(path), "official": all(s == "ok" for s in files.values()), "files": files,
-             "fingerprint": fingerprint(x, y), "meta_found": meta.is_file()}  # fmt: skip
+             "fingerprint": fingerprint(x, y), "meta_found": files[meta.name] != "missing"}  # fmt: skip
     return torch.from_numpy(x), torch.from_numpy(y), classes, facts

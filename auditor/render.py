@@ -1734,8 +1734,15 @@ def _epochs_done(step: int, steps_per_epoch: int | None) -> str:
 def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
     run, ck = audit["run"], audit["checkpoints"]
     best = ck.get("best")
+    command = _command_env(audit["environment"], audit["determinism"], audit["training"])
+    sets_threads = command["retrain_prefix"] != command["env_prefix"] + command["threads_prefix"] or command["threads_prefix"]
+    bits = audit["determinism"]["requested"]  # determinism off: the same bits are not promised
     return {
-        **_command_env(audit["environment"], audit["determinism"], audit["training"]),
+        **command,
+        "retrain_bits_note": None if not sets_threads else (
+            "the same bits on a CPU need the same torch thread count, as set here, and the same CPU kernels" if bits else
+            "the thread count set here is the run's; determinism was off, so a retrain need not give the same bits"),
+        "threads_effect": "gives the same bits" if bits else "trains at the run's setting",
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
         # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
         "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),

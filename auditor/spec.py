@@ -1349,14 +1349,17 @@ _BREAK_NAMES = MappingProxyType({"\x85": ("NEXT LINE (U+0085)", "\\N"), "\u2028"
                                   "\u2029": ("PARAGRAPH SEPARATOR (U+2029)", "\\P")})  # fmt: skip
 
 
+_YAML11_BREAK = re.compile(f"[{YAML11_BREAKS}]")
+
+
 def hidden_break(text: str) -> str | None:
     """'LINE: why' for the first of YAML 1.1's other line breaks (YAML11_BREAKS) in a file's `text`,
     or None. The YAML reader breaks the line there, while editors, grep and a diff show none: a
     setting after one inside a comment is read, unseen (a user test), and every later line is
     counted one further on. LINE as an editor counts it."""
-    at = next((i for i, c in enumerate(text) if c in YAML11_BREAKS), None)
-    if at is None:
+    if (found := _YAML11_BREAK.search(text)) is None:
         return None
+    at = found.start()
     line = text.count("\n", 0, at) + 1
     column = at - (text.rfind("\n", 0, at) + 1) + 1
     name, escape = _BREAK_NAMES[text[at]]
