@@ -625,6 +625,7 @@ class Setup:
     retries: int = 2
     wait_s: float = 120.0  # before a retry, wait up to this long for the machine to quieten
     log: Callable[[str], None] = print
+    child_tmp: str | None = None  # where the pipelines' processes make their folders; None: TMPDIR's (child_temp_base)
 
 
 def make_auditor(s: Setup, cfg: Config) -> AuditorPipeline:
@@ -759,6 +760,35 @@ def setup_fields(s: Setup) -> dict[str, Any]:
     return {**fields, "device": str(s.device), "ckpt_dir": str(s.ckpt_dir), "threads": torch.get_num_threads()}
 
 
+# The longest path a Unix socket may have: sockaddr_un's sun_path less its NUL (108 bytes on Linux,
+# 104 on macOS; the smaller is taken).
+SOCKET_PATH_MAX = 103
+# What a pipeline's process adds below the base folder for the socket its DataLoader workers pass
+# each batch through: /auditor-bench-child-XXXXXXXX/pymp-XXXXXXXX/listener-XXXXXXXX (8 random characters each).
+CHILD_PREFIX = "auditor-bench-child-"
+CHILD_SOCKET_TAIL = len(f"/{CHILD_PREFIX}/pymp-/listener-") + 3 * 8
+
+
+def child_temp_base() -> tuple[str | None, str | None]:
+    """The folder the pipelines' processes make their temporary folders in (None: TMPDIR's), and a
+    note when it is not TMPDIR's; ValueError when no candidate is short enough and writable.
+
+    A DataLoader worker passes each batch through a Unix socket made below it: under a long TMPDIR
+    that socket's path was too long, no batch was ever passed, and the bench waited for ever."""
+    default = tempfile.gettempdir()
+    for base in (default, "/tmp", "/var/tmp"):
+        if len(os.fsencode(base)) + CHILD_SOCKET_TAIL <= SOCKET_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+            if base == default:
+                return None, None
+            return base, (f"the temporary folder {default} is too long a path for the socket a DataLoader worker "
+                          f"passes batches through (at most {SOCKET_PATH_MAX} bytes); the pipelines' processes "
+                          f"make their folders in {base} instead, and the bench removes them as it would have")  # fmt: skip
+    longest = SOCKET_PATH_MAX - CHILD_SOCKET_TAIL
+    raise ValueError(f"the temporary folder {default} is too long a path for the socket a DataLoader worker passes "
+                     f"batches through, and neither /tmp nor /var/tmp can be written: set TMPDIR to a writable folder "
+                     f"of at most {longest} bytes")  # fmt: skip
+
+
 # How long a stopped child's process group gets to die of SIGTERM before SIGKILL: it dies at once,
 # unless a process of it is inside a system call the signal waits for (a device driver's, say).
 STOP_GRACE_S = 5.0
@@ -776,7 +806,7 @@ class Isolated:
 
     def __init__(self, s: Setup, cfg: Config | None) -> None:
         parent, child = socket.socketpair()
-        self.folder = tempfile.mkdtemp(prefix="auditor-bench-child-")  # its multiprocessing folder goes in it
+        self.folder = tempfile.mkdtemp(prefix=CHILD_PREFIX, dir=s.child_tmp)  # its multiprocessing folder goes in it
         try:
             # A session of its own: a terminal's Ctrl-C reaches the bench alone (a child hit while
             # importing had died with "Fatal Python error: init_import_site"); the bench passes the
@@ -2519,7 +2549,7 @@ def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[
                     warmup=a.warmup,
                     workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data, a.synthetic),
                     ckpt_dir=ckpt, det_steps=a.det_steps, det_steps_given="det_steps" in a.given, max_repeat_s=a.max_repeat_s,
-                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s,
+                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s, child_tmp=getattr(a, "child_tmp", None),
                 )  # fmt: skip
     finally:
         torch.set_num_threads(default_threads)
@@ -2653,8 +2683,11 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(a.device)
     try:
         configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
+        a.child_tmp, tmp_note = child_temp_base()
     except ValueError as exc:
         return refuse(exc)
+    if tmp_note:
+        print(f"{Path(sys.argv[0]).name}: note: {tmp_note}", file=sys.stderr)
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
     make_current(device)

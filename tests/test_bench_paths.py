@@ -427,14 +427,23 @@ def _parent_pid(process: Any) -> int | None:
         return None
 
 
+@pytest.fixture
+def short_tmp() -> Any:
+    """A temporary folder of a short path. Under pytest's (about 60 characters) the socket a DataLoader
+    worker passes batches through would not fit, and the bench would make its pipelines' folders in /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.parametrize(("stop", "code", "said"), [("term", 143, "terminated (SIGTERM)"), ("ctrl-c", 130, "interrupted")])
-def test_a_stopped_bench_leaves_no_folder_or_process(tmp_path: Path, stop: str, code: int, said: str) -> None:
+def test_a_stopped_bench_leaves_no_folder_or_process(short_tmp: Path, stop: str, code: int, said: str) -> None:
     """The user test: stopped while (a)'s DataLoader workers ran, the bench had killed each pipeline's
     process at once, so its workers outlived the bench (reparented to init) and its multiprocessing
     folder (pymp-*) stayed in the temporary folder; a terminal's Ctrl-C had reached the children too."""
     import psutil
 
-    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TMPDIR": str(short_tmp), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(REPO / "bench" / "throughput.py"), "--synthetic", "--model", "resnet20", "--steps", "200"]
     # Not inherited as ignored: a shell without job control starts a background job (a CI step, `cmd &`)
     # with Ctrl-C ignored, and the bench would then ignore the test's Ctrl-C too.
@@ -454,7 +463,7 @@ def test_a_stopped_bench_leaves_no_folder_or_process(tmp_path: Path, stop: str, 
             time.sleep(0.1)
             seen = _pipeline_processes(proc.pid)
         children = [c for c in seen if _parent_pid(c) == proc.pid]
-        assert len(children) == 2 and len(seen) >= 3 and list(tmp_path.glob("auditor-bench-*")), "nothing to clean up yet"
+        assert len(children) == 2 and len(seen) >= 3 and list(short_tmp.glob("auditor-bench-*")), "nothing to clean up yet"
         sessions = {os.getsid(c.pid) for c in children}
         if stop == "term":
             proc.send_signal(signal.SIGTERM)  # to the bench alone
@@ -469,14 +478,60 @@ def test_a_stopped_bench_leaves_no_folder_or_process(tmp_path: Path, stop: str, 
                 p.kill()
     assert proc.returncode == code and f"{said}: no results written" in err, err
     # No traceback of the bench's own; a DataLoader worker's queue feeder thread, cut off mid-send by
-    # the stop, may print one (multiprocessing's, in the worker: left in the session's note).
-    # (Two workers' headers can come one after the other: each is read by the first frame that follows.)
-    frames = [t.strip().splitlines()[0] for t in err.split("Traceback (most recent call last):")[1:] if t.strip()]
-    assert all('multiprocessing/queues.py", line' in first and "in _feed" in first for first in frames), err
+    # the stop, may print one (multiprocessing's, in the worker: left in the session's note). Two
+    # workers' tracebacks can interleave line by line, so each frame is read alone.
+    frames = [line for line in err.splitlines() if line.lstrip().startswith('File "')]
+    assert not [f for f in frames if "throughput.py" in f or f"{os.sep}auditor{os.sep}" in f], err
+    assert "AF_UNIX path too long" not in err and "too long a path" not in err
     assert "Fatal Python error" not in err
-    assert not list(tmp_path.iterdir())  # its folders and the pipelines' multiprocessing folders
+    assert not list(short_tmp.iterdir())  # its folders and the pipelines' multiprocessing folders
     assert not [p for p in seen if _still_running(p)]
     assert sessions == {c.pid for c in children}  # each in a session of its own: a terminal's Ctrl-C reaches the bench alone
+
+
+def test_under_a_long_temporary_folder_the_pipelines_make_their_folders_in_a_short_one(tmp_path: Path) -> None:
+    """CI found it: under a TMPDIR of 62 characters the socket a DataLoader worker passes batches through
+    had a path longer than a Unix socket's may be. No batch was passed ("AF_UNIX path too long", in the
+    workers) and the bench waited for ever."""
+    long_tmp = tmp_path / ("t" * 60)
+    long_tmp.mkdir()
+    before = set(Path("/tmp").glob("auditor-bench-child-*"))
+    cmd = [sys.executable, str(REPO / "bench" / "throughput.py"), "--synthetic", "--model", "resnet8",
+           "--steps", "2", "--repeats", "1", "--warmup", "1", "--workers", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, env={**os.environ, "TMPDIR": str(long_tmp)}, check=False, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: the temporary folder {long_tmp} is too long a path" in proc.stderr
+    assert "make their folders in /tmp instead" in proc.stderr
+    assert "AF_UNIX" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "| (a) conventional | " in proc.stdout
+    assert set(Path("/tmp").glob("auditor-bench-child-*")) == before and not list(long_tmp.glob("auditor-bench-child-*"))
+
+
+def test_the_pipelines_folder_base_is_the_temporary_folder_where_its_sockets_fit(bench, monkeypatch) -> None:
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp/short")
+    assert bench.child_temp_base() == (None, None)
+    longest = "/" + "x" * (bench.SOCKET_PATH_MAX - bench.CHILD_SOCKET_TAIL - 1)
+    monkeypatch.setattr(tempfile, "tempdir", longest)
+    assert bench.child_temp_base() == (None, None)  # the longest that fits
+    monkeypatch.setattr(tempfile, "tempdir", longest + "x")
+    base, note = bench.child_temp_base()
+    assert base == "/tmp" and note.startswith(f"the temporary folder {longest}x is too long a path for the socket")
+    monkeypatch.setattr(os, "access", lambda path, mode: path == "/var/tmp")
+    assert bench.child_temp_base()[0] == "/var/tmp"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError, match=f"set TMPDIR to a writable folder of at most {len(longest)} bytes"):
+        bench.child_temp_base()
+
+
+def test_a_temporary_folder_too_long_for_the_sockets_with_no_other_is_refused(bench, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", "/" + "x" * 200)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert bench.main(["--synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the temporary folder /xxx" in err and "neither /tmp nor /var/tmp can be written" in err
+    assert err.rstrip().endswith("nothing measured")
 
 
 def test_a_verdict_from_repeats_kept_on_a_busy_machine_is_not_given(bench) -> None:
