@@ -49,6 +49,7 @@ from auditor.audit import (
     is_number,
     record_no_selection,
     record_problem,
+    recorded_ablation_run,
     run_paths,
     spec_hash_matches,
     unrecordable_number,
@@ -61,7 +62,7 @@ from auditor.errors import (
     EXIT_INVALID,
     EXIT_TERMINATED,
     InvalidInput,
-    parent_env,
+    ablation_run_env,
     signal_name,
     wait_passing_stop,
 )
@@ -1249,6 +1250,11 @@ def check_run_names(out: Path, plan: Plan) -> None:
                     for v, run in theirs if run == page_folder]  # fmt: skip
         if page.parent.name in mine:
             clashes.append(f"{page.parent.name} (the page folder of ablation {name!r})")
+    for r in plan.runs:  # a run whose record says another ablation made it: its page may be gone (stopped before it)
+        made = recorded_ablation_run(_read_record(report_dir(out, r.name) / "audit.json"))
+        if made is not None and (made["ablation"], made["variant"]) != (plan.ablation.name, r.variant):
+            clashes.append(f"{r.name} (seed {made['seed']} of variant {made['variant']!r} of ablation "
+                           f"{made['ablation']!r}, as its audit.json records)")  # fmt: skip
     if clashes:
         raise InvalidInput(
             f"{out}: this ablation's runs or page would take the names of another's: {', '.join(clashes[:5])}; rename the "
@@ -1640,7 +1646,8 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         argv = run_argv(plan, r, out, resume=state in ("resume", "rejudge"))
         what = STATE_WORDS.get(state, "run")
         log(f"{head}: {what}: {shell_command(argv)}")
-        rc = wait_passing_stop(subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=parent_env()), "auditor ablate")
+        env = ablation_run_env(plan.ablation.name, r.variant, r.seed)
+        rc = wait_passing_stop(subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=env), "auditor ablate")
         if rc == EXIT_INVALID:
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` refused to go on "

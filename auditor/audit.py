@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from auditor.errors import InvalidInput
+from auditor.errors import InvalidInput, ablation_run_of
 from auditor.fileio import atomic_write_bytes, lock_beside, what_stands_at
 from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
@@ -598,6 +598,31 @@ def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProbl
     except (TypeError, ValueError, KeyError):  # an edited record's spec
         alike = False
     return ResolvedProblem("alike" if alike else "other", text, path, beside, by_verify)
+
+
+def recorded_ablation_run(audit: Any) -> dict[str, Any] | None:
+    """Which run of which ablation a run's record says it is (`run.ablation_run`: ablation, variant,
+    seed), or None: not an ablation's run, recorded before the field was, or malformed."""
+    run = audit.get("run") if isinstance(audit, dict) else None
+    return ablation_run_of(run.get("ablation_run")) if isinstance(run, dict) else None
+
+
+def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | None:
+    """Of a run about to replace the record in `reports`: that the record is counted on an ablation's
+    page, which goes on showing its figures until rebuilt, or None (not an ablation's run, no page, or
+    `this_run` is that ablation's run of the same variant, as a rerun of the ablation is)."""
+    try:
+        made = recorded_ablation_run(json.loads((reports / "audit.json").read_text()))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if made is None or (this_run is not None and (this_run["ablation"], this_run["variant"]) == (made["ablation"], made["variant"])):
+        return None
+    page_dir = reports.parent / made["ablation"]
+    if not (page_dir / "ablations.json").is_file():
+        return None
+    return (f"the run there is seed {made['seed']} of variant {made['variant']!r} of ablation {made['ablation']!r}, "
+            f"whose page {page_dir / 'ABLATIONS.md'} shows its figures, and the sheet it links this run's, until "
+            f"the page is rebuilt: {_page_rebuild_command(page_dir)}")  # fmt: skip
 
 
 def _page_rebuild_command(page_dir: Path) -> str:

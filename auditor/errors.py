@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,6 +74,31 @@ ENV_PARENT_PID = "AUDITOR_PARENT_PID"  # set by verify and ablate for the `audit
 def parent_env() -> dict[str, str]:
     """The environment for an `auditor run` this process starts and waits for."""
     return {**os.environ, ENV_PARENT_PID: str(os.getpid())}
+
+
+ENV_ABLATION_RUN = "AUDITOR_ABLATION_RUN"  # set by ablate for each run it starts: which of its runs (JSON)
+
+
+def ablation_run_env(ablation: str, variant: str, seed: int) -> dict[str, str]:
+    """The environment for the run `auditor ablate` starts for (variant, seed) of `ablation`: the
+    run records which it is (`run.ablation_run`), so that another ablation whose run names
+    coincide (names join ablation, variant and seed with '-') does not take it for its own."""
+    return {**parent_env(), ENV_ABLATION_RUN: json.dumps({"ablation": ablation, "variant": variant, "seed": seed})}
+
+
+def ablation_run_of(value: Any) -> dict[str, Any] | None:
+    """`{"ablation", "variant", "seed"}` where `value` is one (as a run records it), else None."""
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("ablation", "variant")):
+        return None
+    return value if type(value.get("seed")) is int else None
+
+
+def started_by_ablation() -> dict[str, Any] | None:
+    """Which run of which ablation this process is, where `auditor ablate` started it (else None)."""
+    try:
+        return ablation_run_of(json.loads(os.environ.get(ENV_ABLATION_RUN) or "null"))
+    except ValueError:
+        return None
 
 
 ENV_OUTPUT_ROOT = "AUDITOR_VERIFY_OUT"  # set by verify for its runs: its own --out (see runner.output_folders)

@@ -37,6 +37,7 @@ from auditor.audit import (
     SCHEMA_VERSION,
     SET_ASIDE,
     RunPaths,
+    ablation_page_note,
     aside,
     has_checkpoint,
     is_count,
@@ -61,7 +62,14 @@ from auditor.data import (
     norm_tensors,
     unread_note,
 )
-from auditor.errors import ENV_OUTPUT_ROOT, InvalidInput, SpecFieldError, signals_held, stop_after_finish_note
+from auditor.errors import (
+    ENV_OUTPUT_ROOT,
+    InvalidInput,
+    SpecFieldError,
+    signals_held,
+    started_by_ablation,
+    stop_after_finish_note,
+)
 from auditor.fileio import atomic_write_bytes, held_lock, not_a_folder, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info, norm_groups
@@ -318,6 +326,8 @@ def stage_run(
         if (paths.reports / "audit.json").is_file():
             log(f"note: {paths.reports} holds an earlier run of this name; this run replaces it when it "
                 "finishes, and it stays as it is until then")  # fmt: skip
+            if (page := ablation_page_note(paths.reports, started_by_ablation())) is not None:
+                log(f"note: {page}")
         return None, [], False
     with seeded_copy(paths, seeded):
         found, notes = find_resume_point(paths, spec, log, device, data_fingerprint, seeded, classes)
@@ -1256,6 +1266,7 @@ def assemble(
             "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
             "verify_out": run_notes["verify_out"],  # verify's --out, for its run A, B or K (None: not verify's)
+            "ablation_run": started_by_ablation(),  # {ablation, variant, seed} where `auditor ablate` started it
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -694,6 +694,13 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     assert proc.returncode == 0, proc.stderr
     proc = ablate("clash2.yaml", "--out", "out2", "--dry-run", cwd=tiny_copy)
     assert proc.returncode == 2 and "would take the names of another's: tiny-co-sine-s0 (variant 'sine' of ablation 'tiny-co')" in proc.stderr
+    # A user test: with that page gone (its ablation stopped before writing it), the run was planned as
+    # "replaces a run of a different spec", and ran: the run's own record says whose it is.
+    shutil.rmtree(tiny_copy / "out2/reports/tiny-co")
+    proc = ablate("clash2.yaml", "--out", "out2", "--dry-run", cwd=tiny_copy)
+    assert proc.returncode == 2 and ("would take the names of another's: tiny-co-sine-s0 (seed 0 of variant 'sine' of "
+                                     "ablation 'tiny-co', as its audit.json records)") in proc.stderr, proc.stderr  # fmt: skip
+    assert ablate("clash.yaml", "--out", "out2", "--only", "sine", "--seeds", "1", "--dry-run", cwd=tiny_copy).returncode == 0
     # --render-only under other --set/--seeds than the runs were made with: no page of nothing
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
     assert proc.returncode == 2 and "--render-only: no finished run of this plan under out, where the page counts 4" in proc.stderr
@@ -896,6 +903,8 @@ def test_table_matches_audits(tiny_out: tuple[Path, subprocess.CompletedProcess[
     rows = [line for line in page.splitlines() if re.match(r"\| (cosine|constant) \| [01] \|", line)]
     assert len(rows) == 4 and all(row.endswith(f"| {software} |") for row in rows)
     assert record["mixed_software"] == {} and "different software" not in page
+    assert [[a["run"]["ablation_run"] for a in audits[v]] for v in VARIANTS] == [
+        [{"ablation": "tiny", "variant": v, "seed": s} for s in SEEDS] for v in VARIANTS]  # whose run each is
 
 
 @pytest.mark.slow
@@ -908,6 +917,26 @@ def test_rerun_skips_finished(tiny_copy: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("skip (finished)") == 4 and "auditor run" not in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in audit_files} == before
+
+
+@pytest.mark.slow
+def test_a_run_by_hand_over_an_ablation_s_run_says_the_page_shows_the_run_it_replaces(tiny_copy: Path) -> None:
+    """A user test: `auditor run --set name=tiny-constant-s0` replaced a run the page counts, saying only
+    that it replaced an earlier run; the page went on showing the earlier figures beside a link to the new sheet."""
+    overrides = [line.strip()[2:] for line in TINY.splitlines() if line.startswith("  - ")]
+    proc = subprocess.run([sys.executable, "-m", "auditor", "run", "smoke", *sets([*overrides, "name=tiny-constant-s0",
+                           "train.optimizer.lr=0.3"]), "--out", "out"], cwd=tiny_copy, check=False, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    page = tiny_copy / "out" / "reports" / "tiny" / "ABLATIONS.md"
+    assert (f"note: the run there is seed 0 of variant 'constant' of ablation 'tiny', whose page {page} shows its "
+            "figures, and the sheet it links this run's, until the page is rebuilt: auditor ablate tiny.yaml --out out "
+            "--render-only\n") in proc.stderr, proc.stderr  # fmt: skip
+    record = json.loads((tiny_copy / "out/reports/tiny-constant-s0/audit.json").read_text())
+    assert record["run"]["ablation_run"] is None  # not the ablation's run: the ablation runs it again
+    plan = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy).stdout
+    assert "tiny-constant-s0  variant constant  seed 0  [run (replaces a run of a different spec)]" in plan
+    assert page.is_file()
 
 
 @pytest.mark.slow
@@ -1319,6 +1348,45 @@ def test_a_broken_runs_accuracies_are_withheld_from_the_page(tmp_path: Path) -> 
                                                 "train_time_s": 3.0, "params_m": 0.08}  # fmt: skip
     audit["measurements"]["nonfinite"] = []
     assert ablate._run_row(run, audit, tmp_path / "r", tmp_path)["metrics"]["final_val_acc"] == 0.2344
+
+
+def test_a_run_whose_record_names_another_ablation_is_not_taken_for_this_ones(tmp_path: Path) -> None:
+    from auditor import ablate
+
+    out, plan = tmp_path / "out", build_plan(str(write(tmp_path / "a.yaml", TINY)))
+    record = out / "reports" / "tiny-cosine-s0" / "audit.json"
+    record.parent.mkdir(parents=True)
+    for made, refused in [({"ablation": "tiny", "variant": "cosine", "seed": 0}, False),  # this ablation's own
+                          (None, False), ({"ablation": "tiny"}, False), ("tiny", False),  # not said, or malformed
+                          ({"ablation": "tiny", "variant": "co", "seed": 0}, True),
+                          ({"ablation": "tiny-cosine", "variant": "x", "seed": 0}, True)]:  # fmt: skip
+        record.write_text(json.dumps({"run": {"name": "tiny-cosine-s0", "ablation_run": made}}))
+        if not refused:
+            ablate.check_run_names(out, plan)
+            continue
+        with pytest.raises(InvalidInput, match=re.escape(f"tiny-cosine-s0 (seed 0 of variant {made['variant']!r} of "
+                                                         f"ablation {made['ablation']!r}, as its audit.json records)")):  # fmt: skip
+            ablate.check_run_names(out, plan)
+
+
+def test_a_run_replacing_one_an_ablation_page_counts_says_the_page_shows_the_earlier(tmp_path: Path) -> None:
+    from auditor.audit import ablation_page_note
+
+    reports = tmp_path / "out" / "reports"
+    (reports / "tiny-cosine-s0").mkdir(parents=True)
+    made = {"ablation": "tiny", "variant": "cosine", "seed": 0}
+    (reports / "tiny-cosine-s0" / "audit.json").write_text(json.dumps({"run": {"ablation_run": made}}))
+    assert ablation_page_note(reports / "tiny-cosine-s0", None) is None  # no page: nothing shows it
+    (reports / "tiny").mkdir()
+    (reports / "tiny" / "ablations.json").write_text(json.dumps({"ablation": {"name": "tiny"}, "variants": []}))
+    note = ablation_page_note(reports / "tiny-cosine-s0", None)
+    assert note is not None and note.startswith(f"the run there is seed 0 of variant 'cosine' of ablation 'tiny', whose page "
+                                                f"{reports / 'tiny' / 'ABLATIONS.md'} shows its figures")  # fmt: skip
+    assert note.endswith("until the page is rebuilt: auditor ablate FILE --render-only --out DIR")
+    assert ablation_page_note(reports / "tiny-cosine-s0", made) is None  # the ablation running it again rewrites its page
+    assert ablation_page_note(reports / "tiny-cosine-s0", {**made, "variant": "x"}) is not None
+    (reports / "tiny-cosine-s0" / "audit.json").write_text(json.dumps({"run": {"ablation_run": None}}))
+    assert ablation_page_note(reports / "tiny-cosine-s0", None) is None
 
 
 def test_page_folders_and_run_names_of_two_ablations_may_not_meet(tmp_path: Path) -> None:
