@@ -244,8 +244,8 @@ def conventional_transform(mean: list[float], std: list[float], padding: int = 4
 
 def default_workers() -> int:
     """DataLoader workers a typical script uses on this box: 2 (the PyTorch CIFAR-10
-    tutorial's value), never more than the cores."""
-    return max(0, min(2, os.cpu_count() or 1))
+    tutorial's value), never more than the CPUs this process may run on."""
+    return max(0, min(2, usable_cpus()))
 
 
 def sgd(model: nn.Module) -> torch.optim.SGD:
@@ -2047,7 +2047,9 @@ def results_markdown(report: dict[str, Any]) -> str:
 
 
 def write_results(reports: list[dict[str, Any]], path: Path = RESULTS_MD, append: bool = False) -> None:
-    """Write the runs to `path` (replacing it), or append them below the runs already there."""
+    """Write the runs to `path` (replacing it), or append them below the runs already there; through
+    a link, to its target (the link is left a link)."""
+    path = Path(os.path.realpath(path))
     if append and path.is_file():
         text = path.read_text(encoding="utf-8").rstrip("\n") + "\n\n"
     else:
@@ -2237,19 +2239,29 @@ def argument_problem(a: argparse.Namespace) -> str | None:
 
 
 def results_problem(path: Path, append: bool) -> str | None:
-    """Why RESULTS.md (`path`) cannot be written, or appended to, once measured (checked before)."""
+    """Why RESULTS.md (`path`, a link's target: `write_results` writes through it) cannot be written,
+    or appended to, once measured (checked before): not a file, a folder no file can be made in, a
+    read-only file, or a file that is not a results file the bench wrote (it would be lost)."""
     if path.is_dir() or (os.path.lexists(path) and not path.is_file()):
         return f"{path}: not a regular file, where the results go"
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    target = Path(os.path.realpath(path))
+    if not os.access(target.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return f"{path}: cannot be written here (checked now, not after measuring)"
+    if (why := _cannot_create_in(target.parent)) is not None:  # root passes os.access anywhere, /proc included
+        return f"{path}: no file can be made in {target.parent} ({why}; checked now, not after measuring)"
     if not path.is_file():
         return None
+    if not path.stat().st_mode & 0o222:  # root may write it all the same: its mode says the user does not mean to
+        return f"{path}: is read-only (mode {path.stat().st_mode & 0o777:04o}); make it writable, or name another file"
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        return None if not append else f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), so this run cannot be appended to it"
+        return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}), so not a results file the bench wrote"
     except OSError as exc:
         return f"{path}: cannot be read ({exc.strerror})"
+    if text.strip() and not text.startswith(RESULTS_TITLE + "\n"):  # a user's file, not one the bench wrote
+        return (f"{path}: holds a file that does not begin with {RESULTS_TITLE!r}, as the results files the bench "
+                "writes do; name another file, or remove it")  # fmt: skip
     # Replacing a file of earlier runs lost them (a user test: the committed file, and its only GPU runs, went).
     if not append and (held := sum(line.startswith("## ") for line in text.splitlines())):
         return (f"--write-results: {path} holds {held} earlier section{'s' if held != 1 else ''} (runs, notes), which "
@@ -2263,10 +2275,13 @@ def json_problem(path: Path, results: Path = RESULTS_MD) -> str | None:
     not a report --json wrote (it would be replaced without a word)."""
     if path.is_dir():
         return f"--json {path}: {path} is a folder (checked now, not after measuring)"
-    if not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
-        return f"--json {path}: {path.parent} is not a writable folder (checked now, not after measuring)"
-    if (why := _cannot_create_in(path.parent)) is not None:
-        return f"--json {path}: no file can be made in {path.parent} ({why}; checked now, not after measuring)"
+    folder = Path(os.path.realpath(path)).parent  # a link's target's: `finish` writes through it
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        return f"--json {path}: {folder} is not a writable folder (checked now, not after measuring)"
+    if (why := _cannot_create_in(folder)) is not None:
+        return f"--json {path}: no file can be made in {folder} ({why}; checked now, not after measuring)"
+    if path.is_file() and not path.stat().st_mode & 0o222:
+        return f"--json {path}: is read-only (mode {path.stat().st_mode & 0o777:04o}); make it writable, or name another file"
     if path.resolve() == results.resolve():
         return f"--json {path}: is {results.name}, which --write-results and --append-results write"
     if path.exists() and not _is_report(path):
@@ -2296,7 +2311,7 @@ def _report_shaped(report: Any) -> bool:
     return isinstance(report, dict) and {"machine", "command"} <= report.keys()
 
 
-def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 0.10) -> str | None:
+def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 0.10, retries: int = 2) -> str | None:
     """A warning when other processes are using a noticeable share of the CPU right now.
 
     Measured over `seconds` with ForeignCpu (the load average also counts this
@@ -2309,7 +2324,7 @@ def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 
     if busy > quiet:
         return (f"machine busy: other processes used {busy:.0%} of the CPU just before the benchmark (load "
                 f"average {load}); with several torch threads, OpenMP barriers stall whenever one thread is "
-                "descheduled. Disturbed repeats are discarded and rerun, but treat the figures as rough.")  # fmt: skip
+                f"descheduled. {retry_words(retries)}, but treat the figures as rough.")  # fmt: skip
     return None
 
 
@@ -2359,7 +2374,9 @@ def _render_problem(report: dict[str, Any]) -> str | None:
         pool_ceilings(report["throughput"])
         results_markdown(report)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # StatisticsError is a ValueError
-        return f"the report is not complete ({f'missing {exc}' if isinstance(exc, KeyError) else exc})"
+        if isinstance(exc, KeyError):
+            return f"the report is not complete (missing {exc})"
+        return f"the report holds a field of another kind than --json writes, or is not complete ({exc})"
     return None
 
 
@@ -2507,11 +2524,18 @@ def _rooted(raw: list[str]) -> list[str]:
     return out
 
 
+def retry_words(retries: int) -> str:
+    """What becomes of a disturbed repeat under --retries."""
+    if retries == 0:
+        return "Disturbed repeats are kept, not rerun (--retries 0)"
+    return f"Disturbed repeats are discarded and rerun (up to {count(retries, 'time')} each)"
+
+
 def _absolute(path: str) -> str:
     return path if not path or os.path.isabs(path) or path.startswith("~") else os.path.abspath(path)
 
 
-def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, Any]:
+def new_report(raw: list[str], device: torch.device, quiet: float, retries: int = 2) -> dict[str, Any]:
     """The report skeleton: command, machine, and a warning when the machine is busy right now."""
     report: dict[str, Any] = {
         "command": _recorded_command(raw),
@@ -2521,7 +2545,7 @@ def new_report(raw: list[str], device: torch.device, quiet: float) -> dict[str, 
     m = report["machine"]
     print(f"machine: {m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}, {count(m['torch_threads'], 'thread')}, "
           f"device {device}{' (' + m['gpu'] + ')' if m['gpu'] else ''}, load {m['loadavg_start']}")  # fmt: skip
-    if (warning := busy_warning(m["loadavg_start"], quiet=quiet)) is not None:
+    if (warning := busy_warning(m["loadavg_start"], quiet=quiet, retries=retries)) is not None:
         print("WARNING: " + warning)
         report["notes"].append(warning)
     source = Path(auditor.__file__).resolve().parent
@@ -2604,12 +2628,18 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
     failed: OSError | None = None
     if a.json:  # first: whatever fails after it, the measurements are kept
         try:
-            atomic_write_bytes(a.json, json.dumps(report, indent=2, default=str).encode())
+            atomic_write_bytes(Path(os.path.realpath(a.json)), json.dumps(report, indent=2, default=str).encode())
             a.json_written = True
+            print(f"wrote {a.json}")
         except OSError as exc:  # changed since it was checked, or a full disk
             a.json_kept, failed = _keep_elsewhere(report), exc
     if a.write_results or a.append_results:  # a RESULTS.md that fails says where the JSON is (main)
-        write_results([report], a.results_path, append=a.append_results)
+        try:
+            write_results([report], a.results_path, append=a.append_results)
+        except OSError:
+            if not a.json:  # the measurements are kept however RESULTS.md failed
+                a.json_kept = _keep_elsewhere(report)
+            raise
         print(f"wrote {a.results_path}")
     if failed is not None:
         raise failed
@@ -2691,7 +2721,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
     make_current(device)
-    report = new_report(raw, device, a.quiet_threshold)
+    report = new_report(raw, device, a.quiet_threshold, a.retries)
     signal.signal(signal.SIGTERM, _raise_terminated)
     measured = False
     try:
@@ -2711,7 +2741,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         saved = f"; this run's JSON report is in {a.json}" if getattr(a, "json_written", False) else ""
         if kept := getattr(a, "json_kept", None):
-            saved = f"; this run's JSON report was written to {kept} instead (--render-json renders it without measuring again)"
+            instead = " instead" if a.json else ""
+            saved = f"; this run's JSON report was written to {kept}{instead} (--render-json renders it without measuring again)"
         elif a.json and not getattr(a, "json_written", False):
             saved = f"; this run's JSON report could not be written to {a.json} nor to the temporary folder"
         where = f"{exc.filename}: " if exc.filename else ""

@@ -794,6 +794,8 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
         ([*row[:3]], "x", "not shaped as --json writes a report: throughput[0].rows is a string, not a list"),
         ([*row, "images_per_s", "median"], deleted, f"{b}.images_per_s.median is missing, but its samples give 52.0"),
         (["throughput"], [], "throughput is an empty list (a run writes at least one section)"),
+        (["throughput", 0, "steps"], "two", "the report holds a field of another kind than --json writes, or is not "
+                                            "complete (Unknown format code"),  # a user test: it said only "not complete"
         ([*row[:3]], [], "throughput[0].rows is an empty list (a run writes at least one row)"),
     ]:  # fmt: skip
         code, err = render(path, value)
@@ -827,6 +829,70 @@ def test_where_the_results_go_is_checked_before_measuring(
     monkeypatch.setattr(bench.os, "access", lambda path, mode: False)  # a read-only folder (root ignores chmod)
     assert bench.main(["--write-results"]) == 2
     assert f"{results}: cannot be written here (checked now, not after measuring)" in capsys.readouterr().err
+
+
+def test_a_results_file_the_bench_did_not_write_or_a_read_only_one_is_refused_and_a_link_written_through(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: --write-results replaced a file of notes (no '## ' heading) without a word; as root, a
+    read-only file was replaced and made writable, and a folder in /proc passed until after the measuring;
+    a RESULTS.md that was a link became a file, its target left without the run."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("my precious notes\n")
+    for append in (False, True):
+        assert bench.results_problem(notes, append) == (
+            f"{notes}: holds a file that does not begin with '# Throughput benchmark results', as the results files "
+            "the bench writes do; name another file, or remove it")  # fmt: skip
+    notes.write_bytes(b"\xff notes")
+    assert bench.results_problem(notes, False).startswith(f"{notes}: not UTF-8 text (invalid start byte at byte 0)")
+    ours = tmp_path / "RESULTS.md"
+    ours.write_text(f"{bench.RESULTS_TITLE}\n\n{bench.RESULTS_INTRO}\n")
+    assert bench.results_problem(ours, True) is None and bench.results_problem(ours, False) is None
+    (tmp_path / "empty.md").write_text("")
+    assert bench.results_problem(tmp_path / "empty.md", False) is None
+    ours.chmod(0o444)
+    try:
+        assert bench.results_problem(ours, True) == f"{ours}: is read-only (mode 0444); make it writable, or name another file"
+    finally:
+        ours.chmod(0o644)
+    monkeypatch.setattr(bench, "_cannot_create_in", lambda folder: "Permission denied")
+    assert bench.results_problem(ours, True) == (f"{ours}: no file can be made in {tmp_path} (Permission denied; "
+                                                 "checked now, not after measuring)")  # fmt: skip
+    monkeypatch.undo()
+    link = tmp_path / "link.md"
+    link.symlink_to(ours)
+    monkeypatch.setattr(bench, "results_markdown", lambda report: "## Run of now\n")
+    bench.write_results([{}], link, append=True)
+    assert link.is_symlink() and ours.read_text().endswith("\n\n## Run of now\n")
+
+
+def test_the_busy_machine_warning_says_what_becomes_of_a_disturbed_repeat(bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: under --retries 0 it said that disturbed repeats are discarded and rerun."""
+    monkeypatch.setattr(bench, "ForeignCpu", lambda: SimpleNamespace(start=lambda: None, stop=lambda: 0.5))
+    monkeypatch.setattr(bench.time, "sleep", lambda s: None)
+    assert "Disturbed repeats are kept, not rerun (--retries 0), but" in bench.busy_warning([2.0], retries=0)
+    assert "Disturbed repeats are discarded and rerun (up to 2 times each), but" in bench.busy_warning([2.0])
+    assert "(up to 1 time each)" in bench.busy_warning([2.0], retries=1)
+    monkeypatch.setattr(bench, "ForeignCpu", lambda: SimpleNamespace(start=lambda: None, stop=lambda: 0.01))
+    assert bench.busy_warning([2.0], retries=0) is None
+
+
+def test_measurements_are_kept_when_results_md_cannot_be_written_after_measuring(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --json, a RESULTS.md that failed after the measuring (a full disk) had lost every figure."""
+    monkeypatch.setattr(bench, "targets_lines", lambda report: [])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def full(reports: Any, path: Path, append: bool = False) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(bench, "write_results", full)
+    a = argparse.Namespace(json=None, write_results=False, append_results=True, results_path=tmp_path / "RESULTS.md")
+    report = {"machine": {}, "command": "python bench/throughput.py"}
+    with pytest.raises(OSError, match="No space left"):
+        bench.finish(a, report)
+    assert a.json_kept is not None and json.loads(Path(a.json_kept).read_text())["command"] == report["command"]
 
 
 def test_write_results_never_replaces_a_file_of_earlier_runs_and_results_writes_elsewhere(
