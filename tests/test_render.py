@@ -1208,10 +1208,14 @@ def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_origi
     command = audit["environment"]["command"]
     text = text_of(audit)
     assert "# the original command, as run from" in text and f"&& OMP_NUM_THREADS=2 {command} --resume)" in text
+    assert "audit.json, from where the original ran (relative paths in the" in text
     audit["environment"]["command"] = f"{command} --resume"
     text = text_of(audit)
     assert "| Command (this run's last process, a resume) |" in text and "--resume --resume" not in text
     assert "# the original command" not in text and "# the command of this run's last process (a resume" in text
+    # A user test: the retrain runs from the last process's folder, which the comment called the original's.
+    assert ("# retrain from the resolved spec saved beside audit.json, from where this run's last process (a resume) "
+            "ran (relative paths in the") in text and "where the original ran" not in text  # fmt: skip
     assert "the first process's command is not recorded" in text  # a record from before it was carried
     audit["run"]["started_by"] = {"command": command, "cwd": "/work/first place"}
     text = text_of(audit)
