@@ -794,8 +794,8 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
         ([*row[:3]], "x", "not shaped as --json writes a report: throughput[0].rows is a string, not a list"),
         ([*row, "images_per_s", "median"], deleted, f"{b}.images_per_s.median is missing, but its samples give 52.0"),
         (["throughput"], [], "throughput is an empty list (a run writes at least one section)"),
-        (["throughput", 0, "steps"], "two", "the report holds a field of another kind than --json writes, or is not "
-                                            "complete (Unknown format code"),  # a user test: it said only "not complete"
+        (["throughput", 0, "steps"], "two", ("the report holds a field of another kind than --json writes, or is not "
+                                             "complete (Unknown format code")),  # a user test: it said only "not complete"
         ([*row[:3]], [], "throughput[0].rows is an empty list (a run writes at least one row)"),
     ]:  # fmt: skip
         code, err = render(path, value)
