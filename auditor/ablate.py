@@ -400,6 +400,32 @@ def identical_variants(runs: list[PlannedRun] | tuple[PlannedRun, ...]) -> list[
     return [g for g in groups.values() if len(g) > 1]
 
 
+def unchanged_variants(
+    abl: Ablation, base_raw: dict[str, Any], cli_sets: list[str], runs: list[PlannedRun], said: list[list[str]],
+) -> list[str]:  # fmt: skip
+    """Notes of the variants whose own overrides change nothing: each resolves to the base spec (with the
+    file's overrides and --set), so its runs train the base while its overrides read as a change (a user
+    test). A variant that sets none (`base: []`) is the base by intent; one `identical_variants` named
+    (`said`) is noted there already. Compared at one seed, as identical_variants compares."""
+    noted = {v for group in said for v in group}
+    first: dict[str, PlannedRun] = {}
+    for r in runs:
+        first.setdefault(r.variant, r)
+    notes = []
+    for v, r in first.items():
+        if not abl.variants[v] or v in noted:
+            continue
+        try:
+            base = validate_spec(apply_overrides(base_raw, [*abl.overrides, *cli_sets, f"seed={r.seed}", f"name={r.name}"]),
+                                 "base")
+        except InvalidInput:  # the base alone does not validate: the variant's overrides are needed
+            continue
+        if content_hash(base) == content_hash(r.spec):
+            notes.append(f"variant {v!r} resolves to the base spec (with the file's overrides and --set): its overrides "
+                         f"({' '.join(abl.variants[v])}) change nothing, so its runs train the base")  # fmt: skip
+    return notes
+
+
 def identical_text(group: list[str]) -> str:
     """The warning for one `identical_variants` group."""
     names = ", ".join(repr(v) for v in group[:-1]) + f" and {group[-1]!r}"
@@ -462,7 +488,8 @@ def build_plan(
         source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
         figure="depth" if depth_figure else abl.figure,
-        warnings=(*_shadow_warnings(abl, variants, cli_sets), *map(identical_text, identical_variants(runs))),
+        warnings=(*_shadow_warnings(abl, variants, cli_sets), *map(identical_text, same := identical_variants(runs)),
+                  *unchanged_variants(abl, base_raw, cli_sets, runs, same)),
     )  # fmt: skip
 
 
@@ -738,11 +765,14 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
     if audit.get("run", {}).get("status") == "diverged":
         step = training.get("diverged_at_step")
         return "training diverged" + (f" (at step {step})" if step is not None else "")
+    try:  # before the weights: with no epoch selected, the model measured is no selected one (a user test)
+        if why := record_no_selection(training):
+            return why
+    except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell
+        return None
     if (audit.get("measurements") or {}).get("nonfinite"):
         return "its selected model holds inf or NaN (broken)"
     try:
-        if why := record_no_selection(training):
-            return why
         found = nonfinite_losses(audit)
     except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell
         return None
@@ -1426,6 +1456,24 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
                else "its ablations.json does not say how it was made")  # fmt: skip
         return f"{text}; no `--render-only` of the file as it is now rebuilds that page ({why})"
     return f"{text}; `{shell_command(argv)}` rebuilds that page"
+
+
+def variants_gone_note(earlier: Any, plan: Plan) -> str | None:
+    """A note where the page replaced (`earlier`, its ablations.json) listed finished runs of variants
+    the ablation file no longer has (renamed or removed), or None: the new page left them out
+    without a word (a user test)."""
+    gone: dict[str, list[str]] = {}
+    for v in earlier.get("variants", []) if isinstance(earlier, dict) and isinstance(earlier.get("variants"), list) else []:
+        if not isinstance(v, dict) or not isinstance(v.get("name"), str) or v["name"] in plan.ablation.variants:
+            continue
+        runs = v.get("runs") if isinstance(v.get("runs"), list) else []
+        if names := [r["name"] for r in runs if isinstance(r, dict) and isinstance(r.get("name"), str)]:
+            gone[v["name"]] = names
+    if not gone:
+        return None
+    listed = "; ".join(f"{name!r}: {_first_names(names)}" for name, names in gone.items())
+    return (f"note: the page it replaced also listed finished runs of {count(len(gone), 'variant')} that {plan.source} "
+            f"no longer has (renamed or removed; {listed}), which this page leaves out; those runs are left as they are")  # fmt: skip
 
 
 def _spec_on_disk(out: Path, run: str) -> tuple[Any, bool] | None:

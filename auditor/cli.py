@@ -264,7 +264,8 @@ def _add_ablate(sub: Any) -> None:
     p = sub.add_parser("ablate", help="run variants x seeds of a base spec and aggregate them")
     p.add_argument("ablation", metavar="ABLATION", help="ablation YAML file or shipped ablation name")
     mode = p.add_mutually_exclusive_group()  # each asks for something else than running the plan
-    mode.add_argument("--list", action="store_true", help="print the variants and their overrides")
+    mode.add_argument("--list", action="store_true", help="print the variants and their overrides, once every run resolves to a valid spec (as --dry-run checks; "
+                      "the data and this machine are not checked)")
     mode.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
     mode.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")
@@ -683,7 +684,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """`auditor ablate`: --list, --dry-run, --render-only, or every variant x seed, then the mean ± std page."""
     from auditor import ablate
 
-    if args.list:
+    if args.list:  # each run resolved and validated first: a file whose runs cannot run is refused here too (a user test)
+        ablate.build_plan(args.ablation, args.sets, args.only, args.seeds)
         return _say(ablate.list_lines(args.ablation, args.only, args.seeds))
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
     ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
@@ -714,8 +716,8 @@ def _ablate_held(args: argparse.Namespace, plan: Plan) -> int:
     page_plan = ablate.page_plan(plan, args.seeds, _progress)
     earlier = ablate.page_record(args.out, page_plan)
     page, record = ablate.write_outputs(args.out, page_plan, args.render_only)
-    replaced = ablate.replaced_page_note(earlier, record, page_plan, args.out)
-    return _say([*ablate.page_notes(record), *([replaced] if replaced else []), f"ablation page: {page}"])
+    notes = [ablate.replaced_page_note(earlier, record, page_plan, args.out), ablate.variants_gone_note(earlier, page_plan)]
+    return _say([*ablate.page_notes(record), *filter(None, notes), f"ablation page: {page}"])
 
 
 def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:

@@ -405,6 +405,13 @@ def test_list_takes_only_and_a_spec_given_as_an_ablation_is_named_as_such(tmp_pa
     assert more.returncode == 0 and "\n# seeds: [0, 1, 2]  (--seeds 3: " in more.stdout, more.stdout + more.stderr
     proc = ablate("tiny.yaml", "--list", "--only", "nope", cwd=tmp_path)
     assert proc.returncode == 2 and "--only: unknown variant 'nope'" in proc.stderr
+    # A user test: a misspelt override, or a base that is not there, was listed with exit 0.
+    write(tmp_path / "typo.yaml", TINY.replace("train.schedule.name=constant", "train.schedul.name=constant"))
+    proc = ablate("typo.yaml", "--list", cwd=tmp_path)
+    assert proc.returncode == 2 and "typo.yaml:14: variant 'constant': train.schedul: unknown key" in proc.stderr and not proc.stdout
+    write(tmp_path / "nobase.yaml", TINY.replace("base: smoke", "base: nonexist.yaml"))
+    proc = ablate("nobase.yaml", "--list", cwd=tmp_path)
+    assert proc.returncode == 2 and "nonexist.yaml" in proc.stderr and not proc.stdout
     proc = ablate(str(REPO / "specs/smoke.yaml"), "--list", cwd=tmp_path)
     assert proc.returncode == 2 and "a spec, not an ablation file" in proc.stderr and proc.stderr.count("\n") == 1
 
@@ -608,7 +615,11 @@ def test_variants_that_resolve_to_one_spec_are_named_in_the_plan_and_on_the_page
             "their runs repeat one another (one training per seed), so their rows compare nothing; drop all but one, "
             "or change their overrides")  # fmt: skip
     assert build_plan(str(f)).warnings == (said,)
-    assert build_plan(str(f), only=["constant", "again"]).warnings == ()
+    # A user test: a variant that is the base with no other variant to repeat was not noted at all.
+    unchanged = ("variant 'again' resolves to the base spec (with the file's overrides and --set): its overrides "
+                 "(train.schedule.name=cosine) change nothing, so its runs train the base")  # fmt: skip
+    assert build_plan(str(f), only=["constant", "again"]).warnings == (unchanged,)
+    assert build_plan(str(f), only=["constant", "cosine"]).warnings == ()  # `cosine: []` is the base by intent
     assert build_plan(str(write(tmp_path / "plain.yaml", TINY))).warnings == ()
     # a variant that changes only what is measured after training is a different spec
     measured = write(tmp_path / "m.yaml", TINY.replace("constant: [train.schedule.name=constant]",
@@ -917,6 +928,21 @@ def test_rerun_skips_finished(tiny_copy: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("skip (finished)") == 4 and "auditor run" not in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in audit_files} == before
+
+
+@pytest.mark.slow
+def test_a_page_rebuilt_after_a_variant_was_renamed_says_which_finished_runs_it_leaves_out(tiny_copy: Path) -> None:
+    """A user test: renaming a variant in the file made --render-only drop its finished runs from the page
+    without a word (runs dropped with --seeds were named)."""
+    write(tiny_copy / "tiny.yaml", TINY.replace("  constant: [", "  flat: ["))
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: the page it replaced also listed finished runs of 1 variant that tiny.yaml no longer has (renamed or "
+            "removed; 'constant': tiny-constant-s0, tiny-constant-s1), which this page leaves out; those runs are left "
+            "as they are") in proc.stdout + proc.stderr  # fmt: skip
+    assert (tiny_copy / "out/reports/tiny-constant-s0/audit.json").is_file()
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)  # that page lists no 'constant'
+    assert proc.returncode == 0 and "no longer has" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
@@ -1742,6 +1768,8 @@ def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so
     assert ablate.left_out_reason(unselected) == (
         "no epoch was selected: the val loss of every completed epoch (1 epoch) was not a number (the model computed "
         "inf or NaN), so no best checkpoint was written")  # fmt: skip
+    unselected["measurements"]["nonfinite"] = ["fc.weight"]  # the last weights, measured: no selected model's
+    assert ablate.left_out_reason(unselected).startswith("no epoch was selected: ")
 
 
 def _pages_of_n_then_one_seed(out: Path, n: int = 3) -> tuple[Any, Any, dict, dict]:
