@@ -175,6 +175,9 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
         assert f"with the command that run A's sheet gives ({tmp_path}/verify/smoke/a/reports/smoke/REPRODUCIBILITY.md)" in other
         assert "auditor run " not in other.split("## Reproduce", 1)[1].split("## Criteria", 1)[0]
     assert ": BITWISE (pass) on cpu, 1 thread, torch " in proc.stdout  # OMP_NUM_THREADS=1 (_verify)
+    # A user test: a resumed run's checkpoints came out larger (its history's keys, read back, were copies).
+    sizes = {run: (tmp_path / f"verify/smoke/{run}/checkpoints/smoke/best.pt").stat().st_size for run in "abk"}
+    assert sizes["a"] == sizes["b"] == sizes["k"], sizes
     assert any(n.startswith(f"run K was killed from inside its process at the end of step {k}, once the checkpoints "
                             "written so far were on disk") for n in block["notes"])  # fmt: skip
 
