@@ -196,6 +196,10 @@ def _empty(folder: Path) -> None:
 def _interrupted_run_exists(paths: RunPaths, interrupted: bool) -> str:
     """Why a fresh start is refused: staging holds an interrupted run (`interrupted`: it has a
     checkpoint), or, where files cannot be locked, perhaps one running now."""
+    if interrupted and _a_copy_of_the_finished_run(paths):
+        return (f"{paths.ckpt_staging}: a copy of the finished run, made by a --resume of it that was stopped before "
+                "it finished (its last.pt is the finished run's: nothing was trained there); remove that folder (the "
+                f"finished run in {paths.checkpoints} is as it was), or run that --resume again")  # fmt: skip
     if interrupted:
         return (f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
                 "--resume, or remove that folder to start over")  # fmt: skip
@@ -203,6 +207,17 @@ def _interrupted_run_exists(paths: RunPaths, interrupted: bool) -> str:
         f"{paths.ckpt_staging}: a run of this name was stopped before its first checkpoint, or is running "
         "now (files cannot be locked here to tell); if none is, remove that folder to start over"
     )
+
+
+def _a_copy_of_the_finished_run(paths: RunPaths) -> bool:
+    """Whether checkpoint staging's last.pt is the finished run's (their digest files agree): a --resume
+    of the finished run copied it there and was stopped before it finished (a user test: a SIGKILL while
+    it measured again was then called an interrupted run)."""
+    try:
+        theirs = checkpoint.digest_path(paths.last_checkpoint).read_text()
+        return checkpoint.digest_path(paths.ckpt_staging / "last.pt").read_text() == theirs
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 # In checkpoint staging while a finished run is copied there for --resume: a copy cut short (SIGKILL,
