@@ -1521,12 +1521,14 @@ def list_lines(plan_source: str, only: list[str] | None = None, n_seeds: int | N
     path, abl = load_ablation(plan_source)
     chosen = _select_variants(plan_source, abl, only or [])
     seeds, note = choose_seeds(abl.seeds, n_seeds, plan_source)
+    resolve_base(path, abl, plan_source)  # a base that is not there is refused here too (a user test)
     width = max(len(v) for v in chosen)
     return [
         f"# {display_path(path)}: ablation {abl.name!r}, base {abl.base}",
         f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}",
         f"# seeds: {seeds}" + (f"  ({note})" if note else ""),
         *(f"{v:<{width}}  {' '.join(abl.variants[v]) or '(base)'}" for v in chosen),
+        "# the overrides as written: --dry-run resolves and validates every run",
     ]
 
 

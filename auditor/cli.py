@@ -264,8 +264,8 @@ def _add_ablate(sub: Any) -> None:
     p = sub.add_parser("ablate", help="run variants x seeds of a base spec and aggregate them")
     p.add_argument("ablation", metavar="ABLATION", help="ablation YAML file or shipped ablation name")
     mode = p.add_mutually_exclusive_group()  # each asks for something else than running the plan
-    mode.add_argument("--list", action="store_true", help="print the variants and their overrides, once every run resolves to a valid spec (as --dry-run checks; "
-                      "the data and this machine are not checked)")
+    mode.add_argument("--list", action="store_true", help="print the variants and their overrides as the file gives them (the file and its base are checked; "
+                      "the runs' specs are not: --dry-run resolves and validates each, which needs torch)")
     mode.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
     mode.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")
@@ -684,8 +684,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """`auditor ablate`: --list, --dry-run, --render-only, or every variant x seed, then the mean ± std page."""
     from auditor import ablate
 
-    if args.list:  # each run resolved and validated first: a file whose runs cannot run is refused here too (a user test)
-        ablate.build_plan(args.ablation, args.sets, args.only, args.seeds)
+    if args.list:
         return _say(ablate.list_lines(args.ablation, args.only, args.seeds))
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
     ablate.check_page_folder(args.out, plan)  # before any run: the page could not be written afterwards
