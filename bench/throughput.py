@@ -34,6 +34,7 @@ See bench/README.md for the method.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import multiprocessing.connection
@@ -775,18 +776,28 @@ def child_temp_base() -> tuple[str | None, str | None]:
 
     A DataLoader worker passes each batch through a Unix socket made below it: under a long TMPDIR
     that socket's path was too long, no batch was ever passed, and the bench waited for ever."""
-    default = tempfile.gettempdir()
+    try:
+        default = tempfile.gettempdir()
+    except FileNotFoundError as exc:  # no usable temporary folder at all: tempfile says which it tried
+        raise ValueError(f"no temporary folder can be written ({exc})") from None
+    longest = SOCKET_PATH_MAX - CHILD_SOCKET_TAIL
     for base in (default, "/tmp", "/var/tmp"):
-        if len(os.fsencode(base)) + CHILD_SOCKET_TAIL <= SOCKET_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+        if len(os.fsencode(base)) <= longest and os.path.isdir(base) and _cannot_create_in(Path(base)) is None:
             if base == default:
                 return None, None
             return base, (f"the temporary folder {default} is too long a path for the socket a DataLoader worker "
-                          f"passes batches through (at most {SOCKET_PATH_MAX} bytes); the pipelines' processes "
-                          f"make their folders in {base} instead, and the bench removes them as it would have")  # fmt: skip
-    longest = SOCKET_PATH_MAX - CHILD_SOCKET_TAIL
+                          f"passes batches through (a TMPDIR of at most {longest} bytes leaves room for it); the "
+                          f"pipelines' processes make their folders in {base} instead, and the bench removes them "
+                          "as it would have")  # fmt: skip
     raise ValueError(f"the temporary folder {default} is too long a path for the socket a DataLoader worker passes "
                      f"batches through, and neither /tmp nor /var/tmp can be written: set TMPDIR to a writable folder "
                      f"of at most {longest} bytes")  # fmt: skip
+
+
+def pipelines_temp_base(workers: int | None) -> tuple[str | None, str | None]:
+    """`child_temp_base` for (a)'s DataLoader of `workers` workers (None: the default); with none,
+    no socket is made, and TMPDIR is taken as it is."""
+    return (None, None) if workers == 0 else child_temp_base()
 
 
 # How long a stopped child's process group gets to die of SIGTERM before SIGKILL: it dies at once,
@@ -2244,6 +2255,8 @@ def results_problem(path: Path, append: bool) -> str | None:
     read-only file, or a file that is not a results file the bench wrote (it would be lost)."""
     if path.is_dir() or (os.path.lexists(path) and not path.is_file()):
         return f"{path}: not a regular file, where the results go"
+    if (read_only := _read_only(path)) is not None:  # before os.access: root and a user are told alike
+        return f"{path}: {read_only}"
     target = Path(os.path.realpath(path))
     if not os.access(target.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return f"{path}: cannot be written here (checked now, not after measuring)"
@@ -2251,8 +2264,6 @@ def results_problem(path: Path, append: bool) -> str | None:
         return f"{path}: no file can be made in {target.parent} ({why}; checked now, not after measuring)"
     if not path.is_file():
         return None
-    if not path.stat().st_mode & 0o222:  # root may write it all the same: its mode says the user does not mean to
-        return f"{path}: is read-only (mode {path.stat().st_mode & 0o777:04o}); make it writable, or name another file"
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -2280,13 +2291,21 @@ def json_problem(path: Path, results: Path = RESULTS_MD) -> str | None:
         return f"--json {path}: {folder} is not a writable folder (checked now, not after measuring)"
     if (why := _cannot_create_in(folder)) is not None:
         return f"--json {path}: no file can be made in {folder} ({why}; checked now, not after measuring)"
-    if path.is_file() and not path.stat().st_mode & 0o222:
-        return f"--json {path}: is read-only (mode {path.stat().st_mode & 0o777:04o}); make it writable, or name another file"
+    if (read_only := _read_only(path)) is not None:
+        return f"--json {path}: {read_only}"
     if path.resolve() == results.resolve():
         return f"--json {path}: is {results.name}, which --write-results and --append-results write"
     if path.exists() and not _is_report(path):
         return f"--json {path}: holds a file that is not a report --json wrote; name another file, or remove it"
     return None
+
+
+def _read_only(path: Path) -> str | None:
+    """Why a file the bench would replace is not to be written, where its mode gives no one write
+    permission (root may write it all the same: its mode says its owner does not mean it to be)."""
+    if not path.is_file() or path.stat().st_mode & 0o222:
+        return None
+    return f"is read-only (mode {path.stat().st_mode & 0o777:04o}); make it writable, or name another file"
 
 
 def _cannot_create_in(folder: Path) -> str | None:
@@ -2636,9 +2655,11 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
     if a.write_results or a.append_results:  # a RESULTS.md that fails says where the JSON is (main)
         try:
             write_results([report], a.results_path, append=a.append_results)
-        except OSError:
+        except (OSError, ValueError) as exc:  # ValueError: a file no longer UTF-8 since it was checked
             if not a.json:  # the measurements are kept however RESULTS.md failed
-                a.json_kept = _keep_elsewhere(report)
+                a.json_kept, a.json_keep_tried = _keep_elsewhere(report), True
+            if isinstance(exc, ValueError):
+                raise OSError(errno.EINVAL, f"cannot be appended to now ({exc})", str(a.results_path)) from None
             raise
         print(f"wrote {a.results_path}")
     if failed is not None:
@@ -2713,7 +2734,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(a.device)
     try:
         configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
-        a.child_tmp, tmp_note = child_temp_base()
+        a.child_tmp, tmp_note = pipelines_temp_base(a.workers)
     except ValueError as exc:
         return refuse(exc)
     if tmp_note:
@@ -2745,6 +2766,8 @@ def main(argv: list[str] | None = None) -> int:
             saved = f"; this run's JSON report was written to {kept}{instead} (--render-json renders it without measuring again)"
         elif a.json and not getattr(a, "json_written", False):
             saved = f"; this run's JSON report could not be written to {a.json} nor to the temporary folder"
+        elif getattr(a, "json_keep_tried", False):
+            saved = "; this run's JSON report could not be kept in the temporary folder either: its figures are above"
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
         return 2
