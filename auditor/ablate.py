@@ -1267,7 +1267,7 @@ def check_run_names(out: Path, plan: Plan) -> None:
     named as another ablation's page folder, and a page folder named as another's run (both
     live in reports/: `tiny-cos-s0` as an ablation's name)."""
     mine, page_folder = {r.name for r in plan.runs}, plan.ablation.name
-    clashes = []
+    clashes, named = [], set()  # named: this ablation's runs a page's clash names already
     for page in sorted((out / "reports").glob("*/ablations.json")):
         record = _read_json(page)
         name = record.get("ablation", {}).get("name") if isinstance(record, dict) else None
@@ -1276,13 +1276,16 @@ def check_run_names(out: Path, plan: Plan) -> None:
         theirs = [(v["name"], r["name"]) for v in record.get("variants", [])
                   for r in [*v.get("runs", []), *v.get("missing", [])] if isinstance(r.get("name"), str)]  # fmt: skip
         clashes += [f"{run} (variant {v!r} of ablation {name!r})" for v, run in theirs if run in mine]
+        named |= {run for _, run in theirs} & mine
         clashes += [f"{run} (this ablation's page folder; a run of variant {v!r} of ablation {name!r})"
                     for v, run in theirs if run == page_folder]  # fmt: skip
         if page.parent.name in mine:
             clashes.append(f"{page.parent.name} (the page folder of ablation {name!r})")
     for r in plan.runs:  # a run whose record says another ablation made it: its page may be gone (stopped before it)
         made = recorded_ablation_run(_read_record(report_dir(out, r.name) / "audit.json"))
-        if made is not None and (made["ablation"], made["variant"]) != (plan.ablation.name, r.variant):
+        if r.name in named or made is None:
+            continue
+        if (made["ablation"], made["variant"]) != (plan.ablation.name, r.variant):
             clashes.append(f"{r.name} (seed {made['seed']} of variant {made['variant']!r} of ablation "
                            f"{made['ablation']!r}, as its audit.json records)")  # fmt: skip
     if clashes:

@@ -618,11 +618,16 @@ def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | 
     if made is None or (this_run is not None and (this_run["ablation"], this_run["variant"]) == (made["ablation"], made["variant"])):
         return None
     page_dir = reports.parent / made["ablation"]
-    if not (page_dir / "ablations.json").is_file():
+    try:
+        page = json.loads((page_dir / "ablations.json").read_text())
+        listed = {r.get("name") for v in page["variants"] for r in v["runs"] if isinstance(r, dict)}
+    except (OSError, ValueError, RecursionError, TypeError, KeyError, AttributeError):  # no page, or not one ablate wrote
+        return None
+    if reports.name not in listed:  # a page of other seeds (--seeds) shows nothing of it
         return None
     return (f"the run there is seed {made['seed']} of variant {made['variant']!r} of ablation {made['ablation']!r}, "
-            f"whose page {page_dir / 'ABLATIONS.md'} shows its figures, and the sheet it links this run's, until "
-            f"the page is rebuilt: {_page_rebuild_command(page_dir)}")  # fmt: skip
+            f"whose page {page_dir / 'ABLATIONS.md'} goes on showing its figures, while the page's link to its sheet "
+            f"opens this run's, until the page is rebuilt: {_page_rebuild_command(page_dir)}")  # fmt: skip
 
 
 def _page_rebuild_command(page_dir: Path) -> str:

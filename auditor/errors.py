@@ -72,8 +72,9 @@ ENV_PARENT_PID = "AUDITOR_PARENT_PID"  # set by verify and ablate for the `audit
 
 
 def parent_env() -> dict[str, str]:
-    """The environment for an `auditor run` this process starts and waits for."""
-    return {**os.environ, ENV_PARENT_PID: str(os.getpid())}
+    """The environment for an `auditor run` this process starts and waits for (without the ablation
+    run this process may be: ablate names each run it starts, `ablation_run_env`)."""
+    return {**{k: v for k, v in os.environ.items() if k != ENV_ABLATION_RUN}, ENV_PARENT_PID: str(os.getpid())}
 
 
 ENV_ABLATION_RUN = "AUDITOR_ABLATION_RUN"  # set by ablate for each run it starts: which of its runs (JSON)
@@ -87,17 +88,22 @@ def ablation_run_env(ablation: str, variant: str, seed: int) -> dict[str, str]:
 
 
 def ablation_run_of(value: Any) -> dict[str, Any] | None:
-    """`{"ablation", "variant", "seed"}` where `value` is one (as a run records it), else None."""
+    """`{"ablation", "variant", "seed"}` of `value` where it holds them (as a run records them, other
+    keys left out), else None."""
     if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("ablation", "variant")):
         return None
-    return value if type(value.get("seed")) is int else None
+    return {k: value[k] for k in ("ablation", "variant", "seed")} if type(value.get("seed")) is int else None
 
 
 def started_by_ablation() -> dict[str, Any] | None:
-    """Which run of which ablation this process is, where `auditor ablate` started it (else None)."""
+    """Which run of which ablation this process is, where `auditor ablate` started it (else None):
+    the variable is taken only from the ablate that is this process's parent, not from a shell
+    that has it set (exported by hand, or left over)."""
+    if os.environ.get(ENV_PARENT_PID) != str(os.getppid()):
+        return None
     try:
         return ablation_run_of(json.loads(os.environ.get(ENV_ABLATION_RUN) or "null"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

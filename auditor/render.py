@@ -571,7 +571,7 @@ def build_context(
     v["spec_shipped_text"] = _spec_shipped_text(audit)
     # The retrain runs where the last process ran: a resume from another folder read the same data
     # (it checks the data's fingerprint) through the spec's relative paths, taken from there.
-    v["retrain_from"] = "where this run's last process (a resume) ran" if v["command_was_resume"] else "where the original ran"
+    v["retrain_from"] = "where this run's last process (a resume) ran" if audit["run"]["resumed_from"] else "where the original ran"
     started = audit["run"].get("started_by")  # records before it was carried: none
     v["started_by"] = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
     # A first process given --resume found no checkpoint and trained from the start: where no run of

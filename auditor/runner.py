@@ -341,12 +341,20 @@ def stage_run(
         if (paths.reports / "audit.json").is_file():
             log(f"note: {paths.reports} holds an earlier run of this name; this run replaces it when it "
                 "finishes, and it stays as it is until then")  # fmt: skip
-            if (page := ablation_page_note(paths.reports, started_by_ablation())) is not None:
-                log(f"note: {page}")
+            _say_ablation_page(paths, log)
         return None, [], False
     with seeded_copy(paths, seeded):
         found, notes = find_resume_point(paths, spec, log, device, data_fingerprint, seeded, classes)
+    if seeded:  # the finished run's record is replaced too, when this resume finishes
+        _say_ablation_page(paths, log)
     return found, notes, seeded
+
+
+def _say_ablation_page(paths: RunPaths, log: Any) -> None:
+    """Note, where the record this run replaces is counted on an ablation's page, that the page goes on
+    showing it (`ablation_page_note`): not where this run is that ablation's own rerun of it."""
+    if (page := ablation_page_note(paths.reports, started_by_ablation())) is not None:
+        log(f"note: {page}")
 
 
 @contextmanager
@@ -994,7 +1002,8 @@ def execute(
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
                              prov.fingerprint, prov.scored_test_fingerprint, tuple(data.classes),
-                             {"command": env.command, "cwd": env.cwd}, refused_resume_advice(paths, seeded))  # fmt: skip
+                             {"command": env.command, "cwd": env.cwd}, refused_resume_advice(paths, seeded),
+                             started_by_ablation())  # fmt: skip
             result = train_staged(spec, model, data, device, files, resume_from, log)
             run = (det, env, device, data, model)
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place,
@@ -1268,6 +1277,7 @@ def assemble(
     rel_ckpt = paths.checkpoints.relative_to(paths.out)
     train = asdict(result)
     train.pop("step_losses")  # in steps.csv
+    train.pop("ablation_run")  # in the run section
     # The file's name, not its staging path, which no longer exists once the run is promoted.
     resumed_from = Path(result.resumed_from).name if result.resumed_from else None
     train["resumed_from"] = resumed_from
@@ -1281,7 +1291,7 @@ def assemble(
             "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
             "verify_out": run_notes["verify_out"],  # verify's --out, for its run A, B or K (None: not verify's)
-            "ablation_run": started_by_ablation(),  # {ablation, variant, seed} where `auditor ablate` started it
+            "ablation_run": result.ablation_run,  # {ablation, variant, seed}: a run `auditor ablate` started
         },
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),

@@ -29,7 +29,7 @@ from auditor import checkpoint, hostmem
 from auditor.audit import not_a_number
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.environment import compute_setting, cuda_problem, same_setting, software_versions
-from auditor.errors import InvalidInput, SpecFieldError
+from auditor.errors import InvalidInput, SpecFieldError, ablation_run_of
 from auditor.spec import DataSpec, Schedule, TrainSpec
 from auditor.words import count
 
@@ -95,6 +95,9 @@ class TrainResult:
     # {"command", "cwd"} of the process that started the run (carried by checkpoints through
     # resumes); None: a resume of a checkpoint written before it was recorded
     started_by: dict[str, str] | None = None
+    # {"ablation", "variant", "seed"}: the ablation run this is (this process's, where `auditor ablate`
+    # started it, else carried by checkpoints through resumes); None: not an ablation's run
+    ablation_run: dict[str, Any] | None = None
 
 
 @dataclass
@@ -110,6 +113,7 @@ class RunFiles:
     classes: tuple[str, ...] | None = None  # the class names read (batches.meta), by label
     started_by: dict[str, str] | None = None  # this process's {"command", "cwd"}: a fresh run's first process
     resume_advice: str = "run without --resume to start over"  # what a refused resume says to do (the runner's)
+    ablation_run: dict[str, Any] | None = None  # errors.started_by_ablation: the ablation that started this process
 
 
 @dataclass
@@ -146,6 +150,7 @@ class _Loop:
     trained_on: dict[str, Any] | None = None  # the checkpoint's compute setting, once restored
     computes: list[dict[str, Any]] = field(default_factory=list)  # the settings earlier processes trained at
     started_by: dict[str, str] | None = None  # the first process's command and folder (RunFiles', or the checkpoint's)
+    ablation_run: dict[str, Any] | None = None  # RunFiles', or else the checkpoint's
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
 
@@ -422,6 +427,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
         "classes": list(loop.files.classes) if loop.files.classes else None,
         "versions": software_versions(), "compute": loop.compute, "computes": trained_at(loop), "started_by": loop.started_by,
+        "ablation_run": loop.ablation_run,
     }  # fmt: skip
 
 
@@ -511,6 +517,7 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     computes = state.get("computes")  # older checkpoints: the writing process's setting alone, or none
     loop.computes = list(computes) if isinstance(computes, list) else [loop.trained_on] if loop.trained_on else []
     loop.started_by = state.get("started_by") if isinstance(state.get("started_by"), dict) else None  # older: none
+    loop.ablation_run = loop.ablation_run or ablation_run_of(state.get("ablation_run"))  # a resume by hand keeps it
 
 
 # --- the loop -------------------------------------------------------------------
@@ -547,6 +554,7 @@ def build_loop(
         loss_fn=nn.CrossEntropyLoss(label_smoothing=train.label_smoothing),
         device=device, tensors=_device_tensors(data, data_spec, device), files=files, spe=spe,
         host_memory=host_memory, compute=compute_setting(device), started_by=files.started_by,
+        ablation_run=files.ablation_run,
     )  # fmt: skip
 
 
@@ -675,4 +683,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
         trained_here=loop.layout_read, started_by=loop.started_by, trained_at=trained_at(loop),
+        ablation_run=loop.ablation_run,
     )  # fmt: skip

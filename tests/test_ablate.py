@@ -957,11 +957,20 @@ def test_a_run_by_hand_over_an_ablation_s_run_says_the_page_shows_the_run_it_rep
                           text=True, timeout=600)  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr
     page = tiny_copy / "out" / "reports" / "tiny" / "ABLATIONS.md"
-    assert (f"note: the run there is seed 0 of variant 'constant' of ablation 'tiny', whose page {page} shows its "
-            "figures, and the sheet it links this run's, until the page is rebuilt: auditor ablate tiny.yaml --out out "
-            "--render-only\n") in proc.stderr, proc.stderr  # fmt: skip
+    assert (f"note: the run there is seed 0 of variant 'constant' of ablation 'tiny', whose page {page} goes on showing "
+            "its figures, while the page's link to its sheet opens this run's, until the page is rebuilt: auditor ablate "
+            "tiny.yaml --out out --render-only\n") in proc.stderr, proc.stderr  # fmt: skip
     record = json.loads((tiny_copy / "out/reports/tiny-constant-s0/audit.json").read_text())
     assert record["run"]["ablation_run"] is None  # not the ablation's run: the ablation runs it again
+    # The review: the page's own re-judge command (a --resume by hand) had dropped whose run it is, and said nothing.
+    proc = subprocess.run([sys.executable, "-m", "auditor", "run", "smoke", *sets([*overrides, "seed=0", "name=tiny-cosine-s0",
+                           "criteria.test_acc=>= 0.01"]), "--out", "out", "--resume"], cwd=tiny_copy, check=False,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "note: the run there is seed 0 of variant 'cosine' of ablation 'tiny', whose page " in proc.stderr
+    record = json.loads((tiny_copy / "out/reports/tiny-cosine-s0/audit.json").read_text())
+    assert record["run"]["ablation_run"] == {"ablation": "tiny", "variant": "cosine", "seed": 0}  # carried by last.pt
+    assert "ablation_run" not in record["training"]
     plan = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy).stdout
     assert "tiny-constant-s0  variant constant  seed 0  [run (replaces a run of a different spec)]" in plan
     assert page.is_file()
@@ -1406,10 +1415,15 @@ def test_a_run_replacing_one_an_ablation_page_counts_says_the_page_shows_the_ear
     (reports / "tiny-cosine-s0" / "audit.json").write_text(json.dumps({"run": {"ablation_run": made}}))
     assert ablation_page_note(reports / "tiny-cosine-s0", None) is None  # no page: nothing shows it
     (reports / "tiny").mkdir()
-    (reports / "tiny" / "ablations.json").write_text(json.dumps({"ablation": {"name": "tiny"}, "variants": []}))
+    page = {"ablation": {"name": "tiny"}, "variants": [{"name": "cosine", "runs": [{"name": "tiny-cosine-s1"}]}]}
+    (reports / "tiny" / "ablations.json").write_text(json.dumps(page))
+    assert ablation_page_note(reports / "tiny-cosine-s0", None) is None  # a page of other seeds (--seeds) shows none of it
+    page["variants"][0]["runs"].append({"name": "tiny-cosine-s0"})
+    (reports / "tiny" / "ablations.json").write_text(json.dumps(page))
     note = ablation_page_note(reports / "tiny-cosine-s0", None)
     assert note is not None and note.startswith(f"the run there is seed 0 of variant 'cosine' of ablation 'tiny', whose page "
-                                                f"{reports / 'tiny' / 'ABLATIONS.md'} shows its figures")  # fmt: skip
+                                                f"{reports / 'tiny' / 'ABLATIONS.md'} goes on showing its figures, while "
+                                                "the page's link to its sheet opens this run's")  # fmt: skip
     assert note.endswith("until the page is rebuilt: auditor ablate FILE --render-only --out DIR")
     assert ablation_page_note(reports / "tiny-cosine-s0", made) is None  # the ablation running it again rewrites its page
     assert ablation_page_note(reports / "tiny-cosine-s0", {**made, "variant": "x"}) is not None

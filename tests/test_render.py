@@ -1213,9 +1213,15 @@ def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_origi
     text = text_of(audit)
     assert "| Command (this run's last process, a resume) |" in text and "--resume --resume" not in text
     assert "# the original command" not in text and "# the command of this run's last process (a resume" in text
+    # A --resume that found no checkpoint trained from the start: its folder is the original's.
+    assert "audit.json, from where the original ran (relative paths in the" in text
     # A user test: the retrain runs from the last process's folder, which the comment called the original's.
+    resumed = copy.deepcopy(audit)
+    resumed["run"]["resumed_from"] = "step-00000012.pt"
+    resumed_text = text_of(resumed)
     assert ("# retrain from the resolved spec saved beside audit.json, from where this run's last process (a resume) "
-            "ran (relative paths in the") in text and "where the original ran" not in text  # fmt: skip
+            "ran (relative paths in the") in resumed_text and "where the original ran" not in resumed_text  # fmt: skip
+    assert "  # where this run's last process (a resume) ran: relative paths in the spec are relative to it" in resumed_text
     assert "the first process's command is not recorded" in text  # a record from before it was carried
     audit["run"]["started_by"] = {"command": command, "cwd": "/work/first place"}
     text = text_of(audit)
