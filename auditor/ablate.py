@@ -63,6 +63,7 @@ from auditor.errors import (
     EXIT_TERMINATED,
     InvalidInput,
     ablation_run_env,
+    ablation_run_of,
     signal_name,
     wait_passing_stop,
 )
@@ -768,8 +769,8 @@ def left_out_reason(audit: dict[str, Any]) -> str | None:
     try:  # before the weights: with no epoch selected, the model measured is no selected one (a user test)
         if why := record_no_selection(training):
             return why
-    except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell
-        return None
+    except (KeyError, TypeError, AttributeError):  # a record too old or too damaged to tell: its weights may
+        pass
     if (audit.get("measurements") or {}).get("nonfinite"):
         return "its selected model holds inf or NaN (broken)"
     try:
@@ -1671,14 +1672,24 @@ def other_spec_interrupted(out: Path, run: PlannedRun, state: str | None = None)
     staging = run_paths(out, run.name).ckpt_staging
     try:
         found, _ = checkpoint.resume_point(staging)
-        before = checkpoint.load(found, check_digest=False).get("spec") if found is not None else None  # verified
+        payload = checkpoint.load(found, check_digest=False) if found is not None else {}  # verified
     except InvalidInput:
         return None
+    made, before = ablation_run_of(payload.get("ablation_run")), payload.get("spec")
+    if made is not None and (made["ablation"], made["variant"]) != (_ablation_of(run), run.variant):
+        return (f"{staging}: an interrupted run of seed {made['seed']} of variant {made['variant']!r} of ablation "
+                f"{made['ablation']!r}, as its checkpoints record, which this ablation's run of that name would "
+                "continue as its own (names join ablation, variant and seed with a dash)")  # fmt: skip
     if found is None or same_training(before, run.spec):
         return None
     changed, _ = training_changes(before if isinstance(before, dict) else {}, run.spec)
     return (f"{staging}: an interrupted run of this name trained under another spec, which --resume cannot "
             f"continue under this one (changed in its training settings: {listed(changed) or 'unknown'})")  # fmt: skip
+
+
+def _ablation_of(run: PlannedRun) -> str:
+    """The ablation's name in `run`'s name (`run_name`: `<ablation>-<variant>-s<seed>`)."""
+    return run.name.removesuffix(f"-{run.variant}-s{run.seed}")
 
 
 def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:

@@ -198,8 +198,8 @@ def _interrupted_run_exists(paths: RunPaths, interrupted: bool) -> str:
     checkpoint), or, where files cannot be locked, perhaps one running now."""
     if interrupted and _a_copy_of_the_finished_run(paths):
         return (f"{paths.ckpt_staging}: a copy of the finished run, made by a --resume of it that was stopped before "
-                "it finished (its last.pt is the finished run's: nothing was trained there); remove that folder (the "
-                f"finished run in {paths.checkpoints} is as it was), or run that --resume again")  # fmt: skip
+                "it finished (its checkpoints are the finished run's: nothing trained there was saved); remove that "
+                f"folder (the finished run in {paths.checkpoints} is as it was), or run that --resume again")  # fmt: skip
     if interrupted:
         return (f"{paths.ckpt_staging}: an interrupted run of this name exists; continue it with "
                 "--resume, or remove that folder to start over")  # fmt: skip
@@ -210,12 +210,16 @@ def _interrupted_run_exists(paths: RunPaths, interrupted: bool) -> str:
 
 
 def _a_copy_of_the_finished_run(paths: RunPaths) -> bool:
-    """Whether checkpoint staging's last.pt is the finished run's (their digest files agree): a --resume
-    of the finished run copied it there and was stopped before it finished (a user test: a SIGKILL while
-    it measured again was then called an interrupted run)."""
+    """Whether checkpoint staging holds the finished run's checkpoints and nothing since (every digest
+    file there is the finished run's, and the same ones): a --resume of the finished run copied them
+    there and was stopped before it saved anything (a user test: a SIGKILL while it measured again was
+    then called an interrupted run)."""
+    def digests(folder: Path) -> dict[str, str]:
+        return {p.name: p.read_text() for p in folder.glob("*" + checkpoint.DIGEST_SUFFIX)}
+
     try:
-        theirs = checkpoint.digest_path(paths.last_checkpoint).read_text()
-        return checkpoint.digest_path(paths.ckpt_staging / "last.pt").read_text() == theirs
+        staged = digests(paths.ckpt_staging)
+        return bool(staged) and staged == digests(paths.checkpoints)
     except (OSError, UnicodeDecodeError):
         return False
 

@@ -2295,7 +2295,7 @@ def json_problem(path: Path, results: Path = RESULTS_MD) -> str | None:
         return f"--json {path}: {read_only}"
     if path.resolve() == results.resolve():
         return f"--json {path}: is {results.name}, which --write-results and --append-results write"
-    if path.exists() and not _is_report(path):
+    if path.exists() and path.stat().st_size and not _is_report(path):  # an empty file (mktemp's) is taken
         return f"--json {path}: holds a file that is not a report --json wrote; name another file, or remove it"
     return None
 
@@ -2655,10 +2655,10 @@ def finish(a: argparse.Namespace, report: dict[str, Any]) -> None:
     if a.write_results or a.append_results:  # a RESULTS.md that fails says where the JSON is (main)
         try:
             write_results([report], a.results_path, append=a.append_results)
-        except (OSError, ValueError) as exc:  # ValueError: a file no longer UTF-8 since it was checked
+        except (OSError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: a file no longer UTF-8 since it was checked
             if not a.json:  # the measurements are kept however RESULTS.md failed
                 a.json_kept, a.json_keep_tried = _keep_elsewhere(report), True
-            if isinstance(exc, ValueError):
+            if isinstance(exc, UnicodeDecodeError):
                 raise OSError(errno.EINVAL, f"cannot be appended to now ({exc})", str(a.results_path)) from None
             raise
         print(f"wrote {a.results_path}")
@@ -2696,7 +2696,10 @@ def unchecked_rows(report: dict[str, Any]) -> list[str]:
 def _keep_elsewhere(report: dict[str, Any]) -> str | None:
     """Write `report` to a new file in the temporary folder; its path, or None where that fails too
     (nothing partial is left)."""
-    fd, kept = tempfile.mkstemp(prefix="throughput-report-", suffix=".json")
+    try:
+        fd, kept = tempfile.mkstemp(prefix="throughput-report-", suffix=".json")
+    except OSError:  # no temporary folder can be written either
+        return None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(json.dumps(report, indent=2, default=str).encode())

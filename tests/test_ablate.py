@@ -707,6 +707,7 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     assert proc.returncode == 0, proc.stderr
     proc = ablate("clash2.yaml", "--out", "out2", "--dry-run", cwd=tiny_copy)
     assert proc.returncode == 2 and "would take the names of another's: tiny-co-sine-s0 (variant 'sine' of ablation 'tiny-co')" in proc.stderr
+    assert proc.stderr.count("tiny-co-sine-s0") == 1  # its record says so too: said once
     # A user test: with that page gone (its ablation stopped before writing it), the run was planned as
     # "replaces a run of a different spec", and ran: the run's own record says whose it is.
     shutil.rmtree(tiny_copy / "out2/reports/tiny-co")
@@ -1786,6 +1787,8 @@ def test_diverged_and_non_finite_runs_stay_out_of_the_means_and_the_page_says_so
         "inf or NaN), so no best checkpoint was written")  # fmt: skip
     unselected["measurements"]["nonfinite"] = ["fc.weight"]  # the last weights, measured: no selected model's
     assert ablate.left_out_reason(unselected).startswith("no epoch was selected: ")
+    damaged = {"run": {"status": "completed"}, "measurements": {"nonfinite": ["fc.weight"]}, "training": ["x"]}
+    assert ablate.left_out_reason(damaged) == "its selected model holds inf or NaN (broken)"  # the review: kept in
 
 
 def _pages_of_n_then_one_seed(out: Path, n: int = 3) -> tuple[Any, Any, dict, dict]:
@@ -1999,16 +2002,33 @@ def test_a_problem_every_variant_meets_is_said_once_with_the_set_that_mends_it(
     assert len(lines) == 2 and "a --set, which every variant takes" in lines[1] and "--only" not in lines[1]
 
 
-def _interrupted(out: Path, run_name: str, spec: Any) -> Path:
-    """An interrupted run's staging folder with one intact checkpoint of `spec`."""
+def _interrupted(out: Path, run_name: str, spec: Any, ablation_run: dict[str, Any] | None = None) -> Path:
+    """An interrupted run's staging folder with one intact checkpoint of `spec` (of `ablation_run`)."""
     from auditor import checkpoint
     from auditor.spec import resolved_dict, spec_hash
 
     staging = run_paths(out, run_name).ckpt_staging
     staging.mkdir(parents=True)
     checkpoint.save(staging / "step-00000002.pt", {"model": {}, "spec": resolved_dict(spec), "spec_hash": spec_hash(spec),
-                                                    "global_step": 2})  # fmt: skip
+                                                    "global_step": 2, "ablation_run": ablation_run})  # fmt: skip
     return staging
+
+
+def test_an_interrupted_run_another_ablation_started_is_not_continued_as_this_ones(tmp_path: Path) -> None:
+    """The review: with the other ablation's page not written yet, its interrupted run, of a name this
+    ablation's run shares and of the same training, was continued by this one as its own."""
+    from auditor import ablate
+
+    plan = build_plan(str(write(tmp_path / "x.yaml", TINY)))
+    run, out = plan.runs_of("constant")[0], tmp_path / "out"
+    staging = _interrupted(out, run.name, run.spec, {"ablation": "tiny-constant", "variant": "x", "seed": 0})
+    assert ablate.other_spec_interrupted(out, run) == (
+        f"{staging}: an interrupted run of seed 0 of variant 'x' of ablation 'tiny-constant', as its checkpoints record, "
+        "which this ablation's run of that name would continue as its own (names join ablation, variant and seed with "
+        "a dash)")  # fmt: skip
+    shutil.rmtree(staging)
+    _interrupted(out, run.name, run.spec, {"ablation": "tiny", "variant": "constant", "seed": 0})  # its own
+    assert ablate.other_spec_interrupted(out, run) is None
 
 
 def test_an_interrupted_run_is_judged_by_the_best_pt_it_would_resume_from(tmp_path: Path) -> None:

@@ -913,6 +913,16 @@ def test_measurements_are_kept_when_results_md_cannot_be_written_after_measuring
         bench.finish(a, report)  # an OSError, which main says as an error (a ValueError had been a traceback)
     assert raised.value.filename == str(tmp_path / "RESULTS.md") and a.json_kept is None and a.json_keep_tried
 
+    def unrenderable(reports: Any, path: Path, append: bool = False) -> None:
+        raise ValueError("Unknown format code 'f' for object of type 'str'")
+
+    monkeypatch.setattr(bench, "write_results", unrenderable)  # the review: not a file that cannot be appended to
+    with pytest.raises(ValueError, match="Unknown format code"):
+        bench.finish(argparse.Namespace(json=None, write_results=True, append_results=False, results_path=tmp_path / "R.md"), report)
+    monkeypatch.undo()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # no temporary folder to keep it in
+    assert bench._keep_elsewhere(report) is None
+
 
 def test_write_results_never_replaces_a_file_of_earlier_runs_and_results_writes_elsewhere(
     bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -959,6 +969,8 @@ def test_json_never_replaces_results_or_a_file_it_did_not_write(
     report = tmp_path / "r.json"
     report.write_text(json.dumps({"machine": {}, "command": "x"}))
     assert bench.json_problem(report) is None and bench.json_problem(tmp_path / "new.json") is None
+    (tmp_path / "empty.json").write_text("")  # `--json "$(mktemp)"`: the review
+    assert bench.json_problem(tmp_path / "empty.json") is None
 
 
 def test_a_report_or_row_listed_twice_is_refused(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1223,13 +1223,18 @@ def test_a_run_of_this_name_going_on_is_refused_and_an_abandoned_one_taken_over(
     # A user test: a --resume of a finished run killed while it measured again left a copy of it, then
     # called an interrupted run; its last.pt is the finished run's, and is said to be.
     paths.checkpoints.mkdir(parents=True)
-    finished = checkpoint.save(paths.last_checkpoint, {"model": {}, "global_step": 4})
-    checkpoint.save(paths.ckpt_staging / "last.pt", {"model": {}, "global_step": 4})
+    for folder in (paths.checkpoints, paths.ckpt_staging):  # the finished run, and the copy a --resume made of it
+        checkpoint.save(folder / "step-00000002.pt", {"model": {}, "global_step": 2})
+        finished = checkpoint.save(folder / "last.pt", {"model": {}, "global_step": 4})
     assert checkpoint.digest_path(paths.ckpt_staging / "last.pt").read_text().startswith(finished)
     with pytest.raises(InvalidInput, match=re.escape(
             f"{paths.ckpt_staging}: a copy of the finished run, made by a --resume of it that was stopped before it "
-            "finished (its last.pt is the finished run's: nothing was trained there); remove that folder (the finished "
-            f"run in {paths.checkpoints} is as it was), or run that --resume again")):  # fmt: skip
+            "finished (its checkpoints are the finished run's: nothing trained there was saved); remove that folder "
+            f"(the finished run in {paths.checkpoints} is as it was), or run that --resume again")):  # fmt: skip
+        start(paths, resume=False)
+    # The review: a resume of a diverged run trains on from a step checkpoint, its last.pt untouched.
+    checkpoint.save(paths.ckpt_staging / "step-00000003.pt", {"model": {}, "global_step": 3})
+    with pytest.raises(InvalidInput, match="an interrupted run of this name exists; continue it with --resume"):
         start(paths, resume=False)
     checkpoint.save(paths.ckpt_staging / "last.pt", {"model": {}, "global_step": 6})  # trained on past it
     with pytest.raises(InvalidInput, match="an interrupted run of this name exists; continue it with --resume"):
