@@ -264,8 +264,9 @@ def _add_ablate(sub: Any) -> None:
     p = sub.add_parser("ablate", help="run variants x seeds of a base spec and aggregate them")
     p.add_argument("ablation", metavar="ABLATION", help="ablation YAML file or shipped ablation name")
     mode = p.add_mutually_exclusive_group()  # each asks for something else than running the plan
-    mode.add_argument("--list", action="store_true", help="print the variants and their overrides as the file gives them (the file is checked and its base "
-                      "found; the runs' specs are not: --dry-run resolves and validates each, which needs torch)")
+    mode.add_argument("--list", action="store_true",
+                      help="print the variants and their overrides as the file gives them (the file is checked and its "
+                           "base found; the runs' specs are not: --dry-run resolves and validates each, which needs torch)")
     mode.add_argument("--dry-run", action="store_true", help="print every resolved run; run nothing")
     mode.add_argument("--render-only", action="store_true", help="rebuild the aggregate from finished runs; run nothing")
     p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME", help="run only these variants (the page still covers every variant of the file)")

@@ -71,13 +71,13 @@ class SpecFieldError(InvalidInput):
 ENV_PARENT_PID = "AUDITOR_PARENT_PID"  # set by verify and ablate for the `auditor run` processes they start
 
 
+ENV_ABLATION_RUN = "AUDITOR_ABLATION_RUN"  # set by ablate for each run it starts: which of its runs (JSON)
+
+
 def parent_env() -> dict[str, str]:
     """The environment for an `auditor run` this process starts and waits for (without the ablation
     run this process may be: ablate names each run it starts, `ablation_run_env`)."""
     return {**{k: v for k, v in os.environ.items() if k != ENV_ABLATION_RUN}, ENV_PARENT_PID: str(os.getpid())}
-
-
-ENV_ABLATION_RUN = "AUDITOR_ABLATION_RUN"  # set by ablate for each run it starts: which of its runs (JSON)
 
 
 def ablation_run_env(ablation: str, variant: str, seed: int) -> dict[str, str]:
