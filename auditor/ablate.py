@@ -392,13 +392,18 @@ def _shadow_warnings(abl: Ablation, variants: list[str], cli_sets: list[str]) ->
 def identical_variants(runs: list[PlannedRun] | tuple[PlannedRun, ...]) -> list[list[str]]:
     """Groups of two or more variants whose runs resolve to one spec but for its LABEL_KEYS: their
     rows measure one training, not an ablation. Compared at one seed, which every variant shares."""
+    groups: dict[str, list[str]] = {}
+    for v, r in _first_runs(runs).items():
+        groups.setdefault(content_hash(r.spec), []).append(v)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _first_runs(runs: Iterable[PlannedRun]) -> dict[str, PlannedRun]:
+    """Each variant's first planned run, by variant (its runs differ only in seed and name)."""
     first: dict[str, PlannedRun] = {}
     for r in runs:
         first.setdefault(r.variant, r)
-    groups: dict[str, list[str]] = {}
-    for v, r in first.items():
-        groups.setdefault(content_hash(r.spec), []).append(v)
-    return [g for g in groups.values() if len(g) > 1]
+    return first
 
 
 def unchanged_variants(
@@ -409,19 +414,17 @@ def unchanged_variants(
     test). A variant that sets none (`base: []`) is the base by intent; one `identical_variants` named
     (`said`) is noted there already. Compared at one seed, as identical_variants compares."""
     noted = {v for group in said for v in group}
-    first: dict[str, PlannedRun] = {}
-    for r in runs:
-        first.setdefault(r.variant, r)
+    todo = [(v, r) for v, r in _first_runs(runs).items() if abl.variants[v] and v not in noted]
+    base: dict[int, str | None] = {}  # the base's content hash at a seed (None: the base alone does not validate)
     notes = []
-    for v, r in first.items():
-        if not abl.variants[v] or v in noted:
-            continue
-        try:
-            base = validate_spec(apply_overrides(base_raw, [*abl.overrides, *cli_sets, f"seed={r.seed}", f"name={r.name}"]),
-                                 "base")
-        except InvalidInput:  # the base alone does not validate: the variant's overrides are needed
-            continue
-        if content_hash(base) == content_hash(r.spec):
+    for v, r in todo:
+        if r.seed not in base:  # once: every variant's first run is at the plan's first seed
+            try:
+                sets = [*abl.overrides, *cli_sets, f"seed={r.seed}", f"name={r.name}"]
+                base[r.seed] = content_hash(validate_spec(apply_overrides(base_raw, sets), "base"))
+            except InvalidInput:  # the variants' overrides are needed
+                base[r.seed] = None
+        if base[r.seed] == content_hash(r.spec):
             notes.append(f"variant {v!r} resolves to the base spec (with the file's overrides and --set): its overrides "
                          f"({' '.join(abl.variants[v])}) change nothing, so its runs train the base")  # fmt: skip
     return notes

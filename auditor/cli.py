@@ -451,7 +451,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if (refusal := verify_out_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
     try:  # as `run` says it: verify's runs are given the spec resolved
-        notes = unmatched_removals(*read_spec(args.spec, args.sets)[1:3])
+        read = read_spec(args.spec, args.sets)
+        notes = unmatched_removals(read.given, read.items)
     except InvalidInput:  # said by verify, in its order (a budget flag below 1 first)
         notes = []
     for note in notes:

@@ -1747,7 +1747,7 @@ def _reproduce(audit: dict[str, Any]) -> dict[str, Any]:
             "the thread count set here is the run's; determinism was off, so a retrain need not give the same bits"),
         "threads_effect": "gives the same bits" if bits else "trains at the run's setting",
         "resolved_spec": f"{run['report_dir']}/spec.resolved.yaml",
-        # Run from the original working directory: relative paths in the spec (data.root) are relative to it.
+        # Run from the last process's working directory (`retrain_from`): relative paths in the spec (data.root) are relative to it.
         "resolved_spec_abs": str(Path(audit["environment"]["cwd"], run["out"], run["report_dir"], "spec.resolved.yaml")),
         "best_path": best["path"] if best else None,
         "evaluate_note": _evaluate_note(audit["data"]["dataset"], best is not None),

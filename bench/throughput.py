@@ -2172,6 +2172,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a = p.parse_args(argv)
     a.given = given_options(p, sys.argv[1:] if argv is None else argv)  # before --all
     a.results_path = a.results if a.results is not None else RESULTS_MD
+    a.child_tmp = None  # where the pipelines' processes make their folders: main sets it (pipelines_temp_base)
     if a.all:
         a.matrix = a.overhead = a.latency_check = a.profile = True
     if a.model is None:
@@ -2554,7 +2555,7 @@ def _absolute(path: str) -> str:
     return path if not path or os.path.isabs(path) or path.startswith("~") else os.path.abspath(path)
 
 
-def new_report(raw: list[str], device: torch.device, quiet: float, retries: int = 2) -> dict[str, Any]:
+def new_report(raw: list[str], device: torch.device, quiet: float, retries: int) -> dict[str, Any]:
     """The report skeleton: command, machine, and a warning when the machine is busy right now."""
     report: dict[str, Any] = {
         "command": _recorded_command(raw),
@@ -2592,7 +2593,7 @@ def setups(a: argparse.Namespace, device: torch.device, ckpt: Path) -> Iterator[
                     warmup=a.warmup,
                     workers=workers, data=data, data_spec=data_spec, data_desc=describe_data(data_spec, data, a.synthetic),
                     ckpt_dir=ckpt, det_steps=a.det_steps, det_steps_given="det_steps" in a.given, max_repeat_s=a.max_repeat_s,
-                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s, child_tmp=getattr(a, "child_tmp", None),
+                    quiet=a.quiet_threshold, retries=a.retries, wait_s=a.wait_quiet_s, child_tmp=a.child_tmp,
                 )  # fmt: skip
     finally:
         torch.set_num_threads(default_threads)
