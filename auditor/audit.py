@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput, ablation_run_of
-from auditor.fileio import atomic_write_bytes, lock_beside, what_stands_at
+from auditor.fileio import REGULAR_FILE, atomic_write_bytes, kind_of, lock_beside, what_stands_at
 from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
@@ -500,6 +500,21 @@ def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
             f"{RESOLVED_EFFECT[problem.kind]}")  # fmt: skip
 
 
+def other_run_files_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
+    """A warning where RUN_DIR's own spec.resolved.yaml is not the file the Reproduce command
+    names (the record's run wrote its report in another folder, which is here) and holds another
+    spec: an audit.json put in another run's report folder, or a copy's file edited. None where
+    RUN_DIR has no such file (a record copied alone) or it holds the recorded spec."""
+    own = run_dir / RESOLVED_YAML
+    if retrain_spec_file(run_dir, audit) == own or not own.is_file():
+        return None
+    if (problem := _spec_file_problem(own, run_dir, audit)) is None:
+        return None
+    return (f"{own} {problem.text}: this folder's files are not all of one run (the record's run wrote its report in "
+            f"{_moved_from(run_dir, audit)}, whose file the sheet's Reproduce commands name); the sheet and check go "
+            "by audit.json alone")
+
+
 def retrain_words(problem: ResolvedProblem, first: str = "the sheet's first Reproduce command") -> str:
     """What retrains from the spec.resolved.yaml of `problem`: the sheet's first command (`first`),
     but for a run verify started, whose sheet offers the verification instead."""
@@ -570,12 +585,18 @@ def verify_out_of(audit: dict[str, Any]) -> str | None:
 
 
 def resolved_yaml_problem(run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
-    """What is wrong with RUN_DIR's spec.resolved.yaml, or None where it holds the recorded spec."""
+    """What is wrong with the spec.resolved.yaml the sheet's Reproduce command retrains from
+    (`retrain_spec_file`), or None where it holds the recorded spec."""
+    return _spec_file_problem(retrain_spec_file(run_dir, audit), run_dir, audit)
+
+
+def _spec_file_problem(path: Path, run_dir: Path, audit: dict[str, Any]) -> ResolvedProblem | None:
+    """What is wrong with the spec.resolved.yaml at `path` (RUN_DIR's, or its record's folder's),
+    or None where it holds the spec the record in RUN_DIR records."""
     import yaml
 
     from auditor.spec import hash_resolved, load_yaml, training_hash
 
-    path = retrain_spec_file(run_dir, audit)
     beside, by_verify = path.parent == run_dir, verify_out_of(audit) is not None
     if not path.is_file():  # is_file first: a FIFO would block the read
         missing = "is missing" if not os.path.lexists(path) else "is not a file"
@@ -883,7 +904,11 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if run_dir.name == "ablations.json":  # the page's record, not a run's
             raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
                                "report folders (ABLATIONS.md beside it links each run's sheet)") from None
-        raise InvalidInput(f"{run_dir}: a file, not a report folder (give the folder that holds audit.json)") from None
+        kind = kind_of(run_dir)  # a device (`/dev/zero`) said as one
+        shown = "a file" if kind in (None, REGULAR_FILE) else kind
+        hint = (f"give its folder, {run_dir.parent}, which holds audit.json" if (run_dir.parent / "audit.json").is_file()
+                else "give the folder that holds audit.json")  # e.g. the sheet given for its folder
+        raise InvalidInput(f"{run_dir}: {shown}, not a report folder ({hint})") from None
     except json.JSONDecodeError as exc:  # `FILE:LINE:` for an editor, as a spec's errors are given
         if exc.msg.startswith("Unexpected UTF-8 BOM"):  # Python's advice to decode otherwise: no help to a user
             raise InvalidInput(f"{path}:1: unreadable audit record: it starts with a UTF-8 byte-order mark, which "

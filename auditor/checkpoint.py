@@ -160,11 +160,35 @@ def _first_word(sidecar: Path) -> str:
     return _sidecar_words(sidecar)[0]
 
 
-def _sidecar_words(sidecar: Path) -> tuple[str, str | None]:
-    """(the digest, lower-cased, '' where empty; the file it names, or None), as sha256sum writes
-    'DIGEST  NAME' ('*NAME' in binary mode; a name may hold spaces)."""
-    words = sidecar.read_text(encoding="ascii").strip().split(maxsplit=1)
-    return (words[0].lower() if words else ""), (words[1].removeprefix("*") if len(words) > 1 else None)
+# sha256sum --tag (and BSD's sha256): 'SHA256 (NAME) = DIGEST'
+_TAGGED_LINE = re.compile(r"SHA256 \((.*)\) = (\S+)")
+# What sha256sum escapes in a name holding a backslash or a line break (it marks the line with '\')
+_NAME_ESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
+
+
+def _sidecar_words(sidecar: Path, for_name: str | None = None) -> tuple[str, str | None]:
+    """(the digest, lower-cased, '' where there is none; the file it names, or None) of a digest
+    file, as sha256sum writes one: 'DIGEST  NAME' ('*NAME' in binary mode; a name may hold spaces,
+    and any UTF-8 text), with --tag 'SHA256 (NAME) = DIGEST'. Of a file of several lines, the line
+    naming `for_name` (a file name), else the first. UnicodeDecodeError for a file not UTF-8."""
+    lines = [_digest_line(line) for line in sidecar.read_bytes().decode().removeprefix("\ufeff").split("\n")
+             if line.strip()]  # fmt: skip
+    named = [pair for pair in lines if for_name is not None and pair[1] is not None and Path(pair[1]).name == for_name]
+    return (named or lines or [("", None)])[0]
+
+
+def _digest_line(line: str) -> tuple[str, str | None]:
+    """(digest lower-cased, name or None) of one line of a digest file (`_sidecar_words`)."""
+    line = line.strip()
+    escaped, line = line.startswith("\\"), line.removeprefix("\\")
+    if tagged := _TAGGED_LINE.fullmatch(line):
+        digest, name = tagged[2], tagged[1]
+    else:
+        words = line.split(maxsplit=1)
+        digest, name = words[0], (words[1].removeprefix("*") if len(words) > 1 else None)
+    if escaped and name is not None:
+        name = re.sub(r"\\(.)", lambda m: _NAME_ESCAPES.get(m[1], m[0]), name)
+    return digest.lower(), name
 
 
 def verify(path: Path, *, complete: bool = False) -> str | None:
@@ -213,9 +237,11 @@ def _check_sidecar(path: Path) -> tuple[str | None, str | None]:
     if not digest_path(path).is_file():
         return f"unreadable digest file {digest_path(path).name} (not a regular file)", None
     try:
-        expected, named = _sidecar_words(digest_path(path))  # one read: the digest and the file it names
-    except (OSError, UnicodeDecodeError):
-        return "unreadable digest file", None
+        expected, named = _sidecar_words(digest_path(path), path.name)  # one read: the digest and the file it names
+    except OSError as exc:
+        return f"unreadable digest file {digest_path(path).name} ({exc.strerror or exc})", None
+    except UnicodeDecodeError:
+        return f"unreadable digest file {digest_path(path).name} (not UTF-8 text)", None
     if not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
         return f"damaged digest file {digest_path(path).name} (no sha256 in it)", None
     actual = sha256_file(path)
@@ -389,7 +415,7 @@ def _digest_file_names(path: Path) -> str | None:
         return None
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         return None
-    return named.splitlines()[0] if named else ""
+    return named or ""
 
 
 def _foreign_zip(path: Path) -> str | None:

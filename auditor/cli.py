@@ -326,7 +326,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shipped = shipped_stand_in(path)
         read = f"the shipped spec {shipped}, " if shipped else ""
         shown = path if path.isprintable() else repr(path)  # a line break in its name would end the comment
-        head = ("---\n" if printed else "") + f"# {shown}: valid ({read}sha256 {spec_hash(spec)})"  # one YAML stream
+        head = ("---\n" if printed else "") + f"# {shown}: valid ({read}spec_hash {spec_hash(spec)}, the sha256 of its resolved form)"  # one YAML stream
         _print_out([head, resolved_yaml(resolved_dict(spec)).removesuffix("\n")])
         printed += 1
         sets, lines = loaded.items, loaded.lines
@@ -403,7 +403,13 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
-    from auditor.audit import moved_note, read_audit, resolved_yaml_warning, spec_hash_matches
+    from auditor.audit import (
+        moved_note,
+        other_run_files_warning,
+        read_audit,
+        resolved_yaml_warning,
+        spec_hash_matches,
+    )
     from auditor.check import edited_metrics, stored_verdict_warning
     from auditor.render import record_bytes, render_run
 
@@ -433,8 +439,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
         _warn("render", f"{args.run_dir / 'audit.json'}: {differs}; the sheet shows them as stored, and `auditor "
                         + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))  # fmt: skip
-    if (warning := resolved_yaml_warning(args.run_dir, audit)) is not None:
-        _warn("render", warning)
+    for warning in (resolved_yaml_warning(args.run_dir, audit), other_run_files_warning(args.run_dir, audit)):
+        if warning is not None:
+            _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
         _log(f"auditor render: note: {note}")
     _print_out([f"wrote {path}"])
@@ -504,7 +511,7 @@ def _suite_name(run_dir: Path) -> str:
             name = json.loads(record.read_text(encoding="utf-8"))["run"]["name"]
             if isinstance(name, str) and name:
                 return name
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # a read refused as too deep
         pass
     return Path(os.path.abspath(run_dir)).name or "check"  # no resolve(): a loop raises
 
@@ -577,6 +584,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
     the JUnit report, whose CI page would otherwise show a clean PASS."""
     from auditor.audit import (
         STAGING,
+        other_run_files_warning,
         resolved_yaml_warning,
         staging_final,
         unfinished_text,
@@ -593,8 +601,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
     if differs:
         warnings.append(f"{source}: {differs}: the record was changed after the run, or written by another version; "
                         "this check gates on the metrics as recorded")  # fmt: skip
-    if (warning := resolved_yaml_warning(run_dir, audit)) is not None:
-        warnings.append(warning)
+    warnings += [w for w in (resolved_yaml_warning(run_dir, audit), other_run_files_warning(run_dir, audit)) if w]
     folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
     if (final := staging_final(run_dir)) is not None:
         warnings.append(f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "

@@ -1859,6 +1859,8 @@ def validate_spec(
     wrote what is wrong) and field paths. `recorded`: a spec a run recorded, held only to the
     checks there were when runs could record it (RECORDED); `given`: the file's own mapping,
     before the `--set`s (`format_validation_error`); `lines`: its keys' lines (`key_lines`)."""
+    if (deep := nested_past(raw, MAX_YAML_DEPTH)) is not None:  # a record's JSON nests deeper than YAML may
+        raise InvalidInput(f"{source}: {deep}: nested more than {MAX_YAML_DEPTH} levels deep (a spec nests a few)")
     try:
         spec = Spec.model_validate(tree_copy(raw), context=RECORDED if recorded else None)
     except ValidationError as err:
@@ -1872,6 +1874,22 @@ def validate_spec(
                            f"from) would be {len(text):,} characters, more than the {MAX_YAML_CHARS:,} a spec file may "
                            "hold: shorten its longest text (the description?)")  # fmt: skip
     return spec
+
+
+def nested_past(tree: Any, limit: int) -> str | None:
+    """The dotted path of the first mapping or list nested more than `limit` levels inside `tree`,
+    or None. Walked without recursion: validation and its messages recurse, and a tree deep enough
+    to reach Python's recursion limit (JSON read back from a record may be) must be refused first."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if len(path) > limit:  # its first parts only: the whole path is more than `limit` long
+            return ".".join(path[:3]) + (".…" if len(path) > 3 else "")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend((value, (*path, str(key))) for key, value in items)
+    return None
 
 
 def _at_line(blamed: str, source: str, lines: Mapping[tuple[str, ...], int] | None, path: Sequence[str]) -> str:

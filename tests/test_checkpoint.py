@@ -180,6 +180,40 @@ def test_a_damaged_digest_file_is_named_as_the_damaged_part(tmp_path: Path) -> N
     assert checkpoint.verify(path).startswith("sha256 mismatch (file ")
 
 
+def test_a_digest_file_written_by_sha256sum_is_read_as_it_writes_one(tmp_path: Path) -> None:
+    """A user test: sha256sum's file for a name that is not ASCII, a byte-order mark, its escaped
+    line for a name with a backslash, a list of several files, and --tag were all refused."""
+    path = _write(tmp_path / "sp ace é\\x.pt", 1)
+    digest, sidecar = sha256_file(path), checkpoint.digest_path(path)
+    other = "0" * 64
+    for text in (f"{digest}  sp ace é\\x.pt\n", f"\ufeff{digest} *sp ace é\\x.pt\n",  # binary mode, an editor's BOM
+                 f"\\{digest}  sp ace é\\\\x.pt\n",  # sha256sum marks and escapes a name with a backslash
+                 f"{other}  a.pt\n{digest}  runs/sp ace é\\x.pt\r\n\n{other}  b.pt\n",  # a list: this file's line
+                 f"SHA256 (sp ace é\\x.pt) = {digest}\n"):  # fmt: skip
+        sidecar.write_text(text, encoding="utf-8")
+        assert checkpoint.verify(path) is None, text
+    sidecar.write_text(f"{other}  a.pt\n{digest}  b.pt\n")  # no line for it: the first line's, naming its file
+    assert checkpoint.verify(path) == f"sha256 mismatch (file {digest[:12]}, recorded {other[:12]}, for a.pt)"
+    sidecar.write_bytes(f"{digest}  \xe9.pt\n".encode("latin-1"))
+    assert checkpoint.verify(path) == f"unreadable digest file {sidecar.name} (not UTF-8 text)"
+    sidecar.unlink()
+    sidecar.mkdir()
+    assert checkpoint.verify(path) == f"unreadable digest file {sidecar.name} (not a regular file)"
+
+
+def test_a_digest_file_that_cannot_be_read_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "last.pt", 1)
+    real = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.name.endswith(".sha256"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    assert checkpoint.verify(path) == "unreadable digest file last.pt.sha256 (Permission denied)"
+
+
 class _Killed(BaseException):
     """A kill between two file operations of a save."""
 

@@ -854,8 +854,12 @@ def test_a_report_folder_that_is_not_one_says_what_it_is(tmp_path: Path, command
     (tmp_path / "list").mkdir()
     (tmp_path / "list/audit.json").write_text("[]")
     (tmp_path / "file.csv").write_text("x")
+    (tmp_path / "list/REPRODUCIBILITY.md").write_text("x")  # the sheet given for its folder: the folder is named
     for given, said in [("nothing", "nothing: no such folder"), ("empty", "empty: no audit.json"),
-                        ("file.csv", "file.csv: a file, not a report folder"),
+                        ("file.csv", "file.csv: a file, not a report folder (give the folder that holds audit.json)"),
+                        ("list/REPRODUCIBILITY.md", (f"REPRODUCIBILITY.md: a file, not a report folder (give its folder, "
+                                                     f"{tmp_path / 'list'}, which holds audit.json)")),
+                        ("/dev/null", "/dev/null: a character device, not a report folder"),
                         ("file.csv/x", f"file.csv/x: {tmp_path / 'file.csv'} is a regular file, not a folder"),
                         ("list", "audit.json: not an audit record (a JSON object), got JSON list")]:  # fmt: skip
         assert_clean_error(run_cli(command, str(tmp_path / given)), said)
@@ -886,6 +890,37 @@ def test_check_of_a_loop_of_links_still_writes_its_junit_error_report(tmp_path: 
     unknown = run_cli("run", "smoke", "--out", "~auditor-no-such-user/x", cwd=tmp_path)
     assert_clean_error(unknown, "argument --out: ~auditor-no-such-user/x: ~auditor-no-such-user names no home folder")
     assert not (tmp_path / "~auditor-no-such-user").exists()
+
+
+@pytest.mark.slow  # several `auditor` processes
+def test_a_record_nested_too_deeply_is_refused_by_check_and_render_with_its_junit_report(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: a record nested past Python's recursion limit gave a RecursionError traceback
+    (exit 1, the earlier JUnit report left in place) where --junit named its suite, and a resolved
+    spec nested 250 levels deep one in render and check (validation's messages recurse)."""
+    from auditor.spec import hash_resolved
+
+    deep, nested = tmp_path / "deep", tmp_path / "nested"
+    for folder in (deep, nested):
+        shutil.copytree(smoke_run / "reports" / "smoke", folder)
+    text = (deep / "audit.json").read_text().rstrip()
+    (deep / "audit.json").write_text(text[:-1] + ', "x": ' + "[" * 1100 + "]" * 1100 + "}")
+    junit = tmp_path / "j.xml"
+    assert run_cli("check", str(smoke_run / "reports" / "smoke"), "--junit", str(junit)).returncode == 0
+    proc = run_cli("check", str(deep), "--junit", str(junit))
+    assert_clean_error(proc, "audit.json: unreadable audit record (nested too deeply to read)", "says so: one errored test case")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert (suite.get("name"), suite.get("errors"), suite.get("failures")) == ("auditor.deep", "1", "0")
+    record = json.loads((nested / "audit.json").read_text())
+    description: list = []
+    record["spec"]["description"] = description
+    for _ in range(250):
+        description.append([])
+        description = description[0]
+    record["spec_hash"] = hash_resolved(record["spec"])  # made to match: the hash is no signature
+    (nested / "audit.json").write_text(json.dumps(record))
+    said = "its resolved spec was edited after the run into none a run records (validation refuses it: spec: description.0.0.…: nested more than 64 levels deep"
+    for command in ("check", "render"):
+        assert_clean_error(run_cli(command, str(nested)), said)
 
 
 @pytest.mark.slow  # several `auditor` processes
@@ -1731,7 +1766,12 @@ def test_render_and_check_warn_when_the_resolved_yaml_was_edited(smoke_run: Path
     spec_file.write_text(spec_file.read_text().replace("seed: 0", "seed: 1"))
     for command in ("render", "check"):  # a copy: its Reproduce command names the run's own file, which is intact
         proc = run_cli(command, str(report))
-        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        # The copy's own file is said (a user test: a record put in another run's folder passed in silence).
+        own = smoke_run / "reports" / "smoke"
+        assert proc.stderr.count("warning") == 1 and (
+            f"auditor {command}: warning: {spec_file} does not hold the spec audit.json records (sha256 "
+            in proc.stderr) and f"this folder's files are not all of one run (the record's run wrote its report in {own}," in proc.stderr
     record = json.loads((report / "audit.json").read_text())
     record["run"]["out"] = str(tmp_path / "elsewhere")  # as a report from another machine: its own file is checked
     (report / "audit.json").write_text(json.dumps(record, indent=2))
@@ -1739,6 +1779,11 @@ def test_render_and_check_warn_when_the_resolved_yaml_was_edited(smoke_run: Path
         proc = run_cli(command, str(report))
         assert proc.returncode == 0, proc.stderr  # the record itself is intact: the gate goes by it
         assert f"auditor {command}: warning: {spec_file} does not hold the spec audit.json records" in proc.stderr
+        assert proc.stderr.count("warning") == 1  # its own file is the one the commands name: said once
+    spec_file.write_bytes((smoke_run / "reports" / "smoke" / "spec.resolved.yaml").read_bytes())
+    for command in ("render", "check"):  # the copy whole again: nothing to say
+        proc = run_cli(command, str(report))
+        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
 
 
 def test_control_characters_in_an_error_or_warning_are_shown_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,7 @@ from auditor.spec import (
     load_spec,
     load_yaml,
     nearest_key,
+    nested_past,
     parse_criterion,
     parse_override,
     resolve_spec_path,
@@ -407,13 +408,13 @@ def test_validate_says_which_shipped_spec_a_name_was_read_as(
     heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# ")]
     assert [h.split(" (")[0] for h in heads] == ["# smoke: valid", "# specs/resnet20_cifar10.yaml: valid",
                                                   "# mine.yaml: valid", f"# {REPO / 'specs/smoke.yaml'}: valid"]
-    assert heads[0].startswith(f"# smoke: valid (the shipped spec {REPO / 'specs/smoke.yaml'}, sha256 ")
+    assert heads[0].startswith(f"# smoke: valid (the shipped spec {REPO / 'specs/smoke.yaml'}, spec_hash ")
     assert heads[1].startswith(f"# specs/resnet20_cifar10.yaml: valid (the shipped spec {REPO / 'specs/resnet20_cifar10.yaml'}, ")
     assert "shipped" not in heads[2] and "shipped" not in heads[3]  # the files named were read
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs/resnet20_cifar10.yaml").write_text("name: local\n")
     assert main(["validate", "specs/resnet20_cifar10.yaml"]) == 0
-    assert "# specs/resnet20_cifar10.yaml: valid (sha256 " in capsys.readouterr().out  # the local file, not the shipped one
+    assert "# specs/resnet20_cifar10.yaml: valid (spec_hash " in capsys.readouterr().out  # the local file, not the shipped one
 
 
 @pytest.mark.parametrize("command", ["validate", "run", "verify"])
@@ -693,7 +694,7 @@ def test_a_spec_path_that_is_not_one_printable_line_is_quoted_in_validate_s_yaml
     f.write_text("name: x\n")
     assert main(["validate", str(f), "smoke"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"# {str(f)!r}: valid (sha256 ")
+    assert out.startswith(f"# {str(f)!r}: valid (spec_hash ")
     assert [d["name"] for d in yaml.safe_load_all(out)] == ["x", "smoke"]
 
 
@@ -1744,3 +1745,18 @@ def test_a_line_break_editors_do_not_show_is_refused_where_it_is(tmp_path: Path,
     quoted = tmp_path / "quoted.yaml"  # escaped, as spec.resolved.yaml writes it: read as the character
     quoted.write_text(f'name: q\ndescription: "a{escape}b"\n')
     assert load_spec(quoted).description == f"a{char}b"
+
+
+def test_a_spec_nested_past_the_yaml_limit_is_refused_before_validation_recurses() -> None:
+    """A user test: a recorded spec (JSON, which nests deeper than a spec file may) with a description
+    250 lists deep made validation's message recurse past Python's limit: a traceback in check and render."""
+    deep: list = []
+    inner = deep
+    for _ in range(2000):
+        inner.append([])
+        inner = inner[0]
+    for recorded in (True, False):
+        with pytest.raises(InvalidInput, match=r"^audit\.json: description\.0\.0\.…: nested more than 64 levels deep"):
+            validate_spec({"name": "x", "description": deep}, "audit.json", recorded=recorded)
+    assert nested_past({"a": {"b": [1, {"c": 2}]}}, 3) is None and nested_past({"a": {"b": [1, {"c": {}}]}}, 3) == "a.b.1.…"
+    assert nested_past({"a": {"b": {}}}, 1) == "a.b" and nested_past([], 0) is None and nested_past(5, 0) is None
