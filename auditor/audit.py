@@ -595,14 +595,14 @@ def _spec_file_problem(path: Path, run_dir: Path, audit: dict[str, Any]) -> Reso
     or None where it holds the spec the record in RUN_DIR records."""
     import yaml
 
-    from auditor.spec import hash_resolved, load_yaml, training_hash
+    from auditor.spec import hash_resolved, load_yaml, read_yaml_text, training_hash
 
     beside, by_verify = path.parent == run_dir, verify_out_of(audit) is not None
     if not path.is_file():  # is_file first: a FIFO would block the read
         missing = "is missing" if not os.path.lexists(path) else "is not a file"
         return ResolvedProblem("unusable", missing, path, beside, by_verify)
     try:
-        found = load_yaml(path.read_text(encoding="utf-8"))
+        found = load_yaml(read_yaml_text(path))
         digest = hash_resolved(found) if isinstance(found, dict) else "not a mapping"
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         digest = f"unreadable: {type(exc).__name__}"

@@ -61,6 +61,7 @@ from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, not_a_folder, staged_write
 from auditor.spec import (
     CATEGORICAL_METRICS,
+    MAX_YAML_CHARS,
     NUMERIC_METRICS,
     PASSING_VERDICTS,
     REL_EPS,
@@ -76,6 +77,7 @@ from auditor.spec import (
     numeric_passes,
     override_value,
     parse_criterion,
+    read_limited,
     refuse_spaced_key,
     removes_nothing,
     resolved_dict,
@@ -85,6 +87,7 @@ from auditor.spec import (
     validate_spec,
     verdict_disagreement,
     yaml_error_text,
+    yaml_too_long,
 )
 from auditor.words import exact
 
@@ -632,7 +635,7 @@ def criteria_file_name(file: Path | str) -> str:
 
 def _read_criteria_file(file: Path) -> tuple[dict[str, Any], dict[str, _Place]]:
     """A criteria file's criteria, and where each is given (`c.yaml:3`) for messages."""
-    path = criteria_file_name(file)
+    path, text = criteria_file_name(file), ""
     try:
         text = _stdin_text() if str(file) == STDIN else _criteria_text(file)
         if (hidden := hidden_break(text)) is not None:  # a gate after one, in a comment, would be read unseen
@@ -691,14 +694,18 @@ def _criteria_text(path: Path) -> str:
         os.close(fd)
         raise
     with f:
-        return f.read()
+        return read_limited(f)
 
 
 def _stdin_text() -> str:
     """The criteria given on standard input, as UTF-8 text (read to its end)."""
     if sys.stdin is None:  # started with stdin closed (`<&-`)
         raise InvalidInput("stdin (--criteria -): standard input is closed; give the criteria on it, or a file")
-    return sys.stdin.buffer.read().decode("utf-8")
+    most = 4 * (MAX_YAML_CHARS + 1)  # bytes: UTF-8 takes up to 4 a character
+    data = sys.stdin.buffer.read(most)
+    if len(data) == most:  # more than MAX_YAML_CHARS characters, whatever they are
+        raise yaml_too_long(None)
+    return data.decode("utf-8")
 
 
 def _unnamed_pipe(st: os.stat_result) -> bool:

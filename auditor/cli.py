@@ -132,7 +132,7 @@ DESCRIPTIONS = {
     f"finishes. {_GATE}, 130 interrupted (143 on SIGTERM), with how to go on (--resume, once a "
     "checkpoint was written).",
     "verify": "Train SPEC three times, at its own budget unless --epochs or --steps gives another (twin runs A and B, and run K, killed after "
-    "a step and resumed) and compare their losses, metrics, results and checkpoint tensors bit for bit; the verdict "
+    "a step and resumed) and compare their losses, metrics, results and checkpoints (every tensor, and the training state) bit for bit; the verdict "
     "goes into run A's sheet and <out>/verify/<name>/verify.json. Exit 0 reproducible, 1 not (or a run "
     "crashed), 2 invalid input, 130 interrupted (143 on SIGTERM).",
     "render": "Rebuild RUN_DIR/REPRODUCIBILITY.md and its figures from RUN_DIR/audit.json alone (no "

@@ -1857,12 +1857,12 @@ def budget_text(budget: Any) -> str:
 
 
 def pair_text(pair: dict[str, Any]) -> str:
-    """What one comparison found: checkpoint tensors, per-step losses, per-epoch metrics and the
+    """What one comparison found: checkpoint entries, per-step losses, per-epoch metrics and the
     results measured after training (a record from before verify compared those has no `results`)."""
     losses, metrics, results = pair.get("losses") or {}, pair.get("metrics") or {}, pair.get("results")
     compared = pair.get("tensors_compared")
-    parts = [f"checkpoint tensors {pair.get('tensors_equal', '?')}/{compared} identical" if compared != 0
-             else "checkpoint tensors not compared (no last checkpoint)"]  # fmt: skip
+    parts = [f"checkpoint entries {pair.get('tensors_equal', '?')}/{compared} identical" if compared != 0
+             else "checkpoint entries not compared (no last checkpoint)"]  # fmt: skip
     if losses:
         parts.append(losses_text(losses))
     if metrics:

@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType, UnionType
-from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, TextIO, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -963,12 +963,33 @@ def _represent_text(dumper: SpecDumper, text: str) -> yaml.ScalarNode:
 SpecDumper.add_representer(str, _represent_text)
 
 
+def yaml_too_long(chars: int | None) -> YamlLimit:
+    """The error for YAML text of `chars` characters (None: more than MAX_YAML_CHARS, not counted)."""
+    counted = f"{chars:,} characters, more than the {MAX_YAML_CHARS:,} allowed" if chars is not None else (
+        f"more than the {MAX_YAML_CHARS:,} characters allowed")
+    return YamlLimit(f"{counted} (a spec, ablation or criteria file holds a few thousand)")
+
+
+def read_limited(f: TextIO) -> str:
+    """The text of an open YAML file, read no further than MAX_YAML_CHARS + 1 characters: one past
+    the limit (a large file given by mistake) is refused (YamlLimit) without being held in memory."""
+    text = f.read(MAX_YAML_CHARS + 1)
+    if len(text) > MAX_YAML_CHARS:
+        raise yaml_too_long(None)
+    return text
+
+
+def read_yaml_text(path: Path) -> str:
+    """`read_limited` of the UTF-8 file at `path`; OSError, UnicodeDecodeError or YamlLimit."""
+    with open(path, encoding="utf-8") as f:
+        return read_limited(f)
+
+
 def load_yaml(text: str) -> Any:
     """Parse YAML text with the spec loader; a scalar YAML cannot build (the date `2024-13-45`)
     is a YAML error like any other, not a ValueError."""
     if len(text) > MAX_YAML_CHARS:
-        raise YamlLimit(f"{len(text):,} characters, more than the {MAX_YAML_CHARS:,} allowed (a spec, ablation or "
-                        "criteria file holds a few thousand)")
+        raise yaml_too_long(len(text))
     try:
         loaded = yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader subclass: no code runs
         _expanded_size(loaded, {})
@@ -1327,11 +1348,13 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def read_yaml(path: Path, what: str = "spec") -> dict[str, Any]:
     """Read a YAML mapping (a `what`) from `path`, raising InvalidInput on any problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_text(path)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read {what}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{not_utf8_place(path, exc)}: not a UTF-8 text file") from None
+    except yaml.YAMLError as exc:  # past MAX_YAML_CHARS
+        raise InvalidInput(yaml_error_text(path, exc, "")) from None
     if (hidden := hidden_break(text)) is not None:
         raise InvalidInput(f"{path}:{hidden}")
     try:
@@ -1429,6 +1452,9 @@ def _valued_key_above(lines: list[str], at: int) -> str | None:
     return None
 
 
+MAX_ERRORS_SHOWN = 20  # a file's validation errors, one a line; the rest are counted
+
+
 def format_validation_error(
     source: str, err: ValidationError, model: type[BaseModel] | None = None, sets: Sequence[SetItem] = (),
     given: Mapping[str, Any] | None = None, lines: Mapping[tuple[str, ...], int] | None = None,
@@ -1445,8 +1471,8 @@ def format_validation_error(
     keys' lines, puts the line after `source` where the file is to blame (`spec.yaml:12: train.lr: ...`);
     `keys_taken(path)` says what the place of an unknown key takes, for another file than a spec.
     """
-    said = []
-    for e in err.errors():
+    said, errors = [], err.errors()
+    for e in errors[:MAX_ERRORS_SHOWN]:  # each is looked up in the file: thousands of keys took minutes
         parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
         path = [p for p in parts if p != "[key]"]  # a key holding a dot stays one key
         loc = ".".join(path) + (" (the name)" if "[key]" in parts else "")
@@ -1472,6 +1498,9 @@ def format_validation_error(
         at = _written_key(lines, path, e.get("input")) if e["type"] == "invalid_key" and lines else path
         blamed = _at_line(origin(source, path, sets, checked, made), source, lines, at)
         said.append(f"{blamed}: {loc or '(top level)'}: {msg}{got}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        said.append(f"{source}: and {len(errors) - MAX_ERRORS_SHOWN:,} more errors, not shown: mend those above and "
+                    "validate again")  # fmt: skip
     return "\n".join(said)
 
 
@@ -1615,7 +1644,9 @@ def _at(tree: Any, path: Sequence[str]) -> Any:
     """What the YAML tree `tree` holds at `path` (key by key, keys compared as text: `{1: 3}`),
     or _ABSENT."""
     for part in path:
-        tree = {str(k): v for k, v in tree.items()}.get(part, _ABSENT) if isinstance(tree, dict) else _ABSENT
+        if not isinstance(tree, dict):
+            return _ABSENT
+        tree = tree[part] if part in tree else next((v for k, v in tree.items() if str(k) == part), _ABSENT)
     return tree
 
 
@@ -2022,8 +2053,8 @@ def key_lines(path: Path) -> dict[tuple[str, ...], int]:
     index): for an error to say where in the file to look. Empty where the file cannot be read
     again as it was (read_yaml has read it already and said what is wrong)."""
     try:
-        return text_key_lines(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
+        return text_key_lines(read_yaml_text(path))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
 
 
@@ -2179,7 +2210,23 @@ def json_schema() -> dict[str, Any]:
                                 rf"^\s*(?:{_categorical_ops(m).replace(' or ', '|')})\s*(?:{'|'.join(v)})\s*$")
            for m, v in {**CATEGORICAL_METRICS, "reproducible": PASSING_VERDICTS}.items()},
     }}  # fmt: skip
+    _end_patterns_at_the_end(schema)
     return schema
+
+
+def _end_patterns_at_the_end(node: Any) -> None:
+    """Make each pattern's closing `$` match only at the end of the text: ECMA-262's does, but
+    Python's `re` (a jsonschema in CI) also matches it before a last line break, so a name
+    `'a\n'` passed that checker while validation refused it (a user test)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str) and value.endswith("$") and not value.endswith("\\$"):
+                node[key] = value[:-1] + r"(?!\n)$"
+            else:
+                _end_patterns_at_the_end(value)
+    elif isinstance(node, list):
+        for value in node:
+            _end_patterns_at_the_end(value)
 
 
 def _bound_integers(node: Any) -> None:

@@ -1005,7 +1005,7 @@ def compare_pair(
     notes = []
     if px is None or py is None:
         missing = [r for r, p in ((x, px), (y, py)) if p is None]
-        notes.append(f"no last.pt in run {' and '.join(missing)}: checkpoint tensors not compared")
+        notes.append(f"no last.pt in run {' and '.join(missing)}: checkpoint entries not compared")
         tensors = []
     else:
         tensors = compare_tensors(px, py)
@@ -1479,8 +1479,8 @@ def summary(outcome: VerifyOutcome) -> str:
         state = ("identical" if p["equal"] else "final weights not compared" if unweighed(p)
                  else f"max |diff| {_g(p['max_abs_diff'])}")  # fmt: skip
         differ = ", ".join(d["metric"] for d in p.get("results", {}).get("differences", []))
-        tensors = (f"checkpoint tensors {p['tensors_equal']}/{p['tensors_compared']} identical" if p["tensors_compared"]
-                   else "checkpoint tensors not compared (no last checkpoint)")  # fmt: skip
+        tensors = (f"checkpoint entries {p['tensors_equal']}/{p['tensors_compared']} identical" if p["tensors_compared"]
+                   else "checkpoint entries not compared (no last checkpoint)")  # fmt: skip
         lines.append(
             f"  {p['pair']}: {state}; {losses_text(lo)}; "
             f"metrics {'equal' if me['equal'] else 'differ'}; "

@@ -753,7 +753,7 @@ def test_a_criteria_fifo_is_refused_and_a_pipe_from_the_shell_read(tmp_path: Pat
     assert piped.returncode == 0 and "PASS  status == completed" in piped.stdout, piped.stderr
 
 
-def test_criteria_on_stdin_are_read_and_named_stdin(smoke_run: Path) -> None:
+def test_criteria_on_stdin_are_read_and_named_stdin(smoke_run: Path, tmp_path: Path) -> None:
     """`--criteria -` reads standard input (it had looked for a file named `-`); its errors name stdin."""
     cmd = [sys.executable, "-m", "auditor", "check", str(smoke_run / "reports/smoke"), "--criteria", "-"]
     piped = subprocess.run(cmd, input='status: "== completed"\n', capture_output=True, text=True, timeout=60, check=False)
@@ -764,6 +764,15 @@ def test_criteria_on_stdin_are_read_and_named_stdin(smoke_run: Path) -> None:
     closed = subprocess.run(cmd, stdin=None, capture_output=True, text=True, timeout=60, check=False,
                             preexec_fn=lambda: os.close(0))  # `<&-`: Python starts with sys.stdin None
     assert_clean_error(closed, "stdin (--criteria -): standard input is closed")
+    # Past the limit, on stdin and in a file: refused having read no more than the limit's worth.
+    too_long = "stdin (--criteria -): YAML too large to read: more than the 1,000,000 characters allowed"
+    with open("/dev/zero", "rb") as endless:  # a stream with no end: read whole, it had never been refused
+        assert_clean_error(subprocess.run(cmd, stdin=endless, capture_output=True, text=True, timeout=60, check=False), too_long)
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(2**31)  # sparse: 2 GiB of NUL characters on no disk
+    assert_clean_error(run_cli("check", str(smoke_run / "reports/smoke"), "--criteria", str(big)),
+                       f"{big}: YAML too large to read: more than the 1,000,000 characters allowed")
 
 
 def test_check_explains_unmeasured_metrics_once(smoke_run: Path) -> None:

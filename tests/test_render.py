@@ -1529,14 +1529,14 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
         pair["losses"] |= {"steps_a": 19, "steps_b": 19}  # run A stopped early after 19 of the 38 steps
     assert ("| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps; run A trained 19 of them (early "
             "stopping or a divergence ended it before the budget's end) |") in section(text_of(stopped, NO_FIGURES), "Determinism evidence")
-    assert ("| Runs A-B | checkpoint tensors 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |"
+    assert ("| Runs A-B | checkpoint entries 2/2 identical; losses of all 38 steps equal; per-epoch metrics equal |"
             in ev)  # fmt: skip
     # a record written before the count of differing steps, and the results after training, were kept
-    assert ("| Runs A-K | checkpoint tensors 1/2 identical; losses differ from step 18; "
+    assert ("| Runs A-K | checkpoint entries 1/2 identical; losses differ from step 18; "
             "per-epoch metrics differ; largest difference 2e-07 (over losses, metrics and tensors) |") in ev  # fmt: skip
     counted = verified_audit()
     counted["verification"]["pairs"][1]["losses"]["steps_differ"] = 2
-    assert "| Runs A-K | checkpoint tensors 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in (
+    assert "| Runs A-K | checkpoint entries 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in (
         text_of(counted))  # fmt: skip
     results = verified_audit()
     results["verification"]["pairs"][0]["results"] = {"equal": True, "differences": []}
@@ -1561,7 +1561,7 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     unweighed["verification"]["pairs"][1] |= {"tensors_compared": 0, "max_abs_diff": 0.0}
     unweighed["verification"]["pairs"][1]["losses"] = {"equal": True, "steps_a": 38, "steps_b": 38}
     unweighed["verification"]["pairs"][1]["metrics"] = {"equal": True}
-    assert ("| Runs A-K | checkpoint tensors not compared (no last checkpoint); losses of all 38 steps equal; per-epoch "
+    assert ("| Runs A-K | checkpoint entries not compared (no last checkpoint); losses of all 38 steps equal; per-epoch "
             "metrics equal |") in text_of(unweighed)  # fmt: skip
     assert "| `model.fc.weight` | `abababababababab` | `abababababababab` | `abababababababab` | 0 | yes |" in ev
     assert "- both runs used 2 threads" in ev

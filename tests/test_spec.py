@@ -322,7 +322,7 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml:2: YAML too large to read: nested more than 64 levels deep (a spec needs a few) (column 70)"),
      ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
       "s.yaml: YAML too large to read: more than 100,000 values (any aliases expanded)"),  # 10**8 values
-     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: YAML too large to read: 1,000,010 characters, more than the 1,000,000 allowed"),
+     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: YAML too large to read: more than the 1,000,000 characters allowed"),  # read no further
      ("".join(f"a{i}: &a{i} " + "[" * 50 + (f"*a{i - 1}" if i else "1") + "]" * 50 + "\n" for i in range(40)) + "name: x\n",
       "s.yaml: YAML too large to read: nested more than 64 levels deep once its aliases are expanded")],
 )  # fmt: skip
@@ -1760,3 +1760,54 @@ def test_a_spec_nested_past_the_yaml_limit_is_refused_before_validation_recurses
             validate_spec({"name": "x", "description": deep}, "audit.json", recorded=recorded)
     assert nested_past({"a": {"b": [1, {"c": 2}]}}, 3) is None and nested_past({"a": {"b": [1, {"c": {}}]}}, 3) == "a.b.1.…"
     assert nested_past({"a": {"b": {}}}, 1) == "a.b" and nested_past([], 0) is None and nested_past(5, 0) is None
+
+
+def test_a_yaml_file_past_the_limit_is_refused_without_being_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: a 3 GB file given as a spec was read whole (6 GB of memory, 35 s) before its
+    length was checked; a CI runner with less memory would have been killed with no message."""
+    from auditor import spec as spec_module
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(2**31)  # sparse: 2 GiB of NUL characters on no disk
+    asked: list[int] = []
+    real = spec_module.read_limited
+
+    def counted(f: Any) -> str:
+        asked.append(0)
+        return real(f)
+
+    monkeypatch.setattr(spec_module, "read_limited", counted)
+    with pytest.raises(InvalidInput, match=r"big\.yaml: YAML too large to read: more than the 1,000,000 characters allowed"):
+        load_spec(str(big))
+    assert asked == [0]  # read through the bounded reader, once
+    with big.open() as f:
+        with pytest.raises(yaml.YAMLError, match="more than the 1,000,000 characters"):
+            spec_module.read_limited(f)
+        assert f.buffer.tell() <= 4 * (MAX_YAML_CHARS + 1) + 2**16  # bytes read: a buffer past the limit at most
+
+
+def test_errors_past_twenty_are_counted_not_each_looked_up(tmp_path: Path) -> None:
+    """A user test: 60,000 unknown keys took 9 minutes (each error looked up the whole file's keys)
+    and printed a line each; the first twenty are said, the rest counted."""
+    path = tmp_path / "many.yaml"
+    path.write_text("name: many\n" + "".join(f"k{i}: {i}\n" for i in range(5000)))
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(path))
+    lines = str(err.value).splitlines()
+    assert len(lines) == 21 and lines[0] == f"{path}:2: k0: unknown key (not in the spec schema)"
+    assert lines[-1] == f"{path}: and 4,980 more errors, not shown: mend those above and validate again"
+
+
+def test_the_schema_patterns_refuse_a_last_line_break_in_python_checkers_too() -> None:
+    """A user test: Python's `$` also matches before a last line break, so a jsonschema in CI took a
+    name 'a\\n' and a device 'cpu\\n' that validation refuses."""
+    schema = json_schema()
+    name, device = schema["properties"]["name"]["pattern"], schema["$defs"]["TrainSpec"]["properties"]["device"]["pattern"]
+    assert re.search(name, "run-1") and not re.search(name, "run-1\n")
+    assert re.search(device, "cuda:1") and not re.search(device, "cpu\n")
+    for bad in ({"name": "a\n"}, {"name": "x", "train": {"device": "cpu\n"}}):
+        with pytest.raises(InvalidInput):
+            validate_spec(bad, "s")
+    patterns = re.findall(r'"pattern": "((?:[^"\\]|\\.)*)"', json.dumps(schema))
+    assert patterns and all(p.endswith(r"(?!\\n)$") for p in patterns)  # JSON-escaped: every one

@@ -665,7 +665,7 @@ def test_a_pair_without_final_weights_on_a_side_is_never_equal(tmp_path: Path, m
     pair = verify_mod.compare_pair(tmp_path, "smoke", "a", "b", tensors, audits)
     assert pair["losses"]["equal"] and pair["metrics"]["equal"] and pair["results"]["equal"]
     assert not pair["equal"] and pair["tensors_compared"] == 0
-    assert pair["notes"] == [f"no last.pt in run {' and '.join(missing)}: checkpoint tensors not compared"]
+    assert pair["notes"] == [f"no last.pt in run {' and '.join(missing)}: checkpoint entries not compared"]
     # one side's weights alone compare with nothing: no difference can be measured
     assert pair["max_abs_diff"] == (0 if len(missing) == 2 else None)
     assert decide([pair], 1.0) == "incomplete"  # uncompared, not proven equal, nor seen to differ
@@ -906,8 +906,8 @@ def test_the_summary_says_run_k_was_not_killed_and_what_the_runs_shared(tmp_path
     differ_text = summary(VerifyOutcome(differ, False, tmp_path))
     assert "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)" in (
         differ_text.splitlines())  # fmt: skip
-    assert "; results differ (test_acc); checkpoint tensors 3/3 identical" in differ_text  # which results, named
-    assert "; results equal; checkpoint tensors not compared (no last checkpoint)" in text  # not "0/0 identical"
+    assert "; results differ (test_acc); checkpoint entries 3/3 identical" in differ_text  # which results, named
+    assert "; results equal; checkpoint entries not compared (no last checkpoint)" in text  # not "0/0 identical"
     assert text.splitlines()[0].endswith(": UNRESUMED (FAIL) on cpu, 2 threads, torch 2.9.0")
     assert "  run K: not killed (it finished before step 4)" in text.splitlines()
     assert "a-b: final weights not compared;" in text and "max |diff|" not in text
