@@ -235,8 +235,10 @@ def _summarise(
         p95_ms=float(np.percentile(samples, 95)), mean_ms=statistics.fmean(samples),
         iqr_ms=float(q3 - q1), min_ms=min(samples), other_cpu_share=other_cpu, other_cpu_window_s=window_s,
         method=(
-            f"eager model, eval mode, torch.inference_mode, {spec.warmup} untimed warm-up "
-            f"iterations, then {spec.iters} iterations each timed with time.perf_counter; {how}"
+            f"eager model, eval mode, torch.inference_mode, on one random-normal input of {spec.batch_size}x3x32x32 "
+            f"({'channels_last' if channels_last else 'contiguous'}; no data decoding or normalisation timed), "
+            f"{spec.warmup} untimed warm-up iterations, then {spec.iters} iterations each timed with "
+            f"time.perf_counter; {how}"
         ),
     )  # fmt: skip
 

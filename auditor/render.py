@@ -296,7 +296,8 @@ def _plot_curves(fig: Any, history: list[dict[str, Any]], split: str, train_loss
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    ax_lr.plot(epochs, val("lr"), marker="o", markersize=3, color="tab:green")
+    # Points only: a line joining two epochs' last lr drew a step decay as a gradual one (a user test).
+    ax_lr.plot(epochs, val("lr"), marker="o", markersize=3, linestyle="none", color="tab:green")
     ax_lr.set_title("Learning rate (the epoch's last step)")
     ax_lr.grid(True, alpha=0.3)
     for ax in (ax_loss, ax_acc, ax_lr):
@@ -607,7 +608,8 @@ def code_fence(record: Any) -> str:
 
 def _process_scope(run: dict[str, Any]) -> dict[str, Any]:
     """When the run took place, and what its memory peaks cover: a resumed run's are its last process's."""
-    times = f"{run['started_utc']}, finished {run['finished_utc']} (wall time {seconds(run['wall_time_s'])}"
+    times = (f"{run['started_utc']}, finished {run['finished_utc']} (wall time {seconds(run['wall_time_s'])}, from "
+             "loading the data to the last measurement: Python's and torch's start-up and writing this report are not in it")
     if not run["resumed_from"]:
         return {"run_time_text": f"Run started {times}).", "memory_scope": None}
     return {
@@ -1231,9 +1233,10 @@ def _host_memory_setting(hm: dict[str, Any] | None) -> str:
     if hm["large_blocks_from_heap"] is None:
         found = "not read back"
     else:
-        source = "the heap (reused, no page faults)" if hm["large_blocks_from_heap"] else "fresh mmap (unmapped on free)"
+        source = ("the heap, not a fresh mmap (so a freed block can be reused without new page faults)"
+                  if hm["large_blocks_from_heap"] else "a fresh mmap (unmapped on free)")
         size = f"{hm['probe_bytes'] / 2**20:g} MiB" if hm.get("probe_bytes") else "large"
-        found = f"read back: a {size} block comes from {source}"
+        found = f"read back: a {size} block is served from {source}"
     if hm["mmap_threshold"] is None and hm["trim_threshold"] is None:
         return f"{hm['requested']}: {hm['allocator']}, left as it was; {found}"
     sets = [f"{k} {thousands(hm[f]) + ' bytes' if hm[f] is not None else 'rejected'}"

@@ -77,6 +77,8 @@ def test_latency_on_the_cpu_records_what_it_did(channels_last: bool) -> None:
     assert lat.dtype == "float32" and not lat.synchronized and lat.threads == torch.get_num_threads()
     assert 0 < lat.min_ms <= lat.median_ms <= lat.p95_ms and lat.iqr_ms >= 0
     assert "5 iterations each timed" in lat.method and "no device sync needed (CPU)" in lat.method
+    layout = "channels_last" if channels_last else "contiguous"  # what was timed, said (a user test of the sheet)
+    assert f"on one random-normal input of 2x3x32x32 ({layout}; no data decoding or normalisation timed)" in lat.method
     assert lat.other_cpu_window_s > 0
     # 5 iterations of a tiny model: too short a window for the kernel's CPU-time ticks
     assert lat.other_cpu_share is None if lat.other_cpu_window_s < measure.MIN_CPU_WINDOW_S else 0 <= lat.other_cpu_share <= 1

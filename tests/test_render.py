@@ -1092,7 +1092,7 @@ def test_a_selected_model_whose_losses_are_not_numbers_is_flagged_and_not_ticked
     found = f"its test loss; its val loss at epoch {best}, when it was selected"
     assert (f"> [!CAUTION]\n> **Non-finite outputs:** the selected model's losses are not numbers ({found}): it "
             "computes inf or NaN on some images") in text
-    assert "| Test loss | non-finite |" in text
+    assert "| Test loss (mean cross-entropy per image, in nats) | non-finite |" in text
     line = checklist_line(text, "Training finished without divergence")
     assert line.startswith("- [ ]") and f"status completed, but the selected model's losses are not numbers ({found})" in line
 
@@ -1176,10 +1176,10 @@ def test_the_peak_rss_row_says_how_the_record_read_it() -> None:
     getrusage (the golden one, from before the source was kept) says what that figure may hold."""
     audit = golden_audit()
     assert ("the torch runtime included; read by `getrusage` (on Linux, it may include the peak of the process that "
-            "started this one) after measuring, so writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
+            "started this one) after measuring, so writing the report is not counted; MB of 10^6 bytes) | 1,137.2 MB |") in text_of(audit)
     audit["measurements"]["memory"]["peak_rss_source"] = "VmHWM"
     assert ("the torch runtime included; this process's own high-water mark (Linux's `VmHWM`), read after measuring, so "
-            "writing the report is not counted) | 1,137.2 MB |") in text_of(audit)
+            "writing the report is not counted; MB of 10^6 bytes) | 1,137.2 MB |") in text_of(audit)
     from auditor.audit import record_problem
 
     audit["measurements"]["memory"]["peak_rss_source"] = []  # the review: an edit the renderer failed on
@@ -2168,13 +2168,13 @@ def test_host_memory_row_and_records_without_it() -> None:
     row = "| Host memory (`train.host_memory`: freed blocks kept for reuse or returned) | {} |"
     assert row.format(
         "retain: glibc 2.36 mallopt M_MMAP_THRESHOLD 1,073,741,824 bytes, M_TRIM_THRESHOLD 2,147,483,647 bytes; "
-        "read back: a 64 MiB block comes from the heap (reused, no page faults)"
+        "read back: a 64 MiB block is served from the heap, not a fresh mmap (so a freed block can be reused without new page faults)"
     ) in text_of(audit)
     audit["training"]["host_memory"] = {"requested": "release", "allocator": "glibc 2.36", "mmap_threshold": None,
                                         "trim_threshold": None, "large_blocks_from_heap": False,
                                         "probe_bytes": 64 << 20}  # fmt: skip
     assert row.format(
-        "release: glibc 2.36, left as it was; read back: a 64 MiB block comes from fresh mmap (unmapped on free)"
+        "release: glibc 2.36, left as it was; read back: a 64 MiB block is served from a fresh mmap (unmapped on free)"
     ) in text_of(audit)
     audit["training"]["host_memory"] = {"requested": "retain", "allocator": "musl (not glibc)", "mmap_threshold": None,
                                         "trim_threshold": None, "large_blocks_from_heap": None}  # fmt: skip
@@ -2183,7 +2183,7 @@ def test_host_memory_row_and_records_without_it() -> None:
                                         "trim_threshold": 2147483647, "large_blocks_from_heap": False,
                                         "probe_bytes": 32 << 20}  # fmt: skip
     assert row.format("retain: glibc 2.31 mallopt M_MMAP_THRESHOLD rejected, M_TRIM_THRESHOLD 2,147,483,647 bytes; "
-                      "read back: a 32 MiB block comes from fresh mmap (unmapped on free)") in text_of(audit)
+                      "read back: a 32 MiB block is served from a fresh mmap (unmapped on free)") in text_of(audit)
     del audit["training"]["host_memory"]  # a record written before the setting existed
     assert row.format("not recorded") in text_of(audit)
     note = "last.pt was written under a spec that differs only outside training (train.host_memory: 'retain' -> 'release')"
