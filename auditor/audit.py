@@ -490,9 +490,10 @@ RESOLVED_EFFECT = MappingProxyType({
 
 
 def resolved_yaml_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
-    """A warning when RUN_DIR's spec.resolved.yaml does not hold the spec audit.json records (it
-    hashes otherwise, cannot be read, or is missing): the sheet and `check` go by audit.json, while
-    the sheet's first Reproduce command retrains from that file. None when it agrees."""
+    """A warning when the spec.resolved.yaml the sheet's first Reproduce command retrains from
+    (`retrain_spec_file`: RUN_DIR's, or that of the folder the run wrote) does not hold the spec
+    audit.json records (it hashes otherwise, cannot be read, or is missing): the sheet and `check`
+    go by audit.json. None when it agrees."""
     problem = resolved_yaml_problem(run_dir, audit)
     if problem is None:
         return None
@@ -510,9 +511,15 @@ def other_run_files_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
         return None
     if (problem := _spec_file_problem(own, run_dir, audit)) is None:
         return None
-    return (f"{own} {problem.text}: this folder's files are not all of one run (the record's run wrote its report in "
-            f"{_moved_from(run_dir, audit)}, whose file the sheet's Reproduce commands name); the sheet and check go "
-            "by audit.json alone")
+    return (f"{own} {problem.text}: it was edited, or is another run's beside this record (whose run wrote its "
+            f"report in {_moved_from(run_dir, audit)}, whose file the sheet's Reproduce commands name); the sheet and "
+            "check go by audit.json alone")
+
+
+def spec_file_warnings(run_dir: Path, audit: dict[str, Any]) -> list[str]:
+    """What `render` and `check` warn of the spec.resolved.yaml files of a record in RUN_DIR: the one
+    its Reproduce command names (`resolved_yaml_warning`), and RUN_DIR's own (`other_run_files_warning`)."""
+    return [w for w in (resolved_yaml_warning(run_dir, audit), other_run_files_warning(run_dir, audit)) if w]
 
 
 def retrain_words(problem: ResolvedProblem, first: str = "the sheet's first Reproduce command") -> str:

@@ -61,7 +61,6 @@ from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, not_a_folder, staged_write
 from auditor.spec import (
     CATEGORICAL_METRICS,
-    MAX_YAML_CHARS,
     NUMERIC_METRICS,
     PASSING_VERDICTS,
     REL_EPS,
@@ -87,7 +86,6 @@ from auditor.spec import (
     validate_spec,
     verdict_disagreement,
     yaml_error_text,
-    yaml_too_long,
 )
 from auditor.words import exact
 
@@ -689,7 +687,7 @@ def _criteria_text(path: Path) -> str:
             raise InvalidInput(f"{path}: criteria file is not a regular file: {_file_kind(st.st_mode)}; "
                                "give a YAML file (a shell's <(...) is read too)")  # fmt: skip
         os.set_blocking(fd, True)  # a pipe's writer may not have written yet: wait for it
-        f = open(fd, encoding="utf-8")  # noqa: SIM115 (it owns fd from here: closed by the with)
+        f = open(fd, "rb")  # noqa: SIM115 (it owns fd from here: closed by the with)
     except BaseException:
         os.close(fd)
         raise
@@ -698,14 +696,10 @@ def _criteria_text(path: Path) -> str:
 
 
 def _stdin_text() -> str:
-    """The criteria given on standard input, as UTF-8 text (read to its end)."""
+    """The criteria given on standard input, as UTF-8 text (read to its end, up to `read_limited`'s bound)."""
     if sys.stdin is None:  # started with stdin closed (`<&-`)
         raise InvalidInput("stdin (--criteria -): standard input is closed; give the criteria on it, or a file")
-    most = 4 * (MAX_YAML_CHARS + 1)  # bytes: UTF-8 takes up to 4 a character
-    data = sys.stdin.buffer.read(most)
-    if len(data) == most:  # more than MAX_YAML_CHARS characters, whatever they are
-        raise yaml_too_long(None)
-    return data.decode("utf-8")
+    return read_limited(sys.stdin.buffer)
 
 
 def _unnamed_pipe(st: os.stat_result) -> bool:

@@ -152,12 +152,13 @@ def next_digest_path(path: Path) -> Path:
 
 
 def recorded_digest(path: Path) -> str:
-    """The sha256 written beside `path` ('' when its sidecar is empty); once `verify` passed, the file's own."""
-    return _first_word(digest_path(path))
+    """The sha256 written beside `path` for it ('' where its sidecar holds none; of a list of
+    files, the line naming it); once `verify` passed, the file's own."""
+    return _digest_for(digest_path(path), path)
 
 
-def _first_word(sidecar: Path) -> str:
-    return _sidecar_words(sidecar)[0]
+def _digest_for(sidecar: Path, path: Path) -> str:
+    return _sidecar_words(sidecar, path.name)[0]
 
 
 # sha256sum --tag (and BSD's sha256): 'SHA256 (NAME) = DIGEST'
@@ -166,25 +167,27 @@ _TAGGED_LINE = re.compile(r"SHA256 \((.*)\) = (\S+)")
 _NAME_ESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
 
 
-def _sidecar_words(sidecar: Path, for_name: str | None = None) -> tuple[str, str | None]:
+def _sidecar_words(sidecar: Path, for_name: str) -> tuple[str, str | None]:
     """(the digest, lower-cased, '' where there is none; the file it names, or None) of a digest
     file, as sha256sum writes one: 'DIGEST  NAME' ('*NAME' in binary mode; a name may hold spaces,
-    and any UTF-8 text), with --tag 'SHA256 (NAME) = DIGEST'. Of a file of several lines, the line
-    naming `for_name` (a file name), else the first. UnicodeDecodeError for a file not UTF-8."""
-    lines = [_digest_line(line) for line in sidecar.read_bytes().decode().removeprefix("\ufeff").split("\n")
-             if line.strip()]  # fmt: skip
-    named = [pair for pair in lines if for_name is not None and pair[1] is not None and Path(pair[1]).name == for_name]
+    and any UTF-8 text), with --tag 'SHA256 (NAME) = DIGEST'. Of a file of several lines (a list,
+    perhaps joined from files an editor began with a byte-order mark), the first line naming
+    `for_name` (a file name, in any folder), else the first line. UnicodeDecodeError for a file
+    not UTF-8."""
+    lines = [_digest_line(line) for line in sidecar.read_bytes().decode().split("\n") if line.strip(" \t\r\ufeff")]
+    named = [pair for pair in lines if pair[1] is not None and Path(pair[1]).name == for_name]
     return (named or lines or [("", None)])[0]
 
 
 def _digest_line(line: str) -> tuple[str, str | None]:
-    """(digest lower-cased, name or None) of one line of a digest file (`_sidecar_words`)."""
-    line = line.strip()
+    """(digest lower-cased, '' where the line has none; name or None) of one line of a digest file
+    (`_sidecar_words`)."""
+    line = line.strip().lstrip("\ufeff")
     escaped, line = line.startswith("\\"), line.removeprefix("\\")
     if tagged := _TAGGED_LINE.fullmatch(line):
         digest, name = tagged[2], tagged[1]
     else:
-        words = line.split(maxsplit=1)
+        words = line.split(maxsplit=1) or [""]  # a line of a lone backslash (a shell script's) holds nothing
         digest, name = words[0], (words[1].removeprefix("*") if len(words) > 1 else None)
     if escaped and name is not None:
         name = re.sub(r"\\(.)", lambda m: _NAME_ESCAPES.get(m[1], m[0]), name)
@@ -225,7 +228,7 @@ def _matches_next(path: Path, actual: str | None) -> bool:
     """Whether `path` matches the digest of a write in progress (`actual`: its sha256, if computed)."""
     nxt = next_digest_path(path)
     try:
-        return nxt.is_file() and _first_word(nxt) == (actual or sha256_file(path))  # the file is hashed once
+        return nxt.is_file() and _digest_for(nxt, path) == (actual or sha256_file(path))  # the file is hashed once
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -410,7 +413,7 @@ def _digest_file_names(path: Path) -> str | None:
     try:
         if path.stat().st_size > 65536:  # a digest file, or a list of them, is a few lines
             return None
-        digest, named = _sidecar_words(path)
+        digest, named = _sidecar_words(path, path.name.removesuffix(DIGEST_SUFFIX))
     except (OSError, UnicodeDecodeError):
         return None
     if not re.fullmatch(r"[0-9a-f]{64}", digest):

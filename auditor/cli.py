@@ -403,13 +403,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
-    from auditor.audit import (
-        moved_note,
-        other_run_files_warning,
-        read_audit,
-        resolved_yaml_warning,
-        spec_hash_matches,
-    )
+    from auditor.audit import moved_note, read_audit, spec_file_warnings, spec_hash_matches
     from auditor.check import edited_metrics, stored_verdict_warning
     from auditor.render import record_bytes, render_run
 
@@ -439,9 +433,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
         _warn("render", f"{args.run_dir / 'audit.json'}: {differs}; the sheet shows them as stored, and `auditor "
                         + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))  # fmt: skip
-    for warning in (resolved_yaml_warning(args.run_dir, audit), other_run_files_warning(args.run_dir, audit)):
-        if warning is not None:
-            _warn("render", warning)
+    for warning in spec_file_warnings(args.run_dir, audit):
+        _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
         _log(f"auditor render: note: {note}")
     _print_out([f"wrote {path}"])
@@ -584,8 +577,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
     the JUnit report, whose CI page would otherwise show a clean PASS."""
     from auditor.audit import (
         STAGING,
-        other_run_files_warning,
-        resolved_yaml_warning,
+        spec_file_warnings,
         staging_final,
         unfinished_text,
         verify_attempt_note,
@@ -601,7 +593,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
     if differs:
         warnings.append(f"{source}: {differs}: the record was changed after the run, or written by another version; "
                         "this check gates on the metrics as recorded")  # fmt: skip
-    warnings += [w for w in (resolved_yaml_warning(run_dir, audit), other_run_files_warning(run_dir, audit)) if w]
+    warnings += spec_file_warnings(run_dir, audit)
     folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
     if (final := staging_final(run_dir)) is not None:
         warnings.append(f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
@@ -823,9 +815,13 @@ def _table(report: dict) -> str:
 
 
 def _fmt(v: object) -> str:
+    """A table's value on its line: a mapping as `key value; ...` (not Python's repr), a line break
+    in a text (a path's) escaped, as it would end the row."""
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_fmt(x)}" for k, x in v.items()) or "none"
     if isinstance(v, list):
-        return "; ".join(map(str, v)) or "none"
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+        return "; ".join(map(_fmt, v)) or "none"
+    return f"{v:.4f}" if isinstance(v, float) else str(v).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _log(msg: str) -> None:

@@ -1831,8 +1831,8 @@ def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
 
 
 _VERDICT_TEXT = {
-    "bitwise": "every compared loss, metric, result and checkpoint tensor is bit-for-bit identical between the runs",
-    "tolerance": "the runs are not bit-identical, but every compared loss, metric, result and checkpoint tensor is "
+    "bitwise": "every compared loss, metric, result and checkpoint entry is bit-for-bit identical between the runs",
+    "tolerance": "the runs are not bit-identical, but every compared loss, metric, result and checkpoint entry is "
     "within the accepted tolerance",
     "diverged": "the runs are NOT reproducible: they differ beyond the accepted tolerance (see the rows below), or in "
     "what has no distance (a status, a value missing in one run)",
@@ -1875,7 +1875,7 @@ def pair_text(pair: dict[str, Any]) -> str:
         parts.append("results after training " + (f"differ ({', '.join(differ)})" if differ else "equal"))
     if not pair.get("equal") and (compared != 0 or pair.get("max_abs_diff") != 0):
         over = ["losses", "metrics", *(["results"] if isinstance(results, dict) else []),
-                *(["tensors"] if compared != 0 else [])]  # fmt: skip
+                *(["checkpoint entries"] if compared != 0 else [])]  # fmt: skip
         parts.append(f"largest difference {num(pair.get('max_abs_diff'))} (over {', '.join(over[:-1])} and {over[-1]})")
     return "; ".join(parts)
 

@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType, UnionType
-from typing import Annotated, Any, Literal, NamedTuple, TextIO, Union, get_args, get_origin
+from typing import Annotated, Any, BinaryIO, Literal, NamedTuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -970,18 +970,21 @@ def yaml_too_long(chars: int | None) -> YamlLimit:
     return YamlLimit(f"{counted} (a spec, ablation or criteria file holds a few thousand)")
 
 
-def read_limited(f: TextIO) -> str:
-    """The text of an open YAML file, read no further than MAX_YAML_CHARS + 1 characters: one past
-    the limit (a large file given by mistake) is refused (YamlLimit) without being held in memory."""
-    text = f.read(MAX_YAML_CHARS + 1)
-    if len(text) > MAX_YAML_CHARS:
+def read_limited(f: BinaryIO) -> str:
+    """The UTF-8 text of an open YAML file (or stream), read no further than the bytes
+    MAX_YAML_CHARS + 1 characters can take: a file past the limit (a large file given by mistake,
+    an endless stream) is refused (YamlLimit) without being held in memory. Decoded whole, so a
+    UnicodeDecodeError gives its place in the file; load_yaml counts the characters."""
+    most = 4 * (MAX_YAML_CHARS + 1)  # UTF-8 takes up to 4 bytes a character
+    data = f.read(most)
+    if len(data) == most:  # more characters than MAX_YAML_CHARS, whatever they are
         raise yaml_too_long(None)
-    return text
+    return data.decode("utf-8")
 
 
 def read_yaml_text(path: Path) -> str:
-    """`read_limited` of the UTF-8 file at `path`; OSError, UnicodeDecodeError or YamlLimit."""
-    with open(path, encoding="utf-8") as f:
+    """`read_limited` of the file at `path`; OSError, UnicodeDecodeError or YamlLimit."""
+    with open(path, "rb") as f:
         return read_limited(f)
 
 
@@ -1499,8 +1502,8 @@ def format_validation_error(
         blamed = _at_line(origin(source, path, sets, checked, made), source, lines, at)
         said.append(f"{blamed}: {loc or '(top level)'}: {msg}{got}")
     if len(errors) > MAX_ERRORS_SHOWN:
-        said.append(f"{source}: and {len(errors) - MAX_ERRORS_SHOWN:,} more errors, not shown: mend those above and "
-                    "validate again")  # fmt: skip
+        said.append(f"{source}: and {len(errors) - MAX_ERRORS_SHOWN:,} more errors, not shown: mend those above, "
+                    "then give the command again")  # fmt: skip
     return "\n".join(said)
 
 
@@ -1891,6 +1894,9 @@ def validate_spec(
     checks there were when runs could record it (RECORDED); `given`: the file's own mapping,
     before the `--set`s (`format_validation_error`); `lines`: its keys' lines (`key_lines`)."""
     if (deep := nested_past(raw, MAX_YAML_DEPTH)) is not None:  # a record's JSON nests deeper than YAML may
+        if not isinstance(raw, dict):  # what it is says more than where it is deep
+            raise InvalidInput(f"{source}: (top level): must be a section (a mapping of settings), got a "
+                               f"{type(raw).__name__}")  # fmt: skip
         raise InvalidInput(f"{source}: {deep}: nested more than {MAX_YAML_DEPTH} levels deep (a spec nests a few)")
     try:
         spec = Spec.model_validate(tree_copy(raw), context=RECORDED if recorded else None)
@@ -1908,18 +1914,20 @@ def validate_spec(
 
 
 def nested_past(tree: Any, limit: int) -> str | None:
-    """The dotted path of the first mapping or list nested more than `limit` levels inside `tree`,
-    or None. Walked without recursion: validation and its messages recurse, and a tree deep enough
-    to reach Python's recursion limit (JSON read back from a record may be) must be refused first."""
+    """The dotted path of the first mapping or list (in the file's order) that makes `tree` more
+    than `limit` levels deep, `tree` itself the first level (as a YAML file is held to
+    MAX_YAML_DEPTH), or None. Walked without recursion: validation and its messages recurse, and a
+    tree deep enough to reach Python's recursion limit (JSON read back from a record may be) must
+    be refused first."""
     stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
     while stack:
         node, path = stack.pop()
         if not isinstance(node, (dict, list)):
             continue
-        if len(path) > limit:  # its first parts only: the whole path is more than `limit` long
+        if len(path) >= limit:  # its first parts only: the whole path is `limit` parts long
             return ".".join(path[:3]) + (".…" if len(path) > 3 else "")
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        stack.extend((value, (*path, str(key))) for key, value in items)
+        items = list(node.items() if isinstance(node, dict) else enumerate(node))
+        stack.extend((value, (*path, str(key))) for key, value in reversed(items))  # the first popped first
     return None
 
 

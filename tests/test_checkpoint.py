@@ -182,23 +182,33 @@ def test_a_damaged_digest_file_is_named_as_the_damaged_part(tmp_path: Path) -> N
 
 def test_a_digest_file_written_by_sha256sum_is_read_as_it_writes_one(tmp_path: Path) -> None:
     """A user test: sha256sum's file for a name that is not ASCII, a byte-order mark, its escaped
-    line for a name with a backslash, a list of several files, and --tag were all refused."""
+    line for a name with a backslash, a list of several files, and --tag were all refused. Each
+    form comes after another file's line, so the name must be read right for the line to be found."""
     path = _write(tmp_path / "sp ace é\\x.pt", 1)
     digest, sidecar = sha256_file(path), checkpoint.digest_path(path)
     other = "0" * 64
-    for text in (f"{digest}  sp ace é\\x.pt\n", f"\ufeff{digest} *sp ace é\\x.pt\n",  # binary mode, an editor's BOM
-                 f"\\{digest}  sp ace é\\\\x.pt\n",  # sha256sum marks and escapes a name with a backslash
-                 f"{other}  a.pt\n{digest}  runs/sp ace é\\x.pt\r\n\n{other}  b.pt\n",  # a list: this file's line
-                 f"SHA256 (sp ace é\\x.pt) = {digest}\n"):  # fmt: skip
-        sidecar.write_text(text, encoding="utf-8")
-        assert checkpoint.verify(path) is None, text
+    for line in (f"{digest}  sp ace é\\x.pt", f"\ufeff{digest} *sp ace é\\x.pt",  # binary mode; a list joined from BOM files
+                 f"\\{digest}  sp ace é\\\\x.pt",  # sha256sum marks and escapes a name with a backslash
+                 f"{digest}  runs/sp ace é\\x.pt\r",  # another folder's path, a Windows line end
+                 f"SHA256 (sp ace é\\x.pt) = {digest}"):  # fmt: skip
+        sidecar.write_text(f"\ufeff{other}  a.pt\n\n{line}\n{other}  b.pt\n", encoding="utf-8")
+        assert checkpoint.verify(path) is None and checkpoint.recorded_digest(path) == digest, line
     sidecar.write_text(f"{other}  a.pt\n{digest}  b.pt\n")  # no line for it: the first line's, naming its file
     assert checkpoint.verify(path) == f"sha256 mismatch (file {digest[:12]}, recorded {other[:12]}, for a.pt)"
+    sidecar.write_text(f"{other}  runs/sp ace é\\x.pt\n")  # its own name, in a folder: no other file to name
+    assert checkpoint.verify(path).endswith(f"recorded {other[:12]})")
+    for lone in ("\\\n", f"{digest}  sp ace é\\x.pt\n\\\n", "\\ \n"):  # a line of a lone backslash was an IndexError
+        sidecar.write_text(lone)
+        assert checkpoint.verify(path) in (None, f"damaged digest file {sidecar.name} (no sha256 in it)"), lone
     sidecar.write_bytes(f"{digest}  \xe9.pt\n".encode("latin-1"))
     assert checkpoint.verify(path) == f"unreadable digest file {sidecar.name} (not UTF-8 text)"
     sidecar.unlink()
     sidecar.mkdir()
     assert checkpoint.verify(path) == f"unreadable digest file {sidecar.name} (not a regular file)"
+    script = tmp_path / "train.sh"  # a small text file given as a checkpoint is read as a digest file might be
+    script.write_text("python train.py \\\n    --lr 0.1 \\\n    \\\n")
+    with pytest.raises(InvalidInput, match=r"train\.sh: cannot load checkpoint \(not a torch\.save file"):
+        checkpoint.load(script, check_digest=False)
 
 
 def test_a_digest_file_that_cannot_be_read_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1252,6 +1252,9 @@ def test_measure_checkpoint(smoke_run: Path) -> None:
     assert _table({"run": "smoke", "notes": notes, "warnings": []}).splitlines() == [
         "run                      smoke", "notes:", "  - Unsteady timing: a; b", "  - Busy machine: c",
         "warnings                 none"]  # fmt: skip
+    # A user test: a nested mapping printed as Python's repr, and a line break in a path ended its row.
+    assert _table({"data": {"files": {"test_batch": "md5 mismatch", "batches.meta": "ok"}}, "checkpoint": "/x\ny.pt"}).splitlines() == [
+        "data:", "  files                  test_batch md5 mismatch; batches.meta ok", "checkpoint               /x\\ny.pt"]  # fmt: skip
 
 
 def test_terminal_safe_escapes_c0_and_c1_controls_but_line_breaks_and_tabs() -> None:
@@ -1780,7 +1783,7 @@ def test_render_and_check_warn_when_the_resolved_yaml_was_edited(smoke_run: Path
         own = smoke_run / "reports" / "smoke"
         assert proc.stderr.count("warning") == 1 and (
             f"auditor {command}: warning: {spec_file} does not hold the spec audit.json records (sha256 "
-            in proc.stderr) and f"this folder's files are not all of one run (the record's run wrote its report in {own}," in proc.stderr
+            in proc.stderr) and f"it was edited, or is another run's beside this record (whose run wrote its report in {own}," in proc.stderr
     record = json.loads((report / "audit.json").read_text())
     record["run"]["out"] = str(tmp_path / "elsewhere")  # as a report from another machine: its own file is checked
     (report / "audit.json").write_text(json.dumps(record, indent=2))

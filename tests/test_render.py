@@ -1517,7 +1517,7 @@ def test_a_broken_model_with_no_checkpoint_names_the_model_measured_and_no_test_
 def test_verification_present_renders_evidence_and_ticks_box() -> None:
     text = text_of(verified_audit())
     ev = section(text, "Determinism evidence")
-    assert ("| Verdict | **bitwise**: every compared loss, metric, result and checkpoint tensor is bit-for-bit "
+    assert ("| Verdict | **bitwise**: every compared loss, metric, result and checkpoint entry is bit-for-bit "
             "identical between the runs |") in ev  # fmt: skip
     assert "| Runs compared | `a: reference`, `b: twin`, `k: killed after step 17 (SIGKILL)," in ev
     assert "| Budget | 38 steps (2 epochs x 19 steps), checkpoint every 4 steps |" in ev
@@ -1533,7 +1533,7 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
             in ev)  # fmt: skip
     # a record written before the count of differing steps, and the results after training, were kept
     assert ("| Runs A-K | checkpoint entries 1/2 identical; losses differ from step 18; "
-            "per-epoch metrics differ; largest difference 2e-07 (over losses, metrics and tensors) |") in ev  # fmt: skip
+            "per-epoch metrics differ; largest difference 2e-07 (over losses, metrics and checkpoint entries) |") in ev  # fmt: skip
     counted = verified_audit()
     counted["verification"]["pairs"][1]["losses"]["steps_differ"] = 2
     assert "| Runs A-K | checkpoint entries 1/2 identical; losses of 2 of 38 steps differ, first at step 18; " in (
@@ -1551,7 +1551,7 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
         text_of(elsewhere))  # fmt: skip
     assert "per-epoch metrics equal; results after training equal |" in shown
     assert ("per-epoch metrics differ; results after training differ (test_acc); largest difference 2e-07 "
-            "(over losses, metrics, results and tensors) |") in shown  # fmt: skip
+            "(over losses, metrics, results and checkpoint entries) |") in shown  # fmt: skip
     assert "| First divergence | none: the runs agree at every compared point |" in ev
     assert "| Device | cpu |" in ev  # evidence written before the threads and torch version were
     scoped = verified_audit()

@@ -28,6 +28,7 @@ from auditor.spec import (
     FLOAT32_TINY,
     INT64_MAX,
     MAX_YAML_CHARS,
+    MAX_YAML_DEPTH,
     NUMERIC_METRICS,
     SET_SHOWN_CHARS,
     Spec,
@@ -322,7 +323,7 @@ def test_bad_spec_through_real_entry_point_has_no_traceback(tmp_path: Path) -> N
      ("name: x\nseed: " + "[" * 20_000 + "]" * 20_000 + "\n", "s.yaml:2: YAML too large to read: nested more than 64 levels deep (a spec needs a few) (column 70)"),
      ("".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10) if i else '1'}]\n" for i in range(9)) + "name: x\nseed: *a8\n",
       "s.yaml: YAML too large to read: more than 100,000 values (any aliases expanded)"),  # 10**8 values
-     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: YAML too large to read: more than the 1,000,000 characters allowed"),  # read no further
+     ("name: x\n#" + "x" * 1_000_000 + "\n", "s.yaml: YAML too large to read: 1,000,010 characters, more than the 1,000,000 allowed"),
      ("".join(f"a{i}: &a{i} " + "[" * 50 + (f"*a{i - 1}" if i else "1") + "]" * 50 + "\n" for i in range(40)) + "name: x\n",
       "s.yaml: YAML too large to read: nested more than 64 levels deep once its aliases are expanded")],
 )  # fmt: skip
@@ -1758,8 +1759,21 @@ def test_a_spec_nested_past_the_yaml_limit_is_refused_before_validation_recurses
     for recorded in (True, False):
         with pytest.raises(InvalidInput, match=r"^audit\.json: description\.0\.0\.…: nested more than 64 levels deep"):
             validate_spec({"name": "x", "description": deep}, "audit.json", recorded=recorded)
-    assert nested_past({"a": {"b": [1, {"c": 2}]}}, 3) is None and nested_past({"a": {"b": [1, {"c": {}}]}}, 3) == "a.b.1.…"
-    assert nested_past({"a": {"b": {}}}, 1) == "a.b" and nested_past([], 0) is None and nested_past(5, 0) is None
+    # The top level is the first of `limit` levels, as a YAML file's; the first path in the file's order.
+    assert nested_past({"a": {"b": [1, {"c": 2}]}}, 4) is None and nested_past({"a": {"b": [1, {"c": {}}]}}, 4) == "a.b.1.…"
+    assert nested_past({"b": {"x": {}}, "a": {"y": {}}}, 2) == "b.x" and nested_past(5, 0) is None
+    at_the_limit: dict = {"name": "x", "description": []}
+    inner = at_the_limit["description"]
+    for _ in range(MAX_YAML_DEPTH - 2):  # with the top mapping and the description's list: the limit
+        inner.append([])
+        inner = inner[0]
+    assert nested_past(at_the_limit, MAX_YAML_DEPTH) is None
+    with pytest.raises(yaml.YAMLError, match="nested more than 64 levels deep"):  # one more: the YAML loader refuses it too
+        load_yaml(resolved_yaml({**at_the_limit, "description": [at_the_limit["description"]]}))
+    assert nested_past({**at_the_limit, "description": [at_the_limit["description"]]}, MAX_YAML_DEPTH) is not None
+    load_yaml(resolved_yaml(at_the_limit))  # and it takes the one at the limit
+    with pytest.raises(InvalidInput, match=r"^s: \(top level\): "):  # a list is no spec: said as such, however deep
+        validate_spec(deep, "s")  # type: ignore[arg-type]
 
 
 def test_a_yaml_file_past_the_limit_is_refused_without_being_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1781,10 +1795,10 @@ def test_a_yaml_file_past_the_limit_is_refused_without_being_read_whole(tmp_path
     with pytest.raises(InvalidInput, match=r"big\.yaml: YAML too large to read: more than the 1,000,000 characters allowed"):
         load_spec(str(big))
     assert asked == [0]  # read through the bounded reader, once
-    with big.open() as f:
+    with big.open("rb") as f:
         with pytest.raises(yaml.YAMLError, match="more than the 1,000,000 characters"):
             spec_module.read_limited(f)
-        assert f.buffer.tell() <= 4 * (MAX_YAML_CHARS + 1) + 2**16  # bytes read: a buffer past the limit at most
+        assert f.tell() == 4 * (MAX_YAML_CHARS + 1)  # bytes read: what the most characters can take, no more
 
 
 def test_errors_past_twenty_are_counted_not_each_looked_up(tmp_path: Path) -> None:
@@ -1796,7 +1810,7 @@ def test_errors_past_twenty_are_counted_not_each_looked_up(tmp_path: Path) -> No
         load_spec(str(path))
     lines = str(err.value).splitlines()
     assert len(lines) == 21 and lines[0] == f"{path}:2: k0: unknown key (not in the spec schema)"
-    assert lines[-1] == f"{path}: and 4,980 more errors, not shown: mend those above and validate again"
+    assert lines[-1] == f"{path}: and 4,980 more errors, not shown: mend those above, then give the command again"
 
 
 def test_the_schema_patterns_refuse_a_last_line_break_in_python_checkers_too() -> None:
@@ -1811,3 +1825,11 @@ def test_the_schema_patterns_refuse_a_last_line_break_in_python_checkers_too() -
             validate_spec(bad, "s")
     patterns = re.findall(r'"pattern": "((?:[^"\\]|\\.)*)"', json.dumps(schema))
     assert patterns and all(p.endswith(r"(?!\\n)$") for p in patterns)  # JSON-escaped: every one
+
+
+def test_a_byte_that_is_not_utf8_is_placed_by_its_line_in_a_large_file(tmp_path: Path) -> None:
+    """A review: read in chunks, a bad byte past the first one was placed by its line in the chunk."""
+    path = tmp_path / "l.yaml"
+    path.write_bytes(("name: x\n# " + "é" * 600_000 + "\n" * 6).encode() + b"a: caf\xe9\n")
+    with pytest.raises(InvalidInput, match=rf"^{re.escape(str(path))}:8"):
+        load_spec(str(path))
