@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput, ablation_run_of
-from auditor.fileio import REGULAR_FILE, atomic_write_bytes, kind_of, lock_beside, what_stands_at
+from auditor.fileio import atomic_write_bytes, file_words, lock_beside, what_stands_at
 from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
@@ -911,11 +911,9 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
         if run_dir.name == "ablations.json":  # the page's record, not a run's
             raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
                                "report folders (ABLATIONS.md beside it links each run's sheet)") from None
-        kind = kind_of(run_dir)  # a device (`/dev/zero`) said as one
-        shown = "a file" if kind in (None, REGULAR_FILE) else kind
         hint = (f"give its folder, {run_dir.parent}, which holds audit.json" if (run_dir.parent / "audit.json").is_file()
                 else "give the folder that holds audit.json")  # e.g. the sheet given for its folder
-        raise InvalidInput(f"{run_dir}: {shown}, not a report folder ({hint})") from None
+        raise InvalidInput(f"{run_dir}: {file_words(run_dir)}, not a report folder ({hint})") from None  # `/dev/zero`: a device
     except json.JSONDecodeError as exc:  # `FILE:LINE:` for an editor, as a spec's errors are given
         if exc.msg.startswith("Unexpected UTF-8 BOM"):  # Python's advice to decode otherwise: no help to a user
             raise InvalidInput(f"{path}:1: unreadable audit record: it starts with a UTF-8 byte-order mark, which "

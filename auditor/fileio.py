@@ -359,8 +359,13 @@ LINK_LOOP = "a loop of symbolic links"
 
 def not_a_folder(path: Path) -> str:
     """`PATH is a file, not a folder` (a device, a FIFO ... where it is one: `/dev/null`)."""
+    return f"{path} is {file_words(path)}, not a folder"
+
+
+def file_words(path: Path) -> str:
+    """What the file at `path` is, for a message: "a file", or a device, a FIFO ... where it is one."""
     kind = kind_of(path)
-    return f"{path} is {'a file' if kind in (None, REGULAR_FILE) else kind}, not a folder"
+    return "a file" if kind in (None, REGULAR_FILE) else kind
 
 
 def kind_of(path: Path) -> str | None:

@@ -2210,7 +2210,6 @@ def json_schema() -> dict[str, Any]:
     unsigned = _NUM.replace("[-+]?", "\\+?", 1)
     tolerance = _TOL_RE.pattern.strip("^$").removesuffix(rf"\s*({_NUM})\s*") + rf"\s*({unsigned})\s*"
     numeric = "^(?:" + _CMP_RE.pattern.strip("^$") + "|" + tolerance + ")$"
-    _bound_integers(schema)
     schema["properties"]["criteria"] |= {"type": ["object", "null"], "additionalProperties": False, "properties": {
         **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})", numeric)
            for m, unit in NUMERIC_METRICS.items()},
@@ -2218,36 +2217,30 @@ def json_schema() -> dict[str, Any]:
                                 rf"^\s*(?:{_categorical_ops(m).replace(' or ', '|')})\s*(?:{'|'.join(v)})\s*$")
            for m, v in {**CATEGORICAL_METRICS, "reproducible": PASSING_VERDICTS}.items()},
     }}  # fmt: skip
-    _end_patterns_at_the_end(schema)
+    _finish_nodes(schema)
     return schema
 
 
-def _end_patterns_at_the_end(node: Any) -> None:
-    """Make each pattern's closing `$` match only at the end of the text: ECMA-262's does, but
-    Python's `re` (a jsonschema in CI) also matches it before a last line break, so a name
-    `'a\n'` passed that checker while validation refused it (a user test)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "pattern" and isinstance(value, str) and value.endswith("$") and not value.endswith("\\$"):
-                node[key] = value[:-1] + r"(?!\n)$"
-            else:
-                _end_patterns_at_the_end(value)
-    elif isinstance(node, list):
-        for value in node:
-            _end_patterns_at_the_end(value)
-
-
-def _bound_integers(node: Any) -> None:
-    """Give every integer in the schema without an upper bound validation's: INT64_MAX, the most
-    a record holds (plain_value_problems)."""
-    if isinstance(node, dict):
+def _finish_nodes(schema: dict[str, Any]) -> None:
+    """Two rules for every node of the schema: an integer without an upper bound gets validation's,
+    INT64_MAX, the most a record holds (plain_value_problems); a pattern's closing `$` is made to
+    match only at the end of the text: ECMA-262's does, but Python's `re` (a jsonschema in CI) also
+    matches it before a last line break, so a name `'a\n'` passed that checker while validation
+    refused it (a user test)."""
+    todo: list[Any] = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo += node
+            continue
+        if not isinstance(node, dict):
+            continue
         if node.get("type") == "integer" and "maximum" not in node and "exclusiveMaximum" not in node:
             node["maximum"] = INT64_MAX
-        for value in node.values():
-            _bound_integers(value)
-    elif isinstance(node, list):
-        for value in node:
-            _bound_integers(value)
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("$") and not pattern.endswith("\\$"):
+            node["pattern"] = pattern[:-1] + r"(?!\n)$"
+        todo += node.values()
 
 
 def _categorical_ops(metric: str) -> str:
