@@ -827,6 +827,24 @@ def verify_run_refusal(out: Path) -> str | None:
             "`auditor verify` again, or give another --out")
 
 
+def unfinished_warnings(run_dir: Path, audit: Mapping[str, Any], use: str) -> list[str]:
+    """What `check` and `render` warn of a run that has not finished where `run_dir` is concerned:
+    `run_dir` itself a staging folder, a later run of its name unfinished beside it, or `run_dir`
+    a run of an unfinished or failed verify attempt. `use`: what the command does with the finished
+    run ("this check judges", "this sheet is rendered from")."""
+    warnings, folder = [], Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
+    if (final := staging_final(run_dir)) is not None:
+        warnings.append(f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
+                        f"its report in place {unfinished_text(final)}")  # fmt: skip
+    elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
+        finished = audit["run"].get("finished_utc", "at a time not recorded")
+        warnings.append(f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
+                        f"running now); {use} the finished run in {run_dir}, finished {finished}")  # fmt: skip
+    if (attempt := verify_attempt_note(run_dir, isinstance(audit.get("verification"), dict))) is not None:
+        warnings.append(attempt)
+    return warnings
+
+
 def unfinished_text(final: Path) -> str:
     """Of a run's staging folder: whose run has not finished, and what it becomes (`final`)."""
     if (workdir := verify_workdir_of(Path(os.path.abspath(final)).parent.parent)) is not None:  # refuses `run --resume`

@@ -403,7 +403,13 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
-    from auditor.audit import moved_note, read_audit, spec_file_warnings, spec_hash_matches
+    from auditor.audit import (
+        moved_note,
+        read_audit,
+        spec_file_warnings,
+        spec_hash_matches,
+        unfinished_warnings,
+    )
     from auditor.check import edited_metrics, stored_verdict_warning
     from auditor.render import record_bytes, render_run
 
@@ -433,7 +439,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
         _warn("render", f"{args.run_dir / 'audit.json'}: {differs}; the sheet shows them as stored, and `auditor "
                         + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))  # fmt: skip
-    for warning in spec_file_warnings(args.run_dir, audit):
+    for warning in [*spec_file_warnings(args.run_dir, audit),
+                    *unfinished_warnings(args.run_dir, audit, "this sheet is rendered from")]:  # fmt: skip
         _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
         _log(f"auditor render: note: {note}")
@@ -575,13 +582,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
     of a spec.resolved.yaml that no longer holds its spec, of a later unfinished run of the name, and
     of a run of an unfinished or failed verify attempt. The warnings are printed, and returned for
     the JUnit report, whose CI page would otherwise show a clean PASS."""
-    from auditor.audit import (
-        STAGING,
-        spec_file_warnings,
-        staging_final,
-        unfinished_text,
-        verify_attempt_note,
-    )
+    from auditor.audit import spec_file_warnings, unfinished_warnings
     from auditor.check import stored_verdict_warning
 
     _refuse_edited(run_dir, audit)
@@ -594,16 +595,7 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
         warnings.append(f"{source}: {differs}: the record was changed after the run, or written by another version; "
                         "this check gates on the metrics as recorded")  # fmt: skip
     warnings += spec_file_warnings(run_dir, audit)
-    folder = Path(os.path.abspath(run_dir))  # `.` and `..` named as the folder they are
-    if (final := staging_final(run_dir)) is not None:
-        warnings.append(f"{run_dir} is a run's staging folder, not its report: the run had not finished putting "
-                        f"its report in place {unfinished_text(final)}")  # fmt: skip
-    elif (staging := folder.with_name(folder.name + STAGING)).is_dir():
-        warnings.append(f"{staging} exists: a later run of this name started and has not finished (interrupted, or "
-                        f"running now); this check judges the finished run in {run_dir}, finished "
-                        f"{audit['run'].get('finished_utc', 'at a time not recorded')}")  # fmt: skip
-    if (attempt := verify_attempt_note(run_dir, isinstance(audit.get("verification"), dict))) is not None:
-        warnings.append(attempt)
+    warnings += unfinished_warnings(run_dir, audit, "this check judges")
     for warning in warnings:
         _warn("check", warning)
     return warnings

@@ -1031,6 +1031,26 @@ def test_check_says_which_criteria_it_changed_and_which_run_it_judged(tmp_path: 
     assert refused.stdout == ""
 
 
+def test_render_warns_as_check_does_of_a_run_that_has_not_finished(tmp_path: Path, smoke_run: Path) -> None:
+    """The user test (left alone, then mended): `render` said nothing of a later run of the name left
+    unfinished beside the report, or of being given a run's staging folder, where `check` warned."""
+    rep = tmp_path / "reports" / "smoke"
+    shutil.copytree(smoke_run / "reports/smoke", rep)
+    assert "warning" not in run_cli("render", str(rep)).stderr
+    (tmp_path / "reports" / "smoke.partial").mkdir()  # a later run of this name, unfinished
+    later = run_cli("render", str(rep))
+    finished = audit_of(smoke_run)["run"]["finished_utc"]
+    assert later.returncode == 0 and f"auditor render: warning: {rep}.partial exists: a later run of this name " \
+        f"started and has not finished (interrupted, or running now); this sheet is rendered from the finished run " \
+        f"in {rep}, finished {finished}\n" in later.stderr, later.stderr
+    shutil.rmtree(tmp_path / "reports" / "smoke.partial")
+    shutil.copytree(rep, tmp_path / "reports" / "smoke.partial")  # a run stopped before putting its report in place
+    staged = run_cli("render", str(tmp_path / "reports" / "smoke.partial"))
+    assert staged.returncode == 0 and (f"auditor render: warning: {rep}.partial is a run's staging folder, not its "
+                                       "report: the run had not finished putting its report in place") in staged.stderr
+    assert (tmp_path / "reports" / "smoke.partial" / "REPRODUCIBILITY.md").is_file()
+
+
 def test_set_and_only_still_repeat() -> None:
     """The review: nothing showed that the options meant to repeat still do after `_GivenOnce`."""
     from auditor.cli import build_parser
