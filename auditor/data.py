@@ -381,6 +381,7 @@ def _file_status(path: Path, md5: str) -> str:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
 
 
+LABEL_NUMBERS = tuple(str(k) for k in range(10))  # the class names of a copy without batches.meta
 MAX_CLASS_NAME = 100  # characters (CIFAR-10's longest is 10): a longer one is damage, not a name
 
 
@@ -389,7 +390,7 @@ def _read_classes(path: Path) -> tuple[str, ...]:
     if (what := not_a_file(path)) is not None:
         raise InvalidInput(f"{path}: {what}, where CIFAR-10's {path.name} goes")
     if not path.is_file():
-        return tuple(str(k) for k in range(10))
+        return LABEL_NUMBERS
     meta = _unpickle(path, "batches.meta")
     names = meta.get("label_names") if isinstance(meta, dict) else None
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):

@@ -20,7 +20,7 @@ from torch import nn
 
 from auditor import checkpoint, environment
 from auditor.audit import is_count, latency_warnings
-from auditor.data import class_changes, fingerprint, norm_tensors, read_test_set
+from auditor.data import LABEL_NUMBERS, class_changes, fingerprint, norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.fileio import checkpoint_file
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
@@ -260,6 +260,9 @@ def _class_warnings(spec: Spec, loaded: Loaded, classes: Sequence[str], facts: d
                  "per-class accuracies are named as this copy's batches.meta names them, not checked against the run's")]
     if loaded.classes is None or loaded.classes == list(classes):
         return []
+    if loaded.classes == list(LABEL_NUMBERS):  # the run's copy had no batches.meta: it read no names to compare
+        return [("the run's copy of the data had no batches.meta (the run named the classes by their labels' numbers): "
+                 "the per-class accuracies are named as this copy's batches.meta names them, not checked against the run's")]
     changed = class_changes(loaded.classes, classes)
     return [f"the class names here are not those the run read: {changed}; the per-class accuracies are named as here, by label"]
 
