@@ -82,7 +82,9 @@ from auditor.fileio import (
 from auditor.render import cifar_qualifier, in_millions
 from auditor.spec import (
     INT64_MAX,
+    LABEL_KEYS,
     NAME_PATTERN,
+    NON_TRAINING_KEYS,
     RESERVED_SUFFIXES,
     SUBKEY,
     Spec,
@@ -104,6 +106,7 @@ from auditor.spec import (
     set_args,
     set_shown,
     spec_hash,
+    trained_hash,
     training_changes,
     validate_spec,
 )
@@ -275,8 +278,18 @@ def resolve_base(abl_path: Path, abl: Ablation, source: str) -> Path:
             raise InvalidInput(f"{source}: base: {exc}") from None
         raise InvalidInput(
             f"{source}: base: {abl.base!r} not found relative to {abl_path.parent} "
-            "nor as a path or shipped spec name"
+            f"nor as a path or shipped spec name{_shipped_ablation_hint(abl.base)}"
         ) from None
+
+
+def _shipped_ablation_hint(base: str) -> str:
+    """'; X is a shipped ablation file, ...' where a base names one (a user test: it read as a typo)."""
+    try:
+        found = resolve_ablation_path(base)
+    except InvalidInput:
+        return ""
+    return (f"; {base!r} names a shipped ablation file ({display_path(found)}), not a spec: an ablation's base is "
+            "the spec its variants change")
 
 
 # --- the plan ----------------------------------------------------------------------
@@ -398,6 +411,26 @@ def identical_variants(runs: list[PlannedRun] | tuple[PlannedRun, ...]) -> list[
     return [g for g in groups.values() if len(g) > 1]
 
 
+def same_training_variants(runs: Sequence[PlannedRun], said: list[list[str]]) -> list[list[str]]:
+    """Groups of two or more variants whose specs differ only outside training (NON_TRAINING_KEYS:
+    criteria, measure, verify, train.host_memory), less those `identical_variants` named (`said`):
+    their runs train the same weights, so their accuracies repeat one another (a user test: a
+    variant changing only its criteria was shown as a comparison). Compared at one seed."""
+    noted = {v for group in said for v in group}
+    groups: dict[str, list[str]] = {}
+    for v, r in _first_runs(runs).items():
+        groups.setdefault(trained_hash(r.spec), []).append(v)
+    return [g for g in groups.values() if len(g) > 1 and not set(g) <= noted]
+
+
+def same_training_text(group: list[str]) -> str:
+    """The warning for one `same_training_variants` group."""
+    names = ", ".join(repr(v) for v in group[:-1]) + f" and {group[-1]!r}"
+    return (f"variants {names} differ only outside training ({', '.join(k for k in NON_TRAINING_KEYS if k not in LABEL_KEYS)}): their runs train "
+            "the same weights at each seed, so their accuracies repeat one another; their rows differ only in what "
+            "is measured or gated")  # fmt: skip
+
+
 def _first_runs(runs: Iterable[PlannedRun]) -> dict[str, PlannedRun]:
     """Each variant's first planned run, by variant (its runs differ only in seed and name)."""
     first: dict[str, PlannedRun] = {}
@@ -493,6 +526,7 @@ def build_plan(
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
         figure="depth" if depth_figure else abl.figure,
         warnings=(*_shadow_warnings(abl, variants, cli_sets), *map(identical_text, same := identical_variants(runs)),
+                  *map(same_training_text, same_training_variants(runs, same)),
                   *unchanged_variants(abl, base_raw, cli_sets, runs, same)),
     )  # fmt: skip
 
@@ -749,6 +783,8 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "busy_share": busy_share(training),
         # re-judged after its training ended: the share of the processes that trained it was not kept
         "busy_unknown": training.get("trained_here") is False,
+        # resumed: the process that finished it metered its own share, not the earlier processes'
+        "busy_part": training.get("trained_here") is not False and bool(training.get("resumed_from")),
     }  # fmt: skip
 
 
@@ -932,7 +968,8 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         "mixed_software": mixed_software(variants),
         "mixed_test_sets": mixed_test_sets(variants),
         "mixed_data_files": mixed_data_files(variants),
-        "identical_variants": identical_variants(plan.runs),
+        "identical_variants": (same := identical_variants(plan.runs)),
+        "same_training_variants": same_training_variants(plan.runs, same),
     }  # fmt: skip
 
 
@@ -985,17 +1022,48 @@ def _split_mark(curves: dict[str, Any], mixed: bool) -> str:
 
 
 def _band(series: list[list[float | None]]) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Epochs (1-based), mean, min and max over the runs that reached each epoch."""
-    length = max((len(s) for s in series), default=0)
+    """Epochs (1-based), mean, min and max over the runs, up to the last epoch every run reached:
+    past a run stopped early (early stopping), a mean over the runs left would jump with which runs
+    went on, a step that is no trend (a user test); `_tails` gives the rest, run by run."""
+    length = _common_length(series)
     epochs, mean, lo, hi = [], [], [], []
     for i in range(length):
-        xs = [s[i] for s in series if i < len(s) and s[i] is not None]
+        xs = [s[i] for s in series if s[i] is not None]
         if xs:
             epochs.append(i + 1)
             mean.append(statistics.mean(xs))
             lo.append(min(xs))
             hi.append(max(xs))
     return epochs, mean, lo, hi
+
+
+def _common_length(series: list[list[float | None]]) -> int:
+    """The epochs every run with a history reached."""
+    return min((len(s) for s in series if s), default=0)
+
+
+def _tails(series: list[list[float | None]]) -> list[tuple[list[int], list[float]]]:
+    """Each run's epochs past those every run reached, as (epochs 1-based, values), from the last
+    common epoch on so that it joins the band's end."""
+    common = _common_length(series)
+    tails = []
+    for s in series:
+        points = [(i + 1, x) for i, x in enumerate(s) if i >= common - 1 and x is not None]
+        if len(s) > common and points:
+            tails.append(([e for e, _ in points], [x for _, x in points]))
+    return tails
+
+
+def _uneven(data: dict[str, Any]) -> bool:
+    """Whether a variant's runs ended at different epochs (drawn as tails)."""
+    return any(_tails(c[key]) for c in data.values() for key in ("val_acc", "train_acc"))
+
+
+FIGURE_NAMES = frozenset({"val_acc.png", "depth.png"})  # what the page folder's figures/ holds of ours
+
+# The caption's words for `_tails`: a mean past the first run's end would be over the runs left alone.
+TAILS_CAPTION = ("; where a variant's runs ended at different epochs (early stopping), its mean ends at the last "
+                 "epoch all of them reached, and each run that went on is drawn alone, dotted, after it.")
 
 
 def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
@@ -1008,7 +1076,13 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
     fig_dir = here / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     with matplotlib.style.context("default"):  # independent of any matplotlibrc
-        return {"available": True, "note": "", "files": _draw_figures(record, here, fig_dir)}
+        files = _draw_figures(record, here, fig_dir)
+    # A figure an earlier render drew and this page does not show (depth.png, asked for then) would stay
+    # beside it, frozen at that render's runs (a user test).
+    for name in FIGURE_NAMES - {Path(f["path"]).name for f in files}:
+        if (fig_dir / name).is_file() and not (fig_dir / name).is_symlink():
+            (fig_dir / name).unlink()
+    return {"available": True, "note": "", "files": files}
 
 
 def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dict[str, str]]:
@@ -1035,6 +1109,8 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
                         color=color, capsize=4, lw=0, elinewidth=1.2)
         elif n > 1:
             ax.fill_between(epochs, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.18, lw=0)
+        for ep, xs in _tails(c["val_acc"]):
+            ax.plot(ep, [100 * x for x in xs], color=color, lw=0.9, ls=":")
     epoch_axis(ax)
     ax.set_ylabel(f"{split_label} accuracy (%)")
     ax.set_title(f"{record['ablation']['name']}: mean over seeds, band min-max", fontsize=10)
@@ -1046,6 +1122,7 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
         f"Per-epoch accuracy on the {split_label} split of every variant"
         + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
         + ": line = mean over seeds, band = min-max over seeds (an error bar where a variant has one epoch)"
+        + (TAILS_CAPTION if _uneven(data) else "")
         + ("; the runs left out of the means are not drawn." if any(v.get("left_out") for v in record["variants"]) else ".")
     )})  # fmt: skip
 
@@ -1087,6 +1164,9 @@ def _depth_figure(
             ep, va, _, _ = _band(c["val_acc"])
             label = f"{name}{_split_mark(c, mixed)} (n={len(c['val_acc'])})"
             ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=label, **dot)
+            for key, width in (("train_acc", 0.6), ("val_acc", 1.2)):
+                for tail_ep, xs in _tails(c[key]):
+                    ax.plot(tail_ep, [100 * (1 - x) for x in xs], color=color, lw=width, ls=":")
         epoch_axis(ax)
         ax.set_title(f"{title} networks")
         ax.set_ylabel("error (%)")
@@ -1098,7 +1178,8 @@ def _depth_figure(
     return {"path": "figures/depth.png", "caption": (
         f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error{single} "
         f"(running, on augmented training batches), bold = error on the {split_label} split{' (legend: [val] or [test])' if mixed else ''} "
-        "(He et al. plot test error; here it is the split each run selected on). Mean over seeds (n in the legend)."
+        "(He et al. plot test error; here it is the split each run selected on). Mean over seeds (n in the legend)"
+        + (TAILS_CAPTION if _uneven({n: data[n] for n in family}) else ".")
     )}  # fmt: skip
 
 
@@ -1200,12 +1281,37 @@ def busy_note(runs: list[dict[str, Any]]) -> str | None:
                  "re-judged after the training had ended, and the share of the processes that trained "
                  f"{'it' if len(unknown) == 1 else 'them'} was not kept; "
                  f"{'its train time' if len(unknown) == 1 else 'their train times'} may not compare either.") if unknown else ""
+    part = [r["name"] for r in runs if r.get("busy_part")]
+    # A resumed run's meter ran in the process that resumed it alone (a user test: a run busy before it was
+    # killed was then shown beside the others as if trained on a quiet machine).
+    in_part = (f"How busy the machine was is known only in part for {count(len(part), 'run')}: "
+               f"{first_of([f'`{n}`' for n in part[:10]], len(part))} {'was' if len(part) == 1 else 'were'} "
+               "resumed, and the training before the resume, in earlier processes, was not metered; "
+               f"{'its train time' if len(part) == 1 else 'their train times'} may not compare either.") if part else ""
+    rest = " ".join(t for t in (not_known, in_part) if t)
     if not busy:
-        return f"**Busy machine:** {not_known}" if unknown else None
+        return f"**Busy machine:** {rest}" if rest else None
     which = ", ".join(f"`{r['name']}` ({r['busy_share']:.0%})" for r in busy)
     return (f"**Busy machine:** other processes used a share of the CPU while {count(len(busy), 'run')} trained: "
             f"{which}. Their train times are slower than their specs alone would make them, so the train time "
-            "column does not compare like with like; the accuracies are not affected." + (f" {not_known}" if unknown else ""))
+            "column does not compare like with like; the accuracies are not affected." + (f" {rest}" if rest else ""))
+
+
+def uneven_epochs(variants: list[dict[str, Any]]) -> list[str]:
+    """Per variant whose counted runs ended after different numbers of epochs (early stopping, or a
+    step budget reached at another point), which seeds ran how many: its final val acc and train
+    time then average runs of different lengths. Empty where none did (or the record is older)."""
+    lines = []
+    for v in variants:
+        by_epochs: dict[int, list[int]] = {}
+        for r in v["runs"]:
+            if not r.get("left_out") and isinstance(r.get("epochs_run"), int):
+                by_epochs.setdefault(r["epochs_run"], []).append(r["seed"])
+        if len(by_epochs) > 1:
+            parts = [f"{'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))} ran {count(n, 'epoch')}"
+                     for n, seeds in sorted(by_epochs.items())]  # fmt: skip
+            lines.append(f"{v['name']}: {'; '.join(parts)}")
+    return lines
 
 
 def render_ablation(here: Path) -> Path:
@@ -1230,8 +1336,10 @@ def render_ablation(here: Path) -> Path:
         mixed_data_files=record.get("mixed_data_files") or {},  # older records: not compared
         one_seed=[v["name"] for v in record["variants"] if v["n"] == 1],
         identical=record.get("identical_variants") or [],  # older records: not compared
+        same_training=record.get("same_training_variants") or [],  # older records: not compared
         sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
         busy_note=busy_note([r for v in record["variants"] for r in v["runs"]]),
+        uneven=uneven_epochs(record["variants"]),
     )  # fmt: skip
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
@@ -1821,9 +1929,15 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     for names in record.get("identical_variants") or []:  # older records: not compared
         notes.append(f"note: variants {', '.join(names)} resolve to the same spec, so their rows compare nothing "
                      "(listed on the page)")  # fmt: skip
+    for names in record.get("same_training_variants") or []:  # older records: not compared
+        notes.append(f"note: variants {', '.join(names)} differ only outside training, so their runs train the same "
+                     "weights and their accuracies repeat one another (listed on the page)")  # fmt: skip
     if busy := [r["name"] for v in record["variants"] for r in v["runs"] if r.get("busy_share") is not None]:
         notes.append(f"note: {count(len(busy), 'run')} trained on a busy machine, so train time does not compare "
                      f"(listed on the page): {', '.join(busy)}")  # fmt: skip
+    if uneven := uneven_epochs(record["variants"]):
+        notes.append(f"note: the runs of a variant ended at different epochs, so its final val acc and train time "
+                     f"average runs of different lengths (listed on the page): {'; '.join(uneven)}")  # fmt: skip
     if record["mixed_software"]:
         notes.append(f"note: the runs were made with {len(record['mixed_software'])} different software "
                      "versions or devices; their last bits may differ (listed on the page)")  # fmt: skip

@@ -152,9 +152,18 @@ def test_base_that_does_not_validate(tmp_path: Path) -> None:
 
 
 def test_missing_base(tmp_path: Path) -> None:
+    from auditor import ablate as ablate_module
+
     write(tmp_path / "x.yaml", TINY.replace("base: smoke", "base: nowhere.yaml"))
-    with pytest.raises(InvalidInput, match=r"x.yaml: base: 'nowhere.yaml' not found"):
+    with pytest.raises(InvalidInput, match=r"x.yaml: base: 'nowhere.yaml' not found") as info:
         build_plan(str(tmp_path / "x.yaml"))
+    assert "shipped ablation" not in str(info.value)
+    write(tmp_path / "y.yaml", TINY.replace("base: smoke", "base: plain_vs_resnet"))  # a user test: read as a typo
+    with pytest.raises(InvalidInput) as info:
+        build_plan(str(tmp_path / "y.yaml"))
+    shown = ablate_module.display_path(REPO / "specs/ablations/plain_vs_resnet.yaml")
+    assert str(info.value).endswith(f"nor as a path or shipped spec name; 'plain_vs_resnet' names a shipped ablation "
+                                    f"file ({shown}), not a spec: an ablation's base is the spec its variants change")
 
 
 def test_a_base_beside_the_ablation_that_cannot_be_read_is_not_the_shipped_spec(tmp_path: Path) -> None:
@@ -623,10 +632,13 @@ def test_variants_that_resolve_to_one_spec_are_named_in_the_plan_and_on_the_page
     assert build_plan(str(f), only=["constant", "again"]).warnings == (unchanged,)
     assert build_plan(str(f), only=["constant", "cosine"]).warnings == ()  # `cosine: []` is the base by intent
     assert build_plan(str(write(tmp_path / "plain.yaml", TINY))).warnings == ()
-    # a variant that changes only what is measured after training is a different spec
+    # a variant that changes only what is measured after training is a different spec, which trains alike
     measured = write(tmp_path / "m.yaml", TINY.replace("constant: [train.schedule.name=constant]",
                                                        "constant: [measure.latency.batch_size=8]"))  # fmt: skip
-    assert build_plan(str(measured)).warnings == ()
+    alike = ("variants 'cosine' and 'constant' differ only outside training (criteria, measure, verify, "
+             "train.host_memory): their runs train the same weights at each seed, so their accuracies repeat one "
+             "another; their rows differ only in what is measured or gated")
+    assert build_plan(str(measured)).warnings == (alike,)
     dry = ablate("tiny.yaml", "--dry-run", "--out", "out", cwd=tmp_path)
     assert dry.returncode == 0 and f"# note: {said}" in dry.stdout, dry.stdout + dry.stderr
     _first_run_finished(f, tmp_path / "out")
@@ -1264,6 +1276,76 @@ def test_runs_trained_on_a_busy_machine_are_named_beside_the_train_times(tiny_co
     assert busy_share({"other_cpu_share": "0.5", "other_cpu_window_s": 30.0}) is None  # not a number
 
 
+def test_variants_that_differ_only_outside_training_are_said_to_train_alike(tmp_path: Path) -> None:
+    """A user test: a variant changing only its criteria showed the same accuracies as the base's row,
+    as if compared, where variants resolving to one spec are named."""
+    from auditor import ablate
+
+    text = TINY.replace("constant: [train.schedule.name=constant]",
+                        "constant: [train.schedule.name=constant]\n  strict: ['criteria.best_val_acc=>= 0.99']\n"
+                        "  lean: [train.host_memory=release, 'criteria.best_val_acc=>= 0.99']")  # fmt: skip
+    f = write(tmp_path / "x.yaml", text)
+    plan = build_plan(str(f))
+    said = ("variants 'cosine', 'strict' and 'lean' differ only outside training (criteria, measure, verify, "
+            "train.host_memory): their runs train the same weights at each seed")
+    whole = f"{said}, so their accuracies repeat one another; their rows differ only in what is measured or gated"
+    assert [w for w in plan.warnings if "outside training" in w] == [whole]
+    # strict and lean resolve to one spec but for host_memory: not the "same spec" note, which names one spec
+    assert not any("resolve to the same spec" in w for w in plan.warnings)
+    for run in plan.runs[:1]:
+        _fake_finished(tmp_path / "out", run, "completed", 0.5)
+    page, record = ablate.write_outputs(tmp_path / "out", plan)
+    assert record["same_training_variants"] == [["cosine", "strict", "lean"]]
+    text = page.read_text()
+    assert "### Variants that train alike" in text and "\n- cosine, strict, lean\n" in text
+    assert ("note: variants cosine, strict, lean differ only outside training, so their runs train the same weights and "
+            "their accuracies repeat one another (listed on the page)") in ablate.page_notes(record)
+    same = write(tmp_path / "y.yaml", TINY.replace("constant: [train.schedule.name=constant]",
+                                                   "constant: [train.schedule.name=cosine]"))  # one spec: said once
+    assert ablate.same_training_variants(build_plan(str(same)).runs, [["cosine", "constant"]]) == []
+
+
+def test_runs_of_different_lengths_end_the_mean_where_the_first_run_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: under early stopping two seeds stopped after epoch 3 and one ran 5; the figures'
+    mean of epochs 4-5 was that one run alone (a jump of 28 points, legend n=3), and nothing said the
+    final val acc averaged runs of different lengths."""
+    from auditor import ablate, render
+
+    drawn: dict[str, Any] = {}
+    monkeypatch.setattr(render, "write_png", lambda fig, path: drawn.__setitem__(path.name, fig))
+    plan = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=3, depth_figure=True)
+    long, *short = plan.runs
+    curves = {long.name: [0.30, 0.45, 0.55, 0.86, 0.88], **{r.name: [0.31, 0.50, 0.58] for r in short}}
+    for r in plan.runs:
+        history = [{"val_acc": v, "train_acc": v - 0.05} for v in curves[r.name]]
+        (tmp_path / "reports" / r.name).mkdir(parents=True)
+        audit = finished_record(r, 0.5, history=history)
+        audit["training"]["resumed_from"] = "last.pt" if r is long else None  # resumed after a kill: metered in part
+        (tmp_path / "reports" / r.name / "audit.json").write_text(json.dumps(audit))
+    page, record = ablate.write_outputs(tmp_path, plan)
+    assert [r["busy_part"] for r in record["variants"][0]["runs"]] == [True, False, False]
+    [ax] = drawn["val_acc.png"].axes
+    mean, tail = ax.lines  # the mean over the three runs, then the long run alone
+    assert list(mean.get_xdata()) == [1, 2, 3] and list(tail.get_xdata()) == [3, 4, 5]
+    assert list(tail.get_ydata()) == pytest.approx([55.0, 86.0, 88.0]) and tail.get_linestyle() == ":"
+    assert list(mean.get_ydata())[-1] == pytest.approx(100 * statistics.mean([0.55, 0.58, 0.58]))
+    [depth] = drawn["depth.png"].axes
+    assert [list(line.get_xdata()) for line in depth.lines] == [[1, 2, 3], [1, 2, 3], [3, 4, 5], [3, 4, 5]]
+    text = page.read_text().replace("\n", " ")
+    seeds = ", ".join(str(r.seed) for r in short)
+    listed = f"cosine: seeds {seeds} ran 3 epochs; seed {long.seed} ran 5 epochs"
+    assert listed in ablate.uneven_epochs(record["variants"]) and "**Runs of different lengths:**" in text
+    assert text.count(ablate.TAILS_CAPTION[2:]) == 2  # both figures' captions
+    assert any(listed in note for note in ablate.page_notes(record))
+    # the figure asked for last time and not now is removed
+    depth_png = tmp_path / "reports" / plan.ablation.name / "figures" / "depth.png"
+    depth_png.write_bytes(b"an earlier render's")
+    plain = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=3)
+    assert "depth.png" not in ablate.write_outputs(tmp_path, plain)[0].read_text() and not depth_png.exists()
+
+
 def test_runs_rejudged_after_their_training_are_said_to_have_an_unknown_busy_share() -> None:
     """A user test: a re-judge keeps a run's train time but writes no CPU share (the processes that
     trained it are gone), and the page's Busy machine warning went without a word."""
@@ -1278,6 +1360,12 @@ def test_runs_rejudged_after_their_training_are_said_to_have_an_unknown_busy_sha
     assert busy_note([quiet, *rejudged]) == f"**Busy machine:** {unknown}"
     assert busy_note([busy, quiet, *rejudged]).endswith(f"the accuracies are not affected. {unknown}")
     assert busy_note([quiet, {"name": "d-s0"}]) is None  # an older record: neither field
+    # A user test: a run resumed after a kill was metered in the resuming process alone.
+    resumed = {"name": "e-s0", "busy_share": None, "busy_unknown": False, "busy_part": True}
+    part = ("How busy the machine was is known only in part for 1 run: `e-s0` was resumed, and the training before "
+            "the resume, in earlier processes, was not metered; its train time may not compare either.")
+    assert busy_note([quiet, resumed]) == f"**Busy machine:** {part}"
+    assert busy_note([busy, resumed, *rejudged]).endswith(f"the accuracies are not affected. {unknown} {part}")
 
 
 def test_software_label_and_skip_label() -> None:
