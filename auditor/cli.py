@@ -843,6 +843,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.stops = stops  # for a command whose work becomes complete (`run`)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _usable_streams(*streams)
+    # A Ctrl-C to a pipeline (`auditor run ... 2>&1 | tee log`) ends the reader too: the stop's cleanup
+    # and its lines must not end in a closed pipe's error (a user test: exit 141, not 130).
+    stops.on_stop = getattr(sys.stderr, "let_pipe_close", None)
     _names_printable()
     try:
         _import_held(LIGHT_MODULES)
@@ -861,7 +864,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInput as exc:
         return _report_error(args.command, str(exc) + _checkpoint_meant(args, str(exc)))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
-        return _broken_pipe()
+        code = _broken_pipe()
+        # ... unless a stop came first, whose signal the reader took too: the stop's exit code
+        return code if stops.stopped_by is None else exit_code(stops.stopped_by)
     except OSError as exc:
         if exc.errno not in PATH_ERRNOS or exc.filename is None:
             raise  # not about a path the user gave (a full disk, a broken install, ...): not bad input
@@ -911,6 +916,12 @@ class LenientStream:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self._pipe_may_close = False
+
+    def let_pipe_close(self) -> None:
+        """From now on a closed pipe is dropped as other failures are: a stop is under way, whose
+        signal may have ended the reader (`| tee`), and whose cleanup must go on."""
+        self._pipe_may_close = True
 
     def write(self, text: str) -> int:
         return self._lenient(lambda: self._stream.write(text), len(text))
@@ -922,7 +933,10 @@ class LenientStream:
         try:
             return act()
         except BrokenPipeError:
-            raise
+            if not self._pipe_may_close:
+                raise
+            _to_devnull(self._stream)
+            return instead
         except OSError:
             _to_devnull(self._stream)
             return instead
@@ -1030,6 +1044,8 @@ class Stops:
 
     def __init__(self) -> None:
         self.replaced: dict[int, Any] = {}  # none off the main thread, none for a signal ignored already
+        self.stopped_by: KeyboardInterrupt | None = None  # the stop raised, once one was
+        self.on_stop: Callable[[], None] | None = None  # called as a stop is raised (stderr lets a closed pipe go)
         self.completed = False
         self.what = "the finished run"  # what was complete, for the note (`complete`)
         self.exiting = False  # the command has returned its exit code (`restore` for the process's exit)
@@ -1056,7 +1072,10 @@ class Stops:
             return
         for s in STOPS:
             signal.signal(s, signal.SIG_IGN)
-        raise STOPS[signum]
+        self.stopped_by = STOPS[signum]()
+        if self.on_stop is not None:
+            self.on_stop()
+        raise self.stopped_by
 
     def _exit_note(self, signum: int) -> str:
         """The note for a stop that came while the process exited, its command's exit code given."""

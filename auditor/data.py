@@ -238,8 +238,10 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
     test_x, test_y = _read_batch(base / "test_batch")
     if not len(test_y):
         raise InvalidInput(f"{base / 'test_batch'}: holds no images")
-    if not sum(len(y) for _, y in train):
-        raise InvalidInput(f"{base}: the training batches ({', '.join(present)}) hold no images")
+    if empty := [name for name, (_, y) in zip(present, train, strict=True) if not len(y)]:
+        # A user test: one empty batch beside full ones trained on, the sheet saying only "md5 mismatch".
+        raise InvalidInput(f"{base / empty[0]}: holds no images (a CIFAR-10 training batch holds 10,000: the file "
+                           "was written empty, or cut down to nothing)")  # fmt: skip
     classes = _read_classes(base / meta["filename"])
     return (
         np.concatenate([x for x, _ in train]),

@@ -39,6 +39,7 @@ from auditor.audit import (
     chose_on_test,
     cpu_share_error,
     is_count,
+    is_number,
     known_fields,
     latency_warnings,
     losses_text,
@@ -548,6 +549,7 @@ def build_context(
     v.update(_determinism(audit))
     v.update(_cpus(audit))
     v["host_memory"] = host_memory_text(audit)  # the optimisations table
+    v["compile_cache_note"] = COMPILE_CACHE_NOTE
     v.update(toggle_texts(audit))
     v.update(_results(audit))
     v.update(_measurements(audit))
@@ -852,13 +854,10 @@ def _hyperparameters(audit: dict[str, Any]) -> dict[str, Any]:
             f"patience {count(es['patience'], 'epoch')} without improvement of the selection accuracy, counted "
             + (f"once it reaches {_exact_pct(es['floor'])}" if es["floor"] else "from the first epoch that can be selected")
         ),
-        "max_steps_text": "none" if t["max_steps"] is None else f"{t['max_steps']:,} steps",
+        "max_steps_text": _max_steps_text(t, audit["training"].get("steps_per_epoch")),
         "steps_per_epoch_text": steps_per_epoch_text(
             audit["training"].get("steps_per_epoch"), audit["data"]["sizes"]["train"], t["batch_size"]),
-        "ckpt_every_text": ("end of each epoch only" if t["checkpoint_every_steps"] is None
-                            else f"{every_n(t['checkpoint_every_steps'], 'step')} and at the end of each epoch")
-        + (" (a stop by `max_steps` mid-epoch ends that epoch there: it is evaluated and its checkpoints written "
-           "at that step)" if _budget_mid_epoch(t, audit["training"].get("steps_per_epoch")) else ""),
+        "ckpt_every_text": _ckpt_every_text(t, audit["training"].get("steps_per_epoch")),
     }  # fmt: skip
 
 
@@ -1194,6 +1193,11 @@ def host_memory_text(audit: dict[str, Any]) -> str:
 
 _LOGITS_DTYPE = MappingProxyType({"off": "float32", "bf16": "bfloat16", "fp16": "float16"})  # train.amp's
 MISMATCH = "**not what the spec asks for**"
+# Said beside a compile time: inductor's kernel cache outlives the run (a user test: 41.8 s, then 1.3 s).
+COMPILE_CACHE_NOTE = ("inductor reuses kernels compiled by earlier runs from its cache, `TORCHINDUCTOR_CACHE_DIR` or "
+                      "by default `/tmp/torchinductor_<user>`, so a run after another of the same model and shapes "
+                      "compiles in a fraction of a cold compile's time; `auditor verify` gives each run a cache of "
+                      "its own")
 
 
 def toggle_texts(audit: dict[str, Any]) -> dict[str, str]:
@@ -1236,12 +1240,24 @@ def _host_memory_setting(hm: dict[str, Any] | None) -> str:
         source = ("the heap, not a fresh mmap (so a freed block can be reused without new page faults)"
                   if hm["large_blocks_from_heap"] else "a fresh mmap (unmapped on free)")
         size = f"{hm['probe_bytes'] / 2**20:g} MiB" if hm.get("probe_bytes") else "large"
-        found = f"read back: a {size} block is served from {source}"
+        found = f"read back: a {size} block is served from {source}" + _host_memory_mismatch(hm)
     if hm["mmap_threshold"] is None and hm["trim_threshold"] is None:
         return f"{hm['requested']}: {hm['allocator']}, left as it was; {found}"
     sets = [f"{k} {thousands(hm[f]) + ' bytes' if hm[f] is not None else 'rejected'}"
             for k, f in (("M_MMAP_THRESHOLD", "mmap_threshold"), ("M_TRIM_THRESHOLD", "trim_threshold"))]
     return f"{hm['requested']}: {hm['allocator']} mallopt {', '.join(sets)}; {found}"
+
+
+def _host_memory_mismatch(hm: dict[str, Any]) -> str:
+    """', **not what the spec asks for**: ...' where the read-back contradicts the setting (a user
+    test: `release` under MALLOC_MMAP_THRESHOLD_ served large blocks from the heap, unflagged)."""
+    if hm["requested"] == "release" and hm["large_blocks_from_heap"]:
+        return (f", {MISMATCH}: glibc's defaults would map such a block afresh, so something set its thresholds "
+                "before the run (an environment variable such as `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES`, which "
+                "the Reproduce commands do not carry)")  # fmt: skip
+    if hm["requested"] == "retain" and hm["mmap_threshold"] is not None and not hm["large_blocks_from_heap"]:
+        return f", {MISMATCH}: the raised mmap threshold did not take"
+    return ""
 
 
 def _tie_text(tr: dict[str, Any]) -> str:
@@ -1394,6 +1410,43 @@ def _within_warmup(tr: dict[str, Any], schedule: dict[str, Any]) -> str:
     run = count(tr["epochs_run"], "epoch") if part is None else f"{part[0]} epochs ({count(part[1], 'step')})"
     return (f"; this run stopped within the warm-up, after {run}: its lr only rose, "
             "and what follows the warm-up never took effect")  # fmt: skip
+
+
+def _max_steps_text(train: dict[str, Any], steps_per_epoch: int | None) -> str:
+    """The step budget, said to have had no effect where the epochs end before it (a user test: a
+    budget of 1,000 steps was shown for a run of 1 step, as if it applied)."""
+    cap = train["max_steps"]
+    if cap is None:
+        return "none"
+    if steps_per_epoch and cap >= (planned := train["epochs"] * steps_per_epoch):
+        return f"{cap:,} steps (no effect: the {count(train['epochs'], 'epoch')} take {count(planned, 'step')})"
+    return f"{cap:,} steps"
+
+
+def _ckpt_every_text(train: dict[str, Any], steps_per_epoch: int | None) -> str:
+    """When checkpoints are written, with where a stop by the budget writes them, and where step
+    checkpoints have no effect (`_no_mid_epoch_checkpoint`)."""
+    every = train["checkpoint_every_steps"]
+    text = "end of each epoch only" if every is None else f"{every_n(every, 'step')} and at the end of each epoch"
+    notes = [] if every is None else [_no_mid_epoch_checkpoint(every, train, steps_per_epoch)]
+    if _budget_mid_epoch(train, steps_per_epoch):
+        notes.append("a stop by `max_steps` mid-epoch ends that epoch there: it is evaluated and its checkpoints "
+                     "written at that step")  # fmt: skip
+    return text + (f" ({'; '.join(n for n in notes if n)})" if any(notes) else "")
+
+
+def _no_mid_epoch_checkpoint(every: int, train: dict[str, Any], steps_per_epoch: int | None) -> str:
+    """'no effect: ...' where no step checkpoint falls inside an epoch (a user test): the cadence is a
+    multiple of the epoch's steps, or no shorter than the steps the run plans (its epochs, or its
+    budget); '' otherwise, or where the steps per epoch are not recorded."""
+    if not steps_per_epoch:
+        return ""
+    total = min(train["epochs"] * steps_per_epoch, train["max_steps"] or math.inf)
+    if every >= total:
+        return f"no effect: the run plans {count(total, 'step')}"
+    if every % steps_per_epoch == 0:
+        return f"no effect: a multiple of the {count(steps_per_epoch, 'step')} of an epoch, so every one falls at an epoch's end"
+    return ""
 
 
 def _budget_mid_epoch(train: dict[str, Any], steps_per_epoch: int | None) -> bool:
@@ -2219,6 +2272,8 @@ def _verified_item(audit: dict[str, Any]) -> Item:
         return False, label, "not verified (run `auditor verify`)"
     ok = verification_passed(ver["verdict"], bool(ver.get("allow_tolerance")))
     evidence = f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
+    if ok and ver["verdict"] == "tolerance" and is_number(ver.get("tolerance")):  # a user test: read as bitwise
+        evidence += f"; not bit for bit: every difference within verify.tolerance {ver['tolerance']:g}, as allowed"
     if ok and not audit["determinism"]["requested"]:  # agreed here, with nothing enforcing it
         evidence += (", with determinism off: the runs agreed on this machine, without the flags that make "
                      "them agree elsewhere")  # fmt: skip

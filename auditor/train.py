@@ -284,10 +284,13 @@ def epoch_accumulators(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return losses, z() + loop.partial.get("loss_sum", 0.0), z() + loop.partial.get("correct", 0.0)
 
 
-def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) -> tuple[float, float, bool, int]:
+def train_one_epoch(
+    loop: _Loop, hook: StepHook | None, progress: bool = False, log: Callable[[str], None] | None = None
+) -> tuple[float, float, bool, int]:
     """Run the rest of the current epoch, or up to train.max_steps; returns (mean loss, acc, all finite, images).
 
-    `progress` shows a tqdm bar (the CLI asks for one on a terminal).
+    `progress` shows a tqdm bar (the CLI asks for one on a terminal); without one, `log` takes a
+    line every train.log_every_steps steps (a CI log's sign of life within a long epoch).
     """
     t0 = time.perf_counter() - loop.partial.get("elapsed", 0.0)
     losses, loss_sum, correct = epoch_accumulators(loop)
@@ -307,8 +310,11 @@ def train_one_epoch(loop: _Loop, hook: StepHook | None, progress: bool = False) 
         if hook is not None:
             loop.writer.wait()  # fault injection may SIGKILL here: what was saved must be on disk
             hook(loop.epoch * loop.spe + step, loop.model)
-        if (step + 1) % loop.train.log_every_steps == 0 and not math.isfinite(loss.item()):
-            break  # diverged: the epoch-end check below records where
+        if (step + 1) % loop.train.log_every_steps == 0:
+            if not math.isfinite(value := loss.item()):
+                break  # diverged: the epoch-end check below records where
+            if log is not None and not progress and step + 1 < loop.spe:  # the epoch's line says its last
+                log(f"step {step + 1}/{loop.spe} of epoch {loop.epoch + 1}/{loop.train.epochs}: loss {value:.4f}")
         if _budget_reached(loop):
             break
         if _checkpoint_due(loop):
@@ -647,7 +653,7 @@ def _train_epochs(
             status = "early_stopped"
             log(f"early stopping: no improvement for {count(loop.best['since'], 'epoch')}")
             break
-        loss, acc, finite, n = train_one_epoch(loop, hook, progress)
+        loss, acc, finite, n = train_one_epoch(loop, hook, progress, log)
         if not finite or not math.isfinite(loss):
             # The steps up to the divergence trained too: their time and images count.
             loop.train_time_s += loop.partial.get("elapsed", 0.0)

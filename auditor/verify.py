@@ -92,6 +92,7 @@ from auditor.errors import (
     EXIT_INVALID,
     EXIT_OK,
     InvalidInput,
+    SpecFieldError,
     parent_env,
     signal_name,
     wait_passing_stop,
@@ -282,7 +283,14 @@ def _training_images(spec: Spec, spec_arg: str, sets: Sequence[SetItem] = ()) ->
     from auditor.data import load_data
 
     with spec_source(spec_arg, sets):  # `data.root: ...` named with the spec, as `auditor run` does
-        n_train = len(load_data(spec.data, spec.seed).train_y)
+        try:
+            n_train = len(load_data(spec.data, spec.seed).train_y)
+        except SpecFieldError:
+            raise
+        except InvalidInput as exc:  # a file under data.root that cannot be read: blamed on it, as a run's is
+            if spec.data.dataset != "cifar10":
+                raise
+            raise SpecFieldError("data.root", str(exc)) from None
     if n_train == 0:
         raise InvalidInput(f"{spec_arg}: no training images after the validation split")
     return n_train
@@ -1354,6 +1362,9 @@ def _unshared_sources(audit_a: dict[str, Any], shared: dict[str, Any]) -> list[s
     return [s for s in sources if not s.startswith("thread count ")]
 
 
+UNSHARED = "the runs did not share their"  # how a note names a setting that differed between the runs
+
+
 def shared_setting(audits: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
     """The torch thread count and torch version as all three runs recorded them (`threads`,
     `torch`; None where they differ, with a note appended to `notes`)."""
@@ -1364,7 +1375,7 @@ def shared_setting(audits: list[dict[str, Any]], notes: list[str]) -> dict[str, 
         shared[key] = values[0] if agree else None
         if not agree:
             said = ", ".join(f"{run} {v}" for run, v in zip("ABK", values, strict=True))
-            notes.append(f"the runs did not share their {field_name.replace('_', ' ')} ({said})")
+            notes.append(f"{UNSHARED} {field_name.replace('_', ' ')} ({said})")
     return shared
 
 
@@ -1385,6 +1396,31 @@ AGREEMENT: Mapping[str, str] = MappingProxyType({
 })  # fmt: skip
 
 
+def tolerance_notes(tol: VerifySpec, audit_a: Mapping[str, Any]) -> list[str]:
+    """A note where an allowed verify.tolerance is at least one test image's share of the test
+    accuracy (a user test: 0.99 passed runs whose test accuracies differed by 3 images, and the
+    sheet ticked the box): such a tolerance passes runs whose predictions differ."""
+    test = audit_a["measurements"].get("test")
+    n = test.get("n") if isinstance(test, dict) else None
+    if not tol.allow_tolerance or not isinstance(n, int) or n < 1 or tol.tolerance < 1 / n:
+        return []
+    return [(f"verify.tolerance {tol.tolerance:g} is at least one test image's share of the test accuracy "
+             f"(1/{n:,} = {1 / n:.3g}): runs whose predictions differ pass it, where a tolerance for floating-point "
+             "reordering is orders of magnitude below (the default is 1e-6)")]
+
+
+def run_a_fails(audit_a: Mapping[str, Any]) -> list[str]:
+    """A note where run A failed its own gate (a user test: a model that blew up to inf was verified
+    BITWISE, exit 0, and the summary did not say it was broken)."""
+    if audit_a.get("verdict") == "PASS":
+        return []
+    why = ("its selected model holds inf or NaN" if audit_a["measurements"].get("nonfinite")
+           else "training diverged" if audit_a["training"].get("status") == "diverged" else "a criterion failed")  # fmt: skip
+    return [(f"run A's own verdict is {audit_a.get('verdict')} ({why}): verify's verdict says whether the runs "
+             "reproduce one another, not whether the model works; `auditor check` on run A's report gates on its "
+             "criteria")]
+
+
 def evidence_block(
     plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, Any], records: list[RunRecord],
     facts: dict[str, Any], notes: list[str],
@@ -1399,6 +1435,7 @@ def evidence_block(
         notes.append("determinism was off (determinism.enabled: false): agreeing runs show that these three "
                      "matched here, not that other runs of this spec will")  # fmt: skip
     tol = plan.spec.verify
+    notes += [*tolerance_notes(tol, audit_a), *run_a_fails(audit_a)]
     fd = first_divergence(pairs)
     verdict = settle_verdict(pairs, tol, facts, fd, notes, audit_a["training"])
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
@@ -1490,7 +1527,7 @@ def summary(outcome: VerifyOutcome) -> str:
     lines.append(
         ("  first divergence: none" if nothing_differs(b["pairs"]) else
          "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)") if fd is None else
-        f"  first divergence: step {fd['step']} ({fd['pair']}: loss {_g(fd['loss_a'])} vs {_g(fd['loss_b'])})"
+        f"  first divergence: step {fd['step']} ({fd['pair']}: loss {' vs '.join(distinct(fd['loss_a'], fd['loss_b']))})"
     )  # fmt: skip
     if b["top_tensors"]:
         lines.append("  top differing tensors:")
@@ -1499,9 +1536,10 @@ def summary(outcome: VerifyOutcome) -> str:
             for t in b["top_tensors"][:5]
         ]
     if b["verdict"] in ("tolerance", "diverged"):
-        lines.append("  possible causes (nondeterminism sources in force; a thread count all three runs recorded alike "
-                     "is left out):")  # fmt: skip
-        lines += [f"    - {s}" for s in b["nondeterminism_sources"]] or ["    - none known: see the notes"]
+        lines.append("  possible causes (settings the runs did not share, then nondeterminism sources in force; a "
+                     "thread count all three runs recorded alike is left out):")  # fmt: skip
+        unshared = [n for n in b["notes"] if n.startswith(UNSHARED)]  # a user test: only a note said so
+        lines += [f"    - {s}" for s in [*unshared, *b["nondeterminism_sources"]]] or ["    - none known: see the notes"]
     lines += [f"  note: {n}" for n in b["notes"]]
     evidence = Path(b["work_dir"]) / "verify.json"
     lines.append(f"  evidence: {evidence}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
@@ -1510,3 +1548,13 @@ def summary(outcome: VerifyOutcome) -> str:
 
 def _g(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
+
+
+def distinct(a: float | None, b: float | None) -> tuple[str, str]:
+    """`a` and `b` to 6 significant digits, or to as many more as tell them apart (a user test: a
+    first divergence was said as `loss 2.51964 vs 2.51964`)."""
+    for digits in range(6, 18):
+        shown = tuple("n/a" if v is None else f"{v:.{digits}g}" for v in (a, b))
+        if shown[0] != shown[1]:
+            return shown
+    return _g(a), _g(b)

@@ -176,6 +176,29 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, tim
     assert "'criteria.best_val_acc=>= 0.2'" in hint
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["sigint", "sigterm"])
+def test_a_stop_that_also_ends_the_reader_of_the_output_keeps_its_exit_code(tmp_path: Path, signum: int, code: int) -> None:
+    """A user test: Ctrl-C to `auditor run ... 2>&1 | tee log` ends tee too, and the run's stop then
+    wrote its hint into the closed pipe: exit 141, where a wrapper resuming on 130/143 looks. The
+    run's cleanup goes on, and the run stays resumable."""
+    args = ["run", "smoke", *sets(*TINY_SETS, "train.epochs=50"), "--out", str(tmp_path)]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see above)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", *args], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    staging = tmp_path / "checkpoints/smoke.partial"
+    deadline = time.monotonic() + 120
+    while not (staging / "last.pt.sha256").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader (tee) ended by the same Ctrl-C
+    proc.send_signal(signum)
+    assert proc.wait(timeout=120) == code
+    assert (staging / "last.pt").is_file() and not (tmp_path / "reports/smoke").exists()  # kept for --resume
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_a_stop_as_a_finished_run_exits_keeps_its_verdict(tmp_path: Path, signum: int) -> None:
     """The user test: Ctrl-C in the second after a run printed PASS and its sheet's path (the process

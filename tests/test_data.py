@@ -406,7 +406,10 @@ def _nested_data(depth: int) -> bytes:
         (lambda base: (base / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
          "test_batch: holds no images$"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
-         r"the training batches \(data_batch_1\) hold no images$"),
+         r"data_batch_1: holds no images \(a CIFAR-10 training batch holds 10,000: the file was written empty, or cut "
+         r"down to nothing\)$"),
+        (lambda base: (base / "data_batch_2").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
+         r"data_batch_2: holds no images \(a CIFAR-10 training batch"),  # beside a full one (a user test: trained on)
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": ["cat"] * 10})),
          "batches.meta: 'label_names' must be 10 distinct class names"),
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(k) for k in range(11)]})),
@@ -421,7 +424,7 @@ def _nested_data(depth: int) -> bytes:
     ],
     ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
          "label-float", "label-bool", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
-         "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "meta-repeats", "meta-11",
+         "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "one-empty-train-batch", "meta-repeats", "meta-11",
          "meta-str", "meta-blank", "meta-long"],
 )  # fmt: skip
 def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:

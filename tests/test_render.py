@@ -1137,6 +1137,32 @@ def test_limits_above_what_the_data_holds_are_said_to_have_no_effect() -> None:
     assert "| `limit_train` / `limit_test` | n/a / n/a |" in text_of(rehash(audit))
 
 
+@pytest.mark.parametrize(
+    ("max_steps", "every", "budget", "checkpoints"),
+    [(1000, 1000, "1,000 steps (no effect: the 3 epochs take 57 steps)",
+      "every 1,000 steps and at the end of each epoch (no effect: the run plans 57 steps)"),
+     (57, 38, "57 steps (no effect: the 3 epochs take 57 steps)",
+      ("every 38 steps and at the end of each epoch (no effect: a multiple of the 19 steps of an epoch, so every one "
+       "falls at an epoch's end)")),
+     (30, 30, "30 steps", ("every 30 steps and at the end of each epoch (no effect: the run plans 30 steps; a stop by "
+                           "`max_steps` mid-epoch ends that epoch there: it is evaluated and its checkpoints written at "
+                           "that step)")),
+     (56, 20, "56 steps", ("every 20 steps and at the end of each epoch (a stop by `max_steps` mid-epoch ends that "
+                           "epoch there: it is evaluated and its checkpoints written at that step)"))],
+    ids=["both-beyond", "budget-exact-cadence-per-epoch", "cadence-at-the-budget", "both-apply"],
+)
+def test_budgets_that_never_apply_are_said_to_have_no_effect(
+    max_steps: int, every: int, budget: str, checkpoints: str
+) -> None:
+    """A user test: a step budget of 1,000 and a checkpoint every 1,000 steps were shown for a run of a
+    few steps as if they applied (the data limits say "no effect")."""
+    audit = golden_audit()  # 3 epochs of 19 steps
+    audit["spec"]["train"] |= {"max_steps": max_steps, "checkpoint_every_steps": every}
+    text = text_of(rehash(audit))
+    assert f"| Step budget (`max_steps`) | {budget} |" in text
+    assert f"| Checkpoints | {checkpoints} |" in text
+
+
 def test_a_run_verify_started_offers_the_verification_not_a_run_into_its_work_dir() -> None:
     """A user test: run A's sheet inside a verify offered `auditor run ... --out verify/smoke/a`
     (and its --resume), which `auditor run` refuses there."""
@@ -1373,6 +1399,10 @@ def test_the_throughput_without_compiling_is_given_beside_the_whole() -> None:
     audit["metrics"] |= {"train_time_s": 40.0, "images_per_s": 500.0}  # as a run records them: alike
     assert "| Training throughput | 500.0 images/s; 800.0 images/s without the 15.0 s of compiling |" in text_of(
         rehash(audit))
+    # A user test: the same compile took 41.8 s, then 1.3 s, from inductor's cache, and the sheet did not say so.
+    assert ("| Compile time (first step at each batch size, compiling included) | 15.0 s (inductor reuses kernels "
+            "compiled by earlier runs from its cache") in text_of(rehash(audit))
+    assert "| Compile time (first step at each batch size, compiling included) | n/a |" in text_of(golden_audit())
     for odd in (0.0, 40.0, 50.0, float("nan"), True):  # nothing compiled, or no time left: the whole rate only
         assert render.throughput_text({**tr, "compile_s": odd}) == "500.0 images/s"
 
@@ -1573,6 +1603,11 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     line = checklist_line(text_of(off), "Reproducibility verified by re-running")
     assert line.startswith("- [x]") and line.endswith(", with determinism off: the runs agreed on this machine, "
                                                       "without the flags that make them agree elsewhere")  # fmt: skip
+    within = verified_audit("tolerance")  # a user test: the tick read as bit-for-bit agreement
+    within["verification"] |= {"allow_tolerance": True, "tolerance": 0.001, "passed": True}
+    line = checklist_line(text_of(within), "Reproducibility verified by re-running")
+    assert line.startswith("- [x]") and "; not bit for bit: every difference within verify.tolerance 0.001, as allowed" in line
+    assert "not bit for bit" not in checklist_line(text, "Reproducibility verified by re-running")
 
 
 def test_a_verified_sheet_gives_the_command_that_repeats_its_verification() -> None:
@@ -2176,6 +2211,17 @@ def test_host_memory_row_and_records_without_it() -> None:
     assert row.format(
         "release: glibc 2.36, left as it was; read back: a 64 MiB block is served from a fresh mmap (unmapped on free)"
     ) in text_of(audit)
+    # A user test: `release` under MALLOC_MMAP_THRESHOLD_ served large blocks from the heap, unflagged.
+    audit["training"]["host_memory"]["large_blocks_from_heap"] = True
+    assert row.format(
+        "release: glibc 2.36, left as it was; read back: a 64 MiB block is served from the heap, not a fresh mmap (so "
+        "a freed block can be reused without new page faults), **not what the spec asks for**: glibc's defaults would "
+        "map such a block afresh, so something set its thresholds before the run (an environment variable such as "
+        "`MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES`, which the Reproduce commands do not carry)"
+    ) in text_of(audit)
+    audit["training"]["host_memory"] |= {"requested": "retain", "mmap_threshold": 1 << 30, "large_blocks_from_heap": False}
+    assert ("read back: a 64 MiB block is served from a fresh mmap (unmapped on free), **not what the spec asks for**: "
+            "the raised mmap threshold did not take |") in text_of(audit)
     audit["training"]["host_memory"] = {"requested": "retain", "allocator": "musl (not glibc)", "mmap_threshold": None,
                                         "trim_threshold": None, "large_blocks_from_heap": None}  # fmt: skip
     assert row.format("retain: musl (not glibc), left as it was; not read back") in text_of(audit)

@@ -52,6 +52,19 @@ def train_tiny(spec: Spec, ckpt_dir: Path, resume: Path | None = None, log: Call
     return result, model
 
 
+def test_log_every_steps_logs_the_loss_where_no_progress_bar_shows(tmp_path: Path) -> None:
+    """A user test: `train.log_every_steps` logged nothing (it set only where the loss is read back),
+    so a long epoch in a CI log was silent. The epoch's own line says its last step."""
+    logged: list[str] = []
+    result, _ = train_tiny(tiny_spec("train.log_every_steps=2"), tmp_path, log=logged.append)  # 4 steps an epoch
+    steps = [m for m in logged if m.startswith("step ")]
+    losses = result.step_losses  # float32 values, as the host read them
+    assert steps == [f"step 2/4 of epoch 1/2: loss {losses[1]:.4f}", f"step 2/4 of epoch 2/2: loss {losses[5]:.4f}"]
+    quiet: list[str] = []
+    train_tiny(tiny_spec(), tmp_path / "quiet", log=quiet.append)  # every 50 steps: none within these epochs
+    assert not any(m.startswith("step ") for m in quiet)
+
+
 def assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for k in a:

@@ -268,8 +268,8 @@ def test_injected_noise_diverges_and_kill_after_a_lost_checkpoint_restarts_from_
     (crit,) = [c for c in audit["criteria"] if c["metric"] == "reproducible"]
     assert not crit["passed"] and crit["measured"] == "diverged" and audit["verdict"] == "FAIL"
     assert "DIVERGED" in proc.stdout and f"first divergence: step {noise + 1}" in proc.stdout
-    causes = proc.stdout.split("possible causes (nondeterminism sources in force; a thread count all three runs "
-                               "recorded alike is left out):\n")[1].split("  note:")[0]  # fmt: skip
+    causes = proc.stdout.split("possible causes (settings the runs did not share, then nondeterminism sources in "
+                               "force; a thread count all three runs recorded alike is left out):\n")[1].split("  note:")[0]  # fmt: skip
     assert "thread count" not in causes and block["threads"] and "thread count" not in str(block["nondeterminism_sources"])
     assert "thread count" in str(audit["determinism"]["nondeterminism_sources"])  # run A's own list keeps it
     assert "## Determinism evidence" in sheet and "**diverged**" in sheet
@@ -911,6 +911,60 @@ def test_the_summary_says_run_k_was_not_killed_and_what_the_runs_shared(tmp_path
     assert text.splitlines()[0].endswith(": UNRESUMED (FAIL) on cpu, 2 threads, torch 2.9.0")
     assert "  run K: not killed (it finished before step 4)" in text.splitlines()
     assert "a-b: final weights not compared;" in text and "max |diff|" not in text
+
+
+def test_the_summary_tells_losses_apart_and_names_unshared_settings_first(tmp_path: Path) -> None:
+    """A user test: a first divergence was said as `loss 2.51964 vs 2.51964`, and the thread counts
+    the runs did not share were only a note below the nondeterminism sources."""
+    same = {"equal": True, "max_abs_diff": 0, "first_divergence": None, "steps_a": 3, "steps_b": 3,
+            "nonfinite_a": 0, "nonfinite_b": 0}  # fmt: skip
+    pair = {"pair": "a-b", "equal": False, "max_abs_diff": 7e-7, "losses": same, "metrics": same,
+            "tensors_compared": 3, "tensors_equal": 1}  # fmt: skip
+    unshared = "the runs did not share their torch threads (A 2, B 1, K 2)"
+    block = {"verdict": "diverged", "work_dir": str(tmp_path / "smoke"), "device": "cpu", "threads": None,
+             "torch": "2.9.0", "kill_at_step": 4, "kill_signal": "SIGKILL", "resumed_from": "step-00000002.pt",
+             "pairs": [pair], "budget": {"total_steps": 8, "epochs": 2, "steps_per_epoch": 4, "steps": None,
+                                         "checkpoint_every_steps": 1},
+             "first_divergence": {"step": 0, "pair": "a-b", "loss_a": 2.519636631, "loss_b": 2.519637346},
+             "top_tensors": [], "nondeterminism_sources": ["thread count 2: ..."], "notes": [unshared]}  # fmt: skip
+    lines = summary(VerifyOutcome(block, False, tmp_path)).splitlines()
+    assert "  first divergence: step 0 (a-b: loss 2.5196366 vs 2.5196373)" in lines
+    causes = lines.index(next(line for line in lines if line.startswith("  possible causes")))
+    assert lines[causes + 1 : causes + 3] == [f"    - {unshared}", "    - thread count 2: ..."]
+    assert verify_mod.distinct(1.5, 1.5) == ("1.5", "1.5") and verify_mod.distinct(None, 2.0) == ("n/a", "2")
+
+
+def test_a_coarse_tolerance_and_a_failing_run_a_are_noted(tmp_path: Path) -> None:
+    """A user test: verify.tolerance 0.99 passed runs whose test accuracies differed by 3 of 200 images
+    (the sheet ticked its box), and a model that blew up to inf was verified BITWISE, exit 0, with no
+    word in the summary."""
+    from auditor.spec import VerifySpec
+
+    audit_a = {"measurements": {"test": {"n": 200}, "nonfinite": []}, "training": {"status": "completed"},
+               "verdict": "PASS"}  # fmt: skip
+    coarse = VerifySpec(tolerance=0.005, allow_tolerance=True)
+    assert verify_mod.tolerance_notes(coarse, audit_a) == [(
+        "verify.tolerance 0.005 is at least one test image's share of the test accuracy (1/200 = 0.005): runs whose "
+        "predictions differ pass it, where a tolerance for floating-point reordering is orders of magnitude below "
+        "(the default is 1e-6)")]
+    assert verify_mod.tolerance_notes(VerifySpec(tolerance=0.004, allow_tolerance=True), audit_a) == []
+    assert verify_mod.tolerance_notes(VerifySpec(tolerance=0.5), audit_a) == []  # not allowed: it passes nothing
+    assert verify_mod.run_a_fails(audit_a) == []
+    broken = {**audit_a, "verdict": "FAIL", "measurements": {"test": {"n": 200}, "nonfinite": ["bn1.running_var"]}}
+    assert verify_mod.run_a_fails(broken) == [(
+        "run A's own verdict is FAIL (its selected model holds inf or NaN): verify's verdict says whether the runs "
+        "reproduce one another, not whether the model works; `auditor check` on run A's report gates on its criteria")]
+    diverged = {**audit_a, "verdict": "FAIL", "training": {"status": "diverged"}}
+    assert "(training diverged)" in verify_mod.run_a_fails(diverged)[0]
+
+
+def test_a_damaged_data_file_is_named_with_the_spec_as_run_names_it(tmp_path: Path) -> None:
+    """A user test: `run` said `bad.yaml:5: data.root: .../data_batch_1: not a readable ...`, verify the
+    file alone."""
+    root = fake_cifar_root(tmp_path / "data")
+    (root / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
+    with pytest.raises(InvalidInput, match=rf"^smoke --set 'data\.root={root}': data\.root: {root}/cifar-10-batches-py/data_batch_1: "):
+        make_plan("smoke", [*TINY, "data.dataset=cifar10", f"data.root={root}", "data.val_split=2"], tmp_path, 2, None, None)
 
 
 # --- checkpoint faults (in-process, no training) ---------------------------------------------
