@@ -411,16 +411,16 @@ def identical_variants(runs: list[PlannedRun] | tuple[PlannedRun, ...]) -> list[
     return [g for g in groups.values() if len(g) > 1]
 
 
-def same_training_variants(runs: Sequence[PlannedRun], said: list[list[str]]) -> list[list[str]]:
+def same_training_variants(runs: Sequence[PlannedRun]) -> list[list[str]]:
     """Groups of two or more variants whose specs differ only outside training (NON_TRAINING_KEYS:
-    criteria, measure, verify, train.host_memory), less those `identical_variants` named (`said`):
-    their runs train the same weights, so their accuracies repeat one another (a user test: a
-    variant changing only its criteria was shown as a comparison). Compared at one seed."""
-    noted = {v for group in said for v in group}
+    criteria, measure, verify, train.host_memory): their runs train the same weights, so their
+    accuracies repeat one another (a user test: a variant changing only its criteria was shown as a
+    comparison). A group of one spec alone is `identical_variants`'. Compared at one seed."""
+    first = _first_runs(runs)
     groups: dict[str, list[str]] = {}
-    for v, r in _first_runs(runs).items():
+    for v, r in first.items():
         groups.setdefault(trained_hash(r.spec), []).append(v)
-    return [g for g in groups.values() if len(g) > 1 and not set(g) <= noted]
+    return [g for g in groups.values() if len({content_hash(first[v].spec) for v in g}) > 1]
 
 
 def same_training_text(group: list[str]) -> str:
@@ -526,7 +526,7 @@ def build_plan(
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
         figure="depth" if depth_figure else abl.figure,
         warnings=(*_shadow_warnings(abl, variants, cli_sets), *map(identical_text, same := identical_variants(runs)),
-                  *map(same_training_text, same_training_variants(runs, same)),
+                  *map(same_training_text, same_training_variants(runs)),
                   *unchanged_variants(abl, base_raw, cli_sets, runs, same)),
     )  # fmt: skip
 
@@ -968,8 +968,8 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         "mixed_software": mixed_software(variants),
         "mixed_test_sets": mixed_test_sets(variants),
         "mixed_data_files": mixed_data_files(variants),
-        "identical_variants": (same := identical_variants(plan.runs)),
-        "same_training_variants": same_training_variants(plan.runs, same),
+        "identical_variants": identical_variants(plan.runs),
+        "same_training_variants": same_training_variants(plan.runs),
     }  # fmt: skip
 
 
@@ -1028,7 +1028,7 @@ def _band(series: list[list[float | None]]) -> tuple[list[int], list[float], lis
     length = _common_length(series)
     epochs, mean, lo, hi = [], [], [], []
     for i in range(length):
-        xs = [s[i] for s in series if s[i] is not None]
+        xs = [s[i] for s in series if i < len(s) and s[i] is not None]  # a run with no history has none
         if xs:
             epochs.append(i + 1)
             mean.append(statistics.mean(xs))
@@ -1063,7 +1063,7 @@ FIGURE_NAMES = frozenset({"val_acc.png", "depth.png"})  # what the page folder's
 
 # The caption's words for `_tails`: a mean past the first run's end would be over the runs left alone.
 TAILS_CAPTION = ("; where a variant's runs ended at different epochs (early stopping), its mean ends at the last "
-                 "epoch all of them reached, and each run that went on is drawn alone, dotted, after it.")
+                 "epoch all of them reached, and each run that went on is drawn alone, dotted, after it")
 
 
 def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
@@ -1086,6 +1086,8 @@ def make_figures(record: dict[str, Any], here: Path) -> dict[str, Any]:
 
 
 def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dict[str, str]]:
+    """Draw figures/val_acc.png (and depth.png where the record asks for it) into `fig_dir`; their
+    paths and captions."""
     from auditor.render import agg_figure, epoch_axis, write_png
 
     data = {v["name"]: _curves([here / r["report_dir"] for r in v["runs"] if not r.get("left_out")])
@@ -1109,8 +1111,7 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
                         color=color, capsize=4, lw=0, elinewidth=1.2)
         elif n > 1:
             ax.fill_between(epochs, [100 * x for x in lo], [100 * x for x in hi], color=color, alpha=0.18, lw=0)
-        for ep, xs in _tails(c["val_acc"]):
-            ax.plot(ep, [100 * x for x in xs], color=color, lw=0.9, ls=":")
+        _draw_tails(ax, c["val_acc"], color, 0.9, lambda x: 100 * x)
     epoch_axis(ax)
     ax.set_ylabel(f"{split_label} accuracy (%)")
     ax.set_title(f"{record['ablation']['name']}: mean over seeds, band min-max", fontsize=10)
@@ -1118,17 +1119,29 @@ def _draw_figures(record: dict[str, Any], here: Path, fig_dir: Path) -> list[dic
     _legend_or_note(ax, fontsize=8)
     fig.tight_layout()
     write_png(fig, fig_dir / "val_acc.png")
-    files.append({"path": "figures/val_acc.png", "caption": (
-        f"Per-epoch accuracy on the {split_label} split of every variant"
-        + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
-        + ": line = mean over seeds, band = min-max over seeds (an error bar where a variant has one epoch)"
-        + (TAILS_CAPTION if _uneven(data) else "")
-        + ("; the runs left out of the means are not drawn." if any(v.get("left_out") for v in record["variants"]) else ".")
-    )})  # fmt: skip
+    files.append({"path": "figures/val_acc.png", "caption": _val_acc_caption(record, data, split_label, mixed)})
 
     if record["ablation"]["figure"] == "depth":
         files.append(_depth_figure(record, data, fig_dir, split_label, mixed))
     return files
+
+
+def _val_acc_caption(record: dict[str, Any], data: dict[str, Any], split_label: str, mixed: bool) -> str:
+    """What val_acc.png shows: the split, the line and band, and the runs it draws otherwise or not."""
+    return (
+        f"Per-epoch accuracy on the {split_label} split of every variant"
+        + (" (legend: [val] or [test], the split each variant selected its best checkpoint on)" if mixed else "")
+        + ": line = mean over seeds, band = min-max over seeds (an error bar where the runs of a variant have one "
+        "epoch in common)" + (TAILS_CAPTION if _uneven(data) else "")
+        + ("; the runs left out of the means are not drawn." if any(v.get("left_out") for v in record["variants"]) else ".")
+    )  # fmt: skip
+
+
+def _draw_tails(ax: Any, series: list[list[float | None]], color: str, width: float, shown: Callable[[float], float]) -> None:
+    """Each run's epochs past those all its variant's runs reached (`_tails`), dotted; `shown`
+    maps an accuracy to the axis' unit (%, or error %)."""
+    for epochs, xs in _tails(series):
+        ax.plot(epochs, [shown(x) for x in xs], color=color, lw=width, ls=":")
 
 
 def _legend_or_note(ax: Any, **legend: Any) -> None:
@@ -1154,7 +1167,7 @@ def _depth_figure(
     fig = agg_figure((6 * len(groups), 4.5))
     axes = fig.subplots(1, len(groups), squeeze=False)
     # One epoch has no line: its points are markers, which the legend and caption say (a user test).
-    single = " (an x where a variant has one epoch)" if any(len(_band(data[n]["train_acc"])[0]) == 1 for n in family) else ""
+    single = " (an x where the runs of a variant have one epoch in common)" if any(len(_band(data[n]["train_acc"])[0]) == 1 for n in family) else ""
     for ax, (title, names) in zip(axes[0], groups.items(), strict=True):
         for i, name in enumerate(names):
             c, color = data[name], f"C{place[name] % 10}"
@@ -1165,8 +1178,7 @@ def _depth_figure(
             label = f"{name}{_split_mark(c, mixed)} (n={len(c['val_acc'])})"
             ax.plot(ep, [100 * (1 - x) for x in va], color=color, lw=2.2, label=label, **dot)
             for key, width in (("train_acc", 0.6), ("val_acc", 1.2)):
-                for tail_ep, xs in _tails(c[key]):
-                    ax.plot(tail_ep, [100 * (1 - x) for x in xs], color=color, lw=width, ls=":")
+                _draw_tails(ax, c[key], color, width, lambda x: 100 * (1 - x))
         epoch_axis(ax)
         ax.set_title(f"{title} networks")
         ax.set_ylabel("error (%)")
@@ -1179,7 +1191,7 @@ def _depth_figure(
         f"Error vs epoch per network, in the style of He et al. (2016) Fig. 6: dashed thin = training error{single} "
         f"(running, on augmented training batches), bold = error on the {split_label} split{' (legend: [val] or [test])' if mixed else ''} "
         "(He et al. plot test error; here it is the split each run selected on). Mean over seeds (n in the legend)"
-        + (TAILS_CAPTION if _uneven({n: data[n] for n in family}) else ".")
+        + (TAILS_CAPTION if _uneven({n: data[n] for n in family}) else "") + "."
     )}  # fmt: skip
 
 
@@ -1926,6 +1938,12 @@ def page_notes(record: dict[str, Any]) -> list[str]:
     if record.get("mixed_data_files"):
         notes.append("note: the variants' runs read different data files, so their accuracies do not compare "
                      "directly (listed on the page)")  # fmt: skip
+    return notes + _comparison_notes(record)
+
+
+def _comparison_notes(record: dict[str, Any]) -> list[str]:
+    """`page_notes` on what the page's rows compare: variants alike, busy or uneven runs, mixed software."""
+    notes = []
     for names in record.get("identical_variants") or []:  # older records: not compared
         notes.append(f"note: variants {', '.join(names)} resolve to the same spec, so their rows compare nothing "
                      "(listed on the page)")  # fmt: skip

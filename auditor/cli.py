@@ -403,14 +403,7 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
-    from auditor.audit import (
-        moved_note,
-        read_audit,
-        spec_file_warnings,
-        spec_hash_matches,
-        unfinished_warnings,
-    )
-    from auditor.check import edited_metrics, stored_verdict_warning
+    from auditor.audit import moved_note, read_audit
     from auditor.render import record_bytes, render_run
 
     as_read = record_bytes(args.run_dir)  # before it is read: a run finishing meanwhile replaces it
@@ -423,29 +416,37 @@ def cmd_render(args: argparse.Namespace) -> int:
             f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "
             "auditor's renderer: please report it with the file"
         ) from None
-    if not spec_hash_matches(audit):  # check refuses such a record; the sheet unticks its box
-        _warn("render", f"{args.run_dir / 'audit.json'}: its resolved spec does not match its spec_hash: the record "
-                        "was edited after the run")  # fmt: skip
-    if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
-        _warn("render", f"{args.run_dir / 'audit.json'}: the record disagrees with what the run measured "
-                        f"({'; '.join(edited)}): it was edited after the run")  # fmt: skip
-    refused = bool(edited) or not spec_hash_matches(audit)  # `check` refuses the record: its metrics gate nothing
-    try:
-        differs = stored_verdict_warning(audit)
-    except ValueError as exc:  # a metric this version does not know
-        differs = None
-        _warn("render", f"{args.run_dir / 'audit.json'}: its criteria cannot be judged again here ({exc}): the sheet "
-                        "shows the verdict as stored")  # fmt: skip
-    if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
-        _warn("render", f"{args.run_dir / 'audit.json'}: {differs}; the sheet shows them as stored, and `auditor "
-                        + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))  # fmt: skip
-    for warning in [*spec_file_warnings(args.run_dir, audit),
-                    *unfinished_warnings(args.run_dir, audit, "this sheet is rendered from")]:  # fmt: skip
+    for warning in _render_warnings(args.run_dir, audit):
         _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
         _log(f"auditor render: note: {note}")
     _print_out([f"wrote {path}"])
     return EXIT_OK
+
+
+def _render_warnings(run_dir: Path, audit: dict) -> list[str]:
+    """What `render` warns of a record it rendered: what `check` refuses it for (edited after the run),
+    a stored verdict its metrics no longer give, its spec files, and runs of its name not finished."""
+    from auditor.audit import spec_file_warnings, spec_hash_matches, unfinished_warnings
+    from auditor.check import edited_metrics, stored_verdict_warning
+
+    source, warnings = run_dir / "audit.json", []
+    if not spec_hash_matches(audit):  # check refuses such a record; the sheet unticks its box
+        warnings.append(f"{source}: its resolved spec does not match its spec_hash: the record was edited after the run")
+    if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
+        warnings.append(f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was "
+                        "edited after the run")  # fmt: skip
+    refused = bool(edited) or not spec_hash_matches(audit)  # `check` refuses the record: its metrics gate nothing
+    try:
+        differs = stored_verdict_warning(audit)
+    except ValueError as exc:  # a metric this version does not know
+        differs = None
+        warnings.append(f"{source}: its criteria cannot be judged again here ({exc}): the sheet shows the verdict "
+                        "as stored")  # fmt: skip
+    if differs:  # the sheet's headline shows the stored verdict, under a caution a CI log would not show
+        warnings.append(f"{source}: {differs}; the sheet shows them as stored, and `auditor "
+                        + ("check` refuses the record (above)" if refused else "check` gates on the metrics"))
+    return [*warnings, *spec_file_warnings(run_dir, audit), *unfinished_warnings(run_dir, audit, "this sheet is rendered from")]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -832,12 +833,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `auditor` console script (`argv` None: sys.argv's, and the process
     exits when this returns; given, a call from Python, which finds the stop handlers as they were)."""
-    parser = build_parser()
-    args, stray = parser.parse_known_args(argv)
-    if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
-        args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
-    if stray:
-        args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args = _parse(argv)
     stops = Stops()
     stops.install()
     args.stops = stops  # for a command whose work becomes complete (`run`)
@@ -877,6 +873,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(note)
         sys.stdout, sys.stderr = streams
         stops.restore(to_exit=argv is None)  # None: the console script's (or `python -m`'s) call
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line parsed; argparse's usage error (exit 2) for arguments no command takes."""
+    args, stray = build_parser().parse_known_args(argv)
+    if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
+        args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
+    if stray:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    return args
 
 
 def _checkpoint_meant(args: argparse.Namespace, error: str) -> str:

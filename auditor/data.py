@@ -243,16 +243,8 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
         raise InvalidInput(f"{base / empty[0]}: holds no images (a CIFAR-10 training batch holds 10,000: the file "
                            "was written empty, or cut down to nothing)")  # fmt: skip
     classes = _read_classes(base / meta["filename"])
-    return (
-        np.concatenate([x for x, _ in train]),
-        np.concatenate([y for _, y in train]),
-        test_x,
-        test_y,
-        classes,
-        files,
-        base,
-        fetched,
-    )
+    train_x, train_y = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
+    return train_x, train_y, test_x, test_y, classes, files, base, fetched
 
 
 def _downloads(download: bool, root: Path) -> bool:

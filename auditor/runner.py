@@ -924,11 +924,11 @@ def check_and_load(
         if (problem := repro.cublas_problem(det, device)) is not None:
             raise InvalidInput(problem)
         environment.make_current(device)
-        data = _load_data(spec)
+        data = load_run_data(spec)
     return det, device, data
 
 
-def _load_data(spec: Spec) -> DataBundle:
+def load_run_data(spec: Spec) -> DataBundle:
     """`load_data`, where a file under data.root that cannot be read is blamed on data.root (as
     `validate` blames it: `data_problems`), so the spec and the --set that named the folder are said."""
     try:

@@ -2138,8 +2138,7 @@ def content_hash(spec: Spec) -> str:
 def trained_hash(spec: Spec) -> str:
     """sha256 of a resolved spec without its LABEL_KEYS and NON_TRAINING_KEYS: equal means the same
     training under another label, measured or gated otherwise."""
-    paths = [[k] for k in LABEL_KEYS] + [k.split(".") for k in NON_TRAINING_KEYS]
-    return hash_resolved(_without(resolved_dict(spec), paths))
+    return training_hash(_without(resolved_dict(spec), [[k] for k in LABEL_KEYS]))
 
 
 def training_changes(recorded: dict[str, Any], spec: Spec) -> tuple[list[str], list[str]]:

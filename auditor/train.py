@@ -288,10 +288,8 @@ def train_one_epoch(
     loop: _Loop, hook: StepHook | None, progress: bool = False, log: Callable[[str], None] | None = None
 ) -> tuple[float, float, bool, int]:
     """Run the rest of the current epoch, or up to train.max_steps; returns (mean loss, acc, all finite, images).
-
-    `progress` shows a tqdm bar (the CLI asks for one on a terminal); without one, `log` takes a
-    line every train.log_every_steps steps (a CI log's sign of life within a long epoch).
-    """
+    `progress` shows a tqdm bar (the CLI asks for one on a terminal); without one, `log` takes a line
+    every train.log_every_steps steps (a CI log's sign of life within a long epoch)."""
     t0 = time.perf_counter() - loop.partial.get("elapsed", 0.0)
     losses, loss_sum, correct = epoch_accumulators(loop)
     tx, ty = loop.tensors["train_x"], loop.tensors["train_y"]
@@ -310,11 +308,8 @@ def train_one_epoch(
         if hook is not None:
             loop.writer.wait()  # fault injection may SIGKILL here: what was saved must be on disk
             hook(loop.epoch * loop.spe + step, loop.model)
-        if (step + 1) % loop.train.log_every_steps == 0:
-            if not math.isfinite(value := loss.item()):
-                break  # diverged: the epoch-end check below records where
-            if log is not None and not progress and step + 1 < loop.spe:  # the epoch's line says its last
-                log(f"step {step + 1}/{loop.spe} of epoch {loop.epoch + 1}/{loop.train.epochs}: loss {value:.4f}")
+        if (step + 1) % loop.train.log_every_steps == 0 and not _read_back(loop, loss, None if progress else log):
+            break  # diverged: the epoch-end check below records where
         if _budget_reached(loop):
             break
         if _checkpoint_due(loop):
@@ -329,6 +324,16 @@ def train_one_epoch(
     loop.step_losses += done
     loop.partial = {"elapsed": time.perf_counter() - t0}
     return loss_sum.item() / n, correct.item() / n, all(math.isfinite(v) for v in done), n
+
+
+def _read_back(loop: _Loop, loss: torch.Tensor, log: Callable[[str], None] | None) -> bool:
+    """Read the step's loss back to the host (a sync: every train.log_every_steps steps only);
+    whether it is finite. `log` takes a line of it, but for the epoch's last step, which the
+    epoch's own line says."""
+    value = loss.item()
+    if log is not None and math.isfinite(value) and loop.step < loop.spe:
+        log(f"step {loop.step}/{loop.spe} of epoch {loop.epoch + 1}/{loop.train.epochs}: loss {value:.4f}")
+    return math.isfinite(value)
 
 
 def _sync_time(device: torch.device, start: float) -> float:

@@ -92,7 +92,6 @@ from auditor.errors import (
     EXIT_INVALID,
     EXIT_OK,
     InvalidInput,
-    SpecFieldError,
     parent_env,
     signal_name,
     wait_passing_stop,
@@ -106,6 +105,7 @@ from auditor.runner import (
     foreign_files,
     leftover_note,
     load_final_checkpoints,
+    load_run_data,
     spec_source,
     unlisted,
 )
@@ -280,17 +280,8 @@ def _mid_epoch_kills(total: int, spe: int, every: int) -> list[tuple[int, int]]:
 
 def _training_images(spec: Spec, spec_arg: str, sets: Sequence[SetItem] = ()) -> int:
     """How many images one epoch trains on (the data stage's split, provenance checks included)."""
-    from auditor.data import load_data
-
     with spec_source(spec_arg, sets):  # `data.root: ...` named with the spec, as `auditor run` does
-        try:
-            n_train = len(load_data(spec.data, spec.seed).train_y)
-        except SpecFieldError:
-            raise
-        except InvalidInput as exc:  # a file under data.root that cannot be read: blamed on it, as a run's is
-            if spec.data.dataset != "cifar10":
-                raise
-            raise SpecFieldError("data.root", str(exc)) from None
+        n_train = len(load_run_data(spec).train_y)
     if n_train == 0:
         raise InvalidInput(f"{spec_arg}: no training images after the validation split")
     return n_train
@@ -513,9 +504,14 @@ def _failed_why(record: Path) -> str:
         gate = record_gate_status(audit)
     except (InvalidInput, KeyError, TypeError, AttributeError):
         return " (its audit.json could not be read: see its log)"
-    said = {DIVERGED: "its training diverged", BROKEN: "its model holds non-finite values",
-            UNSELECTED: "no epoch of it could be selected"}.get(gate or "") or _failed_criteria(audit)  # fmt: skip
+    said = f"its {GATE_WHY[gate]}" if gate in GATE_WHY else _failed_criteria(audit)
     return f" ({said}: its own sheet says FAIL; the comparison decides verify's verdict)"
+
+
+# What a run's gate status (check.gate_status) says of its training, after "its" or "run A".
+GATE_WHY: Mapping[str, str] = MappingProxyType({
+    DIVERGED: "training diverged", BROKEN: "model holds non-finite values", UNSELECTED: "training selected no epoch",
+})  # fmt: skip
 
 
 def _failed_criteria(audit: Mapping[str, Any]) -> str:
@@ -1397,28 +1393,31 @@ AGREEMENT: Mapping[str, str] = MappingProxyType({
 
 
 def tolerance_notes(tol: VerifySpec, audit_a: Mapping[str, Any]) -> list[str]:
-    """A note where an allowed verify.tolerance is at least one test image's share of the test
-    accuracy (a user test: 0.99 passed runs whose test accuracies differed by 3 images, and the
-    sheet ticked the box): such a tolerance passes runs whose predictions differ."""
-    test = audit_a["measurements"].get("test")
-    n = test.get("n") if isinstance(test, dict) else None
-    if not tol.allow_tolerance or not isinstance(n, int) or n < 1 or tol.tolerance < 1 / n:
+    """A note where an allowed verify.tolerance is at least one image's share of an accuracy it
+    bounds, that of the smallest split scored (a user test: 0.99 passed runs whose test accuracies
+    differed by 3 images, and the sheet ticked the box): such a tolerance passes runs whose
+    predictions differ."""
+    test, sizes = audit_a["measurements"].get("test"), audit_a["data"].get("sizes")
+    counts = {"test": test.get("n") if isinstance(test, dict) else None,
+              "validation": sizes.get("val") if isinstance(sizes, dict) else None}  # fmt: skip
+    scored = [(n, split) for split, n in counts.items() if isinstance(n, int) and n > 0]
+    if not tol.allow_tolerance or not scored or tol.tolerance < 1 / (least := min(scored))[0]:
         return []
-    return [(f"verify.tolerance {tol.tolerance:g} is at least one test image's share of the test accuracy "
-             f"(1/{n:,} = {1 / n:.3g}): runs whose predictions differ pass it, where a tolerance for floating-point "
-             "reordering is orders of magnitude below (the default is 1e-6)")]
+    n, split = least
+    return [(f"verify.tolerance {tol.tolerance:g} is at least one image's share of the {split} accuracy (1/{n:,} = "
+             f"{1 / n:.3g}): runs whose predictions differ pass it, where a tolerance for floating-point reordering "
+             "is orders of magnitude below (the default is 1e-6)")]
 
 
 def run_a_fails(audit_a: Mapping[str, Any]) -> list[str]:
-    """A note where run A failed its own gate (a user test: a model that blew up to inf was verified
-    BITWISE, exit 0, and the summary did not say it was broken)."""
-    if audit_a.get("verdict") == "PASS":
+    """A note where run A's training diverged, left a broken model or selected no epoch (a user
+    test: a model that blew up to inf was verified BITWISE, exit 0, and the summary did not say it
+    was broken). Its criteria are left to `check`: verify's budget is often cut short on purpose,
+    and its `reproducible` criterion is judged only once verify records its verdict."""
+    if (gate := record_gate_status(audit_a)) not in GATE_WHY:  # completed, early_stopped: a model to judge
         return []
-    why = ("its selected model holds inf or NaN" if audit_a["measurements"].get("nonfinite")
-           else "training diverged" if audit_a["training"].get("status") == "diverged" else "a criterion failed")  # fmt: skip
-    return [(f"run A's own verdict is {audit_a.get('verdict')} ({why}): verify's verdict says whether the runs "
-             "reproduce one another, not whether the model works; `auditor check` on run A's report gates on its "
-             "criteria")]
+    return [(f"run A's {GATE_WHY[gate]}: verify's verdict says whether the runs reproduce one another, not whether the "
+             "model works (run A's own sheet says FAIL)")]
 
 
 def evidence_block(
@@ -1540,7 +1539,8 @@ def summary(outcome: VerifyOutcome) -> str:
                      "thread count all three runs recorded alike is left out):")  # fmt: skip
         unshared = [n for n in b["notes"] if n.startswith(UNSHARED)]  # a user test: only a note said so
         lines += [f"    - {s}" for s in [*unshared, *b["nondeterminism_sources"]]] or ["    - none known: see the notes"]
-    lines += [f"  note: {n}" for n in b["notes"]]
+    causes = b["verdict"] in ("tolerance", "diverged")  # the unshared settings were said among them
+    lines += [f"  note: {n}" for n in b["notes"] if not (causes and n.startswith(UNSHARED))]
     evidence = Path(b["work_dir"]) / "verify.json"
     lines.append(f"  evidence: {evidence}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
     return "\n".join(lines)

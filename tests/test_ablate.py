@@ -1302,7 +1302,13 @@ def test_variants_that_differ_only_outside_training_are_said_to_train_alike(tmp_
             "their accuracies repeat one another (listed on the page)") in ablate.page_notes(record)
     same = write(tmp_path / "y.yaml", TINY.replace("constant: [train.schedule.name=constant]",
                                                    "constant: [train.schedule.name=cosine]"))  # one spec: said once
-    assert ablate.same_training_variants(build_plan(str(same)).runs, [["cosine", "constant"]]) == []
+    assert ablate.same_training_variants(build_plan(str(same)).runs) == []
+    # The review: pairs each of one spec, the pairs alike in training, were said only as the two pairs.
+    pairs = write(tmp_path / "z.yaml", TINY.replace("constant: [train.schedule.name=constant]",
+                                                    "again: [train.schedule.name=cosine]\n"
+                                                    "  strict: ['criteria.best_val_acc=>= 0.9']\n"
+                                                    "  strict2: ['criteria.best_val_acc=>= 0.9']"))  # fmt: skip
+    assert ablate.same_training_variants(build_plan(str(pairs)).runs) == [["cosine", "again", "strict", "strict2"]]
 
 
 def test_runs_of_different_lengths_end_the_mean_where_the_first_run_ended(
@@ -1337,7 +1343,8 @@ def test_runs_of_different_lengths_end_the_mean_where_the_first_run_ended(
     seeds = ", ".join(str(r.seed) for r in short)
     listed = f"cosine: seeds {seeds} ran 3 epochs; seed {long.seed} ran 5 epochs"
     assert listed in ablate.uneven_epochs(record["variants"]) and "**Runs of different lengths:**" in text
-    assert text.count(ablate.TAILS_CAPTION[2:]) == 2  # both figures' captions
+    assert text.count(ablate.TAILS_CAPTION[2:] + ".") == 2 and "it.." not in text  # both figures' captions, ended once
+    assert ablate._band([[0.5, 0.6], []]) == ([1, 2], [0.5, 0.6], [0.5, 0.6], [0.5, 0.6])  # a run with no history
     assert any(listed in note for note in ablate.page_notes(record))
     # the figure asked for last time and not now is removed
     depth_png = tmp_path / "reports" / plan.ablation.name / "figures" / "depth.png"
@@ -1454,7 +1461,7 @@ def test_the_depth_figure_draws_only_variants_with_curves(tmp_path: Path, monkey
     # One epoch: the training error is a marker, not the dashed line the legend named (a user test).
     one = {"val_acc": [[0.3]], "train_acc": [[0.2]], "split": ["val"]}
     caption = ablate._depth_figure(record, {"plain20": one, "plain56": none, "resnet20": none}, tmp_path, "val", False)["caption"]
-    assert "dashed thin = training error (an x where a variant has one epoch)" in caption
+    assert "dashed thin = training error (an x where the runs of a variant have one epoch in common)" in caption
     assert drawn[-1].axes[0].get_legend().get_title().get_text() == "bold: val error; dashed: training error (x: one epoch)"
     ablate._depth_figure({"variants": record["variants"][1:]}, {"plain56": none, "resnet20": none}, tmp_path, "val", False)
     (ax,) = drawn[-1].axes  # no run to draw: one panel that says so
@@ -2203,4 +2210,4 @@ def test_a_one_epoch_variant_shows_its_seeds_spread_and_the_depth_legend_gives_n
     assert segment[:, 1].tolist() == pytest.approx([40.0, 70.0])  # min-max of the three seeds, in %
     labels = [t.get_text() for a in drawn["depth.png"].axes for t in a.get_legend().get_texts()]
     assert labels == ["resnet20 (n=3)"]
-    assert "an error bar where a variant has one epoch" in page and "Mean over seeds (n in the legend)." in page
+    assert "an error bar where the runs of a variant have one epoch in common" in page and "Mean over seeds (n in the legend)." in page

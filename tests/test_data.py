@@ -406,8 +406,8 @@ def _nested_data(depth: int) -> bytes:
         (lambda base: (base / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
          "test_batch: holds no images$"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
-         r"data_batch_1: holds no images \(a CIFAR-10 training batch holds 10,000: the file was written empty, or cut "
-         r"down to nothing\)$"),
+         (r"data_batch_1: holds no images \(a CIFAR-10 training batch holds 10,000: the file was written empty, or "
+          r"cut down to nothing\)$")),
         (lambda base: (base / "data_batch_2").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
          r"data_batch_2: holds no images \(a CIFAR-10 training batch"),  # beside a full one (a user test: trained on)
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": ["cat"] * 10})),
