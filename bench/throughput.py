@@ -2061,10 +2061,9 @@ def write_results(reports: list[dict[str, Any]], path: Path = RESULTS_MD, append
     """Write the runs to `path` (replacing it), or append them below the runs already there; through
     a link, to its target (the link is left a link)."""
     path = Path(os.path.realpath(path))
-    if append and path.is_file():
-        text = path.read_text(encoding="utf-8").rstrip("\n") + "\n\n"
-    else:
-        text = f"{RESULTS_TITLE}\n\n{RESULTS_INTRO}\n\n"
+    held = path.read_text(encoding="utf-8").rstrip("\n") if append and path.is_file() else ""
+    # An empty file is taken, and given the title (a user test: appended to, it had none, and was then refused).
+    text = held + "\n\n" if held.strip() else f"{RESULTS_TITLE}\n\n{RESULTS_INTRO}\n\n"
     body = "\n".join(results_markdown(r) for r in reports)  # first: a report it cannot render leaves the file alone
     atomic_write_bytes(path, (text + body).encode())
 
@@ -2275,10 +2274,12 @@ def results_problem(path: Path, append: bool) -> str | None:
         return (f"{path}: holds a file that does not begin with {RESULTS_TITLE!r}, as the results files the bench "
                 "writes do; name another file, or remove it")  # fmt: skip
     # Replacing a file of earlier runs lost them (a user test: the committed file, and its only GPU runs, went).
-    if not append and (held := sum(line.startswith("## ") for line in text.splitlines())):
-        return (f"--write-results: {path} holds {held} earlier section{'s' if held != 1 else ''} (runs, notes), which "
-                "replacing it would lose: --append-results adds this run below them, --results PATH writes another "
-                "file, or remove it first to start it afresh")  # fmt: skip
+    # ... and notes under a lower heading, or no heading (a user test: lost without a word).
+    if not append and text.strip() not in ("", f"{RESULTS_TITLE}\n\n{RESULTS_INTRO}"):
+        held = sum(line.startswith("## ") for line in text.splitlines())
+        what = f"{held} earlier section{'s' if held != 1 else ''} (runs, notes)" if held else "text besides its title (notes)"
+        return (f"--write-results: {path} holds {what}, which replacing it would lose: --append-results adds this run "
+                "below them, --results PATH writes another file, or remove it first to start it afresh")  # fmt: skip
     return None
 
 
@@ -2481,7 +2482,40 @@ def _edited_problem(report: dict[str, Any]) -> str | None:
                   for at, row in rows for key, base in (("ratio_to_a", base_a), ("ratio_to_default_b", base_b))]  # fmt: skip
         if (problem := _contradiction(ratios, "the medians give")) is not None:
             return problem
-    return None
+    return _contradiction([*_overhead_derived(report), *_latency_derived(report)], "its figures give")
+
+
+def _overhead_derived(report: dict[str, Any]) -> list[tuple[str, str, Any, float | None]]:
+    """Each measured overhead row's shares and start-up time, derived again from its times (a user
+    test: a share edited to 1% rendered "met" beside times that give 40%)."""
+    derived = []
+    for i, r in enumerate(report.get("overhead", [])):
+        main, proc, train = (r.get(k) for k in ("main_s", "process_wall_s", "train_time_s"))
+        if "failed" in r or not all(_is_figure(v) for v in (main, proc, train)) or not (main > 0 and proc > 0):
+            continue  # a failed row has none; a row missing a time is refused by the renderer itself
+        derived += [(f"overhead[{i}]", "overhead_in_process", r.get("overhead_in_process", _ABSENT), (main - train) / main),
+                    (f"overhead[{i}]", "overhead_whole_command", r.get("overhead_whole_command", _ABSENT), (proc - train) / proc),
+                    (f"overhead[{i}]", "startup_and_imports_s", r.get("startup_and_imports_s", _ABSENT), proc - main)]  # fmt: skip
+    return derived
+
+
+def _latency_derived(report: dict[str, Any]) -> list[tuple[str, str, Any, float | None]]:
+    """Each latency check's medians and their difference, derived again from its rounds."""
+    derived = []
+    for i, r in enumerate(report.get("latency", [])):
+        ours, theirs = r.get("auditor_rounds_ms"), r.get("benchmark_rounds_ms")
+        if not all(isinstance(v, list) and v and all(map(_is_figure, v)) for v in (ours, theirs)):
+            continue
+        a, b = statistics.median(ours), statistics.median(theirs)
+        derived += [(f"latency[{i}]", "auditor_median_ms", r.get("auditor_median_ms", _ABSENT), a),
+                    (f"latency[{i}]", "benchmark_median_ms", r.get("benchmark_median_ms", _ABSENT), b),
+                    (f"latency[{i}]", "relative_diff", r.get("relative_diff", _ABSENT), (a - b) / b if b else None)]  # fmt: skip
+    return derived
+
+
+def _is_figure(value: Any) -> bool:
+    """A number a report holds (not a flag)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _contradiction(derived: list[tuple[str, str, Any, float | None]], source: str) -> str | None:
