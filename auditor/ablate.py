@@ -1326,6 +1326,16 @@ def uneven_epochs(variants: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def seed_sets(variants: list[dict[str, Any]]) -> list[str]:
+    """Each counted variant's seeds, where the rows do not all average the same seeds (a user test:
+    after `--seeds 4 --only lr10`, one row averaged seeds 0-3 and the others 0-2, unsaid); empty
+    where they do."""
+    counted = [v for v in variants if v.get("n") and v.get("seeds")]  # a record too old to say: none
+    if len({tuple(sorted(v["seeds"])) for v in counted}) < 2:
+        return []
+    return [f"{v['name']}: {'seed' if v['n'] == 1 else 'seeds'} {', '.join(map(str, sorted(v['seeds'])))}" for v in counted]
+
+
 def render_ablation(here: Path) -> Path:
     """(Re)write ABLATIONS.md and the figures from `here/ablations.json` and the runs' audit.json."""
     record = _read_json(here / "ablations.json")
@@ -1351,7 +1361,7 @@ def render_ablation(here: Path) -> Path:
         same_training=record.get("same_training_variants") or [],  # older records: not compared
         sheetless=[r for v in record["variants"] for r in v["runs"] if not r.get("sheet_exists", True)],
         busy_note=busy_note([r for v in record["variants"] for r in v["runs"]]),
-        uneven=uneven_epochs(record["variants"]),
+        uneven=uneven_epochs(record["variants"]), seed_sets=seed_sets(record["variants"]),
     )  # fmt: skip
     out = here / "ABLATIONS.md"
     atomic_write_bytes(out, text.encode())
@@ -1953,6 +1963,8 @@ def _comparison_notes(record: dict[str, Any]) -> list[str]:
     if busy := [r["name"] for v in record["variants"] for r in v["runs"] if r.get("busy_share") is not None]:
         notes.append(f"note: {count(len(busy), 'run')} trained on a busy machine, so train time does not compare "
                      f"(listed on the page): {', '.join(busy)}")  # fmt: skip
+    if differ := seed_sets(record["variants"]):
+        notes.append(f"note: the rows do not all average the same seeds (listed on the page): {'; '.join(differ)}")
     if uneven := uneven_epochs(record["variants"]):
         notes.append(f"note: the runs of a variant ended at different epochs, so its final val acc and train time "
                      f"average runs of different lengths (listed on the page): {'; '.join(uneven)}")  # fmt: skip

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if device != "auto" and not device.startswith(DEVICE_TYPE):
         return refuse(f"the spec trains on {device}, not {DEVICE_TYPE}: set train.device: {DEVICE_TYPE} (or auto)")
     if not has_cuda():
-        return refuse("needs a CUDA device; this machine has none (the spec itself is valid)")
+        return refuse("needs a CUDA device; this machine has none (the spec itself validates; its data folder was not read)")
     with tempfile.TemporaryDirectory(prefix="auditor-sync-") as tmp:
         sets = [x for s in a.set for x in ("--set", s)]
         try:

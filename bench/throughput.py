@@ -2554,7 +2554,9 @@ def _recorded_command(raw: list[str]) -> str:
     that chose the data, if one was set (without it, a rerun elsewhere would read other data or
     fall back to synthetic); paths given relative to another working directory made absolute (a
     user test: the command recorded from /tmp named `../work/...`, which the root does not hold)."""
-    env = os.environ.get("AUDITOR_CIFAR10_SUBSET")
+    # --synthetic and --data-root choose the data themselves (a user test: the variable was recorded beside them).
+    chose = not any(arg == "--synthetic" or arg.partition("=")[0] == "--data-root" for arg in raw)
+    env = os.environ.get("AUDITOR_CIFAR10_SUBSET") if chose else None
     if env and Path.cwd() != REPO:
         env = _absolute(env)
     assignment = f"AUDITOR_CIFAR10_SUBSET={shlex.quote(env)} " if env else ""  # a quoted whole would be a command name

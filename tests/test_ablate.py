@@ -1353,6 +1353,26 @@ def test_runs_of_different_lengths_end_the_mean_where_the_first_run_ended(
     assert "depth.png" not in ablate.write_outputs(tmp_path, plain)[0].read_text() and not depth_png.exists()
 
 
+def test_rows_that_average_different_seeds_are_said_to(tmp_path: Path) -> None:
+    """A user test: after `--seeds 4 --only lr10`, one row averaged seeds 0-3 and the others 0-2, and the page
+    listed only the missing pairs."""
+    from auditor import ablate
+
+    plan = build_plan("resnet18_cifar10", only=["cosine", "constant"], n_seeds=2)
+    for r in plan.runs:
+        if not (r.variant == "constant" and r.seed == plan.seeds[1]):
+            _fake_finished(tmp_path, r, "completed", 0.5)
+    page, record = ablate.write_outputs(tmp_path, plan)
+    first, second = plan.seeds
+    assert ablate.seed_sets(record["variants"]) == [f"cosine: seeds {first}, {second}", f"constant: seed {first}"]
+    assert ("**Different seeds:** the rows do not all average the same seeds, so a difference between them is partly "
+            f"one of seeds: cosine: seeds {first}, {second}; constant: seed {first}.") in page.read_text().replace("\n", " ")
+    assert f"note: the rows do not all average the same seeds (listed on the page): cosine: seeds {first}, {second}; " \
+        f"constant: seed {first}" in ablate.page_notes(record)
+    _fake_finished(tmp_path, plan.runs_of("constant")[1], "completed", 0.5)
+    assert "**Different seeds:**" not in ablate.write_outputs(tmp_path, plan)[0].read_text()
+
+
 def test_runs_rejudged_after_their_training_are_said_to_have_an_unknown_busy_share() -> None:
     """A user test: a re-judge keeps a run's train time but writes no CPU share (the processes that
     trained it are gone), and the page's Busy machine warning went without a word."""

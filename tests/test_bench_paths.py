@@ -572,6 +572,9 @@ def test_a_verdict_from_repeats_kept_on_a_busy_machine_is_not_given(bench) -> No
 def test_the_recorded_command_names_the_subset_folder_chosen(bench, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDITOR_CIFAR10_SUBSET", "/data/my subset")
     assert bench._recorded_command(["--steps", "2"]) == "AUDITOR_CIFAR10_SUBSET='/data/my subset' python bench/throughput.py --steps 2"
+    # A user test: recorded beside --synthetic (and --data-root), where it chose nothing.
+    assert bench._recorded_command(["--synthetic"]) == "python bench/throughput.py --synthetic"
+    assert bench._recorded_command(["--data-root=/d"]) == "python bench/throughput.py --data-root=/d"
     monkeypatch.delenv("AUDITOR_CIFAR10_SUBSET")
     assert bench._recorded_command([]) == "python bench/throughput.py"
 
@@ -587,7 +590,7 @@ def test_the_recorded_command_makes_paths_absolute_where_it_ran_outside_the_root
     assert bench._recorded_command(given) == "python bench/throughput.py " + shlex.join(given)  # as given: they read so
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AUDITOR_CIFAR10_SUBSET", "sub")
-    assert bench._recorded_command(given) == f"AUDITOR_CIFAR10_SUBSET={tmp_path}/sub python bench/throughput.py " + shlex.join([
+    assert bench._recorded_command(given) == "python bench/throughput.py " + shlex.join([  # --data-root chose the data
         "--data-root", str(tmp_path.parent / "d"), "--steps", "1", "--json", str(tmp_path / "r.json"), "--render-json",
         str(tmp_path / "a.json"), "/x/b.json", "--write-results", f"--results={tmp_path}/m.md", "--threads", "2"])
 

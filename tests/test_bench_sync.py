@@ -179,7 +179,7 @@ def test_no_cuda_is_refused_with_exit_2(sync, capsys) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert sync.main([SMOKE, "--set", "train.device=cuda"]) == 2
-    assert "needs a CUDA device; this machine has none (the spec itself is valid)" in capsys.readouterr().err
+    assert "needs a CUDA device; this machine has none (the spec itself validates; its data folder was not read)" in capsys.readouterr().err
     # A user test: every other input error had been hidden behind it.
     for args, said in ((["nosuch.yaml"], "nosuch.yaml"), ([SMOKE, "--set", "train.epochz=1"], "train.epochz: unknown key")):
         assert sync.main(args) == 2
