@@ -2352,11 +2352,11 @@ def busy_warning(load: list[float] | None, seconds: float = 2.0, quiet: float = 
 def render_saved(a: argparse.Namespace) -> int:
     """--render-json: rebuild RESULTS.md from saved reports; measure nothing (2: a report unreadable,
     not shaped as --json writes it, or contradicting itself)."""
-    reports = []
+    reports: list[dict[str, Any]] = []
     for p in a.render_json:
         report, problem = _read_report(p)
         if problem is None:
-            problem = _render_problem(report)
+            problem = _render_problem(report) or _repeated_report(report, reports, a)
         if problem is not None:
             print(f"throughput.py: error: --render-json {p}: {problem}; {a.results_path.name} was left as it was", file=sys.stderr)
             return 2
@@ -2368,6 +2368,18 @@ def render_saved(a: argparse.Namespace) -> int:
         return 2
     print(f"wrote {a.results_path}")
     return 0
+
+
+def _repeated_report(report: dict[str, Any], earlier: list[dict[str, Any]], a: argparse.Namespace) -> str | None:
+    """Why `report` would be written twice: it is one given before it (a copy of its file), or, appended,
+    its run's section is in the results file already (a user test: two identical run sections)."""
+    if report in earlier:
+        return f"the same report as {a.render_json[earlier.index(report)]} (a copy of it): its run would be written twice"
+    if a.append_results and a.results_path.is_file():
+        section = results_markdown(report).strip()
+        if section in a.results_path.read_text(encoding="utf-8"):
+            return f"its run's section is in {a.results_path} already: appending it would write it twice"
+    return None
 
 
 def _read_report(path: Path) -> tuple[Any, str | None]:

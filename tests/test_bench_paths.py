@@ -595,6 +595,22 @@ def test_the_recorded_command_makes_paths_absolute_where_it_ran_outside_the_root
         str(tmp_path / "a.json"), "/x/b.json", "--write-results", f"--results={tmp_path}/m.md", "--threads", "2"])
 
 
+def test_render_json_writes_a_run_once(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user test: a report and a copy of it, or a report appended to a file that holds its run, gave two
+    identical run sections."""
+    one, copy_of_it, results = tmp_path / "r.json", tmp_path / "copy.json", tmp_path / "R.md"
+    one.write_text(json.dumps(_saved_report(bench)))
+    shutil.copy(one, copy_of_it)
+    assert bench.main(["--render-json", str(one), str(copy_of_it), "--results", str(results), "--write-results"]) == 2
+    assert (f"--render-json {copy_of_it}: the same report as {one} (a copy of it): its run would be written twice; "
+            "R.md was left as it was") in capsys.readouterr().err and not results.exists()
+    assert bench.main(["--render-json", str(one), "--results", str(results), "--write-results"]) == 0
+    written = results.read_text()
+    assert bench.main(["--render-json", str(copy_of_it), "--results", str(results), "--append-results"]) == 2
+    assert f"its run's section is in {results} already: appending it would write it twice" in capsys.readouterr().err
+    assert results.read_text() == written
+
+
 def test_render_json_of_an_incomplete_report_exits_2_and_leaves_results_alone(tmp_path: Path) -> None:
     saved = tmp_path / "r.json"
     saved.write_text(json.dumps({"machine": {}, "command": "x"}))
