@@ -430,13 +430,13 @@ def _render_warnings(run_dir: Path, audit: dict) -> list[str]:
     from auditor.audit import spec_file_warnings, spec_hash_matches, unfinished_warnings
     from auditor.check import edited_metrics, stored_verdict_warning
 
-    source, warnings = run_dir / "audit.json", []
-    if not spec_hash_matches(audit):  # check refuses such a record; the sheet unticks its box
+    source, warnings, rehashed = run_dir / "audit.json", [], not spec_hash_matches(audit)
+    if rehashed:  # check refuses such a record; the sheet unticks its box
         warnings.append(f"{source}: its resolved spec does not match its spec_hash: the record was edited after the run")
     if edited := edited_metrics(audit):  # check refuses such a record; the sheet says so
         warnings.append(f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was "
                         "edited after the run")  # fmt: skip
-    refused = bool(edited) or not spec_hash_matches(audit)  # `check` refuses the record: its metrics gate nothing
+    refused = bool(edited) or rehashed  # `check` refuses the record: its metrics gate nothing
     try:
         differs = stored_verdict_warning(audit)
     except ValueError as exc:  # a metric this version does not know

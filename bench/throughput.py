@@ -65,6 +65,7 @@ from torch import nn
 
 import auditor
 from auditor import hostmem, repro
+from auditor.audit import is_number
 from auditor.cli import given_path
 from auditor.data import DataBundle, load_data
 from auditor.environment import (
@@ -2353,10 +2354,11 @@ def render_saved(a: argparse.Namespace) -> int:
     """--render-json: rebuild RESULTS.md from saved reports; measure nothing (2: a report unreadable,
     not shaped as --json writes it, or contradicting itself)."""
     reports: list[dict[str, Any]] = []
+    held = a.results_path.read_text(encoding="utf-8") if a.append_results and a.results_path.is_file() else ""
     for p in a.render_json:
         report, problem = _read_report(p)
         if problem is None:
-            problem = _render_problem(report) or _repeated_report(report, reports, a)
+            problem = _render_problem(report) or _repeated_report(report, reports, held, a)
         if problem is not None:
             print(f"throughput.py: error: --render-json {p}: {problem}; {a.results_path.name} was left as it was", file=sys.stderr)
             return 2
@@ -2370,15 +2372,15 @@ def render_saved(a: argparse.Namespace) -> int:
     return 0
 
 
-def _repeated_report(report: dict[str, Any], earlier: list[dict[str, Any]], a: argparse.Namespace) -> str | None:
-    """Why `report` would be written twice: it is one given before it (a copy of its file), or, appended,
-    its run's section is in the results file already (a user test: two identical run sections)."""
+def _repeated_report(
+    report: dict[str, Any], earlier: list[dict[str, Any]], held: str, a: argparse.Namespace
+) -> str | None:
+    """Why `report` would be written twice: it is one given before it (a copy of its file), or its run's
+    section is in `held`, the text of the results file appended to (a user test: two identical sections)."""
     if report in earlier:
         return f"the same report as {a.render_json[earlier.index(report)]} (a copy of it): its run would be written twice"
-    if a.append_results and a.results_path.is_file():
-        section = results_markdown(report).strip()
-        if section in a.results_path.read_text(encoding="utf-8"):
-            return f"its run's section is in {a.results_path} already: appending it would write it twice"
+    if held and results_markdown(report).strip() in held:
+        return f"its run's section is in {a.results_path} already: appending it would write it twice"
     return None
 
 
@@ -2503,7 +2505,7 @@ def _overhead_derived(report: dict[str, Any]) -> list[tuple[str, str, Any, float
     derived = []
     for i, r in enumerate(report.get("overhead", [])):
         main, proc, train = (r.get(k) for k in ("main_s", "process_wall_s", "train_time_s"))
-        if "failed" in r or not all(_is_figure(v) for v in (main, proc, train)) or not (main > 0 and proc > 0):
+        if "failed" in r or not all(map(is_number, (main, proc, train))) or not (main > 0 and proc > 0):
             continue  # a failed row has none; a row missing a time is refused by the renderer itself
         derived += [(f"overhead[{i}]", "overhead_in_process", r.get("overhead_in_process", _ABSENT), (main - train) / main),
                     (f"overhead[{i}]", "overhead_whole_command", r.get("overhead_whole_command", _ABSENT), (proc - train) / proc),
@@ -2516,18 +2518,13 @@ def _latency_derived(report: dict[str, Any]) -> list[tuple[str, str, Any, float 
     derived = []
     for i, r in enumerate(report.get("latency", [])):
         ours, theirs = r.get("auditor_rounds_ms"), r.get("benchmark_rounds_ms")
-        if not all(isinstance(v, list) and v and all(map(_is_figure, v)) for v in (ours, theirs)):
+        if not all(isinstance(v, list) and v and all(map(is_number, v)) for v in (ours, theirs)):
             continue
         a, b = statistics.median(ours), statistics.median(theirs)
         derived += [(f"latency[{i}]", "auditor_median_ms", r.get("auditor_median_ms", _ABSENT), a),
                     (f"latency[{i}]", "benchmark_median_ms", r.get("benchmark_median_ms", _ABSENT), b),
                     (f"latency[{i}]", "relative_diff", r.get("relative_diff", _ABSENT), (a - b) / b if b else None)]  # fmt: skip
     return derived
-
-
-def _is_figure(value: Any) -> bool:
-    """A number a report holds (not a flag)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _contradiction(derived: list[tuple[str, str, Any, float | None]], source: str) -> str | None:
