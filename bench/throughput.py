@@ -1228,7 +1228,7 @@ def throughput_table(res: dict[str, Any]) -> list[str]:
         share = f"n/a ({amp}, not fp32)" if amp != "off" else (f"{st['median'] / cap:.0%}" if cap else "-")
         lines.append(
             f"| {r['label']} | {st['median']:.1f} | {st['q1']:.1f}-{st['q3']:.1f} | {st['min']:.1f}-{st['max']:.1f} "
-            f"| {r['steps']} x {st['n']} | {max(r['foreign_cpu']):.0%} | {len(r['discarded'])} "
+            f"| {r['steps']} x {st['n']} | {_share(_largest(r['foreign_cpu']))} | {len(r['discarded'])} "
             f"| {ra} | {rb} | {share} | {heap} | {_det_cell(r)} |"
         )
     return lines
@@ -1679,7 +1679,7 @@ def overhead_lines(results: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['name']} | {r['epochs']} | {r['process_wall_s']:.1f} | {main_s} | {r['run_wall_time_s']:.1f} | {r['train_time_s']:.1f} "
             f"| {r['measure_time_s']:.2f} | {r['overhead_in_process'] * 100:.1f}% | {r['overhead_whole_command'] * 100:.1f}% "
-            f"| {r['foreign_cpu']:.0%} |"
+            f"| {_share(r['foreign_cpu'])} |"
         )
     for r in results:
         b = r.get("breakdown")
@@ -1687,7 +1687,7 @@ def overhead_lines(results: list[dict[str, Any]]) -> list[str]:
             continue
         lines += ["", f"Breakdown of `{r['name']}` (instrumented second run, exclusive seconds; whole command "
                       f"{b['process_wall_s']:.1f}s, of which python start-up + imports "
-                      f"{b['process_wall_s'] - b['main_s']:.1f}s; other processes used {b.get('foreign_cpu', 0):.0%} "
+                      f"{b['process_wall_s'] - b['main_s']:.1f}s; other processes used {_share(b.get('foreign_cpu') or 0.0)} "
                       f"of the CPU meanwhile):", "",
                   "| phase | s | share of whole command |", "| --- | ---: | ---: |"]  # fmt: skip
         items = sorted(b["phases"].items(), key=lambda kv: -kv[1])
@@ -1772,7 +1772,7 @@ def latency_lines(results: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['model']} | {r['device']} | {r['threads']} | {fmt} | ({r['warmup']} + {r['iters']}) {r['auditor_median_ms']:.3f} "
             f"| {r['benchmark_median_ms']:.3f} "
-            f"| {r['relative_diff'] * 100:+.1f}% | {len(r['auditor_rounds_ms'])} | {max(r['foreign_cpu']):.0%} |"
+            f"| {r['relative_diff'] * 100:+.1f}% | {len(r['auditor_rounds_ms'])} | {_share(_largest(r['foreign_cpu']))} |"
         )
     return lines
 
@@ -1804,6 +1804,16 @@ def _pct(value: float, target: float) -> str:
 def _few(st: dict[str, Any], steps: int) -> str:
     """A caveat on a verdict drawn from fewer than 3 repeats (an unmeasured spread)."""
     return "" if st["n"] >= 3 else f" (from {count(st['n'], 'repeat')} of {count(steps, 'step')}: indicative only)"
+
+
+def _few_rows(first: dict[str, Any], *others: dict[str, Any] | None) -> str:
+    """The caveats of a verdict comparing rows: `first`'s, then each of `others` that ran fewer than
+    3 repeats (--max-repeat-s can cut any row to one), named."""
+    text = _few(first["images_per_s"], first["steps"])
+    for r in others:
+        if r and r["images_per_s"]["n"] < 3:
+            text += f" ({r['label']}: {_few(r['images_per_s'], r['steps'])[2:-1]})"
+    return text
 
 
 # The issue's targets; the report compares with them and never asserts them.
@@ -1843,6 +1853,11 @@ def _busy(*rows: dict[str, Any] | None) -> float:
     return _largest([v for r in rows if r for v in r["foreign_cpu"]])
 
 
+def _share(value: float) -> str:
+    """Other processes' share of the CPU as a percentage; "unread" where /proc/stat could not be read (NaN)."""
+    return "unread" if math.isnan(value) else f"{value:.0%}"
+
+
 def _largest(shares: list[float]) -> float:
     """max(shares), NaN as soon as one is NaN (max() would keep or drop it by its place), 0 for none."""
     return math.nan if any(math.isnan(v) for v in shares) else max(shares, default=0.0)
@@ -1861,7 +1876,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
                   f"{_verdict(b['ratio_to_a'] >= t['speedup'], _busy(b, rows.get(ConventionalPipeline.label)), res['quiet'])}"
                   if on_cpu else f"({CPU_ONLY.format('>= ' + str(t['speedup']) + 'x')})")  # fmt: skip
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
-                     f"{judged}{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
+                     f"{judged}{_few_rows(b, rows.get(ConventionalPipeline.label))}")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
         if on_cpu and c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
             need = t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"]
@@ -1878,7 +1893,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
                   f"{_verdict(cost <= t['determinism_overhead'], _busy(b, off), res['quiet'])}"
                   if on_cpu else f"{CPU_ONLY.format('<= ' + format(t['determinism_overhead'], '.0%'))})")  # fmt: skip
         lines.append(f"- determinism overhead, {tag}: {_pct(cost, t['determinism_overhead'])} (determinism off vs on; "
-                     f"{judged}{_few(b['images_per_s'], b['steps'])}")  # fmt: skip
+                     f"{judged}{_few_rows(b, off)}")  # fmt: skip
     return lines
 
 
@@ -2109,15 +2124,15 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=at_least(int, 1), default=None, help="timed steps per repeat (default: resnet20 20, resnet18 4; on CUDA every full batch of one epoch)")
     p.add_argument("--repeats", type=at_least(int, 1), default=None, help=f"timed repeats (default: resnet20 5, resnet18 3; on CUDA {CUDA_REPEATS})")
     p.add_argument("--warmup", type=at_least(int, 1), default=2,
-                   help="untimed warm-up steps per pipeline before timing (at least 1: oneDNN builds its kernels then)")
+                   help="untimed warm-up steps per pipeline before timing (at least 1: oneDNN builds its kernels then; default %(default)s)")
     p.add_argument("--max-repeat-s", type=at_least(float, 0, strict=True), default=30.0,
-                   help="cap one timed repeat of a configuration at about this many seconds (fewer steps)")
+                   help="cap one timed repeat of a configuration at about this many seconds (fewer steps; default %(default)g)")
     p.add_argument("--quiet-threshold", type=cpu_share, default=0.05,
-                   help="discard and rerun a repeat during which other processes used more than this share of the CPU")
-    p.add_argument("--retries", type=at_least(int, 0), default=2, help="reruns of a disturbed repeat before it is kept anyway")
+                   help="discard and rerun a repeat during which other processes used more than this share of the CPU (default %(default)g)")
+    p.add_argument("--retries", type=at_least(int, 0), default=2, help="reruns of a disturbed repeat before it is kept anyway (default %(default)s)")
     p.add_argument("--wait-quiet-s", type=at_least(float, 0), default=120.0,
-                   help="before a rerun, an overhead run or a latency round, wait up to this long for other processes to stop")
-    p.add_argument("--batch-size", type=at_least(int, 1), default=128)
+                   help="before a rerun, an overhead run or a latency round, wait up to this long (s) for other processes to stop (default %(default)g)")
+    p.add_argument("--batch-size", type=at_least(int, 1), default=128, help="images per training step (default %(default)s)")
     p.add_argument("--workers", type=at_least(int, 0), default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
     p.add_argument("--threads", type=at_least(int, 1), nargs="+", default=None,
                    help="torch.set_num_threads value(s); each gets its own throughput section (default: torch's)")
@@ -2130,13 +2145,13 @@ def add_section_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", nargs="+", default=None, metavar="LABEL",
                    help='matrix: only these rows besides the default, e.g. --rows "determinism off"')
     p.add_argument("--det-steps", type=at_least(int, 2), default=3,
-                   help="steps of each twin run in the determinism checks (at least 2: the second step uses the first's update)")
+                   help="steps of each twin run in the determinism checks (at least 2: the second step uses the first's update; default %(default)s)")
     p.add_argument("--overhead", action="store_true", help="auditing overhead of `auditor run` (smoke, subset)")
-    p.add_argument("--overhead-epochs", type=at_least(int, 1), default=8, help="epochs of the subset overhead run")
+    p.add_argument("--overhead-epochs", type=at_least(int, 1), default=8, help="epochs of the subset overhead run (default %(default)s)")
     p.add_argument("--no-breakdown", action="store_true", help="overhead: skip the instrumented second run")
     p.add_argument("--profile", action="store_true", help="torch.profiler over a few steps of (b): where its time goes")
     p.add_argument("--latency-check", action="store_true", help="auditor.measure.latency vs torch.utils.benchmark")
-    p.add_argument("--latency-rounds", type=at_least(int, 1), default=5, help="alternating rounds of the two latency methods")
+    p.add_argument("--latency-rounds", type=at_least(int, 1), default=5, help="alternating rounds of the two latency methods (default %(default)s)")
     p.add_argument("--all", action="store_true", help="--matrix --profile --overhead --latency-check")
 
 

@@ -833,6 +833,32 @@ def test_render_json_refuses_a_report_that_is_not_finite_contradicts_itself_or_i
         assert render(path, value) == (0, "")  # a CPU share /proc/stat could not give is NaN in a real report
 
 
+def test_a_verdict_says_which_compared_row_ran_too_few_repeats(bench) -> None:
+    """Left from a user test: --max-repeat-s cut (a) to one repeat, and the speed-up's verdict, which
+    named only (b)'s repeats, did not say so."""
+    section = _saved_report(bench)["throughput"][0]
+    a, b = section["rows"]
+    b["images_per_s"]["n"], a["images_per_s"]["n"] = 5, 1
+    line = next(line for line in bench._throughput_targets(section) if "vs conventional" in line)
+    assert line.endswith(f"({a['label']}: from 1 repeat of 2 steps: indicative only)"), line
+    a["images_per_s"]["n"] = 3
+    line = next(line for line in bench._throughput_targets(section) if "vs conventional" in line)
+    assert "indicative only" not in line
+
+
+def test_a_cpu_share_that_could_not_be_read_is_said_unread_not_nan_percent(bench) -> None:
+    """Left from a user test: an unread share (NaN) showed as "nan%", or not at all where max() kept the
+    figure before it."""
+    section = _saved_report(bench)["throughput"][0]
+    section["rows"][1]["foreign_cpu"] = [0.01, math.nan]
+    row = next(line for line in bench.throughput_table(section) if line.startswith(f"| {bench.DEFAULT_CONFIG.label} |"))
+    assert "| unread |" in row and "nan" not in row
+    over = {"name": "smoke", "epochs": 1, "process_wall_s": 10.0, "main_s": 9.0, "run_wall_time_s": 8.0,
+            "train_time_s": 7.0, "measure_time_s": 0.5, "overhead_in_process": 0.1, "overhead_whole_command": 0.3,
+            "foreign_cpu": math.nan}  # fmt: skip
+    assert "| unread |" in bench.overhead_lines([over])[-1]
+
+
 
 
 
@@ -1073,9 +1099,12 @@ def test_a_report_that_cannot_be_written_after_measuring_is_exit_2_naming_what_w
     assert f"error: No space left on device; this run's JSON report is in {saved}" in err and "Traceback" not in err
     before = saved.read_bytes()  # a report of an earlier run, which --json may replace
     monkeypatch.setattr(bench, "atomic_write_bytes", full)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the report is kept instead, not the real one
     assert bench.main(["--synthetic", "--json", str(saved), "--write-results"]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "JSON report is in" not in err and saved.read_bytes() == before
+    kept = list(tmp_path.glob("throughput-report-*.json"))
+    assert len(kept) == 1 and str(kept[0]) in err
 
 
 def test_the_fastest_bitwise_row_says_when_its_numbers_are_not_fp32s(bench) -> None:
