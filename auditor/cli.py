@@ -314,6 +314,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         shipped_stand_in,
         spec_hash,
         unmatched_removals,
+        unread_schedule_fields,
     )
 
     errors, printed, refused = [], 0, 0
@@ -336,7 +337,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
         for note in data_notes(spec.data):  # what a run would say before training
             _log(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}")
-        for field, note in schedule_notes(spec.train):
+        for field, note in [*unread_schedule_fields(spec.train.schedule), *schedule_notes(spec.train)]:
             _log(f"auditor validate: note: {field_source(path, field, sets, lines)}: {note}")
         for note in unmatched_removals(loaded.given, sets):
             _log(f"auditor validate: note: {path} {note}")

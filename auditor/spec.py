@@ -374,6 +374,24 @@ def schedule_notes(train: TrainSpec) -> list[tuple[str, str]]:
     return notes
 
 
+SCHEDULE_READERS = MappingProxyType({"milestones": "multistep", "gamma": "multistep", "eta_min": "cosine"})
+
+
+def unread_schedule_fields(s: Schedule) -> list[tuple[str, str]]:
+    """Settings of another schedule than the one named, which it does not read (milestones left by a
+    --set of the name to cosine), as (the field, the note); a setting at its default is not named.
+    `validate` says them; `run` does not (an ablation sets milestones for every variant, and the
+    sheet marks them unused)."""
+    notes = []
+    for field, reader in SCHEDULE_READERS.items():
+        value = getattr(s, field)
+        if reader != s.name and value != Schedule.model_fields[field].default:
+            shown = epochs_text(value) if field == "milestones" else exact(value)
+            notes.append((f"train.schedule.{field}", f"train.schedule.{field} ({shown}) is not read: only a {reader} "
+                          f"schedule reads it, and this one is {s.name}"))  # fmt: skip
+    return notes
+
+
 MAX_WARMUP, MAX_ITERS = 100_000, 1_000_000  # measure.latency bounds for a new spec
 
 
