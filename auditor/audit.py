@@ -1140,6 +1140,9 @@ def _text(v: Any) -> bool:
 
 
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
+# Times, rates, sizes and losses a run measures are never negative; accuracies and shares are fractions
+# (a user test: a training time edited to -1.0 s was gated and shown).
+_NONNEG, _FRACTION = _or_null(lambda v: is_number(v) and v >= 0), _or_null(lambda v: is_number(v) and 0 <= v <= 1)
 _TEXT, _WHOLE = _or_null(_text), _or_null(lambda v: type(v) is int)
 _YES_NO, _YES_NO_OR_NULL = (lambda v: isinstance(v, bool)), _or_null(lambda v: isinstance(v, bool))
 # Fields the sheet formats (numbers with a format code, counts with separators, lists it joins), as a
@@ -1148,26 +1151,26 @@ _YES_NO, _YES_NO_OR_NULL = (lambda v: isinstance(v, bool)), _or_null(lambda v: i
 # absent field (an older record) is left to the sheet, which says which one it lacks.
 SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("verdict", lambda v: v in ("PASS", "FAIL")),  # the sheet's headline; `check.verdict` writes one of the two
-    ("run.wall_time_s", _NUMBER), ("run.measure_time_s", _NUMBER),
+    ("run.wall_time_s", _NONNEG), ("run.measure_time_s", _NONNEG),
     ("run.resume_notes", _or_null(_texts)), ("run.toggle_notes", _or_null(_texts)),
     ("run.environment_notes", _or_null(_texts)), ("run.verify_out", _TEXT),
     ("determinism.seeded", _or_null(_texts)), ("determinism.nondeterminism_sources", _texts),
     ("environment.cudnn", _COUNT), ("environment.gpu", _or_null(_mapping)),
-    ("environment.torch_threads", is_count), ("environment.cpu_quota", _NUMBER),
+    ("environment.torch_threads", is_count), ("environment.cpu_quota", _NONNEG),
     ("environment.git_commit", _TEXT),
     ("environment.command", _text),
     ("environment.numeric_env", _or_null(lambda v: _mapping(v) and all(map(_text, v.values())))),
     ("environment.auditor_source", _TEXT),
-    ("data.files", _mapping), ("data.normalization", _text),
+    ("data.files", lambda v: _mapping(v) and all(map(_text, v.values()))), ("data.normalization", _text),
     ("data.n_train_files", is_count), ("data.n_test_files", _COUNT),
     ("data.sizes", _mapping),
     *((f"data.sizes.{split}", is_count) for split in ("train", "val", "test")),
     ("model.family", _TEXT), ("model.stem", _text),
     ("model.stage_widths", _or_null(_counts)), ("model.blocks_per_stage", _or_null(_counts)),
     ("training.epochs_run", is_count), ("training.epochs_planned", is_count), ("training.steps_per_epoch", _COUNT),
-    *((f"training.{k}", _NUMBER) for k in ("best_metric", "train_time_s", "images_per_s", "compile_s")),
+    ("training.best_metric", _NUMBER), *((f"training.{k}", _NONNEG) for k in ("train_time_s", "images_per_s", "compile_s")),
     ("training.host_memory", _or_null(_mapping)),
-    ("training.other_cpu_share", _NUMBER), ("training.other_cpu_window_s", _NUMBER),
+    ("training.other_cpu_share", _FRACTION), ("training.other_cpu_window_s", _NONNEG),
     ("training.layout", _or_null(_mapping)), ("training.trained_on", _or_null(_mapping)),
     ("training.trained_at", _or_null(lambda v: isinstance(v, list) and all(map(_mapping, v)))),
     ("training.host_memory.mmap_threshold", _NUMBER), ("training.host_memory.trim_threshold", _NUMBER),
@@ -1175,9 +1178,9 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     *((f"measurements.{k}", _mapping) for k in ("size", "latency", "memory")),
     *((f"measurements.size.{k}", _COUNT) for k in ("params_total", "params_trainable", "checkpoint_bytes", "weights_bytes")),
     ("measurements.latency.warmup", is_count), ("measurements.latency.iters", is_count),
-    *((f"measurements.latency.{k}", is_number) for k in ("median_ms", "p95_ms", "mean_ms", "iqr_ms", "min_ms")),
-    *((f"measurements.latency.{k}", _NUMBER) for k in ("other_cpu_share", "other_cpu_window_s")),
-    ("measurements.memory.peak_rss_mb", _NUMBER), ("measurements.memory.cuda_max_allocated_mb", _NUMBER),
+    *((f"measurements.latency.{k}", lambda v: v is not None and _NONNEG(v)) for k in ("median_ms", "p95_ms", "mean_ms", "iqr_ms", "min_ms")),
+    ("measurements.latency.other_cpu_share", _FRACTION), ("measurements.latency.other_cpu_window_s", _NONNEG),
+    ("measurements.memory.peak_rss_mb", _NONNEG), ("measurements.memory.cuda_max_allocated_mb", _NONNEG),
     ("measurements.memory.peak_rss_source", _TEXT),
     ("measurements.nonfinite", _or_null(_texts)),
     *((f"checkpoints.{c}", _mapping) for c in ("last", "best")),
@@ -1193,7 +1196,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     *((f"environment.{k}", _TEXT) for k in ("python", "torch", "torchvision", "numpy", "auditor", "cuda", "device",
                                             "cpu_model", "os")),
     *((f"environment.{k}", _COUNT) for k in ("cpu_cores_logical", "cpu_cores_physical", "cpu_affinity")),
-    ("environment.ram_gb", _NUMBER),
+    ("environment.ram_gb", _NONNEG),
     *((f"data.{k}", _TEXT) for k in ("dataset", "root", "note", "fingerprint", "test_fingerprint", "scored_test_fingerprint")),
     *((f"model.{k}", _TEXT) for k in ("name", "block", "shortcut", "norm")),
     *((f"model.{k}", _COUNT) for k in ("depth", "num_classes")),
@@ -1212,8 +1215,8 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 )  # fmt: skip
 # Each epoch's row of training.history, as the sheet's table and curves show it.
 HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
-    ("lr", is_number), ("epoch_s", is_number), ("images_per_s", is_number), ("steps", is_count),
-    *((k, _NUMBER) for k in ("train_loss", "train_acc", "val_loss", "val_acc")),
+    *((k, lambda v: v is not None and _NONNEG(v)) for k in ("lr", "epoch_s", "images_per_s")), ("steps", is_count),
+    *((k, _NONNEG) for k in ("train_loss", "val_loss")), *((k, _FRACTION) for k in ("train_acc", "val_acc")),
 )  # fmt: skip
 
 

@@ -83,6 +83,7 @@ from auditor.spec import (
     set_shown,
     short_value,
     unknown_metric,
+    unpassable_criterion,
     validate_spec,
     verdict_disagreement,
     yaml_error_text,
@@ -553,6 +554,7 @@ def load_criteria(
     base_source: str = "run spec",
     allow_tolerance: bool | None = None,
     notes: list[str] | None = None,
+    run_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """The criteria to check: the run's own, replaced by `file`, then `--set` items.
 
@@ -565,6 +567,8 @@ def load_criteria(
     run's `verify.allow_tolerance`, against which a `reproducible` criterion given now is held as
     validation holds a spec's (None: not held). A `--set` that removes a criterion the criteria
     do not hold at that point is said in `notes`, where given (a misremembered gate stays silent otherwise).
+    `run_spec`: the run's resolved spec, where a criterion given now that no run of it can pass
+    (`spec.unpassable_criterion`) is refused, as validation refuses it in a new spec.
     """
     criteria: dict[str, Any] = _drop_nulls(base)
     sources: dict[str, str | _Place] = dict.fromkeys(criteria, base_source)
@@ -594,7 +598,16 @@ def load_criteria(
         if not recorded and metric == "reproducible" and allow_tolerance is not None and (
                 problem := verdict_disagreement(expr, allow_tolerance, recorded_run=True)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
+        if not recorded and run_spec is not None and (problem := _unpassable_for(run_spec, metric, expr)):
+            raise InvalidInput(f"{sources[metric]}: criteria.{metric}: judged against this run's spec, {problem}")
     return criteria
+
+
+def _unpassable_for(run_spec: Mapping[str, Any], metric: str, expr: str) -> str | None:
+    """`spec.unpassable_criterion` for a run's resolved spec (a valid one: `edited_spec_problem`)."""
+    data, train = run_spec.get("data") or {}, run_spec.get("train") or {}
+    return unpassable_criterion(metric, expr, data.get("dataset"), data.get("val_split"),
+                                train.get("early_stopping") is not None)  # fmt: skip
 
 
 def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> list[str]:
@@ -973,6 +986,9 @@ def _test_disagrees(audit: Mapping[str, Any]) -> list[str]:
     found = []
     if is_number(test.get("n")) and test["n"] != n:
         found.append(f"measurements.test.n {_json(test['n'])}, but its confusion matrix counts {n} images")
+    sizes = audit["data"].get("sizes") if isinstance(audit.get("data"), dict) else None
+    if isinstance(sizes, dict) and is_count(scored := sizes.get("test")) and scored != n:  # a run scores every one
+        found.append(f"data.sizes.test {scored}, but the test confusion matrix counts {n} images")
     if is_number(test.get("acc")) and n and test["acc"] != right / n:
         found.append(f"measurements.test.acc {_json(test['acc'])}, but its confusion matrix gives {right}/{n} = {right / n:.6g}")
     per_class = test.get("per_class")
@@ -1022,7 +1038,8 @@ def _verification_disagrees(audit: Mapping[str, Any]) -> list[str]:
 def _size_disagrees(audit: Mapping[str, Any]) -> list[str]:
     """Where the measured checkpoint size is not the size the record gives the evaluated
     checkpoint's file (`checkpoints.<best>.bytes`: a run takes both from the one file's stat), or is
-    smaller than the bare weights it holds (with optimiser state, RNG and history besides)."""
+    smaller than the bare weights it holds (with optimiser state, RNG and history besides), or the
+    evaluated checkpoint is not among the record's checkpoints (its entry deleted with the check)."""
     meas, files = audit.get("measurements"), audit.get("checkpoints")
     size = meas.get("size") if isinstance(meas, dict) else None
     name = meas.get("evaluated_checkpoint") if isinstance(meas, dict) else None
@@ -1032,6 +1049,8 @@ def _size_disagrees(audit: Mapping[str, Any]) -> list[str]:
     if is_count(measured) and is_count(weights) and weights > measured:  # the checkpoint holds the weights and more
         found.append(f"measurements.size.weights_bytes {weights} exceeds checkpoint_bytes {measured}, which hold them")
     stem = name.removesuffix(".pt") if isinstance(name, str) else None
+    if stem is not None and isinstance(files, dict) and stem not in files:  # a run lists the file it measured
+        found.append(f"measurements.evaluated_checkpoint is {name}, but checkpoints lists no {stem}")
     entry = files.get(stem) if isinstance(files, dict) and stem is not None else None
     listed = entry.get("bytes") if isinstance(entry, dict) else None
     if is_count(measured) and is_count(listed) and measured != listed:
@@ -1158,8 +1177,9 @@ CRITERION_FIELDS = ("expr", "op", "threshold", "tolerance")
 
 
 def _criteria_disagree(audit: Mapping[str, Any]) -> list[str]:
-    """Where a stored criterion result's expression, operator, threshold or tolerance is not its
-    criterion's in the record's own (hashed) spec, one phrase each: the sheet's Criteria table shows
+    """Where a stored criterion result's metric has no criterion, or its expression, operator,
+    threshold or tolerance is not its criterion's, in the record's own (hashed) spec, one phrase
+    each: the sheet's Criteria table shows
     the stored results, so an edited `expr` would show a gate the run was never judged by. Empty
     where the spec's criteria cannot be judged here (`stored_verdict_differs` says why)."""
     if not isinstance(spec := audit.get("spec"), Mapping) or not isinstance(audit.get("criteria"), list):
@@ -1170,7 +1190,10 @@ def _criteria_disagree(audit: Mapping[str, Any]) -> list[str]:
         return []
     found = []
     for i, entry in enumerate(audit["criteria"]):
-        if not isinstance(entry, dict) or (r := again.get(entry.get("metric"))) is None:
+        if not isinstance(entry, dict) or not isinstance(metric := entry.get("metric"), str):
+            continue
+        if (r := again.get(metric)) is None:  # a run stores a result for each of its spec's criteria only
+            found.append(f"criteria[{i}] metric {_json(metric)}, but the record's spec has no criterion on it")
             continue
         if odd := [f for f in CRITERION_FIELDS if f in entry and not _same(entry[f], getattr(r, f))]:
             found.append(f"criteria[{i}] ({r.metric}) {odd[0]} {_json(entry[odd[0]])}, but its criterion in the "

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from auditor import __version__
 from auditor.errors import (
@@ -86,6 +86,19 @@ class _Parser(argparse.ArgumentParser):
         parsed, extras = super().parse_known_args(args, namespace)
         parsed.__dict__.pop("_given_once", None)
         return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error (exit 2), raised as `_Refused` for `_parse` to finish: `check`
+        writes its --junit report of the refusal first."""
+        raise _Refused(self, message)
+
+
+class _Refused(Exception):
+    """A command line argparse refused: the (sub)parser that refused it and its message."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -536,14 +549,17 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
         unreproduced_note,
         verdict,
     )
+    from auditor.render import sheet_problem
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
     warnings += _check_warnings(args.run_dir, audit)
+    if (missing := sheet_problem(audit)) is not None:
+        raise InvalidInput(f"{source}: incomplete audit record, which `auditor render` refuses too: {missing}")
     own = audit["spec"].get("criteria") or {}
     unused: list[str] = []
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
-                             allow_tolerance=recorded_allow_tolerance(audit), notes=unused)
+                             allow_tolerance=recorded_allow_tolerance(audit), notes=unused, run_spec=audit["spec"])
     for note in unused:
         _warn("check", note)
     warnings += unused
@@ -878,12 +894,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line parsed; argparse's usage error (exit 2) for arguments no command takes."""
-    args, stray = build_parser().parse_known_args(argv)
-    if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
-        args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
-    if stray:
-        args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, stray = build_parser().parse_known_args(words)
+        if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
+            args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
+        if stray:
+            args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    except _Refused as refused:
+        said = _refused_check_junit(words, refused.message) if words[:1] == ["check"] else ""
+        refused.parser.print_usage(sys.stderr)
+        refused.parser.exit(EXIT_INVALID, f"{refused.parser.prog}: error: {refused.message}{said}\n")
     return args
+
+
+def _refused_check_junit(words: list[str], message: str) -> str:
+    """For `check` arguments argparse refused (an unset variable's empty RUN_DIR, an option given
+    twice, a misspelt one): an errored report at each --junit path the command line names, so that
+    a CI page does not show the previous report's verdict; what to add to the error line about it."""
+    from auditor.check import junit_error_xml, write_junit_text
+
+    named = dict.fromkeys(w.split("=", 1)[1] if "=" in w else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
+                          if w == "--junit" or w.startswith("--junit="))  # fmt: skip
+    said = []
+    for given in named:
+        try:
+            path = _junit_path(given) if given is not None else None
+            if path is not None:
+                write_junit_text(path, junit_error_xml("auditor.check", message))
+                said.append(f"the JUnit report {path} says so: one errored test case")
+        except (argparse.ArgumentTypeError, ValueError, InvalidInput) as exc:
+            if str(exc) not in message:  # not the refusal itself (`--junit -`)
+                said.append(f"no JUnit report was written to {given}: {exc}")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _checkpoint_meant(args: argparse.Namespace, error: str) -> str:

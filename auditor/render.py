@@ -135,6 +135,17 @@ def _refuse_invalid_edited_spec(run_dir: Path, audit: dict[str, Any]) -> None:
                            f"records ({problem}), so the sheet cannot be rendered")  # fmt: skip
 
 
+def sheet_problem(audit: dict[str, Any]) -> str | None:
+    """Why the sheet cannot be rendered from `audit` (a field it reads missing: `_missing_field`), or
+    None: `check` refuses what `render` refuses, as a record lacking a field may also lack one side
+    of a cross-check (`check.edited_metrics`) that an edit would otherwise have failed."""
+    try:
+        render_text(audit, {LEARNING_CURVES: None})  # the figures' fields are read by the text too
+    except (jinja2.UndefinedError, KeyError) as exc:
+        return _missing_field(exc, audit)
+    return None
+
+
 def _missing_field(exc: Exception, audit: dict[str, Any]) -> str:
     """What a record lacks, in its own words: the key a KeyError names, or the attribute a Jinja
     UndefinedError names ("'dict object' has no attribute 'resume_notes'"), with the place of each

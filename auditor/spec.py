@@ -387,9 +387,30 @@ def unread_schedule_fields(s: Schedule) -> list[tuple[str, str]]:
         value = getattr(s, field)
         if reader != s.name and value != Schedule.model_fields[field].default:
             shown = epochs_text(value) if field == "milestones" else exact(value)
-            notes.append((f"train.schedule.{field}", f"train.schedule.{field} ({shown}) is not read: only a {reader} "
-                          f"schedule reads it, and this one is {s.name}"))  # fmt: skip
+            said = f"train.schedule.{field} ({shown}) is not read: only a {reader} schedule reads it, and this one is {s.name}"
+            notes.append((f"train.schedule.{field}", said))
     return notes
+
+
+def unpassable_criterion(metric: str, expr: str, dataset: str, val_split: float, early_stopping: bool) -> str | None:
+    """Why `metric: expr` fails every run of a spec with these settings, or None: a validation
+    accuracy where data.val_split is 0 (never measured), `official_data` other than false on
+    synthetic data (never official), `status == early_stopped` without train.early_stopping. A new
+    spec is refused one; so is a criterion `check` is given for a run of such a spec."""
+    if metric in VAL_METRICS and val_split == 0:
+        return (f"never measured, as data.val_split is 0 (no validation split: the checkpoint is selected on the test "
+                f"set); remove it (--set criteria.{metric}=null) or hold out images with data.val_split")  # fmt: skip
+    if metric == "official_data" and dataset == "synthetic":
+        crit = parse_criterion(metric, expr, recorded=True)
+        if (crit.op == "==") != (crit.threshold == "false"):  # judged at false, the only value synthetic data has
+            return (f"{expr!r} never passes here: data.dataset is synthetic, which is never the official CIFAR-10 "
+                    "(official_data is false); remove it, or train on cifar10")  # fmt: skip
+    if metric == "status" and not early_stopping:
+        crit = parse_criterion(metric, expr, recorded=True)
+        if crit.op == "==" and crit.threshold == "early_stopped":
+            return (f"{expr!r} never passes here: train.early_stopping is not set, so no run of this spec stops early; "
+                    "set it, or gate on '!= diverged'")  # fmt: skip
+    return None
 
 
 MAX_WARMUP, MAX_ITERS = 100_000, 1_000_000  # measure.latency bounds for a new spec
@@ -773,44 +794,16 @@ class Spec(_Section):
         return self
 
     @model_validator(mode="after")
-    def _validation_criteria_have_a_split(self, info: ValidationInfo) -> Spec:
-        """Refuse a criterion on the validation accuracy where data.val_split is 0: no run of the
-        spec can measure it, and it would fail only once the training is done. New specs only."""
-        unmeasurable = [m for m in VAL_METRICS if self.criteria.get(m) is not None]
-        if self.data.val_split == 0 and unmeasurable and _new_run(info):
-            raise ValueError(
-                f"{SUBKEY}criteria.{unmeasurable[0]}: never measured, as data.val_split is 0 (no validation split: "
-                f"the checkpoint is selected on the test set); remove it (--set criteria.{unmeasurable[0]}=null) "
-                "or hold out images with data.val_split"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _official_data_criterion_can_pass(self, info: ValidationInfo) -> Spec:
-        """Refuse an `official_data` criterion that synthetic data always fails (a user test: it was
-        accepted, to fail once the training was done, while `data.require_official` was refused).
-        New specs only."""
-        expr = self.criteria.get("official_data")
-        if expr is None or self.data.dataset != "synthetic" or not _new_run(info):
+    def _criteria_can_pass(self, info: ValidationInfo) -> Spec:
+        """Refuse a criterion no run of the spec can pass (`unpassable_criterion`): it would fail only
+        once the training is done (user tests). New specs only."""
+        if not _new_run(info):
             return self
-        crit = parse_criterion("official_data", expr, recorded=True)
-        if (crit.op == "==") != (crit.threshold == "false"):  # judged at false, the only value synthetic data has
-            raise ValueError(f"{SUBKEY}criteria.official_data: {expr!r} never passes here: data.dataset is synthetic, "
-                             "which is never the official CIFAR-10 (official_data is false); remove it, or train on "
-                             "cifar10")  # fmt: skip
-        return self
-
-    @model_validator(mode="after")
-    def _status_criterion_can_pass(self, info: ValidationInfo) -> Spec:
-        """Refuse `status == early_stopped` where train.early_stopping is not set: no run of the
-        spec stops early, so the gate always fails (a user test). New specs only."""
-        expr = self.criteria.get("status")
-        if expr is None or self.train.early_stopping is not None or not _new_run(info):
-            return self
-        crit = parse_criterion("status", expr, recorded=True)
-        if crit.op == "==" and crit.threshold == "early_stopped":
-            raise ValueError(f"{SUBKEY}criteria.status: {expr!r} never passes here: train.early_stopping is not set, "
-                             "so no run of this spec stops early; set it, or gate on '!= diverged'")  # fmt: skip
+        for metric in (*VAL_METRICS, "official_data", "status"):  # one refusal: the first of these
+            expr = self.criteria.get(metric)
+            if expr is not None and (why := unpassable_criterion(metric, expr, self.data.dataset, self.data.val_split,
+                                                                 self.train.early_stopping is not None)):  # fmt: skip
+                raise ValueError(f"{SUBKEY}criteria.{metric}: {why}")
         return self
 
     @model_validator(mode="after")

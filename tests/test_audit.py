@@ -166,6 +166,13 @@ UNVERIFIED_BLOCK = ("verification.first_divergence, verification.runs, verificat
     (("measurements", "test", "per_class"), {"pattern0": 1.0}, "measurements.test.per_class"),  # 1 of 10 rows
     (("measurements", "test", "per_class"), None, "measurements.test.per_class"),
     (("measurements", "test"), "none", "measurements.test"),
+    # A user test: impossible figures were gated and shown (a training time of -1.0 s, an IQR below 0,
+    # a file's status an object rendered raw into the sheet's table).
+    (("training", "train_time_s"), -1.0, "training.train_time_s"),
+    (("measurements", "latency", "min_ms"), -0.1, "measurements.latency.min_ms"),
+    (("measurements", "latency", "iqr_ms"), -0.1, "measurements.latency.iqr_ms"),
+    (("run", "wall_time_s"), -3.0, "run.wall_time_s"),
+    (("data", "files"), {"data_batch_1": {"<b>": 1}}, "data.files"),
 ])  # fmt: skip
 def test_a_record_with_a_malformed_field_the_sheet_shows_is_refused_naming_it(
     tmp_path: Path, field: tuple[str, ...], value: Any, named: str
@@ -186,6 +193,11 @@ def test_a_refused_record_says_which_fields_are_missing_and_what_the_malformed_o
     record = json.loads((FIXTURES / "audit_golden.json").read_text())
     record["training"]["history"][0]["lr"] = "0.05"
     assert record_problem(record) == 'malformed audit record: training.history[0].lr = "0.05" (not as a run writes it)'
+    for key, value in (("val_acc", 1.5), ("train_loss", -0.1), ("epoch_s", -1.0)):  # never so in a run
+        edited = copy.deepcopy(record)
+        edited["training"]["history"][0]["lr"] = 0.05
+        edited["training"]["history"][0][key] = value
+        assert record_problem(edited) == f"malformed audit record: training.history[0].{key} = {value} (not as a run writes it)"
     record["measurements"]["test"]["confusion"] = [[i] * 10 for i in range(10)]
     record["measurements"]["test"]["confusion"][0] = [0]  # a row cut short
     assert record_problem(record) == (  # shown up to 40 characters

@@ -1063,6 +1063,14 @@ def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
     assert edited_metrics(audit) == [(f"measurements.latency is out of order (min {m}, median {m}, p95 {m}, mean {m}, "
                                       "IQR 1000.0 ms): no set of timings gives these")]
 
+    audit = golden()  # a user test: the size edited with checkpoints.best deleted, which the check compares with
+    del audit["checkpoints"]["best"]
+    assert edited_metrics(audit) == ["measurements.evaluated_checkpoint is best.pt, but checkpoints lists no best"]
+    audit = golden()  # and the test split's size edited to 0 beside 500 images scored
+    n = audit["measurements"]["test"]["n"]
+    audit["data"]["sizes"]["test"] = 0
+    assert edited_metrics(audit) == [f"data.sizes.test 0, but the test confusion matrix counts {n} images"]
+
 
 def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:
     """The user test: per_class.x set to 0.5, test.acc to 1.5 or 0.99 (in metrics too), test.n to 0:
@@ -1091,7 +1099,7 @@ def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None
     audit = golden()
     test = audit["measurements"]["test"]
     test["confusion"][0] = [0] * len(test["confusion"])  # a class with no image: its accuracy is null
-    test["n"] = sum(map(sum, test["confusion"]))
+    test["n"] = audit["data"]["sizes"]["test"] = sum(map(sum, test["confusion"]))
     right = sum(row[i] for i, row in enumerate(test["confusion"]))
     test["acc"] = audit["metrics"]["test_acc"] = right / test["n"]
     for entry in audit["criteria"]:
@@ -1296,3 +1304,23 @@ def test_check_gives_the_sheet_s_caveats_on_a_latency_it_judges(tmp_path: Path, 
     assert "latency_ms was timed" not in capsys.readouterr().err
     assert main(["check", str(tmp_path), "--set", "criteria.latency_ms=null"]) == 0  # not judged: not said
     assert "latency_ms was timed" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("sets", "metric", "expr", "said"), [
+    ([], "status", "== early_stopped", "'== early_stopped' never passes here: train.early_stopping is not set"),
+    ([], "official_data", "== true", "'== true' never passes here: data.dataset is synthetic"),
+    (["data.val_split=0", "criteria.best_val_acc=null"], "best_val_acc", ">= 0.1", "never measured, as data.val_split is 0"),
+])
+def test_a_criterion_given_now_that_the_runs_spec_can_never_pass_is_refused(
+    sets: list[str], metric: str, expr: str, said: str
+) -> None:
+    """A user test: `check` failed these (exit 1, as a regression) where validation refuses them in a
+    new spec; the run's own recorded criteria are judged as before."""
+    from auditor.spec import load_spec, resolved_dict
+
+    run_spec, given = resolved_dict(load_spec("smoke", sets)), f"criteria.{metric}={expr}"
+    with pytest.raises(InvalidInput, match=re.escape(f"criteria.{metric}: judged against this run's spec, {said}")):
+        load_criteria({}, None, [given], run_spec=run_spec)
+    assert load_criteria({}, None, [given]) == {metric: expr}  # no spec to hold it against
+    assert load_criteria({metric: expr}, None, [], run_spec=run_spec) == {metric: expr}  # the run's own: judged
+    assert load_criteria({}, None, ["criteria.status=!= diverged", "criteria.official_data=== false"], run_spec=run_spec)

@@ -647,6 +647,33 @@ def test_a_stored_criterion_edited_is_refused_or_warned_of_not_shown_as_judged(
                 f"gives {json.dumps(entry[field])}): it was edited after the run") in capsys.readouterr().err
 
 
+def test_check_refuses_a_record_render_refuses_and_a_stored_result_of_no_criterion(
+    tmp_path: Path, smoke_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user test: with measurements.latency.min_ms deleted, a latency edited in every place it is
+    recorded passed `check` (its order check needs min_ms), where `render` refused the record as
+    incomplete; a stored result renamed to a metric no criterion has was only warned of."""
+    from auditor.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run / "reports/smoke", run)
+    audit = json.loads((run / "audit.json").read_text())
+    edited = copy.deepcopy(audit)
+    del edited["measurements"]["latency"]["min_ms"]
+    (run / "audit.json").write_text(json.dumps(edited))
+    assert main(["check", str(run)]) == 2
+    assert capsys.readouterr().err == (f"auditor check: error: {run / 'audit.json'}: incomplete audit record, which "
+                                       "`auditor render` refuses too: it has no field 'min_ms' "
+                                       "(measurements.latency.min_ms) where the sheet reads one\n")  # fmt: skip
+    edited = copy.deepcopy(audit)
+    edited["criteria"][1]["metric"] = "x"
+    (run / "audit.json").write_text(json.dumps(edited))
+    assert main(["check", str(run)]) == 2
+    assert "(criteria[1] metric \"x\", but the record's spec has no criterion on it)" in capsys.readouterr().err
+    (run / "audit.json").write_text(json.dumps(audit))
+    assert main(["check", str(run)]) == 0
+
+
 def test_render_refuses_an_audit_json_that_is_a_fifo_rather_than_waiting_on_it(tmp_path: Path) -> None:
     """A user test: `render` hung on it (it read the record's bytes first), where `check` refused it."""
     os.mkfifo(tmp_path / "audit.json")  # no one writes to it
@@ -995,6 +1022,35 @@ def test_check_gate_and_junit(tmp_path: Path, smoke_run: Path) -> None:
     assert_clean_error(refused, "cannot parse")
     assert (rep / "audit.json").read_bytes() == record and "says so: one errored test case" not in refused.stderr
     assert f"(no JUnit report was written: {rep / 'audit.json'}: cannot write JUnit report" in refused.stderr
+
+
+def test_check_arguments_argparse_refuses_still_replace_the_junit_report(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: an unset variable's empty RUN_DIR, or an option given twice, left the previous
+    report's PASS in place (argparse refused them before check ran)."""
+    rep, junit, other = str(smoke_run / "reports/smoke"), tmp_path / "ci.xml", tmp_path / "other.xml"
+
+    def errored(path: Path) -> str:
+        suite = ET.parse(path).getroot().find("testsuite")
+        assert (suite.get("name"), suite.get("tests"), suite.get("errors")) == ("auditor.check", "1", "1")
+        return suite.find("testcase/error").get("message")
+
+    for args, said in [(["", "--junit", str(junit)], "argument RUN_DIR: the path is empty"),
+                       ([rep, f"--junit={junit}", "--criteria", ""], "argument --criteria: the path is empty"),
+                       ([rep, "--junit", str(junit), "--junit", str(junit)], "--junit given twice"),
+                       ([rep, "--junit", str(junit), "--no-such-option"], "unrecognized arguments: --no-such-option")]:
+        assert run_cli("check", rep, "--junit", str(junit)).returncode == 0  # a PASS report first
+        proc = run_cli("check", *args)
+        assert_clean_error(proc, f"auditor check: error: {said}", f"(the JUnit report {junit} says so: one errored test case)")
+        assert said in errored(junit)
+    proc = run_cli("check", rep, "--junit", str(junit), "--junit", str(other))  # both named: both say so
+    assert_clean_error(proc, f"the JUnit report {junit} says so", f"the JUnit report {other} says so")
+    assert "--junit given twice" in errored(junit) == errored(other)
+    record = (smoke_run / "reports/smoke/audit.json").read_bytes()  # not a JUnit report: left as it was
+    proc = run_cli("check", "", "--junit", str(smoke_run / "reports/smoke/audit.json"))
+    assert_clean_error(proc, "the path is empty", "(no JUnit report was written to ")
+    assert (smoke_run / "reports/smoke/audit.json").read_bytes() == record
+    refused = run_cli("check", rep, "--junit", "-")  # the --junit path refused itself: said once
+    assert refused.stderr.count("'-' is not standard output here") == 1
 
 
 def test_check_into_a_closed_pipe_still_puts_its_junit_report_in_place(tmp_path: Path, smoke_run: Path) -> None:

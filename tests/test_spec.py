@@ -1682,8 +1682,8 @@ def test_schedule_notes_name_settings_the_schedule_does_not_read(sets: list[str]
     train = load_spec("smoke", [*MULTISTEP, "train.epochs=10", *sets]).train
     assert spec_mod.schedule_notes(train) == [] or train.schedule.name == "multistep"
     assert spec_mod.unread_schedule_fields(train.schedule) == [
-        (f"train.schedule.{f}", f"train.schedule.{f} ({v}) is not read: only a {reader} schedule reads it, and this one "
-                                f"is {train.schedule.name}") for f, v, reader in unread]  # fmt: skip
+        (f"train.schedule.{f}", (f"train.schedule.{f} ({v}) is not read: only a {reader} schedule reads it, and this "
+                                 f"one is {train.schedule.name}")) for f, v, reader in unread]  # fmt: skip
 
 
 def test_validate_notes_a_schedule_setting_the_schedule_does_not_read(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
