@@ -343,13 +343,16 @@ class ZipCrcs:
     checked: bool  # some entry's bytes were compared with its CRC-32
     damaged: str | None = None  # the first entry whose bytes fail it (or cannot be read back)
     note: str = ""  # entries left unchecked, in words (", except N written without one")
+    unreadable: str | None = None  # why a zip archive's directory cannot be read (damaged: a run's always can)
 
 
 def zip_crcs(path: Path) -> ZipCrcs:
     """Read every entry of the zip archive at `path` against the CRC-32 it records. torch.load
     does not check them, so without a digest file a flipped byte would load as other weights.
     Entries recorded with a CRC of 0 are skipped: torch writes 0 when its compute_crc32 setting
-    is off. Not checked where no zip archive can be opened there (loading says why)."""
+    is off. Not checked where the file is no zip archive (torch.save's legacy format, or not a
+    checkpoint at all: loading says why), and `unreadable` where the archive's directory cannot be
+    read (torch may still load it: a user test loaded such a file's flipped weights unchecked)."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -361,13 +364,26 @@ def zip_crcs(path: Path) -> ZipCrcs:
                             pass
                 except (zipfile.BadZipFile, RuntimeError, zlib.error, NotImplementedError, EOFError, ValueError):
                     return ZipCrcs(True, info.filename)
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
-        return ZipCrcs(False)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+        return _unopened(path, exc)
     if not checked:
         return ZipCrcs(False, None, ", and its zip archive records no CRC-32s to check its entries against")
     skipped = len(infos) - len(checked)
     note = f", except {skipped} {'entry' if skipped == 1 else 'entries'} written without one" if skipped else ""
     return ZipCrcs(True, None, note)
+
+
+def _unopened(path: Path, exc: Exception) -> ZipCrcs:
+    """`zip_crcs` of a file Python's zipfile could not open: no zip archive (said in the note), or
+    one whose directory is damaged (`unreadable`); nothing where the file cannot be read (loading says why)."""
+    try:
+        is_zip = zipfile.is_zipfile(path)  # an end-of-directory record is there
+    except OSError:
+        return ZipCrcs(False)
+    if not is_zip:
+        return ZipCrcs(False, None, ", and it is not a zip archive (a run writes one; torch.save's legacy format is "
+                                    "not), so no CRC-32 checks its bytes")  # fmt: skip
+    return ZipCrcs(False, unreadable=f"{type(exc).__name__}: {exc}")
 
 
 # torch.save's legacy (non-zip) format opens with a pickled magic number (protocol 2, LONG1).
@@ -427,7 +443,7 @@ def _foreign_zip(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):  # a name not UTF-8: damaged
         return None
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
         return None

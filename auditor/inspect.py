@@ -81,7 +81,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
                 if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
     if not digested:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
         warnings.append(f"no {checkpoint.digest_path(target).name} came with it, so its bytes are not checked against "
-                        "the digest the run wrote (a CRC-32 check finds damage, not another file): copy the digest "
+                        "the digest the run wrote (a zip archive's CRC-32s find damage, not another file): copy the digest "
                         "file with the checkpoint")  # fmt: skip
     recorded = _sha256_text(recorded)
     test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
@@ -125,6 +125,11 @@ def _integrity(path: Path, target: Path) -> tuple[str, bool]:
     if checked is None:
         also = f", nor {checkpoint.digest_path(path).name} beside the link {path}" if link else ""
         crc = checkpoint.zip_crcs(target)
+        if crc.unreadable is not None:
+            raise InvalidInput(f"{path}: checkpoint is damaged: its zip archive's directory cannot be read "
+                               f"({crc.unreadable}), so its entries cannot be checked against their CRC-32s (and no "
+                               f"{checkpoint.digest_path(target).name} is there to compare with); copy it again from "
+                               "where the run wrote it")  # fmt: skip
         if crc.damaged is not None:
             raise InvalidInput(f"{path}: checkpoint is damaged: its archive entry {crc.damaged} fails the CRC-32 check "
                                f"the archive records for it (and no {checkpoint.digest_path(target).name} is there to "
@@ -135,6 +140,10 @@ def _integrity(path: Path, target: Path) -> tuple[str, bool]:
     matched = checkpoint.matching_digest(checked)
     if matched is None:
         reason = checkpoint.verify(checked) or "its digest file changed while it was read (a run writing it?): try again"
+        if not os.path.lexists(checkpoint.digest_path(checked)):  # only an unfinished write's digest is there (a user test)
+            reason = (f"{checkpoint.next_digest_path(checked).name}, the digest of an unfinished write of it, does not "
+                      f"match it, and no {checkpoint.digest_path(checked).name} is there: a stale file, or another "
+                      "file's; copy the checkpoint and its digest file again from where the run wrote them")  # fmt: skip
         fix = ("; the file changed after the run wrote it, or the digest file is another file's: copy the checkpoint "
                "and its digest file again from where the run wrote them") if reason.startswith("sha256 mismatch") else ""
         raise InvalidInput(f"{path}: checkpoint is not intact: {reason}{where}{fix}")

@@ -432,8 +432,9 @@ class Latency(_Section):
         older checkpoint whose spec asked for more still loads (evaluate times nothing)."""
         most = MAX_WARMUP if info.field_name == "warmup" else MAX_ITERS
         if v > most and _new_run(info):
-            hours = v * 0.010 / 3600  # at 10 ms a forward pass (a small model on a CPU)
-            took = f"{hours:,.0f} hours" if hours >= 2 else f"{hours * 60:,.0f} minutes"
+            # at 10 ms a forward pass (a small model on a CPU): 360,000 an hour; in integers, as a float's
+            # digits past its precision would show as exact (277,777,777,777,777,792 hours)
+            took = f"{(v + 180_000) // 360_000:,} hours" if v >= 720_000 else f"{(v + 3_000) // 6_000:,} minutes"
             raise ValueError(f"at most {most:,}, got {v:,} ({v:,} iterations of a 10 ms CPU forward take {took})")
         return v
 
@@ -467,9 +468,12 @@ CATEGORICAL_METRICS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 # ASCII digits only: Python's \d also takes other scripts' ('٠.٥'), which the schema's pattern (ECMA-262) does not
 _NUM = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-_CMP_RE = re.compile(rf"^\s*(>=|<=|==|!=|>|<)\s*({_NUM})\s*$")
-_TOL_RE = re.compile(rf"^\s*({_NUM})\s*(?:\+-|\+/-|±)\s*({_NUM})\s*$")
-_CAT_RE = re.compile(r"^\s*(==|!=)\s*([A-Za-z_]+)\s*$")
+# The spaces both Python's and ECMA-262's \s take: Python's also takes U+001C-U+001F and U+0085, and
+# ECMA's U+FEFF, so that `\s` had the schema and validation disagree on those (a user test).
+_WS = r"[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+_CMP_RE = re.compile(rf"^{_WS}(>=|<=|==|!=|>|<){_WS}({_NUM}){_WS}$")
+_TOL_RE = re.compile(rf"^{_WS}({_NUM}){_WS}(?:\+-|\+/-|±){_WS}({_NUM}){_WS}$")
+_CAT_RE = re.compile(rf"^{_WS}(==|!=){_WS}([A-Za-z_]+){_WS}$")
 
 
 class Criterion(BaseModel):
@@ -843,6 +847,14 @@ class DuplicateKey(yaml.constructor.ConstructorError):
         self.first_line = first_line
 
 
+class NumberLimit(yaml.constructor.ConstructorError):
+    """A number written in a spec that no field can hold as written (an integer past Python's digit
+    limit, a float that reads as 0): valid YAML, refused (a `--set` value too, not taken as text)."""
+
+    def __init__(self, problem: str, mark: yaml.Mark) -> None:
+        super().__init__(None, None, problem, mark)
+
+
 class YamlLimit(yaml.YAMLError):
     """YAML text past MAX_YAML_CHARS, MAX_YAML_DEPTH or MAX_YAML_VALUES: valid YAML, refused (a `--set` value too,
     which is otherwise taken as text where it is not YAML)."""
@@ -905,6 +917,50 @@ class SpecLoader(yaml.SafeLoader):
         return node
 
 
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """PyYAML's merge (`<<: *a` or `<<: [*a, *b]`), keeping YAML's precedence: of the mappings
+        merged, the earlier one's key wins, and the mapping's own keys win over them all. PyYAML
+        6.0.4 tells merged keys apart by object identity, so a key of more than one letter in two
+        merged mappings took the later one's value (a user test: `<<: [{lr: 0.05}, {lr: 0.07}]`
+        read as lr 0.07)."""
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        seen: set[object] = set()
+        index = 0
+        while index < len(node.value):
+            key_node, value_node = node.value[index]
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.tag == "tag:yaml.org,2002:value":  # `=`, as PyYAML reads it
+                    key_node.tag = "tag:yaml.org,2002:str"
+                index += 1
+                continue
+            del node.value[index]
+            for source in self._merge_sources(node, value_node):
+                self.flatten_mapping(source)
+                for pair in source.value:
+                    if (key := _merge_key(pair[0])) not in seen:
+                        seen.add(key)
+                        merged.append(pair)
+        if merged:  # without the keys it gives itself: flattened, a node holds each key once (it may be merged again)
+            own = {_merge_key(k) for k, _ in node.value}
+            node.value = [pair for pair in merged if _merge_key(pair[0]) not in own] + node.value
+
+    @staticmethod
+    def _merge_sources(node: yaml.MappingNode, value: yaml.Node) -> list[yaml.MappingNode]:
+        """The mappings a merge key's value names, in order; PyYAML's error for anything else."""
+        sources = [value] if isinstance(value, yaml.MappingNode) else value.value if isinstance(value, yaml.SequenceNode) else None
+        bad = value if sources is None else next((s for s in sources if not isinstance(s, yaml.MappingNode)), None)
+        if bad is not None:
+            raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                    f"expected a mapping or list of mappings for merging, but found "
+                                                    f"{bad.id}", bad.start_mark)  # fmt: skip
+        return sources  # type: ignore[return-value]
+
+
+def _merge_key(node: yaml.Node) -> object:
+    """What tells keys apart in a merge: a scalar's tag and text (not the object, as PyYAML 6.0.4 does)."""
+    return (node.tag, node.value) if isinstance(node, yaml.ScalarNode) else id(node)
+
+
 # Numbers as YAML 1.2 reads them. PyYAML's YAML 1.1 rules read `5e-4` as text, `017` as octal
 # 15, `0b101` as 5 and `1:20` as base 60 (80); here they are 0.0005, 17, text and text.
 # `0o17`, `0x1f` and `1_000` still read as numbers; `_` only between digits (`3_` and `1__0`,
@@ -930,12 +986,29 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     """An integer in decimal (leading zeros allowed: `017` is 17), `0o` octal or `0x` hex."""
     text = str(loader.construct_scalar(node)).replace("_", "")
     sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
-    if digits[:2] in ("0o", "0x"):
-        return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
-    return sign * int(digits)
+    try:
+        if digits[:2] in ("0o", "0x"):
+            return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
+        return sign * int(digits)
+    except ValueError:  # past Python's limit on the digits int() reads (4,300): no field holds such a number
+        raise NumberLimit(f"an integer of {len(digits):,} digits, larger than any spec field holds (at most {2**63 - 1})",
+                          node.start_mark) from None  # fmt: skip
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    """A float as SafeLoader builds it; a value written other than 0 that a float cannot tell from
+    0 (`1e-400`) is refused at its line (a user test: it read as 0.0, and a weight decay so
+    written hashed as the spec with 0)."""
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    mantissa = re.split(r"[eE]", str(node.value))[0]
+    if value == 0 and re.search(r"[1-9]", mantissa):
+        raise NumberLimit(f"{node.value} is too small for a float to tell from 0 (it would read as 0.0): write 0, or a "
+                          "larger value", node.start_mark)  # fmt: skip
+    return value
 
 
 SpecLoader.add_constructor(_INT, _construct_int)
+SpecLoader.add_constructor(_FLOAT, _construct_float)
 
 
 def _construct_date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
@@ -1208,7 +1281,7 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
         if criterion and value == "" and raw.strip()[:1] in ">|":  # `>1` opens a YAML block, read as empty
             return _without_comment(raw.strip())
         return value
-    except (DuplicateKey, YamlLimit) as exc:  # valid YAML, refused
+    except (DuplicateKey, YamlLimit, NumberLimit) as exc:  # valid YAML, refused
         raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         text = raw.strip()
@@ -2225,13 +2298,13 @@ def json_schema() -> dict[str, Any]:
     schema["properties"]["name"]["not"] = {"pattern": "(?:" + "|".join(anycase) + ")$"}
     # The schema's tolerance takes no minus sign: validation refuses a negative one with its own words.
     unsigned = _NUM.replace("[-+]?", "\\+?", 1)
-    tolerance = _TOL_RE.pattern.strip("^$").removesuffix(rf"\s*({_NUM})\s*") + rf"\s*({unsigned})\s*"
+    tolerance = _TOL_RE.pattern.strip("^$").removesuffix(rf"{_WS}({_NUM}){_WS}") + rf"{_WS}({unsigned}){_WS}"
     numeric = "^(?:" + _CMP_RE.pattern.strip("^$") + "|" + tolerance + ")$"
     schema["properties"]["criteria"] |= {"type": ["object", "null"], "additionalProperties": False, "properties": {
         **{m: _criterion_schema(f"'<op> <number>' or '<number> +- <tolerance>' (unit: {unit})", numeric)
            for m, unit in NUMERIC_METRICS.items()},
         **{m: _criterion_schema(f"'{_categorical_ops(m)} <value>', value one of {', '.join(v)}",
-                                rf"^\s*(?:{_categorical_ops(m).replace(' or ', '|')})\s*(?:{'|'.join(v)})\s*$")
+                                rf"^{_WS}(?:{_categorical_ops(m).replace(' or ', '|')}){_WS}(?:{'|'.join(v)}){_WS}$")
            for m, v in {**CATEGORICAL_METRICS, "reproducible": PASSING_VERDICTS}.items()},
     }}  # fmt: skip
     _finish_nodes(schema)

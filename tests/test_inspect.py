@@ -69,8 +69,8 @@ def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not
     loaded = auditor_inspect.model_from_checkpoint(path)
     assert loaded.integrity == "not checked: no best.pt.sha256 beside it, but its zip entries pass their CRC-32 checks"
     # A user test: `evaluate --strict` passed it; nothing ties these bytes to the run's, so it warns
-    said = ("no best.pt.sha256 came with it, so its bytes are not checked against the digest the run wrote (a CRC-32 "
-            "check finds damage, not another file): copy the digest file with the checkpoint")
+    said = ("no best.pt.sha256 came with it, so its bytes are not checked against the digest the run wrote (a zip "
+            "archive's CRC-32s find damage, not another file): copy the digest file with the checkpoint")
     assert loaded.warnings == [said]
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
@@ -139,6 +139,50 @@ def test_a_damaged_zip_header_is_refused_as_damaged_not_a_traceback(
     data[at : at + 2] = value
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInput, match=r"best.pt: checkpoint is damaged: its archive entry \S+/data/0 fails the "):
+        auditor_inspect.model_from_checkpoint(path)
+
+
+@pytest.mark.parametrize(("offset", "value", "raised"), [
+    (28, None, "UnicodeDecodeError"),  # the name's length: the name read cut elsewhere (a traceback in load_failure)
+    (6, b"\x5a\x00", "NotImplementedError: zip file version 9.0"),  # "version needed": torch loads it all the same
+])  # fmt: skip
+def test_a_zip_directory_python_cannot_read_is_refused_as_damaged_not_loaded_unchecked(
+    tmp_path: Path, spec: Spec, offset: int, value: bytes | None, raised: str
+) -> None:
+    """A user test: such a file without its digest was a traceback (exit 1), or loaded with a flipped
+    weight byte and no CRC-32 checked (exit 0, "not checked" with no word why)."""
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    checkpoint.digest_path(path).unlink()
+    data = bytearray(path.read_bytes())
+    names = [i.filename for i in zipfile.ZipFile(path).infolist()]
+    at = _central_entry(bytes(data), names[-2].encode()) + offset
+    data[at : at + 2] = value if value is not None else bytes([data[at] ^ 0x5A, data[at + 1]])
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInput, match=(rf"best.pt: checkpoint is damaged: its zip archive's directory cannot be "
+                                            rf"read \({re.escape(raised)}")) as err:  # fmt: skip
+        auditor_inspect.model_from_checkpoint(path)
+    assert "and no best.pt.sha256 is there to compare with" in str(err.value)
+
+
+def test_a_checkpoint_in_torch_legacy_format_says_no_crc_checks_it(tmp_path: Path, spec: Spec) -> None:
+    """A user test: it loaded "not checked", with no word that no CRC-32 could check it."""
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(torch.load(path, weights_only=False), legacy, _use_new_zipfile_serialization=False)
+    assert auditor_inspect.model_from_checkpoint(legacy).integrity == (
+        "not checked: no legacy.pt.sha256 beside it, and it is not a zip archive (a run writes one; torch.save's legacy "
+        "format is not), so no CRC-32 checks its bytes")
+
+
+def test_a_stale_unfinished_write_digest_is_named_not_a_missing_one(tmp_path: Path, spec: Spec) -> None:
+    """A user test: a `.sha256.next` of another file beside a checkpoint without its `.sha256` was
+    refused as "no digest file", which alone is only a note; the file that refused it went unnamed."""
+    path = save_checkpoint(tmp_path / "g.pt", spec)
+    checkpoint.digest_path(path).unlink()
+    checkpoint.next_digest_path(path).write_text("0" * 64 + "  g.pt\n")
+    with pytest.raises(InvalidInput, match=re.escape("g.pt: checkpoint is not intact: g.pt.sha256.next, the digest of an "
+                                                     "unfinished write of it, does not match it, and no g.pt.sha256 is "
+                                                     "there")):  # fmt: skip
         auditor_inspect.model_from_checkpoint(path)
 
 

@@ -241,6 +241,12 @@ def test_merge_keys_may_be_overridden() -> None:
     chained = load_yaml("base: &b {lr: 1, momentum: 0.9}\ntrain:\n  optimizer: &m\n    <<: *b\n    lr: 2\n"
                         "other:\n  <<: *m\n")
     assert chained["train"]["optimizer"] == chained["other"] == {"lr": 2, "momentum": 0.9}
+    # A user test: of a list of mappings merged, the earlier one's key wins (YAML's rule); PyYAML 6.0.4
+    # took the later one's for keys of more than one letter (it told them apart by object identity).
+    listed = load_yaml("o:\n  <<: [{lr: 0.05, x: 1}, {lr: 0.07, x: 2, momentum: 0.8}]\n  momentum: 0.85\n")
+    assert listed["o"] == {"lr": 0.05, "x": 1, "momentum": 0.85}
+    again = load_yaml("a: &a {lr: 1}\nb: &b {lr: 2, wd: 3}\nc: &c\n  <<: [*a, *b]\nd:\n  <<: [*b, *c]\n")
+    assert again["c"] == {"lr": 1, "wd": 3} and again["d"] == {"lr": 2, "wd": 3}
 
 
 def test_a_spec_error_names_the_line_of_its_key_or_of_the_section_it_is_missing_from(tmp_path: Path) -> None:
@@ -922,6 +928,17 @@ def test_the_schema_and_validation_agree_on_criteria_null_and_on_digits() -> Non
     assert not re.search(pattern, "0.5 +- -0.1") and re.search(pattern, "0.5 +- +0.1") and re.search(pattern, "-1 +- 2")
     with pytest.raises(InvalidInput, match=r"criteria\.test_acc"):
         load_spec("smoke", ["criteria.test_acc=0.5 +- -0.1"])
+    # A user test: Python's \s takes U+001C-U+001F and U+0085, ECMA-262's U+FEFF; the schema's pattern
+    # and validation each took what the other refused. Both take the spaces the two share, NBSP among them.
+    status = schema["properties"]["criteria"]["properties"]["status"]["pattern"]
+    for space, taken in (("\u001c", False), ("\u0085", False), ("\ufeff", False), ("\u00a0", True), ("\t", True)):
+        for metric, expr, form in (("test_acc", f">={space}0.5", pattern), ("status", f"=={space}completed", status)):
+            assert bool(re.search(form, expr)) is taken, (metric, expr)
+            if taken:
+                parse_criterion(metric, expr)
+            else:
+                with pytest.raises(ValueError):
+                    parse_criterion(metric, expr)
 
 
 def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture) -> None:
@@ -1861,3 +1878,31 @@ def test_a_byte_that_is_not_utf8_is_placed_by_its_line_in_a_large_file(tmp_path:
     path.write_bytes(("name: x\n# " + "é" * 600_000 + "\n" * 6).encode() + b"a: caf\xe9\n")
     with pytest.raises(InvalidInput, match=rf"^{re.escape(str(path))}:8"):
         load_spec(str(path))
+
+
+def test_a_latency_count_for_days_is_refused_with_the_time_it_would_take_in_exact_digits() -> None:
+    """A user test: 10^23 iterations were said to take 277,777,777,777,777,792 hours (a float's
+    digits past its precision, shown as exact)."""
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["measure.latency.iters=99999999999999999999999"])
+    assert "take 277,777,777,777,777,778 hours)" in str(err.value)
+    with pytest.raises(InvalidInput, match=r"got 100,001 \(100,001 iterations of a 10 ms CPU forward take 17 minutes\)"):
+        load_spec("smoke", ["measure.latency.warmup=100001"])
+
+
+def test_a_number_no_field_holds_as_written_is_refused_at_its_line_or_set(tmp_path: Path) -> None:
+    """A user test: `weight_decay: 1e-400` read as 0.0 (the spec hashed as the one with 0, and `lr:
+    1e-400` was "greater than 0, got 0.0"); an integer of 4,301 digits gave Python's advice on
+    set_int_max_str_digits, with no line."""
+    text = (REPO / "specs/smoke.yaml").read_text()
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace("seed: 0", "seed: " + "9" * 4301))
+    with pytest.raises(InvalidInput, match=rf"s.yaml:\d+: not valid YAML: an integer of 4,301 digits, larger than any "
+                                           rf"spec field holds \(at most {2**63 - 1}\)"):  # fmt: skip
+        load_spec(str(path))
+    for item in ("train.optimizer.weight_decay=1e-400", "data.std=[1e-400, 0.2, 0.2]", "train.optimizer.lr=1e-400"):
+        with pytest.raises(InvalidInput, match=r"too small for a float to tell from 0 \(it would read as 0.0\)") as err:
+            load_spec("smoke", [item])
+        assert str(err.value).startswith(f"--set '{item}': ")
+    assert load_spec("smoke", ["train.optimizer.weight_decay=0.0e-400"]).train.optimizer.weight_decay == 0  # a 0 written so
+    assert load_spec("smoke", ["description='1e-400'"]).description == "1e-400"  # text, quoted
