@@ -74,10 +74,12 @@ class _GivenOnce(argparse._StoreAction):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser with single-valued options given once (`_GivenOnce`), its subcommands too."""
+    """argparse's parser with single-valued options given once (`_GivenOnce`) and in full (no
+    abbreviations), its subcommands too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # No abbreviations: `run --resum` had resumed (a user test), and a CI file should say what it means.
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
         self.register("action", None, _GivenOnce)  # the default action, `store`
         self.register("action", "store", _GivenOnce)
 

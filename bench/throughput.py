@@ -2133,7 +2133,7 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-quiet-s", type=at_least(float, 0), default=120.0,
                    help="before a rerun, an overhead run or a latency round, wait up to this long (s) for other processes to stop (default %(default)g)")
     p.add_argument("--batch-size", type=at_least(int, 1), default=128, help="images per training step (default %(default)s)")
-    p.add_argument("--workers", type=at_least(int, 0), default=None, help=f"DataLoader workers for (a) (default {default_workers()})")
+    p.add_argument("--workers", type=at_least(int, 0), default=None, help=f"DataLoader workers for (a) (default: 2, or the CPUs this process may run on where fewer; here {default_workers()})")
     p.add_argument("--threads", type=at_least(int, 1), nargs="+", default=None,
                    help="torch.set_num_threads value(s); each gets its own throughput section (default: torch's)")
 

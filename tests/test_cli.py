@@ -1142,6 +1142,17 @@ def test_set_and_only_still_repeat() -> None:
     assert parser.parse_args(["check", "R", "--criteria", "c.yaml"]).criteria == Path("c.yaml")  # once: taken
 
 
+@pytest.mark.parametrize(("argv", "abbreviated"), [
+    (["run", "smoke", "--resum"], "--resum"), (["check", "R", "--crit", "c.yaml"], "--crit c.yaml"),
+    (["measure", "x.pt", "--iter", "5"], "--iter 5"),
+])  # fmt: skip
+def test_an_abbreviated_option_is_refused_not_read_as_the_full_one(tmp_path: Path, argv: list[str], abbreviated: str) -> None:
+    """A user test: `auditor run --resum` resumed the run, re-measured it and replaced its report."""
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert_clean_error(proc, f"auditor {argv[0]}: error: unrecognized arguments: {abbreviated}")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv", [
     ["check", "R", "--criteria", "strict.yaml", "--criteria", "team.yaml"], ["check", "R", "--junit", "a.xml", "--junit", "b.xml"],
     ["measure", "x.pt", "--iters", "3", "--iters", "4"], ["verify", "--steps", "1", "--steps", "2"],
