@@ -1139,6 +1139,10 @@ def _text(v: Any) -> bool:
     return isinstance(v, str)
 
 
+def _sha256_hex(v: Any) -> bool:
+    return isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None
+
+
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
 # Times, rates, sizes and losses a run measures are never negative; accuracies and shares are fractions
 # (a user test: a training time edited to -1.0 s was gated and shown).
@@ -1161,7 +1165,9 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("environment.command", _text),
     ("environment.numeric_env", _or_null(lambda v: _mapping(v) and all(map(_text, v.values())))),
     ("environment.auditor_source", _TEXT),
-    ("data.files", lambda v: _mapping(v) and all(map(_text, v.values()))), ("data.normalization", _text),
+    ("data.files", lambda v: _mapping(v) and all(map(_text, v.values()))),
+    ("data.file_sha256", _or_null(lambda v: _mapping(v) and all(map(_sha256_hex, v.values())))),
+    ("data.normalization", _text),
     ("data.n_train_files", is_count), ("data.n_test_files", _COUNT),
     ("data.sizes", _mapping),
     *((f"data.sizes.{split}", is_count) for split in ("train", "val", "test")),

@@ -65,6 +65,9 @@ class Provenance:
     # or a folder that could not be listed (`root` tells them apart)
     other_entries: tuple[str, ...] | None = None
     n_other_entries: int | None = None
+    # sha256 of each official-layout file read, as found (a copy's own SHA256SUMS, or a download's,
+    # can be matched with it; `files` gives only whether the MD5 is the official one); None: synthetic
+    file_sha256: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +190,14 @@ OFFICIAL_META = MappingProxyType(  # read-only: one caller must not change what 
 )
 
 
-def _md5(path: Path) -> str:
+def _digests(path: Path) -> tuple[str, str]:
+    """(md5, sha256) of the file at `path`, in one read."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()  # md5: the official list's digest
     with path.open("rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
+        while chunk := f.read(1 << 20):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
 
 
 def _download(root: Path) -> None:
@@ -215,8 +223,8 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
     """Read the official layout under `spec.root` into uint8 arrays + a file report, fetching
     it first where `data.download` asks and nothing is there.
 
-    Returns (train_x, train_y, test_x, test_y, classes, files, base, fetched).
-    A partial or modified copy still loads; `files` says what differs.
+    Returns (train_x, train_y, test_x, test_y, classes, files, base, fetched, sha256s).
+    A partial or modified copy still loads; `files` says what differs, `sha256s` what each file is.
     """
     root = _data_root(spec)
     base = root / CIFAR_DIR
@@ -226,8 +234,10 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
     if (refusal := _no_cifar_dir(root)) is not None:
         raise refusal
     meta = OFFICIAL_META
-    files = {name: _file_status(base / name, md5) for name, md5 in OFFICIAL_TRAIN + OFFICIAL_TEST}
-    files[meta["filename"]] = _file_status(base / meta["filename"], meta["md5"])
+    checked = {name: _file_check(base / name, md5)
+               for name, md5 in (*OFFICIAL_TRAIN, *OFFICIAL_TEST, (meta["filename"], meta["md5"]))}  # fmt: skip
+    files = {name: status for name, (status, _) in checked.items()}
+    sha256s = {name: digest for name, (_, digest) in checked.items() if digest is not None}
     present = [n for n, _ in OFFICIAL_TRAIN if files[n] != "missing"]
     if not present or files["test_batch"] == "missing":
         # What a run needs: the test batch and at least one training batch (a partial copy loads).
@@ -244,7 +254,7 @@ def read_cifar10(spec: DataSpec) -> tuple[Any, ...]:
                            "was written empty, or cut down to nothing)")  # fmt: skip
     classes = _read_classes(base / meta["filename"])
     train_x, train_y = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
-    return train_x, train_y, test_x, test_y, classes, files, base, fetched
+    return train_x, train_y, test_x, test_y, classes, files, base, fetched, sha256s
 
 
 def _downloads(download: bool, root: Path) -> bool:
@@ -283,7 +293,7 @@ def data_problems(spec: DataSpec) -> list[SpecFieldError]:
     if (refusal := root_problem(spec)) is not None or _downloads(spec.download, _data_root(spec)):
         return [refusal] if refusal is not None else []
     try:  # download off: a folder filled since the check above is read, never fetched into
-        _, train_y, _, _, _, files, base, _ = read_cifar10(spec.model_copy(update={"download": False}))
+        _, train_y, _, _, _, files, base, _, _ = read_cifar10(spec.model_copy(update={"download": False}))
     except SpecFieldError as exc:
         return [exc]
     except InvalidInput as exc:
@@ -364,15 +374,22 @@ def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
     )
 
 
-def _file_status(path: Path, md5: str) -> str:
+def _file_check(path: Path, md5: str) -> tuple[str, str | None]:
+    """(status: "ok", "md5 mismatch" or "missing"; the file's sha256, None where missing)."""
     if (what := not_a_file(path)) is not None:
         raise InvalidInput(f"{path}: {what}, where CIFAR-10's {path.name} goes")
     if not path.is_file():
-        return "missing"
+        return "missing", None
     try:
-        return "ok" if _md5(path) == md5 else "md5 mismatch"
+        found, sha256 = _digests(path)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
+    return ("ok" if found == md5 else "md5 mismatch"), sha256
+
+
+def _file_status(path: Path, md5: str) -> str:
+    """`_file_check`'s status alone."""
+    return _file_check(path, md5)[0]
 
 
 LABEL_NUMBERS = tuple(str(k) for k in range(10))  # the class names of a copy without batches.meta
@@ -537,9 +554,10 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
     if spec.dataset == "synthetic":
         tx, ty, sx, sy = _synthetic_arrays(spec)
         classes, files, base, root, official, downloaded, others = SYNTHETIC_CLASSES, {}, None, None, None, None, None
+        sha256s = None
         note = "procedurally generated (auditor.data.make_synthetic), not CIFAR-10"
     else:
-        tx, ty, sx, sy, classes, files, base, downloaded = read_cifar10(spec)
+        tx, ty, sx, sy, classes, files, base, downloaded, sha256s = read_cifar10(spec)
         root, official, note = str(base), all(s == "ok" for s in files.values()), _unofficial_note(files)
         others = other_entries(base)
     if refusals := read_refusals(spec, len(ty), files, base):
@@ -552,7 +570,7 @@ def load_data(spec: DataSpec, seed: int) -> DataBundle:
         normalization=normalization_kind(spec), test_fingerprint=test_fp,
         scored_test_fingerprint=test_fp if len(te) == len(sy) else fingerprint(sx[te], sy[te]),
         downloaded=downloaded, other_entries=None if others is None else tuple(others[:OTHER_ENTRIES_KEPT]),
-        n_other_entries=None if others is None else len(others),
+        n_other_entries=None if others is None else len(others), file_sha256=sha256s,
     )  # fmt: skip
     tr, va = split_train_val(len(ty), spec.val_split, seed)
     tr = tr[: spec.limit_train] if spec.limit_train else tr

@@ -930,10 +930,7 @@ def _data(audit: dict[str, Any]) -> dict[str, Any]:
         "root_text": code(d["root"]) if d["root"] is not None else "n/a (generated in memory)",
         "provenance_text": provenance,
         "download_text": _download_text(d, ds["download"]),
-        "file_rows": [
-            [name, code(status) if status == "ok" else f"**{status}**"]
-            for name, status in sorted(d["files"].items())
-        ],
+        "file_rows": _file_rows(d),
         "other_entries_text": other_entries_text(d),
         "normalization_text": norm_text,
         "legacy_std_warning": legacy_warning,
@@ -978,6 +975,15 @@ def _exact_pct(fraction: float) -> str:
     shown = pct(fraction)
     exactly = Decimal(shown.rstrip("%")).scaleb(-2) == Decimal(repr(fraction))  # in decimal: 0.007 is 0.70%
     return shown if exactly else f"{shown} (exactly {exact(fraction)})"
+
+
+def _file_rows(d: dict[str, Any]) -> list[list[str]]:
+    """Per file read: its MD5 check against the official list and its sha256 as found (records
+    before `data.file_sha256`: not recorded)."""
+    sha256 = d.get("file_sha256")
+    return [[name, code(status) if status == "ok" else f"**{status}**",
+             "not recorded" if sha256 is None else code(sha256[name]) if name in sha256 else "-"]
+            for name, status in sorted(d["files"].items())]  # fmt: skip
 
 
 def _download_text(d: dict[str, Any], asked: bool) -> str:

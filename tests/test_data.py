@@ -52,6 +52,9 @@ def test_real_subset_loads_flagged_unofficial() -> None:
     assert p.fingerprint == SUBSET_FINGERPRINT
     assert b.classes[:3] == ("airplane", "automobile", "bird")
     assert p.other_entries == () and p.n_other_entries == 0 and D.unread_note(p) is None
+    # Each file's sha256 as read: those the copy's own SHA256SUMS lists (the missing data_batch_5 has none)
+    listed = {name: digest for digest, name in (line.split() for line in (SUBSET / "SHA256SUMS").read_text().splitlines())}
+    assert p.file_sha256 == listed and set(listed) == {name for name, status in p.files.items() if status != "missing"}
     # Real photographs, not noise: the per-channel mean is close to CIFAR-10's.
     mean = b.train_x.float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.02)

@@ -1484,6 +1484,23 @@ def test_official_and_unofficial_provenance() -> None:
     assert checklist_line(synthetic, "Data provenance official").startswith("- [ ]")
 
 
+def test_each_file_read_is_shown_with_its_sha256_as_found() -> None:
+    """The README walk-through: data.files gave only "md5 mismatch", so a copy's own SHA256SUMS could
+    not be matched with the sheet; a record from before data.file_sha256 says it is not recorded."""
+    from auditor.audit import record_problem
+
+    audit = cifar_audit([0.2470, 0.2435, 0.2616], official=False)
+    assert "| data_batch_3 | **md5 mismatch** | not recorded |" in text_of(audit)
+    audit["data"]["files"]["data_batch_5"] = "missing"
+    audit["data"]["file_sha256"] = {name: f"{i:064x}" for i, name in enumerate(sorted(audit["data"]["files"])) if name != "data_batch_5"}
+    text = text_of(audit)
+    for name, status in audit["data"]["files"].items():
+        shown = f"`{audit['data']['file_sha256'][name]}`" if name != "data_batch_5" else "-"
+        assert f"| {name} | {'`ok`' if status == 'ok' else f'**{status}**'} | {shown} |" in text
+    audit["data"]["file_sha256"]["data_batch_1"] = "0" * 63  # not a sha256: refused as a run never writes it
+    assert "data.file_sha256" in (record_problem(audit) or "")
+
+
 @pytest.mark.parametrize("case", ["cifar copy", "synthetic"])
 def test_an_official_flag_edited_against_the_file_report_ticks_nothing(case: str) -> None:
     """A user test: data.official and metrics.official_data set to true on a run of the subset (or
