@@ -454,11 +454,16 @@ def _unread_text(base: str, others: Sequence[str] | None, n_others: int | None, 
 
 def data_notes(spec: DataSpec) -> list[str]:
     """What `validate` says of a valid spec's data folder that a run would say before training:
-    entries of it no run reads (`other_entries`); none where the folder is not there to list
-    (synthetic data, a data.root refused, a download to come)."""
+    entries of it no run reads (`other_entries`), or a download to come (which `validate` cannot
+    try: a user test passed `--strict` on a machine without internet, where `run` failed at once);
+    none for synthetic data or a data.root refused."""
     if spec.dataset != "cifar10" or root_problem(spec) is not None:
         return []
-    base = _data_root(spec) / CIFAR_DIR
+    if _downloads(spec.download, root := _data_root(spec)):
+        return [(f"{root} holds no {CIFAR_DIR}/ yet, so `auditor run` first downloads the official CIFAR-10 archive "
+                 "(about 170 MB) into it (data.download: true); whether this machine can reach the internet is not "
+                 "tried here")]  # fmt: skip
+    base = root / CIFAR_DIR
     if not base.is_dir():
         return []
     others = other_entries(base)

@@ -295,6 +295,12 @@ def test_entries_of_the_data_folder_that_no_run_reads_are_recorded_and_said(tmp_
     assert D.data_notes(DataSpec(root=str(tmp_path), val_split=5)) == [  # validate's, without reading the files
         D.unread_note(p).replace("which this run does not read", "which a run does not read")]
     assert D.data_notes(DataSpec(root=str(tmp_path / "nothing"), val_split=5)) == []  # refused: its warning says why
+    # A user test: `validate --strict` passed a download to come without a word, where `run` failed at once offline
+    empty = tmp_path / "fresh"
+    assert D.data_notes(DataSpec(root=str(empty), val_split=5, download=True)) == [(
+        f"{empty} holds no cifar-10-batches-py/ yet, so `auditor run` first downloads the official CIFAR-10 archive "
+        "(about 170 MB) into it (data.download: true); whether this machine can reach the internet is not tried here")]
+    assert not empty.exists()  # validate fetches nothing, and makes no folder
     for i in range(D.OTHER_ENTRIES_KEPT):
         (base / f"x{i:02d}").write_bytes(b"")
     p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
