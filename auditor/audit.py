@@ -1076,6 +1076,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def is_sha256(value: Any) -> bool:
+    """Whether `value` is a sha256 as a run writes one: 64 lower-case hex digits."""
+    return isinstance(value, str) and re.fullmatch("[0-9a-f]{64}", value) is not None
+
+
 def is_count(value: Any) -> bool:
     """A whole number >= 0 as JSON or a checkpoint gives one (not `true`, which Python counts as 1)."""
     return type(value) is int and value >= 0
@@ -1139,8 +1144,6 @@ def _text(v: Any) -> bool:
     return isinstance(v, str)
 
 
-def _sha256_hex(v: Any) -> bool:
-    return isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None
 
 
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
@@ -1166,7 +1169,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("environment.numeric_env", _or_null(lambda v: _mapping(v) and all(map(_text, v.values())))),
     ("environment.auditor_source", _TEXT),
     ("data.files", lambda v: _mapping(v) and all(map(_text, v.values()))),
-    ("data.file_sha256", _or_null(lambda v: _mapping(v) and all(map(_sha256_hex, v.values())))),
+    ("data.file_sha256", _or_null(lambda v: _mapping(v) and all(map(is_sha256, v.values())))),
     ("data.normalization", _text),
     ("data.n_train_files", is_count), ("data.n_test_files", _COUNT),
     ("data.sizes", _mapping),

@@ -592,22 +592,30 @@ def load_criteria(
             parse_criterion(metric, expr, recorded=recorded)
         except ValueError as exc:
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {exc}") from None
-        # one given now is refused; a recorded one is judged, and fails (`_fails_verification`)
-        if not recorded and (problem := failing_verdict_problem(metric, expr)):
+        if not recorded and (problem := _given_now_problem(metric, expr, allow_tolerance, run_spec)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
-        if not recorded and metric == "reproducible" and allow_tolerance is not None and (
-                problem := verdict_disagreement(expr, allow_tolerance, recorded_run=True)):
-            raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
-        if not recorded and run_spec is not None and (problem := _unpassable_for(run_spec, metric, expr)):
-            raise InvalidInput(f"{sources[metric]}: criteria.{metric}: judged against this run's spec, {problem}")
     return criteria
 
 
+def _given_now_problem(metric: str, expr: str, allow_tolerance: bool | None, run_spec: Mapping[str, Any] | None) -> str | None:
+    """Why a criterion given now (not the run's own, which is judged, and fails: `_fails_verification`)
+    is refused, or None: a verdict that fails by definition, a `reproducible` gate that judges a
+    tolerance verdict otherwise than verify did, or one the run's spec can never pass."""
+    if problem := failing_verdict_problem(metric, expr):
+        return problem
+    if metric == "reproducible" and allow_tolerance is not None and (
+            problem := verdict_disagreement(expr, allow_tolerance, recorded_run=True)):  # fmt: skip
+        return problem
+    return _unpassable_for(run_spec, metric, expr) if run_spec is not None else None
+
+
 def _unpassable_for(run_spec: Mapping[str, Any], metric: str, expr: str) -> str | None:
-    """`spec.unpassable_criterion` for a run's resolved spec (a valid one: `edited_spec_problem`)."""
+    """`spec.unpassable_criterion` for a run's resolved spec (a valid one: `edited_spec_problem`), in
+    a finished run's words: its advice for a new spec (`; set it, or ...`) left out."""
     data, train = run_spec.get("data") or {}, run_spec.get("train") or {}
-    return unpassable_criterion(metric, expr, data.get("dataset"), data.get("val_split"),
-                                train.get("early_stopping") is not None)  # fmt: skip
+    why = unpassable_criterion(metric, expr, data.get("dataset"), data.get("val_split"),
+                               train.get("early_stopping") is not None)  # fmt: skip
+    return None if why is None else f"{why.rsplit('; ', 1)[0]}: this run cannot pass it; gate on another criterion"
 
 
 def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> list[str]:

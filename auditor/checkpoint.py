@@ -377,12 +377,15 @@ def _unopened(path: Path, exc: Exception) -> ZipCrcs:
     """`zip_crcs` of a file Python's zipfile could not open: no zip archive (said in the note), or
     one whose directory is damaged (`unreadable`); nothing where the file cannot be read (loading says why)."""
     try:
-        is_zip = zipfile.is_zipfile(path)  # an end-of-directory record is there
+        with path.open("rb") as f:  # by its head: is_zipfile looks for an end record a legacy file's bytes may hold
+            is_zip = f.read(4) == b"PK\x03\x04"
     except OSError:
         return ZipCrcs(False)
     if not is_zip:
         return ZipCrcs(False, None, ", and it is not a zip archive (a run writes one; torch.save's legacy format is "
                                     "not), so no CRC-32 checks its bytes")  # fmt: skip
+    if isinstance(exc, zipfile.BadZipFile) and "not a zip file" in str(exc):  # what zipfile says of a missing end record
+        return ZipCrcs(False, unreadable="no end-of-archive record was found: the file was cut short, or damaged at its end")
     return ZipCrcs(False, unreadable=f"{type(exc).__name__}: {exc}")
 
 

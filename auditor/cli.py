@@ -47,6 +47,7 @@ from auditor.words import count, out_args, path_arg
 
 if TYPE_CHECKING:  # the commands import what they use when they run (torch is slow to import)
     from auditor.ablate import Plan
+    from auditor.spec import ReadSpec, Spec
 
 DEFAULT_SPEC = "smoke"  # the embedded synthetic spec
 
@@ -83,15 +84,26 @@ class _Parser(argparse.ArgumentParser):
         self.register("action", None, _GivenOnce)  # the default action, `store`
         self.register("action", "store", _GivenOnce)
 
+    # On the top-level parser (`build_parser`): whether a refusal is raised to the caller as `_Refused`
+    # (`_parse`'s, which finishes it) or ends in argparse's usage error; None on a subcommand's.
+    raise_refusals: bool | None = None
+
     def parse_known_args(self, args: Any = None, namespace: argparse.Namespace | None = None) -> Any:
         """argparse's, without `_GivenOnce`'s bookkeeping in the namespace the command receives."""
-        parsed, extras = super().parse_known_args(args, namespace)
+        try:
+            parsed, extras = super().parse_known_args(args, namespace)
+        except _Refused as refused:
+            if self.raise_refusals is False:
+                usage_exit(refused)
+            raise
         parsed.__dict__.pop("_given_once", None)
         return parsed, extras
 
     def error(self, message: str) -> NoReturn:
-        """argparse's usage error (exit 2), raised as `_Refused` for `_parse` to finish: `check`
-        writes its --junit report of the refusal first."""
+        """argparse's usage error (exit 2), raised as `_Refused` for the top-level parser to finish,
+        or `_parse`: `check` writes its --junit report of the refusal first."""
+        if self.raise_refusals is False:  # the top-level parser's own (parse_args: unrecognized arguments)
+            usage_exit(_Refused(self, message))
         raise _Refused(self, message)
 
 
@@ -103,8 +115,15 @@ class _Refused(Exception):
         self.parser, self.message = parser, message
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def usage_exit(refused: _Refused, said: str = "") -> NoReturn:
+    """argparse's usage error for `refused` (usage, then `PROG: error: MESSAGE`, exit 2), `said` added to its line."""
+    refused.parser.print_usage(sys.stderr)
+    refused.parser.exit(EXIT_INVALID, f"{refused.parser.prog}: error: {refused.message}{said}\n")
+
+
+def build_parser(raise_refusals: bool = False) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand; a command line it refuses is argparse's usage
+    error (exit 2), or, with `raise_refusals`, `_Refused` (for `_parse`)."""
     parser = _Parser(
         prog="auditor",
         description="Reproducibility audits for deep-learning training: one YAML spec, trained under "
@@ -115,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"stops as cleanly as Ctrl-C; {EXIT_BROKEN_PIPE} its output pipe closed early. "
         "`auditor COMMAND --help` describes each command.",
     )
+    parser.raise_refusals = raise_refusals
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("models", help="list registered models with exact parameter counts")
@@ -318,18 +338,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`auditor validate`: print each resolved spec, or its errors (exit 2)."""
-    from auditor.data import data_notes
     from auditor.runner import machine_problems
     from auditor.spec import (
         field_source,
         load_spec_read,
         resolved_dict,
         resolved_yaml,
-        schedule_notes,
         shipped_stand_in,
         spec_hash,
-        unmatched_removals,
-        unread_schedule_fields,
     )
 
     errors, printed, refused = [], 0, 0
@@ -350,12 +366,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:  # a fact of this machine, not of the spec: said, not refused
             blamed = field_source(path, problem.field, sets, lines)
             _warn("validate", f"{blamed}: {problem} (the spec is valid; `auditor run` would refuse it here)")
-        for note in data_notes(spec.data):  # what a run would say before training
-            _log(f"auditor validate: note: {field_source(path, 'data.root', sets, lines)}: {note}")
-        for field, note in [*unread_schedule_fields(spec.train.schedule), *schedule_notes(spec.train)]:
-            _log(f"auditor validate: note: {field_source(path, field, sets, lines)}: {note}")
-        for note in unmatched_removals(loaded.given, sets):
-            _log(f"auditor validate: note: {path} {note}")
+        for note in _validate_notes(path, spec, loaded):
+            _log(f"auditor validate: note: {note}")
         refused += bool(problems)
     if errors:
         raise InvalidInput("\n".join(errors))
@@ -363,6 +375,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _log(f"auditor validate: FAIL (--strict): `auditor run` would refuse {count(refused, 'valid spec')} here")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _validate_notes(path: str, spec: Spec, loaded: ReadSpec) -> list[str]:
+    """What `validate` notes of a valid spec (`loaded`: as read), each prefixed by where it comes
+    from: its data folder as a run would say before training, schedule settings that may not be
+    what was meant, --set removals of nothing."""
+    from auditor.data import data_notes
+    from auditor.spec import field_source, schedule_notes, unmatched_removals, unread_schedule_fields
+
+    sets, lines = loaded.items, loaded.lines
+    notes = [f"{field_source(path, 'data.root', sets, lines)}: {note}" for note in data_notes(spec.data)]
+    notes += [f"{field_source(path, field, sets, lines)}: {note}"
+              for field, note in [*unread_schedule_fields(spec.train.schedule), *schedule_notes(spec.train)]]  # fmt: skip
+    return notes + [f"{path} {note}" for note in unmatched_removals(loaded.given, sets)]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -420,18 +446,14 @@ def _print_outcome(audit: dict, report_dir: Path) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     """`auditor render`: rebuild the sheet from audit.json alone."""
     from auditor.audit import moved_note, read_audit
-    from auditor.render import record_bytes, render_run
+    from auditor.render import RENDER_FAULTS, malformed_text, record_bytes, render_run
 
     as_read = record_bytes(args.run_dir)  # before it is read: a run finishing meanwhile replaces it
     audit = read_audit(args.run_dir)  # once: for the sheet and for the resolved-YAML check
     try:
         path = render_run(args.run_dir, audit, as_read)
-    except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:  # a value edited by hand
-        raise InvalidInput(
-            f"{args.run_dir / 'audit.json'}: malformed audit record, cannot render the sheet "
-            f"({type(exc).__name__}: {exc}); if the file was not edited by hand, this is a fault of "
-            "auditor's renderer: please report it with the file"
-        ) from None
+    except RENDER_FAULTS as exc:  # a value edited by hand
+        raise InvalidInput(f"{args.run_dir / 'audit.json'}: {malformed_text(exc)}") from None
     for warning in _render_warnings(args.run_dir, audit):
         _warn("render", warning)
     if (note := moved_note(args.run_dir, audit)) is not None:
@@ -500,22 +522,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """`auditor check`: re-judge a run's criteria (or others) for CI; exit 1 when it fails. On bad
     input (exit 2) a --junit report says so, rather than an earlier report's verdict staying there."""
-    from auditor.check import junit_error_xml, write_junit_text
-
     warned: list[str] = []  # what check warned of before it stopped, for the errored report too
     try:
         return _check(args, warned)
     except InvalidInput as exc:
         if not args.junit:
             raise
-        try:
-            suite = f"auditor.{_suite_name(args.run_dir)}"
-            write_junit_text(args.junit, junit_error_xml(suite, str(exc), warned))
-        except InvalidInput as refused:  # e.g. the --junit path itself was the bad input
-            if str(refused) in str(exc):
-                raise exc from None
-            raise InvalidInput(f"{exc}\n(no JUnit report was written: {refused})") from None
-        raise InvalidInput(f"{exc} (the JUnit report {args.junit} says so: one errored test case)") from None
+        said = _errored_junit(args.junit, f"auditor.{_suite_name(args.run_dir)}", str(exc), warned)
+        raise InvalidInput(f"{exc}{said}") from None
+
+
+def _errored_junit(path: Path, suite: str, message: str, warned: Sequence[str] = ()) -> str:
+    """Write check's report of one errored test case (`message`, and what it `warned` of) at `path`;
+    what to add to the error line: that the report says so, or why none was written ('' where the
+    refusal is what `message` says already: the --junit path was the bad input)."""
+    from auditor.check import junit_error_xml, write_junit_text
+
+    try:
+        write_junit_text(path, junit_error_xml(suite, message, warned))
+    except InvalidInput as refused:
+        why = str(refused)
+    except OSError as exc:  # a name too long even to look at
+        why = f"{path}: {exc.strerror or exc}"
+    else:
+        return f" (the JUnit report {path} says so: one errored test case)"
+    return "" if why in message else f"\n(no JUnit report was written: {why})"
 
 
 def _suite_name(run_dir: Path) -> str:
@@ -551,13 +582,10 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
         unreproduced_note,
         verdict,
     )
-    from auditor.render import sheet_problem
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
     warnings += _check_warnings(args.run_dir, audit)
-    if (missing := sheet_problem(audit)) is not None:
-        raise InvalidInput(f"{source}: incomplete audit record, which `auditor render` refuses too: {missing}")
     own = audit["spec"].get("criteria") or {}
     unused: list[str] = []
     criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
@@ -623,9 +651,11 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
 
 def _refuse_edited(run_dir: Path, audit: dict) -> None:
     """InvalidInput for a record edited after the run: its spec no longer its spec_hash's or no spec a
-    run records, or its metrics not what it measured (a metric changed by hand would be gated as if measured)."""
+    run records, its metrics not what it measured (a metric changed by hand would be gated as if
+    measured), or a field the sheet reads missing or malformed (`render.sheet_problem`)."""
     from auditor.audit import spec_hash_matches
     from auditor.check import edited_metrics, edited_spec_problem
+    from auditor.render import sheet_problem
 
     source = run_dir / "audit.json"
     if not spec_hash_matches(audit):
@@ -641,6 +671,8 @@ def _refuse_edited(run_dir: Path, audit: dict) -> None:
             f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was edited "
             "after the run; gate on the record as the run wrote it"
         )
+    if (problem := sheet_problem(audit)) is not None:  # a field deleted, perhaps one side of a cross-check above
+        raise InvalidInput(f"{source}: {problem} (`auditor render` refuses it too)")
 
 
 def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> list[str]:
@@ -898,37 +930,34 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line parsed; argparse's usage error (exit 2) for arguments no command takes."""
     words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args, stray = build_parser().parse_known_args(words)
+        args, stray = build_parser(raise_refusals=True).parse_known_args(words)
         if args.command == "validate" and stray and not any(a.startswith("-") for a in stray):
             args.specs, stray = [*args.specs, *stray], []  # specs after a --set: `validate a.yaml --set k=v b.yaml`
         if stray:
             args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     except _Refused as refused:
-        said = _refused_check_junit(words, refused.message) if words[:1] == ["check"] else ""
-        refused.parser.print_usage(sys.stderr)
-        refused.parser.exit(EXIT_INVALID, f"{refused.parser.prog}: error: {refused.message}{said}\n")
+        usage_exit(refused, _refused_check_junit(words, refused.message) if words[:1] == ["check"] else "")
     return args
 
 
 def _refused_check_junit(words: list[str], message: str) -> str:
     """For `check` arguments argparse refused (an unset variable's empty RUN_DIR, an option given
     twice, a misspelt one): an errored report at each --junit path the command line names, so that
-    a CI page does not show the previous report's verdict; what to add to the error line about it."""
-    from auditor.check import junit_error_xml, write_junit_text
-
-    named = dict.fromkeys(w.split("=", 1)[1] if "=" in w else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
-                          if w == "--junit" or w.startswith("--junit="))  # fmt: skip
-    said = []
+    a CI page does not show the previous report's verdict; what to add to the error line about it.
+    A word after a bare --junit that begins with `-` is no path, as argparse takes none so."""
+    named = dict.fromkeys(
+        w.removeprefix("--junit=") if w != "--junit" else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
+        if w.startswith("--junit=") or (w == "--junit" and nxt is not None and (nxt == "-" or not nxt.startswith("-")))
+    )  # fmt: skip
+    said = ""
     for given in named:
         try:
-            path = _junit_path(given) if given is not None else None
-            if path is not None:
-                write_junit_text(path, junit_error_xml("auditor.check", message))
-                said.append(f"the JUnit report {path} says so: one errored test case")
-        except (argparse.ArgumentTypeError, ValueError, InvalidInput) as exc:
-            if str(exc) not in message:  # not the refusal itself (`--junit -`)
-                said.append(f"no JUnit report was written to {given}: {exc}")
-    return f" ({'; '.join(said)})" if said else ""
+            path = _junit_path(given)
+        except (argparse.ArgumentTypeError, ValueError) as exc:  # `--junit -`: the refusal itself, said already
+            said += "" if str(exc) in message else f"\n(no JUnit report was written: {given}: {exc})"
+            continue
+        said += _errored_junit(path, "auditor.check", message)
+    return said
 
 
 def _checkpoint_meant(args: argparse.Namespace, error: str) -> str:

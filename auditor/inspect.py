@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from auditor import checkpoint, environment
-from auditor.audit import is_count, latency_warnings
+from auditor.audit import is_count, is_sha256, latency_warnings
 from auditor.data import LABEL_NUMBERS, class_changes, fingerprint, norm_tensors, read_test_set
 from auditor.errors import InvalidInput
 from auditor.fileio import checkpoint_file
@@ -112,7 +111,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
 
 def _sha256_text(value: Any) -> str | None:
     """`value` where it is a sha256 as a run writes one (64 lower-case hex digits), else None."""
-    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) else None
+    return value if is_sha256(value) else None
 
 
 def _integrity(path: Path, target: Path) -> tuple[str, bool]:

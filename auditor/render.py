@@ -40,6 +40,7 @@ from auditor.audit import (
     cpu_share_error,
     is_count,
     is_number,
+    is_sha256,
     known_fields,
     latency_warnings,
     losses_text,
@@ -135,15 +136,27 @@ def _refuse_invalid_edited_spec(run_dir: Path, audit: dict[str, Any]) -> None:
                            f"records ({problem}), so the sheet cannot be rendered")  # fmt: skip
 
 
+# What a value edited by hand into another kind raises in the renderer (a record `read_audit` accepts).
+RENDER_FAULTS = (TypeError, ValueError, AttributeError, IndexError, ArithmeticError)
+
+
 def sheet_problem(audit: dict[str, Any]) -> str | None:
-    """Why the sheet cannot be rendered from `audit` (a field it reads missing: `_missing_field`), or
-    None: `check` refuses what `render` refuses, as a record lacking a field may also lack one side
-    of a cross-check (`check.edited_metrics`) that an edit would otherwise have failed."""
+    """Why the sheet cannot be rendered from `audit`, as `render` says it, or None: `check` refuses
+    what `render` refuses, as a record lacking a field may also lack one side of a cross-check
+    (`check.edited_metrics`) that an edit would otherwise have failed."""
     try:
         render_text(audit, {LEARNING_CURVES: None})  # the figures' fields are read by the text too
     except (jinja2.UndefinedError, KeyError) as exc:
-        return _missing_field(exc, audit)
+        return f"incomplete audit record: {_missing_field(exc, audit)}"
+    except RENDER_FAULTS as exc:
+        return malformed_text(exc)
     return None
+
+
+def malformed_text(exc: Exception) -> str:
+    """What `render` and `check` say of a record the renderer fails on with `exc` (one of RENDER_FAULTS)."""
+    return (f"malformed audit record, cannot render the sheet ({type(exc).__name__}: {exc}); if the file was not "
+            "edited by hand, this is a fault of auditor's renderer: please report it with the file")
 
 
 def _missing_field(exc: Exception, audit: dict[str, Any]) -> str:
@@ -2039,9 +2052,6 @@ def _verify_command_rows(ver: dict[str, Any]) -> list[list[str]]:
 
 # --- the checklist ---------------------------------------------------------------------------
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
 Item = tuple[bool, str, str]  # (ticked, label, evidence)
 
 
@@ -2190,14 +2200,14 @@ def spec_edited_text(spec_hash: Any) -> str:
 def _digests_item(audit: dict[str, Any]) -> Item:
     ck = audit["checkpoints"]
     digests = [c["sha256"] for c in ck.values()]
-    ok = bool(digests) and all(isinstance(d, str) and _HEX64.match(d) for d in digests)
+    ok = bool(digests) and all(map(is_sha256, digests))
     evidence = f"sha256 of {', '.join(ck)} recorded" if ok else "no checkpoint digest recorded"
     return ok, "Checkpoint digests recorded", evidence
 
 
 def _spec_hash_item(audit: dict[str, Any]) -> Item:
     h, label = audit["spec_hash"], "Resolved spec hash recorded"
-    if not (isinstance(h, str) and _HEX64.match(h)):
+    if not is_sha256(h):
         return False, label, "no sha256 of the resolved spec recorded"
     if not spec_hash_matches(audit):
         return False, label, f"`{h[:12]}` does NOT match the recorded resolved spec"

@@ -392,7 +392,9 @@ def unread_schedule_fields(s: Schedule) -> list[tuple[str, str]]:
     return notes
 
 
-def unpassable_criterion(metric: str, expr: str, dataset: str, val_split: float, early_stopping: bool) -> str | None:
+def unpassable_criterion(
+    metric: str, expr: str, dataset: str | None, val_split: float | None, early_stopping: bool
+) -> str | None:
     """Why `metric: expr` fails every run of a spec with these settings, or None: a validation
     accuracy where data.val_split is 0 (never measured), `official_data` other than false on
     synthetic data (never official), `status == early_stopped` without train.early_stopping. A new
@@ -916,7 +918,6 @@ class SpecLoader(yaml.SafeLoader):
             seen[key] = line
         return node
 
-
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         """PyYAML's merge (`<<: *a` or `<<: [*a, *b]`), keeping YAML's precedence: of the mappings
         merged, the earlier one's key wins, and the mapping's own keys win over them all. PyYAML
@@ -946,7 +947,7 @@ class SpecLoader(yaml.SafeLoader):
 
     @staticmethod
     def _merge_sources(node: yaml.MappingNode, value: yaml.Node) -> list[yaml.MappingNode]:
-        """The mappings a merge key's value names, in order; PyYAML's error for anything else."""
+        """The mappings a merge key's value names, in order; an error for anything else."""
         sources = [value] if isinstance(value, yaml.MappingNode) else value.value if isinstance(value, yaml.SequenceNode) else None
         bad = value if sources is None else next((s for s in sources if not isinstance(s, yaml.MappingNode)), None)
         if bad is not None:
@@ -982,17 +983,21 @@ SpecLoader.add_implicit_resolver(
 )  # fmt: skip
 
 
+MAX_INT_DIGITS = 4_300  # Python's limit on the decimal digits int() reads and str() writes (sys.int_info)
+
+
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     """An integer in decimal (leading zeros allowed: `017` is 17), `0o` octal or `0x` hex."""
     text = str(loader.construct_scalar(node)).replace("_", "")
     sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
-    try:
-        if digits[:2] in ("0o", "0x"):
-            return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
-        return sign * int(digits)
-    except ValueError:  # past Python's limit on the digits int() reads (4,300): no field holds such a number
-        raise NumberLimit(f"an integer of {len(digits):,} digits, larger than any spec field holds (at most {2**63 - 1})",
-                          node.start_mark) from None  # fmt: skip
+    base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
+    digits = (digits[2:] if base != 10 else digits).lstrip("0") or "0"  # leading zeros: allowed, not counted
+    # Past Python's limit on decimal digits, int() refuses the text (and str() the value of a long hex
+    # or octal one): no field holds any such number.
+    if len(digits) > MAX_INT_DIGITS or (base != 10 and int(digits, base).bit_length() * math.log10(2) >= MAX_INT_DIGITS):
+        raise NumberLimit(f"an integer of {len(digits):,} digits: no spec field holds one so long (the most any "
+                          f"holds is {INT64_MAX})", node.start_mark)  # fmt: skip
+    return sign * int(digits, base)
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
@@ -1496,7 +1501,7 @@ def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
     problem = yaml_problem(exc, None if line is None else text)
     if isinstance(exc, YamlLimit):
         return f"{where}: YAML too large to read: {problem}"
-    if isinstance(exc, DuplicateKey):
+    if isinstance(exc, (DuplicateKey, NumberLimit)):  # valid YAML, refused
         return f"{where}: {problem}"
     return f"{where}: not valid YAML{quote_hint(exc, text)}: {problem}"
 

@@ -662,9 +662,17 @@ def test_check_refuses_a_record_render_refuses_and_a_stored_result_of_no_criteri
     del edited["measurements"]["latency"]["min_ms"]
     (run / "audit.json").write_text(json.dumps(edited))
     assert main(["check", str(run)]) == 2
-    assert capsys.readouterr().err == (f"auditor check: error: {run / 'audit.json'}: incomplete audit record, which "
-                                       "`auditor render` refuses too: it has no field 'min_ms' "
-                                       "(measurements.latency.min_ms) where the sheet reads one\n")  # fmt: skip
+    assert capsys.readouterr().err == (f"auditor check: error: {run / 'audit.json'}: incomplete audit record: it has no "
+                                       "field 'min_ms' (measurements.latency.min_ms) where the sheet reads one "
+                                       "(`auditor render` refuses it too)\n")  # fmt: skip
+    # The review: a value of another kind the renderer fails on was a traceback in check (exit 1)
+    edited = copy.deepcopy(audit)
+    edited["training"]["trained_on"]["torch_threads"] = "x"
+    (run / "audit.json").write_text(json.dumps(edited))
+    for command in ("check", "render"):
+        assert main([command, str(run)]) == 2
+        err = capsys.readouterr().err
+        assert f"auditor {command}: error: {run / 'audit.json'}: malformed audit record, cannot render the sheet (ValueError: " in err
     edited = copy.deepcopy(audit)
     edited["criteria"][1]["metric"] = "x"
     (run / "audit.json").write_text(json.dumps(edited))
@@ -672,6 +680,9 @@ def test_check_refuses_a_record_render_refuses_and_a_stored_result_of_no_criteri
     assert "(criteria[1] metric \"x\", but the record's spec has no criterion on it)" in capsys.readouterr().err
     (run / "audit.json").write_text(json.dumps(audit))
     assert main(["check", str(run)]) == 0
+    # A criterion given now that no run of this spec passes: refused (exit 2), not failed as a regression (1)
+    assert main(["check", str(run), "--set", "criteria.status=== early_stopped"]) == 2
+    assert "train.early_stopping is not set, so no run of this spec stops early: this run cannot pass it" in capsys.readouterr().err
 
 
 def test_render_refuses_an_audit_json_that_is_a_fifo_rather_than_waiting_on_it(tmp_path: Path) -> None:
@@ -1047,10 +1058,17 @@ def test_check_arguments_argparse_refuses_still_replace_the_junit_report(tmp_pat
     assert "--junit given twice" in errored(junit) == errored(other)
     record = (smoke_run / "reports/smoke/audit.json").read_bytes()  # not a JUnit report: left as it was
     proc = run_cli("check", "", "--junit", str(smoke_run / "reports/smoke/audit.json"))
-    assert_clean_error(proc, "the path is empty", "(no JUnit report was written to ")
+    assert_clean_error(proc, "the path is empty", f"\n(no JUnit report was written: {smoke_run / 'reports/smoke/audit.json'}: ")
     assert (smoke_run / "reports/smoke/audit.json").read_bytes() == record
     refused = run_cli("check", rep, "--junit", "-")  # the --junit path refused itself: said once
     assert refused.stderr.count("'-' is not standard output here") == 1
+    # The review: the option after a bare --junit was written as the report, a file named --criteria;
+    # and a path too long to look at was a traceback
+    proc = run_cli("check", rep, "--junit", "--criteria", "x.yaml", cwd=tmp_path)
+    assert_clean_error(proc, "argument --junit: expected one argument")
+    assert not (tmp_path / "--criteria").exists() and "JUnit report" not in proc.stderr
+    proc = run_cli("check", "", "--junit", str(tmp_path / ("a" * 300 + ".xml")))
+    assert_clean_error(proc, "the path is empty", "\n(no JUnit report was written: ", "File name too long")
 
 
 def test_check_into_a_closed_pipe_still_puts_its_junit_report_in_place(tmp_path: Path, smoke_run: Path) -> None:

@@ -164,6 +164,15 @@ def test_a_zip_directory_python_cannot_read_is_refused_as_damaged_not_loaded_unc
     assert "and no best.pt.sha256 is there to compare with" in str(err.value)
 
 
+def test_a_truncated_checkpoint_without_its_digest_is_said_cut_short(tmp_path: Path, spec: Spec) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", spec)
+    checkpoint.digest_path(path).unlink()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InvalidInput, match=re.escape("best.pt: checkpoint is damaged: its zip archive's directory cannot be "
+                                                     "read (no end-of-archive record was found: the file was cut short")):
+        auditor_inspect.model_from_checkpoint(path)
+
+
 def test_a_checkpoint_in_torch_legacy_format_says_no_crc_checks_it(tmp_path: Path, spec: Spec) -> None:
     """A user test: it loaded "not checked", with no word that no CRC-32 could check it."""
     path = save_checkpoint(tmp_path / "best.pt", spec)

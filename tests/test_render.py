@@ -1296,7 +1296,7 @@ def test_a_busy_cpu_latency_at_several_threads_says_fewer_threads_wait_less() ->
 
 def test_test_set_fingerprint_row_and_records_without_it() -> None:
     audit = golden_audit()
-    row = "| Test-set fingerprint (the test images and labels alone; `auditor evaluate` prints it for its copy) | {} |"
+    row = "| Test-set fingerprint (the test images, then the test labels, alone; `auditor evaluate` prints it for its copy) | {} |"
     assert row.format(f"`{audit['data']['test_fingerprint']}`") in text_of(audit)
     del audit["data"]["test_fingerprint"]  # a record written before it was recorded
     assert row.format("not recorded") in text_of(audit)
