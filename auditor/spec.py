@@ -994,10 +994,11 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     digits = (digits[2:] if base != 10 else digits).lstrip("0") or "0"  # leading zeros: allowed, not counted
     # Past Python's limit on decimal digits, int() refuses the text (and str() the value of a long hex
     # or octal one): no field holds any such number.
-    if len(digits) > MAX_INT_DIGITS or (base != 10 and int(digits, base).bit_length() * math.log10(2) >= MAX_INT_DIGITS):
+    value = int(digits, base) if base != 10 or len(digits) <= MAX_INT_DIGITS else None
+    if value is None or (base != 10 and value.bit_length() > MAX_INT_DIGITS * 3):  # 3 bits a digit: under log2(10)
         raise NumberLimit(f"an integer of {len(digits):,} digits: no spec field holds one so long (the most any "
                           f"holds is {INT64_MAX})", node.start_mark)  # fmt: skip
-    return sign * int(digits, base)
+    return sign * value
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
