@@ -79,7 +79,7 @@ from auditor.fileio import (
     out_error,
     why_not_writable,
 )
-from auditor.render import cifar_qualifier, in_millions
+from auditor.render import cifar_qualifier, in_millions, sheet_problem
 from auditor.spec import (
     INT64_MAX,
     LABEL_KEYS,
@@ -885,7 +885,8 @@ def check_refusal(audit: dict[str, Any]) -> str | None:
     (`record_problem`: another schema_version, a field missing or of another kind than a run writes,
     e.g. a test evaluation without the confusion matrix check recomputes the accuracy from, statuses
     that disagree), or a record edited after the run (a resolved spec that no longer hashes to its
-    spec_hash or is none a run records, metrics that disagree with what it measured). None: the page counts it. A record
+    spec_hash or is none a run records, metrics that disagree with what it measured), or one the sheet
+    cannot be rendered from (`render.sheet_problem`). None: the page counts it. A record
     lacking a field is refused as `check` refuses it: its metrics could be compared with nothing
     (a record whose measurements were deleted would have had an edited test_acc counted)."""
     if (problem := record_problem(audit)) is not None:
@@ -900,7 +901,9 @@ def check_refusal(audit: dict[str, Any]) -> str | None:
             edits += edited_metrics(audit)
     except (KeyError, TypeError, ValueError, AttributeError):  # not reached for a record record_problem passes: a guard
         pass
-    return f"edited after the run ({'; '.join(edits)})" if edits else None
+    if edits:
+        return f"edited after the run ({'; '.join(edits)})"
+    return sheet_problem(audit)  # a field the sheet reads missing or malformed, as `check` refuses it
 
 
 def _mending(out: Path, plan: Plan, run: PlannedRun, audit: dict[str, Any]) -> str:

@@ -1144,8 +1144,6 @@ def _text(v: Any) -> bool:
     return isinstance(v, str)
 
 
-
-
 _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured, or not a finite number
 # Times, rates, sizes and losses a run measures are never negative; accuracies and shares are fractions
 # (a user test: a training time edited to -1.0 s was gated and shown).
@@ -1224,6 +1222,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 )  # fmt: skip
 # Each epoch's row of training.history, as the sheet's table and curves show it.
 HISTORY_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("epoch", is_count),  # the figures' x axis (a review: `[]` there passed `check`, which renders no figure)
     *((k, lambda v: v is not None and _NONNEG(v)) for k in ("lr", "epoch_s", "images_per_s")), ("steps", is_count),
     *((k, _NONNEG) for k in ("train_loss", "val_loss")), *((k, _FRACTION) for k in ("train_acc", "val_acc")),
 )  # fmt: skip

@@ -611,11 +611,11 @@ def _given_now_problem(metric: str, expr: str, allow_tolerance: bool | None, run
 
 def _unpassable_for(run_spec: Mapping[str, Any], metric: str, expr: str) -> str | None:
     """`spec.unpassable_criterion` for a run's resolved spec (a valid one: `edited_spec_problem`), in
-    a finished run's words: its advice for a new spec (`; set it, or ...`) left out."""
+    a finished run's words: its advice for a new spec left out."""
     data, train = run_spec.get("data") or {}, run_spec.get("train") or {}
     why = unpassable_criterion(metric, expr, data.get("dataset"), data.get("val_split"),
                                train.get("early_stopping") is not None)  # fmt: skip
-    return None if why is None else f"{why.rsplit('; ', 1)[0]}: this run cannot pass it; gate on another criterion"
+    return None if why is None else f"{why[0]}; nor can this run pass it: gate on another criterion"
 
 
 def criteria_changes(base: Mapping[str, Any], checked: Mapping[str, str]) -> list[str]:

@@ -37,7 +37,7 @@ from typing import Any, Self
 
 import torch
 
-from auditor.audit import STEP_NAME, is_count, is_number, step_checkpoints, step_of
+from auditor.audit import STEP_NAME, is_count, is_number, is_sha256, step_checkpoints, step_of
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, replace_durably, sha256_file
 from auditor.words import count, first_of
@@ -435,7 +435,7 @@ def _digest_file_names(path: Path) -> str | None:
         digest, named = _sidecar_words(path, path.name.removesuffix(DIGEST_SUFFIX))
     except (OSError, UnicodeDecodeError):
         return None
-    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+    if not is_sha256(digest):
         return None
     return named or ""
 

@@ -944,10 +944,10 @@ def _refused_check_junit(words: list[str], message: str) -> str:
     """For `check` arguments argparse refused (an unset variable's empty RUN_DIR, an option given
     twice, a misspelt one): an errored report at each --junit path the command line names, so that
     a CI page does not show the previous report's verdict; what to add to the error line about it.
-    A word after a bare --junit that begins with `-` is no path, as argparse takes none so."""
+    The word after a bare --junit is its path where argparse takes it as a value (`_a_value`)."""
     named = dict.fromkeys(
         w.removeprefix("--junit=") if w != "--junit" else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
-        if w.startswith("--junit=") or (w == "--junit" and nxt is not None and (nxt == "-" or not nxt.startswith("-")))
+        if w.startswith("--junit=") or (w == "--junit" and nxt is not None and _a_value(nxt))
     )  # fmt: skip
     said = ""
     for given in named:
@@ -958,6 +958,13 @@ def _refused_check_junit(words: list[str], message: str) -> str:
             continue
         said += _errored_junit(path, "auditor.check", message)
     return said
+
+
+def _a_value(word: str) -> bool:
+    """Whether argparse takes `word` as a value, not an option: it does not begin with `-`, or it is
+    `-` alone, a negative number or holds a space (argparse's own rules; none of our options looks
+    like a negative number)."""
+    return not word.startswith("-") or word == "-" or " " in word or re.fullmatch(r"-\d+|-\d*\.\d+", word) is not None
 
 
 def _checkpoint_meant(args: argparse.Namespace, error: str) -> str:

@@ -394,23 +394,24 @@ def unread_schedule_fields(s: Schedule) -> list[tuple[str, str]]:
 
 def unpassable_criterion(
     metric: str, expr: str, dataset: str | None, val_split: float | None, early_stopping: bool
-) -> str | None:
-    """Why `metric: expr` fails every run of a spec with these settings, or None: a validation
-    accuracy where data.val_split is 0 (never measured), `official_data` other than false on
-    synthetic data (never official), `status == early_stopped` without train.early_stopping. A new
-    spec is refused one; so is a criterion `check` is given for a run of such a spec."""
+) -> tuple[str, str] | None:
+    """Why `metric: expr` fails every run of a spec with these settings, and what a new spec can do
+    instead; or None: a validation accuracy where data.val_split is 0 (never measured),
+    `official_data` other than false on synthetic data (never official), `status == early_stopped`
+    without train.early_stopping. A new spec is refused one; so is a criterion `check` is given for
+    a run of such a spec (with its own advice: the run is done)."""
     if metric in VAL_METRICS and val_split == 0:
-        return (f"never measured, as data.val_split is 0 (no validation split: the checkpoint is selected on the test "
-                f"set); remove it (--set criteria.{metric}=null) or hold out images with data.val_split")  # fmt: skip
+        return ("never measured, as data.val_split is 0 (no validation split: the checkpoint is selected on the test set)",
+                f"remove it (--set criteria.{metric}=null) or hold out images with data.val_split")
     if metric == "official_data" and dataset == "synthetic":
         crit = parse_criterion(metric, expr, recorded=True)
         if (crit.op == "==") != (crit.threshold == "false"):  # judged at false, the only value synthetic data has
-            return (f"{expr!r} never passes here: data.dataset is synthetic, which is never the official CIFAR-10 "
-                    "(official_data is false); remove it, or train on cifar10")  # fmt: skip
+            why = f"{expr!r} never passes here: data.dataset is synthetic, which is never the official CIFAR-10 (official_data is false)"
+            return why, "remove it, or train on cifar10"
     if metric == "status" and not early_stopping:
         crit = parse_criterion(metric, expr, recorded=True)
         if crit.op == "==" and crit.threshold == "early_stopped":
-            return (f"{expr!r} never passes here: train.early_stopping is not set, so no run of this spec stops early; "
+            return (f"{expr!r} never passes here: train.early_stopping is not set, so no run of this spec stops early",
                     "set it, or gate on '!= diverged'")  # fmt: skip
     return None
 
@@ -552,6 +553,12 @@ def unknown_metric(metric: str) -> str | None:
 _MORE_IS_BETTER_UNITS = frozenset({"fraction", "images/s"})
 
 
+def _reads_as_zero(numbers: Sequence[str]) -> bool:
+    """Whether a number written other than 0 reads as 0.0 (`1e-400`): refused in a new spec's
+    criteria, as the spec's own numbers are (an older run's criterion is judged as it was read)."""
+    return any(float(n) == 0 and re.search(r"[1-9]", re.split(r"[eE]", n)[0]) for n in numbers)
+
+
 def _lone_number_hint(metric: str, expr: Any) -> str:
     """For a threshold given without its comparison (`0.5`, quoted or not): a criterion that
     would be accepted, or nothing where none is clear (a categorical metric, a fraction out of range)."""
@@ -628,16 +635,11 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         if crit.tolerance < 0 or m[2].startswith("-"):  # `-0` too, which the schema's pattern refuses
             raise ValueError(f"tolerance must be >= 0 in {expr!r}")
     else:
-        if re.search(r"(?i)(?<![a-z])(?:[+-]?inf(?:inity)?|nan)(?![a-z])", expr):  # as `<= 1e999` is said (a user test)
-            raise ValueError(f"numbers must be finite in {expr!r}")
-        digits = "; write numbers in ASCII digits (0-9)" if any(c.isdigit() and not c.isascii() for c in expr) else ""
-        raise ValueError(
-            f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
-            f" or '<number> +- <tolerance>' (also +/- or ±){digits}{_lone_number_hint(metric, expr)}"
-            f"{_percent_hint(metric, expr)}{_missing_part_hint(expr)}"
-        )
+        raise _unparsed(metric, expr)
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
+    if not recorded and _reads_as_zero(m.groups() if crit.op == "+-" else m.groups()[1:]):  # not the comparison
+        raise ValueError(f"a number in {expr!r} is too small for a float to tell from 0 (it would read as 0.0)")
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
         raise ValueError(f"{metric} is a fraction in [0, 1], got {expr!r}")  # as written: not 5.0 for 5
     if not recorded and not _reachable(crit):  # a gate no model can pass is a typo, not a gate
@@ -645,6 +647,18 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(f"{expr!r} can never pass: {metric} is always in [0, {exact(hi)}]" if hi < math.inf else
                          f"{expr!r} can never pass: {metric} is never below 0")  # fmt: skip
     return crit
+
+
+def _unparsed(metric: str, expr: str) -> ValueError:
+    """The error for a numeric criterion neither form reads, with what it may have meant."""
+    if re.search(r"(?i)(?<![a-z])(?:[+-]?inf(?:inity)?|nan)(?![a-z])", expr):  # as `<= 1e999` is said (a user test)
+        return ValueError(f"numbers must be finite in {expr!r}")
+    digits = "; write numbers in ASCII digits (0-9)" if any(c.isdigit() and not c.isascii() for c in expr) else ""
+    return ValueError(
+        f"cannot parse {expr!r}: expected '<op> <number>' (op one of >=, >, <=, <, ==, !=)"
+        f" or '<number> +- <tolerance>' (also +/- or ±){digits}{_lone_number_hint(metric, expr)}"
+        f"{_percent_hint(metric, expr)}{_missing_part_hint(expr)}"
+    )
 
 
 REL_EPS = 1e-9  # relative slack for numeric `==` and `+-`
@@ -809,7 +823,7 @@ class Spec(_Section):
             expr = self.criteria.get(metric)
             if expr is not None and (why := unpassable_criterion(metric, expr, self.data.dataset, self.data.val_split,
                                                                  self.train.early_stopping is not None)):  # fmt: skip
-                raise ValueError(f"{SUBKEY}criteria.{metric}: {why}")
+                raise ValueError(f"{SUBKEY}criteria.{metric}: {why[0]}; {why[1]}")
         return self
 
     @model_validator(mode="after")
@@ -996,7 +1010,8 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     # or octal one): no field holds any such number.
     value = int(digits, base) if base != 10 or len(digits) <= MAX_INT_DIGITS else None
     if value is None or (base != 10 and value.bit_length() > MAX_INT_DIGITS * 3):  # 3 bits a digit: under log2(10)
-        raise NumberLimit(f"an integer of {len(digits):,} digits: no spec field holds one so long (the most any "
+        kind = {8: "octal ", 16: "hexadecimal "}.get(base, "")
+        raise NumberLimit(f"an integer of {len(digits):,} {kind}digits: no field holds one so long (the most any "
                           f"holds is {INT64_MAX})", node.start_mark)  # fmt: skip
     return sign * value
 

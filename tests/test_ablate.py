@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -2231,3 +2232,18 @@ def test_a_one_epoch_variant_shows_its_seeds_spread_and_the_depth_legend_gives_n
     labels = [t.get_text() for a in drawn["depth.png"].axes for t in a.get_legend().get_texts()]
     assert labels == ["resnet20 (n=3)"]
     assert "an error bar where the runs of a variant have one epoch in common" in page and "Mean over seeds (n in the legend)." in page
+
+
+def test_a_record_check_refuses_for_the_sheet_is_not_counted() -> None:
+    """The review: `check` came to refuse a record the sheet cannot be rendered from (a field deleted,
+    one of another kind the renderer fails on), while the ablation page still counted it."""
+    from auditor import ablate
+
+    record = json.loads((REPO / "tests/fixtures/audit_golden.json").read_text())
+    assert ablate.check_refusal(record) is None
+    missing = copy.deepcopy(record)
+    del missing["measurements"]["latency"]["min_ms"]
+    assert ablate.check_refusal(missing).startswith("incomplete audit record: it has no field 'min_ms'")
+    epoch = copy.deepcopy(record)
+    epoch["training"]["history"][0]["epoch"] = []  # the figures' x axis: refused where check and render read it
+    assert "training.history[0].epoch" in ablate.check_refusal(epoch)

@@ -682,7 +682,8 @@ def test_check_refuses_a_record_render_refuses_and_a_stored_result_of_no_criteri
     assert main(["check", str(run)]) == 0
     # A criterion given now that no run of this spec passes: refused (exit 2), not failed as a regression (1)
     assert main(["check", str(run), "--set", "criteria.status=== early_stopped"]) == 2
-    assert "train.early_stopping is not set, so no run of this spec stops early: this run cannot pass it" in capsys.readouterr().err
+    assert ("train.early_stopping is not set, so no run of this spec stops early; nor can this run pass it"
+            in capsys.readouterr().err)
 
 
 def test_render_refuses_an_audit_json_that_is_a_fifo_rather_than_waiting_on_it(tmp_path: Path) -> None:
@@ -1069,6 +1070,11 @@ def test_check_arguments_argparse_refuses_still_replace_the_junit_report(tmp_pat
     assert not (tmp_path / "--criteria").exists() and "JUnit report" not in proc.stderr
     proc = run_cli("check", "", "--junit", str(tmp_path / ("a" * 300 + ".xml")))
     assert_clean_error(proc, "the path is empty", "\n(no JUnit report was written: ", "File name too long")
+    # The second review: argparse takes a negative number (and a word with a space) as --junit's value
+    assert run_cli("check", rep, "--junit", "-5", cwd=tmp_path).returncode == 0  # writes ./-5, a PASS report
+    proc = run_cli("check", rep, "--junit", "-5", "--junit", "x y.xml", cwd=tmp_path)
+    assert_clean_error(proc, "the JUnit report -5 says so", "the JUnit report x y.xml says so")
+    assert "--junit given twice" in errored(tmp_path / "-5") == errored(tmp_path / "x y.xml")
 
 
 def test_check_into_a_closed_pipe_still_puts_its_junit_report_in_place(tmp_path: Path, smoke_run: Path) -> None:
@@ -1146,6 +1152,24 @@ def test_render_warns_as_check_does_of_a_run_that_has_not_finished(tmp_path: Pat
     assert staged.returncode == 0 and (f"auditor render: warning: {rep}.partial is a run's staging folder, not its "
                                        "report: the run had not finished putting its report in place") in staged.stderr
     assert (tmp_path / "reports" / "smoke.partial" / "REPRODUCIBILITY.md").is_file()
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["check"], "auditor check: error: the following arguments are required: RUN_DIR"),
+    (["check", "R", "--junit", "a.xml", "--junit", "b.xml"], "auditor check: error: --junit given twice"),
+    (["run", "smoke", "--resum"], "auditor: error: unrecognized arguments: --resum"),  # parse_args: the top's own
+    (["bogus"], "auditor: error: argument COMMAND: invalid choice: 'bogus'"),
+])  # fmt: skip
+def test_build_parser_refuses_as_argparse_does_for_callers_outside_main(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review: with main's refusal path (`_Refused`, for check's --junit report), build_parser()'s
+    other callers got that private exception instead of argparse's usage error (exit 2)."""
+    from auditor.cli import build_parser
+
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_set_and_only_still_repeat() -> None:

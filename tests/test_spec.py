@@ -1902,7 +1902,7 @@ def test_a_number_no_field_holds_as_written_is_refused_at_its_line_or_set(tmp_pa
     text = (REPO / "specs/smoke.yaml").read_text()
     path = tmp_path / "s.yaml"
     path.write_text(text.replace("seed: 0", "seed: " + "9" * 4301))
-    with pytest.raises(InvalidInput, match=rf"s.yaml:\d+: an integer of 4,301 digits: no spec field holds one so long "
+    with pytest.raises(InvalidInput, match=rf"s.yaml:\d+: an integer of 4,301 digits: no field holds one so long "
                                            rf"\(the most any holds is {2**63 - 1}\)"):  # fmt: skip
         load_spec(str(path))
     for item in ("train.optimizer.weight_decay=1e-400", "data.std=[1e-400, 0.2, 0.2]", "train.optimizer.lr=1e-400"):
@@ -1911,10 +1911,21 @@ def test_a_number_no_field_holds_as_written_is_refused_at_its_line_or_set(tmp_pa
         assert str(err.value).startswith(f"--set '{item}': ")
     assert load_spec("smoke", ["train.optimizer.weight_decay=0.0e-400"]).train.optimizer.weight_decay == 0  # a 0 written so
     # The review: a long hex integer escaped the limit (and failed when printed); leading zeros were counted
-    with pytest.raises(InvalidInput, match="an integer of 5,000 digits: no spec field holds one so long"):
+    with pytest.raises(InvalidInput, match="an integer of 5,000 hexadecimal digits: no field holds one so long"):
         load_spec("smoke", ["seed=0x" + "f" * 5000])
     assert load_spec("smoke", ["seed=" + "0" * 4400 + "7"]).seed == 7
     path.write_text(text.replace("seed: 0", "seed: " + "9" * 4300))  # as many digits as Python reads: validation's own words
     with pytest.raises(InvalidInput, match=r"s.yaml:\d+: seed: input should be less than or equal to 9223372036854775807"):
         load_spec(str(path))
     assert load_spec("smoke", ["description='1e-400'"]).description == "1e-400"  # text, quoted
+
+
+@pytest.mark.parametrize("expr", [">= 1e-400", "0.5 +- 1e-400", "< 0.000e-400 "])
+def test_a_criterion_number_that_reads_as_0_is_refused_in_a_new_spec(expr: str) -> None:
+    """The review: `>= 1e-400` read as `>= 0` without a word, where the spec's own numbers so written are refused."""
+    if expr.startswith("<"):  # a 0 written so: no refusal of that kind
+        assert "too small" not in str(pytest.raises(ValueError, parse_criterion, "latency_ms", expr).value)
+        return
+    with pytest.raises(ValueError, match="is too small for a float to tell from 0"):
+        parse_criterion("test_acc", expr)
+    assert parse_criterion("test_acc", expr, recorded=True).threshold in (0.0, 0.5)  # an older run's: judged as it was
