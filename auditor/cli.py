@@ -936,7 +936,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         if stray:
             args.command_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     except _Refused as refused:
-        usage_exit(refused, _refused_check_junit(words, refused.message) if words[:1] == ["check"] else "")
+        said = _refused_check_junit(words, refused.message) if words[:1] == ["check"] else ""
+        usage_exit(refused, abbreviation_hint(refused.parser, words) + said)
     return args
 
 
@@ -945,9 +946,9 @@ def _refused_check_junit(words: list[str], message: str) -> str:
     twice, a misspelt one): an errored report at each --junit path the command line names, so that
     a CI page does not show the previous report's verdict; what to add to the error line about it.
     The word after a bare --junit is its path where argparse takes it as a value (`_a_value`)."""
-    named = dict.fromkeys(
-        w.removeprefix("--junit=") if w != "--junit" else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
-        if w.startswith("--junit=") or (w == "--junit" and nxt is not None and _a_value(nxt))
+    named = dict.fromkeys(  # `--jun` too, an abbreviation auditor 0.2.0 took (an upgrade test)
+        w.partition("=")[2] if "=" in w else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
+        if _junit_word(w.partition("=")[0]) and ("=" in w or (nxt is not None and _a_value(nxt)))
     )  # fmt: skip
     said = ""
     for given in named:
@@ -958,6 +959,22 @@ def _refused_check_junit(words: list[str], message: str) -> str:
             continue
         said += _errored_junit(path, "auditor.check", message)
     return said
+
+
+def _junit_word(word: str) -> bool:
+    """`--junit`, or an abbreviation of it (`--jun`), which no other option of `check` begins with."""
+    return len(word) >= 3 and "--junit".startswith(word)
+
+
+def abbreviation_hint(parser: argparse.ArgumentParser, words: Sequence[str]) -> str:
+    """For a refused command line holding abbreviations of options the refusing `parser` has, which
+    auditor 0.2.0 took (`--resum`, `--data DIR`): what each stands for, to add to the error line."""
+    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    hints = []
+    for word in dict.fromkeys(w.partition("=")[0] for w in words if w.startswith("--")):
+        if word not in options and len(full := [o for o in options if o.startswith(word)]) == 1:
+            hints.append(f"{word} for {full[0]}")
+    return f" (options are given in full, not abbreviated: {', '.join(hints)})" if hints else ""
 
 
 def _a_value(word: str) -> bool:

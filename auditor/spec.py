@@ -626,9 +626,9 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(criterion_gap(metric, "empty"))
     if metric in CATEGORICAL_METRICS:
         return _parse_categorical(metric, expr, recorded)
-    if m := _CMP_RE.match(expr):
+    if m := _CMP_RE.match(text := _as_matched(expr, recorded)):
         crit = Criterion(metric=metric, expr=expr, op=m[1], threshold=float(m[2]))
-    elif m := _TOL_RE.match(expr):
+    elif m := _TOL_RE.match(text):
         crit = Criterion(
             metric=metric, expr=expr, op="+-", threshold=float(m[1]), tolerance=float(m[2])
         )
@@ -647,6 +647,13 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise ValueError(f"{expr!r} can never pass: {metric} is always in [0, {exact(hi)}]" if hi < math.inf else
                          f"{expr!r} can never pass: {metric} is never below 0")  # fmt: skip
     return crit
+
+
+def _as_matched(expr: str, recorded: bool) -> str:
+    """`expr` as the criteria patterns match it: a recorded one with Python's spaces read as spaces
+    (auditor 0.2.0's patterns took U+001C-U+001F and U+0085 as spaces, which the ones shared with the
+    schema do not: an upgrade test had an older run's record refused as edited)."""
+    return re.sub(r"\s", " ", expr) if recorded else expr
 
 
 def _unparsed(metric: str, expr: str) -> ValueError:
@@ -722,7 +729,7 @@ def _categorical_hint(metric: str, expr: Any, passing_said: bool = False) -> str
 
 def _parse_categorical(metric: str, expr: str, recorded: bool = False) -> Criterion:
     allowed = CATEGORICAL_METRICS[metric]
-    m = _CAT_RE.match(expr)
+    m = _CAT_RE.match(_as_matched(expr, recorded))
     if (not m or m[2] not in allowed) and metric == "reproducible" and not recorded:  # the other forms are refused
         raise ValueError(f"cannot parse {expr!r}: expected {PASSING_FORMS}{_categorical_hint(metric, expr, True)}"
                          f"{_missing_part_hint(expr, 'value')}")  # fmt: skip
@@ -863,9 +870,10 @@ class DuplicateKey(yaml.constructor.ConstructorError):
         self.first_line = first_line
 
 
-class NumberLimit(yaml.constructor.ConstructorError):
-    """A number written in a spec that no field can hold as written (an integer past Python's digit
-    limit, a float that reads as 0): valid YAML, refused (a `--set` value too, not taken as text)."""
+class RefusedYaml(yaml.constructor.ConstructorError):
+    """Valid YAML refused at its place (a `--set` value too, not taken as text): a number no field
+    can hold as written (an integer past Python's digit limit, a float that reads as 0), or mappings
+    merged with one key given two values, which versions read differently."""
 
     def __init__(self, problem: str, mark: yaml.Mark) -> None:
         super().__init__(None, None, problem, mark)
@@ -939,7 +947,7 @@ class SpecLoader(yaml.SafeLoader):
         merged mappings took the later one's value (a user test: `<<: [{lr: 0.05}, {lr: 0.07}]`
         read as lr 0.07)."""
         merged: list[tuple[yaml.Node, yaml.Node]] = []
-        seen: set[object] = set()
+        seen: dict[object, yaml.Node] = {}  # each merged key's value node, the first given
         index = 0
         while index < len(node.value):
             key_node, value_node = node.value[index]
@@ -953,8 +961,10 @@ class SpecLoader(yaml.SafeLoader):
                 self.flatten_mapping(source)
                 for pair in source.value:
                     if (key := _merge_key(pair[0])) not in seen:
-                        seen.add(key)
+                        seen[key] = pair[1]
                         merged.append(pair)
+                    elif _merge_key(seen[key]) != _merge_key(pair[1]):
+                        raise _merge_conflict(pair[0], seen[key], pair[1])
         if merged:  # without the keys it gives itself: flattened, a node holds each key once (it may be merged again)
             own = {_merge_key(k) for k, _ in node.value}
             node.value = [pair for pair in merged if _merge_key(pair[0]) not in own] + node.value
@@ -971,8 +981,19 @@ class SpecLoader(yaml.SafeLoader):
         return sources  # type: ignore[return-value]
 
 
+def _merge_conflict(key: yaml.Node, first: yaml.Node, later: yaml.Node) -> RefusedYaml:
+    """Two mappings merged into one that give `key` other values: YAML takes the first, and auditor
+    0.2.0 (PyYAML 6.0.4) took the last for most keys, so the file's meaning depends on the version
+    (an upgrade test: a criteria file's gate flipped from FAIL to PASS)."""
+    shown = [repr(n.value) if isinstance(n, yaml.ScalarNode) else f"a {n.id}" for n in (first, later)]
+    return RefusedYaml(f"the mappings merged here give {key.value!r} twice, as {shown[0]} (line "
+                       f"{first.start_mark.line + 1}) and {shown[1]}: YAML takes the first, auditor 0.2.0 took the "
+                       "last; give it once, or as this mapping's own key", later.start_mark)  # fmt: skip
+
+
 def _merge_key(node: yaml.Node) -> object:
-    """What tells keys apart in a merge: a scalar's tag and text (not the object, as PyYAML 6.0.4 does)."""
+    """What tells keys (or values) apart in a merge: a scalar's tag and text (not the object, as PyYAML
+    6.0.4 does); another node by its identity (one anchor merged twice is one value)."""
     return (node.tag, node.value) if isinstance(node, yaml.ScalarNode) else id(node)
 
 
@@ -1011,7 +1032,7 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     value = int(digits, base) if base != 10 or len(digits) <= MAX_INT_DIGITS else None
     if value is None or (base != 10 and value.bit_length() > MAX_INT_DIGITS * 3):  # 3 bits a digit: under log2(10)
         kind = {8: "octal ", 16: "hexadecimal "}.get(base, "")
-        raise NumberLimit(f"an integer of {len(digits):,} {kind}digits: no field holds one so long (the most any "
+        raise RefusedYaml(f"an integer of {len(digits):,} {kind}digits: no field holds one so long (the most any "
                           f"holds is {INT64_MAX})", node.start_mark)  # fmt: skip
     return sign * value
 
@@ -1023,7 +1044,7 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     value = yaml.SafeLoader.construct_yaml_float(loader, node)
     mantissa = re.split(r"[eE]", str(node.value))[0]
     if value == 0 and re.search(r"[1-9]", mantissa):
-        raise NumberLimit(f"{node.value} is too small for a float to tell from 0 (it would read as 0.0): write 0, or a "
+        raise RefusedYaml(f"{node.value} is too small for a float to tell from 0 (it would read as 0.0): write 0, or a "
                           "larger value", node.start_mark)  # fmt: skip
     return value
 
@@ -1302,7 +1323,7 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
         if criterion and value == "" and raw.strip()[:1] in ">|":  # `>1` opens a YAML block, read as empty
             return _without_comment(raw.strip())
         return value
-    except (DuplicateKey, YamlLimit, NumberLimit) as exc:  # valid YAML, refused
+    except (DuplicateKey, YamlLimit, RefusedYaml) as exc:  # valid YAML, refused
         raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         text = raw.strip()
@@ -1517,7 +1538,7 @@ def yaml_error_text(path: Path | str, exc: yaml.YAMLError, text: str) -> str:
     problem = yaml_problem(exc, None if line is None else text)
     if isinstance(exc, YamlLimit):
         return f"{where}: YAML too large to read: {problem}"
-    if isinstance(exc, (DuplicateKey, NumberLimit)):  # valid YAML, refused
+    if isinstance(exc, (DuplicateKey, RefusedYaml)):  # valid YAML, refused
         return f"{where}: {problem}"
     return f"{where}: not valid YAML{quote_hint(exc, text)}: {problem}"
 

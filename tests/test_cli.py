@@ -1070,6 +1070,11 @@ def test_check_arguments_argparse_refuses_still_replace_the_junit_report(tmp_pat
     assert not (tmp_path / "--criteria").exists() and "JUnit report" not in proc.stderr
     proc = run_cli("check", "", "--junit", str(tmp_path / ("a" * 300 + ".xml")))
     assert_clean_error(proc, "the path is empty", "\n(no JUnit report was written: ", "File name too long")
+    # An upgrade test: `--jun`, an abbreviation auditor 0.2.0 took, left the old PASS report
+    assert run_cli("check", rep, "--junit", str(junit)).returncode == 0
+    proc = run_cli("check", rep, "--jun", str(junit))
+    assert_clean_error(proc, "--jun for --junit", f"(the JUnit report {junit} says so: one errored test case)")
+    assert "unrecognized arguments: --jun" in errored(junit)
     # The second review: argparse takes a negative number (and a word with a space) as --junit's value
     assert run_cli("check", rep, "--junit", "-5", cwd=tmp_path).returncode == 0  # writes ./-5, a PASS report
     proc = run_cli("check", rep, "--junit", "-5", "--junit", "x y.xml", cwd=tmp_path)
@@ -1193,6 +1198,10 @@ def test_an_abbreviated_option_is_refused_not_read_as_the_full_one(tmp_path: Pat
     proc = run_cli(*argv, cwd=tmp_path)
     assert_clean_error(proc, f"auditor {argv[0]}: error: unrecognized arguments: {abbreviated}")
     assert list(tmp_path.iterdir()) == []
+    # An upgrade test: auditor 0.2.0 took them; the refusal says what each stands for
+    word = abbreviated.split()[0]
+    full = {"--resum": "--resume", "--crit": "--criteria", "--iter": "--iters"}[word]
+    assert f"(options are given in full, not abbreviated: {word} for {full})" in proc.stderr
 
 
 @pytest.mark.parametrize("argv", [
