@@ -945,13 +945,9 @@ def _refused_check_junit(words: list[str], message: str) -> str:
     """For `check` arguments argparse refused (an unset variable's empty RUN_DIR, an option given
     twice, a misspelt one): an errored report at each --junit path the command line names, so that
     a CI page does not show the previous report's verdict; what to add to the error line about it.
-    The word after a bare --junit is its path where argparse takes it as a value (`_a_value`)."""
-    named = dict.fromkeys(  # `--jun` too, an abbreviation auditor 0.2.0 took (an upgrade test)
-        w.partition("=")[2] if "=" in w else nxt for w, nxt in zip(words, [*words[1:], None], strict=True)
-        if _junit_word(w.partition("=")[0]) and ("=" in w or (nxt is not None and _a_value(nxt)))
-    )  # fmt: skip
+    The paths are read by argparse itself (`_junit_values`), as the words would have been."""
     said = ""
-    for given in named:
+    for given in _junit_values(words):
         try:
             path = _junit_path(given)
         except (argparse.ArgumentTypeError, ValueError) as exc:  # `--junit -`: the refusal itself, said already
@@ -961,9 +957,16 @@ def _refused_check_junit(words: list[str], message: str) -> str:
     return said
 
 
-def _junit_word(word: str) -> bool:
-    """`--junit`, or an abbreviation of it (`--jun`), which no other option of `check` begins with."""
-    return len(word) >= 3 and "--junit".startswith(word)
+def _junit_values(words: Sequence[str]) -> list[str]:
+    """The --junit values of a `check` command line, each once, as argparse reads them: a parser of
+    that one option (abbreviated too: `--jun`, which auditor 0.2.0 took, an upgrade test); none
+    where argparse takes none (`--junit` last, or before another option)."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--junit", action="append", default=[])
+    try:
+        return list(dict.fromkeys(parser.parse_known_args(list(words))[0].junit))
+    except argparse.ArgumentError:
+        return []
 
 
 def abbreviation_hint(parser: argparse.ArgumentParser, words: Sequence[str]) -> str:
@@ -975,13 +978,6 @@ def abbreviation_hint(parser: argparse.ArgumentParser, words: Sequence[str]) -> 
         if word not in options and len(full := [o for o in options if o.startswith(word)]) == 1:
             hints.append(f"{word} for {full[0]}")
     return f" (options are given in full, not abbreviated: {', '.join(hints)})" if hints else ""
-
-
-def _a_value(word: str) -> bool:
-    """Whether argparse takes `word` as a value, not an option: it does not begin with `-`, or it is
-    `-` alone, a negative number or holds a space (argparse's own rules; none of our options looks
-    like a negative number)."""
-    return not word.startswith("-") or word == "-" or " " in word or re.fullmatch(r"-\d+|-\d*\.\d+", word) is not None
 
 
 def _checkpoint_meant(args: argparse.Namespace, error: str) -> str:

@@ -16,6 +16,7 @@ import math
 import operator
 import re
 import shlex
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
@@ -553,10 +554,10 @@ def unknown_metric(metric: str) -> str | None:
 _MORE_IS_BETTER_UNITS = frozenset({"fraction", "images/s"})
 
 
-def _reads_as_zero(numbers: Sequence[str]) -> bool:
-    """Whether a number written other than 0 reads as 0.0 (`1e-400`): refused in a new spec's
-    criteria, as the spec's own numbers are (an older run's criterion is judged as it was read)."""
-    return any(float(n) == 0 and re.search(r"[1-9]", re.split(r"[eE]", n)[0]) for n in numbers)
+def reads_as_zero(written: str, value: float) -> bool:
+    """Whether a number written other than 0 (`1e-400`) read as `value` 0.0: refused in a spec
+    (`_construct_float`) and in a new spec's criteria (an older run's criterion is judged as read)."""
+    return value == 0 and re.search(r"[1-9]", re.split(r"[eE]", written)[0]) is not None
 
 
 def _lone_number_hint(metric: str, expr: Any) -> str:
@@ -638,7 +639,7 @@ def parse_criterion(metric: str, expr: Any, *, recorded: bool = False) -> Criter
         raise _unparsed(metric, expr)
     if not all(math.isfinite(v) for v in (float(crit.threshold), crit.tolerance or 0.0)):
         raise ValueError(f"numbers must be finite in {expr!r}")  # 1e999 reads as inf
-    if not recorded and _reads_as_zero(m.groups() if crit.op == "+-" else m.groups()[1:]):  # not the comparison
+    if not recorded and any(reads_as_zero(n, float(n)) for n in (m.groups() if crit.op == "+-" else m.groups()[1:])):
         raise ValueError(f"a number in {expr!r} is too small for a float to tell from 0 (it would read as 0.0)")
     if NUMERIC_METRICS[metric] == "fraction" and not 0 <= float(crit.threshold) <= 1:
         raise ValueError(f"{metric} is a fraction in [0, 1], got {expr!r}")  # as written: not 5.0 for 5
@@ -1018,7 +1019,7 @@ SpecLoader.add_implicit_resolver(
 )  # fmt: skip
 
 
-MAX_INT_DIGITS = 4_300  # Python's limit on the decimal digits int() reads and str() writes (sys.int_info)
+MAX_INT_DIGITS = sys.int_info.default_max_str_digits  # 4,300: the decimal digits int() reads and str() writes
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
@@ -1042,8 +1043,7 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     0 (`1e-400`) is refused at its line (a user test: it read as 0.0, and a weight decay so
     written hashed as the spec with 0)."""
     value = yaml.SafeLoader.construct_yaml_float(loader, node)
-    mantissa = re.split(r"[eE]", str(node.value))[0]
-    if value == 0 and re.search(r"[1-9]", mantissa):
+    if reads_as_zero(str(node.value), value):
         raise RefusedYaml(f"{node.value} is too small for a float to tell from 0 (it would read as 0.0): write 0, or a "
                           "larger value", node.start_mark)  # fmt: skip
     return value

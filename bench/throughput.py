@@ -1801,19 +1801,18 @@ def _pct(value: float, target: float) -> str:
     return text
 
 
-def _few(st: dict[str, Any], steps: int) -> str:
-    """A caveat on a verdict drawn from fewer than 3 repeats (an unmeasured spread)."""
-    return "" if st["n"] >= 3 else f" (from {count(st['n'], 'repeat')} of {count(steps, 'step')}: indicative only)"
+def _few(st: dict[str, Any], steps: int, label: str = "") -> str:
+    """A caveat on a verdict drawn from fewer than 3 repeats (an unmeasured spread), of the row
+    `label` names where given."""
+    said = f"from {count(st['n'], 'repeat')} of {count(steps, 'step')}: indicative only"
+    return "" if st["n"] >= 3 else f" ({label}: {said})" if label else f" ({said})"
 
 
 def _few_rows(first: dict[str, Any], *others: dict[str, Any] | None) -> str:
     """The caveats of a verdict comparing rows: `first`'s, then each of `others` that ran fewer than
     3 repeats (--max-repeat-s can cut any row to one), named."""
-    text = _few(first["images_per_s"], first["steps"])
-    for r in others:
-        if r and r["images_per_s"]["n"] < 3:
-            text += f" ({r['label']}: {_few(r['images_per_s'], r['steps'])[2:-1]})"
-    return text
+    return _few(first["images_per_s"], first["steps"]) + "".join(
+        _few(r["images_per_s"], r["steps"], r["label"]) for r in others if r)
 
 
 # The issue's targets; the report compares with them and never asserts them.
