@@ -48,14 +48,12 @@ from auditor.audit import (
     has_checkpoint,
     is_number,
     record_no_selection,
-    record_problem,
     recorded_ablation_run,
     run_paths,
-    spec_hash_matches,
     unrecordable_number,
     write_json,
 )
-from auditor.check import edited_metrics, edited_spec_problem
+from auditor.check import check_refusal
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -79,7 +77,7 @@ from auditor.fileio import (
     out_error,
     why_not_writable,
 )
-from auditor.render import cifar_qualifier, in_millions, sheet_problem
+from auditor.render import cifar_qualifier, in_millions
 from auditor.spec import (
     INT64_MAX,
     LABEL_KEYS,
@@ -878,32 +876,6 @@ def _data_label(data: Any) -> str | None:
     except (KeyError, TypeError):  # a record too old or too damaged to tell
         return "CIFAR-10 data whose provenance the record does not give"
     return f"CIFAR-10 ({qualifier})" if qualifier else None
-
-
-def check_refusal(audit: dict[str, Any]) -> str | None:
-    """Why `auditor check` refuses a run's audit.json, as it says it: not a record this auditor reads
-    (`record_problem`: another schema_version, a field missing or of another kind than a run writes,
-    e.g. a test evaluation without the confusion matrix check recomputes the accuracy from, statuses
-    that disagree), or a record edited after the run (a resolved spec that no longer hashes to its
-    spec_hash or is none a run records, metrics that disagree with what it measured), or one the sheet
-    cannot be rendered from (`render.sheet_problem`). None: the page counts it. A record
-    lacking a field is refused as `check` refuses it: its metrics could be compared with nothing
-    (a record whose measurements were deleted would have had an edited test_acc counted)."""
-    if (problem := record_problem(audit)) is not None:
-        return problem
-    edits = []
-    try:
-        if isinstance(audit.get("spec"), dict) and not spec_hash_matches(audit):
-            edits.append("its resolved spec does not match its spec_hash")
-        elif isinstance(audit.get("spec"), dict) and (problem := edited_spec_problem(audit)) is not None:
-            edits.append(f"its resolved spec is none a run records ({problem})")
-        if isinstance(audit.get("metrics"), dict) and isinstance(audit.get("measurements"), dict):
-            edits += edited_metrics(audit)
-    except (KeyError, TypeError, ValueError, AttributeError):  # not reached for a record record_problem passes: a guard
-        pass
-    if edits:
-        return f"edited after the run ({'; '.join(edits)})"
-    return sheet_problem(audit)  # a field the sheet reads missing or malformed, as `check` refuses it
 
 
 def _mending(out: Path, plan: Plan, run: PlannedRun, audit: dict[str, Any]) -> str:

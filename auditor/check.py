@@ -56,6 +56,8 @@ from auditor.audit import (
     latency_warnings,
     metric_sources,
     none_selected,
+    record_problem,
+    spec_hash_matches,
 )
 from auditor.errors import InvalidInput
 from auditor.fileio import atomic_write_bytes, file_in_the_way, not_a_folder, staged_write
@@ -925,6 +927,37 @@ def stored_verdict_warning(audit: dict[str, Any]) -> str | None:
     results do not agree with the record's metrics judged again (...)'), or None; ValueError as it."""
     differs = stored_verdict_differs(audit)
     return differs and f"the stored verdict or criteria results do not agree with the record's metrics judged again ({differs})"
+
+
+def check_refusal(audit: Mapping[str, Any]) -> str | None:
+    """Why `auditor check` refuses a run's audit.json, as it says it (without its advice), or None:
+    not a record this auditor reads (`record_problem`), or `edited_record`'s reason. `ablate`
+    counts no run whose record this refuses."""
+    if (problem := record_problem(audit)) is not None:
+        return problem
+    edited = edited_record(audit)
+    return edited[0] if edited else None
+
+
+def edited_record(audit: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(why, advice to the gate) for a record `record_problem` passes but `check` refuses, or None:
+    edited after the run (its resolved spec no longer its spec_hash's, or none a run records; its
+    metrics not what it measured: a metric changed by hand would be gated as if measured), or a
+    field the sheet reads missing or malformed (`render.sheet_problem`: perhaps one side of a
+    cross-check above deleted)."""
+    from auditor.render import sheet_problem  # render imports this module
+
+    advice = "gate on the record as the run wrote it"
+    if not spec_hash_matches(audit):
+        why = f"its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record was edited after the run"
+        return why, f"{advice}, with --criteria or --set for other criteria"
+    if (problem := edited_spec_problem(audit)) is not None:  # its spec_hash made again to match
+        return f"its resolved spec was edited after the run into none a run records ({problem})", advice
+    if edited := edited_metrics(audit):
+        return f"the record disagrees with what the run measured ({'; '.join(edited)}): it was edited after the run", advice
+    if (problem := sheet_problem(audit)) is not None:
+        return f"{problem} (`auditor render` refuses it too)", ""
+    return None
 
 
 def edited_spec_problem(audit: Mapping[str, Any]) -> str | None:

@@ -650,29 +650,13 @@ def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
 
 
 def _refuse_edited(run_dir: Path, audit: dict) -> None:
-    """InvalidInput for a record edited after the run: its spec no longer its spec_hash's or no spec a
-    run records, its metrics not what it measured (a metric changed by hand would be gated as if
-    measured), or a field the sheet reads missing or malformed (`render.sheet_problem`)."""
-    from auditor.audit import spec_hash_matches
-    from auditor.check import edited_metrics, edited_spec_problem
-    from auditor.render import sheet_problem
+    """InvalidInput for a record `check.edited_record` refuses: edited after the run, or a field the
+    sheet reads missing or malformed."""
+    from auditor.check import edited_record
 
-    source = run_dir / "audit.json"
-    if not spec_hash_matches(audit):
-        raise InvalidInput(
-            f"{source}: its resolved spec does not match its spec_hash ({str(audit['spec_hash'])[:12]}): the record "
-            "was edited after the run; gate on the record as the run wrote it, with --criteria or --set for other criteria"
-        )
-    if (problem := edited_spec_problem(audit)) is not None:  # its spec_hash made again to match
-        raise InvalidInput(f"{source}: its resolved spec was edited after the run into none a run records "
-                           f"({problem}); gate on the record as the run wrote it")  # fmt: skip
-    if edited := edited_metrics(audit):
-        raise InvalidInput(
-            f"{source}: the record disagrees with what the run measured ({'; '.join(edited)}): it was edited "
-            "after the run; gate on the record as the run wrote it"
-        )
-    if (problem := sheet_problem(audit)) is not None:  # a field deleted, perhaps one side of a cross-check above
-        raise InvalidInput(f"{source}: {problem} (`auditor render` refuses it too)")
+    if (edited := edited_record(audit)) is not None:
+        why, advice = edited
+        raise InvalidInput(f"{run_dir / 'audit.json'}: {why}" + (f"; {advice}" if advice else ""))
 
 
 def _changed_criteria(own: dict, criteria: dict, args: argparse.Namespace) -> list[str]:

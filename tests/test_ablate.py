@@ -35,6 +35,7 @@ from auditor.ablate import (
     summarize,
 )
 from auditor.audit import run_paths
+from auditor.check import check_refusal
 from auditor.cli import main
 from auditor.errors import InvalidInput
 from auditor.fileio import held_lock
@@ -753,10 +754,10 @@ def test_a_run_record_edited_after_the_run_is_not_counted_on_the_page(tiny_copy:
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
     assert proc.returncode == 0, proc.stderr
     page = (tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text()
-    assert ("- constant, seed 0: `tiny-constant-s0` (`auditor check` refuses its audit.json: edited after the run "
-            "(metrics.test_acc 0.99, but measurements.test.acc") in page  # fmt: skip
-    assert ("- cosine, seed 1: `tiny-cosine-s1` (`auditor check` refuses its audit.json: edited after the run (its "
-            "resolved spec does not ") in page  # fmt: skip
+    assert ("- constant, seed 0: `tiny-constant-s0` (`auditor check` refuses its audit.json: the record disagrees "
+            "with what the run measured (metrics.test_acc 0.99, but measurements.test.acc") in page  # fmt: skip
+    assert ("- cosine, seed 1: `tiny-cosine-s1` (`auditor check` refuses its audit.json: its resolved spec does not "
+            "match its spec_hash (") in page  # fmt: skip
     assert "99.00" not in page
     (said,) = [line for line in proc.stdout.splitlines() if "not counted" in line]
     assert said.startswith("note: 2 runs not counted, as `auditor check` refuses their audit.json (listed on the "
@@ -1986,7 +1987,7 @@ def test_a_page_of_fewer_seeds_names_the_runs_it_no_longer_lists_and_how_to_rebu
     on_disk = tmp_path / "reports" / three.runs[0].name / "audit.json"
     kept = json.loads(on_disk.read_text())
     on_disk.write_text(json.dumps({**kept, "metrics": {**kept["metrics"], "test_acc": 0.99}}))
-    assert ablate.check_refusal(json.loads(on_disk.read_text())) is not None
+    assert check_refusal(json.loads(on_disk.read_text())) is not None
     assert ablate.replaced_page_note(earlier, record, one, tmp_path).endswith(
         f"which this command left untouched; that page cannot be rebuilt as it was: `auditor check` now refuses the "
         f"audit.json of 1 run it listed ({three.runs[0].name})")  # fmt: skip
@@ -2237,13 +2238,12 @@ def test_a_one_epoch_variant_shows_its_seeds_spread_and_the_depth_legend_gives_n
 def test_a_record_check_refuses_for_the_sheet_is_not_counted() -> None:
     """The review: `check` came to refuse a record the sheet cannot be rendered from (a field deleted,
     one of another kind the renderer fails on), while the ablation page still counted it."""
-    from auditor import ablate
 
     record = json.loads((REPO / "tests/fixtures/audit_golden.json").read_text())
-    assert ablate.check_refusal(record) is None
+    assert check_refusal(record) is None
     missing = copy.deepcopy(record)
     del missing["measurements"]["latency"]["min_ms"]
-    assert ablate.check_refusal(missing).startswith("incomplete audit record: it has no field 'min_ms'")
+    assert check_refusal(missing).startswith("incomplete audit record: it has no field 'min_ms'")
     epoch = copy.deepcopy(record)
     epoch["training"]["history"][0]["epoch"] = []  # the figures' x axis: refused where check and render read it
-    assert "training.history[0].epoch" in ablate.check_refusal(epoch)
+    assert "training.history[0].epoch" in check_refusal(epoch)

@@ -626,7 +626,7 @@ def test_what_older_versions_recorded_is_not_taken_for_an_edit() -> None:
 def test_a_record_lacking_any_one_field_is_judged_without_an_error() -> None:
     """A review: with data.classes absent and class_counts there, ablate's reading of the record
     raised a TypeError, a traceback where `check` names the field."""
-    from auditor.ablate import check_refusal
+    from auditor.check import check_refusal
 
     base = json.loads((FIXTURES / "audit_golden.json").read_text())
     for path in field_paths(base, per_list=1):
