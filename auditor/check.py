@@ -577,17 +577,7 @@ def load_criteria(
     if file is not None:
         criteria, sources = _read_criteria_file(Path(file))
     for item in sets:
-        if (whole := _parse_whole_set(item)) is not None:  # `criteria={...}`: replaces them, as a file does
-            criteria, sources = whole, dict.fromkeys(whole, set_shown(item))
-            continue
-        metric, expr = _parse_set(item)
-        if expr is None:
-            if metric not in criteria and notes is not None:
-                notes.append(removes_nothing(set_shown(item), metric, criteria))
-            criteria.pop(metric, None)
-        else:
-            criteria[metric] = expr
-            sources[metric] = set_shown(item)
+        criteria, sources = _apply_set(item, criteria, sources, notes)
     for metric, expr in criteria.items():
         recorded = sources[metric] == base_source  # the run's own, which an older version may have written
         try:
@@ -597,6 +587,25 @@ def load_criteria(
         if not recorded and (problem := _given_now_problem(metric, expr, allow_tolerance, run_spec)):
             raise InvalidInput(f"{sources[metric]}: criteria.{metric}: {problem}")
     return criteria
+
+
+def _apply_set(
+    item: str, criteria: dict[str, Any], sources: dict[str, str | _Place], notes: list[str] | None
+) -> tuple[dict[str, Any], dict[str, str | _Place]]:
+    """`criteria` and where each came from (`sources`), with the `--set` `item` applied: one criterion
+    set or removed (a removal of one they do not hold said in `notes`, where given), or all replaced
+    (`criteria={...}`, as a file replaces them)."""
+    if (whole := _parse_whole_set(item)) is not None:
+        return whole, dict.fromkeys(whole, set_shown(item))
+    metric, expr = _parse_set(item)
+    if expr is None:
+        if metric not in criteria and notes is not None:
+            notes.append(removes_nothing(set_shown(item), metric, criteria))
+        criteria.pop(metric, None)
+    else:
+        criteria[metric] = expr
+        sources[metric] = set_shown(item)
+    return criteria, sources
 
 
 def _given_now_problem(metric: str, expr: str, allow_tolerance: bool | None, run_spec: Mapping[str, Any] | None) -> str | None:

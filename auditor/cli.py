@@ -569,33 +569,13 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     --criteria and --set) judged, printed, and written as JUnit. The warnings printed are added
     to `warnings` as they are found, for a report of an error met later."""
     from auditor.audit import read_audit
-    from auditor.check import (
-        GATE_FAILURES,
-        judge,
-        junit_xml,
-        latency_caveats,
-        load_criteria,
-        record_gate_status,
-        recorded_allow_tolerance,
-        render_lines,
-        staged_junit,
-        unreproduced_note,
-        verdict,
-    )
+    from auditor.check import GATE_FAILURES, judge, latency_caveats, record_gate_status, render_lines, verdict
 
     audit = read_audit(args.run_dir)
     source = str(args.run_dir / "audit.json")
     warnings += _check_warnings(args.run_dir, audit)
     own = audit["spec"].get("criteria") or {}
-    unused: list[str] = []
-    criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
-                             allow_tolerance=recorded_allow_tolerance(audit), notes=unused, run_spec=audit["spec"])
-    for note in unused:
-        _warn("check", note)
-    warnings += unused
-    if (unreproduced := unreproduced_note(audit, criteria)) is not None:
-        _warn("check", f"{source}: {unreproduced}")
-        warnings.append(f"{source}: {unreproduced}")
+    criteria = _criteria_to_check(args, audit, own, warnings)
     results = judge(criteria, audit)
     for caveat in latency_caveats(audit, results):
         _warn("check", f"{source}: {caveat}")
@@ -606,23 +586,50 @@ def _check(args: argparse.Namespace, warnings: list[str]) -> int:
     none = [] if results or required else [
         "no criteria defined" + (": nothing to check" if status not in GATE_FAILURES else "")]
     lines = [*changed, *none, *render_lines(results, status, required)]
-    if not args.junit:
+    if args.junit:
+        from auditor.check import junit_xml
+
+        spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
+        report = junit_xml(results, f"auditor.{audit['run']['name']}", status, spec_hash, required, changed, warnings)
+        _print_with_junit(args.junit, report, lines)
+    else:
         _print_out(lines)
-        return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
-    spec_hash = audit.get("spec_hash") if isinstance(audit.get("spec_hash"), str) else None
-    report = junit_xml(results, f"auditor.{audit['run']['name']}", status, spec_hash, required, changed, warnings)
-    # Written in full before any verdict is printed (a folder that takes no file is said first, with no
-    # PASS above it), put in place once printed: output that cannot be written is an error (exit 2),
-    # and the report then says so rather than give a verdict the exit code does not.
+    return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
+
+
+def _criteria_to_check(args: argparse.Namespace, audit: dict, own: dict, warnings: list[str]) -> dict[str, str]:
+    """The run's own criteria `own`, as --criteria and --set change them; the notes on them (a
+    setting they leave unused, a criterion a verification has not reproduced) warned of and added
+    to `warnings`."""
+    from auditor.check import load_criteria, recorded_allow_tolerance, unreproduced_note
+
+    source = str(args.run_dir / "audit.json")
+    unused: list[str] = []
+    criteria = load_criteria(own, args.criteria, args.sets, base_source=source,
+                             allow_tolerance=recorded_allow_tolerance(audit), notes=unused, run_spec=audit["spec"])
+    if (unreproduced := unreproduced_note(audit, criteria)) is not None:
+        unused.append(f"{source}: {unreproduced}")
+    for note in unused:
+        _warn("check", note)
+    warnings += unused
+    return criteria
+
+
+def _print_with_junit(path: Path, report: str, lines: list[str]) -> None:
+    """Print the verdict's `lines` with the JUnit `report` written in full before (a folder that takes
+    no file is said first, with no PASS above it) and put in place once they are printed: output
+    that cannot be written is an error (exit 2), and the report then says so rather than give a
+    verdict the exit code does not."""
+    from auditor.check import staged_junit
+
     reader_left = False
-    with staged_junit(args.junit, report):
+    with staged_junit(path, report):
         try:
             _print_out(lines)
         except BrokenPipeError:  # `| head`: the report, which the README points a pipe's CI to, still goes in place
             reader_left = True
     if reader_left:
         raise BrokenPipeError(errno.EPIPE, "the reader of standard output closed it")
-    return EXIT_OK if verdict(results, status, required) == "PASS" else EXIT_FAILED
 
 
 def _check_warnings(run_dir: Path, audit: dict) -> list[str]:
