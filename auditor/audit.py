@@ -900,25 +900,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     try:
         audit = json.loads(path.read_text(), object_pairs_hook=unique_keys)
     except FileNotFoundError:
-        if not run_dir.exists():
-            raise InvalidInput(f"{run_dir}: no such folder{_where_the_report_is(run_dir)}") from None
-        if (run_dir / "ablations.json").is_file():  # `auditor ablate` writes it beside ABLATIONS.md
-            raise InvalidInput(f"{run_dir}: an ablation's page folder (ablations.json), not a run's report folder: "
-                               "give one of its runs' report folders (ABLATIONS.md links each run's sheet), or "
-                               f"rebuild the page with `{_page_rebuild_command(run_dir)}`") from None
-        if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
-            raise InvalidInput(f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is "
-                               f"recorded in run A's, {run_dir / 'a' / 'reports' / run_dir.name}") from None
-        if (run_dir / VERIFY_MARKER).is_file():  # a work dir whose verify stopped (or runs) before verify.json
-            raise InvalidInput(f"{run_dir}: {_unfinished_workdir_text(run_dir)}") from None
-        if (final := staging_final(run_dir)) is not None and final.parent.name == "checkpoints":  # holds none, ever
-            raise InvalidInput(f"{run_dir}: a run's checkpoint staging folder, not a report folder: the run has not "
-                               f"finished {unfinished_text(final)}; its report goes to "
-                               f"{final.parent.parent / 'reports' / final.name}") from None
-        if final is not None:
-            raise InvalidInput(f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished "
-                               f"{unfinished_text(final)}") from None
-        raise InvalidInput(f"{run_dir}: no audit.json (is this a report folder of `auditor run`?){_reports_near(run_dir)}") from None
+        raise InvalidInput(_no_record_text(run_dir)) from None
     except NotADirectoryError:
         if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
             raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None
@@ -951,6 +933,29 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if (problem := record_problem(audit)) is not None:
         raise InvalidInput(f"{path}: {problem}")
     return audit
+
+
+def _no_record_text(run_dir: Path) -> str:
+    """Why `run_dir` holds no audit.json, and where its report is: no such folder, an ablation's
+    page folder, a work dir of `auditor verify` (finished or not), a run's staging folder, or none
+    of these."""
+    if not run_dir.exists():
+        return f"{run_dir}: no such folder{_where_the_report_is(run_dir)}"
+    if (run_dir / "ablations.json").is_file():  # `auditor ablate` writes it beside ABLATIONS.md
+        return (f"{run_dir}: an ablation's page folder (ablations.json), not a run's report folder: give one of "
+                "its runs' report folders (ABLATIONS.md links each run's sheet), or rebuild the page with "
+                f"`{_page_rebuild_command(run_dir)}`")  # fmt: skip
+    if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
+        return (f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is recorded "
+                f"in run A's, {run_dir / 'a' / 'reports' / run_dir.name}")  # fmt: skip
+    if (run_dir / VERIFY_MARKER).is_file():  # a work dir whose verify stopped (or runs) before verify.json
+        return f"{run_dir}: {_unfinished_workdir_text(run_dir)}"
+    if (final := staging_final(run_dir)) is not None and final.parent.name == "checkpoints":  # holds none, ever
+        return (f"{run_dir}: a run's checkpoint staging folder, not a report folder: the run has not finished "
+                f"{unfinished_text(final)}; its report goes to {final.parent.parent / 'reports' / final.name}")  # fmt: skip
+    if final is not None:
+        return f"{run_dir}: a run's staging folder, with no audit.json yet: the run has not finished {unfinished_text(final)}"
+    return f"{run_dir}: no audit.json (is this a report folder of `auditor run`?){_reports_near(run_dir)}"
 
 
 def record_problem(audit: Any) -> str | None:
