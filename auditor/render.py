@@ -592,19 +592,8 @@ def build_context(
     v["spec_edited"] = None if spec_ok else spec_edited_text(audit["spec_hash"])
     # One parenthesis: "(not the official files; 1,024 training images)", never two in a row.
     v["data_scope"] = "; ".join([*([qualifier] if qualifier else []), count(audit["data"]["sizes"]["train"], "training image")])
-    # Records before the command kept --resume hold a resumed run's command without it.
-    v["resumed_from_text"] = _resumed_from_text(audit["run"])
-    v["command_was_resume"] = bool(audit["run"]["resumed_from"]) or audit["environment"]["command"].endswith(" --resume")
     v["spec_shipped_text"] = _spec_shipped_text(audit)
-    # The retrain runs where the last process ran: a resume from another folder read the same data
-    # (it checks the data's fingerprint) through the spec's relative paths, taken from there.
-    v["retrain_from"] = "where this run's last process (a resume) ran" if audit["run"]["resumed_from"] else "where the original ran"
-    started = audit["run"].get("started_by")  # records before it was carried: none
-    v["started_by"] = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
-    # A first process given --resume found no checkpoint and trained from the start: where no run of
-    # the name is, --resume is refused, so the command that reproduces it is the one without it.
-    v["started_by_resumed"] = bool(v["started_by"]) and str(v["started_by"]["command"]).endswith(" --resume")
-    v["started_by_threads"] = _first_threads(audit["training"]) if v["started_by"] else None
+    v |= _processes(audit)
     v |= _verify_run(audit)
     v["limits_text"] = _limits_text(audit["spec"]["data"], audit["data"])
     v["batch_sizes"] = _batch_sizes(audit["spec"]["train"], audit["data"]["sizes"]["train"])
@@ -615,6 +604,27 @@ def build_context(
     v.update(_process_scope(audit["run"]))
     v["fence"] = code_fence(audit)
     return {"audit": audit, "v": v}
+
+
+def _processes(audit: dict[str, Any]) -> dict[str, Any]:
+    """The Reproduce section's facts of the processes that made the run: the last one a resume or
+    not, and the first one's command, folder and threads where the record carries them."""
+    run = audit["run"]
+    started = run.get("started_by")  # records before it was carried: none
+    started = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
+    return {
+        "resumed_from_text": _resumed_from_text(run),
+        # Records before the command kept --resume hold a resumed run's command without it.
+        "command_was_resume": bool(run["resumed_from"]) or audit["environment"]["command"].endswith(" --resume"),
+        # The retrain runs where the last process ran: a resume from another folder read the same data
+        # (it checks the data's fingerprint) through the spec's relative paths, taken from there.
+        "retrain_from": "where this run's last process (a resume) ran" if run["resumed_from"] else "where the original ran",
+        "started_by": started,
+        # A first process given --resume found no checkpoint and trained from the start: where no run of
+        # the name is, --resume is refused, so the command that reproduces it is the one without it.
+        "started_by_resumed": bool(started) and str(started["command"]).endswith(" --resume"),
+        "started_by_threads": _first_threads(audit["training"]) if started else None,
+    }
 
 
 def code_fence(record: Any) -> str:
