@@ -378,6 +378,20 @@ def seeded_copy(paths: RunPaths, seeded: bool) -> Iterator[None]:
         raise
 
 
+def _nothing_to_resume_text(paths: RunPaths, skipped: list[tuple[Path, str]], notes: list[str], seeded: bool) -> str:
+    """Why --resume is refused where every checkpoint in staging was `skipped` (`notes` says why, one
+    each), and what to do: start over, or, for an interrupted run whose best.pt was passed over for
+    the damaged last.pt, train on from best.pt once last.pt is removed."""
+    fresh = start_over_text(paths, seeded)
+    if (passed := checkpoint.best_passed_over(paths.ckpt_staging, skipped)) is None:
+        return f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); to start over, {fresh}"
+    # An interrupted run trains on from best.pt once last.pt is gone; a finished run needs its last.pt.
+    advice = "" if seeded else (f"to train on from best.pt (the steps after it are trained again), remove "
+                                f"{paths.ckpt_staging / 'last.pt'}; ")  # fmt: skip
+    return (f"--resume: no checkpoint to continue from in {paths.ckpt_staging} ({'; '.join(notes)}; {passed}); "
+            f"{advice}to start over, {fresh}")  # fmt: skip
+
+
 def find_resume_point(
     paths: RunPaths, spec: Spec, log: Any, device: torch.device, data_fingerprint: str, seeded: bool = False,
     classes: Sequence[str] | None = None,
@@ -396,14 +410,7 @@ def find_resume_point(
                      "whole training state; last.pt is written again from it")  # fmt: skip
     fresh = start_over_text(paths, seeded)
     if found is None and skipped:
-        if (passed := checkpoint.best_passed_over(paths.ckpt_staging, skipped)) is None:
-            raise InvalidInput(f"--resume: no intact checkpoint in {paths.ckpt_staging} ({'; '.join(notes)}); "
-                               f"to start over, {fresh}")  # fmt: skip
-        # An interrupted run trains on from best.pt once last.pt is gone; a finished run needs its last.pt.
-        advice = "" if seeded else (f"to train on from best.pt (the steps after it are trained again), remove "
-                                    f"{paths.ckpt_staging / 'last.pt'}; ")  # fmt: skip
-        raise InvalidInput(f"--resume: no checkpoint to continue from in {paths.ckpt_staging} ({'; '.join(notes)}; "
-                           f"{passed}); {advice}to start over, {fresh}")  # fmt: skip
+        raise InvalidInput(_nothing_to_resume_text(paths, skipped, notes, seeded))
     for n in notes:
         log(f"resume: {n}")
     if found is None:
