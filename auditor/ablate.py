@@ -46,6 +46,7 @@ from auditor.audit import (
     chose_on_test,
     final_withheld,
     has_checkpoint,
+    history_file_warning,
     is_number,
     record_no_selection,
     recorded_ablation_run,
@@ -53,7 +54,7 @@ from auditor.audit import (
     unrecordable_number,
     write_json,
 )
-from auditor.check import check_refusal
+from auditor.check import check_refusal, judged_verdict
 from auditor.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -122,6 +123,8 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
 })
 REFERENCE_METRICS = ("best_val_acc", "final_val_acc", "test_acc")
 ACCURACIES = tuple(k for k, (_, kind) in METRICS.items() if kind == "acc")
+VAL_ACCURACIES = ("best_val_acc", "final_val_acc")  # measured on the validation split
+UNREADABLE = "its audit.json is unreadable"  # why a run is not counted, as the page and the console say
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -518,7 +521,7 @@ def build_plan(
         if errs:
             errors[v] = errs
     if errors:
-        raise InvalidInput(_merge_errors(source, abl.base, errors, len(variants), key_lines(path), abl.variants))
+        raise InvalidInput(_merge_errors(source, abl, errors, len(variants), key_lines(path)))
     return Plan(
         source=source, path=path, ablation=abl, base_path=base_path, cli_sets=tuple(cli_sets),
         seeds=tuple(seeds), seeds_note=seeds_note, variants=tuple(variants), runs=tuple(runs),
@@ -530,21 +533,28 @@ def build_plan(
 
 
 def _merge_errors(
-    source: str, base: str, errors: dict[str, list[str]], n_variants: int, at: Mapping[tuple[str, ...], int],
-    own: Mapping[str, Sequence[str]],
+    source: str, abl: Ablation, errors: dict[str, list[str]], n_variants: int, at: Mapping[tuple[str, ...], int]
 ) -> str:
-    """One line per problem; a problem shared by every variant is reported once, on the base. What
-    follows a line's variant (': PROBLEM', or ' --set ITEM: PROBLEM' naming a --set) is kept; a
-    problem of a key the variant's `own` overrides set names the line of the variant's key (`at`: the
-    file's key lines)."""
+    """One line per problem; a problem shared by every variant is reported once, on the base (with the
+    line of the file's override that sets its key, where one does), as is one of a file of one variant
+    that is not of its own overrides. What follows a line's variant (': PROBLEM', or ' --set ITEM:
+    PROBLEM' naming a --set) is kept; a problem of a key the variant's own overrides set names the line
+    of the variant's key (`at`: the file's key lines)."""
     stripped = {v: [line.removeprefix(f"{source}: variant {v!r}") for line in lines] for v, lines in errors.items()}
-    every = len(errors) == n_variants > 1
-    common = set.intersection(*(set(s) for s in stripped.values())) if every else set()
-    lines = [f"{source}: base {base} with the overrides (every variant){c}" for c in next(iter(stripped.values()))
-             if c in common]  # fmt: skip
+    common: set[str] = set()
+    if len(errors) == n_variants > 1:
+        common = set.intersection(*(set(s) for s in stripped.values()))
+    elif len(errors) == len(abl.variants) == 1:  # "every variant" is the one: no --only left others out
+        ((v, items),) = stripped.items()
+        common = {c for c in items if not _own_problem(c, abl.variants[v])}
+    lines = []
+    for c in (c for c in next(iter(stripped.values()), []) if c in common):
+        line = max((at.get(("overrides", str(i)), 0) for i, item in enumerate(abl.overrides) if _own_problem(c, [item])),
+                   default=0)  # fmt: skip
+        lines.append(f"{source}{f':{line}' if line else ''}: base {abl.base} with the overrides (every variant){c}")
     for v, items in stripped.items():
         line = at.get(("variants", v))
-        lines += [f"{source}{f':{line}' if line and _own_problem(c, own[v]) else ''}: variant {v!r}{c}"
+        lines += [f"{source}{f':{line}' if line and _own_problem(c, abl.variants[v]) else ''}: variant {v!r}{c}"
                   for c in items if c not in common]  # fmt: skip
     return "\n".join(lines)
 
@@ -767,7 +777,9 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "seed": r.seed, "name": r.name, "spec_hash": r.spec_hash,
         "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
-        "status": audit.get("run", {}).get("status"), "verdict": audit.get("verdict"),
+        "status": audit.get("run", {}).get("status"), "verdict": (again := judged_verdict(audit)),
+        # a stored verdict that is not check's (edited by hand, or another version's): said beside it
+        "stored_verdict": audit.get("verdict") if audit.get("verdict") != again else None,
         "broken": broken,
         "left_out": left_out_reason(audit),  # why its figures stay out of the means (None: counted)
         "selection_split": training.get("selection_split"), "epochs_run": training.get("epochs_run"),
@@ -777,7 +789,9 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "software": software_label(audit), "software_base": software_label(audit, source=False),
         # a broken model's accuracies are noise (records from before they were withheld hold some)
         "metrics": {k: None if k in ACCURACIES and broken else m.get(k) for k in METRICS},
-        "withheld": [k for k in METRICS if _withheld(audit, k)],  # the run's own sheet says why
+        # the run's own sheet says why; a spec without a validation split measures no val accuracy
+        "withheld": [k for k in METRICS if _withheld(audit, k) and not (k in VAL_ACCURACIES and _no_val_split(audit))],
+        "history_differs": history_file_warning(rdir, audit) is not None,  # `check` and `render` warn of it
         "busy_share": busy_share(training),
         # re-judged after its training ended: the share of the processes that trained it was not kept
         "busy_unknown": training.get("trained_here") is False,
@@ -897,7 +911,7 @@ def _variant_record(out: Path, plan: Plan, v: str, here: Path) -> dict[str, Any]
         audit = _read_record(rdir / "audit.json")
         if audit is None or _of_another_spec(audit, r):
             unreadable = audit is None and (rdir / "audit.json").exists()
-            why = "stale" if audit else ("its audit.json is unreadable" if unreadable else "not run")
+            why = "stale" if audit else (UNREADABLE if unreadable else "not run")
             missing.append({"seed": r.seed, "name": r.name, "why": why})
         elif refusal := check_refusal(audit):
             missing.append({"seed": r.seed, "name": r.name, "edited": True, "why": (
@@ -980,6 +994,12 @@ def _last_epoch_broken(audit: Mapping[str, Any]) -> bool:
         return _withheld(audit, "final_val_acc")
     last = training.get("history", [])[-1]
     return isinstance(last, dict) and final_withheld(last, audit.get("measurements") or {}, training)
+
+
+def _no_val_split(audit: Mapping[str, Any]) -> bool:
+    """Whether the run's spec holds no validation split (`data.val_split: 0`)."""
+    data = (audit.get("spec") or {}).get("data")
+    return isinstance(data, dict) and data.get("val_split") == 0
 
 
 def _withheld(audit: Mapping[str, Any], metric: str) -> bool:
@@ -1404,6 +1424,19 @@ def check_run_names(out: Path, plan: Plan) -> None:
         )
 
 
+def another_users_run(out: Path, run: PlannedRun, state: str, audit: dict[str, Any] | None) -> str | None:
+    """Why `run` may not replace the finished run in its folders (`state` and `audit`: its
+    `run_state`), or None: one of another spec that no ablation started (`auditor run --set
+    name=...`, say: its record holds no `run.ablation_run`), which a rerun of this ablation would
+    replace as if its own (a user test: a user's own run of the name was replaced, its report and
+    checkpoints gone)."""
+    if state not in ("stale", "rejudge") or audit is None or recorded_ablation_run(audit) is not None:
+        return None
+    return (f"{report_dir(out, run.name)}: a finished run of another spec that no ablation started (as its "
+            "audit.json records), which this ablation's run of that name would replace; rename the ablation or "
+            "the variant, use another --out, or move that run's report folder and checkpoints away")  # fmt: skip
+
+
 def counted_runs(record: dict[str, Any]) -> int:
     """How many finished runs an ablation record lists (those left out of the means included)."""
     return sum(len(v["runs"]) for v in record["variants"])
@@ -1729,15 +1762,15 @@ def check_runnable(plan: Plan, out: Path) -> None:
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
-        todo = [(r, state) for r in plan.runs_of(v) if (state := run_state(out, r)[0]) != "finished"]
+        todo = [(r, *now) for r in plan.runs_of(v) if (now := run_state(out, r))[0] != "finished"]  # (run, state, audit)
         if todo:  # the seeds differ only in seed and name
             own_keys = _keys(plan.ablation.variants[v])
             found[v] = list(dict.fromkeys((str(p), any(_overlap(p.field, k) for k in own_keys))
                                           for p in machine_problems(todo[0][0].spec)))  # fmt: skip
-        interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state in todo
+        interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state, _ in todo
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
-        blocked += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, _ in todo
-                    for p in run_folder_problems(run_paths(out, r.name))]  # fmt: skip
+        blocked += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state, audit in todo
+                    for p in [*run_folder_problems(run_paths(out, r.name)), another_users_run(out, r, state, audit)] if p]  # fmt: skip
     problems, advice = _problem_lines(plan.source, found)
     if interrupted:
         advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "
@@ -1821,10 +1854,13 @@ def execute_plan(plan: Plan, out: Path, log: Log) -> Execution:
         env = ablation_run_env(plan.ablation.name, r.variant, r.seed)
         rc = wait_passing_stop(subprocess.Popen([sys.executable, "-m", "auditor", *argv], env=env), "auditor ablate")
         if rc == EXIT_INVALID:
+            left = f" before the remaining {count(total - i, 'run')}" if total > i else ""
             raise InvalidInput(
                 f"{plan.source}: variant {r.variant!r} seed {r.seed}: `auditor run` refused to go on "
-                f"(exit 2: bad input, or a file it could not write; message above); stopped before the remaining {count(total - i, 'run')}"
-            )
+                f"(exit 2: bad input, or a file it could not write; message above); stopped{left} (mend what it refused and run "
+                "the ablation again: it continues from the runs finished; the same command with --render-only writes "
+                "the page of those now)"
+            )  # fmt: skip
         if rc in (EXIT_INTERRUPTED, EXIT_TERMINATED) or -rc in STOP_SIGNALS:
             return Execution(r.name, i, rc, interrupted=True)
         if run_state(out, r)[0] != "finished":  # rc 1 from a crash leaves no audit.json
@@ -1896,27 +1932,7 @@ def _unresolved(plan: Plan, variant: str, n_seeds: int | None) -> bool:
 def page_notes(record: dict[str, Any]) -> list[str]:
     """What the page of `record` (write_outputs') leaves open: runs that failed (their own
     criteria, or a divergence), runs without a finished report, mixed software."""
-    missing = sum(len(v["missing"]) for v in record["variants"])
-    failed = [r["name"] for v in record["variants"] for r in v["runs"] if r["verdict"] != "PASS"]
-    notes = []
-    if failed:
-        notes.append(f"note: {count(len(failed), 'run')} on the page failed (their own criteria, or training "
-                     f"diverged; see their sheets): {', '.join(failed)}")  # fmt: skip
-    if mixed := [v["name"] for v in record["variants"] if v.get("mixed_data")]:
-        notes.append(f"note: the seeds of {', '.join(mixed)} read different data (their files changed between "
-                     "runs; listed on the page)")  # fmt: skip
-    if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
-        notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
-    if edited := [r["name"] for v in record["variants"] for r in v["missing"] if r.get("edited")]:  # older: not said
-        notes.append(f"note: {count(len(edited), 'run')} not counted, as `auditor check` refuses "
-                     f"{'its' if len(edited) == 1 else 'their'} audit.json (listed on the page): {', '.join(edited)}")  # fmt: skip
-    if stale := [r["name"] for v in record["variants"] for r in v["missing"] if r.get("why") == "stale"]:
-        notes.append(f"note: {count(len(stale), 'run')} not counted, as {'its' if len(stale) == 1 else 'their'} "
-                     f"audit.json {'was' if len(stale) == 1 else 'were'} written by a different spec than the plan's "
-                     f"(stale; listed on the page): {_first_names(stale)}")  # fmt: skip
-    if unfinished := missing - len(edited) - len(stale):
-        notes.append(f"note: {count(unfinished, 'planned run')} {'has' if unfinished == 1 else 'have'} "
-                     "no finished report yet (listed on the page)")  # fmt: skip
+    notes = [*_counted_notes(record), *_uncounted_notes(record)]
     if record.get("mixed_test_sets"):
         notes.append("note: the variants' test accuracies were scored on different test images, so they do not "
                      "compare directly (listed on the page)")  # fmt: skip
@@ -1924,6 +1940,51 @@ def page_notes(record: dict[str, Any]) -> list[str]:
         notes.append("note: the variants' runs read different data files, so their accuracies do not compare "
                      "directly (listed on the page)")  # fmt: skip
     return notes + _comparison_notes(record)
+
+
+def _counted_notes(record: dict[str, Any]) -> list[str]:
+    """`page_notes` on the finished runs the page lists: failed, a stored verdict not check's, a
+    history its metrics.csv does not hold, left out of the means, seeds that read different data."""
+    runs = [r for v in record["variants"] for r in v["runs"]]
+    notes = []
+    if failed := [r["name"] for r in runs if r["verdict"] != "PASS"]:
+        notes.append(f"note: {count(len(failed), 'run')} on the page failed (their own criteria, or training "
+                     f"diverged; see their sheets): {', '.join(failed)}")  # fmt: skip
+    if restated := [f"{r['name']} (stored {r['stored_verdict']}, now {r['verdict']})" for r in runs if r.get("stored_verdict")]:
+        notes.append(f"note: the stored verdict of {count(len(restated), 'run')} is not what the run's own criteria "
+                     "give on its metrics as recorded (edited by hand, or another version's); the page gives the "
+                     f"verdict judged again, as `auditor check` does: {', '.join(restated)}")  # fmt: skip
+    if differs := [r["name"] for r in runs if r.get("history_differs")]:
+        notes.append(f"note: the metrics.csv of {count(len(differs), 'run')} does not hold the per-epoch history "
+                     "of its audit.json, whose curves the page draws (`auditor check` on its report folder says "
+                     f"where they differ): {_first_names(differs)}")  # fmt: skip
+    if mixed := [v["name"] for v in record["variants"] if v.get("mixed_data")]:
+        notes.append(f"note: the seeds of {', '.join(mixed)} read different data (their files changed between "
+                     "runs; listed on the page)")  # fmt: skip
+    if left := [f"{r['name']} ({r['left_out']})" for v in record["variants"] for r in v.get("left_out", [])]:
+        notes.append(f"note: {count(len(left), 'run')} left out of the means (listed on the page): {', '.join(left)}")
+    return notes
+
+
+def _uncounted_notes(record: dict[str, Any]) -> list[str]:
+    """`page_notes` on the planned runs the page does not count: refused by `check`, stale, with an
+    audit.json that cannot be read, or not finished."""
+    missing = [r for v in record["variants"] for r in v["missing"]]
+    notes = []
+    if edited := [r["name"] for r in missing if r.get("edited")]:  # older: not said
+        notes.append(f"note: {count(len(edited), 'run')} not counted, as `auditor check` refuses "
+                     f"{'its' if len(edited) == 1 else 'their'} audit.json (listed on the page): {', '.join(edited)}")  # fmt: skip
+    if stale := [r["name"] for r in missing if r.get("why") == "stale"]:
+        notes.append(f"note: {count(len(stale), 'run')} not counted, as {'its' if len(stale) == 1 else 'their'} "
+                     f"audit.json {'was' if len(stale) == 1 else 'were'} written by a different spec than the plan's "
+                     f"(stale; listed on the page): {_first_names(stale)}")  # fmt: skip
+    if unreadable := [r["name"] for r in missing if r.get("why") == UNREADABLE]:
+        notes.append(f"note: {count(len(unreadable), 'run')} not counted, as {'its' if len(unreadable) == 1 else 'their'} "
+                     f"audit.json cannot be read (listed on the page): {_first_names(unreadable)}")  # fmt: skip
+    if unfinished := len(missing) - len(edited) - len(stale) - len(unreadable):
+        notes.append(f"note: {count(unfinished, 'planned run')} {'has' if unfinished == 1 else 'have'} "
+                     "no finished report yet (listed on the page)")  # fmt: skip
+    return notes
 
 
 def _comparison_notes(record: dict[str, Any]) -> list[str]:

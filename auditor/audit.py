@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput, ablation_run_of
-from auditor.fileio import atomic_write_bytes, file_words, lock_beside, what_stands_at
+from auditor.fileio import REGULAR_FILE, atomic_write_bytes, file_words, kind_of, lock_beside, what_stands_at
 from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
@@ -517,9 +517,57 @@ def other_run_files_warning(run_dir: Path, audit: dict[str, Any]) -> str | None:
 
 
 def spec_file_warnings(run_dir: Path, audit: dict[str, Any]) -> list[str]:
-    """What `render` and `check` warn of the spec.resolved.yaml files of a record in RUN_DIR: the one
-    its Reproduce command names (`resolved_yaml_warning`), and RUN_DIR's own (`other_run_files_warning`)."""
-    return [w for w in (resolved_yaml_warning(run_dir, audit), other_run_files_warning(run_dir, audit)) if w]
+    """What `render` and `check` warn of the files beside a record in RUN_DIR: the spec.resolved.yaml
+    its Reproduce command names (`resolved_yaml_warning`), RUN_DIR's own (`other_run_files_warning`),
+    and a metrics.csv that no longer holds its epochs (`history_file_warning`)."""
+    return [w for w in (resolved_yaml_warning(run_dir, audit), other_run_files_warning(run_dir, audit),
+                        history_file_warning(run_dir, audit)) if w]  # fmt: skip
+
+
+def history_file_warning(run_dir: Path, audit: Mapping[str, Any]) -> str | None:
+    """Where RUN_DIR's metrics.csv, which the run writes with audit.json from the same epochs, no
+    longer holds the record's `training.history` (an epoch's figure, or the epochs themselves): one of
+    them was edited after the run, and the sheet's and an ablation page's curves draw the record's (a
+    user test: an edited epoch went unnoticed). None where they agree, or nothing is there to compare."""
+    path, training = run_dir / "metrics.csv", audit.get("training")
+    history = training.get("history") if isinstance(training, dict) else None
+    if not isinstance(history, list) or kind_of(path) != REGULAR_FILE:
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return f"{path}: unreadable ({exc}), so audit.json's per-epoch history cannot be compared with it"
+    differs = _history_difference(history, rows)
+    return differs and (f"{path} does not hold audit.json's per-epoch history ({differs}): one of them was edited "
+                        "after the run; the curves are drawn from audit.json's")  # fmt: skip
+
+
+def _history_difference(history: list[Any], rows: list[dict[str, str]]) -> str | None:
+    """The first way `history` (the record's epochs) differs from metrics.csv's `rows`, or None: the
+    epoch counts, or an epoch's figure both hold (written from one float, so read back equal)."""
+    if len(history) != len(rows):
+        return f"{len(rows)} epochs in metrics.csv, {len(history)} in audit.json"
+    for i, (epoch, row) in enumerate(zip(history, rows)):
+        if not isinstance(epoch, dict):
+            continue  # malformed: read_audit and the renderer say so
+        for key in (k for k in epoch if k in row):
+            written, recorded = row[key], epoch[key]
+            if not _same_figure(written, recorded):
+                return f"epoch {row.get('epoch') or i + 1} {key}: {written or 'empty'} in metrics.csv, {json.dumps(recorded)} in audit.json"
+    return None
+
+
+def _same_figure(written: str, recorded: Any) -> bool:
+    """Whether a metrics.csv cell holds the record's value: None as an empty cell, or as a value no
+    JSON number holds (`nan`, `inf`: a diverged epoch's loss, which the record writes as null)."""
+    try:
+        value = float(written) if written != "" else None
+    except ValueError:
+        return False
+    if recorded is None:
+        return value is None or not math.isfinite(value)
+    return is_number(recorded) and value == recorded
 
 
 def retrain_words(problem: ResolvedProblem, first: str = "the sheet's first Reproduce command") -> str:
@@ -787,7 +835,8 @@ def verify_workdir_holding(path: Path) -> Path | None:
     """The work dir of `auditor verify` that `path` is, or is inside (the nearest folder up that
     holds its marker), or None."""
     folder = Path(os.path.abspath(path))
-    return next((f for f in (folder, *folder.parents) if (f / VERIFY_MARKER).is_file()), None)
+    # kind_of: a name too long raised from is_file(), naming the marker's path, not the one given (a user test)
+    return next((f for f in (folder, *folder.parents) if kind_of(f / VERIFY_MARKER) == REGULAR_FILE), None)
 
 
 def verify_out_refusal(out: Path) -> str | None:

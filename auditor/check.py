@@ -931,6 +931,13 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     return "; ".join([*said, ", ".join(differ)] if differ else said) or None
 
 
+def judged_verdict(audit: Mapping[str, Any]) -> str:
+    """The verdict `check` gives a record on its own criteria: judged again on its metrics (a stored
+    verdict edited by hand, or one another version judged otherwise, is not taken). ValueError
+    where they cannot be judged here (an unknown metric: a record `check_refusal` refuses)."""
+    return verdict(judge(audit["spec"].get("criteria") or {}, audit), record_gate_status(audit))
+
+
 def stored_verdict_warning(audit: dict[str, Any]) -> str | None:
     """`stored_verdict_differs` as `render` and `check` warn of it ('the stored verdict or criteria
     results do not agree with the record's metrics judged again (...)'), or None; ValueError as it."""

@@ -773,7 +773,8 @@ def _run_ablation(args: argparse.Namespace, plan: Plan) -> int:
             code = EXIT_INTERRUPTED
         else:  # a crash: no finished report
             _log(f"auditor ablate: error: {done.stopped_at}: `auditor run` {done.ended()} without a "
-                 "finished report; stopped (see its output above)")
+                 f"finished report; stopped (see its output above); {_ablate_relaunch(args)} --render-only writes "
+                 "the page of the runs finished")  # fmt: skip
             code = done.exit_code()
     _stale_page(args, plan)  # stopped before the page is rewritten
     return code

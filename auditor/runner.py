@@ -68,6 +68,7 @@ from auditor.errors import (
     SpecFieldError,
     signals_held,
     started_by_ablation,
+    started_by_verify,
     stop_after_finish_note,
 )
 from auditor.fileio import atomic_write_bytes, held_lock, not_a_folder, out_error, why_not_writable
@@ -883,9 +884,21 @@ def output_folders(out: Path, verify_out: str | None = None) -> list[Path]:
     return [root / d for root in roots for d in OUTPUT_DIRS]
 
 
-def hooks_from_env() -> StepHook | None:
-    """Step hook from the fault-injection variables, or None when none is set."""
+def hooks_from_env(log: Any = print) -> StepHook | None:
+    """Step hook from the fault-injection variables of verify's tests, or None where none is taken.
+    Outside a run `auditor verify` started (a variable left set in a shell or a CI job), the noise
+    hook is ignored, as its unseeded noise would leave weights no rerun gives with nothing on the
+    sheet saying so (a user test), and the kill hook, which finishes nothing, is said at the start
+    (the process had died with exit 137 without a word)."""
     kill_at, noise_at = os.environ.get(ENV_KILL_AT), os.environ.get(ENV_NOISE_AT)
+    if not started_by_verify():
+        if noise_at is not None:
+            log(f"warning: {ENV_NOISE_AT}={noise_at} is set, and ignored: a test hook of `auditor verify` (unseeded "
+                "noise added to the weights), which only the runs verify starts take")  # fmt: skip
+            noise_at = None
+        if kill_at is not None:
+            log(f"warning: {ENV_KILL_AT}={kill_at} is set: this process kills itself (SIGKILL) after global step "
+                f"{kill_at}, a test hook of `auditor verify`; unset it to train to the end")  # fmt: skip
     if kill_at is None and noise_at is None:
         return None
 
@@ -1114,7 +1127,7 @@ def train_staged(
     meter.start()
     try:
         result = fit(
-            spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(), log,
+            spec.train, spec.data, spec.seed, model, data, device, files, resume_from, hooks_from_env(log), log,
             progress=sys.stderr.isatty(),
         )  # fmt: skip
         share = meter.stop()  # over this process's training; none where it trained nothing

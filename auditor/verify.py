@@ -981,17 +981,29 @@ def compare_tensors(ta: dict[str, Any], tb: dict[str, Any]) -> list[dict[str, An
 
 def checkpoint_tensors(last: dict[str, Any], best: dict[str, Any] | None, param_names: list[str]) -> dict[str, Any]:
     """Everything compared from one run's checkpoints: all of last.pt's state (`state_tensors`)
-    and best.pt's weights where best.pt was saved at another step (else it holds last.pt's bytes)."""
+    and best.pt's weights where best.pt is another file than last.pt (`load_final_checkpoints`
+    gives a best.pt of last.pt's bytes as last.pt's own payload). Not by its step: a best.pt of
+    last.pt's step but other bytes had passed unread (a user test: its weights edited during the
+    verify, on which every measurement of the run is made)."""
     out = state_tensors(last, param_names)
-    if best is not None and best.get("global_step") != last.get("global_step"):
+    if best is not None and best is not last:
         out |= best_weights(best)
     return out
 
 
-def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str]) -> dict[str, Any] | None:
+def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str], audit: Mapping[str, Any]) -> dict[str, Any] | None:
     """Everything compared from one run's checkpoints (`checkpoint_tensors`), each file loaded and
-    verified once (best.pt with last.pt's bytes is not read again), or None: no last.pt."""
-    loaded = load_final_checkpoints(run_paths(workdir / run_id, name).checkpoints)
+    verified once (best.pt with last.pt's bytes is not read again), or None: no last.pt. InvalidInput
+    for a checkpoint that is not the file the run's `audit` records (its sha256): changed since."""
+    ckpt_dir = run_paths(workdir / run_id, name).checkpoints
+    loaded = load_final_checkpoints(ckpt_dir)
+    recorded = audit.get("checkpoints") or {}
+    for which in loaded:
+        found, written = checkpoint.recorded_digest(ckpt_dir / f"{which}.pt"), (recorded.get(which) or {}).get("sha256")
+        if found != written:
+            raise InvalidInput(f"{ckpt_dir / f'{which}.pt'}: not the file run {run_id.upper()}'s audit.json records (sha256 "
+                               f"{found[:12]}, recorded {str(written)[:12]}): it was changed after that run; nothing "
+                               "was compared")  # fmt: skip
     return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names) if "last" in loaded else None
 
 
@@ -1223,7 +1235,7 @@ def _run_and_compare(plan: Plan, notes: list[str], log: Log) -> tuple[dict[str, 
         notes.append("each run compiled its model afresh, with a torch.compile cache of its own (run K's resumed "
                      "process reused run K's, as a resume on the same machine would)")  # fmt: skip
     audits, names = {"a": audit_a, "b": audit_b, "k": audit_k}, _param_names(plan.spec)
-    tensors_of = {r: run_tensors(plan.workdir, plan.spec.name, r, names) for r in audits}  # run A's once, for both pairs
+    tensors_of = {r: run_tensors(plan.workdir, plan.spec.name, r, names, audits[r]) for r in audits}  # run A's once, for both pairs
     pairs = [compare_pair(plan.workdir, plan.spec.name, x, y, tensors_of, audits) for x, y in PAIRS]
     block = evidence_block(plan, pairs, audit_a, [rec_a, rec_b, *recs_k], facts, [*notes, *facts["notes"]])
     report_a = run_paths(plan.workdir / "a", plan.spec.name).reports

@@ -131,6 +131,27 @@ def test_a_variant_s_line_is_named_only_for_a_problem_of_its_own_overrides(tmp_p
         f"{f}:14: variant 'constant': train.optimizer.lr: input should be greater than 0, got -1"]  # fmt: skip
 
 
+def test_a_problem_of_the_file_s_overrides_names_their_line_and_is_no_lone_variant_s(tmp_path: Path) -> None:
+    """A user test: a file-wide override's problem had no line, and in a file of one variant, it and
+    a --set's were blamed on that variant."""
+    shared = TINY.replace("  - train.epochs=1\n", "  - train.epochs=1\n  - model.depth=3\n")
+    for text in (shared, shared.replace("  constant: [train.schedule.name=constant]\n", "")):
+        f = write(tmp_path / "x.yaml", text)
+        with pytest.raises(InvalidInput) as err:
+            build_plan(str(f))
+        assert str(err.value) == f"{f}:6: base smoke with the overrides (every variant): model.depth: unknown key (not in the spec schema)"
+    one = write(tmp_path / "one.yaml", TINY.replace("  constant: [train.schedule.name=constant]\n", "").replace(
+        "reference:\n  cosine: {best_val_acc: 0.5, note: made-up figure}\n", ""))  # fmt: skip
+    with pytest.raises(InvalidInput) as err:
+        build_plan(str(one), cli_sets=["train.epochz=1"])
+    assert str(err.value).startswith(f"{one}: base smoke with the overrides (every variant) --set 'train.epochz=1': train.epochz: ")
+    mine = write(tmp_path / "mine.yaml", TINY.replace("  constant: [train.schedule.name=constant]\n", "").replace(
+        "cosine: []", "cosine: [train.optimizer.lr=-1]"))  # fmt: skip
+    with pytest.raises(InvalidInput) as err:
+        build_plan(str(mine))
+    assert str(err.value).startswith(f"{mine}:13: variant 'cosine': train.optimizer.lr: ")  # its own: its line
+
+
 def test_override_path_not_in_schema(tmp_path: Path) -> None:
     write(tmp_path / "x.yaml", TINY.replace("cosine: []", "cosine: [train.optimiser.lr=0.1]"))
     proc = ablate("x.yaml", "--out", "out", cwd=tmp_path)
@@ -442,7 +463,9 @@ def test_render_only_before_any_run_says_so_without_warnings(tmp_path: Path) -> 
     (tmp_path / "out/reports/tiny-cosine-s0/audit.json").write_text('{"truncated": ')
     proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "Warning" not in proc.stderr and "4 planned runs have no finished report yet" in proc.stdout + proc.stderr
+    assert "Warning" not in proc.stderr and "3 planned runs have no finished report yet" in proc.stdout + proc.stderr
+    # A user test: the console said the run whose record cannot be read had none, where the page says so.
+    assert "note: 1 run not counted, as its audit.json cannot be read (listed on the page): tiny-cosine-s0" in proc.stdout
     assert (tmp_path / "out/reports/tiny/figures/val_acc.png").is_file()
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "`tiny-cosine-s0` (its audit.json is unreadable)" in page and "`tiny-cosine-s1` (no report: not run yet, or its report was removed)" in page
@@ -514,6 +537,9 @@ def test_runs_without_a_validation_split_are_footnoted_by_what_it_means(tmp_path
     assert main(["ablate", str(ablation), "--render-only", "--out", str(tmp_path / "out")]) == 0
     page = (tmp_path / "out/reports/tiny/ABLATIONS.md").read_text()
     assert "| cosine [^test] |" in page and "| constant |" in page and said in page
+    # A user test: the val accuracies such a run never measured were said to be withheld by it.
+    rows = [line for line in page.splitlines() if line.startswith("| cosine | ") and "[tiny-cosine-s" in line]
+    assert len(rows) == 2 and not any("withheld" in row for row in rows), rows
 
 
 def test_the_reference_comparison_says_when_our_test_set_is_not_the_papers(tmp_path: Path) -> None:
@@ -986,9 +1012,75 @@ def test_a_run_by_hand_over_an_ablation_s_run_says_the_page_shows_the_run_it_rep
     record = json.loads((tiny_copy / "out/reports/tiny-cosine-s0/audit.json").read_text())
     assert record["run"]["ablation_run"] == {"ablation": "tiny", "variant": "cosine", "seed": 0}  # carried by last.pt
     assert "ablation_run" not in record["training"]
-    plan = ablate("tiny.yaml", "--out", "out", "--dry-run", cwd=tiny_copy).stdout
-    assert "tiny-constant-s0  variant constant  seed 0  [run (replaces a run of a different spec)]" in plan
+    # A user test: a finished run that no ablation started, of another spec, was replaced by the ablation's run
+    # of that name (its report and checkpoints gone). It is refused, before anything runs.
+    kept = (tiny_copy / "out/reports/tiny-constant-s0/audit.json").read_bytes()
+    for dry in (["--dry-run"], []):
+        proc = ablate("tiny.yaml", "--out", "out", *dry, cwd=tiny_copy)
+        assert_invalid(proc, "tiny.yaml: variant 'constant' seed 0: out/reports/tiny-constant-s0: a finished run of "
+                       "another spec that no ablation started (as its audit.json records), which this ablation's run "
+                       "of that name would replace; ", "move that run's report folder and checkpoints away", "nothing was run")  # fmt: skip
+        assert "[1/" not in proc.stdout
+    assert (tiny_copy / "out/reports/tiny-constant-s0/audit.json").read_bytes() == kept
+    assert (tiny_copy / "out/checkpoints/tiny-constant-s0/last.pt").is_file()
+    # The ablation's own run of another spec is replaced, as before: tiny-cosine-s0 records whose run it is.
+    plan = ablate("tiny.yaml", "--out", "out", "--dry-run", "--only", "cosine", "--set", "train.optimizer.lr=0.2", cwd=tiny_copy)
+    assert plan.returncode == 0, plan.stderr
+    assert "tiny-cosine-s0  variant cosine  seed 0  [run (replaces a run of a different spec)]" in plan.stdout
     assert page.is_file()
+
+
+def test_an_epoch_edited_in_one_place_is_said_by_check_render_and_the_page(tiny_copy: Path) -> None:
+    """A user test: an epoch's figure edited in audit.json alone (metrics.csv holds the run's) passed
+    `check` without a word, and the page's curves drew it."""
+    reports = tiny_copy / "out/reports"
+    clean = run_cli("check", str(reports / "tiny-cosine-s1"), cwd=tiny_copy)
+    assert "metrics.csv" not in clean.stderr, clean.stderr  # as the run wrote them: they agree
+    path = reports / "tiny-cosine-s0/audit.json"
+    record = json.loads(path.read_text())
+    was = record["training"]["history"][0]["train_loss"]  # (its val_acc is the selected epoch's: check refuses that)
+    record["training"]["history"][0]["train_loss"] = 0.01
+    path.write_text(json.dumps(record))
+    said = (f"{reports / 'tiny-cosine-s0/metrics.csv'} does not hold audit.json's per-epoch history (epoch 1 "
+            f"train_loss: {was!r} in metrics.csv, 0.01 in audit.json): one of them was edited after the run; the "
+            "curves are drawn from audit.json's")  # fmt: skip
+    for command in ("check", "render"):
+        proc = run_cli(command, str(path.parent), cwd=tiny_copy)
+        assert proc.returncode in (0, 1) and said in proc.stderr, proc.stderr
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: the metrics.csv of 1 run does not hold the per-epoch history of its audit.json, whose curves the "
+            "page draws (`auditor check` on its report folder says where they differ): tiny-cosine-s0") in proc.stdout
+    page = (reports / "tiny/ABLATIONS.md").read_text()
+    marked = [line for line in page.splitlines() if "does not hold the per-epoch history drawn here" in line]
+    assert len(marked) == 1 and "[tiny-cosine-s0](" in marked[0], marked
+
+
+def test_the_page_gives_the_verdict_check_gives_not_a_stored_one_edited(tiny_copy: Path) -> None:
+    """A user test: a run's stored verdict edited from FAIL to PASS (which `check` only warns of,
+    gating on the metrics) was shown on the page as the run's verdict, and not named as failed."""
+    reports = tiny_copy / "out/reports"
+    path = reports / "tiny-constant-s1/audit.json"
+    record = json.loads(path.read_text())
+    judged = record["verdict"]
+    flipped = "FAIL" if judged == "PASS" else "PASS"
+    record["verdict"] = flipped
+    path.write_text(json.dumps(record))
+    checked = run_cli("check", str(path.parent), cwd=tiny_copy)
+    assert checked.returncode == (0 if judged == "PASS" else 1) and f"verdict stored {flipped}, now {judged}" in checked.stderr
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in (reports / "tiny/ABLATIONS.md").read_text().splitlines() if "[tiny-constant-s1](" in line]
+    assert (f"| {judged} (judged again, as `auditor check` does; stored {flipped}, which its criteria do not give on "
+            "its metrics: edited, or another version's) |") in row, row
+    assert ("note: the stored verdict of 1 run is not what the run's own criteria give on its metrics as recorded "
+            "(edited by hand, or another version's); the page gives the verdict judged again, as `auditor check` "
+            f"does: tiny-constant-s1 (stored {flipped}, now {judged})") in proc.stdout
+    failed = [line for line in proc.stdout.splitlines() if " on the page failed " in line]
+    assert ("tiny-constant-s1" in "".join(failed)) == (judged == "FAIL")
+    (entry,) = [r for v in json.loads((reports / "tiny/ablations.json").read_text())["variants"] for r in v["runs"]
+                if r["name"] == "tiny-constant-s1"]  # fmt: skip
+    assert (entry["verdict"], entry["stored_verdict"]) == (judged, flipped)
 
 
 @pytest.mark.slow
@@ -1496,8 +1588,9 @@ def test_a_broken_runs_accuracies_are_withheld_from_the_page(tmp_path: Path) -> 
 
     f = write(tmp_path / "x.yaml", TINY)
     run = build_plan(str(f)).runs[0]
-    audit = {"metrics": {"best_val_acc": None, "final_val_acc": 0.2344, "test_acc": None, "train_time_s": 3.0,
-                         "params_m": 0.08}, "measurements": {"nonfinite": ["bn1.running_var"]}}  # fmt: skip
+    audit = finished_record(run, 0.5)  # (a record the page counts: `check` does not refuse it)
+    audit["metrics"] |= {"best_val_acc": None, "final_val_acc": 0.2344, "test_acc": None, "train_time_s": 3.0, "params_m": 0.08}
+    audit["measurements"]["nonfinite"] = ["bn1.running_var"]
     row = ablate._run_row(run, audit, tmp_path / "r", tmp_path)
     assert row["broken"] and row["metrics"] == {"best_val_acc": None, "final_val_acc": None, "test_acc": None,
                                                 "train_time_s": 3.0, "params_m": 0.08}  # fmt: skip
@@ -1719,9 +1812,13 @@ def test_a_run_killed_by_a_crash_signal_is_a_crash_not_an_interruption(
 
 @pytest.mark.parametrize(
     ("where", "code", "stream", "said"),
-    [("crash", 1, "err", "auditor ablate: error: {name}: `auditor run` exited 1 without a finished report; stopped"),
+    [("crash", 1, "err", ("auditor ablate: error: {name}: `auditor run` exited 1 without a finished report; stopped "
+                          "(see its output above); {again} --render-only writes the page of the runs finished")),
      ("wait", 130, "out", "\ninterrupted; continue with: {again}"),  # Ctrl-C while a run goes
-     ("between", 130, "out", "\ninterrupted; continue with: {again}")],  # Ctrl-C between runs
+     ("between", 130, "out", "\ninterrupted; continue with: {again}"),  # Ctrl-C between runs
+     ("refused", 2, "err", ("`auditor run` refused to go on (exit 2: bad input, or a file it could not write; message "
+                            "above); stopped (mend what it refused and run the ablation again: it continues from the "
+                            "runs finished; the same command with --render-only writes the page of those now)"))],
 )  # fmt: skip
 def test_ablate_reports_how_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -1750,6 +1847,8 @@ def test_ablate_reports_how_it_stopped(
     if where == "between":
         monkeypatch.setattr(ablate, "this_machine", stop_between)
     argv = ["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "1", "--out", str(tmp_path)]
+    if where == "refused":
+        monkeypatch.setattr(Run, "wait", lambda self, timeout=None: 2)
     assert main(argv) == code
     name = build_plan("resnet18_cifar10", only=["cosine"], n_seeds=1).runs[0].name
     out = capsys.readouterr()
@@ -1796,13 +1895,11 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
 
 def test_a_run_whose_selected_model_is_broken_is_marked_on_the_page(tmp_path: Path) -> None:
     """Its accuracies are withheld (runner._metrics): the page says why its cells are empty."""
-    from types import SimpleNamespace
-
     from auditor import ablate
 
-    r = SimpleNamespace(seed=0, name="tiny-lr1000-s0", spec_hash="h")
-    audit = {"run": {"status": "completed"}, "verdict": "FAIL", "measurements": {"nonfinite": ["bn1.running_var"]},
-             "metrics": {"best_val_acc": None, "test_acc": None}}  # fmt: skip
+    r = build_plan(str(write(tmp_path / "x.yaml", TINY))).runs[0]
+    audit = finished_record(r, 0.5)
+    audit["measurements"]["nonfinite"] = ["bn1.running_var"]
     assert ablate._run_row(r, audit, tmp_path / "run", tmp_path)["broken"] is True
     assert ablate._run_row(r, {**audit, "measurements": {"nonfinite": []}}, tmp_path / "run", tmp_path)["broken"] is False
 

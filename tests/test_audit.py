@@ -724,3 +724,26 @@ def test_a_work_dir_of_a_verify_that_did_not_finish_is_named_as_such(tmp_path: P
     assert str(err.value) == (f"{failed}: a work dir of `auditor verify` kept for reading from a verify attempt that did "
                               f"not finish, not a run's report folder: it holds no verdict; {tmp_path / 'verify' / 'smoke'} "
                               "holds the evidence of another verify of it")
+
+
+def test_history_file_warning_compares_every_epoch_figure_both_files_hold(tmp_path: Path) -> None:
+    """metrics.csv is written with audit.json from the same epochs: a figure edited in one of them is said."""
+    from auditor.audit import history_file_warning, write_csv
+
+    history = [{"epoch": 1, "val_acc": 0.5966666666666667, "val_loss": None, "lr": 0.1},
+               {"epoch": 2, "val_acc": 0.25, "val_loss": None, "lr": 0.01}]  # fmt: skip
+    # As a run writes them: metrics.csv from the epochs as computed, audit.json with null for NaN and inf.
+    computed = [{**history[0], "steps": 3}, {**history[1], "val_loss": float("nan"), "train_loss": float("inf"), "steps": 3}]
+    write_csv(tmp_path / "metrics.csv", computed, ["epoch", "steps", "lr", "train_loss", "val_loss", "val_acc"])
+    history[1]["train_loss"] = None
+    audit = {"training": {"history": history}}
+    assert history_file_warning(tmp_path, audit) is None
+    assert history_file_warning(tmp_path / "elsewhere", audit) is None  # a record without its metrics.csv
+    edited = {"training": {"history": [history[0], {**history[1], "lr": 0.02}]}}
+    assert "(epoch 2 lr: 0.01 in metrics.csv, 0.02 in audit.json)" in str(history_file_warning(tmp_path, edited))
+    fewer = {"training": {"history": history[:1]}}
+    assert "(2 epochs in metrics.csv, 1 in audit.json)" in str(history_file_warning(tmp_path, fewer))
+    filled = {"training": {"history": [{**history[0], "val_loss": 1.5}, history[1]]}}
+    assert "(epoch 1 val_loss: empty in metrics.csv, 1.5 in audit.json)" in str(history_file_warning(tmp_path, filled))
+    (tmp_path / "metrics.csv").write_bytes(b"epoch\n\xff\n")
+    assert "unreadable" in str(history_file_warning(tmp_path, audit))

@@ -138,6 +138,15 @@ def test_a_path_the_os_refuses_is_bad_input_naming_it(tmp_path: Path, smoke_run:
                  ["check", f"{long}/audit.json"]):  # fmt: skip
         assert_clean_error(run_cli(*args), str(long), "File name too long")
     assert list(tmp_path.iterdir()) == []
+    # A user test: given relative, such a name was said at a path the tool looked at instead (the shipped
+    # specs' folder, which a bare name may mean; a verify work dir's marker file under --out).
+    name = "x" * 300
+    for args in (["run", f"{name}.yaml"], ["run", f"specs/{name}.yaml"], ["ablate", f"{name}.yaml"],
+                 ["run", "smoke", "--out", name], ["verify", "smoke", "--out", name]):  # fmt: skip
+        proc = run_cli(*args, cwd=tmp_path)
+        assert_clean_error(proc, name)
+        assert "/specs/" not in proc.stderr and ".auditor-verify" not in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -390,12 +399,26 @@ def test_a_resume_from_a_checkpoint_that_does_not_fit_exits_2_and_keeps_everythi
     assert "remove" not in refused.stderr and "move it away" not in refused.stderr and _folder_digest(done) == before
 
 
+def test_verify_s_noise_hook_is_ignored_by_a_run_verify_did_not_start(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: AUDITOR_INJECT_NOISE_AT_STEP left set added unseeded noise to a plain run's
+    weights, and nothing on its sheet or in its record said so."""
+    proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), env={"AUDITOR_INJECT_NOISE_AT_STEP": "2"})
+    assert proc.returncode in (0, 1), proc.stderr
+    assert ("warning: AUDITOR_INJECT_NOISE_AT_STEP=2 is set, and ignored: a test hook of `auditor verify` (unseeded "
+            "noise added to the weights), which only the runs verify starts take") in proc.stderr  # fmt: skip
+    ours, theirs = (checkpoint.load(root / "checkpoints/smoke/last.pt")["model"] for root in (tmp_path, smoke_run))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)  # no noise: the same weights
+
+
 @pytest.mark.slow  # several `auditor` processes
 def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) -> None:
     """SIGKILL mid-run (no cleanup), then --resume: final weights equal bit for bit."""
     args = ["run", "smoke", *sets(*TINY_SETS, "train.checkpoint_every_steps=3"), "--out", str(tmp_path)]
     killed = run_cli(*args, env={"AUDITOR_KILL_AT_STEP": "11"})  # step 11: mid epoch 2
     assert killed.returncode == -9
+    # A user test: a variable left set killed a plain run without a word.
+    assert ("warning: AUDITOR_KILL_AT_STEP=11 is set: this process kills itself (SIGKILL) after global step 11, a "
+            "test hook of `auditor verify`; unset it to train to the end") in killed.stderr  # fmt: skip
     assert (tmp_path / "checkpoints/smoke.partial").is_dir() and not (tmp_path / "reports/smoke").exists()
     fresh = run_cli(*args)  # a fresh start would discard the interrupted run: refused
     assert_clean_error(fresh, "interrupted run", "--resume")

@@ -743,14 +743,35 @@ def test_the_state_a_resume_restores_is_compared_tensor_by_tensor() -> None:
 
 def test_best_pt_weights_are_compared_where_best_pt_is_not_last_pt() -> None:
     last = _resumable_payload()
-    same_step = {**_resumable_payload(), "global_step": last["global_step"]}  # the same bytes as last.pt
-    assert not any(n.startswith("best.pt/") for n in checkpoint_tensors(last, same_step, ["weight", "bias"]))
+    assert not any(n.startswith("best.pt/") for n in checkpoint_tensors(last, last, ["weight", "bias"]))  # last.pt's bytes
+    # A user test: a best.pt of last.pt's step was taken for last.pt's bytes unread (its weights edited).
+    same_step = {**_resumable_payload(), "global_step": last["global_step"]}
+    assert {"best.pt/model.weight", "best.pt/model.bias"} <= set(checkpoint_tensors(last, same_step, ["weight", "bias"]))
     earlier = {**_resumable_payload(seed=1), "global_step": 2}
     flat = checkpoint_tensors(last, earlier, ["weight", "bias"])
     assert {"best.pt/model.weight", "best.pt/model.bias"} <= set(flat)
     assert not torch.equal(flat["best.pt/model.weight"], flat["model.weight"])
     assert not any(n.startswith("best.pt/optimizer") for n in flat)  # its weights are what was measured
     assert checkpoint_tensors(last, None, ["weight", "bias"]).keys() == state_tensors(last, ["weight", "bias"]).keys()
+
+
+def test_a_checkpoint_changed_after_its_run_is_refused_not_compared(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: run A's best.pt, its weights edited (and its digest written again) while the
+    verify ran, passed as BITWISE: best.pt of last.pt's step went unread, and no file was held to
+    the digest the run's audit.json records."""
+    from auditor.verify import run_tensors
+
+    shutil.copytree(smoke_run, tmp_path / "a")
+    audit = json.loads((tmp_path / "a/reports/smoke/audit.json").read_text())
+    names = [n for n, _ in torch.nn.Linear(1, 1).named_parameters()]  # any: weights are keyed by the model's
+    assert run_tensors(tmp_path, "smoke", "a", names, audit) is not None  # as the run wrote them
+    best = tmp_path / "a/checkpoints/smoke/best.pt"
+    payload = checkpoint.load(best)
+    payload["model"]["fc.bias"] = payload["model"]["fc.bias"] + 0.5
+    checkpoint.save(best, payload)  # with its digest written again: the file verifies
+    with pytest.raises(InvalidInput, match=r"best\.pt: not the file run A's audit\.json records \(sha256 [0-9a-f]{12}, "
+                                           r"recorded [0-9a-f]{12}\): it was changed after that run; nothing was compared"):
+        run_tensors(tmp_path, "smoke", "a", names, audit)
 
 
 def test_the_results_measured_after_training_are_compared() -> None:
