@@ -46,7 +46,7 @@ from auditor.audit import (
     chose_on_test,
     final_withheld,
     has_checkpoint,
-    history_file_warning,
+    history_file_problem,
     is_number,
     record_no_selection,
     recorded_ablation_run,
@@ -86,6 +86,7 @@ from auditor.spec import (
     NON_TRAINING_KEYS,
     RESERVED_SUFFIXES,
     SUBKEY,
+    VAL_METRICS,
     Spec,
     apply_overrides,
     bare_name_of_a_folder,
@@ -123,7 +124,6 @@ METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
 })
 REFERENCE_METRICS = ("best_val_acc", "final_val_acc", "test_acc")
 ACCURACIES = tuple(k for k, (_, kind) in METRICS.items() if kind == "acc")
-VAL_ACCURACIES = ("best_val_acc", "final_val_acc")  # measured on the validation split
 UNREADABLE = "its audit.json is unreadable"  # why a run is not counted, as the page and the console say
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -549,14 +549,24 @@ def _merge_errors(
         common = {c for c in items if not _own_problem(c, abl.variants[v])}
     lines = []
     for c in (c for c in next(iter(stripped.values()), []) if c in common):
-        line = max((at.get(("overrides", str(i)), 0) for i, item in enumerate(abl.overrides) if _own_problem(c, [item])),
-                   default=0)  # fmt: skip
+        line = _override_line(c, abl, at)
         lines.append(f"{source}{f':{line}' if line else ''}: base {abl.base} with the overrides (every variant){c}")
     for v, items in stripped.items():
-        line = at.get(("variants", v))
-        lines += [f"{source}{f':{line}' if line and _own_problem(c, abl.variants[v]) else ''}: variant {v!r}{c}"
-                  for c in items if c not in common]  # fmt: skip
+        for c in (c for c in items if c not in common):
+            if _own_problem(c, abl.variants[v]) and (line := at.get(("variants", v))):
+                lines.append(f"{source}:{line}: variant {v!r}{c}")
+            elif line := _override_line(c, abl, at):  # --only left out the others: one variant's, of the file's line
+                lines.append(f"{source}:{line}: base {abl.base} with the overrides (variant {v!r}){c}")
+            else:
+                lines.append(f"{source}: variant {v!r}{c}")
     return "\n".join(lines)
+
+
+def _override_line(problem: str, abl: Ablation, at: Mapping[tuple[str, ...], int]) -> int | None:
+    """The line of the last of the file's own overrides that sets `problem`'s key (`_own_problem`), or
+    None: the key is the base's, or a --set's."""
+    lines = [at.get(("overrides", str(i))) for i, item in enumerate(abl.overrides) if _own_problem(problem, [item])]
+    return max((n for n in lines if n), default=None)
 
 
 def _own_problem(problem: str, overrides: Sequence[str]) -> bool:
@@ -790,8 +800,10 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         # a broken model's accuracies are noise (records from before they were withheld hold some)
         "metrics": {k: None if k in ACCURACIES and broken else m.get(k) for k in METRICS},
         # the run's own sheet says why; a spec without a validation split measures no val accuracy
-        "withheld": [k for k in METRICS if _withheld(audit, k) and not (k in VAL_ACCURACIES and _no_val_split(audit))],
-        "history_differs": history_file_warning(rdir, audit) is not None,  # `check` and `render` warn of it
+        "withheld": [k for k in METRICS if _withheld(audit, k) and not (k in VAL_METRICS and training.get("selection_split") == "test")],
+        # `check` and `render` warn of it: an edit (True), or a metrics.csv that cannot be read (False)
+        "history_differs": (problem := history_file_problem(rdir, audit)) is not None and problem.edited,
+        "history_unread": problem is not None and not problem.edited,
         "busy_share": busy_share(training),
         # re-judged after its training ended: the share of the processes that trained it was not kept
         "busy_unknown": training.get("trained_here") is False,
@@ -994,12 +1006,6 @@ def _last_epoch_broken(audit: Mapping[str, Any]) -> bool:
         return _withheld(audit, "final_val_acc")
     last = training.get("history", [])[-1]
     return isinstance(last, dict) and final_withheld(last, audit.get("measurements") or {}, training)
-
-
-def _no_val_split(audit: Mapping[str, Any]) -> bool:
-    """Whether the run's spec holds no validation split (`data.val_split: 0`)."""
-    data = (audit.get("spec") or {}).get("data")
-    return isinstance(data, dict) and data.get("val_split") == 0
 
 
 def _withheld(audit: Mapping[str, Any], metric: str) -> bool:
@@ -1426,15 +1432,30 @@ def check_run_names(out: Path, plan: Plan) -> None:
 
 def another_users_run(out: Path, run: PlannedRun, state: str, audit: dict[str, Any] | None) -> str | None:
     """Why `run` may not replace the finished run in its folders (`state` and `audit`: its
-    `run_state`), or None: one of another spec that no ablation started (`auditor run --set
+    `run_state`), or None: one of other settings that no ablation started (`auditor run --set
     name=...`, say: its record holds no `run.ablation_run`), which a rerun of this ablation would
     replace as if its own (a user test: a user's own run of the name was replaced, its report and
-    checkpoints gone)."""
+    checkpoints gone). A record written before runs recorded whose they are is this ablation's
+    where its page lists that record for the run's variant."""
     if state not in ("stale", "rejudge") or audit is None or recorded_ablation_run(audit) is not None:
         return None
-    return (f"{report_dir(out, run.name)}: a finished run of another spec that no ablation started (as its "
-            "audit.json records), which this ablation's run of that name would replace; rename the ablation or "
-            "the variant, use another --out, or move that run's report folder and checkpoints away")  # fmt: skip
+    if _on_the_page(out, run, audit.get("spec_hash")):
+        return None
+    return (f"{report_dir(out, run.name)}: a finished run that no ablation started (as its audit.json records), "
+            f"of other settings than this ablation's run of that name, which would replace {'it' if state == 'stale' else 'its report'}; "
+            "rename the ablation or the variant, use another --out, or move that run's report folder and checkpoints "
+            "away")  # fmt: skip
+
+
+def _on_the_page(out: Path, run: PlannedRun, spec_hash: Any) -> bool:
+    """Whether the page of `run`'s ablation under `out` counts a run of `run`'s name and variant
+    whose spec hash is `spec_hash`."""
+    page = _read_json(report_dir(out, _ablation_of(run)) / "ablations.json")
+    variants = page.get("variants") if isinstance(page, dict) else None
+    return isinstance(variants, list) and any(
+        isinstance(r, dict) and r.get("name") == run.name and r.get("spec_hash") == spec_hash
+        for v in variants if isinstance(v, dict) and v.get("name") == run.variant and isinstance(v.get("runs"), list)
+        for r in v["runs"])  # fmt: skip
 
 
 def counted_runs(record: dict[str, Any]) -> int:

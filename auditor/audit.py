@@ -524,11 +524,26 @@ def spec_file_warnings(run_dir: Path, audit: dict[str, Any]) -> list[str]:
                         history_file_warning(run_dir, audit)) if w]  # fmt: skip
 
 
+class HistoryProblem(NamedTuple):
+    """What `history_file_problem` found: `edited` (metrics.csv no longer holds the history) or
+    not (it cannot be read), and the warning that says so."""
+
+    edited: bool
+    text: str
+
+
 def history_file_warning(run_dir: Path, audit: Mapping[str, Any]) -> str | None:
+    """`history_file_problem`'s warning, or None."""
+    problem = history_file_problem(run_dir, audit)
+    return problem.text if problem else None
+
+
+def history_file_problem(run_dir: Path, audit: Mapping[str, Any]) -> HistoryProblem | None:
     """Where RUN_DIR's metrics.csv, which the run writes with audit.json from the same epochs, no
-    longer holds the record's `training.history` (an epoch's figure, or the epochs themselves): one of
-    them was edited after the run, and the sheet's and an ablation page's curves draw the record's (a
-    user test: an edited epoch went unnoticed). None where they agree, or nothing is there to compare."""
+    longer holds the record's `training.history` (an epoch's figure, a column, the epochs themselves):
+    one of them was edited after the run, and the sheet's and an ablation page's curves draw the
+    record's (a user test: an edited epoch went unnoticed), or where it cannot be read. None where
+    they agree, or no metrics.csv is there (a copy of audit.json alone) to compare."""
     path, training = run_dir / "metrics.csv", audit.get("training")
     history = training.get("history") if isinstance(training, dict) else None
     if not isinstance(history, list) or kind_of(path) != REGULAR_FILE:
@@ -537,30 +552,36 @@ def history_file_warning(run_dir: Path, audit: Mapping[str, Any]) -> str | None:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"{path}: unreadable ({exc}), so audit.json's per-epoch history cannot be compared with it"
-    differs = _history_difference(history, rows)
-    return differs and (f"{path} does not hold audit.json's per-epoch history ({differs}): one of them was edited "
-                        "after the run; the curves are drawn from audit.json's")  # fmt: skip
+        return HistoryProblem(False, f"{path}: unreadable ({exc}), so audit.json's per-epoch history cannot be compared with it")
+    if (differs := _history_difference(history, rows)) is None:
+        return None
+    return HistoryProblem(True, f"{path} does not hold audit.json's per-epoch history ({differs}): one of them was "
+                                "edited after the run; the curves are drawn from audit.json's")  # fmt: skip
 
 
-def _history_difference(history: list[Any], rows: list[dict[str, str]]) -> str | None:
+def _history_difference(history: list[Any], rows: list[dict[str, Any]]) -> str | None:
     """The first way `history` (the record's epochs) differs from metrics.csv's `rows`, or None: the
-    epoch counts, or an epoch's figure both hold (written from one float, so read back equal)."""
+    epoch counts, a column the record's epochs hold, or an epoch's figure (written from one float,
+    so read back equal). A row cut short has None for its missing cells (csv.DictReader's)."""
     if len(history) != len(rows):
         return f"{len(rows)} epochs in metrics.csv, {len(history)} in audit.json"
     for i, (epoch, row) in enumerate(zip(history, rows)):
         if not isinstance(epoch, dict):
             continue  # malformed: read_audit and the renderer say so
-        for key in (k for k in epoch if k in row):
-            written, recorded = row[key], epoch[key]
-            if not _same_figure(written, recorded):
-                return f"epoch {row.get('epoch') or i + 1} {key}: {written or 'empty'} in metrics.csv, {json.dumps(recorded)} in audit.json"
+        for key, recorded in epoch.items():
+            if key not in row:
+                return f"no column {key!r} in metrics.csv"
+            if not _same_figure(written := row[key], recorded):
+                cell = "missing" if written is None else written or "empty"
+                return f"epoch {row.get('epoch') or i + 1} {key}: {cell} in metrics.csv, {json.dumps(recorded)} in audit.json"
     return None
 
 
-def _same_figure(written: str, recorded: Any) -> bool:
+def _same_figure(written: str | None, recorded: Any) -> bool:
     """Whether a metrics.csv cell holds the record's value: None as an empty cell, or as a value no
     JSON number holds (`nan`, `inf`: a diverged epoch's loss, which the record writes as null)."""
+    if written is None:  # a row cut short
+        return False
     try:
         value = float(written) if written != "" else None
     except ValueError:
@@ -951,18 +972,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InvalidInput(_no_record_text(run_dir)) from None
     except NotADirectoryError:
-        if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
-            raise InvalidInput(f"{run_dir}: {found[0]} is {found[1]}, not a folder") from None
-        if run_dir.name == "verify.json" and (run_dir.parent / VERIFY_MARKER).is_file():
-            name = run_dir.parent.name.removesuffix(ASIDE).removesuffix(FAILED)  # an earlier verify set aside: `x.old`
-            raise InvalidInput(f"{run_dir}: the evidence file of `auditor verify`, not a run's report folder: its verdict "
-                               f"is recorded in run A's, {run_dir.parent / 'a' / 'reports' / name}") from None
-        if run_dir.name == "ablations.json":  # the page's record, not a run's
-            raise InvalidInput(f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' "
-                               "report folders (ABLATIONS.md beside it links each run's sheet)") from None
-        hint = (f"give its folder, {run_dir.parent}, which holds audit.json" if (run_dir.parent / "audit.json").is_file()
-                else "give the folder that holds audit.json")  # e.g. the sheet given for its folder
-        raise InvalidInput(f"{run_dir}: {file_words(run_dir)}, not a report folder ({hint})") from None  # `/dev/zero`: a device
+        raise InvalidInput(_not_a_folder_text(run_dir)) from None
     except json.JSONDecodeError as exc:  # `FILE:LINE:` for an editor, as a spec's errors are given
         if exc.msg.startswith("Unexpected UTF-8 BOM"):  # Python's advice to decode otherwise: no help to a user
             raise InvalidInput(f"{path}:1: unreadable audit record: it starts with a UTF-8 byte-order mark, which "
@@ -982,6 +992,23 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if (problem := record_problem(audit)) is not None:
         raise InvalidInput(f"{path}: {problem}")
     return audit
+
+
+def _not_a_folder_text(run_dir: Path) -> str:
+    """Why `run_dir`, given for a report folder, is none: a file stands at it or above it (the
+    evidence file of `auditor verify`, an ablation's record, a run's sheet, a device)."""
+    if (found := what_stands_at(run_dir)) is not None and found[0] != run_dir:  # `audit.json/x`: a parent is
+        return f"{run_dir}: {found[0]} is {found[1]}, not a folder"
+    if run_dir.name == "verify.json" and (run_dir.parent / VERIFY_MARKER).is_file():
+        name = run_dir.parent.name.removesuffix(ASIDE).removesuffix(FAILED)  # an earlier verify set aside: `x.old`
+        return (f"{run_dir}: the evidence file of `auditor verify`, not a run's report folder: its verdict is "
+                f"recorded in run A's, {run_dir.parent / 'a' / 'reports' / name}")  # fmt: skip
+    if run_dir.name == "ablations.json":  # the page's record, not a run's
+        return (f"{run_dir}: an ablation's record, not a run's report folder: give one of its runs' report folders "
+                "(ABLATIONS.md beside it links each run's sheet)")  # fmt: skip
+    hint = (f"give its folder, {run_dir.parent}, which holds audit.json" if (run_dir.parent / "audit.json").is_file()
+            else "give the folder that holds audit.json")  # e.g. the sheet given for its folder
+    return f"{run_dir}: {file_words(run_dir)}, not a report folder ({hint})"  # `/dev/zero`: a device
 
 
 def _no_record_text(run_dir: Path) -> str:

@@ -918,8 +918,7 @@ def stored_verdict_differs(audit: dict[str, Any]) -> str | None:
     again on its metrics ('verdict stored PASS, now FAIL; `test_acc` stored PASS, now FAIL'; the
     verdict left out where only a criterion's result differs), or None where they agree.
     ValueError where they cannot be judged here (an unknown metric)."""
-    results = judge(audit["spec"].get("criteria") or {}, audit)
-    again = verdict(results, record_gate_status(audit))
+    results, again = _judged(audit)
     now = {r.metric: r.passed for r in results}
     try:
         stored = {c["metric"]: bool(c["passed"]) for c in audit["criteria"]}
@@ -935,7 +934,13 @@ def judged_verdict(audit: Mapping[str, Any]) -> str:
     """The verdict `check` gives a record on its own criteria: judged again on its metrics (a stored
     verdict edited by hand, or one another version judged otherwise, is not taken). ValueError
     where they cannot be judged here (an unknown metric: a record `check_refusal` refuses)."""
-    return verdict(judge(audit["spec"].get("criteria") or {}, audit), record_gate_status(audit))
+    return _judged(audit)[1]
+
+
+def _judged(audit: Mapping[str, Any]) -> tuple[list[CriterionResult], str]:
+    """The record's own criteria judged again on its metrics, and the verdict they give."""
+    results = judge(audit["spec"].get("criteria") or {}, audit)
+    return results, verdict(results, record_gate_status(audit))
 
 
 def stored_verdict_warning(audit: dict[str, Any]) -> str | None:

@@ -112,11 +112,15 @@ def _unpickle(path: Path, what: str) -> object:
     """The object in a CIFAR-10 pickle file, read by `unpickle.load` (no code runs, no numpy
     on the file's structure); InvalidInput naming `path` when it cannot be read or is not one."""
     try:
-        return unpickle.load(path)
+        empty = path.stat().st_size == 0  # unpickle would say "Ran out of input" (a user test)
+        obj = None if empty else unpickle.load(path)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # a corrupt pickle fails in many ways (EOFError, AttributeError, MemoryError, ...)
         raise InvalidInput(f"{path}: not a readable {what} pickle ({str(exc) or type(exc).__name__})") from None
+    if empty:
+        raise InvalidInput(f"{path}: empty (0 bytes), where a {what} pickle goes: the file was written empty, or cut down to nothing")
+    return obj
 
 
 def _array(value: object, path: Path, key: str) -> np.ndarray:
@@ -185,6 +189,7 @@ OFFICIAL_TRAIN = (
 OFFICIAL_TEST = (("test_batch", "40351d587109b95175f43aff81a1287e"),)
 OFFICIAL_README = "readme.html"  # in the official archive too; nothing reads it
 OFFICIAL_FILES_TEXT = "data_batch_1..5, test_batch, batches.meta"  # what a run reads, as messages name it
+_OFFICIAL_NAMES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
 OFFICIAL_META = MappingProxyType(  # read-only: one caller must not change what the next one checks
     {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
 )
@@ -368,10 +373,21 @@ def _why_no_cifar_dir(root: Path, setting: str = "data.root") -> str:
         what = "a FIFO, socket or device" if what.startswith("not ") else what
         return (f"holds {CIFAR_DIR} as {what}, not a folder; extract the official cifar-10-python.tar.gz in {root} "
                 "to make the folder")  # fmt: skip
+    if loose := [name for name in _OFFICIAL_NAMES if os.path.lexists(root / name)]:  # the archive's files, unfolded
+        return (f"holds CIFAR-10's files ({', '.join(loose)}) itself, not in a {CIFAR_DIR}/ folder: move them into "
+                f"{root / CIFAR_DIR}/, the official layout")  # fmt: skip
+    if nested := sorted(p.parent for p in root.glob(f"*/{CIFAR_DIR}") if p.is_dir()):  # one level too high
+        return f"has no {CIFAR_DIR}/ folder, but {nested[0]} has one; set {setting} to {nested[0]}"
     return (
         f"has no {CIFAR_DIR}/ folder; expected the official CIFAR-10 python layout there "
         f"({OFFICIAL_FILES_TEXT}){download}"
     )
+
+
+def why_no_cifar_dir(root: Path, setting: str) -> str | None:
+    """Why the folder `root`, given as `setting` (an option: `--data-root`), holds no CIFAR-10 copy
+    to read, or None where it holds a cifar-10-batches-py/ folder."""
+    return None if (root / CIFAR_DIR).is_dir() else _why_no_cifar_dir(root, setting)
 
 
 def _file_check(path: Path, md5: str) -> tuple[str, str | None]:
@@ -452,9 +468,29 @@ def _unread_text(base: str, others: Sequence[str] | None, n_others: int | None, 
     return f"{base} holds {names}, which {reader} does not read: it reads only the official files ({OFFICIAL_FILES_TEXT})"
 
 
+def missing_note(prov: Provenance) -> str | None:
+    """What a run says before training where its copy lacks official files it can do without (a
+    training batch, batches.meta; a user test: a quarter of the images went untrained, said only on
+    the sheet), or None."""
+    if prov.root is None:
+        return None
+    return _missing_text(prov.root, [name for name, status in prov.files.items() if status == "missing"], "this run")
+
+
+def _missing_text(base: str, missing: Sequence[str], reader: str) -> str | None:
+    """The note on the official files `missing` from the folder `base` that `reader` ('this run', 'a
+    run') does without; None for none."""
+    if not missing:
+        return None
+    batches, total = sum(name.startswith("data_batch_") for name in missing), len(OFFICIAL_TRAIN)
+    did = [f"trains on the other {total - batches} of the {total} training batches"] if batches else []
+    did += ["names the classes by their labels' numbers"] if OFFICIAL_META["filename"] in missing else []
+    return f"{base} lacks {', '.join(missing)}: {reader} {' and '.join(did)}; the copy is recorded as not the official CIFAR-10"
+
+
 def data_notes(spec: DataSpec) -> list[str]:
     """What `validate` says of a valid spec's data folder that a run would say before training:
-    entries of it no run reads (`other_entries`), or a download to come (which `validate` cannot
+    entries of it no run reads (`other_entries`), official files it does without, or a download to come (which `validate` cannot
     try: a user test passed `--strict` on a machine without internet, where `run` failed at once);
     none for synthetic data or a data.root refused."""
     if spec.dataset != "cifar10" or root_problem(spec) is not None:
@@ -467,8 +503,11 @@ def data_notes(spec: DataSpec) -> list[str]:
     if not base.is_dir():
         return []
     others = other_entries(base)
-    note = _unread_text(str(base), others, None if others is None else len(others), "a run")
-    return [note] if note else []
+    unread = _unread_text(str(base), others, None if others is None else len(others), "a run")
+    # A lost test_batch, or every training batch, is refused when the files are read (`data_problems`).
+    optional = [name for name, _ in OFFICIAL_TRAIN] + [OFFICIAL_META["filename"]]
+    missing = _missing_text(str(base), [name for name in optional if not os.path.lexists(base / name)], "a run")
+    return [note for note in (unread, missing) if note]
 
 
 def _unofficial_note(files: dict[str, str]) -> str:

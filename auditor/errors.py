@@ -117,6 +117,12 @@ def started_by_verify() -> bool:
     return bool(os.environ.get(ENV_OUTPUT_ROOT))
 
 
+def verify_is_parent() -> bool:
+    """`started_by_verify`, with the verify that set the variable this process's parent (as
+    `started_by_ablation` holds it): not a shell where it was left set."""
+    return started_by_verify() and os.environ.get(ENV_PARENT_PID) == str(os.getppid())
+
+
 # How long a child run is given to stop cleanly once a stop is passed on (a checkpoint being written
 # lands first: seconds), before it is killed.
 CHILD_STOP_S = 120

@@ -583,13 +583,8 @@ def build_context(
     v.update(_verification(audit))
     v["figure"] = figures.get(LEARNING_CURVES)
     v["figure_note"] = figure_notes.get(LEARNING_CURVES, "no figure was supplied to the renderer")
+    v |= _edits(audit)
     qualifier = cifar_qualifier(audit["data"])
-    edited = edited_metrics(audit)
-    v["front_matter"] = _front_matter(audit, qualifier, disputed=bool(edited))
-    spec_ok = spec_hash_matches(audit)
-    v["judged_again"] = _judged_again(audit, refused=bool(edited) or not spec_ok)
-    v["metrics_edited"] = metrics_edited_text(edited)
-    v["spec_edited"] = None if spec_ok else spec_edited_text(audit["spec_hash"])
     # One parenthesis: "(not the official files; 1,024 training images)", never two in a row.
     v["data_scope"] = "; ".join([*([qualifier] if qualifier else []), count(audit["data"]["sizes"]["train"], "training image")])
     v["spec_shipped_text"] = _spec_shipped_text(audit)
@@ -604,6 +599,18 @@ def build_context(
     v.update(_process_scope(audit["run"]))
     v["fence"] = code_fence(audit)
     return {"audit": audit, "v": v}
+
+
+def _edits(audit: dict[str, Any]) -> dict[str, Any]:
+    """What the sheet says of a record edited after the run (metrics that disagree with what it
+    measured, a spec no longer its hash's), and the front matter, which marks such figures disputed."""
+    edited, spec_ok = edited_metrics(audit), spec_hash_matches(audit)
+    return {
+        "front_matter": _front_matter(audit, cifar_qualifier(audit["data"]), disputed=bool(edited)),
+        "judged_again": _judged_again(audit, refused=bool(edited) or not spec_ok),
+        "metrics_edited": metrics_edited_text(edited),
+        "spec_edited": None if spec_ok else spec_edited_text(audit["spec_hash"]),
+    }
 
 
 def _processes(audit: dict[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,7 @@ from auditor.data import (
     class_changes,
     data_problems,
     load_data,
+    missing_note,
     norm_tensors,
     unread_note,
 )
@@ -68,8 +69,8 @@ from auditor.errors import (
     SpecFieldError,
     signals_held,
     started_by_ablation,
-    started_by_verify,
     stop_after_finish_note,
+    verify_is_parent,
 )
 from auditor.fileio import atomic_write_bytes, held_lock, not_a_folder, out_error, why_not_writable
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
@@ -379,6 +380,14 @@ def seeded_copy(paths: RunPaths, seeded: bool) -> Iterator[None]:
         raise
 
 
+def _from_best_note(skipped: bool) -> str:
+    """Why a resume continues from best.pt (`skipped`: the checkpoints after it were passed over)."""
+    why = "" if skipped else " (the process stopped after writing it, before last.pt)"
+    return (f"continuing from best.pt, the newest checkpoint that verifies{why}: a run writes it with the same bytes "
+            "as last.pt at the end of an epoch whose model it selects, so it holds that epoch's whole training state; "
+            "last.pt is written again from it")  # fmt: skip
+
+
 def _nothing_to_resume_text(paths: RunPaths, skipped: list[tuple[Path, str]], notes: list[str], seeded: bool) -> str:
     """Why --resume is refused where every checkpoint in staging was `skipped` (`notes` says why, one
     each), and what to do: start over, or, for an interrupted run whose best.pt was passed over for
@@ -404,11 +413,7 @@ def find_resume_point(
     """
     found, skipped = checkpoint.resume_point(paths.ckpt_staging)
     notes = [f"skipped {p.name}: {reason}" for p, reason in skipped]
-    if found is not None and found.name == "best.pt":
-        why = "" if skipped else " (the process stopped after writing it, before last.pt)"
-        notes.append(f"continuing from best.pt, the newest checkpoint that verifies{why}: a run writes it with the "
-                     "same bytes as last.pt at the end of an epoch whose model it selects, so it holds that epoch's "
-                     "whole training state; last.pt is written again from it")  # fmt: skip
+    notes += [_from_best_note(bool(skipped))] if found is not None and found.name == "best.pt" else []
     fresh = start_over_text(paths, seeded)
     if found is None and skipped:
         raise InvalidInput(_nothing_to_resume_text(paths, skipped, notes, seeded))
@@ -891,7 +896,7 @@ def hooks_from_env(log: Any = print) -> StepHook | None:
     sheet saying so (a user test), and the kill hook, which finishes nothing, is said at the start
     (the process had died with exit 137 without a word)."""
     kill_at, noise_at = os.environ.get(ENV_KILL_AT), os.environ.get(ENV_NOISE_AT)
-    if not started_by_verify():
+    if not verify_is_parent():
         if noise_at is not None:
             log(f"warning: {ENV_NOISE_AT}={noise_at} is set, and ignored: a test hook of `auditor verify` (unseeded "
                 "noise added to the weights), which only the runs verify starts take")  # fmt: skip
@@ -1017,10 +1022,10 @@ def execute(
             notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
                      "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
                      "verify_out": verify_out}  # fmt: skip
-            unread = unread_note(prov)
+            data_said = [note for note in (unread_note(prov), missing_note(prov)) if note]
             # said before training: the sheet holds the first three, and its schedule row says what the lr did
             schedule = [note for _, note in schedule_notes(spec.train)]
-            for note in (*notes["toggle_notes"], *notes["environment_notes"], *([unread] if unread else []), *schedule):
+            for note in (*notes["toggle_notes"], *notes["environment_notes"], *data_said, *schedule):
                 log(f"note: {note}")
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)

@@ -997,13 +997,14 @@ def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str], a
     for a checkpoint that is not the file the run's `audit` records (its sha256): changed since."""
     ckpt_dir = run_paths(workdir / run_id, name).checkpoints
     loaded = load_final_checkpoints(ckpt_dir)
-    recorded = audit.get("checkpoints") or {}
-    for which in loaded:
-        found, written = checkpoint.recorded_digest(ckpt_dir / f"{which}.pt"), (recorded.get(which) or {}).get("sha256")
-        if found != written:
-            raise InvalidInput(f"{ckpt_dir / f'{which}.pt'}: not the file run {run_id.upper()}'s audit.json records (sha256 "
-                               f"{found[:12]}, recorded {str(written)[:12]}): it was changed after that run; nothing "
-                               "was compared")  # fmt: skip
+    recorded = {k: v.get("sha256") for k, v in (audit.get("checkpoints") or {}).items() if isinstance(v, dict)}
+    for which in sorted({*loaded, *(k for k, digest in recorded.items() if digest)}):
+        found = checkpoint.recorded_digest(ckpt_dir / f"{which}.pt") if which in loaded else None
+        if found != recorded.get(which):
+            said = f"sha256 {found[:12]}" if found else "no such file"
+            raise InvalidInput(f"{ckpt_dir / f'{which}.pt'}: not the file run {run_id.upper()}'s audit.json records "
+                               f"({said}, recorded {str(recorded.get(which) or 'none')[:12]}): it was changed after "
+                               "that run; nothing was compared")  # fmt: skip
     return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names) if "last" in loaded else None
 
 

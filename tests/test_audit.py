@@ -728,7 +728,7 @@ def test_a_work_dir_of_a_verify_that_did_not_finish_is_named_as_such(tmp_path: P
 
 def test_history_file_warning_compares_every_epoch_figure_both_files_hold(tmp_path: Path) -> None:
     """metrics.csv is written with audit.json from the same epochs: a figure edited in one of them is said."""
-    from auditor.audit import history_file_warning, write_csv
+    from auditor.audit import history_file_problem, history_file_warning, write_csv
 
     history = [{"epoch": 1, "val_acc": 0.5966666666666667, "val_loss": None, "lr": 0.1},
                {"epoch": 2, "val_acc": 0.25, "val_loss": None, "lr": 0.01}]  # fmt: skip
@@ -745,5 +745,13 @@ def test_history_file_warning_compares_every_epoch_figure_both_files_hold(tmp_pa
     assert "(2 epochs in metrics.csv, 1 in audit.json)" in str(history_file_warning(tmp_path, fewer))
     filled = {"training": {"history": [{**history[0], "val_loss": 1.5}, history[1]]}}
     assert "(epoch 1 val_loss: empty in metrics.csv, 1.5 in audit.json)" in str(history_file_warning(tmp_path, filled))
+    text = (tmp_path / "metrics.csv").read_text()
+    lines = text.splitlines()
+    # a row cut short was a traceback (the review)
+    (tmp_path / "metrics.csv").write_text("\n".join([lines[0], lines[1], lines[2].rsplit(",", 2)[0]]) + "\n")
+    assert "(epoch 2 val_acc: missing in metrics.csv, 0.25 in audit.json)" in str(history_file_warning(tmp_path, audit))
+    (tmp_path / "metrics.csv").write_text(text.replace(",lr,", ",rate,"))  # a column renamed
+    assert "(no column 'lr' in metrics.csv)" in str(history_file_warning(tmp_path, audit))
     (tmp_path / "metrics.csv").write_bytes(b"epoch\n\xff\n")
-    assert "unreadable" in str(history_file_warning(tmp_path, audit))
+    problem = history_file_problem(tmp_path, audit)
+    assert problem is not None and not problem.edited and "unreadable" in problem.text  # not said to be an edit

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
-from conftest import bench_module
+from conftest import SUBSET, bench_module, requires_subset
 from PIL import Image
 from torch import nn
 
@@ -366,7 +366,7 @@ def test_cuda_matrix_adds_fp16_and_the_fast_presets_pair(bench) -> None:
      (["--wait-quiet-s", "inf"], "argument --wait-quiet-s: invalid float >= 0 value: 'inf'"),
      (["--warmup", "0"], "argument --warmup: invalid int >= 1 value: '0'"),
      (["--matrix", "--rows", "bogus"], "--rows: unknown row 'bogus'"),
-     (["--data-root", "/nonexistent"], "--data-root /nonexistent: no cifar-10-batches-py/ folder there"),
+     (["--data-root", "/nonexistent"], "--data-root /nonexistent: does not exist; set --data-root to the folder that holds cifar-10-batches-py/"),
      (["--data-root", "~auditor-no-such-user/x"], "argument --data-root: ~auditor-no-such-user/x: ~auditor-no-such-user names no home"),
      (["--model", "bogus"], "argument --model: invalid choice: 'bogus'"),
      (["--steps", "0"], "argument --steps: invalid int >= 1 value: '0'"),
@@ -385,6 +385,16 @@ def test_bad_bench_arguments_exit_2_before_measuring(args: list[str], message: s
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "throughput.py: error: " in proc.stderr  # the bench's own refusals are said as argparse says its own
     assert "machine:" not in proc.stdout  # stopped before anything was measured
+
+
+def test_a_data_root_given_as_the_batches_folder_itself_is_told_its_parent(tmp_path: Path) -> None:
+    """A user test: the bench said only "no cifar-10-batches-py/ folder there", where `auditor` names the folder to give."""
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--data-root", str(batches)], check=False,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and (f"--data-root {batches}: is the cifar-10-batches-py/ folder itself; set --data-root "
+                                     f"to the folder that holds it, {tmp_path}") in proc.stderr, proc.stderr  # fmt: skip
 
 
 def _pipeline_processes(pid: int) -> list[Any]:
@@ -844,6 +854,26 @@ def test_a_verdict_says_which_compared_row_ran_too_few_repeats(bench) -> None:
     a["images_per_s"]["n"] = 3
     line = next(line for line in bench._throughput_targets(section) if "vs conventional" in line)
     assert "indicative only" not in line
+
+
+def test_a_verdict_whose_target_lies_within_the_rows_spread_says_so(bench) -> None:
+    """A user test: "+6.1% (determinism off vs on; target <= 5%): NOT met" was printed from rows whose
+    interquartile ranges overlapped, with no caveat."""
+    section = _saved_report(bench)["throughput"][0]
+    a, b = section["rows"]
+    for row, (q1, median, q3) in ((a, (30.0, 31.0, 32.0)), (b, (50.0, 52.0, 54.0))):
+        row["images_per_s"] |= {"n": 5, "q1": q1, "median": median, "q3": q3}
+    off = copy.deepcopy(b) | {"label": "determinism off", "config": {**b["config"], "determinism": False}}
+    off["images_per_s"] |= {"q1": 45.0, "median": 55.0, "q3": 56.0}  # +5.8%, but 45/54 - 1 to 56/50 - 1 holds 5%
+    lines = bench._throughput_targets({**section, "rows": [a, b, off]})
+    overhead = next(line for line in lines if "determinism overhead" in line)
+    assert overhead.endswith("NOT met (within the repeats' spread: their interquartile ranges give -16.7% to +12.0%; "
+                             "indicative only)"), overhead  # fmt: skip
+    speedup = next(line for line in lines if "vs conventional" in line)
+    assert "spread" not in speedup  # 50/32 to 54/30: 1.56x to 1.80x, all above 1.5x
+    a["images_per_s"] |= {"q1": 28.0, "q3": 34.0}  # 50/34 = 1.47x: the target within
+    speedup = next(line for line in bench._throughput_targets({**section, "rows": [a, b]}) if "vs conventional" in line)
+    assert "(within the repeats' spread: their interquartile ranges give 1.47x to 1.93x; indicative only)" in speedup
 
 
 def test_a_cpu_share_that_could_not_be_read_is_said_unread_not_nan_percent(bench) -> None:
@@ -1489,3 +1519,16 @@ def test_conv_lines_without_a_forward_count_the_backward_time_but_no_rate(bench)
     lines = bench.conv_lines([row], steps=1, self_cpu_s=0.012)
     assert "| [8, 4, 16, 16] | [4, 4, 3, 3] | 0 | n/a | n/a | 3.00 | 1 | n/a |" in lines
     assert lines[-2].startswith("All convolutions: 25% of the self CPU time, at n/a GFLOP/s together")
+
+
+@requires_subset
+def test_the_data_line_says_whether_the_copy_is_the_official_one(bench) -> None:
+    """A user test: the data line called any --data-root "CIFAR-10 subset at ...", whatever it held,
+    and did not say a copy lacked a training batch."""
+    from auditor.data import load_data
+
+    spec = bench.bench_data_spec(SUBSET)
+    line = bench.describe_data(spec, load_data(spec, 0))
+    assert line.startswith("a CIFAR-10 copy that is not the official one (data_batch_5 missing; 5 files not the official "
+                           f"bytes (MD5)) at {SUBSET / 'cifar-10-batches-py'} (the subset; 4068 train images; content "
+                           "sha256 "), line  # fmt: skip

@@ -402,7 +402,9 @@ def test_a_resume_from_a_checkpoint_that_does_not_fit_exits_2_and_keeps_everythi
 def test_verify_s_noise_hook_is_ignored_by_a_run_verify_did_not_start(tmp_path: Path, smoke_run: Path) -> None:
     """A user test: AUDITOR_INJECT_NOISE_AT_STEP left set added unseeded noise to a plain run's
     weights, and nothing on its sheet or in its record said so."""
-    proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), env={"AUDITOR_INJECT_NOISE_AT_STEP": "2"})
+    # (with verify's own variable left set too: the verify that sets it must be the run's parent, the review)
+    left = {"AUDITOR_INJECT_NOISE_AT_STEP": "2", "AUDITOR_VERIFY_OUT": str(tmp_path)}
+    proc = run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path), env=left)
     assert proc.returncode in (0, 1), proc.stderr
     assert ("warning: AUDITOR_INJECT_NOISE_AT_STEP=2 is set, and ignored: a test hook of `auditor verify` (unseeded "
             "noise added to the weights), which only the runs verify starts take") in proc.stderr  # fmt: skip

@@ -52,6 +52,10 @@ def test_real_subset_loads_flagged_unofficial() -> None:
     assert p.fingerprint == SUBSET_FINGERPRINT
     assert b.classes[:3] == ("airplane", "automobile", "bird")
     assert p.other_entries == () and p.n_other_entries == 0 and D.unread_note(p) is None
+    # A user test: a copy that lacks a training batch trained on the rest, said only on the sheet.
+    assert D.missing_note(p) == (f"{p.root} lacks data_batch_5: this run trains on the other 4 of the 5 training "
+                                 "batches; the copy is recorded as not the official CIFAR-10")  # fmt: skip
+    assert D.data_notes(subset_spec()) == [D.missing_note(p).replace("this run", "a run")]  # validate's, unread
     # Each file's sha256 as read: those the copy's own SHA256SUMS lists (the missing data_batch_5 has none)
     listed = {name: digest for digest, name in (line.split() for line in (SUBSET / "SHA256SUMS").read_text().splitlines())}
     assert p.file_sha256 == listed and set(listed) == {name for name, status in p.files.items() if status != "missing"}
@@ -292,8 +296,12 @@ def test_entries_of_the_data_folder_that_no_run_reads_are_recorded_and_said(tmp_
     assert D.unread_note(p) == (
         f"{base} holds 'caf\\xe9', 'data_batch_1.bak', 'data_batch_6', 'old', 'tab\\there', which this run does not "
         "read: it reads only the official files (data_batch_1..5, test_batch, batches.meta)")  # fmt: skip
+    lacks = (f"{base} lacks data_batch_2, data_batch_3, data_batch_4, data_batch_5, batches.meta: a run trains on "
+             "the other 1 of the 5 training batches and names the classes by their labels' numbers; the copy is "
+             "recorded as not the official CIFAR-10")  # fmt: skip
+    assert D.missing_note(p) == lacks.replace("a run", "this run")
     assert D.data_notes(DataSpec(root=str(tmp_path), val_split=5)) == [  # validate's, without reading the files
-        D.unread_note(p).replace("which this run does not read", "which a run does not read")]
+        D.unread_note(p).replace("which this run does not read", "which a run does not read"), lacks]
     assert D.data_notes(DataSpec(root=str(tmp_path / "nothing"), val_split=5)) == []  # refused: its warning says why
     # A user test: `validate --strict` passed a download to come without a word, where `run` failed at once offline
     empty = tmp_path / "fresh"
@@ -309,7 +317,7 @@ def test_entries_of_the_data_folder_that_no_run_reads_are_recorded_and_said(tmp_
                                      "files (data_batch_1..5, test_batch, batches.meta)")  # fmt: skip
     synthetic = D.load_data(DataSpec(dataset="synthetic", synthetic={"train": 60, "test": 20}, val_split=10), 0)
     assert synthetic.provenance.other_entries is None and synthetic.provenance.n_other_entries is None
-    assert D.unread_note(synthetic.provenance) is None
+    assert D.unread_note(synthetic.provenance) is None and D.missing_note(synthetic.provenance) is None
 
 
 def test_a_data_folder_that_cannot_be_listed_is_said_not_taken_for_one_holding_nothing_else(
@@ -326,8 +334,8 @@ def test_a_data_folder_that_cannot_be_listed_is_said_not_taken_for_one_holding_n
     p = D.load_data(DataSpec(root=str(tmp_path), val_split=5), 0).provenance
     assert p.other_entries is None and p.n_other_entries is None and p.root == str(base)
     assert D.unread_note(p) == f"{base} could not be listed, so whether it holds files this run does not read is not known"
-    assert D.data_notes(DataSpec(root=str(tmp_path), val_split=5)) == [
-        f"{base} could not be listed, so whether it holds files a run does not read is not known"]
+    assert D.data_notes(DataSpec(root=str(tmp_path), val_split=5))[0] == (
+        f"{base} could not be listed, so whether it holds files a run does not read is not known")
 
 
 def test_official_file_list_matches_torchvision() -> None:
@@ -378,7 +386,12 @@ def _nested_data(depth: int) -> bytes:
         (lambda base: (base / "test_batch").unlink(), "is missing test_batch$"),  # not the data_batch_5 it can do without
         (lambda base: [p.unlink() for p in base.glob("data_batch_*")], r"is missing every training batch \(data_batch_1..5; a run needs at least one\)$"),  # had said "a"
         (lambda base: (base / "data_batch_1").write_bytes(b"\x80\x04garbage"), "data_batch_1: not a readable"),
-        (lambda base: (base / "data_batch_1").write_bytes(b""), "data_batch_1: not a readable"),
+        (lambda base: (base / "data_batch_1").write_bytes(b""), "data_batch_1: empty \\(0 bytes\\), where a CIFAR-10 batch pickle goes"),
+        # User tests: files laid out flat, or a folder one level too deep, were told of a download
+        (lambda base: [p.rename(base.parent / p.name) for p in list(base.iterdir())] and base.rmdir(),
+         r"holds CIFAR-10's files \(data_batch_1, test_batch\) itself, not in a cifar-10-batches-py/ folder: move them into "),
+        (lambda base: (base.parent / "x").mkdir() or base.rename(base.parent / "x" / base.name),
+         r"has no cifar-10-batches-py/ folder, but .*/x has one; set data.root to .*/x$"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]})),
          r"'data' must be uint8 of shape \(N, 3072\)"),
         (lambda base: (base / "data_batch_1").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]})),
@@ -431,7 +444,7 @@ def _nested_data(depth: int) -> bytes:
          (r"batches.meta: 'label_names' gives label 2 a name of 101 characters \('xxx+\.\.\.\): at most 100, a class "
           "name the sheet's tables show on every row")),  # a user test: 100,000 characters, repeated over 520 KB of sheet
     ],
-    ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "shape", "label-count", "label-range", "label-str",
+    ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "flat-files", "nested-folder", "shape", "label-count", "label-range", "label-str",
          "label-float", "label-bool", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
          "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "one-empty-train-batch", "meta-repeats", "meta-11",
          "meta-str", "meta-blank", "meta-long"],

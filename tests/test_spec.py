@@ -591,6 +591,16 @@ def test_validate_prints_one_yaml_stream_with_text_as_written(capsys: pytest.Cap
     assert "description: héllo wörld\n" in out  # not "h\xE9llo"
 
 
+def _whole_copy(root: Path) -> Path:
+    """A CIFAR-10 copy of every file of the official layout (4 random images a batch: 20 training
+    images), which `validate` says nothing of, as it names a file a copy lacks."""
+    import pickle
+
+    fake_cifar_root(root, n=4, batches=(*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"))
+    (root / "cifar-10-batches-py" / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+    return root
+
+
 def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -609,7 +619,7 @@ def test_validate_warns_of_what_this_machine_lacks_and_still_passes(
     assert len(list(yaml.safe_load_all(out))) == 3
     assert err.endswith("auditor validate: FAIL (--strict): `auditor run` would refuse 2 valid specs here\n")
     assert main(["validate", "smoke", "--strict"]) == 0 and capsys.readouterr().err == ""
-    fake_cifar_root(tmp_path / "data")  # 20 training images: the spec's val_split 5000 cannot be held out
+    _whole_copy(tmp_path / "data")  # 20 training images: the spec's val_split 5000 cannot be held out
     assert main(["validate", "resnet20_cifar10"]) == 0
     assert capsys.readouterr().err == ("auditor validate: warning: resnet20_cifar10: data.val_split: 5000 must be "
                                        "smaller than the 20 training images (the spec is valid; `auditor run` would "
@@ -638,7 +648,7 @@ def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refus
     """The user test: validate passed a val_split larger than the copy's training images, which
     `run` refuses once it has read them; a damaged file and require_official likewise."""
     monkeypatch.chdir(tmp_path)
-    fake_cifar_root(tmp_path / "data")
+    _whole_copy(tmp_path / "data")
     small = ["--set", "data.val_split=5"]
 
     def warned(*sets: str) -> str:
@@ -652,6 +662,11 @@ def test_validate_reads_the_data_as_a_run_would_and_warns_of_what_it_would_refus
     assert [line.split(": ")[3] for line in both] == ["data.require_official", "data.val_split"], both
     assert both[1].endswith("data.val_split: 20 must be smaller than the 20 training images (the spec is valid; "
                             "`auditor run` would refuse it here)")  # fmt: skip
+    (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2").unlink()  # a user test: run trained on the rest unsaid
+    assert warned() == (f"auditor validate: note: resnet20_cifar10: {tmp_path / 'data' / 'cifar-10-batches-py'} lacks "
+                        "data_batch_2: a run trains on the other 4 of the 5 training batches; the copy is recorded as "
+                        "not the official CIFAR-10\n")  # fmt: skip
+    _whole_copy(tmp_path / "data")
     (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
     said = warned()
     assert said.startswith(f"auditor validate: warning: resnet20_cifar10: data.root: {tmp_path / 'data'}"), said

@@ -772,6 +772,9 @@ def test_a_checkpoint_changed_after_its_run_is_refused_not_compared(tmp_path: Pa
     with pytest.raises(InvalidInput, match=r"best\.pt: not the file run A's audit\.json records \(sha256 [0-9a-f]{12}, "
                                            r"recorded [0-9a-f]{12}\): it was changed after that run; nothing was compared"):
         run_tensors(tmp_path, "smoke", "a", names, audit)
+    best.unlink()  # a checkpoint the record lists, gone (the review)
+    with pytest.raises(InvalidInput, match=r"best\.pt: not the file run A's audit\.json records \(no such file, recorded "):
+        run_tensors(tmp_path, "smoke", "a", names, audit)
 
 
 def test_the_results_measured_after_training_are_compared() -> None:
