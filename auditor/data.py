@@ -189,10 +189,10 @@ OFFICIAL_TRAIN = (
 OFFICIAL_TEST = (("test_batch", "40351d587109b95175f43aff81a1287e"),)
 OFFICIAL_README = "readme.html"  # in the official archive too; nothing reads it
 OFFICIAL_FILES_TEXT = "data_batch_1..5, test_batch, batches.meta"  # what a run reads, as messages name it
-_OFFICIAL_NAMES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
 OFFICIAL_META = MappingProxyType(  # read-only: one caller must not change what the next one checks
     {"filename": "batches.meta", "key": "label_names", "md5": "5ff9c542aee3614f3951f8cda6e48888"}
 )
+_OFFICIAL_NAMES = (*(name for name, _ in OFFICIAL_TRAIN + OFFICIAL_TEST), OFFICIAL_META["filename"])
 
 
 def _digests(path: Path) -> tuple[str, str]:
@@ -440,7 +440,7 @@ def other_entries(base: Path) -> list[str] | None:
     A byte that is not UTF-8 is shown as `\\xff` and a character that is not printable (a newline)
     as Python escapes it (`\\n`), so a name may read like another's that holds those characters
     literally. None where the folder cannot be listed."""
-    official = {n for n, _ in OFFICIAL_TRAIN + OFFICIAL_TEST} | {OFFICIAL_META["filename"], OFFICIAL_README}
+    official = {*_OFFICIAL_NAMES, OFFICIAL_README}
     try:
         names = [e.name for e in os.scandir(base) if e.name not in official]
     except OSError:

@@ -891,7 +891,8 @@ def output_folders(out: Path, verify_out: str | None = None) -> list[Path]:
 
 def hooks_from_env(log: Any = print) -> StepHook | None:
     """Step hook from the fault-injection variables of verify's tests, or None where none is taken.
-    Outside a run `auditor verify` started (a variable left set in a shell or a CI job), the noise
+    Outside a run whose parent is the `auditor verify` that set them (`errors.verify_is_parent`: not
+    a variable left set in a shell or a CI job), the noise
     hook is ignored, as its unseeded noise would leave weights no rerun gives with nothing on the
     sheet saying so (a user test), and the kill hook, which finishes nothing, is said at the start
     (the process had died with exit 137 without a word)."""
