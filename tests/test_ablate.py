@@ -2352,3 +2352,13 @@ def test_a_record_check_refuses_for_the_sheet_is_not_counted() -> None:
     epoch = copy.deepcopy(record)
     epoch["training"]["history"][0]["epoch"] = []  # the figures' x axis: refused where check and render read it
     assert "training.history[0].epoch" in check_refusal(epoch)
+
+
+def test_the_readme_s_ablation_file_plans(tmp_path: Path) -> None:
+    """The README's example ablation file is one the tool takes, as written."""
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("run once per seed:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    plan = build_plan(str(write(tmp_path / "lr.yaml", example)))
+    assert [r.name for r in plan.runs][:3] == ["lr-study-default-s0", "lr-study-default-s1", "lr-study-default-s2"]
+    assert {r.variant: r.spec.train.optimizer.lr for r in plan.runs} == {"default": 0.05, "low": 0.01, "high": 0.2}
+    assert {r.spec.train.epochs for r in plan.runs} == {2}
