@@ -95,11 +95,17 @@ def ablation_run_of(value: Any) -> dict[str, Any] | None:
     return {k: value[k] for k in ("ablation", "variant", "seed")} if type(value.get("seed")) is int else None
 
 
+def parent_set_the_environment() -> bool:
+    """Whether this process's parent is the auditor process that set its environment (`parent_env`):
+    variables it sets are taken from it, not from a shell where they were exported or left over."""
+    return os.environ.get(ENV_PARENT_PID) == str(os.getppid())
+
+
 def started_by_ablation() -> dict[str, Any] | None:
     """Which run of which ablation this process is, where `auditor ablate` started it (else None):
     the variable is taken only from the ablate that is this process's parent, not from a shell
     that has it set (exported by hand, or left over)."""
-    if os.environ.get(ENV_PARENT_PID) != str(os.getppid()):
+    if not parent_set_the_environment():
         return None
     try:
         return ablation_run_of(json.loads(os.environ.get(ENV_ABLATION_RUN) or "null"))
@@ -120,7 +126,7 @@ def started_by_verify() -> bool:
 def verify_is_parent() -> bool:
     """`started_by_verify`, with the verify that set the variable this process's parent (as
     `started_by_ablation` holds it): not a shell where it was left set."""
-    return started_by_verify() and os.environ.get(ENV_PARENT_PID) == str(os.getppid())
+    return started_by_verify() and parent_set_the_environment()
 
 
 # How long a child run is given to stop cleanly once a stop is passed on (a checkpoint being written
