@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput, ablation_run_of
-from auditor.fileio import REGULAR_FILE, atomic_write_bytes, file_words, kind_of, lock_beside, what_stands_at
+from auditor.fileio import atomic_write_bytes, file_words, is_regular_file, lock_beside, what_stands_at
 from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
@@ -546,7 +546,7 @@ def history_file_problem(run_dir: Path, audit: Mapping[str, Any]) -> HistoryProb
     they agree, or no metrics.csv is there (a copy of audit.json alone) to compare."""
     path, training = run_dir / "metrics.csv", audit.get("training")
     history = training.get("history") if isinstance(training, dict) else None
-    if not isinstance(history, list) or kind_of(path) != REGULAR_FILE:
+    if not isinstance(history, list) or not is_regular_file(path):
         return None
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -856,8 +856,7 @@ def verify_workdir_holding(path: Path) -> Path | None:
     """The work dir of `auditor verify` that `path` is, or is inside (the nearest folder up that
     holds its marker), or None."""
     folder = Path(os.path.abspath(path))
-    # kind_of: a name too long raised from is_file(), naming the marker's path, not the one given (a user test)
-    return next((f for f in (folder, *folder.parents) if kind_of(f / VERIFY_MARKER) == REGULAR_FILE), None)
+    return next((f for f in (folder, *folder.parents) if is_regular_file(f / VERIFY_MARKER)), None)
 
 
 def verify_out_refusal(out: Path) -> str | None:

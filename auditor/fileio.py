@@ -385,6 +385,12 @@ def kind_of(path: Path) -> str | None:
     return _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
+def is_regular_file(path: Path) -> bool:
+    """Whether a regular file is at `path`, links followed. Unlike `Path.is_file()`, a name too
+    long for a file is False, not an OSError naming another path than the one the caller gives."""
+    return kind_of(path) == REGULAR_FILE
+
+
 def not_a_file(path: Path) -> str | None:
     """What stands at `path` where a file should, when it is not a regular file (None for a file
     or nothing): a folder, a dangling link, or a FIFO, socket or device (reading one would hang)."""

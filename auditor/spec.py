@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from auditor.errors import InvalidInput
-from auditor.fileio import REGULAR_FILE, home_expanded, kind_of, not_readable, what_stands_at
+from auditor.fileio import REGULAR_FILE, home_expanded, is_regular_file, not_readable, what_stands_at
 from auditor.words import count, exact, path_arg
 
 # The correct CIFAR-10 per-channel statistics over the 50k training images,
@@ -1231,8 +1231,7 @@ def bare_name_of_a_folder(arg: str, p: Path) -> bool:
 def _shipped_file(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...]) -> Path | None:
     """The shipped file a name `p` means (`x`, `x.yaml`, either after one of `prefixes`), or None."""
     parts = _unprefixed(p, prefixes)
-    # kind_of, not is_file(): a name too long raised, and its error named the shipped folder's path (a user test)
-    return next((c for c in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml") if kind_of(c) == REGULAR_FILE), None)
+    return next((c for c in (shipped / Path(*parts), shipped / f"{Path(*parts)}.yaml") if is_regular_file(c)), None)
 
 
 def _unprefixed(p: Path, prefixes: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
@@ -1251,7 +1250,7 @@ def _shipped_hint(p: Path, shipped: Path, prefixes: tuple[tuple[str, ...], ...],
     # the other kind of shipped file (specs/ holds ablations/), which another command takes
     other = {"spec": (shipped / "ablations", "ablation", "auditor ablate"),
              "ablation": (shipped.parent, "spec", "auditor run")}.get(what)  # fmt: skip
-    if name and other and kind_of(other[0] / f"{name}.yaml") == REGULAR_FILE:
+    if name and other and is_regular_file(other[0] / f"{name}.yaml"):
         return f"; {name} is a shipped {other[1]}: `{other[2]} {name}`"
     # compared without case, '-' and '_' (a user test: `SMOKE` was offered nothing, `resnet_20`
     # resnet56_cifar10 first)

@@ -19,6 +19,7 @@ from auditor.fileio import (
     file_in_the_way,
     held_lock,
     holder_now,
+    is_regular_file,
     lock_file,
     lock_holder,
     out_error,
@@ -85,6 +86,17 @@ def test_sha256_file(tmp_path: Path) -> None:
     data = os.urandom(3 * 2**20 + 7)
     (tmp_path / "blob").write_bytes(data)
     assert sha256_file(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+
+
+def test_is_regular_file_follows_links_and_takes_a_name_too_long_for_nothing(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "to_f").symlink_to("f")
+    (tmp_path / "to_nothing").symlink_to("gone")
+    os.mkfifo(tmp_path / "fifo")
+    assert is_regular_file(tmp_path / "f") and is_regular_file(tmp_path / "to_f")
+    for other in ("to_nothing", "fifo", "missing", "x" * 300):  # 300 bytes: over NAME_MAX, where is_file() raises
+        assert not is_regular_file(tmp_path / other), other
+    assert not is_regular_file(tmp_path)
 
 
 def test_importing_it_does_not_import_torch() -> None:
