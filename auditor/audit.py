@@ -1074,7 +1074,7 @@ def fields_problem(audit: dict[str, Any], fields: list[str]) -> str:
     more = len(fields) - FIELDS_SHOWN
     absent, found = [], []
     for field in fields[:FIELDS_SHOWN]:
-        there, value = _look_up(audit, field)
+        there, value = look_up(audit, field)
         if there:
             shown = json.dumps(value)
             shown = shown if len(shown) <= VALUE_SHOWN_CHARS else shown[:VALUE_SHOWN_CHARS] + "..."
@@ -1097,10 +1097,10 @@ def _against(audit: Any, field: str, value: Any) -> str:
     """For a count malformed only against another field, that field (', more than data.sizes.val =
     300'): the value alone would look right. Empty for one malformed in itself."""
     if field in _BOUNDED_BY and is_count(value):
-        there, bound = _look_up(audit, _BOUNDED_BY[field])
+        there, bound = look_up(audit, _BOUNDED_BY[field])
         return f", more than {_BOUNDED_BY[field]} = {bound}" if there and is_count(bound) and value > bound else ""
     if field == "data.n_other_entries" and (value is None or is_count(value)):
-        _, names = _look_up(audit, "data.other_entries")
+        _, names = look_up(audit, "data.other_entries")
         if not isinstance(names, list):
             return ", with no data.other_entries beside it"
         kept = f" (a run keeps {min(value, OTHER_ENTRIES_KEPT)})" if value is not None else ""
@@ -1108,8 +1108,9 @@ def _against(audit: Any, field: str, value: Any) -> str:
     return ""
 
 
-def _look_up(audit: Any, field: str) -> tuple[bool, Any]:
-    """Whether the dotted field (`a.b[0].c`) is in the record, and its value where it is."""
+def look_up(audit: Any, field: str) -> tuple[bool, Any]:
+    """Whether the dotted field (`a.b[0].c`) is in the record, and its value where it is (a record
+    of another shape: not there)."""
     node = audit
     for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field):
         if key and isinstance(node, dict) and key in node:

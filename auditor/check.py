@@ -54,13 +54,21 @@ from auditor.audit import (
     is_count_matrix,
     is_number,
     latency_warnings,
+    look_up,
     metric_sources,
     none_selected,
     record_problem,
     spec_hash_matches,
 )
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, file_in_the_way, not_a_folder, staged_write
+from auditor.fileio import (
+    NotReplaceable,
+    atomic_write_bytes,
+    check_replaceable,
+    file_in_the_way,
+    not_a_folder,
+    staged_write,
+)
 from auditor.spec import (
     CATEGORICAL_METRICS,
     NUMERIC_METRICS,
@@ -90,7 +98,7 @@ from auditor.spec import (
     verdict_disagreement,
     yaml_error_text,
 )
-from auditor.words import exact
+from auditor.words import count, exact
 
 DIVERGED = "diverged"  # the run status that fails a run whatever its criteria say
 DIVERGED_DETAIL = "training diverged: a diverged run fails whatever its criteria say"
@@ -312,8 +320,8 @@ def _display_measured(crit: _Comparison, measured: float) -> str:
         return exact(measured)
     if crit.op in ("==", "!=") and float(shown) != measured:
         return exact(measured)  # the difference is the point of these operators (`+-` prints it)
-    if crit.op != "+-" and float(shown) == float(crit.threshold) != measured:
-        return exact(measured)  # `1.04 >= 1.04` would hide the 1.0439 that failed `< 1.04`
+    if float(shown) == float(crit.threshold) != measured:
+        return exact(measured)  # `1.04 >= 1.04` would hide the 1.0439 that failed `< 1.04`; `|2.24 - 2.24| = 0.0036`
     return shown
 
 
@@ -480,6 +488,7 @@ def write_junit_text(path: Path, text: str) -> None:
     InvalidInput if it cannot."""
     check_junit_target(path)
     try:
+        check_replaceable(path)  # said as what it is: its rename's refusal reads as the folder's
         atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise InvalidInput(_junit_unwritable(path, exc)) from None
@@ -507,7 +516,9 @@ def _junit_unwritable(path: Path, exc: OSError) -> str:
     """Why the JUnit report could not be written to `path`. A folder that exists but where no file
     can be made (/proc) says "No such file or directory": said as what it is."""
     why = exc.strerror or str(exc)
-    if exc.errno == errno.ENOENT and path.parent.is_dir():
+    if isinstance(exc, NotReplaceable):
+        why = f"{why}; give another file name"
+    elif exc.errno == errno.ENOENT and path.parent.is_dir():
         why = f"no file can be made in {path.parent} (the OS says: {why}); give a path in a folder you can write"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         why = f"no file can be made in {path.parent} ({why}); give a path in a folder you can write"
@@ -943,6 +954,17 @@ def _judged(audit: Mapping[str, Any]) -> tuple[list[CriterionResult], str]:
     return results, verdict(results, record_gate_status(audit))
 
 
+def judged_details(audit: Mapping[str, Any]) -> dict[str, str]:
+    """Each of the record's criteria's detail ('0.9867 >= 0.5', 'not measured: ...') as judged
+    again on its metrics, by metric: what the sheet shows, as a stored detail is text nothing
+    checks (a user test edited one to claim a figure never measured). Empty where the criteria
+    cannot be judged here (`stored_verdict_differs` says why)."""
+    try:
+        return {r.metric: r.detail for r in _judged(audit)[0]}
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return {}
+
+
 def stored_verdict_warning(audit: dict[str, Any]) -> str | None:
     """`stored_verdict_differs` as `render` and `check` warn of it ('the stored verdict or criteria
     results do not agree with the record's metrics judged again (...)'), or None; ValueError as it."""
@@ -1032,7 +1054,8 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     found += _criteria_disagree(audit)
     found += [*_test_disagrees(audit), *_name_disagrees(audit), *provenance_disagrees(audit.get("data")),
               *_selection_disagrees(audit.get("training")), *_verification_disagrees(audit),
-              *_size_disagrees(audit), *_latency_disagrees(audit)]
+              *_size_disagrees(audit), *_latency_disagrees(audit), *_training_disagrees(audit),
+              *_counts_disagree(audit.get("data")), *_spec_copies_disagree(audit)]
     return [f for f in found if f]
 
 
@@ -1133,6 +1156,90 @@ def _latency_disagrees(audit: Mapping[str, Any]) -> list[str]:
         return []
     return [(f"measurements.latency is out of order (min {lo}, median {mid}, p95 {p95}, mean {mean}, IQR {iqr} ms): "
              "no set of timings gives these")]
+
+
+def _training_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where the training section contradicts its own epochs or the spec it copies: a run records
+    epochs_run as its number of epoch records, epochs_planned as the spec's train.epochs, and
+    `_steps_disagree` and `_time_disagrees` below (a user test: each edited alone gave the sheet
+    "2 of 200 planned epochs", "the last on -101,272 images", a training time under one epoch's).
+    Empty for a record of another shape."""
+    tr, history = audit.get("training"), look_up(audit, "training.history")[1]
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        return []
+    found = []
+    if is_count(run := tr.get("epochs_run")) and run != len(history):
+        found.append(f"training.epochs_run {run}, but its history records {count(len(history), 'epoch')}")
+    planned, epochs = tr.get("epochs_planned"), look_up(audit, "spec.train.epochs")[1]
+    if is_count(planned) and is_count(epochs) and planned != epochs:
+        found.append(f"training.epochs_planned {planned}, but the resolved spec's train.epochs is {epochs}")
+    return [*found, *_steps_disagree(audit, tr, history), *_time_disagrees(tr, history)]
+
+
+def _steps_disagree(audit: Mapping[str, Any], tr: Mapping[str, Any], history: list[dict[str, Any]]) -> list[str]:
+    """Where training.steps_per_epoch is not the training images over the batch size (the last
+    partial batch kept: `data.steps_per_epoch`), or an epoch record trained more steps than that."""
+    spe = tr.get("steps_per_epoch")
+    if not is_count(spe):
+        return []  # null in a record of an older version
+    n, batch = (look_up(audit, field)[1] for field in ("data.sizes.train", "spec.train.batch_size"))
+    found = []
+    if is_count(n) and is_count(batch) and batch > 0 and spe != -(-n // batch):
+        found.append(f"training.steps_per_epoch {spe}, but {count(n, 'training image')} (data.sizes.train) in "
+                     f"batches of {batch} make {count(-(-n // batch), 'step')}")  # fmt: skip
+    if over := next((h for h in history if is_count(h.get("steps")) and h["steps"] > spe), None):
+        found.append(f"epoch {_json(over.get('epoch'))} of training.history trained {over['steps']} steps, more than "
+                     f"training.steps_per_epoch {spe}")  # fmt: skip
+    return found
+
+
+def _time_disagrees(tr: Mapping[str, Any], history: list[dict[str, Any]]) -> list[str]:
+    """Where training.train_time_s is not the sum of the epochs' epoch_s, or images_per_s not the
+    images those epochs trained over it. A run adds each epoch's time to the one total, in order
+    (so the sum is exact), and a diverged run the steps of its last epoch besides, which has no
+    record: only bounds hold there."""
+    total, rate = tr.get("train_time_s"), tr.get("images_per_s")
+    if not is_number(total) or not all(is_number(h.get("epoch_s")) and is_number(h.get("images_per_s")) for h in history):
+        return []
+    summed, images = 0.0, 0.0
+    for h in history:
+        summed += h["epoch_s"]
+        images += h["images_per_s"] * h["epoch_s"]  # each epoch's images, to the last bits
+    diverged, found = tr.get("status") == "diverged", []
+    if not (_at_most(summed, total) if diverged else math.isclose(summed, total, rel_tol=1e-9, abs_tol=1e-9)):
+        found.append(f"training.train_time_s {_json(total)}, but its epochs' epoch_s sum to {summed:.6g} s")
+    elif is_number(rate) and total > 0:
+        expected = images / total
+        if not (_at_most(expected, rate) if diverged else math.isclose(rate, expected, rel_tol=1e-9)):
+            found.append(f"training.images_per_s {_json(rate)}, but its epochs trained {images:,.0f} images in "
+                         f"train_time_s {total:.6g} s: {expected:.6g} images/s")  # fmt: skip
+    return found
+
+
+def _counts_disagree(data: Any) -> list[str]:
+    """Where a split's size (data.sizes) is not the sum of its class counts (data.class_counts),
+    which a run counts from the same labels. Empty for a record of another shape."""
+    sizes, counts = (look_up(data, key)[1] for key in ("sizes", "class_counts"))
+    if not isinstance(sizes, dict) or not isinstance(counts, dict):
+        return []
+    found = []
+    for split, n in sizes.items():
+        per_class = counts.get(split)
+        if is_count(n) and isinstance(per_class, list) and all(map(is_count, per_class)) and sum(per_class) != n:
+            found.append(f"data.sizes.{split} {n}, but data.class_counts.{split} sums to {sum(per_class)}")
+    return found
+
+
+def _spec_copies_disagree(audit: Mapping[str, Any]) -> list[str]:
+    """Where the determinism section's copies of the resolved spec (the seed, whether determinism
+    was asked for) are not its values: the sheet's summary and determinism rows read the copies."""
+    det = audit.get("determinism")
+    if not isinstance(det, dict):
+        return []
+    copies = (("seed", "seed"), ("requested", "determinism.enabled"))  # (its key, the spec field it copies)
+    pairs = [(key, where, look_up(audit, f"spec.{where}")[1]) for key, where in copies]
+    return [f"determinism.{key} {_json(det[key])}, but the resolved spec's {where} is {_json(value)}"
+            for key, where, value in pairs if key in det and value is not None and not _same(det[key], value)]
 
 
 def _at_most(a: float, b: float, scale: float | None = None) -> bool:

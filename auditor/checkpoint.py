@@ -408,7 +408,7 @@ def load_failure(path: Path, exc: Exception) -> str:
     first = str(exc).strip().split("\n")[0].split(". ")[0]
     if not head:
         return "empty file"
-    detail = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]
+    detail = _refused_object(str(exc))
     if is_zip and (foreign := _foreign_zip(path)) is not None:
         return foreign
     if is_zip and head[:4] != b"PK\x03\x04":  # torch's reader wants the archive at byte 0 (it spoke of a legacy .tar)
@@ -424,6 +424,19 @@ def load_failure(path: Path, exc: Exception) -> str:
     if (named := _digest_file_names(path)) is not None:
         return f"a digest file, not a checkpoint{f': give the checkpoint it names, {named}' if named else ''}"
     return "not a torch.save file: neither its zip archive nor a legacy pickle of tensors"
+
+
+_BLOCKED = re.compile(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked")
+
+
+def _refused_object(message: str) -> str:
+    """What torch's refusal names of a pickle weights_only=True loading refuses, or "": its
+    WeightsUnpickler line (an unlisted class: "Unsupported global: GLOBAL argparse.Namespace ..."),
+    else an object of a module it blocks outright (`os.system`, which torch names without that line)."""
+    if detail := message.partition("WeightsUnpickler error:")[2].strip().split("\n")[0].split(". ")[0]:
+        return detail
+    blocked = _BLOCKED.search(message)
+    return f"{blocked[1]}, whose module {blocked[2]} torch blocks (it would run code)" if blocked else ""
 
 
 def _digest_file_names(path: Path) -> str | None:

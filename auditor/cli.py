@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run (torch is s
     from auditor.spec import ReadSpec, Spec
 
 DEFAULT_SPEC = "smoke"  # the embedded synthetic spec
+MAX_THREADS = 1024  # measure --threads: a slip (a digit too many) would start a thread per count
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -137,7 +138,8 @@ def build_parser(raise_refusals: bool = False) -> argparse.ArgumentParser:
     parser.raise_refusals = raise_refusals
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    sub.add_parser("models", help="list registered models with exact parameter counts")
+    p = sub.add_parser("models", help="list registered models with exact parameter counts")
+    p.add_argument("--json", action="store_true", help="print JSON (name, params, family, block, depth, stem) instead of a table")
     sub.add_parser("schema", help="print the JSON Schema of the spec")
     p = sub.add_parser("validate", help="validate specs and print the resolved spec")
     p.add_argument("specs", nargs="+", metavar="SPEC")
@@ -292,6 +294,10 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--iters", type=_whole_number, default=None, help="timed iterations, 5 to 10^6 (default: the spec's)")
     p.add_argument("--warmup", type=_whole_number, default=None, help="untimed warm-up iterations, 0 to 10^5 (default: the spec's)")
+    p.add_argument("--batch-size", type=_whole_number, default=None, metavar="N",
+                   help="images a timed forward, 1 to 4096 (default: the spec's measure.latency.batch_size)")
+    p.add_argument("--threads", type=_whole_number, default=None, metavar="N",
+                   help=f"torch threads to time at on a CPU, 1 to {MAX_THREADS} (default: as OMP_NUM_THREADS or torch's default set them)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -318,12 +324,19 @@ def cmd_models(args: argparse.Namespace) -> int:
     """`auditor models`: registered models with exact parameter counts."""
     from auditor.models import count_parameters, create_model, list_models, model_info
 
-    lines = [f"{'model':<10} {'params':>12}  family"]
+    models = []
     for name in sorted(list_models(), key=lambda n: (model_info(n).family, model_info(n).depth)):
-        total, _ = count_parameters(create_model(name))
-        lines.append(f"{name:<10} {total:>12,}  {model_info(name).family}")
+        info = model_info(name)
+        models.append({"name": name, "params": count_parameters(create_model(name))[0], "family": info.family,
+                       "block": info.block, "depth": info.depth, "stem": info.stem})  # fmt: skip
+    if args.json:
+        _print_out([_json(models)])
+        return EXIT_OK
+    lines = [f"{'model':<10} {'params':>12}  {'family':<22} stem"]
+    lines += [f"{m['name']:<10} {m['params']:>12,}  {m['family']:<22} {m['stem']}" for m in models]
     lines.append("(params with a 10-class head and batch norm, the spec defaults; group norm gives the same counts, "
-                 "model.norm: none and other model.num_classes other ones, which a run's sheet states)")
+                 "model.norm: none and other model.num_classes other ones, which a run's sheet states; every stem is "
+                 "a CIFAR one: the ImageNet-style nets lack torchvision's 7x7 stem and max-pool, and its counts)")
     _print_out(lines)
     return EXIT_OK
 
@@ -402,6 +415,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not by_verify and (refusal := verify_run_refusal(args.out)) is not None:
         raise InvalidInput(refusal)
     spec, read = load_spec_read(args.spec, args.sets)
+    if (stood_in := _shipped_for_a_path(args.spec)) is not None:
+        _log(f"note: no file {Path.cwd() / args.spec}: read the spec shipped with auditor, {stood_in}")
     for note in unmatched_removals(read.given, read.items):
         _log(f"note: {args.spec} {note}")
     argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
@@ -416,6 +431,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exit_code(stop)
     _print_outcome(outcome.audit, outcome.report_dir)
     return EXIT_OK if outcome.passed else EXIT_FAILED
+
+
+def _shipped_for_a_path(arg: str) -> Path | None:
+    """The shipped spec read for `arg` where `arg` is written as a path (`specs/smoke.yaml`) and no
+    file is there (a user test: run from another folder, it ran the shipped one without a word);
+    None where it names the file read, or is a bare name, which names a shipped spec as documented."""
+    from auditor.spec import shipped_stand_in
+
+    if "/" not in arg and not arg.endswith((".yaml", ".yml")):
+        return None
+    return shipped_stand_in(arg)
 
 
 def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted", resume: bool = False) -> str:
@@ -709,7 +735,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
     """`auditor measure`: a checkpoint's parameters, sizes and latency (its spec's batch size, 1 by default)."""
     from auditor.inspect import measure_checkpoint
 
-    report = measure_checkpoint(args.checkpoint, args.device, args.iters, args.warmup)
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise InvalidInput(f"--threads: 1 to {MAX_THREADS}, got {args.threads}")
+    report = measure_checkpoint(args.checkpoint, args.device, args.iters, args.warmup, args.batch_size, args.threads)
     for note in report["notes"]:
         _log(f"auditor measure: note: {note}")
     _print_out([_json(report) if args.json else _table(report)])
@@ -827,7 +855,7 @@ def _say(lines: list[str]) -> int:
     return EXIT_OK
 
 
-def _json(report: dict) -> str:
+def _json(report: dict | list) -> str:
     """Strict JSON (a NaN loss from non-finite weights is written as null, as in audit.json)."""
     from auditor.audit import finite_or_none
 

@@ -43,7 +43,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_files(files: Mapping[Path, bytes]) -> None:
     """Write each file so that readers see either the old or the new one. Every new file is
     written in full before any is put in place, in the order given, so one that cannot be
-    written (a read-only folder, a full disk) leaves them all as they were."""
+    written (a read-only folder, a full disk) or put in place (`check_replaceable`, where there
+    are several) leaves them all as they were."""
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
@@ -51,6 +52,8 @@ def atomic_write_files(files: Mapping[Path, bytes]) -> None:
         for _, path in staged:  # what would stop a rename, found before any is made
             if path.is_dir() and not path.is_symlink():
                 raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", str(path))
+            if len(staged) > 1:  # all or none: a rename refused after another is made would leave a mix
+                check_replaceable(path)
         for tmp, path in staged:
             try:
                 os.replace(tmp, path)
@@ -71,6 +74,7 @@ def staged_write(path: Path, data: bytes) -> Iterator[None]:
     (a verdict beside its report) goes in the block. OSError on entry where it cannot be written."""
     tmp = _written_beside(path, data)
     try:
+        check_replaceable(path)
         yield
         if path.is_dir() and not path.is_symlink():
             raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", str(path))
@@ -79,6 +83,28 @@ def staged_write(path: Path, data: bytes) -> Iterator[None]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+class NotReplaceable(OSError):
+    """The file at a path cannot be replaced, though a file can be made beside it."""
+
+
+def check_replaceable(path: Path) -> None:
+    """NotReplaceable, naming `path`, where what stands there cannot be renamed over (immutable or
+    append-only, or another user's in a folder with the sticky bit), found before anything is put
+    in place: a user test saw a sheet replaced and its figure not, and a PASS printed before its
+    JUnit report failed. The same rules govern moving it, so it is moved aside and straight back
+    (absent for the microseconds between: a reader then finds no file, never a half-written one)."""
+    if not os.path.lexists(path) or os.path.isdir(path):
+        return
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        os.rename(path, probe)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # the probe's longer name, not the file: the rename itself will say
+            return
+        raise NotReplaceable(exc.errno, f"the file there cannot be replaced ({exc.strerror})", str(path)) from None
+    os.rename(probe, path)
 
 
 def _written_beside(path: Path, data: bytes) -> Path:

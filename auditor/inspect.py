@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,11 +18,11 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from auditor import checkpoint, environment
+from auditor import __version__, checkpoint, environment
 from auditor.audit import is_count, is_sha256, latency_warnings
 from auditor.data import LABEL_NUMBERS, class_changes, fingerprint, norm_tensors, read_test_set
 from auditor.errors import InvalidInput
-from auditor.fileio import checkpoint_file
+from auditor.fileio import checkpoint_file, sha256_file
 from auditor.measure import MB, accuracy, latency, nonfinite_tensors, size
 from auditor.models import build_model, list_models
 from auditor.spec import (
@@ -220,11 +221,13 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     scope = (f"the first {acc.n:,} of the {total:,} test images, as the run's data.limit_test" if acc.n < total
              else f"all {total:,} test images")  # fmt: skip
     return {
-        "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
-        "global_step": loaded.global_step,
+        "checkpoint": str(path), "integrity": loaded.integrity, "checkpoint_sha256": sha256_file(checkpoint_file(path)),
+        "run": spec.name, "spec_hash": loaded.spec_hash, "global_step": loaded.global_step,
         "device": str(device), "data": facts, "scored": scope, "scored_fingerprint": scored,
         "test_images": total,  # in the test file; `n` of them scored (its first data.limit_test)
         "n": acc.n, "test_acc": acc.acc, "test_loss": acc.loss, "precision": acc.precision, "per_class_acc": acc.per_class,
+        "confusion": acc.confusion,  # rows: true class, columns: predicted, by label (audit.json's measurements.test)
+        "measured_with": measured_with(device),
         "warnings": [*loaded.warnings, *evaluation_warnings(spec, model), *_output_warnings(acc.loss, model),
                      *_copy_warnings(spec, loaded, facts["fingerprint"], scored, acc.n), *_class_warnings(spec, loaded, classes, facts)],
     }  # fmt: skip
@@ -303,11 +306,12 @@ def broken_warnings(model: nn.Module) -> list[str]:
     return [f"{count(len(bad), 'weight tensor')} {verb} non-finite values (e.g. {bad[0]}): the model is broken"] if bad else []
 
 
-def _latency_spec(latency: Latency, iters: int | None, warmup: int | None = None) -> Latency:
-    """The checkpoint's latency settings with `--iters` and `--warmup` applied, each validated as
-    that field of a new spec is; InvalidInput where the result would time more than a new spec may
-    (an older checkpoint's spec may ask for more: the option replacing it is named)."""
-    for option, field, value in (("--iters", "iters", iters), ("--warmup", "warmup", warmup)):
+def _latency_spec(latency: Latency, iters: int | None, warmup: int | None = None, batch_size: int | None = None) -> Latency:
+    """The checkpoint's latency settings with `--iters`, `--warmup` and `--batch-size` applied, each
+    validated as that field of a new spec is; InvalidInput where the result would time more than a
+    new spec may (an older checkpoint's spec may ask for more: the option replacing it is named)."""
+    given = (("--iters", "iters", iters), ("--warmup", "warmup", warmup), ("--batch-size", "batch_size", batch_size))
+    for option, field, value in given:
         if value is None:
             continue
         try:
@@ -330,42 +334,72 @@ def _times_too_long(latency: Latency) -> str | None:
     return None
 
 
-def measure_checkpoint(path: Path, device_name: str, iters: int | None, warmup: int | None = None) -> dict[str, Any]:
-    """Parameters, sizes and FP32 latency (at its spec's measure.latency.batch_size) of a checkpoint's model."""
+def measure_checkpoint(
+    path: Path, device_name: str, iters: int | None, warmup: int | None = None, batch_size: int | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Parameters, sizes and FP32 latency of a checkpoint's model: at its spec's
+    measure.latency settings, or those given (`batch_size`; `threads`: torch's intra-op threads
+    for this process, else as OMP_NUM_THREADS or torch's default set them)."""
     loaded = model_from_checkpoint(path)
     spec, model = loaded.spec, loaded.model
     device = _device(device_name)
-    lat_spec = _latency_spec(spec.measure.latency, iters, warmup)
+    lat_spec = _latency_spec(spec.measure.latency, iters, warmup, batch_size)
     if (too_long := _times_too_long(lat_spec)) is not None:
         raise InvalidInput(f"{path}: {too_long}")
+    if threads is not None:
+        torch.set_num_threads(threads)
     gpu = environment.gpu_info(device)
     lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
     s = size(model, path)
     return {
-        "checkpoint": str(path), "integrity": loaded.integrity, "run": spec.name, "spec_hash": loaded.spec_hash,
-        "global_step": loaded.global_step,
+        "checkpoint": str(path), "integrity": loaded.integrity, "checkpoint_sha256": sha256_file(checkpoint_file(path)),
+        "run": spec.name, "spec_hash": loaded.spec_hash, "global_step": loaded.global_step,
         "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "checkpoint_bytes": s.checkpoint_bytes, "weights_bytes": s.weights_bytes,  # exact, as audit.json records them
-        "latency": (timed := asdict(lat)),
-        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device), *_setting_notes(loaded, device),
+        "latency": (timed := asdict(lat)), "measured_with": measured_with(device),
+        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device),
+                  *_setting_notes(loaded, device, lat_spec, threads is not None),
                   *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
     }  # fmt: skip
 
 
-def _setting_notes(loaded: Loaded, device: torch.device) -> list[str]:
+def measured_with(device: torch.device) -> dict[str, Any]:
+    """What a figure printed by `evaluate` or `measure` was measured with, for comparing it with
+    another machine's or version's: the auditor, torch, the CPU kernels torch picked (AVX2 and
+    AVX-512 time bf16 ten times apart), the device, and when (UTC)."""
+    gpu = environment.gpu_info(device)
+    return {"auditor": __version__, "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "device_name": gpu.name if gpu else environment.cpu_model(),
+            "at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def _setting_notes(loaded: Loaded, device: torch.device, timed: Latency, threads_given: bool = False) -> list[str]:
     """Where this timing's setting is not the one the run's sheet timed at (a user test: a run at
     1 thread was re-timed at 2 without a word): the thread count of the CPU process that wrote the
-    checkpoint, and the autocast the model trained under (every latency is timed without it)."""
+    checkpoint, or one OMP_NUM_THREADS asked for that torch did not take; the batch size; and the
+    autocast and compilation the model trained under (every latency is timed eager, in fp32)."""
     notes = []
     now, then = torch.get_num_threads(), loaded.trained_threads
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if device.type == "cpu" and not threads_given and asked and not (asked.isdigit() and int(asked) == now):
+        notes.append(f"OMP_NUM_THREADS={asked}, but torch runs {count(now, 'thread')} (it caps the count at the CPUs "
+                     "this process may use, and ignores a value that is not a whole number): timed at that count")  # fmt: skip
     if device.type == "cpu" and then is not None and then != now:
+        how = f"--threads {then}" if threads_given else f"OMP_NUM_THREADS={then}"
         notes.append(f"timed at {count(now, 'torch thread')}; the process that wrote it trained at {then} (the run's "
-                     f"sheet gives the count its latency was timed at): OMP_NUM_THREADS={then} times it at that setting")  # fmt: skip
+                     f"sheet gives the count its latency was timed at): {how} times it at that setting")  # fmt: skip
+    if timed.batch_size != (ran := loaded.spec.measure.latency.batch_size):
+        notes.append(f"timed at batch {timed.batch_size}; the run's sheet times batch {ran} (its spec's "
+                     "measure.latency.batch_size)")  # fmt: skip
     if (amp := loaded.spec.train.amp) != "off":
         notes.append(f"timed in float32 without autocast, as a run's sheet times it; the model trained and was scored "
                      f"under {amp} autocast")  # fmt: skip
+    if (mode := loaded.spec.train.compile) != "off":
+        notes.append(f"timed as the eager model, as a run's sheet times it; the model trained under torch.compile "
+                     f"(train.compile: {mode})")  # fmt: skip
     return notes
 
 

@@ -64,8 +64,10 @@ from auditor.check import (
     UNSELECTED,
     edited_metrics,
     edited_spec_problem,
+    judged_details,
     provenance_disagrees,
     record_gate_status,
+    shown_measured,
     stored_verdict_differs,
     unreproduced_note,
     verification_passed,
@@ -1915,8 +1917,7 @@ def _evaluate_note(dataset: str, has_best: bool) -> str | None:
 
 
 def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
-    from auditor.check import shown_measured
-
+    details = judged_details(audit)  # the stored detail only where its criteria cannot be judged again
     batch = (audit["measurements"].get("latency") or {}).get("batch_size")
     # latency_ms is the median of the timed iterations (the Latency table gives p95 beside it), and
     # a batch-1 figure unless the spec set another batch, which the row must then say
@@ -1925,7 +1926,7 @@ def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
     for c in audit["criteria"]:
         rows.append([
             code(c["metric"]) + (at_batch if c["metric"] == "latency_ms" else ""), code(c["expr"]),
-            shown_measured(c), "PASS" if c["passed"] else "**FAIL**", c["detail"],
+            shown_measured(c), "PASS" if c["passed"] else "**FAIL**", details.get(c["metric"], c["detail"]),
         ])  # fmt: skip
     return {"criteria_rows": rows}
 
@@ -1949,12 +1950,15 @@ _VERIFY_BANNER = {
 
 
 def budget_text(budget: Any) -> str:
-    """'38 steps (2 epochs x 19 steps), checkpoint every 4 steps', or the record as it is."""
+    """'38 steps (2 epochs x 19 steps), checkpoint every 4 steps', or where max_steps cuts the epochs
+    short, '12 steps (max_steps 12: the first 12 of 182 epochs x 28 steps), ...' (a user test read
+    '12 steps (182 epochs x 28 steps, max_steps 12)' as a puzzle); or the record as it is."""
     try:
-        text = (f"{count(budget['total_steps'], 'step')} ({num(budget['epochs'])} {plural(budget['epochs'], 'epoch')} x "
-                f"{count(budget['steps_per_epoch'], 'step')}")  # fmt: skip
-        text += f", max_steps {budget['steps']:,})" if budget.get("steps") else ")"
-        return text + f", checkpoint {every_n(budget['checkpoint_every_steps'], 'step')}"
+        total, epochs = budget["total_steps"], f"{num(budget['epochs'])} {plural(budget['epochs'], 'epoch')}"
+        of = f"{epochs} x {count(budget['steps_per_epoch'], 'step')}"
+        if budget.get("steps") and total < budget["epochs"] * budget["steps_per_epoch"]:
+            of = f"max_steps {budget['steps']:,}: the first {total:,} of {of}"
+        return f"{count(total, 'step')} ({of}), checkpoint {every_n(budget['checkpoint_every_steps'], 'step')}"
     except (KeyError, TypeError, ValueError):  # a record of another shape: shown, not refused
         return any_value(budget)
 

@@ -39,6 +39,7 @@ from auditor.audit import (
     RunPaths,
     ablation_page_note,
     aside,
+    busy_cpu,
     has_checkpoint,
     is_count,
     latency_warnings,
@@ -1051,6 +1052,9 @@ def measure_and_write(
     `begun`: when the run started (UTC) and `time.perf_counter()` then; `in_place` as for `execute`;
     `shipped`: the shipped spec `spec_path` stood for (`shipped_name`), or None."""
     det, env, device, data, model = run
+    if busy_cpu(result.other_cpu_share, result.other_cpu_window_s):  # the sheet warns too; a user test missed it here
+        log(f"note: other processes used {result.other_cpu_share:.0%} of the CPU while this run trained: its training time "
+            "and images/s are slower than the spec alone would make them (see the sheet)")  # fmt: skip
     with long_lived_frozen():
         t_measure = time.perf_counter()
         final = load_final_checkpoints(paths.ckpt_staging)

@@ -1330,6 +1330,8 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
         if text[:1] in "[{" and "undefined alias" in str(getattr(exc, "problem", "")):  # `[*a]`: a list, not text
             raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a {flag} VALUE is a YAML document of "
                                "its own, so an alias can name only an anchor within it)") from None  # fmt: skip
+        if text[:1] == "{" and (advice := _criteria_mapping_advice(item, text, flag)):
+            raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} ({advice})") from None
         if text[:1] in "[{":  # `[50, 75` cut short: a typo, not text (a user test: it became the description)
             raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE that begins with {text[0]!r} is "
                                f"read as a YAML {'list' if text[0] == '[' else 'mapping'}; for text, quote it: "
@@ -1338,6 +1340,21 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
             raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)} (a VALUE of more than one line is read "
                                f"as YAML; for text, quote it: {written_as(flag, item.partition('=')[0] + '=' + json.dumps(text))})") from None  # fmt: skip
         return _without_comment(text)
+
+
+def _criteria_mapping_advice(item: str, text: str, flag: str) -> str | None:
+    """How to write `criteria={test_acc: >= 0.5}`, whose unquoted expressions YAML cannot read
+    (a user test: quoting the whole mapping, as advised for text, could never be valid), or None
+    where `item` sets no criteria mapping, or its entries do not read as METRIC: EXPRESSION."""
+    key = item.partition("=")[0].strip()
+    pairs = re.findall(r"([A-Za-z_]\w*)\s*:\s*([^,{}]+)", text)
+    if key != "criteria" or not pairs:
+        return None
+    quoted = ", ".join(f"{metric}: {json.dumps(expr.strip())}" for metric, expr in pairs)
+    metric, expr = pairs[0]
+    return (f"in a YAML mapping an expression such as {expr.strip()} must be quoted: "
+            f"{written_as(flag, f'criteria={{{quoted}}}')}; or set each criterion on its own: "
+            f"{written_as(flag, f'criteria.{metric}={expr.strip()}')}")
 
 
 def _without_comment(text: str) -> str:

@@ -664,7 +664,7 @@ def _train_epochs(
             loop.train_time_s += loop.partial.get("elapsed", 0.0)
             loop.unrecorded_images += n
             status, diverged_at = "diverged", _first_nonfinite(loop.step_losses)
-            log(f"loss became non-finite at step {diverged_at}: stopping (status diverged)")
+            log(f"loss became non-finite{_step_words(diverged_at, loop.spe)}: stopping (status diverged)")
             break
         rec = _end_epoch(loop, loss, acc, n)
         loop.history.append(rec)
@@ -676,6 +676,12 @@ def _train_epochs(
         save_epoch_checkpoints(loop, improved)
         _log_epoch(rec, _selection_split(loop), train.epochs, log)
     return status, diverged_at
+
+
+def _step_words(step: int | None, spe: int) -> str:
+    """' at global step 37 (0-based; step 8/29 of epoch 2)': the record's numbering, and the progress
+    lines' (a user test read them as two numberings of one step); '' where no step is known."""
+    return "" if step is None else f" at global step {step} (0-based; step {step % spe + 1}/{spe} of epoch {step // spe + 1})"
 
 
 def _first_nonfinite(values: list[float]) -> int | None:

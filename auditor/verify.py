@@ -1510,6 +1510,8 @@ def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any], log: Lo
 
 def summary(outcome: VerifyOutcome) -> str:
     """The short human report printed to stdout."""
+    from auditor.render import budget_text  # the sheet's Budget row says it alike
+
     b = outcome.block
     bud = b["budget"]
     verdict = b["verdict"].upper() + (" (pass)" if outcome.passed else " (FAIL)")
@@ -1518,9 +1520,7 @@ def summary(outcome: VerifyOutcome) -> str:
               if b["kill_signal"] else f"not killed (it finished before step {b['kill_at_step']})")  # fmt: skip
     lines = [
         f"verify {Path(b['work_dir']).name}: {verdict} on {b['device']}" + scope_text(b),
-        f"  budget: {count(bud['total_steps'], 'step')} ({count(bud['epochs'], 'epoch')} x {count(bud['steps_per_epoch'], 'step')}"
-        + (f", max_steps {bud['steps']}" if bud["steps"] else "")
-        + f"), checkpoint {every_n(bud['checkpoint_every_steps'], 'step')}" + short_of_budget(b),
+        f"  budget: {budget_text(bud)}" + short_of_budget(b),
         f"  run K: {killed}",
     ]
     for p in b["pairs"]:

@@ -1912,6 +1912,23 @@ def test_a_run_whose_selected_model_is_broken_is_marked_on_the_page(tmp_path: Pa
     assert ablate._run_row(r, {**audit, "measurements": {"nonfinite": []}}, tmp_path / "run", tmp_path)["broken"] is False
 
 
+def _consistent_copies(a: dict[str, Any], spec: Any) -> None:
+    """What a run records from its spec and epochs, made so in the golden record `a` given another
+    spec, history and sizes (`check.edited_metrics` compares them): the seed and determinism asked
+    for, the class counts of each split's size, the steps per epoch of its training images, the training time summed over its epochs."""
+    a["determinism"] |= {"seed": spec.seed, "requested": spec.determinism.enabled}
+    counts = a["data"]["class_counts"]
+    for split, n in a["data"]["sizes"].items():  # sizes `data` gave: all of the first class
+        counts[split] = counts[split] if sum(counts[split]) == n else [n, *[0] * (len(counts[split]) - 1)]
+    tr, spe = a["training"], -(-a["data"]["sizes"]["train"] // spec.train.batch_size)
+    tr["history"] = [{**h, "steps": min(h["steps"], spe)} if "steps" in h else h for h in tr["history"]]
+    total = 0.0
+    for h in tr["history"]:
+        total += h["epoch_s"]
+    images = sum(h["images_per_s"] * h["epoch_s"] for h in tr["history"])
+    tr |= {"steps_per_epoch": spe, "train_time_s": total, "images_per_s": images / total if total else 0.0}
+
+
 def finished_record(
     run: Any, best: float, status: str = "completed", test_loss: float | None = 1.0,
     history: list[dict[str, Any]] | None = None, data: dict[str, Any] | None = None,
@@ -1944,6 +1961,7 @@ def finished_record(
                       "best_epoch": chosen and chosen["epoch"],
                       "best_metric": chosen and chosen["val_acc"], "diverged_at_step": 7 if status == "diverged" else None}
     a["data"] |= data or {}
+    _consistent_copies(a, run.spec)
     classes, n = a["data"]["classes"], a["data"]["sizes"]["test"]
     a["data"]["class_counts"]["test"] = [n, *[0] * (len(classes) - 1)]
     right = round(best * n)

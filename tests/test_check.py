@@ -27,6 +27,7 @@ from auditor.check import (
     shown_measured,
     verdict,
     write_junit,
+    write_junit_text,
 )
 from auditor.errors import InvalidInput
 from auditor.spec import parse_criterion
@@ -1021,6 +1022,50 @@ def test_a_best_epoch_the_history_does_not_select_is_found() -> None:
     assert not any(f.startswith("training.best_epoch") for f in edited_metrics(audit))
 
 
+# One field edited alone: a user test found each gave the sheet a figure its own record contradicts
+# ("2 of 200 planned epochs", "the last on -101,272 images", a training time under one epoch's).
+COPY_EDITS = [
+    (lambda a: a["training"].update(train_time_s=1.0), "training.train_time_s 1.0, but its epochs' epoch_s sum to 3.71198 s"),
+    (lambda a: a["training"].update(images_per_s=5000.0), "training.images_per_s 5000.0, but its epochs trained 3,600 images"),
+    (lambda a: a["training"].update(epochs_run=2), "training.epochs_run 2, but its history records 3 epochs"),
+    (lambda a: a["training"].update(epochs_planned=200), "training.epochs_planned 200, but the resolved spec's train.epochs is 3"),
+    (lambda a: a["training"].update(steps_per_epoch=800),
+     "training.steps_per_epoch 800, but 1,200 training images (data.sizes.train) in batches of 64 make 19 steps"),
+    (lambda a: a["training"]["history"][1].update(steps=25), "epoch 2 of training.history trained 25 steps, more than"),
+    (lambda a: a["data"]["class_counts"].update(train=[1] * 10), "data.sizes.train 1200, but data.class_counts.train sums to 10"),
+    (lambda a: a["data"]["sizes"].update(val=30), "data.sizes.val 30, but data.class_counts.val sums to 300"),
+    (lambda a: a["determinism"].update(seed=7), "determinism.seed 7, but the resolved spec's seed is 0"),
+    (lambda a: a["determinism"].update(requested=False),
+     "determinism.requested false, but the resolved spec's determinism.enabled is true"),
+]
+
+
+@pytest.mark.parametrize("edit, said", COPY_EDITS)
+def test_a_figure_edited_apart_from_what_the_record_computes_it_from_is_found(edit: Any, said: str) -> None:
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    audit["training"]["history"] = [{**h, "steps": 19} for h in audit["training"]["history"]]
+    assert edited_metrics(audit) == []
+    edit(audit)
+    assert [f for f in edited_metrics(audit) if f.startswith(said)], edited_metrics(audit)
+
+
+def test_a_diverged_runs_time_and_rate_count_its_unrecorded_steps() -> None:
+    """A diverged run adds the time and images of its last epoch's steps, which has no record: its
+    totals are bounded by its epochs', not equal to them."""
+    from auditor.check import edited_metrics
+
+    audit = golden()
+    tr = audit["training"]
+    tr.update(status="diverged", train_time_s=tr["train_time_s"] + 0.5, images_per_s=(3600 + 64) / (tr["train_time_s"] + 0.5))
+    assert not [f for f in edited_metrics(audit) if f.startswith("training.")]
+    tr.update(train_time_s=1.0)
+    assert [f for f in edited_metrics(audit) if f.startswith("training.train_time_s 1.0")]
+    tr.update(train_time_s=5.0, images_per_s=100.0)  # fewer images than its epochs alone trained
+    assert [f for f in edited_metrics(audit) if f.startswith("training.images_per_s 100.0")]
+
+
 def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
     """The honesty audit: a verification block pasted from another run's record ticked the sheet's
     verified box and passed `reproducible == bitwise`; a checkpoint size edited in measurements and
@@ -1069,7 +1114,8 @@ def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
     audit = golden()  # and the test split's size edited to 0 beside 500 images scored
     n = audit["measurements"]["test"]["n"]
     audit["data"]["sizes"]["test"] = 0
-    assert edited_metrics(audit) == [f"data.sizes.test 0, but the test confusion matrix counts {n} images"]
+    assert edited_metrics(audit) == [f"data.sizes.test 0, but the test confusion matrix counts {n} images",
+                                     f"data.sizes.test 0, but data.class_counts.test sums to {n}"]
 
 
 def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None:
@@ -1100,6 +1146,7 @@ def test_test_figures_that_contradict_their_confusion_matrix_are_found() -> None
     test = audit["measurements"]["test"]
     test["confusion"][0] = [0] * len(test["confusion"])  # a class with no image: its accuracy is null
     test["n"] = audit["data"]["sizes"]["test"] = sum(map(sum, test["confusion"]))
+    audit["data"]["class_counts"]["test"][0] = 0
     right = sum(row[i] for i, row in enumerate(test["confusion"]))
     test["acc"] = audit["metrics"]["test_acc"] = right / test["n"]
     for entry in audit["criteria"]:
@@ -1199,6 +1246,33 @@ def test_a_folder_that_takes_no_file_is_said_before_the_block_runs(tmp_path: Pat
     with pytest.raises(InvalidInput, match=refused), staged_junit(tmp_path / "j.xml", junit_xml([], "smoke")):
         ran.append(True)
     assert ran == [] and os.listdir(tmp_path) == []
+
+
+def test_a_report_that_cannot_be_replaced_is_said_before_the_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: an immutable earlier report (chattr +i; or another user's in a sticky folder)
+    was found only at the rename, after the PASS lines were printed, and said as "no file can be
+    made in ." (one could). The OS's refusal to move it is simulated."""
+    from auditor.check import staged_junit
+
+    target = tmp_path / "j.xml"
+    target.write_text(junit_xml([], "auditor.smoke"))
+    before, real = target.read_bytes(), os.rename
+
+    def refuse(src: Any, dst: Any) -> None:
+        if Path(src) == target:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", refuse)
+    ran = []
+    refused = (r"j.xml: cannot write JUnit report: the file there cannot be replaced \(Operation not permitted\); "
+               "give another file name")
+    with pytest.raises(InvalidInput, match=refused), staged_junit(target, junit_xml(sample_results(), "auditor.smoke")):
+        ran.append(True)
+    assert ran == [] and target.read_bytes() == before and os.listdir(tmp_path) == ["j.xml"]
+    with pytest.raises(InvalidInput, match=refused):  # the errored report of an exit 2, said alike
+        write_junit_text(target, junit_error_xml("auditor.smoke", "bad input"))
+    assert target.read_bytes() == before and os.listdir(tmp_path) == ["j.xml"]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
@@ -1325,3 +1399,11 @@ def test_a_criterion_given_now_that_the_runs_spec_can_never_pass_is_refused(
     assert load_criteria({}, None, [given]) == {metric: expr}  # no spec to hold it against
     assert load_criteria({metric: expr}, None, [], run_spec=run_spec) == {metric: expr}  # the run's own: judged
     assert load_criteria({}, None, ["criteria.status=!= diverged", "criteria.official_data=== false"], run_spec=run_spec)
+
+
+def test_a_tolerance_detail_never_shows_the_measured_rounded_onto_the_threshold() -> None:
+    """A user test: `|2.24 - 2.24| = 0.00356` for 2.236443 against `2.24 +- 0.01`."""
+    from auditor.check import evaluate_criteria, parse_criterion
+
+    [result] = evaluate_criteria([parse_criterion("checkpoint_mb", "2.24 +- 0.01")], {"checkpoint_mb": 2.236443})
+    assert result.passed and result.detail.startswith("|2.236443 - 2.24| = 0.00356 <= 0.01"), result.detail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 import pickle
 import re
 import threading
@@ -12,6 +13,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -118,6 +120,11 @@ def _bytes_before_archive(path: Path) -> None:
     path.write_bytes(bytes(1000) + path.read_bytes())
 
 
+class _RunsCode:
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, ("true",)  # what a hostile checkpoint holds; never loaded here
+
+
 UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
     ("empty", lambda p: p.write_bytes(b""), "(empty file)"),
     ("json", lambda p: p.write_text('{"model": 1}'), "not a torch.save file"),
@@ -130,6 +137,8 @@ UNLOADABLE: list[tuple[str, Callable[[Path], object], str]] = [
     ("an empty zip", lambda p: _other_zip(p, 0), "(no data.pkl entry; it holds nothing)"),
     ("foreign object", lambda p: torch.save({"model": _Foreign()}, p), "weights_only=True refuses: Unsupported global"),
     ("a folder", lambda p: p.mkdir(), "unreadable"),
+    ("code to run", lambda p: torch.save({"model": _RunsCode()}, p),  # a user test: torch names it in another line
+     "weights_only=True refuses: posix.system, whose module posix torch blocks (it would run code))"),
     ("legacy format, refused object", lambda p: torch.save({"model": _Foreign()}, p, _use_new_zipfile_serialization=False),
      "a legacy-format torch.save file that loading with weights_only=True refuses: Unsupported global"),
     ("bytes before the archive", _bytes_before_archive,  # a user test: torch spoke of a legacy .tar format

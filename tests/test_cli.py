@@ -100,6 +100,12 @@ def test_models_lists_exact_counts() -> None:
     assert proc.returncode == 0
     assert "11,173,962" in proc.stdout and "resnet20" in proc.stdout and "plain110" in proc.stdout
     assert proc.stdout.splitlines()[-1].startswith("(params with a 10-class head and batch norm, the spec defaults; group")
+    assert "resnet18     11,173,962  resnet-imagenet-style  3x3 conv (64 ch), stride 1, no max-pool" in proc.stdout
+    listed = json.loads(run_cli("models", "--json").stdout)  # a user test: scripts parsed the table
+    from auditor.models import count_parameters, create_model, list_models
+
+    assert sorted(m["name"] for m in listed) == sorted(list_models())
+    assert all(m["params"] == count_parameters(create_model(m["name"]))[0] for m in listed)
 
 
 def test_output_into_a_closed_pipe_is_no_traceback() -> None:
@@ -338,6 +344,11 @@ def test_recorded_commands_with_a_dash_leading_path_run_again_as_shown(tmp_path:
 def test_measure_iters_is_validated_as_the_spec_field(smoke_run: Path) -> None:
     best = str(smoke_run / "checkpoints/smoke/best.pt")
     assert_clean_error(run_cli("measure", best, "--iters", "3"), "--iters", "greater than or equal to 5", "got 3")
+    assert_clean_error(run_cli("measure", best, "--batch-size", "5000"), "--batch-size", "less than or equal to 4096")
+    assert_clean_error(run_cli("measure", best, "--threads", "0"), "--threads: 1 to 1024, got 0")
+    done = run_cli("measure", best, "--iters", "5", "--batch-size", "2", "--threads", "1", "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and (report["latency"]["batch_size"], report["latency"]["threads"]) == (2, 1)
 
 
 def test_failed_criterion_exits_1_and_still_writes_the_sheet(tmp_path: Path) -> None:
@@ -1995,3 +2006,17 @@ def test_control_characters_in_an_error_or_warning_are_shown_escaped(tmp_path: P
     _warn("check", "a\x07b\tc\nd")  # line breaks and tabs stay: messages span lines
     assert capsys.readouterr().err == "auditor check: warning: a\\x07b\tc\nd\n"
     assert terminal_safe("plain é 日本") == "plain é 日本"
+
+
+def test_a_spec_path_with_no_file_there_is_said_to_be_read_as_the_shipped_one(tmp_path: Path) -> None:
+    """A user test: `auditor run specs/smoke.yaml` from another folder ran the shipped smoke spec
+    with no word on the console (validate and the sheet said it); a bare name is documented."""
+    proc = run_cli("run", "specs/smoke.yaml", *sets(*TINY_SETS, "train.epochs=1"), "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr  # 1: a criterion at this budget
+    assert f"note: no file {tmp_path / 'specs/smoke.yaml'}: read the spec shipped with auditor, " in proc.stderr
+    from auditor.cli import _shipped_for_a_path
+
+    assert _shipped_for_a_path("smoke") is None and _shipped_for_a_path("resnet20_cifar10") is None  # names
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/smoke.yaml").write_text("name: mine\n")
+    assert _shipped_for_a_path(str(tmp_path / "specs/smoke.yaml")) is None  # the file given is there

@@ -433,9 +433,11 @@ def _nested_data(depth: int) -> bytes:
         (lambda base: (base / "data_batch_2").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
          r"data_batch_2: holds no images \(a CIFAR-10 training batch"),  # beside a full one (a user test: trained on)
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": ["cat"] * 10})),
-         "batches.meta: 'label_names' must be 10 distinct class names"),
+         r"batches.meta: 'label_names' must be 10 distinct class names, got 10 names, 9 of them repeated: \['cat', 'cat',"),
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(k) for k in range(11)]})),
-         "batches.meta: 'label_names' must be 10 distinct class names"),
+         r"batches.meta: 'label_names' must be 10 distinct class names, got 11 names: \['0', '1', "),
+        (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{k}" for k in range(100)]})),
+         r"names, got 100 names: \['c0', 'c1', .*'c11', \.\.\. \(88 more\)\]$"),  # a user test: cut mid-list, no mark
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": "abcdefghij"})),
          "batches.meta: expected a dict whose 'label_names' is a list of class names"),
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [*"abc", " ", *"efghij"]})),
@@ -446,7 +448,7 @@ def _nested_data(depth: int) -> bytes:
     ],
     ids=["no-folder", "no-test-batch", "no-train-batch", "corrupt", "empty", "flat-files", "nested-folder", "shape", "label-count", "label-range", "label-str",
          "label-float", "label-bool", "label-nested", "label-none", "label-ragged", "label-bomb", "data-deep", "not-dict", "code", "attribute-error", "crafted-dtype",
-         "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "one-empty-train-batch", "meta-repeats", "meta-11",
+         "label-huge", "folder", "dangling-link", "fifo", "no-test-images", "no-train-images", "one-empty-train-batch", "meta-repeats", "meta-11", "meta-100",
          "meta-str", "meta-blank", "meta-long"],
 )  # fmt: skip
 def test_bad_data_raises_with_file_and_expectation(tmp_path: Path, break_it, message: str) -> None:

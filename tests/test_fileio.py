@@ -15,7 +15,9 @@ import pytest
 
 from auditor.errors import InvalidInput
 from auditor.fileio import (
+    NotReplaceable,
     atomic_write_bytes,
+    atomic_write_files,
     file_in_the_way,
     held_lock,
     holder_now,
@@ -80,6 +82,31 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         atomic_write_bytes(path, "not bytes")  # type: ignore[arg-type]  # fails inside the write
     assert path.read_bytes() == b"the user's sheet"
     assert [p.name for p in tmp_path.iterdir()] == ["REPRODUCIBILITY.md"]
+
+
+def test_files_one_of_which_cannot_be_replaced_are_all_left_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: a sheet was replaced and its immutable figure not (chattr +i; root may not
+    rename it either). The OS's refusal is simulated; the probe moves a file aside and back."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("old a")
+    b.write_text("old b")
+    real = os.rename
+
+    def refuse(src: object, dst: object) -> None:
+        if Path(str(src)) == b:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(NotReplaceable, match=r"the file there cannot be replaced \(Operation not permitted\)") as caught:
+        atomic_write_files({a: b"new a", b: b"new b"})
+    assert caught.value.filename == str(b)
+    assert (a.read_text(), b.read_text()) == ("old a", "old b") and sorted(os.listdir(tmp_path)) == ["a", "b"]
+    monkeypatch.setattr(os, "rename", real)
+    atomic_write_files({a: b"new a", b: b"new b"})  # and replaceable: both replaced, no probe left
+    assert (a.read_text(), b.read_text()) == ("new a", "new b") and sorted(os.listdir(tmp_path)) == ["a", "b"]
 
 
 def test_sha256_file(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ The CLI commands (`evaluate`, `measure`) are tested end to end in test_cli.py on
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -15,6 +16,7 @@ import pytest
 import torch
 from conftest import fake_cifar_root
 
+import auditor
 from auditor import checkpoint, measure
 from auditor import inspect as auditor_inspect
 from auditor.errors import InvalidInput
@@ -639,3 +641,47 @@ def test_measure_says_where_its_setting_is_not_the_one_the_run_timed_at(tmp_path
     notes = auditor_inspect.measure_checkpoint(save_checkpoint(tmp_path / "bf16.pt", bf16), "cpu", iters=5)["notes"]
     assert ("timed in float32 without autocast, as a run's sheet times it; the model trained and was scored under bf16 "
             "autocast") in notes
+
+
+def test_measure_times_another_batch_size_and_thread_count_and_says_so(
+    tmp_path: Path, spec: Spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: a deployment's batch size meant retraining, a thread count the environment, and
+    an OMP_NUM_THREADS torch did not take was timed at torch's count without a word."""
+    path = save_checkpoint(tmp_path / "best.pt", spec, {"compute": {"device": "cpu", "torch_threads": 2}})
+    before = torch.get_num_threads()
+    try:
+        report = auditor_inspect.measure_checkpoint(path, "cpu", iters=5, batch_size=3, threads=1)
+    finally:
+        torch.set_num_threads(before)
+    assert (report["latency"]["batch_size"], report["latency"]["threads"]) == (3, 1)
+    assert "input of 3x3x32x32" in report["latency"]["method"]
+    assert "timed at batch 3; the run's sheet times batch 1 (its spec's measure.latency.batch_size)" in report["notes"]
+    assert ("timed at 1 torch thread; the process that wrote it trained at 2 (the run's sheet gives the count its "
+            "latency was timed at): --threads 2 times it at that setting") in report["notes"]
+    with pytest.raises(InvalidInput, match=r"^--batch-size: input should be greater than or equal to 1, got 0"):
+        auditor_inspect.measure_checkpoint(path, "cpu", iters=5, batch_size=0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")  # read by torch at start-up; here it only differs from the count
+    notes = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
+    assert [n for n in notes if n.startswith(f"OMP_NUM_THREADS=many, but torch runs {count(before, 'thread')} (it caps")]
+
+
+def test_measure_and_evaluate_say_what_they_measured_with_and_the_checkpoints_digest(tmp_path: Path, spec: Spec) -> None:
+    """A user test: a saved report named no torch version, CPU kernels or checkpoint digest, and
+    evaluate's left out the confusion matrix audit.json records; a compiled model was timed eager
+    without the note an autocast one gets."""
+    compiled = spec.model_copy(update={"train": spec.train.model_copy(update={"compile": "default"})})
+    path = save_checkpoint(tmp_path / "best.pt", compiled)
+    report = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)
+    assert report["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    used = report["measured_with"]
+    assert (used["auditor"], used["torch"], used["cpu_capability"]) == (
+        auditor.__version__, torch.__version__, torch.backends.cpu.get_cpu_capability())
+    assert ("timed as the eager model, as a run's sheet times it; the model trained under torch.compile "
+            "(train.compile: default)") in report["notes"]
+    cifar = spec.model_copy(update={"data": spec.data.model_copy(update={"dataset": "cifar10"})})
+    scored = auditor_inspect.evaluate_checkpoint(save_checkpoint(tmp_path / "c.pt", cifar),
+                                                 str(fake_cifar_root(tmp_path / "data")), "cpu")  # fmt: skip
+    cm = scored["confusion"]
+    assert sum(map(sum, cm)) == scored["n"] and sum(cm[i][i] for i in range(len(cm))) / scored["n"] == scored["test_acc"]
+    assert scored["measured_with"]["torch"] == torch.__version__ and len(scored["checkpoint_sha256"]) == 64

@@ -160,7 +160,9 @@ def selection_on_test_audit() -> dict[str, Any]:
     a = golden_audit()
     a["spec"]["data"]["val_split"] = 0
     a["data"]["sizes"].update(train=1500, val=0)
-    a["training"]["selection_split"] = "test"
+    counts = a["data"]["class_counts"]  # the val images trained on instead, as a run counts them
+    counts.update(train=[t + v for t, v in zip(counts["train"], counts["val"])], val=[0] * len(counts["val"]))
+    a["training"].update(selection_split="test", steps_per_epoch=24)  # 1,500 images in batches of 64
     a["metrics"].update(best_val_acc=None, final_val_acc=None)
     # A run without a val split would fail a best_val_acc criterion: this one has none.
     del a["spec"]["criteria"]["best_val_acc"]
@@ -2373,3 +2375,28 @@ def test_render_warns_of_a_record_edited_after_the_run(tmp_path: Path, capsys: p
     assert main(["render", str(run_dir)]) == 0
     assert (f"auditor render: warning: {run_dir / 'audit.json'}: its resolved spec does not match its spec_hash: "
             "the record was edited after the run") in capsys.readouterr().err
+
+
+def test_the_criteria_table_shows_each_detail_as_judged_again_not_as_stored() -> None:
+    """A user test: a stored detail edited to claim a figure never measured reached the sheet as
+    written; `check` and `render` compared the results it holds, not its text."""
+    audit = golden_audit()
+    audit["criteria"][0]["detail"] = "0.9900 >= 0.5 (verified on full CIFAR-10)"
+    text = text_of(audit, NO_FIGURES)
+    assert "verified on full CIFAR-10" not in text
+    assert "| 0.9867 | PASS | 0.9867 >= 0.5 |" in text
+    audit["spec"]["criteria"]["future_metric"] = ">= 1"  # cannot be judged again here: the stored detail shows
+    assert "verified on full CIFAR-10" in text_of(audit, NO_FIGURES)
+
+
+def test_a_verify_budget_max_steps_cuts_short_is_said_as_such() -> None:
+    """A user test read '12 steps (182 epochs x 28 steps, max_steps 12)' (verify's summary, and the
+    sheet's Budget row, which share this text) as a puzzle."""
+    from auditor.render import budget_text
+
+    cut = {"total_steps": 12, "epochs": 182, "steps_per_epoch": 28, "steps": 12, "checkpoint_every_steps": 3}
+    assert budget_text(cut) == "12 steps (max_steps 12: the first 12 of 182 epochs x 28 steps), checkpoint every 3 steps"
+    whole = {**cut, "epochs": 3, "total_steps": 84}
+    for steps in (None, 500):  # none, or one beyond the epochs: they are the budget
+        assert budget_text({**whole, "steps": steps}) == "84 steps (3 epochs x 28 steps), checkpoint every 3 steps"
+    assert "epochs" in budget_text({"epochs": "x"})  # a record of another shape: shown as it is, not a traceback

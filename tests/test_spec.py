@@ -1399,6 +1399,13 @@ def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
         assert str(err.value).endswith(f"(a VALUE that begins with {value[0]!r} is read as a YAML {kind}; for text, "
                                        f"quote it: --set 'description=\"{value}\"')")
     assert load_spec("smoke", ['description="[oops"']).description == "[oops"  # as it says
+    with pytest.raises(InvalidInput) as err:  # a user test: quoting the whole mapping could never be a criteria mapping
+        load_spec("smoke", ["criteria={test_acc: >= 0.5, latency_ms: < 9}"])
+    assert str(err.value).endswith("""(in a YAML mapping an expression such as >= 0.5 must be quoted: --set 'criteria="""
+                                   """{test_acc: ">= 0.5", latency_ms: "< 9"}'; or set each criterion on its own: """
+                                   """--set 'criteria.test_acc=>= 0.5')""")
+    assert load_spec("smoke", ["""criteria={test_acc: ">= 0.5", latency_ms: "< 9"}"""]).criteria == {
+        "test_acc": ">= 0.5", "latency_ms": "< 9"}  # as it says
     # A user test: a VALUE of lines that is not YAML was cut at a `#` lines below, the rest dropped unseen
     lines = "Line one\n\n## Verdict: FAIL\n\n<script>x</script>"
     with pytest.raises(InvalidInput) as err:

@@ -384,9 +384,13 @@ def test_every_problem_the_device_has_is_listed_and_the_first_refused(monkeypatc
 
 def test_divergence_stops_the_run(tmp_path: Path) -> None:
     # Without normalisation, lr 10 overflows to NaN within a few steps.
-    result, _ = train_tiny(tiny_spec("train.optimizer.lr=10.0", "model.norm=none"), tmp_path)
+    logged: list[str] = []
+    result, _ = train_tiny(tiny_spec("train.optimizer.lr=10.0", "model.norm=none"), tmp_path, log=logged.append)
     assert result.status == "diverged"
     assert result.diverged_at_step is not None
+    step, spe = result.diverged_at_step, result.steps_per_epoch  # the record's 0-based step, and the progress lines' numbering
+    assert (f"loss became non-finite at global step {step} (0-based; step {step % spe + 1}/{spe} of epoch "
+            f"{step // spe + 1}): stopping (status diverged)") in logged
     assert not torch.isfinite(torch.tensor(result.step_losses[result.diverged_at_step]))
     assert all(torch.isfinite(torch.tensor(result.step_losses[: result.diverged_at_step])))
 
