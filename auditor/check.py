@@ -64,7 +64,6 @@ from auditor.errors import InvalidInput
 from auditor.fileio import (
     NotReplaceable,
     atomic_write_bytes,
-    check_replaceable,
     file_in_the_way,
     not_a_folder,
     staged_write,
@@ -488,7 +487,6 @@ def write_junit_text(path: Path, text: str) -> None:
     InvalidInput if it cannot."""
     check_junit_target(path)
     try:
-        check_replaceable(path)  # said as what it is: its rename's refusal reads as the folder's
         atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise InvalidInput(_junit_unwritable(path, exc)) from None
@@ -517,7 +515,7 @@ def _junit_unwritable(path: Path, exc: OSError) -> str:
     can be made (/proc) says "No such file or directory": said as what it is."""
     why = exc.strerror or str(exc)
     if isinstance(exc, NotReplaceable):
-        why = f"{why}; give another file name"
+        why += "; give a path in another folder" if "its folder" in why else "; give another file name"
     elif exc.errno == errno.ENOENT and path.parent.is_dir():
         why = f"no file can be made in {path.parent} (the OS says: {why}); give a path in a folder you can write"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -955,14 +953,19 @@ def _judged(audit: Mapping[str, Any]) -> tuple[list[CriterionResult], str]:
 
 
 def judged_details(audit: Mapping[str, Any]) -> dict[str, str]:
-    """Each of the record's criteria's detail ('0.9867 >= 0.5', 'not measured: ...') as judged
-    again on its metrics, by metric: what the sheet shows, as a stored detail is text nothing
-    checks (a user test edited one to claim a figure never measured). Empty where the criteria
-    cannot be judged here (`stored_verdict_differs` says why)."""
+    """The detail ('0.9867 >= 0.5', 'not measured: ...') of each stored criterion result that its
+    metrics judged again give alike (the same pass or fail, the same figure), by metric: what the
+    sheet shows, as a stored detail is text nothing checks (a user test edited one to claim a
+    figure never measured). A result judged otherwise keeps its stored detail, beside its stored
+    verdict, under the sheet's warning that they differ. Empty where the criteria cannot be judged
+    here (`stored_verdict_differs` says why)."""
     try:
-        return {r.metric: r.detail for r in _judged(audit)[0]}
+        results = _judged(audit)[0]
+        stored = {c["metric"]: c for c in audit["criteria"] if isinstance(c, dict) and isinstance(c.get("metric"), str)}
     except (ValueError, TypeError, AttributeError, KeyError):
         return {}
+    return {r.metric: r.detail for r in results if (c := stored.get(r.metric)) is not None
+            and c.get("passed") is r.passed and _same(c.get("measured"), r.measured)}  # fmt: skip
 
 
 def stored_verdict_warning(audit: dict[str, Any]) -> str | None:
@@ -1184,9 +1187,10 @@ def _steps_disagree(audit: Mapping[str, Any], tr: Mapping[str, Any], history: li
         return []  # null in a record of an older version
     n, batch = (look_up(audit, field)[1] for field in ("data.sizes.train", "spec.train.batch_size"))
     found = []
-    if is_count(n) and is_count(batch) and batch > 0 and spe != -(-n // batch):
+    made = -(-n // batch) if is_count(n) and is_count(batch) and batch > 0 else spe  # the last partial batch kept
+    if spe != made:
         found.append(f"training.steps_per_epoch {spe}, but {count(n, 'training image')} (data.sizes.train) in "
-                     f"batches of {batch} make {count(-(-n // batch), 'step')}")  # fmt: skip
+                     f"batches of {batch} make {count(made, 'step')}")  # fmt: skip
     if over := next((h for h in history if is_count(h.get("steps")) and h["steps"] > spe), None):
         found.append(f"epoch {_json(over.get('epoch'))} of training.history trained {over['steps']} steps, more than "
                      f"training.steps_per_epoch {spe}")  # fmt: skip
@@ -1199,7 +1203,8 @@ def _time_disagrees(tr: Mapping[str, Any], history: list[dict[str, Any]]) -> lis
     (so the sum is exact), and a diverged run the steps of its last epoch besides, which has no
     record: only bounds hold there."""
     total, rate = tr.get("train_time_s"), tr.get("images_per_s")
-    if not is_number(total) or not all(is_number(h.get("epoch_s")) and is_number(h.get("images_per_s")) for h in history):
+    timed = all(is_number(h.get("epoch_s")) and is_number(h.get("images_per_s")) for h in history)
+    if not is_number(total) or not timed:
         return []
     summed, images = 0.0, 0.0
     for h in history:

@@ -139,7 +139,8 @@ def build_parser(raise_refusals: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("models", help="list registered models with exact parameter counts")
-    p.add_argument("--json", action="store_true", help="print JSON (name, params, family, block, depth, stem) instead of a table")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (name, params, family, block, depth, stem) instead of a table")
     sub.add_parser("schema", help="print the JSON Schema of the spec")
     p = sub.add_parser("validate", help="validate specs and print the resolved spec")
     p.add_argument("specs", nargs="+", metavar="SPEC")
@@ -297,7 +298,8 @@ def _add_report_commands(sub: Any) -> None:
     p.add_argument("--batch-size", type=_whole_number, default=None, metavar="N",
                    help="images a timed forward, 1 to 4096 (default: the spec's measure.latency.batch_size)")
     p.add_argument("--threads", type=_whole_number, default=None, metavar="N",
-                   help=f"torch threads to time at on a CPU, 1 to {MAX_THREADS} (default: as OMP_NUM_THREADS or torch's default set them)")
+                   help=f"torch threads to time at on a CPU, 1 to {MAX_THREADS} (default: as OMP_NUM_THREADS or "
+                        "torch's default set them)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -416,7 +418,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InvalidInput(refusal)
     spec, read = load_spec_read(args.spec, args.sets)
     if (stood_in := _shipped_for_a_path(args.spec)) is not None:
-        _log(f"note: no file {Path.cwd() / args.spec}: read the spec shipped with auditor, {stood_in}")
+        _log(f"note: {_shipped_note(args.spec, stood_in)}")
     for note in unmatched_removals(read.given, read.items):
         _log(f"note: {args.spec} {note}")
     argv = ["auditor", "run", path_arg(args.spec), *set_args(args.sets), *out_args(args.out)]
@@ -442,6 +444,11 @@ def _shipped_for_a_path(arg: str) -> Path | None:
     if "/" not in arg and not arg.endswith((".yaml", ".yml")):
         return None
     return shipped_stand_in(arg)
+
+
+def _shipped_note(arg: str, stood_in: Path) -> str:
+    """`_shipped_for_a_path`'s note: no file where `arg` points, so the shipped spec was read."""
+    return f"no file {Path.cwd() / arg}: read the spec shipped with auditor, {stood_in}"
 
 
 def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interrupted", resume: bool = False) -> str:
@@ -524,11 +531,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InvalidInput(refusal)
     try:  # as `run` says it: verify's runs are given the spec resolved
         read = read_spec(args.spec, args.sets)
-        notes = unmatched_removals(read.given, read.items)
+        notes = [f"{args.spec} {note}" for note in unmatched_removals(read.given, read.items)]
     except InvalidInput:  # said by verify, in its order (a budget flag below 1 first)
         notes = []
+    if (stood_in := _shipped_for_a_path(args.spec)) is not None:
+        notes.insert(0, _shipped_note(args.spec, stood_in))
     for note in notes:
-        _log(f"verify: note: {args.spec} {note}")
+        _log(f"verify: note: {note}")
     try:
         outcome = verify(args.spec, args.sets, args.out.resolve(), epochs=args.epochs, steps=args.steps,
                          kill_at=args.kill_at, log=_log, faults=Faults.from_env(os.environ),

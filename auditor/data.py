@@ -423,10 +423,11 @@ def _read_classes(path: Path) -> tuple[str, ...]:
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise InvalidInput(f"{path}: expected a dict whose 'label_names' is a list of class names")
     if len(names) != 10 or len(set(names)) != 10:
-        shown = ", ".join(map(repr, names[:12])) + (f", ... ({len(names) - 12:,} more)" if len(names) > 12 else "")
-        twice = f", {len(names) - len(set(names))} of them repeated" if len(set(names)) != len(names) else ""
+        more = f", ... ({len(names) - 12:,} more)" if len(names) > 12 else ""
+        shown = ", ".join(f"{n!r:.40}" for n in names[:12]) + more  # each cut: one may be a megabyte
+        distinct = f", {len(set(names))} of them distinct" if len(set(names)) != len(names) else ""
         raise InvalidInput(f"{path}: 'label_names' must be 10 distinct class names, got {count(len(names), 'name')}"
-                           f"{twice}: [{shown}]")  # fmt: skip
+                           f"{distinct}: [{shown}]")  # fmt: skip
     if blank := [label for label, name in enumerate(names) if not name.strip()]:
         raise InvalidInput(f"{path}: 'label_names' gives label {blank[0]} a blank name ({names[blank[0]]!r}): every "
                            "class needs a name the sheet and the reports can show")  # fmt: skip

@@ -13,12 +13,14 @@ before they import torch.
 
 from __future__ import annotations
 
+import array
 import errno
 import hashlib
 import os
 import re
 import socket
 import stat
+import struct
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -43,8 +45,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_files(files: Mapping[Path, bytes]) -> None:
     """Write each file so that readers see either the old or the new one. Every new file is
     written in full before any is put in place, in the order given, so one that cannot be
-    written (a read-only folder, a full disk) or put in place (`check_replaceable`, where there
-    are several) leaves them all as they were."""
+    written (a read-only folder, a full disk) or put in place (`check_replaceable`) leaves them
+    all as they were."""
+    for path in files:  # all or none: a rename refused after another is made would leave a mix
+        check_replaceable(path)
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
@@ -52,8 +56,6 @@ def atomic_write_files(files: Mapping[Path, bytes]) -> None:
         for _, path in staged:  # what would stop a rename, found before any is made
             if path.is_dir() and not path.is_symlink():
                 raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", str(path))
-            if len(staged) > 1:  # all or none: a rename refused after another is made would leave a mix
-                check_replaceable(path)
         for tmp, path in staged:
             try:
                 os.replace(tmp, path)
@@ -61,7 +63,8 @@ def atomic_write_files(files: Mapping[Path, bytes]) -> None:
                 raise IsADirectoryError(exc.errno, "a folder is where this file goes", str(path)) from None
     except BaseException:
         for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):  # a folder that refuses it: the error raised says why, not this
+                tmp.unlink(missing_ok=True)
         raise
     for folder in dict.fromkeys(path.parent for path in files):
         _fsync_dir(folder)
@@ -72,39 +75,80 @@ def staged_write(path: Path, data: bytes) -> Iterator[None]:
     """`data` written in full beside `path` on entry, put in place when the block ends without an
     exception, discarded when it raises: what may be said only once the file is sure to be written
     (a verdict beside its report) goes in the block. OSError on entry where it cannot be written."""
+    check_replaceable(path)
     tmp = _written_beside(path, data)
     try:
-        check_replaceable(path)
         yield
         if path.is_dir() and not path.is_symlink():
             raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", str(path))
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
 
 class NotReplaceable(OSError):
-    """The file at a path cannot be replaced, though a file can be made beside it."""
+    """The file at a path cannot be replaced by a rename, though a file can be made beside it."""
+
+
+# Linux's inode flags (chattr): _IOR('f', 1, long), and the two under which no rename replaces a file
+_FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 1
+_NO_RENAME_FLAGS = ((0x10, "immutable"), (0x20, "append-only"))  # FS_IMMUTABLE_FL, FS_APPEND_FL
 
 
 def check_replaceable(path: Path) -> None:
-    """NotReplaceable, naming `path`, where what stands there cannot be renamed over (immutable or
-    append-only, or another user's in a folder with the sticky bit), found before anything is put
-    in place: a user test saw a sheet replaced and its figure not, and a PASS printed before its
-    JUnit report failed. The same rules govern moving it, so it is moved aside and straight back
-    (absent for the microseconds between: a reader then finds no file, never a half-written one)."""
-    if not os.path.lexists(path) or os.path.isdir(path):
-        return
-    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    """NotReplaceable, naming `path`, where no rename could put a file there
+    (`why_not_replaceable`): found before anything is written, so that a sheet and its figures stay
+    all or none, and a PASS is not printed before its JUnit report fails (a user test)."""
+    if (why := why_not_replaceable(path)) is not None:
+        raise NotReplaceable(errno.EPERM, why, str(path))
+
+
+def why_not_replaceable(path: Path) -> str | None:
+    """Why no rename could put a file at `path`, or None (no cause seen): its folder is immutable
+    or append-only (chattr +i, +a), or the file there is, or is another user's in a folder with the
+    sticky bit (/tmp). Read from stat and the inode flags: nothing is moved, so readers never miss
+    the file; a cause not seen here still shows when the rename fails."""
+    if said := _no_rename_flag(path.parent):
+        return f"no file can be put there: its folder is {said}"
     try:
-        os.rename(path, probe)
-    except OSError as exc:
-        if exc.errno == errno.ENAMETOOLONG:  # the probe's longer name, not the file: the rename itself will say
-            return
-        raise NotReplaceable(exc.errno, f"the file there cannot be replaced ({exc.strerror})", str(path)) from None
-    os.rename(probe, path)
+        st, folder = os.lstat(path), os.stat(path.parent)
+    except OSError:
+        return None  # nothing there to replace
+    euid = os.geteuid()
+    if folder.st_mode & stat.S_ISVTX and euid != 0 and euid not in (st.st_uid, folder.st_uid):
+        return "the file there cannot be replaced: it is another user's, in a folder with the sticky bit"
+    if stat.S_ISREG(st.st_mode) and (said := _no_rename_flag(path)):
+        return f"the file there cannot be replaced: it is {said}"
+    return None
+
+
+def _no_rename_flag(path: Path) -> str | None:
+    """'immutable (chattr +i; ...)' or 'append-only (...)' where `path` carries that inode flag."""
+    flags = _inode_flags(path)
+    word = next((word for bit, word in _NO_RENAME_FLAGS if flags & bit), None)
+    return word and f"{word} (chattr +{word[0]}; lsattr shows it)"
+
+
+def _inode_flags(path: Path) -> int:
+    """`path`'s Linux inode flags (FS_IOC_GETFLAGS); 0 where they cannot be read (another OS, a
+    file system without them, a file this user may not open)."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (ImportError, OSError):
+        return 0
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+        return flags[0]
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def _written_beside(path: Path, data: bytes) -> Path:

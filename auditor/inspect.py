@@ -306,7 +306,9 @@ def broken_warnings(model: nn.Module) -> list[str]:
     return [f"{count(len(bad), 'weight tensor')} {verb} non-finite values (e.g. {bad[0]}): the model is broken"] if bad else []
 
 
-def _latency_spec(latency: Latency, iters: int | None, warmup: int | None = None, batch_size: int | None = None) -> Latency:
+def _latency_spec(
+    latency: Latency, iters: int | None, warmup: int | None = None, batch_size: int | None = None
+) -> Latency:
     """The checkpoint's latency settings with `--iters`, `--warmup` and `--batch-size` applied, each
     validated as that field of a new spec is; InvalidInput where the result would time more than a
     new spec may (an older checkpoint's spec may ask for more: the option replacing it is named)."""
@@ -371,7 +373,8 @@ def measured_with(device: torch.device) -> dict[str, Any]:
     another machine's or version's: the auditor, torch, the CPU kernels torch picked (AVX2 and
     AVX-512 time bf16 ten times apart), the device, and when (UTC)."""
     gpu = environment.gpu_info(device)
-    return {"auditor": __version__, "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"auditor": __version__, "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "device_name": gpu.name if gpu else environment.cpu_model(),
             "at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
@@ -388,9 +391,8 @@ def _setting_notes(loaded: Loaded, device: torch.device, timed: Latency, threads
         notes.append(f"OMP_NUM_THREADS={asked}, but torch runs {count(now, 'thread')} (it caps the count at the CPUs "
                      "this process may use, and ignores a value that is not a whole number): timed at that count")  # fmt: skip
     if device.type == "cpu" and then is not None and then != now:
-        how = f"--threads {then}" if threads_given else f"OMP_NUM_THREADS={then}"
         notes.append(f"timed at {count(now, 'torch thread')}; the process that wrote it trained at {then} (the run's "
-                     f"sheet gives the count its latency was timed at): {how} times it at that setting")  # fmt: skip
+                     f"sheet gives the count its latency was timed at): --threads {then} times it at that setting")  # fmt: skip
     if timed.batch_size != (ran := loaded.spec.measure.latency.batch_size):
         notes.append(f"timed at batch {timed.batch_size}; the run's sheet times batch {ran} (its spec's "
                      "measure.latency.batch_size)")  # fmt: skip

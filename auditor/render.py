@@ -1917,7 +1917,7 @@ def _evaluate_note(dataset: str, has_best: bool) -> str | None:
 
 
 def _criteria(audit: dict[str, Any]) -> dict[str, Any]:
-    details = judged_details(audit)  # the stored detail only where its criteria cannot be judged again
+    details = judged_details(audit)  # the stored detail only where a result is judged otherwise, or cannot be
     batch = (audit["measurements"].get("latency") or {}).get("batch_size")
     # latency_ms is the median of the timed iterations (the Latency table gives p95 beside it), and
     # a batch-1 figure unless the spec set another batch, which the row must then say

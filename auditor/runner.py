@@ -1053,8 +1053,8 @@ def measure_and_write(
     `shipped`: the shipped spec `spec_path` stood for (`shipped_name`), or None."""
     det, env, device, data, model = run
     if busy_cpu(result.other_cpu_share, result.other_cpu_window_s):  # the sheet warns too; a user test missed it here
-        log(f"note: other processes used {result.other_cpu_share:.0%} of the CPU while this run trained: its training time "
-            "and images/s are slower than the spec alone would make them (see the sheet)")  # fmt: skip
+        log(f"note: other processes used {result.other_cpu_share:.0%} of the CPU while this run trained: its training "
+            "time is longer, and its images/s lower, than the spec alone would make them (see the sheet)")  # fmt: skip
     with long_lived_frozen():
         t_measure = time.perf_counter()
         final = load_final_checkpoints(paths.ckpt_staging)

@@ -1347,14 +1347,20 @@ def _criteria_mapping_advice(item: str, text: str, flag: str) -> str | None:
     (a user test: quoting the whole mapping, as advised for text, could never be valid), or None
     where `item` sets no criteria mapping, or its entries do not read as METRIC: EXPRESSION."""
     key = item.partition("=")[0].strip()
-    pairs = re.findall(r"([A-Za-z_]\w*)\s*:\s*([^,{}]+)", text)
-    if key != "criteria" or not pairs:
+    pairs = [(metric, expr.strip()) for metric, expr in re.findall(r"([A-Za-z_]\w*)\s*:\s*([^,{}]+)", text)]
+    bare = [(metric, expr) for metric, expr in pairs if not _is_quoted(expr)]
+    if key != "criteria" or not bare:
         return None
-    quoted = ", ".join(f"{metric}: {json.dumps(expr.strip())}" for metric, expr in pairs)
-    metric, expr = pairs[0]
-    return (f"in a YAML mapping an expression such as {expr.strip()} must be quoted: "
+    quoted = ", ".join(f"{metric}: {expr if _is_quoted(expr) else json.dumps(expr)}" for metric, expr in pairs)
+    metric, expr = bare[0]
+    return (f"in a YAML mapping an expression such as {expr} must be quoted: "
             f"{written_as(flag, f'criteria={{{quoted}}}')}; or set each criterion on its own: "
-            f"{written_as(flag, f'criteria.{metric}={expr.strip()}')}")
+            f"{written_as(flag, f'criteria.{metric}={expr}')}")
+
+
+def _is_quoted(text: str) -> bool:
+    """Whether `text` is a YAML scalar in quotes ('x' or "x")."""
+    return len(text) > 1 and text[0] == text[-1] and text[0] in "'\""
 
 
 def _without_comment(text: str) -> str:

@@ -681,7 +681,9 @@ def _train_epochs(
 def _step_words(step: int | None, spe: int) -> str:
     """' at global step 37 (0-based; step 8/29 of epoch 2)': the record's numbering, and the progress
     lines' (a user test read them as two numberings of one step); '' where no step is known."""
-    return "" if step is None else f" at global step {step} (0-based; step {step % spe + 1}/{spe} of epoch {step // spe + 1})"
+    if step is None:
+        return ""
+    return f" at global step {step} (0-based; step {step % spe + 1}/{spe} of epoch {step // spe + 1})"
 
 
 def _first_nonfinite(values: list[float]) -> int | None:

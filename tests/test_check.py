@@ -1246,27 +1246,27 @@ def test_a_folder_that_takes_no_file_is_said_before_the_block_runs(tmp_path: Pat
     with pytest.raises(InvalidInput, match=refused), staged_junit(tmp_path / "j.xml", junit_xml([], "smoke")):
         ran.append(True)
     assert ran == [] and os.listdir(tmp_path) == []
+    monkeypatch.undo()
+    (tmp_path / "j.xml").write_text(junit_xml([], "auditor.smoke"))  # an earlier report there: still the folder's fault
+    refuse_new_files(monkeypatch)  # (the review: a probe of the file had blamed it, "give another file name")
+    with pytest.raises(InvalidInput, match=refused):
+        write_junit_text(tmp_path / "j.xml", junit_error_xml("auditor.smoke", "bad input"))
 
 
 def test_a_report_that_cannot_be_replaced_is_said_before_the_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A user test: an immutable earlier report (chattr +i; or another user's in a sticky folder)
-    was found only at the rename, after the PASS lines were printed, and said as "no file can be
-    made in ." (one could). The OS's refusal to move it is simulated."""
+    """A user test: an immutable earlier report (chattr +i) was found only at the rename, after the
+    PASS lines were printed, and said as "no file can be made in ." (one could). The inode flag is
+    simulated where chattr is not allowed."""
+    from auditor import fileio
     from auditor.check import staged_junit
 
     target = tmp_path / "j.xml"
     target.write_text(junit_xml([], "auditor.smoke"))
-    before, real = target.read_bytes(), os.rename
-
-    def refuse(src: Any, dst: Any) -> None:
-        if Path(src) == target:
-            raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
-        real(src, dst)
-
-    monkeypatch.setattr(os, "rename", refuse)
+    before = target.read_bytes()
+    monkeypatch.setattr(fileio, "_inode_flags", lambda p: 0x10 if p == target else 0)  # FS_IMMUTABLE_FL
     ran = []
-    refused = (r"j.xml: cannot write JUnit report: the file there cannot be replaced \(Operation not permitted\); "
-               "give another file name")
+    refused = (r"j.xml: cannot write JUnit report: the file there cannot be replaced: it is immutable \(chattr \+i; "
+               r"lsattr shows it\); give another file name")
     with pytest.raises(InvalidInput, match=refused), staged_junit(target, junit_xml(sample_results(), "auditor.smoke")):
         ran.append(True)
     assert ran == [] and target.read_bytes() == before and os.listdir(tmp_path) == ["j.xml"]

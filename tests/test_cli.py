@@ -2020,3 +2020,10 @@ def test_a_spec_path_with_no_file_there_is_said_to_be_read_as_the_shipped_one(tm
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs/smoke.yaml").write_text("name: mine\n")
     assert _shipped_for_a_path(str(tmp_path / "specs/smoke.yaml")) is None  # the file given is there
+
+
+def test_verify_says_too_that_a_spec_path_with_no_file_there_was_read_as_the_shipped_one(tmp_path: Path) -> None:
+    """The review: `verify specs/smoke.yaml` from another folder still read the shipped spec without a word."""
+    proc = run_cli("verify", "specs/smoke.yaml", "--steps", "0", "--out", str(tmp_path), cwd=tmp_path)  # refused: no run
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"verify: note: no file {tmp_path / 'specs/smoke.yaml'}: read the spec shipped with auditor, " in proc.stderr

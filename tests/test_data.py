@@ -433,7 +433,7 @@ def _nested_data(depth: int) -> bytes:
         (lambda base: (base / "data_batch_2").write_bytes(pickle.dumps({"data": np.zeros((0, 3072), np.uint8), "labels": []})),
          r"data_batch_2: holds no images \(a CIFAR-10 training batch"),  # beside a full one (a user test: trained on)
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": ["cat"] * 10})),
-         r"batches.meta: 'label_names' must be 10 distinct class names, got 10 names, 9 of them repeated: \['cat', 'cat',"),
+         r"batches.meta: 'label_names' must be 10 distinct class names, got 10 names, 1 of them distinct: \['cat', 'cat',"),
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(k) for k in range(11)]})),
          r"batches.meta: 'label_names' must be 10 distinct class names, got 11 names: \['0', '1', "),
         (lambda base: (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{k}" for k in range(100)]})),

@@ -27,6 +27,7 @@ from auditor.fileio import (
     out_error,
     sha256_file,
     staged_write,
+    why_not_replaceable,
     why_not_writable,
 )
 
@@ -88,25 +89,48 @@ def test_files_one_of_which_cannot_be_replaced_are_all_left_as_they_were(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A user test: a sheet was replaced and its immutable figure not (chattr +i; root may not
-    rename it either). The OS's refusal is simulated; the probe moves a file aside and back."""
+    rename over it either). The inode flag is simulated where chattr is not allowed."""
+    from auditor import fileio
+
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("old a")
     b.write_text("old b")
-    real = os.rename
-
-    def refuse(src: object, dst: object) -> None:
-        if Path(str(src)) == b:
-            raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
-        real(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "rename", refuse)
-    with pytest.raises(NotReplaceable, match=r"the file there cannot be replaced \(Operation not permitted\)") as caught:
+    real = fileio._inode_flags
+    monkeypatch.setattr(fileio, "_inode_flags", lambda p: 0x10 if p == b else real(p))  # FS_IMMUTABLE_FL
+    with pytest.raises(NotReplaceable, match=r"the file there cannot be replaced: it is immutable \(chattr \+i") as caught:
         atomic_write_files({a: b"new a", b: b"new b"})
     assert caught.value.filename == str(b)
     assert (a.read_text(), b.read_text()) == ("old a", "old b") and sorted(os.listdir(tmp_path)) == ["a", "b"]
-    monkeypatch.setattr(os, "rename", real)
-    atomic_write_files({a: b"new a", b: b"new b"})  # and replaceable: both replaced, no probe left
+    monkeypatch.setattr(fileio, "_inode_flags", lambda p: 0x20 if p == tmp_path else 0)  # FS_APPEND_FL on the folder
+    with pytest.raises(NotReplaceable, match=r"\] no file can be put there: its folder is append-only"):
+        atomic_write_files({tmp_path / "new": b"new"})  # a new file too: no rename into such a folder
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]  # nothing written first, to be left behind
+    monkeypatch.setattr(fileio, "_inode_flags", real)
+    atomic_write_files({a: b"new a", b: b"new b"})  # and replaceable: both replaced, nothing left beside them
     assert (a.read_text(), b.read_text()) == ("new a", "new b") and sorted(os.listdir(tmp_path)) == ["a", "b"]
+
+
+def test_another_users_file_in_a_sticky_folder_is_not_replaceable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/tmp's rule: only the file's or the folder's owner (or root) may rename over it there."""
+    (tmp_path / "f").write_text("theirs")
+    tmp_path.chmod(0o1777)
+    assert why_not_replaceable(tmp_path / "f") is None  # ours (or we are root)
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(tmp_path).st_uid + 4242)  # as another user
+    assert why_not_replaceable(tmp_path / "f") == ("the file there cannot be replaced: it is another user's, in a "
+                                                   "folder with the sticky bit")
+    assert why_not_replaceable(tmp_path / "missing") is None
+
+
+def test_a_real_immutable_file_is_said_to_be_so(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("x")
+    if subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not allowed here (it needs CAP_LINUX_IMMUTABLE and a file system with the flag)")
+    try:
+        assert why_not_replaceable(target) == "the file there cannot be replaced: it is immutable (chattr +i; lsattr shows it)"
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert why_not_replaceable(target) is None
 
 
 def test_sha256_file(tmp_path: Path) -> None:

@@ -631,7 +631,7 @@ def test_measure_says_where_its_setting_is_not_the_one_the_run_timed_at(tmp_path
     path = save_checkpoint(tmp_path / "best.pt", spec, {"compute": {"device": "cpu", "torch_threads": other}})
     notes = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
     assert (f"timed at {count(now, 'torch thread')}; the process that wrote it trained at {other} (the run's sheet "
-            f"gives the count its latency was timed at): OMP_NUM_THREADS={other} times it at that setting") in notes
+            f"gives the count its latency was timed at): --threads {other} times it at that setting") in notes
     same = save_checkpoint(tmp_path / "same.pt", spec, {"compute": {"device": "cpu", "torch_threads": now}})
     # startswith: a busy machine's note (other processes meanwhile) also speaks of what the latency was timed at
     assert not any(n.startswith("timed at") for n in auditor_inspect.measure_checkpoint(same, "cpu", iters=5)["notes"])

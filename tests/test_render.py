@@ -2385,6 +2385,9 @@ def test_the_criteria_table_shows_each_detail_as_judged_again_not_as_stored() ->
     text = text_of(audit, NO_FIGURES)
     assert "verified on full CIFAR-10" not in text
     assert "| 0.9867 | PASS | 0.9867 >= 0.5 |" in text
+    failed = json.loads(json.dumps(audit))
+    failed["criteria"][0]["passed"] = False  # judged otherwise: the row keeps what is stored, under the warning
+    assert "| 0.9867 | **FAIL** | 0.9900 >= 0.5 (verified on full CIFAR-10) |" in text_of(failed, NO_FIGURES)
     audit["spec"]["criteria"]["future_metric"] = ">= 1"  # cannot be judged again here: the stored detail shows
     assert "verified on full CIFAR-10" in text_of(audit, NO_FIGURES)
 

@@ -1180,7 +1180,7 @@ def test_a_busy_machine_while_timing_is_said_in_the_log_and_the_sheet(
     assert outcome.audit["measurements"]["latency"]["other_cpu_share"] == 0.5
     assert "note: other processes used 50% of the CPU while the latency was timed" in "\n".join(logged)
     assert outcome.audit["training"]["other_cpu_share"] == 0.5  # the training's meter, which a user test missed on the console
-    assert "note: other processes used 50% of the CPU while this run trained: its training time and images/s" in "\n".join(logged)
+    assert "note: other processes used 50% of the CPU while this run trained: its training time is longer" in "\n".join(logged)
     assert "**Busy machine:**" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
 
 

@@ -1404,6 +1404,11 @@ def test_an_error_in_what_a_set_wrote_names_that_set(tmp_path: Path) -> None:
     assert str(err.value).endswith("""(in a YAML mapping an expression such as >= 0.5 must be quoted: --set 'criteria="""
                                    """{test_acc: ">= 0.5", latency_ms: "< 9"}'; or set each criterion on its own: """
                                    """--set 'criteria.test_acc=>= 0.5')""")
+    with pytest.raises(InvalidInput) as err:  # the review: one quoted already is kept, and the bare one named
+        load_spec("smoke", ["""criteria={test_acc: ">= 0.5", best_val_acc: >= 0.4}"""])
+    assert str(err.value).endswith("""(in a YAML mapping an expression such as >= 0.4 must be quoted: --set 'criteria="""
+                                   """{test_acc: ">= 0.5", best_val_acc: ">= 0.4"}'; or set each criterion on its own: """
+                                   """--set 'criteria.best_val_acc=>= 0.4')""")
     assert load_spec("smoke", ["""criteria={test_acc: ">= 0.5", latency_ms: "< 9"}"""]).criteria == {
         "test_acc": ">= 0.5", "latency_ms": "< 9"}  # as it says
     # A user test: a VALUE of lines that is not YAML was cut at a `#` lines below, the rest dropped unseen
