@@ -1176,7 +1176,8 @@ def _training_disagrees(audit: Mapping[str, Any]) -> list[str]:
     planned, epochs = tr.get("epochs_planned"), look_up(audit, "spec.train.epochs")[1]
     if is_count(planned) and is_count(epochs) and planned != epochs:
         found.append(f"training.epochs_planned {planned}, but the resolved spec's train.epochs is {epochs}")
-    return [*found, *_steps_disagree(audit, tr, history), *_time_disagrees(tr, history)]
+    n_train = look_up(audit, "data.sizes.train")[1]
+    return [*found, *_steps_disagree(audit, tr, history), *_time_disagrees(tr, history, n_train)]
 
 
 def _steps_disagree(audit: Mapping[str, Any], tr: Mapping[str, Any], history: list[dict[str, Any]]) -> list[str]:
@@ -1197,11 +1198,11 @@ def _steps_disagree(audit: Mapping[str, Any], tr: Mapping[str, Any], history: li
     return found
 
 
-def _time_disagrees(tr: Mapping[str, Any], history: list[dict[str, Any]]) -> list[str]:
+def _time_disagrees(tr: Mapping[str, Any], history: list[dict[str, Any]], n_train: Any) -> list[str]:
     """Where training.train_time_s is not the sum of the epochs' epoch_s, or images_per_s not the
     images those epochs trained over it. A run adds each epoch's time to the one total, in order
     (so the sum is exact), and a diverged run the steps of its last epoch besides, which has no
-    record: only bounds hold there."""
+    record: only bounds hold there (that epoch trained at most `n_train` images, one epoch's)."""
     total, rate = tr.get("train_time_s"), tr.get("images_per_s")
     timed = all(is_number(h.get("epoch_s")) and is_number(h.get("images_per_s")) for h in history)
     if not is_number(total) or not timed:
@@ -1214,8 +1215,9 @@ def _time_disagrees(tr: Mapping[str, Any], history: list[dict[str, Any]]) -> lis
     if not (_at_most(summed, total) if diverged else math.isclose(summed, total, rel_tol=1e-9, abs_tol=1e-9)):
         found.append(f"training.train_time_s {_json(total)}, but its epochs' epoch_s sum to {summed:.6g} s")
     elif is_number(rate) and total > 0:
-        expected = images / total
-        if not (_at_most(expected, rate) if diverged else math.isclose(rate, expected, rel_tol=1e-9)):
+        expected, most = images / total, (images + n_train) / total if is_count(n_train) else math.inf
+        held = _at_most(expected, rate) and _at_most(rate, most) if diverged else math.isclose(rate, expected, rel_tol=1e-9)
+        if not held:
             found.append(f"training.images_per_s {_json(rate)}, but its epochs trained {images:,.0f} images in "
                          f"train_time_s {total:.6g} s: {expected:.6g} images/s")  # fmt: skip
     return found

@@ -1064,6 +1064,10 @@ def test_a_diverged_runs_time_and_rate_count_its_unrecorded_steps() -> None:
     assert [f for f in edited_metrics(audit) if f.startswith("training.train_time_s 1.0")]
     tr.update(train_time_s=5.0, images_per_s=100.0)  # fewer images than its epochs alone trained
     assert [f for f in edited_metrics(audit) if f.startswith("training.images_per_s 100.0")]
+    tr.update(images_per_s=(3600 + 1200 + 1) / 5.0)  # more than one epoch's images (1,200) beyond its epochs'
+    assert [f for f in edited_metrics(audit) if f.startswith("training.images_per_s 960.2")]
+    tr.update(images_per_s=(3600 + 1200) / 5.0)  # a whole epoch's: the most a diverged epoch trains
+    assert not [f for f in edited_metrics(audit) if f.startswith("training.")]
 
 
 def test_a_copied_verification_an_edited_size_or_latency_is_found() -> None:
