@@ -1162,6 +1162,12 @@ def is_sha256(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch("[0-9a-f]{64}", value) is not None
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Training steps per epoch (the last partial batch is kept): here, where `check` reads it
+    without torch, for the steps a record gives against its images and batch size."""
+    return -(-n // batch_size)
+
+
 def is_count(value: Any) -> bool:
     """A whole number >= 0 as JSON or a checkpoint gives one (not `true`, which Python counts as 1)."""
     return type(value) is int and value >= 0

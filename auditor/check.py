@@ -59,6 +59,7 @@ from auditor.audit import (
     none_selected,
     record_problem,
     spec_hash_matches,
+    steps_per_epoch,
 )
 from auditor.errors import InvalidInput
 from auditor.fileio import (
@@ -515,7 +516,7 @@ def _junit_unwritable(path: Path, exc: OSError) -> str:
     can be made (/proc) says "No such file or directory": said as what it is."""
     why = exc.strerror or str(exc)
     if isinstance(exc, NotReplaceable):
-        why += "; give a path in another folder" if "its folder" in why else "; give another file name"
+        why += "; give a path in another folder" if exc.folder else "; give another file name"
     elif exc.errno == errno.ENOENT and path.parent.is_dir():
         why = f"no file can be made in {path.parent} (the OS says: {why}); give a path in a folder you can write"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -1188,7 +1189,7 @@ def _steps_disagree(audit: Mapping[str, Any], tr: Mapping[str, Any], history: li
         return []  # null in a record of an older version
     n, batch = (look_up(audit, field)[1] for field in ("data.sizes.train", "spec.train.batch_size"))
     found = []
-    made = -(-n // batch) if is_count(n) and is_count(batch) and batch > 0 else spe  # the last partial batch kept
+    made = steps_per_epoch(n, batch) if is_count(n) and is_count(batch) and batch > 0 else spe
     if spe != made:
         found.append(f"training.steps_per_epoch {spe}, but {count(n, 'training image')} (data.sizes.train) in "
                      f"batches of {batch} make {count(made, 'step')}")  # fmt: skip

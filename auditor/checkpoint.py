@@ -154,10 +154,11 @@ def next_digest_path(path: Path) -> Path:
 def recorded_digest(path: Path) -> str:
     """The sha256 written beside `path` for it ('' where its sidecar holds none; of a list of
     files, the line naming it); once `verify` passed, the file's own."""
-    return _digest_for(digest_path(path), path)
+    return digest_in(digest_path(path), path)
 
 
-def _digest_for(sidecar: Path, path: Path) -> str:
+def digest_in(sidecar: Path, path: Path) -> str:
+    """The sha256 the digest file `sidecar` gives for `path` ('' where it holds none)."""
     return _sidecar_words(sidecar, path.name)[0]
 
 
@@ -228,7 +229,7 @@ def _matches_next(path: Path, actual: str | None) -> bool:
     """Whether `path` matches the digest of a write in progress (`actual`: its sha256, if computed)."""
     nxt = next_digest_path(path)
     try:
-        return nxt.is_file() and _digest_for(nxt, path) == (actual or sha256_file(path))  # the file is hashed once
+        return nxt.is_file() and digest_in(nxt, path) == (actual or sha256_file(path))  # the file is hashed once
     except (OSError, UnicodeDecodeError):
         return False
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from auditor import unpickle
-from auditor.audit import OTHER_ENTRIES_KEPT
+from auditor.audit import OTHER_ENTRIES_KEPT, steps_per_epoch
 from auditor.errors import InvalidInput, SpecFieldError
 from auditor.fileio import not_a_file, resolved_folder
 from auditor.spec import CIFAR10_MEAN, CIFAR10_STD, CIFAR10_STD_LEGACY, DataSpec
@@ -711,11 +711,6 @@ def norm_tensors(spec: DataSpec, device: torch.device) -> tuple[torch.Tensor, to
         return torch.tensor(v, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
     return as_tensor(spec.mean), as_tensor(spec.std)
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Training steps per epoch (the last partial batch is kept)."""
-    return -(-n // batch_size)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -90,7 +90,10 @@ def staged_write(path: Path, data: bytes) -> Iterator[None]:
 
 
 class NotReplaceable(OSError):
-    """The file at a path cannot be replaced by a rename, though a file can be made beside it."""
+    """No rename can put a file at a path, though one can be made beside it; `folder`: because
+    of the folder (append-only, immutable), not of the file there."""
+
+    folder = False
 
 
 # Linux's inode flags (chattr): _IOR('f', 1, long), and the two under which no rename replaces a file
@@ -98,12 +101,17 @@ _FS_IOC_GETFLAGS = (2 << 30) | (struct.calcsize("l") << 16) | (ord("f") << 8) | 
 _NO_RENAME_FLAGS = ((0x10, "immutable"), (0x20, "append-only"))  # FS_IMMUTABLE_FL, FS_APPEND_FL
 
 
+_FOLDER_REFUSES = "no file can be put there"
+
+
 def check_replaceable(path: Path) -> None:
     """NotReplaceable, naming `path`, where no rename could put a file there
     (`why_not_replaceable`): found before anything is written, so that a sheet and its figures stay
     all or none, and a PASS is not printed before its JUnit report fails (a user test)."""
     if (why := why_not_replaceable(path)) is not None:
-        raise NotReplaceable(errno.EPERM, why, str(path))
+        exc = NotReplaceable(errno.EPERM, why, str(path))
+        exc.folder = why.startswith(_FOLDER_REFUSES)
+        raise exc
 
 
 def why_not_replaceable(path: Path) -> str | None:
@@ -112,7 +120,7 @@ def why_not_replaceable(path: Path) -> str | None:
     sticky bit (/tmp). Read from stat and the inode flags: nothing is moved, so readers never miss
     the file; a cause not seen here still shows when the rename fails."""
     if said := _no_rename_flag(path.parent):
-        return f"no file can be put there: its folder is {said}"
+        return f"{_FOLDER_REFUSES}: its folder is {said}"
     try:
         st, folder = os.lstat(path), os.stat(path.parent)
     except OSError:

@@ -53,6 +53,7 @@ class Loaded(NamedTuple):
     global_step: int | None = None  # optimiser steps the weights had taken when saved (None: not recorded)
     unrecorded: tuple[str, ...] = ()  # "test images", "classes": what the checkpoint lacks (an older one), not what it holds wrongly
     trained_threads: int | None = None  # torch threads of the CPU process that wrote it (None: not a CPU run, or not recorded)
+    sha256: str = ""  # of the file's bytes: the digest they matched, or hashed here where none came with them
 
 
 def model_from_checkpoint(path: Path) -> Loaded:
@@ -60,7 +61,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
     its integrity in words and warnings on its record. A link is followed: the digest file
     checked is the one beside the file it names, or else one beside the link."""
     target = checkpoint_file(path)
-    integrity, digested = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
+    integrity, digest = _integrity(path, target)  # before the bytes are read as a checkpoint: a mismatch is refused
     state = checkpoint.load(path, check_digest=False)
     if not isinstance(state.get("spec"), dict):
         raise InvalidInput(f"{path}: checkpoint holds no resolved spec")
@@ -79,7 +80,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
     warnings = [f"the {key} recorded with it is not a sha256 (64 hex digits): ignored"
                 for key in ("spec_hash", "test_fingerprint", "scored_test_fingerprint")
                 if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
-    if not digested:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
+    if digest is None:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
         warnings.append(f"no {checkpoint.digest_path(target).name} came with it, so its bytes are not checked against "
                         "the digest the run wrote (a zip archive's CRC-32s find damage, not another file): copy the digest "
                         "file with the checkpoint")  # fmt: skip
@@ -104,10 +105,16 @@ def model_from_checkpoint(path: Path) -> Loaded:
         step = None
     lacks = (("test images",) if test is None and scored is None else ()) + (
         ("classes",) if state.get("classes") is None else ())  # fmt: skip
+    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step,
+                  lacks, _trained_threads(state), digest or sha256_file(target))  # fmt: skip
+
+
+def _trained_threads(state: dict[str, Any]) -> int | None:
+    """The torch threads of the CPU process that wrote the checkpoint `state`; None where it is not
+    a CPU run's, or does not record them (older checkpoints)."""
     compute = state.get("compute") if isinstance(state.get("compute"), dict) else {}
     threads = compute.get("torch_threads") if str(compute.get("device", "")).startswith("cpu") else None
-    return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step,
-                  lacks, threads if is_count(threads) and threads > 0 else None)  # fmt: skip
+    return threads if is_count(threads) and threads > 0 else None
 
 
 def _sha256_text(value: Any) -> str | None:
@@ -115,11 +122,11 @@ def _sha256_text(value: Any) -> str | None:
     return value if is_sha256(value) else None
 
 
-def _integrity(path: Path, target: Path) -> tuple[str, bool]:
+def _integrity(path: Path, target: Path) -> tuple[str, str | None]:
     """Check the checkpoint's bytes against a digest file, when there is one (a copied checkpoint
     may travel without it): beside `target`, the file a link at `path` names, or else beside the
-    link (a content-addressed store names its files by hash); say which matched (and whether a
-    digest was there to check), or refuse."""
+    link (a content-addressed store names its files by hash); say which matched, with the sha256
+    it gives (None: no digest was there to check), or refuse."""
     link = path.is_symlink()
     checked = next((p for p in ((target, path) if link else (target,)) if _has_digest(p)), None)
     if checked is None:
@@ -135,7 +142,7 @@ def _integrity(path: Path, target: Path) -> tuple[str, bool]:
                                f"the archive records for it (and no {checkpoint.digest_path(target).name} is there to "
                                "compare with); copy it again from where the run wrote it")
         passed = f", but its zip entries pass their CRC-32 checks{crc.note}" if crc.checked else crc.note
-        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}{passed}", False
+        return f"not checked: no {checkpoint.digest_path(target).name} beside {target if link else 'it'}{also}{passed}", None
     where = f" (beside {target}, which {path} links to)" if link and checked == target else ""
     matched = checkpoint.matching_digest(checked)
     if matched is None:
@@ -150,9 +157,10 @@ def _integrity(path: Path, target: Path) -> tuple[str, bool]:
     if link and checked == target and _has_digest(path) and checkpoint.matching_digest(path) is None:
         # checked beside the file linked to, as documented, but one beside the link says otherwise (a user test)
         where = f"{where[:-1]}; {checkpoint.digest_path(path).name} beside the link does not match it: another file's?)"
+    digest = checkpoint.digest_in(matched, checked)  # the bytes' own, as matching_digest hashed them
     if matched == checkpoint.digest_path(checked):
-        return f"sha256 matches {matched.name}{where}", True
-    return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short", True
+        return f"sha256 matches {matched.name}{where}", digest
+    return f"sha256 matches {matched.name}{where}, the digest of a write whose last rename was cut short", digest
 
 
 def _has_digest(path: Path) -> bool:
@@ -221,7 +229,7 @@ def evaluate_checkpoint(path: Path, data_root: str, device_name: str) -> dict[st
     scope = (f"the first {acc.n:,} of the {total:,} test images, as the run's data.limit_test" if acc.n < total
              else f"all {total:,} test images")  # fmt: skip
     return {
-        "checkpoint": str(path), "integrity": loaded.integrity, "checkpoint_sha256": sha256_file(checkpoint_file(path)),
+        "checkpoint": str(path), "integrity": loaded.integrity, "checkpoint_sha256": loaded.sha256,
         "run": spec.name, "spec_hash": loaded.spec_hash, "global_step": loaded.global_step,
         "device": str(device), "data": facts, "scored": scope, "scored_fingerprint": scored,
         "test_images": total,  # in the test file; `n` of them scored (its first data.limit_test)
@@ -351,17 +359,17 @@ def measure_checkpoint(
         raise InvalidInput(f"{path}: {too_long}")
     if threads is not None:
         torch.set_num_threads(threads)
-    gpu = environment.gpu_info(device)
-    lat = latency(model, lat_spec, device, spec.train.channels_last, gpu.name if gpu else environment.cpu_model())
+    used = measured_with(device)  # the device's name, as the latency names it too
+    lat = latency(model, lat_spec, device, spec.train.channels_last, used["device_name"])
     s = size(model, path)
     return {
-        "checkpoint": str(path), "integrity": loaded.integrity, "checkpoint_sha256": sha256_file(checkpoint_file(path)),
+        "checkpoint": str(path), "integrity": loaded.integrity, "checkpoint_sha256": loaded.sha256,
         "run": spec.name, "spec_hash": loaded.spec_hash, "global_step": loaded.global_step,
         "model": spec.model.name,
         "params_total": s.params_total, "params_trainable": s.params_trainable,
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "checkpoint_bytes": s.checkpoint_bytes, "weights_bytes": s.weights_bytes,  # exact, as audit.json records them
-        "latency": (timed := asdict(lat)), "measured_with": measured_with(device),
+        "latency": (timed := asdict(lat)), "measured_with": used,
         "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device),
                   *_setting_notes(loaded, device, lat_spec, threads is not None),
                   *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
