@@ -1,3 +1,3 @@
 """auditor: reproducibility audits for deep-learning training runs."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -77,8 +77,9 @@ from auditor.fileio import (
     not_a_folder,
     out_error,
     why_not_writable,
+    with_mark,
 )
-from auditor.render import cifar_qualifier, in_millions
+from auditor.render import cifar_qualifier, in_millions, refuse_hand_edited
 from auditor.spec import (
     INT64_MAX,
     LABEL_KEYS,
@@ -113,6 +114,7 @@ from auditor.spec import (
 from auditor.words import count, first_of, out_args, path_arg
 
 SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
+PAGE = "ABLATIONS.md"  # the page, in reports/<ablation name>/
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
 # metric key in audit.json `metrics` -> (label, kind)
 METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
@@ -747,9 +749,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def display_path(p: Path) -> str:
-    """`p` relative to the working directory when it lies below it, else absolute."""
+    """`p` relative to the working directory when it lies below it, else absolute (also from `/`,
+    below which every path lies: a user test read `tmp/abl.yaml` on the page as a path from nowhere)."""
+    here = Path.cwd().resolve()
     try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
+        return str(p.resolve().relative_to(here)) if here != Path(here.anchor) else str(p.resolve())
     except ValueError:
         return str(p.resolve())
 
@@ -1342,6 +1346,7 @@ def render_ablation(here: Path) -> Path:
     record = _read_json(here / "ablations.json")
     if record is None or record.get("schema_version") != SCHEMA_VERSION:
         raise InvalidInput(f"{here}: no readable ablations.json (is this an `auditor ablate` report folder?)")
+    refuse_hand_edited(here / PAGE, "page")  # before the figures: nothing is written
     figures = make_figures(record, here)
     ref_metrics = [
         k for k in REFERENCE_METRICS
@@ -1364,8 +1369,8 @@ def render_ablation(here: Path) -> Path:
         busy_note=busy_note([r for v in record["variants"] for r in v["runs"]]),
         uneven=uneven_epochs(record["variants"]), seed_sets=seed_sets(record["variants"]),
     )  # fmt: skip
-    out = here / "ABLATIONS.md"
-    atomic_write_bytes(out, text.encode())
+    out = here / PAGE
+    atomic_write_bytes(out, with_mark(text).encode())
     return out
 
 
@@ -1381,6 +1386,7 @@ def check_page_folder(out: Path, plan: Plan) -> None:
         raise out_error(out, f"{nearest}: permission denied (the ablation's page goes in {here}); nothing was run")
     if (here / "audit.json").exists():
         raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")
+    refuse_hand_edited(here / PAGE, "page")  # found before any run, not once every run had trained
     earlier = _read_json(here / "ablations.json")
     theirs = earlier.get("ablation", {}).get("file_from_out") if isinstance(earlier, dict) else None  # older: none
     # The file's path from --out stays when both move together (a clone elsewhere, another working
@@ -1698,8 +1704,9 @@ def list_lines(plan_source: str, only: list[str] | None = None, n_seeds: int | N
     ]
 
 
-def plan_lines(plan: Plan, out: Path) -> list[str]:
-    """`--dry-run`: every planned pair, its state and its `auditor run` command."""
+def plan_lines(plan: Plan, out: Path, replace_stale: bool = False) -> list[str]:
+    """`--dry-run`: every planned pair, its state and its `auditor run` command (`replace_stale`:
+    as `check_runnable` takes it)."""
     abl = plan.ablation
     lines = [f"# ablation {abl.name!r} ({display_path(plan.path)}): base {display_path(plan.base_path)}",
              f"# overrides (every run): {' '.join(abl.overrides) or '(none)'}"]  # fmt: skip
@@ -1719,7 +1726,7 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
             "rejudge": "re-judge (changed only outside training: no training)" if audit is not None else
             "re-judge (its audit.json cannot be read: its intact last.pt, of this training, is measured and judged "
             "again; delete its report folder to train it afresh)",
-            "stale": "run (replaces a run of a different spec)",
+            "stale": _stale_label(out, r, audit, replace_stale),
             "new": "run (replaces a report whose audit.json cannot be read)"
             if (report_dir(out, r.name) / "audit.json").exists() else "run",
         }[state]  # fmt: skip
@@ -1727,6 +1734,16 @@ def plan_lines(plan: Plan, out: Path) -> list[str]:
                   f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}",
                   f"  {shell_command(run_argv(plan, r, out, state in ('resume', 'rejudge')))}"]  # fmt: skip
     return lines
+
+
+def _stale_label(out: Path, run: PlannedRun, audit: dict[str, Any] | None, replace_stale: bool) -> str:
+    """The dry run's word for a finished run of another spec than the plan's: refused where
+    `check_runnable` refuses it (a user test: the plan said "run" above the refusal)."""
+    if another_users_run(out, run, "stale", audit) is not None:
+        return "refused: a finished run of other settings that no ablation started (see below)"
+    if not replace_stale:
+        return "refused: a finished run of a different spec, which --replace-stale replaces (see below)"
+    return "run (replaces a run of a different spec)"
 
 
 def header_lines(plan: Plan, out: Path) -> list[str]:
@@ -1762,6 +1779,10 @@ class Execution:
         return 128 - self.returncode if self.returncode < 0 else self.returncode or EXIT_FAILED
 
 
+# Why check_runnable refuses a stale run (one of this ablation's, finished under a spec changed since)
+STALE_RUN = ("a finished run of this ablation, made under a spec that has changed since (the file, its base or a "
+             "--set), which running would replace, its report and checkpoints")  # fmt: skip
+
 # How execute_plan's log names a run it starts, by run_state
 STATE_WORDS = MappingProxyType({
     "resume": "resume", "rejudge": "rejudge", "new": "run",
@@ -1769,17 +1790,20 @@ STATE_WORDS = MappingProxyType({
 })  # fmt: skip
 
 
-def check_runnable(plan: Plan, out: Path) -> None:
+def check_runnable(plan: Plan, out: Path, replace_stale: bool = False) -> None:
     """Refuse, before anything runs, what `auditor run` would refuse only when a run's turn came
     (and the ablation stop there), naming the variant: runs to come that need what this machine
     lacks (CUDA, fp16 without it, a compile the environment switches off) or data that is not
     there, interrupted runs that cannot be continued under the spec planned for them, and files of
-    the user's in a run's folders, which the run would refuse to replace."""
+    the user's in a run's folders, which the run would refuse to replace. Refuse as well, unless
+    `replace_stale`, to train again the finished runs of a spec that has changed since (a user
+    test: a one-off `--set train.epochs=3` replaced a whole study's runs without a word)."""
     from auditor.runner import machine_problems, run_folder_problems
 
     found: dict[str, list[tuple[str, bool]]] = {}
     interrupted: list[str] = []
     blocked: list[str] = []
+    stale: list[str] = []
     if os.path.lexists(out) and not out.is_dir():
         raise InvalidInput(f"--out {out}: not a folder; nothing was run")
     for v in plan.variants:
@@ -1792,13 +1816,20 @@ def check_runnable(plan: Plan, out: Path) -> None:
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
         blocked += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state, audit in todo
                     for p in [*run_folder_problems(run_paths(out, r.name)), another_users_run(out, r, state, audit)] if p]  # fmt: skip
+        stale += [f"{plan.source}: variant {v!r} seed {r.seed}: {report_dir(out, r.name)}: {STALE_RUN}"
+                  for r, state, audit in todo if state == "stale" and not another_users_run(out, r, state, audit)]  # fmt: skip
     problems, advice = _problem_lines(plan.source, found)
     if interrupted:
         advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "
                       "with the ablation file and --set it was started with")  # fmt: skip
-    if problems or interrupted or blocked:
+    if replace_stale:
+        stale = []
+    elif stale:
+        advice.append("add --replace-stale to train such runs again in their place, or keep them: use another --out, or "
+                      "rename the ablation (or give the --set they were made with)")  # fmt: skip
+    if problems or interrupted or blocked or stale:
         done = "; ".join(["nothing was run", *advice])
-        raise InvalidInput("\n".join([*problems, *interrupted, *blocked, done]))
+        raise InvalidInput("\n".join([*problems, *interrupted, *blocked, *stale, done]))
 
 
 def _problem_lines(source: str, found: dict[str, list[tuple[str, bool]]]) -> tuple[list[str], list[str]]:
@@ -1909,7 +1940,7 @@ def stale_page_note(out: Path, plan: Plan) -> str | None:
             changed.append(row["name"])
     if not changed:
         return None
-    return (f"note: {here / 'ABLATIONS.md'} is out of date: {count(len(changed), 'run')} it counts {'was' if len(changed) == 1 else 'were'} "
+    return (f"note: {here / PAGE} is out of date: {count(len(changed), 'run')} it counts {'was' if len(changed) == 1 else 'were'} "
             f"replaced or removed since it was written ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}); "
             "it is rewritten when the ablation finishes")
 

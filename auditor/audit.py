@@ -10,6 +10,7 @@ import csv
 import difflib
 import io
 import json
+import json.scanner
 import math
 import numbers
 import os
@@ -23,7 +24,14 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput, ablation_run_of
-from auditor.fileio import atomic_write_bytes, file_words, is_regular_file, lock_beside, what_stands_at
+from auditor.fileio import (
+    atomic_write_bytes,
+    file_words,
+    holder_now,
+    is_regular_file,
+    lock_beside,
+    what_stands_at,
+)
 from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
@@ -187,6 +195,20 @@ def unweighed(pair: Mapping[str, Any]) -> bool:
 def nothing_differs(pairs: Sequence[Mapping[str, Any]]) -> bool:
     """Whether no compared point differs in any verify pair."""
     return all(p.get("equal") or unweighed(p) for p in pairs)
+
+
+def decide(pairs: Sequence[Mapping[str, Any]], tolerance: float) -> str:
+    """bitwise | incomplete (nothing differs, but final weights went uncompared: no last.pt) |
+    tolerance | diverged, of verify's pairs; `verify.settle_verdict` also makes agreeing runs
+    incomplete when training diverged, or unresumed. Here, torch-free, for `check` to judge a
+    stored verdict against its stored pairs."""
+    if all(p["equal"] for p in pairs):
+        return "bitwise"
+    if nothing_differs(pairs):
+        return "incomplete"
+    if all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs):
+        return "tolerance"
+    return "diverged"
 
 
 def scope_text(block: Mapping[str, Any]) -> str:
@@ -704,15 +726,38 @@ def recorded_ablation_run(audit: Any) -> dict[str, Any] | None:
     return ablation_run_of(run.get("ablation_run")) if isinstance(run, dict) else None
 
 
-def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | None:
-    """Of a run about to replace the record in `reports`: that the record is counted on an ablation's
-    page, which goes on showing its figures until rebuilt, or None (not an ablation's run, no page, or
-    `this_run` is that ablation's run of the same variant, as a rerun of the ablation is)."""
+def _made_by_another(reports: Path, this_run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Which ablation's run the record in `reports` says it is (`recorded_ablation_run`), or None: not
+    an ablation's, unreadable, or `this_run` is that ablation's run of the same variant (a rerun of
+    the ablation)."""
     try:
         made = recorded_ablation_run(json.loads((reports / "audit.json").read_text()))
     except (OSError, ValueError, RecursionError):
         return None
     if made is None or (this_run is not None and (this_run["ablation"], this_run["variant"]) == (made["ablation"], made["variant"])):
+        return None
+    return made
+
+
+def ablation_going_on(reports: Path, this_run: dict[str, Any] | None) -> str | None:
+    """Why a run may not replace the record in `reports` now, or None: the record is a run of an
+    ablation that is going on in another process (it holds its page's lock), whose page would count
+    this run under that ablation's settings (a user test: a plain run replaced an ablation's run
+    while the ablation ran, and the page showed one run's figures beside the other's sheet)."""
+    if (made := _made_by_another(reports, this_run)) is None:
+        return None
+    if not (holder := holder_now(lock_beside(reports.parent / made["ablation"]))):
+        return None
+    return (f"{reports}: holds seed {made['seed']} of variant {made['variant']!r} of ablation {made['ablation']!r}, "
+            f"which is going on now ({holder}): this run would replace it while the ablation counts it; wait for the "
+            "ablation to finish, or run under another name or --out")  # fmt: skip
+
+
+def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | None:
+    """Of a run about to replace the record in `reports`: that the record is counted on an ablation's
+    page, which goes on showing its figures until rebuilt, or None (not an ablation's run, no page, or
+    `this_run` is that ablation's run of the same variant, as a rerun of the ablation is)."""
+    if (made := _made_by_another(reports, this_run)) is None:
         return None
     page_dir = reports.parent / made["ablation"]
     try:
@@ -987,7 +1032,8 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     except ValueError as exc:  # unique_keys, or an integer past Python's digit limit for reading one
         why = str(exc) if "int_max_str_digits" not in str(exc) else (
             f"it holds an integer of more than {sys.get_int_max_str_digits():,} digits, which no field of a record holds")
-        raise InvalidInput(f"{path}: not an audit record: {why}") from None
+        line = twice_at(path.read_text()) if isinstance(exc, KeyTwice) else None
+        raise InvalidInput(f"{path}{'' if line is None else f':{line}'}: not an audit record: {why}") from None
     if (problem := record_problem(audit)) is not None:
         raise InvalidInput(f"{path}: {problem}")
     return audit
@@ -1122,14 +1168,61 @@ def look_up(audit: Any, field: str) -> tuple[bool, Any]:
     return True, node
 
 
+class KeyTwice(ValueError):
+    """A JSON object gives a key twice (`unique_keys`)."""
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object's members; a key twice (a hand edit: a run writes each once, and JSON readers
-    disagree on which to keep) is a ValueError naming it."""
+    disagree on which to keep) is a KeyTwice naming it."""
     record = dict(pairs)
     if len(record) != len(pairs):
         twice = next(k for i, (k, _) in enumerate(pairs) if any(k == other for other, _ in pairs[:i]))
-        raise ValueError(f"the key {twice!r} twice in one object")
+        raise KeyTwice(f"the key {twice!r} twice in one object")
     return record
+
+
+class _KeyLines(json.JSONDecoder):
+    """A decoder (Python's own scanner, slower than the C one) that raises, at the first object
+    giving a key twice, the line of the key's second place in that object (json's hook for an
+    object's members is given no position)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.spans = text, []  # spans: (start, end) of each object read so far
+        self.parse_object = self._object
+        self.scan_once = json.scanner.py_make_scanner(self)
+
+    def _object(self, s_and_end: tuple[str, int], *args: Any) -> tuple[dict[str, Any], int]:
+        start = s_and_end[1] - 1  # at its "{"
+        pairs, end = json.decoder.JSONObject(s_and_end, args[0], args[1], None, list, *args[4:])
+        inner = [(a, b) for a, b in self.spans if start < a and b <= end]  # its members' objects, read first
+        self.spans.append((start, end))
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) == len(keys):
+            return dict(pairs), end
+        twice = next(k for i, k in enumerate(keys) if k in keys[:i])
+        key_at = re.compile(re.escape(json.dumps(twice)) + r"\s*:")
+        places = [m.start() for m in key_at.finditer(self.text, start, end)
+                  if not any(a <= m.start() < b for a, b in inner)]  # fmt: skip
+        at = places[1] if len(places) > 1 else start  # written as escapes no other way: the object
+        raise _Found(self.text.count("\n", 0, at) + 1)
+
+
+class _Found(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def twice_at(text: str) -> int | None:
+    """The line (1-based) of the first key given twice in one object of the JSON `text`, or None."""
+    try:
+        _KeyLines(text).decode(text)
+    except _Found as found:
+        return found.line
+    except (ValueError, RecursionError):  # Python's scanner takes more stack a level than the C one
+        return None
+    return None
 
 
 def unrecordable_number(record: Any) -> str | None:

@@ -50,6 +50,7 @@ import yaml
 from auditor.audit import (
     ABSENT,
     MetricSource,
+    decide,
     is_count,
     is_count_matrix,
     is_number,
@@ -1057,7 +1058,7 @@ def edited_metrics(audit: Mapping[str, Any]) -> list[str]:
     found += [_stored_disagrees(i, entry, metrics) for i, entry in enumerate(audit["criteria"])]
     found += _criteria_disagree(audit)
     found += [*_test_disagrees(audit), *_name_disagrees(audit), *provenance_disagrees(audit.get("data")),
-              *_selection_disagrees(audit.get("training")), *_verification_disagrees(audit),
+              *_selection_disagrees(audit.get("training")), *_verification_disagrees(audit), *_verdict_disagrees(audit),
               *_size_disagrees(audit), *_latency_disagrees(audit), *_training_disagrees(audit),
               *_counts_disagree(audit.get("data")), *_spec_copies_disagree(audit)]
     return [f for f in found if f]
@@ -1122,6 +1123,40 @@ def _verification_disagrees(audit: Mapping[str, Any]) -> list[str]:
         return []
     return [(f"verification.spec_hash {theirs[:12]}, but this run's spec_hash is {own[:12]}: the verification "
              "was made of another spec's runs")]
+
+
+# The verdicts verify settles on (`verify.settle_verdict`) from what its pairs decide (`audit.decide`)
+SETTLED_FROM: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "bitwise": ("bitwise",), "tolerance": ("tolerance",), "diverged": ("diverged",),
+    "incomplete": ("bitwise", "tolerance", "incomplete"), "unresumed": ("bitwise", "tolerance", "incomplete"),
+})  # fmt: skip
+
+
+def _verdict_disagrees(audit: Mapping[str, Any]) -> list[str]:
+    """Where the verification's verdict is not one verify settles on from its own pairs (the pairs
+    it compared, which the block keeps), or its `passed` not what the verdict gives (a user test: a
+    diverged verification edited to bitwise passed `check`, above its own evidence of 26 steps
+    differing). Blocks of another shape (no tolerance, pairs without `equal`): none."""
+    block = audit.get("verification")
+    pairs = block.get("pairs") if isinstance(block, dict) else None
+    if (not isinstance(pairs, list) or not pairs or block.get("verdict") not in SETTLED_FROM
+            or not is_number(tolerance := block.get("tolerance")) or not all(_weighed_pair(p) for p in pairs)):  # fmt: skip
+        return []
+    found, verdict = [], block["verdict"]
+    if (decided := decide(pairs, tolerance)) not in SETTLED_FROM[verdict]:
+        differ = [p["pair"] for p in pairs if not p["equal"]]
+        found.append(f"verification.verdict {_json(verdict)}, but its pairs give {decided} ("
+                     + (f"{', '.join(map(str, differ))} not equal" if differ else "every pair equal") + ")")
+    if isinstance(passed := block.get("passed"), bool) and passed != verification_passed(verdict, bool(block.get("allow_tolerance"))):
+        found.append(f"verification.passed {_json(passed)}, but a {verdict} verdict "
+                     f"{'fails' if passed else 'passes'} verification")  # fmt: skip
+    return found
+
+
+def _weighed_pair(pair: Any) -> bool:
+    """Whether a stored verify pair has what `decide` reads, of the kinds it writes them."""
+    return (isinstance(pair, dict) and isinstance(pair.get("equal"), bool)
+            and (pair.get("max_abs_diff") is None or is_number(pair["max_abs_diff"])))  # fmt: skip
 
 
 def _size_disagrees(audit: Mapping[str, Any]) -> list[str]:

@@ -317,6 +317,9 @@ def _add_ablate(sub: Any) -> None:
     _add_set(p)
     p.add_argument("--out", type=_out_folder, default=Path("."), help="root of reports/ and checkpoints/ (default: here)")
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="train again, replacing them, the ablation's finished runs whose spec has changed since (the file, "
+                        "its base or a --set); without it they are refused before anything runs")
 
 
 # --- subcommands --------------------------------------------------------------------
@@ -757,6 +760,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """`auditor ablate`: --list, --dry-run, --render-only, or every variant x seed, then the mean ± std page."""
     from auditor import ablate
 
+    if args.replace_stale and (args.list or args.render_only):
+        usage_exit(_Refused(args.command_parser, "argument --replace-stale: not allowed with argument "
+                            f"{'--list' if args.list else '--render-only'}, which runs nothing"))  # fmt: skip
     if args.list:
         return _say(ablate.list_lines(args.ablation, args.only, args.seeds))
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)
@@ -765,11 +771,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.dry_run:  # the whole plan, then what the ablation would refuse here (exit 2)
         page_said: list[str] = []  # what the page will leave out, which the run says at its end (a user test)
         ablate.page_plan(plan, args.seeds, page_said.append)
-        _say([*ablate.plan_lines(plan, args.out), *(f"# {n}" for n in page_said), "# dry run: nothing was run or written"])
-        ablate.check_runnable(plan, args.out)
+        _say([*ablate.plan_lines(plan, args.out, args.replace_stale), *(f"# {n}" for n in page_said),
+              "# dry run: nothing was run or written"])  # fmt: skip
+        ablate.check_runnable(plan, args.out, args.replace_stale)
         return EXIT_OK
     if not args.render_only:  # a page of runs made elsewhere can be rendered anywhere
-        ablate.check_runnable(plan, args.out)
+        ablate.check_runnable(plan, args.out, args.replace_stale)
     else:
         ablate.refuse_nothing_to_render(args.out, plan)
     with ablate.held_page(args.out, plan):  # another ablate of this page is refused: two would write it in turn
@@ -834,6 +841,7 @@ def _ablate_relaunch(args: argparse.Namespace) -> str:
     argv += ["--only", *args.only] if args.only else []
     argv += ["--seeds", str(args.seeds)] if args.seeds is not None else []
     argv += ["--depth-figure"] if args.depth_figure else []
+    argv += ["--replace-stale"] if args.replace_stale else []  # those still to run are stale still
     return shell_command([*argv, *out_args(args.out)])
 
 

@@ -37,6 +37,40 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+# The last line of a Markdown file auditor writes (the sheet, an ablation's page): the sha256 of the
+# text above it, by which a rebuild tells a file as auditor wrote it from one edited by hand.
+_MARK = "<!-- written by auditor; sha256 of the text above: {} (a rebuild replaces this file only while it matches) -->\n"
+_MARK_RE = re.compile(rb"<!-- written by auditor; sha256 of the text above: ([0-9a-f]{64})[^\n]*-->")
+
+
+def with_mark(text: str) -> str:
+    """`text` (Markdown) with auditor's mark as its last line, after a blank one: an HTML comment,
+    not shown where the Markdown is displayed, giving the sha256 of the text above it (`hand_edited`)."""
+    body = text.rstrip("\n") + "\n\n"
+    return body + _MARK.format(hashlib.sha256(body.encode("utf-8")).hexdigest())
+
+
+def hand_edited(path: Path) -> str | None:
+    """Why the Markdown file at `path` is not as auditor wrote it (`with_mark`), so that a rebuild
+    would lose what was changed by hand, or None: no file there (or none a read could check: the
+    write says what is there), or one whose mark matches the text above it."""
+    try:
+        data = path.read_bytes() if is_regular_file(path) else None
+    except OSError:
+        data = None
+    if data is None:
+        return None
+    if not (marks := list(_MARK_RE.finditer(data))):
+        return ("it carries no mark of auditor's (the sha256 of its text, on its last line): it was edited by hand, "
+                "or written by auditor 0.3.0 or earlier, which marked nothing")  # fmt: skip
+    mark = marks[-1]
+    if data[mark.end():].strip():  # only line ends may follow (an editor's own are caught below)
+        return "it was edited by hand: text follows the mark of auditor's on what was its last line"
+    if hashlib.sha256(data[: mark.start()]).hexdigest() != mark[1].decode():
+        return "it was edited by hand: its text no longer matches the sha256 on its last line"
+    return None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old or the new file."""
     atomic_write_files({path: data})
@@ -119,7 +153,7 @@ def why_not_replaceable(path: Path) -> str | None:
     or append-only (chattr +i, +a), or the file there is, or is another user's in a folder with the
     sticky bit (/tmp). Read from stat and the inode flags: nothing is moved, so readers never miss
     the file; a cause not seen here still shows when the rename fails."""
-    if said := _no_rename_flag(path.parent):
+    if said := no_rename_flag(path.parent):
         return f"{_FOLDER_REFUSES}: its folder is {said}"
     try:
         st, folder = os.lstat(path), os.stat(path.parent)
@@ -128,12 +162,12 @@ def why_not_replaceable(path: Path) -> str | None:
     euid = os.geteuid()
     if folder.st_mode & stat.S_ISVTX and euid != 0 and euid not in (st.st_uid, folder.st_uid):
         return "the file there cannot be replaced: it is another user's, in a folder with the sticky bit"
-    if stat.S_ISREG(st.st_mode) and (said := _no_rename_flag(path)):
+    if stat.S_ISREG(st.st_mode) and (said := no_rename_flag(path)):
         return f"the file there cannot be replaced: it is {said}"
     return None
 
 
-def _no_rename_flag(path: Path) -> str | None:
+def no_rename_flag(path: Path) -> str | None:
     """'immutable (chattr +i; ...)' or 'append-only (...)' where `path` carries that inode flag."""
     flags = _inode_flags(path)
     word = next((word for bit, word in _NO_RENAME_FLAGS if flags & bit), None)

@@ -2,8 +2,10 @@
 
 `render_run(run_dir)` reads `RUN_DIR/audit.json`, draws the learning curves
 into `RUN_DIR/figures/` and writes `RUN_DIR/REPRODUCIBILITY.md` atomically, so
-a sheet can be re-rendered at any time without retraining. `render_text` is
-the pure part (audit dict in, Markdown out) that golden tests pin down.
+a sheet can be re-rendered at any time without retraining, unless it was
+edited by hand (its last line, `fileio.with_mark`, no longer matches its text).
+`render_text` is the pure part (audit dict in, Markdown out) that golden tests
+pin down.
 
 Every statement on the sheet is derived from a fact in the audit record: the
 checklist is ticked by the predicates in `checklist`, never by hand. The
@@ -73,7 +75,7 @@ from auditor.check import (
     verification_passed,
 )
 from auditor.errors import InvalidInput
-from auditor.fileio import atomic_write_bytes, atomic_write_files, why_not_writable
+from auditor.fileio import atomic_write_bytes, atomic_write_files, hand_edited, why_not_writable, with_mark
 from auditor.spec import (
     CIFAR10_STD,
     CIFAR10_STD_LEGACY,
@@ -109,9 +111,10 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
     read_here = record_bytes(run_dir) if audit is None else as_read
     audit = read_audit(run_dir) if audit is None else audit
     _refuse_invalid_edited_spec(run_dir, audit)
+    refuse_hand_edited(run_dir / SHEET, "sheet")
     try:
         figures, notes, pngs = draw_figures(audit, run_dir / FIGURES_DIR)
-        text = render_text(audit, figures, notes, resolved_yaml_problem(run_dir, audit))
+        text = with_mark(render_text(audit, figures, notes, resolved_yaml_problem(run_dir, audit)))
         _unchanged_since(run_dir, read_here)
         # Written only once the text has rendered, and all or none: a record the template cannot
         # render, or a folder that cannot take the sheet, leaves the earlier sheet and figures as they
@@ -126,6 +129,14 @@ def render_run(run_dir: Path, audit: dict[str, Any] | None = None, as_read: byte
             f"{run_dir / 'audit.json'}: incomplete audit record, cannot render the sheet: {_missing_field(exc, audit)}"
         ) from None
     return run_dir / SHEET
+
+
+def refuse_hand_edited(path: Path, what: str) -> None:
+    """InvalidInput where the file at `path` (the sheet, an ablation's page) is not as auditor wrote
+    it (`hand_edited`): a rebuild would replace what was written there by hand (a user test)."""
+    if (why := hand_edited(path)) is not None:
+        raise InvalidInput(f"{path}: {why}; it is kept, and nothing was written: move it away (or delete it) to "
+                           f"have auditor write the {what} again")  # fmt: skip
 
 
 def _refuse_invalid_edited_spec(run_dir: Path, audit: dict[str, Any]) -> None:
@@ -2153,7 +2164,8 @@ def _resumed_from_text(run: dict[str, Any]) -> str:
     name = run["resumed_from"]
     if not name:
         return NA
-    return f"{name} (a checkpoint of the interrupted run, not kept)" if run.get("resumed_from_kept") is False else name
+    return (f"{name} (a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned)"
+            if run.get("resumed_from_kept") is False else name)  # fmt: skip
 
 
 def _limits_text(spec_data: dict[str, Any], data: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ from auditor.audit import (
     SCHEMA_VERSION,
     SET_ASIDE,
     RunPaths,
+    ablation_going_on,
     ablation_page_note,
     aside,
     busy_cpu,
@@ -73,7 +74,14 @@ from auditor.errors import (
     stop_after_finish_note,
     verify_is_parent,
 )
-from auditor.fileio import atomic_write_bytes, held_lock, not_a_folder, out_error, why_not_writable
+from auditor.fileio import (
+    atomic_write_bytes,
+    held_lock,
+    no_rename_flag,
+    not_a_folder,
+    out_error,
+    why_not_writable,
+)
 from auditor.measure import ForeignCpu, measure, nonfinite_entries
 from auditor.models import build_model, model_info, norm_groups
 from auditor.spec import (
@@ -423,11 +431,7 @@ def find_resume_point(
     if found is None:
         log(f"resume: no checkpoint in {paths.ckpt_staging} (none was written, or they were removed): training from the start")
         return None, notes
-    state = checkpoint.load(found)
-    # The position this reads; `train.resume_into` checks the rest once the loop is built.
-    if (problem := checkpoint.count_problem(state, "global_step")) is not None:
-        raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
-                           f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
+    state = _load_resumable(found, paths, seeded)
     # What it was trained under first: a checkpoint of another spec or data is refused as such,
     # not for a best.pt that putting back would not make resumable (a user test).
     own = [*resume_spec_notes(found, state, spec, fresh), *resume_data_notes(found, state, data_fingerprint, fresh, classes)]
@@ -443,6 +447,32 @@ def find_resume_point(
     if found.name == "best.pt":  # the damaged last.pt would outlive a resume that trains nothing
         checkpoint.save_bytes(paths.ckpt_staging / "last.pt", found.read_bytes())
     return found, notes  # `train.fit` says it continues, once the checkpoint is restored
+
+
+def _load_resumable(found: Path, paths: RunPaths, seeded: bool) -> dict[str, Any]:
+    """The checkpoint a --resume continues from, loaded, with a position it can go on from; else
+    InvalidInput with what to do (its digest verifies: it was written so, or replaced and digested
+    again, a user test). `train.resume_into` checks the rest once the loop is built."""
+    try:
+        state = checkpoint.load(found)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--resume: {exc}; {refused_resume_advice(paths, seeded)}") from None
+    if (problem := _position_problem(found, state)) is not None:
+        raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
+                           f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
+    return state
+
+
+def _position_problem(found: Path, state: dict[str, Any]) -> str | None:
+    """Why a checkpoint's global step cannot be continued from, or None: not a count, or not the
+    step its name gives (`step-<global step>.pt`: a user test copied another run's step-56 over
+    step-28, and the resume went on from step 56 under the other's name)."""
+    if (problem := checkpoint.count_problem(state, "global_step")) is not None:
+        return problem
+    named = step_of(found)
+    if named is not None and named != state["global_step"]:
+        return f"its name gives global step {named}, but it holds global step {state['global_step']} (another's, renamed)"
+    return None
 
 
 def start_over_text(paths: RunPaths, seeded: bool) -> str:
@@ -755,6 +785,8 @@ def check_run_folders(paths: RunPaths) -> None:
     the user's files.
     """
     problems = run_folder_problems(paths)
+    if (going_on := ablation_going_on(paths.reports, started_by_ablation())) is not None:
+        problems.insert(0, going_on)
     if len(problems) == 1:
         raise InvalidInput(problems[0])
     if problems:
@@ -781,7 +813,10 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
         found.append(f"{final}: a symbolic link (to {os.readlink(final)}); a run replaces its {attr} folder as a whole "
                      "when it finishes, which would put a folder here in the link's place rather than write where it "
                      "points: remove the link (nothing it points to is touched), or give --out a folder on that disk")  # fmt: skip
-    if real_folder and not os.access(final, os.W_OK | os.X_OK):
+    if real_folder and (flag := no_rename_flag(final)):  # chmod cannot mend it, root's access() alike (a user test)
+        found.append(f"{final}: {flag}, so this run cannot replace its {attr} folder when it finishes: remove the flag "
+                     f"(chattr -{flag[0]} {shlex.quote(str(final))}, as root), or give another --out")  # fmt: skip
+    elif real_folder and not os.access(final, os.W_OK | os.X_OK):
         found.append(f"{final}: not writable by this user; a run marks its earlier {attr} folder before it "
                      f"replaces it when it finishes: make it writable (chmod u+wx {shlex.quote(str(final))}), or give "
                      "another --out")  # fmt: skip

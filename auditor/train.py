@@ -619,7 +619,7 @@ def _should_stop_early(loop: _Loop) -> bool:
 
 def _log_epoch(rec: EpochRecord, split: str, total: int, log: Callable[[str], None]) -> None:
     log(
-        f"epoch {rec.epoch}/{total}  lr {rec.lr:.4g}  train loss {rec.train_loss:.4f} "
+        f"epoch {rec.epoch}/{total}  lr {rec.lr:.4g} (last step)  train loss {rec.train_loss:.4f} "
         f"acc {rec.train_acc:.4f}  {split} loss {rec.val_loss:.4f} acc {rec.val_acc:.4f}  "
         f"{rec.epoch_s:.1f}s  {rec.images_per_s:.0f} img/s"
         + ("" if selectable(rec) else f"  ({split} loss not a number: not eligible as the best epoch)")

@@ -68,6 +68,7 @@ from auditor.audit import (
     VERIFY_MARKER,
     RunPaths,
     aside,
+    decide,
     is_number,
     losses_text,
     nothing_differs,
@@ -1077,18 +1078,6 @@ def merge_tensor_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         })  # fmt: skip
     differing = sorted((r for r in rows if not r["equal"]), key=_by_diff)
     return differing + [r for r in rows if r["equal"]]
-
-
-def decide(pairs: list[dict[str, Any]], tolerance: float) -> str:
-    """bitwise | incomplete (nothing differs, but final weights went uncompared: no last.pt) |
-    tolerance | diverged; `settle_verdict` also makes agreeing runs incomplete when training diverged."""
-    if all(p["equal"] for p in pairs):
-        return "bitwise"
-    if nothing_differs(pairs):
-        return "incomplete"
-    if all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs):
-        return "tolerance"
-    return "diverged"
 
 
 def first_divergence(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -1167,8 +1167,9 @@ def throughput(s: Setup, configs: list[Config], check_determinism: bool) -> dict
             s.log(f"  {label}: FAILED ({err})")
         ceiling = compute_ceiling(s.model, s.batch_size, s.device)
         s.log(f"  fp32 ceiling: {ceiling['gflop_per_image']:.3f} GFLOP per training image, GEMM peak "
-              f"{ceiling['matmul_peak_gflops']:.0f} GFLOP/s ({gemm_backends_text(ceiling)}) -> at most "
-              f"{ceiling['ceiling_images_per_s']:.0f} images/s")  # fmt: skip
+              f"{ceiling['matmul_peak_gflops']:.0f} GFLOP/s ({gemm_backends_text(ceiling)}) -> "
+              f"{ceiling['ceiling_images_per_s']:.0f} images/s at that rate (a bound only where no pipeline "
+              "beats it: the results say)")  # fmt: skip
         load_before = loadavg()
         steps = {label: n for label, (_, _, n) in plan.items()}
         samples = interleaved(pipes, steps, s.repeats, s.log, s.quiet, s.retries, s.wait_s, failed)
@@ -1884,6 +1885,13 @@ def _largest(shares: list[float]) -> float:
     return math.nan if any(math.isnan(v) for v in shares) else max(shares, default=0.0)
 
 
+def shares_apart(a: float, b: float) -> tuple[str, str]:
+    """`a` and `b` as percentages, with as many decimals (0 to 2) as tell two that differ apart (a
+    user test: "needs 9%; the default reaches 9%" where it needed 9.3% and reached 9.0%)."""
+    digits = next((d for d in (0, 1) if f"{a:.{d}%}" != f"{b:.{d}%}"), 2)
+    return f"{a:.{digits}%}", f"{b:.{digits}%}"
+
+
 def _throughput_targets(res: dict[str, Any]) -> list[str]:
     lines, t = [], TARGETS
     on_cpu = torch.device(res["device"]).type == "cpu"  # "cpu:0" too
@@ -1901,9 +1909,9 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
                      f"{judged}{spread}{_few_rows(b, a)}")  # fmt: skip
         if on_cpu and c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
-            need = t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"]
-            lines.append(f"  - {t['speedup']}x needs {need:.0%} of the fp32 GEMM-peak ceiling; the default reaches "
-                         f"{b['images_per_s']['median'] / c['ceiling_images_per_s']:.0%}")  # fmt: skip
+            need, reach = shares_apart(t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"],
+                                       b["images_per_s"]["median"] / c["ceiling_images_per_s"])  # fmt: skip
+            lines.append(f"  - {t['speedup']}x needs {need} of the fp32 GEMM-peak ceiling; the default reaches {reach}")
     det = [r for r in rows.values() if r["config"] and r["config"]["determinism"]
            and r.get("determinism", {}).get("bitwise") and r["ratio_to_a"] is not None]  # fmt: skip
     if len(det) > 1:

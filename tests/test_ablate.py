@@ -23,6 +23,7 @@ from conftest import SUBSET, fake_cifar_root, requires_subset, run_cli
 
 import auditor
 from auditor.ablate import (
+    STALE_RUN,
     build_plan,
     choose_seeds,
     fmt_reference,
@@ -523,6 +524,56 @@ def test_a_page_that_cannot_be_written_names_what_is_in_the_way(tmp_path: Path) 
     assert (tmp_path / "out/reports/tiny").read_text() == "a file where the page's folder goes\n"
 
 
+def test_a_page_edited_by_hand_is_kept_by_a_rebuild_and_refused_before_any_run(tmp_path: Path) -> None:
+    """A user test: `--render-only` replaced a page edited by hand, losing the edit."""
+    f = write(tmp_path / "tiny.yaml", TINY)
+    done = _first_run_finished(f, tmp_path / "out")
+    assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path).returncode == 0
+    page = tmp_path / "out/reports/tiny/ABLATIONS.md"
+    assert page.read_text().endswith(" (a rebuild replaces this file only while it matches) -->\n")
+    assert ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tmp_path).returncode == 0  # as written: rebuilt
+    page.write_text(page.read_text() + "Our reading of it.\n")
+    kept = {p: p.read_bytes() for p in page.parent.rglob("*") if p.is_file()}
+    said = ("out/reports/tiny/ABLATIONS.md: it was edited by hand: text follows the mark of auditor's on what was its last line; "
+            "it is kept, and nothing was written: move it away (or delete it) to have auditor write the page again")
+    for args in (["--render-only"], ["--seeds", "2"]):  # the second would train a run first
+        proc = ablate("tiny.yaml", *args, "--out", "out", cwd=tmp_path)
+        assert_invalid(proc, said)
+        assert {p: p.read_bytes() for p in page.parent.rglob("*") if p.is_file()} == kept
+    assert sorted(p.name for p in (tmp_path / "out/reports").glob("[!.]*")) == ["tiny", done]  # no run trained
+
+
+def test_finished_runs_of_a_changed_spec_are_refused_unless_replace_stale(tmp_path: Path) -> None:
+    """A user test: a one-off `--set train.epochs=3` replaced the finished runs of a whole study, with
+    no word before it had; the dry run said "run" above the refusal of a run no ablation made."""
+    f = write(tmp_path / "tiny.yaml", TINY)
+    done = _first_run_finished(f, tmp_path / "out")
+    record = json.loads((tmp_path / "out/reports" / done / "audit.json").read_text())
+    record["run"]["ablation_run"] = {"ablation": "tiny", "variant": "cosine", "seed": 0}  # as the ablation made it
+    (tmp_path / "out/reports" / done / "audit.json").write_text(json.dumps(record))
+    kept = (tmp_path / "out/reports" / done / "audit.json").read_bytes()
+    longer = ("--set", "train.epochs=2")
+    said = (f"tiny.yaml: variant 'cosine' seed 0: out/reports/{done}: a finished run of this ablation, made under a spec "
+            "that has changed since (the file, its base or a --set), which running would replace, its report and "
+            "checkpoints\nnothing was run; add --replace-stale to train such runs again in their place, or keep them: use "
+            "another --out, or rename the ablation (or give the --set they were made with)")  # fmt: skip
+    for mode in ([], ["--dry-run"]):
+        proc = ablate("tiny.yaml", *longer, *mode, "--out", "out", cwd=tmp_path)
+        assert_invalid(proc, said)
+        assert (tmp_path / "out/reports" / done / "audit.json").read_bytes() == kept
+    plan = ablate("tiny.yaml", *longer, "--dry-run", "--out", "out", cwd=tmp_path).stdout
+    assert f"{done}  variant cosine  seed 0  [refused: a finished run of a different spec, which --replace-stale " in plan
+    plan = ablate("tiny.yaml", *longer, "--dry-run", "--replace-stale", "--out", "out", cwd=tmp_path)
+    assert plan.returncode == 0 and f"{done}  variant cosine  seed 0  [run (replaces a run of a different spec)]" in plan.stdout
+    del record["run"]["ablation_run"]  # a run of other settings that no ablation made: refused even so
+    (tmp_path / "out/reports" / done / "audit.json").write_text(json.dumps(record))
+    plan = ablate("tiny.yaml", *longer, "--dry-run", "--replace-stale", "--out", "out", cwd=tmp_path)
+    assert plan.returncode == 2 and "[refused: a finished run of other settings that no ablation started (see below)]" in plan.stdout
+    for mode in ("--list", "--render-only"):
+        proc = ablate("tiny.yaml", mode, "--replace-stale", "--out", "out", cwd=tmp_path)
+        assert_invalid(proc, f"argument --replace-stale: not allowed with argument {mode}, which runs nothing")
+
+
 @pytest.mark.parametrize(("epochs", "said"), [
     (1, "each scored one epoch only, so no checkpoint was chosen by it and their test\n    acc is not biased"),
     (2, "the test acc of those that scored more than one epoch is optimistically biased"),
@@ -890,7 +941,7 @@ def test_a_run_record_check_refuses_is_not_counted_on_the_page(tiny_copy: Path) 
         planned = {line.split()[0]: line for line in dry.stdout.splitlines() if line.startswith("tiny-")}
         assert all("[skip, but not counted: `auditor check` refuses" in planned[run] for run in refused), dry.stdout
         if "tiny-cosine-s0" in refused and len(edits) == 3:  # its spec_hash deleted: its spec's hash is what tells
-            other = ablate("tiny.yaml", "--out", "out", "--dry-run", "--set", "train.epochs=2", cwd=tiny_copy)
+            other = ablate("tiny.yaml", "--out", "out", "--dry-run", "--set", "train.epochs=2", "--replace-stale", cwd=tiny_copy)
             replaced = [line for line in other.stdout.splitlines() if line.startswith("tiny-cosine-s0 ")]
             assert replaced and "[run (replaces a run of a different spec" in replaced[0], other.stdout
 
@@ -1031,7 +1082,8 @@ def test_a_run_by_hand_over_an_ablation_s_run_says_the_page_shows_the_run_it_rep
     record = json.loads(older.read_text())
     del record["run"]["ablation_run"]
     older.write_text(json.dumps(record))
-    plan = ablate("tiny.yaml", "--out", "out", "--dry-run", "--only", "cosine", "--set", "train.optimizer.lr=0.2", cwd=tiny_copy)
+    plan = ablate("tiny.yaml", "--out", "out", "--dry-run", "--only", "cosine", "--set", "train.optimizer.lr=0.2",
+                  "--replace-stale", cwd=tiny_copy)  # fmt: skip
     assert plan.returncode == 0, plan.stderr
     for seed in (0, 1):
         assert f"tiny-cosine-s{seed}  variant cosine  seed {seed}  [run (replaces a run of a different spec)]" in plan.stdout
@@ -1151,8 +1203,9 @@ def test_changed_criteria_rejudge_and_changed_training_reruns(tiny_copy: Path) -
     last.unlink()  # nothing to resume from: that pair must re-run, not fail its resume
     no_ckpt = ablate("tiny.yaml", "--set", "criteria.best_val_acc=>= 0.2", "--dry-run", "--out", "out", cwd=root)
     line = next(ln for ln in no_ckpt.stdout.splitlines() if ln.startswith("tiny-cosine-s0"))
-    assert "[run (replaces a run of a different spec)]" in line
-    longer = ablate("tiny.yaml", "--set", "train.epochs=3", "--dry-run", "--out", "out", cwd=root)
+    assert "[refused: a finished run of a different spec, which --replace-stale replaces (see below)]" in line
+    assert no_ckpt.returncode == 2 and no_ckpt.stderr.count(STALE_RUN) == 1
+    longer = ablate("tiny.yaml", "--set", "train.epochs=3", "--dry-run", "--out", "out", "--replace-stale", cwd=root)
     assert longer.returncode == 0, longer.stderr
     assert sum("[run (replaces a run of a different spec)]" in ln for ln in longer.stdout.splitlines()) == 4
 
@@ -1314,7 +1367,8 @@ def test_render_only_of_one_seed_says_which_runs_the_page_dropped_and_its_comman
 @pytest.mark.slow
 def test_a_page_of_one_seed_whose_run_replaced_one_the_earlier_page_listed_offers_no_rebuild(tiny_copy: Path) -> None:
     """Run (not rendered) under another --set, seed 0's runs are made again: the 2-seed page is gone for good."""
-    proc = ablate("tiny.yaml", "--set", "train.optimizer.lr=0.07", "--seeds", "1", "--out", "out", cwd=tiny_copy)
+    proc = ablate("tiny.yaml", "--set", "train.optimizer.lr=0.07", "--seeds", "1", "--out", "out", "--replace-stale",
+                  cwd=tiny_copy)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert ("the page it replaced (seeds [0, 1]) also listed 2 finished runs of other seeds (tiny-constant-s1, "
             "tiny-cosine-s1), which this command left untouched; that page cannot be rebuilt as it was: 2 runs it "
@@ -1893,7 +1947,7 @@ def test_runs_that_fail_their_own_criteria_are_named_and_the_ablation_goes_on(
     # Again through the command: the first run failed in an earlier call (skipped now), the second runs.
     shutil.rmtree(tmp_path / "reports" / plan.runs[1].name)
     states = iter(["finished", "new", "finished"])
-    monkeypatch.setattr(ablate, "check_runnable", lambda plan, out: None)  # its own test; it reads the states too
+    monkeypatch.setattr(ablate, "check_runnable", lambda plan, out, replace_stale=False: None)  # its own test; it reads the states too
     assert main(["ablate", "resnet18_cifar10", "--only", "cosine", "--seeds", "2", "--out", str(tmp_path)]) == 0
     said = capsys.readouterr().out
     names = f"{plan.runs[0].name}, {plan.runs[1].name}"
@@ -2380,3 +2434,14 @@ def test_the_readme_s_ablation_file_plans(tmp_path: Path) -> None:
     assert [r.name for r in plan.runs][:3] == ["lr-study-default-s0", "lr-study-default-s1", "lr-study-default-s2"]
     assert {r.variant: r.spec.train.optimizer.lr for r in plan.runs} == {"default": 0.05, "low": 0.01, "high": 0.2}
     assert {r.spec.train.epochs for r in plan.runs} == {2}
+
+
+def test_display_path_is_absolute_from_the_root_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user test: `cd /; auditor ablate /tmp/.../lr.yaml` gave the page `tmp/.../lr.yaml`."""
+    from auditor.ablate import display_path
+
+    f = write(tmp_path / "abl.yaml", TINY)
+    monkeypatch.chdir(tmp_path)
+    assert display_path(f) == "abl.yaml"
+    monkeypatch.chdir("/")
+    assert display_path(f) == str(f.resolve())

@@ -25,6 +25,7 @@ from auditor.audit import (
     nan_test_loss_note,
     read_audit,
     record_problem,
+    twice_at,
     write_json,
 )
 from auditor.errors import InvalidInput
@@ -88,8 +89,18 @@ def test_a_record_with_a_number_that_is_not_finite_is_refused_naming_the_field(
 def test_a_record_with_a_key_twice_or_a_version_that_only_equals_1_is_refused(tmp_path: Path) -> None:
     text = (FIXTURES / "audit_golden.json").read_text()
     (tmp_path / "audit.json").write_text(text.replace('"verdict": ', '"verdict": "PASS", "verdict": ', 1))
-    with pytest.raises(InvalidInput, match=r"audit\.json: not an audit record: the key 'verdict' twice in one object"):
+    line = text[: text.index('"verdict": ')].count("\n") + 1  # FILE:LINE: for an editor, as for JSON not valid
+    with pytest.raises(InvalidInput, match=rf"audit\.json:{line}: not an audit record: the key 'verdict' twice in one object"):
         read_audit(tmp_path)
+    nested = text.replace('"epoch": 2,', '"epoch": 2,\n"lr": 1,', 1)  # the second `lr` of an epoch, not others of its name
+    assert nested.count('"lr":') > 2
+    (tmp_path / "audit.json").write_text(nested)
+    line = nested[: nested.index('"epoch": 2,')].count("\n") + 3  # the one there before, after the added one
+    with pytest.raises(InvalidInput, match=rf"audit\.json:{line}: not an audit record: the key 'lr' twice in one object"):
+        read_audit(tmp_path)
+    assert twice_at('{"a": {"k": 1}, "b": {"k": 2}}') is None and twice_at("{") is None
+    assert twice_at("[" * 600 + '{"a": 1, "a": 2}' + "]" * 600) is None  # too deep for Python's scanner: no line
+    assert twice_at('{\n"\\u0061": 1,\n"a": 2}') == 1  # a key escaped: its object's line
     (tmp_path / "audit.json").write_text(text.replace('"schema_version": 1', '"schema_version": ' + "9" * 5000, 1))
     with pytest.raises(InvalidInput, match=r"audit\.json: not an audit record: it holds an integer of more than 4,300 "
                                            r"digits, which no field of a record holds$"):  # not Python's advice to raise the limit

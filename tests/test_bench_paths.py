@@ -1532,3 +1532,11 @@ def test_the_data_line_says_whether_the_copy_is_the_official_one(bench) -> None:
     assert line.startswith("a CIFAR-10 copy that is not the official one (data_batch_5 missing; 5 files not the official "
                            f"bytes (MD5)) at {SUBSET / 'cifar-10-batches-py'} (the subset; 4068 train images; content "
                            "sha256 "), line  # fmt: skip
+
+
+def test_two_shares_are_given_with_the_decimals_that_tell_them_apart(bench: Any) -> None:
+    """A user test: "1.5x needs 9% of the fp32 GEMM-peak ceiling; the default reaches 9%", missed."""
+    assert bench.shares_apart(0.093, 0.090) == ("9.3%", "9.0%")
+    assert bench.shares_apart(0.56, 0.65) == ("56%", "65%")
+    assert bench.shares_apart(0.09001, 0.09004) == ("9.00%", "9.00%")  # apart by less than is shown: as equal
+    assert bench.shares_apart(0.5, 0.5) == ("50.00%", "50.00%")

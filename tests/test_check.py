@@ -1208,6 +1208,39 @@ def test_a_verification_verdict_and_the_reproducible_metric_must_agree() -> None
     assert edited_metrics(audit) == []
 
 
+def test_a_verification_verdict_must_be_one_its_own_pairs_give() -> None:
+    """A user test: a diverged verification edited to bitwise (verdict, passed and the metric alike)
+    passed `check`, its sheet saying "bit-for-bit identical" above 26 steps' losses that differ."""
+    from auditor.check import edited_metrics
+
+    def pair(name: str, equal: bool, diff: float | None) -> dict:
+        return {"pair": name, "equal": equal, "max_abs_diff": diff, "tensors_compared": 2, "losses": {"equal": equal},
+                "metrics": {"equal": True}, "results": {"equal": True}}  # fmt: skip
+
+    audit = golden()
+    agree, differ = [pair("a-b", True, 0.0), pair("a-k", True, 0.0)], [pair("a-b", True, 0.0), pair("a-k", False, 0.0115)]
+    honest = [("bitwise", True, agree), ("unresumed", False, agree), ("incomplete", False, agree),
+              ("diverged", False, differ), ("tolerance", True, [pair("a-b", False, 1e-9), pair("a-k", True, 0.0)])]
+    for settled, passed, pairs in honest:  # as verify settles them; a tolerance verdict passes where allowed
+        audit["metrics"]["reproducible"] = settled
+        audit["verification"] = {"verdict": settled, "passed": passed, "tolerance": 1e-6, "allow_tolerance": True,
+                                 "pairs": pairs}  # fmt: skip
+        assert edited_metrics(audit) == [], settled
+    audit["metrics"]["reproducible"] = "bitwise"
+    audit["verification"] |= {"verdict": "bitwise", "passed": True, "pairs": differ}
+    assert edited_metrics(audit) == ['verification.verdict "bitwise", but its pairs give diverged (a-k not equal)']
+    audit["verification"] |= {"verdict": "diverged", "pairs": agree}
+    audit["metrics"]["reproducible"] = "diverged"
+    assert edited_metrics(audit) == ['verification.verdict "diverged", but its pairs give bitwise (every pair equal)',
+                                     "verification.passed true, but a diverged verdict fails verification"]
+    audit["verification"] |= {"verdict": "tolerance", "passed": True, "allow_tolerance": False, "pairs": differ}
+    audit["metrics"]["reproducible"] = "tolerance"
+    assert edited_metrics(audit) == ['verification.verdict "tolerance", but its pairs give diverged (a-k not equal)',
+                                     "verification.passed true, but a tolerance verdict fails verification"]
+    del audit["verification"]["tolerance"]  # a block of another shape: not judged
+    assert edited_metrics(audit) == []
+
+
 @pytest.mark.parametrize(
     ("value", "metric"),
     [(None, "test_acc"), (0.5, "test_acc"), (7, "params_m"), ("0.5", "test_acc"), (True, "official_data"),

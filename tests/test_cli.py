@@ -399,6 +399,18 @@ def test_a_resume_from_a_checkpoint_that_does_not_fit_exits_2_and_keeps_everythi
     assert_clean_error(refused, f"--resume: {newest}: cannot continue from it: its position (epoch 1000, ",
                        f"or, to start over, remove {staging} and run without --resume")  # fmt: skip
     assert "continuing from" not in refused.stderr and _folder_digest(staging) == before
+    # A user test: another checkpoint under its name (a copy of another run's), digested again, was
+    # continued from at its own step; a file no torch.save wrote had no advice.
+    checkpoint.save(newest, checkpoint.load(staging / "step-00000006.pt"))
+    refused = run_cli(*args, "--resume")
+    assert_clean_error(refused, f"--resume: {newest}: cannot continue from it: its name gives global step 9, but it "
+                                "holds global step 6 (another's, renamed) (its digest verifies",
+                       "move it away to resume from the checkpoint before it")  # fmt: skip
+    checkpoint.save_bytes(newest, b"hello\n")
+    refused = run_cli(*args, "--resume")
+    assert_clean_error(refused, f"--resume: {newest}: cannot load checkpoint (not a torch.save file",
+                       "move it away to resume from the checkpoint before it")  # fmt: skip
+    assert "continuing from" not in refused.stderr
     done = tmp_path / "done"  # a finished run: starting over needs no folder removed
     shutil.copytree(smoke_run, done)
     last = done / "checkpoints/smoke/last.pt"
@@ -884,6 +896,27 @@ def test_unwritable_out_is_invalid_input(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert_clean_error(run_cli("run", "smoke", *sets(*TINY_SETS), "--out", str(blocker)), "--out: cannot write under")
+
+
+def test_render_keeps_a_sheet_edited_by_hand_and_writes_nothing(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: `render` replaced a sheet edited by hand, losing the edit; it now refuses (exit 2),
+    and the sheet and figures stay as they were."""
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run / "reports/smoke", copy)
+    sheet, figure = copy / "REPRODUCIBILITY.md", copy / "figures/learning_curves.png"
+    assert run_cli("render", str(copy)).returncode == 0  # as the run wrote it: rebuilt
+    sheet.write_text(sheet.read_text().replace("\n# ", "\n# Our ", 1))
+    figure.write_bytes(b"ours")
+    before = sorted(p.name for p in copy.rglob("*"))
+    proc = run_cli("render", str(copy))
+    assert_clean_error(proc, f"auditor render: error: {sheet}: it was edited by hand: its text no longer matches the "
+                             "sha256 on its last line; it is kept, and nothing was written: move it away (or delete "
+                             "it) to have auditor write the sheet again")  # fmt: skip
+    assert "\n# Our " in sheet.read_text() and figure.read_bytes() == b"ours"
+    assert sorted(p.name for p in copy.rglob("*")) == before  # no temporary file left
+    sheet.rename(copy / "ours.md")
+    assert run_cli("render", str(copy)).returncode == 0
+    assert sheet.read_text() == (smoke_run / "reports/smoke/REPRODUCIBILITY.md").read_text()
 
 
 def test_render_from_audit_json_alone(tmp_path: Path, smoke_run: Path) -> None:

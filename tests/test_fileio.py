@@ -19,6 +19,7 @@ from auditor.fileio import (
     atomic_write_bytes,
     atomic_write_files,
     file_in_the_way,
+    hand_edited,
     held_lock,
     holder_now,
     is_regular_file,
@@ -29,6 +30,7 @@ from auditor.fileio import (
     staged_write,
     why_not_replaceable,
     why_not_writable,
+    with_mark,
 )
 
 
@@ -311,3 +313,30 @@ def test_holder_now_trusts_a_note_only_while_the_lock_is_held(tmp_path: Path) ->
     with held_lock(lock, "busy", tmp_path):
         assert holder_now(lock).startswith(f"process {os.getpid()} on {host} since ")
     assert holder_now(tmp_path / ".missing.lock") == "" and not (tmp_path / ".missing.lock").exists()
+
+
+def test_a_marked_file_is_told_from_one_edited_by_hand(tmp_path: Path) -> None:
+    """A user test: `render` replaced a sheet edited by hand. The mark (the sha256 of the text
+    above it) tells a file as auditor wrote it from every kind of edit tried."""
+    page = tmp_path / "REPRODUCIBILITY.md"
+    assert hand_edited(page) is None  # nothing there to lose
+    marked = with_mark("# Sheet\n\n- [x] passed\n")
+    assert marked.startswith("# Sheet\n\n- [x] passed\n\n<!-- written by auditor; sha256 of the text above: ")
+    assert marked.count("\n") == 5 and with_mark("# Sheet\n\n- [x] passed") == marked  # one blank line before it
+    page.write_text(marked)
+    assert hand_edited(page) is None
+    edited = "it was edited by hand: its text no longer matches the sha256 on its last line"
+    for text in (marked.replace("[x]", "[ ]"), marked.replace("\n", "\r\n"), "A note\n" + marked,
+                 marked.replace("\n\n<!--", "\n<!--")):  # fmt: skip
+        page.write_text(text, newline="")
+        assert hand_edited(page) == edited, text
+    page.write_text(marked + "A note after it\n")
+    assert hand_edited(page) == "it was edited by hand: text follows the mark of auditor's on what was its last line"
+    page.write_text(marked.rstrip("\n"))  # the last newline dropped by an editor: the text is as written
+    assert hand_edited(page) is None
+    page.write_text("# Sheet\n")
+    assert hand_edited(page) == ("it carries no mark of auditor's (the sha256 of its text, on its last line): it was "
+                                 "edited by hand, or written by auditor 0.3.0 or earlier, which marked nothing")
+    page.unlink()
+    page.mkdir()  # not a file: what stands there is the write's to say
+    assert hand_edited(page) is None

@@ -38,6 +38,7 @@ import auditor
 from auditor import render
 from auditor.audit import fields_problem, no_selection_note
 from auditor.errors import InvalidInput
+from auditor.fileio import with_mark
 from auditor.render import agg_figure, code_fence, epoch_axis, render_run, render_text
 from auditor.spec import (
     CIFAR10_STD_LEGACY,
@@ -339,7 +340,7 @@ def test_render_run_writes_sheet_and_png_deterministically(tmp_path: Path) -> No
     png = run_dir / "figures" / "learning_curves.png"
     assert png.read_bytes().startswith(PNG_MAGIC)
     first_md, first_png = out.read_text(), png.read_bytes()
-    assert first_md == GOLDEN_SHEET.read_text()  # render_run and render_text agree
+    assert first_md == with_mark(GOLDEN_SHEET.read_text())  # render_run and render_text agree, with the mark
     assert "(figures/learning_curves.png)" in first_md
     render_run(run_dir)
     assert out.read_text() == first_md
@@ -1222,7 +1223,7 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     assert "This process (resumed from `step-00000012.pt`) started " in text and "Run started" not in text
     assert "| Resumed from | step-00000012.pt " in text  # a record that does not say whether it was kept
     audit["run"]["resumed_from_kept"] = False  # pruned once newer ones were written
-    assert "| Resumed from | step-00000012.pt (a checkpoint of the interrupted run, not kept)" in text_of(audit)
+    assert "| Resumed from | step-00000012.pt (a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned)" in text_of(audit)
     audit["run"]["resumed_from_kept"] = True
     assert "| Resumed from | step-00000012.pt " in text_of(audit)
     assert "the training time below sums every process's epochs" in text

@@ -379,6 +379,16 @@ def test_a_run_folder_this_user_may_not_write_is_refused_before_training(
         execute(load_spec("smoke", [*TINY_SETS, "seed=1"]), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
                 log=lambda m: None)  # fmt: skip
     assert _files(tmp_path) == before and not list(tmp_path.glob("*/*.partial"))
+    # A user test: an immutable folder (chattr +i), which chmod cannot mend, was said to want chmod u+wx.
+    # The inode flag is simulated where chattr is not allowed.
+    real_flags = fileio._inode_flags
+    monkeypatch.setattr(fileio, "_inode_flags", lambda p: 0x10 if Path(p) == locked else real_flags(p))
+    with pytest.raises(InvalidInput, match=(rf"^{locked}: immutable \(chattr \+i; lsattr shows it\), so this run cannot "
+                                            rf"replace its \w+ folder when it finishes: remove the flag \(chattr -i {locked}, "
+                                            r"as root\), or give another --out$")):  # fmt: skip
+        execute(load_spec("smoke", [*TINY_SETS, "seed=1"]), "smoke", tmp_path, resume=False, argv=["auditor", "run"],
+                log=lambda m: None)  # fmt: skip
+    assert _files(tmp_path) == before
 
 
 def test_a_report_folder_that_takes_no_mark_leaves_both_earlier_folders_in_place(
@@ -1574,3 +1584,33 @@ def test_a_run_says_before_training_what_validate_notes_of_its_schedule(tmp_path
     assert [n.split(": ")[2].split(" (")[0] for n in notes] == ["[0.25] are epochs, not fractions of the training", "[0.25] lie within the warm-up"]
     first = said.index(notes[0])
     assert not any(line.startswith("epoch ") for line in said[:first]), said  # before training
+
+
+def test_a_run_over_a_run_of_an_ablation_going_on_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user test: a plain `auditor run --set name=tiny-cosine-s0` replaced a run the ablation going
+    on in another process had just finished, whose page then showed one run's figures beside the
+    other's sheet."""
+    from conftest import assert_clean_error, run_cli, sets
+
+    from auditor.fileio import held_lock, lock_beside
+
+    paths = run_paths(tmp_path, "tiny-cosine-s0")
+    paths.reports.mkdir(parents=True)
+    made = {"ablation": "tiny", "variant": "cosine", "seed": 0}
+    (paths.reports / "audit.json").write_text(json.dumps({"run": {"ablation_run": made}}))
+    runner.check_run_folders(paths)  # no ablation going on: replaced, as before
+    with held_lock(lock_beside(tmp_path / "reports" / "tiny"), "busy", tmp_path):  # as `auditor ablate` holds it
+        with pytest.raises(InvalidInput) as err:
+            runner.check_run_folders(paths)
+        said = (f"{paths.reports}: holds seed 0 of variant 'cosine' of ablation 'tiny', which is going on now "
+                f"(process {os.getpid()} on ")
+        assert str(err.value).startswith(said) and str(err.value).endswith(
+            "): this run would replace it while the ablation counts it; wait for the ablation to finish, or run "
+            "under another name or --out")  # fmt: skip
+        proc = run_cli("run", "smoke", *sets(*TINY_SETS, "name=tiny-cosine-s0"), "--out", str(tmp_path))
+        assert_clean_error(proc, said)
+        assert json.loads((paths.reports / "audit.json").read_text()) == {"run": {"ablation_run": made}}
+        monkeypatch.setattr(runner, "started_by_ablation", lambda: made)  # the ablation's own run: its rerun goes ahead
+        runner.check_run_folders(paths)

@@ -60,6 +60,9 @@ def test_log_every_steps_logs_the_loss_where_no_progress_bar_shows(tmp_path: Pat
     steps = [m for m in logged if m.startswith("step ")]
     losses = result.step_losses  # float32 values, as the host read them
     assert steps == [f"step 2/4 of epoch 1/2: loss {losses[1]:.4f}", f"step 2/4 of epoch 2/2: loss {losses[5]:.4f}"]
+    epochs = [m for m in logged if m.startswith("epoch ")]  # the lr is the last step's, as the sheet's column says
+    assert [m.split("  train loss")[0] for m in epochs] == [
+        f"epoch {r.epoch}/2  lr {r.lr:.4g} (last step)" for r in result.history]
     quiet: list[str] = []
     train_tiny(tiny_spec(), tmp_path / "quiet", log=quiet.append)  # every 50 steps: none within these epochs
     assert not any(m.startswith("step ") for m in quiet)

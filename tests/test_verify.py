@@ -1246,13 +1246,14 @@ def test_a_folder_verify_did_not_make_is_never_deleted(tmp_path: Path, suffix: s
 
 def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from auditor import render
+    from auditor.fileio import with_mark
     from auditor.spec import validate_spec
 
     audit = json.loads((Path(__file__).parent / "fixtures" / "audit_golden.json").read_text())
     report = tmp_path / "reports" / "smoke"
     report.mkdir(parents=True)
     (report / "audit.json").write_text(json.dumps(audit))
-    (report / "REPRODUCIBILITY.md").write_text("the earlier sheet")
+    (report / "REPRODUCIBILITY.md").write_text(earlier := with_mark("the earlier sheet"))  # as a run wrote it
 
     def read_only(path: Path, data: bytes) -> None:
         raise OSError(30, "Read-only file system")
@@ -1265,7 +1266,7 @@ def test_a_sheet_that_cannot_be_re_rendered_is_put_on_record(tmp_path: Path, mon
     assert recorded["metrics"]["reproducible"] == "bitwise"
     (note,) = recorded["verification"]["notes"]
     assert "could not re-render the sheet" in note and f"auditor render {report}" in note
-    assert (report / "REPRODUCIBILITY.md").read_text() == "the earlier sheet"
+    assert (report / "REPRODUCIBILITY.md").read_text() == earlier
     assert said == [f"auditor verify: warning: {note}"]
 
 
