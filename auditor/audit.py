@@ -870,6 +870,11 @@ def verify_attempt_note(run_dir: Path, verified: bool = False) -> str | None:
         return None
     if (workdir := verify_workdir_of(folder.parents[1])) is None:
         return None
+    if workdir.name.endswith(ASIDE):  # a user test: checked with no word, as if it were the evidence
+        later = workdir.with_name(workdir.name.removesuffix(ASIDE))
+        state = ("that one finished (its verify.json is there): this is superseded" if (later / "verify.json").is_file()
+                 else "that one has not finished (stopped, or running now): the next verify puts this back in place")
+        return f"{run_dir} is a run of an earlier verify, set aside in {workdir} when a later one started in {later}; {state}"
     failed = workdir.name.endswith(FAILED)
     if not failed and (workdir / "verify.json").is_file():
         if folder.parents[1].name == "a":

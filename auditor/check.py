@@ -1136,27 +1136,69 @@ def _verdict_disagrees(audit: Mapping[str, Any]) -> list[str]:
     """Where the verification's verdict is not one verify settles on from its own pairs (the pairs
     it compared, which the block keeps), or its `passed` not what the verdict gives (a user test: a
     diverged verification edited to bitwise passed `check`, above its own evidence of 26 steps
-    differing). Blocks of another shape (no tolerance, pairs without `equal`): none."""
+    differing). A block whose pairs or tolerance are not as verify writes them is refused as well."""
     block = audit.get("verification")
-    pairs = block.get("pairs") if isinstance(block, dict) else None
-    if (not isinstance(pairs, list) or not pairs or block.get("verdict") not in SETTLED_FROM
-            or not is_number(tolerance := block.get("tolerance")) or not all(_weighed_pair(p) for p in pairs)):  # fmt: skip
+    if not isinstance(block, dict) or (verdict := block.get("verdict")) not in SETTLED_FROM:
         return []
-    found, verdict = [], block["verdict"]
-    if (decided := decide(pairs, tolerance)) not in SETTLED_FROM[verdict]:
-        differ = [p["pair"] for p in pairs if not p["equal"]]
-        found.append(f"verification.verdict {_json(verdict)}, but its pairs give {decided} ("
-                     + (f"{', '.join(map(str, differ))} not equal" if differ else "every pair equal") + ")")
+    found = []
     if isinstance(passed := block.get("passed"), bool) and passed != verification_passed(verdict, bool(block.get("allow_tolerance"))):
         found.append(f"verification.passed {_json(passed)}, but a {verdict} verdict "
                      f"{'fails' if passed else 'passes'} verification")  # fmt: skip
+    pairs, tolerance = block.get("pairs"), block.get("tolerance")
+    if not is_number(tolerance) or not isinstance(pairs, list) or not pairs or not all(map(_weighed_pair, pairs)):
+        malformed = (f"verification {_json(verdict)}, but its pairs or tolerance are not as verify records them: the "
+                     "verdict cannot be weighed against what was compared")  # fmt: skip
+        return [*found, malformed] if _written_from(audit, (0, 4, 0)) else found  # older blocks: other shapes
+    if verdict not in _settled_verdicts(pairs, tolerance):
+        decided = decide(pairs, tolerance)
+        differ = [str(p["pair"]) for p in pairs if not p["equal"]]
+        why = ("nothing compared differs, but no final weights were compared" if decided == "incomplete" else
+               f"{', '.join(differ)} not equal" if differ else "every pair equal")  # fmt: skip
+        found.append(f"verification.verdict {_json(verdict)}, but its pairs give {decided} ({why})")
+    elif verdict in ("bitwise", "tolerance") and (otherwise := _settles_otherwise(audit, block)):
+        found.append(f"verification.verdict {_json(verdict)}, but {otherwise}")
     return found
+
+
+def _settled_verdicts(pairs: list[dict[str, Any]], tolerance: float) -> set[str]:
+    """The verdicts verify can have settled on from these pairs. Pairs that compared no final
+    weights decide `incomplete` since 2026-12-01; a verify before then decided them as if they had
+    (tolerance or diverged), as records of 0.2.0 hold (the review)."""
+    decided = [decide(pairs, tolerance)]
+    if decided == ["incomplete"]:
+        within = all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs)
+        decided.append("tolerance" if within else "diverged")
+    return {verdict for verdict, froms in SETTLED_FROM.items() if any(d in froms for d in decided)}
+
+
+def _settles_otherwise(audit: Mapping[str, Any], block: Mapping[str, Any]) -> str | None:
+    """Why verify of this version would not have settled on an agreeing verdict its pairs give
+    (`verify.settle_verdict`): run K was not resumed (unresumed), or run A's training diverged after
+    its last checkpoint (incomplete). Only records of 0.4.0 on: before 2026-12-01, verify settled
+    on neither."""
+    if not _written_from(audit, (0, 4, 0)):
+        return None
+    if block.get("kill_signal") is None or block.get("resumed_from") is None:
+        return "run K was not resumed from a checkpoint (verification.kill_signal, resumed_from): verify gives unresumed"
+    training = audit.get("training")
+    if isinstance(training, dict) and training.get("status") == "diverged":
+        return "run A's training diverged after its last checkpoint (training.status): verify gives incomplete"
+    return None
+
+
+def _written_from(audit: Mapping[str, Any], version: tuple[int, ...]) -> bool:
+    """Whether the record was written by auditor `version` or later (`environment.auditor`)."""
+    env = audit.get("environment")
+    written = env.get("auditor") if isinstance(env, dict) else None
+    return isinstance(written, str) and re.fullmatch(r"\d+\.\d+\.\d+", written) is not None and tuple(
+        map(int, written.split("."))) >= version
 
 
 def _weighed_pair(pair: Any) -> bool:
     """Whether a stored verify pair has what `decide` reads, of the kinds it writes them."""
-    return (isinstance(pair, dict) and isinstance(pair.get("equal"), bool)
-            and (pair.get("max_abs_diff") is None or is_number(pair["max_abs_diff"])))  # fmt: skip
+    return (isinstance(pair, dict) and isinstance(pair.get("equal"), bool) and "max_abs_diff" in pair
+            and (pair["max_abs_diff"] is None or is_number(pair["max_abs_diff"]))
+            and all(isinstance(pair.get(k) or {}, dict) for k in ("losses", "metrics", "results")))  # fmt: skip
 
 
 def _size_disagrees(audit: Mapping[str, Any]) -> list[str]:

@@ -319,7 +319,8 @@ def _add_ablate(sub: Any) -> None:
     p.add_argument("--depth-figure", action="store_true", help="also draw error vs epoch per network (He et al. Fig. 6)")
     p.add_argument("--replace-stale", action="store_true",
                    help="train again, replacing them, the ablation's finished runs whose spec has changed since (the file, "
-                        "its base or a --set); without it they are refused before anything runs")
+                        "its base or a --set); without it they are refused before anything runs (--list and "
+                        "--render-only, which run nothing, take it and do nothing with it)")
 
 
 # --- subcommands --------------------------------------------------------------------
@@ -760,9 +761,6 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """`auditor ablate`: --list, --dry-run, --render-only, or every variant x seed, then the mean ± std page."""
     from auditor import ablate
 
-    if args.replace_stale and (args.list or args.render_only):
-        usage_exit(_Refused(args.command_parser, "argument --replace-stale: not allowed with argument "
-                            f"{'--list' if args.list else '--render-only'}, which runs nothing"))  # fmt: skip
     if args.list:
         return _say(ablate.list_lines(args.ablation, args.only, args.seeds))
     plan = ablate.build_plan(args.ablation, args.sets, args.only, args.seeds, args.depth_figure)

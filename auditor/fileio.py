@@ -50,10 +50,11 @@ def with_mark(text: str) -> str:
     return body + _MARK.format(hashlib.sha256(body.encode("utf-8")).hexdigest())
 
 
-def hand_edited(path: Path) -> str | None:
+def hand_edited(path: Path, unmarked: bool = True) -> str | None:
     """Why the Markdown file at `path` is not as auditor wrote it (`with_mark`), so that a rebuild
     would lose what was changed by hand, or None: no file there (or none a read could check: the
-    write says what is there), or one whose mark matches the text above it."""
+    write says what is there), or one whose mark matches the text above it. `unmarked`: whether a
+    file with no mark (of 0.3.0, or its mark removed) is said too."""
     try:
         data = path.read_bytes() if is_regular_file(path) else None
     except OSError:
@@ -61,8 +62,9 @@ def hand_edited(path: Path) -> str | None:
     if data is None:
         return None
     if not (marks := list(_MARK_RE.finditer(data))):
-        return ("it carries no mark of auditor's (the sha256 of its text, on its last line): it was edited by hand, "
-                "or written by auditor 0.3.0 or earlier, which marked nothing")  # fmt: skip
+        return None if not unmarked else ("it carries no mark of auditor's (the sha256 of its text, on its last "
+                                          "line): it was edited by hand, or written by auditor 0.3.0 or earlier, which "
+                                          "marked nothing")  # fmt: skip
     mark = marks[-1]
     if data[mark.end():].strip():  # only line ends may follow (an editor's own are caught below)
         return "it was edited by hand: text follows the mark of auditor's on what was its last line"

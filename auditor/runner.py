@@ -76,6 +76,7 @@ from auditor.errors import (
 )
 from auditor.fileio import (
     atomic_write_bytes,
+    hand_edited,
     held_lock,
     no_rename_flag,
     not_a_folder,
@@ -803,6 +804,17 @@ def _them(found: list[str]) -> str:
     return "it" if len(found) == 1 else "them"
 
 
+def _sheet_edited(reports: Path) -> list[str]:
+    """The refusal of a run over a report folder whose sheet was edited by hand after auditor
+    marked it (`fileio.hand_edited`): the run replaces the folder, sheet included (the review: an
+    ablation's re-judge replaced one without a word). A sheet of 0.3.0, with no mark, is not said."""
+    sheet = reports / "REPRODUCIBILITY.md"
+    if (why := hand_edited(sheet, unmarked=False)) is None:
+        return []
+    return [(f"{sheet}: {why}; this run replaces the report folder when it finishes, sheet included: move the sheet "
+             "out of that folder to keep your edit (a sheet of 0.3.0, with no mark, is replaced as before)")]
+
+
 def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
     """What is in the way of a run's `attr` folder at `final`: check_run_folders's refusals."""
     found = []
@@ -820,6 +832,8 @@ def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:
         found.append(f"{final}: not writable by this user; a run marks its earlier {attr} folder before it "
                      f"replaces it when it finishes: make it writable (chmod u+wx {shlex.quote(str(final))}), or give "
                      "another --out")  # fmt: skip
+    if real_folder and attr == "reports":
+        found += _sheet_edited(final)
     if real_folder and (foreign := foreign_files(final, attr)):
         found.append(f"{final}: holds {listed(foreign, 5, ', ')}, which no run writes; this run replaces the folder "
                      f"when it finishes, which would delete {_them(foreign)}: move {_them(foreign)} away")  # fmt: skip

@@ -767,3 +767,22 @@ def test_history_file_warning_compares_every_epoch_figure_both_files_hold(tmp_pa
     (tmp_path / "metrics.csv").write_bytes(b"epoch\n\xff\n")
     problem = history_file_problem(tmp_path, audit)
     assert problem is not None and not problem.edited and "unreadable" in problem.text  # not said to be an edit
+
+
+def test_a_run_of_a_verify_set_aside_is_said_to_be_one(tmp_path: Path) -> None:
+    """A user test: `check verify/smoke.old/a/reports/smoke` (a verify killed while a later one ran)
+    passed with no word that it was an earlier verification set aside."""
+    from auditor.audit import verify_attempt_note
+
+    later, aside = tmp_path / "verify/smoke", tmp_path / "verify/smoke.old"
+    run_a = aside / "a/reports/smoke"
+    run_a.mkdir(parents=True)
+    (aside / VERIFY_MARKER).write_text("")
+    (aside / "verify.json").write_text("{}")
+    said = f"{run_a} is a run of an earlier verify, set aside in {aside} when a later one started in {later}; "
+    assert verify_attempt_note(run_a, verified=True) == said + (
+        "that one has not finished (stopped, or running now): the next verify puts this back in place")
+    later.mkdir()
+    (later / "verify.json").write_text("{}")
+    assert verify_attempt_note(run_a, verified=True) == said + "that one finished (its verify.json is there): this is superseded"
+    assert verify_attempt_note(later / "a/reports/smoke") is None  # not a verify's work dir: no marker

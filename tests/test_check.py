@@ -1231,14 +1231,43 @@ def test_a_verification_verdict_must_be_one_its_own_pairs_give() -> None:
     assert edited_metrics(audit) == ['verification.verdict "bitwise", but its pairs give diverged (a-k not equal)']
     audit["verification"] |= {"verdict": "diverged", "pairs": agree}
     audit["metrics"]["reproducible"] = "diverged"
-    assert edited_metrics(audit) == ['verification.verdict "diverged", but its pairs give bitwise (every pair equal)',
-                                     "verification.passed true, but a diverged verdict fails verification"]
+    assert edited_metrics(audit) == ["verification.passed true, but a diverged verdict fails verification",
+                                     'verification.verdict "diverged", but its pairs give bitwise (every pair equal)']
     audit["verification"] |= {"verdict": "tolerance", "passed": True, "allow_tolerance": False, "pairs": differ}
     audit["metrics"]["reproducible"] = "tolerance"
-    assert edited_metrics(audit) == ['verification.verdict "tolerance", but its pairs give diverged (a-k not equal)',
-                                     "verification.passed true, but a tolerance verdict fails verification"]
-    del audit["verification"]["tolerance"]  # a block of another shape: not judged
+    assert edited_metrics(audit) == ["verification.passed true, but a tolerance verdict fails verification",
+                                     'verification.verdict "tolerance", but its pairs give diverged (a-k not equal)']
+    malformed = ('verification "tolerance", but its pairs or tolerance are not as verify records them: the verdict '
+                 "cannot be weighed against what was compared")  # fmt: skip
+    audit["verification"] |= {"passed": False, "pairs": agree}  # the review: deleting what it is weighed on hid it
+    for edit in ({"tolerance": None}, {"pairs": []}, {"pairs": [{**agree[0], "equal": "false"}]},
+                 {"pairs": [{k: v for k, v in agree[0].items() if k != "max_abs_diff"}]}):  # the last had crashed
+        edited = audit | {"verification": audit["verification"] | edit}
+        assert edited_metrics(edited) == [], edit  # written by 0.2.0, whose blocks may be of other shapes
+        edited["environment"] = {**audit["environment"], "auditor": "0.4.0"}
+        assert edited_metrics(edited) == [malformed], edit
+    # Pairs that compared no final weights (no last.pt): incomplete now, tolerance as 0.2.0 decided it (the review).
+    unweighed = [pair("a-b", False, 0.0) | {"tensors_compared": 0, "losses": {"equal": True}}] * 2
+    for settled in ("incomplete", "unresumed", "tolerance"):
+        audit["metrics"]["reproducible"] = settled
+        audit["verification"] = {"verdict": settled, "tolerance": 1e-6, "pairs": unweighed}
+        assert edited_metrics(audit) == [], settled
+    audit["metrics"]["reproducible"] = "bitwise"
+    audit["verification"]["verdict"] = "bitwise"
+    assert edited_metrics(audit) == [('verification.verdict "bitwise", but its pairs give incomplete (nothing compared '
+                                      "differs, but no final weights were compared)")]  # fmt: skip
+    # A record of 0.4.0 on: an agreeing verdict of runs whose run K was not resumed is unresumed.
+    audit["verification"] = {"verdict": "bitwise", "tolerance": 1e-6, "pairs": agree, "kill_signal": None,
+                             "resumed_from": None}  # fmt: skip
+    assert edited_metrics(audit) == []  # written by 0.2.0, which settled on bitwise so
+    audit["environment"]["auditor"] = "0.4.0"
+    assert edited_metrics(audit) == [('verification.verdict "bitwise", but run K was not resumed from a checkpoint '
+                                      "(verification.kill_signal, resumed_from): verify gives unresumed")]  # fmt: skip
+    audit["verification"] |= {"kill_signal": "SIGKILL", "resumed_from": "step-00000016.pt"}
     assert edited_metrics(audit) == []
+    audit["training"]["status"] = "diverged"
+    assert 'verification.verdict "bitwise", but run A\'s training diverged after its last checkpoint' in " ".join(
+        edited_metrics(audit))
 
 
 @pytest.mark.parametrize(

@@ -1614,3 +1614,24 @@ def test_a_run_over_a_run_of_an_ablation_going_on_is_refused_before_training(
         assert json.loads((paths.reports / "audit.json").read_text()) == {"run": {"ablation_run": made}}
         monkeypatch.setattr(runner, "started_by_ablation", lambda: made)  # the ablation's own run: its rerun goes ahead
         runner.check_run_folders(paths)
+
+
+def test_a_run_over_a_sheet_edited_by_hand_is_refused_before_training(tmp_path: Path) -> None:
+    """The review: `render` kept a sheet edited by hand, while a run (or an ablation's re-judge) of its
+    name replaced it with the report folder, without a word. A sheet with no mark (0.3.0's) is not refused."""
+    from auditor.fileio import hand_edited
+
+    _finished_run(tmp_path)
+    sheet = tmp_path / "reports/smoke/REPRODUCIBILITY.md"
+    assert hand_edited(sheet) is None
+    sheet.write_text(sheet.read_text() + "Our reading of it.\n")
+    before = _files(tmp_path)
+    spec = load_spec("smoke", [*TINY_SETS, "seed=1"])
+    with pytest.raises(InvalidInput, match=(rf"^{sheet}: it was edited by hand: text follows the mark of auditor's on what "
+                                            r"was its last line; this run replaces the report folder when it finishes, "
+                                            r"sheet included: move the sheet out of that folder")):  # fmt: skip
+        execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
+    assert _files(tmp_path) == before
+    assert runner.run_folder_problems(run_paths(tmp_path, "smoke"))  # ablate says it before any run
+    sheet.write_text("# a sheet of 0.3.0, with no mark\n")
+    assert not runner.run_folder_problems(run_paths(tmp_path, "smoke"))
