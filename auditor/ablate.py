@@ -1346,8 +1346,7 @@ def render_ablation(here: Path) -> Path:
     record = _read_json(here / "ablations.json")
     if record is None or record.get("schema_version") != SCHEMA_VERSION:
         raise InvalidInput(f"{here}: no readable ablations.json (is this an `auditor ablate` report folder?)")
-    refuse_hand_edited(here / PAGE, "page")  # before the figures: nothing is written
-    figures = make_figures(record, here)
+    figures = make_figures(record, here)  # a page edited by hand was refused before (check_page_folder)
     ref_metrics = [
         k for k in REFERENCE_METRICS
         if any(v["reference"] and v["reference"].get(k) is not None for v in record["variants"])
@@ -1814,10 +1813,10 @@ def check_runnable(plan: Plan, out: Path, replace_stale: bool = False) -> None:
                                           for p in machine_problems(todo[0][0].spec)))  # fmt: skip
         interrupted += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state, _ in todo
                         if (p := other_spec_interrupted(out, r, state))]  # fmt: skip
-        blocked += [f"{plan.source}: variant {v!r} seed {r.seed}: {p}" for r, state, audit in todo
-                    for p in [*run_folder_problems(run_paths(out, r.name)), another_users_run(out, r, state, audit)] if p]  # fmt: skip
-        stale += [f"{plan.source}: variant {v!r} seed {r.seed}: {report_dir(out, r.name)}: {STALE_RUN}"
-                  for r, state, audit in todo if state == "stale" and not another_users_run(out, r, state, audit)]  # fmt: skip
+        for r, state, audit in todo:
+            where, theirs = f"{plan.source}: variant {v!r} seed {r.seed}: ", another_users_run(out, r, state, audit)
+            blocked += [where + p for p in [*run_folder_problems(run_paths(out, r.name)), theirs] if p]
+            stale += [f"{where}{report_dir(out, r.name)}: {STALE_RUN}"] if state == "stale" and theirs is None else []
     problems, advice = _problem_lines(plan.source, found)
     if interrupted:
         advice.append("remove such a folder to start that run afresh (its training so far is lost), or continue it "

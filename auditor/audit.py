@@ -197,14 +197,15 @@ def nothing_differs(pairs: Sequence[Mapping[str, Any]]) -> bool:
     return all(p.get("equal") or unweighed(p) for p in pairs)
 
 
-def decide(pairs: Sequence[Mapping[str, Any]], tolerance: float) -> str:
+def decide(pairs: Sequence[Mapping[str, Any]], tolerance: float, incomplete: bool = True) -> str:
     """bitwise | incomplete (nothing differs, but final weights went uncompared: no last.pt) |
     tolerance | diverged, of verify's pairs; `verify.settle_verdict` also makes agreeing runs
     incomplete when training diverged, or unresumed. Here, torch-free, for `check` to judge a
-    stored verdict against its stored pairs."""
+    stored verdict against its stored pairs. `incomplete=False`: as verify decided before
+    2026-12-01, when uncompared final weights did not make a verdict incomplete."""
     if all(p["equal"] for p in pairs):
         return "bitwise"
-    if nothing_differs(pairs):
+    if incomplete and nothing_differs(pairs):
         return "incomplete"
     if all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs):
         return "tolerance"
@@ -1017,7 +1018,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read forever
         raise InvalidInput(f"{path}: not a regular file (a device, pipe or socket)")
     try:
-        audit = json.loads(path.read_text(), object_pairs_hook=unique_keys)
+        audit = json.loads(text := path.read_text(), object_pairs_hook=unique_keys)
     except FileNotFoundError:
         raise InvalidInput(_no_record_text(run_dir)) from None
     except NotADirectoryError:
@@ -1037,7 +1038,7 @@ def read_audit(run_dir: Path) -> dict[str, Any]:
     except ValueError as exc:  # unique_keys, or an integer past Python's digit limit for reading one
         why = str(exc) if "int_max_str_digits" not in str(exc) else (
             f"it holds an integer of more than {sys.get_int_max_str_digits():,} digits, which no field of a record holds")
-        line = twice_at(path.read_text()) if isinstance(exc, KeyTwice) else None
+        line = twice_at(text) if isinstance(exc, KeyTwice) else None  # the text json read
         raise InvalidInput(f"{path}{'' if line is None else f':{line}'}: not an audit record: {why}") from None
     if (problem := record_problem(audit)) is not None:
         raise InvalidInput(f"{path}: {problem}")
@@ -1174,7 +1175,11 @@ def look_up(audit: Any, field: str) -> tuple[bool, Any]:
 
 
 class KeyTwice(ValueError):
-    """A JSON object gives a key twice (`unique_keys`)."""
+    """A JSON object gives a key twice (`unique_keys`): `key`."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} twice in one object")
+        self.key = key
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -1183,7 +1188,7 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     record = dict(pairs)
     if len(record) != len(pairs):
         twice = next(k for i, (k, _) in enumerate(pairs) if any(k == other for other, _ in pairs[:i]))
-        raise KeyTwice(f"the key {twice!r} twice in one object")
+        raise KeyTwice(twice)
     return record
 
 
@@ -1201,13 +1206,12 @@ class _KeyLines(json.JSONDecoder):
     def _object(self, s_and_end: tuple[str, int], *args: Any) -> tuple[dict[str, Any], int]:
         start = s_and_end[1] - 1  # at its "{"
         pairs, end = json.decoder.JSONObject(s_and_end, args[0], args[1], None, list, *args[4:])
-        inner = [(a, b) for a, b in self.spans if start < a and b <= end]  # its members' objects, read first
         self.spans.append((start, end))
-        keys = [k for k, _ in pairs]
-        if len(set(keys)) == len(keys):
-            return dict(pairs), end
-        twice = next(k for i, k in enumerate(keys) if k in keys[:i])
-        key_at = re.compile(re.escape(json.dumps(twice)) + r"\s*:")
+        try:
+            return unique_keys(pairs), end
+        except KeyTwice as exc:
+            key_at = re.compile(re.escape(json.dumps(exc.key)) + r"\s*:")
+        inner = [(a, b) for a, b in self.spans if start < a and b <= end]  # its members' objects, read first
         places = [m.start() for m in key_at.finditer(self.text, start, end)
                   if not any(a <= m.start() < b for a, b in inner)]  # fmt: skip
         at = places[1] if len(places) > 1 else start  # written as escapes no other way: the object

@@ -1164,10 +1164,7 @@ def _settled_verdicts(pairs: list[dict[str, Any]], tolerance: float) -> set[str]
     """The verdicts verify can have settled on from these pairs. Pairs that compared no final
     weights decide `incomplete` since 2026-12-01; a verify before then decided them as if they had
     (tolerance or diverged), as records of 0.2.0 hold (the review)."""
-    decided = [decide(pairs, tolerance)]
-    if decided == ["incomplete"]:
-        within = all(p["max_abs_diff"] is not None and p["max_abs_diff"] <= tolerance for p in pairs)
-        decided.append("tolerance" if within else "diverged")
+    decided = (decide(pairs, tolerance), decide(pairs, tolerance, incomplete=False))
     return {verdict for verdict, froms in SETTLED_FROM.items() if any(d in froms for d in decided)}
 
 
