@@ -48,8 +48,10 @@ from auditor.audit import (
     has_checkpoint,
     history_file_problem,
     is_number,
+    other_run_files_warning,
     record_no_selection,
     recorded_ablation_run,
+    resolved_yaml_problem,
     run_paths,
     unrecordable_number,
     write_json,
@@ -808,6 +810,9 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         # `check` and `render` warn of it: an edit (True), or a metrics.csv that cannot be read (False)
         "history_differs": (problem := history_file_problem(rdir, audit)) is not None and problem.edited,
         "history_unread": problem is not None and not problem.edited,
+        # the spec.resolved.yaml beside it, or the one its sheet's Reproduce command retrains from (the folder
+        # the run wrote, for a copy), holds another spec or none: `check` and `render` warn of it
+        "spec_file_differs": resolved_yaml_problem(rdir, audit) is not None or bool(other_run_files_warning(rdir, audit)),
         "busy_share": busy_share(training),
         # re-judged after its training ended: the share of the processes that trained it was not kept
         "busy_unknown": training.get("trained_here") is False,
@@ -2009,6 +2014,10 @@ def _counted_notes(record: dict[str, Any]) -> list[str]:
         notes.append(f"note: the metrics.csv of {count(len(differs), 'run')} does not hold the per-epoch history "
                      "of its audit.json, whose curves the page draws (`auditor check` on its report folder says "
                      f"where they differ): {_first_names(differs)}")  # fmt: skip
+    if retrain := [r["name"] for r in runs if r.get("spec_file_differs")]:
+        notes.append(f"note: the spec.resolved.yaml of {count(len(retrain), 'run')} does not hold the spec of its "
+                     "audit.json, which the page goes by (edited, missing or unreadable; `auditor check` on its report "
+                     f"folder says which file and how): {_first_names(retrain)}")  # fmt: skip
     if mixed := [v["name"] for v in record["variants"] if v.get("mixed_data")]:
         notes.append(f"note: the seeds of {', '.join(mixed)} read different data (their files changed between "
                      "runs; listed on the page)")  # fmt: skip

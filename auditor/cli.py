@@ -459,14 +459,14 @@ def _interrupted_hint(out: Path, name: str, argv: list[str], word: str = "interr
     """How to go on after Ctrl-C (or SIGTERM), as a command a shell takes verbatim. `resume`: the
     command was a --resume, perhaps of a finished run, whose copy the stop removed."""
     from auditor.audit import has_checkpoint, run_paths
-    from auditor.runner import report_awaits_promotion
+    from auditor.runner import report_awaits_promotion, resume_from_text
 
     paths = run_paths(out, name)
     if report_awaits_promotion(paths):  # stopped between the checkpoints' promotion and the report's
         return (f"{word} while putting the finished run in place (its report waits in staging); put it in "
                 f"place without training again with: {shlex.join([*argv, '--resume'])}")  # fmt: skip
     if has_checkpoint(paths.ckpt_staging):
-        return f"{word}; continue with: {shlex.join([*argv, '--resume'])}"
+        return f"{word}; continue{resume_from_text(paths.ckpt_staging)} with: {shlex.join([*argv, '--resume'])}"
     if resume and has_checkpoint(paths.checkpoints):  # re-judging the finished run: it is as it was
         return f"{word}; the finished run is as it was: re-judge it again with: {shlex.join([*argv, '--resume'])}"
     return f"{word} before the first checkpoint; start again with: {shlex.join(argv)}"

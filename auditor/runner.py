@@ -450,6 +450,17 @@ def find_resume_point(
     return found, notes  # `train.fit` says it continues, once the checkpoint is restored
 
 
+def resume_from_text(ckpt_dir: Path) -> str:
+    """Where a --resume of the run in `ckpt_dir` would continue from, as a stop's hint says it:
+    ' from step-00000028.pt (global step 28)' (a user test: the hint said nothing of how much was
+    kept). The resume checks it again, against the spec and data too."""
+    found, _ = checkpoint.resume_point(ckpt_dir)
+    if found is None:
+        return " (no checkpoint there verifies: the resume says why, and how to start over)"
+    step = checkpoint.position(found)
+    return f" from {found.name}" + (f" (global step {step:,})" if step >= 0 else "")
+
+
 def _load_resumable(found: Path, paths: RunPaths, seeded: bool) -> dict[str, Any]:
     """The checkpoint a --resume continues from, loaded, with a position it can go on from; else
     InvalidInput with what to do (its digest verifies: it was written so, or replaced and digested

@@ -1117,6 +1117,28 @@ def test_an_epoch_edited_in_one_place_is_said_by_check_render_and_the_page(tiny_
     assert len(marked) == 1 and "[tiny-cosine-s0](" in marked[0], marked
 
 
+def test_a_run_whose_resolved_spec_file_was_edited_is_marked_on_the_page(tiny_copy: Path) -> None:
+    """The page goes by audit.json; a run's spec.resolved.yaml no longer holds that spec (`check`
+    warned of it, the page did not: a user test). Here a copy of the ablation's folder: the file
+    beside its audit.json."""
+    reports = tiny_copy / "out/reports"
+    spec_file = reports / "tiny-cosine-s1/spec.resolved.yaml"
+    before = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert before.returncode == 0 and "spec.resolved.yaml" not in before.stdout, before.stdout  # as the runs wrote them
+    assert "\nseed: 1\n" in spec_file.read_text()
+    spec_file.write_text(spec_file.read_text().replace("\nseed: 1\n", "\nseed: 7\n"))
+    proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: the spec.resolved.yaml of 1 run does not hold the spec of its audit.json, which the page goes by "
+            "(edited, missing or unreadable; `auditor check` on its report folder says which file and how): "
+            "tiny-cosine-s1") in proc.stdout  # fmt: skip
+    page = (reports / "tiny/ABLATIONS.md").read_text()
+    marked = [line for line in page.splitlines() if "does not hold its spec" in line]
+    assert len(marked) == 1 and "[tiny-cosine-s1](" in marked[0], marked
+    said = run_cli("check", str(spec_file.parent), cwd=tiny_copy)  # what the note sends the reader to
+    assert f"{spec_file} does not hold the spec audit.json records" in said.stderr, said.stderr
+
+
 def test_the_page_gives_the_verdict_check_gives_not_a_stored_one_edited(tiny_copy: Path) -> None:
     """A user test: a run's stored verdict edited from FAIL to PASS (which `check` only warns of,
     gating on the metrics) was shown on the page as the run's verdict, and not named as failed."""

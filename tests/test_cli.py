@@ -185,10 +185,14 @@ def test_ctrl_c_hint_is_a_command_a_shell_takes(tmp_path: Path, signum: int, tim
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code and "Traceback" not in err, err
     hint = err.strip().splitlines()[-1]
-    assert hint.startswith(f"{word}; continue with: ")
-    again = shlex.split(hint.removeprefix(f"{word}; continue with: "))
+    said = re.fullmatch(rf"{re.escape(word)}; continue from (\S+) \(global step (\d+)\) with: (.*)", hint)
+    assert said is not None, hint
+    again = shlex.split(said[3])
     assert again == ["auditor", *args[:-2], "--out", str(tmp_path), "--resume"]
     assert "'criteria.best_val_acc=>= 0.2'" in hint
+    # The checkpoint it names is the one the resume continues from, at the step it says.
+    assert checkpoint.resume_point(staging)[0] == staging / said[1]
+    assert checkpoint.load(staging / said[1])["global_step"] == int(said[2]) > 0
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["sigint", "sigterm"])
@@ -319,6 +323,31 @@ def test_ctrl_c_before_staging_does_not_advise_resume(tmp_path: Path) -> None:
     assert _interrupted_hint(tmp_path, "smoke", argv, resume=True) == (
         f"interrupted; the finished run is as it was: re-judge it again with: {shlex.join([*argv, '--resume'])}"
     )
+
+
+def test_ctrl_c_hint_names_the_checkpoint_the_resume_continues_from(tmp_path: Path) -> None:
+    """The newest checkpoint that verifies, by global step, as `--resume` takes it (a user test:
+    the hint said nothing of how much of the run was kept)."""
+    from auditor.audit import run_paths
+    from auditor.cli import _interrupted_hint
+
+    argv = ["auditor", "run", "smoke"]
+    again = shlex.join([*argv, "--resume"])
+    staging = run_paths(tmp_path, "smoke").ckpt_staging
+    staging.mkdir(parents=True)
+    checkpoint.save(staging / "last.pt", {"model": {}, "global_step": 1200})
+    checkpoint.save(staging / "step-00001234.pt", {"model": {}, "global_step": 1234})
+    hint = _interrupted_hint(tmp_path, "smoke", argv)
+    assert hint == f"interrupted; continue from step-00001234.pt (global step 1,234) with: {again}"
+    with (staging / "step-00001234.pt").open("ab") as f:
+        f.write(b"torn")  # fails its digest: the resume passes over it
+    assert _interrupted_hint(tmp_path, "smoke", argv, "terminated (SIGTERM)") == (
+        f"terminated (SIGTERM); continue from last.pt (global step 1,200) with: {again}")  # fmt: skip
+    with (staging / "last.pt").open("ab") as f:
+        f.write(b"torn")
+    assert _interrupted_hint(tmp_path, "smoke", argv) == (
+        "interrupted; continue (no checkpoint there verifies: the resume says why, and how to start over) "
+        f"with: {again}")  # fmt: skip
 
 
 def test_recorded_commands_with_a_dash_leading_path_run_again_as_shown(tmp_path: Path) -> None:
