@@ -27,6 +27,7 @@ from auditor.errors import InvalidInput, ablation_run_of
 from auditor.fileio import (
     atomic_write_bytes,
     file_words,
+    hand_edited,
     holder_now,
     is_regular_file,
     lock_beside,
@@ -754,6 +755,35 @@ def ablation_going_on(reports: Path, this_run: dict[str, Any] | None) -> str | N
             "ablation to finish, or run under another name or --out")  # fmt: skip
 
 
+# The first version that marks the sheets and pages it writes (fileio.with_mark).
+MARKED_FROM = (0, 4, 0)
+
+
+def written_from(audit: Mapping[str, Any], version: tuple[int, ...]) -> bool:
+    """Whether the record was written by auditor `version` or later (`environment.auditor`)."""
+    env = audit.get("environment")
+    written = env.get("auditor") if isinstance(env, dict) else None
+    return isinstance(written, str) and re.fullmatch(r"\d+\.\d+\.\d+", written) is not None and tuple(
+        map(int, written.split("."))) >= version
+
+
+def sheet_edited(reports: Path) -> str | None:
+    """Why the sheet in the report folder `reports` was edited by hand (`fileio.hand_edited`), so
+    that replacing the folder would lose the edit, or None. A sheet with no mark is said only where
+    the record beside it was written by a version that marks its sheets: one of 0.3.0 marked none,
+    but 0.4.0's sheet without its mark had its last line removed by hand (a user test)."""
+    try:
+        record = json.loads((reports / "audit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # none, or not a record: the sheet's mark alone says
+        record = None
+    marks = isinstance(record, dict) and written_from(record, MARKED_FROM)
+    sheet = reports / "REPRODUCIBILITY.md"
+    if (why := hand_edited(sheet, unmarked=marks)) is None or hand_edited(sheet, unmarked=False) is not None:
+        return why
+    return (f"it carries no mark of auditor's (the sha256 of its text, on its last line), though its audit.json was "
+            f"written by auditor {record['environment']['auditor']}, which marks every sheet: it was edited by hand")
+
+
 def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | None:
     """Of a run about to replace the record in `reports`: that the record is counted on an ablation's
     page, which goes on showing its figures until rebuilt, or None (not an ablation's run, no page, or
@@ -770,7 +800,7 @@ def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | 
         return None
     return (f"the run there is seed {made['seed']} of variant {made['variant']!r} of ablation {made['ablation']!r}, "
             f"whose page {page_dir / 'ABLATIONS.md'} goes on showing its figures, while the page's link to its sheet "
-            f"opens this run's, until the page is rebuilt: {_page_rebuild_command(page_dir)}")  # fmt: skip
+            f"opens this run's, until the page is rebuilt: {_page_rebuild_command(page_dir)}{_moved_first(page_dir)}")  # fmt: skip
 
 
 def _page_rebuild_command(page_dir: Path) -> str:
@@ -779,6 +809,14 @@ def _page_rebuild_command(page_dir: Path) -> str:
     from auditor.ablate import page_rebuild_command  # lazy: ablate reads run records through this module
 
     return page_rebuild_command(page_dir) or "auditor ablate FILE --render-only --out DIR"
+
+
+def _moved_first(page_dir: Path) -> str:
+    """'' or, where the page in `page_dir` was edited by hand or carries no mark (of 0.3.0), which
+    a rebuild refuses to replace, that it must be moved away first (a user test: the command
+    given was then refused)."""
+    page = page_dir / "ABLATIONS.md"
+    return "" if (why := hand_edited(page)) is None else f", once {page} is moved away ({why})"
 
 
 def aside(final: Path) -> Path:
@@ -1071,7 +1109,7 @@ def _no_record_text(run_dir: Path) -> str:
     if (run_dir / "ablations.json").is_file():  # `auditor ablate` writes it beside ABLATIONS.md
         return (f"{run_dir}: an ablation's page folder (ablations.json), not a run's report folder: give one of "
                 "its runs' report folders (ABLATIONS.md links each run's sheet), or rebuild the page with "
-                f"`{_page_rebuild_command(run_dir)}`")  # fmt: skip
+                f"`{_page_rebuild_command(run_dir)}`{_moved_first(run_dir)}")  # fmt: skip
     if (run_dir / "verify.json").is_file():  # `auditor verify`'s work dir: the verdict is in run A's record
         return (f"{run_dir}: a work dir of `auditor verify`, not a run's report folder: its verdict is recorded "
                 f"in run A's, {run_dir / 'a' / 'reports' / run_dir.name}")  # fmt: skip
@@ -1339,6 +1377,16 @@ _NUMBER, _COUNT = _or_null(is_number), _or_null(is_count)  # null: not measured,
 _NONNEG, _FRACTION = _or_null(lambda v: is_number(v) and v >= 0), _or_null(lambda v: is_number(v) and 0 <= v <= 1)
 _TEXT, _WHOLE = _or_null(_text), _or_null(lambda v: type(v) is int)
 _YES_NO, _YES_NO_OR_NULL = (lambda v: isinstance(v, bool)), _or_null(lambda v: isinstance(v, bool))
+
+
+def recorded_resumes(value: Any) -> bool:
+    """Whether `value` is a list of resumes as a run records them (`training.resumes`, and its
+    checkpoints' `resumes`): {"checkpoint": file name, "global_step", "utc"} each."""
+    return isinstance(value, list) and all(
+        isinstance(r, dict) and isinstance(r.get("checkpoint"), str) and is_count(r.get("global_step"))
+        and isinstance(r.get("utc"), str) for r in value)  # fmt: skip
+
+
 # Fields the sheet formats (numbers with a format code, counts with separators, lists it joins), as a
 # run writes them; a hand edit of another kind is refused naming the field, as `check` refuses it,
 # rather than fail inside the renderer. Where the sheet needs a value, null is refused too. An
@@ -1369,6 +1417,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("training.other_cpu_share", _FRACTION), ("training.other_cpu_window_s", _NONNEG),
     ("training.layout", _or_null(_mapping)), ("training.trained_on", _or_null(_mapping)),
     ("training.trained_at", _or_null(lambda v: isinstance(v, list) and all(map(_mapping, v)))),
+    ("training.resumes", recorded_resumes), ("training.resumes_unrecorded", _YES_NO),
     ("training.host_memory.mmap_threshold", _NUMBER), ("training.host_memory.trim_threshold", _NUMBER),
     ("training.host_memory.probe_bytes", _COUNT),
     *((f"measurements.{k}", _mapping) for k in ("size", "latency", "memory")),

@@ -61,6 +61,7 @@ from auditor.audit import (
     record_problem,
     spec_hash_matches,
     steps_per_epoch,
+    written_from,
 )
 from auditor.errors import InvalidInput
 from auditor.fileio import (
@@ -1148,7 +1149,7 @@ def _verdict_disagrees(audit: Mapping[str, Any]) -> list[str]:
     if not is_number(tolerance) or not isinstance(pairs, list) or not pairs or not all(map(_weighed_pair, pairs)):
         malformed = (f"verification {_json(verdict)}, but its pairs or tolerance are not as verify records them: the "
                      "verdict cannot be weighed against what was compared")  # fmt: skip
-        return [*found, malformed] if _written_from(audit, (0, 4, 0)) else found  # older blocks: other shapes
+        return [*found, malformed] if written_from(audit, (0, 4, 0)) else found  # older blocks: other shapes
     if verdict not in _settled_verdicts(pairs, tolerance):
         decided = decide(pairs, tolerance)
         differ = [str(p["pair"]) for p in pairs if not p["equal"]]
@@ -1173,7 +1174,7 @@ def _settles_otherwise(audit: Mapping[str, Any], block: Mapping[str, Any]) -> st
     (`verify.settle_verdict`): run K was not resumed (unresumed), or run A's training diverged after
     its last checkpoint (incomplete). Only records of 0.4.0 on: before 2026-12-01, verify settled
     on neither."""
-    if not _written_from(audit, (0, 4, 0)):
+    if not written_from(audit, (0, 4, 0)):
         return None
     if block.get("kill_signal") is None or block.get("resumed_from") is None:
         return "run K was not resumed from a checkpoint (verification.kill_signal, resumed_from): verify gives unresumed"
@@ -1181,14 +1182,6 @@ def _settles_otherwise(audit: Mapping[str, Any], block: Mapping[str, Any]) -> st
     if isinstance(training, dict) and training.get("status") == "diverged":
         return "run A's training diverged after its last checkpoint (training.status): verify gives incomplete"
     return None
-
-
-def _written_from(audit: Mapping[str, Any], version: tuple[int, ...]) -> bool:
-    """Whether the record was written by auditor `version` or later (`environment.auditor`)."""
-    env = audit.get("environment")
-    written = env.get("auditor") if isinstance(env, dict) else None
-    return isinstance(written, str) and re.fullmatch(r"\d+\.\d+\.\d+", written) is not None and tuple(
-        map(int, written.split("."))) >= version
 
 
 def _weighed_pair(pair: Any) -> bool:

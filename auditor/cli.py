@@ -341,7 +341,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     lines = [f"{'model':<10} {'params':>12}  {'family':<22} stem"]
     lines += [f"{m['name']:<10} {m['params']:>12,}  {m['family']:<22} {m['stem']}" for m in models]
     lines.append("(params with a 10-class head and batch norm, the spec defaults; group norm gives the same counts, "
-                 "model.norm: none and other model.num_classes other ones, which a run's sheet states; every stem is "
+                 "model.norm: none other ones, which a run's sheet states; model.num_classes is the data's class count; every stem is "
                  "a CIFAR one: the ImageNet-style nets lack torchvision's 7x7 stem and max-pool, and its counts)")
     _print_out(lines)
     return EXIT_OK

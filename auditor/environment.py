@@ -491,13 +491,13 @@ def _inside_tree(path: Path, top: Path) -> bool:
 
 def cpu_notes(
     device: str, threads: int, affinity: int | None, quota: float | None,
-    slows: str = "slows training and inflates latency",
+    slows: str = "slows training and inflates latency", remedy: str | None = None,
 ) -> list[str]:
     """Warnings about how this process's CPUs are shared out, for work on the CPU `device`
-    (`slows`: what sharing does to that work, as `oversubscription_note` says it)."""
+    (`slows`, `remedy`: what sharing does to that work and what to do, as `oversubscription_note` takes them)."""
     if not device.startswith("cpu"):
         return []
-    note = oversubscription_note(threads, affinity, quota, slows)
+    note = oversubscription_note(threads, affinity, quota, slows, remedy)
     return [note] if note else []
 
 

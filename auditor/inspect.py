@@ -82,7 +82,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
                 if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
     if digest is None:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
         warnings.append(f"no {checkpoint.digest_path(target).name} came with it, so its bytes are not checked against "
-                        "the digest the run wrote (a zip archive's CRC-32s find damage, not another file): copy the digest "
+                        "the digest the run wrote (a zip archive's CRC-32s, where it has them, find damage, not another file): copy the digest "
                         "file with the checkpoint")  # fmt: skip
     recorded = _sha256_text(recorded)
     test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
@@ -90,11 +90,7 @@ def model_from_checkpoint(path: Path) -> Loaded:
         warnings.append(f"its embedded spec does not hash to the spec_hash recorded with it ({recorded[:12]}): "
                         "the spec or the hash was changed after the run, so the run, model and hash printed "
                         "here may not belong together")  # fmt: skip
-    classes = state.get("classes")  # older checkpoints: none
-    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        warnings.append(f"the class names recorded with it ({short_value(classes)}) are not a list of names: ignored "
-                        "(`evaluate` compares a data copy's class names with none)")  # fmt: skip
-        classes = None
+    classes = _recorded_classes(state.get("classes"), spec.model.num_classes, warnings)
     fmt = state.get("format")  # older checkpoints: none
     if fmt is not None and checkpoint.other_format(fmt):
         warnings.append(f"it is of checkpoint format {short_value(fmt)} and this auditor writes format "
@@ -107,6 +103,17 @@ def model_from_checkpoint(path: Path) -> Loaded:
         ("classes",) if state.get("classes") is None else ())  # fmt: skip
     return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step,
                   lacks, _trained_threads(state), digest or sha256_file(target))  # fmt: skip
+
+
+def _recorded_classes(classes: Any, n: int, warnings: list[str]) -> list[str] | None:
+    """The class names a checkpoint records (None: none, older ones), or, where they are not a list
+    of `n` distinct names as a run records the data's (a user test: ten 'a's), None, with a warning."""
+    if classes is None or (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+                           and len(classes) == n == len(set(classes))):  # fmt: skip
+        return classes
+    warnings.append(f"the class names recorded with it ({short_value(classes)}) are not a list of {n} distinct "
+                    "names: ignored (`evaluate` compares a data copy's class names with none)")  # fmt: skip
+    return None
 
 
 def _trained_threads(state: dict[str, Any]) -> int | None:
@@ -370,7 +377,7 @@ def measure_checkpoint(
         "checkpoint_mb": (s.checkpoint_bytes or 0) / MB, "weights_mb": s.weights_bytes / MB,
         "checkpoint_bytes": s.checkpoint_bytes, "weights_bytes": s.weights_bytes,  # exact, as audit.json records them
         "latency": (timed := asdict(lat)), "measured_with": used,
-        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device),
+        "notes": [*loaded.warnings, *broken_warnings(model), *_cpu_notes(device, threads is not None),
                   *_setting_notes(loaded, device, lat_spec, threads is not None),
                   *(f"{t}: {text}" for t, text in latency_warnings(timed, None).values())],
     }  # fmt: skip
@@ -413,7 +420,11 @@ def _setting_notes(loaded: Loaded, device: torch.device, timed: Latency, threads
     return notes
 
 
-def _cpu_notes(device: torch.device) -> list[str]:
-    """`environment.cpu_notes` for this process now: more torch threads than CPUs inflates the latency."""
+def _cpu_notes(device: torch.device, threads_given: bool = False) -> list[str]:
+    """`environment.cpu_notes` for this process now: more torch threads than CPUs inflates the latency.
+    `threads_given`: --threads chose the count, which is then what to change (a user test: the note
+    said to set OMP_NUM_THREADS)."""
+    remedy = ("give --threads {n} to time it without the turns" if threads_given else
+              "set OMP_NUM_THREADS={n}, or give --threads {n}, to time it without the turns")  # fmt: skip
     return environment.cpu_notes(str(device), torch.get_num_threads(), environment.usable_cpus(),
-                                 environment.cgroup_cpu_quota(), slows="inflates the latency timed here")  # fmt: skip
+                                 environment.cgroup_cpu_quota(), slows="inflates the latency timed here", remedy=remedy)  # fmt: skip

@@ -633,7 +633,7 @@ def _processes(audit: dict[str, Any]) -> dict[str, Any]:
     started = run.get("started_by")  # records before it was carried: none
     started = started if isinstance(started, dict) and {"command", "cwd"} <= started.keys() else None
     return {
-        "resumed_from_text": _resumed_from_text(run),
+        "resumed_from_text": _resumed_from_text(run, audit["training"]),
         # Records before the command kept --resume hold a resumed run's command without it.
         "command_was_resume": bool(run["resumed_from"]) or audit["environment"]["command"].endswith(" --resume"),
         # The retrain runs where the last process ran: a resume from another folder read the same data
@@ -2158,14 +2158,21 @@ def _unseen_item(audit: dict[str, Any]) -> Item:
                          "near-duplicates are not looked for)")  # fmt: skip
 
 
-def _resumed_from_text(run: dict[str, Any]) -> str:
+def _resumed_from_text(run: dict[str, Any], training: dict[str, Any]) -> str:
     """The checkpoint a resumed run continued from, and whether the run kept it (older records
-    do not say)."""
+    do not say); where it was resumed more than once, or from a checkpoint that did not list the
+    resumes before it, every resume its weights went through."""
     name = run["resumed_from"]
     if not name:
         return NA
-    return (f"{name} (a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned)"
+    text = (f"{name} (a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned)"
             if run.get("resumed_from_kept") is False else name)  # fmt: skip
+    resumes = training.get("resumes") or []  # older records: not kept
+    steps = "; ".join(f"at global step {r['global_step']:,} from {r['checkpoint']} ({r['utc']})" for r in resumes)
+    if training.get("resumes_unrecorded") is True and resumes:
+        return (f"{text}; the resumes recorded: {steps}; any before them are not known (the first continued from "
+                "a checkpoint of a version that did not record them)")  # fmt: skip
+    return f"{text}; resumed {len(resumes)} times in all: {steps}" if len(resumes) > 1 else text
 
 
 def _limits_text(spec_data: dict[str, Any], data: dict[str, Any]) -> str:

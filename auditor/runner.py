@@ -50,6 +50,7 @@ from auditor.audit import (
     none_selected,
     not_a_number,
     run_paths,
+    sheet_edited,
     step_checkpoints,
     step_of,
     write_csv,
@@ -76,7 +77,6 @@ from auditor.errors import (
 )
 from auditor.fileio import (
     atomic_write_bytes,
-    hand_edited,
     held_lock,
     no_rename_flag,
     not_a_folder,
@@ -816,14 +816,14 @@ def _them(found: list[str]) -> str:
 
 
 def _sheet_edited(reports: Path) -> list[str]:
-    """The refusal of a run over a report folder whose sheet was edited by hand after auditor
-    marked it (`fileio.hand_edited`): the run replaces the folder, sheet included (the review: an
-    ablation's re-judge replaced one without a word). A sheet of 0.3.0, with no mark, is not said."""
-    sheet = reports / "REPRODUCIBILITY.md"
-    if (why := hand_edited(sheet, unmarked=False)) is None:
+    """The refusal of a run over a report folder whose sheet was edited by hand (`audit.sheet_edited`):
+    the run replaces the folder, sheet included (the review: an ablation's re-judge replaced one
+    without a word). A sheet of 0.3.0, with no mark, is not said."""
+    if (why := sheet_edited(reports)) is None:
         return []
-    return [(f"{sheet}: {why}; this run replaces the report folder when it finishes, sheet included: move the sheet "
-             "out of that folder to keep your edit (a sheet of 0.3.0, with no mark, is replaced as before)")]
+    return [(f"{reports / 'REPRODUCIBILITY.md'}: {why}; this run replaces the report folder when it finishes, sheet "
+             "included: move the sheet out of that folder to keep your edit (a sheet of 0.3.0, with no mark, is "
+             "replaced as before)")]  # fmt: skip
 
 
 def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:

@@ -1308,6 +1308,12 @@ def written_as(flag: str, item: str) -> str:
     return "'" + item.replace("'", "''") + "'"
 
 
+class SetValueRefused(InvalidInput):
+    """A `--set` VALUE that is valid YAML but refused as a spec file's would be (a key given twice,
+    a number no float can tell from 0, past the limits): named after the spec, as validation names
+    a --set's value, where a spec is read."""
+
+
 def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--set") -> Any:
     """A `--set` VALUE: parsed as YAML (`""` for a blank one), or, where it is not YAML (`>= 0.9`
     opens a block scalar, `!= diverged` names a tag), the text itself, without a trailing
@@ -1324,7 +1330,9 @@ def override_value(raw: str, item: str, criterion: bool = False, flag: str = "--
             return _without_comment(raw.strip())
         return value
     except (DuplicateKey, YamlLimit, RefusedYaml) as exc:  # valid YAML, refused
-        raise InvalidInput(f"{set_shown(item, flag)}: {yaml_problem(exc)}") from None
+        # A value on one line: its column alone places a refused number (a user test: "line 1, column 1").
+        one_line = isinstance(exc, RefusedYaml) and not any(c in raw for c in "\n\r" + YAML11_BREAKS)
+        raise SetValueRefused(f"{set_shown(item, flag)}: {yaml_problem(exc, raw if one_line else None)}") from None
     except yaml.YAMLError as exc:
         text = raw.strip()
         if text[:1] in "[{" and "undefined alias" in str(getattr(exc, "problem", "")):  # `[*a]`: a list, not text
@@ -1700,7 +1708,7 @@ def _typed_message(
     if kind == "string_type" and (yaml_kind := _yaml_kind(given)):
         got = f", got {value_text(given)}: YAML reads that unquoted value as {yaml_kind}; quote it"
     if kind in QUOTED_TYPES and (quoted := _quoted_kind(given, QUOTED_TYPES[kind])):
-        got = f", got the text {given!r}: it is quoted; write the {quoted} without quotes"
+        got = f", got the text {given!r}: it is quoted (or tagged !!str); write the {quoted} without quotes or tag"
     return loc, msg, got
 
 
@@ -2149,7 +2157,10 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
     Needs no torch (validation does, for the model registry), so a command can refuse a spec
     that cannot be read before it spends seconds importing torch; raises InvalidInput."""
     # A malformed --set first: `--set train.epochs 1` left `1` as the spec.
-    parsed = parse_overrides(overrides or [])
+    try:
+        parsed = parse_overrides(overrides or [])
+    except SetValueRefused as exc:  # well-formed, so named after the spec (a user test)
+        raise InvalidInput(f"{path} {exc}") from None
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
     if file_kind(given) == "ablation":  # given where a spec goes
@@ -2350,6 +2361,10 @@ def json_schema() -> dict[str, Any]:
     schema["title"] = "auditor run spec"
     defs = schema["$defs"]
     defs["ModelSpec"]["properties"]["name"]["enum"] = list_models()
+    # Validation holds a new spec's head to its data's classes (a user test: the schema took 2 to 2^63 - 1).
+    defs["ModelSpec"]["properties"]["num_classes"]["enum"] = sorted(set(DATASET_CLASSES.values()))
+    defs["ModelSpec"]["properties"]["num_classes"]["description"] = "the classes of data.dataset: " + ", ".join(
+        f"{name} {n}" for name, n in DATASET_CLASSES.items())
     train = defs["TrainSpec"]["properties"]
     train["device"]["pattern"] = f"^(?:{DEVICE_FORM.pattern})$"
     for key, words in (("amp", [False]), ("compile", [False, True])):  # YAML 1.1 reads off as false

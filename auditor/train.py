@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from auditor import checkpoint, hostmem
-from auditor.audit import not_a_number
+from auditor.audit import not_a_number, recorded_resumes
 from auditor.data import DataBundle, norm_tensors, normalize, steps_per_epoch, train_batches
 from auditor.environment import compute_setting, cuda_problem, same_setting, software_versions
 from auditor.errors import InvalidInput, SpecFieldError, ablation_run_of
@@ -98,6 +99,10 @@ class TrainResult:
     # {"ablation", "variant", "seed"}: the ablation run this is (this process's, where `auditor ablate`
     # started it, else carried by checkpoints through resumes); None: not an ablation's run
     ablation_run: dict[str, Any] | None = None
+    # Every resume whose process's training the final checkpoint holds, first first (carried by
+    # checkpoints): {"checkpoint": its file name, "global_step", "utc": when the process resumed}
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    resumes_unrecorded: bool = False  # resumed from a checkpoint that predates the list: earlier ones unknown
 
 
 @dataclass
@@ -151,6 +156,8 @@ class _Loop:
     computes: list[dict[str, Any]] = field(default_factory=list)  # the settings earlier processes trained at
     started_by: dict[str, str] | None = None  # the first process's command and folder (RunFiles', or the checkpoint's)
     ablation_run: dict[str, Any] | None = None  # RunFiles', or else the checkpoint's
+    resumes: list[dict[str, Any]] = field(default_factory=list)  # TrainResult.resumes so far
+    resumes_unrecorded: bool = False  # TrainResult's
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
 
@@ -438,6 +445,7 @@ def payload(loop: _Loop) -> dict[str, Any]:
         "data_fingerprint": loop.files.data_fingerprint, "scored_test_fingerprint": loop.files.scored_test_fingerprint,
         "classes": list(loop.files.classes) if loop.files.classes else None,
         "versions": software_versions(), "compute": loop.compute, "computes": trained_at(loop), "started_by": loop.started_by,
+        "resumes": loop.resumes, "resumes_unrecorded": loop.resumes_unrecorded,
         "ablation_run": loop.ablation_run,
     }  # fmt: skip
 
@@ -529,6 +537,9 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     loop.computes = list(computes) if isinstance(computes, list) else [loop.trained_on] if loop.trained_on else []
     loop.started_by = state.get("started_by") if isinstance(state.get("started_by"), dict) else None  # older: none
     loop.ablation_run = loop.ablation_run or ablation_run_of(state.get("ablation_run"))  # a resume by hand keeps it
+    resumes = state.get("resumes")  # older checkpoints: none, so earlier resumes are not known
+    loop.resumes = [dict(r) for r in resumes] if recorded_resumes(resumes) else []
+    loop.resumes_unrecorded = not recorded_resumes(resumes) or state.get("resumes_unrecorded") is not False
 
 
 # --- the loop -------------------------------------------------------------------
@@ -638,7 +649,9 @@ def fit(
     loop = build_loop(train, data_spec, seed, model, data, device, files)
     if resume is not None:
         resume_into(loop, resume)
-        log(f"resume: continuing from {resume.name} (global step {loop.epoch * loop.spe + loop.step})")
+        step = loop.epoch * loop.spe + loop.step
+        loop.resumes.append({"checkpoint": resume.name, "global_step": step, "utc": datetime.now(UTC).isoformat(timespec="seconds")})
+        log(f"resume: continuing from {resume.name} (global step {step})")
     with loop.writer:  # every checkpoint is on disk when fit returns (or raises)
         status, diverged_at = _train_epochs(loop, hook, progress, log)
     return _result(loop, status, diverged_at, resume)
@@ -702,5 +715,5 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
         trained_here=loop.layout_read, started_by=loop.started_by, trained_at=trained_at(loop),
-        ablation_run=loop.ablation_run,
+        ablation_run=loop.ablation_run, resumes=list(loop.resumes), resumes_unrecorded=loop.resumes_unrecorded,
     )  # fmt: skip

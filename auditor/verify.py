@@ -75,6 +75,7 @@ from auditor.audit import (
     read_audit,
     run_paths,
     scope_text,
+    sheet_edited,
     short_of_budget,
     unweighed,
     verify_workdir,
@@ -1285,6 +1286,17 @@ def _run_root_files(paths: RunPaths) -> dict[Path, tuple[str, ...]]:
             paths.reports.parent: run_folders, paths.checkpoints.parent: (*run_folders, paths.lock.name)}  # fmt: skip
 
 
+def _edited_sheet(workdir: Path, name: str) -> str | None:
+    """'SHEET: why' of the first of the runs' sheets in a work dir verify made that was edited by
+    hand (`audit.sheet_edited`), or None (a user test: run A's, which holds the verdict, was
+    replaced without a word)."""
+    for run in ("a", "b", "k"):
+        reports = run_paths(workdir / run, name).reports
+        if reports.is_dir() and (why := sheet_edited(reports)) is not None:
+            return f"{reports / 'REPRODUCIBILITY.md'}: {why}"
+    return None
+
+
 def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
     """An empty work dir; an earlier one moved to `<workdir>.old` (returned), or None if there was none.
 
@@ -1303,6 +1315,9 @@ def _set_aside_workdir(plan: Plan, out: Path) -> Path | None:
         if folder.is_dir() and (foreign := _foreign_files(folder, plan.spec.name)):
             raise InvalidInput(f"{folder}: holds files verify did not write ({', '.join(foreign)}), and verify "
                                "replaces this folder: move them away first")  # fmt: skip
+        if folder.is_dir() and (edited := _edited_sheet(folder, plan.spec.name)):
+            raise InvalidInput(f"{edited}; verify replaces {folder} when it finishes, this sheet included: move the "
+                               "sheet out of that folder to keep your edit")  # fmt: skip
     try:
         if old.is_dir() and not (plan.workdir / "verify.json").is_file():
             # A verify killed mid-way: its work dir is partial, `.old` holds the evidence.

@@ -323,6 +323,14 @@ def test_an_ablation_page_folder_given_for_a_run_s_is_named_as_such(tmp_path: Pa
     with pytest.raises(InvalidInput, match=re.escape(f"{tmp_path / 'ablations.json'}: an ablation's record, not a run's "
                                                      "report folder: give one of its runs' report folders")):
         read_audit(tmp_path / "ablations.json")
+    # A page the rebuild refuses to replace (edited by hand, or of 0.3.0: no mark) is to be moved away first (a user test).
+    (tmp_path / "ABLATIONS.md").write_text("# the page of 0.3.0\n")
+    with pytest.raises(InvalidInput) as info:
+        read_audit(tmp_path)
+    assert str(info.value).endswith(
+        f"rebuild the page with `auditor ablate FILE --render-only --out DIR`, once {tmp_path / 'ABLATIONS.md'} is moved "
+        "away (it carries no mark of auditor's (the sha256 of its text, on its last line): it was edited by hand, or "
+        "written by auditor 0.3.0 or earlier, which marked nothing)")  # fmt: skip
 
 
 def test_a_missing_report_folder_names_where_an_interrupted_run_left_its_report(tmp_path: Path) -> None:

@@ -476,9 +476,11 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert (tmp_path / "checkpoints/smoke.partial").is_dir() and not (tmp_path / "reports/smoke").exists()
     fresh = run_cli(*args)  # a fresh start would discard the interrupted run: refused
     assert_clean_error(fresh, "interrupted run", "--resume")
+    again = run_cli(*args, "--resume", env={"AUDITOR_KILL_AT_STEP": "13"})  # killed again, after step-12.pt
+    assert again.returncode == -9 and "resume: continuing from step-00000009.pt (global step 9)" in again.stderr
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "resume: continuing from step-00000009.pt" in resumed.stderr
+    assert "resume: continuing from step-00000012.pt" in resumed.stderr
     reference = run_cli("run", "smoke", *sets(*TINY_SETS, "train.checkpoint_every_steps=3"), "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0
     a, b = weights(tmp_path / "checkpoints/smoke/last.pt"), weights(tmp_path / "ref/checkpoints/smoke/last.pt")
@@ -486,7 +488,11 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     steps = lambda out: (out / "reports/smoke/steps.csv").read_text()
     assert steps(tmp_path) == steps(tmp_path / "ref")
     audit = audit_of(tmp_path)
-    assert audit["run"]["resumed_from"] == audit["training"]["resumed_from"] == "step-00000009.pt"
+    assert audit["run"]["resumed_from"] == audit["training"]["resumed_from"] == "step-00000012.pt"
+    # Both resumes, as their processes' checkpoints carried them, and the sheet lists them.
+    resumes = audit["training"]["resumes"]
+    assert [(r["checkpoint"], r["global_step"]) for r in resumes] == [("step-00000009.pt", 9), ("step-00000012.pt", 12)]
+    assert audit["training"]["resumes_unrecorded"] is False
     assert ".partial" not in json.dumps(audit)  # no staging path survives the promote
     # The killed first process's command, carried by its checkpoints, is the one the sheet gives as the start.
     first = audit["run"]["started_by"]
@@ -499,6 +505,8 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
             f"thread{'s' if threads != 1 else ''}, which only\n# OMP_NUM_THREADS set to that count gives on another "
             f"machine)\n(cd {shlex.quote(first['cwd'])} && {first['command']})\n") in sheet  # fmt: skip
     assert "the first process's command is not recorded" not in sheet
+    assert (f"| Resumed from | step-00000012.pt; resumed 2 times in all: at global step 9 from step-00000009.pt "
+            f"({resumes[0]['utc']}); at global step 12 from step-00000012.pt ({resumes[1]['utc']}) |") in sheet
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs are not locked there")

@@ -21,7 +21,7 @@ from auditor import checkpoint, measure
 from auditor import inspect as auditor_inspect
 from auditor.errors import InvalidInput
 from auditor.models import build_model
-from auditor.spec import Spec, load_spec, resolved_dict, spec_hash
+from auditor.spec import Spec, load_spec, resolved_dict, short_value, spec_hash
 from auditor.words import count
 
 
@@ -72,7 +72,8 @@ def test_a_copied_checkpoint_without_its_digest_loads_but_a_damaged_one_does_not
     assert loaded.integrity == "not checked: no best.pt.sha256 beside it, but its zip entries pass their CRC-32 checks"
     # A user test: `evaluate --strict` passed it; nothing ties these bytes to the run's, so it warns
     said = ("no best.pt.sha256 came with it, so its bytes are not checked against the digest the run wrote (a zip "
-            "archive's CRC-32s find damage, not another file): copy the digest file with the checkpoint")
+            "archive's CRC-32s, where it has them, find damage, not another file): copy the digest file with the "
+            "checkpoint")  # where it has none (a legacy file), its integrity line says no CRC-32 checked it (a user test)
     assert loaded.warnings == [said]
     assert auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["integrity"].startswith("not checked")
     path = save_checkpoint(tmp_path / "last.pt", spec)
@@ -501,7 +502,7 @@ def test_measure_says_when_the_latency_was_timed_on_a_busy_machine(
     quiet = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["latency"]
     busy = {**quiet, "other_cpu_share": 0.5, "other_cpu_window_s": 2.0, "median_ms": 2.0, "iqr_ms": 1.0}
     monkeypatch.setattr(auditor_inspect, "latency", lambda *a, **k: measure.LatencyResult(**busy))
-    monkeypatch.setattr(auditor_inspect, "_cpu_notes", lambda device: [])
+    monkeypatch.setattr(auditor_inspect, "_cpu_notes", lambda device, threads_given: [])
     notes = auditor_inspect.measure_checkpoint(path, "cpu", iters=5)["notes"]
     assert [n.split(":")[0] for n in notes] == ["Unsteady timing", "Busy machine"]
     assert notes[1].startswith("Busy machine: other processes used 50% of the CPU while the latency was timed")
@@ -540,15 +541,17 @@ def test_the_reports_say_how_far_the_weights_had_trained(tmp_path: Path, spec: S
 
 def test_class_names_recorded_otherwise_than_a_run_writes_them_are_said_to_be_ignored(tmp_path: Path, spec: Spec) -> None:
     """A user test: a checkpoint whose classes entry was 5 was evaluated without a word."""
-    names = ["airplane", "automobile"]
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "named.pt", spec, {"classes": names}))
     assert loaded.classes == names and not any("class names" in w for w in loaded.warnings)
     assert auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "old.pt", spec)).warnings == []  # none recorded
-    for edited, shown in [(5, "5"), (["airplane", 3], '["airplane", 3]'), ("airplane", "'airplane'")]:
+    # Not a list of names; and (a user test) one name ten times, which a data copy's batches.meta may not hold, or two
+    for edited, shown in [(5, "5"), (["airplane", 3], '["airplane", 3]'), ("airplane", "'airplane'"),
+                          (["a"] * 10, short_value(["a"] * 10)), (names[:2], short_value(names[:2]))]:  # fmt: skip
         loaded = auditor_inspect.model_from_checkpoint(save_checkpoint(tmp_path / "edited.pt", spec, {"classes": edited}))
         assert loaded.classes is None
-        assert (f"the class names recorded with it ({shown}) are not a list of names: ignored (`evaluate` compares a "
-                "data copy's class names with none)") in loaded.warnings  # `measure` reads no copy: it had said "the copy's"
+        assert (f"the class names recorded with it ({shown}) are not a list of 10 distinct names: ignored (`evaluate` "
+                "compares a data copy's class names with none)") in loaded.warnings  # `measure` reads no copy: it had said "the copy's"
 
 
 def test_a_checkpoint_format_other_than_this_auditors_is_warned_of(tmp_path: Path, spec: Spec) -> None:
@@ -566,8 +569,12 @@ def test_the_thread_note_of_measure_speaks_of_what_it_times(monkeypatch: pytest.
     monkeypatch.setattr(auditor_inspect.environment, "usable_cpus", lambda: 1)
     monkeypatch.setattr(auditor_inspect.torch, "get_num_threads", lambda: 2)
     [note] = auditor_inspect._cpu_notes(torch.device("cpu"))
-    assert "the threads take turns, which inflates the latency timed here; set OMP_NUM_THREADS=1" in note
+    assert note.endswith("the threads take turns, which inflates the latency timed here; set OMP_NUM_THREADS=1, or "
+                         "give --threads 1, to time it without the turns")  # fmt: skip
     assert "training" not in note
+    # --threads chose the count: that is what to change (a user test: the note said to set OMP_NUM_THREADS)
+    [note] = auditor_inspect._cpu_notes(torch.device("cpu"), threads_given=True)
+    assert note.endswith("inflates the latency timed here; give --threads 1 to time it without the turns")
 
 
 def _cifar_copy(root: Path) -> Path:
@@ -605,7 +612,7 @@ def test_evaluate_warns_where_a_checkpoint_records_nothing_to_compare_the_copy_w
     edited = auditor_inspect.evaluate_checkpoint(
         save_checkpoint(tmp_path / "ed.pt", cifar, {"classes": 5, "test_fingerprint": "x"}), root, "cpu")
     assert not any("records no" in w for w in edited["warnings"])  # recorded wrongly: warned as ignored, once
-    assert sum("not a list of names" in w or "not a sha256" in w for w in edited["warnings"]) == 2
+    assert sum("not a list of 10 distinct names" in w or "not a sha256" in w for w in edited["warnings"]) == 2
 
 
 def test_evaluate_warns_once_of_a_missing_batches_meta_and_says_when_a_copy_holds_fewer_images(tmp_path: Path, spec: Spec) -> None:

@@ -1232,6 +1232,28 @@ def test_a_resumed_run_says_its_wall_time_and_memory_are_the_last_process_s() ->
     assert "| CUDA max reserved by torch's allocator (the resumed process only; without the CUDA context) |" in text
 
 
+def test_a_run_resumed_more_than_once_lists_every_resume() -> None:
+    """A user test: a run resumed twice said only where its last process continued from."""
+    from auditor.audit import record_problem
+
+    audit = golden_audit()
+    audit["run"]["resumed_from"] = "step-00000030.pt"
+    first = {"checkpoint": "step-00000012.pt", "global_step": 12, "utc": "2026-12-07T10:00:00+00:00"}
+    last = {"checkpoint": "step-00000030.pt", "global_step": 30, "utc": "2026-12-07T11:00:00+00:00"}
+    audit["training"].update(resumes=[last], resumes_unrecorded=False)
+    assert "| Resumed from | step-00000030.pt |" in text_of(audit)  # once: the row says it all
+    audit["training"]["resumes"] = [first, last]
+    assert ("| Resumed from | step-00000030.pt; resumed 2 times in all: at global step 12 from step-00000012.pt "
+            "(2026-12-07T10:00:00+00:00); at global step 30 from step-00000030.pt (2026-12-07T11:00:00+00:00) |") in text_of(audit)
+    audit["training"].update(resumes=[last], resumes_unrecorded=True)  # continued from an older version's checkpoint
+    assert ("| Resumed from | step-00000030.pt; the resumes recorded: at global step 30 from step-00000030.pt "
+            "(2026-12-07T11:00:00+00:00); any before them are not known (the first continued from a checkpoint of a "
+            "version that did not record them) |") in text_of(audit)
+    for edited in ([{"checkpoint": "x.pt", "global_step": -1, "utc": "now"}], "twice", [first, None]):
+        audit["training"]["resumes"] = edited
+        assert "training.resumes" in (record_problem(audit) or ""), edited  # refused, naming it, not a crash
+
+
 def test_a_resumed_run_s_command_is_the_resume_s_and_is_not_offered_as_the_original() -> None:
     audit = golden_audit()
     command = audit["environment"]["command"]

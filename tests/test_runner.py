@@ -61,7 +61,9 @@ def test_a_cpu_quota_under_torchs_threads_is_said_and_recorded(tmp_path: Path, m
     assert outcome.audit["environment"]["cpu_quota"] == 0.5
     assert f"| Notes on the CPUs | {note} |" in (outcome.report_dir / "REPRODUCIBILITY.md").read_text()
     # then any warning on the timing itself; measure speaks of the latency it times, not of training
-    assert measured["notes"][0] == note.replace("slows training and inflates latency", "inflates the latency timed here")
+    assert measured["notes"][0] == note.replace("slows training and inflates latency", "inflates the latency timed here").replace(
+        "set OMP_NUM_THREADS=1 for the next run (CPU results reproduce bit for bit only at the same thread count)",
+        "set OMP_NUM_THREADS=1, or give --threads 1, to time it without the turns")  # fmt: skip
 
 
 def stage_outputs(test: dict | None, nonfinite: list[str], history: list, best_epoch: int | None,
@@ -1633,5 +1635,15 @@ def test_a_run_over_a_sheet_edited_by_hand_is_refused_before_training(tmp_path: 
         execute(spec, "smoke", tmp_path, resume=False, argv=["auditor", "run"], log=lambda m: None)
     assert _files(tmp_path) == before
     assert runner.run_folder_problems(run_paths(tmp_path, "smoke"))  # ablate says it before any run
-    sheet.write_text("# a sheet of 0.3.0, with no mark\n")
+    # No mark beside a record of this version, which marks every sheet: its last line was removed by hand (a user test).
+    sheet.write_text("# the sheet, edited, without its last line\n")
+    version = json.loads((tmp_path / "reports/smoke/audit.json").read_text())["environment"]["auditor"]
+    assert runner.run_folder_problems(run_paths(tmp_path, "smoke")) == [(
+        f"{sheet}: it carries no mark of auditor's (the sha256 of its text, on its last line), though its audit.json "
+        f"was written by auditor {version}, which marks every sheet: it was edited by hand; this run replaces the "
+        "report folder when it finishes, sheet included: move the sheet out of that folder to keep your edit (a sheet "
+        "of 0.3.0, with no mark, is replaced as before)")]  # fmt: skip
+    record = json.loads((tmp_path / "reports/smoke/audit.json").read_text())
+    record["environment"]["auditor"] = "0.3.0"  # a sheet of 0.3.0 marked nothing
+    (tmp_path / "reports/smoke/audit.json").write_text(json.dumps(record))
     assert not runner.run_folder_problems(run_paths(tmp_path, "smoke"))

@@ -1004,6 +1004,10 @@ def test_schema_holds_what_validation_checks_in_code() -> None:
     assert all(reserved.search(f"run{x}") for x in (".partial", ".old", ".failed")) and not reserved.search("run.v2")
     assert all(reserved.search(f"run{x}") for x in (".PARTIAL", ".Old", ".fAiLeD"))  # a user test: as validation refuses them
     assert not reserved.search("run.olds") and not reserved.search("runXold")
+    assert model["num_classes"]["enum"] == [10]  # every dataset's class count: validation refuses another head
+    for dataset in ("cifar10", "synthetic"):
+        with pytest.raises(InvalidInput, match="model.num_classes: 11, but data.dataset"):
+            load_spec("smoke", [f"data.dataset={dataset}", "model.num_classes=11", "data.val_split=500"])
     data = schema["$defs"]["DataSpec"]["properties"]
     assert data["mean"]["items"]["maximum"] == 1 and data["std"]["items"]["exclusiveMinimum"] == 0
 
@@ -1687,8 +1691,18 @@ def test_a_quoted_value_of_the_right_kind_is_said_to_be_quoted(item: str, kind: 
     value = item.split("=", 1)[1].strip("'")
     with pytest.raises(InvalidInput) as err:
         load_spec("smoke", [item])
-    assert str(err.value).endswith(f"got the text {value!r}: it is quoted; write the {kind} without quotes")
+    assert str(err.value).endswith(f"got the text {value!r}: it is quoted (or tagged !!str); write the {kind} "
+                                   "without quotes or tag")  # fmt: skip
     assert load_spec("smoke", [item.replace("'", "")])  # as it says
+
+
+def test_a_value_tagged_as_text_is_said_to_be_so(tmp_path: Path) -> None:
+    """A user test: `epochs: !!str 3` was said to be quoted, which nothing in the file was."""
+    (tmp_path / "tag.yaml").write_text("name: tag\ntrain: {epochs: !!str 3}\n")
+    with pytest.raises(InvalidInput) as err:
+        load_spec(str(tmp_path / "tag.yaml"))
+    assert str(err.value).endswith("got the text '3': it is quoted (or tagged !!str); write the integer without "
+                                   "quotes or tag")  # fmt: skip
 
 
 @pytest.mark.parametrize("item", ["train.epochs='five'", "train.epochs='5.0'", "train.optimizer.lr='true'",
@@ -1944,7 +1958,12 @@ def test_a_number_no_field_holds_as_written_is_refused_at_its_line_or_set(tmp_pa
     for item in ("train.optimizer.weight_decay=1e-400", "data.std=[1e-400, 0.2, 0.2]", "train.optimizer.lr=1e-400"):
         with pytest.raises(InvalidInput, match=r"too small for a float to tell from 0 \(it would read as 0.0\)") as err:
             load_spec("smoke", [item])
-        assert str(err.value).startswith(f"--set '{item}': ")
+        # named after the spec, as validation names a --set's value; its column alone (a user test: "line 1, column 1")
+        column = item.split("=", 1)[1].index("1e-400") + 1  # within the VALUE
+        assert str(err.value).startswith(f"smoke --set '{item}': ") and str(err.value).endswith(f" (column {column})")
+    with pytest.raises(InvalidInput) as err:
+        load_spec("smoke", ["data.std=[0.2,\n 1e-400, 0.2]"])  # more than one line: its line too
+    assert str(err.value).endswith(" (line 2, column 2)")
     assert load_spec("smoke", ["train.optimizer.weight_decay=0.0e-400"]).train.optimizer.weight_decay == 0  # a 0 written so
     # The review: a long hex integer escaped the limit (and failed when printed); leading zeros were counted
     with pytest.raises(InvalidInput, match="an integer of 5,000 hexadecimal digits: no field holds one so long"):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -254,6 +256,38 @@ def test_checkpoints_carry_every_setting_training_ran_at_through_resumes(tmp_pat
     checkpoint.save(tmp_path / "old" / "step-00000002.pt", state)
     old, _ = train_tiny(full, tmp_path / "old", tmp_path / "old" / "step-00000002.pt")
     assert old.trained_at == [here]
+
+
+def test_checkpoints_carry_every_resume_whose_training_the_run_holds(tmp_path: Path) -> None:
+    """A run resumed twice recorded only its last resume (carried in a note): the sheet could not
+    say in how many processes it trained."""
+    cut = tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=3")
+    fresh, _ = train_tiny(cut, tmp_path / "a")
+    assert (fresh.resumes, fresh.resumes_unrecorded) == ([], False)
+    state = checkpoint.load(tmp_path / "a" / "step-00000002.pt")
+    assert (state["resumes"], state["resumes_unrecorded"]) == ([], False)
+    longer = tiny_spec("train.checkpoint_every_steps=2", "train.max_steps=7")
+    state.update(spec=resolved_dict(longer), spec_hash=spec_hash(longer))
+    checkpoint.save(tmp_path / "b" / "step-00000002.pt", state)
+    once, _ = train_tiny(longer, tmp_path / "b", tmp_path / "b" / "step-00000002.pt")
+    assert [(r["checkpoint"], r["global_step"]) for r in once.resumes] == [("step-00000002.pt", 2)]
+    assert datetime.fromisoformat(once.resumes[0]["utc"]).tzinfo is not None
+    full = tiny_spec("train.checkpoint_every_steps=2")
+    state = checkpoint.load(tmp_path / "b" / "step-00000006.pt")  # written by the resumed process
+    assert state["resumes"] == once.resumes
+    state.update(spec=resolved_dict(full), spec_hash=spec_hash(full))
+    checkpoint.save(tmp_path / "c" / "step-00000006.pt", state)
+    twice, _ = train_tiny(full, tmp_path / "c", tmp_path / "c" / "step-00000006.pt")
+    assert twice.status == "completed"
+    assert [(r["checkpoint"], r["global_step"]) for r in twice.resumes] == [("step-00000002.pt", 2), ("step-00000006.pt", 6)]
+    assert checkpoint.load(tmp_path / "c" / "last.pt")["resumes"] == twice.resumes and not twice.resumes_unrecorded
+    for older in (None, [{"checkpoint": 3}]):  # a checkpoint before the list, or one not as a run writes it
+        state.pop("resumes") if older is None else state.update(resumes=older)
+        checkpoint.save(tmp_path / "d" / "step-00000006.pt", state)
+        unknown, _ = train_tiny(full, tmp_path / "d", tmp_path / "d" / "step-00000006.pt")
+        assert [r["global_step"] for r in unknown.resumes] == [6] and unknown.resumes_unrecorded
+        assert checkpoint.load(tmp_path / "d" / "last.pt")["resumes_unrecorded"] is True  # carried on
+        shutil.rmtree(tmp_path / "d")
 
 
 def test_the_settings_trained_at_are_listed_in_order_and_unrecorded_keys_are_no_difference() -> None:

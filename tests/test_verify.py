@@ -176,8 +176,17 @@ def test_twin_and_kill_resume_are_bitwise_and_user_run_untouched(tmp_path: Path)
         assert "auditor run " not in other.split("## Reproduce", 1)[1].split("## Criteria", 1)[0]
     assert ": BITWISE (pass) on cpu, 1 thread, torch " in proc.stdout  # OMP_NUM_THREADS=1 (_verify)
     # A user test: a resumed run's checkpoints came out larger (its history's keys, read back, were copies).
-    sizes = {run: (tmp_path / f"verify/smoke/{run}/checkpoints/smoke/best.pt").stat().st_size for run in "abk"}
-    assert sizes["a"] == sizes["b"] == sizes["k"], sizes
+    # Run K's are larger by its resume's record alone (`resumes`), as the same payload saved with and without it.
+    best = {run: tmp_path / f"verify/smoke/{run}/checkpoints/smoke/best.pt" for run in "abk"}
+    sizes = {run: path.stat().st_size for run, path in best.items()}
+    resumes = checkpoint.load(best["k"])["resumes"]
+    assert [r["checkpoint"] for r in resumes] == [block["resumed_from"]] and checkpoint.load(best["a"])["resumes"] == []
+    state, saved = checkpoint.load(best["a"]), []
+    for listed in ([], resumes):
+        state["resumes"] = listed
+        checkpoint.save(tmp_path / "resaved" / "best.pt", state)
+        saved.append((tmp_path / "resaved" / "best.pt").stat().st_size)
+    assert sizes["a"] == sizes["b"] and sizes["k"] - sizes["a"] == saved[1] - saved[0], (sizes, saved)
     assert any(n.startswith(f"run K was killed from inside its process at the end of step {k}, once the checkpoints "
                             "written so far were on disk") for n in block["notes"])  # fmt: skip
 
@@ -1195,6 +1204,35 @@ def test_files_verify_did_not_write_in_its_work_dir_are_refused_not_deleted(tmp_
     for name in mine:
         (workdir / name).unlink()
     (workdir / "b/reports/other").rmdir()
+    assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
+
+
+@pytest.mark.parametrize("where", ["smoke", "smoke.old"])
+def test_a_run_s_sheet_edited_by_hand_in_the_work_dir_is_refused_not_replaced(tmp_path: Path, where: str) -> None:
+    """A user test: run A's sheet, which holds the verdict, signed off by hand, was replaced by the
+    next verify without a word (`run` and `render` refuse to). Its last line (the mark) removed, beside
+    a record of a version that marks every sheet, is an edit too."""
+    from auditor.fileio import with_mark
+
+    workdir = tmp_path / "verify" / "smoke"
+    evidence = workdir.with_name(where)
+    reports = evidence / "k/reports/smoke"
+    reports.mkdir(parents=True)
+    (evidence / "verify.json").write_text("earlier evidence")
+    (reports / "audit.json").write_text(json.dumps({"environment": {"auditor": "0.4.0"}}))
+    sheet = reports / "REPRODUCIBILITY.md"
+    marked = with_mark("# smoke\n\nReproducible: bitwise\n")
+    plan = verify_mod.make_plan("smoke", [], tmp_path, 1, None, None)
+    for text in (marked.replace("bitwise\n", "bitwise. Signed off by QA.\n", 1),
+                 "# smoke\n\nReproducible: bitwise. Signed off by QA.\n"):  # fmt: skip
+        sheet.write_text(text)
+        with pytest.raises(InvalidInput) as info:
+            verify_mod._set_aside_workdir(plan, tmp_path)
+        assert str(info.value).startswith(f"{sheet}: it ") and str(info.value).endswith(
+            f"; verify replaces {evidence} when it finishes, this sheet included: move the sheet out of that folder "
+            "to keep your edit")  # fmt: skip
+        assert sheet.read_text() == text and (evidence / "verify.json").read_text() == "earlier evidence"
+    sheet.write_text(marked)  # as the run wrote it: replaced
     assert verify_mod._set_aside_workdir(plan, tmp_path) == workdir.with_name("smoke.old")
 
 
