@@ -90,6 +90,7 @@ from auditor.spec import (
     RESERVED_SUFFIXES,
     SUBKEY,
     VAL_METRICS,
+    SetValueRefused,
     Spec,
     apply_overrides,
     bare_name_of_a_folder,
@@ -377,10 +378,14 @@ def _overlap(a: str, b: str) -> bool:
     return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
 
 
-def _check_cli_sets(cli_sets: list[str]) -> None:
-    """--set items parse, and none sets what ablate sets for every run."""
+def _check_cli_sets(cli_sets: list[str], source: str, base: str) -> None:
+    """--set items parse, and none sets what ablate sets for every run. A VALUE refused as YAML is
+    named as validation names a --set's value (`base`: the file's base, as it gives it)."""
     for item in cli_sets:
-        key = parse_override(item)[0]  # syntax errors name the --set item
+        try:
+            key = parse_override(item)[0]  # syntax errors name the --set item
+        except SetValueRefused as exc:  # well-formed: said of the runs, as the review found `run` says it of the spec
+            raise InvalidInput(f"{source}: base {base} with the overrides (every variant) {exc}") from None
         if key in [["seed"], ["name"]]:
             hint = "use --seeds N or the file's seeds" if key == ["seed"] else "rename the ablation"
             raise InvalidInput(f"{set_shown(item)}: {key[0]} is set by ablate for every run; {hint}")
@@ -510,7 +515,7 @@ def build_plan(
     """Resolve and validate every (variant, seed) pair; raise InvalidInput naming all problems."""
     path, abl = load_ablation(source)
     cli_sets = list(cli_sets or [])
-    _check_cli_sets(cli_sets)
+    _check_cli_sets(cli_sets, source, abl.base)
     variants = _select_variants(source, abl, list(only or []))
     seeds, seeds_note = choose_seeds(abl.seeds, n_seeds, source)
     base_path = resolve_base(path, abl, source)

@@ -1379,12 +1379,18 @@ _TEXT, _WHOLE = _or_null(_text), _or_null(lambda v: type(v) is int)
 _YES_NO, _YES_NO_OR_NULL = (lambda v: isinstance(v, bool)), _or_null(lambda v: isinstance(v, bool))
 
 
+# A resume's checkpoint file name and time (UTC, ISO 8601 to the second) as a run records them.
+_RESUMED_FROM, _RESUMED_AT = re.compile(r"[\w.-]+\.pt"), re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+
+
 def recorded_resumes(value: Any) -> bool:
     """Whether `value` is a list of resumes as a run records them (`training.resumes`, and its
-    checkpoints' `resumes`): {"checkpoint": file name, "global_step", "utc"} each."""
+    checkpoints' `resumes`): {"checkpoint": file name, "global_step", "utc"} each (the review: text
+    edited into them reached the sheet's table)."""
     return isinstance(value, list) and all(
-        isinstance(r, dict) and isinstance(r.get("checkpoint"), str) and is_count(r.get("global_step"))
-        and isinstance(r.get("utc"), str) for r in value)  # fmt: skip
+        isinstance(r, dict) and isinstance(r.get("checkpoint"), str) and _RESUMED_FROM.fullmatch(r["checkpoint"])
+        and is_count(r.get("global_step")) and isinstance(r.get("utc"), str) and _RESUMED_AT.fullmatch(r["utc"])
+        for r in value)  # fmt: skip
 
 
 # Fields the sheet formats (numbers with a format code, counts with separators, lists it joins), as a

@@ -2167,12 +2167,19 @@ def _resumed_from_text(run: dict[str, Any], training: dict[str, Any]) -> str:
         return NA
     text = (f"{name} (a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned)"
             if run.get("resumed_from_kept") is False else name)  # fmt: skip
-    resumes = training.get("resumes") or []  # older records: not kept
+    if (rejudged := training.get("trained_here") is False):
+        text += " (this process ran no training step: it measured and judged the finished training again)"
+    if "resumes" not in training:  # older records: not kept
+        return text
+    resumes, unknown = training["resumes"], training.get("resumes_unrecorded") is True
     steps = "; ".join(f"at global step {r['global_step']:,} from {r['checkpoint']} ({r['utc']})" for r in resumes)
-    if training.get("resumes_unrecorded") is True and resumes:
-        return (f"{text}; the resumes recorded: {steps}; any before them are not known (the first continued from "
-                "a checkpoint of a version that did not record them)")  # fmt: skip
-    return f"{text}; resumed {len(resumes)} times in all: {steps}" if len(resumes) > 1 else text
+    if unknown:  # the list begins at a checkpoint that kept none (an earlier version's, or one edited)
+        before = "any resumes before them are" if resumes else "whether its training was resumed before is"
+        return (f"{text}; {f'the resumes of its training recorded: {steps}; ' if resumes else ''}{before} not known "
+                "(continued from a checkpoint that does not record them: an earlier version's, or one edited)")  # fmt: skip
+    if len(resumes) > (0 if rejudged else 1):  # the last is this process's own, where it trained
+        return f"{text}; its training was resumed {count(len(resumes), 'time')} in all: {steps}"
+    return text
 
 
 def _limits_text(spec_data: dict[str, Any], data: dict[str, Any]) -> str:

@@ -100,9 +100,11 @@ class TrainResult:
     # started it, else carried by checkpoints through resumes); None: not an ablation's run
     ablation_run: dict[str, Any] | None = None
     # Every resume whose process's training the final checkpoint holds, first first (carried by
-    # checkpoints): {"checkpoint": its file name, "global_step", "utc": when the process resumed}
+    # checkpoints): {"checkpoint": its file name, "global_step", "utc": when the process resumed};
+    # not this process's where it ran no training step (a finished run re-judged: `trained_here`)
     resumes: list[dict[str, Any]] = field(default_factory=list)
-    resumes_unrecorded: bool = False  # resumed from a checkpoint that predates the list: earlier ones unknown
+    # continued from a checkpoint without the list (an earlier version's, or one edited): earlier ones unknown
+    resumes_unrecorded: bool = False
 
 
 @dataclass
@@ -715,5 +717,7 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         compile_s=loop.compile_s, steps_per_epoch=loop.spe, host_memory=loop.host_memory, layout=loop.layout,
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
         trained_here=loop.layout_read, started_by=loop.started_by, trained_at=trained_at(loop),
-        ablation_run=loop.ablation_run, resumes=list(loop.resumes), resumes_unrecorded=loop.resumes_unrecorded,
+        ablation_run=loop.ablation_run, resumes_unrecorded=loop.resumes_unrecorded,
+        # a resume that ran no step (a re-judge) is in no checkpoint: its weights went through none (the review)
+        resumes=loop.resumes[:-1] if resume is not None and not loop.layout_read else list(loop.resumes),
     )  # fmt: skip

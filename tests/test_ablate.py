@@ -147,6 +147,11 @@ def test_a_problem_of_the_file_s_overrides_names_their_line_and_is_no_lone_varia
     with pytest.raises(InvalidInput) as err:
         build_plan(str(one), cli_sets=["train.epochz=1"])
     assert str(err.value).startswith(f"{one}: base smoke with the overrides (every variant) --set 'train.epochz=1': train.epochz: ")
+    with pytest.raises(InvalidInput) as err:  # a VALUE refused as YAML is named so too (the review)
+        build_plan(str(one), cli_sets=["train.optimizer.lr=1e-400"])
+    assert str(err.value) == (f"{one}: base smoke with the overrides (every variant) --set 'train.optimizer.lr=1e-400': "
+                              "1e-400 is too small for a float to tell from 0 (it would read as 0.0): write 0, or a "
+                              "larger value (column 1)")  # fmt: skip
     mine = write(tmp_path / "mine.yaml", TINY.replace("  constant: [train.schedule.name=constant]\n", "").replace(
         "cosine: []", "cosine: [train.optimizer.lr=-1]"))  # fmt: skip
     with pytest.raises(InvalidInput) as err:

@@ -505,8 +505,17 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
             f"thread{'s' if threads != 1 else ''}, which only\n# OMP_NUM_THREADS set to that count gives on another "
             f"machine)\n(cd {shlex.quote(first['cwd'])} && {first['command']})\n") in sheet  # fmt: skip
     assert "the first process's command is not recorded" not in sheet
-    assert (f"| Resumed from | step-00000012.pt; resumed 2 times in all: at global step 9 from step-00000009.pt "
-            f"({resumes[0]['utc']}); at global step 12 from step-00000012.pt ({resumes[1]['utc']}) |") in sheet
+    listed = (f"at global step 9 from step-00000009.pt ({resumes[0]['utc']}); at global step 12 from step-00000012.pt "
+              f"({resumes[1]['utc']})")  # fmt: skip
+    assert f"| Resumed from | step-00000012.pt; its training was resumed 2 times in all: {listed} |" in sheet
+    assert checkpoint.load(tmp_path / "checkpoints/smoke/last.pt")["resumes"] == resumes
+    # Re-judged, the finished run trains nothing: no weights went through that resume (the review).
+    rejudged = run_cli(*args, "--resume")
+    assert rejudged.returncode == 0, rejudged.stderr
+    assert audit_of(tmp_path)["training"]["resumes"] == resumes
+    assert (f"| Resumed from | last.pt (this process ran no training step: it measured and judged the finished "
+            f"training again); its training was resumed 2 times in all: {listed} |") in (
+        tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()  # fmt: skip
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs are not locked there")

@@ -1240,16 +1240,28 @@ def test_a_run_resumed_more_than_once_lists_every_resume() -> None:
     audit["run"]["resumed_from"] = "step-00000030.pt"
     first = {"checkpoint": "step-00000012.pt", "global_step": 12, "utc": "2026-12-07T10:00:00+00:00"}
     last = {"checkpoint": "step-00000030.pt", "global_step": 30, "utc": "2026-12-07T11:00:00+00:00"}
+    listed = ("at global step 12 from step-00000012.pt (2026-12-07T10:00:00+00:00); at global step 30 from "
+              "step-00000030.pt (2026-12-07T11:00:00+00:00)")  # fmt: skip
     audit["training"].update(resumes=[last], resumes_unrecorded=False)
     assert "| Resumed from | step-00000030.pt |" in text_of(audit)  # once: the row says it all
     audit["training"]["resumes"] = [first, last]
-    assert ("| Resumed from | step-00000030.pt; resumed 2 times in all: at global step 12 from step-00000012.pt "
-            "(2026-12-07T10:00:00+00:00); at global step 30 from step-00000030.pt (2026-12-07T11:00:00+00:00) |") in text_of(audit)
-    audit["training"].update(resumes=[last], resumes_unrecorded=True)  # continued from an older version's checkpoint
-    assert ("| Resumed from | step-00000030.pt; the resumes recorded: at global step 30 from step-00000030.pt "
-            "(2026-12-07T11:00:00+00:00); any before them are not known (the first continued from a checkpoint of a "
-            "version that did not record them) |") in text_of(audit)
-    for edited in ([{"checkpoint": "x.pt", "global_step": -1, "utc": "now"}], "twice", [first, None]):
+    assert f"| Resumed from | step-00000030.pt; its training was resumed 2 times in all: {listed} |" in text_of(audit)
+    # A finished run re-judged: that process ran no step, so no weights went through its resume (the review).
+    audit["run"]["resumed_from"], audit["training"]["trained_here"] = "last.pt", False
+    rejudged = "| Resumed from | last.pt (this process ran no training step: it measured and judged the finished training again)"
+    assert f"{rejudged}; its training was resumed 2 times in all: {listed} |" in text_of(audit)
+    audit["training"]["resumes"] = []
+    assert f"{rejudged} |" in text_of(audit)
+    audit["training"]["resumes_unrecorded"] = True  # its checkpoint kept no list: an earlier version's
+    assert (f"{rejudged}; whether its training was resumed before is not known (continued from a checkpoint that "
+            "does not record them: an earlier version's, or one edited) |") in text_of(audit)
+    audit["run"]["resumed_from"], audit["training"]["trained_here"] = "step-00000030.pt", True
+    audit["training"].update(resumes=[last], resumes_unrecorded=True)
+    assert ("| Resumed from | step-00000030.pt; the resumes of its training recorded: at global step 30 from "
+            "step-00000030.pt (2026-12-07T11:00:00+00:00); any resumes before them are not known (continued from a "
+            "checkpoint that does not record them: an earlier version's, or one edited) |") in text_of(audit)
+    for edited in ([{**last, "global_step": -1}], "twice", [first, None], [{**last, "checkpoint": "x|y.pt"}],
+                   [{**last, "utc": "2026-01-01\n\n## Injected heading"}]):  # fmt: skip
         audit["training"]["resumes"] = edited
         assert "training.resumes" in (record_problem(audit) or ""), edited  # refused, naming it, not a crash
 
