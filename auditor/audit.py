@@ -1424,6 +1424,7 @@ SHEET_FIELDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("training.layout", _or_null(_mapping)), ("training.trained_on", _or_null(_mapping)),
     ("training.trained_at", _or_null(lambda v: isinstance(v, list) and all(map(_mapping, v)))),
     ("training.resumes", recorded_resumes), ("training.resumes_unrecorded", _YES_NO),
+    ("training.resumed_at_step", _COUNT),
     ("training.host_memory.mmap_threshold", _NUMBER), ("training.host_memory.trim_threshold", _NUMBER),
     ("training.host_memory.probe_bytes", _COUNT),
     *((f"measurements.{k}", _mapping) for k in ("size", "latency", "memory")),

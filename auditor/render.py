@@ -58,6 +58,7 @@ from auditor.audit import (
     selected_epoch,
     short_of_budget,
     spec_hash_matches,
+    step_of,
     verify_out_of,
     verify_workdir,
 )
@@ -2159,16 +2160,22 @@ def _unseen_item(audit: dict[str, Any]) -> Item:
 
 
 def _resumed_from_text(run: dict[str, Any], training: dict[str, Any]) -> str:
-    """The checkpoint a resumed run continued from, and whether the run kept it (older records
-    do not say); where it was resumed more than once, or from a checkpoint that did not list the
-    resumes before it, every resume its weights went through."""
+    """The checkpoint a resumed run's last process continued from, at which global step, whether the
+    run kept it (older records say neither), and whether that process trained; where the training
+    was resumed more than once, or from a checkpoint that did not list the resumes before it, every
+    resume its weights went through."""
     name = run["resumed_from"]
     if not name:
         return NA
-    text = (f"{name} (a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned)"
-            if run.get("resumed_from_kept") is False else name)  # fmt: skip
+    step = training.get("resumed_at_step")  # older records: not kept
+    said = [f"global step {step:,}"] if is_count(step) else []
+    if run.get("resumed_from_kept") is False:  # pruned, or (a user test) written again at a later step since
+        said.append("a checkpoint of the interrupted run, since " + (
+            "removed as the run's checkpoints were pruned" if step_of(Path(name)) is not None else
+            f"replaced by the run's later {name}"))  # fmt: skip
     if (rejudged := training.get("trained_here") is False):
-        text += " (this process ran no training step: it measured and judged the finished training again)"
+        said.append("this process ran no training step: it measured and judged the finished training again")
+    text = f"{name} ({'; '.join(said)})" if said else name
     if "resumes" not in training:  # older records: not kept
         return text
     resumes, unknown = training["resumes"], training.get("resumes_unrecorded") is True

@@ -1357,6 +1357,18 @@ def broken_model_note(checkpoint_name: str | None, bad: list[str], acc: float) -
             f"the model is broken, and its accuracy as measured ({acc:.2%}) means nothing")  # fmt: skip
 
 
+def _resumed_from_kept(result: TrainResult, final: dict[str, dict[str, Any]]) -> bool | None:
+    """Whether the checkpoint this process resumed from is there still as it was (None: not a
+    resume): a step checkpoint not pruned since, a last.pt or best.pt not written again since at a
+    later step (a user test: a resume from an epoch's last.pt was said kept, which the run's final
+    last.pt had replaced)."""
+    if not result.resumed_from:
+        return None
+    path = Path(result.resumed_from)
+    kept = final.get(path.stem) if path.name in ("last.pt", "best.pt") else None
+    return path.is_file() and (kept is None or kept.get("global_step") == result.resumed_at_step)
+
+
 def assemble(
     spec: Spec, spec_path: str, paths: RunPaths, det: repro.DeterminismState,
     env: environment.Environment, data: DataBundle, result: TrainResult,
@@ -1381,7 +1393,7 @@ def assemble(
             "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
             "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
             "resumed_from": resumed_from,
-            "resumed_from_kept": Path(result.resumed_from).is_file() if result.resumed_from else None,  # not pruned
+            "resumed_from_kept": _resumed_from_kept(result, final),
             "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
             **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
             "verify_out": run_notes["verify_out"],  # verify's --out, for its run A, B or K (None: not verify's)

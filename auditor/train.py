@@ -105,6 +105,7 @@ class TrainResult:
     resumes: list[dict[str, Any]] = field(default_factory=list)
     # continued from a checkpoint without the list (an earlier version's, or one edited): earlier ones unknown
     resumes_unrecorded: bool = False
+    resumed_at_step: int | None = None  # the global step this process continued from (None: not a resume)
 
 
 @dataclass
@@ -718,6 +719,7 @@ def _result(loop: _Loop, status: str, diverged_at: int | None, resume: Path | No
         trained_on=loop.compute if loop.layout_read else loop.trained_on,  # a step ran here, or not
         trained_here=loop.layout_read, started_by=loop.started_by, trained_at=trained_at(loop),
         ablation_run=loop.ablation_run, resumes_unrecorded=loop.resumes_unrecorded,
+        resumed_at_step=loop.resumes[-1]["global_step"] if resume is not None else None,  # fit's own entry
         # a resume that ran no step (a re-judge) is in no checkpoint: its weights went through none (the review)
         resumes=loop.resumes[:-1] if resume is not None and not loop.layout_read else list(loop.resumes),
     )  # fmt: skip

@@ -507,15 +507,33 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path: Path, smoke_run: Path) 
     assert "the first process's command is not recorded" not in sheet
     listed = (f"at global step 9 from step-00000009.pt ({resumes[0]['utc']}); at global step 12 from step-00000012.pt "
               f"({resumes[1]['utc']})")  # fmt: skip
-    assert f"| Resumed from | step-00000012.pt; its training was resumed 2 times in all: {listed} |" in sheet
+    kept = "" if audit["run"]["resumed_from_kept"] else "; a checkpoint of the interrupted run, since removed as the run's checkpoints were pruned"
+    assert f"| Resumed from | step-00000012.pt (global step 12{kept}); its training was resumed 2 times in all: {listed} |" in sheet
     assert checkpoint.load(tmp_path / "checkpoints/smoke/last.pt")["resumes"] == resumes
     # Re-judged, the finished run trains nothing: no weights went through that resume (the review).
     rejudged = run_cli(*args, "--resume")
     assert rejudged.returncode == 0, rejudged.stderr
     assert audit_of(tmp_path)["training"]["resumes"] == resumes
-    assert (f"| Resumed from | last.pt (this process ran no training step: it measured and judged the finished "
-            f"training again); its training was resumed 2 times in all: {listed} |") in (
+    final = checkpoint.load(tmp_path / "checkpoints/smoke/last.pt")["global_step"]
+    assert (f"| Resumed from | last.pt (global step {final}; this process ran no training step: it measured and judged "
+            f"the finished training again); its training was resumed 2 times in all: {listed} |") in (
         tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()  # fmt: skip
+
+
+@pytest.mark.slow  # two `auditor` processes
+def test_a_resume_from_an_epoch_s_last_pt_says_that_file_was_replaced_since(tmp_path: Path, smoke_run: Path) -> None:
+    """A user test: resumed from epoch 1's last.pt, the sheet said 'Resumed from | last.pt' and the
+    record that file was kept, while the run's final last.pt (another step) had replaced it."""
+    spe = audit_of(smoke_run)["training"]["steps_per_epoch"]
+    args = ["run", "smoke", *sets(*TINY_SETS), "--out", str(tmp_path)]
+    assert run_cli(*args, env={"AUDITOR_KILL_AT_STEP": str(spe)}).returncode == -9  # in epoch 2, after its last.pt landed
+    resumed = run_cli(*args, "--resume")
+    assert resumed.returncode == 0 and f"resume: continuing from last.pt (global step {spe})" in resumed.stderr
+    audit = audit_of(tmp_path)
+    assert audit["run"]["resumed_from"] == "last.pt" and audit["run"]["resumed_from_kept"] is False
+    assert audit["training"]["resumed_at_step"] == spe < audit["checkpoints"]["last"]["global_step"]
+    assert (f"| Resumed from | last.pt (global step {spe}; a checkpoint of the interrupted run, since replaced by the "
+            "run's later last.pt) |") in (tmp_path / "reports/smoke/REPRODUCIBILITY.md").read_text()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock: runs are not locked there")

@@ -1260,6 +1260,17 @@ def test_a_run_resumed_more_than_once_lists_every_resume() -> None:
     assert ("| Resumed from | step-00000030.pt; the resumes of its training recorded: at global step 30 from "
             "step-00000030.pt (2026-12-07T11:00:00+00:00); any resumes before them are not known (continued from a "
             "checkpoint that does not record them: an earlier version's, or one edited) |") in text_of(audit)
+    # The step it continued from, and (a user test) an epoch's last.pt written again since: not the file there now.
+    audit["training"].update(resumes=[first, last], resumes_unrecorded=False, resumed_at_step=30)
+    audit["run"]["resumed_from_kept"] = True
+    assert "| Resumed from | step-00000030.pt (global step 30); its training was resumed 2 times" in text_of(audit)
+    audit["run"].update(resumed_from="last.pt", resumed_from_kept=False)
+    audit["training"].update(resumes=[{**last, "checkpoint": "last.pt"}], resumed_at_step=30)
+    assert ("| Resumed from | last.pt (global step 30; a checkpoint of the interrupted run, since replaced by the "
+            "run's later last.pt) |") in text_of(audit)
+    audit["training"]["resumed_at_step"] = "30"
+    assert "training.resumed_at_step" in (record_problem(audit) or "")
+    audit["training"]["resumed_at_step"] = 30
     for edited in ([{**last, "global_step": -1}], "twice", [first, None], [{**last, "checkpoint": "x|y.pt"}],
                    [{**last, "utc": "2026-01-01\n\n## Injected heading"}]):  # fmt: skip
         audit["training"]["resumes"] = edited
