@@ -541,8 +541,9 @@ def restore(loop: _Loop, state: dict[str, Any]) -> None:
     loop.started_by = state.get("started_by") if isinstance(state.get("started_by"), dict) else None  # older: none
     loop.ablation_run = loop.ablation_run or ablation_run_of(state.get("ablation_run"))  # a resume by hand keeps it
     resumes = state.get("resumes")  # older checkpoints: none, so earlier resumes are not known
-    loop.resumes = [dict(r) for r in resumes] if recorded_resumes(resumes) else []
-    loop.resumes_unrecorded = not recorded_resumes(resumes) or state.get("resumes_unrecorded") is not False
+    listed = recorded_resumes(resumes)
+    loop.resumes = [dict(r) for r in resumes] if listed else []
+    loop.resumes_unrecorded = not listed or state.get("resumes_unrecorded") is not False
 
 
 # --- the loop -------------------------------------------------------------------
@@ -653,7 +654,8 @@ def fit(
     if resume is not None:
         resume_into(loop, resume)
         step = loop.epoch * loop.spe + loop.step
-        loop.resumes.append({"checkpoint": resume.name, "global_step": step, "utc": datetime.now(UTC).isoformat(timespec="seconds")})
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        loop.resumes.append({"checkpoint": resume.name, "global_step": step, "utc": now})  # carried by its checkpoints
         log(f"resume: continuing from {resume.name} (global step {step})")
     with loop.writer:  # every checkpoint is on disk when fit returns (or raises)
         status, diverged_at = _train_epochs(loop, hook, progress, log)
