@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from auditor.audit import (
+    ABLATION_PAGE,
     busy_cpu,
     chose_on_test,
     final_withheld,
@@ -117,7 +118,6 @@ from auditor.spec import (
 from auditor.words import count, first_of, out_args, path_arg
 
 SCHEMA_VERSION = 2  # 2: runs record the software and device they ran with
-PAGE = "ABLATIONS.md"  # the page, in reports/<ablation name>/
 RESERVED_KEYS = ("seed", "name")  # set by ablate for every run
 # metric key in audit.json `metrics` -> (label, kind)
 METRICS: Mapping[str, tuple[str, str]] = MappingProxyType({
@@ -1378,7 +1378,7 @@ def render_ablation(here: Path) -> Path:
         busy_note=busy_note([r for v in record["variants"] for r in v["runs"]]),
         uneven=uneven_epochs(record["variants"]), seed_sets=seed_sets(record["variants"]),
     )  # fmt: skip
-    out = here / PAGE
+    out = here / ABLATION_PAGE
     atomic_write_bytes(out, with_mark(text).encode())
     return out
 
@@ -1395,7 +1395,7 @@ def check_page_folder(out: Path, plan: Plan) -> None:
         raise out_error(out, f"{nearest}: permission denied (the ablation's page goes in {here}); nothing was run")
     if (here / "audit.json").exists():
         raise InvalidInput(f"{here}: is the report folder of a run named {plan.ablation.name!r}; rename the ablation")
-    refuse_hand_edited(here / PAGE, "page")  # found before any run, not once every run had trained
+    refuse_hand_edited(here / ABLATION_PAGE, "page")  # found before any run, not once every run had trained
     earlier = _read_json(here / "ablations.json")
     theirs = earlier.get("ablation", {}).get("file_from_out") if isinstance(earlier, dict) else None  # older: none
     # The file's path from --out stays when both move together (a clone elsewhere, another working
@@ -1949,7 +1949,7 @@ def stale_page_note(out: Path, plan: Plan) -> str | None:
             changed.append(row["name"])
     if not changed:
         return None
-    return (f"note: {here / PAGE} is out of date: {count(len(changed), 'run')} it counts {'was' if len(changed) == 1 else 'were'} "
+    return (f"note: {here / ABLATION_PAGE} is out of date: {count(len(changed), 'run')} it counts {'was' if len(changed) == 1 else 'were'} "
             f"replaced or removed since it was written ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}); "
             "it is rewritten when the ablation finishes")
 

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from auditor.errors import InvalidInput, ablation_run_of
 from auditor.fileio import (
+    NO_MARK,
     atomic_write_bytes,
     file_words,
     hand_edited,
@@ -728,14 +729,20 @@ def recorded_ablation_run(audit: Any) -> dict[str, Any] | None:
     return ablation_run_of(run.get("ablation_run")) if isinstance(run, dict) else None
 
 
+def _record_in(reports: Path) -> Any:
+    """The JSON of `reports/audit.json` as it stands, for a look at a run about to be replaced; None
+    where there is none or it is no JSON (the checks that read it say nothing then)."""
+    try:
+        return json.loads((reports / "audit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
 def _made_by_another(reports: Path, this_run: dict[str, Any] | None) -> dict[str, Any] | None:
     """Which ablation's run the record in `reports` says it is (`recorded_ablation_run`), or None: not
     an ablation's, unreadable, or `this_run` is that ablation's run of the same variant (a rerun of
     the ablation)."""
-    try:
-        made = recorded_ablation_run(json.loads((reports / "audit.json").read_text()))
-    except (OSError, ValueError, RecursionError):
-        return None
+    made = recorded_ablation_run(_record_in(reports))
     if made is None or (this_run is not None and (this_run["ablation"], this_run["variant"]) == (made["ablation"], made["variant"])):
         return None
     return made
@@ -755,6 +762,8 @@ def ablation_going_on(reports: Path, this_run: dict[str, Any] | None) -> str | N
             "ablation to finish, or run under another name or --out")  # fmt: skip
 
 
+# An ablation's page, in reports/<ablation name>/ beside its ablations.json.
+ABLATION_PAGE = "ABLATIONS.md"
 # The first version that marks the sheets and pages it writes (fileio.with_mark).
 MARKED_FROM = (0, 4, 0)
 
@@ -768,20 +777,17 @@ def written_from(audit: Mapping[str, Any], version: tuple[int, ...]) -> bool:
 
 
 def sheet_edited(reports: Path) -> str | None:
-    """Why the sheet in the report folder `reports` was edited by hand (`fileio.hand_edited`), so
+    """'SHEET: why' the sheet in the report folder `reports` was edited by hand (`fileio.hand_edited`), so
     that replacing the folder would lose the edit, or None. A sheet with no mark is said only where
     the record beside it was written by a version that marks its sheets: one of 0.3.0 marked none,
     but 0.4.0's sheet without its mark had its last line removed by hand (a user test)."""
-    try:
-        record = json.loads((reports / "audit.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # none, or not a record: the sheet's mark alone says
-        record = None
+    record = _record_in(reports)  # none, or not a record: the sheet's mark alone says
     marks = isinstance(record, dict) and written_from(record, MARKED_FROM)
     sheet = reports / "REPRODUCIBILITY.md"
-    if (why := hand_edited(sheet, unmarked=marks)) is None or hand_edited(sheet, unmarked=False) is not None:
-        return why
-    return (f"it carries no mark of auditor's (the sha256 of its text, on its last line), though its audit.json was "
-            f"written by auditor {record['environment']['auditor']}, which marks every sheet: it was edited by hand")
+    if (why := hand_edited(sheet, unmarked=marks)) == NO_MARK:
+        why = (f"it carries no mark of auditor's (the sha256 of its text, on its last line), though its audit.json was "
+               f"written by auditor {record['environment']['auditor']}, which marks every sheet: it was edited by hand")
+    return None if why is None else f"{sheet}: {why}"
 
 
 def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | None:
@@ -799,7 +805,7 @@ def ablation_page_note(reports: Path, this_run: dict[str, Any] | None) -> str | 
     if reports.name not in listed:  # a page of other seeds (--seeds) shows nothing of it
         return None
     return (f"the run there is seed {made['seed']} of variant {made['variant']!r} of ablation {made['ablation']!r}, "
-            f"whose page {page_dir / 'ABLATIONS.md'} goes on showing its figures, while the page's link to its sheet "
+            f"whose page {page_dir / ABLATION_PAGE} goes on showing its figures, while the page's link to its sheet "
             f"opens this run's, until the page is rebuilt: {_page_rebuild_command(page_dir)}{_moved_first(page_dir)}")  # fmt: skip
 
 
@@ -815,7 +821,7 @@ def _moved_first(page_dir: Path) -> str:
     """'' or, where the page in `page_dir` was edited by hand or carries no mark (of 0.3.0), which
     a rebuild refuses to replace, that it must be moved away first (a user test: the command
     given was then refused)."""
-    page = page_dir / "ABLATIONS.md"
+    page = page_dir / ABLATION_PAGE
     return "" if (why := hand_edited(page)) is None else f", once {page} is moved away ({why})"
 
 

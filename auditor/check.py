@@ -1126,6 +1126,9 @@ def _verification_disagrees(audit: Mapping[str, Any]) -> list[str]:
              "was made of another spec's runs")]
 
 
+# Records of this version on are held to verify's block as it writes it (pairs, tolerance) and to its
+# unresumed/incomplete rules: verify settled on neither before 2026-12-01.
+WEIGHED_FROM = (0, 4, 0)
 # The verdicts verify settles on (`verify.settle_verdict`) from what its pairs decide (`audit.decide`)
 SETTLED_FROM: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "bitwise": ("bitwise",), "tolerance": ("tolerance",), "diverged": ("diverged",),
@@ -1149,7 +1152,7 @@ def _verdict_disagrees(audit: Mapping[str, Any]) -> list[str]:
     if not is_number(tolerance) or not isinstance(pairs, list) or not pairs or not all(map(_weighed_pair, pairs)):
         malformed = (f"verification {_json(verdict)}, but its pairs or tolerance are not as verify records them: the "
                      "verdict cannot be weighed against what was compared")  # fmt: skip
-        return [*found, malformed] if written_from(audit, (0, 4, 0)) else found  # older blocks: other shapes
+        return [*found, malformed] if written_from(audit, WEIGHED_FROM) else found  # older blocks: other shapes
     if verdict not in _settled_verdicts(pairs, tolerance):
         decided = decide(pairs, tolerance)
         differ = [str(p["pair"]) for p in pairs if not p["equal"]]
@@ -1174,7 +1177,7 @@ def _settles_otherwise(audit: Mapping[str, Any], block: Mapping[str, Any]) -> st
     (`verify.settle_verdict`): run K was not resumed (unresumed), or run A's training diverged after
     its last checkpoint (incomplete). Only records of 0.4.0 on: before 2026-12-01, verify settled
     on neither."""
-    if not written_from(audit, (0, 4, 0)):
+    if not written_from(audit, WEIGHED_FROM):
         return None
     if block.get("kill_signal") is None or block.get("resumed_from") is None:
         return "run K was not resumed from a checkpoint (verification.kill_signal, resumed_from): verify gives unresumed"

@@ -43,6 +43,11 @@ _MARK = "<!-- written by auditor; sha256 of the text above: {} (a rebuild replac
 _MARK_RE = re.compile(rb"<!-- written by auditor; sha256 of the text above: ([0-9a-f]{64})[^\n]*-->")
 
 
+# What `hand_edited` says of a file without the mark.
+NO_MARK = ("it carries no mark of auditor's (the sha256 of its text, on its last line): it was edited by hand, or "
+           "written by auditor 0.3.0 or earlier, which marked nothing")
+
+
 def with_mark(text: str) -> str:
     """`text` (Markdown) with auditor's mark as its last line, after a blank one: an HTML comment,
     not shown where the Markdown is displayed, giving the sha256 of the text above it (`hand_edited`)."""
@@ -62,9 +67,7 @@ def hand_edited(path: Path, unmarked: bool = True) -> str | None:
     if data is None:
         return None
     if not (marks := list(_MARK_RE.finditer(data))):
-        return None if not unmarked else ("it carries no mark of auditor's (the sha256 of its text, on its last "
-                                          "line): it was edited by hand, or written by auditor 0.3.0 or earlier, which "
-                                          "marked nothing")  # fmt: skip
+        return NO_MARK if unmarked else None
     mark = marks[-1]
     if data[mark.end():].strip():  # only line ends may follow (an editor's own are caught below)
         return "it was edited by hand: text follows the mark of auditor's on what was its last line"

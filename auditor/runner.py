@@ -469,13 +469,13 @@ def _load_resumable(found: Path, paths: RunPaths, seeded: bool) -> dict[str, Any
         state = checkpoint.load(found)
     except InvalidInput as exc:
         raise InvalidInput(f"--resume: {exc}; {refused_resume_advice(paths, seeded)}") from None
-    if (problem := _position_problem(found, state)) is not None:
+    if (problem := _named_step_problem(found, state)) is not None:
         raise InvalidInput(f"--resume: {found}: cannot continue from it: {problem} (its digest verifies: it was "
                            f"written so, or edited and digested again); {refused_resume_advice(paths, seeded)}")  # fmt: skip
     return state
 
 
-def _position_problem(found: Path, state: dict[str, Any]) -> str | None:
+def _named_step_problem(found: Path, state: dict[str, Any]) -> str | None:
     """Why a checkpoint's global step cannot be continued from, or None: not a count, or not the
     step its name gives (`step-<global step>.pt`: a user test copied another run's step-56 over
     step-28, and the resume went on from step 56 under the other's name)."""
@@ -821,9 +821,8 @@ def _sheet_edited(reports: Path) -> list[str]:
     without a word). A sheet of 0.3.0, with no mark, is not said."""
     if (why := sheet_edited(reports)) is None:
         return []
-    return [(f"{reports / 'REPRODUCIBILITY.md'}: {why}; this run replaces the report folder when it finishes, sheet "
-             "included: move the sheet out of that folder to keep your edit (a sheet of 0.3.0, with no mark, is "
-             "replaced as before)")]  # fmt: skip
+    return [(f"{why}; this run replaces the report folder when it finishes, sheet included: move the sheet out of "
+             "that folder to keep your edit (a sheet of 0.3.0, with no mark, is replaced as before)")]  # fmt: skip
 
 
 def _in_the_way(attr: str, final: Path, marker: str) -> list[str]:

@@ -1292,8 +1292,8 @@ def _edited_sheet(workdir: Path, name: str) -> str | None:
     replaced without a word)."""
     for run in ("a", "b", "k"):
         reports = run_paths(workdir / run, name).reports
-        if reports.is_dir() and (why := sheet_edited(reports)) is not None:
-            return f"{reports / 'REPRODUCIBILITY.md'}: {why}"
+        if reports.is_dir() and (edited := sheet_edited(reports)) is not None:
+            return edited
     return None
 
 
