@@ -930,15 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stops.on_stop = getattr(sys.stderr, "let_pipe_close", None)
     _names_printable()
     try:
-        _import_held(LIGHT_MODULES)
-        if args.command in TORCH_COMMANDS:
-            _refuse_unreadable_input(args)
-        _import_held(COMMAND_MODULES.get(args.command, ()))
-        code = COMMANDS[args.command](args)
-        if (note := stops.late_note()) is not None:
-            _log(note)
-        _print_out([])  # a pipe is block-buffered: a closed reader (or a full disk) must surface here, not at exit
-        return code
+        return _run_command(args, stops)
     except KeyboardInterrupt as stop:  # before a command's own handler took over (e.g. while importing torch)
         again = VERIFY_RUN_STOPPED if args.command == "run" and started_by_verify() else "to go on, run the same command again"
         _log(f"\nauditor {args.command}: {stop_word(stop)}; {again}")
@@ -959,6 +951,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(note)
         sys.stdout, sys.stderr = streams
         stops.restore(to_exit=argv is None)  # None: the console script's (or `python -m`'s) call
+
+
+def _run_command(args: argparse.Namespace, stops: Stops) -> int:
+    """Import what the command needs, refuse input it cannot read, run it, and say a stop that came
+    once its work was complete; its exit code."""
+    _import_held(LIGHT_MODULES)
+    if args.command in TORCH_COMMANDS:
+        _refuse_unreadable_input(args)
+    _import_held(COMMAND_MODULES.get(args.command, ()))
+    code = COMMANDS[args.command](args)
+    if (note := stops.late_note()) is not None:
+        _log(note)
+    _print_out([])  # a pipe is block-buffered: a closed reader (or a full disk) must surface here, not at exit
+    return code
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -69,27 +69,10 @@ def model_from_checkpoint(path: Path) -> Loaded:
     if spec.model.name not in list_models():  # a recorded spec's model name is not checked by validation
         raise InvalidInput(f"{path} (embedded spec): model.name: unknown model {spec.model.name!r} (a newer auditor's?); "
                            f"this one registers {', '.join(list_models())}")  # fmt: skip
-    model = build_model(spec.model)
-    try:
-        if (problem := _foreign_entries(state["model"], model)) is not None:
-            raise TypeError(problem)
-        model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
-        raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {_misfit(state['model'], exc)}") from None
-    recorded = state.get("spec_hash")  # as written, not recomputed under today's defaults
-    warnings = [f"the {key} recorded with it is not a sha256 (64 hex digits): ignored"
-                for key in ("spec_hash", "test_fingerprint", "scored_test_fingerprint")
-                if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
-    if digest is None:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
-        warnings.append(f"no {checkpoint.digest_path(target).name} came with it, so its bytes are not checked against "
-                        "the digest the run wrote (a zip archive's CRC-32s, where it has them, find damage, not another file): copy the digest "
-                        "file with the checkpoint")  # fmt: skip
-    recorded = _sha256_text(recorded)
+    model = _fitted_model(path, state["model"], spec)
+    warnings = _record_warnings(state, target, digest)
+    recorded = _sha256_text(state.get("spec_hash"))  # as written, not recomputed under today's defaults
     test, scored = (state.get(k) for k in ("test_fingerprint", "scored_test_fingerprint"))  # older: none
-    if recorded is not None and hash_resolved(state["spec"]) != recorded:
-        warnings.append(f"its embedded spec does not hash to the spec_hash recorded with it ({recorded[:12]}): "
-                        "the spec or the hash was changed after the run, so the run, model and hash printed "
-                        "here may not belong together")  # fmt: skip
     classes = _recorded_classes(state.get("classes"), spec.model.num_classes, warnings)
     fmt = state.get("format")  # older checkpoints: none
     if fmt is not None and checkpoint.other_format(fmt):
@@ -103,6 +86,37 @@ def model_from_checkpoint(path: Path) -> Loaded:
         ("classes",) if state.get("classes") is None else ())  # fmt: skip
     return Loaded(spec, model, recorded, _sha256_text(test), _sha256_text(scored), integrity, warnings, classes, step,
                   lacks, _trained_threads(state), digest or sha256_file(target))  # fmt: skip
+
+
+def _fitted_model(path: Path, weights: Any, spec: Spec) -> nn.Module:
+    """The spec's model with the checkpoint's weights loaded. Raises InvalidInput where they do not fit."""
+    model = build_model(spec.model)
+    try:
+        if (problem := _foreign_entries(weights, model)) is not None:
+            raise TypeError(problem)
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # wrong shapes/keys, or not a state dict at all
+        raise InvalidInput(f"{path}: weights do not fit {spec.model.name}: {_misfit(weights, exc)}") from None
+    return model
+
+
+def _record_warnings(state: dict[str, Any], target: Path, digest: str | None) -> list[str]:
+    """Warnings on what the checkpoint records of its run: hashes that are not sha256s, no digest file
+    beside it (`digest`: the digest it matched, None where none came), an embedded spec that no longer
+    hashes to its recorded spec_hash."""
+    warnings = [f"the {key} recorded with it is not a sha256 (64 hex digits): ignored"
+                for key in ("spec_hash", "test_fingerprint", "scored_test_fingerprint")
+                if state.get(key) is not None and _sha256_text(state[key]) is None]  # printed, or compared
+    if digest is None:  # `evaluate --strict` fails on it: nothing ties these bytes to the run's
+        warnings.append(f"no {checkpoint.digest_path(target).name} came with it, so its bytes are not checked against "
+                        "the digest the run wrote (a zip archive's CRC-32s, where it has them, find damage, not another file): copy the digest "
+                        "file with the checkpoint")  # fmt: skip
+    recorded = _sha256_text(state.get("spec_hash"))
+    if recorded is not None and hash_resolved(state["spec"]) != recorded:
+        warnings.append(f"its embedded spec does not hash to the spec_hash recorded with it ({recorded[:12]}): "
+                        "the spec or the hash was changed after the run, so the run, model and hash printed "
+                        "here may not belong together")  # fmt: skip
+    return warnings
 
 
 def _recorded_classes(classes: Any, n: int, warnings: list[str]) -> list[str] | None:

@@ -1668,20 +1668,12 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
     ]  # fmt: skip
     broken = meas.get("nonfinite")  # records written before the check have none
     none_selected = record_no_selection(tr)
-    if test is None:
-        test_text = "not measured: " + (none_selected or f"no best checkpoint (run {run['status']})")
-    elif broken:
-        test_text = f"not reported: {audit['metric_notes'].get('test_acc', 'the model is broken')}"
-    elif not_a_number(test["loss"]):
-        test_text = f"not reported: {nan_test_loss_note(meas['evaluated_checkpoint'], test['acc'])}"
-    else:
-        precision = f"; {test['precision']}" if test.get("precision") else ""  # older records do not say
-        test_text = f"{pct(test['acc'])} on {count(test['n'], 'image')} (checkpoint {meas['evaluated_checkpoint']}{precision})"
     return {
         "broken_warning": _broken_warning(meas, broken) if broken else _outputs_warning(audit) or _final_warning(meas),
         "epoch_rows": rows, "epoch_headers": headers, "epochs_omitted": omitted,
         "selection_warning": _selection_warning(audit), **_per_class(test),
-        "test_text": test_text, "stop_text": _stop_text(audit), "epochs_run_text": epochs_run_text(tr),
+        "test_text": _test_text(audit, none_selected), "stop_text": _stop_text(audit),
+        "epochs_run_text": epochs_run_text(tr),
         "planned_text": count(tr["epochs_planned"], "planned epoch"),
         "test_loss": loss_cell(test["loss"]) if test else NA,
         "test_short": _test_short(audit, test, broken),
@@ -1692,15 +1684,36 @@ def _results(audit: dict[str, Any]) -> dict[str, Any]:
         "toggle_notes": run.get("toggle_notes") or [],  # older records have none
         **training_cpu(tr),
         "throughput_text": throughput_text(tr),
-        "train_time_scope": "the training steps' wall time, summed over the epochs" + (
-            ", the steps of the epoch that diverged included" if tr["status"] == "diverged" else ""
-        ) + (f"; excludes the per-epoch {split} evaluation, taking the end-of-epoch checkpoints (written to disk in the "
-             "background, during the steps that follow) and the measure stage") + (
-            f"; includes taking the mid-epoch checkpoints (every {every} steps), which happens between steps"
-            if (every := audit["spec"]["train"].get("checkpoint_every_steps")) else "") + (
-            "; includes torch.compile's compilation, in the first steps (the throughput does too)"
-            if audit["spec"]["train"].get("compile", "off") != "off" else ""),
+        "train_time_scope": _train_time_scope(audit),
     }  # fmt: skip
+
+
+def _test_text(audit: dict[str, Any], none_selected: str | None) -> str:
+    """The test accuracy with its image count and checkpoint, or why it is not measured or not reported."""
+    meas = audit["measurements"]
+    test, broken = meas["test"], meas.get("nonfinite")  # records written before the check have no `nonfinite`
+    if test is None:
+        return "not measured: " + (none_selected or f"no best checkpoint (run {audit['run']['status']})")
+    if broken:
+        return f"not reported: {audit['metric_notes'].get('test_acc', 'the model is broken')}"
+    if not_a_number(test["loss"]):
+        return f"not reported: {nan_test_loss_note(meas['evaluated_checkpoint'], test['acc'])}"
+    precision = f"; {test['precision']}" if test.get("precision") else ""  # older records do not say
+    return f"{pct(test['acc'])} on {count(test['n'], 'image')} (checkpoint {meas['evaluated_checkpoint']}{precision})"
+
+
+def _train_time_scope(audit: dict[str, Any]) -> str:
+    """What the recorded train time covers and leaves out."""
+    train, split = audit["spec"]["train"], audit["training"]["selection_split"]
+    diverged = ", the steps of the epoch that diverged included" if audit["training"]["status"] == "diverged" else ""
+    every = train.get("checkpoint_every_steps")
+    mid = (f"; includes taking the mid-epoch checkpoints (every {every} steps), which happens between steps"
+           if every else "")  # fmt: skip
+    compiled = ("; includes torch.compile's compilation, in the first steps (the throughput does too)"
+                if train.get("compile", "off") != "off" else "")  # fmt: skip
+    return (f"the training steps' wall time, summed over the epochs{diverged}; excludes the per-epoch {split} "
+            "evaluation, taking the end-of-epoch checkpoints (written to disk in the background, during the steps "
+            f"that follow) and the measure stage{mid}{compiled}")
 
 
 def throughput_text(tr: dict[str, Any]) -> str:

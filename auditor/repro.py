@@ -147,7 +147,12 @@ def nondeterminism_sources(
     trained nothing: a resume of a finished run; `thread_history`: the thread count of each
     part of the training through its resumes, first first, or the device of a part on one,
     e.g. `[2, "cuda", 4]`; None where a part recorded neither)."""
-    cuda = device.startswith("cuda")
+    return _flag_sources(spec, state, device.startswith("cuda")) + _thread_sources(
+        state, trained_threads, thread_history)
+
+
+def _flag_sources(spec: Spec, state: DeterminismState, cuda: bool) -> list[str]:
+    """The variation the determinism flags, compile and AMP leave in force."""
     t = spec.train
     found: list[str] = []
     if cuda and state.cudnn_benchmark:
@@ -177,16 +182,20 @@ def nondeterminism_sources(
         found.append(f"torch.compile ({t.compile}): inductor kernels differ from eager numerics")
     if t.amp != "off":
         found.append(f"AMP {t.amp}: reduced-precision arithmetic amplifies any reordering")
+    return found
+
+
+def _thread_sources(state: DeterminismState, trained_threads: int | None,
+                    thread_history: Sequence[int | str | None]) -> list[str]:
+    """The thread count the weights depend on, or the counts their parts ran at where they differ."""
     known = [n for n in thread_history if n]
     parts = [n for i, n in enumerate(known) if i == 0 or n != known[i - 1]]  # 2, 4, 2 threads: three parts
     if len({n for n in parts if isinstance(n, int)}) > 1:
         said = [str(n) if isinstance(n, int) else f"a {n.upper()} part" for n in parts]
-        found.append(f"thread counts {' then '.join(said)} (the training's parts through its resumes): "
-                     "CPU reductions are only reproducible at the same thread count, so no single one reproduces "
-                     "these weights")  # fmt: skip
-        return found
+        return [(f"thread counts {' then '.join(said)} (the training's parts through its resumes): "
+                 "CPU reductions are only reproducible at the same thread count, so no single one reproduces "
+                 "these weights")]  # fmt: skip
     threads = trained_threads or state.torch_threads
     here = ("" if threads == state.torch_threads else
             f" (the weights were trained at it; this process, which trained nothing, ran {state.torch_threads})")  # fmt: skip
-    found.append(f"thread count {threads}{here}: CPU reductions are only reproducible at the same thread count")
-    return found
+    return [f"thread count {threads}{here}: CPU reductions are only reproducible at the same thread count"]

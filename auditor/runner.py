@@ -59,6 +59,7 @@ from auditor.audit import (
 from auditor.check import evaluate_criteria, gate_status, verdict
 from auditor.data import (
     DataBundle,
+    Provenance,
     class_changes,
     data_problems,
     load_data,
@@ -1080,14 +1081,7 @@ def execute(
         with seeded_copy(paths, seeded):
             verify_out = os.environ.get(ENV_OUTPUT_ROOT) or None  # verify's --out, for the runs it starts
             env = environment.capture(device, argv, output_folders(out, verify_out), read_from)
-            notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
-                     "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
-                     "verify_out": verify_out}  # fmt: skip
-            data_said = [note for note in (unread_note(prov), missing_note(prov)) if note]
-            # said before training: the sheet holds the first three, and its schedule row says what the lr did
-            schedule = [note for _, note in schedule_notes(spec.train)]
-            for note in (*notes["toggle_notes"], *notes["environment_notes"], *data_said, *schedule):
-                log(f"note: {note}")
+            notes = _said_run_notes(spec, device, env, prov, resume_notes, verify_out, log)
             torch.manual_seed(spec.seed)  # model init draws from the global generator
             model = build_model(spec.model)
             files = RunFiles(paths.ckpt_staging, resolved_dict(spec), spec_hash(spec), prov.test_fingerprint,
@@ -1099,6 +1093,21 @@ def execute(
             audit = measure_and_write(spec, spec_path, paths, run, result, notes, log, (started, t_wall), in_place,
                                       shipped)  # fmt: skip
     return RunOutcome(audit, paths.reports, audit["verdict"] == "PASS")
+
+
+def _said_run_notes(spec: Spec, device: torch.device, env: environment.Environment, prov: Provenance,
+                   resume_notes: list[str], verify_out: str | None, log: Any) -> dict[str, Any]:
+    """The run's notes for its record (toggles, environment, resume; `verify_out`: verify's --out),
+    logged before training with the data's and the schedule's, which the sheet says elsewhere."""
+    notes = {"toggle_notes": toggle_notes(spec.train, device, env.cpu_bf16_native),
+             "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
+             "verify_out": verify_out}  # fmt: skip
+    data_said = [note for note in (unread_note(prov), missing_note(prov)) if note]
+    # said before training: the sheet holds the first three, and its schedule row says what the lr did
+    schedule = [note for _, note in schedule_notes(spec.train)]
+    for note in (*notes["toggle_notes"], *notes["environment_notes"], *data_said, *schedule):
+        log(f"note: {note}")
+    return notes
 
 
 def measure_and_write(
@@ -1383,21 +1392,10 @@ def assemble(
     train = asdict(result)
     train.pop("step_losses")  # in steps.csv
     train.pop("ablation_run")  # in the run section
-    # The file's name, not its staging path, which no longer exists once the run is promoted.
-    resumed_from = Path(result.resumed_from).name if result.resumed_from else None
-    train["resumed_from"] = resumed_from
+    train["resumed_from"] = _resumed_from_name(result)
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": {
-            "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
-            "report_dir": str(paths.reports.relative_to(paths.out)), "checkpoint_dir": str(rel_ckpt),
-            "resumed_from": resumed_from,
-            "resumed_from_kept": _resumed_from_kept(result, final),
-            "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
-            **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
-            "verify_out": run_notes["verify_out"],  # verify's --out, for its run A, B or K (None: not verify's)
-            "ablation_run": result.ablation_run,  # {ablation, variant, seed}: a run `auditor ablate` started
-        },
+        "run": _run_section(spec, spec_path, paths, result, run_notes, final),
         "spec": resolved_dict(spec),
         "spec_hash": spec_hash(spec),
         "determinism": {**asdict(det), "nondeterminism_sources": repro.nondeterminism_sources(
@@ -1406,10 +1404,7 @@ def assemble(
         "environment": asdict(env),
         "data": {**asdict(data.provenance), "sizes": data.sizes(), "class_counts": data.class_counts(),
                  "classes": list(data.classes)},
-        "model": {**asdict(model_info(spec.model.name).for_norm(spec.model.norm)), "norm": spec.model.norm,
-                  "num_classes": spec.model.num_classes,
-                  **({"norm_groups": norm_groups(spec.model.name, spec.model.num_classes)}
-                     if spec.model.norm == "group" else {})},
+        "model": _model_section(spec),
         "training": {**train, "epochs_planned": spec.train.epochs},
         "measurements": measured,
         "checkpoints": _checkpoint_facts(paths.ckpt_staging, rel_ckpt, final),
@@ -1421,6 +1416,34 @@ def assemble(
                                                  none_selected(len(result.history), result.best_epoch))),
         "verification": None,
     }
+
+
+def _resumed_from_name(result: TrainResult) -> str | None:
+    # The file's name, not its staging path, which no longer exists once the run is promoted.
+    return Path(result.resumed_from).name if result.resumed_from else None
+
+
+def _run_section(spec: Spec, spec_path: str, paths: RunPaths, result: TrainResult,
+                 run_notes: dict[str, Any], final: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The record's `run` section: where the run lives, how it was started and resumed."""
+    return {
+        "name": spec.name, "status": result.status, "spec_path": spec_path, "out": str(paths.out),
+        "report_dir": str(paths.reports.relative_to(paths.out)),
+        "checkpoint_dir": str(paths.checkpoints.relative_to(paths.out)),
+        "resumed_from": _resumed_from_name(result),
+        "resumed_from_kept": _resumed_from_kept(result, final),
+        "started_by": result.started_by,  # the first process's command and folder (None: not recorded)
+        **{k: run_notes[k] for k in ("resume_notes", "toggle_notes", "environment_notes")},
+        "verify_out": run_notes["verify_out"],  # verify's --out, for its run A, B or K (None: not verify's)
+        "ablation_run": result.ablation_run,  # {ablation, variant, seed}: a run `auditor ablate` started
+    }
+
+
+def _model_section(spec: Spec) -> dict[str, Any]:
+    """The record's `model` section: the registry's facts for the spec's model, norm and head."""
+    groups = {"norm_groups": norm_groups(spec.model.name, spec.model.num_classes)} if spec.model.norm == "group" else {}
+    return {**asdict(model_info(spec.model.name).for_norm(spec.model.norm)), "norm": spec.model.norm,
+            "num_classes": spec.model.num_classes, **groups}
 
 
 def write_run_files(audit: dict[str, Any], result: TrainResult, report_dir: Path) -> None:

@@ -1631,37 +1631,45 @@ def format_validation_error(
     keys' lines, puts the line after `source` where the file is to blame (`spec.yaml:12: train.lr: ...`);
     `keys_taken(path)` says what the place of an unknown key takes, for another file than a spec.
     """
-    said, errors = [], err.errors()
-    for e in errors[:MAX_ERRORS_SHOWN]:  # each is looked up in the file: thousands of keys took minutes
-        parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
-        path = [p for p in parts if p != "[key]"]  # a key holding a dot stays one key
-        loc = ".".join(path) + (" (the name)" if "[key]" in parts else "")
-        msg = e["msg"].removeprefix("Value error, ")
-        # A whole section (a cross-field check) is no help as the offending value.
-        whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
-        got = "" if e["type"] == "missing" or whole_section else f", got {short_value(e.get('input'))}"
-        checked = list(path)  # the section a check across its fields was run on, or the field itself
-        if msg.startswith(SUBKEY) and ": " in msg:
-            key, msg = msg[len(SUBKEY) :].split(": ", 1)
-            loc, got = f"{loc}.{key}" if loc else key, ""  # the message quotes the expression itself
-            path += key.split(".")
-        if ", got " in msg or (isinstance(e.get("input"), str) and repr(e["input"]) in msg):  # shown already
-            got = ""
-        msg = msg[0].lower() + msg[1:] if msg else msg
-        loc, msg, got = _typed_message(e, parts, loc, msg, got, model, path, keys_taken)
-        # An unknown key, or a value where a --set below it made a mapping (`data.mean.0=0.4`), that
-        # the file does not hold: the --sets below it made it.
-        made = (e["type"] == "extra_forbidden" or (isinstance(e.get("input"), dict) and not whole_section)) and not (
-            given is not None and _at(given, path) is not _ABSENT)
-        if made and e["type"] == "list_type" and all(str(k).isdigit() for k in e["input"]):
-            got += _whole_list_hint(loc)
-        at = _written_key(lines, path, e.get("input")) if e["type"] == "invalid_key" and lines else path
-        blamed = _at_line(origin(source, path, sets, checked, made), source, lines, at)
-        said.append(f"{blamed}: {loc or '(top level)'}: {msg}{got}")
+    errors = err.errors()
+    # Each error is looked up in the file: thousands of keys took minutes, so only the first are said.
+    said = [_error_line(source, e, model, sets, given, lines, keys_taken) for e in errors[:MAX_ERRORS_SHOWN]]
     if len(errors) > MAX_ERRORS_SHOWN:
         said.append(f"{source}: and {len(errors) - MAX_ERRORS_SHOWN:,} more errors, not shown: mend those above, "
                     "then give the command again")  # fmt: skip
     return "\n".join(said)
+
+
+def _error_line(
+    source: str, e: Any, model: type[BaseModel] | None, sets: Sequence[SetItem], given: Mapping[str, Any] | None,
+    lines: Mapping[tuple[str, ...], int] | None, keys_taken: Callable[[Sequence[str]], str] | None,
+) -> str:
+    """One pydantic error `e` as `format_validation_error` says it (its arguments: see there)."""
+    parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
+    path = [p for p in parts if p != "[key]"]  # a key holding a dot stays one key
+    loc = ".".join(path) + (" (the name)" if "[key]" in parts else "")
+    msg = e["msg"].removeprefix("Value error, ")
+    # A whole section (a cross-field check) is no help as the offending value.
+    whole_section = e["type"] == "value_error" and isinstance(e.get("input"), dict)
+    got = "" if e["type"] == "missing" or whole_section else f", got {short_value(e.get('input'))}"
+    checked = list(path)  # the section a check across its fields was run on, or the field itself
+    if msg.startswith(SUBKEY) and ": " in msg:
+        key, msg = msg[len(SUBKEY) :].split(": ", 1)
+        loc, got = f"{loc}.{key}" if loc else key, ""  # the message quotes the expression itself
+        path += key.split(".")
+    if ", got " in msg or (isinstance(e.get("input"), str) and repr(e["input"]) in msg):  # shown already
+        got = ""
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    loc, msg, got = _typed_message(e, parts, loc, msg, got, model, path, keys_taken)
+    # An unknown key, or a value where a --set below it made a mapping (`data.mean.0=0.4`), that
+    # the file does not hold: the --sets below it made it.
+    made = (e["type"] == "extra_forbidden" or (isinstance(e.get("input"), dict) and not whole_section)) and not (
+        given is not None and _at(given, path) is not _ABSENT)
+    if made and e["type"] == "list_type" and all(str(k).isdigit() for k in e["input"]):
+        got += _whole_list_hint(loc)
+    at = _written_key(lines, path, e.get("input")) if e["type"] == "invalid_key" and lines else path
+    blamed = _at_line(origin(source, path, sets, checked, made), source, lines, at)
+    return f"{blamed}: {loc or '(top level)'}: {msg}{got}"
 
 
 def _written_key(lines: Mapping[tuple[str, ...], int], path: list[str], key: Any) -> list[str]:

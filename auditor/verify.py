@@ -349,13 +349,10 @@ def _check_resume_is_exercised(k: int, chosen: bool, total: int, spe: int, every
                        "train.checkpoint_every_steps or raise the budget")  # fmt: skip
 
 
-def make_plan(
-    spec_arg: str, sets: list[str], out: Path, epochs: int | None, steps: int | None, kill_at: int | None,
-    faults: Faults | None = None,
-) -> Plan:
-    """Resolve the spec with the budget and checkpoint cadence; validate --kill-at. Raises InvalidInput."""
-    from auditor.data import steps_per_epoch
-
+def _budgeted_spec(spec_arg: str, sets: list[str], epochs: int | None,
+                   steps: int | None) -> tuple[Spec, list[SetItem]]:
+    """The spec with --set and verify's budget flags applied (as `train.epochs`/`train.max_steps` items
+    after the user's), and those items. Raises InvalidInput."""
     for flag, value in (("--epochs", epochs), ("--steps", steps)):
         if value is not None and value < 1:
             raise InvalidInput(f"{flag}: must be >= 1, got {value}")
@@ -369,7 +366,17 @@ def make_plan(
             raise
         raise InvalidInput(f"{exc} (--epochs {epochs} sets train.epochs; --steps shortens the budget and keeps "
                            "the spec's schedule)") from None  # fmt: skip
-    items = parse_sets([*sets, *budget_sets], given_as)
+    return spec, parse_sets([*sets, *budget_sets], given_as)
+
+
+def make_plan(
+    spec_arg: str, sets: list[str], out: Path, epochs: int | None, steps: int | None, kill_at: int | None,
+    faults: Faults | None = None,
+) -> Plan:
+    """Resolve the spec with the budget and checkpoint cadence; validate --kill-at. Raises InvalidInput."""
+    from auditor.data import steps_per_epoch
+
+    spec, items = _budgeted_spec(spec_arg, sets, epochs, steps)
     _check_device(spec, spec_arg, items)
     spe = steps_per_epoch(_training_images(spec, spec_arg, items), spec.train.batch_size)
     total = total_steps(spec.train.epochs, spec.train.max_steps, spe)
@@ -1442,16 +1449,8 @@ def evidence_block(
     facts: dict[str, Any], notes: list[str],
 ) -> dict[str, Any]:
     """The verification record: verdict, first divergence, largest differences, runs and notes."""
-    notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
-    if facts["kill_signal"]:
-        notes.append(f"run K was killed from inside its process at the end of step {plan.kill_at}, once the "
-                     "checkpoints written so far were on disk: this tests resuming from a checkpoint, not a kill "
-                     "while one is being written")  # fmt: skip
-    if not audit_a["determinism"].get("requested", True):
-        notes.append("determinism was off (determinism.enabled: false): agreeing runs show that these three "
-                     "matched here, not that other runs of this spec will")  # fmt: skip
     tol = plan.spec.verify
-    notes += [*tolerance_notes(tol, audit_a), *run_a_fails(audit_a)]
+    notes = _evidence_notes(plan, pairs, audit_a, facts, notes)
     fd = first_divergence(pairs)
     verdict = settle_verdict(pairs, tol, facts, fd, notes, audit_a["training"])
     top = sorted(({"pair": p["pair"], **t} for p in pairs for t in p["top_tensors"]), key=_by_diff)[:TOP_N]
@@ -1486,6 +1485,21 @@ def evidence_block(
         "notes": notes,
     }
 
+
+
+def _evidence_notes(plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, Any], facts: dict[str, Any],
+                    notes: list[str]) -> list[str]:
+    """The evidence's notes before the verdict adds its own: the caller's, each pair's, the kill's, and
+    what determinism off, an allowed tolerance and run A's own failures mean for the verdict."""
+    notes = [*notes, *(f"{p['pair']}: {n}" for p in pairs for n in p["notes"])]
+    if facts["kill_signal"]:
+        notes.append(f"run K was killed from inside its process at the end of step {plan.kill_at}, once the "
+                     "checkpoints written so far were on disk: this tests resuming from a checkpoint, not a kill "
+                     "while one is being written")  # fmt: skip
+    if not audit_a["determinism"].get("requested", True):
+        notes.append("determinism was off (determinism.enabled: false): agreeing runs show that these three "
+                     "matched here, not that other runs of this spec will")  # fmt: skip
+    return [*notes, *tolerance_notes(plan.spec.verify, audit_a), *run_a_fails(audit_a)]
 
 def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any], log: Log) -> None:
     """Put the block into run A's audit.json, re-evaluate its criteria and re-render its sheet
@@ -1527,24 +1541,35 @@ def summary(outcome: VerifyOutcome) -> str:
         f"  budget: {budget_text(bud)}" + short_of_budget(b),
         f"  run K: {killed}",
     ]
-    for p in b["pairs"]:
-        lo, me = p["losses"], p["metrics"]
-        state = ("identical" if p["equal"] else "final weights not compared" if unweighed(p)
-                 else f"max |diff| {_g(p['max_abs_diff'])}")  # fmt: skip
-        differ = ", ".join(d["metric"] for d in p.get("results", {}).get("differences", []))
-        tensors = (f"checkpoint entries {p['tensors_equal']}/{p['tensors_compared']} identical" if p["tensors_compared"]
-                   else "checkpoint entries not compared (no last checkpoint)")  # fmt: skip
-        lines.append(
-            f"  {p['pair']}: {state}; {losses_text(lo)}; "
-            f"metrics {'equal' if me['equal'] else 'differ'}; "
-            f"results {f'differ ({differ})' if differ else 'equal'}; {tensors}"
-        )
+    lines += [_pair_line(p) for p in b["pairs"]]
+    lines += _divergence_lines(b)
+    causes = b["verdict"] in ("tolerance", "diverged")  # the unshared settings were said among them
+    lines += [f"  note: {n}" for n in b["notes"] if not (causes and n.startswith(UNSHARED))]
+    evidence = Path(b["work_dir"]) / "verify.json"
+    lines.append(f"  evidence: {evidence}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
+    return "\n".join(lines)
+
+
+def _pair_line(p: dict[str, Any]) -> str:
+    """One pair's line of the summary: weights, losses, metrics, results, checkpoint entries."""
+    state = ("identical" if p["equal"] else "final weights not compared" if unweighed(p)
+             else f"max |diff| {_g(p['max_abs_diff'])}")  # fmt: skip
+    differ = ", ".join(d["metric"] for d in p.get("results", {}).get("differences", []))
+    tensors = (f"checkpoint entries {p['tensors_equal']}/{p['tensors_compared']} identical" if p["tensors_compared"]
+               else "checkpoint entries not compared (no last checkpoint)")  # fmt: skip
+    return (f"  {p['pair']}: {state}; {losses_text(p['losses'])}; "
+            f"metrics {'equal' if p['metrics']['equal'] else 'differ'}; "
+            f"results {f'differ ({differ})' if differ else 'equal'}; {tensors}")
+
+
+def _divergence_lines(b: dict[str, Any]) -> list[str]:
+    """The summary's first divergence, the tensors that differ most and, for a failed verdict, its causes."""
     fd = b["first_divergence"]
-    lines.append(
+    lines = [
         ("  first divergence: none" if nothing_differs(b["pairs"]) else
          "  first divergence: none in the per-step losses (the runs differ elsewhere: see above)") if fd is None else
         f"  first divergence: step {fd['step']} ({fd['pair']}: loss {' vs '.join(distinct(fd['loss_a'], fd['loss_b']))})"
-    )  # fmt: skip
+    ]  # fmt: skip
     if b["top_tensors"]:
         lines.append("  top differing tensors:")
         lines += [
@@ -1556,11 +1581,7 @@ def summary(outcome: VerifyOutcome) -> str:
                      "thread count all three runs recorded alike is left out):")  # fmt: skip
         unshared = [n for n in b["notes"] if n.startswith(UNSHARED)]  # a user test: only a note said so
         lines += [f"    - {s}" for s in [*unshared, *b["nondeterminism_sources"]]] or ["    - none known: see the notes"]
-    causes = b["verdict"] in ("tolerance", "diverged")  # the unshared settings were said among them
-    lines += [f"  note: {n}" for n in b["notes"] if not (causes and n.startswith(UNSHARED))]
-    evidence = Path(b["work_dir"]) / "verify.json"
-    lines.append(f"  evidence: {evidence}; sheet: {outcome.report_dir / 'REPRODUCIBILITY.md'}")
-    return "\n".join(lines)
+    return lines
 
 
 def _g(v: float | None) -> str:
