@@ -974,6 +974,8 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
         "ablation": {
             "name": abl.name, "description": abl.description, "file": display_path(plan.path),
             "file_from_out": _rel(plan.path, out),  # the file itself, wherever the command ran
+            # As the page gives them: from its folder, as its links are, whichever folder a rebuild ran from
+            "file_from_page": page_path(plan.path, here), "base_from_page": page_path(plan.base_path, here),
             "base": abl.base, "base_path": display_path(plan.base_path), "overrides": list(abl.overrides),
             "cli_overrides": list(plan.cli_sets), "seeds": list(plan.seeds), "seeds_note": plan.seeds_note,
             "variants_selected": list(plan.variants), "variants_all": list(abl.variants),
@@ -990,6 +992,23 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
 
 def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+def page_path(target: Path, here: Path) -> str:
+    """`target` as the page in `here` gives it: from that folder, as its links are (a user test: a
+    rebuild from another folder changed the page's `Ablation file`), or absolute where the two
+    share nothing but the root (a shipped spec in an installed package)."""
+    target, here = target.resolve(), here.resolve()
+    return str(target) if os.path.commonpath([target, here]) == target.anchor else _rel(target, here)
+
+
+def _page_paths(ablation: dict[str, Any]) -> dict[str, str]:
+    """The page's `Ablation file` and `Base spec` lines' paths, said as from the page's folder; a
+    record written before it recorded them gives those of the folder it was made from."""
+    if "file_from_page" not in ablation:  # older records
+        return {"file": f"`{ablation['file']}`", "base": f"`{ablation['base_path']}`"}
+    return {"file": f"`{ablation['file_from_page']}` (from this page's folder)",
+            "base": f"`{ablation['base_from_page']}` (from this page's folder)"}
 
 
 # --- figures -------------------------------------------------------------------------
@@ -1362,7 +1381,8 @@ def render_ablation(here: Path) -> Path:
         if any(v["reference"] and v["reference"].get(k) is not None for v in record["variants"])
     ]  # fmt: skip
     text = _env().get_template("ablations.md.j2").render(
-        a=record["ablation"], variants=record["variants"], metrics=METRICS, figures=figures,
+        a=record["ablation"], paths=_page_paths(record["ablation"]), variants=record["variants"], metrics=METRICS,
+        figures=figures,
         ref_metrics=ref_metrics, any_test_selection=any(v["no_val_split"] for v in record["variants"]),
         any_test_choice=any(v["selected_on_test"] for v in record["variants"]),
         data_labels=data_labels(record["variants"]),
@@ -1513,10 +1533,7 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
             why = ("with the same --set and seeds as this one, so the base spec or the ablation file changed since "
                    "(every run's spec hash differs from the plan's); undo that change, or run the plan")  # fmt: skip
         else:
-            given, seeds = made.get("cli_overrides"), made.get("seeds")
-            sets = " ".join(f"--set {shlex.quote(str(s))}" for s in given) if isinstance(given, list) else ""
-            seeds = ", ".join(map(str, seeds)) if isinstance(seeds, list) and seeds else "none recorded"
-            why = f"made with {sets or 'no --set'} and seeds {seeds}; give those, or run the plan"
+            why = _made_with_text(made, plan, out)
         raise InvalidInput(f"--render-only: no finished run of this plan under {out}, where the page counts "
                            f"{counted_runs(earlier)}, {why}; nothing was rewritten")  # fmt: skip
     try:
@@ -1524,6 +1541,17 @@ def write_outputs(out: Path, plan: Plan, render_only: bool = False) -> tuple[Pat
     except OSError as exc:
         raise out_error(out, why_not_writable(exc, here)) from None
     return render_ablation(here), record
+
+
+def _made_with_text(made: Any, plan: Plan, out: Path) -> str:
+    """How the page's runs were made (`made`: its ablations.json's "ablation"), with the command
+    that rebuilds it where the record gives one (a user test: "seeds 0" read as `--seeds 0`)."""
+    given, seeds = made.get("cli_overrides"), made.get("seeds")
+    sets = " ".join(f"--set {shlex.quote(str(s))}" for s in given) if isinstance(given, list) else ""
+    seeds = ", ".join(map(str, seeds)) if isinstance(seeds, list) and seeds else "none recorded"
+    argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
+    rebuild = f"`{shell_command(argv)}` rebuilds it" if argv is not None else "give those"
+    return f"made with {sets or 'no --set'} and seeds {seeds}: {rebuild}, or run the plan"
 
 
 def refuse_nothing_to_render(out: Path, plan: Plan) -> None:
@@ -1614,6 +1642,13 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
                       "of the spec the --set above gave them)")  # fmt: skip
     text = (f"note: this page covers seeds {list(plan.seeds)}; the page it replaced ({made_with}) also listed "
             f"{' and '.join(listed)}, which this command left untouched")  # fmt: skip
+    if why := _not_rebuildable(then, dropped, out):
+        return f"{text}; that page cannot be rebuilt as it was: {'; '.join(why)}"
+    return f"{text}; {_rebuild_text(made, plan, out)}"
+
+
+def _not_rebuildable(then: dict[str, Any], dropped: Sequence[str], out: Path) -> list[str]:
+    """Why the replaced page (`then`: its counted runs' specs) cannot be rebuilt as it was, or []."""
     # Runs of the seeds both pages cover, as they are on disk (not as this page counts them: one of
     # another --set is there all the same): made again under another spec, or gone; or there, but
     # edited since, so that a rebuilt page would not count it.
@@ -1627,16 +1662,20 @@ def replaced_page_note(earlier: Any, record: dict[str, Any], plan: Plan, out: Pa
     if refused:
         why.append(f"`auditor check` now refuses the audit.json of {count(len(refused), 'run')} it listed "
                    f"({_first_names(refused)})")  # fmt: skip
-    if why:
-        return f"{text}; that page cannot be rebuilt as it was: {'; '.join(why)}"
+    return why
+
+
+def _rebuild_text(made: Any, plan: Plan, out: Path) -> str:
+    """The command that rebuilds the replaced page (`made`: how its ablations.json says it was
+    made), or why none does."""
     argv = rebuild_argv(made, plan.path, out, list(plan.ablation.seeds))
     if argv is None:
         seeds, given = made.get("seeds"), made.get("cli_overrides")
         told = isinstance(seeds, list) and isinstance(given, list) and all(isinstance(x, str) for x in given)
         why = (f"its seeds {seeds} are not what the file's seeds {list(plan.ablation.seeds)} give" if told
                else "its ablations.json does not say how it was made")  # fmt: skip
-        return f"{text}; no `--render-only` of the file as it is now rebuilds that page ({why})"
-    return f"{text}; `{shell_command(argv)}` rebuilds that page"
+        return f"no `--render-only` of the file as it is now rebuilds that page ({why})"
+    return f"`{shell_command(argv)}` rebuilds that page"
 
 
 def variants_gone_note(earlier: Any, plan: Plan) -> str | None:
@@ -1728,31 +1767,45 @@ def plan_lines(plan: Plan, out: Path, replace_stale: bool = False) -> list[str]:
     now = this_machine(plan)
     for r in plan.runs:
         state, audit = run_state(out, r)
-        label = finished_label(audit or {}, now[r.spec.train.device]) if state == "finished" else {
-            "running": f"going on now in another process{_holder_text(out, r)}",
-            "resume": "refused: interrupted under another spec (see below)" if other_spec_interrupted(out, r, state)
-            else "resume (interrupted)",
-            "rejudge": "re-judge (changed only outside training: no training)" if audit is not None else
-            "re-judge (its audit.json cannot be read: its intact last.pt, of this training, is measured and judged "
-            "again; delete its report folder to train it afresh)",
-            "stale": _stale_label(out, r, audit, replace_stale),
-            "new": "run (replaces a report whose audit.json cannot be read)"
-            if (report_dir(out, r.name) / "audit.json").exists() else "run",
-        }[state]  # fmt: skip
+        label = finished_label(audit or {}, now[r.spec.train.device]) if state == "finished" else (
+            _refused_label(out, r, state, audit, replace_stale) or _to_do_label(out, r, state, audit))  # fmt: skip
         lines += [f"{r.name}  variant {r.variant}  seed {r.seed}  [{label}]", f"  spec sha256: {r.spec_hash}",
                   f"  overrides: {' '.join(abl.variants[r.variant]) or '(base)'}",
                   f"  {shell_command(run_argv(plan, r, out, state in ('resume', 'rejudge')))}"]  # fmt: skip
     return lines
 
 
-def _stale_label(out: Path, run: PlannedRun, audit: dict[str, Any] | None, replace_stale: bool) -> str:
-    """The dry run's word for a finished run of another spec than the plan's: refused where
-    `check_runnable` refuses it (a user test: the plan said "run" above the refusal)."""
-    if another_users_run(out, run, "stale", audit) is not None:
+def _to_do_label(out: Path, run: PlannedRun, state: str, audit: dict[str, Any] | None) -> str:
+    """The dry run's word for a run that is not finished, where `check_runnable` lets it run."""
+    return {
+        "running": f"going on now in another process{_holder_text(out, run)}",
+        "resume": "resume (interrupted)",
+        "rejudge": "re-judge (changed only outside training: no training)" if audit is not None else
+        "re-judge (its audit.json cannot be read: its intact last.pt, of this training, is measured and judged "
+        "again; delete its report folder to train it afresh)",
+        "stale": "run (replaces a run of a different spec)",
+        "new": "run (replaces a report whose audit.json cannot be read)"
+        if (report_dir(out, run.name) / "audit.json").exists() else "run",
+    }[state]  # fmt: skip
+
+
+def _refused_label(out: Path, run: PlannedRun, state: str, audit: dict[str, Any] | None,
+                   replace_stale: bool) -> str | None:
+    """The dry run's word for a run that `check_runnable` refuses, or None (a user test: the plan
+    said "run" above the refusal, for a stale run and for one whose sheet was edited by hand)."""
+    from auditor.runner import run_folder_problems
+
+    if state == "running":
+        return None
+    if state == "resume" and other_spec_interrupted(out, run, state):
+        return "refused: interrupted under another spec (see below)"
+    if another_users_run(out, run, state, audit) is not None:
         return "refused: a finished run of other settings that no ablation started (see below)"
-    if not replace_stale:
+    if run_folder_problems(run_paths(out, run.name)):
+        return "refused: its folders hold what this run would not replace (see below)"
+    if state == "stale" and not replace_stale:
         return "refused: a finished run of a different spec, which --replace-stale replaces (see below)"
-    return "run (replaces a run of a different spec)"
+    return None
 
 
 def header_lines(plan: Plan, out: Path) -> list[str]:

@@ -1810,6 +1810,16 @@ def _pct(value: float, target: float) -> str:
     return text
 
 
+def _times(value: float, target: float) -> str:
+    """A ratio such as '1.62x', with as many decimals (2 to 6) as it takes to show which side of
+    `target` it is on (a user test: "1.50x (target >= 1.5x ...): NOT met" for a ratio of 1.496)."""
+    for digits in range(2, 7):
+        text = f"{value:.{digits}f}x"
+        if (float(text[:-1]) >= target) == (value >= target):
+            return text
+    return text
+
+
 def _few(st: dict[str, Any], steps: int, label: str = "") -> str:
     """A caveat on a verdict drawn from fewer than 3 repeats (an unmeasured spread), of the row
     `label` names where given."""
@@ -1906,8 +1916,8 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
                   if on_cpu else f"({CPU_ONLY.format('>= ' + str(t['speedup']) + 'x')})")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
         spread = _within_spread(b, a, t["speedup"], lambda r: f"{r:.2f}x") if on_cpu and a else ""
-        lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: {b['ratio_to_a']:.2f}x "
-                     f"{judged}{spread}{_few_rows(b, a)}")  # fmt: skip
+        lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: "
+                     f"{_times(b['ratio_to_a'], t['speedup'])} {judged}{spread}{_few_rows(b, a)}")  # fmt: skip
         if on_cpu and c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
             need, reach = shares_apart(t["speedup"] * a["images_per_s"]["median"] / c["ceiling_images_per_s"],
                                        b["images_per_s"]["median"] / c["ceiling_images_per_s"])  # fmt: skip
@@ -2247,6 +2257,18 @@ def _flag(dest: str) -> str:
 def argument_problem(a: argparse.Namespace) -> str | None:
     """What is wrong with the arguments before anything is measured, or None (`a.given`: see parse_args)."""
     given = getattr(a, "given", [])
+    if (problem := _report_options_problem(a)) is not None:
+        return problem
+    if a.render_json is not None:
+        return _render_json_problem(a, given)
+    for dest in given:
+        if (section := SECTION_OPTIONS.get(dest)) is not None and not getattr(a, section):
+            return f"{_flag(dest)} is for {_flag(section)}: add {_flag(section)} (or --all)"
+    return _data_problem(a) or _device_problem(a.device)
+
+
+def _report_options_problem(a: argparse.Namespace) -> str | None:
+    """What is wrong with the report options (RESULTS.md, --json) and the listed values, or None."""
     if a.write_results and a.append_results:
         return "--write-results replaces RESULTS.md and --append-results appends to it: give one"
     if a.results is not None and not (a.write_results or a.append_results):
@@ -2259,17 +2281,22 @@ def argument_problem(a: argparse.Namespace) -> str | None:
             return f"{option}: a value is listed twice ({' '.join(map(str, values))})"
     if a.json is not None and (problem := json_problem(a.json, a.results_path)):
         return problem
-    if a.render_json is not None:
-        others = [d for d in given if d not in ("render_json", "append_results", "write_results", "results")]
-        if others:
-            return (f"--render-json measures nothing and takes only --write-results or --append-results (and --results); "
-                    f"drop {_flag(others[0])}")
-        if not (a.write_results or a.append_results):  # the shipped RESULTS.md is replaced only when asked
-            return f"--render-json writes {a.results_path.name}: add --write-results to replace it, or --append-results"
-        return None
-    for dest in given:
-        if (section := SECTION_OPTIONS.get(dest)) is not None and not getattr(a, section):
-            return f"{_flag(dest)} is for {_flag(section)}: add {_flag(section)} (or --all)"
+    return None
+
+
+def _render_json_problem(a: argparse.Namespace, given: list[str]) -> str | None:
+    """--render-json measures nothing: what else was asked of it, or None."""
+    others = [d for d in given if d not in ("render_json", "append_results", "write_results", "results")]
+    if others:
+        return (f"--render-json measures nothing and takes only --write-results or --append-results (and --results); "
+                f"drop {_flag(others[0])}")
+    if not (a.write_results or a.append_results):  # the shipped RESULTS.md is replaced only when asked
+        return f"--render-json writes {a.results_path.name}: add --write-results to replace it, or --append-results"
+    return None
+
+
+def _data_problem(a: argparse.Namespace) -> str | None:
+    """Why the data the arguments (and AUDITOR_CIFAR10_SUBSET) name cannot be benchmarked, or None."""
     if a.synthetic and a.data_root is not None:
         return "--synthetic and --data-root name different data: give one"
     if a.data_root is not None and (why := why_no_cifar_dir(a.data_root, "--data-root")) is not None:
@@ -2281,18 +2308,23 @@ def argument_problem(a: argparse.Namespace) -> str | None:
     if named and a.data_root is None and not a.synthetic and not (SUBSET / "cifar-10-batches-py").is_dir():
         return (f"AUDITOR_CIFAR10_SUBSET={named}: no cifar-10-batches-py/ folder there (unset it to benchmark "
                 "synthetic data where the subset is absent, or give --synthetic)")  # fmt: skip
+    return None
+
+
+def _device_problem(name: str) -> str | None:
+    """Why --device NAME cannot be benchmarked here, or None."""
     try:
-        device = torch.device(a.device)
+        device = torch.device(name)
     except RuntimeError:
-        return f"--device {a.device}: not a device (cpu, cuda or cuda:N)"
+        return f"--device {name}: not a device (cpu, cuda or cuda:N)"
     if device.type not in ("cpu", "cuda"):
-        return f"--device {a.device}: only cpu and cuda are benchmarked"
+        return f"--device {name}: only cpu and cuda are benchmarked"
     if device.type == "cpu" and device.index is not None:  # torch takes `cpu:3` and runs on every core alike
-        return f"--device {a.device}: the CPU takes no index (cpu, cuda or cuda:N; --threads sets the cores used)"
+        return f"--device {name}: the CPU takes no index (cpu, cuda or cuda:N; --threads sets the cores used)"
     if device.type == "cuda" and not torch.cuda.is_available():
-        return f"--device {a.device}: no CUDA device here"
+        return f"--device {name}: no CUDA device here"
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        return f"--device {a.device}: no such GPU ({torch.cuda.device_count()} here)"
+        return f"--device {name}: no such GPU ({torch.cuda.device_count()} here)"
     return None
 
 
@@ -2828,15 +2860,9 @@ def main(argv: list[str] | None = None) -> int:
         return render_saved(a)
     device = torch.device(a.device)
     try:
-        configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
-        a.child_tmp, tmp_note = pipelines_temp_base(a.workers)
+        configs = prepare(a, device)
     except ValueError as exc:
         return refuse(exc)
-    if tmp_note:
-        print(f"{Path(sys.argv[0]).name}: note: {tmp_note}", file=sys.stderr)
-    if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
-    make_current(device)
     report = new_report(raw, device, a.quiet_threshold, a.retries)
     signal.signal(signal.SIGTERM, _raise_terminated)
     measured = False
@@ -2855,17 +2881,40 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a report file that cannot be written now (changed since it was checked, a full disk)
         if not measured:
             raise
-        saved = f"; this run's JSON report is in {a.json}" if getattr(a, "json_written", False) else ""
-        if kept := getattr(a, "json_kept", None):
-            instead = " instead" if a.json else ""
-            saved = f"; this run's JSON report was written to {kept}{instead} (--render-json renders it without measuring again)"
-        elif a.json and not getattr(a, "json_written", False):
-            saved = f"; this run's JSON report could not be written to {a.json} nor to the temporary folder"
-        elif getattr(a, "json_keep_tried", False):
-            saved = "; this run's JSON report could not be kept in the temporary folder either: its figures are above"
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
-        return 2
+        return report_unwritten(a, exc)
+    return finished_exit(report)
+
+
+def prepare(a: argparse.Namespace, device: torch.device) -> list[Config]:
+    """The configurations to time, with the pipelines' temporary folder set (`a.child_tmp`) and the
+    device made current. Raises ValueError (an unknown --rows name, no usable temporary folder)."""
+    configs = select_rows(matrix_configs(device, a.diagnostics), a.rows) if a.matrix else [DEFAULT_CONFIG]
+    a.child_tmp, tmp_note = pipelines_temp_base(a.workers)
+    if tmp_note:
+        print(f"{Path(sys.argv[0]).name}: note: {tmp_note}", file=sys.stderr)
+    if device.type == "cuda":  # cuBLAS reads it when its first handle is made: before any GEMM
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", repro.CUBLAS_CONFIG)
+    make_current(device)
+    return configs
+
+
+def report_unwritten(a: argparse.Namespace, exc: OSError) -> int:
+    """Say which report could not be written after measuring, and where this run's JSON report went; exit 2."""
+    saved = f"; this run's JSON report is in {a.json}" if getattr(a, "json_written", False) else ""
+    if kept := getattr(a, "json_kept", None):
+        instead = " instead" if a.json else ""
+        saved = f"; this run's JSON report was written to {kept}{instead} (--render-json renders it without measuring again)"
+    elif a.json and not getattr(a, "json_written", False):
+        saved = f"; this run's JSON report could not be written to {a.json} nor to the temporary folder"
+    elif getattr(a, "json_keep_tried", False):
+        saved = "; this run's JSON report could not be kept in the temporary folder either: its figures are above"
+    where = f"{exc.filename}: " if exc.filename else ""
+    print(f"{Path(sys.argv[0]).name}: error: {where}{exc.strerror or exc}{saved}", file=sys.stderr)
+    return 2
+
+
+def finished_exit(report: dict[str, Any]) -> int:
+    """Note rows left unchecked; exit EXIT_PARTIAL where a row failed, else 0."""
     for note in unchecked_rows(report):
         print(f"{Path(sys.argv[0]).name}: note: {note} (raise it to check them)", file=sys.stderr)
     if lost := failed_rows(report):  # a script or CI job must not take a partial table for a full one

@@ -783,9 +783,19 @@ def test_files_of_the_users_in_a_runs_folders_are_refused_before_anything_runs(t
         assert_invalid(proc, "tiny.yaml: variant 'constant' seed 2: ", "tiny-constant-s2: holds notes.md, which no run "
                        "writes", "nothing was run")  # fmt: skip
         assert "[1/" not in proc.stdout and notes.read_text() == "mine"
+        if dry:  # a user test: the plan said "run" above the refusal
+            assert "tiny-constant-s2  variant constant  seed 2  [refused: its folders hold what this run would not " \
+                   "replace (see below)]" in proc.stdout, proc.stdout  # fmt: skip
     assert not (tiny_copy / "out/reports/tiny-cosine-s2").exists()  # the other run to come did not start either
     notes.unlink()
     assert ablate("tiny.yaml", "--out", "out", "--seeds", "3", "--dry-run", cwd=tiny_copy).returncode == 0
+    sheet = tiny_copy / "out/reports/tiny-constant-s0/REPRODUCIBILITY.md"
+    sheet.write_text(sheet.read_text() + "my note\n")  # a finished run, stale under the --set below
+    proc = ablate("tiny.yaml", "--out", "out", "--set", "train.epochs=3", "--replace-stale", "--dry-run", cwd=tiny_copy)
+    assert proc.returncode == 2 and "tiny-constant-s0/REPRODUCIBILITY.md: it was edited by hand" in proc.stderr, proc.stderr
+    labels = {ln.split("  ")[0]: ln.split("[", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("tiny-")}
+    assert labels["tiny-constant-s0"] == "refused: its folders hold what this run would not replace (see below)]"
+    assert labels["tiny-cosine-s0"] == "run (replaces a run of a different spec)]", labels
 
 
 def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anything_runs(tiny_copy: Path) -> None:
@@ -816,7 +826,9 @@ def test_a_page_folder_or_run_names_of_another_ablation_are_refused_before_anyth
     # --render-only under other --set/--seeds than the runs were made with: no page of nothing
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", "--set", "train.epochs=2", cwd=tiny_copy)
     assert proc.returncode == 2 and "--render-only: no finished run of this plan under out, where the page counts 4" in proc.stderr
-    assert "made with no --set and seeds 0, 1; give those" in proc.stderr  # a user test: "--set [] and seeds [0, 1]"
+    # User tests: it said "--set [] and seeds [0, 1]"; then "seeds 0" (of --seeds 1), read as `--seeds 0`.
+    assert "made with no --set and seeds 0, 1: `auditor ablate tiny.yaml --out out --render-only` rebuilds it, or run " \
+           "the plan; nothing was rewritten" in proc.stderr, proc.stderr  # fmt: skip
     assert page.read_bytes() == before
     write(tiny_copy / "tiny.yaml", TINY.replace("measure.latency.iters=5", "measure.latency.iters=6"))  # the file changed
     proc = ablate("tiny.yaml", "--out", "out", "--render-only", cwd=tiny_copy)
@@ -1120,6 +1132,25 @@ def test_an_epoch_edited_in_one_place_is_said_by_check_render_and_the_page(tiny_
     page = (reports / "tiny/ABLATIONS.md").read_text()
     marked = [line for line in page.splitlines() if "does not hold the per-epoch history drawn here" in line]
     assert len(marked) == 1 and "[tiny-cosine-s0](" in marked[0], marked
+
+
+def test_the_page_gives_its_files_from_its_own_folder_whichever_folder_rebuilt_it(tiny_copy: Path) -> None:
+    """A user test: `auditor ablate a1/lr.yaml --out a1 --render-only`, as `check` advises, rewrote the
+    page's `Ablation file: lr.yaml` as `a1/lr.yaml`: a path from the folder the command ran in."""
+    page = tiny_copy / "out/reports/tiny/ABLATIONS.md"
+    before = page.read_text()
+    base = build_plan(str(tiny_copy / "tiny.yaml")).base_path.resolve()
+    assert "- Ablation file: `../../../tiny.yaml` (from this page's folder)\n" in before
+    shared = os.path.commonpath([base, page.resolve()]) != "/"  # the shipped spec: in the checkout's tree or not
+    said = os.path.relpath(base, page.parent.resolve()) if shared else str(base)
+    assert f"- Base spec: `{said}` (from this page's folder) (`base: smoke`)\n" in before, before[:600]
+    proc = ablate("copy/tiny.yaml", "--out", "copy/out", "--render-only", cwd=tiny_copy.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert page.read_text() == before
+    from auditor.ablate import _page_paths
+
+    older = {"file": "abl/tiny.yaml", "base_path": "/x/smoke.yaml"}  # recorded before: said as they were, no claim
+    assert _page_paths(older) == {"file": "`abl/tiny.yaml`", "base": "`/x/smoke.yaml`"}
 
 
 def test_a_run_whose_resolved_spec_file_was_edited_is_marked_on_the_page(tiny_copy: Path) -> None:

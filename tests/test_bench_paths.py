@@ -766,6 +766,16 @@ def test_a_percentage_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
     assert bench._pct(0.05004, 0.05) == "+5.004%"  # not +5.00% NOT met
 
 
+def test_a_speedup_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
+    """A user test: a ratio of 1.496 was printed "1.50x (target >= 1.5x, aim 2x): NOT met"."""
+    assert bench._times(1.77, 1.5) == "1.77x" and bench._times(1.5, 1.5) == "1.50x"
+    assert bench._times(1.496, 1.5) == "1.496x" and bench._times(1.4999, 1.5) == "1.4999x"
+    section = _saved_report(bench)["throughput"][0]
+    section["rows"][1]["ratio_to_a"] = 1.496
+    line = next(line for line in bench._throughput_targets(section) if "vs conventional" in line)
+    assert ": 1.496x (target >= 1.5x, aim 2x): NOT met" in line, line
+
+
 def test_render_json_refuses_a_file_that_is_not_a_saved_report(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "list.json"
     saved.write_text("[]")
