@@ -54,6 +54,7 @@ from auditor.audit import (
     recorded_ablation_run,
     resolved_yaml_problem,
     run_paths,
+    sheet_edited,
     unrecordable_number,
     write_json,
 )
@@ -798,6 +799,8 @@ def _run_row(r: PlannedRun, audit: dict[str, Any], rdir: Path, here: Path) -> di
         "seed": r.seed, "name": r.name, "spec_hash": r.spec_hash,
         "report_dir": _rel(rdir, here), "sheet": _rel(rdir / "REPRODUCIBILITY.md", here),
         "sheet_exists": (rdir / "REPRODUCIBILITY.md").is_file(),
+        # its sheet no longer holds what the run wrote (a user test: the page linked it without a word)
+        "sheet_edited": (rdir / "REPRODUCIBILITY.md").is_file() and sheet_edited(rdir) is not None,
         "status": audit.get("run", {}).get("status"), "verdict": (again := judged_verdict(audit)),
         # a stored verdict that is not check's (edited by hand, or another version's): said beside it
         "stored_verdict": audit.get("verdict") if audit.get("verdict") != again else None,

@@ -1205,9 +1205,14 @@ def test_the_page_gives_the_verdict_check_gives_not_a_stored_one_edited(tiny_cop
 @pytest.mark.slow
 def test_a_missing_member_sheet_or_unreadable_record_is_said(tiny_copy: Path) -> None:
     (tiny_copy / "out/reports/tiny-cosine-s0/REPRODUCIBILITY.md").unlink()
+    edited = tiny_copy / "out/reports/tiny-constant-s0/REPRODUCIBILITY.md"
+    edited.write_text(edited.read_text() + "my note\n")  # a user test: the page linked it without a word
     proc = ablate("tiny.yaml", "--render-only", "--out", "out", cwd=tiny_copy)
     assert proc.returncode == 0, proc.stderr
     page = " ".join((tiny_copy / "out/reports/tiny/ABLATIONS.md").read_text().split())
+    assert "[s0](../tiny-constant-s0/REPRODUCIBILITY.md) (sheet edited by hand) [s1](" in page
+    assert "| constant | 0 | [tiny-constant-s0](../tiny-constant-s0/REPRODUCIBILITY.md) (sheet edited by hand) |" in page
+    assert page.count("(sheet edited by hand)") == 2
     assert ("except that the sheet of tiny-cosine-s0 is missing (`auditor render` rebuilds it from the run's "
             "`audit.json`: `auditor render ../tiny-cosine-s0`, from this folder)") in page  # fmt: skip
     # A user test: the Results table linked the missing sheet unmarked (the Runs table said so).
