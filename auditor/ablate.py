@@ -106,6 +106,7 @@ from auditor.spec import (
     parse_override,
     parse_sets,
     read_yaml,
+    record_given,
     resolve_spec_path,
     resource_dir,
     same_training,
@@ -252,6 +253,8 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     """Read and strictly validate an ablation file."""
     path = resolve_ablation_path(arg)
     raw = read_yaml(path, "ablation file")
+    if (refusal := record_given(arg, file_kind(raw) or "ablation", "an ablation file")) is not None:
+        raise InvalidInput(refusal)
     if file_kind(raw) == "spec":  # given where an ablation goes
         raise InvalidInput(f"{arg}: a spec, not an ablation file (which names a base spec, seeds and variants); "
                            "run a spec with `auditor run`")  # fmt: skip
@@ -521,6 +524,8 @@ def build_plan(
     seeds, seeds_note = choose_seeds(abl.seeds, n_seeds, source)
     base_path = resolve_base(path, abl, source)
     base_raw = read_yaml(base_path)
+    if (refusal := record_given(base_path, file_kind(base_raw) or "spec")) is not None:
+        raise InvalidInput(f"{source}: base: {refusal}")
     if {"variants", "base"} <= base_raw.keys():
         raise InvalidInput(f"{source}: base: {base_path} is an ablation file; the base must be a spec")
     runs: list[PlannedRun] = []
@@ -978,7 +983,8 @@ def aggregate(out: Path, plan: Plan) -> dict[str, Any]:
             "name": abl.name, "description": abl.description, "file": display_path(plan.path),
             "file_from_out": _rel(plan.path, out),  # the file itself, wherever the command ran
             # As the page gives them: from its folder, as its links are, whichever folder a rebuild ran from
-            "file_from_page": page_path(plan.path, here), "base_from_page": page_path(plan.base_path, here),
+            "file_from_page": page_path(plan.path, here, plan.path.parent),
+            "base_from_page": page_path(plan.base_path, here, plan.path.parent),
             "base": abl.base, "base_path": display_path(plan.base_path), "overrides": list(abl.overrides),
             "cli_overrides": list(plan.cli_sets), "seeds": list(plan.seeds), "seeds_note": plan.seeds_note,
             "variants_selected": list(plan.variants), "variants_all": list(abl.variants),
@@ -997,12 +1003,13 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
 
-def page_path(target: Path, here: Path) -> str:
-    """`target` as the page in `here` gives it: from that folder, as its links are (a user test: a
-    rebuild from another folder changed the page's `Ablation file`), or absolute where the two
-    share nothing but the root (a shipped spec in an installed package)."""
-    target, here = target.resolve(), here.resolve()
-    return str(target) if os.path.commonpath([target, here]) == target.anchor else _rel(target, here)
+def page_path(target: Path, here: Path, project: Path) -> str:
+    """`target` as the page in `here` gives it: from that folder, as its links are, where both lie in
+    `project` (the ablation file's folder: the two travel together), else absolute (a shipped spec,
+    an --out elsewhere), so that neither the folder a rebuild runs from (a user test: the page's
+    `Ablation file` changed with it) nor a copy of the folder changes it."""
+    target, here, project = target.resolve(), here.resolve(), project.resolve()
+    return _rel(target, here) if target.is_relative_to(project) and here.is_relative_to(project) else str(target)
 
 
 def _page_paths(ablation: dict[str, Any]) -> dict[str, str]:
@@ -1010,8 +1017,8 @@ def _page_paths(ablation: dict[str, Any]) -> dict[str, str]:
     record written before it recorded them gives those of the folder it was made from."""
     if "file_from_page" not in ablation:  # older records
         return {"file": f"`{ablation['file']}`", "base": f"`{ablation['base_path']}`"}
-    return {"file": f"`{ablation['file_from_page']}` (from this page's folder)",
-            "base": f"`{ablation['base_from_page']}` (from this page's folder)"}
+    return {key: f"`{path}`" + ("" if Path(path).is_absolute() else " (from this page's folder)")
+            for key, path in (("file", ablation["file_from_page"]), ("base", ablation["base_from_page"]))}
 
 
 # --- figures -------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from auditor.fileio import (
     lock_beside,
     what_stands_at,
 )
-from auditor.spec import ASIDE, FAILED, STAGING, not_utf8_place
+from auditor.spec import ABLATION_PAGE, ASIDE, FAILED, STAGING, not_utf8_place
 from auditor.words import count
 
 SCHEMA_VERSION = 1
@@ -762,8 +762,6 @@ def ablation_going_on(reports: Path, this_run: dict[str, Any] | None) -> str | N
             "ablation to finish, or run under another name or --out")  # fmt: skip
 
 
-# An ablation's page, in reports/<ablation name>/ beside its ablations.json.
-ABLATION_PAGE = "ABLATIONS.md"
 # The first version that marks the sheets and pages it writes (fileio.with_mark).
 MARKED_FROM = (0, 4, 0)
 

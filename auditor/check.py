@@ -1153,6 +1153,8 @@ def _verdict_disagrees(audit: Mapping[str, Any]) -> list[str]:
         malformed = (f"verification {_json(verdict)}, but its pairs or tolerance are not as verify records them: the "
                      "verdict cannot be weighed against what was compared")  # fmt: skip
         return [*found, malformed] if written_from(audit, WEIGHED_FROM) else found  # older blocks: other shapes
+    if written_from(audit, WEIGHED_FROM) and (contradictions := _pairs_contradict(block, pairs)):
+        return [*found, *contradictions]  # a verdict weighed on pairs that contradict themselves proves nothing
     if verdict not in _settled_verdicts(pairs, tolerance):
         decided = decide(pairs, tolerance)
         differ = [str(p["pair"]) for p in pairs if not p["equal"]]
@@ -1161,6 +1163,40 @@ def _verdict_disagrees(audit: Mapping[str, Any]) -> list[str]:
         found.append(f"verification.verdict {_json(verdict)}, but its pairs give {decided} ({why})")
     elif verdict in ("bitwise", "tolerance") and (otherwise := _settles_otherwise(audit, block)):
         found.append(f"verification.verdict {_json(verdict)}, but {otherwise}")
+    return found
+
+
+def _pairs_contradict(block: Mapping[str, Any], pairs: list[dict[str, Any]]) -> list[str]:
+    """Where a pair's `equal` is not what its own losses, metrics, results and checkpoint entries
+    give (`verify.compare_pair`), or the block's first divergence and top tensors not what its pairs
+    hold (a user test: a diverged verification edited to bitwise, each pair's `equal` with it,
+    passed `check` above its own "checkpoint entries 26/87 identical")."""
+    found = []
+    for p in pairs:
+        lo, me, res = (p.get(k) or {} for k in ("losses", "metrics", "results"))
+        compared, same, top = p.get("tensors_compared"), p.get("tensors_equal"), p.get("top_tensors")
+        name = f"verification pair {_json(p.get('pair'))}"
+        if not (all(isinstance(x.get("equal"), bool) for x in (lo, me, res)) and is_count(compared)
+                and is_count(same) and same <= compared and isinstance(top, list)):  # fmt: skip
+            found.append(f"{name} is not as verify records a pair (losses, metrics, results, checkpoint entries)")
+            continue
+        agree = lo["equal"] and me["equal"] and res["equal"] and 0 < compared == same
+        if p["equal"] != agree:
+            found.append(f"{name}: equal {_json(p['equal'])}, but its losses, metrics, results and checkpoint entries "
+                         f"({same}/{compared} identical) give {_json(agree)}")  # fmt: skip
+        if lo["equal"] != (lo.get("first_divergence") is None):
+            found.append(f"{name}: losses.equal {_json(lo['equal'])}, but losses.first_divergence "
+                         f"{_json(lo.get('first_divergence'))}")  # fmt: skip
+        if bool(top) == (same == compared):
+            found.append(f"{name}: {len(top)} top differing tensors, but {same}/{compared} checkpoint entries identical")
+        if p["equal"] and p["max_abs_diff"] != 0:
+            found.append(f"{name}: equal true, but max_abs_diff {_json(p['max_abs_diff'])}")
+    losses_agree = all((p.get("losses") or {}).get("equal") is True for p in pairs)
+    if (block.get("first_divergence") is None) != losses_agree:
+        found.append(f"verification.first_divergence {_json(block.get('first_divergence'))}, but the pairs' losses "
+                     f"are {'all' if losses_agree else 'not all'} equal")  # fmt: skip
+    if bool(block.get("top_tensors")) != any(p.get("top_tensors") for p in pairs):
+        found.append("verification.top_tensors is not what its pairs' top differing tensors give")
     return found
 
 

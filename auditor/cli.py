@@ -401,12 +401,19 @@ def _validate_notes(path: str, spec: Spec, loaded: ReadSpec) -> list[str]:
     from: its data folder as a run would say before training, schedule settings that may not be
     what was meant, --set removals of nothing."""
     from auditor.data import data_notes
-    from auditor.spec import field_source, schedule_notes, unmatched_removals, unread_schedule_fields
+    from auditor.spec import (
+        field_source,
+        schedule_notes,
+        unmatched_removals,
+        unread_data_fields,
+        unread_schedule_fields,
+    )
 
     sets, lines = loaded.items, loaded.lines
     notes = [f"{field_source(path, 'data.root', sets, lines)}: {note}" for note in data_notes(spec.data)]
     notes += [f"{field_source(path, field, sets, lines)}: {note}"
-              for field, note in [*unread_schedule_fields(spec.train.schedule), *schedule_notes(spec.train)]]  # fmt: skip
+              for field, note in [*unread_data_fields(spec.data), *unread_schedule_fields(spec.train.schedule),
+                                  *schedule_notes(spec.train)]]  # fmt: skip
     return notes + [f"{path} {note}" for note in unmatched_removals(loaded.given, sets)]
 
 

@@ -2366,6 +2366,9 @@ def _verified_item(audit: dict[str, Any]) -> Item:
         return False, label, "not verified (run `auditor verify`)"
     ok = verification_passed(ver["verdict"], bool(ver.get("allow_tolerance")))
     evidence = f"verdict {ver['verdict']} over runs {', '.join(map(str, ver['runs']))}"
+    if ok and any(e.startswith(("verification", "metrics.reproducible")) for e in edited_metrics(audit)):
+        # a user test: a diverged verification edited to bitwise was ticked, below its own 26/87 identical entries
+        return False, label, f"{evidence} as stored, which the record's own evidence contradicts (see the warning above)"
     if ok and ver["verdict"] == "tolerance" and is_number(ver.get("tolerance")):  # a user test: read as bitwise
         evidence += f"; not bit for bit: every difference within verify.tolerance {ver['tolerance']:g}, as allowed"
     if ok and not audit["determinism"]["requested"]:  # agreed here, with nothing enforcing it

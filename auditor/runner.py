@@ -98,6 +98,7 @@ from auditor.spec import (
     shipped_name,
     spec_hash,
     training_changes,
+    unread_data_fields,
 )
 from auditor.train import (
     EpochRecord,
@@ -279,7 +280,8 @@ def _nothing_to_resume(paths: RunPaths) -> str:
                 "which a finished run needs to be resumed (none was written, or it was removed), so there is "
                 "nothing to continue; run without --resume to train it again (it replaces that run when it finishes), "
                 "or `auditor check`/`auditor render` that run to judge or show it again")  # fmt: skip
-    return f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
+    return (f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it (a run "
+            "stopped before its first checkpoint leaves nothing to continue: its stop said to start again)")  # fmt: skip
 
 
 def trains_nothing(paths: RunPaths, found: Path, seeded: bool) -> bool:
@@ -304,9 +306,10 @@ def _finished_status(path: Path) -> str | None:
 def check_resumable(paths: RunPaths) -> None:
     """Refuse a --resume with no run to continue, interrupted or finished, before anything is
     made under --out. A look without the lock: claimed_run's check is the one that counts, and
-    this one only spares the data load and the folders a refusal would leave. (An interrupted
-    run that wrote no checkpoint resumes by training from the start; something else where
-    last.pt goes is named by the checks that follow.)"""
+    this one only spares the data load and the folders a refusal would leave. (A run stopped
+    before its first checkpoint removed its folders, `discard_unstarted`: there is nothing to
+    continue, and the stop said to start again; something else where last.pt goes is named by
+    the checks that follow.)"""
     if not os.path.lexists(paths.ckpt_staging) and not os.path.lexists(paths.last_checkpoint):
         raise InvalidInput(_nothing_to_resume(paths))
 
@@ -1103,9 +1106,10 @@ def _said_run_notes(spec: Spec, device: torch.device, env: environment.Environme
              "environment_notes": environment.run_cpu_notes(env), "resume_notes": resume_notes,
              "verify_out": verify_out}  # fmt: skip
     data_said = [note for note in (unread_note(prov), missing_note(prov)) if note]
-    # said before training: the sheet holds the first three, and its schedule row says what the lr did
-    schedule = [note for _, note in schedule_notes(spec.train)]
-    for note in (*notes["toggle_notes"], *notes["environment_notes"], *data_said, *schedule):
+    # said before training: the sheet holds the first three, its schedule row says what the lr did, and its
+    # resolved spec what the data read
+    settings = [note for _, note in [*unread_data_fields(spec.data), *schedule_notes(spec.train)]]
+    for note in (*notes["toggle_notes"], *notes["environment_notes"], *data_said, *settings):
         log(f"note: {note}")
     return notes
 

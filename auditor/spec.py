@@ -58,6 +58,7 @@ DEVICE_FORMS = "must be auto, cpu, cuda or cuda:N"
 STAGING = ".partial"  # a run's (or verify's) folder while it is written
 ASIDE = ".old"  # an earlier run's report (`aside`), or an earlier verify's work dir, while a new one goes in place
 FAILED = ".failed"  # a verify attempt that failed, kept for reading beside the evidence put back
+ABLATION_PAGE = "ABLATIONS.md"  # an ablation's page, in reports/<ablation name>/ beside its ablations.json
 RESERVED_SUFFIXES = (STAGING, ASIDE, FAILED)
 DATASET_CLASSES = MappingProxyType({"cifar10": 10, "synthetic": 10})
 
@@ -391,6 +392,16 @@ def unread_schedule_fields(s: Schedule) -> list[tuple[str, str]]:
             said = f"train.schedule.{field} ({shown}) is not read: only a {reader} schedule reads it, and this one is {s.name}"
             notes.append((f"train.schedule.{field}", said))
     return notes
+
+
+def unread_data_fields(data: DataSpec) -> list[tuple[str, str]]:
+    """Settings of the CIFAR-10 files that synthetic data does not read, where the spec or a --set
+    gave them (a user test: `--set data.root=/nonexistent` on the smoke spec went without a word),
+    as (the field, the note)."""
+    if data.dataset != "synthetic":
+        return []
+    given = [f for f in ("root", "download") if f in data.model_fields_set and getattr(data, f) != DataSpec.model_fields[f].default]
+    return [(f"data.{f}", f"data.{f} ({short_value(getattr(data, f))}) is not read: the dataset is synthetic") for f in given]
 
 
 def unpassable_criterion(
@@ -2125,15 +2136,38 @@ def plain_value_problems(tree: Any, path: str = "") -> list[tuple[str, str]]:
     return []
 
 
-def file_kind(raw: dict[str, Any]) -> Literal["spec", "ablation"] | None:
-    """Which of the two YAML files a mapping plainly is, for a message when one is given where the
-    other goes: a spec has a section (train, model, data) and no variants; an ablation file names a
-    base spec and variants, and no section. None: neither plainly (the validator says what is wrong)."""
+FileKind = Literal["spec", "ablation", "record", "ablation record"]
+
+
+def file_kind(raw: dict[str, Any]) -> FileKind | None:
+    """Which of auditor's files a mapping plainly is, for a message when one is given where another
+    goes: a spec has a section (train, model, data) and no variants; an ablation file names a base
+    spec and variants, and no section; a run's audit.json and an ablation page's ablations.json,
+    records auditor writes (JSON is YAML), carry a schema version. None: none plainly (the
+    validator says what is wrong)."""
+    if "schema_version" in raw and {"run", "spec", "verdict"} <= raw.keys():
+        return "record"
+    if "schema_version" in raw and {"ablation", "variants"} <= raw.keys():
+        return "ablation record"
     sections = {"train", "model", "data"} & raw.keys()
     if sections and "variants" not in raw:
         return "spec"
     if {"base", "variants"} <= raw.keys() and not sections:
         return "ablation"
+    return None
+
+
+def record_given(path: str | Path, kind: FileKind, wanted: str = "a spec") -> str | None:
+    """The refusal of a record auditor wrote (`kind`), given where `wanted` goes (a spec, an
+    ablation file: a user test, `verify .../audit.json`, listed dozens of unknown keys), or None
+    for another kind."""
+    beside = Path(str(path)).expanduser().parent
+    if kind == "record":
+        return (f"{path}: a run's audit record (audit.json), not {wanted}; the spec that run trained is in "
+                f"{beside / 'spec.resolved.yaml'}")  # fmt: skip
+    if kind == "ablation record":
+        return (f"{path}: an ablation page's record (ablations.json), not {wanted}; the page beside it, "
+                f"{beside / ABLATION_PAGE}, names the ablation file it was made from")  # fmt: skip
     return None
 
 
@@ -2171,7 +2205,9 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
         raise InvalidInput(f"{path} {exc}") from None
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
-    if file_kind(given) == "ablation":  # given where a spec goes
+    if (refusal := record_given(path, kind := file_kind(given) or "spec")) is not None:
+        raise InvalidInput(refusal)
+    if kind == "ablation":  # given where a spec goes
         quoted = shlex.quote(path_arg(path))
         raise InvalidInput(f"{path}: an ablation file (it names a base spec and variants), not a spec; list its runs "
                            f"with `auditor ablate {quoted} --dry-run`, or train them with `auditor ablate {quoted} "

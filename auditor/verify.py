@@ -1014,7 +1014,28 @@ def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str], a
             raise InvalidInput(f"{ckpt_dir / f'{which}.pt'}: not the file run {run_id.upper()}'s audit.json records "
                                f"({said}, recorded {str(recorded.get(which) or 'none')[:12]}): it was changed after "
                                "that run; nothing was compared")  # fmt: skip
-    return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names) if "last" in loaded else None
+    if "last" not in loaded:
+        return None
+    if (problem := steps_file_problem(run_paths(workdir / run_id, name).reports / "steps.csv", loaded["last"])):
+        raise InvalidInput(f"{problem}: it was changed after run {run_id.upper()}; nothing was compared")
+    return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names)
+
+
+def steps_file_problem(path: Path, last: Mapping[str, Any]) -> str | None:
+    """Where the run's steps.csv (`path`), whose losses verify compares, does not begin with the
+    losses its last.pt holds (`last`: the epochs' and the last epoch's so far), or None (a user
+    test: a loss edited in steps.csv was reported as nondeterminism, beside identical checkpoints).
+    A run that diverged after last.pt has more."""
+    partial = last["partial"].get("losses") if isinstance(last.get("partial"), dict) else None
+    held = [*last["step_losses"].tolist(), *(partial if isinstance(partial, list) else [])]
+    written = [row.get("loss") for row in _read_csv(path)[1]]
+    if len(written) < len(held):
+        return f"{path}: the losses of {count(len(written), 'step')}, where last.pt holds {len(held):,}"
+    for step, (text, value) in enumerate(zip(written, held, strict=False)):
+        loss = _num(text)
+        if loss is None or not (loss == value or (math.isnan(loss) and math.isnan(value))):
+            return f"{path}: step {step}'s loss {text!r}, where last.pt holds {value!r}"
+    return None
 
 
 def compare_pair(

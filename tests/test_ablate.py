@@ -232,6 +232,16 @@ def test_a_base_that_is_an_ablation_file_and_a_file_that_is_a_list(tmp_path: Pat
     write(tmp_path / "y.yaml", "- a\n- b\n")
     with pytest.raises(InvalidInput, match="y.yaml: the ablation file must be a YAML mapping, got list"):
         build_plan(str(tmp_path / "y.yaml"))
+    # A run's record where a spec or an ablation file goes (a user test: dozens of unknown keys were listed).
+    (tmp_path / "r").mkdir()
+    record = write(tmp_path / "r/audit.json", json.dumps({"schema_version": 1, "run": {}, "spec": {}, "verdict": "PASS",
+                                                          "model": {}, "data": {}}))  # fmt: skip
+    with pytest.raises(InvalidInput, match=re.escape(f"{record}: a run's audit record (audit.json), not an ablation file; "
+                                                     f"the spec that run trained is in {tmp_path / 'r/spec.resolved.yaml'}")):
+        build_plan(str(record))
+    write(tmp_path / "z.yaml", TINY.replace("base: smoke", f"base: {record}"))
+    with pytest.raises(InvalidInput, match=re.escape(f"z.yaml: base: {record}: a run's audit record (audit.json), not a spec")):
+        build_plan(str(tmp_path / "z.yaml"))
 
 
 def test_an_unknown_key_of_a_reference_entry_of_a_variant_named_with_a_dot_is_offered_the_entry_s_keys(tmp_path: Path) -> None:
@@ -1141,9 +1151,8 @@ def test_the_page_gives_its_files_from_its_own_folder_whichever_folder_rebuilt_i
     before = page.read_text()
     base = build_plan(str(tiny_copy / "tiny.yaml")).base_path.resolve()
     assert "- Ablation file: `../../../tiny.yaml` (from this page's folder)\n" in before
-    shared = os.path.commonpath([base, page.resolve()]) != "/"  # the shipped spec: in the checkout's tree or not
-    said = os.path.relpath(base, page.parent.resolve()) if shared else str(base)
-    assert f"- Base spec: `{said}` (from this page's folder) (`base: smoke`)\n" in before, before[:600]
+    # The shipped spec lies outside the ablation file's folder: absolute, whichever folder holds the page.
+    assert f"- Base spec: `{base}` (`base: smoke`)\n" in before, before[:600]
     proc = ablate("copy/tiny.yaml", "--out", "copy/out", "--render-only", cwd=tiny_copy.parent)
     assert proc.returncode == 0, proc.stderr
     assert page.read_text() == before
@@ -1151,6 +1160,11 @@ def test_the_page_gives_its_files_from_its_own_folder_whichever_folder_rebuilt_i
 
     older = {"file": "abl/tiny.yaml", "base_path": "/x/smoke.yaml"}  # recorded before: said as they were, no claim
     assert _page_paths(older) == {"file": "`abl/tiny.yaml`", "base": "`/x/smoke.yaml`"}
+    from auditor.ablate import page_path
+
+    project = tiny_copy / "study"
+    assert page_path(project / "base.yaml", project / "out/reports/x", project) == "../../../base.yaml"
+    assert page_path(project / "base.yaml", tiny_copy / "elsewhere/reports/x", project) == str(project / "base.yaml")
 
 
 def test_a_run_whose_resolved_spec_file_was_edited_is_marked_on_the_page(tiny_copy: Path) -> None:

@@ -1213,8 +1213,10 @@ def test_a_verification_verdict_must_be_one_its_own_pairs_give() -> None:
     passed `check`, its sheet saying "bit-for-bit identical" above 26 steps' losses that differ."""
     from auditor.check import edited_metrics
 
-    def pair(name: str, equal: bool, diff: float | None) -> dict:
-        return {"pair": name, "equal": equal, "max_abs_diff": diff, "tensors_compared": 2, "losses": {"equal": equal},
+    def pair(name: str, equal: bool, diff: float | None) -> dict:  # as verify.compare_pair writes one
+        return {"pair": name, "equal": equal, "max_abs_diff": diff, "tensors_compared": 2, "tensors_equal": 2 - (not equal),
+                "top_tensors": [] if equal else [{"name": "fc.weight", "max_abs_diff": diff}],
+                "losses": {"equal": equal, "first_divergence": None if equal else 3},
                 "metrics": {"equal": True}, "results": {"equal": True}}  # fmt: skip
 
     audit = golden()
@@ -1268,6 +1270,48 @@ def test_a_verification_verdict_must_be_one_its_own_pairs_give() -> None:
     audit["training"]["status"] = "diverged"
     assert 'verification.verdict "bitwise", but run A\'s training diverged after its last checkpoint' in " ".join(
         edited_metrics(audit))
+
+
+def test_a_verification_s_pairs_must_agree_with_what_they_compared() -> None:
+    """A user test: a diverged verification edited to bitwise with each pair's `equal` flipped too
+    passed `check`, its sheet "bit-for-bit identical" above "checkpoint entries 26/87 identical"."""
+    from auditor.check import edited_metrics
+
+    def pair(name: str, same: int, first: int | None) -> dict:  # as verify.compare_pair writes one
+        equal = same == 87 and first is None
+        return {"pair": name, "equal": equal, "max_abs_diff": 0.0 if equal else 0.08, "tensors_compared": 87,
+                "tensors_equal": same, "top_tensors": [] if same == 87 else [{"name": "fc.weight", "max_abs_diff": 0.08}],
+                "losses": {"equal": first is None, "first_divergence": first}, "metrics": {"equal": first is None},
+                "results": {"equal": True}}  # fmt: skip
+
+    audit = golden()
+    audit["environment"]["auditor"] = "0.4.0"
+    diverged = [pair("a-b", 26, 12), pair("a-k", 87, None)]
+    block = {"verdict": "diverged", "passed": False, "tolerance": 0.0, "allow_tolerance": False, "pairs": diverged,
+             "first_divergence": {"step": 12, "pair": "a-b"}, "top_tensors": [{"pair": "a-b", "name": "fc.weight"}],
+             "kill_signal": "SIGKILL", "resumed_from": "step-00000016.pt"}  # fmt: skip
+    audit["verification"], audit["metrics"]["reproducible"] = block, "diverged"
+    assert edited_metrics(audit) == []  # as verify wrote it
+    audit["verification"] = block | {"verdict": "bitwise", "passed": True,
+                                     "pairs": [diverged[0] | {"equal": True}, diverged[1]]}  # fmt: skip
+    audit["metrics"]["reproducible"] = "bitwise"
+    assert edited_metrics(audit) == [
+        ('verification pair "a-b": equal true, but its losses, metrics, results and checkpoint entries (26/87 '
+         "identical) give false"), 'verification pair "a-b": equal true, but max_abs_diff 0.08']
+    # Each further edit that hides one contradiction leaves another.
+    hidden = diverged[0] | {"equal": True, "max_abs_diff": 0.0, "tensors_equal": 87, "top_tensors": [],
+                            "losses": {"equal": True, "first_divergence": 12}, "metrics": {"equal": True}}  # fmt: skip
+    audit["verification"]["pairs"] = [hidden, diverged[1]]
+    assert edited_metrics(audit) == ['verification pair "a-b": losses.equal true, but losses.first_divergence 12',
+                                     ("verification.first_divergence {\"step\": 12, \"pair\": \"a-b\"}, but the "
+                                      "pairs' losses are all equal"),
+                                     "verification.top_tensors is not what its pairs' top differing tensors give"]
+    audit["verification"]["pairs"] = [{k: v for k, v in hidden.items() if k != "tensors_equal"}, diverged[1]]
+    assert edited_metrics(audit)[0] == ('verification pair "a-b" is not as verify records a pair (losses, metrics, '
+                                        "results, checkpoint entries)")  # fmt: skip
+    audit["environment"]["auditor"] = "0.3.0"  # older blocks: weighed on `equal` alone, as before
+    audit["verification"]["pairs"] = [hidden, diverged[1]]
+    assert edited_metrics(audit) == []
 
 
 @pytest.mark.parametrize(

@@ -640,8 +640,17 @@ def test_a_spec_that_cannot_be_read_is_refused_before_torch_is_imported(tmp_path
     (tmp_path / "broken.yaml").write_text("name: x\nmodel: {name: resnet20\n")
     (tmp_path / "unknown.yaml").write_text("name: x\nmodel: {name: resnet7}\n")
     (tmp_path / "abl.yaml").write_text("base: smoke\nvariants: {a: {}}\n")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r/audit.json").write_text(json.dumps({"schema_version": 1, "run": {}, "spec": {"name": "x"}, "verdict": "PASS",
+                                                      "model": {}, "data": {}, "metrics": {}}))  # fmt: skip
+    (tmp_path / "r/ablations.json").write_text(json.dumps({"schema_version": 1, "ablation": {}, "variants": []}))
     refused_early = [
         (["nope.yaml"], "nope.yaml: spec file not found"),
+        # A user test: `verify .../audit.json` listed dozens of unknown keys (a record has model and data sections).
+        (["r/audit.json"], ("r/audit.json: a run's audit record (audit.json), not a spec; the spec that run trained is "
+                            "in r/spec.resolved.yaml")),
+        (["r/ablations.json"], ("r/ablations.json: an ablation page's record (ablations.json), not a spec; the page "
+                                "beside it, r/ABLATIONS.md, names the ablation file it was made from")),
         (["broken.yaml"], "broken.yaml:2: not valid YAML: expected ',' or '}'"),
         (["smoke", "--set", "train.epochs"], "--set 'train.epochs': expected KEY=VALUE"),
         (["smoke", "--set", "train.epochs.x=1"], "smoke --set 'train.epochs.x=1'"),

@@ -1675,6 +1675,28 @@ def test_verification_present_renders_evidence_and_ticks_box() -> None:
     assert "not bit for bit" not in checklist_line(text, "Reproducibility verified by re-running")
 
 
+def test_a_verification_its_own_evidence_contradicts_is_not_ticked() -> None:
+    """A user test: a diverged verification edited to bitwise, each pair's `equal` with it, was
+    ticked "Reproducibility verified" below its own "checkpoint entries 26/87 identical"."""
+    audit = verified_audit()
+    audit["environment"]["auditor"] = "0.4.0"  # held to verify's block as it writes it
+    same = {"equal": True, "max_abs_diff": 0.0, "tensors_compared": 2, "tensors_equal": 2, "top_tensors": [],
+            "losses": {"steps_a": 38, "steps_b": 38, "equal": True, "first_divergence": None},
+            "metrics": {"equal": True}, "results": {"equal": True}}  # fmt: skip
+    audit["verification"] |= {"tolerance": 0.0, "kill_signal": "SIGKILL", "resumed_from": "step-00000016.pt",
+                              "first_divergence": None, "top_tensors": [],
+                              "pairs": [{"pair": "a-b", **same}, {"pair": "a-k", **same}]}  # fmt: skip
+    label = "Reproducibility verified by re-running"
+    assert checklist_line(text_of(audit), label).startswith("- [x]")
+    audit["verification"]["pairs"][1]["tensors_equal"] = 1  # one checkpoint entry differs; `equal` left true
+    text = text_of(audit)
+    line = checklist_line(text, label)
+    assert line.startswith("- [ ]") and line.endswith(
+        "as stored, which the record's own evidence contradicts (see the warning above)"), line
+    assert ('verification pair "a-k": equal true, but its losses, metrics, results and checkpoint entries (1/2 '
+            "identical) give false") in " ".join(text.split())
+
+
 def test_a_verified_sheet_gives_the_command_that_repeats_its_verification() -> None:
     audit = verified_audit()
     assert "Command (repeats" not in text_of(audit)  # a record from before the command was kept

@@ -1379,7 +1379,8 @@ def test_nothing_to_resume_without_a_readable_finished_status(tmp_path: Path, re
         paths.reports.mkdir(parents=True)
         (paths.reports / "audit.json").write_text(record)
     assert runner._nothing_to_resume(paths) == (
-        f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it"
+        f"--resume: no checkpoint to resume under {paths.checkpoints}; run without --resume to train it (a run "
+        "stopped before its first checkpoint leaves nothing to continue: its stop said to start again)"
     )
 
 

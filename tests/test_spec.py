@@ -1769,6 +1769,23 @@ def test_validate_notes_a_schedule_setting_the_schedule_does_not_read(tmp_path: 
     assert capsys.readouterr().err == ""
 
 
+def test_settings_of_the_cifar_files_that_synthetic_data_does_not_read_are_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A user test: `verify smoke --set data.root=/nonexistent` ran a whole verify without a word."""
+    assert spec_mod.unread_data_fields(load_spec("smoke").data) == []
+    data = load_spec("smoke", ["data.root=/nonexistent", "data.download=true"]).data
+    assert spec_mod.unread_data_fields(data) == [
+        ("data.root", "data.root ('/nonexistent') is not read: the dataset is synthetic"),
+        ("data.download", "data.download (true) is not read: the dataset is synthetic")]
+    assert spec_mod.unread_data_fields(load_spec("smoke", ["data.dataset=cifar10", "data.root=/x"]).data) == []
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndata: {dataset: synthetic, val_split: 100, root: elsewhere}\n")
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().err == (f"auditor validate: note: {path}:2: data.root ('elsewhere') is not read: the "
+                                       "dataset is synthetic\n")  # fmt: skip
+
+
 def test_validate_notes_a_schedule_at_the_line_that_set_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("name: s\ndata: {dataset: synthetic, val_split: 100}\ntrain:\n  epochs: 10\n  schedule:\n"

@@ -774,6 +774,21 @@ def test_a_checkpoint_changed_after_its_run_is_refused_not_compared(tmp_path: Pa
     audit = json.loads((tmp_path / "a/reports/smoke/audit.json").read_text())
     names = [n for n, _ in torch.nn.Linear(1, 1).named_parameters()]  # any: weights are keyed by the model's
     assert run_tensors(tmp_path, "smoke", "a", names, audit) is not None  # as the run wrote them
+    # A user test: a loss edited in steps.csv, which verify compares, was reported as nondeterminism.
+    steps = tmp_path / "a/reports/smoke/steps.csv"
+    written = steps.read_text()
+    lines = written.splitlines(keepends=True)
+    lines[4] = "3,1.0\n"
+    steps.write_text("".join(lines))
+    with pytest.raises(InvalidInput, match=r"steps\.csv: step 3's loss '1\.0', where last\.pt holds [0-9.]+: it was "
+                                           r"changed after run A; nothing was compared"):
+        run_tensors(tmp_path, "smoke", "a", names, audit)
+    steps.write_text("".join(lines[:3]))  # cut short
+    with pytest.raises(InvalidInput, match=r"steps\.csv: the losses of 2 steps, where last\.pt holds [0-9,]+: it was changed"):
+        run_tensors(tmp_path, "smoke", "a", names, audit)
+    steps.write_text(written + "999,nan\n")  # more than last.pt holds: as a run that diverged after it writes
+    assert run_tensors(tmp_path, "smoke", "a", names, audit) is not None
+    steps.write_text(written)
     best = tmp_path / "a/checkpoints/smoke/best.pt"
     payload = checkpoint.load(best)
     payload["model"]["fc.bias"] = payload["model"]["fc.bias"] + 0.5
