@@ -123,6 +123,7 @@ from auditor.spec import (
     set_args,
     short_value,
     spec_hash,
+    unread_data_fields,
     validate_spec,
     written_by,
 )
@@ -386,6 +387,7 @@ def make_plan(
     own = _own_max_steps(spec_arg, sets) if steps is not None else None
     past = own is not None and total > own  # said below, which says more than that --steps replaced it
     notes += _flags_replacing_sets(items[: len(sets)], epochs, None if past else steps)
+    notes += [note for _, note in unread_data_fields(spec.data)]  # a user test: said only in the runs' logs
     if steps is not None and steps > spec.train.epochs * spe:
         notes.append(f"--steps {steps} exceeds train.epochs x steps per epoch: the budget is {total} steps")
     if past:
@@ -1016,25 +1018,26 @@ def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str], a
                                "that run; nothing was compared")  # fmt: skip
     if "last" not in loaded:
         return None
-    if (problem := steps_file_problem(run_paths(workdir / run_id, name).reports / "steps.csv", loaded["last"])):
+    diverged = (audit.get("training") or {}).get("status") == "diverged"
+    steps = run_paths(workdir / run_id, name).reports / "steps.csv"
+    if (problem := steps_file_problem(steps, loaded["last"], diverged)):
         raise InvalidInput(f"{problem}: it was changed after run {run_id.upper()}; nothing was compared")
     return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names)
 
 
-def steps_file_problem(path: Path, last: Mapping[str, Any]) -> str | None:
-    """Where the run's steps.csv (`path`), whose losses verify compares, does not begin with the
-    losses its last.pt holds (`last`: the epochs' and the last epoch's so far), or None (a user
-    test: a loss edited in steps.csv was reported as nondeterminism, beside identical checkpoints).
-    A run that diverged after last.pt has more."""
+def steps_file_problem(path: Path, last: Mapping[str, Any], diverged: bool) -> str | None:
+    """Where the run's steps.csv (`path`), whose losses verify compares as text, does not hold the
+    losses its last.pt holds (`last`: the epochs' and the last epoch's so far) as the run writes
+    them (`str` of each float), or None (a user test: a loss edited in steps.csv was reported as
+    nondeterminism, beside identical checkpoints). Only a run that `diverged` after last.pt has more."""
     partial = last["partial"].get("losses") if isinstance(last.get("partial"), dict) else None
     held = [*last["step_losses"].tolist(), *(partial if isinstance(partial, list) else [])]
     written = [row.get("loss") for row in _read_csv(path)[1]]
-    if len(written) < len(held):
+    if len(written) < len(held) or (len(written) > len(held) and not diverged):
         return f"{path}: the losses of {count(len(written), 'step')}, where last.pt holds {len(held):,}"
     for step, (text, value) in enumerate(zip(written, held, strict=False)):
-        loss = _num(text)
-        if loss is None or not (loss == value or (math.isnan(loss) and math.isnan(value))):
-            return f"{path}: step {step}'s loss {text!r}, where last.pt holds {value!r}"
+        if text != str(float(value)):
+            return f"{path}: step {step}'s loss {text!r}, where last.pt holds {str(float(value))!r}"
     return None
 
 
@@ -1507,7 +1510,6 @@ def evidence_block(
     }
 
 
-
 def _evidence_notes(plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, Any], facts: dict[str, Any],
                     notes: list[str]) -> list[str]:
     """The evidence's notes before the verdict adds its own: the caller's, each pair's, the kill's, and
@@ -1521,6 +1523,7 @@ def _evidence_notes(plan: Plan, pairs: list[dict[str, Any]], audit_a: dict[str, 
         notes.append("determinism was off (determinism.enabled: false): agreeing runs show that these three "
                      "matched here, not that other runs of this spec will")  # fmt: skip
     return [*notes, *tolerance_notes(plan.spec.verify, audit_a), *run_a_fails(audit_a)]
+
 
 def record_in_audit(report_dir: Path, spec: Spec, block: dict[str, Any], log: Log) -> None:
     """Put the block into run A's audit.json, re-evaluate its criteria and re-render its sheet

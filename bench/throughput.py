@@ -1817,7 +1817,7 @@ def _times(value: float, target: float) -> str:
         text = f"{value:.{digits}f}x"
         if (float(text[:-1]) >= target) == (value >= target):
             return text
-    return text
+    return f"{value!r}x"  # every digit the float holds: 1.4999999x
 
 
 def _few(st: dict[str, Any], steps: int, label: str = "") -> str:
@@ -1915,7 +1915,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
                   f"{_verdict(b['ratio_to_a'] >= t['speedup'], _busy(b, rows.get(ConventionalPipeline.label)), res['quiet'])}"
                   if on_cpu else f"({CPU_ONLY.format('>= ' + str(t['speedup']) + 'x')})")  # fmt: skip
         c, a = res.get("ceiling"), rows.get(ConventionalPipeline.label)
-        spread = _within_spread(b, a, t["speedup"], lambda r: f"{r:.2f}x") if on_cpu and a else ""
+        spread = _within_spread(b, a, t["speedup"], lambda r: _times(r, t["speedup"])) if on_cpu and a else ""
         lines.append(f"- auditor path (spec defaults, determinism on) vs conventional, {tag}: "
                      f"{_times(b['ratio_to_a'], t['speedup'])} {judged}{spread}{_few_rows(b, a)}")  # fmt: skip
         if on_cpu and c and a and ceiling_exceeded(res) is None:  # a rate the pipelines beat bounds nothing
@@ -1932,7 +1932,7 @@ def _throughput_targets(res: dict[str, Any]) -> list[str]:
         judged = (f"target <= {t['determinism_overhead']:.0%}): "
                   f"{_verdict(cost <= t['determinism_overhead'], _busy(b, off), res['quiet'])}"
                   if on_cpu else f"{CPU_ONLY.format('<= ' + format(t['determinism_overhead'], '.0%'))})")  # fmt: skip
-        spread = _within_spread(off, b, 1 + t["determinism_overhead"], lambda r: f"{r - 1:+.1%}") if on_cpu else ""
+        spread = _within_spread(off, b, 1 + t["determinism_overhead"], lambda r: _pct(r - 1, t["determinism_overhead"])) if on_cpu else ""
         lines.append(f"- determinism overhead, {tag}: {_pct(cost, t['determinism_overhead'])} (determinism off vs on; "
                      f"{judged}{spread}{_few_rows(b, off)}")  # fmt: skip
     return lines

@@ -770,6 +770,7 @@ def test_a_speedup_next_to_its_target_shows_the_side_it_is_on(bench) -> None:
     """A user test: a ratio of 1.496 was printed "1.50x (target >= 1.5x, aim 2x): NOT met"."""
     assert bench._times(1.77, 1.5) == "1.77x" and bench._times(1.5, 1.5) == "1.50x"
     assert bench._times(1.496, 1.5) == "1.496x" and bench._times(1.4999, 1.5) == "1.4999x"
+    assert bench._times(1.4999999, 1.5) == "1.4999999x"  # past 6 decimals: every digit (the review: "1.500000x")
     section = _saved_report(bench)["throughput"][0]
     section["rows"][1]["ratio_to_a"] = 1.496
     line = next(line for line in bench._throughput_targets(section) if "vs conventional" in line)

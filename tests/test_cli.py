@@ -875,10 +875,12 @@ def test_a_recorded_criterion_that_passes_a_failed_verification_fails_the_gate(
     audit = json.loads((run / "audit.json").read_text())
     audit["spec"]["criteria"] = {"reproducible": expr}
     audit["spec_hash"] = hash_resolved(audit["spec"])
-    agree = [{"pair": p, "equal": True, "max_abs_diff": 0.0, "tensors_compared": 2} for p in ("a-b", "a-k")]
+    agree = [{"pair": p, "equal": True, "max_abs_diff": 0.0, "tensors_compared": 2, "tensors_equal": 2, "top_tensors": [],
+              "losses": {"equal": True, "first_divergence": None}, "metrics": {"equal": True}, "results": {"equal": True}}
+             for p in ("a-b", "a-k")]  # as verify writes them  # fmt: skip
     audit["verification"] = {"verdict": "unresumed", "passed": False, "allow_tolerance": False, "first_divergence": None,
                              "runs": [], "tensors": [], "notes": [], "device": "cpu", "budget": {}, "tolerance": 0.0,
-                             "pairs": agree, "kill_signal": None, "resumed_from": None}  # fmt: skip
+                             "pairs": agree, "kill_signal": None, "resumed_from": None, "top_tensors": []}  # fmt: skip
     audit["metrics"]["reproducible"] = "unresumed"
     audit["metric_notes"].pop("reproducible", None)
     audit["criteria"] = [{"metric": "reproducible", "expr": expr, "op": expr[:2], "threshold": expr[3:], "tolerance": None,

@@ -354,6 +354,13 @@ def test_a_budget_flag_that_replaces_the_users_set_says_so(tmp_path: Path) -> No
         make_plan("smoke", [*TINY, "train.epochs=2"], tmp_path, epochs=None, steps=10, kill_at=80)
 
 
+def test_a_data_setting_synthetic_data_does_not_read_is_said_in_the_evidence(tmp_path: Path) -> None:
+    """A user test: `verify smoke --set data.root=/nonexistent` ran a whole verify without a word."""
+    plan = make_plan("smoke", [*TINY, "data.root=/nonexistent"], tmp_path, epochs=1, steps=None, kill_at=None)
+    assert "data.root ('/nonexistent') is not read: the dataset is synthetic" in plan.notes
+    assert not any("is not read" in n for n in make_plan("smoke", TINY, tmp_path, epochs=1, steps=None, kill_at=None).notes)
+
+
 def test_a_budget_flag_refused_by_validation_is_named_as_given(tmp_path: Path) -> None:
     """The review: `--steps N` had been named `--set 'train.max_steps=N'`, a --set the user never typed."""
     huge = 99999999999999999999999
@@ -780,14 +787,22 @@ def test_a_checkpoint_changed_after_its_run_is_refused_not_compared(tmp_path: Pa
     lines = written.splitlines(keepends=True)
     lines[4] = "3,1.0\n"
     steps.write_text("".join(lines))
-    with pytest.raises(InvalidInput, match=r"steps\.csv: step 3's loss '1\.0', where last\.pt holds [0-9.]+: it was "
+    with pytest.raises(InvalidInput, match=r"steps\.csv: step 3's loss '1\.0', where last\.pt holds '[0-9.]+': it was "
                                            r"changed after run A; nothing was compared"):
+        run_tensors(tmp_path, "smoke", "a", names, audit)
+    lines = written.splitlines(keepends=True)
+    lines[5] = lines[5].rstrip("\n") + "0\n"  # the same number written otherwise: verify compares the text (the review)
+    steps.write_text("".join(lines))
+    with pytest.raises(InvalidInput, match=r"steps\.csv: step 4's loss '[0-9.]+0', where last\.pt holds '[0-9.]+'"):
         run_tensors(tmp_path, "smoke", "a", names, audit)
     steps.write_text("".join(lines[:3]))  # cut short
     with pytest.raises(InvalidInput, match=r"steps\.csv: the losses of 2 steps, where last\.pt holds [0-9,]+: it was changed"):
         run_tensors(tmp_path, "smoke", "a", names, audit)
-    steps.write_text(written + "999,nan\n")  # more than last.pt holds: as a run that diverged after it writes
-    assert run_tensors(tmp_path, "smoke", "a", names, audit) is not None
+    steps.write_text(written + "999,nan\n")  # more than last.pt holds: only a run that diverged after it writes them
+    with pytest.raises(InvalidInput, match=r"steps\.csv: the losses of [0-9,]+ steps, where last\.pt holds [0-9,]+"):
+        run_tensors(tmp_path, "smoke", "a", names, audit)
+    diverged = {**audit, "training": {**audit["training"], "status": "diverged"}}
+    assert run_tensors(tmp_path, "smoke", "a", names, diverged) is not None
     steps.write_text(written)
     best = tmp_path / "a/checkpoints/smoke/best.pt"
     payload = checkpoint.load(best)
