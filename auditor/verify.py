@@ -77,6 +77,8 @@ from auditor.audit import (
     scope_text,
     sheet_edited,
     short_of_budget,
+    step_checkpoints,
+    step_of,
     unweighed,
     verify_workdir,
     write_json,
@@ -1016,28 +1018,39 @@ def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str], a
             raise InvalidInput(f"{ckpt_dir / f'{which}.pt'}: not the file run {run_id.upper()}'s audit.json records "
                                f"({said}, recorded {str(recorded.get(which) or 'none')[:12]}): it was changed after "
                                "that run; nothing was compared")  # fmt: skip
-    if "last" not in loaded:
-        return None
     diverged = (audit.get("training") or {}).get("status") == "diverged"
     steps = run_paths(workdir / run_id, name).reports / "steps.csv"
-    if (problem := steps_file_problem(steps, loaded["last"], diverged)):
+    # With no last.pt (training diverged before one), its newest step checkpoint holds the losses so far (the review).
+    held, which = (loaded["last"], "last.pt") if "last" in loaded else _newest_step_checkpoint(ckpt_dir)
+    if held is not None and (problem := steps_file_problem(steps, held, diverged, which)):
         raise InvalidInput(f"{problem}: it was changed after run {run_id.upper()}; nothing was compared")
-    return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names)
+    return checkpoint_tensors(loaded["last"], loaded.get("best"), param_names) if "last" in loaded else None
 
 
-def steps_file_problem(path: Path, last: Mapping[str, Any], diverged: bool) -> str | None:
+def _newest_step_checkpoint(ckpt_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """The newest intact step checkpoint's payload in `ckpt_dir` and its name, or (None, "")."""
+    found = step_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
+    for path in sorted(found, key=lambda p: step_of(p) or 0, reverse=True):
+        try:
+            return checkpoint.load(path), path.name
+        except InvalidInput:  # damaged: an earlier one holds fewer losses, to the same end
+            continue
+    return None, ""
+
+
+def steps_file_problem(path: Path, last: Mapping[str, Any], diverged: bool, which: str = "last.pt") -> str | None:
     """Where the run's steps.csv (`path`), whose losses verify compares as text, does not hold the
-    losses its last.pt holds (`last`: the epochs' and the last epoch's so far) as the run writes
-    them (`str` of each float), or None (a user test: a loss edited in steps.csv was reported as
-    nondeterminism, beside identical checkpoints). Only a run that `diverged` after last.pt has more."""
+    losses its checkpoint `which` holds (`last`: the epochs' and the last epoch's so far) as the run
+    writes them (`str` of each float), or None (a user test: a loss edited in steps.csv was reported
+    as nondeterminism, beside identical checkpoints). Only a run that `diverged` after it has more."""
     partial = last["partial"].get("losses") if isinstance(last.get("partial"), dict) else None
     held = [*last["step_losses"].tolist(), *(partial if isinstance(partial, list) else [])]
     written = [row.get("loss") for row in _read_csv(path)[1]]
     if len(written) < len(held) or (len(written) > len(held) and not diverged):
-        return f"{path}: the losses of {count(len(written), 'step')}, where last.pt holds {len(held):,}"
+        return f"{path}: the losses of {count(len(written), 'step')}, where {which} holds {len(held):,}"
     for step, (text, value) in enumerate(zip(written, held, strict=False)):
         if text != str(float(value)):
-            return f"{path}: step {step}'s loss {text!r}, where last.pt holds {str(float(value))!r}"
+            return f"{path}: step {step}'s loss {text!r}, where {which} holds {str(float(value))!r}"
     return None
 
 

@@ -804,6 +804,24 @@ def test_a_checkpoint_changed_after_its_run_is_refused_not_compared(tmp_path: Pa
     diverged = {**audit, "training": {**audit["training"], "status": "diverged"}}
     assert run_tensors(tmp_path, "smoke", "a", names, diverged) is not None
     steps.write_text(written)
+    # With no last.pt (training diverged before one was written), the newest step checkpoint is the reference (the review).
+    ckpts = tmp_path / "a/checkpoints/smoke"
+    shutil.copytree(ckpts, tmp_path / "kept")
+    payload = checkpoint.load(ckpts / "last.pt")
+    checkpoint.save(ckpts / f"step-{payload['global_step']:08d}.pt", payload)
+    for final in ("last.pt", "best.pt"):
+        (ckpts / final).unlink()
+        checkpoint.digest_path(ckpts / final).unlink()
+    unwritten = {**audit, "checkpoints": {}, "training": {**audit["training"], "status": "diverged"}}
+    assert run_tensors(tmp_path, "smoke", "a", names, unwritten) is None  # as written: nothing to compare, nothing refused
+    fresh = written.splitlines(keepends=True)
+    steps.write_text("".join([*fresh[:4], "3,1.0\n", *fresh[5:]]))
+    with pytest.raises(InvalidInput, match=r"steps\.csv: step 3's loss '1\.0', where step-[0-9]{8}\.pt holds '[0-9.]+': it "
+                                           r"was changed after run A"):
+        run_tensors(tmp_path, "smoke", "a", names, unwritten)
+    steps.write_text(written)
+    shutil.rmtree(ckpts)
+    shutil.move(tmp_path / "kept", ckpts)
     best = tmp_path / "a/checkpoints/smoke/best.pt"
     payload = checkpoint.load(best)
     payload["model"]["fc.bias"] = payload["model"]["fc.bias"] + 0.5
