@@ -253,9 +253,9 @@ def load_ablation(arg: str) -> tuple[Path, Ablation]:
     """Read and strictly validate an ablation file."""
     path = resolve_ablation_path(arg)
     raw = read_yaml(path, "ablation file")
-    if (refusal := record_given(arg, file_kind(raw) or "ablation", "an ablation file")) is not None:
+    if (refusal := record_given(arg, kind := file_kind(raw), "an ablation file")) is not None:
         raise InvalidInput(refusal)
-    if file_kind(raw) == "spec":  # given where an ablation goes
+    if kind == "spec":  # given where an ablation goes
         raise InvalidInput(f"{arg}: a spec, not an ablation file (which names a base spec, seeds and variants); "
                            "run a spec with `auditor run`")  # fmt: skip
     try:
@@ -524,7 +524,7 @@ def build_plan(
     seeds, seeds_note = choose_seeds(abl.seeds, n_seeds, source)
     base_path = resolve_base(path, abl, source)
     base_raw = read_yaml(base_path)
-    if (refusal := record_given(base_path, file_kind(base_raw) or "spec")) is not None:
+    if (refusal := record_given(base_path, file_kind(base_raw))) is not None:
         raise InvalidInput(f"{source}: base: {refusal}")
     if {"variants", "base"} <= base_raw.keys():
         raise InvalidInput(f"{source}: base: {base_path} is an ablation file; the base must be a spec")

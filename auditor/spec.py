@@ -2157,7 +2157,7 @@ def file_kind(raw: dict[str, Any]) -> FileKind | None:
     return None
 
 
-def record_given(path: str | Path, kind: FileKind, wanted: str = "a spec") -> str | None:
+def record_given(path: str | Path, kind: FileKind | None, wanted: str = "a spec") -> str | None:
     """The refusal of a record auditor wrote (`kind`), given where `wanted` goes (a spec, an
     ablation file: a user test, `verify .../audit.json`, listed dozens of unknown keys), or None
     for another kind."""
@@ -2205,7 +2205,7 @@ def read_spec(path: str | Path, overrides: list[str] | None = None, given_as: Se
         raise InvalidInput(f"{path} {exc}") from None
     p = resolve_spec_path(str(path))
     given = read_yaml(p)
-    if (refusal := record_given(path, kind := file_kind(given) or "spec")) is not None:
+    if (refusal := record_given(path, kind := file_kind(given))) is not None:
         raise InvalidInput(refusal)
     if kind == "ablation":  # given where a spec goes
         quoted = shlex.quote(path_arg(path))

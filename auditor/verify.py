@@ -77,8 +77,6 @@ from auditor.audit import (
     scope_text,
     sheet_edited,
     short_of_budget,
-    step_checkpoints,
-    step_of,
     unweighed,
     verify_workdir,
     write_json,
@@ -1028,14 +1026,13 @@ def run_tensors(workdir: Path, name: str, run_id: str, param_names: list[str], a
 
 
 def _newest_step_checkpoint(ckpt_dir: Path) -> tuple[dict[str, Any] | None, str]:
-    """The newest intact step checkpoint's payload in `ckpt_dir` and its name, or (None, "")."""
-    found = step_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
-    for path in sorted(found, key=lambda p: step_of(p) or 0, reverse=True):
-        try:
-            return checkpoint.load(path), path.name
-        except InvalidInput:  # damaged: an earlier one holds fewer losses, to the same end
-            continue
-    return None, ""
+    """The payload of the newest checkpoint in `ckpt_dir` whose digest verifies (`checkpoint.newest_intact`:
+    with no last.pt, a step checkpoint) and its name, or (None, "")."""
+    found, _ = checkpoint.newest_intact(ckpt_dir) if ckpt_dir.is_dir() else (None, [])
+    try:
+        return (checkpoint.load(found, check_digest=False), found.name) if found is not None else (None, "")
+    except InvalidInput:  # its digest matches, but torch cannot read it: nothing to hold steps.csv to
+        return None, ""
 
 
 def steps_file_problem(path: Path, last: Mapping[str, Any], diverged: bool, which: str = "last.pt") -> str | None:

@@ -1802,22 +1802,25 @@ def _verdict(ok: bool, share: float = 0.0, quiet: float = 1.0) -> str:
 
 
 def _pct(value: float, target: float) -> str:
-    """A signed percentage, with as many decimals as it takes to show which side of `target` it is on."""
-    for digits in range(1, 7):
-        text = f"{value * 100:+.{digits}f}%"
-        if (float(text[:-1]) / 100 <= target) == (value <= target):
-            return text
-    return text
+    """A signed percentage, with as many decimals as it takes to show which side of `target` (at most) it is on."""
+    return _deciding_text(value, lambda v: v <= target, 100, "%", 1, "+")
+
+
+def _deciding_text(value: float, meets: Callable[[float], bool], scale: float, unit: str, first: int,
+                   sign: str = "") -> str:
+    """`value` times `scale`, with `unit`, to the fewest decimals (`first` to 6) whose reading meets the
+    target (`meets`) as `value` does; past 6, every digit the float holds."""
+    for digits in range(first, 7):
+        text = f"{value * scale:{sign}.{digits}f}"
+        if meets(float(text) / scale) == meets(value):
+            return text + unit
+    return f"{value * scale:{sign}}{unit}"
 
 
 def _times(value: float, target: float) -> str:
     """A ratio such as '1.62x', with as many decimals (2 to 6) as it takes to show which side of
     `target` it is on (a user test: "1.50x (target >= 1.5x ...): NOT met" for a ratio of 1.496)."""
-    for digits in range(2, 7):
-        text = f"{value:.{digits}f}x"
-        if (float(text[:-1]) >= target) == (value >= target):
-            return text
-    return f"{value!r}x"  # every digit the float holds: 1.4999999x
+    return _deciding_text(value, lambda v: v >= target, 1, "x", 2)
 
 
 def _few(st: dict[str, Any], steps: int, label: str = "") -> str:
